@@ -1,0 +1,21 @@
+#ifndef OSPREY_BUF_H
+#define OSPREY_BUF_H
+
+#include <stddef.h>
+
+/* A growable byte buffer; always NUL terminated after its data. */
+struct buf {
+	char	*p;
+	size_t	 len;
+	size_t	 cap;
+};
+
+void	buf_init(struct buf *, size_t);
+void	buf_cleanup(struct buf *);
+void	buf_add(struct buf *, const void *, size_t);
+void	buf_adds(struct buf *, const char *);
+void	buf_addf(struct buf *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+char	*buf_steal(struct buf *, size_t *);	/* caller frees */
+
+#endif

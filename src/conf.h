@@ -1,0 +1,29 @@
+#ifndef OSPREY_CONF_H
+#define OSPREY_CONF_H
+
+#include <stdio.h>
+
+#include "proxy.h"
+#include "tp.h"
+#include "txn.h"
+
+struct conf_listen {
+	char		*transport;	/* owned */
+	char		*address;	/* owned */
+	uint16_t	 port;
+};
+
+/* Everything the config file says; each layer gets its own settings. */
+struct conf {
+	struct conf_listen	 listen[TP_MAX_SOCKS];
+	unsigned		 nlisten;
+	struct proxy_settings	 proxy;
+	struct txn_settings	 txn;
+	int			 log_level;
+};
+
+int	conf_load(const char *, struct conf *, char *, size_t);
+void	conf_free(struct conf *);
+void	conf_print(const struct conf *, FILE *);
+
+#endif

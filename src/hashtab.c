@@ -1,0 +1,138 @@
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "hashtab.h"
+#include "xmalloc.h"
+
+/* SipHash-1-3 (Aumasson, Bernstein): keyed, fast for short keys. */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do {							\
+	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
+	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;				\
+	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;				\
+	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
+} while (0)
+
+uint64_t
+hashtab_hash(const uint64_t seed[2], const void *p, size_t len)
+{
+	const unsigned char	*in = p;
+	uint64_t		 v0 = 0x736f6d6570736575ULL ^ seed[0];
+	uint64_t		 v1 = 0x646f72616e646f6dULL ^ seed[1];
+	uint64_t		 v2 = 0x6c7967656e657261ULL ^ seed[0];
+	uint64_t		 v3 = 0x7465646279746573ULL ^ seed[1];
+	uint64_t		 m, b = (uint64_t)len << 56;
+	size_t			 i, left = len & 7;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&m, in + i, 8);
+		v3 ^= m;
+		SIPROUND;
+		v0 ^= m;
+	}
+	switch (left) {
+	case 7: b |= (uint64_t)in[i + 6] << 48; /* FALLTHROUGH */
+	case 6: b |= (uint64_t)in[i + 5] << 40; /* FALLTHROUGH */
+	case 5: b |= (uint64_t)in[i + 4] << 32; /* FALLTHROUGH */
+	case 4: b |= (uint64_t)in[i + 3] << 24; /* FALLTHROUGH */
+	case 3: b |= (uint64_t)in[i + 2] << 16; /* FALLTHROUGH */
+	case 2: b |= (uint64_t)in[i + 1] << 8; /* FALLTHROUGH */
+	case 1: b |= (uint64_t)in[i]; break;
+	default: break;
+	}
+	v3 ^= b;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return (v0 ^ v1 ^ v2 ^ v3);
+}
+
+void
+hashtab_init(struct hashtab *ht, size_t hint)
+{
+	ht->nb = 64;
+	while (ht->nb < hint)
+		ht->nb <<= 1;
+	ht->b = xcalloc(ht->nb, sizeof(*ht->b));
+	ht->n = 0;
+	if (getrandom(ht->seed, sizeof(ht->seed), 0) != sizeof(ht->seed)) {
+		ht->seed[0] = (uint64_t)(uintptr_t)ht ^ 0x9e3779b97f4a7c15ULL;
+		ht->seed[1] = (uint64_t)(uintptr_t)&hint;
+	}
+}
+
+void
+hashtab_cleanup(struct hashtab *ht)
+{
+	free(ht->b);
+	ht->b = NULL;
+	ht->nb = ht->n = 0;
+}
+
+static void
+hashtab_grow(struct hashtab *ht)
+{
+	struct hnode	**nb, *h, *next;
+	size_t		  i, n = ht->nb * 2;
+
+	nb = xcalloc(n, sizeof(*nb));
+	for (i = 0; i < ht->nb; i++) {
+		for (h = ht->b[i]; h != NULL; h = next) {
+			next = h->next;
+			h->next = nb[h->hash & (n - 1)];
+			nb[h->hash & (n - 1)] = h;
+		}
+	}
+	free(ht->b);
+	ht->b = nb;
+	ht->nb = n;
+}
+
+void
+hashtab_insert(struct hashtab *ht, struct hnode *h, const char *key,
+    size_t klen)
+{
+	if (ht->n >= ht->nb)
+		hashtab_grow(ht);
+	h->key = key;
+	h->klen = klen;
+	h->hash = hashtab_hash(ht->seed, key, klen);
+	h->next = ht->b[h->hash & (ht->nb - 1)];
+	ht->b[h->hash & (ht->nb - 1)] = h;
+	ht->n++;
+}
+
+struct hnode *
+hashtab_find(const struct hashtab *ht, const char *key, size_t klen)
+{
+	uint64_t	 hash = hashtab_hash(ht->seed, key, klen);
+	struct hnode	*h;
+
+	for (h = ht->b[hash & (ht->nb - 1)]; h != NULL; h = h->next)
+		if (h->hash == hash && h->klen == klen &&
+		    memcmp(h->key, key, klen) == 0)
+			return (h);
+	return (NULL);
+}
+
+void
+hashtab_remove(struct hashtab *ht, struct hnode *h)
+{
+	struct hnode	**pp;
+
+	for (pp = &ht->b[h->hash & (ht->nb - 1)]; *pp != NULL;
+	    pp = &(*pp)->next) {
+		if (*pp == h) {
+			*pp = h->next;
+			h->next = NULL;
+			ht->n--;
+			return;
+		}
+	}
+}

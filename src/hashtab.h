@@ -1,0 +1,34 @@
+#ifndef OSPREY_HASHTAB_H
+#define OSPREY_HASHTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Intrusive chained hash table keyed by byte strings.  The node does not own
+ * its key: the key must live as long as the node is linked.  Seeded hash, so
+ * peers cannot aim collisions at one chain.  Grows by doubling; O(1) lookup.
+ */
+struct hnode {
+	struct hnode	*next;
+	uint64_t	 hash;
+	const char	*key;
+	size_t		 klen;
+};
+
+struct hashtab {
+	struct hnode	**b;
+	size_t		  nb;	/* power of two */
+	size_t		  n;
+	uint64_t	  seed[2];
+};
+
+void		 hashtab_init(struct hashtab *, size_t hint);
+void		 hashtab_cleanup(struct hashtab *);
+void		 hashtab_insert(struct hashtab *, struct hnode *, const char *,
+		     size_t);
+struct hnode	*hashtab_find(const struct hashtab *, const char *, size_t);
+void		 hashtab_remove(struct hashtab *, struct hnode *);
+uint64_t	 hashtab_hash(const uint64_t seed[2], const void *, size_t);
+
+#endif

@@ -1,0 +1,952 @@
+/*
+ * The proxy core, RFC 3261 section 16: validate, route, fork into client
+ * transactions, relay responses, CANCEL the branches.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "proxy.h"
+#include "sipbuild.h"
+#include "xmalloc.h"
+
+#define MAX_ROUTES	32
+#define ALLOW_HDR	"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, " \
+			"UPDATE, INFO, MESSAGE, SUBSCRIBE, NOTIFY, REFER\r\n"
+#define REASON_2XX	"SIP;cause=200;text=\"Call completed elsewhere\""
+
+struct branch {
+	struct txn	*ct;		/* NULL once terminated */
+	int		 code;		/* final status, 0 while pending */
+	struct sipmsg	*final;		/* owned: a 3xx-6xx kept for 16.7 */
+};
+
+/*
+ * The response context of one forwarded request.  It lives while its server
+ * transaction or any client transaction points at it (refs).
+ */
+struct pctx {
+	struct txn	*st;
+	struct branch	 br[ROUTE_MAX_TARGETS];
+	unsigned	 nbr;
+	unsigned	 refs;
+	bool		 cancelled;	/* the caller sent CANCEL */
+	bool		 answered;	/* a 2xx went upstream */
+	bool		 final_sent;
+	struct timer	 cancel_timer;
+	char		*topvia;	/* owned: caller's Via for our replies */
+	struct tp_sock	*up_sock;	/* upstream, for 2xx after the st */
+	struct tp_addr	 up_peer;
+};
+
+/* Where a request goes: a resolved next hop and the Request-URI to send. */
+struct hop {
+	struct slice	 ruri;
+	struct tp_addr	 addr;
+};
+
+static struct {
+	struct event_base	*base;
+	struct tp		*tp;
+	struct proxy_settings	 set;
+	struct proxy_stats	 stats;
+	uint64_t		 seed[2];
+	uint64_t		 serial;
+} P;
+
+static void	proxy_on_response(struct txn *, const struct sipmsg *);
+static void	proxy_on_timeout(struct txn *, bool);
+static void	proxy_on_terminated(struct txn *);
+
+static const struct txn_ops proxy_txn_ops = {
+	.response = proxy_on_response,
+	.timeout = proxy_on_timeout,
+	.terminated = proxy_on_terminated,
+};
+
+void
+proxy_init(struct event_base *base, struct tp *tp,
+    const struct proxy_settings *set, const struct txn_settings *ts)
+{
+	memset(&P, 0, sizeof(P));
+	P.base = base;
+	P.tp = tp;
+	P.set = *set;
+	if (getrandom(P.seed, sizeof(P.seed), 0) != sizeof(P.seed))
+		fatal("getrandom");
+	txn_init(base, ts, &proxy_txn_ops);
+}
+
+void
+proxy_set_settings(const struct proxy_settings *set)
+{
+	P.set = *set;
+}
+
+void
+proxy_shutdown(void)
+{
+	txn_shutdown();
+}
+
+const struct proxy_stats *
+proxy_stats(void)
+{
+	return (&P.stats);
+}
+
+/*
+ * Lower wins: 6xx, then the lowest class; 401/407/415/420/484 lead 4xx.
+ * 2xx never gets here (sent at once); a chosen 503 goes out as 500.
+ */
+int
+proxy_reply_rank(int code)
+{
+	int	class = code / 100;
+	bool	retry = code == 401 || code == 407 || code == 415 ||
+		    code == 420 || code == 484;
+
+	return ((class == 6 ? 0 : class) * 1000 + (retry ? 0 : 100) +
+	    code % 100);
+}
+
+/* Unpredictable identifiers: branch and tags. */
+static void
+proxy_token(char *out, size_t len)
+{
+	uint64_t	n = ++P.serial;
+
+	snprintf(out, len, "%016llx",
+	    (unsigned long long)hashtab_hash(P.seed, &n, sizeof(n)));
+}
+
+static void
+src_ip(const struct tp_addr *src, char *ip, size_t len)
+{
+	tp_addr_ip(src, ip, len);
+}
+
+/* Is this URI host (and port) us: a listen socket or one of our domains? */
+static bool
+proxy_domain_ours(struct slice host, uint16_t port)
+{
+	unsigned	i, j;
+
+	if (tp_is_local(P.tp, host, port))
+		return (true);
+	for (i = 0; i < P.set.ndomains; i++) {
+		if (!slice_eq(host, P.set.domains[i]))
+			continue;
+		if (port == 0)
+			return (true);
+		for (j = 0; j < P.tp->nsocks; j++)
+			if (P.tp->socks[j].port == port)
+				return (true);
+	}
+	return (false);
+}
+
+/* Replies.  Stateless ones go back to the source, as rport would. */
+static void
+reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, int code, const char *reason,
+    const char *extra)
+{
+	struct buf	 b, tv;
+	struct tp_addr	 peer;
+	char		 ip[INET6_ADDRSTRLEN], tag[24];
+	struct slice	 top;
+
+	src_ip(src, ip, sizeof(ip));
+	buf_init(&tv, 256);
+	sipbuild_top_via(m, ip, tp_addr_port(src), &tv);
+	top = (struct slice){ tv.p, tv.len };
+	proxy_token(tag, sizeof(tag));
+	buf_init(&b, 512);
+	sipbuild_reply(m, code, reason, tag, &top, extra, &b);
+	txn_server_peer(m, src, &peer);
+	tp_send(sock, &peer, b.p, b.len);
+	buf_cleanup(&b);
+	buf_cleanup(&tv);
+	if (code == 481)
+		P.stats.sent_481++;
+}
+
+static void
+reply_st(struct txn *st, const char *topvia, int code, const char *reason,
+    const char *extra)
+{
+	struct buf	 b;
+	struct slice	 top = { topvia, strlen(topvia) };
+	char		 tag[24];
+	size_t		 len;
+
+	proxy_token(tag, sizeof(tag));
+	buf_init(&b, 512);
+	sipbuild_reply(st->req, code, reason, tag, &top, extra, &b);
+	b.p = buf_steal(&b, &len);
+	txn_server_reply(st, code, b.p, len);
+	if (code == 481)
+		P.stats.sent_481++;
+	else if (code == 487)
+		P.stats.sent_487++;
+}
+
+static char *
+make_topvia(const struct sipmsg *m, const struct tp_addr *src)
+{
+	struct buf	tv;
+	char		ip[INET6_ADDRSTRLEN];
+
+	src_ip(src, ip, sizeof(ip));
+	buf_init(&tv, 256);
+	sipbuild_top_via(m, ip, tp_addr_port(src), &tv);
+	return (buf_steal(&tv, NULL));
+}
+
+/* A server transaction with no forwarding behind it: answer and forget. */
+static void
+reply_new_st(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, int code, const char *reason,
+    const char *extra)
+{
+	struct txn	*st = txn_server_new(m, sock, src);
+	char		*topvia = make_topvia(m, src);
+
+	reply_st(st, topvia, code, reason, extra);
+	free(topvia);
+}
+
+static void
+pctx_unref(struct pctx *ctx)
+{
+	unsigned	i;
+
+	if (--ctx->refs > 0)
+		return;
+	timer_stop(&ctx->cancel_timer);
+	for (i = 0; i < ctx->nbr; i++)
+		sipmsg_free(ctx->br[i].final);
+	free(ctx->topvia);
+	free(ctx);
+}
+
+static const char *
+ctx_callid(const struct pctx *ctx, char *buf, size_t len)
+{
+	if (ctx->st == NULL)
+		return ("-");
+	snprintf(buf, len, SLICE_FMT, SLICE_ARG(ctx->st->req->callid));
+	return (buf);
+}
+
+static bool
+relayable(const struct sipmsg *resp)
+{
+	return (sipmsg_values(resp, SH_VIA, NULL, 0) >= 2);
+}
+
+/* Relay a response upstream; a 2xx goes even when the st is done. */
+static void
+relay_up(struct pctx *ctx, const struct sipmsg *resp, int code)
+{
+	struct buf	 b;
+	size_t		 len;
+	char		*bytes;
+	char		 cid[128];
+
+	if (!relayable(resp)) {
+		/* No Via would remain (16.7 step 3): never forwarded. */
+		log_peer("proxy %s: %d carries only our Via, not relayed",
+		    ctx_callid(ctx, cid, sizeof(cid)), resp->status);
+		return;
+	}
+	buf_init(&b, resp->len + 64);
+	sipbuild_response(resp, code, &b);
+	bytes = buf_steal(&b, &len);
+	if (ctx->st != NULL && ctx->st->state != TXN_TERMINATED) {
+		if (txn_server_reply(ctx->st, code ? code : resp->status,
+		    bytes, len) == 0)
+			return;
+		if (resp->status < 200 || resp->status >= 300)
+			return;
+		buf_init(&b, resp->len + 64);
+		sipbuild_response(resp, code, &b);
+		bytes = buf_steal(&b, &len);
+	} else if (resp->status < 200 || resp->status >= 300) {
+		free(bytes);
+		return;
+	}
+	tp_send(ctx->up_sock, &ctx->up_peer, bytes, len);	/* stateless */
+	free(bytes);
+}
+
+static void
+cancel_branches(struct pctx *ctx, const char *reason)
+{
+	unsigned	i;
+
+	for (i = 0; i < ctx->nbr; i++) {
+		if (ctx->br[i].ct != NULL && ctx->br[i].code == 0) {
+			txn_client_cancel(ctx->br[i].ct, reason);
+			P.stats.cancels_relayed++;
+		}
+	}
+}
+
+/* RFC 3261 16.7: when every branch is done, send the best final upstream. */
+static void
+proxy_finish(struct pctx *ctx)
+{
+	struct branch	*best = NULL;
+	unsigned	 i;
+	bool		 pending = false;
+	char		 cid[128];
+	int		 code;
+
+	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
+		return;
+	for (i = 0; i < ctx->nbr; i++) {
+		struct branch	*b = &ctx->br[i];
+
+		if (b->code == 0) {
+			pending = true;
+			continue;
+		}
+		if (best == NULL || proxy_reply_rank(b->code) <
+		    proxy_reply_rank(best->code))
+			best = b;
+	}
+	if (best == NULL || (pending && best->code < 600))
+		return;
+	ctx->final_sent = true;
+	timer_stop(&ctx->cancel_timer);
+	code = best->code;
+	if (ctx->cancelled && code < 600) {
+		for (i = 0; i < ctx->nbr; i++)
+			if (ctx->br[i].code == 487 && ctx->br[i].final != NULL)
+				best = &ctx->br[i];
+		code = 487;
+	}
+	log_info("proxy %s: final %d to caller",
+	    ctx_callid(ctx, cid, sizeof(cid)), code == 503 ? 500 : code);
+	if (ctx->st->kind == TXN_NIST && code == 408 && best->final == NULL) {
+		/* RFC 4320: no 408 to a non-INVITE; the caller timed out too. */
+		txn_enter(ctx->st, TXN_TERMINATED);
+		return;
+	}
+	if (best->final != NULL && best->code == code)
+		relay_up(ctx, best->final, code == 503 ? 500 : 0);
+	else
+		reply_st(ctx->st, ctx->topvia, code == 503 ? 500 : code, NULL,
+		    NULL);
+}
+
+static void
+proxy_on_response(struct txn *ct, const struct sipmsg *resp)
+{
+	struct pctx	*ctx = ct->owner;
+	struct branch	*b = &ctx->br[ct->slot];
+	int		 code = resp->status;
+	char		 cid[128], cause[64];
+
+	if (code < 200) {
+		if (code > 100 && !ctx->final_sent && !ctx->answered)
+			relay_up(ctx, resp, 0);
+		else if (code > 100 && ctx->answered)
+			relay_up(ctx, resp, 0);
+		return;
+	}
+	if (code < 300) {
+		b->code = code;
+		log_info("proxy %s: %d from %s relayed",
+		    ctx_callid(ctx, cid, sizeof(cid)), code, ct->id);
+		relay_up(ctx, resp, 0);
+		if (!ctx->answered) {
+			ctx->answered = true;
+			timer_stop(&ctx->cancel_timer);
+			if (ctx->st != NULL && ctx->st->kind == TXN_IST)
+				cancel_branches(ctx, REASON_2XX);
+		}
+		return;
+	}
+	if (b->code != 0)
+		return;		/* already given up on (Timer C) */
+	b->code = code;
+	b->final = relayable(resp) ? sipmsg_new(resp->buf, resp->len) : NULL;
+	if (b->final != NULL && sipmsg_parse(b->final, cid, sizeof(cid)) != 0) {
+		sipmsg_free(b->final);
+		b->final = NULL;
+	}
+	log_info("proxy %s: %d from %s", ctx_callid(ctx, cid, sizeof(cid)),
+	    code, ct->id);
+	if (code >= 600 && ctx->st != NULL && ctx->st->kind == TXN_IST) {
+		snprintf(cause, sizeof(cause), "SIP;cause=%d", code);
+		cancel_branches(ctx, cause);
+	}
+	proxy_finish(ctx);
+}
+
+static void
+proxy_on_timeout(struct txn *ct, bool timer_c)
+{
+	struct pctx	*ctx = ct->owner;
+	struct branch	*b = &ctx->br[ct->slot];
+
+	if (b->code != 0)
+		return;
+	if (timer_c && ct->state == TXN_PROCEEDING)
+		txn_client_cancel(ct, NULL);
+	b->code = 408;
+	proxy_finish(ctx);
+}
+
+static void
+proxy_on_terminated(struct txn *t)
+{
+	struct pctx	*ctx = t->owner;
+
+	if (t->kind == TXN_IST || t->kind == TXN_NIST) {
+		ctx->st = NULL;
+	} else {
+		struct branch	*b = &ctx->br[t->slot];
+
+		b->ct = NULL;
+		if (b->code == 0) {
+			b->code = 408;
+			proxy_finish(ctx);
+		}
+	}
+	pctx_unref(ctx);
+}
+
+static void
+proxy_cancel_timeout(void *arg)
+{
+	struct pctx	*ctx = arg;
+	char		 cid[128];
+
+	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
+		return;
+	log_info("proxy %s: no final after CANCEL, answering 487",
+	    ctx_callid(ctx, cid, sizeof(cid)));
+	ctx->final_sent = true;
+	reply_st(ctx->st, ctx->topvia, 487, NULL, NULL);
+}
+
+/* The caller cancelled (or ospreyctl did): CANCEL every pending branch. */
+static void
+proxy_cancel_ctx(struct pctx *ctx, const char *reason)
+{
+	if (ctx->answered || ctx->final_sent || ctx->cancelled)
+		return;
+	ctx->cancelled = true;
+	cancel_branches(ctx, reason);
+	timer_set(&ctx->cancel_timer, P.set.cancel_ms);
+}
+
+/* Every Reason value of m joined, or NULL. Caller frees. */
+static char *
+reason_of(const struct sipmsg *m)
+{
+	struct slice	 v[8];
+	unsigned	 n, i;
+	struct buf	 b;
+
+	if ((n = sipmsg_values(m, SH_REASON, v, 8)) == 0)
+		return (NULL);
+	buf_init(&b, 128);
+	for (i = 0; i < n && i < 8; i++) {
+		if (i > 0)
+			buf_add(&b, ", ", 2);
+		buf_add(&b, v[i].p, v[i].len);
+	}
+	return (buf_steal(&b, NULL));
+}
+
+static bool
+uri_is_local(struct slice uri)
+{
+	struct sipuri	u;
+
+	return (sipuri_parse(uri, &u) == 0 && u.host.len > 0 &&
+	    proxy_domain_ours(u.host, u.port) && u.user.len == 0);
+}
+
+/* A next hop from a URI; only numeric hosts until DNS lands. */
+static int
+hop_from_uri(struct slice uri, struct tp_addr *addr, char *err, size_t len)
+{
+	struct sipuri	u;
+	struct slice	tr, maddr;
+
+	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0) {
+		snprintf(err, len, "Bad next hop URI");
+		return (400);
+	}
+	if (sipuri_param(&u, "transport", &tr) && !slice_eq(tr, "udp")) {
+		snprintf(err, len, "Transport " SLICE_FMT " not available",
+		    SLICE_ARG(tr));
+		return (503);
+	}
+	if (sipuri_param(&u, "maddr", &maddr) && maddr.len > 0)
+		u.host = maddr;
+	if (tp_addr_set(addr, u.host, u.port ? u.port : 5060) == -1) {
+		snprintf(err, len, "Cannot resolve " SLICE_FMT,
+		    SLICE_ARG(u.host));
+		return (503);
+	}
+	return (0);
+}
+
+/*
+ * Route pre-processing (16.4) and the Route set to send (16.6 steps 6-7).
+ * Fills routes/nroutes and ruri; *popped tells whether our own Route was
+ * on top.  Returns 0, or a status.
+ */
+static int
+proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
+    struct slice *ruri, bool *popped, char **strict_ruri)
+{
+	unsigned	n, i;
+
+	*popped = false;
+	*ruri = m->ruri;
+	n = sipmsg_values(m, SH_ROUTE, routes, MAX_ROUTES);
+	if (n > MAX_ROUTES)
+		return (400);
+	/* A strict router before us put our Record-Route in the R-URI. */
+	if (n > 0 && uri_is_local(m->ruri)) {
+		*ruri = hdr_uri(routes[n - 1]);
+		n--;
+		*popped = true;
+	}
+	while (n > 0 && uri_is_local(hdr_uri(routes[0]))) {
+		memmove(routes, routes + 1, (n - 1) * sizeof(*routes));
+		n--;
+		*popped = true;
+	}
+	if (n > 0) {
+		struct sipuri	u;
+		struct slice	first = hdr_uri(routes[0]);
+
+		if (sipuri_parse(first, &u) == -1)
+			return (400);
+		if (!sipuri_param(&u, "lr", NULL)) {
+			/* Next hop is a strict router: R-URI goes last. */
+			struct buf	b;
+
+			buf_init(&b, ruri->len + 3);
+			buf_add(&b, "<", 1);
+			buf_add(&b, ruri->p, ruri->len);
+			buf_add(&b, ">", 1);
+			*strict_ruri = buf_steal(&b, NULL);
+			*ruri = first;
+			memmove(routes, routes + 1, (n - 1) * sizeof(*routes));
+			routes[n - 1] = (struct slice){ *strict_ruri,
+			    strlen(*strict_ruri) };
+		}
+	}
+	*nroutes = n;
+	for (i = 0; i < n; i++)
+		if (routes[i].len == 0)
+			return (400);
+	return (0);
+}
+
+static bool
+wants_rr(const struct sipmsg *m)
+{
+	if (!P.set.record_route || m->to_tag.len > 0)
+		return (false);
+	switch (m->method) {
+	case SM_INVITE:
+	case SM_SUBSCRIBE:
+	case SM_REFER:
+	case SM_NOTIFY:
+		return (true);
+	default:
+		return (false);
+	}
+}
+
+/* Build the bytes of m forwarded to one hop, from the given socket. */
+static char *
+forward_bytes(const struct sipmsg *m, const struct tp_sock *in,
+    const struct tp_sock *out, const char *branch, const char *topvia,
+    struct slice ruri, const struct slice *routes, unsigned nroutes,
+    size_t *len)
+{
+	struct fwd	 f;
+	struct buf	 b;
+	char		 via[TP_HOSTPORT_LEN + 64];
+	char		 rr[2 * TP_HOSTPORT_LEN + 32];
+
+	snprintf(via, sizeof(via), "SIP/2.0/UDP %s;branch=%s", out->hostport,
+	    branch);
+	if (in != out && in != NULL)
+		snprintf(rr, sizeof(rr), "<sip:%s;lr>, <sip:%s;lr>",
+		    out->hostport, in->hostport);
+	else
+		snprintf(rr, sizeof(rr), "<sip:%s;lr>", out->hostport);
+	memset(&f, 0, sizeof(f));
+	f.ruri = ruri;
+	f.via = via;
+	f.rr = wants_rr(m) ? rr : NULL;
+	f.topvia = (struct slice){ topvia, strlen(topvia) };
+	f.routes = routes;
+	f.nroutes = nroutes;
+	f.max_forwards = m->max_forwards < 0 ? 70 : m->max_forwards - 1;
+	buf_init(&b, m->len + 256);
+	sipbuild_request(m, &f, &b);
+	return (buf_steal(&b, len));
+}
+
+/*
+ * Decide where m goes.  Fills hops (at most ROUTE_MAX_TARGETS) and returns
+ * how many, or a negative status to answer with (-code), with err set.
+ */
+static int
+proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
+    char **strict_ruri, struct hop *hops, char *err, size_t errlen)
+{
+	const struct route	*r;
+	struct sipuri		 u;
+	struct slice		 ruri;
+	bool			 popped, ours;
+	unsigned		 i;
+	int			 rc;
+
+	if ((rc = proxy_routes(m, routes, nroutes, &ruri, &popped,
+	    strict_ruri)) != 0) {
+		snprintf(err, errlen, "Bad Route header");
+		return (-rc);
+	}
+	if (*nroutes > 0) {
+		hops[0].ruri = ruri;
+		if ((rc = hop_from_uri(hdr_uri(routes[0]), &hops[0].addr, err,
+		    errlen)) != 0)
+			return (-rc);
+		if (*strict_ruri != NULL)	/* the R-URI is the next hop */
+			rc = hop_from_uri(ruri, &hops[0].addr, err, errlen);
+		return (rc != 0 ? -rc : 1);
+	}
+	if (sipuri_parse(ruri, &u) == -1) {
+		snprintf(err, errlen, "Bad Request-URI");
+		return (-400);
+	}
+	ours = proxy_domain_ours(u.host, u.port);
+	if (popped && !(ours && u.user.len == 0)) {
+		hops[0].ruri = ruri;	/* in dialog, through our Record-Route */
+		rc = hop_from_uri(ruri, &hops[0].addr, err, errlen);
+		return (rc != 0 ? -rc : 1);
+	}
+	if (ours && u.user.len == 0) {
+		if (m->method == SM_OPTIONS && m->to_tag.len == 0)
+			return (0);	/* for us: answered by the caller */
+		if (m->to_tag.len > 0) {
+			snprintf(err, errlen, "%s", sip_reason(481));
+			return (-481);
+		}
+		snprintf(err, errlen, "%s", sip_reason(405));
+		return (-405);
+	}
+	if (ours && m->to_tag.len > 0) {
+		snprintf(err, errlen, "%s", sip_reason(481));
+		return (-481);
+	}
+	if ((r = route_match(&P.set.routes, u.user, u.host)) != NULL) {
+		for (i = 0; i < r->ntargets; i++) {
+			const struct target	*t = &r->targets[i];
+
+			hops[i].ruri = t->parsed.user.len > 0 ?
+			    (struct slice){ t->uri, strlen(t->uri) } : ruri;
+			hops[i].addr = t->addr;
+		}
+		return ((int)r->ntargets);
+	}
+	if (ours) {
+		snprintf(err, errlen, "%s", sip_reason(404));
+		return (-404);
+	}
+	if (!P.set.relay) {
+		snprintf(err, errlen, "Relaying Denied");
+		return (-403);
+	}
+	hops[0].ruri = ruri;
+	rc = hop_from_uri(ruri, &hops[0].addr, err, errlen);
+	return (rc != 0 ? -rc : 1);
+}
+
+/* ACK for a 2xx, and other requests we do not keep state for. */
+static void
+proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	struct slice	 routes[MAX_ROUTES];
+	unsigned	 nroutes = 0;
+	struct hop	 hops[ROUTE_MAX_TARGETS];
+	struct tp_sock	*out;
+	char		*strict = NULL, *topvia, *bytes, err[128];
+	char		 branch[64], tok[24];
+	uint64_t	 h;
+	struct buf	 k;
+	size_t		 len;
+	int		 n;
+
+	if (m->max_forwards == 0) {
+		log_peer("proxy " SLICE_FMT ": ACK with Max-Forwards 0 dropped",
+		    SLICE_ARG(m->callid));
+		return;
+	}
+	n = proxy_decide(m, routes, &nroutes, &strict, hops, err, sizeof(err));
+	if (n <= 0) {
+		log_info("proxy " SLICE_FMT ": %s not forwarded: %s",
+		    SLICE_ARG(m->callid), sip_method_name(m->method),
+		    n == 0 ? "for us" : err);
+		free(strict);
+		return;
+	}
+	/* The same branch for every retransmission of this ACK (16.11). */
+	buf_init(&k, 256);
+	buf_add(&k, m->branch.p, m->branch.len);
+	buf_add(&k, m->callid.p, m->callid.len);
+	buf_addf(&k, "%u", m->cseq);
+	h = hashtab_hash(P.seed, k.p, k.len);
+	buf_cleanup(&k);
+	snprintf(tok, sizeof(tok), "%016llx", (unsigned long long)h);
+	snprintf(branch, sizeof(branch), SIP_MAGIC "sl%s", tok);
+	if ((out = tp_sock_for(P.tp, &hops[0].addr, sock)) == NULL) {
+		free(strict);
+		return;
+	}
+	topvia = make_topvia(m, src);
+	bytes = forward_bytes(m, sock, out, branch, topvia, hops[0].ruri,
+	    routes, nroutes, &len);
+	tp_send(out, &hops[0].addr, bytes, len);
+	log_debug("proxy " SLICE_FMT ": %s forwarded statelessly",
+	    SLICE_ARG(m->callid), sip_method_name(m->method));
+	free(bytes);
+	free(topvia);
+	free(strict);
+}
+
+/* A new request (not ACK, not CANCEL): server transaction and branches. */
+static void
+proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	struct slice	 routes[MAX_ROUTES];
+	unsigned	 nroutes = 0, i;
+	struct hop	 hops[ROUTE_MAX_TARGETS];
+	struct pctx	*ctx;
+	struct txn	*st;
+	char		*strict = NULL, err[160], cid[128];
+	int		 n;
+
+	n = proxy_decide(m, routes, &nroutes, &strict, hops, err, sizeof(err));
+	if (n == 0) {
+		reply_new_st(m, sock, src, 200, NULL, ALLOW_HDR
+		    "Accept: application/sdp\r\nSupported: \r\n");
+		free(strict);
+		return;
+	}
+	if (n < 0) {
+		log_info("proxy " SLICE_FMT ": %s rejected code=%d reason=\"%s\"",
+		    SLICE_ARG(m->callid), sip_method_name(m->method), -n, err);
+		reply_new_st(m, sock, src, -n, err,
+		    -n == 405 ? ALLOW_HDR : NULL);
+		free(strict);
+		return;
+	}
+	st = txn_server_new(m, sock, src);
+	ctx = xcalloc(1, sizeof(*ctx));
+	ctx->st = st;
+	ctx->refs = 1;
+	ctx->topvia = make_topvia(m, src);
+	ctx->up_sock = sock;
+	ctx->up_peer = st->peer;
+	timer_init(&ctx->cancel_timer, P.base, proxy_cancel_timeout, ctx);
+	st->owner = ctx;
+	if (m->method == SM_INVITE)
+		reply_st(st, ctx->topvia, 100, NULL, NULL);
+	snprintf(cid, sizeof(cid), SLICE_FMT, SLICE_ARG(m->callid));
+
+	for (i = 0; i < (unsigned)n; i++) {
+		struct tp_sock	*out = tp_sock_for(P.tp, &hops[i].addr, sock);
+		struct branch	*b = &ctx->br[ctx->nbr++];
+		char		 branch[48], tok[24], *bytes;
+		size_t		 len;
+
+		if (out == NULL) {
+			b->code = 503;
+			continue;
+		}
+		proxy_token(tok, sizeof(tok));
+		snprintf(branch, sizeof(branch), SIP_MAGIC "%s", tok);
+		bytes = forward_bytes(m, sock, out, branch, ctx->topvia,
+		    hops[i].ruri, routes, nroutes, &len);
+		b->ct = txn_client_new(m->method == SM_INVITE ? TXN_ICT :
+		    TXN_NICT, (struct slice){ branch, strlen(branch) },
+		    m->method_s, bytes, len, out, &hops[i].addr, ctx, (int)i);
+		ctx->refs++;
+		if (m->method == SM_INVITE)
+			txn_client_arm_c(b->ct);
+		log_info("proxy %s: %s forwarded to " SLICE_FMT " via %s",
+		    cid, sip_method_name(m->method), SLICE_ARG(hops[i].ruri),
+		    b->ct->id);
+	}
+	free(strict);
+	proxy_finish(ctx);	/* every branch may have failed at once */
+}
+
+static void
+proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	struct txn	*ist, *st;
+	char		*reason;
+
+	if ((st = txn_match_request(m)) != NULL) {
+		txn_server_retransmit(st, m);	/* answered again, not relayed */
+		sipmsg_free(m);
+		return;
+	}
+	ist = txn_match_cancel(m);
+	if (ist == NULL) {
+		log_info("proxy " SLICE_FMT ": CANCEL matches nothing, 481",
+		    SLICE_ARG(m->callid));
+		reply_new_st(m, sock, src, 481, NULL, NULL);
+		return;
+	}
+	reason = reason_of(m);
+	reply_new_st(m, sock, src, 200, NULL, NULL);
+	log_info("proxy " SLICE_FMT ": CANCEL for %s", SLICE_ARG(ist->req->callid),
+	    ist->id);
+	if (ist->owner != NULL)
+		proxy_cancel_ctx(ist->owner, reason);
+	free(reason);
+}
+
+static void
+proxy_request(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	struct txn	*st;
+
+	P.stats.requests++;
+	if (m->method == SM_ACK) {
+		st = txn_match_request(m);
+		if (st != NULL && st->state != TXN_ACCEPTED)
+			txn_server_retransmit(st, m);	/* absorbed */
+		else
+			proxy_forward_stateless(m, sock, src);
+		sipmsg_free(m);
+		return;
+	}
+	if (m->method == SM_CANCEL) {
+		proxy_cancel(m, sock, src);
+		return;
+	}
+	if ((st = txn_match_request(m)) != NULL) {
+		txn_server_retransmit(st, m);
+		sipmsg_free(m);
+		return;
+	}
+	proxy_request_new(m, sock, src);
+}
+
+static void
+proxy_response(struct sipmsg *m)
+{
+	struct txn	*ct;
+
+	P.stats.responses++;
+	if ((ct = txn_match_response(m)) == NULL) {
+		log_debug("proxy " SLICE_FMT ": response %d matches nothing, "
+		    "dropped", SLICE_ARG(m->callid), m->status);
+		P.stats.dropped++;
+	} else
+		txn_client_response(ct, m);
+	sipmsg_free(m);
+}
+
+static bool
+blank(const char *p, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != '\r' && p[i] != '\n' && p[i] != ' ' && p[i] != '\t' &&
+		    p[i] != '\0')
+			return (false);
+	return (true);
+}
+
+/* Every datagram comes in here. */
+void
+proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
+    const char *data, size_t len)
+{
+	struct sipmsg	*m;
+	char		 err[160], ip[INET6_ADDRSTRLEN];
+	int		 rc;
+
+	(void)arg;
+	if (blank(data, len))
+		return;		/* keep-alive (RFC 5626 CRLF) */
+	m = sipmsg_new(data, len);
+	if ((rc = sipmsg_parse(m, err, sizeof(err))) != 0) {
+		P.stats.parse_errors++;
+		src_ip(src, ip, sizeof(ip));
+		if (rc > 0 && sipmsg_answerable(m)) {
+			log_peer("proxy: bad request from %s:%u code=%d "
+			    "reason=\"%s\"", ip, tp_addr_port(src), rc, err);
+			reply_stateless(m, sock, src, rc, err, NULL);
+		} else
+			log_peer("proxy: dropped %zu bytes from %s:%u: %s",
+			    len, ip, tp_addr_port(src), err);
+		sipmsg_free(m);
+		return;
+	}
+	if (!m->request) {
+		proxy_response(m);
+		return;
+	}
+	if (len > P.set.max_message_size)
+		rc = 513;
+	else
+		rc = sipmsg_check_request(m, err, sizeof(err));
+	if (rc != 0) {
+		char	 extra[256];
+		struct slice	 v[8];
+		unsigned	 n, i;
+
+		extra[0] = '\0';
+		if (rc == 420) {
+			n = sipmsg_values(m, SH_PROXY_REQUIRE, v, 8);
+			snprintf(extra, sizeof(extra), "Unsupported: ");
+			for (i = 0; i < n && i < 8; i++)
+				snprintf(extra + strlen(extra),
+				    sizeof(extra) - strlen(extra), "%s" SLICE_FMT,
+				    i ? ", " : "", SLICE_ARG(v[i]));
+			snprintf(extra + strlen(extra),
+			    sizeof(extra) - strlen(extra), "\r\n");
+		}
+		if (rc == 513)
+			snprintf(err, sizeof(err), "%s", sip_reason(513));
+		log_info("proxy " SLICE_FMT ": rejected code=%d reason=\"%s\"",
+		    SLICE_ARG(m->callid), rc, err);
+		if (m->method != SM_ACK)
+			reply_stateless(m, sock, src, rc, err,
+			    extra[0] ? extra : NULL);
+		sipmsg_free(m);
+		return;
+	}
+	proxy_request(m, sock, src);
+}

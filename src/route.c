@@ -1,0 +1,172 @@
+/* Static routes from the config: first match on user and domain wins. */
+#include "config.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "route.h"
+#include "xmalloc.h"
+
+static int
+compile(regex_t *re, const char *src, char *err, size_t errlen)
+{
+	int	rc;
+	char	msg[128];
+
+	if ((rc = regcomp(re, src, REG_EXTENDED | REG_NOSUB)) != 0) {
+		regerror(rc, re, msg, sizeof(msg));
+		snprintf(err, errlen, "bad regular expression \"%s\": %s",
+		    src, msg);
+		return (-1);
+	}
+	return (0);
+}
+
+struct route *
+route_add(struct route_table *rt, const char *user, const char *domain,
+    int line, char *err, size_t errlen)
+{
+	struct route	*r;
+
+	rt->r = xrealloc(rt->r, (rt->n + 1) * sizeof(*rt->r));
+	r = &rt->r[rt->n];
+	memset(r, 0, sizeof(*r));
+	r->line = line;
+	if (user != NULL) {
+		if (compile(&r->user_re, user, err, errlen) == -1)
+			return (NULL);
+		r->user_src = xstrdup(user);
+	}
+	if (domain != NULL) {
+		if (compile(&r->domain_re, domain, err, errlen) == -1) {
+			if (r->user_src != NULL) {
+				regfree(&r->user_re);
+				free(r->user_src);
+			}
+			return (NULL);
+		}
+		r->domain_src = xstrdup(domain);
+	}
+	rt->n++;
+	return (r);
+}
+
+/* A target URI; a host name is resolved now (the config is loading). */
+int
+route_add_target(struct route *r, const char *uri, char *err, size_t errlen)
+{
+	struct target	*t;
+	struct slice	 tr;
+	struct addrinfo	 hints, *res;
+	char		 host[256], port[8];
+	int		 rc;
+
+	if (r->ntargets == ROUTE_MAX_TARGETS) {
+		snprintf(err, errlen, "too many targets (at most %d)",
+		    ROUTE_MAX_TARGETS);
+		return (-1);
+	}
+	t = &r->targets[r->ntargets];
+	memset(t, 0, sizeof(*t));
+	t->uri = xstrdup(uri);
+	if (sipuri_parse((struct slice){ t->uri, strlen(t->uri) },
+	    &t->parsed) == -1 || !slice_eq(t->parsed.scheme, "sip")) {
+		snprintf(err, errlen, "bad target \"%s\": want sip:host[:port]",
+		    uri);
+		goto fail;
+	}
+	if (sipuri_param(&t->parsed, "transport", &tr) &&
+	    !slice_eq(tr, "udp")) {
+		snprintf(err, errlen, "target \"%s\": only udp is supported",
+		    uri);
+		goto fail;
+	}
+	if (tp_addr_set(&t->addr, t->parsed.host, t->parsed.port ?
+	    t->parsed.port : 5060) == 0) {
+		r->ntargets++;
+		return (0);
+	}
+	if (t->parsed.host.len >= sizeof(host)) {
+		snprintf(err, errlen, "target \"%s\": host too long", uri);
+		goto fail;
+	}
+	memcpy(host, t->parsed.host.p, t->parsed.host.len);
+	host[t->parsed.host.len] = '\0';
+	snprintf(port, sizeof(port), "%u", t->parsed.port ? t->parsed.port :
+	    5060);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_DGRAM;
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
+		snprintf(err, errlen, "target \"%s\": %s", uri,
+		    gai_strerror(rc));
+		goto fail;
+	}
+	memcpy(&t->addr.ss, res->ai_addr, res->ai_addrlen);
+	t->addr.len = res->ai_addrlen;
+	freeaddrinfo(res);
+	r->ntargets++;
+	return (0);
+fail:
+	free(t->uri);
+	t->uri = NULL;
+	return (-1);
+}
+
+static bool
+route_re_match(const regex_t *re, struct slice s)
+{
+	char	stack[256], *p = stack;
+	bool	ok;
+
+	if (s.len >= sizeof(stack))
+		p = xmalloc(s.len + 1);
+	memcpy(p, s.p, s.len);
+	p[s.len] = '\0';
+	ok = regexec(re, p, 0, NULL, 0) == 0;
+	if (p != stack)
+		free(p);
+	return (ok);
+}
+
+const struct route *
+route_match(const struct route_table *rt, struct slice user, struct slice host)
+{
+	unsigned	i;
+
+	for (i = 0; i < rt->n; i++) {
+		const struct route	*r = &rt->r[i];
+
+		if (r->user_src != NULL && !route_re_match(&r->user_re, user))
+			continue;
+		if (r->domain_src != NULL && !route_re_match(&r->domain_re, host))
+			continue;
+		return (r);
+	}
+	return (NULL);
+}
+
+void
+route_table_free(struct route_table *rt)
+{
+	unsigned	i, j;
+
+	for (i = 0; i < rt->n; i++) {
+		struct route	*r = &rt->r[i];
+
+		if (r->user_src != NULL) {
+			regfree(&r->user_re);
+			free(r->user_src);
+		}
+		if (r->domain_src != NULL) {
+			regfree(&r->domain_re);
+			free(r->domain_src);
+		}
+		for (j = 0; j < r->ntargets; j++)
+			free(r->targets[j].uri);
+	}
+	free(rt->r);
+	rt->r = NULL;
+	rt->n = 0;
+}

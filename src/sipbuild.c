@@ -1,0 +1,266 @@
+/*
+ * Building messages by splicing: what is forwarded keeps the bytes it came
+ * with; only Via, Route, Max-Forwards and Content-Length are rewritten.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sipbuild.h"
+
+#define SERVER_HDR	"Server: Osprey/" PACKAGE_VERSION "\r\n"
+
+static void
+add_hdr(struct buf *out, const char *name, struct slice v)
+{
+	buf_adds(out, name);
+	buf_add(out, ": ", 2);
+	buf_add(out, v.p, v.len);
+	buf_add(out, "\r\n", 2);
+}
+
+static void
+add_raw(struct buf *out, const struct sipmsg *m, const struct sip_hline *h)
+{
+	buf_add(out, m->buf + h->off, h->len);
+	if (h->len < 2 || m->buf[h->off + h->len - 1] != '\n')
+		buf_add(out, "\r\n", 2);	/* last line without CRLF */
+}
+
+/*
+ * The Via lines of m, with the first value replaced by newtop (NULL: the
+ * first value is dropped, as a proxy does to a response it forwards).
+ */
+void
+sipbuild_vias(const struct sipmsg *m, const struct slice *newtop,
+    struct buf *out)
+{
+	unsigned	 i;
+	bool		 first = true;
+
+	for (i = 0; i < m->nh; i++) {
+		const struct sip_hline	*h = &m->h[i];
+		struct slice		 v, rest;
+		const char		*end;
+
+		if (h->id != SH_VIA)
+			continue;
+		if (!first) {
+			add_raw(out, m, h);
+			continue;
+		}
+		first = false;
+		if (newtop != NULL)
+			add_hdr(out, "Via", *newtop);
+		v = sipmsg_hvalue(m, h);
+		end = v.p + v.len;
+		rest.p = m->via.p + m->via.len;
+		while (rest.p < end && (*rest.p == ',' || *rest.p == ' ' ||
+		    *rest.p == '\t' || *rest.p == '\r' || *rest.p == '\n'))
+			rest.p++;
+		rest.len = end - rest.p;
+		if (rest.len > 0)
+			add_hdr(out, "Via", rest);
+	}
+}
+
+/*
+ * The first Via value of a request as we answer or forward it: rport gets
+ * the source port and received the source address (RFC 3261 18.2.1, RFC 3581).
+ */
+void
+sipbuild_top_via(const struct sipmsg *m, const char *src_ip,
+    uint16_t src_port, struct buf *out)
+{
+	struct slice	 v = m->via, rport, host = m->via_host;
+	char		 num[16];
+	size_t		 iplen = strlen(src_ip);
+
+	if (host.len > 2 && host.p[0] == '[') {
+		host.p++;
+		host.len -= 2;
+	}
+	if (m->via_rport && hdr_param(v, "rport", &rport) && rport.len == 0) {
+		buf_add(out, v.p, rport.p - v.p);
+		snprintf(num, sizeof(num), "=%u", src_port);
+		buf_adds(out, num);
+		buf_add(out, rport.p, v.p + v.len - rport.p);
+	} else
+		buf_add(out, v.p, v.len);
+	if (m->via_rport || host.len != iplen ||
+	    strncasecmp(host.p, src_ip, iplen) != 0) {
+		if (!hdr_param(v, "received", NULL)) {
+			buf_adds(out, ";received=");
+			buf_adds(out, src_ip);
+		}
+	}
+}
+
+void
+sipbuild_reply(const struct sipmsg *req, int code, const char *reason,
+    const char *totag, const struct slice *topvia, const char *extra,
+    struct buf *out)
+{
+	const struct sip_hline	*h;
+
+	buf_addf(out, "SIP/2.0 %d %s\r\n", code, reason ? reason :
+	    sip_reason(code));
+	sipbuild_vias(req, topvia, out);
+	if ((h = sipmsg_hdr(req, SH_FROM)) != NULL)
+		add_hdr(out, "From", sipmsg_hvalue(req, h));
+	if ((h = sipmsg_hdr(req, SH_TO)) != NULL) {
+		add_hdr(out, "To", sipmsg_hvalue(req, h));
+		if (req->to_tag.len == 0 && code > 100 && totag != NULL) {
+			out->len -= 2;
+			buf_addf(out, ";tag=%s\r\n", totag);
+		}
+	}
+	if ((h = sipmsg_hdr(req, SH_CALL_ID)) != NULL)
+		add_hdr(out, "Call-ID", sipmsg_hvalue(req, h));
+	if ((h = sipmsg_hdr(req, SH_CSEQ)) != NULL)
+		add_hdr(out, "CSeq", sipmsg_hvalue(req, h));
+	if (extra != NULL)
+		buf_adds(out, extra);
+	buf_adds(out, SERVER_HDR "Content-Length: 0\r\n\r\n");
+}
+
+void
+sipbuild_request(const struct sipmsg *m, const struct fwd *f, struct buf *out)
+{
+	unsigned	i;
+	bool		routes_done = false;
+
+	buf_add(out, m->method_s.p, m->method_s.len);
+	buf_add(out, " ", 1);
+	buf_add(out, f->ruri.p, f->ruri.len);
+	buf_adds(out, " SIP/2.0\r\nVia: ");
+	buf_adds(out, f->via);
+	buf_add(out, "\r\n", 2);
+	if (f->rr != NULL) {
+		buf_adds(out, "Record-Route: ");
+		buf_adds(out, f->rr);
+		buf_add(out, "\r\n", 2);
+	}
+	sipbuild_vias(m, &f->topvia, out);
+	for (i = 0; i < m->nh; i++) {
+		const struct sip_hline	*h = &m->h[i];
+
+		switch (h->id) {
+		case SH_VIA:
+		case SH_MAX_FORWARDS:
+		case SH_CONTENT_LENGTH:
+			continue;
+		case SH_ROUTE:
+			if (routes_done)
+				continue;
+			routes_done = true;
+			sipbuild_routes(f->routes, f->nroutes, out);
+			continue;
+		default:
+			add_raw(out, m, h);
+		}
+	}
+	if (!routes_done)
+		sipbuild_routes(f->routes, f->nroutes, out);
+	if (f->extra != NULL)
+		buf_adds(out, f->extra);
+	buf_addf(out, "Max-Forwards: %d\r\nContent-Length: %zu\r\n\r\n",
+	    f->max_forwards, m->body_len);
+	buf_add(out, m->buf + m->body_off, m->body_len);
+}
+
+void
+sipbuild_routes(const struct slice *routes, unsigned n, struct buf *out)
+{
+	unsigned	i;
+
+	if (n == 0)
+		return;
+	buf_adds(out, "Route: ");
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf_add(out, ", ", 2);
+		buf_add(out, routes[i].p, routes[i].len);
+	}
+	buf_add(out, "\r\n", 2);
+}
+
+void
+sipbuild_response(const struct sipmsg *r, int code, struct buf *out)
+{
+	unsigned	i;
+	size_t		sl = r->h ? r->h[0].off : r->hdr_end;
+
+	if (code == 0 || code == r->status)
+		buf_add(out, r->buf, sl);
+	else
+		buf_addf(out, "SIP/2.0 %d %s\r\n", code, sip_reason(code));
+	sipbuild_vias(r, NULL, out);
+	for (i = 0; i < r->nh; i++)
+		if (r->h[i].id != SH_VIA && r->h[i].id != SH_CONTENT_LENGTH)
+			add_raw(out, r, &r->h[i]);
+	buf_addf(out, "Content-Length: %zu\r\n\r\n", r->body_len);
+	buf_add(out, r->buf + r->body_off, r->body_len);
+}
+
+/* The lines a CANCEL or an ACK shares with the INVITE we sent. */
+static void
+copy_common(const struct sipmsg *inv, bool with_to, struct buf *out)
+{
+	unsigned	i;
+	bool		via_done = false;
+
+	for (i = 0; i < inv->nh; i++) {
+		const struct sip_hline	*h = &inv->h[i];
+
+		switch (h->id) {
+		case SH_VIA:
+			if (!via_done)
+				add_raw(out, inv, h);	/* ours: one value */
+			via_done = true;
+			break;
+		case SH_TO:
+			if (!with_to)
+				break;
+			/* FALLTHROUGH */
+		case SH_ROUTE:
+		case SH_FROM:
+		case SH_CALL_ID:
+			add_raw(out, inv, h);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+void
+sipbuild_cancel(const struct sipmsg *inv, const char *reason, struct buf *out)
+{
+	buf_adds(out, "CANCEL ");
+	buf_add(out, inv->ruri.p, inv->ruri.len);
+	buf_adds(out, " SIP/2.0\r\n");
+	copy_common(inv, true, out);
+	buf_addf(out, "CSeq: %u CANCEL\r\nMax-Forwards: 70\r\n", inv->cseq);
+	if (reason != NULL)
+		buf_addf(out, "Reason: %s\r\n", reason);
+	buf_adds(out, "Content-Length: 0\r\n\r\n");
+}
+
+void
+sipbuild_ack(const struct sipmsg *inv, const struct sipmsg *resp,
+    struct buf *out)
+{
+	const struct sip_hline	*to = sipmsg_hdr(resp, SH_TO);
+
+	buf_adds(out, "ACK ");
+	buf_add(out, inv->ruri.p, inv->ruri.len);
+	buf_adds(out, " SIP/2.0\r\n");
+	copy_common(inv, false, out);
+	if (to != NULL)
+		add_hdr(out, "To", sipmsg_hvalue(resp, to));
+	buf_addf(out, "CSeq: %u ACK\r\nMax-Forwards: 70\r\n"
+	    "Content-Length: 0\r\n\r\n", inv->cseq);
+}

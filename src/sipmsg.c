@@ -1,0 +1,775 @@
+/*
+ * SIP message scanning and validation.  The scanner indexes header lines in
+ * the raw bytes; libosip2's parser checks the syntax of the whole message;
+ * the fields the proxy uses are slices into the raw bytes.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <osipparser2/osip_parser.h>
+
+#include "sipmsg.h"
+#include "xmalloc.h"
+
+#define MAX_HEADERS	256
+
+static const struct {
+	const char	*name;
+	const char	*compact;
+	enum sip_hdr_id	 id;
+} hdr_names[] = {
+	{ "Via", "v", SH_VIA },
+	{ "Route", NULL, SH_ROUTE },
+	{ "Record-Route", NULL, SH_RECORD_ROUTE },
+	{ "Max-Forwards", NULL, SH_MAX_FORWARDS },
+	{ "Content-Length", "l", SH_CONTENT_LENGTH },
+	{ "From", "f", SH_FROM },
+	{ "To", "t", SH_TO },
+	{ "Call-ID", "i", SH_CALL_ID },
+	{ "CSeq", NULL, SH_CSEQ },
+	{ "Proxy-Require", NULL, SH_PROXY_REQUIRE },
+	{ "Contact", "m", SH_CONTACT },
+	{ "Reason", NULL, SH_REASON },
+	{ "Content-Type", "c", SH_CONTENT_TYPE },
+	{ "User-Agent", NULL, SH_USER_AGENT },
+};
+
+static const char *const method_names[] = {
+	[SM_OTHER] = "", [SM_INVITE] = "INVITE", [SM_ACK] = "ACK",
+	[SM_CANCEL] = "CANCEL", [SM_BYE] = "BYE", [SM_OPTIONS] = "OPTIONS",
+	[SM_REGISTER] = "REGISTER", [SM_SUBSCRIBE] = "SUBSCRIBE",
+	[SM_NOTIFY] = "NOTIFY", [SM_REFER] = "REFER", [SM_PRACK] = "PRACK",
+	[SM_UPDATE] = "UPDATE", [SM_INFO] = "INFO", [SM_MESSAGE] = "MESSAGE",
+	[SM_PUBLISH] = "PUBLISH",
+};
+
+static bool
+is_token(int c)
+{
+	return (isalnum(c) || (c != '\0' && strchr("-.!%*_+`'~", c) != NULL));
+}
+
+static bool
+is_ws(int c)
+{
+	return (c == ' ' || c == '\t' || c == '\r' || c == '\n');
+}
+
+struct slice
+slice_trim(struct slice s)
+{
+	while (s.len > 0 && is_ws((unsigned char)s.p[0])) {
+		s.p++;
+		s.len--;
+	}
+	while (s.len > 0 && is_ws((unsigned char)s.p[s.len - 1]))
+		s.len--;
+	return (s);
+}
+
+bool
+slice_eq(struct slice s, const char *str)
+{
+	return (s.len == strlen(str) && strncasecmp(s.p, str, s.len) == 0);
+}
+
+bool
+slice_caseeq(struct slice a, struct slice b)
+{
+	return (a.len == b.len && strncasecmp(a.p, b.p, a.len) == 0);
+}
+
+enum sip_method
+sip_method_id(const char *p, size_t len)
+{
+	size_t	i;
+
+	for (i = 1; i < sizeof(method_names) / sizeof(method_names[0]); i++)
+		if (strlen(method_names[i]) == len &&
+		    memcmp(method_names[i], p, len) == 0)
+			return ((enum sip_method)i);
+	return (SM_OTHER);
+}
+
+const char *
+sip_method_name(enum sip_method m)
+{
+	return (method_names[m]);
+}
+
+/* Skip a quoted string starting at p[i] == '"'; returns index past it. */
+static size_t
+skip_quoted(const char *p, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (p[i] == '\\' && i + 1 < len)
+			i++;
+		else if (p[i] == '"')
+			return (i + 1);
+	}
+	return (len);
+}
+
+/*
+ * Split a header value at top-level commas (outside quotes and <>).  Returns
+ * how many values there are; stores at most max of them.
+ */
+size_t
+split_values(struct slice v, struct slice *out, size_t max)
+{
+	size_t	i = 0, start = 0, n = 0;
+	int	angle = 0;
+
+	while (i <= v.len) {
+		if (i == v.len || (v.p[i] == ',' && angle == 0)) {
+			struct slice	s = { v.p + start, i - start };
+
+			s = slice_trim(s);
+			if (s.len > 0) {
+				if (n < max)
+					out[n] = s;
+				n++;
+			}
+			start = ++i;
+			continue;
+		}
+		if (v.p[i] == '"') {
+			i = skip_quoted(v.p, v.len, i);
+			continue;
+		}
+		if (v.p[i] == '<')
+			angle++;
+		else if (v.p[i] == '>' && angle > 0)
+			angle--;
+		i++;
+	}
+	return (n);
+}
+
+/*
+ * Find header parameter name in value (";name=val" outside quotes and <>).
+ * Stops at the first top-level comma.  A parameter without a value yields an
+ * empty val.
+ */
+bool
+hdr_param(struct slice v, const char *name, struct slice *val)
+{
+	size_t	i = 0, nlen = strlen(name);
+	int	angle = 0;
+
+	while (i < v.len) {
+		char	c = v.p[i];
+
+		if (c == '"') {
+			i = skip_quoted(v.p, v.len, i);
+			continue;
+		}
+		if (c == '<')
+			angle++;
+		else if (c == '>' && angle > 0)
+			angle--;
+		else if (c == ',' && angle == 0)
+			return (false);
+		else if (c == ';' && angle == 0) {
+			size_t		 s, e;
+			struct slice	 pn;
+
+			for (s = ++i; i < v.len && v.p[i] != '=' &&
+			    v.p[i] != ';' && v.p[i] != ','; i++)
+				;
+			pn = slice_trim((struct slice){ v.p + s, i - s });
+			if (!slice_eq(pn, name) || pn.len != nlen)
+				continue;
+			if (val == NULL)
+				return (true);
+			if (i >= v.len || v.p[i] != '=') {
+				*val = (struct slice){ v.p + i, 0 };
+				return (true);
+			}
+			for (s = ++i; i < v.len && v.p[i] != ';' &&
+			    v.p[i] != ','; i++)
+				if (v.p[i] == '"')
+					i = skip_quoted(v.p, v.len, i) - 1;
+			e = i;
+			*val = slice_trim((struct slice){ v.p + s, e - s });
+			return (true);
+		}
+		i++;
+	}
+	return (false);
+}
+
+/* The URI of a name-addr or addr-spec header value. */
+struct slice
+hdr_uri(struct slice v)
+{
+	size_t	i, s;
+
+	for (i = 0; i < v.len; i++) {
+		if (v.p[i] == '"') {
+			i = skip_quoted(v.p, v.len, i) - 1;
+			continue;
+		}
+		if (v.p[i] == '<') {
+			for (s = ++i; i < v.len && v.p[i] != '>'; i++)
+				;
+			return ((struct slice){ v.p + s, i - s });
+		}
+	}
+	for (i = 0; i < v.len && v.p[i] != ';' && v.p[i] != ','; i++)
+		;
+	return (slice_trim((struct slice){ v.p, i }));
+}
+
+/* Parse a URI; for sip and sips fill user, host, port and params. */
+int
+sipuri_parse(struct slice s, struct sipuri *u)
+{
+	size_t	i, at, end, hs;
+
+	memset(u, 0, sizeof(*u));
+	s = slice_trim(s);
+	for (i = 0; i < s.len && s.p[i] != ':'; i++)
+		if (!isalnum((unsigned char)s.p[i]) && s.p[i] != '+' &&
+		    s.p[i] != '-' && s.p[i] != '.')
+			return (-1);
+	if (i == 0 || i >= s.len)
+		return (-1);
+	u->scheme = (struct slice){ s.p, i };
+	if (!slice_eq(u->scheme, "sip") && !slice_eq(u->scheme, "sips"))
+		return (0);
+	i++;
+	for (end = i; end < s.len && s.p[end] != '?'; end++)
+		;
+	for (at = i; at < end && s.p[at] != '@'; at++)
+		;
+	if (at < end) {
+		size_t	ue;
+
+		for (ue = i; ue < at && s.p[ue] != ':'; ue++)
+			;
+		u->user = (struct slice){ s.p + i, ue - i };
+		if (u->user.len == 0)
+			return (-1);
+		i = at + 1;
+	}
+	hs = i;
+	if (i < end && s.p[i] == '[') {
+		while (i < end && s.p[i] != ']')
+			i++;
+		if (i >= end)
+			return (-1);
+		i++;
+	} else {
+		while (i < end && s.p[i] != ':' && s.p[i] != ';') {
+			unsigned char	c = s.p[i];
+
+			if (!isalnum(c) && c != '-' && c != '.' && c != '_')
+				return (-1);
+			i++;
+		}
+	}
+	u->host = (struct slice){ s.p + hs, i - hs };
+	if (u->host.len == 0)
+		return (-1);
+	if (i < end && s.p[i] == ':') {
+		unsigned long	port = 0;
+		size_t		ps = ++i;
+
+		while (i < end && isdigit((unsigned char)s.p[i]) && i - ps < 6)
+			port = port * 10 + (s.p[i++] - '0');
+		if (i == ps || port == 0 || port > 65535)
+			return (-1);
+		u->port = (uint16_t)port;
+	}
+	if (i < end && s.p[i] != ';')
+		return (-1);
+	u->params = (struct slice){ s.p + i, end - i };
+	return (0);
+}
+
+bool
+sipuri_param(const struct sipuri *u, const char *name, struct slice *val)
+{
+	return (hdr_param(u->params, name, val));
+}
+
+const struct sip_hline *
+sipmsg_hdr(const struct sipmsg *m, enum sip_hdr_id id)
+{
+	unsigned	i;
+
+	for (i = 0; i < m->nh; i++)
+		if (m->h[i].id == id)
+			return (&m->h[i]);
+	return (NULL);
+}
+
+struct slice
+sipmsg_hvalue(const struct sipmsg *m, const struct sip_hline *h)
+{
+	return ((struct slice){ m->buf + h->voff, h->vlen });
+}
+
+unsigned
+sipmsg_values(const struct sipmsg *m, enum sip_hdr_id id, struct slice *out,
+    unsigned max)
+{
+	unsigned	i, n = 0;
+
+	for (i = 0; i < m->nh; i++) {
+		if (m->h[i].id != id)
+			continue;
+		n += split_values(sipmsg_hvalue(m, &m->h[i]),
+		    out + (n < max ? n : max), n < max ? max - n : 0);
+	}
+	return (n);
+}
+
+bool
+sipmsg_magic(const struct sipmsg *m)
+{
+	return (m->branch.len > SIP_MAGIC_LEN &&
+	    memcmp(m->branch.p, SIP_MAGIC, SIP_MAGIC_LEN) == 0);
+}
+
+struct sipmsg *
+sipmsg_new(const char *data, size_t len)
+{
+	struct sipmsg	*m = xcalloc(1, sizeof(*m));
+
+	m->buf = xmalloc(len + 1);
+	memcpy(m->buf, data, len);
+	m->buf[len] = '\0';
+	m->len = len;
+	m->max_forwards = -1;
+	m->content_length = SIZE_MAX;
+	return (m);
+}
+
+void
+sipmsg_free(struct sipmsg *m)
+{
+	if (m == NULL)
+		return;
+	free(m->h);
+	free(m->buf);
+	free(m);
+}
+
+static enum sip_hdr_id
+hdr_id(const char *p, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(hdr_names) / sizeof(hdr_names[0]); i++) {
+		if ((strlen(hdr_names[i].name) == len &&
+		    strncasecmp(hdr_names[i].name, p, len) == 0) ||
+		    (hdr_names[i].compact != NULL && len == 1 &&
+		    tolower((unsigned char)*p) == hdr_names[i].compact[0]))
+			return (hdr_names[i].id);
+	}
+	return (SH_OTHER);
+}
+
+/* Length of the line at p (without its terminator) and of the terminator. */
+static size_t
+line_len(const char *p, size_t left, size_t *eol)
+{
+	const char	*nl = memchr(p, '\n', left);
+
+	if (nl == NULL) {
+		*eol = 0;
+		return (left);
+	}
+	*eol = (nl > p && nl[-1] == '\r') ? 2 : 1;
+	return ((size_t)(nl - p) + 1 - *eol);
+}
+
+static int
+scan_start_line(struct sipmsg *m, size_t len, char *err, size_t errlen)
+{
+	const char	*p = m->buf, *sp1, *sp2;
+	struct slice	 line = { p, len };
+
+	if ((sp1 = memchr(p, ' ', len)) == NULL ||
+	    (sp2 = memchr(sp1 + 1, ' ', len - (sp1 + 1 - p))) == NULL) {
+		snprintf(err, errlen, "Bad start line");
+		return (-1);
+	}
+	if (len > 4 && memcmp(p, "SIP/", 4) == 0) {
+		size_t	i;
+		int	code = 0;
+
+		m->request = false;
+		m->version = (struct slice){ p, sp1 - p };
+		for (i = 1; i <= 3; i++) {
+			if (!isdigit((unsigned char)sp1[i]))
+				break;
+			code = code * 10 + sp1[i] - '0';
+		}
+		if (i != 4 || sp1 + 4 != sp2 || code < 100 || code > 699) {
+			snprintf(err, errlen, "Bad status code");
+			return (-1);
+		}
+		m->status = code;
+		m->reason = (struct slice){ sp2 + 1, line.p + len - sp2 - 1 };
+		return (0);
+	}
+	m->request = true;
+	m->method_s = (struct slice){ p, sp1 - p };
+	m->ruri = (struct slice){ sp1 + 1, sp2 - sp1 - 1 };
+	m->version = (struct slice){ sp2 + 1, p + len - sp2 - 1 };
+	for (size_t i = 0; i < m->method_s.len; i++)
+		if (!is_token((unsigned char)p[i])) {
+			snprintf(err, errlen, "Bad method");
+			return (-1);
+		}
+	if (m->method_s.len == 0 || m->ruri.len == 0 || m->version.len == 0 ||
+	    memchr(m->version.p, ' ', m->version.len) != NULL) {
+		snprintf(err, errlen, "Bad request line");
+		return (-1);
+	}
+	m->method = sip_method_id(m->method_s.p, m->method_s.len);
+	return (0);
+}
+
+/* Index the start line and the header lines.  -1: not a SIP message. */
+int
+sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
+{
+	size_t		 off, eol, n;
+	struct sip_hline *cur = NULL;
+
+	n = line_len(m->buf, m->len, &eol);
+	if (eol == 0 || n == 0) {
+		snprintf(err, errlen, "No start line");
+		return (-1);
+	}
+	if (scan_start_line(m, n, err, errlen) == -1)
+		return (-1);
+	off = n + eol;
+	m->nh = 0;
+	for (;;) {
+		const char	*p = m->buf + off, *colon;
+		size_t		 nlen;
+
+		if (off >= m->len) {	/* no blank line: tolerate */
+			m->hdr_end = m->body_off = m->len;
+			break;
+		}
+		n = line_len(p, m->len - off, &eol);
+		if (n == 0) {
+			m->hdr_end = off;
+			m->body_off = off + eol;
+			break;
+		}
+		if (*p == ' ' || *p == '\t') {	/* folded continuation */
+			if (cur == NULL) {
+				snprintf(err, errlen, "Bad header folding");
+				return (-1);
+			}
+			cur->len += n + eol;
+			cur->vlen = off + n - cur->voff;
+			off += n + eol;
+			continue;
+		}
+		if ((colon = memchr(p, ':', n)) == NULL) {
+			snprintf(err, errlen, "Bad header line");
+			return (-1);
+		}
+		nlen = colon - p;
+		while (nlen > 0 && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
+			nlen--;
+		for (size_t i = 0; i < nlen; i++)
+			if (!is_token((unsigned char)p[i]))
+				nlen = 0;
+		if (nlen == 0) {
+			snprintf(err, errlen, "Bad header name");
+			return (-1);
+		}
+		if (m->nh == MAX_HEADERS) {
+			snprintf(err, errlen, "Too many headers");
+			return (-1);
+		}
+		if (m->nh == m->hcap) {
+			m->hcap = m->hcap ? m->hcap * 2 : 24;
+			m->h = xrealloc(m->h, m->hcap * sizeof(*m->h));
+		}
+		cur = &m->h[m->nh++];
+		cur->id = hdr_id(p, nlen);
+		cur->off = off;
+		cur->len = n + eol;
+		cur->voff = colon + 1 - m->buf;
+		cur->vlen = off + n - cur->voff;
+		off += n + eol;
+	}
+	for (unsigned i = 0; i < m->nh; i++) {
+		struct slice	v = slice_trim(sipmsg_hvalue(m, &m->h[i]));
+
+		m->h[i].voff = v.p - m->buf;
+		m->h[i].vlen = v.len;
+	}
+	m->body_len = m->len - m->body_off;
+	return (0);
+}
+
+static int
+count_hdr(const struct sipmsg *m, enum sip_hdr_id id)
+{
+	unsigned	i;
+	int		n = 0;
+
+	for (i = 0; i < m->nh; i++)
+		n += m->h[i].id == id;
+	return (n);
+}
+
+static int
+parse_uint(struct slice s, unsigned long max, unsigned long *out)
+{
+	unsigned long	v = 0;
+	size_t		i;
+
+	if (s.len == 0 || s.len > 10)
+		return (-1);
+	for (i = 0; i < s.len; i++) {
+		if (!isdigit((unsigned char)s.p[i]))
+			return (-1);
+		v = v * 10 + (s.p[i] - '0');
+	}
+	if (v > max)
+		return (-1);
+	*out = v;
+	return (0);
+}
+
+/* "SIP / 2.0 / UDP host[:port];params" */
+static int
+parse_top_via(struct sipmsg *m)
+{
+	const struct sip_hline	*h = sipmsg_hdr(m, SH_VIA);
+	struct slice		 v, parts[1];
+	size_t			 i = 0, s;
+	int			 slashes = 0;
+
+	if (h == NULL || split_values(sipmsg_hvalue(m, h), parts, 1) == 0)
+		return (-1);
+	v = m->via = parts[0];
+	/* protocol-name / version / transport, LWS allowed around '/' */
+	for (s = 0; i < v.len && slashes < 2; i++)
+		if (v.p[i] == '/')
+			slashes++;
+	if (slashes < 2)
+		return (-1);
+	while (i < v.len && is_ws((unsigned char)v.p[i]))
+		i++;
+	for (s = i; i < v.len && is_token((unsigned char)v.p[i]); i++)
+		;
+	m->via_proto = (struct slice){ v.p + s, i - s };
+	while (i < v.len && is_ws((unsigned char)v.p[i]))
+		i++;
+	s = i;
+	if (i < v.len && v.p[i] == '[') {
+		while (i < v.len && v.p[i] != ']')
+			i++;
+		if (i++ >= v.len)
+			return (-1);
+	} else {
+		while (i < v.len && (isalnum((unsigned char)v.p[i]) ||
+		    v.p[i] == '.' || v.p[i] == '-' || v.p[i] == '_'))
+			i++;
+	}
+	m->via_host = (struct slice){ v.p + s, i - s };
+	if (m->via_proto.len == 0 || m->via_host.len == 0)
+		return (-1);
+	while (i < v.len && is_ws((unsigned char)v.p[i]))
+		i++;
+	if (i < v.len && v.p[i] == ':') {
+		unsigned long	port;
+
+		for (i++; i < v.len && is_ws((unsigned char)v.p[i]); i++)
+			;
+		for (s = i; i < v.len && isdigit((unsigned char)v.p[i]); i++)
+			;
+		if (parse_uint((struct slice){ v.p + s, i - s }, 65535,
+		    &port) == -1 || port == 0)
+			return (-1);
+		m->via_port = (uint16_t)port;
+	}
+	while (i < v.len && is_ws((unsigned char)v.p[i]))
+		i++;
+	if (i < v.len && v.p[i] != ';')
+		return (-1);
+	if (!hdr_param(v, "branch", &m->branch))
+		m->branch = (struct slice){ v.p + v.len, 0 };
+	m->via_rport = hdr_param(v, "rport", NULL);
+	return (0);
+}
+
+static int
+parse_cseq(struct sipmsg *m)
+{
+	struct slice	 v = sipmsg_hvalue(m, sipmsg_hdr(m, SH_CSEQ));
+	size_t		 i;
+	unsigned long	 n;
+
+	for (i = 0; i < v.len && isdigit((unsigned char)v.p[i]); i++)
+		;
+	if (parse_uint((struct slice){ v.p, i }, 0x7fffffffUL, &n) == -1)
+		return (-1);
+	m->cseq = (uint32_t)n;
+	while (i < v.len && is_ws((unsigned char)v.p[i]))
+		i++;
+	m->cseq_method = slice_trim((struct slice){ v.p + i, v.len - i });
+	if (m->cseq_method.len == 0)
+		return (-1);
+	for (i = 0; i < m->cseq_method.len; i++)
+		if (!is_token((unsigned char)m->cseq_method.p[i]))
+			return (-1);
+	return (0);
+}
+
+#define FAIL(code, ...) do {						\
+	snprintf(err, errlen, __VA_ARGS__);				\
+	return (code);							\
+} while (0)
+
+/*
+ * Scan, check the syntax and fill the fields.  Returns 0, the status code
+ * to answer a bad request with (err names the problem), or -1 when the
+ * message cannot be answered at all.
+ */
+int
+sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
+{
+	static const struct {
+		enum sip_hdr_id	 id;
+		const char	*name;
+	} required[] = {
+		{ SH_CALL_ID, "Call-ID" }, { SH_FROM, "From" },
+		{ SH_TO, "To" }, { SH_CSEQ, "CSeq" },
+	};
+	const struct sip_hline	*h;
+	osip_message_t		*om;
+	struct slice		 v;
+	unsigned long		 n;
+	size_t			 i;
+	int			 rc, bad;
+
+	if (sipmsg_scan(m, err, errlen) == -1)
+		return (-1);
+	bad = m->request ? 400 : -1;
+	if (parse_top_via(m) == -1) {
+		snprintf(err, errlen, "Missing or bad Via header");
+		return (-1);
+	}
+	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		int	c = count_hdr(m, required[i].id);
+
+		if (c == 0)
+			FAIL(bad, "Missing %s header", required[i].name);
+		if (c > 1)
+			FAIL(bad, "Multiple %s headers", required[i].name);
+	}
+	if (count_hdr(m, SH_MAX_FORWARDS) > 1)
+		FAIL(bad, "Multiple Max-Forwards headers");
+	if (count_hdr(m, SH_CONTENT_LENGTH) > 1)
+		FAIL(bad, "Multiple Content-Length headers");
+	if (parse_cseq(m) == -1)
+		FAIL(bad, "Bad CSeq header");
+	m->callid = sipmsg_hvalue(m, sipmsg_hdr(m, SH_CALL_ID));
+	if (m->callid.len == 0)
+		FAIL(bad, "Bad Call-ID header");
+	if (!m->request)
+		m->method = sip_method_id(m->cseq_method.p, m->cseq_method.len);
+	else if (!slice_caseeq(m->cseq_method, m->method_s) ||
+	    memcmp(m->cseq_method.p, m->method_s.p, m->method_s.len) != 0)
+		FAIL(bad, "CSeq method mismatch");
+	if (!hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM)), "tag",
+	    &m->from_tag))
+		m->from_tag = (struct slice){ "", 0 };
+	if (!hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_TO)), "tag",
+	    &m->to_tag))
+		m->to_tag = (struct slice){ "", 0 };
+	if ((h = sipmsg_hdr(m, SH_MAX_FORWARDS)) != NULL) {
+		if (parse_uint(sipmsg_hvalue(m, h), 0x7fffffffUL, &n) == -1)
+			FAIL(bad, "Bad Max-Forwards header");
+		m->max_forwards = n > 255 ? 255 : (int)n;
+	}
+	if ((h = sipmsg_hdr(m, SH_CONTENT_LENGTH)) != NULL) {
+		if (parse_uint(sipmsg_hvalue(m, h), 0x7fffffffUL, &n) == -1)
+			FAIL(bad, "Bad Content-Length header");
+		m->content_length = n;
+		if (n > m->body_len)
+			FAIL(bad, "Content-Length mismatch (larger than body)");
+		m->body_len = n;	/* RFC 3261 18.3: extra bytes go */
+	}
+
+	/* The whole message through libosip2's parser. */
+	if (osip_message_init(&om) != 0)
+		FAIL(bad, "Out of memory");
+	rc = osip_message_parse(om, m->buf, m->body_off);
+	if (rc == 0) {
+		if (om->from == NULL || om->from->url == NULL)
+			rc = snprintf(err, errlen, "Bad From header");
+		else if (om->to == NULL || om->to->url == NULL)
+			rc = snprintf(err, errlen, "Bad To header");
+		else if (osip_list_size(&om->vias) <= 0)
+			rc = snprintf(err, errlen, "Bad Via header");
+	} else
+		snprintf(err, errlen, "Malformed message");
+	osip_message_free(om);
+	if (rc != 0)
+		return (bad);
+
+	if ((v = m->from_tag).len == 0 && m->request &&
+	    hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM)), "tag", NULL))
+		FAIL(bad, "Bad From tag");
+	return (0);
+}
+
+/* A bad request gets an answer only when we know where to send it. */
+bool
+sipmsg_answerable(const struct sipmsg *m)
+{
+	return (m->request && m->method != SM_ACK && m->via_host.len > 0);
+}
+
+/*
+ * RFC 3261 16.3 checks that come after the syntax: version, URI scheme,
+ * Max-Forwards, Proxy-Require.  Returns the status to answer with, or 0.
+ */
+int
+sipmsg_check_request(const struct sipmsg *m, char *err, size_t errlen)
+{
+	struct sipuri	u;
+	struct slice	scheme;
+	size_t		i;
+
+	if (!slice_eq(m->version, "SIP/2.0"))
+		FAIL(505, "Version Not Supported");
+	for (i = 0; i < m->ruri.len && m->ruri.p[i] != ':'; i++)
+		;
+	scheme = (struct slice){ m->ruri.p, i };
+	if (i == m->ruri.len || sipuri_parse(m->ruri, &u) == -1) {
+		if (i < m->ruri.len && !slice_eq(scheme, "sip") &&
+		    !slice_eq(scheme, "sips"))
+			FAIL(416, "Unsupported URI Scheme");
+		FAIL(400, "Bad Request-URI");
+	}
+	if (!slice_eq(u.scheme, "sip") && !slice_eq(u.scheme, "sips"))
+		FAIL(416, "Unsupported URI Scheme");
+	if (m->max_forwards == 0 && m->method != SM_OPTIONS)
+		FAIL(483, "Too Many Hops");
+	if (m->method != SM_ACK && m->method != SM_CANCEL &&
+	    sipmsg_hdr(m, SH_PROXY_REQUIRE) != NULL)
+		FAIL(420, "Bad Extension");
+	return (0);
+}

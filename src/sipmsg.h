@@ -1,0 +1,144 @@
+#ifndef OSPREY_SIPMSG_H
+#define OSPREY_SIPMSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/*
+ * A SIP message as received: the raw bytes, an index of its header lines, and
+ * the fields the proxy needs, as slices into the bytes.  libosip2's parser
+ * validates the syntax; forwarding splices the raw bytes instead of
+ * re-serialising, so what we do not touch reaches the next hop as it came.
+ */
+
+struct slice {
+	const char	*p;
+	size_t		 len;
+};
+
+#define SLICE_FMT	"%.*s"
+#define SLICE_ARG(s)	(int)(s).len, (s).p
+
+enum sip_hdr_id {
+	SH_OTHER,
+	SH_VIA,
+	SH_ROUTE,
+	SH_RECORD_ROUTE,
+	SH_MAX_FORWARDS,
+	SH_CONTENT_LENGTH,
+	SH_FROM,
+	SH_TO,
+	SH_CALL_ID,
+	SH_CSEQ,
+	SH_PROXY_REQUIRE,
+	SH_CONTACT,
+	SH_REASON,
+	SH_CONTENT_TYPE,
+	SH_USER_AGENT,
+};
+
+enum sip_method {
+	SM_OTHER,
+	SM_INVITE,
+	SM_ACK,
+	SM_CANCEL,
+	SM_BYE,
+	SM_OPTIONS,
+	SM_REGISTER,
+	SM_SUBSCRIBE,
+	SM_NOTIFY,
+	SM_REFER,
+	SM_PRACK,
+	SM_UPDATE,
+	SM_INFO,
+	SM_MESSAGE,
+	SM_PUBLISH,
+};
+
+struct sip_hline {
+	uint8_t		 id;	/* enum sip_hdr_id */
+	uint32_t	 off;	/* whole line(s) with the CRLF */
+	uint32_t	 len;
+	uint32_t	 voff;	/* value, without surrounding white space */
+	uint32_t	 vlen;
+};
+
+struct sipuri {
+	struct slice	 scheme;
+	struct slice	 user;
+	struct slice	 host;	/* IPv6 with its brackets */
+	struct slice	 params;	/* ";a=b;lr", may be empty */
+	uint16_t	 port;	/* 0: none given */
+};
+
+/* Owned by whoever holds it: a server transaction holds its request. */
+struct sipmsg {
+	char		*buf;		/* owned, NUL terminated */
+	size_t		 len;
+	struct sip_hline *h;		/* owned */
+	unsigned	 nh;
+	unsigned	 hcap;
+	size_t		 hdr_end;	/* offset just past the last header line */
+	size_t		 body_off;
+	size_t		 body_len;
+
+	bool		 request;
+	int		 status;	/* responses */
+	enum sip_method	 method;	/* requests; the CSeq method for responses */
+	struct slice	 method_s;
+	struct slice	 ruri;
+	struct slice	 version;
+	struct slice	 reason;
+	size_t		 content_length;	/* as declared; SIZE_MAX absent */
+
+	struct slice	 callid;
+	struct slice	 from_tag;
+	struct slice	 to_tag;
+	uint32_t	 cseq;
+	struct slice	 cseq_method;
+	struct slice	 via;		/* first Via value */
+	struct slice	 via_proto;	/* "UDP" */
+	struct slice	 via_host;
+	uint16_t	 via_port;	/* 0: none given */
+	struct slice	 branch;
+	bool		 via_rport;
+	int		 max_forwards;	/* -1: absent */
+};
+
+#define SIP_MAGIC	"z9hG4bK"
+#define SIP_MAGIC_LEN	7
+
+struct sipmsg	*sipmsg_new(const char *, size_t);
+void		 sipmsg_free(struct sipmsg *);
+int		 sipmsg_scan(struct sipmsg *, char *, size_t);
+int		 sipmsg_parse(struct sipmsg *, char *, size_t);
+int		 sipmsg_check_request(const struct sipmsg *, char *, size_t);
+bool		 sipmsg_answerable(const struct sipmsg *);
+
+const struct sip_hline *sipmsg_hdr(const struct sipmsg *, enum sip_hdr_id);
+struct slice	 sipmsg_hvalue(const struct sipmsg *, const struct sip_hline *);
+unsigned	 sipmsg_values(const struct sipmsg *, enum sip_hdr_id,
+		     struct slice *, unsigned);
+bool		 sipmsg_magic(const struct sipmsg *);
+enum sip_method	 sip_method_id(const char *, size_t);
+const char	*sip_method_name(enum sip_method);
+
+/* Header values and URIs. */
+bool		 slice_eq(struct slice, const char *);
+bool		 slice_caseeq(struct slice, struct slice);
+struct slice	 slice_trim(struct slice);
+bool		 hdr_param(struct slice value, const char *name,
+		     struct slice *val);
+struct slice	 hdr_uri(struct slice value);
+int		 sipuri_parse(struct slice, struct sipuri *);
+bool		 sipuri_param(const struct sipuri *, const char *,
+		     struct slice *);
+size_t		 split_values(struct slice, struct slice *, size_t);
+
+/* The reason phrase for a status code (RFC 3261 21, 4320, 3329, 5360...). */
+const char	*sip_reason(int);
+
+#endif

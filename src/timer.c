@@ -1,0 +1,42 @@
+#include "config.h"
+
+#include "timer.h"
+
+static void
+timer_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct timer	*tm = arg;
+
+	(void)fd;
+	(void)what;
+	tm->fn(tm->arg);
+}
+
+void
+timer_init(struct timer *tm, struct event_base *base, void (*fn)(void *),
+    void *arg)
+{
+	tm->fn = fn;
+	tm->arg = arg;
+	evtimer_assign(&tm->ev, base, timer_fire, tm);
+}
+
+void
+timer_set(struct timer *tm, uint32_t ms)
+{
+	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(&tm->ev, &tv);
+}
+
+void
+timer_stop(struct timer *tm)
+{
+	evtimer_del(&tm->ev);
+}
+
+bool
+timer_pending(const struct timer *tm)
+{
+	return (evtimer_pending(&tm->ev, NULL) != 0);
+}

@@ -1,0 +1,108 @@
+/* Transport addresses and "is this us?" */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tp.h"
+
+/* host is an IPv4 literal or a bracketed / bare IPv6 literal. */
+int
+tp_addr_set(struct tp_addr *a, struct slice host, uint16_t port)
+{
+	char			 tmp[INET6_ADDRSTRLEN + 2];
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&a->ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&a->ss;
+
+	if (host.len > 2 && host.p[0] == '[' && host.p[host.len - 1] == ']') {
+		host.p++;
+		host.len -= 2;
+	}
+	if (host.len == 0 || host.len >= sizeof(tmp))
+		return (-1);
+	memcpy(tmp, host.p, host.len);
+	tmp[host.len] = '\0';
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, tmp, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		a->len = sizeof(*sin);
+		return (0);
+	}
+	if (inet_pton(AF_INET6, tmp, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		a->len = sizeof(*sin6);
+		return (0);
+	}
+	return (-1);
+}
+
+void
+tp_addr_ip(const struct tp_addr *a, char *buf, size_t len)
+{
+	const struct sockaddr_in	*sin = (const void *)&a->ss;
+	const struct sockaddr_in6	*sin6 = (const void *)&a->ss;
+
+	if (a->ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &sin->sin_addr, buf, len);
+	else if (a->ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &sin6->sin6_addr, buf, len);
+	else
+		snprintf(buf, len, "?");
+}
+
+uint16_t
+tp_addr_port(const struct tp_addr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return (ntohs(((const struct sockaddr_in *)&a->ss)->sin_port));
+	if (a->ss.ss_family == AF_INET6)
+		return (ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port));
+	return (0);
+}
+
+int
+tp_addr_family(const struct tp_addr *a)
+{
+	return (a->ss.ss_family);
+}
+
+/* The socket to send to dst from: pref if the family fits, else the first. */
+struct tp_sock *
+tp_sock_for(struct tp *tp, const struct tp_addr *dst, struct tp_sock *pref)
+{
+	unsigned	i;
+
+	if (pref != NULL && pref->family == dst->ss.ss_family)
+		return (pref);
+	for (i = 0; i < tp->nsocks; i++)
+		if (tp->socks[i].family == dst->ss.ss_family)
+			return (&tp->socks[i]);
+	return (NULL);
+}
+
+/* Is host:port one of our listen sockets?  Port 0 means the default 5060. */
+bool
+tp_is_local(const struct tp *tp, struct slice host, uint16_t port)
+{
+	struct tp_addr	a, b;
+	unsigned	i;
+
+	if (port == 0)
+		port = 5060;
+	if (tp_addr_set(&a, host, port) == -1)
+		return (false);
+	for (i = 0; i < tp->nsocks; i++) {
+		const struct tp_sock	*s = &tp->socks[i];
+
+		if (s->port != port || s->family != a.ss.ss_family)
+			continue;
+		if (tp_addr_set(&b, (struct slice){ s->ip, strlen(s->ip) },
+		    port) == 0 && b.len == a.len &&
+		    memcmp(&b.ss, &a.ss, a.len) == 0)
+			return (true);
+	}
+	return (false);
+}

@@ -1,0 +1,160 @@
+/* UDP listeners: every ready datagram is read per wake-up (recvmmsg). */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "tp.h"
+
+#define RX_BATCH	32
+#define RX_SIZE		65536
+
+static char			 rx_bufs[RX_BATCH][RX_SIZE];
+static struct sockaddr_storage	 rx_addrs[RX_BATCH];
+
+void
+tp_init(struct tp *tp, struct event_base *base, tp_recv_fn *fn, void *arg)
+{
+	memset(tp, 0, sizeof(*tp));
+	tp->base = base;
+	tp->recv = fn;
+	tp->arg = arg;
+}
+
+static void
+tp_udp_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct tp_sock	*s = arg;
+	struct tp_addr	 src;
+	int		 n, i, rounds;
+
+	(void)what;
+	for (rounds = 0; rounds < 8; rounds++) {
+#ifdef HAVE_RECVMMSG
+		struct mmsghdr	msgs[RX_BATCH];
+		struct iovec	iov[RX_BATCH];
+
+		memset(msgs, 0, sizeof(msgs));
+		for (i = 0; i < RX_BATCH; i++) {
+			iov[i].iov_base = rx_bufs[i];
+			iov[i].iov_len = RX_SIZE - 1;
+			msgs[i].msg_hdr.msg_iov = &iov[i];
+			msgs[i].msg_hdr.msg_iovlen = 1;
+			msgs[i].msg_hdr.msg_name = &rx_addrs[i];
+			msgs[i].msg_hdr.msg_namelen = sizeof(rx_addrs[i]);
+		}
+		n = recvmmsg(fd, msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+#else
+		socklen_t	alen = sizeof(rx_addrs[0]);
+		ssize_t		r;
+
+		r = recvfrom(fd, rx_bufs[0], RX_SIZE - 1, MSG_DONTWAIT,
+		    (struct sockaddr *)&rx_addrs[0], &alen);
+		n = r < 0 ? -1 : 1;
+#endif
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR)
+				log_warn("tp udp %s: recv", s->hostport);
+			return;
+		}
+		for (i = 0; i < n; i++) {
+#ifdef HAVE_RECVMMSG
+			size_t	len = msgs[i].msg_len;
+
+			src.len = msgs[i].msg_hdr.msg_namelen;
+#else
+			size_t	len = (size_t)r;
+
+			src.len = alen;
+#endif
+			memcpy(&src.ss, &rx_addrs[i], sizeof(src.ss));
+			s->tp->rx_datagrams++;
+			s->tp->recv(s->tp->arg, s, &src, rx_bufs[i], len);
+		}
+		if (n < RX_BATCH)
+			return;
+	}
+}
+
+int
+tp_udp_open(struct tp *tp, const char *ip, uint16_t port, char *err,
+    size_t errlen)
+{
+	struct tp_sock	*s;
+	struct tp_addr	 a;
+	int		 fd, on = 1, bufsz = 4 * 1024 * 1024;
+	char		 canon[INET6_ADDRSTRLEN];
+
+	if (tp->nsocks == TP_MAX_SOCKS) {
+		snprintf(err, errlen, "too many listen sockets");
+		return (-1);
+	}
+	if (tp_addr_set(&a, (struct slice){ ip, strlen(ip) }, port) == -1) {
+		snprintf(err, errlen, "bad address %s", ip);
+		return (-1);
+	}
+	if ((fd = socket(a.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return (-1);
+	}
+	if (a.ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+	if (bind(fd, (struct sockaddr *)&a.ss, a.len) == -1) {
+		snprintf(err, errlen, "bind %s port %u: %s", ip, port,
+		    strerror(errno));
+		close(fd);
+		return (-1);
+	}
+	s = &tp->socks[tp->nsocks++];
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->family = a.ss.ss_family;
+	s->port = port;
+	s->tp = tp;
+	tp_addr_ip(&a, canon, sizeof(canon));
+	memcpy(s->ip, canon, sizeof(s->ip));
+	snprintf(s->hostport, sizeof(s->hostport), s->family == AF_INET6 ?
+	    "[%s]:%u" : "%s:%u", canon, port);
+	event_assign(&s->ev, tp->base, fd, EV_READ | EV_PERSIST, tp_udp_read,
+	    s);
+	event_add(&s->ev, NULL);
+	log_info("tp: listening udp %s", s->hostport);
+	return (0);
+}
+
+void
+tp_close(struct tp *tp)
+{
+	unsigned	i;
+
+	for (i = 0; i < tp->nsocks; i++) {
+		event_del(&tp->socks[i].ev);
+		close(tp->socks[i].fd);
+	}
+	tp->nsocks = 0;
+}
+
+int
+tp_send(const struct tp_sock *s, const struct tp_addr *dst, const void *p,
+    size_t len)
+{
+	if (s == NULL)
+		return (-1);
+	if (sendto(s->fd, p, len, MSG_DONTWAIT, (const struct sockaddr *)&dst->ss,
+	    dst->len) == -1) {
+		s->tp->tx_errors++;
+		log_debug("tp udp %s: sendto: %s", s->hostport,
+		    strerror(errno));
+		return (-1);
+	}
+	return (0);
+}

@@ -1,0 +1,121 @@
+#ifndef OSPREY_TXN_H
+#define OSPREY_TXN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "hashtab.h"
+#include "sipmsg.h"
+#include "timer.h"
+#include "tp.h"
+
+/* RFC 3261 section 17 transactions, RFC 6026 Accepted state. */
+
+enum txn_kind {
+	TXN_IST,	/* INVITE server */
+	TXN_NIST,	/* non-INVITE server */
+	TXN_ICT,	/* INVITE client */
+	TXN_NICT,	/* non-INVITE client */
+};
+
+enum txn_state {
+	TXN_TRYING,
+	TXN_CALLING,
+	TXN_PROCEEDING,
+	TXN_COMPLETED,
+	TXN_CONFIRMED,
+	TXN_ACCEPTED,
+	TXN_TERMINATED,
+};
+
+struct txn_settings {
+	uint32_t	 t1_ms;
+	uint32_t	 t2_ms;
+	uint32_t	 t4_ms;
+	uint32_t	 c_ms;		/* Timer C, proxy INVITE branches */
+	uint32_t	 d_ms;		/* Timer D */
+};
+
+struct txn;
+
+/* Up-calls to the transaction user, registered with txn_init(). */
+struct txn_ops {
+	/* A response for a client transaction (resp is borrowed). */
+	void	(*response)(struct txn *, const struct sipmsg *);
+	/* Timer B or F (timer_c false), or Timer C (true), fired. */
+	void	(*timeout)(struct txn *, bool timer_c);
+	/* The transaction is gone; the owner drops its pointer. */
+	void	(*terminated)(struct txn *);
+};
+
+/*
+ * A transaction.  The server transaction owns the request; the client
+ * transaction owns the bytes it retransmits (and, once COMPLETED, its ACK).
+ * A terminated transaction is unlinked at once and freed on the next turn.
+ */
+struct txn {
+	struct hnode	 node;
+	char		*key;		/* owned */
+	enum txn_kind	 kind;
+	enum txn_state	 state;
+	struct sipmsg	*req;		/* server: the request (owned) */
+	char		*out;		/* owned: request, last response or ACK */
+	size_t		 outlen;
+	int		 code;		/* last status sent or received */
+	struct tp_sock	*sock;
+	struct tp_addr	 peer;		/* server: responses go here */
+	struct timer	 retx;		/* A, E, G */
+	struct timer	 life;		/* B D F H I J K L M */
+	struct timer	 c;		/* C */
+	uint32_t	 retx_ms;
+	bool		 cancel_pending;	/* ICT: CANCEL once a 1xx comes */
+	bool		 cancel_sent;
+	char		*cancel_reason;	/* owned */
+	void		*owner;		/* the transaction user's */
+	int		 slot;		/* the transaction user's */
+	struct txn	*reap_next;
+	char		 id[24];
+};
+
+void		 txn_init(struct event_base *, const struct txn_settings *,
+		     const struct txn_ops *);
+void		 txn_set_settings(const struct txn_settings *);
+void		 txn_shutdown(void);
+unsigned	 txn_count(void);
+const char	*txn_state_name(enum txn_state);
+
+/* Keys (RFC 3261 17.2.3 and the RFC 2543 fallback; 17.1.3). */
+void		 txn_key_server(const struct sipmsg *, enum sip_method,
+		     struct buf *);
+void		 txn_key_client(struct slice branch, struct slice method,
+		     struct buf *);
+struct txn	*txn_find(const char *, size_t);
+struct txn	*txn_match_request(const struct sipmsg *);
+struct txn	*txn_match_cancel(const struct sipmsg *);
+struct txn	*txn_match_response(const struct sipmsg *);
+
+/* Table internals for txn_server.c / txn_client.c. */
+struct txn	*txn_alloc(enum txn_kind, struct buf *key);
+void		 txn_enter(struct txn *, enum txn_state);
+void		 txn_xmit(struct txn *);
+const struct txn_settings *txn_settings(void);
+const struct txn_ops *txn_ops(void);
+
+/* Server side. */
+struct txn	*txn_server_new(struct sipmsg *, struct tp_sock *,
+		     const struct tp_addr *);
+int		 txn_server_reply(struct txn *, int, char *, size_t);
+void		 txn_server_retransmit(struct txn *, const struct sipmsg *);
+void		 txn_server_peer(const struct sipmsg *, const struct tp_addr *,
+		     struct tp_addr *);
+
+/* Client side. */
+struct txn	*txn_client_new(enum txn_kind, struct slice branch,
+		     struct slice method, char *, size_t, struct tp_sock *,
+		     const struct tp_addr *, void *, int);
+void		 txn_client_response(struct txn *, const struct sipmsg *);
+void		 txn_client_cancel(struct txn *, const char *reason);
+void		 txn_client_arm_c(struct txn *);
+
+#endif

@@ -1,0 +1,175 @@
+/* Client transactions, RFC 3261 17.1 with RFC 6026; CANCEL as in 9.1. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sipbuild.h"
+#include "txn.h"
+#include "xmalloc.h"
+
+/* A client transaction that sends bytes (taken over) to peer. */
+struct txn *
+txn_client_new(enum txn_kind kind, struct slice branch, struct slice method,
+    char *bytes, size_t len, struct tp_sock *sock, const struct tp_addr *peer,
+    void *owner, int slot)
+{
+	struct buf	 k;
+	struct txn	*t;
+
+	buf_init(&k, 96);
+	txn_key_client(branch, method, &k);
+	t = txn_alloc(kind, &k);
+	t->out = bytes;
+	t->outlen = len;
+	t->sock = sock;
+	t->peer = *peer;
+	t->owner = owner;
+	t->slot = slot;
+	t->state = kind == TXN_ICT ? TXN_CALLING : TXN_TRYING;
+	txn_xmit(t);
+	txn_enter(t, t->state);
+	return (t);
+}
+
+/* Timer C: armed when the INVITE goes out, reset by each provisional. */
+void
+txn_client_arm_c(struct txn *t)
+{
+	if (t->kind == TXN_ICT && txn_settings()->c_ms > 0)
+		timer_set(&t->c, txn_settings()->c_ms);
+}
+
+/* The INVITE this transaction sent, indexed again. */
+static struct sipmsg *
+sent_request(const struct txn *t)
+{
+	struct sipmsg	*m = sipmsg_new(t->out, t->outlen);
+	char		 err[128];
+
+	if (sipmsg_parse(m, err, sizeof(err)) != 0) {
+		log_warnx("txn %s: own request does not parse: %s", t->id, err);
+		sipmsg_free(m);
+		return (NULL);
+	}
+	return (m);
+}
+
+static void
+send_cancel(struct txn *t)
+{
+	struct sipmsg	*inv;
+	struct buf	 b;
+	struct txn	*ct;
+	char		*bytes;
+	size_t		 len;
+
+	if ((inv = sent_request(t)) == NULL)
+		return;
+	buf_init(&b, 512);
+	sipbuild_cancel(inv, t->cancel_reason, &b);
+	bytes = buf_steal(&b, &len);
+	ct = txn_client_new(TXN_NICT, inv->branch,
+	    (struct slice){ "CANCEL", 6 }, bytes, len, t->sock, &t->peer,
+	    NULL, 0);
+	sipmsg_free(inv);
+	t->cancel_sent = true;
+	t->cancel_pending = false;
+	/* RFC 3261 9.1: give up on the INVITE 64*T1 after the CANCEL. */
+	timer_set(&t->life, 64 * txn_settings()->t1_ms);
+	log_info("txn %s: CANCEL sent (%s)", t->id, ct->id);
+}
+
+/*
+ * Cancel the INVITE this client transaction sent: with its own branch, and
+ * only once a provisional has come back (RFC 3261 9.1).
+ */
+void
+txn_client_cancel(struct txn *t, const char *reason)
+{
+	if (t->kind != TXN_ICT || t->cancel_sent || t->cancel_pending)
+		return;
+	if (t->state != TXN_CALLING && t->state != TXN_PROCEEDING)
+		return;
+	if (reason != NULL) {
+		free(t->cancel_reason);
+		t->cancel_reason = xstrdup(reason);
+	}
+	if (t->state == TXN_PROCEEDING)
+		send_cancel(t);
+	else {
+		t->cancel_pending = true;
+		log_info("txn %s: CANCEL waits for a provisional", t->id);
+	}
+}
+
+static void
+send_ack(struct txn *t, const struct sipmsg *resp)
+{
+	struct sipmsg	*inv;
+	struct buf	 b;
+
+	if ((inv = sent_request(t)) == NULL)
+		return;
+	buf_init(&b, 512);
+	sipbuild_ack(inv, resp, &b);
+	sipmsg_free(inv);
+	free(t->out);
+	t->out = buf_steal(&b, &t->outlen);	/* re-sent on a retransmission */
+	txn_xmit(t);
+}
+
+static void
+deliver(struct txn *t, const struct sipmsg *resp)
+{
+	if (t->owner != NULL && txn_ops()->response != NULL)
+		txn_ops()->response(t, resp);
+}
+
+void
+txn_client_response(struct txn *t, const struct sipmsg *resp)
+{
+	int	code = resp->status;
+
+	if (t->kind == TXN_NICT) {
+		if (t->state != TXN_TRYING && t->state != TXN_PROCEEDING)
+			return;		/* COMPLETED: absorbed */
+		t->code = code;
+		txn_enter(t, code >= 200 ? TXN_COMPLETED : TXN_PROCEEDING);
+		deliver(t, resp);
+		return;
+	}
+	if (t->kind != TXN_ICT)
+		return;
+	switch (t->state) {
+	case TXN_CALLING:
+	case TXN_PROCEEDING:
+		t->code = code;
+		if (code < 200) {
+			if (t->state == TXN_CALLING)
+				txn_enter(t, TXN_PROCEEDING);
+			if (code > 100 && timer_pending(&t->c))
+				txn_client_arm_c(t);
+			if (t->cancel_pending)
+				send_cancel(t);
+		} else if (code < 300)
+			txn_enter(t, TXN_ACCEPTED);
+		else {
+			send_ack(t, resp);
+			txn_enter(t, TXN_COMPLETED);
+		}
+		deliver(t, resp);
+		break;
+	case TXN_ACCEPTED:
+		if (code >= 200 && code < 300)
+			deliver(t, resp);	/* RFC 6026: every 2xx */
+		break;
+	case TXN_COMPLETED:
+		if (code >= 300)
+			txn_xmit(t);		/* the ACK again */
+		break;
+	default:
+		break;
+	}
+}

@@ -1,0 +1,107 @@
+/* Server transactions, RFC 3261 17.2 with RFC 6026. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "txn.h"
+
+/*
+ * Where responses to m go (RFC 3261 18.2.2, RFC 3581): the source address,
+ * and the source port when rport was asked for, else the sent-by port.
+ */
+void
+txn_server_peer(const struct sipmsg *m, const struct tp_addr *src,
+    struct tp_addr *peer)
+{
+	char	ip[INET6_ADDRSTRLEN];
+
+	*peer = *src;
+	if (m->via_rport)
+		return;
+	tp_addr_ip(src, ip, sizeof(ip));
+	tp_addr_set(peer, (struct slice){ ip, strlen(ip) },
+	    m->via_port ? m->via_port : 5060);
+}
+
+/* A new server transaction that takes over req. */
+struct txn *
+txn_server_new(struct sipmsg *req, struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	struct buf	 k;
+	struct txn	*t;
+
+	buf_init(&k, 128);
+	txn_key_server(req, SM_OTHER, &k);
+	t = txn_alloc(req->method == SM_INVITE ? TXN_IST : TXN_NIST, &k);
+	t->req = req;
+	t->sock = sock;
+	txn_server_peer(req, src, &t->peer);
+	t->state = req->method == SM_INVITE ? TXN_PROCEEDING : TXN_TRYING;
+	return (t);
+}
+
+/*
+ * Send a response (bytes taken over).  Returns -1, and frees the bytes,
+ * when the state does not allow it: the caller decides what to do then.
+ */
+int
+txn_server_reply(struct txn *t, int code, char *bytes, size_t len)
+{
+	enum txn_state	next = t->state;
+
+	switch (t->kind) {
+	case TXN_IST:
+		if (t->state == TXN_ACCEPTED && code >= 200 && code < 300)
+			next = TXN_ACCEPTED;
+		else if (t->state != TXN_PROCEEDING)
+			goto refuse;
+		else if (code >= 300)
+			next = TXN_COMPLETED;
+		else if (code >= 200)
+			next = TXN_ACCEPTED;
+		break;
+	case TXN_NIST:
+		if (t->state != TXN_TRYING && t->state != TXN_PROCEEDING)
+			goto refuse;
+		next = code >= 200 ? TXN_COMPLETED : TXN_PROCEEDING;
+		break;
+	default:
+		goto refuse;
+	}
+	free(t->out);
+	t->out = bytes;
+	t->outlen = len;
+	t->code = code;
+	txn_xmit(t);
+	if (next != t->state)
+		txn_enter(t, next);
+	return (0);
+refuse:
+	free(bytes);
+	return (-1);
+}
+
+/* The same request again: re-send what we last said, or absorb an ACK. */
+void
+txn_server_retransmit(struct txn *t, const struct sipmsg *m)
+{
+	if (m->method == SM_ACK) {
+		if (t->kind == TXN_IST && t->state == TXN_COMPLETED)
+			txn_enter(t, TXN_CONFIRMED);
+		return;
+	}
+	switch (t->state) {
+	case TXN_PROCEEDING:
+	case TXN_COMPLETED:
+	case TXN_ACCEPTED:
+		log_debug("txn %s: retransmission, re-sending %d", t->id,
+		    t->code);
+		txn_xmit(t);
+		break;
+	default:
+		break;
+	}
+}

@@ -1,0 +1,400 @@
+/*
+ * The transaction table and the one place where transactions change state.
+ * Everything runs on one event loop, so there is no locking.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "txn.h"
+#include "xmalloc.h"
+
+static struct {
+	struct hashtab		 table;
+	struct txn_settings	 set;
+	struct txn_ops		 ops;
+	struct event_base	*base;
+	struct txn		*reap;
+	struct timer		 reaper;
+	uint64_t		 serial;
+	bool			 up;
+} T;
+
+static const char *const state_names[] = {
+	"TRYING", "CALLING", "PROCEEDING", "COMPLETED", "CONFIRMED",
+	"ACCEPTED", "TERMINATED",
+};
+static const char *const kind_names[] = { "ist", "nist", "ict", "nict" };
+
+const char *
+txn_state_name(enum txn_state s)
+{
+	return (state_names[s]);
+}
+
+static void
+txn_reap_now(void *arg)
+{
+	struct txn	*t, *next;
+
+	(void)arg;
+	for (t = T.reap, T.reap = NULL; t != NULL; t = next) {
+		next = t->reap_next;
+		sipmsg_free(t->req);
+		free(t->out);
+		free(t->cancel_reason);
+		free(t->key);
+		free(t);
+	}
+}
+
+void
+txn_init(struct event_base *base, const struct txn_settings *set,
+    const struct txn_ops *ops)
+{
+	memset(&T, 0, sizeof(T));
+	T.base = base;
+	T.set = *set;
+	T.ops = *ops;
+	hashtab_init(&T.table, 4096);
+	timer_init(&T.reaper, base, txn_reap_now, NULL);
+	T.up = true;
+}
+
+void
+txn_set_settings(const struct txn_settings *set)
+{
+	T.set = *set;
+}
+
+const struct txn_settings *
+txn_settings(void)
+{
+	return (&T.set);
+}
+
+const struct txn_ops *
+txn_ops(void)
+{
+	return (&T.ops);
+}
+
+unsigned
+txn_count(void)
+{
+	return ((unsigned)T.table.n);
+}
+
+/* Terminate whatever is left and free it: used at exit. */
+void
+txn_shutdown(void)
+{
+	size_t		 i;
+	struct hnode	*h;
+
+	if (!T.up)
+		return;
+	for (i = 0; i < T.table.nb; i++) {
+		while ((h = T.table.b[i]) != NULL)
+			txn_enter((struct txn *)h, TXN_TERMINATED);
+	}
+	timer_stop(&T.reaper);
+	txn_reap_now(NULL);
+	hashtab_cleanup(&T.table);
+	T.up = false;
+}
+
+static void
+key_add(struct buf *k, struct slice s)
+{
+	buf_add(k, s.p, s.len);
+	buf_add(k, "|", 1);
+}
+
+/*
+ * Server key, RFC 3261 17.2.3: branch, sent-by and method (ACK and CANCEL
+ * look up the INVITE with method INVITE).  Without the magic cookie, the
+ * RFC 2543 rule: Request-URI, From tag, Call-ID, CSeq number, top Via.
+ */
+void
+txn_key_server(const struct sipmsg *m, enum sip_method as, struct buf *k)
+{
+	const char	*method = as == SM_OTHER ? NULL : sip_method_name(as);
+	struct slice	 ms = method ? (struct slice){ method, strlen(method) } :
+			    m->method_s;
+
+	if (sipmsg_magic(m)) {
+		buf_add(k, "s|", 2);
+		key_add(k, m->branch);
+		key_add(k, m->via_host);
+		buf_addf(k, "%u|", m->via_port ? m->via_port : 5060);
+	} else {
+		buf_add(k, "o|", 2);
+		key_add(k, m->ruri);
+		key_add(k, m->from_tag);
+		key_add(k, m->callid);
+		buf_addf(k, "%u|", m->cseq);
+		key_add(k, m->via);
+	}
+	buf_add(k, ms.p, ms.len);
+}
+
+void
+txn_key_client(struct slice branch, struct slice method, struct buf *k)
+{
+	buf_add(k, "c|", 2);
+	key_add(k, branch);
+	buf_add(k, method.p, method.len);
+}
+
+struct txn *
+txn_find(const char *key, size_t len)
+{
+	return ((struct txn *)hashtab_find(&T.table, key, len));
+}
+
+static struct txn *
+find_key(const struct sipmsg *m, enum sip_method as)
+{
+	char		 stack[512];
+	struct buf	 k = { stack, 0, sizeof(stack) };
+	struct txn	*t;
+
+	stack[0] = '\0';
+	txn_key_server(m, as, &k);
+	t = txn_find(k.p, k.len);
+	if (k.p != stack)
+		free(k.p);
+	return (t);
+}
+
+/* A retransmission of a request we have, or the INVITE an ACK belongs to. */
+struct txn *
+txn_match_request(const struct sipmsg *m)
+{
+	struct txn	*t;
+
+	if (m->method == SM_ACK) {
+		t = find_key(m, SM_INVITE);
+		/* RFC 2543: the ACK's To tag is the one we sent. */
+		if (t != NULL && !sipmsg_magic(m) && t->kind == TXN_IST &&
+		    t->state == TXN_ACCEPTED)
+			return (NULL);
+		return (t != NULL && t->kind == TXN_IST ? t : NULL);
+	}
+	return (find_key(m, SM_OTHER));
+}
+
+struct txn *
+txn_match_cancel(const struct sipmsg *m)
+{
+	struct txn	*t = find_key(m, SM_INVITE);
+
+	return (t != NULL && t->kind == TXN_IST ? t : NULL);
+}
+
+struct txn *
+txn_match_response(const struct sipmsg *m)
+{
+	char		 stack[256];
+	struct buf	 k = { stack, 0, sizeof(stack) };
+	struct txn	*t;
+
+	if (!sipmsg_magic(m))
+		return (NULL);
+	stack[0] = '\0';
+	txn_key_client(m->branch, m->cseq_method, &k);
+	t = txn_find(k.p, k.len);
+	if (k.p != stack)
+		free(k.p);
+	return (t);
+}
+
+static void txn_retx_fire(void *);
+static void txn_life_fire(void *);
+static void txn_c_fire(void *);
+
+/* A new transaction, linked into the table under key (taken over). */
+struct txn *
+txn_alloc(enum txn_kind kind, struct buf *key)
+{
+	struct txn	*t = xcalloc(1, sizeof(*t));
+
+	t->kind = kind;
+	t->key = buf_steal(key, NULL);
+	snprintf(t->id, sizeof(t->id), "%s-%llx", kind_names[kind],
+	    (unsigned long long)++T.serial);
+	timer_init(&t->retx, T.base, txn_retx_fire, t);
+	timer_init(&t->life, T.base, txn_life_fire, t);
+	timer_init(&t->c, T.base, txn_c_fire, t);
+	hashtab_insert(&T.table, &t->node, t->key, strlen(t->key));
+	return (t);
+}
+
+void
+txn_xmit(struct txn *t)
+{
+	if (t->out != NULL)
+		tp_send(t->sock, &t->peer, t->out, t->outlen);
+}
+
+static uint32_t
+min_u32(uint32_t a, uint32_t b)
+{
+	return (a < b ? a : b);
+}
+
+/* Entering a state arms that state's timers; the transition is logged. */
+void
+txn_enter(struct txn *t, enum txn_state next)
+{
+	const struct txn_settings	*s = &T.set;
+	uint32_t			 t64 = 64 * s->t1_ms;
+
+	log_debug("txn %s: %s -> %s", t->id, state_names[t->state],
+	    state_names[next]);
+	t->state = next;
+
+	if (next == TXN_TERMINATED) {
+		timer_stop(&t->retx);
+		timer_stop(&t->life);
+		timer_stop(&t->c);
+		hashtab_remove(&T.table, &t->node);
+		if (t->owner != NULL && T.ops.terminated != NULL)
+			T.ops.terminated(t);
+		t->owner = NULL;
+		t->reap_next = T.reap;
+		T.reap = t;
+		timer_set(&T.reaper, 0);	/* freed on the next turn */
+		return;
+	}
+	switch (t->kind) {
+	case TXN_IST:
+		if (next == TXN_COMPLETED) {
+			t->retx_ms = s->t1_ms;
+			timer_set(&t->retx, t->retx_ms);	/* G */
+			timer_set(&t->life, t64);		/* H */
+		} else if (next == TXN_CONFIRMED) {
+			timer_stop(&t->retx);
+			timer_set(&t->life, s->t4_ms);		/* I */
+		} else if (next == TXN_ACCEPTED) {
+			timer_stop(&t->retx);
+			timer_set(&t->life, t64);		/* L */
+		}
+		break;
+	case TXN_NIST:
+		if (next == TXN_COMPLETED)
+			timer_set(&t->life, t64);		/* J */
+		break;
+	case TXN_ICT:
+		if (next == TXN_CALLING) {
+			t->retx_ms = s->t1_ms;
+			timer_set(&t->retx, t->retx_ms);	/* A */
+			timer_set(&t->life, t64);		/* B */
+		} else if (next == TXN_PROCEEDING) {
+			timer_stop(&t->retx);
+			timer_stop(&t->life);
+		} else if (next == TXN_COMPLETED) {
+			timer_stop(&t->retx);
+			timer_stop(&t->c);
+			timer_set(&t->life, s->d_ms);		/* D */
+		} else if (next == TXN_ACCEPTED) {
+			timer_stop(&t->retx);
+			timer_stop(&t->c);
+			timer_set(&t->life, t64);		/* M */
+		}
+		break;
+	case TXN_NICT:
+		if (next == TXN_TRYING) {
+			t->retx_ms = s->t1_ms;
+			timer_set(&t->retx, t->retx_ms);	/* E */
+			timer_set(&t->life, t64);		/* F */
+		} else if (next == TXN_COMPLETED) {
+			timer_stop(&t->retx);
+			timer_set(&t->life, s->t4_ms);		/* K */
+		}
+		break;
+	}
+}
+
+static void
+txn_retx_fire(void *arg)
+{
+	struct txn	*t = arg;
+	uint32_t	 t2 = T.set.t2_ms;
+
+	switch (t->kind) {
+	case TXN_IST:		/* G */
+		if (t->state != TXN_COMPLETED)
+			return;
+		txn_xmit(t);
+		t->retx_ms = min_u32(t->retx_ms * 2, t2);
+		break;
+	case TXN_ICT:		/* A */
+		if (t->state != TXN_CALLING)
+			return;
+		txn_xmit(t);
+		t->retx_ms *= 2;
+		break;
+	case TXN_NICT:		/* E */
+		if (t->state != TXN_TRYING && t->state != TXN_PROCEEDING)
+			return;
+		txn_xmit(t);
+		t->retx_ms = t->state == TXN_PROCEEDING ? t2 :
+		    min_u32(t->retx_ms * 2, t2);
+		break;
+	default:
+		return;
+	}
+	log_debug("txn %s: retransmit, next in %u ms", t->id, t->retx_ms);
+	timer_set(&t->retx, t->retx_ms);
+}
+
+static void
+txn_life_fire(void *arg)
+{
+	struct txn	*t = arg;
+	bool		 timeout = false;
+
+	switch (t->kind) {
+	case TXN_ICT:		/* B, or the wait after a CANCEL */
+		timeout = t->state == TXN_CALLING ||
+		    t->state == TXN_PROCEEDING;
+		break;
+	case TXN_NICT:		/* F */
+		timeout = t->state == TXN_TRYING ||
+		    t->state == TXN_PROCEEDING;
+		break;
+	case TXN_IST:		/* H */
+		if (t->state == TXN_COMPLETED)
+			log_info("txn %s: no ACK for %d (Timer H) call=" SLICE_FMT,
+			    t->id, t->code, SLICE_ARG(t->req->callid));
+		break;
+	default:
+		break;
+	}
+	if (timeout) {
+		log_info("txn %s: timed out in %s", t->id,
+		    state_names[t->state]);
+		if (t->owner != NULL && T.ops.timeout != NULL)
+			T.ops.timeout(t, false);
+	}
+	if (t->state != TXN_TERMINATED)
+		txn_enter(t, TXN_TERMINATED);
+}
+
+static void
+txn_c_fire(void *arg)
+{
+	struct txn	*t = arg;
+
+	if (t->kind != TXN_ICT || (t->state != TXN_CALLING &&
+	    t->state != TXN_PROCEEDING))
+		return;
+	log_info("txn %s: Timer C fired in %s", t->id, state_names[t->state]);
+	if (t->owner != NULL && T.ops.timeout != NULL)
+		T.ops.timeout(t, true);
+}

@@ -1,0 +1,119 @@
+"""Fixtures that start a real ospreyd on loopback with ephemeral ports."""
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+OSPREYD = os.environ.get("OSPREYD") or os.path.join(
+    os.environ.get("OSPREY_BUILDDIR", TOP), "src", "ospreyd")
+
+
+def free_udp_port(host="127.0.0.1"):
+    """A UDP port that was free a moment ago (bound, then released)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def conf_text(port, routes=(), domains=("example.test",), timers=None,
+              extra="", listen=None):
+    """A libconfig file for ospreyd. routes: (user_regex, [targets])."""
+    t = {"t1": 50, "t2": 400, "t4": 500, "c": 5000, "cancel": 1000}
+    t.update(timers or {})
+    lst = listen or [("udp", "127.0.0.1", port)]
+    out = ["listen = (" + ", ".join(
+        '{ transport = "%s"; address = "%s"; port = %d; }' % x
+        for x in lst) + ");"]
+    out.append("domains = [ %s ];" % ", ".join('"%s"' % d for d in domains))
+    out.append("timers = { %s };" % " ".join(
+        "%s = %d;" % kv for kv in t.items()))
+    if routes:
+        rs = []
+        for user, targets in routes:
+            rs.append('{ user = "%s"; targets = [ %s ]; }' % (
+                user, ", ".join('"%s"' % x for x in targets)))
+        out.append("routes = ( %s );" % ", ".join(rs))
+    out.append('log_level = "debug";')
+    out.append(extra)
+    return "\n".join(out) + "\n"
+
+
+class Osprey:
+    """A running ospreyd. .port, .addr, .log_text(), .stop()."""
+
+    def __init__(self, text, port, workdir):
+        self.port = port
+        self.addr = ("127.0.0.1", port)
+        self.conf = os.path.join(workdir, "osprey.conf")
+        self.logpath = os.path.join(workdir, "ospreyd.log")
+        with open(self.conf, "w") as f:
+            f.write(text)
+        self.logf = open(self.logpath, "w")
+        self.proc = subprocess.Popen([OSPREYD, "-f", "-c", self.conf],
+                                     stdout=self.logf, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if "ready" in self.log_text():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("ospreyd exited %d:\n%s" % (
+                    self.proc.returncode, self.log_text()))
+            time.sleep(0.02)
+        raise RuntimeError("ospreyd not ready:\n" + self.log_text())
+
+    def log_text(self):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def osprey_factory(request):
+    """osprey_factory(routes=[("^bob$", ["sip:127.0.0.1:PORT"])], ...)."""
+    started = []
+    workdirs = []
+
+    def start(routes=(), port=None, **kw):
+        port = port or free_udp_port()
+        wd = tempfile.mkdtemp(prefix="osprey-e2e-")
+        workdirs.append(wd)
+        o = Osprey(conf_text(port, routes, **kw), port, wd)
+        started.append(o)
+        return o
+
+    yield start
+    failed = getattr(request.node, "rep_call", None)
+    for o in started:
+        rc = o.stop()
+        if (failed is not None and failed.failed) or rc not in (0, None):
+            print("---- ospreyd log (%s) ----\n%s" % (o.logpath, o.log_text()))
+        assert rc in (0, -15), "ospreyd did not exit cleanly: %r" % rc
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
