@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,18 @@ usage(FILE *fp)
 	    "  -v       with -t, print the config as understood\n"
 	    "  -V       print the version and exit\n"
 	    "  -h       this help\n");
+}
+
+/* libosip2 reports parse errors itself; ours are logged, with the peer. */
+static void
+osip_quiet(const char *fi, int li, osip_trace_level_t level, const char *fmt,
+    va_list ap)
+{
+	(void)fi;
+	(void)li;
+	(void)level;
+	(void)fmt;
+	(void)ap;
 }
 
 static void
@@ -95,7 +108,8 @@ main(int argc, char **argv)
 	}
 	log_init(foreground || isatty(STDERR_FILENO), cf.log_level);
 	parser_init();
-	for (i = 0; i <= END_TRACE_LEVEL; i++)
+	osip_trace_initialize_func(END_TRACE_LEVEL, osip_quiet);
+	for (i = 0; i < END_TRACE_LEVEL; i++)
 		osip_trace_disable_level((osip_trace_level_t)i);
 	signal(SIGPIPE, SIG_IGN);
 

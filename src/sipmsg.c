@@ -715,7 +715,7 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 	/* The whole message through libosip2's parser. */
 	if (osip_message_init(&om) != 0)
 		FAIL(bad, "Out of memory");
-	rc = osip_message_parse(om, m->buf, m->body_off);
+	rc = osip_message_parse(om, m->buf, m->len);
 	if (rc == 0) {
 		if (om->from == NULL || om->from->url == NULL)
 			rc = snprintf(err, errlen, "Bad From header");
