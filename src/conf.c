@@ -58,7 +58,8 @@ check_keys(struct ctx *c, const config_setting_t *s, const char *where,
 }
 
 static int
-get_int(struct ctx *c, const config_setting_t *g, const char *key,
+get_int(struct ctx *c, const config_setting_t *g, const char *where,
+    const char *key,
     long long min, long long max, long long *out)
 {
 	const config_setting_t	*s = config_setting_get_member(g, key);
@@ -71,30 +72,33 @@ get_int(struct ctx *c, const config_setting_t *g, const char *key,
 	else if (config_setting_type(s) == CONFIG_TYPE_INT64)
 		v = config_setting_get_int64(s);
 	else
-		return (conf_err(c, s, "%s: must be a number", key));
+		return (conf_err(c, s, "%s%s: must be a number", where, key));
 	if (v < min || v > max)
-		return (conf_err(c, s, "%s: must be %lld..%lld, not %lld", key,
-		    min, max, v));
+		return (conf_err(c, s, "%s%s: must be %lld..%lld, not %lld",
+		    where, key, min, max, v));
 	*out = v;
 	return (0);
 }
 
 static int
-get_bool(struct ctx *c, const config_setting_t *g, const char *key, bool *out)
+get_bool(struct ctx *c, const config_setting_t *g, const char *where,
+    const char *key, bool *out)
 {
 	const config_setting_t	*s = config_setting_get_member(g, key);
 
 	if (s == NULL)
 		return (0);
 	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-		return (conf_err(c, s, "%s: must be true or false", key));
+		return (conf_err(c, s, "%s%s: must be true or false", where,
+		    key));
 	*out = config_setting_get_bool(s);
 	return (0);
 }
 
 /* A string member; *out points into libconfig's memory, or stays NULL. */
 static int
-get_str(struct ctx *c, const config_setting_t *g, const char *key,
+get_str(struct ctx *c, const config_setting_t *g, const char *where,
+    const char *key,
     const char **out)
 {
 	const config_setting_t	*s = config_setting_get_member(g, key);
@@ -102,7 +106,7 @@ get_str(struct ctx *c, const config_setting_t *g, const char *key,
 	if (s == NULL)
 		return (0);
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return (conf_err(c, s, "%s: must be a string", key));
+		return (conf_err(c, s, "%s%s: must be a string", where, key));
 	*out = config_setting_get_string(s);
 	return (0);
 }
@@ -134,9 +138,9 @@ load_listen(struct ctx *c, const config_setting_t *root, struct conf *cf)
 			return (conf_err(c, e, "listen: each entry is a group "
 			    "{ transport = ...; address = ...; port = ...; }"));
 		if (check_keys(c, e, "listen", keys) == -1 ||
-		    get_str(c, e, "transport", &tr) == -1 ||
-		    get_str(c, e, "address", &addr) == -1 ||
-		    get_int(c, e, "port", 1, 65535, &port) == -1)
+		    get_str(c, e, "listen.", "transport", &tr) == -1 ||
+		    get_str(c, e, "listen.", "address", &addr) == -1 ||
+		    get_int(c, e, "listen.", "port", 1, 65535, &port) == -1)
 			return (-1);
 		if (strcmp(tr, "udp") != 0)
 			return (conf_err(c, config_setting_get_member(e,
@@ -195,11 +199,11 @@ load_timers(struct ctx *c, const config_setting_t *root, struct conf *cf)
 			return (conf_err(c, t, "timers: must be a group "
 			    "{ t1 = ...; }"));
 		if (check_keys(c, t, "timers", keys) == -1 ||
-		    get_int(c, t, "t1", 1, 60000, &t1) == -1 ||
-		    get_int(c, t, "t2", 1, 600000, &t2) == -1 ||
-		    get_int(c, t, "t4", 1, 600000, &t4) == -1 ||
-		    get_int(c, t, "c", 100, 3600000, &tc) == -1 ||
-		    get_int(c, t, "cancel", 10, 600000, &cancel) == -1)
+		    get_int(c, t, "timers.", "t1", 1, 60000, &t1) == -1 ||
+		    get_int(c, t, "timers.", "t2", 1, 600000, &t2) == -1 ||
+		    get_int(c, t, "timers.", "t4", 1, 600000, &t4) == -1 ||
+		    get_int(c, t, "timers.", "c", 100, 3600000, &tc) == -1 ||
+		    get_int(c, t, "timers.", "cancel", 10, 600000, &cancel) == -1)
 			return (-1);
 		if (t2 < t1)
 			return (conf_err(c, config_setting_get_member(t, "t2"),
@@ -236,8 +240,8 @@ load_routes(struct ctx *c, const config_setting_t *root, struct conf *cf)
 			return (conf_err(c, e, "routes: each entry is a group "
 			    "{ user = ...; targets = [ ... ]; }"));
 		if (check_keys(c, e, "routes", keys) == -1 ||
-		    get_str(c, e, "user", &user) == -1 ||
-		    get_str(c, e, "domain", &domain) == -1)
+		    get_str(c, e, "routes.", "user", &user) == -1 ||
+		    get_str(c, e, "routes.", "domain", &domain) == -1)
 			return (-1);
 		ts = config_setting_get_member(e, "targets");
 		if (ts == NULL)
@@ -298,12 +302,12 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 	if (check_keys(&c, root, "", keys) == -1 ||
 	    load_listen(&c, root, cf) == -1 ||
 	    load_domains(&c, root, cf) == -1 ||
-	    get_bool(&c, root, "relay", &cf->proxy.relay) == -1 ||
-	    get_bool(&c, root, "record_route", &cf->proxy.record_route) == -1 ||
+	    get_bool(&c, root, "", "relay", &cf->proxy.relay) == -1 ||
+	    get_bool(&c, root, "", "record_route", &cf->proxy.record_route) == -1 ||
 	    load_timers(&c, root, cf) == -1 ||
 	    load_routes(&c, root, cf) == -1 ||
-	    get_int(&c, root, "max_message_size", 1024, 65535, &maxsz) == -1 ||
-	    get_str(&c, root, "log_level", &lvl) == -1)
+	    get_int(&c, root, "", "max_message_size", 1024, 65535, &maxsz) == -1 ||
+	    get_str(&c, root, "", "log_level", &lvl) == -1)
 		goto fail;
 	cf->proxy.max_message_size = (size_t)maxsz;
 	if (lvl != NULL && (cf->log_level = log_level_parse(lvl)) == -1) {

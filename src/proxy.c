@@ -795,6 +795,7 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		    TXN_NICT, (struct slice){ branch, strlen(branch) },
 		    m->method_s, bytes, len, out, &hops[i].addr, ctx, (int)i);
 		ctx->refs++;
+		txn_set_callid(b->ct, m->callid);
 		if (m->method == SM_INVITE)
 			txn_client_arm_c(b->ct);
 		log_info("proxy %s: %s forwarded to " SLICE_FMT " via %s",

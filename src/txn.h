@@ -75,6 +75,7 @@ struct txn {
 	void		*owner;		/* the transaction user's */
 	int		 slot;		/* the transaction user's */
 	struct txn	*reap_next;
+	char		*callid;	/* owned, for logs; may be NULL */
 	char		 id[24];
 };
 
@@ -99,6 +100,8 @@ struct txn	*txn_match_response(const struct sipmsg *);
 struct txn	*txn_alloc(enum txn_kind, struct buf *key);
 void		 txn_enter(struct txn *, enum txn_state);
 void		 txn_xmit(struct txn *);
+void		 txn_set_callid(struct txn *, struct slice);
+const char	*txn_callid(const struct txn *);
 const struct txn_settings *txn_settings(void);
 const struct txn_ops *txn_ops(void);
 

@@ -73,12 +73,15 @@ send_cancel(struct txn *t)
 	ct = txn_client_new(TXN_NICT, inv->branch,
 	    (struct slice){ "CANCEL", 6 }, bytes, len, t->sock, &t->peer,
 	    NULL, 0);
+	if (t->callid != NULL)
+		ct->callid = xstrdup(t->callid);
 	sipmsg_free(inv);
 	t->cancel_sent = true;
 	t->cancel_pending = false;
 	/* RFC 3261 9.1: give up on the INVITE 64*T1 after the CANCEL. */
 	timer_set(&t->life, 64 * txn_settings()->t1_ms);
-	log_info("txn %s: CANCEL sent (%s)", t->id, ct->id);
+	log_info("txn %s: CANCEL sent (%s) call=%s", t->id, ct->id,
+	    txn_callid(t));
 }
 
 /*
@@ -100,7 +103,8 @@ txn_client_cancel(struct txn *t, const char *reason)
 		send_cancel(t);
 	else {
 		t->cancel_pending = true;
-		log_info("txn %s: CANCEL waits for a provisional", t->id);
+		log_info("txn %s: CANCEL waits for a provisional call=%s",
+		    t->id, txn_callid(t));
 	}
 }
 

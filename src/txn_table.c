@@ -46,6 +46,7 @@ txn_reap_now(void *arg)
 		sipmsg_free(t->req);
 		free(t->out);
 		free(t->cancel_reason);
+		free(t->callid);
 		free(t->key);
 		free(t);
 	}
@@ -235,6 +236,19 @@ txn_alloc(enum txn_kind kind, struct buf *key)
 }
 
 void
+txn_set_callid(struct txn *t, struct slice callid)
+{
+	free(t->callid);
+	t->callid = xstrndup(callid.p, callid.len);
+}
+
+const char *
+txn_callid(const struct txn *t)
+{
+	return (t->callid != NULL ? t->callid : "-");
+}
+
+void
 txn_xmit(struct txn *t)
 {
 	if (t->out != NULL)
@@ -370,15 +384,15 @@ txn_life_fire(void *arg)
 		break;
 	case TXN_IST:		/* H */
 		if (t->state == TXN_COMPLETED)
-			log_info("txn %s: no ACK for %d (Timer H) call=" SLICE_FMT,
-			    t->id, t->code, SLICE_ARG(t->req->callid));
+			log_info("txn %s: no ACK for %d (Timer H) call=%s",
+			    t->id, t->code, txn_callid(t));
 		break;
 	default:
 		break;
 	}
 	if (timeout) {
-		log_info("txn %s: timed out in %s", t->id,
-		    state_names[t->state]);
+		log_info("txn %s: timed out in %s call=%s", t->id,
+		    state_names[t->state], txn_callid(t));
 		if (t->owner != NULL && T.ops.timeout != NULL)
 			T.ops.timeout(t, false);
 	}
@@ -394,7 +408,8 @@ txn_c_fire(void *arg)
 	if (t->kind != TXN_ICT || (t->state != TXN_CALLING &&
 	    t->state != TXN_PROCEEDING))
 		return;
-	log_info("txn %s: Timer C fired in %s", t->id, state_names[t->state]);
+	log_info("txn %s: Timer C fired in %s call=%s", t->id,
+	    state_names[t->state], txn_callid(t));
 	if (t->owner != NULL && T.ops.timeout != NULL)
 		T.ops.timeout(t, true);
 }
