@@ -469,13 +469,18 @@ reason_of(const struct sipmsg *m)
 	return (buf_steal(&b, NULL));
 }
 
+/* A URI that names this proxy itself: host, port and transport. */
 static bool
 uri_is_local(struct slice uri)
 {
 	struct sipuri	u;
+	struct slice	tr;
 
-	return (sipuri_parse(uri, &u) == 0 && u.host.len > 0 &&
-	    proxy_domain_ours(u.host, u.port) && u.user.len == 0);
+	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0 || u.user.len > 0)
+		return (false);
+	if (sipuri_param(&u, "transport", &tr) && !slice_eq(tr, "udp"))
+		return (false);		/* we only listen on UDP */
+	return (proxy_domain_ours(u.host, u.port));
 }
 
 /* A next hop from a URI; only numeric hosts until DNS lands. */
@@ -628,12 +633,10 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		return (-rc);
 	}
 	if (*nroutes > 0) {
+		/* A strict next hop is in the R-URI now (16.6 step 7). */
 		hops[0].ruri = ruri;
-		if ((rc = hop_from_uri(hdr_uri(routes[0]), &hops[0].addr, err,
-		    errlen)) != 0)
-			return (-rc);
-		if (*strict_ruri != NULL)	/* the R-URI is the next hop */
-			rc = hop_from_uri(ruri, &hops[0].addr, err, errlen);
+		rc = hop_from_uri(*strict_ruri != NULL ? ruri :
+		    hdr_uri(routes[0]), &hops[0].addr, err, errlen);
 		return (rc != 0 ? -rc : 1);
 	}
 	if (sipuri_parse(ruri, &u) == -1) {
