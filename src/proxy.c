@@ -355,10 +355,8 @@ proxy_on_response(struct txn *ct, const struct sipmsg *resp)
 	int		 code = resp->status;
 	char		 cid[128], cause[64];
 
-	if (code < 200) {
+	if (code < 200) {	/* 100 is hop by hop (16.7 step 5) */
 		if (code > 100 && !ctx->final_sent && !ctx->answered)
-			relay_up(ctx, resp, 0);
-		else if (code > 100 && ctx->answered)
 			relay_up(ctx, resp, 0);
 		return;
 	}

@@ -138,12 +138,12 @@ sipbuild_request(const struct sipmsg *m, const struct fwd *f, struct buf *out)
 	buf_adds(out, " SIP/2.0\r\nVia: ");
 	buf_adds(out, f->via);
 	buf_add(out, "\r\n", 2);
-	if (f->rr != NULL) {
+	sipbuild_vias(m, &f->topvia, out);
+	if (f->rr != NULL) {	/* after the Vias: some peers expect them together */
 		buf_adds(out, "Record-Route: ");
 		buf_adds(out, f->rr);
 		buf_add(out, "\r\n", 2);
 	}
-	sipbuild_vias(m, &f->topvia, out);
 	for (i = 0; i < m->nh; i++) {
 		const struct sip_hline	*h = &m->h[i];
 

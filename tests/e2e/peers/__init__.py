@@ -1,0 +1,1 @@
+"""Helpers that drive real SIP peers (SIPp, baresip, Net::SIP) in e2e tests."""

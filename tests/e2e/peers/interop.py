@@ -1,0 +1,394 @@
+"""Run real SIP peers (SIPp, baresip, Net::SIP) against ospreyd on loopback.
+
+Every peer runs under coreutils `timeout`, binds only 127.0.0.1 and ephemeral
+ports, and is stopped through the process id we started. A `Capture`
+records the test's own ports on `lo` with tshark (when available) so that a
+failure report can show the messages on the wire.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import time
+import wave
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+SIPP_DIR = os.path.join(TOP, "tests", "sipp")
+
+SIPP = shutil.which("sipp")
+BARESIP = shutil.which("baresip")
+TSHARK = shutil.which("tshark")
+PERL = shutil.which("perl")
+STDBUF = shutil.which("stdbuf")
+BARESIP_MODULES = "/usr/lib/baresip/modules"
+
+
+# ---------------------------------------------------------------- ports
+
+def _bindable(port, kind):
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_udp_block(count, tcp=False, tries=200):
+    """First port of `count` consecutive free UDP (and TCP) ports, even."""
+    for _ in range(tries):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        base = s.getsockname()[1] & ~1
+        s.close()
+        if base + count > 65535 or base < 1024:
+            continue
+        ok = all(_bindable(base + i, socket.SOCK_DGRAM) for i in range(count))
+        if ok and tcp:
+            ok = all(_bindable(base + i, socket.SOCK_STREAM)
+                     for i in range(count))
+        if ok:
+            return base
+    raise RuntimeError("no block of %d free ports" % count)
+
+
+def udp_bound(port):
+    """True if some socket is bound to UDP 127.0.0.1:port or *:port.
+
+    Reads /proc/net/udp rather than probing with bind(), which could race
+    with the peer that is starting up."""
+    want = ":%04X" % port
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    local = line.split()[1]
+                    if local.endswith(want):
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def wait_udp_bound(port, proc, what, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if udp_bound(port):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited (%s) before binding UDP port %d"
+                               % (what, proc.returncode, port))
+        time.sleep(0.02)
+    raise RuntimeError("%s did not bind UDP port %d within %.0fs"
+                       % (what, port, timeout))
+
+
+def stop_proc(proc, sig=signal.SIGTERM, wait=5):
+    """Stop one process we started, by its pid; returns its exit code."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def tail(path, limit=6000):
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return "(no %s)" % os.path.basename(path)
+    if len(text) > limit:
+        text = "...\n" + text[-limit:]
+    return text
+
+
+# ---------------------------------------------------------------- tshark
+
+class Capture:
+    """tshark on lo, limited to the given UDP ports; best effort."""
+
+    def __init__(self, workdir, ports, max_s=180):
+        self.pcap = os.path.join(workdir, "lo.pcap")
+        self.ports = sorted(set(ports))
+        self.proc = None
+        self.note = ""
+        if not TSHARK or os.environ.get("OSPREY_INTEROP_NO_PCAP"):
+            self.note = "(no capture: tshark unavailable or disabled)"
+            return
+        flt = " or ".join("udp port %d" % p for p in self.ports)
+        self.errpath = os.path.join(workdir, "tshark.err")
+        self.errf = open(self.errpath, "w")
+        self.proc = subprocess.Popen(
+            ["timeout", "-s", "INT", "-k", "5", str(max_s), TSHARK, "-q",
+             "-i", "lo", "-f", flt, "-w", self.pcap],
+            stdout=subprocess.DEVNULL, stderr=self.errf)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if "Capturing on" in tail(self.errpath):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.note = "(no capture: %s)" % tail(self.errpath, 500).strip()
+        stop_proc(self.proc, signal.SIGINT)
+        self.proc = None
+
+    def stop(self):
+        if self.proc is not None:
+            time.sleep(0.2)     # let the last datagrams reach the buffer
+            stop_proc(self.proc, signal.SIGINT)
+            self.proc = None
+            self.errf.close()
+
+    def summary(self, limit=200):
+        """One line per SIP message: time, ports, start line, CSeq, branch."""
+        self.stop()
+        if not os.path.exists(self.pcap):
+            return self.note or "(no capture)"
+        fields = ["frame.time_relative", "udp.srcport", "udp.dstport",
+                  "sip.Request-Line", "sip.Status-Line", "sip.CSeq",
+                  "sip.Via.branch"]
+        cmd = ["timeout", "30", TSHARK, "-r", self.pcap, "-Y", "sip",
+               "-T", "fields", "-E", "separator=|", "-E", "occurrence=a",
+               "-E", "aggregator=,"]
+        for f in fields:
+            cmd += ["-e", f]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True,
+                                 timeout=40).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            return "(tshark -r failed: %s)" % e
+        lines = out.splitlines()
+        if len(lines) > limit:
+            lines = lines[:limit // 2] + ["..."] + lines[-limit // 2:]
+        return "time|src|dst|request|status|cseq|via branches\n" + \
+            "\n".join(lines)
+
+
+# ---------------------------------------------------------------- SIPp
+
+def scenario(name):
+    return os.path.join(SIPP_DIR, name)
+
+
+class Sipp:
+    """One SIPp process running an XML scenario from tests/sipp/.
+
+    Always: -nostdin, local IPs 127.0.0.1, explicit control and media ports
+    (SIPp binds them even when unused), error/message/log traces in
+    `workdir`, a global -timeout with -timeout_error, and a `timeout`
+    wrapper. Exit code 0 means every call of the scenario succeeded."""
+
+    def __init__(self, workdir, name, scn, args, timeout_s=20):
+        self.name = name
+        self.scenario = scn
+        base = os.path.join(workdir, name)
+        self.err_file = base + "_errors.log"
+        self.msg_file = base + "_messages.log"
+        self.log_file = base + "_logs.log"
+        self.out_file = base + ".out"
+        self.timeout_s = timeout_s
+        cport = free_udp_block(1)
+        mport = free_udp_block(4)
+        self.cmd = (["timeout", "-k", "5", str(timeout_s + 15), SIPP]
+                    + [str(a) for a in args]
+                    + ["-sf", scenario(scn), "-nostdin",
+                       "-ci", "127.0.0.1", "-cp", str(cport),
+                       "-mi", "127.0.0.1", "-mp", str(mport),
+                       "-trace_err", "-error_file", self.err_file,
+                       "-trace_msg", "-message_file", self.msg_file,
+                       "-trace_logs", "-log_file", self.log_file,
+                       "-timeout", "%ds" % timeout_s, "-timeout_error"])
+        self.out = open(self.out_file, "w")
+        self.proc = subprocess.Popen(self.cmd, cwd=workdir, stdout=self.out,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+
+    def wait(self, extra_s=20, limit=None):
+        """Exit code; stops SIPp after `limit` seconds if given."""
+        try:
+            rc = self.proc.wait(limit if limit is not None
+                                else self.timeout_s + extra_s)
+        except subprocess.TimeoutExpired:
+            rc = stop_proc(self.proc)
+        self.out.close()
+        return rc
+
+    def stop(self):
+        rc = stop_proc(self.proc)
+        if not self.out.closed:
+            self.out.close()
+        return rc
+
+    def report(self):
+        return "\n".join([
+            "==== SIPp %s (%s): exit %s" % (self.name, self.scenario,
+                                            self.proc.returncode),
+            "$ " + " ".join(self.cmd),
+            "---- errors log:", tail(self.err_file),
+            "---- <log> actions:", tail(self.log_file, 3000),
+            "---- screen (tail):", tail(self.out_file, 2500),
+        ])
+
+
+def uas(workdir, scn, port, proxy_port, calls=1, extra=(), timeout_s=20):
+    """A SIPp UAS on 127.0.0.1:port; returns once it is bound."""
+    s = Sipp(workdir, "uas", scn,
+             ["-i", "127.0.0.1", "-p", port, "-m", calls,
+              "-set", "proxy_port", proxy_port] + list(extra),
+             timeout_s=timeout_s)
+    wait_udp_bound(port, s.proc, "SIPp UAS")
+    return s
+
+
+def uac(workdir, scn, proxy_port, port, calls=1, rate=None, service="bob",
+        extra=(), timeout_s=20):
+    args = ["127.0.0.1:%d" % proxy_port, "-s", service,
+            "-i", "127.0.0.1", "-p", port, "-m", calls]
+    if rate:
+        args += ["-r", rate, "-rp", "1000"]
+    else:
+        args += ["-l", 1]
+    return Sipp(workdir, "uac", scn, args + list(extra), timeout_s=timeout_s)
+
+
+# ---------------------------------------------------------------- baresip
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def make_silence_wav(path, seconds=5, rate=8000):
+    """16-bit mono PCM silence (aufile needs 8 kHz for PCMU)."""
+    w = wave.open(path, "wb")
+    try:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\0\0" * int(rate * seconds))
+    finally:
+        w.close()
+
+
+class Baresip:
+    """baresip as a UAS with an account that never registers (regint=0).
+
+    `answermode` is "auto" (180 then 200, handles BYE) or "manual" (180,
+    then waits; answers a CANCEL with 487). Runs with -s (SIP trace on
+    stdout) so the messages it exchanged can be asserted on."""
+
+    def __init__(self, workdir, user="bob", answermode="auto", secs=40):
+        self.dir = os.path.join(workdir, "baresip-" + user)
+        os.makedirs(self.dir, exist_ok=True)
+        # UDP+TCP on sip port, TLS on sip port + 1: keep all three free.
+        self.port = free_udp_block(2, tcp=True)
+        rtp = free_udp_block(20)
+        self.user = user
+        wav = os.path.join(self.dir, "silence8k.wav")
+        make_silence_wav(wav)
+        with open(os.path.join(HERE, "baresip_config.template")) as f:
+            tmpl = string.Template(f.read())
+        with open(os.path.join(self.dir, "config"), "w") as f:
+            f.write(tmpl.substitute(
+                sip_listen="127.0.0.1:%d" % self.port, dir=self.dir,
+                source=wav, rtp_lo=rtp, rtp_hi=rtp + 19,
+                module_path=BARESIP_MODULES))
+        with open(os.path.join(self.dir, "accounts"), "w") as f:
+            f.write("<sip:%s@127.0.0.1>;regint=0;answermode=%s;"
+                    "audio_codecs=PCMU\n" % (user, answermode))
+        self.out_file = os.path.join(self.dir, "baresip.out")
+        self.out = open(self.out_file, "w")
+        cmd = [BARESIP, "-f", self.dir, "-t", str(secs), "-s"]
+        if STDBUF:
+            cmd = [STDBUF, "-oL", "-eL"] + cmd
+        self.cmd = ["timeout", "-k", "5", str(secs + 10)] + cmd
+        self.proc = subprocess.Popen(self.cmd, stdout=self.out,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.dir)
+        wait_udp_bound(self.port, self.proc, "baresip", timeout=15)
+        # Bound is not quite "ready": give it a moment to finish start-up.
+        deadline = time.time() + 5
+        while time.time() < deadline and \
+                "baresip is ready" not in self.text():
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if self.proc.poll() is not None:
+            raise RuntimeError("baresip exited %s:\n%s" % (
+                self.proc.returncode, self.text()))
+
+    def text(self):
+        with open(self.out_file, errors="replace") as f:
+            return ANSI.sub("", f.read())
+
+    def stop(self):
+        rc = stop_proc(self.proc)
+        if not self.out.closed:
+            self.out.close()
+        return rc
+
+    def messages(self):
+        """SIP trace blocks (-s): dicts with src, dst, start (line), text.
+
+        baresip prints each message as ESC[36;1m#\nUDP a -> b\n...ESC[;m."""
+        with open(self.out_file, errors="replace") as f:
+            raw = f.read()
+        out = []
+        for m in re.finditer(
+                r"#[ \t]*\r?\n(UDP|TCP|TLS) (\S+) -> (\S+)\r?\n(.*?)"
+                r"(?:\x1b\[;m|\Z)", raw, re.S):
+            body = ANSI.sub("", m.group(4)).replace("\r\n", "\n")
+            out.append({"src": m.group(2), "dst": m.group(3),
+                        "start": body.split("\n", 1)[0].strip(),
+                        "text": body})
+        return out
+
+    def report(self):
+        return "==== baresip (exit %s)\n$ %s\n%s" % (
+            self.proc.returncode, " ".join(self.cmd), tail(self.out_file,
+                                                            12000))
+
+
+def header(text, name):
+    """Values of header `name` (case-insensitive) in a message's text."""
+    vals = []
+    for line in text.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            if k.strip().lower() == name.lower():
+                vals.append(v.strip())
+    return vals
+
+
+def top_branch(text):
+    vias = header(text, "Via") + header(text, "v")
+    if not vias:
+        return None
+    m = re.search(r";\s*branch=([^;,\s]+)", vias[0])
+    return m.group(1) if m else None
+
+
+# ---------------------------------------------------------------- Net::SIP
+
+def have_netsip():
+    if not PERL:
+        return False
+    return subprocess.run([PERL, "-MNet::SIP", "-e", "1"],
+                          capture_output=True).returncode == 0
+
+
+def netsip_script(name):
+    return os.path.join(HERE, name)
