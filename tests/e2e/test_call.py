@@ -1,0 +1,213 @@
+"""Calls through ospreyd: forwarding, relaying, retransmissions, timers."""
+
+import time
+
+from sip import (NON2XX, SDP, match, parse_uri, sipnet,  # noqa: F401
+                 uri_of)
+
+
+def test_full_call(sipnet):
+    """INVITE/100/180/200/ACK/BYE/200 through the proxy (RFC 3261 16.6,
+    16.7): proxy Via on top downstream, removed upstream, Max-Forwards
+    decremented, Record-Route with lr, ACK and BYE follow the route set."""
+    net = sipnet()
+    px, uas, caller = net.proxy, net.uas, net.caller
+    call = net.call()
+    call.invite()
+
+    trying = caller.expect(call.resp(100), timeout=1)
+    call.check_vias(trying)
+
+    inv = uas.expect("INVITE", call_id=call.call_id)
+    assert inv.uri == "sip:bob@example.test"
+    vias = inv.vias
+    assert len(vias) == 2, vias
+    top = vias[0]
+    assert top.transport == "UDP"
+    assert top.sent_by == px.addr, "proxy Via sent-by %r" % (top.sent_by,)
+    assert top.branch and top.branch.startswith("z9hG4bK"), top
+    assert top.branch != call.invite_branch
+    assert vias[1].branch == call.invite_branch
+    assert vias[1].sent_by == caller.addr
+    assert inv.get("max-forwards") == "69"
+    rr = inv.values("record-route")
+    assert len(rr) == 1, rr
+    rru = parse_uri(uri_of(rr[0]))
+    assert (rru.host, rru.port) == px.addr, rr
+    assert "lr" in rru.params, rr
+    assert inv.call_id == call.call_id
+    assert inv.from_tag == call.from_tag
+    assert inv.to_tag is None
+    assert inv.cseq == (1, "INVITE")
+    assert inv.body == SDP
+    assert inv.content_length == len(SDP)
+
+    uas.respond(inv, 180)
+    ringing = caller.expect(call.resp(180))
+    call.check_vias(ringing)
+    assert ringing.to_tag == uas.tag(inv)
+
+    uas.respond(inv, 200, body=SDP)
+    ok = caller.expect(call.resp(200))
+    call.check_vias(ok)
+    assert ok.to_tag == uas.tag(inv)
+    assert uri_of(ok.get("contact")) == uas.contact_uri
+    assert ok.body == SDP
+
+    call.ack(ok)
+    assert call.route_set == rr, "route set learnt from the 2xx"
+    ack = uas.expect("ACK", call_id=call.call_id)
+    assert ack.uri == uas.contact_uri
+    assert ack.vias[0].sent_by == px.addr
+    assert ack.vias[1].branch == call.last_branch
+    assert ack.values("route") == [], "proxy must remove its own Route"
+    assert ack.to_tag == uas.tag(inv)
+    assert ack.cseq == (1, "ACK")
+
+    call.bye()
+    bye = uas.expect("BYE", call_id=call.call_id)
+    assert bye.uri == uas.contact_uri
+    assert bye.vias[0].sent_by == px.addr
+    assert bye.vias[0].branch.startswith("z9hG4bK")
+    assert bye.values("route") == []
+    assert bye.get("max-forwards") == "69"
+    assert bye.cseq == (2, "BYE")
+    uas.respond(bye, 200)
+    bye_ok = caller.expect(call.resp(200, "BYE"))
+    call.check_vias(bye_ok, call.last_branch)
+    assert px.alive()
+
+
+def test_invite_retransmission_absorbed(sipnet):
+    """A retransmitted INVITE is not forwarded again; the caller gets the
+    last response again (100, later 180) (RFC 3261 17.2.1)."""
+    net = sipnet(timers={"t1": 500, "t2": 4000})  # Timer A: 0.5s
+    uas, caller = net.uas, net.caller
+    call = net.call()
+    call.invite()
+    caller.expect(call.resp(100), timeout=1)
+    inv = uas.expect("INVITE", call_id=call.call_id)
+    uas.respond(inv, 100)               # stops the proxy's Timer A
+
+    call.resend_invite()
+    again = caller.expect(call.resp(100), timeout=1)
+    call.check_vias(again)
+    dup = uas.ep.collect(0.3, match(method="INVITE"))
+    assert dup == [], "retransmitted INVITE forwarded: %r" % dup
+
+    uas.respond(inv, 180)
+    caller.expect(call.resp(180))
+    call.resend_invite()
+    again = caller.expect(call.resp(180), timeout=1)
+    assert again.to_tag == uas.tag(inv)
+    dup = uas.ep.collect(0.3, match(method="INVITE"))
+    assert dup == [], "retransmitted INVITE forwarded: %r" % dup
+
+    uas.respond(inv, 200, body=SDP)
+    ok = caller.expect(call.resp(200))
+    call.ack(ok)
+    uas.expect("ACK", call_id=call.call_id)
+    assert net.proxy.alive()
+
+
+def test_2xx_retransmissions_forwarded(sipnet):
+    """Every 2xx from the UAS, retransmissions too, reaches the caller
+    (RFC 3261 16.7 step 10 / RFC 6026)."""
+    net = sipnet()
+    uas, caller = net.uas, net.caller
+    call = net.call()
+    inv = net.ring(call)
+    for _ in range(3):
+        uas.respond(inv, 200, body=SDP)
+        time.sleep(0.05)
+    oks = caller.collect(0.7, call.resp(200))
+    assert len(oks) == 3, "caller got %d of 3 200 OKs" % len(oks)
+    for ok in oks:
+        call.check_vias(ok)
+    call.ack(oks[0])
+    uas.expect("ACK", call_id=call.call_id)
+    call.bye()
+    uas.respond(uas.expect("BYE", call_id=call.call_id), 200)
+    caller.expect(call.resp(200, "BYE"))
+
+
+def test_busy_here_acked_hop_by_hop(sipnet):
+    """486 is relayed; the proxy ACKs it itself with its INVITE's branch
+    (17.1.1.3) and absorbs the caller's ACK."""
+    net = sipnet()
+    uas, caller = net.uas, net.caller
+    call = net.call()
+    call.invite()
+    inv = uas.expect("INVITE", call_id=call.call_id)
+    uas.respond(inv, 486)
+
+    busy = caller.expect(call.resp(486))
+    call.check_vias(busy)
+    assert busy.to_tag == uas.tag(inv)
+
+    ack = uas.expect("ACK", call_id=call.call_id)
+    assert len(ack.vias) == 1, ack.vias
+    assert ack.branch == inv.branch
+    assert ack.uri == inv.uri
+    assert ack.to_tag == uas.tag(inv)
+    assert ack.from_tag == inv.from_tag
+    assert ack.cseq == (inv.cseq[0], "ACK")
+
+    call.ack(busy)
+    more = uas.ep.collect(0.5, match(method="ACK"))
+    assert more == [], "caller's ACK for the 486 was forwarded: %r" % more
+    assert net.proxy.alive()
+
+
+def test_silent_target_408_after_timer_b(sipnet):
+    """A target that never answers: INVITE retransmitted (Timer A), then
+    408 to the caller after Timer B = 64*T1 = 3.2 s."""
+    net = sipnet()                      # t1 = 50 ms
+    uas, caller = net.uas, net.caller
+    call = net.call()
+    t0 = time.monotonic()
+    call.invite()
+    caller.expect(call.resp(100), timeout=1)
+    final = caller.expect(call.resp(NON2XX), timeout=6)
+    elapsed = final.time - t0
+    assert final.code == 408, final
+    assert 2.5 <= elapsed <= 4.7, "408 after %.2fs, Timer B is 3.2s" % elapsed
+    call.check_vias(final)
+    assert final.to_tag
+    call.ack(final)
+
+    invs = uas.ep.collect(0, match(method="INVITE", call_id=call.call_id))
+    assert len(invs) >= 5, "UAS got %d INVITEs, Timer A" % len(invs)
+    assert len({m.branch for m in invs}) == 1, [m.branch for m in invs]
+    gaps = [b.time - a.time for a, b in zip(invs, invs[1:])]
+    assert gaps[0] >= 0.03, gaps
+    assert gaps[-1] > gaps[0], "Timer A doubles: %r" % gaps
+    assert net.proxy.alive()
+
+
+def test_timer_c_cancels_ringing_branch(sipnet):
+    """Timer C: a branch that rings without a final gets CANCELled, and
+    the caller gets a final (487 relayed, or 408) (RFC 3261 16.8)."""
+    net = sipnet(timers={"c": 1500})
+    uas, caller = net.uas, net.caller
+    call = net.call()
+    call.invite()
+    inv = uas.expect("INVITE", call_id=call.call_id)
+    uas.respond(inv, 180)
+    t180 = time.monotonic()
+    caller.expect(call.resp(180))
+
+    cancel = uas.expect("CANCEL", timeout=4, call_id=call.call_id)
+    dt = cancel.time - t180
+    assert 1.2 <= dt <= 2.5, "CANCEL %.2fs after the 180, Timer C 1.5s" % dt
+    assert cancel.branch == inv.branch
+    assert cancel.uri == inv.uri
+    assert cancel.cseq == (inv.cseq[0], "CANCEL")
+    uas.respond(cancel, 200)
+    uas.respond(inv, 487)
+
+    final = caller.expect(call.resp(NON2XX), timeout=2)
+    assert final.code in (408, 487), final
+    call.check_vias(final)
+    call.ack(final)
+    assert net.proxy.alive()
