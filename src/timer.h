@@ -10,7 +10,7 @@
 /*
  * A one-shot timer embedded in its owner.  The callback only feeds an event
  * to the owner's state machine.  Unit tests link a fake-clock version of
- * these functions (tests/unit/fake_timer.c) instead of timer.c.
+ * these functions (tests/unit/fake.c) instead of timer.c.
  */
 struct timer {
 	struct event	  ev;

@@ -94,10 +94,9 @@ txn_server_retransmit(struct txn *t, const struct sipmsg *m)
 			txn_enter(t, TXN_CONFIRMED);
 		return;
 	}
-	switch (t->state) {
+	switch (t->state) {	/* ACCEPTED absorbs it: RFC 6026 7.1 */
 	case TXN_PROCEEDING:
 	case TXN_COMPLETED:
-	case TXN_ACCEPTED:
 		log_debug("txn %s: retransmission, re-sending %d", t->id,
 		    t->code);
 		txn_xmit(t);

@@ -1,0 +1,284 @@
+/* Unit tests: hashtab.c. */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "hashtab.h"
+
+struct item {
+	struct hnode	 node;	/* first: the node is the item */
+	char		 key[24];
+	bool		 live;
+};
+
+static uint64_t	rng_state;
+
+/* xorshift64: the same sequence on every run. */
+static uint64_t
+rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (rng_state);
+}
+
+static struct item *
+items_new(size_t n)
+{
+	struct item	*it = calloc(n, sizeof(*it));
+	size_t		 i;
+
+	ck_assert_ptr_nonnull(it);
+	for (i = 0; i < n; i++)
+		snprintf(it[i].key, sizeof(it[i].key), "z9hG4bK-%zu", i);
+	return (it);
+}
+
+static struct hnode *
+find(const struct hashtab *ht, const char *key)
+{
+	return (hashtab_find(ht, key, strlen(key)));
+}
+
+static void
+insert(struct hashtab *ht, struct item *it)
+{
+	hashtab_insert(ht, &it->node, it->key, strlen(it->key));
+	it->live = true;
+}
+
+START_TEST(insert_find_remove)
+{
+	struct hashtab	 ht;
+	struct item	*it = items_new(3);
+
+	hashtab_init(&ht, 0);
+	ck_assert_uint_eq(ht.n, 0);
+	ck_assert_ptr_null(find(&ht, it[0].key));
+	insert(&ht, &it[0]);
+	insert(&ht, &it[1]);
+	ck_assert_uint_eq(ht.n, 2);
+	ck_assert_ptr_eq(find(&ht, "z9hG4bK-0"), &it[0].node);
+	ck_assert_ptr_eq(find(&ht, "z9hG4bK-1"), &it[1].node);
+	ck_assert_ptr_null(find(&ht, "z9hG4bK-2"));
+	/* Keys are compared by length and bytes, not as prefixes. */
+	ck_assert_ptr_null(hashtab_find(&ht, "z9hG4bK-1", 8));
+	ck_assert_ptr_null(find(&ht, "z9hG4bK-10"));
+	ck_assert_ptr_eq(hashtab_find(&ht, "z9hG4bK-1x", 9), &it[1].node);
+
+	hashtab_remove(&ht, &it[0].node);
+	ck_assert_uint_eq(ht.n, 1);
+	ck_assert_ptr_null(find(&ht, "z9hG4bK-0"));
+	ck_assert_ptr_eq(find(&ht, "z9hG4bK-1"), &it[1].node);
+	/* Removing a node that is not linked changes nothing. */
+	hashtab_remove(&ht, &it[0].node);
+	ck_assert_uint_eq(ht.n, 1);
+	ck_assert_ptr_eq(find(&ht, "z9hG4bK-1"), &it[1].node);
+
+	insert(&ht, &it[0]);
+	ck_assert_ptr_eq(find(&ht, "z9hG4bK-0"), &it[0].node);
+	hashtab_remove(&ht, &it[1].node);
+	hashtab_remove(&ht, &it[0].node);
+	ck_assert_uint_eq(ht.n, 0);
+	ck_assert_ptr_null(find(&ht, "z9hG4bK-0"));
+	ck_assert_ptr_null(find(&ht, "z9hG4bK-1"));
+	hashtab_cleanup(&ht);
+	free(it);
+}
+END_TEST
+
+START_TEST(empty_key)
+{
+	struct hashtab	ht;
+	struct item	it;
+
+	memset(&it, 0, sizeof(it));
+	hashtab_init(&ht, 0);
+	hashtab_insert(&ht, &it.node, "", 0);
+	ck_assert_ptr_eq(hashtab_find(&ht, "", 0), &it.node);
+	ck_assert_ptr_null(hashtab_find(&ht, "a", 1));
+	hashtab_remove(&ht, &it.node);
+	ck_assert_ptr_null(hashtab_find(&ht, "", 0));
+	hashtab_cleanup(&ht);
+}
+END_TEST
+
+#define CHURN_KEYS	20000
+#define CHURN_OPS	200000
+
+/* Inserts and removes interleaved with lookups, checked all along. */
+START_TEST(churn)
+{
+	struct hashtab	 ht;
+	struct item	*it = items_new(CHURN_KEYS);
+	size_t		 live = 0, i, j, inserts = 0, removes = 0;
+
+	rng_state = 0x9e3779b97f4a7c15ULL;
+	hashtab_init(&ht, 0);
+	for (i = 0; i < CHURN_OPS; i++) {
+		struct item	*x = &it[rng() % CHURN_KEYS];
+		struct item	*y = &it[rng() % CHURN_KEYS];
+
+		if (x->live) {
+			hashtab_remove(&ht, &x->node);
+			x->live = false;
+			live--;
+			removes++;
+			ck_assert_ptr_null(find(&ht, x->key));
+		} else {
+			insert(&ht, x);
+			live++;
+			inserts++;
+			ck_assert_ptr_eq(find(&ht, x->key), &x->node);
+		}
+		if (y->live)
+			ck_assert_ptr_eq(find(&ht, y->key), &y->node);
+		else
+			ck_assert_ptr_null(find(&ht, y->key));
+		ck_assert_uint_eq(ht.n, live);
+		if (i % 10000 != 0)
+			continue;
+		for (j = 0; j < CHURN_KEYS; j++)
+			if (it[j].live)
+				ck_assert_ptr_eq(find(&ht, it[j].key),
+				    &it[j].node);
+			else
+				ck_assert_ptr_null(find(&ht, it[j].key));
+	}
+	ck_assert_uint_gt(inserts, CHURN_OPS / 3);
+	ck_assert_uint_gt(removes, CHURN_OPS / 3);
+	ck_assert_uint_gt(live, 0);
+	ck_assert_uint_eq(ht.n, live);
+	for (j = 0; j < CHURN_KEYS; j++) {
+		if (it[j].live)
+			ck_assert_ptr_eq(find(&ht, it[j].key), &it[j].node);
+		else
+			ck_assert_ptr_null(find(&ht, it[j].key));
+	}
+	/* Empty it: nothing is found afterwards, the count is 0. */
+	for (j = 0; j < CHURN_KEYS; j++)
+		if (it[j].live) {
+			hashtab_remove(&ht, &it[j].node);
+			it[j].live = false;
+		}
+	ck_assert_uint_eq(ht.n, 0);
+	for (j = 0; j < ht.nb; j++)
+		ck_assert_ptr_null(ht.b[j]);
+	hashtab_cleanup(&ht);
+	free(it);
+}
+END_TEST
+
+#define GROW_KEYS	50000
+
+START_TEST(growth)
+{
+	struct hashtab	 ht;
+	struct item	*it = items_new(GROW_KEYS);
+	size_t		 i, nb0;
+
+	hashtab_init(&ht, 0);
+	nb0 = ht.nb;
+	ck_assert_uint_eq(nb0 & (nb0 - 1), 0);
+	for (i = 0; i < GROW_KEYS; i++) {
+		insert(&ht, &it[i]);
+		if (i % 997 == 0)
+			ck_assert_ptr_eq(find(&ht, it[i / 2].key),
+			    &it[i / 2].node);
+	}
+	ck_assert_uint_eq(ht.n, GROW_KEYS);
+	ck_assert_uint_gt(ht.nb, nb0);
+	ck_assert_uint_ge(ht.nb, GROW_KEYS / 2);
+	ck_assert_uint_eq(ht.nb & (ht.nb - 1), 0);
+	for (i = 0; i < GROW_KEYS; i++)
+		ck_assert_ptr_eq(find(&ht, it[i].key), &it[i].node);
+	ck_assert_ptr_null(find(&ht, "z9hG4bK-50000"));
+	hashtab_cleanup(&ht);
+	free(it);
+}
+END_TEST
+
+START_TEST(init_hint)
+{
+	struct hashtab	ht;
+
+	hashtab_init(&ht, 5000);
+	ck_assert_uint_ge(ht.nb, 5000);
+	ck_assert_uint_eq(ht.nb & (ht.nb - 1), 0);
+	ck_assert_uint_eq(ht.n, 0);
+	hashtab_cleanup(&ht);
+	ck_assert_ptr_null(ht.b);
+}
+END_TEST
+
+START_TEST(hash_seeded)
+{
+	const uint64_t	a[2] = { 1, 2 }, b[2] = { 3, 4 }, c[2] = { 1, 3 };
+	const char	*k = "z9hG4bK776asdhds";
+	size_t		 len;
+
+	for (len = 0; len <= strlen(k); len++) {
+		uint64_t	ha = hashtab_hash(a, k, len);
+
+		ck_assert_uint_eq(ha, hashtab_hash(a, k, len));
+		ck_assert_uint_ne(ha, hashtab_hash(b, k, len));
+		ck_assert_uint_ne(ha, hashtab_hash(c, k, len));
+		if (len > 0)
+			ck_assert_uint_ne(ha, hashtab_hash(a, k, len - 1));
+	}
+	ck_assert_uint_ne(hashtab_hash(a, "abc", 3), hashtab_hash(a, "abd", 3));
+	ck_assert_uint_ne(hashtab_hash(a, "ab\0", 3), hashtab_hash(a, "ab", 2));
+}
+END_TEST
+
+/* Two tables get different seeds, so a key lands differently. */
+START_TEST(tables_seeded_apart)
+{
+	struct hashtab	h1, h2;
+
+	hashtab_init(&h1, 0);
+	hashtab_init(&h2, 0);
+	ck_assert(h1.seed[0] != h2.seed[0] || h1.seed[1] != h2.seed[1]);
+	ck_assert_uint_ne(hashtab_hash(h1.seed, "key", 3),
+	    hashtab_hash(h2.seed, "key", 3));
+	hashtab_cleanup(&h1);
+	hashtab_cleanup(&h2);
+}
+END_TEST
+
+static Suite *
+hashtab_suite(void)
+{
+	Suite	*s = suite_create("hashtab");
+	TCase	*tc = tcase_create("hashtab");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, insert_find_remove);
+	tcase_add_test(tc, empty_key);
+	tcase_add_test(tc, churn);
+	tcase_add_test(tc, growth);
+	tcase_add_test(tc, init_hint);
+	tcase_add_test(tc, hash_seeded);
+	tcase_add_test(tc, tables_seeded_apart);
+	suite_add_tcase(s, tc);
+	return (s);
+}
+
+int
+main(void)
+{
+	SRunner	*sr;
+	int	 nfail;
+
+	sr = srunner_create(hashtab_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	nfail = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}
