@@ -218,56 +218,246 @@ load_timers(struct ctx *c, const config_setting_t *root, struct conf *cf)
 	return (0);
 }
 
+/* A code set: one code or name, or a list/array of them. */
 static int
-load_routes(struct ctx *c, const config_setting_t *root, struct conf *cf)
+get_codes(struct ctx *c, const config_setting_t *s, const char *where,
+    struct codeset *cs)
 {
-	static const char *const keys[] = { "user", "domain", "targets", NULL };
-	const config_setting_t	*rs = config_setting_get_member(root, "routes");
-	char			 msg[256];
-	int			 i, j;
+	char	msg[256], num[16];
+	int	i, n = 1;
+
+	if (config_setting_is_array(s) || config_setting_is_list(s))
+		n = config_setting_length(s);
+	for (i = 0; i < n; i++) {
+		const config_setting_t	*e = (config_setting_is_array(s) ||
+		    config_setting_is_list(s)) ? config_setting_get_elem(s, i) :
+		    s;
+		const char		*item;
+
+		if (config_setting_type(e) == CONFIG_TYPE_INT) {
+			snprintf(num, sizeof(num), "%d",
+			    config_setting_get_int(e));
+			item = num;
+		} else if (config_setting_type(e) == CONFIG_TYPE_STRING)
+			item = config_setting_get_string(e);
+		else
+			return (conf_err(c, e, "%s: codes are numbers, classes "
+			    "like \"5xx\" or cause names", where));
+		if (codeset_add(cs, item, msg, sizeof(msg)) == -1)
+			return (conf_err(c, e, "%s: %s", where, msg));
+	}
+	return (0);
+}
+
+static int
+load_targets(struct ctx *c, const config_setting_t *ts, struct route *r,
+    long long timeout)
+{
+	static const char *const keys[] = { "uri", "timeout", "weight",
+	    NULL };
+	char	msg[256];
+	int	j;
+
+	for (j = 0; j < config_setting_length(ts); j++) {
+		const config_setting_t	*t = config_setting_get_elem(ts, j);
+		const char		*uri = NULL;
+		long long		 tmo = timeout, weight = 1;
+
+		if (config_setting_type(t) == CONFIG_TYPE_STRING)
+			uri = config_setting_get_string(t);
+		else if (config_setting_is_group(t)) {
+			if (check_keys(c, t, "routes.targets", keys) == -1 ||
+			    get_str(c, t, "routes.targets.", "uri", &uri) ==
+			    -1 ||
+			    get_int(c, t, "routes.targets.", "timeout", 0,
+			    3600000, &tmo) == -1 ||
+			    get_int(c, t, "routes.targets.", "weight", 0,
+			    1000, &weight) == -1)
+				return (-1);
+			if (uri == NULL)
+				return (conf_err(c, t, "routes.targets.uri: "
+				    "required"));
+		} else
+			return (conf_err(c, t, "routes.targets: each is a SIP "
+			    "URI or a group { uri = ...; timeout = ...; }"));
+		if (route_add_target(r, uri, msg, sizeof(msg)) == -1)
+			return (conf_err(c, t, "routes.targets: %s", msg));
+		r->targets[r->ntargets - 1].timeout_ms = (uint32_t)tmo;
+		r->targets[r->ntargets - 1].weight = (unsigned)weight;
+	}
+	return (0);
+}
+
+static int
+load_on_failure(struct ctx *c, const config_setting_t *of, struct route *r)
+{
+	static const char *const keys[] = { "code", "route", NULL };
+	int	i;
+
+	if (!config_setting_is_list(of))
+		return (conf_err(c, of, "routes.on_failure: must be a list "
+		    "( { code = ...; route = \"name\"; } )"));
+	for (i = 0; i < config_setting_length(of); i++) {
+		const config_setting_t	*e = config_setting_get_elem(of, i);
+		const config_setting_t	*code;
+		struct failure_rule	*f;
+		const char		*name = NULL;
+
+		if (!config_setting_is_group(e))
+			return (conf_err(c, e, "routes.on_failure: each entry "
+			    "is a group { code = ...; route = ...; }"));
+		if (r->nfailure == ROUTE_MAX_RULES)
+			return (conf_err(c, e, "routes.on_failure: at most %d",
+			    ROUTE_MAX_RULES));
+		f = &r->on_failure[r->nfailure];
+		memset(f, 0, sizeof(*f));
+		if (check_keys(c, e, "routes.on_failure", keys) == -1 ||
+		    get_str(c, e, "routes.on_failure.", "route", &name) == -1)
+			return (-1);
+		if ((code = config_setting_get_member(e, "code")) == NULL)
+			return (conf_err(c, e, "routes.on_failure.code: "
+			    "required"));
+		if (name == NULL)
+			return (conf_err(c, e, "routes.on_failure.route: "
+			    "required"));
+		if (get_codes(c, code, "routes.on_failure.code", &f->codes) ==
+		    -1)
+			return (-1);
+		f->route_name = xstrdup(name);
+		r->nfailure++;
+	}
+	return (0);
+}
+
+static int
+load_route(struct ctx *c, const config_setting_t *e, struct conf *cf,
+    bool matchable)
+{
+	static const char *const keys[] = { "name", "user", "domain",
+	    "targets", "fork", "balance", "failover", "on_failure",
+	    "timeout", "recurse", "max_redirects", "probe", NULL };
+	const char	*where = matchable ? "routes" : "failure_routes";
+	const config_setting_t	*ts, *s;
+	const char	*user = NULL, *domain = NULL, *name = NULL;
+	const char	*fork = NULL, *bal = NULL;
+	long long	 timeout = 0, maxr = 3;
+	char		 msg[256];
+	struct route	*r;
+
+	if (!config_setting_is_group(e))
+		return (conf_err(c, e, "%s: each entry is a group "
+		    "{ user = ...; targets = [ ... ]; }", where));
+	if (check_keys(c, e, where, keys) == -1 ||
+	    get_str(c, e, "routes.", "name", &name) == -1 ||
+	    get_str(c, e, "routes.", "user", &user) == -1 ||
+	    get_str(c, e, "routes.", "domain", &domain) == -1 ||
+	    get_str(c, e, "routes.", "fork", &fork) == -1 ||
+	    get_str(c, e, "routes.", "balance", &bal) == -1 ||
+	    get_int(c, e, "routes.", "timeout", 0, 3600000, &timeout) == -1 ||
+	    get_int(c, e, "routes.", "max_redirects", 0, 16, &maxr) == -1)
+		return (-1);
+	if (!matchable && (user != NULL || domain != NULL))
+		return (conf_err(c, e, "failure_routes: user and domain do not "
+		    "apply (these routes are reached by on_failure only)"));
+	if (!matchable && name == NULL)
+		return (conf_err(c, e, "failure_routes.name: required"));
+	if (name != NULL && route_find(&cf->proxy.routes, name) != NULL)
+		return (conf_err(c, e, "%s.name: \"%s\" is used twice", where,
+		    name));
+	ts = config_setting_get_member(e, "targets");
+	if (ts == NULL)
+		return (conf_err(c, e, "%s.targets: required", where));
+	if ((!config_setting_is_array(ts) && !config_setting_is_list(ts)) ||
+	    config_setting_length(ts) == 0)
+		return (conf_err(c, ts, "%s.targets: must be a non-empty list "
+		    "of SIP URIs", where));
+	r = route_add(&cf->proxy.routes, user, domain,
+	    config_setting_source_line(e), msg, sizeof(msg));
+	if (r == NULL)
+		return (conf_err(c, e, "%s: %s", where, msg));
+	r->matchable = matchable;
+	r->max_redirects = (unsigned)maxr;
+	if (name != NULL)
+		r->name = xstrdup(name);
+	if (fork != NULL) {
+		if (strcmp(fork, "serial") == 0)
+			r->fork = FORK_SERIAL;
+		else if (strcmp(fork, "parallel") != 0)
+			return (conf_err(c, config_setting_get_member(e,
+			    "fork"), "routes.fork: \"%s\" is not \"parallel\" "
+			    "or \"serial\"", fork));
+	}
+	if (bal != NULL) {
+		static const char *const names[] = { "order", "weight",
+		    "round_robin", "hash" };
+		unsigned	i;
+
+		for (i = 0; i < 4 && strcmp(bal, names[i]) != 0; i++)
+			;
+		if (i == 4)
+			return (conf_err(c, config_setting_get_member(e,
+			    "balance"), "routes.balance: \"%s\" is not one of "
+			    "order, weight, round_robin, hash", bal));
+		r->balance = (enum balance)i;
+	}
+	if (get_bool(c, e, "routes.", "recurse", &r->recurse) == -1 ||
+	    get_bool(c, e, "routes.", "probe", &r->probe) == -1 ||
+	    load_targets(c, ts, r, timeout) == -1)
+		return (-1);
+	if ((s = config_setting_get_member(e, "failover")) != NULL) {
+		if (get_codes(c, s, "routes.failover", &r->failover) == -1)
+			return (-1);
+	} else {
+		codeset_add(&r->failover, "408", msg, sizeof(msg));
+		codeset_add(&r->failover, "5xx", msg, sizeof(msg));
+	}
+	if ((s = config_setting_get_member(e, "on_failure")) != NULL &&
+	    load_on_failure(c, s, r) == -1)
+		return (-1);
+	return (0);
+}
+
+static int
+load_routes(struct ctx *c, const config_setting_t *root, struct conf *cf,
+    const char *key, bool matchable)
+{
+	const config_setting_t	*rs = config_setting_get_member(root, key);
+	int			 i;
 
 	if (rs == NULL)
 		return (0);
 	if (!config_setting_is_list(rs))
-		return (conf_err(c, rs, "routes: must be a list ( { ... } )"));
-	for (i = 0; i < config_setting_length(rs); i++) {
-		const config_setting_t	*e = config_setting_get_elem(rs, i);
-		const config_setting_t	*ts;
-		const char		*user = NULL, *domain = NULL;
-		struct route		*r;
-
-		if (!config_setting_is_group(e))
-			return (conf_err(c, e, "routes: each entry is a group "
-			    "{ user = ...; targets = [ ... ]; }"));
-		if (check_keys(c, e, "routes", keys) == -1 ||
-		    get_str(c, e, "routes.", "user", &user) == -1 ||
-		    get_str(c, e, "routes.", "domain", &domain) == -1)
+		return (conf_err(c, rs, "%s: must be a list ( { ... } )", key));
+	for (i = 0; i < config_setting_length(rs); i++)
+		if (load_route(c, config_setting_get_elem(rs, i), cf,
+		    matchable) == -1)
 			return (-1);
-		ts = config_setting_get_member(e, "targets");
-		if (ts == NULL)
-			return (conf_err(c, e, "routes.targets: required"));
-		if ((!config_setting_is_array(ts) &&
-		    !config_setting_is_list(ts)) ||
-		    config_setting_length(ts) == 0)
-			return (conf_err(c, ts, "routes.targets: must be a "
-			    "non-empty list of SIP URIs"));
-		r = route_add(&cf->proxy.routes, user, domain,
-		    config_setting_source_line(e), msg, sizeof(msg));
-		if (r == NULL)
-			return (conf_err(c, e, "routes: %s", msg));
-		for (j = 0; j < config_setting_length(ts); j++) {
-			const config_setting_t	*t = config_setting_get_elem(ts,
-			    j);
+	return (0);
+}
 
-			if (config_setting_type(t) != CONFIG_TYPE_STRING)
-				return (conf_err(c, t, "routes.targets: must "
-				    "be strings"));
-			if (route_add_target(r, config_setting_get_string(t),
-			    msg, sizeof(msg)) == -1)
-				return (conf_err(c, t, "routes.targets: %s",
-				    msg));
-		}
+static int
+load_probe(struct ctx *c, const config_setting_t *root, struct conf *cf)
+{
+	static const char *const keys[] = { "interval", "timeout", "failures",
+	    NULL };
+	const config_setting_t	*p = config_setting_get_member(root, "probe");
+	long long		 interval = 10000, tmo = 2000, failures = 3;
+
+	if (p != NULL) {
+		if (!config_setting_is_group(p))
+			return (conf_err(c, p, "probe: must be a group "
+			    "{ interval = ...; }"));
+		if (check_keys(c, p, "probe", keys) == -1 ||
+		    get_int(c, p, "probe.", "interval", 500, 3600000,
+		    &interval) == -1 ||
+		    get_int(c, p, "probe.", "timeout", 100, 60000, &tmo) == -1 ||
+		    get_int(c, p, "probe.", "failures", 1, 100, &failures) ==
+		    -1)
+			return (-1);
 	}
+	cf->proxy.probe_interval_ms = (uint32_t)interval;
+	cf->proxy.probe_timeout_ms = (uint32_t)tmo;
+	cf->proxy.probe_failures = (unsigned)failures;
 	return (0);
 }
 
@@ -275,14 +465,15 @@ int
 conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "listen", "domains", "relay",
-	    "record_route", "timers", "routes", "max_message_size",
-	    "log_level", NULL };
+	    "record_route", "timers", "routes", "failure_routes", "probe",
+	    "max_message_size", "log_level", NULL };
 	struct ctx		 c = { path, err, errlen };
 	config_t		 cfg;
 	const config_setting_t	*root;
 	const char		*lvl = NULL;
 	long long		 maxsz = 65535;
-	int			 rc = -1;
+	char			 msg[256];
+	int			 rc = -1, line = 0;
 
 	memset(cf, 0, sizeof(*cf));
 	cf->proxy.record_route = true;
@@ -305,11 +496,17 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 	    get_bool(&c, root, "", "relay", &cf->proxy.relay) == -1 ||
 	    get_bool(&c, root, "", "record_route", &cf->proxy.record_route) == -1 ||
 	    load_timers(&c, root, cf) == -1 ||
-	    load_routes(&c, root, cf) == -1 ||
+	    load_routes(&c, root, cf, "routes", true) == -1 ||
+	    load_routes(&c, root, cf, "failure_routes", false) == -1 ||
+	    load_probe(&c, root, cf) == -1 ||
 	    get_int(&c, root, "", "max_message_size", 1024, 65535, &maxsz) == -1 ||
 	    get_str(&c, root, "", "log_level", &lvl) == -1)
 		goto fail;
 	cf->proxy.max_message_size = (size_t)maxsz;
+	if (route_link(&cf->proxy.routes, &line, msg, sizeof(msg)) == -1) {
+		snprintf(err, errlen, "%s:%d: %s", path, line, msg);
+		goto fail;
+	}
 	if (lvl != NULL && (cf->log_level = log_level_parse(lvl)) == -1) {
 		conf_err(&c, config_setting_get_member(root, "log_level"),
 		    "log_level: \"%s\" is not one of error, warning, notice, "
@@ -359,15 +556,41 @@ conf_print(const struct conf *cf, FILE *fp)
 	    cf->txn.t1_ms, cf->txn.t2_ms, cf->txn.t4_ms, cf->txn.c_ms,
 	    cf->txn.d_ms, cf->proxy.cancel_ms);
 	for (i = 0; i < cf->proxy.routes.n; i++) {
-		const struct route	*r = &cf->proxy.routes.r[i];
+		const struct route	*r = cf->proxy.routes.r[i];
+		char			 codes[256];
 
-		fprintf(fp, "route user=%s domain=%s ->",
-		    r->user_src ? r->user_src : "*",
-		    r->domain_src ? r->domain_src : "*");
-		for (j = 0; j < r->ntargets; j++)
-			fprintf(fp, " %s", r->targets[j].uri);
+		fprintf(fp, "%s %s user=%s domain=%s fork=%s balance=%s",
+		    r->matchable ? "route" : "failure_route",
+		    r->name ? r->name : "-", r->user_src ? r->user_src : "*",
+		    r->domain_src ? r->domain_src : "*",
+		    route_fork_name(r->fork), route_balance_name(r->balance));
+		codeset_print(&r->failover, codes, sizeof(codes));
+		fprintf(fp, " failover=[%s]", codes);
+		if (r->recurse)
+			fprintf(fp, " recurse=%u", r->max_redirects);
+		if (r->probe)
+			fprintf(fp, " probe");
 		fprintf(fp, "\n");
+		for (j = 0; j < r->ntargets; j++) {
+			fprintf(fp, "  target %s", r->targets[j].uri);
+			if (r->targets[j].timeout_ms)
+				fprintf(fp, " timeout=%u",
+				    r->targets[j].timeout_ms);
+			if (r->targets[j].weight != 1)
+				fprintf(fp, " weight=%u",
+				    r->targets[j].weight);
+			fprintf(fp, "\n");
+		}
+		for (j = 0; j < r->nfailure; j++) {
+			codeset_print(&r->on_failure[j].codes, codes,
+			    sizeof(codes));
+			fprintf(fp, "  on_failure [%s] -> %s\n", codes,
+			    r->on_failure[j].route_name);
+		}
 	}
+	fprintf(fp, "probe interval=%u timeout=%u failures=%u\n",
+	    cf->proxy.probe_interval_ms, cf->proxy.probe_timeout_ms,
+	    cf->proxy.probe_failures);
 	fprintf(fp, "max_message_size %zu\nlog_level %s\n",
 	    cf->proxy.max_message_size, log_level_name(cf->log_level));
 }

@@ -12,6 +12,7 @@
 #include <osipparser2/osip_parser.h>
 
 #include "conf.h"
+#include "gateway.h"
 #include "log.h"
 #include "proxy.h"
 #include "sysd.h"
@@ -121,6 +122,9 @@ main(int argc, char **argv)
 		    err, sizeof(err)) == -1)
 			fatalx("ospreyd: %s", err);
 	proxy_init(base, &tp, &cf.proxy, &cf.txn);
+	gw_start(base, &tp, &cf.proxy.routes, &(struct gw_settings){
+	    cf.proxy.probe_interval_ms, cf.proxy.probe_timeout_ms,
+	    cf.proxy.probe_failures });
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
 	evsignal_add(sigterm, NULL);
@@ -131,6 +135,7 @@ main(int argc, char **argv)
 	sysd_notify("READY=1");
 	event_base_dispatch(base);
 
+	gw_stop();
 	proxy_shutdown();
 	tp_close(&tp);
 	event_free(sigterm);

@@ -1,6 +1,7 @@
 /*
- * The proxy core, RFC 3261 section 16: validate, route, fork into client
- * transactions, relay responses, CANCEL the branches.
+ * The proxy core, RFC 3261 section 16: validate, decide where a request
+ * goes, and hand it to the forking logic (proxy_fork.c); responses come
+ * back through the transaction layer (proxy_reply.c picks the best).
  */
 #include "config.h"
 
@@ -11,53 +12,27 @@
 #include <sys/random.h>
 
 #include "log.h"
-#include "proxy.h"
-#include "sipbuild.h"
+#include "proxy_int.h"
 #include "xmalloc.h"
 
-#define MAX_ROUTES	32
 #define ALLOW_HDR	"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, " \
 			"UPDATE, INFO, MESSAGE, SUBSCRIBE, NOTIFY, REFER\r\n"
 #define REASON_2XX	"SIP;cause=200;text=\"Call completed elsewhere\""
 
-struct branch {
-	struct txn	*ct;		/* NULL once terminated */
-	int		 code;		/* final status, 0 while pending */
-	struct sipmsg	*final;		/* owned: a 3xx-6xx kept for 16.7 */
+/* Where a request goes. */
+enum decision {
+	DEC_REJECT,	/* answer with code */
+	DEC_FOR_US,	/* OPTIONS to the proxy itself */
+	DEC_HOP,	/* one next hop: Route set, in dialog, relay */
+	DEC_ROUTE,	/* a route from the config */
 };
 
-/*
- * The response context of one forwarded request.  It lives while its server
- * transaction or any client transaction points at it (refs).
- */
-struct pctx {
-	struct txn	*st;
-	struct branch	 br[ROUTE_MAX_TARGETS];
-	unsigned	 nbr;
-	unsigned	 refs;
-	bool		 cancelled;	/* the caller sent CANCEL */
-	bool		 answered;	/* a 2xx went upstream */
-	bool		 final_sent;
-	struct timer	 cancel_timer;
-	char		*topvia;	/* owned: caller's Via for our replies */
-	struct tp_sock	*up_sock;	/* upstream, for 2xx after the st */
-	struct tp_addr	 up_peer;
-};
-
-/* Where a request goes: a resolved next hop and the Request-URI to send. */
 struct hop {
 	struct slice	 ruri;
 	struct tp_addr	 addr;
 };
 
-static struct {
-	struct event_base	*base;
-	struct tp		*tp;
-	struct proxy_settings	 set;
-	struct proxy_stats	 stats;
-	uint64_t		 seed[2];
-	uint64_t		 serial;
-} P;
+struct proxy_state P;
 
 static void	proxy_on_response(struct txn *, const struct sipmsg *);
 static void	proxy_on_timeout(struct txn *, bool);
@@ -79,6 +54,7 @@ proxy_init(struct event_base *base, struct tp *tp,
 	P.set = *set;
 	if (getrandom(P.seed, sizeof(P.seed), 0) != sizeof(P.seed))
 		fatal("getrandom");
+	srandom((unsigned)P.seed[0]);
 	txn_init(base, ts, &proxy_txn_ops);
 }
 
@@ -116,7 +92,7 @@ proxy_reply_rank(int code)
 }
 
 /* Unpredictable identifiers: branch and tags. */
-static void
+void
 proxy_token(char *out, size_t len)
 {
 	uint64_t	n = ++P.serial;
@@ -151,54 +127,8 @@ proxy_domain_ours(struct slice host, uint16_t port)
 	return (false);
 }
 
-/* Replies.  Stateless ones go back to the source, as rport would. */
-static void
-reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
-    const struct tp_addr *src, int code, const char *reason,
-    const char *extra)
-{
-	struct buf	 b, tv;
-	struct tp_addr	 peer;
-	char		 ip[INET6_ADDRSTRLEN], tag[24];
-	struct slice	 top;
-
-	src_ip(src, ip, sizeof(ip));
-	buf_init(&tv, 256);
-	sipbuild_top_via(m, ip, tp_addr_port(src), &tv);
-	top = (struct slice){ tv.p, tv.len };
-	proxy_token(tag, sizeof(tag));
-	buf_init(&b, 512);
-	sipbuild_reply(m, code, reason, tag, &top, extra, &b);
-	txn_server_peer(m, src, &peer);
-	tp_send(sock, &peer, b.p, b.len);
-	buf_cleanup(&b);
-	buf_cleanup(&tv);
-	if (code == 481)
-		P.stats.sent_481++;
-}
-
-static void
-reply_st(struct txn *st, const char *topvia, int code, const char *reason,
-    const char *extra)
-{
-	struct buf	 b;
-	struct slice	 top = { topvia, strlen(topvia) };
-	char		 tag[24];
-	size_t		 len;
-
-	proxy_token(tag, sizeof(tag));
-	buf_init(&b, 512);
-	sipbuild_reply(st->req, code, reason, tag, &top, extra, &b);
-	b.p = buf_steal(&b, &len);
-	txn_server_reply(st, code, b.p, len);
-	if (code == 481)
-		P.stats.sent_481++;
-	else if (code == 487)
-		P.stats.sent_487++;
-}
-
-static char *
-make_topvia(const struct sipmsg *m, const struct tp_addr *src)
+char *
+proxy_make_topvia(const struct sipmsg *m, const struct tp_addr *src)
 {
 	struct buf	tv;
 	char		ip[INET6_ADDRSTRLEN];
@@ -209,35 +139,8 @@ make_topvia(const struct sipmsg *m, const struct tp_addr *src)
 	return (buf_steal(&tv, NULL));
 }
 
-/* A server transaction with no forwarding behind it: answer and forget. */
-static void
-reply_new_st(struct sipmsg *m, struct tp_sock *sock,
-    const struct tp_addr *src, int code, const char *reason,
-    const char *extra)
-{
-	struct txn	*st = txn_server_new(m, sock, src);
-	char		*topvia = make_topvia(m, src);
-
-	reply_st(st, topvia, code, reason, extra);
-	free(topvia);
-}
-
-static void
-pctx_unref(struct pctx *ctx)
-{
-	unsigned	i;
-
-	if (--ctx->refs > 0)
-		return;
-	timer_stop(&ctx->cancel_timer);
-	for (i = 0; i < ctx->nbr; i++)
-		sipmsg_free(ctx->br[i].final);
-	free(ctx->topvia);
-	free(ctx);
-}
-
-static const char *
-ctx_callid(const struct pctx *ctx, char *buf, size_t len)
+const char *
+pctx_callid(const struct pctx *ctx, char *buf, size_t len)
 {
 	if (ctx->st == NULL)
 		return ("-");
@@ -245,163 +148,73 @@ ctx_callid(const struct pctx *ctx, char *buf, size_t len)
 	return (buf);
 }
 
-static bool
-relayable(const struct sipmsg *resp)
-{
-	return (sipmsg_values(resp, SH_VIA, NULL, 0) >= 2);
-}
-
-/* Relay a response upstream; a 2xx goes even when the st is done. */
+/* A server transaction with no forwarding behind it: answer and forget. */
 static void
-relay_up(struct pctx *ctx, const struct sipmsg *resp, int code)
+reply_new_st(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, int code, const char *reason,
+    const char *extra)
 {
-	struct buf	 b;
-	size_t		 len;
-	char		*bytes;
-	char		 cid[128];
+	struct txn	*st = txn_server_new(m, sock, src);
+	char		*topvia = proxy_make_topvia(m, src);
 
-	if (!relayable(resp)) {
-		/* No Via would remain (16.7 step 3): never forwarded. */
-		log_peer("proxy %s: %d carries only our Via, not relayed",
-		    ctx_callid(ctx, cid, sizeof(cid)), resp->status);
-		return;
-	}
-	buf_init(&b, resp->len + 64);
-	sipbuild_response(resp, code, &b);
-	bytes = buf_steal(&b, &len);
-	if (ctx->st != NULL && ctx->st->state != TXN_TERMINATED) {
-		if (txn_server_reply(ctx->st, code ? code : resp->status,
-		    bytes, len) == 0)
-			return;
-		if (resp->status < 200 || resp->status >= 300)
-			return;
-		buf_init(&b, resp->len + 64);
-		sipbuild_response(resp, code, &b);
-		bytes = buf_steal(&b, &len);
-	} else if (resp->status < 200 || resp->status >= 300) {
-		free(bytes);
-		return;
-	}
-	tp_send(ctx->up_sock, &ctx->up_peer, bytes, len);	/* stateless */
-	free(bytes);
-}
-
-static void
-cancel_branches(struct pctx *ctx, const char *reason)
-{
-	unsigned	i;
-
-	for (i = 0; i < ctx->nbr; i++) {
-		if (ctx->br[i].ct != NULL && ctx->br[i].code == 0) {
-			txn_client_cancel(ctx->br[i].ct, reason);
-			P.stats.cancels_relayed++;
-		}
-	}
-}
-
-/* RFC 3261 16.7: when every branch is done, send the best final upstream. */
-static void
-proxy_finish(struct pctx *ctx)
-{
-	struct branch	*best = NULL;
-	unsigned	 i;
-	bool		 pending = false;
-	char		 cid[128];
-	int		 code;
-
-	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
-		return;
-	for (i = 0; i < ctx->nbr; i++) {
-		struct branch	*b = &ctx->br[i];
-
-		if (b->code == 0) {
-			pending = true;
-			continue;
-		}
-		if (best == NULL || proxy_reply_rank(b->code) <
-		    proxy_reply_rank(best->code))
-			best = b;
-	}
-	if (best == NULL || (pending && best->code < 600))
-		return;
-	ctx->final_sent = true;
-	timer_stop(&ctx->cancel_timer);
-	code = best->code;
-	if (ctx->cancelled && code < 600) {
-		for (i = 0; i < ctx->nbr; i++)
-			if (ctx->br[i].code == 487 && ctx->br[i].final != NULL)
-				best = &ctx->br[i];
-		code = 487;
-	}
-	log_info("proxy %s: final %d to caller",
-	    ctx_callid(ctx, cid, sizeof(cid)), code == 503 ? 500 : code);
-	if (ctx->st->kind == TXN_NIST && code == 408 && best->final == NULL) {
-		/* RFC 4320: no 408 to a non-INVITE; the caller timed out too. */
-		txn_enter(ctx->st, TXN_TERMINATED);
-		return;
-	}
-	if (best->final != NULL && best->code == code)
-		relay_up(ctx, best->final, code == 503 ? 500 : 0);
-	else
-		reply_st(ctx->st, ctx->topvia, code == 503 ? 500 : code, NULL,
-		    NULL);
+	reply_st(st, topvia, code, reason, extra);
+	free(topvia);
 }
 
 static void
 proxy_on_response(struct txn *ct, const struct sipmsg *resp)
 {
 	struct pctx	*ctx = ct->owner;
-	struct branch	*b = &ctx->br[ct->slot];
+	struct branch	*b = ctx->br[ct->slot];
 	int		 code = resp->status;
-	char		 cid[128], cause[64];
+	char		 cid[128];
 
 	if (code < 200) {	/* 100 is hop by hop (16.7 step 5) */
 		if (code > 100 && !ctx->final_sent && !ctx->answered)
-			relay_up(ctx, resp, 0);
+			reply_relay(ctx, resp, 0, NULL);
 		return;
 	}
 	if (code < 300) {
 		b->code = code;
+		timer_stop(&b->timeout);
 		log_info("proxy %s: %d from %s relayed",
-		    ctx_callid(ctx, cid, sizeof(cid)), code, ct->id);
-		relay_up(ctx, resp, 0);
+		    pctx_callid(ctx, cid, sizeof(cid)), code, ct->id);
+		reply_relay(ctx, resp, 0, NULL);
 		if (!ctx->answered) {
 			ctx->answered = true;
 			timer_stop(&ctx->cancel_timer);
 			if (ctx->st != NULL && ctx->st->kind == TXN_IST)
-				cancel_branches(ctx, REASON_2XX);
+				fork_cancel_others(ctx, REASON_2XX);
 		}
 		return;
 	}
 	if (b->code != 0)
-		return;		/* already given up on (Timer C) */
+		return;		/* already given up on (Timer C, timeout) */
 	b->code = code;
-	b->final = relayable(resp) ? sipmsg_new(resp->buf, resp->len) : NULL;
-	if (b->final != NULL && sipmsg_parse(b->final, cid, sizeof(cid)) != 0) {
-		sipmsg_free(b->final);
-		b->final = NULL;
+	if (reply_relayable(resp)) {
+		b->final = sipmsg_new(resp->buf, resp->len);
+		if (sipmsg_parse(b->final, cid, sizeof(cid)) != 0) {
+			sipmsg_free(b->final);
+			b->final = NULL;
+		}
 	}
-	log_info("proxy %s: %d from %s", ctx_callid(ctx, cid, sizeof(cid)),
+	log_info("proxy %s: %d from %s", pctx_callid(ctx, cid, sizeof(cid)),
 	    code, ct->id);
-	if (code >= 600 && ctx->st != NULL && ctx->st->kind == TXN_IST) {
-		snprintf(cause, sizeof(cause), "SIP;cause=%d", code);
-		cancel_branches(ctx, cause);
-	}
-	proxy_finish(ctx);
+	fork_branch_done(b);
 }
 
 static void
 proxy_on_timeout(struct txn *ct, bool timer_c)
 {
 	struct pctx	*ctx = ct->owner;
-	struct branch	*b = &ctx->br[ct->slot];
+	struct branch	*b = ctx->br[ct->slot];
 
 	if (b->code != 0)
 		return;
 	if (timer_c && ct->state == TXN_PROCEEDING)
 		txn_client_cancel(ct, NULL);
 	b->code = 408;
-	proxy_finish(ctx);
+	fork_branch_done(b);
 }
 
 static void
@@ -412,40 +225,15 @@ proxy_on_terminated(struct txn *t)
 	if (t->kind == TXN_IST || t->kind == TXN_NIST) {
 		ctx->st = NULL;
 	} else {
-		struct branch	*b = &ctx->br[t->slot];
+		struct branch	*b = ctx->br[t->slot];
 
 		b->ct = NULL;
 		if (b->code == 0) {
 			b->code = 408;
-			proxy_finish(ctx);
+			fork_branch_done(b);
 		}
 	}
-	pctx_unref(ctx);
-}
-
-static void
-proxy_cancel_timeout(void *arg)
-{
-	struct pctx	*ctx = arg;
-	char		 cid[128];
-
-	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
-		return;
-	log_info("proxy %s: no final after CANCEL, answering 487",
-	    ctx_callid(ctx, cid, sizeof(cid)));
-	ctx->final_sent = true;
-	reply_st(ctx->st, ctx->topvia, 487, NULL, NULL);
-}
-
-/* The caller cancelled (or ospreyctl did): CANCEL every pending branch. */
-static void
-proxy_cancel_ctx(struct pctx *ctx, const char *reason)
-{
-	if (ctx->answered || ctx->final_sent || ctx->cancelled)
-		return;
-	ctx->cancelled = true;
-	cancel_branches(ctx, reason);
-	timer_set(&ctx->cancel_timer, P.set.cancel_ms);
+	fork_ctx_unref(ctx);
 }
 
 /* Every Reason value of m joined, or NULL. Caller frees. */
@@ -482,7 +270,7 @@ uri_is_local(struct slice uri)
 }
 
 /* A next hop from a URI; only numeric hosts until DNS lands. */
-static int
+int
 hop_from_uri(struct slice uri, struct tp_addr *addr, char *err, size_t len)
 {
 	struct sipuri	u;
@@ -579,8 +367,8 @@ wants_rr(const struct sipmsg *m)
 }
 
 /* Build the bytes of m forwarded to one hop, from the given socket. */
-static char *
-forward_bytes(const struct sipmsg *m, const struct tp_sock *in,
+char *
+proxy_forward_bytes(const struct sipmsg *m, const struct tp_sock *in,
     const struct tp_sock *out, const char *branch, const char *topvia,
     struct slice ruri, const struct slice *routes, unsigned nroutes,
     size_t *len)
@@ -611,77 +399,71 @@ forward_bytes(const struct sipmsg *m, const struct tp_sock *in,
 }
 
 /*
- * Decide where m goes.  Fills hops (at most ROUTE_MAX_TARGETS) and returns
- * how many, or a negative status to answer with (-code), with err set.
+ * Decide where m goes (16.4-16.5).  The Route set to send is left in
+ * routes/nroutes (*strict is an owned string they may point into).
  */
-static int
+static enum decision
 proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
-    char **strict_ruri, struct hop *hops, char *err, size_t errlen)
+    char **strict, struct hop *hop, struct route **route, int *code,
+    char *err, size_t errlen)
 {
-	const struct route	*r;
-	struct sipuri		 u;
-	struct slice		 ruri;
-	bool			 popped, ours;
-	unsigned		 i;
-	int			 rc;
+	struct sipuri	 u;
+	struct slice	 ruri;
+	bool		 popped, ours;
+	int		 rc;
 
+	*code = 0;
 	if ((rc = proxy_routes(m, routes, nroutes, &ruri, &popped,
-	    strict_ruri)) != 0) {
+	    strict)) != 0) {
 		snprintf(err, errlen, "Bad Route header");
-		return (-rc);
+		*code = rc;
+		return (DEC_REJECT);
 	}
+	hop->ruri = ruri;
 	if (*nroutes > 0) {
 		/* A strict next hop is in the R-URI now (16.6 step 7). */
-		hops[0].ruri = ruri;
-		rc = hop_from_uri(*strict_ruri != NULL ? ruri :
-		    hdr_uri(routes[0]), &hops[0].addr, err, errlen);
-		return (rc != 0 ? -rc : 1);
+		*code = hop_from_uri(*strict != NULL ? ruri :
+		    hdr_uri(routes[0]), &hop->addr, err, errlen);
+		return (*code != 0 ? DEC_REJECT : DEC_HOP);
 	}
 	if (sipuri_parse(ruri, &u) == -1) {
 		snprintf(err, errlen, "Bad Request-URI");
-		return (-400);
+		*code = 400;
+		return (DEC_REJECT);
 	}
 	ours = proxy_domain_ours(u.host, u.port);
 	if (popped && !(ours && u.user.len == 0)) {
-		hops[0].ruri = ruri;	/* in dialog, through our Record-Route */
-		rc = hop_from_uri(ruri, &hops[0].addr, err, errlen);
-		return (rc != 0 ? -rc : 1);
+		/* In dialog, through our Record-Route: to the R-URI. */
+		*code = hop_from_uri(ruri, &hop->addr, err, errlen);
+		return (*code != 0 ? DEC_REJECT : DEC_HOP);
 	}
 	if (ours && u.user.len == 0) {
 		if (m->method == SM_OPTIONS && m->to_tag.len == 0)
-			return (0);	/* for us: answered by the caller */
-		if (m->to_tag.len > 0) {
-			snprintf(err, errlen, "%s", sip_reason(481));
-			return (-481);
-		}
-		snprintf(err, errlen, "%s", sip_reason(405));
-		return (-405);
+			return (DEC_FOR_US);
+		*code = m->to_tag.len > 0 ? 481 : 405;
+		snprintf(err, errlen, "%s", sip_reason(*code));
+		return (DEC_REJECT);
 	}
 	if (ours && m->to_tag.len > 0) {
+		*code = 481;
 		snprintf(err, errlen, "%s", sip_reason(481));
-		return (-481);
+		return (DEC_REJECT);
 	}
-	if ((r = route_match(&P.set.routes, u.user, u.host)) != NULL) {
-		for (i = 0; i < r->ntargets; i++) {
-			const struct target	*t = &r->targets[i];
-
-			hops[i].ruri = t->parsed.user.len > 0 ?
-			    (struct slice){ t->uri, strlen(t->uri) } : ruri;
-			hops[i].addr = t->addr;
-		}
-		return ((int)r->ntargets);
-	}
+	if ((*route = (struct route *)route_match(&P.set.routes, u.user,
+	    u.host)) != NULL)
+		return (DEC_ROUTE);
 	if (ours) {
+		*code = 404;
 		snprintf(err, errlen, "%s", sip_reason(404));
-		return (-404);
+		return (DEC_REJECT);
 	}
 	if (!P.set.relay) {
+		*code = 403;
 		snprintf(err, errlen, "Relaying Denied");
-		return (-403);
+		return (DEC_REJECT);
 	}
-	hops[0].ruri = ruri;
-	rc = hop_from_uri(ruri, &hops[0].addr, err, errlen);
-	return (rc != 0 ? -rc : 1);
+	*code = hop_from_uri(ruri, &hop->addr, err, errlen);
+	return (*code != 0 ? DEC_REJECT : DEC_HOP);
 }
 
 /* ACK for a 2xx, and other requests we do not keep state for. */
@@ -690,26 +472,42 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src)
 {
 	struct slice	 routes[MAX_ROUTES];
-	unsigned	 nroutes = 0;
-	struct hop	 hops[ROUTE_MAX_TARGETS];
+	unsigned	 nroutes = 0, order[ROUTE_MAX_TARGETS], n, i;
+	struct hop	 hop;
+	struct route	*r = NULL;
 	struct tp_sock	*out;
 	char		*strict = NULL, *topvia, *bytes, err[128];
-	char		 branch[64], tok[24];
+	char		 branch[64];
 	uint64_t	 h;
 	struct buf	 k;
 	size_t		 len;
-	int		 n;
+	int		 code;
 
 	if (m->max_forwards == 0) {
 		log_peer("proxy " SLICE_FMT ": ACK with Max-Forwards 0 dropped",
 		    SLICE_ARG(m->callid));
 		return;
 	}
-	n = proxy_decide(m, routes, &nroutes, &strict, hops, err, sizeof(err));
-	if (n <= 0) {
+	switch (proxy_decide(m, routes, &nroutes, &strict, &hop, &r, &code,
+	    err, sizeof(err))) {
+	case DEC_HOP:
+		break;
+	case DEC_ROUTE:
+		n = route_order(r, m->callid, order);
+		for (i = 0; i < n; i++)
+			if (route_target_usable(&r->targets[order[i]]))
+				break;
+		if (i == n)
+			i = 0;
+		hop.addr = r->targets[order[i]].addr;
+		if (r->targets[order[i]].parsed.user.len > 0)
+			hop.ruri = (struct slice){ r->targets[order[i]].uri,
+			    strlen(r->targets[order[i]].uri) };
+		break;
+	default:
 		log_info("proxy " SLICE_FMT ": %s not forwarded: %s",
 		    SLICE_ARG(m->callid), sip_method_name(m->method),
-		    n == 0 ? "for us" : err);
+		    code == 0 ? "for us" : err);
 		free(strict);
 		return;
 	}
@@ -720,16 +518,16 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	buf_addf(&k, "%u", m->cseq);
 	h = hashtab_hash(P.seed, k.p, k.len);
 	buf_cleanup(&k);
-	snprintf(tok, sizeof(tok), "%016llx", (unsigned long long)h);
-	snprintf(branch, sizeof(branch), SIP_MAGIC "sl%s", tok);
-	if ((out = tp_sock_for(P.tp, &hops[0].addr, sock)) == NULL) {
+	snprintf(branch, sizeof(branch), SIP_MAGIC "sl%016llx",
+	    (unsigned long long)h);
+	if ((out = tp_sock_for(P.tp, &hop.addr, sock)) == NULL) {
 		free(strict);
 		return;
 	}
-	topvia = make_topvia(m, src);
-	bytes = forward_bytes(m, sock, out, branch, topvia, hops[0].ruri,
+	topvia = proxy_make_topvia(m, src);
+	bytes = proxy_forward_bytes(m, sock, out, branch, topvia, hop.ruri,
 	    routes, nroutes, &len);
-	tp_send(out, &hops[0].addr, bytes, len);
+	tp_send(out, &hop.addr, bytes, len);
 	log_debug("proxy " SLICE_FMT ": %s forwarded statelessly",
 	    SLICE_ARG(m->callid), sip_method_name(m->method));
 	free(bytes);
@@ -743,68 +541,44 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src)
 {
 	struct slice	 routes[MAX_ROUTES];
-	unsigned	 nroutes = 0, i;
-	struct hop	 hops[ROUTE_MAX_TARGETS];
+	unsigned	 nroutes = 0;
+	struct hop	 hop;
+	struct route	*r = NULL;
 	struct pctx	*ctx;
 	struct txn	*st;
-	char		*strict = NULL, err[160], cid[128];
-	int		 n;
+	char		*strict = NULL, err[160];
+	int		 code;
+	enum decision	 d;
 
-	n = proxy_decide(m, routes, &nroutes, &strict, hops, err, sizeof(err));
-	if (n == 0) {
+	d = proxy_decide(m, routes, &nroutes, &strict, &hop, &r, &code, err,
+	    sizeof(err));
+	if (d == DEC_FOR_US) {
 		reply_new_st(m, sock, src, 200, NULL, ALLOW_HDR
 		    "Accept: application/sdp\r\nSupported: \r\n");
 		free(strict);
 		return;
 	}
-	if (n < 0) {
+	if (d == DEC_REJECT) {
 		log_info("proxy " SLICE_FMT ": %s rejected code=%d reason=\"%s\"",
-		    SLICE_ARG(m->callid), sip_method_name(m->method), -n, err);
-		reply_new_st(m, sock, src, -n, err,
-		    -n == 405 ? ALLOW_HDR : NULL);
+		    SLICE_ARG(m->callid), sip_method_name(m->method), code, err);
+		reply_new_st(m, sock, src, code, err,
+		    code == 405 ? ALLOW_HDR : NULL);
 		free(strict);
 		return;
 	}
 	st = txn_server_new(m, sock, src);
-	ctx = xcalloc(1, sizeof(*ctx));
-	ctx->st = st;
-	ctx->refs = 1;
-	ctx->topvia = make_topvia(m, src);
-	ctx->up_sock = sock;
-	ctx->up_peer = st->peer;
-	timer_init(&ctx->cancel_timer, P.base, proxy_cancel_timeout, ctx);
-	st->owner = ctx;
+	ctx = fork_ctx_new(st, sock, src);
+	memcpy(ctx->routes, routes, nroutes * sizeof(*routes));
+	ctx->nroutes = nroutes;
+	ctx->strict_ruri = strict;	/* the routes may point into it */
 	if (m->method == SM_INVITE)
 		reply_st(st, ctx->topvia, 100, NULL, NULL);
-	snprintf(cid, sizeof(cid), SLICE_FMT, SLICE_ARG(m->callid));
-
-	for (i = 0; i < (unsigned)n; i++) {
-		struct tp_sock	*out = tp_sock_for(P.tp, &hops[i].addr, sock);
-		struct branch	*b = &ctx->br[ctx->nbr++];
-		char		 branch[48], tok[24], *bytes;
-		size_t		 len;
-
-		if (out == NULL) {
-			b->code = 503;
-			continue;
-		}
-		proxy_token(tok, sizeof(tok));
-		snprintf(branch, sizeof(branch), SIP_MAGIC "%s", tok);
-		bytes = forward_bytes(m, sock, out, branch, ctx->topvia,
-		    hops[i].ruri, routes, nroutes, &len);
-		b->ct = txn_client_new(m->method == SM_INVITE ? TXN_ICT :
-		    TXN_NICT, (struct slice){ branch, strlen(branch) },
-		    m->method_s, bytes, len, out, &hops[i].addr, ctx, (int)i);
-		ctx->refs++;
-		txn_set_callid(b->ct, m->callid);
-		if (m->method == SM_INVITE)
-			txn_client_arm_c(b->ct);
-		log_info("proxy %s: %s forwarded to " SLICE_FMT " via %s",
-		    cid, sip_method_name(m->method), SLICE_ARG(hops[i].ruri),
-		    b->ct->id);
+	if (d == DEC_ROUTE)
+		fork_route(ctx, r);
+	else {
+		fork_start(ctx, hop.ruri, &hop.addr, NULL);
+		fork_settle(ctx);	/* the branch may have failed at once */
 	}
-	free(strict);
-	proxy_finish(ctx);	/* every branch may have failed at once */
 }
 
 static void
@@ -828,10 +602,10 @@ proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
 	}
 	reason = reason_of(m);
 	reply_new_st(m, sock, src, 200, NULL, NULL);
-	log_info("proxy " SLICE_FMT ": CANCEL for %s", SLICE_ARG(ist->req->callid),
-	    ist->id);
+	log_info("proxy " SLICE_FMT ": CANCEL for %s",
+	    SLICE_ARG(ist->req->callid), ist->id);
 	if (ist->owner != NULL)
-		proxy_cancel_ctx(ist->owner, reason);
+		fork_cancel(ist->owner, reason);
 	free(reason);
 }
 

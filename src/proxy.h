@@ -18,6 +18,9 @@ struct proxy_settings {
 	uint32_t		  cancel_ms;
 	size_t			  max_message_size;
 	struct route_table	  routes;
+	uint32_t		  probe_interval_ms;
+	uint32_t		  probe_timeout_ms;
+	unsigned		  probe_failures;
 };
 
 struct proxy_stats {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hashtab.h"
 #include "route.h"
 #include "xmalloc.h"
 
@@ -28,15 +29,18 @@ struct route *
 route_add(struct route_table *rt, const char *user, const char *domain,
     int line, char *err, size_t errlen)
 {
-	struct route	*r;
+	struct route	*r = xcalloc(1, sizeof(*r));
 
-	rt->r = xrealloc(rt->r, (rt->n + 1) * sizeof(*rt->r));
-	r = &rt->r[rt->n];
-	memset(r, 0, sizeof(*r));
 	r->line = line;
+	r->matchable = true;
+	r->balance = BAL_ORDER;
+	r->fork = FORK_PARALLEL;
+	r->max_redirects = 3;
 	if (user != NULL) {
-		if (compile(&r->user_re, user, err, errlen) == -1)
+		if (compile(&r->user_re, user, err, errlen) == -1) {
+			free(r);
 			return (NULL);
+		}
 		r->user_src = xstrdup(user);
 	}
 	if (domain != NULL) {
@@ -45,11 +49,13 @@ route_add(struct route_table *rt, const char *user, const char *domain,
 				regfree(&r->user_re);
 				free(r->user_src);
 			}
+			free(r);
 			return (NULL);
 		}
 		r->domain_src = xstrdup(domain);
 	}
-	rt->n++;
+	rt->r = xrealloc(rt->r, (rt->n + 1) * sizeof(*rt->r));
+	rt->r[rt->n++] = r;
 	return (r);
 }
 
@@ -70,6 +76,7 @@ route_add_target(struct route *r, const char *uri, char *err, size_t errlen)
 	}
 	t = &r->targets[r->ntargets];
 	memset(t, 0, sizeof(*t));
+	t->weight = 1;
 	t->uri = xstrdup(uri);
 	if (sipuri_parse((struct slice){ t->uri, strlen(t->uri) },
 	    &t->parsed) == -1 || !slice_eq(t->parsed.scheme, "sip")) {
@@ -136,8 +143,10 @@ route_match(const struct route_table *rt, struct slice user, struct slice host)
 	unsigned	i;
 
 	for (i = 0; i < rt->n; i++) {
-		const struct route	*r = &rt->r[i];
+		const struct route	*r = rt->r[i];
 
+		if (!r->matchable)
+			continue;
 		if (r->user_src != NULL && !route_re_match(&r->user_re, user))
 			continue;
 		if (r->domain_src != NULL && !route_re_match(&r->domain_re, host))
@@ -153,8 +162,11 @@ route_table_free(struct route_table *rt)
 	unsigned	i, j;
 
 	for (i = 0; i < rt->n; i++) {
-		struct route	*r = &rt->r[i];
+		struct route	*r = rt->r[i];
 
+		free(r->name);
+		for (j = 0; j < r->nfailure; j++)
+			free(r->on_failure[j].route_name);
 		if (r->user_src != NULL) {
 			regfree(&r->user_re);
 			free(r->user_src);
@@ -165,8 +177,106 @@ route_table_free(struct route_table *rt)
 		}
 		for (j = 0; j < r->ntargets; j++)
 			free(r->targets[j].uri);
+		free(r);
 	}
 	free(rt->r);
 	rt->r = NULL;
 	rt->n = 0;
+}
+
+struct route *
+route_find(const struct route_table *rt, const char *name)
+{
+	unsigned	i;
+
+	for (i = 0; i < rt->n; i++)
+		if (rt->r[i]->name != NULL && strcmp(rt->r[i]->name, name) == 0)
+			return (rt->r[i]);
+	return (NULL);
+}
+
+/* Resolve on_failure names once every route is known. */
+int
+route_link(struct route_table *rt, int *line, char *err, size_t errlen)
+{
+	unsigned	i, j;
+
+	for (i = 0; i < rt->n; i++) {
+		struct route	*r = rt->r[i];
+
+		for (j = 0; j < r->nfailure; j++) {
+			struct failure_rule	*f = &r->on_failure[j];
+
+			if ((f->route = route_find(rt, f->route_name)) == NULL) {
+				snprintf(err, errlen, "on_failure: no route "
+				    "named \"%s\"", f->route_name);
+				*line = r->line;
+				return (-1);
+			}
+		}
+	}
+	return (0);
+}
+
+/*
+ * The order to try the targets in: for a serial route the whole order, for
+ * a parallel one the same list (all are tried).  Returns how many.
+ */
+unsigned
+route_order(struct route *r, struct slice callid, unsigned *order)
+{
+	unsigned	i, j, n = r->ntargets, start, total, pick, tmp;
+	uint64_t	seed[2] = { 0x6f7370726579ULL, 0x3236 };
+
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	switch (r->balance) {
+	case BAL_ORDER:
+		break;
+	case BAL_ROUND_ROBIN:
+	case BAL_HASH:
+		start = r->balance == BAL_HASH ?
+		    (unsigned)(hashtab_hash(seed, callid.p, callid.len) % n) :
+		    r->rr_next++ % n;
+		for (i = 0; i < n; i++)
+			order[i] = (start + i) % n;
+		break;
+	case BAL_WEIGHT:
+		/* Weighted draw without replacement. */
+		for (i = 0; i < n; i++) {
+			total = 0;
+			for (j = i; j < n; j++)
+				total += r->targets[order[j]].weight;
+			if (total == 0)
+				break;
+			pick = (unsigned)(random() % total);
+			for (j = i; j < n; j++) {
+				if (pick < r->targets[order[j]].weight)
+					break;
+				pick -= r->targets[order[j]].weight;
+			}
+			if (j == n)
+				j = n - 1;
+			tmp = order[i];
+			order[i] = order[j];
+			order[j] = tmp;
+		}
+		break;
+	}
+	return (n);
+}
+
+const char *
+route_fork_name(enum fork_mode f)
+{
+	return (f == FORK_SERIAL ? "serial" : "parallel");
+}
+
+const char *
+route_balance_name(enum balance b)
+{
+	static const char *const names[] = { "order", "weight",
+	    "round_robin", "hash" };
+
+	return (names[b]);
 }

@@ -188,7 +188,8 @@ sipbuild_routes(const struct slice *routes, unsigned n, struct buf *out)
 }
 
 void
-sipbuild_response(const struct sipmsg *r, int code, struct buf *out)
+sipbuild_response(const struct sipmsg *r, int code, const char *extra,
+    struct buf *out)
 {
 	unsigned	i;
 	size_t		sl = r->h ? r->h[0].off : r->hdr_end;
@@ -201,6 +202,8 @@ sipbuild_response(const struct sipmsg *r, int code, struct buf *out)
 	for (i = 0; i < r->nh; i++)
 		if (r->h[i].id != SH_VIA && r->h[i].id != SH_CONTENT_LENGTH)
 			add_raw(out, r, &r->h[i]);
+	if (extra != NULL)
+		buf_adds(out, extra);
 	buf_addf(out, "Content-Length: %zu\r\n\r\n", r->body_len);
 	buf_add(out, r->buf + r->body_off, r->body_len);
 }

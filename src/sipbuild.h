@@ -27,7 +27,8 @@ void	sipbuild_reply(const struct sipmsg *, int, const char *, const char *,
 void	sipbuild_request(const struct sipmsg *, const struct fwd *,
 	    struct buf *);
 void	sipbuild_routes(const struct slice *, unsigned, struct buf *);
-void	sipbuild_response(const struct sipmsg *, int, struct buf *);
+void	sipbuild_response(const struct sipmsg *, int, const char *,
+	    struct buf *);
 void	sipbuild_cancel(const struct sipmsg *, const char *, struct buf *);
 void	sipbuild_ack(const struct sipmsg *, const struct sipmsg *,
 	    struct buf *);

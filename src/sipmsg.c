@@ -38,6 +38,8 @@ static const struct {
 	{ "Reason", NULL, SH_REASON },
 	{ "Content-Type", "c", SH_CONTENT_TYPE },
 	{ "User-Agent", NULL, SH_USER_AGENT },
+	{ "WWW-Authenticate", NULL, SH_WWW_AUTHENTICATE },
+	{ "Proxy-Authenticate", NULL, SH_PROXY_AUTHENTICATE },
 };
 
 static const char *const method_names[] = {

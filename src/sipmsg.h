@@ -38,6 +38,8 @@ enum sip_hdr_id {
 	SH_REASON,
 	SH_CONTENT_TYPE,
 	SH_USER_AGENT,
+	SH_WWW_AUTHENTICATE,
+	SH_PROXY_AUTHENTICATE,
 };
 
 enum sip_method {

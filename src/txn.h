@@ -73,6 +73,7 @@ struct txn {
 	bool		 cancel_sent;
 	char		*cancel_reason;	/* owned */
 	void		*owner;		/* the transaction user's */
+	const struct txn_ops *ops;	/* up-calls for this one */
 	int		 slot;		/* the transaction user's */
 	struct txn	*reap_next;
 	char		*callid;	/* owned, for logs; may be NULL */
@@ -101,6 +102,7 @@ struct txn	*txn_alloc(enum txn_kind, struct buf *key);
 void		 txn_enter(struct txn *, enum txn_state);
 void		 txn_xmit(struct txn *);
 void		 txn_set_callid(struct txn *, struct slice);
+void		 txn_set_ops(struct txn *, const struct txn_ops *);
 const char	*txn_callid(const struct txn *);
 const struct txn_settings *txn_settings(void);
 const struct txn_ops *txn_ops(void);

@@ -127,8 +127,8 @@ send_ack(struct txn *t, const struct sipmsg *resp)
 static void
 deliver(struct txn *t, const struct sipmsg *resp)
 {
-	if (t->owner != NULL && txn_ops()->response != NULL)
-		txn_ops()->response(t, resp);
+	if (t->owner != NULL && t->ops->response != NULL)
+		t->ops->response(t, resp);
 }
 
 void

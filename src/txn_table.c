@@ -225,6 +225,7 @@ txn_alloc(enum txn_kind kind, struct buf *key)
 	struct txn	*t = xcalloc(1, sizeof(*t));
 
 	t->kind = kind;
+	t->ops = &T.ops;
 	t->key = buf_steal(key, NULL);
 	snprintf(t->id, sizeof(t->id), "%s-%llx", kind_names[kind],
 	    (unsigned long long)++T.serial);
@@ -233,6 +234,12 @@ txn_alloc(enum txn_kind kind, struct buf *key)
 	timer_init(&t->c, T.base, txn_c_fire, t);
 	hashtab_insert(&T.table, &t->node, t->key, strlen(t->key));
 	return (t);
+}
+
+void
+txn_set_ops(struct txn *t, const struct txn_ops *ops)
+{
+	t->ops = ops;
 }
 
 void
@@ -277,8 +284,8 @@ txn_enter(struct txn *t, enum txn_state next)
 		timer_stop(&t->life);
 		timer_stop(&t->c);
 		hashtab_remove(&T.table, &t->node);
-		if (t->owner != NULL && T.ops.terminated != NULL)
-			T.ops.terminated(t);
+		if (t->owner != NULL && t->ops->terminated != NULL)
+			t->ops->terminated(t);
 		t->owner = NULL;
 		t->reap_next = T.reap;
 		T.reap = t;
@@ -393,8 +400,8 @@ txn_life_fire(void *arg)
 	if (timeout) {
 		log_info("txn %s: timed out in %s call=%s", t->id,
 		    state_names[t->state], txn_callid(t));
-		if (t->owner != NULL && T.ops.timeout != NULL)
-			T.ops.timeout(t, false);
+		if (t->owner != NULL && t->ops->timeout != NULL)
+			t->ops->timeout(t, false);
 	}
 	if (t->state != TXN_TERMINATED)
 		txn_enter(t, TXN_TERMINATED);
@@ -410,6 +417,6 @@ txn_c_fire(void *arg)
 		return;
 	log_info("txn %s: Timer C fired in %s call=%s", t->id,
 	    state_names[t->state], txn_callid(t));
-	if (t->owner != NULL && T.ops.timeout != NULL)
-		T.ops.timeout(t, true);
+	if (t->owner != NULL && t->ops->timeout != NULL)
+		t->ops->timeout(t, true);
 }

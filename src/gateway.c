@@ -1,0 +1,214 @@
+/*
+ * Gateway health: OPTIONS probes to route targets that ask for them.  A
+ * target that misses `failures` probes in a row is skipped until it answers
+ * again.  Any answer below 500 counts as alive (404 and 405 included).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "log.h"
+#include "sipbuild.h"
+#include "xmalloc.h"
+
+static struct {
+	struct event_base	*base;
+	struct tp		*tp;
+	struct gw_settings	 set;
+	struct gw		*list;
+	uint64_t		 seq;
+} G;
+
+static void	gw_probe_response(struct txn *, const struct sipmsg *);
+static void	gw_probe_timeout(struct txn *, bool);
+static void	gw_probe_gone(struct txn *);
+
+static const struct txn_ops gw_ops = {
+	.response = gw_probe_response,
+	.timeout = gw_probe_timeout,
+	.terminated = gw_probe_gone,
+};
+
+bool
+gw_is_up(const struct gw *gw)
+{
+	return (gw->up);
+}
+
+const struct gw *
+gw_list(void)
+{
+	return (G.list);
+}
+
+bool
+route_target_usable(const struct target *t)
+{
+	return (t->gw == NULL || t->gw->up);
+}
+
+static void
+gw_result(struct gw *gw, bool alive, const char *why)
+{
+	timer_stop(&gw->wait);
+	if (gw->ct != NULL) {
+		gw->ct->owner = NULL;	/* late answers no longer count */
+		gw->ct = NULL;
+	}
+	if (alive) {
+		if (!gw->up)
+			log_notice("gw %s: up again (%s)", gw->uri, why);
+		gw->up = true;
+		gw->misses = 0;
+	} else if (++gw->misses >= G.set.failures && gw->up) {
+		gw->up = false;
+		log_warnx("gw %s: down after %u failed probes (%s)", gw->uri,
+		    gw->misses, why);
+	} else
+		log_info("gw %s: probe failed (%s), %u in a row", gw->uri, why,
+		    gw->misses);
+}
+
+static void
+gw_probe_response(struct txn *ct, const struct sipmsg *resp)
+{
+	struct gw	*gw = ct->owner;
+	char		 why[32];
+
+	if (resp->status < 200)
+		return;
+	snprintf(why, sizeof(why), "%d", resp->status);
+	gw_result(gw, resp->status < 500, why);
+}
+
+static void
+gw_probe_timeout(struct txn *ct, bool timer_c)
+{
+	(void)timer_c;
+	gw_result(ct->owner, false, "timeout");
+}
+
+static void
+gw_probe_gone(struct txn *ct)
+{
+	struct gw	*gw = ct->owner;
+
+	if (gw != NULL && gw->ct == ct)
+		gw->ct = NULL;
+}
+
+static void
+gw_wait_fire(void *arg)
+{
+	gw_result(arg, false, "timeout");
+}
+
+static void
+gw_tick(void *arg)
+{
+	struct gw	*gw = arg;
+	struct tp_sock	*out;
+	struct buf	 b;
+	char		 branch[48], *bytes;
+	size_t		 len;
+
+	timer_set(&gw->tick, G.set.interval_ms);
+	if (gw->ct != NULL)
+		return;		/* the last one is still out */
+	if ((out = tp_sock_for(G.tp, &gw->addr, NULL)) == NULL)
+		return;
+	snprintf(branch, sizeof(branch), SIP_MAGIC "gw%llx%llx",
+	    (unsigned long long)(uintptr_t)gw & 0xffffff,
+	    (unsigned long long)++G.seq);
+	buf_init(&b, 512);
+	buf_addf(&b, "OPTIONS %s SIP/2.0\r\n"
+	    "Via: SIP/2.0/UDP %s;branch=%s\r\n"
+	    "Max-Forwards: 70\r\n"
+	    "From: <sip:osprey@%s>;tag=gw%llx\r\n"
+	    "To: <%s>\r\n"
+	    "Call-ID: probe-%llx@%s\r\n"
+	    "CSeq: %llu OPTIONS\r\n"
+	    "Accept: application/sdp\r\n"
+	    "User-Agent: Osprey/" PACKAGE_VERSION "\r\n"
+	    "Content-Length: 0\r\n\r\n", gw->uri, out->hostport, branch,
+	    out->hostport, (unsigned long long)G.seq, gw->uri,
+	    (unsigned long long)G.seq, out->hostport,
+	    (unsigned long long)++gw->probes);
+	bytes = buf_steal(&b, &len);
+	gw->ct = txn_client_new(TXN_NICT, (struct slice){ branch,
+	    strlen(branch) }, (struct slice){ "OPTIONS", 7 }, bytes, len, out,
+	    &gw->addr, gw, 0);
+	txn_set_ops(gw->ct, &gw_ops);
+	timer_set(&gw->wait, G.set.timeout_ms);
+}
+
+static struct gw *
+gw_find(const struct tp_addr *a)
+{
+	struct gw	*gw;
+
+	for (gw = G.list; gw != NULL; gw = gw->next)
+		if (gw->addr.len == a->len &&
+		    memcmp(&gw->addr.ss, &a->ss, a->len) == 0)
+			return (gw);
+	return (NULL);
+}
+
+/* One gw per probed target address; probes start staggered. */
+void
+gw_start(struct event_base *base, struct tp *tp, struct route_table *rt,
+    const struct gw_settings *set)
+{
+	unsigned	 i, j, n = 0;
+	struct gw	*gw;
+
+	G.base = base;
+	G.tp = tp;
+	G.set = *set;
+	for (i = 0; i < rt->n; i++) {
+		struct route	*r = rt->r[i];
+
+		if (!r->probe)
+			continue;
+		for (j = 0; j < r->ntargets; j++) {
+			struct target	*t = &r->targets[j];
+
+			if ((gw = gw_find(&t->addr)) == NULL) {
+				gw = xcalloc(1, sizeof(*gw));
+				gw->uri = xstrdup(t->uri);
+				gw->addr = t->addr;
+				gw->up = true;
+				timer_init(&gw->tick, base, gw_tick, gw);
+				timer_init(&gw->wait, base, gw_wait_fire, gw);
+				gw->next = G.list;
+				G.list = gw;
+				timer_set(&gw->tick, 10 + 37 * n++ %
+				    (G.set.interval_ms / 2 + 1));
+			}
+			t->gw = gw;
+		}
+	}
+	if (n > 0)
+		log_info("gw: probing %u target(s) every %u ms", n,
+		    G.set.interval_ms);
+}
+
+void
+gw_stop(void)
+{
+	struct gw	*gw, *next;
+
+	for (gw = G.list; gw != NULL; gw = next) {
+		next = gw->next;
+		timer_stop(&gw->tick);
+		timer_stop(&gw->wait);
+		if (gw->ct != NULL)
+			gw->ct->owner = NULL;
+		free(gw->uri);
+		free(gw);
+	}
+	G.list = NULL;
+}

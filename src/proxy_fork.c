@@ -1,0 +1,346 @@
+/*
+ * Branches: parallel and serial forking, per-target timeouts, failover by
+ * response code or cause, on_failure routes, 3xx recursion, and CANCEL of
+ * every pending branch.  The caller sees one transaction throughout.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "proxy_int.h"
+#include "sipcause.h"
+#include "xmalloc.h"
+
+static void	fork_evaluate(struct pctx *);
+
+static void
+cancel_timeout(void *arg)
+{
+	struct pctx	*ctx = arg;
+	char		 cid[128];
+
+	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
+		return;
+	log_info("proxy %s: no final after CANCEL, answering 487",
+	    pctx_callid(ctx, cid, sizeof(cid)));
+	ctx->final_sent = true;
+	reply_st(ctx->st, ctx->topvia, 487, NULL, NULL);
+}
+
+struct pctx *
+fork_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src)
+{
+	struct pctx	*ctx = xcalloc(1, sizeof(*ctx));
+
+	ctx->st = st;
+	ctx->refs = 1;
+	ctx->topvia = proxy_make_topvia(st->req, src);
+	ctx->in_sock = in;
+	ctx->up_peer = st->peer;
+	timer_init(&ctx->cancel_timer, P.base, cancel_timeout, ctx);
+	st->owner = ctx;
+	return (ctx);
+}
+
+void
+fork_ctx_unref(struct pctx *ctx)
+{
+	unsigned	i;
+
+	if (--ctx->refs > 0)
+		return;
+	timer_stop(&ctx->cancel_timer);
+	for (i = 0; i < ctx->nbr; i++) {
+		struct branch	*b = ctx->br[i];
+
+		timer_stop(&b->timeout);
+		sipmsg_free(b->final);
+		free(b->ruri);
+		free(b);
+	}
+	free(ctx->br);
+	free(ctx->strict_ruri);
+	free(ctx->topvia);
+	free(ctx);
+}
+
+/* The target's own timeout: give up on this branch, go on to the next. */
+static void
+branch_timeout(void *arg)
+{
+	struct branch	*b = arg;
+	char		 cid[128];
+
+	if (b->code != 0)
+		return;
+	log_info("proxy %s: branch %s timed out after %u ms",
+	    pctx_callid(b->ctx, cid, sizeof(cid)), b->ct ? b->ct->id : "-",
+	    b->target ? b->target->timeout_ms : 0);
+	if (b->ct != NULL)
+		txn_client_cancel(b->ct, NULL);
+	b->code = 408;
+	fork_branch_done(b);
+}
+
+static struct branch *
+branch_new(struct pctx *ctx, struct slice ruri, const struct target *t)
+{
+	struct branch	*b = xcalloc(1, sizeof(*b));
+
+	ctx->br = xrealloc(ctx->br, (ctx->nbr + 1) * sizeof(*ctx->br));
+	ctx->br[ctx->nbr] = b;
+	b->ctx = ctx;
+	b->idx = ctx->nbr++;
+	b->target = t;
+	b->ruri = xstrndup(ruri.p, ruri.len);
+	timer_init(&b->timeout, P.base, branch_timeout, b);
+	return (b);
+}
+
+/* A branch that failed before it started (no socket, nothing usable). */
+static void
+branch_failed(struct pctx *ctx, int code)
+{
+	struct branch	*b = branch_new(ctx, (struct slice){ "", 0 }, NULL);
+
+	b->code = code;
+}
+
+/*
+ * Forward the request to one next hop: a new client transaction with a
+ * fresh branch.  Returns -1 when no branch could start (the context is
+ * full, or no socket of the address family).
+ */
+int
+fork_start(struct pctx *ctx, struct slice ruri, const struct tp_addr *addr,
+    const struct target *t)
+{
+	const struct sipmsg	*m = ctx->st->req;
+	struct tp_sock		*out;
+	struct branch		*b;
+	char			 branch[48], tok[24], cid[128], *bytes;
+	size_t			 len;
+
+	if (ctx->nbr == MAX_BRANCHES)
+		return (-1);
+	if ((out = tp_sock_for(P.tp, addr, ctx->in_sock)) == NULL) {
+		branch_failed(ctx, 503);
+		return (-1);
+	}
+	b = branch_new(ctx, ruri, t);
+	proxy_token(tok, sizeof(tok));
+	snprintf(branch, sizeof(branch), SIP_MAGIC "%s", tok);
+	bytes = proxy_forward_bytes(m, ctx->in_sock, out, branch, ctx->topvia,
+	    ruri, ctx->routes, ctx->nroutes, &len);
+	b->ct = txn_client_new(m->method == SM_INVITE ? TXN_ICT : TXN_NICT,
+	    (struct slice){ branch, strlen(branch) }, m->method_s, bytes, len,
+	    out, addr, ctx, (int)b->idx);
+	ctx->refs++;
+	txn_set_callid(b->ct, m->callid);
+	if (m->method == SM_INVITE)
+		txn_client_arm_c(b->ct);
+	if (t != NULL && t->timeout_ms > 0)
+		timer_set(&b->timeout, t->timeout_ms);
+	log_info("proxy %s: %s forwarded to " SLICE_FMT " via %s",
+	    pctx_callid(ctx, cid, sizeof(cid)), sip_method_name(m->method),
+	    SLICE_ARG(ruri), b->ct->id);
+	return (0);
+}
+
+static struct slice
+target_ruri(const struct pctx *ctx, const struct target *t)
+{
+	if (t->parsed.user.len > 0)	/* a user part replaces the R-URI */
+		return ((struct slice){ t->uri, strlen(t->uri) });
+	return (ctx->st->req->ruri);
+}
+
+static bool
+fork_pending(const struct pctx *ctx)
+{
+	unsigned	i;
+
+	for (i = 0; i < ctx->nbr; i++)
+		if (ctx->br[i]->code == 0)
+			return (true);
+	return (false);
+}
+
+/* Serial: start the next usable target.  false when none is left. */
+static bool
+fork_next_serial(struct pctx *ctx)
+{
+	while (ctx->next < ctx->norder) {
+		const struct target	*t =
+		    &ctx->route->targets[ctx->order[ctx->next++]];
+
+		if (!route_target_usable(t))
+			continue;
+		if (fork_start(ctx, target_ruri(ctx, t), &t->addr, t) == 0)
+			return (true);
+	}
+	return (false);
+}
+
+/* Send the request along a route: every target, or the first of a series. */
+void
+fork_route(struct pctx *ctx, struct route *r)
+{
+	unsigned	i, started = 0;
+	char		cid[128];
+
+	ctx->route = r;
+	ctx->norder = route_order(r, ctx->st->req->callid, ctx->order);
+	ctx->next = 0;
+	if (r->fork == FORK_SERIAL)
+		started = fork_next_serial(ctx);
+	else {
+		for (i = 0; i < ctx->norder; i++) {
+			const struct target	*t = &r->targets[ctx->order[i]];
+
+			if (route_target_usable(t) && fork_start(ctx,
+			    target_ruri(ctx, t), &t->addr, t) == 0)
+				started++;
+		}
+		ctx->next = ctx->norder;
+	}
+	if (started == 0) {
+		log_info("proxy %s: route %s has no usable target",
+		    pctx_callid(ctx, cid, sizeof(cid)), r->name ? r->name :
+		    "-");
+		branch_failed(ctx, 503);
+	}
+	fork_evaluate(ctx);
+}
+
+/* 16.5: the Contacts of a 3xx become new branches (route recurse = true). */
+static void
+fork_recurse(struct pctx *ctx, const struct branch *b)
+{
+	struct slice	 v[16];
+	unsigned	 n, i, j;
+	char		 cid[128], err[128];
+
+	n = sipmsg_values(b->final, SH_CONTACT, v, 16);
+	for (i = 0; i < n && i < 16; i++) {
+		struct slice	uri = hdr_uri(v[i]);
+		struct tp_addr	addr;
+		bool		seen = false;
+
+		if (ctx->redirects >= ctx->route->max_redirects) {
+			log_info("proxy %s: redirect limit %u reached",
+			    pctx_callid(ctx, cid, sizeof(cid)),
+			    ctx->route->max_redirects);
+			return;
+		}
+		for (j = 0; j < ctx->nbr; j++)	/* no loops */
+			if (strlen(ctx->br[j]->ruri) == uri.len &&
+			    strncmp(ctx->br[j]->ruri, uri.p, uri.len) == 0)
+				seen = true;
+		if (seen || hop_from_uri(uri, &addr, err, sizeof(err)) != 0)
+			continue;
+		ctx->redirects++;
+		log_info("proxy %s: %d: recursing to " SLICE_FMT,
+		    pctx_callid(ctx, cid, sizeof(cid)), b->code,
+		    SLICE_ARG(uri));
+		fork_start(ctx, uri, &addr, NULL);
+	}
+}
+
+/*
+ * Nothing is pending: try the route's on_failure rules for the best code,
+ * else answer the caller.  A 6xx is answered at once.
+ */
+static void
+fork_evaluate(struct pctx *ctx)
+{
+	struct branch	*best;
+	bool		 pending;
+	unsigned	 i;
+	char		 cid[128];
+
+	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
+		return;
+	best = reply_best(ctx, &pending);
+	if (best == NULL || (pending && best->code < 600))
+		return;
+	if (!pending && !ctx->cancelled && ctx->route != NULL &&
+	    ctx->failure_depth < MAX_FAILURE_DEPTH && best->code < 600) {
+		for (i = 0; i < ctx->route->nfailure; i++) {
+			const struct failure_rule *f =
+			    &ctx->route->on_failure[i];
+
+			if (!codeset_match(&f->codes, best->code))
+				continue;
+			log_info("proxy %s: %d (%s): on_failure to route %s",
+			    pctx_callid(ctx, cid, sizeof(cid)), best->code,
+			    sip_cause_name(sip_cause(best->code)),
+			    f->route_name);
+			ctx->failure_depth++;
+			fork_route(ctx, f->route);
+			return;
+		}
+	}
+	reply_finish(ctx);
+}
+
+/* A branch has its final (non-2xx) answer, or was given up on. */
+void
+fork_branch_done(struct branch *b)
+{
+	struct pctx	*ctx = b->ctx;
+	char		 cause[64];
+
+	timer_stop(&b->timeout);
+	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
+		return;
+	if (b->code >= 600 && ctx->st->kind == TXN_IST) {
+		snprintf(cause, sizeof(cause), "SIP;cause=%d;text=\"%s\"",
+		    b->code, sip_reason(b->code));
+		fork_cancel_others(ctx, cause);
+	} else if (!ctx->cancelled && ctx->route != NULL) {
+		if (b->code < 400 && b->final != NULL && ctx->route->recurse)
+			fork_recurse(ctx, b);
+		if (ctx->route->fork == FORK_SERIAL && !fork_pending(ctx) &&
+		    codeset_match(&ctx->route->failover, b->code) &&
+		    fork_next_serial(ctx))
+			return;
+	}
+	fork_evaluate(ctx);
+}
+
+/* CANCEL the branches still pending (after a 2xx or a 6xx). */
+void
+fork_cancel_others(struct pctx *ctx, const char *reason)
+{
+	unsigned	i;
+
+	for (i = 0; i < ctx->nbr; i++) {
+		struct branch	*b = ctx->br[i];
+
+		if (b->ct != NULL && b->code == 0) {
+			txn_client_cancel(b->ct, reason);
+			P.stats.cancels_relayed++;
+		}
+	}
+}
+
+/* The caller cancelled (or ospreyctl did): CANCEL every pending branch. */
+void
+fork_cancel(struct pctx *ctx, const char *reason)
+{
+	if (ctx->answered || ctx->final_sent || ctx->cancelled)
+		return;
+	ctx->cancelled = true;
+	fork_cancel_others(ctx, reason);
+	timer_set(&ctx->cancel_timer, P.set.cancel_ms);
+}
+
+void
+fork_settle(struct pctx *ctx)
+{
+	fork_evaluate(ctx);
+}

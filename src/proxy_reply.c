@@ -1,0 +1,212 @@
+/*
+ * Responses: the ones the proxy generates (one reason-phrase table, a Q.850
+ * Reason on every failure) and the best-response choice of RFC 3261 16.7.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "proxy_int.h"
+#include "sipcause.h"
+
+/* "Reason: Q.850;cause=17;text="USER_BUSY"" plus extra, for code >= 300. */
+static void
+reply_extra(int code, const char *extra, struct buf *out)
+{
+	int	q;
+
+	if (extra != NULL)
+		buf_adds(out, extra);
+	if (code < 300)
+		return;
+	q = sip_cause(code);
+	buf_addf(out, "Reason: Q.850;cause=%d;text=\"%s\"\r\n", q,
+	    sip_cause_name(q));
+}
+
+/* Stateless replies go back to the source, as rport would. */
+void
+reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, int code, const char *reason,
+    const char *extra)
+{
+	struct buf	 b, ex;
+	struct tp_addr	 peer;
+	char		*topvia, tag[24];
+	struct slice	 top;
+
+	topvia = proxy_make_topvia(m, src);
+	top = (struct slice){ topvia, strlen(topvia) };
+	proxy_token(tag, sizeof(tag));
+	buf_init(&ex, 128);
+	reply_extra(code, extra, &ex);
+	buf_init(&b, 512);
+	sipbuild_reply(m, code, reason, tag, &top, ex.p, &b);
+	txn_server_peer(m, src, &peer);
+	tp_send(sock, &peer, b.p, b.len);
+	buf_cleanup(&b);
+	buf_cleanup(&ex);
+	free(topvia);
+	if (code == 481)
+		P.stats.sent_481++;
+}
+
+void
+reply_st(struct txn *st, const char *topvia, int code, const char *reason,
+    const char *extra)
+{
+	struct buf	 b, ex;
+	struct slice	 top = { topvia, strlen(topvia) };
+	char		 tag[24], *bytes;
+	size_t		 len;
+
+	proxy_token(tag, sizeof(tag));
+	buf_init(&ex, 128);
+	reply_extra(code, extra, &ex);
+	buf_init(&b, 512);
+	sipbuild_reply(st->req, code, reason, tag, &top, ex.p, &b);
+	buf_cleanup(&ex);
+	bytes = buf_steal(&b, &len);
+	txn_server_reply(st, code, bytes, len);
+	if (code == 481)
+		P.stats.sent_481++;
+	else if (code == 487)
+		P.stats.sent_487++;
+}
+
+/* A response is relayed only if a Via remains once ours is gone (16.7). */
+bool
+reply_relayable(const struct sipmsg *resp)
+{
+	return (sipmsg_values(resp, SH_VIA, NULL, 0) >= 2);
+}
+
+/* Relay a response upstream; a 2xx goes even when the st is done. */
+void
+reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
+    const char *extra)
+{
+	struct buf	 b;
+	size_t		 len;
+	char		*bytes, cid[128];
+	bool		 ok2xx = resp->status >= 200 && resp->status < 300;
+
+	if (!reply_relayable(resp)) {
+		log_peer("proxy %s: %d carries only our Via, not relayed",
+		    pctx_callid(ctx, cid, sizeof(cid)), resp->status);
+		return;
+	}
+	buf_init(&b, resp->len + 64);
+	sipbuild_response(resp, code, extra, &b);
+	bytes = buf_steal(&b, &len);
+	if (ctx->st != NULL && ctx->st->state != TXN_TERMINATED && !(ok2xx &&
+	    ctx->st->state != TXN_PROCEEDING &&
+	    ctx->st->state != TXN_ACCEPTED)) {
+		txn_server_reply(ctx->st, code ? code : resp->status, bytes,
+		    len);
+		return;
+	}
+	if (ok2xx)	/* 16.7 step 5: every 2xx, state or not */
+		tp_send(ctx->in_sock, &ctx->up_peer, bytes, len);
+	free(bytes);
+}
+
+/* The best final so far (lowest rank); *pending if a branch is still out. */
+struct branch *
+reply_best(struct pctx *ctx, bool *pending)
+{
+	struct branch	*best = NULL;
+	unsigned	 i;
+
+	*pending = false;
+	for (i = 0; i < ctx->nbr; i++) {
+		struct branch	*b = ctx->br[i];
+
+		if (b->code == 0) {
+			*pending = true;
+			continue;
+		}
+		if (b->code < 300)
+			continue;
+		if (best == NULL || proxy_reply_rank(b->code) <
+		    proxy_reply_rank(best->code))
+			best = b;
+	}
+	return (best);
+}
+
+/*
+ * 16.7 step 7: a chosen 401 or 407 carries the challenges of every other
+ * 401 and 407 of this context.
+ */
+static char *
+merge_challenges(struct pctx *ctx, const struct branch *best)
+{
+	struct buf	b;
+	unsigned	i, j;
+
+	buf_init(&b, 256);
+	for (i = 0; i < ctx->nbr; i++) {
+		const struct sipmsg	*f = ctx->br[i]->final;
+
+		if (ctx->br[i] == best || f == NULL ||
+		    (f->status != 401 && f->status != 407))
+			continue;
+		for (j = 0; j < f->nh; j++)
+			if (f->h[j].id == SH_WWW_AUTHENTICATE ||
+			    f->h[j].id == SH_PROXY_AUTHENTICATE)
+				buf_add(&b, f->buf + f->h[j].off, f->h[j].len);
+	}
+	if (b.len == 0) {
+		buf_cleanup(&b);
+		return (NULL);
+	}
+	return (buf_steal(&b, NULL));
+}
+
+/* Every branch is done (or a 6xx came): send the best final upstream. */
+void
+reply_finish(struct pctx *ctx)
+{
+	struct branch	*best;
+	bool		 pending;
+	char		 cid[128], *extra = NULL;
+	int		 code, sent;
+	unsigned	 i;
+
+	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
+		return;
+	if ((best = reply_best(ctx, &pending)) == NULL)
+		return;
+	if (pending && best->code < 600)
+		return;
+	ctx->final_sent = true;
+	timer_stop(&ctx->cancel_timer);
+	code = best->code;
+	if (ctx->cancelled && code < 600) {
+		for (i = 0; i < ctx->nbr; i++)
+			if (ctx->br[i]->code == 487 &&
+			    ctx->br[i]->final != NULL)
+				best = ctx->br[i];
+		code = 487;
+	}
+	sent = code == 503 ? 500 : code;
+	log_info("proxy %s: final %d to caller cause=%s",
+	    pctx_callid(ctx, cid, sizeof(cid)), sent,
+	    sip_cause_name(sip_cause(sent)));
+	if (ctx->st->kind == TXN_NIST && code == 408 && best->final == NULL) {
+		/* RFC 4320: no 408 to a non-INVITE; the caller timed out too. */
+		txn_enter(ctx->st, TXN_TERMINATED);
+		return;
+	}
+	if (best->final != NULL && best->code == code) {
+		if (code == 401 || code == 407)
+			extra = merge_challenges(ctx, best);
+		reply_relay(ctx, best->final, sent == code ? 0 : sent, extra);
+		free(extra);
+	} else
+		reply_st(ctx->st, ctx->topvia, sent, NULL, NULL);
+}
