@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,6 +437,46 @@ load_routes(struct ctx *c, const config_setting_t *root, struct conf *cf,
 }
 
 static int
+load_dns(struct ctx *c, const config_setting_t *root, struct conf *cf)
+{
+	static const char *const keys[] = { "nameservers", "timeout", NULL };
+	const config_setting_t	*d = config_setting_get_member(root, "dns");
+	const config_setting_t	*ns;
+	long long		 tmo = 2000;
+	int			 i;
+
+	cf->dns.timeout_ms = 2000;
+	if (d == NULL)
+		return (0);
+	if (!config_setting_is_group(d))
+		return (conf_err(c, d, "dns: must be a group "
+		    "{ nameservers = [ ... ]; }"));
+	if (check_keys(c, d, "dns", keys) == -1 ||
+	    get_int(c, d, "dns.", "timeout", 100, 60000, &tmo) == -1)
+		return (-1);
+	cf->dns.timeout_ms = (uint32_t)tmo;
+	if ((ns = config_setting_get_member(d, "nameservers")) == NULL)
+		return (0);
+	if (!config_setting_is_array(ns) && !config_setting_is_list(ns))
+		return (conf_err(c, ns, "dns.nameservers: must be a list of "
+		    "addresses"));
+	for (i = 0; i < config_setting_length(ns); i++) {
+		const config_setting_t	*e = config_setting_get_elem(ns, i);
+
+		if (i == RESOLVE_MAX_NS)
+			return (conf_err(c, e, "dns.nameservers: at most %d",
+			    RESOLVE_MAX_NS));
+		if (config_setting_type(e) != CONFIG_TYPE_STRING ||
+		    resolver_parse_ns(config_setting_get_string(e),
+		    &cf->dns.ns[cf->dns.nns]) == -1)
+			return (conf_err(c, e, "dns.nameservers: want \"ADDRESS\" "
+			    "or \"ADDRESS:PORT\" (IPv6 in brackets)"));
+		cf->dns.nns++;
+	}
+	return (0);
+}
+
+static int
 load_probe(struct ctx *c, const config_setting_t *root, struct conf *cf)
 {
 	static const char *const keys[] = { "interval", "timeout", "failures",
@@ -466,7 +507,7 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "listen", "domains", "relay",
 	    "record_route", "timers", "routes", "failure_routes", "probe",
-	    "max_message_size", "log_level", NULL };
+	    "dns", "max_message_size", "log_level", NULL };
 	struct ctx		 c = { path, err, errlen };
 	config_t		 cfg;
 	const config_setting_t	*root;
@@ -499,6 +540,7 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 	    load_routes(&c, root, cf, "routes", true) == -1 ||
 	    load_routes(&c, root, cf, "failure_routes", false) == -1 ||
 	    load_probe(&c, root, cf) == -1 ||
+	    load_dns(&c, root, cf) == -1 ||
 	    get_int(&c, root, "", "max_message_size", 1024, 65535, &maxsz) == -1 ||
 	    get_str(&c, root, "", "log_level", &lvl) == -1)
 		goto fail;
@@ -591,6 +633,14 @@ conf_print(const struct conf *cf, FILE *fp)
 	fprintf(fp, "probe interval=%u timeout=%u failures=%u\n",
 	    cf->proxy.probe_interval_ms, cf->proxy.probe_timeout_ms,
 	    cf->proxy.probe_failures);
+	for (i = 0; i < cf->dns.nns; i++) {
+		char	ip[INET6_ADDRSTRLEN];
+
+		tp_addr_ip(&cf->dns.ns[i], ip, sizeof(ip));
+		fprintf(fp, "dns nameserver %s port %u\n", ip,
+		    tp_addr_port(&cf->dns.ns[i]));
+	}
+	fprintf(fp, "dns timeout %u\n", cf->dns.timeout_ms);
 	fprintf(fp, "max_message_size %zu\nlog_level %s\n",
 	    cf->proxy.max_message_size, log_level_name(cf->log_level));
 }

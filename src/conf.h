@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "proxy.h"
+#include "resolver.h"
 #include "tp.h"
 #include "txn.h"
 
@@ -19,6 +20,7 @@ struct conf {
 	unsigned		 nlisten;
 	struct proxy_settings	 proxy;
 	struct txn_settings	 txn;
+	struct resolver_settings dns;
 	int			 log_level;
 };
 

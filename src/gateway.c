@@ -176,10 +176,15 @@ gw_start(struct event_base *base, struct tp *tp, struct route_table *rt,
 		for (j = 0; j < r->ntargets; j++) {
 			struct target	*t = &r->targets[j];
 
-			if ((gw = gw_find(&t->addr)) == NULL) {
+			if (!t->dest.numeric) {
+				log_notice("gw %s: not probed: host names are "
+				    "resolved per call", t->uri);
+				continue;
+			}
+			if ((gw = gw_find(&t->dest.addr)) == NULL) {
 				gw = xcalloc(1, sizeof(*gw));
 				gw->uri = xstrdup(t->uri);
-				gw->addr = t->addr;
+				gw->addr = t->dest.addr;
 				gw->up = true;
 				timer_init(&gw->tick, base, gw_tick, gw);
 				timer_init(&gw->wait, base, gw_wait_fire, gw);

@@ -15,6 +15,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "proxy.h"
+#include "resolver.h"
 #include "sysd.h"
 #include "tp.h"
 
@@ -121,6 +122,7 @@ main(int argc, char **argv)
 		if (tp_udp_open(&tp, cf.listen[i].address, cf.listen[i].port,
 		    err, sizeof(err)) == -1)
 			fatalx("ospreyd: %s", err);
+	resolver_init(base, &cf.dns);
 	proxy_init(base, &tp, &cf.proxy, &cf.txn);
 	gw_start(base, &tp, &cf.proxy.routes, &(struct gw_settings){
 	    cf.proxy.probe_interval_ms, cf.proxy.probe_timeout_ms,
@@ -137,6 +139,7 @@ main(int argc, char **argv)
 
 	gw_stop();
 	proxy_shutdown();
+	resolver_shutdown();
 	tp_close(&tp);
 	event_free(sigterm);
 	event_free(sigint);

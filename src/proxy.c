@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "proxy_int.h"
+#include "sipcause.h"
 #include "xmalloc.h"
 
 #define ALLOW_HDR	"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, " \
@@ -29,7 +30,7 @@ enum decision {
 
 struct hop {
 	struct slice	 ruri;
-	struct tp_addr	 addr;
+	struct dest	 dest;
 };
 
 struct proxy_state P;
@@ -191,6 +192,8 @@ proxy_on_response(struct txn *ct, const struct sipmsg *resp)
 	if (b->code != 0)
 		return;		/* already given up on (Timer C, timeout) */
 	b->code = code;
+	if (code == 503 && fork_next_addr(b))
+		return;		/* RFC 3263 4.3 */
 	if (reply_relayable(resp)) {
 		b->final = sipmsg_new(resp->buf, resp->len);
 		if (sipmsg_parse(b->final, cid, sizeof(cid)) != 0) {
@@ -214,6 +217,8 @@ proxy_on_timeout(struct txn *ct, bool timer_c)
 	if (timer_c && ct->state == TXN_PROCEEDING)
 		txn_client_cancel(ct, NULL);
 	b->code = 408;
+	if (!timer_c && ct->state == TXN_CALLING && fork_next_addr(b))
+		return;		/* no answer at all: the next address */
 	fork_branch_done(b);
 }
 
@@ -267,32 +272,6 @@ uri_is_local(struct slice uri)
 	if (sipuri_param(&u, "transport", &tr) && !slice_eq(tr, "udp"))
 		return (false);		/* we only listen on UDP */
 	return (proxy_domain_ours(u.host, u.port));
-}
-
-/* A next hop from a URI; only numeric hosts until DNS lands. */
-int
-hop_from_uri(struct slice uri, struct tp_addr *addr, char *err, size_t len)
-{
-	struct sipuri	u;
-	struct slice	tr, maddr;
-
-	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0) {
-		snprintf(err, len, "Bad next hop URI");
-		return (400);
-	}
-	if (sipuri_param(&u, "transport", &tr) && !slice_eq(tr, "udp")) {
-		snprintf(err, len, "Transport " SLICE_FMT " not available",
-		    SLICE_ARG(tr));
-		return (503);
-	}
-	if (sipuri_param(&u, "maddr", &maddr) && maddr.len > 0)
-		u.host = maddr;
-	if (tp_addr_set(addr, u.host, u.port ? u.port : 5060) == -1) {
-		snprintf(err, len, "Cannot resolve " SLICE_FMT,
-		    SLICE_ARG(u.host));
-		return (503);
-	}
-	return (0);
 }
 
 /*
@@ -422,8 +401,8 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 	hop->ruri = ruri;
 	if (*nroutes > 0) {
 		/* A strict next hop is in the R-URI now (16.6 step 7). */
-		*code = hop_from_uri(*strict != NULL ? ruri :
-		    hdr_uri(routes[0]), &hop->addr, err, errlen);
+		*code = dest_from_uri(*strict != NULL ? ruri :
+		    hdr_uri(routes[0]), &hop->dest, err, errlen);
 		return (*code != 0 ? DEC_REJECT : DEC_HOP);
 	}
 	if (sipuri_parse(ruri, &u) == -1) {
@@ -434,7 +413,7 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 	ours = proxy_domain_ours(u.host, u.port);
 	if (popped && !(ours && u.user.len == 0)) {
 		/* In dialog, through our Record-Route: to the R-URI. */
-		*code = hop_from_uri(ruri, &hop->addr, err, errlen);
+		*code = dest_from_uri(ruri, &hop->dest, err, errlen);
 		return (*code != 0 ? DEC_REJECT : DEC_HOP);
 	}
 	if (ours && u.user.len == 0) {
@@ -462,8 +441,31 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		snprintf(err, errlen, "Relaying Denied");
 		return (DEC_REJECT);
 	}
-	*code = hop_from_uri(ruri, &hop->addr, err, errlen);
+	*code = dest_from_uri(ruri, &hop->dest, err, errlen);
 	return (*code != 0 ? DEC_REJECT : DEC_HOP);
+}
+
+/* A stateless message waiting for DNS; owns its bytes. */
+struct sl_send {
+	char		*bytes;
+	size_t		 len;
+	struct tp_sock	*sock;
+};
+
+static void
+sl_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
+    const char *err)
+{
+	struct sl_send	*s = arg;
+	struct tp_sock	*out;
+
+	if (n > 0 && (out = tp_sock_for(P.tp, &addrs[0], s->sock)) != NULL)
+		tp_send(out, &addrs[0], s->bytes, s->len);
+	else
+		log_info("proxy: stateless message dropped: %s",
+		    err ? err : "no socket for the address family");
+	free(s->bytes);
+	free(s);
 }
 
 /* ACK for a 2xx, and other requests we do not keep state for. */
@@ -499,7 +501,7 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 				break;
 		if (i == n)
 			i = 0;
-		hop.addr = r->targets[order[i]].addr;
+		hop.dest = r->targets[order[i]].dest;
 		if (r->targets[order[i]].parsed.user.len > 0)
 			hop.ruri = (struct slice){ r->targets[order[i]].uri,
 			    strlen(r->targets[order[i]].uri) };
@@ -520,19 +522,30 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	buf_cleanup(&k);
 	snprintf(branch, sizeof(branch), SIP_MAGIC "sl%016llx",
 	    (unsigned long long)h);
-	if ((out = tp_sock_for(P.tp, &hop.addr, sock)) == NULL) {
+	out = hop.dest.numeric ? tp_sock_for(P.tp, &hop.dest.addr, sock) :
+	    sock;
+	if (out == NULL) {
 		free(strict);
 		return;
 	}
 	topvia = proxy_make_topvia(m, src);
 	bytes = proxy_forward_bytes(m, sock, out, branch, topvia, hop.ruri,
 	    routes, nroutes, &len);
-	tp_send(out, &hop.addr, bytes, len);
-	log_debug("proxy " SLICE_FMT ": %s forwarded statelessly",
-	    SLICE_ARG(m->callid), sip_method_name(m->method));
-	free(bytes);
 	free(topvia);
 	free(strict);
+	if (hop.dest.numeric) {
+		tp_send(out, &hop.dest.addr, bytes, len);
+		free(bytes);
+	} else {
+		struct sl_send	*s = xcalloc(1, sizeof(*s));
+
+		s->bytes = bytes;
+		s->len = len;
+		s->sock = sock;
+		resolver_lookup(hop.dest.host, hop.dest.port, sl_resolved, s);
+	}
+	log_debug("proxy " SLICE_FMT ": %s forwarded statelessly",
+	    SLICE_ARG(m->callid), sip_method_name(m->method));
 }
 
 /* A new request (not ACK, not CANCEL): server transaction and branches. */
@@ -559,8 +572,9 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		return;
 	}
 	if (d == DEC_REJECT) {
-		log_info("proxy " SLICE_FMT ": %s rejected code=%d reason=\"%s\"",
-		    SLICE_ARG(m->callid), sip_method_name(m->method), code, err);
+		log_info("proxy " SLICE_FMT ": %s rejected code=%d reason=\"%s\" "
+		    "cause=%s", SLICE_ARG(m->callid), sip_method_name(m->method),
+		    code, err, sip_cause_name(sip_cause(code)));
 		reply_new_st(m, sock, src, code, err,
 		    code == 405 ? ALLOW_HDR : NULL);
 		free(strict);
@@ -576,7 +590,7 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 	if (d == DEC_ROUTE)
 		fork_route(ctx, r);
 	else {
-		fork_start(ctx, hop.ruri, &hop.addr, NULL);
+		fork_start(ctx, hop.ruri, &hop.dest, NULL);
 		fork_settle(ctx);	/* the branch may have failed at once */
 	}
 }
@@ -716,8 +730,9 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 		}
 		if (rc == 513)
 			snprintf(err, sizeof(err), "%s", sip_reason(513));
-		log_info("proxy " SLICE_FMT ": rejected code=%d reason=\"%s\"",
-		    SLICE_ARG(m->callid), rc, err);
+		log_info("proxy " SLICE_FMT ": rejected code=%d reason=\"%s\" "
+		    "cause=%s", SLICE_ARG(m->callid), rc, err,
+		    sip_cause_name(sip_cause(rc)));
 		if (m->method != SM_ACK)
 			reply_stateless(m, sock, src, rc, err,
 			    extra[0] ? extra : NULL);

@@ -57,6 +57,7 @@ fork_ctx_unref(struct pctx *ctx)
 		struct branch	*b = ctx->br[i];
 
 		timer_stop(&b->timeout);
+		resolver_cancel(b->dns);
 		sipmsg_free(b->final);
 		free(b->ruri);
 		free(b);
@@ -109,32 +110,26 @@ branch_failed(struct pctx *ctx, int code)
 	b->code = code;
 }
 
-/*
- * Forward the request to one next hop: a new client transaction with a
- * fresh branch.  Returns -1 when no branch could start (the context is
- * full, or no socket of the address family).
- */
-int
-fork_start(struct pctx *ctx, struct slice ruri, const struct tp_addr *addr,
-    const struct target *t)
+/* Send the request on branch b to its current address. */
+static int
+branch_send(struct branch *b)
 {
+	struct pctx		*ctx = b->ctx;
 	const struct sipmsg	*m = ctx->st->req;
+	const struct tp_addr	*addr = &b->addrs[b->ai];
 	struct tp_sock		*out;
-	struct branch		*b;
 	char			 branch[48], tok[24], cid[128], *bytes;
 	size_t			 len;
 
-	if (ctx->nbr == MAX_BRANCHES)
-		return (-1);
 	if ((out = tp_sock_for(P.tp, addr, ctx->in_sock)) == NULL) {
-		branch_failed(ctx, 503);
+		b->code = 503;
 		return (-1);
 	}
-	b = branch_new(ctx, ruri, t);
 	proxy_token(tok, sizeof(tok));
 	snprintf(branch, sizeof(branch), SIP_MAGIC "%s", tok);
 	bytes = proxy_forward_bytes(m, ctx->in_sock, out, branch, ctx->topvia,
-	    ruri, ctx->routes, ctx->nroutes, &len);
+	    (struct slice){ b->ruri, strlen(b->ruri) }, ctx->routes,
+	    ctx->nroutes, &len);
 	b->ct = txn_client_new(m->method == SM_INVITE ? TXN_ICT : TXN_NICT,
 	    (struct slice){ branch, strlen(branch) }, m->method_s, bytes, len,
 	    out, addr, ctx, (int)b->idx);
@@ -142,12 +137,100 @@ fork_start(struct pctx *ctx, struct slice ruri, const struct tp_addr *addr,
 	txn_set_callid(b->ct, m->callid);
 	if (m->method == SM_INVITE)
 		txn_client_arm_c(b->ct);
-	if (t != NULL && t->timeout_ms > 0)
-		timer_set(&b->timeout, t->timeout_ms);
-	log_info("proxy %s: %s forwarded to " SLICE_FMT " via %s",
+	if (b->target != NULL && b->target->timeout_ms > 0)
+		timer_set(&b->timeout, b->target->timeout_ms);
+	log_info("proxy %s: %s forwarded to %s via %s",
 	    pctx_callid(ctx, cid, sizeof(cid)), sip_method_name(m->method),
-	    SLICE_ARG(ruri), b->ct->id);
+	    b->ruri, b->ct->id);
 	return (0);
+}
+
+static bool
+ctx_open(const struct pctx *ctx)
+{
+	return (ctx->st != NULL && !ctx->answered && !ctx->final_sent &&
+	    !ctx->cancelled);
+}
+
+/* RFC 3263: the addresses of a name, in order; the first one is used. */
+static void
+branch_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
+    const char *err)
+{
+	struct branch	*b = arg;
+	struct pctx	*ctx = b->ctx;
+	char		 cid[128];
+
+	b->dns = NULL;
+	if (n == 0) {
+		log_info("proxy %s: cannot resolve %s: %s",
+		    pctx_callid(ctx, cid, sizeof(cid)), b->ruri, err);
+		b->code = 503;
+	} else if (!ctx_open(ctx))
+		b->code = 487;
+	else {
+		memcpy(b->addrs, addrs, n * sizeof(*addrs));
+		b->naddr = n;
+		b->ai = 0;
+		branch_send(b);
+	}
+	if (b->code != 0 && ctx->starting == 0)
+		fork_branch_done(b);
+	fork_ctx_unref(ctx);	/* the reference the lookup held */
+}
+
+/*
+ * Forward the request to one next hop: a new client transaction with a
+ * fresh branch, once the destination is resolved.  Returns -1 when the
+ * branch failed at once.
+ */
+int
+fork_start(struct pctx *ctx, struct slice ruri, const struct dest *d,
+    const struct target *t)
+{
+	struct branch	*b;
+
+	if (ctx->nbr == MAX_BRANCHES)
+		return (-1);
+	b = branch_new(ctx, ruri, t);
+	if (d->numeric) {
+		b->addrs[0] = d->addr;
+		b->naddr = 1;
+		return (branch_send(b));
+	}
+	ctx->refs++;
+	ctx->starting++;
+	b->dns = resolver_lookup(d->host, d->port, branch_resolved, b);
+	ctx->starting--;
+	return (b->code != 0 ? -1 : 0);
+}
+
+/*
+ * RFC 3263 4.3: a 503 or no answer at all moves on to the next address of
+ * the same destination, as a new branch.
+ */
+bool
+fork_next_addr(struct branch *b)
+{
+	struct pctx	*ctx = b->ctx;
+	struct branch	*nb;
+	char		 cid[128];
+
+	if (b->ai + 1 >= b->naddr || !ctx_open(ctx) ||
+	    ctx->nbr == MAX_BRANCHES)
+		return (false);
+	nb = branch_new(ctx, (struct slice){ b->ruri, strlen(b->ruri) },
+	    b->target);
+	memcpy(nb->addrs, b->addrs, b->naddr * sizeof(*b->addrs));
+	nb->naddr = b->naddr;
+	nb->ai = b->ai + 1;
+	log_info("proxy %s: trying the next address of %s",
+	    pctx_callid(ctx, cid, sizeof(cid)), b->ruri);
+	if (branch_send(nb) == -1) {
+		fork_branch_done(nb);
+		return (true);
+	}
+	return (true);
 }
 
 static struct slice
@@ -179,7 +262,7 @@ fork_next_serial(struct pctx *ctx)
 
 		if (!route_target_usable(t))
 			continue;
-		if (fork_start(ctx, target_ruri(ctx, t), &t->addr, t) == 0)
+		if (fork_start(ctx, target_ruri(ctx, t), &t->dest, t) == 0)
 			return (true);
 	}
 	return (false);
@@ -195,6 +278,7 @@ fork_route(struct pctx *ctx, struct route *r)
 	ctx->route = r;
 	ctx->norder = route_order(r, ctx->st->req->callid, ctx->order);
 	ctx->next = 0;
+	ctx->starting++;
 	if (r->fork == FORK_SERIAL)
 		started = fork_next_serial(ctx);
 	else {
@@ -202,7 +286,7 @@ fork_route(struct pctx *ctx, struct route *r)
 			const struct target	*t = &r->targets[ctx->order[i]];
 
 			if (route_target_usable(t) && fork_start(ctx,
-			    target_ruri(ctx, t), &t->addr, t) == 0)
+			    target_ruri(ctx, t), &t->dest, t) == 0)
 				started++;
 		}
 		ctx->next = ctx->norder;
@@ -213,6 +297,7 @@ fork_route(struct pctx *ctx, struct route *r)
 		    "-");
 		branch_failed(ctx, 503);
 	}
+	ctx->starting--;
 	fork_evaluate(ctx);
 }
 
@@ -227,7 +312,7 @@ fork_recurse(struct pctx *ctx, const struct branch *b)
 	n = sipmsg_values(b->final, SH_CONTACT, v, 16);
 	for (i = 0; i < n && i < 16; i++) {
 		struct slice	uri = hdr_uri(v[i]);
-		struct tp_addr	addr;
+		struct dest	d;
 		bool		seen = false;
 
 		if (ctx->redirects >= ctx->route->max_redirects) {
@@ -240,13 +325,13 @@ fork_recurse(struct pctx *ctx, const struct branch *b)
 			if (strlen(ctx->br[j]->ruri) == uri.len &&
 			    strncmp(ctx->br[j]->ruri, uri.p, uri.len) == 0)
 				seen = true;
-		if (seen || hop_from_uri(uri, &addr, err, sizeof(err)) != 0)
+		if (seen || dest_from_uri(uri, &d, err, sizeof(err)) != 0)
 			continue;
 		ctx->redirects++;
 		log_info("proxy %s: %d: recursing to " SLICE_FMT,
 		    pctx_callid(ctx, cid, sizeof(cid)), b->code,
 		    SLICE_ARG(uri));
-		fork_start(ctx, uri, &addr, NULL);
+		fork_start(ctx, uri, &d, NULL);
 	}
 }
 

@@ -5,6 +5,7 @@
 
 #include "proxy.h"
 #include "sipbuild.h"
+#include "resolver.h"
 #include "timer.h"
 
 #define MAX_ROUTES	32
@@ -21,6 +22,10 @@ struct branch {
 	const struct target	*target;	/* NULL: not from a route */
 	char			*ruri;		/* owned: the R-URI sent */
 	unsigned		 idx;
+	struct resolve_req	*dns;		/* while resolving */
+	struct tp_addr		 addrs[RESOLVE_MAX_ADDRS];
+	unsigned		 naddr;
+	unsigned		 ai;		/* the address in use */
 };
 
 /*
@@ -48,6 +53,7 @@ struct pctx {
 	struct slice		 routes[MAX_ROUTES];	/* into st->req */
 	unsigned		 nroutes;
 	char			*strict_ruri;	/* owned, see proxy_routes() */
+	unsigned		 starting;	/* inside fork_route() */
 };
 
 /* proxy.c */
@@ -62,7 +68,6 @@ struct proxy_state {
 extern struct proxy_state P;
 
 void	 proxy_token(char *, size_t);
-int	 hop_from_uri(struct slice, struct tp_addr *, char *, size_t);
 char	*proxy_forward_bytes(const struct sipmsg *, const struct tp_sock *,
 	    const struct tp_sock *, const char *, const char *, struct slice,
 	    const struct slice *, unsigned, size_t *);
@@ -73,8 +78,9 @@ const char *pctx_callid(const struct pctx *, char *, size_t);
 struct pctx *fork_ctx_new(struct txn *, struct tp_sock *,
 	    const struct tp_addr *);
 void	 fork_ctx_unref(struct pctx *);
-int	 fork_start(struct pctx *, struct slice, const struct tp_addr *,
+int	 fork_start(struct pctx *, struct slice, const struct dest *,
 	    const struct target *);
+bool	 fork_next_addr(struct branch *);
 void	 fork_route(struct pctx *, struct route *);
 void	 fork_cancel(struct pctx *, const char *);
 void	 fork_cancel_others(struct pctx *, const char *);

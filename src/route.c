@@ -1,7 +1,6 @@
 /* Static routes from the config: first match on user and domain wins. */
 #include "config.h"
 
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,15 +58,48 @@ route_add(struct route_table *rt, const char *user, const char *domain,
 	return (r);
 }
 
-/* A target URI; a host name is resolved now (the config is loading). */
+/*
+ * Where a URI sends us (RFC 3263 without NAPTR: UDP only): maddr or host,
+ * numeric or a name to resolve.  Returns 0, or a status with err set.
+ */
+int
+dest_from_uri(struct slice uri, struct dest *d, char *err, size_t errlen)
+{
+	struct sipuri	u;
+	struct slice	tr, maddr, host;
+
+	memset(d, 0, sizeof(*d));
+	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0) {
+		snprintf(err, errlen, "Bad next hop URI");
+		return (400);
+	}
+	if (sipuri_param(&u, "transport", &tr) && !slice_eq(tr, "udp")) {
+		snprintf(err, errlen, "Transport " SLICE_FMT " not available",
+		    SLICE_ARG(tr));
+		return (503);
+	}
+	host = u.host;
+	if (sipuri_param(&u, "maddr", &maddr) && maddr.len > 0)
+		host = maddr;
+	if (tp_addr_set(&d->addr, host, u.port ? u.port : 5060) == 0) {
+		d->numeric = true;
+		return (0);
+	}
+	if (host.len >= sizeof(d->host) || host.p[0] == '[') {
+		snprintf(err, errlen, "Bad host in next hop URI");
+		return (400);
+	}
+	memcpy(d->host, host.p, host.len);
+	d->host[host.len] = '\0';
+	d->port = u.port;
+	return (0);
+}
+
+/* A target URI; a host name is resolved per call (RFC 3263). */
 int
 route_add_target(struct route *r, const char *uri, char *err, size_t errlen)
 {
 	struct target	*t;
-	struct slice	 tr;
-	struct addrinfo	 hints, *res;
-	char		 host[256], port[8];
-	int		 rc;
 
 	if (r->ntargets == ROUTE_MAX_TARGETS) {
 		snprintf(err, errlen, "too many targets (at most %d)",
@@ -84,35 +116,14 @@ route_add_target(struct route *r, const char *uri, char *err, size_t errlen)
 		    uri);
 		goto fail;
 	}
-	if (sipuri_param(&t->parsed, "transport", &tr) &&
-	    !slice_eq(tr, "udp")) {
-		snprintf(err, errlen, "target \"%s\": only udp is supported",
-		    uri);
+	if (dest_from_uri((struct slice){ t->uri, strlen(t->uri) }, &t->dest,
+	    err, errlen) != 0) {
+		char	msg[128];
+
+		snprintf(msg, sizeof(msg), "%s", err);
+		snprintf(err, errlen, "target \"%s\": %s", uri, msg);
 		goto fail;
 	}
-	if (tp_addr_set(&t->addr, t->parsed.host, t->parsed.port ?
-	    t->parsed.port : 5060) == 0) {
-		r->ntargets++;
-		return (0);
-	}
-	if (t->parsed.host.len >= sizeof(host)) {
-		snprintf(err, errlen, "target \"%s\": host too long", uri);
-		goto fail;
-	}
-	memcpy(host, t->parsed.host.p, t->parsed.host.len);
-	host[t->parsed.host.len] = '\0';
-	snprintf(port, sizeof(port), "%u", t->parsed.port ? t->parsed.port :
-	    5060);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_DGRAM;
-	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
-		snprintf(err, errlen, "target \"%s\": %s", uri,
-		    gai_strerror(rc));
-		goto fail;
-	}
-	memcpy(&t->addr.ss, res->ai_addr, res->ai_addrlen);
-	t->addr.len = res->ai_addrlen;
-	freeaddrinfo(res);
 	r->ntargets++;
 	return (0);
 fail:

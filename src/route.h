@@ -26,11 +26,22 @@ enum balance {
 
 struct gw;
 
+/*
+ * Where to send: a numeric address, or a host name for RFC 3263 (port 0:
+ * look up SRV first).
+ */
+struct dest {
+	bool		 numeric;
+	struct tp_addr	 addr;		/* numeric */
+	char		 host[256];	/* a name */
+	uint16_t	 port;
+};
+
 /* A next hop from the config; uri is owned, parsed points into it. */
 struct target {
 	char		*uri;
 	struct sipuri	 parsed;
-	struct tp_addr	 addr;		/* resolved when the config loads */
+	struct dest	 dest;
 	uint32_t	 timeout_ms;	/* 0: Timer B / C only */
 	unsigned	 weight;
 	struct gw	*gw;		/* health, when probed */
@@ -77,6 +88,7 @@ const struct route *route_match(const struct route_table *, struct slice,
 		     struct slice);
 unsigned	 route_order(struct route *, struct slice, unsigned *);
 void		 route_table_free(struct route_table *);
+int		 dest_from_uri(struct slice, struct dest *, char *, size_t);
 bool		 route_target_usable(const struct target *);
 const char	*route_fork_name(enum fork_mode);
 const char	*route_balance_name(enum balance);

@@ -43,6 +43,9 @@ def conf_text(port, routes=(), domains=("example.test",), timers=None,
                 user, ", ".join('"%s"' % x for x in targets)))
         out.append("routes = ( %s );" % ", ".join(rs))
     out.append('log_level = "debug";')
+    if "dns" not in extra:
+        # Name lookups stay on loopback: a dead port, never the host's DNS.
+        out.append('dns = { nameservers = [ "127.0.0.1:9" ]; timeout = 500; };')
     out.append(extra)
     return "\n".join(out) + "\n"
 
