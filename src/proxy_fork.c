@@ -226,6 +226,7 @@ fork_next_addr(struct branch *b)
 	nb->ai = b->ai + 1;
 	log_info("proxy %s: trying the next address of %s",
 	    pctx_callid(ctx, cid, sizeof(cid)), b->ruri);
+	b->replaced = true;	/* its answer no longer competes (16.7) */
 	if (branch_send(nb) == -1) {
 		fork_branch_done(nb);
 		return (true);

@@ -26,6 +26,7 @@ struct branch {
 	struct tp_addr		 addrs[RESOLVE_MAX_ADDRS];
 	unsigned		 naddr;
 	unsigned		 ai;		/* the address in use */
+	bool			 replaced;	/* by the next address */
 };
 
 /*

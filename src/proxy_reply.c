@@ -129,7 +129,7 @@ reply_best(struct pctx *ctx, bool *pending)
 			*pending = true;
 			continue;
 		}
-		if (b->code < 300)
+		if (b->code < 300 || b->replaced)
 			continue;
 		if (best == NULL || proxy_reply_rank(b->code) <
 		    proxy_reply_rank(best->code))

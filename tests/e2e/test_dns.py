@@ -1,0 +1,153 @@
+"""RFC 3263 next-hop resolution against a DNS responder on loopback: SRV
+order, A records, failover to the next address on 503 or silence."""
+
+import pytest
+
+from dnsserver import DNSServer
+from sip import NON2XX, SDP, UAS, Endpoint, match, sipnet  # noqa: F401
+
+
+@pytest.fixture
+def dns():
+    made = []
+
+    def make(records):
+        d = DNSServer(records)
+        made.append(d)
+        return d
+    yield make
+    for d in made:
+        d.stop()
+
+
+@pytest.fixture
+def uases():
+    made = []
+
+    def make(n):
+        out = [UAS(Endpoint()) for _ in range(n)]
+        made.extend(out)
+        return out
+    yield make
+    for u in made:
+        u.ep.close()
+
+
+def start(osprey_factory, d, target, t1=50):
+    extra = 'dns = { nameservers = [ "127.0.0.1:%d" ]; timeout = 500; };' % (
+        d.port)
+    return osprey_factory(routes=[("^bob$", [target])], extra=extra,
+                          timers={"t1": t1, "t2": 400})
+
+
+def srv_records(a, b):
+    return {
+        ("_sip._udp.gw.test", "SRV"): [(20, 0, b.ep.port, "b.gw.test"),
+                                       (10, 0, a.ep.port, "a.gw.test")],
+        ("a.gw.test", "A"): ["127.0.0.1"],
+        ("b.gw.test", "A"): ["127.0.0.1"],
+    }
+
+
+def invite(o, caller_ep):
+    from sip import UAC
+    call = UAC(caller_ep, o.addr)
+    call.invite()
+    return call
+
+
+def test_srv_priority_then_503_failover(osprey_factory, dns, uases):
+    """No port in the target: SRV decides; the lower priority goes first;
+    its 503 moves the call to the next address (RFC 3263 4.3)."""
+    a, b = uases(2)
+    d = dns(srv_records(a, b))
+    o = start(osprey_factory, d, "sip:gw.test")
+    caller = Endpoint()
+    try:
+        call = invite(o, caller)
+        inv_a = a.expect("INVITE", call_id=call.call_id, timeout=3)
+        assert ("_sip._udp.gw.test", "SRV") in d.queries, d.queries
+        a.respond(inv_a, 503)
+        inv_b = b.expect("INVITE", call_id=call.call_id, timeout=3)
+        assert inv_b.branch != inv_a.branch
+        b.respond(inv_b, 180)
+        b.respond(inv_b, 200, body=SDP)
+        ok = caller.expect(call.resp(200), timeout=3)
+        call.check_vias(ok)
+        assert caller.collect(0.3, call.resp(503)) == []
+        call.ack(ok)
+        b.expect("ACK", call_id=call.call_id)
+    finally:
+        caller.close()
+
+
+def test_silent_first_address_times_out_to_the_next(osprey_factory, dns,
+                                                    uases):
+    a, b = uases(2)
+    d = dns(srv_records(a, b))
+    o = start(osprey_factory, d, "sip:gw.test", t1=30)
+    caller = Endpoint()
+    try:
+        call = invite(o, caller)
+        a.expect("INVITE", call_id=call.call_id, timeout=3)
+        # Timer B = 64*T1 = 1.9 s without any answer from a
+        inv_b = b.expect("INVITE", call_id=call.call_id, timeout=5)
+        b.respond(inv_b, 486)
+        r = caller.expect(call.resp(NON2XX), timeout=3)
+        assert r.code == 486, r
+        call.ack(r)
+    finally:
+        caller.close()
+
+
+def test_explicit_port_skips_srv(osprey_factory, dns, uases):
+    """A port in the URI means A/AAAA only (RFC 3263 4.2)."""
+    (a,) = uases(1)
+    d = dns({("host.gw.test", "A"): ["127.0.0.1"]})
+    o = start(osprey_factory, d, "sip:host.gw.test:%d" % a.ep.port)
+    caller = Endpoint()
+    try:
+        call = invite(o, caller)
+        inv = a.expect("INVITE", call_id=call.call_id, timeout=3)
+        a.respond(inv, 486)
+        r = caller.expect(call.resp(NON2XX), timeout=3)
+        assert r.code == 486
+        call.ack(r)
+        assert ("host.gw.test", "A") in d.queries
+        assert not any(k == "SRV" for _, k in d.queries), d.queries
+    finally:
+        caller.close()
+
+
+def test_unresolvable_target(osprey_factory, dns):
+    """No such name: the branch fails as 503, which goes up as 500 with a
+    Q.850 Reason, and the daemon keeps serving."""
+    d = dns({})
+    o = start(osprey_factory, d, "sip:nowhere.gw.test")
+    caller = Endpoint()
+    try:
+        call = invite(o, caller)
+        r = caller.expect(call.resp(NON2XX), timeout=5)
+        assert r.code == 500, r
+        assert "Q.850;cause=41" in (r.get("reason") or ""), r.get("reason")
+        call.ack(r)
+        assert o.alive()
+    finally:
+        caller.close()
+
+
+def test_cached_answer(osprey_factory, dns, uases):
+    """A second call within the TTL is sent without asking DNS again."""
+    (a,) = uases(1)
+    d = dns({("host.gw.test", "A"): ["127.0.0.1"]})
+    o = start(osprey_factory, d, "sip:host.gw.test:%d" % a.ep.port)
+    caller = Endpoint()
+    try:
+        for _ in range(2):
+            call = invite(o, caller)
+            inv = a.expect("INVITE", call_id=call.call_id, timeout=3)
+            a.respond(inv, 486)
+            call.ack(caller.expect(call.resp(NON2XX), timeout=3))
+        assert d.queries.count(("host.gw.test", "A")) == 1, d.queries
+    finally:
+        caller.close()
