@@ -1,0 +1,202 @@
+/* Unit tests: causes and code sets (sipcause.c), target order (route.c). */
+#include "config.h"
+
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "route.h"
+#include "sipcause.h"
+
+START_TEST(cause_of_codes)
+{
+	ck_assert_int_eq(sip_cause(486), 17);
+	ck_assert_int_eq(sip_cause(600), 17);
+	ck_assert_int_eq(sip_cause(408), 18);
+	ck_assert_int_eq(sip_cause(480), 19);
+	ck_assert_int_eq(sip_cause(404), 1);
+	ck_assert_int_eq(sip_cause(603), 21);
+	ck_assert_int_eq(sip_cause(503), 41);
+	ck_assert_int_eq(sip_cause(599), 41);	/* unknown: by class */
+	ck_assert_str_eq(sip_cause_name(17), "USER_BUSY");
+	ck_assert_str_eq(sip_cause_name(18), "NO_USER_RESPONSE");
+	ck_assert_str_eq(sip_cause_name(19), "NO_ANSWER");
+	ck_assert_str_eq(sip_cause_name(1), "UNALLOCATED_NUMBER");
+	ck_assert_str_eq(sip_cause_name(21), "CALL_REJECTED");
+	ck_assert_str_eq(sip_cause_name(41), "NORMAL_TEMPORARY_FAILURE");
+	ck_assert_int_eq(sip_cause_by_name("user_busy"), 17);
+	ck_assert_int_eq(sip_cause_by_name("NO_SUCH_CAUSE"), -1);
+	ck_assert_int_eq(sip_cause_code(17), 486);
+	ck_assert_int_eq(sip_cause_code(41), 503);
+}
+END_TEST
+
+START_TEST(codeset_items)
+{
+	struct codeset	cs;
+	char		err[256], buf[256];
+
+	memset(&cs, 0, sizeof(cs));
+	ck_assert_int_eq(codeset_add(&cs, "408", err, sizeof(err)), 0);
+	ck_assert_int_eq(codeset_add(&cs, "5xx", err, sizeof(err)), 0);
+	ck_assert_int_eq(codeset_add(&cs, "USER_BUSY", err, sizeof(err)), 0);
+	ck_assert_int_eq(codeset_add(&cs, "Q.850:19", err, sizeof(err)), 0);
+	ck_assert(codeset_match(&cs, 408));
+	ck_assert(codeset_match(&cs, 500));
+	ck_assert(codeset_match(&cs, 503));
+	ck_assert(codeset_match(&cs, 486));
+	ck_assert(codeset_match(&cs, 600));	/* USER_BUSY too */
+	ck_assert(codeset_match(&cs, 480));	/* Q.850 19 */
+	ck_assert(!codeset_match(&cs, 404));
+	ck_assert(!codeset_match(&cs, 603));
+	codeset_print(&cs, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "408, 5xx, USER_BUSY, NO_ANSWER");
+	ck_assert_int_eq(codeset_add(&cs, "200", err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "300..699"));
+	ck_assert_int_eq(codeset_add(&cs, "BUSY", err, sizeof(err)), -1);
+	ck_assert_int_eq(codeset_add(&cs, "7xx", err, sizeof(err)), -1);
+	ck_assert_int_eq(codeset_add(&cs, "Q.850:0", err, sizeof(err)), -1);
+}
+END_TEST
+
+static struct route *
+three_targets(struct route_table *rt, enum balance bal)
+{
+	struct route	*r;
+	char		 err[256];
+
+	memset(rt, 0, sizeof(*rt));
+	r = route_add(rt, "^x$", NULL, 1, err, sizeof(err));
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(route_add_target(r, "sip:127.0.0.1:5001", err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(route_add_target(r, "sip:127.0.0.1:5002", err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(route_add_target(r, "sip:gw.example.test", err,
+	    sizeof(err)), 0);
+	r->balance = bal;
+	return (r);
+}
+
+START_TEST(order_as_listed_and_round_robin)
+{
+	struct route_table	 rt;
+	struct route		*r = three_targets(&rt, BAL_ORDER);
+	struct slice		 cid = { "abc", 3 };
+	unsigned		 o[ROUTE_MAX_TARGETS];
+
+	ck_assert_uint_eq(route_order(r, cid, o), 3);
+	ck_assert_uint_eq(o[0], 0);
+	ck_assert_uint_eq(o[1], 1);
+	ck_assert_uint_eq(o[2], 2);
+	ck_assert(r->targets[0].dest.numeric);
+	ck_assert(!r->targets[2].dest.numeric);
+	ck_assert_str_eq(r->targets[2].dest.host, "gw.example.test");
+	ck_assert_uint_eq(r->targets[2].dest.port, 0);	/* SRV first */
+	r->balance = BAL_ROUND_ROBIN;
+	route_order(r, cid, o);
+	ck_assert_uint_eq(o[0], 0);
+	route_order(r, cid, o);
+	ck_assert_uint_eq(o[0], 1);
+	ck_assert_uint_eq(o[1], 2);
+	ck_assert_uint_eq(o[2], 0);
+	route_order(r, cid, o);
+	ck_assert_uint_eq(o[0], 2);
+	route_table_free(&rt);
+}
+END_TEST
+
+START_TEST(order_hash_is_stable)
+{
+	struct route_table	 rt;
+	struct route		*r = three_targets(&rt, BAL_HASH);
+	unsigned		 a[ROUTE_MAX_TARGETS], b[ROUTE_MAX_TARGETS];
+	unsigned		 firsts[3] = { 0, 0, 0 }, i;
+	char			 id[32];
+
+	route_order(r, (struct slice){ "call-1", 6 }, a);
+	route_order(r, (struct slice){ "call-1", 6 }, b);
+	ck_assert_int_eq(memcmp(a, b, 3 * sizeof(a[0])), 0);
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "call-%u", i);
+		route_order(r, (struct slice){ id, strlen(id) }, a);
+		firsts[a[0]]++;
+	}
+	for (i = 0; i < 3; i++)
+		ck_assert_uint_gt(firsts[i], 50);	/* spread */
+	route_table_free(&rt);
+}
+END_TEST
+
+START_TEST(order_weight_follows_weights)
+{
+	struct route_table	 rt;
+	struct route		*r = three_targets(&rt, BAL_WEIGHT);
+	unsigned		 o[ROUTE_MAX_TARGETS], firsts[3] = { 0, 0, 0 };
+	unsigned		 i;
+
+	r->targets[0].weight = 8;
+	r->targets[1].weight = 1;
+	r->targets[2].weight = 0;	/* never first while others can be */
+	srandom(7);
+	for (i = 0; i < 900; i++) {
+		ck_assert_uint_eq(route_order(r, (struct slice){ "x", 1 }, o),
+		    3);
+		ck_assert(o[0] != o[1] && o[1] != o[2] && o[0] != o[2]);
+		firsts[o[0]]++;
+	}
+	ck_assert_uint_gt(firsts[0], 700);
+	ck_assert_uint_gt(firsts[1], 40);
+	ck_assert_uint_eq(firsts[2], 0);
+	route_table_free(&rt);
+}
+END_TEST
+
+START_TEST(dest_from_uris)
+{
+	struct dest	d;
+	char		err[128];
+	const char	*u1 = "sip:bob@127.0.0.1:5070;transport=udp";
+	const char	*u2 = "sip:bob@host.test;maddr=10.0.0.1";
+	const char	*u3 = "sip:bob@127.0.0.1;transport=tcp";
+	const char	*u4 = "sip:gw.test:5080";
+
+	ck_assert_int_eq(dest_from_uri((struct slice){ u1, strlen(u1) }, &d,
+	    err, sizeof(err)), 0);
+	ck_assert(d.numeric);
+	ck_assert_int_eq(dest_from_uri((struct slice){ u2, strlen(u2) }, &d,
+	    err, sizeof(err)), 0);
+	ck_assert(d.numeric);		/* maddr wins */
+	ck_assert_int_eq(dest_from_uri((struct slice){ u3, strlen(u3) }, &d,
+	    err, sizeof(err)), 503);
+	ck_assert_int_eq(dest_from_uri((struct slice){ u4, strlen(u4) }, &d,
+	    err, sizeof(err)), 0);
+	ck_assert(!d.numeric);
+	ck_assert_str_eq(d.host, "gw.test");
+	ck_assert_uint_eq(d.port, 5080);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("route");
+	TCase	*tc = tcase_create("core");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_add_test(tc, cause_of_codes);
+	tcase_add_test(tc, codeset_items);
+	tcase_add_test(tc, order_as_listed_and_round_robin);
+	tcase_add_test(tc, order_hash_is_stable);
+	tcase_add_test(tc, order_weight_follows_weights);
+	tcase_add_test(tc, dest_from_uris);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}
