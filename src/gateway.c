@@ -11,6 +11,7 @@
 
 #include "gateway.h"
 #include "log.h"
+#include "resolver.h"
 #include "sipbuild.h"
 #include "xmalloc.h"
 
@@ -103,21 +104,24 @@ gw_probe_gone(struct txn *ct)
 static void
 gw_wait_fire(void *arg)
 {
-	gw_result(arg, false, "timeout");
+	struct gw	*gw = arg;
+
+	if (gw->resolving) {
+		resolver_cancel(gw->dns);	/* no answer in time */
+		gw->dns = NULL;
+		gw->resolving = false;
+	}
+	gw_result(gw, false, "timeout");
 }
 
 static void
-gw_tick(void *arg)
+gw_send(struct gw *gw)
 {
-	struct gw	*gw = arg;
 	struct tp_sock	*out;
 	struct buf	 b;
 	char		 branch[48], *bytes;
 	size_t		 len;
 
-	timer_set(&gw->tick, G.set.interval_ms);
-	if (gw->ct != NULL)
-		return;		/* the last one is still out */
 	if ((out = tp_sock_for(G.tp, &gw->addr, NULL)) == NULL)
 		return;
 	snprintf(branch, sizeof(branch), SIP_MAGIC "gw%llx%llx",
@@ -142,22 +146,54 @@ gw_tick(void *arg)
 	    strlen(branch) }, (struct slice){ "OPTIONS", 7 }, bytes, len, out,
 	    &gw->addr, gw, 0);
 	txn_set_ops(gw->ct, &gw_ops);
+}
+
+static void
+gw_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
+    const char *err)
+{
+	struct gw	*gw = arg;
+
+	gw->resolving = false;
+	gw->dns = NULL;
+	if (n == 0) {
+		gw_result(gw, false, err ? err : "no address");
+		return;
+	}
+	gw->addr = addrs[0];
+	gw_send(gw);
+}
+
+static void
+gw_tick(void *arg)
+{
+	struct gw	*gw = arg;
+
+	timer_set(&gw->tick, G.set.interval_ms);
+	if (gw->ct != NULL || gw->resolving)
+		return;		/* the last one is still out */
 	timer_set(&gw->wait, G.set.timeout_ms);
+	if (gw->dest.numeric)
+		gw_send(gw);
+	else {
+		gw->resolving = true;
+		gw->dns = resolver_lookup(gw->dest.host, gw->dest.port,
+		    gw_resolved, gw);
+	}
 }
 
 static struct gw *
-gw_find(const struct tp_addr *a)
+gw_find(const struct target *t)
 {
 	struct gw	*gw;
 
 	for (gw = G.list; gw != NULL; gw = gw->next)
-		if (gw->addr.len == a->len &&
-		    memcmp(&gw->addr.ss, &a->ss, a->len) == 0)
+		if (strcmp(gw->uri, t->uri) == 0)
 			return (gw);
 	return (NULL);
 }
 
-/* One gw per probed target address; probes start staggered. */
+/* One gw per probed target URI; probes start staggered. */
 void
 gw_start(struct event_base *base, struct tp *tp, struct route_table *rt,
     const struct gw_settings *set)
@@ -176,14 +212,10 @@ gw_start(struct event_base *base, struct tp *tp, struct route_table *rt,
 		for (j = 0; j < r->ntargets; j++) {
 			struct target	*t = &r->targets[j];
 
-			if (!t->dest.numeric) {
-				log_notice("gw %s: not probed: host names are "
-				    "resolved per call", t->uri);
-				continue;
-			}
-			if ((gw = gw_find(&t->dest.addr)) == NULL) {
+			if ((gw = gw_find(t)) == NULL) {
 				gw = xcalloc(1, sizeof(*gw));
 				gw->uri = xstrdup(t->uri);
+				gw->dest = t->dest;
 				gw->addr = t->dest.addr;
 				gw->up = true;
 				timer_init(&gw->tick, base, gw_tick, gw);
@@ -212,6 +244,8 @@ gw_stop(void)
 		timer_stop(&gw->wait);
 		if (gw->ct != NULL)
 			gw->ct->owner = NULL;
+		if (gw->resolving)
+			resolver_cancel(gw->dns);
 		free(gw->uri);
 		free(gw);
 	}

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "resolver.h"
 #include "route.h"
 #include "timer.h"
 #include "tp.h"
@@ -21,7 +22,10 @@ struct gw_settings {
  */
 struct gw {
 	char		*uri;		/* owned: what the probe asks */
-	struct tp_addr	 addr;
+	struct dest	 dest;		/* a name is resolved for each probe */
+	struct tp_addr	 addr;		/* the address probed last */
+	bool		 resolving;
+	struct resolve_req *dns;	/* while resolving */
 	bool		 up;
 	unsigned	 misses;
 	uint64_t	 probes;

@@ -151,3 +151,17 @@ def test_cached_answer(osprey_factory, dns, uases):
         assert d.queries.count(("host.gw.test", "A")) == 1, d.queries
     finally:
         caller.close()
+
+
+def test_probe_of_named_target(osprey_factory, dns, uases):
+    """A probed target given by name is resolved for each probe."""
+    (a,) = uases(1)
+    d = dns({("host.gw.test", "A"): ["127.0.0.1"]})
+    extra = ('dns = { nameservers = [ "127.0.0.1:%d" ]; timeout = 500; };\n'
+             'probe = { interval = 500; timeout = 300; failures = 2; };\n'
+             'routes = ( { user = "^bob$"; probe = true; targets = '
+             '[ "sip:host.gw.test:%d" ]; } );' % (d.port, a.ep.port))
+    osprey_factory(extra=extra)
+    opt = a.expect("OPTIONS", timeout=3)
+    assert opt.uri == "sip:host.gw.test:%d" % a.ep.port
+    assert ("host.gw.test", "A") in d.queries
