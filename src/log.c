@@ -108,7 +108,7 @@ name(const char *fmt, ...)						\
 LOG_FN(log_warn, LOG_LVL_WARNING, 1)
 LOG_FN(log_warnx, LOG_LVL_WARNING, 0)
 LOG_FN(log_notice, LOG_LVL_NOTICE, 0)
-LOG_FN(log_info, LOG_LVL_INFO, 0)
+LOG_FN((log_info), LOG_LVL_INFO, 0)
 LOG_FN((log_debug), LOG_LVL_DEBUG, 0)
 
 void

@@ -29,9 +29,14 @@ void	log_peer(const char *, ...) PRINTFLIKE(1, 2);
 void	fatal(const char *, ...) PRINTFLIKE(1, 2) __attribute__((noreturn));
 void	fatalx(const char *, ...) PRINTFLIKE(1, 2) __attribute__((noreturn));
 
+/* Arguments are not even computed when the level is off. */
 #define log_debug(...) do {						\
 	if (log_enabled(LOG_LVL_DEBUG))					\
 		(log_debug)(__VA_ARGS__);				\
+} while (0)
+#define log_info(...) do {						\
+	if (log_enabled(LOG_LVL_INFO))					\
+		(log_info)(__VA_ARGS__);				\
 } while (0)
 
 #endif

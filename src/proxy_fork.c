@@ -58,6 +58,7 @@ fork_ctx_unref(struct pctx *ctx)
 
 		timer_stop(&b->timeout);
 		resolver_cancel(b->dns);
+		free(b->more);
 		sipmsg_free(b->final);
 		free(b->ruri);
 		free(b);
@@ -116,7 +117,7 @@ branch_send(struct branch *b)
 {
 	struct pctx		*ctx = b->ctx;
 	const struct sipmsg	*m = ctx->st->req;
-	const struct tp_addr	*addr = &b->addrs[b->ai];
+	const struct tp_addr	*addr = &b->addr;
 	struct tp_sock		*out;
 	char			 branch[48], tok[24], cid[128], *bytes;
 	size_t			 len;
@@ -169,9 +170,12 @@ branch_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 	} else if (!ctx_open(ctx))
 		b->code = 487;
 	else {
-		memcpy(b->addrs, addrs, n * sizeof(*addrs));
-		b->naddr = n;
-		b->ai = 0;
+		b->addr = addrs[0];
+		if (n > 1) {
+			b->nmore = n - 1;
+			b->more = xcalloc(b->nmore, sizeof(*b->more));
+			memcpy(b->more, addrs + 1, b->nmore * sizeof(*addrs));
+		}
 		branch_send(b);
 	}
 	if (b->code != 0 && ctx->starting == 0)
@@ -194,8 +198,7 @@ fork_start(struct pctx *ctx, struct slice ruri, const struct dest *d,
 		return (-1);
 	b = branch_new(ctx, ruri, t);
 	if (d->numeric) {
-		b->addrs[0] = d->addr;
-		b->naddr = 1;
+		b->addr = d->addr;
 		return (branch_send(b));
 	}
 	ctx->refs++;
@@ -216,14 +219,17 @@ fork_next_addr(struct branch *b)
 	struct branch	*nb;
 	char		 cid[128];
 
-	if (b->ai + 1 >= b->naddr || !ctx_open(ctx) ||
-	    ctx->nbr == MAX_BRANCHES)
+	if (b->nmore == 0 || !ctx_open(ctx) || ctx->nbr == MAX_BRANCHES)
 		return (false);
 	nb = branch_new(ctx, (struct slice){ b->ruri, strlen(b->ruri) },
 	    b->target);
-	memcpy(nb->addrs, b->addrs, b->naddr * sizeof(*b->addrs));
-	nb->naddr = b->naddr;
-	nb->ai = b->ai + 1;
+	nb->addr = b->more[0];
+	if (--b->nmore > 0) {	/* the rest moves to the new branch */
+		nb->nmore = b->nmore;
+		nb->more = xcalloc(nb->nmore, sizeof(*nb->more));
+		memcpy(nb->more, b->more + 1, nb->nmore * sizeof(*b->more));
+	}
+	b->nmore = 0;
 	log_info("proxy %s: trying the next address of %s",
 	    pctx_callid(ctx, cid, sizeof(cid)), b->ruri);
 	b->replaced = true;	/* its answer no longer competes (16.7) */

@@ -23,9 +23,9 @@ struct branch {
 	char			*ruri;		/* owned: the R-URI sent */
 	unsigned		 idx;
 	struct resolve_req	*dns;		/* while resolving */
-	struct tp_addr		 addrs[RESOLVE_MAX_ADDRS];
-	unsigned		 naddr;
-	unsigned		 ai;		/* the address in use */
+	struct tp_addr		 addr;		/* the address in use */
+	struct tp_addr		*more;		/* owned: the next ones */
+	unsigned		 nmore;
 	bool			 replaced;	/* by the next address */
 };
 

@@ -81,6 +81,12 @@ reply_st(struct txn *st, const char *topvia, int code, const char *reason,
 bool
 reply_relayable(const struct sipmsg *resp)
 {
+	unsigned	i, lines = 0;
+
+	for (i = 0; i < resp->nh && lines < 2; i++)
+		lines += resp->h[i].id == SH_VIA;
+	if (lines >= 2)
+		return (true);
 	return (sipmsg_values(resp, SH_VIA, NULL, 0) >= 2);
 }
 
