@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <libconfig.h>
 
@@ -477,6 +478,71 @@ load_dns(struct ctx *c, const config_setting_t *root, struct conf *cf)
 }
 
 static int
+load_metrics(struct ctx *c, const config_setting_t *root, struct conf *cf)
+{
+	static const char *const keys[] = { "address", "port", NULL };
+	const config_setting_t	*m = config_setting_get_member(root,
+	    "metrics");
+	const char		*addr = "127.0.0.1";
+	long long		 port = 9091;
+	struct tp_addr		 a;
+
+	if (m == NULL)
+		return (0);
+	if (!config_setting_is_group(m))
+		return (conf_err(c, m, "metrics: must be a group "
+		    "{ address = ...; port = ...; }"));
+	if (check_keys(c, m, "metrics", keys) == -1 ||
+	    get_str(c, m, "metrics.", "address", &addr) == -1 ||
+	    get_int(c, m, "metrics.", "port", 1, 65535, &port) == -1)
+		return (-1);
+	if (tp_addr_set(&a, (struct slice){ addr, strlen(addr) },
+	    (uint16_t)port) == -1)
+		return (conf_err(c, config_setting_get_member(m, "address"),
+		    "metrics.address: \"%s\" is not an IPv4 or IPv6 address",
+		    addr));
+	cf->metrics_address = xstrdup(addr);
+	cf->metrics_port = (uint16_t)port;
+	return (0);
+}
+
+static int
+load_control(struct ctx *c, const config_setting_t *root, struct conf *cf)
+{
+	static const char *const keys[] = { "socket", "mode", NULL };
+	const config_setting_t	*g = config_setting_get_member(root,
+	    "control");
+	const char		*path = "/run/osprey/ospreyd.sock";
+	const char		*mode = "0660";
+	char			*end;
+	unsigned long		 m;
+
+	if (g != NULL) {
+		if (!config_setting_is_group(g))
+			return (conf_err(c, g, "control: must be a group "
+			    "{ socket = ...; mode = ...; }"));
+		if (check_keys(c, g, "control", keys) == -1 ||
+		    get_str(c, g, "control.", "socket", &path) == -1 ||
+		    get_str(c, g, "control.", "mode", &mode) == -1)
+			return (-1);
+	}
+	m = strtoul(mode, &end, 8);
+	if (*mode == '\0' || *end != '\0' || m > 0777)
+		return (conf_err(c, config_setting_get_member(g, "mode"),
+		    "control.mode: \"%s\" is not an octal mode like "
+		    "\"0660\"", mode));
+	if (*path == '\0')	/* "" turns the control socket off */
+		cf->ctl.socket = NULL;
+	else if (*path != '/')
+		return (conf_err(c, config_setting_get_member(g, "socket"),
+		    "control.socket: must be an absolute path"));
+	else
+		cf->ctl.socket = xstrdup(path);
+	cf->ctl.mode = (mode_t)m;
+	return (0);
+}
+
+static int
 load_probe(struct ctx *c, const config_setting_t *root, struct conf *cf)
 {
 	static const char *const keys[] = { "interval", "timeout", "failures",
@@ -507,12 +573,13 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "listen", "domains", "relay",
 	    "record_route", "timers", "routes", "failure_routes", "probe",
-	    "dns", "max_message_size", "log_level", NULL };
+	    "dns", "metrics", "control", "shutdown_grace", "max_message_size",
+	    "log_level", NULL };
 	struct ctx		 c = { path, err, errlen };
 	config_t		 cfg;
 	const config_setting_t	*root;
 	const char		*lvl = NULL;
-	long long		 maxsz = 65535;
+	long long		 maxsz = 65535, grace = 5000;
 	char			 msg[256];
 	int			 rc = -1, line = 0;
 
@@ -541,10 +608,14 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 	    load_routes(&c, root, cf, "failure_routes", false) == -1 ||
 	    load_probe(&c, root, cf) == -1 ||
 	    load_dns(&c, root, cf) == -1 ||
+	    load_metrics(&c, root, cf) == -1 ||
+	    load_control(&c, root, cf) == -1 ||
+	    get_int(&c, root, "", "shutdown_grace", 0, 600000, &grace) == -1 ||
 	    get_int(&c, root, "", "max_message_size", 1024, 65535, &maxsz) == -1 ||
 	    get_str(&c, root, "", "log_level", &lvl) == -1)
 		goto fail;
 	cf->proxy.max_message_size = (size_t)maxsz;
+	cf->shutdown_grace_ms = (uint32_t)grace;
 	if (route_link(&cf->proxy.routes, &line, msg, sizeof(msg)) == -1) {
 		snprintf(err, errlen, "%s:%d: %s", path, line, msg);
 		goto fail;
@@ -579,6 +650,10 @@ conf_free(struct conf *cf)
 	cf->proxy.domains = NULL;
 	cf->proxy.ndomains = 0;
 	route_table_free(&cf->proxy.routes);
+	free(cf->metrics_address);
+	cf->metrics_address = NULL;
+	free(cf->ctl.socket);
+	cf->ctl.socket = NULL;
 }
 
 /* The config as understood, for ospreyd -t -v. */
@@ -641,6 +716,12 @@ conf_print(const struct conf *cf, FILE *fp)
 		    tp_addr_port(&cf->dns.ns[i]));
 	}
 	fprintf(fp, "dns timeout %u\n", cf->dns.timeout_ms);
+	if (cf->metrics_address != NULL)
+		fprintf(fp, "metrics %s port %u\n", cf->metrics_address,
+		    cf->metrics_port);
+	fprintf(fp, "control %s mode %04o\n", cf->ctl.socket ? cf->ctl.socket :
+	    "off", (unsigned)cf->ctl.mode);
+	fprintf(fp, "shutdown_grace %u\n", cf->shutdown_grace_ms);
 	fprintf(fp, "max_message_size %zu\nlog_level %s\n",
 	    cf->proxy.max_message_size, log_level_name(cf->log_level));
 }

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 
+#include "ctl.h"
 #include "proxy.h"
 #include "resolver.h"
 #include "tp.h"
@@ -21,6 +22,10 @@ struct conf {
 	struct proxy_settings	 proxy;
 	struct txn_settings	 txn;
 	struct resolver_settings dns;
+	struct ctl_settings	 ctl;
+	uint32_t		 shutdown_grace_ms;
+	char			*metrics_address;	/* owned; NULL: off */
+	uint16_t		 metrics_port;
 	int			 log_level;
 };
 

@@ -233,10 +233,16 @@ gw_start(struct event_base *base, struct tp *tp, struct route_table *rt,
 		    G.set.interval_ms);
 }
 
+/* Stop probing; the targets of rt forget their gw. */
 void
-gw_stop(void)
+gw_stop(struct route_table *rt)
 {
 	struct gw	*gw, *next;
+	unsigned	 i, j;
+
+	for (i = 0; rt != NULL && i < rt->n; i++)
+		for (j = 0; j < rt->r[i]->ntargets; j++)
+			rt->r[i]->targets[j].gw = NULL;
 
 	for (gw = G.list; gw != NULL; gw = next) {
 		next = gw->next;

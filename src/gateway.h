@@ -37,7 +37,7 @@ struct gw {
 
 void	gw_start(struct event_base *, struct tp *, struct route_table *,
 	    const struct gw_settings *);
-void	gw_stop(void);
+void	gw_stop(struct route_table *);
 bool	gw_is_up(const struct gw *);
 const struct gw *gw_list(void);
 

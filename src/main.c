@@ -1,4 +1,4 @@
-/* ospreyd: wiring, signals, sd_notify. */
+/* ospreyd: wiring, signals, reload, graceful stop, sd_notify. */
 #include "config.h"
 
 #include <signal.h>
@@ -12,14 +12,32 @@
 #include <osipparser2/osip_parser.h>
 
 #include "conf.h"
+#include "ctl.h"
 #include "gateway.h"
 #include "log.h"
+#include "metrics.h"
 #include "proxy.h"
 #include "resolver.h"
 #include "sysd.h"
+#include "timer.h"
 #include "tp.h"
+#include "xmalloc.h"
 
 #define DEFAULT_CONF	"/etc/osprey/osprey.conf"
+#define STATUS_MS	2000
+
+static struct {
+	const char		*path;
+	struct conf		*conf;		/* the running one */
+	struct event_base	*base;
+	struct tp		 tp;
+	struct timer		 status;	/* STATUS=, WATCHDOG=1 */
+	struct timer		 stop;		/* graceful stop polling */
+	uint64_t		 watchdog_usec;
+	uint64_t		 stop_deadline_ms;
+	uint64_t		 last_invites;
+	bool			 stopping;
+} D;
 
 static void
 usage(FILE *fp)
@@ -45,34 +63,165 @@ osip_quiet(const char *fi, int li, osip_trace_level_t level, const char *fmt,
 	(void)ap;
 }
 
+static uint64_t
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+static void
+gw_settings_of(const struct conf *cf, struct gw_settings *gs)
+{
+	gs->interval_ms = cf->proxy.probe_interval_ms;
+	gs->timeout_ms = cf->proxy.probe_timeout_ms;
+	gs->failures = cf->proxy.probe_failures;
+}
+
+/* A one-line summary for systemd; also the watchdog ping. */
+static void
+status_tick(void *arg)
+{
+	const struct proxy_stats	*ps = proxy_stats();
+	uint64_t			 inv = ps->requests_in[SM_INVITE];
+
+	(void)arg;
+	sysd_notifyf("STATUS=%u transactions, %u calls pending, %.1f calls/s",
+	    txn_count(), proxy_calls_pending(),
+	    (double)(inv - D.last_invites) * 1000 / STATUS_MS);
+	D.last_invites = inv;
+	if (D.watchdog_usec > 0)
+		sysd_notify("WATCHDOG=1");
+	timer_set(&D.status, D.watchdog_usec > 0 && D.watchdog_usec / 2000 <
+	    STATUS_MS ? (uint32_t)(D.watchdog_usec / 2000) : STATUS_MS);
+}
+
+static bool
+listen_same(const struct conf *a, const struct conf *b)
+{
+	unsigned	i;
+
+	if (a->nlisten != b->nlisten)
+		return (false);
+	for (i = 0; i < a->nlisten; i++)
+		if (strcmp(a->listen[i].address, b->listen[i].address) != 0 ||
+		    a->listen[i].port != b->listen[i].port ||
+		    strcmp(a->listen[i].transport, b->listen[i].transport) != 0)
+			return (false);
+	return (true);
+}
+
+/*
+ * SIGHUP: the new config is checked first; a bad one changes nothing.
+ * Calls in progress keep the routes they started with.
+ */
+int
+ospreyd_reload(char *err, size_t errlen)
+{
+	struct conf		*nc = xcalloc(1, sizeof(*nc));
+	struct gw_settings	 gs;
+
+	sysd_notify("RELOADING=1");
+	if (conf_load(D.path, nc, err, errlen) == -1) {
+		log_warnx("ospreyd: reload refused, the running config stays: %s",
+		    err);
+		free(nc);
+		sysd_notify("READY=1");
+		return (-1);
+	}
+	if (!listen_same(D.conf, nc))
+		log_warnx("ospreyd: reload: listen changes take effect at the "
+		    "next restart");
+	if ((D.conf->metrics_address == NULL) != (nc->metrics_address == NULL) ||
+	    (nc->metrics_address != NULL && (strcmp(nc->metrics_address,
+	    D.conf->metrics_address) != 0 ||
+	    nc->metrics_port != D.conf->metrics_port)))
+		log_warnx("ospreyd: reload: metrics changes take effect at the "
+		    "next restart");
+	if (memcmp(&nc->dns, &D.conf->dns, sizeof(nc->dns)) != 0)
+		log_warnx("ospreyd: reload: dns changes take effect at the next "
+		    "restart");
+	log_set_level(nc->log_level);
+	txn_set_settings(&nc->txn);
+	gw_stop(&proxy_settings()->routes);
+	gw_settings_of(nc, &gs);
+	proxy_set_settings(proxy_settings_take(&nc->proxy));
+	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
+	ctl_set_settings(&nc->ctl);
+	conf_free(D.conf);
+	free(D.conf);
+	D.conf = nc;
+	log_notice("ospreyd: config reloaded from %s", D.path);
+	sysd_notify("READY=1");
+	return (0);
+}
+
+static void
+stop_poll(void *arg)
+{
+	unsigned	pending = proxy_calls_pending();
+
+	(void)arg;
+	if (pending == 0 || now_ms() >= D.stop_deadline_ms) {
+		if (pending > 0)
+			log_notice("ospreyd: %u call(s) still pending, stopping "
+			    "anyway", pending);
+		event_base_loopbreak(D.base);
+		return;
+	}
+	timer_set(&D.stop, 50);
+}
+
+/* Graceful stop: no new calls, the pending ones get up to the bound. */
+static void
+ospreyd_stop(void)
+{
+	if (D.stopping) {
+		event_base_loopbreak(D.base);	/* asked twice: now */
+		return;
+	}
+	D.stopping = true;
+	sysd_notify("STOPPING=1");
+	proxy_stop_accepting();
+	D.stop_deadline_ms = now_ms() + D.conf->shutdown_grace_ms;
+	log_notice("ospreyd: stopping, %u call(s) pending, waiting up to %u ms",
+	    proxy_calls_pending(), D.conf->shutdown_grace_ms);
+	stop_poll(NULL);
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	struct event_base	*base = arg;
+	char	err[512];
 
 	(void)what;
-	log_notice("ospreyd: signal %d, stopping", (int)sig);
-	sysd_notify("STOPPING=1");
-	event_base_loopbreak(base);
+	(void)arg;
+	if (sig == SIGHUP) {
+		log_notice("ospreyd: SIGHUP, reloading %s", D.path);
+		ospreyd_reload(err, sizeof(err));
+		return;
+	}
+	log_notice("ospreyd: signal %d", (int)sig);
+	ospreyd_stop();
 }
 
 int
 main(int argc, char **argv)
 {
-	const char		*path = DEFAULT_CONF;
 	bool			 foreground = false, check = false, verbose = false;
-	struct conf		 cf;
-	struct event_base	*base;
-	struct event		*sigterm, *sigint;
-	struct tp		 tp;
+	struct event		*sigs[3];
+	struct gw_settings	 gs;
 	char			 err[512];
 	unsigned		 i;
-	int			 ch;
+	int			 ch, signos[3] = { SIGTERM, SIGINT, SIGHUP };
 
+	D.path = DEFAULT_CONF;
 	while ((ch = getopt(argc, argv, "c:fhtVv")) != -1) {
 		switch (ch) {
 		case 'c':
-			path = optarg;
+			D.path = optarg;
 			break;
 		case 'f':
 			foreground = true;
@@ -98,53 +247,70 @@ main(int argc, char **argv)
 		usage(stderr);
 		return (2);
 	}
-	if (conf_load(path, &cf, err, sizeof(err)) == -1) {
+	D.conf = xcalloc(1, sizeof(*D.conf));
+	if (conf_load(D.path, D.conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s\n", err);
 		return (1);
 	}
 	if (check) {
 		if (verbose)
-			conf_print(&cf, stdout);
-		conf_free(&cf);
+			conf_print(D.conf, stdout);
+		conf_free(D.conf);
+		free(D.conf);
 		return (0);
 	}
-	log_init(foreground || isatty(STDERR_FILENO), cf.log_level);
+	log_init(foreground || isatty(STDERR_FILENO), D.conf->log_level);
 	parser_init();
 	osip_trace_initialize_func(END_TRACE_LEVEL, osip_quiet);
 	for (i = 0; i < END_TRACE_LEVEL; i++)
 		osip_trace_disable_level((osip_trace_level_t)i);
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((base = event_base_new()) == NULL)
+	if ((D.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	tp_init(&tp, base, proxy_recv, NULL);
-	for (i = 0; i < cf.nlisten; i++)
-		if (tp_udp_open(&tp, cf.listen[i].address, cf.listen[i].port,
-		    err, sizeof(err)) == -1)
+	tp_init(&D.tp, D.base, proxy_recv, NULL);
+	for (i = 0; i < D.conf->nlisten; i++)
+		if (tp_udp_open(&D.tp, D.conf->listen[i].address,
+		    D.conf->listen[i].port, err, sizeof(err)) == -1)
 			fatalx("ospreyd: %s", err);
-	resolver_init(base, &cf.dns);
-	proxy_init(base, &tp, &cf.proxy, &cf.txn);
-	gw_start(base, &tp, &cf.proxy.routes, &(struct gw_settings){
-	    cf.proxy.probe_interval_ms, cf.proxy.probe_timeout_ms,
-	    cf.proxy.probe_failures });
-	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-	sigint = evsignal_new(base, SIGINT, on_signal, base);
-	evsignal_add(sigterm, NULL);
-	evsignal_add(sigint, NULL);
+	resolver_init(D.base, &D.conf->dns);
+	gw_settings_of(D.conf, &gs);
+	proxy_init(D.base, &D.tp, proxy_settings_take(&D.conf->proxy),
+	    &D.conf->txn);
+	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
+	if (D.conf->metrics_address != NULL && metrics_start(D.base,
+	    D.conf->metrics_address, D.conf->metrics_port, err,
+	    sizeof(err)) == -1)
+		fatalx("ospreyd: metrics: %s", err);
+	if (ctl_start(D.base, &D.conf->ctl, err, sizeof(err)) == -1)
+		fatalx("ospreyd: control socket: %s", err);
+	for (i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(D.base, signos[i], on_signal, NULL);
+		evsignal_add(sigs[i], NULL);
+	}
+	timer_init(&D.status, D.base, status_tick, NULL);
+	timer_init(&D.stop, D.base, stop_poll, NULL);
+	D.watchdog_usec = sysd_watchdog_usec();
 
 	log_notice("ospreyd %s: ready, %u listener(s)", PACKAGE_VERSION,
-	    tp.nsocks);
+	    D.tp.nsocks);
 	sysd_notify("READY=1");
-	event_base_dispatch(base);
+	status_tick(NULL);
+	event_base_dispatch(D.base);
 
-	gw_stop();
+	timer_stop(&D.status);
+	timer_stop(&D.stop);
+	ctl_stop();
+	metrics_stop();
+	gw_stop(&proxy_settings()->routes);
 	proxy_shutdown();
 	resolver_shutdown();
-	tp_close(&tp);
-	event_free(sigterm);
-	event_free(sigint);
-	event_base_free(base);
-	conf_free(&cf);
+	tp_close(&D.tp);
+	for (i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	event_base_free(D.base);
+	conf_free(D.conf);
+	free(D.conf);
 	log_notice("ospreyd: stopped");
 	return (0);
 }

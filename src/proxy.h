@@ -9,8 +9,14 @@
 #include "tp.h"
 #include "txn.h"
 
-/* What the proxy core takes from the config; owned by struct conf. */
+/*
+ * What the proxy core takes from the config.  Once handed over with
+ * proxy_settings_take() it belongs to the proxy and is reference counted:
+ * a reload swaps in a new one while calls in progress keep the routes
+ * they started with.
+ */
 struct proxy_settings {
+	unsigned		  refs;
 	char			**domains;
 	unsigned		  ndomains;
 	bool			  relay;
@@ -23,19 +29,30 @@ struct proxy_settings {
 	unsigned		  probe_failures;
 };
 
+/* Counters for ospreyctl and /metrics; codes index 100..699. */
 struct proxy_stats {
-	uint64_t	requests;
-	uint64_t	responses;
-	uint64_t	parse_errors;
-	uint64_t	dropped;
+	uint64_t	requests_in[SM_COUNT];	/* valid ones, by method */
+	uint64_t	responses_in[700];	/* from downstream, by code */
+	uint64_t	responses_out[700];	/* sent upstream, by code */
+	uint64_t	generated[700];		/* of those, made by us */
+	uint64_t	finals_by_cause[128];	/* >= 300 sent, by Q.850 */
+	uint64_t	rejected;		/* failed validation */
+	uint64_t	parse_errors;		/* could not be parsed */
+	uint64_t	dropped;		/* silently (unmatched ...) */
 	uint64_t	cancels_relayed;
 	uint64_t	sent_481;
 	uint64_t	sent_487;
 };
 
-void	proxy_init(struct event_base *, struct tp *,
-	    const struct proxy_settings *, const struct txn_settings *);
-void	proxy_set_settings(const struct proxy_settings *);
+void	proxy_init(struct event_base *, struct tp *, struct proxy_settings *,
+	    const struct txn_settings *);
+struct proxy_settings *proxy_settings_take(struct proxy_settings *);
+void	proxy_settings_unref(struct proxy_settings *);
+void	proxy_set_settings(struct proxy_settings *);
+struct proxy_settings *proxy_settings(void);
+void	proxy_stop_accepting(void);
+int	proxy_cancel_call(const char *, uint32_t, char *, size_t);
+unsigned proxy_calls_pending(void);
 void	proxy_shutdown(void);
 void	proxy_recv(void *, struct tp_sock *, const struct tp_addr *,
 	    const char *, size_t);

@@ -27,6 +27,7 @@ cancel_timeout(void *arg)
 	log_info("proxy %s: no final after CANCEL, answering 487",
 	    pctx_callid(ctx, cid, sizeof(cid)));
 	ctx->final_sent = true;
+	fork_ctx_done(ctx);
 	reply_st(ctx->st, ctx->topvia, 487, NULL, NULL);
 }
 
@@ -40,9 +41,22 @@ fork_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src)
 	ctx->topvia = proxy_make_topvia(st->req, src);
 	ctx->in_sock = in;
 	ctx->up_peer = st->peer;
+	ctx->set = proxy_settings();	/* the routes this call started with */
+	ctx->set->refs++;
+	P.pending++;
 	timer_init(&ctx->cancel_timer, P.base, cancel_timeout, ctx);
 	st->owner = ctx;
 	return (ctx);
+}
+
+/* The caller has its final answer (or is gone): no longer pending. */
+void
+fork_ctx_done(struct pctx *ctx)
+{
+	if (ctx->done)
+		return;
+	ctx->done = true;
+	P.pending--;
 }
 
 void
@@ -52,6 +66,7 @@ fork_ctx_unref(struct pctx *ctx)
 
 	if (--ctx->refs > 0)
 		return;
+	fork_ctx_done(ctx);
 	timer_stop(&ctx->cancel_timer);
 	for (i = 0; i < ctx->nbr; i++) {
 		struct branch	*b = ctx->br[i];
@@ -64,6 +79,7 @@ fork_ctx_unref(struct pctx *ctx)
 		free(b);
 	}
 	free(ctx->br);
+	proxy_settings_unref(ctx->set);
 	free(ctx->strict_ruri);
 	free(ctx->topvia);
 	free(ctx);
@@ -428,7 +444,7 @@ fork_cancel(struct pctx *ctx, const char *reason)
 		return;
 	ctx->cancelled = true;
 	fork_cancel_others(ctx, reason);
-	timer_set(&ctx->cancel_timer, P.set.cancel_ms);
+	timer_set(&ctx->cancel_timer, ctx->set->cancel_ms);
 }
 
 void

@@ -55,20 +55,25 @@ struct pctx {
 	unsigned		 nroutes;
 	char			*strict_ruri;	/* owned, see proxy_routes() */
 	unsigned		 starting;	/* inside fork_route() */
+	struct proxy_settings	*set;		/* a reference */
+	bool			 done;		/* counted out of pending */
 };
 
 /* proxy.c */
 struct proxy_state {
 	struct event_base	*base;
 	struct tp		*tp;
-	struct proxy_settings	 set;
+	struct proxy_settings	*cur;		/* for new requests */
 	struct proxy_stats	 stats;
 	uint64_t		 seed[2];
 	uint64_t		 serial;
+	unsigned		 pending;	/* contexts without a final */
+	bool			 stopping;
 };
 extern struct proxy_state P;
 
 void	 proxy_token(char *, size_t);
+void	 proxy_count_sent(int, bool);
 char	*proxy_forward_bytes(const struct sipmsg *, const struct tp_sock *,
 	    const struct tp_sock *, const char *, const char *, struct slice,
 	    const struct slice *, unsigned, size_t *);
@@ -87,6 +92,7 @@ void	 fork_cancel(struct pctx *, const char *);
 void	 fork_cancel_others(struct pctx *, const char *);
 void	 fork_branch_done(struct branch *);
 void	 fork_settle(struct pctx *);
+void	 fork_ctx_done(struct pctx *);
 
 /* proxy_reply.c */
 void	 reply_stateless(const struct sipmsg *, struct tp_sock *,

@@ -50,8 +50,7 @@ reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	buf_cleanup(&b);
 	buf_cleanup(&ex);
 	free(topvia);
-	if (code == 481)
-		P.stats.sent_481++;
+	proxy_count_sent(code, true);
 }
 
 void
@@ -70,11 +69,8 @@ reply_st(struct txn *st, const char *topvia, int code, const char *reason,
 	sipbuild_reply(st->req, code, reason, tag, &top, ex.p, &b);
 	buf_cleanup(&ex);
 	bytes = buf_steal(&b, &len);
-	txn_server_reply(st, code, bytes, len);
-	if (code == 481)
-		P.stats.sent_481++;
-	else if (code == 487)
-		P.stats.sent_487++;
+	if (txn_server_reply(st, code, bytes, len) == 0)
+		proxy_count_sent(code, true);
 }
 
 /* A response is relayed only if a Via remains once ours is gone (16.7). */
@@ -111,12 +107,15 @@ reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
 	if (ctx->st != NULL && ctx->st->state != TXN_TERMINATED && !(ok2xx &&
 	    ctx->st->state != TXN_PROCEEDING &&
 	    ctx->st->state != TXN_ACCEPTED)) {
-		txn_server_reply(ctx->st, code ? code : resp->status, bytes,
-		    len);
+		if (txn_server_reply(ctx->st, code ? code : resp->status,
+		    bytes, len) == 0)
+			proxy_count_sent(code ? code : resp->status, false);
 		return;
 	}
-	if (ok2xx)	/* 16.7 step 5: every 2xx, state or not */
+	if (ok2xx) {	/* 16.7 step 5: every 2xx, state or not */
 		tp_send(ctx->in_sock, &ctx->up_peer, bytes, len);
+		proxy_count_sent(resp->status, false);
+	}
 	free(bytes);
 }
 
@@ -190,6 +189,7 @@ reply_finish(struct pctx *ctx)
 	if (pending && best->code < 600)
 		return;
 	ctx->final_sent = true;
+	fork_ctx_done(ctx);
 	timer_stop(&ctx->cancel_timer);
 	code = best->code;
 	if (ctx->cancelled && code < 600) {

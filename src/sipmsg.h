@@ -58,6 +58,7 @@ enum sip_method {
 	SM_INFO,
 	SM_MESSAGE,
 	SM_PUBLISH,
+	SM_COUNT,
 };
 
 struct sip_hline {

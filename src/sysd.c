@@ -45,3 +45,15 @@ sysd_notifyf(const char *fmt, ...)
 	va_end(ap);
 	sysd_notify(buf);
 }
+
+uint64_t
+sysd_watchdog_usec(void)
+{
+#ifdef HAVE_SYSTEMD
+	uint64_t	usec = 0;
+
+	if (sd_watchdog_enabled(0, &usec) > 0)
+		return (usec);
+#endif
+	return (0);
+}

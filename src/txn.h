@@ -85,6 +85,8 @@ void		 txn_init(struct event_base *, const struct txn_settings *,
 void		 txn_set_settings(const struct txn_settings *);
 void		 txn_shutdown(void);
 unsigned	 txn_count(void);
+void		 txn_stats(uint64_t *created, uint64_t *timed_out);
+void		 txn_foreach(void (*)(struct txn *, void *), void *);
 const char	*txn_state_name(enum txn_state);
 
 /* Keys (RFC 3261 17.2.3 and the RFC 2543 fallback; 17.1.3). */

@@ -20,6 +20,7 @@ static struct {
 	struct txn		*reap;
 	struct timer		 reaper;
 	uint64_t		 serial;
+	uint64_t		 timed_out;
 	bool			 up;
 } T;
 
@@ -87,6 +88,25 @@ unsigned
 txn_count(void)
 {
 	return ((unsigned)T.table.n);
+}
+
+/* Every transaction in the table (for ospreyctl; fn must not unlink). */
+void
+txn_foreach(void (*fn)(struct txn *, void *), void *arg)
+{
+	size_t		 i;
+	struct hnode	*h;
+
+	for (i = 0; i < T.table.nb; i++)
+		for (h = T.table.b[i]; h != NULL; h = h->next)
+			fn((struct txn *)h, arg);
+}
+
+void
+txn_stats(uint64_t *created, uint64_t *timed_out)
+{
+	*created = T.serial;
+	*timed_out = T.timed_out;
 }
 
 /* Terminate whatever is left and free it: used at exit. */
@@ -398,6 +418,7 @@ txn_life_fire(void *arg)
 		break;
 	}
 	if (timeout) {
+		T.timed_out++;
 		log_info("txn %s: timed out in %s call=%s", t->id,
 		    state_names[t->state], txn_callid(t));
 		if (t->owner != NULL && t->ops->timeout != NULL)

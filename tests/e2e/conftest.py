@@ -25,7 +25,7 @@ def free_udp_port(host="127.0.0.1"):
 
 
 def conf_text(port, routes=(), domains=("example.test",), timers=None,
-              extra="", listen=None):
+              extra="", listen=None, workdir=None):
     """A libconfig file for ospreyd. routes: (user_regex, [targets])."""
     t = {"t1": 50, "t2": 400, "t4": 500, "c": 5000, "cancel": 1000}
     t.update(timers or {})
@@ -43,6 +43,10 @@ def conf_text(port, routes=(), domains=("example.test",), timers=None,
                 user, ", ".join('"%s"' % x for x in targets)))
         out.append("routes = ( %s );" % ", ".join(rs))
     out.append('log_level = "debug";')
+    if "control" not in extra and workdir is not None:
+        out.append('control = { socket = "%s/ctl.sock"; };' % workdir)
+    if "shutdown_grace" not in extra:
+        out.append("shutdown_grace = 300;")
     if "dns" not in extra:
         # Name lookups stay on loopback: a dead port, never the host's DNS.
         out.append('dns = { nameservers = [ "127.0.0.1:9" ]; timeout = 500; };')
@@ -102,7 +106,8 @@ def osprey_factory(request):
         port = port or free_udp_port()
         wd = tempfile.mkdtemp(prefix="osprey-e2e-")
         workdirs.append(wd)
-        o = Osprey(conf_text(port, routes, **kw), port, wd)
+        o = Osprey(conf_text(port, routes, workdir=wd, **kw), port, wd)
+        o.ctl_socket = os.path.join(wd, "ctl.sock")
         started.append(o)
         return o
 

@@ -628,7 +628,7 @@ build_response(const char *text, int code)
 	struct buf	 b;
 
 	buf_init(&b, 256);
-	sipbuild_response(m, code, &b);
+	sipbuild_response(m, code, NULL, &b);
 	sipmsg_free(m);
 	return (buf_steal(&b, NULL));
 }

@@ -1,0 +1,543 @@
+/*
+ * The Prometheus endpoint: GET /metrics on an evhttp server, in the text
+ * exposition format 0.0.4.  The counters belong to the proxy, the
+ * transaction table, the gateway list and the transport; each scrape reads
+ * them as they are.  This module owns the HTTP server and one measurement
+ * of its own: event-loop lag, how late a 100 ms timer fires.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "gateway.h"
+#include "log.h"
+#include "metrics.h"
+#include "proxy.h"
+#include "sipcause.h"
+#include "sipmsg.h"
+#include "timer.h"
+#include "tp.h"
+#include "txn.h"
+
+#define CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"
+#define PATH		"/metrics"
+
+#define NS_PER_MS	UINT64_C(1000000)
+#define NS_PER_S	UINT64_C(1000000000)
+#define LAG_PERIOD_MS	100
+#define LAG_WINDOW_S	60	/* osprey_event_loop_max_lag_seconds */
+
+/* Upper bounds of the lag histogram buckets; +Inf follows. */
+static const struct {
+	uint64_t	 ns;
+	const char	*le;
+} lag_bounds[] = {
+	{ 1 * NS_PER_MS, "0.001" },
+	{ 5 * NS_PER_MS, "0.005" },
+	{ 10 * NS_PER_MS, "0.01" },
+	{ 25 * NS_PER_MS, "0.025" },
+	{ 50 * NS_PER_MS, "0.05" },
+	{ 100 * NS_PER_MS, "0.1" },
+	{ 250 * NS_PER_MS, "0.25" },
+	{ 500 * NS_PER_MS, "0.5" },
+	{ 1000 * NS_PER_MS, "1" },
+	{ 2500 * NS_PER_MS, "2.5" },
+	{ 5000 * NS_PER_MS, "5" },
+};
+#define NBOUNDS	(sizeof(lag_bounds) / sizeof(lag_bounds[0]))
+
+/*
+ * Event-loop lag.  The timer is set for LAG_PERIOD_MS from armed_ns; the
+ * lag is how much later than that it fired (never negative: libevent's
+ * clock may be coarser than ours).  The window keeps the largest lag of
+ * each of the last LAG_WINDOW_S seconds, by monotonic second.
+ */
+struct lag {
+	struct timer	 tick;
+	uint64_t	 armed_ns;
+	uint64_t	 last_ns;
+	struct {
+		uint64_t	 sec;
+		uint64_t	 max_ns;
+	}		 window[LAG_WINDOW_S];
+	uint64_t	 bucket[NBOUNDS + 1];	/* each its own; +Inf last */
+	uint64_t	 count;
+	uint64_t	 sum_ns;
+};
+
+static struct {
+	struct event_base	*base;
+	struct evhttp		*http;	/* owned; NULL: stopped */
+	const struct tp		*tp;	/* borrowed; NULL: none */
+	struct lag		 lag;
+} M;
+
+static uint64_t
+metrics_now_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec);
+}
+
+/* Help texts are constants without backslashes or newlines. */
+static void
+metrics_head(struct evbuffer *out, const char *name, const char *type,
+    const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+	    name, type);
+}
+
+/* A label value, escaped as the text format wants: \\, \" and \n. */
+static void
+metrics_escape(struct evbuffer *out, const char *v)
+{
+	size_t	n;
+
+	for (;;) {
+		n = strcspn(v, "\\\"\n");
+		evbuffer_add(out, v, n);
+		v += n;
+		if (*v == '\0')
+			return;
+		evbuffer_add(out, *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" :
+		    "\\n", 2);
+		v++;
+	}
+}
+
+/* name{label="value"} n, or name n without a label. */
+static void
+metrics_sample(struct evbuffer *out, const char *name, const char *label,
+    const char *value, uint64_t n)
+{
+	evbuffer_add_printf(out, "%s", name);
+	if (label != NULL) {
+		evbuffer_add_printf(out, "{%s=\"", label);
+		metrics_escape(out, value);
+		evbuffer_add(out, "\"}", 2);
+	}
+	evbuffer_add_printf(out, " %" PRIu64 "\n", n);
+}
+
+/* A metric with one sample and no labels. */
+static void
+metrics_scalar(struct evbuffer *out, const char *name, const char *type,
+    const char *help, uint64_t n)
+{
+	metrics_head(out, name, type, help);
+	metrics_sample(out, name, NULL, NULL, n);
+}
+
+/* Seconds from nanoseconds, exactly. */
+static void
+metrics_seconds(struct evbuffer *out, const char *name, uint64_t ns)
+{
+	evbuffer_add_printf(out, "%s %" PRIu64 ".%09" PRIu64 "\n", name,
+	    ns / NS_PER_S, ns % NS_PER_S);
+}
+
+/* A counter by SIP status code: only the codes seen. */
+static void
+metrics_codes(struct evbuffer *out, const char *name, const char *help,
+    const uint64_t *by_code)
+{
+	char	code[8];
+	int	i;
+
+	metrics_head(out, name, "counter", help);
+	for (i = 100; i < 700; i++) {
+		if (by_code[i] == 0)
+			continue;
+		snprintf(code, sizeof(code), "%d", i);
+		metrics_sample(out, name, "code", code, by_code[i]);
+	}
+}
+
+static void
+metrics_render_proxy(struct evbuffer *out)
+{
+	const struct proxy_stats	*ps = proxy_stats();
+	const char			*name;
+	size_t				 i;
+	int				 q;
+
+	name = "osprey_requests_received_total";
+	metrics_head(out, name, "counter",
+	    "Valid requests received, retransmissions included, by method.");
+	for (i = 1; i < SM_COUNT; i++)
+		metrics_sample(out, name, "method",
+		    sip_method_name((enum sip_method)i), ps->requests_in[i]);
+	metrics_sample(out, name, "method", "other",
+	    ps->requests_in[SM_OTHER]);
+
+	metrics_codes(out, "osprey_responses_received_total",
+	    "Responses received from downstream, by status code.",
+	    ps->responses_in);
+	metrics_codes(out, "osprey_responses_sent_total",
+	    "Responses sent upstream, relayed or generated, by status code.",
+	    ps->responses_out);
+	metrics_codes(out, "osprey_responses_generated_total",
+	    "Responses generated by the proxy itself (a subset of "
+	    "osprey_responses_sent_total), by status code.", ps->generated);
+
+	name = "osprey_final_responses_sent_total";
+	metrics_head(out, name, "counter",
+	    "Final responses of 300 and above sent upstream, by Q.850 cause.");
+	for (q = 0; q < 128; q++) {
+		if (ps->finals_by_cause[q] == 0)
+			continue;
+		evbuffer_add_printf(out, "%s{cause=\"", name);
+		metrics_escape(out, sip_cause_name(q));
+		evbuffer_add_printf(out, "\",q850=\"%d\"} %" PRIu64 "\n", q,
+		    ps->finals_by_cause[q]);
+	}
+
+	metrics_scalar(out, "osprey_requests_rejected_total", "counter",
+	    "Requests that failed validation and were answered with an error.",
+	    ps->rejected);
+	metrics_scalar(out, "osprey_parse_errors_total", "counter",
+	    "Datagrams that could not be parsed as SIP messages.",
+	    ps->parse_errors);
+	metrics_scalar(out, "osprey_messages_dropped_total", "counter",
+	    "Messages dropped without an answer, such as responses that "
+	    "match no transaction.", ps->dropped);
+	metrics_scalar(out, "osprey_cancels_relayed_total", "counter",
+	    "CANCEL requests sent downstream to pending branches.",
+	    ps->cancels_relayed);
+	metrics_scalar(out, "osprey_responses_481_sent_total", "counter",
+	    "481 Call/Transaction Does Not Exist responses sent upstream.",
+	    ps->sent_481);
+	metrics_scalar(out, "osprey_responses_487_sent_total", "counter",
+	    "487 Request Terminated responses sent upstream.", ps->sent_487);
+}
+
+static void
+metrics_render_txn(struct evbuffer *out)
+{
+	uint64_t	created, timed_out;
+
+	txn_stats(&created, &timed_out);
+	metrics_scalar(out, "osprey_transactions_open", "gauge",
+	    "SIP transactions, client and server, in the table now.",
+	    txn_count());
+	metrics_scalar(out, "osprey_transactions_created_total", "counter",
+	    "SIP transactions created, client and server.", created);
+	metrics_scalar(out, "osprey_transactions_timed_out_total", "counter",
+	    "Client transactions without a final response in time (Timer B "
+	    "or F).", timed_out);
+}
+
+static void
+metrics_render_gw(struct evbuffer *out)
+{
+	const struct gw	*gw;
+
+	metrics_head(out, "osprey_gateway_up", "gauge",
+	    "Whether a probed route target is up (1) or down (0).");
+	for (gw = gw_list(); gw != NULL; gw = gw->next)
+		metrics_sample(out, "osprey_gateway_up", "uri", gw->uri,
+		    gw_is_up(gw) ? 1 : 0);
+	metrics_head(out, "osprey_gateway_probes_total", "counter",
+	    "OPTIONS probes sent to a probed route target.");
+	for (gw = gw_list(); gw != NULL; gw = gw->next)
+		metrics_sample(out, "osprey_gateway_probes_total", "uri",
+		    gw->uri, gw->probes);
+}
+
+static void
+metrics_render_tp(struct evbuffer *out)
+{
+	if (M.tp == NULL)
+		return;
+	metrics_scalar(out, "osprey_udp_datagrams_received_total", "counter",
+	    "UDP datagrams received on the SIP listeners.",
+	    M.tp->rx_datagrams);
+	metrics_scalar(out, "osprey_udp_send_errors_total", "counter",
+	    "UDP datagrams the kernel refused to send.", M.tp->tx_errors);
+}
+
+static uint64_t
+metrics_lag_max(uint64_t now_ns)
+{
+	const struct lag	*l = &M.lag;
+	uint64_t		 sec = now_ns / NS_PER_S, max = 0;
+	size_t			 i;
+
+	for (i = 0; i < LAG_WINDOW_S; i++)
+		if (l->window[i].sec + LAG_WINDOW_S > sec &&
+		    l->window[i].max_ns > max)
+			max = l->window[i].max_ns;
+	return (max);
+}
+
+static void
+metrics_render_lag(struct evbuffer *out)
+{
+	const struct lag	*l = &M.lag;
+	const char		*name = "osprey_event_loop_lag_seconds";
+	uint64_t		 cum = 0;
+	size_t			 i;
+
+	metrics_head(out, "osprey_event_loop_last_lag_seconds", "gauge",
+	    "How late the last 100 ms event-loop timer fired.");
+	metrics_seconds(out, "osprey_event_loop_last_lag_seconds",
+	    l->last_ns);
+	metrics_head(out, "osprey_event_loop_max_lag_seconds", "gauge",
+	    "The largest event-loop timer lag in the last 60 seconds.");
+	metrics_seconds(out, "osprey_event_loop_max_lag_seconds",
+	    metrics_lag_max(metrics_now_ns()));
+	metrics_head(out, name, "histogram",
+	    "How late the 100 ms event-loop timer fires.");
+	for (i = 0; i < NBOUNDS; i++) {
+		cum += l->bucket[i];
+		evbuffer_add_printf(out, "%s_bucket{le=\"%s\"} %" PRIu64 "\n",
+		    name, lag_bounds[i].le, cum);
+	}
+	evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+	    name, l->count);
+	metrics_seconds(out, "osprey_event_loop_lag_seconds_sum", l->sum_ns);
+	metrics_sample(out, "osprey_event_loop_lag_seconds_count", NULL, NULL,
+	    l->count);
+}
+
+void
+metrics_render(struct evbuffer *out)
+{
+	metrics_head(out, "osprey_build_info", "gauge",
+	    "Always 1; the version is in the label.");
+	metrics_sample(out, "osprey_build_info", "version", PACKAGE_VERSION,
+	    1);
+	metrics_render_proxy(out);
+	metrics_render_txn(out);
+	metrics_render_gw(out);
+	metrics_render_tp(out);
+	metrics_render_lag(out);
+}
+
+void
+metrics_set_tp(const struct tp *tp)
+{
+	M.tp = tp;
+}
+
+static void
+metrics_lag_record(uint64_t lag_ns, uint64_t now_ns)
+{
+	struct lag	*l = &M.lag;
+	uint64_t	 sec = now_ns / NS_PER_S;
+	size_t		 slot = sec % LAG_WINDOW_S, i;
+
+	l->last_ns = lag_ns;
+	if (l->window[slot].sec != sec) {
+		l->window[slot].sec = sec;
+		l->window[slot].max_ns = 0;
+	}
+	if (lag_ns > l->window[slot].max_ns)
+		l->window[slot].max_ns = lag_ns;
+	for (i = 0; i < NBOUNDS && lag_ns > lag_bounds[i].ns; i++)
+		;
+	l->bucket[i]++;
+	l->count++;
+	l->sum_ns += lag_ns;
+}
+
+static void
+metrics_lag_arm(void)
+{
+	/* libevent counts from its cached time: make that now, as ours. */
+	event_base_update_cache_time(M.base);
+	M.lag.armed_ns = metrics_now_ns();
+	timer_set(&M.lag.tick, LAG_PERIOD_MS);
+}
+
+static void
+metrics_lag_tick(void *arg)
+{
+	uint64_t	now = metrics_now_ns();
+	uint64_t	due = M.lag.armed_ns + LAG_PERIOD_MS * NS_PER_MS;
+
+	(void)arg;
+	metrics_lag_record(now > due ? now - due : 0, now);
+	metrics_lag_arm();
+}
+
+static const char *
+metrics_method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET:
+		return ("GET");
+	case EVHTTP_REQ_POST:
+		return ("POST");
+	case EVHTTP_REQ_HEAD:
+		return ("HEAD");
+	case EVHTTP_REQ_PUT:
+		return ("PUT");
+	case EVHTTP_REQ_DELETE:
+		return ("DELETE");
+	case EVHTTP_REQ_OPTIONS:
+		return ("OPTIONS");
+	case EVHTTP_REQ_TRACE:
+		return ("TRACE");
+	case EVHTTP_REQ_CONNECT:
+		return ("CONNECT");
+	case EVHTTP_REQ_PATCH:
+		return ("PATCH");
+	}
+	return ("?");
+}
+
+static void
+metrics_reply(struct evhttp_request *req, int code, const char *reason,
+    const char *type, struct evbuffer *body)
+{
+	struct evhttp_connection	*conn;
+	char				*peer = NULL;
+	uint16_t			 port = 0;
+
+	if ((conn = evhttp_request_get_connection(req)) != NULL)
+		evhttp_connection_get_peer(conn, &peer, &port);
+	log_debug("metrics %s:%u: %s %s code=%d", peer != NULL ? peer : "?",
+	    port, metrics_method_name(evhttp_request_get_command(req)),
+	    evhttp_request_get_uri(req), code);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", type);
+	evhttp_send_reply(req, code, reason, body);
+}
+
+/* A short plain-text error page. */
+static void
+metrics_reply_error(struct evhttp_request *req, int code, const char *reason)
+{
+	struct evbuffer	*body;
+
+	if ((body = evbuffer_new()) == NULL)
+		fatalx("metrics: evbuffer_new failed");
+	evbuffer_add_printf(body, "%d %s\n", code, reason);
+	metrics_reply(req, code, reason, "text/plain; charset=utf-8", body);
+	evbuffer_free(body);
+}
+
+/* Every request comes here: the path first, then the method. */
+static void
+metrics_handle(struct evhttp_request *req, void *arg)
+{
+	const struct evhttp_uri	*uri;
+	const char		*path = NULL;
+	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
+	struct evbuffer		*body;
+
+	(void)arg;
+	if ((uri = evhttp_request_get_evhttp_uri(req)) != NULL)
+		path = evhttp_uri_get_path(uri);
+	if (path == NULL || strcmp(path, PATH) != 0) {
+		metrics_reply_error(req, HTTP_NOTFOUND, "Not Found");
+		return;
+	}
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", "GET, HEAD");
+		metrics_reply_error(req, HTTP_BADMETHOD, "Method Not Allowed");
+		return;
+	}
+	if ((body = evbuffer_new()) == NULL)
+		fatalx("metrics: evbuffer_new failed");
+	metrics_render(body);
+	metrics_reply(req, HTTP_OK, "OK", CONTENT_TYPE, body);
+	evbuffer_free(body);
+}
+
+/* A listening TCP socket on a numeric address. */
+static int
+metrics_listen(const char *addr, uint16_t port, char *err, size_t errlen)
+{
+	struct tp_addr	a;
+	int		fd, on = 1;
+
+	if (tp_addr_set(&a, (struct slice){ addr, strlen(addr) }, port) ==
+	    -1) {
+		snprintf(err, errlen, "bad address %s", addr);
+		return (-1);
+	}
+	if ((fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return (-1);
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (a.ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, (struct sockaddr *)&a.ss, a.len) == -1 ||
+	    listen(fd, 16) == -1) {
+		snprintf(err, errlen, "listen %s port %u: %s", addr, port,
+		    strerror(errno));
+		close(fd);
+		return (-1);
+	}
+	return (fd);
+}
+
+int
+metrics_start(struct event_base *base, const char *addr, uint16_t port,
+    char *err, size_t errlen)
+{
+	int	fd;
+
+	if (M.http != NULL) {
+		snprintf(err, errlen, "already started");
+		return (-1);
+	}
+	if ((fd = metrics_listen(addr, port, err, errlen)) == -1)
+		return (-1);
+	if ((M.http = evhttp_new(base)) == NULL)
+		fatalx("metrics: evhttp_new failed");
+	if (evhttp_accept_socket_with_handle(M.http, fd) == NULL) {
+		snprintf(err, errlen, "listen %s port %u: evhttp refused the "
+		    "socket", addr, port);
+		close(fd);
+		evhttp_free(M.http);
+		M.http = NULL;
+		return (-1);
+	}
+	/* Every method reaches metrics_handle(), which answers 405. */
+	evhttp_set_allowed_methods(M.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
+	    EVHTTP_REQ_PATCH);
+	evhttp_set_max_headers_size(M.http, 8192);
+	evhttp_set_max_body_size(M.http, 4096);
+	evhttp_set_timeout(M.http, 10);
+	evhttp_set_gencb(M.http, metrics_handle, NULL);
+
+	M.base = base;
+	memset(&M.lag, 0, sizeof(M.lag));
+	timer_init(&M.lag.tick, base, metrics_lag_tick, NULL);
+	metrics_lag_arm();
+	log_info("metrics: listening http %s port %u", addr, port);
+	return (0);
+}
+
+void
+metrics_stop(void)
+{
+	if (M.http == NULL)
+		return;
+	timer_stop(&M.lag.tick);
+	evhttp_free(M.http);	/* closes the listener and connections */
+	M.http = NULL;
+}

@@ -1,0 +1,126 @@
+/* ospreyctl: talk to a running ospreyd over its control socket. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define DEFAULT_SOCKET	"/run/osprey/ospreyd.sock"
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: ospreyctl [-j] [-s socket] command [args]\n"
+	    "commands:\n"
+	    "  status                  daemon version, open transactions\n"
+	    "  stats                   counters\n"
+	    "  transactions [CALL-ID]  open transactions\n"
+	    "  registrations [USER]    registered contacts\n"
+	    "  reload                  re-read the config (as SIGHUP)\n"
+	    "  loglevel LEVEL          error, warning, notice, info, debug\n"
+	    "  cancel CALL-ID CSEQ     cancel a pending INVITE, as its caller "
+	    "would\n"
+	    "options:\n"
+	    "  -j, --json              machine-readable output\n"
+	    "  -s socket               control socket (default "
+	    DEFAULT_SOCKET ")\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	const char		*path = DEFAULT_SOCKET;
+	struct sockaddr_un	 sun;
+	char			 req[1024], buf[8192], *nl;
+	size_t			 off = 0, got = 0;
+	bool			 json = false, first = true, ok = false;
+	ssize_t			 n;
+	int			 i, fd;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-j") == 0 || strcmp(argv[i], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return (0);
+		} else {
+			usage(stderr);
+			return (2);
+		}
+	}
+	if (i == argc) {
+		usage(stderr);
+		return (2);
+	}
+	off = (size_t)snprintf(req, sizeof(req), "%s", json ? "json" : "");
+	for (; i < argc && off < sizeof(req); i++) {
+		if (strpbrk(argv[i], " \t\r\n") != NULL) {
+			fprintf(stderr, "ospreyctl: arguments cannot contain "
+			    "white space\n");
+			return (2);
+		}
+		off += (size_t)snprintf(req + off, sizeof(req) - off, "%s%s",
+		    off ? " " : "", argv[i]);
+	}
+	if (off + 2 >= sizeof(req)) {
+		fprintf(stderr, "ospreyctl: command too long\n");
+		return (2);
+	}
+	req[off++] = '\n';
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "ospreyctl: %s: path too long\n", path);
+		return (2);
+	}
+	strcpy(sun.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		fprintf(stderr, "ospreyctl: cannot reach ospreyd at %s: %s\n"
+		    "ospreyctl: is ospreyd running? (systemctl status osprey)\n",
+		    path, strerror(errno));
+		return (3);
+	}
+	if (write(fd, req, off) != (ssize_t)off) {
+		fprintf(stderr, "ospreyctl: write: %s\n", strerror(errno));
+		return (3);
+	}
+	/* First line: OK or ERR reason; then the body, copied to stdout. */
+	while ((n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0) {
+		got += (size_t)n;
+		buf[got] = '\0';
+		if (first) {
+			if ((nl = strchr(buf, '\n')) == NULL &&
+			    got < sizeof(buf) - 1)
+				continue;
+			if (nl != NULL)
+				*nl = '\0';
+			ok = strcmp(buf, "OK") == 0;
+			if (!ok)
+				fprintf(stderr, "ospreyctl: %s\n",
+				    strncmp(buf, "ERR ", 4) == 0 ? buf + 4 :
+				    buf);
+			first = false;
+			if (nl != NULL)
+				fwrite(nl + 1, 1, got - (size_t)(nl + 1 - buf),
+				    stdout);
+		} else
+			fwrite(buf, 1, got, stdout);
+		got = 0;
+	}
+	close(fd);
+	if (first) {
+		fprintf(stderr, "ospreyctl: no answer from ospreyd\n");
+		return (3);
+	}
+	return (ok ? 0 : 1);
+}
