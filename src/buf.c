@@ -14,13 +14,26 @@ buf_init(struct buf *b, size_t cap)
 	b->cap = cap ? cap : 64;
 	b->p = xmalloc(b->cap);
 	b->len = 0;
+	b->borrowed = false;
+	b->p[0] = '\0';
+}
+
+/* Start on the caller's (stack) storage; growing moves to the heap. */
+void
+buf_init_on(struct buf *b, char *storage, size_t size)
+{
+	b->p = storage;
+	b->cap = size;
+	b->len = 0;
+	b->borrowed = true;
 	b->p[0] = '\0';
 }
 
 void
 buf_cleanup(struct buf *b)
 {
-	free(b->p);
+	if (!b->borrowed)
+		free(b->p);
 	b->p = NULL;
 	b->len = b->cap = 0;
 }
@@ -28,16 +41,26 @@ buf_cleanup(struct buf *b)
 static void
 buf_reserve(struct buf *b, size_t n)
 {
+	char	*p;
+
 	if (b->len + n + 1 <= b->cap)
 		return;
 	while (b->len + n + 1 > b->cap)
 		b->cap *= 2;
-	b->p = xrealloc(b->p, b->cap);
+	if (b->borrowed) {
+		p = xmalloc(b->cap);
+		memcpy(p, b->p, b->len + 1);
+		b->p = p;
+		b->borrowed = false;
+	} else
+		b->p = xrealloc(b->p, b->cap);
 }
 
 void
 buf_add(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return;
 	buf_reserve(b, n);
 	memcpy(b->p + b->len, p, n);
 	b->len += n;
@@ -75,6 +98,8 @@ buf_steal(struct buf *b, size_t *len)
 {
 	char	*p = b->p;
 
+	if (b->borrowed)
+		p = xstrndup(b->p, b->len);
 	if (len != NULL)
 		*len = b->len;
 	b->p = NULL;

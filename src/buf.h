@@ -1,6 +1,7 @@
 #ifndef OSPREY_BUF_H
 #define OSPREY_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A growable byte buffer; always NUL terminated after its data. */
@@ -8,9 +9,11 @@ struct buf {
 	char	*p;
 	size_t	 len;
 	size_t	 cap;
+	bool	 borrowed;	/* p is the caller's storage: never freed */
 };
 
 void	buf_init(struct buf *, size_t);
+void	buf_init_on(struct buf *, char *, size_t);	/* caller's storage */
 void	buf_cleanup(struct buf *);
 void	buf_add(struct buf *, const void *, size_t);
 void	buf_adds(struct buf *, const char *);

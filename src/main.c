@@ -269,6 +269,7 @@ main(int argc, char **argv)
 	if ((D.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	tp_init(&D.tp, D.base, proxy_recv, NULL);
+	metrics_set_tp(&D.tp);
 	for (i = 0; i < D.conf->nlisten; i++)
 		if (tp_udp_open(&D.tp, D.conf->listen[i].address,
 		    D.conf->listen[i].port, err, sizeof(err)) == -1)

@@ -125,7 +125,7 @@ static void
 metrics_sample(struct evbuffer *out, const char *name, const char *label,
     const char *value, uint64_t n)
 {
-	evbuffer_add_printf(out, "%s", name);
+	evbuffer_add(out, name, strlen(name));
 	if (label != NULL) {
 		evbuffer_add_printf(out, "{%s=\"", label);
 		metrics_escape(out, value);

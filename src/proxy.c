@@ -693,6 +693,12 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 	}
 	d = proxy_decide(m, routes, &nroutes, &strict, &hop, &r, &code, err,
 	    sizeof(err));
+	if (d != DEC_FOR_US && d != DEC_REJECT && m->max_forwards == 0) {
+		/* 16.3 step 3: only an OPTIONS for us may come with 0 left. */
+		d = DEC_REJECT;
+		code = 483;
+		snprintf(err, sizeof(err), "%s", sip_reason(483));
+	}
 	if (d == DEC_FOR_US) {
 		reply_new_st(m, sock, src, 200, NULL, ALLOW_HDR
 		    "Accept: application/sdp\r\nSupported: \r\n");

@@ -105,7 +105,7 @@ reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
 	sipbuild_response(resp, code, extra, &b);
 	bytes = buf_steal(&b, &len);
 	if (ctx->st != NULL && ctx->st->state != TXN_TERMINATED && !(ok2xx &&
-	    ctx->st->state != TXN_PROCEEDING &&
+	    ctx->st->kind == TXN_IST && ctx->st->state != TXN_PROCEEDING &&
 	    ctx->st->state != TXN_ACCEPTED)) {
 		if (txn_server_reply(ctx->st, code ? code : resp->status,
 		    bytes, len) == 0)

@@ -140,7 +140,8 @@ route_re_match(const regex_t *re, struct slice s)
 
 	if (s.len >= sizeof(stack))
 		p = xmalloc(s.len + 1);
-	memcpy(p, s.p, s.len);
+	if (s.len > 0)
+		memcpy(p, s.p, s.len);
 	p[s.len] = '\0';
 	ok = regexec(re, p, 0, NULL, 0) == 0;
 	if (p != stack)

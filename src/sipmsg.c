@@ -14,6 +14,7 @@
 
 #include <osipparser2/osip_parser.h>
 
+#include "buf.h"
 #include "sipmsg.h"
 #include "xmalloc.h"
 
@@ -519,6 +520,19 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 		m->h[i].vlen = v.len;
 	}
 	m->body_len = m->len - m->body_off;
+	if (memchr(m->buf, '\0', m->hdr_end) != NULL) {
+		snprintf(err, errlen, "NUL byte in the headers");
+		return (-1);
+	}
+	/* A CR belongs to a CRLF: a lone one splits lines differently for
+	 * different parsers, and that is how smuggling starts. */
+	for (const char *cr = m->buf; (cr = memchr(cr, '\r',
+	    m->buf + m->hdr_end - cr)) != NULL; cr++) {
+		if (cr + 1 >= m->buf + m->len || cr[1] != '\n') {
+			snprintf(err, errlen, "Bare CR in the headers");
+			return (-1);
+		}
+	}
 	return (0);
 }
 
@@ -552,35 +566,42 @@ parse_uint(struct slice s, unsigned long max, unsigned long *out)
 	return (0);
 }
 
-/* "SIP / 2.0 / UDP host[:port];params" */
+/* One Via value: "SIP / 2.0 / UDP host[:port];params" (RFC 3261 20.42). */
 static int
-parse_top_via(struct sipmsg *m)
+via_parse(struct slice v, struct slice *proto, struct slice *host,
+    uint16_t *port)
 {
-	const struct sip_hline	*h = sipmsg_hdr(m, SH_VIA);
-	struct slice		 v, parts[1];
-	size_t			 i = 0, s;
-	int			 slashes = 0;
+	size_t	i = 0, s = 0;
+	int	slashes;
 
-	if (h == NULL || split_values(sipmsg_hvalue(m, h), parts, 1) == 0)
-		return (-1);
-	v = m->via = parts[0];
-	/* protocol-name / version / transport, LWS allowed around '/' */
-	for (s = 0; i < v.len && slashes < 2; i++)
-		if (v.p[i] == '/')
-			slashes++;
-	if (slashes < 2)
-		return (-1);
-	while (i < v.len && is_ws((unsigned char)v.p[i]))
-		i++;
-	for (s = i; i < v.len && is_token((unsigned char)v.p[i]); i++)
-		;
-	m->via_proto = (struct slice){ v.p + s, i - s };
+	*port = 0;
+	/* "SIP" / "2.0" / transport, each a token, LWS allowed around '/' */
+	for (slashes = 0; slashes <= 2; slashes++) {
+		while (i < v.len && is_ws((unsigned char)v.p[i]))
+			i++;
+		for (s = i; i < v.len && is_token((unsigned char)v.p[i]); i++)
+			;
+		if (i == s)
+			return (-1);
+		if (slashes == 0 && !slice_eq((struct slice){ v.p + s, i - s },
+		    "SIP"))
+			return (-1);
+		if (slashes == 2)
+			break;
+		while (i < v.len && is_ws((unsigned char)v.p[i]))
+			i++;
+		if (i == v.len || v.p[i++] != '/')
+			return (-1);
+	}
+	*proto = (struct slice){ v.p + s, i - s };
 	while (i < v.len && is_ws((unsigned char)v.p[i]))
 		i++;
 	s = i;
 	if (i < v.len && v.p[i] == '[') {
-		while (i < v.len && v.p[i] != ']')
-			i++;
+		for (i++; i < v.len && v.p[i] != ']'; i++)
+			if (!isxdigit((unsigned char)v.p[i]) && v.p[i] != ':' &&
+			    v.p[i] != '.')
+				return (-1);
 		if (i++ >= v.len)
 			return (-1);
 	} else {
@@ -588,30 +609,78 @@ parse_top_via(struct sipmsg *m)
 		    v.p[i] == '.' || v.p[i] == '-' || v.p[i] == '_'))
 			i++;
 	}
-	m->via_host = (struct slice){ v.p + s, i - s };
-	if (m->via_proto.len == 0 || m->via_host.len == 0)
+	*host = (struct slice){ v.p + s, i - s };
+	if (host->len == 0)
 		return (-1);
 	while (i < v.len && is_ws((unsigned char)v.p[i]))
 		i++;
 	if (i < v.len && v.p[i] == ':') {
-		unsigned long	port;
+		unsigned long	n;
 
 		for (i++; i < v.len && is_ws((unsigned char)v.p[i]); i++)
 			;
 		for (s = i; i < v.len && isdigit((unsigned char)v.p[i]); i++)
 			;
 		if (parse_uint((struct slice){ v.p + s, i - s }, 65535,
-		    &port) == -1 || port == 0)
+		    &n) == -1 || n == 0)
 			return (-1);
-		m->via_port = (uint16_t)port;
+		*port = (uint16_t)n;
 	}
 	while (i < v.len && is_ws((unsigned char)v.p[i]))
 		i++;
 	if (i < v.len && v.p[i] != ';')
 		return (-1);
-	if (!hdr_param(v, "branch", &m->branch))
-		m->branch = (struct slice){ v.p + v.len, 0 };
-	m->via_rport = hdr_param(v, "rport", NULL);
+	/* Every ";" starts a parameter with a name (no ";;", no trailing ";"). */
+	while (i < v.len) {
+		if (v.p[i] == '"') {
+			if ((i = skip_quoted(v.p, v.len, i)) == v.len &&
+			    v.p[v.len - 1] != '"')
+				return (-1);	/* unterminated */
+			continue;
+		}
+		if ((unsigned char)v.p[i] < 0x20 && !is_ws((unsigned char)v.p[i]))
+			return (-1);
+		if ((unsigned char)v.p[i] >= 0x80)
+			return (-1);
+		if (v.p[i++] != ';')
+			continue;
+		while (i < v.len && is_ws((unsigned char)v.p[i]))
+			i++;
+		if (i == v.len || !is_token((unsigned char)v.p[i]))
+			return (-1);
+	}
+	return (0);
+}
+
+/* The top Via into m, and every other Via value checked. */
+static int
+parse_vias(struct sipmsg *m)
+{
+	const struct sip_hline	*h = sipmsg_hdr(m, SH_VIA);
+	struct slice		 parts[1], proto, host;
+	uint16_t		 port;
+	unsigned		 i, j, n;
+
+	if (h == NULL || split_values(sipmsg_hvalue(m, h), parts, 1) == 0)
+		return (-1);
+	m->via = parts[0];
+	if (via_parse(m->via, &m->via_proto, &m->via_host, &m->via_port) == -1)
+		return (-1);
+	if (!hdr_param(m->via, "branch", &m->branch))
+		m->branch = (struct slice){ m->via.p + m->via.len, 0 };
+	m->via_rport = hdr_param(m->via, "rport", NULL);
+	for (i = 0; i < m->nh; i++) {
+		struct slice	vs[16];
+
+		if (m->h[i].id != SH_VIA)
+			continue;
+		n = (unsigned)split_values(sipmsg_hvalue(m, &m->h[i]), vs, 16);
+		if (n > 16)
+			return (-1);
+		for (j = 0; j < n; j++)
+			if (via_parse(vs[j], &proto, &host, &port) == -1)
+				return (-1);
+	}
 	return (0);
 }
 
@@ -673,6 +742,49 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 	return (0);
 }
 
+/* Content-Type: type "/" subtype *( ";" parameter ) (RFC 3261 20.15). */
+static int
+check_content_type(const struct sipmsg *m)
+{
+	const struct sip_hline	*h;
+	struct slice		 v;
+	size_t			 i = 0;
+	int			 part;
+
+	if ((h = sipmsg_hdr(m, SH_CONTENT_TYPE)) == NULL)
+		return (0);
+	v = sipmsg_hvalue(m, h);
+	for (part = 0; part < 2; part++) {
+		size_t	s = i;
+
+		while (i < v.len && is_token((unsigned char)v.p[i]))
+			i++;
+		if (i == s)
+			return (-1);
+		while (i < v.len && is_ws((unsigned char)v.p[i]))
+			i++;
+		if (part == 0 && (i == v.len || v.p[i++] != '/'))
+			return (-1);
+		while (part == 0 && i < v.len && is_ws((unsigned char)v.p[i]))
+			i++;
+	}
+	if (i < v.len && v.p[i] != ';')
+		return (-1);
+	for (; i < v.len; i++) {
+		unsigned char	c = (unsigned char)v.p[i];
+
+		if (c == '"') {
+			size_t	e = skip_quoted(v.p, v.len, i);
+
+			if (e == v.len && v.p[v.len - 1] != '"')
+				return (-1);
+			i = e - 1;
+		} else if ((c < 0x20 && !is_ws(c)) || c >= 0x80)
+			return (-1);
+	}
+	return (0);
+}
+
 #define FAIL(code, ...) do {						\
 	snprintf(err, errlen, __VA_ARGS__);				\
 	return (code);							\
@@ -696,6 +808,8 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 	const struct sip_hline	*h;
 	osip_message_t		*om;
 	struct slice		 v;
+	struct buf		 ob;
+	char			 obstack[4096];
 	unsigned long		 n;
 	size_t			 i;
 	int			 rc, bad;
@@ -703,7 +817,7 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 	if (sipmsg_scan(m, err, errlen) == -1)
 		return (-1);
 	bad = m->request ? 400 : -1;
-	if (parse_top_via(m) == -1) {
+	if (parse_vias(m) == -1) {
 		snprintf(err, errlen, "Missing or bad Via header");
 		return (-1);
 	}
@@ -762,9 +876,23 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 			FAIL(bad, "Bad To header");
 		return (0);
 	}
+	if (check_content_type(m) == -1)
+		FAIL(bad, "Bad Content-Type header");
 	if (osip_message_init(&om) != 0)
 		FAIL(bad, "Out of memory");
-	rc = osip_message_parse(om, m->buf, m->len);
+	/*
+	 * libosip2 sees the headers only, without Content-Type: it would
+	 * parse the body by its type, and its multipart parser leaks memory
+	 * on some bodies (found by fuzzing); the body is not ours to judge.
+	 */
+	buf_init_on(&ob, obstack, sizeof(obstack));
+	buf_add(&ob, m->buf, m->nh > 0 ? m->h[0].off : m->hdr_end);
+	for (i = 0; i < m->nh; i++)
+		if (m->h[i].id != SH_CONTENT_TYPE)
+			buf_add(&ob, m->buf + m->h[i].off, m->h[i].len);
+	buf_add(&ob, "\r\n", 2);
+	rc = osip_message_parse(om, ob.p, ob.len);
+	buf_cleanup(&ob);
 	if (rc == 0) {
 		if (om->from == NULL || om->from->url == NULL)
 			rc = snprintf(err, errlen, "Bad From header");

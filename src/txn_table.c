@@ -181,14 +181,13 @@ static struct txn *
 find_key(const struct sipmsg *m, enum sip_method as)
 {
 	char		 stack[512];
-	struct buf	 k = { stack, 0, sizeof(stack) };
+	struct buf	 k;
 	struct txn	*t;
 
-	stack[0] = '\0';
+	buf_init_on(&k, stack, sizeof(stack));
 	txn_key_server(m, as, &k);
 	t = txn_find(k.p, k.len);
-	if (k.p != stack)
-		free(k.p);
+	buf_cleanup(&k);
 	return (t);
 }
 
@@ -221,16 +220,15 @@ struct txn *
 txn_match_response(const struct sipmsg *m)
 {
 	char		 stack[256];
-	struct buf	 k = { stack, 0, sizeof(stack) };
+	struct buf	 k;
 	struct txn	*t;
 
 	if (!sipmsg_magic(m))
 		return (NULL);
-	stack[0] = '\0';
+	buf_init_on(&k, stack, sizeof(stack));
 	txn_key_client(m->branch, m->cseq_method, &k);
 	t = txn_find(k.p, k.len);
-	if (k.p != stack)
-		free(k.p);
+	buf_cleanup(&k);
 	return (t);
 }
 

@@ -69,7 +69,7 @@ class Osprey:
                                      stdout=self.logf, stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while time.time() < deadline:
-            if "ready" in self.log_text():
+            if ": ready," in self.log_text():
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError("ospreyd exited %d:\n%s" % (
