@@ -543,11 +543,6 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		snprintf(err, errlen, "%s", sip_reason(*code));
 		return (DEC_REJECT);
 	}
-	if (ours && m->to_tag.len > 0) {
-		*code = 481;
-		snprintf(err, errlen, "%s", sip_reason(481));
-		return (DEC_REJECT);
-	}
 	if ((*route = (struct route *)route_match(&P.cur->routes, u.user,
 	    u.host)) != NULL)
 		return (DEC_ROUTE);

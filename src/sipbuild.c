@@ -74,27 +74,49 @@ void
 sipbuild_top_via(const struct sipmsg *m, const char *src_ip,
     uint16_t src_port, struct buf *out)
 {
-	struct slice	 v = m->via, rport, host = m->via_host;
+	struct slice	 v = m->via, rport, recv, host = m->via_host;
 	char		 num[16];
 	size_t		 iplen = strlen(src_ip);
+	const char	*p = v.p, *end = v.p + v.len;
 
+	if (m->via_bad) {
+		/* Broken parameters: echoed as they came (a reply must carry
+		 * the request's Via), with received. */
+		buf_add(out, v.p, v.len);
+		buf_adds(out, ";received=");
+		buf_adds(out, src_ip);
+		return;
+	}
 	if (host.len > 2 && host.p[0] == '[') {
 		host.p++;
 		host.len -= 2;
 	}
+	/* rport without a value gets the source port (RFC 3581 4). */
 	if (m->via_rport && hdr_param(v, "rport", &rport) && rport.len == 0) {
-		buf_add(out, v.p, rport.p - v.p);
+		buf_add(out, p, rport.p - p);
 		snprintf(num, sizeof(num), "=%u", src_port);
 		buf_adds(out, num);
-		buf_add(out, rport.p, v.p + v.len - rport.p);
-	} else
-		buf_add(out, v.p, v.len);
-	if (m->via_rport || host.len != iplen ||
-	    strncasecmp(host.p, src_ip, iplen) != 0) {
-		if (!hdr_param(v, "received", NULL)) {
-			buf_adds(out, ";received=");
+		p = rport.p;
+	}
+	/* received is always the source address (RFC 3261 18.2.1). */
+	if (hdr_param(v, "received", &recv) && recv.p >= p) {
+		if (recv.len > 0 || recv.p[-1] == '=') {
+			buf_add(out, p, recv.p - p);
+			buf_adds(out, src_ip);
+		} else {
+			buf_add(out, p, recv.p - p);
+			buf_add(out, "=", 1);
 			buf_adds(out, src_ip);
 		}
+		p = recv.p + recv.len;
+		buf_add(out, p, end - p);
+		return;
+	}
+	buf_add(out, p, end - p);
+	if (m->via_rport || host.len != iplen ||
+	    strncasecmp(host.p, src_ip, iplen) != 0) {
+		buf_adds(out, ";received=");
+		buf_adds(out, src_ip);
 	}
 }
 

@@ -248,11 +248,15 @@ sipuri_parse(struct slice s, struct sipuri *u)
 	if (!slice_eq(u->scheme, "sip") && !slice_eq(u->scheme, "sips"))
 		return (0);
 	i++;
-	for (end = i; end < s.len && s.p[end] != '?'; end++)
+	/*
+	 * The user part may hold "?", "/", ";" and "," (RFC 3261 25.1), but
+	 * "@" only ever ends it: params and headers cannot contain one.
+	 */
+	for (at = i; at < s.len && s.p[at] != '@'; at++)
 		;
-	for (at = i; at < end && s.p[at] != '@'; at++)
+	for (end = at < s.len ? at : i; end < s.len && s.p[end] != '?'; end++)
 		;
-	if (at < end) {
+	if (at < s.len) {
 		size_t	ue;
 
 		for (ue = i; ue < at && s.p[ue] != ':'; ue++)
@@ -294,6 +298,8 @@ sipuri_parse(struct slice s, struct sipuri *u)
 	if (i < end && s.p[i] != ';')
 		return (-1);
 	u->params = (struct slice){ s.p + i, end - i };
+	if (end < s.len)
+		u->headers = (struct slice){ s.p + end + 1, s.len - end - 1 };
 	return (0);
 }
 
@@ -455,8 +461,13 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 		snprintf(err, errlen, "No start line");
 		return (-1);
 	}
-	if (scan_start_line(m, n, err, errlen) == -1)
-		return (-1);
+	if (scan_start_line(m, n, err, errlen) == -1) {
+		if (n > 4 && memcmp(m->buf, "SIP/", 4) == 0)
+			return (-1);	/* a broken response: dropped */
+		m->request = true;	/* answered 400 if it has a Via */
+		m->start_bad = true;
+		m->method = SM_OTHER;
+	}
 	off = n + eol;
 	m->nh = 0;
 	for (;;) {
@@ -520,8 +531,11 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 		m->h[i].vlen = v.len;
 	}
 	m->body_len = m->len - m->body_off;
-	if (memchr(m->buf, '\0', m->hdr_end) != NULL) {
-		snprintf(err, errlen, "NUL byte in the headers");
+	/* NUL may stand in a quoted-pair (RFC 4475 3.1.1.2), never in the
+	 * start line; header names and Via values reject it themselves. */
+	if (memchr(m->buf, '\0', m->nh > 0 ? m->h[0].off : m->hdr_end) !=
+	    NULL) {
+		snprintf(err, errlen, "NUL byte in the start line");
 		return (-1);
 	}
 	/* A CR belongs to a CRLF: a lone one splits lines differently for
@@ -575,6 +589,7 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 	int	slashes;
 
 	*port = 0;
+	*proto = *host = (struct slice){ v.p, 0 };
 	/* "SIP" / "2.0" / transport, each a token, LWS allowed around '/' */
 	for (slashes = 0; slashes <= 2; slashes++) {
 		while (i < v.len && is_ws((unsigned char)v.p[i]))
@@ -664,8 +679,12 @@ parse_vias(struct sipmsg *m)
 	if (h == NULL || split_values(sipmsg_hvalue(m, h), parts, 1) == 0)
 		return (-1);
 	m->via = parts[0];
-	if (via_parse(m->via, &m->via_proto, &m->via_host, &m->via_port) == -1)
-		return (-1);
+	if (via_parse(m->via, &m->via_proto, &m->via_host, &m->via_port) == -1) {
+		if (m->via_proto.len == 0 || m->via_host.len == 0)
+			return (-1);
+		m->via_bad = true;	/* a reply address, broken params */
+		return (1);
+	}
 	if (!hdr_param(m->via, "branch", &m->branch))
 		m->branch = (struct slice){ m->via.p + m->via.len, 0 };
 	m->via_rport = hdr_param(m->via, "rport", NULL);
@@ -679,7 +698,7 @@ parse_vias(struct sipmsg *m)
 			return (-1);
 		for (j = 0; j < n; j++)
 			if (via_parse(vs[j], &proto, &host, &port) == -1)
-				return (-1);
+				return (1);	/* the top one can be answered */
 	}
 	return (0);
 }
@@ -817,10 +836,14 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 	if (sipmsg_scan(m, err, errlen) == -1)
 		return (-1);
 	bad = m->request ? 400 : -1;
-	if (parse_vias(m) == -1) {
+	if ((rc = parse_vias(m)) == -1) {
 		snprintf(err, errlen, "Missing or bad Via header");
 		return (-1);
 	}
+	if (rc == 1)
+		FAIL(bad, "Bad Via header");
+	if (m->start_bad)
+		FAIL(bad, "Bad request line");
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		int	c = count_hdr(m, required[i].id);
 
@@ -876,6 +899,17 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 			FAIL(bad, "Bad To header");
 		return (0);
 	}
+	if (!slice_eq(m->version, "SIP/2.0"))
+		FAIL(505, "Version Not Supported");
+	for (i = 0; i < m->ruri.len && m->ruri.p[i] != ':'; i++)
+		if (!isalnum((unsigned char)m->ruri.p[i]) &&
+		    strchr("+-.", m->ruri.p[i]) == NULL)
+			FAIL(bad, "Bad Request-URI");
+	v = (struct slice){ m->ruri.p, i };
+	if (i == 0 || i == m->ruri.len)
+		FAIL(bad, "Bad Request-URI");
+	if (!slice_eq(v, "sip") && !slice_eq(v, "sips"))
+		FAIL(416, "Unsupported URI Scheme");
 	if (check_content_type(m) == -1)
 		FAIL(bad, "Bad Content-Type header");
 	if (osip_message_init(&om) != 0)
@@ -891,6 +925,9 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		if (m->h[i].id != SH_CONTENT_TYPE)
 			buf_add(&ob, m->buf + m->h[i].off, m->h[i].len);
 	buf_add(&ob, "\r\n", 2);
+	for (i = 0; i < ob.len; i++)	/* a quoted-pair NUL: C strings */
+		if (ob.p[i] == '\0')
+			ob.p[i] = 'x';
 	rc = osip_message_parse(om, ob.p, ob.len);
 	buf_cleanup(&ob);
 	if (rc == 0) {
@@ -943,6 +980,8 @@ sipmsg_check_request(const struct sipmsg *m, char *err, size_t errlen)
 	}
 	if (!slice_eq(u.scheme, "sip") && !slice_eq(u.scheme, "sips"))
 		FAIL(416, "Unsupported URI Scheme");
+	if (u.headers.len > 0)	/* RFC 3261 19.1.5, RFC 4475 3.1.2.11 */
+		FAIL(400, "Headers in Request-URI");
 	if (m->max_forwards == 0 && m->method != SM_OPTIONS)
 		FAIL(483, "Too Many Hops");
 	if (m->method != SM_ACK && m->method != SM_CANCEL &&

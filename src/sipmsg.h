@@ -74,6 +74,7 @@ struct sipuri {
 	struct slice	 user;
 	struct slice	 host;	/* IPv6 with its brackets */
 	struct slice	 params;	/* ";a=b;lr", may be empty */
+	struct slice	 headers;	/* after "?", may be empty */
 	uint16_t	 port;	/* 0: none given */
 };
 
@@ -109,6 +110,8 @@ struct sipmsg {
 	struct slice	 branch;
 	bool		 via_rport;
 	int		 max_forwards;	/* -1: absent */
+	bool		 start_bad;	/* request line unparsable */
+	bool		 via_bad;	/* top Via: sent-by fine, rest not */
 };
 
 #define SIP_MAGIC	"z9hG4bK"

@@ -241,16 +241,17 @@ struct txn *
 txn_alloc(enum txn_kind kind, struct buf *key)
 {
 	struct txn	*t = xcalloc(1, sizeof(*t));
+	size_t		 klen;
 
 	t->kind = kind;
 	t->ops = &T.ops;
-	t->key = buf_steal(key, NULL);
+	t->key = buf_steal(key, &klen);	/* may hold a NUL: keep its length */
 	snprintf(t->id, sizeof(t->id), "%s-%llx", kind_names[kind],
 	    (unsigned long long)++T.serial);
 	timer_init(&t->retx, T.base, txn_retx_fire, t);
 	timer_init(&t->life, T.base, txn_life_fire, t);
 	timer_init(&t->c, T.base, txn_c_fire, t);
-	hashtab_insert(&T.table, &t->node, t->key, strlen(t->key));
+	hashtab_insert(&T.table, &t->node, t->key, klen);
 	return (t);
 }
 
