@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <osipparser2/osip_parser.h>
 
 #include "conf.h"
 #include "ctl.h"
@@ -49,18 +48,6 @@ usage(FILE *fp)
 	    "  -v       with -t, print the config as understood\n"
 	    "  -V       print the version and exit\n"
 	    "  -h       this help\n");
-}
-
-/* libosip2 reports parse errors itself; ours are logged, with the peer. */
-static void
-osip_quiet(const char *fi, int li, osip_trace_level_t level, const char *fmt,
-    va_list ap)
-{
-	(void)fi;
-	(void)li;
-	(void)level;
-	(void)fmt;
-	(void)ap;
 }
 
 static uint64_t
@@ -260,10 +247,7 @@ main(int argc, char **argv)
 		return (0);
 	}
 	log_init(foreground || isatty(STDERR_FILENO), D.conf->log_level);
-	parser_init();
-	osip_trace_initialize_func(END_TRACE_LEVEL, osip_quiet);
-	for (i = 0; i < END_TRACE_LEVEL; i++)
-		osip_trace_disable_level((osip_trace_level_t)i);
+	sipmsg_init();
 	signal(SIGPIPE, SIG_IGN);
 
 	if ((D.base = event_base_new()) == NULL)

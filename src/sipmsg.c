@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +347,30 @@ sipmsg_magic(const struct sipmsg *m)
 {
 	return (m->branch.len > SIP_MAGIC_LEN &&
 	    memcmp(m->branch.p, SIP_MAGIC, SIP_MAGIC_LEN) == 0);
+}
+
+/* libosip2 reports parse errors itself; ours are logged, with the peer. */
+static void
+osip_quiet(const char *fi, int li, osip_trace_level_t level, const char *fmt,
+    va_list ap)
+{
+	(void)fi;
+	(void)li;
+	(void)level;
+	(void)fmt;
+	(void)ap;
+}
+
+/* Once, before any message: libosip2's tables, and its traces off. */
+void
+sipmsg_init(void)
+{
+	int	i;
+
+	parser_init();
+	osip_trace_initialize_func(END_TRACE_LEVEL, osip_quiet);
+	for (i = 0; i < END_TRACE_LEVEL; i++)
+		osip_trace_disable_level((osip_trace_level_t)i);
 }
 
 struct sipmsg *

@@ -117,6 +117,7 @@ struct sipmsg {
 #define SIP_MAGIC	"z9hG4bK"
 #define SIP_MAGIC_LEN	7
 
+void		 sipmsg_init(void);
 struct sipmsg	*sipmsg_new(const char *, size_t);
 void		 sipmsg_free(struct sipmsg *);
 int		 sipmsg_scan(struct sipmsg *, char *, size_t);

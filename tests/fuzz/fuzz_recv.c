@@ -28,17 +28,6 @@ static struct tp	tp;
 static struct tp_addr	src;
 
 static void
-quiet(const char *fi, int li, osip_trace_level_t level, const char *fmt,
-    va_list ap)
-{
-	(void)fi;
-	(void)li;
-	(void)level;
-	(void)fmt;
-	(void)ap;
-}
-
-static void
 add_route(struct proxy_settings *ps, const char *user, const char *target,
     enum fork_mode fork)
 {
@@ -64,8 +53,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	log_init(true, LOG_LVL_ERR);
-	parser_init();
-	osip_trace_initialize_func(END_TRACE_LEVEL, quiet);
+	sipmsg_init();
 	memset(&tp, 0, sizeof(tp));
 	tp.nsocks = 1;
 	s->fd = -1;

@@ -918,28 +918,13 @@ sipmsg_suite(void)
 	return (s);
 }
 
-/* libosip2 would print its own parse errors; the tests check ours. */
-static void
-osip_quiet(const char *fi, int li, osip_trace_level_t level, const char *fmt,
-    va_list ap)
-{
-	(void)fi;
-	(void)li;
-	(void)level;
-	(void)fmt;
-	(void)ap;
-}
-
 int
 main(void)
 {
 	SRunner	*sr;
-	int	 nfail, i;
+	int	 nfail;
 
-	parser_init();
-	osip_trace_initialize_func(END_TRACE_LEVEL, osip_quiet);
-	for (i = 0; i < END_TRACE_LEVEL; i++)
-		osip_trace_disable_level((osip_trace_level_t)i);
+	sipmsg_init();
 	sr = srunner_create(sipmsg_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	nfail = srunner_ntests_failed(sr);

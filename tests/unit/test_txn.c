@@ -1260,7 +1260,7 @@ main(void)
 	SRunner	*sr;
 	int	 nfail;
 
-	parser_init();
+	sipmsg_init();
 	sr = srunner_create(txn_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	nfail = srunner_ntests_failed(sr);
