@@ -682,6 +682,13 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 			return (-1);
 		if ((unsigned char)v.p[i] >= 0x80)
 			return (-1);
+		if (v.p[i] == '=') {	/* a value after "=" is not empty */
+			for (i++; i < v.len && is_ws((unsigned char)v.p[i]); i++)
+				;
+			if (i == v.len || v.p[i] == ';' || v.p[i] == ',')
+				return (-1);
+			continue;
+		}
 		if (v.p[i++] != ';')
 			continue;
 		while (i < v.len && is_ws((unsigned char)v.p[i]))
