@@ -107,6 +107,19 @@ sip_method_name(enum sip_method m)
 	return (method_names[m]);
 }
 
+/* Past the quoted string that starts at p[i] == '"'; 0 if unterminated. */
+static size_t
+quoted_end(const char *p, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (p[i] == '\\' && i + 1 < len)
+			i++;
+		else if (p[i] == '"')
+			return (i + 1);
+	}
+	return (0);
+}
+
 /* Skip a quoted string starting at p[i] == '"'; returns index past it. */
 static size_t
 skip_quoted(const char *p, size_t len, size_t i)
@@ -673,8 +686,7 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 	/* Every ";" starts a parameter with a name (no ";;", no trailing ";"). */
 	while (i < v.len) {
 		if (v.p[i] == '"') {
-			if ((i = skip_quoted(v.p, v.len, i)) == v.len &&
-			    v.p[v.len - 1] != '"')
+			if ((i = quoted_end(v.p, v.len, i)) == 0)
 				return (-1);	/* unterminated */
 			continue;
 		}
@@ -825,9 +837,9 @@ check_content_type(const struct sipmsg *m)
 		unsigned char	c = (unsigned char)v.p[i];
 
 		if (c == '"') {
-			size_t	e = skip_quoted(v.p, v.len, i);
+			size_t	e = quoted_end(v.p, v.len, i);
 
-			if (e == v.len && v.p[v.len - 1] != '"')
+			if (e == 0)
 				return (-1);
 			i = e - 1;
 		} else if ((c < 0x20 && !is_ws(c)) || c >= 0x80)
