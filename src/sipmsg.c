@@ -686,8 +686,14 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 	/* Every ";" starts a parameter with a name (no ";;", no trailing ";"). */
 	while (i < v.len) {
 		if (v.p[i] == '"') {
-			if ((i = quoted_end(v.p, v.len, i)) == 0)
+			size_t	e = quoted_end(v.p, v.len, i);
+
+			if (e == 0)
 				return (-1);	/* unterminated */
+			for (; i < e; i++)	/* no controls, quoted or not */
+				if (((unsigned char)v.p[i] < 0x20 &&
+				    v.p[i] != '\t') || v.p[i] == 0x7f)
+					return (-1);
 			continue;
 		}
 		if ((unsigned char)v.p[i] < 0x20 && !is_ws((unsigned char)v.p[i]))
