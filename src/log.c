@@ -112,6 +112,16 @@ LOG_FN((log_info), LOG_LVL_INFO, 0)
 LOG_FN((log_debug), LOG_LVL_DEBUG, 0)
 
 void
+log_always(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LVL_NOTICE, fmt, ap, 0);
+	va_end(ap);
+}
+
+void
 log_peer(const char *fmt, ...)
 {
 	static double		 tokens = PEER_BURST;

@@ -22,6 +22,8 @@ bool	log_enabled(enum log_level);
 void	log_warn(const char *, ...) PRINTFLIKE(1, 2);	/* adds errno */
 void	log_warnx(const char *, ...) PRINTFLIKE(1, 2);
 void	log_notice(const char *, ...) PRINTFLIKE(1, 2);
+/* Start and stop lines: written at notice priority whatever the level. */
+void	log_always(const char *, ...) PRINTFLIKE(1, 2);
 void	log_info(const char *, ...) PRINTFLIKE(1, 2);
 void	log_debug(const char *, ...) PRINTFLIKE(1, 2);
 /* Warnings caused by peers: rate limited, so a flood cannot fill a disk. */

@@ -2,7 +2,6 @@
 #include "config.h"
 
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,7 +276,7 @@ main(int argc, char **argv)
 	timer_init(&D.stop, D.base, stop_poll, NULL);
 	D.watchdog_usec = sysd_watchdog_usec();
 
-	log_notice("ospreyd %s: ready, %u listener(s)", PACKAGE_VERSION,
+	log_always("ospreyd %s: ready, %u listener(s)", PACKAGE_VERSION,
 	    D.tp.nsocks);
 	sysd_notify("READY=1");
 	status_tick(NULL);
@@ -296,6 +295,6 @@ main(int argc, char **argv)
 	event_base_free(D.base);
 	conf_free(D.conf);
 	free(D.conf);
-	log_notice("ospreyd: stopped");
+	log_always("ospreyd: stopped");
 	return (0);
 }
