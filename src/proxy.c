@@ -720,7 +720,7 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		fork_route(ctx, r);
 	else {
 		fork_start(ctx, hop.ruri, &hop.dest, NULL);
-		fork_settle(ctx);	/* the branch may have failed at once */
+		fork_evaluate(ctx);	/* the branch may have failed at once */
 	}
 }
 

@@ -14,7 +14,6 @@
 #include "sipcause.h"
 #include "xmalloc.h"
 
-static void	fork_evaluate(struct pctx *);
 
 static void
 cancel_timeout(void *arg)
@@ -362,7 +361,7 @@ fork_recurse(struct pctx *ctx, const struct branch *b)
  * Nothing is pending: try the route's on_failure rules for the best code,
  * else answer the caller.  A 6xx is answered at once.
  */
-static void
+void
 fork_evaluate(struct pctx *ctx)
 {
 	struct branch	*best;
@@ -445,10 +444,4 @@ fork_cancel(struct pctx *ctx, const char *reason)
 	ctx->cancelled = true;
 	fork_cancel_others(ctx, reason);
 	timer_set(&ctx->cancel_timer, ctx->set->cancel_ms);
-}
-
-void
-fork_settle(struct pctx *ctx)
-{
-	fork_evaluate(ctx);
 }

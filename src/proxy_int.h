@@ -91,7 +91,7 @@ void	 fork_route(struct pctx *, struct route *);
 void	 fork_cancel(struct pctx *, const char *);
 void	 fork_cancel_others(struct pctx *, const char *);
 void	 fork_branch_done(struct branch *);
-void	 fork_settle(struct pctx *);
+void	 fork_evaluate(struct pctx *);
 void	 fork_ctx_done(struct pctx *);
 
 /* proxy_reply.c */

@@ -107,7 +107,6 @@ void		 txn_set_callid(struct txn *, struct slice);
 void		 txn_set_ops(struct txn *, const struct txn_ops *);
 const char	*txn_callid(const struct txn *);
 const struct txn_settings *txn_settings(void);
-const struct txn_ops *txn_ops(void);
 
 /* Server side. */
 struct txn	*txn_server_new(struct sipmsg *, struct tp_sock *,

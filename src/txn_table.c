@@ -78,12 +78,6 @@ txn_settings(void)
 	return (&T.set);
 }
 
-const struct txn_ops *
-txn_ops(void)
-{
-	return (&T.ops);
-}
-
 unsigned
 txn_count(void)
 {
