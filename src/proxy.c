@@ -413,6 +413,8 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 	/* A strict router before us put our Record-Route in the R-URI. */
 	if (n > 0 && uri_is_local(m->ruri)) {
 		*ruri = hdr_uri(routes[n - 1]);
+		if (!sipuri_printable(*ruri))
+			return (400);	/* it goes in our request line */
 		n--;
 		*popped = true;
 	}
@@ -430,6 +432,16 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		if (!sipuri_param(&u, "lr", NULL)) {
 			/* Next hop is a strict router: R-URI goes last. */
 			struct buf	b;
+
+			/*
+			 * The Route URI becomes the Request-URI and the
+			 * Request-URI a Route value in < >: a space in one
+			 * ("Route: sip: @host", fuzzer) broke the request
+			 * line we sent.
+			 */
+			if (!sipuri_printable(first) ||
+			    !sipuri_printable(*ruri))
+				return (400);
 
 			buf_init(&b, ruri->len + 3);
 			buf_add(&b, "<", 1);

@@ -579,6 +579,26 @@ START_TEST(sipuri_parse_cases)
 }
 END_TEST
 
+/* What may go in a request line: found by fuzzing a strict Route. */
+START_TEST(sipuri_printable_cases)
+{
+	struct sipuri	u;
+
+	ck_assert(sipuri_printable(S("sip:alice@example.com;lr")));
+	ck_assert(sipuri_printable(S("sip:a?b/c;d,e@example.com")));
+	ck_assert(sipuri_printable(S("tel:+1-555-123-4567")));
+	/* sipuri_parse() takes these; none may become a Request-URI. */
+	ck_assert_int_eq(sipuri_parse(S("sip: @9.0.2.1"), &u), 0);
+	ck_assert(!sipuri_printable(S("sip: @9.0.2.1")));
+	ck_assert(!sipuri_printable(S("sip:a\tb@example.com")));
+	ck_assert(!sipuri_printable(S("sip:a\r\n b@example.com")));
+	ck_assert(!sipuri_printable(S("sip:\xe9t\xe9@example.com")));
+	ck_assert(!sipuri_printable(S("sip:example.com;x=<y>")));
+	ck_assert(!sipuri_printable(S("sip:\"x\"@example.com")));
+	ck_assert(!sipuri_printable(S("")));
+}
+END_TEST
+
 static const char *const bad_uris[] = {
 	"sip:example.com:0", "sip:example.com:65536", "sip:example.com:",
 	"sip:example.com:50x0", "sip:example.com:1234567", "sip:@example.com",
@@ -902,6 +922,7 @@ sipmsg_suite(void)
 	tcase_add_test(tc, hdr_uri_cases);
 	tcase_add_test(tc, split_values_cases);
 	tcase_add_test(tc, sipuri_parse_cases);
+	tcase_add_test(tc, sipuri_printable_cases);
 	tcase_add_loop_test(tc, sipuri_parse_rejects, 0,
 	    sizeof(bad_uris) / sizeof(bad_uris[0]));
 	tcase_add_test(tc, sip_reason_cases);
