@@ -854,21 +854,11 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 	else
 		rc = sipmsg_check_request(m, err, sizeof(err));
 	if (rc != 0) {
-		char	 extra[256];
-		struct slice	 v[8];
-		unsigned	 n, i;
+		struct buf	extra;
 
-		extra[0] = '\0';
-		if (rc == 420) {
-			n = sipmsg_values(m, SH_PROXY_REQUIRE, v, 8);
-			snprintf(extra, sizeof(extra), "Unsupported: ");
-			for (i = 0; i < n && i < 8; i++)
-				snprintf(extra + strlen(extra),
-				    sizeof(extra) - strlen(extra), "%s" SLICE_FMT,
-				    i ? ", " : "", SLICE_ARG(v[i]));
-			snprintf(extra + strlen(extra),
-			    sizeof(extra) - strlen(extra), "\r\n");
-		}
+		buf_init(&extra, 128);
+		if (rc == 420)
+			sipbuild_unsupported(m, &extra);
 		P.stats.rejected++;
 		if (rc == 513)
 			snprintf(err, sizeof(err), "%s", sip_reason(513));
@@ -877,7 +867,8 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 		    sip_cause_name(sip_cause(rc)));
 		if (m->method != SM_ACK)
 			reply_stateless(m, sock, src, rc, err,
-			    extra[0] ? extra : NULL);
+			    extra.len > 0 ? extra.p : NULL);
+		buf_cleanup(&extra);
 		sipmsg_free(m);
 		return;
 	}

@@ -801,6 +801,37 @@ END_TEST
 	"\r\n"								\
 	"v=0\r\n"
 
+/* A 420 lists every option, however long the list (fuzzer: cut at 256). */
+START_TEST(build_unsupported)
+{
+	static const char	*opt = "an-option-with-a-rather-long-name";
+	struct sipmsg		*m;
+	struct buf		 req, b, want;
+	int			 i;
+
+	buf_init(&req, 1024);
+	buf_init(&want, 1024);
+	buf_adds(&req, "INVITE sip:b@example.com SIP/2.0\r\n" REQ_REST
+	    "CSeq: 1 INVITE\r\nProxy-Require: ");
+	buf_adds(&want, "Unsupported: ");
+	for (i = 0; i < 12; i++) {
+		buf_addf(&req, "%s%s%d", i == 0 ? "" : i == 6 ?
+		    "\r\nProxy-Require: " : ", ", opt, i);
+		buf_addf(&want, "%s%s%d", i == 0 ? "" : ", ", opt, i);
+	}
+	buf_adds(&req, "\r\n\r\n");
+	buf_adds(&want, "\r\n");
+	m = parse_ok(req.p);
+	buf_init(&b, 64);
+	sipbuild_unsupported(m, &b);
+	ck_assert_str_eq(b.p, want.p);
+	buf_cleanup(&b);
+	buf_cleanup(&want);
+	buf_cleanup(&req);
+	sipmsg_free(m);
+}
+END_TEST
+
 START_TEST(build_cancel)
 {
 	struct sipmsg		*inv = parse_ok(SENT_INVITE), *c;
@@ -933,6 +964,7 @@ sipmsg_suite(void)
 	tcase_add_test(tc, build_response_via_shared);
 	tcase_add_test(tc, build_response_new_code);
 	tcase_add_test(tc, build_top_via_cases);
+	tcase_add_test(tc, build_unsupported);
 	tcase_add_test(tc, build_cancel);
 	tcase_add_test(tc, build_ack);
 	suite_add_tcase(s, tc);
