@@ -5,9 +5,22 @@
  * end of its transactions (timers fire) and nothing piles up; the fake
  * transport captures what would be sent, and each of those messages must
  * parse again and carry a Via.  Nothing touches the network.
+ *
+ * An input may hold several datagrams: a line that starts with "~~~~" ends
+ * one (the digits after it, if any, are milliseconds the clock moves on
+ * before the next).  In every datagram after the first, "$1" to "$9" stand
+ * for the branch of the 1st to 9th request the proxy sent, so that a
+ * response can answer a forwarded request and its client transaction,
+ * forking and best-response choice get fuzzed too:
+ *
+ *	INVITE sip:bob@example.test SIP/2.0 ...	(forwarded: branch $1)
+ *	~~~~10
+ *	SIP/2.0 486 Busy Here
+ *	Via: SIP/2.0/UDP 127.0.0.1:5060;branch=$1 ...
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +37,14 @@
 int	LLVMFuzzerInitialize(int *, char ***);
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
+#define SEP		"\n~~~~"
+#define NBRANCH		9
+
 static struct tp	tp;
 static struct tp_addr	src;
+static char		branches[NBRANCH][128];	/* of the requests sent */
+static int		nbranches;
+static bool		verbose;	/* FUZZ_VERBOSE: print what is sent */
 
 static void
 add_route(struct proxy_settings *ps, const char *user, const char *target,
@@ -52,7 +71,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
-	log_init(true, LOG_LVL_ERR);
+	verbose = getenv("FUZZ_VERBOSE") != NULL;
+	log_init(true, verbose ? LOG_LVL_DEBUG : LOG_LVL_ERR);
 	sipmsg_init();
 	memset(&tp, 0, sizeof(tp));
 	tp.nsocks = 1;
@@ -91,6 +111,9 @@ check_sent(void)
 
 		if (p == NULL)
 			continue;
+		if (verbose)
+			fprintf(stderr, "--- sent:\n%.*s\n",
+			    (int)fake_sent_len(i), p);
 		m = sipmsg_new(p, fake_sent_len(i));
 		rc = sipmsg_parse(m, err, sizeof(err));
 		/*
@@ -104,16 +127,76 @@ check_sent(void)
 			    rc, err, (int)fake_sent_len(i), p);
 			abort();
 		}
+		if (m->request && nbranches < NBRANCH &&
+		    m->branch.len < sizeof(branches[0])) {
+			memcpy(branches[nbranches], m->branch.p, m->branch.len);
+			branches[nbranches++][m->branch.len] = '\0';
+		}
 		sipmsg_free(m);
 	}
 	fake_sent_clear();
 }
 
+/* Which branch "$N" at p[i] stands for, or -1. */
+static int
+branch_ref(const char *p, size_t len, size_t i)
+{
+	int	k = i + 1 < len && p[i] == '$' ? p[i + 1] - '1' : -1;
+
+	return (k >= 0 && k < nbranches ? k : -1);
+}
+
+/*
+ * One datagram in, with "$1".."$9" replaced by the branches sent so far.
+ * The copy has exactly the datagram's size, so that ASan sees any read
+ * past its end.
+ */
+static void
+recv_one(const char *p, size_t len)
+{
+	char	*d;
+	size_t	 i, n = 0;
+	int	 k;
+
+	for (i = 0; i < len; i++)
+		if ((k = branch_ref(p, len, i)) >= 0) {
+			n += strlen(branches[k]);
+			i++;
+		} else
+			n++;
+	if ((d = malloc(n > 0 ? n : 1)) == NULL)
+		abort();
+	for (i = 0, n = 0; i < len; i++)
+		if ((k = branch_ref(p, len, i)) >= 0) {
+			memcpy(d + n, branches[k], strlen(branches[k]));
+			n += strlen(branches[k]);
+			i++;
+		} else
+			d[n++] = p[i];
+	proxy_recv(NULL, &tp.socks[0], &src, d, n);
+	free(d);
+	check_sent();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	proxy_recv(NULL, &tp.socks[0], &src, (const char *)data, size);
-	check_sent();
+	const char	*p = (const char *)data, *end = p + size, *sep, *eol;
+
+	nbranches = 0;
+	while ((sep = memmem(p, end - p, SEP, strlen(SEP))) != NULL) {
+		unsigned long	ms = 0;
+
+		recv_one(p, sep + 1 - p);	/* the datagram keeps its LF */
+		for (eol = sep + strlen(SEP); eol < end && *eol != '\n'; eol++)
+			if (*eol >= '0' && *eol <= '9' && ms < 1000000)
+				ms = ms * 10 + (*eol - '0');
+		if (ms > 0)
+			fake_advance(ms > 200000 ? 200000 : (uint32_t)ms);
+		check_sent();
+		p = eol < end ? eol + 1 : end;
+	}
+	recv_one(p, end - p);
 	/* Let every timer run out, so each input ends with an empty table. */
 	fake_advance(200000);
 	fake_advance(200000);
