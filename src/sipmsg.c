@@ -369,11 +369,15 @@ sipmsg_values(const struct sipmsg *m, enum sip_hdr_id id, struct slice *out,
 {
 	unsigned	i, n = 0;
 
+	/*
+	 * out may be NULL to count only (max 0): no arithmetic on it then,
+	 * NULL + 0 is undefined in C (UBSan, once a 420 counted this way).
+	 */
 	for (i = 0; i < m->nh; i++) {
 		if (m->h[i].id != id)
 			continue;
 		n += split_values(sipmsg_hvalue(m, &m->h[i]),
-		    out + (n < max ? n : max), n < max ? max - n : 0);
+		    n < max ? out + n : NULL, n < max ? max - n : 0);
 	}
 	return (n);
 }
