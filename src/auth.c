@@ -56,7 +56,14 @@ static struct {
 	struct hashtab		 nc;
 	struct timer		 sweep;
 	bool			 init;
+	struct auth_stats	 stats;
 } A;
+
+const struct auth_stats *
+auth_stats(void)
+{
+	return (&A.stats);
+}
 
 static void	auth_sweep(void *);
 
@@ -513,8 +520,8 @@ creds_for(const struct sipmsg *m, bool proxy, struct slice realm,
  * Check the credentials of m for realm.  On AUTH_OK *user is the
  * authenticated user name (a slice into m, still quoted when it was).
  */
-enum auth_result
-auth_check(const struct sipmsg *m, bool proxy, struct slice realm,
+static enum auth_result
+auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
     struct slice *user, char *err, size_t errlen)
 {
 	struct creds		 c;
@@ -617,6 +624,20 @@ auth_check(const struct sipmsg *m, bool proxy, struct slice realm,
 	return (AUTH_OK);
 }
 
+enum auth_result
+auth_check(const struct sipmsg *m, bool proxy, struct slice realm,
+    struct slice *user, char *err, size_t errlen)
+{
+	enum auth_result	r;
+
+	r = auth_verify(m, proxy, realm, user, err, errlen);
+	if (r == AUTH_OK)
+		A.stats.successes++;
+	else if (r == AUTH_FAIL || r == AUTH_BAD)
+		A.stats.failures++;
+	return (r);
+}
+
 /* WWW-Authenticate (or Proxy-) headers: one per algorithm offered. */
 void
 auth_challenge(struct buf *b, bool proxy, struct slice realm, bool stale)
@@ -626,6 +647,7 @@ auth_challenge(struct buf *b, bool proxy, struct slice realm, bool stale)
 	char			 nonce[NONCE_LEN + 1];
 	unsigned		 i;
 
+	A.stats.challenges++;
 	auth_nonce_make(realm, (uint32_t)time(NULL), nonce);
 	for (i = 0; i < 2; i++) {
 		unsigned alg = order[A.set->sha256_first ? 0 : 1][i];

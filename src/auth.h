@@ -35,6 +35,12 @@ enum auth_result {
 	AUTH_BAD,	/* malformed credentials: 400 */
 };
 
+struct auth_stats {
+	uint64_t	challenges;	/* 401/407 sent */
+	uint64_t	failures;	/* credentials that did not pass */
+	uint64_t	successes;
+};
+
 /* The users file, loaded; owned by the auth layer once installed. */
 struct auth_users;
 
@@ -47,6 +53,7 @@ void	 auth_init(struct event_base *, const uint8_t secret[32]);
 void	 auth_set(const struct auth_settings *, struct auth_users *);
 void	 auth_shutdown(void);
 bool	 auth_enabled(void);
+const struct auth_stats *auth_stats(void);
 bool	 auth_trusted(const struct tp_addr *);
 bool	 auth_user_exists(struct slice user, struct slice realm);
 enum auth_result auth_check(const struct sipmsg *, bool proxy,
