@@ -409,6 +409,33 @@ nc_advance(struct slice nonce, uint32_t nc)
 	return (true);
 }
 
+/*
+ * RFC 7616 3.4.1: the response for HA1, with qop=auth when nc is given
+ * (RFC 2069 style without).  out holds 65 bytes.
+ */
+void
+auth_digest_response(unsigned algo, const char *ha1, const char *nonce,
+    const char *nc, const char *cnonce, struct slice method, const char *uri,
+    char *out)
+{
+	struct buf	b;
+	char		store[2048], ha2[65];
+	int		hlen = algo == AUTH_SHA256 ? 64 : 32;
+
+	buf_init_on(&b, store, sizeof(store));
+	buf_addf(&b, SLICE_FMT ":%s", SLICE_ARG(method), uri);
+	auth_hex_digest(algo, b.p, b.len, ha2);
+	b.len = 0;
+	if (nc != NULL)
+		buf_addf(&b, "%.*s:%s:%s:%s:auth:%s", hlen, ha1, nonce, nc,
+		    cnonce, ha2);
+	else
+		buf_addf(&b, "%.*s:%s:%s", hlen, ha1, nonce, ha2);
+	auth_hex_digest(algo, b.p, b.len, out);
+	explicit_bzero(b.p, b.len);
+	buf_cleanup(&b);
+}
+
 /* The parameters of one Digest credentials value. */
 struct creds {
 	struct slice	username, realm, nonce, uri, response, algorithm,
@@ -526,17 +553,15 @@ auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
 {
 	struct creds		 c;
 	struct auth_user	*u;
-	struct buf		 b;
 	char			 username[256], nonce[NONCE_LEN + 1], uri[1024];
 	char			 cnonce[256], qop[32], ncs[16], resp[128];
-	char			 alg[32], ha2[65], want[65], *end;
+	char			 alg[32], want[65], *end;
 	const char		*ha1;
 	struct slice		 v;
 	unsigned		 algo;
 	unsigned long		 nc = 0;
 	bool			 bad, with_qop;
 	int			 ns;
-	char			 store[2048];
 
 	v = creds_for(m, proxy, realm, &c, &bad);
 	if (v.p == NULL) {
@@ -591,19 +616,8 @@ auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
 	    "00000000000000000000000000000000" : algo == AUTH_SHA256 ?
 	    u->ha1_sha256 : u->ha1_md5;
 
-	buf_init_on(&b, store, sizeof(store));
-	buf_addf(&b, SLICE_FMT ":%s", SLICE_ARG(m->method_s), uri);
-	auth_hex_digest(algo, b.p, b.len, ha2);
-	b.len = 0;
-	if (with_qop)
-		buf_addf(&b, "%.*s:%s:%s:%s:%s:%s", algo == AUTH_SHA256 ?
-		    64 : 32, ha1, nonce, ncs, cnonce, "auth", ha2);
-	else
-		buf_addf(&b, "%.*s:%s:%s", algo == AUTH_SHA256 ? 64 : 32, ha1,
-		    nonce, ha2);
-	auth_hex_digest(algo, b.p, b.len, want);
-	explicit_bzero(b.p, b.len);
-	buf_cleanup(&b);
+	auth_digest_response(algo, ha1, nonce, with_qop ? ncs : NULL, cnonce,
+	    m->method_s, uri, want);
 	lower(resp);
 	if (u == NULL || strlen(resp) != strlen(want) ||
 	    CRYPTO_memcmp(resp, want, strlen(want)) != 0)
