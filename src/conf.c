@@ -732,13 +732,14 @@ load_security(struct ctx *c, const config_setting_t *root, struct conf *cf)
 {
 	static const char *const keys[] = { "rate_window", "rate_requests",
 	    "ban_time", "auth_failures", "auth_window", "exempt", "scanners",
-	    "scanner_user_agents", "max_transactions", "max_sources", NULL };
+	    "scanner_user_agents", "max_transactions", "max_sources",
+	    "call_rate", NULL };
 	const config_setting_t	*g = config_setting_get_member(root,
 				    "security");
 	const config_setting_t	*s;
 	struct guard_settings	*gs = &cf->guard;
 	long long		 win = 2000, req = 200, ban = 60, af = 5;
-	long long		 aw = 60, maxt = 65536, maxs = 100000;
+	long long		 aw = 60, maxt = 65536, maxs = 100000, cr = 0;
 	const char		*ua = SCANNERS_DEFAULT;
 	char			 msg[256];
 	int			 i, rc;
@@ -763,6 +764,8 @@ load_security(struct ctx *c, const config_setting_t *root, struct conf *cf)
 		    10000000, &maxt) == -1 ||
 		    get_int(c, g, "security.", "max_sources", 100, 10000000,
 		    &maxs) == -1 ||
+		    get_int(c, g, "security.", "call_rate", 0, 1000000, &cr) ==
+		    -1 ||
 		    get_bool(c, g, "security.", "scanners", &gs->scanners) ==
 		    -1 ||
 		    get_str(c, g, "security.", "scanner_user_agents", &ua) == -1)
@@ -788,6 +791,7 @@ load_security(struct ctx *c, const config_setting_t *root, struct conf *cf)
 	gs->auth_failures = (unsigned)af;
 	gs->auth_window_ms = (uint32_t)aw * 1000;
 	gs->max_sources = (unsigned)maxs;
+	gs->call_rate = (unsigned)cr;
 	cf->proxy.max_transactions = (unsigned)maxt;
 	if ((rc = regcomp(&gs->scanner_re, ua, REG_EXTENDED | REG_ICASE |
 	    REG_NOSUB)) != 0) {
@@ -1004,6 +1008,8 @@ conf_print(const struct conf *cf, FILE *fp)
 	fprintf(fp, "scanners %s\n", cf->guard.scanners ?
 	    cf->guard.scanner_src : "off");
 	fprintf(fp, "max_transactions %u\n", cf->proxy.max_transactions);
+	if (cf->guard.call_rate > 0)
+		fprintf(fp, "call_rate %u per second\n", cf->guard.call_rate);
 	fprintf(fp, "shutdown_grace %u\n", cf->shutdown_grace_ms);
 	fprintf(fp, "max_message_size %zu\nlog_level %s\n",
 	    cf->proxy.max_message_size, log_level_name(cf->log_level));

@@ -41,6 +41,8 @@ static struct {
 	unsigned			 banned;
 	bool				 init;
 	bool				 full_logged;
+	double				 tokens;	/* call_rate bucket */
+	uint64_t			 tokens_ms;
 } G;
 
 static void	guard_sweep(void *);
@@ -245,6 +247,33 @@ guard_auth_failed(const struct tp_addr *a)
 		    s->fails, G.set->auth_window_ms / 1000);
 		ban(s, a, now, why);
 	}
+}
+
+/*
+ * The budget of new calls for all sources together (what Kamailio's
+ * ratelimit/pipelimit do): a token bucket of call_rate per second, a
+ * tenth of a second deep.  Sources that are never limited do not use it.
+ */
+bool
+guard_call_allowed(const struct tp_addr *a)
+{
+	uint64_t	now;
+	double		depth;
+
+	if (G.set == NULL || G.set->call_rate == 0 || exempt(a))
+		return (true);
+	now = timer_now_ms();
+	depth = G.set->call_rate >= 10 ? G.set->call_rate / 10.0 : 1.0;
+	G.tokens += (double)(now - G.tokens_ms) * G.set->call_rate / 1000;
+	if (G.tokens > depth)
+		G.tokens = depth;
+	G.tokens_ms = now;
+	if (G.tokens < 1) {
+		G.stats.call_rate++;
+		return (false);
+	}
+	G.tokens -= 1;
+	return (true);
 }
 
 /* A User-Agent (or Server) that names a known scanner. */

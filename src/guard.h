@@ -27,12 +27,14 @@ struct guard_settings {
 	char		*scanner_src;	/* owned: the regex as written */
 	regex_t		 scanner_re;
 	unsigned	 max_sources;	/* table size bound */
+	unsigned	 call_rate;	/* new INVITEs per second, all sources; 0 off */
 };
 
 struct guard_stats {
 	uint64_t	bans;
 	uint64_t	dropped;	/* datagrams from banned sources */
 	uint64_t	scanners;	/* requests dropped by User-Agent */
+	uint64_t	call_rate;	/* INVITEs over call_rate: 503 */
 };
 
 void	guard_init(struct event_base *);
@@ -42,6 +44,7 @@ void	guard_add_self(const char *);
 bool	guard_allow(const struct tp_addr *, bool);
 void	guard_auth_failed(const struct tp_addr *);
 bool	guard_scanner(struct slice);
+bool	guard_call_allowed(const struct tp_addr *);
 unsigned guard_banned(void);
 const struct guard_stats *guard_stats(void);
 void	guard_settings_cleanup(struct guard_settings *);

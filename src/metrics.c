@@ -280,6 +280,9 @@ metrics_render_guard(struct evbuffer *out)
 	metrics_scalar(out, "osprey_scanner_requests_dropped_total", "counter",
 	    "Requests dropped without an answer for a scanner User-Agent.",
 	    gs->scanners);
+	metrics_scalar(out, "osprey_call_rate_rejections_total", "counter",
+	    "New INVITEs answered 503 over security.call_rate.",
+	    gs->call_rate);
 	metrics_scalar(out, "osprey_overload_rejections_total", "counter",
 	    "New requests answered 503 because security.max_transactions "
 	    "transactions were open.", proxy_stats()->overloaded);

@@ -964,6 +964,15 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		sipmsg_free(m);
 		return;
 	}
+	if (m->method == SM_INVITE && m->to_tag.len == 0 &&
+	    !guard_call_allowed(src)) {
+		log_peer("proxy " SLICE_FMT ": INVITE refused, over "
+		    "security.call_rate", SLICE_ARG(m->callid));
+		reply_stateless(m, sock, src, 503, "Call Rate Limit",
+		    "Retry-After: 1\r\n");
+		sipmsg_free(m);
+		return;
+	}
 	d = proxy_decide(m, routes, &nroutes, &strict, &hop, &r, &code, err,
 	    sizeof(err));
 	if (d != DEC_FOR_US && d != DEC_REJECT && m->max_forwards == 0) {
