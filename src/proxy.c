@@ -982,8 +982,14 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		snprintf(err, sizeof(err), "%s", sip_reason(483));
 	}
 	if (d == DEC_FOR_US) {
-		reply_new_st(m, sock, src, 200, NULL, ALLOW_HDR
-		    "Accept: application/sdp\r\nSupported: \r\n");
+		/*
+		 * Allow, Accept and Supported only to sources we know: to
+		 * anyone else the answer stays about the size of the question
+		 * (no amplification for a spoofed source).
+		 */
+		reply_new_st(m, sock, src, 200, NULL, guard_known(src) ?
+		    ALLOW_HDR "Accept: application/sdp\r\nSupported: \r\n" :
+		    NULL);
 		free(strict);
 		return;
 	}
