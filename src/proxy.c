@@ -494,6 +494,8 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 	if (n > 0 && uri_is_local(m->ruri)) {
 		*stamp = stamped(m, m->ruri);
 		*ruri = hdr_uri(routes[n - 1]);
+		if (!sipuri_printable(*ruri))
+			return (400);	/* it goes in our request line */
 		n--;
 		*popped = true;
 	}
@@ -512,6 +514,16 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		if (!sipuri_param(&u, "lr", NULL)) {
 			/* Next hop is a strict router: R-URI goes last. */
 			struct buf	b;
+
+			/*
+			 * The Route URI becomes the Request-URI and the
+			 * Request-URI a Route value in < >: a space in one
+			 * ("Route: sip: @host", fuzzer) broke the request
+			 * line we sent.
+			 */
+			if (!sipuri_printable(first) ||
+			    !sipuri_printable(*ruri))
+				return (400);
 
 			buf_init(&b, ruri->len + 3);
 			buf_add(&b, "<", 1);
@@ -1179,21 +1191,11 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 	else
 		rc = sipmsg_check_request(m, err, sizeof(err));
 	if (rc != 0) {
-		char	 extra[256];
-		struct slice	 v[8];
-		unsigned	 n, i;
+		struct buf	extra;
 
-		extra[0] = '\0';
-		if (rc == 420) {
-			n = sipmsg_values(m, SH_PROXY_REQUIRE, v, 8);
-			snprintf(extra, sizeof(extra), "Unsupported: ");
-			for (i = 0; i < n && i < 8; i++)
-				snprintf(extra + strlen(extra),
-				    sizeof(extra) - strlen(extra), "%s" SLICE_FMT,
-				    i ? ", " : "", SLICE_ARG(v[i]));
-			snprintf(extra + strlen(extra),
-			    sizeof(extra) - strlen(extra), "\r\n");
-		}
+		buf_init(&extra, 128);
+		if (rc == 420)
+			sipbuild_unsupported(m, &extra);
 		P.stats.rejected++;
 		if (rc == 513)
 			snprintf(err, sizeof(err), "%s", sip_reason(513));
@@ -1202,7 +1204,8 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 		    sip_cause_name(sip_cause(rc)));
 		if (m->method != SM_ACK)
 			reply_stateless(m, sock, src, rc, err,
-			    extra[0] ? extra : NULL);
+			    extra.len > 0 ? extra.p : NULL);
+		buf_cleanup(&extra);
 		sipmsg_free(m);
 		return;
 	}
