@@ -378,8 +378,9 @@ sipmsg_values(const struct sipmsg *m, enum sip_hdr_id id, struct slice *out,
 	for (i = 0; i < m->nh; i++) {
 		if (m->h[i].id != id)
 			continue;
+		/* out may be NULL (max 0): only counting. */
 		n += split_values(sipmsg_hvalue(m, &m->h[i]),
-		    out + (n < max ? n : max), n < max ? max - n : 0);
+		    n < max ? out + n : NULL, n < max ? max - n : 0);
 	}
 	return (n);
 }
