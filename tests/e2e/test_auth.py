@@ -1,0 +1,477 @@
+"""Digest authentication (RFC 3261 22, RFC 7616, RFC 8760) of REGISTER
+(401) and of requests from our users (407), and who may go where:
+strangers reach our users but are no open relay, trusted sources skip
+authentication, authenticated users cannot spoof From.
+
+The daemon has auth.users = a users file written by the test
+(user:realm:HA1md5:HA1sha256) and the realm example.test."""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import TOP, lc
+from sip import (FINAL, NON2XX, SDP, UAC, authorization, challenges,
+                 match, parse, pick_challenge, reglab,  # noqa
+                 reply_to, uri_of)
+
+REALM = "example.test"
+USERS = {"alice": "wonderland", "bob": "builder", "carol": "c4r0l!"}
+REG = {"min_expires": 60, "max_expires": 3600, "default_expires": 3600}
+AUTH = {"nonce_expiry": 300, "algorithms": ["SHA-256", "MD5"]}
+
+
+def start(lab, users=USERS, auth=None, **kw):
+    a = dict(AUTH)
+    a.update(auth or {})
+    return lab.start(users=users, auth=a, registrar=REG, **kw)
+
+
+def check_challenge(r, code, header):
+    """A digest challenge as the spec asks: one header per algorithm,
+    SHA-256 first, realm = the domain, qop=auth, a nonce."""
+    reason = {401: "Unauthorized", 407: "Proxy Authentication Required"}
+    assert r.code == code, "expected %d, got %r:\n%s" % (code, r, r.text())
+    assert r.reason == reason[code], r.start
+    assert r.to_tag, "a final response needs a To tag"
+    chs = challenges(r)
+    assert [c.header for c in chs] == [header] * 2, r.text()
+    assert [c.algorithm for c in chs] == ["SHA-256", "MD5"], r.text()
+    for c in chs:
+        assert c.scheme == "Digest", c
+        assert c.realm == REALM, c
+        assert "realm" in c.quoted and "nonce" in c.quoted, c
+        assert "auth" in c.qop, c
+        assert c.nonce, c
+        assert not c.stale, c
+    return chs
+
+
+def registered(lab, user, **kw):
+    """A Phone of user that registered with its password (200)."""
+    ph = lab.phone(user, USERS[user])
+    r = ph.register(expires=600, **kw)
+    assert r.code == 200, "%s could not register: %r\n%s" % (
+        user, r, r.text())
+    return ph
+
+
+def answer(call, ph, inv):
+    """Callee rings and answers, caller ACKs; returns the 200."""
+    ph.uas.respond(inv, 180)
+    call.ep.expect(call.resp(180))
+    ph.uas.respond(inv, 200, body=SDP)
+    ok = call.ep.expect(call.resp(200))
+    call.ack(ok)
+    ph.uas.expect("ACK", call_id=call.call_id)
+    return ok
+
+
+# ------------------------------------------------------------ REGISTER
+
+
+def test_register_challenged_401(reglab):
+    start(reglab)
+    alice = reglab.phone("alice")           # no password: no retry
+    r = alice.register()
+    check_challenge(r, 401, "www-authenticate")
+    assert not r.has("proxy-authenticate")
+    assert r.values("contact") == []
+    # no binding was made: bob (authenticated) calling alice gets 480
+    bob = registered(reglab, "bob")
+    call = bob.call("sip:alice@example.test")
+    assert bob.invite_auth(call).code == 407
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 480, r
+    call.ack(r)
+
+
+@pytest.mark.parametrize("alg", ["MD5", "SHA-256"])
+def test_register_with_digest(reglab, alg):
+    start(reglab)
+    alice = reglab.phone("alice", USERS["alice"], algorithm=alg)
+    r = alice.register(expires=600)
+    assert r.code == 200, r.text()
+    assert alice.last_challenge.algorithm == alg
+    assert list(alice.bindings(r)) == [alice.contact_uri], r.text()
+    auth = parse(alice.register_bytes()).get("authorization")
+    assert auth is None                      # the helper adds it on demand
+    assert list(alice.query()) == [alice.contact_uri]
+
+
+@pytest.mark.parametrize("alg", ["MD5", "SHA-256"])
+def test_users_file_with_one_algorithm_line(reglab, alg):
+    """htdigest lines without the 4th field: MD5 only. A SHA-256 answer
+    cannot be checked, so it is refused; MD5 works."""
+    from sip import digest_ha1
+    line = "alice:%s:%s" % (REALM, digest_ha1("alice", REALM, "pw"))
+    start(reglab, users=["# md5 only", line])
+    alice = reglab.phone("alice", "pw", algorithm=alg)
+    r = alice.register()
+    assert r.code == (200 if alg == "MD5" else 401), r
+
+
+def test_reregister_and_unregister_with_auth(reglab):
+    start(reglab)
+    alice = registered(reglab, "alice")
+    r = alice.register(expires=1200)
+    assert r.code == 200, r
+    got = alice.bindings(r)
+    assert list(got) == [alice.contact_uri]
+    assert 1195 <= int(got[alice.contact_uri]["expires"]) <= 1200
+    r = alice.register(expires=0)
+    assert r.code == 200 and alice.bindings(r) == {}, r.text()
+    assert alice.query() == {}
+
+
+def test_wrong_password_and_unknown_user_look_alike(reglab):
+    """A wrong password gets a fresh challenge; an unknown user gets the
+    same kind of 401 (no account enumeration); neither binds."""
+    start(reglab)
+    alice = reglab.phone("alice", "not-the-password")
+    r1 = alice.register()
+    assert alice.last_challenge is not None, "no first challenge"
+    chs1 = check_challenge(r1, 401, "www-authenticate")
+
+    mallory = reglab.phone("mallory", "whatever")
+    r2 = mallory.register()
+    chs2 = check_challenge(r2, 401, "www-authenticate")
+    assert r1.reason == r2.reason
+    assert sorted(n for n, _, _ in r1.headers) == \
+        sorted(n for n, _, _ in r2.headers), (r1.text(), r2.text())
+    assert [sorted(c.params) for c in chs1] == \
+        [sorted(c.params) for c in chs2]
+    assert len(r1.body) == len(r2.body)
+    assert reglab.phone("alice", USERS["alice"]).query() == {}
+
+
+def test_wrong_password_does_not_bind(reglab):
+    start(reglab)
+    bad = reglab.phone("alice", "guess")
+    assert bad.register(expires=600).code == 401
+    good = reglab.phone("alice", USERS["alice"])
+    assert good.query() == {}, "a 401 REGISTER made a binding"
+
+
+def test_auth_user_differs_from_to_403(reglab):
+    """alice's credentials, To bob: 403, bob gets no binding."""
+    start(reglab)
+    alice = reglab.phone("bob")     # the AOR is bob's ...
+    r = alice.register(user="alice", password=USERS["alice"])
+    assert r.code == 401, "first: challenge"
+    ch = pick_challenge(r)
+    auth = authorization(ch, "REGISTER", "sip:" + REALM, "alice",
+                         USERS["alice"])
+    r = alice.send_register(auth=auth)   # ... signed as alice
+    assert r.code == 403, r
+    bob = reglab.phone("bob", USERS["bob"])
+    assert bob.query() == {}
+
+
+def test_stale_nonce(reglab):
+    """nonce_expiry 2 s: a correct answer to an old nonce gets a new
+    challenge with stale=true; answering that one works."""
+    start(reglab, auth={"nonce_expiry": 2})
+    alice = reglab.phone("alice", USERS["alice"])
+    r = alice.send_register()
+    old = pick_challenge(r, "MD5")
+    time.sleep(2.6)
+    auth = alice.auth_for(old, "REGISTER", "sip:" + REALM)
+    r = alice.send_register(auth=auth)
+    assert r.code == 401, r
+    chs = challenges(r)
+    assert chs and all(c.stale for c in chs), r.text()
+    new = pick_challenge(r, "MD5")
+    assert new.nonce != old.nonce
+    r = alice.send_register(auth=alice.auth_for(new, "REGISTER",
+                                                "sip:" + REALM))
+    assert r.code == 200, r
+
+
+def test_stale_only_for_valid_credentials(reglab):
+    """An expired nonce with a wrong password: no stale=true (the client
+    would retry the same bad password without asking its user)."""
+    start(reglab, auth={"nonce_expiry": 1})
+    alice = reglab.phone("alice", "wrong")
+    old = pick_challenge(alice.send_register())
+    time.sleep(1.6)
+    r = alice.send_register(auth=alice.auth_for(old, "REGISTER",
+                                                "sip:" + REALM))
+    assert r.code == 401, r
+    assert not any(c.stale for c in challenges(r)), r.text()
+
+
+def test_replayed_nonce_count_rejected(reglab):
+    """The same Authorization (nonce, nc=1) replayed on a new REGISTER:
+    401, not 200. A higher nc with the same nonce is fine."""
+    start(reglab)
+    alice = reglab.phone("alice", USERS["alice"])
+    ch = pick_challenge(alice.send_register())
+    auth1 = alice.auth_for(ch, "REGISTER", "sip:" + REALM, nc=1)
+    assert alice.send_register(auth=auth1, expires=600).code == 200
+    r = alice.send_register(auth=auth1, expires=0)      # replay
+    assert r.code == 401, "replayed nc=1 accepted: %r" % r
+    assert list(reglab.phone("alice", USERS["alice"]).query()) == \
+        [alice.contact_uri], "the replay removed the binding"
+    auth2 = alice.auth_for(ch, "REGISTER", "sip:" + REALM, nc=2)
+    assert alice.send_register(auth=auth2, expires=600).code == 200
+    r = alice.send_register(auth=auth2, expires=0)
+    assert r.code == 401, "replayed nc=2 accepted: %r" % r
+
+
+def test_challenge_sent_statelessly(reglab):
+    """A retransmitted unauthenticated REGISTER gets a 401 again."""
+    start(reglab)
+    alice = reglab.phone("alice")
+    req = parse(alice.register_bytes())
+    alice.ep.send(req.raw, reglab.proxy.addr)
+    r1 = alice.ep.expect(reply_to(req))
+    alice.ep.send(req.raw, reglab.proxy.addr)
+    r2 = alice.ep.expect(reply_to(req))
+    assert (r1.code, r2.code) == (401, 401)
+
+
+def test_tampered_response_rejected(reglab):
+    start(reglab)
+    alice = reglab.phone("alice", USERS["alice"])
+    ch = pick_challenge(alice.send_register())
+    auth = alice.auth_for(ch, "REGISTER", "sip:" + REALM,
+                          response="0" * 64)
+    assert alice.send_register(auth=auth).code == 401
+
+
+def test_osprey_passwd_line_authenticates(reglab):
+    """tools/osprey-passwd USER REALM prints a users line from the
+    password on stdin; that line lets the user register (both
+    algorithms)."""
+    tool = os.path.join(TOP, "tools", "osprey-passwd")
+    assert os.access(tool, os.X_OK), "%s missing or not executable" % tool
+    p = subprocess.run([tool, "dave", REALM], input="s3cret\n",
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    line = p.stdout.strip()
+    assert line.startswith("dave:%s:" % REALM), line
+    start(reglab, users=[line])
+    for alg in ("MD5", "SHA-256"):
+        dave = reglab.phone("dave", "s3cret", algorithm=alg)
+        assert dave.register().code == 200, alg
+        assert reglab.phone("dave", "s3cretX",
+                            algorithm=alg).register().code == 401
+
+
+# ------------------------------------------------- INVITE and others
+
+
+def test_invite_from_our_user_challenged_407(reglab):
+    start(reglab)
+    bob = registered(reglab, "bob")
+    alice = reglab.phone("alice")           # no password
+    call = alice.call("sip:bob@example.test")
+    r = alice.invite_auth(call)
+    check_challenge(r, 407, "proxy-authenticate")
+    assert not r.has("www-authenticate")
+    call.check_vias(r)
+    call.ack(r)
+    assert bob.ep.collect(0.3, match(method="INVITE")) == [], \
+        "unauthenticated INVITE forwarded"
+    assert alice.ep.collect(0.3, call.resp(FINAL)) == [], \
+        "the ACK for the 407 was answered (or the 407 retransmitted)"
+
+
+@pytest.mark.parametrize("alg", ["MD5", "SHA-256"])
+def test_authenticated_call_and_in_dialog_requests(reglab, alg):
+    """alice authenticates her INVITE; bob answers; ACK and BYE (either
+    direction, following the Record-Route) pass without credentials."""
+    start(reglab)
+    bob = registered(reglab, "bob")
+    alice = reglab.phone("alice", USERS["alice"], algorithm=alg)
+    call = alice.call("sip:bob@example.test")
+    r = alice.invite_auth(call)
+    assert alice.last_challenge is not None and \
+        alice.last_challenge.algorithm == alg
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.uri == bob.contact_uri
+    assert r.code == 407, r
+    ok = answer(call, bob, inv)
+    assert call.route_set, "no Record-Route in the 200"
+
+    # BYE from the callee back to alice, in dialog, no credentials
+    bye_b = UAC(bob.ep, reglab.proxy.addr, uri_of(inv.get("contact")),
+                from_uri="sip:bob@example.test")
+    bye_b.call_id = call.call_id
+    bye_b.from_tag = ok.to_tag
+    bye_b.to_uri = alice.aor
+    bye_b.to_tag = call.from_tag
+    bye_b.remote_target = uri_of(inv.get("contact"))
+    bye_b.route_set = inv.values("record-route")
+    bye_b.cseq = 100
+    bye_b.request("INFO")
+    info = alice.uas.expect("INFO", call_id=call.call_id)
+    alice.uas.respond(info, 200)
+    r = bob.ep.expect(bye_b.resp(None, "INFO"))
+    assert r.code == 200, "in-dialog INFO from bob: %r" % r
+
+    call.bye()
+    bye = bob.uas.expect("BYE", call_id=call.call_id)
+    bob.uas.respond(bye, 200)
+    r = alice.ep.expect(call.resp(None, "BYE"))
+    assert r.code == 200, r
+
+
+def test_from_spoofing_403(reglab):
+    """Authenticated as alice, From bob@example.test: 403."""
+    start(reglab)
+    carol = registered(reglab, "carol")
+    alice = reglab.phone("alice", USERS["alice"])
+    call = UAC(alice.ep, reglab.proxy.addr, "sip:carol@example.test",
+               from_uri="sip:bob@example.test")
+    assert alice.invite_auth(call).code == 407
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 403, r
+    call.ack(r)
+    assert carol.ep.collect(0.3, match(method="INVITE")) == []
+
+
+def test_cancel_and_ack_not_challenged(reglab):
+    start(reglab)
+    bob = registered(reglab, "bob")
+    alice = reglab.phone("alice", USERS["alice"])
+    call = alice.call("sip:bob@example.test")
+    alice.invite_auth(call)
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    bob.uas.respond(inv, 180)
+    call.ep.expect(call.resp(180))
+    call.cancel()
+    r = call.ep.expect(call.resp(None, "CANCEL"))
+    assert r.code == 200, "CANCEL got %r" % r
+    cancel = bob.uas.expect("CANCEL", call_id=call.call_id)
+    assert cancel.branch == inv.branch
+    bob.uas.respond(cancel, 200)
+    bob.uas.respond(inv, 487)
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 487, r
+    call.ack(r)
+    assert call.ep.collect(0.3, call.resp(407)) == []
+
+
+def test_trusted_source_not_challenged(reglab):
+    """127.0.0.2 is in auth.trusted: its INVITE From alice@example.test
+    goes through without credentials; the same from 127.0.0.1 gets 407."""
+    start(reglab, auth={"trusted": ["127.0.0.2/32"]})
+    bob = registered(reglab, "bob")
+    trunk = reglab.caller("sip:bob@example.test",
+                          from_uri="sip:alice@example.test",
+                          host="127.0.0.2")
+    trunk.invite()
+    inv = bob.uas.expect("INVITE", call_id=trunk.call_id)
+    bob.uas.respond(inv, 486)
+    r = trunk.ep.expect(trunk.resp(NON2XX))
+    assert r.code == 486, r
+    trunk.ack(r)
+
+    other = reglab.caller("sip:bob@example.test",
+                          from_uri="sip:alice@example.test")
+    other.invite()
+    r = other.ep.expect(other.resp(NON2XX))
+    assert r.code == 407, r
+    other.ack(r)
+
+
+def test_stranger_calls_our_user_without_credentials(reglab):
+    start(reglab)
+    bob = registered(reglab, "bob")
+    call = reglab.caller("sip:bob@example.test")   # From eve@elsewhere.test
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.uri == bob.contact_uri
+    answer(call, bob, inv)
+    call.bye()
+    bob.uas.respond(bob.uas.expect("BYE", call_id=call.call_id), 200)
+    assert call.ep.expect(call.resp(None, "BYE")).code == 200
+
+
+def test_offline_user_480_unknown_user_404(reglab):
+    start(reglab)
+    call = reglab.caller("sip:bob@example.test")    # known, not registered
+    call.invite()
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 480, r
+    assert r.reason == "Temporarily Unavailable", r.start
+    call.ack(r)
+    call = reglab.caller("sip:zed@example.test")    # not in the users file
+    call.invite()
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 404, r
+    call.ack(r)
+
+
+def test_no_open_relay_for_strangers(reglab):
+    """A stranger's INVITE to a foreign destination: 403, nothing sent;
+    alice, authenticated, may call the same destination."""
+    start(reglab)
+    far = reglab.phone("carol")             # a UAS outside our domain
+    dest = "sip:carol@127.0.0.1:%d" % far.ep.port
+    call = reglab.caller(dest)
+    call.invite()
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 403, r
+    call.ack(r)
+    assert far.ep.collect(0.3, match(method="INVITE")) == [], \
+        "a stranger's INVITE was relayed to a foreign destination"
+
+    alice = reglab.phone("alice", USERS["alice"])
+    call = alice.call(dest)
+    alice.invite_auth(call)
+    inv = far.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.uri == dest
+    far.uas.respond(inv, 486)
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 486, r
+    call.ack(r)
+
+
+def test_routes_public_only_for_strangers(reglab):
+    """A route without public = true is for our (authenticated) users
+    only; strangers get 403 there and reach public routes."""
+    gw = reglab.phone("gw")
+    desk = reglab.phone("desk")
+    routes = ({"user": "^pstn", "targets": ["sip:127.0.0.1:%d" % gw.ep.port]},
+              {"user": "^help$", "targets": [
+                  "sip:127.0.0.1:%d" % desk.ep.port], "public": True})
+    start(reglab, extra="routes = %s;" % lc(routes))
+
+    call = reglab.caller("sip:pstn0123@example.test")
+    call.invite()
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 403, r
+    call.ack(r)
+    assert gw.ep.collect(0.3, match(method="INVITE")) == []
+
+    call = reglab.caller("sip:help@example.test")
+    call.invite()
+    inv = desk.ep.expect(match(method="INVITE", call_id=call.call_id))
+    desk.uas.respond(inv, 486)
+    assert call.ep.expect(call.resp(NON2XX)).code == 486
+
+    alice = reglab.phone("alice", USERS["alice"])
+    call = alice.call("sip:pstn0123@example.test")
+    alice.invite_auth(call)
+    inv = gw.ep.expect(match(method="INVITE", call_id=call.call_id))
+    gw.uas.respond(inv, 486)
+    assert call.ep.expect(call.resp(NON2XX)).code == 486
+
+
+def test_other_methods_challenged(reglab):
+    """Non-INVITE out-of-dialog requests from our users get 407 too."""
+    start(reglab)
+    bob = registered(reglab, "bob")
+    alice = reglab.phone("alice")
+    call = alice.call("sip:bob@example.test")
+    call.request("MESSAGE", headers=[("Content-Type", "text/plain")],
+                 body=b"hi")
+    r = alice.ep.expect(call.resp(None, "MESSAGE"))
+    assert r.code == 407, r
+    assert challenges(r), r.text()
+    assert bob.ep.collect(0.3, match(method="MESSAGE")) == []

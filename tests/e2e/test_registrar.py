@@ -1,0 +1,523 @@
+"""Registrar and location service (RFC 3261 10, RFC 3327 Path), without
+authentication (no auth.users): bindings, expiry, Contact: *, 423, 500
+for an old CSeq, max_contacts, calls to registered users (parallel and
+serial forking by q, NAT-aware delivery, Path), persistence in SQLite
+across a restart, and `ospreyctl registrations`.
+
+Every user agent is a Phone (tests/e2e/sip.py) on its own loopback
+socket; the daemon's domain (and realm) is example.test."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import OSPREYD
+from sip import (FINAL, NON2XX, SDP, match, new_branch, parse_uri,  # noqa
+                 reglab, uri_of)
+
+REG = {"min_expires": 60, "max_expires": 3600, "default_expires": 3600,
+       "max_contacts": 10}
+
+
+def ctl_path():
+    return os.path.join(os.path.dirname(OSPREYD), "ospreyctl")
+
+
+def expires_of(params):
+    return int(params["expires"])
+
+
+def check_reply(r, req_phone, code=200):
+    """A registrar reply: code, one Via (ours), To tag on finals."""
+    assert r.code == code, "expected %d, got %r:\n%s" % (code, r, r.text())
+    assert len(r.vias) == 1, r.vias
+    assert r.vias[0].sent_by == req_phone.ep.addr, r.vias
+    assert r.to_tag, "a final response needs a To tag"
+    assert uri_of(r.get("to")) == req_phone.aor
+
+
+def ring_and_answer(call, phone, inv):
+    """The callee rings and answers; the caller gets the 200 and ACKs;
+    BYE from the caller reaches the callee. Returns the 200."""
+    phone.uas.respond(inv, 180)
+    call.ep.expect(call.resp(180))
+    phone.uas.respond(inv, 200, body=SDP)
+    ok = call.ep.expect(call.resp(200))
+    call.ack(ok)
+    phone.uas.expect("ACK", call_id=call.call_id)
+    call.bye()
+    bye = phone.uas.expect("BYE", call_id=call.call_id)
+    phone.uas.respond(bye, 200)
+    call.ep.expect(call.resp(200, "BYE"))
+    return ok
+
+
+# ------------------------------------------------------------ bindings
+
+
+def test_register_default_expires_and_query(reglab):
+    """No Expires anywhere: default_expires. The 200 lists the binding
+    with its remaining time; a REGISTER without Contact (another Call-ID,
+    another device) is a query that lists the AOR's bindings."""
+    reglab.start(registrar=dict(REG, default_expires=1800))
+    alice = reglab.phone("alice")
+    r = alice.register()
+    check_reply(r, alice)
+    b = alice.bindings(r)
+    assert list(b) == [alice.contact_uri], r.text()
+    assert 1795 <= expires_of(b[alice.contact_uri]) <= 1800, r.text()
+
+    other = reglab.phone("alice")           # a second device, query only
+    listed = other.query()
+    assert list(listed) == [alice.contact_uri], listed
+    assert 1795 <= expires_of(listed[alice.contact_uri]) <= 1800
+
+    nobody = reglab.phone("carol")
+    assert nobody.query() == {}, "carol has no bindings"
+
+
+def test_contact_expires_param_wins_over_header(reglab):
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    a = "sip:bob@127.0.0.1:%d;dev=a" % bob.ep.port
+    b = "sip:bob@127.0.0.1:%d;dev=b" % bob.ep.port
+    r = bob.register(contacts=["<%s>;expires=120" % a, "<%s>" % b],
+                     expires=300)
+    check_reply(r, bob)
+    got = bob.bindings(r)
+    assert set(got) == {a, b}, r.text()
+    assert 115 <= expires_of(got[a]) <= 120, r.text()
+    assert 295 <= expires_of(got[b]) <= 300, r.text()
+
+
+def test_q_instance_and_reg_id_echoed(reglab):
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    inst = '"<urn:uuid:00000000-0000-1000-8000-00a0c91e6bf6>"'
+    c = "<%s>;q=0.5;+sip.instance=%s;reg-id=1" % (bob.contact_uri, inst)
+    r = bob.register(contacts=[c], expires=600)
+    check_reply(r, bob)
+    p = bob.bindings(r)[bob.contact_uri]
+    assert float(p["q"]) == 0.5, r.text()
+    assert p.get("+sip.instance") == inst, r.text()
+    assert p.get("reg-id") == "1", r.text()
+    assert 595 <= expires_of(p) <= 600
+
+
+def test_reregister_refreshes_binding(reglab):
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=100), bob)
+    r = bob.register(expires=900)           # same Call-ID, higher CSeq
+    check_reply(r, bob)
+    got = bob.bindings(r)
+    assert list(got) == [bob.contact_uri], "one binding: %s" % r.text()
+    assert 895 <= expires_of(got[bob.contact_uri]) <= 900, r.text()
+
+
+def test_unregister_one_contact(reglab):
+    """Expires 0 removes that contact only; the others stay."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    a = "sip:bob@127.0.0.1:%d;dev=a" % bob.ep.port
+    b = "sip:bob@127.0.0.1:%d;dev=b" % bob.ep.port
+    r = bob.register(contacts=["<%s>" % a, "<%s>" % b], expires=600)
+    assert set(bob.bindings(r)) == {a, b}, r.text()
+    r = bob.register(contacts=["<%s>;expires=0" % a])
+    check_reply(r, bob)
+    assert set(bob.bindings(r)) == {b}, r.text()
+    assert set(reglab.phone("bob").query()) == {b}
+
+
+def test_unregister_with_expires_header_zero(reglab):
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=600), bob)
+    r = bob.register(expires=0)
+    check_reply(r, bob)
+    assert bob.bindings(r) == {}, r.text()
+    assert reglab.phone("bob").query() == {}
+
+
+def test_star_removes_all_bindings(reglab):
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    other = reglab.phone("bob")
+    check_reply(bob.register(expires=600), bob)
+    check_reply(other.register(expires=600), other)
+    assert len(bob.query()) == 2
+    r = bob.register(contacts=["*"], expires=0)
+    check_reply(r, bob)
+    assert r.values("contact") == [], r.text()
+    assert reglab.phone("bob").query() == {}
+
+
+@pytest.mark.parametrize("how", ["nonzero_expires", "with_other_contact",
+                                 "no_expires"])
+def test_star_misuse_400(reglab, how):
+    """Contact: * needs Expires: 0 and no other Contact (10.2.2)."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=600), bob)
+    if how == "nonzero_expires":
+        r = bob.register(contacts=["*"], expires=60)
+    elif how == "with_other_contact":
+        r = bob.register(contacts=["*", "<sip:bob@127.0.0.1:9>"], expires=0)
+    else:
+        r = bob.register(contacts=["*"])
+    check_reply(r, bob, 400)
+    assert list(reglab.phone("bob").query()) == [bob.contact_uri], \
+        "a rejected Contact: * must not remove bindings"
+
+
+@pytest.mark.parametrize("cseq_delta", [0, -1])
+def test_old_cseq_same_call_id_500(reglab, cseq_delta):
+    """Same Call-ID, CSeq not higher than the stored one: 500, and the
+    binding keeps its old state (RFC 3261 10.3 step 7)."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    bob.cseq = 10
+    check_reply(bob.register(expires=600), bob)     # CSeq 11
+    r = bob.register(expires=0, cseq=11 + cseq_delta)
+    check_reply(r, bob, 500)
+    got = reglab.phone("bob").query()
+    assert list(got) == [bob.contact_uri], "binding removed by an old CSeq"
+    r = bob.register(expires=0, cseq=12)
+    check_reply(r, bob)
+    assert reglab.phone("bob").query() == {}
+
+
+@pytest.mark.parametrize("where", ["header", "param"])
+def test_interval_too_brief_423(reglab, where):
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    if where == "header":
+        r = bob.register(expires=30)
+    else:
+        r = bob.register(contacts=["<%s>;expires=10" % bob.contact_uri])
+    check_reply(r, bob, 423)
+    assert r.get("min-expires") == "60", r.text()
+    assert reglab.phone("bob").query() == {}, "a 423 must not bind"
+
+
+def test_expires_clamped_to_max(reglab):
+    reglab.start(registrar=dict(REG, max_expires=1200))
+    bob = reglab.phone("bob")
+    r = bob.register(expires=7200)
+    check_reply(r, bob)
+    n = expires_of(bob.bindings(r)[bob.contact_uri])
+    assert 1195 <= n <= 1200, r.text()
+
+
+def test_remaining_time_counts_down(reglab):
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=120), bob)
+    time.sleep(2.2)
+    n = expires_of(reglab.phone("bob").query()[bob.contact_uri])
+    assert 115 <= n <= 118, "remaining %d s after 2.2 s of 120" % n
+
+
+def test_too_many_contacts_403(reglab):
+    reglab.start(registrar=dict(REG, max_contacts=2))
+    bob = reglab.phone("bob")
+    c = ["<sip:bob@127.0.0.1:%d;dev=%d>" % (bob.ep.port, i) for i in range(3)]
+    r = bob.register(contacts=c, expires=600)
+    check_reply(r, bob, 403)
+    assert reglab.phone("bob").query() == {}, "403 must not bind"
+    check_reply(bob.register(contacts=c[:2], expires=600), bob)
+    r = bob.register(contacts=c[2:], expires=600)
+    check_reply(r, bob, 403)
+    assert len(reglab.phone("bob").query()) == 2
+    # refreshing an existing binding is not an extra contact
+    check_reply(bob.register(contacts=c[:1], expires=900), bob)
+
+
+def test_binding_expires(reglab):
+    """Expires: 2 (min_expires 1): after 3 s the binding is gone from
+    queries and calls to the user get 404 (no users file)."""
+    reglab.start(registrar=dict(REG, min_expires=1))
+    bob = reglab.phone("bob")
+    r = bob.register(expires=2)
+    check_reply(r, bob)
+    assert expires_of(bob.bindings(r)[bob.contact_uri]) <= 2
+
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    bob.uas.respond(inv, 486)
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 486, r
+    call.ack(r)
+
+    time.sleep(3.0)
+    assert reglab.phone("bob").query() == {}
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 404, r
+    call.ack(r)
+    assert bob.ep.collect(0.2, match(method="INVITE")) == []
+
+
+# --------------------------------------------------------------- calls
+
+
+def test_call_reaches_registered_contact(reglab):
+    """INVITE sip:bob@example.test -> bob's Contact URI, full call."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=600), bob)
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.uri == bob.contact_uri, inv.start
+    assert inv.vias[0].sent_by == reglab.proxy.addr
+    assert inv.get("max-forwards") == "69"
+    assert uri_of(inv.get("to")) == "sip:bob@example.test"
+    ring_and_answer(call, bob, inv)
+
+
+def test_unregistered_user_404_without_users_file(reglab):
+    reglab.start(registrar=REG)
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 404, r
+    call.check_vias(r)
+    call.ack(r)
+
+
+def test_config_route_wins_over_location(reglab):
+    target = reglab.endpoint()
+    reglab.start(registrar=REG,
+                 routes=[("^bob$", ["sip:127.0.0.1:%d" % target.port])])
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=600), bob)
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = target.expect(match(method="INVITE", call_id=call.call_id))
+    assert inv.uri == "sip:bob@example.test"
+    assert bob.ep.collect(0.3, match(method="INVITE")) == [], \
+        "the registered contact got the call although a route matched"
+
+
+def test_parallel_fork_equal_q(reglab):
+    """Two devices, equal q: both ring; the second answers; the first gets
+    a CANCEL with its INVITE's branch, its 487 is ACKed by the proxy and
+    never reaches the caller, who gets exactly one 200."""
+    reglab.start(registrar=REG)
+    d1, d2 = reglab.phone("bob"), reglab.phone("bob")
+    check_reply(d1.register(expires=600), d1)
+    check_reply(d2.register(expires=600), d2)
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    i1 = d1.uas.expect("INVITE", call_id=call.call_id)
+    i2 = d2.uas.expect("INVITE", call_id=call.call_id)
+    assert i1.uri == d1.contact_uri and i2.uri == d2.contact_uri
+    assert i1.branch != i2.branch
+    d1.uas.respond(i1, 180)
+    d2.uas.respond(i2, 180)
+    call.ep.expect(call.resp(180))
+    call.ep.expect(call.resp(180))
+    d2.uas.respond(i2, 200, body=SDP)
+    ok = call.ep.expect(call.resp(200))
+    assert ok.to_tag == d2.uas.tag(i2)
+
+    cancel = d1.uas.expect("CANCEL", call_id=call.call_id)
+    assert cancel.branch == i1.branch, (cancel.branch, i1.branch)
+    assert cancel.uri == i1.uri
+    assert cancel.cseq == (i1.cseq[0], "CANCEL")
+    assert len(cancel.vias) == 1
+    d1.uas.respond(cancel, 200)
+    d1.uas.respond(i1, 487)
+    ack = d1.uas.expect("ACK", call_id=call.call_id)
+    assert ack.branch == i1.branch
+    assert d2.ep.collect(0.1, match(method="CANCEL")) == []
+
+    call.ack(ok)
+    d2.uas.expect("ACK", call_id=call.call_id)
+    stray = call.ep.collect(0.4, call.resp(NON2XX))
+    assert stray == [], "the caller got the losing branch's final: %r" % stray
+
+
+def test_serial_fork_by_q(reglab):
+    """q=1.0 before q=0.5: the lower group gets the INVITE only after the
+    higher one failed (486); the caller sees only the final 200."""
+    reglab.start(registrar=REG)
+    hi, lo = reglab.phone("bob"), reglab.phone("bob")
+    check_reply(lo.register(contacts=["<%s>;q=0.5" % lo.contact_uri],
+                            expires=600), lo)
+    check_reply(hi.register(contacts=["<%s>;q=1.0" % hi.contact_uri],
+                            expires=600), hi)
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    ih = hi.uas.expect("INVITE", call_id=call.call_id)
+    assert lo.ep.collect(0.4, match(method="INVITE")) == [], \
+        "q=0.5 contact tried in parallel with q=1.0"
+    hi.uas.respond(ih, 486)
+    hi.uas.expect("ACK", call_id=call.call_id)
+    il = lo.uas.expect("INVITE", call_id=call.call_id)
+    assert il.uri == lo.contact_uri
+    lo.uas.respond(il, 200, body=SDP)
+    ok = call.ep.expect(call.resp(200))
+    assert ok.to_tag == lo.uas.tag(il)
+    call.ack(ok)
+    lo.uas.expect("ACK", call_id=call.call_id)
+    assert call.ep.collect(0.3, call.resp(NON2XX)) == [], \
+        "the 486 of the first group reached the caller"
+
+
+def test_serial_fork_stops_on_6xx(reglab):
+    reglab.start(registrar=REG)
+    hi, lo = reglab.phone("bob"), reglab.phone("bob")
+    check_reply(lo.register(contacts=["<%s>;q=0.2" % lo.contact_uri],
+                            expires=600), lo)
+    check_reply(hi.register(contacts=["<%s>;q=0.9" % hi.contact_uri],
+                            expires=600), hi)
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    ih = hi.uas.expect("INVITE", call_id=call.call_id)
+    hi.uas.respond(ih, 603)
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 603, r
+    call.ack(r)
+    assert lo.ep.collect(0.4, match(method="INVITE")) == [], \
+        "a 6xx must end the search"
+
+
+def test_nat_call_goes_to_register_source(reglab):
+    """The REGISTER comes from socket S1 but its Contact (and Via
+    sent-by, with rport) name socket S2: the 200 and later the INVITE go
+    to S1, the address the REGISTER came from; the Request-URI is still
+    the registered Contact."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    s2 = reglab.endpoint()
+    contact = "sip:bob@127.0.0.1:%d" % s2.port
+    via = "SIP/2.0/UDP 127.0.0.1:%d;branch=%s;rport" % (s2.port,
+                                                         new_branch())
+    r = bob.register(contacts=["<%s>" % contact], expires=600, via=via)
+    assert r.code == 200, r            # received on S1 thanks to rport
+    assert list(bob.bindings(r)) == [contact], r.text()
+    assert s2.collect(0.1) == [], "the 200 went to the Via sent-by"
+
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.uri == contact, inv.start
+    assert s2.collect(0.3, match(method="INVITE")) == [], \
+        "INVITE sent to the Contact address instead of the REGISTER source"
+    ring_and_answer(call, bob, inv)
+
+
+def test_path_stored_and_used_as_route(reglab):
+    """RFC 3327: an edge proxy forwards bob's REGISTER with a Path of its
+    own; the 200 echoes the Path (Supported: path), and a call to bob is
+    sent to the edge with the Path as Route and bob's Contact as the
+    Request-URI."""
+    reglab.start(registrar=REG)
+    edge = reglab.phone("bob")          # the edge proxy's socket
+    ua_contact = "sip:bob@192.0.2.10:5062"
+    path = "<sip:edge@127.0.0.1:%d;lr>" % edge.ep.port
+    vias = "SIP/2.0/UDP 127.0.0.1:%d;branch=%s;rport, " \
+        "SIP/2.0/UDP 192.0.2.10:5062;branch=%s;received=192.0.2.10" % (
+            edge.ep.port, new_branch(), new_branch())
+    r = edge.register(contacts=["<%s>" % ua_contact], expires=600, via=vias,
+                      headers=[("Path", path), ("Supported", "path")])
+    assert r.code == 200, r
+    assert r.values("path") == [path], r.text()
+    assert list(edge.bindings(r)) == [ua_contact]
+
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = edge.ep.expect(match(method="INVITE", call_id=call.call_id))
+    assert inv.uri == ua_contact, inv.start
+    routes = inv.values("route")
+    assert routes and routes[0] == path, "Route set %r" % routes
+
+
+# -------------------------------------------------------- persistence
+
+
+def test_restart_keeps_bindings(reglab):
+    reglab.start(registrar=dict(REG, database=True))
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=600, headers=[
+        ("User-Agent", "e2e-phone/1.0")]), bob)
+    assert os.path.exists(os.path.join(reglab.proxy.workdir, "location.db"))
+    reglab.restart()
+
+    got = reglab.phone("bob").query()
+    assert list(got) == [bob.contact_uri], "bindings lost: %r" % got
+    assert 590 <= expires_of(got[bob.contact_uri]) <= 600
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.uri == bob.contact_uri
+    ring_and_answer(call, bob, inv)
+
+
+def test_restart_without_database_forgets(reglab):
+    """The contrast: no database, memory only."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=600), bob)
+    reglab.restart()
+    assert reglab.phone("bob").query() == {}
+
+
+def test_expired_binding_not_restored(reglab):
+    reglab.start(registrar=dict(REG, min_expires=1, database=True))
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=2), bob)
+    reglab.proxy.stop()
+    time.sleep(2.5)
+    reglab.restart()
+    assert reglab.phone("bob").query() == {}
+
+
+# ------------------------------------------------------------- ospreyctl
+
+
+def ctl(proxy, *args):
+    p = subprocess.run([ctl_path(), "-s", proxy.ctl_socket] + list(args),
+                       capture_output=True, text=True, timeout=10)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_ospreyctl_registrations(reglab):
+    reglab.start(registrar=REG)
+    alice = reglab.phone("alice")
+    bob = reglab.phone("bob")
+    check_reply(alice.register(expires=600, headers=[
+        ("User-Agent", "AliceFone/2.1")]), alice)
+    check_reply(bob.register(expires=600, headers=[
+        ("User-Agent", "BobFone/3.4")]), bob)
+
+    rc, out = ctl(reglab.proxy, "registrations")
+    assert rc == 0, out
+    for ph, ua in ((alice, "AliceFone/2.1"), (bob, "BobFone/3.4")):
+        assert ph.aor in out, out
+        assert ph.contact_uri in out, out
+        assert "127.0.0.1:%d" % ph.ep.port in out, out
+        assert ua in out, out
+
+    rc, out = ctl(reglab.proxy, "registrations", "bob")
+    assert rc == 0, out
+    assert bob.contact_uri in out and alice.contact_uri not in out, out
+
+    rc, out = ctl(reglab.proxy, "--json", "registrations")
+    assert rc == 0, out
+    doc = json.loads(out)
+    flat = json.dumps(doc)
+    for s in (alice.contact_uri, bob.contact_uri, "AliceFone/2.1",
+              "BobFone/3.4"):
+        assert s in flat, flat
+
+    check_reply(bob.register(expires=0), bob)
+    rc, out = ctl(reglab.proxy, "registrations", "bob")
+    assert rc == 0 and bob.contact_uri not in out, out
