@@ -42,6 +42,12 @@ static const struct {
 	{ "User-Agent", NULL, SH_USER_AGENT },
 	{ "WWW-Authenticate", NULL, SH_WWW_AUTHENTICATE },
 	{ "Proxy-Authenticate", NULL, SH_PROXY_AUTHENTICATE },
+	{ "Authorization", NULL, SH_AUTHORIZATION },
+	{ "Proxy-Authorization", NULL, SH_PROXY_AUTHORIZATION },
+	{ "Expires", NULL, SH_EXPIRES },
+	{ "Require", NULL, SH_REQUIRE },
+	{ "Supported", "k", SH_SUPPORTED },
+	{ "Path", NULL, SH_PATH },
 };
 
 static const char *const method_names[] = {
