@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import TOP, lc
-from sip import (FINAL, NON2XX, SDP, UAC, authorization, challenges,
+from sip import (FINAL, NON2XX, SDP, UAC, UAS, authorization, challenges,
                  match, parse, pick_challenge, reglab,  # noqa
                  reply_to, uri_of)
 
@@ -159,7 +159,7 @@ def test_auth_user_differs_from_to_403(reglab):
     """alice's credentials, To bob: 403, bob gets no binding."""
     start(reglab)
     alice = reglab.phone("bob")     # the AOR is bob's ...
-    r = alice.register(user="alice", password=USERS["alice"])
+    r = alice.send_register()
     assert r.code == 401, "first: challenge"
     ch = pick_challenge(r)
     auth = authorization(ch, "REGISTER", "sip:" + REALM, "alice",
@@ -435,8 +435,8 @@ def test_no_open_relay_for_strangers(reglab):
 def test_routes_public_only_for_strangers(reglab):
     """A route without public = true is for our (authenticated) users
     only; strangers get 403 there and reach public routes."""
-    gw = reglab.phone("gw")
-    desk = reglab.phone("desk")
+    gw = UAS(reglab.endpoint(), "gw")
+    desk = UAS(reglab.endpoint(), "desk")
     routes = ({"user": "^pstn", "targets": ["sip:127.0.0.1:%d" % gw.ep.port]},
               {"user": "^help$", "targets": [
                   "sip:127.0.0.1:%d" % desk.ep.port], "public": True})
@@ -452,14 +452,14 @@ def test_routes_public_only_for_strangers(reglab):
     call = reglab.caller("sip:help@example.test")
     call.invite()
     inv = desk.ep.expect(match(method="INVITE", call_id=call.call_id))
-    desk.uas.respond(inv, 486)
+    desk.respond(inv, 486)
     assert call.ep.expect(call.resp(NON2XX)).code == 486
 
     alice = reglab.phone("alice", USERS["alice"])
     call = alice.call("sip:pstn0123@example.test")
     alice.invite_auth(call)
     inv = gw.ep.expect(match(method="INVITE", call_id=call.call_id))
-    gw.uas.respond(inv, 486)
+    gw.respond(inv, 486)
     assert call.ep.expect(call.resp(NON2XX)).code == 486
 
 

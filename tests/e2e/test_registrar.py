@@ -204,7 +204,7 @@ def test_interval_too_brief_423(reglab, where):
 
 
 def test_expires_clamped_to_max(reglab):
-    reglab.start(registrar=dict(REG, max_expires=1200))
+    reglab.start(registrar=dict(REG, max_expires=1200, default_expires=600))
     bob = reglab.phone("bob")
     r = bob.register(expires=7200)
     check_reply(r, bob)
