@@ -475,3 +475,123 @@ def test_other_methods_challenged(reglab):
     assert r.code == 407, r
     assert challenges(r), r.text()
     assert bob.ep.collect(0.3, match(method="MESSAGE")) == []
+
+
+def test_from_domain_matched_case_insensitively(reglab):
+    """From <sip:alice@EXAMPLE.Test> is still one of ours: 407, not a
+    stranger's free pass (host names compare case-insensitively)."""
+    start(reglab)
+    bob = registered(reglab, "bob")
+    call = reglab.caller("sip:bob@example.test",
+                         from_uri="sip:alice@EXAMPLE.Test")
+    call.invite()
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 407, r
+    call.ack(r)
+    assert bob.ep.collect(0.3, match(method="INVITE")) == []
+
+
+def test_reinvite_in_dialog_not_challenged(reglab):
+    """A re-INVITE from alice inside her dialog (To tag, through our
+    Record-Route) reaches bob without credentials."""
+    start(reglab)
+    bob = registered(reglab, "bob")
+    alice = reglab.phone("alice", USERS["alice"])
+    call = alice.call("sip:bob@example.test")
+    alice.invite_auth(call)
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    answer(call, bob, inv)
+    call.invite()                       # re-INVITE, no Proxy-Authorization
+    re = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert re.to_tag == bob.uas.tag(inv)
+    assert not re.has("proxy-authorization")
+    bob.uas.respond(re, 200, body=SDP)
+    ok = call.ep.expect(call.resp(200))
+    assert ok.cseq[0] == call.invite_cseq
+    call.ack(ok)
+    bob.uas.expect("ACK", call_id=call.call_id)
+
+
+def established_stranger_call(reglab, bob):
+    """eve (a stranger) calls bob, who answers; returns (call, 200)."""
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    ok = answer(call, bob, inv)
+    assert ok.values("record-route"), "no Record-Route to reuse"
+    return call, ok
+
+
+def test_record_route_reused_outside_dialog_is_not_a_pass(reglab):
+    """eve, a stranger, may call bob and so learns our Record-Route for
+    that Call-ID. A new INVITE (no To tag: not in a dialog) with that
+    Call-ID and that Route to a route that is not public must still be
+    refused (403), never reach the gateway."""
+    gw = UAS(reglab.endpoint(), "gw")
+    routes = ({"user": "^pstn", "targets": ["sip:127.0.0.1:%d" % gw.ep.port]},)
+    start(reglab, extra="routes = %s;" % lc(routes))
+    bob = registered(reglab, "bob")
+    call, ok = established_stranger_call(reglab, bob)
+
+    rogue = UAC(call.ep, reglab.proxy.addr, "sip:pstn0900@example.test",
+                from_uri=call.from_uri)
+    rogue.call_id = call.call_id
+    rogue.cseq = 10
+    rogue.route_set = list(reversed(ok.values("record-route")))
+    rogue.invite()
+    got = gw.ep.collect(0.5, match(method="INVITE"))
+    assert got == [], "a stranger reached a non-public route:\n%s" % (
+        got[0].text())
+    r = rogue.ep.expect(rogue.resp(NON2XX))
+    assert r.code == 403, "out-of-dialog INVITE with a reused " \
+        "Record-Route got %r" % r
+    rogue.ack(r)
+
+
+def test_record_route_reused_outside_dialog_no_relay(reglab):
+    """The same reuse towards a foreign destination: no open relay."""
+    far = UAS(reglab.endpoint(), "carol")
+    start(reglab)
+    bob = registered(reglab, "bob")
+    call, ok = established_stranger_call(reglab, bob)
+    rogue = UAC(call.ep, reglab.proxy.addr,
+                "sip:carol@127.0.0.1:%d" % far.ep.port,
+                from_uri=call.from_uri)
+    rogue.call_id = call.call_id
+    rogue.cseq = 10
+    rogue.route_set = list(reversed(ok.values("record-route")))
+    rogue.invite()
+    got = far.ep.collect(0.5, match(method="INVITE"))
+    assert got == [], "relayed with a reused Record-Route:\n%s" % (
+        got[0].text())
+    r = rogue.ep.expect(rogue.resp(NON2XX))
+    assert r.code == 403, "relayed with a reused Record-Route: %r" % r
+    rogue.ack(r)
+
+
+def test_route_to_us_without_stamp_is_challenged(reglab):
+    """A request that only looks in-dialog (To tag, Route to the proxy,
+    no Record-Route of ours behind it) is judged like any other: our
+    user gets 407, a stranger to a foreign target 403."""
+    start(reglab)
+    bob = registered(reglab, "bob")
+    px = "<sip:127.0.0.1:%d;lr>" % reglab.proxy.port
+    alice = reglab.phone("alice")
+    call = alice.call("sip:bob@example.test")
+    call.to_tag = "forged"
+    call.remote_target = bob.contact_uri
+    call.route_set = [px]
+    call.request("MESSAGE", headers=[("Content-Type", "text/plain")],
+                 body=b"hi")
+    r = alice.ep.expect(call.resp(None, "MESSAGE"))
+    assert r.code == 407, r
+    assert bob.ep.collect(0.3, match(method="MESSAGE")) == []
+
+    eve = reglab.caller(bob.contact_uri)
+    eve.to_tag = "forged"
+    eve.route_set = [px]
+    eve.request("MESSAGE", headers=[("Content-Type", "text/plain")],
+                body=b"hi")
+    r = eve.ep.expect(eve.resp(None, "MESSAGE"))
+    assert r.code == 403, r
+    assert bob.ep.collect(0.3, match(method="MESSAGE")) == []
