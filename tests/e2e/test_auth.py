@@ -595,3 +595,42 @@ def test_route_to_us_without_stamp_is_challenged(reglab):
     r = eve.ep.expect(eve.resp(None, "MESSAGE"))
     assert r.code == 403, r
     assert bob.ep.collect(0.3, match(method="MESSAGE")) == []
+
+
+@pytest.mark.parametrize("value", [
+    'Digest',
+    'Digest username=',
+    'Digest username="alice", realm="example.test", nonce="x", '
+    'uri="sip:example.test", response="00"',
+    'Digest username="alice", realm="example.test", nonce="%s", '
+    'uri="sip:example.test", response="%s", qop=auth, nc=zz, '
+    'cnonce="c"' % ("0" * 48, "0" * 32),
+    'Digest username="al\\"ice", realm="example.test", nonce="' + "f" * 300
+    + '", uri="sip:example.test", response="' + "a" * 64 + '"',
+    'Basic YWxpY2U6d29uZGVybGFuZA==',
+    'Digest ' + ", ".join('p%d="v"' % i for i in range(200)),
+])
+def test_malformed_authorization(reglab, value):
+    """Garbage credentials: 400 or a fresh 401, never a 200, never a
+    crash."""
+    start(reglab)
+    alice = reglab.phone("alice")
+    r = alice.send_register(auth=value)
+    assert r.code in (400, 401), r
+    assert reglab.proxy.alive()
+    assert registered(reglab, "alice")
+
+
+def test_other_realm_credentials_rejected(reglab):
+    """A users line for another realm does not authenticate here, and
+    credentials computed for another realm are refused."""
+    from sip import users_line
+    start(reglab, users=[users_line("alice", "other.test", "pw"),
+                         users_line("bob", REALM, USERS["bob"])])
+    assert reglab.phone("alice", "pw").register().code == 401
+    bob = reglab.phone("bob", USERS["bob"])
+    ch = pick_challenge(bob.send_register())
+    auth = authorization(ch, "REGISTER", "sip:" + REALM, "bob",
+                         USERS["bob"], realm="other.test")
+    assert bob.send_register(auth=auth).code in (400, 401)
+    assert bob.register().code == 200

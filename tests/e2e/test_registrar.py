@@ -521,3 +521,91 @@ def test_ospreyctl_registrations(reglab):
     check_reply(bob.register(expires=0), bob)
     rc, out = ctl(reglab.proxy, "registrations", "bob")
     assert rc == 0 and bob.contact_uri not in out, out
+
+
+# ------------------------------------------------------------- more
+
+
+def test_new_call_id_same_contact_replaces_binding(reglab):
+    """A rebooted phone registers the same Contact with a new Call-ID:
+    the binding is updated, not doubled (RFC 3261 10.3 step 7)."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=300), bob)
+    bob.reg_call_id = "rebooted-" + bob.reg_call_id
+    bob.cseq = 0
+    r = bob.register(expires=900)
+    check_reply(r, bob)
+    got = bob.bindings(r)
+    assert list(got) == [bob.contact_uri], r.text()
+    assert 895 <= expires_of(got[bob.contact_uri]) <= 900
+
+
+def test_serial_fork_group_of_two(reglab):
+    """Two contacts at q=0.9 ring in parallel; the q=0.1 contact is tried
+    only when both have failed."""
+    reglab.start(registrar=REG)
+    a, b, lo = (reglab.phone("bob") for _ in range(3))
+    for ph, q in ((a, "0.9"), (b, "0.9"), (lo, "0.1")):
+        check_reply(ph.register(contacts=["<%s>;q=%s" % (ph.contact_uri, q)],
+                                expires=600), ph)
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    ia = a.uas.expect("INVITE", call_id=call.call_id)
+    ib = b.uas.expect("INVITE", call_id=call.call_id)
+    a.uas.respond(ia, 486)
+    a.uas.expect("ACK", call_id=call.call_id)
+    assert lo.ep.collect(0.4, match(method="INVITE")) == [], \
+        "next group tried before the whole group failed"
+    b.uas.respond(ib, 480)
+    b.uas.expect("ACK", call_id=call.call_id)
+    il = lo.uas.expect("INVITE", call_id=call.call_id)
+    lo.uas.respond(il, 486)
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code in (480, 486), r
+    call.ack(r)
+
+
+def test_restart_keeps_source_path_and_q(reglab):
+    """What the database keeps is enough to route after a restart: the
+    source address (NAT), the Path and the q order."""
+    reglab.start(registrar=dict(REG, database=True))
+    hi, lo = reglab.phone("bob"), reglab.phone("bob")
+    elsewhere = "sip:bob@127.0.0.1:%d" % reglab.endpoint().port
+    check_reply(lo.register(contacts=["<%s>;q=0.2" % lo.contact_uri],
+                            expires=600), lo)
+    path = "<sip:edge@127.0.0.1:%d;lr>" % hi.ep.port
+    r = hi.register(contacts=["<%s>;q=0.8" % elsewhere], expires=600,
+                    headers=[("Path", path), ("Supported", "path")])
+    assert r.code == 200, r
+    reglab.restart()
+
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = hi.ep.expect(match(method="INVITE", call_id=call.call_id))
+    assert inv.uri == elsewhere, inv.start
+    assert inv.values("route")[:1] == [path], inv.values("route")
+    assert lo.ep.collect(0.3, match(method="INVITE")) == [], \
+        "q order lost in the restart"
+    hi.uas.respond(inv, 486)
+    il = lo.uas.expect("INVITE", call_id=call.call_id)
+    assert il.uri == lo.contact_uri
+    lo.uas.respond(il, 200, body=SDP)
+    ok = call.ep.expect(call.resp(200))
+    call.ack(ok)
+
+
+def test_reload_keeps_bindings(reglab):
+    """SIGHUP re-reads the config; the location service is not reset."""
+    import signal
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=600), bob)
+    reglab.proxy.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 5
+    while time.time() < deadline and "reload" not in \
+            reglab.proxy.log_text().lower():
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert list(reglab.phone("bob").query()) == [bob.contact_uri]
+    assert reglab.proxy.alive()
