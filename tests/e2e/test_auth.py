@@ -634,3 +634,57 @@ def test_other_realm_credentials_rejected(reglab):
                          USERS["bob"], realm="other.test")
     assert bob.send_register(auth=auth).code in (400, 401)
     assert bob.register().code == 200
+
+
+def test_proxy_authorization_replayed_on_new_call(reglab):
+    """alice's Proxy-Authorization copied onto a new call (new Call-ID,
+    same nonce and nc): 407, the replay does not reach anyone."""
+    start(reglab)
+    bob = registered(reglab, "bob")
+    alice = reglab.phone("alice", USERS["alice"])
+    call = alice.call("sip:bob@example.test")
+    alice.invite_auth(call)
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    cred = inv.get("proxy-authorization") or parse(
+        call.invite_bytes).get("proxy-authorization")
+    bob.uas.respond(inv, 486)
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 486
+    call.ack(r)
+
+    again = alice.call("sip:bob@example.test")
+    again.invite(headers=[("Proxy-Authorization", cred)])
+    r = again.ep.expect(again.resp(NON2XX))
+    assert r.code == 407, "replayed Proxy-Authorization got %r" % r
+    again.ack(r)
+    assert bob.ep.collect(0.3, match(method="INVITE")) == []
+
+
+def test_ack_for_407_absorbed(reglab):
+    start(reglab)
+    bob = registered(reglab, "bob")
+    alice = reglab.phone("alice")
+    call = alice.call("sip:bob@example.test")
+    r = alice.invite_auth(call)           # ACKs the 407
+    assert r.code == 407
+    got = bob.ep.collect(0.4)
+    assert got == [], "bob got %r" % got
+
+
+def test_foreign_aor_register_cannot_hijack_our_user(reglab):
+    """A stranger REGISTERs To sip:bob@elsewhere.test at our registrar:
+    refused, and calls to sip:bob@example.test never reach it."""
+    start(reglab)
+    bob = registered(reglab, "bob")
+    eve = reglab.phone("bob", domain="elsewhere.test")
+    req = parse(eve.register_bytes(expires=600))
+    raw = req.raw.replace(b"REGISTER sip:elsewhere.test ",
+                          b"REGISTER sip:example.test ")
+    eve.ep.send(raw, reglab.proxy.addr)
+    r = eve.ep.expect(reply_to(parse(raw)))
+    assert r.code != 200, "foreign AOR registered:\n%s" % r.text()
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.uri == bob.contact_uri
+    assert eve.ep.collect(0.3, match(method="INVITE")) == []

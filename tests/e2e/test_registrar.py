@@ -15,8 +15,8 @@ import time
 import pytest
 
 from conftest import OSPREYD
-from sip import (FINAL, NON2XX, SDP, match, new_branch, parse_uri,  # noqa
-                 reglab, uri_of)
+from sip import (FINAL, NON2XX, SDP, match, new_branch, parse, parse_uri,  # noqa
+                 reglab, reply_to, uri_of)
 
 REG = {"min_expires": 60, "max_expires": 3600, "default_expires": 3600,
        "max_contacts": 10}
@@ -609,3 +609,110 @@ def test_reload_keeps_bindings(reglab):
     time.sleep(0.2)
     assert list(reglab.phone("bob").query()) == [bob.contact_uri]
     assert reglab.proxy.alive()
+
+
+def test_foreign_aor_register_cannot_hijack_our_user(reglab):
+    """No auth configured: REGISTER sip:example.test with To
+    sip:bob@elsewhere.test is not for our domain (404 or 403) and must not
+    bind bob@example.test."""
+    reglab.start(registrar=REG)
+    eve = reglab.phone("bob", domain="elsewhere.test")
+    raw = eve.register_bytes(expires=600).replace(
+        b"REGISTER sip:elsewhere.test ", b"REGISTER sip:example.test ")
+    eve.ep.send(raw, reglab.proxy.addr)
+    r = eve.ep.expect(reply_to(parse(raw)))
+    assert r.code in (403, 404), r
+    assert reglab.phone("bob").query() == {}
+
+
+def test_aor_host_case_insensitive(reglab):
+    """To sip:bob@EXAMPLE.Test is the AOR sip:bob@example.test."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob", domain="EXAMPLE.Test")
+    r = bob.register(expires=600)
+    check_reply(r, bob)
+    assert list(reglab.phone("bob").query()) == [bob.contact_uri]
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.uri == bob.contact_uri
+
+
+def test_path_without_supported_not_echoed(reglab):
+    """RFC 3327 5.3: no Supported: path in the REGISTER, no Path in the
+    200 (or a 420/421 refusal); a Path may not be echoed to a UA that did
+    not ask."""
+    reglab.start(registrar=REG)
+    edge = reglab.phone("bob")
+    path = "<sip:edge@127.0.0.1:%d;lr>" % edge.ep.port
+    r = edge.register(expires=600, headers=[("Path", path)])
+    assert r.code in (200, 420, 421), r
+    if r.code != 200:
+        return
+    assert r.values("path") == [], r.text()
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = edge.ep.expect(match(method="INVITE", call_id=call.call_id))
+    assert inv.values("route")[:1] == [path], "Path stored but not used"
+
+
+def test_registrar_disabled(reglab):
+    reglab.start(registrar=dict(REG, enabled=False))
+    bob = reglab.phone("bob")
+    r = bob.register(expires=600)
+    assert r.code != 200 and r.code >= 400, r
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 404, r
+    call.ack(r)
+    assert bob.ep.collect(0.2, match(method="INVITE")) == []
+
+
+@pytest.mark.parametrize("which", ["proxy_address", "own_aor"])
+def test_contact_pointing_back_at_us_does_not_loop(reglab, which):
+    """A Contact that leads back to the proxy (its own address, or the AOR
+    itself) must end the call with an error, not loop or crash."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    if which == "proxy_address":
+        contact = "sip:bob@127.0.0.1:%d" % reglab.proxy.port
+    else:
+        contact = "sip:bob@example.test"
+    r = bob.register(contacts=["<%s>" % contact], expires=600)
+    assert r.code in (200, 400, 403, 482, 483), r
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    final = call.ep.expect(call.resp(FINAL), timeout=8)
+    assert 400 <= final.code < 700, final
+    call.ack(final)
+    assert reglab.proxy.alive()
+    # still serving
+    assert reglab.phone("carol").query() == {}
+
+
+@pytest.mark.parametrize("contact,expires", [
+    ("<sip:bob@127.0.0.1:9>;expires=99999999999", None),
+    ("<sip:bob@127.0.0.1:9>;expires=-5", None),
+    ("<sip:bob@127.0.0.1:9>;q=7", "600"),
+    ("<sip:bob@127.0.0.1:9>;q=abc", "600"),
+    ("<sip:bob@127.0.0.1:9>", "abc"),
+    ("<sip:bob@127.0.0.1:9>", "4294967296"),
+    ("<sip:bob@127.0.0.1:9", "600"),
+    ("<>", "600"),
+])
+def test_odd_register_values(reglab, contact, expires):
+    """Odd numbers and broken Contacts: a 4xx or a clamped 200, never a
+    crash nor an expires outside min..max."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    hs = [("Expires", expires)] if expires is not None else []
+    r = bob.register(contacts=[contact], headers=hs)
+    assert r.code in (200, 400, 423), r
+    if r.code == 200:
+        for p in bob.bindings(r).values():
+            assert 60 <= expires_of(p) <= 3600, r.text()
+            if "q" in p:
+                assert 0.0 <= float(p["q"]) <= 1.0, r.text()
+    assert reglab.proxy.alive()
+    assert reglab.phone("carol").query() == {}
