@@ -56,7 +56,14 @@ static struct {
 	struct hashtab		 nc;
 	struct timer		 sweep;
 	bool			 init;
+	struct auth_stats	 stats;
 } A;
+
+const struct auth_stats *
+auth_stats(void)
+{
+	return (&A.stats);
+}
 
 static void	auth_sweep(void *);
 
@@ -402,6 +409,33 @@ nc_advance(struct slice nonce, uint32_t nc)
 	return (true);
 }
 
+/*
+ * RFC 7616 3.4.1: the response for HA1, with qop=auth when nc is given
+ * (RFC 2069 style without).  out holds 65 bytes.
+ */
+void
+auth_digest_response(unsigned algo, const char *ha1, const char *nonce,
+    const char *nc, const char *cnonce, struct slice method, const char *uri,
+    char *out)
+{
+	struct buf	b;
+	char		store[2048], ha2[65];
+	int		hlen = algo == AUTH_SHA256 ? 64 : 32;
+
+	buf_init_on(&b, store, sizeof(store));
+	buf_addf(&b, SLICE_FMT ":%s", SLICE_ARG(method), uri);
+	auth_hex_digest(algo, b.p, b.len, ha2);
+	b.len = 0;
+	if (nc != NULL)
+		buf_addf(&b, "%.*s:%s:%s:%s:auth:%s", hlen, ha1, nonce, nc,
+		    cnonce, ha2);
+	else
+		buf_addf(&b, "%.*s:%s:%s", hlen, ha1, nonce, ha2);
+	auth_hex_digest(algo, b.p, b.len, out);
+	explicit_bzero(b.p, b.len);
+	buf_cleanup(&b);
+}
+
 /* The parameters of one Digest credentials value. */
 struct creds {
 	struct slice	username, realm, nonce, uri, response, algorithm,
@@ -513,23 +547,21 @@ creds_for(const struct sipmsg *m, bool proxy, struct slice realm,
  * Check the credentials of m for realm.  On AUTH_OK *user is the
  * authenticated user name (a slice into m, still quoted when it was).
  */
-enum auth_result
-auth_check(const struct sipmsg *m, bool proxy, struct slice realm,
+static enum auth_result
+auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
     struct slice *user, char *err, size_t errlen)
 {
 	struct creds		 c;
 	struct auth_user	*u;
-	struct buf		 b;
 	char			 username[256], nonce[NONCE_LEN + 1], uri[1024];
 	char			 cnonce[256], qop[32], ncs[16], resp[128];
-	char			 alg[32], ha2[65], want[65], *end;
+	char			 alg[32], want[65], *end;
 	const char		*ha1;
 	struct slice		 v;
 	unsigned		 algo;
 	unsigned long		 nc = 0;
 	bool			 bad, with_qop;
 	int			 ns;
-	char			 store[2048];
 
 	v = creds_for(m, proxy, realm, &c, &bad);
 	if (v.p == NULL) {
@@ -584,19 +616,8 @@ auth_check(const struct sipmsg *m, bool proxy, struct slice realm,
 	    "00000000000000000000000000000000" : algo == AUTH_SHA256 ?
 	    u->ha1_sha256 : u->ha1_md5;
 
-	buf_init_on(&b, store, sizeof(store));
-	buf_addf(&b, SLICE_FMT ":%s", SLICE_ARG(m->method_s), uri);
-	auth_hex_digest(algo, b.p, b.len, ha2);
-	b.len = 0;
-	if (with_qop)
-		buf_addf(&b, "%.*s:%s:%s:%s:%s:%s", algo == AUTH_SHA256 ?
-		    64 : 32, ha1, nonce, ncs, cnonce, "auth", ha2);
-	else
-		buf_addf(&b, "%.*s:%s:%s", algo == AUTH_SHA256 ? 64 : 32, ha1,
-		    nonce, ha2);
-	auth_hex_digest(algo, b.p, b.len, want);
-	explicit_bzero(b.p, b.len);
-	buf_cleanup(&b);
+	auth_digest_response(algo, ha1, nonce, with_qop ? ncs : NULL, cnonce,
+	    m->method_s, uri, want);
 	lower(resp);
 	if (u == NULL || strlen(resp) != strlen(want) ||
 	    CRYPTO_memcmp(resp, want, strlen(want)) != 0)
@@ -617,6 +638,20 @@ auth_check(const struct sipmsg *m, bool proxy, struct slice realm,
 	return (AUTH_OK);
 }
 
+enum auth_result
+auth_check(const struct sipmsg *m, bool proxy, struct slice realm,
+    struct slice *user, char *err, size_t errlen)
+{
+	enum auth_result	r;
+
+	r = auth_verify(m, proxy, realm, user, err, errlen);
+	if (r == AUTH_OK)
+		A.stats.successes++;
+	else if (r == AUTH_FAIL || r == AUTH_BAD)
+		A.stats.failures++;
+	return (r);
+}
+
 /* WWW-Authenticate (or Proxy-) headers: one per algorithm offered. */
 void
 auth_challenge(struct buf *b, bool proxy, struct slice realm, bool stale)
@@ -626,6 +661,7 @@ auth_challenge(struct buf *b, bool proxy, struct slice realm, bool stale)
 	char			 nonce[NONCE_LEN + 1];
 	unsigned		 i;
 
+	A.stats.challenges++;
 	auth_nonce_make(realm, (uint32_t)time(NULL), nonce);
 	for (i = 0; i < 2; i++) {
 		unsigned alg = order[A.set->sha256_first ? 0 : 1][i];

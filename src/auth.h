@@ -35,6 +35,12 @@ enum auth_result {
 	AUTH_BAD,	/* malformed credentials: 400 */
 };
 
+struct auth_stats {
+	uint64_t	challenges;	/* 401/407 sent */
+	uint64_t	failures;	/* credentials that did not pass */
+	uint64_t	successes;
+};
+
 /* The users file, loaded; owned by the auth layer once installed. */
 struct auth_users;
 
@@ -47,6 +53,7 @@ void	 auth_init(struct event_base *, const uint8_t secret[32]);
 void	 auth_set(const struct auth_settings *, struct auth_users *);
 void	 auth_shutdown(void);
 bool	 auth_enabled(void);
+const struct auth_stats *auth_stats(void);
 bool	 auth_trusted(const struct tp_addr *);
 bool	 auth_user_exists(struct slice user, struct slice realm);
 enum auth_result auth_check(const struct sipmsg *, bool proxy,
@@ -59,6 +66,8 @@ bool	 auth_stamp_ok(struct slice, struct slice);
 
 /* Exposed for the unit tests and osprey-passwd. */
 void	 auth_hex_digest(unsigned, const char *, size_t, char *);
+void	 auth_digest_response(unsigned, const char *, const char *,
+	    const char *, const char *, struct slice, const char *, char *);
 void	 auth_nonce_make(struct slice realm, uint32_t now, char out[49]);
 int	 auth_nonce_check(struct slice nonce, struct slice realm,
 	    uint32_t now);

@@ -629,8 +629,20 @@ load_registrar(struct ctx *c, const config_setting_t *root, struct conf *cf)
 	rs->max_expires_s = (uint32_t)mx;
 	rs->default_expires_s = (uint32_t)def;
 	rs->max_contacts = (unsigned)maxc;
-	if (db != NULL && *db != '\0')
-		rs->database = conf_path(c->path, db);
+	/*
+	 * A relative database lives in the service's state directory
+	 * (StateDirectory= sets STATE_DIRECTORY), else beside the config.
+	 */
+	if (db != NULL && *db != '\0') {
+		const char	*sd = getenv("STATE_DIRECTORY");
+
+		if (*db != '/' && sd != NULL && *sd == '/' &&
+		    strchr(sd, ':') == NULL) {
+			rs->database = xmalloc(strlen(sd) + strlen(db) + 2);
+			sprintf(rs->database, "%s/%s", sd, db);
+		} else
+			rs->database = conf_path(c->path, db);
+	}
 	return (0);
 }
 
