@@ -242,10 +242,12 @@ def test_tampered_response_rejected(reglab):
     assert alice.send_register(auth=auth).code == 401
 
 
-def test_osprey_passwd_line_authenticates(reglab):
+def test_osprey_passwd_line_authenticates(reglab, tmp_path):
     """tools/osprey-passwd USER REALM prints a users line from the
     password on stdin; that line lets the user register (both
-    algorithms)."""
+    algorithms); with a FILE argument it adds or replaces the user's
+    line and keeps the others."""
+    from sip import users_line
     tool = os.path.join(TOP, "tools", "osprey-passwd")
     assert os.access(tool, os.X_OK), "%s missing or not executable" % tool
     p = subprocess.run([tool, "dave", REALM], input="s3cret\n",
@@ -253,12 +255,30 @@ def test_osprey_passwd_line_authenticates(reglab):
     assert p.returncode == 0, p.stderr
     line = p.stdout.strip()
     assert line.startswith("dave:%s:" % REALM), line
-    start(reglab, users=[line])
+    # FILE mode: adds a line, then replaces it (one line per user)
+    users = os.path.join(str(tmp_path), "users")
+    with open(users, "w") as f:
+        f.write("# ours\n" + users_line("bob", REALM, USERS["bob"]) + "\n")
+    tricky = " p@ss:w\\rd \u00e9 "
+    for pw in ("first", tricky):
+        p = subprocess.run([tool, "erin", REALM, users], input=pw + "\n",
+                           capture_output=True, text=True, timeout=10)
+        assert p.returncode == 0, p.stderr
+    with open(users) as f:
+        text = f.read()
+    assert text.count("erin:") == 1 and "bob:" in text, text
+    start(reglab, users=[line] + text.splitlines())
     for alg in ("MD5", "SHA-256"):
         dave = reglab.phone("dave", "s3cret", algorithm=alg)
         assert dave.register().code == 200, alg
         assert reglab.phone("dave", "s3cretX",
                             algorithm=alg).register().code == 401
+        assert reglab.phone("erin", tricky,
+                            algorithm=alg).register().code == 200, alg
+        assert reglab.phone("erin", "first",
+                            algorithm=alg).register().code == 401, alg
+        assert reglab.phone("bob", USERS["bob"],
+                            algorithm=alg).register().code == 200, alg
 
 
 # ------------------------------------------------- INVITE and others
