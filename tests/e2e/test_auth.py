@@ -26,7 +26,8 @@ AUTH = {"nonce_expiry": 300, "algorithms": ["SHA-256", "MD5"]}
 def start(lab, users=USERS, auth=None, **kw):
     a = dict(AUTH)
     a.update(auth or {})
-    return lab.start(users=users, auth=a, registrar=REG, **kw)
+    kw.setdefault("registrar", REG)
+    return lab.start(users=users, auth=a, **kw)
 
 
 def check_challenge(r, code, header):
@@ -708,3 +709,19 @@ def test_foreign_aor_register_cannot_hijack_our_user(reglab):
     inv = bob.uas.expect("INVITE", call_id=call.call_id)
     assert inv.uri == bob.contact_uri
     assert eve.ep.collect(0.3, match(method="INVITE")) == []
+
+
+def test_replay_after_restart_rejected(reglab):
+    """The nonce secret survives a restart (database), so the nonce-count
+    memory must too: a captured Authorization (nc=1) replayed after a
+    restart is refused, not accepted as new."""
+    start(reglab, registrar=dict(REG, database=True))
+    alice = reglab.phone("alice", USERS["alice"])
+    ch = pick_challenge(alice.send_register())
+    auth1 = alice.auth_for(ch, "REGISTER", "sip:" + REALM, nc=1)
+    assert alice.send_register(auth=auth1, expires=600).code == 200
+    reglab.restart()
+    r = alice.send_register(auth=auth1, expires=0)      # the replay
+    assert r.code == 401, "replayed after a restart: %r" % r
+    assert list(reglab.phone("alice", USERS["alice"]).query()) == \
+        [alice.contact_uri], "the replay removed the binding"

@@ -720,3 +720,32 @@ def test_odd_register_values(reglab, contact, expires):
                 assert 0.0 <= float(p["q"]) <= 1.0, r.text()
     assert reglab.proxy.alive()
     assert reglab.phone("carol").query() == {}
+
+
+def test_unregister_and_refresh_persisted(reglab):
+    """Removals and refreshes reach the database too."""
+    reglab.start(registrar=dict(REG, database=True))
+    gone, kept = reglab.phone("bob"), reglab.phone("bob")
+    check_reply(gone.register(expires=600), gone)
+    check_reply(kept.register(expires=100), kept)
+    check_reply(gone.register(expires=0), gone)
+    check_reply(kept.register(expires=900), kept)
+    reglab.restart()
+    got = reglab.phone("bob").query()
+    assert list(got) == [kept.contact_uri], got
+    assert 890 <= expires_of(got[kept.contact_uri]) <= 900, got
+
+
+def test_binding_survives_sigkill(reglab):
+    """A 200 for a REGISTER means the binding is in the database: killed
+    without warning a moment later, the daemon comes back with it."""
+    import signal
+    reglab.start(registrar=dict(REG, database=True))
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=600), bob)
+    time.sleep(0.3)
+    reglab.proxy.allowed_rc = (-signal.SIGKILL,)
+    reglab.proxy.proc.send_signal(signal.SIGKILL)
+    reglab.proxy.proc.wait(5)
+    reglab.restart()
+    assert list(reglab.phone("bob").query()) == [bob.contact_uri]
