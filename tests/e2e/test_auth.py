@@ -725,3 +725,21 @@ def test_replay_after_restart_rejected(reglab):
     assert r.code == 401, "replayed after a restart: %r" % r
     assert list(reglab.phone("alice", USERS["alice"]).query()) == \
         [alice.contact_uri], "the replay removed the binding"
+
+
+@pytest.mark.parametrize("algs", [["MD5", "SHA-256"], ["MD5"], ["SHA-256"]])
+def test_algorithms_setting(reglab, algs):
+    """auth.algorithms: one challenge per algorithm, in that order; an
+    answer with an algorithm not offered is refused."""
+    start(reglab, auth={"algorithms": algs})
+    alice = reglab.phone("alice")
+    r = alice.send_register()
+    assert r.code == 401
+    assert [c.algorithm for c in challenges(r)] == algs, r.text()
+    for alg in ("MD5", "SHA-256"):
+        r = alice.send_register()       # a fresh nonce for each try
+        ch = pick_challenge(r, alg if alg in algs else None)
+        auth = authorization(ch, "REGISTER", "sip:" + REALM, "alice",
+                             USERS["alice"], algorithm=alg)
+        code = alice.send_register(auth=auth).code
+        assert code == (200 if alg in algs else 401), (alg, code)
