@@ -343,3 +343,63 @@ def test_baresip_registered_call_cancelled_487(osprey_factory, tmp_path):
                 b.stop()
         if cap is not None:
             cap.stop()
+
+
+@pytest.mark.skipif(interop.BARESIP is None, reason="baresip not installed")
+def test_baresip_registered_call_answered(osprey_factory, tmp_path):
+    """alice calls bob (both baresip, registered with auth_pass); bob
+    auto-answers; alice hangs up: the BYE goes through the proxy's
+    Record-Route without a new challenge and bob answers it."""
+    wd = str(tmp_path)
+    px = osprey_factory(users=USERS, timers=interop_timers(),
+                        auth={"algorithms": ["MD5"]})
+    bob = alice = cap = None
+    try:
+        bob = BaresipAccount(wd, "bob", USERS["bob"], px.port, "auto")
+        alice = BaresipAccount(wd, "alice", USERS["alice"], px.port, "manual")
+        cap = interop.Capture(wd, [px.port, bob.port, alice.port])
+        for b in (bob, alice):
+            assert b.wait_for("1 binding", 10), \
+                "no registration\n" + b.report()
+        deadline = time.time() + 8
+        reply = ""
+        while time.time() < deadline:
+            try:
+                reply = alice.command("dial", "sip:bob@example.test")
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert '"ok":true' in reply.replace(" ", ""), reply
+        ok = alice.wait_for("Call established", 8)
+        assert ok, alice.report() + bob.report() + cap.summary()
+        assert bob.wait_for("Call established", 4), bob.report()
+        time.sleep(0.5)
+        alice.command("hangup")
+        bob.wait_for("terminated", 4)
+        time.sleep(0.5)
+        bob.stop()
+        alice.stop()
+        cap.stop()
+        why = "\n".join([alice.report(), bob.report(),
+                         "==== wire\n" + cap.summary()])
+        proxy = "127.0.0.1:%d" % px.port
+        b_msgs = bob.messages()
+        byes = [m for m in b_msgs if m["start"].startswith("BYE ")
+                and m["src"] == proxy]
+        assert byes, "no BYE reached bob through the proxy\n" + why
+        a_msgs = alice.messages()
+        assert not [m for m in a_msgs if m["start"].startswith("SIP/2.0 407")
+                    and "BYE" in " ".join(interop.header(m["text"],
+                                                         "CSeq"))], \
+            "the in-dialog BYE was challenged\n" + why
+        assert any(m["start"].startswith("SIP/2.0 200") and "BYE" in
+                   " ".join(interop.header(m["text"], "CSeq"))
+                   for m in a_msgs if m["src"] == proxy), \
+            "alice got no 200 for her BYE\n" + why
+        assert px.alive()
+    finally:
+        for b in (alice, bob):
+            if b is not None:
+                b.stop()
+        if cap is not None:
+            cap.stop()
