@@ -40,6 +40,7 @@ struct hop {
 	bool		 dialog;	/* came back through our Record-Route */
 	struct slice	 user;		/* DEC_LOCATION */
 	const char	*domain;	/* DEC_LOCATION: ours, canonical */
+	char		 lit[256];	/* domain, when an address of ours */
 };
 
 struct proxy_state P;
@@ -265,10 +266,10 @@ src_ip(const struct tp_addr *src, char *ip, size_t len)
  * one, or for an address of ours the first configured domain.
  */
 static bool
-proxy_domain_of(struct slice host, uint16_t port, const char **domain)
+proxy_domain_of(struct slice host, uint16_t port, const char **domain,
+    char *lit, size_t litlen)
 {
 	unsigned	i, j;
-	static char	lit[256];
 
 	for (i = 0; i < P.cur->ndomains; i++) {
 		if (host.len != strlen(P.cur->domains[i]) ||
@@ -287,7 +288,7 @@ proxy_domain_of(struct slice host, uint16_t port, const char **domain)
 		goto ours;
 	}
 	if (domain != NULL) {
-		snprintf(lit, sizeof(lit), SLICE_FMT, SLICE_ARG(host));
+		snprintf(lit, litlen, SLICE_FMT, SLICE_ARG(host));
 		*domain = lit;
 	}
 	return (true);
@@ -300,7 +301,7 @@ ours:
 static bool
 proxy_domain_ours(struct slice host, uint16_t port)
 {
-	return (proxy_domain_of(host, port, NULL));
+	return (proxy_domain_of(host, port, NULL, NULL, 0));
 }
 
 char *
@@ -612,7 +613,8 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		*code = 400;
 		return (DEC_REJECT);
 	}
-	ours = proxy_domain_of(u.host, u.port, &hop->domain);
+	ours = proxy_domain_of(u.host, u.port, &hop->domain, hop->lit,
+	    sizeof(hop->lit));
 	if (popped && !ours) {
 		/* In dialog, through our Record-Route: to the R-URI. */
 		*code = dest_from_uri(ruri, &hop->dest, err, errlen);
@@ -658,6 +660,7 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 	struct sipuri		 fu;
 	struct slice		 user, realm;
 	const char		*dom = NULL;
+	char			 lit[256];
 	struct buf		 ch;
 	enum auth_result	 res;
 
@@ -674,7 +677,8 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 		return (0);
 	fh = sipmsg_hdr(m, SH_FROM);
 	if (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
-	    &fu) == 0 && proxy_domain_of(fu.host, 0, &dom)) {
+	    &fu) == 0 && proxy_domain_of(fu.host, fu.port, &dom, lit,
+	    sizeof(lit))) {
 		/* It claims to be one of ours: it must prove it. */
 		realm = (struct slice){ dom, strlen(dom) };
 		res = auth_check(m, true, realm, &user, err, errlen);
@@ -742,7 +746,7 @@ ack_allowed(const struct sipmsg *m, const struct tp_addr *src)
 	if (auth_trusted(src))
 		return (true);
 	return (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
-	    &fu) == 0 && proxy_domain_ours(fu.host, 0));
+	    &fu) == 0 && proxy_domain_ours(fu.host, fu.port));
 }
 
 /* ACK for a 2xx, and other requests we do not keep state for. */
@@ -840,7 +844,7 @@ proxy_register(struct sipmsg *m, struct tp_sock *sock,
 	struct sipuri		 tu;
 	struct slice		 user, realm;
 	const char		*dom = NULL;
-	char			 aor[REG_AOR_LEN], err[160];
+	char			 aor[REG_AOR_LEN], err[160], lit[256];
 	struct buf		 hdrs;
 	enum auth_result	 res;
 	int			 code;
@@ -853,7 +857,7 @@ proxy_register(struct sipmsg *m, struct tp_sock *sock,
 		snprintf(err, sizeof(err), "Bad To: no address-of-record");
 		goto reply;
 	}
-	if (!proxy_domain_of(tu.host, tu.port, &dom)) {
+	if (!proxy_domain_of(tu.host, tu.port, &dom, lit, sizeof(lit))) {
 		code = 404;	/* 10.3 step 3: not an AOR of this domain */
 		snprintf(err, sizeof(err), "Not Our Domain");
 		goto reply;
