@@ -173,12 +173,13 @@ def test_auth_user_differs_from_to_403(reglab):
 
 def test_stale_nonce(reglab):
     """nonce_expiry 2 s: a correct answer to an old nonce gets a new
-    challenge with stale=true; answering that one works."""
+    challenge with stale=true; answering that one works. (Nonce times are
+    whole seconds, so the test waits more than expiry + 1 s.)"""
     start(reglab, auth={"nonce_expiry": 2})
     alice = reglab.phone("alice", USERS["alice"])
     r = alice.send_register()
     old = pick_challenge(r, "MD5")
-    time.sleep(2.6)
+    time.sleep(3.2)         # whole seconds: expiry 2 s may mean < 3 s
     auth = alice.auth_for(old, "REGISTER", "sip:" + REALM)
     r = alice.send_register(auth=auth)
     assert r.code == 401, r
@@ -197,7 +198,7 @@ def test_stale_only_for_valid_credentials(reglab):
     start(reglab, auth={"nonce_expiry": 1})
     alice = reglab.phone("alice", "wrong")
     old = pick_challenge(alice.send_register())
-    time.sleep(1.6)
+    time.sleep(2.2)
     r = alice.send_register(auth=alice.auth_for(old, "REGISTER",
                                                 "sip:" + REALM))
     assert r.code == 401, r
