@@ -743,3 +743,24 @@ def test_algorithms_setting(reglab, algs):
                              USERS["alice"], algorithm=alg)
         code = alice.send_register(auth=auth).code
         assert code == (200 if alg in algs else 401), (alg, code)
+
+
+@pytest.mark.parametrize("from_uri", [
+    "sip:alice@example.test:5999",
+    "sip:alice@example.test:5060;transport=udp",
+    "sip:alice@example.test;user=phone",
+])
+def test_from_our_domain_with_port_or_params_challenged(reglab, from_uri):
+    """A From in our domain is one of ours whatever its port or
+    parameters: no credentials, 407; bob never sees a call "from alice"
+    that nobody authenticated."""
+    start(reglab)
+    bob = registered(reglab, "bob")
+    call = reglab.caller("sip:bob@example.test", from_uri=from_uri)
+    call.invite()
+    got = bob.ep.collect(0.5, match(method="INVITE"))
+    assert got == [], "unauthenticated From %s reached bob:\n%s" % (
+        from_uri, got[0].text())
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code in (403, 407), r
+    call.ack(r)
