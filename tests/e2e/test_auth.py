@@ -764,3 +764,32 @@ def test_from_our_domain_with_port_or_params_challenged(reglab, from_uri):
     r = call.ep.expect(call.resp(NON2XX))
     assert r.code in (403, 407), r
     call.ack(r)
+
+
+def test_two_domains_two_realms(reglab):
+    """domains = [ example.test, other.test ]: each domain is its own
+    realm; alice@other.test is another user, with her own password and
+    bindings."""
+    from sip import users_line
+    lines = [users_line("alice", REALM, "pw-example"),
+             users_line("alice", "other.test", "pw-other"),
+             users_line("bob", REALM, USERS["bob"])]
+    start(reglab, users=lines, domains=("example.test", "other.test"))
+    a1 = reglab.phone("alice", "pw-example")
+    a2 = reglab.phone("alice", "pw-other", domain="other.test")
+    r = a2.send_register()
+    assert {c.realm for c in challenges(r)} == {"other.test"}, r.text()
+    assert reglab.phone("alice", "pw-example",
+                        domain="other.test").register().code == 401
+    assert a1.register(expires=600).code == 200
+    assert a2.register(expires=600).code == 200
+    assert list(a1.query()) == [a1.contact_uri]
+    assert list(a2.query()) == [a2.contact_uri]
+    for ph, uri in ((a1, "sip:alice@example.test"),
+                    (a2, "sip:alice@other.test")):
+        call = reglab.caller(uri)
+        call.invite()
+        inv = ph.uas.expect("INVITE", call_id=call.call_id)
+        assert inv.uri == ph.contact_uri
+        ph.uas.respond(inv, 486)
+        call.ack(call.ep.expect(call.resp(NON2XX)))

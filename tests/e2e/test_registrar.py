@@ -749,3 +749,49 @@ def test_binding_survives_sigkill(reglab):
     reglab.proxy.proc.wait(5)
     reglab.restart()
     assert list(reglab.phone("bob").query()) == [bob.contact_uri]
+
+
+def test_cancel_reaches_every_registered_device(reglab):
+    """Parallel fork to two devices, the caller CANCELs: each device gets
+    a CANCEL with its own INVITE's branch; the caller gets one 487."""
+    reglab.start(registrar=REG)
+    d1, d2 = reglab.phone("bob"), reglab.phone("bob")
+    check_reply(d1.register(expires=600), d1)
+    check_reply(d2.register(expires=600), d2)
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    invs = {}
+    for d in (d1, d2):
+        invs[d] = d.uas.expect("INVITE", call_id=call.call_id)
+        d.uas.respond(invs[d], 180)
+    call.ep.expect(call.resp(180))
+    call.cancel()
+    assert call.ep.expect(call.resp(None, "CANCEL")).code == 200
+    for d in (d1, d2):
+        c = d.uas.expect("CANCEL", call_id=call.call_id)
+        assert c.branch == invs[d].branch
+        d.uas.respond(c, 200)
+        d.uas.respond(invs[d], 487)
+        d.uas.expect("ACK", call_id=call.call_id)
+    final = call.ep.expect(call.resp(NON2XX))
+    assert final.code == 487, final
+    call.ack(final)
+    more = call.ep.collect(0.6, call.resp(NON2XX))
+    for m in more:                      # retransmissions only
+        call.ack(m)
+    assert {(m.code, m.to_tag) for m in more} <= {(487, final.to_tag)}, \
+        "more than one final for the caller: %r" % more
+
+
+def test_message_to_registered_user(reglab):
+    """Non-INVITE requests use the location service too."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=600), bob)
+    call = reglab.caller("sip:bob@example.test")
+    call.request("MESSAGE", headers=[("Content-Type", "text/plain")],
+                 body=b"hello bob")
+    m = bob.uas.expect("MESSAGE", call_id=call.call_id)
+    assert m.uri == bob.contact_uri and m.body == b"hello bob"
+    bob.uas.respond(m, 200)
+    assert call.ep.expect(call.resp(None, "MESSAGE")).code == 200
