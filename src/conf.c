@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <libconfig.h>
@@ -337,7 +338,7 @@ load_route(struct ctx *c, const config_setting_t *e, struct conf *cf,
 {
 	static const char *const keys[] = { "name", "user", "domain",
 	    "targets", "fork", "balance", "failover", "on_failure",
-	    "timeout", "recurse", "max_redirects", "probe", NULL };
+	    "timeout", "recurse", "max_redirects", "probe", "public", NULL };
 	const char	*where = matchable ? "routes" : "failure_routes";
 	const config_setting_t	*ts, *s;
 	const char	*user = NULL, *domain = NULL, *name = NULL;
@@ -404,6 +405,7 @@ load_route(struct ctx *c, const config_setting_t *e, struct conf *cf,
 	}
 	if (get_bool(c, e, "routes.", "recurse", &r->recurse) == -1 ||
 	    get_bool(c, e, "routes.", "probe", &r->probe) == -1 ||
+	    get_bool(c, e, "routes.", "public", &r->public) == -1 ||
 	    load_targets(c, ts, r, timeout) == -1)
 		return (-1);
 	if ((s = config_setting_get_member(e, "failover")) != NULL) {
@@ -568,13 +570,247 @@ load_probe(struct ctx *c, const config_setting_t *root, struct conf *cf)
 	return (0);
 }
 
+/* A path from the config; a relative one is taken from the config's dir. */
+static char *
+conf_path(const char *cfpath, const char *p)
+{
+	const char	*slash = strrchr(cfpath, '/');
+	size_t		 dlen;
+	char		*out;
+
+	if (*p == '/' || slash == NULL)
+		return (xstrdup(p));
+	dlen = (size_t)(slash - cfpath) + 1;
+	out = xmalloc(dlen + strlen(p) + 1);
+	memcpy(out, cfpath, dlen);
+	strcpy(out + dlen, p);
+	return (out);
+}
+
+static int
+load_registrar(struct ctx *c, const config_setting_t *root, struct conf *cf)
+{
+	static const char *const keys[] = { "enabled", "min_expires",
+	    "max_expires", "default_expires", "max_contacts", "database",
+	    NULL };
+	const config_setting_t	*g = config_setting_get_member(root,
+				    "registrar");
+	struct registrar_settings *rs = &cf->reg;
+	long long		 mn = 60, mx = 3600, def = 3600, maxc = 10;
+	const char		*db = NULL;
+
+	rs->enabled = true;
+	if (g != NULL) {
+		if (!config_setting_is_group(g))
+			return (conf_err(c, g, "registrar: must be a group "
+			    "{ min_expires = ...; }"));
+		if (check_keys(c, g, "registrar", keys) == -1 ||
+		    get_bool(c, g, "registrar.", "enabled", &rs->enabled) ==
+		    -1 ||
+		    get_int(c, g, "registrar.", "min_expires", 1, 86400,
+		    &mn) == -1 ||
+		    get_int(c, g, "registrar.", "max_expires", 1, 31536000,
+		    &mx) == -1 ||
+		    get_int(c, g, "registrar.", "default_expires", 1,
+		    31536000, &def) == -1 ||
+		    get_int(c, g, "registrar.", "max_contacts", 1, 64,
+		    &maxc) == -1 ||
+		    get_str(c, g, "registrar.", "database", &db) == -1)
+			return (-1);
+		if (mn > mx)
+			return (conf_err(c, g, "registrar: min_expires (%lld) "
+			    "is above max_expires (%lld)", mn, mx));
+		if (def < mn || def > mx)
+			return (conf_err(c, g, "registrar.default_expires: "
+			    "must be within min_expires..max_expires "
+			    "(%lld..%lld)", mn, mx));
+	}
+	rs->min_expires_s = (uint32_t)mn;
+	rs->max_expires_s = (uint32_t)mx;
+	rs->default_expires_s = (uint32_t)def;
+	rs->max_contacts = (unsigned)maxc;
+	/*
+	 * A relative database lives in the service's state directory
+	 * (StateDirectory= sets STATE_DIRECTORY), else beside the config.
+	 */
+	if (db != NULL && *db != '\0') {
+		const char	*sd = getenv("STATE_DIRECTORY");
+
+		if (*db != '/' && sd != NULL && *sd == '/' &&
+		    strchr(sd, ':') == NULL) {
+			rs->database = xmalloc(strlen(sd) + strlen(db) + 2);
+			sprintf(rs->database, "%s/%s", sd, db);
+		} else
+			rs->database = conf_path(c->path, db);
+	}
+	return (0);
+}
+
+static int
+load_auth(struct ctx *c, const config_setting_t *root, struct conf *cf)
+{
+	static const char *const keys[] = { "users", "nonce_expiry",
+	    "algorithms", "trusted", NULL };
+	const config_setting_t	*g = config_setting_get_member(root, "auth");
+	const config_setting_t	*s;
+	struct auth_settings	*as = &cf->auth;
+	long long		 ne = 300;
+	const char		*users = NULL;
+	char			 msg[512];
+	int			 i;
+
+	/*
+	 * MD5 first by default: many phones (and sipsak) read only the first
+	 * challenge and know nothing but MD5.
+	 */
+	as->algorithms = AUTH_SHA256 | AUTH_MD5;
+	as->sha256_first = false;
+	if (g == NULL) {
+		as->nonce_expiry_s = (uint32_t)ne;
+		return (0);
+	}
+	if (!config_setting_is_group(g))
+		return (conf_err(c, g, "auth: must be a group "
+		    "{ users = \"...\"; }"));
+	if (check_keys(c, g, "auth", keys) == -1 ||
+	    get_str(c, g, "auth.", "users", &users) == -1 ||
+	    get_int(c, g, "auth.", "nonce_expiry", 1, 86400, &ne) == -1)
+		return (-1);
+	as->nonce_expiry_s = (uint32_t)ne;
+	if ((s = config_setting_get_member(g, "algorithms")) != NULL) {
+		if (!config_setting_is_array(s) || config_setting_length(s) == 0)
+			return (conf_err(c, s, "auth.algorithms: must be a "
+			    "list such as [ \"SHA-256\", \"MD5\" ]"));
+		as->algorithms = 0;
+		for (i = 0; i < config_setting_length(s); i++) {
+			const char *a = config_setting_get_string_elem(s, i);
+			unsigned    bit;
+
+			if (a != NULL && strcasecmp(a, "MD5") == 0)
+				bit = AUTH_MD5;
+			else if (a != NULL && strcasecmp(a, "SHA-256") == 0)
+				bit = AUTH_SHA256;
+			else
+				return (conf_err(c, s, "auth.algorithms: "
+				    "\"%s\" is not SHA-256 or MD5", a ? a :
+				    "?"));
+			if (as->algorithms == 0)
+				as->sha256_first = bit == AUTH_SHA256;
+			as->algorithms |= bit;
+		}
+	}
+	if ((s = config_setting_get_member(g, "trusted")) != NULL) {
+		if (!config_setting_is_array(s))
+			return (conf_err(c, s, "auth.trusted: must be a list "
+			    "of addresses or networks"));
+		for (i = 0; i < config_setting_length(s); i++) {
+			const char *a = config_setting_get_string_elem(s, i);
+
+			if (a == NULL || acl_add(&as->trusted, a, msg,
+			    sizeof(msg)) == -1)
+				return (conf_err(c, s, "auth.trusted: %s",
+				    a ? msg : "must be strings"));
+		}
+	}
+	if (users != NULL) {
+		as->users_file = conf_path(c->path, users);
+		if ((cf->users = auth_users_load(as->users_file, msg,
+		    sizeof(msg))) == NULL)
+			return (conf_err(c, config_setting_get_member(g,
+			    "users"), "auth.users: %s", msg));
+	}
+	return (0);
+}
+
+/* Kamailio's stock list, and two more seen in the wild. */
+#define SCANNERS_DEFAULT \
+	"friendly|scanner|sipcli|sipvicious|VaxSIPUserAgent|pplsip|" \
+	"sundayddr|iWar"
+
+static int
+load_security(struct ctx *c, const config_setting_t *root, struct conf *cf)
+{
+	static const char *const keys[] = { "rate_window", "rate_requests",
+	    "ban_time", "auth_failures", "auth_window", "exempt", "scanners",
+	    "scanner_user_agents", "max_transactions", "max_sources",
+	    "call_rate", NULL };
+	const config_setting_t	*g = config_setting_get_member(root,
+				    "security");
+	const config_setting_t	*s;
+	struct guard_settings	*gs = &cf->guard;
+	long long		 win = 2000, req = 200, ban = 60, af = 5;
+	long long		 aw = 60, maxt = 65536, maxs = 100000, cr = 0;
+	const char		*ua = SCANNERS_DEFAULT;
+	char			 msg[256];
+	int			 i, rc;
+
+	gs->scanners = true;
+	if (g != NULL) {
+		if (!config_setting_is_group(g))
+			return (conf_err(c, g, "security: must be a group "
+			    "{ rate_requests = ...; }"));
+		if (check_keys(c, g, "security", keys) == -1 ||
+		    get_int(c, g, "security.", "rate_window", 0, 3600000,
+		    &win) == -1 ||
+		    get_int(c, g, "security.", "rate_requests", 1, 10000000,
+		    &req) == -1 ||
+		    get_int(c, g, "security.", "ban_time", 1, 86400, &ban) ==
+		    -1 ||
+		    get_int(c, g, "security.", "auth_failures", 0, 1000, &af) ==
+		    -1 ||
+		    get_int(c, g, "security.", "auth_window", 1, 86400, &aw) ==
+		    -1 ||
+		    get_int(c, g, "security.", "max_transactions", 100,
+		    10000000, &maxt) == -1 ||
+		    get_int(c, g, "security.", "max_sources", 100, 10000000,
+		    &maxs) == -1 ||
+		    get_int(c, g, "security.", "call_rate", 0, 1000000, &cr) ==
+		    -1 ||
+		    get_bool(c, g, "security.", "scanners", &gs->scanners) ==
+		    -1 ||
+		    get_str(c, g, "security.", "scanner_user_agents", &ua) == -1)
+			return (-1);
+		if ((s = config_setting_get_member(g, "exempt")) != NULL) {
+			if (!config_setting_is_array(s))
+				return (conf_err(c, s, "security.exempt: must be "
+				    "a list of addresses or networks"));
+			for (i = 0; i < config_setting_length(s); i++) {
+				const char *a =
+				    config_setting_get_string_elem(s, i);
+
+				if (a == NULL || acl_add(&gs->exempt, a, msg,
+				    sizeof(msg)) == -1)
+					return (conf_err(c, s, "security.exempt: "
+					    "%s", a ? msg : "must be strings"));
+			}
+		}
+	}
+	gs->window_ms = (uint32_t)win;
+	gs->max_requests = (unsigned)req;
+	gs->ban_ms = (uint32_t)ban * 1000;
+	gs->auth_failures = (unsigned)af;
+	gs->auth_window_ms = (uint32_t)aw * 1000;
+	gs->max_sources = (unsigned)maxs;
+	gs->call_rate = (unsigned)cr;
+	cf->proxy.max_transactions = (unsigned)maxt;
+	if ((rc = regcomp(&gs->scanner_re, ua, REG_EXTENDED | REG_ICASE |
+	    REG_NOSUB)) != 0) {
+		regerror(rc, &gs->scanner_re, msg, sizeof(msg));
+		return (conf_err(c, g ? config_setting_get_member(g,
+		    "scanner_user_agents") : NULL,
+		    "security.scanner_user_agents: %s", msg));
+	}
+	gs->scanner_src = xstrdup(ua);
+	return (0);
+}
+
 int
 conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "listen", "domains", "relay",
 	    "record_route", "timers", "routes", "failure_routes", "probe",
 	    "dns", "metrics", "control", "shutdown_grace", "max_message_size",
-	    "log_level", NULL };
+	    "log_level", "registrar", "auth", "security", NULL };
 	struct ctx		 c = { path, err, errlen };
 	config_t		 cfg;
 	const config_setting_t	*root;
@@ -610,6 +846,9 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 	    load_dns(&c, root, cf) == -1 ||
 	    load_metrics(&c, root, cf) == -1 ||
 	    load_control(&c, root, cf) == -1 ||
+	    load_registrar(&c, root, cf) == -1 ||
+	    load_auth(&c, root, cf) == -1 ||
+	    load_security(&c, root, cf) == -1 ||
 	    get_int(&c, root, "", "shutdown_grace", 0, 600000, &grace) == -1 ||
 	    get_int(&c, root, "", "max_message_size", 1024, 65535, &maxsz) == -1 ||
 	    get_str(&c, root, "", "log_level", &lvl) == -1)
@@ -654,6 +893,11 @@ conf_free(struct conf *cf)
 	cf->metrics_address = NULL;
 	free(cf->ctl.socket);
 	cf->ctl.socket = NULL;
+	registrar_settings_cleanup(&cf->reg);
+	auth_settings_cleanup(&cf->auth);
+	auth_users_free(cf->users);
+	cf->users = NULL;
+	guard_settings_cleanup(&cf->guard);
 }
 
 /* The config as understood, for ospreyd -t -v. */
@@ -687,6 +931,8 @@ conf_print(const struct conf *cf, FILE *fp)
 			fprintf(fp, " recurse=%u", r->max_redirects);
 		if (r->probe)
 			fprintf(fp, " probe");
+		if (r->public)
+			fprintf(fp, " public");
 		fprintf(fp, "\n");
 		for (j = 0; j < r->ntargets; j++) {
 			fprintf(fp, "  target %s", r->targets[j].uri);
@@ -721,6 +967,49 @@ conf_print(const struct conf *cf, FILE *fp)
 		    cf->metrics_port);
 	fprintf(fp, "control %s mode %04o\n", cf->ctl.socket ? cf->ctl.socket :
 	    "off", (unsigned)cf->ctl.mode);
+	if (cf->reg.enabled)
+		fprintf(fp, "registrar expires=%u..%u default=%u "
+		    "max_contacts=%u database=%s\n", cf->reg.min_expires_s,
+		    cf->reg.max_expires_s, cf->reg.default_expires_s,
+		    cf->reg.max_contacts, cf->reg.database ? cf->reg.database :
+		    "(memory)");
+	else
+		fprintf(fp, "registrar off\n");
+	if (cf->auth.users_file != NULL) {
+		fprintf(fp, "auth users=%s (%u) nonce_expiry=%u algorithms=%s\n",
+		    cf->auth.users_file, auth_users_count(cf->users),
+		    cf->auth.nonce_expiry_s, cf->auth.algorithms ==
+		    (AUTH_MD5 | AUTH_SHA256) ? (cf->auth.sha256_first ?
+		    "SHA-256,MD5" : "MD5,SHA-256") : cf->auth.algorithms ==
+		    AUTH_MD5 ? "MD5" : "SHA-256");
+	} else
+		fprintf(fp, "auth off\n");
+	for (i = 0; i < cf->auth.trusted.n; i++) {
+		char	net[INET6_ADDRSTRLEN + 8];
+
+		acl_format(&cf->auth.trusted.net[i], net, sizeof(net));
+		fprintf(fp, "trusted %s\n", net);
+	}
+	if (cf->guard.window_ms > 0)
+		fprintf(fp, "rate_limit %u requests per %u ms, ban %u s\n",
+		    cf->guard.max_requests, cf->guard.window_ms,
+		    cf->guard.ban_ms / 1000);
+	else
+		fprintf(fp, "rate_limit off\n");
+	if (cf->guard.auth_failures > 0)
+		fprintf(fp, "auth_failures %u in %u s, then ban\n",
+		    cf->guard.auth_failures, cf->guard.auth_window_ms / 1000);
+	for (i = 0; i < cf->guard.exempt.n; i++) {
+		char	net[INET6_ADDRSTRLEN + 8];
+
+		acl_format(&cf->guard.exempt.net[i], net, sizeof(net));
+		fprintf(fp, "exempt %s\n", net);
+	}
+	fprintf(fp, "scanners %s\n", cf->guard.scanners ?
+	    cf->guard.scanner_src : "off");
+	fprintf(fp, "max_transactions %u\n", cf->proxy.max_transactions);
+	if (cf->guard.call_rate > 0)
+		fprintf(fp, "call_rate %u per second\n", cf->guard.call_rate);
 	fprintf(fp, "shutdown_grace %u\n", cf->shutdown_grace_ms);
 	fprintf(fp, "max_message_size %zu\nlog_level %s\n",
 	    cf->proxy.max_message_size, log_level_name(cf->log_level));

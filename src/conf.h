@@ -3,8 +3,11 @@
 
 #include <stdio.h>
 
+#include "auth.h"
 #include "ctl.h"
+#include "guard.h"
 #include "proxy.h"
+#include "registrar.h"
 #include "resolver.h"
 #include "tp.h"
 #include "txn.h"
@@ -23,6 +26,10 @@ struct conf {
 	struct txn_settings	 txn;
 	struct resolver_settings dns;
 	struct ctl_settings	 ctl;
+	struct registrar_settings reg;
+	struct auth_settings	 auth;
+	struct guard_settings	 guard;
+	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
 	char			*metrics_address;	/* owned; NULL: off */
 	uint16_t		 metrics_port;

@@ -20,6 +20,7 @@
 
 #include "ctl.h"
 #include "gateway.h"
+#include "location.h"
 #include "log.h"
 #include "proxy.h"
 #include "sipcause.h"
@@ -37,7 +38,7 @@ static struct {
 struct out {
 	struct evbuffer	*b;
 	bool		 json;
-	const char	*filter;	/* Call-ID, or NULL */
+	const char	*filter;	/* Call-ID or user, or NULL */
 	unsigned	 n;
 };
 
@@ -82,6 +83,55 @@ list_txn(struct txn *t, void *arg)
 	o->n++;
 }
 
+/* registrations [USER]: USER is "alice" or "alice@example.test". */
+static void
+list_binding(void *arg, const struct binding *b)
+{
+	struct out	*o = arg;
+	const char	*key = b->aor->key, *at = strrchr(key, '@');
+	char		 recv[TP_HOSTPORT_LEN], q[8];
+
+	if (o->filter != NULL && strcmp(key, o->filter) != 0 &&
+	    (at == NULL || strlen(o->filter) != (size_t)(at - key) ||
+	    strncmp(key, o->filter, (size_t)(at - key)) != 0))
+		return;
+	location_addr_format(&b->received, recv, sizeof(recv));
+	snprintf(q, sizeof(q), "%u.%03u", b->q / 1000, b->q % 1000);
+	if (o->json) {
+		evbuffer_add_printf(o->b, "%s{\"aor\":", o->n ? "," : "");
+		json_str(o->b, key);
+		evbuffer_add(o->b, ",\"contact\":", 11);
+		json_str(o->b, b->contact);
+		evbuffer_add_printf(o->b, ",\"expires\":%u,\"q\":%s,"
+		    "\"received\":", binding_expires_in(b), q);
+		json_str(o->b, recv);
+		evbuffer_add(o->b, ",\"socket\":", 10);
+		json_str(o->b, b->local);
+		evbuffer_add(o->b, ",\"call_id\":", 11);
+		json_str(o->b, b->callid);
+		evbuffer_add_printf(o->b, ",\"cseq\":%u", b->cseq);
+		if (b->instance != NULL) {
+			evbuffer_add(o->b, ",\"instance\":", 12);
+			json_str(o->b, b->instance);
+			evbuffer_add_printf(o->b, ",\"reg_id\":%u", b->reg_id);
+		}
+		if (b->path != NULL) {
+			evbuffer_add(o->b, ",\"path\":", 8);
+			json_str(o->b, b->path);
+		}
+		if (b->user_agent != NULL) {
+			evbuffer_add(o->b, ",\"user_agent\":", 14);
+			json_str(o->b, b->user_agent);
+		}
+		evbuffer_add(o->b, "}", 1);
+	} else
+		evbuffer_add_printf(o->b, "%-24s %-40s %6us q=%s from %s%s%s\n",
+		    key, b->contact, binding_expires_in(b), q, recv,
+		    b->user_agent ? "  " : "", b->user_agent ? b->user_agent :
+		    "");
+	o->n++;
+}
+
 static void
 cmd_status(struct out *o)
 {
@@ -92,18 +142,20 @@ cmd_status(struct out *o)
 		evbuffer_add_printf(o->b, "{\"version\":\"%s\",\"pid\":%d,"
 		    "\"transactions\":%u,\"calls_pending\":%u,"
 		    "\"transactions_created\":%llu,\"transactions_timed_out\":"
-		    "%llu,\"registrations\":0}\n", PACKAGE_VERSION, (int)getpid(),
-		    txn_count(), proxy_calls_pending(),
-		    (unsigned long long)created,
-		    (unsigned long long)timed_out);
+		    "%llu,\"registrations\":%u,\"registered_aors\":%u}\n",
+		    PACKAGE_VERSION, (int)getpid(), txn_count(),
+		    proxy_calls_pending(), (unsigned long long)created,
+		    (unsigned long long)timed_out, location_count(),
+		    location_aors());
 	else
 		evbuffer_add_printf(o->b, "ospreyd %s, pid %d\n"
 		    "transactions open   %u\ncalls pending       %u\n"
 		    "transactions total  %llu\ntimed out           %llu\n"
-		    "registrations       0 (no registrar yet)\n",
+		    "registrations       %u (%u addresses-of-record)\n",
 		    PACKAGE_VERSION, (int)getpid(), txn_count(),
 		    proxy_calls_pending(), (unsigned long long)created,
-		    (unsigned long long)timed_out);
+		    (unsigned long long)timed_out, location_count(),
+		    location_aors());
 }
 
 static void
@@ -209,8 +261,14 @@ ctl_command(struct bufferevent *bev, char *line)
 		if (o.json)
 			evbuffer_add(o.b, "]\n", 2);
 		reply(bev, true, NULL, o.b);
-	} else if (strcmp(argv[0], "registrations") == 0) {
-		reply(bev, false, "no registrar in this version", NULL);
+	} else if (strcmp(argv[0], "registrations") == 0 && argc <= 2) {
+		o.filter = argc > 1 ? argv[1] : NULL;
+		if (o.json)
+			evbuffer_add(o.b, "[", 1);
+		location_foreach(list_binding, &o);
+		if (o.json)
+			evbuffer_add(o.b, "]\n", 2);
+		reply(bev, true, NULL, o.b);
 	} else if (strcmp(argv[0], "reload") == 0) {
 		rc = ospreyd_reload(err, sizeof(err));
 		reply(bev, rc == 0, err, NULL);
@@ -229,7 +287,7 @@ ctl_command(struct bufferevent *bev, char *line)
 		reply(bev, rc == 0, err, NULL);
 	} else
 		reply(bev, false, "unknown command (status, stats, "
-		    "transactions [CALL-ID], registrations, reload, loglevel "
+		    "transactions [CALL-ID], registrations [USER], reload, loglevel "
 		    "LEVEL, cancel CALL-ID CSEQ)", NULL);
 	evbuffer_free(o.b);
 }

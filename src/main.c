@@ -9,13 +9,18 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
 #include "conf.h"
 #include "ctl.h"
 #include "gateway.h"
+#include "guard.h"
 #include "log.h"
 #include "metrics.h"
+#include "location.h"
 #include "proxy.h"
+#include "registrar.h"
 #include "resolver.h"
+#include "store.h"
 #include "sysd.h"
 #include "timer.h"
 #include "tp.h"
@@ -74,9 +79,10 @@ status_tick(void *arg)
 	uint64_t			 inv = ps->requests_in[SM_INVITE];
 
 	(void)arg;
-	sysd_notifyf("STATUS=%u transactions, %u calls pending, %.1f calls/s",
-	    txn_count(), proxy_calls_pending(),
-	    (double)(inv - D.last_invites) * 1000 / STATUS_MS);
+	sysd_notifyf("STATUS=%u transactions, %u calls pending, %.1f calls/s, "
+	    "%u registrations", txn_count(), proxy_calls_pending(),
+	    (double)(inv - D.last_invites) * 1000 / STATUS_MS,
+	    location_count());
 	D.last_invites = inv;
 	if (D.watchdog_usec > 0)
 		sysd_notify("WATCHDOG=1");
@@ -136,6 +142,18 @@ ospreyd_reload(char *err, size_t errlen)
 	proxy_set_settings(proxy_settings_take(&nc->proxy));
 	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
 	ctl_set_settings(&nc->ctl);
+	if ((D.conf->reg.database == NULL) != (nc->reg.database == NULL) ||
+	    (nc->reg.database != NULL && strcmp(nc->reg.database,
+	    D.conf->reg.database) != 0))
+		log_warnx("ospreyd: reload: registrar.database changes take "
+		    "effect at the next restart");
+	registrar_set(&nc->reg);
+	guard_set(&nc->guard, &nc->auth.trusted);
+	auth_set(&nc->auth, nc->users);
+	nc->users = NULL;
+	if (nc->auth.users_file != NULL)
+		log_notice("ospreyd: %u user(s) in %s", auth_users_count_now(),
+		    nc->auth.users_file);
 	conf_free(D.conf);
 	free(D.conf);
 	D.conf = nc;
@@ -200,6 +218,7 @@ main(int argc, char **argv)
 	struct event		*sigs[3];
 	struct gw_settings	 gs;
 	char			 err[512];
+	uint8_t			 secret[32];
 	unsigned		 i;
 	int			 ch, signos[3] = { SIGTERM, SIGINT, SIGHUP };
 
@@ -258,6 +277,22 @@ main(int argc, char **argv)
 		    D.conf->listen[i].port, err, sizeof(err)) == -1)
 			fatalx("ospreyd: %s", err);
 	resolver_init(D.base, &D.conf->dns);
+	if (registrar_init(D.base, D.conf->reg.database, err,
+	    sizeof(err)) == -1)
+		fatalx("ospreyd: registrar.database: %s", err);
+	store_secret(secret);
+	auth_init(D.base, secret);
+	explicit_bzero(secret, sizeof(secret));
+	registrar_set(&D.conf->reg);
+	guard_init(D.base);
+	for (i = 0; i < D.conf->nlisten; i++)
+		guard_add_self(D.conf->listen[i].address);
+	guard_set(&D.conf->guard, &D.conf->auth.trusted);
+	auth_set(&D.conf->auth, D.conf->users);
+	D.conf->users = NULL;
+	if (D.conf->auth.users_file == NULL)
+		log_notice("ospreyd: no auth.users file: requests are not "
+		    "authenticated");
 	gw_settings_of(D.conf, &gs);
 	proxy_init(D.base, &D.tp, proxy_settings_take(&D.conf->proxy),
 	    &D.conf->txn);
@@ -288,6 +323,9 @@ main(int argc, char **argv)
 	metrics_stop();
 	gw_stop(&proxy_settings()->routes);
 	proxy_shutdown();
+	registrar_shutdown();
+	auth_shutdown();
+	guard_shutdown();
 	resolver_shutdown();
 	tp_close(&D.tp);
 	for (i = 0; i < 3; i++)

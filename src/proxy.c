@@ -11,8 +11,12 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "auth.h"
+#include "guard.h"
+#include "location.h"
 #include "log.h"
 #include "proxy_int.h"
+#include "registrar.h"
 #include "sipcause.h"
 #include "xmalloc.h"
 
@@ -26,11 +30,18 @@ enum decision {
 	DEC_FOR_US,	/* OPTIONS to the proxy itself */
 	DEC_HOP,	/* one next hop: Route set, in dialog, relay */
 	DEC_ROUTE,	/* a route from the config */
+	DEC_REGISTER,	/* REGISTER for one of our domains */
+	DEC_LOCATION,	/* a user of ours: the location service */
 };
 
 struct hop {
 	struct slice	 ruri;
 	struct dest	 dest;
+	bool		 foreign;	/* not one of our domains: relaying */
+	bool		 dialog;	/* came back through our Record-Route */
+	struct slice	 user;		/* DEC_LOCATION */
+	const char	*domain;	/* DEC_LOCATION: ours, canonical */
+	char		 lit[256];	/* domain, when an address of ours */
 };
 
 struct proxy_state P;
@@ -210,6 +221,39 @@ proxy_reply_rank(int code)
 	    code % 100);
 }
 
+/*
+ * The To tag of a stateless reply: a prefix of ours, so that the ACK for it
+ * is recognised and absorbed instead of forwarded.
+ */
+void
+proxy_sl_tag(const struct sipmsg *m, char *out, size_t len)
+{
+	struct buf	k;
+	char		store[512];
+	uint64_t	h;
+
+	/* The same for a retransmission: its answer is the same. */
+	buf_init_on(&k, store, sizeof(store));
+	buf_add(&k, m->callid.p, m->callid.len);
+	buf_add(&k, m->from_tag.p, m->from_tag.len);
+	buf_add(&k, m->branch.p, m->branch.len);
+	buf_addf(&k, "%u", m->cseq);
+	h = hashtab_hash(P.seed, k.p, k.len);
+	buf_cleanup(&k);
+	snprintf(out, len, "%08llx%08llx", (unsigned long long)(P.seed[1] &
+	    0xffffffffu), (unsigned long long)(h & 0xffffffffu));
+}
+
+static bool
+is_sl_tag(struct slice tag)
+{
+	char	pre[9];
+
+	snprintf(pre, sizeof(pre), "%08llx", (unsigned long long)(P.seed[1] &
+	    0xffffffffu));
+	return (tag.len == 16 && memcmp(tag.p, pre, 8) == 0);
+}
+
 /* Unpredictable identifiers: branch and tags. */
 void
 proxy_token(char *out, size_t len)
@@ -226,24 +270,48 @@ src_ip(const struct tp_addr *src, char *ip, size_t len)
 	tp_addr_ip(src, ip, len);
 }
 
-/* Is this URI host (and port) us: a listen socket or one of our domains? */
+/*
+ * Is this URI host (and port) us: a listen socket or one of our domains?
+ * *domain names the domain (the realm, the location key): the configured
+ * one, or for an address of ours the first configured domain.
+ */
 static bool
-proxy_domain_ours(struct slice host, uint16_t port)
+proxy_domain_of(struct slice host, uint16_t port, const char **domain,
+    char *lit, size_t litlen)
 {
 	unsigned	i, j;
 
-	if (tp_is_local(P.tp, host, port))
-		return (true);
 	for (i = 0; i < P.cur->ndomains; i++) {
-		if (!slice_eq(host, P.cur->domains[i]))
+		if (host.len != strlen(P.cur->domains[i]) ||
+		    strncasecmp(host.p, P.cur->domains[i], host.len) != 0)
 			continue;
 		if (port == 0)
-			return (true);
+			goto ours;
 		for (j = 0; j < P.tp->nsocks; j++)
 			if (P.tp->socks[j].port == port)
-				return (true);
+				goto ours;
 	}
-	return (false);
+	if (!tp_is_local(P.tp, host, port))
+		return (false);
+	if (P.cur->ndomains > 0) {
+		i = 0;
+		goto ours;
+	}
+	if (domain != NULL) {
+		snprintf(lit, litlen, SLICE_FMT, SLICE_ARG(host));
+		*domain = lit;
+	}
+	return (true);
+ours:
+	if (domain != NULL)
+		*domain = P.cur->domains[i];
+	return (true);
+}
+
+static bool
+proxy_domain_ours(struct slice host, uint16_t port)
+{
+	return (proxy_domain_of(host, port, NULL, NULL, 0));
 }
 
 char *
@@ -399,19 +467,32 @@ uri_is_local(struct slice uri)
  * Fills routes/nroutes and ruri; *popped tells whether our own Route was
  * on top.  Returns 0, or a status.
  */
+/* Our Record-Route, come back: does it carry the stamp of this dialog? */
+static bool
+stamped(const struct sipmsg *m, struct slice uri)
+{
+	struct sipuri	u;
+	struct slice	v;
+
+	return (sipuri_parse(uri, &u) == 0 && sipuri_param(&u, "osp", &v) &&
+	    auth_stamp_ok(v, m->callid));
+}
+
 static int
 proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
-    struct slice *ruri, bool *popped, char **strict_ruri)
+    struct slice *ruri, bool *popped, bool *stamp, char **strict_ruri)
 {
 	unsigned	n, i;
 
 	*popped = false;
+	*stamp = false;
 	*ruri = m->ruri;
 	n = sipmsg_values(m, SH_ROUTE, routes, MAX_ROUTES);
 	if (n > MAX_ROUTES)
 		return (400);
 	/* A strict router before us put our Record-Route in the R-URI. */
 	if (n > 0 && uri_is_local(m->ruri)) {
+		*stamp = stamped(m, m->ruri);
 		*ruri = hdr_uri(routes[n - 1]);
 		if (!sipuri_printable(*ruri))
 			return (400);	/* it goes in our request line */
@@ -419,6 +500,7 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		*popped = true;
 	}
 	while (n > 0 && uri_is_local(hdr_uri(routes[0]))) {
+		*stamp = *stamp || stamped(m, hdr_uri(routes[0]));
 		memmove(routes, routes + 1, (n - 1) * sizeof(*routes));
 		n--;
 		*popped = true;
@@ -487,19 +569,25 @@ proxy_forward_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	struct fwd	 f;
 	struct buf	 b;
 	char		 via[TP_HOSTPORT_LEN + 64];
-	char		 rr[2 * TP_HOSTPORT_LEN + 32];
+	char		 rr[2 * TP_HOSTPORT_LEN + 80], st[17];
+	bool		 rec = wants_rr(m);
 
 	snprintf(via, sizeof(via), "SIP/2.0/UDP %s;branch=%s", out->hostport,
 	    branch);
-	if (in != out && in != NULL)
-		snprintf(rr, sizeof(rr), "<sip:%s;lr>, <sip:%s;lr>",
-		    out->hostport, in->hostport);
-	else
-		snprintf(rr, sizeof(rr), "<sip:%s;lr>", out->hostport);
+	if (rec) {
+		auth_stamp(m->callid, st);
+		if (in != out && in != NULL)
+			snprintf(rr, sizeof(rr), "<sip:%s;lr;osp=%s>, "
+			    "<sip:%s;lr;osp=%s>", out->hostport, st,
+			    in->hostport, st);
+		else
+			snprintf(rr, sizeof(rr), "<sip:%s;lr;osp=%s>",
+			    out->hostport, st);
+	}
 	memset(&f, 0, sizeof(f));
 	f.ruri = ruri;
 	f.via = via;
-	f.rr = wants_rr(m) ? rr : NULL;
+	f.rr = rec ? rr : NULL;
 	f.topvia = (struct slice){ topvia, strlen(topvia) };
 	f.routes = routes;
 	f.nroutes = nroutes;
@@ -512,6 +600,7 @@ proxy_forward_bytes(const struct sipmsg *m, const struct tp_sock *in,
 /*
  * Decide where m goes (16.4-16.5).  The Route set to send is left in
  * routes/nroutes (*strict is an owned string they may point into).
+ * Relaying to a foreign domain is judged later, with authentication.
  */
 static enum decision
 proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
@@ -520,21 +609,25 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 {
 	struct sipuri	 u;
 	struct slice	 ruri;
-	bool		 popped, ours;
+	bool		 popped, ours, stamp;
 	int		 rc;
 
 	*code = 0;
-	if ((rc = proxy_routes(m, routes, nroutes, &ruri, &popped,
+	memset(hop, 0, sizeof(*hop));
+	if ((rc = proxy_routes(m, routes, nroutes, &ruri, &popped, &stamp,
 	    strict)) != 0) {
 		snprintf(err, errlen, "Bad Route header");
 		*code = rc;
 		return (DEC_REJECT);
 	}
 	hop->ruri = ruri;
+	/* Through our Record-Route: stamped, or (no auth) popped at all. */
+	hop->dialog = popped && (stamp || !auth_enabled());
 	if (*nroutes > 0) {
 		/* A strict next hop is in the R-URI now (16.6 step 7). */
 		*code = dest_from_uri(*strict != NULL ? ruri :
 		    hdr_uri(routes[0]), &hop->dest, err, errlen);
+		hop->foreign = !popped;
 		return (*code != 0 ? DEC_REJECT : DEC_HOP);
 	}
 	if (sipuri_parse(ruri, &u) == -1) {
@@ -542,15 +635,19 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		*code = 400;
 		return (DEC_REJECT);
 	}
-	ours = proxy_domain_ours(u.host, u.port);
-	if (popped && !(ours && u.user.len == 0)) {
+	ours = proxy_domain_of(u.host, u.port, &hop->domain, hop->lit,
+	    sizeof(hop->lit));
+	if (popped && !ours) {
 		/* In dialog, through our Record-Route: to the R-URI. */
 		*code = dest_from_uri(ruri, &hop->dest, err, errlen);
+		hop->foreign = !hop->dialog;
 		return (*code != 0 ? DEC_REJECT : DEC_HOP);
 	}
 	if (ours && u.user.len == 0) {
 		if (m->method == SM_OPTIONS && m->to_tag.len == 0)
 			return (DEC_FOR_US);
+		if (m->method == SM_REGISTER && registrar_enabled())
+			return (DEC_REGISTER);
 		*code = m->to_tag.len > 0 ? 481 : 405;
 		snprintf(err, errlen, "%s", sip_reason(*code));
 		return (DEC_REJECT);
@@ -558,18 +655,84 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 	if ((*route = (struct route *)route_match(&P.cur->routes, u.user,
 	    u.host)) != NULL)
 		return (DEC_ROUTE);
+	if (ours && registrar_enabled()) {
+		hop->user = u.user;
+		return (DEC_LOCATION);
+	}
 	if (ours) {
 		*code = 404;
 		snprintf(err, errlen, "%s", sip_reason(404));
 		return (DEC_REJECT);
 	}
-	if (!P.cur->relay) {
-		*code = 403;
-		snprintf(err, errlen, "Relaying Denied");
-		return (DEC_REJECT);
-	}
+	hop->foreign = true;
 	*code = dest_from_uri(ruri, &hop->dest, err, errlen);
 	return (*code != 0 ? DEC_REJECT : DEC_HOP);
+}
+
+/*
+ * Who may send this request on (RFC 3261 22.3; no open relay).  Returns 0
+ * to go on, -1 when a challenge went out, or the status to refuse with.
+ */
+static int
+proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, enum decision d, const struct route *r,
+    const struct hop *hop, char *err, size_t errlen)
+{
+	const struct sip_hline	*fh;
+	struct sipuri		 fu;
+	struct slice		 user, realm;
+	const char		*dom = NULL;
+	char			 lit[256];
+	struct buf		 ch;
+	enum auth_result	 res;
+
+	if (hop->dialog || m->method == SM_ACK || m->method == SM_CANCEL)
+		return (0);
+	if (!auth_enabled()) {
+		if (hop->foreign && !P.cur->relay) {
+			snprintf(err, errlen, "Relaying Denied");
+			return (403);
+		}
+		return (0);
+	}
+	if (auth_trusted(src))
+		return (0);
+	fh = sipmsg_hdr(m, SH_FROM);
+	if (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
+	    &fu) == 0 && proxy_domain_of(fu.host, fu.port, &dom, lit,
+	    sizeof(lit))) {
+		/* It claims to be one of ours: it must prove it. */
+		realm = (struct slice){ dom, strlen(dom) };
+		res = auth_check(m, true, realm, &user, err, errlen);
+		if (res == AUTH_FAIL || res == AUTH_BAD)
+			guard_auth_failed(src);
+		if (res == AUTH_BAD)
+			return (400);
+		if (res != AUTH_OK) {
+			log_info("proxy " SLICE_FMT ": %s from " SLICE_FMT
+			    "@%s challenged%s", SLICE_ARG(m->callid),
+			    sip_method_name(m->method), SLICE_ARG(fu.user), dom,
+			    res == AUTH_STALE ? " (stale nonce)" : "");
+			buf_init(&ch, 512);
+			auth_challenge(&ch, true, realm, res == AUTH_STALE);
+			reply_stateless(m, sock, src, 407, NULL, ch.p);
+			buf_cleanup(&ch);
+			return (-1);
+		}
+		if (user.len != fu.user.len || memcmp(user.p, fu.user.p,
+		    user.len) != 0) {
+			snprintf(err, errlen, "From does not match the "
+			    "authenticated user");
+			return (403);
+		}
+		return (0);
+	}
+	/* A stranger: only to our users, or along a public route. */
+	if (d == DEC_LOCATION || (d == DEC_ROUTE && r->public) ||
+	    P.cur->relay)
+		return (0);
+	snprintf(err, errlen, "Relaying Denied");
+	return (403);
 }
 
 /* A stateless message waiting for DNS; owns its bytes. */
@@ -593,6 +756,21 @@ sl_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 		    err ? err : "no socket for the address family");
 	free(s->bytes);
 	free(s);
+}
+
+/* An ACK to a foreign domain: from a trusted source or one of our users. */
+static bool
+ack_allowed(const struct sipmsg *m, const struct tp_addr *src)
+{
+	const struct sip_hline	*fh = sipmsg_hdr(m, SH_FROM);
+	struct sipuri		 fu;
+
+	if (!auth_enabled())
+		return (false);
+	if (auth_trusted(src))
+		return (true);
+	return (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
+	    &fu) == 0 && proxy_domain_ours(fu.host, fu.port));
 }
 
 /* ACK for a 2xx, and other requests we do not keep state for. */
@@ -620,6 +798,12 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	switch (proxy_decide(m, routes, &nroutes, &strict, &hop, &r, &code,
 	    err, sizeof(err))) {
 	case DEC_HOP:
+		if (hop.foreign && !P.cur->relay && !ack_allowed(m, src)) {
+			log_info("proxy " SLICE_FMT ": ACK to a foreign domain "
+			    "not forwarded (no relay)", SLICE_ARG(m->callid));
+			free(strict);
+			return;
+		}
 		break;
 	case DEC_ROUTE:
 		n = route_order(r, m->callid, order);
@@ -675,6 +859,87 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	    SLICE_ARG(m->callid), sip_method_name(m->method));
 }
 
+/* REGISTER for one of our domains (RFC 3261 10.3). */
+static void
+proxy_register(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	const struct sip_hline	*th = sipmsg_hdr(m, SH_TO);
+	struct sipuri		 tu;
+	struct slice		 user, realm;
+	const char		*dom = NULL;
+	char			 aor[REG_AOR_LEN], err[160], lit[256];
+	struct buf		 hdrs;
+	enum auth_result	 res;
+	int			 code;
+
+	err[0] = '\0';
+	buf_init(&hdrs, 512);
+	if (th == NULL || sipuri_parse(hdr_uri(sipmsg_hvalue(m, th)),
+	    &tu) == -1 || tu.user.len == 0) {
+		code = 400;
+		snprintf(err, sizeof(err), "Bad To: no address-of-record");
+		goto reply;
+	}
+	if (!proxy_domain_of(tu.host, tu.port, &dom, lit, sizeof(lit))) {
+		code = 404;	/* 10.3 step 3: not an AOR of this domain */
+		snprintf(err, sizeof(err), "Not Our Domain");
+		goto reply;
+	}
+	realm = (struct slice){ dom, strlen(dom) };
+	if (auth_enabled() && !auth_trusted(src)) {
+		res = auth_check(m, false, realm, &user, err, sizeof(err));
+		if (res == AUTH_FAIL || res == AUTH_BAD)
+			guard_auth_failed(src);
+		if (res == AUTH_BAD) {
+			code = 400;
+			goto reply;
+		}
+		if (res != AUTH_OK) {
+			log_info("registrar " SLICE_FMT "@%s: challenged%s%s%s",
+			    SLICE_ARG(tu.user), dom, res == AUTH_STALE ?
+			    " (stale nonce)" : "", err[0] ? ": " : "", err);
+			auth_challenge(&hdrs, false, realm, res == AUTH_STALE);
+			reply_stateless(m, sock, src, 401, NULL, hdrs.p);
+			buf_cleanup(&hdrs);
+			sipmsg_free(m);
+			return;
+		}
+		if (user.len != tu.user.len || memcmp(user.p, tu.user.p,
+		    user.len) != 0) {
+			code = 403;
+			snprintf(err, sizeof(err), "To does not match the "
+			    "authenticated user");
+			goto reply;
+		}
+	}
+	if (registrar_aor(tu.user, realm, aor, sizeof(aor)) == -1) {
+		code = 400;
+		snprintf(err, sizeof(err), "Address-of-record too long");
+		goto reply;
+	}
+	code = registrar_register(m, (struct slice){ aor, strlen(aor) }, sock,
+	    src, &hdrs, err, sizeof(err));
+reply:
+	if (code != 200)
+		log_info("registrar " SLICE_FMT ": REGISTER refused code=%d "
+		    "reason=\"%s\"", SLICE_ARG(m->callid), code, err);
+	reply_new_st(m, sock, src, code, code == 200 ? NULL : err, hdrs.p);
+	buf_cleanup(&hdrs);
+}
+
+/* No binding for a user of ours: 480 if we know the user, else 404. */
+static int
+proxy_offline_code(const struct hop *hop, char *err, size_t errlen)
+{
+	int	code;
+
+	code = auth_enabled() && auth_user_exists(hop->user,
+	    (struct slice){ hop->domain, strlen(hop->domain) }) ? 480 : 404;
+	snprintf(err, errlen, "%s", sip_reason(code));
+	return (code);
+}
+
 /* A new request (not ACK, not CANCEL): server transaction and branches. */
 static void
 proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
@@ -684,9 +949,10 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 	unsigned	 nroutes = 0;
 	struct hop	 hop;
 	struct route	*r = NULL;
+	struct aor	*a = NULL;
 	struct pctx	*ctx;
 	struct txn	*st;
-	char		*strict = NULL, err[160];
+	char		*strict = NULL, err[160], aor[REG_AOR_LEN];
 	int		 code;
 	enum decision	 d;
 
@@ -694,8 +960,29 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		/* Stopping: in-dialog requests still pass, new ones go away. */
 		log_info("proxy " SLICE_FMT ": %s refused, stopping",
 		    SLICE_ARG(m->callid), sip_method_name(m->method));
-		reply_new_st(m, sock, src, 503, "Shutting Down",
+		reply_stateless(m, sock, src, 503, "Shutting Down",
 		    "Retry-After: 10\r\n");
+		sipmsg_free(m);
+		return;
+	}
+	if (txn_count() >= P.cur->max_transactions) {
+		/* Full: no memory grows, the caller is told to come back. */
+		log_peer("proxy " SLICE_FMT ": %s refused, %u transactions "
+		    "open (security.max_transactions)", SLICE_ARG(m->callid),
+		    sip_method_name(m->method), txn_count());
+		P.stats.overloaded++;
+		reply_stateless(m, sock, src, 503, "Too Many Transactions",
+		    "Retry-After: 5\r\n");
+		sipmsg_free(m);
+		return;
+	}
+	if (m->method == SM_INVITE && m->to_tag.len == 0 &&
+	    !guard_call_allowed(src)) {
+		log_peer("proxy " SLICE_FMT ": INVITE refused, over "
+		    "security.call_rate", SLICE_ARG(m->callid));
+		reply_stateless(m, sock, src, 503, "Call Rate Limit",
+		    "Retry-After: 1\r\n");
+		sipmsg_free(m);
 		return;
 	}
 	d = proxy_decide(m, routes, &nroutes, &strict, &hop, &r, &code, err,
@@ -707,17 +994,50 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		snprintf(err, sizeof(err), "%s", sip_reason(483));
 	}
 	if (d == DEC_FOR_US) {
-		reply_new_st(m, sock, src, 200, NULL, ALLOW_HDR
-		    "Accept: application/sdp\r\nSupported: \r\n");
+		/*
+		 * Allow, Accept and Supported only to sources we know: to
+		 * anyone else the answer stays about the size of the question
+		 * (no amplification for a spoofed source).
+		 */
+		reply_new_st(m, sock, src, 200, NULL, guard_known(src) ?
+		    ALLOW_HDR "Accept: application/sdp\r\nSupported: \r\n" :
+		    NULL);
 		free(strict);
 		return;
 	}
+	if (d == DEC_REGISTER) {
+		free(strict);
+		proxy_register(m, sock, src);
+		return;
+	}
+	if (d != DEC_REJECT) {
+		code = proxy_authorize(m, sock, src, d, r, &hop, err,
+		    sizeof(err));
+		if (code == -1) {	/* challenged, statelessly */
+			free(strict);
+			sipmsg_free(m);
+			return;
+		}
+		if (code != 0)
+			d = DEC_REJECT;
+	}
+	if (d == DEC_LOCATION) {
+		if (registrar_aor(hop.user, (struct slice){ hop.domain,
+		    strlen(hop.domain) }, aor, sizeof(aor)) == 0)
+			a = location_find((struct slice){ aor, strlen(aor) });
+		if (a == NULL) {
+			d = DEC_REJECT;
+			code = proxy_offline_code(&hop, err, sizeof(err));
+		}
+	}
 	if (d == DEC_REJECT) {
+		/* Sent once, no transaction: nothing to amplify (Timer G). */
 		log_info("proxy " SLICE_FMT ": %s rejected code=%d reason=\"%s\" "
 		    "cause=%s", SLICE_ARG(m->callid), sip_method_name(m->method),
 		    code, err, sip_cause_name(sip_cause(code)));
-		reply_new_st(m, sock, src, code, err,
+		reply_stateless(m, sock, src, code, err,
 		    code == 405 ? ALLOW_HDR : NULL);
+		sipmsg_free(m);
 		free(strict);
 		return;
 	}
@@ -730,6 +1050,8 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		reply_st(st, ctx->topvia, 100, NULL, NULL);
 	if (d == DEC_ROUTE)
 		fork_route(ctx, r);
+	else if (d == DEC_LOCATION)
+		fork_location(ctx, a);
 	else {
 		fork_start(ctx, hop.ruri, &hop.dest, NULL);
 		fork_evaluate(ctx);	/* the branch may have failed at once */
@@ -775,6 +1097,9 @@ proxy_request(struct sipmsg *m, struct tp_sock *sock,
 		st = txn_match_request(m);
 		if (st != NULL && st->state != TXN_ACCEPTED)
 			txn_server_retransmit(st, m);	/* absorbed */
+		else if (st == NULL && is_sl_tag(m->to_tag))
+			log_debug("proxy " SLICE_FMT ": ACK for a stateless "
+			    "reply absorbed", SLICE_ARG(m->callid));
 		else
 			proxy_forward_stateless(m, sock, src);
 		sipmsg_free(m);
@@ -825,10 +1150,13 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
     const char *data, size_t len)
 {
 	struct sipmsg	*m;
+	const struct sip_hline *uah;
 	char		 err[160], ip[INET6_ADDRSTRLEN];
 	int		 rc;
 
 	(void)arg;
+	if (!guard_allow(src, len < 8 || memcmp(data, "SIP/2.0 ", 8) != 0))
+		return;		/* banned: dropped unread */
 	if (blank(data, len))
 		return;		/* keep-alive (RFC 5626 CRLF) */
 	m = sipmsg_new(data, len);
@@ -847,6 +1175,15 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 	}
 	if (!m->request) {
 		proxy_response(m);
+		return;
+	}
+	if ((uah = sipmsg_hdr(m, SH_USER_AGENT)) != NULL &&
+	    guard_scanner(sipmsg_hvalue(m, uah))) {
+		src_ip(src, ip, sizeof(ip));
+		log_peer("proxy: scanner from %s:%u dropped (User-Agent "
+		    "\"" SLICE_FMT "\")", ip, tp_addr_port(src),
+		    SLICE_ARG(sipmsg_hvalue(m, uah)));
+		sipmsg_free(m);
 		return;
 	}
 	if (len > P.cur->max_message_size)

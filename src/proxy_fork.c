@@ -78,6 +78,11 @@ fork_ctx_unref(struct pctx *ctx)
 		free(b);
 	}
 	free(ctx->br);
+	for (i = 0; i < ctx->nloc; i++) {
+		free(ctx->loc[i].uri);
+		free(ctx->loc[i].path);
+	}
+	free(ctx->loc);
 	proxy_settings_unref(ctx->set);
 	free(ctx->strict_ruri);
 	free(ctx->topvia);
@@ -137,15 +142,18 @@ branch_send(struct branch *b)
 	char			 branch[48], tok[24], cid[128], *bytes;
 	size_t			 len;
 
-	if ((out = tp_sock_for(P.tp, addr, ctx->in_sock)) == NULL) {
+	if (b->sock != NULL && b->sock->family == tp_addr_family(addr))
+		out = b->sock;
+	else if ((out = tp_sock_for(P.tp, addr, ctx->in_sock)) == NULL) {
 		b->code = 503;
 		return (-1);
 	}
 	proxy_token(tok, sizeof(tok));
 	snprintf(branch, sizeof(branch), SIP_MAGIC "%s", tok);
 	bytes = proxy_forward_bytes(m, ctx->in_sock, out, branch, ctx->topvia,
-	    (struct slice){ b->ruri, strlen(b->ruri) }, ctx->routes,
-	    ctx->nroutes, &len);
+	    (struct slice){ b->ruri, strlen(b->ruri) }, b->nroutes ?
+	    b->routes : ctx->routes, b->nroutes ? b->nroutes : ctx->nroutes,
+	    &len);
 	b->ct = txn_client_new(m->method == SM_INVITE ? TXN_ICT : TXN_NICT,
 	    (struct slice){ branch, strlen(branch) }, m->method_s, bytes, len,
 	    out, addr, ctx, (int)b->idx);
@@ -203,15 +211,9 @@ branch_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
  * fresh branch, once the destination is resolved.  Returns -1 when the
  * branch failed at once.
  */
-int
-fork_start(struct pctx *ctx, struct slice ruri, const struct dest *d,
-    const struct target *t)
+static int
+branch_go(struct pctx *ctx, struct branch *b, const struct dest *d)
 {
-	struct branch	*b;
-
-	if (ctx->nbr == MAX_BRANCHES)
-		return (-1);
-	b = branch_new(ctx, ruri, t);
 	if (d->numeric) {
 		b->addr = d->addr;
 		return (branch_send(b));
@@ -221,6 +223,109 @@ fork_start(struct pctx *ctx, struct slice ruri, const struct dest *d,
 	b->dns = resolver_lookup(d->host, d->port, branch_resolved, b);
 	ctx->starting--;
 	return (b->code != 0 ? -1 : 0);
+}
+
+int
+fork_start(struct pctx *ctx, struct slice ruri, const struct dest *d,
+    const struct target *t)
+{
+	if (ctx->nbr == MAX_BRANCHES)
+		return (-1);
+	return (branch_go(ctx, branch_new(ctx, ruri, t), d));
+}
+
+/* One registered contact: through its Path, else where it registered from. */
+static int
+fork_start_loc(struct pctx *ctx, const struct loc_target *lt)
+{
+	struct branch	*b;
+	struct dest	 d;
+	char		 err[128];
+	unsigned	 i;
+
+	if (ctx->nbr == MAX_BRANCHES)
+		return (-1);
+	b = branch_new(ctx, (struct slice){ lt->uri, strlen(lt->uri) }, NULL);
+	if (lt->nroutes > 0) {
+		b->routes = lt->routes;
+		b->nroutes = lt->nroutes;
+		if (dest_from_uri(hdr_uri(lt->routes[0]), &d, err,
+		    sizeof(err)) != 0) {
+			b->code = 503;
+			return (-1);
+		}
+		return (branch_go(ctx, b, &d));
+	}
+	for (i = 0; i < P.tp->nsocks; i++)
+		if (strcmp(P.tp->socks[i].hostport, lt->local) == 0)
+			b->sock = &P.tp->socks[i];
+	b->addr = lt->addr;
+	return (branch_send(b));
+}
+
+/* The next group of equal q: started in parallel.  false: none left. */
+static bool
+fork_next_group(struct pctx *ctx)
+{
+	unsigned	started = 0;
+	uint16_t	q;
+
+	while (started == 0 && ctx->loc_next < ctx->nloc) {
+		q = ctx->loc[ctx->loc_next].q;
+		while (ctx->loc_next < ctx->nloc &&
+		    ctx->loc[ctx->loc_next].q == q)
+			if (fork_start_loc(ctx, &ctx->loc[ctx->loc_next++]) == 0)
+				started++;
+	}
+	return (started > 0);
+}
+
+static int
+loc_cmp(const void *a, const void *b)
+{
+	const struct loc_target	*x = a, *y = b;
+
+	return ((int)y->q - (int)x->q);
+}
+
+/*
+ * A user of ours: fork to the registered contacts, highest q first; equal
+ * q values in parallel, the next group when a whole group failed.
+ */
+void
+fork_location(struct pctx *ctx, const struct aor *a)
+{
+	const struct binding	*b;
+	unsigned		 i = 0;
+	char			 cid[128];
+
+	ctx->loc = xcalloc(a->n, sizeof(*ctx->loc));
+	for (b = a->b; b != NULL && i < a->n; b = b->next, i++) {
+		struct loc_target	*lt = &ctx->loc[i];
+
+		lt->uri = xstrdup(b->contact);
+		lt->addr = b->received;
+		lt->q = b->q;
+		snprintf(lt->local, sizeof(lt->local), "%s", b->local);
+		if (b->path != NULL) {
+			lt->path = xstrdup(b->path);
+			lt->nroutes = (unsigned)split_values((struct slice){
+			    lt->path, strlen(lt->path) }, lt->routes,
+			    LOC_MAX_PATH);
+			if (lt->nroutes > LOC_MAX_PATH)
+				lt->nroutes = LOC_MAX_PATH;
+		}
+	}
+	ctx->nloc = i;
+	qsort(ctx->loc, ctx->nloc, sizeof(*ctx->loc), loc_cmp);
+	ctx->starting++;
+	if (!fork_next_group(ctx)) {
+		log_info("proxy %s: no registered contact could be tried",
+		    pctx_callid(ctx, cid, sizeof(cid)));
+		branch_failed(ctx, 480);
+	}
+	ctx->starting--;
+	fork_evaluate(ctx);
 }
 
 /*
@@ -415,7 +520,9 @@ fork_branch_done(struct branch *b)
 		    codeset_match(&ctx->route->failover, b->code) &&
 		    fork_next_serial(ctx))
 			return;
-	}
+	} else if (!ctx->cancelled && ctx->loc != NULL && !fork_pending(ctx) &&
+	    fork_next_group(ctx))
+		return;		/* the next q group */
 	fork_evaluate(ctx);
 }
 

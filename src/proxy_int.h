@@ -3,6 +3,7 @@
 
 /* Shared by proxy.c, proxy_fork.c and proxy_reply.c only. */
 
+#include "location.h"
 #include "proxy.h"
 #include "sipbuild.h"
 #include "resolver.h"
@@ -27,6 +28,22 @@ struct branch {
 	struct tp_addr		*more;		/* owned: the next ones */
 	unsigned		 nmore;
 	bool			 replaced;	/* by the next address */
+	const struct slice	*routes;	/* its own Route set (Path) */
+	unsigned		 nroutes;
+	struct tp_sock		*sock;		/* send from this one */
+};
+
+#define LOC_MAX_PATH	8
+
+/* A contact of a registered user, copied when the request forks. */
+struct loc_target {
+	char			*uri;		/* owned */
+	char			*path;		/* owned, NULL: none */
+	struct slice		 routes[LOC_MAX_PATH];	/* into path */
+	unsigned		 nroutes;
+	struct tp_addr		 addr;		/* where it registered from */
+	char			 local[TP_HOSTPORT_LEN];
+	uint16_t		 q;
 };
 
 /*
@@ -57,6 +74,9 @@ struct pctx {
 	unsigned		 starting;	/* inside fork_route() */
 	struct proxy_settings	*set;		/* a reference */
 	bool			 done;		/* counted out of pending */
+	struct loc_target	*loc;		/* owned: highest q first */
+	unsigned		 nloc;
+	unsigned		 loc_next;	/* the next q group */
 };
 
 /* proxy.c */
@@ -73,6 +93,7 @@ struct proxy_state {
 extern struct proxy_state P;
 
 void	 proxy_token(char *, size_t);
+void	 proxy_sl_tag(const struct sipmsg *, char *, size_t);
 void	 proxy_count_sent(int, bool);
 char	*proxy_forward_bytes(const struct sipmsg *, const struct tp_sock *,
 	    const struct tp_sock *, const char *, const char *, struct slice,
@@ -88,6 +109,7 @@ int	 fork_start(struct pctx *, struct slice, const struct dest *,
 	    const struct target *);
 bool	 fork_next_addr(struct branch *);
 void	 fork_route(struct pctx *, struct route *);
+void	 fork_location(struct pctx *, const struct aor *);
 void	 fork_cancel(struct pctx *, const char *);
 void	 fork_cancel_others(struct pctx *, const char *);
 void	 fork_branch_done(struct branch *);

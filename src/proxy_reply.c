@@ -20,8 +20,8 @@ reply_extra(int code, const char *extra, struct buf *out)
 
 	if (extra != NULL)
 		buf_adds(out, extra);
-	if (code < 300)
-		return;
+	if (code < 300 || code == 401 || code == 407)
+		return;		/* a challenge is not a failure */
 	q = sip_cause(code);
 	buf_addf(out, "Reason: Q.850;cause=%d;text=\"%s\"\r\n", q,
 	    sip_cause_name(q));
@@ -40,7 +40,7 @@ reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
 
 	topvia = proxy_make_topvia(m, src);
 	top = (struct slice){ topvia, strlen(topvia) };
-	proxy_token(tag, sizeof(tag));
+	proxy_sl_tag(m, tag, sizeof(tag));
 	buf_init(&ex, 128);
 	reply_extra(code, extra, &ex);
 	buf_init(&b, 512);

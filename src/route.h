@@ -70,6 +70,7 @@ struct route {
 	bool		 recurse;	/* follow 3xx Contacts */
 	unsigned	 max_redirects;
 	bool		 probe;		/* OPTIONS health checks */
+	bool		 public;	/* strangers may use it under auth */
 	unsigned	 rr_next;	/* round-robin position */
 	int		 line;
 };

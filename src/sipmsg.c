@@ -42,6 +42,12 @@ static const struct {
 	{ "User-Agent", NULL, SH_USER_AGENT },
 	{ "WWW-Authenticate", NULL, SH_WWW_AUTHENTICATE },
 	{ "Proxy-Authenticate", NULL, SH_PROXY_AUTHENTICATE },
+	{ "Authorization", NULL, SH_AUTHORIZATION },
+	{ "Proxy-Authorization", NULL, SH_PROXY_AUTHORIZATION },
+	{ "Expires", NULL, SH_EXPIRES },
+	{ "Require", NULL, SH_REQUIRE },
+	{ "Supported", "k", SH_SUPPORTED },
+	{ "Path", NULL, SH_PATH },
 };
 
 static const char *const method_names[] = {
@@ -369,13 +375,10 @@ sipmsg_values(const struct sipmsg *m, enum sip_hdr_id id, struct slice *out,
 {
 	unsigned	i, n = 0;
 
-	/*
-	 * out may be NULL to count only (max 0): no arithmetic on it then,
-	 * NULL + 0 is undefined in C (UBSan, once a 420 counted this way).
-	 */
 	for (i = 0; i < m->nh; i++) {
 		if (m->h[i].id != id)
 			continue;
+		/* out may be NULL (max 0): only counting. */
 		n += split_values(sipmsg_hvalue(m, &m->h[i]),
 		    n < max ? out + n : NULL, n < max ? max - n : 0);
 	}

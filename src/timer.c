@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <time.h>
+
 #include "timer.h"
 
 static void
@@ -39,4 +41,13 @@ bool
 timer_pending(const struct timer *tm)
 {
 	return (evtimer_pending(&tm->ev, NULL) != 0);
+}
+
+uint64_t
+timer_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }

@@ -25,5 +25,6 @@ void	timer_init(struct timer *, struct event_base *, void (*)(void *),
 void	timer_set(struct timer *, uint32_t ms);	/* re-setting reschedules */
 void	timer_stop(struct timer *);
 bool	timer_pending(const struct timer *);
+uint64_t timer_now_ms(void);		/* a monotonic clock */
 
 #endif

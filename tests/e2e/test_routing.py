@@ -1,6 +1,7 @@
 """Route processing (RFC 3261 16.4, 16.6 steps 6-7), "is this us?" by host
 and port and transport, and IPv6 with a Record-Route for each side."""
 
+import re
 import socket
 
 import pytest
@@ -68,7 +69,7 @@ def test_same_host_other_port_is_not_us(osprey_factory, eps):
     """A Route with our IP but another port names another element: it is
     not popped, the request goes there."""
     caller, uas = eps(), eps()
-    o = osprey_factory()
+    o = osprey_factory(extra="relay = true;")  # a preloaded Route, not us
     nxt = "<sip:127.0.0.1:%d;lr>" % uas.port
     caller.send(request(caller, "OPTIONS", "sip:carol@elsewhere.test",
                         routes=[nxt]), o.addr)
@@ -146,7 +147,10 @@ def test_ipv6_call_double_record_route(osprey_factory, eps):
     assert got.vias[0].sent_by == ("[::1]", p6) or \
         got.vias[0].sent_by == ("::1", p6), got.vias[0]
     rr = got.values("record-route")
-    assert rr == ["<sip:[::1]:%d;lr>" % p6, "<sip:127.0.0.1:%d;lr>" % p4], rr
+    # Each carries the dialog's stamp (an HMAC of the Call-ID).
+    assert re.fullmatch(r"<sip:\[::1\]:%d;lr;osp=[0-9a-f]{16}>" % p6, rr[0]), rr
+    assert re.fullmatch(r"<sip:127\.0\.0\.1:%d;lr;osp=[0-9a-f]{16}>" % p4,
+                        rr[1]), rr
 
     # 200 back over IPv6, with our contact
     tag = new_tag()

@@ -509,10 +509,11 @@ def start_proxy(uas_target, dns_port=None):
     workdir = tempfile.mkdtemp(prefix="osprey-torture-")
     WORKDIRS.append(workdir)
     port = conftest.free_udp_port()
-    extra = ""
+    # relay: wsinv and mpart01 carry a preloaded Route that is not us.
+    extra = "relay = true;\n"
     if dns_port:
-        extra = ('dns = { nameservers = [ "127.0.0.1:%d" ]; timeout = 500; };'
-                 % dns_port)
+        extra += ('dns = { nameservers = [ "127.0.0.1:%d" ]; timeout = 500; };'
+                  % dns_port)
     text = conftest.conf_text(port, routes=[(".*", [uas_target])],
                               domains=DOMAINS, timers=TIMERS, extra=extra)
     d = conftest.Osprey(text, port, workdir)

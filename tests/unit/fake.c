@@ -157,6 +157,12 @@ fake_now(void)
 	return (now_ms);
 }
 
+uint64_t
+timer_now_ms(void)
+{
+	return (now_ms);
+}
+
 unsigned
 fake_armed(void)
 {

@@ -1,0 +1,703 @@
+/*
+ * Digest authentication.  Nonces carry their own time and an HMAC over it,
+ * so a challenge keeps no state; only a nonce that has authenticated a
+ * request gets an entry, holding the highest nonce-count seen (replays of
+ * a lower or equal count fail).  Unknown users and wrong passwords take
+ * the same path and get the same answer.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "auth.h"
+#include "hashtab.h"
+#include "log.h"
+#include "timer.h"
+#include "xmalloc.h"
+
+#define NONCE_LEN	48	/* hex: time 8, salt 8, mac 32 */
+#define NC_MAX_ENTRIES	(1u << 20)
+
+struct auth_user {
+	struct hnode	 node;
+	char		*key;		/* owned: "user:realm" */
+	char		 ha1_md5[33];
+	char		 ha1_sha256[65];
+};
+
+struct auth_users {
+	struct hashtab	 tab;
+	unsigned	 n;
+};
+
+/* A nonce that has authenticated something, with its highest count. */
+struct nc_entry {
+	struct hnode	 node;
+	char		 nonce[NONCE_LEN];
+	uint32_t	 nc;
+	uint32_t	 issued;
+};
+
+static struct {
+	uint8_t			 secret[32];
+	uint32_t		 salt;
+	const struct auth_settings *set;	/* borrowed from the config */
+	struct auth_users	*users;		/* owned */
+	struct hashtab		 nc;
+	struct timer		 sweep;
+	bool			 init;
+	struct auth_stats	 stats;
+} A;
+
+const struct auth_stats *
+auth_stats(void)
+{
+	return (&A.stats);
+}
+
+static void	auth_sweep(void *);
+
+void
+auth_hex_digest(unsigned alg, const char *data, size_t len, char *out)
+{
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned	mdlen, i;
+
+	EVP_Digest(data, len, md, &mdlen, alg == AUTH_SHA256 ?
+	    EVP_sha256() : EVP_md5(), NULL);
+	for (i = 0; i < mdlen; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static bool
+is_hex(const char *p, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)p[i]))
+			return (false);
+	return (true);
+}
+
+static void
+lower(char *p)
+{
+	for (; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+}
+
+/*
+ * user:realm:HA1-MD5[:HA1-SHA-256], as htdigest writes (plus the optional
+ * SHA-256 field); '#' starts a comment.
+ */
+struct auth_users *
+auth_users_load(const char *path, char *err, size_t errlen)
+{
+	struct auth_users	*u;
+	FILE			*fp;
+	char			 line[1024], *f[5], *p;
+	unsigned		 lineno = 0, nf;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return (NULL);
+	}
+	u = xcalloc(1, sizeof(*u));
+	hashtab_init(&u->tab, 64);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		struct auth_user	*e;
+		size_t			 klen;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(fp)) {
+			snprintf(err, errlen, "%s:%u: line too long", path,
+			    lineno);
+			goto fail;
+		}
+		line[strcspn(line, "\r\n")] = '\0';
+		for (p = line; isspace((unsigned char)*p); p++)
+			;
+		if (*p == '#' || *p == '\0')
+			continue;
+		for (nf = 0; nf < 5 && p != NULL; nf++)
+			f[nf] = strsep(&p, ":");
+		if (nf < 3 || nf > 4 || *f[0] == '\0' || *f[1] == '\0') {
+			snprintf(err, errlen, "%s:%u: expected "
+			    "user:realm:HA1[:HA1-SHA-256]", path, lineno);
+			goto fail;
+		}
+		if (strlen(f[2]) != 32 || !is_hex(f[2], 32)) {
+			snprintf(err, errlen, "%s:%u: the MD5 HA1 must be 32 "
+			    "hex digits", path, lineno);
+			goto fail;
+		}
+		if (nf == 4 && (strlen(f[3]) != 64 || !is_hex(f[3], 64))) {
+			snprintf(err, errlen, "%s:%u: the SHA-256 HA1 must be "
+			    "64 hex digits", path, lineno);
+			goto fail;
+		}
+		klen = strlen(f[0]) + 1 + strlen(f[1]);
+		e = xcalloc(1, sizeof(*e));
+		e->key = xmalloc(klen + 1);
+		snprintf(e->key, klen + 1, "%s:%s", f[0], f[1]);
+		if (hashtab_find(&u->tab, e->key, klen) != NULL) {
+			snprintf(err, errlen, "%s:%u: %s appears twice", path,
+			    lineno, e->key);
+			free(e->key);
+			free(e);
+			goto fail;
+		}
+		memcpy(e->ha1_md5, f[2], 33);
+		lower(e->ha1_md5);
+		if (nf == 4) {
+			memcpy(e->ha1_sha256, f[3], 65);
+			lower(e->ha1_sha256);
+		}
+		hashtab_insert(&u->tab, &e->node, e->key, klen);
+		u->n++;
+	}
+	explicit_bzero(line, sizeof(line));
+	fclose(fp);
+	return (u);
+fail:
+	explicit_bzero(line, sizeof(line));
+	fclose(fp);
+	auth_users_free(u);
+	return (NULL);
+}
+
+void
+auth_users_free(struct auth_users *u)
+{
+	size_t	i;
+
+	if (u == NULL)
+		return;
+	for (i = 0; i < u->tab.nb; i++) {
+		struct hnode	*n = u->tab.b[i], *next;
+
+		for (; n != NULL; n = next) {
+			struct auth_user	*e = (struct auth_user *)n;
+
+			next = n->next;
+			explicit_bzero(e->ha1_md5, sizeof(e->ha1_md5));
+			explicit_bzero(e->ha1_sha256, sizeof(e->ha1_sha256));
+			free(e->key);
+			free(e);
+		}
+	}
+	hashtab_cleanup(&u->tab);
+	free(u);
+}
+
+unsigned
+auth_users_count(const struct auth_users *u)
+{
+	return (u == NULL ? 0 : u->n);
+}
+
+/* Users in the file in use. */
+unsigned
+auth_users_count_now(void)
+{
+	return (auth_users_count(A.users));
+}
+
+void
+auth_settings_cleanup(struct auth_settings *s)
+{
+	free(s->users_file);
+	s->users_file = NULL;
+}
+
+void
+auth_init(struct event_base *base, const uint8_t secret[32])
+{
+	memcpy(A.secret, secret, sizeof(A.secret));
+	hashtab_init(&A.nc, 256);
+	timer_init(&A.sweep, base, auth_sweep, NULL);
+	A.init = true;
+}
+
+/* New settings and users (taken over; NULL users: authentication off). */
+void
+auth_set(const struct auth_settings *set, struct auth_users *users)
+{
+	auth_users_free(A.users);
+	A.set = set;
+	A.users = users;
+	if (A.init && set->users_file != NULL)
+		timer_set(&A.sweep, set->nonce_expiry_s * 1000);
+}
+
+static void
+nc_free_all(void)
+{
+	size_t	i;
+
+	for (i = 0; i < A.nc.nb; i++) {
+		struct hnode	*n = A.nc.b[i], *next;
+
+		for (; n != NULL; n = next) {
+			next = n->next;
+			free(n);
+		}
+	}
+	hashtab_cleanup(&A.nc);
+}
+
+void
+auth_shutdown(void)
+{
+	if (!A.init)
+		return;
+	timer_stop(&A.sweep);
+	nc_free_all();
+	auth_users_free(A.users);
+	explicit_bzero(A.secret, sizeof(A.secret));
+	memset(&A, 0, sizeof(A));
+}
+
+bool
+auth_enabled(void)
+{
+	return (A.set != NULL && A.set->users_file != NULL && A.users != NULL);
+}
+
+bool
+auth_trusted(const struct tp_addr *src)
+{
+	return (A.set != NULL && acl_match(&A.set->trusted, src));
+}
+
+static struct auth_user *
+user_find(struct slice user, struct slice realm)
+{
+	char	key[512];
+
+	if (A.users == NULL || user.len + realm.len + 1 >= sizeof(key))
+		return (NULL);
+	memcpy(key, user.p, user.len);
+	key[user.len] = ':';
+	memcpy(key + user.len + 1, realm.p, realm.len);
+	return ((struct auth_user *)hashtab_find(&A.users->tab, key,
+	    user.len + 1 + realm.len));
+}
+
+bool
+auth_user_exists(struct slice user, struct slice realm)
+{
+	return (user_find(user, realm) != NULL);
+}
+
+/* Nonces. */
+static void
+nonce_mac(uint32_t issued, uint32_t salt, struct slice realm, char out[33])
+{
+	unsigned char	msg[8 + 256], md[EVP_MAX_MD_SIZE];
+	unsigned	mdlen, i;
+	size_t		rlen = realm.len < 256 ? realm.len : 256;
+
+	msg[0] = issued >> 24;
+	msg[1] = issued >> 16;
+	msg[2] = issued >> 8;
+	msg[3] = issued;
+	msg[4] = salt >> 24;
+	msg[5] = salt >> 16;
+	msg[6] = salt >> 8;
+	msg[7] = salt;
+	memcpy(msg + 8, realm.p, rlen);
+	HMAC(EVP_sha256(), A.secret, sizeof(A.secret), msg, 8 + rlen, md,
+	    &mdlen);
+	for (i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+void
+auth_nonce_make(struct slice realm, uint32_t now, char out[49])
+{
+	char	mac[33];
+	uint32_t salt = ++A.salt * 2654435761u;
+
+	nonce_mac(now, salt, realm, mac);
+	snprintf(out, 49, "%08x%08x%s", now, salt, mac);
+}
+
+/* 0: fresh; 1: genuine but expired (stale); -1: not one of ours. */
+int
+auth_nonce_check(struct slice nonce, struct slice realm, uint32_t now)
+{
+	char		 buf[9], mac[33];
+	uint32_t	 issued, salt;
+
+	if (nonce.len != NONCE_LEN || !is_hex(nonce.p, NONCE_LEN))
+		return (-1);
+	memcpy(buf, nonce.p, 8);
+	buf[8] = '\0';
+	issued = (uint32_t)strtoul(buf, NULL, 16);
+	memcpy(buf, nonce.p + 8, 8);
+	salt = (uint32_t)strtoul(buf, NULL, 16);
+	nonce_mac(issued, salt, realm, mac);
+	if (CRYPTO_memcmp(mac, nonce.p + 16, 32) != 0)
+		return (-1);
+	if (issued > now + 5)
+		return (-1);
+	if (A.set != NULL && now - issued > A.set->nonce_expiry_s)
+		return (1);
+	return (0);
+}
+
+static void
+auth_sweep(void *arg)
+{
+	uint32_t	now = (uint32_t)time(NULL);
+	size_t		i;
+
+	(void)arg;
+	for (i = 0; i < A.nc.nb; i++) {
+		struct hnode	**pp = &A.nc.b[i];
+
+		while (*pp != NULL) {
+			struct nc_entry	*e = (struct nc_entry *)*pp;
+
+			if (now - e->issued > A.set->nonce_expiry_s) {
+				*pp = e->node.next;
+				A.nc.n--;
+				free(e);
+			} else
+				pp = &e->node.next;
+		}
+	}
+	if (A.set != NULL && A.set->users_file != NULL)
+		timer_set(&A.sweep, A.set->nonce_expiry_s * 1000);
+}
+
+/* The highest nonce-count so far must be below nc; then nc is recorded. */
+static bool
+nc_advance(struct slice nonce, uint32_t nc)
+{
+	struct nc_entry	*e;
+	char		 buf[9];
+
+	e = (struct nc_entry *)hashtab_find(&A.nc, nonce.p, NONCE_LEN);
+	if (e != NULL) {
+		if (nc <= e->nc)
+			return (false);
+		e->nc = nc;
+		return (true);
+	}
+	if (A.nc.n >= NC_MAX_ENTRIES)
+		return (false);
+	e = xcalloc(1, sizeof(*e));
+	memcpy(e->nonce, nonce.p, NONCE_LEN);
+	memcpy(buf, nonce.p, 8);
+	buf[8] = '\0';
+	e->issued = (uint32_t)strtoul(buf, NULL, 16);
+	e->nc = nc;
+	hashtab_insert(&A.nc, &e->node, e->nonce, NONCE_LEN);
+	return (true);
+}
+
+/*
+ * RFC 7616 3.4.1: the response for HA1, with qop=auth when nc is given
+ * (RFC 2069 style without).  out holds 65 bytes.
+ */
+void
+auth_digest_response(unsigned algo, const char *ha1, const char *nonce,
+    const char *nc, const char *cnonce, struct slice method, const char *uri,
+    char *out)
+{
+	struct buf	b;
+	char		store[2048], ha2[65];
+	int		hlen = algo == AUTH_SHA256 ? 64 : 32;
+
+	buf_init_on(&b, store, sizeof(store));
+	buf_addf(&b, SLICE_FMT ":%s", SLICE_ARG(method), uri);
+	auth_hex_digest(algo, b.p, b.len, ha2);
+	b.len = 0;
+	if (nc != NULL)
+		buf_addf(&b, "%.*s:%s:%s:%s:auth:%s", hlen, ha1, nonce, nc,
+		    cnonce, ha2);
+	else
+		buf_addf(&b, "%.*s:%s:%s", hlen, ha1, nonce, ha2);
+	auth_hex_digest(algo, b.p, b.len, out);
+	explicit_bzero(b.p, b.len);
+	buf_cleanup(&b);
+}
+
+/* The parameters of one Digest credentials value. */
+struct creds {
+	struct slice	username, realm, nonce, uri, response, algorithm,
+			cnonce, qop, nc;
+};
+
+/* Copy a quoted-string or token value out, unescaping; -1 if too long. */
+static int
+unquote(struct slice v, char *out, size_t len)
+{
+	size_t	i, o = 0;
+
+	if (v.len >= 2 && v.p[0] == '"' && v.p[v.len - 1] == '"') {
+		v.p++;
+		v.len -= 2;
+	}
+	for (i = 0; i < v.len; i++) {
+		if (v.p[i] == '\\' && i + 1 < v.len)
+			i++;
+		if (o + 1 >= len)
+			return (-1);
+		out[o++] = v.p[i];
+	}
+	out[o] = '\0';
+	return (0);
+}
+
+/* Split "Digest a=b, c="d"" into its parameters (slices, still quoted). */
+static int
+creds_parse(struct slice v, struct creds *c)
+{
+	size_t	i = 0;
+
+	memset(c, 0, sizeof(*c));
+	v = slice_trim(v);
+	if (v.len < 7 || strncasecmp(v.p, "Digest", 6) != 0 ||
+	    (v.p[6] != ' ' && v.p[6] != '\t'))
+		return (-1);
+	i = 7;
+	while (i < v.len) {
+		struct slice	name, val;
+		size_t		s;
+
+		while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t' ||
+		    v.p[i] == ',' || v.p[i] == '\r' || v.p[i] == '\n'))
+			i++;
+		if (i == v.len)
+			break;
+		for (s = i; i < v.len && v.p[i] != '=' && v.p[i] != ','; i++)
+			;
+		name = slice_trim((struct slice){ v.p + s, i - s });
+		if (i == v.len || v.p[i] != '=' || name.len == 0)
+			return (-1);
+		i++;
+		while (i < v.len && (v.p[i] == ' ' || v.p[i] == '\t'))
+			i++;
+		s = i;
+		if (i < v.len && v.p[i] == '"') {
+			for (i++; i < v.len && v.p[i] != '"'; i++)
+				if (v.p[i] == '\\')
+					i++;
+			if (i >= v.len)
+				return (-1);	/* unterminated */
+			i++;
+		} else
+			while (i < v.len && v.p[i] != ',' && v.p[i] != ' ' &&
+			    v.p[i] != '\t')
+				i++;
+		val = (struct slice){ v.p + s, i - s };
+#define P(n)	if (slice_eq(name, #n) || (name.len == strlen(#n) && \
+		    strncasecmp(name.p, #n, name.len) == 0)) c->n = val;
+		P(username) else P(realm) else P(nonce) else P(uri)
+		else P(response) else P(algorithm) else P(cnonce) else P(qop)
+		else P(nc)
+#undef P
+	}
+	return (0);
+}
+
+/* The Authorization (or Proxy-) value for realm, or an empty slice. */
+static struct slice
+creds_for(const struct sipmsg *m, bool proxy, struct slice realm,
+    struct creds *c, bool *bad)
+{
+	enum sip_hdr_id	id = proxy ? SH_PROXY_AUTHORIZATION : SH_AUTHORIZATION;
+	unsigned	i;
+	char		r[256];
+
+	*bad = false;
+	for (i = 0; i < m->nh; i++) {
+		struct slice	v;
+
+		if (m->h[i].id != id)
+			continue;
+		v = sipmsg_hvalue(m, &m->h[i]);
+		if (creds_parse(v, c) == -1) {
+			*bad = true;
+			continue;
+		}
+		if (unquote(c->realm, r, sizeof(r)) == 0 &&
+		    strlen(r) == realm.len &&
+		    strncasecmp(r, realm.p, realm.len) == 0)
+			return (v);
+	}
+	return ((struct slice){ NULL, 0 });
+}
+
+/*
+ * Check the credentials of m for realm.  On AUTH_OK *user is the
+ * authenticated user name (a slice into m, still quoted when it was).
+ */
+static enum auth_result
+auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
+    struct slice *user, char *err, size_t errlen)
+{
+	struct creds		 c;
+	struct auth_user	*u;
+	char			 username[256], nonce[NONCE_LEN + 1], uri[1024];
+	char			 cnonce[256], qop[32], ncs[16], resp[128];
+	char			 alg[32], want[65], *end;
+	const char		*ha1;
+	struct slice		 v;
+	unsigned		 algo;
+	unsigned long		 nc = 0;
+	bool			 bad, with_qop;
+	int			 ns;
+
+	v = creds_for(m, proxy, realm, &c, &bad);
+	if (v.p == NULL) {
+		if (bad) {
+			snprintf(err, errlen, "Malformed %sAuthorization",
+			    proxy ? "Proxy-" : "");
+			return (AUTH_BAD);
+		}
+		return (AUTH_NONE);
+	}
+	if (unquote(c.username, username, sizeof(username)) == -1 ||
+	    unquote(c.nonce, nonce, sizeof(nonce)) == -1 ||
+	    unquote(c.uri, uri, sizeof(uri)) == -1 ||
+	    unquote(c.response, resp, sizeof(resp)) == -1 ||
+	    unquote(c.algorithm, alg, sizeof(alg)) == -1 ||
+	    unquote(c.cnonce, cnonce, sizeof(cnonce)) == -1 ||
+	    unquote(c.qop, qop, sizeof(qop)) == -1 ||
+	    unquote(c.nc, ncs, sizeof(ncs)) == -1)
+		return (AUTH_FAIL);
+	if (username[0] == '\0' || uri[0] == '\0' || resp[0] == '\0') {
+		snprintf(err, errlen, "Incomplete %sAuthorization",
+		    proxy ? "Proxy-" : "");
+		return (AUTH_BAD);
+	}
+	if (alg[0] == '\0' || strcasecmp(alg, "MD5") == 0)
+		algo = AUTH_MD5;
+	else if (strcasecmp(alg, "SHA-256") == 0)
+		algo = AUTH_SHA256;
+	else
+		return (AUTH_FAIL);	/* -sess and others: not offered */
+	if ((A.set->algorithms & algo) == 0)
+		return (AUTH_FAIL);
+	with_qop = qop[0] != '\0';
+	if (with_qop) {
+		if (strcasecmp(qop, "auth") != 0 || cnonce[0] == '\0' ||
+		    strlen(ncs) != 8 || !is_hex(ncs, 8))
+			return (AUTH_FAIL);
+		nc = strtoul(ncs, &end, 16);
+		if (nc == 0)
+			return (AUTH_FAIL);
+	}
+	ns = auth_nonce_check((struct slice){ nonce, strlen(nonce) }, realm,
+	    (uint32_t)time(NULL));
+	if (ns == -1)
+		return (AUTH_FAIL);
+
+	/* Unknown users get the same work done against a dummy HA1. */
+	u = user_find((struct slice){ username, strlen(username) }, realm);
+	if (u != NULL && algo == AUTH_SHA256 && u->ha1_sha256[0] == '\0')
+		u = NULL;	/* no SHA-256 hash on file for this user */
+	ha1 = u == NULL ? "00000000000000000000000000000000"
+	    "00000000000000000000000000000000" : algo == AUTH_SHA256 ?
+	    u->ha1_sha256 : u->ha1_md5;
+
+	auth_digest_response(algo, ha1, nonce, with_qop ? ncs : NULL, cnonce,
+	    m->method_s, uri, want);
+	lower(resp);
+	if (u == NULL || strlen(resp) != strlen(want) ||
+	    CRYPTO_memcmp(resp, want, strlen(want)) != 0)
+		return (AUTH_FAIL);
+	if (ns == 1)
+		return (AUTH_STALE);
+	/* Without qop a nonce is good for one request. */
+	if (!nc_advance((struct slice){ nonce, NONCE_LEN },
+	    with_qop ? (uint32_t)nc : UINT32_MAX)) {
+		snprintf(err, errlen, "nonce-count replayed");
+		return (AUTH_FAIL);
+	}
+	*user = slice_trim(c.username);
+	if (user->len >= 2 && user->p[0] == '"') {
+		user->p++;
+		user->len -= 2;
+	}
+	return (AUTH_OK);
+}
+
+enum auth_result
+auth_check(const struct sipmsg *m, bool proxy, struct slice realm,
+    struct slice *user, char *err, size_t errlen)
+{
+	enum auth_result	r;
+
+	r = auth_verify(m, proxy, realm, user, err, errlen);
+	if (r == AUTH_OK)
+		A.stats.successes++;
+	else if (r == AUTH_FAIL || r == AUTH_BAD)
+		A.stats.failures++;
+	return (r);
+}
+
+/* WWW-Authenticate (or Proxy-) headers: one per algorithm offered. */
+void
+auth_challenge(struct buf *b, bool proxy, struct slice realm, bool stale)
+{
+	static const unsigned	 order[2][2] = {
+		{ AUTH_SHA256, AUTH_MD5 }, { AUTH_MD5, AUTH_SHA256 } };
+	char			 nonce[NONCE_LEN + 1];
+	unsigned		 i;
+
+	A.stats.challenges++;
+	auth_nonce_make(realm, (uint32_t)time(NULL), nonce);
+	for (i = 0; i < 2; i++) {
+		unsigned alg = order[A.set->sha256_first ? 0 : 1][i];
+
+		if ((A.set->algorithms & alg) == 0)
+			continue;
+		buf_addf(b, "%s: Digest realm=\"" SLICE_FMT "\", nonce=\"%s\", "
+		    "qop=\"auth\", algorithm=%s%s\r\n", proxy ?
+		    "Proxy-Authenticate" : "WWW-Authenticate",
+		    SLICE_ARG(realm), nonce,
+		    alg == AUTH_SHA256 ? "SHA-256" : "MD5",
+		    stale ? ", stale=true" : "");
+	}
+}
+
+/*
+ * The stamp in our Record-Route: an HMAC of the Call-ID, so that a request
+ * coming back through it is known to belong to a dialog we set up.
+ */
+void
+auth_stamp(struct slice callid, char out[17])
+{
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned	mdlen, i;
+
+	HMAC(EVP_sha256(), A.secret, sizeof(A.secret),
+	    (const unsigned char *)callid.p, callid.len, md, &mdlen);
+	for (i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+bool
+auth_stamp_ok(struct slice stamp, struct slice callid)
+{
+	char	want[17];
+
+	auth_stamp(callid, want);
+	return (stamp.len == 16 && CRYPTO_memcmp(stamp.p, want, 16) == 0);
+}

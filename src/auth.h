@@ -1,0 +1,75 @@
+#ifndef OSPREY_AUTH_H
+#define OSPREY_AUTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "acl.h"
+#include "buf.h"
+#include "sipmsg.h"
+
+struct event_base;
+
+/*
+ * Digest authentication (RFC 3261 22, RFC 7616, RFC 8760): MD5 and
+ * SHA-256, qop=auth, stateless nonces (an HMAC of the time under a server
+ * secret) and nonce-count replay protection.
+ */
+
+#define AUTH_MD5	0x1
+#define AUTH_SHA256	0x2
+
+struct auth_settings {
+	char		*users_file;	/* owned; NULL: no authentication */
+	uint32_t	 nonce_expiry_s;
+	unsigned	 algorithms;	/* AUTH_SHA256 | AUTH_MD5 */
+	bool		 sha256_first;	/* offered in this order */
+	struct acl	 trusted;	/* sources exempt from authentication */
+};
+
+enum auth_result {
+	AUTH_OK,
+	AUTH_NONE,	/* no credentials for this realm */
+	AUTH_FAIL,	/* wrong, unknown user, replayed: the same answer */
+	AUTH_STALE,	/* right, but the nonce has expired */
+	AUTH_BAD,	/* malformed credentials: 400 */
+};
+
+struct auth_stats {
+	uint64_t	challenges;	/* 401/407 sent */
+	uint64_t	failures;	/* credentials that did not pass */
+	uint64_t	successes;
+};
+
+/* The users file, loaded; owned by the auth layer once installed. */
+struct auth_users;
+
+struct auth_users *auth_users_load(const char *, char *, size_t);
+void	 auth_users_free(struct auth_users *);
+unsigned auth_users_count(const struct auth_users *);
+unsigned auth_users_count_now(void);
+
+void	 auth_init(struct event_base *, const uint8_t secret[32]);
+void	 auth_set(const struct auth_settings *, struct auth_users *);
+void	 auth_shutdown(void);
+bool	 auth_enabled(void);
+const struct auth_stats *auth_stats(void);
+bool	 auth_trusted(const struct tp_addr *);
+bool	 auth_user_exists(struct slice user, struct slice realm);
+enum auth_result auth_check(const struct sipmsg *, bool proxy,
+	    struct slice realm, struct slice *user, char *, size_t);
+void	 auth_challenge(struct buf *, bool proxy, struct slice realm,
+	    bool stale);
+void	 auth_settings_cleanup(struct auth_settings *);
+void	 auth_stamp(struct slice, char[17]);
+bool	 auth_stamp_ok(struct slice, struct slice);
+
+/* Exposed for the unit tests and osprey-passwd. */
+void	 auth_hex_digest(unsigned, const char *, size_t, char *);
+void	 auth_digest_response(unsigned, const char *, const char *,
+	    const char *, const char *, struct slice, const char *, char *);
+void	 auth_nonce_make(struct slice realm, uint32_t now, char out[49]);
+int	 auth_nonce_check(struct slice nonce, struct slice realm,
+	    uint32_t now);
+
+#endif

@@ -1,0 +1,431 @@
+/*
+ * The location service.  AORs in a hash table, each with its list of
+ * bindings; every binding sits in one min-heap by expiry, and one timer is
+ * armed for the earliest.  The store (when configured) mirrors every
+ * change, so a restart loads the same table.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "location.h"
+#include "log.h"
+#include "store.h"
+#include "timer.h"
+#include "xmalloc.h"
+
+static struct {
+	struct hashtab	  aors;
+	struct binding	**heap;		/* owned array; bindings are not */
+	uint32_t	  nheap;
+	uint32_t	  cap;
+	struct timer	  expiry;
+	bool		  init;
+	bool		  loading;	/* from the store: no write back */
+} L;
+
+static void	location_expire(void *);
+
+void
+location_init(struct event_base *base)
+{
+	hashtab_init(&L.aors, 1024);
+	timer_init(&L.expiry, base, location_expire, NULL);
+	L.init = true;
+}
+
+/* Min-heap on expires_ms; heap_idx kept in each binding. */
+static void
+heap_swap(uint32_t a, uint32_t b)
+{
+	struct binding	*t = L.heap[a];
+
+	L.heap[a] = L.heap[b];
+	L.heap[b] = t;
+	L.heap[a]->heap_idx = a;
+	L.heap[b]->heap_idx = b;
+}
+
+static void
+heap_up(uint32_t i)
+{
+	while (i > 0 && L.heap[(i - 1) / 2]->expires_ms >
+	    L.heap[i]->expires_ms) {
+		heap_swap(i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+heap_down(uint32_t i)
+{
+	for (;;) {
+		uint32_t	l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < L.nheap && L.heap[l]->expires_ms <
+		    L.heap[m]->expires_ms)
+			m = l;
+		if (r < L.nheap && L.heap[r]->expires_ms <
+		    L.heap[m]->expires_ms)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(i, m);
+		i = m;
+	}
+}
+
+static void
+heap_push(struct binding *b)
+{
+	if (L.nheap == L.cap) {
+		L.cap = L.cap ? 2 * L.cap : 1024;
+		L.heap = xrealloc(L.heap, L.cap * sizeof(*L.heap));
+	}
+	b->heap_idx = L.nheap;
+	L.heap[L.nheap++] = b;
+	heap_up(b->heap_idx);
+}
+
+static void
+heap_del(struct binding *b)
+{
+	uint32_t	i = b->heap_idx;
+
+	if (i != --L.nheap) {
+		heap_swap(i, L.nheap);
+		heap_down(i);
+		heap_up(i);
+	}
+}
+
+/* Arm the timer for the earliest expiry. */
+static void
+expiry_rearm(void)
+{
+	uint64_t	now = timer_now_ms(), due;
+
+	if (L.nheap == 0) {
+		timer_stop(&L.expiry);
+		return;
+	}
+	due = L.heap[0]->expires_ms;
+	timer_set(&L.expiry, due > now ? (uint32_t)(due - now) : 0);
+}
+
+void
+location_addr_format(const struct tp_addr *a, char *out, size_t len)
+{
+	char	ip[INET6_ADDRSTRLEN];
+
+	tp_addr_ip(a, ip, sizeof(ip));
+	snprintf(out, len, tp_addr_family(a) == AF_INET6 ? "[%s]:%u" :
+	    "%s:%u", ip, tp_addr_port(a));
+}
+
+static int
+addr_parse(const char *s, struct tp_addr *a)
+{
+	const char	*colon = strrchr(s, ':');
+	struct slice	 ip;
+	long		 port;
+
+	if (colon == NULL)
+		return (-1);
+	ip = (struct slice){ s, (size_t)(colon - s) };
+	if (ip.len >= 2 && ip.p[0] == '[') {
+		ip.p++;
+		ip.len -= 2;
+	}
+	port = strtol(colon + 1, NULL, 10);
+	if (port <= 0 || port > 65535)
+		return (-1);
+	return (tp_addr_set(a, ip, (uint16_t)port));
+}
+
+static void
+persist(const struct binding *b)
+{
+	struct store_row	r;
+	char			recv[TP_HOSTPORT_LEN];
+	uint64_t		now = timer_now_ms();
+
+	if (!store_is_open() || L.loading)
+		return;
+	location_addr_format(&b->received, recv, sizeof(recv));
+	memset(&r, 0, sizeof(r));
+	r.aor = b->aor->key;
+	r.contact = b->contact;
+	r.instance = b->instance;
+	r.path = b->path;
+	r.callid = b->callid;
+	r.user_agent = b->user_agent;
+	r.received = recv;
+	r.local = b->local;
+	r.expires = (int64_t)time(NULL) + (int64_t)((b->expires_ms - now +
+	    999) / 1000);
+	r.reg_id = b->reg_id;
+	r.cseq = b->cseq;
+	r.q = b->q;
+	store_put(&r);
+}
+
+static struct aor *
+aor_get(struct slice key)
+{
+	struct aor	*a;
+
+	a = (struct aor *)hashtab_find(&L.aors, key.p, key.len);
+	if (a != NULL)
+		return (a);
+	a = xcalloc(1, sizeof(*a) + key.len + 1);
+	memcpy(a->key, key.p, key.len);
+	hashtab_insert(&L.aors, &a->node, a->key, key.len);
+	return (a);
+}
+
+struct aor *
+location_find(struct slice key)
+{
+	return ((struct aor *)hashtab_find(&L.aors, key.p, key.len));
+}
+
+/* RFC 5626: instance and reg-id name a binding; else the Contact URI. */
+struct binding *
+location_match(const struct aor *a, const struct binding_info *bi)
+{
+	struct binding	*b;
+
+	if (a == NULL)
+		return (NULL);
+	for (b = a->b; b != NULL; b = b->next) {
+		if (bi->instance.len > 0) {
+			if (b->instance != NULL &&
+			    slice_eq(bi->instance, b->instance) &&
+			    b->reg_id == bi->reg_id)
+				return (b);
+		} else if (b->instance == NULL && slice_eq(bi->contact,
+		    b->contact))
+			return (b);
+	}
+	return (NULL);
+}
+
+static char *
+tail_add(char **p, struct slice s)
+{
+	char	*r = *p;
+
+	memcpy(r, s.p, s.len);
+	r[s.len] = '\0';
+	*p += s.len + 1;
+	return (r);
+}
+
+static void
+unlink_binding(struct binding *b)
+{
+	struct binding	**pp;
+
+	for (pp = &b->aor->b; *pp != b; pp = &(*pp)->next)
+		;
+	*pp = b->next;
+	b->aor->n--;
+	heap_del(b);
+}
+
+static void
+aor_release(struct aor *a)
+{
+	if (a->n > 0)
+		return;
+	hashtab_remove(&L.aors, &a->node);
+	free(a);
+}
+
+/* Add a binding to AOR key, or replace old (which is freed). */
+struct binding *
+location_save(struct slice key, struct binding *old,
+    const struct binding_info *bi)
+{
+	struct aor	*a = old != NULL ? old->aor : aor_get(key);
+	struct binding	*b;
+	char		*p;
+	size_t		 extra;
+	const char	*local = bi->local ? bi->local : "";
+
+	extra = bi->contact.len + bi->instance.len + bi->path.len +
+	    bi->callid.len + bi->user_agent.len + strlen(local) + 6;
+	b = xcalloc(1, sizeof(*b) + extra);
+	p = b->tail;
+	b->aor = a;
+	b->contact = tail_add(&p, bi->contact);
+	b->instance = bi->instance.len ? tail_add(&p, bi->instance) : NULL;
+	b->path = bi->path.len ? tail_add(&p, bi->path) : NULL;
+	b->callid = tail_add(&p, bi->callid);
+	b->user_agent = bi->user_agent.len ? tail_add(&p, bi->user_agent) :
+	    NULL;
+	b->local = tail_add(&p, (struct slice){ local, strlen(local) });
+	b->expires_ms = timer_now_ms() + (uint64_t)bi->expires_s * 1000;
+	b->received = *bi->received;
+	b->reg_id = bi->reg_id;
+	b->cseq = bi->cseq;
+	b->q = bi->q;
+	if (old != NULL) {
+		if (strcmp(old->contact, b->contact) != 0 && !L.loading)
+			store_del(a->key, old->contact);
+		unlink_binding(old);
+		free(old);
+	}
+	b->next = a->b;
+	a->b = b;
+	a->n++;
+	heap_push(b);
+	expiry_rearm();
+	persist(b);
+	return (b);
+}
+
+void
+location_remove(struct binding *b)
+{
+	struct aor	*a = b->aor;
+
+	store_del(a->key, b->contact);
+	unlink_binding(b);
+	free(b);
+	aor_release(a);
+	expiry_rearm();
+}
+
+uint32_t
+binding_expires_in(const struct binding *b)
+{
+	uint64_t	now = timer_now_ms();
+
+	return (b->expires_ms > now ? (uint32_t)((b->expires_ms - now + 999) /
+	    1000) : 0);
+}
+
+static void
+location_expire(void *arg)
+{
+	uint64_t	now = timer_now_ms();
+
+	(void)arg;
+	while (L.nheap > 0 && L.heap[0]->expires_ms <= now) {
+		struct binding	*b = L.heap[0];
+
+		log_info("location %s: %s expired", b->aor->key, b->contact);
+		location_remove(b);
+	}
+	expiry_rearm();
+}
+
+unsigned
+location_count(void)
+{
+	return (L.nheap);
+}
+
+unsigned
+location_aors(void)
+{
+	return ((unsigned)L.aors.n);
+}
+
+void
+location_foreach(void (*fn)(void *, const struct binding *), void *arg)
+{
+	size_t	i;
+
+	for (i = 0; i < L.aors.nb; i++) {
+		struct hnode	*n;
+
+		for (n = L.aors.b[i]; n != NULL; n = n->next) {
+			const struct aor	*a = (const struct aor *)n;
+			const struct binding	*b;
+
+			for (b = a->b; b != NULL; b = b->next)
+				fn(arg, b);
+		}
+	}
+}
+
+static struct slice
+sl(const char *s)
+{
+	return ((struct slice){ s, s ? strlen(s) : 0 });
+}
+
+static void
+load_row(void *arg, const struct store_row *r)
+{
+	struct binding_info	 bi;
+	struct tp_addr		 recv;
+	int64_t			 left = r->expires - (int64_t)time(NULL);
+	unsigned		*n = arg;
+
+	if (left <= 0 || addr_parse(r->received, &recv) == -1)
+		return;
+	memset(&bi, 0, sizeof(bi));
+	bi.contact = sl(r->contact);
+	bi.instance = sl(r->instance);
+	bi.path = sl(r->path);
+	bi.callid = sl(r->callid);
+	bi.user_agent = sl(r->user_agent);
+	bi.reg_id = r->reg_id;
+	bi.cseq = r->cseq;
+	bi.expires_s = (uint32_t)left;
+	bi.q = (uint16_t)(r->q > 1000 ? 1000 : r->q);
+	bi.received = &recv;
+	bi.local = r->local;
+	location_save(sl(r->aor), location_match(location_find(sl(r->aor)),
+	    &bi), &bi);
+	(*n)++;
+}
+
+/* The bindings in the store, back in memory.  Returns how many. */
+int
+location_load(void)
+{
+	unsigned	n = 0;
+	int		rc;
+
+	L.loading = true;
+	rc = store_load(load_row, &n, (int64_t)time(NULL));
+	L.loading = false;
+	return (rc == -1 ? -1 : (int)n);
+}
+
+void
+location_shutdown(void)
+{
+	size_t	i;
+
+	if (!L.init)
+		return;
+	timer_stop(&L.expiry);
+	for (i = 0; i < L.aors.nb; i++) {
+		struct hnode	*n = L.aors.b[i], *next;
+
+		for (; n != NULL; n = next) {
+			struct aor	*a = (struct aor *)n;
+			struct binding	*b, *bn;
+
+			next = n->next;
+			for (b = a->b; b != NULL; b = bn) {
+				bn = b->next;
+				free(b);
+			}
+			free(a);
+		}
+	}
+	hashtab_cleanup(&L.aors);
+	free(L.heap);
+	memset(&L, 0, sizeof(L));
+}
