@@ -362,6 +362,17 @@ proxy_on_response(struct txn *ct, const struct sipmsg *resp)
 		return;
 	}
 	if (code < 300) {
+		/*
+		 * A 2xx with only our Via cannot be relayed (16.7 step 3):
+		 * it must not count as the answer either, or the caller's
+		 * transaction waits forever for a final (fuzzer).  The
+		 * branch stays open and ends with its client transaction.
+		 */
+		if (!reply_relayable(resp)) {
+			log_peer("proxy %s: %d carries only our Via, ignored",
+			    pctx_callid(ctx, cid, sizeof(cid)), code);
+			return;
+		}
 		b->code = code;
 		timer_stop(&b->timeout);
 		log_info("proxy %s: %d from %s relayed",
