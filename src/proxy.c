@@ -308,6 +308,25 @@ ours:
 	return (true);
 }
 
+/*
+ * The domain of an identity (From, To): the host alone decides, whatever
+ * port or parameters the URI carries.
+ */
+static bool
+proxy_identity_of(struct slice host, const char **domain, char *lit,
+    size_t litlen)
+{
+	unsigned	i;
+
+	if (proxy_domain_of(host, 0, domain, lit, litlen))
+		return (true);
+	for (i = 0; i < P.tp->nsocks; i++)	/* our address, another port */
+		if (proxy_domain_of(host, P.tp->socks[i].port, domain, lit,
+		    litlen))
+			return (true);
+	return (false);
+}
+
 static bool
 proxy_domain_ours(struct slice host, uint16_t port)
 {
@@ -647,8 +666,13 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		return (DEC_REJECT);
 	}
 	hop->ruri = ruri;
-	/* Through our Record-Route: stamped, or (no auth) popped at all. */
-	hop->dialog = popped && (stamp || !auth_enabled());
+	/*
+	 * Back through our Record-Route, in a dialog (To tag) and stamped for
+	 * this Call-ID; without authentication, popped at all.  A stamp
+	 * lifted into a new request (no To tag) is no pass.
+	 */
+	hop->dialog = popped && (!auth_enabled() || (stamp &&
+	    m->to_tag.len > 0));
 	if (*nroutes > 0) {
 		/* A strict next hop is in the R-URI now (16.6 step 7). */
 		*code = dest_from_uri(*strict != NULL ? ruri :
@@ -669,11 +693,12 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		hop->foreign = !hop->dialog;
 		return (*code != 0 ? DEC_REJECT : DEC_HOP);
 	}
+	/* 10.2 wants no user in a REGISTER's R-URI; some send one anyway. */
+	if (ours && m->method == SM_REGISTER && registrar_enabled())
+		return (DEC_REGISTER);
 	if (ours && u.user.len == 0) {
 		if (m->method == SM_OPTIONS && m->to_tag.len == 0)
 			return (DEC_FOR_US);
-		if (m->method == SM_REGISTER && registrar_enabled())
-			return (DEC_REGISTER);
 		*code = m->to_tag.len > 0 ? 481 : 405;
 		snprintf(err, errlen, "%s", sip_reason(*code));
 		return (DEC_REJECT);
@@ -712,7 +737,9 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 	struct buf		 ch;
 	enum auth_result	 res;
 
-	if (hop->dialog || m->method == SM_ACK || m->method == SM_CANCEL)
+	/* In a dialog and to its remote target (not to a route of ours). */
+	if ((hop->dialog && d == DEC_HOP) || m->method == SM_ACK ||
+	    m->method == SM_CANCEL)
 		return (0);
 	if (!auth_enabled()) {
 		if (hop->foreign && !P.cur->relay) {
@@ -725,8 +752,7 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 		return (0);
 	fh = sipmsg_hdr(m, SH_FROM);
 	if (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
-	    &fu) == 0 && proxy_domain_of(fu.host, fu.port, &dom, lit,
-	    sizeof(lit))) {
+	    &fu) == 0 && proxy_identity_of(fu.host, &dom, lit, sizeof(lit))) {
 		/* It claims to be one of ours: it must prove it. */
 		realm = (struct slice){ dom, strlen(dom) };
 		res = auth_check(m, true, realm, &user, err, errlen);
@@ -796,7 +822,7 @@ ack_allowed(const struct sipmsg *m, const struct tp_addr *src)
 	if (auth_trusted(src))
 		return (true);
 	return (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
-	    &fu) == 0 && proxy_domain_ours(fu.host, fu.port));
+	    &fu) == 0 && proxy_identity_of(fu.host, NULL, NULL, 0));
 }
 
 /* ACK for a 2xx, and other requests we do not keep state for. */
@@ -907,7 +933,7 @@ proxy_register(struct sipmsg *m, struct tp_sock *sock,
 		snprintf(err, sizeof(err), "Bad To: no address-of-record");
 		goto reply;
 	}
-	if (!proxy_domain_of(tu.host, tu.port, &dom, lit, sizeof(lit))) {
+	if (!proxy_identity_of(tu.host, &dom, lit, sizeof(lit))) {
 		code = 404;	/* 10.3 step 3: not an AOR of this domain */
 		snprintf(err, sizeof(err), "Not Our Domain");
 		goto reply;
