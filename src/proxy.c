@@ -493,21 +493,6 @@ uri_is_local(struct slice uri)
 }
 
 /*
- * Can the URI of a Route value become our Request-URI?  Not with
- * whitespace or the like (sipuri_printable), nor with headers (RFC 3261
- * 19.1.1): "Route: <sip:192.0.2.1:50?0;lr>" is a strict router (the lr is
- * in the headers) whose URI nobody parses in a request line (fuzzer).
- */
-static bool
-route_fits_ruri(struct slice uri)
-{
-	struct sipuri	u;
-
-	return (sipuri_printable(uri) && sipuri_parse(uri, &u) == 0 &&
-	    u.headers.p == NULL);
-}
-
-/*
  * Route pre-processing (16.4) and the Route set to send (16.6 steps 6-7).
  * Fills routes/nroutes and ruri; *popped tells whether our own Route was
  * on top.  Returns 0, or a status.
@@ -539,7 +524,7 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 	if (n > 0 && uri_is_local(m->ruri)) {
 		*stamp = stamped(m, m->ruri);
 		*ruri = hdr_uri(routes[n - 1]);
-		if (!route_fits_ruri(*ruri))
+		if (!sipuri_fits_ruri(*ruri))
 			return (400);	/* it goes in our request line */
 		n--;
 		*popped = true;
@@ -566,7 +551,7 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 			 * ("Route: sip: @host", fuzzer) broke the request
 			 * line we sent.
 			 */
-			if (!route_fits_ruri(first) ||
+			if (!sipuri_fits_ruri(first) ||
 			    !sipuri_printable(*ruri))
 				return (400);
 

@@ -353,6 +353,22 @@ sipuri_printable(struct slice s)
 	return (true);
 }
 
+/*
+ * Can this URI, from a header (Route, a 3xx Contact, a registered
+ * Contact), become the Request-URI of a request we send?  It must be
+ * printable, parse, and carry no headers (RFC 3261 19.1.1; we answer 400
+ * to a request with any).  Each of those broke a request line we sent
+ * (fuzzer).
+ */
+bool
+sipuri_fits_ruri(struct slice uri)
+{
+	struct sipuri	u;
+
+	return (sipuri_printable(uri) && sipuri_parse(uri, &u) == 0 &&
+	    u.headers.p == NULL);
+}
+
 const struct sip_hline *
 sipmsg_hdr(const struct sipmsg *m, enum sip_hdr_id id)
 {

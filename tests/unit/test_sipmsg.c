@@ -644,6 +644,21 @@ START_TEST(sipuri_printable_cases)
 }
 END_TEST
 
+/* What a Route, 3xx or registered Contact may put in our request line. */
+START_TEST(sipuri_fits_ruri_cases)
+{
+	ck_assert(sipuri_fits_ruri(S("sip:alice@example.com:5070;lr")));
+	ck_assert(sipuri_fits_ruri(S("sip:a?b@example.com")));
+	ck_assert(sipuri_fits_ruri(S("tel:+15551234567")));
+	ck_assert(!sipuri_fits_ruri(S("sip:127.0.0.1:50?0;lr")));
+	ck_assert(!sipuri_fits_ruri(S("sip:fred@example.com?X=y")));
+	ck_assert(!sipuri_fits_ruri((struct slice){ "sip:d\0ave@h", 12 }));
+	ck_assert(!sipuri_fits_ruri(S("sip:e ve@example.com")));
+	ck_assert(!sipuri_fits_ruri(S("sip:example.com:0")));
+	ck_assert(!sipuri_fits_ruri(S("o:")));
+}
+END_TEST
+
 static const char *const bad_uris[] = {
 	"sip:example.com:0", "sip:example.com:65536", "sip:example.com:",
 	"sip:example.com:50x0", "sip:example.com:1234567", "sip:@example.com",
@@ -999,6 +1014,7 @@ sipmsg_suite(void)
 	tcase_add_test(tc, split_values_cases);
 	tcase_add_test(tc, sipuri_parse_cases);
 	tcase_add_test(tc, sipuri_printable_cases);
+	tcase_add_test(tc, sipuri_fits_ruri_cases);
 	tcase_add_loop_test(tc, sipuri_parse_rejects, 0,
 	    sizeof(bad_uris) / sizeof(bad_uris[0]));
 	tcase_add_test(tc, sip_reason_cases);
