@@ -12,6 +12,7 @@
 #include <sys/random.h>
 
 #include "auth.h"
+#include "guard.h"
 #include "location.h"
 #include "log.h"
 #include "proxy_int.h"
@@ -225,13 +226,22 @@ proxy_reply_rank(int code)
  * is recognised and absorbed instead of forwarded.
  */
 void
-proxy_sl_tag(char *out, size_t len)
+proxy_sl_tag(const struct sipmsg *m, char *out, size_t len)
 {
-	char	tok[24];
+	struct buf	k;
+	char		store[512];
+	uint64_t	h;
 
-	proxy_token(tok, sizeof(tok));
-	snprintf(out, len, "%08llx%s", (unsigned long long)(P.seed[1] &
-	    0xffffffffu), tok + 8);
+	/* The same for a retransmission: its answer is the same. */
+	buf_init_on(&k, store, sizeof(store));
+	buf_add(&k, m->callid.p, m->callid.len);
+	buf_add(&k, m->from_tag.p, m->from_tag.len);
+	buf_add(&k, m->branch.p, m->branch.len);
+	buf_addf(&k, "%u", m->cseq);
+	h = hashtab_hash(P.seed, k.p, k.len);
+	buf_cleanup(&k);
+	snprintf(out, len, "%08llx%08llx", (unsigned long long)(P.seed[1] &
+	    0xffffffffu), (unsigned long long)(h & 0xffffffffu));
 }
 
 static bool
@@ -682,6 +692,8 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 		/* It claims to be one of ours: it must prove it. */
 		realm = (struct slice){ dom, strlen(dom) };
 		res = auth_check(m, true, realm, &user, err, errlen);
+		if (res == AUTH_FAIL || res == AUTH_BAD)
+			guard_auth_failed(src);
 		if (res == AUTH_BAD)
 			return (400);
 		if (res != AUTH_OK) {
@@ -865,6 +877,8 @@ proxy_register(struct sipmsg *m, struct tp_sock *sock,
 	realm = (struct slice){ dom, strlen(dom) };
 	if (auth_enabled() && !auth_trusted(src)) {
 		res = auth_check(m, false, realm, &user, err, sizeof(err));
+		if (res == AUTH_FAIL || res == AUTH_BAD)
+			guard_auth_failed(src);
 		if (res == AUTH_BAD) {
 			code = 400;
 			goto reply;
@@ -934,8 +948,29 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		/* Stopping: in-dialog requests still pass, new ones go away. */
 		log_info("proxy " SLICE_FMT ": %s refused, stopping",
 		    SLICE_ARG(m->callid), sip_method_name(m->method));
-		reply_new_st(m, sock, src, 503, "Shutting Down",
+		reply_stateless(m, sock, src, 503, "Shutting Down",
 		    "Retry-After: 10\r\n");
+		sipmsg_free(m);
+		return;
+	}
+	if (txn_count() >= P.cur->max_transactions) {
+		/* Full: no memory grows, the caller is told to come back. */
+		log_peer("proxy " SLICE_FMT ": %s refused, %u transactions "
+		    "open (security.max_transactions)", SLICE_ARG(m->callid),
+		    sip_method_name(m->method), txn_count());
+		P.stats.overloaded++;
+		reply_stateless(m, sock, src, 503, "Too Many Transactions",
+		    "Retry-After: 5\r\n");
+		sipmsg_free(m);
+		return;
+	}
+	if (m->method == SM_INVITE && m->to_tag.len == 0 &&
+	    !guard_call_allowed(src)) {
+		log_peer("proxy " SLICE_FMT ": INVITE refused, over "
+		    "security.call_rate", SLICE_ARG(m->callid));
+		reply_stateless(m, sock, src, 503, "Call Rate Limit",
+		    "Retry-After: 1\r\n");
+		sipmsg_free(m);
 		return;
 	}
 	d = proxy_decide(m, routes, &nroutes, &strict, &hop, &r, &code, err,
@@ -978,11 +1013,13 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		}
 	}
 	if (d == DEC_REJECT) {
+		/* Sent once, no transaction: nothing to amplify (Timer G). */
 		log_info("proxy " SLICE_FMT ": %s rejected code=%d reason=\"%s\" "
 		    "cause=%s", SLICE_ARG(m->callid), sip_method_name(m->method),
 		    code, err, sip_cause_name(sip_cause(code)));
-		reply_new_st(m, sock, src, code, err,
+		reply_stateless(m, sock, src, code, err,
 		    code == 405 ? ALLOW_HDR : NULL);
+		sipmsg_free(m);
 		free(strict);
 		return;
 	}
@@ -1095,10 +1132,13 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
     const char *data, size_t len)
 {
 	struct sipmsg	*m;
+	const struct sip_hline *uah;
 	char		 err[160], ip[INET6_ADDRSTRLEN];
 	int		 rc;
 
 	(void)arg;
+	if (!guard_allow(src, len < 8 || memcmp(data, "SIP/2.0 ", 8) != 0))
+		return;		/* banned: dropped unread */
 	if (blank(data, len))
 		return;		/* keep-alive (RFC 5626 CRLF) */
 	m = sipmsg_new(data, len);
@@ -1117,6 +1157,15 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 	}
 	if (!m->request) {
 		proxy_response(m);
+		return;
+	}
+	if ((uah = sipmsg_hdr(m, SH_USER_AGENT)) != NULL &&
+	    guard_scanner(sipmsg_hvalue(m, uah))) {
+		src_ip(src, ip, sizeof(ip));
+		log_peer("proxy: scanner from %s:%u dropped (User-Agent "
+		    "\"" SLICE_FMT "\")", ip, tp_addr_port(src),
+		    SLICE_ARG(sipmsg_hvalue(m, uah)));
+		sipmsg_free(m);
 		return;
 	}
 	if (len > P.cur->max_message_size)

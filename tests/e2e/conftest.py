@@ -42,7 +42,8 @@ def conf_text(port, routes=(), domains=("example.test",), timers=None,
             rs.append('{ user = "%s"; targets = [ %s ]; }' % (
                 user, ", ".join('"%s"' % x for x in targets)))
         out.append("routes = ( %s );" % ", ".join(rs))
-    out.append('log_level = "debug";')
+    if "log_level" not in extra:
+        out.append('log_level = "debug";')
     if "control" not in extra and workdir is not None:
         out.append('control = { socket = "%s/ctl.sock"; };' % workdir)
     if "shutdown_grace" not in extra:

@@ -398,7 +398,11 @@ START_TEST(register_limits_and_instances)
 	ck_assert_int_eq(reg("c1", 4, "Contact: <sip:a@10.0.0.5>;q=2\r\n", &b),
 	    400);	/* not a q-value */
 	ck_assert_int_eq(reg("c1", 4, "Expires: soon\r\n", &b), 400);
-	ck_assert_int_eq(reg("c1", 4, "Expires: 0\r\nContact: *\r\n", &b),
+	/* Beyond 2^32-1 is 2^32-1 (RFC 3261 20.19), then the maximum. */
+	ck_assert_int_eq(reg("c1", 4, "Expires: 99999999999999999999\r\n"
+	    "Contact: <sip:a@10.0.0.1>\r\n", &b), 200);
+	ck_assert_ptr_nonnull(strstr(b.p, "<sip:a@10.0.0.1>;expires=3600\r\n"));
+	ck_assert_int_eq(reg("c1", 5, "Expires: 0\r\nContact: *\r\n", &b),
 	    200);
 	/* RFC 5626: the instance names the binding, whatever the Contact. */
 	ck_assert_int_eq(reg("c9", 1, "Supported: outbound, path\r\n"
