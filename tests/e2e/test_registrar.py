@@ -811,3 +811,18 @@ def test_huge_expires_saturates_to_max(reglab, contact, expires):
     check_reply(r, bob)
     assert expires_of(bob.bindings(r)["sip:bob@127.0.0.1:9"]) == 3600, \
         r.text()
+
+
+def test_register_with_user_in_request_uri(reglab):
+    """REGISTER sip:bob@example.test (some phones put the AOR in the
+    Request-URI) is still for the registrar, not forwarded by location."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    raw = bob.register_bytes(expires=600).replace(
+        b"REGISTER sip:example.test ", b"REGISTER sip:bob@example.test ")
+    bob.ep.send(raw, reglab.proxy.addr)
+    r = bob.ep.expect(reply_to(parse(raw)))
+    check_reply(r, bob)
+    assert list(bob.bindings(r)) == [bob.contact_uri]
+    assert bob.ep.collect(0.3, match(method="REGISTER")) == [], \
+        "the REGISTER was forwarded to the binding"
