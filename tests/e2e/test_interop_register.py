@@ -375,7 +375,7 @@ def test_baresip_registered_call_answered(osprey_factory, tmp_path):
         assert bob.wait_for("Call established", 6), bob.report()
         time.sleep(0.5)
         alice.command("hangup")
-        bob.wait_for("terminated", 8)
+        bob.wait_for("session closed", 8)
         time.sleep(1.0)
         bob.stop()
         alice.stop()
