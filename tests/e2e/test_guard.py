@@ -333,3 +333,85 @@ def test_no_amplification_to_unauthenticated_requests(osprey_factory,
         ep.send(options(ep, o.addr), o.addr)
     assert ep.recv(1.0) is None
     ep.close()
+
+
+SIPP = shutil.which("sipp")
+
+
+def sipp(args, timeout_s, log):
+    """A SIPp with a built-in scenario, bounded by timeout(1)."""
+    return subprocess.Popen(
+        ["timeout", "-k", "5", str(timeout_s + 10), SIPP] +
+        [str(a) for a in args] +
+        ["-nostdin", "-timeout", "%ds" % timeout_s, "-timeout_error",
+         "-trace_err", "-error_file", log],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.skipif(SIPP is None, reason="SIPp not installed")
+def test_sipp_flood_while_sipp_calls_complete(osprey_factory, tmp_path):
+    """SECURITY-TESTS 2.2 with SIPp on both sides: a SIPp UAC floods
+    INVITEs from 127.0.0.2 at 1000/s while another SIPp UAC places 20
+    calls/s from 127.0.0.3 to a SIPp UAS on 127.0.0.4, all through
+    ospreyd (on 127.0.0.5).  Every legitimate call completes, the flooder
+    is banned, memory stays bounded, and once the flood and the ban are
+    over the flooding address is served again."""
+    from peers.interop import free_udp_block, wait_udp_bound
+    host = "127.0.0.5"
+    port = free_udp_port(host)
+    uas_port = free_udp_port("127.0.0.4")
+    o = osprey_factory(
+        port=port, listen=[("udp", host, port)],
+        routes=[("^bob$", ["sip:127.0.0.4:%d" % uas_port])],
+        timers={"t1": 500, "t2": 4000, "t4": 5000, "c": 30000},
+        extra='log_level = "info";\nsecurity = { rate_window = 1000; '
+              'rate_requests = 150; ban_time = 4; };')
+    o.addr = (host, port)
+    wd = str(tmp_path)
+    procs = []
+    try:
+        uas = sipp(["-sn", "uas", "-i", "127.0.0.4", "-p", uas_port,
+                    "-mi", "127.0.0.4", "-mp", free_udp_block(4),
+                    "-ci", "127.0.0.4", "-cp", free_udp_block(1)],
+                   60, wd + "/uas_err.log")
+        procs.append(uas)
+        wait_udp_bound(uas_port, uas, "SIPp UAS")
+        rss0 = rss_kb(o.proc.pid)
+        flood = sipp(["%s:%d" % o.addr, "-sn", "uac", "-s", "bob",
+                      "-i", "127.0.0.2", "-p", free_udp_port("127.0.0.2"),
+                      "-mi", "127.0.0.2", "-mp", free_udp_block(4),
+                      "-ci", "127.0.0.2", "-cp", free_udp_block(1),
+                      "-r", 1000, "-m", 6000, "-l", 100000],
+                     12, wd + "/flood_err.log")
+        procs.append(flood)
+        time.sleep(0.5)
+        legit = sipp(["%s:%d" % o.addr, "-sn", "uac", "-s", "bob",
+                      "-i", "127.0.0.3", "-p", free_udp_port("127.0.0.3"),
+                      "-mi", "127.0.0.3", "-mp", free_udp_block(4),
+                      "-ci", "127.0.0.3", "-cp", free_udp_block(1),
+                      "-r", 20, "-m", 200, "-d", 100],
+                     40, wd + "/legit_err.log")
+        procs.append(legit)
+        rc = legit.wait(60)
+        errs = open(wd + "/legit_err.log").read() if os.path.exists(
+            wd + "/legit_err.log") else ""
+        assert rc == 0, "legit SIPp UAC exit %s:\n%s" % (rc, errs[-3000:])
+        rss1 = rss_kb(o.proc.pid)
+        flood.wait(30)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
+    log = o.log_text()
+    assert re.search(r"guard 127\.0\.0\.2: banned for 4 s", log), log[-2000:]
+    assert not re.search(r"guard 127\.0\.0\.(3|4): banned", log)
+    assert rss1 < rss0 + 16 * 1024, (rss0, rss1)
+    assert o.alive()
+    # The flood is over; after the ban the address is served again.
+    time.sleep(4.5)
+    ep = Endpoint("127.0.0.2")
+    ep.send(options(ep, o.addr), o.addr)
+    ep.expect(match(code=200), timeout=2)
+    ep.close()
