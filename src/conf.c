@@ -722,13 +722,95 @@ load_auth(struct ctx *c, const config_setting_t *root, struct conf *cf)
 	return (0);
 }
 
+/* Kamailio's stock list, and two more seen in the wild. */
+#define SCANNERS_DEFAULT \
+	"friendly|scanner|sipcli|sipvicious|VaxSIPUserAgent|pplsip|" \
+	"sundayddr|iWar"
+
+static int
+load_security(struct ctx *c, const config_setting_t *root, struct conf *cf)
+{
+	static const char *const keys[] = { "rate_window", "rate_requests",
+	    "ban_time", "auth_failures", "auth_window", "exempt", "scanners",
+	    "scanner_user_agents", "max_transactions", "max_sources",
+	    "call_rate", NULL };
+	const config_setting_t	*g = config_setting_get_member(root,
+				    "security");
+	const config_setting_t	*s;
+	struct guard_settings	*gs = &cf->guard;
+	long long		 win = 2000, req = 200, ban = 60, af = 5;
+	long long		 aw = 60, maxt = 65536, maxs = 100000, cr = 0;
+	const char		*ua = SCANNERS_DEFAULT;
+	char			 msg[256];
+	int			 i, rc;
+
+	gs->scanners = true;
+	if (g != NULL) {
+		if (!config_setting_is_group(g))
+			return (conf_err(c, g, "security: must be a group "
+			    "{ rate_requests = ...; }"));
+		if (check_keys(c, g, "security", keys) == -1 ||
+		    get_int(c, g, "security.", "rate_window", 0, 3600000,
+		    &win) == -1 ||
+		    get_int(c, g, "security.", "rate_requests", 1, 10000000,
+		    &req) == -1 ||
+		    get_int(c, g, "security.", "ban_time", 1, 86400, &ban) ==
+		    -1 ||
+		    get_int(c, g, "security.", "auth_failures", 0, 1000, &af) ==
+		    -1 ||
+		    get_int(c, g, "security.", "auth_window", 1, 86400, &aw) ==
+		    -1 ||
+		    get_int(c, g, "security.", "max_transactions", 100,
+		    10000000, &maxt) == -1 ||
+		    get_int(c, g, "security.", "max_sources", 100, 10000000,
+		    &maxs) == -1 ||
+		    get_int(c, g, "security.", "call_rate", 0, 1000000, &cr) ==
+		    -1 ||
+		    get_bool(c, g, "security.", "scanners", &gs->scanners) ==
+		    -1 ||
+		    get_str(c, g, "security.", "scanner_user_agents", &ua) == -1)
+			return (-1);
+		if ((s = config_setting_get_member(g, "exempt")) != NULL) {
+			if (!config_setting_is_array(s))
+				return (conf_err(c, s, "security.exempt: must be "
+				    "a list of addresses or networks"));
+			for (i = 0; i < config_setting_length(s); i++) {
+				const char *a =
+				    config_setting_get_string_elem(s, i);
+
+				if (a == NULL || acl_add(&gs->exempt, a, msg,
+				    sizeof(msg)) == -1)
+					return (conf_err(c, s, "security.exempt: "
+					    "%s", a ? msg : "must be strings"));
+			}
+		}
+	}
+	gs->window_ms = (uint32_t)win;
+	gs->max_requests = (unsigned)req;
+	gs->ban_ms = (uint32_t)ban * 1000;
+	gs->auth_failures = (unsigned)af;
+	gs->auth_window_ms = (uint32_t)aw * 1000;
+	gs->max_sources = (unsigned)maxs;
+	gs->call_rate = (unsigned)cr;
+	cf->proxy.max_transactions = (unsigned)maxt;
+	if ((rc = regcomp(&gs->scanner_re, ua, REG_EXTENDED | REG_ICASE |
+	    REG_NOSUB)) != 0) {
+		regerror(rc, &gs->scanner_re, msg, sizeof(msg));
+		return (conf_err(c, g ? config_setting_get_member(g,
+		    "scanner_user_agents") : NULL,
+		    "security.scanner_user_agents: %s", msg));
+	}
+	gs->scanner_src = xstrdup(ua);
+	return (0);
+}
+
 int
 conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "listen", "domains", "relay",
 	    "record_route", "timers", "routes", "failure_routes", "probe",
 	    "dns", "metrics", "control", "shutdown_grace", "max_message_size",
-	    "log_level", "registrar", "auth", NULL };
+	    "log_level", "registrar", "auth", "security", NULL };
 	struct ctx		 c = { path, err, errlen };
 	config_t		 cfg;
 	const config_setting_t	*root;
@@ -766,6 +848,7 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 	    load_control(&c, root, cf) == -1 ||
 	    load_registrar(&c, root, cf) == -1 ||
 	    load_auth(&c, root, cf) == -1 ||
+	    load_security(&c, root, cf) == -1 ||
 	    get_int(&c, root, "", "shutdown_grace", 0, 600000, &grace) == -1 ||
 	    get_int(&c, root, "", "max_message_size", 1024, 65535, &maxsz) == -1 ||
 	    get_str(&c, root, "", "log_level", &lvl) == -1)
@@ -814,6 +897,7 @@ conf_free(struct conf *cf)
 	auth_settings_cleanup(&cf->auth);
 	auth_users_free(cf->users);
 	cf->users = NULL;
+	guard_settings_cleanup(&cf->guard);
 }
 
 /* The config as understood, for ospreyd -t -v. */
@@ -906,6 +990,26 @@ conf_print(const struct conf *cf, FILE *fp)
 		acl_format(&cf->auth.trusted.net[i], net, sizeof(net));
 		fprintf(fp, "trusted %s\n", net);
 	}
+	if (cf->guard.window_ms > 0)
+		fprintf(fp, "rate_limit %u requests per %u ms, ban %u s\n",
+		    cf->guard.max_requests, cf->guard.window_ms,
+		    cf->guard.ban_ms / 1000);
+	else
+		fprintf(fp, "rate_limit off\n");
+	if (cf->guard.auth_failures > 0)
+		fprintf(fp, "auth_failures %u in %u s, then ban\n",
+		    cf->guard.auth_failures, cf->guard.auth_window_ms / 1000);
+	for (i = 0; i < cf->guard.exempt.n; i++) {
+		char	net[INET6_ADDRSTRLEN + 8];
+
+		acl_format(&cf->guard.exempt.net[i], net, sizeof(net));
+		fprintf(fp, "exempt %s\n", net);
+	}
+	fprintf(fp, "scanners %s\n", cf->guard.scanners ?
+	    cf->guard.scanner_src : "off");
+	fprintf(fp, "max_transactions %u\n", cf->proxy.max_transactions);
+	if (cf->guard.call_rate > 0)
+		fprintf(fp, "call_rate %u per second\n", cf->guard.call_rate);
 	fprintf(fp, "shutdown_grace %u\n", cf->shutdown_grace_ms);
 	fprintf(fp, "max_message_size %zu\nlog_level %s\n",
 	    cf->proxy.max_message_size, log_level_name(cf->log_level));

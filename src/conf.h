@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "ctl.h"
+#include "guard.h"
 #include "proxy.h"
 #include "registrar.h"
 #include "resolver.h"
@@ -27,6 +28,7 @@ struct conf {
 	struct ctl_settings	 ctl;
 	struct registrar_settings reg;
 	struct auth_settings	 auth;
+	struct guard_settings	 guard;
 	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
 	char			*metrics_address;	/* owned; NULL: off */

@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "ctl.h"
 #include "gateway.h"
+#include "guard.h"
 #include "log.h"
 #include "metrics.h"
 #include "location.h"
@@ -147,6 +148,7 @@ ospreyd_reload(char *err, size_t errlen)
 		log_warnx("ospreyd: reload: registrar.database changes take "
 		    "effect at the next restart");
 	registrar_set(&nc->reg);
+	guard_set(&nc->guard, &nc->auth.trusted);
 	auth_set(&nc->auth, nc->users);
 	nc->users = NULL;
 	if (nc->auth.users_file != NULL)
@@ -282,6 +284,10 @@ main(int argc, char **argv)
 	auth_init(D.base, secret);
 	explicit_bzero(secret, sizeof(secret));
 	registrar_set(&D.conf->reg);
+	guard_init(D.base);
+	for (i = 0; i < D.conf->nlisten; i++)
+		guard_add_self(D.conf->listen[i].address);
+	guard_set(&D.conf->guard, &D.conf->auth.trusted);
 	auth_set(&D.conf->auth, D.conf->users);
 	D.conf->users = NULL;
 	if (D.conf->auth.users_file == NULL)
@@ -319,6 +325,7 @@ main(int argc, char **argv)
 	proxy_shutdown();
 	registrar_shutdown();
 	auth_shutdown();
+	guard_shutdown();
 	resolver_shutdown();
 	tp_close(&D.tp);
 	for (i = 0; i < 3; i++)

@@ -23,6 +23,7 @@
 
 #include "auth.h"
 #include "gateway.h"
+#include "guard.h"
 #include "location.h"
 #include "log.h"
 #include "metrics.h"
@@ -265,6 +266,29 @@ metrics_render_reg(struct evbuffer *out)
 }
 
 static void
+metrics_render_guard(struct evbuffer *out)
+{
+	const struct guard_stats	*gs = guard_stats();
+
+	metrics_scalar(out, "osprey_sources_banned", "gauge",
+	    "Source addresses banned now (rate limit or failed "
+	    "authentications).", guard_banned());
+	metrics_scalar(out, "osprey_bans_total", "counter",
+	    "Bans imposed on source addresses.", gs->bans);
+	metrics_scalar(out, "osprey_banned_datagrams_dropped_total", "counter",
+	    "Datagrams from banned sources, dropped unread.", gs->dropped);
+	metrics_scalar(out, "osprey_scanner_requests_dropped_total", "counter",
+	    "Requests dropped without an answer for a scanner User-Agent.",
+	    gs->scanners);
+	metrics_scalar(out, "osprey_call_rate_rejections_total", "counter",
+	    "New INVITEs answered 503 over security.call_rate.",
+	    gs->call_rate);
+	metrics_scalar(out, "osprey_overload_rejections_total", "counter",
+	    "New requests answered 503 because security.max_transactions "
+	    "transactions were open.", proxy_stats()->overloaded);
+}
+
+static void
 metrics_render_gw(struct evbuffer *out)
 {
 	const struct gw	*gw;
@@ -347,6 +371,7 @@ metrics_render(struct evbuffer *out)
 	metrics_render_proxy(out);
 	metrics_render_txn(out);
 	metrics_render_reg(out);
+	metrics_render_guard(out);
 	metrics_render_gw(out);
 	metrics_render_tp(out);
 	metrics_render_lag(out);

@@ -12,6 +12,7 @@
 #include <sys/random.h>
 
 #include "auth.h"
+#include "guard.h"
 #include "location.h"
 #include "log.h"
 #include "proxy_int.h"
@@ -40,6 +41,7 @@ struct hop {
 	bool		 dialog;	/* came back through our Record-Route */
 	struct slice	 user;		/* DEC_LOCATION */
 	const char	*domain;	/* DEC_LOCATION: ours, canonical */
+	char		 lit[256];	/* domain, when an address of ours */
 };
 
 struct proxy_state P;
@@ -224,13 +226,22 @@ proxy_reply_rank(int code)
  * is recognised and absorbed instead of forwarded.
  */
 void
-proxy_sl_tag(char *out, size_t len)
+proxy_sl_tag(const struct sipmsg *m, char *out, size_t len)
 {
-	char	tok[24];
+	struct buf	k;
+	char		store[512];
+	uint64_t	h;
 
-	proxy_token(tok, sizeof(tok));
-	snprintf(out, len, "%08llx%s", (unsigned long long)(P.seed[1] &
-	    0xffffffffu), tok + 8);
+	/* The same for a retransmission: its answer is the same. */
+	buf_init_on(&k, store, sizeof(store));
+	buf_add(&k, m->callid.p, m->callid.len);
+	buf_add(&k, m->from_tag.p, m->from_tag.len);
+	buf_add(&k, m->branch.p, m->branch.len);
+	buf_addf(&k, "%u", m->cseq);
+	h = hashtab_hash(P.seed, k.p, k.len);
+	buf_cleanup(&k);
+	snprintf(out, len, "%08llx%08llx", (unsigned long long)(P.seed[1] &
+	    0xffffffffu), (unsigned long long)(h & 0xffffffffu));
 }
 
 static bool
@@ -265,10 +276,10 @@ src_ip(const struct tp_addr *src, char *ip, size_t len)
  * one, or for an address of ours the first configured domain.
  */
 static bool
-proxy_domain_of(struct slice host, uint16_t port, const char **domain)
+proxy_domain_of(struct slice host, uint16_t port, const char **domain,
+    char *lit, size_t litlen)
 {
 	unsigned	i, j;
-	static char	lit[256];
 
 	for (i = 0; i < P.cur->ndomains; i++) {
 		if (host.len != strlen(P.cur->domains[i]) ||
@@ -287,7 +298,7 @@ proxy_domain_of(struct slice host, uint16_t port, const char **domain)
 		goto ours;
 	}
 	if (domain != NULL) {
-		snprintf(lit, sizeof(lit), SLICE_FMT, SLICE_ARG(host));
+		snprintf(lit, litlen, SLICE_FMT, SLICE_ARG(host));
 		*domain = lit;
 	}
 	return (true);
@@ -297,10 +308,29 @@ ours:
 	return (true);
 }
 
+/*
+ * The domain of an identity (From, To): the host alone decides, whatever
+ * port or parameters the URI carries.
+ */
+static bool
+proxy_identity_of(struct slice host, const char **domain, char *lit,
+    size_t litlen)
+{
+	unsigned	i;
+
+	if (proxy_domain_of(host, 0, domain, lit, litlen))
+		return (true);
+	for (i = 0; i < P.tp->nsocks; i++)	/* our address, another port */
+		if (proxy_domain_of(host, P.tp->socks[i].port, domain, lit,
+		    litlen))
+			return (true);
+	return (false);
+}
+
 static bool
 proxy_domain_ours(struct slice host, uint16_t port)
 {
-	return (proxy_domain_of(host, port, NULL));
+	return (proxy_domain_of(host, port, NULL, NULL, 0));
 }
 
 char *
@@ -483,6 +513,8 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 	if (n > 0 && uri_is_local(m->ruri)) {
 		*stamp = stamped(m, m->ruri);
 		*ruri = hdr_uri(routes[n - 1]);
+		if (!sipuri_printable(*ruri))
+			return (400);	/* it goes in our request line */
 		n--;
 		*popped = true;
 	}
@@ -501,6 +533,16 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		if (!sipuri_param(&u, "lr", NULL)) {
 			/* Next hop is a strict router: R-URI goes last. */
 			struct buf	b;
+
+			/*
+			 * The Route URI becomes the Request-URI and the
+			 * Request-URI a Route value in < >: a space in one
+			 * ("Route: sip: @host", fuzzer) broke the request
+			 * line we sent.
+			 */
+			if (!sipuri_printable(first) ||
+			    !sipuri_printable(*ruri))
+				return (400);
 
 			buf_init(&b, ruri->len + 3);
 			buf_add(&b, "<", 1);
@@ -598,8 +640,13 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		return (DEC_REJECT);
 	}
 	hop->ruri = ruri;
-	/* Through our Record-Route: stamped, or (no auth) popped at all. */
-	hop->dialog = popped && (stamp || !auth_enabled());
+	/*
+	 * Back through our Record-Route, in a dialog (To tag) and stamped for
+	 * this Call-ID; without authentication, popped at all.  A stamp
+	 * lifted into a new request (no To tag) is no pass.
+	 */
+	hop->dialog = popped && (!auth_enabled() || (stamp &&
+	    m->to_tag.len > 0));
 	if (*nroutes > 0) {
 		/* A strict next hop is in the R-URI now (16.6 step 7). */
 		*code = dest_from_uri(*strict != NULL ? ruri :
@@ -612,18 +659,20 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		*code = 400;
 		return (DEC_REJECT);
 	}
-	ours = proxy_domain_of(u.host, u.port, &hop->domain);
+	ours = proxy_domain_of(u.host, u.port, &hop->domain, hop->lit,
+	    sizeof(hop->lit));
 	if (popped && !ours) {
 		/* In dialog, through our Record-Route: to the R-URI. */
 		*code = dest_from_uri(ruri, &hop->dest, err, errlen);
 		hop->foreign = !hop->dialog;
 		return (*code != 0 ? DEC_REJECT : DEC_HOP);
 	}
+	/* 10.2 wants no user in a REGISTER's R-URI; some send one anyway. */
+	if (ours && m->method == SM_REGISTER && registrar_enabled())
+		return (DEC_REGISTER);
 	if (ours && u.user.len == 0) {
 		if (m->method == SM_OPTIONS && m->to_tag.len == 0)
 			return (DEC_FOR_US);
-		if (m->method == SM_REGISTER && registrar_enabled())
-			return (DEC_REGISTER);
 		*code = m->to_tag.len > 0 ? 481 : 405;
 		snprintf(err, errlen, "%s", sip_reason(*code));
 		return (DEC_REJECT);
@@ -658,10 +707,13 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 	struct sipuri		 fu;
 	struct slice		 user, realm;
 	const char		*dom = NULL;
+	char			 lit[256];
 	struct buf		 ch;
 	enum auth_result	 res;
 
-	if (hop->dialog || m->method == SM_ACK || m->method == SM_CANCEL)
+	/* In a dialog and to its remote target (not to a route of ours). */
+	if ((hop->dialog && d == DEC_HOP) || m->method == SM_ACK ||
+	    m->method == SM_CANCEL)
 		return (0);
 	if (!auth_enabled()) {
 		if (hop->foreign && !P.cur->relay) {
@@ -674,10 +726,12 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 		return (0);
 	fh = sipmsg_hdr(m, SH_FROM);
 	if (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
-	    &fu) == 0 && proxy_domain_of(fu.host, 0, &dom)) {
+	    &fu) == 0 && proxy_identity_of(fu.host, &dom, lit, sizeof(lit))) {
 		/* It claims to be one of ours: it must prove it. */
 		realm = (struct slice){ dom, strlen(dom) };
 		res = auth_check(m, true, realm, &user, err, errlen);
+		if (res == AUTH_FAIL || res == AUTH_BAD)
+			guard_auth_failed(src);
 		if (res == AUTH_BAD)
 			return (400);
 		if (res != AUTH_OK) {
@@ -742,7 +796,7 @@ ack_allowed(const struct sipmsg *m, const struct tp_addr *src)
 	if (auth_trusted(src))
 		return (true);
 	return (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
-	    &fu) == 0 && proxy_domain_ours(fu.host, 0));
+	    &fu) == 0 && proxy_identity_of(fu.host, NULL, NULL, 0));
 }
 
 /* ACK for a 2xx, and other requests we do not keep state for. */
@@ -840,7 +894,7 @@ proxy_register(struct sipmsg *m, struct tp_sock *sock,
 	struct sipuri		 tu;
 	struct slice		 user, realm;
 	const char		*dom = NULL;
-	char			 aor[REG_AOR_LEN], err[160];
+	char			 aor[REG_AOR_LEN], err[160], lit[256];
 	struct buf		 hdrs;
 	enum auth_result	 res;
 	int			 code;
@@ -853,7 +907,7 @@ proxy_register(struct sipmsg *m, struct tp_sock *sock,
 		snprintf(err, sizeof(err), "Bad To: no address-of-record");
 		goto reply;
 	}
-	if (!proxy_domain_of(tu.host, tu.port, &dom)) {
+	if (!proxy_identity_of(tu.host, &dom, lit, sizeof(lit))) {
 		code = 404;	/* 10.3 step 3: not an AOR of this domain */
 		snprintf(err, sizeof(err), "Not Our Domain");
 		goto reply;
@@ -861,6 +915,8 @@ proxy_register(struct sipmsg *m, struct tp_sock *sock,
 	realm = (struct slice){ dom, strlen(dom) };
 	if (auth_enabled() && !auth_trusted(src)) {
 		res = auth_check(m, false, realm, &user, err, sizeof(err));
+		if (res == AUTH_FAIL || res == AUTH_BAD)
+			guard_auth_failed(src);
 		if (res == AUTH_BAD) {
 			code = 400;
 			goto reply;
@@ -930,8 +986,29 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		/* Stopping: in-dialog requests still pass, new ones go away. */
 		log_info("proxy " SLICE_FMT ": %s refused, stopping",
 		    SLICE_ARG(m->callid), sip_method_name(m->method));
-		reply_new_st(m, sock, src, 503, "Shutting Down",
+		reply_stateless(m, sock, src, 503, "Shutting Down",
 		    "Retry-After: 10\r\n");
+		sipmsg_free(m);
+		return;
+	}
+	if (txn_count() >= P.cur->max_transactions) {
+		/* Full: no memory grows, the caller is told to come back. */
+		log_peer("proxy " SLICE_FMT ": %s refused, %u transactions "
+		    "open (security.max_transactions)", SLICE_ARG(m->callid),
+		    sip_method_name(m->method), txn_count());
+		P.stats.overloaded++;
+		reply_stateless(m, sock, src, 503, "Too Many Transactions",
+		    "Retry-After: 5\r\n");
+		sipmsg_free(m);
+		return;
+	}
+	if (m->method == SM_INVITE && m->to_tag.len == 0 &&
+	    !guard_call_allowed(src)) {
+		log_peer("proxy " SLICE_FMT ": INVITE refused, over "
+		    "security.call_rate", SLICE_ARG(m->callid));
+		reply_stateless(m, sock, src, 503, "Call Rate Limit",
+		    "Retry-After: 1\r\n");
+		sipmsg_free(m);
 		return;
 	}
 	d = proxy_decide(m, routes, &nroutes, &strict, &hop, &r, &code, err,
@@ -943,8 +1020,14 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		snprintf(err, sizeof(err), "%s", sip_reason(483));
 	}
 	if (d == DEC_FOR_US) {
-		reply_new_st(m, sock, src, 200, NULL, ALLOW_HDR
-		    "Accept: application/sdp\r\nSupported: \r\n");
+		/*
+		 * Allow, Accept and Supported only to sources we know: to
+		 * anyone else the answer stays about the size of the question
+		 * (no amplification for a spoofed source).
+		 */
+		reply_new_st(m, sock, src, 200, NULL, guard_known(src) ?
+		    ALLOW_HDR "Accept: application/sdp\r\nSupported: \r\n" :
+		    NULL);
 		free(strict);
 		return;
 	}
@@ -974,11 +1057,13 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		}
 	}
 	if (d == DEC_REJECT) {
+		/* Sent once, no transaction: nothing to amplify (Timer G). */
 		log_info("proxy " SLICE_FMT ": %s rejected code=%d reason=\"%s\" "
 		    "cause=%s", SLICE_ARG(m->callid), sip_method_name(m->method),
 		    code, err, sip_cause_name(sip_cause(code)));
-		reply_new_st(m, sock, src, code, err,
+		reply_stateless(m, sock, src, code, err,
 		    code == 405 ? ALLOW_HDR : NULL);
+		sipmsg_free(m);
 		free(strict);
 		return;
 	}
@@ -1091,10 +1176,13 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
     const char *data, size_t len)
 {
 	struct sipmsg	*m;
+	const struct sip_hline *uah;
 	char		 err[160], ip[INET6_ADDRSTRLEN];
 	int		 rc;
 
 	(void)arg;
+	if (!guard_allow(src, len < 8 || memcmp(data, "SIP/2.0 ", 8) != 0))
+		return;		/* banned: dropped unread */
 	if (blank(data, len))
 		return;		/* keep-alive (RFC 5626 CRLF) */
 	m = sipmsg_new(data, len);
@@ -1115,26 +1203,25 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 		proxy_response(m);
 		return;
 	}
+	if ((uah = sipmsg_hdr(m, SH_USER_AGENT)) != NULL &&
+	    guard_scanner(sipmsg_hvalue(m, uah))) {
+		src_ip(src, ip, sizeof(ip));
+		log_peer("proxy: scanner from %s:%u dropped (User-Agent "
+		    "\"" SLICE_FMT "\")", ip, tp_addr_port(src),
+		    SLICE_ARG(sipmsg_hvalue(m, uah)));
+		sipmsg_free(m);
+		return;
+	}
 	if (len > P.cur->max_message_size)
 		rc = 513;
 	else
 		rc = sipmsg_check_request(m, err, sizeof(err));
 	if (rc != 0) {
-		char	 extra[256];
-		struct slice	 v[8];
-		unsigned	 n, i;
+		struct buf	extra;
 
-		extra[0] = '\0';
-		if (rc == 420) {
-			n = sipmsg_values(m, SH_PROXY_REQUIRE, v, 8);
-			snprintf(extra, sizeof(extra), "Unsupported: ");
-			for (i = 0; i < n && i < 8; i++)
-				snprintf(extra + strlen(extra),
-				    sizeof(extra) - strlen(extra), "%s" SLICE_FMT,
-				    i ? ", " : "", SLICE_ARG(v[i]));
-			snprintf(extra + strlen(extra),
-			    sizeof(extra) - strlen(extra), "\r\n");
-		}
+		buf_init(&extra, 128);
+		if (rc == 420)
+			sipbuild_unsupported(m, &extra);
 		P.stats.rejected++;
 		if (rc == 513)
 			snprintf(err, sizeof(err), "%s", sip_reason(513));
@@ -1143,7 +1230,8 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 		    sip_cause_name(sip_cause(rc)));
 		if (m->method != SM_ACK)
 			reply_stateless(m, sock, src, rc, err,
-			    extra[0] ? extra : NULL);
+			    extra.len > 0 ? extra.p : NULL);
+		buf_cleanup(&extra);
 		sipmsg_free(m);
 		return;
 	}

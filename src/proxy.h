@@ -23,6 +23,7 @@ struct proxy_settings {
 	bool			  record_route;
 	uint32_t		  cancel_ms;
 	size_t			  max_message_size;
+	unsigned		  max_transactions;	/* then 503 */
 	struct route_table	  routes;
 	uint32_t		  probe_interval_ms;
 	uint32_t		  probe_timeout_ms;
@@ -42,6 +43,7 @@ struct proxy_stats {
 	uint64_t	cancels_relayed;
 	uint64_t	sent_481;
 	uint64_t	sent_487;
+	uint64_t	overloaded;		/* 503: max_transactions */
 };
 
 void	proxy_init(struct event_base *, struct tp *, struct proxy_settings *,

@@ -93,7 +93,7 @@ struct proxy_state {
 extern struct proxy_state P;
 
 void	 proxy_token(char *, size_t);
-void	 proxy_sl_tag(char *, size_t);
+void	 proxy_sl_tag(const struct sipmsg *, char *, size_t);
 void	 proxy_count_sent(int, bool);
 char	*proxy_forward_bytes(const struct sipmsg *, const struct tp_sock *,
 	    const struct tp_sock *, const char *, const char *, struct slice,

@@ -40,7 +40,7 @@ reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
 
 	topvia = proxy_make_topvia(m, src);
 	top = (struct slice){ topvia, strlen(topvia) };
-	proxy_sl_tag(tag, sizeof(tag));
+	proxy_sl_tag(m, tag, sizeof(tag));
 	buf_init(&ex, 128);
 	reply_extra(code, extra, &ex);
 	buf_init(&b, 512);

@@ -90,12 +90,13 @@ parse_delta(struct slice v, uint32_t *out)
 	size_t		i;
 
 	v = slice_trim(v);
-	if (v.len == 0 || v.len > 10)
+	if (v.len == 0)
 		return (-1);
 	for (i = 0; i < v.len; i++) {
 		if (!isdigit((unsigned char)v.p[i]))
 			return (-1);
-		n = n * 10 + (uint64_t)(v.p[i] - '0');
+		if (n <= UINT32_MAX)	/* RFC 3261 20.19: larger is 2^32-1 */
+			n = n * 10 + (uint64_t)(v.p[i] - '0');
 	}
 	*out = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 	return (0);

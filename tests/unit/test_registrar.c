@@ -144,25 +144,31 @@ check(struct sipmsg *m, struct slice *user)
 
 START_TEST(auth_nonces)
 {
-	char		n[49];
+	char		n[AUTH_NONCE_LEN + 1];
 	uint32_t	now = (uint32_t)time(NULL);
 
 	auth_nonce_make(S("example.test"), now, n);
-	ck_assert_int_eq(strlen(n), 48);
+	ck_assert_int_eq(strlen(n), AUTH_NONCE_LEN);
 	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"), now), 0);
 	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"),
 	    now + 301), 1);			/* stale */
 	ck_assert_int_eq(auth_nonce_check(S(n), S("other.test"), now), -1);
-	n[20] = n[20] == 'a' ? 'b' : 'a';	/* tampered */
+	n[30] = n[30] == 'a' ? 'b' : 'a';	/* tampered */
 	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"), now), -1);
 	ck_assert_int_eq(auth_nonce_check(S("abc"), S("example.test"), now),
 	    -1);
+	/* After a restart (a new epoch) a genuine nonce is stale. */
+	auth_nonce_make(S("example.test"), now, n);
+	auth_shutdown();
+	auth_init(NULL, (const uint8_t[32]){ 1, 2, 3 });
+	auth_set(&aset, NULL);
+	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"), now), 1);
 }
 END_TEST
 
 START_TEST(auth_passwords_and_replay)
 {
-	char		n[49], n2[49];
+	char		n[AUTH_NONCE_LEN + 1], n2[AUTH_NONCE_LEN + 1];
 	struct slice	user;
 
 	auth_nonce_make(S("example.test"), (uint32_t)time(NULL), n);
@@ -195,7 +201,7 @@ END_TEST
 
 START_TEST(auth_stale_nonce)
 {
-	char		n[49];
+	char		n[AUTH_NONCE_LEN + 1];
 	struct slice	user;
 
 	/* Issued 301 s ago with the right password: stale, not a failure. */
@@ -398,7 +404,11 @@ START_TEST(register_limits_and_instances)
 	ck_assert_int_eq(reg("c1", 4, "Contact: <sip:a@10.0.0.5>;q=2\r\n", &b),
 	    400);	/* not a q-value */
 	ck_assert_int_eq(reg("c1", 4, "Expires: soon\r\n", &b), 400);
-	ck_assert_int_eq(reg("c1", 4, "Expires: 0\r\nContact: *\r\n", &b),
+	/* Beyond 2^32-1 is 2^32-1 (RFC 3261 20.19), then the maximum. */
+	ck_assert_int_eq(reg("c1", 4, "Expires: 99999999999999999999\r\n"
+	    "Contact: <sip:a@10.0.0.1>\r\n", &b), 200);
+	ck_assert_ptr_nonnull(strstr(b.p, "<sip:a@10.0.0.1>;expires=3600\r\n"));
+	ck_assert_int_eq(reg("c1", 5, "Expires: 0\r\nContact: *\r\n", &b),
 	    200);
 	/* RFC 5626: the instance names the binding, whatever the Contact. */
 	ck_assert_int_eq(reg("c9", 1, "Supported: outbound, path\r\n"
