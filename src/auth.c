@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -25,7 +26,7 @@
 #include "timer.h"
 #include "xmalloc.h"
 
-#define NONCE_LEN	48	/* hex: time 8, salt 8, mac 32 */
+#define NONCE_LEN	56	/* hex: time 8, epoch 8, salt 8, mac 32 */
 #define NC_MAX_ENTRIES	(1u << 20)
 
 struct auth_user {
@@ -51,6 +52,8 @@ struct nc_entry {
 static struct {
 	uint8_t			 secret[32];
 	uint32_t		 salt;
+	uint32_t		 epoch;		/* this run: nonces of another
+						   are stale (no nc memory) */
 	const struct auth_settings *set;	/* borrowed from the config */
 	struct auth_users	*users;		/* owned */
 	struct hashtab		 nc;
@@ -225,6 +228,8 @@ void
 auth_init(struct event_base *base, const uint8_t secret[32])
 {
 	memcpy(A.secret, secret, sizeof(A.secret));
+	if (getrandom(&A.epoch, sizeof(A.epoch), 0) != sizeof(A.epoch))
+		fatal("getrandom");
 	hashtab_init(&A.nc, 256);
 	timer_init(&A.sweep, base, auth_sweep, NULL);
 	A.init = true;
@@ -301,58 +306,79 @@ auth_user_exists(struct slice user, struct slice realm)
 	return (user_find(user, realm) != NULL);
 }
 
-/* Nonces. */
+/*
+ * Nonces: the time, the epoch of this run, a salt, and an HMAC of them
+ * and the realm.  The nonce-counts seen live in memory, so a nonce of
+ * another run (after a restart) is answered as stale: a replay of it
+ * cannot pass, and a phone just authenticates again.
+ */
 static void
-nonce_mac(uint32_t issued, uint32_t salt, struct slice realm, char out[33])
+put32(unsigned char *p, uint32_t v)
 {
-	unsigned char	msg[8 + 256], md[EVP_MAX_MD_SIZE];
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+static void
+nonce_mac(uint32_t issued, uint32_t epoch, uint32_t salt, struct slice realm,
+    char out[33])
+{
+	unsigned char	msg[12 + 256], md[EVP_MAX_MD_SIZE];
 	unsigned	mdlen, i;
 	size_t		rlen = realm.len < 256 ? realm.len : 256;
 
-	msg[0] = issued >> 24;
-	msg[1] = issued >> 16;
-	msg[2] = issued >> 8;
-	msg[3] = issued;
-	msg[4] = salt >> 24;
-	msg[5] = salt >> 16;
-	msg[6] = salt >> 8;
-	msg[7] = salt;
-	memcpy(msg + 8, realm.p, rlen);
-	HMAC(EVP_sha256(), A.secret, sizeof(A.secret), msg, 8 + rlen, md,
+	put32(msg, issued);
+	put32(msg + 4, epoch);
+	put32(msg + 8, salt);
+	memcpy(msg + 12, realm.p, rlen);
+	HMAC(EVP_sha256(), A.secret, sizeof(A.secret), msg, 12 + rlen, md,
 	    &mdlen);
 	for (i = 0; i < 16; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 void
-auth_nonce_make(struct slice realm, uint32_t now, char out[49])
+auth_nonce_make(struct slice realm, uint32_t now, char out[AUTH_NONCE_LEN + 1])
 {
 	char	mac[33];
 	uint32_t salt = ++A.salt * 2654435761u;
 
-	nonce_mac(now, salt, realm, mac);
-	snprintf(out, 49, "%08x%08x%s", now, salt, mac);
+	nonce_mac(now, A.epoch, salt, realm, mac);
+	snprintf(out, AUTH_NONCE_LEN + 1, "%08x%08x%08x%s", now, A.epoch, salt,
+	    mac);
 }
 
-/* 0: fresh; 1: genuine but expired (stale); -1: not one of ours. */
+static uint32_t
+hex32(const char *p)
+{
+	char	buf[9];
+
+	memcpy(buf, p, 8);
+	buf[8] = '\0';
+	return ((uint32_t)strtoul(buf, NULL, 16));
+}
+
+/* 0: fresh; 1: genuine but expired or of another run (stale); -1: not ours. */
 int
 auth_nonce_check(struct slice nonce, struct slice realm, uint32_t now)
 {
-	char		 buf[9], mac[33];
-	uint32_t	 issued, salt;
+	char		 mac[33];
+	uint32_t	 issued, epoch, salt;
 
 	if (nonce.len != NONCE_LEN || !is_hex(nonce.p, NONCE_LEN))
 		return (-1);
-	memcpy(buf, nonce.p, 8);
-	buf[8] = '\0';
-	issued = (uint32_t)strtoul(buf, NULL, 16);
-	memcpy(buf, nonce.p + 8, 8);
-	salt = (uint32_t)strtoul(buf, NULL, 16);
-	nonce_mac(issued, salt, realm, mac);
-	if (CRYPTO_memcmp(mac, nonce.p + 16, 32) != 0)
+	issued = hex32(nonce.p);
+	epoch = hex32(nonce.p + 8);
+	salt = hex32(nonce.p + 16);
+	nonce_mac(issued, epoch, salt, realm, mac);
+	if (CRYPTO_memcmp(mac, nonce.p + 24, 32) != 0)
 		return (-1);
 	if (issued > now + 5)
 		return (-1);
+	if (epoch != A.epoch)
+		return (1);
 	if (A.set != NULL && now - issued > A.set->nonce_expiry_s)
 		return (1);
 	return (0);
@@ -388,7 +414,6 @@ static bool
 nc_advance(struct slice nonce, uint32_t nc)
 {
 	struct nc_entry	*e;
-	char		 buf[9];
 
 	e = (struct nc_entry *)hashtab_find(&A.nc, nonce.p, NONCE_LEN);
 	if (e != NULL) {
@@ -401,9 +426,7 @@ nc_advance(struct slice nonce, uint32_t nc)
 		return (false);
 	e = xcalloc(1, sizeof(*e));
 	memcpy(e->nonce, nonce.p, NONCE_LEN);
-	memcpy(buf, nonce.p, 8);
-	buf[8] = '\0';
-	e->issued = (uint32_t)strtoul(buf, NULL, 16);
+	e->issued = hex32(nonce.p);
 	e->nc = nc;
 	hashtab_insert(&A.nc, &e->node, e->nonce, NONCE_LEN);
 	return (true);

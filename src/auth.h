@@ -68,7 +68,9 @@ bool	 auth_stamp_ok(struct slice, struct slice);
 void	 auth_hex_digest(unsigned, const char *, size_t, char *);
 void	 auth_digest_response(unsigned, const char *, const char *,
 	    const char *, const char *, struct slice, const char *, char *);
-void	 auth_nonce_make(struct slice realm, uint32_t now, char out[49]);
+#define AUTH_NONCE_LEN	56
+void	 auth_nonce_make(struct slice realm, uint32_t now,
+	    char out[AUTH_NONCE_LEN + 1]);
 int	 auth_nonce_check(struct slice nonce, struct slice realm,
 	    uint32_t now);
 

@@ -19,7 +19,9 @@
 #include <event2/listener.h>
 
 #include "ctl.h"
+#include "auth.h"
 #include "gateway.h"
+#include "guard.h"
 #include "location.h"
 #include "log.h"
 #include "proxy.h"
@@ -210,6 +212,16 @@ cmd_stats(struct out *o)
 	stat_line(o, "cancels_relayed", s->cancels_relayed, &first);
 	stat_line(o, "sent_481", s->sent_481, &first);
 	stat_line(o, "sent_487", s->sent_487, &first);
+	stat_line(o, "registrations", location_count(), &first);
+	stat_line(o, "auth.challenges", auth_stats()->challenges, &first);
+	stat_line(o, "auth.failures", auth_stats()->failures, &first);
+	stat_line(o, "auth.successes", auth_stats()->successes, &first);
+	stat_line(o, "guard.banned_now", guard_banned(), &first);
+	stat_line(o, "guard.bans", guard_stats()->bans, &first);
+	stat_line(o, "guard.dropped", guard_stats()->dropped, &first);
+	stat_line(o, "guard.scanners", guard_stats()->scanners, &first);
+	stat_line(o, "guard.call_rate", guard_stats()->call_rate, &first);
+	stat_line(o, "overloaded", s->overloaded, &first);
 	for (gw = gw_list(); gw != NULL; gw = gw->next) {
 		snprintf(name, sizeof(name), "gateway.%.50s", gw->uri);
 		stat_line(o, name, gw_is_up(gw), &first);

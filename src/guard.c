@@ -133,6 +133,16 @@ addr_name(const struct tp_addr *a, char *out, size_t len)
 }
 
 static bool
+exempt(const struct tp_addr *a);
+
+/* Never limited: ours, trusted or exempt (for answers that may be longer). */
+bool
+guard_known(const struct tp_addr *a)
+{
+	return (G.set != NULL && exempt(a));
+}
+
+static bool
 exempt(const struct tp_addr *a)
 {
 	return ((G.trusted != NULL && acl_match(G.trusted, a)) ||

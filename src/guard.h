@@ -45,6 +45,7 @@ bool	guard_allow(const struct tp_addr *, bool);
 void	guard_auth_failed(const struct tp_addr *);
 bool	guard_scanner(struct slice);
 bool	guard_call_allowed(const struct tp_addr *);
+bool	guard_known(const struct tp_addr *);
 unsigned guard_banned(void);
 const struct guard_stats *guard_stats(void);
 void	guard_settings_cleanup(struct guard_settings *);

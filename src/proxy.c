@@ -308,6 +308,25 @@ ours:
 	return (true);
 }
 
+/*
+ * The domain of an identity (From, To): the host alone decides, whatever
+ * port or parameters the URI carries.
+ */
+static bool
+proxy_identity_of(struct slice host, const char **domain, char *lit,
+    size_t litlen)
+{
+	unsigned	i;
+
+	if (proxy_domain_of(host, 0, domain, lit, litlen))
+		return (true);
+	for (i = 0; i < P.tp->nsocks; i++)	/* our address, another port */
+		if (proxy_domain_of(host, P.tp->socks[i].port, domain, lit,
+		    litlen))
+			return (true);
+	return (false);
+}
+
 static bool
 proxy_domain_ours(struct slice host, uint16_t port)
 {
@@ -494,6 +513,8 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 	if (n > 0 && uri_is_local(m->ruri)) {
 		*stamp = stamped(m, m->ruri);
 		*ruri = hdr_uri(routes[n - 1]);
+		if (!sipuri_printable(*ruri))
+			return (400);	/* it goes in our request line */
 		n--;
 		*popped = true;
 	}
@@ -512,6 +533,16 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		if (!sipuri_param(&u, "lr", NULL)) {
 			/* Next hop is a strict router: R-URI goes last. */
 			struct buf	b;
+
+			/*
+			 * The Route URI becomes the Request-URI and the
+			 * Request-URI a Route value in < >: a space in one
+			 * ("Route: sip: @host", fuzzer) broke the request
+			 * line we sent.
+			 */
+			if (!sipuri_printable(first) ||
+			    !sipuri_printable(*ruri))
+				return (400);
 
 			buf_init(&b, ruri->len + 3);
 			buf_add(&b, "<", 1);
@@ -609,8 +640,13 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		return (DEC_REJECT);
 	}
 	hop->ruri = ruri;
-	/* Through our Record-Route: stamped, or (no auth) popped at all. */
-	hop->dialog = popped && (stamp || !auth_enabled());
+	/*
+	 * Back through our Record-Route, in a dialog (To tag) and stamped for
+	 * this Call-ID; without authentication, popped at all.  A stamp
+	 * lifted into a new request (no To tag) is no pass.
+	 */
+	hop->dialog = popped && (!auth_enabled() || (stamp &&
+	    m->to_tag.len > 0));
 	if (*nroutes > 0) {
 		/* A strict next hop is in the R-URI now (16.6 step 7). */
 		*code = dest_from_uri(*strict != NULL ? ruri :
@@ -631,11 +667,12 @@ proxy_decide(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 		hop->foreign = !hop->dialog;
 		return (*code != 0 ? DEC_REJECT : DEC_HOP);
 	}
+	/* 10.2 wants no user in a REGISTER's R-URI; some send one anyway. */
+	if (ours && m->method == SM_REGISTER && registrar_enabled())
+		return (DEC_REGISTER);
 	if (ours && u.user.len == 0) {
 		if (m->method == SM_OPTIONS && m->to_tag.len == 0)
 			return (DEC_FOR_US);
-		if (m->method == SM_REGISTER && registrar_enabled())
-			return (DEC_REGISTER);
 		*code = m->to_tag.len > 0 ? 481 : 405;
 		snprintf(err, errlen, "%s", sip_reason(*code));
 		return (DEC_REJECT);
@@ -674,7 +711,9 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 	struct buf		 ch;
 	enum auth_result	 res;
 
-	if (hop->dialog || m->method == SM_ACK || m->method == SM_CANCEL)
+	/* In a dialog and to its remote target (not to a route of ours). */
+	if ((hop->dialog && d == DEC_HOP) || m->method == SM_ACK ||
+	    m->method == SM_CANCEL)
 		return (0);
 	if (!auth_enabled()) {
 		if (hop->foreign && !P.cur->relay) {
@@ -687,8 +726,7 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 		return (0);
 	fh = sipmsg_hdr(m, SH_FROM);
 	if (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
-	    &fu) == 0 && proxy_domain_of(fu.host, fu.port, &dom, lit,
-	    sizeof(lit))) {
+	    &fu) == 0 && proxy_identity_of(fu.host, &dom, lit, sizeof(lit))) {
 		/* It claims to be one of ours: it must prove it. */
 		realm = (struct slice){ dom, strlen(dom) };
 		res = auth_check(m, true, realm, &user, err, errlen);
@@ -758,7 +796,7 @@ ack_allowed(const struct sipmsg *m, const struct tp_addr *src)
 	if (auth_trusted(src))
 		return (true);
 	return (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
-	    &fu) == 0 && proxy_domain_ours(fu.host, fu.port));
+	    &fu) == 0 && proxy_identity_of(fu.host, NULL, NULL, 0));
 }
 
 /* ACK for a 2xx, and other requests we do not keep state for. */
@@ -869,7 +907,7 @@ proxy_register(struct sipmsg *m, struct tp_sock *sock,
 		snprintf(err, sizeof(err), "Bad To: no address-of-record");
 		goto reply;
 	}
-	if (!proxy_domain_of(tu.host, tu.port, &dom, lit, sizeof(lit))) {
+	if (!proxy_identity_of(tu.host, &dom, lit, sizeof(lit))) {
 		code = 404;	/* 10.3 step 3: not an AOR of this domain */
 		snprintf(err, sizeof(err), "Not Our Domain");
 		goto reply;
@@ -982,8 +1020,14 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		snprintf(err, sizeof(err), "%s", sip_reason(483));
 	}
 	if (d == DEC_FOR_US) {
-		reply_new_st(m, sock, src, 200, NULL, ALLOW_HDR
-		    "Accept: application/sdp\r\nSupported: \r\n");
+		/*
+		 * Allow, Accept and Supported only to sources we know: to
+		 * anyone else the answer stays about the size of the question
+		 * (no amplification for a spoofed source).
+		 */
+		reply_new_st(m, sock, src, 200, NULL, guard_known(src) ?
+		    ALLOW_HDR "Accept: application/sdp\r\nSupported: \r\n" :
+		    NULL);
 		free(strict);
 		return;
 	}
@@ -1173,21 +1217,11 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 	else
 		rc = sipmsg_check_request(m, err, sizeof(err));
 	if (rc != 0) {
-		char	 extra[256];
-		struct slice	 v[8];
-		unsigned	 n, i;
+		struct buf	extra;
 
-		extra[0] = '\0';
-		if (rc == 420) {
-			n = sipmsg_values(m, SH_PROXY_REQUIRE, v, 8);
-			snprintf(extra, sizeof(extra), "Unsupported: ");
-			for (i = 0; i < n && i < 8; i++)
-				snprintf(extra + strlen(extra),
-				    sizeof(extra) - strlen(extra), "%s" SLICE_FMT,
-				    i ? ", " : "", SLICE_ARG(v[i]));
-			snprintf(extra + strlen(extra),
-			    sizeof(extra) - strlen(extra), "\r\n");
-		}
+		buf_init(&extra, 128);
+		if (rc == 420)
+			sipbuild_unsupported(m, &extra);
 		P.stats.rejected++;
 		if (rc == 513)
 			snprintf(err, sizeof(err), "%s", sip_reason(513));
@@ -1196,7 +1230,8 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 		    sip_cause_name(sip_cause(rc)));
 		if (m->method != SM_ACK)
 			reply_stateless(m, sock, src, rc, err,
-			    extra[0] ? extra : NULL);
+			    extra.len > 0 ? extra.p : NULL);
+		buf_cleanup(&extra);
 		sipmsg_free(m);
 		return;
 	}

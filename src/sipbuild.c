@@ -5,10 +5,12 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "sipbuild.h"
+#include "xmalloc.h"
 
 #define SERVER_HDR	"Server: Osprey/" PACKAGE_VERSION "\r\n"
 
@@ -146,6 +148,30 @@ sipbuild_reply(const struct sipmsg *req, int code, const char *reason,
 	if (extra != NULL)
 		buf_adds(out, extra);
 	buf_adds(out, SERVER_HDR "Content-Length: 0\r\n\r\n");
+}
+
+/*
+ * The Unsupported line of a 420: every Proxy-Require option of req (RFC
+ * 3261 16.3 step 6, 20.40), however long.  It was built in a fixed buffer
+ * that cut long lists short, and with them the CRLF (fuzzer).
+ */
+void
+sipbuild_unsupported(const struct sipmsg *req, struct buf *out)
+{
+	struct slice	*v;
+	unsigned	 n, i;
+
+	n = sipmsg_values(req, SH_PROXY_REQUIRE, NULL, 0);
+	v = xcalloc(n + 1, sizeof(*v));
+	n = sipmsg_values(req, SH_PROXY_REQUIRE, v, n);
+	buf_adds(out, "Unsupported: ");
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf_add(out, ", ", 2);
+		buf_add(out, v[i].p, v[i].len);
+	}
+	buf_add(out, "\r\n", 2);
+	free(v);
 }
 
 void

@@ -24,6 +24,7 @@ void	sipbuild_top_via(const struct sipmsg *, const char *, uint16_t,
 	    struct buf *);
 void	sipbuild_reply(const struct sipmsg *, int, const char *, const char *,
 	    const struct slice *, const char *, struct buf *);
+void	sipbuild_unsupported(const struct sipmsg *, struct buf *);
 void	sipbuild_request(const struct sipmsg *, const struct fwd *,
 	    struct buf *);
 void	sipbuild_routes(const struct slice *, unsigned, struct buf *);

@@ -329,6 +329,29 @@ sipuri_param(const struct sipuri *u, const char *name, struct slice *val)
 	return (hdr_param(u->params, name, val));
 }
 
+/*
+ * Can this URI go in a request line, or between "<" and ">"?  sipuri_parse()
+ * is lenient with the user part and the params, and a URI taken from a
+ * header value may hold whitespace, even a folded line break; none of that
+ * may reach a Request-URI.  Visible ASCII only, and none of < > " (never in
+ * a URI, RFC 3986 2; they delimit a name-addr).
+ */
+bool
+sipuri_printable(struct slice s)
+{
+	size_t	i;
+
+	if (s.len == 0)
+		return (false);
+	for (i = 0; i < s.len; i++) {
+		unsigned char	c = s.p[i];
+
+		if (c <= ' ' || c >= 0x7f || c == '<' || c == '>' || c == '"')
+			return (false);
+	}
+	return (true);
+}
+
 const struct sip_hline *
 sipmsg_hdr(const struct sipmsg *m, enum sip_hdr_id id)
 {
@@ -355,8 +378,9 @@ sipmsg_values(const struct sipmsg *m, enum sip_hdr_id id, struct slice *out,
 	for (i = 0; i < m->nh; i++) {
 		if (m->h[i].id != id)
 			continue;
+		/* out may be NULL (max 0): only counting. */
 		n += split_values(sipmsg_hvalue(m, &m->h[i]),
-		    out + (n < max ? n : max), n < max ? max - n : 0);
+		    n < max ? out + n : NULL, n < max ? max - n : 0);
 	}
 	return (n);
 }

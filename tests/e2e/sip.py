@@ -5,6 +5,7 @@ UAS over real UDP sockets on 127.0.0.1.  Standard library only, plus the
 `sipnet` pytest fixture at the bottom (import it into a test module).
 """
 
+import hashlib
 import re
 import secrets
 import select
@@ -401,6 +402,21 @@ def match(method=None, code=None, call_id=None, cseq_method=None,
     return pred
 
 
+def reply_to(req, codes=FINAL):
+    """Predicate: a response to req (same Call-ID and CSeq, top Via
+    branch) with a code in codes."""
+    def pred(m):
+        try:
+            return (m.is_response and m.code in codes and
+                    m.call_id == req.call_id and m.cseq == req.cseq and
+                    m.branch == req.branch)
+        except ValueError:
+            return False
+    pred.desc = "%s response to %s (CSeq %s)" % (
+        "final" if codes is FINAL else codes, req.start, req.get("cseq"))
+    return pred
+
+
 class Endpoint:
     """A UDP socket on 127.0.0.1 (or host, "::1" too), ephemeral port.
     Messages that a recv() filter skips are kept, in order, for later."""
@@ -718,3 +734,302 @@ def sipnet(osprey_factory):
     yield make
     for ep in made:
         ep.close()
+
+
+# ------------------------------------------------- digest authentication
+#
+# RFC 7616 (RFC 2617) Digest with qop=auth: HA1 = H(user:realm:password),
+# HA2 = H(method:uri), response = H(HA1:nonce:nc:cnonce:qop:HA2).
+
+DIGEST_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+
+
+def digest_hash(algorithm, text):
+    """H(text) as lower-case hex; algorithm "MD5" or "SHA-256"."""
+    fn = DIGEST_HASHES[algorithm.upper()]
+    return fn(_bytes(text)).hexdigest()
+
+
+def digest_ha1(user, realm, password, algorithm="MD5"):
+    return digest_hash(algorithm, "%s:%s:%s" % (user, realm, password))
+
+
+def digest_response(algorithm, ha1, nonce, method, uri, nc=1, cnonce="",
+                    qop="auth"):
+    """The request-digest; qop None gives the RFC 2069 form."""
+    ha2 = digest_hash(algorithm, "%s:%s" % (method, uri))
+    if qop is None:
+        return digest_hash(algorithm, "%s:%s:%s" % (ha1, nonce, ha2))
+    return digest_hash(algorithm, "%s:%s:%08x:%s:%s:%s" % (
+        ha1, nonce, nc, cnonce, qop, ha2))
+
+
+def users_line(user, realm, password, sha256=True):
+    """A line of the users file: user:realm:HA1md5[:HA1sha256]."""
+    out = "%s:%s:%s" % (user, realm, digest_ha1(user, realm, password))
+    if sha256:
+        out += ":" + digest_ha1(user, realm, password, "SHA-256")
+    return out
+
+
+class Challenge:
+    """One WWW-Authenticate / Proxy-Authenticate value (RFC 7616 3.3).
+    .scheme, .params (keys lower case, values unquoted), .realm, .nonce,
+    .algorithm (MD5 when absent), .qop (list), .opaque, .stale."""
+
+    def __init__(self, value, header=None):
+        self.value = value
+        self.header = header
+        scheme, _, rest = value.strip().partition(" ")
+        self.scheme = scheme
+        self.params = {}
+        self.quoted = set()
+        for item in _split_outside(rest, ",", False):
+            k, eq, v = item.strip().partition("=")
+            if not k:
+                continue
+            k = k.strip().lower()
+            v = v.strip()
+            if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+                v = re.sub(r"\\(.)", r"\1", v[1:-1])
+                self.quoted.add(k)
+            self.params[k] = v if eq else None
+
+    realm = property(lambda self: self.params.get("realm"))
+    nonce = property(lambda self: self.params.get("nonce"))
+    opaque = property(lambda self: self.params.get("opaque"))
+
+    @property
+    def algorithm(self):
+        return (self.params.get("algorithm") or "MD5").upper()
+
+    @property
+    def qop(self):
+        return [x.strip() for x in
+                (self.params.get("qop") or "").split(",") if x.strip()]
+
+    @property
+    def stale(self):
+        return (self.params.get("stale") or "").lower() == "true"
+
+    def __repr__(self):
+        return "Challenge(%r)" % self.value
+
+
+def parse_challenge(value, header=None):
+    return Challenge(value, header)
+
+
+def challenges(msg):
+    """The Digest challenges of a 401/407, in header order."""
+    name = "proxy-authenticate" if msg.code == 407 else "www-authenticate"
+    return [Challenge(v, name) for v in msg.lines(name)]
+
+
+def pick_challenge(msg, algorithm=None):
+    """The challenge for algorithm (the first one when None)."""
+    chs = challenges(msg)
+    if not chs:
+        raise AssertionError("no challenge in %r:\n%s" % (msg, msg.text()))
+    if algorithm is None:
+        return chs[0]
+    for ch in chs:
+        if ch.algorithm == algorithm.upper():
+            return ch
+    raise AssertionError("no %s challenge in %r" % (algorithm, chs))
+
+
+def authorization(ch, method, uri, user, password=None, nc=1, cnonce=None,
+                  ha1=None, realm=None, algorithm=None, response=None):
+    """The Authorization / Proxy-Authorization value answering challenge
+    ch (a Challenge). realm/algorithm override the challenge's;
+    response overrides the computed digest."""
+    alg = (algorithm or ch.algorithm).upper()
+    realm = realm if realm is not None else ch.realm
+    cnonce = cnonce or secrets.token_hex(8)
+    qop = "auth" if "auth" in ch.qop else None
+    if ha1 is None:
+        ha1 = digest_ha1(user, realm, password, alg)
+    if response is None:
+        response = digest_response(alg, ha1, ch.nonce, method, uri, nc,
+                                   cnonce, qop)
+    out = ['username="%s"' % user, 'realm="%s"' % realm,
+           'nonce="%s"' % ch.nonce, 'uri="%s"' % uri,
+           'response="%s"' % response, "algorithm=%s" % alg]
+    if qop:
+        out += ['cnonce="%s"' % cnonce, "qop=%s" % qop, "nc=%08x" % nc]
+    if ch.opaque is not None:
+        out.append('opaque="%s"' % ch.opaque)
+    return "Digest " + ", ".join(out)
+
+
+# ------------------------------------------- a user agent of our domain
+
+
+class Phone:
+    """A UA of our domain on its own Endpoint: registers its AOR through
+    the proxy (answering digest challenges when it has a password), calls
+    and answers. One Call-ID and a rising CSeq for all its REGISTERs, as
+    RFC 3261 10.2.4 asks."""
+
+    def __init__(self, ep, proxy, user, password=None, domain="example.test",
+                 algorithm=None):
+        self.ep = ep
+        self.proxy = proxy
+        self.user = user
+        self.password = password
+        self.domain = domain
+        self.algorithm = algorithm
+        self.aor = "sip:%s@%s" % (user, domain)
+        self.reg_call_id = new_call_id()
+        self.reg_tag = new_tag()
+        self.cseq = 0
+        self.uas = UAS(ep, user)
+        self.last_challenge = None
+
+    @property
+    def contact_uri(self):
+        return "sip:%s@%s" % (self.user, hostport(self.ep.host, self.ep.port))
+
+    def register_bytes(self, contacts=None, expires=None, headers=(),
+                       auth=None, cseq=None, call_id=None, branch=None,
+                       to=None, frm=None, via=None):
+        """A REGISTER request. contacts: None = our own Contact, [] = none
+        (a query), else a list of Contact values (strings)."""
+        if cseq is None:
+            self.cseq += 1
+            cseq = self.cseq
+        if contacts is None:
+            contacts = ["<%s>" % self.contact_uri]
+        hs = [("Via", via or "SIP/2.0/UDP %s;branch=%s;rport" % (
+                  hostport(self.ep.host, self.ep.port),
+                  branch or new_branch())),
+              ("Max-Forwards", "70"),
+              ("From", frm or "<%s>;tag=%s" % (self.aor, self.reg_tag)),
+              ("To", to or "<%s>" % self.aor),
+              ("Call-ID", call_id or self.reg_call_id),
+              ("CSeq", "%d REGISTER" % cseq)]
+        hs += [("Contact", c) for c in contacts]
+        if expires is not None:
+            hs.append(("Expires", str(expires)))
+        if auth:
+            hs.append(("Authorization", auth))
+        hs += list(headers)
+        return build_request("REGISTER", "sip:" + self.domain, hs)
+
+    def send_register(self, **kw):
+        """Send one REGISTER; returns (its CSeq number, the final reply)."""
+        req = parse(self.register_bytes(**kw))
+        self.ep.send(req.raw, self.proxy)
+        return self.ep.expect(reply_to(req), 2.0)
+
+    def auth_for(self, ch, method, uri, user=None, password=None, **kw):
+        return authorization(ch, method, uri, user or self.user,
+                             password if password is not None
+                             else self.password, **kw)
+
+    def register(self, contacts=None, expires=None, headers=(),
+                 algorithm=None, user=None, password=None, **kw):
+        """REGISTER, answering one 401 with credentials; the final reply."""
+        r = self.send_register(contacts=contacts, expires=expires,
+                               headers=headers, **kw)
+        if r.code != 401 or (self.password is None and password is None):
+            return r
+        ch = pick_challenge(r, algorithm or self.algorithm)
+        self.last_challenge = ch
+        auth = self.auth_for(ch, "REGISTER", "sip:" + self.domain,
+                             user=user, password=password)
+        return self.send_register(contacts=contacts, expires=expires,
+                                  headers=headers, auth=auth, **kw)
+
+    def bindings(self, resp):
+        """{contact URI: header params} of a 200 to REGISTER."""
+        return {uri_of(c): header_params(c) for c in resp.values("contact")}
+
+    def query(self):
+        """The bindings listed by a REGISTER without Contact."""
+        r = self.register(contacts=[])
+        assert r.code == 200, "query got %r" % r
+        return self.bindings(r)
+
+    def call(self, ruri, proxy=None):
+        c = UAC(self.ep, proxy or self.proxy, ruri, from_uri=self.aor)
+        return c
+
+    def invite_auth(self, call, headers=(), algorithm=None, user=None,
+                    password=None, body=SDP):
+        """INVITE; a 407 is ACKed and, when we have a password, answered
+        at once by the INVITE again (next CSeq) with Proxy-Authorization.
+        Returns the first response to the first INVITE other than 100
+        (the 407, unless it was not challenged)."""
+        call.invite(headers=headers, body=body)
+        r = self.ep.expect(match(code=range(101, 700), call_id=call.call_id,
+                                 cseq_method="INVITE"), 2.0)
+        if r.code != 407:
+            return r
+        call.ack(r)
+        if password is None and self.password is None:
+            return r
+        ch = pick_challenge(r, algorithm or self.algorithm)
+        self.last_challenge = ch
+        auth = self.auth_for(ch, "INVITE", call.ruri, user=user,
+                             password=password)
+        call.invite(headers=list(headers) + [("Proxy-Authorization", auth)],
+                    body=body)
+        return r
+
+
+class RegLab:
+    """One ospreyd with registrar/auth settings plus any number of Phones
+    and callers, each on its own loopback socket."""
+
+    def __init__(self, factory):
+        self.factory = factory
+        self.eps = []
+        self.proxy = None
+        self.kw = {}
+
+    def start(self, **kw):
+        """osprey_factory(**kw); registrar/auth/users as conftest says."""
+        self.kw = kw
+        self.proxy = self.factory(**kw)
+        return self.proxy
+
+    def restart(self, **kw):
+        """Stop the daemon and start it again: same port, same workdir
+        (users file, database), same settings unless overridden."""
+        old = self.proxy
+        rc = old.stop()
+        ok = (0,) + tuple(getattr(old, "allowed_rc", ()))
+        assert rc in ok, "ospreyd exit %r" % rc
+        args = dict(self.kw)
+        args.update(kw)
+        args.update(port=old.port, workdir=old.workdir)
+        self.proxy = self.factory(**args)
+        return self.proxy
+
+    def endpoint(self, host="127.0.0.1"):
+        ep = Endpoint(host)
+        self.eps.append(ep)
+        return ep
+
+    def phone(self, user, password=None, host="127.0.0.1", **kw):
+        return Phone(self.endpoint(host), self.proxy.addr, user, password,
+                     **kw)
+
+    def caller(self, ruri, from_uri="sip:eve@elsewhere.test",
+               host="127.0.0.1"):
+        """A stranger's call (From a foreign domain) unless from_uri."""
+        return UAC(self.endpoint(host), self.proxy.addr, ruri,
+                   from_uri=from_uri)
+
+    def close(self):
+        for ep in self.eps:
+            ep.close()
+
+
+@pytest.fixture
+def reglab(osprey_factory):
+    lab = RegLab(osprey_factory)
+    yield lab
+    lab.close()

@@ -5,6 +5,11 @@
  * end of its transactions (timers fire) and nothing piles up; the fake
  * transport captures what would be sent, and each of those messages must
  * parse again and carry a Via.  Nothing touches the network.
+ *
+ * The registrar (memory only), digest authentication (users alice and bob
+ * of example.test) and the guard (scanner filter) are on.  Inputs of odd
+ * length come from a trusted address, the others from a stranger, so both
+ * the challenge paths and the forwarding paths are reached.
  */
 #include "config.h"
 
@@ -15,9 +20,15 @@
 
 #include <osipparser2/osip_parser.h>
 
+#include <unistd.h>
+
+#include "auth.h"
 #include "fake.h"
+#include "guard.h"
+#include "location.h"
 #include "log.h"
 #include "proxy.h"
+#include "registrar.h"
 #include "route.h"
 #include "txn.h"
 
@@ -25,7 +36,10 @@ int	LLVMFuzzerInitialize(int *, char ***);
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 static struct tp	tp;
-static struct tp_addr	src;
+static struct tp_addr	src, stranger;
+static struct registrar_settings rs = { true, 1, 3600, 600, 8, NULL };
+static struct auth_settings as;
+static struct guard_settings gs;
 
 static void
 add_route(struct proxy_settings *ps, const char *user, const char *target,
@@ -39,6 +53,46 @@ add_route(struct proxy_settings *ps, const char *user, const char *target,
 		abort();
 	r->fork = fork;
 	r->recurse = true;
+}
+
+/* Registrar, users alice (MD5 and SHA-256) and bob (MD5), the guard. */
+static void
+fuzz_auth_init(void)
+{
+	static const uint8_t	 secret[32] = { 7 };
+	char			 path[] = "/tmp/osprey-fuzz-users-XXXXXX";
+	char			 err[256];
+	struct auth_users	*u;
+	FILE			*fp;
+	int			 fd;
+
+	if (registrar_init(NULL, NULL, err, sizeof(err)) == -1)
+		abort();
+	registrar_set(&rs);
+	if ((fd = mkstemp(path)) == -1 || (fp = fdopen(fd, "w")) == NULL)
+		abort();
+	/* HA1 of "secret" for alice, both algorithms; bob MD5 only. */
+	fprintf(fp, "alice:example.test:4842575394a190ef4c973253ba19099c:"
+	    "cc0140d97f2b011fee9f86aa26b63fc472268267b652dcea0675e15d9da92468"
+	    "\nbob:example.test:0123456789abcdef0123456789abcdef\n");
+	fclose(fp);
+	if ((u = auth_users_load(path, err, sizeof(err))) == NULL)
+		abort();
+	unlink(path);
+	as.users_file = "fuzz-users";	/* only tested against NULL */
+	as.nonce_expiry_s = 300;
+	as.algorithms = AUTH_MD5 | AUTH_SHA256;
+	if (acl_add(&as.trusted, "127.0.0.1", err, sizeof(err)) == -1)
+		abort();
+	auth_init(NULL, secret);
+	auth_set(&as, u);
+	gs.scanners = true;
+	if (regcomp(&gs.scanner_re, "friendly|scanner|sipvicious",
+	    REG_EXTENDED | REG_ICASE | REG_NOSUB) != 0)
+		abort();
+	gs.max_sources = 1000;
+	guard_init(NULL);
+	guard_set(&gs, &as.trusted);
 }
 
 int
@@ -71,9 +125,13 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	ps.max_message_size = 65535;
 	add_route(&ps, "^bob$", "sip:127.0.0.1:5070", FORK_PARALLEL);
 	add_route(&ps, "^0[0-9]*$", "sip:127.0.0.1:5071", FORK_SERIAL);
-	add_route(&ps, NULL, "sip:carol@127.0.0.1:5072", FORK_PARALLEL);
+	add_route(&ps, "^carol", "sip:carol@127.0.0.1:5072", FORK_PARALLEL);
+	ps.routes.r[ps.routes.n - 1]->public = true;
+	ps.max_transactions = 1000;
 	proxy_init(NULL, &tp, proxy_settings_take(&ps), &ts);
 	tp_addr_set(&src, (struct slice){ "127.0.0.1", 9 }, 5099);
+	tp_addr_set(&stranger, (struct slice){ "192.0.2.9", 9 }, 5099);
+	fuzz_auth_init();
 	return (0);
 }
 
@@ -112,7 +170,8 @@ check_sent(void)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	proxy_recv(NULL, &tp.socks[0], &src, (const char *)data, size);
+	proxy_recv(NULL, &tp.socks[0], size & 1 ? &src : &stranger,
+	    (const char *)data, size);
 	check_sent();
 	/* Let every timer run out, so each input ends with an empty table. */
 	fake_advance(200000);

@@ -45,6 +45,8 @@ t "installed" installed "install ok installed"
 t "system user and group osprey, home /var/lib/osprey, nologin" system_user
 t "osprey.service enabled (multi-user.target.wants)" [ -L "$wants" ]
 t "$conf registered as a conffile" is_conffile
+t "/etc/osprey/users: root:osprey, mode 0640 (password hashes)" \
+    [ "$(stat -c '%U:%G %a' /etc/osprey/users 2>/dev/null)" = "root:osprey 640" ]
 
 # An edited config survives an upgrade (here: the same version again).
 echo "# local edit" >>"$conf"

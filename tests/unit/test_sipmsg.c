@@ -579,6 +579,26 @@ START_TEST(sipuri_parse_cases)
 }
 END_TEST
 
+/* What may go in a request line: found by fuzzing a strict Route. */
+START_TEST(sipuri_printable_cases)
+{
+	struct sipuri	u;
+
+	ck_assert(sipuri_printable(S("sip:alice@example.com;lr")));
+	ck_assert(sipuri_printable(S("sip:a?b/c;d,e@example.com")));
+	ck_assert(sipuri_printable(S("tel:+1-555-123-4567")));
+	/* sipuri_parse() takes these; none may become a Request-URI. */
+	ck_assert_int_eq(sipuri_parse(S("sip: @9.0.2.1"), &u), 0);
+	ck_assert(!sipuri_printable(S("sip: @9.0.2.1")));
+	ck_assert(!sipuri_printable(S("sip:a\tb@example.com")));
+	ck_assert(!sipuri_printable(S("sip:a\r\n b@example.com")));
+	ck_assert(!sipuri_printable(S("sip:\xe9t\xe9@example.com")));
+	ck_assert(!sipuri_printable(S("sip:example.com;x=<y>")));
+	ck_assert(!sipuri_printable(S("sip:\"x\"@example.com")));
+	ck_assert(!sipuri_printable(S("")));
+}
+END_TEST
+
 static const char *const bad_uris[] = {
 	"sip:example.com:0", "sip:example.com:65536", "sip:example.com:",
 	"sip:example.com:50x0", "sip:example.com:1234567", "sip:@example.com",
@@ -781,6 +801,37 @@ END_TEST
 	"\r\n"								\
 	"v=0\r\n"
 
+/* A 420 lists every option, however long the list (fuzzer: cut at 256). */
+START_TEST(build_unsupported)
+{
+	static const char	*opt = "an-option-with-a-rather-long-name";
+	struct sipmsg		*m;
+	struct buf		 req, b, want;
+	int			 i;
+
+	buf_init(&req, 1024);
+	buf_init(&want, 1024);
+	buf_adds(&req, "INVITE sip:b@example.com SIP/2.0\r\n" REQ_REST
+	    "CSeq: 1 INVITE\r\nProxy-Require: ");
+	buf_adds(&want, "Unsupported: ");
+	for (i = 0; i < 12; i++) {
+		buf_addf(&req, "%s%s%d", i == 0 ? "" : i == 6 ?
+		    "\r\nProxy-Require: " : ", ", opt, i);
+		buf_addf(&want, "%s%s%d", i == 0 ? "" : ", ", opt, i);
+	}
+	buf_adds(&req, "\r\n\r\n");
+	buf_adds(&want, "\r\n");
+	m = parse_ok(req.p);
+	buf_init(&b, 64);
+	sipbuild_unsupported(m, &b);
+	ck_assert_str_eq(b.p, want.p);
+	buf_cleanup(&b);
+	buf_cleanup(&want);
+	buf_cleanup(&req);
+	sipmsg_free(m);
+}
+END_TEST
+
 START_TEST(build_cancel)
 {
 	struct sipmsg		*inv = parse_ok(SENT_INVITE), *c;
@@ -902,6 +953,7 @@ sipmsg_suite(void)
 	tcase_add_test(tc, hdr_uri_cases);
 	tcase_add_test(tc, split_values_cases);
 	tcase_add_test(tc, sipuri_parse_cases);
+	tcase_add_test(tc, sipuri_printable_cases);
 	tcase_add_loop_test(tc, sipuri_parse_rejects, 0,
 	    sizeof(bad_uris) / sizeof(bad_uris[0]));
 	tcase_add_test(tc, sip_reason_cases);
@@ -912,6 +964,7 @@ sipmsg_suite(void)
 	tcase_add_test(tc, build_response_via_shared);
 	tcase_add_test(tc, build_response_new_code);
 	tcase_add_test(tc, build_top_via_cases);
+	tcase_add_test(tc, build_unsupported);
 	tcase_add_test(tc, build_cancel);
 	tcase_add_test(tc, build_ack);
 	suite_add_tcase(s, tc);
