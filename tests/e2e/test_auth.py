@@ -793,3 +793,27 @@ def test_two_domains_two_realms(reglab):
         assert inv.uri == ph.contact_uri
         ph.uas.respond(inv, 486)
         call.ack(call.ep.expect(call.resp(NON2XX)))
+
+
+def test_record_route_reused_with_forged_to_tag_no_route(reglab):
+    """The same reuse dressed as in-dialog (a To tag): the pass through
+    our Record-Route reaches a dialog's remote target, never a route
+    (here one that is not public)."""
+    gw = UAS(reglab.endpoint(), "gw")
+    routes = ({"user": "^pstn", "targets": ["sip:127.0.0.1:%d" % gw.ep.port]},)
+    start(reglab, extra="routes = %s;" % lc(routes))
+    bob = registered(reglab, "bob")
+    call, ok = established_stranger_call(reglab, bob)
+    rogue = UAC(call.ep, reglab.proxy.addr, "sip:pstn0900@example.test",
+                from_uri=call.from_uri)
+    rogue.call_id = call.call_id
+    rogue.from_tag = call.from_tag
+    rogue.to_tag = ok.to_tag
+    rogue.cseq = 10
+    rogue.route_set = list(reversed(ok.values("record-route")))
+    rogue.invite()
+    got = gw.ep.collect(0.5, match(method="INVITE"))
+    assert got == [], "in-dialog pass reached a route:\n%s" % got[0].text()
+    r = rogue.ep.recv(2.0, rogue.resp(NON2XX))
+    assert r is not None and r.code >= 400, r
+    rogue.ack(r)

@@ -32,6 +32,10 @@ def options(ep, proxy, ua=None, ruri=None):
     return build_request("OPTIONS", ruri or "sip:%s:%d" % proxy, hs)
 
 
+# ASan keeps freed memory in quarantine: resident size says nothing there.
+MEMORY_CHECKS = not os.environ.get("OSPREY_SANITIZED")
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -91,15 +95,20 @@ def test_flood_banned_while_other_callers_keep_calling(sipnet):
     # While banned, more flooding costs no memory at all.
     rss1 = rss_kb(o.proc.pid)
     flood(attacker, o.addr, 1.0, threading.Event())
-    assert rss_kb(o.proc.pid) <= rss1 * 1.02, rss1
+    assert not MEMORY_CHECKS or rss_kb(o.proc.pid) <= rss1 * 1.02, rss1
     assert attacker.recv(0.3, match(code=200)) is None
     # Banned: a lone request is still ignored ...
     attacker.send(options(attacker, o.addr), o.addr)
     assert attacker.recv(0.5, match(code=200)) is None
-    # ... and served again once the ban is over.
+    # ... and served again once the ban is over (the ban began when the
+    # daemon read the 101st request, which a slow build reads late).
     time.sleep(max(0, banned_at + 6.2 - time.monotonic()))
-    attacker.send(options(attacker, o.addr), o.addr)
-    attacker.expect(match(code=200), timeout=2)
+    for _ in range(8):
+        attacker.send(options(attacker, o.addr), o.addr)
+        if attacker.recv(0.5, match(code=200)) is not None:
+            break
+    else:
+        raise AssertionError("127.0.0.2 not served 10 s after its ban")
     attacker.close()
     legit.close()
 
@@ -407,7 +416,7 @@ def test_sipp_flood_while_sipp_calls_complete(osprey_factory, tmp_path):
     log = o.log_text()
     assert re.search(r"guard 127\.0\.0\.2: banned for 4 s", log), log[-2000:]
     assert not re.search(r"guard 127\.0\.0\.(3|4): banned", log)
-    assert rss1 < rss0 + 16 * 1024, (rss0, rss1)
+    assert not MEMORY_CHECKS or rss1 < rss0 + 16 * 1024, (rss0, rss1)
     assert o.alive()
     # The flood is over; after the ban the address is served again.
     time.sleep(4.5)

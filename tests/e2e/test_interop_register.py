@@ -286,7 +286,7 @@ def test_baresip_registered_call_cancelled_487(osprey_factory, tmp_path):
         alice = BaresipAccount(wd, "alice", USERS["alice"], px.port, "manual")
         cap = interop.Capture(wd, [px.port, bob.port, alice.port])
         for b in (bob, alice):
-            assert b.wait_for("1 binding", 10), \
+            assert b.wait_for("1 binding", 15), \
                 "no registration\n" + b.report()
         got = query(px, "bob")
         assert any(":%d" % bob.port in c for c in got), \
@@ -300,7 +300,7 @@ def test_baresip_registered_call_cancelled_487(osprey_factory, tmp_path):
             except OSError:
                 time.sleep(0.2)
         assert '"ok":true' in reply.replace(" ", ""), reply
-        assert bob.wait_for("Incoming call", 8), \
+        assert bob.wait_for("Incoming call", 12), \
             bob.report() + alice.report() + cap.summary()
         time.sleep(0.5)
         alice.command("hangup")
@@ -359,7 +359,7 @@ def test_baresip_registered_call_answered(osprey_factory, tmp_path):
         alice = BaresipAccount(wd, "alice", USERS["alice"], px.port, "manual")
         cap = interop.Capture(wd, [px.port, bob.port, alice.port])
         for b in (bob, alice):
-            assert b.wait_for("1 binding", 10), \
+            assert b.wait_for("1 binding", 15), \
                 "no registration\n" + b.report()
         deadline = time.time() + 8
         reply = ""
@@ -370,13 +370,13 @@ def test_baresip_registered_call_answered(osprey_factory, tmp_path):
             except OSError:
                 time.sleep(0.2)
         assert '"ok":true' in reply.replace(" ", ""), reply
-        ok = alice.wait_for("Call established", 8)
+        ok = alice.wait_for("Call established", 12)
         assert ok, alice.report() + bob.report() + cap.summary()
-        assert bob.wait_for("Call established", 4), bob.report()
+        assert bob.wait_for("Call established", 6), bob.report()
         time.sleep(0.5)
         alice.command("hangup")
-        bob.wait_for("terminated", 4)
-        time.sleep(0.5)
+        bob.wait_for("session closed", 8)
+        time.sleep(1.0)
         bob.stop()
         alice.stop()
         cap.stop()

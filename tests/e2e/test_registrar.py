@@ -795,3 +795,34 @@ def test_message_to_registered_user(reglab):
     assert m.uri == bob.contact_uri and m.body == b"hello bob"
     bob.uas.respond(m, 200)
     assert call.ep.expect(call.resp(None, "MESSAGE")).code == 200
+
+
+@pytest.mark.parametrize("contact,expires", [
+    ("<sip:bob@127.0.0.1:9>;expires=99999999999", None),
+    ("<sip:bob@127.0.0.1:9>", "4294967296"),
+])
+def test_huge_expires_saturates_to_max(reglab, contact, expires):
+    """delta-seconds beyond 2^32-1 saturate (RFC 3261 20.19 range), then
+    max_expires clamps: 200 with expires = max_expires."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    hs = [("Expires", expires)] if expires is not None else []
+    r = bob.register(contacts=[contact], headers=hs)
+    check_reply(r, bob)
+    assert expires_of(bob.bindings(r)["sip:bob@127.0.0.1:9"]) == 3600, \
+        r.text()
+
+
+def test_register_with_user_in_request_uri(reglab):
+    """REGISTER sip:bob@example.test (some phones put the AOR in the
+    Request-URI) is still for the registrar, not forwarded by location."""
+    reglab.start(registrar=REG)
+    bob = reglab.phone("bob")
+    raw = bob.register_bytes(expires=600).replace(
+        b"REGISTER sip:example.test ", b"REGISTER sip:bob@example.test ")
+    bob.ep.send(raw, reglab.proxy.addr)
+    r = bob.ep.expect(reply_to(parse(raw)))
+    check_reply(r, bob)
+    assert list(bob.bindings(r)) == [bob.contact_uri]
+    assert bob.ep.collect(0.3, match(method="REGISTER")) == [], \
+        "the REGISTER was forwarded to the binding"

@@ -3,6 +3,7 @@ graceful stop, and every ospreyctl verb, end to end."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -62,6 +63,7 @@ def test_sd_notify_ready_reload_stopping(sipnet, notify):
     assert any("READY=1" in m for m in msgs), msgs
     assert any(m.startswith("STATUS=") and "transactions" in m
                for m in msgs), msgs
+    assert any(re.search(r"STATUS=.*, 0 registrations", m) for m in msgs), msgs
     ctl(net.proxy, "reload")
     msgs = notify.messages()
     i = max(i for i, m in enumerate(msgs) if "RELOADING=1" in m)
