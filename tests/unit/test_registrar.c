@@ -103,12 +103,14 @@ auth_teardown(void)
 }
 
 /* A REGISTER with credentials computed for password pw. */
+static const char *digest_uri = "sip:example.test";
+
 static struct sipmsg *
 register_with(const char *user, const char *pw, unsigned algo,
     const char *nonce, const char *nc)
 {
 	char	a1[128], ha1[65], resp[65], text[2048];
-	const char *uri = "sip:example.test";
+	const char *uri = digest_uri;
 
 	snprintf(a1, sizeof(a1), "%s:example.test:%s", user, pw);
 	auth_hex_digest(algo, a1, strlen(a1), ha1);
@@ -216,6 +218,42 @@ START_TEST(auth_stale_nonce)
 	/* With a wrong password an old nonce is just a failure. */
 	ck_assert_int_eq(check(register_with("alice", "bad", AUTH_MD5, n,
 	    "00000001"), &user), AUTH_FAIL);
+}
+END_TEST
+
+START_TEST(auth_uri_must_match)
+{
+	char		n[AUTH_NONCE_LEN + 1];
+	struct slice	user;
+
+	auth_nonce_make(S("example.test"), (uint32_t)time(NULL), n);
+	digest_uri = "sip:elsewhere.test";	/* answered for another URI */
+	ck_assert_int_eq(check(register_with("alice", "secret", AUTH_MD5, n,
+	    "00000001"), &user), AUTH_BAD);
+	digest_uri = "sip:EXAMPLE.test:5060";	/* the same URI, written so */
+	ck_assert_int_eq(check(register_with("alice", "secret", AUTH_MD5, n,
+	    "00000001"), &user), AUTH_OK);
+	digest_uri = "sip:example.test";
+}
+END_TEST
+
+/* Counts are kept for the last 2^20 nonces; an older one is stale. */
+START_TEST(auth_old_nonce_loses_its_count)
+{
+	char		n[AUTH_NONCE_LEN + 1], m[AUTH_NONCE_LEN + 1];
+	struct slice	user;
+	uint32_t	now = (uint32_t)time(NULL);
+	unsigned	i;
+
+	auth_nonce_make(S("example.test"), now, n);
+	ck_assert_int_eq(check(register_with("alice", "secret", AUTH_MD5, n,
+	    "00000001"), &user), AUTH_OK);
+	for (i = 0; i < (1u << 20); i++)
+		auth_nonce_make(S("example.test"), now, m);
+	ck_assert_int_eq(check(register_with("alice", "secret", AUTH_MD5, n,
+	    "00000002"), &user), AUTH_STALE);
+	ck_assert_int_eq(check(register_with("alice", "secret", AUTH_MD5, m,
+	    "00000001"), &user), AUTH_OK);
 }
 END_TEST
 
@@ -532,11 +570,14 @@ registrar_suite(void)
 	TCase	*tr = tcase_create("registrar");
 
 	tcase_add_checked_fixture(ta, auth_setup, auth_teardown);
+	tcase_set_timeout(ta, 120);	/* 2^20 nonces, under ASan too */
 	tcase_add_test(ta, digest_rfc7616_vectors);
 	tcase_add_test(ta, auth_nonces);
 	tcase_add_test(ta, auth_passwords_and_replay);
 	tcase_add_test(ta, auth_stale_nonce);
 	tcase_add_test(ta, auth_challenge_headers);
+	tcase_add_test(ta, auth_uri_must_match);
+	tcase_add_test(ta, auth_old_nonce_loses_its_count);
 	tcase_add_test(ta, auth_users_file_errors);
 	tcase_add_test(ta, acl_networks);
 	suite_add_tcase(s, ta);
