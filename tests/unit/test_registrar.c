@@ -333,6 +333,7 @@ reg_setup(void)
 	rset.max_expires_s = 3600;
 	rset.default_expires_s = 1800;
 	rset.max_contacts = 3;
+	rset.max_per_source = 1000;
 	ck_assert_int_eq(registrar_init(NULL, NULL, err, sizeof(err)), 0);
 	registrar_set(&rset);
 	snprintf(fake_sock.hostport, sizeof(fake_sock.hostport),
@@ -345,6 +346,8 @@ reg_teardown(void)
 {
 	registrar_shutdown();
 }
+
+static const char *reg_aor = "alice@example.test";
 
 /* REGISTER for alice with the given extra header lines. */
 static int
@@ -367,8 +370,8 @@ reg(const char *callid, unsigned cseq, const char *hdrs, struct buf *out)
 	m = parse(text);
 	out->len = 0;
 	out->p[0] = '\0';
-	code = registrar_register(m, S("alice@example.test"), &fake_sock,
-	    &src, out, err, sizeof(err));
+	code = registrar_register(m, S(reg_aor), &fake_sock, &src, true, out,
+	    err, sizeof(err));
 	sipmsg_free(m);
 	return (code);
 }
@@ -470,6 +473,40 @@ START_TEST(register_limits_and_instances)
 	    "+sip.instance=\"<urn:uuid:1>\";reg-id=1\r\n"));
 	/* The refresh came without a Path: the binding has none now. */
 	ck_assert_ptr_null(location_find(S("alice@example.test"))->b->path);
+	buf_cleanup(&b);
+}
+END_TEST
+
+/* SECURITY-TESTS 2.8: many AORs from one address stop at the limit. */
+START_TEST(register_limit_per_source)
+{
+	struct buf	b;
+	char		aor[64], contact[96];
+	unsigned	i;
+
+	rset.max_per_source = 3;
+	buf_init(&b, 256);
+	for (i = 0; i < 5; i++) {
+		snprintf(aor, sizeof(aor), "u%u@example.test", i);
+		snprintf(contact, sizeof(contact), "Contact: <sip:u%u@10.0.0.9>"
+		    "\r\n", i);
+		reg_aor = aor;
+		ck_assert_int_eq(reg("c1", i + 1, contact, &b), i < 3 ? 200 :
+		    403);
+	}
+	ck_assert_uint_eq(location_count(), 3);
+	ck_assert_uint_eq(location_from_source(&src), 3);
+	/* A refresh adds nothing and passes; a removal makes room. */
+	reg_aor = "u0@example.test";
+	ck_assert_int_eq(reg("c1", 10, "Contact: <sip:u0@10.0.0.9>\r\n", &b),
+	    200);
+	ck_assert_int_eq(reg("c1", 11, "Expires: 0\r\nContact: *\r\n", &b),
+	    200);
+	ck_assert_uint_eq(location_from_source(&src), 2);
+	reg_aor = "u4@example.test";
+	ck_assert_int_eq(reg("c1", 12, "Contact: <sip:u4@10.0.0.9>\r\n", &b),
+	    200);
+	reg_aor = "alice@example.test";
 	buf_cleanup(&b);
 }
 END_TEST
@@ -584,6 +621,7 @@ registrar_suite(void)
 	tcase_add_checked_fixture(tr, reg_setup, reg_teardown);
 	tcase_add_test(tr, register_add_refresh_remove);
 	tcase_add_test(tr, register_limits_and_instances);
+	tcase_add_test(tr, register_limit_per_source);
 	tcase_add_test(tr, bindings_expire_on_the_clock);
 	tcase_add_test(tr, heap_expires_in_order);
 	tcase_add_test(tr, store_keeps_bindings);
