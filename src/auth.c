@@ -23,11 +23,10 @@
 #include "auth.h"
 #include "hashtab.h"
 #include "log.h"
-#include "timer.h"
 #include "xmalloc.h"
 
-#define NONCE_LEN	56	/* hex: time 8, epoch 8, salt 8, mac 32 */
-#define NC_MAX_ENTRIES	(1u << 20)
+#define NONCE_LEN	56	/* hex: time 8, epoch 8, index 8, mac 32 */
+#define NC_SLOTS	(1u << 20)	/* nonces whose counts are kept */
 
 struct auth_user {
 	struct hnode	 node;
@@ -41,23 +40,20 @@ struct auth_users {
 	unsigned	 n;
 };
 
-/* A nonce that has authenticated something, with its highest count. */
-struct nc_entry {
-	struct hnode	 node;
-	char		 nonce[NONCE_LEN];
-	uint32_t	 nc;
-	uint32_t	 issued;
-};
-
 static struct {
 	uint8_t			 secret[32];
-	uint32_t		 salt;
+	uint32_t		 issued;	/* nonces so far, the index */
 	uint32_t		 epoch;		/* this run: nonces of another
 						   are stale (no nc memory) */
 	const struct auth_settings *set;	/* borrowed from the config */
 	struct auth_users	*users;		/* owned */
-	struct hashtab		 nc;
-	struct timer		 sweep;
+	/*
+	 * The highest nonce-count of the last NC_SLOTS nonces, by index
+	 * modulo NC_SLOTS: fixed memory, nothing to sweep.  An older nonce
+	 * has lost its slot and is answered as stale.
+	 */
+	uint32_t		*nc_owner;	/* owned: the index in the slot */
+	uint32_t		*nc_high;	/* owned: its highest count */
 	bool			 init;
 	struct auth_stats	 stats;
 } A;
@@ -67,8 +63,6 @@ auth_stats(void)
 {
 	return (&A.stats);
 }
-
-static void	auth_sweep(void *);
 
 void
 auth_hex_digest(unsigned alg, const char *data, size_t len, char *out)
@@ -230,8 +224,10 @@ auth_init(struct event_base *base, const uint8_t secret[32])
 	memcpy(A.secret, secret, sizeof(A.secret));
 	if (getrandom(&A.epoch, sizeof(A.epoch), 0) != sizeof(A.epoch))
 		fatal("getrandom");
-	hashtab_init(&A.nc, 256);
-	timer_init(&A.sweep, base, auth_sweep, NULL);
+	(void)base;
+	/* calloc: pages are only touched as nonces are used. */
+	A.nc_owner = xcalloc(NC_SLOTS, sizeof(*A.nc_owner));
+	A.nc_high = xcalloc(NC_SLOTS, sizeof(*A.nc_high));
 	A.init = true;
 }
 
@@ -242,24 +238,6 @@ auth_set(const struct auth_settings *set, struct auth_users *users)
 	auth_users_free(A.users);
 	A.set = set;
 	A.users = users;
-	if (A.init && set->users_file != NULL)
-		timer_set(&A.sweep, set->nonce_expiry_s * 1000);
-}
-
-static void
-nc_free_all(void)
-{
-	size_t	i;
-
-	for (i = 0; i < A.nc.nb; i++) {
-		struct hnode	*n = A.nc.b[i], *next;
-
-		for (; n != NULL; n = next) {
-			next = n->next;
-			free(n);
-		}
-	}
-	hashtab_cleanup(&A.nc);
 }
 
 void
@@ -267,8 +245,8 @@ auth_shutdown(void)
 {
 	if (!A.init)
 		return;
-	timer_stop(&A.sweep);
-	nc_free_all();
+	free(A.nc_owner);
+	free(A.nc_high);
 	auth_users_free(A.users);
 	explicit_bzero(A.secret, sizeof(A.secret));
 	memset(&A, 0, sizeof(A));
@@ -343,7 +321,7 @@ void
 auth_nonce_make(struct slice realm, uint32_t now, char out[AUTH_NONCE_LEN + 1])
 {
 	char	mac[33];
-	uint32_t salt = ++A.salt * 2654435761u;
+	uint32_t salt = ++A.issued;	/* the index, never 0 */
 
 	nonce_mac(now, A.epoch, salt, realm, mac);
 	snprintf(out, AUTH_NONCE_LEN + 1, "%08x%08x%08x%s", now, A.epoch, salt,
@@ -384,52 +362,26 @@ auth_nonce_check(struct slice nonce, struct slice realm, uint32_t now)
 	return (0);
 }
 
-static void
-auth_sweep(void *arg)
+/*
+ * A nonce-count for the nonce of this index: it must be above the highest
+ * seen so far, and is then recorded.  1: the nonce is too old to have a
+ * slot (stale); -1: replayed; 0: fine.
+ */
+static int
+nc_advance(uint32_t idx, uint32_t nc)
 {
-	uint32_t	now = (uint32_t)time(NULL);
-	size_t		i;
+	uint32_t	slot = idx & (NC_SLOTS - 1);
 
-	(void)arg;
-	for (i = 0; i < A.nc.nb; i++) {
-		struct hnode	**pp = &A.nc.b[i];
-
-		while (*pp != NULL) {
-			struct nc_entry	*e = (struct nc_entry *)*pp;
-
-			if (now - e->issued > A.set->nonce_expiry_s) {
-				*pp = e->node.next;
-				A.nc.n--;
-				free(e);
-			} else
-				pp = &e->node.next;
-		}
+	if (idx == 0 || A.issued - idx >= NC_SLOTS)
+		return (1);
+	if (A.nc_owner[slot] != idx) {
+		A.nc_owner[slot] = idx;
+		A.nc_high[slot] = 0;
 	}
-	if (A.set != NULL && A.set->users_file != NULL)
-		timer_set(&A.sweep, A.set->nonce_expiry_s * 1000);
-}
-
-/* The highest nonce-count so far must be below nc; then nc is recorded. */
-static bool
-nc_advance(struct slice nonce, uint32_t nc)
-{
-	struct nc_entry	*e;
-
-	e = (struct nc_entry *)hashtab_find(&A.nc, nonce.p, NONCE_LEN);
-	if (e != NULL) {
-		if (nc <= e->nc)
-			return (false);
-		e->nc = nc;
-		return (true);
-	}
-	if (A.nc.n >= NC_MAX_ENTRIES)
-		return (false);
-	e = xcalloc(1, sizeof(*e));
-	memcpy(e->nonce, nonce.p, NONCE_LEN);
-	e->issued = hex32(nonce.p);
-	e->nc = nc;
-	hashtab_insert(&A.nc, &e->node, e->nonce, NONCE_LEN);
-	return (true);
+	if (nc <= A.nc_high[slot])
+		return (-1);
+	A.nc_high[slot] = nc;
+	return (0);
 }
 
 /*
@@ -457,6 +409,25 @@ auth_digest_response(unsigned algo, const char *ha1, const char *nonce,
 	auth_hex_digest(algo, b.p, b.len, out);
 	explicit_bzero(b.p, b.len);
 	buf_cleanup(&b);
+}
+
+/*
+ * RFC 7616 3.4.6 (RFC 3261 22.4): the digest-uri names the Request-URI.
+ * Compared as SIP URIs: scheme, user, host (case-insensitive), port
+ * (absent is 5060 for sip); parameters may differ.
+ */
+static bool
+uri_matches(const char *uri, struct slice ruri)
+{
+	struct sipuri	a, b;
+	struct slice	s = { uri, strlen(uri) };
+
+	if (sipuri_parse(s, &a) == -1 || sipuri_parse(ruri, &b) == -1)
+		return (slice_caseeq(s, ruri));
+	return (slice_caseeq(a.scheme, b.scheme) && a.user.len == b.user.len &&
+	    memcmp(a.user.p, b.user.p, a.user.len) == 0 &&
+	    slice_caseeq(a.host, b.host) &&
+	    (a.port ? a.port : 5060) == (b.port ? b.port : 5060));
 }
 
 /* The parameters of one Digest credentials value. */
@@ -609,6 +580,11 @@ auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
 		    proxy ? "Proxy-" : "");
 		return (AUTH_BAD);
 	}
+	if (!uri_matches(uri, m->ruri)) {
+		snprintf(err, errlen, "Digest uri does not match the "
+		    "Request-URI");
+		return (AUTH_BAD);
+	}
 	if (alg[0] == '\0' || strcasecmp(alg, "MD5") == 0)
 		algo = AUTH_MD5;
 	else if (strcasecmp(alg, "SHA-256") == 0)
@@ -648,10 +624,15 @@ auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
 	if (ns == 1)
 		return (AUTH_STALE);
 	/* Without qop a nonce is good for one request. */
-	if (!nc_advance((struct slice){ nonce, NONCE_LEN },
-	    with_qop ? (uint32_t)nc : UINT32_MAX)) {
+	switch (nc_advance(hex32(nonce + 16), with_qop ? (uint32_t)nc :
+	    UINT32_MAX)) {
+	case 1:
+		return (AUTH_STALE);
+	case -1:
 		snprintf(err, errlen, "nonce-count replayed");
 		return (AUTH_FAIL);
+	default:
+		break;
 	}
 	*user = slice_trim(c.username);
 	if (user->len >= 2 && user->p[0] == '"') {

@@ -592,11 +592,12 @@ load_registrar(struct ctx *c, const config_setting_t *root, struct conf *cf)
 {
 	static const char *const keys[] = { "enabled", "min_expires",
 	    "max_expires", "default_expires", "max_contacts", "database",
-	    NULL };
+	    "max_per_source", NULL };
 	const config_setting_t	*g = config_setting_get_member(root,
 				    "registrar");
 	struct registrar_settings *rs = &cf->reg;
 	long long		 mn = 60, mx = 3600, def = 3600, maxc = 10;
+	long long		 maxs = 1000;
 	const char		*db = NULL;
 
 	rs->enabled = true;
@@ -615,6 +616,8 @@ load_registrar(struct ctx *c, const config_setting_t *root, struct conf *cf)
 		    31536000, &def) == -1 ||
 		    get_int(c, g, "registrar.", "max_contacts", 1, 64,
 		    &maxc) == -1 ||
+		    get_int(c, g, "registrar.", "max_per_source", 1, 10000000,
+		    &maxs) == -1 ||
 		    get_str(c, g, "registrar.", "database", &db) == -1)
 			return (-1);
 		if (mn > mx)
@@ -629,6 +632,7 @@ load_registrar(struct ctx *c, const config_setting_t *root, struct conf *cf)
 	rs->max_expires_s = (uint32_t)mx;
 	rs->default_expires_s = (uint32_t)def;
 	rs->max_contacts = (unsigned)maxc;
+	rs->max_per_source = (unsigned)maxs;
 	/*
 	 * A relative database lives in the service's state directory
 	 * (StateDirectory= sets STATE_DIRECTORY), else beside the config.
@@ -969,10 +973,11 @@ conf_print(const struct conf *cf, FILE *fp)
 	    "off", (unsigned)cf->ctl.mode);
 	if (cf->reg.enabled)
 		fprintf(fp, "registrar expires=%u..%u default=%u "
-		    "max_contacts=%u database=%s\n", cf->reg.min_expires_s,
-		    cf->reg.max_expires_s, cf->reg.default_expires_s,
-		    cf->reg.max_contacts, cf->reg.database ? cf->reg.database :
-		    "(memory)");
+		    "max_contacts=%u max_per_source=%u database=%s\n",
+		    cf->reg.min_expires_s, cf->reg.max_expires_s,
+		    cf->reg.default_expires_s, cf->reg.max_contacts,
+		    cf->reg.max_per_source, cf->reg.database ?
+		    cf->reg.database : "(memory)");
 	else
 		fprintf(fp, "registrar off\n");
 	if (cf->auth.users_file != NULL) {

@@ -18,8 +18,16 @@
 #include "timer.h"
 #include "xmalloc.h"
 
+/* Bindings per source address (registration exhaustion, one source). */
+struct by_source {
+	struct hnode	 node;
+	uint8_t		 key[17];	/* family, address */
+	unsigned	 n;
+};
+
 static struct {
 	struct hashtab	  aors;
+	struct hashtab	  sources;	/* struct by_source */
 	struct binding	**heap;		/* owned array; bindings are not */
 	uint32_t	  nheap;
 	uint32_t	  cap;
@@ -30,10 +38,62 @@ static struct {
 
 static void	location_expire(void *);
 
+static size_t
+source_key(const struct tp_addr *a, uint8_t *key)
+{
+	const struct sockaddr_in	*s4 = (const void *)&a->ss;
+	const struct sockaddr_in6	*s6 = (const void *)&a->ss;
+
+	key[0] = (uint8_t)a->ss.ss_family;
+	if (a->ss.ss_family == AF_INET) {
+		memcpy(key + 1, &s4->sin_addr, 4);
+		return (5);
+	}
+	memcpy(key + 1, &s6->sin6_addr, 16);
+	return (17);
+}
+
+/* Bindings registered from this address (any port). */
+unsigned
+location_from_source(const struct tp_addr *a)
+{
+	uint8_t			 key[17];
+	size_t			 klen = source_key(a, key);
+	struct by_source	*s;
+
+	s = (struct by_source *)hashtab_find(&L.sources, (const char *)key,
+	    klen);
+	return (s == NULL ? 0 : s->n);
+}
+
+static void
+source_count(const struct tp_addr *a, int delta)
+{
+	uint8_t			 key[17];
+	size_t			 klen = source_key(a, key);
+	struct by_source	*s;
+
+	s = (struct by_source *)hashtab_find(&L.sources, (const char *)key,
+	    klen);
+	if (s == NULL) {
+		if (delta < 0)
+			return;
+		s = xcalloc(1, sizeof(*s));
+		memcpy(s->key, key, klen);
+		hashtab_insert(&L.sources, &s->node, (const char *)s->key, klen);
+	}
+	if (delta < 0 && --s->n == 0) {
+		hashtab_remove(&L.sources, &s->node);
+		free(s);
+	} else if (delta > 0)
+		s->n++;
+}
+
 void
 location_init(struct event_base *base)
 {
 	hashtab_init(&L.aors, 1024);
+	hashtab_init(&L.sources, 256);
 	timer_init(&L.expiry, base, location_expire, NULL);
 	L.init = true;
 }
@@ -236,6 +296,7 @@ unlink_binding(struct binding *b)
 	*pp = b->next;
 	b->aor->n--;
 	heap_del(b);
+	source_count(&b->received, -1);
 }
 
 static void
@@ -285,6 +346,7 @@ location_save(struct slice key, struct binding *old,
 	a->b = b;
 	a->n++;
 	heap_push(b);
+	source_count(&b->received, 1);
 	expiry_rearm();
 	persist(b);
 	return (b);
@@ -426,6 +488,15 @@ location_shutdown(void)
 		}
 	}
 	hashtab_cleanup(&L.aors);
+	for (i = 0; i < L.sources.nb; i++) {
+		struct hnode	*n = L.sources.b[i], *next;
+
+		for (; n != NULL; n = next) {
+			next = n->next;
+			free(n);
+		}
+	}
+	hashtab_cleanup(&L.sources);
 	free(L.heap);
 	memset(&L, 0, sizeof(L));
 }

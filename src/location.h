@@ -71,6 +71,7 @@ void		 location_remove(struct binding *);
 uint32_t	 binding_expires_in(const struct binding *);
 unsigned	 location_count(void);
 unsigned	 location_aors(void);
+unsigned	 location_from_source(const struct tp_addr *);
 void		 location_foreach(void (*)(void *, const struct binding *),
 		     void *);
 void		 location_addr_format(const struct tp_addr *, char *, size_t);

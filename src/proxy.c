@@ -956,7 +956,8 @@ proxy_register(struct sipmsg *m, struct tp_sock *sock,
 		goto reply;
 	}
 	code = registrar_register(m, (struct slice){ aor, strlen(aor) }, sock,
-	    src, &hdrs, err, sizeof(err));
+	    src, !guard_known(src) && !auth_trusted(src), &hdrs, err,
+	    sizeof(err));
 reply:
 	if (code != 200)
 		log_info("registrar " SLICE_FMT ": REGISTER refused code=%d "

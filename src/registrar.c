@@ -208,8 +208,8 @@ path_of(const struct sipmsg *m, struct buf *b)
  */
 int
 registrar_register(const struct sipmsg *m, struct slice aor,
-    const struct tp_sock *sock, const struct tp_addr *src, struct buf *out,
-    char *err, size_t errlen)
+    const struct tp_sock *sock, const struct tp_addr *src, bool limit_source,
+    struct buf *out, char *err, size_t errlen)
 {
 	struct slice		 v[REG_MAX_VALUES], ev, path;
 	struct reg_contact	 rc[REG_MAX_VALUES];
@@ -330,6 +330,14 @@ registrar_register(const struct sipmsg *m, struct slice aor,
 	keep = (a ? a->n : 0) - removed;
 	if (keep + added > R.set->max_contacts) {
 		snprintf(err, errlen, "Too Many Contacts");
+		buf_cleanup(&pb);
+		return (403);
+	}
+	if (limit_source && added > 0 && location_from_source(src) + added >
+	    R.set->max_per_source) {
+		/* Registration exhaustion from one address. */
+		snprintf(err, errlen, "Too Many Registrations From This "
+		    "Address");
 		buf_cleanup(&pb);
 		return (403);
 	}

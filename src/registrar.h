@@ -17,6 +17,7 @@ struct registrar_settings {
 	uint32_t	 max_expires_s;
 	uint32_t	 default_expires_s;
 	unsigned	 max_contacts;	/* per address-of-record */
+	unsigned	 max_per_source;	/* bindings from one address */
 	char		*database;	/* owned; NULL: memory only */
 };
 
@@ -28,7 +29,7 @@ void	registrar_shutdown(void);
 bool	registrar_enabled(void);
 int	registrar_aor(struct slice, struct slice, char *, size_t);
 int	registrar_register(const struct sipmsg *, struct slice,
-	    const struct tp_sock *, const struct tp_addr *, struct buf *,
+	    const struct tp_sock *, const struct tp_addr *, bool, struct buf *,
 	    char *, size_t);
 void	registrar_settings_cleanup(struct registrar_settings *);
 

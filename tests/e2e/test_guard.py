@@ -424,3 +424,19 @@ def test_sipp_flood_while_sipp_calls_complete(osprey_factory, tmp_path):
     ep.send(options(ep, o.addr), o.addr)
     ep.expect(match(code=200), timeout=2)
     ep.close()
+
+
+def test_registration_exhaustion_from_one_address(osprey_factory):
+    """SECURITY-TESTS 2.8: AORs registered from one address stop at
+    registrar.max_per_source (no auth here, the worst case); another
+    address still registers."""
+    from sip import Phone
+    o = osprey_factory(extra="registrar = { max_per_source = 3; };")
+    ep = Endpoint("127.0.0.2")
+    codes = [Phone(ep, o.addr, "u%d" % i).register(expires=600).code
+             for i in range(5)]
+    assert codes == [200, 200, 200, 403, 403], codes
+    other = Endpoint("127.0.0.3")
+    assert Phone(other, o.addr, "u9").register(expires=600).code == 200
+    ep.close()
+    other.close()

@@ -103,12 +103,14 @@ auth_teardown(void)
 }
 
 /* A REGISTER with credentials computed for password pw. */
+static const char *digest_uri = "sip:example.test";
+
 static struct sipmsg *
 register_with(const char *user, const char *pw, unsigned algo,
     const char *nonce, const char *nc)
 {
 	char	a1[128], ha1[65], resp[65], text[2048];
-	const char *uri = "sip:example.test";
+	const char *uri = digest_uri;
 
 	snprintf(a1, sizeof(a1), "%s:example.test:%s", user, pw);
 	auth_hex_digest(algo, a1, strlen(a1), ha1);
@@ -219,6 +221,42 @@ START_TEST(auth_stale_nonce)
 }
 END_TEST
 
+START_TEST(auth_uri_must_match)
+{
+	char		n[AUTH_NONCE_LEN + 1];
+	struct slice	user;
+
+	auth_nonce_make(S("example.test"), (uint32_t)time(NULL), n);
+	digest_uri = "sip:elsewhere.test";	/* answered for another URI */
+	ck_assert_int_eq(check(register_with("alice", "secret", AUTH_MD5, n,
+	    "00000001"), &user), AUTH_BAD);
+	digest_uri = "sip:EXAMPLE.test:5060";	/* the same URI, written so */
+	ck_assert_int_eq(check(register_with("alice", "secret", AUTH_MD5, n,
+	    "00000001"), &user), AUTH_OK);
+	digest_uri = "sip:example.test";
+}
+END_TEST
+
+/* Counts are kept for the last 2^20 nonces; an older one is stale. */
+START_TEST(auth_old_nonce_loses_its_count)
+{
+	char		n[AUTH_NONCE_LEN + 1], m[AUTH_NONCE_LEN + 1];
+	struct slice	user;
+	uint32_t	now = (uint32_t)time(NULL);
+	unsigned	i;
+
+	auth_nonce_make(S("example.test"), now, n);
+	ck_assert_int_eq(check(register_with("alice", "secret", AUTH_MD5, n,
+	    "00000001"), &user), AUTH_OK);
+	for (i = 0; i < (1u << 20); i++)
+		auth_nonce_make(S("example.test"), now, m);
+	ck_assert_int_eq(check(register_with("alice", "secret", AUTH_MD5, n,
+	    "00000002"), &user), AUTH_STALE);
+	ck_assert_int_eq(check(register_with("alice", "secret", AUTH_MD5, m,
+	    "00000001"), &user), AUTH_OK);
+}
+END_TEST
+
 START_TEST(auth_challenge_headers)
 {
 	struct buf	b;
@@ -295,6 +333,7 @@ reg_setup(void)
 	rset.max_expires_s = 3600;
 	rset.default_expires_s = 1800;
 	rset.max_contacts = 3;
+	rset.max_per_source = 1000;
 	ck_assert_int_eq(registrar_init(NULL, NULL, err, sizeof(err)), 0);
 	registrar_set(&rset);
 	snprintf(fake_sock.hostport, sizeof(fake_sock.hostport),
@@ -307,6 +346,8 @@ reg_teardown(void)
 {
 	registrar_shutdown();
 }
+
+static const char *reg_aor = "alice@example.test";
 
 /* REGISTER for alice with the given extra header lines. */
 static int
@@ -329,8 +370,8 @@ reg(const char *callid, unsigned cseq, const char *hdrs, struct buf *out)
 	m = parse(text);
 	out->len = 0;
 	out->p[0] = '\0';
-	code = registrar_register(m, S("alice@example.test"), &fake_sock,
-	    &src, out, err, sizeof(err));
+	code = registrar_register(m, S(reg_aor), &fake_sock, &src, true, out,
+	    err, sizeof(err));
 	sipmsg_free(m);
 	return (code);
 }
@@ -456,6 +497,40 @@ START_TEST(register_contact_fits_ruri)
 }
 END_TEST
 
+/* SECURITY-TESTS 2.8: many AORs from one address stop at the limit. */
+START_TEST(register_limit_per_source)
+{
+	struct buf	b;
+	char		aor[64], contact[96];
+	unsigned	i;
+
+	rset.max_per_source = 3;
+	buf_init(&b, 256);
+	for (i = 0; i < 5; i++) {
+		snprintf(aor, sizeof(aor), "u%u@example.test", i);
+		snprintf(contact, sizeof(contact), "Contact: <sip:u%u@10.0.0.9>"
+		    "\r\n", i);
+		reg_aor = aor;
+		ck_assert_int_eq(reg("c1", i + 1, contact, &b), i < 3 ? 200 :
+		    403);
+	}
+	ck_assert_uint_eq(location_count(), 3);
+	ck_assert_uint_eq(location_from_source(&src), 3);
+	/* A refresh adds nothing and passes; a removal makes room. */
+	reg_aor = "u0@example.test";
+	ck_assert_int_eq(reg("c1", 10, "Contact: <sip:u0@10.0.0.9>\r\n", &b),
+	    200);
+	ck_assert_int_eq(reg("c1", 11, "Expires: 0\r\nContact: *\r\n", &b),
+	    200);
+	ck_assert_uint_eq(location_from_source(&src), 2);
+	reg_aor = "u4@example.test";
+	ck_assert_int_eq(reg("c1", 12, "Contact: <sip:u4@10.0.0.9>\r\n", &b),
+	    200);
+	reg_aor = "alice@example.test";
+	buf_cleanup(&b);
+}
+END_TEST
+
 START_TEST(bindings_expire_on_the_clock)
 {
 	struct buf	b;
@@ -552,11 +627,14 @@ registrar_suite(void)
 	TCase	*tr = tcase_create("registrar");
 
 	tcase_add_checked_fixture(ta, auth_setup, auth_teardown);
+	tcase_set_timeout(ta, 120);	/* 2^20 nonces, under ASan too */
 	tcase_add_test(ta, digest_rfc7616_vectors);
 	tcase_add_test(ta, auth_nonces);
 	tcase_add_test(ta, auth_passwords_and_replay);
 	tcase_add_test(ta, auth_stale_nonce);
 	tcase_add_test(ta, auth_challenge_headers);
+	tcase_add_test(ta, auth_uri_must_match);
+	tcase_add_test(ta, auth_old_nonce_loses_its_count);
 	tcase_add_test(ta, auth_users_file_errors);
 	tcase_add_test(ta, acl_networks);
 	suite_add_tcase(s, ta);
@@ -564,6 +642,7 @@ registrar_suite(void)
 	tcase_add_test(tr, register_add_refresh_remove);
 	tcase_add_test(tr, register_limits_and_instances);
 	tcase_add_test(tr, register_contact_fits_ruri);
+	tcase_add_test(tr, register_limit_per_source);
 	tcase_add_test(tr, bindings_expire_on_the_clock);
 	tcase_add_test(tr, heap_expires_in_order);
 	tcase_add_test(tr, store_keeps_bindings);
