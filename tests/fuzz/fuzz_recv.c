@@ -55,7 +55,10 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 static struct tp	tp;
 static struct tp_addr	src, stranger;
 static const struct tp_addr *from;	/* src or stranger, for one input */
-static struct registrar_settings rs = { true, 1, 3600, 600, 8, NULL };
+static struct registrar_settings rs = {	/* by name: fields get added */
+	.enabled = true, .min_expires_s = 1, .max_expires_s = 3600,
+	.default_expires_s = 600, .max_contacts = 8, .max_per_source = 16,
+};
 static struct auth_settings as;
 static struct guard_settings gs;
 static char		branches[NBRANCH][128];	/* of the requests sent */
