@@ -65,7 +65,7 @@ static char		branches[NBRANCH][128];	/* of the requests sent */
 static int		nbranches;
 static bool		verbose;	/* FUZZ_VERBOSE: print what is sent */
 
-static void
+static struct route *
 add_route(struct proxy_settings *ps, const char *user, const char *target,
     enum fork_mode fork)
 {
@@ -77,6 +77,7 @@ add_route(struct proxy_settings *ps, const char *user, const char *target,
 		abort();
 	r->fork = fork;
 	r->recurse = true;
+	return (r);
 }
 
 /* Registrar, users alice (MD5 and SHA-256) and bob (MD5), the guard. */
@@ -127,6 +128,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	static char		*domains[] = { "example.test", "atlanta.com",
 				    "biloxi.com", NULL };
 	struct tp_sock		*s = &tp.socks[0];
+	struct route		*r;
+	char			 err[256];
 
 	(void)argc;
 	(void)argv;
@@ -150,6 +153,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	ps.max_message_size = 65535;
 	add_route(&ps, "^bob$", "sip:127.0.0.1:5070", FORK_PARALLEL);
 	add_route(&ps, "^0[0-9]*$", "sip:127.0.0.1:5071", FORK_SERIAL);
+	/* Two branches at once: best response, merged challenges (16.7). */
+	r = add_route(&ps, "^duo$", "sip:127.0.0.1:5080", FORK_PARALLEL);
+	if (route_add_target(r, "sip:127.0.0.1:5081", err, sizeof(err)) == -1)
+		abort();
 	add_route(&ps, "^carol", "sip:carol@127.0.0.1:5072", FORK_PARALLEL);
 	ps.routes.r[ps.routes.n - 1]->public = true;
 	ps.max_transactions = 1000;
@@ -182,10 +189,13 @@ check_sent(void)
 		/*
 		 * A request we forward must be whole; a response we answer a
 		 * broken request with may lack what that request lacked
-		 * (400 Missing Call-ID), but never its Via.
+		 * (400 Missing Call-ID), but never its Via.  Whatever we
+		 * build ends with our own Content-Length line: without one,
+		 * a header we wrote ran on in the line before it.
 		 */
-		if (m->request ? rc != 0 : m->via.len == 0 ||
-		    sipmsg_hdr(m, SH_VIA) == NULL) {
+		if ((m->request ? rc != 0 : m->via.len == 0 ||
+		    sipmsg_hdr(m, SH_VIA) == NULL) ||
+		    sipmsg_hdr(m, SH_CONTENT_LENGTH) == NULL) {
 			fprintf(stderr, "sent a bad message (%d: %s):\n%.*s\n",
 			    rc, err, (int)fake_sent_len(i), p);
 			abort();
