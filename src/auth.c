@@ -425,7 +425,7 @@ uri_matches(const char *uri, struct slice ruri)
 	if (sipuri_parse(s, &a) == -1 || sipuri_parse(ruri, &b) == -1)
 		return (slice_caseeq(s, ruri));
 	return (slice_caseeq(a.scheme, b.scheme) && a.user.len == b.user.len &&
-	    memcmp(a.user.p, b.user.p, a.user.len) == 0 &&
+	    (a.user.len == 0 || memcmp(a.user.p, b.user.p, a.user.len) == 0) &&
 	    slice_caseeq(a.host, b.host) &&
 	    (a.port ? a.port : 5060) == (b.port ? b.port : 5060));
 }

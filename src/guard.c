@@ -111,21 +111,6 @@ guard_shutdown(void)
 	memset(&G, 0, sizeof(G));
 }
 
-static size_t
-addr_key(const struct tp_addr *a, uint8_t *key)
-{
-	const struct sockaddr_in	*s4 = (const void *)&a->ss;
-	const struct sockaddr_in6	*s6 = (const void *)&a->ss;
-
-	key[0] = (uint8_t)a->ss.ss_family;
-	if (a->ss.ss_family == AF_INET) {
-		memcpy(key + 1, &s4->sin_addr, 4);
-		return (5);
-	}
-	memcpy(key + 1, &s6->sin6_addr, 16);
-	return (17);
-}
-
 static void
 addr_name(const struct tp_addr *a, char *out, size_t len)
 {
@@ -153,7 +138,7 @@ static struct source *
 source_get(const struct tp_addr *a, bool create)
 {
 	uint8_t		 key[17];
-	size_t		 klen = addr_key(a, key);
+	size_t		 klen = tp_addr_key(a, key);
 	struct source	*s;
 
 	s = (struct source *)hashtab_find(&G.tab, (const char *)key, klen);

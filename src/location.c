@@ -38,27 +38,12 @@ static struct {
 
 static void	location_expire(void *);
 
-static size_t
-source_key(const struct tp_addr *a, uint8_t *key)
-{
-	const struct sockaddr_in	*s4 = (const void *)&a->ss;
-	const struct sockaddr_in6	*s6 = (const void *)&a->ss;
-
-	key[0] = (uint8_t)a->ss.ss_family;
-	if (a->ss.ss_family == AF_INET) {
-		memcpy(key + 1, &s4->sin_addr, 4);
-		return (5);
-	}
-	memcpy(key + 1, &s6->sin6_addr, 16);
-	return (17);
-}
-
 /* Bindings registered from this address (any port). */
 unsigned
 location_from_source(const struct tp_addr *a)
 {
 	uint8_t			 key[17];
-	size_t			 klen = source_key(a, key);
+	size_t			 klen = tp_addr_key(a, key);
 	struct by_source	*s;
 
 	s = (struct by_source *)hashtab_find(&L.sources, (const char *)key,
@@ -70,7 +55,7 @@ static void
 source_count(const struct tp_addr *a, int delta)
 {
 	uint8_t			 key[17];
-	size_t			 klen = source_key(a, key);
+	size_t			 klen = tp_addr_key(a, key);
 	struct by_source	*s;
 
 	s = (struct by_source *)hashtab_find(&L.sources, (const char *)key,

@@ -86,13 +86,15 @@ slice_trim(struct slice s)
 bool
 slice_eq(struct slice s, const char *str)
 {
-	return (s.len == strlen(str) && strncasecmp(s.p, str, s.len) == 0);
+	return (s.len == strlen(str) && (s.len == 0 ||
+	    strncasecmp(s.p, str, s.len) == 0));
 }
 
 bool
 slice_caseeq(struct slice a, struct slice b)
 {
-	return (a.len == b.len && strncasecmp(a.p, b.p, a.len) == 0);
+	return (a.len == b.len && (a.len == 0 ||
+	    strncasecmp(a.p, b.p, a.len) == 0));
 }
 
 enum sip_method

@@ -106,3 +106,19 @@ tp_is_local(const struct tp *tp, struct slice host, uint16_t port)
 	}
 	return (false);
 }
+
+/* The address without its port, as a key: the family, then 4 or 16 bytes. */
+size_t
+tp_addr_key(const struct tp_addr *a, uint8_t key[17])
+{
+	const struct sockaddr_in	*s4 = (const void *)&a->ss;
+	const struct sockaddr_in6	*s6 = (const void *)&a->ss;
+
+	key[0] = (uint8_t)a->ss.ss_family;
+	if (a->ss.ss_family == AF_INET) {
+		memcpy(key + 1, &s4->sin_addr, 4);
+		return (5);
+	}
+	memcpy(key + 1, &s6->sin6_addr, 16);
+	return (17);
+}

@@ -62,5 +62,6 @@ int		 tp_addr_family(const struct tp_addr *);
 struct tp_sock	*tp_sock_for(struct tp *, const struct tp_addr *,
 		     struct tp_sock *);
 bool		 tp_is_local(const struct tp *, struct slice, uint16_t);
+size_t		 tp_addr_key(const struct tp_addr *, uint8_t[17]);
 
 #endif

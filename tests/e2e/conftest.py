@@ -24,6 +24,15 @@ def free_udp_port(host="127.0.0.1"):
     return port
 
 
+def rss_kb(pid):
+    """Resident memory of a process, KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def conf_text(port, routes=(), domains=("example.test",), timers=None,
               extra="", listen=None, workdir=None):
     """A libconfig file for ospreyd. routes: (user_regex, [targets])."""

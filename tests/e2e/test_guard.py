@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import free_udp_port
+from conftest import free_udp_port, rss_kb
 from sip import Endpoint, UAC, build_request, match, new_branch, new_call_id, \
     sipnet, \
     new_tag
@@ -34,14 +34,6 @@ def options(ep, proxy, ua=None, ruri=None):
 
 # ASan keeps freed memory in quarantine: resident size says nothing there.
 MEMORY_CHECKS = not os.environ.get("OSPREY_SANITIZED")
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def flood(ep, proxy, seconds, stop):

@@ -13,6 +13,7 @@ import select
 import subprocess
 import time
 
+from conftest import rss_kb
 from sip import SDP, UAC, UAS, Endpoint, build_request, match, new_branch, \
     new_call_id, new_tag
 
@@ -23,14 +24,6 @@ KINDS = ["answer"] * 5 + ["cancel"] * 2 + ["busy", "busy_noack", "silent",
                                            "ringing"]
 CALLS_PER_SEC = 30
 TIMERS = {"t1": 50, "t2": 400, "t4": 500, "c": 2000, "cancel": 1000}
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def status(o):

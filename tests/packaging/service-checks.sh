@@ -56,6 +56,43 @@ sys.exit(0 if data.startswith("SIP/2.0 ") else 1)
 EOF
 }
 
+sip_register() {	# a REGISTER for alice with digest MD5, answered 200
+	python3 - <<'EOF'
+import hashlib, re, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+md5 = lambda t: hashlib.md5(t.encode()).hexdigest()
+
+def register(cseq, auth=""):
+    msg = ("REGISTER sip:example.test SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-pkg-r%d\r\n"
+           "Max-Forwards: 70\r\n"
+           "From: <sip:alice@example.test>;tag=pkgr\r\n"
+           "To: <sip:alice@example.test>\r\n"
+           "Call-ID: pkg-reg@127.0.0.1\r\n"
+           "CSeq: %d REGISTER\r\n"
+           "Contact: <sip:alice@127.0.0.1:%d>\r\n"
+           "Expires: 3600\r\n%s"
+           "Content-Length: 0\r\n\r\n" % (port, cseq, cseq, port, auth))
+    s.sendto(msg.encode(), ("127.0.0.1", 5060))
+    return s.recv(65535).decode(errors="replace")
+
+r = register(1)
+nonce = re.search(r'nonce="([^"]+)"', r).group(1)
+ha1 = md5("alice:example.test:pkg-secret")
+ha2 = md5("REGISTER:sip:example.test")
+resp = md5("%s:%s:00000001:c0ffee:auth:%s" % (ha1, nonce, ha2))
+r = register(2, 'Authorization: Digest username="alice", '
+             'realm="example.test", nonce="%s", uri="sip:example.test", '
+             'response="%s", algorithm=MD5, qop=auth, nc=00000001, '
+             'cnonce="c0ffee"\r\n' % (nonce, resp))
+print("    " + r.split("\r\n")[0])
+sys.exit(0 if r.startswith("SIP/2.0 200 ") else 1)
+EOF
+}
+
 quiet() {	# COMMAND...: its output only when it fails
 	qout=$("$@" 2>&1)
 	qrc=$?
@@ -111,6 +148,23 @@ same_running() {
 	[ "$(show MainPID)" = "$pid" ] && [ "$(show SubState)" = running ]
 }
 t "reloaded: same process, still running" same_running
+
+# Registrations outlive a restart (SQLite in the state directory).
+if [ -x /usr/sbin/osprey-passwd ] && [ -x /usr/sbin/ospreyctl ]; then
+	t "osprey-passwd adds alice to /etc/osprey/users" \
+	    sh -c 'echo pkg-secret | /usr/sbin/osprey-passwd alice \
+	    example.test /etc/osprey/users 2>/dev/null'
+	t "... and a reload reads it" timeout 30 systemctl reload \
+	    osprey.service
+	t "alice registers with digest authentication" sip_register
+	t "systemctl restart" timeout 30 systemctl restart osprey.service
+	sleep 0.5
+	t "after the restart the binding is still there" sh -c \
+	    '/usr/sbin/ospreyctl registrations alice | grep -q "sip:alice@"'
+	t "the location database is in /var/lib/osprey" \
+	    [ -s /var/lib/osprey/location.db ]
+	pid=$(show MainPID)
+fi
 
 cp "$conf" /root/osprey.conf.good
 printf 'broken =\n' >>"$conf"
