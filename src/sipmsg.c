@@ -795,6 +795,13 @@ parse_vias(struct sipmsg *m)
 		n = (unsigned)split_values(sipmsg_hvalue(m, &m->h[i]), vs, 16);
 		if (n > 16)
 			return (-1);
+		/*
+		 * A Via line holds one value at least (RFC 3261 20.42): an
+		 * empty one below ours was relayed upstream as "Via: " in a
+		 * response nobody can parse (fuzzer).
+		 */
+		if (n == 0)
+			return (1);
 		for (j = 0; j < n; j++)
 			if (via_parse(vs[j], &proto, &host, &port) == -1)
 				return (1);	/* the top one can be answered */

@@ -158,6 +158,24 @@ START_TEST(parse_response)
 	sipmsg_free(parse_ok(RESP_487("\"o: \" <sip:bob@example.com>;tag=1")));
 	sipmsg_free(parse_ok(RESP_487("Bob\r\n <sip:bob@example.com>;tag=1")));
 #undef RESP_487
+	/* A Via line without a value is a bad Via (fuzzer: relayed empty). */
+	sipmsg_free(parse_as("SIP/2.0 180 Ringing\r\n"
+	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKr1\r\n"
+	    "Via: \r\n"
+	    "To: <sip:bob@example.com>;tag=1\r\n"
+	    "From: <sip:alice@example.org>;tag=a11ce\r\n"
+	    "Call-ID: resp-1\r\n"
+	    "CSeq: 9 INVITE\r\n"
+	    "\r\n", -1));
+	sipmsg_free(parse_as("OPTIONS sip:bob@example.com SIP/2.0\r\n"
+	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKr1\r\n"
+	    "v: ,\r\n"
+	    "To: <sip:bob@example.com>\r\n"
+	    "From: <sip:alice@example.org>;tag=a11ce\r\n"
+	    "Call-ID: req-1\r\n"
+	    "CSeq: 9 OPTIONS\r\n"
+	    "\r\n", 400));
+	ck_assert_str_eq(err, "Bad Via header");
 	/* No ACK is built for a provisional: left to check_addr(). */
 	sipmsg_free(parse_ok("SIP/2.0 180 Ringing\r\n"
 	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKr1\r\n"
