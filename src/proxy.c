@@ -381,6 +381,17 @@ proxy_on_response(struct txn *ct, const struct sipmsg *resp)
 		return;
 	}
 	if (code < 300) {
+		/*
+		 * A 2xx with only our Via cannot be relayed (16.7 step 3):
+		 * it must not count as the answer either, or the caller's
+		 * transaction waits forever for a final (fuzzer).  The
+		 * branch stays open and ends with its client transaction.
+		 */
+		if (!reply_relayable(resp)) {
+			log_peer("proxy %s: %d carries only our Via, ignored",
+			    pctx_callid(ctx, cid, sizeof(cid)), code);
+			return;
+		}
 		b->code = code;
 		timer_stop(&b->timeout);
 		log_info("proxy %s: %d from %s relayed",
@@ -513,7 +524,7 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 	if (n > 0 && uri_is_local(m->ruri)) {
 		*stamp = stamped(m, m->ruri);
 		*ruri = hdr_uri(routes[n - 1]);
-		if (!sipuri_printable(*ruri))
+		if (!sipuri_fits_ruri(*ruri))
 			return (400);	/* it goes in our request line */
 		n--;
 		*popped = true;
@@ -540,7 +551,7 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 			 * ("Route: sip: @host", fuzzer) broke the request
 			 * line we sent.
 			 */
-			if (!sipuri_printable(first) ||
+			if (!sipuri_fits_ruri(first) ||
 			    !sipuri_printable(*ruri))
 				return (400);
 

@@ -452,7 +452,9 @@ fork_recurse(struct pctx *ctx, const struct branch *b)
 			if (strlen(ctx->br[j]->ruri) == uri.len &&
 			    strncmp(ctx->br[j]->ruri, uri.p, uri.len) == 0)
 				seen = true;
-		if (seen || dest_from_uri(uri, &d, err, sizeof(err)) != 0)
+		/* It becomes the Request-URI: "<sip:\0ave@host>" was cut. */
+		if (seen || !sipuri_fits_ruri(uri) ||
+		    dest_from_uri(uri, &d, err, sizeof(err)) != 0)
 			continue;
 		ctx->redirects++;
 		log_info("proxy %s: %d: recursing to " SLICE_FMT,

@@ -160,10 +160,21 @@ merge_challenges(struct pctx *ctx, const struct branch *best)
 		if (ctx->br[i] == best || f == NULL ||
 		    (f->status != 401 && f->status != 407))
 			continue;
-		for (j = 0; j < f->nh; j++)
-			if (f->h[j].id == SH_WWW_AUTHENTICATE ||
-			    f->h[j].id == SH_PROXY_AUTHENTICATE)
-				buf_add(&b, f->buf + f->h[j].off, f->h[j].len);
+		for (j = 0; j < f->nh; j++) {
+			const struct sip_hline	*h = &f->h[j];
+
+			if (h->id != SH_WWW_AUTHENTICATE &&
+			    h->id != SH_PROXY_AUTHENTICATE)
+				continue;
+			buf_add(&b, f->buf + h->off, h->len);
+			/*
+			 * The last line of a response without the empty
+			 * line has no CRLF: the next header we wrote ran on
+			 * in the challenge (fuzz target, two 401/407).
+			 */
+			if (h->len == 0 || f->buf[h->off + h->len - 1] != '\n')
+				buf_add(&b, "\r\n", 2);
+		}
 	}
 	if (b.len == 0) {
 		buf_cleanup(&b);

@@ -265,7 +265,13 @@ registrar_register(const struct sipmsg *m, struct slice aor,
 		struct slice		 uri = hdr_uri(v[i]), pv;
 		struct sipuri		 u;
 
-		if (sipuri_parse(uri, &u) == -1 || u.host.len == 0) {
+		/*
+		 * The binding becomes the Request-URI of requests to the AOR:
+		 * "<sip:al ice@host>" was stored, and the INVITE sent to it
+		 * had a broken request line (fuzz target).
+		 */
+		if (sipuri_parse(uri, &u) == -1 || u.host.len == 0 ||
+		    !sipuri_fits_ruri(uri)) {
 			snprintf(err, errlen, "Bad Contact URI");
 			goto fail400;
 		}

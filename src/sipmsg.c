@@ -264,7 +264,8 @@ sipuri_parse(struct slice s, struct sipuri *u)
 		if (!isalnum((unsigned char)s.p[i]) && s.p[i] != '+' &&
 		    s.p[i] != '-' && s.p[i] != '.')
 			return (-1);
-	if (i == 0 || i >= s.len)
+	/* Something must follow "scheme:" (RFC 3261 25.1; "To: o:", fuzzer). */
+	if (i == 0 || i + 1 >= s.len)
 		return (-1);
 	u->scheme = (struct slice){ s.p, i };
 	if (!slice_eq(u->scheme, "sip") && !slice_eq(u->scheme, "sips"))
@@ -352,6 +353,22 @@ sipuri_printable(struct slice s)
 			return (false);
 	}
 	return (true);
+}
+
+/*
+ * Can this URI, from a header (Route, a 3xx Contact, a registered
+ * Contact), become the Request-URI of a request we send?  It must be
+ * printable, parse, and carry no headers (RFC 3261 19.1.1; we answer 400
+ * to a request with any).  Each of those broke a request line we sent
+ * (fuzzer).
+ */
+bool
+sipuri_fits_ruri(struct slice uri)
+{
+	struct sipuri	u;
+
+	return (sipuri_printable(uri) && sipuri_parse(uri, &u) == 0 &&
+	    u.headers.p == NULL);
 }
 
 const struct sip_hline *
@@ -843,6 +860,35 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 	return (0);
 }
 
+/*
+ * Would libosip2 take the To of this response?  Responses skip its parser
+ * (check_addr() is ours, and lighter), but the To of a non-2xx final to an
+ * INVITE goes into the ACK we send (RFC 3261 17.1.1.3), which must parse.
+ * libosip2 is stricter than check_addr(): display names of tokens only
+ * ("To: o: <sip:b@x>" is refused), two characters at least on each side
+ * of the scheme's colon, and more; the fuzzer found such ACKs.
+ */
+static int
+check_ack_to(const struct sipmsg *m)
+{
+	struct slice	 v = sipmsg_hvalue(m, sipmsg_hdr(m, SH_TO));
+	osip_to_t	*to;
+	char		*s;
+	size_t		 i;
+	int		 rc;
+
+	if (osip_to_init(&to) != 0)
+		return (-1);
+	s = xstrndup(v.p, v.len);
+	for (i = 0; s[i] != '\0'; i++)	/* folded lines: LWS, as osip does */
+		if (s[i] == '\r' || s[i] == '\n')
+			s[i] = ' ';
+	rc = osip_to_parse(to, s);
+	free(s);
+	osip_to_free(to);
+	return (rc == 0 ? 0 : -1);
+}
+
 /* Content-Type: type "/" subtype *( ";" parameter ) (RFC 3261 20.15). */
 static int
 check_content_type(const struct sipmsg *m)
@@ -978,6 +1024,9 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		if (check_addr(m, SH_FROM) == -1)
 			FAIL(bad, "Bad From header");
 		if (check_addr(m, SH_TO) == -1)
+			FAIL(bad, "Bad To header");
+		if (m->status >= 300 && m->method == SM_INVITE &&
+		    check_ack_to(m) == -1)
 			FAIL(bad, "Bad To header");
 		return (0);
 	}

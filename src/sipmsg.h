@@ -150,6 +150,7 @@ int		 sipuri_parse(struct slice, struct sipuri *);
 bool		 sipuri_param(const struct sipuri *, const char *,
 		     struct slice *);
 bool		 sipuri_printable(struct slice);
+bool		 sipuri_fits_ruri(struct slice);
 size_t		 split_values(struct slice, struct slice *, size_t);
 
 /* The reason phrase for a status code (RFC 3261 21, 4320, 3329, 5360...). */

@@ -8,11 +8,25 @@
  *
  * The registrar (memory only), digest authentication (users alice and bob
  * of example.test) and the guard (scanner filter) are on.  Inputs of odd
- * length come from a trusted address, the others from a stranger, so both
- * the challenge paths and the forwarding paths are reached.
+ * length (every datagram in them) come from a trusted address, the others
+ * from a stranger, so both the challenge paths and the forwarding paths
+ * are reached.
+ *
+ * An input may hold several datagrams: a line that starts with "~~~~" ends
+ * one (the digits after it, if any, are milliseconds the clock moves on
+ * before the next).  In every datagram after the first, "$1" to "$9" stand
+ * for the branch of the 1st to 9th request the proxy sent, so that a
+ * response can answer a forwarded request and its client transaction,
+ * forking and best-response choice get fuzzed too:
+ *
+ *	INVITE sip:bob@example.test SIP/2.0 ...	(forwarded: branch $1)
+ *	~~~~10
+ *	SIP/2.0 486 Busy Here
+ *	Via: SIP/2.0/UDP 127.0.0.1:5060;branch=$1 ...
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,13 +49,23 @@
 int	LLVMFuzzerInitialize(int *, char ***);
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
+#define SEP		"\n~~~~"
+#define NBRANCH		9
+
 static struct tp	tp;
 static struct tp_addr	src, stranger;
-static struct registrar_settings rs = { true, 1, 3600, 600, 8, NULL };
+static const struct tp_addr *from;	/* src or stranger, for one input */
+static struct registrar_settings rs = {	/* by name: fields get added */
+	.enabled = true, .min_expires_s = 1, .max_expires_s = 3600,
+	.default_expires_s = 600, .max_contacts = 8, .max_per_source = 16,
+};
 static struct auth_settings as;
 static struct guard_settings gs;
+static char		branches[NBRANCH][128];	/* of the requests sent */
+static int		nbranches;
+static bool		verbose;	/* FUZZ_VERBOSE: print what is sent */
 
-static void
+static struct route *
 add_route(struct proxy_settings *ps, const char *user, const char *target,
     enum fork_mode fork)
 {
@@ -53,6 +77,7 @@ add_route(struct proxy_settings *ps, const char *user, const char *target,
 		abort();
 	r->fork = fork;
 	r->recurse = true;
+	return (r);
 }
 
 /* Registrar, users alice (MD5 and SHA-256) and bob (MD5), the guard. */
@@ -103,10 +128,13 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	static char		*domains[] = { "example.test", "atlanta.com",
 				    "biloxi.com", NULL };
 	struct tp_sock		*s = &tp.socks[0];
+	struct route		*r;
+	char			 err[256];
 
 	(void)argc;
 	(void)argv;
-	log_init(true, LOG_LVL_ERR);
+	verbose = getenv("FUZZ_VERBOSE") != NULL;
+	log_init(true, verbose ? LOG_LVL_DEBUG : LOG_LVL_ERR);
 	sipmsg_init();
 	memset(&tp, 0, sizeof(tp));
 	tp.nsocks = 1;
@@ -125,6 +153,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	ps.max_message_size = 65535;
 	add_route(&ps, "^bob$", "sip:127.0.0.1:5070", FORK_PARALLEL);
 	add_route(&ps, "^0[0-9]*$", "sip:127.0.0.1:5071", FORK_SERIAL);
+	/* Two branches at once: best response, merged challenges (16.7). */
+	r = add_route(&ps, "^duo$", "sip:127.0.0.1:5080", FORK_PARALLEL);
+	if (route_add_target(r, "sip:127.0.0.1:5081", err, sizeof(err)) == -1)
+		abort();
 	add_route(&ps, "^carol", "sip:carol@127.0.0.1:5072", FORK_PARALLEL);
 	ps.routes.r[ps.routes.n - 1]->public = true;
 	ps.max_transactions = 1000;
@@ -149,30 +181,96 @@ check_sent(void)
 
 		if (p == NULL)
 			continue;
+		if (verbose)
+			fprintf(stderr, "--- sent:\n%.*s\n",
+			    (int)fake_sent_len(i), p);
 		m = sipmsg_new(p, fake_sent_len(i));
 		rc = sipmsg_parse(m, err, sizeof(err));
 		/*
 		 * A request we forward must be whole; a response we answer a
 		 * broken request with may lack what that request lacked
-		 * (400 Missing Call-ID), but never its Via.
+		 * (400 Missing Call-ID), but never its Via.  Whatever we
+		 * build ends with our own Content-Length line: without one,
+		 * a header we wrote ran on in the line before it.
 		 */
-		if (m->request ? rc != 0 : m->via.len == 0 ||
-		    sipmsg_hdr(m, SH_VIA) == NULL) {
+		if ((m->request ? rc != 0 : m->via.len == 0 ||
+		    sipmsg_hdr(m, SH_VIA) == NULL) ||
+		    sipmsg_hdr(m, SH_CONTENT_LENGTH) == NULL) {
 			fprintf(stderr, "sent a bad message (%d: %s):\n%.*s\n",
 			    rc, err, (int)fake_sent_len(i), p);
 			abort();
+		}
+		if (m->request && nbranches < NBRANCH &&
+		    m->branch.len < sizeof(branches[0])) {
+			memcpy(branches[nbranches], m->branch.p, m->branch.len);
+			branches[nbranches++][m->branch.len] = '\0';
 		}
 		sipmsg_free(m);
 	}
 	fake_sent_clear();
 }
 
+/* Which branch "$N" at p[i] stands for, or -1. */
+static int
+branch_ref(const char *p, size_t len, size_t i)
+{
+	int	k = i + 1 < len && p[i] == '$' ? p[i + 1] - '1' : -1;
+
+	return (k >= 0 && k < nbranches ? k : -1);
+}
+
+/*
+ * One datagram in, with "$1".."$9" replaced by the branches sent so far.
+ * The copy has exactly the datagram's size, so that ASan sees any read
+ * past its end.
+ */
+static void
+recv_one(const char *p, size_t len)
+{
+	char	*d;
+	size_t	 i, n = 0;
+	int	 k;
+
+	for (i = 0; i < len; i++)
+		if ((k = branch_ref(p, len, i)) >= 0) {
+			n += strlen(branches[k]);
+			i++;
+		} else
+			n++;
+	if ((d = malloc(n > 0 ? n : 1)) == NULL)
+		abort();
+	for (i = 0, n = 0; i < len; i++)
+		if ((k = branch_ref(p, len, i)) >= 0) {
+			memcpy(d + n, branches[k], strlen(branches[k]));
+			n += strlen(branches[k]);
+			i++;
+		} else
+			d[n++] = p[i];
+	proxy_recv(NULL, &tp.socks[0], from, d, n);
+	free(d);
+	check_sent();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	proxy_recv(NULL, &tp.socks[0], size & 1 ? &src : &stranger,
-	    (const char *)data, size);
-	check_sent();
+	const char	*p = (const char *)data, *end = p + size, *sep, *eol;
+
+	nbranches = 0;
+	from = size & 1 ? &src : &stranger;
+	while ((sep = memmem(p, end - p, SEP, strlen(SEP))) != NULL) {
+		unsigned long	ms = 0;
+
+		recv_one(p, sep + 1 - p);	/* the datagram keeps its LF */
+		for (eol = sep + strlen(SEP); eol < end && *eol != '\n'; eol++)
+			if (*eol >= '0' && *eol <= '9' && ms < 1000000)
+				ms = ms * 10 + (*eol - '0');
+		if (ms > 0)
+			fake_advance(ms > 200000 ? 200000 : (uint32_t)ms);
+		check_sent();
+		p = eol < end ? eol + 1 : end;
+	}
+	recv_one(p, end - p);
 	/* Let every timer run out, so each input ends with an empty table. */
 	fake_advance(200000);
 	fake_advance(200000);

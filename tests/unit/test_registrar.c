@@ -477,6 +477,26 @@ START_TEST(register_limits_and_instances)
 }
 END_TEST
 
+/* A Contact that cannot be a Request-URI is refused, not stored (fuzzer). */
+START_TEST(register_contact_fits_ruri)
+{
+	struct buf	 b;
+
+	buf_init(&b, 256);
+	ck_assert_int_eq(reg("c1", 1, "Contact: <sip:al ice@10.0.0.1>\r\n",
+	    &b), 400);
+	ck_assert_int_eq(reg("c1", 2, "Contact: <sip:alice@10.0.0.1?X=y>\r\n",
+	    &b), 400);
+	ck_assert_int_eq(reg("c1", 3, "Contact: <sip:alice@10.0.0.1>, "
+	    "<sip:al\tice@10.0.0.2>\r\n", &b), 400);
+	ck_assert_uint_eq(location_count(), 0);
+	ck_assert_int_eq(reg("c1", 4, "Contact: <sip:a?b@10.0.0.1;x=y>\r\n",
+	    &b), 200);	/* "?" in the user part is no header */
+	ck_assert_uint_eq(location_count(), 1);
+	buf_cleanup(&b);
+}
+END_TEST
+
 /* SECURITY-TESTS 2.8: many AORs from one address stop at the limit. */
 START_TEST(register_limit_per_source)
 {
@@ -621,6 +641,7 @@ registrar_suite(void)
 	tcase_add_checked_fixture(tr, reg_setup, reg_teardown);
 	tcase_add_test(tr, register_add_refresh_remove);
 	tcase_add_test(tr, register_limits_and_instances);
+	tcase_add_test(tr, register_contact_fits_ruri);
 	tcase_add_test(tr, register_limit_per_source);
 	tcase_add_test(tr, bindings_expire_on_the_clock);
 	tcase_add_test(tr, heap_expires_in_order);

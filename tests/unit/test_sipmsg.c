@@ -127,6 +127,45 @@ START_TEST(parse_response)
 	ck_assert(!m->via_rport);
 	ck_assert_int_eq(m->max_forwards, -1);
 	sipmsg_free(m);
+
+	/*
+	 * A To that is only a scheme and a colon: its To would go into the
+	 * ACK we send for a non-2xx, which nobody can parse (fuzzer).
+	 */
+	m = parse_as("SIP/2.0 487 Request Terminated\r\n"
+	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKr1\r\n"
+	    "To: o:\r\n"
+	    "From: <sip:alice@example.org>;tag=a11ce\r\n"
+	    "Call-ID: resp-1\r\n"
+	    "CSeq: 9 INVITE\r\n"
+	    "\r\n", -1);
+	ck_assert_str_eq(err, "Bad To header");
+	sipmsg_free(m);
+
+	/* The same for a To libosip2 refuses: the display name "o:". */
+#define RESP_487(to)							\
+	"SIP/2.0 487 Request Terminated\r\n"				\
+	"Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKr1\r\n"	\
+	"To: " to "\r\n"						\
+	"From: <sip:alice@example.org>;tag=a11ce\r\n"			\
+	"Call-ID: resp-1\r\n"						\
+	"CSeq: 9 INVITE\r\n"						\
+	"\r\n"
+	sipmsg_free(parse_as(RESP_487("o: <sip:bob@example.com>;tag=1"), -1));
+	ck_assert_str_eq(err, "Bad To header");
+	/* Tokens, a quoted string, a folded line: fine. */
+	sipmsg_free(parse_ok(RESP_487("Bob B. <sip:bob@example.com>;tag=1")));
+	sipmsg_free(parse_ok(RESP_487("\"o: \" <sip:bob@example.com>;tag=1")));
+	sipmsg_free(parse_ok(RESP_487("Bob\r\n <sip:bob@example.com>;tag=1")));
+#undef RESP_487
+	/* No ACK is built for a provisional: left to check_addr(). */
+	sipmsg_free(parse_ok("SIP/2.0 180 Ringing\r\n"
+	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKr1\r\n"
+	    "To: o: <sip:bob@example.com>;tag=1\r\n"
+	    "From: <sip:alice@example.org>;tag=a11ce\r\n"
+	    "Call-ID: resp-1\r\n"
+	    "CSeq: 9 INVITE\r\n"
+	    "\r\n"));
 }
 END_TEST
 
@@ -231,6 +270,8 @@ START_TEST(parse_via_multi_values)
 	ck_assert_uint_eq(sipmsg_values(m, SH_VIA, v, 1), 3);
 	ck_assert_slice_eq(v[0],
 	    "SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1");
+	/* Counting only; NULL + 0 was computed (UBSan, fuzzer). */
+	ck_assert_uint_eq(sipmsg_values(m, SH_VIA, NULL, 0), 3);
 	sipmsg_free(m);
 }
 END_TEST
@@ -576,6 +617,10 @@ START_TEST(sipuri_parse_cases)
 	ck_assert_int_eq(sipuri_parse(S("tel:+15551234567"), &u), 0);
 	ck_assert_slice_eq(u.scheme, "tel");
 	ck_assert_uint_eq(u.host.len, 0);
+	/* Nothing after the scheme: libosip2 refuses it, so do we. */
+	ck_assert_int_eq(sipuri_parse(S("o:"), &u), -1);
+	ck_assert_int_eq(sipuri_parse(S("tel: "), &u), -1);
+	ck_assert_int_eq(sipuri_parse(S("sip:"), &u), -1);
 }
 END_TEST
 
@@ -596,6 +641,21 @@ START_TEST(sipuri_printable_cases)
 	ck_assert(!sipuri_printable(S("sip:example.com;x=<y>")));
 	ck_assert(!sipuri_printable(S("sip:\"x\"@example.com")));
 	ck_assert(!sipuri_printable(S("")));
+}
+END_TEST
+
+/* What a Route, 3xx or registered Contact may put in our request line. */
+START_TEST(sipuri_fits_ruri_cases)
+{
+	ck_assert(sipuri_fits_ruri(S("sip:alice@example.com:5070;lr")));
+	ck_assert(sipuri_fits_ruri(S("sip:a?b@example.com")));
+	ck_assert(sipuri_fits_ruri(S("tel:+15551234567")));
+	ck_assert(!sipuri_fits_ruri(S("sip:127.0.0.1:50?0;lr")));
+	ck_assert(!sipuri_fits_ruri(S("sip:fred@example.com?X=y")));
+	ck_assert(!sipuri_fits_ruri((struct slice){ "sip:d\0ave@h", 12 }));
+	ck_assert(!sipuri_fits_ruri(S("sip:e ve@example.com")));
+	ck_assert(!sipuri_fits_ruri(S("sip:example.com:0")));
+	ck_assert(!sipuri_fits_ruri(S("o:")));
 }
 END_TEST
 
@@ -954,6 +1014,7 @@ sipmsg_suite(void)
 	tcase_add_test(tc, split_values_cases);
 	tcase_add_test(tc, sipuri_parse_cases);
 	tcase_add_test(tc, sipuri_printable_cases);
+	tcase_add_test(tc, sipuri_fits_ruri_cases);
 	tcase_add_loop_test(tc, sipuri_parse_rejects, 0,
 	    sizeof(bad_uris) / sizeof(bad_uris[0]));
 	tcase_add_test(tc, sip_reason_cases);
