@@ -219,12 +219,11 @@ auth_settings_cleanup(struct auth_settings *s)
 }
 
 void
-auth_init(struct event_base *base, const uint8_t secret[32])
+auth_init(const uint8_t secret[32])
 {
 	memcpy(A.secret, secret, sizeof(A.secret));
 	if (getrandom(&A.epoch, sizeof(A.epoch), 0) != sizeof(A.epoch))
 		fatal("getrandom");
-	(void)base;
 	/* calloc: pages are only touched as nonces are used. */
 	A.nc_owner = xcalloc(NC_SLOTS, sizeof(*A.nc_owner));
 	A.nc_high = xcalloc(NC_SLOTS, sizeof(*A.nc_high));

@@ -8,8 +8,6 @@
 #include "buf.h"
 #include "sipmsg.h"
 
-struct event_base;
-
 /*
  * Digest authentication (RFC 3261 22, RFC 7616, RFC 8760): MD5 and
  * SHA-256, qop=auth, stateless nonces (an HMAC of the time under a server
@@ -49,7 +47,7 @@ void	 auth_users_free(struct auth_users *);
 unsigned auth_users_count(const struct auth_users *);
 unsigned auth_users_count_now(void);
 
-void	 auth_init(struct event_base *, const uint8_t secret[32]);
+void	 auth_init(const uint8_t secret[32]);
 void	 auth_set(const struct auth_settings *, struct auth_users *);
 void	 auth_shutdown(void);
 bool	 auth_enabled(void);

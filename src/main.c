@@ -281,7 +281,7 @@ main(int argc, char **argv)
 	    sizeof(err)) == -1)
 		fatalx("ospreyd: registrar.database: %s", err);
 	store_secret(secret);
-	auth_init(D.base, secret);
+	auth_init(secret);
 	explicit_bzero(secret, sizeof(secret));
 	registrar_set(&D.conf->reg);
 	guard_init(D.base);

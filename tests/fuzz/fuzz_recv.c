@@ -109,7 +109,7 @@ fuzz_auth_init(void)
 	as.algorithms = AUTH_MD5 | AUTH_SHA256;
 	if (acl_add(&as.trusted, "127.0.0.1", err, sizeof(err)) == -1)
 		abort();
-	auth_init(NULL, secret);
+	auth_init(secret);
 	auth_set(&as, u);
 	gs.scanners = true;
 	if (regcomp(&gs.scanner_re, "friendly|scanner|sipvicious",

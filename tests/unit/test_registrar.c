@@ -91,7 +91,7 @@ auth_setup(void)
 	aset.users_file = users_path;
 	aset.nonce_expiry_s = 300;
 	aset.algorithms = AUTH_MD5 | AUTH_SHA256;
-	auth_init(NULL, secret);
+	auth_init(secret);
 	auth_set(&aset, u);
 }
 
@@ -167,7 +167,7 @@ START_TEST(auth_nonces)
 	/* After a restart (a new epoch) a genuine nonce is stale. */
 	auth_nonce_make(S("example.test"), now, n);
 	auth_shutdown();
-	auth_init(NULL, (const uint8_t[32]){ 1, 2, 3 });
+	auth_init((const uint8_t[32]){ 1, 2, 3 });
 	auth_set(&aset, NULL);
 	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"), now), 1);
 }
