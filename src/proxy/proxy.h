@@ -49,7 +49,6 @@ struct proxy_stats {
 void	proxy_init(struct event_base *, struct tp *, struct proxy_settings *,
 	    const struct txn_settings *);
 struct proxy_settings *proxy_settings_take(struct proxy_settings *);
-void	proxy_settings_unref(struct proxy_settings *);
 void	proxy_set_settings(struct proxy_settings *);
 struct proxy_settings *proxy_settings(void);
 void	proxy_stop_accepting(void);
@@ -60,7 +59,7 @@ void	proxy_recv(void *, struct tp_sock *, const struct tp_addr *,
 	    const char *, size_t);
 const struct proxy_stats *proxy_stats(void);
 
-/* RFC 3261 16.7 best response: lower wins. */
+/* RFC 3261 16.7 best response: lower wins (proxy_reply.c). */
 int	proxy_reply_rank(int);
 
 #endif

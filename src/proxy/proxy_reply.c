@@ -14,7 +14,7 @@
 
 /* "Reason: Q.850;cause=17;text="USER_BUSY"" plus extra, for code >= 300. */
 static void
-reply_extra(int code, const char *extra, struct buf *out)
+proxy_reply_extra(int code, const char *extra, struct buf *out)
 {
 	int	q;
 
@@ -29,7 +29,7 @@ reply_extra(int code, const char *extra, struct buf *out)
 
 /* Stateless replies go back to the source, as rport would. */
 void
-reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
+proxy_reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src, int code, const char *reason,
     const char *extra)
 {
@@ -38,11 +38,11 @@ reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	char		*topvia, tag[24];
 	struct slice	 top;
 
-	topvia = proxy_make_topvia(m, src);
+	topvia = proxy_ctx_topvia(m, src);
 	top = (struct slice){ topvia, strlen(topvia) };
-	proxy_sl_tag(m, tag, sizeof(tag));
+	proxy_ctx_sl_tag(m, tag, sizeof(tag));
 	buf_init(&ex, 128);
-	reply_extra(code, extra, &ex);
+	proxy_reply_extra(code, extra, &ex);
 	buf_init(&b, 512);
 	sipbuild_reply(m, code, reason, tag, &top, ex.p, &b);
 	txn_server_peer(m, src, &peer);
@@ -50,32 +50,45 @@ reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	buf_cleanup(&b);
 	buf_cleanup(&ex);
 	free(topvia);
-	proxy_count_sent(code, true);
+	proxy_ctx_count_sent(code, true);
 }
 
 void
-reply_st(struct txn *st, const char *topvia, int code, const char *reason,
-    const char *extra)
+proxy_reply_st(struct txn *st, const char *topvia, int code,
+    const char *reason, const char *extra)
 {
 	struct buf	 b, ex;
 	struct slice	 top = { topvia, strlen(topvia) };
 	char		 tag[24], *bytes;
 	size_t		 len;
 
-	proxy_token(tag, sizeof(tag));
+	proxy_ctx_token(tag, sizeof(tag));
 	buf_init(&ex, 128);
-	reply_extra(code, extra, &ex);
+	proxy_reply_extra(code, extra, &ex);
 	buf_init(&b, 512);
 	sipbuild_reply(st->req, code, reason, tag, &top, ex.p, &b);
 	buf_cleanup(&ex);
 	bytes = buf_steal(&b, &len);
 	if (txn_server_reply(st, code, bytes, len) == 0)
-		proxy_count_sent(code, true);
+		proxy_ctx_count_sent(code, true);
+}
+
+/* A server transaction with no forwarding behind it: answer and forget. */
+void
+proxy_reply_new_st(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, int code, const char *reason,
+    const char *extra)
+{
+	struct txn	*st = txn_server_new(m, sock, src);
+	char		*topvia = proxy_ctx_topvia(m, src);
+
+	proxy_reply_st(st, topvia, code, reason, extra);
+	free(topvia);
 }
 
 /* A response is relayed only if a Via remains once ours is gone (16.7). */
 bool
-reply_relayable(const struct sipmsg *resp)
+proxy_reply_relayable(const struct sipmsg *resp)
 {
 	unsigned	i, lines = 0;
 
@@ -88,7 +101,7 @@ reply_relayable(const struct sipmsg *resp)
 
 /* Relay a response upstream; a 2xx goes even when the st is done. */
 void
-reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
+proxy_reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
     const char *extra)
 {
 	struct buf	 b;
@@ -96,9 +109,9 @@ reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
 	char		*bytes, cid[128];
 	bool		 ok2xx = resp->status >= 200 && resp->status < 300;
 
-	if (!reply_relayable(resp)) {
+	if (!proxy_reply_relayable(resp)) {
 		log_peer("proxy %s: %d carries only our Via, not relayed",
-		    pctx_callid(ctx, cid, sizeof(cid)), resp->status);
+		    proxy_ctx_callid(ctx, cid, sizeof(cid)), resp->status);
 		return;
 	}
 	buf_init(&b, resp->len + 64);
@@ -109,19 +122,34 @@ reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
 	    ctx->st->state != TXN_ACCEPTED)) {
 		if (txn_server_reply(ctx->st, code ? code : resp->status,
 		    bytes, len) == 0)
-			proxy_count_sent(code ? code : resp->status, false);
+			proxy_ctx_count_sent(code ? code : resp->status, false);
 		return;
 	}
 	if (ok2xx) {	/* 16.7 step 5: every 2xx, state or not */
 		tp_send(ctx->in_sock, &ctx->up_peer, bytes, len);
-		proxy_count_sent(resp->status, false);
+		proxy_ctx_count_sent(resp->status, false);
 	}
 	free(bytes);
 }
 
+/*
+ * Lower wins: 6xx, then the lowest class; 401/407/415/420/484 lead 4xx.
+ * 2xx never gets here (sent at once); a chosen 503 goes out as 500.
+ */
+int
+proxy_reply_rank(int code)
+{
+	int	class = code / 100;
+	bool	retry = code == 401 || code == 407 || code == 415 ||
+		    code == 420 || code == 484;
+
+	return ((class == 6 ? 0 : class) * 1000 + (retry ? 0 : 100) +
+	    code % 100);
+}
+
 /* The best final so far (lowest rank); *pending if a branch is still out. */
 struct branch *
-reply_best(struct pctx *ctx, bool *pending)
+proxy_reply_best(struct pctx *ctx, bool *pending)
 {
 	struct branch	*best = NULL;
 	unsigned	 i;
@@ -148,7 +176,7 @@ reply_best(struct pctx *ctx, bool *pending)
  * 401 and 407 of this context.
  */
 static char *
-merge_challenges(struct pctx *ctx, const struct branch *best)
+proxy_reply_merge_challenges(struct pctx *ctx, const struct branch *best)
 {
 	struct buf	b;
 	unsigned	i, j;
@@ -185,7 +213,7 @@ merge_challenges(struct pctx *ctx, const struct branch *best)
 
 /* Every branch is done (or a 6xx came): send the best final upstream. */
 void
-reply_finish(struct pctx *ctx)
+proxy_reply_finish(struct pctx *ctx)
 {
 	struct branch	*best;
 	bool		 pending;
@@ -195,12 +223,12 @@ reply_finish(struct pctx *ctx)
 
 	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
 		return;
-	if ((best = reply_best(ctx, &pending)) == NULL)
+	if ((best = proxy_reply_best(ctx, &pending)) == NULL)
 		return;
 	if (pending && best->code < 600)
 		return;
 	ctx->final_sent = true;
-	fork_ctx_done(ctx);
+	proxy_ctx_done(ctx);
 	timer_stop(&ctx->cancel_timer);
 	code = best->code;
 	if (ctx->cancelled && code < 600) {
@@ -212,7 +240,7 @@ reply_finish(struct pctx *ctx)
 	}
 	sent = code == 503 ? 500 : code;
 	log_info("proxy %s: final %d to caller cause=%s",
-	    pctx_callid(ctx, cid, sizeof(cid)), sent,
+	    proxy_ctx_callid(ctx, cid, sizeof(cid)), sent,
 	    sip_cause_name(sip_cause(sent)));
 	if (ctx->st->kind == TXN_NIST && code == 408 && best->final == NULL) {
 		/* RFC 4320: no 408 to a non-INVITE; the caller timed out too. */
@@ -221,9 +249,10 @@ reply_finish(struct pctx *ctx)
 	}
 	if (best->final != NULL && best->code == code) {
 		if (code == 401 || code == 407)
-			extra = merge_challenges(ctx, best);
-		reply_relay(ctx, best->final, sent == code ? 0 : sent, extra);
+			extra = proxy_reply_merge_challenges(ctx, best);
+		proxy_reply_relay(ctx, best->final, sent == code ? 0 : sent,
+		    extra);
 		free(extra);
 	} else
-		reply_st(ctx->st, ctx->topvia, sent, NULL, NULL);
+		proxy_reply_st(ctx->st, ctx->topvia, sent, NULL, NULL);
 }
