@@ -674,7 +674,7 @@ proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
 	char		*reason;
 
 	if ((st = txn_match_request(m)) != NULL) {
-		txn_server_retransmit(st, m);	/* answered again, not relayed */
+		txn_server_retransmit(st, m);	/* answered again, not sent on */
 		sipmsg_free(m);
 		return;
 	}
@@ -746,8 +746,8 @@ blank(const char *p, size_t len)
 	size_t	i;
 
 	for (i = 0; i < len; i++)
-		if (p[i] != '\r' && p[i] != '\n' && p[i] != ' ' && p[i] != '\t' &&
-		    p[i] != '\0')
+		if (p[i] != '\r' && p[i] != '\n' && p[i] != ' ' &&
+		    p[i] != '\t' && p[i] != '\0')
 			return (false);
 	return (true);
 }

@@ -243,7 +243,7 @@ proxy_reply_finish(struct pctx *ctx)
 	    proxy_ctx_callid(ctx, cid, sizeof(cid)), sent,
 	    sip_cause_name(sip_cause(sent)));
 	if (ctx->st->kind == TXN_NIST && code == 408 && best->final == NULL) {
-		/* RFC 4320: no 408 to a non-INVITE; the caller timed out too. */
+		/* RFC 4320: no 408 to a non-INVITE; its caller timed out. */
 		txn_enter(ctx->st, TXN_TERMINATED);
 		return;
 	}
