@@ -109,7 +109,7 @@ listen_same(const struct conf *a, const struct conf *b)
  * SIGHUP: the new config is checked first; a bad one changes nothing.
  * Calls in progress keep the routes they started with.
  */
-int
+static int
 ospreyd_reload(char *err, size_t errlen)
 {
 	struct conf		*nc = xcalloc(1, sizeof(*nc));
@@ -301,7 +301,8 @@ main(int argc, char **argv)
 	    D.conf->metrics_address, D.conf->metrics_port, err,
 	    sizeof(err)) == -1)
 		fatalx("ospreyd: metrics: %s", err);
-	if (ctl_start(D.base, &D.conf->ctl, err, sizeof(err)) == -1)
+	if (ctl_start(D.base, &D.conf->ctl, ospreyd_reload, err,
+	    sizeof(err)) == -1)
 		fatalx("ospreyd: control socket: %s", err);
 	for (i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(D.base, signos[i], on_signal, NULL);

@@ -35,6 +35,7 @@ static struct {
 	struct event_base	*base;
 	struct evconnlistener	*lis;
 	char			*path;		/* owned: what we bound */
+	ctl_reload_fn		*reload;
 } C;
 
 struct out {
@@ -282,7 +283,7 @@ ctl_command(struct bufferevent *bev, char *line)
 			evbuffer_add(o.b, "]\n", 2);
 		reply(bev, true, NULL, o.b);
 	} else if (strcmp(argv[0], "reload") == 0) {
-		rc = ospreyd_reload(err, sizeof(err));
+		rc = C.reload(err, sizeof(err));
 		reply(bev, rc == 0, err, NULL);
 	} else if (strcmp(argv[0], "loglevel") == 0 && argc == 2) {
 		if ((lvl = log_level_parse(argv[1])) == -1)
@@ -372,14 +373,15 @@ ctl_in_use(const struct sockaddr_un *sun)
 }
 
 int
-ctl_start(struct event_base *base, const struct ctl_settings *set, char *err,
-    size_t errlen)
+ctl_start(struct event_base *base, const struct ctl_settings *set,
+    ctl_reload_fn *reload, char *err, size_t errlen)
 {
 	struct sockaddr_un	 sun;
 	char			*dir, *slash;
 	int			 fd;
 
 	C.base = base;
+	C.reload = reload;
 	if (set->socket == NULL)
 		return (0);
 	memset(&sun, 0, sizeof(sun));

@@ -11,12 +11,12 @@ struct ctl_settings {
 	mode_t	 mode;
 };
 
-int	ctl_start(struct event_base *, const struct ctl_settings *, char *,
-	    size_t);
+/* What `ospreyctl reload` does (main.c's): 0, or -1 and err filled. */
+typedef int ctl_reload_fn(char *, size_t);
+
+int	ctl_start(struct event_base *, const struct ctl_settings *,
+	    ctl_reload_fn *, char *, size_t);
 void	ctl_set_settings(const struct ctl_settings *);
 void	ctl_stop(void);
-
-/* In main.c: what `ospreyctl reload` does. */
-int	ospreyd_reload(char *, size_t);
 
 #endif
