@@ -450,12 +450,69 @@ proxy_fork_route(struct pctx *ctx, struct route *r)
 	proxy_fork_evaluate(ctx);
 }
 
+/*
+ * RFC 3261 16.7 step 4: the Contacts we recursed on leave the 3xx of b;
+ * with none left the 3xx leaves the response context (a proxy that
+ * recursed on every Contact SHOULD NOT return it), so the best of the
+ * new branches is chosen instead.
+ */
+static void
+proxy_fork_drop_contacts(struct branch *b, const bool *tried,
+    unsigned ntried)
+{
+	const struct sipmsg	*m = b->final;
+	struct sipmsg		*nm;
+	struct slice		*v;
+	struct buf		 out;
+	unsigned		 n, i, left = 0;
+	char			 err[128];
+
+	n = sipmsg_values(m, SH_CONTACT, NULL, 0);
+	v = xcalloc(n + 1, sizeof(*v));
+	n = sipmsg_values(m, SH_CONTACT, v, n);
+	buf_init(&out, m->len);
+	buf_add(&out, m->buf, m->h[0].off);	/* the status line */
+	for (i = 0; i < m->nh; i++) {
+		const struct sip_hline	*h = &m->h[i];
+
+		if (h->id == SH_CONTACT)
+			continue;
+		buf_add(&out, m->buf + h->off, h->len);
+		if (h->len < 2 || m->buf[h->off + h->len - 1] != '\n')
+			buf_add(&out, "\r\n", 2);	/* the last line */
+	}
+	for (i = 0; i < n; i++) {
+		if (i < ntried && tried[i])
+			continue;
+		buf_adds(&out, left++ == 0 ? "Contact: " : ", ");
+		buf_add(&out, v[i].p, v[i].len);
+	}
+	free(v);
+	if (left == 0) {
+		b->recursed = true;
+		buf_cleanup(&out);
+		return;
+	}
+	buf_add(&out, "\r\n\r\n", 4);
+	buf_add(&out, m->buf + m->body_off, m->body_len);
+	nm = sipmsg_new(out.p, out.len);
+	buf_cleanup(&out);
+	if (sipmsg_parse(nm, err, sizeof(err)) != 0) {
+		sipmsg_free(nm);	/* cannot happen: it parsed before */
+		b->recursed = true;
+		return;
+	}
+	sipmsg_free(b->final);
+	b->final = nm;
+}
+
 /* 16.5: the Contacts of a 3xx become new branches (route recurse = true). */
 static void
-proxy_fork_recurse(struct pctx *ctx, const struct branch *b)
+proxy_fork_recurse(struct pctx *ctx, struct branch *b)
 {
 	struct slice	 v[16];
-	unsigned	 n, i, j;
+	bool		 tried[16];
+	unsigned	 n, i, j, ntried = 0;
 	char		 cid[128], err[128];
 
 	n = sipmsg_values(b->final, SH_CONTACT, v, 16);
@@ -464,11 +521,12 @@ proxy_fork_recurse(struct pctx *ctx, const struct branch *b)
 		struct dest	d;
 		bool		seen = false;
 
+		tried[i] = false;
 		if (ctx->redirects >= ctx->route->max_redirects) {
 			log_info("proxy %s: redirect limit %u reached",
 			    proxy_ctx_callid(ctx, cid, sizeof(cid)),
 			    ctx->route->max_redirects);
-			return;
+			break;
 		}
 		for (j = 0; j < ctx->nbr; j++)	/* no loops */
 			if (strlen(ctx->br[j]->ruri) == uri.len &&
@@ -478,12 +536,18 @@ proxy_fork_recurse(struct pctx *ctx, const struct branch *b)
 		if (seen || !sipuri_fits_ruri(uri) ||
 		    dest_from_uri(uri, &d, err, sizeof(err)) != 0)
 			continue;
+		if (ctx->nbr == MAX_BRANCHES)
+			break;
 		ctx->redirects++;
 		log_info("proxy %s: %d: recursing to " SLICE_FMT,
 		    proxy_ctx_callid(ctx, cid, sizeof(cid)), b->code,
 		    SLICE_ARG(uri));
 		proxy_fork_start(ctx, uri, &d, NULL);
+		tried[i] = true;
+		ntried++;
 	}
+	if (ntried > 0)
+		proxy_fork_drop_contacts(b, tried, i);
 }
 
 /*

@@ -40,6 +40,7 @@ struct branch {
 	struct tp_addr		*more;		/* owned: the next ones */
 	unsigned		 nmore;
 	bool			 replaced;	/* by the next address */
+	bool			 recursed;	/* on all its Contacts (3xx) */
 	const struct slice	*routes;	/* its own Route set (Path) */
 	unsigned		 nroutes;
 	struct tp_sock		*sock;		/* send from this one */

@@ -162,8 +162,8 @@ proxy_reply_best(struct pctx *ctx, bool *pending)
 			*pending = true;
 			continue;
 		}
-		if (b->code < 300 || b->replaced)
-			continue;
+		if (b->code < 300 || b->replaced || b->recursed)
+			continue;	/* out of the response context */
 		if (best == NULL || proxy_reply_rank(b->code) <
 		    proxy_reply_rank(best->code))
 			best = b;

@@ -607,6 +607,53 @@ def test_3xx_recursion(lab, recurse):
     assert px.alive()
 
 
+def test_3xx_recursion_new_branch_fails(lab):
+    """recurse = true, A's 302 names B and B answers 486: the caller gets
+    B's 486, the best of the new branches, and never the 302 the proxy
+    recursed on (RFC 3261 16.7 step 4: a 3xx whose Contacts were all
+    recursed on leaves the response context)."""
+    a, b = lab.uas(), lab.uas("carol")
+    px = lab.start(config(route([a.target], recurse=True)))
+    call = lab.call()
+    call.invite()
+    ia = a.expect("INVITE", call_id=call.call_id)
+    a.respond(ia, 302, headers=[("Contact", "<%s>" % b.contact_uri)],
+              contact=False)
+    check_hop_ack(a, ia)
+    ib = b.expect("INVITE", timeout=1, call_id=call.call_id)
+    assert ib.uri == b.contact_uri, ib.uri
+    b.respond(ib, 486)
+    check_hop_ack(b, ib)
+    got = finals(call, 0.6)
+    assert [m.code for m in got] == [486], "caller finals %r" % got
+    assert got[0].to_tag == b.tag(ib), "not B's answer"
+    call.check_vias(got[0])
+    assert px.alive()
+
+
+def test_3xx_recursion_keeps_untried_contacts(lab):
+    """max_redirects = 1 and A's 302 names B and C: only B is tried; when
+    B answers 486 the 302 still wins (3xx beats 4xx) but carries C alone,
+    the Contact the proxy did not recurse on (16.7 step 4)."""
+    a, b, c = lab.uas(), lab.uas("carol"), lab.uas("dave")
+    px = lab.start(config(route([a.target], recurse=True, max_redirects=1)))
+    call = lab.call()
+    call.invite()
+    ia = a.expect("INVITE", call_id=call.call_id)
+    a.respond(ia, 302, headers=[("Contact", "<%s>, <%s>" % (
+        b.contact_uri, c.contact_uri))], contact=False)
+    ib = b.expect("INVITE", timeout=1, call_id=call.call_id)
+    no_invite(c, 0.2, call.call_id)
+    b.respond(ib, 486)
+    got = finals(call, 0.6)
+    assert [m.code for m in got] == [302], "caller finals %r" % got
+    assert got[0].to_tag == a.tag(ia)
+    contacts = [uri_of(x) for x in got[0].values("contact")]
+    assert contacts == [c.contact_uri], got[0].text()
+    call.check_vias(got[0])
+    assert px.alive()
+
+
 # ---------------------------------------------------- 11. gateway probing
 
 

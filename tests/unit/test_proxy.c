@@ -855,18 +855,49 @@ START_TEST(fork_on_failure)
 }
 END_TEST
 
-/* 3xx recursion: the Contacts become branches, up to max_redirects. */
+/*
+ * 3xx recursion: the Contacts become branches, up to max_redirects; the
+ * ones tried leave the 3xx (16.7 step 4), which competes with the rest.
+ */
 START_TEST(fork_recurse)
 {
-	int	ia;
+	struct sipmsg	*m;
+	struct slice	 v[4];
+	int		 ia, ix, r;
 
 	caller_send("INVITE", "sip:redir@example.test", "fr@test", NULL);
 	ia = next_to(5075, "INVITE ", 0);
 	answer(ia, 302, "Contact: <sip:x@127.0.0.1:5078>, "
 	    "<sip:y@127.0.0.1:5079>\r\n");
-	ck_assert_int_ge(next_to(5078, "INVITE sip:x@127.0.0.1:5078 ", ia),
-	    0);
+	ix = next_to(5078, "INVITE sip:x@127.0.0.1:5078 ", ia);
+	ck_assert_int_ge(ix, 0);
 	ck_assert_int_eq(next_to(5079, "INVITE ", 0), -1);	/* limit 1 */
+	ck_assert_int_eq(count_to(CALLER, "SIP/2.0 302"), 0);
+	answer(ix, 486, NULL);
+	r = next_to(CALLER, "SIP/2.0 302 ", 0);
+	ck_assert_int_ge(r, 0);
+	ck_assert_int_eq(count_to(CALLER, "SIP/2.0 486"), 0);
+	m = keep(parse(fake_sent(r)));
+	ck_assert_uint_eq(sipmsg_values(m, SH_CONTACT, v, 4), 1);
+	ck_assert_slice_eq(v[0], "<sip:y@127.0.0.1:5079>");
+}
+END_TEST
+
+/*
+ * Recursed on every Contact: the 3xx is out of the response context and
+ * the best of the new branches goes up (RFC 3261 16.7 step 4).
+ */
+START_TEST(fork_recurse_all_fail)
+{
+	int	ia, ix;
+
+	caller_send("INVITE", "sip:redir@example.test", "fq@test", NULL);
+	ia = next_to(5075, "INVITE ", 0);
+	answer(ia, 302, "Contact: <sip:x@127.0.0.1:5078>\r\n");
+	ix = next_to(5078, "INVITE sip:x@127.0.0.1:5078 ", ia);
+	ck_assert_int_ge(ix, 0);
+	answer(ix, 486, NULL);
+	ck_assert_int_eq(count_to(CALLER, "SIP/2.0 486"), 1);
 	ck_assert_int_eq(count_to(CALLER, "SIP/2.0 302"), 0);
 }
 END_TEST
@@ -948,6 +979,7 @@ proxy_suite(void)
 	tcase_add_test(tc, fork_target_timeout);
 	tcase_add_test(tc, fork_on_failure);
 	tcase_add_test(tc, fork_recurse);
+	tcase_add_test(tc, fork_recurse_all_fail);
 	tcase_add_test(tc, fork_cancel_timer);
 	tcase_add_test(tc, fork_all_503);
 	suite_add_tcase(s, tc);
