@@ -48,6 +48,34 @@ proxy_fork_wants_rr(const struct sipmsg *m)
 	}
 }
 
+/*
+ * Credentials for a realm of ours were for us (RFC 3261 20.28, 22.3): the
+ * next hop never sees them, as with Kamailio's consume_credentials().
+ * Proxy-Authorization lines for another realm (a proxy further on) stay.
+ * Returns the lines of m to leave out (owned by the caller), or NULL.
+ */
+static bool *
+proxy_fork_consumed(const struct sipmsg *m)
+{
+	bool		*drop = NULL;
+	char		 realm[256];
+	unsigned	 i;
+
+	if (!auth_enabled())
+		return (NULL);
+	for (i = 0; i < m->nh; i++) {
+		if (m->h[i].id != SH_PROXY_AUTHORIZATION ||
+		    !auth_creds_realm(sipmsg_hvalue(m, &m->h[i]), realm,
+		    sizeof(realm)) || !proxy_ctx_identity((struct slice){
+		    realm, strlen(realm) }, NULL))
+			continue;
+		if (drop == NULL)
+			drop = xcalloc(m->nh, sizeof(*drop));
+		drop[i] = true;
+	}
+	return (drop);
+}
+
 /* Build the bytes of m forwarded to one hop, from the given socket. */
 char *
 proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
@@ -81,8 +109,10 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	f.routes = routes;
 	f.nroutes = nroutes;
 	f.max_forwards = m->max_forwards < 0 ? 70 : m->max_forwards - 1;
+	f.drop = proxy_fork_consumed(m);
 	buf_init(&b, m->len + 256);
 	sipbuild_request(m, &f, &b);
+	free((bool *)f.drop);
 	return (buf_steal(&b, len));
 }
 

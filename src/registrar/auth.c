@@ -536,6 +536,16 @@ creds_for(const struct sipmsg *m, bool proxy, struct slice realm,
 	return ((struct slice){ NULL, 0 });
 }
 
+/* The realm of one Digest credentials value, unquoted; false if none. */
+bool
+auth_creds_realm(struct slice v, char *out, size_t len)
+{
+	struct creds	c;
+
+	return (creds_parse(v, &c) == 0 && c.realm.len > 0 &&
+	    unquote(c.realm, out, len) == 0);
+}
+
 /*
  * Check the credentials of m for realm.  On AUTH_OK *user is the
  * authenticated user name (a slice into m, still quoted when it was).

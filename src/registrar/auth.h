@@ -59,6 +59,7 @@ enum auth_result auth_check(const struct sipmsg *, bool proxy,
 void	 auth_challenge(struct buf *, bool proxy, struct slice realm,
 	    bool stale);
 void	 auth_settings_cleanup(struct auth_settings *);
+bool	 auth_creds_realm(struct slice, char *, size_t);
 void	 auth_stamp(struct slice, char[17]);
 bool	 auth_stamp_ok(struct slice, struct slice);
 

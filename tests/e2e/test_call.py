@@ -2,8 +2,8 @@
 
 import time
 
-from sip import (NON2XX, SDP, match, parse_uri, sipnet,  # noqa: F401
-                 uri_of)
+from sip import (NON2XX, SDP, match, parse_uri, reglab,  # noqa: F401
+                 sipnet, uri_of)
 
 
 def test_full_call(sipnet):
@@ -211,3 +211,39 @@ def test_timer_c_cancels_ringing_branch(sipnet):
     call.check_vias(final)
     call.ack(final)
     assert net.proxy.alive()
+
+
+DOWNSTREAM_CRED = ('Digest username="alice", realm="far.example.org", '
+                   'nonce="0123456789abcdef", uri="sip:bob@example.test", '
+                   'response="00112233445566778899aabbccddeeff", '
+                   'algorithm=MD5')
+
+
+def test_own_realm_credentials_consumed(reglab):
+    """alice authenticates her INVITE for bob with Proxy-Authorization for
+    our realm and carries another for a proxy further on: bob gets the
+    other one only. Credentials for our realm are ours to consume (RFC
+    3261 20.28, 22.3; Kamailio's consume_credentials()), so the next hop
+    never sees the user's digest; another realm's are not ours."""
+    reglab.start(users={"alice": "wonderland", "bob": "builder"},
+                 auth={"nonce_expiry": 300},
+                 registrar={"min_expires": 60, "max_expires": 3600})
+    bob = reglab.phone("bob", "builder")
+    assert bob.register(expires=600).code == 200
+    alice = reglab.phone("alice", "wonderland")
+    call = alice.call("sip:bob@example.test")
+    r = alice.invite_auth(call, headers=[
+        ("Proxy-Authorization", DOWNSTREAM_CRED)])
+    assert r.code == 407, r
+    sent = [ln for ln in call.invite_bytes.decode(errors="replace")
+            .split("\r\n") if ln.lower().startswith("proxy-authorization")]
+    assert len(sent) == 2 and 'realm="example.test"' in " ".join(sent), \
+        "alice did not send both credentials: %r" % sent
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.lines("proxy-authorization") == [DOWNSTREAM_CRED], \
+        inv.text()
+    bob.uas.respond(inv, 486)
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 486, r
+    call.ack(r)
+    assert reglab.proxy.alive()
