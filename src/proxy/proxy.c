@@ -726,17 +726,18 @@ proxy_request(struct sipmsg *m, struct tp_sock *sock,
 }
 
 static void
-proxy_response(struct sipmsg *m)
+proxy_response(struct sipmsg *m, struct tp_sock *sock)
 {
 	struct txn	*ct;
 
 	P.stats.responses_in[m->status]++;
-	if ((ct = txn_match_response(m)) == NULL) {
+	if ((ct = txn_match_response(m)) != NULL)
+		txn_client_response(ct, m);
+	else if (!proxy_reply_stray(m, sock)) {
 		log_debug("proxy " SLICE_FMT ": response %d matches nothing, "
 		    "dropped", SLICE_ARG(m->callid), m->status);
 		P.stats.dropped++;
-	} else
-		txn_client_response(ct, m);
+	}
 	sipmsg_free(m);
 }
 
@@ -782,7 +783,7 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 		return;
 	}
 	if (!m->request) {
-		proxy_response(m);
+		proxy_response(m, sock);
 		return;
 	}
 	if ((uah = sipmsg_hdr(m, SH_USER_AGENT)) != NULL &&

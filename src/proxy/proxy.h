@@ -40,6 +40,7 @@ struct proxy_stats {
 	uint64_t	rejected;		/* failed validation */
 	uint64_t	parse_errors;		/* could not be parsed */
 	uint64_t	dropped;		/* silently (unmatched ...) */
+	uint64_t	stateless_relayed;	/* unmatched, ours: sent on */
 	uint64_t	cancels_relayed;
 	uint64_t	sent_481;
 	uint64_t	sent_487;

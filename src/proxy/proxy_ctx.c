@@ -26,7 +26,8 @@ proxy_ctx_init(struct event_base *base, struct tp *tp,
 	P.base = base;
 	P.tp = tp;
 	P.cur = set;
-	if (getrandom(P.seed, sizeof(P.seed), 0) != sizeof(P.seed))
+	if (getrandom(P.seed, sizeof(P.seed), 0) != sizeof(P.seed) ||
+	    getrandom(P.bkey, sizeof(P.bkey), 0) != sizeof(P.bkey))
 		fatal("getrandom");
 	srandom((unsigned)P.seed[0]);
 }
@@ -126,6 +127,146 @@ proxy_ctx_token(char *out, size_t len)
 
 	snprintf(out, len, "%016llx",
 	    (unsigned long long)hashtab_hash(P.seed, &n, sizeof(n)));
+}
+
+static bool
+proxy_ctx_lws(char c)
+{
+	return (c == ' ' || c == '\t' || c == '\r' || c == '\n');
+}
+
+/*
+ * Where the responses to a request with this Via value go (RFC 3261
+ * 18.2.2, RFC 3581): the received address, else the sent-by host; the
+ * port of rport, else of the sent-by, else 5060.  -1 without a sent-by.
+ */
+int
+proxy_ctx_via_dest(struct slice via, struct dest *d)
+{
+	struct slice	 host, v;
+	size_t		 i = 0, s;
+	unsigned	 slashes = 0;
+	unsigned long	 port = 0;
+
+	while (i < via.len && slashes < 2)	/* "SIP/2.0/" */
+		slashes += via.p[i++] == '/';
+	while (i < via.len && proxy_ctx_lws(via.p[i]))
+		i++;
+	while (i < via.len && !proxy_ctx_lws(via.p[i]) && via.p[i] != ';')
+		i++;				/* the transport */
+	while (i < via.len && proxy_ctx_lws(via.p[i]))
+		i++;
+	s = i;
+	if (i < via.len && via.p[i] == '[') {
+		while (i < via.len && via.p[i] != ']')
+			i++;
+		i += i < via.len;
+	} else
+		while (i < via.len && via.p[i] != ':' && via.p[i] != ';' &&
+		    !proxy_ctx_lws(via.p[i]))
+			i++;
+	host = (struct slice){ via.p + s, i - s };
+	if (host.len == 0 || slashes < 2)
+		return (-1);
+	if (i < via.len && via.p[i] == ':')
+		for (i++; i < via.len && via.p[i] >= '0' && via.p[i] <= '9' &&
+		    port <= 65535; i++)
+			port = port * 10 + (unsigned long)(via.p[i] - '0');
+	if (hdr_param(via, "received", &v) && v.len > 0)
+		host = v;
+	if (hdr_param(via, "rport", &v) && v.len > 0 && v.len <= 5) {
+		unsigned long	rp = 0;
+
+		for (i = 0; i < v.len && v.p[i] >= '0' && v.p[i] <= '9'; i++)
+			rp = rp * 10 + (unsigned long)(v.p[i] - '0');
+		if (i == v.len)
+			port = rp;
+	}
+	if (port == 0 || port > 65535)
+		port = 5060;
+	memset(d, 0, sizeof(*d));
+	if (tp_addr_set(&d->addr, host, (uint16_t)port) == 0) {
+		d->numeric = true;
+		return (0);
+	}
+	if (host.len >= sizeof(d->host) || host.p[0] == '[')
+		return (-1);
+	memcpy(d->host, host.p, host.len);
+	d->host[host.len] = '\0';
+	d->port = (uint16_t)port;
+	return (0);
+}
+
+/* The MAC of a branch: its token and where the responses go, keyed. */
+static void
+proxy_ctx_branch_mac(struct slice token, const struct dest *d, char out[17])
+{
+	struct buf	k;
+	char		store[512];
+	uint8_t		key[17];
+	size_t		i, n;
+
+	buf_init_on(&k, store, sizeof(store));
+	buf_add(&k, token.p, token.len);
+	if (d->numeric) {
+		n = tp_addr_key(&d->addr, key);
+		buf_add(&k, key, n);
+		buf_addf(&k, "|%u", tp_addr_port(&d->addr));
+	} else {
+		for (i = 0; d->host[i] != '\0'; i++) {
+			char	c = d->host[i];
+
+			buf_addf(&k, "%c", c >= 'A' && c <= 'Z' ? c + 32 : c);
+		}
+		buf_addf(&k, "|%u", d->port);
+	}
+	snprintf(out, 17, "%016llx",
+	    (unsigned long long)hashtab_hash(P.bkey, k.p, k.len));
+	buf_cleanup(&k);
+}
+
+/*
+ * A branch for a request we send with topvia under our Via: a fresh
+ * token, then a MAC of the token and of where its responses go, so that
+ * a response that outlived its transaction can be known as ours (and sent
+ * on only to that place) without any state.
+ */
+void
+proxy_ctx_branch(const char *topvia, char *out, size_t len)
+{
+	char		tok[24], mac[17];
+	struct dest	d;
+
+	proxy_ctx_token(tok, sizeof(tok));
+	if (proxy_ctx_via_dest((struct slice){ topvia, strlen(topvia) },
+	    &d) == -1) {
+		snprintf(out, len, SIP_MAGIC "%s", tok);
+		return;
+	}
+	proxy_ctx_branch_mac((struct slice){ tok, strlen(tok) }, &d, mac);
+	snprintf(out, len, SIP_MAGIC "%s%s", tok, mac);
+}
+
+/*
+ * Is branch one proxy_ctx_branch() made for a request whose next Via was
+ * next?  Then *d is where its responses go.
+ */
+bool
+proxy_ctx_branch_ours(struct slice branch, struct slice next,
+    struct dest *d)
+{
+	char		mac[17];
+	unsigned	i, diff = 0;
+
+	if (branch.len != SIP_MAGIC_LEN + 32 ||
+	    memcmp(branch.p, SIP_MAGIC, SIP_MAGIC_LEN) != 0 ||
+	    proxy_ctx_via_dest(next, d) == -1)
+		return (false);
+	proxy_ctx_branch_mac((struct slice){ branch.p + SIP_MAGIC_LEN, 16 },
+	    d, mac);
+	for (i = 0; i < 16; i++)	/* in constant time */
+		diff |= (unsigned)(mac[i] ^ branch.p[SIP_MAGIC_LEN + 16 + i]);
+	return (diff == 0);
 }
 
 /*

@@ -189,7 +189,7 @@ branch_send(struct branch *b)
 	const struct sipmsg	*m = ctx->st->req;
 	const struct tp_addr	*addr = &b->addr;
 	struct tp_sock		*out;
-	char			 branch[48], tok[24], cid[128], *bytes;
+	char			 branch[48], cid[128], *bytes;
 	size_t			 len;
 
 	if (b->sock != NULL && b->sock->family == tp_addr_family(addr))
@@ -198,8 +198,7 @@ branch_send(struct branch *b)
 		b->code = 503;
 		return (-1);
 	}
-	proxy_ctx_token(tok, sizeof(tok));
-	snprintf(branch, sizeof(branch), SIP_MAGIC "%s", tok);
+	proxy_ctx_branch(ctx->topvia, branch, sizeof(branch));
 	bytes = proxy_fork_bytes(m, ctx->in_sock, out, branch, ctx->topvia,
 	    (struct slice){ b->ruri, strlen(b->ruri) }, b->nroutes ?
 	    b->routes : ctx->routes, b->nroutes ? b->nroutes : ctx->nroutes,

@@ -99,6 +99,7 @@ struct proxy_state {
 	struct proxy_settings	*cur;		/* for new requests */
 	struct proxy_stats	 stats;
 	uint64_t		 seed[2];
+	uint64_t		 bkey[2];	/* the MAC in our branches */
 	uint64_t		 serial;
 	unsigned		 pending;	/* contexts without a final */
 	bool			 stopping;
@@ -114,6 +115,9 @@ void	 proxy_ctx_done(struct pctx *);
 void	 proxy_ctx_unref(struct pctx *);
 const char *proxy_ctx_callid(const struct pctx *, char *, size_t);
 void	 proxy_ctx_token(char *, size_t);
+int	 proxy_ctx_via_dest(struct slice, struct dest *);
+void	 proxy_ctx_branch(const char *, char *, size_t);
+bool	 proxy_ctx_branch_ours(struct slice, struct slice, struct dest *);
 void	 proxy_ctx_sl_tag(const struct sipmsg *, char *, size_t);
 bool	 proxy_ctx_sl_tag_ours(struct slice);
 char	*proxy_ctx_topvia(const struct sipmsg *, const struct tp_addr *);
@@ -133,6 +137,7 @@ void	 proxy_reply_new_st(struct sipmsg *, struct tp_sock *,
 void	 proxy_reply_relay(struct pctx *, const struct sipmsg *, int,
 	    const char *);
 bool	 proxy_reply_relayable(const struct sipmsg *);
+bool	 proxy_reply_stray(const struct sipmsg *, struct tp_sock *);
 struct branch *proxy_reply_best(struct pctx *, bool *);
 void	 proxy_reply_finish(struct pctx *);
 

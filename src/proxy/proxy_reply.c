@@ -147,6 +147,38 @@ proxy_reply_rank(int code)
 	    code % 100);
 }
 
+/*
+ * A response that matches no client transaction (RFC 3261 16.7, 16.11):
+ * sent on statelessly by the next Via, when the top Via is ours (sent-by
+ * one of our sockets, and a branch we made for that next Via), so a late
+ * 2xx retransmission still reaches the caller and nobody else can use us
+ * as a reflector.  A 100 stays hop by hop.  false: not ours, not sent.
+ */
+bool
+proxy_reply_stray(const struct sipmsg *m, struct tp_sock *sock)
+{
+	struct slice	 v[2];
+	struct dest	 d;
+	struct buf	 b;
+	size_t		 len;
+	char		*bytes;
+
+	if (m->status == 100 || !tp_is_local(P.tp, m->via_host, m->via_port) ||
+	    sipmsg_values(m, SH_VIA, v, 2) < 2 ||
+	    !proxy_reply_relayable(m) ||
+	    !proxy_ctx_branch_ours(m->branch, v[1], &d))
+		return (false);
+	buf_init(&b, m->len + 64);
+	sipbuild_response(m, 0, NULL, &b);
+	bytes = buf_steal(&b, &len);
+	log_info("proxy " SLICE_FMT ": %d matches no transaction, sent on "
+	    "statelessly", SLICE_ARG(m->callid), m->status);
+	P.stats.stateless_relayed++;
+	proxy_ctx_count_sent(m->status, false);
+	proxy_ctx_send(sock, &d, bytes, len);
+	return (true);
+}
+
 /* The best final so far (lowest rank); *pending if a branch is still out. */
 struct branch *
 proxy_reply_best(struct pctx *ctx, bool *pending)

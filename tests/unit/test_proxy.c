@@ -702,6 +702,108 @@ START_TEST(decide_route_set)
 }
 END_TEST
 
+/* ---------------------------------------- Via and branches (proxy_ctx.c) */
+
+static struct dest
+via_dest(const char *via, int want_rc)
+{
+	struct dest	d;
+
+	ck_assert_int_eq(proxy_ctx_via_dest(S(via), &d), want_rc);
+	return (d);
+}
+
+/* Where responses go: received and rport first (18.2.2, RFC 3581). */
+START_TEST(ctx_via_dest)
+{
+	struct dest	d;
+	char		ip[INET6_ADDRSTRLEN];
+
+	d = via_dest("SIP/2.0/UDP 192.0.2.1:5080;branch=z9hG4bK1", 0);
+	ck_assert(d.numeric);
+	ck_assert_uint_eq(tp_addr_port(&d.addr), 5080);
+	d = via_dest("SIP/2.0/UDP pc.example.org:5080;rport=4000;"
+	    "received=192.0.2.9;branch=z9hG4bK1", 0);
+	ck_assert(d.numeric);
+	tp_addr_ip(&d.addr, ip, sizeof(ip));
+	ck_assert_str_eq(ip, "192.0.2.9");
+	ck_assert_uint_eq(tp_addr_port(&d.addr), 4000);
+	d = via_dest("SIP / 2.0 / UDP  pc.example.org;rport;branch=z9hG4bK1",
+	    0);
+	ck_assert(!d.numeric);
+	ck_assert_str_eq(d.host, "pc.example.org");
+	ck_assert_uint_eq(d.port, 5060);
+	d = via_dest("SIP/2.0/UDP [2001:db8::1]:5062;branch=z9hG4bK1", 0);
+	ck_assert(d.numeric);
+	ck_assert_uint_eq(tp_addr_port(&d.addr), 5062);
+	via_dest("SIP/2.0/UDP", -1);
+	via_dest("SIP/2.0/UDP ;branch=z9hG4bK1", -1);
+	via_dest("garbage", -1);
+}
+END_TEST
+
+/*
+ * Our branches carry a MAC of where their responses go: known as ours
+ * for that next Via only, and not when one character changes.
+ */
+START_TEST(ctx_branch_ours)
+{
+	const char	*top = "SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKc1;"
+			    "rport=5099;received=127.0.0.1";
+	const char	*other = "SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKc1;"
+			    "rport=5098;received=127.0.0.1";
+	char		 b[48], b2[48];
+	struct dest	 d;
+
+	proxy_ctx_branch(top, b, sizeof(b));
+	proxy_ctx_branch(top, b2, sizeof(b2));
+	ck_assert_uint_eq(strlen(b), SIP_MAGIC_LEN + 32);
+	ck_assert_str_ne(b, b2);
+	ck_assert(strncmp(b, SIP_MAGIC, SIP_MAGIC_LEN) == 0);
+	ck_assert(proxy_ctx_branch_ours(S(b), S(top), &d));
+	ck_assert_uint_eq(tp_addr_port(&d.addr), 5099);
+	ck_assert(proxy_ctx_branch_ours(S(b2), S(top), &d));
+	ck_assert(!proxy_ctx_branch_ours(S(b), S(other), &d));
+	b[SIP_MAGIC_LEN + 3] ^= 1;
+	ck_assert(!proxy_ctx_branch_ours(S(b), S(top), &d));
+	b[SIP_MAGIC_LEN + 3] ^= 1;
+	b[strlen(b) - 1] = b[strlen(b) - 1] == '0' ? '1' : '0';
+	ck_assert(!proxy_ctx_branch_ours(S(b), S(top), &d));
+	ck_assert(!proxy_ctx_branch_ours(S("z9hG4bKc1"), S(top), &d));
+}
+END_TEST
+
+/* A late 2xx whose top Via is ours goes on by the next Via; others not. */
+START_TEST(ctx_stray_response)
+{
+	const char	*fmt = "SIP/2.0 200 OK\r\n"
+	    "Via: SIP/2.0/UDP 127.0.0.1:%u;branch=%s\r\n"
+	    "Via: %s\r\n"
+	    "From: <sip:alice@example.test>;tag=a1\r\n"
+	    "To: <sip:bob@example.test>;tag=b1\r\n"
+	    "Call-ID: st@test\r\nCSeq: 1 INVITE\r\n"
+	    "Content-Length: 0\r\n\r\n";
+	const char	*top = "SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKc1;"
+			    "rport=5099;received=127.0.0.1";
+	char		 b[48], text[1024];
+
+	proxy_ctx_branch(top, b, sizeof(b));
+	snprintf(text, sizeof(text), fmt, 5061, b, top);	/* not us */
+	recv_from(5070, text, strlen(text));
+	snprintf(text, sizeof(text), fmt, 5060, "z9hG4bK0123", top);
+	recv_from(5070, text, strlen(text));
+	ck_assert_int_eq(fake_nsent(), 0);
+	ck_assert_uint_eq(proxy_stats()->dropped, 2);
+	snprintf(text, sizeof(text), fmt, 5060, b, top);
+	recv_from(5070, text, strlen(text));
+	ck_assert_int_eq(fake_nsent(), 1);
+	ck_assert_uint_eq(tp_addr_port(fake_sent_peer(0)), CALLER);
+	ck_assert_ptr_null(strstr(fake_sent(0), "5060;branch"));
+	ck_assert_uint_eq(proxy_stats()->stateless_relayed, 1);
+	ck_assert_uint_eq(proxy_stats()->responses_out[200], 1);
+}
+END_TEST
+
 /* ----------------------------------------------- forking (proxy_fork.c) */
 
 /* The forwarded INVITE: our Via on top, Record-Route, Max-Forwards - 1. */
@@ -966,6 +1068,13 @@ proxy_suite(void)
 	tcase_add_test(tc, decide_register);
 	tcase_add_test(tc, decide_foreign);
 	tcase_add_test(tc, decide_route_set);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("ctx");
+	tcase_add_checked_fixture(tc, proxy_setup, proxy_teardown);
+	tcase_add_test(tc, ctx_via_dest);
+	tcase_add_test(tc, ctx_branch_ours);
+	tcase_add_test(tc, ctx_stray_response);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fork");
