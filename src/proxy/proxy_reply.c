@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "proxy_int.h"
@@ -243,6 +244,29 @@ proxy_reply_merge_challenges(struct pctx *ctx, const struct branch *best)
 	return (buf_steal(&b, NULL));
 }
 
+/*
+ * The Reason of a 503 we relay as 500 (16.7 step 6): that 500 is ours, so
+ * it carries our Q.850 cause, unless the 503 came with a Q.850 Reason of
+ * its own (one per protocol, RFC 3326).  NULL: nothing to add.
+ */
+static char *
+proxy_reply_own_reason(const struct sipmsg *final, int code)
+{
+	struct slice	v[8];
+	struct buf	b;
+	unsigned	n, i;
+
+	n = sipmsg_values(final, SH_REASON, v, 8);
+	for (i = 0; i < n && i < 8; i++)
+		if (v[i].len >= 5 && strncasecmp(v[i].p, "Q.850", 5) == 0 &&
+		    (v[i].len == 5 || v[i].p[5] == ';' || v[i].p[5] == ' ' ||
+		    v[i].p[5] == '\t'))
+			return (NULL);
+	buf_init(&b, 96);
+	proxy_reply_extra(code, NULL, &b);
+	return (buf_steal(&b, NULL));
+}
+
 /* Every branch is done (or a 6xx came): send the best final upstream. */
 void
 proxy_reply_finish(struct pctx *ctx)
@@ -282,6 +306,8 @@ proxy_reply_finish(struct pctx *ctx)
 	if (best->final != NULL && best->code == code) {
 		if (code == 401 || code == 407)
 			extra = proxy_reply_merge_challenges(ctx, best);
+		else if (sent != code)
+			extra = proxy_reply_own_reason(best->final, sent);
 		proxy_reply_relay(ctx, best->final, sent == code ? 0 : sent,
 		    extra);
 		free(extra);

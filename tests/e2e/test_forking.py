@@ -537,6 +537,36 @@ def test_generated_408_carries_q850_reason(lab):
     assert "cause=NO_USER_RESPONSE" in px.log_text()
 
 
+@pytest.mark.parametrize("theirs", [None, 'Q.850;cause=34;text="X"'],
+                         ids=["plain", "with-q850"])
+def test_all_503_gives_500_with_q850_reason(lab, theirs):
+    """Both branches answer 503: the caller gets 500 (16.7 step 6), a
+    failure the proxy makes itself, so it carries Reason: Q.850;cause=41;
+    text="NORMAL_TEMPORARY_FAILURE" (the cause of 500 and of 503), once.
+    When the chosen 503 brought a Q.850 Reason of its own, that one stays
+    and no second Q.850 value is added (RFC 3326: one per protocol)."""
+    a, b = lab.uas(), lab.uas()
+    lab.start(config(route([a.target, b.target])))
+    call = lab.call()
+    call.invite()
+    ia = a.expect("INVITE", call_id=call.call_id)
+    ib = b.expect("INVITE", call_id=call.call_id)
+    hs = [("Reason", theirs)] if theirs else []
+    a.respond(ia, 503, headers=hs)
+    b.respond(ib, 503, headers=hs)
+    got = finals(call, 0.6)
+    assert [m.code for m in got] == [500], "caller finals %r" % got
+    reasons = got[0].values("reason")
+    q850 = [r for r in reasons if r.upper().startswith("Q.850")]
+    if theirs:
+        assert q850 == [theirs], got[0].text()
+    else:
+        assert len(q850) == 1, got[0].text()
+        proto, rp = reason_of(got[0])
+        assert proto == "Q.850" and rp.get("cause") == "41" and \
+            rp.get("text") == '"NORMAL_TEMPORARY_FAILURE"', got[0].text()
+
+
 def test_generated_404_carries_q850_reason(lab):
     """Unknown user of our domain: 404 with Reason Q.850;cause=1
     (UNALLOCATED_NUMBER), and no INVITE anywhere."""

@@ -1033,6 +1033,9 @@ START_TEST(fork_all_503)
 	ck_assert_int_eq(count_to(CALLER, "SIP/2.0 503"), 0);
 	i = next_to(CALLER, "SIP/2.0 500 ", 0);
 	ck_assert_int_ge(i, 0);
+	/* Ours, so with our cause (that of 500 and 503). */
+	ck_assert_ptr_nonnull(strstr(fake_sent(i), "\r\nReason: Q.850;"
+	    "cause=41;text=\"NORMAL_TEMPORARY_FAILURE\"\r\n"));
 }
 END_TEST
 
