@@ -27,7 +27,6 @@
 #include "tp.h"
 #include "xmalloc.h"
 
-#define DEFAULT_CONF	"/etc/osprey/osprey.conf"
 #define STATUS_MS	2000
 
 static struct {
@@ -52,7 +51,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: ospreyd [-fhtVv] [-c file]\n"
-	    "  -c file  config file (default " DEFAULT_CONF ")\n"
+	    "  -c file  config file (default " OSPREY_DEFAULT_CONF ")\n"
 	    "  -f       stay in the foreground, log to stderr\n"
 	    "  -t       check the config and exit\n"
 	    "  -v       with -t, print the config as understood\n"
@@ -301,7 +300,7 @@ main(int argc, char **argv)
 	unsigned		 i;
 	int			 ch, signos[3] = { SIGTERM, SIGINT, SIGHUP };
 
-	D.path = DEFAULT_CONF;
+	D.path = OSPREY_DEFAULT_CONF;
 	while ((ch = getopt(argc, argv, "c:fhtVv")) != -1) {
 		switch (ch) {
 		case 'c':

@@ -8,6 +8,10 @@
 
 #include "buf.h"
 
+/* The defaults ospreyd and ospreyctl share. */
+#define OSPREY_DEFAULT_CONF	"/etc/osprey/osprey.conf"
+#define CTL_DEFAULT_SOCKET	"/run/osprey/ospreyd.sock"
+
 struct ctl_settings {
 	char	*socket;	/* owned; NULL: no control socket */
 	mode_t	 mode;
