@@ -176,7 +176,7 @@ diff_words(struct buf *out, const char *a, const char *b)
 	for (wb[nb] = strtok_r(cb, " ", &sb); wb[nb] != NULL && nb < 63;
 	    wb[nb] = strtok_r(NULL, " ", &sb))
 		nb++;
-	if (na != nb)
+	if (na != nb || na == 63)	/* a long line: shown whole */
 		kv = false;
 	for (i = 0; kv && i < na; i++)
 		if (strcmp(wa[i], wb[i]) != 0 && (strchr(wa[i], '=') == NULL ||
