@@ -21,6 +21,7 @@
 
 #define WORD_LEN	128
 #define KEY_LEN		(3 * WORD_LEN + 4)
+#define LINE_WORDS	64
 
 struct rec {
 	char		  key[KEY_LEN];
@@ -165,18 +166,20 @@ rec_value(const struct rec *r)
 static void
 diff_words(struct buf *out, const char *a, const char *b)
 {
-	char	*ca = xstrdup(a), *cb = xstrdup(b), *wa[64], *wb[64];
+	char	*ca = xstrdup(a), *cb = xstrdup(b), *wa[LINE_WORDS], *wb[LINE_WORDS];
 	char	*sa = NULL, *sb = NULL;
 	unsigned na = 0, nb = 0, i, n = 0;
 	bool	 kv = true;
 
-	for (wa[na] = strtok_r(ca, " ", &sa); wa[na] != NULL && na < 63;
+	for (wa[na] = strtok_r(ca, " ", &sa); wa[na] != NULL &&
+	    na < LINE_WORDS - 1;
 	    wa[na] = strtok_r(NULL, " ", &sa))
 		na++;
-	for (wb[nb] = strtok_r(cb, " ", &sb); wb[nb] != NULL && nb < 63;
+	for (wb[nb] = strtok_r(cb, " ", &sb); wb[nb] != NULL &&
+	    nb < LINE_WORDS - 1;
 	    wb[nb] = strtok_r(NULL, " ", &sb))
 		nb++;
-	if (na != nb || na == 63)	/* a long line: shown whole */
+	if (na != nb || na == LINE_WORDS - 1)	/* a long line: shown whole */
 		kv = false;
 	for (i = 0; kv && i < na; i++)
 		if (strcmp(wa[i], wb[i]) != 0 && (strchr(wa[i], '=') == NULL ||
