@@ -159,6 +159,19 @@ rec_value(const struct rec *r)
 	return (v + strspn(v, " "));
 }
 
+/* Up to LINE_WORDS - 1 words of s, cut in place; LINE_WORDS - 1: more. */
+static unsigned
+split_words(char *s, char **w)
+{
+	char		*save = NULL;
+	unsigned	 n = 0;
+
+	for (w[n] = strtok_r(s, " ", &save); w[n] != NULL &&
+	    n < LINE_WORDS - 1; w[n] = strtok_r(NULL, " ", &save))
+		n++;
+	return (n);
+}
+
 /*
  * "t1=50 -> t1=100" when only key=value words differ, one for one; the
  * whole values otherwise.
@@ -166,21 +179,14 @@ rec_value(const struct rec *r)
 static void
 diff_words(struct buf *out, const char *a, const char *b)
 {
-	char	*ca = xstrdup(a), *cb = xstrdup(b), *wa[LINE_WORDS], *wb[LINE_WORDS];
-	char	*sa = NULL, *sb = NULL;
-	unsigned na = 0, nb = 0, i, n = 0;
-	bool	 kv = true;
+	char		*ca = xstrdup(a), *cb = xstrdup(b);
+	char		*wa[LINE_WORDS], *wb[LINE_WORDS];
+	unsigned	 na, nb, i, n = 0;
+	bool		 kv;
 
-	for (wa[na] = strtok_r(ca, " ", &sa); wa[na] != NULL &&
-	    na < LINE_WORDS - 1;
-	    wa[na] = strtok_r(NULL, " ", &sa))
-		na++;
-	for (wb[nb] = strtok_r(cb, " ", &sb); wb[nb] != NULL &&
-	    nb < LINE_WORDS - 1;
-	    wb[nb] = strtok_r(NULL, " ", &sb))
-		nb++;
-	if (na != nb || na == LINE_WORDS - 1)	/* a long line: shown whole */
-		kv = false;
+	na = split_words(ca, wa);
+	nb = split_words(cb, wb);
+	kv = na == nb && na < LINE_WORDS - 1;	/* a long line: shown whole */
 	for (i = 0; kv && i < na; i++)
 		if (strcmp(wa[i], wb[i]) != 0 && (strchr(wa[i], '=') == NULL ||
 		    strchr(wb[i], '=') == NULL))
