@@ -245,14 +245,16 @@ def can_overlay_etc():
 
 def run_with_etc_osprey(tmp_path, conf_text, argv):
     """argv in a mount namespace whose /etc is an overlay with
-    /etc/osprey/osprey.conf = conf_text (None: no such file).  The host's
-    /etc is not touched."""
+    /etc/osprey/osprey.conf = conf_text (None: no such file) and whose
+    /run/osprey is empty.  The host's /etc and /run are not touched."""
     up, work = tmp_path / "up", tmp_path / "work"
     up.mkdir()
     work.mkdir()
     script = ("mount -t overlay overlay -o lowerdir=/etc,upperdir=%s,"
               "workdir=%s /etc || exit 99\n" % (up, work))
     script += "rm -rf /etc/osprey\n"
+    # A daemon of the host's own on the default socket is not ours.
+    script += "[ ! -d /run/osprey ] || mount -t tmpfs tmpfs /run/osprey\n"
     if conf_text is not None:
         src = tmp_path / "default.conf"
         src.write_text(conf_text)
