@@ -290,6 +290,33 @@ def test_serial_failover_on_486(lab):
     assert px.alive()
 
 
+def test_serial_default_failover_on_503(lab):
+    """fork = serial with the default failover (408 and 5xx, no failover
+    key): A answers 503; A gets its ACK, B gets the INVITE on a new
+    branch, and the caller sees B's answer only (no 503, no 500)."""
+    a, b = lab.uas(), lab.uas()
+    px = lab.start(config(route([a.target, b.target], fork="serial")))
+    call = lab.call()
+    call.invite()
+    ia = a.expect("INVITE", call_id=call.call_id)
+    check_forwarded(ia, call, px)
+    no_invite(b, 0.2)
+
+    a.respond(ia, 503)
+    check_hop_ack(a, ia)
+    ib = b.expect("INVITE", timeout=1, call_id=call.call_id)
+    check_forwarded(ib, call, px)
+    assert ib.branch != ia.branch
+    b.respond(ib, 486)
+    check_hop_ack(b, ib)
+
+    got = finals(call, 0.6)
+    assert [m.code for m in got] == [486], "caller finals %r" % got
+    assert got[0].to_tag == b.tag(ib), "not B's answer"
+    call.check_vias(got[0])
+    assert px.alive()
+
+
 @pytest.mark.parametrize("ringing", [False, True], ids=["silent", "180"])
 def test_serial_failover_on_target_timeout(lab, ringing):
     """A has timeout = 1000 ms: after ~1 s it counts as 408 (in the default
