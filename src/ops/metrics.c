@@ -256,8 +256,13 @@ metrics_render_reg(struct evbuffer *out)
 	metrics_scalar(out, "osprey_registered_aors", "gauge",
 	    "Addresses-of-record with at least one binding.",
 	    location_aors());
-	metrics_scalar(out, "osprey_auth_challenges_total", "counter",
-	    "401 and 407 challenges sent.", as->challenges);
+	metrics_head(out, "osprey_auth_challenges_total", "counter",
+	    "Digest challenges sent, by code: 401 to REGISTER, 407 to other "
+	    "requests (not in osprey_final_responses_sent_total).");
+	metrics_sample(out, "osprey_auth_challenges_total", "code", "401",
+	    proxy_stats()->challenges[0]);
+	metrics_sample(out, "osprey_auth_challenges_total", "code", "407",
+	    proxy_stats()->challenges[1]);
 	metrics_scalar(out, "osprey_auth_failures_total", "counter",
 	    "Credentials that did not authenticate (wrong password, unknown "
 	    "user, replayed nonce-count, malformed).", as->failures);

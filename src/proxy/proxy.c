@@ -395,7 +395,7 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 			    res == AUTH_STALE ? " (stale nonce)" : "");
 			buf_init(&ch, 512);
 			auth_challenge(&ch, true, realm, res == AUTH_STALE);
-			proxy_reply_stateless(m, sock, src, 407, NULL, ch.p);
+			proxy_reply_challenge(m, sock, src, 407, ch.p);
 			buf_cleanup(&ch);
 			return (-1);
 		}

@@ -37,6 +37,7 @@ struct proxy_stats {
 	uint64_t	responses_out[700];	/* sent upstream, by code */
 	uint64_t	generated[700];		/* of those, made by us */
 	uint64_t	finals_by_cause[128];	/* >= 300 sent, by Q.850 */
+	uint64_t	challenges[2];		/* ours: 401, 407 (no cause) */
 	uint64_t	rejected;		/* failed validation */
 	uint64_t	parse_errors;		/* could not be parsed */
 	uint64_t	dropped;		/* silently (unmatched ...) */

@@ -333,6 +333,18 @@ proxy_ctx_count_sent(int code, bool generated)
 }
 
 /*
+ * A digest challenge of ours went upstream: a response sent and generated
+ * like any, but no failure (no cause): counted apart by code.
+ */
+void
+proxy_ctx_count_challenge(int code)
+{
+	P.stats.responses_out[code]++;
+	P.stats.generated[code]++;
+	P.stats.challenges[code == 407]++;
+}
+
+/*
  * Is this URI host (and port) us: a listen socket or one of our domains?
  * *domain (if not NULL) names the domain (the realm, the location key):
  * the configured one, or for an address of ours with no domain configured

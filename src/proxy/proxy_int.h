@@ -122,6 +122,7 @@ void	 proxy_ctx_sl_tag(const struct sipmsg *, char *, size_t);
 bool	 proxy_ctx_sl_tag_ours(struct slice);
 char	*proxy_ctx_topvia(const struct sipmsg *, const struct tp_addr *);
 void	 proxy_ctx_count_sent(int, bool);
+void	 proxy_ctx_count_challenge(int);
 bool	 proxy_ctx_domain(struct slice, uint16_t, struct slice *);
 bool	 proxy_ctx_identity(struct slice, struct slice *);
 void	 proxy_ctx_send(struct tp_sock *, const struct dest *, char *,
@@ -130,6 +131,8 @@ void	 proxy_ctx_send(struct tp_sock *, const struct dest *, char *,
 /* proxy_reply.c: responses. */
 void	 proxy_reply_stateless(const struct sipmsg *, struct tp_sock *,
 	    const struct tp_addr *, int, const char *, const char *);
+void	 proxy_reply_challenge(const struct sipmsg *, struct tp_sock *,
+	    const struct tp_addr *, int, const char *);
 void	 proxy_reply_st(struct txn *, const char *, int, const char *,
 	    const char *);
 void	 proxy_reply_new_st(struct sipmsg *, struct tp_sock *,

@@ -41,7 +41,7 @@ proxy_register_auth(const struct sipmsg *m, struct tp_sock *sock,
 		    err[0] ? ": " : "", err);
 		buf_init(&ch, 512);
 		auth_challenge(&ch, false, realm, res == AUTH_STALE);
-		proxy_reply_stateless(m, sock, src, 401, NULL, ch.p);
+		proxy_reply_challenge(m, sock, src, 401, ch.p);
 		buf_cleanup(&ch);
 		return (-1);
 	}

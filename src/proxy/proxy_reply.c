@@ -29,10 +29,10 @@ proxy_reply_extra(int code, const char *extra, struct buf *out)
 }
 
 /* Stateless replies go back to the source, as rport would. */
-void
-proxy_reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
+static void
+proxy_reply_sl(const struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src, int code, const char *reason,
-    const char *extra)
+    const char *extra, bool challenge)
 {
 	struct buf	 b, ex;
 	struct tp_addr	 peer;
@@ -51,7 +51,29 @@ proxy_reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	buf_cleanup(&b);
 	buf_cleanup(&ex);
 	free(topvia);
-	proxy_ctx_count_sent(code, true);
+	if (challenge)
+		proxy_ctx_count_challenge(code);
+	else
+		proxy_ctx_count_sent(code, true);
+}
+
+void
+proxy_reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, int code, const char *reason,
+    const char *extra)
+{
+	proxy_reply_sl(m, sock, src, code, reason, extra, false);
+}
+
+/*
+ * A digest challenge of ours (401 or 407 with the headers in hdrs), sent
+ * statelessly: counted apart, not as a failure.
+ */
+void
+proxy_reply_challenge(const struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, int code, const char *hdrs)
+{
+	proxy_reply_sl(m, sock, src, code, NULL, hdrs, true);
 }
 
 void
