@@ -670,7 +670,7 @@ proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
 	char		*reason;
 
 	if ((st = txn_match_request(m)) != NULL) {
-		txn_server_retransmit(st, m);	/* answered again, not sent on */
+		txn_server_retransmit(st, m);	/* answered again, not sent */
 		sipmsg_free(m);
 		return;
 	}
