@@ -123,6 +123,7 @@ ospreyd_reload(char *err, size_t errlen)
 		sysd_notify("READY=1");
 		return (-1);
 	}
+	conf_warnings(nc, NULL);
 	if (!listen_same(D.conf, nc))
 		log_warnx("ospreyd: reload: listen changes take effect at the "
 		    "next restart");
@@ -258,6 +259,7 @@ main(int argc, char **argv)
 		return (1);
 	}
 	if (check) {
+		conf_warnings(D.conf, stderr);
 		if (verbose)
 			conf_print(D.conf, stdout);
 		conf_free(D.conf);
@@ -265,6 +267,7 @@ main(int argc, char **argv)
 		return (0);
 	}
 	log_init(foreground || isatty(STDERR_FILENO), D.conf->log_level);
+	conf_warnings(D.conf, NULL);
 	sipmsg_init();
 	signal(SIGPIPE, SIG_IGN);
 

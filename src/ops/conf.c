@@ -1322,6 +1322,80 @@ static const struct key root_keys[] = {
 
 SECTION(root_sec, root_keys, NULL);
 
+static void PRINTFLIKE(3, 4)
+conf_warn(struct conf *cf, int line, const char *fmt, ...)
+{
+	struct conf_warning	*w;
+	va_list			 ap;
+
+	cf->warnings = xrealloc(cf->warnings, (cf->nwarnings + 1) *
+	    sizeof(*cf->warnings));
+	w = &cf->warnings[cf->nwarnings++];
+	w->line = line;
+	va_start(ap, fmt);
+	if (vasprintf(&w->msg, fmt, ap) == -1)
+		fatal("vasprintf");
+	va_end(ap);
+}
+
+struct names {
+	char	**v;		/* owned, and each string */
+	size_t	  n;
+};
+
+static void
+add_name(const char *key, void *arg)
+{
+	struct names	*names = arg;
+
+	names->v = xrealloc(names->v, (names->n + 1) * sizeof(char *));
+	names->v[names->n++] = xstrdup(key);
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return (strcmp(*(char *const *)a, *(char *const *)b));
+}
+
+/*
+ * A route whose user pattern takes calls to a user of the users file: the
+ * user can register, but calls to that user go to the route's targets
+ * (the first matching route wins over the registrar).
+ */
+static void
+conf_check_shadows(struct conf *cf)
+{
+	struct names		 names = { NULL, 0 };
+	const struct route	*r;
+	char			 id[16];
+	size_t			 i;
+	unsigned		 j, pos;
+
+	auth_users_foreach(cf->users, add_name, &names);
+	if (names.n > 0)
+		qsort(names.v, names.n, sizeof(char *), cmp_names);
+	for (i = 0; i < names.n; i++) {
+		char	*user = names.v[i], *realm = strchr(user, ':');
+
+		*realm++ = '\0';
+		r = route_match(&cf->proxy.routes, (struct slice){ user,
+		    strlen(user) }, (struct slice){ realm, strlen(realm) });
+		if (r == NULL || r->user_src == NULL)
+			continue;
+		for (j = pos = 0; cf->proxy.routes.r[j] != r; j++)
+			pos += cf->proxy.routes.r[j]->matchable;
+		snprintf(id, sizeof(id), "#%u", pos + 1);
+		conf_warn(cf, r->line, "route %s: user pattern \"%s\" matches "
+		    "registered user \"%s\" in %s: calls to %s will take this "
+		    "route, not the registrar", r->name ? r->name : id,
+		    r->user_src, user, cf->auth.users_file, user);
+	}
+	for (i = 0; i < names.n; i++)
+		free(names.v[i]);
+	free(names.v);
+}
+
 int
 conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 {
@@ -1349,6 +1423,8 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 		snprintf(err, errlen, "%s:%d: %s", path, line, msg);
 		goto fail;
 	}
+	cf->path = xstrdup(path);
+	conf_check_shadows(cf);
 	rc = 0;
 fail:
 	config_destroy(&cfg);
@@ -1382,6 +1458,28 @@ conf_free(struct conf *cf)
 	auth_users_free(cf->users);
 	cf->users = NULL;
 	guard_settings_cleanup(&cf->guard);
+	for (i = 0; i < cf->nwarnings; i++)
+		free(cf->warnings[i].msg);
+	free(cf->warnings);
+	cf->warnings = NULL;
+	cf->nwarnings = 0;
+	free(cf->path);
+	cf->path = NULL;
+}
+
+/* The warnings of a loaded config: to fp (ospreyd -t), or NULL: the log. */
+void
+conf_warnings(const struct conf *cf, FILE *fp)
+{
+	unsigned	i;
+
+	for (i = 0; i < cf->nwarnings; i++)
+		if (fp != NULL)
+			fprintf(fp, "%s:%d: warning: %s\n", cf->path,
+			    cf->warnings[i].line, cf->warnings[i].msg);
+		else
+			log_warnx("conf %s:%d: %s", cf->path,
+			    cf->warnings[i].line, cf->warnings[i].msg);
 }
 
 /*
