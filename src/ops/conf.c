@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libconfig.h>
 
@@ -1273,6 +1274,58 @@ SECTION(auth_sec, auth_keys, "{ users = \"...\"; }", .note = note_auth);
 	"friendly|scanner|sipcli|sipvicious|VaxSIPUserAgent|pplsip|" \
 	"sundayddr|iWar"
 
+/*
+ * The memory ospreyd may use: the physical memory, or its cgroup's
+ * memory.max (cgroup v2: a container, systemd's MemoryMax=) if lower.
+ */
+static uint64_t
+conf_memory(void)
+{
+	long			 pages = sysconf(_SC_PHYS_PAGES);
+	long			 psz = sysconf(_SC_PAGESIZE);
+	uint64_t		 mem = pages > 0 && psz > 0 ?
+				    (uint64_t)pages * (uint64_t)psz : 0;
+	unsigned long long	 max;
+	char			 line[512], path[600];
+	FILE			*fp;
+
+	if ((fp = fopen("/proc/self/cgroup", "r")) == NULL)
+		return (mem);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		FILE	*mf;
+
+		if (strncmp(line, "0::/", 4) != 0)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max",
+		    line + 3);
+		if ((mf = fopen(path, "r")) == NULL)
+			continue;
+		if (fscanf(mf, "%llu", &max) == 1 && max > 0 &&
+		    (mem == 0 || max < mem))
+			mem = max;	/* "max" (no limit) does not scan */
+		fclose(mf);
+	}
+	fclose(fp);
+	return (mem);
+}
+
+/* 0 MB: a quarter of the memory we may use, else 256 MB. */
+static int
+check_security(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	struct conf	*cf = obj;
+	uint64_t	 mem = conf_memory();
+
+	if (cf->txn_memory_mb > 0)
+		cf->proxy.max_transaction_memory =
+		    (size_t)cf->txn_memory_mb << 20;
+	else
+		cf->proxy.max_transaction_memory = mem > 0 ? mem / 4 :
+		    (size_t)256 << 20;
+	return (0);
+}
+
 static const struct key security_keys[] = {
 	INT("rate_window", struct conf, guard.window_ms, 0, 3600000, 2000),
 	INT("rate_requests", struct conf, guard.max_requests, 1, 10000000,
@@ -1287,13 +1340,16 @@ static const struct key security_keys[] = {
 	    SCANNERS_DEFAULT),
 	INT("max_transactions", struct conf, proxy.max_transactions, 100,
 	    10000000, 65536),
+	INT("max_transaction_memory", struct conf, txn_memory_mb, 0,
+	    1048576, 0),
 	INT("max_sources", struct conf, guard.max_sources, 100, 10000000,
 	    100000),
 	INT("call_rate", struct conf, guard.call_rate, 0, 1000000, 0),
 	END
 };
 
-SECTION(security_sec, security_keys, "{ rate_requests = ...; }");
+SECTION(security_sec, security_keys, "{ rate_requests = ...; }",
+    .check = check_security);
 
 static const struct key root_keys[] = {
 	LIST("listen", struct conf, listen, nlisten, listen_sec, 1),

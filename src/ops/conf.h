@@ -37,6 +37,7 @@ struct conf {
 	struct guard_settings	 guard;
 	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
+	unsigned		 txn_memory_mb;	/* as set; 0: from the RAM */
 	char			*metrics_address;	/* owned; NULL: off */
 	uint16_t		 metrics_port;
 	int			 log_level;

@@ -1003,11 +1003,14 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		sipmsg_free(m);
 		return;
 	}
-	if (txn_count() >= P.cur->max_transactions) {
+	if (txn_open() >= P.cur->max_transactions ||
+	    (P.cur->max_transaction_memory > 0 &&
+	    txn_bytes() >= P.cur->max_transaction_memory)) {
 		/* Full: no memory grows, the caller is told to come back. */
 		log_peer("proxy " SLICE_FMT ": %s refused, %u transactions "
-		    "open (security.max_transactions)", SLICE_ARG(m->callid),
-		    sip_method_name(m->method), txn_count());
+		    "in progress, %zu bytes held (security.max_transactions, "
+		    "max_transaction_memory)", SLICE_ARG(m->callid),
+		    sip_method_name(m->method), txn_open(), txn_bytes());
 		P.stats.overloaded++;
 		reply_stateless(m, sock, src, 503, "Too Many Transactions",
 		    "Retry-After: 5\r\n");
