@@ -5,9 +5,11 @@
  * Each section is a table of its keys (name, type, range, default, the
  * field it fills), as nginx and the OpenBSD daemons do: one loader checks
  * unknown keys, types and ranges for all of them, and `ospreyd -t -v`
- * prints the same tables back as a config file with every value spelled
- * out.  Keys that are more than a number, a flag or a string (addresses,
- * paths, lists) have a parse and a print function of their own.
+ * prints the same tables back, every value spelled out, a record a line
+ * ("timers t1=500 t2=4000 ...", "route gw user=^9 domain=* ...", "domain
+ * example.test"), which conf_diff.c compares on reload.  Keys that are
+ * more than a number, a flag or a string (addresses, paths, lists) have a
+ * parse and a print function of their own.
  */
 #include "config.h"
 
@@ -41,9 +43,11 @@ struct key;
  */
 typedef int key_parse(struct ctx *, const config_setting_t *s,
     const config_setting_t *g, const char *kw, void *obj, const struct key *);
-/* Writes the value only; writing nothing leaves the key out. */
-typedef void key_print(FILE *, const struct key *, const void *obj,
-    int depth);
+/* Writes the value as one word. */
+typedef void key_print(FILE *, const struct key *, const void *obj);
+/* Writes whole lines, "INDENT ITEM VALUE...\n", one a list element. */
+typedef void key_lines(FILE *, const struct key *, const void *obj,
+    const char *indent);
 
 enum key_type {
 	K_INT,		/* min..max, stored times scale in a field of size */
@@ -54,7 +58,7 @@ enum key_type {
 	K_GROUP,	/* a group { ... } filled by the section sub */
 	K_LIST,		/* ( { ... }, ... ) into the array at off, each by sub;
 			   the count at aux, at most max, at least min */
-	K_FN,		/* parse and print do it all */
+	K_FN,		/* parse, and print (a word) or lines, do it all */
 };
 
 #define NOFIELD	((size_t)-1)	/* checked, but another key uses it */
@@ -72,12 +76,15 @@ struct key {
 	const char		*sdef;	/* K_STR, K_ENUM, K_REGEX */
 	const char *const	*names;	/* K_ENUM, K_STR; K_FN: its default */
 	bool			 required;
+	bool			 head;	/* printed first and bare: an id */
+	const char		*item;	/* K_LIST, lines: the word of a line */
 	bool			 empty_null;	/* K_STR: "" stored as NULL */
 	int			 flags;	/* K_REGEX: for regcomp() */
 	size_t			 aux;	/* K_REGEX: the regex_t; K_LIST: n */
 	int			(*valid)(const char *, char *, size_t);
 	key_parse		*parse;	/* K_FN */
-	key_print		*print;	/* K_FN */
+	key_print		*print;	/* K_FN: a word */
+	key_lines		*lines;	/* K_FN: lines instead */
 	const struct section	*sub;	/* K_GROUP */
 };
 
@@ -87,10 +94,10 @@ struct section {
 	/* Rules across keys, once all of them are read (g may be NULL). */
 	int		(*check)(struct ctx *, const config_setting_t *g,
 			    void *obj);
-	/* Comment lines after the keys in the dump (derived values). */
-	void		(*note)(FILE *, const void *obj, int depth);
-	bool		 absent_off;	/* absent: off, no defaults, no dump */
-	bool		 oneline;	/* dumped as { a = 1; b = 2; } */
+	/* Words after the keys in the dump (derived values: " d=32000"). */
+	void		(*note)(FILE *, const void *obj);
+	bool		 absent_off;	/* absent: off, no defaults */
+	bool		 brief;		/* dump only keys off their default */
 };
 
 #define FLD(T, m)	.off = offsetof(T, m),			\
@@ -103,21 +110,22 @@ struct section {
 	    .def = d, .scale = 1000 }
 #define BOOL(n, T, m, d)						\
 	{ .name = n, .type = K_BOOL, FLD(T, m), .def = d }
-#define STR(n, T, m, d)						\
-	{ .name = n, .type = K_STR, FLD(T, m), .sdef = d }
 #define ENUM(n, T, m, list)						\
 	{ .name = n, .type = K_ENUM, FLD(T, m), .names = list }
 #define REGEX(n, T, src, re, fl, d)					\
 	{ .name = n, .type = K_REGEX, FLD(T, src),			\
 	    .aux = offsetof(T, re), .flags = fl, .sdef = d }
 #define GROUP(n, s)	{ .name = n, .type = K_GROUP, .sub = &s }
-#define LIST(n, T, m, cnt, s, lo)					\
-	{ .name = n, .type = K_LIST, .off = offsetof(T, m),		\
+#define LIST(n, it, T, m, cnt, s, lo)					\
+	{ .name = n, .item = it, .type = K_LIST, .off = offsetof(T, m),	\
 	    .stride = sizeof(((T *)0)->m[0]), .aux = offsetof(T, cnt),	\
 	    .min = lo, .max = sizeof(((T *)0)->m) /			\
 	    sizeof(((T *)0)->m[0]), .sub = &s }
 #define FN(n, T, m, p, pr)						\
 	{ .name = n, .type = K_FN, FLD(T, m), .parse = p, .print = pr }
+#define LINES(n, it, T, m, p, ls)					\
+	{ .name = n, .item = it, .type = K_FN, FLD(T, m), .parse = p,	\
+	    .lines = ls }
 #define END		{ .name = NULL }
 #define SECTION(var, k, h, ...)						\
 	static const struct section var = { .hint = h, .keys = k, __VA_ARGS__ }
@@ -454,157 +462,154 @@ valid_socket(const char *v, char *msg, size_t len)
 	return (-1);
 }
 
-/* Parsers and printers of the keys that are more than a scalar. */
+/*
+ * The dump: a record a line, "NAME k=v k=v ..." for a group and an entry,
+ * "ITEM VALUE" for each element of a list; indented lines under an entry
+ * for its own lists (a route's targets).  Values are single words.
+ */
+
+static void	print_lines(FILE *, const struct key *, const void *,
+		    const char *);
 
 static void
-print_quoted(FILE *fp, const char *s)
-{
-	fputc('"', fp);
-	for (; *s != '\0'; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(fp, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(fp, "\\x%02x", (unsigned char)*s);
-		else
-			fputc(*s, fp);
-	}
-	fputc('"', fp);
-}
-
-static void
-print_indent(FILE *fp, int depth)
-{
-	while (depth-- > 0)
-		fputc('\t', fp);
-}
-
-static void	print_section(FILE *, const struct section *, const void *,
-		    int);
-static void	print_array(FILE *, const struct section *, const char *,
-		    size_t, unsigned, int);
-
-static void
-print_str(FILE *fp, const struct key *k, const void *obj, int depth)
+print_str(FILE *fp, const struct key *k, const void *obj)
 {
 	const char	*v = *(char *const *)CFIELD(obj, k);
 
-	if (v != NULL)
-		print_quoted(fp, v);
+	fprintf(fp, "%s", v != NULL ? v : "-");
 }
 
-
+/* A scalar key's value as one word. */
 static void
-print_value(FILE *fp, const struct key *k, const void *obj, int depth)
+print_word(FILE *fp, const struct key *k, const void *obj)
 {
-	const void	*p = k->off != NOFIELD ? CFIELD(obj, k) : NULL;
+	const void	*p = CFIELD(obj, k);
 	const char	*v;
 
 	switch (k->type) {
 	case K_INT:
-		if (p != NULL)
-			fprintf(fp, "%lld", int_load(p, k->size) / k->scale);
+		fprintf(fp, "%lld", int_load(p, k->size) / k->scale);
 		break;
 	case K_BOOL:
-		fprintf(fp, "%s", *(const bool *)p ? "true" : "false");
+		fprintf(fp, "%s", *(const bool *)p ? "yes" : "no");
 		break;
 	case K_STR:
-	case K_REGEX:
+		print_str(fp, k, obj);
+		break;
+	case K_REGEX:		/* absent: any */
 		v = *(char *const *)p;
-		if (v != NULL)
-			print_quoted(fp, v);
-		else if (k->sdef != NULL)	/* turned off with "" */
-			fprintf(fp, "\"\"");
+		fprintf(fp, "%s", v != NULL ? v : "*");
 		break;
 	case K_ENUM:
-		print_quoted(fp, k->names[*(const int *)p]);
-		break;
-	case K_GROUP:
-		fprintf(fp, "{\n");
-		print_section(fp, k->sub, obj, depth + 1);
-		print_indent(fp, depth);
-		fprintf(fp, "}");
-		break;
-	case K_LIST:
-		print_array(fp, k->sub, (const char *)p, k->stride,
-		    *(const unsigned *)((const char *)obj + k->aux), depth);
+		fprintf(fp, "%s", k->names[*(const int *)p]);
 		break;
 	case K_FN:
-		k->print(fp, k, obj, depth);
+		k->print(fp, k, obj);
+		break;
+	default:
 		break;
 	}
 }
 
-/*
- * The keys of a section as "name = value;", one a line at depth, or all
- * on this line when depth < 0.
- */
+static bool
+is_default(const struct key *k, const void *obj)
+{
+	const void	*p = CFIELD(obj, k);
+
+	switch (k->type) {
+	case K_INT:
+		return (int_load(p, k->size) == k->def * k->scale);
+	case K_BOOL:
+		return (*(const bool *)p == (k->def != 0));
+	case K_ENUM:
+		return (*(const int *)p == 0);
+	default:
+		return (false);
+	}
+}
+
+/* The keys of sec in obj: the head bare, then " k=v", lists left out. */
 static void
-print_keys(FILE *fp, const struct section *sec, const void *obj, int depth)
+print_words(FILE *fp, const struct section *sec, const void *obj)
 {
 	const struct key	*k;
-	char			*v;
-	size_t			 len;
-	FILE			*m;
+
+	for (k = sec->keys; k->name != NULL; k++)
+		if (k->head) {
+			fputc(' ', fp);
+			print_word(fp, k, obj);
+		}
+	for (k = sec->keys; k->name != NULL; k++) {
+		if (k->head || k->off == NOFIELD || k->type == K_LIST ||
+		    k->type == K_GROUP || (k->type == K_FN && k->lines) ||
+		    (sec->brief && is_default(k, obj)))
+			continue;
+		fprintf(fp, " %s=", k->name);
+		print_word(fp, k, obj);
+	}
+	if (sec->note != NULL)
+		sec->note(fp, obj);
+}
+
+/* An entry of a list: its record, then its own lists indented. */
+static void
+print_entry(FILE *fp, const char *item, const struct section *sec,
+    const void *obj, const char *indent)
+{
+	const struct key	*k;
+
+	fprintf(fp, "%s%s", indent, item);
+	print_words(fp, sec, obj);
+	fputc('\n', fp);
+	for (k = sec->keys; k->name != NULL; k++)
+		print_lines(fp, k, obj, "  ");
+}
+
+/* The lines of a list key; nothing for another. */
+static void
+print_lines(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
+{
+	const char	*base = (const char *)obj + k->off;
+	unsigned	 i, n;
+
+	if (k->type == K_FN && k->lines != NULL)
+		k->lines(fp, k, obj, indent);
+	if (k->type != K_LIST)
+		return;
+	n = *(const unsigned *)((const char *)obj + k->aux);
+	for (i = 0; i < n; i++)
+		print_entry(fp, k->item, k->sub, base + i * k->stride, indent);
+}
+
+/* A root section: a record each scalar, group and list element. */
+static void
+print_root(FILE *fp, const struct section *sec, const void *obj)
+{
+	const struct key	*k, *g;
 
 	for (k = sec->keys; k->name != NULL; k++) {
-		if (k->type == K_GROUP && k->sub->absent_off &&
-		    *(char *const *)CFIELD(obj, k->sub->keys) == NULL)
-			continue;	/* off: its first key is not set */
-		v = NULL;
-		len = 0;
-		if ((m = open_memstream(&v, &len)) == NULL)
-			fatal("open_memstream");
-		print_value(m, k, obj, depth < 0 ? 0 : depth);
-		fclose(m);
-		if (len > 0) {
-			print_indent(fp, depth);
-			fprintf(fp, "%s = %s;%s", k->name, v,
-			    depth < 0 ? " " : "\n");
+		if (k->type == K_LIST || (k->type == K_FN && k->lines)) {
+			print_lines(fp, k, obj, "");
+			continue;
 		}
-		free(v);
+		if (k->type != K_GROUP) {
+			fprintf(fp, "%s ", k->name);
+			print_word(fp, k, obj);
+			fputc('\n', fp);
+			continue;
+		}
+		if (k->sub->absent_off &&
+		    *(char *const *)CFIELD(obj, k->sub->keys) == NULL) {
+			fprintf(fp, "%s off\n", k->name);
+			continue;
+		}
+		fprintf(fp, "%s", k->name);
+		print_words(fp, k->sub, obj);
+		fputc('\n', fp);
+		for (g = k->sub->keys; g->name != NULL; g++)
+			print_lines(fp, g, obj, "");
 	}
-}
-
-static void
-print_section(FILE *fp, const struct section *sec, const void *obj,
-    int depth)
-{
-	print_keys(fp, sec, obj, depth);
-	if (sec->note != NULL)
-		sec->note(fp, obj, depth);
-}
-
-/* One entry of a list ( ... ) at depth. */
-static void
-print_entry(FILE *fp, const struct section *sec, const void *obj, int depth,
-    bool last)
-{
-	print_indent(fp, depth);
-	if (sec->oneline) {
-		fprintf(fp, "{ ");
-		print_keys(fp, sec, obj, -1);
-	} else {
-		fprintf(fp, "{\n");
-		print_section(fp, sec, obj, depth + 1);
-		print_indent(fp, depth);
-	}
-	fprintf(fp, "}%s\n", last ? "" : ",");
-}
-
-/* n entries, stride bytes apart; none: nothing. */
-static void
-print_array(FILE *fp, const struct section *sec, const char *base,
-    size_t stride, unsigned n, int depth)
-{
-	unsigned	i;
-
-	if (n == 0)
-		return;
-	fprintf(fp, "(\n");
-	for (i = 0; i < n; i++)
-		print_entry(fp, sec, base + i * stride, depth + 1, i + 1 == n);
-	print_indent(fp, depth);
-	fprintf(fp, ")");
 }
 
 /* The keys that are more than a scalar: their parsers and printers. */
@@ -635,17 +640,15 @@ parse_domains(struct ctx *c, const config_setting_t *s,
 }
 
 static void
-print_domains(FILE *fp, const struct key *k, const void *obj, int depth)
+lines_domains(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
 {
 	const struct conf	*cf = obj;
 	unsigned		 i;
 
-	fprintf(fp, "[");
-	for (i = 0; i < cf->proxy.ndomains; i++) {
-		fprintf(fp, "%s ", i ? "," : "");
-		print_quoted(fp, cf->proxy.domains[i]);
-	}
-	fprintf(fp, " ]");
+	for (i = 0; i < cf->proxy.ndomains; i++)
+		fprintf(fp, "%s%s %s\n", indent, k->item,
+		    cf->proxy.domains[i]);
 }
 
 /*
@@ -688,36 +691,36 @@ parse_codes(struct ctx *c, const config_setting_t *s,
 }
 
 static void
-print_codes(FILE *fp, const struct key *k, const void *obj, int depth)
+print_codes(FILE *fp, const struct key *k, const void *obj)
 {
 	const struct codeset	*cs = CFIELD(obj, k);
 	unsigned		 i;
 
-	fprintf(fp, "(");
+	fprintf(fp, "[");
 	for (i = 0; i < cs->n; i++) {
 		int	v = cs->item[i].value;
 
-		fprintf(fp, "%s ", i ? "," : "");
+		fprintf(fp, "%s", i ? "," : "");
 		if (cs->item[i].kind == CS_CODE)
 			fprintf(fp, "%d", v);
 		else if (cs->item[i].kind == CS_CLASS)
-			fprintf(fp, "\"%dxx\"", v);
+			fprintf(fp, "%dxx", v);
 		else
-			print_quoted(fp, sip_cause_name(v));
+			fprintf(fp, "%s", sip_cause_name(v));
 	}
-	fprintf(fp, " )");
+	fprintf(fp, "]");
 }
 
 static const struct key target_keys[] = {
 	{ .name = "uri", .type = K_STR, FLD(struct target, uri),
-	    .required = true },
+	    .required = true, .head = true },
 	INT("timeout", struct target, timeout_ms, 0, 3600000, 0),
 	INT("weight", struct target, weight, 0, 1000, 1),
 	END
 };
 
 SECTION(target_sec, target_keys, "{ uri = ...; timeout = ...; }",
-    .oneline = true);
+    .brief = true);
 
 /* After the route's timeout: it is the default of the targets' one. */
 static int
@@ -770,12 +773,14 @@ parse_targets(struct ctx *c, const config_setting_t *s,
 }
 
 static void
-print_targets(FILE *fp, const struct key *k, const void *obj, int depth)
+lines_targets(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
 {
 	const struct route	*r = obj;
+	unsigned		 i;
 
-	print_array(fp, &target_sec, (const char *)r->targets,
-	    sizeof(r->targets[0]), r->ntargets, depth);
+	for (i = 0; i < r->ntargets; i++)
+		print_entry(fp, k->item, &target_sec, &r->targets[i], indent);
 }
 
 static const struct key failure_keys[] = {
@@ -786,8 +791,7 @@ static const struct key failure_keys[] = {
 	END
 };
 
-SECTION(failure_sec, failure_keys, "{ code = ...; route = ...; }",
-    .oneline = true);
+SECTION(failure_sec, failure_keys, "{ code = ...; route = ...; }");
 
 static const char *const fork_names[] = { "parallel", "serial", NULL };
 static const char *const balance_names[] = { "order", "weight",
@@ -795,7 +799,8 @@ static const char *const balance_names[] = { "order", "weight",
 static const char *const failover_default[] = { "408", "5xx", NULL };
 
 static const struct key route_keys[] = {
-	STR("name", struct route, name, NULL),
+	{ .name = "name", .type = K_STR, FLD(struct route, name),
+	    .head = true },
 	REGEX("user", struct route, user_src, user_re,
 	    REG_EXTENDED | REG_NOSUB, NULL),
 	REGEX("domain", struct route, domain_src, domain_re,
@@ -804,11 +809,13 @@ static const struct key route_keys[] = {
 	ENUM("balance", struct route, balance, balance_names),
 	{ .name = "timeout", .type = K_INT, .off = NOFIELD, .min = 0,
 	    .max = 3600000, .def = 0, .scale = 1 },
-	FN("targets", struct route, targets, parse_targets, print_targets),
+	LINES("targets", "target", struct route, targets, parse_targets,
+	    lines_targets),
 	{ .name = "failover", .type = K_FN, FLD(struct route, failover),
 	    .parse = parse_codes, .print = print_codes,
 	    .names = failover_default },
-	LIST("on_failure", struct route, on_failure, nfailure, failure_sec, 0),
+	LIST("on_failure", "on_failure", struct route, on_failure, nfailure,
+	    failure_sec, 0),
 	BOOL("recurse", struct route, recurse, false),
 	INT("max_redirects", struct route, max_redirects, 0, 16, 3),
 	BOOL("probe", struct route, probe, false),
@@ -872,29 +879,17 @@ parse_routes(struct ctx *c, const config_setting_t *s,
 }
 
 static void
-print_routes(FILE *fp, const struct key *k, const void *obj, int depth)
+lines_routes(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
 {
 	const struct route_table *rt;
 	bool			 matchable = strcmp(k->name, "routes") == 0;
-	unsigned		 i, n = 0, last = 0;
+	unsigned		 i;
 
 	rt = &((const struct conf *)obj)->proxy.routes;
 	for (i = 0; i < rt->n; i++)
-		if (rt->r[i]->matchable == matchable) {
-			n++;
-			last = i;
-		}
-	if (n == 0) {
-		fprintf(fp, "( )");
-		return;
-	}
-	fprintf(fp, "(\n");
-	for (i = 0; i < rt->n; i++)
 		if (rt->r[i]->matchable == matchable)
-			print_entry(fp, &route_sec, rt->r[i], depth + 1,
-			    i == last);
-	print_indent(fp, depth);
-	fprintf(fp, ")");
+			print_entry(fp, k->item, &route_sec, rt->r[i], indent);
 }
 
 static const char *const transport_names[] = { "udp", NULL };
@@ -910,8 +905,7 @@ static const struct key listen_keys[] = {
 };
 
 SECTION(listen_sec, listen_keys,
-    "{ transport = ...; address = ...; port = ...; }",
-    .oneline = true);
+    "{ transport = ...; address = ...; port = ...; }");
 
 static int
 parse_nameservers(struct ctx *c, const config_setting_t *s,
@@ -941,20 +935,19 @@ parse_nameservers(struct ctx *c, const config_setting_t *s,
 }
 
 static void
-print_nameservers(FILE *fp, const struct key *k, const void *obj, int depth)
+lines_nameservers(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
 {
 	const struct resolver_settings	*rs = &((const struct conf *)obj)->dns;
 	char				 ip[INET6_ADDRSTRLEN];
 	unsigned			 i;
 
-	fprintf(fp, "[");
 	for (i = 0; i < rs->nns; i++) {
 		tp_addr_ip(&rs->ns[i], ip, sizeof(ip));
-		fprintf(fp, "%s \"%s%s%s:%u\"", i ? "," : "",
-		    strchr(ip, ':') ? "[" : "", ip, strchr(ip, ':') ? "]" : "",
+		fprintf(fp, strchr(ip, ':') ? "%s%s [%s]:%u\n" :
+		    "%s%s %s:%u\n", indent, k->item, ip,
 		    tp_addr_port(&rs->ns[i]));
 	}
-	fprintf(fp, " ]");
 }
 
 /* A list of addresses and networks into the struct acl at k->off. */
@@ -982,18 +975,16 @@ parse_acl(struct ctx *c, const config_setting_t *s,
 }
 
 static void
-print_acl(FILE *fp, const struct key *k, const void *obj, int depth)
+lines_acl(FILE *fp, const struct key *k, const void *obj, const char *indent)
 {
 	const struct acl	*acl = CFIELD(obj, k);
 	char			 net[INET6_ADDRSTRLEN + 8];
 	unsigned		 i;
 
-	fprintf(fp, "[");
 	for (i = 0; i < acl->n; i++) {
 		acl_format(&acl->net[i], net, sizeof(net));
-		fprintf(fp, "%s \"%s\"", i ? "," : "", net);
+		fprintf(fp, "%s%s %s\n", indent, k->item, net);
 	}
-	fprintf(fp, " ]");
 }
 
 static const char *const log_names[] = { "error", "warning", "notice",
@@ -1017,9 +1008,11 @@ parse_log_level(struct ctx *c, const config_setting_t *s,
 }
 
 static void
-print_log_level(FILE *fp, const struct key *k, const void *obj, int depth)
+print_log_level(FILE *fp, const struct key *k, const void *obj)
 {
-	print_quoted(fp, log_level_name(((const struct conf *)obj)->log_level));
+	const struct conf	*cf = obj;
+
+	fprintf(fp, "%s", log_level_name(cf->log_level));
 }
 
 static int
@@ -1041,9 +1034,9 @@ parse_mode(struct ctx *c, const config_setting_t *s,
 }
 
 static void
-print_mode(FILE *fp, const struct key *k, const void *obj, int depth)
+print_mode(FILE *fp, const struct key *k, const void *obj)
 {
-	fprintf(fp, "\"%04o\"", (unsigned)*(const mode_t *)CFIELD(obj, k));
+	fprintf(fp, "%04o", (unsigned)*(const mode_t *)CFIELD(obj, k));
 }
 
 /*
@@ -1128,16 +1121,16 @@ parse_algorithms(struct ctx *c, const config_setting_t *s,
 }
 
 static void
-print_algorithms(FILE *fp, const struct key *k, const void *obj, int depth)
+print_algorithms(FILE *fp, const struct key *k, const void *obj)
 {
 	const struct auth_settings	*as = &((const struct conf *)obj)->auth;
-	const char			*md5 = "\"MD5\"", *sha = "\"SHA-256\"";
 
 	if (as->algorithms == (AUTH_MD5 | AUTH_SHA256))
-		fprintf(fp, "[ %s, %s ]", as->sha256_first ? sha : md5,
-		    as->sha256_first ? md5 : sha);
+		fprintf(fp, "%s", as->sha256_first ? "SHA-256,MD5" :
+		    "MD5,SHA-256");
 	else
-		fprintf(fp, "[ %s ]", as->algorithms == AUTH_MD5 ? md5 : sha);
+		fprintf(fp, "%s", as->algorithms == AUTH_MD5 ? "MD5" :
+		    "SHA-256");
 }
 
 /* The sections. */
@@ -1155,11 +1148,9 @@ check_timers(struct ctx *c, const config_setting_t *g, void *obj)
 }
 
 static void
-note_timers(FILE *fp, const void *obj, int depth)
+note_timers(FILE *fp, const void *obj)
 {
-	print_indent(fp, depth);
-	fprintf(fp, "# Timer D (64*t1, at most 32000): %u\n",
-	    ((const struct conf *)obj)->txn.d_ms);
+	fprintf(fp, " d=%u", ((const struct conf *)obj)->txn.d_ms);
 }
 
 static const struct key timer_keys[] = {
@@ -1185,8 +1176,8 @@ static const struct key probe_keys[] = {
 SECTION(probe_sec, probe_keys, "{ interval = ...; }");
 
 static const struct key dns_keys[] = {
-	FN("nameservers", struct conf, dns, parse_nameservers,
-	    print_nameservers),
+	LINES("nameservers", "nameserver", struct conf, dns,
+	    parse_nameservers, lines_nameservers),
 	INT("timeout", struct conf, dns.timeout_ms, 100, 60000, 2000),
 	END
 };
@@ -1246,16 +1237,12 @@ SECTION(registrar_sec, registrar_keys, "{ min_expires = ...; }",
     .check = check_registrar);
 
 static void
-note_auth(FILE *fp, const void *obj, int depth)
+note_auth(FILE *fp, const void *obj)
 {
 	const struct conf	*cf = obj;
 
-	print_indent(fp, depth);
 	if (cf->auth.users_file != NULL)
-		fprintf(fp, "# %u user(s) in %s\n", auth_users_count(cf->users),
-		    cf->auth.users_file);
-	else
-		fprintf(fp, "# no users file: nothing is authenticated\n");
+		fprintf(fp, " (%u users)", auth_users_count(cf->users));
 }
 
 static const struct key auth_keys[] = {
@@ -1263,7 +1250,8 @@ static const struct key auth_keys[] = {
 	INT("nonce_expiry", struct conf, auth.nonce_expiry_s, 1, 86400, 300),
 	FN("algorithms", struct conf, auth.algorithms, parse_algorithms,
 	    print_algorithms),
-	FN("trusted", struct conf, auth.trusted, parse_acl, print_acl),
+	LINES("trusted", "trusted", struct conf, auth.trusted, parse_acl,
+	    lines_acl),
 	END
 };
 
@@ -1333,7 +1321,8 @@ static const struct key security_keys[] = {
 	SECS("ban_time", struct conf, guard.ban_ms, 1, 86400, 60),
 	INT("auth_failures", struct conf, guard.auth_failures, 0, 1000, 5),
 	SECS("auth_window", struct conf, guard.auth_window_ms, 1, 86400, 60),
-	FN("exempt", struct conf, guard.exempt, parse_acl, print_acl),
+	LINES("exempt", "exempt", struct conf, guard.exempt, parse_acl,
+	    lines_acl),
 	BOOL("scanners", struct conf, guard.scanners, true),
 	REGEX("scanner_user_agents", struct conf, guard.scanner_src,
 	    guard.scanner_re, REG_EXTENDED | REG_ICASE | REG_NOSUB,
@@ -1352,15 +1341,16 @@ SECTION(security_sec, security_keys, "{ rate_requests = ...; }",
     .check = check_security);
 
 static const struct key root_keys[] = {
-	LIST("listen", struct conf, listen, nlisten, listen_sec, 1),
-	FN("domains", struct conf, proxy.domains, parse_domains,
-	    print_domains),
+	LIST("listen", "listen", struct conf, listen, nlisten, listen_sec, 1),
+	LINES("domains", "domain", struct conf, proxy.domains, parse_domains,
+	    lines_domains),
 	BOOL("relay", struct conf, proxy.relay, false),
 	BOOL("record_route", struct conf, proxy.record_route, true),
 	GROUP("timers", timers_sec),
-	FN("routes", struct conf, proxy.routes, parse_routes, print_routes),
-	FN("failure_routes", struct conf, proxy.routes, parse_routes,
-	    print_routes),
+	LINES("routes", "route", struct conf, proxy.routes, parse_routes,
+	    lines_routes),
+	LINES("failure_routes", "failure_route", struct conf, proxy.routes,
+	    parse_routes, lines_routes),
 	GROUP("probe", probe_sec),
 	GROUP("dns", dns_sec),
 	GROUP("metrics", metrics_sec),
@@ -1539,12 +1529,11 @@ conf_warnings(const struct conf *cf, FILE *fp)
 }
 
 /*
- * For ospreyd -t -v: the config as understood, in the config's own syntax,
- * every key with its value (the defaults too), from the same tables.
+ * For ospreyd -t -v and the reload summary: the config as understood, a
+ * record a line, every key with its value (defaults too), from the tables.
  */
 void
 conf_print(const struct conf *cf, FILE *fp)
 {
-	fprintf(fp, "# The configuration as read, every value spelled out.\n");
-	print_section(fp, &root_sec, cf, 0);
+	print_root(fp, &root_sec, cf);
 }
