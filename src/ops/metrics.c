@@ -289,8 +289,9 @@ metrics_render_guard(struct evbuffer *out)
 	    "New INVITEs answered 503 over security.call_rate.",
 	    gs->call_rate);
 	metrics_scalar(out, "osprey_overload_rejections_total", "counter",
-	    "New requests answered 503 because security.max_transactions "
-	    "transactions were open.", proxy_stats()->overloaded);
+	    "New requests answered 503: security.max_transactions in "
+	    "progress or security.max_transaction_memory held.",
+	    proxy_stats()->overloaded);
 }
 
 static void

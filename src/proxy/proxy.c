@@ -523,11 +523,14 @@ proxy_admit(const struct sipmsg *m, struct tp_sock *sock,
 		    "Retry-After: 10\r\n");
 		return (false);
 	}
-	if (txn_count() >= P.cur->max_transactions) {
+	if (txn_open() >= P.cur->max_transactions ||
+	    (P.cur->max_transaction_memory > 0 &&
+	    txn_bytes() >= P.cur->max_transaction_memory)) {
 		/* Full: no memory grows, the caller is told to come back. */
 		log_peer("proxy " SLICE_FMT ": %s refused, %u transactions "
-		    "open (security.max_transactions)", SLICE_ARG(m->callid),
-		    sip_method_name(m->method), txn_count());
+		    "in progress, %zu bytes held (security.max_transactions, "
+		    "max_transaction_memory)", SLICE_ARG(m->callid),
+		    sip_method_name(m->method), txn_open(), txn_bytes());
 		P.stats.overloaded++;
 		proxy_reply_stateless(m, sock, src, 503,
 		    "Too Many Transactions", "Retry-After: 5\r\n");

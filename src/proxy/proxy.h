@@ -23,7 +23,8 @@ struct proxy_settings {
 	bool			  record_route;
 	uint32_t		  cancel_ms;
 	size_t			  max_message_size;
-	unsigned		  max_transactions;	/* then 503 */
+	unsigned		  max_transactions;	/* in progress; then 503 */
+	size_t			  max_transaction_memory; /* bytes; 0: none */
 	struct route_table	  routes;
 	uint32_t		  probe_interval_ms;
 	uint32_t		  probe_timeout_ms;

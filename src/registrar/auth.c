@@ -204,6 +204,19 @@ auth_users_count(const struct auth_users *u)
 	return (u == NULL ? 0 : u->n);
 }
 
+/* fn with each "user:realm" of the file, in no particular order. */
+void
+auth_users_foreach(const struct auth_users *u, void (*fn)(const char *,
+    void *), void *arg)
+{
+	const struct hnode	*n;
+	size_t			 i;
+
+	for (i = 0; u != NULL && i < u->tab.nb; i++)
+		for (n = u->tab.b[i]; n != NULL; n = n->next)
+			fn(((const struct auth_user *)n)->key, arg);
+}
+
 /* Users in the file in use. */
 unsigned
 auth_users_count_now(void)
