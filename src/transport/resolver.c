@@ -21,19 +21,13 @@
 
 #include "log.h"
 #include "resolver.h"
+#include "resolver_int.h"
 #include "xmalloc.h"
 
 #define DNS_PORT	53
-#define MAX_SRV		16
-#define CACHE_MAX	1024
+#define MAX_SRV		RESOLVER_MAX_SRV
+#define CACHE_MAX	RESOLVER_CACHE_MAX
 #define A_TTL_S		60
-
-struct srv {
-	uint16_t	 prio;
-	uint16_t	 weight;
-	uint16_t	 port;
-	char		 target[256];
-};
 
 struct cache_entry {
 	char			*key;		/* owned: "host|port" */
@@ -53,7 +47,7 @@ struct resolve_req {
 	uint16_t		 id;		/* SRV query id */
 	struct timer		 timer;		/* SRV timeout */
 	unsigned		 tries;
-	struct srv		 srv[MAX_SRV];
+	struct resolver_srv	 srv[MAX_SRV];
 	unsigned		 nsrv;
 	unsigned		 pending;	/* A/AAAA lookups out */
 	struct {
@@ -106,6 +100,13 @@ req_free(struct resolve_req *r)
 	free(r);
 }
 
+static void
+make_key(char *buf, size_t len, const char *host, uint16_t port)
+{
+	snprintf(buf, len, "%s|%u", host, port);
+}
+
+/* Expired entries go as the list is walked. */
 static struct cache_entry *
 cache_get(const char *key)
 {
@@ -145,10 +146,35 @@ cache_put(const char *key, const struct tp_addr *addrs, unsigned n,
 	R.ncache++;
 }
 
-static void
-make_key(char *buf, size_t len, const char *host, uint16_t port)
+const struct tp_addr *
+resolver_cache_get(const char *host, uint16_t port, unsigned *n)
 {
-	snprintf(buf, len, "%s|%u", host, port);
+	struct cache_entry	*c;
+	char			 key[300];
+
+	make_key(key, sizeof(key), host, port);
+	if ((c = cache_get(key)) == NULL) {
+		*n = 0;
+		return (NULL);
+	}
+	*n = c->n;
+	return (c->addrs);
+}
+
+void
+resolver_cache_put(const char *host, uint16_t port,
+    const struct tp_addr *addrs, unsigned n, uint32_t ttl)
+{
+	char	key[300];
+
+	make_key(key, sizeof(key), host, port);
+	cache_put(key, addrs, n, ttl);
+}
+
+unsigned
+resolver_cache_size(void)
+{
+	return (R.ncache);
 }
 
 /* Collect the addresses in SRV order and hand them over. */
@@ -221,11 +247,11 @@ a_lookup(struct resolve_req *r, const char *host, uint16_t port,
 }
 
 /* SRV targets: by priority, then a weighted draw within one (RFC 2782). */
-static void
-srv_order(struct srv *s, unsigned n)
+void
+resolver_srv_order(struct resolver_srv *s, unsigned n, long (*rnd)(void))
 {
-	unsigned	i, j, total, pick;
-	struct srv	tmp;
+	unsigned		i, j, total, pick;
+	struct resolver_srv	tmp;
 
 	for (i = 1; i < n; i++)
 		for (j = i; j > 0 && s[j - 1].prio > s[j].prio; j--) {
@@ -237,7 +263,7 @@ srv_order(struct srv *s, unsigned n)
 		total = 0;
 		for (j = i; j < n && s[j].prio == s[i].prio; j++)
 			total += s[j].weight + 1;
-		pick = (unsigned)(random() % total);
+		pick = (unsigned)(rnd() % total);
 		for (j = i; j < n && s[j].prio == s[i].prio; j++) {
 			if (pick < (unsigned)s[j].weight + 1)
 				break;
@@ -262,7 +288,7 @@ srv_resolved(struct resolve_req *r)
 		a_lookup(r, r->host, 5060, 0);
 		return;
 	}
-	srv_order(r->srv, r->nsrv);
+	resolver_srv_order(r->srv, r->nsrv, random);
 	for (i = 0; i < r->nsrv; i++) {
 		log_debug("dns %s: SRV %u %u %u %s", r->host, r->srv[i].prio,
 		    r->srv[i].weight, r->srv[i].port, r->srv[i].target);
@@ -271,8 +297,8 @@ srv_resolved(struct resolve_req *r)
 }
 
 /* Read a possibly compressed name at off; returns the offset past it. */
-static int
-dns_name(const unsigned char *p, size_t len, size_t off, char *out,
+int
+resolver_dns_name(const unsigned char *p, size_t len, size_t off, char *out,
     size_t outlen)
 {
 	size_t	o = off, w = 0, end = 0;
@@ -315,29 +341,31 @@ get16(const unsigned char *p)
 	return ((uint16_t)(p[0] << 8 | p[1]));
 }
 
-static void
-srv_parse(struct resolve_req *r, const unsigned char *p, size_t len)
+int
+resolver_srv_parse(const unsigned char *p, size_t len,
+    struct resolver_srv *srv, unsigned max, uint32_t *minttl)
 {
-	unsigned	qd, an, i, rcode;
+	unsigned	qd, an, i, rcode, n = 0;
 	char		name[256];
 	int		off = 12;
 
+	if (len < 12)
+		return (0);
 	rcode = p[3] & 0x0f;
 	qd = get16(p + 4);
 	an = get16(p + 6);
-	r->ttl = 3600;
 	for (i = 0; i < qd; i++) {
-		if ((off = dns_name(p, len, off, name, sizeof(name))) < 0 ||
-		    (size_t)off + 4 > len)
-			goto done;
+		if ((off = resolver_dns_name(p, len, off, name,
+		    sizeof(name))) < 0 || (size_t)off + 4 > len)
+			return (0);
 		off += 4;
 	}
 	for (i = 0; rcode == 0 && i < an; i++) {
 		uint16_t	type, rdlen;
 		uint32_t	ttl;
 
-		if ((off = dns_name(p, len, off, name, sizeof(name))) < 0 ||
-		    (size_t)off + 10 > len)
+		if ((off = resolver_dns_name(p, len, off, name,
+		    sizeof(name))) < 0 || (size_t)off + 10 > len)
 			break;
 		type = get16(p + off);
 		ttl = (uint32_t)get16(p + off + 4) << 16 | get16(p + off + 6);
@@ -345,23 +373,31 @@ srv_parse(struct resolve_req *r, const unsigned char *p, size_t len)
 		off += 10;
 		if ((size_t)off + rdlen > len)
 			break;
-		if (type == 33 && rdlen >= 7 && r->nsrv < MAX_SRV) {
-			struct srv	*s = &r->srv[r->nsrv];
+		if (type == 33 && rdlen >= 7 && n < max) {
+			struct resolver_srv	*s = &srv[n];
 
 			s->prio = get16(p + off);
 			s->weight = get16(p + off + 2);
 			s->port = get16(p + off + 4);
-			if (dns_name(p, len, off + 6, s->target,
+			if (resolver_dns_name(p, len, off + 6, s->target,
 			    sizeof(s->target)) > 0 && s->port != 0 &&
 			    strcmp(s->target, "") != 0) {
-				r->nsrv++;
-				if (ttl < r->ttl)
-					r->ttl = ttl;
+				n++;
+				if (ttl < *minttl)
+					*minttl = ttl;
 			}
 		}
 		off += rdlen;
 	}
-done:
+	return ((int)n);
+}
+
+static void
+srv_parse(struct resolve_req *r, const unsigned char *p, size_t len)
+{
+	r->ttl = RESOLVER_SRV_TTL_MAX;
+	r->nsrv = (unsigned)resolver_srv_parse(p, len, r->srv, MAX_SRV,
+	    &r->ttl);
 	srv_resolved(r);
 }
 
