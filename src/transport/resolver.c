@@ -33,7 +33,7 @@ struct cache_entry {
 	char			*key;		/* owned: "host|port" */
 	struct tp_addr		 addrs[RESOLVE_MAX_ADDRS];
 	unsigned		 n;
-	time_t			 expires;
+	uint64_t		 expires_ms;	/* timer_now_ms() */
 	struct cache_entry	*next;
 };
 
@@ -55,6 +55,7 @@ struct resolve_req {
 		unsigned	 n;
 	}			 per[MAX_SRV];	/* by SRV rank */
 	uint32_t		 ttl;
+	const char		*err;		/* static: why none, or NULL */
 	struct resolve_req	*next;
 };
 
@@ -111,10 +112,10 @@ static struct cache_entry *
 cache_get(const char *key)
 {
 	struct cache_entry	*c, **pp;
-	time_t			 now = time(NULL);
+	uint64_t		 now = timer_now_ms();
 
 	for (pp = &R.cache; (c = *pp) != NULL; ) {
-		if (c->expires <= now) {
+		if (c->expires_ms <= now) {
 			*pp = c->next;
 			free(c->key);
 			free(c);
@@ -140,7 +141,7 @@ cache_put(const char *key, const struct tp_addr *addrs, unsigned n,
 	c->key = xstrdup(key);
 	memcpy(c->addrs, addrs, n * sizeof(*addrs));
 	c->n = n;
-	c->expires = time(NULL) + ttl;
+	c->expires_ms = timer_now_ms() + (uint64_t)ttl * 1000;
 	c->next = R.cache;
 	R.cache = c;
 	R.ncache++;
@@ -193,8 +194,21 @@ req_finish(struct resolve_req *r)
 	cache_put(key, all, n, r->ttl);
 	log_debug("dns %s: %u address(es)", r->host, n);
 	if (!r->cancelled)
-		r->cb(r->arg, all, n, n == 0 ? "no address" : NULL);
+		r->cb(r->arg, all, n, n > 0 ? NULL : r->err != NULL ? r->err :
+		    "no address");
 	req_free(r);
+}
+
+/*
+ * One reason fewer to keep r: each A/AAAA lookup out is one, and so is the
+ * code starting lookups, since evdns may answer one before it returns
+ * (/etc/hosts, a numeric target) and r must outlive the loop.
+ */
+static void
+req_release(struct resolve_req *r)
+{
+	if (--r->pending == 0)
+		req_finish(r);
 }
 
 static void
@@ -222,8 +236,7 @@ a_done(int err, struct evutil_addrinfo *res, void *arg)
 	} else
 		log_debug("dns %s: %s", r->host, evutil_gai_strerror(err));
 	free(a);
-	if (--r->pending == 0)
-		req_finish(r);
+	req_release(r);
 }
 
 static void
@@ -246,11 +259,18 @@ a_lookup(struct resolve_req *r, const char *host, uint16_t port,
 	evdns_getaddrinfo(R.dns, host, portstr, &hints, a_done, a);
 }
 
-/* SRV targets: by priority, then a weighted draw within one (RFC 2782). */
+/*
+ * SRV records in the order to try them (RFC 2782): by priority; each place
+ * within a priority goes to a draw among the records left, weighted by
+ * their weights.  Records of weight 0 are put first and the draw runs from
+ * 0 to the sum, so that a weight 0 record wins only on 0 when others weigh
+ * something; with none of weight 0 the draw runs from 1, so that the odds
+ * are the weights'.  When every weight left is 0 the draw is even.
+ */
 void
 resolver_srv_order(struct resolver_srv *s, unsigned n, long (*rnd)(void))
 {
-	unsigned		i, j, total, pick;
+	unsigned		i, j, k, end, zeros, total, pick, run;
 	struct resolver_srv	tmp;
 
 	for (i = 1; i < n; i++)
@@ -260,20 +280,34 @@ resolver_srv_order(struct resolver_srv *s, unsigned n, long (*rnd)(void))
 			s[j - 1] = tmp;
 		}
 	for (i = 0; i < n; i++) {
+		for (end = i; end < n && s[end].prio == s[i].prio; end++)
+			;
+		if (end - i == 1)
+			continue;
 		total = 0;
-		for (j = i; j < n && s[j].prio == s[i].prio; j++)
-			total += s[j].weight + 1;
-		pick = (unsigned)(rnd() % total);
-		for (j = i; j < n && s[j].prio == s[i].prio; j++) {
-			if (pick < (unsigned)s[j].weight + 1)
-				break;
-			pick -= s[j].weight + 1;
+		for (zeros = i, k = i; k < end; k++) {
+			total += s[k].weight;
+			if (s[k].weight == 0) {		/* weight 0 first */
+				tmp = s[k];
+				memmove(&s[zeros + 1], &s[zeros],
+				    (k - zeros) * sizeof(*s));
+				s[zeros++] = tmp;
+			}
 		}
-		if (j < n && j != i) {
-			tmp = s[i];
-			s[i] = s[j];
-			s[j] = tmp;
+		if (total == 0)
+			j = i + (unsigned)(rnd() % (end - i));
+		else {
+			if (zeros > i)
+				pick = (unsigned)(rnd() % (total + 1));
+			else
+				pick = (unsigned)(rnd() % total) + 1;
+			for (j = i, run = 0; j < end - 1; j++)
+				if ((run += s[j].weight) >= pick)
+					break;
 		}
+		tmp = s[j];			/* s[j] takes place i */
+		memmove(&s[i + 1], &s[i], (j - i) * sizeof(*s));
+		s[i] = tmp;
 	}
 }
 
@@ -283,17 +317,20 @@ srv_resolved(struct resolve_req *r)
 	unsigned	i;
 
 	timer_stop(&r->timer);
+	r->pending++;			/* held over the loop */
 	if (r->nsrv == 0) {		/* no SRV: A/AAAA, port 5060 */
 		r->ttl = A_TTL_S;
 		a_lookup(r, r->host, 5060, 0);
-		return;
+	} else {
+		resolver_srv_order(r->srv, r->nsrv, random);
+		for (i = 0; i < r->nsrv; i++) {
+			log_debug("dns %s: SRV %u %u %u %s", r->host,
+			    r->srv[i].prio, r->srv[i].weight, r->srv[i].port,
+			    r->srv[i].target);
+			a_lookup(r, r->srv[i].target, r->srv[i].port, i);
+		}
 	}
-	resolver_srv_order(r->srv, r->nsrv, random);
-	for (i = 0; i < r->nsrv; i++) {
-		log_debug("dns %s: SRV %u %u %u %s", r->host, r->srv[i].prio,
-		    r->srv[i].weight, r->srv[i].port, r->srv[i].target);
-		a_lookup(r, r->srv[i].target, r->srv[i].port, i);
-	}
+	req_release(r);
 }
 
 /* Read a possibly compressed name at off; returns the offset past it. */
@@ -341,48 +378,58 @@ get16(const unsigned char *p)
 	return ((uint16_t)(p[0] << 8 | p[1]));
 }
 
+/*
+ * An answer that does not hold together (a name, a count, a length) is
+ * refused whole, -1: none of it is used.  With TC set the answers may stop
+ * early, at the end of a record.
+ */
 int
 resolver_srv_parse(const unsigned char *p, size_t len,
     struct resolver_srv *srv, unsigned max, uint32_t *minttl)
 {
-	unsigned	qd, an, i, rcode, n = 0;
+	unsigned	qd, an, i, n = 0;
 	char		name[256];
 	int		off = 12;
 
 	if (len < 12)
-		return (0);
-	rcode = p[3] & 0x0f;
+		return (-1);
 	qd = get16(p + 4);
 	an = get16(p + 6);
 	for (i = 0; i < qd; i++) {
 		if ((off = resolver_dns_name(p, len, off, name,
 		    sizeof(name))) < 0 || (size_t)off + 4 > len)
-			return (0);
+			return (-1);
 		off += 4;
 	}
-	for (i = 0; rcode == 0 && i < an; i++) {
+	if ((p[3] & 0x0f) != 0)		/* RCODE: no such name, a failure */
+		return (0);
+	for (i = 0; i < an; i++) {
 		uint16_t	type, rdlen;
 		uint32_t	ttl;
 
+		if ((size_t)off == len && (p[2] & 0x02))
+			break;		/* TC: the rest did not fit */
 		if ((off = resolver_dns_name(p, len, off, name,
 		    sizeof(name))) < 0 || (size_t)off + 10 > len)
-			break;
+			return (-1);
 		type = get16(p + off);
 		ttl = (uint32_t)get16(p + off + 4) << 16 | get16(p + off + 6);
 		rdlen = get16(p + off + 8);
 		off += 10;
 		if ((size_t)off + rdlen > len)
-			break;
-		if (type == 33 && rdlen >= 7 && n < max) {
-			struct resolver_srv	*s = &srv[n];
+			return (-1);
+		if (type == 33) {
+			struct resolver_srv	 s;
 
-			s->prio = get16(p + off);
-			s->weight = get16(p + off + 2);
-			s->port = get16(p + off + 4);
-			if (resolver_dns_name(p, len, off + 6, s->target,
-			    sizeof(s->target)) > 0 && s->port != 0 &&
-			    strcmp(s->target, "") != 0) {
-				n++;
+			/* The target ends where the rdata does. */
+			if (rdlen < 7 || resolver_dns_name(p, len, off + 6,
+			    s.target, sizeof(s.target)) != off + rdlen)
+				return (-1);
+			s.prio = get16(p + off);
+			s.weight = get16(p + off + 2);
+			s.port = get16(p + off + 4);
+			if (n < max) {
+				srv[n++] = s;
 				if (ttl < *minttl)
 					*minttl = ttl;
 			}
@@ -392,12 +439,38 @@ resolver_srv_parse(const unsigned char *p, size_t len,
 	return ((int)n);
 }
 
+/*
+ * Our SRV answer: its usable records, ordered and looked up.  A malformed
+ * answer is dropped and we wait on for a good one (or the timeout).  If
+ * every record says "." there is no SIP service there (RFC 2782): no
+ * A/AAAA for the host then.
+ */
 static void
-srv_parse(struct resolve_req *r, const unsigned char *p, size_t len)
+srv_answer(struct resolve_req *r, const unsigned char *p, size_t len)
 {
-	r->ttl = RESOLVER_SRV_TTL_MAX;
-	r->nsrv = (unsigned)resolver_srv_parse(p, len, r->srv, MAX_SRV,
-	    &r->ttl);
+	struct resolver_srv	 srv[MAX_SRV];
+	uint32_t		 ttl = RESOLVER_SRV_TTL_MAX;
+	int			 n, i;
+	bool			 dot = false;
+
+	if ((n = resolver_srv_parse(p, len, srv, MAX_SRV, &ttl)) == -1) {
+		log_info("dns %s: malformed SRV answer dropped len=%zu",
+		    r->host, len);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (srv[i].target[0] == '\0')
+			dot = true;
+		else if (srv[i].port != 0)
+			r->srv[r->nsrv++] = srv[i];
+	r->ttl = ttl;
+	if (r->nsrv == 0 && dot) {
+		log_debug("dns %s: SRV target \".\"", r->host);
+		timer_stop(&r->timer);
+		r->err = "no SIP service (SRV target \".\")";
+		req_finish(r);
+		return;
+	}
 	srv_resolved(r);
 }
 
@@ -418,7 +491,7 @@ srv_read(evutil_socket_t fd, short what, void *arg)
 			    r->pending == 0 && timer_pending(&r->timer))
 				break;
 		if (r != NULL)
-			srv_parse(r, p, (size_t)n);
+			srv_answer(r, p, (size_t)n);
 	}
 }
 
@@ -507,12 +580,17 @@ resolver_lookup(const char *host, uint16_t port, resolve_cb *cb, void *arg)
 	r->next = R.reqs;
 	R.reqs = r;
 	timer_init(&r->timer, R.base, srv_timeout, r);
+	r->pending++;		/* held: the answer may come before we return */
 	if (port != 0 || R.fd == -1) {
 		r->ttl = A_TTL_S;
 		a_lookup(r, host, port ? port : 5060, 0);
 	} else {
 		getrandom(&r->id, sizeof(r->id), 0);
 		srv_send(r);
+	}
+	if (--r->pending == 0 && !timer_pending(&r->timer)) {
+		req_finish(r);		/* answered already */
+		return (NULL);
 	}
 	return (r);
 }
@@ -551,12 +629,16 @@ resolver_parse_ns(const char *s, struct tp_addr *ns)
 {
 	const char	*colon = strrchr(s, ':');
 	unsigned long	 port = DNS_PORT;
-	char		 host[128];
+	char		 host[128], *end;
 	size_t		 hl = strlen(s);
 
 	if (colon != NULL && (s[0] == '[' ? colon > strchr(s, ']') :
 	    strchr(s, ':') == colon)) {
-		port = strtoul(colon + 1, NULL, 10);
+		if (colon[1] < '0' || colon[1] > '9')
+			return (-1);
+		port = strtoul(colon + 1, &end, 10);
+		if (*end != '\0')
+			return (-1);
 		hl = colon - s;
 	}
 	if (hl >= sizeof(host) || port == 0 || port > 65535)

@@ -31,9 +31,10 @@ struct resolver_srv {
 int	 resolver_dns_name(const unsigned char *, size_t, size_t, char *,
 	    size_t);
 /*
- * The SRV records of an answer p[0..len), at most max into srv[]; *ttl is
- * lowered to the smallest TTL among them.  Returns how many, 0 with an error
- * RCODE or none.
+ * The SRV records of an answer p[0..len) in the order they came, at most
+ * max into srv[] ("." as target "", port 0 as 0); *ttl is lowered to the
+ * smallest TTL among them.  Returns how many, 0 with an error RCODE or
+ * none, -1 when the answer does not hold together (then use none of it).
  */
 int	 resolver_srv_parse(const unsigned char *, size_t,
 	    struct resolver_srv *, unsigned, uint32_t *);
