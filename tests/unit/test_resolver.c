@@ -1,7 +1,7 @@
 /*
  * Unit tests: resolver.c.  DNS answers are built here byte by byte and
- * parsed from heap copies of exactly their length, so that valgrind sees
- * any read past the end.  Lookups go over real UDP on loopback to a small
+ * parsed from copies that end where a page no one may read begins, so that
+ * a read past the end is a SIGSEGV (valgrind or not).  Lookups go over real UDP on loopback to a small
  * responder in this process (A and AAAA from a table, SRV answered by each
  * test); the SRV timeout and the cache TTLs run on the fake clock of
  * fake.c.
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -175,20 +176,25 @@ put_srv(struct pkt *p, uint32_t ttl, unsigned prio, unsigned weight,
 static struct resolver_srv	srv[RESOLVER_MAX_SRV];
 static uint32_t			ttl;
 
-/* A heap copy of exactly len bytes: valgrind sees a read past them. */
+/* The first len bytes of p, right before a page that cannot be read. */
 static int
 parse_len(const struct pkt *p, size_t len)
 {
-	unsigned char	*copy = malloc(len);
+	size_t		 pg = (size_t)sysconf(_SC_PAGESIZE);
+	size_t		 span = (len + pg - 1) / pg * pg + pg;
+	unsigned char	*m, *copy;
 	int		 rc;
 
-	ck_assert(copy != NULL || len == 0);
-	if (len > 0)
-		memcpy(copy, p->b, len);
+	m = mmap(NULL, span, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(m != MAP_FAILED);
+	ck_assert_int_eq(mprotect(m + span - pg, pg, PROT_NONE), 0);
+	copy = m + span - pg - len;
+	memcpy(copy, p->b, len);
 	memset(srv, 0, sizeof(srv));
 	ttl = RESOLVER_SRV_TTL_MAX;
 	rc = resolver_srv_parse(copy, len, srv, RESOLVER_MAX_SRV, &ttl);
-	free(copy);
+	munmap(m, span);
 	return (rc);
 }
 
@@ -348,6 +354,13 @@ START_TEST(parse_truncated)
 	for (len = 0; len < p.len; len++)
 		ck_assert_msg(parse_len(&p, len) == -1,
 		    "cut at %zu of %zu: %d", len, p.len, parse_len(&p, len));
+	/* No answers to reach: the question is read to its end. */
+	answer(&p, RESP_NX, 0);
+	ck_assert_int_eq(parse_pkt(&p), 0);
+	for (len = 0; len < p.len; len++)
+		ck_assert_msg(parse_len(&p, len) == -1,
+		    "NXDOMAIN cut at %zu of %zu: %d", len, p.len,
+		    parse_len(&p, len));
 }
 END_TEST
 
@@ -471,6 +484,13 @@ START_TEST(parse_rdlen_past_end)
 	put16(&p, 10);
 	set16(&p, at, 200);
 	ck_assert_int_eq(parse_pkt(&p), -1);
+	/* The last record, of a type we skip. */
+	answer(&p, RESP, 2);
+	put_srv(&p, 300, 10, 0, 5060, "a.example.test");
+	at = put_rr(&p, T_STASH, 300);
+	put16(&p, 10);
+	set16(&p, at, 3);
+	ck_assert_int_eq(parse_pkt(&p), -1);
 }
 END_TEST
 
@@ -513,15 +533,19 @@ START_TEST(parse_bad_labels)
 	size_t		at;
 	unsigned	i, k;
 
-	/* Label types 01 and 10 (RFC 6891 extended, reserved). */
-	for (k = 0x40; k <= 0x80; k += 0x40) {
+	/*
+	 * Label types 01 and 10 (RFC 6891 extended, reserved), followed by
+	 * as many bytes as the length would be if read as one.
+	 */
+	for (k = 0x41; k <= 0x81; k += 0x40) {
 		answer(&p, RESP, 1);
 		at = put_rr(&p, T_SRV, 300);
 		put16(&p, 10);
 		put16(&p, 0);
 		put16(&p, 5060);
-		put8(&p, k | 1);
-		put8(&p, 'a');
+		put8(&p, k);
+		for (i = 0; i < k; i++)
+			put8(&p, 'a');
 		put8(&p, 0);
 		end_rr(&p, at);
 		ck_assert_int_eq(parse_pkt(&p), -1);
