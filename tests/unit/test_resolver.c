@@ -1,10 +1,10 @@
 /*
  * Unit tests: resolver.c.  DNS answers are built here byte by byte and
  * parsed from copies that end where a page no one may read begins, so that
- * a read past the end is a SIGSEGV (valgrind or not).  Lookups go over real UDP on loopback to a small
- * responder in this process (A and AAAA from a table, SRV answered by each
- * test); the SRV timeout and the cache TTLs run on the fake clock of
- * fake.c.
+ * a read past the end is a SIGSEGV (valgrind or not).  Lookups go over
+ * real UDP on loopback to a small responder in this process (A and AAAA
+ * from a table, SRV answered by each test); the SRV timeout and the cache
+ * TTLs run on the fake clock of fake.c.
  */
 #include "config.h"
 
@@ -928,7 +928,7 @@ struct query {
 static struct query	queries[MAX_QUERIES];
 static unsigned		nq;
 /* A and AAAA records the responder knows: "name", "address". */
-static const char	*zone[16][2];
+static const char	*zone[32][2];
 static unsigned		nzone;
 
 struct result {
@@ -953,7 +953,7 @@ resolved(void *arg, const struct tp_addr *a, unsigned n, const char *err)
 static void
 zone_add(const char *name, const char *ip)
 {
-	ck_assert_uint_lt(nzone, 16);
+	ck_assert_uint_lt(nzone, 32);
 	zone[nzone][0] = name;
 	zone[nzone][1] = ip;
 	nzone++;
@@ -1215,6 +1215,42 @@ START_TEST(lookup_srv_order)
 	ck_addr(&res.addrs[3], "127.0.0.14", 5003);
 	ck_assert_uint_eq(count_queries(NULL, T_SRV), 1);
 	ck_assert_uint_eq(count_queries(HOST, 0), 0);
+}
+END_TEST
+
+/* The list stops at RESOLVE_MAX_ADDRS, in SRV order. */
+START_TEST(lookup_address_cap)
+{
+	static const char	*ips[3][8] = {
+		{ "127.0.1.1", "127.0.1.2", "127.0.1.3", "127.0.1.4",
+		  "127.0.1.5", "127.0.1.6", "127.0.1.7", "127.0.1.8" },
+		{ "127.0.2.1", "127.0.2.2", "127.0.2.3", "127.0.2.4",
+		  "127.0.2.5", "127.0.2.6", "127.0.2.7", "127.0.2.8" },
+		{ "127.0.3.1", "127.0.3.2", "127.0.3.3", "127.0.3.4",
+		  "127.0.3.5", "127.0.3.6", "127.0.3.7", "127.0.3.8" },
+	};
+	static const char	*names[3] = { "a.test", "b.test", "c.test" };
+	struct result		 res = { 0 };
+	const struct query	*q;
+	struct pkt		 p;
+	unsigned		 i, k;
+
+	for (i = 0; i < 3; i++)
+		for (k = 0; k < 8; k++)
+			zone_add(names[i], ips[i][k]);
+	ck_assert_ptr_nonnull(resolver_lookup(HOST, 0, resolved, &res));
+	q = srv_query(0);
+	answer(&p, RESP, 3);
+	put_srv(&p, 300, 30, 0, 5003, "c.test");
+	put_srv(&p, 300, 10, 0, 5001, "a.test");
+	put_srv(&p, 300, 20, 0, 5002, "b.test");
+	reply(q, &p);
+	pump(&res, 2000);
+	ck_assert_uint_eq(res.calls, 1);
+	ck_assert_uint_eq(res.n, RESOLVE_MAX_ADDRS);
+	for (i = 0; i < 2; i++)
+		for (k = 0; k < 8; k++)
+			ck_addr(&res.addrs[i * 8 + k], ips[i][k], 5001 + i);
 }
 END_TEST
 
@@ -1507,6 +1543,7 @@ resolver_suite(void)
 	tcase_add_test(tc, lookup_port_skips_srv);
 	tcase_add_test(tc, lookup_hosts_file_at_once);
 	tcase_add_test(tc, lookup_srv_order);
+	tcase_add_test(tc, lookup_address_cap);
 	tcase_add_test(tc, lookup_srv_targets_at_once);
 	tcase_add_test(tc, lookup_srv_nxdomain);
 	tcase_add_test(tc, lookup_srv_timeout);
