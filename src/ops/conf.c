@@ -667,7 +667,7 @@ load_auth(struct ctx *c, const config_setting_t *root, struct conf *cf)
 	 * MD5 first by default: many phones (and sipsak) read only the first
 	 * challenge and know nothing but MD5.
 	 */
-	as->algorithms = AUTH_SHA256 | AUTH_MD5;
+	as->algorithms = AUTH_MD5;
 	as->sha256_first = false;
 	if (g == NULL) {
 		as->nonce_expiry_s = (uint32_t)ne;
