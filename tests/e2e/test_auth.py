@@ -727,6 +727,24 @@ def test_replay_after_restart_rejected(reglab):
         [alice.contact_uri], "the replay removed the binding"
 
 
+def test_default_algorithms_md5_alone(reglab):
+    """Without auth.algorithms the challenge offers MD5 alone (baresip
+    1.0 gives up on any SHA-256 challenge, sipsak and SIPp on a SHA-256
+    one first: osprey.conf(5)); a SHA-256 answer is refused."""
+    reglab.start(users=USERS, registrar=REG)
+    alice = reglab.phone("alice")
+    r = alice.send_register()
+    assert r.code == 401
+    assert [c.algorithm for c in challenges(r)] == ["MD5"], r.text()
+    ch = pick_challenge(alice.send_register())
+    auth = authorization(ch, "REGISTER", "sip:" + REALM, "alice",
+                         USERS["alice"], algorithm="SHA-256")
+    assert alice.send_register(auth=auth).code == 401
+    auth = authorization(pick_challenge(alice.send_register()), "REGISTER",
+                         "sip:" + REALM, "alice", USERS["alice"])
+    assert alice.send_register(auth=auth).code == 200
+
+
 @pytest.mark.parametrize("algs", [["MD5", "SHA-256"], ["MD5"], ["SHA-256"]])
 def test_algorithms_setting(reglab, algs):
     """auth.algorithms: one challenge per algorithm, in that order; an
