@@ -282,6 +282,36 @@ def test_osprey_passwd_line_authenticates(reglab, tmp_path):
     assert reglab.phone("erin", "first").register().code == 401
 
 
+def test_osprey_passwd_file_is_0640(tmp_path):
+    """osprey-passwd FILE under umask 022: a new file is 0640; a file
+    that was 0644 (as git checks conf/users out) is 0640 afterwards, its
+    group kept (checked when we may give it another group)."""
+    tool = os.path.join(TOP, "tools", "osprey-passwd")
+
+    def passwd(path, user):
+        p = subprocess.run(["sh", "-c", 'umask 022 && exec "$0" "$@"',
+                            tool, user, REALM, path], input="pw\n",
+                           capture_output=True, text=True, timeout=10)
+        assert p.returncode == 0, p.stderr
+        return os.stat(path)
+
+    fresh = os.path.join(str(tmp_path), "fresh")
+    assert oct(passwd(fresh, "alice").st_mode & 0o7777) == oct(0o640)
+    shipped = os.path.join(str(tmp_path), "users")
+    with open(shipped, "w") as f:
+        f.write("# an example, no users\n")
+    os.chmod(shipped, 0o644)
+    gid = os.stat(shipped).st_gid
+    if os.geteuid() == 0:
+        gid = 65534
+        os.chown(shipped, -1, gid)
+    st = passwd(shipped, "bob")
+    assert oct(st.st_mode & 0o7777) == oct(0o640)
+    assert st.st_gid == gid
+    with open(shipped) as f:
+        assert f.read().startswith("# an example, no users\nbob:")
+
+
 # ------------------------------------------------- INVITE and others
 
 

@@ -461,6 +461,29 @@ def test_restart_keeps_bindings(reglab):
     ring_and_answer(call, bob, inv)
 
 
+def test_database_private_whatever_the_umask(reglab):
+    """The database keeps the server secret: under umask 022 it comes
+    out 0600, and so do its -wal and -shm; one left 0644 (by an older
+    ospreyd) is 0600 again after a restart, and the log says so."""
+    umask022 = ("sh", "-c", 'umask 022 && exec "$0" "$@"')
+    reglab.start(registrar=dict(REG, database=True), wrapper=umask022)
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=600), bob)
+    db = os.path.join(reglab.proxy.workdir, "location.db")
+
+    def modes():
+        return {f: oct(os.stat(db + f).st_mode & 0o7777)
+                for f in ("", "-wal", "-shm") if os.path.exists(db + f)}
+
+    assert modes() == {"": "0o600", "-wal": "0o600", "-shm": "0o600"}
+    reglab.proxy.stop()
+    os.chmod(db, 0o644)
+    reglab.restart()
+    assert modes() == {"": "0o600", "-wal": "0o600", "-shm": "0o600"}
+    assert "mode 0644, now 0600" in reglab.proxy.log_text()
+    assert list(reglab.phone("bob").query()) == [bob.contact_uri]
+
+
 def test_restart_without_database_forgets(reglab):
     """The contrast: no database, memory only."""
     reglab.start(registrar=REG)
