@@ -177,22 +177,18 @@ fail:
 void
 auth_users_free(struct auth_users *u)
 {
-	size_t	i;
+	struct hashtab_iter	 it;
+	struct hnode		*n;
 
 	if (u == NULL)
 		return;
-	for (i = 0; i < u->tab.nb; i++) {
-		struct hnode	*n = u->tab.b[i], *next;
+	HASHTAB_FOREACH(n, &u->tab, it) {
+		struct auth_user	*e = (struct auth_user *)n;
 
-		for (; n != NULL; n = next) {
-			struct auth_user	*e = (struct auth_user *)n;
-
-			next = n->next;
-			explicit_bzero(e->ha1_md5, sizeof(e->ha1_md5));
-			explicit_bzero(e->ha1_sha256, sizeof(e->ha1_sha256));
-			free(e->key);
-			free(e);
-		}
+		explicit_bzero(e->ha1_md5, sizeof(e->ha1_md5));
+		explicit_bzero(e->ha1_sha256, sizeof(e->ha1_sha256));
+		free(e->key);
+		free(e);
 	}
 	hashtab_cleanup(&u->tab);
 	free(u);
