@@ -14,8 +14,9 @@ import pytest
 
 from conftest import TOP, lc
 from sip import (FINAL, NON2XX, SDP, UAC, UAS, authorization, challenges,
-                 match, parse, pick_challenge, reglab,  # noqa
-                 reply_to, uri_of)
+                 invite_refused, match, parse, pick_challenge,
+                 reglab,  # noqa
+                 reply_to, stranger_invite, uri_of)
 
 REALM = "example.test"
 USERS = {"alice": "wonderland", "bob": "builder", "carol": "c4r0l!"}
@@ -452,10 +453,7 @@ def test_offline_user_480_unknown_user_404(reglab):
     assert r.reason == "Temporarily Unavailable", r.start
     call.ack(r)
     call = reglab.caller("sip:zed@example.test")    # not in the users file
-    call.invite()
-    r = call.ep.expect(call.resp(NON2XX))
-    assert r.code == 404, r
-    call.ack(r)
+    invite_refused(call, 404)
 
 
 def test_no_open_relay_for_strangers(reglab):
@@ -465,12 +463,7 @@ def test_no_open_relay_for_strangers(reglab):
     far = reglab.phone("carol")             # a UAS outside our domain
     dest = "sip:carol@127.0.0.1:%d" % far.ep.port
     call = reglab.caller(dest)
-    call.invite()
-    r = call.ep.expect(call.resp(NON2XX))
-    assert r.code == 403, r
-    call.ack(r)
-    assert far.ep.collect(0.3, match(method="INVITE")) == [], \
-        "a stranger's INVITE was relayed to a foreign destination"
+    invite_refused(call, 403, [far])    # relayed to a foreign destination?
 
     alice = reglab.phone("alice", USERS["alice"])
     call = alice.call(dest)
@@ -494,11 +487,7 @@ def test_routes_public_only_for_strangers(reglab):
     start(reglab, extra="routes = %s;" % lc(routes))
 
     call = reglab.caller("sip:pstn0123@example.test")
-    call.invite()
-    r = call.ep.expect(call.resp(NON2XX))
-    assert r.code == 403, r
-    call.ack(r)
-    assert gw.ep.collect(0.3, match(method="INVITE")) == []
+    invite_refused(call, 403, [gw], 0.3)
 
     call = reglab.caller("sip:help@example.test")
     call.invite()
@@ -535,11 +524,7 @@ def test_from_domain_matched_case_insensitively(reglab):
     bob = registered(reglab, "bob")
     call = reglab.caller("sip:bob@example.test",
                          from_uri="sip:alice@EXAMPLE.Test")
-    call.invite()
-    r = call.ep.expect(call.resp(NON2XX))
-    assert r.code == 407, r
-    call.ack(r)
-    assert bob.ep.collect(0.3, match(method="INVITE")) == []
+    invite_refused(call, 407, [bob], 0.3)
 
 
 def test_reinvite_in_dialog_not_challenged(reglab):
@@ -565,31 +550,45 @@ def test_reinvite_in_dialog_not_challenged(reglab):
 
 def established_stranger_call(reglab, bob):
     """eve (a stranger) calls bob, who answers; returns (call, 200)."""
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    call, inv = stranger_invite(reglab, "sip:bob@example.test", bob)
     ok = answer(call, bob, inv)
     assert ok.values("record-route"), "no Record-Route to reuse"
     return call, ok
 
 
-def test_record_route_reused_outside_dialog_is_not_a_pass(reglab):
-    """eve, a stranger, may call bob and so learns our Record-Route for
-    that Call-ID. A new INVITE (no To tag: not in a dialog) with that
-    Call-ID and that Route to a route that is not public must still be
-    refused (403), never reach the gateway."""
-    gw = UAS(reglab.endpoint(), "gw")
-    routes = ({"user": "^pstn", "targets": ["sip:127.0.0.1:%d" % gw.ep.port]},)
-    start(reglab, extra="routes = %s;" % lc(routes))
+def reuse_record_route(reglab, ruri, in_dialog=False, gateway=False):
+    """eve, a stranger, calls bob (who answers) and so learns our
+    Record-Route for that Call-ID; then she INVITEs ruri with that Call-ID
+    and that Route, as a new request or (in_dialog) with the dialog's
+    tags. With gateway, the proxy has a route ^pstn -> a UAS that is not
+    public. Returns (the rogue UAC, the gateway's UAS or None)."""
+    gw = None
+    if gateway:
+        gw = UAS(reglab.endpoint(), "gw")
+        routes = ({"user": "^pstn",
+                   "targets": ["sip:127.0.0.1:%d" % gw.ep.port]},)
+        start(reglab, extra="routes = %s;" % lc(routes))
+    else:
+        start(reglab)
     bob = registered(reglab, "bob")
     call, ok = established_stranger_call(reglab, bob)
-
-    rogue = UAC(call.ep, reglab.proxy.addr, "sip:pstn0900@example.test",
-                from_uri=call.from_uri)
+    rogue = UAC(call.ep, reglab.proxy.addr, ruri, from_uri=call.from_uri)
     rogue.call_id = call.call_id
     rogue.cseq = 10
     rogue.route_set = list(reversed(ok.values("record-route")))
+    if in_dialog:
+        rogue.from_tag = call.from_tag
+        rogue.to_tag = ok.to_tag
     rogue.invite()
+    return rogue, gw
+
+
+def test_record_route_reused_outside_dialog_is_not_a_pass(reglab):
+    """A new INVITE (no To tag: not in a dialog) reusing eve's Call-ID and
+    our Record-Route, to a route that is not public, must still be
+    refused (403), never reach the gateway."""
+    rogue, gw = reuse_record_route(reglab, "sip:pstn0900@example.test",
+                                   gateway=True)
     got = gw.ep.collect(0.5, match(method="INVITE"))
     assert got == [], "a stranger reached a non-public route:\n%s" % (
         got[0].text())
@@ -602,16 +601,8 @@ def test_record_route_reused_outside_dialog_is_not_a_pass(reglab):
 def test_record_route_reused_outside_dialog_no_relay(reglab):
     """The same reuse towards a foreign destination: no open relay."""
     far = UAS(reglab.endpoint(), "carol")
-    start(reglab)
-    bob = registered(reglab, "bob")
-    call, ok = established_stranger_call(reglab, bob)
-    rogue = UAC(call.ep, reglab.proxy.addr,
-                "sip:carol@127.0.0.1:%d" % far.ep.port,
-                from_uri=call.from_uri)
-    rogue.call_id = call.call_id
-    rogue.cseq = 10
-    rogue.route_set = list(reversed(ok.values("record-route")))
-    rogue.invite()
+    rogue, _ = reuse_record_route(reglab,
+                                  "sip:carol@127.0.0.1:%d" % far.ep.port)
     got = far.ep.collect(0.5, match(method="INVITE"))
     assert got == [], "relayed with a reused Record-Route:\n%s" % (
         got[0].text())
@@ -734,9 +725,7 @@ def test_foreign_aor_register_cannot_hijack_our_user(reglab):
     eve.ep.send(raw, reglab.proxy.addr)
     r = eve.ep.expect(reply_to(parse(raw)))
     assert r.code != 200, "foreign AOR registered:\n%s" % r.text()
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    call, inv = stranger_invite(reglab, "sip:bob@example.test", bob)
     assert inv.uri == bob.contact_uri
     assert eve.ep.collect(0.3, match(method="INVITE")) == []
 
@@ -847,19 +836,8 @@ def test_record_route_reused_with_forged_to_tag_no_route(reglab):
     """The same reuse dressed as in-dialog (a To tag): the pass through
     our Record-Route reaches a dialog's remote target, never a route
     (here one that is not public)."""
-    gw = UAS(reglab.endpoint(), "gw")
-    routes = ({"user": "^pstn", "targets": ["sip:127.0.0.1:%d" % gw.ep.port]},)
-    start(reglab, extra="routes = %s;" % lc(routes))
-    bob = registered(reglab, "bob")
-    call, ok = established_stranger_call(reglab, bob)
-    rogue = UAC(call.ep, reglab.proxy.addr, "sip:pstn0900@example.test",
-                from_uri=call.from_uri)
-    rogue.call_id = call.call_id
-    rogue.from_tag = call.from_tag
-    rogue.to_tag = ok.to_tag
-    rogue.cseq = 10
-    rogue.route_set = list(reversed(ok.values("record-route")))
-    rogue.invite()
+    rogue, gw = reuse_record_route(reglab, "sip:pstn0900@example.test",
+                                   in_dialog=True, gateway=True)
     got = gw.ep.collect(0.5, match(method="INVITE"))
     assert got == [], "in-dialog pass reached a route:\n%s" % got[0].text()
     r = rogue.ep.recv(2.0, rogue.resp(NON2XX))
