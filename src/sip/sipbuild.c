@@ -159,17 +159,13 @@ void
 sipbuild_unsupported(const struct sipmsg *req, struct buf *out)
 {
 	struct slice	*v;
-	unsigned	 n, i;
+	unsigned	 n;
 
 	n = sipmsg_values(req, SH_PROXY_REQUIRE, NULL, 0);
 	v = xcalloc(n + 1, sizeof(*v));
 	n = sipmsg_values(req, SH_PROXY_REQUIRE, v, n);
 	buf_adds(out, "Unsupported: ");
-	for (i = 0; i < n; i++) {
-		if (i > 0)
-			buf_add(out, ", ", 2);
-		buf_add(out, v[i].p, v[i].len);
-	}
+	buf_add_list(out, v, n, ", ");
 	buf_add(out, "\r\n", 2);
 	free(v);
 }
@@ -222,16 +218,10 @@ sipbuild_request(const struct sipmsg *m, const struct fwd *f, struct buf *out)
 void
 sipbuild_routes(const struct slice *routes, unsigned n, struct buf *out)
 {
-	unsigned	i;
-
 	if (n == 0)
 		return;
 	buf_adds(out, "Route: ");
-	for (i = 0; i < n; i++) {
-		if (i > 0)
-			buf_add(out, ", ", 2);
-		buf_add(out, routes[i].p, routes[i].len);
-	}
+	buf_add_list(out, routes, n, ", ");
 	buf_add(out, "\r\n", 2);
 }
 
