@@ -1073,7 +1073,8 @@ def reglab(osprey_factory):
 
 # ------------------------------------------- set-ups of the registrar tests
 # (test_registrar.py, test_auth.py): a stranger's call to a registered
-# phone, a call that must be refused, phones registered with q-values.
+# phone, a call answered, a call that must be refused, phones registered
+# with q-values.
 
 
 def stranger_invite(lab, ruri, phone):
@@ -1082,6 +1083,18 @@ def stranger_invite(lab, ruri, phone):
     call = lab.caller(ruri)
     call.invite()
     return call, phone.uas.expect("INVITE", call_id=call.call_id)
+
+
+def answer_call(call, phone, inv):
+    """phone rings (180) and answers (200) inv; the caller gets both and
+    ACKs, the ACK reaches phone. Returns the 200."""
+    phone.uas.respond(inv, 180)
+    call.ep.expect(call.resp(180))
+    phone.uas.respond(inv, 200, body=SDP)
+    ok = call.ep.expect(call.resp(200))
+    call.ack(ok)
+    phone.uas.expect("ACK", call_id=call.call_id)
+    return ok
 
 
 def invite_refused(call, code, unreached=(), wait=0.3):

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import TOP, lc
 from sip import (FINAL, NON2XX, SDP, UAC, UAS, authorization, challenges,
-                 invite_refused, match, parse, pick_challenge,
+                 answer_call, invite_refused, match, parse, pick_challenge,
                  reglab,  # noqa
                  reply_to, stranger_invite, uri_of)
 
@@ -60,15 +60,15 @@ def registered(lab, user, **kw):
     return ph
 
 
-def answer(call, ph, inv):
-    """Callee rings and answers, caller ACKs; returns the 200."""
-    ph.uas.respond(inv, 180)
-    call.ep.expect(call.resp(180))
-    ph.uas.respond(inv, 200, body=SDP)
-    ok = call.ep.expect(call.resp(200))
-    call.ack(ok)
-    ph.uas.expect("ACK", call_id=call.call_id)
-    return ok
+def alice_calls_bob(reglab):
+    """The daemon started, bob registered, alice's INVITE (407 answered)
+    reaches him: (alice, bob, the call, the INVITE as bob got it)."""
+    start(reglab)
+    bob = registered(reglab, "bob")
+    alice = reglab.phone("alice", USERS["alice"])
+    call = alice.call("sip:bob@example.test")
+    alice.invite_auth(call)
+    return alice, bob, call, bob.uas.expect("INVITE", call_id=call.call_id)
 
 
 # ------------------------------------------------------------ REGISTER
@@ -346,7 +346,7 @@ def test_authenticated_call_and_in_dialog_requests(reglab, alg):
     inv = bob.uas.expect("INVITE", call_id=call.call_id)
     assert inv.uri == bob.contact_uri
     assert r.code == 407, r
-    ok = answer(call, bob, inv)
+    ok = answer_call(call, bob, inv)
     assert call.route_set, "no Record-Route in the 200"
 
     # BYE from the callee back to alice, in dialog, no credentials
@@ -387,12 +387,7 @@ def test_from_spoofing_403(reglab):
 
 
 def test_cancel_and_ack_not_challenged(reglab):
-    start(reglab)
-    bob = registered(reglab, "bob")
-    alice = reglab.phone("alice", USERS["alice"])
-    call = alice.call("sip:bob@example.test")
-    alice.invite_auth(call)
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    alice, bob, call, inv = alice_calls_bob(reglab)
     bob.uas.respond(inv, 180)
     call.ep.expect(call.resp(180))
     call.cancel()
@@ -438,7 +433,7 @@ def test_stranger_calls_our_user_without_credentials(reglab):
     call.invite()
     inv = bob.uas.expect("INVITE", call_id=call.call_id)
     assert inv.uri == bob.contact_uri
-    answer(call, bob, inv)
+    answer_call(call, bob, inv)
     call.bye()
     bob.uas.respond(bob.uas.expect("BYE", call_id=call.call_id), 200)
     assert call.ep.expect(call.resp(None, "BYE")).code == 200
@@ -530,13 +525,8 @@ def test_from_domain_matched_case_insensitively(reglab):
 def test_reinvite_in_dialog_not_challenged(reglab):
     """A re-INVITE from alice inside her dialog (To tag, through our
     Record-Route) reaches bob without credentials."""
-    start(reglab)
-    bob = registered(reglab, "bob")
-    alice = reglab.phone("alice", USERS["alice"])
-    call = alice.call("sip:bob@example.test")
-    alice.invite_auth(call)
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
-    answer(call, bob, inv)
+    alice, bob, call, inv = alice_calls_bob(reglab)
+    answer_call(call, bob, inv)
     call.invite()                       # re-INVITE, no Proxy-Authorization
     re = bob.uas.expect("INVITE", call_id=call.call_id)
     assert re.to_tag == bob.uas.tag(inv)
@@ -551,7 +541,7 @@ def test_reinvite_in_dialog_not_challenged(reglab):
 def established_stranger_call(reglab, bob):
     """eve (a stranger) calls bob, who answers; returns (call, 200)."""
     call, inv = stranger_invite(reglab, "sip:bob@example.test", bob)
-    ok = answer(call, bob, inv)
+    ok = answer_call(call, bob, inv)
     assert ok.values("record-route"), "no Record-Route to reuse"
     return call, ok
 
@@ -681,12 +671,7 @@ def test_other_realm_credentials_rejected(reglab):
 def test_proxy_authorization_replayed_on_new_call(reglab):
     """alice's Proxy-Authorization copied onto a new call (new Call-ID,
     same nonce and nc): 407, the replay does not reach anyone."""
-    start(reglab)
-    bob = registered(reglab, "bob")
-    alice = reglab.phone("alice", USERS["alice"])
-    call = alice.call("sip:bob@example.test")
-    alice.invite_auth(call)
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    alice, bob, call, inv = alice_calls_bob(reglab)
     cred = inv.get("proxy-authorization") or parse(
         call.invite_bytes).get("proxy-authorization")
     bob.uas.respond(inv, 486)

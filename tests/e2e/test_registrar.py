@@ -15,8 +15,8 @@ import time
 import pytest
 
 from conftest import OSPREYD
-from sip import (FINAL, NON2XX, SDP, invite_refused, match,  # noqa
-                 new_branch, parse, parse_uri, phones_with_q, reglab,
+from sip import (FINAL, NON2XX, SDP, answer_call, invite_refused,  # noqa
+                 match, new_branch, parse, parse_uri, phones_with_q, reglab,
                  reply_to, stranger_invite, uri_of)
 
 REG = {"min_expires": 60, "max_expires": 3600, "default_expires": 3600,
@@ -43,12 +43,7 @@ def check_reply(r, req_phone, code=200):
 def ring_and_answer(call, phone, inv):
     """The callee rings and answers; the caller gets the 200 and ACKs;
     BYE from the caller reaches the callee. Returns the 200."""
-    phone.uas.respond(inv, 180)
-    call.ep.expect(call.resp(180))
-    phone.uas.respond(inv, 200, body=SDP)
-    ok = call.ep.expect(call.resp(200))
-    call.ack(ok)
-    phone.uas.expect("ACK", call_id=call.call_id)
+    ok = answer_call(call, phone, inv)
     call.bye()
     bye = phone.uas.expect("BYE", call_id=call.call_id)
     phone.uas.respond(bye, 200)
