@@ -25,6 +25,7 @@
 #include <libconfig.h>
 
 #include "conf.h"
+#include "ctl.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -1196,7 +1197,7 @@ SECTION(metrics_sec, metrics_keys, "{ address = ...; port = ...; }",
 
 static const struct key control_keys[] = {
 	{ .name = "socket", .type = K_STR, FLD(struct conf, ctl.socket),
-	    .sdef = "/run/osprey/ospreyd.sock", .valid = valid_socket,
+	    .sdef = CTL_DEFAULT_SOCKET, .valid = valid_socket,
 	    .empty_null = true },
 	FN("mode", struct conf, ctl.mode, parse_mode, print_mode),
 	END
