@@ -543,11 +543,10 @@ END_TEST
 int
 main(void)
 {
-	TCase	*ta = check_case("auth");
+	TCase	*ta = check_fixed("auth", auth_setup, auth_teardown);
 
 	sipmsg_init();
 	log_init(true, LOG_LVL_WARNING);
-	tcase_add_checked_fixture(ta, auth_setup, auth_teardown);
 	tcase_set_timeout(ta, 120);	/* 2^20 nonces, under ASan too */
 	check_add(ta, digest_rfc7616_vectors, auth_nonces,
 	    auth_passwords_and_replay, auth_stale_nonce,

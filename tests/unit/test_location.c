@@ -239,11 +239,10 @@ END_TEST
 int
 main(void)
 {
-	TCase	*tc = check_case("location");
+	TCase	*tc = check_fixed("location", loc_setup, loc_teardown);
 
 	sipmsg_init();
 	log_init(true, LOG_LVL_WARNING);
-	tcase_add_checked_fixture(tc, loc_setup, loc_teardown);
 	check_add(tc, save_find_match, match_by_instance, counts_per_source,
 	    foreach_every_binding, expires_on_the_clock,
 	    heap_expires_in_order, addr_format);

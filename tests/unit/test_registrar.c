@@ -540,11 +540,10 @@ END_TEST
 int
 main(void)
 {
-	TCase	*tr = check_case("registrar");
+	TCase	*tr = check_fixed("registrar", reg_setup, reg_teardown);
 
 	sipmsg_init();
 	log_init(true, LOG_LVL_WARNING);
-	tcase_add_checked_fixture(tr, reg_setup, reg_teardown);
 	check_add(tr, register_add_refresh_remove,
 	    register_limits_and_instances, register_contact_fits_ruri,
 	    register_limit_per_source, bindings_expire_on_the_clock,
