@@ -1092,10 +1092,10 @@ parse_algorithms(struct ctx *c, const config_setting_t *s,
 	int			 i;
 
 	/*
-	 * MD5 first by default: many phones (and sipsak) read only the first
-	 * challenge and know nothing but MD5.
+	 * MD5 alone by default: baresip 1.0 aborts on any SHA-256 challenge,
+	 * sipsak and SIPp on a SHA-256 one offered first (osprey.conf(5)).
 	 */
-	as->algorithms = AUTH_SHA256 | AUTH_MD5;
+	as->algorithms = AUTH_MD5;
 	as->sha256_first = false;
 	if (s == NULL)
 		return (0);

@@ -94,19 +94,14 @@ source_free(struct source *s)
 void
 guard_shutdown(void)
 {
-	size_t	i;
+	struct hashtab_iter	 it;
+	struct hnode		*n;
 
 	if (!G.init)
 		return;
 	timer_stop(&G.sweep);
-	for (i = 0; i < G.tab.nb; i++) {
-		struct hnode	*n = G.tab.b[i], *next;
-
-		for (; n != NULL; n = next) {
-			next = n->next;
-			free(n);
-		}
-	}
+	HASHTAB_FOREACH(n, &G.tab, it)
+		free(n);
 	hashtab_cleanup(&G.tab);
 	memset(&G, 0, sizeof(G));
 }
@@ -292,39 +287,33 @@ guard_scanner(struct slice ua)
 static void
 guard_sweep(void *arg)
 {
-	uint64_t	now = timer_now_ms(), idle;
-	size_t		i;
+	uint64_t		 now = timer_now_ms(), idle;
+	struct hashtab_iter	 it;
+	struct hnode		*n;
 
 	(void)arg;
 	if (G.set != NULL) {
 		idle = G.set->window_ms > G.set->auth_window_ms ?
 		    G.set->window_ms : G.set->auth_window_ms;
-		for (i = 0; i < G.tab.nb; i++) {
-			struct hnode	*n = G.tab.b[i], *next;
+		HASHTAB_FOREACH(n, &G.tab, it) {
+			struct source	*s = (struct source *)n;
 
-			for (; n != NULL; n = next) {
-				struct source	*s = (struct source *)n;
+			if (s->banned_until != 0 && now >= s->banned_until) {
+				char	ip[INET6_ADDRSTRLEN];
 
-				next = n->next;
-				if (s->banned_until != 0 &&
-				    now >= s->banned_until) {
-					char	ip[INET6_ADDRSTRLEN];
-
-					inet_ntop(s->key[0], s->key + 1, ip,
-					    sizeof(ip));
-					log_notice("guard %s: ban over, %llu "
-					    "datagrams dropped", ip,
-					    (unsigned long long)s->dropped);
-					s->banned_until = 0;
-					s->dropped = 0;
-					s->count = 0;
-					s->fails = 0;
-					G.banned--;
-				}
-				if (s->banned_until == 0 &&
-				    now - s->last_ms > idle)
-					source_free(s);
+				inet_ntop(s->key[0], s->key + 1, ip,
+				    sizeof(ip));
+				log_notice("guard %s: ban over, %llu "
+				    "datagrams dropped", ip,
+				    (unsigned long long)s->dropped);
+				s->banned_until = 0;
+				s->dropped = 0;
+				s->count = 0;
+				s->fails = 0;
+				G.banned--;
 			}
+			if (s->banned_until == 0 && now - s->last_ms > idle)
+				source_free(s);
 		}
 		if (G.tab.n < G.set->max_sources)
 			G.full_logged = false;

@@ -177,22 +177,18 @@ fail:
 void
 auth_users_free(struct auth_users *u)
 {
-	size_t	i;
+	struct hashtab_iter	 it;
+	struct hnode		*n;
 
 	if (u == NULL)
 		return;
-	for (i = 0; i < u->tab.nb; i++) {
-		struct hnode	*n = u->tab.b[i], *next;
+	HASHTAB_FOREACH(n, &u->tab, it) {
+		struct auth_user	*e = (struct auth_user *)n;
 
-		for (; n != NULL; n = next) {
-			struct auth_user	*e = (struct auth_user *)n;
-
-			next = n->next;
-			explicit_bzero(e->ha1_md5, sizeof(e->ha1_md5));
-			explicit_bzero(e->ha1_sha256, sizeof(e->ha1_sha256));
-			free(e->key);
-			free(e);
-		}
+		explicit_bzero(e->ha1_md5, sizeof(e->ha1_md5));
+		explicit_bzero(e->ha1_sha256, sizeof(e->ha1_sha256));
+		free(e->key);
+		free(e);
 	}
 	hashtab_cleanup(&u->tab);
 	free(u);
@@ -560,26 +556,23 @@ auth_creds_realm(struct slice v, char *out, size_t len)
 }
 
 /*
- * Check the credentials of m for realm.  On AUTH_OK *user is the
- * authenticated user name (a slice into m, still quoted when it was).
+ * The Digest credentials of m for realm, unquoted and judged as far as
+ * they can be without the password: AUTH_NONE (none for this realm),
+ * AUTH_BAD (malformed, incomplete, digest uri not the Request-URI; err
+ * filled), AUTH_FAIL (too long, an algorithm not offered, a bad qop or
+ * nonce-count), else AUTH_OK: c is complete and worth checking.
  */
-static enum auth_result
-auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
-    struct slice *user, char *err, size_t errlen)
+enum auth_result
+auth_creds_read(const struct sipmsg *m, bool proxy, struct slice realm,
+    struct auth_creds *c, char *err, size_t errlen)
 {
-	struct creds		 c;
-	struct auth_user	*u;
-	char			 username[256], nonce[NONCE_LEN + 1], uri[1024];
-	char			 cnonce[256], qop[32], ncs[16], resp[128];
-	char			 alg[32], want[65], *end;
-	const char		*ha1;
-	struct slice		 v;
-	unsigned		 algo;
-	unsigned long		 nc = 0;
-	bool			 bad, with_qop;
-	int			 ns;
+	struct creds	raw;
+	struct slice	v;
+	char		alg[32], *end;
+	bool		bad;
 
-	v = creds_for(m, proxy, realm, &c, &bad);
+	memset(c, 0, sizeof(*c));
+	v = creds_for(m, proxy, realm, &raw, &bad);
 	if (v.p == NULL) {
 		if (bad) {
 			snprintf(err, errlen, "Malformed %sAuthorization",
@@ -588,65 +581,90 @@ auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
 		}
 		return (AUTH_NONE);
 	}
-	if (unquote(c.username, username, sizeof(username)) == -1 ||
-	    unquote(c.nonce, nonce, sizeof(nonce)) == -1 ||
-	    unquote(c.uri, uri, sizeof(uri)) == -1 ||
-	    unquote(c.response, resp, sizeof(resp)) == -1 ||
-	    unquote(c.algorithm, alg, sizeof(alg)) == -1 ||
-	    unquote(c.cnonce, cnonce, sizeof(cnonce)) == -1 ||
-	    unquote(c.qop, qop, sizeof(qop)) == -1 ||
-	    unquote(c.nc, ncs, sizeof(ncs)) == -1)
+	if (unquote(raw.username, c->username, sizeof(c->username)) == -1 ||
+	    unquote(raw.nonce, c->nonce, sizeof(c->nonce)) == -1 ||
+	    unquote(raw.uri, c->uri, sizeof(c->uri)) == -1 ||
+	    unquote(raw.response, c->response, sizeof(c->response)) == -1 ||
+	    unquote(raw.algorithm, alg, sizeof(alg)) == -1 ||
+	    unquote(raw.cnonce, c->cnonce, sizeof(c->cnonce)) == -1 ||
+	    unquote(raw.qop, c->qop, sizeof(c->qop)) == -1 ||
+	    unquote(raw.nc, c->nc, sizeof(c->nc)) == -1)
 		return (AUTH_FAIL);
-	if (username[0] == '\0' || uri[0] == '\0' || resp[0] == '\0') {
+	if (c->username[0] == '\0' || c->uri[0] == '\0' ||
+	    c->response[0] == '\0') {
 		snprintf(err, errlen, "Incomplete %sAuthorization",
 		    proxy ? "Proxy-" : "");
 		return (AUTH_BAD);
 	}
-	if (!uri_matches(uri, m->ruri)) {
+	if (!uri_matches(c->uri, m->ruri)) {
 		snprintf(err, errlen, "Digest uri does not match the "
 		    "Request-URI");
 		return (AUTH_BAD);
 	}
 	if (alg[0] == '\0' || strcasecmp(alg, "MD5") == 0)
-		algo = AUTH_MD5;
+		c->algo = AUTH_MD5;
 	else if (strcasecmp(alg, "SHA-256") == 0)
-		algo = AUTH_SHA256;
+		c->algo = AUTH_SHA256;
 	else
 		return (AUTH_FAIL);	/* -sess and others: not offered */
-	if ((A.set->algorithms & algo) == 0)
+	if ((A.set->algorithms & c->algo) == 0)
 		return (AUTH_FAIL);
-	with_qop = qop[0] != '\0';
-	if (with_qop) {
-		if (strcasecmp(qop, "auth") != 0 || cnonce[0] == '\0' ||
-		    strlen(ncs) != 8 || !is_hex(ncs, 8))
+	c->with_qop = c->qop[0] != '\0';
+	if (c->with_qop) {
+		if (strcasecmp(c->qop, "auth") != 0 || c->cnonce[0] == '\0' ||
+		    strlen(c->nc) != 8 || !is_hex(c->nc, 8))
 			return (AUTH_FAIL);
-		nc = strtoul(ncs, &end, 16);
-		if (nc == 0)
+		c->nc_value = (uint32_t)strtoul(c->nc, &end, 16);
+		if (c->nc_value == 0)
 			return (AUTH_FAIL);
 	}
-	ns = auth_nonce_check((struct slice){ nonce, strlen(nonce) }, realm,
-	    (uint32_t)time(NULL));
-	if (ns == -1)
-		return (AUTH_FAIL);
+	/* The user name as sent, for the caller: a slice into m. */
+	c->user = slice_trim(raw.username);
+	if (c->user.len >= 2 && c->user.p[0] == '"') {
+		c->user.p++;
+		c->user.len -= 2;
+	}
+	return (AUTH_OK);
+}
 
-	/* Unknown users get the same work done against a dummy HA1. */
-	u = user_find((struct slice){ username, strlen(username) }, realm);
-	if (u != NULL && algo == AUTH_SHA256 && u->ha1_sha256[0] == '\0')
-		u = NULL;	/* no SHA-256 hash on file for this user */
+/*
+ * Is c's response the one the user's password gives for method?  Unknown
+ * users (and SHA-256 for a user with no SHA-256 hash on file) get the
+ * same work done against a dummy HA1, and false.
+ */
+bool
+auth_creds_match(const struct auth_creds *c, struct slice realm,
+    struct slice method)
+{
+	struct auth_user	*u;
+	const char		*ha1;
+	char			 want[65], resp[sizeof(c->response)];
+
+	u = user_find((struct slice){ c->username, strlen(c->username) },
+	    realm);
+	if (u != NULL && c->algo == AUTH_SHA256 && u->ha1_sha256[0] == '\0')
+		u = NULL;
 	ha1 = u == NULL ? "00000000000000000000000000000000"
-	    "00000000000000000000000000000000" : algo == AUTH_SHA256 ?
+	    "00000000000000000000000000000000" : c->algo == AUTH_SHA256 ?
 	    u->ha1_sha256 : u->ha1_md5;
-
-	auth_digest_response(algo, ha1, nonce, with_qop ? ncs : NULL, cnonce,
-	    m->method_s, uri, want);
+	auth_digest_response(c->algo, ha1, c->nonce, c->with_qop ? c->nc :
+	    NULL, c->cnonce, method, c->uri, want);
+	memcpy(resp, c->response, sizeof(resp));
 	lower(resp);
-	if (u == NULL || strlen(resp) != strlen(want) ||
-	    CRYPTO_memcmp(resp, want, strlen(want)) != 0)
-		return (AUTH_FAIL);
-	if (ns == 1)
-		return (AUTH_STALE);
-	/* Without qop a nonce is good for one request. */
-	switch (nc_advance(hex32(nonce + 16), with_qop ? (uint32_t)nc :
+	return (u != NULL && strlen(resp) == strlen(want) &&
+	    CRYPTO_memcmp(resp, want, strlen(want)) == 0);
+}
+
+/*
+ * Record c's nonce-count for its nonce: AUTH_OK, AUTH_STALE when the
+ * nonce is too old to have kept its count, AUTH_FAIL for a count not
+ * above the last (a replay; err filled).  Without qop a nonce is good
+ * for one request.
+ */
+enum auth_result
+auth_creds_count(const struct auth_creds *c, char *err, size_t errlen)
+{
+	switch (nc_advance(hex32(c->nonce + 16), c->with_qop ? c->nc_value :
 	    UINT32_MAX)) {
 	case 1:
 		return (AUTH_STALE);
@@ -654,13 +672,35 @@ auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
 		snprintf(err, errlen, "nonce-count replayed");
 		return (AUTH_FAIL);
 	default:
-		break;
+		return (AUTH_OK);
 	}
-	*user = slice_trim(c.username);
-	if (user->len >= 2 && user->p[0] == '"') {
-		user->p++;
-		user->len -= 2;
-	}
+}
+
+/*
+ * Check the credentials of m for realm: read them, the nonce, the
+ * response, the nonce-count.  On AUTH_OK *user is the authenticated user
+ * name (a slice into m).
+ */
+static enum auth_result
+auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
+    struct slice *user, char *err, size_t errlen)
+{
+	struct auth_creds	c;
+	enum auth_result	r;
+	int			ns;
+
+	if ((r = auth_creds_read(m, proxy, realm, &c, err, errlen)) !=
+	    AUTH_OK)
+		return (r);
+	ns = auth_nonce_check((struct slice){ c.nonce, strlen(c.nonce) },
+	    realm, (uint32_t)time(NULL));
+	if (ns == -1 || !auth_creds_match(&c, realm, m->method_s))
+		return (AUTH_FAIL);
+	if (ns == 1)
+		return (AUTH_STALE);
+	if ((r = auth_creds_count(&c, err, errlen)) != AUTH_OK)
+		return (r);
+	*user = c.user;
 	return (AUTH_OK);
 }
 

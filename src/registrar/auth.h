@@ -65,11 +65,35 @@ bool	 auth_creds_realm(struct slice, char *, size_t);
 void	 auth_stamp(struct slice, char[17]);
 bool	 auth_stamp_ok(struct slice, struct slice);
 
+/*
+ * The steps of auth_check(), exposed for the unit tests: one Digest
+ * credentials value, unquoted (too long: AUTH_FAIL), and judged.
+ */
+#define AUTH_NONCE_LEN	56
+struct auth_creds {
+	char		 username[256];
+	char		 nonce[AUTH_NONCE_LEN + 1];
+	char		 uri[1024];
+	char		 response[128];
+	char		 cnonce[256];
+	char		 qop[32];
+	char		 nc[16];
+	struct slice	 user;		/* username as sent, into the message */
+	unsigned	 algo;		/* AUTH_MD5 or AUTH_SHA256 */
+	uint32_t	 nc_value;
+	bool		 with_qop;
+};
+
+enum auth_result auth_creds_read(const struct sipmsg *, bool, struct slice,
+	    struct auth_creds *, char *, size_t);
+bool	 auth_creds_match(const struct auth_creds *, struct slice,
+	    struct slice);
+enum auth_result auth_creds_count(const struct auth_creds *, char *, size_t);
+
 /* Exposed for the unit tests and osprey-passwd. */
 void	 auth_hex_digest(unsigned, const char *, size_t, char *);
 void	 auth_digest_response(unsigned, const char *, const char *,
 	    const char *, const char *, struct slice, const char *, char *);
-#define AUTH_NONCE_LEN	56
 void	 auth_nonce_make(struct slice realm, uint32_t now,
 	    char out[AUTH_NONCE_LEN + 1]);
 int	 auth_nonce_check(struct slice nonce, struct slice realm,

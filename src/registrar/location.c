@@ -388,19 +388,13 @@ location_aors(void)
 void
 location_foreach(void (*fn)(void *, const struct binding *), void *arg)
 {
-	size_t	i;
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	const struct binding	*b;
 
-	for (i = 0; i < L.aors.nb; i++) {
-		struct hnode	*n;
-
-		for (n = L.aors.b[i]; n != NULL; n = n->next) {
-			const struct aor	*a = (const struct aor *)n;
-			const struct binding	*b;
-
-			for (b = a->b; b != NULL; b = b->next)
-				fn(arg, b);
-		}
-	}
+	HASHTAB_FOREACH(n, &L.aors, it)
+		for (b = ((const struct aor *)n)->b; b != NULL; b = b->next)
+			fn(arg, b);
 }
 
 static struct slice
@@ -452,35 +446,23 @@ location_load(void)
 void
 location_shutdown(void)
 {
-	size_t	i;
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	struct binding		*b, *bn;
 
 	if (!L.init)
 		return;
 	timer_stop(&L.expiry);
-	for (i = 0; i < L.aors.nb; i++) {
-		struct hnode	*n = L.aors.b[i], *next;
-
-		for (; n != NULL; n = next) {
-			struct aor	*a = (struct aor *)n;
-			struct binding	*b, *bn;
-
-			next = n->next;
-			for (b = a->b; b != NULL; b = bn) {
-				bn = b->next;
-				free(b);
-			}
-			free(a);
+	HASHTAB_FOREACH(n, &L.aors, it) {
+		for (b = ((struct aor *)n)->b; b != NULL; b = bn) {
+			bn = b->next;
+			free(b);
 		}
+		free(n);
 	}
 	hashtab_cleanup(&L.aors);
-	for (i = 0; i < L.sources.nb; i++) {
-		struct hnode	*n = L.sources.b[i], *next;
-
-		for (; n != NULL; n = next) {
-			next = n->next;
-			free(n);
-		}
-	}
+	HASHTAB_FOREACH(n, &L.sources, it)
+		free(n);
 	hashtab_cleanup(&L.sources);
 	free(L.heap);
 	memset(&L, 0, sizeof(L));

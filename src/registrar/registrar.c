@@ -18,7 +18,6 @@
 #include "registrar.h"
 #include "store.h"
 
-#define REG_MAX_VALUES	64
 
 static struct {
 	const struct registrar_settings	*set;	/* borrowed from the config */
@@ -146,13 +145,6 @@ add_q(struct buf *b, uint16_t q)
 	buf_addf(b, ";q=%s", s);
 }
 
-/* One Contact value of the REGISTER, judged. */
-struct reg_contact {
-	struct binding_info	 bi;
-	struct binding		*old;
-	bool			 remove;
-};
-
 /* Every current binding of the AOR, for the 200 (RFC 3261 10.3 step 8). */
 static void
 list_bindings(const struct aor *a, struct buf *out)
@@ -199,29 +191,102 @@ path_of(const struct sipmsg *m, struct buf *b)
 }
 
 /*
- * Process a REGISTER for aor (RFC 3261 10.3 steps 5-8).  Returns the
- * status; the header lines to answer with are added to out.
+ * One Contact value (not "*") judged into bi: the URI must be able to be
+ * a Request-URI, expires (else the header's), q, +sip.instance and reg-id
+ * well formed.  Returns 0, or 400 with err filled.  bi points into v.
  */
 int
-registrar_register(const struct sipmsg *m, struct slice aor,
-    const struct tp_sock *sock, const struct tp_addr *src, bool limit_source,
-    struct buf *out, char *err, size_t errlen)
+registrar_contact_parse(struct slice v, uint32_t hdr_expires,
+    struct binding_info *bi, char *err, size_t errlen)
 {
-	struct slice		 v[REG_MAX_VALUES], ev, path;
-	struct reg_contact	 rc[REG_MAX_VALUES];
-	struct aor		*a = location_find(aor);
+	struct slice	uri = hdr_uri(v), pv;
+	struct sipuri	u;
+
+	memset(bi, 0, sizeof(*bi));
+	/*
+	 * The binding becomes the Request-URI of requests to the AOR:
+	 * "<sip:al ice@host>" was stored, and the INVITE sent to it had a
+	 * broken request line (fuzz target).
+	 */
+	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0 ||
+	    !sipuri_fits_ruri(uri)) {
+		snprintf(err, errlen, "Bad Contact URI");
+		return (400);
+	}
+	bi->contact = uri;
+	bi->expires_s = hdr_expires;
+	if (hdr_param(v, "expires", &pv) && parse_delta(pv,
+	    &bi->expires_s) == -1) {
+		snprintf(err, errlen, "Bad expires parameter");
+		return (400);
+	}
+	bi->q = 1000;
+	if (hdr_param(v, "q", &pv) && parse_q(pv, &bi->q) == -1) {
+		snprintf(err, errlen, "Bad q value");
+		return (400);
+	}
+	if (hdr_param(v, "+sip.instance", &pv) && pv.len > 0)
+		bi->instance = pv;
+	if (hdr_param(v, "reg-id", &pv) && (parse_delta(pv, &bi->reg_id) ==
+	    -1 || bi->reg_id == 0)) {
+		snprintf(err, errlen, "Bad reg-id");
+		return (400);
+	}
+	return (0);
+}
+
+/* RFC 3261 10.3 step 7: the same Call-ID must come with a higher CSeq. */
+static bool
+out_of_order(const struct sipmsg *m, const struct binding *b)
+{
+	return (b != NULL && slice_eq(m->callid, b->callid) &&
+	    m->cseq <= b->cseq);
+}
+
+/* "Contact: *": alone, with Expires: 0 (RFC 3261 10.2.2), in order. */
+static int
+plan_star(const struct sipmsg *m, const struct aor *a, unsigned n,
+    bool expires_hdr, struct reg_plan *p, char *err, size_t errlen)
+{
+	const struct binding	*b;
+
+	if (n != 1 || !expires_hdr || p->hdr_expires != 0) {
+		snprintf(err, errlen, "Contact: * needs Expires: 0 and no "
+		    "other Contact");
+		return (400);
+	}
+	for (b = a ? a->b : NULL; b != NULL; b = b->next)
+		if (out_of_order(m, b)) {
+			snprintf(err, errlen, "CSeq out of order");
+			return (500);
+		}
+	p->star = true;
+	return (0);
+}
+
+/*
+ * Steps 5-7 of RFC 3261 10.3 without changing anything: every Contact of
+ * m judged and matched with the AOR's bindings, or "Contact: *".  Returns
+ * 0, or the status to answer (400, 500) with err filled.  The plan points
+ * into m; registrar_plan_cleanup() after use, whatever the result.
+ */
+int
+registrar_plan(const struct sipmsg *m, struct slice aor,
+    const struct tp_sock *sock, const struct tp_addr *src,
+    struct reg_plan *p, char *err, size_t errlen)
+{
+	struct slice		 v[REG_MAX_VALUES];
+	const struct aor	*a = location_find(aor);
 	const struct sip_hline	*eh = sipmsg_hdr(m, SH_EXPIRES);
 	const struct sip_hline	*uah = sipmsg_hdr(m, SH_USER_AGENT);
-	uint32_t		 hdr_expires = R.set->default_expires_s;
-	unsigned		 n, i, keep, added = 0, removed = 0;
-	bool			 star = false, brief = false;
-	struct buf		 pb;
-	char			 pstore[1024], date[64];
-	struct tm		 tm;
-	time_t			 now;
+	unsigned		 n, i;
+	int			 code;
 
+	memset(p, 0, sizeof(*p));
+	buf_init_on(&p->pathbuf, p->pathstore, sizeof(p->pathstore));
+	p->hdr_expires = R.set->default_expires_s;
 	if (eh != NULL && parse_delta(sipmsg_hvalue(m, eh),
-	    &hdr_expires) == -1) {
+	    &p->hdr_expires) == -1) {
 		snprintf(err, errlen, "Bad Expires header");
 		return (400);
 	}
@@ -232,65 +297,16 @@ registrar_register(const struct sipmsg *m, struct slice aor,
 	}
 	for (i = 0; i < n; i++)
 		if (slice_eq(v[i], "*"))
-			star = true;
-	if (star) {
-		/* RFC 3261 10.2.2: alone, and with Expires: 0. */
-		if (n != 1 || eh == NULL || hdr_expires != 0) {
-			snprintf(err, errlen, "Contact: * needs Expires: 0 "
-			    "and no other Contact");
-			return (400);
-		}
-		for (const struct binding *b = a ? a->b : NULL; b != NULL;
-		    b = b->next)
-			if (slice_eq(m->callid, b->callid) && m->cseq <= b->cseq) {
-				snprintf(err, errlen, "CSeq out of order");
-				return (500);
-			}
-		while ((a = location_find(aor)) != NULL) {
-			log_info("registrar %s: %s removed (Contact: *)",
-			    a->key, a->b->contact);
-			location_remove(a->b);
-		}
-		goto done;
-	}
-	buf_init_on(&pb, pstore, sizeof(pstore));
-	path = path_of(m, &pb);
-	memset(rc, 0, sizeof(rc[0]) * n);
+			return (plan_star(m, a, n, eh != NULL, p, err, errlen));
+	p->path = path_of(m, &p->pathbuf);
 	for (i = 0; i < n; i++) {
-		struct binding_info	*bi = &rc[i].bi;
-		struct slice		 uri = hdr_uri(v[i]), pv;
-		struct sipuri		 u;
+		struct reg_contact	*rc = &p->c[i];
+		struct binding_info	*bi = &rc->bi;
 
-		/*
-		 * The binding becomes the Request-URI of requests to the AOR:
-		 * "<sip:al ice@host>" was stored, and the INVITE sent to it
-		 * had a broken request line (fuzz target).
-		 */
-		if (sipuri_parse(uri, &u) == -1 || u.host.len == 0 ||
-		    !sipuri_fits_ruri(uri)) {
-			snprintf(err, errlen, "Bad Contact URI");
-			goto fail400;
-		}
-		bi->contact = uri;
-		bi->expires_s = hdr_expires;
-		if (hdr_param(v[i], "expires", &ev) && parse_delta(ev,
-		    &bi->expires_s) == -1) {
-			snprintf(err, errlen, "Bad expires parameter");
-			goto fail400;
-		}
-		bi->q = 1000;
-		if (hdr_param(v[i], "q", &pv) && parse_q(pv, &bi->q) == -1) {
-			snprintf(err, errlen, "Bad q value");
-			goto fail400;
-		}
-		if (hdr_param(v[i], "+sip.instance", &pv) && pv.len > 0)
-			bi->instance = pv;
-		if (hdr_param(v[i], "reg-id", &pv) && (parse_delta(pv,
-		    &bi->reg_id) == -1 || bi->reg_id == 0)) {
-			snprintf(err, errlen, "Bad reg-id");
-			goto fail400;
-		}
-		bi->path = path;
+		if ((code = registrar_contact_parse(v[i], p->hdr_expires, bi,
+		    err, errlen)) != 0)
+			return (code);
+		bi->path = p->path;
 		bi->callid = m->callid;
 		bi->cseq = m->cseq;
 		bi->user_agent = uah ? sipmsg_hvalue(m, uah) :
@@ -299,50 +315,87 @@ registrar_register(const struct sipmsg *m, struct slice aor,
 			bi->user_agent.len = 128;
 		bi->received = src;
 		bi->local = sock->hostport;
-		if (bi->expires_s != 0 && bi->expires_s <
-		    R.set->min_expires_s)
-			brief = true;
+		if (bi->expires_s != 0 && bi->expires_s < R.set->min_expires_s)
+			p->brief = true;
 		if (bi->expires_s > R.set->max_expires_s)
 			bi->expires_s = R.set->max_expires_s;
-		rc[i].remove = bi->expires_s == 0;
-		rc[i].old = location_match(a, bi);
-		if (rc[i].old != NULL && slice_eq(m->callid,
-		    rc[i].old->callid) && m->cseq <= rc[i].old->cseq) {
+		rc->remove = bi->expires_s == 0;
+		rc->old = location_match(a, bi);
+		if (out_of_order(m, rc->old)) {
 			snprintf(err, errlen, "CSeq out of order");
-			buf_cleanup(&pb);
 			return (500);
 		}
-		if (rc[i].old == NULL && !rc[i].remove)
-			added++;
-		else if (rc[i].old != NULL && rc[i].remove)
-			removed++;
+		if (rc->old == NULL && !rc->remove)
+			p->added++;
+		else if (rc->old != NULL && rc->remove)
+			p->removed++;
+		p->n++;
 	}
-	if (brief) {
+	return (0);
+}
+
+void
+registrar_plan_cleanup(struct reg_plan *p)
+{
+	buf_cleanup(&p->pathbuf);
+}
+
+/*
+ * The limits on a plan: 423 with Min-Expires added to out for a binding
+ * too brief, 403 beyond max_contacts for the AOR or (limit_source)
+ * max_per_source for the source address.  0: go ahead.
+ */
+int
+registrar_admit(const struct reg_plan *p, struct slice aor,
+    const struct tp_addr *src, bool limit_source, struct buf *out,
+    char *err, size_t errlen)
+{
+	const struct aor	*a = location_find(aor);
+	unsigned		 keep;
+
+	if (p->star)
+		return (0);
+	if (p->brief) {
 		buf_addf(out, "Min-Expires: %u\r\n", R.set->min_expires_s);
 		snprintf(err, errlen, "%s", sip_reason(423));
-		buf_cleanup(&pb);
 		return (423);
 	}
-	keep = (a ? a->n : 0) - removed;
-	if (keep + added > R.set->max_contacts) {
+	keep = (a ? a->n : 0) - p->removed;
+	if (keep + p->added > R.set->max_contacts) {
 		snprintf(err, errlen, "Too Many Contacts");
-		buf_cleanup(&pb);
 		return (403);
 	}
-	if (limit_source && added > 0 && location_from_source(src) + added >
-	    R.set->max_per_source) {
+	if (limit_source && p->added > 0 && location_from_source(src) +
+	    p->added > R.set->max_per_source) {
 		/* Registration exhaustion from one address. */
 		snprintf(err, errlen, "Too Many Registrations From This "
 		    "Address");
-		buf_cleanup(&pb);
 		return (403);
 	}
-	for (i = 0; i < n; i++) {
-		/* Matched again: a Contact may come twice in one request. */
-		struct binding	*old = location_match(location_find(aor),
-				    &rc[i].bi);
+	return (0);
+}
 
-		if (rc[i].remove) {
+/* Step 7: the plan carried out in the location service (and store). */
+void
+registrar_apply(const struct reg_plan *p, struct slice aor)
+{
+	struct aor	*a;
+	unsigned	 i;
+
+	if (p->star) {
+		while ((a = location_find(aor)) != NULL) {
+			log_info("registrar %s: %s removed (Contact: *)",
+			    a->key, a->b->contact);
+			location_remove(a->b);
+		}
+		return;
+	}
+	for (i = 0; i < p->n; i++) {
+		const struct binding_info *bi = &p->c[i].bi;
+		/* Matched again: a Contact may come twice in one request. */
+		struct binding	*old = location_match(location_find(aor), bi);
+
+		if (p->c[i].remove) {
 			if (old != NULL) {
 				log_info("registrar " SLICE_FMT ": %s removed",
 				    SLICE_ARG(aor), old->contact);
@@ -350,19 +403,33 @@ registrar_register(const struct sipmsg *m, struct slice aor,
 			}
 			continue;
 		}
-		location_save(aor, old, &rc[i].bi);
+		location_save(aor, old, bi);
 		log_info("registrar " SLICE_FMT ": " SLICE_FMT " %s for %us",
-		    SLICE_ARG(aor), SLICE_ARG(rc[i].bi.contact),
-		    old ? "refreshed" : "added", rc[i].bi.expires_s);
+		    SLICE_ARG(aor), SLICE_ARG(bi->contact),
+		    old ? "refreshed" : "added", bi->expires_s);
 	}
-	if (path.len > 0 && has_option(m, SH_SUPPORTED, "path"))
-		buf_addf(out, "Path: " SLICE_FMT "\r\n", SLICE_ARG(path));
-	buf_cleanup(&pb);
-done:
-	a = location_find(aor);
+}
+
+/*
+ * Step 8: the header lines of the 200: Path echoed (RFC 3327), every
+ * binding of the AOR, Require: outbound (RFC 5626), Date.
+ */
+void
+registrar_answer(const struct sipmsg *m, struct slice aor,
+    const struct reg_plan *p, struct buf *out)
+{
+	const struct aor	*a = location_find(aor);
+	const struct binding	*b;
+	char			 date[64];
+	struct tm		 tm;
+	time_t			 now;
+
+	if (!p->star && p->path.len > 0 && has_option(m, SH_SUPPORTED,
+	    "path"))
+		buf_addf(out, "Path: " SLICE_FMT "\r\n", SLICE_ARG(p->path));
 	list_bindings(a, out);
 	if (has_option(m, SH_SUPPORTED, "outbound") && a != NULL) {
-		for (const struct binding *b = a->b; b != NULL; b = b->next)
+		for (b = a->b; b != NULL; b = b->next)
 			if (b->reg_id != 0) {
 				buf_adds(out, "Require: outbound\r\n");
 				break;
@@ -372,8 +439,28 @@ done:
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	buf_addf(out, "Date: %s\r\n", date);
-	return (200);
-fail400:
-	buf_cleanup(&pb);
-	return (400);
+}
+
+/*
+ * Process a REGISTER for aor (RFC 3261 10.3 steps 5-8): plan, admit,
+ * apply, answer.  Returns the status; the header lines to answer with are
+ * added to out.
+ */
+int
+registrar_register(const struct sipmsg *m, struct slice aor,
+    const struct tp_sock *sock, const struct tp_addr *src, bool limit_source,
+    struct buf *out, char *err, size_t errlen)
+{
+	struct reg_plan	p;
+	int		code;
+
+	if ((code = registrar_plan(m, aor, sock, src, &p, err, errlen)) == 0 &&
+	    (code = registrar_admit(&p, aor, src, limit_source, out, err,
+	    errlen)) == 0) {
+		registrar_apply(&p, aor);
+		registrar_answer(m, aor, &p, out);
+		code = 200;
+	}
+	registrar_plan_cleanup(&p);
+	return (code);
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "location.h"
 #include "sipmsg.h"
 #include "tp.h"
 
@@ -22,6 +23,28 @@ struct registrar_settings {
 };
 
 #define REG_AOR_LEN	512
+#define REG_MAX_VALUES	64	/* Contact values in one REGISTER */
+
+/* One Contact value of a REGISTER, judged; points into the request. */
+struct reg_contact {
+	struct binding_info	 bi;
+	struct binding		*old;		/* the binding it names */
+	bool			 remove;	/* expires 0 */
+};
+
+/* What a REGISTER asks for, judged before anything changes. */
+struct reg_plan {
+	struct reg_contact	 c[REG_MAX_VALUES];
+	unsigned		 n;
+	unsigned		 added;		/* new bindings */
+	unsigned		 removed;	/* existing ones removed */
+	uint32_t		 hdr_expires;	/* Expires, else the default */
+	bool			 star;		/* Contact: *, remove all */
+	bool			 brief;		/* one below min_expires */
+	struct slice		 path;		/* Path values, joined */
+	struct buf		 pathbuf;	/* holds path */
+	char			 pathstore[1024];
+};
 
 int	registrar_init(struct event_base *, const char *, char *, size_t);
 void	registrar_set(const struct registrar_settings *);
@@ -32,5 +55,18 @@ int	registrar_register(const struct sipmsg *, struct slice,
 	    const struct tp_sock *, const struct tp_addr *, bool, struct buf *,
 	    char *, size_t);
 void	registrar_settings_cleanup(struct registrar_settings *);
+
+/* The steps of registrar_register(), exposed for the unit tests. */
+int	registrar_contact_parse(struct slice, uint32_t, struct binding_info *,
+	    char *, size_t);
+int	registrar_plan(const struct sipmsg *, struct slice,
+	    const struct tp_sock *, const struct tp_addr *, struct reg_plan *,
+	    char *, size_t);
+void	registrar_plan_cleanup(struct reg_plan *);
+int	registrar_admit(const struct reg_plan *, struct slice,
+	    const struct tp_addr *, bool, struct buf *, char *, size_t);
+void	registrar_apply(const struct reg_plan *, struct slice);
+void	registrar_answer(const struct sipmsg *, struct slice,
+	    const struct reg_plan *, struct buf *);
 
 #endif

@@ -1,10 +1,15 @@
 /* The location store: SQLite, WAL mode, one writer (us). */
 #include "config.h"
 
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -64,6 +69,49 @@ store_begin(void)
 	timer_set(&S.commit, COMMIT_MS);
 }
 
+/*
+ * The database holds the server secret: create it 0600 whatever the umask
+ * before SQLite opens it (SQLite gives its -wal and -shm files the mode of
+ * the database), and take group and other access away from a database,
+ * -wal or -shm file made earlier with more.
+ */
+static int
+store_private(const char *path, char *err, size_t errlen)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	char		 p[4096];
+	struct stat	 sb;
+	size_t		 i;
+	int		 fd;
+
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		if ((size_t)snprintf(p, sizeof(p), "%s%s", path, sfx[i]) >=
+		    sizeof(p)) {
+			snprintf(err, errlen, "%s: path too long", path);
+			return (-1);
+		}
+		fd = open(p, O_RDWR | O_CLOEXEC | (i == 0 ? O_CREAT : 0),
+		    S_IRUSR | S_IWUSR);
+		if (fd == -1 && i > 0 && errno == ENOENT)
+			continue;
+		if (fd == -1) {
+			snprintf(err, errlen, "%s: %s", p, strerror(errno));
+			return (-1);
+		}
+		if (fstat(fd, &sb) == 0 && (sb.st_mode & (S_IRWXG | S_IRWXO))) {
+			if (fchmod(fd, sb.st_mode & S_IRWXU) == -1)
+				log_warn("store %s: chmod", p);
+			else
+				log_notice("store %s: mode %04o, now %04o (it "
+				    "holds the server secret)", p,
+				    (unsigned)(sb.st_mode & 07777),
+				    (unsigned)(sb.st_mode & S_IRWXU));
+		}
+		close(fd);
+	}
+	return (0);
+}
+
 int
 store_open(struct event_base *base, const char *path, char *err,
     size_t errlen)
@@ -73,6 +121,8 @@ store_open(struct event_base *base, const char *path, char *err,
 
 	if (path == NULL || *path == '\0')
 		return (0);
+	if (store_private(path, err, errlen) == -1)
+		return (-1);
 	if (sqlite3_open_v2(path, &S.db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, S.db ?

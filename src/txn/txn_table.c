@@ -167,12 +167,11 @@ txn_trim(struct txn *t)
 void
 txn_foreach(void (*fn)(struct txn *, void *), void *arg)
 {
-	size_t		 i;
-	struct hnode	*h;
+	struct hashtab_iter	 it;
+	struct hnode		*h;
 
-	for (i = 0; i < T.table.nb; i++)
-		for (h = T.table.b[i]; h != NULL; h = h->next)
-			fn((struct txn *)h, arg);
+	HASHTAB_FOREACH(h, &T.table, it)
+		fn((struct txn *)h, arg);
 }
 
 void
@@ -186,15 +185,14 @@ txn_stats(uint64_t *created, uint64_t *timed_out)
 void
 txn_shutdown(void)
 {
-	size_t		 i;
+	size_t		 pos = 0;
 	struct hnode	*h;
 
 	if (!T.up)
 		return;
-	for (i = 0; i < T.table.nb; i++) {
-		while ((h = T.table.b[i]) != NULL)
-			txn_enter((struct txn *)h, TXN_TERMINATED);
-	}
+	/* Its owner may end others as one ends: take what is left. */
+	while ((h = hashtab_first(&T.table, &pos)) != NULL)
+		txn_enter((struct txn *)h, TXN_TERMINATED);
 	timer_stop(&T.reaper);
 	txn_reap_now(NULL);
 	hashtab_cleanup(&T.table);

@@ -136,3 +136,48 @@ hashtab_remove(struct hashtab *ht, struct hnode *h)
 		}
 	}
 }
+
+/* The first node of the first bucket from i on that has one, in *i. */
+static struct hnode *
+hashtab_scan(const struct hashtab *ht, size_t *i)
+{
+	for (; *i < ht->nb; (*i)++)
+		if (ht->b[*i] != NULL)
+			return (ht->b[*i]);
+	return (NULL);
+}
+
+void
+hashtab_iter_init(struct hashtab_iter *it, const struct hashtab *ht)
+{
+	it->ht = ht;
+	it->i = 0;
+	it->next = hashtab_scan(ht, &it->i);
+}
+
+/* The next node, NULL at the end; see HASHTAB_FOREACH. */
+struct hnode *
+hashtab_iter_next(struct hashtab_iter *it)
+{
+	struct hnode	*h = it->next;
+
+	if (h == NULL)
+		return (NULL);
+	if ((it->next = h->next) == NULL) {
+		it->i++;
+		it->next = hashtab_scan(it->ht, &it->i);
+	}
+	return (h);
+}
+
+/*
+ * For emptying a table when removing one node may remove others too (a
+ * terminated transaction ends its owner's): the first node at or after
+ * bucket *pos, which is advanced past the empty ones; NULL when none is
+ * left there.  Start with *pos = 0, remove what it returns, ask again.
+ */
+struct hnode *
+hashtab_first(const struct hashtab *ht, size_t *pos)
+{
+	return (hashtab_scan(ht, pos));
+}

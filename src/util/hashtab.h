@@ -23,6 +23,28 @@ struct hashtab {
 	uint64_t	  seed[2];
 };
 
+/*
+ * A walk over every node, in no particular order:
+ *
+ *	struct hashtab_iter	 it;
+ *	struct hnode		*n;
+ *
+ *	HASHTAB_FOREACH(n, &tab, it)
+ *		...
+ *
+ * The node handed out may be removed (and freed) before the next one is
+ * asked for; no other node may be inserted or removed meanwhile.
+ */
+struct hashtab_iter {
+	const struct hashtab	*ht;
+	size_t			 i;	/* the bucket of next */
+	struct hnode		*next;	/* taken before the current goes */
+};
+
+#define HASHTAB_FOREACH(n, ht, it)					\
+	for (hashtab_iter_init(&(it), (ht));				\
+	    ((n) = hashtab_iter_next(&(it))) != NULL;)
+
 void		 hashtab_init(struct hashtab *, size_t hint);
 void		 hashtab_cleanup(struct hashtab *);
 void		 hashtab_insert(struct hashtab *, struct hnode *, const char *,
@@ -30,5 +52,9 @@ void		 hashtab_insert(struct hashtab *, struct hnode *, const char *,
 struct hnode	*hashtab_find(const struct hashtab *, const char *, size_t);
 void		 hashtab_remove(struct hashtab *, struct hnode *);
 uint64_t	 hashtab_hash(const uint64_t seed[2], const void *, size_t);
+void		 hashtab_iter_init(struct hashtab_iter *,
+		     const struct hashtab *);
+struct hnode	*hashtab_iter_next(struct hashtab_iter *);
+struct hnode	*hashtab_first(const struct hashtab *, size_t *);
 
 #endif

@@ -1069,3 +1069,57 @@ def reglab(osprey_factory):
     lb = RegLab(osprey_factory)
     yield lb
     lb.close()
+
+
+# ------------------------------------------- set-ups of the registrar tests
+# (test_registrar.py, test_auth.py): a stranger's call to a registered
+# phone, a call answered, a call that must be refused, phones registered
+# with q-values.
+
+
+def stranger_invite(lab, ruri, phone):
+    """A stranger (From a foreign domain) INVITEs ruri through lab's
+    proxy; phone's UAS must get it. Returns (the UAC, the INVITE)."""
+    call = lab.caller(ruri)
+    call.invite()
+    return call, phone.uas.expect("INVITE", call_id=call.call_id)
+
+
+def answer_call(call, phone, inv):
+    """phone rings (180) and answers (200) inv; the caller gets both and
+    ACKs, the ACK reaches phone. Returns the 200."""
+    phone.uas.respond(inv, 180)
+    call.ep.expect(call.resp(180))
+    phone.uas.respond(inv, 200, body=SDP)
+    ok = call.ep.expect(call.resp(200))
+    call.ack(ok)
+    phone.uas.expect("ACK", call_id=call.call_id)
+    return ok
+
+
+def invite_refused(call, code, unreached=(), wait=0.3):
+    """call sends its INVITE; the final answer must be code, and is
+    ACKed; no Phone or Endpoint in unreached gets an INVITE within wait
+    seconds. Returns the answer."""
+    call.invite()
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == code, "expected %d, got %r:\n%s" % (code, r, r.text())
+    call.ack(r)
+    for x in unreached:
+        got = getattr(x, "ep", x).collect(wait, match(method="INVITE"))
+        assert got == [], "an INVITE got through the %d:\n%s" % (
+            code, got[0].text())
+    return r
+
+
+def phones_with_q(lab, user, qs, expires=600):
+    """A Phone of user registered (200) for each q-value, in that order;
+    the phones, in the same order."""
+    phones = []
+    for q in qs:
+        ph = lab.phone(user)
+        r = ph.register(contacts=["<%s>;q=%s" % (ph.contact_uri, q)],
+                        expires=expires)
+        assert r.code == 200, "%r\n%s" % (r, r.text())
+        phones.append(ph)
+    return phones

@@ -14,8 +14,9 @@ import pytest
 
 from conftest import TOP, lc
 from sip import (FINAL, NON2XX, SDP, UAC, UAS, authorization, challenges,
-                 match, parse, pick_challenge, reglab,  # noqa
-                 reply_to, uri_of)
+                 answer_call, invite_refused, match, parse, pick_challenge,
+                 reglab,  # noqa
+                 reply_to, stranger_invite, uri_of)
 
 REALM = "example.test"
 USERS = {"alice": "wonderland", "bob": "builder", "carol": "c4r0l!"}
@@ -59,15 +60,15 @@ def registered(lab, user, **kw):
     return ph
 
 
-def answer(call, ph, inv):
-    """Callee rings and answers, caller ACKs; returns the 200."""
-    ph.uas.respond(inv, 180)
-    call.ep.expect(call.resp(180))
-    ph.uas.respond(inv, 200, body=SDP)
-    ok = call.ep.expect(call.resp(200))
-    call.ack(ok)
-    ph.uas.expect("ACK", call_id=call.call_id)
-    return ok
+def alice_calls_bob(reglab):
+    """The daemon started, bob registered, alice's INVITE (407 answered)
+    reaches him: (alice, bob, the call, the INVITE as bob got it)."""
+    start(reglab)
+    bob = registered(reglab, "bob")
+    alice = reglab.phone("alice", USERS["alice"])
+    call = alice.call("sip:bob@example.test")
+    alice.invite_auth(call)
+    return alice, bob, call, bob.uas.expect("INVITE", call_id=call.call_id)
 
 
 # ------------------------------------------------------------ REGISTER
@@ -282,6 +283,36 @@ def test_osprey_passwd_line_authenticates(reglab, tmp_path):
     assert reglab.phone("erin", "first").register().code == 401
 
 
+def test_osprey_passwd_file_is_0640(tmp_path):
+    """osprey-passwd FILE under umask 022: a new file is 0640; a file
+    that was 0644 (as git checks conf/users out) is 0640 afterwards, its
+    group kept (checked when we may give it another group)."""
+    tool = os.path.join(TOP, "tools", "osprey-passwd")
+
+    def passwd(path, user):
+        p = subprocess.run(["sh", "-c", 'umask 022 && exec "$0" "$@"',
+                            tool, user, REALM, path], input="pw\n",
+                           capture_output=True, text=True, timeout=10)
+        assert p.returncode == 0, p.stderr
+        return os.stat(path)
+
+    fresh = os.path.join(str(tmp_path), "fresh")
+    assert oct(passwd(fresh, "alice").st_mode & 0o7777) == oct(0o640)
+    shipped = os.path.join(str(tmp_path), "users")
+    with open(shipped, "w") as f:
+        f.write("# an example, no users\n")
+    os.chmod(shipped, 0o644)
+    gid = os.stat(shipped).st_gid
+    if os.geteuid() == 0:
+        gid = 65534
+        os.chown(shipped, -1, gid)
+    st = passwd(shipped, "bob")
+    assert oct(st.st_mode & 0o7777) == oct(0o640)
+    assert st.st_gid == gid
+    with open(shipped) as f:
+        assert f.read().startswith("# an example, no users\nbob:")
+
+
 # ------------------------------------------------- INVITE and others
 
 
@@ -315,7 +346,7 @@ def test_authenticated_call_and_in_dialog_requests(reglab, alg):
     inv = bob.uas.expect("INVITE", call_id=call.call_id)
     assert inv.uri == bob.contact_uri
     assert r.code == 407, r
-    ok = answer(call, bob, inv)
+    ok = answer_call(call, bob, inv)
     assert call.route_set, "no Record-Route in the 200"
 
     # BYE from the callee back to alice, in dialog, no credentials
@@ -356,12 +387,7 @@ def test_from_spoofing_403(reglab):
 
 
 def test_cancel_and_ack_not_challenged(reglab):
-    start(reglab)
-    bob = registered(reglab, "bob")
-    alice = reglab.phone("alice", USERS["alice"])
-    call = alice.call("sip:bob@example.test")
-    alice.invite_auth(call)
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    alice, bob, call, inv = alice_calls_bob(reglab)
     bob.uas.respond(inv, 180)
     call.ep.expect(call.resp(180))
     call.cancel()
@@ -407,7 +433,7 @@ def test_stranger_calls_our_user_without_credentials(reglab):
     call.invite()
     inv = bob.uas.expect("INVITE", call_id=call.call_id)
     assert inv.uri == bob.contact_uri
-    answer(call, bob, inv)
+    answer_call(call, bob, inv)
     call.bye()
     bob.uas.respond(bob.uas.expect("BYE", call_id=call.call_id), 200)
     assert call.ep.expect(call.resp(None, "BYE")).code == 200
@@ -422,10 +448,7 @@ def test_offline_user_480_unknown_user_404(reglab):
     assert r.reason == "Temporarily Unavailable", r.start
     call.ack(r)
     call = reglab.caller("sip:zed@example.test")    # not in the users file
-    call.invite()
-    r = call.ep.expect(call.resp(NON2XX))
-    assert r.code == 404, r
-    call.ack(r)
+    invite_refused(call, 404)
 
 
 def test_no_open_relay_for_strangers(reglab):
@@ -435,12 +458,7 @@ def test_no_open_relay_for_strangers(reglab):
     far = reglab.phone("carol")             # a UAS outside our domain
     dest = "sip:carol@127.0.0.1:%d" % far.ep.port
     call = reglab.caller(dest)
-    call.invite()
-    r = call.ep.expect(call.resp(NON2XX))
-    assert r.code == 403, r
-    call.ack(r)
-    assert far.ep.collect(0.3, match(method="INVITE")) == [], \
-        "a stranger's INVITE was relayed to a foreign destination"
+    invite_refused(call, 403, [far])    # relayed to a foreign destination?
 
     alice = reglab.phone("alice", USERS["alice"])
     call = alice.call(dest)
@@ -464,11 +482,7 @@ def test_routes_public_only_for_strangers(reglab):
     start(reglab, extra="routes = %s;" % lc(routes))
 
     call = reglab.caller("sip:pstn0123@example.test")
-    call.invite()
-    r = call.ep.expect(call.resp(NON2XX))
-    assert r.code == 403, r
-    call.ack(r)
-    assert gw.ep.collect(0.3, match(method="INVITE")) == []
+    invite_refused(call, 403, [gw], 0.3)
 
     call = reglab.caller("sip:help@example.test")
     call.invite()
@@ -505,23 +519,14 @@ def test_from_domain_matched_case_insensitively(reglab):
     bob = registered(reglab, "bob")
     call = reglab.caller("sip:bob@example.test",
                          from_uri="sip:alice@EXAMPLE.Test")
-    call.invite()
-    r = call.ep.expect(call.resp(NON2XX))
-    assert r.code == 407, r
-    call.ack(r)
-    assert bob.ep.collect(0.3, match(method="INVITE")) == []
+    invite_refused(call, 407, [bob], 0.3)
 
 
 def test_reinvite_in_dialog_not_challenged(reglab):
     """A re-INVITE from alice inside her dialog (To tag, through our
     Record-Route) reaches bob without credentials."""
-    start(reglab)
-    bob = registered(reglab, "bob")
-    alice = reglab.phone("alice", USERS["alice"])
-    call = alice.call("sip:bob@example.test")
-    alice.invite_auth(call)
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
-    answer(call, bob, inv)
+    alice, bob, call, inv = alice_calls_bob(reglab)
+    answer_call(call, bob, inv)
     call.invite()                       # re-INVITE, no Proxy-Authorization
     re = bob.uas.expect("INVITE", call_id=call.call_id)
     assert re.to_tag == bob.uas.tag(inv)
@@ -535,31 +540,45 @@ def test_reinvite_in_dialog_not_challenged(reglab):
 
 def established_stranger_call(reglab, bob):
     """eve (a stranger) calls bob, who answers; returns (call, 200)."""
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
-    ok = answer(call, bob, inv)
+    call, inv = stranger_invite(reglab, "sip:bob@example.test", bob)
+    ok = answer_call(call, bob, inv)
     assert ok.values("record-route"), "no Record-Route to reuse"
     return call, ok
 
 
-def test_record_route_reused_outside_dialog_is_not_a_pass(reglab):
-    """eve, a stranger, may call bob and so learns our Record-Route for
-    that Call-ID. A new INVITE (no To tag: not in a dialog) with that
-    Call-ID and that Route to a route that is not public must still be
-    refused (403), never reach the gateway."""
-    gw = UAS(reglab.endpoint(), "gw")
-    routes = ({"user": "^pstn", "targets": ["sip:127.0.0.1:%d" % gw.ep.port]},)
-    start(reglab, extra="routes = %s;" % lc(routes))
+def reuse_record_route(reglab, ruri, in_dialog=False, gateway=False):
+    """eve, a stranger, calls bob (who answers) and so learns our
+    Record-Route for that Call-ID; then she INVITEs ruri with that Call-ID
+    and that Route, as a new request or (in_dialog) with the dialog's
+    tags. With gateway, the proxy has a route ^pstn -> a UAS that is not
+    public. Returns (the rogue UAC, the gateway's UAS or None)."""
+    gw = None
+    if gateway:
+        gw = UAS(reglab.endpoint(), "gw")
+        routes = ({"user": "^pstn",
+                   "targets": ["sip:127.0.0.1:%d" % gw.ep.port]},)
+        start(reglab, extra="routes = %s;" % lc(routes))
+    else:
+        start(reglab)
     bob = registered(reglab, "bob")
     call, ok = established_stranger_call(reglab, bob)
-
-    rogue = UAC(call.ep, reglab.proxy.addr, "sip:pstn0900@example.test",
-                from_uri=call.from_uri)
+    rogue = UAC(call.ep, reglab.proxy.addr, ruri, from_uri=call.from_uri)
     rogue.call_id = call.call_id
     rogue.cseq = 10
     rogue.route_set = list(reversed(ok.values("record-route")))
+    if in_dialog:
+        rogue.from_tag = call.from_tag
+        rogue.to_tag = ok.to_tag
     rogue.invite()
+    return rogue, gw
+
+
+def test_record_route_reused_outside_dialog_is_not_a_pass(reglab):
+    """A new INVITE (no To tag: not in a dialog) reusing eve's Call-ID and
+    our Record-Route, to a route that is not public, must still be
+    refused (403), never reach the gateway."""
+    rogue, gw = reuse_record_route(reglab, "sip:pstn0900@example.test",
+                                   gateway=True)
     got = gw.ep.collect(0.5, match(method="INVITE"))
     assert got == [], "a stranger reached a non-public route:\n%s" % (
         got[0].text())
@@ -572,16 +591,8 @@ def test_record_route_reused_outside_dialog_is_not_a_pass(reglab):
 def test_record_route_reused_outside_dialog_no_relay(reglab):
     """The same reuse towards a foreign destination: no open relay."""
     far = UAS(reglab.endpoint(), "carol")
-    start(reglab)
-    bob = registered(reglab, "bob")
-    call, ok = established_stranger_call(reglab, bob)
-    rogue = UAC(call.ep, reglab.proxy.addr,
-                "sip:carol@127.0.0.1:%d" % far.ep.port,
-                from_uri=call.from_uri)
-    rogue.call_id = call.call_id
-    rogue.cseq = 10
-    rogue.route_set = list(reversed(ok.values("record-route")))
-    rogue.invite()
+    rogue, _ = reuse_record_route(reglab,
+                                  "sip:carol@127.0.0.1:%d" % far.ep.port)
     got = far.ep.collect(0.5, match(method="INVITE"))
     assert got == [], "relayed with a reused Record-Route:\n%s" % (
         got[0].text())
@@ -660,12 +671,7 @@ def test_other_realm_credentials_rejected(reglab):
 def test_proxy_authorization_replayed_on_new_call(reglab):
     """alice's Proxy-Authorization copied onto a new call (new Call-ID,
     same nonce and nc): 407, the replay does not reach anyone."""
-    start(reglab)
-    bob = registered(reglab, "bob")
-    alice = reglab.phone("alice", USERS["alice"])
-    call = alice.call("sip:bob@example.test")
-    alice.invite_auth(call)
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    alice, bob, call, inv = alice_calls_bob(reglab)
     cred = inv.get("proxy-authorization") or parse(
         call.invite_bytes).get("proxy-authorization")
     bob.uas.respond(inv, 486)
@@ -704,9 +710,7 @@ def test_foreign_aor_register_cannot_hijack_our_user(reglab):
     eve.ep.send(raw, reglab.proxy.addr)
     r = eve.ep.expect(reply_to(parse(raw)))
     assert r.code != 200, "foreign AOR registered:\n%s" % r.text()
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    call, inv = stranger_invite(reglab, "sip:bob@example.test", bob)
     assert inv.uri == bob.contact_uri
     assert eve.ep.collect(0.3, match(method="INVITE")) == []
 
@@ -725,6 +729,24 @@ def test_replay_after_restart_rejected(reglab):
     assert r.code == 401, "replayed after a restart: %r" % r
     assert list(reglab.phone("alice", USERS["alice"]).query()) == \
         [alice.contact_uri], "the replay removed the binding"
+
+
+def test_default_algorithms_md5_alone(reglab):
+    """Without auth.algorithms the challenge offers MD5 alone (baresip
+    1.0 gives up on any SHA-256 challenge, sipsak and SIPp on a SHA-256
+    one first: osprey.conf(5)); a SHA-256 answer is refused."""
+    reglab.start(users=USERS, registrar=REG)
+    alice = reglab.phone("alice")
+    r = alice.send_register()
+    assert r.code == 401
+    assert [c.algorithm for c in challenges(r)] == ["MD5"], r.text()
+    ch = pick_challenge(alice.send_register())
+    auth = authorization(ch, "REGISTER", "sip:" + REALM, "alice",
+                         USERS["alice"], algorithm="SHA-256")
+    assert alice.send_register(auth=auth).code == 401
+    auth = authorization(pick_challenge(alice.send_register()), "REGISTER",
+                         "sip:" + REALM, "alice", USERS["alice"])
+    assert alice.send_register(auth=auth).code == 200
 
 
 @pytest.mark.parametrize("algs", [["MD5", "SHA-256"], ["MD5"], ["SHA-256"]])
@@ -799,19 +821,8 @@ def test_record_route_reused_with_forged_to_tag_no_route(reglab):
     """The same reuse dressed as in-dialog (a To tag): the pass through
     our Record-Route reaches a dialog's remote target, never a route
     (here one that is not public)."""
-    gw = UAS(reglab.endpoint(), "gw")
-    routes = ({"user": "^pstn", "targets": ["sip:127.0.0.1:%d" % gw.ep.port]},)
-    start(reglab, extra="routes = %s;" % lc(routes))
-    bob = registered(reglab, "bob")
-    call, ok = established_stranger_call(reglab, bob)
-    rogue = UAC(call.ep, reglab.proxy.addr, "sip:pstn0900@example.test",
-                from_uri=call.from_uri)
-    rogue.call_id = call.call_id
-    rogue.from_tag = call.from_tag
-    rogue.to_tag = ok.to_tag
-    rogue.cseq = 10
-    rogue.route_set = list(reversed(ok.values("record-route")))
-    rogue.invite()
+    rogue, gw = reuse_record_route(reglab, "sip:pstn0900@example.test",
+                                   in_dialog=True, gateway=True)
     got = gw.ep.collect(0.5, match(method="INVITE"))
     assert got == [], "in-dialog pass reached a route:\n%s" % got[0].text()
     r = rogue.ep.recv(2.0, rogue.resp(NON2XX))

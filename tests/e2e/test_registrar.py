@@ -15,8 +15,9 @@ import time
 import pytest
 
 from conftest import OSPREYD
-from sip import (FINAL, NON2XX, SDP, match, new_branch, parse, parse_uri,  # noqa
-                 reglab, reply_to, uri_of)
+from sip import (FINAL, NON2XX, SDP, answer_call, invite_refused,  # noqa
+                 match, new_branch, parse, parse_uri, phones_with_q, reglab,
+                 reply_to, stranger_invite, uri_of)
 
 REG = {"min_expires": 60, "max_expires": 3600, "default_expires": 3600,
        "max_contacts": 10}
@@ -42,12 +43,7 @@ def check_reply(r, req_phone, code=200):
 def ring_and_answer(call, phone, inv):
     """The callee rings and answers; the caller gets the 200 and ACKs;
     BYE from the caller reaches the callee. Returns the 200."""
-    phone.uas.respond(inv, 180)
-    call.ep.expect(call.resp(180))
-    phone.uas.respond(inv, 200, body=SDP)
-    ok = call.ep.expect(call.resp(200))
-    call.ack(ok)
-    phone.uas.expect("ACK", call_id=call.call_id)
+    ok = answer_call(call, phone, inv)
     call.bye()
     bye = phone.uas.expect("BYE", call_id=call.call_id)
     phone.uas.respond(bye, 200)
@@ -245,9 +241,7 @@ def test_binding_expires(reglab):
     check_reply(r, bob)
     assert expires_of(bob.bindings(r)[bob.contact_uri]) <= 2
 
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    call, inv = stranger_invite(reglab, "sip:bob@example.test", bob)
     bob.uas.respond(inv, 486)
     r = call.ep.expect(call.resp(NON2XX))
     assert r.code == 486, r
@@ -256,11 +250,7 @@ def test_binding_expires(reglab):
     time.sleep(3.0)
     assert reglab.phone("bob").query() == {}
     call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    r = call.ep.expect(call.resp(NON2XX))
-    assert r.code == 404, r
-    call.ack(r)
-    assert bob.ep.collect(0.2, match(method="INVITE")) == []
+    invite_refused(call, 404, [bob], 0.2)
 
 
 # --------------------------------------------------------------- calls
@@ -271,9 +261,7 @@ def test_call_reaches_registered_contact(reglab):
     reglab.start(registrar=REG)
     bob = reglab.phone("bob")
     check_reply(bob.register(expires=600), bob)
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    call, inv = stranger_invite(reglab, "sip:bob@example.test", bob)
     assert inv.uri == bob.contact_uri, inv.start
     assert inv.vias[0].sent_by == reglab.proxy.addr
     assert inv.get("max-forwards") == "69"
@@ -313,9 +301,7 @@ def test_parallel_fork_equal_q(reglab):
     d1, d2 = reglab.phone("bob"), reglab.phone("bob")
     check_reply(d1.register(expires=600), d1)
     check_reply(d2.register(expires=600), d2)
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    i1 = d1.uas.expect("INVITE", call_id=call.call_id)
+    call, i1 = stranger_invite(reglab, "sip:bob@example.test", d1)
     i2 = d2.uas.expect("INVITE", call_id=call.call_id)
     assert i1.uri == d1.contact_uri and i2.uri == d2.contact_uri
     assert i1.branch != i2.branch
@@ -348,14 +334,8 @@ def test_serial_fork_by_q(reglab):
     """q=1.0 before q=0.5: the lower group gets the INVITE only after the
     higher one failed (486); the caller sees only the final 200."""
     reglab.start(registrar=REG)
-    hi, lo = reglab.phone("bob"), reglab.phone("bob")
-    check_reply(lo.register(contacts=["<%s>;q=0.5" % lo.contact_uri],
-                            expires=600), lo)
-    check_reply(hi.register(contacts=["<%s>;q=1.0" % hi.contact_uri],
-                            expires=600), hi)
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    ih = hi.uas.expect("INVITE", call_id=call.call_id)
+    lo, hi = phones_with_q(reglab, "bob", ["0.5", "1.0"])
+    call, ih = stranger_invite(reglab, "sip:bob@example.test", hi)
     assert lo.ep.collect(0.4, match(method="INVITE")) == [], \
         "q=0.5 contact tried in parallel with q=1.0"
     hi.uas.respond(ih, 486)
@@ -373,14 +353,8 @@ def test_serial_fork_by_q(reglab):
 
 def test_serial_fork_stops_on_6xx(reglab):
     reglab.start(registrar=REG)
-    hi, lo = reglab.phone("bob"), reglab.phone("bob")
-    check_reply(lo.register(contacts=["<%s>;q=0.2" % lo.contact_uri],
-                            expires=600), lo)
-    check_reply(hi.register(contacts=["<%s>;q=0.9" % hi.contact_uri],
-                            expires=600), hi)
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    ih = hi.uas.expect("INVITE", call_id=call.call_id)
+    lo, hi = phones_with_q(reglab, "bob", ["0.2", "0.9"])
+    call, ih = stranger_invite(reglab, "sip:bob@example.test", hi)
     hi.uas.respond(ih, 603)
     r = call.ep.expect(call.resp(NON2XX))
     assert r.code == 603, r
@@ -405,9 +379,7 @@ def test_nat_call_goes_to_register_source(reglab):
     assert list(bob.bindings(r)) == [contact], r.text()
     assert s2.collect(0.1) == [], "the 200 went to the Via sent-by"
 
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    call, inv = stranger_invite(reglab, "sip:bob@example.test", bob)
     assert inv.uri == contact, inv.start
     assert s2.collect(0.3, match(method="INVITE")) == [], \
         "INVITE sent to the Contact address instead of the REGISTER source"
@@ -454,11 +426,32 @@ def test_restart_keeps_bindings(reglab):
     got = reglab.phone("bob").query()
     assert list(got) == [bob.contact_uri], "bindings lost: %r" % got
     assert 590 <= expires_of(got[bob.contact_uri]) <= 600
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    call, inv = stranger_invite(reglab, "sip:bob@example.test", bob)
     assert inv.uri == bob.contact_uri
     ring_and_answer(call, bob, inv)
+
+
+def test_database_private_whatever_the_umask(reglab):
+    """The database keeps the server secret: under umask 022 it comes
+    out 0600, and so do its -wal and -shm; one left 0644 (by an older
+    ospreyd) is 0600 again after a restart, and the log says so."""
+    umask022 = ("sh", "-c", 'umask 022 && exec "$0" "$@"')
+    reglab.start(registrar=dict(REG, database=True), wrapper=umask022)
+    bob = reglab.phone("bob")
+    check_reply(bob.register(expires=600), bob)
+    db = os.path.join(reglab.proxy.workdir, "location.db")
+
+    def modes():
+        return {f: oct(os.stat(db + f).st_mode & 0o7777)
+                for f in ("", "-wal", "-shm") if os.path.exists(db + f)}
+
+    assert modes() == {"": "0o600", "-wal": "0o600", "-shm": "0o600"}
+    reglab.proxy.stop()
+    os.chmod(db, 0o644)
+    reglab.restart()
+    assert modes() == {"": "0o600", "-wal": "0o600", "-shm": "0o600"}
+    assert "mode 0644, now 0600" in reglab.proxy.log_text()
+    assert list(reglab.phone("bob").query()) == [bob.contact_uri]
 
 
 def test_restart_without_database_forgets(reglab):
@@ -549,13 +542,8 @@ def test_serial_fork_group_of_two(reglab):
     """Two contacts at q=0.9 ring in parallel; the q=0.1 contact is tried
     only when both have failed."""
     reglab.start(registrar=REG)
-    a, b, lo = (reglab.phone("bob") for _ in range(3))
-    for ph, q in ((a, "0.9"), (b, "0.9"), (lo, "0.1")):
-        check_reply(ph.register(contacts=["<%s>;q=%s" % (ph.contact_uri, q)],
-                                expires=600), ph)
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    ia = a.uas.expect("INVITE", call_id=call.call_id)
+    a, b, lo = phones_with_q(reglab, "bob", ["0.9", "0.9", "0.1"])
+    call, ia = stranger_invite(reglab, "sip:bob@example.test", a)
     ib = b.uas.expect("INVITE", call_id=call.call_id)
     a.uas.respond(ia, 486)
     a.uas.expect("ACK", call_id=call.call_id)
@@ -636,9 +624,7 @@ def test_aor_host_case_insensitive(reglab):
     r = bob.register(expires=600)
     check_reply(r, bob)
     assert list(reglab.phone("bob").query()) == [bob.contact_uri]
-    call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    call, inv = stranger_invite(reglab, "sip:bob@example.test", bob)
     assert inv.uri == bob.contact_uri
 
 
@@ -666,11 +652,7 @@ def test_registrar_disabled(reglab):
     r = bob.register(expires=600)
     assert r.code != 200 and r.code >= 400, r
     call = reglab.caller("sip:bob@example.test")
-    call.invite()
-    r = call.ep.expect(call.resp(NON2XX))
-    assert r.code == 404, r
-    call.ack(r)
-    assert bob.ep.collect(0.2, match(method="INVITE")) == []
+    invite_refused(call, 404, [bob], 0.2)
 
 
 @pytest.mark.parametrize("which", ["proxy_address", "own_aor"])

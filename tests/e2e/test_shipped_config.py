@@ -30,7 +30,7 @@ from test_interop_register import USERS, BaresipAccount, query
 SHIPPED = os.path.join(TOP, "conf", "osprey.conf")
 
 
-def shipped_conf(workdir, port, users, md5_only=True):
+def shipped_conf(workdir, port, users):
     """The shipped config, made runnable in workdir; its path."""
     with open(SHIPPED) as f:
         text = f.read()
@@ -41,10 +41,6 @@ def shipped_conf(workdir, port, users, md5_only=True):
         (r'(\ncontrol = \{ socket = )"/run/osprey/ospreyd\.sock";',
          r'\1"%s";' % os.path.join(workdir, "ctl.sock")),
     ]
-    if md5_only:
-        # baresip 1.0 (libre 1.1) fails on any SHA-256 challenge.
-        subs.append((r'(\n\talgorithms = )\[ "MD5", "SHA-256" \];',
-                     r'\1[ "MD5" ];'))
     for pat, rep in subs:
         text, n = re.subn(pat, rep, text, count=1)
         assert n == 1, "conf/osprey.conf no longer has %r" % pat

@@ -252,6 +252,119 @@ START_TEST(tables_seeded_apart)
 }
 END_TEST
 
+/* HASHTAB_FOREACH visits every node once, whatever the table's size. */
+START_TEST(foreach_visits_each_once)
+{
+	struct hashtab		 ht;
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	struct item		*items = items_new(3000);
+	unsigned		*seen = calloc(3000, sizeof(*seen));
+	size_t			 i, total = 0;
+
+	hashtab_init(&ht, 0);
+	HASHTAB_FOREACH(n, &ht, it)
+		ck_abort_msg("an empty table has no node");
+	for (i = 0; i < 3000; i++) {
+		insert(&ht, &items[i]);
+		if (i == 0 || i == 63 || i == 2999) {	/* 1, 64, 3000 */
+			memset(seen, 0, 3000 * sizeof(*seen));
+			total = 0;
+			HASHTAB_FOREACH(n, &ht, it) {
+				seen[(struct item *)n - items]++;
+				total++;
+			}
+			ck_assert_uint_eq(total, i + 1);
+		}
+	}
+	for (i = 0; i < 3000; i++)
+		ck_assert_uint_eq(seen[i], 1);
+	hashtab_cleanup(&ht);
+	free(seen);
+	free(items);
+}
+END_TEST
+
+/* The node handed out may be removed and freed: every other, then all. */
+START_TEST(foreach_removes_current)
+{
+	struct hashtab		 ht;
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	size_t			 i, visited = 0;
+	char			 key[32];
+
+	hashtab_init(&ht, 0);
+	for (i = 0; i < 1000; i++) {	/* heap items, freed in the walk */
+		struct item	*x = calloc(1, sizeof(*x));
+
+		ck_assert_ptr_nonnull(x);
+		snprintf(x->key, sizeof(x->key), "k%zu", i);
+		insert(&ht, x);
+	}
+	HASHTAB_FOREACH(n, &ht, it) {
+		struct item	*x = (struct item *)n;
+
+		visited++;
+		if (strtoul(x->key + 1, NULL, 10) % 2 == 0) {
+			hashtab_remove(&ht, n);
+			memset(x, 0xa5, sizeof(*x));	/* poisoned, then */
+			free(x);
+		}
+	}
+	ck_assert_uint_eq(visited, 1000);
+	ck_assert_uint_eq(ht.n, 500);
+	for (i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "k%zu", i);
+		ck_assert((find(&ht, key) != NULL) == (i % 2 == 1));
+	}
+	visited = 0;
+	HASHTAB_FOREACH(n, &ht, it) {
+		hashtab_remove(&ht, n);
+		free(n);
+		visited++;
+	}
+	ck_assert_uint_eq(visited, 500);
+	ck_assert_uint_eq(ht.n, 0);
+	hashtab_cleanup(&ht);
+}
+END_TEST
+
+/*
+ * hashtab_first drains a table even when removing one node removes
+ * another (here its partner, key ^ 1), which a walk could not survive.
+ */
+START_TEST(first_drains_with_partners)
+{
+	struct hashtab	 ht;
+	struct item	*items = items_new(512);
+	struct hnode	*n;
+	size_t		 pos = 0, i, taken = 0;
+
+	hashtab_init(&ht, 0);
+	for (i = 0; i < 512; i++)
+		insert(&ht, &items[i]);
+	while ((n = hashtab_first(&ht, &pos)) != NULL) {
+		struct item	*x = (struct item *)n, *p;
+
+		p = &items[(size_t)(x - items) ^ 1];
+		ck_assert(x->live);
+		hashtab_remove(&ht, n);
+		x->live = false;
+		if (p->live) {
+			hashtab_remove(&ht, &p->node);
+			p->live = false;
+		}
+		taken++;
+	}
+	ck_assert_uint_eq(ht.n, 0);
+	ck_assert_uint_eq(taken, 256);
+	ck_assert_uint_le(pos, ht.nb);
+	hashtab_cleanup(&ht);
+	free(items);
+}
+END_TEST
+
 static Suite *
 hashtab_suite(void)
 {
@@ -266,6 +379,9 @@ hashtab_suite(void)
 	tcase_add_test(tc, init_hint);
 	tcase_add_test(tc, hash_seeded);
 	tcase_add_test(tc, tables_seeded_apart);
+	tcase_add_test(tc, foreach_visits_each_once);
+	tcase_add_test(tc, foreach_removes_current);
+	tcase_add_test(tc, first_drains_with_partners);
 	suite_add_tcase(s, tc);
 	return (s);
 }

@@ -23,6 +23,7 @@
 #include <check.h>
 #include <event2/event.h>
 
+#include "check_util.h"
 #include "fake.h"
 #include "log.h"
 #include "resolver.h"
@@ -809,8 +810,7 @@ addr(const char *ip, uint16_t port)
 {
 	struct tp_addr	a;
 
-	ck_assert_int_eq(tp_addr_set(&a, (struct slice){ ip, strlen(ip) },
-	    port), 0);
+	ck_assert_int_eq(tp_addr_set(&a, S(ip), port), 0);
 	return (a);
 }
 
@@ -1497,74 +1497,27 @@ START_TEST(parse_ns)
 }
 END_TEST
 
-static Suite *
-resolver_suite(void)
-{
-	Suite	*s = suite_create("resolver");
-	TCase	*tc;
-
-	tc = tcase_create("parse");
-	tcase_add_test(tc, parse_one);
-	tcase_add_test(tc, parse_compressed);
-	tcase_add_test(tc, parse_several);
-	tcase_add_test(tc, parse_more_than_max);
-	tcase_add_test(tc, parse_other_types);
-	tcase_add_test(tc, parse_rcode);
-	tcase_add_test(tc, parse_truncated);
-	tcase_add_test(tc, parse_tc);
-	tcase_add_test(tc, parse_pointer_loop);
-	tcase_add_test(tc, parse_count_too_large);
-	tcase_add_test(tc, parse_rdlen_past_end);
-	tcase_add_test(tc, parse_rdata_mismatch);
-	tcase_add_test(tc, parse_bad_labels);
-	tcase_add_test(tc, parse_dot_and_port_0);
-	tcase_add_test(tc, name_bounds);
-	tcase_add_test(tc, parse_ns);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("order");
-	tcase_add_test(tc, order_priority);
-	tcase_add_test(tc, order_draws);
-	tcase_add_test(tc, order_distribution);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("cache");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, cache_ttl);
-	tcase_add_test(tc, cache_keys);
-	tcase_add_test(tc, cache_negative);
-	tcase_add_test(tc, cache_cap);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("lookup");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 20);
-	tcase_add_test(tc, lookup_numeric);
-	tcase_add_test(tc, lookup_port_skips_srv);
-	tcase_add_test(tc, lookup_hosts_file_at_once);
-	tcase_add_test(tc, lookup_srv_order);
-	tcase_add_test(tc, lookup_address_cap);
-	tcase_add_test(tc, lookup_srv_targets_at_once);
-	tcase_add_test(tc, lookup_srv_nxdomain);
-	tcase_add_test(tc, lookup_srv_timeout);
-	tcase_add_test(tc, lookup_srv_bad_answer_dropped);
-	tcase_add_test(tc, lookup_srv_dot);
-	tcase_add_test(tc, lookup_cached);
-	tcase_add_test(tc, lookup_negative_not_cached);
-	tcase_add_test(tc, lookup_cancel);
-	suite_add_tcase(s, tc);
-	return (s);
-}
-
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
+	TCase	*tc;
 
-	sr = srunner_create(resolver_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	tc = check_case("parse");
+	check_add(tc, parse_one, parse_compressed, parse_several,
+	    parse_more_than_max, parse_other_types, parse_rcode,
+	    parse_truncated, parse_tc, parse_pointer_loop,
+	    parse_count_too_large, parse_rdlen_past_end, parse_rdata_mismatch,
+	    parse_bad_labels, parse_dot_and_port_0, name_bounds, parse_ns);
+	tc = check_case("order");
+	check_add(tc, order_priority, order_draws, order_distribution);
+	tc = check_fixed("cache", setup, teardown);
+	check_add(tc, cache_ttl, cache_keys, cache_negative, cache_cap);
+	tc = check_fixed("lookup", setup, teardown);
+	tcase_set_timeout(tc, 20);
+	check_add(tc, lookup_numeric, lookup_port_skips_srv,
+	    lookup_hosts_file_at_once, lookup_srv_order, lookup_address_cap,
+	    lookup_srv_targets_at_once, lookup_srv_nxdomain, lookup_srv_timeout,
+	    lookup_srv_bad_answer_dropped, lookup_srv_dot, lookup_cached,
+	    lookup_negative_not_cached, lookup_cancel);
+	return (check_run("resolver"));
 }
