@@ -5,6 +5,7 @@
 
 #include <check.h>
 
+#include "check_util.h"
 #include "proxy.h"
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
@@ -117,30 +118,10 @@ START_TEST(rank_no_ties)
 }
 END_TEST
 
-static Suite *
-proxy_suite(void)
-{
-	Suite	*s = suite_create("proxy");
-	TCase	*tc = tcase_create("reply_rank");
-
-	tcase_add_test(tc, rank_6xx_first);
-	tcase_add_test(tc, rank_lowest_class);
-	tcase_add_test(tc, rank_retry_4xx_lead);
-	tcase_add_test(tc, rank_within_class);
-	tcase_add_test(tc, rank_no_ties);
-	suite_add_tcase(s, tc);
-	return (s);
-}
-
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
-
-	sr = srunner_create(proxy_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	check_add(check_case("reply_rank"), rank_6xx_first, rank_lowest_class,
+	    rank_retry_4xx_lead, rank_within_class, rank_no_ties);
+	return (check_run("proxy"));
 }

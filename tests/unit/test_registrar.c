@@ -15,30 +15,13 @@
 
 #include "acl.h"
 #include "auth.h"
+#include "check_util.h"
 #include "fake.h"
 #include "location.h"
 #include "log.h"
 #include "registrar.h"
 #include "sipmsg.h"
 #include "tp.h"
-
-static struct slice
-S(const char *s)
-{
-	return ((struct slice){ s, strlen(s) });
-}
-
-static struct sipmsg *
-parse(const char *text)
-{
-	struct sipmsg	*m = sipmsg_new(text, strlen(text));
-	char		 err[128];
-	int		 rc;
-
-	rc = sipmsg_parse(m, err, sizeof(err));
-	ck_assert_msg(rc == 0, "parse: %d %s: %s", rc, err, text);
-	return (m);
-}
 
 /* RFC 7616 3.9.1: the example, MD5 and SHA-256. */
 START_TEST(digest_rfc7616_vectors)
@@ -619,48 +602,25 @@ START_TEST(store_keeps_bindings)
 }
 END_TEST
 
-static Suite *
-registrar_suite(void)
-{
-	Suite	*s = suite_create("registrar");
-	TCase	*ta = tcase_create("auth");
-	TCase	*tr = tcase_create("registrar");
-
-	tcase_add_checked_fixture(ta, auth_setup, auth_teardown);
-	tcase_set_timeout(ta, 120);	/* 2^20 nonces, under ASan too */
-	tcase_add_test(ta, digest_rfc7616_vectors);
-	tcase_add_test(ta, auth_nonces);
-	tcase_add_test(ta, auth_passwords_and_replay);
-	tcase_add_test(ta, auth_stale_nonce);
-	tcase_add_test(ta, auth_challenge_headers);
-	tcase_add_test(ta, auth_uri_must_match);
-	tcase_add_test(ta, auth_old_nonce_loses_its_count);
-	tcase_add_test(ta, auth_users_file_errors);
-	tcase_add_test(ta, acl_networks);
-	suite_add_tcase(s, ta);
-	tcase_add_checked_fixture(tr, reg_setup, reg_teardown);
-	tcase_add_test(tr, register_add_refresh_remove);
-	tcase_add_test(tr, register_limits_and_instances);
-	tcase_add_test(tr, register_contact_fits_ruri);
-	tcase_add_test(tr, register_limit_per_source);
-	tcase_add_test(tr, bindings_expire_on_the_clock);
-	tcase_add_test(tr, heap_expires_in_order);
-	tcase_add_test(tr, store_keeps_bindings);
-	suite_add_tcase(s, tr);
-	return (s);
-}
-
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
+	TCase	*ta = check_case("auth");
+	TCase	*tr = check_case("registrar");
 
 	sipmsg_init();
 	log_init(true, LOG_LVL_WARNING);
-	sr = srunner_create(registrar_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	tcase_add_checked_fixture(ta, auth_setup, auth_teardown);
+	tcase_set_timeout(ta, 120);	/* 2^20 nonces, under ASan too */
+	check_add(ta, digest_rfc7616_vectors, auth_nonces,
+	    auth_passwords_and_replay, auth_stale_nonce,
+	    auth_challenge_headers, auth_uri_must_match,
+	    auth_old_nonce_loses_its_count, auth_users_file_errors,
+	    acl_networks);
+	tcase_add_checked_fixture(tr, reg_setup, reg_teardown);
+	check_add(tr, register_add_refresh_remove,
+	    register_limits_and_instances, register_contact_fits_ruri,
+	    register_limit_per_source, bindings_expire_on_the_clock,
+	    heap_expires_in_order, store_keeps_bindings);
+	return (check_run("registrar"));
 }

@@ -1,7 +1,6 @@
 /* Unit tests: sipmsg.c (parsing, checks, header helpers), sipbuild.c. */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,47 +8,11 @@
 #include <osipparser2/osip_parser.h>
 
 #include "buf.h"
+#include "check_util.h"
 #include "sipbuild.h"
 #include "sipmsg.h"
 
 static char	err[256];
-
-/* A slice equals str, byte for byte. */
-#define ck_assert_slice_eq(s, str) do {					\
-	struct slice	 _s = (s);					\
-	const char	*_w = (str);					\
-									\
-	ck_assert_msg(_s.len == strlen(_w) &&				\
-	    memcmp(_s.p, _w, _s.len) == 0,				\
-	    "%s is \"%.*s\", want \"%s\"", #s, (int)_s.len,		\
-	    _s.p != NULL ? _s.p : "", _w);				\
-} while (0)
-
-static struct slice
-S(const char *s)
-{
-	return ((struct slice){ s, strlen(s) });
-}
-
-/* Parse text; the result must be want.  The caller frees. */
-static struct sipmsg *
-parse_as(const char *text, int want)
-{
-	struct sipmsg	*m = sipmsg_new(text, strlen(text));
-	int		 rc;
-
-	err[0] = '\0';
-	rc = sipmsg_parse(m, err, sizeof(err));
-	ck_assert_msg(rc == want, "sipmsg_parse: %d (%s), want %d", rc, err,
-	    want);
-	return (m);
-}
-
-static struct sipmsg *
-parse_ok(const char *text)
-{
-	return (parse_as(text, 0));
-}
 
 #define INVITE_MSG							\
 	"INVITE sip:bob@example.com SIP/2.0\r\n"			\
@@ -67,7 +30,7 @@ parse_ok(const char *text)
 
 START_TEST(parse_invite_fields)
 {
-	struct sipmsg	*m = parse_ok(INVITE_MSG);
+	struct sipmsg	*m = parse(INVITE_MSG);
 
 	ck_assert(m->request);
 	ck_assert_int_eq(m->method, SM_INVITE);
@@ -96,7 +59,7 @@ END_TEST
 /* RFC 3261 18.3: bytes past Content-Length are dropped. */
 START_TEST(parse_body_shorter_content_length)
 {
-	struct sipmsg	*m = parse_ok(INVITE_MSG);
+	struct sipmsg	*m = parse(INVITE_MSG);
 
 	ck_assert_uint_eq(m->body_len, 4);
 	ck_assert_mem_eq(m->buf + m->body_off, "v=0\r", 4);
@@ -107,7 +70,7 @@ END_TEST
 
 START_TEST(parse_response)
 {
-	struct sipmsg	*m = parse_ok(
+	struct sipmsg	*m = parse(
 	    "SIP/2.0 486 Busy Here\r\n"
 	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKr1\r\n"
 	    "To: <sip:bob@example.com>;tag=b0b\r\n"
@@ -139,7 +102,7 @@ START_TEST(parse_response)
 	    "Call-ID: resp-1\r\n"
 	    "CSeq: 9 INVITE\r\n"
 	    "\r\n", -1);
-	ck_assert_str_eq(err, "Bad To header");
+	ck_assert_str_eq(parse_err, "Bad To header");
 	sipmsg_free(m);
 
 	/* The same for a To libosip2 refuses: the display name "o:". */
@@ -152,11 +115,11 @@ START_TEST(parse_response)
 	"CSeq: 9 INVITE\r\n"						\
 	"\r\n"
 	sipmsg_free(parse_as(RESP_487("o: <sip:bob@example.com>;tag=1"), -1));
-	ck_assert_str_eq(err, "Bad To header");
+	ck_assert_str_eq(parse_err, "Bad To header");
 	/* Tokens, a quoted string, a folded line: fine. */
-	sipmsg_free(parse_ok(RESP_487("Bob B. <sip:bob@example.com>;tag=1")));
-	sipmsg_free(parse_ok(RESP_487("\"o: \" <sip:bob@example.com>;tag=1")));
-	sipmsg_free(parse_ok(RESP_487("Bob\r\n <sip:bob@example.com>;tag=1")));
+	sipmsg_free(parse(RESP_487("Bob B. <sip:bob@example.com>;tag=1")));
+	sipmsg_free(parse(RESP_487("\"o: \" <sip:bob@example.com>;tag=1")));
+	sipmsg_free(parse(RESP_487("Bob\r\n <sip:bob@example.com>;tag=1")));
 #undef RESP_487
 	/* A Via line without a value is a bad Via (fuzzer: relayed empty). */
 	sipmsg_free(parse_as("SIP/2.0 180 Ringing\r\n"
@@ -175,9 +138,9 @@ START_TEST(parse_response)
 	    "Call-ID: req-1\r\n"
 	    "CSeq: 9 OPTIONS\r\n"
 	    "\r\n", 400));
-	ck_assert_str_eq(err, "Bad Via header");
+	ck_assert_str_eq(parse_err, "Bad Via header");
 	/* No ACK is built for a provisional: left to check_addr(). */
-	sipmsg_free(parse_ok("SIP/2.0 180 Ringing\r\n"
+	sipmsg_free(parse("SIP/2.0 180 Ringing\r\n"
 	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKr1\r\n"
 	    "To: o: <sip:bob@example.com>;tag=1\r\n"
 	    "From: <sip:alice@example.org>;tag=a11ce\r\n"
@@ -189,7 +152,7 @@ END_TEST
 
 START_TEST(parse_compact_headers)
 {
-	struct sipmsg		*m = parse_ok(
+	struct sipmsg		*m = parse(
 	    "OPTIONS sip:carol@example.com SIP/2.0\r\n"
 	    "v: SIP/2.0/UDP host.example.org;branch=z9hG4bKcmp\r\n"
 	    "f: <sip:a@example.org>;tag=ft\r\n"
@@ -220,7 +183,7 @@ END_TEST
 
 START_TEST(parse_folded_headers)
 {
-	struct sipmsg		*m = parse_ok(
+	struct sipmsg		*m = parse(
 	    "BYE sip:bob@192.0.2.4 SIP/2.0\r\n"
 	    "Via: SIP/2.0/UDP 192.0.2.7:5070\r\n"
 	    " ;branch=z9hG4bKfold\r\n"
@@ -262,7 +225,7 @@ END_TEST
 
 START_TEST(parse_via_multi_values)
 {
-	struct sipmsg	*m = parse_ok(
+	struct sipmsg	*m = parse(
 	    "INVITE sip:bob@example.com SIP/2.0\r\n"
 	    "Via: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1 , "
 	    "SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKa1\r\n"
@@ -296,7 +259,7 @@ END_TEST
 
 START_TEST(parse_via_ipv6)
 {
-	struct sipmsg	*m = parse_ok(
+	struct sipmsg	*m = parse(
 	    "MESSAGE sip:bob@[2001:db8::2] SIP/2.0\r\n"
 	    "Via: SIP/2.0/UDP [2001:db8::1]:5070;rport;branch=z9hG4bKv6\r\n"
 	    "To: <sip:bob@[2001:db8::2]>\r\n"
@@ -320,7 +283,7 @@ END_TEST
 /* Header names are case-insensitive; LWS is allowed inside Via. */
 START_TEST(parse_case_and_lws)
 {
-	struct sipmsg	*m = parse_ok(
+	struct sipmsg	*m = parse(
 	    "INVITE sip:bob@example.com SIP/2.0\r\n"
 	    "via: SIP / 2.0 / UDP 192.0.2.1 : 5070 ; branch = z9hG4bKlws\r\n"
 	    "TO: <sip:bob@example.com>\r\n"
@@ -465,7 +428,7 @@ START_TEST(parse_errors)
 	struct sipmsg	*m = parse_as(text, bad_msgs[_i].code);
 
 	if (bad_msgs[_i].reason != NULL)
-		ck_assert_str_eq(err, bad_msgs[_i].reason);
+		ck_assert_str_eq(parse_err, bad_msgs[_i].reason);
 	sipmsg_free(m);
 }
 END_TEST
@@ -724,7 +687,7 @@ END_TEST
 static char *
 build_response(const char *text, int code)
 {
-	struct sipmsg	*m = parse_ok(text);
+	struct sipmsg	*m = parse(text);
 	struct buf	 b;
 
 	buf_init(&b, 256);
@@ -819,7 +782,7 @@ build_top_via(const char *via, const char *ip, uint16_t port)
 	    "To: <sip:b@example.com>\r\nFrom: <sip:a@example.org>;tag=1\r\n"
 	    "Call-ID: tv\r\nCSeq: 1 OPTIONS\r\n\r\n", via);
 	text = buf_steal(&b, NULL);
-	m = parse_ok(text);
+	m = parse(text);
 	free(text);
 	buf_init(&b, 256);
 	sipbuild_top_via(m, ip, port, &b);
@@ -899,7 +862,7 @@ START_TEST(build_unsupported)
 	}
 	buf_adds(&req, "\r\n\r\n");
 	buf_adds(&want, "\r\n");
-	m = parse_ok(req.p);
+	m = parse(req.p);
 	buf_init(&b, 64);
 	sipbuild_unsupported(m, &b);
 	ck_assert_str_eq(b.p, want.p);
@@ -912,7 +875,7 @@ END_TEST
 
 START_TEST(build_cancel)
 {
-	struct sipmsg		*inv = parse_ok(SENT_INVITE), *c;
+	struct sipmsg		*inv = parse(SENT_INVITE), *c;
 	struct buf		 b;
 	struct slice		 v[4];
 	const struct sip_hline	*h;
@@ -924,7 +887,7 @@ START_TEST(build_cancel)
 	out = buf_steal(&b, NULL);
 	ck_assert_msg(strncmp(out, "CANCEL sip:bob@192.0.2.4:5080 SIP/2.0\r\n",
 	    39) == 0, "%s", out);
-	c = parse_ok(out);
+	c = parse(out);
 	ck_assert_int_eq(c->method, SM_CANCEL);
 	ck_assert_slice_eq(c->ruri, "sip:bob@192.0.2.4:5080");
 	ck_assert_slice_eq(c->branch, "z9hG4bKprx1");
@@ -950,7 +913,7 @@ START_TEST(build_cancel)
 
 	buf_init(&b, 512);
 	sipbuild_cancel(inv, NULL, &b);
-	c = parse_ok(b.p);
+	c = parse(b.p);
 	ck_assert_ptr_null(sipmsg_hdr(c, SH_REASON));
 	sipmsg_free(c);
 	buf_cleanup(&b);
@@ -960,12 +923,12 @@ END_TEST
 
 START_TEST(build_ack)
 {
-	struct sipmsg		*inv = parse_ok(SENT_INVITE), *resp, *a;
+	struct sipmsg		*inv = parse(SENT_INVITE), *resp, *a;
 	struct buf		 b;
 	struct slice		 v[4];
 	const struct sip_hline	*h;
 
-	resp = parse_ok("SIP/2.0 486 Busy Here\r\n"
+	resp = parse("SIP/2.0 486 Busy Here\r\n"
 	    "Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKprx1\r\n"
 	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKa1;rport=5062\r\n"
 	    "To: Bob <sip:bob@example.com>;tag=xyz\r\n"
@@ -976,7 +939,7 @@ START_TEST(build_ack)
 	    "\r\n");
 	buf_init(&b, 512);
 	sipbuild_ack(inv, resp, &b);
-	a = parse_ok(b.p);
+	a = parse(b.p);
 	ck_assert_int_eq(a->method, SM_ACK);
 	ck_assert_slice_eq(a->ruri, "sip:bob@192.0.2.4:5080");
 	ck_assert_slice_eq(a->branch, "z9hG4bKprx1");
@@ -999,67 +962,30 @@ START_TEST(build_ack)
 }
 END_TEST
 
-static Suite *
-sipmsg_suite(void)
-{
-	Suite	*s = suite_create("sipmsg");
-	TCase	*tc;
-
-	tc = tcase_create("parse");
-	tcase_add_test(tc, parse_invite_fields);
-	tcase_add_test(tc, parse_body_shorter_content_length);
-	tcase_add_test(tc, parse_response);
-	tcase_add_test(tc, parse_compact_headers);
-	tcase_add_test(tc, parse_folded_headers);
-	tcase_add_test(tc, parse_via_multi_values);
-	tcase_add_test(tc, parse_via_ipv6);
-	tcase_add_test(tc, parse_case_and_lws);
-	tcase_add_loop_test(tc, parse_errors, 0,
-	    sizeof(bad_msgs) / sizeof(bad_msgs[0]));
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("check_request");
-	tcase_add_test(tc, check_request_ok);
-	tcase_add_test(tc, check_request_version);
-	tcase_add_test(tc, check_request_scheme);
-	tcase_add_test(tc, check_request_max_forwards);
-	tcase_add_test(tc, check_request_proxy_require);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("helpers");
-	tcase_add_test(tc, hdr_param_cases);
-	tcase_add_test(tc, hdr_uri_cases);
-	tcase_add_test(tc, split_values_cases);
-	tcase_add_test(tc, sipuri_parse_cases);
-	tcase_add_test(tc, sipuri_printable_cases);
-	tcase_add_test(tc, sipuri_fits_ruri_cases);
-	tcase_add_loop_test(tc, sipuri_parse_rejects, 0,
-	    sizeof(bad_uris) / sizeof(bad_uris[0]));
-	tcase_add_test(tc, sip_reason_cases);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("sipbuild");
-	tcase_add_test(tc, build_response_via_alone);
-	tcase_add_test(tc, build_response_via_shared);
-	tcase_add_test(tc, build_response_new_code);
-	tcase_add_test(tc, build_top_via_cases);
-	tcase_add_test(tc, build_unsupported);
-	tcase_add_test(tc, build_cancel);
-	tcase_add_test(tc, build_ack);
-	suite_add_tcase(s, tc);
-	return (s);
-}
-
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
+	TCase	*tc;
 
 	sipmsg_init();
-	sr = srunner_create(sipmsg_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	tc = check_case("parse");
+	check_add(tc, parse_invite_fields, parse_body_shorter_content_length,
+	    parse_response, parse_compact_headers, parse_folded_headers,
+	    parse_via_multi_values, parse_via_ipv6, parse_case_and_lws);
+	tcase_add_loop_test(tc, parse_errors, 0,
+	    sizeof(bad_msgs) / sizeof(bad_msgs[0]));
+	check_add(check_case("check_request"), check_request_ok,
+	    check_request_version, check_request_scheme,
+	    check_request_max_forwards, check_request_proxy_require);
+	tc = check_case("helpers");
+	check_add(tc, hdr_param_cases, hdr_uri_cases, split_values_cases,
+	    sipuri_parse_cases, sipuri_printable_cases,
+	    sipuri_fits_ruri_cases);
+	tcase_add_loop_test(tc, sipuri_parse_rejects, 0,
+	    sizeof(bad_uris) / sizeof(bad_uris[0]));
+	tcase_add_test(tc, sip_reason_cases);
+	check_add(check_case("sipbuild"), build_response_via_alone,
+	    build_response_via_shared, build_response_new_code,
+	    build_top_via_cases, build_unsupported, build_cancel, build_ack);
+	return (check_run("sipmsg"));
 }
