@@ -300,18 +300,25 @@ sipbuild_cancel(const struct sipmsg *inv, const char *reason, struct buf *out)
 	buf_adds(out, "Content-Length: 0\r\n\r\n");
 }
 
-void
+/*
+ * The ACK for a non-2xx final response to the INVITE we sent (RFC 3261
+ * 17.1.1.3): the INVITE's lines, the response's To.  Only from a response
+ * that parsed and whose To libosip2 takes, whatever its status: a 487 and
+ * then a 302 with a broken To went out as an ACK nobody could parse
+ * (fuzzer).  Returns -1, out untouched, for any other.
+ */
+int
 sipbuild_ack(const struct sipmsg *inv, const struct sipmsg *resp,
     struct buf *out)
 {
-	const struct sip_hline	*to = sipmsg_hdr(resp, SH_TO);
-
+	if (!inv->parsed || !resp->parsed || !sipmsg_addr_ok(resp, SH_TO))
+		return (-1);
 	buf_adds(out, "ACK ");
 	buf_add(out, inv->ruri.p, inv->ruri.len);
 	buf_adds(out, " SIP/2.0\r\n");
 	copy_common(inv, false, out);
-	if (to != NULL)
-		add_hdr(out, "To", sipmsg_hvalue(resp, to));
+	add_hdr(out, "To", sipmsg_hvalue(resp, sipmsg_hdr(resp, SH_TO)));
 	buf_addf(out, "CSeq: %u ACK\r\nMax-Forwards: 70\r\n"
 	    "Content-Length: 0\r\n\r\n", inv->cseq);
+	return (0);
 }

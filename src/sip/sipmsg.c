@@ -868,32 +868,95 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 }
 
 /*
- * Would libosip2 take the To of this response?  Responses skip its parser
- * (check_addr() is ours, and lighter), but the To of a non-2xx final to an
- * INVITE goes into the ACK we send (RFC 3261 17.1.1.3), which must parse.
- * libosip2 is stricter than check_addr(): display names of tokens only
- * ("To: o: <sip:b@x>" is refused), two characters at least on each side
- * of the scheme's colon, and more; the fuzzer found such ACKs.
+ * Does libosip2 take this From or To value, with a URI in it?  It is
+ * stricter than check_addr() on display names (tokens or a quoted string:
+ * "To: o: <sip:b@x>" is refused, so are stray control bytes), and it
+ * judges every request, so a From or To that we relay upstream or copy
+ * into an ACK (RFC 3261 17.1.1.3) must pass it too: the fuzzer found ACKs
+ * and relayed responses that did not.  It also takes "", hence the URI.
  */
-static int
-check_ack_to(const struct sipmsg *m)
+bool
+sipmsg_addr_ok(const struct sipmsg *m, enum sip_hdr_id id)
 {
-	struct slice	 v = sipmsg_hvalue(m, sipmsg_hdr(m, SH_TO));
-	osip_to_t	*to;
-	char		*s;
-	size_t		 i;
-	int		 rc;
+	const struct sip_hline	*h;
+	struct slice		 v;
+	osip_to_t		*to;
+	char			*s;
+	size_t			 i;
+	int			 rc;
 
+	if ((id != SH_FROM && id != SH_TO) || (h = sipmsg_hdr(m, id)) == NULL)
+		return (false);
+	v = sipmsg_hvalue(m, h);
+	if (v.len == 0 || memchr(v.p, '\0', v.len) != NULL)
+		return (false);		/* a C string would end there */
 	if (osip_to_init(&to) != 0)
-		return (-1);
+		return (false);
 	s = xstrndup(v.p, v.len);
 	for (i = 0; s[i] != '\0'; i++)	/* folded lines: LWS, as osip does */
 		if (s[i] == '\r' || s[i] == '\n')
 			s[i] = ' ';
 	rc = osip_to_parse(to, s);
+	if (rc == 0 && (to->url == NULL || to->url->scheme == NULL))
+		rc = -1;
 	free(s);
 	osip_to_free(to);
-	return (rc == 0 ? 0 : -1);
+	return (rc == 0);
+}
+
+/*
+ * Call-ID = word [ "@" word ] (RFC 3261 25.1): no white space, no control
+ * bytes, one "@" at most, and not at either end.
+ */
+static int
+check_callid(struct slice v)
+{
+	static const char	 extra[] = "-.!%*_+`'~()<>:\\\"/[]?{}";
+	size_t			 i, at = 0;
+	unsigned		 nat = 0;
+
+	for (i = 0; i < v.len; i++) {
+		unsigned char	c = v.p[i];
+
+		if (c == '@') {
+			at = i;
+			nat++;
+		} else if (!isalnum(c) && (c == '\0' ||
+		    strchr(extra, c) == NULL))
+			return (-1);
+	}
+	if (v.len == 0 || nat > 1 || (nat == 1 && (at == 0 ||
+	    at == v.len - 1)))
+		return (-1);
+	return (0);
+}
+
+/*
+ * The header section of a response (start line to the empty line), bytes
+ * only: no NUL, and every LF ends a CRLF (the scanner refused a bare CR
+ * already).  RFC 3261 7 and 25 end every line with CRLF; we relay a
+ * response's lines as they came, so a line that ends in a bare LF would
+ * reach the next hop framed differently from how we read it, and a NUL
+ * (legal in a quoted-pair, never seen in practice) cuts short whatever
+ * handles the value as a C string: the fuzzer saw merged challenges go
+ * upstream as "Proxy-Authenticate: DigesContent-Length: 0".
+ */
+static int
+check_response_bytes(const struct sipmsg *m, char *err, size_t errlen)
+{
+	size_t	i;
+
+	for (i = 0; i < m->body_off; i++) {
+		if (m->buf[i] == '\0') {
+			snprintf(err, errlen, "NUL byte in the headers");
+			return (-1);
+		}
+		if (m->buf[i] == '\n' && (i == 0 || m->buf[i - 1] != '\r')) {
+			snprintf(err, errlen, "Bare LF in the headers");
+			return (-1);
+		}
+	}
+	return (0);
 }
 
 /* Content-Type: type "/" subtype *( ";" parameter ) (RFC 3261 20.15). */
@@ -1028,13 +1091,16 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 	 * messages that make up most of a call are not parsed twice.
 	 */
 	if (!m->request) {
-		if (check_addr(m, SH_FROM) == -1)
+		if (check_response_bytes(m, err, errlen) == -1)
+			return (-1);
+		if (check_callid(m->callid) == -1)
+			FAIL(bad, "Bad Call-ID header");
+		if (check_addr(m, SH_FROM) == -1 ||
+		    !sipmsg_addr_ok(m, SH_FROM))
 			FAIL(bad, "Bad From header");
-		if (check_addr(m, SH_TO) == -1)
+		if (check_addr(m, SH_TO) == -1 || !sipmsg_addr_ok(m, SH_TO))
 			FAIL(bad, "Bad To header");
-		if (m->status >= 300 && m->method == SM_INVITE &&
-		    check_ack_to(m) == -1)
-			FAIL(bad, "Bad To header");
+		m->parsed = true;
 		return (0);
 	}
 	if (!slice_eq(m->version, "SIP/2.0"))
@@ -1084,6 +1150,7 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 	if ((v = m->from_tag).len == 0 && m->request &&
 	    hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM)), "tag", NULL))
 		FAIL(bad, "Bad From tag");
+	m->parsed = true;
 	return (0);
 }
 

@@ -118,6 +118,7 @@ struct sipmsg {
 	int		 max_forwards;	/* -1: absent */
 	bool		 start_bad;	/* request line unparsable */
 	bool		 via_bad;	/* top Via: sent-by fine, rest not */
+	bool		 parsed;	/* sipmsg_parse() returned 0 */
 };
 
 #define SIP_MAGIC	"z9hG4bK"
@@ -130,6 +131,7 @@ int		 sipmsg_scan(struct sipmsg *, char *, size_t);
 int		 sipmsg_parse(struct sipmsg *, char *, size_t);
 int		 sipmsg_check_request(const struct sipmsg *, char *, size_t);
 bool		 sipmsg_answerable(const struct sipmsg *);
+bool		 sipmsg_addr_ok(const struct sipmsg *, enum sip_hdr_id);
 
 const struct sip_hline *sipmsg_hdr(const struct sipmsg *, enum sip_hdr_id);
 struct slice	 sipmsg_hvalue(const struct sipmsg *, const struct sip_hline *);

@@ -24,16 +24,22 @@ S(const char *s)
 }
 
 struct sipmsg *
-parse_as(const char *text, int want)
+parse_bytes(const char *text, size_t len, int want)
 {
-	struct sipmsg	*m = sipmsg_new(text, strlen(text));
+	struct sipmsg	*m = sipmsg_new(text, len);
 	int		 rc;
 
 	parse_err[0] = '\0';
 	rc = sipmsg_parse(m, parse_err, sizeof(parse_err));
-	ck_assert_msg(rc == want, "sipmsg_parse: %d (%s), want %d: %s", rc,
-	    parse_err, want, text);
+	ck_assert_msg(rc == want, "sipmsg_parse: %d (%s), want %d: %.*s", rc,
+	    parse_err, want, (int)len, text);
 	return (m);
+}
+
+struct sipmsg *
+parse_as(const char *text, int want)
+{
+	return (parse_bytes(text, strlen(text), want));
 }
 
 struct sipmsg *

@@ -27,7 +27,9 @@ extern char	parse_err[256];	/* the reason of the last parse_as() */
 
 /* The slice of a C string (borrowed). */
 struct slice	 S(const char *);
-/* Parse text; sipmsg_parse() must return want.  The caller frees. */
+/* Parse len bytes; sipmsg_parse() must return want.  The caller frees. */
+struct sipmsg	*parse_bytes(const char *, size_t, int);
+/* The same for a C string. */
 struct sipmsg	*parse_as(const char *, int);
 /* The same, and the text must parse. */
 struct sipmsg	*parse(const char *);

@@ -139,14 +139,18 @@ START_TEST(parse_response)
 	    "CSeq: 9 OPTIONS\r\n"
 	    "\r\n", 400));
 	ck_assert_str_eq(parse_err, "Bad Via header");
-	/* No ACK is built for a provisional: left to check_addr(). */
-	sipmsg_free(parse("SIP/2.0 180 Ringing\r\n"
+	/*
+	 * A provisional is relayed upstream with its To: the same rule,
+	 * whatever the status (it once held for non-2xx finals only).
+	 */
+	sipmsg_free(parse_as("SIP/2.0 180 Ringing\r\n"
 	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKr1\r\n"
 	    "To: o: <sip:bob@example.com>;tag=1\r\n"
 	    "From: <sip:alice@example.org>;tag=a11ce\r\n"
 	    "Call-ID: resp-1\r\n"
 	    "CSeq: 9 INVITE\r\n"
-	    "\r\n"));
+	    "\r\n", -1));
+	ck_assert_str_eq(parse_err, "Bad To header");
 }
 END_TEST
 
@@ -430,6 +434,164 @@ START_TEST(parse_errors)
 	if (bad_msgs[_i].reason != NULL)
 		ck_assert_str_eq(parse_err, bad_msgs[_i].reason);
 	sipmsg_free(m);
+}
+END_TEST
+
+/*
+ * A response from downstream, as the 407 of a forked INVITE would come
+ * (fuzz input regress-merged-challenge-nul): call is its Call-ID, to its
+ * To, more are header lines before Content-Length, end what follows that.
+ */
+#define RESP_407(call, to, more, end)					\
+	"SIP/2.0 407 Proxy Authentication Required\r\n"			\
+	"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKb2\r\n"		\
+	"Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKup1\r\n"		\
+	"To: " to "\r\n"						\
+	"From: <sip:alice@example.test>;tag=a1\r\n"			\
+	"Call-ID: " call "\r\n"						\
+	"CSeq: 1 INVITE\r\n"						\
+	more								\
+	"Content-Length: 0\r\n" end
+#define TO_OK	"<sip:duo@example.test>;tag=b2"
+#define BYTES(s)	s, sizeof(s) - 1	/* NUL bytes included */
+
+/* Responses refused whole: dropped, never relayed, never ACKed. */
+static const struct {
+	const char	*text;
+	size_t		 len;
+	const char	*reason;
+} bad_resps[] = {
+	/* The fuzzer's: a NUL in a challenge that is merged (16.7). */
+	{ BYTES(RESP_407("r6", TO_OK, "Proxy-Authenticate: Diges\0t "
+	    "realm=\"b\", nonce=\"2\"\r\n", "\r\n")),
+	    "NUL byte in the headers" },
+	{ BYTES(RESP_407("r6", TO_OK, "WWW-Authenticate: Digest realm=\"a\", "
+	    "\x06\0\x92\0nonce=\"1\"\r\n", "\r\n")),
+	    "NUL byte in the headers" },
+	/* Even in a quoted-pair, which RFC 3261 25.1 allows. */
+	{ BYTES(RESP_407("r6", TO_OK, "Proxy-Authenticate: Digest "
+	    "realm=\"\\\0\"\r\n", "\r\n")), "NUL byte in the headers" },
+	/* And after the headers we use, unterminated (datagram end). */
+	{ BYTES(RESP_407("r6", TO_OK, "", "X: \0")),
+	    "NUL byte in the headers" },
+	/* The fuzzer's 302: a To that starts with NUL bytes. */
+	{ BYTES(RESP_407("r6", "\0\0\0\0007\x01\xb9\xe0 " TO_OK, "", "\r\n")),
+	    "NUL byte in the headers" },
+	/* Framing: every line ends in CRLF (RFC 3261 7). */
+	{ BYTES(RESP_407("r6", TO_OK, "X-A: a\nX-B: b\r\n", "\r\n")),
+	    "Bare LF in the headers" },
+	{ BYTES(RESP_407("r6", TO_OK, "Subject: a\n b\r\n", "\r\n")),
+	    "Bare LF in the headers" },
+	{ BYTES(RESP_407("r6", TO_OK, "", "\n")), "Bare LF in the headers" },
+	{ BYTES(RESP_407("r6", TO_OK, "X-A: a\rX-B: b\r\n", "\r\n")),
+	    "Bare CR in the headers" },
+	{ BYTES("SIP/2.0 180 Ringing\n"
+	    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKb2\r\n"
+	    "To: " TO_OK "\r\nFrom: <sip:a@example.test>;tag=a1\r\n"
+	    "Call-ID: r6\r\nCSeq: 1 INVITE\r\n\r\n"),
+	    "Bare LF in the headers" },
+	/* Call-ID = word [ "@" word ] (RFC 3261 25.1). */
+	{ BYTES(RESP_407("r 6", TO_OK, "", "\r\n")), "Bad Call-ID header" },
+	{ BYTES(RESP_407("r6@a@b", TO_OK, "", "\r\n")),
+	    "Bad Call-ID header" },
+	{ BYTES(RESP_407("@r6", TO_OK, "", "\r\n")), "Bad Call-ID header" },
+	{ BYTES(RESP_407("r6@", TO_OK, "", "\r\n")), "Bad Call-ID header" },
+	{ BYTES(RESP_407("r\x01", TO_OK, "", "\r\n")),
+	    "Bad Call-ID header" },
+	/* To and From: what libosip2 takes, whatever the status. */
+	{ BYTES(RESP_407("r6", "\x01\xb9\xe0 " TO_OK, "", "\r\n")),
+	    "Bad To header" },
+	{ BYTES(RESP_407("r6", "o: " TO_OK, "", "\r\n")), "Bad To header" },
+	{ BYTES(RESP_407("r6", "<sip:duo@example.test", "", "\r\n")),
+	    "Bad To header" },
+	{ BYTES("SIP/2.0 200 OK\r\n"
+	    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKb2\r\n"
+	    "To: " TO_OK "\r\nFrom: a b: <sip:a@example.test>;tag=a1\r\n"
+	    "Call-ID: r6\r\nCSeq: 1 INVITE\r\n\r\n"), "Bad From header" },
+	{ BYTES("SIP/2.0 200 OK\r\n"
+	    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKb2\r\n"
+	    "To: " TO_OK "\r\nFrom: a\r\n"
+	    "Call-ID: r6\r\nCSeq: 1 INVITE\r\n\r\n"), "Bad From header" },
+	{ BYTES("SIP/2.0 200 OK\r\n"
+	    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKb2\r\n"
+	    "To: " TO_OK "\r\nFrom: <sip:a@example.test>;tag=a1\r\n"
+	    "Call-ID: r6\r\nCSeq: one INVITE\r\n\r\n"), "Bad CSeq header" },
+	{ BYTES("SIP/2.0 200 OK\r\n"
+	    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKb2\r\n"
+	    "Via: SIP/2.0/UDP 127.0.0.1:5099;branch=\"z9\r\n"
+	    "To: " TO_OK "\r\nFrom: <sip:a@example.test>;tag=a1\r\n"
+	    "Call-ID: r6\r\nCSeq: 1 INVITE\r\n\r\n"), "Bad Via header" },
+};
+
+START_TEST(response_refused)
+{
+	struct sipmsg	*m = parse_bytes(bad_resps[_i].text, bad_resps[_i].len,
+			    -1);
+
+	ck_assert_str_eq(parse_err, bad_resps[_i].reason);
+	ck_assert(!m->parsed);
+	sipmsg_free(m);
+}
+END_TEST
+
+/* What a response may carry: tolerated, and relayed as it came. */
+START_TEST(response_tolerated)
+{
+	static const char	body_nul[] = "SIP/2.0 200 OK\r\n"
+	    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKb2\r\n"
+	    "To: " TO_OK "\r\nFrom: <sip:a@example.test>;tag=a1\r\n"
+	    "Call-ID: r6\r\nCSeq: 1 INVITE\r\nContent-Type: a/b\r\n"
+	    "Content-Length: 3\r\n\r\na\0b";
+	struct sipmsg		*m;
+
+	/* A body is not ours to judge: a NUL there is fine. */
+	m = parse_bytes(body_nul, sizeof(body_nul) - 1, 0);
+	ck_assert(m->parsed);
+	ck_assert_uint_eq(m->body_len, 3);
+	sipmsg_free(m);
+	/* No empty line at the end of the datagram (RFC 3261 18.3). */
+	sipmsg_free(parse(RESP_407("r6", TO_OK, "", "")));
+	sipmsg_free(parse(RESP_407("r6", TO_OK, "X: 1", "")));
+	/* Folding, a quoted display name, every word character. */
+	sipmsg_free(parse(RESP_407("r6",
+	    "Duo\r\n <sip:duo@example.test>;tag=b2", "Subject: a\r\n\tb\r\n",
+	    "\r\n")));
+	sipmsg_free(parse(RESP_407("r6", "\"o: \\\"x\\\"\" " TO_OK, "",
+	    "\r\n")));
+	sipmsg_free(parse(RESP_407("a-.!%*_+`'~()<>:\\\"/[]?{}@x", TO_OK, "",
+	    "\r\n")));
+	/* Control bytes in other headers: relayed as they came. */
+	sipmsg_free(parse(RESP_407("r6", TO_OK, "X: \x01\x7f\r\n", "\r\n")));
+}
+END_TEST
+
+/* The From or To test that the ACK builder and the parser share. */
+START_TEST(addr_ok_cases)
+{
+	static const struct {
+		const char	*to;
+		bool		 ok;
+	} cases[] = {
+		{ "<sip:b@x>", true }, { "sip:b@x;tag=1", true },
+		{ "Bob <sip:b@x>;tag=1", true }, { "\"o: \" <sip:b@x>", true },
+		{ "Bob\r\n <sip:b@x>", true }, { "", false }, { "o:", false },
+		{ "o: <sip:b@x>", false }, { "\x01 <sip:b@x>", false },
+	};
+	char		 text[256];
+	struct sipmsg	*m;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "SIP/2.0 180 Ringing\r\n"
+		    "To: %s\r\nFrom: <sip:a@x>\r\n\r\n", cases[i].to);
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_int_eq(sipmsg_scan(m, err, sizeof(err)), 0);
+		ck_assert_msg(sipmsg_addr_ok(m, SH_TO) == cases[i].ok,
+		    "To: %s", cases[i].to);
+		ck_assert(sipmsg_addr_ok(m, SH_FROM));
+		ck_assert(!sipmsg_addr_ok(m, SH_VIA));
+		sipmsg_free(m);
+	}
 }
 END_TEST
 
@@ -938,7 +1100,7 @@ START_TEST(build_ack)
 	    "Content-Length: 0\r\n"
 	    "\r\n");
 	buf_init(&b, 512);
-	sipbuild_ack(inv, resp, &b);
+	ck_assert_int_eq(sipbuild_ack(inv, resp, &b), 0);
 	a = parse(b.p);
 	ck_assert_int_eq(a->method, SM_ACK);
 	ck_assert_slice_eq(a->ruri, "sip:bob@192.0.2.4:5080");
@@ -962,6 +1124,53 @@ START_TEST(build_ack)
 }
 END_TEST
 
+/*
+ * No ACK from a response that did not parse, whatever its status: a 487
+ * and then a 302 with a broken To became ACKs nobody could parse (fuzzer,
+ * regress-ack-for-3xx-broken-to).
+ */
+START_TEST(build_ack_refused)
+{
+	static const char	 r302[] = "SIP/2.0 302 Moved Temporarily\r\n"
+	    "Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKprx1\r\n"
+	    "To:\0\0\0\0007\x01\xb9\xe0 <sip:bob@example.com>;tag=b1\r\n"
+	    "From: Alice <sip:alice@example.org>;tag=1928301774\r\n"
+	    "Call-ID: a84b4c76e66710@pc33.example.org\r\n"
+	    "CSeq: 314159 INVITE\r\n"
+	    "Contact: <sip:carol@127.0.0.1:5073>\r\n"
+	    "Content-Length: 0\r\n\r\n";
+	struct sipmsg		*inv = parse(SENT_INVITE), *resp;
+	struct buf		 b;
+	int			 code;
+
+	buf_init(&b, 512);
+	resp = parse_bytes(r302, sizeof(r302) - 1, -1);
+	ck_assert_int_eq(sipbuild_ack(inv, resp, &b), -1);
+	ck_assert_uint_eq(b.len, 0);
+	sipmsg_free(resp);
+	/* Scanned but never parsed, with any status: refused too. */
+	for (code = 100; code <= 600; code += 100) {
+		char	text[512];
+
+		snprintf(text, sizeof(text), "SIP/2.0 %d X\r\n"
+		    "Via: SIP/2.0/UDP 203.0.113.1:5060;branch=z9hG4bKprx1\r\n"
+		    "To: <sip:bob@example.com>;tag=b1\r\n"
+		    "From: <sip:alice@example.org>;tag=1928301774\r\n"
+		    "Call-ID: c\r\nCSeq: 314159 INVITE\r\n\r\n", code);
+		resp = sipmsg_new(text, strlen(text));
+		ck_assert_int_eq(sipmsg_scan(resp, err, sizeof(err)), 0);
+		ck_assert_int_eq(sipbuild_ack(inv, resp, &b), -1);
+		ck_assert_int_eq(sipmsg_parse(resp, err, sizeof(err)), 0);
+		ck_assert_int_eq(sipbuild_ack(inv, resp, &b), 0);
+		ck_assert_uint_gt(b.len, 0);
+		b.len = 0;
+		sipmsg_free(resp);
+	}
+	buf_cleanup(&b);
+	sipmsg_free(inv);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -974,6 +1183,10 @@ main(void)
 	    parse_via_multi_values, parse_via_ipv6, parse_case_and_lws);
 	tcase_add_loop_test(tc, parse_errors, 0,
 	    sizeof(bad_msgs) / sizeof(bad_msgs[0]));
+	tc = check_case("responses");
+	tcase_add_loop_test(tc, response_refused, 0,
+	    sizeof(bad_resps) / sizeof(bad_resps[0]));
+	check_add(tc, response_tolerated, addr_ok_cases);
 	check_add(check_case("check_request"), check_request_ok,
 	    check_request_version, check_request_scheme,
 	    check_request_max_forwards, check_request_proxy_require);
@@ -986,6 +1199,7 @@ main(void)
 	tcase_add_test(tc, sip_reason_cases);
 	check_add(check_case("sipbuild"), build_response_via_alone,
 	    build_response_via_shared, build_response_new_code,
-	    build_top_via_cases, build_unsupported, build_cancel, build_ack);
+	    build_top_via_cases, build_unsupported, build_cancel, build_ack,
+	    build_ack_refused);
 	return (check_run("sipmsg"));
 }
