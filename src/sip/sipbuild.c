@@ -23,6 +23,23 @@ add_hdr(struct buf *out, const char *name, struct slice v)
 	buf_add(out, "\r\n", 2);
 }
 
+/* One header line of n values: "name: v1, v2\r\n". */
+static void
+add_list(struct buf *out, const char *name, const struct slice *v,
+    unsigned n)
+{
+	unsigned	i;
+
+	buf_adds(out, name);
+	buf_add(out, ": ", 2);
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf_add(out, ", ", 2);
+		buf_add(out, v[i].p, v[i].len);
+	}
+	buf_add(out, "\r\n", 2);
+}
+
 static void
 add_raw(struct buf *out, const struct sipmsg *m, const struct sip_hline *h)
 {
@@ -159,18 +176,12 @@ void
 sipbuild_unsupported(const struct sipmsg *req, struct buf *out)
 {
 	struct slice	*v;
-	unsigned	 n, i;
+	unsigned	 n;
 
 	n = sipmsg_values(req, SH_PROXY_REQUIRE, NULL, 0);
 	v = xcalloc(n + 1, sizeof(*v));
 	n = sipmsg_values(req, SH_PROXY_REQUIRE, v, n);
-	buf_adds(out, "Unsupported: ");
-	for (i = 0; i < n; i++) {
-		if (i > 0)
-			buf_add(out, ", ", 2);
-		buf_add(out, v[i].p, v[i].len);
-	}
-	buf_add(out, "\r\n", 2);
+	add_list(out, "Unsupported", v, n);
 	free(v);
 }
 
@@ -222,17 +233,8 @@ sipbuild_request(const struct sipmsg *m, const struct fwd *f, struct buf *out)
 void
 sipbuild_routes(const struct slice *routes, unsigned n, struct buf *out)
 {
-	unsigned	i;
-
-	if (n == 0)
-		return;
-	buf_adds(out, "Route: ");
-	for (i = 0; i < n; i++) {
-		if (i > 0)
-			buf_add(out, ", ", 2);
-		buf_add(out, routes[i].p, routes[i].len);
-	}
-	buf_add(out, "\r\n", 2);
+	if (n > 0)
+		add_list(out, "Route", routes, n);
 }
 
 void

@@ -128,17 +128,13 @@ quoted_end(const char *p, size_t len, size_t i)
 	return (0);
 }
 
-/* Skip a quoted string starting at p[i] == '"'; returns index past it. */
+/* Past the quoted string that starts at p[i] == '"'; len if unterminated. */
 static size_t
 skip_quoted(const char *p, size_t len, size_t i)
 {
-	for (i++; i < len; i++) {
-		if (p[i] == '\\' && i + 1 < len)
-			i++;
-		else if (p[i] == '"')
-			return (i + 1);
-	}
-	return (len);
+	size_t	e = quoted_end(p, len, i);
+
+	return (e != 0 ? e : len);
 }
 
 /*
@@ -1008,62 +1004,78 @@ check_content_type(const struct sipmsg *m)
 } while (0)
 
 /*
- * Scan, check the syntax and fill the fields.  Returns 0, the status code
+ * The steps of sipmsg_parse(), in order.  Each returns 0, the status code
  * to answer a bad request with (err names the problem), or -1 when the
- * message cannot be answered at all.
+ * message cannot be answered at all (any bad response).
+ */
+#define BAD(m)	((m)->request ? 400 : -1)
+
+/*
+ * The Vias first: without a reply address nothing can be answered.  Then
+ * a request line that did not scan, now that a 400 can reach its sender.
  */
 int
-sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
+sipmsg_parse_via(struct sipmsg *m, char *err, size_t errlen)
+{
+	int	rc;
+
+	if ((rc = parse_vias(m)) == -1)
+		FAIL(-1, "Missing or bad Via header");
+	if (rc == 1)
+		FAIL(BAD(m), "Bad Via header");
+	if (m->start_bad)
+		FAIL(BAD(m), "Bad request line");
+	return (0);
+}
+
+/* Call-ID, From, To and CSeq once each; Max-Forwards, Content-Length once. */
+int
+sipmsg_parse_counts(const struct sipmsg *m, char *err, size_t errlen)
 {
 	static const struct {
 		enum sip_hdr_id	 id;
 		const char	*name;
-	} required[] = {
-		{ SH_CALL_ID, "Call-ID" }, { SH_FROM, "From" },
-		{ SH_TO, "To" }, { SH_CSEQ, "CSeq" },
+		int		 min;
+	} once[] = {
+		{ SH_CALL_ID, "Call-ID", 1 }, { SH_FROM, "From", 1 },
+		{ SH_TO, "To", 1 }, { SH_CSEQ, "CSeq", 1 },
+		{ SH_MAX_FORWARDS, "Max-Forwards", 0 },
+		{ SH_CONTENT_LENGTH, "Content-Length", 0 },
 	};
-	const struct sip_hline	*h;
-	osip_message_t		*om;
-	struct slice		 v;
-	struct buf		 ob;
-	char			 obstack[4096];
-	unsigned long		 n;
-	size_t			 i;
-	int			 rc, bad;
+	size_t	i;
 
-	if (sipmsg_scan(m, err, errlen) == -1)
-		return (-1);
-	bad = m->request ? 400 : -1;
-	if ((rc = parse_vias(m)) == -1) {
-		snprintf(err, errlen, "Missing or bad Via header");
-		return (-1);
-	}
-	if (rc == 1)
-		FAIL(bad, "Bad Via header");
-	if (m->start_bad)
-		FAIL(bad, "Bad request line");
-	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-		int	c = count_hdr(m, required[i].id);
+	for (i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
+		int	c = count_hdr(m, once[i].id);
 
-		if (c == 0)
-			FAIL(bad, "Missing %s header", required[i].name);
+		if (c < once[i].min)
+			FAIL(BAD(m), "Missing %s header", once[i].name);
 		if (c > 1)
-			FAIL(bad, "Multiple %s headers", required[i].name);
+			FAIL(BAD(m), "Multiple %s headers", once[i].name);
 	}
-	if (count_hdr(m, SH_MAX_FORWARDS) > 1)
-		FAIL(bad, "Multiple Max-Forwards headers");
-	if (count_hdr(m, SH_CONTENT_LENGTH) > 1)
-		FAIL(bad, "Multiple Content-Length headers");
+	return (0);
+}
+
+/*
+ * The fields every message fills: CSeq (its method is the request's, or
+ * names the method of a response), Call-ID, the tags, Max-Forwards, and
+ * Content-Length, which cuts the body (RFC 3261 18.3).
+ */
+int
+sipmsg_parse_fields(struct sipmsg *m, char *err, size_t errlen)
+{
+	const struct sip_hline	*h;
+	unsigned long		 n;
+
 	if (parse_cseq(m) == -1)
-		FAIL(bad, "Bad CSeq header");
+		FAIL(BAD(m), "Bad CSeq header");
 	m->callid = sipmsg_hvalue(m, sipmsg_hdr(m, SH_CALL_ID));
 	if (m->callid.len == 0)
-		FAIL(bad, "Bad Call-ID header");
+		FAIL(BAD(m), "Bad Call-ID header");
 	if (!m->request)
 		m->method = sip_method_id(m->cseq_method.p, m->cseq_method.len);
 	else if (!slice_caseeq(m->cseq_method, m->method_s) ||
 	    memcmp(m->cseq_method.p, m->method_s.p, m->method_s.len) != 0)
-		FAIL(bad, "CSeq method mismatch");
+		FAIL(BAD(m), "CSeq method mismatch");
 	if (!hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM)), "tag",
 	    &m->from_tag))
 		m->from_tag = (struct slice){ "", 0 };
@@ -1072,57 +1084,82 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		m->to_tag = (struct slice){ "", 0 };
 	if ((h = sipmsg_hdr(m, SH_MAX_FORWARDS)) != NULL) {
 		if (parse_uint(sipmsg_hvalue(m, h), 0x7fffffffUL, &n) == -1)
-			FAIL(bad, "Bad Max-Forwards header");
+			FAIL(BAD(m), "Bad Max-Forwards header");
 		m->max_forwards = n > 255 ? 255 : (int)n;
 	}
 	if ((h = sipmsg_hdr(m, SH_CONTENT_LENGTH)) != NULL) {
 		if (parse_uint(sipmsg_hvalue(m, h), 0x7fffffffUL, &n) == -1)
-			FAIL(bad, "Bad Content-Length header");
+			FAIL(BAD(m), "Bad Content-Length header");
 		m->content_length = n;
 		if (n > m->body_len)
-			FAIL(bad, "Content-Length mismatch (larger than body)");
+			FAIL(BAD(m), "Content-Length mismatch (larger "
+			    "than body)");
 		m->body_len = n;	/* RFC 3261 18.3: extra bytes go */
 	}
+	return (0);
+}
 
-	/*
-	 * A request goes whole through libosip2's parser.  A response only
-	 * counts if it carries one of our own branches; the headers a proxy
-	 * uses were checked above, and From and To are checked here, so the
-	 * messages that make up most of a call are not parsed twice.
-	 */
-	if (!m->request) {
-		if (check_response_bytes(m, err, errlen) == -1)
-			return (-1);
-		if (check_callid(m->callid) == -1)
-			FAIL(bad, "Bad Call-ID header");
-		if (check_addr(m, SH_FROM) == -1 ||
-		    !sipmsg_addr_ok(m, SH_FROM))
-			FAIL(bad, "Bad From header");
-		if (check_addr(m, SH_TO) == -1 || !sipmsg_addr_ok(m, SH_TO))
-			FAIL(bad, "Bad To header");
-		m->parsed = true;
-		return (0);
-	}
+/*
+ * A response is not parsed by libosip2: only one that carries one of our
+ * own branches counts, and the headers a proxy uses were checked by the
+ * steps before, so the messages that make up most of a call are not parsed
+ * twice.  What remains is what we relay or copy into what we build
+ * (doc/BEHAVIOUR.md, "Responses from downstream").
+ */
+int
+sipmsg_check_response(const struct sipmsg *m, char *err, size_t errlen)
+{
+	if (check_response_bytes(m, err, errlen) == -1)
+		return (-1);
+	if (check_callid(m->callid) == -1)
+		FAIL(-1, "Bad Call-ID header");
+	if (check_addr(m, SH_FROM) == -1 || !sipmsg_addr_ok(m, SH_FROM))
+		FAIL(-1, "Bad From header");
+	if (check_addr(m, SH_TO) == -1 || !sipmsg_addr_ok(m, SH_TO))
+		FAIL(-1, "Bad To header");
+	return (0);
+}
+
+/* A request's version, Request-URI scheme and Content-Type. */
+int
+sipmsg_parse_request_line(const struct sipmsg *m, char *err, size_t errlen)
+{
+	struct slice	scheme;
+	size_t		i;
+
 	if (!slice_eq(m->version, "SIP/2.0"))
 		FAIL(505, "Version Not Supported");
 	for (i = 0; i < m->ruri.len && m->ruri.p[i] != ':'; i++)
 		if (!isalnum((unsigned char)m->ruri.p[i]) &&
 		    strchr("+-.", m->ruri.p[i]) == NULL)
-			FAIL(bad, "Bad Request-URI");
-	v = (struct slice){ m->ruri.p, i };
+			FAIL(400, "Bad Request-URI");
+	scheme = (struct slice){ m->ruri.p, i };
 	if (i == 0 || i == m->ruri.len)
-		FAIL(bad, "Bad Request-URI");
-	if (!slice_eq(v, "sip") && !slice_eq(v, "sips"))
+		FAIL(400, "Bad Request-URI");
+	if (!slice_eq(scheme, "sip") && !slice_eq(scheme, "sips"))
 		FAIL(416, "Unsupported URI Scheme");
 	if (check_content_type(m) == -1)
-		FAIL(bad, "Bad Content-Type header");
+		FAIL(400, "Bad Content-Type header");
+	return (0);
+}
+
+/*
+ * A request goes whole through libosip2's parser, but for its body and
+ * Content-Type: it would parse the body by its type, and its multipart
+ * parser leaks memory on some bodies (found by fuzzing); the body is not
+ * ours to judge.  Then a From tag that is there must not be empty.
+ */
+int
+sipmsg_parse_osip(const struct sipmsg *m, char *err, size_t errlen)
+{
+	osip_message_t	*om;
+	struct buf	 ob;
+	char		 obstack[4096];
+	size_t		 i;
+	int		 rc;
+
 	if (osip_message_init(&om) != 0)
-		FAIL(bad, "Out of memory");
-	/*
-	 * libosip2 sees the headers only, without Content-Type: it would
-	 * parse the body by its type, and its multipart parser leaks memory
-	 * on some bodies (found by fuzzing); the body is not ours to judge.
-	 */
+		FAIL(400, "Out of memory");
 	buf_init_on(&ob, obstack, sizeof(obstack));
 	buf_add(&ob, m->buf, m->nh > 0 ? m->h[0].off : m->hdr_end);
 	for (i = 0; i < m->nh; i++)
@@ -1145,11 +1182,35 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		snprintf(err, errlen, "Malformed message");
 	osip_message_free(om);
 	if (rc != 0)
-		return (bad);
-
-	if ((v = m->from_tag).len == 0 && m->request &&
+		return (400);
+	if (m->from_tag.len == 0 &&
 	    hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM)), "tag", NULL))
-		FAIL(bad, "Bad From tag");
+		FAIL(400, "Bad From tag");
+	return (0);
+}
+
+/*
+ * Scan, check the syntax and fill the fields, step by step.  Returns 0,
+ * the status code to answer a bad request with (err names the problem),
+ * or -1 when the message cannot be answered at all.
+ */
+int
+sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
+{
+	int	rc;
+
+	if (sipmsg_scan(m, err, errlen) == -1)
+		return (-1);
+	if ((rc = sipmsg_parse_via(m, err, errlen)) != 0 ||
+	    (rc = sipmsg_parse_counts(m, err, errlen)) != 0 ||
+	    (rc = sipmsg_parse_fields(m, err, errlen)) != 0)
+		return (rc);
+	if (!m->request)
+		rc = sipmsg_check_response(m, err, errlen);
+	else if ((rc = sipmsg_parse_request_line(m, err, errlen)) == 0)
+		rc = sipmsg_parse_osip(m, err, errlen);
+	if (rc != 0)
+		return (rc);
 	m->parsed = true;
 	return (0);
 }

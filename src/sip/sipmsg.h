@@ -129,6 +129,14 @@ struct sipmsg	*sipmsg_new(const char *, size_t);
 void		 sipmsg_free(struct sipmsg *);
 int		 sipmsg_scan(struct sipmsg *, char *, size_t);
 int		 sipmsg_parse(struct sipmsg *, char *, size_t);
+/* The steps of sipmsg_parse() after sipmsg_scan(), in order. */
+int		 sipmsg_parse_via(struct sipmsg *, char *, size_t);
+int		 sipmsg_parse_counts(const struct sipmsg *, char *, size_t);
+int		 sipmsg_parse_fields(struct sipmsg *, char *, size_t);
+int		 sipmsg_check_response(const struct sipmsg *, char *, size_t);
+int		 sipmsg_parse_request_line(const struct sipmsg *, char *,
+		     size_t);
+int		 sipmsg_parse_osip(const struct sipmsg *, char *, size_t);
 int		 sipmsg_check_request(const struct sipmsg *, char *, size_t);
 bool		 sipmsg_answerable(const struct sipmsg *);
 bool		 sipmsg_addr_ok(const struct sipmsg *, enum sip_hdr_id);

@@ -595,6 +595,201 @@ START_TEST(addr_ok_cases)
 }
 END_TEST
 
+/* Scanned only: the steps of sipmsg_parse() are run by the test. */
+static struct sipmsg *
+scanned(const char *text)
+{
+	struct sipmsg	*m = sipmsg_new(text, strlen(text));
+
+	ck_assert_int_eq(sipmsg_scan(m, err, sizeof(err)), 0);
+	err[0] = '\0';
+	return (m);
+}
+
+#define STEP_REQ(first, via, rest)					\
+	first "\r\nVia: " via "\r\n"					\
+	"To: <sip:b@example.com>\r\nFrom: <sip:a@example.org>;tag=1\r\n" \
+	"Call-ID: st\r\n" rest "\r\n"
+
+/* Each step on its own: what it fills, what it answers. */
+START_TEST(parse_step_via)
+{
+	struct sipmsg	*m;
+
+	m = scanned(STEP_REQ("INVITE sip:b@example.com SIP/2.0",
+	    "SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bKs1;rport",
+	    "CSeq: 1 INVITE\r\n"));
+	ck_assert_int_eq(sipmsg_parse_via(m, err, sizeof(err)), 0);
+	ck_assert_slice_eq(m->branch, "z9hG4bKs1");
+	ck_assert_slice_eq(m->via_host, "192.0.2.1");
+	ck_assert_uint_eq(m->via_port, 5070);
+	ck_assert(m->via_rport);
+	ck_assert(!m->parsed);
+	sipmsg_free(m);
+	/* A reply address with broken params: answerable. */
+	m = scanned(STEP_REQ("INVITE sip:b@example.com SIP/2.0",
+	    "SIP/2.0/UDP 192.0.2.1;;", "CSeq: 1 INVITE\r\n"));
+	ck_assert_int_eq(sipmsg_parse_via(m, err, sizeof(err)), 400);
+	ck_assert_str_eq(err, "Bad Via header");
+	ck_assert(m->via_bad);
+	sipmsg_free(m);
+	/* No reply address: not even a 400. */
+	m = scanned(STEP_REQ("INVITE sip:b@example.com SIP/2.0",
+	    "SIP/2.0/UDP", "CSeq: 1 INVITE\r\n"));
+	ck_assert_int_eq(sipmsg_parse_via(m, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "Missing or bad Via header");
+	sipmsg_free(m);
+	/* A request line that did not scan, once the Via is known. */
+	m = scanned(STEP_REQ("INVITE sip:b@example.com",
+	    "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKs1", "CSeq: 1 INVITE\r\n"));
+	ck_assert(m->start_bad);
+	ck_assert_int_eq(sipmsg_parse_via(m, err, sizeof(err)), 400);
+	ck_assert_str_eq(err, "Bad request line");
+	sipmsg_free(m);
+}
+END_TEST
+
+START_TEST(parse_step_counts)
+{
+	static const struct {
+		const char	*rest;
+		const char	*reason;
+	} cases[] = {
+		{ "CSeq: 1 INVITE\r\n", NULL },
+		{ "", "Missing CSeq header" },
+		{ "CSeq: 1 INVITE\r\nCSeq: 2 INVITE\r\n",
+		    "Multiple CSeq headers" },
+		{ "CSeq: 1 INVITE\r\ni: again\r\n", "Multiple Call-ID headers" },
+		{ "CSeq: 1 INVITE\r\nMax-Forwards: 1\r\nMax-Forwards: 2\r\n",
+		    "Multiple Max-Forwards headers" },
+		{ "CSeq: 1 INVITE\r\nl: 0\r\nContent-Length: 0\r\n",
+		    "Multiple Content-Length headers" },
+	};
+	struct sipmsg	*m;
+	size_t		 i;
+	char		 text[512];
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), STEP_REQ("INVITE sip:b@x SIP/2.0",
+		    "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKs1", "%s"),
+		    cases[i].rest);
+		m = scanned(text);
+		ck_assert_int_eq(sipmsg_parse_counts(m, err, sizeof(err)),
+		    cases[i].reason == NULL ? 0 : 400);
+		if (cases[i].reason != NULL)
+			ck_assert_str_eq(err, cases[i].reason);
+		sipmsg_free(m);
+	}
+	/* The same for a response: no answer. */
+	m = scanned("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\n"
+	    "To: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
+	ck_assert_int_eq(sipmsg_parse_counts(m, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "Missing From header");
+	sipmsg_free(m);
+}
+END_TEST
+
+START_TEST(parse_step_fields)
+{
+	struct sipmsg	*m;
+
+	m = scanned(STEP_REQ("INVITE sip:b@example.com SIP/2.0",
+	    "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKs1",
+	    "CSeq: 42 INVITE\r\nMax-Forwards: 300\r\nContent-Length: 2\r\n"
+	    "\r\nabcd"));
+	ck_assert_int_eq(sipmsg_parse_fields(m, err, sizeof(err)), 0);
+	ck_assert_uint_eq(m->cseq, 42);
+	ck_assert_slice_eq(m->cseq_method, "INVITE");
+	ck_assert_slice_eq(m->callid, "st");
+	ck_assert_slice_eq(m->from_tag, "1");
+	ck_assert_slice_eq(m->to_tag, "");
+	ck_assert_int_eq(m->max_forwards, 255);		/* capped */
+	ck_assert_uint_eq(m->content_length, 2);
+	ck_assert_uint_eq(m->body_len, 2);		/* "ab": cut */
+	sipmsg_free(m);
+	m = scanned(STEP_REQ("INVITE sip:b@example.com SIP/2.0",
+	    "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKs1", "CSeq: 1 invite\r\n"));
+	ck_assert_int_eq(sipmsg_parse_fields(m, err, sizeof(err)), 400);
+	ck_assert_str_eq(err, "CSeq method mismatch");
+	sipmsg_free(m);
+	m = scanned(STEP_REQ("INVITE sip:b@example.com SIP/2.0",
+	    "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKs1",
+	    "CSeq: 1 INVITE\r\nContent-Length: 9\r\n\r\nab"));
+	ck_assert_int_eq(sipmsg_parse_fields(m, err, sizeof(err)), 400);
+	ck_assert_str_eq(err, "Content-Length mismatch (larger than body)");
+	sipmsg_free(m);
+	/* A response takes its method from CSeq. */
+	m = scanned("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\n"
+	    "To: <sip:b@x>;tag=t\r\nFrom: <sip:a@x>\r\nCall-ID: c\r\n"
+	    "CSeq: 7 BYE\r\n\r\n");
+	ck_assert_int_eq(sipmsg_parse_fields(m, err, sizeof(err)), 0);
+	ck_assert_int_eq(m->method, SM_BYE);
+	ck_assert_slice_eq(m->to_tag, "t");
+	sipmsg_free(m);
+}
+END_TEST
+
+START_TEST(parse_step_request)
+{
+	static const struct {
+		const char	*first;
+		const char	*rest;
+		int		 line, osip;
+		const char	*reason;
+	} cases[] = {
+		{ "INVITE sip:b@example.com SIP/2.0", "", 0, 0, NULL },
+		{ "INVITE sip:b@example.com SIP/2.1", "", 505, 0,
+		    "Version Not Supported" },
+		{ "INVITE tel:+123 SIP/2.0", "", 416, 0,
+		    "Unsupported URI Scheme" },
+		{ "INVITE :b SIP/2.0", "", 400, 0, "Bad Request-URI" },
+		{ "INVITE s_p:b SIP/2.0", "", 400, 0, "Bad Request-URI" },
+		{ "INVITE sip:b@example.com SIP/2.0", "Content-Type: a\r\n",
+		    400, 0, "Bad Content-Type header" },
+		/* libosip2's turn: a display name that is not tokens. */
+		{ "INVITE sip:b@example.com SIP/2.0",
+		    "Contact: o: <sip:c@x>\r\n", 0, 400, NULL },
+	};
+	struct sipmsg	*m;
+	size_t		 i;
+	char		 text[512];
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "%s\r\nVia: SIP/2.0/UDP h;"
+		    "branch=z9hG4bKs1\r\nTo: <sip:b@x>\r\nFrom: <sip:a@x>;"
+		    "tag=1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n%s\r\n",
+		    cases[i].first, cases[i].rest);
+		m = scanned(text);
+		ck_assert_int_eq(sipmsg_parse_request_line(m, err,
+		    sizeof(err)), cases[i].line);
+		if (cases[i].line != 0)
+			ck_assert_str_eq(err, cases[i].reason);
+		else {
+			ck_assert_int_eq(sipmsg_parse_fields(m, err,
+			    sizeof(err)), 0);
+			ck_assert_int_eq(sipmsg_parse_osip(m, err,
+			    sizeof(err)), cases[i].osip);
+		}
+		sipmsg_free(m);
+	}
+	m = scanned("INVITE sip:b@example.com SIP/2.0\r\n"
+	    "Via: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nTo: o: <sip:b@x>\r\n"
+	    "From: <sip:a@x>;tag=1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
+	ck_assert_int_eq(sipmsg_parse_fields(m, err, sizeof(err)), 0);
+	ck_assert_int_eq(sipmsg_parse_osip(m, err, sizeof(err)), 400);
+	ck_assert_str_eq(err, "Malformed message");
+	sipmsg_free(m);
+	/* A From tag that is there must not be empty (fields first). */
+	m = scanned("INVITE sip:b@example.com SIP/2.0\r\n"
+	    "Via: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nTo: <sip:b@x>\r\n"
+	    "From: <sip:a@x>;tag=\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
+	ck_assert_int_eq(sipmsg_parse_fields(m, err, sizeof(err)), 0);
+	ck_assert_int_eq(sipmsg_parse_osip(m, err, sizeof(err)), 400);
+	ck_assert_str_eq(err, "Bad From tag");
+	sipmsg_free(m);
+}
+END_TEST
+
 /* The answer a request gets: from the syntax checks, else from 16.3. */
 static int
 check_request(const char *text)
@@ -1187,6 +1382,8 @@ main(void)
 	tcase_add_loop_test(tc, response_refused, 0,
 	    sizeof(bad_resps) / sizeof(bad_resps[0]));
 	check_add(tc, response_tolerated, addr_ok_cases);
+	check_add(check_case("parse_steps"), parse_step_via, parse_step_counts,
+	    parse_step_fields, parse_step_request);
 	check_add(check_case("check_request"), check_request_ok,
 	    check_request_version, check_request_scheme,
 	    check_request_max_forwards, check_request_proxy_require);
