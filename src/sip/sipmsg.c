@@ -21,34 +21,41 @@
 
 #define MAX_HEADERS	256
 
+/*
+ * Header names we know, with their lengths and compact forms (RFC 3261
+ * 7.3.3), in the order hdr_id() tries them: the most frequent first.
+ */
+#define HDR(name, compact, id)	{ name, sizeof(name) - 1, compact, id }
 static const struct {
 	const char	*name;
-	const char	*compact;
+	uint8_t		 len;
+	char		 compact;	/* lower case; '\0': none */
 	enum sip_hdr_id	 id;
 } hdr_names[] = {
-	{ "Via", "v", SH_VIA },
-	{ "Route", NULL, SH_ROUTE },
-	{ "Record-Route", NULL, SH_RECORD_ROUTE },
-	{ "Max-Forwards", NULL, SH_MAX_FORWARDS },
-	{ "Content-Length", "l", SH_CONTENT_LENGTH },
-	{ "From", "f", SH_FROM },
-	{ "To", "t", SH_TO },
-	{ "Call-ID", "i", SH_CALL_ID },
-	{ "CSeq", NULL, SH_CSEQ },
-	{ "Proxy-Require", NULL, SH_PROXY_REQUIRE },
-	{ "Contact", "m", SH_CONTACT },
-	{ "Reason", NULL, SH_REASON },
-	{ "Content-Type", "c", SH_CONTENT_TYPE },
-	{ "User-Agent", NULL, SH_USER_AGENT },
-	{ "WWW-Authenticate", NULL, SH_WWW_AUTHENTICATE },
-	{ "Proxy-Authenticate", NULL, SH_PROXY_AUTHENTICATE },
-	{ "Authorization", NULL, SH_AUTHORIZATION },
-	{ "Proxy-Authorization", NULL, SH_PROXY_AUTHORIZATION },
-	{ "Expires", NULL, SH_EXPIRES },
-	{ "Require", NULL, SH_REQUIRE },
-	{ "Supported", "k", SH_SUPPORTED },
-	{ "Path", NULL, SH_PATH },
+	HDR("Via", 'v', SH_VIA),
+	HDR("Route", '\0', SH_ROUTE),
+	HDR("Record-Route", '\0', SH_RECORD_ROUTE),
+	HDR("Max-Forwards", '\0', SH_MAX_FORWARDS),
+	HDR("Content-Length", 'l', SH_CONTENT_LENGTH),
+	HDR("From", 'f', SH_FROM),
+	HDR("To", 't', SH_TO),
+	HDR("Call-ID", 'i', SH_CALL_ID),
+	HDR("CSeq", '\0', SH_CSEQ),
+	HDR("Proxy-Require", '\0', SH_PROXY_REQUIRE),
+	HDR("Contact", 'm', SH_CONTACT),
+	HDR("Reason", '\0', SH_REASON),
+	HDR("Content-Type", 'c', SH_CONTENT_TYPE),
+	HDR("User-Agent", '\0', SH_USER_AGENT),
+	HDR("WWW-Authenticate", '\0', SH_WWW_AUTHENTICATE),
+	HDR("Proxy-Authenticate", '\0', SH_PROXY_AUTHENTICATE),
+	HDR("Authorization", '\0', SH_AUTHORIZATION),
+	HDR("Proxy-Authorization", '\0', SH_PROXY_AUTHORIZATION),
+	HDR("Expires", '\0', SH_EXPIRES),
+	HDR("Require", '\0', SH_REQUIRE),
+	HDR("Supported", 'k', SH_SUPPORTED),
+	HDR("Path", '\0', SH_PATH),
 };
+#undef HDR
 
 static const char *const method_names[] = {
 	[SM_OTHER] = "", [SM_INVITE] = "INVITE", [SM_ACK] = "ACK",
@@ -455,16 +462,24 @@ sipmsg_free(struct sipmsg *m)
 	free(m);
 }
 
+/*
+ * Which header a name is: by length and first letter before any string
+ * compare (every full name is two letters or more).  Every header line of
+ * every message comes through here.  Names start with a letter, and
+ * c | 0x20 equals a lower-case letter only if c is that letter in either
+ * case.
+ */
 static enum sip_hdr_id
 hdr_id(const char *p, size_t len)
 {
+	int	c = (unsigned char)*p | 0x20;
 	size_t	i;
 
 	for (i = 0; i < sizeof(hdr_names) / sizeof(hdr_names[0]); i++) {
-		if ((strlen(hdr_names[i].name) == len &&
-		    strncasecmp(hdr_names[i].name, p, len) == 0) ||
-		    (hdr_names[i].compact != NULL && len == 1 &&
-		    tolower((unsigned char)*p) == hdr_names[i].compact[0]))
+		if (len == 1 ? hdr_names[i].compact == c :
+		    hdr_names[i].len == len &&
+		    (hdr_names[i].name[0] | 0x20) == c &&
+		    strncasecmp(hdr_names[i].name, p, len) == 0)
 			return (hdr_names[i].id);
 	}
 	return (SH_OTHER);

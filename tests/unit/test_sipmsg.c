@@ -595,6 +595,52 @@ START_TEST(addr_ok_cases)
 }
 END_TEST
 
+/* Header names: any case, compact forms, and near misses. */
+START_TEST(scan_header_ids)
+{
+	static const struct {
+		const char	*name;
+		enum sip_hdr_id	 id;
+	} cases[] = {
+		{ "Via", SH_VIA }, { "vIA", SH_VIA }, { "v", SH_VIA },
+		{ "V", SH_VIA }, { "Vias", SH_OTHER }, { "Vi", SH_OTHER },
+		{ "Record-Route", SH_RECORD_ROUTE }, { "record-route",
+		    SH_RECORD_ROUTE }, { "Record-Routes", SH_OTHER },
+		{ "Route", SH_ROUTE }, { "Max-Forwards", SH_MAX_FORWARDS },
+		{ "l", SH_CONTENT_LENGTH }, { "Content-Length",
+		    SH_CONTENT_LENGTH }, { "f", SH_FROM }, { "FROM", SH_FROM },
+		{ "t", SH_TO }, { "to", SH_TO }, { "To2", SH_OTHER },
+		{ "i", SH_CALL_ID }, { "call-id", SH_CALL_ID },
+		{ "CSEQ", SH_CSEQ }, { "Proxy-Require", SH_PROXY_REQUIRE },
+		{ "m", SH_CONTACT }, { "Contact", SH_CONTACT },
+		{ "Reason", SH_REASON }, { "c", SH_CONTENT_TYPE },
+		{ "Content-Type", SH_CONTENT_TYPE }, { "User-Agent",
+		    SH_USER_AGENT }, { "WWW-Authenticate", SH_WWW_AUTHENTICATE },
+		{ "Proxy-Authenticate", SH_PROXY_AUTHENTICATE },
+		{ "Authorization", SH_AUTHORIZATION }, { "Proxy-Authorization",
+		    SH_PROXY_AUTHORIZATION }, { "Expires", SH_EXPIRES },
+		{ "Require", SH_REQUIRE }, { "k", SH_SUPPORTED },
+		{ "Supported", SH_SUPPORTED }, { "Path", SH_PATH },
+		{ "x", SH_OTHER }, { "e", SH_OTHER }, { "Subject", SH_OTHER },
+		{ "Tath", SH_OTHER }, { "Pat", SH_OTHER }, { "7o", SH_OTHER },
+	};
+	char		 text[256];
+	struct sipmsg	*m;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "OPTIONS sip:a@x SIP/2.0\r\n"
+		    "%s: 1\r\n\r\n", cases[i].name);
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_int_eq(sipmsg_scan(m, err, sizeof(err)), 0);
+		ck_assert_uint_eq(m->nh, 1);
+		ck_assert_msg(m->h[0].id == cases[i].id, "%s: %d, want %d",
+		    cases[i].name, m->h[0].id, cases[i].id);
+		sipmsg_free(m);
+	}
+}
+END_TEST
+
 /* Scanned only: the steps of sipmsg_parse() are run by the test. */
 static struct sipmsg *
 scanned(const char *text)
@@ -1382,8 +1428,8 @@ main(void)
 	tcase_add_loop_test(tc, response_refused, 0,
 	    sizeof(bad_resps) / sizeof(bad_resps[0]));
 	check_add(tc, response_tolerated, addr_ok_cases);
-	check_add(check_case("parse_steps"), parse_step_via, parse_step_counts,
-	    parse_step_fields, parse_step_request);
+	check_add(check_case("parse_steps"), scan_header_ids, parse_step_via,
+	    parse_step_counts, parse_step_fields, parse_step_request);
 	check_add(check_case("check_request"), check_request_ok,
 	    check_request_version, check_request_scheme,
 	    check_request_max_forwards, check_request_proxy_require);
