@@ -14,12 +14,36 @@
 
 #define SERVER_HDR	"Server: Osprey/" PACKAGE_VERSION "\r\n"
 
+/*
+ * Bytes of a message we received, with every bare LF (a line end, or a
+ * folded line break) sent as CRLF: RFC 3261 7 ends each line with CRLF,
+ * and a line that the next hop frames differently from us is how
+ * smuggling starts.  The scanner refuses a bare CR in any message, and a
+ * bare LF in a response; a request keeps its lines, framed anew.
+ */
+static void
+add_lines(struct buf *out, const char *p, size_t len)
+{
+	const char	*end = p + len, *nl;
+
+	while ((nl = memchr(p, '\n', end - p)) != NULL) {
+		if (nl == p || nl[-1] != '\r') {
+			buf_add(out, p, nl - p);
+			buf_add(out, "\r", 1);
+			buf_add(out, "\n", 1);
+		} else
+			buf_add(out, p, nl + 1 - p);
+		p = nl + 1;
+	}
+	buf_add(out, p, end - p);
+}
+
 static void
 add_hdr(struct buf *out, const char *name, struct slice v)
 {
 	buf_adds(out, name);
 	buf_add(out, ": ", 2);
-	buf_add(out, v.p, v.len);
+	add_lines(out, v.p, v.len);
 	buf_add(out, "\r\n", 2);
 }
 
@@ -35,7 +59,7 @@ add_list(struct buf *out, const char *name, const struct slice *v,
 	for (i = 0; i < n; i++) {
 		if (i > 0)
 			buf_add(out, ", ", 2);
-		buf_add(out, v[i].p, v[i].len);
+		add_lines(out, v[i].p, v[i].len);
 	}
 	buf_add(out, "\r\n", 2);
 }
@@ -43,8 +67,8 @@ add_list(struct buf *out, const char *name, const struct slice *v,
 static void
 add_raw(struct buf *out, const struct sipmsg *m, const struct sip_hline *h)
 {
-	buf_add(out, m->buf + h->off, h->len);
-	if (h->len < 2 || m->buf[h->off + h->len - 1] != '\n')
+	add_lines(out, m->buf + h->off, h->len);
+	if (h->len == 0 || m->buf[h->off + h->len - 1] != '\n')
 		buf_add(out, "\r\n", 2);	/* last line without CRLF */
 }
 

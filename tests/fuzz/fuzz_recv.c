@@ -167,6 +167,36 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return (0);
 }
 
+/*
+ * Framing of what we send: up to the empty line, every CR and LF in a
+ * CRLF pair (RFC 3261 7), and no NUL in a response we relay (ours, with
+ * our Server line, may echo a NUL of the request it answers; a request
+ * keeps a quoted-pair NUL).  sipmsg_parse() tolerates a bare LF and a NUL
+ * in a request, so it cannot see these on its own.
+ */
+static const char *
+sent_framing(const struct sipmsg *m)
+{
+	static const char	 ours[] = "\r\nServer: Osprey/";
+	bool			 relayed;
+	size_t			 i;
+
+	relayed = !m->request && memmem(m->buf, m->body_off, ours,
+	    strlen(ours)) == NULL;
+	for (i = 0; i < m->body_off; i++) {
+		if (m->buf[i] == '\0' && relayed)
+			return ("NUL in the headers of a relayed response");
+		if (m->buf[i] == '\n' && (i == 0 || m->buf[i - 1] != '\r'))
+			return ("bare LF in the headers");
+		if (m->buf[i] == '\r' && (i + 1 == m->len ||
+		    m->buf[i + 1] != '\n'))
+			return ("bare CR in the headers");
+	}
+	if (m->hdr_end == m->len)
+		return ("no empty line");
+	return (NULL);
+}
+
 /* What the proxy sends must be a message that parses, with a Via. */
 static void
 check_sent(void)
@@ -174,7 +204,7 @@ check_sent(void)
 	int	i;
 
 	for (i = 0; i < fake_nsent(); i++) {
-		const char	*p = fake_sent(i);
+		const char	*p = fake_sent(i), *bad;
 		struct sipmsg	*m;
 		char		 err[160];
 		int		 rc;
@@ -186,6 +216,11 @@ check_sent(void)
 			    (int)fake_sent_len(i), p);
 		m = sipmsg_new(p, fake_sent_len(i));
 		rc = sipmsg_parse(m, err, sizeof(err));
+		if ((bad = sent_framing(m)) != NULL) {
+			fprintf(stderr, "sent a badly framed message (%s):\n"
+			    "%.*s\n", bad, (int)fake_sent_len(i), p);
+			abort();
+		}
 		/*
 		 * A request we forward must be whole; a response we answer a
 		 * broken request with may lack what that request lacked

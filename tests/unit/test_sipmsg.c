@@ -1365,6 +1365,72 @@ START_TEST(build_ack)
 }
 END_TEST
 
+/* Every LF in b ends a CRLF, every CR starts one. */
+static void
+ck_assert_crlf(const struct buf *b)
+{
+	size_t	i;
+
+	for (i = 0; i < b->len; i++) {
+		if (b->p[i] == '\n')
+			ck_assert_msg(i > 0 && b->p[i - 1] == '\r',
+			    "bare LF at %zu: %.*s", i, (int)b->len, b->p);
+		if (b->p[i] == '\r')
+			ck_assert_msg(i + 1 < b->len && b->p[i + 1] == '\n',
+			    "bare CR at %zu: %.*s", i, (int)b->len, b->p);
+	}
+}
+
+/*
+ * A request whose lines end in a bare LF (tolerated on the way in) goes
+ * out with CRLF everywhere, folded lines too: forwarded, answered, and
+ * CANCELled (fuzzer: relayed as they came, mixed with our CRLF lines).
+ */
+START_TEST(build_bare_lf_framed)
+{
+	static const char	 req[] = "INVITE sip:bob@example.com SIP/2.0\n"
+	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKlf1\n"
+	    "Route: <sip:a.example.com;lr>,\n <sip:b.example.com;lr>\n"
+	    "To: Bob\n <sip:bob@example.com>\n"
+	    "From: <sip:alice@example.org>;tag=1\n"
+	    "Call-ID: lf-1\nCSeq: 1 INVITE\nSubject: a\n\tb\n"
+	    "Date: Sat, 15 Oct 2005 04:44:56\n"
+	    "Content-Length: 0\n\n";
+	struct slice		 routes[2] = {
+		{ "<sip:a.example.com;lr>", 22 },
+		{ "<sip:b\n c>", 10 },
+	};
+	struct fwd		 f;
+	struct sipmsg		*m = parse(req), *out;
+	struct buf		 b;
+
+	memset(&f, 0, sizeof(f));
+	f.ruri = S("sip:bob@192.0.2.4");
+	f.via = "SIP/2.0/UDP 203.0.113.1;branch=z9hG4bKprx9";
+	f.topvia = m->via;
+	f.routes = routes;
+	f.nroutes = 2;
+	f.max_forwards = 69;
+	buf_init(&b, 512);
+	sipbuild_request(m, &f, &b);
+	ck_assert_crlf(&b);
+	buf_add(&b, "", 1);
+	b.len--;
+	out = parse(b.p);	/* whole, and as we read the original */
+	ck_assert_slice_eq(sipmsg_hvalue(out, sipmsg_hdr(out, SH_TO)),
+	    "Bob\r\n <sip:bob@example.com>");
+	sipmsg_free(out);
+	b.len = 0;
+	sipbuild_reply(m, 486, NULL, "t1", &m->via, NULL, &b);
+	ck_assert_crlf(&b);
+	b.len = 0;
+	sipbuild_cancel(m, NULL, &b);
+	ck_assert_crlf(&b);
+	buf_cleanup(&b);
+	sipmsg_free(m);
+}
+END_TEST
+
 /*
  * No ACK from a response that did not parse, whatever its status: a 487
  * and then a 302 with a broken To became ACKs nobody could parse (fuzzer,
@@ -1443,6 +1509,6 @@ main(void)
 	check_add(check_case("sipbuild"), build_response_via_alone,
 	    build_response_via_shared, build_response_new_code,
 	    build_top_via_cases, build_unsupported, build_cancel, build_ack,
-	    build_ack_refused);
+	    build_ack_refused, build_bare_lf_framed);
 	return (check_run("sipmsg"));
 }
