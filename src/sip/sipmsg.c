@@ -879,6 +879,27 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 }
 
 /*
+ * Is every NUL of v inside a quoted-pair of a quoted string, the one place
+ * RFC 3261 25.1 allows it (RFC 4475 3.1.1.2 puts one in a display name)?
+ */
+static bool
+nul_quoted(struct slice v)
+{
+	size_t	i;
+	bool	quoted = false;
+
+	for (i = 0; i < v.len; i++) {
+		if (quoted && v.p[i] == '\\' && i + 1 < v.len)
+			i++;
+		else if (v.p[i] == '"')
+			quoted = !quoted;
+		else if (v.p[i] == '\0')
+			return (false);
+	}
+	return (true);
+}
+
+/*
  * Does libosip2 take this From or To value, with a URI in it?  It is
  * stricter than check_addr() on display names (tokens or a quoted string:
  * "To: o: <sip:b@x>" is refused, so are stray control bytes), and it
@@ -899,14 +920,19 @@ sipmsg_addr_ok(const struct sipmsg *m, enum sip_hdr_id id)
 	if ((id != SH_FROM && id != SH_TO) || (h = sipmsg_hdr(m, id)) == NULL)
 		return (false);
 	v = sipmsg_hvalue(m, h);
-	if (v.len == 0 || memchr(v.p, '\0', v.len) != NULL)
-		return (false);		/* a C string would end there */
+	if (v.len == 0 || !nul_quoted(v))
+		return (false);
 	if (osip_to_init(&to) != 0)
 		return (false);
-	s = xstrndup(v.p, v.len);
-	for (i = 0; s[i] != '\0'; i++)	/* folded lines: LWS, as osip does */
+	s = xmalloc(v.len + 1);
+	for (i = 0; i < v.len; i++) {
+		s[i] = v.p[i];
 		if (s[i] == '\r' || s[i] == '\n')
-			s[i] = ' ';
+			s[i] = ' ';	/* folded lines: LWS, as osip does */
+		else if (s[i] == '\0')
+			s[i] = 'x';	/* a quoted-pair NUL: C strings */
+	}
+	s[v.len] = '\0';
 	rc = osip_to_parse(to, s);
 	if (rc == 0 && (to->url == NULL || to->url->scheme == NULL))
 		rc = -1;
@@ -944,26 +970,40 @@ check_callid(struct slice v)
 
 /*
  * The header section of a response (start line to the empty line), bytes
- * only: no NUL, and every LF ends a CRLF (the scanner refused a bare CR
- * already).  RFC 3261 7 and 25 end every line with CRLF; we relay a
- * response's lines as they came, so a line that ends in a bare LF would
- * reach the next hop framed differently from how we read it, and a NUL
- * (legal in a quoted-pair, never seen in practice) cuts short whatever
- * handles the value as a C string: the fuzzer saw merged challenges go
- * upstream as "Proxy-Authenticate: DigesContent-Length: 0".
+ * only: every LF ends a CRLF (the scanner refused a bare CR already), and
+ * a NUL stands only in a quoted-pair, and never in a challenge.  RFC 3261
+ * 7 ends every line with CRLF; we relay a response's lines as they came,
+ * so a line that ends in a bare LF would reach the next hop framed
+ * differently from how we read it.  A NUL elsewhere is no SIP at all, and
+ * the 401/407 challenges are merged into another response as text (16.7
+ * step 7): the fuzzer saw them go upstream cut at a NUL, as
+ * "Proxy-Authenticate: DigesContent-Length: 0".
  */
 static int
 check_response_bytes(const struct sipmsg *m, char *err, size_t errlen)
 {
-	size_t	i;
+	unsigned	i;
+	size_t		j;
 
-	for (i = 0; i < m->body_off; i++) {
-		if (m->buf[i] == '\0') {
-			snprintf(err, errlen, "NUL byte in the headers");
+	for (j = 0; j < m->body_off; j++)
+		if (m->buf[j] == '\n' && (j == 0 || m->buf[j - 1] != '\r')) {
+			snprintf(err, errlen, "Bare LF in the headers");
 			return (-1);
 		}
-		if (m->buf[i] == '\n' && (i == 0 || m->buf[i - 1] != '\r')) {
-			snprintf(err, errlen, "Bare LF in the headers");
+	if (memchr(m->buf, '\0', m->body_off) == NULL)
+		return (0);
+	/* The start line and header names hold none (sipmsg_scan()). */
+	for (i = 0; i < m->nh; i++) {
+		struct slice	v = sipmsg_hvalue(m, &m->h[i]);
+
+		if ((m->h[i].id == SH_WWW_AUTHENTICATE ||
+		    m->h[i].id == SH_PROXY_AUTHENTICATE) &&
+		    memchr(v.p, '\0', v.len) != NULL) {
+			snprintf(err, errlen, "NUL byte in a challenge");
+			return (-1);
+		}
+		if (!nul_quoted(v)) {
+			snprintf(err, errlen, "NUL byte in the headers");
 			return (-1);
 		}
 	}

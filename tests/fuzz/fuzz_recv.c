@@ -169,10 +169,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /*
  * Framing of what we send: up to the empty line, every CR and LF in a
- * CRLF pair (RFC 3261 7), and no NUL in a response we relay (ours, with
- * our Server line, may echo a NUL of the request it answers; a request
- * keeps a quoted-pair NUL).  sipmsg_parse() tolerates a bare LF and a NUL
- * in a request, so it cannot see these on its own.
+ * CRLF pair (RFC 3261 7), and no NUL in a response we relay but in a
+ * quoted-pair (ours, with our Server line, may echo a NUL of the request
+ * it answers; a request keeps a quoted-pair NUL).  sipmsg_parse()
+ * tolerates a bare LF and a NUL in a request, so it cannot see these on
+ * its own.
  */
 static const char *
 sent_framing(const struct sipmsg *m)
@@ -184,7 +185,8 @@ sent_framing(const struct sipmsg *m)
 	relayed = !m->request && memmem(m->buf, m->body_off, ours,
 	    strlen(ours)) == NULL;
 	for (i = 0; i < m->body_off; i++) {
-		if (m->buf[i] == '\0' && relayed)
+		if (m->buf[i] == '\0' && relayed && (i == 0 ||
+		    m->buf[i - 1] != '\\'))
 			return ("NUL in the headers of a relayed response");
 		if (m->buf[i] == '\n' && (i == 0 || m->buf[i - 1] != '\r'))
 			return ("bare LF in the headers");

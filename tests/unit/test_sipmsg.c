@@ -464,15 +464,19 @@ static const struct {
 	/* The fuzzer's: a NUL in a challenge that is merged (16.7). */
 	{ BYTES(RESP_407("r6", TO_OK, "Proxy-Authenticate: Diges\0t "
 	    "realm=\"b\", nonce=\"2\"\r\n", "\r\n")),
-	    "NUL byte in the headers" },
+	    "NUL byte in a challenge" },
 	{ BYTES(RESP_407("r6", TO_OK, "WWW-Authenticate: Digest realm=\"a\", "
 	    "\x06\0\x92\0nonce=\"1\"\r\n", "\r\n")),
-	    "NUL byte in the headers" },
-	/* Even in a quoted-pair, which RFC 3261 25.1 allows. */
+	    "NUL byte in a challenge" },
+	/* Even in a quoted-pair, which RFC 3261 25.1 allows elsewhere. */
 	{ BYTES(RESP_407("r6", TO_OK, "Proxy-Authenticate: Digest "
-	    "realm=\"\\\0\"\r\n", "\r\n")), "NUL byte in the headers" },
-	/* And after the headers we use, unterminated (datagram end). */
+	    "realm=\"\\\0\"\r\n", "\r\n")), "NUL byte in a challenge" },
+	/* Elsewhere, outside a quoted-pair; at the datagram's end too. */
 	{ BYTES(RESP_407("r6", TO_OK, "", "X: \0")),
+	    "NUL byte in the headers" },
+	{ BYTES(RESP_407("r6", TO_OK, "Subject: \"\0\"\r\n", "\r\n")),
+	    "NUL byte in the headers" },
+	{ BYTES(RESP_407("r6", TO_OK, "Subject: \\\0\r\n", "\r\n")),
 	    "NUL byte in the headers" },
 	/* The fuzzer's 302: a To that starts with NUL bytes. */
 	{ BYTES(RESP_407("r6", "\0\0\0\0007\x01\xb9\xe0 " TO_OK, "", "\r\n")),
@@ -562,6 +566,14 @@ START_TEST(response_tolerated)
 	    "\r\n")));
 	/* Control bytes in other headers: relayed as they came. */
 	sipmsg_free(parse(RESP_407("r6", TO_OK, "X: \x01\x7f\r\n", "\r\n")));
+	/*
+	 * A NUL in a quoted-pair (RFC 3261 25.1), as a UAS echoes the To of
+	 * RFC 4475 3.1.1.2 (intmeth) into its 501: relayed.
+	 */
+	m = parse_bytes(BYTES(RESP_407("r6", "\"NUL:\\\0 DEL:\\\x7f\" "
+	    TO_OK, "Subject: \"a\\\0b\"\r\n", "\r\n")), 0);
+	ck_assert(sipmsg_addr_ok(m, SH_TO));
+	sipmsg_free(m);
 }
 END_TEST
 
