@@ -437,6 +437,17 @@ START_TEST(parse_errors)
 }
 END_TEST
 
+/* Scanned only: the steps of sipmsg_parse(), if any, are the test's. */
+static struct sipmsg *
+scanned(const char *text)
+{
+	struct sipmsg	*m = sipmsg_new(text, strlen(text));
+
+	ck_assert_int_eq(sipmsg_scan(m, err, sizeof(err)), 0);
+	err[0] = '\0';
+	return (m);
+}
+
 /*
  * A response from downstream, as the 407 of a forked INVITE would come
  * (fuzz input regress-merged-challenge-nul): call is its Call-ID, to its
@@ -453,6 +464,11 @@ END_TEST
 	more								\
 	"Content-Length: 0\r\n" end
 #define TO_OK	"<sip:duo@example.test>;tag=b2"
+#define RESP_180(to)							\
+	"SIP/2.0 180 Ringing\r\n"					\
+	"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKb2\r\n"		\
+	"To: " to "\r\nFrom: <sip:alice@example.test>;tag=a1\r\n"	\
+	"Call-ID: r6\r\nCSeq: 1 INVITE\r\n\r\n"
 #define BYTES(s)	s, sizeof(s) - 1	/* NUL bytes included */
 
 /* Responses refused whole: dropped, never relayed, never ACKed. */
@@ -507,6 +523,22 @@ static const struct {
 	    "Bad To header" },
 	{ BYTES(RESP_407("r6", "o: " TO_OK, "", "\r\n")), "Bad To header" },
 	{ BYTES(RESP_407("r6", "<sip:duo@example.test", "", "\r\n")),
+	    "Bad To header" },
+	/* A provisional, whose To no ACK takes: RFC 3261 25.1 still. */
+	{ BYTES(RESP_180("<sip:duo@example.test>;tag=b2 x")), "Bad To header" },
+	{ BYTES(RESP_180("<sip:duo@example.test> <sip:x@y>")),
+	    "Bad To header" },
+	{ BYTES(RESP_180("x@y <sip:duo@example.test>")), "Bad To header" },
+	{ BYTES(RESP_180("\"a\x01\" <sip:duo@example.test>")),
+	    "Bad To header" },
+	{ BYTES(RESP_180("\"a\\\r\n b\" <sip:duo@example.test>")),
+	    "Bad To header" },
+	{ BYTES(RESP_180("\"a\" b <sip:duo@example.test>")), "Bad To header" },
+	{ BYTES(RESP_180("sip:duo@example.test, sip:x@example.test")),
+	    "Bad To header" },
+	{ BYTES(RESP_180("<sip:duo@example.test>;=b2")), "Bad To header" },
+	{ BYTES(RESP_180("<sip:duo@example.test>;tag=")), "Bad To header" },
+	{ BYTES(RESP_180("<sip:duo@example.test>;tag=\"b2")),
 	    "Bad To header" },
 	{ BYTES("SIP/2.0 200 OK\r\n"
 	    "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKb2\r\n"
@@ -564,6 +596,12 @@ START_TEST(response_tolerated)
 	    "\r\n")));
 	sipmsg_free(parse(RESP_407("a-.!%*_+`'~()<>:\\\"/[]?{}@x", TO_OK, "",
 	    "\r\n")));
+	/* Display names: tokens and LWS, a quoted string; params after. */
+	sipmsg_free(parse(RESP_180("Bob\tB. <sip:duo@example.test> ;tag=b2")));
+	sipmsg_free(parse(RESP_180("\"B\\\"\tob\"<sip:duo@example.test>")));
+	sipmsg_free(parse(RESP_180("sip:duo@example.test;tag=b2")));
+	sipmsg_free(parse(RESP_180("<sip:duo@example.test>;tag=b2;lr;"
+	    "x = \"a, b\" ; y=[2001:db8::1]")));
 	/* Control bytes in other headers: relayed as they came. */
 	sipmsg_free(parse(RESP_407("r6", TO_OK, "X: \x01\x7f\r\n", "\r\n")));
 	/*
@@ -596,8 +634,7 @@ START_TEST(addr_ok_cases)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(text, sizeof(text), "SIP/2.0 180 Ringing\r\n"
 		    "To: %s\r\nFrom: <sip:a@x>\r\n\r\n", cases[i].to);
-		m = sipmsg_new(text, strlen(text));
-		ck_assert_int_eq(sipmsg_scan(m, err, sizeof(err)), 0);
+		m = scanned(text);
 		ck_assert_msg(sipmsg_addr_ok(m, SH_TO) == cases[i].ok,
 		    "To: %s", cases[i].to);
 		ck_assert(sipmsg_addr_ok(m, SH_FROM));
@@ -643,8 +680,7 @@ START_TEST(scan_header_ids)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(text, sizeof(text), "OPTIONS sip:a@x SIP/2.0\r\n"
 		    "%s: 1\r\n\r\n", cases[i].name);
-		m = sipmsg_new(text, strlen(text));
-		ck_assert_int_eq(sipmsg_scan(m, err, sizeof(err)), 0);
+		m = scanned(text);
 		ck_assert_uint_eq(m->nh, 1);
 		ck_assert_msg(m->h[0].id == cases[i].id, "%s: %d, want %d",
 		    cases[i].name, m->h[0].id, cases[i].id);
@@ -652,17 +688,6 @@ START_TEST(scan_header_ids)
 	}
 }
 END_TEST
-
-/* Scanned only: the steps of sipmsg_parse() are run by the test. */
-static struct sipmsg *
-scanned(const char *text)
-{
-	struct sipmsg	*m = sipmsg_new(text, strlen(text));
-
-	ck_assert_int_eq(sipmsg_scan(m, err, sizeof(err)), 0);
-	err[0] = '\0';
-	return (m);
-}
 
 #define STEP_REQ(first, via, rest)					\
 	first "\r\nVia: " via "\r\n"					\
@@ -1476,8 +1501,7 @@ START_TEST(build_ack_refused)
 		    "To: <sip:bob@example.com>;tag=b1\r\n"
 		    "From: <sip:alice@example.org>;tag=1928301774\r\n"
 		    "Call-ID: c\r\nCSeq: 314159 INVITE\r\n\r\n", code);
-		resp = sipmsg_new(text, strlen(text));
-		ck_assert_int_eq(sipmsg_scan(resp, err, sizeof(err)), 0);
+		resp = scanned(text);
 		ck_assert_int_eq(sipbuild_ack(inv, resp, &b), -1);
 		ck_assert_int_eq(sipmsg_parse(resp, err, sizeof(err)), 0);
 		ck_assert_int_eq(sipbuild_ack(inv, resp, &b), 0);
