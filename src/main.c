@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "conf_diff.h"
 #include "ctl.h"
 #include "gateway.h"
 #include "guard.h"
@@ -26,12 +27,16 @@
 #include "tp.h"
 #include "xmalloc.h"
 
-#define DEFAULT_CONF	"/etc/osprey/osprey.conf"
 #define STATUS_MS	2000
 
 static struct {
 	const char		*path;
 	struct conf		*conf;		/* the running one */
+	char			*desc;		/* owned: its conf_print() */
+	/* What was set up at start and stays until a restart. */
+	char			*run_metrics;	/* owned: "addr port", NULL */
+	struct resolver_settings run_dns;
+	char			*run_database;	/* owned, NULL: memory */
 	struct event_base	*base;
 	struct tp		 tp;
 	struct timer		 status;	/* STATUS=, WATCHDOG=1 */
@@ -46,7 +51,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: ospreyd [-fhtVv] [-c file]\n"
-	    "  -c file  config file (default " DEFAULT_CONF ")\n"
+	    "  -c file  config file (default " OSPREY_DEFAULT_CONF ")\n"
 	    "  -f       stay in the foreground, log to stderr\n"
 	    "  -t       check the config and exit\n"
 	    "  -v       with -t, print the config as understood\n"
@@ -90,31 +95,91 @@ status_tick(void *arg)
 	    STATUS_MS ? (uint32_t)(D.watchdog_usec / 2000) : STATUS_MS);
 }
 
+/* Are the listen entries of cf the sockets that are bound, in order? */
 static bool
-listen_same(const struct conf *a, const struct conf *b)
+listen_is_bound(const struct conf *cf)
 {
-	unsigned	i;
+	const struct conf_listen	*l;
+	struct tp_addr			 a;
+	char				 ip[INET6_ADDRSTRLEN];
+	unsigned			 i;
 
-	if (a->nlisten != b->nlisten)
+	if (cf->nlisten != D.tp.nsocks)
 		return (false);
-	for (i = 0; i < a->nlisten; i++)
-		if (strcmp(a->listen[i].address, b->listen[i].address) != 0 ||
-		    a->listen[i].port != b->listen[i].port ||
-		    strcmp(a->listen[i].transport, b->listen[i].transport) != 0)
+	for (i = 0; i < cf->nlisten; i++) {
+		l = &cf->listen[i];
+		if (strcmp(l->transport, "udp") != 0 || tp_addr_set(&a,
+		    (struct slice){ l->address, strlen(l->address) },
+		    l->port) == -1)
 			return (false);
+		tp_addr_ip(&a, ip, sizeof(ip));
+		if (strcmp(ip, D.tp.socks[i].ip) != 0 ||
+		    l->port != D.tp.socks[i].port)
+			return (false);
+	}
 	return (true);
 }
 
+/* "127.0.0.1 9091" for comparisons; NULL when metrics are off. */
+static char *
+metrics_of(const struct conf *cf)
+{
+	char	s[128];
+
+	if (cf->metrics_address == NULL)
+		return (NULL);
+	snprintf(s, sizeof(s), "%s %u", cf->metrics_address, cf->metrics_port);
+	return (xstrdup(s));
+}
+
+static bool
+str_same(const char *a, const char *b)
+{
+	return (a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0);
+}
+
+/* What is set up once at start, to compare a reloaded config with. */
+static void
+running_set(const struct conf *cf)
+{
+	D.run_metrics = metrics_of(cf);
+	D.run_dns = cf->dns;
+	D.run_database = cf->reg.database ? xstrdup(cf->reg.database) : NULL;
+}
+
+static void
+running_free(void)
+{
+	free(D.run_metrics);
+	free(D.run_database);
+	D.run_metrics = D.run_database = NULL;
+}
+
+/* A setting that differs from what runs: logged, and told to ospreyctl. */
+static void
+restart_needed(struct buf *notes, const char *what)
+{
+	log_warnx("ospreyd: reload: %s changes take effect at the next "
+	    "restart", what);
+	buf_addf(notes, "%s: takes effect at the next restart\n", what);
+}
+
 /*
- * SIGHUP: the new config is checked first; a bad one changes nothing.
- * Calls in progress keep the routes they started with.
+ * SIGHUP and `ospreyctl reload`: the new config is checked first; a bad
+ * one changes nothing.  Calls in progress keep the routes they started
+ * with.  What changed is logged, a line each, and added to changes.
  */
-int
-ospreyd_reload(char *err, size_t errlen)
+static int
+ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 {
 	struct conf		*nc = xcalloc(1, sizeof(*nc));
 	struct gw_settings	 gs;
+	struct buf		 notes;
+	char			*desc, *m, *p, *nl;
+	size_t			 from = changes->len;
+	unsigned		 n;
 
+	(void)arg;
 	sysd_notify("RELOADING=1");
 	if (conf_load(D.path, nc, err, errlen) == -1) {
 		log_warnx("ospreyd: reload refused, the running config stays: %s",
@@ -123,41 +188,51 @@ ospreyd_reload(char *err, size_t errlen)
 		sysd_notify("READY=1");
 		return (-1);
 	}
-	if (!listen_same(D.conf, nc))
-		log_warnx("ospreyd: reload: listen changes take effect at the "
-		    "next restart");
-	if ((D.conf->metrics_address == NULL) != (nc->metrics_address == NULL) ||
-	    (nc->metrics_address != NULL && (strcmp(nc->metrics_address,
-	    D.conf->metrics_address) != 0 ||
-	    nc->metrics_port != D.conf->metrics_port)))
-		log_warnx("ospreyd: reload: metrics changes take effect at the "
-		    "next restart");
-	if (memcmp(&nc->dns, &D.conf->dns, sizeof(nc->dns)) != 0)
-		log_warnx("ospreyd: reload: dns changes take effect at the next "
-		    "restart");
+	desc = conf_describe(nc);
+	n = conf_diff(D.desc, desc, changes);
 	log_set_level(nc->log_level);
+	for (p = changes->p + from; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+		log_notice("ospreyd: reload: %.*s", (int)(nl - p), p);
+	if (n == 0)
+		buf_adds(changes, "no configuration changes\n");
+	/* Compared with what runs, not with the last config. */
+	buf_init(&notes, 128);
+	if (!listen_is_bound(nc))
+		restart_needed(&notes, "listen");
+	m = metrics_of(nc);
+	if (!str_same(m, D.run_metrics))
+		restart_needed(&notes, "metrics");
+	free(m);
+	if (memcmp(&nc->dns, &D.run_dns, sizeof(nc->dns)) != 0)
+		restart_needed(&notes, "dns");
+	if (!str_same(nc->reg.database, D.run_database))
+		restart_needed(&notes, "registrar.database");
+	if (ctl_set_settings(&nc->ctl) == -1)
+		restart_needed(&notes, "control.socket");
+	buf_add(changes, notes.p, notes.len);
+	buf_cleanup(&notes);
+	if (nc->auth.users_file != NULL) {
+		log_notice("ospreyd: reload: auth.users %s read again, %u "
+		    "user(s)", nc->auth.users_file, auth_users_count(nc->users));
+		buf_addf(changes, "auth.users: %s read again, %u user(s)\n",
+		    nc->auth.users_file, auth_users_count(nc->users));
+	}
 	txn_set_settings(&nc->txn);
 	gw_stop(&proxy_settings()->routes);
 	gw_settings_of(nc, &gs);
 	proxy_set_settings(proxy_settings_take(&nc->proxy));
 	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
-	ctl_set_settings(&nc->ctl);
-	if ((D.conf->reg.database == NULL) != (nc->reg.database == NULL) ||
-	    (nc->reg.database != NULL && strcmp(nc->reg.database,
-	    D.conf->reg.database) != 0))
-		log_warnx("ospreyd: reload: registrar.database changes take "
-		    "effect at the next restart");
 	registrar_set(&nc->reg);
 	guard_set(&nc->guard, &nc->auth.trusted);
 	auth_set(&nc->auth, nc->users);
 	nc->users = NULL;
-	if (nc->auth.users_file != NULL)
-		log_notice("ospreyd: %u user(s) in %s", auth_users_count_now(),
-		    nc->auth.users_file);
 	conf_free(D.conf);
 	free(D.conf);
 	D.conf = nc;
-	log_notice("ospreyd: config reloaded from %s", D.path);
+	free(D.desc);
+	D.desc = desc;
+	log_notice("ospreyd: config reloaded from %s, %u change(s)", D.path,
+	    n);
 	sysd_notify("READY=1");
 	return (0);
 }
@@ -198,13 +273,16 @@ ospreyd_stop(void)
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	char	err[512];
+	struct buf	changes;
+	char		err[512];
 
 	(void)what;
 	(void)arg;
 	if (sig == SIGHUP) {
 		log_notice("ospreyd: SIGHUP, reloading %s", D.path);
-		ospreyd_reload(err, sizeof(err));
+		buf_init(&changes, 256);
+		ospreyd_reload(NULL, &changes, err, sizeof(err));
+		buf_cleanup(&changes);
 		return;
 	}
 	log_notice("ospreyd: signal %d", (int)sig);
@@ -222,7 +300,7 @@ main(int argc, char **argv)
 	unsigned		 i;
 	int			 ch, signos[3] = { SIGTERM, SIGINT, SIGHUP };
 
-	D.path = DEFAULT_CONF;
+	D.path = OSPREY_DEFAULT_CONF;
 	while ((ch = getopt(argc, argv, "c:fhtVv")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -260,11 +338,15 @@ main(int argc, char **argv)
 	if (check) {
 		if (verbose)
 			conf_print(D.conf, stdout);
+		else
+			printf("%s: configuration OK\n", D.path);
 		conf_free(D.conf);
 		free(D.conf);
 		return (0);
 	}
 	log_init(foreground || isatty(STDERR_FILENO), D.conf->log_level);
+	D.desc = conf_describe(D.conf);
+	running_set(D.conf);
 	sipmsg_init();
 	signal(SIGPIPE, SIG_IGN);
 
@@ -301,7 +383,8 @@ main(int argc, char **argv)
 	    D.conf->metrics_address, D.conf->metrics_port, err,
 	    sizeof(err)) == -1)
 		fatalx("ospreyd: metrics: %s", err);
-	if (ctl_start(D.base, &D.conf->ctl, err, sizeof(err)) == -1)
+	if (ctl_start(D.base, &D.conf->ctl, ospreyd_reload, NULL, err,
+	    sizeof(err)) == -1)
 		fatalx("ospreyd: control socket: %s", err);
 	for (i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(D.base, signos[i], on_signal, NULL);
@@ -333,6 +416,8 @@ main(int argc, char **argv)
 	event_base_free(D.base);
 	conf_free(D.conf);
 	free(D.conf);
+	free(D.desc);
+	running_free();
 	log_always("ospreyd: stopped");
 	return (0);
 }

@@ -1,4 +1,8 @@
-/* ospreyctl: talk to a running ospreyd over its control socket. */
+/*
+ * ospreyctl: talk to a running ospreyd over its control socket, found
+ * with -s, or in the configuration file (-c, else the default one, read
+ * by the daemon's own loader).
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -10,12 +14,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define DEFAULT_SOCKET	"/run/osprey/ospreyd.sock"
+#include "conf.h"
+#include "ctl.h"
+#include "xmalloc.h"
 
 static void
 usage(FILE *fp)
 {
-	fprintf(fp, "usage: ospreyctl [-j] [-s socket] command [args]\n"
+	fprintf(fp, "usage: ospreyctl [-j] [-c file | -s socket] command "
+	    "[args]\n"
 	    "commands:\n"
 	    "  status                  daemon version, open transactions\n"
 	    "  stats                   counters\n"
@@ -27,14 +34,55 @@ usage(FILE *fp)
 	    "would\n"
 	    "options:\n"
 	    "  -j, --json              machine-readable output\n"
-	    "  -s socket               control socket (default "
-	    DEFAULT_SOCKET ")\n");
+	    "  -c file                 the control socket of this config "
+	    "file\n"
+	    "                          (default " OSPREY_DEFAULT_CONF ")\n"
+	    "  -s socket               this control socket (without -c and "
+	    "a\n"
+	    "                          default config: " CTL_DEFAULT_SOCKET
+	    ")\n");
+}
+
+/*
+ * The control socket a config file names.  Exits 2 when the file given
+ * with -c cannot be read or turns the socket off.  A missing default file
+ * means the default socket, and so does a broken one, with a warning (so
+ * that `ospreyctl reload` still reaches the daemon to hear the error).
+ */
+static char *
+socket_of_conf(const char *file, bool given)
+{
+	struct conf	 cf;
+	char		 err[512], *path;
+
+	if (!given && access(file, F_OK) == -1 && errno == ENOENT)
+		return (xstrdup(CTL_DEFAULT_SOCKET));
+	memset(&cf, 0, sizeof(cf));
+	if (conf_load(file, &cf, err, sizeof(err)) == -1) {
+		if (!given) {
+			fprintf(stderr, "ospreyctl: warning: %s\nospreyctl: "
+			    "warning: trying " CTL_DEFAULT_SOCKET "\n", err);
+			return (xstrdup(CTL_DEFAULT_SOCKET));
+		}
+		fprintf(stderr, "ospreyctl: %s\nospreyctl: no control socket "
+		    "from %s; use -s socket\n", err, file);
+		exit(2);
+	}
+	path = cf.ctl.socket ? xstrdup(cf.ctl.socket) : NULL;
+	conf_free(&cf);
+	if (path == NULL) {
+		fprintf(stderr, "ospreyctl: %s turns the control socket off "
+		    "(control.socket = \"\")\n", file);
+		exit(2);
+	}
+	return (path);
 }
 
 int
 main(int argc, char **argv)
 {
-	const char		*path = DEFAULT_SOCKET;
+	const char		*conf = NULL;
+	char			*path = NULL;
 	struct sockaddr_un	 sun;
 	char			 req[1024], buf[8192], *nl;
 	size_t			 off = 0, got = 0;
@@ -45,8 +93,12 @@ main(int argc, char **argv)
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-j") == 0 || strcmp(argv[i], "--json") == 0)
 			json = true;
-		else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
-			path = argv[++i];
+		else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc &&
+		    conf == NULL && path == NULL)
+			path = xstrdup(argv[++i]);
+		else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc &&
+		    conf == NULL && path == NULL)
+			conf = argv[++i];
 		else if (strcmp(argv[i], "-h") == 0 ||
 		    strcmp(argv[i], "--help") == 0) {
 			usage(stdout);
@@ -75,6 +127,9 @@ main(int argc, char **argv)
 		return (2);
 	}
 	req[off++] = '\n';
+	if (path == NULL)
+		path = socket_of_conf(conf ? conf : OSPREY_DEFAULT_CONF,
+		    conf != NULL);
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -118,6 +173,7 @@ main(int argc, char **argv)
 		got = 0;
 	}
 	close(fd);
+	free(path);
 	if (first) {
 		fprintf(stderr, "ospreyctl: no answer from ospreyd\n");
 		return (3);

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "sipcause.h"
+#include "sipmsg.h"
 #include "txn.h"
 #include "xmalloc.h"
 
@@ -35,6 +36,8 @@ static struct {
 	struct event_base	*base;
 	struct evconnlistener	*lis;
 	char			*path;		/* owned: what we bound */
+	ctl_reload_fn		*reload;
+	void			*reload_arg;
 } C;
 
 struct out {
@@ -42,6 +45,17 @@ struct out {
 	bool		 json;
 	const char	*filter;	/* Call-ID or user, or NULL */
 	unsigned	 n;
+};
+
+/*
+ * One value of an answer, described once: the JSON member and the text
+ * line are both rendered from it by field_put().
+ */
+struct field {
+	const char		*key;	/* JSON member */
+	const char		*label;	/* text line; NULL: the key */
+	const char		*str;	/* a string, or NULL: num */
+	unsigned long long	 num;
 };
 
 static void
@@ -61,27 +75,104 @@ json_str(struct evbuffer *b, const char *s)
 	evbuffer_add(b, "\"", 1);
 }
 
+/* A member of a JSON object, or a "label  value" line. */
+static void
+field_put(struct out *o, const struct field *f)
+{
+	if (o->json) {
+		evbuffer_add(o->b, o->n ? "," : "{", 1);
+		json_str(o->b, f->key);
+		evbuffer_add(o->b, ":", 1);
+		if (f->str != NULL)
+			json_str(o->b, f->str);
+		else
+			evbuffer_add_printf(o->b, "%llu", f->num);
+	} else if (f->str != NULL)
+		evbuffer_add_printf(o->b, "%-24s %s\n", f->label ? f->label :
+		    f->key, f->str);
+	else
+		evbuffer_add_printf(o->b, "%-24s %llu\n", f->label ? f->label :
+		    f->key, f->num);
+	o->n++;
+}
+
+static void
+fields_put(struct out *o, const struct field *f, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		field_put(o, &f[i]);
+}
+
+/* Closes the JSON object the fields opened. */
+static void
+fields_end(struct out *o)
+{
+	if (o->json)
+		evbuffer_add(o->b, o->n ? "}\n" : "{}\n", o->n ? 2 : 3);
+}
+
 static const char *const kinds[] = { "ist", "nist", "ict", "nict" };
+
+/*
+ * The CSeq of a transaction, the one `cancel CALL-ID CSEQ` takes: a
+ * server's from its request, a client's from the request it sent (an
+ * INVITE client's bytes may be its ACK by now: same number).
+ */
+static void
+txn_cseq_of(const struct txn *t, uint32_t *num, char *method, size_t len)
+{
+	struct sipmsg	*m = NULL;
+	const struct sipmsg *req = t->req;
+	char		 err[128];
+
+	*num = 0;
+	snprintf(method, len, "-");
+	if (req == NULL && t->out != NULL) {
+		m = sipmsg_new(t->out, t->outlen);
+		if (sipmsg_parse(m, err, sizeof(err)) == 0 && m->request)
+			req = m;
+	}
+	if (req != NULL) {
+		*num = req->cseq;
+		snprintf(method, len, SLICE_FMT, SLICE_ARG(req->cseq_method));
+	}
+	if (t->kind == TXN_ICT)
+		snprintf(method, len, "INVITE");
+	sipmsg_free(m);
+}
 
 static void
 list_txn(struct txn *t, void *arg)
 {
 	struct out	*o = arg;
 	const char	*cid = txn_callid(t);
+	char		 method[32];
+	uint32_t	 cseq;
 
 	if (o->filter != NULL && strcmp(cid, o->filter) != 0)
 		return;
+	txn_cseq_of(t, &cseq, method, sizeof(method));
 	if (o->json) {
 		evbuffer_add_printf(o->b, "%s{\"id\":", o->n ? "," : "");
 		json_str(o->b, t->id);
 		evbuffer_add_printf(o->b, ",\"kind\":\"%s\",\"state\":\"%s\","
-		    "\"code\":%d,\"call_id\":", kinds[t->kind],
-		    txn_state_name(t->state), t->code);
+		    "\"code\":%d,\"cseq\":%u,\"method\":", kinds[t->kind],
+		    txn_state_name(t->state), t->code, cseq);
+		json_str(o->b, method);
+		evbuffer_add(o->b, ",\"call_id\":", 11);
 		json_str(o->b, cid);
 		evbuffer_add(o->b, "}", 1);
-	} else
-		evbuffer_add_printf(o->b, "%-12s %-5s %-11s %3d  %s\n", t->id,
-		    kinds[t->kind], txn_state_name(t->state), t->code, cid);
+	} else {
+		if (o->n == 0)
+			evbuffer_add_printf(o->b, "%-12s %-5s %-11s %4s  %-16s "
+			    "%s\n", "ID", "KIND", "STATE", "CODE", "CSEQ",
+			    "CALL-ID");
+		evbuffer_add_printf(o->b, "%-12s %-5s %-11s %4d  %-5u %-10s "
+		    "%s\n", t->id, kinds[t->kind], txn_state_name(t->state),
+		    t->code, cseq, method, cid);
+	}
 	o->n++;
 }
 
@@ -134,42 +225,43 @@ list_binding(void *arg, const struct binding *b)
 	o->n++;
 }
 
+/* The fields of `status`, in the order they are shown. */
+static void
+status_put(struct out *o, uint64_t created, uint64_t timed_out)
+{
+	const struct field	f[] = {
+		{ "version", NULL, PACKAGE_VERSION, 0 },
+		{ "pid", NULL, NULL, (unsigned long long)getpid() },
+		{ "transactions", "transactions open", NULL, txn_count() },
+		{ "calls_pending", "calls pending", NULL,
+		    proxy_calls_pending() },
+		{ "transactions_created", "transactions total", NULL,
+		    created },
+		{ "transactions_timed_out", "timed out", NULL, timed_out },
+		{ "registrations", NULL, NULL, location_count() },
+		{ "registered_aors", "addresses-of-record", NULL,
+		    location_aors() },
+	};
+
+	fields_put(o, f, sizeof(f) / sizeof(f[0]));
+	fields_end(o);
+}
+
 static void
 cmd_status(struct out *o)
 {
 	uint64_t	created, timed_out;
 
 	txn_stats(&created, &timed_out);
-	if (o->json)
-		evbuffer_add_printf(o->b, "{\"version\":\"%s\",\"pid\":%d,"
-		    "\"transactions\":%u,\"calls_pending\":%u,"
-		    "\"transactions_created\":%llu,\"transactions_timed_out\":"
-		    "%llu,\"registrations\":%u,\"registered_aors\":%u}\n",
-		    PACKAGE_VERSION, (int)getpid(), txn_count(),
-		    proxy_calls_pending(), (unsigned long long)created,
-		    (unsigned long long)timed_out, location_count(),
-		    location_aors());
-	else
-		evbuffer_add_printf(o->b, "ospreyd %s, pid %d\n"
-		    "transactions open   %u\ncalls pending       %u\n"
-		    "transactions total  %llu\ntimed out           %llu\n"
-		    "registrations       %u (%u addresses-of-record)\n",
-		    PACKAGE_VERSION, (int)getpid(), txn_count(),
-		    proxy_calls_pending(), (unsigned long long)created,
-		    (unsigned long long)timed_out, location_count(),
-		    location_aors());
+	status_put(o, created, timed_out);
 }
 
 static void
-stat_line(struct out *o, const char *name, uint64_t v, bool *first)
+stat_line(struct out *o, const char *name, uint64_t v)
 {
-	if (o->json) {
-		evbuffer_add_printf(o->b, "%s\"%s\":%llu", *first ? "" : ",",
-		    name, (unsigned long long)v);
-		*first = false;
-	} else
-		evbuffer_add_printf(o->b, "%-28s %llu\n", name,
-		    (unsigned long long)v);
+	const struct field	f = { name, NULL, NULL, v };
+
+	field_put(o, &f);
 }
 
 static void
@@ -177,57 +269,53 @@ cmd_stats(struct out *o)
 {
 	const struct proxy_stats	*s = proxy_stats();
 	const struct gw			*gw;
-	bool				 first = true;
 	char				 name[64];
 	int				 i;
 
-	if (o->json)
-		evbuffer_add(o->b, "{", 1);
 	for (i = 1; i < SM_COUNT; i++) {
 		if (s->requests_in[i] == 0)
 			continue;
 		snprintf(name, sizeof(name), "requests.%s",
 		    sip_method_name((enum sip_method)i));
-		stat_line(o, name, s->requests_in[i], &first);
+		stat_line(o, name, s->requests_in[i]);
 	}
 	for (i = 100; i < 700; i++) {
 		if (s->responses_in[i] != 0) {
 			snprintf(name, sizeof(name), "responses_in.%d", i);
-			stat_line(o, name, s->responses_in[i], &first);
+			stat_line(o, name, s->responses_in[i]);
 		}
 		if (s->responses_out[i] != 0) {
 			snprintf(name, sizeof(name), "responses_out.%d", i);
-			stat_line(o, name, s->responses_out[i], &first);
+			stat_line(o, name, s->responses_out[i]);
 		}
 	}
 	for (i = 0; i < 128; i++) {
 		if (s->finals_by_cause[i] == 0)
 			continue;
 		snprintf(name, sizeof(name), "finals.%s", sip_cause_name(i));
-		stat_line(o, name, s->finals_by_cause[i], &first);
+		stat_line(o, name, s->finals_by_cause[i]);
 	}
-	stat_line(o, "rejected", s->rejected, &first);
-	stat_line(o, "parse_errors", s->parse_errors, &first);
-	stat_line(o, "dropped", s->dropped, &first);
-	stat_line(o, "cancels_relayed", s->cancels_relayed, &first);
-	stat_line(o, "sent_481", s->sent_481, &first);
-	stat_line(o, "sent_487", s->sent_487, &first);
-	stat_line(o, "registrations", location_count(), &first);
-	stat_line(o, "auth.challenges", auth_stats()->challenges, &first);
-	stat_line(o, "auth.failures", auth_stats()->failures, &first);
-	stat_line(o, "auth.successes", auth_stats()->successes, &first);
-	stat_line(o, "guard.banned_now", guard_banned(), &first);
-	stat_line(o, "guard.bans", guard_stats()->bans, &first);
-	stat_line(o, "guard.dropped", guard_stats()->dropped, &first);
-	stat_line(o, "guard.scanners", guard_stats()->scanners, &first);
-	stat_line(o, "guard.call_rate", guard_stats()->call_rate, &first);
-	stat_line(o, "overloaded", s->overloaded, &first);
+	stat_line(o, "rejected", s->rejected);
+	stat_line(o, "parse_errors", s->parse_errors);
+	stat_line(o, "dropped", s->dropped);
+	stat_line(o, "cancels_relayed", s->cancels_relayed);
+	stat_line(o, "sent_481", s->sent_481);
+	stat_line(o, "sent_487", s->sent_487);
+	stat_line(o, "registrations", location_count());
+	stat_line(o, "auth.challenges", auth_stats()->challenges);
+	stat_line(o, "auth.failures", auth_stats()->failures);
+	stat_line(o, "auth.successes", auth_stats()->successes);
+	stat_line(o, "guard.banned_now", guard_banned());
+	stat_line(o, "guard.bans", guard_stats()->bans);
+	stat_line(o, "guard.dropped", guard_stats()->dropped);
+	stat_line(o, "guard.scanners", guard_stats()->scanners);
+	stat_line(o, "guard.call_rate", guard_stats()->call_rate);
+	stat_line(o, "overloaded", s->overloaded);
 	for (gw = gw_list(); gw != NULL; gw = gw->next) {
 		snprintf(name, sizeof(name), "gateway.%.50s", gw->uri);
-		stat_line(o, name, gw_is_up(gw), &first);
+		stat_line(o, name, gw_is_up(gw));
 	}
-	if (o->json)
-		evbuffer_add(o->b, "}\n", 2);
+	fields_end(o);
 }
 
 static void
@@ -241,6 +329,40 @@ reply(struct bufferevent *bev, bool ok, const char *err, struct evbuffer *body)
 		evbuffer_add_printf(out, "ERR %s\n", err);
 	if (body != NULL)
 		evbuffer_add_buffer(out, body);
+}
+
+/* "reloaded" and what changed, a line each (a JSON array of them). */
+static void
+cmd_reload(struct bufferevent *bev, struct out *o)
+{
+	struct buf	 changes;
+	char		 err[512], *line, *save = NULL;
+	int		 rc = -1;
+
+	buf_init(&changes, 256);
+	snprintf(err, sizeof(err), "reload is not available");
+	if (C.reload != NULL)
+		rc = C.reload(C.reload_arg, &changes, err, sizeof(err));
+	if (rc == -1) {
+		reply(bev, false, err, NULL);
+		buf_cleanup(&changes);
+		return;
+	}
+	evbuffer_add_printf(o->b, o->json ? "{\"reloaded\":true,"
+	    "\"changes\":[" : "reloaded\n");
+	for (line = strtok_r(changes.p, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (o->json) {
+			if (o->n++ > 0)
+				evbuffer_add(o->b, ",", 1);
+			json_str(o->b, line);
+		} else
+			evbuffer_add_printf(o->b, "  %s\n", line);
+	}
+	if (o->json)
+		evbuffer_add(o->b, "]}\n", 3);
+	reply(bev, true, NULL, o->b);
+	buf_cleanup(&changes);
 }
 
 static void
@@ -281,9 +403,8 @@ ctl_command(struct bufferevent *bev, char *line)
 		if (o.json)
 			evbuffer_add(o.b, "]\n", 2);
 		reply(bev, true, NULL, o.b);
-	} else if (strcmp(argv[0], "reload") == 0) {
-		rc = ospreyd_reload(err, sizeof(err));
-		reply(bev, rc == 0, err, NULL);
+	} else if (strcmp(argv[0], "reload") == 0 && argc == 1) {
+		cmd_reload(bev, &o);
 	} else if (strcmp(argv[0], "loglevel") == 0 && argc == 2) {
 		if ((lvl = log_level_parse(argv[1])) == -1)
 			reply(bev, false, "unknown level (error, warning, "
@@ -372,14 +493,16 @@ ctl_in_use(const struct sockaddr_un *sun)
 }
 
 int
-ctl_start(struct event_base *base, const struct ctl_settings *set, char *err,
-    size_t errlen)
+ctl_start(struct event_base *base, const struct ctl_settings *set,
+    ctl_reload_fn *reload, void *reload_arg, char *err, size_t errlen)
 {
 	struct sockaddr_un	 sun;
 	char			*dir, *slash;
 	int			 fd;
 
 	C.base = base;
+	C.reload = reload;
+	C.reload_arg = reload_arg;
 	if (set->socket == NULL)
 		return (0);
 	memset(&sun, 0, sizeof(sun));
@@ -422,15 +545,19 @@ ctl_start(struct event_base *base, const struct ctl_settings *set, char *err,
 	return (0);
 }
 
-void
+/*
+ * A reload: the mode changes now; -1 when the path differs from the socket
+ * that is bound (a restart moves it).
+ */
+int
 ctl_set_settings(const struct ctl_settings *set)
 {
 	if ((set->socket == NULL) != (C.path == NULL) || (C.path != NULL &&
 	    strcmp(set->socket, C.path) != 0))
-		log_warnx("ospreyd: reload: control socket changes take effect "
-		    "at the next restart");
-	else if (C.path != NULL)
+		return (-1);
+	if (C.path != NULL)
 		chmod(C.path, set->mode);
+	return (0);
 }
 
 void

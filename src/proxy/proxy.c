@@ -464,17 +464,13 @@ static char *
 reason_of(const struct sipmsg *m)
 {
 	struct slice	 v[8];
-	unsigned	 n, i;
+	unsigned	 n;
 	struct buf	 b;
 
 	if ((n = sipmsg_values(m, SH_REASON, v, 8)) == 0)
 		return (NULL);
 	buf_init(&b, 128);
-	for (i = 0; i < n && i < 8; i++) {
-		if (i > 0)
-			buf_add(&b, ", ", 2);
-		buf_add(&b, v[i].p, v[i].len);
-	}
+	buf_add_list(&b, v, n < 8 ? n : 8, ", ");
 	return (buf_steal(&b, NULL));
 }
 

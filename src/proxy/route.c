@@ -112,8 +112,8 @@ route_add_target(struct route *r, const char *uri, char *err, size_t errlen)
 	t->uri = xstrdup(uri);
 	if (sipuri_parse((struct slice){ t->uri, strlen(t->uri) },
 	    &t->parsed) == -1 || !slice_eq(t->parsed.scheme, "sip")) {
-		snprintf(err, errlen, "bad target \"%s\": want sip:host[:port]",
-		    uri);
+		snprintf(err, errlen, "bad target \"%s\": want a SIP URI, "
+		    "sip:[user@]host[:port][;params]", uri);
 		goto fail;
 	}
 	if (dest_from_uri((struct slice){ t->uri, strlen(t->uri) }, &t->dest,

@@ -191,14 +191,10 @@ static struct slice
 path_of(const struct sipmsg *m, struct buf *b)
 {
 	struct slice	v[16];
-	unsigned	n, i;
+	unsigned	n;
 
 	n = sipmsg_values(m, SH_PATH, v, 16);
-	for (i = 0; i < n && i < 16; i++) {
-		if (i > 0)
-			buf_add(b, ", ", 2);
-		buf_add(b, v[i].p, v[i].len);
-	}
+	buf_add_list(b, v, n < 16 ? n : 16, ", ");
 	return ((struct slice){ b->p, b->len });
 }
 

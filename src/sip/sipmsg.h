@@ -14,14 +14,6 @@
  * re-serialising, so what we do not touch reaches the next hop as it came.
  */
 
-struct slice {
-	const char	*p;
-	size_t		 len;
-};
-
-#define SLICE_FMT	"%.*s"
-#define SLICE_ARG(s)	(int)(s).len, (s).p
-
 enum sip_hdr_id {
 	SH_OTHER,
 	SH_VIA,

@@ -93,6 +93,20 @@ buf_addf(struct buf *b, const char *fmt, ...)
 	b->len += n;
 }
 
+/* The n items joined by sep: "a, b, c" for a header value or a log line. */
+void
+buf_add_list(struct buf *b, const struct slice *items, unsigned n,
+    const char *sep)
+{
+	unsigned	i;
+
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf_adds(b, sep);
+		buf_add(b, items[i].p, items[i].len);
+	}
+}
+
 char *
 buf_steal(struct buf *b, size_t *len)
 {

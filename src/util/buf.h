@@ -4,6 +4,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Bytes someone else owns: a view into a message, a string, a buffer. */
+struct slice {
+	const char	*p;
+	size_t		 len;
+};
+
+#define SLICE_FMT	"%.*s"
+#define SLICE_ARG(s)	(int)(s).len, (s).p
+
 /* A growable byte buffer; always NUL terminated after its data. */
 struct buf {
 	char	*p;
@@ -19,6 +28,8 @@ void	buf_add(struct buf *, const void *, size_t);
 void	buf_adds(struct buf *, const char *);
 void	buf_addf(struct buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
+void	buf_add_list(struct buf *, const struct slice *, unsigned,
+	    const char *);
 char	*buf_steal(struct buf *, size_t *);	/* caller frees */
 
 #endif

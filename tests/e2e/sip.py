@@ -979,14 +979,51 @@ class Phone:
         return r
 
 
-class RegLab:
-    """One ospreyd with registrar/auth settings plus any number of Phones
-    and callers, each on its own loopback socket."""
+class LabBase:
+    """One ospreyd (.proxy, started by the test through the factory) and
+    the loopback endpoints around it, closed together."""
 
     def __init__(self, factory):
         self.factory = factory
         self.eps = []
         self.proxy = None
+
+    def endpoint(self, host="127.0.0.1"):
+        ep = Endpoint(host)
+        self.eps.append(ep)
+        return ep
+
+    def close(self):
+        for ep in self.eps:
+            ep.close()
+
+
+class Lab(LabBase):
+    """A caller, several UAS and one ospreyd configured with routes text
+    (the `lab` fixture)."""
+
+    def __init__(self, factory):
+        super().__init__(factory)
+        self.caller = self.endpoint()
+
+    def uas(self, user="bob"):
+        return UAS(self.endpoint(), user)
+
+    def start(self, text, timers=None):
+        self.proxy = self.factory(routes=(), extra=text, timers=timers)
+        return self.proxy
+
+    def call(self, user="bob"):
+        return UAC(self.caller, self.proxy.addr,
+                   "sip:%s@example.test" % user)
+
+
+class RegLab(LabBase):
+    """One ospreyd with registrar/auth settings plus any number of Phones
+    and callers, each on its own loopback socket (the `reglab` fixture)."""
+
+    def __init__(self, factory):
+        super().__init__(factory)
         self.kw = {}
 
     def start(self, **kw):
@@ -1008,11 +1045,6 @@ class RegLab:
         self.proxy = self.factory(**args)
         return self.proxy
 
-    def endpoint(self, host="127.0.0.1"):
-        ep = Endpoint(host)
-        self.eps.append(ep)
-        return ep
-
     def phone(self, user, password=None, host="127.0.0.1", **kw):
         return Phone(self.endpoint(host), self.proxy.addr, user, password,
                      **kw)
@@ -1023,13 +1055,17 @@ class RegLab:
         return UAC(self.endpoint(host), self.proxy.addr, ruri,
                    from_uri=from_uri)
 
-    def close(self):
-        for ep in self.eps:
-            ep.close()
+
+@pytest.fixture
+def lab(osprey_factory):
+    """A Lab; import the fixture into the test module, as sipnet."""
+    lb = Lab(osprey_factory)
+    yield lb
+    lb.close()
 
 
 @pytest.fixture
 def reglab(osprey_factory):
-    lab = RegLab(osprey_factory)
-    yield lab
-    lab.close()
+    lb = RegLab(osprey_factory)
+    yield lb
+    lb.close()

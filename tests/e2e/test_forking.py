@@ -11,29 +11,11 @@ import time
 
 import pytest
 
-from sip import (FINAL, NON2XX, SDP, UAC, UAS, Endpoint, match, params_of,
+from conftest import lc
+from sip import (FINAL, NON2XX, SDP, lab, match, params_of,  # noqa: F401
                  uri_of)
 
 # --------------------------------------------------------------- helpers
-
-
-def lc(v):
-    """A Python value as libconfig text: str -> "..", bool, int,
-    list -> [ .. ] (array), tuple -> ( .. ) (list), dict -> { k = v; }."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, str):
-        return '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
-    if isinstance(v, list):
-        return "[ %s ]" % ", ".join(lc(x) for x in v)
-    if isinstance(v, tuple):
-        return "( %s )" % ", ".join(lc(x) for x in v)
-    if isinstance(v, dict):
-        return "{ %s }" % " ".join("%s = %s;" % (k, lc(x))
-                                   for k, x in v.items())
-    raise TypeError(v)
 
 
 def route(targets, user="^bob$", **opts):
@@ -138,41 +120,6 @@ def first_of(eps, pred, timeout):
                 if pred(m):
                     return ep, m
                 ep.queue.append(m)
-
-
-class Lab:
-    """A caller, several UAS and one ospreyd configured with routes text."""
-
-    def __init__(self, factory):
-        self.factory = factory
-        self.eps = []
-        self.caller = Endpoint()
-        self.eps.append(self.caller)
-        self.proxy = None
-
-    def uas(self, user="bob"):
-        u = UAS(Endpoint(), user)
-        self.eps.append(u.ep)
-        return u
-
-    def start(self, text, timers=None):
-        self.proxy = self.factory(routes=(), extra=text, timers=timers)
-        return self.proxy
-
-    def call(self, user="bob"):
-        return UAC(self.caller, self.proxy.addr,
-                   "sip:%s@example.test" % user)
-
-    def close(self):
-        for ep in self.eps:
-            ep.close()
-
-
-@pytest.fixture
-def lab(osprey_factory):
-    lb = Lab(osprey_factory)
-    yield lb
-    lb.close()
 
 
 # ------------------------------------------------------ 1. parallel, 200

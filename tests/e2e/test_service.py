@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import TOP, OSPREYD
-from sip import NON2XX, SDP, match, sipnet  # noqa: F401
+from sip import NON2XX, SDP, match, reglab, sipnet, users_line  # noqa: F401
 
 OSPREYCTL = os.path.join(os.path.dirname(OSPREYD), "ospreyctl")
 
@@ -208,3 +208,184 @@ def test_ospreyctl_without_daemon(tmp_path):
                        timeout=10)
     assert p.returncode == 3
     assert "is ospreyd running" in p.stderr
+
+
+# ------------------------------------------------ ospreyctl and the config
+
+def test_ospreyctl_finds_socket_in_config(sipnet, tmp_path):
+    """-c FILE: the control socket is the one the config names (read by
+    the daemon's own loader); a config without a socket is an error."""
+    o = sipnet().proxy
+    p = subprocess.run([OSPREYCTL, "-c", o.conf, "-j", "status"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p
+    assert json.loads(p.stdout)["pid"] == o.proc.pid
+    off = tmp_path / "off.conf"
+    off.write_text(open(o.conf).read().replace(
+        'socket = "%s"' % o.ctl_socket, 'socket = ""'))
+    p = subprocess.run([OSPREYCTL, "-c", str(off), "status"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "control socket off" in p.stderr, p
+    bad = tmp_path / "bad.conf"
+    bad.write_text("listen = 5;\n")
+    p = subprocess.run([OSPREYCTL, "-c", str(bad), "status"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and str(bad) + ":1:" in p.stderr, p
+
+
+def can_overlay_etc():
+    if os.geteuid() != 0:
+        return False
+    try:
+        return subprocess.run(["unshare", "-m", "true"],
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def run_with_etc_osprey(tmp_path, conf_text, argv):
+    """argv in a mount namespace whose /etc is an overlay with
+    /etc/osprey/osprey.conf = conf_text (None: no such file) and whose
+    /run/osprey is empty.  The host's /etc and /run are not touched."""
+    up, work = tmp_path / "up", tmp_path / "work"
+    up.mkdir()
+    work.mkdir()
+    script = ("mount -t overlay overlay -o lowerdir=/etc,upperdir=%s,"
+              "workdir=%s /etc || exit 99\n" % (up, work))
+    script += "rm -rf /etc/osprey\n"
+    # A daemon of the host's own on the default socket is not ours.
+    script += "[ ! -d /run/osprey ] || mount -t tmpfs tmpfs /run/osprey\n"
+    if conf_text is not None:
+        src = tmp_path / "default.conf"
+        src.write_text(conf_text)
+        script += "mkdir /etc/osprey && cp %s /etc/osprey/osprey.conf\n" % src
+    script += 'exec "$@"\n'
+    p = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh"] + argv,
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode != 99, p.stderr
+    return p
+
+
+@pytest.mark.skipif(not can_overlay_etc(),
+                    reason="needs root and mount namespaces")
+def test_ospreyctl_default_config(sipnet, tmp_path):
+    """Neither -s nor -c: the socket of /etc/osprey/osprey.conf; without
+    that file, the default socket."""
+    o = sipnet().proxy
+    p = run_with_etc_osprey(tmp_path, open(o.conf).read(),
+                            [OSPREYCTL, "-j", "status"])
+    assert p.returncode == 0, p
+    assert json.loads(p.stdout)["pid"] == o.proc.pid
+    (tmp_path / "b").mkdir()
+    p = run_with_etc_osprey(tmp_path / "b", None, [OSPREYCTL, "status"])
+    assert p.returncode == 3, p
+    assert "/run/osprey/ospreyd.sock" in p.stderr, p
+
+
+def test_check_config_prints_ok(tmp_path):
+    """ospreyd -t: FILE: configuration OK on stdout, exit 0."""
+    conf = tmp_path / "osprey.conf"
+    conf.write_text('listen = ( { transport = "udp"; address = "127.0.0.1";'
+                    ' port = 5999; } );\n')
+    p = subprocess.run([OSPREYD, "-t", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p
+    assert p.stdout == "%s: configuration OK\n" % conf, p
+    assert p.stderr == ""
+
+
+def test_transactions_show_cseq(sipnet):
+    """transactions: the CSeq number and method, in text and JSON; the
+    number is the one cancel takes."""
+    net = sipnet()
+    o = net.proxy
+    call = net.call()
+    inv = net.ring(call)
+    txs = json.loads(ctl(o, "-j", "transactions", call.call_id).stdout)
+    assert txs, txs
+    for t in txs:
+        assert (t["cseq"], t["method"]) == inv.cseq, (t, inv.cseq)
+    text = ctl(o, "transactions", call.call_id).stdout
+    rows = [ln.split() for ln in text.splitlines()[1:]]
+    assert text.splitlines()[0].split()[4] == "CSEQ", text
+    assert rows and all(r[4:6] == [str(inv.cseq[0]), "INVITE"]
+                        for r in rows), text
+    assert ctl(o, "cancel", call.call_id, str(txs[0]["cseq"])).returncode == 0
+    can = net.uas.expect("CANCEL", call_id=call.call_id)
+    net.uas.respond(can, 200)
+    net.uas.respond(inv, 487)
+    r = net.caller.expect(call.resp(NON2XX))
+    call.ack(r)
+
+
+def test_reload_says_what_changed(osprey_factory):
+    """ospreyctl reload prints 'reloaded' and each change; the log has the
+    same lines; JSON has them as a list."""
+    o = osprey_factory(extra='routes = ( { user = "^bob$"; targets = '
+                       '[ "sip:127.0.0.1:5997" ]; }, { name = "gw"; '
+                       'user = "^9"; targets = [ "sip:127.0.0.1:5999" ]; } );'
+                       '\nlog_level = "info";')
+    p = ctl(o, "reload")
+    assert p.stdout == "reloaded\n  no configuration changes\n", p.stdout
+    rewrite_conf(o, '"sip:127.0.0.1:5999"', '"sip:127.0.0.1:5998"')
+    rewrite_conf(o, '"^bob$"', '"^carol$"')
+    rewrite_conf(o, '"example.test"', '"example.test", "example.org"')
+    rewrite_conf(o, "t1 = 50;", "t1 = 60;")
+    rewrite_conf(o, 'log_level = "info"', 'log_level = "notice"')
+    p = ctl(o, "reload")
+    lines = p.stdout.splitlines()
+    assert lines[0] == "reloaded", p.stdout
+    got = {ln.strip() for ln in lines[1:]}
+    want = {"route gw: changed: target sip:127.0.0.1:5999 removed; "
+            "target sip:127.0.0.1:5998 added",
+            "route user=^bob$ domain=*: removed",
+            "route user=^carol$ domain=*: added",
+            "domain added: example.org",
+            "log_level: info -> notice"}
+    assert want <= got, got
+    # t1 and the timers derived from it (D = 64*T1)
+    timers = [ln for ln in got if ln.startswith("timers: ")]
+    assert len(timers) == 1 and timers[0].startswith("timers: t1=50 ") \
+        and " -> t1=60 " in timers[0], got
+    want |= set(timers)
+    log = o.log_text()
+    for ln in want:
+        assert "ospreyd: reload: " + ln in log, (ln, log)
+    assert "config reloaded from %s, %d change(s)" % (o.conf, len(got)) \
+        in log, log
+    p = ctl(o, "-j", "reload")
+    assert json.loads(p.stdout) == {"reloaded": True,
+                                    "changes": ["no configuration changes"]}
+
+
+def test_reload_counts_users(reglab):
+    """The users file is read again on reload, and the count is said."""
+    o = reglab.start(users={"alice": "a", "bob": "b"})
+    with open(os.path.join(o.workdir, "users"), "a") as f:
+        f.write(users_line("carol", "example.test", "c") + "\n")
+    p = ctl(o, "reload")
+    assert "auth.users: %s read again, 3 user(s)" % os.path.join(
+        o.workdir, "users") in p.stdout, p.stdout
+    assert "auth: " in p.stdout, p.stdout
+    assert "auth.users %s read again, 3 user(s)" % os.path.join(
+        o.workdir, "users") in o.log_text()
+
+
+def test_reload_listen_restart_warning_compares_with_bound(sipnet):
+    """A listen change needs a restart and says so; changed back to the
+    bound port, it no longer does (compared with what is bound, not with
+    the last config)."""
+    o = sipnet().proxy
+    warn = "listen changes take effect at the next restart"
+    port = "port = %d;" % o.port
+    rewrite_conf(o, port, "port = %d;" % (o.port + 1 if o.port < 65535
+                                          else o.port - 1))
+    p1 = ctl(o, "reload")
+    assert o.log_text().count(warn) == 1
+    rewrite_conf(o, "port = %d;" % (o.port + 1 if o.port < 65535
+                                    else o.port - 1), port)
+    p2 = ctl(o, "reload")
+    assert o.log_text().count(warn) == 1, o.log_text()
+    assert "listen: takes effect at the next restart" in p1.stdout, p1.stdout
+    assert "next restart" not in p2.stdout, p2.stdout
+    assert "listen: " in p2.stdout, p2.stdout   # changed back, from the last
