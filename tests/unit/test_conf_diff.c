@@ -144,7 +144,9 @@ END_TEST
 int
 main(void)
 {
-	check_add(check_case("conf_diff"), same, single_values,
-	    listen_and_domains, routes, same_key_several_lines);
+	TCase	*tc = check_case("conf_diff");
+
+	check_add(tc, same, single_values, listen_and_domains, routes,
+	    same_key_several_lines);
 	return (check_run("conf_diff"));
 }
