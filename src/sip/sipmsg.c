@@ -23,7 +23,7 @@
 
 /*
  * Header names we know, with their lengths and compact forms (RFC 3261
- * 7.3.3), in the order hdr_id() tries them: the most frequent first.
+ * 7.3.3), in the order hdr_id() tries them.
  */
 #define HDR(name, compact, id)	{ name, sizeof(name) - 1, compact, id }
 static const struct {
