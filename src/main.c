@@ -188,6 +188,7 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 		sysd_notify("READY=1");
 		return (-1);
 	}
+	conf_warnings(nc, NULL);
 	desc = conf_describe(nc);
 	n = conf_diff(D.desc, desc, changes);
 	log_set_level(nc->log_level);
@@ -336,6 +337,7 @@ main(int argc, char **argv)
 		return (1);
 	}
 	if (check) {
+		conf_warnings(D.conf, stderr);
 		if (verbose)
 			conf_print(D.conf, stdout);
 		else
@@ -345,6 +347,7 @@ main(int argc, char **argv)
 		return (0);
 	}
 	log_init(foreground || isatty(STDERR_FILENO), D.conf->log_level);
+	conf_warnings(D.conf, NULL);
 	D.desc = conf_describe(D.conf);
 	running_set(D.conf);
 	sipmsg_init();

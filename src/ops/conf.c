@@ -1,19 +1,31 @@
 /*
  * The config file (libconfig syntax) into struct conf.  Every error names
  * the file and the line: "osprey.conf:12: timers.t1: must be 1..60000".
+ *
+ * Each section is a table of its keys (name, type, range, default, the
+ * field it fills), as nginx and the OpenBSD daemons do: one loader checks
+ * unknown keys, types and ranges for all of them, and `ospreyd -t -v`
+ * prints the same tables back, every value spelled out, a record a line
+ * ("timers t1=500 t2=4000 ...", "route gw user=^9 domain=* ...", "domain
+ * example.test"), which conf_diff.c compares on reload.  Keys that are
+ * more than a number, a flag or a string (addresses, paths, lists) have a
+ * parse and a print function of their own.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libconfig.h>
 
 #include "conf.h"
+#include "ctl.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -23,6 +35,105 @@ struct ctx {
 	size_t		 errlen;
 };
 
+struct key;
+
+/*
+ * A key's own parser: s is the setting (NULL when absent: set the
+ * default), g the group it is in (for the line of "required"), kw the
+ * key's full name for messages ("routes.targets").
+ */
+typedef int key_parse(struct ctx *, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *);
+/* Writes the value as one word. */
+typedef void key_print(FILE *, const struct key *, const void *obj);
+/* Writes whole lines, "INDENT ITEM VALUE...\n", one a list element. */
+typedef void key_lines(FILE *, const struct key *, const void *obj,
+    const char *indent);
+
+enum key_type {
+	K_INT,		/* min..max, stored times scale in a field of size */
+	K_BOOL,
+	K_STR,		/* copied; names: one of these; valid: checks it */
+	K_ENUM,		/* one of names, stored as its index (an int) */
+	K_REGEX,	/* POSIX extended: off the source, aux the regex_t */
+	K_GROUP,	/* a group { ... } filled by the section sub */
+	K_LIST,		/* ( { ... }, ... ) into the array at off, each by sub;
+			   the count at aux, at most max, at least min */
+	K_FN,		/* parse, and print (a word) or lines, do it all */
+};
+
+#define NOFIELD	((size_t)-1)	/* checked, but another key uses it */
+
+struct section;
+
+struct key {
+	const char		*name;
+	enum key_type		 type;
+	size_t			 off;	/* of the field in the section's obj */
+	size_t			 size;	/* K_INT: of the field */
+	long long		 min, max, def;	/* K_INT; def also K_BOOL */
+	size_t			 stride;	/* K_LIST: of an entry */
+	long long		 scale;	/* K_INT: stored per unit (ms per s) */
+	const char		*sdef;	/* K_STR, K_ENUM, K_REGEX */
+	const char *const	*names;	/* K_ENUM, K_STR; K_FN: its default */
+	bool			 required;
+	bool			 head;	/* printed first and bare: an id */
+	const char		*item;	/* K_LIST, lines: the word of a line */
+	bool			 empty_null;	/* K_STR: "" stored as NULL */
+	int			 flags;	/* K_REGEX: for regcomp() */
+	size_t			 aux;	/* K_REGEX: the regex_t; K_LIST: n */
+	int			(*valid)(const char *, char *, size_t);
+	key_parse		*parse;	/* K_FN */
+	key_print		*print;	/* K_FN: a word */
+	key_lines		*lines;	/* K_FN: lines instead */
+	const struct section	*sub;	/* K_GROUP */
+};
+
+struct section {
+	const char	*hint;		/* "{ t1 = ...; }", for the errors */
+	const struct key *keys;		/* up to a NULL name */
+	/* Rules across keys, once all of them are read (g may be NULL). */
+	int		(*check)(struct ctx *, const config_setting_t *g,
+			    void *obj);
+	/* Words after the keys in the dump (derived values: " d=32000"). */
+	void		(*note)(FILE *, const void *obj);
+	bool		 absent_off;	/* absent: off, no defaults */
+	bool		 brief;		/* dump only keys off their default */
+};
+
+#define FLD(T, m)	.off = offsetof(T, m),			\
+			.size = sizeof(((T *)0)->m)
+#define INT(n, T, m, lo, hi, d)					\
+	{ .name = n, .type = K_INT, FLD(T, m), .min = lo, .max = hi,	\
+	    .def = d, .scale = 1 }
+#define SECS(n, T, m, lo, hi, d)	/* seconds, stored in ms */	\
+	{ .name = n, .type = K_INT, FLD(T, m), .min = lo, .max = hi,	\
+	    .def = d, .scale = 1000 }
+#define BOOL(n, T, m, d)						\
+	{ .name = n, .type = K_BOOL, FLD(T, m), .def = d }
+#define ENUM(n, T, m, list)						\
+	{ .name = n, .type = K_ENUM, FLD(T, m), .names = list }
+#define REGEX(n, T, src, re, fl, d)					\
+	{ .name = n, .type = K_REGEX, FLD(T, src),			\
+	    .aux = offsetof(T, re), .flags = fl, .sdef = d }
+#define GROUP(n, s)	{ .name = n, .type = K_GROUP, .sub = &s }
+#define LIST(n, it, T, m, cnt, s, lo)					\
+	{ .name = n, .item = it, .type = K_LIST, .off = offsetof(T, m),	\
+	    .stride = sizeof(((T *)0)->m[0]), .aux = offsetof(T, cnt),	\
+	    .min = lo, .max = sizeof(((T *)0)->m) /			\
+	    sizeof(((T *)0)->m[0]), .sub = &s }
+#define FN(n, T, m, p, pr)						\
+	{ .name = n, .type = K_FN, FLD(T, m), .parse = p, .print = pr }
+#define LINES(n, it, T, m, p, ls)					\
+	{ .name = n, .item = it, .type = K_FN, FLD(T, m), .parse = p,	\
+	    .lines = ls }
+#define END		{ .name = NULL }
+#define SECTION(var, k, h, ...)						\
+	static const struct section var = { .hint = h, .keys = k, __VA_ARGS__ }
+
+#define FIELD(obj, k)	((void *)((char *)(obj) + (k)->off))
+#define CFIELD(obj, k)	((const void *)((const char *)(obj) + (k)->off))
+
 static int
 conf_err(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
 {
@@ -30,7 +141,8 @@ conf_err(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
 	int	n;
 
 	n = snprintf(c->err, c->errlen, "%s:%d: ", c->path,
-	    s ? config_setting_source_line(s) : 1);
+	    s && config_setting_source_line(s) > 0 ?
+	    config_setting_source_line(s) : 1);
 	if (n < 0 || (size_t)n >= c->errlen)
 		return (-1);
 	va_start(ap, fmt);
@@ -39,21 +151,45 @@ conf_err(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
 	return (-1);
 }
 
-/* Every member of group s must be named in allowed. */
+/* "x" is not supported (only "a") | "a" or "b" | one of a, b, c */
 static int
-check_keys(struct ctx *c, const config_setting_t *s, const char *where,
-    const char *const *allowed)
+conf_err_names(struct ctx *c, const config_setting_t *s, const char *kw,
+    const char *v, const char *const *names)
 {
-	int	i, j;
+	char	list[256];
+	size_t	n, i, off = 0;
 
-	for (i = 0; i < config_setting_length(s); i++) {
-		const config_setting_t	*m = config_setting_get_elem(s, i);
+	for (n = 0; names[n] != NULL; n++)
+		;
+	if (n == 1)
+		return (conf_err(c, s, "%s: \"%s\" is not supported (only "
+		    "\"%s\")", kw, v, names[0]));
+	if (n == 2)
+		return (conf_err(c, s, "%s: \"%s\" is not \"%s\" or \"%s\"",
+		    kw, v, names[0], names[1]));
+	list[0] = '\0';
+	for (i = 0; i < n && off < sizeof(list); i++)
+		off += snprintf(list + off, sizeof(list) - off, "%s%s",
+		    i ? ", " : "", names[i]);
+	return (conf_err(c, s, "%s: \"%s\" is not one of %s", kw, v, list));
+}
+
+/* Every member of group g must be one of the keys. */
+static int
+check_keys(struct ctx *c, const config_setting_t *g, const char *where,
+    const struct key *keys)
+{
+	const struct key	*k;
+	int			 i;
+
+	for (i = 0; i < config_setting_length(g); i++) {
+		const config_setting_t	*m = config_setting_get_elem(g, i);
 		const char		*name = config_setting_name(m);
 
-		for (j = 0; allowed[j] != NULL; j++)
-			if (name != NULL && strcmp(name, allowed[j]) == 0)
+		for (k = keys; k->name != NULL; k++)
+			if (name != NULL && strcmp(name, k->name) == 0)
 				break;
-		if (allowed[j] == NULL)
+		if (k->name == NULL)
 			return (conf_err(c, m, "unknown key %s%s%s", where,
 			    *where ? "." : "", name ? name : "?"));
 	}
@@ -61,513 +197,231 @@ check_keys(struct ctx *c, const config_setting_t *s, const char *where,
 }
 
 static int
-get_int(struct ctx *c, const config_setting_t *g, const char *where,
-    const char *key,
+conf_int(struct ctx *c, const config_setting_t *s, const char *kw,
     long long min, long long max, long long *out)
 {
-	const config_setting_t	*s = config_setting_get_member(g, key);
-	long long		 v;
+	long long	v;
 
-	if (s == NULL)
-		return (0);
 	if (config_setting_type(s) == CONFIG_TYPE_INT)
 		v = config_setting_get_int(s);
 	else if (config_setting_type(s) == CONFIG_TYPE_INT64)
 		v = config_setting_get_int64(s);
 	else
-		return (conf_err(c, s, "%s%s: must be a number", where, key));
+		return (conf_err(c, s, "%s: must be a number", kw));
 	if (v < min || v > max)
-		return (conf_err(c, s, "%s%s: must be %lld..%lld, not %lld",
-		    where, key, min, max, v));
+		return (conf_err(c, s, "%s: must be %lld..%lld, not %lld", kw,
+		    min, max, v));
 	*out = v;
 	return (0);
 }
 
-static int
-get_bool(struct ctx *c, const config_setting_t *g, const char *where,
-    const char *key, bool *out)
+static void
+int_store(void *p, size_t size, long long v)
 {
-	const config_setting_t	*s = config_setting_get_member(g, key);
-
-	if (s == NULL)
-		return (0);
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-		return (conf_err(c, s, "%s%s: must be true or false", where,
-		    key));
-	*out = config_setting_get_bool(s);
-	return (0);
+	switch (size) {
+	case sizeof(uint16_t):
+		*(uint16_t *)p = (uint16_t)v;
+		break;
+	case sizeof(uint32_t):
+		*(uint32_t *)p = (uint32_t)v;
+		break;
+	default:
+		*(uint64_t *)p = (uint64_t)v;
+		break;
+	}
 }
 
-/* A string member; *out points into libconfig's memory, or stays NULL. */
+static long long
+int_load(const void *p, size_t size)
+{
+	switch (size) {
+	case sizeof(uint16_t):
+		return (*(const uint16_t *)p);
+	case sizeof(uint32_t):
+		return (*(const uint32_t *)p);
+	default:
+		return ((long long)*(const uint64_t *)p);
+	}
+}
+
 static int
-get_str(struct ctx *c, const config_setting_t *g, const char *where,
-    const char *key,
+conf_string(struct ctx *c, const config_setting_t *s, const char *kw,
     const char **out)
 {
-	const config_setting_t	*s = config_setting_get_member(g, key);
-
-	if (s == NULL)
-		return (0);
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return (conf_err(c, s, "%s%s: must be a string", where, key));
+		return (conf_err(c, s, "%s: must be a string", kw));
 	*out = config_setting_get_string(s);
 	return (0);
 }
 
 static int
-load_listen(struct ctx *c, const config_setting_t *root, struct conf *cf)
+names_index(const char *const *names, const char *v)
 {
-	static const char *const keys[] = { "transport", "address", "port",
-	    NULL };
-	const config_setting_t	*l = config_setting_get_member(root, "listen");
-	int			 i;
-
-	if (l == NULL)
-		return (conf_err(c, NULL, "listen: at least one is required"));
-	if (!config_setting_is_list(l) && !config_setting_is_array(l))
-		return (conf_err(c, l, "listen: must be a list ( { ... } )"));
-	if (config_setting_length(l) == 0)
-		return (conf_err(c, l, "listen: at least one is required"));
-	if (config_setting_length(l) > TP_MAX_SOCKS)
-		return (conf_err(c, l, "listen: at most %d", TP_MAX_SOCKS));
-	for (i = 0; i < config_setting_length(l); i++) {
-		const config_setting_t	*e = config_setting_get_elem(l, i);
-		struct conf_listen	*cl = &cf->listen[cf->nlisten];
-		const char		*tr = "udp", *addr = NULL;
-		long long		 port = 5060;
-		struct tp_addr		 a;
-
-		if (!config_setting_is_group(e))
-			return (conf_err(c, e, "listen: each entry is a group "
-			    "{ transport = ...; address = ...; port = ...; }"));
-		if (check_keys(c, e, "listen", keys) == -1 ||
-		    get_str(c, e, "listen.", "transport", &tr) == -1 ||
-		    get_str(c, e, "listen.", "address", &addr) == -1 ||
-		    get_int(c, e, "listen.", "port", 1, 65535, &port) == -1)
-			return (-1);
-		if (strcmp(tr, "udp") != 0)
-			return (conf_err(c, config_setting_get_member(e,
-			    "transport"), "listen.transport: \"%s\" is not "
-			    "supported (only \"udp\")", tr));
-		if (addr == NULL)
-			return (conf_err(c, e, "listen.address: required"));
-		if (tp_addr_set(&a, (struct slice){ addr, strlen(addr) },
-		    (uint16_t)port) == -1)
-			return (conf_err(c, config_setting_get_member(e,
-			    "address"), "listen.address: \"%s\" is not an IPv4 "
-			    "or IPv6 address", addr));
-		cl->transport = xstrdup(tr);
-		cl->address = xstrdup(addr);
-		cl->port = (uint16_t)port;
-		cf->nlisten++;
-	}
-	return (0);
-}
-
-static int
-load_domains(struct ctx *c, const config_setting_t *root, struct conf *cf)
-{
-	const config_setting_t	*d = config_setting_get_member(root, "domains");
-	int			 i, n;
-
-	if (d == NULL)
-		return (0);
-	if (!config_setting_is_array(d) && !config_setting_is_list(d))
-		return (conf_err(c, d, "domains: must be a list of strings"));
-	n = config_setting_length(d);
-	cf->proxy.domains = xcalloc(n + 1, sizeof(char *));
-	for (i = 0; i < n; i++) {
-		const config_setting_t	*e = config_setting_get_elem(d, i);
-
-		if (config_setting_type(e) != CONFIG_TYPE_STRING ||
-		    *config_setting_get_string(e) == '\0')
-			return (conf_err(c, e, "domains: must be host names"));
-		cf->proxy.domains[cf->proxy.ndomains++] =
-		    xstrdup(config_setting_get_string(e));
-	}
-	return (0);
-}
-
-static int
-load_timers(struct ctx *c, const config_setting_t *root, struct conf *cf)
-{
-	static const char *const keys[] = { "t1", "t2", "t4", "c", "cancel",
-	    NULL };
-	const config_setting_t	*t = config_setting_get_member(root, "timers");
-	long long		 t1 = 500, t2 = 4000, t4 = 5000, tc = 180000;
-	long long		 cancel = 5000;
-
-	if (t != NULL) {
-		if (!config_setting_is_group(t))
-			return (conf_err(c, t, "timers: must be a group "
-			    "{ t1 = ...; }"));
-		if (check_keys(c, t, "timers", keys) == -1 ||
-		    get_int(c, t, "timers.", "t1", 1, 60000, &t1) == -1 ||
-		    get_int(c, t, "timers.", "t2", 1, 600000, &t2) == -1 ||
-		    get_int(c, t, "timers.", "t4", 1, 600000, &t4) == -1 ||
-		    get_int(c, t, "timers.", "c", 100, 3600000, &tc) == -1 ||
-		    get_int(c, t, "timers.", "cancel", 10, 600000, &cancel) == -1)
-			return (-1);
-		if (t2 < t1)
-			return (conf_err(c, config_setting_get_member(t, "t2"),
-			    "timers.t2: must not be less than t1"));
-	}
-	cf->txn.t1_ms = (uint32_t)t1;
-	cf->txn.t2_ms = (uint32_t)t2;
-	cf->txn.t4_ms = (uint32_t)t4;
-	cf->txn.c_ms = (uint32_t)tc;
-	cf->txn.d_ms = 64 * t1 < 32000 ? (uint32_t)(64 * t1) : 32000;
-	cf->proxy.cancel_ms = (uint32_t)cancel;
-	return (0);
-}
-
-/* A code set: one code or name, or a list/array of them. */
-static int
-get_codes(struct ctx *c, const config_setting_t *s, const char *where,
-    struct codeset *cs)
-{
-	char	msg[256], num[16];
-	int	i, n = 1;
-
-	if (config_setting_is_array(s) || config_setting_is_list(s))
-		n = config_setting_length(s);
-	for (i = 0; i < n; i++) {
-		const config_setting_t	*e = (config_setting_is_array(s) ||
-		    config_setting_is_list(s)) ? config_setting_get_elem(s, i) :
-		    s;
-		const char		*item;
-
-		if (config_setting_type(e) == CONFIG_TYPE_INT) {
-			snprintf(num, sizeof(num), "%d",
-			    config_setting_get_int(e));
-			item = num;
-		} else if (config_setting_type(e) == CONFIG_TYPE_STRING)
-			item = config_setting_get_string(e);
-		else
-			return (conf_err(c, e, "%s: codes are numbers, classes "
-			    "like \"5xx\" or cause names", where));
-		if (codeset_add(cs, item, msg, sizeof(msg)) == -1)
-			return (conf_err(c, e, "%s: %s", where, msg));
-	}
-	return (0);
-}
-
-static int
-load_targets(struct ctx *c, const config_setting_t *ts, struct route *r,
-    long long timeout)
-{
-	static const char *const keys[] = { "uri", "timeout", "weight",
-	    NULL };
-	char	msg[256];
-	int	j;
-
-	for (j = 0; j < config_setting_length(ts); j++) {
-		const config_setting_t	*t = config_setting_get_elem(ts, j);
-		const char		*uri = NULL;
-		long long		 tmo = timeout, weight = 1;
-
-		if (config_setting_type(t) == CONFIG_TYPE_STRING)
-			uri = config_setting_get_string(t);
-		else if (config_setting_is_group(t)) {
-			if (check_keys(c, t, "routes.targets", keys) == -1 ||
-			    get_str(c, t, "routes.targets.", "uri", &uri) ==
-			    -1 ||
-			    get_int(c, t, "routes.targets.", "timeout", 0,
-			    3600000, &tmo) == -1 ||
-			    get_int(c, t, "routes.targets.", "weight", 0,
-			    1000, &weight) == -1)
-				return (-1);
-			if (uri == NULL)
-				return (conf_err(c, t, "routes.targets.uri: "
-				    "required"));
-		} else
-			return (conf_err(c, t, "routes.targets: each is a SIP "
-			    "URI or a group { uri = ...; timeout = ...; }"));
-		if (route_add_target(r, uri, msg, sizeof(msg)) == -1)
-			return (conf_err(c, t, "routes.targets: %s", msg));
-		r->targets[r->ntargets - 1].timeout_ms = (uint32_t)tmo;
-		r->targets[r->ntargets - 1].weight = (unsigned)weight;
-	}
-	return (0);
-}
-
-static int
-load_on_failure(struct ctx *c, const config_setting_t *of, struct route *r)
-{
-	static const char *const keys[] = { "code", "route", NULL };
 	int	i;
 
-	if (!config_setting_is_list(of))
-		return (conf_err(c, of, "routes.on_failure: must be a list "
-		    "( { code = ...; route = \"name\"; } )"));
-	for (i = 0; i < config_setting_length(of); i++) {
-		const config_setting_t	*e = config_setting_get_elem(of, i);
-		const config_setting_t	*code;
-		struct failure_rule	*f;
-		const char		*name = NULL;
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(names[i], v) == 0)
+			return (i);
+	return (-1);
+}
 
-		if (!config_setting_is_group(e))
-			return (conf_err(c, e, "routes.on_failure: each entry "
-			    "is a group { code = ...; route = ...; }"));
-		if (r->nfailure == ROUTE_MAX_RULES)
-			return (conf_err(c, e, "routes.on_failure: at most %d",
-			    ROUTE_MAX_RULES));
-		f = &r->on_failure[r->nfailure];
-		memset(f, 0, sizeof(*f));
-		if (check_keys(c, e, "routes.on_failure", keys) == -1 ||
-		    get_str(c, e, "routes.on_failure.", "route", &name) == -1)
+static int
+conf_regex(struct ctx *c, const config_setting_t *at, const char *kw,
+    const struct key *k, void *obj, const char *src)
+{
+	char	**srcp = FIELD(obj, k);
+	regex_t	 *re = (regex_t *)((char *)obj + k->aux);
+	char	  msg[128];
+	int	  rc;
+
+	if (*srcp != NULL) {
+		regfree(re);
+		free(*srcp);
+		*srcp = NULL;
+	}
+	if (src == NULL)
+		return (0);
+	if ((rc = regcomp(re, src, k->flags)) != 0) {
+		regerror(rc, re, msg, sizeof(msg));
+		return (conf_err(c, at, "%s: bad regular expression \"%s\": %s",
+		    kw, src, msg));
+	}
+	*srcp = xstrdup(src);
+	return (0);
+}
+
+static int	conf_section(struct ctx *, const config_setting_t *,
+		    const char *, const struct section *, void *);
+static int	conf_entry(struct ctx *, const config_setting_t *,
+		    const char *, const struct section *, void *);
+
+/* A list of groups into an array of structs. */
+static int
+conf_list(struct ctx *c, const config_setting_t *s, const config_setting_t *g,
+    const char *kw, const struct key *k, void *obj)
+{
+	unsigned	*n = (unsigned *)((char *)obj + k->aux);
+	int		 i;
+
+	if (s == NULL && k->min == 0)
+		return (0);
+	if (s == NULL)
+		return (conf_err(c, g, "%s: at least one is required", kw));
+	if (!config_setting_is_list(s) && !config_setting_is_array(s))
+		return (conf_err(c, s, "%s: must be a list ( %s )", kw,
+		    k->sub->hint));
+	if (config_setting_length(s) < k->min)
+		return (conf_err(c, s, "%s: at least one is required", kw));
+	for (i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t	*e = config_setting_get_elem(s, i);
+		char			*p;
+
+		if (i == k->max)
+			return (conf_err(c, e, "%s: at most %lld", kw, k->max));
+		p = (char *)obj + k->off + (*n)++ * k->stride;
+		memset(p, 0, k->stride);
+		if (conf_entry(c, e, kw, k->sub, p) == -1)
 			return (-1);
-		if ((code = config_setting_get_member(e, "code")) == NULL)
-			return (conf_err(c, e, "routes.on_failure.code: "
-			    "required"));
-		if (name == NULL)
-			return (conf_err(c, e, "routes.on_failure.route: "
-			    "required"));
-		if (get_codes(c, code, "routes.on_failure.code", &f->codes) ==
-		    -1)
-			return (-1);
-		f->route_name = xstrdup(name);
-		r->nfailure++;
 	}
 	return (0);
 }
 
+/* One key of group g (NULL: absent) into obj; s is its setting or NULL. */
 static int
-load_route(struct ctx *c, const config_setting_t *e, struct conf *cf,
-    bool matchable)
+conf_key(struct ctx *c, const config_setting_t *s, const config_setting_t *g,
+    const char *where, const struct key *k, void *obj)
 {
-	static const char *const keys[] = { "name", "user", "domain",
-	    "targets", "fork", "balance", "failover", "on_failure",
-	    "timeout", "recurse", "max_redirects", "probe", "public", NULL };
-	const char	*where = matchable ? "routes" : "failure_routes";
-	const config_setting_t	*ts, *s;
-	const char	*user = NULL, *domain = NULL, *name = NULL;
-	const char	*fork = NULL, *bal = NULL;
-	long long	 timeout = 0, maxr = 3;
-	char		 msg[256];
-	struct route	*r;
+	const config_setting_t	*at = s != NULL ? s : g;
+	const char		*str = k->sdef;
+	char			 kw[128], msg[256];
+	long long		 v = k->def;
+	char			**sp;
+	int			 i = 0;
 
+	snprintf(kw, sizeof(kw), "%s%s%s", where, *where ? "." : "",
+	    k->name);
+	if (s == NULL && k->required)
+		return (conf_err(c, g, "%s: required", kw));
+	switch (k->type) {
+	case K_INT:
+		if (s != NULL && conf_int(c, s, kw, k->min, k->max, &v) == -1)
+			return (-1);
+		if (k->off != NOFIELD)
+			int_store(FIELD(obj, k), k->size, v * k->scale);
+		return (0);
+	case K_BOOL:
+		if (s != NULL) {
+			if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+				return (conf_err(c, s, "%s: must be true or "
+				    "false", kw));
+			v = config_setting_get_bool(s);
+		}
+		*(bool *)FIELD(obj, k) = v != 0;
+		return (0);
+	case K_STR:
+	case K_ENUM:
+	case K_REGEX:
+		if (s != NULL && conf_string(c, s, kw, &str) == -1)
+			return (-1);
+		break;
+	case K_GROUP:
+		if (s == NULL && k->sub->absent_off)
+			return (0);
+		if (s != NULL && !config_setting_is_group(s))
+			return (conf_err(c, s, "%s: must be a group %s", kw,
+			    k->sub->hint));
+		return (conf_section(c, s, kw, k->sub, obj));
+	case K_LIST:
+		return (conf_list(c, s, g, kw, k, obj));
+	case K_FN:
+		return (k->parse(c, s, g, kw, obj, k));
+	}
+	if (k->type == K_REGEX)
+		return (conf_regex(c, at, kw, k, obj, str));
+	if (str != NULL && k->names != NULL &&
+	    (i = names_index(k->names, str)) == -1)
+		return (conf_err_names(c, at, kw, str, k->names));
+	if (k->type == K_ENUM) {
+		*(int *)FIELD(obj, k) = str != NULL ? i : 0;
+		return (0);
+	}
+	if (str != NULL && k->valid != NULL &&
+	    k->valid(str, msg, sizeof(msg)) == -1)
+		return (conf_err(c, at, "%s: %s", kw, msg));
+	sp = FIELD(obj, k);
+	free(*sp);
+	*sp = str == NULL || (k->empty_null && *str == '\0') ? NULL :
+	    xstrdup(str);
+	return (0);
+}
+
+/* Group g (NULL: absent, every key takes its default) into obj. */
+static int
+conf_section(struct ctx *c, const config_setting_t *g, const char *where,
+    const struct section *sec, void *obj)
+{
+	const struct key	*k;
+
+	if (g != NULL && check_keys(c, g, where, sec->keys) == -1)
+		return (-1);
+	for (k = sec->keys; k->name != NULL; k++)
+		if (conf_key(c, g ? config_setting_get_member(g, k->name) :
+		    NULL, g, where, k, obj) == -1)
+			return (-1);
+	if (sec->check != NULL && sec->check(c, g, obj) == -1)
+		return (-1);
+	return (0);
+}
+
+/* An entry of a list ( { ... }, ... ). */
+static int
+conf_entry(struct ctx *c, const config_setting_t *e, const char *where,
+    const struct section *sec, void *obj)
+{
 	if (!config_setting_is_group(e))
-		return (conf_err(c, e, "%s: each entry is a group "
-		    "{ user = ...; targets = [ ... ]; }", where));
-	if (check_keys(c, e, where, keys) == -1 ||
-	    get_str(c, e, "routes.", "name", &name) == -1 ||
-	    get_str(c, e, "routes.", "user", &user) == -1 ||
-	    get_str(c, e, "routes.", "domain", &domain) == -1 ||
-	    get_str(c, e, "routes.", "fork", &fork) == -1 ||
-	    get_str(c, e, "routes.", "balance", &bal) == -1 ||
-	    get_int(c, e, "routes.", "timeout", 0, 3600000, &timeout) == -1 ||
-	    get_int(c, e, "routes.", "max_redirects", 0, 16, &maxr) == -1)
-		return (-1);
-	if (!matchable && (user != NULL || domain != NULL))
-		return (conf_err(c, e, "failure_routes: user and domain do not "
-		    "apply (these routes are reached by on_failure only)"));
-	if (!matchable && name == NULL)
-		return (conf_err(c, e, "failure_routes.name: required"));
-	if (name != NULL && route_find(&cf->proxy.routes, name) != NULL)
-		return (conf_err(c, e, "%s.name: \"%s\" is used twice", where,
-		    name));
-	ts = config_setting_get_member(e, "targets");
-	if (ts == NULL)
-		return (conf_err(c, e, "%s.targets: required", where));
-	if ((!config_setting_is_array(ts) && !config_setting_is_list(ts)) ||
-	    config_setting_length(ts) == 0)
-		return (conf_err(c, ts, "%s.targets: must be a non-empty list "
-		    "of SIP URIs", where));
-	r = route_add(&cf->proxy.routes, user, domain,
-	    config_setting_source_line(e), msg, sizeof(msg));
-	if (r == NULL)
-		return (conf_err(c, e, "%s: %s", where, msg));
-	r->matchable = matchable;
-	r->max_redirects = (unsigned)maxr;
-	if (name != NULL)
-		r->name = xstrdup(name);
-	if (fork != NULL) {
-		if (strcmp(fork, "serial") == 0)
-			r->fork = FORK_SERIAL;
-		else if (strcmp(fork, "parallel") != 0)
-			return (conf_err(c, config_setting_get_member(e,
-			    "fork"), "routes.fork: \"%s\" is not \"parallel\" "
-			    "or \"serial\"", fork));
-	}
-	if (bal != NULL) {
-		static const char *const names[] = { "order", "weight",
-		    "round_robin", "hash" };
-		unsigned	i;
-
-		for (i = 0; i < 4 && strcmp(bal, names[i]) != 0; i++)
-			;
-		if (i == 4)
-			return (conf_err(c, config_setting_get_member(e,
-			    "balance"), "routes.balance: \"%s\" is not one of "
-			    "order, weight, round_robin, hash", bal));
-		r->balance = (enum balance)i;
-	}
-	if (get_bool(c, e, "routes.", "recurse", &r->recurse) == -1 ||
-	    get_bool(c, e, "routes.", "probe", &r->probe) == -1 ||
-	    get_bool(c, e, "routes.", "public", &r->public) == -1 ||
-	    load_targets(c, ts, r, timeout) == -1)
-		return (-1);
-	if ((s = config_setting_get_member(e, "failover")) != NULL) {
-		if (get_codes(c, s, "routes.failover", &r->failover) == -1)
-			return (-1);
-	} else {
-		codeset_add(&r->failover, "408", msg, sizeof(msg));
-		codeset_add(&r->failover, "5xx", msg, sizeof(msg));
-	}
-	if ((s = config_setting_get_member(e, "on_failure")) != NULL &&
-	    load_on_failure(c, s, r) == -1)
-		return (-1);
-	return (0);
-}
-
-static int
-load_routes(struct ctx *c, const config_setting_t *root, struct conf *cf,
-    const char *key, bool matchable)
-{
-	const config_setting_t	*rs = config_setting_get_member(root, key);
-	int			 i;
-
-	if (rs == NULL)
-		return (0);
-	if (!config_setting_is_list(rs))
-		return (conf_err(c, rs, "%s: must be a list ( { ... } )", key));
-	for (i = 0; i < config_setting_length(rs); i++)
-		if (load_route(c, config_setting_get_elem(rs, i), cf,
-		    matchable) == -1)
-			return (-1);
-	return (0);
-}
-
-static int
-load_dns(struct ctx *c, const config_setting_t *root, struct conf *cf)
-{
-	static const char *const keys[] = { "nameservers", "timeout", NULL };
-	const config_setting_t	*d = config_setting_get_member(root, "dns");
-	const config_setting_t	*ns;
-	long long		 tmo = 2000;
-	int			 i;
-
-	cf->dns.timeout_ms = 2000;
-	if (d == NULL)
-		return (0);
-	if (!config_setting_is_group(d))
-		return (conf_err(c, d, "dns: must be a group "
-		    "{ nameservers = [ ... ]; }"));
-	if (check_keys(c, d, "dns", keys) == -1 ||
-	    get_int(c, d, "dns.", "timeout", 100, 60000, &tmo) == -1)
-		return (-1);
-	cf->dns.timeout_ms = (uint32_t)tmo;
-	if ((ns = config_setting_get_member(d, "nameservers")) == NULL)
-		return (0);
-	if (!config_setting_is_array(ns) && !config_setting_is_list(ns))
-		return (conf_err(c, ns, "dns.nameservers: must be a list of "
-		    "addresses"));
-	for (i = 0; i < config_setting_length(ns); i++) {
-		const config_setting_t	*e = config_setting_get_elem(ns, i);
-
-		if (i == RESOLVE_MAX_NS)
-			return (conf_err(c, e, "dns.nameservers: at most %d",
-			    RESOLVE_MAX_NS));
-		if (config_setting_type(e) != CONFIG_TYPE_STRING ||
-		    resolver_parse_ns(config_setting_get_string(e),
-		    &cf->dns.ns[cf->dns.nns]) == -1)
-			return (conf_err(c, e, "dns.nameservers: want \"ADDRESS\" "
-			    "or \"ADDRESS:PORT\" (IPv6 in brackets)"));
-		cf->dns.nns++;
-	}
-	return (0);
-}
-
-static int
-load_metrics(struct ctx *c, const config_setting_t *root, struct conf *cf)
-{
-	static const char *const keys[] = { "address", "port", NULL };
-	const config_setting_t	*m = config_setting_get_member(root,
-	    "metrics");
-	const char		*addr = "127.0.0.1";
-	long long		 port = 9091;
-	struct tp_addr		 a;
-
-	if (m == NULL)
-		return (0);
-	if (!config_setting_is_group(m))
-		return (conf_err(c, m, "metrics: must be a group "
-		    "{ address = ...; port = ...; }"));
-	if (check_keys(c, m, "metrics", keys) == -1 ||
-	    get_str(c, m, "metrics.", "address", &addr) == -1 ||
-	    get_int(c, m, "metrics.", "port", 1, 65535, &port) == -1)
-		return (-1);
-	if (tp_addr_set(&a, (struct slice){ addr, strlen(addr) },
-	    (uint16_t)port) == -1)
-		return (conf_err(c, config_setting_get_member(m, "address"),
-		    "metrics.address: \"%s\" is not an IPv4 or IPv6 address",
-		    addr));
-	cf->metrics_address = xstrdup(addr);
-	cf->metrics_port = (uint16_t)port;
-	return (0);
-}
-
-static int
-load_control(struct ctx *c, const config_setting_t *root, struct conf *cf)
-{
-	static const char *const keys[] = { "socket", "mode", NULL };
-	const config_setting_t	*g = config_setting_get_member(root,
-	    "control");
-	const char		*path = "/run/osprey/ospreyd.sock";
-	const char		*mode = "0660";
-	char			*end;
-	unsigned long		 m;
-
-	if (g != NULL) {
-		if (!config_setting_is_group(g))
-			return (conf_err(c, g, "control: must be a group "
-			    "{ socket = ...; mode = ...; }"));
-		if (check_keys(c, g, "control", keys) == -1 ||
-		    get_str(c, g, "control.", "socket", &path) == -1 ||
-		    get_str(c, g, "control.", "mode", &mode) == -1)
-			return (-1);
-	}
-	m = strtoul(mode, &end, 8);
-	if (*mode == '\0' || *end != '\0' || m > 0777)
-		return (conf_err(c, config_setting_get_member(g, "mode"),
-		    "control.mode: \"%s\" is not an octal mode like "
-		    "\"0660\"", mode));
-	if (*path == '\0')	/* "" turns the control socket off */
-		cf->ctl.socket = NULL;
-	else if (*path != '/')
-		return (conf_err(c, config_setting_get_member(g, "socket"),
-		    "control.socket: must be an absolute path"));
-	else
-		cf->ctl.socket = xstrdup(path);
-	cf->ctl.mode = (mode_t)m;
-	return (0);
-}
-
-static int
-load_probe(struct ctx *c, const config_setting_t *root, struct conf *cf)
-{
-	static const char *const keys[] = { "interval", "timeout", "failures",
-	    NULL };
-	const config_setting_t	*p = config_setting_get_member(root, "probe");
-	long long		 interval = 10000, tmo = 2000, failures = 3;
-
-	if (p != NULL) {
-		if (!config_setting_is_group(p))
-			return (conf_err(c, p, "probe: must be a group "
-			    "{ interval = ...; }"));
-		if (check_keys(c, p, "probe", keys) == -1 ||
-		    get_int(c, p, "probe.", "interval", 500, 3600000,
-		    &interval) == -1 ||
-		    get_int(c, p, "probe.", "timeout", 100, 60000, &tmo) == -1 ||
-		    get_int(c, p, "probe.", "failures", 1, 100, &failures) ==
-		    -1)
-			return (-1);
-	}
-	cf->proxy.probe_interval_ms = (uint32_t)interval;
-	cf->proxy.probe_timeout_ms = (uint32_t)tmo;
-	cf->proxy.probe_failures = (unsigned)failures;
-	return (0);
+		return (conf_err(c, e, "%s: each entry is a group %s", where,
+		    sec->hint));
+	return (conf_section(c, e, where, sec, obj));
 }
 
 /* A path from the config; a relative one is taken from the config's dir. */
@@ -587,80 +441,654 @@ conf_path(const char *cfpath, const char *p)
 	return (out);
 }
 
+/* Validators of strings. */
+
 static int
-load_registrar(struct ctx *c, const config_setting_t *root, struct conf *cf)
+valid_ip(const char *v, char *msg, size_t len)
 {
-	static const char *const keys[] = { "enabled", "min_expires",
-	    "max_expires", "default_expires", "max_contacts", "database",
-	    "max_per_source", NULL };
-	const config_setting_t	*g = config_setting_get_member(root,
-				    "registrar");
-	struct registrar_settings *rs = &cf->reg;
-	long long		 mn = 60, mx = 3600, def = 3600, maxc = 10;
-	long long		 maxs = 1000;
-	const char		*db = NULL;
+	struct tp_addr	a;
 
-	rs->enabled = true;
-	if (g != NULL) {
-		if (!config_setting_is_group(g))
-			return (conf_err(c, g, "registrar: must be a group "
-			    "{ min_expires = ...; }"));
-		if (check_keys(c, g, "registrar", keys) == -1 ||
-		    get_bool(c, g, "registrar.", "enabled", &rs->enabled) ==
-		    -1 ||
-		    get_int(c, g, "registrar.", "min_expires", 1, 86400,
-		    &mn) == -1 ||
-		    get_int(c, g, "registrar.", "max_expires", 1, 31536000,
-		    &mx) == -1 ||
-		    get_int(c, g, "registrar.", "default_expires", 1,
-		    31536000, &def) == -1 ||
-		    get_int(c, g, "registrar.", "max_contacts", 1, 64,
-		    &maxc) == -1 ||
-		    get_int(c, g, "registrar.", "max_per_source", 1, 10000000,
-		    &maxs) == -1 ||
-		    get_str(c, g, "registrar.", "database", &db) == -1)
-			return (-1);
-		if (mn > mx)
-			return (conf_err(c, g, "registrar: min_expires (%lld) "
-			    "is above max_expires (%lld)", mn, mx));
-		if (def < mn || def > mx)
-			return (conf_err(c, g, "registrar.default_expires: "
-			    "must be within min_expires..max_expires "
-			    "(%lld..%lld)", mn, mx));
+	if (tp_addr_set(&a, (struct slice){ v, strlen(v) }, 5060) == 0)
+		return (0);
+	snprintf(msg, len, "\"%s\" is not an IPv4 or IPv6 address", v);
+	return (-1);
+}
+
+static int
+valid_socket(const char *v, char *msg, size_t len)
+{
+	if (*v == '\0' || *v == '/')	/* "" turns the socket off */
+		return (0);
+	snprintf(msg, len, "must be an absolute path");
+	return (-1);
+}
+
+/*
+ * The dump: a record a line, "NAME k=v k=v ..." for a group and an entry,
+ * "ITEM VALUE" for each element of a list; indented lines under an entry
+ * for its own lists (a route's targets).  Values are single words.
+ */
+
+static void	print_lines(FILE *, const struct key *, const void *,
+		    const char *);
+
+static void
+print_str(FILE *fp, const struct key *k, const void *obj)
+{
+	const char	*v = *(char *const *)CFIELD(obj, k);
+
+	fprintf(fp, "%s", v != NULL ? v : "-");
+}
+
+/* A scalar key's value as one word. */
+static void
+print_word(FILE *fp, const struct key *k, const void *obj)
+{
+	const void	*p = CFIELD(obj, k);
+	const char	*v;
+
+	switch (k->type) {
+	case K_INT:
+		fprintf(fp, "%lld", int_load(p, k->size) / k->scale);
+		break;
+	case K_BOOL:
+		fprintf(fp, "%s", *(const bool *)p ? "yes" : "no");
+		break;
+	case K_STR:
+		print_str(fp, k, obj);
+		break;
+	case K_REGEX:		/* absent: any */
+		v = *(char *const *)p;
+		fprintf(fp, "%s", v != NULL ? v : "*");
+		break;
+	case K_ENUM:
+		fprintf(fp, "%s", k->names[*(const int *)p]);
+		break;
+	case K_FN:
+		k->print(fp, k, obj);
+		break;
+	default:
+		break;
 	}
-	rs->min_expires_s = (uint32_t)mn;
-	rs->max_expires_s = (uint32_t)mx;
-	rs->default_expires_s = (uint32_t)def;
-	rs->max_contacts = (unsigned)maxc;
-	rs->max_per_source = (unsigned)maxs;
-	/*
-	 * A relative database lives in the service's state directory
-	 * (StateDirectory= sets STATE_DIRECTORY), else beside the config.
-	 */
-	if (db != NULL && *db != '\0') {
-		const char	*sd = getenv("STATE_DIRECTORY");
+}
 
-		if (*db != '/' && sd != NULL && *sd == '/' &&
-		    strchr(sd, ':') == NULL) {
-			rs->database = xmalloc(strlen(sd) + strlen(db) + 2);
-			sprintf(rs->database, "%s/%s", sd, db);
-		} else
-			rs->database = conf_path(c->path, db);
+static bool
+is_default(const struct key *k, const void *obj)
+{
+	const void	*p = CFIELD(obj, k);
+
+	switch (k->type) {
+	case K_INT:
+		return (int_load(p, k->size) == k->def * k->scale);
+	case K_BOOL:
+		return (*(const bool *)p == (k->def != 0));
+	case K_ENUM:
+		return (*(const int *)p == 0);
+	default:
+		return (false);
+	}
+}
+
+/* The keys of sec in obj: the head bare, then " k=v", lists left out. */
+static void
+print_words(FILE *fp, const struct section *sec, const void *obj)
+{
+	const struct key	*k;
+
+	for (k = sec->keys; k->name != NULL; k++)
+		if (k->head) {
+			fputc(' ', fp);
+			print_word(fp, k, obj);
+		}
+	for (k = sec->keys; k->name != NULL; k++) {
+		if (k->head || k->off == NOFIELD || k->type == K_LIST ||
+		    k->type == K_GROUP || (k->type == K_FN && k->lines) ||
+		    (sec->brief && is_default(k, obj)))
+			continue;
+		fprintf(fp, " %s=", k->name);
+		print_word(fp, k, obj);
+	}
+	if (sec->note != NULL)
+		sec->note(fp, obj);
+}
+
+/* An entry of a list: its record, then its own lists indented. */
+static void
+print_entry(FILE *fp, const char *item, const struct section *sec,
+    const void *obj, const char *indent)
+{
+	const struct key	*k;
+
+	fprintf(fp, "%s%s", indent, item);
+	print_words(fp, sec, obj);
+	fputc('\n', fp);
+	for (k = sec->keys; k->name != NULL; k++)
+		print_lines(fp, k, obj, "  ");
+}
+
+/* The lines of a list key; nothing for another. */
+static void
+print_lines(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
+{
+	const char	*base = (const char *)obj + k->off;
+	unsigned	 i, n;
+
+	if (k->type == K_FN && k->lines != NULL)
+		k->lines(fp, k, obj, indent);
+	if (k->type != K_LIST)
+		return;
+	n = *(const unsigned *)((const char *)obj + k->aux);
+	for (i = 0; i < n; i++)
+		print_entry(fp, k->item, k->sub, base + i * k->stride, indent);
+}
+
+/* A root section: a record each scalar, group and list element. */
+static void
+print_root(FILE *fp, const struct section *sec, const void *obj)
+{
+	const struct key	*k, *g;
+
+	for (k = sec->keys; k->name != NULL; k++) {
+		if (k->type == K_LIST || (k->type == K_FN && k->lines)) {
+			print_lines(fp, k, obj, "");
+			continue;
+		}
+		if (k->type != K_GROUP) {
+			fprintf(fp, "%s ", k->name);
+			print_word(fp, k, obj);
+			fputc('\n', fp);
+			continue;
+		}
+		if (k->sub->absent_off &&
+		    *(char *const *)CFIELD(obj, k->sub->keys) == NULL) {
+			fprintf(fp, "%s off\n", k->name);
+			continue;
+		}
+		fprintf(fp, "%s", k->name);
+		print_words(fp, k->sub, obj);
+		fputc('\n', fp);
+		for (g = k->sub->keys; g->name != NULL; g++)
+			print_lines(fp, g, obj, "");
+	}
+}
+
+/* The keys that are more than a scalar: their parsers and printers. */
+
+static int
+parse_domains(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct proxy_settings	*ps = &((struct conf *)obj)->proxy;
+	int			 i, n;
+
+	if (s == NULL)
+		return (0);
+	if (!config_setting_is_array(s) && !config_setting_is_list(s))
+		return (conf_err(c, s, "%s: must be a list of strings", kw));
+	n = config_setting_length(s);
+	ps->domains = xcalloc(n + 1, sizeof(char *));
+	for (i = 0; i < n; i++) {
+		const config_setting_t	*e = config_setting_get_elem(s, i);
+
+		if (config_setting_type(e) != CONFIG_TYPE_STRING ||
+		    *config_setting_get_string(e) == '\0')
+			return (conf_err(c, e, "%s: must be host names", kw));
+		ps->domains[ps->ndomains++] =
+		    xstrdup(config_setting_get_string(e));
 	}
 	return (0);
 }
 
-static int
-load_auth(struct ctx *c, const config_setting_t *root, struct conf *cf)
+static void
+lines_domains(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
 {
-	static const char *const keys[] = { "users", "nonce_expiry",
-	    "algorithms", "trusted", NULL };
-	const config_setting_t	*g = config_setting_get_member(root, "auth");
-	const config_setting_t	*s;
-	struct auth_settings	*as = &cf->auth;
-	long long		 ne = 300;
-	const char		*users = NULL;
-	char			 msg[512];
+	const struct conf	*cf = obj;
+	unsigned		 i;
+
+	for (i = 0; i < cf->proxy.ndomains; i++)
+		fprintf(fp, "%s%s %s\n", indent, k->item,
+		    cf->proxy.domains[i]);
+}
+
+/*
+ * A code set: one code or name, or a list of them; absent, the key's
+ * names are the default.
+ */
+static int
+parse_codes(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct codeset	*cs = FIELD(obj, k);
+	bool		 many;
+	char		 msg[256], num[16];
+	int		 i, n = 1;
+
+	for (i = 0; s == NULL && k->names != NULL && k->names[i] != NULL; i++)
+		codeset_add(cs, k->names[i], msg, sizeof(msg));
+	if (s == NULL)
+		return (0);
+	if ((many = config_setting_is_array(s) || config_setting_is_list(s)))
+		n = config_setting_length(s);
+	for (i = 0; i < n; i++) {
+		const config_setting_t	*e = many ?
+		    config_setting_get_elem(s, i) : s;
+		const char		*item;
+
+		if (config_setting_type(e) == CONFIG_TYPE_INT) {
+			snprintf(num, sizeof(num), "%d",
+			    config_setting_get_int(e));
+			item = num;
+		} else if (config_setting_type(e) == CONFIG_TYPE_STRING)
+			item = config_setting_get_string(e);
+		else
+			return (conf_err(c, e, "%s: codes are numbers, classes "
+			    "like \"5xx\" or cause names", kw));
+		if (codeset_add(cs, item, msg, sizeof(msg)) == -1)
+			return (conf_err(c, e, "%s: %s", kw, msg));
+	}
+	return (0);
+}
+
+static void
+print_codes(FILE *fp, const struct key *k, const void *obj)
+{
+	const struct codeset	*cs = CFIELD(obj, k);
+	unsigned		 i;
+
+	fprintf(fp, "[");
+	for (i = 0; i < cs->n; i++) {
+		int	v = cs->item[i].value;
+
+		fprintf(fp, "%s", i ? "," : "");
+		if (cs->item[i].kind == CS_CODE)
+			fprintf(fp, "%d", v);
+		else if (cs->item[i].kind == CS_CLASS)
+			fprintf(fp, "%dxx", v);
+		else
+			fprintf(fp, "%s", sip_cause_name(v));
+	}
+	fprintf(fp, "]");
+}
+
+static const struct key target_keys[] = {
+	{ .name = "uri", .type = K_STR, FLD(struct target, uri),
+	    .required = true, .head = true },
+	INT("timeout", struct target, timeout_ms, 0, 3600000, 0),
+	INT("weight", struct target, weight, 0, 1000, 1),
+	END
+};
+
+SECTION(target_sec, target_keys, "{ uri = ...; timeout = ...; }",
+    .brief = true);
+
+/* After the route's timeout: it is the default of the targets' one. */
+static int
+parse_targets(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct route		*r = obj;
+	const config_setting_t	*ts;
+	uint32_t		 tmo = 0;
+	char			 msg[256];
+	int			 i, rc;
+
+	if (s == NULL)
+		return (conf_err(c, g, "%s: required", kw));
+	if ((!config_setting_is_array(s) && !config_setting_is_list(s)) ||
+	    config_setting_length(s) == 0)
+		return (conf_err(c, s, "%s: must be a non-empty list of SIP "
+		    "URIs", kw));
+	if ((ts = config_setting_get_member(g, "timeout")) != NULL)
+		tmo = (uint32_t)config_setting_get_int64(ts);
+	for (i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t	*e = config_setting_get_elem(s, i);
+		struct target		 t;
+
+		memset(&t, 0, sizeof(t));
+		t.timeout_ms = tmo;
+		t.weight = 1;
+		if (config_setting_type(e) == CONFIG_TYPE_STRING)
+			t.uri = xstrdup(config_setting_get_string(e));
+		else if (config_setting_is_group(e)) {
+			rc = conf_section(c, e, kw, &target_sec, &t);
+			if (rc == 0 && config_setting_get_member(e,
+			    "timeout") == NULL)
+				t.timeout_ms = tmo;
+			if (rc == -1) {
+				free(t.uri);
+				return (-1);
+			}
+		} else
+			return (conf_err(c, e, "%s: each is a SIP URI or a "
+			    "group %s", kw, target_sec.hint));
+		rc = route_add_target(r, t.uri, msg, sizeof(msg));
+		free(t.uri);
+		if (rc == -1)
+			return (conf_err(c, e, "%s: %s", kw, msg));
+		r->targets[r->ntargets - 1].timeout_ms = t.timeout_ms;
+		r->targets[r->ntargets - 1].weight = t.weight;
+	}
+	return (0);
+}
+
+static void
+lines_targets(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
+{
+	const struct route	*r = obj;
+	unsigned		 i;
+
+	for (i = 0; i < r->ntargets; i++)
+		print_entry(fp, k->item, &target_sec, &r->targets[i], indent);
+}
+
+static const struct key failure_keys[] = {
+	{ .name = "code", .type = K_FN, FLD(struct failure_rule, codes),
+	    .parse = parse_codes, .print = print_codes, .required = true },
+	{ .name = "route", .type = K_STR, FLD(struct failure_rule, route_name),
+	    .required = true },
+	END
+};
+
+SECTION(failure_sec, failure_keys, "{ code = ...; route = ...; }");
+
+static const char *const fork_names[] = { "parallel", "serial", NULL };
+static const char *const balance_names[] = { "order", "weight",
+    "round_robin", "hash", NULL };
+static const char *const failover_default[] = { "408", "5xx", NULL };
+
+static const struct key route_keys[] = {
+	{ .name = "name", .type = K_STR, FLD(struct route, name),
+	    .head = true },
+	REGEX("user", struct route, user_src, user_re,
+	    REG_EXTENDED | REG_NOSUB, NULL),
+	REGEX("domain", struct route, domain_src, domain_re,
+	    REG_EXTENDED | REG_NOSUB, NULL),
+	ENUM("fork", struct route, fork, fork_names),
+	ENUM("balance", struct route, balance, balance_names),
+	{ .name = "timeout", .type = K_INT, .off = NOFIELD, .min = 0,
+	    .max = 3600000, .def = 0, .scale = 1 },
+	LINES("targets", "target", struct route, targets, parse_targets,
+	    lines_targets),
+	{ .name = "failover", .type = K_FN, FLD(struct route, failover),
+	    .parse = parse_codes, .print = print_codes,
+	    .names = failover_default },
+	LIST("on_failure", "on_failure", struct route, on_failure, nfailure,
+	    failure_sec, 0),
+	BOOL("recurse", struct route, recurse, false),
+	INT("max_redirects", struct route, max_redirects, 0, 16, 3),
+	BOOL("probe", struct route, probe, false),
+	BOOL("public", struct route, public, false),
+	END
+};
+
+/* Failure routes are reached by name, from on_failure only. */
+static int
+check_route(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	struct route	*r = obj;
+
+	if (r->matchable)
+		return (0);
+	if (r->user_src != NULL || r->domain_src != NULL)
+		return (conf_err(c, g, "failure_routes: user and domain do not "
+		    "apply (these routes are reached by on_failure only)"));
+	if (r->name == NULL)
+		return (conf_err(c, g, "failure_routes.name: required"));
+	return (0);
+}
+
+SECTION(route_sec, route_keys, "{ user = ...; targets = [ ... ]; }",
+    .check = check_route);
+
+/* routes and failure_routes: one table, told apart by matchable. */
+static int
+parse_routes(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct route_table	*rt = &((struct conf *)obj)->proxy.routes;
+	bool			 matchable = strcmp(k->name, "routes") == 0;
+	char			 msg[256];
+	unsigned		 j;
+	int			 i;
+
+	if (s == NULL)
+		return (0);
+	if (!config_setting_is_list(s))
+		return (conf_err(c, s, "%s: must be a list ( { ... } )", kw));
+	for (i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t	*e = config_setting_get_elem(s, i);
+		struct route		*r;
+
+		if (!config_setting_is_group(e))
+			return (conf_err(c, e, "%s: each entry is a group %s",
+			    kw, route_sec.hint));
+		r = route_add(rt, NULL, NULL, config_setting_source_line(e),
+		    msg, sizeof(msg));
+		r->matchable = matchable;
+		if (conf_section(c, e, kw, &route_sec, r) == -1)
+			return (-1);
+		for (j = 0; r->name != NULL && j + 1 < rt->n; j++)
+			if (rt->r[j]->name != NULL &&
+			    strcmp(rt->r[j]->name, r->name) == 0)
+				return (conf_err(c, e, "%s.name: \"%s\" is "
+				    "used twice", kw, r->name));
+	}
+	return (0);
+}
+
+static void
+lines_routes(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
+{
+	const struct route_table *rt;
+	bool			 matchable = strcmp(k->name, "routes") == 0;
+	unsigned		 i;
+
+	rt = &((const struct conf *)obj)->proxy.routes;
+	for (i = 0; i < rt->n; i++)
+		if (rt->r[i]->matchable == matchable)
+			print_entry(fp, k->item, &route_sec, rt->r[i], indent);
+}
+
+static const char *const transport_names[] = { "udp", NULL };
+
+static const struct key listen_keys[] = {
+	{ .name = "transport", .type = K_STR,
+	    FLD(struct conf_listen, transport), .sdef = "udp",
+	    .names = transport_names },
+	{ .name = "address", .type = K_STR, FLD(struct conf_listen, address),
+	    .required = true, .valid = valid_ip },
+	INT("port", struct conf_listen, port, 1, 65535, 5060),
+	END
+};
+
+SECTION(listen_sec, listen_keys,
+    "{ transport = ...; address = ...; port = ...; }");
+
+static int
+parse_nameservers(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct resolver_settings	*rs = &((struct conf *)obj)->dns;
+	int				 i;
+
+	if (s == NULL)
+		return (0);
+	if (!config_setting_is_array(s) && !config_setting_is_list(s))
+		return (conf_err(c, s, "%s: must be a list of addresses", kw));
+	for (i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t	*e = config_setting_get_elem(s, i);
+
+		if (i == RESOLVE_MAX_NS)
+			return (conf_err(c, e, "%s: at most %d", kw,
+			    RESOLVE_MAX_NS));
+		if (config_setting_type(e) != CONFIG_TYPE_STRING ||
+		    resolver_parse_ns(config_setting_get_string(e),
+		    &rs->ns[rs->nns]) == -1)
+			return (conf_err(c, e, "%s: want \"ADDRESS\" or "
+			    "\"ADDRESS:PORT\" (IPv6 in brackets)", kw));
+		rs->nns++;
+	}
+	return (0);
+}
+
+static void
+lines_nameservers(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
+{
+	const struct resolver_settings	*rs = &((const struct conf *)obj)->dns;
+	char				 ip[INET6_ADDRSTRLEN];
+	unsigned			 i;
+
+	for (i = 0; i < rs->nns; i++) {
+		tp_addr_ip(&rs->ns[i], ip, sizeof(ip));
+		fprintf(fp, strchr(ip, ':') ? "%s%s [%s]:%u\n" :
+		    "%s%s %s:%u\n", indent, k->item, ip,
+		    tp_addr_port(&rs->ns[i]));
+	}
+}
+
+/* A list of addresses and networks into the struct acl at k->off. */
+static int
+parse_acl(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct acl	*acl = FIELD(obj, k);
+	char		 msg[256];
+	int		 i;
+
+	if (s == NULL)
+		return (0);
+	if (!config_setting_is_array(s))
+		return (conf_err(c, s, "%s: must be a list of addresses or "
+		    "networks", kw));
+	for (i = 0; i < config_setting_length(s); i++) {
+		const char	*a = config_setting_get_string_elem(s, i);
+
+		if (a == NULL || acl_add(acl, a, msg, sizeof(msg)) == -1)
+			return (conf_err(c, s, "%s: %s", kw, a ? msg :
+			    "must be strings"));
+	}
+	return (0);
+}
+
+static void
+lines_acl(FILE *fp, const struct key *k, const void *obj, const char *indent)
+{
+	const struct acl	*acl = CFIELD(obj, k);
+	char			 net[INET6_ADDRSTRLEN + 8];
+	unsigned		 i;
+
+	for (i = 0; i < acl->n; i++) {
+		acl_format(&acl->net[i], net, sizeof(net));
+		fprintf(fp, "%s%s %s\n", indent, k->item, net);
+	}
+}
+
+static const char *const log_names[] = { "error", "warning", "notice",
+    "info", "debug", NULL };
+
+static int
+parse_log_level(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct conf	*cf = obj;
+	const char	*v = NULL;
+
+	cf->log_level = LOG_LVL_INFO;
+	if (s == NULL)
+		return (0);
+	if (conf_string(c, s, kw, &v) == -1)
+		return (-1);
+	if ((cf->log_level = log_level_parse(v)) == -1)	/* also warn, err */
+		return (conf_err_names(c, s, kw, v, log_names));
+	return (0);
+}
+
+static void
+print_log_level(FILE *fp, const struct key *k, const void *obj)
+{
+	const struct conf	*cf = obj;
+
+	fprintf(fp, "%s", log_level_name(cf->log_level));
+}
+
+static int
+parse_mode(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	const char	*v = "0660";
+	char		*end;
+	unsigned long	 m;
+
+	if (s != NULL && conf_string(c, s, kw, &v) == -1)
+		return (-1);
+	m = strtoul(v, &end, 8);
+	if (*v == '\0' || *end != '\0' || m > 0777)
+		return (conf_err(c, s, "%s: \"%s\" is not an octal mode like "
+		    "\"0660\"", kw, v));
+	*(mode_t *)FIELD(obj, k) = (mode_t)m;
+	return (0);
+}
+
+static void
+print_mode(FILE *fp, const struct key *k, const void *obj)
+{
+	fprintf(fp, "%04o", (unsigned)*(const mode_t *)CFIELD(obj, k));
+}
+
+/*
+ * A relative database lives in the service's state directory
+ * (StateDirectory= sets STATE_DIRECTORY), else beside the config.
+ */
+static int
+parse_database(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	char		**db = FIELD(obj, k);
+	const char	 *v = NULL, *sd = getenv("STATE_DIRECTORY");
+
+	if (s == NULL)
+		return (0);
+	if (conf_string(c, s, kw, &v) == -1)
+		return (-1);
+	if (*v == '\0')		/* memory only */
+		return (0);
+	if (*v != '/' && sd != NULL && *sd == '/' && strchr(sd, ':') == NULL) {
+		*db = xmalloc(strlen(sd) + strlen(v) + 2);
+		sprintf(*db, "%s/%s", sd, v);
+	} else
+		*db = conf_path(c->path, v);
+	return (0);
+}
+
+static int
+parse_users(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct conf	*cf = obj;
+	const char	*v = NULL;
+	char		 msg[512];
+
+	if (s == NULL)
+		return (0);
+	if (conf_string(c, s, kw, &v) == -1)
+		return (-1);
+	cf->auth.users_file = conf_path(c->path, v);
+	if ((cf->users = auth_users_load(cf->auth.users_file, msg,
+	    sizeof(msg))) == NULL)
+		return (conf_err(c, s, "%s: %s", kw, msg));
+	return (0);
+}
+
+static int
+parse_algorithms(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct auth_settings	*as = &((struct conf *)obj)->auth;
 	int			 i;
 
 	/*
@@ -669,163 +1097,361 @@ load_auth(struct ctx *c, const config_setting_t *root, struct conf *cf)
 	 */
 	as->algorithms = AUTH_SHA256 | AUTH_MD5;
 	as->sha256_first = false;
-	if (g == NULL) {
-		as->nonce_expiry_s = (uint32_t)ne;
+	if (s == NULL)
 		return (0);
-	}
-	if (!config_setting_is_group(g))
-		return (conf_err(c, g, "auth: must be a group "
-		    "{ users = \"...\"; }"));
-	if (check_keys(c, g, "auth", keys) == -1 ||
-	    get_str(c, g, "auth.", "users", &users) == -1 ||
-	    get_int(c, g, "auth.", "nonce_expiry", 1, 86400, &ne) == -1)
-		return (-1);
-	as->nonce_expiry_s = (uint32_t)ne;
-	if ((s = config_setting_get_member(g, "algorithms")) != NULL) {
-		if (!config_setting_is_array(s) || config_setting_length(s) == 0)
-			return (conf_err(c, s, "auth.algorithms: must be a "
-			    "list such as [ \"SHA-256\", \"MD5\" ]"));
-		as->algorithms = 0;
-		for (i = 0; i < config_setting_length(s); i++) {
-			const char *a = config_setting_get_string_elem(s, i);
-			unsigned    bit;
+	if (!config_setting_is_array(s) || config_setting_length(s) == 0)
+		return (conf_err(c, s, "%s: must be a list such as "
+		    "[ \"SHA-256\", \"MD5\" ]", kw));
+	as->algorithms = 0;
+	for (i = 0; i < config_setting_length(s); i++) {
+		const char	*a = config_setting_get_string_elem(s, i);
+		unsigned	 bit;
 
-			if (a != NULL && strcasecmp(a, "MD5") == 0)
-				bit = AUTH_MD5;
-			else if (a != NULL && strcasecmp(a, "SHA-256") == 0)
-				bit = AUTH_SHA256;
-			else
-				return (conf_err(c, s, "auth.algorithms: "
-				    "\"%s\" is not SHA-256 or MD5", a ? a :
-				    "?"));
-			if (as->algorithms == 0)
-				as->sha256_first = bit == AUTH_SHA256;
-			as->algorithms |= bit;
-		}
-	}
-	if ((s = config_setting_get_member(g, "trusted")) != NULL) {
-		if (!config_setting_is_array(s))
-			return (conf_err(c, s, "auth.trusted: must be a list "
-			    "of addresses or networks"));
-		for (i = 0; i < config_setting_length(s); i++) {
-			const char *a = config_setting_get_string_elem(s, i);
-
-			if (a == NULL || acl_add(&as->trusted, a, msg,
-			    sizeof(msg)) == -1)
-				return (conf_err(c, s, "auth.trusted: %s",
-				    a ? msg : "must be strings"));
-		}
-	}
-	if (users != NULL) {
-		as->users_file = conf_path(c->path, users);
-		if ((cf->users = auth_users_load(as->users_file, msg,
-		    sizeof(msg))) == NULL)
-			return (conf_err(c, config_setting_get_member(g,
-			    "users"), "auth.users: %s", msg));
+		if (a != NULL && strcasecmp(a, "MD5") == 0)
+			bit = AUTH_MD5;
+		else if (a != NULL && strcasecmp(a, "SHA-256") == 0)
+			bit = AUTH_SHA256;
+		else
+			return (conf_err(c, s, "%s: \"%s\" is not SHA-256 or "
+			    "MD5", kw, a ? a : "?"));
+		if (as->algorithms == 0)
+			as->sha256_first = bit == AUTH_SHA256;
+		as->algorithms |= bit;
 	}
 	return (0);
 }
+
+static void
+print_algorithms(FILE *fp, const struct key *k, const void *obj)
+{
+	const struct auth_settings	*as = &((const struct conf *)obj)->auth;
+
+	if (as->algorithms == (AUTH_MD5 | AUTH_SHA256))
+		fprintf(fp, "%s", as->sha256_first ? "SHA-256,MD5" :
+		    "MD5,SHA-256");
+	else
+		fprintf(fp, "%s", as->algorithms == AUTH_MD5 ? "MD5" :
+		    "SHA-256");
+}
+
+/* The sections. */
+
+static int
+check_timers(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	struct txn_settings	*ts = &((struct conf *)obj)->txn;
+
+	if (ts->t2_ms < ts->t1_ms)
+		return (conf_err(c, config_setting_get_member(g, "t2"),
+		    "timers.t2: must not be less than t1"));
+	ts->d_ms = 64 * ts->t1_ms < 32000 ? 64 * ts->t1_ms : 32000;
+	return (0);
+}
+
+static void
+note_timers(FILE *fp, const void *obj)
+{
+	fprintf(fp, " d=%u", ((const struct conf *)obj)->txn.d_ms);
+}
+
+static const struct key timer_keys[] = {
+	INT("t1", struct conf, txn.t1_ms, 1, 60000, 500),
+	INT("t2", struct conf, txn.t2_ms, 1, 600000, 4000),
+	INT("t4", struct conf, txn.t4_ms, 1, 600000, 5000),
+	INT("c", struct conf, txn.c_ms, 100, 3600000, 180000),
+	INT("cancel", struct conf, proxy.cancel_ms, 10, 600000, 5000),
+	END
+};
+
+SECTION(timers_sec, timer_keys, "{ t1 = ...; }",
+    .check = check_timers, .note = note_timers);
+
+static const struct key probe_keys[] = {
+	INT("interval", struct conf, proxy.probe_interval_ms, 500, 3600000,
+	    10000),
+	INT("timeout", struct conf, proxy.probe_timeout_ms, 100, 60000, 2000),
+	INT("failures", struct conf, proxy.probe_failures, 1, 100, 3),
+	END
+};
+
+SECTION(probe_sec, probe_keys, "{ interval = ...; }");
+
+static const struct key dns_keys[] = {
+	LINES("nameservers", "nameserver", struct conf, dns,
+	    parse_nameservers, lines_nameservers),
+	INT("timeout", struct conf, dns.timeout_ms, 100, 60000, 2000),
+	END
+};
+
+SECTION(dns_sec, dns_keys, "{ nameservers = [ ... ]; }");
+
+static const struct key metrics_keys[] = {
+	{ .name = "address", .type = K_STR, FLD(struct conf, metrics_address),
+	    .sdef = "127.0.0.1", .valid = valid_ip },
+	INT("port", struct conf, metrics_port, 1, 65535, 9091),
+	END
+};
+
+SECTION(metrics_sec, metrics_keys, "{ address = ...; port = ...; }",
+    .absent_off = true);
+
+static const struct key control_keys[] = {
+	{ .name = "socket", .type = K_STR, FLD(struct conf, ctl.socket),
+	    .sdef = CTL_DEFAULT_SOCKET, .valid = valid_socket,
+	    .empty_null = true },
+	FN("mode", struct conf, ctl.mode, parse_mode, print_mode),
+	END
+};
+
+SECTION(control_sec, control_keys, "{ socket = ...; mode = ...; }");
+
+static int
+check_registrar(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	const struct registrar_settings	*rs = &((struct conf *)obj)->reg;
+
+	if (rs->min_expires_s > rs->max_expires_s)
+		return (conf_err(c, g, "registrar: min_expires (%u) is above "
+		    "max_expires (%u)", rs->min_expires_s, rs->max_expires_s));
+	if (rs->default_expires_s < rs->min_expires_s ||
+	    rs->default_expires_s > rs->max_expires_s)
+		return (conf_err(c, g, "registrar.default_expires: must be "
+		    "within min_expires..max_expires (%u..%u)",
+		    rs->min_expires_s, rs->max_expires_s));
+	return (0);
+}
+
+static const struct key registrar_keys[] = {
+	BOOL("enabled", struct conf, reg.enabled, true),
+	INT("min_expires", struct conf, reg.min_expires_s, 1, 86400, 60),
+	INT("max_expires", struct conf, reg.max_expires_s, 1, 31536000, 3600),
+	INT("default_expires", struct conf, reg.default_expires_s, 1,
+	    31536000, 3600),
+	INT("max_contacts", struct conf, reg.max_contacts, 1, 64, 10),
+	INT("max_per_source", struct conf, reg.max_per_source, 1, 10000000,
+	    1000),
+	FN("database", struct conf, reg.database, parse_database, print_str),
+	END
+};
+
+SECTION(registrar_sec, registrar_keys, "{ min_expires = ...; }",
+    .check = check_registrar);
+
+static void
+note_auth(FILE *fp, const void *obj)
+{
+	const struct conf	*cf = obj;
+
+	if (cf->auth.users_file != NULL)
+		fprintf(fp, " (%u users)", auth_users_count(cf->users));
+}
+
+static const struct key auth_keys[] = {
+	FN("users", struct conf, auth.users_file, parse_users, print_str),
+	INT("nonce_expiry", struct conf, auth.nonce_expiry_s, 1, 86400, 300),
+	FN("algorithms", struct conf, auth.algorithms, parse_algorithms,
+	    print_algorithms),
+	LINES("trusted", "trusted", struct conf, auth.trusted, parse_acl,
+	    lines_acl),
+	END
+};
+
+SECTION(auth_sec, auth_keys, "{ users = \"...\"; }", .note = note_auth);
 
 /* Kamailio's stock list, and two more seen in the wild. */
 #define SCANNERS_DEFAULT \
 	"friendly|scanner|sipcli|sipvicious|VaxSIPUserAgent|pplsip|" \
 	"sundayddr|iWar"
 
-static int
-load_security(struct ctx *c, const config_setting_t *root, struct conf *cf)
+/*
+ * The memory ospreyd may use: the physical memory, or its cgroup's
+ * memory.max (cgroup v2: a container, systemd's MemoryMax=) if lower.
+ */
+static uint64_t
+conf_memory(void)
 {
-	static const char *const keys[] = { "rate_window", "rate_requests",
-	    "ban_time", "auth_failures", "auth_window", "exempt", "scanners",
-	    "scanner_user_agents", "max_transactions", "max_sources",
-	    "call_rate", NULL };
-	const config_setting_t	*g = config_setting_get_member(root,
-				    "security");
-	const config_setting_t	*s;
-	struct guard_settings	*gs = &cf->guard;
-	long long		 win = 2000, req = 200, ban = 60, af = 5;
-	long long		 aw = 60, maxt = 65536, maxs = 100000, cr = 0;
-	const char		*ua = SCANNERS_DEFAULT;
-	char			 msg[256];
-	int			 i, rc;
+	long			 pages = sysconf(_SC_PHYS_PAGES);
+	long			 psz = sysconf(_SC_PAGESIZE);
+	uint64_t		 mem = pages > 0 && psz > 0 ?
+				    (uint64_t)pages * (uint64_t)psz : 0;
+	unsigned long long	 max;
+	char			 line[512], path[600];
+	FILE			*fp;
 
-	gs->scanners = true;
-	if (g != NULL) {
-		if (!config_setting_is_group(g))
-			return (conf_err(c, g, "security: must be a group "
-			    "{ rate_requests = ...; }"));
-		if (check_keys(c, g, "security", keys) == -1 ||
-		    get_int(c, g, "security.", "rate_window", 0, 3600000,
-		    &win) == -1 ||
-		    get_int(c, g, "security.", "rate_requests", 1, 10000000,
-		    &req) == -1 ||
-		    get_int(c, g, "security.", "ban_time", 1, 86400, &ban) ==
-		    -1 ||
-		    get_int(c, g, "security.", "auth_failures", 0, 1000, &af) ==
-		    -1 ||
-		    get_int(c, g, "security.", "auth_window", 1, 86400, &aw) ==
-		    -1 ||
-		    get_int(c, g, "security.", "max_transactions", 100,
-		    10000000, &maxt) == -1 ||
-		    get_int(c, g, "security.", "max_sources", 100, 10000000,
-		    &maxs) == -1 ||
-		    get_int(c, g, "security.", "call_rate", 0, 1000000, &cr) ==
-		    -1 ||
-		    get_bool(c, g, "security.", "scanners", &gs->scanners) ==
-		    -1 ||
-		    get_str(c, g, "security.", "scanner_user_agents", &ua) == -1)
-			return (-1);
-		if ((s = config_setting_get_member(g, "exempt")) != NULL) {
-			if (!config_setting_is_array(s))
-				return (conf_err(c, s, "security.exempt: must be "
-				    "a list of addresses or networks"));
-			for (i = 0; i < config_setting_length(s); i++) {
-				const char *a =
-				    config_setting_get_string_elem(s, i);
+	if ((fp = fopen("/proc/self/cgroup", "r")) == NULL)
+		return (mem);
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		FILE	*mf;
 
-				if (a == NULL || acl_add(&gs->exempt, a, msg,
-				    sizeof(msg)) == -1)
-					return (conf_err(c, s, "security.exempt: "
-					    "%s", a ? msg : "must be strings"));
-			}
-		}
+		if (strncmp(line, "0::/", 4) != 0)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max",
+		    line + 3);
+		if ((mf = fopen(path, "r")) == NULL)
+			continue;
+		if (fscanf(mf, "%llu", &max) == 1 && max > 0 &&
+		    (mem == 0 || max < mem))
+			mem = max;	/* "max" (no limit) does not scan */
+		fclose(mf);
 	}
-	gs->window_ms = (uint32_t)win;
-	gs->max_requests = (unsigned)req;
-	gs->ban_ms = (uint32_t)ban * 1000;
-	gs->auth_failures = (unsigned)af;
-	gs->auth_window_ms = (uint32_t)aw * 1000;
-	gs->max_sources = (unsigned)maxs;
-	gs->call_rate = (unsigned)cr;
-	cf->proxy.max_transactions = (unsigned)maxt;
-	if ((rc = regcomp(&gs->scanner_re, ua, REG_EXTENDED | REG_ICASE |
-	    REG_NOSUB)) != 0) {
-		regerror(rc, &gs->scanner_re, msg, sizeof(msg));
-		return (conf_err(c, g ? config_setting_get_member(g,
-		    "scanner_user_agents") : NULL,
-		    "security.scanner_user_agents: %s", msg));
-	}
-	gs->scanner_src = xstrdup(ua);
+	fclose(fp);
+	return (mem);
+}
+
+/* 0 MB: a quarter of the memory we may use, else 256 MB. */
+static int
+check_security(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	struct conf	*cf = obj;
+	uint64_t	 mem = conf_memory();
+
+	if (cf->txn_memory_mb > 0)
+		cf->proxy.max_transaction_memory =
+		    (size_t)cf->txn_memory_mb << 20;
+	else
+		cf->proxy.max_transaction_memory = mem > 0 ? mem / 4 :
+		    (size_t)256 << 20;
 	return (0);
+}
+
+static const struct key security_keys[] = {
+	INT("rate_window", struct conf, guard.window_ms, 0, 3600000, 2000),
+	INT("rate_requests", struct conf, guard.max_requests, 1, 10000000,
+	    200),
+	SECS("ban_time", struct conf, guard.ban_ms, 1, 86400, 60),
+	INT("auth_failures", struct conf, guard.auth_failures, 0, 1000, 5),
+	SECS("auth_window", struct conf, guard.auth_window_ms, 1, 86400, 60),
+	LINES("exempt", "exempt", struct conf, guard.exempt, parse_acl,
+	    lines_acl),
+	BOOL("scanners", struct conf, guard.scanners, true),
+	REGEX("scanner_user_agents", struct conf, guard.scanner_src,
+	    guard.scanner_re, REG_EXTENDED | REG_ICASE | REG_NOSUB,
+	    SCANNERS_DEFAULT),
+	INT("max_transactions", struct conf, proxy.max_transactions, 100,
+	    10000000, 65536),
+	INT("max_transaction_memory", struct conf, txn_memory_mb, 0,
+	    1048576, 0),
+	INT("max_sources", struct conf, guard.max_sources, 100, 10000000,
+	    100000),
+	INT("call_rate", struct conf, guard.call_rate, 0, 1000000, 0),
+	END
+};
+
+SECTION(security_sec, security_keys, "{ rate_requests = ...; }",
+    .check = check_security);
+
+static const struct key root_keys[] = {
+	LIST("listen", "listen", struct conf, listen, nlisten, listen_sec, 1),
+	LINES("domains", "domain", struct conf, proxy.domains, parse_domains,
+	    lines_domains),
+	BOOL("relay", struct conf, proxy.relay, false),
+	BOOL("record_route", struct conf, proxy.record_route, true),
+	GROUP("timers", timers_sec),
+	LINES("routes", "route", struct conf, proxy.routes, parse_routes,
+	    lines_routes),
+	LINES("failure_routes", "failure_route", struct conf, proxy.routes,
+	    parse_routes, lines_routes),
+	GROUP("probe", probe_sec),
+	GROUP("dns", dns_sec),
+	GROUP("metrics", metrics_sec),
+	GROUP("control", control_sec),
+	INT("shutdown_grace", struct conf, shutdown_grace_ms, 0, 600000, 5000),
+	INT("max_message_size", struct conf, proxy.max_message_size, 1024,
+	    65535, 65535),
+	FN("log_level", struct conf, log_level, parse_log_level,
+	    print_log_level),
+	GROUP("registrar", registrar_sec),
+	GROUP("auth", auth_sec),
+	GROUP("security", security_sec),
+	END
+};
+
+SECTION(root_sec, root_keys, NULL);
+
+static void PRINTFLIKE(3, 4)
+conf_warn(struct conf *cf, int line, const char *fmt, ...)
+{
+	struct conf_warning	*w;
+	va_list			 ap;
+
+	cf->warnings = xrealloc(cf->warnings, (cf->nwarnings + 1) *
+	    sizeof(*cf->warnings));
+	w = &cf->warnings[cf->nwarnings++];
+	w->line = line;
+	va_start(ap, fmt);
+	if (vasprintf(&w->msg, fmt, ap) == -1)
+		fatal("vasprintf");
+	va_end(ap);
+}
+
+struct names {
+	char	**v;		/* owned, and each string */
+	size_t	  n;
+};
+
+static void
+add_name(const char *key, void *arg)
+{
+	struct names	*names = arg;
+
+	names->v = xrealloc(names->v, (names->n + 1) * sizeof(char *));
+	names->v[names->n++] = xstrdup(key);
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return (strcmp(*(char *const *)a, *(char *const *)b));
+}
+
+/*
+ * A route whose user pattern takes calls to a user of the users file: the
+ * user can register, but calls to that user go to the route's targets
+ * (the first matching route wins over the registrar).
+ */
+static void
+conf_check_shadows(struct conf *cf)
+{
+	struct names		 names = { NULL, 0 };
+	const struct route	*r;
+	char			 id[16];
+	size_t			 i;
+	unsigned		 j, pos;
+
+	auth_users_foreach(cf->users, add_name, &names);
+	if (names.n > 0)
+		qsort(names.v, names.n, sizeof(char *), cmp_names);
+	for (i = 0; i < names.n; i++) {
+		char	*user = names.v[i], *realm = strchr(user, ':');
+
+		*realm++ = '\0';
+		r = route_match(&cf->proxy.routes, (struct slice){ user,
+		    strlen(user) }, (struct slice){ realm, strlen(realm) });
+		if (r == NULL || r->user_src == NULL)
+			continue;
+		for (j = pos = 0; cf->proxy.routes.r[j] != r; j++)
+			pos += cf->proxy.routes.r[j]->matchable;
+		snprintf(id, sizeof(id), "#%u", pos + 1);
+		conf_warn(cf, r->line, "route %s: user pattern \"%s\" matches "
+		    "registered user \"%s\" in %s: calls to %s will take this "
+		    "route, not the registrar", r->name ? r->name : id,
+		    r->user_src, user, cf->auth.users_file, user);
+	}
+	for (i = 0; i < names.n; i++)
+		free(names.v[i]);
+	free(names.v);
 }
 
 int
 conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "listen", "domains", "relay",
-	    "record_route", "timers", "routes", "failure_routes", "probe",
-	    "dns", "metrics", "control", "shutdown_grace", "max_message_size",
-	    "log_level", "registrar", "auth", "security", NULL };
-	struct ctx		 c = { path, err, errlen };
-	config_t		 cfg;
-	const config_setting_t	*root;
-	const char		*lvl = NULL;
-	long long		 maxsz = 65535, grace = 5000;
-	char			 msg[256];
-	int			 rc = -1, line = 0;
+	struct ctx	 c = { path, err, errlen };
+	config_t	 cfg;
+	char		 msg[256];
+	int		 rc = -1, line = 0;
 
 	memset(cf, 0, sizeof(*cf));
-	cf->proxy.record_route = true;
-	cf->log_level = LOG_LVL_INFO;
 	config_init(&cfg);
 	if (config_read_file(&cfg, path) != CONFIG_TRUE) {
 		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO)
@@ -837,38 +1463,15 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 			    config_error_text(&cfg));
 		goto fail;
 	}
-	root = config_root_setting(&cfg);
-	if (check_keys(&c, root, "", keys) == -1 ||
-	    load_listen(&c, root, cf) == -1 ||
-	    load_domains(&c, root, cf) == -1 ||
-	    get_bool(&c, root, "", "relay", &cf->proxy.relay) == -1 ||
-	    get_bool(&c, root, "", "record_route", &cf->proxy.record_route) == -1 ||
-	    load_timers(&c, root, cf) == -1 ||
-	    load_routes(&c, root, cf, "routes", true) == -1 ||
-	    load_routes(&c, root, cf, "failure_routes", false) == -1 ||
-	    load_probe(&c, root, cf) == -1 ||
-	    load_dns(&c, root, cf) == -1 ||
-	    load_metrics(&c, root, cf) == -1 ||
-	    load_control(&c, root, cf) == -1 ||
-	    load_registrar(&c, root, cf) == -1 ||
-	    load_auth(&c, root, cf) == -1 ||
-	    load_security(&c, root, cf) == -1 ||
-	    get_int(&c, root, "", "shutdown_grace", 0, 600000, &grace) == -1 ||
-	    get_int(&c, root, "", "max_message_size", 1024, 65535, &maxsz) == -1 ||
-	    get_str(&c, root, "", "log_level", &lvl) == -1)
+	if (conf_section(&c, config_root_setting(&cfg), "", &root_sec, cf) ==
+	    -1)
 		goto fail;
-	cf->proxy.max_message_size = (size_t)maxsz;
-	cf->shutdown_grace_ms = (uint32_t)grace;
 	if (route_link(&cf->proxy.routes, &line, msg, sizeof(msg)) == -1) {
 		snprintf(err, errlen, "%s:%d: %s", path, line, msg);
 		goto fail;
 	}
-	if (lvl != NULL && (cf->log_level = log_level_parse(lvl)) == -1) {
-		conf_err(&c, config_setting_get_member(root, "log_level"),
-		    "log_level: \"%s\" is not one of error, warning, notice, "
-		    "info, debug", lvl);
-		goto fail;
-	}
+	cf->path = xstrdup(path);
+	conf_check_shadows(cf);
 	rc = 0;
 fail:
 	config_destroy(&cfg);
@@ -902,120 +1505,36 @@ conf_free(struct conf *cf)
 	auth_users_free(cf->users);
 	cf->users = NULL;
 	guard_settings_cleanup(&cf->guard);
+	for (i = 0; i < cf->nwarnings; i++)
+		free(cf->warnings[i].msg);
+	free(cf->warnings);
+	cf->warnings = NULL;
+	cf->nwarnings = 0;
+	free(cf->path);
+	cf->path = NULL;
 }
 
-/* The config as understood, for ospreyd -t -v. */
+/* The warnings of a loaded config: to fp (ospreyd -t), or NULL: the log. */
+void
+conf_warnings(const struct conf *cf, FILE *fp)
+{
+	unsigned	i;
+
+	for (i = 0; i < cf->nwarnings; i++)
+		if (fp != NULL)
+			fprintf(fp, "%s:%d: warning: %s\n", cf->path,
+			    cf->warnings[i].line, cf->warnings[i].msg);
+		else
+			log_warnx("conf %s:%d: %s", cf->path,
+			    cf->warnings[i].line, cf->warnings[i].msg);
+}
+
+/*
+ * For ospreyd -t -v and the reload summary: the config as understood, a
+ * record a line, every key with its value (defaults too), from the tables.
+ */
 void
 conf_print(const struct conf *cf, FILE *fp)
 {
-	unsigned	i, j;
-
-	for (i = 0; i < cf->nlisten; i++)
-		fprintf(fp, "listen %s %s port %u\n", cf->listen[i].transport,
-		    cf->listen[i].address, cf->listen[i].port);
-	for (i = 0; i < cf->proxy.ndomains; i++)
-		fprintf(fp, "domain %s\n", cf->proxy.domains[i]);
-	fprintf(fp, "relay %s\nrecord_route %s\n", cf->proxy.relay ? "yes" :
-	    "no", cf->proxy.record_route ? "yes" : "no");
-	fprintf(fp, "timers t1=%u t2=%u t4=%u c=%u d=%u cancel=%u\n",
-	    cf->txn.t1_ms, cf->txn.t2_ms, cf->txn.t4_ms, cf->txn.c_ms,
-	    cf->txn.d_ms, cf->proxy.cancel_ms);
-	for (i = 0; i < cf->proxy.routes.n; i++) {
-		const struct route	*r = cf->proxy.routes.r[i];
-		char			 codes[256];
-
-		fprintf(fp, "%s %s user=%s domain=%s fork=%s balance=%s",
-		    r->matchable ? "route" : "failure_route",
-		    r->name ? r->name : "-", r->user_src ? r->user_src : "*",
-		    r->domain_src ? r->domain_src : "*",
-		    route_fork_name(r->fork), route_balance_name(r->balance));
-		codeset_print(&r->failover, codes, sizeof(codes));
-		fprintf(fp, " failover=[%s]", codes);
-		if (r->recurse)
-			fprintf(fp, " recurse=%u", r->max_redirects);
-		if (r->probe)
-			fprintf(fp, " probe");
-		if (r->public)
-			fprintf(fp, " public");
-		fprintf(fp, "\n");
-		for (j = 0; j < r->ntargets; j++) {
-			fprintf(fp, "  target %s", r->targets[j].uri);
-			if (r->targets[j].timeout_ms)
-				fprintf(fp, " timeout=%u",
-				    r->targets[j].timeout_ms);
-			if (r->targets[j].weight != 1)
-				fprintf(fp, " weight=%u",
-				    r->targets[j].weight);
-			fprintf(fp, "\n");
-		}
-		for (j = 0; j < r->nfailure; j++) {
-			codeset_print(&r->on_failure[j].codes, codes,
-			    sizeof(codes));
-			fprintf(fp, "  on_failure [%s] -> %s\n", codes,
-			    r->on_failure[j].route_name);
-		}
-	}
-	fprintf(fp, "probe interval=%u timeout=%u failures=%u\n",
-	    cf->proxy.probe_interval_ms, cf->proxy.probe_timeout_ms,
-	    cf->proxy.probe_failures);
-	for (i = 0; i < cf->dns.nns; i++) {
-		char	ip[INET6_ADDRSTRLEN];
-
-		tp_addr_ip(&cf->dns.ns[i], ip, sizeof(ip));
-		fprintf(fp, "dns nameserver %s port %u\n", ip,
-		    tp_addr_port(&cf->dns.ns[i]));
-	}
-	fprintf(fp, "dns timeout %u\n", cf->dns.timeout_ms);
-	if (cf->metrics_address != NULL)
-		fprintf(fp, "metrics %s port %u\n", cf->metrics_address,
-		    cf->metrics_port);
-	fprintf(fp, "control %s mode %04o\n", cf->ctl.socket ? cf->ctl.socket :
-	    "off", (unsigned)cf->ctl.mode);
-	if (cf->reg.enabled)
-		fprintf(fp, "registrar expires=%u..%u default=%u "
-		    "max_contacts=%u max_per_source=%u database=%s\n",
-		    cf->reg.min_expires_s, cf->reg.max_expires_s,
-		    cf->reg.default_expires_s, cf->reg.max_contacts,
-		    cf->reg.max_per_source, cf->reg.database ?
-		    cf->reg.database : "(memory)");
-	else
-		fprintf(fp, "registrar off\n");
-	if (cf->auth.users_file != NULL) {
-		fprintf(fp, "auth users=%s (%u) nonce_expiry=%u algorithms=%s\n",
-		    cf->auth.users_file, auth_users_count(cf->users),
-		    cf->auth.nonce_expiry_s, cf->auth.algorithms ==
-		    (AUTH_MD5 | AUTH_SHA256) ? (cf->auth.sha256_first ?
-		    "SHA-256,MD5" : "MD5,SHA-256") : cf->auth.algorithms ==
-		    AUTH_MD5 ? "MD5" : "SHA-256");
-	} else
-		fprintf(fp, "auth off\n");
-	for (i = 0; i < cf->auth.trusted.n; i++) {
-		char	net[INET6_ADDRSTRLEN + 8];
-
-		acl_format(&cf->auth.trusted.net[i], net, sizeof(net));
-		fprintf(fp, "trusted %s\n", net);
-	}
-	if (cf->guard.window_ms > 0)
-		fprintf(fp, "rate_limit %u requests per %u ms, ban %u s\n",
-		    cf->guard.max_requests, cf->guard.window_ms,
-		    cf->guard.ban_ms / 1000);
-	else
-		fprintf(fp, "rate_limit off\n");
-	if (cf->guard.auth_failures > 0)
-		fprintf(fp, "auth_failures %u in %u s, then ban\n",
-		    cf->guard.auth_failures, cf->guard.auth_window_ms / 1000);
-	for (i = 0; i < cf->guard.exempt.n; i++) {
-		char	net[INET6_ADDRSTRLEN + 8];
-
-		acl_format(&cf->guard.exempt.net[i], net, sizeof(net));
-		fprintf(fp, "exempt %s\n", net);
-	}
-	fprintf(fp, "scanners %s\n", cf->guard.scanners ?
-	    cf->guard.scanner_src : "off");
-	fprintf(fp, "max_transactions %u\n", cf->proxy.max_transactions);
-	if (cf->guard.call_rate > 0)
-		fprintf(fp, "call_rate %u per second\n", cf->guard.call_rate);
-	fprintf(fp, "shutdown_grace %u\n", cf->shutdown_grace_ms);
-	fprintf(fp, "max_message_size %zu\nlog_level %s\n",
-	    cf->proxy.max_message_size, log_level_name(cf->log_level));
+	print_root(fp, &root_sec, cf);
 }

@@ -12,6 +12,12 @@
 #include "tp.h"
 #include "txn.h"
 
+/* Something a valid config does that is probably not what was meant. */
+struct conf_warning {
+	int		 line;
+	char		*msg;		/* owned */
+};
+
 struct conf_listen {
 	char		*transport;	/* owned */
 	char		*address;	/* owned */
@@ -31,13 +37,18 @@ struct conf {
 	struct guard_settings	 guard;
 	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
+	unsigned		 txn_memory_mb;	/* as set; 0: from the RAM */
 	char			*metrics_address;	/* owned; NULL: off */
 	uint16_t		 metrics_port;
 	int			 log_level;
+	char			*path;		/* owned: the file read */
+	struct conf_warning	*warnings;	/* owned */
+	unsigned		 nwarnings;
 };
 
 int	conf_load(const char *, struct conf *, char *, size_t);
 void	conf_free(struct conf *);
 void	conf_print(const struct conf *, FILE *);
+void	conf_warnings(const struct conf *, FILE *);
 
 #endif

@@ -256,8 +256,13 @@ metrics_render_reg(struct evbuffer *out)
 	metrics_scalar(out, "osprey_registered_aors", "gauge",
 	    "Addresses-of-record with at least one binding.",
 	    location_aors());
-	metrics_scalar(out, "osprey_auth_challenges_total", "counter",
-	    "401 and 407 challenges sent.", as->challenges);
+	metrics_head(out, "osprey_auth_challenges_total", "counter",
+	    "Digest challenges sent, by code: 401 to REGISTER, 407 to other "
+	    "requests (not in osprey_final_responses_sent_total).");
+	metrics_sample(out, "osprey_auth_challenges_total", "code", "401",
+	    proxy_stats()->challenges[0]);
+	metrics_sample(out, "osprey_auth_challenges_total", "code", "407",
+	    proxy_stats()->challenges[1]);
 	metrics_scalar(out, "osprey_auth_failures_total", "counter",
 	    "Credentials that did not authenticate (wrong password, unknown "
 	    "user, replayed nonce-count, malformed).", as->failures);
@@ -284,8 +289,9 @@ metrics_render_guard(struct evbuffer *out)
 	    "New INVITEs answered 503 over security.call_rate.",
 	    gs->call_rate);
 	metrics_scalar(out, "osprey_overload_rejections_total", "counter",
-	    "New requests answered 503 because security.max_transactions "
-	    "transactions were open.", proxy_stats()->overloaded);
+	    "New requests answered 503: security.max_transactions in "
+	    "progress or security.max_transaction_memory held.",
+	    proxy_stats()->overloaded);
 }
 
 static void

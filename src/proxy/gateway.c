@@ -45,8 +45,9 @@ gw_list(void)
 	return (G.list);
 }
 
+/* A target without probes, or whose probes it answers. */
 bool
-route_target_usable(const struct target *t)
+gw_target_usable(const struct target *t)
 {
 	return (t->gw == NULL || t->gw->up);
 }

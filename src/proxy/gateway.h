@@ -39,6 +39,7 @@ void	gw_start(struct event_base *, struct tp *, struct route_table *,
 	    const struct gw_settings *);
 void	gw_stop(struct route_table *);
 bool	gw_is_up(const struct gw *);
+bool	gw_target_usable(const struct target *);
 const struct gw *gw_list(void);
 
 #endif

@@ -23,7 +23,8 @@ struct proxy_settings {
 	bool			  record_route;
 	uint32_t		  cancel_ms;
 	size_t			  max_message_size;
-	unsigned		  max_transactions;	/* then 503 */
+	unsigned		  max_transactions;	/* in progress; then 503 */
+	size_t			  max_transaction_memory; /* bytes; 0: none */
 	struct route_table	  routes;
 	uint32_t		  probe_interval_ms;
 	uint32_t		  probe_timeout_ms;
@@ -37,9 +38,11 @@ struct proxy_stats {
 	uint64_t	responses_out[700];	/* sent upstream, by code */
 	uint64_t	generated[700];		/* of those, made by us */
 	uint64_t	finals_by_cause[128];	/* >= 300 sent, by Q.850 */
+	uint64_t	challenges[2];		/* ours: 401, 407 (no cause) */
 	uint64_t	rejected;		/* failed validation */
 	uint64_t	parse_errors;		/* could not be parsed */
 	uint64_t	dropped;		/* silently (unmatched ...) */
+	uint64_t	stateless_relayed;	/* unmatched, ours: sent on */
 	uint64_t	cancels_relayed;
 	uint64_t	sent_481;
 	uint64_t	sent_487;
@@ -49,7 +52,6 @@ struct proxy_stats {
 void	proxy_init(struct event_base *, struct tp *, struct proxy_settings *,
 	    const struct txn_settings *);
 struct proxy_settings *proxy_settings_take(struct proxy_settings *);
-void	proxy_settings_unref(struct proxy_settings *);
 void	proxy_set_settings(struct proxy_settings *);
 struct proxy_settings *proxy_settings(void);
 void	proxy_stop_accepting(void);
@@ -60,7 +62,7 @@ void	proxy_recv(void *, struct tp_sock *, const struct tp_addr *,
 	    const char *, size_t);
 const struct proxy_stats *proxy_stats(void);
 
-/* RFC 3261 16.7 best response: lower wins. */
+/* RFC 3261 16.7 best response: lower wins (proxy_reply.c). */
 int	proxy_reply_rank(int);
 
 #endif

@@ -9,14 +9,116 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
+#include "gateway.h"
 #include "log.h"
 #include "proxy_int.h"
 #include "sipcause.h"
 #include "xmalloc.h"
+#define REASON_2XX	"SIP;cause=200;text=\"Call completed elsewhere\""
 
+static bool	proxy_fork_next_addr(struct branch *);
+static void	proxy_fork_branch_done(struct branch *);
+static void	proxy_fork_evaluate(struct pctx *);
+static void	proxy_fork_cancel_others(struct pctx *, const char *);
+static void	proxy_fork_on_response(struct txn *, const struct sipmsg *);
+static void	proxy_fork_on_timeout(struct txn *, bool);
+static void	proxy_fork_on_terminated(struct txn *);
 
+/* The up-calls of our client and server transactions (proxy_init). */
+const struct txn_ops proxy_fork_txn_ops = {
+	.response = proxy_fork_on_response,
+	.timeout = proxy_fork_on_timeout,
+	.terminated = proxy_fork_on_terminated,
+};
+
+static bool
+proxy_fork_wants_rr(const struct sipmsg *m)
+{
+	if (!P.cur->record_route || m->to_tag.len > 0)
+		return (false);
+	switch (m->method) {
+	case SM_INVITE:
+	case SM_SUBSCRIBE:
+	case SM_REFER:
+	case SM_NOTIFY:
+		return (true);
+	default:
+		return (false);
+	}
+}
+
+/*
+ * Credentials for a realm of ours were for us (RFC 3261 20.28, 22.3): the
+ * next hop never sees them, as with Kamailio's consume_credentials().
+ * Proxy-Authorization lines for another realm (a proxy further on) stay.
+ * Returns the lines of m to leave out (owned by the caller), or NULL.
+ */
+static bool *
+proxy_fork_consumed(const struct sipmsg *m)
+{
+	bool		*drop = NULL;
+	char		 realm[256];
+	unsigned	 i;
+
+	if (!auth_enabled())
+		return (NULL);
+	for (i = 0; i < m->nh; i++) {
+		if (m->h[i].id != SH_PROXY_AUTHORIZATION ||
+		    !auth_creds_realm(sipmsg_hvalue(m, &m->h[i]), realm,
+		    sizeof(realm)) || !proxy_ctx_identity((struct slice){
+		    realm, strlen(realm) }, NULL))
+			continue;
+		if (drop == NULL)
+			drop = xcalloc(m->nh, sizeof(*drop));
+		drop[i] = true;
+	}
+	return (drop);
+}
+
+/* Build the bytes of m forwarded to one hop, from the given socket. */
+char *
+proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
+    const struct tp_sock *out, const char *branch, const char *topvia,
+    struct slice ruri, const struct slice *routes, unsigned nroutes,
+    size_t *len)
+{
+	struct fwd	 f;
+	struct buf	 b;
+	char		 via[TP_HOSTPORT_LEN + 64];
+	char		 rr[2 * TP_HOSTPORT_LEN + 80], st[17];
+	bool		 rec = proxy_fork_wants_rr(m);
+
+	snprintf(via, sizeof(via), "SIP/2.0/UDP %s;branch=%s", out->hostport,
+	    branch);
+	if (rec) {
+		auth_stamp(m->callid, st);
+		if (in != out && in != NULL)
+			snprintf(rr, sizeof(rr), "<sip:%s;lr;osp=%s>, "
+			    "<sip:%s;lr;osp=%s>", out->hostport, st,
+			    in->hostport, st);
+		else
+			snprintf(rr, sizeof(rr), "<sip:%s;lr;osp=%s>",
+			    out->hostport, st);
+	}
+	memset(&f, 0, sizeof(f));
+	f.ruri = ruri;
+	f.via = via;
+	f.rr = rec ? rr : NULL;
+	f.topvia = (struct slice){ topvia, strlen(topvia) };
+	f.routes = routes;
+	f.nroutes = nroutes;
+	f.max_forwards = m->max_forwards < 0 ? 70 : m->max_forwards - 1;
+	f.drop = proxy_fork_consumed(m);
+	buf_init(&b, m->len + 256);
+	sipbuild_request(m, &f, &b);
+	free((bool *)f.drop);
+	return (buf_steal(&b, len));
+}
+
+/* No final after the caller's CANCEL: answer 487 ourselves. */
 static void
-cancel_timeout(void *arg)
+proxy_fork_cancel_timeout(void *arg)
 {
 	struct pctx	*ctx = arg;
 	char		 cid[128];
@@ -24,69 +126,17 @@ cancel_timeout(void *arg)
 	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
 		return;
 	log_info("proxy %s: no final after CANCEL, answering 487",
-	    pctx_callid(ctx, cid, sizeof(cid)));
+	    proxy_ctx_callid(ctx, cid, sizeof(cid)));
 	ctx->final_sent = true;
-	fork_ctx_done(ctx);
-	reply_st(ctx->st, ctx->topvia, 487, NULL, NULL);
+	proxy_ctx_done(ctx);
+	proxy_reply_st(ctx->st, ctx->topvia, 487, NULL, NULL);
 }
 
+/* The response context of a request about to be forwarded. */
 struct pctx *
-fork_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src)
+proxy_fork_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src)
 {
-	struct pctx	*ctx = xcalloc(1, sizeof(*ctx));
-
-	ctx->st = st;
-	ctx->refs = 1;
-	ctx->topvia = proxy_make_topvia(st->req, src);
-	ctx->in_sock = in;
-	ctx->up_peer = st->peer;
-	ctx->set = proxy_settings();	/* the routes this call started with */
-	ctx->set->refs++;
-	P.pending++;
-	timer_init(&ctx->cancel_timer, P.base, cancel_timeout, ctx);
-	st->owner = ctx;
-	return (ctx);
-}
-
-/* The caller has its final answer (or is gone): no longer pending. */
-void
-fork_ctx_done(struct pctx *ctx)
-{
-	if (ctx->done)
-		return;
-	ctx->done = true;
-	P.pending--;
-}
-
-void
-fork_ctx_unref(struct pctx *ctx)
-{
-	unsigned	i;
-
-	if (--ctx->refs > 0)
-		return;
-	fork_ctx_done(ctx);
-	timer_stop(&ctx->cancel_timer);
-	for (i = 0; i < ctx->nbr; i++) {
-		struct branch	*b = ctx->br[i];
-
-		timer_stop(&b->timeout);
-		resolver_cancel(b->dns);
-		free(b->more);
-		sipmsg_free(b->final);
-		free(b->ruri);
-		free(b);
-	}
-	free(ctx->br);
-	for (i = 0; i < ctx->nloc; i++) {
-		free(ctx->loc[i].uri);
-		free(ctx->loc[i].path);
-	}
-	free(ctx->loc);
-	proxy_settings_unref(ctx->set);
-	free(ctx->strict_ruri);
-	free(ctx->topvia);
-	free(ctx);
+	return (proxy_ctx_new(st, in, src, proxy_fork_cancel_timeout));
 }
 
 /* The target's own timeout: give up on this branch, go on to the next. */
@@ -99,12 +149,12 @@ branch_timeout(void *arg)
 	if (b->code != 0)
 		return;
 	log_info("proxy %s: branch %s timed out after %u ms",
-	    pctx_callid(b->ctx, cid, sizeof(cid)), b->ct ? b->ct->id : "-",
+	    proxy_ctx_callid(b->ctx, cid, sizeof(cid)), b->ct ? b->ct->id : "-",
 	    b->target ? b->target->timeout_ms : 0);
 	if (b->ct != NULL)
 		txn_client_cancel(b->ct, NULL);
 	b->code = 408;
-	fork_branch_done(b);
+	proxy_fork_branch_done(b);
 }
 
 static struct branch *
@@ -139,7 +189,7 @@ branch_send(struct branch *b)
 	const struct sipmsg	*m = ctx->st->req;
 	const struct tp_addr	*addr = &b->addr;
 	struct tp_sock		*out;
-	char			 branch[48], tok[24], cid[128], *bytes;
+	char			 branch[48], cid[128], *bytes;
 	size_t			 len;
 
 	if (b->sock != NULL && b->sock->family == tp_addr_family(addr))
@@ -148,9 +198,8 @@ branch_send(struct branch *b)
 		b->code = 503;
 		return (-1);
 	}
-	proxy_token(tok, sizeof(tok));
-	snprintf(branch, sizeof(branch), SIP_MAGIC "%s", tok);
-	bytes = proxy_forward_bytes(m, ctx->in_sock, out, branch, ctx->topvia,
+	proxy_ctx_branch(ctx->topvia, branch, sizeof(branch));
+	bytes = proxy_fork_bytes(m, ctx->in_sock, out, branch, ctx->topvia,
 	    (struct slice){ b->ruri, strlen(b->ruri) }, b->nroutes ?
 	    b->routes : ctx->routes, b->nroutes ? b->nroutes : ctx->nroutes,
 	    &len);
@@ -164,7 +213,7 @@ branch_send(struct branch *b)
 	if (b->target != NULL && b->target->timeout_ms > 0)
 		timer_set(&b->timeout, b->target->timeout_ms);
 	log_info("proxy %s: %s forwarded to %s via %s",
-	    pctx_callid(ctx, cid, sizeof(cid)), sip_method_name(m->method),
+	    proxy_ctx_callid(ctx, cid, sizeof(cid)), sip_method_name(m->method),
 	    b->ruri, b->ct->id);
 	return (0);
 }
@@ -188,7 +237,7 @@ branch_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 	b->dns = NULL;
 	if (n == 0) {
 		log_info("proxy %s: cannot resolve %s: %s",
-		    pctx_callid(ctx, cid, sizeof(cid)), b->ruri, err);
+		    proxy_ctx_callid(ctx, cid, sizeof(cid)), b->ruri, err);
 		b->code = 503;
 	} else if (!ctx_open(ctx))
 		b->code = 487;
@@ -202,8 +251,8 @@ branch_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 		branch_send(b);
 	}
 	if (b->code != 0 && ctx->starting == 0)
-		fork_branch_done(b);
-	fork_ctx_unref(ctx);	/* the reference the lookup held */
+		proxy_fork_branch_done(b);
+	proxy_ctx_unref(ctx);	/* the reference the lookup held */
 }
 
 /*
@@ -225,9 +274,9 @@ branch_go(struct pctx *ctx, struct branch *b, const struct dest *d)
 	return (b->code != 0 ? -1 : 0);
 }
 
-int
-fork_start(struct pctx *ctx, struct slice ruri, const struct dest *d,
-    const struct target *t)
+static int
+proxy_fork_start(struct pctx *ctx, struct slice ruri,
+    const struct dest *d, const struct target *t)
 {
 	if (ctx->nbr == MAX_BRANCHES)
 		return (-1);
@@ -236,7 +285,7 @@ fork_start(struct pctx *ctx, struct slice ruri, const struct dest *d,
 
 /* One registered contact: through its Path, else where it registered from. */
 static int
-fork_start_loc(struct pctx *ctx, const struct loc_target *lt)
+proxy_fork_start_loc(struct pctx *ctx, const struct loc_target *lt)
 {
 	struct branch	*b;
 	struct dest	 d;
@@ -265,7 +314,7 @@ fork_start_loc(struct pctx *ctx, const struct loc_target *lt)
 
 /* The next group of equal q: started in parallel.  false: none left. */
 static bool
-fork_next_group(struct pctx *ctx)
+proxy_fork_next_group(struct pctx *ctx)
 {
 	unsigned	started = 0;
 	uint16_t	q;
@@ -274,7 +323,8 @@ fork_next_group(struct pctx *ctx)
 		q = ctx->loc[ctx->loc_next].q;
 		while (ctx->loc_next < ctx->nloc &&
 		    ctx->loc[ctx->loc_next].q == q)
-			if (fork_start_loc(ctx, &ctx->loc[ctx->loc_next++]) == 0)
+			if (proxy_fork_start_loc(ctx,
+			    &ctx->loc[ctx->loc_next++]) == 0)
 				started++;
 	}
 	return (started > 0);
@@ -293,7 +343,7 @@ loc_cmp(const void *a, const void *b)
  * q values in parallel, the next group when a whole group failed.
  */
 void
-fork_location(struct pctx *ctx, const struct aor *a)
+proxy_fork_location(struct pctx *ctx, const struct aor *a)
 {
 	const struct binding	*b;
 	unsigned		 i = 0;
@@ -319,21 +369,21 @@ fork_location(struct pctx *ctx, const struct aor *a)
 	ctx->nloc = i;
 	qsort(ctx->loc, ctx->nloc, sizeof(*ctx->loc), loc_cmp);
 	ctx->starting++;
-	if (!fork_next_group(ctx)) {
+	if (!proxy_fork_next_group(ctx)) {
 		log_info("proxy %s: no registered contact could be tried",
-		    pctx_callid(ctx, cid, sizeof(cid)));
+		    proxy_ctx_callid(ctx, cid, sizeof(cid)));
 		branch_failed(ctx, 480);
 	}
 	ctx->starting--;
-	fork_evaluate(ctx);
+	proxy_fork_evaluate(ctx);
 }
 
 /*
  * RFC 3263 4.3: a 503 or no answer at all moves on to the next address of
  * the same destination, as a new branch.
  */
-bool
-fork_next_addr(struct branch *b)
+static bool
+proxy_fork_next_addr(struct branch *b)
 {
 	struct pctx	*ctx = b->ctx;
 	struct branch	*nb;
@@ -351,10 +401,10 @@ fork_next_addr(struct branch *b)
 	}
 	b->nmore = 0;
 	log_info("proxy %s: trying the next address of %s",
-	    pctx_callid(ctx, cid, sizeof(cid)), b->ruri);
+	    proxy_ctx_callid(ctx, cid, sizeof(cid)), b->ruri);
 	b->replaced = true;	/* its answer no longer competes (16.7) */
 	if (branch_send(nb) == -1) {
-		fork_branch_done(nb);
+		proxy_fork_branch_done(nb);
 		return (true);
 	}
 	return (true);
@@ -369,7 +419,7 @@ target_ruri(const struct pctx *ctx, const struct target *t)
 }
 
 static bool
-fork_pending(const struct pctx *ctx)
+proxy_fork_pending(const struct pctx *ctx)
 {
 	unsigned	i;
 
@@ -381,15 +431,16 @@ fork_pending(const struct pctx *ctx)
 
 /* Serial: start the next usable target.  false when none is left. */
 static bool
-fork_next_serial(struct pctx *ctx)
+proxy_fork_next_serial(struct pctx *ctx)
 {
 	while (ctx->next < ctx->norder) {
 		const struct target	*t =
 		    &ctx->route->targets[ctx->order[ctx->next++]];
 
-		if (!route_target_usable(t))
+		if (!gw_target_usable(t))
 			continue;
-		if (fork_start(ctx, target_ruri(ctx, t), &t->dest, t) == 0)
+		if (proxy_fork_start(ctx, target_ruri(ctx, t), &t->dest,
+		    t) == 0)
 			return (true);
 	}
 	return (false);
@@ -397,7 +448,7 @@ fork_next_serial(struct pctx *ctx)
 
 /* Send the request along a route: every target, or the first of a series. */
 void
-fork_route(struct pctx *ctx, struct route *r)
+proxy_fork_route(struct pctx *ctx, struct route *r)
 {
 	unsigned	i, started = 0;
 	char		cid[128];
@@ -407,12 +458,12 @@ fork_route(struct pctx *ctx, struct route *r)
 	ctx->next = 0;
 	ctx->starting++;
 	if (r->fork == FORK_SERIAL)
-		started = fork_next_serial(ctx);
+		started = proxy_fork_next_serial(ctx);
 	else {
 		for (i = 0; i < ctx->norder; i++) {
 			const struct target	*t = &r->targets[ctx->order[i]];
 
-			if (route_target_usable(t) && fork_start(ctx,
+			if (gw_target_usable(t) && proxy_fork_start(ctx,
 			    target_ruri(ctx, t), &t->dest, t) == 0)
 				started++;
 		}
@@ -420,20 +471,77 @@ fork_route(struct pctx *ctx, struct route *r)
 	}
 	if (started == 0) {
 		log_info("proxy %s: route %s has no usable target",
-		    pctx_callid(ctx, cid, sizeof(cid)), r->name ? r->name :
+		    proxy_ctx_callid(ctx, cid, sizeof(cid)), r->name ? r->name :
 		    "-");
 		branch_failed(ctx, 503);
 	}
 	ctx->starting--;
-	fork_evaluate(ctx);
+	proxy_fork_evaluate(ctx);
+}
+
+/*
+ * RFC 3261 16.7 step 4: the Contacts we recursed on leave the 3xx of b;
+ * with none left the 3xx leaves the response context (a proxy that
+ * recursed on every Contact SHOULD NOT return it), so the best of the
+ * new branches is chosen instead.
+ */
+static void
+proxy_fork_drop_contacts(struct branch *b, const bool *tried,
+    unsigned ntried)
+{
+	const struct sipmsg	*m = b->final;
+	struct sipmsg		*nm;
+	struct slice		*v;
+	struct buf		 out;
+	unsigned		 n, i, left = 0;
+	char			 err[128];
+
+	n = sipmsg_values(m, SH_CONTACT, NULL, 0);
+	v = xcalloc(n + 1, sizeof(*v));
+	n = sipmsg_values(m, SH_CONTACT, v, n);
+	buf_init(&out, m->len);
+	buf_add(&out, m->buf, m->h[0].off);	/* the status line */
+	for (i = 0; i < m->nh; i++) {
+		const struct sip_hline	*h = &m->h[i];
+
+		if (h->id == SH_CONTACT)
+			continue;
+		buf_add(&out, m->buf + h->off, h->len);
+		if (h->len < 2 || m->buf[h->off + h->len - 1] != '\n')
+			buf_add(&out, "\r\n", 2);	/* the last line */
+	}
+	for (i = 0; i < n; i++) {
+		if (i < ntried && tried[i])
+			continue;
+		buf_adds(&out, left++ == 0 ? "Contact: " : ", ");
+		buf_add(&out, v[i].p, v[i].len);
+	}
+	free(v);
+	if (left == 0) {
+		b->recursed = true;
+		buf_cleanup(&out);
+		return;
+	}
+	buf_add(&out, "\r\n\r\n", 4);
+	buf_add(&out, m->buf + m->body_off, m->body_len);
+	nm = sipmsg_new(out.p, out.len);
+	buf_cleanup(&out);
+	if (sipmsg_parse(nm, err, sizeof(err)) != 0) {
+		sipmsg_free(nm);	/* cannot happen: it parsed before */
+		b->recursed = true;
+		return;
+	}
+	sipmsg_free(b->final);
+	b->final = nm;
 }
 
 /* 16.5: the Contacts of a 3xx become new branches (route recurse = true). */
 static void
-fork_recurse(struct pctx *ctx, const struct branch *b)
+proxy_fork_recurse(struct pctx *ctx, struct branch *b)
 {
 	struct slice	 v[16];
-	unsigned	 n, i, j;
+	bool		 tried[16];
+	unsigned	 n, i, j, ntried = 0;
 	char		 cid[128], err[128];
 
 	n = sipmsg_values(b->final, SH_CONTACT, v, 16);
@@ -442,11 +550,12 @@ fork_recurse(struct pctx *ctx, const struct branch *b)
 		struct dest	d;
 		bool		seen = false;
 
+		tried[i] = false;
 		if (ctx->redirects >= ctx->route->max_redirects) {
 			log_info("proxy %s: redirect limit %u reached",
-			    pctx_callid(ctx, cid, sizeof(cid)),
+			    proxy_ctx_callid(ctx, cid, sizeof(cid)),
 			    ctx->route->max_redirects);
-			return;
+			break;
 		}
 		for (j = 0; j < ctx->nbr; j++)	/* no loops */
 			if (strlen(ctx->br[j]->ruri) == uri.len &&
@@ -456,20 +565,26 @@ fork_recurse(struct pctx *ctx, const struct branch *b)
 		if (seen || !sipuri_fits_ruri(uri) ||
 		    dest_from_uri(uri, &d, err, sizeof(err)) != 0)
 			continue;
+		if (ctx->nbr == MAX_BRANCHES)
+			break;
 		ctx->redirects++;
 		log_info("proxy %s: %d: recursing to " SLICE_FMT,
-		    pctx_callid(ctx, cid, sizeof(cid)), b->code,
+		    proxy_ctx_callid(ctx, cid, sizeof(cid)), b->code,
 		    SLICE_ARG(uri));
-		fork_start(ctx, uri, &d, NULL);
+		proxy_fork_start(ctx, uri, &d, NULL);
+		tried[i] = true;
+		ntried++;
 	}
+	if (ntried > 0)
+		proxy_fork_drop_contacts(b, tried, i);
 }
 
 /*
  * Nothing is pending: try the route's on_failure rules for the best code,
  * else answer the caller.  A 6xx is answered at once.
  */
-void
-fork_evaluate(struct pctx *ctx)
+static void
+proxy_fork_evaluate(struct pctx *ctx)
 {
 	struct branch	*best;
 	bool		 pending;
@@ -478,7 +593,7 @@ fork_evaluate(struct pctx *ctx)
 
 	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
 		return;
-	best = reply_best(ctx, &pending);
+	best = proxy_reply_best(ctx, &pending);
 	if (best == NULL || (pending && best->code < 600))
 		return;
 	if (!pending && !ctx->cancelled && ctx->route != NULL &&
@@ -490,20 +605,20 @@ fork_evaluate(struct pctx *ctx)
 			if (!codeset_match(&f->codes, best->code))
 				continue;
 			log_info("proxy %s: %d (%s): on_failure to route %s",
-			    pctx_callid(ctx, cid, sizeof(cid)), best->code,
+			    proxy_ctx_callid(ctx, cid, sizeof(cid)), best->code,
 			    sip_cause_name(sip_cause(best->code)),
 			    f->route_name);
 			ctx->failure_depth++;
-			fork_route(ctx, f->route);
+			proxy_fork_route(ctx, f->route);
 			return;
 		}
 	}
-	reply_finish(ctx);
+	proxy_reply_finish(ctx);
 }
 
 /* A branch has its final (non-2xx) answer, or was given up on. */
-void
-fork_branch_done(struct branch *b)
+static void
+proxy_fork_branch_done(struct branch *b)
 {
 	struct pctx	*ctx = b->ctx;
 	char		 cause[64];
@@ -514,23 +629,24 @@ fork_branch_done(struct branch *b)
 	if (b->code >= 600 && ctx->st->kind == TXN_IST) {
 		snprintf(cause, sizeof(cause), "SIP;cause=%d;text=\"%s\"",
 		    b->code, sip_reason(b->code));
-		fork_cancel_others(ctx, cause);
+		proxy_fork_cancel_others(ctx, cause);
 	} else if (!ctx->cancelled && ctx->route != NULL) {
 		if (b->code < 400 && b->final != NULL && ctx->route->recurse)
-			fork_recurse(ctx, b);
-		if (ctx->route->fork == FORK_SERIAL && !fork_pending(ctx) &&
+			proxy_fork_recurse(ctx, b);
+		if (ctx->route->fork == FORK_SERIAL &&
+		    !proxy_fork_pending(ctx) &&
 		    codeset_match(&ctx->route->failover, b->code) &&
-		    fork_next_serial(ctx))
+		    proxy_fork_next_serial(ctx))
 			return;
-	} else if (!ctx->cancelled && ctx->loc != NULL && !fork_pending(ctx) &&
-	    fork_next_group(ctx))
+	} else if (!ctx->cancelled && ctx->loc != NULL &&
+	    !proxy_fork_pending(ctx) && proxy_fork_next_group(ctx))
 		return;		/* the next q group */
-	fork_evaluate(ctx);
+	proxy_fork_evaluate(ctx);
 }
 
 /* CANCEL the branches still pending (after a 2xx or a 6xx). */
-void
-fork_cancel_others(struct pctx *ctx, const char *reason)
+static void
+proxy_fork_cancel_others(struct pctx *ctx, const char *reason)
 {
 	unsigned	i;
 
@@ -546,11 +662,111 @@ fork_cancel_others(struct pctx *ctx, const char *reason)
 
 /* The caller cancelled (or ospreyctl did): CANCEL every pending branch. */
 void
-fork_cancel(struct pctx *ctx, const char *reason)
+proxy_fork_cancel(struct pctx *ctx, const char *reason)
 {
 	if (ctx->answered || ctx->final_sent || ctx->cancelled)
 		return;
 	ctx->cancelled = true;
-	fork_cancel_others(ctx, reason);
+	proxy_fork_cancel_others(ctx, reason);
 	timer_set(&ctx->cancel_timer, ctx->set->cancel_ms);
+}
+
+/* One next hop (a Route set, in dialog, relaying): a single branch. */
+void
+proxy_fork_hop(struct pctx *ctx, struct slice ruri, const struct dest *d)
+{
+	proxy_fork_start(ctx, ruri, d, NULL);
+	proxy_fork_evaluate(ctx);	/* the branch may have failed at once */
+}
+
+static void
+proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
+{
+	struct pctx	*ctx = ct->owner;
+	struct branch	*b = ctx->br[ct->slot];
+	int		 code = resp->status;
+	char		 cid[128];
+
+	if (code < 200) {	/* 100 is hop by hop (16.7 step 5) */
+		if (code > 100 && !ctx->final_sent && !ctx->answered)
+			proxy_reply_relay(ctx, resp, 0, NULL);
+		return;
+	}
+	if (code < 300) {
+		/*
+		 * A 2xx with only our Via cannot be relayed (16.7 step 3):
+		 * it must not count as the answer either, or the caller's
+		 * transaction waits forever for a final (fuzzer).  The
+		 * branch stays open and ends with its client transaction.
+		 */
+		if (!proxy_reply_relayable(resp)) {
+			log_peer("proxy %s: %d carries only our Via, ignored",
+			    proxy_ctx_callid(ctx, cid, sizeof(cid)), code);
+			return;
+		}
+		b->code = code;
+		timer_stop(&b->timeout);
+		log_info("proxy %s: %d from %s relayed",
+		    proxy_ctx_callid(ctx, cid, sizeof(cid)), code, ct->id);
+		proxy_reply_relay(ctx, resp, 0, NULL);
+		if (!ctx->answered) {
+			ctx->answered = true;
+			proxy_ctx_done(ctx);
+			timer_stop(&ctx->cancel_timer);
+			if (ctx->st != NULL && ctx->st->kind == TXN_IST)
+				proxy_fork_cancel_others(ctx, REASON_2XX);
+		}
+		return;
+	}
+	if (b->code != 0)
+		return;		/* already given up on (Timer C, timeout) */
+	b->code = code;
+	if (code == 503 && proxy_fork_next_addr(b))
+		return;		/* RFC 3263 4.3 */
+	if (proxy_reply_relayable(resp)) {
+		b->final = sipmsg_new(resp->buf, resp->len);
+		if (sipmsg_parse(b->final, cid, sizeof(cid)) != 0) {
+			sipmsg_free(b->final);
+			b->final = NULL;
+		}
+	}
+	log_info("proxy %s: %d from %s", proxy_ctx_callid(ctx, cid,
+	    sizeof(cid)), code, ct->id);
+	proxy_fork_branch_done(b);
+}
+
+static void
+proxy_fork_on_timeout(struct txn *ct, bool timer_c)
+{
+	struct pctx	*ctx = ct->owner;
+	struct branch	*b = ctx->br[ct->slot];
+
+	if (b->code != 0)
+		return;
+	if (timer_c && ct->state == TXN_PROCEEDING)
+		txn_client_cancel(ct, NULL);
+	b->code = 408;
+	if (!timer_c && ct->state == TXN_CALLING && proxy_fork_next_addr(b))
+		return;		/* no answer at all: the next address */
+	proxy_fork_branch_done(b);
+}
+
+static void
+proxy_fork_on_terminated(struct txn *t)
+{
+	struct pctx	*ctx = t->owner;
+
+	if (t->kind == TXN_IST || t->kind == TXN_NIST) {
+		ctx->st = NULL;
+		proxy_ctx_done(ctx);
+	} else {
+		struct branch	*b = ctx->br[t->slot];
+
+		b->ct = NULL;
+		if (b->code == 0) {
+			b->code = 408;
+			proxy_fork_branch_done(b);
+		}
+	}
+	proxy_ctx_unref(ctx);
 }

@@ -1,7 +1,19 @@
 #ifndef OSPREY_PROXY_INT_H
 #define OSPREY_PROXY_INT_H
 
-/* Shared by proxy.c, proxy_fork.c and proxy_reply.c only. */
+/*
+ * The internals of the proxy core, shared by its files and the unit tests.
+ * Calls run one way (dispatch -> front doors -> fork -> reply -> context):
+ *
+ *	proxy.c			dispatch: validate, decide, authorize
+ *	proxy_register.c	REGISTER for one of our domains
+ *	proxy_fork.c		branches, forking, the client transactions
+ *	proxy_reply.c		responses: generated, relayed, the best one
+ *	proxy_ctx.c		the shared state, the response context, ids
+ *
+ * A file calls only the files below it; nothing calls back up (events
+ * come up through the callbacks proxy.c registers with the txn layer).
+ */
 
 #include "location.h"
 #include "proxy.h"
@@ -28,6 +40,7 @@ struct branch {
 	struct tp_addr		*more;		/* owned: the next ones */
 	unsigned		 nmore;
 	bool			 replaced;	/* by the next address */
+	bool			 recursed;	/* on all its Contacts (3xx) */
 	const struct slice	*routes;	/* its own Route set (Path) */
 	unsigned		 nroutes;
 	struct tp_sock		*sock;		/* send from this one */
@@ -71,7 +84,7 @@ struct pctx {
 	struct slice		 routes[MAX_ROUTES];	/* into st->req */
 	unsigned		 nroutes;
 	char			*strict_ruri;	/* owned, see proxy_routes() */
-	unsigned		 starting;	/* inside fork_route() */
+	unsigned		 starting;	/* forking: no evaluation yet */
 	struct proxy_settings	*set;		/* a reference */
 	bool			 done;		/* counted out of pending */
 	struct loc_target	*loc;		/* owned: highest q first */
@@ -79,52 +92,106 @@ struct pctx {
 	unsigned		 loc_next;	/* the next q group */
 };
 
-/* proxy.c */
+/* proxy_ctx.c: the state every file of the core shares. */
 struct proxy_state {
 	struct event_base	*base;
 	struct tp		*tp;
 	struct proxy_settings	*cur;		/* for new requests */
 	struct proxy_stats	 stats;
 	uint64_t		 seed[2];
+	uint64_t		 bkey[2];	/* the MAC in our branches */
 	uint64_t		 serial;
 	unsigned		 pending;	/* contexts without a final */
 	bool			 stopping;
 };
 extern struct proxy_state P;
 
-void	 proxy_token(char *, size_t);
-void	 proxy_sl_tag(const struct sipmsg *, char *, size_t);
-void	 proxy_count_sent(int, bool);
-char	*proxy_forward_bytes(const struct sipmsg *, const struct tp_sock *,
+void	 proxy_ctx_init(struct event_base *, struct tp *,
+	    struct proxy_settings *);
+void	 proxy_ctx_settings_unref(struct proxy_settings *);
+struct pctx *proxy_ctx_new(struct txn *, struct tp_sock *,
+	    const struct tp_addr *, void (*)(void *));
+void	 proxy_ctx_done(struct pctx *);
+void	 proxy_ctx_unref(struct pctx *);
+const char *proxy_ctx_callid(const struct pctx *, char *, size_t);
+void	 proxy_ctx_token(char *, size_t);
+int	 proxy_ctx_via_dest(struct slice, struct dest *);
+void	 proxy_ctx_branch(const char *, char *, size_t);
+bool	 proxy_ctx_branch_ours(struct slice, struct slice, struct dest *);
+void	 proxy_ctx_sl_tag(const struct sipmsg *, char *, size_t);
+bool	 proxy_ctx_sl_tag_ours(struct slice);
+char	*proxy_ctx_topvia(const struct sipmsg *, const struct tp_addr *);
+void	 proxy_ctx_count_sent(int, bool);
+void	 proxy_ctx_count_challenge(int);
+bool	 proxy_ctx_domain(struct slice, uint16_t, struct slice *);
+bool	 proxy_ctx_identity(struct slice, struct slice *);
+void	 proxy_ctx_send(struct tp_sock *, const struct dest *, char *,
+	    size_t);
+
+/* proxy_reply.c: responses. */
+void	 proxy_reply_stateless(const struct sipmsg *, struct tp_sock *,
+	    const struct tp_addr *, int, const char *, const char *);
+void	 proxy_reply_challenge(const struct sipmsg *, struct tp_sock *,
+	    const struct tp_addr *, int, const char *);
+void	 proxy_reply_st(struct txn *, const char *, int, const char *,
+	    const char *);
+void	 proxy_reply_new_st(struct sipmsg *, struct tp_sock *,
+	    const struct tp_addr *, int, const char *, const char *);
+void	 proxy_reply_relay(struct pctx *, const struct sipmsg *, int,
+	    const char *);
+bool	 proxy_reply_relayable(const struct sipmsg *);
+bool	 proxy_reply_stray(const struct sipmsg *, struct tp_sock *);
+struct branch *proxy_reply_best(struct pctx *, bool *);
+void	 proxy_reply_finish(struct pctx *);
+
+/* proxy_fork.c: branches. */
+extern const struct txn_ops proxy_fork_txn_ops;
+char	*proxy_fork_bytes(const struct sipmsg *, const struct tp_sock *,
 	    const struct tp_sock *, const char *, const char *, struct slice,
 	    const struct slice *, unsigned, size_t *);
-char	*proxy_make_topvia(const struct sipmsg *, const struct tp_addr *);
-const char *pctx_callid(const struct pctx *, char *, size_t);
-
-/* proxy_fork.c */
-struct pctx *fork_ctx_new(struct txn *, struct tp_sock *,
+struct pctx *proxy_fork_new(struct txn *, struct tp_sock *,
 	    const struct tp_addr *);
-void	 fork_ctx_unref(struct pctx *);
-int	 fork_start(struct pctx *, struct slice, const struct dest *,
-	    const struct target *);
-bool	 fork_next_addr(struct branch *);
-void	 fork_route(struct pctx *, struct route *);
-void	 fork_location(struct pctx *, const struct aor *);
-void	 fork_cancel(struct pctx *, const char *);
-void	 fork_cancel_others(struct pctx *, const char *);
-void	 fork_branch_done(struct branch *);
-void	 fork_evaluate(struct pctx *);
-void	 fork_ctx_done(struct pctx *);
+void	 proxy_fork_hop(struct pctx *, struct slice, const struct dest *);
+void	 proxy_fork_route(struct pctx *, struct route *);
+void	 proxy_fork_location(struct pctx *, const struct aor *);
+void	 proxy_fork_cancel(struct pctx *, const char *);
 
-/* proxy_reply.c */
-void	 reply_stateless(const struct sipmsg *, struct tp_sock *,
-	    const struct tp_addr *, int, const char *, const char *);
-void	 reply_st(struct txn *, const char *, int, const char *,
-	    const char *);
-void	 reply_relay(struct pctx *, const struct sipmsg *, int,
-	    const char *);
-bool	 reply_relayable(const struct sipmsg *);
-void	 reply_finish(struct pctx *);
-struct branch *reply_best(struct pctx *, bool *);
+/* proxy_register.c: REGISTER for one of our domains (RFC 3261 10.3). */
+void	 proxy_register_request(struct sipmsg *, struct tp_sock *,
+	    const struct tp_addr *);
+
+/* proxy.c: where a request goes (16.4-16.5). */
+enum decision {
+	DEC_REJECT,	/* answer with code */
+	DEC_FOR_US,	/* OPTIONS to the proxy itself */
+	DEC_HOP,	/* one next hop: Route set, in dialog, relay */
+	DEC_ROUTE,	/* a route from the config */
+	DEC_REGISTER,	/* REGISTER for one of our domains */
+	DEC_LOCATION,	/* a user of ours: the location service */
+};
+
+/*
+ * What proxy_decide() found.  Only the fields of its decision are set
+ * (nothing is zeroed wholesale: the buffers are large); strict is owned.
+ */
+struct hop {
+	enum decision	 d;
+	int		 code;		/* DEC_REJECT (and 0 otherwise) */
+	char		 err[160];	/* DEC_REJECT: the reason */
+	struct slice	 ruri;		/* the Request-URI to send */
+	struct slice	 routes[MAX_ROUTES];	/* the Route set to send */
+	unsigned	 nroutes;
+	char		*strict;	/* owned: routes may point into it */
+	struct dest	 dest;		/* DEC_HOP */
+	bool		 foreign;	/* not one of our domains: relaying */
+	bool		 dialog;	/* came back through our Record-Route */
+	struct route	*route;		/* DEC_ROUTE */
+	struct slice	 user;		/* DEC_LOCATION */
+	struct slice	 domain;	/* DEC_LOCATION: ours, canonical */
+};
+
+int	 proxy_routes(const struct sipmsg *, struct slice *, unsigned *,
+	    struct slice *, bool *, bool *, char **);
+enum decision proxy_decide(const struct sipmsg *, struct hop *);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "proxy_int.h"
@@ -14,7 +15,7 @@
 
 /* "Reason: Q.850;cause=17;text="USER_BUSY"" plus extra, for code >= 300. */
 static void
-reply_extra(int code, const char *extra, struct buf *out)
+proxy_reply_extra(int code, const char *extra, struct buf *out)
 {
 	int	q;
 
@@ -28,21 +29,21 @@ reply_extra(int code, const char *extra, struct buf *out)
 }
 
 /* Stateless replies go back to the source, as rport would. */
-void
-reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
+static void
+proxy_reply_sl(const struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src, int code, const char *reason,
-    const char *extra)
+    const char *extra, bool challenge)
 {
 	struct buf	 b, ex;
 	struct tp_addr	 peer;
 	char		*topvia, tag[24];
 	struct slice	 top;
 
-	topvia = proxy_make_topvia(m, src);
+	topvia = proxy_ctx_topvia(m, src);
 	top = (struct slice){ topvia, strlen(topvia) };
-	proxy_sl_tag(m, tag, sizeof(tag));
+	proxy_ctx_sl_tag(m, tag, sizeof(tag));
 	buf_init(&ex, 128);
-	reply_extra(code, extra, &ex);
+	proxy_reply_extra(code, extra, &ex);
 	buf_init(&b, 512);
 	sipbuild_reply(m, code, reason, tag, &top, ex.p, &b);
 	txn_server_peer(m, src, &peer);
@@ -50,32 +51,67 @@ reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	buf_cleanup(&b);
 	buf_cleanup(&ex);
 	free(topvia);
-	proxy_count_sent(code, true);
+	if (challenge)
+		proxy_ctx_count_challenge(code);
+	else
+		proxy_ctx_count_sent(code, true);
 }
 
 void
-reply_st(struct txn *st, const char *topvia, int code, const char *reason,
+proxy_reply_stateless(const struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, int code, const char *reason,
     const char *extra)
+{
+	proxy_reply_sl(m, sock, src, code, reason, extra, false);
+}
+
+/*
+ * A digest challenge of ours (401 or 407 with the headers in hdrs), sent
+ * statelessly: counted apart, not as a failure.
+ */
+void
+proxy_reply_challenge(const struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, int code, const char *hdrs)
+{
+	proxy_reply_sl(m, sock, src, code, NULL, hdrs, true);
+}
+
+void
+proxy_reply_st(struct txn *st, const char *topvia, int code,
+    const char *reason, const char *extra)
 {
 	struct buf	 b, ex;
 	struct slice	 top = { topvia, strlen(topvia) };
 	char		 tag[24], *bytes;
 	size_t		 len;
 
-	proxy_token(tag, sizeof(tag));
+	proxy_ctx_token(tag, sizeof(tag));
 	buf_init(&ex, 128);
-	reply_extra(code, extra, &ex);
+	proxy_reply_extra(code, extra, &ex);
 	buf_init(&b, 512);
 	sipbuild_reply(st->req, code, reason, tag, &top, ex.p, &b);
 	buf_cleanup(&ex);
 	bytes = buf_steal(&b, &len);
 	if (txn_server_reply(st, code, bytes, len) == 0)
-		proxy_count_sent(code, true);
+		proxy_ctx_count_sent(code, true);
+}
+
+/* A server transaction with no forwarding behind it: answer and forget. */
+void
+proxy_reply_new_st(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, int code, const char *reason,
+    const char *extra)
+{
+	struct txn	*st = txn_server_new(m, sock, src);
+	char		*topvia = proxy_ctx_topvia(m, src);
+
+	proxy_reply_st(st, topvia, code, reason, extra);
+	free(topvia);
 }
 
 /* A response is relayed only if a Via remains once ours is gone (16.7). */
 bool
-reply_relayable(const struct sipmsg *resp)
+proxy_reply_relayable(const struct sipmsg *resp)
 {
 	unsigned	i, lines = 0;
 
@@ -88,7 +124,7 @@ reply_relayable(const struct sipmsg *resp)
 
 /* Relay a response upstream; a 2xx goes even when the st is done. */
 void
-reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
+proxy_reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
     const char *extra)
 {
 	struct buf	 b;
@@ -96,9 +132,9 @@ reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
 	char		*bytes, cid[128];
 	bool		 ok2xx = resp->status >= 200 && resp->status < 300;
 
-	if (!reply_relayable(resp)) {
+	if (!proxy_reply_relayable(resp)) {
 		log_peer("proxy %s: %d carries only our Via, not relayed",
-		    pctx_callid(ctx, cid, sizeof(cid)), resp->status);
+		    proxy_ctx_callid(ctx, cid, sizeof(cid)), resp->status);
 		return;
 	}
 	buf_init(&b, resp->len + 64);
@@ -109,19 +145,66 @@ reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
 	    ctx->st->state != TXN_ACCEPTED)) {
 		if (txn_server_reply(ctx->st, code ? code : resp->status,
 		    bytes, len) == 0)
-			proxy_count_sent(code ? code : resp->status, false);
+			proxy_ctx_count_sent(code ? code : resp->status, false);
 		return;
 	}
 	if (ok2xx) {	/* 16.7 step 5: every 2xx, state or not */
 		tp_send(ctx->in_sock, &ctx->up_peer, bytes, len);
-		proxy_count_sent(resp->status, false);
+		proxy_ctx_count_sent(resp->status, false);
 	}
 	free(bytes);
 }
 
+/*
+ * Lower wins: 6xx, then the lowest class; 401/407/415/420/484 lead 4xx.
+ * 2xx never gets here (sent at once); a chosen 503 goes out as 500.
+ */
+int
+proxy_reply_rank(int code)
+{
+	int	class = code / 100;
+	bool	retry = code == 401 || code == 407 || code == 415 ||
+		    code == 420 || code == 484;
+
+	return ((class == 6 ? 0 : class) * 1000 + (retry ? 0 : 100) +
+	    code % 100);
+}
+
+/*
+ * A response that matches no client transaction (RFC 3261 16.7, 16.11):
+ * sent on statelessly by the next Via, when the top Via is ours (sent-by
+ * one of our sockets, and a branch we made for that next Via), so a late
+ * 2xx retransmission still reaches the caller and nobody else can use us
+ * as a reflector.  A 100 stays hop by hop.  false: not ours, not sent.
+ */
+bool
+proxy_reply_stray(const struct sipmsg *m, struct tp_sock *sock)
+{
+	struct slice	 v[2];
+	struct dest	 d;
+	struct buf	 b;
+	size_t		 len;
+	char		*bytes;
+
+	if (m->status == 100 || !tp_is_local(P.tp, m->via_host, m->via_port) ||
+	    sipmsg_values(m, SH_VIA, v, 2) < 2 ||
+	    !proxy_reply_relayable(m) ||
+	    !proxy_ctx_branch_ours(m->branch, v[1], &d))
+		return (false);
+	buf_init(&b, m->len + 64);
+	sipbuild_response(m, 0, NULL, &b);
+	bytes = buf_steal(&b, &len);
+	log_info("proxy " SLICE_FMT ": %d matches no transaction, sent on "
+	    "statelessly", SLICE_ARG(m->callid), m->status);
+	P.stats.stateless_relayed++;
+	proxy_ctx_count_sent(m->status, false);
+	proxy_ctx_send(sock, &d, bytes, len);
+	return (true);
+}
+
 /* The best final so far (lowest rank); *pending if a branch is still out. */
 struct branch *
-reply_best(struct pctx *ctx, bool *pending)
+proxy_reply_best(struct pctx *ctx, bool *pending)
 {
 	struct branch	*best = NULL;
 	unsigned	 i;
@@ -134,8 +217,8 @@ reply_best(struct pctx *ctx, bool *pending)
 			*pending = true;
 			continue;
 		}
-		if (b->code < 300 || b->replaced)
-			continue;
+		if (b->code < 300 || b->replaced || b->recursed)
+			continue;	/* out of the response context */
 		if (best == NULL || proxy_reply_rank(b->code) <
 		    proxy_reply_rank(best->code))
 			best = b;
@@ -148,7 +231,7 @@ reply_best(struct pctx *ctx, bool *pending)
  * 401 and 407 of this context.
  */
 static char *
-merge_challenges(struct pctx *ctx, const struct branch *best)
+proxy_reply_merge_challenges(struct pctx *ctx, const struct branch *best)
 {
 	struct buf	b;
 	unsigned	i, j;
@@ -183,9 +266,32 @@ merge_challenges(struct pctx *ctx, const struct branch *best)
 	return (buf_steal(&b, NULL));
 }
 
+/*
+ * The Reason of a 503 we relay as 500 (16.7 step 6): that 500 is ours, so
+ * it carries our Q.850 cause, unless the 503 came with a Q.850 Reason of
+ * its own (one per protocol, RFC 3326).  NULL: nothing to add.
+ */
+static char *
+proxy_reply_own_reason(const struct sipmsg *final, int code)
+{
+	struct slice	v[8];
+	struct buf	b;
+	unsigned	n, i;
+
+	n = sipmsg_values(final, SH_REASON, v, 8);
+	for (i = 0; i < n && i < 8; i++)
+		if (v[i].len >= 5 && strncasecmp(v[i].p, "Q.850", 5) == 0 &&
+		    (v[i].len == 5 || v[i].p[5] == ';' || v[i].p[5] == ' ' ||
+		    v[i].p[5] == '\t'))
+			return (NULL);
+	buf_init(&b, 96);
+	proxy_reply_extra(code, NULL, &b);
+	return (buf_steal(&b, NULL));
+}
+
 /* Every branch is done (or a 6xx came): send the best final upstream. */
 void
-reply_finish(struct pctx *ctx)
+proxy_reply_finish(struct pctx *ctx)
 {
 	struct branch	*best;
 	bool		 pending;
@@ -195,12 +301,12 @@ reply_finish(struct pctx *ctx)
 
 	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
 		return;
-	if ((best = reply_best(ctx, &pending)) == NULL)
+	if ((best = proxy_reply_best(ctx, &pending)) == NULL)
 		return;
 	if (pending && best->code < 600)
 		return;
 	ctx->final_sent = true;
-	fork_ctx_done(ctx);
+	proxy_ctx_done(ctx);
 	timer_stop(&ctx->cancel_timer);
 	code = best->code;
 	if (ctx->cancelled && code < 600) {
@@ -212,18 +318,21 @@ reply_finish(struct pctx *ctx)
 	}
 	sent = code == 503 ? 500 : code;
 	log_info("proxy %s: final %d to caller cause=%s",
-	    pctx_callid(ctx, cid, sizeof(cid)), sent,
+	    proxy_ctx_callid(ctx, cid, sizeof(cid)), sent,
 	    sip_cause_name(sip_cause(sent)));
 	if (ctx->st->kind == TXN_NIST && code == 408 && best->final == NULL) {
-		/* RFC 4320: no 408 to a non-INVITE; the caller timed out too. */
+		/* RFC 4320: no 408 to a non-INVITE; its caller timed out. */
 		txn_enter(ctx->st, TXN_TERMINATED);
 		return;
 	}
 	if (best->final != NULL && best->code == code) {
 		if (code == 401 || code == 407)
-			extra = merge_challenges(ctx, best);
-		reply_relay(ctx, best->final, sent == code ? 0 : sent, extra);
+			extra = proxy_reply_merge_challenges(ctx, best);
+		else if (sent != code)
+			extra = proxy_reply_own_reason(best->final, sent);
+		proxy_reply_relay(ctx, best->final, sent == code ? 0 : sent,
+		    extra);
 		free(extra);
 	} else
-		reply_st(ctx->st, ctx->topvia, sent, NULL, NULL);
+		proxy_reply_st(ctx->st, ctx->topvia, sent, NULL, NULL);
 }

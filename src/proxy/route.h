@@ -90,7 +90,6 @@ const struct route *route_match(const struct route_table *, struct slice,
 unsigned	 route_order(struct route *, struct slice, unsigned *);
 void		 route_table_free(struct route_table *);
 int		 dest_from_uri(struct slice, struct dest *, char *, size_t);
-bool		 route_target_usable(const struct target *);
 const char	*route_fork_name(enum fork_mode);
 const char	*route_balance_name(enum balance);
 

@@ -204,6 +204,19 @@ auth_users_count(const struct auth_users *u)
 	return (u == NULL ? 0 : u->n);
 }
 
+/* fn with each "user:realm" of the file, in no particular order. */
+void
+auth_users_foreach(const struct auth_users *u, void (*fn)(const char *,
+    void *), void *arg)
+{
+	const struct hnode	*n;
+	size_t			 i;
+
+	for (i = 0; u != NULL && i < u->tab.nb; i++)
+		for (n = u->tab.b[i]; n != NULL; n = n->next)
+			fn(((const struct auth_user *)n)->key, arg);
+}
+
 /* Users in the file in use. */
 unsigned
 auth_users_count_now(void)
@@ -534,6 +547,16 @@ creds_for(const struct sipmsg *m, bool proxy, struct slice realm,
 			return (v);
 	}
 	return ((struct slice){ NULL, 0 });
+}
+
+/* The realm of one Digest credentials value, unquoted; false if none. */
+bool
+auth_creds_realm(struct slice v, char *out, size_t len)
+{
+	struct creds	c;
+
+	return (creds_parse(v, &c) == 0 && c.realm.len > 0 &&
+	    unquote(c.realm, out, len) == 0);
 }
 
 /*

@@ -45,6 +45,8 @@ struct auth_users;
 struct auth_users *auth_users_load(const char *, char *, size_t);
 void	 auth_users_free(struct auth_users *);
 unsigned auth_users_count(const struct auth_users *);
+void	 auth_users_foreach(const struct auth_users *,
+	    void (*)(const char *, void *), void *);
 unsigned auth_users_count_now(void);
 
 void	 auth_init(const uint8_t secret[32]);
@@ -59,6 +61,7 @@ enum auth_result auth_check(const struct sipmsg *, bool proxy,
 void	 auth_challenge(struct buf *, bool proxy, struct slice realm,
 	    bool stale);
 void	 auth_settings_cleanup(struct auth_settings *);
+bool	 auth_creds_realm(struct slice, char *, size_t);
 void	 auth_stamp(struct slice, char[17]);
 bool	 auth_stamp_ok(struct slice, struct slice);
 

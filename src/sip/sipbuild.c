@@ -242,7 +242,8 @@ sipbuild_request(const struct sipmsg *m, const struct fwd *f, struct buf *out)
 			sipbuild_routes(f->routes, f->nroutes, out);
 			continue;
 		default:
-			add_raw(out, m, h);
+			if (f->drop == NULL || !f->drop[i])
+				add_raw(out, m, h);
 		}
 	}
 	if (!routes_done)

@@ -16,6 +16,7 @@ struct fwd {
 	unsigned	 nroutes;
 	int		 max_forwards;
 	const char	*extra;		/* more header lines, or NULL */
+	const bool	*drop;		/* per header line of m: left out */
 };
 
 void	sipbuild_vias(const struct sipmsg *, const struct slice *,

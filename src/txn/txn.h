@@ -77,6 +77,8 @@ struct txn {
 	int		 slot;		/* the transaction user's */
 	struct txn	*reap_next;
 	char		*callid;	/* owned, for logs; may be NULL */
+	size_t		 bytes;		/* counted in txn_bytes() */
+	bool		 open;		/* counted in txn_open() */
 	char		 id[24];
 };
 
@@ -85,6 +87,8 @@ void		 txn_init(struct event_base *, const struct txn_settings *,
 void		 txn_set_settings(const struct txn_settings *);
 void		 txn_shutdown(void);
 unsigned	 txn_count(void);
+unsigned	 txn_open(void);
+size_t		 txn_bytes(void);
 void		 txn_stats(uint64_t *created, uint64_t *timed_out);
 void		 txn_foreach(void (*)(struct txn *, void *), void *);
 const char	*txn_state_name(enum txn_state);
@@ -105,6 +109,7 @@ void		 txn_enter(struct txn *, enum txn_state);
 void		 txn_xmit(struct txn *);
 void		 txn_set_callid(struct txn *, struct slice);
 void		 txn_set_ops(struct txn *, const struct txn_ops *);
+void		 txn_trim(struct txn *);
 const char	*txn_callid(const struct txn *);
 const struct txn_settings *txn_settings(void);
 

@@ -74,7 +74,8 @@ send_cancel(struct txn *t)
 	    (struct slice){ "CANCEL", 6 }, bytes, len, t->sock, &t->peer,
 	    NULL, 0);
 	if (t->callid != NULL)
-		ct->callid = xstrdup(t->callid);
+		txn_set_callid(ct, (struct slice){ t->callid,
+		    strlen(t->callid) });
 	sipmsg_free(inv);
 	t->cancel_sent = true;
 	t->cancel_pending = false;
@@ -98,6 +99,7 @@ txn_client_cancel(struct txn *t, const char *reason)
 	if (reason != NULL) {
 		free(t->cancel_reason);
 		t->cancel_reason = xstrdup(reason);
+		txn_trim(t);
 	}
 	if (t->state == TXN_PROCEEDING)
 		send_cancel(t);

@@ -41,6 +41,7 @@ txn_server_new(struct sipmsg *req, struct tp_sock *sock,
 	t->sock = sock;
 	txn_server_peer(req, src, &t->peer);
 	t->state = req->method == SM_INVITE ? TXN_PROCEEDING : TXN_TRYING;
+	txn_trim(t);
 	return (t);
 }
 
@@ -79,6 +80,8 @@ txn_server_reply(struct txn *t, int code, char *bytes, size_t len)
 	txn_xmit(t);
 	if (next != t->state)
 		txn_enter(t, next);
+	else
+		txn_trim(t);
 	return (0);
 refuse:
 	free(bytes);

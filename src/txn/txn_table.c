@@ -21,6 +21,8 @@ static struct {
 	struct timer		 reaper;
 	uint64_t		 serial;
 	uint64_t		 timed_out;
+	unsigned		 open;		/* with work left (txn_is_open) */
+	size_t			 bytes;		/* held by all in the table */
 	bool			 up;
 } T;
 
@@ -82,6 +84,83 @@ unsigned
 txn_count(void)
 {
 	return ((unsigned)T.table.n);
+}
+
+/*
+ * Transactions in progress: waiting for a final response, or (an INVITE
+ * server transaction that sent one >= 300) retransmitting it until the
+ * ACK.  Those that only absorb retransmissions until Timer D, H's
+ * successor I, J, K, L or M do not count here, only in txn_bytes().
+ */
+unsigned
+txn_open(void)
+{
+	return (T.open);
+}
+
+/* Heap bytes held by the transactions in the table (malloc's own aside). */
+size_t
+txn_bytes(void)
+{
+	return (T.bytes);
+}
+
+static bool
+txn_is_open(const struct txn *t)
+{
+	switch (t->state) {
+	case TXN_TRYING:
+	case TXN_CALLING:
+	case TXN_PROCEEDING:
+		return (true);
+	case TXN_COMPLETED:
+		return (t->kind == TXN_IST);	/* Timer G until the ACK */
+	default:
+		return (false);
+	}
+}
+
+static size_t
+txn_size(const struct txn *t)
+{
+	size_t	n = sizeof(*t) + t->node.klen + 1 + t->outlen;
+
+	if (t->req != NULL)
+		n += sizeof(*t->req) + t->req->len + 1 +
+		    t->req->hcap * sizeof(*t->req->h);
+	if (t->callid != NULL)
+		n += strlen(t->callid) + 1;
+	if (t->cancel_reason != NULL)
+		n += strlen(t->cancel_reason) + 1;
+	return (n);
+}
+
+/*
+ * After t changed: drop the bytes no later state sends again (the INVITE
+ * server transaction's final once ACKed or a 2xx, which RFC 6026 leaves to
+ * the TU; a client's request once it is answered), and count the rest.
+ */
+void
+txn_trim(struct txn *t)
+{
+	bool	done = t->state == TXN_TERMINATED;
+	bool	open;
+	size_t	bytes;
+
+	if ((t->kind == TXN_IST && (t->state == TXN_CONFIRMED ||
+	    t->state == TXN_ACCEPTED)) ||
+	    (t->kind == TXN_ICT && t->state == TXN_ACCEPTED) ||
+	    (t->kind == TXN_NICT && t->state == TXN_COMPLETED)) {
+		free(t->out);
+		t->out = NULL;
+		t->outlen = 0;
+	}
+	open = !done && txn_is_open(t);
+	bytes = done ? 0 : txn_size(t);
+	T.open = T.open - t->open + open;
+	T.bytes = T.bytes - t->bytes + bytes;
+	t->open = open;
+	t->bytes = bytes;
 }
 
 /* Every transaction in the table (for ospreyctl; fn must not unlink). */
@@ -246,6 +325,7 @@ txn_alloc(enum txn_kind kind, struct buf *key)
 	timer_init(&t->life, T.base, txn_life_fire, t);
 	timer_init(&t->c, T.base, txn_c_fire, t);
 	hashtab_insert(&T.table, &t->node, t->key, klen);
+	txn_trim(t);
 	return (t);
 }
 
@@ -260,6 +340,7 @@ txn_set_callid(struct txn *t, struct slice callid)
 {
 	free(t->callid);
 	t->callid = xstrndup(callid.p, callid.len);
+	txn_trim(t);
 }
 
 const char *
@@ -296,6 +377,7 @@ txn_enter(struct txn *t, enum txn_state next)
 		timer_stop(&t->retx);
 		timer_stop(&t->life);
 		timer_stop(&t->c);
+		txn_trim(t);
 		hashtab_remove(&T.table, &t->node);
 		if (t->owner != NULL && t->ops->terminated != NULL)
 			t->ops->terminated(t);
@@ -352,6 +434,7 @@ txn_enter(struct txn *t, enum txn_state next)
 		}
 		break;
 	}
+	txn_trim(t);
 }
 
 static void

@@ -2,8 +2,8 @@
 
 import time
 
-from sip import (NON2XX, SDP, match, parse_uri, sipnet,  # noqa: F401
-                 uri_of)
+from sip import (NON2XX, SDP, Endpoint, match, new_branch,  # noqa: F401
+                 parse_uri, reglab, sipnet, uri_of)
 
 
 def test_full_call(sipnet):
@@ -211,3 +211,98 @@ def test_timer_c_cancels_ringing_branch(sipnet):
     call.check_vias(final)
     call.ack(final)
     assert net.proxy.alive()
+
+
+DOWNSTREAM_CRED = ('Digest username="alice", realm="far.example.org", '
+                   'nonce="0123456789abcdef", uri="sip:bob@example.test", '
+                   'response="00112233445566778899aabbccddeeff", '
+                   'algorithm=MD5')
+
+
+def test_own_realm_credentials_consumed(reglab):
+    """alice authenticates her INVITE for bob with Proxy-Authorization for
+    our realm and carries another for a proxy further on: bob gets the
+    other one only. Credentials for our realm are ours to consume (RFC
+    3261 20.28, 22.3; Kamailio's consume_credentials()), so the next hop
+    never sees the user's digest; another realm's are not ours."""
+    reglab.start(users={"alice": "wonderland", "bob": "builder"},
+                 auth={"nonce_expiry": 300},
+                 registrar={"min_expires": 60, "max_expires": 3600})
+    bob = reglab.phone("bob", "builder")
+    assert bob.register(expires=600).code == 200
+    alice = reglab.phone("alice", "wonderland")
+    call = alice.call("sip:bob@example.test")
+    r = alice.invite_auth(call, headers=[
+        ("Proxy-Authorization", DOWNSTREAM_CRED)])
+    assert r.code == 407, r
+    sent = [ln for ln in call.invite_bytes.decode(errors="replace")
+            .split("\r\n") if ln.lower().startswith("proxy-authorization")]
+    assert len(sent) == 2 and 'realm="example.test"' in " ".join(sent), \
+        "alice did not send both credentials: %r" % sent
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.lines("proxy-authorization") == [DOWNSTREAM_CRED], \
+        inv.text()
+    bob.uas.respond(inv, 486)
+    r = call.ep.expect(call.resp(NON2XX))
+    assert r.code == 486, r
+    call.ack(r)
+    assert reglab.proxy.alive()
+
+
+def _via_lines(data):
+    """The lines of a message and the indexes of its Via lines."""
+    lines = data.split(b"\r\n")
+    return lines, [i for i, ln in enumerate(lines)
+                   if ln.lower().startswith(b"via:")]
+
+
+def test_late_2xx_sent_on_statelessly(sipnet):
+    """The callee's 200 comes again after both transactions are gone
+    (T1 = 20 ms: Timers L and M end at 1.28 s). No state is left, but the
+    top Via is the proxy's (its sent-by, and a branch it made for that
+    next Via), so the 200 goes on by the next Via to the caller (RFC 3261
+    16.7, 16.11). Not ours, still dropped: another sent-by, our sent-by
+    with a branch we did not make, and our Via over a next Via rewritten
+    to point elsewhere (no reflection to a third party)."""
+    net = sipnet(timers={"t1": 20, "t2": 400})
+    px, uas, caller = net.proxy, net.uas, net.caller
+    call = net.call()
+    call.invite()
+    inv = uas.expect("INVITE", call_id=call.call_id)
+    ok = uas.respond(inv, 200, body=SDP)
+    first = caller.expect(call.resp(200))
+    time.sleep(64 * 0.020 + 0.5)       # Timers L and M, and a margin
+
+    victim = Endpoint()
+    try:
+        lines, vias = _via_lines(ok)
+        assert len(vias) == 2, ok
+        top, nxt = lines[vias[0]], lines[vias[1]]
+        port = str(px.port).encode()
+        forged = [
+            ok.replace(top, top.replace(b":" + port, b":1")),
+            ok.replace(top, top.split(b";branch=")[0] + b";branch=" +
+                       new_branch().encode() + b"0123456789abcdef"),
+            ok.replace(nxt, nxt.replace(
+                b"rport=%d" % caller.port, b"rport=%d" % victim.port)),
+        ]
+        assert all(f != ok for f in forged), "a forgery changed nothing"
+        for f in forged:
+            uas.ep.send(f, px.addr)
+        got = caller.collect(0.5, call.resp(200))
+        assert got == [], "a forged 200 went on: %r" % got
+        assert victim.collect(0.2) == [], "reflected to a third party"
+
+        uas.ep.send(ok, px.addr)
+        again = caller.expect(call.resp(200), timeout=1)
+        assert again.to_tag == first.to_tag
+        call.check_vias(again)
+        assert again.body == first.body
+        call.ack(again)
+        uas.expect("ACK", call_id=call.call_id)
+    finally:
+        victim.close()
+    time.sleep(0.05)
+    log = px.log_text()
+    assert log.count("sent on statelessly") == 1, log
+    assert px.alive()

@@ -290,6 +290,33 @@ def test_serial_failover_on_486(lab):
     assert px.alive()
 
 
+def test_serial_default_failover_on_503(lab):
+    """fork = serial with the default failover (408 and 5xx, no failover
+    key): A answers 503; A gets its ACK, B gets the INVITE on a new
+    branch, and the caller sees B's answer only (no 503, no 500)."""
+    a, b = lab.uas(), lab.uas()
+    px = lab.start(config(route([a.target, b.target], fork="serial")))
+    call = lab.call()
+    call.invite()
+    ia = a.expect("INVITE", call_id=call.call_id)
+    check_forwarded(ia, call, px)
+    no_invite(b, 0.2)
+
+    a.respond(ia, 503)
+    check_hop_ack(a, ia)
+    ib = b.expect("INVITE", timeout=1, call_id=call.call_id)
+    check_forwarded(ib, call, px)
+    assert ib.branch != ia.branch
+    b.respond(ib, 486)
+    check_hop_ack(b, ib)
+
+    got = finals(call, 0.6)
+    assert [m.code for m in got] == [486], "caller finals %r" % got
+    assert got[0].to_tag == b.tag(ib), "not B's answer"
+    call.check_vias(got[0])
+    assert px.alive()
+
+
 @pytest.mark.parametrize("ringing", [False, True], ids=["silent", "180"])
 def test_serial_failover_on_target_timeout(lab, ringing):
     """A has timeout = 1000 ms: after ~1 s it counts as 408 (in the default
@@ -484,6 +511,36 @@ def test_generated_408_carries_q850_reason(lab):
     assert "cause=NO_USER_RESPONSE" in px.log_text()
 
 
+@pytest.mark.parametrize("theirs", [None, 'Q.850;cause=34;text="X"'],
+                         ids=["plain", "with-q850"])
+def test_all_503_gives_500_with_q850_reason(lab, theirs):
+    """Both branches answer 503: the caller gets 500 (16.7 step 6), a
+    failure the proxy makes itself, so it carries Reason: Q.850;cause=41;
+    text="NORMAL_TEMPORARY_FAILURE" (the cause of 500 and of 503), once.
+    When the chosen 503 brought a Q.850 Reason of its own, that one stays
+    and no second Q.850 value is added (RFC 3326: one per protocol)."""
+    a, b = lab.uas(), lab.uas()
+    lab.start(config(route([a.target, b.target])))
+    call = lab.call()
+    call.invite()
+    ia = a.expect("INVITE", call_id=call.call_id)
+    ib = b.expect("INVITE", call_id=call.call_id)
+    hs = [("Reason", theirs)] if theirs else []
+    a.respond(ia, 503, headers=hs)
+    b.respond(ib, 503, headers=hs)
+    got = finals(call, 0.6)
+    assert [m.code for m in got] == [500], "caller finals %r" % got
+    reasons = got[0].values("reason")
+    q850 = [r for r in reasons if r.upper().startswith("Q.850")]
+    if theirs:
+        assert q850 == [theirs], got[0].text()
+    else:
+        assert len(q850) == 1, got[0].text()
+        proto, rp = reason_of(got[0])
+        assert proto == "Q.850" and rp.get("cause") == "41" and \
+            rp.get("text") == '"NORMAL_TEMPORARY_FAILURE"', got[0].text()
+
+
 def test_generated_404_carries_q850_reason(lab):
     """Unknown user of our domain: 404 with Reason Q.850;cause=1
     (UNALLOCATED_NUMBER), and no INVITE anywhere."""
@@ -550,6 +607,53 @@ def test_3xx_recursion(lab, recurse):
         assert [m.code for m in got] == [302], "caller finals %r" % got
         assert uri_of(got[0].get("contact")) == b.contact_uri
         no_invite(b, 0.2)
+    call.check_vias(got[0])
+    assert px.alive()
+
+
+def test_3xx_recursion_new_branch_fails(lab):
+    """recurse = true, A's 302 names B and B answers 486: the caller gets
+    B's 486, the best of the new branches, and never the 302 the proxy
+    recursed on (RFC 3261 16.7 step 4: a 3xx whose Contacts were all
+    recursed on leaves the response context)."""
+    a, b = lab.uas(), lab.uas("carol")
+    px = lab.start(config(route([a.target], recurse=True)))
+    call = lab.call()
+    call.invite()
+    ia = a.expect("INVITE", call_id=call.call_id)
+    a.respond(ia, 302, headers=[("Contact", "<%s>" % b.contact_uri)],
+              contact=False)
+    check_hop_ack(a, ia)
+    ib = b.expect("INVITE", timeout=1, call_id=call.call_id)
+    assert ib.uri == b.contact_uri, ib.uri
+    b.respond(ib, 486)
+    check_hop_ack(b, ib)
+    got = finals(call, 0.6)
+    assert [m.code for m in got] == [486], "caller finals %r" % got
+    assert got[0].to_tag == b.tag(ib), "not B's answer"
+    call.check_vias(got[0])
+    assert px.alive()
+
+
+def test_3xx_recursion_keeps_untried_contacts(lab):
+    """max_redirects = 1 and A's 302 names B and C: only B is tried; when
+    B answers 486 the 302 still wins (3xx beats 4xx) but carries C alone,
+    the Contact the proxy did not recurse on (16.7 step 4)."""
+    a, b, c = lab.uas(), lab.uas("carol"), lab.uas("dave")
+    px = lab.start(config(route([a.target], recurse=True, max_redirects=1)))
+    call = lab.call()
+    call.invite()
+    ia = a.expect("INVITE", call_id=call.call_id)
+    a.respond(ia, 302, headers=[("Contact", "<%s>, <%s>" % (
+        b.contact_uri, c.contact_uri))], contact=False)
+    ib = b.expect("INVITE", timeout=1, call_id=call.call_id)
+    no_invite(c, 0.2, call.call_id)
+    b.respond(ib, 486)
+    got = finals(call, 0.6)
+    assert [m.code for m in got] == [302], "caller finals %r" % got
+    assert got[0].to_tag == a.tag(ia)
+    contacts = [uri_of(x) for x in got[0].values("contact")]
+    assert contacts == [c.contact_uri], got[0].text()
     call.check_vias(got[0])
     assert px.alive()
 

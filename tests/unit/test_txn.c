@@ -1168,12 +1168,74 @@ START_TEST(table_churn)
 	fake_advance(64 * T1);
 	ck_assert_int_eq(cb.nterm, CHURN_TXNS);
 	ck_assert_uint_eq(txn_count(), 0);
+	ck_assert_uint_eq(txn_open(), 0);
+	ck_assert_uint_eq(txn_bytes(), 0);
 	ck_assert_uint_eq(fake_armed(), 0);
 	snprintf(via, sizeof(via),
 	    "SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKchurn%d", 0);
 	m = request(RQ("INVITE", via));
 	ck_assert_ptr_null(txn_match_request(m));
 	sipmsg_free(m);
+}
+END_TEST
+
+/*
+ * txn_open() counts the transactions with work left (a final to wait for,
+ * or Timer G); the completed ones count only in txn_bytes(), and drop the
+ * bytes they never send again.
+ */
+START_TEST(table_open_and_bytes)
+{
+	struct txn	*ist1, *ist2, *nist, *ict, *nict;
+	struct sipmsg	*ack;
+	size_t		 b;
+
+	ck_assert_uint_eq(txn_open(), 0);
+	ck_assert_uint_eq(txn_bytes(), 0);
+	ist1 = server_new(RQ("INVITE", VIA_A));
+	ck_assert_uint_eq(txn_open(), 1);
+	ck_assert_uint_gt(txn_bytes(), sizeof(*ist1) + ist1->req->len);
+	ck_assert_int_eq(reply(ist1, 486), 0);
+	ck_assert_uint_eq(txn_open(), 1);	/* Timer G until the ACK */
+	ack = request((struct rq){ "ACK", "sip:bob@example.com", VIA_A, "a1",
+	    "b0b", "call-1@example.org", 1 });
+	b = txn_bytes();
+	txn_server_retransmit(ist1, ack);
+	sipmsg_free(ack);
+	ck_assert_int_eq(ist1->state, TXN_CONFIRMED);
+	ck_assert_uint_eq(txn_open(), 0);
+	ck_assert_ptr_null(ist1->out);
+	ck_assert_uint_eq(txn_bytes(), b - strlen(reply_text(486)));
+
+	ist2 = server_new(RQ("INVITE",
+	    "SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKsrv2"));
+	ck_assert_int_eq(reply(ist2, 200), 0);
+	ck_assert_int_eq(ist2->state, TXN_ACCEPTED);
+	ck_assert_ptr_null(ist2->out);		/* sent; the TU resends 2xx */
+	ck_assert_int_eq(reply(ist2, 200), 0);	/* another fork's */
+	ck_assert_ptr_null(ist2->out);
+	nist = server_new(RQ("BYE",
+	    "SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKsrv3"));
+	ck_assert_uint_eq(txn_open(), 1);
+	ck_assert_int_eq(reply(nist, 200), 0);
+	ck_assert_ptr_nonnull(nist->out);	/* for a retransmitted BYE */
+	ck_assert_uint_eq(txn_open(), 0);
+
+	ict = ict_new();
+	nict = nict_new();
+	ck_assert_uint_eq(txn_open(), 2);
+	ict_recv(ict, 200, "b0b");
+	nict_recv(nict, 200);
+	ck_assert_int_eq(ict->state, TXN_ACCEPTED);
+	ck_assert_int_eq(nict->state, TXN_COMPLETED);
+	ck_assert_ptr_null(ict->out);
+	ck_assert_ptr_null(nict->out);
+	ck_assert_uint_eq(txn_open(), 0);
+	ck_assert_uint_eq(txn_count(), 5);
+	ck_assert_uint_gt(txn_bytes(), 0);
+	fake_advance(64 * T1);
+	ck_assert_uint_eq(txn_count(), 0);
+	ck_assert_uint_eq(txn_bytes(), 0);
 }
 END_TEST
 
@@ -1207,6 +1269,6 @@ main(void)
 	    ict_timer_c_stopped_by_final);
 	tc = fixed_case("table");
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, table_churn);
+	check_add(tc, table_churn, table_open_and_bytes);
 	return (check_run("txn"));
 }

@@ -1,0 +1,446 @@
+/*
+ * The bottom of the proxy core: the state every file shares, the response
+ * context's life, identifiers (branches, tags), counters, which hosts are
+ * ours, and stateless sending.  It calls nothing else of the core.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "proxy_int.h"
+#include "sipcause.h"
+#include "xmalloc.h"
+
+struct proxy_state P;
+
+void
+proxy_ctx_init(struct event_base *base, struct tp *tp,
+    struct proxy_settings *set)
+{
+	memset(&P, 0, sizeof(P));
+	P.base = base;
+	P.tp = tp;
+	P.cur = set;
+	if (getrandom(P.seed, sizeof(P.seed), 0) != sizeof(P.seed) ||
+	    getrandom(P.bkey, sizeof(P.bkey), 0) != sizeof(P.bkey))
+		fatal("getrandom");
+	srandom((unsigned)P.seed[0]);
+}
+
+void
+proxy_ctx_settings_unref(struct proxy_settings *s)
+{
+	unsigned	i;
+
+	if (s == NULL || --s->refs > 0)
+		return;
+	for (i = 0; i < s->ndomains; i++)
+		free(s->domains[i]);
+	free(s->domains);
+	route_table_free(&s->routes);
+	free(s);
+}
+
+/*
+ * A response context for the server transaction st, pending until the
+ * caller has its final; cancel_fn runs when the CANCEL timer fires.
+ */
+struct pctx *
+proxy_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src,
+    void (*cancel_fn)(void *))
+{
+	struct pctx	*ctx = xcalloc(1, sizeof(*ctx));
+
+	ctx->st = st;
+	ctx->refs = 1;
+	ctx->topvia = proxy_ctx_topvia(st->req, src);
+	ctx->in_sock = in;
+	ctx->up_peer = st->peer;
+	ctx->set = P.cur;	/* the routes this call started with */
+	ctx->set->refs++;
+	P.pending++;
+	timer_init(&ctx->cancel_timer, P.base, cancel_fn, ctx);
+	st->owner = ctx;
+	return (ctx);
+}
+
+/* The caller has its final answer (or is gone): no longer pending. */
+void
+proxy_ctx_done(struct pctx *ctx)
+{
+	if (ctx->done)
+		return;
+	ctx->done = true;
+	P.pending--;
+}
+
+void
+proxy_ctx_unref(struct pctx *ctx)
+{
+	unsigned	i;
+
+	if (--ctx->refs > 0)
+		return;
+	proxy_ctx_done(ctx);
+	timer_stop(&ctx->cancel_timer);
+	for (i = 0; i < ctx->nbr; i++) {
+		struct branch	*b = ctx->br[i];
+
+		timer_stop(&b->timeout);
+		resolver_cancel(b->dns);
+		free(b->more);
+		sipmsg_free(b->final);
+		free(b->ruri);
+		free(b);
+	}
+	free(ctx->br);
+	for (i = 0; i < ctx->nloc; i++) {
+		free(ctx->loc[i].uri);
+		free(ctx->loc[i].path);
+	}
+	free(ctx->loc);
+	proxy_ctx_settings_unref(ctx->set);
+	free(ctx->strict_ruri);
+	free(ctx->topvia);
+	free(ctx);
+}
+
+const char *
+proxy_ctx_callid(const struct pctx *ctx, char *buf, size_t len)
+{
+	if (ctx->st == NULL)
+		return ("-");
+	snprintf(buf, len, SLICE_FMT, SLICE_ARG(ctx->st->req->callid));
+	return (buf);
+}
+
+/* Unpredictable identifiers: branch and tags. */
+void
+proxy_ctx_token(char *out, size_t len)
+{
+	uint64_t	n = ++P.serial;
+
+	snprintf(out, len, "%016llx",
+	    (unsigned long long)hashtab_hash(P.seed, &n, sizeof(n)));
+}
+
+static bool
+proxy_ctx_lws(char c)
+{
+	return (c == ' ' || c == '\t' || c == '\r' || c == '\n');
+}
+
+/*
+ * Where the responses to a request with this Via value go (RFC 3261
+ * 18.2.2, RFC 3581): the received address, else the sent-by host; the
+ * port of rport, else of the sent-by, else 5060.  -1 without a sent-by.
+ */
+int
+proxy_ctx_via_dest(struct slice via, struct dest *d)
+{
+	struct slice	 host, v;
+	size_t		 i = 0, s;
+	unsigned	 slashes = 0;
+	unsigned long	 port = 0;
+
+	while (i < via.len && slashes < 2)	/* "SIP/2.0/" */
+		slashes += via.p[i++] == '/';
+	while (i < via.len && proxy_ctx_lws(via.p[i]))
+		i++;
+	while (i < via.len && !proxy_ctx_lws(via.p[i]) && via.p[i] != ';')
+		i++;				/* the transport */
+	while (i < via.len && proxy_ctx_lws(via.p[i]))
+		i++;
+	s = i;
+	if (i < via.len && via.p[i] == '[') {
+		while (i < via.len && via.p[i] != ']')
+			i++;
+		i += i < via.len;
+	} else
+		while (i < via.len && via.p[i] != ':' && via.p[i] != ';' &&
+		    !proxy_ctx_lws(via.p[i]))
+			i++;
+	host = (struct slice){ via.p + s, i - s };
+	if (host.len == 0 || slashes < 2)
+		return (-1);
+	if (i < via.len && via.p[i] == ':')
+		for (i++; i < via.len && via.p[i] >= '0' && via.p[i] <= '9' &&
+		    port <= 65535; i++)
+			port = port * 10 + (unsigned long)(via.p[i] - '0');
+	if (hdr_param(via, "received", &v) && v.len > 0)
+		host = v;
+	if (hdr_param(via, "rport", &v) && v.len > 0 && v.len <= 5) {
+		unsigned long	rp = 0;
+
+		for (i = 0; i < v.len && v.p[i] >= '0' && v.p[i] <= '9'; i++)
+			rp = rp * 10 + (unsigned long)(v.p[i] - '0');
+		if (i == v.len)
+			port = rp;
+	}
+	if (port == 0 || port > 65535)
+		port = 5060;
+	memset(d, 0, sizeof(*d));
+	if (tp_addr_set(&d->addr, host, (uint16_t)port) == 0) {
+		d->numeric = true;
+		return (0);
+	}
+	if (host.len >= sizeof(d->host) || host.p[0] == '[')
+		return (-1);
+	memcpy(d->host, host.p, host.len);
+	d->host[host.len] = '\0';
+	d->port = (uint16_t)port;
+	return (0);
+}
+
+/* The MAC of a branch: its token and where the responses go, keyed. */
+static void
+proxy_ctx_branch_mac(struct slice token, const struct dest *d, char out[17])
+{
+	struct buf	k;
+	char		store[512];
+	uint8_t		key[17];
+	size_t		i, n;
+
+	buf_init_on(&k, store, sizeof(store));
+	buf_add(&k, token.p, token.len);
+	if (d->numeric) {
+		n = tp_addr_key(&d->addr, key);
+		buf_add(&k, key, n);
+		buf_addf(&k, "|%u", tp_addr_port(&d->addr));
+	} else {
+		for (i = 0; d->host[i] != '\0'; i++) {
+			char	c = d->host[i];
+
+			buf_addf(&k, "%c", c >= 'A' && c <= 'Z' ? c + 32 : c);
+		}
+		buf_addf(&k, "|%u", d->port);
+	}
+	snprintf(out, 17, "%016llx",
+	    (unsigned long long)hashtab_hash(P.bkey, k.p, k.len));
+	buf_cleanup(&k);
+}
+
+/*
+ * A branch for a request we send with topvia under our Via: a fresh
+ * token, then a MAC of the token and of where its responses go, so that
+ * a response that outlived its transaction can be known as ours (and sent
+ * on only to that place) without any state.
+ */
+void
+proxy_ctx_branch(const char *topvia, char *out, size_t len)
+{
+	char		tok[24], mac[17];
+	struct dest	d;
+
+	proxy_ctx_token(tok, sizeof(tok));
+	if (proxy_ctx_via_dest((struct slice){ topvia, strlen(topvia) },
+	    &d) == -1) {
+		snprintf(out, len, SIP_MAGIC "%s", tok);
+		return;
+	}
+	proxy_ctx_branch_mac((struct slice){ tok, strlen(tok) }, &d, mac);
+	snprintf(out, len, SIP_MAGIC "%s%s", tok, mac);
+}
+
+/*
+ * Is branch one proxy_ctx_branch() made for a request whose next Via was
+ * next?  Then *d is where its responses go.
+ */
+bool
+proxy_ctx_branch_ours(struct slice branch, struct slice next,
+    struct dest *d)
+{
+	char		mac[17];
+	unsigned	i, diff = 0;
+
+	if (branch.len != SIP_MAGIC_LEN + 32 ||
+	    memcmp(branch.p, SIP_MAGIC, SIP_MAGIC_LEN) != 0 ||
+	    proxy_ctx_via_dest(next, d) == -1)
+		return (false);
+	proxy_ctx_branch_mac((struct slice){ branch.p + SIP_MAGIC_LEN, 16 },
+	    d, mac);
+	for (i = 0; i < 16; i++)	/* in constant time */
+		diff |= (unsigned)(mac[i] ^ branch.p[SIP_MAGIC_LEN + 16 + i]);
+	return (diff == 0);
+}
+
+/*
+ * The To tag of a stateless reply: a prefix of ours, so that the ACK for it
+ * is recognised and absorbed instead of forwarded.
+ */
+void
+proxy_ctx_sl_tag(const struct sipmsg *m, char *out, size_t len)
+{
+	struct buf	k;
+	char		store[512];
+	uint64_t	h;
+
+	/* The same for a retransmission: its answer is the same. */
+	buf_init_on(&k, store, sizeof(store));
+	buf_add(&k, m->callid.p, m->callid.len);
+	buf_add(&k, m->from_tag.p, m->from_tag.len);
+	buf_add(&k, m->branch.p, m->branch.len);
+	buf_addf(&k, "%u", m->cseq);
+	h = hashtab_hash(P.seed, k.p, k.len);
+	buf_cleanup(&k);
+	snprintf(out, len, "%08llx%08llx", (unsigned long long)(P.seed[1] &
+	    0xffffffffu), (unsigned long long)(h & 0xffffffffu));
+}
+
+bool
+proxy_ctx_sl_tag_ours(struct slice tag)
+{
+	char	pre[9];
+
+	snprintf(pre, sizeof(pre), "%08llx", (unsigned long long)(P.seed[1] &
+	    0xffffffffu));
+	return (tag.len == 16 && memcmp(tag.p, pre, 8) == 0);
+}
+
+/* The caller's Via as we answer or forward: received and rport added. */
+char *
+proxy_ctx_topvia(const struct sipmsg *m, const struct tp_addr *src)
+{
+	struct buf	tv;
+	char		ip[INET6_ADDRSTRLEN];
+
+	tp_addr_ip(src, ip, sizeof(ip));
+	buf_init(&tv, 256);
+	sipbuild_top_via(m, ip, tp_addr_port(src), &tv);
+	return (buf_steal(&tv, NULL));
+}
+
+/* A response went upstream (generated by us or relayed). */
+void
+proxy_ctx_count_sent(int code, bool generated)
+{
+	if (code < 100 || code > 699)
+		return;
+	P.stats.responses_out[code]++;
+	if (generated)
+		P.stats.generated[code]++;
+	if (code >= 300)
+		P.stats.finals_by_cause[sip_cause(code) & 127]++;
+	if (code == 481)
+		P.stats.sent_481++;
+	else if (code == 487)
+		P.stats.sent_487++;
+}
+
+/*
+ * A digest challenge of ours went upstream: a response sent and generated
+ * like any, but no failure (no cause): counted apart by code.
+ */
+void
+proxy_ctx_count_challenge(int code)
+{
+	P.stats.responses_out[code]++;
+	P.stats.generated[code]++;
+	P.stats.challenges[code == 407]++;
+}
+
+/*
+ * Is this URI host (and port) us: a listen socket or one of our domains?
+ * *domain (if not NULL) names the domain (the realm, the location key):
+ * the configured one, or for an address of ours with no domain configured
+ * the host itself.
+ */
+bool
+proxy_ctx_domain(struct slice host, uint16_t port, struct slice *domain)
+{
+	unsigned	i, j;
+
+	for (i = 0; i < P.cur->ndomains; i++) {
+		if (host.len != strlen(P.cur->domains[i]) ||
+		    strncasecmp(host.p, P.cur->domains[i], host.len) != 0)
+			continue;
+		if (port == 0)
+			goto ours;
+		for (j = 0; j < P.tp->nsocks; j++)
+			if (P.tp->socks[j].port == port)
+				goto ours;
+	}
+	if (!tp_is_local(P.tp, host, port))
+		return (false);
+	if (P.cur->ndomains > 0) {
+		i = 0;
+		goto ours;
+	}
+	if (domain != NULL)
+		*domain = host;
+	return (true);
+ours:
+	if (domain != NULL)
+		*domain = (struct slice){ P.cur->domains[i],
+		    strlen(P.cur->domains[i]) };
+	return (true);
+}
+
+/*
+ * The domain of an identity (From, To): the host alone decides, whatever
+ * port or parameters the URI carries.
+ */
+bool
+proxy_ctx_identity(struct slice host, struct slice *domain)
+{
+	unsigned	i;
+
+	if (proxy_ctx_domain(host, 0, domain))
+		return (true);
+	for (i = 0; i < P.tp->nsocks; i++)	/* our address, another port */
+		if (proxy_ctx_domain(host, P.tp->socks[i].port, domain))
+			return (true);
+	return (false);
+}
+
+/* A stateless message waiting for DNS; owns its bytes. */
+struct sl_send {
+	char		*bytes;
+	size_t		 len;
+	struct tp_sock	*sock;
+};
+
+static void
+proxy_ctx_sl_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
+    const char *err)
+{
+	struct sl_send	*s = arg;
+	struct tp_sock	*out;
+
+	if (n > 0 && (out = tp_sock_for(P.tp, &addrs[0], s->sock)) != NULL)
+		tp_send(out, &addrs[0], s->bytes, s->len);
+	else
+		log_info("proxy: stateless message dropped: %s",
+		    err ? err : "no socket for the address family");
+	free(s->bytes);
+	free(s);
+}
+
+/*
+ * Send bytes (taken over) to d without a transaction: at once to an
+ * address, after RFC 3263 resolution to a name (first address only).
+ */
+void
+proxy_ctx_send(struct tp_sock *in, const struct dest *d, char *bytes,
+    size_t len)
+{
+	struct tp_sock	*out;
+	struct sl_send	*s;
+
+	if (d->numeric) {
+		if ((out = tp_sock_for(P.tp, &d->addr, in)) != NULL)
+			tp_send(out, &d->addr, bytes, len);
+		free(bytes);
+		return;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->bytes = bytes;
+	s->len = len;
+	s->sock = in;
+	resolver_lookup(d->host, d->port, proxy_ctx_sl_resolved, s);
+}
