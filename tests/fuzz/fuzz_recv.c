@@ -127,7 +127,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct txn_settings	 ts = { 500, 4000, 5000, 180000, 32000 };
 	static char		*domains[] = { "example.test", "atlanta.com",
 				    "biloxi.com", NULL };
-	struct tp_sock		*s = &tp.socks[0];
 	struct route		*r;
 	char			 err[256];
 
@@ -136,14 +135,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	verbose = getenv("FUZZ_VERBOSE") != NULL;
 	log_init(true, verbose ? LOG_LVL_DEBUG : LOG_LVL_ERR);
 	sipmsg_init();
-	memset(&tp, 0, sizeof(tp));
-	tp.nsocks = 1;
-	s->fd = -1;
-	s->family = AF_INET;
-	s->port = 5060;
-	s->tp = &tp;
-	strcpy(s->ip, "127.0.0.1");
-	strcpy(s->hostport, "127.0.0.1:5060");
+	fake_tp_init(&tp);
 	memset(&ps, 0, sizeof(ps));
 	ps.domains = calloc(4, sizeof(char *));
 	for (ps.ndomains = 0; domains[ps.ndomains] != NULL; ps.ndomains++)

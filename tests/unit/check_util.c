@@ -74,6 +74,15 @@ check_case(const char *name)
 	return (tc);
 }
 
+TCase *
+check_fixed(const char *name, void (*setup)(void), void (*teardown)(void))
+{
+	TCase	*tc = check_case(name);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	return (tc);
+}
+
 int
 check_run(const char *name)
 {

@@ -39,6 +39,8 @@ struct sipmsg	*parse(const char *);
 void		 check_add_tests(TCase *, ...);
 /* A new test case, run by check_run() in the order the cases were made. */
 TCase		*check_case(const char *);
+/* The same, each test between setup and teardown (checked fixture). */
+TCase		*check_fixed(const char *, void (*)(void), void (*)(void));
 /* Run every case as one suite; EXIT_SUCCESS if every test passed. */
 int		 check_run(const char *);
 

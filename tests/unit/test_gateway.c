@@ -58,19 +58,11 @@ add_route(const char *user, const char *t1, const char *t2, bool probe)
 static void
 setup(void)
 {
-	struct tp_sock	*s = &tp.socks[0];
 
 	log_init(true, LOG_LVL_ERR);
 	sipmsg_init();
 	fake_reset();
-	memset(&tp, 0, sizeof(tp));
-	tp.nsocks = 1;
-	s->fd = -1;
-	s->family = AF_INET;
-	s->port = 5060;
-	s->tp = &tp;
-	strcpy(s->ip, "127.0.0.1");
-	strcpy(s->hostport, "127.0.0.1:5060");
+	fake_tp_init(&tp);
 	memset(&rt, 0, sizeof(rt));
 	add_route("^a$", "sip:127.0.0.1:5070", "sip:127.0.0.1:5071", true);
 	add_route("^b$", "sip:127.0.0.1:5070", NULL, true);
@@ -266,9 +258,8 @@ END_TEST
 int
 main(void)
 {
-	TCase	*tc = check_case("probe");
+	TCase	*tc = check_fixed("probe", setup, teardown);
 
-	tcase_add_checked_fixture(tc, setup, teardown);
 	check_add(tc, gw_per_uri, gw_probe_message, gw_down_and_up,
 	    gw_5xx_is_a_miss, gw_stop_forgets);
 	return (check_run("gateway"));

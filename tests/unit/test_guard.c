@@ -193,10 +193,9 @@ END_TEST
 int
 main(void)
 {
-	TCase	*tc = check_case("core");
+	TCase	*tc = check_fixed("core", setup, teardown);
 
 	log_init(true, LOG_LVL_ERR);
-	tcase_add_checked_fixture(tc, setup, teardown);
 	check_add(tc, rate_limit_bans_and_lifts, a_new_window_starts_afresh,
 	    exempt_trusted_and_self, auth_failures_ban, call_budget,
 	    scanner_user_agents, bounded_table);

@@ -181,7 +181,6 @@ proxy_setup(void)
 	static const struct txn_settings ts = { .t1_ms = 500, .t2_ms = 4000,
 	    .t4_ms = 5000, .c_ms = 180000, .d_ms = 32000 };
 	struct proxy_settings	 ps;
-	struct tp_sock		*s = &tp.socks[0];
 	struct route		*r;
 	char			 err[256];
 	int			 line;
@@ -189,14 +188,7 @@ proxy_setup(void)
 	log_init(true, LOG_LVL_ERR);
 	sipmsg_init();
 	fake_reset();
-	memset(&tp, 0, sizeof(tp));
-	tp.nsocks = 1;
-	s->fd = -1;
-	s->family = AF_INET;
-	s->port = 5060;
-	s->tp = &tp;
-	strcpy(s->ip, "127.0.0.1");
-	strcpy(s->hostport, "127.0.0.1:5060");
+	fake_tp_init(&tp);
 	memset(&ps, 0, sizeof(ps));
 	ps.domains = calloc(1, sizeof(char *));
 	ps.domains[ps.ndomains++] = strdup("example.test");
@@ -1012,33 +1004,27 @@ START_TEST(fork_all_503)
 }
 END_TEST
 
-/* A case of tests between proxy_setup() and proxy_teardown(). */
-static TCase *
-fixed_case(const char *name)
-{
-	TCase	*tc = check_case(name);
-
-	tcase_add_checked_fixture(tc, proxy_setup, proxy_teardown);
-	return (tc);
-}
-
 int
 main(void)
 {
+	TCase	*tc;
+
 	check_add(check_case("reply_rank"), rank_6xx_first, rank_lowest_class,
 	    rank_retry_4xx_lead, rank_within_class, rank_no_ties);
-	check_add(fixed_case("routes"), routes_none, routes_pop_ours,
-	    routes_strict_before_us, routes_strict_next_hop, routes_stamp,
-	    routes_bad);
-	check_add(fixed_case("decide"), decide_for_us, decide_route,
-	    decide_location, decide_location_no_domain, decide_register,
-	    decide_foreign, decide_route_set);
-	check_add(fixed_case("ctx"), ctx_via_dest, ctx_branch_ours,
-	    ctx_stray_response);
-	check_add(fixed_case("fork"), fork_bytes, fork_parallel_best,
-	    fork_6xx_at_once, fork_2xx_cancels_others,
-	    fork_serial_503_moves_on, fork_serial_stops, fork_target_timeout,
-	    fork_on_failure, fork_recurse, fork_recurse_all_fail,
-	    fork_cancel_timer, fork_all_503);
+	tc = check_fixed("routes", proxy_setup, proxy_teardown);
+	check_add(tc, routes_none, routes_pop_ours, routes_strict_before_us,
+	    routes_strict_next_hop, routes_stamp, routes_bad);
+	tc = check_fixed("decide", proxy_setup, proxy_teardown);
+	check_add(tc, decide_for_us, decide_route, decide_location,
+	    decide_location_no_domain, decide_register, decide_foreign,
+	    decide_route_set);
+	tc = check_fixed("ctx", proxy_setup, proxy_teardown);
+	check_add(tc, ctx_via_dest, ctx_branch_ours, ctx_stray_response);
+	tc = check_fixed("fork", proxy_setup, proxy_teardown);
+	check_add(tc, fork_bytes, fork_parallel_best, fork_6xx_at_once,
+	    fork_2xx_cancels_others, fork_serial_503_moves_on,
+	    fork_serial_stops, fork_target_timeout, fork_on_failure,
+	    fork_recurse, fork_recurse_all_fail, fork_cancel_timer,
+	    fork_all_503);
 	return (check_run("proxy"));
 }

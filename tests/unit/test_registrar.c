@@ -605,19 +605,17 @@ END_TEST
 int
 main(void)
 {
-	TCase	*ta = check_case("auth");
-	TCase	*tr = check_case("registrar");
+	TCase	*ta = check_fixed("auth", auth_setup, auth_teardown);
+	TCase	*tr = check_fixed("registrar", reg_setup, reg_teardown);
 
 	sipmsg_init();
 	log_init(true, LOG_LVL_WARNING);
-	tcase_add_checked_fixture(ta, auth_setup, auth_teardown);
 	tcase_set_timeout(ta, 120);	/* 2^20 nonces, under ASan too */
 	check_add(ta, digest_rfc7616_vectors, auth_nonces,
 	    auth_passwords_and_replay, auth_stale_nonce,
 	    auth_challenge_headers, auth_uri_must_match,
 	    auth_old_nonce_loses_its_count, auth_users_file_errors,
 	    acl_networks);
-	tcase_add_checked_fixture(tr, reg_setup, reg_teardown);
 	check_add(tr, register_add_refresh_remove,
 	    register_limits_and_instances, register_contact_fits_ruri,
 	    register_limit_per_source, bindings_expire_on_the_clock,

@@ -1239,35 +1239,26 @@ START_TEST(table_open_and_bytes)
 }
 END_TEST
 
-/* A case of tests on the fake clock, each between setup and teardown. */
-static TCase *
-fixed_case(const char *name)
-{
-	TCase	*tc = check_case(name);
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	return (tc);
-}
-
 int
 main(void)
 {
 	TCase	*tc;
 
 	sipmsg_init();
-	check_add(fixed_case("fake"), fake_timer_order, fake_capture);
-	check_add(fixed_case("server"), server_key_3261,
-	    server_key_default_port, server_key_2543, server_peer,
-	    ist_non2xx_timer_g_h, ist_ack_confirmed_timer_i, ist_2xx_accepted,
-	    nist_final_timer_j);
-	check_add(fixed_case("client"), ict_timer_a_b,
-	    ict_provisional_proceeding, ict_non2xx_ack,
-	    ict_non2xx_from_calling, ict_2xx_accepted,
+	tc = check_fixed("fake", setup, teardown);
+	check_add(tc, fake_timer_order, fake_capture);
+	tc = check_fixed("server", setup, teardown);
+	check_add(tc, server_key_3261, server_key_default_port,
+	    server_key_2543, server_peer, ist_non2xx_timer_g_h,
+	    ist_ack_confirmed_timer_i, ist_2xx_accepted, nist_final_timer_j);
+	tc = check_fixed("client", setup, teardown);
+	check_add(tc, ict_timer_a_b, ict_provisional_proceeding,
+	    ict_non2xx_ack, ict_non2xx_from_calling, ict_2xx_accepted,
 	    ict_cancel_waits_for_provisional, ict_cancel_in_proceeding,
 	    ict_cancel_after_final, nict_timer_e_f, nict_proceeding_t2,
 	    nict_final_timer_k, ict_timer_c, ict_timer_c_calling,
 	    ict_timer_c_stopped_by_final);
-	tc = fixed_case("table");
+	tc = check_fixed("table", setup, teardown);
 	tcase_set_timeout(tc, 60);
 	check_add(tc, table_churn, table_open_and_bytes);
 	return (check_run("txn"));
