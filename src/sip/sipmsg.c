@@ -288,7 +288,13 @@ sipuri_parse(struct slice s, struct sipuri *u)
 		for (ue = i; ue < at && s.p[ue] != ':'; ue++)
 			;
 		u->user = (struct slice){ s.p + i, ue - i };
-		if (u->user.len == 0)
+		/*
+		 * No empty user, nor an empty password after a ":": 25.1
+		 * allows the latter, libosip2 does not, and a 3xx Contact
+		 * "sip:dave:@host" became a Request-URI nobody could parse
+		 * (fuzzer).
+		 */
+		if (u->user.len == 0 || ue + 1 == at)
 			return (-1);
 		i = at + 1;
 	}

@@ -1084,7 +1084,7 @@ static const char *const bad_uris[] = {
 	"sip:example.com:0", "sip:example.com:65536", "sip:example.com:",
 	"sip:example.com:50x0", "sip:example.com:1234567", "sip:@example.com",
 	"sip:", "sip:[2001:db8::1", "sip:exa mple.com", "example.com",
-	":foo", "s/p:x",
+	":foo", "s/p:x", "sip:dave:@127.0.0.1:5074", "sip::pw@example.com",
 };
 
 START_TEST(sipuri_parse_rejects)
