@@ -14,20 +14,61 @@
 
 #define SERVER_HDR	"Server: Osprey/" PACKAGE_VERSION "\r\n"
 
+/*
+ * Bytes of a message we received, with every bare LF (a line end, or a
+ * folded line break) sent as CRLF: RFC 3261 7 ends each line with CRLF,
+ * and a line that the next hop frames differently from us is how
+ * smuggling starts.  The scanner refuses a bare CR in any message, and a
+ * bare LF in a response; a request keeps its lines, framed anew.
+ */
+static void
+add_lines(struct buf *out, const char *p, size_t len)
+{
+	const char	*end = p + len, *nl;
+
+	while ((nl = memchr(p, '\n', end - p)) != NULL) {
+		if (nl == p || nl[-1] != '\r') {
+			buf_add(out, p, nl - p);
+			buf_add(out, "\r", 1);
+			buf_add(out, "\n", 1);
+		} else
+			buf_add(out, p, nl + 1 - p);
+		p = nl + 1;
+	}
+	buf_add(out, p, end - p);
+}
+
 static void
 add_hdr(struct buf *out, const char *name, struct slice v)
 {
 	buf_adds(out, name);
 	buf_add(out, ": ", 2);
-	buf_add(out, v.p, v.len);
+	add_lines(out, v.p, v.len);
+	buf_add(out, "\r\n", 2);
+}
+
+/* One header line of n values: "name: v1, v2\r\n". */
+static void
+add_list(struct buf *out, const char *name, const struct slice *v,
+    unsigned n)
+{
+	unsigned	i;
+
+	buf_adds(out, name);
+	buf_add(out, ": ", 2);
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf_add(out, ", ", 2);
+		add_lines(out, v[i].p, v[i].len);
+	}
 	buf_add(out, "\r\n", 2);
 }
 
 static void
 add_raw(struct buf *out, const struct sipmsg *m, const struct sip_hline *h)
 {
-	buf_add(out, m->buf + h->off, h->len);
-	if (h->len < 2 || m->buf[h->off + h->len - 1] != '\n')
+	add_lines(out, m->buf + h->off, h->len);
+	if (h->len == 0 || m->buf[h->off + h->len - 1] != '\n')
 		buf_add(out, "\r\n", 2);	/* last line without CRLF */
 }
 
@@ -164,9 +205,7 @@ sipbuild_unsupported(const struct sipmsg *req, struct buf *out)
 	n = sipmsg_values(req, SH_PROXY_REQUIRE, NULL, 0);
 	v = xcalloc(n + 1, sizeof(*v));
 	n = sipmsg_values(req, SH_PROXY_REQUIRE, v, n);
-	buf_adds(out, "Unsupported: ");
-	buf_add_list(out, v, n, ", ");
-	buf_add(out, "\r\n", 2);
+	add_list(out, "Unsupported", v, n);
 	free(v);
 }
 
@@ -219,11 +258,8 @@ sipbuild_request(const struct sipmsg *m, const struct fwd *f, struct buf *out)
 void
 sipbuild_routes(const struct slice *routes, unsigned n, struct buf *out)
 {
-	if (n == 0)
-		return;
-	buf_adds(out, "Route: ");
-	buf_add_list(out, routes, n, ", ");
-	buf_add(out, "\r\n", 2);
+	if (n > 0)
+		add_list(out, "Route", routes, n);
 }
 
 void
@@ -291,18 +327,25 @@ sipbuild_cancel(const struct sipmsg *inv, const char *reason, struct buf *out)
 	buf_adds(out, "Content-Length: 0\r\n\r\n");
 }
 
-void
+/*
+ * The ACK for a non-2xx final response to the INVITE we sent (RFC 3261
+ * 17.1.1.3): the INVITE's lines, the response's To.  Only from a response
+ * that parsed and whose To libosip2 takes, whatever its status: a 487 and
+ * then a 302 with a broken To went out as an ACK nobody could parse
+ * (fuzzer).  Returns -1, out untouched, for any other.
+ */
+int
 sipbuild_ack(const struct sipmsg *inv, const struct sipmsg *resp,
     struct buf *out)
 {
-	const struct sip_hline	*to = sipmsg_hdr(resp, SH_TO);
-
+	if (!inv->parsed || !resp->parsed || !sipmsg_addr_ok(resp, SH_TO))
+		return (-1);
 	buf_adds(out, "ACK ");
 	buf_add(out, inv->ruri.p, inv->ruri.len);
 	buf_adds(out, " SIP/2.0\r\n");
 	copy_common(inv, false, out);
-	if (to != NULL)
-		add_hdr(out, "To", sipmsg_hvalue(resp, to));
+	add_hdr(out, "To", sipmsg_hvalue(resp, sipmsg_hdr(resp, SH_TO)));
 	buf_addf(out, "CSeq: %u ACK\r\nMax-Forwards: 70\r\n"
 	    "Content-Length: 0\r\n\r\n", inv->cseq);
+	return (0);
 }

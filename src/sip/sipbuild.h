@@ -32,7 +32,7 @@ void	sipbuild_routes(const struct slice *, unsigned, struct buf *);
 void	sipbuild_response(const struct sipmsg *, int, const char *,
 	    struct buf *);
 void	sipbuild_cancel(const struct sipmsg *, const char *, struct buf *);
-void	sipbuild_ack(const struct sipmsg *, const struct sipmsg *,
+int	sipbuild_ack(const struct sipmsg *, const struct sipmsg *,
 	    struct buf *);
 
 #endif

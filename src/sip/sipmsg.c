@@ -21,34 +21,41 @@
 
 #define MAX_HEADERS	256
 
+/*
+ * Header names we know, with their lengths and compact forms (RFC 3261
+ * 7.3.3), in the order hdr_id() tries them.
+ */
+#define HDR(name, compact, id)	{ name, sizeof(name) - 1, compact, id }
 static const struct {
 	const char	*name;
-	const char	*compact;
+	uint8_t		 len;
+	char		 compact;	/* lower case; '\0': none */
 	enum sip_hdr_id	 id;
 } hdr_names[] = {
-	{ "Via", "v", SH_VIA },
-	{ "Route", NULL, SH_ROUTE },
-	{ "Record-Route", NULL, SH_RECORD_ROUTE },
-	{ "Max-Forwards", NULL, SH_MAX_FORWARDS },
-	{ "Content-Length", "l", SH_CONTENT_LENGTH },
-	{ "From", "f", SH_FROM },
-	{ "To", "t", SH_TO },
-	{ "Call-ID", "i", SH_CALL_ID },
-	{ "CSeq", NULL, SH_CSEQ },
-	{ "Proxy-Require", NULL, SH_PROXY_REQUIRE },
-	{ "Contact", "m", SH_CONTACT },
-	{ "Reason", NULL, SH_REASON },
-	{ "Content-Type", "c", SH_CONTENT_TYPE },
-	{ "User-Agent", NULL, SH_USER_AGENT },
-	{ "WWW-Authenticate", NULL, SH_WWW_AUTHENTICATE },
-	{ "Proxy-Authenticate", NULL, SH_PROXY_AUTHENTICATE },
-	{ "Authorization", NULL, SH_AUTHORIZATION },
-	{ "Proxy-Authorization", NULL, SH_PROXY_AUTHORIZATION },
-	{ "Expires", NULL, SH_EXPIRES },
-	{ "Require", NULL, SH_REQUIRE },
-	{ "Supported", "k", SH_SUPPORTED },
-	{ "Path", NULL, SH_PATH },
+	HDR("Via", 'v', SH_VIA),
+	HDR("Route", '\0', SH_ROUTE),
+	HDR("Record-Route", '\0', SH_RECORD_ROUTE),
+	HDR("Max-Forwards", '\0', SH_MAX_FORWARDS),
+	HDR("Content-Length", 'l', SH_CONTENT_LENGTH),
+	HDR("From", 'f', SH_FROM),
+	HDR("To", 't', SH_TO),
+	HDR("Call-ID", 'i', SH_CALL_ID),
+	HDR("CSeq", '\0', SH_CSEQ),
+	HDR("Proxy-Require", '\0', SH_PROXY_REQUIRE),
+	HDR("Contact", 'm', SH_CONTACT),
+	HDR("Reason", '\0', SH_REASON),
+	HDR("Content-Type", 'c', SH_CONTENT_TYPE),
+	HDR("User-Agent", '\0', SH_USER_AGENT),
+	HDR("WWW-Authenticate", '\0', SH_WWW_AUTHENTICATE),
+	HDR("Proxy-Authenticate", '\0', SH_PROXY_AUTHENTICATE),
+	HDR("Authorization", '\0', SH_AUTHORIZATION),
+	HDR("Proxy-Authorization", '\0', SH_PROXY_AUTHORIZATION),
+	HDR("Expires", '\0', SH_EXPIRES),
+	HDR("Require", '\0', SH_REQUIRE),
+	HDR("Supported", 'k', SH_SUPPORTED),
+	HDR("Path", '\0', SH_PATH),
 };
+#undef HDR
 
 static const char *const method_names[] = {
 	[SM_OTHER] = "", [SM_INVITE] = "INVITE", [SM_ACK] = "ACK",
@@ -128,17 +135,13 @@ quoted_end(const char *p, size_t len, size_t i)
 	return (0);
 }
 
-/* Skip a quoted string starting at p[i] == '"'; returns index past it. */
+/* Past the quoted string that starts at p[i] == '"'; len if unterminated. */
 static size_t
 skip_quoted(const char *p, size_t len, size_t i)
 {
-	for (i++; i < len; i++) {
-		if (p[i] == '\\' && i + 1 < len)
-			i++;
-		else if (p[i] == '"')
-			return (i + 1);
-	}
-	return (len);
+	size_t	e = quoted_end(p, len, i);
+
+	return (e != 0 ? e : len);
 }
 
 /*
@@ -285,7 +288,13 @@ sipuri_parse(struct slice s, struct sipuri *u)
 		for (ue = i; ue < at && s.p[ue] != ':'; ue++)
 			;
 		u->user = (struct slice){ s.p + i, ue - i };
-		if (u->user.len == 0)
+		/*
+		 * No empty user, nor an empty password after a ":": 25.1
+		 * allows the latter, libosip2 does not, and a 3xx Contact
+		 * "sip:dave:@host" became a Request-URI nobody could parse
+		 * (fuzzer).
+		 */
+		if (u->user.len == 0 || ue + 1 == at)
 			return (-1);
 		i = at + 1;
 	}
@@ -459,16 +468,24 @@ sipmsg_free(struct sipmsg *m)
 	free(m);
 }
 
+/*
+ * Which header a name is: by length and first letter before any string
+ * compare (every full name is two letters or more).  Every header line of
+ * every message comes through here.  Names start with a letter, and
+ * c | 0x20 equals a lower-case letter only if c is that letter in either
+ * case.
+ */
 static enum sip_hdr_id
 hdr_id(const char *p, size_t len)
 {
+	int	c = (unsigned char)*p | 0x20;
 	size_t	i;
 
 	for (i = 0; i < sizeof(hdr_names) / sizeof(hdr_names[0]); i++) {
-		if ((strlen(hdr_names[i].name) == len &&
-		    strncasecmp(hdr_names[i].name, p, len) == 0) ||
-		    (hdr_names[i].compact != NULL && len == 1 &&
-		    tolower((unsigned char)*p) == hdr_names[i].compact[0]))
+		if (len == 1 ? hdr_names[i].compact == c :
+		    hdr_names[i].len == len &&
+		    (hdr_names[i].name[0] | 0x20) == c &&
+		    strncasecmp(hdr_names[i].name, p, len) == 0)
 			return (hdr_names[i].id);
 	}
 	return (SH_OTHER);
@@ -833,15 +850,89 @@ parse_cseq(struct sipmsg *m)
 }
 
 /*
- * A From or To value of a response: a name-addr or addr-spec whose SIP URI
- * parses (quotes and angle brackets balanced).
+ * A display name (RFC 3261 25.1): *(token LWS) or one quoted-string, whose
+ * qdtext holds no control byte and whose quoted-pairs escape no CR or LF.
+ */
+static int
+check_display(struct slice d)
+{
+	size_t	i, e;
+
+	d = slice_trim(d);
+	if (d.len > 0 && d.p[0] == '"') {
+		if ((e = quoted_end(d.p, d.len, 0)) != d.len)
+			return (-1);
+		for (i = 1; i + 1 < e; i++) {
+			unsigned char	c = d.p[i];
+
+			if (c == '\\') {
+				c = d.p[++i];
+				if (c == '\r' || c == '\n')
+					return (-1);
+			} else if ((c < 0x20 && !is_ws(c)) || c == 0x7f)
+				return (-1);
+		}
+		return (0);
+	}
+	for (i = 0; i < d.len; i++)
+		if (!is_token((unsigned char)d.p[i]) &&
+		    !is_ws((unsigned char)d.p[i]))
+			return (-1);
+	return (0);
+}
+
+/*
+ * *( SEMI generic-param ) (RFC 3261 25.1), after an address: a token name,
+ * and a value of token or host characters or a quoted string.
+ */
+static int
+check_params(struct slice r)
+{
+	size_t	i = 0, s;
+
+	for (;;) {
+		while (i < r.len && is_ws((unsigned char)r.p[i]))
+			i++;
+		if (i == r.len)
+			return (0);
+		if (r.p[i++] != ';')
+			return (-1);
+		while (i < r.len && is_ws((unsigned char)r.p[i]))
+			i++;
+		for (s = i; i < r.len && is_token((unsigned char)r.p[i]); i++)
+			;
+		if (i == s)
+			return (-1);
+		while (i < r.len && is_ws((unsigned char)r.p[i]))
+			i++;
+		if (i == r.len || r.p[i] != '=')
+			continue;
+		for (i++; i < r.len && is_ws((unsigned char)r.p[i]); i++)
+			;
+		if (i < r.len && r.p[i] == '"') {
+			if ((i = quoted_end(r.p, r.len, i)) == 0)
+				return (-1);
+			continue;
+		}
+		for (s = i; i < r.len && (is_token((unsigned char)r.p[i]) ||
+		    r.p[i] == '[' || r.p[i] == ']' || r.p[i] == ':'); i++)
+			;
+		if (i == s)
+			return (-1);
+	}
+}
+
+/*
+ * A From or To value of a response (RFC 3261 25.1): an addr-spec, or a
+ * display name and "<" addr-spec ">", then parameters only; quotes and
+ * angle brackets balanced, and a SIP URI that parses.
  */
 static int
 check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 {
-	struct slice	v = sipmsg_hvalue(m, sipmsg_hdr(m, id)), uri;
+	struct slice	v = sipmsg_hvalue(m, sipmsg_hdr(m, id)), uri, rest;
 	struct sipuri	u;
-	size_t		i;
+	size_t		i, lt = 0, gt = 0;
 	int		angle = 0;
 
 	for (i = 0; i < v.len; i++) {
@@ -851,14 +942,28 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 					i++;
 			if (i >= v.len)
 				return (-1);	/* unterminated */
-		} else if (v.p[i] == '<')
-			angle++;
-		else if (v.p[i] == '>' && --angle < 0)
-			return (-1);
+		} else if (v.p[i] == '<') {
+			if (angle++ == 0 && gt == 0)
+				lt = i;
+		} else if (v.p[i] == '>') {
+			if (--angle < 0)
+				return (-1);
+			if (angle == 0 && gt == 0)
+				gt = i;
+		}
 	}
 	if (angle != 0)
 		return (-1);
 	uri = hdr_uri(v);
+	if (gt > 0) {
+		if (check_display((struct slice){ v.p, lt }) == -1)
+			return (-1);
+		rest = (struct slice){ v.p + gt + 1, v.len - gt - 1 };
+	} else
+		rest = (struct slice){ uri.p + uri.len,
+		    v.p + v.len - (uri.p + uri.len) };
+	if (check_params(rest) == -1)
+		return (-1);
 	if (sipuri_parse(uri, &u) == -1)
 		return (-1);
 	if ((slice_eq(u.scheme, "sip") || slice_eq(u.scheme, "sips")) &&
@@ -868,32 +973,134 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 }
 
 /*
- * Would libosip2 take the To of this response?  Responses skip its parser
- * (check_addr() is ours, and lighter), but the To of a non-2xx final to an
- * INVITE goes into the ACK we send (RFC 3261 17.1.1.3), which must parse.
- * libosip2 is stricter than check_addr(): display names of tokens only
- * ("To: o: <sip:b@x>" is refused), two characters at least on each side
- * of the scheme's colon, and more; the fuzzer found such ACKs.
+ * Is every NUL of v inside a quoted-pair of a quoted string, the one place
+ * RFC 3261 25.1 allows it (RFC 4475 3.1.1.2 puts one in a display name)?
  */
-static int
-check_ack_to(const struct sipmsg *m)
+static bool
+nul_quoted(struct slice v)
 {
-	struct slice	 v = sipmsg_hvalue(m, sipmsg_hdr(m, SH_TO));
-	osip_to_t	*to;
-	char		*s;
-	size_t		 i;
-	int		 rc;
+	size_t	i;
+	bool	quoted = false;
 
+	for (i = 0; i < v.len; i++) {
+		if (quoted && v.p[i] == '\\' && i + 1 < v.len)
+			i++;
+		else if (v.p[i] == '"')
+			quoted = !quoted;
+		else if (v.p[i] == '\0')
+			return (false);
+	}
+	return (true);
+}
+
+/*
+ * Does libosip2 take this From or To value, with a URI in it?  It judges
+ * every request, so a To that we copy into an ACK (RFC 3261 17.1.1.3) must
+ * pass it, and it refuses some that check_addr() takes (a tab or UTF-8 in
+ * a display name; the fuzzer found ACKs nobody could parse).  It also
+ * takes "", hence the URI.
+ */
+bool
+sipmsg_addr_ok(const struct sipmsg *m, enum sip_hdr_id id)
+{
+	const struct sip_hline	*h;
+	struct slice		 v;
+	osip_to_t		*to;
+	char			*s;
+	size_t			 i;
+	int			 rc;
+
+	if ((id != SH_FROM && id != SH_TO) || (h = sipmsg_hdr(m, id)) == NULL)
+		return (false);
+	v = sipmsg_hvalue(m, h);
+	if (v.len == 0 || !nul_quoted(v))
+		return (false);
 	if (osip_to_init(&to) != 0)
-		return (-1);
-	s = xstrndup(v.p, v.len);
-	for (i = 0; s[i] != '\0'; i++)	/* folded lines: LWS, as osip does */
+		return (false);
+	s = xmalloc(v.len + 1);
+	for (i = 0; i < v.len; i++) {
+		s[i] = v.p[i];
 		if (s[i] == '\r' || s[i] == '\n')
-			s[i] = ' ';
+			s[i] = ' ';	/* folded lines: LWS, as osip does */
+		else if (s[i] == '\0')
+			s[i] = 'x';	/* a quoted-pair NUL: C strings */
+	}
+	s[v.len] = '\0';
 	rc = osip_to_parse(to, s);
+	if (rc == 0 && (to->url == NULL || to->url->scheme == NULL))
+		rc = -1;
 	free(s);
 	osip_to_free(to);
-	return (rc == 0 ? 0 : -1);
+	return (rc == 0);
+}
+
+/*
+ * Call-ID = word [ "@" word ] (RFC 3261 25.1): no white space, no control
+ * bytes, one "@" at most, and not at either end.
+ */
+static int
+check_callid(struct slice v)
+{
+	static const char	 extra[] = "-.!%*_+`'~()<>:\\\"/[]?{}";
+	size_t			 i, at = 0;
+	unsigned		 nat = 0;
+
+	for (i = 0; i < v.len; i++) {
+		unsigned char	c = v.p[i];
+
+		if (c == '@') {
+			at = i;
+			nat++;
+		} else if (!isalnum(c) && (c == '\0' ||
+		    strchr(extra, c) == NULL))
+			return (-1);
+	}
+	if (v.len == 0 || nat > 1 || (nat == 1 && (at == 0 ||
+	    at == v.len - 1)))
+		return (-1);
+	return (0);
+}
+
+/*
+ * The header section of a response (start line to the empty line), bytes
+ * only: every LF ends a CRLF (the scanner refused a bare CR already), and
+ * a NUL stands only in a quoted-pair, and never in a challenge.  RFC 3261
+ * 7 ends every line with CRLF; we relay a response's lines as they came,
+ * so a line that ends in a bare LF would reach the next hop framed
+ * differently from how we read it.  A NUL elsewhere is no SIP at all, and
+ * the 401/407 challenges are merged into another response as text (16.7
+ * step 7): the fuzzer saw them go upstream cut at a NUL, as
+ * "Proxy-Authenticate: DigesContent-Length: 0".
+ */
+static int
+check_response_bytes(const struct sipmsg *m, char *err, size_t errlen)
+{
+	unsigned	i;
+	size_t		j;
+
+	for (j = 0; j < m->body_off; j++)
+		if (m->buf[j] == '\n' && (j == 0 || m->buf[j - 1] != '\r')) {
+			snprintf(err, errlen, "Bare LF in the headers");
+			return (-1);
+		}
+	if (memchr(m->buf, '\0', m->body_off) == NULL)
+		return (0);
+	/* The start line and header names hold none (sipmsg_scan()). */
+	for (i = 0; i < m->nh; i++) {
+		struct slice	v = sipmsg_hvalue(m, &m->h[i]);
+
+		if ((m->h[i].id == SH_WWW_AUTHENTICATE ||
+		    m->h[i].id == SH_PROXY_AUTHENTICATE) &&
+		    memchr(v.p, '\0', v.len) != NULL) {
+			snprintf(err, errlen, "NUL byte in a challenge");
+			return (-1);
+		}
+		if (!nul_quoted(v)) {
+			snprintf(err, errlen, "NUL byte in the headers");
+			return (-1);
+		}
+	}
+	return (0);
 }
 
 /* Content-Type: type "/" subtype *( ";" parameter ) (RFC 3261 20.15). */
@@ -945,62 +1152,78 @@ check_content_type(const struct sipmsg *m)
 } while (0)
 
 /*
- * Scan, check the syntax and fill the fields.  Returns 0, the status code
+ * The steps of sipmsg_parse(), in order.  Each returns 0, the status code
  * to answer a bad request with (err names the problem), or -1 when the
- * message cannot be answered at all.
+ * message cannot be answered at all (any bad response).
+ */
+#define BAD(m)	((m)->request ? 400 : -1)
+
+/*
+ * The Vias first: without a reply address nothing can be answered.  Then
+ * a request line that did not scan, now that a 400 can reach its sender.
  */
 int
-sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
+sipmsg_parse_via(struct sipmsg *m, char *err, size_t errlen)
+{
+	int	rc;
+
+	if ((rc = parse_vias(m)) == -1)
+		FAIL(-1, "Missing or bad Via header");
+	if (rc == 1)
+		FAIL(BAD(m), "Bad Via header");
+	if (m->start_bad)
+		FAIL(BAD(m), "Bad request line");
+	return (0);
+}
+
+/* Call-ID, From, To and CSeq once each; Max-Forwards, Content-Length once. */
+int
+sipmsg_parse_counts(const struct sipmsg *m, char *err, size_t errlen)
 {
 	static const struct {
 		enum sip_hdr_id	 id;
 		const char	*name;
-	} required[] = {
-		{ SH_CALL_ID, "Call-ID" }, { SH_FROM, "From" },
-		{ SH_TO, "To" }, { SH_CSEQ, "CSeq" },
+		int		 min;
+	} once[] = {
+		{ SH_CALL_ID, "Call-ID", 1 }, { SH_FROM, "From", 1 },
+		{ SH_TO, "To", 1 }, { SH_CSEQ, "CSeq", 1 },
+		{ SH_MAX_FORWARDS, "Max-Forwards", 0 },
+		{ SH_CONTENT_LENGTH, "Content-Length", 0 },
 	};
-	const struct sip_hline	*h;
-	osip_message_t		*om;
-	struct slice		 v;
-	struct buf		 ob;
-	char			 obstack[4096];
-	unsigned long		 n;
-	size_t			 i;
-	int			 rc, bad;
+	size_t	i;
 
-	if (sipmsg_scan(m, err, errlen) == -1)
-		return (-1);
-	bad = m->request ? 400 : -1;
-	if ((rc = parse_vias(m)) == -1) {
-		snprintf(err, errlen, "Missing or bad Via header");
-		return (-1);
-	}
-	if (rc == 1)
-		FAIL(bad, "Bad Via header");
-	if (m->start_bad)
-		FAIL(bad, "Bad request line");
-	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-		int	c = count_hdr(m, required[i].id);
+	for (i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
+		int	c = count_hdr(m, once[i].id);
 
-		if (c == 0)
-			FAIL(bad, "Missing %s header", required[i].name);
+		if (c < once[i].min)
+			FAIL(BAD(m), "Missing %s header", once[i].name);
 		if (c > 1)
-			FAIL(bad, "Multiple %s headers", required[i].name);
+			FAIL(BAD(m), "Multiple %s headers", once[i].name);
 	}
-	if (count_hdr(m, SH_MAX_FORWARDS) > 1)
-		FAIL(bad, "Multiple Max-Forwards headers");
-	if (count_hdr(m, SH_CONTENT_LENGTH) > 1)
-		FAIL(bad, "Multiple Content-Length headers");
+	return (0);
+}
+
+/*
+ * The fields every message fills: CSeq (its method is the request's, or
+ * names the method of a response), Call-ID, the tags, Max-Forwards, and
+ * Content-Length, which cuts the body (RFC 3261 18.3).
+ */
+int
+sipmsg_parse_fields(struct sipmsg *m, char *err, size_t errlen)
+{
+	const struct sip_hline	*h;
+	unsigned long		 n;
+
 	if (parse_cseq(m) == -1)
-		FAIL(bad, "Bad CSeq header");
+		FAIL(BAD(m), "Bad CSeq header");
 	m->callid = sipmsg_hvalue(m, sipmsg_hdr(m, SH_CALL_ID));
 	if (m->callid.len == 0)
-		FAIL(bad, "Bad Call-ID header");
+		FAIL(BAD(m), "Bad Call-ID header");
 	if (!m->request)
 		m->method = sip_method_id(m->cseq_method.p, m->cseq_method.len);
 	else if (!slice_caseeq(m->cseq_method, m->method_s) ||
 	    memcmp(m->cseq_method.p, m->method_s.p, m->method_s.len) != 0)
-		FAIL(bad, "CSeq method mismatch");
+		FAIL(BAD(m), "CSeq method mismatch");
 	if (!hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM)), "tag",
 	    &m->from_tag))
 		m->from_tag = (struct slice){ "", 0 };
@@ -1009,54 +1232,86 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		m->to_tag = (struct slice){ "", 0 };
 	if ((h = sipmsg_hdr(m, SH_MAX_FORWARDS)) != NULL) {
 		if (parse_uint(sipmsg_hvalue(m, h), 0x7fffffffUL, &n) == -1)
-			FAIL(bad, "Bad Max-Forwards header");
+			FAIL(BAD(m), "Bad Max-Forwards header");
 		m->max_forwards = n > 255 ? 255 : (int)n;
 	}
 	if ((h = sipmsg_hdr(m, SH_CONTENT_LENGTH)) != NULL) {
 		if (parse_uint(sipmsg_hvalue(m, h), 0x7fffffffUL, &n) == -1)
-			FAIL(bad, "Bad Content-Length header");
+			FAIL(BAD(m), "Bad Content-Length header");
 		m->content_length = n;
 		if (n > m->body_len)
-			FAIL(bad, "Content-Length mismatch (larger than body)");
+			FAIL(BAD(m), "Content-Length mismatch (larger "
+			    "than body)");
 		m->body_len = n;	/* RFC 3261 18.3: extra bytes go */
 	}
+	return (0);
+}
 
-	/*
-	 * A request goes whole through libosip2's parser.  A response only
-	 * counts if it carries one of our own branches; the headers a proxy
-	 * uses were checked above, and From and To are checked here, so the
-	 * messages that make up most of a call are not parsed twice.
-	 */
-	if (!m->request) {
-		if (check_addr(m, SH_FROM) == -1)
-			FAIL(bad, "Bad From header");
-		if (check_addr(m, SH_TO) == -1)
-			FAIL(bad, "Bad To header");
-		if (m->status >= 300 && m->method == SM_INVITE &&
-		    check_ack_to(m) == -1)
-			FAIL(bad, "Bad To header");
-		return (0);
-	}
+/*
+ * A response is not parsed by libosip2: only one that carries one of our
+ * own branches counts, and the headers a proxy uses were checked by the
+ * steps before, so the messages that make up most of a call are not parsed
+ * twice.  What remains is what we relay or copy into what we build
+ * (doc/BEHAVIOUR.md, "Responses from downstream").
+ */
+int
+sipmsg_check_response(const struct sipmsg *m, char *err, size_t errlen)
+{
+	if (check_response_bytes(m, err, errlen) == -1)
+		return (-1);
+	if (check_callid(m->callid) == -1)
+		FAIL(-1, "Bad Call-ID header");
+	if (check_addr(m, SH_FROM) == -1)
+		FAIL(-1, "Bad From header");
+	if (check_addr(m, SH_TO) == -1)
+		FAIL(-1, "Bad To header");
+	/* The To of a non-2xx final to an INVITE goes into our ACK. */
+	if (m->status >= 300 && m->method == SM_INVITE &&
+	    !sipmsg_addr_ok(m, SH_TO))
+		FAIL(-1, "Bad To header");
+	return (0);
+}
+
+/* A request's version, Request-URI scheme and Content-Type. */
+int
+sipmsg_parse_request_line(const struct sipmsg *m, char *err, size_t errlen)
+{
+	struct slice	scheme;
+	size_t		i;
+
 	if (!slice_eq(m->version, "SIP/2.0"))
 		FAIL(505, "Version Not Supported");
 	for (i = 0; i < m->ruri.len && m->ruri.p[i] != ':'; i++)
 		if (!isalnum((unsigned char)m->ruri.p[i]) &&
 		    strchr("+-.", m->ruri.p[i]) == NULL)
-			FAIL(bad, "Bad Request-URI");
-	v = (struct slice){ m->ruri.p, i };
+			FAIL(400, "Bad Request-URI");
+	scheme = (struct slice){ m->ruri.p, i };
 	if (i == 0 || i == m->ruri.len)
-		FAIL(bad, "Bad Request-URI");
-	if (!slice_eq(v, "sip") && !slice_eq(v, "sips"))
+		FAIL(400, "Bad Request-URI");
+	if (!slice_eq(scheme, "sip") && !slice_eq(scheme, "sips"))
 		FAIL(416, "Unsupported URI Scheme");
 	if (check_content_type(m) == -1)
-		FAIL(bad, "Bad Content-Type header");
+		FAIL(400, "Bad Content-Type header");
+	return (0);
+}
+
+/*
+ * A request goes whole through libosip2's parser, but for its body and
+ * Content-Type: it would parse the body by its type, and its multipart
+ * parser leaks memory on some bodies (found by fuzzing); the body is not
+ * ours to judge.  Then a From tag that is there must not be empty.
+ */
+int
+sipmsg_parse_osip(const struct sipmsg *m, char *err, size_t errlen)
+{
+	osip_message_t	*om;
+	struct buf	 ob;
+	char		 obstack[4096];
+	size_t		 i;
+	int		 rc;
+
 	if (osip_message_init(&om) != 0)
-		FAIL(bad, "Out of memory");
-	/*
-	 * libosip2 sees the headers only, without Content-Type: it would
-	 * parse the body by its type, and its multipart parser leaks memory
-	 * on some bodies (found by fuzzing); the body is not ours to judge.
-	 */
+		FAIL(400, "Out of memory");
 	buf_init_on(&ob, obstack, sizeof(obstack));
 	buf_add(&ob, m->buf, m->nh > 0 ? m->h[0].off : m->hdr_end);
 	for (i = 0; i < m->nh; i++)
@@ -1079,11 +1334,36 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		snprintf(err, errlen, "Malformed message");
 	osip_message_free(om);
 	if (rc != 0)
-		return (bad);
-
-	if ((v = m->from_tag).len == 0 && m->request &&
+		return (400);
+	if (m->from_tag.len == 0 &&
 	    hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM)), "tag", NULL))
-		FAIL(bad, "Bad From tag");
+		FAIL(400, "Bad From tag");
+	return (0);
+}
+
+/*
+ * Scan, check the syntax and fill the fields, step by step.  Returns 0,
+ * the status code to answer a bad request with (err names the problem),
+ * or -1 when the message cannot be answered at all.
+ */
+int
+sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
+{
+	int	rc;
+
+	if (sipmsg_scan(m, err, errlen) == -1)
+		return (-1);
+	if ((rc = sipmsg_parse_via(m, err, errlen)) != 0 ||
+	    (rc = sipmsg_parse_counts(m, err, errlen)) != 0 ||
+	    (rc = sipmsg_parse_fields(m, err, errlen)) != 0)
+		return (rc);
+	if (!m->request)
+		rc = sipmsg_check_response(m, err, errlen);
+	else if ((rc = sipmsg_parse_request_line(m, err, errlen)) == 0)
+		rc = sipmsg_parse_osip(m, err, errlen);
+	if (rc != 0)
+		return (rc);
+	m->parsed = true;
 	return (0);
 }
 

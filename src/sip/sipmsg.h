@@ -110,6 +110,7 @@ struct sipmsg {
 	int		 max_forwards;	/* -1: absent */
 	bool		 start_bad;	/* request line unparsable */
 	bool		 via_bad;	/* top Via: sent-by fine, rest not */
+	bool		 parsed;	/* sipmsg_parse() returned 0 */
 };
 
 #define SIP_MAGIC	"z9hG4bK"
@@ -120,8 +121,17 @@ struct sipmsg	*sipmsg_new(const char *, size_t);
 void		 sipmsg_free(struct sipmsg *);
 int		 sipmsg_scan(struct sipmsg *, char *, size_t);
 int		 sipmsg_parse(struct sipmsg *, char *, size_t);
+/* The steps of sipmsg_parse() after sipmsg_scan(), in order. */
+int		 sipmsg_parse_via(struct sipmsg *, char *, size_t);
+int		 sipmsg_parse_counts(const struct sipmsg *, char *, size_t);
+int		 sipmsg_parse_fields(struct sipmsg *, char *, size_t);
+int		 sipmsg_check_response(const struct sipmsg *, char *, size_t);
+int		 sipmsg_parse_request_line(const struct sipmsg *, char *,
+		     size_t);
+int		 sipmsg_parse_osip(const struct sipmsg *, char *, size_t);
 int		 sipmsg_check_request(const struct sipmsg *, char *, size_t);
 bool		 sipmsg_answerable(const struct sipmsg *);
+bool		 sipmsg_addr_ok(const struct sipmsg *, enum sip_hdr_id);
 
 const struct sip_hline *sipmsg_hdr(const struct sipmsg *, enum sip_hdr_id);
 struct slice	 sipmsg_hvalue(const struct sipmsg *, const struct sip_hline *);

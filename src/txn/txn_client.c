@@ -115,13 +115,21 @@ send_ack(struct txn *t, const struct sipmsg *resp)
 {
 	struct sipmsg	*inv;
 	struct buf	 b;
+	int		 rc = -1;
 
-	if ((inv = sent_request(t)) == NULL)
-		return;
 	buf_init(&b, 512);
-	sipbuild_ack(inv, resp, &b);
+	if ((inv = sent_request(t)) != NULL)
+		rc = sipbuild_ack(inv, resp, &b);
 	sipmsg_free(inv);
-	free(t->out);
+	free(t->out);		/* never the INVITE again */
+	t->out = NULL;
+	t->outlen = 0;
+	if (rc == -1) {
+		log_warnx("txn %s: no ACK for %d: response unusable", t->id,
+		    resp->status);
+		buf_cleanup(&b);
+		return;
+	}
 	t->out = buf_steal(&b, &t->outlen);	/* re-sent on a retransmission */
 	txn_xmit(t);
 }

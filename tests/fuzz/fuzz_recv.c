@@ -127,7 +127,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct txn_settings	 ts = { 500, 4000, 5000, 180000, 32000 };
 	static char		*domains[] = { "example.test", "atlanta.com",
 				    "biloxi.com", NULL };
-	struct tp_sock		*s = &tp.socks[0];
 	struct route		*r;
 	char			 err[256];
 
@@ -136,14 +135,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	verbose = getenv("FUZZ_VERBOSE") != NULL;
 	log_init(true, verbose ? LOG_LVL_DEBUG : LOG_LVL_ERR);
 	sipmsg_init();
-	memset(&tp, 0, sizeof(tp));
-	tp.nsocks = 1;
-	s->fd = -1;
-	s->family = AF_INET;
-	s->port = 5060;
-	s->tp = &tp;
-	strcpy(s->ip, "127.0.0.1");
-	strcpy(s->hostport, "127.0.0.1:5060");
+	fake_tp_init(&tp);
 	memset(&ps, 0, sizeof(ps));
 	ps.domains = calloc(4, sizeof(char *));
 	for (ps.ndomains = 0; domains[ps.ndomains] != NULL; ps.ndomains++)
@@ -167,6 +159,38 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return (0);
 }
 
+/*
+ * Framing of what we send: up to the empty line, every CR and LF in a
+ * CRLF pair (RFC 3261 7), and no NUL in a response we relay but in a
+ * quoted-pair (ours, with our Server line, may echo a NUL of the request
+ * it answers; a request keeps a quoted-pair NUL).  sipmsg_parse()
+ * tolerates a bare LF and a NUL in a request, so it cannot see these on
+ * its own.
+ */
+static const char *
+sent_framing(const struct sipmsg *m)
+{
+	static const char	 ours[] = "\r\nServer: Osprey/";
+	bool			 relayed;
+	size_t			 i;
+
+	relayed = !m->request && memmem(m->buf, m->body_off, ours,
+	    strlen(ours)) == NULL;
+	for (i = 0; i < m->body_off; i++) {
+		if (m->buf[i] == '\0' && relayed && (i == 0 ||
+		    m->buf[i - 1] != '\\'))
+			return ("NUL in the headers of a relayed response");
+		if (m->buf[i] == '\n' && (i == 0 || m->buf[i - 1] != '\r'))
+			return ("bare LF in the headers");
+		if (m->buf[i] == '\r' && (i + 1 == m->len ||
+		    m->buf[i + 1] != '\n'))
+			return ("bare CR in the headers");
+	}
+	if (m->hdr_end == m->len)
+		return ("no empty line");
+	return (NULL);
+}
+
 /* What the proxy sends must be a message that parses, with a Via. */
 static void
 check_sent(void)
@@ -174,7 +198,7 @@ check_sent(void)
 	int	i;
 
 	for (i = 0; i < fake_nsent(); i++) {
-		const char	*p = fake_sent(i);
+		const char	*p = fake_sent(i), *bad;
 		struct sipmsg	*m;
 		char		 err[160];
 		int		 rc;
@@ -186,6 +210,11 @@ check_sent(void)
 			    (int)fake_sent_len(i), p);
 		m = sipmsg_new(p, fake_sent_len(i));
 		rc = sipmsg_parse(m, err, sizeof(err));
+		if ((bad = sent_framing(m)) != NULL) {
+			fprintf(stderr, "sent a badly framed message (%s):\n"
+			    "%.*s\n", bad, (int)fake_sent_len(i), p);
+			abort();
+		}
 		/*
 		 * A request we forward must be whole; a response we answer a
 		 * broken request with may lack what that request lacked

@@ -282,3 +282,18 @@ fake_sent_clear(void)
 	}
 	nsent = 0;
 }
+
+void
+fake_tp_init(struct tp *tp)
+{
+	struct tp_sock	*s = &tp->socks[0];
+
+	memset(tp, 0, sizeof(*tp));
+	tp->nsocks = 1;
+	s->fd = -1;
+	s->family = AF_INET;
+	s->port = 5060;
+	s->tp = tp;
+	strcpy(s->ip, "127.0.0.1");
+	strcpy(s->hostport, "127.0.0.1:5060");
+}

@@ -30,5 +30,7 @@ uint64_t	 fake_sent_at(int);	/* fake_now() when it was sent */
 const struct tp_addr *fake_sent_peer(int);
 const char	*fake_sent_last(void);	/* NULL if nothing was sent */
 void		 fake_sent_clear(void);
+/* One UDP socket, 127.0.0.1:5060, without a descriptor: for tp_send(). */
+void		 fake_tp_init(struct tp *);
 
 #endif

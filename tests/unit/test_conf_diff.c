@@ -8,6 +8,7 @@
 #include <check.h>
 
 #include "buf.h"
+#include "check_util.h"
 #include "conf_diff.h"
 
 static const char *old_text =
@@ -140,30 +141,12 @@ START_TEST(same_key_several_lines)
 }
 END_TEST
 
-static Suite *
-conf_diff_suite(void)
-{
-	Suite	*s = suite_create("conf_diff");
-	TCase	*tc = tcase_create("conf_diff");
-
-	tcase_add_test(tc, same);
-	tcase_add_test(tc, single_values);
-	tcase_add_test(tc, listen_and_domains);
-	tcase_add_test(tc, routes);
-	tcase_add_test(tc, same_key_several_lines);
-	suite_add_tcase(s, tc);
-	return (s);
-}
-
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
+	TCase	*tc = check_case("conf_diff");
 
-	sr = srunner_create(conf_diff_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	check_add(tc, same, single_values, listen_and_domains, routes,
+	    same_key_several_lines);
+	return (check_run("conf_diff"));
 }

@@ -13,6 +13,7 @@
 #include <check.h>
 
 #include "buf.h"
+#include "check_util.h"
 #include "fake.h"
 #include "gateway.h"
 #include "log.h"
@@ -34,18 +35,6 @@ static const struct txn_settings ts = { .t1_ms = 500, .t2_ms = 4000,
 				    .t4_ms = 5000, .c_ms = 180000,
 				    .d_ms = 32000 };
 static const struct txn_ops	 none;
-
-static struct sipmsg *
-parse(const char *text, size_t len)
-{
-	struct sipmsg	*m = sipmsg_new(text, len);
-	char		 err[128];
-	int		 rc;
-
-	rc = sipmsg_parse(m, err, sizeof(err));
-	ck_assert_msg(rc == 0, "parse: %d %s: %s", rc, err, text);
-	return (m);
-}
 
 static struct route *
 add_route(const char *user, const char *t1, const char *t2, bool probe)
@@ -69,19 +58,11 @@ add_route(const char *user, const char *t1, const char *t2, bool probe)
 static void
 setup(void)
 {
-	struct tp_sock	*s = &tp.socks[0];
 
 	log_init(true, LOG_LVL_ERR);
 	sipmsg_init();
 	fake_reset();
-	memset(&tp, 0, sizeof(tp));
-	tp.nsocks = 1;
-	s->fd = -1;
-	s->family = AF_INET;
-	s->port = 5060;
-	s->tp = &tp;
-	strcpy(s->ip, "127.0.0.1");
-	strcpy(s->hostport, "127.0.0.1:5060");
+	fake_tp_init(&tp);
 	memset(&rt, 0, sizeof(rt));
 	add_route("^a$", "sip:127.0.0.1:5070", "sip:127.0.0.1:5071", true);
 	add_route("^b$", "sip:127.0.0.1:5070", NULL, true);
@@ -103,7 +84,7 @@ teardown(void)
 static uint32_t
 cseq_of(int i)
 {
-	struct sipmsg	*m = parse(fake_sent(i), fake_sent_len(i));
+	struct sipmsg	*m = parse_bytes(fake_sent(i), fake_sent_len(i), 0);
 	uint32_t	 n = m->cseq;
 
 	sipmsg_free(m);
@@ -137,10 +118,10 @@ answer(int i, int code)
 	struct buf	 b;
 
 	ck_assert_int_ge(i, 0);
-	req = parse(fake_sent(i), fake_sent_len(i));
+	req = parse_bytes(fake_sent(i), fake_sent_len(i), 0);
 	buf_init(&b, 512);
 	sipbuild_reply(req, code, NULL, "gwtag", &req->via, NULL, &b);
-	resp = parse(b.p, b.len);
+	resp = parse_bytes(b.p, b.len, 0);
 	ct = txn_match_response(resp);
 	if (ct != NULL)
 		txn_client_response(ct, resp);
@@ -184,7 +165,7 @@ START_TEST(gw_probe_message)
 	ck_assert_int_ge(i, 0);
 	ck_assert_int_ge(probe_to(5071, 0), 0);
 	ck_assert_int_eq(probe_to(5072, 0), -1);
-	m = parse(fake_sent(i), fake_sent_len(i));
+	m = parse_bytes(fake_sent(i), fake_sent_len(i), 0);
 	ck_assert(m->request && m->method == SM_OPTIONS);
 	ck_assert(m->ruri.len == 18 && memcmp(m->ruri.p, "sip:127.0.0.1:5070",
 	    18) == 0);
@@ -196,7 +177,7 @@ START_TEST(gw_probe_message)
 	fake_advance(INTERVAL);
 	j = probe_to(5070, i + 1);
 	ck_assert_int_gt(j, i);
-	m = parse(fake_sent(j), fake_sent_len(j));
+	m = parse_bytes(fake_sent(j), fake_sent_len(j), 0);
 	ck_assert_uint_eq(m->cseq, 2);
 	sipmsg_free(m);
 }
@@ -274,31 +255,12 @@ START_TEST(gw_stop_forgets)
 }
 END_TEST
 
-static Suite *
-gateway_suite(void)
-{
-	Suite	*s = suite_create("gateway");
-	TCase	*tc = tcase_create("probe");
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, gw_per_uri);
-	tcase_add_test(tc, gw_probe_message);
-	tcase_add_test(tc, gw_down_and_up);
-	tcase_add_test(tc, gw_5xx_is_a_miss);
-	tcase_add_test(tc, gw_stop_forgets);
-	suite_add_tcase(s, tc);
-	return (s);
-}
-
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
+	TCase	*tc = check_fixed("probe", setup, teardown);
 
-	sr = srunner_create(gateway_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	check_add(tc, gw_per_uri, gw_probe_message, gw_down_and_up,
+	    gw_5xx_is_a_miss, gw_stop_forgets);
+	return (check_run("gateway"));
 }

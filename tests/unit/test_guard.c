@@ -7,18 +7,13 @@
 
 #include <check.h>
 
+#include "check_util.h"
 #include "fake.h"
 #include "guard.h"
 #include "log.h"
 
 static struct guard_settings	gs;
 static struct acl		trusted;
-
-static struct slice
-S(const char *s)
-{
-	return ((struct slice){ s, strlen(s) });
-}
 
 static struct tp_addr
 A(const char *ip)
@@ -198,24 +193,11 @@ END_TEST
 int
 main(void)
 {
-	Suite	*s = suite_create("guard");
-	TCase	*tc = tcase_create("core");
-	SRunner	*sr;
-	int	 nfail;
+	TCase	*tc = check_fixed("core", setup, teardown);
 
 	log_init(true, LOG_LVL_ERR);
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, rate_limit_bans_and_lifts);
-	tcase_add_test(tc, a_new_window_starts_afresh);
-	tcase_add_test(tc, exempt_trusted_and_self);
-	tcase_add_test(tc, auth_failures_ban);
-	tcase_add_test(tc, call_budget);
-	tcase_add_test(tc, scanner_user_agents);
-	tcase_add_test(tc, bounded_table);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	check_add(tc, rate_limit_bans_and_lifts, a_new_window_starts_afresh,
+	    exempt_trusted_and_self, auth_failures_ban, call_budget,
+	    scanner_user_agents, bounded_table);
+	return (check_run("guard"));
 }

@@ -8,6 +8,7 @@
 
 #include <check.h>
 
+#include "check_util.h"
 #include "hashtab.h"
 
 struct item {
@@ -365,36 +366,14 @@ START_TEST(first_drains_with_partners)
 }
 END_TEST
 
-static Suite *
-hashtab_suite(void)
-{
-	Suite	*s = suite_create("hashtab");
-	TCase	*tc = tcase_create("hashtab");
-
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, insert_find_remove);
-	tcase_add_test(tc, empty_key);
-	tcase_add_test(tc, churn);
-	tcase_add_test(tc, growth);
-	tcase_add_test(tc, init_hint);
-	tcase_add_test(tc, hash_seeded);
-	tcase_add_test(tc, tables_seeded_apart);
-	tcase_add_test(tc, foreach_visits_each_once);
-	tcase_add_test(tc, foreach_removes_current);
-	tcase_add_test(tc, first_drains_with_partners);
-	suite_add_tcase(s, tc);
-	return (s);
-}
-
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
+	TCase	*tc = check_case("hashtab");
 
-	sr = srunner_create(hashtab_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	tcase_set_timeout(tc, 60);
+	check_add(tc, insert_find_remove, empty_key, churn, growth, init_hint,
+	    hash_seeded, tables_seeded_apart, foreach_visits_each_once,
+	    foreach_removes_current, first_drains_with_partners);
+	return (check_run("hashtab"));
 }

@@ -14,6 +14,7 @@
 #include <check.h>
 
 #include "auth.h"
+#include "check_util.h"
 #include "fake.h"
 #include "log.h"
 #include "proxy_int.h"
@@ -140,34 +141,6 @@ static struct registrar_settings rs = {
 	.default_expires_s = 600, .max_contacts = 8, .max_per_source = 16,
 };
 
-static struct slice
-S(const char *s)
-{
-	return ((struct slice){ s, strlen(s) });
-}
-
-static struct sipmsg *
-parse(const char *text)
-{
-	struct sipmsg	*m = sipmsg_new(text, strlen(text));
-	char		 err[128];
-	int		 rc;
-
-	rc = sipmsg_parse(m, err, sizeof(err));
-	ck_assert_msg(rc == 0, "parse: %d %s: %s", rc, err, text);
-	return (m);
-}
-
-#define ck_assert_slice_eq(s, str) do {					\
-	struct slice	 _s = (s);					\
-	const char	*_w = (str);					\
-									\
-	ck_assert_msg(_s.len == strlen(_w) &&				\
-	    memcmp(_s.p, _w, _s.len) == 0,				\
-	    "%s is \"%.*s\", want \"%s\"", #s, (int)_s.len,		\
-	    _s.p != NULL ? _s.p : "", _w);				\
-} while (0)
-
 static struct route *
 add_route(struct proxy_settings *ps, const char *name, const char *user,
     const char *t1, const char *t2, enum fork_mode fork)
@@ -208,7 +181,6 @@ proxy_setup(void)
 	static const struct txn_settings ts = { .t1_ms = 500, .t2_ms = 4000,
 	    .t4_ms = 5000, .c_ms = 180000, .d_ms = 32000 };
 	struct proxy_settings	 ps;
-	struct tp_sock		*s = &tp.socks[0];
 	struct route		*r;
 	char			 err[256];
 	int			 line;
@@ -216,14 +188,7 @@ proxy_setup(void)
 	log_init(true, LOG_LVL_ERR);
 	sipmsg_init();
 	fake_reset();
-	memset(&tp, 0, sizeof(tp));
-	tp.nsocks = 1;
-	s->fd = -1;
-	s->family = AF_INET;
-	s->port = 5060;
-	s->tp = &tp;
-	strcpy(s->ip, "127.0.0.1");
-	strcpy(s->hostport, "127.0.0.1:5060");
+	fake_tp_init(&tp);
 	memset(&ps, 0, sizeof(ps));
 	ps.domains = calloc(1, sizeof(char *));
 	ps.domains[ps.ndomains++] = strdup("example.test");
@@ -1039,74 +1004,27 @@ START_TEST(fork_all_503)
 }
 END_TEST
 
-static Suite *
-proxy_suite(void)
-{
-	Suite	*s = suite_create("proxy");
-	TCase	*tc = tcase_create("reply_rank");
-
-	tcase_add_test(tc, rank_6xx_first);
-	tcase_add_test(tc, rank_lowest_class);
-	tcase_add_test(tc, rank_retry_4xx_lead);
-	tcase_add_test(tc, rank_within_class);
-	tcase_add_test(tc, rank_no_ties);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("routes");
-	tcase_add_checked_fixture(tc, proxy_setup, proxy_teardown);
-	tcase_add_test(tc, routes_none);
-	tcase_add_test(tc, routes_pop_ours);
-	tcase_add_test(tc, routes_strict_before_us);
-	tcase_add_test(tc, routes_strict_next_hop);
-	tcase_add_test(tc, routes_stamp);
-	tcase_add_test(tc, routes_bad);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("decide");
-	tcase_add_checked_fixture(tc, proxy_setup, proxy_teardown);
-	tcase_add_test(tc, decide_for_us);
-	tcase_add_test(tc, decide_route);
-	tcase_add_test(tc, decide_location);
-	tcase_add_test(tc, decide_location_no_domain);
-	tcase_add_test(tc, decide_register);
-	tcase_add_test(tc, decide_foreign);
-	tcase_add_test(tc, decide_route_set);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("ctx");
-	tcase_add_checked_fixture(tc, proxy_setup, proxy_teardown);
-	tcase_add_test(tc, ctx_via_dest);
-	tcase_add_test(tc, ctx_branch_ours);
-	tcase_add_test(tc, ctx_stray_response);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("fork");
-	tcase_add_checked_fixture(tc, proxy_setup, proxy_teardown);
-	tcase_add_test(tc, fork_bytes);
-	tcase_add_test(tc, fork_parallel_best);
-	tcase_add_test(tc, fork_6xx_at_once);
-	tcase_add_test(tc, fork_2xx_cancels_others);
-	tcase_add_test(tc, fork_serial_503_moves_on);
-	tcase_add_test(tc, fork_serial_stops);
-	tcase_add_test(tc, fork_target_timeout);
-	tcase_add_test(tc, fork_on_failure);
-	tcase_add_test(tc, fork_recurse);
-	tcase_add_test(tc, fork_recurse_all_fail);
-	tcase_add_test(tc, fork_cancel_timer);
-	tcase_add_test(tc, fork_all_503);
-	suite_add_tcase(s, tc);
-	return (s);
-}
-
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
+	TCase	*tc;
 
-	sr = srunner_create(proxy_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	check_add(check_case("reply_rank"), rank_6xx_first, rank_lowest_class,
+	    rank_retry_4xx_lead, rank_within_class, rank_no_ties);
+	tc = check_fixed("routes", proxy_setup, proxy_teardown);
+	check_add(tc, routes_none, routes_pop_ours, routes_strict_before_us,
+	    routes_strict_next_hop, routes_stamp, routes_bad);
+	tc = check_fixed("decide", proxy_setup, proxy_teardown);
+	check_add(tc, decide_for_us, decide_route, decide_location,
+	    decide_location_no_domain, decide_register, decide_foreign,
+	    decide_route_set);
+	tc = check_fixed("ctx", proxy_setup, proxy_teardown);
+	check_add(tc, ctx_via_dest, ctx_branch_ours, ctx_stray_response);
+	tc = check_fixed("fork", proxy_setup, proxy_teardown);
+	check_add(tc, fork_bytes, fork_parallel_best, fork_6xx_at_once,
+	    fork_2xx_cancels_others, fork_serial_503_moves_on,
+	    fork_serial_stops, fork_target_timeout, fork_on_failure,
+	    fork_recurse, fork_recurse_all_fail, fork_cancel_timer,
+	    fork_all_503);
+	return (check_run("proxy"));
 }

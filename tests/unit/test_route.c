@@ -7,6 +7,7 @@
 
 #include <check.h>
 
+#include "check_util.h"
 #include "route.h"
 #include "sipcause.h"
 
@@ -182,21 +183,8 @@ END_TEST
 int
 main(void)
 {
-	Suite	*s = suite_create("route");
-	TCase	*tc = tcase_create("core");
-	SRunner	*sr;
-	int	 failed;
-
-	tcase_add_test(tc, cause_of_codes);
-	tcase_add_test(tc, codeset_items);
-	tcase_add_test(tc, order_as_listed_and_round_robin);
-	tcase_add_test(tc, order_hash_is_stable);
-	tcase_add_test(tc, order_weight_follows_weights);
-	tcase_add_test(tc, dest_from_uris);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	check_add(check_case("core"), cause_of_codes, codeset_items,
+	    order_as_listed_and_round_robin, order_hash_is_stable,
+	    order_weight_follows_weights, dest_from_uris);
+	return (check_run("route"));
 }

@@ -11,6 +11,7 @@
 #include <check.h>
 #include <osipparser2/osip_parser.h>
 
+#include "check_util.h"
 #include "fake.h"
 #include "log.h"
 #include "sipmsg.h"
@@ -95,34 +96,6 @@ teardown(void)
 {
 	txn_shutdown();
 	fake_reset();
-}
-
-#define ck_assert_slice_eq(s, str) do {					\
-	struct slice	 _s = (s);					\
-	const char	*_w = (str);					\
-									\
-	ck_assert_msg(_s.len == strlen(_w) &&				\
-	    memcmp(_s.p, _w, _s.len) == 0,				\
-	    "%s is \"%.*s\", want \"%s\"", #s, (int)_s.len,		\
-	    _s.p != NULL ? _s.p : "", _w);				\
-} while (0)
-
-static struct slice
-S(const char *s)
-{
-	return ((struct slice){ s, strlen(s) });
-}
-
-static struct sipmsg *
-parse(const char *text)
-{
-	struct sipmsg	*m = sipmsg_new(text, strlen(text));
-	char		 err[128];
-	int		 rc;
-
-	rc = sipmsg_parse(m, err, sizeof(err));
-	ck_assert_msg(rc == 0, "parse: %d %s: %s", rc, err, text);
-	return (m);
 }
 
 /* A request as a UAC (or the previous hop) sends it to us. */
@@ -1266,67 +1239,27 @@ START_TEST(table_open_and_bytes)
 }
 END_TEST
 
-static Suite *
-txn_suite(void)
-{
-	Suite	*s = suite_create("txn");
-	TCase	*tc;
-
-	tc = tcase_create("fake");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, fake_timer_order);
-	tcase_add_test(tc, fake_capture);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("server");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, server_key_3261);
-	tcase_add_test(tc, server_key_default_port);
-	tcase_add_test(tc, server_key_2543);
-	tcase_add_test(tc, server_peer);
-	tcase_add_test(tc, ist_non2xx_timer_g_h);
-	tcase_add_test(tc, ist_ack_confirmed_timer_i);
-	tcase_add_test(tc, ist_2xx_accepted);
-	tcase_add_test(tc, nist_final_timer_j);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("client");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, ict_timer_a_b);
-	tcase_add_test(tc, ict_provisional_proceeding);
-	tcase_add_test(tc, ict_non2xx_ack);
-	tcase_add_test(tc, ict_non2xx_from_calling);
-	tcase_add_test(tc, ict_2xx_accepted);
-	tcase_add_test(tc, ict_cancel_waits_for_provisional);
-	tcase_add_test(tc, ict_cancel_in_proceeding);
-	tcase_add_test(tc, ict_cancel_after_final);
-	tcase_add_test(tc, nict_timer_e_f);
-	tcase_add_test(tc, nict_proceeding_t2);
-	tcase_add_test(tc, nict_final_timer_k);
-	tcase_add_test(tc, ict_timer_c);
-	tcase_add_test(tc, ict_timer_c_calling);
-	tcase_add_test(tc, ict_timer_c_stopped_by_final);
-	suite_add_tcase(s, tc);
-
-	tc = tcase_create("table");
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, table_churn);
-	tcase_add_test(tc, table_open_and_bytes);
-	suite_add_tcase(s, tc);
-	return (s);
-}
-
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
+	TCase	*tc;
 
 	sipmsg_init();
-	sr = srunner_create(txn_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return (nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+	tc = check_fixed("fake", setup, teardown);
+	check_add(tc, fake_timer_order, fake_capture);
+	tc = check_fixed("server", setup, teardown);
+	check_add(tc, server_key_3261, server_key_default_port,
+	    server_key_2543, server_peer, ist_non2xx_timer_g_h,
+	    ist_ack_confirmed_timer_i, ist_2xx_accepted, nist_final_timer_j);
+	tc = check_fixed("client", setup, teardown);
+	check_add(tc, ict_timer_a_b, ict_provisional_proceeding,
+	    ict_non2xx_ack, ict_non2xx_from_calling, ict_2xx_accepted,
+	    ict_cancel_waits_for_provisional, ict_cancel_in_proceeding,
+	    ict_cancel_after_final, nict_timer_e_f, nict_proceeding_t2,
+	    nict_final_timer_k, ict_timer_c, ict_timer_c_calling,
+	    ict_timer_c_stopped_by_final);
+	tc = check_fixed("table", setup, teardown);
+	tcase_set_timeout(tc, 60);
+	check_add(tc, table_churn, table_open_and_bytes);
+	return (check_run("txn"));
 }
