@@ -81,23 +81,23 @@ socket_of_conf(const char *file, bool given)
 int
 main(int argc, char **argv)
 {
-	const char		*conf = NULL;
-	char			*path = NULL;
+	const char		*conf = NULL, *sock = NULL;
+	char			*path;
 	struct sockaddr_un	 sun;
 	char			 req[1024], buf[8192], *nl;
 	size_t			 off = 0, got = 0;
 	bool			 json = false, first = true, ok = false;
 	ssize_t			 n;
-	int			 i, fd;
+	int			 i, fd = -1, rc = 3;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-j") == 0 || strcmp(argv[i], "--json") == 0)
 			json = true;
 		else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc &&
-		    conf == NULL && path == NULL)
-			path = xstrdup(argv[++i]);
+		    conf == NULL && sock == NULL)
+			sock = argv[++i];
 		else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc &&
-		    conf == NULL && path == NULL)
+		    conf == NULL && sock == NULL)
 			conf = argv[++i];
 		else if (strcmp(argv[i], "-h") == 0 ||
 		    strcmp(argv[i], "--help") == 0) {
@@ -127,15 +127,15 @@ main(int argc, char **argv)
 		return (2);
 	}
 	req[off++] = '\n';
-	if (path == NULL)
-		path = socket_of_conf(conf ? conf : OSPREY_DEFAULT_CONF,
-		    conf != NULL);
+	path = sock != NULL ? xstrdup(sock) :
+	    socket_of_conf(conf ? conf : OSPREY_DEFAULT_CONF, conf != NULL);
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		fprintf(stderr, "ospreyctl: %s: path too long\n", path);
-		return (2);
+		rc = 2;
+		goto done;
 	}
 	strcpy(sun.sun_path, path);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
@@ -143,11 +143,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "ospreyctl: cannot reach ospreyd at %s: %s\n"
 		    "ospreyctl: is ospreyd running? (systemctl status osprey)\n",
 		    path, strerror(errno));
-		return (3);
+		goto done;
 	}
 	if (write(fd, req, off) != (ssize_t)off) {
 		fprintf(stderr, "ospreyctl: write: %s\n", strerror(errno));
-		return (3);
+		goto done;
 	}
 	/* First line: OK or ERR reason; then the body, copied to stdout. */
 	while ((n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0) {
@@ -172,11 +172,13 @@ main(int argc, char **argv)
 			fwrite(buf, 1, got, stdout);
 		got = 0;
 	}
-	close(fd);
-	free(path);
-	if (first) {
+	if (first)
 		fprintf(stderr, "ospreyctl: no answer from ospreyd\n");
-		return (3);
-	}
-	return (ok ? 0 : 1);
+	else
+		rc = ok ? 0 : 1;
+done:
+	if (fd != -1)
+		close(fd);
+	free(path);
+	return (rc);
 }

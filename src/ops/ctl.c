@@ -331,6 +331,23 @@ reply(struct bufferevent *bev, bool ok, const char *err, struct evbuffer *body)
 		evbuffer_add_buffer(out, body);
 }
 
+/* A listing: a JSON array of what the foreach between these two adds. */
+static void
+list_begin(struct out *o, const char *filter)
+{
+	o->filter = filter;
+	if (o->json)
+		evbuffer_add(o->b, "[", 1);
+}
+
+static void
+list_end(struct bufferevent *bev, struct out *o)
+{
+	if (o->json)
+		evbuffer_add(o->b, "]\n", 2);
+	reply(bev, true, NULL, o->b);
+}
+
 /* "reloaded" and what changed, a line each (a JSON array of them). */
 static void
 cmd_reload(struct bufferevent *bev, struct out *o)
@@ -388,21 +405,13 @@ ctl_command(struct bufferevent *bev, char *line)
 		cmd_stats(&o);
 		reply(bev, true, NULL, o.b);
 	} else if (strcmp(argv[0], "transactions") == 0) {
-		o.filter = argc > 1 ? argv[1] : NULL;
-		if (o.json)
-			evbuffer_add(o.b, "[", 1);
+		list_begin(&o, argc > 1 ? argv[1] : NULL);
 		txn_foreach(list_txn, &o);
-		if (o.json)
-			evbuffer_add(o.b, "]\n", 2);
-		reply(bev, true, NULL, o.b);
+		list_end(bev, &o);
 	} else if (strcmp(argv[0], "registrations") == 0 && argc <= 2) {
-		o.filter = argc > 1 ? argv[1] : NULL;
-		if (o.json)
-			evbuffer_add(o.b, "[", 1);
+		list_begin(&o, argc > 1 ? argv[1] : NULL);
 		location_foreach(list_binding, &o);
-		if (o.json)
-			evbuffer_add(o.b, "]\n", 2);
-		reply(bev, true, NULL, o.b);
+		list_end(bev, &o);
 	} else if (strcmp(argv[0], "reload") == 0 && argc == 1) {
 		cmd_reload(bev, &o);
 	} else if (strcmp(argv[0], "loglevel") == 0 && argc == 2) {

@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef REPLAY_CORPUS
+#define REPLAY_CORPUS	"tests/fuzz/corpus"
+#endif
+
 int	LLVMFuzzerInitialize(int *, char ***);
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -50,7 +54,7 @@ main(int argc, char **argv)
 		printf("fuzz replay: %d passed, 0 failed\n", argc - 1);
 		return (0);
 	}
-	snprintf(dir, sizeof(dir), "%s/tests/fuzz/corpus", srcdir ? srcdir :
+	snprintf(dir, sizeof(dir), "%s/" REPLAY_CORPUS, srcdir ? srcdir :
 	    ".");
 	if ((d = opendir(dir)) == NULL) {
 		perror(dir);

@@ -316,18 +316,21 @@ with_header(const char *hdr)
 	return (parse(text));
 }
 
-/* auth_creds_read on one header line; err gets the reason. */
+/*
+ * auth_creds_read on one header line; err gets the reason.  The slices of
+ * c point into the message, so it is kept until the next call.
+ */
+static struct sipmsg	*creds_msg;
+
 static enum auth_result
 read_creds(const char *hdr, bool proxy, struct auth_creds *c, char *err,
     size_t errlen)
 {
-	struct sipmsg		*m = with_header(hdr);
-	enum auth_result	 r;
-
+	sipmsg_free(creds_msg);
+	creds_msg = with_header(hdr);
 	err[0] = '\0';
-	r = auth_creds_read(m, proxy, S("example.test"), c, err, errlen);
-	sipmsg_free(m);
-	return (r);
+	return (auth_creds_read(creds_msg, proxy, S("example.test"), c, err,
+	    errlen));
 }
 
 /* As long as ours (56 hex digits), not ours. */
