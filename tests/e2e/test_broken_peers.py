@@ -1,6 +1,12 @@
 """Peers that send broken responses (../shared/REAL-PEERS.md: Net::SIP's
 487 that carries only the CANCEL's Via)."""
 
+import json
+import os
+import re
+import subprocess
+
+from conftest import OSPREYD
 from sip import NON2XX, build_response, match, sipnet  # noqa: F401
 
 
@@ -45,4 +51,46 @@ def test_viafree_2xx_not_relayed(sipnet):
     net.uas.ep.send(b"\r\n".join(lines), inv.src)
     got = net.caller.collect(0.5, match(code=200))
     assert got == [], got
+    assert net.proxy.alive()
+
+
+def _parse_errors(proxy):
+    tool = os.path.join(os.path.dirname(OSPREYD), "ospreyctl")
+    out = subprocess.run([tool, "-j", "-s", proxy.ctl_socket, "stats"],
+                         capture_output=True, text=True, timeout=10).stdout
+    return json.loads(out)["parse_errors"]
+
+
+def test_malformed_responses_dropped_and_counted(sipnet):
+    """Responses from downstream are accepted whole or dropped (the fuzz
+    findings: a NUL in a challenge merged upstream, a broken To in the
+    ACK): a 180 with a NUL in a header, a 183 with a bare LF line end and a
+    486 whose To cannot be parsed never reach the caller and are counted as
+    parse errors; the good 486 after them is relayed and ACKed."""
+    net = sipnet()
+    call = net.call()
+    call.invite()
+    inv = net.uas.expect("INVITE", call_id=call.call_id)
+    tag = net.uas.tag(inv)
+    before = _parse_errors(net.proxy)
+    r180 = build_response(inv, 180, to_tag=tag,
+                          headers=[("X-Junk", "a\x00b")])
+    r183 = build_response(inv, 183, to_tag=tag,
+                          headers=[("X-Bare", "lf")])
+    r183 = r183.replace(b"X-Bare: lf\r\n", b"X-Bare: lf\n")
+    bad486 = build_response(inv, 486, to_tag=tag)
+    bad486 = re.sub(rb"\r\nTo: [^\r]*", b"\r\nTo: <sip:bob@ exa mple>;;",
+                    bad486)
+    for m in (r180, r183, bad486):
+        net.uas.ep.send(m, inv.src)
+    got = net.caller.collect(0.5, match(response=True))
+    assert got == [m for m in got if m.code == 100], got
+    assert net.uas.ep.collect(0.3, match(method="ACK")) == []
+    assert _parse_errors(net.proxy) - before == 3
+    net.uas.respond(inv, 486)
+    final = net.caller.expect(call.resp(NON2XX), timeout=3)
+    assert final.code == 486
+    assert b"\x00" not in final.raw
+    ack = net.uas.expect("ACK", call_id=call.call_id)
+    assert ack.branch == inv.branch
     assert net.proxy.alive()
