@@ -5,7 +5,9 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,8 +388,14 @@ static void
 ctl_command(struct bufferevent *bev, char *line)
 {
 	struct out	 o = { evbuffer_new(), false, NULL, 0 };
-	char		*argv[4], *save = NULL, err[512];
+	char		*argv[4], *save = NULL, *end, err[512];
 	int		 argc = 0, lvl, rc;
+	unsigned long	 cseq;
+
+	if (o.b == NULL) {
+		log_warnx("ctl: out of memory for an answer");
+		return;
+	}
 
 	while (argc < 4 && (argv[argc] = strtok_r(argc ? NULL : line, " \t",
 	    &save)) != NULL)
@@ -424,9 +432,17 @@ ctl_command(struct bufferevent *bev, char *line)
 			reply(bev, true, NULL, NULL);
 		}
 	} else if (strcmp(argv[0], "cancel") == 0 && argc == 3) {
-		rc = proxy_cancel_call(argv[1], (uint32_t)strtoul(argv[2],
-		    NULL, 10), err, sizeof(err));
-		reply(bev, rc == 0, err, NULL);
+		errno = 0;
+		cseq = strtoul(argv[2], &end, 10);
+		if (!isdigit((unsigned char)argv[2][0]) || *end != '\0' ||
+		    errno != 0 || cseq > UINT32_MAX)
+			reply(bev, false, "CSEQ must be a number "
+			    "(ospreyctl transactions shows it)", NULL);
+		else {
+			rc = proxy_cancel_call(argv[1], (uint32_t)cseq, err,
+			    sizeof(err));
+			reply(bev, rc == 0, err, NULL);
+		}
 	} else
 		reply(bev, false, "unknown command (status, stats, "
 		    "transactions [CALL-ID], registrations [USER], reload, loglevel "

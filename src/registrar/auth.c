@@ -205,12 +205,13 @@ void
 auth_users_foreach(const struct auth_users *u, void (*fn)(const char *,
     void *), void *arg)
 {
-	const struct hnode	*n;
-	size_t			 i;
+	struct hashtab_iter	 it;
+	struct hnode		*n;
 
-	for (i = 0; u != NULL && i < u->tab.nb; i++)
-		for (n = u->tab.b[i]; n != NULL; n = n->next)
-			fn(((const struct auth_user *)n)->key, arg);
+	if (u == NULL)
+		return;
+	HASHTAB_FOREACH(n, &u->tab, it)
+		fn(((const struct auth_user *)n)->key, arg);
 }
 
 /* Users in the file in use. */
@@ -507,8 +508,7 @@ creds_parse(struct slice v, struct creds *c)
 			    v.p[i] != '\t')
 				i++;
 		val = (struct slice){ v.p + s, i - s };
-#define P(n)	if (slice_eq(name, #n) || (name.len == strlen(#n) && \
-		    strncasecmp(name.p, #n, name.len) == 0)) c->n = val;
+#define P(n)	if (slice_eq(name, #n)) c->n = val;	/* any case */
 		P(username) else P(realm) else P(nonce) else P(uri)
 		else P(response) else P(algorithm) else P(cnonce) else P(qop)
 		else P(nc)

@@ -185,6 +185,10 @@ def test_ospreyctl_verbs(sipnet):
     p = ctl(o, "registrations")
     assert p.returncode == 0 and p.stdout.strip() == "", p.stdout
     assert ctl(o, "--json", "registrations").stdout.strip() == "[]"
+    # a CSeq that is not a number is refused, not read as 0
+    for bad in ("abc", "1x", "-1", "4294967296"):
+        p = ctl(o, "cancel", call.call_id, bad, check=False)
+        assert p.returncode == 1 and "must be a number" in p.stderr, p
     # cancel from the outside: CANCEL with the INVITE's branch, 487 up
     assert ctl(o, "cancel", call.call_id, "1").returncode == 0
     can = net.uas.expect("CANCEL", call_id=call.call_id)
