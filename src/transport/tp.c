@@ -4,8 +4,60 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tp.h"
+
+static const struct {
+	const char	*via;
+	const char	*param;
+} proto_names[TP_NPROTO] = {
+	[TP_UDP] = { "UDP", "udp" },
+	[TP_TCP] = { "TCP", "tcp" },
+	[TP_TLS] = { "TLS", "tls" },
+	[TP_WS] = { "WS", "ws" },
+	[TP_WSS] = { "WSS", "wss" },
+};
+
+const char *
+tp_proto_via(enum tp_proto p)
+{
+	return (p < TP_NPROTO ? proto_names[p].via : "UDP");
+}
+
+const char *
+tp_proto_param(enum tp_proto p)
+{
+	return (p < TP_NPROTO ? proto_names[p].param : "udp");
+}
+
+/* A transport name, either case: a Via's, a ;transport= or a config's. */
+int
+tp_proto_parse(struct slice s, enum tp_proto *out)
+{
+	unsigned	i;
+
+	for (i = 0; i < TP_NPROTO; i++)
+		if (strlen(proto_names[i].param) == s.len &&
+		    strncasecmp(proto_names[i].param, s.p, s.len) == 0) {
+			*out = (enum tp_proto)i;
+			return (0);
+		}
+	return (-1);
+}
+
+/* No retransmissions over these (RFC 3261 17.1.1.2, 17.1.2.2). */
+bool
+tp_proto_reliable(enum tp_proto p)
+{
+	return (p != TP_UDP);
+}
+
+bool
+tp_proto_secure(enum tp_proto p)
+{
+	return (p == TP_TLS || p == TP_WSS);
+}
 
 /* host is an IPv4 literal or a bracketed / bare IPv6 literal. */
 int

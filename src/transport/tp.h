@@ -16,9 +16,23 @@
 #define TP_MAX_SOCKS	16
 #define TP_HOSTPORT_LEN	(INET6_ADDRSTRLEN + 8)
 
+/*
+ * The transports (RFC 3261 18, RFC 7118).  Every address carries the one it
+ * is reached over; UDP is 0, so a zeroed address is a UDP one.
+ */
+enum tp_proto {
+	TP_UDP = 0,
+	TP_TCP,
+	TP_TLS,
+	TP_WS,
+	TP_WSS,
+	TP_NPROTO
+};
+
 struct tp_addr {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
+	uint8_t			 proto;		/* enum tp_proto */
 };
 
 struct tp;
@@ -27,6 +41,7 @@ struct tp;
 struct tp_sock {
 	int		 fd;
 	int		 family;
+	enum tp_proto	 proto;
 	struct event	 ev;
 	char		 ip[INET6_ADDRSTRLEN];	/* as configured, canonical */
 	uint16_t	 port;
@@ -53,6 +68,13 @@ int		 tp_udp_open(struct tp *, const char *, uint16_t, char *,
 void		 tp_close(struct tp *);
 int		 tp_send(const struct tp_sock *, const struct tp_addr *,
 		     const void *, size_t);
+
+/* Transport names: "UDP" for Via, "udp" for ;transport=, config. */
+const char	*tp_proto_via(enum tp_proto);
+const char	*tp_proto_param(enum tp_proto);
+int		 tp_proto_parse(struct slice, enum tp_proto *);
+bool		 tp_proto_reliable(enum tp_proto);
+bool		 tp_proto_secure(enum tp_proto);
 
 /* Addresses: numeric only; name resolution happens before these. */
 int		 tp_addr_set(struct tp_addr *, struct slice, uint16_t);
