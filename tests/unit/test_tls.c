@@ -653,7 +653,8 @@ START_TEST(settings_applied)
 	struct tls_ctx	*sc = server(), *cc = client(NULL, NULL);
 	SSL		*s = tls_ssl_server(sc), *c = tls_ssl_client(cc, "x");
 	uint64_t	 want = SSL_OP_NO_COMPRESSION |
-			    SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF;
+			    SSL_OP_NO_RENEGOTIATION |
+			    SSL_OP_IGNORE_UNEXPECTED_EOF;
 
 	ck_assert(SSL_get_mode(s) & SSL_MODE_RELEASE_BUFFERS);
 	ck_assert(SSL_get_mode(c) & SSL_MODE_RELEASE_BUFFERS);
@@ -758,20 +759,23 @@ START_TEST(idle_memory)
 	cnorel = idle_bytes(sc, cc, n, false, false);
 	printf("tls: an idle SSL after handshake and two requests and "
 	    "responses (%d each): server side %zu bytes with "
-	    "SSL_MODE_RELEASE_BUFFERS, %zu without; client side %zu with, %zu without\n", n, srel,
-	    snorel, crel, cnorel);
+	    "SSL_MODE_RELEASE_BUFFERS, %zu without; client side %zu with, "
+	    "%zu without\n", n, srel, snorel, crel, cnorel);
 	fflush(stdout);
 	/* TLS 1.3 tickets are stateless: no server session cache growth. */
 	s = tls_ssl_server(sc);
 	ck_assert_int_eq(SSL_CTX_sess_number(SSL_get_SSL_CTX(s)), 0);
 	SSL_free(s);
+	tls_ctx_unref(sc);
+	tls_ctx_unref(cc);
+	/* Under valgrind, glibc's malloc is not there to count. */
+	if (mallinfo2().uordblks == 0)
+		return;
 	/* Without the mode: 17 KB each for the read and write buffers. */
 	ck_assert_uint_lt(srel, 20 * 1024);
 	ck_assert_uint_lt(crel, 24 * 1024);
 	ck_assert_uint_gt(snorel, srel + 24 * 1024);
 	ck_assert_uint_gt(cnorel, crel + 24 * 1024);
-	tls_ctx_unref(sc);
-	tls_ctx_unref(cc);
 }
 END_TEST
 
