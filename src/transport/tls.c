@@ -46,6 +46,25 @@ tls_append(char *buf, size_t len, size_t *off, const char *fmt, ...)
 		*off = *off + (size_t)n < len ? *off + (size_t)n : len - 1;
 }
 
+/*
+ * An error that says nothing new: "PEM lib", "system lib" and the like
+ * (an error of that library came before), or BIO's "no such file" after
+ * the errno that said it.
+ */
+static bool
+tls_error_noise(unsigned long e, bool sys)
+{
+	int	r = ERR_GET_REASON(e);
+
+	if (ERR_SYSTEM_ERROR(e))
+		return (false);
+	if ((r & ERR_RFLAG_COMMON) &&
+	    (r & ~(ERR_RFLAGS_MASK << ERR_RFLAGS_OFFSET)) < 256)
+		return (true);
+	return (sys && ERR_GET_LIB(e) == ERR_LIB_BIO &&
+	    r == BIO_R_NO_SUCH_FILE);
+}
+
 const char *
 tls_error(SSL *ssl, char *buf, size_t len)
 {
@@ -54,6 +73,7 @@ tls_error(SSL *ssl, char *buf, size_t len)
 	size_t		 off = 0;
 	long		 vr;
 	int		 flags;
+	bool		 sys = false;
 
 	if (len == 0)
 		return (buf);
@@ -71,9 +91,9 @@ tls_error(SSL *ssl, char *buf, size_t len)
 		if (vstr != NULL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
 		    ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED)
 			continue;
-		/* "system lib" only says that the error before was errno. */
-		if (!ERR_SYSTEM_ERROR(e) && ERR_GET_REASON(e) == ERR_R_SYS_LIB)
+		if (tls_error_noise(e, sys))
 			continue;
+		sys = sys || ERR_SYSTEM_ERROR(e);
 		tls_append(buf, len, &off, "%s", off > 0 ? "; " : "");
 		if (ERR_SYSTEM_ERROR(e)) {
 			/* errno; the data is "calling fopen(file, r)". */
