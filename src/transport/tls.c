@@ -19,7 +19,11 @@
 
 /*
  * Hangs off the default SSL_CTX's ex_data (tls_ctx_idx) and dies with it:
- * the reference count is the SSL_CTX's (see tls.h).
+ * the reference count is the SSL_CTX's (see tls.h).  SSL_new() takes two
+ * references, for ssl->ctx and ssl->session_ctx; when SNI moves ssl->ctx
+ * to one of sni[] (which SSL_set_SSL_CTX() up-refs), session_ctx still
+ * holds the default one, so this struct, the servername callback's
+ * argument, outlives every SSL that may call it.
  */
 struct tls_ctx {
 	SSL_CTX		*ctx;			/* the default context */

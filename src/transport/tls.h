@@ -38,11 +38,17 @@ struct tls_sni {
 	char		*key;		/* PEM private key (owned) */
 };
 
-/* What conf.c fills from a tls = { ... } group.  Strings are owned. */
+/*
+ * What conf.c fills from a tls = { ... } group.  Strings are owned.
+ * Client certificates: verify_client makes them required; a ca without
+ * verify_client asks for one and checks it when a client shows one (a
+ * client without one still gets in); neither, and none is asked for.
+ * verify_client without a ca checks them against the system's store.
+ */
 struct tls_settings {
 	char		*certificate;	/* PEM chain, leaf first */
 	char		*key;		/* PEM private key, not encrypted */
-	char		*ca;		/* CA file for client certificates */
+	char		*ca;		/* PEM CA file for client certificates */
 	bool		 verify_client;	/* a client must show a certificate */
 	struct tls_sni	 sni[TLS_MAX_SNI];
 	unsigned	 nsni;

@@ -767,8 +767,13 @@ START_TEST(idle_memory)
 	int		 n = e != NULL ? atoi(e) : 1000;
 	size_t		 srel, snorel, crel, cnorel;
 	SSL		*s;
+	bool		 counted;
 
 	ck_assert_int_gt(n, 0);
+	/* Under valgrind or ASan, glibc's malloc is not there to count. */
+	counted = mallinfo2().uordblks != 0;
+	if (!counted)
+		n = 10;
 	srel = idle_bytes(sc, cc, n, true, true);
 	snorel = idle_bytes(sc, cc, n, true, false);
 	crel = idle_bytes(sc, cc, n, false, true);
@@ -784,8 +789,7 @@ START_TEST(idle_memory)
 	SSL_free(s);
 	tls_ctx_unref(sc);
 	tls_ctx_unref(cc);
-	/* Under valgrind, glibc's malloc is not there to count. */
-	if (mallinfo2().uordblks == 0)
+	if (!counted)
 		return;
 	/* Without the mode: 17 KB each for the read and write buffers. */
 	ck_assert_uint_lt(srel, 20 * 1024);
