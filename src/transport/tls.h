@@ -48,7 +48,7 @@ struct tls_sni {
 struct tls_settings {
 	char		*certificate;	/* PEM chain, leaf first */
 	char		*key;		/* PEM private key, not encrypted */
-	char		*ca;		/* PEM CA file for client certificates */
+	char		*ca;		/* PEM CAs for client certificates */
 	bool		 verify_client;	/* a client must show a certificate */
 	struct tls_sni	 sni[TLS_MAX_SNI];
 	unsigned	 nsni;
