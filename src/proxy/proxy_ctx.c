@@ -96,6 +96,7 @@ proxy_ctx_unref(struct pctx *ctx)
 		free(b->more);
 		sipmsg_free(b->final);
 		free(b->ruri);
+		free(b->tls_name);
 		free(b);
 	}
 	free(ctx->br);

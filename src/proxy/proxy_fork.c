@@ -226,9 +226,9 @@ branch_send(struct branch *b)
 	    (struct slice){ b->ruri, strlen(b->ruri) }, b->nroutes ?
 	    b->routes : ctx->routes, b->nroutes ? b->nroutes : ctx->nroutes,
 	    &len);
-	b->ct = txn_client_new(m->method == SM_INVITE ? TXN_ICT : TXN_NICT,
-	    (struct slice){ branch, strlen(branch) }, m->method_s, bytes, len,
-	    out, addr, ctx, (int)b->idx);
+	b->ct = txn_client_new_named(m->method == SM_INVITE ? TXN_ICT :
+	    TXN_NICT, (struct slice){ branch, strlen(branch) }, m->method_s,
+	    bytes, len, out, addr, b->tls_name, ctx, (int)b->idx);
 	ctx->refs++;
 	txn_set_callid(b->ct, m->callid);
 	if (m->method == SM_INVITE)
@@ -300,6 +300,7 @@ branch_go(struct pctx *ctx, struct branch *b, const struct dest *d)
 	ctx->refs++;
 	ctx->starting++;
 	b->proto = d->proto;
+	b->tls_name = xstrdup(d->host);	/* what a TLS peer must prove */
 	b->dns = resolver_lookup(d->host, d->port == 0 && d->proto >= 0 ?
 	    (d->proto == TP_TLS ? 5061 : 5060) : d->port, branch_resolved, b);
 	ctx->starting--;
@@ -426,6 +427,8 @@ proxy_fork_next_addr(struct branch *b)
 	nb = branch_new(ctx, (struct slice){ b->ruri, strlen(b->ruri) },
 	    b->target);
 	nb->addr = b->more[0];
+	if (b->tls_name != NULL)
+		nb->tls_name = xstrdup(b->tls_name);
 	if (--b->nmore > 0) {	/* the rest moves to the new branch */
 		nb->nmore = b->nmore;
 		nb->more = xcalloc(nb->nmore, sizeof(*nb->more));
