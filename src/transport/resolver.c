@@ -31,7 +31,7 @@
 #include "xmalloc.h"
 
 #define DNS_PORT	53
-#define DNS_TRIES	2		/* c-ares doubles the wait the 2nd time */
+#define DNS_TRIES	2	/* rounds; the second waits twice as long */
 #define MAX_RANKS	32		/* SRV records over every name asked */
 #define T_CNAME		5
 
@@ -969,7 +969,7 @@ req_srv_done(struct resolve_req *r)
 		}
 	}
 	if (r->nranks == 0)
-		r->err = "no SIP service (SRV target \".\")";
+		r->err = "no SIP service (SRV target \".\" or port 0)";
 	req_ask_targets(r);
 }
 
@@ -991,13 +991,14 @@ req_finish(struct resolve_req *r)
 
 	req_unlink(r);
 	for (i = 0; i < r->nranks && !r->cancelled; i++) {
-		const struct rrset	*rr = &r->targets[r->ranks[i].target].rr;
+		const struct rank	*rk = &r->ranks[i];
+		const struct rrset	*rr = &r->targets[rk->target].rr;
 		const struct tp_addr	*in = rr->recs;
 
 		for (j = 0; j < rr->n && n < RESOLVE_MAX_ADDRS; j++) {
 			all[n] = in[j];
-			addr_set_port(&all[n], r->ranks[i].port);
-			all[n].proto = r->ranks[i].proto;
+			addr_set_port(&all[n], rk->port);
+			all[n].proto = rk->proto;
 			for (k = 0; k < n; k++)
 				if (all[k].proto == all[n].proto &&
 				    all[k].len == all[n].len &&
