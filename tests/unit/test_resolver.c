@@ -1011,6 +1011,7 @@ struct query {
 	struct sockaddr_storage	 from;
 	socklen_t		 fromlen;
 	uint64_t		 at_us;		/* real clock */
+	int			 tcp;		/* the connection, else -1 */
 };
 
 #define MAX_QUERIES	128
@@ -1039,6 +1040,10 @@ static unsigned		nnaptrs;
 /* Names nobody answers for, of any type. */
 static const char	*silent[4];
 static unsigned		nsilent;
+/* Over UDP, SRV answers are empty and truncated (TC): ask over TCP. */
+static bool		truncate_srv;
+static int		tcpfd = -1;	/* the responder's listener */
+static int		conns[8];	/* its connections, -1: none */
 
 struct result {
 	unsigned	calls;
@@ -1171,56 +1176,103 @@ answer_table(const struct query *q)
 	set16(&p, 6, an);
 	if (!known(q->name))
 		set16(&p, 2, RESP_NX);
+	if (q->tcp >= 0) {
+		unsigned char	len[2] = { (unsigned char)(p.len >> 8),
+				    (unsigned char)p.len };
+
+		ck_assert_int_eq(write(q->tcp, len, 2), 2);
+		ck_assert_int_eq(write(q->tcp, p.b, p.len), (ssize_t)p.len);
+		return;
+	}
+	if (truncate_srv && q->type == T_SRV) {
+		p.len = 12 + q->qlen;
+		set16(&p, 2, RESP_TC);
+		set16(&p, 6, 0);
+	}
 	ck_assert_int_eq(sendto(dnsfd, p.b, p.len, 0,
 	    (const struct sockaddr *)&q->from, q->fromlen), (ssize_t)p.len);
 }
 
-/* Take what came to the responder; answer from the tables, or keep. */
+/* One query in b[0..n), as it came over UDP or TCP (then tcp is its fd). */
+static void
+take(const unsigned char *b, ssize_t n, int tcp)
+{
+	struct query	*q = &queries[nq];
+	size_t		 off = 12, w = 0;
+	bool		 quiet = false;
+	unsigned	 i;
+
+	ck_assert_uint_lt(nq, MAX_QUERIES);
+	ck_assert_int_ge(n, 17);
+	q->tcp = tcp;
+	q->at_us = now_us();
+	q->id = (unsigned)(b[0] << 8 | b[1]);
+	q->flags = (unsigned)(b[2] << 8 | b[3]);
+	ck_assert_uint_eq(b[4] << 8 | b[5], 1);
+	while (off < (size_t)n && b[off] != 0) {
+		size_t	l = b[off];
+
+		ck_assert_uint_lt(off + 1 + l, (size_t)n);
+		if (w > 0)
+			q->name[w++] = '.';
+		memcpy(q->name + w, b + off + 1, l);
+		w += l;
+		off += 1 + l;
+	}
+	q->name[w] = '\0';
+	for (w = 0; q->name[w] != '\0'; w++)
+		if (q->name[w] >= 'A' && q->name[w] <= 'Z')
+			q->name[w] += 'a' - 'A';
+	ck_assert_uint_le(off + 5, (size_t)n);
+	q->type = (unsigned)(b[off + 1] << 8 | b[off + 2]);
+	q->qlen = off + 5 - 12;
+	memcpy(q->q, b + 12, q->qlen);
+	nq++;
+	for (i = 0; i < nsilent; i++)
+		if (strcasecmp(silent[i], q->name) == 0)
+			quiet = true;
+	if (!quiet && (q->type != T_SRV || srv_auto))
+		answer_table(q);
+}
+
+/*
+ * Take what came to the responder; answer from the tables, or keep.  Over
+ * TCP, a query is taken to come whole in one read (loopback, small).
+ */
 static void
 serve(void)
 {
-	unsigned char	b[512];
+	unsigned char	b[514];
 	ssize_t		n;
 	unsigned	i;
+	int		fd;
 
 	while ((n = recv(dnsfd, b, sizeof(b), MSG_DONTWAIT | MSG_PEEK)) > 0) {
 		struct query	*q = &queries[nq];
-		size_t		 off = 12, w = 0;
-		bool		 quiet = false;
 
 		ck_assert_uint_lt(nq, MAX_QUERIES);
 		q->fromlen = sizeof(q->from);
 		n = recvfrom(dnsfd, b, sizeof(b), 0,
 		    (struct sockaddr *)&q->from, &q->fromlen);
-		ck_assert_int_ge(n, 17);
-		q->at_us = now_us();
-		q->id = (unsigned)(b[0] << 8 | b[1]);
-		q->flags = (unsigned)(b[2] << 8 | b[3]);
-		ck_assert_uint_eq(b[4] << 8 | b[5], 1);
-		while (off < (size_t)n && b[off] != 0) {
-			size_t	l = b[off];
-
-			ck_assert_uint_lt(off + 1 + l, (size_t)n);
-			if (w > 0)
-				q->name[w++] = '.';
-			memcpy(q->name + w, b + off + 1, l);
-			w += l;
-			off += 1 + l;
+		take(b, n, -1);
+	}
+	while ((fd = accept4(tcpfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+		for (i = 0; i < 8 && conns[i] >= 0; i++)
+			;
+		ck_assert_uint_lt(i, 8);
+		conns[i] = fd;
+	}
+	for (i = 0; i < 8; i++) {
+		if (conns[i] < 0)
+			continue;
+		n = recv(conns[i], b, sizeof(b), MSG_DONTWAIT);
+		if (n == 0) {
+			close(conns[i]);
+			conns[i] = -1;
+		} else if (n > 2) {
+			ck_assert_int_eq(b[0] << 8 | b[1], n - 2);
+			take(b + 2, n - 2, conns[i]);
 		}
-		q->name[w] = '\0';
-		for (w = 0; q->name[w] != '\0'; w++)
-			if (q->name[w] >= 'A' && q->name[w] <= 'Z')
-				q->name[w] += 'a' - 'A';
-		ck_assert_uint_le(off + 5, (size_t)n);
-		q->type = (unsigned)(b[off + 1] << 8 | b[off + 2]);
-		q->qlen = off + 5 - 12;
-		memcpy(q->q, b + 12, q->qlen);
-		nq++;
-		for (i = 0; i < nsilent; i++)
-			if (strcasecmp(silent[i], q->name) == 0)
-				quiet = true;
-		if (!quiet && (q->type != T_SRV || srv_auto))
-			answer_table(q);
 	}
 }
 
@@ -1301,6 +1353,7 @@ setup(void)
 {
 	struct resolver_settings	set;
 	socklen_t			len = sizeof(dnsaddr);
+	unsigned			i;
 
 	log_init(true, LOG_LVL_WARNING);
 	fake_reset();
@@ -1322,6 +1375,14 @@ setup(void)
 	    sizeof(dnsaddr)), 0);
 	ck_assert_int_eq(getsockname(dnsfd, (struct sockaddr *)&dnsaddr,
 	    &len), 0);
+	tcpfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	ck_assert_int_ge(tcpfd, 0);
+	ck_assert_int_eq(bind(tcpfd, (struct sockaddr *)&dnsaddr,
+	    sizeof(dnsaddr)), 0);
+	ck_assert_int_eq(listen(tcpfd, 8), 0);
+	for (i = 0; i < 8; i++)
+		conns[i] = -1;
+	truncate_srv = false;
 	memset(&set, 0, sizeof(set));
 	memcpy(&set.ns[0].ss, &dnsaddr, sizeof(dnsaddr));
 	set.ns[0].len = sizeof(dnsaddr);
@@ -1333,10 +1394,17 @@ setup(void)
 static void
 teardown(void)
 {
+	unsigned	i;
+
 	resolver_shutdown();
 	event_base_free(base);
 	close(dnsfd);
 	dnsfd = -1;
+	close(tcpfd);
+	tcpfd = -1;
+	for (i = 0; i < 8; i++)
+		if (conns[i] >= 0)
+			close(conns[i]);
 	fake_reset();
 }
 
@@ -1880,6 +1948,31 @@ START_TEST(lookup_transport_given)
 }
 END_TEST
 
+/*
+ * A truncated answer (TC) is asked again over TCP: c-ares connects, so it
+ * wants to write before it reads, and the events follow.
+ */
+START_TEST(lookup_tcp_after_truncation)
+{
+	struct result	res = { 0 };
+	unsigned	i, tcp = 0;
+
+	truncate_srv = true;
+	srv_add(QNAME, 10, 0, 5071, "t.test");
+	zone_add("t.test", "127.0.0.31");
+	ck_assert_ptr_nonnull(resolver_lookup(HOST, 0, resolved, &res));
+	pump(&res, 3000);
+	ck_assert_uint_eq(res.calls, 1);
+	ck_assert_uint_eq(res.n, 1);
+	ck_addrp(&res.addrs[0], "127.0.0.31", 5071, TP_UDP);
+	for (i = 0; i < nq; i++)
+		if (queries[i].type == T_SRV && queries[i].tcp >= 0)
+			tcp++;
+	ck_assert_uint_eq(tcp, 1);
+	ck_assert_uint_eq(count_queries(QNAME, T_SRV), 2);
+}
+END_TEST
+
 /* Cancelled: the answer comes, the callback does not. */
 START_TEST(lookup_cancel)
 {
@@ -1981,6 +2074,7 @@ main(void)
 	    lookup_negative_cached_briefly, lookup_ttl_top_bit,
 	    lookup_naptr_mixed, lookup_naptr_filtered, lookup_naptr_sips,
 	    lookup_srv_each_transport, lookup_sips_no_srv,
-	    lookup_transport_given, lookup_cancel, lookup_shutdown_pending);
+	    lookup_transport_given, lookup_tcp_after_truncation,
+	    lookup_cancel, lookup_shutdown_pending);
 	return (check_run("resolver"));
 }
