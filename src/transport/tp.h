@@ -183,6 +183,7 @@ int		 tp_addr_set(struct tp_addr *, struct slice, uint16_t);
 void		 tp_addr_ip(const struct tp_addr *, char *, size_t);
 uint16_t	 tp_addr_port(const struct tp_addr *);
 int		 tp_addr_family(const struct tp_addr *);
+unsigned	 tp_protos(const struct tp *);
 bool		 tp_addr_eq(const struct tp_addr *, const struct tp_addr *);
 void		 tp_addr_str(const struct tp_addr *, char *, size_t);
 int		 tp_addr_parse(const char *, struct tp_addr *);

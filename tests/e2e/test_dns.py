@@ -308,3 +308,48 @@ def test_resolution_under_valgrind(osprey_factory, dns, uases, tmp_path):
         check_valgrind(o, vglog)
     finally:
         caller.close()
+
+
+def test_naptr_chooses_tcp_when_the_proxy_listens_on_tcp(osprey_factory,
+                                                          dns, tmp_path):
+    """With a TCP listener, the NAPTR record that prefers TCP wins: its
+    SRV (_sip._tcp under another name) and A records lead to a SIPp UAS
+    that only speaks TCP, and the whole call (INVITE, ACK, BYE) reaches
+    it over TCP (RFC 3263 4.1).  Without TCP in the proxy's transports the
+    UDP record would be chosen and the TCP-only UAS would see nothing."""
+    from peers import interop
+    if interop.SIPP is None:
+        pytest.skip("SIPp not installed")
+    wd = str(tmp_path)
+    uas_port = interop.free_udp_block(1, tcp=True)
+    d = dns({
+        ("gw.test", "NAPTR"): [
+            naptr(20, "SIP+D2U", "_sip._udp.gw.test"),
+            naptr(10, "SIP+D2T", "_sip._tcp.pool.gw.test"),
+        ],
+        ("_sip._tcp.pool.gw.test", "SRV"): [(10, 0, uas_port,
+                                             "t.gw.test")],
+        ("t.gw.test", "A"): ["127.0.0.1"],
+    })
+    port = interop.free_udp_block(1, tcp=True)
+    o = osprey_factory(
+        routes=[("^bob$", ["sip:gw.test"])], port=port,
+        extra='dns = { nameservers = [ "127.0.0.1:%d" ]; timeout = 500; };'
+        % d.port, timers={"t1": 500, "t2": 4000},
+        listen=[("udp", "127.0.0.1", port), ("tcp", "127.0.0.1", port)])
+    uas = interop.uas(wd, "uas_call.xml", uas_port, o.port, transport="t1",
+                      timeout_s=15)
+    uac = interop.uac(wd, "uac_call.xml", o.port,
+                      interop.free_udp_block(1, tcp=True), timeout_s=15)
+    try:
+        rc = (uac.wait(), uas.wait(limit=5))
+        assert rc == (0, 0), uac.report() + uas.report() + o.log_text()[-2000:]
+        q = d.queries
+        # the UDP record is looked up too, after: the fallback addresses
+        assert q.index(("_sip._tcp.pool.gw.test", "SRV")) < q.index(
+            ("_sip._udp.gw.test", "SRV")), q
+        with open(uas.msg_file) as f:
+            assert "Via: SIP/2.0/TCP 127.0.0.1:%d" % o.port in f.read()
+    finally:
+        uac.stop()
+        uas.stop()
