@@ -1263,6 +1263,7 @@ static const struct key auth_keys[] = {
 	    print_algorithms),
 	LINES("trusted", "trusted", struct conf, auth.trusted, parse_acl,
 	    lines_acl),
+	BOOL("require_tls", struct conf, auth.require_tls, false),
 	END
 };
 

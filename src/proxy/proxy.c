@@ -27,6 +27,7 @@
 
 static tp_bad_fn	proxy_recv_bad;
 static tp_lost_fn	proxy_lost;
+static tp_admit_fn	proxy_admit_conn;
 
 void
 proxy_init(struct event_base *base, struct tp *tp, struct proxy_settings *set,
@@ -34,7 +35,7 @@ proxy_init(struct event_base *base, struct tp *tp, struct proxy_settings *set,
 {
 	proxy_ctx_init(base, tp, set);
 	txn_init(base, ts, &proxy_fork_txn_ops);
-	tp_set_handlers(tp, proxy_recv_bad, proxy_lost);
+	tp_set_handlers(tp, proxy_recv_bad, proxy_lost, proxy_admit_conn);
 }
 
 /* Move the settings out of src (left empty) into a counted copy. */
@@ -453,6 +454,11 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 	if (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
 	    &fu) == 0 && proxy_ctx_identity(fu.host, &realm)) {
 		/* It claims to be one of ours: it must prove it. */
+		if (auth_insecure(src)) {
+			snprintf(err, errlen, "TLS Required "
+			    "(auth.require_tls)");
+			return (403);
+		}
 		res = auth_check(m, true, realm, &user, err, errlen);
 		if (res == AUTH_FAIL || res == AUTH_BAD)
 			guard_auth_failed(src);
@@ -843,6 +849,14 @@ proxy_recv_bad(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 	sipmsg_free(m);
 }
 
+/* A banned source opens no connection (the guard counts nothing here). */
+static bool
+proxy_admit_conn(void *arg, const struct tp_addr *peer)
+{
+	(void)arg;
+	return (guard_allow(peer, false));
+}
+
 /* A connection went: the transactions on it fail over (17.1.4). */
 static void
 proxy_lost(void *arg, const struct tp_addr *peer)
@@ -862,8 +876,11 @@ proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 	int		 rc;
 
 	(void)arg;
-	if (!guard_allow(src, len < 8 || memcmp(data, "SIP/2.0 ", 8) != 0))
+	if (!guard_allow(src, len < 8 || memcmp(data, "SIP/2.0 ", 8) != 0)) {
+		if (src->proto != TP_UDP)	/* and its connection goes */
+			tp_conn_close(P.tp, src, "source banned");
 		return;		/* banned: dropped unread */
+	}
 	if (blank(data, len))
 		return;		/* keep-alive (RFC 5626 CRLF) */
 	m = sipmsg_new(data, len);

@@ -29,6 +29,10 @@ proxy_register_auth(const struct sipmsg *m, struct tp_sock *sock,
 
 	if (!auth_enabled() || auth_trusted(src))
 		return (0);
+	if (auth_insecure(src)) {
+		snprintf(err, errlen, "TLS Required (auth.require_tls)");
+		return (403);
+	}
 	res = auth_check(m, false, realm, &user, err, errlen);
 	if (res == AUTH_FAIL || res == AUTH_BAD)
 		guard_auth_failed(src);

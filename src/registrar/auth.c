@@ -273,6 +273,17 @@ auth_trusted(const struct tp_addr *src)
 	return (A.set != NULL && acl_match(&A.set->trusted, src));
 }
 
+/*
+ * auth.require_tls: credentials may not cross this transport (plain UDP
+ * or TCP), so nothing that would need them is challenged on it.
+ */
+bool
+auth_insecure(const struct tp_addr *src)
+{
+	return (A.set != NULL && A.set->require_tls &&
+	    !tp_proto_secure((enum tp_proto)src->proto));
+}
+
 static struct auth_user *
 user_find(struct slice user, struct slice realm)
 {

@@ -23,6 +23,7 @@ struct auth_settings {
 	unsigned	 algorithms;	/* AUTH_SHA256 | AUTH_MD5 */
 	bool		 sha256_first;	/* offered in this order */
 	struct acl	 trusted;	/* sources exempt from authentication */
+	bool		 require_tls;	/* no credentials over UDP or TCP */
 };
 
 enum auth_result {
@@ -55,6 +56,7 @@ void	 auth_shutdown(void);
 bool	 auth_enabled(void);
 const struct auth_stats *auth_stats(void);
 bool	 auth_trusted(const struct tp_addr *);
+bool	 auth_insecure(const struct tp_addr *);
 bool	 auth_user_exists(struct slice user, struct slice realm);
 enum auth_result auth_check(const struct sipmsg *, bool proxy,
 	    struct slice realm, struct slice *user, char *, size_t);

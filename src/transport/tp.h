@@ -72,6 +72,8 @@ typedef void tp_bad_fn(void *, struct tp_sock *, const struct tp_addr *,
     const char *, size_t, int status, const char *reason);
 /* The connection to (or from) peer is gone, or could not be opened. */
 typedef void tp_lost_fn(void *, const struct tp_addr *);
+/* May this peer open a connection?  false: closed at once (a ban). */
+typedef bool tp_admit_fn(void *, const struct tp_addr *);
 
 /* Connections as a resource (osprey.conf(5) "connections"). */
 struct tp_limits {
@@ -91,6 +93,7 @@ struct tp_stream_stats {
 	uint64_t	 connect_failed;
 	uint64_t	 refused_global;	/* over max_conns */
 	uint64_t	 refused_per_ip;	/* over max_conns_per_ip */
+	uint64_t	 refused_banned;	/* from a banned address */
 	uint64_t	 closed_peer;	/* EOF or reset from the peer */
 	uint64_t	 closed_idle;
 	uint64_t	 closed_slow;	/* first data or message deadline */
@@ -116,6 +119,7 @@ struct tp {
 	tp_recv_fn	*recv;
 	tp_bad_fn	*bad;
 	tp_lost_fn	*lost;
+	tp_admit_fn	*admit;
 	void		*arg;
 	uint64_t	 rx_datagrams;
 	uint64_t	 tx_errors;
@@ -149,7 +153,8 @@ struct tp_conn_info {
 };
 
 void		 tp_init(struct tp *, struct event_base *, tp_recv_fn *, void *);
-void		 tp_set_handlers(struct tp *, tp_bad_fn *, tp_lost_fn *);
+void		 tp_set_handlers(struct tp *, tp_bad_fn *, tp_lost_fn *,
+		     tp_admit_fn *);
 void		 tp_set_limits(struct tp *, const struct tp_limits *);
 int		 tp_udp_open(struct tp *, const char *, uint16_t, char *,
 		     size_t);
@@ -167,6 +172,8 @@ int		 tp_stream_send(const struct tp_sock *, const struct tp_addr *,
 unsigned	 tp_stream_counters(const struct tp *, struct tp_counter *,
 		     unsigned);
 bool		 tp_conn_alive(const struct tp *, const struct tp_addr *);
+void		 tp_conn_close(struct tp *, const struct tp_addr *,
+		     const char *);
 void		 tp_conn_keep(struct tp *, const struct tp_addr *, uint32_t);
 void		 tp_conn_foreach(const struct tp *,
 		     void (*)(const struct tp_conn_info *, void *), void *);

@@ -479,6 +479,12 @@ stream_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
+	if (tp->admit != NULL && !tp->admit(tp->arg, &peer)) {
+		tp->st.refused_banned++;
+		log_debug("tp %s: connection refused: banned", name);
+		close(fd);
+		return;
+	}
 	src = src_get(tp, &peer);
 	if (src->n >= tp->lim.max_conns_per_ip) {
 		tp->st.refused_per_ip++;
@@ -740,6 +746,16 @@ tp_conn_alive(const struct tp *tp, const struct tp_addr *a)
 	return (c != NULL && c->state != CONN_CLOSING);
 }
 
+/* Close the connection to a now (a banned source); queued bytes go. */
+void
+tp_conn_close(struct tp *tp, const struct tp_addr *a, const char *why)
+{
+	struct tp_conn	*c = conn_find(tp, a);
+
+	if (c != NULL)
+		conn_free(c, why);
+}
+
 /* A registration over this connection: keep it open for ms at least. */
 void
 tp_conn_keep(struct tp *tp, const struct tp_addr *a, uint32_t ms)
@@ -794,6 +810,7 @@ tp_stream_counters(const struct tp *tp, struct tp_counter *out, unsigned max)
 		{ "connect_failed", st->connect_failed },
 		{ "refused_global", st->refused_global },
 		{ "refused_per_ip", st->refused_per_ip },
+		{ "refused_banned", st->refused_banned },
 		{ "closed_peer", st->closed_peer },
 		{ "closed_idle", st->closed_idle },
 		{ "closed_slow", st->closed_slow },
@@ -825,10 +842,12 @@ tp_set_tls(struct tp *tp, struct tls_ctx *server, struct tls_ctx *client)
 }
 
 void
-tp_set_handlers(struct tp *tp, tp_bad_fn *bad, tp_lost_fn *lost)
+tp_set_handlers(struct tp *tp, tp_bad_fn *bad, tp_lost_fn *lost,
+    tp_admit_fn *admit)
 {
 	tp->bad = bad;
 	tp->lost = lost;
+	tp->admit = admit;
 }
 
 /* New limits apply to new deadlines; open connections keep their framer. */

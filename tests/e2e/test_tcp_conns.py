@@ -302,3 +302,35 @@ def test_transport_error_fails_over_at_once(osprey_factory, tmp_path):
     finally:
         uac.stop()
         uas.stop()
+
+
+def test_banned_source_loses_its_connection_and_cannot_reconnect(
+        osprey_factory):
+    """The guard counts requests per source over TCP as over UDP: past
+    security.rate_requests the source is banned, its connection is closed,
+    and a new connection from it is closed at once while the ban lasts.
+    Another source is served meanwhile.  (127.0.0.2: the proxy's own
+    address is never limited.)"""
+    o = start(osprey_factory, extra="security = { rate_window = 5000; "
+              "rate_requests = 5; ban_time = 30; };")
+
+    def from_2():
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.2", 0))
+        s.settimeout(3)
+        s.connect(("127.0.0.1", o.port))
+        return s
+    s = from_2()
+    for i in range(5):
+        s.sendall(options(o, s, "g%d" % i))
+        assert status_line(read_response(s)) == "SIP/2.0 200 OK"
+    s.sendall(options(o, s, "g5"))          # the 6th: banned
+    assert closed_by_peer(s, 3)
+    again = from_2()
+    assert closed_by_peer(again, 3)
+    other = connect(o)                       # 127.0.0.1: not limited
+    other.sendall(options(o, other, "other"))
+    assert status_line(read_response(other)) == "SIP/2.0 200 OK"
+    st = stats(o)
+    assert st["connections.refused_banned"] == 1, st
+    assert st["guard.bans"] == 1, st

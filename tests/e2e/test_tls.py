@@ -76,14 +76,14 @@ class Stunnel:
         interop.stop_proc(self.proc)
 
 
-def start_osprey(osprey_factory, ca, routes, tls_extra=""):
+def start_osprey(osprey_factory, ca, routes, tls_extra="", **kw):
     p, tp = port(), port()
     extra = ('tls = { certificate = "%s/server.pem"; key = "%s/server.key"; '
              'client_ca = "%s/ca.pem"; %s };' % (ca, ca, ca, tls_extra))
     o = osprey_factory(
         routes=routes, port=p, timers=TIMERS, extra=extra,
         listen=[("udp", "127.0.0.1", p), ("tcp", "127.0.0.1", p),
-                ("tls", "127.0.0.1", tp)])
+                ("tls", "127.0.0.1", tp)], **kw)
     o.tls_port = tp
     return o
 
@@ -328,3 +328,54 @@ def test_bad_certificate_refused_at_start_and_reload(osprey_factory, ca,
     assert p.returncode == 1
     assert "bad.conf:2: tls:" in p.stderr and "does not match" in \
         p.stderr, p.stderr
+
+
+REGISTER = ("REGISTER sip:example.test SIP/2.0\r\n"
+            "Via: SIP/2.0/%(via)s 127.0.0.1:%(lport)d;branch=z9hG4bK-%(tag)s"
+            ";rport\r\n"
+            "Max-Forwards: 70\r\n"
+            "From: <sip:alice@example.test>;tag=%(tag)s\r\n"
+            "To: <sip:alice@example.test>\r\n"
+            "Call-ID: %(tag)s@test\r\n"
+            "CSeq: 1 REGISTER\r\n"
+            "Contact: <sip:alice@127.0.0.1:%(lport)d;transport=%(tr)s>\r\n"
+            "Expires: 60\r\n"
+            "Content-Length: 0\r\n\r\n")
+
+
+def test_require_tls_refuses_credentials_in_the_clear(osprey_factory, ca):
+    """auth.require_tls: a REGISTER over UDP or TCP gets 403 "TLS Required
+    (auth.require_tls)" and no challenge (no nonce, no digest crosses in
+    the clear); the same REGISTER over TLS is challenged (401)."""
+    import socket
+    import ssl
+    o = start_osprey(osprey_factory, ca, [], tls_extra="",
+                     users={"alice": "secret"},
+                     auth={"require_tls": True})
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    u.settimeout(3)
+    u.sendto((REGISTER % {"via": "UDP", "lport": u.getsockname()[1],
+                          "tag": "u1", "tr": "udp"}).encode(), o.addr)
+    r = u.recv(65535).decode()
+    u.close()
+    assert r.startswith("SIP/2.0 403 TLS Required (auth.require_tls)"), r
+    assert "WWW-Authenticate" not in r, r
+
+    t = socket.create_connection(o.addr, timeout=3)
+    t.sendall((REGISTER % {"via": "TCP", "lport": t.getsockname()[1],
+                           "tag": "t1", "tr": "tcp"}).encode())
+    r = t.recv(65535).decode()
+    t.close()
+    assert r.startswith("SIP/2.0 403 TLS Required"), r
+
+    ctx = ssl.create_default_context(cafile=os.path.join(ca, "ca.pem"))
+    raw = socket.create_connection(("127.0.0.1", o.tls_port), timeout=3)
+    lport = raw.getsockname()[1]
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall((REGISTER % {"via": "TLS", "lport": lport,
+                           "tag": "s1", "tr": "tls"}).encode())
+    r = s.recv(65535).decode()
+    s.close()
+    assert r.startswith("SIP/2.0 401 "), r
+    assert "WWW-Authenticate: Digest" in r, r
