@@ -795,7 +795,6 @@ tp_ws_chunk(struct tp_ws *ws, const struct wslay_frame_iocb *f,
 	m->len = ws->msg_len;
 	m->binary = ws->msg_op == WSLAY_BINARY_FRAME;
 	ws->msg_op = 0;
-	ws->msg_out = true;
 	ws->rx_msgs++;
 	return (TP_WS_MSG);
 }
@@ -811,10 +810,6 @@ tp_ws_feed(struct tp_ws *ws, struct evbuffer *in, struct evbuffer *out,
 	memset(m, 0, sizeof(*m));
 	if (errlen > 0)
 		err[0] = '\0';
-	if (ws->msg_out) {
-		ws->msg_out = false;
-		ws->msg_len = 0;
-	}
 	switch (ws->phase) {
 	case TP_WS_PHASE_HANDSHAKE:
 		snprintf(err, errlen, "handshake not done");

@@ -75,7 +75,6 @@ struct tp_ws {
 	char			*msg;		/* owned */
 	size_t			 msg_len;
 	size_t			 msg_cap;
-	bool			 msg_out;	/* handed out: drop at next feed */
 	uint8_t			 ctl[125];	/* a control frame's payload */
 	size_t			 ctl_len;
 
