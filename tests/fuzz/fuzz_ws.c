@@ -316,8 +316,11 @@ reader_next(struct reader *rd, struct rframe *f)
 		r = wslay_frame_recv(rd->ctx, &iocb);
 		if (r == WSLAY_ERR_WANT_READ)
 			return (rd->in_frame ? 1 : 0);
-		if (r < 0)
+		if (r < 0) {
+			free(f->data);
+			f->data = NULL;
 			return (-1);
+		}
 		if (!rd->in_frame) {
 			rd->in_frame = true;
 			f->op = iocb.opcode;
