@@ -636,12 +636,14 @@ tp_ws_fail(struct tp_ws *ws, struct evbuffer *out, uint16_t code, char *err,
     size_t errlen, const char *fmt, ...)
 {
 	va_list	ap;
+	char	why[124];	/* a close frame's reason: 123 bytes at most */
 
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	snprintf(err, errlen, "%s", why);
 	if (ws->phase == TP_WS_PHASE_OPEN)
-		tp_ws_close_frame(ws, code, err, out);
+		tp_ws_close_frame(ws, code, why, out);
 	ws->phase = TP_WS_PHASE_FAILED;
 	return (TP_WS_ERROR);
 }

@@ -21,10 +21,13 @@ struct evbuffer;
  * unmasking (tp_ws.c says why not its event API).
  */
 
-/* Filled by the caller (conf.c), borrowed for the life of the connection. */
+/*
+ * Filled by the caller (conf.c); tp_ws_init() copies it, but the origins
+ * (array and strings) are borrowed and must outlive the handshake.
+ */
 struct tp_ws_settings {
 	size_t			 max_message_size;	/* one SIP message */
-	size_t			 max_handshake;		/* the HTTP request */
+	size_t			 max_handshake;		/* the HTTP request, > 0 */
 	const char *const	*origins;	/* allowed Origin values */
 	unsigned		 norigins;	/* 0: any Origin, or none */
 };
@@ -96,7 +99,14 @@ void	tp_ws_cleanup(struct tp_ws *);
  * Read the opening handshake from in.  TP_WS_MORE: not all of it yet.
  * TP_WS_DONE: the 101 answer is in out, and any bytes after the request
  * stay in in for tp_ws_feed().  TP_WS_ERROR: an HTTP error answer is in
- * out (ws->status, err the reason); flush it, then close.
+ * out (ws->status, err its reason phrase); flush it, then close.  The
+ * answers: 400 (a bad request line or header line, a bare CR or LF, Host
+ * missing or twice, Upgrade without websocket, Connection without Upgrade,
+ * a bad Sec-WebSocket-Key, no "sip" in Sec-WebSocket-Protocol, a body),
+ * 403 (an Origin not in the list; a request without Origin is not a
+ * browser's and passes), 405 (not GET), 426 (Sec-WebSocket-Version not
+ * 13), 431 (no CRLFCRLF within max_handshake bytes: RFC 6585 5; said as
+ * soon as that many bytes are in), 505 (not HTTP/1.1).
  */
 int	tp_ws_handshake(struct tp_ws *, struct evbuffer *, struct evbuffer *,
 	    char *, size_t);
