@@ -95,12 +95,38 @@ status_tick(void *arg)
 	    STATUS_MS ? (uint32_t)(D.watchdog_usec / 2000) : STATUS_MS);
 }
 
+/* The connection limits, with the message size the proxy enforces. */
+static void
+conf_limits(const struct conf *cf, struct tp_limits *lim)
+{
+	*lim = cf->conns;
+	lim->max_message_size = cf->proxy.max_message_size;
+}
+
+static int
+listen_open(const struct conf_listen *l, char *err, size_t errlen)
+{
+	enum tp_proto	proto;
+
+	if (tp_proto_parse((struct slice){ l->transport, strlen(l->transport)
+	    }, &proto) == -1) {
+		snprintf(err, errlen, "listen: unknown transport %s",
+		    l->transport);
+		return (-1);
+	}
+	if (proto == TP_UDP)
+		return (tp_udp_open(&D.tp, l->address, l->port, err, errlen));
+	return (tp_stream_open(&D.tp, proto, l->address, l->port, err,
+	    errlen));
+}
+
 /* Are the listen entries of cf the sockets that are bound, in order? */
 static bool
 listen_is_bound(const struct conf *cf)
 {
 	const struct conf_listen	*l;
 	struct tp_addr			 a;
+	enum tp_proto			 proto;
 	char				 ip[INET6_ADDRSTRLEN];
 	unsigned			 i;
 
@@ -108,13 +134,15 @@ listen_is_bound(const struct conf *cf)
 		return (false);
 	for (i = 0; i < cf->nlisten; i++) {
 		l = &cf->listen[i];
-		if (strcmp(l->transport, "udp") != 0 || tp_addr_set(&a,
+		if (tp_proto_parse((struct slice){ l->transport,
+		    strlen(l->transport) }, &proto) == -1 || tp_addr_set(&a,
 		    (struct slice){ l->address, strlen(l->address) },
 		    l->port) == -1)
 			return (false);
 		tp_addr_ip(&a, ip, sizeof(ip));
 		if (strcmp(ip, D.tp.socks[i].ip) != 0 ||
-		    l->port != D.tp.socks[i].port)
+		    l->port != D.tp.socks[i].port ||
+		    proto != D.tp.socks[i].proto)
 			return (false);
 	}
 	return (true);
@@ -174,6 +202,7 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 {
 	struct conf		*nc = xcalloc(1, sizeof(*nc));
 	struct gw_settings	 gs;
+	struct tp_limits	 lim;
 	struct buf		 notes;
 	char			*desc, *m, *p, *nl;
 	size_t			 from = changes->len;
@@ -219,6 +248,8 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 		    nc->auth.users_file, auth_users_count(nc->users));
 	}
 	txn_set_settings(&nc->txn);
+	conf_limits(nc, &lim);
+	tp_set_limits(&D.tp, &lim);
 	gw_stop(&proxy_settings()->routes);
 	gw_settings_of(nc, &gs);
 	proxy_set_settings(proxy_settings_take(&nc->proxy));
@@ -296,6 +327,7 @@ main(int argc, char **argv)
 	bool			 foreground = false, check = false, verbose = false;
 	struct event		*sigs[3];
 	struct gw_settings	 gs;
+	struct tp_limits	 lim;
 	char			 err[512];
 	uint8_t			 secret[32];
 	unsigned		 i;
@@ -357,9 +389,11 @@ main(int argc, char **argv)
 		fatalx("event_base_new failed");
 	tp_init(&D.tp, D.base, proxy_recv, NULL);
 	metrics_set_tp(&D.tp);
+	ctl_set_tp(&D.tp);
+	conf_limits(D.conf, &lim);
+	tp_set_limits(&D.tp, &lim);
 	for (i = 0; i < D.conf->nlisten; i++)
-		if (tp_udp_open(&D.tp, D.conf->listen[i].address,
-		    D.conf->listen[i].port, err, sizeof(err)) == -1)
+		if (listen_open(&D.conf->listen[i], err, sizeof(err)) == -1)
 			fatalx("ospreyd: %s", err);
 	resolver_init(D.base, &D.conf->dns);
 	if (registrar_init(D.base, D.conf->reg.database, err,

@@ -893,7 +893,7 @@ lines_routes(FILE *fp, const struct key *k, const void *obj,
 			print_entry(fp, k->item, &route_sec, rt->r[i], indent);
 }
 
-static const char *const transport_names[] = { "udp", NULL };
+static const char *const transport_names[] = { "udp", "tcp", NULL };
 
 static const struct key listen_keys[] = {
 	{ .name = "transport", .type = K_STR,
@@ -1341,6 +1341,22 @@ static const struct key security_keys[] = {
 SECTION(security_sec, security_keys, "{ rate_requests = ...; }",
     .check = check_security);
 
+static const struct key connection_keys[] = {
+	INT("max", struct conf, conns.max_conns, 1, 1000000, 4096),
+	INT("max_per_ip", struct conf, conns.max_conns_per_ip, 1, 1000000,
+	    256),
+	SECS("connect_timeout", struct conf, conns.connect_ms, 1, 120, 5),
+	SECS("first_data_timeout", struct conf, conns.first_data_ms, 1, 3600,
+	    10),
+	SECS("message_timeout", struct conf, conns.message_ms, 1, 3600, 30),
+	SECS("idle_timeout", struct conf, conns.idle_ms, 1, 86400, 600),
+	INT("write_queue_max", struct conf, conns.write_queue_max, 65536,
+	    1073741824, 1048576),
+	END
+};
+
+SECTION(connection_sec, connection_keys, "{ max = ...; idle_timeout = ...; }");
+
 static const struct key root_keys[] = {
 	LIST("listen", "listen", struct conf, listen, nlisten, listen_sec, 1),
 	LINES("domains", "domain", struct conf, proxy.domains, parse_domains,
@@ -1364,6 +1380,7 @@ static const struct key root_keys[] = {
 	GROUP("registrar", registrar_sec),
 	GROUP("auth", auth_sec),
 	GROUP("security", security_sec),
+	GROUP("connections", connection_sec),
 	END
 };
 

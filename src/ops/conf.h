@@ -35,6 +35,7 @@ struct conf {
 	struct registrar_settings reg;
 	struct auth_settings	 auth;
 	struct guard_settings	 guard;
+	struct tp_limits	 conns;		/* max_message_size: root key */
 	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
 	unsigned		 txn_memory_mb;	/* as set; 0: from the RAM */

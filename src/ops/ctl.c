@@ -40,6 +40,7 @@ static struct {
 	char			*path;		/* owned: what we bound */
 	ctl_reload_fn		*reload;
 	void			*reload_arg;
+	const struct tp		*tp;		/* connections, counters */
 } C;
 
 struct out {
@@ -184,7 +185,7 @@ list_binding(void *arg, const struct binding *b)
 {
 	struct out	*o = arg;
 	const char	*key = b->aor->key, *at = strrchr(key, '@');
-	char		 recv[TP_HOSTPORT_LEN], q[8];
+	char		 recv[TP_NAME_LEN], q[8];
 
 	if (o->filter != NULL && strcmp(key, o->filter) != 0 &&
 	    (at == NULL || strlen(o->filter) != (size_t)(at - key) ||
@@ -227,6 +228,54 @@ list_binding(void *arg, const struct binding *b)
 	o->n++;
 }
 
+/* connections [PEER-IP]: one line (or object) per TCP connection. */
+static void
+list_conn(const struct tp_conn_info *ci, void *arg)
+{
+	struct out	*o = arg;
+	char		 peer[TP_NAME_LEN], ip[INET6_ADDRSTRLEN];
+
+	tp_addr_ip(&ci->peer, ip, sizeof(ip));
+	if (o->filter != NULL && strcmp(ip, o->filter) != 0)
+		return;
+	tp_addr_str(&ci->peer, peer, sizeof(peer));
+	if (o->json) {
+		evbuffer_add_printf(o->b, "%s{\"id\":%llu,\"peer\":",
+		    o->n ? "," : "", (unsigned long long)ci->id);
+		json_str(o->b, peer);
+		evbuffer_add(o->b, ",\"local\":", 9);
+		json_str(o->b, ci->sock->name);
+		evbuffer_add_printf(o->b, ",\"direction\":\"%s\",\"state\":"
+		    "\"%s\",\"age_s\":%llu,\"idle_s\":%llu,\"rx\":%llu,"
+		    "\"tx\":%llu,\"queued\":%zu}", ci->outbound ? "out" : "in",
+		    ci->state, (unsigned long long)(ci->age_ms / 1000),
+		    (unsigned long long)(ci->idle_ms / 1000),
+		    (unsigned long long)ci->rx_msgs,
+		    (unsigned long long)ci->tx_msgs, ci->queued);
+	} else {
+		if (o->n == 0)
+			evbuffer_add_printf(o->b, "%-6s %-28s %-28s %-3s %-10s "
+			    "%6s %6s %7s %7s %7s\n", "ID", "PEER", "LOCAL",
+			    "DIR", "STATE", "AGE", "IDLE", "RX", "TX",
+			    "QUEUED");
+		evbuffer_add_printf(o->b, "%-6llu %-28s %-28s %-3s %-10s "
+		    "%5llus %5llus %7llu %7llu %7zu\n",
+		    (unsigned long long)ci->id, peer, ci->sock->name,
+		    ci->outbound ? "out" : "in", ci->state,
+		    (unsigned long long)(ci->age_ms / 1000),
+		    (unsigned long long)(ci->idle_ms / 1000),
+		    (unsigned long long)ci->rx_msgs,
+		    (unsigned long long)ci->tx_msgs, ci->queued);
+	}
+	o->n++;
+}
+
+void
+ctl_set_tp(const struct tp *tp)
+{
+	C.tp = tp;
+}
+
 /* The fields of `status`, in the order they are shown. */
 static void
 status_put(struct out *o, uint64_t created, uint64_t timed_out)
@@ -243,6 +292,8 @@ status_put(struct out *o, uint64_t created, uint64_t timed_out)
 		{ "registrations", NULL, NULL, location_count() },
 		{ "registered_aors", "addresses-of-record", NULL,
 		    location_aors() },
+		{ "connections", "connections open", NULL,
+		    C.tp ? C.tp->nconns : 0 },
 	};
 
 	fields_put(o, f, sizeof(f) / sizeof(f[0]));
@@ -313,6 +364,20 @@ cmd_stats(struct out *o)
 	stat_line(o, "guard.scanners", guard_stats()->scanners);
 	stat_line(o, "guard.call_rate", guard_stats()->call_rate);
 	stat_line(o, "overloaded", s->overloaded);
+	if (C.tp != NULL) {
+		struct tp_counter	c[TP_COUNTERS_MAX];
+		unsigned		n = tp_stream_counters(C.tp, c,
+					    TP_COUNTERS_MAX);
+
+		stat_line(o, "connections.open", C.tp->nconns);
+		for (i = 0; i < (int)n; i++) {
+			snprintf(name, sizeof(name), "connections.%s",
+			    c[i].name);
+			stat_line(o, name, c[i].n);
+		}
+		stat_line(o, "connections.messages", C.tp->st.rx_messages);
+		stat_line(o, "connections.keepalives", C.tp->st.keepalives);
+	}
 	for (gw = gw_list(); gw != NULL; gw = gw->next) {
 		snprintf(name, sizeof(name), "gateway.%.50s", gw->uri);
 		stat_line(o, name, gw_is_up(gw));
@@ -415,6 +480,11 @@ ctl_command(struct bufferevent *bev, char *line)
 	} else if (strcmp(argv[0], "transactions") == 0) {
 		list_begin(&o, argc > 1 ? argv[1] : NULL);
 		txn_foreach(list_txn, &o);
+		list_end(bev, &o);
+	} else if (strcmp(argv[0], "connections") == 0 && argc <= 2) {
+		list_begin(&o, argc > 1 ? argv[1] : NULL);
+		if (C.tp != NULL)
+			tp_conn_foreach(C.tp, list_conn, &o);
 		list_end(bev, &o);
 	} else if (strcmp(argv[0], "registrations") == 0 && argc <= 2) {
 		list_begin(&o, argc > 1 ? argv[1] : NULL);

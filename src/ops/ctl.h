@@ -8,6 +8,8 @@
 
 #include "buf.h"
 
+struct tp;
+
 /* The defaults ospreyd and ospreyctl share. */
 #define OSPREY_DEFAULT_CONF	"/etc/osprey/osprey.conf"
 #define CTL_DEFAULT_SOCKET	"/run/osprey/ospreyd.sock"
@@ -27,6 +29,7 @@ typedef int ctl_reload_fn(void *, struct buf *, char *, size_t);
 int	ctl_start(struct event_base *, const struct ctl_settings *,
 	    ctl_reload_fn *, void *, char *, size_t);
 int	ctl_set_settings(const struct ctl_settings *);
+void	ctl_set_tp(const struct tp *);
 void	ctl_stop(void);
 
 #endif

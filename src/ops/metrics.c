@@ -314,6 +314,9 @@ metrics_render_gw(struct evbuffer *out)
 static void
 metrics_render_tp(struct evbuffer *out)
 {
+	struct tp_counter	c[TP_COUNTERS_MAX];
+	unsigned		i, n;
+
 	if (M.tp == NULL)
 		return;
 	metrics_scalar(out, "osprey_udp_datagrams_received_total", "counter",
@@ -321,6 +324,20 @@ metrics_render_tp(struct evbuffer *out)
 	    M.tp->rx_datagrams);
 	metrics_scalar(out, "osprey_udp_send_errors_total", "counter",
 	    "UDP datagrams the kernel refused to send.", M.tp->tx_errors);
+	metrics_scalar(out, "osprey_connections_open", "gauge",
+	    "TCP connections open, accepted and opened by us.",
+	    M.tp->nconns);
+	metrics_head(out, "osprey_connection_events_total", "counter",
+	    "Connections accepted, opened, refused and closed, by event.");
+	n = tp_stream_counters(M.tp, c, TP_COUNTERS_MAX);
+	for (i = 0; i < n; i++)
+		metrics_sample(out, "osprey_connection_events_total", "event",
+		    c[i].name, c[i].n);
+	metrics_scalar(out, "osprey_stream_messages_received_total",
+	    "counter", "SIP messages framed out of TCP connections.",
+	    M.tp->st.rx_messages);
+	metrics_scalar(out, "osprey_stream_keepalives_total", "counter",
+	    "CRLFCRLF keepalives answered (RFC 5626).", M.tp->st.keepalives);
 }
 
 static uint64_t

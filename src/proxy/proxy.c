@@ -25,12 +25,16 @@
 #define ALLOW_HDR	"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, " \
 			"UPDATE, INFO, MESSAGE, SUBSCRIBE, NOTIFY, REFER\r\n"
 
+static tp_bad_fn	proxy_recv_bad;
+static tp_lost_fn	proxy_lost;
+
 void
 proxy_init(struct event_base *base, struct tp *tp, struct proxy_settings *set,
     const struct txn_settings *ts)
 {
 	proxy_ctx_init(base, tp, set);
 	txn_init(base, ts, &proxy_fork_txn_ops);
+	tp_set_handlers(tp, proxy_recv_bad, proxy_lost);
 }
 
 /* Move the settings out of src (left empty) into a counted copy. */
@@ -160,18 +164,32 @@ reason_of(const struct sipmsg *m)
 	return (buf_steal(&b, NULL));
 }
 
+/* Do we listen on, and so send over, this transport? */
+static bool
+proxy_has_proto(enum tp_proto proto)
+{
+	unsigned	i;
+
+	for (i = 0; i < P.tp->nsocks; i++)
+		if (P.tp->socks[i].proto == proto)
+			return (true);
+	return (false);
+}
+
 /* A URI that names this proxy itself: host, port and transport. */
 static bool
 uri_is_local(struct slice uri)
 {
 	struct sipuri	u;
 	struct slice	tr;
+	enum tp_proto	proto = TP_UDP;
 
 	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0 || u.user.len > 0)
 		return (false);
-	if (sipuri_param(&u, "transport", &tr) && !slice_eq(tr, "udp"))
-		return (false);		/* we only listen on UDP */
-	return (proxy_domain_ours(u.host, u.port));
+	if (sipuri_param(&u, "transport", &tr) &&
+	    tp_proto_parse(tr, &proto) == -1)
+		return (false);
+	return (proxy_has_proto(proto) && proxy_domain_ours(u.host, u.port));
 }
 
 /* Our Record-Route, come back: does it carry the stamp of this dialog? */
@@ -270,8 +288,19 @@ proxy_decide_reject(struct hop *hop, int code)
 static enum decision
 proxy_decide_dest(struct hop *hop, struct slice uri)
 {
+	int	proto;
+
 	hop->code = dest_from_uri(uri, &hop->dest, hop->err, sizeof(hop->err));
-	return (hop->d = hop->code != 0 ? DEC_REJECT : DEC_HOP);
+	if (hop->code != 0)
+		return (hop->d = DEC_REJECT);
+	proto = hop->dest.numeric ? hop->dest.addr.proto : hop->dest.proto;
+	if (proto >= 0 && !proxy_has_proto((enum tp_proto)proto)) {
+		hop->code = 503;
+		snprintf(hop->err, sizeof(hop->err), "Transport %s not "
+		    "available", tp_proto_param((enum tp_proto)proto));
+		return (hop->d = DEC_REJECT);
+	}
+	return (hop->d = DEC_HOP);
 }
 
 /*
@@ -298,6 +327,8 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	hop->dest.numeric = false;
 	hop->dest.host[0] = '\0';
 	hop->dest.port = 0;
+	hop->dest.proto = -1;
+	hop->dest.sips = false;
 	if ((rc = proxy_routes(m, hop->routes, &hop->nroutes, &hop->ruri,
 	    &popped, &stamp, &hop->strict)) != 0) {
 		snprintf(hop->err, sizeof(hop->err), "Bad Route header");
@@ -752,7 +783,35 @@ blank(const char *p, size_t len)
 	return (true);
 }
 
-/* Every datagram comes in here. */
+/*
+ * A stream message the framer refused (RFC 3261 18.3): answered from its
+ * header section when that holds enough to answer; the connection closes.
+ */
+static void
+proxy_recv_bad(void *arg, struct tp_sock *sock, const struct tp_addr *src,
+    const char *head, size_t len, int status, const char *reason)
+{
+	struct sipmsg	*m;
+	char		 err[160];
+
+	(void)arg;
+	P.stats.parse_errors++;
+	m = sipmsg_new(head, len);
+	(void)sipmsg_parse(m, err, sizeof(err));
+	if (m->request && m->method != SM_ACK && sipmsg_answerable(m))
+		proxy_reply_stateless(m, sock, src, status, reason, NULL);
+	sipmsg_free(m);
+}
+
+/* A connection went: the transactions on it fail over (17.1.4). */
+static void
+proxy_lost(void *arg, const struct tp_addr *peer)
+{
+	(void)arg;
+	txn_transport_lost(peer);
+}
+
+/* Every datagram and every stream message comes in here. */
 void
 proxy_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
     const char *data, size_t len)

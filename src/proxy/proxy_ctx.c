@@ -143,17 +143,22 @@ proxy_ctx_lws(char c)
 int
 proxy_ctx_via_dest(struct slice via, struct dest *d)
 {
-	struct slice	 host, v;
+	struct slice	 host, v, tr;
 	size_t		 i = 0, s;
 	unsigned	 slashes = 0;
 	unsigned long	 port = 0;
+	enum tp_proto	 proto = TP_UDP;
 
 	while (i < via.len && slashes < 2)	/* "SIP/2.0/" */
 		slashes += via.p[i++] == '/';
 	while (i < via.len && proxy_ctx_lws(via.p[i]))
 		i++;
+	s = i;
 	while (i < via.len && !proxy_ctx_lws(via.p[i]) && via.p[i] != ';')
 		i++;				/* the transport */
+	tr = (struct slice){ via.p + s, i - s };
+	if (tp_proto_parse(tr, &proto) == -1)
+		return (-1);
 	while (i < via.len && proxy_ctx_lws(via.p[i]))
 		i++;
 	s = i;
@@ -183,9 +188,11 @@ proxy_ctx_via_dest(struct slice via, struct dest *d)
 			port = rp;
 	}
 	if (port == 0 || port > 65535)
-		port = 5060;
+		port = proto == TP_TLS ? 5061 : 5060;
 	memset(d, 0, sizeof(*d));
+	d->proto = (int)proto;
 	if (tp_addr_set(&d->addr, host, (uint16_t)port) == 0) {
+		d->addr.proto = (uint8_t)proto;
 		d->numeric = true;
 		return (0);
 	}
@@ -403,6 +410,7 @@ struct sl_send {
 	char		*bytes;
 	size_t		 len;
 	struct tp_sock	*sock;
+	int		 proto;		/* the URI's ;transport=, or -1 */
 };
 
 static void
@@ -411,9 +419,15 @@ proxy_ctx_sl_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 {
 	struct sl_send	*s = arg;
 	struct tp_sock	*out;
+	struct tp_addr	 a;
 
-	if (n > 0 && (out = tp_sock_for(P.tp, &addrs[0], s->sock)) != NULL)
-		tp_send(out, &addrs[0], s->bytes, s->len);
+	if (n > 0) {
+		a = addrs[0];
+		if (s->proto >= 0)
+			a.proto = (uint8_t)s->proto;
+	}
+	if (n > 0 && (out = tp_sock_for(P.tp, &a, s->sock)) != NULL)
+		tp_send(out, &a, s->bytes, s->len);
 	else
 		log_info("proxy: stateless message dropped: %s",
 		    err ? err : "no socket for the address family");
@@ -442,5 +456,8 @@ proxy_ctx_send(struct tp_sock *in, const struct dest *d, char *bytes,
 	s->bytes = bytes;
 	s->len = len;
 	s->sock = in;
-	resolver_lookup(d->host, d->port, proxy_ctx_sl_resolved, s);
+	s->proto = d->proto;
+	resolver_lookup(d->host, d->port == 0 && d->proto >= 0 ?
+	    (d->proto == TP_TLS ? 5061 : 5060) : d->port,
+	    proxy_ctx_sl_resolved, s);
 }

@@ -23,12 +23,14 @@ static void	proxy_fork_evaluate(struct pctx *);
 static void	proxy_fork_cancel_others(struct pctx *, const char *);
 static void	proxy_fork_on_response(struct txn *, const struct sipmsg *);
 static void	proxy_fork_on_timeout(struct txn *, bool);
+static void	proxy_fork_on_transport_error(struct txn *);
 static void	proxy_fork_on_terminated(struct txn *);
 
 /* The up-calls of our client and server transactions (proxy_init). */
 const struct txn_ops proxy_fork_txn_ops = {
 	.response = proxy_fork_on_response,
 	.timeout = proxy_fork_on_timeout,
+	.transport_error = proxy_fork_on_transport_error,
 	.terminated = proxy_fork_on_terminated,
 };
 
@@ -76,6 +78,19 @@ proxy_fork_consumed(const struct sipmsg *m)
 	return (drop);
 }
 
+/* The ";transport=" of our Record-Route for s; none for UDP. */
+static const char *
+rr_transport(const struct tp_sock *s)
+{
+	static const char *const param[TP_NPROTO] = {
+		[TP_UDP] = "", [TP_TCP] = ";transport=tcp",
+		[TP_TLS] = ";transport=tls", [TP_WS] = ";transport=ws",
+		[TP_WSS] = ";transport=wss"
+	};
+
+	return (s->proto < TP_NPROTO ? param[s->proto] : "");
+}
+
 /* Build the bytes of m forwarded to one hop, from the given socket. */
 char *
 proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
@@ -86,20 +101,26 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	struct fwd	 f;
 	struct buf	 b;
 	char		 via[TP_HOSTPORT_LEN + 64];
-	char		 rr[2 * TP_HOSTPORT_LEN + 80], st[17];
+	char		 rr[2 * TP_HOSTPORT_LEN + 120], st[17];
 	bool		 rec = proxy_fork_wants_rr(m);
 
-	snprintf(via, sizeof(via), "SIP/2.0/UDP %s;branch=%s", out->hostport,
-	    branch);
+	snprintf(via, sizeof(via), "SIP/2.0/%s %s;branch=%s",
+	    tp_proto_via(out->proto), out->hostport, branch);
 	if (rec) {
 		auth_stamp(m->callid, st);
+		/*
+		 * Two entries when the call crosses sockets (RFC 5658): each
+		 * side's in-dialog requests reach us over its own transport
+		 * and leave over the other's.
+		 */
 		if (in != out && in != NULL)
-			snprintf(rr, sizeof(rr), "<sip:%s;lr;osp=%s>, "
-			    "<sip:%s;lr;osp=%s>", out->hostport, st,
-			    in->hostport, st);
+			snprintf(rr, sizeof(rr), "<sip:%s;lr%s;osp=%s>, "
+			    "<sip:%s;lr%s;osp=%s>", out->hostport,
+			    rr_transport(out), st, in->hostport,
+			    rr_transport(in), st);
 		else
-			snprintf(rr, sizeof(rr), "<sip:%s;lr;osp=%s>",
-			    out->hostport, st);
+			snprintf(rr, sizeof(rr), "<sip:%s;lr%s;osp=%s>",
+			    out->hostport, rr_transport(out), st);
 	}
 	memset(&f, 0, sizeof(f));
 	f.ruri = ruri;
@@ -162,6 +183,7 @@ branch_new(struct pctx *ctx, struct slice ruri, const struct target *t)
 {
 	struct branch	*b = xcalloc(1, sizeof(*b));
 
+	b->proto = -1;
 	ctx->br = xrealloc(ctx->br, (ctx->nbr + 1) * sizeof(*ctx->br));
 	ctx->br[ctx->nbr] = b;
 	b->ctx = ctx;
@@ -192,7 +214,8 @@ branch_send(struct branch *b)
 	char			 branch[48], cid[128], *bytes;
 	size_t			 len;
 
-	if (b->sock != NULL && b->sock->family == tp_addr_family(addr))
+	if (b->sock != NULL && b->sock->family == tp_addr_family(addr) &&
+	    b->sock->proto == addr->proto)
 		out = b->sock;
 	else if ((out = tp_sock_for(P.tp, addr, ctx->in_sock)) == NULL) {
 		b->code = 503;
@@ -242,11 +265,18 @@ branch_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 	} else if (!ctx_open(ctx))
 		b->code = 487;
 	else {
+		unsigned	i;
+
 		b->addr = addrs[0];
 		if (n > 1) {
 			b->nmore = n - 1;
 			b->more = xcalloc(b->nmore, sizeof(*b->more));
 			memcpy(b->more, addrs + 1, b->nmore * sizeof(*addrs));
+		}
+		if (b->proto >= 0) {	/* the URI's ;transport= */
+			b->addr.proto = (uint8_t)b->proto;
+			for (i = 0; i < b->nmore; i++)
+				b->more[i].proto = (uint8_t)b->proto;
 		}
 		branch_send(b);
 	}
@@ -269,7 +299,9 @@ branch_go(struct pctx *ctx, struct branch *b, const struct dest *d)
 	}
 	ctx->refs++;
 	ctx->starting++;
-	b->dns = resolver_lookup(d->host, d->port, branch_resolved, b);
+	b->proto = d->proto;
+	b->dns = resolver_lookup(d->host, d->port == 0 && d->proto >= 0 ?
+	    (d->proto == TP_TLS ? 5061 : 5060) : d->port, branch_resolved, b);
 	ctx->starting--;
 	return (b->code != 0 ? -1 : 0);
 }
@@ -306,7 +338,7 @@ proxy_fork_start_loc(struct pctx *ctx, const struct loc_target *lt)
 		return (branch_go(ctx, b, &d));
 	}
 	for (i = 0; i < P.tp->nsocks; i++)
-		if (strcmp(P.tp->socks[i].hostport, lt->local) == 0)
+		if (strcmp(P.tp->socks[i].name, lt->local) == 0)
 			b->sock = &P.tp->socks[i];
 	b->addr = lt->addr;
 	return (branch_send(b));
@@ -748,6 +780,25 @@ proxy_fork_on_timeout(struct txn *ct, bool timer_c)
 	b->code = 408;
 	if (!timer_c && ct->state == TXN_CALLING && proxy_fork_next_addr(b))
 		return;		/* no answer at all: the next address */
+	proxy_fork_branch_done(b);
+}
+
+/*
+ * The connection to the branch's hop failed (RFC 3261 8.1.3.1, 17.1.4):
+ * as a 503 from it, so the next address or target is tried at once.
+ */
+static void
+proxy_fork_on_transport_error(struct txn *ct)
+{
+	struct pctx	*ctx = ct->owner;
+	struct branch	*b = ctx->br[ct->slot];
+
+	if (b->code != 0)
+		return;
+	b->code = 503;
+	if ((ct->state == TXN_CALLING || ct->state == TXN_TRYING) &&
+	    proxy_fork_next_addr(b))
+		return;		/* the txn layer terminates ct right after */
 	proxy_fork_branch_done(b);
 }
 

@@ -44,6 +44,7 @@ struct branch {
 	const struct slice	*routes;	/* its own Route set (Path) */
 	unsigned		 nroutes;
 	struct tp_sock		*sock;		/* send from this one */
+	int			 proto;		/* for resolved names; -1 */
 };
 
 #define LOC_MAX_PATH	8
@@ -55,7 +56,7 @@ struct loc_target {
 	struct slice		 routes[LOC_MAX_PATH];	/* into path */
 	unsigned		 nroutes;
 	struct tp_addr		 addr;		/* where it registered from */
-	char			 local[TP_HOSTPORT_LEN];
+	char			 local[TP_NAME_LEN];
 	uint16_t		 q;
 };
 

@@ -67,21 +67,35 @@ dest_from_uri(struct slice uri, struct dest *d, char *err, size_t errlen)
 {
 	struct sipuri	u;
 	struct slice	tr, maddr, host;
+	enum tp_proto	proto = TP_UDP;
 
 	memset(d, 0, sizeof(*d));
+	d->proto = -1;
 	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0) {
 		snprintf(err, errlen, "Bad next hop URI");
 		return (400);
 	}
-	if (sipuri_param(&u, "transport", &tr) && !slice_eq(tr, "udp")) {
-		snprintf(err, errlen, "Transport " SLICE_FMT " not available",
-		    SLICE_ARG(tr));
-		return (503);
+	d->sips = u.scheme.len == 4;	/* sipuri_parse: "sip" or "sips" */
+	if (sipuri_param(&u, "transport", &tr)) {
+		if (tp_proto_parse(tr, &proto) == -1 ||
+		    (d->sips && proto != TP_TLS && proto != TP_TCP &&
+		    proto != TP_WSS)) {
+			snprintf(err, errlen, "Transport " SLICE_FMT
+			    " not available", SLICE_ARG(tr));
+			return (503);
+		}
+		d->proto = (int)proto;
 	}
+	/* sips: is TLS all the way (RFC 3261 26.2.2); transport=tcp too. */
+	if (d->sips && (d->proto == -1 || d->proto == TP_TCP))
+		d->proto = TP_TLS;
 	host = u.host;
 	if (sipuri_param(&u, "maddr", &maddr) && maddr.len > 0)
 		host = maddr;
-	if (tp_addr_set(&d->addr, host, u.port ? u.port : 5060) == 0) {
+	proto = d->proto == -1 ? TP_UDP : (enum tp_proto)d->proto;
+	if (tp_addr_set(&d->addr, host, u.port ? u.port : proto == TP_TLS ?
+	    5061 : 5060) == 0) {
+		d->addr.proto = (uint8_t)proto;
 		d->numeric = true;
 		return (0);
 	}

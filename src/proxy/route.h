@@ -32,9 +32,11 @@ struct gw;
  */
 struct dest {
 	bool		 numeric;
-	struct tp_addr	 addr;		/* numeric */
+	struct tp_addr	 addr;		/* numeric, with its transport */
 	char		 host[256];	/* a name */
 	uint16_t	 port;
+	int		 proto;		/* a name: ;transport=, sips: TLS; -1 */
+	bool		 sips;
 };
 
 /* A next hop from the config; uri is owned, parsed points into it. */

@@ -165,38 +165,25 @@ expiry_rearm(void)
 void
 location_addr_format(const struct tp_addr *a, char *out, size_t len)
 {
-	char	ip[INET6_ADDRSTRLEN];
-
-	tp_addr_ip(a, ip, sizeof(ip));
-	snprintf(out, len, tp_addr_family(a) == AF_INET6 ? "[%s]:%u" :
-	    "%s:%u", ip, tp_addr_port(a));
+	tp_addr_str(a, out, len);
 }
 
+/* As written by location_addr_format(): "ip:port", "tcp:ip:port". */
 static int
 addr_parse(const char *s, struct tp_addr *a)
 {
-	const char	*colon = strrchr(s, ':');
-	struct slice	 ip;
-	long		 port;
-
-	if (colon == NULL)
+	if (tp_addr_parse(s, a) == -1)
 		return (-1);
-	ip = (struct slice){ s, (size_t)(colon - s) };
-	if (ip.len >= 2 && ip.p[0] == '[') {
-		ip.p++;
-		ip.len -= 2;
-	}
-	port = strtol(colon + 1, NULL, 10);
-	if (port <= 0 || port > 65535)
-		return (-1);
-	return (tp_addr_set(a, ip, (uint16_t)port));
+	if (a->proto != TP_UDP)
+		a->flags = TP_ADDR_FLOW;
+	return (0);
 }
 
 static void
 persist(const struct binding *b)
 {
 	struct store_row	r;
-	char			recv[TP_HOSTPORT_LEN];
+	char			recv[TP_NAME_LEN];
 	uint64_t		now = timer_now_ms();
 
 	if (!store_is_open() || L.loading)

@@ -314,7 +314,7 @@ registrar_plan(const struct sipmsg *m, struct slice aor,
 		if (bi->user_agent.len > 128)
 			bi->user_agent.len = 128;
 		bi->received = src;
-		bi->local = sock->hostport;
+		bi->local = sock->name;
 		if (bi->expires_s != 0 && bi->expires_s < R.set->min_expires_s)
 			p->brief = true;
 		if (bi->expires_s > R.set->max_expires_s)
@@ -442,6 +442,27 @@ registrar_answer(const struct sipmsg *m, struct slice aor,
 }
 
 /*
+ * A phone registered over a stream is reached over that connection: it
+ * stays open as long as the longest binding it carries (and a little
+ * more: the refresh comes before the expiry), whatever the idle lifetime.
+ */
+static void
+registrar_keep_flow(const struct reg_plan *p, const struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	uint32_t	longest = 0;
+	unsigned	i;
+
+	if (src->proto == TP_UDP || p->star)
+		return;
+	for (i = 0; i < p->n; i++)
+		if (!p->c[i].remove && p->c[i].bi.expires_s > longest)
+			longest = p->c[i].bi.expires_s;
+	if (longest > 0)
+		tp_conn_keep(sock->tp, src, (longest + 30) * 1000);
+}
+
+/*
  * Process a REGISTER for aor (RFC 3261 10.3 steps 5-8): plan, admit,
  * apply, answer.  Returns the status; the header lines to answer with are
  * added to out.
@@ -459,6 +480,7 @@ registrar_register(const struct sipmsg *m, struct slice aor,
 	    errlen)) == 0) {
 		registrar_apply(&p, aor);
 		registrar_answer(m, aor, &p, out);
+		registrar_keep_flow(&p, sock, src);
 		code = 200;
 	}
 	registrar_plan_cleanup(&p);

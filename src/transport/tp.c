@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -121,16 +122,75 @@ tp_addr_family(const struct tp_addr *a)
 	return (a->ss.ss_family);
 }
 
-/* The socket to send to dst from: pref if the family fits, else the first. */
+/* Same transport, address and port (the flags do not count). */
+bool
+tp_addr_eq(const struct tp_addr *a, const struct tp_addr *b)
+{
+	uint8_t	ka[17], kb[17];
+	size_t	la, lb;
+
+	if (a->proto != b->proto || a->ss.ss_family != b->ss.ss_family ||
+	    tp_addr_port(a) != tp_addr_port(b))
+		return (false);
+	la = tp_addr_key(a, ka);
+	lb = tp_addr_key(b, kb);
+	return (la == lb && memcmp(ka, kb, la) == 0);
+}
+
+/* "ip:port" for UDP, "tcp:ip:port" for the others ("[ip]" for IPv6). */
+void
+tp_addr_str(const struct tp_addr *a, char *buf, size_t len)
+{
+	char	ip[INET6_ADDRSTRLEN];
+
+	tp_addr_ip(a, ip, sizeof(ip));
+	snprintf(buf, len, "%s%s%s%s%s:%u", a->proto == TP_UDP ? "" :
+	    tp_proto_param(a->proto), a->proto == TP_UDP ? "" : ":",
+	    a->ss.ss_family == AF_INET6 ? "[" : "", ip,
+	    a->ss.ss_family == AF_INET6 ? "]" : "", tp_addr_port(a));
+}
+
+/* What tp_addr_str() wrote. */
+int
+tp_addr_parse(const char *s, struct tp_addr *a)
+{
+	const char	*colon, *first = strchr(s, ':');
+	enum tp_proto	 proto = TP_UDP;
+	struct slice	 ip;
+	long		 port;
+	char		*end;
+
+	if (first != NULL && first != s && s[0] != '[' &&
+	    tp_proto_parse((struct slice){ s, (size_t)(first - s) },
+	    &proto) == 0)
+		s = first + 1;
+	if ((colon = strrchr(s, ':')) == NULL)
+		return (-1);
+	ip = (struct slice){ s, (size_t)(colon - s) };
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port <= 0 || port > 65535)
+		return (-1);
+	if (tp_addr_set(a, ip, (uint16_t)port) == -1)
+		return (-1);
+	a->proto = (uint8_t)proto;
+	return (0);
+}
+
+/*
+ * The socket to send to dst from: pref if its family and transport fit,
+ * else the first that does.
+ */
 struct tp_sock *
 tp_sock_for(struct tp *tp, const struct tp_addr *dst, struct tp_sock *pref)
 {
 	unsigned	i;
 
-	if (pref != NULL && pref->family == dst->ss.ss_family)
+	if (pref != NULL && pref->family == dst->ss.ss_family &&
+	    pref->proto == dst->proto)
 		return (pref);
 	for (i = 0; i < tp->nsocks; i++)
-		if (tp->socks[i].family == dst->ss.ss_family)
+		if (tp->socks[i].family == dst->ss.ss_family &&
+		    tp->socks[i].proto == dst->proto)
 			return (&tp->socks[i]);
 	return (NULL);
 }

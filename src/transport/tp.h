@@ -11,10 +11,12 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "hashtab.h"
 #include "sipmsg.h"
 
 #define TP_MAX_SOCKS	16
 #define TP_HOSTPORT_LEN	(INET6_ADDRSTRLEN + 8)
+#define TP_NAME_LEN	(TP_HOSTPORT_LEN + 8)	/* "tcp:" hostport */
 
 /*
  * The transports (RFC 3261 18, RFC 7118).  Every address carries the one it
@@ -33,41 +35,133 @@ struct tp_addr {
 	struct sockaddr_storage	 ss;
 	socklen_t		 len;
 	uint8_t			 proto;		/* enum tp_proto */
+	uint8_t			 flags;		/* TP_ADDR_* */
 };
 
+/*
+ * A stream address that names a connection the peer opened (a response's
+ * way back, a registered phone's flow): sent on that connection only, never
+ * on a new one we would open to it.
+ */
+#define TP_ADDR_FLOW	0x01
+
 struct tp;
+
+struct evconnlistener;
 
 /* A listening socket; owned by struct tp. */
 struct tp_sock {
 	int		 fd;
 	int		 family;
 	enum tp_proto	 proto;
-	struct event	 ev;
+	struct event	 ev;		/* UDP */
+	struct evconnlistener *lev;	/* streams */
 	char		 ip[INET6_ADDRSTRLEN];	/* as configured, canonical */
 	uint16_t	 port;
 	char		 hostport[TP_HOSTPORT_LEN];	/* for Via, Record-Route */
+	char		 name[TP_NAME_LEN];	/* "tcp:" hostport; UDP: hostport */
 	struct tp	*tp;
 };
 
+/* A message (or datagram) from src on sock. */
 typedef void tp_recv_fn(void *, struct tp_sock *, const struct tp_addr *,
     const char *, size_t);
+/* A stream message that cannot be framed: answer status from its head. */
+typedef void tp_bad_fn(void *, struct tp_sock *, const struct tp_addr *,
+    const char *, size_t, int status, const char *reason);
+/* The connection to (or from) peer is gone, or could not be opened. */
+typedef void tp_lost_fn(void *, const struct tp_addr *);
+
+/* Connections as a resource (osprey.conf(5) "connections"). */
+struct tp_limits {
+	unsigned	 max_conns;	/* all of them, in and out */
+	unsigned	 max_conns_per_ip;	/* accepted from one address */
+	uint32_t	 connect_ms;	/* an outgoing connect */
+	uint32_t	 first_data_ms;	/* accepted: to its first byte */
+	uint32_t	 message_ms;	/* a whole message, from its first byte */
+	uint32_t	 idle_ms;	/* nothing either way */
+	size_t		 max_message_size;
+	size_t		 write_queue_max;	/* unread by the peer */
+};
+
+struct tp_stream_stats {
+	uint64_t	 accepted;
+	uint64_t	 connected;	/* outgoing, established */
+	uint64_t	 connect_failed;
+	uint64_t	 refused_global;	/* over max_conns */
+	uint64_t	 refused_per_ip;	/* over max_conns_per_ip */
+	uint64_t	 closed_peer;	/* EOF or reset from the peer */
+	uint64_t	 closed_idle;
+	uint64_t	 closed_slow;	/* first data or message deadline */
+	uint64_t	 closed_framing;	/* bad framing */
+	uint64_t	 closed_write_queue;	/* a peer that does not read */
+	uint64_t	 send_failed;	/* no connection to send on */
+	uint64_t	 rx_messages;
+	uint64_t	 keepalives;	/* CRLFCRLF pings answered */
+};
+
+/* A connection event counter, named: tp_stream_counters(). */
+struct tp_counter {
+	const char	*name;
+	uint64_t	 n;
+};
+#define TP_COUNTERS_MAX	16
 
 struct tp {
 	struct event_base *base;
 	struct tp_sock	 socks[TP_MAX_SOCKS];
 	unsigned	 nsocks;
 	tp_recv_fn	*recv;
+	tp_bad_fn	*bad;
+	tp_lost_fn	*lost;
 	void		*arg;
 	uint64_t	 rx_datagrams;
 	uint64_t	 tx_errors;
+
+	/* Streams: every connection belongs to this tp and its loop. */
+	struct tp_limits lim;
+	struct hashtab	 conns;		/* struct tp_conn by peer */
+	struct hashtab	 srcs;		/* accepted per address */
+	unsigned	 nconns;
+	uint64_t	 conn_ids;
+	struct tp_stream_stats st;
+	struct event	*lost_ev;	/* reports failures on the next turn */
+	struct tp_addr	*lost_q;
+	unsigned	 nlost, lost_cap;
+};
+
+/* One connection, as `ospreyctl connections` shows it. */
+struct tp_conn_info {
+	uint64_t	 id;
+	const struct tp_sock *sock;
+	struct tp_addr	 peer;
+	bool		 outbound;
+	const char	*state;
+	uint64_t	 age_ms;
+	uint64_t	 idle_ms;
+	uint64_t	 rx_msgs, tx_msgs;
+	size_t		 queued;	/* bytes waiting to be written */
 };
 
 void		 tp_init(struct tp *, struct event_base *, tp_recv_fn *, void *);
+void		 tp_set_handlers(struct tp *, tp_bad_fn *, tp_lost_fn *);
+void		 tp_set_limits(struct tp *, const struct tp_limits *);
 int		 tp_udp_open(struct tp *, const char *, uint16_t, char *,
 		     size_t);
+int		 tp_stream_open(struct tp *, enum tp_proto, const char *,
+		     uint16_t, char *, size_t);
 void		 tp_close(struct tp *);
+void		 tp_stream_close_all(struct tp *);
 int		 tp_send(const struct tp_sock *, const struct tp_addr *,
 		     const void *, size_t);
+int		 tp_stream_send(const struct tp_sock *, const struct tp_addr *,
+		     const void *, size_t);
+unsigned	 tp_stream_counters(const struct tp *, struct tp_counter *,
+		     unsigned);
+bool		 tp_conn_alive(const struct tp *, const struct tp_addr *);
+void		 tp_conn_keep(struct tp *, const struct tp_addr *, uint32_t);
+void		 tp_conn_foreach(const struct tp *,
+		     void (*)(const struct tp_conn_info *, void *), void *);
 
 /* Transport names: "UDP" for Via, "udp" for ;transport=, config. */
 const char	*tp_proto_via(enum tp_proto);
@@ -81,6 +175,9 @@ int		 tp_addr_set(struct tp_addr *, struct slice, uint16_t);
 void		 tp_addr_ip(const struct tp_addr *, char *, size_t);
 uint16_t	 tp_addr_port(const struct tp_addr *);
 int		 tp_addr_family(const struct tp_addr *);
+bool		 tp_addr_eq(const struct tp_addr *, const struct tp_addr *);
+void		 tp_addr_str(const struct tp_addr *, char *, size_t);
+int		 tp_addr_parse(const char *, struct tp_addr *);
 struct tp_sock	*tp_sock_for(struct tp *, const struct tp_addr *,
 		     struct tp_sock *);
 bool		 tp_is_local(const struct tp *, struct slice, uint16_t);

@@ -24,6 +24,14 @@ tp_init(struct tp *tp, struct event_base *base, tp_recv_fn *fn, void *arg)
 	tp->base = base;
 	tp->recv = fn;
 	tp->arg = arg;
+	hashtab_init(&tp->conns, 64);
+	hashtab_init(&tp->srcs, 64);
+	tp->lim = (struct tp_limits){
+		.max_conns = 4096, .max_conns_per_ip = 256, .connect_ms = 5000,
+		.first_data_ms = 10000, .message_ms = 30000,
+		.idle_ms = 600000, .max_message_size = 65535,
+		.write_queue_max = 1024 * 1024
+	};
 }
 
 static void
@@ -74,6 +82,8 @@ tp_udp_read(evutil_socket_t fd, short what, void *arg)
 			src.len = alen;
 #endif
 			memcpy(&src.ss, &rx_addrs[i], sizeof(src.ss));
+			src.proto = TP_UDP;
+			src.flags = 0;
 			s->tp->rx_datagrams++;
 			s->tp->recv(s->tp->arg, s, &src, rx_bufs[i], len);
 		}
@@ -118,12 +128,14 @@ tp_udp_open(struct tp *tp, const char *ip, uint16_t port, char *err,
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
 	s->family = a.ss.ss_family;
+	s->proto = TP_UDP;
 	s->port = port;
 	s->tp = tp;
 	tp_addr_ip(&a, canon, sizeof(canon));
 	memcpy(s->ip, canon, sizeof(s->ip));
 	snprintf(s->hostport, sizeof(s->hostport), s->family == AF_INET6 ?
 	    "[%s]:%u" : "%s:%u", canon, port);
+	memcpy(s->name, s->hostport, sizeof(s->hostport));
 	event_assign(&s->ev, tp->base, fd, EV_READ | EV_PERSIST, tp_udp_read,
 	    s);
 	event_add(&s->ev, NULL);
@@ -131,24 +143,33 @@ tp_udp_open(struct tp *tp, const char *ip, uint16_t port, char *err,
 	return (0);
 }
 
+/* Every listener and connection goes. */
 void
 tp_close(struct tp *tp)
 {
 	unsigned	i;
 
+	tp_stream_close_all(tp);
 	for (i = 0; i < tp->nsocks; i++) {
+		if (tp->socks[i].proto != TP_UDP)
+			continue;
 		event_del(&tp->socks[i].ev);
 		close(tp->socks[i].fd);
 	}
 	tp->nsocks = 0;
+	hashtab_cleanup(&tp->conns);
+	hashtab_cleanup(&tp->srcs);
 }
 
+/* Send to dst: a datagram from s, or on the stream to dst (tp_stream.c). */
 int
 tp_send(const struct tp_sock *s, const struct tp_addr *dst, const void *p,
     size_t len)
 {
 	if (s == NULL)
 		return (-1);
+	if (s->proto != TP_UDP)
+		return (tp_stream_send(s, dst, p, len));
 	if (sendto(s->fd, p, len, MSG_DONTWAIT, (const struct sockaddr *)&dst->ss,
 	    dst->len) == -1) {
 		s->tp->tx_errors++;

@@ -45,6 +45,8 @@ struct txn_ops {
 	void	(*response)(struct txn *, const struct sipmsg *);
 	/* Timer B or F (timer_c false), or Timer C (true), fired. */
 	void	(*timeout)(struct txn *, bool timer_c);
+	/* Client: the connection to the peer failed (17.1.4: a 503). */
+	void	(*transport_error)(struct txn *);
 	/* The transaction is gone; the owner drops its pointer. */
 	void	(*terminated)(struct txn *);
 };
@@ -65,6 +67,7 @@ struct txn {
 	int		 code;		/* last status sent or received */
 	struct tp_sock	*sock;
 	struct tp_addr	 peer;		/* server: responses go here */
+	struct tp_addr	 alt;		/* server: if peer's flow is gone */
 	struct timer	 retx;		/* A, E, G */
 	struct timer	 life;		/* B D F H I J K L M */
 	struct timer	 c;		/* C */
@@ -91,6 +94,8 @@ unsigned	 txn_open(void);
 size_t		 txn_bytes(void);
 void		 txn_stats(uint64_t *created, uint64_t *timed_out);
 void		 txn_foreach(void (*)(struct txn *, void *), void *);
+void		 txn_transport_lost(const struct tp_addr *);
+bool		 txn_reliable(const struct txn *);
 const char	*txn_state_name(enum txn_state);
 
 /* Keys (RFC 3261 17.2.3 and the RFC 2543 fallback; 17.1.3). */

@@ -8,7 +8,8 @@
 #include "txn.h"
 
 /*
- * Where responses to m go (RFC 3261 18.2.2, RFC 3581): the source address,
+ * Where responses to m go (RFC 3261 18.2.2, RFC 3581): over a stream, the
+ * connection it came on (src is that flow); over UDP the source address,
  * and the source port when rport was asked for, else the sent-by port.
  */
 void
@@ -18,11 +19,30 @@ txn_server_peer(const struct sipmsg *m, const struct tp_addr *src,
 	char	ip[INET6_ADDRSTRLEN];
 
 	*peer = *src;
-	if (m->via_rport)
+	if (src->proto != TP_UDP || m->via_rport)
 		return;
 	tp_addr_ip(src, ip, sizeof(ip));
 	tp_addr_set(peer, (struct slice){ ip, strlen(ip) },
 	    m->via_port ? m->via_port : 5060);
+}
+
+/*
+ * When that connection is gone (18.2.2): a new one to the source address
+ * and the sent-by port.  A WebSocket peer cannot be called back: none.
+ */
+static void
+txn_server_alt(const struct sipmsg *m, const struct tp_addr *src,
+    struct tp_addr *alt)
+{
+	char	ip[INET6_ADDRSTRLEN];
+
+	memset(alt, 0, sizeof(*alt));
+	if (src->proto != TP_TCP && src->proto != TP_TLS)
+		return;
+	tp_addr_ip(src, ip, sizeof(ip));
+	tp_addr_set(alt, (struct slice){ ip, strlen(ip) }, m->via_port ?
+	    m->via_port : src->proto == TP_TLS ? 5061 : 5060);
+	alt->proto = src->proto;
 }
 
 /* A new server transaction that takes over req. */
@@ -40,6 +60,7 @@ txn_server_new(struct sipmsg *req, struct tp_sock *sock,
 	txn_set_callid(t, req->callid);
 	t->sock = sock;
 	txn_server_peer(req, src, &t->peer);
+	txn_server_alt(req, src, &t->alt);
 	t->state = req->method == SM_INVITE ? TXN_PROCEEDING : TXN_TRYING;
 	txn_trim(t);
 	return (t);

@@ -350,8 +350,48 @@ txn_callid(const struct txn *t)
 void
 txn_xmit(struct txn *t)
 {
-	if (t->out != NULL)
-		tp_send(t->sock, &t->peer, t->out, t->outlen);
+	if (t->out == NULL)
+		return;
+	if (tp_send(t->sock, &t->peer, t->out, t->outlen) == -1 &&
+	    t->alt.len != 0)
+		tp_send(t->sock, &t->alt, t->out, t->outlen);
+}
+
+/* Over TCP, TLS or WebSocket: nothing is retransmitted (17.1.1.2). */
+bool
+txn_reliable(const struct txn *t)
+{
+	return (tp_proto_reliable((enum tp_proto)t->peer.proto));
+}
+
+static void
+txn_lost_one(struct txn *t, void *arg)
+{
+	const struct tp_addr	*a = arg;
+
+	if ((t->kind != TXN_ICT && t->kind != TXN_NICT) ||
+	    !tp_addr_eq(&t->peer, a))
+		return;
+	if (t->state != TXN_CALLING && t->state != TXN_TRYING &&
+	    t->state != TXN_PROCEEDING)
+		return;
+	log_info("txn %s: transport error in %s call=%s", t->id,
+	    state_names[t->state], txn_callid(t));
+	if (t->owner != NULL && t->ops->transport_error != NULL)
+		t->ops->transport_error(t);
+	if (t->state != TXN_TERMINATED)
+		txn_enter(t, TXN_TERMINATED);
+}
+
+/*
+ * The connection to a is gone or could not be opened: its client
+ * transactions fail at once (17.1.4), not at Timer B or F.  Rare enough
+ * for a walk of the table.
+ */
+void
+txn_transport_lost(const struct tp_addr *a)
+{
+	txn_foreach(txn_lost_one, (void *)a);
 }
 
 static uint32_t
@@ -366,6 +406,7 @@ txn_enter(struct txn *t, enum txn_state next)
 {
 	const struct txn_settings	*s = &T.set;
 	uint32_t			 t64 = 64 * s->t1_ms;
+	bool				 rel = txn_reliable(t);
 
 	log_debug("txn %s: %s -> %s", t->id, state_names[t->state],
 	    state_names[next]);
@@ -389,11 +430,12 @@ txn_enter(struct txn *t, enum txn_state next)
 	case TXN_IST:
 		if (next == TXN_COMPLETED) {
 			t->retx_ms = s->t1_ms;
-			timer_set(&t->retx, t->retx_ms);	/* G */
+			if (!rel)
+				timer_set(&t->retx, t->retx_ms); /* G */
 			timer_set(&t->life, t64);		/* H */
 		} else if (next == TXN_CONFIRMED) {
 			timer_stop(&t->retx);
-			timer_set(&t->life, s->t4_ms);		/* I */
+			timer_set(&t->life, rel ? 0 : s->t4_ms);	/* I */
 		} else if (next == TXN_ACCEPTED) {
 			timer_stop(&t->retx);
 			timer_set(&t->life, t64);		/* L */
@@ -401,12 +443,13 @@ txn_enter(struct txn *t, enum txn_state next)
 		break;
 	case TXN_NIST:
 		if (next == TXN_COMPLETED)
-			timer_set(&t->life, t64);		/* J */
+			timer_set(&t->life, rel ? 0 : t64);	/* J */
 		break;
 	case TXN_ICT:
 		if (next == TXN_CALLING) {
 			t->retx_ms = s->t1_ms;
-			timer_set(&t->retx, t->retx_ms);	/* A */
+			if (!rel)
+				timer_set(&t->retx, t->retx_ms); /* A */
 			timer_set(&t->life, t64);		/* B */
 		} else if (next == TXN_PROCEEDING) {
 			timer_stop(&t->retx);
@@ -414,7 +457,7 @@ txn_enter(struct txn *t, enum txn_state next)
 		} else if (next == TXN_COMPLETED) {
 			timer_stop(&t->retx);
 			timer_stop(&t->c);
-			timer_set(&t->life, s->d_ms);		/* D */
+			timer_set(&t->life, rel ? 0 : s->d_ms);	/* D */
 		} else if (next == TXN_ACCEPTED) {
 			timer_stop(&t->retx);
 			timer_stop(&t->c);
@@ -424,11 +467,12 @@ txn_enter(struct txn *t, enum txn_state next)
 	case TXN_NICT:
 		if (next == TXN_TRYING) {
 			t->retx_ms = s->t1_ms;
-			timer_set(&t->retx, t->retx_ms);	/* E */
+			if (!rel)
+				timer_set(&t->retx, t->retx_ms); /* E */
 			timer_set(&t->life, t64);		/* F */
 		} else if (next == TXN_COMPLETED) {
 			timer_stop(&t->retx);
-			timer_set(&t->life, s->t4_ms);		/* K */
+			timer_set(&t->life, rel ? 0 : s->t4_ms);	/* K */
 		}
 		break;
 	}

@@ -43,6 +43,7 @@ reg_setup(void)
 	registrar_set(&rset);
 	snprintf(fake_sock.hostport, sizeof(fake_sock.hostport),
 	    "127.0.0.1:5060");
+	snprintf(fake_sock.name, sizeof(fake_sock.name), "127.0.0.1:5060");
 	tp_addr_set(&src, S("198.51.100.9"), 40000);	/* behind NAT */
 }
 

@@ -163,6 +163,9 @@ START_TEST(dest_from_uris)
 	const char	*u2 = "sip:bob@host.test;maddr=10.0.0.1";
 	const char	*u3 = "sip:bob@127.0.0.1;transport=tcp";
 	const char	*u4 = "sip:gw.test:5080";
+	const char	*u5 = "sips:bob@127.0.0.1";
+	const char	*u6 = "sip:bob@127.0.0.1;transport=sctp";
+	const char	*u7 = "sips:bob@127.0.0.1;transport=udp";
 
 	ck_assert_int_eq(dest_from_uri((struct slice){ u1, strlen(u1) }, &d,
 	    err, sizeof(err)), 0);
@@ -170,7 +173,20 @@ START_TEST(dest_from_uris)
 	ck_assert_int_eq(dest_from_uri((struct slice){ u2, strlen(u2) }, &d,
 	    err, sizeof(err)), 0);
 	ck_assert(d.numeric);		/* maddr wins */
+	ck_assert_uint_eq(d.addr.proto, TP_UDP);
 	ck_assert_int_eq(dest_from_uri((struct slice){ u3, strlen(u3) }, &d,
+	    err, sizeof(err)), 0);
+	ck_assert(d.numeric);
+	ck_assert_uint_eq(d.addr.proto, TP_TCP);
+	ck_assert_uint_eq(tp_addr_port(&d.addr), 5060);
+	/* sips: TLS, on 5061 unless a port is given (RFC 3261 26.2.2) */
+	ck_assert_int_eq(dest_from_uri((struct slice){ u5, strlen(u5) }, &d,
+	    err, sizeof(err)), 0);
+	ck_assert_uint_eq(d.addr.proto, TP_TLS);
+	ck_assert_uint_eq(tp_addr_port(&d.addr), 5061);
+	ck_assert_int_eq(dest_from_uri((struct slice){ u6, strlen(u6) }, &d,
+	    err, sizeof(err)), 503);
+	ck_assert_int_eq(dest_from_uri((struct slice){ u7, strlen(u7) }, &d,
 	    err, sizeof(err)), 503);
 	ck_assert_int_eq(dest_from_uri((struct slice){ u4, strlen(u4) }, &d,
 	    err, sizeof(err)), 0);

@@ -76,9 +76,19 @@ on_terminated(struct txn *t)
 	cb.nterm++;
 }
 
+static int	ntransport_error;
+
+static void
+on_transport_error(struct txn *t)
+{
+	(void)t;
+	ntransport_error++;
+}
+
 static const struct txn_ops ops = {
 	.response = on_response,
 	.timeout = on_timeout,
+	.transport_error = on_transport_error,
 	.terminated = on_terminated,
 };
 
@@ -653,6 +663,66 @@ ict_new(void)
 {
 	return (client_new(TXN_ICT, ICT_BRANCH, "INVITE", SENT_INVITE));
 }
+
+/* Over TCP: nothing is retransmitted; Timer B still ends it (17.1.1.2). */
+START_TEST(ict_reliable_no_timer_a)
+{
+	struct tp_addr	 peer = addr("192.0.2.4", 5080);
+	struct txn	*t;
+
+	peer.proto = TP_TCP;
+	t = txn_client_new(TXN_ICT, S(ICT_BRANCH), S("INVITE"),
+	    strdup(SENT_INVITE), strlen(SENT_INVITE), NULL, &peer, &owner, 3);
+	ck_assert_int_eq(fake_nsent(), 1);
+	fake_advance(64 * T1 - 1);
+	ck_assert_int_eq(fake_nsent(), 1);		/* no Timer A */
+	ck_assert_int_eq(t->state, TXN_CALLING);
+	fake_advance(1);				/* B */
+	ck_assert_int_eq(cb.ntimeout, 1);
+	ck_assert_uint_eq(txn_count(), 0);
+}
+END_TEST
+
+/* The connection is gone: a transport error at once, then terminated. */
+START_TEST(ict_transport_lost)
+{
+	struct tp_addr	 peer = addr("192.0.2.4", 5080), other;
+	struct txn	*t;
+
+	peer.proto = TP_TCP;
+	other = peer;
+	other.proto = TP_UDP;			/* same address, not the flow */
+	ntransport_error = 0;
+	t = txn_client_new(TXN_ICT, S(ICT_BRANCH), S("INVITE"),
+	    strdup(SENT_INVITE), strlen(SENT_INVITE), NULL, &peer, &owner, 3);
+	txn_transport_lost(&other);
+	ck_assert_int_eq(ntransport_error, 0);
+	ck_assert_int_eq(t->state, TXN_CALLING);
+	peer.flags = TP_ADDR_FLOW;		/* flags do not count */
+	txn_transport_lost(&peer);
+	ck_assert_int_eq(ntransport_error, 1);
+	ck_assert_int_eq(cb.nterm, 1);
+	ck_assert_uint_eq(txn_count(), 0);
+	ck_assert_int_eq(cb.ntimeout, 0);
+}
+END_TEST
+
+/* Over TCP Timer J is zero: the final ends a NIST on the next turn. */
+START_TEST(nist_reliable_timer_j_zero)
+{
+	struct tp_addr	 src = addr("192.0.2.1", 5062);
+	struct txn	*t;
+
+	src.proto = TP_TCP;
+	t = txn_server_new(request(RQ("OPTIONS", VIA_A)), NULL, &src);
+	t->owner = &owner;
+	ck_assert_int_eq(reply(t, 200), 0);
+	ck_assert_int_eq(t->state, TXN_COMPLETED);
+	fake_advance(0);
+	ck_assert_uint_eq(txn_count(), 0);
+	ck_assert_int_eq(cb.nterm, 1);
+}
+END_TEST
 
 /* A response from the next hop to what we sent with branch. */
 static struct sipmsg *
@@ -1252,6 +1322,8 @@ main(void)
 	    server_key_2543, server_peer, ist_non2xx_timer_g_h,
 	    ist_ack_confirmed_timer_i, ist_2xx_accepted, nist_final_timer_j);
 	tc = check_fixed("client", setup, teardown);
+	check_add(tc, ict_reliable_no_timer_a, ict_transport_lost,
+	    nist_reliable_timer_j_zero);
 	check_add(tc, ict_timer_a_b, ict_provisional_proceeding,
 	    ict_non2xx_ack, ict_non2xx_from_calling, ict_2xx_accepted,
 	    ict_cancel_waits_for_provisional, ict_cancel_in_proceeding,

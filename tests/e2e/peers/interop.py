@@ -78,10 +78,27 @@ def udp_bound(port):
     return False
 
 
-def wait_udp_bound(port, proc, what, timeout=10.0):
+def tcp_listening(port):
+    """True if some socket listens on TCP 127.0.0.1:port or *:port
+    (/proc/net/tcp state 0A), without connecting to it."""
+    want = ":%04X" % port
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[1].endswith(want) and fields[3] == "0A":
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def wait_udp_bound(port, proc, what, timeout=10.0, tcp=False):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if udp_bound(port):
+        if (tcp_listening(port) if tcp else udp_bound(port)):
             return
         if proc.poll() is not None:
             raise RuntimeError("%s exited (%s) before binding UDP port %d"
@@ -245,20 +262,22 @@ class Sipp:
         ])
 
 
-def uas(workdir, scn, port, proxy_port, calls=1, extra=(), timeout_s=20):
-    """A SIPp UAS on 127.0.0.1:port; returns once it is bound."""
+def uas(workdir, scn, port, proxy_port, calls=1, extra=(), timeout_s=20,
+        transport="u1"):
+    """A SIPp UAS on 127.0.0.1:port; returns once it is bound.
+    transport: SIPp's -t, "u1" (UDP) or "t1" (one TCP connection)."""
     s = Sipp(workdir, "uas", scn,
-             ["-i", "127.0.0.1", "-p", port, "-m", calls,
+             ["-i", "127.0.0.1", "-p", port, "-m", calls, "-t", transport,
               "-set", "proxy_port", proxy_port] + list(extra),
              timeout_s=timeout_s)
-    wait_udp_bound(port, s.proc, "SIPp UAS")
+    wait_udp_bound(port, s.proc, "SIPp UAS", tcp=transport != "u1")
     return s
 
 
 def uac(workdir, scn, proxy_port, port, calls=1, rate=None, service="bob",
-        extra=(), timeout_s=20):
+        extra=(), timeout_s=20, transport="u1"):
     args = ["127.0.0.1:%d" % proxy_port, "-s", service,
-            "-i", "127.0.0.1", "-p", port, "-m", calls]
+            "-i", "127.0.0.1", "-p", port, "-m", calls, "-t", transport]
     if rate:
         args += ["-r", rate, "-rp", "1000"]
     else:

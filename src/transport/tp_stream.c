@@ -1,0 +1,735 @@
+/*
+ * Stream transports (TCP; TLS and WebSocket ride on the same connections):
+ * listeners, connections and their limits, RFC 3261 18.
+ *
+ * A connection belongs to the struct tp, and so to the event loop, that
+ * accepted or opened it; nothing else holds a pointer to it.  The rest of
+ * the daemon names a connection by its peer's address with the transport
+ * (struct tp_addr: proto, address, port), which is how a response finds
+ * the connection its request came on and a request finds the flow its
+ * phone registered over: tp_send() looks the connection up by that key,
+ * and opens one when there is none and the address is not a flow.  So no
+ * transaction or binding can be left pointing at a freed connection.
+ *
+ * Every connection has one deadline at a time (conn_arm): the connect, the
+ * first byte of an accepted one, the rest of a message once its first byte
+ * came (slowloris), else the idle lifetime.  Every way out goes through
+ * conn_free(), which tells the owner (tp->lost) so that transactions on it
+ * fail over at once instead of waiting for Timer B.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "log.h"
+#include "timer.h"
+#include "tp.h"
+#include "tp_frame.h"
+#include "xmalloc.h"
+
+#define CONN_KEY_MAX	20	/* proto, address key, port */
+#define CLOSE_FLUSH_MS	2000	/* an answer before a close gets this long */
+
+enum conn_state {
+	CONN_CONNECTING,
+	CONN_OPEN,
+	CONN_CLOSING		/* flushing its last bytes, reads nothing */
+};
+
+static const char *const conn_state_names[] = {
+	"connecting", "open", "closing"
+};
+
+/* Accepted connections per peer address (the per-source cap). */
+struct tp_src {
+	struct hnode	 node;
+	uint8_t		 key[17];
+	unsigned	 n;
+};
+
+struct tp_conn {
+	struct hnode	 node;		/* in tp->conns */
+	uint8_t		 key[CONN_KEY_MAX];
+	struct tp	*tp;
+	struct tp_sock	*sock;		/* accepted on / sent from */
+	struct bufferevent *bev;
+	struct tp_addr	 peer;
+	struct tp_frame	 frame;
+	struct timer	 deadline;
+	enum conn_state	 state;
+	bool		 outbound;
+	bool		 got_data;	/* any byte at all */
+	struct tp_src	*src;		/* accepted: counted here */
+	uint64_t	 id;
+	uint64_t	 created_ms;
+	uint64_t	 active_ms;	/* last byte either way */
+	uint64_t	 msg_start_ms;	/* 0: not inside a message */
+	uint64_t	 keep_until_ms;	/* a registration holds it open */
+	uint64_t	 rx_msgs, tx_msgs;
+};
+
+static void	conn_read(struct bufferevent *, void *);
+static void	conn_write(struct bufferevent *, void *);
+static void	conn_event(struct bufferevent *, short, void *);
+static void	conn_deadline(void *);
+
+static size_t
+conn_key(const struct tp_addr *a, uint8_t key[CONN_KEY_MAX])
+{
+	uint16_t	port = tp_addr_port(a);
+	size_t		n;
+
+	key[0] = a->proto;
+	n = 1 + tp_addr_key(a, key + 1);
+	key[n++] = (uint8_t)(port >> 8);
+	key[n++] = (uint8_t)port;
+	return (n);
+}
+
+static struct tp_conn *
+conn_find(const struct tp *tp, const struct tp_addr *a)
+{
+	uint8_t	key[CONN_KEY_MAX];
+	size_t	n = conn_key(a, key);
+
+	return ((struct tp_conn *)hashtab_find(&tp->conns, (char *)key, n));
+}
+
+static void
+conn_name(const struct tp_conn *c, char *buf, size_t len)
+{
+	tp_addr_str(&c->peer, buf, len);
+}
+
+/* Failures are told on the next turn: never inside the caller's send. */
+static void
+lost_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct tp	*tp = arg;
+	struct tp_addr	*q = tp->lost_q;
+	unsigned	 i, n = tp->nlost;
+
+	(void)fd;
+	(void)what;
+	tp->lost_q = NULL;
+	tp->nlost = tp->lost_cap = 0;
+	for (i = 0; i < n; i++)
+		if (tp->lost != NULL)
+			tp->lost(tp->arg, &q[i]);
+	free(q);
+}
+
+static void
+lost_later(struct tp *tp, const struct tp_addr *a)
+{
+	if (tp->lost_ev == NULL)
+		tp->lost_ev = event_new(tp->base, -1, 0, lost_fire, tp);
+	if (tp->nlost == tp->lost_cap) {
+		tp->lost_cap = tp->lost_cap ? 2 * tp->lost_cap : 8;
+		tp->lost_q = xrealloc(tp->lost_q, tp->lost_cap *
+		    sizeof(*tp->lost_q));
+	}
+	tp->lost_q[tp->nlost++] = *a;
+	event_active(tp->lost_ev, 0, 0);
+}
+
+static void
+conn_free(struct tp_conn *c, const char *why)
+{
+	struct tp	*tp = c->tp;
+	char		 name[TP_NAME_LEN];
+
+	conn_name(c, name, sizeof(name));
+	log_info("tp %s: connection %llu closed: %s", name,
+	    (unsigned long long)c->id, why);
+	hashtab_remove(&tp->conns, &c->node);
+	tp->nconns--;
+	if (c->src != NULL && --c->src->n == 0) {
+		hashtab_remove(&tp->srcs, &c->src->node);
+		free(c->src);
+	}
+	timer_stop(&c->deadline);
+	bufferevent_free(c->bev);	/* closes the socket */
+	tp_frame_cleanup(&c->frame);
+	lost_later(tp, &c->peer);
+	free(c);
+}
+
+/* The one deadline that applies now. */
+static void
+conn_arm(struct tp_conn *c)
+{
+	const struct tp_limits	*l = &c->tp->lim;
+	uint64_t		 now = timer_now_ms(), due;
+
+	switch (c->state) {
+	case CONN_CONNECTING:
+		due = c->created_ms + l->connect_ms;
+		break;
+	case CONN_CLOSING:
+		return;		/* armed once, in conn_close_after() */
+	default:
+		if (!c->got_data && !c->outbound)
+			due = c->created_ms + l->first_data_ms;
+		else if (c->msg_start_ms != 0)
+			due = c->msg_start_ms + l->message_ms;
+		else {
+			due = c->active_ms + l->idle_ms;
+			if (c->keep_until_ms > due)
+				due = c->keep_until_ms;
+		}
+		break;
+	}
+	timer_set(&c->deadline, due > now ? (uint32_t)(due - now) : 0);
+}
+
+/* Send what is queued (an error answer), then close. */
+static void
+conn_close_after(struct tp_conn *c)
+{
+	c->state = CONN_CLOSING;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		conn_free(c, "closed after an error");
+		return;
+	}
+	timer_set(&c->deadline, CLOSE_FLUSH_MS);
+}
+
+static struct tp_conn *
+conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
+    const struct tp_addr *peer, bool outbound)
+{
+	struct tp_conn	*c;
+	size_t		 klen;
+
+	c = xcalloc(1, sizeof(*c));
+	c->tp = tp;
+	c->sock = sock;
+	c->peer = *peer;
+	c->peer.proto = (uint8_t)sock->proto;
+	c->peer.flags = 0;
+	c->outbound = outbound;
+	c->id = ++tp->conn_ids;
+	c->created_ms = c->active_ms = timer_now_ms();
+	c->state = outbound ? CONN_CONNECTING : CONN_OPEN;
+	tp_frame_init(&c->frame, tp->lim.max_message_size);
+	timer_init(&c->deadline, tp->base, conn_deadline, c);
+	c->bev = bufferevent_socket_new(tp->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		if (fd >= 0)
+			close(fd);
+		tp_frame_cleanup(&c->frame);
+		free(c);
+		return (NULL);
+	}
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	/* Never buffer more than a whole message plus a read's worth. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0,
+	    tp->lim.max_message_size + 16384);
+	klen = conn_key(&c->peer, c->key);
+	hashtab_insert(&tp->conns, &c->node, (char *)c->key, klen);
+	tp->nconns++;
+	return (c);
+}
+
+/* A frame that cannot be a SIP message: answer if we may, then close. */
+static void
+conn_framing_error(struct tp_conn *c, const struct tp_frame_msg *m,
+    const char *err)
+{
+	struct tp	*tp = c->tp;
+	char		 name[TP_NAME_LEN];
+
+	conn_name(c, name, sizeof(name));
+	log_peer("tp %s: connection %llu: bad framing: %s",
+	    name, (unsigned long long)c->id, err);
+	tp->st.closed_framing++;
+	if (m->status != 0 && !m->response && tp->bad != NULL)
+		tp->bad(tp->arg, c->sock, &c->peer, m->p, m->head_len,
+		    m->status, err);
+	conn_close_after(c);
+}
+
+static void
+conn_read(struct bufferevent *bev, void *arg)
+{
+	struct tp_conn		*c = arg;
+	struct tp		*tp = c->tp;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct tp_frame_msg	 m;
+	struct tp_addr		 from;
+	uint64_t		 id = c->id;
+	char			 err[160];
+	int			 rc;
+
+	if (c->state == CONN_CLOSING) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	c->got_data = true;
+	c->active_ms = timer_now_ms();
+	for (;;) {
+		rc = tp_frame_feed(&c->frame, in, &m, err, sizeof(err));
+		if (rc == TP_FRAME_ERROR) {
+			conn_framing_error(c, &m, err);
+			return;
+		}
+		if (rc == TP_FRAME_MORE)
+			break;
+		c->msg_start_ms = 0;
+		if (rc == TP_FRAME_KEEPALIVE) {
+			tp->st.keepalives++;
+			bufferevent_write(bev, "\r\n", 2);
+			continue;
+		}
+		if (rc != TP_FRAME_MSG)
+			continue;
+		c->rx_msgs++;
+		tp->st.rx_messages++;
+		/*
+		 * The flow flag: whatever goes back to this address rides
+		 * this connection and never a new one.  The handler may
+		 * close connections (a send that overflows one): c is looked
+		 * up again after it.
+		 */
+		from = c->peer;
+		from.flags = TP_ADDR_FLOW;
+		tp->recv(tp->arg, c->sock, &from, m.p, m.len);
+		if ((c = conn_find(tp, &from)) == NULL || c->id != id ||
+		    c->state == CONN_CLOSING)
+			return;
+	}
+	if (c->frame.state != TP_FRAME_IDLE || evbuffer_get_length(in) > 0) {
+		if (c->msg_start_ms == 0)
+			c->msg_start_ms = timer_now_ms();
+	} else
+		c->msg_start_ms = 0;
+	conn_arm(c);
+}
+
+static void
+conn_write(struct bufferevent *bev, void *arg)
+{
+	struct tp_conn	*c = arg;
+
+	(void)bev;
+	if (c->state == CONN_CLOSING)
+		conn_free(c, "closed after an error");
+}
+
+static void
+conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct tp_conn	*c = arg;
+	struct tp	*tp = c->tp;
+	int		 err = EVUTIL_SOCKET_ERROR();
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		c->state = CONN_OPEN;
+		c->active_ms = timer_now_ms();
+		tp->st.connected++;
+		conn_arm(c);
+		return;
+	}
+	if (c->state == CONN_CONNECTING) {
+		tp->st.connect_failed++;
+		conn_free(c, err ? evutil_socket_error_to_string(err) :
+		    "connect failed");
+		return;
+	}
+	tp->st.closed_peer++;
+	if (what & BEV_EVENT_EOF)
+		conn_free(c, "closed by the peer");
+	else
+		conn_free(c, err ? evutil_socket_error_to_string(err) :
+		    "error");
+}
+
+static void
+conn_deadline(void *arg)
+{
+	struct tp_conn	*c = arg;
+	struct tp	*tp = c->tp;
+	uint64_t	 now = timer_now_ms();
+
+	switch (c->state) {
+	case CONN_CONNECTING:
+		tp->st.connect_failed++;
+		conn_free(c, "connect timed out");
+		return;
+	case CONN_CLOSING:
+		conn_free(c, "closed after an error (peer not reading)");
+		return;
+	default:
+		break;
+	}
+	if (!c->got_data && !c->outbound) {
+		tp->st.closed_slow++;
+		conn_free(c, "no data in time");
+	} else if (c->msg_start_ms != 0) {
+		tp->st.closed_slow++;
+		conn_free(c, "message not complete in time");
+	} else if (now >= c->active_ms + tp->lim.idle_ms &&
+	    now >= c->keep_until_ms) {
+		tp->st.closed_idle++;
+		conn_free(c, "idle");
+	} else
+		conn_arm(c);
+}
+
+static struct tp_src *
+src_get(struct tp *tp, const struct tp_addr *a)
+{
+	struct tp_src	*s;
+	uint8_t		 key[17];
+	size_t		 n = tp_addr_key(a, key);
+
+	s = (struct tp_src *)hashtab_find(&tp->srcs, (char *)key, n);
+	if (s != NULL)
+		return (s);
+	s = xcalloc(1, sizeof(*s));
+	memcpy(s->key, key, n);
+	hashtab_insert(&tp->srcs, &s->node, (char *)s->key, n);
+	return (s);
+}
+
+static void
+stream_accept(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct tp_sock	*s = arg;
+	struct tp	*tp = s->tp;
+	struct tp_conn	*c, *old;
+	struct tp_src	*src;
+	struct tp_addr	 peer;
+	char		 name[TP_NAME_LEN];
+	int		 on = 1;
+
+	(void)lev;
+	memset(&peer, 0, sizeof(peer));
+	memcpy(&peer.ss, sa, (size_t)salen);
+	peer.len = (socklen_t)salen;
+	peer.proto = (uint8_t)s->proto;
+	tp_addr_str(&peer, name, sizeof(name));
+	if (tp->nconns >= tp->lim.max_conns) {
+		tp->st.refused_global++;
+		log_peer("tp %s: connection refused: %u connections open "
+		    "(connections.max)", name, tp->nconns);
+		close(fd);
+		return;
+	}
+	src = src_get(tp, &peer);
+	if (src->n >= tp->lim.max_conns_per_ip) {
+		tp->st.refused_per_ip++;
+		log_peer("tp %s: connection refused: %u open from this "
+		    "address (connections.max_per_ip)", name, src->n);
+		if (src->n == 0) {
+			hashtab_remove(&tp->srcs, &src->node);
+			free(src);
+		}
+		close(fd);
+		return;
+	}
+	/* The same 4-tuple again: the old one is dead whatever it thinks. */
+	if ((old = conn_find(tp, &peer)) != NULL)
+		conn_free(old, "replaced by a new connection from the peer");
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	evutil_make_socket_nonblocking(fd);
+	if ((c = conn_new(tp, s, fd, &peer, false)) == NULL) {
+		if (src->n == 0) {
+			hashtab_remove(&tp->srcs, &src->node);
+			free(src);
+		}
+		return;
+	}
+	src->n++;
+	c->src = src;
+	tp->st.accepted++;
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_arm(c);
+	log_debug("tp %s: connection %llu accepted on %s", name,
+	    (unsigned long long)c->id, s->name);
+}
+
+static void
+stream_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct tp_sock	*s = arg;
+
+	(void)lev;
+	log_warn("tp %s: accept", s->name);	/* EMFILE and the like */
+}
+
+int
+tp_stream_open(struct tp *tp, enum tp_proto proto, const char *ip,
+    uint16_t port, char *err, size_t errlen)
+{
+	struct tp_sock	*s;
+	struct tp_addr	 a;
+	int		 fd, on = 1;
+	char		 canon[INET6_ADDRSTRLEN];
+
+	if (proto != TP_TCP) {
+		snprintf(err, errlen, "transport %s is not built yet",
+		    tp_proto_param(proto));
+		return (-1);
+	}
+	if (tp->nsocks == TP_MAX_SOCKS) {
+		snprintf(err, errlen, "too many listen sockets");
+		return (-1);
+	}
+	if (tp_addr_set(&a, (struct slice){ ip, strlen(ip) }, port) == -1) {
+		snprintf(err, errlen, "bad address %s", ip);
+		return (-1);
+	}
+	if ((fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return (-1);
+	}
+	if (a.ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (bind(fd, (struct sockaddr *)&a.ss, a.len) == -1) {
+		snprintf(err, errlen, "bind %s %s port %u: %s",
+		    tp_proto_param(proto), ip, port, strerror(errno));
+		close(fd);
+		return (-1);
+	}
+	s = &tp->socks[tp->nsocks];
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->family = a.ss.ss_family;
+	s->proto = proto;
+	s->port = port;
+	s->tp = tp;
+	tp_addr_ip(&a, canon, sizeof(canon));
+	memcpy(s->ip, canon, sizeof(s->ip));
+	snprintf(s->hostport, sizeof(s->hostport), s->family == AF_INET6 ?
+	    "[%s]:%u" : "%s:%u", canon, port);
+	snprintf(s->name, sizeof(s->name), s->family == AF_INET6 ?
+	    "%s:[%s]:%u" : "%s:%s:%u", tp_proto_param(proto), canon, port);
+	s->lev = evconnlistener_new(tp->base, stream_accept, s,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024, fd);
+	if (s->lev == NULL) {
+		snprintf(err, errlen, "listen %s %s port %u: %s",
+		    tp_proto_param(proto), ip, port, strerror(errno));
+		close(fd);
+		return (-1);
+	}
+	evconnlistener_set_error_cb(s->lev, stream_accept_error);
+	tp->nsocks++;
+	log_info("tp: listening %s", s->name);
+	return (0);
+}
+
+/* An outgoing connection to dst from s's address (any port). */
+static struct tp_conn *
+conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst)
+{
+	struct tp_conn	*c;
+	struct tp_addr	 local;
+	char		 name[TP_NAME_LEN];
+	int		 fd, on = 1;
+
+	tp_addr_str(dst, name, sizeof(name));
+	if (tp->nconns >= tp->lim.max_conns) {
+		tp->st.refused_global++;
+		log_warnx("tp %s: no connection opened: %u open "
+		    "(connections.max)", name, tp->nconns);
+		return (NULL);
+	}
+	if ((fd = socket(dst->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("tp %s: socket", name);
+		return (NULL);
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (tp_addr_set(&local, (struct slice){ s->ip, strlen(s->ip) }, 0) ==
+	    0 && bind(fd, (struct sockaddr *)&local.ss, local.len) == -1)
+		log_debug("tp %s: bind to %s: %s", name, s->ip,
+		    strerror(errno));
+	if ((c = conn_new(tp, s, fd, dst, true)) == NULL)
+		return (NULL);
+	if (bufferevent_socket_connect(c->bev,
+	    (const struct sockaddr *)&dst->ss, (int)dst->len) == -1) {
+		tp->st.connect_failed++;
+		conn_free(c, "connect failed");
+		return (NULL);
+	}
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_arm(c);
+	log_debug("tp %s: connecting from %s", name, s->name);
+	return (c);
+}
+
+/*
+ * Send on the connection to dst: the one that is open, else (not for a
+ * flow) a new one from s.  Returns -1 when the bytes cannot go; the owner
+ * hears of it through tp->lost on the next turn as well.
+ */
+int
+tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
+    const void *p, size_t len)
+{
+	struct tp_sock	*s = (struct tp_sock *)cs;
+	struct tp	*tp = s->tp;
+	struct tp_conn	*c;
+	struct tp_addr	 key = *dst;
+	size_t		 queued;
+
+	key.proto = (uint8_t)s->proto;
+	if ((c = conn_find(tp, &key)) == NULL || c->state == CONN_CLOSING) {
+		if ((dst->flags & TP_ADDR_FLOW) || c != NULL ||
+		    (c = conn_connect(tp, s, &key)) == NULL) {
+			tp->st.send_failed++;
+			lost_later(tp, &key);
+			return (-1);
+		}
+	}
+	if (bufferevent_write(c->bev, p, len) == -1) {
+		tp->st.send_failed++;
+		conn_free(c, "write failed");
+		return (-1);
+	}
+	c->tx_msgs++;
+	c->active_ms = timer_now_ms();
+	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (queued > tp->lim.write_queue_max) {
+		tp->st.closed_write_queue++;
+		conn_free(c, "the peer does not read (connections."
+		    "write_queue_max)");
+		return (-1);
+	}
+	if (c->state == CONN_OPEN && c->msg_start_ms == 0 && c->got_data)
+		conn_arm(c);
+	return (0);
+}
+
+/* Is the connection that a (a flow) names still there? */
+bool
+tp_conn_alive(const struct tp *tp, const struct tp_addr *a)
+{
+	struct tp_conn	*c = conn_find(tp, a);
+
+	return (c != NULL && c->state != CONN_CLOSING);
+}
+
+/* A registration over this connection: keep it open for ms at least. */
+void
+tp_conn_keep(struct tp *tp, const struct tp_addr *a, uint32_t ms)
+{
+	struct tp_conn	*c = conn_find(tp, a);
+	uint64_t	 until = timer_now_ms() + ms;
+
+	if (c == NULL || c->state != CONN_OPEN)
+		return;
+	if (until > c->keep_until_ms)
+		c->keep_until_ms = until;
+	if (c->msg_start_ms == 0 && (c->got_data || c->outbound))
+		conn_arm(c);
+}
+
+void
+tp_conn_foreach(const struct tp *tp,
+    void (*fn)(const struct tp_conn_info *, void *), void *arg)
+{
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	struct tp_conn_info	 ci;
+	uint64_t		 now = timer_now_ms();
+
+	HASHTAB_FOREACH(n, &tp->conns, it) {
+		const struct tp_conn	*c = (const struct tp_conn *)n;
+
+		ci.id = c->id;
+		ci.sock = c->sock;
+		ci.peer = c->peer;
+		ci.outbound = c->outbound;
+		ci.state = conn_state_names[c->state];
+		ci.age_ms = now - c->created_ms;
+		ci.idle_ms = now - c->active_ms;
+		ci.rx_msgs = c->rx_msgs;
+		ci.tx_msgs = c->tx_msgs;
+		ci.queued = evbuffer_get_length(bufferevent_get_output(
+		    c->bev));
+		fn(&ci, arg);
+	}
+}
+
+/* The counters by name, for ospreyctl stats and /metrics. */
+unsigned
+tp_stream_counters(const struct tp *tp, struct tp_counter *out, unsigned max)
+{
+	const struct tp_stream_stats	*st = &tp->st;
+	const struct tp_counter		 all[] = {
+		{ "accepted", st->accepted },
+		{ "connected", st->connected },
+		{ "connect_failed", st->connect_failed },
+		{ "refused_global", st->refused_global },
+		{ "refused_per_ip", st->refused_per_ip },
+		{ "closed_peer", st->closed_peer },
+		{ "closed_idle", st->closed_idle },
+		{ "closed_slow", st->closed_slow },
+		{ "closed_framing", st->closed_framing },
+		{ "closed_write_queue", st->closed_write_queue },
+		{ "send_failed", st->send_failed },
+	};
+	unsigned			 i, n = sizeof(all) / sizeof(all[0]);
+
+	for (i = 0; i < n && i < max; i++)
+		out[i] = all[i];
+	return (i);
+}
+
+void
+tp_set_handlers(struct tp *tp, tp_bad_fn *bad, tp_lost_fn *lost)
+{
+	tp->bad = bad;
+	tp->lost = lost;
+}
+
+/* New limits apply to new deadlines; open connections keep their framer. */
+void
+tp_set_limits(struct tp *tp, const struct tp_limits *l)
+{
+	tp->lim = *l;
+}
+
+/* At shutdown: every connection and stream listener goes, no reports. */
+void
+tp_stream_close_all(struct tp *tp)
+{
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	unsigned		 i;
+
+	tp->lost = NULL;
+	HASHTAB_FOREACH(n, &tp->conns, it)
+		conn_free((struct tp_conn *)n, "shutting down");
+	for (i = 0; i < tp->nsocks; i++)
+		if (tp->socks[i].proto != TP_UDP &&
+		    tp->socks[i].lev != NULL) {
+			evconnlistener_free(tp->socks[i].lev);
+			tp->socks[i].lev = NULL;
+		}
+	if (tp->lost_ev != NULL) {
+		event_free(tp->lost_ev);
+		tp->lost_ev = NULL;
+	}
+	free(tp->lost_q);
+	tp->lost_q = NULL;
+	tp->nlost = tp->lost_cap = 0;
+}
