@@ -250,6 +250,7 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 	txn_set_settings(&nc->txn);
 	conf_limits(nc, &lim);
 	tp_set_limits(&D.tp, &lim);
+	tp_set_tls(&D.tp, nc->tls_server, nc->tls_client);	/* new ones */
 	gw_stop(&proxy_settings()->routes);
 	gw_settings_of(nc, &gs);
 	proxy_set_settings(proxy_settings_take(&nc->proxy));
@@ -392,6 +393,7 @@ main(int argc, char **argv)
 	ctl_set_tp(&D.tp);
 	conf_limits(D.conf, &lim);
 	tp_set_limits(&D.tp, &lim);
+	tp_set_tls(&D.tp, D.conf->tls_server, D.conf->tls_client);
 	for (i = 0; i < D.conf->nlisten; i++)
 		if (listen_open(&D.conf->listen[i], err, sizeof(err)) == -1)
 			fatalx("ospreyd: %s", err);

@@ -893,7 +893,7 @@ lines_routes(FILE *fp, const struct key *k, const void *obj,
 			print_entry(fp, k->item, &route_sec, rt->r[i], indent);
 }
 
-static const char *const transport_names[] = { "udp", "tcp", NULL };
+static const char *const transport_names[] = { "udp", "tcp", "tls", NULL };
 
 static const struct key listen_keys[] = {
 	{ .name = "transport", .type = K_STR,
@@ -905,8 +905,18 @@ static const struct key listen_keys[] = {
 	END
 };
 
+static int
+check_listen(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	struct conf_listen	*l = obj;
+
+	(void)c;
+	l->line = g != NULL ? config_setting_source_line(g) : 0;
+	return (0);
+}
+
 SECTION(listen_sec, listen_keys,
-    "{ transport = ...; address = ...; port = ...; }");
+    "{ transport = ...; address = ...; port = ...; }", .check = check_listen);
 
 static int
 parse_nameservers(struct ctx *c, const config_setting_t *s,
@@ -1357,6 +1367,85 @@ static const struct key connection_keys[] = {
 
 SECTION(connection_sec, connection_keys, "{ max = ...; idle_timeout = ...; }");
 
+/* A file name; relative to the config file's folder. */
+static int
+parse_file(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	char		**p = FIELD(obj, k);
+	const char	 *v = NULL;
+
+	if (s == NULL)
+		return (0);
+	if (conf_string(c, s, kw, &v) == -1)
+		return (-1);
+	if (*v == '\0')
+		return (conf_err(c, s, "%s: must be a file name", kw));
+	*p = conf_path(c->path, v);
+	return (0);
+}
+
+static const struct key sni_keys[] = {
+	FN("certificate", struct tls_sni, certificate, parse_file, print_str),
+	FN("key", struct tls_sni, key, parse_file, print_str),
+	END
+};
+
+static int
+check_sni(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	const struct tls_sni	*e = obj;
+
+	if (e->certificate == NULL || e->key == NULL)
+		return (conf_err(c, g, "tls.sni: an entry needs certificate "
+		    "and key"));
+	return (0);
+}
+
+SECTION(sni_sec, sni_keys, "{ certificate = ...; key = ...; }",
+    .check = check_sni);
+
+/*
+ * The contexts are made here, so that a bad certificate or key stops a
+ * start or a reload like any other error, naming the file.
+ */
+static int
+check_tls(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	struct conf	*cf = obj;
+	char		 msg[512];
+
+	if ((cf->tls.certificate == NULL) != (cf->tls.key == NULL))
+		return (conf_err(c, g, "tls: certificate and key go together"));
+	if ((cf->tls_client_cert == NULL) != (cf->tls_client_key == NULL))
+		return (conf_err(c, g, "tls: client_certificate and "
+		    "client_key go together"));
+	if (cf->tls.certificate != NULL && (cf->tls_server =
+	    tls_ctx_server(&cf->tls, msg, sizeof(msg))) == NULL)
+		return (conf_err(c, g, "tls: %s", msg));
+	if ((cf->tls_client = tls_ctx_client(cf->tls_client_ca,
+	    cf->tls_client_cert, cf->tls_client_key, msg,
+	    sizeof(msg))) == NULL)
+		return (conf_err(c, g, "tls: %s", msg));
+	return (0);
+}
+
+static const struct key tls_keys[] = {
+	FN("certificate", struct conf, tls.certificate, parse_file, print_str),
+	FN("key", struct conf, tls.key, parse_file, print_str),
+	FN("ca", struct conf, tls.ca, parse_file, print_str),
+	BOOL("verify_client", struct conf, tls.verify_client, false),
+	LIST("sni", "sni", struct conf, tls.sni, tls.nsni, sni_sec, 0),
+	FN("client_ca", struct conf, tls_client_ca, parse_file, print_str),
+	FN("client_certificate", struct conf, tls_client_cert, parse_file,
+	    print_str),
+	FN("client_key", struct conf, tls_client_key, parse_file, print_str),
+	END
+};
+
+SECTION(tls_sec, tls_keys, "{ certificate = ...; key = ...; }",
+    .check = check_tls);
+
 static const struct key root_keys[] = {
 	LIST("listen", "listen", struct conf, listen, nlisten, listen_sec, 1),
 	LINES("domains", "domain", struct conf, proxy.domains, parse_domains,
@@ -1381,6 +1470,7 @@ static const struct key root_keys[] = {
 	GROUP("auth", auth_sec),
 	GROUP("security", security_sec),
 	GROUP("connections", connection_sec),
+	GROUP("tls", tls_sec),
 	END
 };
 
@@ -1467,6 +1557,7 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 	config_t	 cfg;
 	char		 msg[256];
 	int		 rc = -1, line = 0;
+	unsigned	 i;
 
 	memset(cf, 0, sizeof(*cf));
 	config_init(&cfg);
@@ -1487,6 +1578,14 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 		snprintf(err, errlen, "%s:%d: %s", path, line, msg);
 		goto fail;
 	}
+	for (i = 0; i < cf->nlisten; i++)
+		if (strcmp(cf->listen[i].transport, "tls") == 0 &&
+		    cf->tls_server == NULL) {
+			snprintf(err, errlen, "%s:%d: listen: transport "
+			    "\"tls\" needs tls.certificate and tls.key", path,
+			    cf->listen[i].line);
+			goto fail;
+		}
 	cf->path = xstrdup(path);
 	conf_check_shadows(cf);
 	rc = 0;
@@ -1522,6 +1621,14 @@ conf_free(struct conf *cf)
 	auth_users_free(cf->users);
 	cf->users = NULL;
 	guard_settings_cleanup(&cf->guard);
+	tls_settings_free(&cf->tls);
+	free(cf->tls_client_ca);
+	free(cf->tls_client_cert);
+	free(cf->tls_client_key);
+	cf->tls_client_ca = cf->tls_client_cert = cf->tls_client_key = NULL;
+	tls_ctx_unref(cf->tls_server);
+	tls_ctx_unref(cf->tls_client);
+	cf->tls_server = cf->tls_client = NULL;
 	for (i = 0; i < cf->nwarnings; i++)
 		free(cf->warnings[i].msg);
 	free(cf->warnings);

@@ -9,6 +9,7 @@
 #include "proxy.h"
 #include "registrar.h"
 #include "resolver.h"
+#include "tls.h"
 #include "tp.h"
 #include "txn.h"
 
@@ -22,6 +23,7 @@ struct conf_listen {
 	char		*transport;	/* owned */
 	char		*address;	/* owned */
 	uint16_t	 port;
+	int		 line;		/* in the file, for later checks */
 };
 
 /* Everything the config file says; each layer gets its own settings. */
@@ -36,6 +38,12 @@ struct conf {
 	struct auth_settings	 auth;
 	struct guard_settings	 guard;
 	struct tp_limits	 conns;		/* max_message_size: root key */
+	struct tls_settings	 tls;		/* the server side */
+	char			*tls_client_ca;	/* owned; NULL: the system's */
+	char			*tls_client_cert;	/* owned, mutual TLS */
+	char			*tls_client_key;	/* owned */
+	struct tls_ctx		*tls_server;	/* made from tls; NULL: none */
+	struct tls_ctx		*tls_client;	/* always made */
 	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
 	unsigned		 txn_memory_mb;	/* as set; 0: from the RAM */

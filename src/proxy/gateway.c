@@ -130,7 +130,7 @@ gw_send(struct gw *gw)
 	    (unsigned long long)++G.seq);
 	buf_init(&b, 512);
 	buf_addf(&b, "OPTIONS %s SIP/2.0\r\n"
-	    "Via: SIP/2.0/UDP %s;branch=%s\r\n"
+	    "Via: SIP/2.0/%s %s;branch=%s\r\n"
 	    "Max-Forwards: 70\r\n"
 	    "From: <sip:osprey@%s>;tag=gw%llx\r\n"
 	    "To: <%s>\r\n"
@@ -138,14 +138,15 @@ gw_send(struct gw *gw)
 	    "CSeq: %llu OPTIONS\r\n"
 	    "Accept: application/sdp\r\n"
 	    "User-Agent: Osprey/" PACKAGE_VERSION "\r\n"
-	    "Content-Length: 0\r\n\r\n", gw->uri, out->hostport, branch,
+	    "Content-Length: 0\r\n\r\n", gw->uri, tp_proto_via(out->proto),
+	    out->hostport, branch,
 	    out->hostport, (unsigned long long)G.seq, gw->uri,
 	    (unsigned long long)G.seq, out->hostport,
 	    (unsigned long long)++gw->probes);
 	bytes = buf_steal(&b, &len);
-	gw->ct = txn_client_new(TXN_NICT, (struct slice){ branch,
+	gw->ct = txn_client_new_named(TXN_NICT, (struct slice){ branch,
 	    strlen(branch) }, (struct slice){ "OPTIONS", 7 }, bytes, len, out,
-	    &gw->addr, gw, 0);
+	    &gw->addr, gw->dest.numeric ? NULL : gw->dest.host, gw, 0);
 	txn_set_ops(gw->ct, &gw_ops);
 }
 
@@ -177,9 +178,12 @@ gw_tick(void *arg)
 	if (gw->dest.numeric)
 		gw_send(gw);
 	else {
+		struct resolve_query	q = { gw->dest.host, gw->dest.port,
+					    gw->dest.proto, gw->dest.sips,
+					    tp_protos(G.tp) };
+
 		gw->resolving = true;
-		gw->dns = resolver_lookup(gw->dest.host, gw->dest.port,
-		    gw_resolved, gw);
+		gw->dns = resolver_query(&q, gw_resolved, gw);
 	}
 }
 

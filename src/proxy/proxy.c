@@ -284,15 +284,53 @@ proxy_decide_reject(struct hop *hop, int code)
 	return (hop->d = DEC_REJECT);
 }
 
-/* One next hop, uri: DEC_HOP, or DEC_REJECT if it names no destination. */
+/*
+ * The transport of the last of our own Route entries on top of m (the
+ * one our Record-Route put there for the side the request goes to), or
+ * -1 when m does not start with ours.  With a doubled Record-Route (RFC
+ * 5658) it names the transport of the other side.
+ */
+static int
+proxy_route_proto(const struct sipmsg *m)
+{
+	struct slice	 v[MAX_ROUTES], tr;
+	struct sipuri	 u;
+	enum tp_proto	 p;
+	unsigned	 i, n;
+	int		 proto = -1;
+
+	n = sipmsg_values(m, SH_ROUTE, v, MAX_ROUTES);
+	for (i = 0; i < n && i < MAX_ROUTES; i++) {
+		if (!uri_is_local(hdr_uri(v[i])) ||
+		    sipuri_parse(hdr_uri(v[i]), &u) == -1)
+			break;
+		p = TP_UDP;
+		if (sipuri_param(&u, "transport", &tr))
+			(void)tp_proto_parse(tr, &p);
+		proto = (int)p;
+	}
+	return (proto);
+}
+
+/*
+ * One next hop, uri: DEC_HOP, or DEC_REJECT if it names no destination.
+ * A URI without a transport of its own, reached through our Route
+ * entries, goes over the transport they name (what the request to that
+ * side took when the dialog began).
+ */
 static enum decision
-proxy_decide_dest(struct hop *hop, struct slice uri)
+proxy_decide_dest(struct hop *hop, struct slice uri, int via)
 {
 	int	proto;
 
 	hop->code = dest_from_uri(uri, &hop->dest, hop->err, sizeof(hop->err));
 	if (hop->code != 0)
 		return (hop->d = DEC_REJECT);
+	if (via >= 0 && hop->dest.proto == -1) {
+		hop->dest.proto = via;
+		if (hop->dest.numeric)
+			hop->dest.addr.proto = (uint8_t)via;
+	}
 	proto = hop->dest.numeric ? hop->dest.addr.proto : hop->dest.proto;
 	if (proto >= 0 && !proxy_has_proto((enum tp_proto)proto)) {
 		hop->code = 503;
@@ -346,7 +384,8 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 		/* A strict next hop is in the R-URI now (16.6 step 7). */
 		hop->foreign = !popped;
 		return (proxy_decide_dest(hop, hop->strict != NULL ?
-		    hop->ruri : hdr_uri(hop->routes[0])));
+		    hop->ruri : hdr_uri(hop->routes[0]), popped ?
+		    proxy_route_proto(m) : -1));
 	}
 	if (sipuri_parse(hop->ruri, &u) == -1) {
 		snprintf(hop->err, sizeof(hop->err), "Bad Request-URI");
@@ -357,7 +396,8 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	if (popped && !ours) {
 		/* In dialog, through our Record-Route: to the R-URI. */
 		hop->foreign = !hop->dialog;
-		return (proxy_decide_dest(hop, hop->ruri));
+		return (proxy_decide_dest(hop, hop->ruri,
+		    proxy_route_proto(m)));
 	}
 	/* 10.2 wants no user in a REGISTER's R-URI; some send one anyway. */
 	if (ours && m->method == SM_REGISTER && registrar_enabled())
@@ -378,7 +418,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	if (ours)
 		return (proxy_decide_reject(hop, 404));
 	hop->foreign = true;
-	return (proxy_decide_dest(hop, hop->ruri));
+	return (proxy_decide_dest(hop, hop->ruri, -1));
 }
 
 /*

@@ -96,6 +96,7 @@ proxy_ctx_unref(struct pctx *ctx)
 		free(b->more);
 		sipmsg_free(b->final);
 		free(b->ruri);
+		free(b->tls_name);
 		free(b);
 	}
 	free(ctx->br);
@@ -410,7 +411,7 @@ struct sl_send {
 	char		*bytes;
 	size_t		 len;
 	struct tp_sock	*sock;
-	int		 proto;		/* the URI's ;transport=, or -1 */
+	char		 name[256];	/* the name resolved */
 };
 
 static void
@@ -419,15 +420,9 @@ proxy_ctx_sl_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 {
 	struct sl_send	*s = arg;
 	struct tp_sock	*out;
-	struct tp_addr	 a;
 
-	if (n > 0) {
-		a = addrs[0];
-		if (s->proto >= 0)
-			a.proto = (uint8_t)s->proto;
-	}
-	if (n > 0 && (out = tp_sock_for(P.tp, &a, s->sock)) != NULL)
-		tp_send(out, &a, s->bytes, s->len);
+	if (n > 0 && (out = tp_sock_for(P.tp, &addrs[0], s->sock)) != NULL)
+		tp_send_to(out, &addrs[0], s->name, s->bytes, s->len);
 	else
 		log_info("proxy: stateless message dropped: %s",
 		    err ? err : "no socket for the address family");
@@ -456,8 +451,7 @@ proxy_ctx_send(struct tp_sock *in, const struct dest *d, char *bytes,
 	s->bytes = bytes;
 	s->len = len;
 	s->sock = in;
-	s->proto = d->proto;
-	resolver_lookup(d->host, d->port == 0 && d->proto >= 0 ?
-	    (d->proto == TP_TLS ? 5061 : 5060) : d->port,
-	    proxy_ctx_sl_resolved, s);
+	snprintf(s->name, sizeof(s->name), "%s", d->host);
+	resolver_query(&(struct resolve_query){ d->host, d->port, d->proto,
+	    d->sips, tp_protos(P.tp) }, proxy_ctx_sl_resolved, s);
 }

@@ -183,7 +183,6 @@ branch_new(struct pctx *ctx, struct slice ruri, const struct target *t)
 {
 	struct branch	*b = xcalloc(1, sizeof(*b));
 
-	b->proto = -1;
 	ctx->br = xrealloc(ctx->br, (ctx->nbr + 1) * sizeof(*ctx->br));
 	ctx->br[ctx->nbr] = b;
 	b->ctx = ctx;
@@ -226,9 +225,9 @@ branch_send(struct branch *b)
 	    (struct slice){ b->ruri, strlen(b->ruri) }, b->nroutes ?
 	    b->routes : ctx->routes, b->nroutes ? b->nroutes : ctx->nroutes,
 	    &len);
-	b->ct = txn_client_new(m->method == SM_INVITE ? TXN_ICT : TXN_NICT,
-	    (struct slice){ branch, strlen(branch) }, m->method_s, bytes, len,
-	    out, addr, ctx, (int)b->idx);
+	b->ct = txn_client_new_named(m->method == SM_INVITE ? TXN_ICT :
+	    TXN_NICT, (struct slice){ branch, strlen(branch) }, m->method_s,
+	    bytes, len, out, addr, b->tls_name, ctx, (int)b->idx);
 	ctx->refs++;
 	txn_set_callid(b->ct, m->callid);
 	if (m->method == SM_INVITE)
@@ -265,18 +264,11 @@ branch_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 	} else if (!ctx_open(ctx))
 		b->code = 487;
 	else {
-		unsigned	i;
-
 		b->addr = addrs[0];
 		if (n > 1) {
 			b->nmore = n - 1;
 			b->more = xcalloc(b->nmore, sizeof(*b->more));
 			memcpy(b->more, addrs + 1, b->nmore * sizeof(*addrs));
-		}
-		if (b->proto >= 0) {	/* the URI's ;transport= */
-			b->addr.proto = (uint8_t)b->proto;
-			for (i = 0; i < b->nmore; i++)
-				b->more[i].proto = (uint8_t)b->proto;
 		}
 		branch_send(b);
 	}
@@ -299,9 +291,9 @@ branch_go(struct pctx *ctx, struct branch *b, const struct dest *d)
 	}
 	ctx->refs++;
 	ctx->starting++;
-	b->proto = d->proto;
-	b->dns = resolver_lookup(d->host, d->port == 0 && d->proto >= 0 ?
-	    (d->proto == TP_TLS ? 5061 : 5060) : d->port, branch_resolved, b);
+	b->tls_name = xstrdup(d->host);	/* what a TLS peer must prove */
+	b->dns = resolver_query(&(struct resolve_query){ d->host, d->port,
+	    d->proto, d->sips, tp_protos(P.tp) }, branch_resolved, b);
 	ctx->starting--;
 	return (b->code != 0 ? -1 : 0);
 }
@@ -426,6 +418,8 @@ proxy_fork_next_addr(struct branch *b)
 	nb = branch_new(ctx, (struct slice){ b->ruri, strlen(b->ruri) },
 	    b->target);
 	nb->addr = b->more[0];
+	if (b->tls_name != NULL)
+		nb->tls_name = xstrdup(b->tls_name);
 	if (--b->nmore > 0) {	/* the rest moves to the new branch */
 		nb->nmore = b->nmore;
 		nb->more = xcalloc(nb->nmore, sizeof(*nb->more));

@@ -44,7 +44,7 @@ struct branch {
 	const struct slice	*routes;	/* its own Route set (Path) */
 	unsigned		 nroutes;
 	struct tp_sock		*sock;		/* send from this one */
-	int			 proto;		/* for resolved names; -1 */
+	char			*tls_name;	/* owned: the name resolved */
 };
 
 #define LOC_MAX_PATH	8

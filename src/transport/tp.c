@@ -122,6 +122,17 @@ tp_addr_family(const struct tp_addr *a)
 	return (a->ss.ss_family);
 }
 
+/* The transports tp listens on, as RESOLVE_PROTO() bits: 1 << proto. */
+unsigned
+tp_protos(const struct tp *tp)
+{
+	unsigned	i, bits = 0;
+
+	for (i = 0; i < tp->nsocks; i++)
+		bits |= 1u << tp->socks[i].proto;
+	return (bits);
+}
+
 /* Same transport, address and port (the flags do not count). */
 bool
 tp_addr_eq(const struct tp_addr *a, const struct tp_addr *b)

@@ -48,6 +48,7 @@ struct tp_addr {
 struct tp;
 
 struct evconnlistener;
+struct tls_ctx;
 
 /* A listening socket; owned by struct tp. */
 struct tp_sock {
@@ -96,6 +97,7 @@ struct tp_stream_stats {
 	uint64_t	 closed_framing;	/* bad framing */
 	uint64_t	 closed_write_queue;	/* a peer that does not read */
 	uint64_t	 send_failed;	/* no connection to send on */
+	uint64_t	 tls_failed;	/* an accepted TLS handshake failed */
 	uint64_t	 rx_messages;
 	uint64_t	 keepalives;	/* CRLFCRLF pings answered */
 };
@@ -125,6 +127,8 @@ struct tp {
 	unsigned	 nconns;
 	uint64_t	 conn_ids;
 	struct tp_stream_stats st;
+	struct tls_ctx	*tls_server;	/* for new accepted TLS connections */
+	struct tls_ctx	*tls_client;	/* for new outgoing ones */
 	struct event	*lost_ev;	/* reports failures on the next turn */
 	struct tp_addr	*lost_q;
 	unsigned	 nlost, lost_cap;
@@ -137,6 +141,7 @@ struct tp_conn_info {
 	struct tp_addr	 peer;
 	bool		 outbound;
 	const char	*state;
+	const char	*tls_name;	/* outgoing TLS: the name verified */
 	uint64_t	 age_ms;
 	uint64_t	 idle_ms;
 	uint64_t	 rx_msgs, tx_msgs;
@@ -152,10 +157,13 @@ int		 tp_stream_open(struct tp *, enum tp_proto, const char *,
 		     uint16_t, char *, size_t);
 void		 tp_close(struct tp *);
 void		 tp_stream_close_all(struct tp *);
+void		 tp_set_tls(struct tp *, struct tls_ctx *, struct tls_ctx *);
 int		 tp_send(const struct tp_sock *, const struct tp_addr *,
 		     const void *, size_t);
+int		 tp_send_to(const struct tp_sock *, const struct tp_addr *,
+		     const char *, const void *, size_t);
 int		 tp_stream_send(const struct tp_sock *, const struct tp_addr *,
-		     const void *, size_t);
+		     const char *, const void *, size_t);
 unsigned	 tp_stream_counters(const struct tp *, struct tp_counter *,
 		     unsigned);
 bool		 tp_conn_alive(const struct tp *, const struct tp_addr *);
@@ -175,6 +183,7 @@ int		 tp_addr_set(struct tp_addr *, struct slice, uint16_t);
 void		 tp_addr_ip(const struct tp_addr *, char *, size_t);
 uint16_t	 tp_addr_port(const struct tp_addr *);
 int		 tp_addr_family(const struct tp_addr *);
+unsigned	 tp_protos(const struct tp *);
 bool		 tp_addr_eq(const struct tp_addr *, const struct tp_addr *);
 void		 tp_addr_str(const struct tp_addr *, char *, size_t);
 int		 tp_addr_parse(const char *, struct tp_addr *);

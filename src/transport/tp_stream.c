@@ -25,15 +25,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
+
+#include <openssl/err.h>
 
 #include "log.h"
 #include "timer.h"
 #include "tp.h"
+#include "tls.h"
 #include "tp_frame.h"
 #include "xmalloc.h"
 
@@ -76,6 +81,7 @@ struct tp_conn {
 	uint64_t	 msg_start_ms;	/* 0: not inside a message */
 	uint64_t	 keep_until_ms;	/* a registration holds it open */
 	uint64_t	 rx_msgs, tx_msgs;
+	char		*tls_name;	/* outgoing TLS: the name it must prove */
 };
 
 static void	conn_read(struct bufferevent *, void *);
@@ -159,9 +165,10 @@ conn_free(struct tp_conn *c, const char *why)
 		free(c->src);
 	}
 	timer_stop(&c->deadline);
-	bufferevent_free(c->bev);	/* closes the socket */
+	bufferevent_free(c->bev);	/* closes the socket, frees the SSL */
 	tp_frame_cleanup(&c->frame);
 	lost_later(tp, &c->peer);
+	free(c->tls_name);
 	free(c);
 }
 
@@ -206,9 +213,13 @@ conn_close_after(struct tp_conn *c)
 	timer_set(&c->deadline, CLOSE_FLUSH_MS);
 }
 
+/*
+ * A new connection on fd (-1: libevent makes the socket when it
+ * connects); ssl, if not NULL, is taken over.
+ */
 static struct tp_conn *
 conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
-    const struct tp_addr *peer, bool outbound)
+    const struct tp_addr *peer, bool outbound, SSL *ssl)
 {
 	struct tp_conn	*c;
 	size_t		 klen;
@@ -225,14 +236,24 @@ conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
 	c->state = outbound ? CONN_CONNECTING : CONN_OPEN;
 	tp_frame_init(&c->frame, tp->lim.max_message_size);
 	timer_init(&c->deadline, tp->base, conn_deadline, c);
-	c->bev = bufferevent_socket_new(tp->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (ssl != NULL)
+		c->bev = bufferevent_openssl_socket_new(tp->base, fd, ssl,
+		    outbound ? BUFFEREVENT_SSL_CONNECTING :
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	else
+		c->bev = bufferevent_socket_new(tp->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
+		if (ssl != NULL)
+			SSL_free(ssl);
 		if (fd >= 0)
 			close(fd);
 		tp_frame_cleanup(&c->frame);
 		free(c);
 		return (NULL);
 	}
+	if (ssl != NULL)	/* a peer without close_notify: just EOF */
+		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
 	/* Never buffer more than a whole message plus a read's worth. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0,
@@ -328,33 +349,60 @@ conn_write(struct bufferevent *bev, void *arg)
 		conn_free(c, "closed after an error");
 }
 
+/* Why a connection failed: TLS's own reason when it has one. */
+static const char *
+conn_error(struct tp_conn *c, char *buf, size_t len)
+{
+	SSL		*ssl = bufferevent_openssl_get_ssl(c->bev);
+	unsigned long	 e;
+	int		 err = EVUTIL_SOCKET_ERROR();
+
+	if (ssl != NULL) {
+		if (SSL_get_verify_result(ssl) != X509_V_OK ||
+		    (e = bufferevent_get_openssl_error(c->bev)) == 0)
+			return (tls_error(ssl, buf, len));
+		snprintf(buf, len, "TLS: %s", ERR_reason_error_string(e) ?
+		    ERR_reason_error_string(e) : "error");
+		while (bufferevent_get_openssl_error(c->bev) != 0)
+			;
+		return (buf);
+	}
+	snprintf(buf, len, "%s", err ? evutil_socket_error_to_string(err) :
+	    "error");
+	return (buf);
+}
+
 static void
 conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct tp_conn	*c = arg;
 	struct tp	*tp = c->tp;
-	int		 err = EVUTIL_SOCKET_ERROR();
+	char		 why[256];
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
+		if (c->outbound && c->state == CONN_CONNECTING)
+			tp->st.connected++;
 		c->state = CONN_OPEN;
 		c->active_ms = timer_now_ms();
-		tp->st.connected++;
 		conn_arm(c);
 		return;
 	}
 	if (c->state == CONN_CONNECTING) {
 		tp->st.connect_failed++;
-		conn_free(c, err ? evutil_socket_error_to_string(err) :
-		    "connect failed");
+		conn_free(c, conn_error(c, why, sizeof(why)));
 		return;
 	}
-	tp->st.closed_peer++;
-	if (what & BEV_EVENT_EOF)
+	if (what & BEV_EVENT_EOF) {
+		tp->st.closed_peer++;
 		conn_free(c, "closed by the peer");
+		return;
+	}
+	if (bufferevent_openssl_get_ssl(c->bev) != NULL && !c->got_data)
+		tp->st.tls_failed++;	/* the handshake of an accepted one */
 	else
-		conn_free(c, err ? evutil_socket_error_to_string(err) :
-		    "error");
+		tp->st.closed_peer++;
+	conn_free(c, conn_error(c, why, sizeof(why)));
 }
 
 static void
@@ -414,6 +462,7 @@ stream_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	struct tp_conn	*c, *old;
 	struct tp_src	*src;
 	struct tp_addr	 peer;
+	SSL		*ssl;
 	char		 name[TP_NAME_LEN];
 	int		 on = 1;
 
@@ -447,7 +496,15 @@ stream_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		conn_free(old, "replaced by a new connection from the peer");
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	evutil_make_socket_nonblocking(fd);
-	if ((c = conn_new(tp, s, fd, &peer, false)) == NULL) {
+	ssl = NULL;
+	if (s->proto == TP_TLS && (tp->tls_server == NULL ||
+	    (ssl = tls_ssl_server(tp->tls_server)) == NULL)) {
+		log_warnx("tp %s: no TLS context for %s", name, s->name);
+		close(fd);
+		c = NULL;
+	} else
+		c = conn_new(tp, s, fd, &peer, false, ssl);
+	if (c == NULL) {
 		if (src->n == 0) {
 			hashtab_remove(&tp->srcs, &src->node);
 			free(src);
@@ -481,9 +538,14 @@ tp_stream_open(struct tp *tp, enum tp_proto proto, const char *ip,
 	int		 fd, on = 1;
 	char		 canon[INET6_ADDRSTRLEN];
 
-	if (proto != TP_TCP) {
+	if (proto != TP_TCP && proto != TP_TLS) {
 		snprintf(err, errlen, "transport %s is not built yet",
 		    tp_proto_param(proto));
+		return (-1);
+	}
+	if (proto == TP_TLS && tp->tls_server == NULL) {
+		snprintf(err, errlen, "listen tls %s port %u: no certificate "
+		    "(tls.certificate, tls.key)", ip, port);
 		return (-1);
 	}
 	if (tp->nsocks == TP_MAX_SOCKS) {
@@ -535,13 +597,18 @@ tp_stream_open(struct tp *tp, enum tp_proto proto, const char *ip,
 	return (0);
 }
 
-/* An outgoing connection to dst from s's address (any port). */
+/*
+ * An outgoing connection to dst from s's address (any port).  Over TLS
+ * the peer must prove tls_name (RFC 5922), else its address.
+ */
 static struct tp_conn *
-conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst)
+conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst,
+    const char *tls_name)
 {
 	struct tp_conn	*c;
 	struct tp_addr	 local;
-	char		 name[TP_NAME_LEN];
+	SSL		*ssl = NULL;
+	char		 name[TP_NAME_LEN], ip[INET6_ADDRSTRLEN];
 	int		 fd, on = 1;
 
 	tp_addr_str(dst, name, sizeof(name));
@@ -551,9 +618,22 @@ conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst)
 		    "(connections.max)", name, tp->nconns);
 		return (NULL);
 	}
+	if (s->proto == TP_TLS) {
+		if (tls_name == NULL || *tls_name == '\0') {
+			tp_addr_ip(dst, ip, sizeof(ip));
+			tls_name = ip;
+		}
+		if (tp->tls_client == NULL || (ssl =
+		    tls_ssl_client(tp->tls_client, tls_name)) == NULL) {
+			log_warnx("tp %s: no TLS client context", name);
+			return (NULL);
+		}
+	}
 	if ((fd = socket(dst->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {
 		log_warn("tp %s: socket", name);
+		if (ssl != NULL)
+			SSL_free(ssl);
 		return (NULL);
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
@@ -561,8 +641,27 @@ conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst)
 	    0 && bind(fd, (struct sockaddr *)&local.ss, local.len) == -1)
 		log_debug("tp %s: bind to %s: %s", name, s->ip,
 		    strerror(errno));
-	if ((c = conn_new(tp, s, fd, dst, true)) == NULL)
+	if (ssl != NULL) {
+		/* libevent starts the handshake once the connect is done. */
+		if (connect(fd, (const struct sockaddr *)&dst->ss,
+		    dst->len) == -1 && errno != EINPROGRESS) {
+			log_info("tp %s: connect: %s", name, strerror(errno));
+			tp->st.connect_failed++;
+			SSL_free(ssl);
+			close(fd);
+			return (NULL);
+		}
+	}
+	if ((c = conn_new(tp, s, fd, dst, true, ssl)) == NULL)
 		return (NULL);
+	if (ssl != NULL) {
+		c->tls_name = xstrdup(tls_name);
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		conn_arm(c);
+		log_debug("tp %s: connecting from %s (TLS, name %s)", name,
+		    s->name, tls_name);
+		return (c);
+	}
 	if (bufferevent_socket_connect(c->bev,
 	    (const struct sockaddr *)&dst->ss, (int)dst->len) == -1) {
 		tp->st.connect_failed++;
@@ -582,7 +681,7 @@ conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst)
  */
 int
 tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
-    const void *p, size_t len)
+    const char *name, const void *p, size_t len)
 {
 	struct tp_sock	*s = (struct tp_sock *)cs;
 	struct tp	*tp = s->tp;
@@ -591,9 +690,23 @@ tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
 	size_t		 queued;
 
 	key.proto = (uint8_t)s->proto;
-	if ((c = conn_find(tp, &key)) == NULL || c->state == CONN_CLOSING) {
+	c = conn_find(tp, &key);
+	/*
+	 * A TLS connection opened for another domain carries this one only
+	 * if its certificate has this name too (RFC 5923 section 4).
+	 */
+	if (c != NULL && c->tls_name != NULL && name != NULL && *name &&
+	    strcasecmp(c->tls_name, name) != 0 && (c->state != CONN_OPEN ||
+	    tls_check_name(bufferevent_openssl_get_ssl(c->bev), name) != 0)) {
+		log_info("tp %s: connection %llu is for %s, not %s: not used",
+		    c->tls_name, (unsigned long long)c->id, c->tls_name, name);
+		tp->st.send_failed++;
+		lost_later(tp, &key);
+		return (-1);
+	}
+	if (c == NULL || c->state == CONN_CLOSING) {
 		if ((dst->flags & TP_ADDR_FLOW) || c != NULL ||
-		    (c = conn_connect(tp, s, &key)) == NULL) {
+		    (c = conn_connect(tp, s, &key, name)) == NULL) {
 			tp->st.send_failed++;
 			lost_later(tp, &key);
 			return (-1);
@@ -659,6 +772,7 @@ tp_conn_foreach(const struct tp *tp,
 		ci.peer = c->peer;
 		ci.outbound = c->outbound;
 		ci.state = conn_state_names[c->state];
+		ci.tls_name = c->tls_name;
 		ci.age_ms = now - c->created_ms;
 		ci.idle_ms = now - c->active_ms;
 		ci.rx_msgs = c->rx_msgs;
@@ -686,12 +800,28 @@ tp_stream_counters(const struct tp *tp, struct tp_counter *out, unsigned max)
 		{ "closed_framing", st->closed_framing },
 		{ "closed_write_queue", st->closed_write_queue },
 		{ "send_failed", st->send_failed },
+		{ "tls_failed", st->tls_failed },
 	};
 	unsigned			 i, n = sizeof(all) / sizeof(all[0]);
 
 	for (i = 0; i < n && i < max; i++)
 		out[i] = all[i];
 	return (i);
+}
+
+/*
+ * The TLS contexts for new connections (references taken); open ones
+ * keep the context they were made with until they close.
+ */
+void
+tp_set_tls(struct tp *tp, struct tls_ctx *server, struct tls_ctx *client)
+{
+	struct tls_ctx	*os = tp->tls_server, *oc = tp->tls_client;
+
+	tp->tls_server = server ? tls_ctx_ref(server) : NULL;
+	tp->tls_client = client ? tls_ctx_ref(client) : NULL;
+	tls_ctx_unref(os);
+	tls_ctx_unref(oc);
 }
 
 void
@@ -732,4 +862,5 @@ tp_stream_close_all(struct tp *tp)
 	free(tp->lost_q);
 	tp->lost_q = NULL;
 	tp->nlost = tp->lost_cap = 0;
+	tp_set_tls(tp, NULL, NULL);
 }

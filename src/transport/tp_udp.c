@@ -161,15 +161,26 @@ tp_close(struct tp *tp)
 	hashtab_cleanup(&tp->srcs);
 }
 
-/* Send to dst: a datagram from s, or on the stream to dst (tp_stream.c). */
 int
 tp_send(const struct tp_sock *s, const struct tp_addr *dst, const void *p,
     size_t len)
 {
+	return (tp_send_to(s, dst, NULL, p, len));
+}
+
+/*
+ * Send to dst: a datagram from s, or on the stream to dst (tp_stream.c).
+ * name is the domain a new TLS connection must prove (RFC 5922); NULL:
+ * the address itself.
+ */
+int
+tp_send_to(const struct tp_sock *s, const struct tp_addr *dst,
+    const char *name, const void *p, size_t len)
+{
 	if (s == NULL)
 		return (-1);
 	if (s->proto != TP_UDP)
-		return (tp_stream_send(s, dst, p, len));
+		return (tp_stream_send(s, dst, name, p, len));
 	if (sendto(s->fd, p, len, MSG_DONTWAIT, (const struct sockaddr *)&dst->ss,
 	    dst->len) == -1) {
 		s->tp->tx_errors++;

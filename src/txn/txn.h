@@ -80,6 +80,7 @@ struct txn {
 	int		 slot;		/* the transaction user's */
 	struct txn	*reap_next;
 	char		*callid;	/* owned, for logs; may be NULL */
+	char		*tls_name;	/* owned: client, the TLS peer's name */
 	size_t		 bytes;		/* counted in txn_bytes() */
 	bool		 open;		/* counted in txn_open() */
 	char		 id[24];
@@ -130,6 +131,9 @@ void		 txn_server_peer(const struct sipmsg *, const struct tp_addr *,
 struct txn	*txn_client_new(enum txn_kind, struct slice branch,
 		     struct slice method, char *, size_t, struct tp_sock *,
 		     const struct tp_addr *, void *, int);
+struct txn	*txn_client_new_named(enum txn_kind, struct slice,
+		     struct slice, char *, size_t, struct tp_sock *,
+		     const struct tp_addr *, const char *, void *, int);
 void		 txn_client_response(struct txn *, const struct sipmsg *);
 void		 txn_client_cancel(struct txn *, const char *reason);
 void		 txn_client_arm_c(struct txn *);

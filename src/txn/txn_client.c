@@ -15,6 +15,19 @@ txn_client_new(enum txn_kind kind, struct slice branch, struct slice method,
     char *bytes, size_t len, struct tp_sock *sock, const struct tp_addr *peer,
     void *owner, int slot)
 {
+	return (txn_client_new_named(kind, branch, method, bytes, len, sock,
+	    peer, NULL, owner, slot));
+}
+
+/*
+ * The same to a peer that, over TLS, must prove name (RFC 5922): the
+ * domain the request was resolved from.  NULL: its address.
+ */
+struct txn *
+txn_client_new_named(enum txn_kind kind, struct slice branch,
+    struct slice method, char *bytes, size_t len, struct tp_sock *sock,
+    const struct tp_addr *peer, const char *name, void *owner, int slot)
+{
 	struct buf	 k;
 	struct txn	*t;
 
@@ -27,6 +40,8 @@ txn_client_new(enum txn_kind kind, struct slice branch, struct slice method,
 	t->peer = *peer;
 	t->owner = owner;
 	t->slot = slot;
+	if (name != NULL)
+		t->tls_name = xstrdup(name);
 	t->state = kind == TXN_ICT ? TXN_CALLING : TXN_TRYING;
 	txn_xmit(t);
 	txn_enter(t, t->state);

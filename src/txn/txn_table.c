@@ -50,6 +50,7 @@ txn_reap_now(void *arg)
 		free(t->out);
 		free(t->cancel_reason);
 		free(t->callid);
+		free(t->tls_name);
 		free(t->key);
 		free(t);
 	}
@@ -352,8 +353,8 @@ txn_xmit(struct txn *t)
 {
 	if (t->out == NULL)
 		return;
-	if (tp_send(t->sock, &t->peer, t->out, t->outlen) == -1 &&
-	    t->alt.len != 0)
+	if (tp_send_to(t->sock, &t->peer, t->tls_name, t->out,
+	    t->outlen) == -1 && t->alt.len != 0)
 		tp_send(t->sock, &t->alt, t->out, t->outlen);
 }
 

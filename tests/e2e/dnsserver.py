@@ -1,6 +1,7 @@
 """A tiny authoritative DNS responder on loopback for the RFC 3263 tests:
-SRV, A and AAAA from a table; everything else NXDOMAIN.  Runs in a thread
-and records every question it was asked."""
+NAPTR, SRV, A and AAAA from a table; a name it knows without records of
+the type asked answers NOERROR with none (NODATA), any other NXDOMAIN.
+Runs in a thread and records every question it was asked."""
 
 import socket
 import struct
@@ -10,7 +11,8 @@ import threading
 def _name(labels):
     out = b""
     for part in labels.rstrip(".").split("."):
-        out += bytes([len(part)]) + part.encode()
+        if part:
+            out += bytes([len(part)]) + part.encode()
     return out + b"\0"
 
 
@@ -25,12 +27,14 @@ def _read_name(data, off):
 
 
 class DNSServer:
-    """records: {("_sip._udp.gw.test", "SRV"): [(prio, weight, port,
-    target)], ("a.test", "A"): ["127.0.0.1"], ...}"""
+    """records: {("gw.test", "NAPTR"): [(order, pref, flags, service,
+    regexp, replacement)], ("_sip._udp.gw.test", "SRV"): [(prio, weight,
+    port, target)], ("a.test", "A"): ["127.0.0.1"], ...}"""
 
     def __init__(self, records):
         self.records = records
         self.queries = []
+        self.silent = set()     # names asked about and never answered
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
@@ -46,14 +50,23 @@ class DNSServer:
         name, off = _read_name(data, 12)
         qtype, _qclass = struct.unpack("!HH", data[off:off + 4])
         question = data[12:off + 4]
-        kind = {1: "A", 28: "AAAA", 33: "SRV"}.get(qtype, str(qtype))
+        kind = {1: "A", 28: "AAAA", 33: "SRV", 35: "NAPTR"}.get(
+            qtype, str(qtype))
         self.queries.append((name.lower(), kind))
+        if name.lower() in self.silent:
+            return None
         answers = []
         for rdata in self.records.get((name.lower(), kind), []):
             if kind == "A":
                 rd = socket.inet_aton(rdata)
             elif kind == "AAAA":
                 rd = socket.inet_pton(socket.AF_INET6, rdata)
+            elif kind == "NAPTR":
+                order, pref, flags, service, regexp, repl = rdata
+                rd = struct.pack("!HH", order, pref)
+                for text in (flags, service, regexp):
+                    rd += bytes([len(text)]) + text.encode()
+                rd += _name(repl)
             else:
                 prio, weight, port, target = rdata
                 rd = struct.pack("!HHH", prio, weight, port) + _name(target)

@@ -200,9 +200,17 @@ int
 tp_send(const struct tp_sock *s, const struct tp_addr *dst, const void *p,
     size_t len)
 {
+	return (tp_send_to(s, dst, NULL, p, len));
+}
+
+int
+tp_send_to(const struct tp_sock *s, const struct tp_addr *dst,
+    const char *name, const void *p, size_t len)
+{
 	struct fake_dgram	*d = &sent[nsent % FAKE_SENT_MAX];
 
 	(void)s;
+	(void)name;
 	free(d->p);
 	if ((d->p = malloc(len + 1)) == NULL)
 		abort();
