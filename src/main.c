@@ -251,6 +251,7 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 	conf_limits(nc, &lim);
 	tp_set_limits(&D.tp, &lim);
 	tp_set_tls(&D.tp, nc->tls_server, nc->tls_client);	/* new ones */
+	tp_set_ws_origins(&D.tp, nc->ws_origins, nc->nws_origins);
 	gw_stop(&proxy_settings()->routes);
 	gw_settings_of(nc, &gs);
 	proxy_set_settings(proxy_settings_take(&nc->proxy));
@@ -394,6 +395,7 @@ main(int argc, char **argv)
 	conf_limits(D.conf, &lim);
 	tp_set_limits(&D.tp, &lim);
 	tp_set_tls(&D.tp, D.conf->tls_server, D.conf->tls_client);
+	tp_set_ws_origins(&D.tp, D.conf->ws_origins, D.conf->nws_origins);
 	for (i = 0; i < D.conf->nlisten; i++)
 		if (listen_open(&D.conf->listen[i], err, sizeof(err)) == -1)
 			fatalx("ospreyd: %s", err);

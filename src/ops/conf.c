@@ -893,7 +893,8 @@ lines_routes(FILE *fp, const struct key *k, const void *obj,
 			print_entry(fp, k->item, &route_sec, rt->r[i], indent);
 }
 
-static const char *const transport_names[] = { "udp", "tcp", "tls", NULL };
+static const char *const transport_names[] = { "udp", "tcp", "tls", "ws",
+    "wss", NULL };
 
 static const struct key listen_keys[] = {
 	{ .name = "transport", .type = K_STR,
@@ -1447,6 +1448,52 @@ static const struct key tls_keys[] = {
 SECTION(tls_sec, tls_keys, "{ certificate = ...; key = ...; }",
     .check = check_tls);
 
+/* websocket.origins: exact Origin values ("https://phone.example.com"). */
+static int
+parse_origins(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct conf	*cf = obj;
+	int		 i, n;
+
+	if (s == NULL)
+		return (0);
+	if (!config_setting_is_array(s) && !config_setting_is_list(s))
+		return (conf_err(c, s, "%s: must be a list of strings", kw));
+	n = config_setting_length(s);
+	cf->ws_origins = xcalloc(n + 1, sizeof(char *));
+	for (i = 0; i < n; i++) {
+		const config_setting_t	*e = config_setting_get_elem(s, i);
+
+		if (config_setting_type(e) != CONFIG_TYPE_STRING ||
+		    *config_setting_get_string(e) == '\0')
+			return (conf_err(c, e, "%s: must be origins such as "
+			    "\"https://phone.example.com\"", kw));
+		cf->ws_origins[cf->nws_origins++] =
+		    xstrdup(config_setting_get_string(e));
+	}
+	return (0);
+}
+
+static void
+lines_origins(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
+{
+	const struct conf	*cf = obj;
+	unsigned		 i;
+
+	for (i = 0; i < cf->nws_origins; i++)
+		fprintf(fp, "%s%s %s\n", indent, k->item, cf->ws_origins[i]);
+}
+
+static const struct key websocket_keys[] = {
+	LINES("origins", "origin", struct conf, ws_origins, parse_origins,
+	    lines_origins),
+	END
+};
+
+SECTION(websocket_sec, websocket_keys, "{ origins = [ ... ]; }");
+
 static const struct key root_keys[] = {
 	LIST("listen", "listen", struct conf, listen, nlisten, listen_sec, 1),
 	LINES("domains", "domain", struct conf, proxy.domains, parse_domains,
@@ -1472,6 +1519,7 @@ static const struct key root_keys[] = {
 	GROUP("security", security_sec),
 	GROUP("connections", connection_sec),
 	GROUP("tls", tls_sec),
+	GROUP("websocket", websocket_sec),
 	END
 };
 
@@ -1580,11 +1628,12 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 		goto fail;
 	}
 	for (i = 0; i < cf->nlisten; i++)
-		if (strcmp(cf->listen[i].transport, "tls") == 0 &&
+		if ((strcmp(cf->listen[i].transport, "tls") == 0 ||
+		    strcmp(cf->listen[i].transport, "wss") == 0) &&
 		    cf->tls_server == NULL) {
 			snprintf(err, errlen, "%s:%d: listen: transport "
-			    "\"tls\" needs tls.certificate and tls.key", path,
-			    cf->listen[i].line);
+			    "\"%s\" needs tls.certificate and tls.key", path,
+			    cf->listen[i].line, cf->listen[i].transport);
 			goto fail;
 		}
 	cf->path = xstrdup(path);
@@ -1630,6 +1679,11 @@ conf_free(struct conf *cf)
 	tls_ctx_unref(cf->tls_server);
 	tls_ctx_unref(cf->tls_client);
 	cf->tls_server = cf->tls_client = NULL;
+	for (i = 0; i < cf->nws_origins; i++)
+		free(cf->ws_origins[i]);
+	free(cf->ws_origins);
+	cf->ws_origins = NULL;
+	cf->nws_origins = 0;
 	for (i = 0; i < cf->nwarnings; i++)
 		free(cf->warnings[i].msg);
 	free(cf->warnings);

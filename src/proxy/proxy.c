@@ -185,7 +185,12 @@ uri_is_local(struct slice uri)
 	struct slice	tr;
 	enum tp_proto	proto = TP_UDP;
 
-	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0 || u.user.len > 0)
+	struct tp_addr	flow;
+
+	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0)
+		return (false);
+	/* A user part: only one of our flow tokens (Record-Route). */
+	if (u.user.len > 0 && !proxy_ctx_flow_parse(u.user, &flow))
 		return (false);
 	if (sipuri_param(&u, "transport", &tr) &&
 	    tp_proto_parse(tr, &proto) == -1)
@@ -286,13 +291,14 @@ proxy_decide_reject(struct hop *hop, int code)
 }
 
 /*
- * The transport of the last of our own Route entries on top of m (the
- * one our Record-Route put there for the side the request goes to), or
- * -1 when m does not start with ours.  With a doubled Record-Route (RFC
- * 5658) it names the transport of the other side.
+ * What the last of our own Route entries on top of m says of the side
+ * the request goes to (the entry our Record-Route put there for that
+ * side; with two entries, RFC 5658, the second): its transport (-1 when
+ * m does not start with ours) and, in *flow, the connection its flow
+ * token names (proto TP_UDP: none).
  */
 static int
-proxy_route_proto(const struct sipmsg *m)
+proxy_route_side(const struct sipmsg *m, struct tp_addr *flow)
 {
 	struct slice	 v[MAX_ROUTES], tr;
 	struct sipuri	 u;
@@ -300,6 +306,7 @@ proxy_route_proto(const struct sipmsg *m)
 	unsigned	 i, n;
 	int		 proto = -1;
 
+	memset(flow, 0, sizeof(*flow));
 	n = sipmsg_values(m, SH_ROUTE, v, MAX_ROUTES);
 	for (i = 0; i < n && i < MAX_ROUTES; i++) {
 		if (!uri_is_local(hdr_uri(v[i])) ||
@@ -309,24 +316,39 @@ proxy_route_proto(const struct sipmsg *m)
 		if (sipuri_param(&u, "transport", &tr))
 			(void)tp_proto_parse(tr, &p);
 		proto = (int)p;
+		if (u.user.len == 0 || !proxy_ctx_flow_parse(u.user, flow))
+			memset(flow, 0, sizeof(*flow));
 	}
 	return (proto);
 }
 
 /*
  * One next hop, uri: DEC_HOP, or DEC_REJECT if it names no destination.
- * A URI without a transport of its own, reached through our Route
- * entries, goes over the transport they name (what the request to that
- * side took when the dialog began).
+ * Through our Route entries (side != NULL): a flow token there wins (the
+ * peer's own connection; 430 when it is gone, RFC 5626 5.3), else a URI
+ * without a transport of its own goes over the transport they name (what
+ * the request to that side took when the dialog began).
  */
 static enum decision
-proxy_decide_dest(struct hop *hop, struct slice uri, int via)
+proxy_decide_dest(struct hop *hop, struct slice uri, const struct sipmsg *m)
 {
-	int	proto;
+	struct tp_addr	 flow;
+	int		 proto, via = m != NULL ? proxy_route_side(m, &flow) : -1;
 
 	hop->code = dest_from_uri(uri, &hop->dest, hop->err, sizeof(hop->err));
 	if (hop->code != 0)
 		return (hop->d = DEC_REJECT);
+	if (via >= 0 && flow.len != 0) {
+		if (!tp_conn_alive(P.tp, &flow)) {
+			hop->code = 430;
+			snprintf(hop->err, sizeof(hop->err), "Flow Failed");
+			return (hop->d = DEC_REJECT);
+		}
+		hop->dest.numeric = true;
+		hop->dest.addr = flow;
+		hop->dest.proto = flow.proto;
+		return (hop->d = DEC_HOP);
+	}
 	if (via >= 0 && hop->dest.proto == -1) {
 		hop->dest.proto = via;
 		if (hop->dest.numeric)
@@ -385,8 +407,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 		/* A strict next hop is in the R-URI now (16.6 step 7). */
 		hop->foreign = !popped;
 		return (proxy_decide_dest(hop, hop->strict != NULL ?
-		    hop->ruri : hdr_uri(hop->routes[0]), popped ?
-		    proxy_route_proto(m) : -1));
+		    hop->ruri : hdr_uri(hop->routes[0]), popped ? m : NULL));
 	}
 	if (sipuri_parse(hop->ruri, &u) == -1) {
 		snprintf(hop->err, sizeof(hop->err), "Bad Request-URI");
@@ -397,8 +418,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	if (popped && !ours) {
 		/* In dialog, through our Record-Route: to the R-URI. */
 		hop->foreign = !hop->dialog;
-		return (proxy_decide_dest(hop, hop->ruri,
-		    proxy_route_proto(m)));
+		return (proxy_decide_dest(hop, hop->ruri, m));
 	}
 	/* 10.2 wants no user in a REGISTER's R-URI; some send one anyway. */
 	if (ours && m->method == SM_REGISTER && registrar_enabled())
@@ -419,7 +439,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	if (ours)
 		return (proxy_decide_reject(hop, 404));
 	hop->foreign = true;
-	return (proxy_decide_dest(hop, hop->ruri, -1));
+	return (proxy_decide_dest(hop, hop->ruri, NULL));
 }
 
 /*
@@ -574,8 +594,9 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	if (out == NULL)
 		goto done;
 	topvia = proxy_ctx_topvia(m, src);
-	bytes = proxy_fork_bytes(m, sock, out, branch, topvia, hop.ruri,
-	    hop.routes, hop.nroutes, &len);
+	bytes = proxy_fork_bytes(m, sock, out, src, hop.dest.numeric ?
+	    &hop.dest.addr : NULL, branch, topvia, hop.ruri, hop.routes,
+	    hop.nroutes, &len);
 	free(topvia);
 	proxy_ctx_send(out, &hop.dest, bytes, len);
 	log_debug("proxy " SLICE_FMT ": %s forwarded statelessly",

@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +233,83 @@ proxy_ctx_branch_mac(struct slice token, const struct dest *d, char out[17])
 	snprintf(out, 17, "%016llx",
 	    (unsigned long long)hashtab_hash(P.bkey, k.p, k.len));
 	buf_cleanup(&k);
+}
+
+/*
+ * A flow token (RFC 5626 5.2): the user part of our Record-Route entry
+ * on the side of a connection the peer opened, naming that connection
+ * (transport, address, port) under a MAC of the process's key, so that
+ * an in-dialog request coming back through it goes on over that very
+ * connection (a browser's Contact is a .invalid host that resolves to
+ * nothing).  "f", hex of the fields, 16 hex digits of MAC.
+ */
+void
+proxy_ctx_flow_token(const struct tp_addr *a, char *out, size_t len)
+{
+	uint8_t		raw[24];
+	uint16_t	port = tp_addr_port(a);
+	size_t		n = 0, i, o;
+
+	raw[n++] = a->proto;
+	n += tp_addr_key(a, raw + n);
+	raw[n++] = (uint8_t)(port >> 8);
+	raw[n++] = (uint8_t)port;
+	if (len < 2 * n + 18) {
+		*out = '\0';
+		return;
+	}
+	out[0] = 'f';
+	for (i = 0, o = 1; i < n; i++, o += 2)
+		snprintf(out + o, 3, "%02x", raw[i]);
+	snprintf(out + o, len - o, "%016llx",
+	    (unsigned long long)hashtab_hash(P.bkey, raw, n));
+}
+
+/* The connection a flow token of ours names; false: not one of ours. */
+bool
+proxy_ctx_flow_parse(struct slice tok, struct tp_addr *a)
+{
+	uint8_t		raw[24];
+	char		mac[17], hex[3];
+	size_t		n, i;
+	struct sockaddr_in	*s4 = (struct sockaddr_in *)&a->ss;
+	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)&a->ss;
+
+	if (tok.len < 1 + 2 * 8 + 16 || tok.p[0] != 'f' ||
+	    (tok.len - 17) % 2 != 0 || (n = (tok.len - 17) / 2) > sizeof(raw))
+		return (false);
+	for (i = 0; i < n; i++) {
+		char	*end;
+
+		hex[0] = tok.p[1 + 2 * i];
+		hex[1] = tok.p[2 + 2 * i];
+		hex[2] = '\0';
+		raw[i] = (uint8_t)strtoul(hex, &end, 16);
+		if (*end != '\0' || !isxdigit((unsigned char)hex[0]))
+			return (false);
+	}
+	snprintf(mac, sizeof(mac), "%016llx",
+	    (unsigned long long)hashtab_hash(P.bkey, raw, n));
+	if (strncasecmp(mac, tok.p + tok.len - 16, 16) != 0)
+		return (false);
+	memset(a, 0, sizeof(*a));
+	if (raw[0] >= TP_NPROTO || raw[0] == TP_UDP)
+		return (false);
+	a->proto = raw[0];
+	a->flags = TP_ADDR_FLOW;
+	if (raw[1] == AF_INET && n == 1 + 5 + 2) {
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, raw + 2, 4);
+		s4->sin_port = htons((uint16_t)(raw[6] << 8 | raw[7]));
+		a->len = sizeof(*s4);
+	} else if (raw[1] == AF_INET6 && n == 1 + 17 + 2) {
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, raw + 2, 16);
+		s6->sin6_port = htons((uint16_t)(raw[18] << 8 | raw[19]));
+		a->len = sizeof(*s6);
+	} else
+		return (false);
+	return (true);
 }
 
 /*

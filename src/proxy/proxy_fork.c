@@ -91,41 +91,67 @@ rr_transport(const struct tp_sock *s)
 	return (s->proto < TP_NPROTO ? param[s->proto] : "");
 }
 
-/* Build the bytes of m forwarded to one hop, from the given socket. */
+/*
+ * One Record-Route entry: our address on s, and the flow token of the
+ * connection on that side when the peer there opened it (in_flow: the
+ * caller's, out_flow: a registered phone's).
+ */
+static void
+rr_entry(struct buf *b, const struct tp_sock *s, const struct tp_addr *flow,
+    const char *st)
+{
+	char	tok[80];
+
+	tok[0] = '\0';
+	if (flow != NULL && flow->proto != TP_UDP)
+		proxy_ctx_flow_token(flow, tok, sizeof(tok));
+	buf_addf(b, "<sip:%s%s%s;lr%s;osp=%s>", tok, tok[0] ? "@" : "",
+	    s->hostport, rr_transport(s), st);
+}
+
+/*
+ * Build the bytes of m forwarded to one hop, from out; in is the socket
+ * it came on, in_flow and out_flow the connections on either side that
+ * the peers opened (NULL: none).
+ */
 char *
 proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
-    const struct tp_sock *out, const char *branch, const char *topvia,
+    const struct tp_sock *out, const struct tp_addr *in_flow,
+    const struct tp_addr *out_flow, const char *branch, const char *topvia,
     struct slice ruri, const struct slice *routes, unsigned nroutes,
     size_t *len)
 {
 	struct fwd	 f;
-	struct buf	 b;
-	char		 via[TP_HOSTPORT_LEN + 64];
-	char		 rr[2 * TP_HOSTPORT_LEN + 120], st[17];
+	struct buf	 b, rr;
+	char		 via[TP_HOSTPORT_LEN + 64], st[17];
 	bool		 rec = proxy_fork_wants_rr(m);
 
 	snprintf(via, sizeof(via), "SIP/2.0/%s %s;branch=%s",
 	    tp_proto_via(out->proto), out->hostport, branch);
+	buf_init(&rr, 256);
 	if (rec) {
 		auth_stamp(m->callid, st);
+		if (in_flow != NULL && in_flow->proto == TP_UDP)
+			in_flow = NULL;
+		if (out_flow != NULL && !(out_flow->flags & TP_ADDR_FLOW))
+			out_flow = NULL;
 		/*
-		 * Two entries when the call crosses sockets (RFC 5658): each
-		 * side's in-dialog requests reach us over its own transport
-		 * and leave over the other's.
+		 * Two entries when the call crosses sockets (RFC 5658), or
+		 * when a side has a flow to name: each side's in-dialog
+		 * requests reach us over its own transport and leave over
+		 * the other's, on the connection its token names.
 		 */
-		if (in != out && in != NULL)
-			snprintf(rr, sizeof(rr), "<sip:%s;lr%s;osp=%s>, "
-			    "<sip:%s;lr%s;osp=%s>", out->hostport,
-			    rr_transport(out), st, in->hostport,
-			    rr_transport(in), st);
-		else
-			snprintf(rr, sizeof(rr), "<sip:%s;lr%s;osp=%s>",
-			    out->hostport, rr_transport(out), st);
+		rr_entry(&rr, out, out_flow, st);
+		if ((in != out && in != NULL) || in_flow != NULL ||
+		    out_flow != NULL) {
+			buf_adds(&rr, ", ");
+			rr_entry(&rr, in != NULL ? in : out, in_flow, st);
+		}
 	}
 	memset(&f, 0, sizeof(f));
 	f.ruri = ruri;
 	f.via = via;
-	f.rr = rec ? rr : NULL;
+	f.rr = rec ? rr.p : NULL;
 	f.topvia = (struct slice){ topvia, strlen(topvia) };
 	f.routes = routes;
 	f.nroutes = nroutes;
@@ -134,6 +160,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	buf_init(&b, m->len + 256);
 	sipbuild_request(m, &f, &b);
 	free((bool *)f.drop);
+	buf_cleanup(&rr);
 	return (buf_steal(&b, len));
 }
 
@@ -221,7 +248,8 @@ branch_send(struct branch *b)
 		return (-1);
 	}
 	proxy_ctx_branch(ctx->topvia, branch, sizeof(branch));
-	bytes = proxy_fork_bytes(m, ctx->in_sock, out, branch, ctx->topvia,
+	bytes = proxy_fork_bytes(m, ctx->in_sock, out, &ctx->up_peer, addr,
+	    branch, ctx->topvia,
 	    (struct slice){ b->ruri, strlen(b->ruri) }, b->nroutes ?
 	    b->routes : ctx->routes, b->nroutes ? b->nroutes : ctx->nroutes,
 	    &len);

@@ -118,6 +118,8 @@ const char *proxy_ctx_callid(const struct pctx *, char *, size_t);
 void	 proxy_ctx_token(char *, size_t);
 int	 proxy_ctx_via_dest(struct slice, struct dest *);
 void	 proxy_ctx_branch(const char *, char *, size_t);
+void	 proxy_ctx_flow_token(const struct tp_addr *, char *, size_t);
+bool	 proxy_ctx_flow_parse(struct slice, struct tp_addr *);
 bool	 proxy_ctx_branch_ours(struct slice, struct slice, struct dest *);
 void	 proxy_ctx_sl_tag(const struct sipmsg *, char *, size_t);
 bool	 proxy_ctx_sl_tag_ours(struct slice);
@@ -148,7 +150,8 @@ void	 proxy_reply_finish(struct pctx *);
 /* proxy_fork.c: branches. */
 extern const struct txn_ops proxy_fork_txn_ops;
 char	*proxy_fork_bytes(const struct sipmsg *, const struct tp_sock *,
-	    const struct tp_sock *, const char *, const char *, struct slice,
+	    const struct tp_sock *, const struct tp_addr *,
+	    const struct tp_addr *, const char *, const char *, struct slice,
 	    const struct slice *, unsigned, size_t *);
 struct pctx *proxy_fork_new(struct txn *, struct tp_sock *,
 	    const struct tp_addr *);

@@ -45,6 +45,7 @@ static const struct {
 	{ 423, "Interval Too Brief" },
 	{ 428, "Use Identity Header" },
 	{ 429, "Provide Referrer Identity" },
+	{ 430, "Flow Failed" },
 	{ 433, "Anonymity Disallowed" },
 	{ 436, "Bad Identity-Info" },
 	{ 437, "Unsupported Certificate" },

@@ -49,6 +49,7 @@ struct tp;
 
 struct evconnlistener;
 struct tls_ctx;
+struct tp_ws_conf;
 
 /* A listening socket; owned by struct tp. */
 struct tp_sock {
@@ -101,6 +102,8 @@ struct tp_stream_stats {
 	uint64_t	 closed_write_queue;	/* a peer that does not read */
 	uint64_t	 send_failed;	/* no connection to send on */
 	uint64_t	 tls_failed;	/* an accepted TLS handshake failed */
+	uint64_t	 ws_refused;	/* a WebSocket handshake refused */
+	uint64_t	 ws_closed;	/* a WebSocket close handshake */
 	uint64_t	 rx_messages;
 	uint64_t	 keepalives;	/* CRLFCRLF pings answered */
 };
@@ -133,6 +136,7 @@ struct tp {
 	struct tp_stream_stats st;
 	struct tls_ctx	*tls_server;	/* for new accepted TLS connections */
 	struct tls_ctx	*tls_client;	/* for new outgoing ones */
+	struct tp_ws_conf *ws_conf;	/* for new WebSocket handshakes */
 	struct event	*lost_ev;	/* reports failures on the next turn */
 	struct tp_addr	*lost_q;
 	unsigned	 nlost, lost_cap;
@@ -163,6 +167,7 @@ int		 tp_stream_open(struct tp *, enum tp_proto, const char *,
 void		 tp_close(struct tp *);
 void		 tp_stream_close_all(struct tp *);
 void		 tp_set_tls(struct tp *, struct tls_ctx *, struct tls_ctx *);
+void		 tp_set_ws_origins(struct tp *, char *const *, unsigned);
 int		 tp_send(const struct tp_sock *, const struct tp_addr *,
 		     const void *, size_t);
 int		 tp_send_to(const struct tp_sock *, const struct tp_addr *,

@@ -40,10 +40,23 @@
 #include "tp.h"
 #include "tls.h"
 #include "tp_frame.h"
+#include "tp_ws.h"
 #include "xmalloc.h"
 
 #define CONN_KEY_MAX	20	/* proto, address key, port */
 #define CLOSE_FLUSH_MS	2000	/* an answer before a close gets this long */
+#define WS_HANDSHAKE_MAX 8192	/* the HTTP request of a WebSocket */
+
+/*
+ * The WebSocket settings a handshake is checked against; counted, so
+ * that a reload that changes the origins leaves a handshake under way
+ * with the list it began with.
+ */
+struct tp_ws_conf {
+	unsigned	 refs;
+	char		**origins;	/* owned, and each string */
+	unsigned	 norigins;
+};
 
 enum conn_state {
 	CONN_CONNECTING,
@@ -82,9 +95,12 @@ struct tp_conn {
 	uint64_t	 keep_until_ms;	/* a registration holds it open */
 	uint64_t	 rx_msgs, tx_msgs;
 	char		*tls_name;	/* outgoing TLS: the name it must prove */
+	struct tp_ws	*ws;		/* ws, wss: the WebSocket layer */
+	struct tp_ws_conf *ws_conf;	/* during the handshake */
 };
 
 static void	conn_read(struct bufferevent *, void *);
+static void	ws_conf_unref(struct tp_ws_conf *);
 static void	conn_write(struct bufferevent *, void *);
 static void	conn_event(struct bufferevent *, short, void *);
 static void	conn_deadline(void *);
@@ -169,6 +185,11 @@ conn_free(struct tp_conn *c, const char *why)
 	tp_frame_cleanup(&c->frame);
 	lost_later(tp, &c->peer);
 	free(c->tls_name);
+	if (c->ws != NULL) {
+		tp_ws_cleanup(c->ws);
+		free(c->ws);
+	}
+	ws_conf_unref(c->ws_conf);
 	free(c);
 }
 
@@ -254,6 +275,20 @@ conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
 	}
 	if (ssl != NULL)	/* a peer without close_notify: just EOF */
 		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	if (sock->proto == TP_WS || sock->proto == TP_WSS) {
+		struct tp_ws_settings	set = {
+			.max_message_size = tp->lim.max_message_size,
+			.max_handshake = WS_HANDSHAKE_MAX,
+		};
+
+		if ((c->ws_conf = tp->ws_conf) != NULL) {
+			c->ws_conf->refs++;
+			set.origins = (const char *const *)c->ws_conf->origins;
+			set.norigins = c->ws_conf->norigins;
+		}
+		c->ws = xcalloc(1, sizeof(*c->ws));
+		tp_ws_init(c->ws, &set);
+	}
 	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
 	/* Never buffer more than a whole message plus a read's worth. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0,
@@ -282,6 +317,103 @@ conn_framing_error(struct tp_conn *c, const struct tp_frame_msg *m,
 	conn_close_after(c);
 }
 
+/* One SIP message off a connection, to the owner; false: c is gone. */
+static bool
+conn_deliver(struct tp_conn *c, const char *p, size_t len)
+{
+	struct tp	*tp = c->tp;
+	struct tp_addr	 from;
+	uint64_t	 id = c->id;
+
+	c->rx_msgs++;
+	tp->st.rx_messages++;
+	/*
+	 * The flow flag: whatever goes back to this address rides this
+	 * connection and never a new one.  The handler may close
+	 * connections (a send that overflows one, a ban): c is looked up
+	 * again after it.
+	 */
+	from = c->peer;
+	from.flags = TP_ADDR_FLOW;
+	tp->recv(tp->arg, c->sock, &from, p, len);
+	c = conn_find(tp, &from);
+	return (c != NULL && c->id == id && c->state != CONN_CLOSING);
+}
+
+/* Is this message only CRLFs (a keepalive)? */
+static bool
+all_crlf(const char *p, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != '\r' && p[i] != '\n')
+			return (false);
+	return (true);
+}
+
+/*
+ * A WebSocket connection (RFC 6455, RFC 7118): the HTTP upgrade, then
+ * one SIP message per WebSocket message.
+ */
+static void
+conn_read_ws(struct tp_conn *c, struct evbuffer *in)
+{
+	struct tp		*tp = c->tp;
+	struct evbuffer		*out = bufferevent_get_output(c->bev);
+	struct tp_ws_msg	 m;
+	char			 err[160], name[TP_NAME_LEN];
+	int			 rc;
+
+	conn_name(c, name, sizeof(name));
+	if (c->ws->phase == TP_WS_PHASE_HANDSHAKE) {
+		rc = tp_ws_handshake(c->ws, in, out, err, sizeof(err));
+		if (rc == TP_WS_MORE)
+			goto partial;
+		if (rc == TP_WS_ERROR) {
+			tp->st.ws_refused++;
+			log_peer("tp %s: connection %llu: WebSocket handshake "
+			    "refused (%d): %s", name, (unsigned long long)c->id,
+			    c->ws->status, err);
+			conn_close_after(c);
+			return;
+		}
+		log_debug("tp %s: connection %llu: WebSocket open", name,
+		    (unsigned long long)c->id);
+		ws_conf_unref(c->ws_conf);
+		c->ws_conf = NULL;
+	}
+	for (;;) {
+		rc = tp_ws_feed(c->ws, in, out, &m, err, sizeof(err));
+		if (rc == TP_WS_MORE)
+			break;
+		if (rc == TP_WS_CLOSED || rc == TP_WS_ERROR) {
+			if (rc == TP_WS_ERROR) {
+				tp->st.closed_framing++;
+				log_peer("tp %s: connection %llu: WebSocket: %s",
+				    name, (unsigned long long)c->id, err);
+			} else
+				tp->st.ws_closed++;
+			conn_close_after(c);
+			return;
+		}
+		c->msg_start_ms = 0;
+		if (m.len == 0 || all_crlf(m.p, m.len)) {
+			tp->st.keepalives++;	/* JsSIP, SIP.js: "\r\n\r\n" */
+			continue;
+		}
+		if (!conn_deliver(c, m.p, m.len))
+			return;
+	}
+partial:
+	if (evbuffer_get_length(in) > 0) {
+		if (c->msg_start_ms == 0)
+			c->msg_start_ms = timer_now_ms();
+	} else
+		c->msg_start_ms = 0;
+	conn_arm(c);
+}
+
 static void
 conn_read(struct bufferevent *bev, void *arg)
 {
@@ -289,8 +421,6 @@ conn_read(struct bufferevent *bev, void *arg)
 	struct tp		*tp = c->tp;
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	struct tp_frame_msg	 m;
-	struct tp_addr		 from;
-	uint64_t		 id = c->id;
 	char			 err[160];
 	int			 rc;
 
@@ -300,6 +430,10 @@ conn_read(struct bufferevent *bev, void *arg)
 	}
 	c->got_data = true;
 	c->active_ms = timer_now_ms();
+	if (c->ws != NULL) {
+		conn_read_ws(c, in);
+		return;
+	}
 	for (;;) {
 		rc = tp_frame_feed(&c->frame, in, &m, err, sizeof(err));
 		if (rc == TP_FRAME_ERROR) {
@@ -316,19 +450,7 @@ conn_read(struct bufferevent *bev, void *arg)
 		}
 		if (rc != TP_FRAME_MSG)
 			continue;
-		c->rx_msgs++;
-		tp->st.rx_messages++;
-		/*
-		 * The flow flag: whatever goes back to this address rides
-		 * this connection and never a new one.  The handler may
-		 * close connections (a send that overflows one): c is looked
-		 * up again after it.
-		 */
-		from = c->peer;
-		from.flags = TP_ADDR_FLOW;
-		tp->recv(tp->arg, c->sock, &from, m.p, m.len);
-		if ((c = conn_find(tp, &from)) == NULL || c->id != id ||
-		    c->state == CONN_CLOSING)
+		if (!conn_deliver(c, m.p, m.len))
 			return;
 	}
 	if (c->frame.state != TP_FRAME_IDLE || evbuffer_get_length(in) > 0) {
@@ -503,7 +625,7 @@ stream_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	evutil_make_socket_nonblocking(fd);
 	ssl = NULL;
-	if (s->proto == TP_TLS && (tp->tls_server == NULL ||
+	if (tp_proto_secure(s->proto) && (tp->tls_server == NULL ||
 	    (ssl = tls_ssl_server(tp->tls_server)) == NULL)) {
 		log_warnx("tp %s: no TLS context for %s", name, s->name);
 		close(fd);
@@ -544,12 +666,11 @@ tp_stream_open(struct tp *tp, enum tp_proto proto, const char *ip,
 	int		 fd, on = 1;
 	char		 canon[INET6_ADDRSTRLEN];
 
-	if (proto != TP_TCP && proto != TP_TLS) {
-		snprintf(err, errlen, "transport %s is not built yet",
-		    tp_proto_param(proto));
+	if (proto == TP_UDP) {
+		snprintf(err, errlen, "transport udp is not a stream");
 		return (-1);
 	}
-	if (proto == TP_TLS && tp->tls_server == NULL) {
+	if (tp_proto_secure(proto) && tp->tls_server == NULL) {
 		snprintf(err, errlen, "listen tls %s port %u: no certificate "
 		    "(tls.certificate, tls.key)", ip, port);
 		return (-1);
@@ -711,14 +832,22 @@ tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
 		return (-1);
 	}
 	if (c == NULL || c->state == CONN_CLOSING) {
+		/* A browser cannot be called back: WebSocket is flows only. */
 		if ((dst->flags & TP_ADDR_FLOW) || c != NULL ||
+		    s->proto == TP_WS || s->proto == TP_WSS ||
 		    (c = conn_connect(tp, s, &key, name)) == NULL) {
 			tp->st.send_failed++;
 			lost_later(tp, &key);
 			return (-1);
 		}
 	}
-	if (bufferevent_write(c->bev, p, len) == -1) {
+	if (c->ws != NULL) {
+		if (tp_ws_send(c->ws, p, len, bufferevent_get_output(c->bev)) ==
+		    -1) {
+			tp->st.send_failed++;
+			return (-1);	/* not open (yet, or any more) */
+		}
+	} else if (bufferevent_write(c->bev, p, len) == -1) {
 		tp->st.send_failed++;
 		conn_free(c, "write failed");
 		return (-1);
@@ -818,12 +947,43 @@ tp_stream_counters(const struct tp *tp, struct tp_counter *out, unsigned max)
 		{ "closed_write_queue", st->closed_write_queue },
 		{ "send_failed", st->send_failed },
 		{ "tls_failed", st->tls_failed },
+		{ "ws_refused", st->ws_refused },
+		{ "ws_closed", st->ws_closed },
 	};
 	unsigned			 i, n = sizeof(all) / sizeof(all[0]);
 
 	for (i = 0; i < n && i < max; i++)
 		out[i] = all[i];
 	return (i);
+}
+
+static void
+ws_conf_unref(struct tp_ws_conf *wc)
+{
+	unsigned	i;
+
+	if (wc == NULL || --wc->refs > 0)
+		return;
+	for (i = 0; i < wc->norigins; i++)
+		free(wc->origins[i]);
+	free(wc->origins);
+	free(wc);
+}
+
+/* The Origin values a WebSocket handshake may carry (none: any). */
+void
+tp_set_ws_origins(struct tp *tp, char *const *origins, unsigned n)
+{
+	struct tp_ws_conf	*wc = xcalloc(1, sizeof(*wc));
+	unsigned		 i;
+
+	wc->refs = 1;
+	wc->origins = xcalloc(n ? n : 1, sizeof(*wc->origins));
+	for (i = 0; i < n; i++)
+		wc->origins[i] = xstrdup(origins[i]);
+	wc->norigins = n;
+	ws_conf_unref(tp->ws_conf);
+	tp->ws_conf = wc;
 }
 
 /*
@@ -882,4 +1042,6 @@ tp_stream_close_all(struct tp *tp)
 	tp->lost_q = NULL;
 	tp->nlost = tp->lost_cap = 0;
 	tp_set_tls(tp, NULL, NULL);
+	ws_conf_unref(tp->ws_conf);
+	tp->ws_conf = NULL;
 }

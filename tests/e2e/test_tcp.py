@@ -83,15 +83,22 @@ def messages(peer):
 
 def test_tcp_call_both_sides(osprey_factory, tmp_path):
     """A whole call, both SIPp sides on TCP: the callee sees our Via as
-    SIP/2.0/TCP and a Record-Route with ;transport=tcp (one entry: the
-    call does not change transports)."""
+    SIP/2.0/TCP and two Record-Route entries with ;transport=tcp: its own
+    side's, then the caller's, whose user part is a flow token naming the
+    caller's connection (RFC 5626 5.2) so that the callee's BYE goes back
+    on it.  The callee's side has no token: we opened that connection."""
     osprey, uas, uac = run_pair(osprey_factory, tmp_path, "uas_call.xml",
                                 "uac_call.xml", "t1", "t1")
     msgs = messages(uas)
     assert re.search(r"Via: SIP/2\.0/TCP 127\.0\.0\.1:%d;branch=z9hG4bK"
                      % osprey.port, msgs), msgs[:3000]
     rr = re.search(r"Record-Route: (.*)", msgs).group(1)
-    assert rr.count("<sip:") == 1 and "transport=tcp" in rr, rr
+    entries = re.findall(r"<sip:([^>]*)>", rr)
+    assert len(entries) == 2, rr
+    assert entries[0].startswith("127.0.0.1:%d;lr;transport=tcp" %
+                                 osprey.port), rr
+    assert re.match(r"f[0-9a-f]+@127\.0\.0\.1:%d;lr;transport=tcp" %
+                    osprey.port, entries[1]), rr
 
 
 def test_tcp_cancel_both_sides(osprey_factory, tmp_path):

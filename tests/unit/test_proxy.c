@@ -711,6 +711,34 @@ END_TEST
  * Our branches carry a MAC of where their responses go: known as ours
  * for that next Via only, and not when one character changes.
  */
+/* RFC 5626 flow tokens: they name a connection; forged ones do not. */
+START_TEST(ctx_flow_token)
+{
+	struct tp_addr	a, b;
+	char		tok[80];
+
+	ck_assert_int_eq(tp_addr_set(&a, S("192.0.2.7"), 40123), 0);
+	a.proto = TP_WS;
+	proxy_ctx_flow_token(&a, tok, sizeof(tok));
+	ck_assert_uint_eq(tok[0], 'f');
+	ck_assert(proxy_ctx_flow_parse(S(tok), &b));
+	ck_assert(tp_addr_eq(&a, &b));
+	ck_assert_uint_eq(b.flags, TP_ADDR_FLOW);
+	tok[3] ^= 1;			/* another address, the old MAC */
+	ck_assert(!proxy_ctx_flow_parse(S(tok), &b));
+	tok[3] ^= 1;
+	tok[strlen(tok) - 1] = tok[strlen(tok) - 1] == '0' ? '1' : '0';
+	ck_assert(!proxy_ctx_flow_parse(S(tok), &b));
+	ck_assert(!proxy_ctx_flow_parse(S("f00"), &b));
+	ck_assert(!proxy_ctx_flow_parse(S("alice"), &b));
+	ck_assert_int_eq(tp_addr_set(&a, S("2001:db8::1"), 5061), 0);
+	a.proto = TP_TLS;
+	proxy_ctx_flow_token(&a, tok, sizeof(tok));
+	ck_assert(proxy_ctx_flow_parse(S(tok), &b));
+	ck_assert(tp_addr_eq(&a, &b));
+}
+END_TEST
+
 START_TEST(ctx_branch_ours)
 {
 	const char	*top = "SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKc1;"
@@ -1019,7 +1047,8 @@ main(void)
 	    decide_location_no_domain, decide_register, decide_foreign,
 	    decide_route_set);
 	tc = check_fixed("ctx", proxy_setup, proxy_teardown);
-	check_add(tc, ctx_via_dest, ctx_branch_ours, ctx_stray_response);
+	check_add(tc, ctx_via_dest, ctx_branch_ours, ctx_flow_token,
+	    ctx_stray_response);
 	tc = check_fixed("fork", proxy_setup, proxy_teardown);
 	check_add(tc, fork_bytes, fork_parallel_best, fork_6xx_at_once,
 	    fork_2xx_cancels_others, fork_serial_503_moves_on,
