@@ -1512,6 +1512,7 @@ static const struct key root_keys[] = {
 	INT("shutdown_grace", struct conf, shutdown_grace_ms, 0, 600000, 5000),
 	INT("max_message_size", struct conf, proxy.max_message_size, 1024,
 	    65535, 65535),
+	INT("udp_mtu", struct conf, proxy.udp_mtu, 0, 65535, 1300),
 	FN("log_level", struct conf, log_level, parse_log_level,
 	    print_log_level),
 	GROUP("registrar", registrar_sec),

@@ -253,6 +253,32 @@ branch_send(struct branch *b)
 	    (struct slice){ b->ruri, strlen(b->ruri) }, b->nroutes ?
 	    b->routes : ctx->routes, b->nroutes ? b->nroutes : ctx->nroutes,
 	    &len);
+	/*
+	 * RFC 3261 18.1.1: a request over udp_mtu bytes (a WebRTC INVITE's
+	 * SDP) goes over TCP when its next hop asked for no transport and
+	 * we have TCP; if TCP fails, it is tried over UDP after all.
+	 */
+	if (b->may_upgrade && addr->proto == TP_UDP && P.cur->udp_mtu > 0 &&
+	    len > P.cur->udp_mtu) {
+		struct tp_addr	 t = *addr;
+		struct tp_sock	*tcp;
+
+		t.proto = TP_TCP;
+		if ((tcp = tp_sock_for(P.tp, &t, NULL)) != NULL) {
+			log_info("proxy %s: %zu bytes: over TCP, not UDP "
+			    "(udp_mtu %u)", proxy_ctx_callid(ctx, cid,
+			    sizeof(cid)), len, P.cur->udp_mtu);
+			free(bytes);
+			b->addr.proto = TP_TCP;
+			b->upgraded = true;
+			out = tcp;
+			bytes = proxy_fork_bytes(m, ctx->in_sock, out,
+			    &ctx->up_peer, addr, branch, ctx->topvia,
+			    (struct slice){ b->ruri, strlen(b->ruri) },
+			    b->nroutes ? b->routes : ctx->routes, b->nroutes ?
+			    b->nroutes : ctx->nroutes, &len);
+		}
+	}
 	b->ct = txn_client_new_named(m->method == SM_INVITE ? TXN_ICT :
 	    TXN_NICT, (struct slice){ branch, strlen(branch) }, m->method_s,
 	    bytes, len, out, addr, b->tls_name, ctx, (int)b->idx);
@@ -313,6 +339,7 @@ branch_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 static int
 branch_go(struct pctx *ctx, struct branch *b, const struct dest *d)
 {
+	b->may_upgrade = d->proto == -1;
 	if (d->numeric) {
 		b->addr = d->addr;
 		return (branch_send(b));
@@ -818,6 +845,16 @@ proxy_fork_on_transport_error(struct txn *ct)
 	if (b->code != 0)
 		return;
 	b->code = 503;
+	if (b->upgraded && (ct->state == TXN_CALLING ||
+	    ct->state == TXN_TRYING)) {
+		/* TCP for its size failed: the same address over UDP next. */
+		b->more = xrealloc(b->more, (b->nmore + 1) * sizeof(*b->more));
+		memmove(b->more + 1, b->more, b->nmore * sizeof(*b->more));
+		b->more[0] = b->addr;
+		b->more[0].proto = TP_UDP;
+		b->nmore++;
+		b->upgraded = false;
+	}
 	if ((ct->state == TXN_CALLING || ct->state == TXN_TRYING) &&
 	    proxy_fork_next_addr(b))
 		return;		/* the txn layer terminates ct right after */

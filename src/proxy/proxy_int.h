@@ -45,6 +45,8 @@ struct branch {
 	unsigned		 nroutes;
 	struct tp_sock		*sock;		/* send from this one */
 	char			*tls_name;	/* owned: the name resolved */
+	bool			 may_upgrade;	/* no transport asked: 18.1.1 */
+	bool			 upgraded;	/* UDP became TCP for its size */
 };
 
 #define LOC_MAX_PATH	8
