@@ -13,8 +13,10 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "auth.h"
 #include "log.h"
 #include "proxy_int.h"
+#include "tls.h"
 #include "sipcause.h"
 #include "xmalloc.h"
 
@@ -233,6 +235,27 @@ proxy_ctx_branch_mac(struct slice token, const struct dest *d, char out[17])
 	snprintf(out, 17, "%016llx",
 	    (unsigned long long)hashtab_hash(P.bkey, k.p, k.len));
 	buf_cleanup(&k);
+}
+
+/*
+ * Trusted like auth.trusted: by address, or (mutual TLS) by a name of
+ * the verified certificate the client showed (auth.trusted_names).
+ */
+bool
+proxy_ctx_trusted(const struct tp_addr *src)
+{
+	struct tls_names	names;
+	int			i, n;
+
+	if (auth_trusted(src))
+		return (true);
+	if (!tp_proto_secure((enum tp_proto)src->proto) ||
+	    (n = tp_conn_tls_names(P.tp, src, &names)) <= 0)
+		return (false);
+	for (i = 0; i < n; i++)
+		if (auth_trusted_name(names.name[i]))
+			return (true);
+	return (false);
 }
 
 /*

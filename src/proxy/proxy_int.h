@@ -120,6 +120,7 @@ const char *proxy_ctx_callid(const struct pctx *, char *, size_t);
 void	 proxy_ctx_token(char *, size_t);
 int	 proxy_ctx_via_dest(struct slice, struct dest *);
 void	 proxy_ctx_branch(const char *, char *, size_t);
+bool	 proxy_ctx_trusted(const struct tp_addr *);
 void	 proxy_ctx_flow_token(const struct tp_addr *, char *, size_t);
 bool	 proxy_ctx_flow_parse(struct slice, struct tp_addr *);
 bool	 proxy_ctx_branch_ours(struct slice, struct slice, struct dest *);

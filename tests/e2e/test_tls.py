@@ -88,13 +88,17 @@ def start_osprey(osprey_factory, ca, routes, tls_extra="", **kw):
     return o
 
 
-def client_stunnel(wd, ca, osprey, check_host="localhost"):
+def client_stunnel(wd, ca, osprey, check_host="localhost", cert=None):
     lp = port()
-    st = Stunnel(wd, "uac", [
+    lines = [
         "client = yes", "accept = 127.0.0.1:%d" % lp,
         "connect = 127.0.0.1:%d" % osprey.tls_port,
         "CAfile = %s/ca.pem" % ca, "verifyChain = yes",
-        "checkHost = %s" % check_host])
+        "checkHost = %s" % check_host]
+    if cert:
+        lines += ["cert = %s/%s.pem" % (ca, cert),
+                  "key = %s/%s.key" % (ca, cert)]
+    st = Stunnel(wd, "uac", lines)
     st.wait_listening(lp)
     return st, lp
 
@@ -379,3 +383,57 @@ def test_require_tls_refuses_credentials_in_the_clear(osprey_factory, ca):
     s.close()
     assert r.startswith("SIP/2.0 401 "), r
     assert "WWW-Authenticate: Digest" in r, r
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_mutual_tls_trunk_trusted_by_certificate_name(osprey_factory,
+                                                      tmp_path, ca,
+                                                      trusted):
+    """verify_client: the trunk (stunnel with the test CA's client
+    certificate for trunk.example.test) must show a certificate.  With
+    auth.trusted_names naming it, its INVITE (From one of our hosts, which
+    would otherwise be challenged) goes through without credentials;
+    without the name it is challenged (407) and the call fails."""
+    wd = str(tmp_path)
+    uas_port = port()
+    auth = {"trusted_names": ["trunk.example.test"]} if trusted else {}
+    o = start_osprey(osprey_factory, ca, [
+        ("^bob$", ["sip:127.0.0.1:%d;transport=tcp" % uas_port])],
+        tls_extra='ca = "%s/ca.pem"; verify_client = true;' % ca,
+        users={"alice": "pw"}, auth=auth)
+    st, lp = client_stunnel(wd, ca, o, cert="client")
+    uas = interop.uas(wd, "uas_call.xml", uas_port, o.port,
+                      transport="t1", timeout_s=10)
+    uac = interop.uac(wd, "uac_call.xml", lp, port(), transport="t1",
+                      timeout_s=10)
+    try:
+        rc = uac.wait()
+        if trusted:
+            assert rc == 0, uac.report() + o.log_text()[-2000:]
+            assert uas.wait(limit=5) == 0
+        else:
+            assert rc != 0
+            assert "challenged" in o.log_text()
+    finally:
+        uac.stop()
+        uas.stop()
+        st.stop()
+
+
+def test_verify_client_refuses_a_client_without_certificate(
+        osprey_factory, tmp_path, ca):
+    """verify_client = true and a client that shows no certificate: the
+    handshake fails (counted as tls_failed) and nothing is served."""
+    wd = str(tmp_path)
+    o = start_osprey(osprey_factory, ca, [],
+                     tls_extra='ca = "%s/ca.pem"; verify_client = true;'
+                     % ca)
+    st, lp = client_stunnel(wd, ca, o)
+    uac = interop.uac(wd, "uac_unmatched_cancel.xml", lp, port(),
+                      timeout_s=3, transport="t1")
+    try:
+        assert uac.wait() != 0
+        assert "connection 1 closed" in o.log_text()
+    finally:
+        uac.stop()
+        st.stop()
