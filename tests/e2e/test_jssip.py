@@ -140,17 +140,14 @@ class JsSIP:
                 self.proc.stdin.close()
             except OSError:
                 pass
-        rc = interop.stop_proc(self.proc, wait=6) \
-            if self._wait(6) is None else self.proc.returncode
-        self.reader.join(2)
-        self.errf.close()
-        return rc
-
-    def _wait(self, s):
         try:
-            return self.proc.wait(s)
+            rc = self.proc.wait(6)
         except subprocess.TimeoutExpired:
-            return None
+            rc = interop.stop_proc(self.proc)
+        self.reader.join(2)
+        if not self.errf.closed:
+            self.errf.close()
+        return rc
 
     def report(self):
         lines = ["$ " + " ".join(self.cmd)]
@@ -233,7 +230,8 @@ def test_jssip_registers_with_digest(osprey_factory, tmp_path, jssip):
     bad = jssip("ws://127.0.0.1:%d" % o.ws_port, register=True,
                 password="wrong")
     f = bad.expect("registrationFailed")
-    assert f["status"] in (401, 403), bad.report()
+    assert f["status"] == 401 and f["cause"] == "Authentication Error", \
+        bad.report()
     bad.stop()
     assert registrations(o) == []
 
@@ -250,7 +248,7 @@ def test_jssip_registers_with_digest(osprey_factory, tmp_path, jssip):
     auth = [ln for ln in regs[1].split("\r\n")
             if ln.startswith("Authorization:")]
     assert auth and 'username="alice"' in auth[0] and \
-        "algorithm=MD5" in auth[0], regs[1]
+        "algorithm=MD5" in auth[0] and "qop=auth" in auth[0], regs[1]
 
 
 def test_sipp_calls_jssip_which_rejects_486(osprey_factory, tmp_path,
