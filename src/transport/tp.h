@@ -179,6 +179,9 @@ unsigned	 tp_stream_counters(const struct tp *, struct tp_counter *,
 bool		 tp_conn_alive(const struct tp *, const struct tp_addr *);
 void		 tp_conn_close(struct tp *, const struct tp_addr *,
 		     const char *);
+struct tls_names;
+int		 tp_conn_tls_names(const struct tp *, const struct tp_addr *,
+		     struct tls_names *);
 void		 tp_conn_keep(struct tp *, const struct tp_addr *, uint32_t);
 void		 tp_conn_foreach(const struct tp *,
 		     void (*)(const struct tp_conn_info *, void *), void *);

@@ -885,6 +885,23 @@ tp_conn_close(struct tp *tp, const struct tp_addr *a, const char *why)
 		conn_free(c, why);
 }
 
+/*
+ * The names of the verified certificate the TLS peer at a showed (a
+ * client certificate, mutual TLS); -1 when it showed none or it did not
+ * verify, or a is not a TLS connection.
+ */
+int
+tp_conn_tls_names(const struct tp *tp, const struct tp_addr *a,
+    struct tls_names *out)
+{
+	struct tp_conn	*c = conn_find(tp, a);
+	SSL		*ssl;
+
+	if (c == NULL || (ssl = bufferevent_openssl_get_ssl(c->bev)) == NULL)
+		return (-1);
+	return (tls_peer_names(ssl, out));
+}
+
 /* A registration over this connection: keep it open for ms at least. */
 void
 tp_conn_keep(struct tp *tp, const struct tp_addr *a, uint32_t ms)
