@@ -133,6 +133,7 @@ proxy_calls_pending(void)
 void
 proxy_shutdown(void)
 {
+	proxy_ctx_drop_lookups();
 	txn_shutdown();
 	proxy_ctx_settings_unref(P.cur);
 	P.cur = NULL;

@@ -98,15 +98,16 @@ rr_transport(const struct tp_sock *s)
  */
 static void
 rr_entry(struct buf *b, const struct tp_sock *s, const struct tp_addr *flow,
-    const char *st)
+    const char *st, const char *more)
 {
 	char	tok[80];
 
 	tok[0] = '\0';
 	if (flow != NULL && flow->proto != TP_UDP)
 		proxy_ctx_flow_token(flow, tok, sizeof(tok));
-	buf_addf(b, "<sip:%s%s%s;lr%s;osp=%s>", tok, tok[0] ? "@" : "",
-	    s->hostport, rr_transport(s), st);
+	buf_addf(b, "<sip:%s%s%s;lr%s%s%s%s>", tok, tok[0] ? "@" : "",
+	    s->hostport, rr_transport(s), st ? ";osp=" : "", st ? st : "",
+	    more);
 }
 
 /*
@@ -122,7 +123,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
     size_t *len)
 {
 	struct fwd	 f;
-	struct buf	 b, rr;
+	struct buf	 b, rr, path;
 	char		 via[TP_HOSTPORT_LEN + 64], st[17];
 	bool		 rec = proxy_fork_wants_rr(m);
 
@@ -141,14 +142,28 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 		 * requests reach us over its own transport and leave over
 		 * the other's, on the connection its token names.
 		 */
-		rr_entry(&rr, out, out_flow, st);
+		rr_entry(&rr, out, out_flow, st, "");
 		if ((in != out && in != NULL) || in_flow != NULL ||
 		    out_flow != NULL) {
 			buf_adds(&rr, ", ");
-			rr_entry(&rr, in != NULL ? in : out, in_flow, st);
+			rr_entry(&rr, in != NULL ? in : out, in_flow, st, "");
 		}
 	}
+	/*
+	 * A REGISTER from a connection its phone opened, to a registrar that
+	 * supports Path: we are that phone's edge proxy (RFC 5626 5.1), and
+	 * our Path names the flow, with ;ob when the phone asks for outbound.
+	 * The registrar's requests for the phone come back through it.
+	 */
+	buf_init(&path, 128);
+	if (m->method == SM_REGISTER && in_flow != NULL &&
+	    (in_flow->flags & TP_ADDR_FLOW) && in_flow->proto != TP_UDP &&
+	    in != NULL && sipmsg_has_option(m, SH_SUPPORTED, "path")) {
+		rr_entry(&path, in, in_flow, NULL, sipmsg_has_option(m,
+		    SH_SUPPORTED, "outbound") ? ";ob" : "");
+	}
 	memset(&f, 0, sizeof(f));
+	f.path = path.len > 0 ? path.p : NULL;
 	f.ruri = ruri;
 	f.via = via;
 	f.rr = rec ? rr.p : NULL;
@@ -161,6 +176,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	sipbuild_request(m, &f, &b);
 	free((bool *)f.drop);
 	buf_cleanup(&rr);
+	buf_cleanup(&path);
 	return (buf_steal(&b, len));
 }
 

@@ -164,6 +164,8 @@ int		 tp_udp_open(struct tp *, const char *, uint16_t, char *,
 		     size_t);
 int		 tp_stream_open(struct tp *, enum tp_proto, const char *,
 		     uint16_t, char *, size_t);
+struct tp_sock	*tp_sock_bind(struct tp *, enum tp_proto, const char *,
+		     uint16_t, char *, size_t);
 void		 tp_close(struct tp *);
 void		 tp_stream_close_all(struct tp *);
 void		 tp_set_tls(struct tp *, struct tls_ctx *, struct tls_ctx *);

@@ -437,3 +437,67 @@ def test_verify_client_refuses_a_client_without_certificate(
     finally:
         uac.stop()
         st.stop()
+
+
+def peer_cert_names(port_, ca, sni="localhost"):
+    """The subjectAltName DNS names of the certificate the listener shows
+    for this SNI name (verified against the test CA, names not checked)."""
+    import socket
+    import ssl as _ssl
+    ctx = _ssl.create_default_context(cafile=os.path.join(ca, "ca.pem"))
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", port_), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=sni) as s:
+            return sorted(v for k, v in s.getpeercert()["subjectAltName"]
+                          if k == "DNS")
+
+
+def test_sni_picks_the_certificate(osprey_factory, ca):
+    """tls.sni: a client asking for other.example.test gets that
+    certificate; any other name gets the default one."""
+    o = start_osprey(osprey_factory, ca, [], tls_extra=(
+        'sni = ( { certificate = "%s/other.pem"; key = "%s/other.key"; } );'
+        % (ca, ca)))
+    assert "other.example.test" in peer_cert_names(o.tls_port, ca,
+                                                   "other.example.test")
+    assert "localhost" in peer_cert_names(o.tls_port, ca, "localhost")
+
+
+def test_reload_new_certificate_open_connection_keeps_its_own(
+        osprey_factory, ca):
+    """A reload that names another certificate: new connections get it,
+    a connection opened before keeps working on its own; a reload with a
+    key that does not match is refused and the running one stays."""
+    import socket
+    import ssl as _ssl
+    o = start_osprey(osprey_factory, ca, [])
+    ctx = _ssl.create_default_context(cafile=os.path.join(ca, "ca.pem"))
+    old = ctx.wrap_socket(socket.create_connection(
+        ("127.0.0.1", o.tls_port), timeout=5), server_hostname="localhost")
+    with open(o.conf) as f:
+        text = f.read()
+    with open(o.conf, "w") as f:
+        f.write(text.replace("/server.pem", "/other.pem").replace(
+            "/server.key", "/other.key"))
+    os.kill(o.proc.pid, signal.SIGHUP)
+    deadline = time.time() + 10
+    while "config reloaded" not in o.log_text() and time.time() < deadline:
+        time.sleep(0.1)
+    assert "other.example.test" in peer_cert_names(o.tls_port, ca)
+    opts = ("OPTIONS sip:127.0.0.1:%d SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:"
+            "9;branch=z9hG4bK-r1\r\nMax-Forwards: 70\r\nFrom: <sip:r@example"
+            ".test>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: r1@t\r\nCSeq: 1"
+            " OPTIONS\r\nContent-Length: 0\r\n\r\n" % o.tls_port)
+    old.sendall(opts.encode())
+    assert old.recv(4096).startswith(b"SIP/2.0 200")
+    old.close()
+    # a key that does not match its certificate: refused, other.pem stays
+    with open(o.conf, "w") as f:
+        f.write(text.replace("/server.pem", "/other.pem"))
+    os.kill(o.proc.pid, signal.SIGHUP)
+    deadline = time.time() + 10
+    while "reload refused" not in o.log_text() and time.time() < deadline:
+        time.sleep(0.1)
+    assert "does not match" in o.log_text()
+    assert "other.example.test" in peer_cert_names(o.tls_port, ca)
+    assert o.alive()
