@@ -1,6 +1,8 @@
 /* ospreyd: wiring, signals, reload, graceful stop, sd_notify. */
 #include "config.h"
 
+#include <sys/resource.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +95,38 @@ status_tick(void *arg)
 		sysd_notify("WATCHDOG=1");
 	timer_set(&D.status, D.watchdog_usec > 0 && D.watchdog_usec / 2000 <
 	    STATUS_MS ? (uint32_t)(D.watchdog_usec / 2000) : STATUS_MS);
+}
+
+/*
+ * Every connection is a file descriptor: the soft limit goes up to what
+ * connections.max needs (and the hard limit allows), or a warning says
+ * why the cap cannot be reached.  Under the shipped unit LimitNOFILE=
+ * has set both already (its seccomp filter refuses setrlimit()).
+ */
+static void
+fd_limit_for(unsigned max_conns)
+{
+	struct rlimit	rl;
+	rlim_t		want = (rlim_t)max_conns + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+		want = rl.rlim_max;
+	if (want > rl.rlim_cur) {
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("ospreyd: file descriptor limit raised to %llu",
+			    (unsigned long long)want);
+		else if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+			return;
+	}
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < (rlim_t)max_conns + 256)
+		log_warnx("ospreyd: connections.max %u needs %u file "
+		    "descriptors; the limit is %llu (LimitNOFILE=, ulimit -n)",
+		    max_conns, max_conns + 256,
+		    (unsigned long long)rl.rlim_cur);
 }
 
 /* The connection limits, with the message size the proxy enforces. */
@@ -250,8 +284,9 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 	txn_set_settings(&nc->txn);
 	conf_limits(nc, &lim);
 	tp_set_limits(&D.tp, &lim);
+	fd_limit_for(lim.max_conns);
 	tp_set_tls(&D.tp, nc->tls_server, nc->tls_client);	/* new ones */
-	tp_set_ws_origins(&D.tp, nc->ws_origins, nc->nws_origins);
+	tp_set_ws_origins(&D.tp, nc->ws_origins.v, nc->ws_origins.n);
 	gw_stop(&proxy_settings()->routes);
 	gw_settings_of(nc, &gs);
 	proxy_set_settings(proxy_settings_take(&nc->proxy));
@@ -394,8 +429,9 @@ main(int argc, char **argv)
 	ctl_set_tp(&D.tp);
 	conf_limits(D.conf, &lim);
 	tp_set_limits(&D.tp, &lim);
+	fd_limit_for(lim.max_conns);
 	tp_set_tls(&D.tp, D.conf->tls_server, D.conf->tls_client);
-	tp_set_ws_origins(&D.tp, D.conf->ws_origins, D.conf->nws_origins);
+	tp_set_ws_origins(&D.tp, D.conf->ws_origins.v, D.conf->ws_origins.n);
 	for (i = 0; i < D.conf->nlisten; i++)
 		if (listen_open(&D.conf->listen[i], err, sizeof(err)) == -1)
 			fatalx("ospreyd: %s", err);

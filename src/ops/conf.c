@@ -615,6 +615,42 @@ print_root(FILE *fp, const struct section *sec, const void *obj)
 
 /* The keys that are more than a scalar: their parsers and printers. */
 
+/* An array of non-empty strings, into a struct strlist field. */
+static int
+parse_strlist(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct strlist	*l = FIELD(obj, k);
+	int		 i, n;
+
+	if (s == NULL)
+		return (0);
+	if (!config_setting_is_array(s) && !config_setting_is_list(s))
+		return (conf_err(c, s, "%s: must be a list of strings", kw));
+	n = config_setting_length(s);
+	for (i = 0; i < n; i++) {
+		const config_setting_t	*e = config_setting_get_elem(s, i);
+
+		if (config_setting_type(e) != CONFIG_TYPE_STRING ||
+		    *config_setting_get_string(e) == '\0')
+			return (conf_err(c, e, "%s: must be non-empty strings",
+			    kw));
+		strlist_add(l, config_setting_get_string(e));
+	}
+	return (0);
+}
+
+static void
+lines_strlist(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
+{
+	const struct strlist	*l = CFIELD(obj, k);
+	unsigned		 i;
+
+	for (i = 0; i < l->n; i++)
+		fprintf(fp, "%s%s %s\n", indent, k->item, l->v[i]);
+}
+
 static int
 parse_domains(struct ctx *c, const config_setting_t *s,
     const config_setting_t *g, const char *kw, void *obj, const struct key *k)
@@ -1265,6 +1301,8 @@ static const struct key auth_keys[] = {
 	LINES("trusted", "trusted", struct conf, auth.trusted, parse_acl,
 	    lines_acl),
 	BOOL("require_tls", struct conf, auth.require_tls, false),
+	LINES("trusted_names", "trusted_name", struct conf, auth.trusted_names,
+	    parse_strlist, lines_strlist),
 	END
 };
 
@@ -1448,47 +1486,9 @@ static const struct key tls_keys[] = {
 SECTION(tls_sec, tls_keys, "{ certificate = ...; key = ...; }",
     .check = check_tls);
 
-/* websocket.origins: exact Origin values ("https://phone.example.com"). */
-static int
-parse_origins(struct ctx *c, const config_setting_t *s,
-    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
-{
-	struct conf	*cf = obj;
-	int		 i, n;
-
-	if (s == NULL)
-		return (0);
-	if (!config_setting_is_array(s) && !config_setting_is_list(s))
-		return (conf_err(c, s, "%s: must be a list of strings", kw));
-	n = config_setting_length(s);
-	cf->ws_origins = xcalloc(n + 1, sizeof(char *));
-	for (i = 0; i < n; i++) {
-		const config_setting_t	*e = config_setting_get_elem(s, i);
-
-		if (config_setting_type(e) != CONFIG_TYPE_STRING ||
-		    *config_setting_get_string(e) == '\0')
-			return (conf_err(c, e, "%s: must be origins such as "
-			    "\"https://phone.example.com\"", kw));
-		cf->ws_origins[cf->nws_origins++] =
-		    xstrdup(config_setting_get_string(e));
-	}
-	return (0);
-}
-
-static void
-lines_origins(FILE *fp, const struct key *k, const void *obj,
-    const char *indent)
-{
-	const struct conf	*cf = obj;
-	unsigned		 i;
-
-	for (i = 0; i < cf->nws_origins; i++)
-		fprintf(fp, "%s%s %s\n", indent, k->item, cf->ws_origins[i]);
-}
-
 static const struct key websocket_keys[] = {
-	LINES("origins", "origin", struct conf, ws_origins, parse_origins,
-	    lines_origins),
+	LINES("origins", "origin", struct conf, ws_origins, parse_strlist,
+	    lines_strlist),
 	END
 };
 
@@ -1512,6 +1512,7 @@ static const struct key root_keys[] = {
 	INT("shutdown_grace", struct conf, shutdown_grace_ms, 0, 600000, 5000),
 	INT("max_message_size", struct conf, proxy.max_message_size, 1024,
 	    65535, 65535),
+	INT("udp_mtu", struct conf, proxy.udp_mtu, 0, 65535, 1300),
 	FN("log_level", struct conf, log_level, parse_log_level,
 	    print_log_level),
 	GROUP("registrar", registrar_sec),
@@ -1679,11 +1680,7 @@ conf_free(struct conf *cf)
 	tls_ctx_unref(cf->tls_server);
 	tls_ctx_unref(cf->tls_client);
 	cf->tls_server = cf->tls_client = NULL;
-	for (i = 0; i < cf->nws_origins; i++)
-		free(cf->ws_origins[i]);
-	free(cf->ws_origins);
-	cf->ws_origins = NULL;
-	cf->nws_origins = 0;
+	strlist_free(&cf->ws_origins);
 	for (i = 0; i < cf->nwarnings; i++)
 		free(cf->warnings[i].msg);
 	free(cf->warnings);

@@ -44,8 +44,7 @@ struct conf {
 	char			*tls_client_key;	/* owned */
 	struct tls_ctx		*tls_server;	/* made from tls; NULL: none */
 	struct tls_ctx		*tls_client;	/* always made */
-	char			**ws_origins;	/* owned; websocket.origins */
-	unsigned		 nws_origins;
+	struct strlist		 ws_origins;	/* websocket.origins */
 	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
 	unsigned		 txn_memory_mb;	/* as set; 0: from the RAM */

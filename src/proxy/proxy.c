@@ -133,6 +133,7 @@ proxy_calls_pending(void)
 void
 proxy_shutdown(void)
 {
+	proxy_ctx_drop_lookups();
 	txn_shutdown();
 	proxy_ctx_settings_unref(P.cur);
 	P.cur = NULL;
@@ -468,7 +469,7 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 		}
 		return (0);
 	}
-	if (auth_trusted(src))
+	if (proxy_ctx_trusted(src))
 		return (0);
 	fh = sipmsg_hdr(m, SH_FROM);
 	if (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
@@ -521,7 +522,7 @@ ack_allowed(const struct sipmsg *m, const struct tp_addr *src)
 
 	if (!auth_enabled())
 		return (false);
-	if (auth_trusted(src))
+	if (proxy_ctx_trusted(src))
 		return (true);
 	return (fh != NULL && sipuri_parse(hdr_uri(sipmsg_hvalue(m, fh)),
 	    &fu) == 0 && proxy_ctx_identity(fu.host, NULL));

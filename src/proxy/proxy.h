@@ -23,6 +23,7 @@ struct proxy_settings {
 	bool			  record_route;
 	uint32_t		  cancel_ms;
 	size_t			  max_message_size;
+	uint32_t		  udp_mtu;	/* larger: TCP (18.1.1); 0 never */
 	unsigned		  max_transactions;	/* in progress; then 503 */
 	size_t			  max_transaction_memory; /* bytes; 0: none */
 	struct route_table	  routes;

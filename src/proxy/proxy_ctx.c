@@ -13,8 +13,10 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "auth.h"
 #include "log.h"
 #include "proxy_int.h"
+#include "tls.h"
 #include "sipcause.h"
 #include "xmalloc.h"
 
@@ -68,7 +70,34 @@ proxy_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src,
 	P.pending++;
 	timer_init(&ctx->cancel_timer, P.base, cancel_fn, ctx);
 	st->owner = ctx;
+	if ((ctx->lnext = P.ctxs) != NULL)
+		P.ctxs->lprev = ctx;
+	P.ctxs = ctx;
 	return (ctx);
+}
+
+/*
+ * At shutdown, before the resolver goes: every lookup a branch waits on
+ * is cancelled, and the reference it held is dropped (a cancelled lookup
+ * never calls back).
+ */
+void
+proxy_ctx_drop_lookups(void)
+{
+	struct pctx	*ctx, *next;
+	unsigned	 i, n;
+
+	for (ctx = P.ctxs; ctx != NULL; ctx = next) {
+		for (i = n = 0; i < ctx->nbr; i++)
+			if (ctx->br[i]->dns != NULL) {
+				resolver_cancel(ctx->br[i]->dns);
+				ctx->br[i]->dns = NULL;
+				n++;
+			}
+		next = ctx->lnext;
+		while (n-- > 0)
+			proxy_ctx_unref(ctx);	/* may free ctx */
+	}
 }
 
 /* The caller has its final answer (or is gone): no longer pending. */
@@ -88,6 +117,12 @@ proxy_ctx_unref(struct pctx *ctx)
 
 	if (--ctx->refs > 0)
 		return;
+	if (ctx->lprev != NULL)
+		ctx->lprev->lnext = ctx->lnext;
+	else
+		P.ctxs = ctx->lnext;
+	if (ctx->lnext != NULL)
+		ctx->lnext->lprev = ctx->lprev;
 	proxy_ctx_done(ctx);
 	timer_stop(&ctx->cancel_timer);
 	for (i = 0; i < ctx->nbr; i++) {
@@ -233,6 +268,27 @@ proxy_ctx_branch_mac(struct slice token, const struct dest *d, char out[17])
 	snprintf(out, 17, "%016llx",
 	    (unsigned long long)hashtab_hash(P.bkey, k.p, k.len));
 	buf_cleanup(&k);
+}
+
+/*
+ * Trusted like auth.trusted: by address, or (mutual TLS) by a name of
+ * the verified certificate the client showed (auth.trusted_names).
+ */
+bool
+proxy_ctx_trusted(const struct tp_addr *src)
+{
+	struct tls_names	names;
+	int			i, n;
+
+	if (auth_trusted(src))
+		return (true);
+	if (!tp_proto_secure((enum tp_proto)src->proto) ||
+	    (n = tp_conn_tls_names(P.tp, src, &names)) <= 0)
+		return (false);
+	for (i = 0; i < n; i++)
+		if (auth_trusted_name(names.name[i]))
+			return (true);
+	return (false);
 }
 
 /*

@@ -98,15 +98,16 @@ rr_transport(const struct tp_sock *s)
  */
 static void
 rr_entry(struct buf *b, const struct tp_sock *s, const struct tp_addr *flow,
-    const char *st)
+    const char *st, const char *more)
 {
 	char	tok[80];
 
 	tok[0] = '\0';
 	if (flow != NULL && flow->proto != TP_UDP)
 		proxy_ctx_flow_token(flow, tok, sizeof(tok));
-	buf_addf(b, "<sip:%s%s%s;lr%s;osp=%s>", tok, tok[0] ? "@" : "",
-	    s->hostport, rr_transport(s), st);
+	buf_addf(b, "<sip:%s%s%s;lr%s%s%s%s>", tok, tok[0] ? "@" : "",
+	    s->hostport, rr_transport(s), st ? ";osp=" : "", st ? st : "",
+	    more);
 }
 
 /*
@@ -122,7 +123,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
     size_t *len)
 {
 	struct fwd	 f;
-	struct buf	 b, rr;
+	struct buf	 b, rr, path;
 	char		 via[TP_HOSTPORT_LEN + 64], st[17];
 	bool		 rec = proxy_fork_wants_rr(m);
 
@@ -141,14 +142,28 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 		 * requests reach us over its own transport and leave over
 		 * the other's, on the connection its token names.
 		 */
-		rr_entry(&rr, out, out_flow, st);
+		rr_entry(&rr, out, out_flow, st, "");
 		if ((in != out && in != NULL) || in_flow != NULL ||
 		    out_flow != NULL) {
 			buf_adds(&rr, ", ");
-			rr_entry(&rr, in != NULL ? in : out, in_flow, st);
+			rr_entry(&rr, in != NULL ? in : out, in_flow, st, "");
 		}
 	}
+	/*
+	 * A REGISTER from a connection its phone opened, to a registrar that
+	 * supports Path: we are that phone's edge proxy (RFC 5626 5.1), and
+	 * our Path names the flow, with ;ob when the phone asks for outbound.
+	 * The registrar's requests for the phone come back through it.
+	 */
+	buf_init(&path, 128);
+	if (m->method == SM_REGISTER && in_flow != NULL &&
+	    (in_flow->flags & TP_ADDR_FLOW) && in_flow->proto != TP_UDP &&
+	    in != NULL && sipmsg_has_option(m, SH_SUPPORTED, "path")) {
+		rr_entry(&path, in, in_flow, NULL, sipmsg_has_option(m,
+		    SH_SUPPORTED, "outbound") ? ";ob" : "");
+	}
 	memset(&f, 0, sizeof(f));
+	f.path = path.len > 0 ? path.p : NULL;
 	f.ruri = ruri;
 	f.via = via;
 	f.rr = rec ? rr.p : NULL;
@@ -161,6 +176,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	sipbuild_request(m, &f, &b);
 	free((bool *)f.drop);
 	buf_cleanup(&rr);
+	buf_cleanup(&path);
 	return (buf_steal(&b, len));
 }
 
@@ -253,6 +269,32 @@ branch_send(struct branch *b)
 	    (struct slice){ b->ruri, strlen(b->ruri) }, b->nroutes ?
 	    b->routes : ctx->routes, b->nroutes ? b->nroutes : ctx->nroutes,
 	    &len);
+	/*
+	 * RFC 3261 18.1.1: a request over udp_mtu bytes (a WebRTC INVITE's
+	 * SDP) goes over TCP when its next hop asked for no transport and
+	 * we have TCP; if TCP fails, it is tried over UDP after all.
+	 */
+	if (b->may_upgrade && addr->proto == TP_UDP && P.cur->udp_mtu > 0 &&
+	    len > P.cur->udp_mtu) {
+		struct tp_addr	 t = *addr;
+		struct tp_sock	*tcp;
+
+		t.proto = TP_TCP;
+		if ((tcp = tp_sock_for(P.tp, &t, NULL)) != NULL) {
+			log_info("proxy %s: %zu bytes: over TCP, not UDP "
+			    "(udp_mtu %u)", proxy_ctx_callid(ctx, cid,
+			    sizeof(cid)), len, P.cur->udp_mtu);
+			free(bytes);
+			b->addr.proto = TP_TCP;
+			b->upgraded = true;
+			out = tcp;
+			bytes = proxy_fork_bytes(m, ctx->in_sock, out,
+			    &ctx->up_peer, addr, branch, ctx->topvia,
+			    (struct slice){ b->ruri, strlen(b->ruri) },
+			    b->nroutes ? b->routes : ctx->routes, b->nroutes ?
+			    b->nroutes : ctx->nroutes, &len);
+		}
+	}
 	b->ct = txn_client_new_named(m->method == SM_INVITE ? TXN_ICT :
 	    TXN_NICT, (struct slice){ branch, strlen(branch) }, m->method_s,
 	    bytes, len, out, addr, b->tls_name, ctx, (int)b->idx);
@@ -313,6 +355,7 @@ branch_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 static int
 branch_go(struct pctx *ctx, struct branch *b, const struct dest *d)
 {
+	b->may_upgrade = d->proto == -1;
 	if (d->numeric) {
 		b->addr = d->addr;
 		return (branch_send(b));
@@ -818,6 +861,16 @@ proxy_fork_on_transport_error(struct txn *ct)
 	if (b->code != 0)
 		return;
 	b->code = 503;
+	if (b->upgraded && (ct->state == TXN_CALLING ||
+	    ct->state == TXN_TRYING)) {
+		/* TCP for its size failed: the same address over UDP next. */
+		b->more = xrealloc(b->more, (b->nmore + 1) * sizeof(*b->more));
+		memmove(b->more + 1, b->more, b->nmore * sizeof(*b->more));
+		b->more[0] = b->addr;
+		b->more[0].proto = TP_UDP;
+		b->nmore++;
+		b->upgraded = false;
+	}
 	if ((ct->state == TXN_CALLING || ct->state == TXN_TRYING) &&
 	    proxy_fork_next_addr(b))
 		return;		/* the txn layer terminates ct right after */

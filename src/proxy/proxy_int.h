@@ -45,6 +45,8 @@ struct branch {
 	unsigned		 nroutes;
 	struct tp_sock		*sock;		/* send from this one */
 	char			*tls_name;	/* owned: the name resolved */
+	bool			 may_upgrade;	/* no transport asked: 18.1.1 */
+	bool			 upgraded;	/* UDP became TCP for its size */
 };
 
 #define LOC_MAX_PATH	8
@@ -65,6 +67,7 @@ struct loc_target {
  * while its server transaction or any client transaction points at it.
  */
 struct pctx {
+	struct pctx		*lprev, *lnext;	/* P.ctxs: every live one */
 	struct txn		*st;
 	struct branch		**br;		/* owned */
 	unsigned		 nbr;
@@ -103,6 +106,7 @@ struct proxy_state {
 	uint64_t		 bkey[2];	/* the MAC in our branches */
 	uint64_t		 serial;
 	unsigned		 pending;	/* contexts without a final */
+	struct pctx		*ctxs;		/* every live context */
 	bool			 stopping;
 };
 extern struct proxy_state P;
@@ -114,10 +118,12 @@ struct pctx *proxy_ctx_new(struct txn *, struct tp_sock *,
 	    const struct tp_addr *, void (*)(void *));
 void	 proxy_ctx_done(struct pctx *);
 void	 proxy_ctx_unref(struct pctx *);
+void	 proxy_ctx_drop_lookups(void);
 const char *proxy_ctx_callid(const struct pctx *, char *, size_t);
 void	 proxy_ctx_token(char *, size_t);
 int	 proxy_ctx_via_dest(struct slice, struct dest *);
 void	 proxy_ctx_branch(const char *, char *, size_t);
+bool	 proxy_ctx_trusted(const struct tp_addr *);
 void	 proxy_ctx_flow_token(const struct tp_addr *, char *, size_t);
 bool	 proxy_ctx_flow_parse(struct slice, struct tp_addr *);
 bool	 proxy_ctx_branch_ours(struct slice, struct slice, struct dest *);

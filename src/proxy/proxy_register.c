@@ -27,7 +27,7 @@ proxy_register_auth(const struct sipmsg *m, struct tp_sock *sock,
 	struct buf		 ch;
 	enum auth_result	 res;
 
-	if (!auth_enabled() || auth_trusted(src))
+	if (!auth_enabled() || proxy_ctx_trusted(src))
 		return (0);
 	if (auth_insecure(src)) {
 		snprintf(err, errlen, "TLS Required (auth.require_tls)");
@@ -98,7 +98,7 @@ proxy_register_request(struct sipmsg *m, struct tp_sock *sock,
 		goto reply;
 	}
 	code = registrar_register(m, (struct slice){ aor, strlen(aor) }, sock,
-	    src, !guard_known(src) && !auth_trusted(src), &hdrs, err,
+	    src, !guard_known(src) && !proxy_ctx_trusted(src), &hdrs, err,
 	    sizeof(err));
 reply:
 	if (code != 200)

@@ -226,6 +226,7 @@ auth_settings_cleanup(struct auth_settings *s)
 {
 	free(s->users_file);
 	s->users_file = NULL;
+	strlist_free(&s->trusted_names);
 }
 
 void
@@ -271,6 +272,14 @@ bool
 auth_trusted(const struct tp_addr *src)
 {
 	return (A.set != NULL && acl_match(&A.set->trusted, src));
+}
+
+/* auth.trusted_names: a verified client certificate name, trusted. */
+bool
+auth_trusted_name(const char *name)
+{
+	return (A.set != NULL && strlist_has(&A.set->trusted_names, name,
+	    true));
 }
 
 /*

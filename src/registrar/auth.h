@@ -24,6 +24,7 @@ struct auth_settings {
 	bool		 sha256_first;	/* offered in this order */
 	struct acl	 trusted;	/* sources exempt from authentication */
 	bool		 require_tls;	/* no credentials over UDP or TCP */
+	struct strlist	 trusted_names;	/* TLS client certificate names */
 };
 
 enum auth_result {
@@ -57,6 +58,7 @@ bool	 auth_enabled(void);
 const struct auth_stats *auth_stats(void);
 bool	 auth_trusted(const struct tp_addr *);
 bool	 auth_insecure(const struct tp_addr *);
+bool	 auth_trusted_name(const char *);
 bool	 auth_user_exists(struct slice user, struct slice realm);
 enum auth_result auth_check(const struct sipmsg *, bool proxy,
 	    struct slice realm, struct slice *user, char *, size_t);

@@ -227,6 +227,11 @@ sipbuild_request(const struct sipmsg *m, const struct fwd *f, struct buf *out)
 		buf_adds(out, f->rr);
 		buf_add(out, "\r\n", 2);
 	}
+	if (f->path != NULL) {	/* before any Path already there (3327 4.2) */
+		buf_adds(out, "Path: ");
+		buf_adds(out, f->path);
+		buf_add(out, "\r\n", 2);
+	}
 	for (i = 0; i < m->nh; i++) {
 		const struct sip_hline	*h = &m->h[i];
 

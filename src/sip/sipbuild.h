@@ -11,6 +11,7 @@ struct fwd {
 	struct slice	 ruri;
 	const char	*via;		/* our Via value, with its branch */
 	const char	*rr;		/* our Record-Route value, or NULL */
+	const char	*path;		/* our Path value (RFC 3327), or NULL */
 	struct slice	 topvia;	/* the sender's Via with received/rport */
 	const struct slice *routes;	/* the Route set to send */
 	unsigned	 nroutes;

@@ -1407,3 +1407,27 @@ sipmsg_check_request(const struct sipmsg *m, char *err, size_t errlen)
 		FAIL(420, "Bad Extension");
 	return (0);
 }
+
+/* Does a header (Supported, Require) list this option tag? */
+bool
+sipmsg_has_option(const struct sipmsg *m, enum sip_hdr_id id,
+    const char *tag)
+{
+	struct slice	v[16];
+	unsigned	i, n;
+	size_t		len = strlen(tag);
+
+	n = sipmsg_values(m, id, v, 16);
+	for (i = 0; i < n && i < 16; i++) {
+		struct slice	t = v[i];
+
+		while (t.len > 0 && (t.p[0] == ' ' || t.p[0] == '\t'))
+			t.p++, t.len--;
+		while (t.len > 0 && (t.p[t.len - 1] == ' ' ||
+		    t.p[t.len - 1] == '\t'))
+			t.len--;
+		if (t.len == len && strncasecmp(t.p, tag, len) == 0)
+			return (true);
+	}
+	return (false);
+}

@@ -135,6 +135,8 @@ bool		 sipmsg_addr_ok(const struct sipmsg *, enum sip_hdr_id);
 
 const struct sip_hline *sipmsg_hdr(const struct sipmsg *, enum sip_hdr_id);
 struct slice	 sipmsg_hvalue(const struct sipmsg *, const struct sip_hline *);
+bool		 sipmsg_has_option(const struct sipmsg *, enum sip_hdr_id,
+		     const char *);
 unsigned	 sipmsg_values(const struct sipmsg *, enum sip_hdr_id,
 		     struct slice *, unsigned);
 bool		 sipmsg_magic(const struct sipmsg *);

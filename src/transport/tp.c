@@ -2,12 +2,74 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "tp.h"
+
+/*
+ * The next free socket of tp, bound to ip and port (SOCK_DGRAM or
+ * SOCK_STREAM, non-blocking), filled in but not counted: the caller adds
+ * its event, then tp->nsocks++.  NULL with err set on failure.
+ */
+struct tp_sock *
+tp_sock_bind(struct tp *tp, enum tp_proto proto, const char *ip,
+    uint16_t port, char *err, size_t errlen)
+{
+	struct tp_sock	*s;
+	struct tp_addr	 a;
+	int		 fd, on = 1, bufsz = 4 * 1024 * 1024;
+	char		 canon[INET6_ADDRSTRLEN];
+
+	if (tp->nsocks == TP_MAX_SOCKS) {
+		snprintf(err, errlen, "too many listen sockets");
+		return (NULL);
+	}
+	if (tp_addr_set(&a, (struct slice){ ip, strlen(ip) }, port) == -1) {
+		snprintf(err, errlen, "bad address %s", ip);
+		return (NULL);
+	}
+	if ((fd = socket(a.ss.ss_family, (proto == TP_UDP ? SOCK_DGRAM :
+	    SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return (NULL);
+	}
+	if (a.ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (proto == TP_UDP) {
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+	} else
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (bind(fd, (struct sockaddr *)&a.ss, a.len) == -1) {
+		snprintf(err, errlen, "bind %s %s port %u: %s",
+		    tp_proto_param(proto), ip, port, strerror(errno));
+		close(fd);
+		return (NULL);
+	}
+	s = &tp->socks[tp->nsocks];
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->family = a.ss.ss_family;
+	s->proto = proto;
+	s->port = port;
+	s->tp = tp;
+	tp_addr_ip(&a, canon, sizeof(canon));
+	memcpy(s->ip, canon, sizeof(s->ip));
+	snprintf(s->hostport, sizeof(s->hostport), s->family == AF_INET6 ?
+	    "[%s]:%u" : "%s:%u", canon, port);
+	if (proto == TP_UDP)
+		memcpy(s->name, s->hostport, sizeof(s->hostport));
+	else
+		snprintf(s->name, sizeof(s->name), s->family == AF_INET6 ?
+		    "%s:[%s]:%u" : "%s:%s:%u", tp_proto_param(proto), canon,
+		    port);
+	return (s);
+}
 
 static const struct {
 	const char	*via;

@@ -164,6 +164,8 @@ int		 tp_udp_open(struct tp *, const char *, uint16_t, char *,
 		     size_t);
 int		 tp_stream_open(struct tp *, enum tp_proto, const char *,
 		     uint16_t, char *, size_t);
+struct tp_sock	*tp_sock_bind(struct tp *, enum tp_proto, const char *,
+		     uint16_t, char *, size_t);
 void		 tp_close(struct tp *);
 void		 tp_stream_close_all(struct tp *);
 void		 tp_set_tls(struct tp *, struct tls_ctx *, struct tls_ctx *);
@@ -179,6 +181,9 @@ unsigned	 tp_stream_counters(const struct tp *, struct tp_counter *,
 bool		 tp_conn_alive(const struct tp *, const struct tp_addr *);
 void		 tp_conn_close(struct tp *, const struct tp_addr *,
 		     const char *);
+struct tls_names;
+int		 tp_conn_tls_names(const struct tp *, const struct tp_addr *,
+		     struct tls_names *);
 void		 tp_conn_keep(struct tp *, const struct tp_addr *, uint32_t);
 void		 tp_conn_foreach(const struct tp *,
 		     void (*)(const struct tp_conn_info *, void *), void *);

@@ -221,6 +221,20 @@ conn_arm(struct tp_conn *c)
 	timer_set(&c->deadline, due > now ? (uint32_t)(due - now) : 0);
 }
 
+/*
+ * After a read: inside a message (partial), its deadline runs from its
+ * first byte and more bytes do not push it back (slowloris).
+ */
+static void
+conn_rearm(struct tp_conn *c, bool partial)
+{
+	if (!partial)
+		c->msg_start_ms = 0;
+	else if (c->msg_start_ms == 0)
+		c->msg_start_ms = timer_now_ms();
+	conn_arm(c);
+}
+
 /* Send what is queued (an error answer), then close. */
 static void
 conn_close_after(struct tp_conn *c)
@@ -406,12 +420,7 @@ conn_read_ws(struct tp_conn *c, struct evbuffer *in)
 			return;
 	}
 partial:
-	if (evbuffer_get_length(in) > 0) {
-		if (c->msg_start_ms == 0)
-			c->msg_start_ms = timer_now_ms();
-	} else
-		c->msg_start_ms = 0;
-	conn_arm(c);
+	conn_rearm(c, evbuffer_get_length(in) > 0);
 }
 
 static void
@@ -453,12 +462,8 @@ conn_read(struct bufferevent *bev, void *arg)
 		if (!conn_deliver(c, m.p, m.len))
 			return;
 	}
-	if (c->frame.state != TP_FRAME_IDLE || evbuffer_get_length(in) > 0) {
-		if (c->msg_start_ms == 0)
-			c->msg_start_ms = timer_now_ms();
-	} else
-		c->msg_start_ms = 0;
-	conn_arm(c);
+	conn_rearm(c, c->frame.state != TP_FRAME_IDLE ||
+	    evbuffer_get_length(in) > 0);
 }
 
 static void
@@ -662,9 +667,6 @@ tp_stream_open(struct tp *tp, enum tp_proto proto, const char *ip,
     uint16_t port, char *err, size_t errlen)
 {
 	struct tp_sock	*s;
-	struct tp_addr	 a;
-	int		 fd, on = 1;
-	char		 canon[INET6_ADDRSTRLEN];
 
 	if (proto == TP_UDP) {
 		snprintf(err, errlen, "transport udp is not a stream");
@@ -675,47 +677,14 @@ tp_stream_open(struct tp *tp, enum tp_proto proto, const char *ip,
 		    "(tls.certificate, tls.key)", ip, port);
 		return (-1);
 	}
-	if (tp->nsocks == TP_MAX_SOCKS) {
-		snprintf(err, errlen, "too many listen sockets");
+	if ((s = tp_sock_bind(tp, proto, ip, port, err, errlen)) == NULL)
 		return (-1);
-	}
-	if (tp_addr_set(&a, (struct slice){ ip, strlen(ip) }, port) == -1) {
-		snprintf(err, errlen, "bad address %s", ip);
-		return (-1);
-	}
-	if ((fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) == -1) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return (-1);
-	}
-	if (a.ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	if (bind(fd, (struct sockaddr *)&a.ss, a.len) == -1) {
-		snprintf(err, errlen, "bind %s %s port %u: %s",
-		    tp_proto_param(proto), ip, port, strerror(errno));
-		close(fd);
-		return (-1);
-	}
-	s = &tp->socks[tp->nsocks];
-	memset(s, 0, sizeof(*s));
-	s->fd = fd;
-	s->family = a.ss.ss_family;
-	s->proto = proto;
-	s->port = port;
-	s->tp = tp;
-	tp_addr_ip(&a, canon, sizeof(canon));
-	memcpy(s->ip, canon, sizeof(s->ip));
-	snprintf(s->hostport, sizeof(s->hostport), s->family == AF_INET6 ?
-	    "[%s]:%u" : "%s:%u", canon, port);
-	snprintf(s->name, sizeof(s->name), s->family == AF_INET6 ?
-	    "%s:[%s]:%u" : "%s:%s:%u", tp_proto_param(proto), canon, port);
 	s->lev = evconnlistener_new(tp->base, stream_accept, s,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024, fd);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024, s->fd);
 	if (s->lev == NULL) {
 		snprintf(err, errlen, "listen %s %s port %u: %s",
 		    tp_proto_param(proto), ip, port, strerror(errno));
-		close(fd);
+		close(s->fd);
 		return (-1);
 	}
 	evconnlistener_set_error_cb(s->lev, stream_accept_error);
@@ -883,6 +852,23 @@ tp_conn_close(struct tp *tp, const struct tp_addr *a, const char *why)
 
 	if (c != NULL)
 		conn_free(c, why);
+}
+
+/*
+ * The names of the verified certificate the TLS peer at a showed (a
+ * client certificate, mutual TLS); -1 when it showed none or it did not
+ * verify, or a is not a TLS connection.
+ */
+int
+tp_conn_tls_names(const struct tp *tp, const struct tp_addr *a,
+    struct tls_names *out)
+{
+	struct tp_conn	*c = conn_find(tp, a);
+	SSL		*ssl;
+
+	if (c == NULL || (ssl = bufferevent_openssl_get_ssl(c->bev)) == NULL)
+		return (-1);
+	return (tls_peer_names(ssl, out));
 }
 
 /* A registration over this connection: keep it open for ms at least. */

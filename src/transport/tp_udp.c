@@ -97,46 +97,11 @@ tp_udp_open(struct tp *tp, const char *ip, uint16_t port, char *err,
     size_t errlen)
 {
 	struct tp_sock	*s;
-	struct tp_addr	 a;
-	int		 fd, on = 1, bufsz = 4 * 1024 * 1024;
-	char		 canon[INET6_ADDRSTRLEN];
 
-	if (tp->nsocks == TP_MAX_SOCKS) {
-		snprintf(err, errlen, "too many listen sockets");
+	if ((s = tp_sock_bind(tp, TP_UDP, ip, port, err, errlen)) == NULL)
 		return (-1);
-	}
-	if (tp_addr_set(&a, (struct slice){ ip, strlen(ip) }, port) == -1) {
-		snprintf(err, errlen, "bad address %s", ip);
-		return (-1);
-	}
-	if ((fd = socket(a.ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) == -1) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return (-1);
-	}
-	if (a.ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
-	if (bind(fd, (struct sockaddr *)&a.ss, a.len) == -1) {
-		snprintf(err, errlen, "bind %s port %u: %s", ip, port,
-		    strerror(errno));
-		close(fd);
-		return (-1);
-	}
-	s = &tp->socks[tp->nsocks++];
-	memset(s, 0, sizeof(*s));
-	s->fd = fd;
-	s->family = a.ss.ss_family;
-	s->proto = TP_UDP;
-	s->port = port;
-	s->tp = tp;
-	tp_addr_ip(&a, canon, sizeof(canon));
-	memcpy(s->ip, canon, sizeof(s->ip));
-	snprintf(s->hostport, sizeof(s->hostport), s->family == AF_INET6 ?
-	    "[%s]:%u" : "%s:%u", canon, port);
-	memcpy(s->name, s->hostport, sizeof(s->hostport));
-	event_assign(&s->ev, tp->base, fd, EV_READ | EV_PERSIST, tp_udp_read,
+	tp->nsocks++;
+	event_assign(&s->ev, tp->base, s->fd, EV_READ | EV_PERSIST, tp_udp_read,
 	    s);
 	event_add(&s->ev, NULL);
 	log_info("tp: listening udp %s", s->hostport);

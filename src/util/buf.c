@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "xmalloc.h"
@@ -119,4 +120,35 @@ buf_steal(struct buf *b, size_t *len)
 	b->p = NULL;
 	b->len = b->cap = 0;
 	return (p);
+}
+
+void
+strlist_add(struct strlist *l, const char *s)
+{
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = xstrdup(s);
+}
+
+bool
+strlist_has(const struct strlist *l, const char *s, bool nocase)
+{
+	unsigned	i;
+
+	for (i = 0; i < l->n; i++)
+		if ((nocase ? strcasecmp(l->v[i], s) : strcmp(l->v[i], s)) ==
+		    0)
+			return (true);
+	return (false);
+}
+
+void
+strlist_free(struct strlist *l)
+{
+	unsigned	i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
 }

@@ -32,4 +32,14 @@ void	buf_add_list(struct buf *, const struct slice *, unsigned,
 	    const char *);
 char	*buf_steal(struct buf *, size_t *);	/* caller frees */
 
+/* A list of owned strings (from a config array). */
+struct strlist {
+	char		**v;
+	unsigned	  n;
+};
+
+void	strlist_add(struct strlist *, const char *);
+bool	strlist_has(const struct strlist *, const char *, bool nocase);
+void	strlist_free(struct strlist *);
+
 #endif

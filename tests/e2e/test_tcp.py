@@ -154,3 +154,63 @@ def test_tcp_20_calls(osprey_factory, tmp_path):
     """20 overlapping calls over one TCP connection each way."""
     run_pair(osprey_factory, tmp_path, "uas_call.xml", "uac_call.xml",
              "t1", "t1", calls=20, rate=10, timeout_s=30)
+
+
+def big_call(osprey_factory, tmp_path, uas_t, target_suffix="", conf=""):
+    """SIPp UAC over UDP with a ~5.5 KB SDP -> ospreyd -> SIPp UAS."""
+    wd = str(tmp_path)
+    uas_port = interop.free_udp_block(1, tcp=True)
+    port = both_ports()
+    osprey = osprey_factory(
+        routes=[("^bob$", ["sip:127.0.0.1:%d%s" % (uas_port,
+                                                   target_suffix)])],
+        port=port, timers=INTEROP_TIMERS, extra=conf,
+        listen=[("udp", "127.0.0.1", port), ("tcp", "127.0.0.1", port)])
+    uas = interop.uas(wd, "uas_call.xml", uas_port, osprey.port,
+                      transport=uas_t, timeout_s=15)
+    uac = interop.uac(wd, "uac_call_big.xml", osprey.port,
+                      interop.free_udp_block(1, tcp=True), timeout_s=15)
+    try:
+        rc = (uac.wait(), uas.wait(limit=5))
+    finally:
+        uac.stop()
+        uas.stop()
+    return rc, osprey, uas, uac
+
+
+def test_big_udp_invite_goes_over_tcp(osprey_factory, tmp_path):
+    """RFC 3261 18.1.1: a 5.5 KB INVITE from a UDP caller, to a next hop
+    that asked for no transport, is sent over TCP: the callee (SIPp that
+    listens on TCP only) gets it with our Via SIP/2.0/TCP and the call
+    completes."""
+    rc, o, uas, uac = big_call(osprey_factory, tmp_path, "t1")
+    assert rc == (0, 0), uac.report() + uas.report()
+    assert re.search(r"Via: SIP/2\.0/TCP 127\.0\.0\.1:%d;branch=" % o.port,
+                     messages(uas))
+    assert "over TCP, not UDP (udp_mtu 1300)" in o.log_text()
+
+
+def test_big_invite_falls_back_to_udp(osprey_factory, tmp_path):
+    """The callee speaks UDP only: the TCP connection is refused, and the
+    same INVITE goes over UDP at once (not after Timer B)."""
+    rc, o, uas, uac = big_call(osprey_factory, tmp_path, "u1")
+    assert rc == (0, 0), uac.report() + uas.report() + o.log_text()[-3000:]
+    log = o.log_text()
+    assert "over TCP, not UDP" in log and "transport error" in log, log
+
+
+def test_big_invite_udp_mtu_off(osprey_factory, tmp_path):
+    """udp_mtu = 0: no switch; a TCP-only callee never hears of the call."""
+    rc, o, uas, uac = big_call(osprey_factory, tmp_path, "t1",
+                               conf="udp_mtu = 0;")
+    assert rc[0] != 0
+    assert "over TCP" not in o.log_text()
+
+
+def test_udp_caller_with_big_sdp_reaches_tcp_callee(osprey_factory,
+                                                     tmp_path):
+    """A next hop with ;transport=tcp: the big INVITE from UDP gets there
+    over TCP, and the whole call completes."""
+    rc, o, uas, uac = big_call(osprey_factory, tmp_path, "t1",
+                               ";transport=tcp")
+    assert rc == (0, 0), uac.report() + uas.report()

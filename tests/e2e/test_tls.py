@@ -88,13 +88,17 @@ def start_osprey(osprey_factory, ca, routes, tls_extra="", **kw):
     return o
 
 
-def client_stunnel(wd, ca, osprey, check_host="localhost"):
+def client_stunnel(wd, ca, osprey, check_host="localhost", cert=None):
     lp = port()
-    st = Stunnel(wd, "uac", [
+    lines = [
         "client = yes", "accept = 127.0.0.1:%d" % lp,
         "connect = 127.0.0.1:%d" % osprey.tls_port,
         "CAfile = %s/ca.pem" % ca, "verifyChain = yes",
-        "checkHost = %s" % check_host])
+        "checkHost = %s" % check_host]
+    if cert:
+        lines += ["cert = %s/%s.pem" % (ca, cert),
+                  "key = %s/%s.key" % (ca, cert)]
+    st = Stunnel(wd, "uac", lines)
     st.wait_listening(lp)
     return st, lp
 
@@ -379,3 +383,121 @@ def test_require_tls_refuses_credentials_in_the_clear(osprey_factory, ca):
     s.close()
     assert r.startswith("SIP/2.0 401 "), r
     assert "WWW-Authenticate: Digest" in r, r
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_mutual_tls_trunk_trusted_by_certificate_name(osprey_factory,
+                                                      tmp_path, ca,
+                                                      trusted):
+    """verify_client: the trunk (stunnel with the test CA's client
+    certificate for trunk.example.test) must show a certificate.  With
+    auth.trusted_names naming it, its INVITE (From one of our hosts, which
+    would otherwise be challenged) goes through without credentials;
+    without the name it is challenged (407) and the call fails."""
+    wd = str(tmp_path)
+    uas_port = port()
+    auth = {"trusted_names": ["trunk.example.test"]} if trusted else {}
+    o = start_osprey(osprey_factory, ca, [
+        ("^bob$", ["sip:127.0.0.1:%d;transport=tcp" % uas_port])],
+        tls_extra='ca = "%s/ca.pem"; verify_client = true;' % ca,
+        users={"alice": "pw"}, auth=auth)
+    st, lp = client_stunnel(wd, ca, o, cert="client")
+    uas = interop.uas(wd, "uas_call.xml", uas_port, o.port,
+                      transport="t1", timeout_s=10)
+    uac = interop.uac(wd, "uac_call.xml", lp, port(), transport="t1",
+                      timeout_s=10)
+    try:
+        rc = uac.wait()
+        if trusted:
+            assert rc == 0, uac.report() + o.log_text()[-2000:]
+            assert uas.wait(limit=5) == 0
+        else:
+            assert rc != 0
+            assert "challenged" in o.log_text()
+    finally:
+        uac.stop()
+        uas.stop()
+        st.stop()
+
+
+def test_verify_client_refuses_a_client_without_certificate(
+        osprey_factory, tmp_path, ca):
+    """verify_client = true and a client that shows no certificate: the
+    handshake fails (counted as tls_failed) and nothing is served."""
+    wd = str(tmp_path)
+    o = start_osprey(osprey_factory, ca, [],
+                     tls_extra='ca = "%s/ca.pem"; verify_client = true;'
+                     % ca)
+    st, lp = client_stunnel(wd, ca, o)
+    uac = interop.uac(wd, "uac_unmatched_cancel.xml", lp, port(),
+                      timeout_s=3, transport="t1")
+    try:
+        assert uac.wait() != 0
+        assert "connection 1 closed" in o.log_text()
+    finally:
+        uac.stop()
+        st.stop()
+
+
+def peer_cert_names(port_, ca, sni="localhost"):
+    """The subjectAltName DNS names of the certificate the listener shows
+    for this SNI name (verified against the test CA, names not checked)."""
+    import socket
+    import ssl as _ssl
+    ctx = _ssl.create_default_context(cafile=os.path.join(ca, "ca.pem"))
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", port_), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=sni) as s:
+            return sorted(v for k, v in s.getpeercert()["subjectAltName"]
+                          if k == "DNS")
+
+
+def test_sni_picks_the_certificate(osprey_factory, ca):
+    """tls.sni: a client asking for other.example.test gets that
+    certificate; any other name gets the default one."""
+    o = start_osprey(osprey_factory, ca, [], tls_extra=(
+        'sni = ( { certificate = "%s/other.pem"; key = "%s/other.key"; } );'
+        % (ca, ca)))
+    assert "other.example.test" in peer_cert_names(o.tls_port, ca,
+                                                   "other.example.test")
+    assert "localhost" in peer_cert_names(o.tls_port, ca, "localhost")
+
+
+def test_reload_new_certificate_open_connection_keeps_its_own(
+        osprey_factory, ca):
+    """A reload that names another certificate: new connections get it,
+    a connection opened before keeps working on its own; a reload with a
+    key that does not match is refused and the running one stays."""
+    import socket
+    import ssl as _ssl
+    o = start_osprey(osprey_factory, ca, [])
+    ctx = _ssl.create_default_context(cafile=os.path.join(ca, "ca.pem"))
+    old = ctx.wrap_socket(socket.create_connection(
+        ("127.0.0.1", o.tls_port), timeout=5), server_hostname="localhost")
+    with open(o.conf) as f:
+        text = f.read()
+    with open(o.conf, "w") as f:
+        f.write(text.replace("/server.pem", "/other.pem").replace(
+            "/server.key", "/other.key"))
+    os.kill(o.proc.pid, signal.SIGHUP)
+    deadline = time.time() + 10
+    while "config reloaded" not in o.log_text() and time.time() < deadline:
+        time.sleep(0.1)
+    assert "other.example.test" in peer_cert_names(o.tls_port, ca)
+    opts = ("OPTIONS sip:127.0.0.1:%d SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:"
+            "9;branch=z9hG4bK-r1\r\nMax-Forwards: 70\r\nFrom: <sip:r@example"
+            ".test>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: r1@t\r\nCSeq: 1"
+            " OPTIONS\r\nContent-Length: 0\r\n\r\n" % o.tls_port)
+    old.sendall(opts.encode())
+    assert old.recv(4096).startswith(b"SIP/2.0 200")
+    old.close()
+    # a key that does not match its certificate: refused, other.pem stays
+    with open(o.conf, "w") as f:
+        f.write(text.replace("/server.pem", "/other.pem"))
+    os.kill(o.proc.pid, signal.SIGHUP)
+    deadline = time.time() + 10
+    while "reload refused" not in o.log_text() and time.time() < deadline:
+        time.sleep(0.1)
+    assert "does not match" in o.log_text()
+    assert "other.example.test" in peer_cert_names(o.tls_port, ca)
+    assert o.alive()
