@@ -44,6 +44,18 @@ there.  wsinv's Route names services.example.com: a small DNS server
 unknown method with 501, anything else with 200.  Timers are short
 (T1 = 20 ms); messages that share a transaction key (same branch, sent-by
 and method, e.g. cparam01/cparam02) are sent 64*T1 + T4 + 0.3 s apart.
+
+TCP
+---
+The same messages again, each on a TCP connection of its own to the same
+daemon setup (it also listens on TCP; connections.message_timeout = 1 s),
+`--child tcp`.  Framing comes first on a stream: TCP_DIFF lists the six
+messages whose outcome differs from UDP, with the reason for each; every
+other one must fare as EXPECT says, its answers on its connection, which
+then still answers a CRLFCRLF ping.  After each message an OPTIONS on a
+fresh connection must get 200.  TCP listeners on the Vias' ports (5060 ...)
+catch the connections the daemon opens for answers whose connection is gone
+(RFC 3261 18.2.2).
 """
 
 import base64
