@@ -280,7 +280,8 @@ def test_thousands_of_dropped_connections_leave_nothing(osprey_factory):
 
     first = round_("a")
     second = round_("b")
-    assert second - first < 1024, (first, second)   # KiB
+    if not os.environ.get("OSPREY_SANITIZED"):  # ASan quarantines frees
+        assert second - first < 1024, (first, second)   # KiB
     st = stats(o)
     assert st["connections.accepted"] == 4000, st
     with open("/proc/net/tcp") as f:
