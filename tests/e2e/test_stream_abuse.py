@@ -291,7 +291,8 @@ def test_reader_that_never_reads_is_closed(osprey_factory):
         print("never-reading reader: " + why)
         assert st["connections.closed_write_queue"] == 1, why
         assert closed_by_peer(s, 5), "connection still open\n" + why
-        assert peak - rss0 < RSS_BOUND_KB, why
+        if not os.environ.get("OSPREY_SANITIZED"):  # ASan: shadow memory
+            assert peak - rss0 < RSS_BOUND_KB, why
         assert served(o) == "SIP/2.0 200 OK", why
         assert o.alive()
     finally:
