@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,6 +318,19 @@ stat_line(struct out *o, const char *name, uint64_t v)
 	field_put(o, &f);
 }
 
+/* Bytes the allocator has handed out and not got back (not RSS). */
+static uint64_t
+heap_in_use(void)
+{
+#ifdef HAVE_MALLINFO2
+	struct mallinfo2	mi = mallinfo2();
+
+	return ((uint64_t)mi.uordblks + (uint64_t)mi.hblkhd);
+#else
+	return (0);
+#endif
+}
+
 static void
 cmd_stats(struct out *o)
 {
@@ -364,6 +378,7 @@ cmd_stats(struct out *o)
 	stat_line(o, "guard.scanners", guard_stats()->scanners);
 	stat_line(o, "guard.call_rate", guard_stats()->call_rate);
 	stat_line(o, "overloaded", s->overloaded);
+	stat_line(o, "memory.heap_in_use", heap_in_use());
 	if (C.tp != NULL) {
 		struct tp_counter	c[TP_COUNTERS_MAX];
 		unsigned		n = tp_stream_counters(C.tp, c,

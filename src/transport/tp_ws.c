@@ -563,8 +563,9 @@ tp_ws_handshake(struct tp_ws *ws, struct evbuffer *in, struct evbuffer *out,
 		    "Bare CR or LF in Request" : "Internal Server Error", err,
 		    errlen));
 	n = ws->hs_scanned;
-	h = xmalloc(n);
+	h = xmalloc(n + 1);
 	evbuffer_remove(in, h, n);	/* what follows stays: frames */
+	h[n] = '\0';		/* for strspn() and the like: never read past */
 	st = tp_ws_judge(ws, h, n, &r, &reason);
 	if (st != 0) {
 		free(h);

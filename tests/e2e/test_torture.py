@@ -44,6 +44,18 @@ there.  wsinv's Route names services.example.com: a small DNS server
 unknown method with 501, anything else with 200.  Timers are short
 (T1 = 20 ms); messages that share a transaction key (same branch, sent-by
 and method, e.g. cparam01/cparam02) are sent 64*T1 + T4 + 0.3 s apart.
+
+TCP
+---
+The same messages again, each on a TCP connection of its own to the same
+daemon setup (it also listens on TCP; connections.message_timeout = 1 s),
+`--child tcp`.  Framing comes first on a stream: TCP_DIFF lists the six
+messages whose outcome differs from UDP, with the reason for each; every
+other one must fare as EXPECT says, its answers on its connection, which
+then still answers a CRLFCRLF ping.  After each message an OPTIONS on a
+fresh connection must get 200.  TCP listeners on the Vias' ports (5060 ...)
+catch the connections the daemon opens for answers whose connection is gone
+(RFC 3261 18.2.2).
 """
 
 import base64
@@ -81,6 +93,9 @@ PROTOS = os.path.join(DATA, "protos-c07-sip")
 # Short timers: a transaction is gone 64*T1 + T4 after its final response.
 TIMERS = {"t1": 20, "t2": 160, "t4": 200, "c": 3000, "cancel": 500}
 TXN_LIFE = (64 * TIMERS["t1"] + TIMERS["t4"]) / 1000.0 + 0.3
+# The TCP run: a message not complete after this long closes the connection.
+TCP_CONNS = {"message_timeout": 1, "first_data_timeout": 5}
+MSG_TIMEOUT = TCP_CONNS["message_timeout"]
 DOMAINS = ("example.test", "example.org", "example.net", "company.com",
            "jasomi.com", "chair-dnrc.example.com", "host.example.net")
 ROUTE_PORT = 5080           # mpart01.dat: Route: <sip:127.0.0.1:5080>
@@ -424,6 +439,7 @@ class Wire:
             self.socks[self.uas2.sock] = ("uas2", self.uas2)
         for p, ep in self.catchers.items():
             self.socks[ep.sock] = ("catcher:%d" % p, ep)
+        self.extra = {}     # more sockets (TCP): socket -> fn(sink)
         self.sniffer = None
         if sniff:
             try:
@@ -472,12 +488,18 @@ class Wire:
         deadline = time.monotonic() + duration
         while True:
             left = deadline - time.monotonic()
-            r, _, _ = select.select(list(self.socks), [], [], max(0, left))
+            r, _, _ = select.select(list(self.socks) + list(self.extra), [],
+                                    [], max(0, left))
             if not r:
                 if left <= 0:
                     return
                 continue
             for s in r:
+                if s in self.extra:
+                    self.extra[s](sink)
+                    continue
+                if s not in self.socks:
+                    continue
                 label, ep = self.socks[s]
                 try:
                     if label == "out":
@@ -495,7 +517,7 @@ class Wire:
                 sink(label, data, src, time.monotonic())
 
     def close(self):
-        for s in list(self.socks):
+        for s in list(self.socks) + list(self.extra):
             s.close()
 
 
@@ -503,20 +525,32 @@ WORKDIRS = []
 DAEMONS = []
 
 
-def start_proxy(uas_target, dns_port=None):
-    """An ospreyd routing everything to uas_target (conftest's Osprey)."""
+def start_proxy(uas_target, dns_port=None, tcp=False):
+    """An ospreyd routing everything to uas_target (conftest's Osprey).
+    tcp: it also listens on TCP on the same port, with the connection
+    limits TCP_CONNS and a control socket (ospreyctl stats)."""
     import conftest
     workdir = tempfile.mkdtemp(prefix="osprey-torture-")
     WORKDIRS.append(workdir)
     port = conftest.free_udp_port()
+    listen = None
     # relay: wsinv and mpart01 carry a preloaded Route that is not us.
     extra = "relay = true;\n"
     if dns_port:
         extra += ('dns = { nameservers = [ "127.0.0.1:%d" ]; timeout = 500; };'
                   % dns_port)
+    if tcp:
+        while not tcp_free(port):
+            port = conftest.free_udp_port()
+        listen = [("udp", "127.0.0.1", port), ("tcp", "127.0.0.1", port)]
+        extra += "\nconnections = { %s };" % " ".join(
+            "%s = %d;" % kv for kv in TCP_CONNS.items())
     text = conftest.conf_text(port, routes=[(".*", [uas_target])],
-                              domains=DOMAINS, timers=TIMERS, extra=extra)
+                              domains=DOMAINS, timers=TIMERS, extra=extra,
+                              listen=listen,
+                              workdir=workdir if tcp else None)
     d = conftest.Osprey(text, port, workdir)
+    d.ctl_socket = os.path.join(workdir, "ctl.sock")
     DAEMONS.append(d)
     return d
 
@@ -656,6 +690,306 @@ def child_rfc(out, netns):
     res["exit"] = proxy.stop()
     res["log"] = proxy.log_text()[-200000:]
     res["dns_queries"] = dns.queries
+    dns.stop()
+    wire.close()
+    with open(out, "w") as f:
+        json.dump(res, f)
+
+
+# ---------------------------------------------------------------------------
+# The child, TCP: each message on a connection of its own
+
+
+def tcp_free(port):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+CL_RE = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*(\d+)", re.I)
+
+
+class StreamConn:
+    """Our end of one TCP connection, read in Wire.pump: messages framed
+    by Content-Length go to sink(label, data, peer, time); CRLFs between
+    them are pongs; EOF or a reset is noted (closed_at), and bytes that
+    never made a whole message are handed on as they are."""
+
+    def __init__(self, wire, sock, label):
+        self.wire, self.sock, self.label = wire, sock, label
+        self.peer = sock.getpeername()[:2]
+        self.buf = b""
+        self.closed_at = None
+        self.reset = False
+        self.pongs = 0
+        sock.setblocking(False)
+        wire.extra[sock] = self.on_read
+
+    def on_read(self, sink):
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data, self.reset = b"", True
+        now = time.monotonic()
+        if not data:
+            self.closed_at = now
+            self.wire.extra.pop(self.sock, None)
+            if self.buf:
+                sink(self.label, self.buf, self.peer, now)
+                self.buf = b""
+            return
+        self.buf += data
+        while True:
+            if self.buf.startswith(b"\r\n"):
+                self.buf = self.buf[2:]
+                self.pongs += 1
+                continue
+            sep = self.buf.find(b"\r\n\r\n")
+            if sep < 0:
+                return
+            m = CL_RE.search(self.buf[:sep + 2])
+            end = sep + 4 + (int(m.group(1)) if m else 0)
+            if len(self.buf) < end:
+                return
+            msg, self.buf = self.buf[:end], self.buf[end:]
+            sink(self.label, msg, self.peer, now)
+
+    def close(self):
+        self.wire.extra.pop(self.sock, None)
+        self.sock.close()
+
+
+class TcpCatcher:
+    """A TCP listener on 127.0.0.1:port for the connections the daemon
+    opens itself (RFC 3261 18.2.2: a response whose connection is gone
+    goes to the received address and the Via's sent-by port)."""
+
+    def __init__(self, wire, port):
+        self.wire, self.port = wire, port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(16)
+        self.sock.setblocking(False)
+        self.conns = []
+        wire.extra[self.sock] = self.on_accept
+
+    def on_accept(self, sink):
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        self.conns.append(StreamConn(self.wire, c, "tcp:%d" % self.port))
+
+
+def ctl_stats(proxy):
+    """ospreyctl stats of the daemon: {name: number}."""
+    import conftest
+    ctl = os.path.join(os.path.dirname(conftest.OSPREYD), "ospreyctl")
+    try:
+        p = subprocess.run([ctl, "-s", proxy.ctl_socket, "stats"],
+                           capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    out = {}
+    for line in p.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def conn_delta(before, after):
+    """The connections.* counters that moved (closed_slow: 1 ...)."""
+    out = {}
+    for k, v in after.items():
+        if k.startswith("connections.") and k not in (
+                "connections.open", "connections.messages"):
+            d = v - before.get(k, 0)
+            if d:
+                out[k[len("connections."):]] = d
+    return out
+
+
+FRESH = ("OPTIONS sip:127.0.0.1:%(port)d SIP/2.0\r\n"
+         "Via: SIP/2.0/TCP 127.0.0.1:%(lport)d;branch=z9hG4bK-fresh%(n)d\r\n"
+         "Max-Forwards: 70\r\n"
+         "From: <sip:torture@example.test>;tag=fresh%(n)d\r\n"
+         "To: <sip:127.0.0.1:%(port)d>\r\n"
+         "Call-ID: fresh%(n)d@torture.test\r\n"
+         "CSeq: 1 OPTIONS\r\n"
+         "Content-Length: 0\r\n\r\n")
+
+
+def child_tcp(out, netns):
+    """Every RFC 4475 / 5118 message on a TCP connection of its own, then
+    a CRLFCRLF ping on it if it is still open, then an OPTIONS on a fresh
+    connection; the connection counters of ospreyctl stats around it."""
+    info = child_env(netns)
+    msgs = []
+    for name, path, row in corpus():
+        with open(path, "rb") as f:
+            data = f.read()
+        msgs.append((name, data, Ident(data)))
+    wire = Wire((), sniff=netns)
+    catchers = {}
+    ports = {m[2].sent_by(0)[1] for m in msgs if m[2].sent_by(0)} | {5060}
+    for p in sorted(ports):
+        if tcp_free(p):
+            catchers[p] = TcpCatcher(wire, p)
+    from dnsserver import DNSServer
+    dns = DNSServer({
+        ("_sip._udp.services.example.com", "SRV"):
+            [(0, 0, wire.uas.port, "uas.torture.test")],
+        ("uas.torture.test", "A"): ["127.0.0.1"],
+        ("services.example.com", "A"): ["127.0.0.1"]})
+
+    def start():
+        p = start_proxy("sip:127.0.0.1:%d" % wire.uas.port, dns.port,
+                        tcp=True)
+        wire.watch(p.port)
+        return p
+
+    proxy = start()
+    info["sniffer"] = wire.sniffer is not None
+    res = {"env": info, "uas_port": wire.uas.port,
+           "route_port": ROUTE_PORT if wire.uas2 else None,
+           "catchers": sorted(catchers), "unbound": [],
+           "messages": {}, "stray": [], "deaths": []}
+    recs = {}
+    order = []
+    last_use = {}
+    current = {}
+
+    def sink(label, data, src, when):
+        if label == "fresh":
+            current["fresh"].append(b64(data))
+            return
+        d = Ident(data)
+        at_uas = label.startswith("uas") or (label == "out" and
+                                             not d.response)
+        item = {"at": label, "src": list(src), "raw": b64(data)}
+        if label == "out":
+            item["at"] = "out to %s:%d" % tuple(src)
+        where = "out" if label == "out" else "uas" if at_uas else "resp"
+        for name, ident in reversed(order):
+            if ident.matches(d, at_uas):
+                recs[name][where].append(item)
+                return
+        if order:
+            recs[order[-1][0]]["other"].append(item)
+        else:
+            res["stray"].append(item)
+
+    def has_final(rec):
+        for x in rec["resp"]:
+            c = Ident(unb64(x["raw"])).code
+            if c is not None and c >= 200:
+                return True
+        return False
+
+    pending = list(msgs)
+    n = 0
+    while pending:
+        now = time.monotonic()
+        pick = None
+        for i, (name, data, ident) in enumerate(pending):
+            if all(now - last_use.get(k, -1e9) > TXN_LIFE
+                   for k in ident.keys()):
+                pick = i
+                break
+        if pick is None:
+            wire.pump(0.05, sink)
+            continue
+        name, data, ident = pending.pop(pick)
+        n += 1
+        rec = recs[name] = {
+            "resp": [], "uas": [], "other": [], "out": [], "fresh": [],
+            "shares_key": [[m, round(now - last_use[k], 2)]
+                           for m, i in order for k in ident.keys()
+                           if k in i.keys() and k[0] == "txn"],
+            "proxy_port": proxy.port}
+        current.clear()
+        current["fresh"] = rec["fresh"]
+        order.append((name, ident))
+        log0 = os.path.getsize(proxy.logpath)
+        st0 = ctl_stats(proxy)
+        sock = socket.create_connection(proxy.addr, timeout=3)
+        sock.sendall(data)
+        conn = StreamConn(wire, sock, "conn")
+        t0 = time.monotonic()
+        # A final answer and 0.1 s of quiet, or the close, within 1 s;
+        # with neither, wait for the close up to message_timeout + 1.5 s.
+        while time.monotonic() - t0 < 1.0:
+            k = len(rec["resp"]) + len(rec["uas"])
+            wire.pump(0.1, sink)
+            if conn.closed_at is not None:
+                wire.pump(0.2, sink)
+                break
+            if has_final(rec) and k == len(rec["resp"]) + len(rec["uas"]):
+                break
+            if not proxy.alive():
+                break
+        if not has_final(rec):
+            while conn.closed_at is None and proxy.alive() and \
+                    time.monotonic() - t0 < MSG_TIMEOUT + 1.5:
+                wire.pump(0.1, sink)
+        # Still open: does it still serve?  A ping, and its pong.
+        pinged = False
+        if conn.closed_at is None and proxy.alive():
+            pinged = True
+            try:
+                sock.send(b"\r\n\r\n")
+            except OSError:
+                pass
+            t1 = time.monotonic()
+            while conn.pongs == 0 and conn.closed_at is None and \
+                    time.monotonic() - t1 < 1.0:
+                wire.pump(0.05, sink)
+        st1 = ctl_stats(proxy)
+        rec["tcp"] = {
+            "closed_after": None if conn.closed_at is None else
+            round(conn.closed_at - t0, 3),
+            "reset": conn.reset, "pinged": pinged, "pongs": conn.pongs,
+            "leftover": b64(conn.buf), "stats": conn_delta(st0, st1)}
+        # The daemon keeps serving: an OPTIONS on a fresh connection.
+        if proxy.alive():
+            fs = socket.create_connection(proxy.addr, timeout=3)
+            fs.sendall((FRESH % {"port": proxy.port, "n": n,
+                                 "lport": fs.getsockname()[1]}).encode())
+            fresh = StreamConn(wire, fs, "fresh")
+            t1 = time.monotonic()
+            while not rec["fresh"] and time.monotonic() - t1 < 2.0:
+                wire.pump(0.05, sink)
+            fresh.close()
+        conn.close()
+        wire.pump(0.05, sink)
+        for k in ident.keys():
+            last_use[k] = time.monotonic()
+        rec["alive"] = proxy.alive()
+        with open(proxy.logpath, "rb") as f:
+            f.seek(log0)
+            rec["log"] = f.read(20000).decode("utf-8", "replace")
+        if not proxy.alive():
+            rec["exit"] = proxy.stop()
+            res["deaths"].append([name, rec["exit"]])
+            proxy = start()
+            last_use = {}
+    wire.pump(TXN_LIFE, sink)
+    res["messages"] = recs
+    res["alive_end"] = proxy.alive()
+    res["stats_end"] = ctl_stats(proxy) if proxy.alive() else {}
+    res["call_error"] = normal_call(proxy, wire.uas) if proxy.alive() \
+        else "daemon not running"
+    res["exit"] = proxy.stop()
+    res["log"] = proxy.log_text()[-200000:]
     dns.stop()
     wire.close()
     with open(out, "w") as f:
@@ -1094,6 +1428,8 @@ def test_corpus_files():
     """The data is in the repo, complete and byte-exact (SHA-256)."""
     assert len(CORPUS) == 62
     assert set(EXPECT) == set(IDS), set(EXPECT) ^ set(IDS)
+    assert set(TCP_DIFF) <= set(IDS), set(TCP_DIFF) - set(IDS)
+    assert all(c.why for c in TCP_DIFF.values())
     for name, path, row in CORPUS:
         with open(path, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
@@ -1132,9 +1468,12 @@ def test_message(rfc_run, name):
         pytest.fail("%s: %s" % (name, problem), pytrace=False)
 
 
-def judge(rfc_run, name):
+def judge(rfc_run, name, exp=None, tcp=False):
+    """The checks of one message's run; exp: what to expect (default
+    EXPECT[name]); tcp: the message came on a TCP connection, whose
+    answers come back on it wherever its Via points."""
     _, path, row = ROWS[name]
-    exp = EXPECT[name]
+    exp = exp or EXPECT[name]
     with open(path, "rb") as f:
         orig_bytes = f.read()
     o = Ident(orig_bytes)
@@ -1190,7 +1529,7 @@ def judge(rfc_run, name):
         assert not p, "malformed request forwarded: %s\n%s" % (p, ctx)
 
     port = o.reply_port()
-    observable = port is None or port not in rfc_run["unbound"]
+    observable = tcp or port is None or port not in rfc_run["unbound"]
     if exp.where == "uas2" and rfc_run["route_port"] is None:
         observable = False
     if not observable:
@@ -1259,7 +1598,9 @@ def judge(rfc_run, name):
 
     if exp.kind == "drop":
         assert not rec["resp"] and not rec["uas"] and not rec["out"], \
-            "a response to send nowhere was acted on\n%s" % ctx
+            "%s\n%s" % ("nothing may be answered or forwarded: there is "
+                        "no whole message" if tcp else
+                        "a response to send nowhere was acted on", ctx)
         return
     if exp.kind == "forward":
         assert not [r for r in finals if r.code == 400], \
@@ -1303,6 +1644,216 @@ def test_rfc_corpus_aftermath(rfc_run):
             assert Msg(data).lines("via"), data
     assert rfc_run["exit"] == 0, rfc_run["log"][-5000:]
     if not rfc_run["env"]["netns"]:
+        warnings.warn(FALLBACK)
+
+
+# ---------------------------------------------------------------------------
+# The same messages over TCP (child_tcp): each on a connection of its own.
+#
+# Over a stream, framing comes first (RFC 3261 18.3): Content-Length is
+# required and says where the message ends.  A message that cannot be framed
+# (no Content-Length, or one that is not a number, or two that differ) is
+# answered 400 with a reason phrase that names the problem when it has a Via
+# to answer to, and the connection is closed: what follows has no known
+# start.  A body shorter than its Content-Length is not a message yet: the
+# daemon waits, and closes the connection at connections.message_timeout.
+# Bytes past the Content-Length are the next message.  Answers go back on
+# the connection, whatever the Via's port says; once it is gone, over a new
+# one to the received address and the Via's sent-by port (18.2.2).
+#
+# Every other message frames as it does in a datagram and must fare as in
+# EXPECT, its answers on its connection, which stays open and answers a
+# CRLFCRLF ping with a CRLF (RFC 5626 3.5.1).  After every message an
+# OPTIONS on a fresh connection must get 200.
+
+
+class TcpCase:
+    """How a message fares over TCP where that differs from UDP.
+    exp: as in EXPECT; conn: "open", "framing" (closed at once for a
+    framing error) or "slow" (no whole message: closed at
+    message_timeout); phrase: the reason phrase of the answer;
+    reconnect: the final answer comes over a connection the daemon opens
+    (18.2.2), not the message's own; check(rec): more conditions."""
+
+    def __init__(self, exp=None, conn="open", phrase=None, reconnect=False,
+                 check=None, why=""):
+        self.exp, self.conn, self.phrase = exp, conn, phrase
+        self.reconnect, self.check, self.why = reconnect, check, why
+
+
+SAME_OVER_TCP = TcpCase(why="frames as a datagram does")
+NOTHING = Expect("drop")
+
+
+def dblreq_tcp(rec):
+    """The INVITE after the REGISTER is a message of its own over TCP:
+    forwarded with the 150 bytes of body its Content-Length gives, 100
+    Trying on the connection, the callee's 486 over a new connection."""
+    with open(os.path.join(RFC4475, "dblreq.dat"), "rb") as f:
+        data = f.read()
+    tail = data[data.index(b"INVITE "):]
+    body = tail[tail.index(b"\r\n\r\n") + 4:][:150]
+    invites = [unb64(x["raw"]) for x in rec["other"]
+               if x["at"] == "uas" and unb64(x["raw"]).startswith(
+                   b"INVITE sip:joe@example.com ")]
+    assert len(invites) == 1, "the INVITE after the REGISTER reached the " \
+        "UAS %d times, want once" % len(invites)
+    assert Ident(invites[0]).body.encode("latin-1") == body, \
+        "the INVITE forwarded with body %r, want its 150 bytes %r" % (
+            Ident(invites[0]).body[-20:], body[-20:])
+    assert not malformed(invites[0]), malformed(invites[0])
+    got = {(x["at"], Ident(unb64(x["raw"])).code) for x in rec["other"]
+           if Ident(unb64(x["raw"])).response}
+    assert ("conn", 100) in got, "no 100 Trying for the INVITE on the " \
+        "connection: %r" % got
+    assert ("tcp:5060", 486) in got, "the 486 for the INVITE did not come " \
+        "over a new connection to 127.0.0.1:5060: %r" % got
+
+
+TCP_DIFF = {
+    "rfc4475-clerr": TcpCase(
+        NOTHING, "slow",
+        why="Content-Length 9999 and 154 bytes of body: over a stream the "
+        "rest of the body has not come yet, so there is nothing to answer "
+        "until the connection is closed at message_timeout (over UDP the "
+        "datagram is all there is: 400)"),
+    "rfc4475-baddn": TcpCase(
+        NOTHING, "slow",
+        why="the archive's file ends its last header line but has no empty "
+        "line after it: over a stream the header section is not over, so "
+        "nothing to answer until message_timeout (over UDP: 400 or a drop)"),
+    "rfc4475-ncl": TcpCase(
+        rej(400), "framing", phrase="Content-Length is not a number",
+        why="Content-Length -999: the 400 of UDP, and the stream has lost "
+        "its framing, so the connection is closed"),
+    "rfc4475-mcl01": TcpCase(
+        rej(400), "framing", phrase="Content-Length given twice, "
+        "differently",
+        why="Content-Length 13 and 5: the 400 of UDP, and no way to tell "
+        "where the next message starts: closed"),
+    "rfc4475-inv2543": TcpCase(
+        rej(400), "framing", phrase="Missing Content-Length",
+        why="no Content-Length, which a stream requires (18.3, 20.14): "
+        "400 and closed (over UDP the body runs to the end of the datagram "
+        "and the INVITE is forwarded)"),
+    "rfc4475-dblreq": TcpCase(
+        fwd(no_trailing_request), "framing", reconnect=True,
+        check=dblreq_tcp,
+        why="Content-Length 0 ends the REGISTER; over a stream the INVITE "
+        "after it is the next message, not trailing octets: forwarded with "
+        "the 150 bytes of body its Content-Length gives; the 5 bytes left "
+        "(\"C\" CRLF CRLF) have no Content-Length and no Via to answer: "
+        "closed.  The answers to the REGISTER and the INVITE come after "
+        "the close, over a new connection to received:5060 (18.2.2)"),
+}
+
+
+@pytest.fixture(scope="module")
+def tcp_run(tmp_path_factory):
+    return run_child("tcp", tmp_path_factory.mktemp("torture") / "tcp.json",
+                     timeout=240)
+
+
+@pytest.mark.parametrize("name", IDS if __name__ != "__main__" else [])
+def test_message_tcp(tcp_run, name):
+    """One RFC 4475 / 5118 message on a TCP connection of its own."""
+    try:
+        judge_tcp(tcp_run, name)
+        problem = None
+    except AssertionError as e:
+        problem = str(e)
+    if problem:
+        case = TCP_DIFF.get(name, SAME_OVER_TCP)
+        pytest.fail("%s over TCP (%s): %s" % (name, case.why, problem),
+                    pytrace=False)
+
+
+def judge_tcp(run, name):
+    case = TCP_DIFF.get(name, SAME_OVER_TCP)
+    rec = run["messages"].get(name)
+    assert rec is not None, "never sent"
+    judge(run, name, case.exp, tcp=True)
+    t = rec["tcp"]
+    ctx = "connection: %r\nanswers: %s\ndaemon log:\n%s" % (
+        t, describe(rec["resp"]), "\n".join(rec["log"].splitlines()[-30:]))
+    finals = [(x["at"], Msg(unb64(x["raw"]))) for x in rec["resp"]
+              if Ident(unb64(x["raw"])).code is not None and
+              Ident(unb64(x["raw"])).code >= 200]
+    if case.reconnect and 5060 not in run["catchers"]:
+        pytest.skip("TCP port 5060 taken on the host loopback (no netns)")
+    want_at = "tcp:5060" if case.reconnect else "conn"
+    for at, m in finals:
+        assert at == want_at, "final %d came %s, want %s\n%s" % (
+            m.code, "on the connection" if at == "conn" else "over " + at,
+            "over a new connection to 5060" if case.reconnect else
+            "on the connection", ctx)
+    if case.phrase is not None:
+        assert finals and finals[0][1].reason == case.phrase, \
+            "reason phrase %r, want %r\n%s" % (
+                finals[0][1].reason if finals else None, case.phrase, ctx)
+    # The counters of what happened to connections the daemon accepted
+    # (connected and connect_failed are about next hops: a request over
+    # udp_mtu tries TCP to the UDP-only UAS first, RFC 3261 18.1.1).
+    moved = {k: v for k, v in t["stats"].items()
+             if k in ("accepted", "keepalives") or
+             k.startswith(("closed_", "refused_"))}
+    if case.conn == "open":
+        assert t["closed_after"] is None, "connection closed after " \
+            "%.3fs\n%s" % (t["closed_after"], ctx)
+        assert t["pongs"] == 1, "no CRLF pong for a CRLFCRLF ping\n" + ctx
+        assert moved == {"accepted": 1, "keepalives": 1}, \
+            "connection counters %r\n%s" % (moved, ctx)
+    elif case.conn == "framing":
+        assert t["closed_after"] is not None and t["closed_after"] < 0.5, \
+            "not closed at once for a framing error\n" + ctx
+        assert moved.get("closed_framing") == 1, \
+            "closed_framing did not count it: %r\n%s" % (moved, ctx)
+        assert "closed_slow" not in moved, ctx
+    else:
+        assert t["closed_after"] is not None, "never closed\n" + ctx
+        assert MSG_TIMEOUT - 0.1 <= t["closed_after"] <= MSG_TIMEOUT + 1.2, \
+            "closed after %.3fs, want message_timeout (%d s)\n%s" % (
+                t["closed_after"], MSG_TIMEOUT, ctx)
+        assert moved.get("closed_slow") == 1 and \
+            "closed_framing" not in moved, \
+            "counters %r, want closed_slow\n%s" % (moved, ctx)
+    assert not t["leftover"], "bytes that were no whole message: %r\n%s" % (
+        unb64(t["leftover"])[:200], ctx)
+    fresh = [Msg(unb64(x)) for x in rec["fresh"]]
+    assert fresh and fresh[0].code == 200, \
+        "an OPTIONS on a fresh connection afterwards got %s\n%s" % (
+            [m.start for m in fresh], ctx)
+    if case.check:
+        try:
+            case.check(rec)
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, ctx)) from None
+
+
+def test_tcp_corpus_aftermath(tcp_run):
+    """After the corpus over TCP: the daemon runs, a normal call (UDP)
+    completes, it counted the closes the table says and no other, and it
+    stops cleanly."""
+    assert not tcp_run["deaths"], "ospreyd died on (message, exit): %s" % (
+        tcp_run["deaths"],)
+    assert tcp_run["alive_end"], tcp_run["log"][-5000:]
+    assert tcp_run["call_error"] is None, tcp_run["call_error"]
+    st = tcp_run["stats_end"]
+    want = {"framing": 0, "slow": 0}
+    for c in TCP_DIFF.values():
+        if c.conn in want:
+            want[c.conn] += 1
+    got = {"framing": st.get("connections.closed_framing"),
+           "slow": st.get("connections.closed_slow")}
+    assert got == want, "closes by kind %r, the table says %r" % (got, want)
+    for k in ("closed_write_queue", "refused_global", "refused_per_ip",
+              "closed_idle"):
+        assert st.get("connections." + k) == 0, st
+    # Every connection we opened is gone; what is left is the one the
+    # daemon opened to our catcher on 5060 (dblreq's answers).
+    assert st.get("connections.open") == st.get("connections.connected"), st
+    assert tcp_run["exit"] == 0, tcp_run["log"][-5000:]
+    if not tcp_run["env"]["netns"]:
         warnings.warn(FALLBACK)
 
 
@@ -1391,7 +1942,8 @@ def test_protos_c07_sip(tmp_path):
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "--child":
         try:
-            {"rfc": child_rfc, "protos": child_protos}[sys.argv[2]](
+            {"rfc": child_rfc, "protos": child_protos,
+             "tcp": child_tcp}[sys.argv[2]](
                 sys.argv[3], "--netns" in sys.argv)
         finally:
             for d in DAEMONS:       # none may outlive the child
@@ -1399,5 +1951,5 @@ if __name__ == "__main__":
             for d in WORKDIRS:      # the JSON has the logs that matter
                 shutil.rmtree(d, ignore_errors=True)
     else:
-        sys.exit("usage: %s --child rfc|protos OUT.json [--netns]" %
+        sys.exit("usage: %s --child rfc|tcp|protos OUT.json [--netns]" %
                  sys.argv[0])

@@ -455,8 +455,16 @@ check_msgs(const struct run *r, const uint8_t *fr, size_t n, size_t max)
 static void
 check_refusal(const struct run *r)
 {
-	const char	*p = (const char *)r->out, *body, *cl;
+	const char	*p, *body, *cl;
 	size_t		 n = r->out_len;
+	char		*t;
+
+	/* atoi() and strtoul() need a NUL after the answer. */
+	if ((t = malloc(n + 1)) == NULL)
+		abort();
+	memcpy(t, r->out, n);
+	t[n] = '\0';
+	p = t;
 
 	CHECK(r->status == 400 || r->status == 403 || r->status == 405 ||
 	    r->status == 426 || r->status == 431 || r->status == 505 ||
@@ -472,6 +480,7 @@ check_refusal(const struct run *r)
 	    "Content-Length is not the body");
 	CHECK(memmem(p, body - p, "close\r\n", 7) != NULL,
 	    "answer without Connection: close");
+	free(t);
 }
 
 int

@@ -6,6 +6,7 @@ records the test's own ports on `lo` with tshark (when available) so that a
 failure report can show the messages on the wire.
 """
 
+import json
 import os
 import re
 import shutil
@@ -303,31 +304,59 @@ def make_silence_wav(path, seconds=5, rate=8000):
 
 
 class Baresip:
-    """baresip as a UAS with an account that never registers (regint=0).
+    """baresip as a UA.
 
+    By default a UAS with an account that never registers (regint=0).
     `answermode` is "auto" (180 then 200, handles BYE) or "manual" (180,
     then waits; answers a CANCEL with 487). Runs with -s (SIP trace on
-    stdout) so the messages it exchanged can be asserted on."""
+    stdout) so the messages it exchanged can be asserted on.
 
-    def __init__(self, workdir, user="bob", answermode="auto", secs=40):
+    With `proxy_port` the account registers with the proxy (auth_pass
+    `password`, address-of-record user@domain) and sends every request
+    there (outbound=); `transport` ("udp", "tcp" or "tls") goes into the
+    account's URI and its outbound proxy, so that REGISTER, INVITE and the
+    requests of the dialog all take that transport.  `cafile` is the CA
+    (sip_cafile) that TLS connections use; `ctrl` adds ctrl_tcp (command,
+    dial) on a port of its own."""
+
+    def __init__(self, workdir, user="bob", answermode="auto", secs=40,
+                 proxy_port=None, password=None, domain="example.test",
+                 transport="udp", cafile=None, ctrl=False, regint=600):
         self.dir = os.path.join(workdir, "baresip-" + user)
         os.makedirs(self.dir, exist_ok=True)
         # UDP+TCP on sip port, TLS on sip port + 1: keep all three free.
         self.port = free_udp_block(2, tcp=True)
+        self.ctrl = free_udp_block(1, tcp=True) if ctrl else None
         rtp = free_udp_block(20)
         self.user = user
+        self.transport = transport
         wav = os.path.join(self.dir, "silence8k.wav")
         make_silence_wav(wav)
+        more = []
+        if cafile:
+            more.append("sip_cafile\t\t%s" % cafile)
+        if self.ctrl:
+            more += ["module_app\t\tctrl_tcp.so",
+                     "ctrl_tcp_listen\t\t127.0.0.1:%d" % self.ctrl]
         with open(os.path.join(HERE, "baresip_config.template")) as f:
             tmpl = string.Template(f.read())
         with open(os.path.join(self.dir, "config"), "w") as f:
             f.write(tmpl.substitute(
                 sip_listen="127.0.0.1:%d" % self.port, dir=self.dir,
                 source=wav, rtp_lo=rtp, rtp_hi=rtp + 19,
-                module_path=BARESIP_MODULES))
+                module_path=BARESIP_MODULES, more="\n".join(more)))
         with open(os.path.join(self.dir, "accounts"), "w") as f:
-            f.write("<sip:%s@127.0.0.1>;regint=0;answermode=%s;"
-                    "audio_codecs=PCMU\n" % (user, answermode))
+            if proxy_port is None:
+                f.write("<sip:%s@127.0.0.1>;regint=0;answermode=%s;"
+                        "audio_codecs=PCMU\n" % (user, answermode))
+            else:
+                tp = "" if transport == "udp" else \
+                    ";transport=%s" % transport
+                f.write('<sip:%s@%s%s>;auth_pass=%s;'
+                        'outbound="sip:127.0.0.1:%d%s";regint=%d;'
+                        'answermode=%s;audio_codecs=PCMU\n' % (
+                            user, domain, tp, password, proxy_port, tp,
+                            regint, answermode))
         self.out_file = os.path.join(self.dir, "baresip.out")
         self.out = open(self.out_file, "w")
         cmd = [BARESIP, "-f", self.dir, "-t", str(secs), "-s"]
@@ -353,6 +382,64 @@ class Baresip:
         with open(self.out_file, errors="replace") as f:
             return ANSI.sub("", f.read())
 
+    def wait_for(self, needles, timeout):
+        """The first of needles (a string or a list) that baresip prints
+        within timeout seconds, or None (also when it exits)."""
+        if isinstance(needles, str):
+            needles = [needles]
+        deadline = time.time() + timeout
+        while True:
+            got = self.text()
+            for n in needles:
+                if n in got:
+                    return n
+            if time.time() >= deadline or self.proc.poll() is not None:
+                return None
+            time.sleep(0.05)
+
+    def registration(self, timeout=15):
+        """True once registered ("1 binding"), False when baresip gave
+        up ("Register: <error>") or on timeout."""
+        return self.wait_for(["1 binding", "Register: "],
+                             timeout) == "1 binding"
+
+    def command(self, command, params=""):
+        """One ctrl_tcp command (JSON in a netstring); the reply."""
+        s = socket.create_connection(("127.0.0.1", self.ctrl), timeout=5)
+        try:
+            m = json.dumps({"command": command, "params": params,
+                            "token": "t1"}).encode()
+            s.sendall(str(len(m)).encode() + b":" + m + b",")
+            got = b""
+            deadline = time.time() + 3
+            while b'"response":true' not in got.replace(b" ", b"") and \
+                    time.time() < deadline:
+                s.settimeout(max(0.05, deadline - time.time()))
+                try:
+                    data = s.recv(4096)
+                except socket.timeout:
+                    break
+                if not data:
+                    break
+                got += data
+            return got.decode(errors="replace")
+        finally:
+            s.close()
+
+    def dial(self, uri):
+        """dial through ctrl_tcp, retried while the control port is not
+        up yet; raises unless baresip took it."""
+        deadline = time.time() + 8
+        reply = ""
+        while time.time() < deadline:
+            try:
+                reply = self.command("dial", uri)
+                break
+            except OSError:
+                time.sleep(0.2)
+        if '"ok":true' not in reply.replace(" ", ""):
+            raise RuntimeError("baresip refused dial %s: %s" % (uri, reply))
+
     def stop(self):
         rc = stop_proc(self.proc)
         if not self.out.closed:
@@ -360,7 +447,8 @@ class Baresip:
         return rc
 
     def messages(self):
-        """SIP trace blocks (-s): dicts with src, dst, start (line), text.
+        """SIP trace blocks (-s): dicts with transport, src, dst, start
+        (line), text.
 
         baresip prints each message as ESC[36;1m#\nUDP a -> b\n...ESC[;m."""
         with open(self.out_file, errors="replace") as f:
@@ -370,7 +458,8 @@ class Baresip:
                 r"#[ \t]*\r?\n(UDP|TCP|TLS) (\S+) -> (\S+)\r?\n(.*?)"
                 r"(?:\x1b\[;m|\Z)", raw, re.S):
             body = ANSI.sub("", m.group(4)).replace("\r\n", "\n")
-            out.append({"src": m.group(2), "dst": m.group(3),
+            out.append({"transport": m.group(1), "src": m.group(2),
+                        "dst": m.group(3),
                         "start": body.split("\n", 1)[0].strip(),
                         "text": body})
         return out
