@@ -125,11 +125,12 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	struct fwd	 f;
 	struct buf	 b, rr, path;
 	char		 via[TP_HOSTPORT_LEN + 64], st[17];
+	char		 rrstore[512], pathstore[256];	/* no malloc per request */
 	bool		 rec = proxy_fork_wants_rr(m);
 
 	snprintf(via, sizeof(via), "SIP/2.0/%s %s;branch=%s",
 	    tp_proto_via(out->proto), out->hostport, branch);
-	buf_init(&rr, 256);
+	buf_init_on(&rr, rrstore, sizeof(rrstore));
 	if (rec) {
 		auth_stamp(m->callid, st);
 		if (in_flow != NULL && in_flow->proto == TP_UDP)
@@ -155,7 +156,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	 * our Path names the flow, with ;ob when the phone asks for outbound.
 	 * The registrar's requests for the phone come back through it.
 	 */
-	buf_init(&path, 128);
+	buf_init_on(&path, pathstore, sizeof(pathstore));
 	if (m->method == SM_REGISTER && in_flow != NULL &&
 	    (in_flow->flags & TP_ADDR_FLOW) && in_flow->proto != TP_UDP &&
 	    in != NULL && sipmsg_has_option(m, SH_SUPPORTED, "path")) {

@@ -379,20 +379,21 @@ conn_read_ws(struct tp_conn *c, struct evbuffer *in)
 	char			 err[160], name[TP_NAME_LEN];
 	int			 rc;
 
-	conn_name(c, name, sizeof(name));
 	if (c->ws->phase == TP_WS_PHASE_HANDSHAKE) {
 		rc = tp_ws_handshake(c->ws, in, out, err, sizeof(err));
 		if (rc == TP_WS_MORE)
 			goto partial;
 		if (rc == TP_WS_ERROR) {
 			tp->st.ws_refused++;
+			conn_name(c, name, sizeof(name));
 			log_peer("tp %s: connection %llu: WebSocket handshake "
 			    "refused (%d): %s", name, (unsigned long long)c->id,
 			    c->ws->status, err);
 			conn_close_after(c);
 			return;
 		}
-		log_debug("tp %s: connection %llu: WebSocket open", name,
+		log_debug("tp %s: connection %llu: WebSocket open",
+		    (conn_name(c, name, sizeof(name)), name),
 		    (unsigned long long)c->id);
 		ws_conf_unref(c->ws_conf);
 		c->ws_conf = NULL;
@@ -404,6 +405,7 @@ conn_read_ws(struct tp_conn *c, struct evbuffer *in)
 		if (rc == TP_WS_CLOSED || rc == TP_WS_ERROR) {
 			if (rc == TP_WS_ERROR) {
 				tp->st.closed_framing++;
+				conn_name(c, name, sizeof(name));
 				log_peer("tp %s: connection %llu: WebSocket: %s",
 				    name, (unsigned long long)c->id, err);
 			} else

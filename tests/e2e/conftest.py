@@ -33,6 +33,27 @@ def rss_kb(pid):
     return 0
 
 
+OSPREYCTL = os.path.join(os.path.dirname(OSPREYD), "ospreyctl")
+
+
+def ctl(o, *args):
+    """ospreyctl against a running daemon's control socket; its output."""
+    p = subprocess.run([OSPREYCTL, "-s", o.ctl_socket] + list(args),
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    return p.stdout
+
+
+def ctl_stats(o):
+    """`ospreyctl stats` as {name: count}."""
+    out = {}
+    for line in ctl(o, "stats").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
 def conf_text(port, routes=(), domains=("example.test",), timers=None,
               extra="", listen=None, workdir=None):
     """A libconfig file for ospreyd. routes: (user_regex, [targets])."""

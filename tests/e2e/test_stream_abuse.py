@@ -24,15 +24,13 @@ Every loop is bounded in count and in time; everything stays on loopback.
 
 import os
 import socket
-import subprocess
 import time
 
 import pytest
 
-from conftest import OSPREYD, rss_kb
+from conftest import ctl_stats, rss_kb
 from peers import interop
 
-OSPREYCTL = os.path.join(os.path.dirname(OSPREYD), "ospreyctl")
 INTEROP_TIMERS = {"t1": 500, "t2": 4000, "t4": 5000, "cancel": 8000}
 
 OPTIONS = ("OPTIONS sip:127.0.0.1:%(port)d SIP/2.0\r\n"
@@ -45,20 +43,7 @@ OPTIONS = ("OPTIONS sip:127.0.0.1:%(port)d SIP/2.0\r\n"
            "Content-Length: 0\r\n\r\n")
 
 
-def ctl(o, *args):
-    p = subprocess.run([OSPREYCTL, "-s", o.ctl_socket] + list(args),
-                       capture_output=True, text=True, timeout=10)
-    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
-    return p.stdout
-
-
-def stats(o):
-    out = {}
-    for line in ctl(o, "stats").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
+stats = ctl_stats
 
 
 def start(osprey_factory, conns, routes=(), **kw):

@@ -9,15 +9,12 @@ daemon counts); calls over TCP with SIPp are in test_tcp.py.
 
 import os
 import socket
-import subprocess
 import time
 
-import pytest
 
-from conftest import OSPREYD
+from conftest import ctl, ctl_stats
 from peers import interop
 
-OSPREYCTL = os.path.join(os.path.dirname(OSPREYD), "ospreyctl")
 
 OPTIONS = ("OPTIONS sip:127.0.0.1:%(port)d SIP/2.0\r\n"
            "Via: SIP/2.0/TCP 127.0.0.1:%(lport)d;branch=z9hG4bK-%(tag)s\r\n"
@@ -30,20 +27,7 @@ OPTIONS = ("OPTIONS sip:127.0.0.1:%(port)d SIP/2.0\r\n"
            "Content-Length: %(cl)s\r\n\r\n%(body)s")
 
 
-def ctl(o, *args):
-    p = subprocess.run([OSPREYCTL, "-s", o.ctl_socket] + list(args),
-                       capture_output=True, text=True, timeout=10)
-    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
-    return p.stdout
-
-
-def stats(o):
-    out = {}
-    for line in ctl(o, "stats").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
+stats = ctl_stats
 
 
 def start(osprey_factory, conns=None, **kw):
@@ -234,14 +218,6 @@ def test_connections_listing(osprey_factory):
 
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def test_thousands_of_dropped_connections_leave_nothing(osprey_factory):
