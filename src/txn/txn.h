@@ -54,7 +54,8 @@ struct txn_ops {
 /*
  * A transaction.  The server transaction owns the request; the client
  * transaction owns the bytes it retransmits (and, once COMPLETED, its ACK).
- * A terminated transaction is unlinked at once and freed on the next turn.
+ * A terminated transaction is unlinked at once and freed by txn_reap() at
+ * the end of the loop turn (or by a zero timer when nobody calls it).
  */
 struct txn {
 	struct hnode	 node;
@@ -90,6 +91,7 @@ void		 txn_init(struct event_base *, const struct txn_settings *,
 		     const struct txn_ops *);
 void		 txn_set_settings(const struct txn_settings *);
 void		 txn_shutdown(void);
+void		 txn_reap(void);
 unsigned	 txn_count(void);
 unsigned	 txn_open(void);
 size_t		 txn_bytes(void);

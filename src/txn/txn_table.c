@@ -38,12 +38,20 @@ txn_state_name(enum txn_state s)
 	return (state_names[s]);
 }
 
-static void
-txn_reap_now(void *arg)
+/*
+ * Free the transactions that ended in this loop turn.  The main loop calls
+ * it once each turn ends, when nothing up the stack can hold one; a zero
+ * timer does it otherwise (unit tests, a loop that does not call it).
+ */
+void
+txn_reap(void)
 {
 	struct txn	*t, *next;
 
-	(void)arg;
+	if (T.reap == NULL)
+		return;
+	if (T.up)
+		timer_stop(&T.reaper);
 	for (t = T.reap, T.reap = NULL; t != NULL; t = next) {
 		next = t->reap_next;
 		sipmsg_free(t->req);
@@ -54,6 +62,13 @@ txn_reap_now(void *arg)
 		free(t->key);
 		free(t);
 	}
+}
+
+static void
+txn_reap_now(void *arg)
+{
+	(void)arg;
+	txn_reap();
 }
 
 void
@@ -194,8 +209,8 @@ txn_shutdown(void)
 	/* Its owner may end others as one ends: take what is left. */
 	while ((h = hashtab_first(&T.table, &pos)) != NULL)
 		txn_enter((struct txn *)h, TXN_TERMINATED);
+	txn_reap();
 	timer_stop(&T.reaper);
-	txn_reap_now(NULL);
 	hashtab_cleanup(&T.table);
 	T.up = false;
 }
@@ -401,7 +416,12 @@ min_u32(uint32_t a, uint32_t b)
 	return (a < b ? a : b);
 }
 
-/* Entering a state arms that state's timers; the transition is logged. */
+/*
+ * Entering a state arms that state's timers; the transition is logged.
+ * The timers that only end a transaction that absorbs retransmissions
+ * (D I J K L M) are lazy: up to TIMER_LAZY_MS late, so those of many
+ * calls end in one wake-up.
+ */
 void
 txn_enter(struct txn *t, enum txn_state next)
 {
@@ -422,9 +442,10 @@ txn_enter(struct txn *t, enum txn_state next)
 		if (t->owner != NULL && t->ops->terminated != NULL)
 			t->ops->terminated(t);
 		t->owner = NULL;
+		if (T.reap == NULL)
+			timer_set(&T.reaper, 0);	/* unless txn_reap() */
 		t->reap_next = T.reap;
 		T.reap = t;
-		timer_set(&T.reaper, 0);	/* freed on the next turn */
 		return;
 	}
 	switch (t->kind) {
@@ -436,15 +457,15 @@ txn_enter(struct txn *t, enum txn_state next)
 			timer_set(&t->life, t64);		/* H */
 		} else if (next == TXN_CONFIRMED) {
 			timer_stop(&t->retx);
-			timer_set(&t->life, rel ? 0 : s->t4_ms);	/* I */
+			timer_set_lazy(&t->life, rel ? 0 : s->t4_ms); /* I */
 		} else if (next == TXN_ACCEPTED) {
 			timer_stop(&t->retx);
-			timer_set(&t->life, t64);		/* L */
+			timer_set_lazy(&t->life, t64);		/* L */
 		}
 		break;
 	case TXN_NIST:
 		if (next == TXN_COMPLETED)
-			timer_set(&t->life, rel ? 0 : t64);	/* J */
+			timer_set_lazy(&t->life, rel ? 0 : t64); /* J */
 		break;
 	case TXN_ICT:
 		if (next == TXN_CALLING) {
@@ -458,11 +479,11 @@ txn_enter(struct txn *t, enum txn_state next)
 		} else if (next == TXN_COMPLETED) {
 			timer_stop(&t->retx);
 			timer_stop(&t->c);
-			timer_set(&t->life, rel ? 0 : s->d_ms);	/* D */
+			timer_set_lazy(&t->life, rel ? 0 : s->d_ms); /* D */
 		} else if (next == TXN_ACCEPTED) {
 			timer_stop(&t->retx);
 			timer_stop(&t->c);
-			timer_set(&t->life, t64);		/* M */
+			timer_set_lazy(&t->life, t64);		/* M */
 		}
 		break;
 	case TXN_NICT:
@@ -473,7 +494,7 @@ txn_enter(struct txn *t, enum txn_state next)
 			timer_set(&t->life, t64);		/* F */
 		} else if (next == TXN_COMPLETED) {
 			timer_stop(&t->retx);
-			timer_set(&t->life, rel ? 0 : s->t4_ms);	/* K */
+			timer_set_lazy(&t->life, rel ? 0 : s->t4_ms); /* K */
 		}
 		break;
 	}
