@@ -49,6 +49,15 @@ struct txn_ops {
 	void	(*transport_error)(struct txn *);
 	/* The transaction is gone; the owner drops its pointer. */
 	void	(*terminated)(struct txn *);
+	/*
+	 * Optional: the transaction has nothing more for its owner (it only
+	 * absorbs retransmissions until its timer ends, as it would not
+	 * exist over TCP): the owner drops its pointer as for terminated,
+	 * which is then not called.  Called at the end of the loop turn in
+	 * which it entered that state (txn_reap()).  Without it the owner
+	 * keeps the transaction until it terminates.
+	 */
+	void	(*done)(struct txn *);
 };
 
 /*
@@ -80,6 +89,11 @@ struct txn {
 	const struct txn_ops *ops;	/* up-calls for this one */
 	int		 slot;		/* the transaction user's */
 	struct txn	*reap_next;
+	struct txn	*done_next;	/* on the list for ops->done */
+	bool		 done_queued;
+	bool		 detached;	/* done: the owner let it go */
+	uint32_t	 cseq;		/* server: the request's */
+	uint8_t		 method;	/* server: enum sip_method */
 	char		*callid;	/* owned, for logs; may be NULL */
 	char		*tls_name;	/* owned: client, the TLS peer's name */
 	size_t		 bytes;		/* counted in txn_bytes() */

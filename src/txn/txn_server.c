@@ -57,6 +57,8 @@ txn_server_new(struct sipmsg *req, struct tp_sock *sock,
 	txn_key_server(req, SM_OTHER, &k);
 	t = txn_alloc(req->method == SM_INVITE ? TXN_IST : TXN_NIST, &k);
 	t->req = req;
+	t->cseq = req->cseq;
+	t->method = (uint8_t)req->method;
 	txn_set_callid(t, req->callid);
 	t->sock = sock;
 	txn_server_peer(req, src, &t->peer);

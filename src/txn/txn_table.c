@@ -18,6 +18,7 @@ static struct {
 	struct txn_ops		 ops;
 	struct event_base	*base;
 	struct txn		*reap;
+	struct txn		*done;		/* for ops->done */
 	struct timer		 reaper;
 	uint64_t		 serial;
 	uint64_t		 timed_out;
@@ -31,6 +32,8 @@ static const char *const state_names[] = {
 	"ACCEPTED", "TERMINATED",
 };
 static const char *const kind_names[] = { "ist", "nist", "ict", "nict" };
+
+static bool	txn_absorbing(const struct txn *);
 
 const char *
 txn_state_name(enum txn_state s)
@@ -48,10 +51,27 @@ txn_reap(void)
 {
 	struct txn	*t, *next;
 
-	if (T.reap == NULL)
+	if (T.reap == NULL && T.done == NULL)
 		return;
 	if (T.up)
 		timer_stop(&T.reaper);
+	/* Owners let go (and may end or finish other transactions). */
+	while ((t = T.done) != NULL) {
+		T.done = t->done_next;
+		t->done_queued = false;
+		if (t->state == TXN_TERMINATED || t->owner == NULL ||
+		    !txn_absorbing(t))
+			continue;
+		t->ops->done(t);
+		t->owner = NULL;
+		t->detached = true;
+		/* Nobody asks for the request again: absorbing needs none. */
+		sipmsg_free(t->req);
+		t->req = NULL;
+		free(t->cancel_reason);
+		t->cancel_reason = NULL;
+		txn_trim(t);
+	}
 	for (t = T.reap, T.reap = NULL; t != NULL; t = next) {
 		next = t->reap_next;
 		sipmsg_free(t->req);
@@ -136,6 +156,27 @@ txn_is_open(const struct txn *t)
 	}
 }
 
+/*
+ * States in which a transaction only absorbs retransmissions until its
+ * timer ends, with nothing more for its owner: those a reliable transport
+ * ends at once (D I J K), and the Accepted states of RFC 6026 (L M): a 2xx
+ * after those the proxy relays by the Via, as it does after Timer L or M.
+ */
+static bool
+txn_absorbing(const struct txn *t)
+{
+	switch (t->kind) {
+	case TXN_IST:
+		return (t->state == TXN_CONFIRMED || t->state == TXN_ACCEPTED);
+	case TXN_ICT:
+		return (t->state == TXN_COMPLETED || t->state == TXN_ACCEPTED);
+	case TXN_NIST:
+	case TXN_NICT:
+		return (t->state == TXN_COMPLETED);
+	}
+	return (false);
+}
+
 static size_t
 txn_size(const struct txn *t)
 {
@@ -170,6 +211,14 @@ txn_trim(struct txn *t)
 		free(t->out);
 		t->out = NULL;
 		t->outlen = 0;
+	}
+	if (!done && !t->done_queued && t->owner != NULL &&
+	    t->ops->done != NULL && txn_absorbing(t)) {
+		if (T.reap == NULL && T.done == NULL)
+			timer_set(&T.reaper, 0);	/* unless txn_reap() */
+		t->done_next = T.done;
+		T.done = t;
+		t->done_queued = true;
 	}
 	open = !done && txn_is_open(t);
 	bytes = done ? 0 : txn_size(t);
@@ -316,6 +365,14 @@ txn_match_response(const struct sipmsg *m)
 	txn_key_client(m->branch, m->cseq_method, &k);
 	t = txn_find(k.p, k.len);
 	buf_cleanup(&k);
+	/*
+	 * An INVITE client transaction whose owner let it go in Accepted:
+	 * its 2xx retransmissions are the proxy's to relay by the Via (RFC
+	 * 3261 16.7), as after Timer M.
+	 */
+	if (t != NULL && t->detached && t->kind == TXN_ICT &&
+	    t->state == TXN_ACCEPTED)
+		return (NULL);
 	return (t);
 }
 
@@ -442,7 +499,7 @@ txn_enter(struct txn *t, enum txn_state next)
 		if (t->owner != NULL && t->ops->terminated != NULL)
 			t->ops->terminated(t);
 		t->owner = NULL;
-		if (T.reap == NULL)
+		if (T.reap == NULL && T.done == NULL)
 			timer_set(&T.reaper, 0);	/* unless txn_reap() */
 		t->reap_next = T.reap;
 		T.reap = t;
