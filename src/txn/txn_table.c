@@ -79,7 +79,7 @@ txn_reap(void)
 		free(t->cancel_reason);
 		free(t->callid);
 		free(t->tls_name);
-		free(t->key);
+		free(t->alt);
 		free(t);
 	}
 }
@@ -181,6 +181,9 @@ static size_t
 txn_size(const struct txn *t)
 {
 	size_t	n = sizeof(*t) + t->node.klen + 1 + t->outlen;
+
+	if (t->alt != NULL)
+		n += sizeof(*t->alt);
 
 	if (t->req != NULL)
 		n += sizeof(*t->req) + t->req->len + 1 +
@@ -376,25 +379,33 @@ txn_match_response(const struct sipmsg *m)
 	return (t);
 }
 
-static void txn_retx_fire(void *);
-static void txn_life_fire(void *);
-static void txn_c_fire(void *);
+static void txn_retx_fire(struct txn *);
+static void txn_life_fire(struct txn *);
+static void txn_c_fire(struct txn *);
+static void txn_timer_fire(void *);
 
-/* A new transaction, linked into the table under key (taken over). */
+/*
+ * A new transaction, linked into the table under key (emptied), which is
+ * kept in the same allocation.
+ */
 struct txn *
 txn_alloc(enum txn_kind kind, struct buf *key)
 {
-	struct txn	*t = xcalloc(1, sizeof(*t));
-	size_t		 klen;
+	size_t		 klen = key->len;	/* may hold a NUL: keep it */
+	struct txn	*t = xcalloc(1, sizeof(*t) + klen + 1);
+	unsigned	 i;
 
 	t->kind = kind;
 	t->ops = &T.ops;
-	t->key = buf_steal(key, &klen);	/* may hold a NUL: keep its length */
+	memcpy(t->keybuf, key->p, klen);
+	t->key = t->keybuf;
+	buf_cleanup(key);
 	snprintf(t->id, sizeof(t->id), "%s-%llx", kind_names[kind],
 	    (unsigned long long)++T.serial);
-	timer_init(&t->retx, T.base, txn_retx_fire, t);
-	timer_init(&t->life, T.base, txn_life_fire, t);
-	timer_init(&t->c, T.base, txn_c_fire, t);
+	timer_init(&t->tm, T.base, txn_timer_fire, t);
+	for (i = 0; i < TXN_TIMERS; i++)
+		t->due[i] = UINT64_MAX;
+	t->tm_due = UINT64_MAX;
 	hashtab_insert(&T.table, &t->node, t->key, klen);
 	txn_trim(t);
 	return (t);
@@ -426,8 +437,8 @@ txn_xmit(struct txn *t)
 	if (t->out == NULL)
 		return;
 	if (tp_send_to(t->sock, &t->peer, t->tls_name, t->out,
-	    t->outlen) == -1 && t->alt.len != 0)
-		tp_send(t->sock, &t->alt, t->out, t->outlen);
+	    t->outlen) == -1 && t->alt != NULL)
+		tp_send(t->sock, t->alt, t->out, t->outlen);
 }
 
 /* Over TCP, TLS or WebSocket: nothing is retransmitted (17.1.1.2). */
@@ -467,6 +478,12 @@ txn_transport_lost(const struct tp_addr *a)
 	txn_foreach(txn_lost_one, (void *)a);
 }
 
+/* In txn_enter(): set one timer, exact or lazy. */
+#define RETX(ms)	txn_timer_set(t, TXN_TM_RETX, (ms), false)
+#define LIFE(ms)	txn_timer_set(t, TXN_TM_LIFE, (ms), false)
+#define LAZY(ms)	txn_timer_set(t, TXN_TM_LIFE, (ms), true)
+#define STOP(w)		txn_timer_stop(t, (w))
+
 static uint32_t
 min_u32(uint32_t a, uint32_t b)
 {
@@ -476,7 +493,7 @@ min_u32(uint32_t a, uint32_t b)
 /*
  * Entering a state arms that state's timers; the transition is logged.
  * The timers that only end a transaction that absorbs retransmissions
- * (D I J K L M) are lazy: up to TIMER_LAZY_MS late, so those of many
+ * (D I J K L M) are lazy: up to TXN_LAZY_MS late, so those of many
  * calls end in one wake-up.
  */
 void
@@ -491,9 +508,8 @@ txn_enter(struct txn *t, enum txn_state next)
 	t->state = next;
 
 	if (next == TXN_TERMINATED) {
-		timer_stop(&t->retx);
-		timer_stop(&t->life);
-		timer_stop(&t->c);
+		t->due[TXN_TM_RETX] = t->due[TXN_TM_C] = UINT64_MAX;
+		txn_timer_stop(t, TXN_TM_LIFE);
 		txn_trim(t);
 		hashtab_remove(&T.table, &t->node);
 		if (t->owner != NULL && t->ops->terminated != NULL)
@@ -510,58 +526,131 @@ txn_enter(struct txn *t, enum txn_state next)
 		if (next == TXN_COMPLETED) {
 			t->retx_ms = s->t1_ms;
 			if (!rel)
-				timer_set(&t->retx, t->retx_ms); /* G */
-			timer_set(&t->life, t64);		/* H */
+				RETX(t->retx_ms);	/* G */
+			LIFE(t64);	/* H */
 		} else if (next == TXN_CONFIRMED) {
-			timer_stop(&t->retx);
-			timer_set_lazy(&t->life, rel ? 0 : s->t4_ms); /* I */
+			STOP(TXN_TM_RETX);
+			LAZY(rel ? 0 : s->t4_ms);	/* I */
 		} else if (next == TXN_ACCEPTED) {
-			timer_stop(&t->retx);
-			timer_set_lazy(&t->life, t64);		/* L */
+			STOP(TXN_TM_RETX);
+			LAZY(t64);	/* L */
 		}
 		break;
 	case TXN_NIST:
 		if (next == TXN_COMPLETED)
-			timer_set_lazy(&t->life, rel ? 0 : t64); /* J */
+			LAZY(rel ? 0 : t64);	/* J */
 		break;
 	case TXN_ICT:
 		if (next == TXN_CALLING) {
 			t->retx_ms = s->t1_ms;
 			if (!rel)
-				timer_set(&t->retx, t->retx_ms); /* A */
-			timer_set(&t->life, t64);		/* B */
+				RETX(t->retx_ms);	/* A */
+			LIFE(t64);	/* B */
 		} else if (next == TXN_PROCEEDING) {
-			timer_stop(&t->retx);
-			timer_stop(&t->life);
+			STOP(TXN_TM_RETX);
+			STOP(TXN_TM_LIFE);
 		} else if (next == TXN_COMPLETED) {
-			timer_stop(&t->retx);
-			timer_stop(&t->c);
-			timer_set_lazy(&t->life, rel ? 0 : s->d_ms); /* D */
+			STOP(TXN_TM_RETX);
+			STOP(TXN_TM_C);
+			LAZY(rel ? 0 : s->d_ms);	/* D */
 		} else if (next == TXN_ACCEPTED) {
-			timer_stop(&t->retx);
-			timer_stop(&t->c);
-			timer_set_lazy(&t->life, t64);		/* M */
+			STOP(TXN_TM_RETX);
+			STOP(TXN_TM_C);
+			LAZY(t64);	/* M */
 		}
 		break;
 	case TXN_NICT:
 		if (next == TXN_TRYING) {
 			t->retx_ms = s->t1_ms;
 			if (!rel)
-				timer_set(&t->retx, t->retx_ms); /* E */
-			timer_set(&t->life, t64);		/* F */
+				RETX(t->retx_ms);	/* E */
+			LIFE(t64);	/* F */
 		} else if (next == TXN_COMPLETED) {
-			timer_stop(&t->retx);
-			timer_set_lazy(&t->life, rel ? 0 : s->t4_ms); /* K */
+			STOP(TXN_TM_RETX);
+			LAZY(rel ? 0 : s->t4_ms);	/* K */
 		}
 		break;
 	}
 	txn_trim(t);
 }
 
+/*
+ * One libevent timer per transaction, set for the earliest of its timers
+ * (a struct event each would cost 128 bytes).  A lazy one is due on the
+ * TXN_LAZY_MS grid, so the lazy ends of many calls share a wake-up.
+ */
 static void
-txn_retx_fire(void *arg)
+txn_timer_arm(struct txn *t)
+{
+	uint64_t	min = UINT64_MAX, now;
+	unsigned	i;
+
+	for (i = 0; i < TXN_TIMERS; i++)
+		if (t->due[i] < min)
+			min = t->due[i];
+	if (min == t->tm_due)
+		return;
+	t->tm_due = min;
+	if (min == UINT64_MAX) {
+		timer_stop(&t->tm);
+		return;
+	}
+	now = timer_clock_ms(&t->tm);
+	timer_set(&t->tm, min > now ? (uint32_t)(min - now) : 0);
+}
+
+void
+txn_timer_set(struct txn *t, enum txn_timer which, uint32_t ms, bool lazy)
+{
+	uint64_t	due = timer_clock_ms(&t->tm) + ms;
+
+	if (lazy && ms > 0)
+		due = (due + TXN_LAZY_MS - 1) / TXN_LAZY_MS *
+		    TXN_LAZY_MS;
+	t->due[which] = due;
+	txn_timer_arm(t);
+}
+
+void
+txn_timer_stop(struct txn *t, enum txn_timer which)
+{
+	t->due[which] = UINT64_MAX;
+	txn_timer_arm(t);
+}
+
+bool
+txn_timer_pending(const struct txn *t, enum txn_timer which)
+{
+	return (t->due[which] != UINT64_MAX);
+}
+
+/* Every timer that is due, in enum order, then the next one is set. */
+static void
+txn_timer_fire(void *arg)
 {
 	struct txn	*t = arg;
+	uint64_t	 now = timer_clock_ms(&t->tm);
+
+	t->tm_due = UINT64_MAX;		/* tm is not set now */
+	if (t->state != TXN_TERMINATED && t->due[TXN_TM_RETX] <= now) {
+		t->due[TXN_TM_RETX] = UINT64_MAX;
+		txn_retx_fire(t);
+	}
+	if (t->state != TXN_TERMINATED && t->due[TXN_TM_C] <= now) {
+		t->due[TXN_TM_C] = UINT64_MAX;
+		txn_c_fire(t);
+	}
+	if (t->state != TXN_TERMINATED && t->due[TXN_TM_LIFE] <= now) {
+		t->due[TXN_TM_LIFE] = UINT64_MAX;
+		txn_life_fire(t);
+	}
+	if (t->state != TXN_TERMINATED)
+		txn_timer_arm(t);
+}
+
+static void
+txn_retx_fire(struct txn *t)
+{
 	uint32_t	 t2 = T.set.t2_ms;
 
 	switch (t->kind) {
@@ -588,13 +677,12 @@ txn_retx_fire(void *arg)
 		return;
 	}
 	log_debug("txn %s: retransmit, next in %u ms", t->id, t->retx_ms);
-	timer_set(&t->retx, t->retx_ms);
+	txn_timer_set(t, TXN_TM_RETX, t->retx_ms, false);
 }
 
 static void
-txn_life_fire(void *arg)
+txn_life_fire(struct txn *t)
 {
-	struct txn	*t = arg;
 	bool		 timeout = false;
 
 	switch (t->kind) {
@@ -626,10 +714,8 @@ txn_life_fire(void *arg)
 }
 
 static void
-txn_c_fire(void *arg)
+txn_c_fire(struct txn *t)
 {
-	struct txn	*t = arg;
-
 	if (t->kind != TXN_ICT || (t->state != TXN_CALLING &&
 	    t->state != TXN_PROCEEDING))
 		return;

@@ -32,23 +32,6 @@ timer_set(struct timer *tm, uint32_t ms)
 }
 
 void
-timer_set_lazy(struct timer *tm, uint32_t ms)
-{
-	struct timeval	now;
-	uint64_t	at, due;
-
-	/* The loop's own clock, which evtimer_add() counts from. */
-	if (ms == 0 || event_base_gettimeofday_cached(event_get_base(&tm->ev),
-	    &now) == -1) {
-		timer_set(tm, ms);
-		return;
-	}
-	at = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000;
-	due = (at + ms + TIMER_LAZY_MS - 1) / TIMER_LAZY_MS * TIMER_LAZY_MS;
-	timer_set(tm, (uint32_t)(due - at));
-}
-
-void
 timer_stop(struct timer *tm)
 {
 	evtimer_del(&tm->ev);
@@ -58,6 +41,22 @@ bool
 timer_pending(const struct timer *tm)
 {
 	return (evtimer_pending(&tm->ev, NULL) != 0);
+}
+
+/*
+ * The clock of tm's loop as its timers see it (cached at the last wake-up):
+ * a deadline taken from it and set as a delay from it has passed on it
+ * when the timer fires.  Milliseconds, from an arbitrary origin.
+ */
+uint64_t
+timer_clock_ms(const struct timer *tm)
+{
+	struct timeval	now;
+
+	if (event_base_gettimeofday_cached(event_get_base(&tm->ev),
+	    &now) == -1)
+		return (timer_now_ms());
+	return ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000);
 }
 
 uint64_t

@@ -8,13 +8,6 @@
 #include <event2/event_struct.h>
 
 /*
- * timer_set_lazy(): at least ms, at most TIMER_LAZY_MS later, on a grid of
- * that step, so timers that only end something fire together (one wake-up
- * for all that fall in a step) instead of one wake-up each.
- */
-#define TIMER_LAZY_MS	50
-
-/*
  * A one-shot timer embedded in its owner.  The callback only feeds an event
  * to the owner's state machine.  Unit tests link a fake-clock version of
  * these functions (tests/unit/fake.c) instead of timer.c.
@@ -30,9 +23,9 @@ struct timer {
 void	timer_init(struct timer *, struct event_base *, void (*)(void *),
 	    void *);
 void	timer_set(struct timer *, uint32_t ms);	/* re-setting reschedules */
-void	timer_set_lazy(struct timer *, uint32_t ms);
 void	timer_stop(struct timer *);
 bool	timer_pending(const struct timer *);
 uint64_t timer_now_ms(void);		/* a monotonic clock */
+uint64_t timer_clock_ms(const struct timer *);	/* the one timers count on */
 
 #endif
