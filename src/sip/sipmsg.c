@@ -1272,6 +1272,39 @@ sipmsg_check_response(const struct sipmsg *m, char *err, size_t errlen)
 	return (0);
 }
 
+/*
+ * A request inside a dialog or a transaction (a To tag, or ACK, CANCEL)
+ * is not parsed by libosip2 either: it adds nothing to a dialog or a
+ * registration, and the answer to it is decided by its transaction or its
+ * Route.  What every request carries on, and what we copy into the ACKs
+ * and CANCELs we build, is checked as a response's is: NULs in its header
+ * section, Call-ID, From and To (doc/BEHAVIOUR.md).
+ */
+bool
+sipmsg_in_dialog(const struct sipmsg *m)
+{
+	return (m->request && (m->method == SM_ACK ||
+	    m->method == SM_CANCEL || m->to_tag.len > 0));
+}
+
+int
+sipmsg_check_fields(const struct sipmsg *m, char *err, size_t errlen)
+{
+	unsigned	i;
+
+	if (memchr(m->buf, '\0', m->body_off) != NULL)
+		for (i = 0; i < m->nh; i++)
+			if (!nul_quoted(sipmsg_hvalue(m, &m->h[i])))
+				FAIL(400, "NUL byte in the headers");
+	if (check_callid(m->callid) == -1)
+		FAIL(400, "Bad Call-ID header");
+	if (check_addr(m, SH_FROM) == -1)
+		FAIL(400, "Bad From header");
+	if (check_addr(m, SH_TO) == -1)
+		FAIL(400, "Bad To header");
+	return (0);
+}
+
 /* A request's version, Request-URI scheme and Content-Type. */
 int
 sipmsg_parse_request_line(const struct sipmsg *m, char *err, size_t errlen)
@@ -1296,10 +1329,10 @@ sipmsg_parse_request_line(const struct sipmsg *m, char *err, size_t errlen)
 }
 
 /*
- * A request goes whole through libosip2's parser, but for its body and
- * Content-Type: it would parse the body by its type, and its multipart
- * parser leaks memory on some bodies (found by fuzzing); the body is not
- * ours to judge.  Then a From tag that is there must not be empty.
+ * A request outside a dialog goes whole through libosip2's parser, but
+ * for its body and Content-Type: it would parse the body by its type, and
+ * its multipart parser leaks memory on some bodies (found by fuzzing); the
+ * body is not ours to judge.
  */
 int
 sipmsg_parse_osip(const struct sipmsg *m, char *err, size_t errlen)
@@ -1333,12 +1366,7 @@ sipmsg_parse_osip(const struct sipmsg *m, char *err, size_t errlen)
 	} else
 		snprintf(err, errlen, "Malformed message");
 	osip_message_free(om);
-	if (rc != 0)
-		return (400);
-	if (m->from_tag.len == 0 &&
-	    hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM)), "tag", NULL))
-		FAIL(400, "Bad From tag");
-	return (0);
+	return (rc != 0 ? 400 : 0);
 }
 
 /*
@@ -1359,8 +1387,15 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		return (rc);
 	if (!m->request)
 		rc = sipmsg_check_response(m, err, errlen);
-	else if ((rc = sipmsg_parse_request_line(m, err, errlen)) == 0)
-		rc = sipmsg_parse_osip(m, err, errlen);
+	else if ((rc = sipmsg_parse_request_line(m, err, errlen)) == 0) {
+		/* A From tag that is there must not be empty. */
+		if (m->from_tag.len == 0 && hdr_param(sipmsg_hvalue(m,
+		    sipmsg_hdr(m, SH_FROM)), "tag", NULL))
+			FAIL(400, "Bad From tag");
+		if ((rc = sipmsg_check_fields(m, err, errlen)) == 0 &&
+		    !sipmsg_in_dialog(m))
+			rc = sipmsg_parse_osip(m, err, errlen);
+	}
 	if (rc != 0)
 		return (rc);
 	m->parsed = true;
