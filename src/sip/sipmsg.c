@@ -684,15 +684,62 @@ parse_uint(struct slice s, unsigned long max, unsigned long *out)
 	return (0);
 }
 
-/* One Via value: "SIP / 2.0 / UDP host[:port];params" (RFC 3261 20.42). */
+/*
+ * The Via parameter whose name starts at *i: branch (its value, trimmed,
+ * up to the next ";") and rport are noted.  *i moves past the name only:
+ * the caller still checks every byte that follows.
+ */
+static void
+via_param(struct slice v, size_t *i, struct slice *branch, bool *have_branch,
+    bool *rport)
+{
+	size_t	s = *i, j, e;
+
+	for (j = s; j < v.len && is_token((unsigned char)v.p[j]); j++)
+		;
+	*i = j;
+	if (j - s == 5 && strncasecmp(v.p + s, "rport", 5) == 0) {
+		*rport = true;
+		return;
+	}
+	if (*have_branch || j - s != 6 || strncasecmp(v.p + s, "branch", 6))
+		return;
+	*have_branch = true;
+	while (j < v.len && is_ws((unsigned char)v.p[j]))
+		j++;
+	if (j == v.len || v.p[j] != '=') {
+		*branch = (struct slice){ v.p + j, 0 };
+		return;
+	}
+	for (s = ++j; j < v.len && v.p[j] != ';'; j++)
+		if (v.p[j] == '"' && (e = quoted_end(v.p, v.len, j)) > 0)
+			j = e - 1;
+	for (e = j; e > s && is_ws((unsigned char)v.p[e - 1]); e--)
+		;
+	while (s < e && is_ws((unsigned char)v.p[s]))
+		s++;
+	*branch = (struct slice){ v.p + s, e - s };
+}
+
+/*
+ * One Via value: "SIP / 2.0 / UDP host[:port];params" (RFC 3261 20.42).
+ * When branch is not NULL, the first branch parameter's value goes there
+ * (length 0 when there is none) and *rport tells whether rport is there:
+ * one pass instead of one per parameter.
+ */
 static int
 via_parse(struct slice v, struct slice *proto, struct slice *host,
-    uint16_t *port)
+    uint16_t *port, struct slice *branch, bool *rport)
 {
 	size_t	i = 0, s = 0;
 	int	slashes;
+	bool	have_branch = false;
 
 	*port = 0;
+	if (branch != NULL) {
+		*branch = (struct slice){ v.p + v.len, 0 };
+		*rport = false;
+	}
 	*proto = *host = (struct slice){ v.p, 0 };
 	/* "SIP" / "2.0" / transport, each a token, LWS allowed around '/' */
 	for (slashes = 0; slashes <= 2; slashes++) {
@@ -779,6 +826,8 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 			i++;
 		if (i == v.len || !is_token((unsigned char)v.p[i]))
 			return (-1);
+		if (branch != NULL)
+			via_param(v, &i, branch, &have_branch, rport);
 	}
 	return (0);
 }
@@ -795,16 +844,14 @@ parse_vias(struct sipmsg *m)
 	if (h == NULL || split_values(sipmsg_hvalue(m, h), parts, 1) == 0)
 		return (-1);
 	m->via = parts[0];
-	if (via_parse(m->via, &m->via_proto, &m->via_host, &m->via_port) == -1) {
+	if (via_parse(m->via, &m->via_proto, &m->via_host, &m->via_port,
+	    &m->branch, &m->via_rport) == -1) {
 		if (m->via_proto.len == 0 || m->via_host.len == 0)
 			return (-1);
 		m->via_bad = true;	/* a reply address, broken params */
 		return (1);
 	}
-	if (!hdr_param(m->via, "branch", &m->branch))
-		m->branch = (struct slice){ m->via.p + m->via.len, 0 };
-	m->via_rport = hdr_param(m->via, "rport", NULL);
-	for (i = 0; i < m->nh; i++) {
+	for (i = h - m->h; i < m->nh; i++) {
 		struct slice	vs[16];
 
 		if (m->h[i].id != SH_VIA)
@@ -819,8 +866,10 @@ parse_vias(struct sipmsg *m)
 		 */
 		if (n == 0)
 			return (1);
-		for (j = 0; j < n; j++)
-			if (via_parse(vs[j], &proto, &host, &port) == -1)
+		/* The top value was parsed above. */
+		for (j = &m->h[i] == h ? 1 : 0; j < n; j++)
+			if (via_parse(vs[j], &proto, &host, &port, NULL,
+			    NULL) == -1)
 				return (1);	/* the top one can be answered */
 	}
 	return (0);

@@ -709,6 +709,39 @@ START_TEST(parse_step_via)
 	ck_assert(m->via_rport);
 	ck_assert(!m->parsed);
 	sipmsg_free(m);
+	/* branch and rport are read in the same pass as the rest. */
+	{
+		static const struct {
+			const char	*via, *branch;
+			bool		 rport;
+		} cases[] = {
+			{ "SIP/2.0/UDP h;rport;BRANCH = z9hG4bKa ;x", "z9hG4bKa",
+			    true },
+			{ "SIP/2.0/UDP h;branch=z9hG4bKa;branch=z9hG4bKb",
+			    "z9hG4bKa", false },
+			{ "SIP/2.0/UDP h;branchx=1;rportx;branch=z9hG4bKc",
+			    "z9hG4bKc", false },
+			{ "SIP/2.0/UDP h;branch=\"a;b\";rport=5", "\"a;b\"",
+			    true },
+			{ "SIP/2.0/UDP h;branch;x=1", "", false },
+			{ "SIP/2.0/UDP h;x=\"branch=z9hG4bKq\"", "", false },
+		};
+		size_t	i;
+
+		for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			char	text[512];
+
+			snprintf(text, sizeof(text), STEP_REQ("INVITE "
+			    "sip:b@example.com SIP/2.0", "%s",
+			    "CSeq: 1 INVITE\r\n"), cases[i].via);
+			m = scanned(text);
+			ck_assert_int_eq(sipmsg_parse_via(m, err, sizeof(err)),
+			    0);
+			ck_assert_slice_eq(m->branch, cases[i].branch);
+			ck_assert(m->via_rport == cases[i].rport);
+			sipmsg_free(m);
+		}
+	}
 	/* A reply address with broken params: answerable. */
 	m = scanned(STEP_REQ("INVITE sip:b@example.com SIP/2.0",
 	    "SIP/2.0/UDP 192.0.2.1;;", "CSeq: 1 INVITE\r\n"));
