@@ -1124,11 +1124,13 @@ check_callid(struct slice v)
 static int
 check_response_bytes(const struct sipmsg *m, char *err, size_t errlen)
 {
-	unsigned	i;
-	size_t		j;
+	const char	*lf;
+	unsigned	 i;
+	size_t		 j;
 
-	for (j = 0; j < m->body_off; j++)
-		if (m->buf[j] == '\n' && (j == 0 || m->buf[j - 1] != '\r')) {
+	for (j = 0; (lf = memchr(m->buf + j, '\n', m->body_off - j)) != NULL;
+	    j = (size_t)(lf - m->buf) + 1)
+		if (lf == m->buf || lf[-1] != '\r') {
 			snprintf(err, errlen, "Bare LF in the headers");
 			return (-1);
 		}
