@@ -144,6 +144,14 @@ skip_quoted(const char *p, size_t len, size_t i)
 	return (e != 0 ? e : len);
 }
 
+/* The bytes split_values() and hdr_param() stop at. */
+static const bool split_special[256] = {
+	[','] = true, ['"'] = true, ['<'] = true, ['>'] = true,
+};
+static const bool param_special[256] = {
+	[','] = true, ['"'] = true, ['<'] = true, ['>'] = true, [';'] = true,
+};
+
 /*
  * Split a header value at top-level commas (outside quotes and <>).  Returns
  * how many values there are; stores at most max of them.
@@ -155,6 +163,9 @@ split_values(struct slice v, struct slice *out, size_t max)
 	int	angle = 0;
 
 	while (i <= v.len) {
+		/* Most bytes are none of , " < >: pass them in a tight loop. */
+		while (i < v.len && !split_special[(unsigned char)v.p[i]])
+			i++;
 		if (i == v.len || (v.p[i] == ',' && angle == 0)) {
 			struct slice	s = { v.p + start, i - start };
 
@@ -192,9 +203,13 @@ hdr_param(struct slice v, const char *name, struct slice *val)
 	int	angle = 0;
 
 	while (i < v.len) {
-		char	c = v.p[i];
+		char	c;
 
-		if (c == '"') {
+		while (i < v.len && !param_special[(unsigned char)v.p[i]])
+			i++;
+		if (i == v.len)
+			break;
+		if ((c = v.p[i]) == '"') {
 			i = skip_quoted(v.p, v.len, i);
 			continue;
 		}
