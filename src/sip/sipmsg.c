@@ -66,13 +66,20 @@ static const char *const method_names[] = {
 	[SM_PUBLISH] = "PUBLISH",
 };
 
-static bool
+/* token (RFC 3261 25.1): alphanum and -.!%*_+`'~ */
+static const bool token_chars[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['.'] = true, ['!'] = true, ['%'] = true, ['*'] = true,
+	['_'] = true, ['+'] = true, ['`'] = true, ['\''] = true, ['~'] = true,
+};
+
+static inline bool
 is_token(int c)
 {
-	return (isalnum(c) || (c != '\0' && strchr("-.!%*_+`'~", c) != NULL));
+	return (token_chars[c & 0xff]);
 }
 
-static bool
+static inline bool
 is_ws(int c)
 {
 	return (c == ' ' || c == '\t' || c == '\r' || c == '\n');
