@@ -106,9 +106,20 @@ rr_entry(struct buf *b, const struct tp_sock *s, const struct tp_addr *flow,
 	tok[0] = '\0';
 	if (flow != NULL && flow->proto != TP_UDP)
 		proxy_ctx_flow_token(flow, tok, sizeof(tok));
-	buf_addf(b, "<sip:%s%s%s;lr%s%s%s%s>", tok, tok[0] ? "@" : "",
-	    s->hostport, rr_transport(s), st ? ";osp=" : "", st ? st : "",
-	    more);
+	buf_adds(b, "<sip:");
+	if (tok[0] != '\0') {
+		buf_adds(b, tok);
+		buf_add(b, "@", 1);
+	}
+	buf_adds(b, s->hostport);
+	buf_adds(b, ";lr");
+	buf_adds(b, rr_transport(s));
+	if (st != NULL) {
+		buf_adds(b, ";osp=");
+		buf_adds(b, st);
+	}
+	buf_adds(b, more);
+	buf_add(b, ">", 1);
 }
 
 /*
@@ -124,13 +135,18 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
     size_t *len)
 {
 	struct fwd	 f;
-	struct buf	 b, rr, path;
-	char		 via[TP_HOSTPORT_LEN + 64], st[17];
+	struct buf	 b, rr, path, v;
+	char		 via[TP_HOSTPORT_LEN + 128], st[17];
 	char		 rrstore[512], pathstore[256];	/* no malloc per request */
 	bool		 rec = proxy_fork_wants_rr(m);
 
-	snprintf(via, sizeof(via), "SIP/2.0/%s %s;branch=%s",
-	    tp_proto_via(out->proto), out->hostport, branch);
+	buf_init_on(&v, via, sizeof(via));
+	buf_adds(&v, "SIP/2.0/");
+	buf_adds(&v, tp_proto_via(out->proto));
+	buf_add(&v, " ", 1);
+	buf_adds(&v, out->hostport);
+	buf_adds(&v, ";branch=");
+	buf_adds(&v, branch);
 	buf_init_on(&rr, rrstore, sizeof(rrstore));
 	if (rec) {
 		auth_stamp(m->callid, st);
@@ -167,7 +183,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	memset(&f, 0, sizeof(f));
 	f.path = path.len > 0 ? path.p : NULL;
 	f.ruri = ruri;
-	f.via = via;
+	f.via = v.p;
 	f.rr = rec ? rr.p : NULL;
 	f.topvia = (struct slice){ topvia, strlen(topvia) };
 	f.routes = routes;
@@ -179,6 +195,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	free((bool *)f.drop);
 	buf_cleanup(&rr);
 	buf_cleanup(&path);
+	buf_cleanup(&v);
 	return (buf_steal(&b, len));
 }
 

@@ -107,6 +107,7 @@ struct sipmsg {
 	uint16_t	 via_port;	/* 0: none given */
 	struct slice	 branch;
 	bool		 via_rport;
+	unsigned	 nvias;		/* Via values, all lines */
 	int		 max_forwards;	/* -1: absent */
 	bool		 start_bad;	/* request line unparsable */
 	bool		 via_bad;	/* top Via: sent-by fine, rest not */
@@ -129,6 +130,8 @@ int		 sipmsg_check_response(const struct sipmsg *, char *, size_t);
 int		 sipmsg_parse_request_line(const struct sipmsg *, char *,
 		     size_t);
 int		 sipmsg_parse_osip(const struct sipmsg *, char *, size_t);
+bool		 sipmsg_in_dialog(const struct sipmsg *);
+int		 sipmsg_check_fields(const struct sipmsg *, char *, size_t);
 int		 sipmsg_check_request(const struct sipmsg *, char *, size_t);
 bool		 sipmsg_answerable(const struct sipmsg *);
 bool		 sipmsg_addr_ok(const struct sipmsg *, enum sip_hdr_id);
