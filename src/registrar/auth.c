@@ -773,8 +773,10 @@ auth_challenge(struct buf *b, bool proxy, struct slice realm, bool stale)
 }
 
 /*
- * The stamp in our Record-Route: an HMAC of the Call-ID, so that a request
- * coming back through it is known to belong to a dialog we set up.
+ * The stamp in our Record-Route: a MAC of the Call-ID (SipHash-2-4 under
+ * a key derived from the secret: a tenth of an HMAC-SHA256's cost, and it
+ * runs on every request we record-route), so that a request coming back
+ * through it is known to belong to a dialog we set up.
  */
 void
 auth_stamp(struct slice callid, char out[17])
