@@ -699,7 +699,11 @@ proxy_forward(struct sipmsg *m, struct tp_sock *sock,
 
 	st = txn_server_new(m, sock, src);
 	ctx = proxy_fork_new(st, sock, src);
-	memcpy(ctx->routes, hop->routes, hop->nroutes * sizeof(*hop->routes));
+	if (hop->nroutes > 0) {	/* most requests have none */
+		ctx->routes = xcalloc(hop->nroutes, sizeof(*ctx->routes));
+		memcpy(ctx->routes, hop->routes,
+		    hop->nroutes * sizeof(*hop->routes));
+	}
 	ctx->nroutes = hop->nroutes;
 	ctx->strict_ruri = hop->strict;	/* the routes may point into it */
 	hop->strict = NULL;

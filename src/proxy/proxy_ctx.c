@@ -144,6 +144,7 @@ proxy_ctx_unref(struct pctx *ctx)
 	free(ctx->loc);
 	proxy_ctx_settings_unref(ctx->set);
 	free(ctx->strict_ruri);
+	free(ctx->routes);
 	free(ctx->topvia);
 	free(ctx);
 }

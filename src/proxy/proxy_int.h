@@ -85,7 +85,7 @@ struct pctx {
 	unsigned		 next;		/* serial: next in order */
 	unsigned		 failure_depth;
 	unsigned		 redirects;
-	struct slice		 routes[MAX_ROUTES];	/* into st->req */
+	struct slice		*routes;	/* owned, nroutes; into st->req */
 	unsigned		 nroutes;
 	char			*strict_ruri;	/* owned, see proxy_routes() */
 	unsigned		 starting;	/* forking: no evaluation yet */
