@@ -2,6 +2,7 @@
 #define OSPREY_TXN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -80,17 +81,40 @@ struct txn_ops {
  * transaction owns the bytes it retransmits (and, once COMPLETED, its ACK).
  * A terminated transaction is unlinked at once and freed by txn_reap() at
  * the end of the loop turn (or by a zero timer when nobody calls it).
+ *
+ * Once it only absorbs retransmissions (D I J K L M) and nobody owns it,
+ * txn_reap() replaces it in the table by a compact record (rec): the
+ * fields up to the mark below, then its key, Call-ID, the address to
+ * resend to and the bytes to resend, in one allocation of TXN_REC_HEAD
+ * bytes and those; no timer of its own (txn_table.c expires the records
+ * from FIFO lists).  Whoever gets one from txn_match_*() or txn_foreach()
+ * reads only the fields above the mark.
  */
 struct txn {
 	struct hnode	 node;
-	char		*key;		/* keybuf */
+	char		*key;		/* keybuf, or a record's tail */
+	char		*out;		/* owned: request, last response or ACK
+					   (a record: in its tail) */
+	size_t		 outlen;
+	struct tp_sock	*sock;
+	void		*owner;		/* the transaction user's; a record:
+					   NULL */
+	char		*callid;	/* owned, for logs; may be NULL */
+	struct sipmsg	*req;		/* server: the request (owned); NULL
+					   once let go, in a record */
+	struct txn	*rec_next;	/* a record: next on its FIFO list */
+	uint64_t	 rec_due;	/* a record: when it ends */
+	size_t		 bytes;		/* counted in txn_bytes() */
 	enum txn_kind	 kind;
 	enum txn_state	 state;
-	struct sipmsg	*req;		/* server: the request (owned) */
-	char		*out;		/* owned: request, last response or ACK */
-	size_t		 outlen;
 	int		 code;		/* last status sent or received */
-	struct tp_sock	*sock;
+	uint32_t	 cseq;		/* server: the request's */
+	uint8_t		 method;	/* server: enum sip_method */
+	bool		 rec;		/* a compact record: nothing below */
+	bool		 detached;	/* done: the owner let it go */
+	bool		 open;		/* counted in txn_open() */
+	char		 id[24];
+	/* A full transaction only, from here on. */
 	struct tp_addr	 peer;		/* server: responses go here */
 	struct tp_addr	*alt;		/* owned: server over TCP/TLS, if
 					   peer's flow is gone */
@@ -98,25 +122,20 @@ struct txn {
 	uint64_t	 due[TXN_TIMERS];	/* timer_clock_ms(), or never */
 	uint64_t	 tm_due;	/* what tm is set for */
 	uint32_t	 retx_ms;
+	uint32_t	 life_ms;	/* what LIFE was last set to */
 	bool		 cancel_pending;	/* ICT: CANCEL once a 1xx comes */
 	bool		 cancel_sent;
+	bool		 done_queued;
 	char		*cancel_reason;	/* owned */
-	void		*owner;		/* the transaction user's */
 	const struct txn_ops *ops;	/* up-calls for this one */
 	int		 slot;		/* the transaction user's */
 	struct txn	*reap_next;
 	struct txn	*done_next;	/* on the list for ops->done */
-	bool		 done_queued;
-	bool		 detached;	/* done: the owner let it go */
-	uint32_t	 cseq;		/* server: the request's */
-	uint8_t		 method;	/* server: enum sip_method */
-	char		*callid;	/* owned, for logs; may be NULL */
 	char		*tls_name;	/* owned: client, the TLS peer's name */
-	size_t		 bytes;		/* counted in txn_bytes() */
-	bool		 open;		/* counted in txn_open() */
-	char		 id[24];
 	char		 keybuf[];	/* key points here */
 };
+
+#define TXN_REC_HEAD	offsetof(struct txn, peer)
 
 void		 txn_init(struct event_base *, const struct txn_settings *,
 		     const struct txn_ops *);
@@ -124,6 +143,7 @@ void		 txn_set_settings(const struct txn_settings *);
 void		 txn_shutdown(void);
 void		 txn_reap(void);
 unsigned	 txn_count(void);
+unsigned	 txn_records(void);
 unsigned	 txn_open(void);
 size_t		 txn_bytes(void);
 void		 txn_stats(uint64_t *created, uint64_t *timed_out);

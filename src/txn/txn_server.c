@@ -79,6 +79,8 @@ txn_server_reply(struct txn *t, int code, char *bytes, size_t len)
 {
 	enum txn_state	next = t->state;
 
+	if (t->rec)
+		goto refuse;	/* nobody owns it: nothing to send */
 	switch (t->kind) {
 	case TXN_IST:
 		if (t->state == TXN_ACCEPTED && code >= 200 && code < 300)

@@ -12,6 +12,20 @@
 #include "txn.h"
 #include "xmalloc.h"
 
+/*
+ * The compact records of one duration (a timer's value when they entered
+ * their state), oldest first: a record is appended when it replaces its
+ * transaction, at the end of the loop turn in which it entered its state
+ * with the due time set then (on the TXN_LAZY_MS grid, from the turn's
+ * cached clock), so a list is in due order and expires from its head.
+ * A reload that changes T1 or T4 starts another list; the old one drains.
+ */
+struct txn_fifo {
+	uint32_t	 ms;
+	struct txn	*head;
+	struct txn	*tail;
+};
+
 static struct {
 	struct hashtab		 table;
 	struct txn_settings	 set;
@@ -20,6 +34,11 @@ static struct {
 	struct txn		*reap;
 	struct txn		*done;		/* for ops->done */
 	struct timer		 reaper;
+	struct txn_fifo		*fifo;		/* records, by duration */
+	size_t			 nfifo;
+	struct timer		 rec_tm;	/* the earliest head's due */
+	uint64_t		 rec_tm_due;
+	unsigned		 nrec;
 	uint64_t		 serial;
 	uint64_t		 timed_out;
 	unsigned		 open;		/* with work left (txn_is_open) */
@@ -34,6 +53,8 @@ static const char *const state_names[] = {
 static const char *const kind_names[] = { "ist", "nist", "ict", "nict" };
 
 static bool	txn_absorbing(const struct txn *);
+static void	txn_compact(struct txn *);
+static void	txn_free(struct txn *);
 
 const char *
 txn_state_name(enum txn_state s)
@@ -55,33 +76,40 @@ txn_reap(void)
 		return;
 	if (T.up)
 		timer_stop(&T.reaper);
-	/* Owners let go (and may end or finish other transactions). */
+	/*
+	 * Owners let go (and may end or finish other transactions); what
+	 * nobody owns becomes a compact record.
+	 */
 	while ((t = T.done) != NULL) {
 		T.done = t->done_next;
 		t->done_queued = false;
-		if (t->state == TXN_TERMINATED || t->owner == NULL ||
-		    !txn_absorbing(t))
+		if (t->state == TXN_TERMINATED || !txn_absorbing(t))
 			continue;
-		t->ops->done(t);
-		t->owner = NULL;
-		t->detached = true;
-		/* Nobody asks for the request again: absorbing needs none. */
-		sipmsg_free(t->req);
-		t->req = NULL;
-		free(t->cancel_reason);
-		t->cancel_reason = NULL;
-		txn_trim(t);
+		if (t->owner != NULL) {
+			if (t->ops->done == NULL)
+				continue;	/* kept until it ends */
+			t->ops->done(t);
+			t->owner = NULL;
+			t->detached = true;
+		}
+		txn_compact(t);
 	}
 	for (t = T.reap, T.reap = NULL; t != NULL; t = next) {
 		next = t->reap_next;
-		sipmsg_free(t->req);
-		free(t->out);
-		free(t->cancel_reason);
-		free(t->callid);
-		free(t->tls_name);
-		free(t->alt);
-		free(t);
+		txn_free(t);
 	}
+}
+
+static void
+txn_free(struct txn *t)
+{
+	sipmsg_free(t->req);
+	free(t->out);
+	free(t->cancel_reason);
+	free(t->callid);
+	free(t->tls_name);
+	free(t->alt);
+	free(t);
 }
 
 static void
@@ -89,6 +117,184 @@ txn_reap_now(void *arg)
 {
 	(void)arg;
 	txn_reap();
+}
+
+static void	txn_rec_fire(void *);
+
+/* A record's address to resend to, in its tail (only if it resends). */
+static struct tp_addr *
+txn_rec_peer(const struct txn *r)
+{
+	return ((struct tp_addr *)(void *)((char *)r + TXN_REC_HEAD));
+}
+
+/* Set the records' timer for the earliest head, if it changed. */
+static void
+txn_rec_arm(void)
+{
+	uint64_t	 min = UINT64_MAX, now;
+	size_t		 i;
+
+	for (i = 0; i < T.nfifo; i++)
+		if (T.fifo[i].head != NULL && T.fifo[i].head->rec_due < min)
+			min = T.fifo[i].head->rec_due;
+	if (min == T.rec_tm_due)
+		return;
+	T.rec_tm_due = min;
+	if (min == UINT64_MAX) {
+		timer_stop(&T.rec_tm);
+		return;
+	}
+	now = timer_clock_ms(&T.rec_tm);
+	timer_set(&T.rec_tm, min > now ? (uint32_t)(min - now) : 0);
+}
+
+/* The list of the records that last ms, made if there is none. */
+static struct txn_fifo *
+txn_fifo_get(uint32_t ms)
+{
+	struct txn_fifo	*f, *spare = NULL;
+	size_t		 i;
+
+	for (i = 0; i < T.nfifo; i++) {
+		f = &T.fifo[i];
+		if (f->ms == ms)
+			return (f);
+		if (f->head == NULL && spare == NULL)
+			spare = f;
+	}
+	if (spare == NULL) {
+		T.fifo = xrealloc(T.fifo, (T.nfifo + 1) * sizeof(*T.fifo));
+		spare = &T.fifo[T.nfifo++];
+		spare->head = spare->tail = NULL;
+	}
+	spare->ms = ms;
+	return (spare);
+}
+
+/*
+ * Append r to the list of its duration.  Its due time is never before
+ * the tail's but by the clock of another turn: then it goes where it
+ * belongs, so a list stays in due order.
+ */
+static void
+txn_fifo_add(struct txn_fifo *f, struct txn *r)
+{
+	struct txn	**pp;
+
+	r->rec_next = NULL;
+	if (f->tail == NULL || f->tail->rec_due <= r->rec_due) {
+		if (f->tail != NULL)
+			f->tail->rec_next = r;
+		else
+			f->head = r;
+		f->tail = r;
+		return;
+	}
+	for (pp = &f->head; (*pp)->rec_due <= r->rec_due; )
+		pp = &(*pp)->rec_next;
+	r->rec_next = *pp;
+	*pp = r;
+}
+
+/* A record ends: out of the table, the counts and memory. */
+static void
+txn_rec_end(struct txn *r)
+{
+	log_debug("txn %s: %s -> TERMINATED (record)", r->id,
+	    state_names[r->state]);
+	hashtab_remove(&T.table, &r->node);
+	T.bytes -= r->bytes;
+	T.nrec--;
+	free(r);
+}
+
+/*
+ * The records' timer: every list loses the records due at its head.  One
+ * wake-up per TXN_LAZY_MS step at most, for every record of the step.
+ */
+static void
+txn_rec_fire(void *arg)
+{
+	uint64_t	 now = timer_clock_ms(&T.rec_tm);
+	struct txn_fifo	*f;
+	struct txn	*r;
+	size_t		 i;
+
+	(void)arg;
+	T.rec_tm_due = UINT64_MAX;	/* rec_tm is not set now */
+	for (i = 0; i < T.nfifo; i++) {
+		f = &T.fifo[i];
+		while ((r = f->head) != NULL && r->rec_due <= now) {
+			if ((f->head = r->rec_next) == NULL)
+				f->tail = NULL;
+			txn_rec_end(r);
+		}
+	}
+	txn_rec_arm();
+}
+
+/*
+ * t only absorbs retransmissions until its lazy timer ends and nobody
+ * owns it: a compact record takes its place in the table, with what a
+ * retransmission needs (the match key, the state, the bytes to resend and
+ * where to) and its due time, on the list of its duration.  Already due
+ * (a reliable transport's zero timer): it ends now instead.
+ */
+static void
+txn_compact(struct txn *t)
+{
+	size_t		 klen = t->node.klen, clen = 0, n;
+	uint64_t	 due = t->due[TXN_TM_LIFE];
+	struct txn	*r;
+	char		*p;
+
+	if (due == UINT64_MAX || due <= timer_clock_ms(&t->tm)) {
+		txn_enter(t, TXN_TERMINATED);
+		return;
+	}
+	if (t->callid != NULL)
+		clen = strlen(t->callid) + 1;
+	n = TXN_REC_HEAD + (t->out != NULL ? sizeof(struct tp_addr) : 0) +
+	    klen + 1 + clen + t->outlen;
+	r = xmalloc(n);
+	memcpy(r, t, TXN_REC_HEAD);
+	p = (char *)r + TXN_REC_HEAD;
+	if (t->out != NULL) {
+		memcpy(p, &t->peer, sizeof(t->peer));
+		p += sizeof(t->peer);
+	}
+	r->key = p;
+	memcpy(p, t->key, klen + 1);
+	p += klen + 1;
+	r->callid = NULL;
+	if (clen > 0) {
+		r->callid = p;
+		memcpy(p, t->callid, clen);
+		p += clen;
+	}
+	r->out = NULL;
+	if (t->out != NULL) {
+		r->out = p;
+		memcpy(p, t->out, t->outlen);
+	}
+	r->owner = NULL;
+	r->req = NULL;
+	r->rec = true;
+	r->rec_due = due;
+	r->bytes = n;
+	r->open = false;
+
+	timer_stop(&t->tm);
+	hashtab_remove(&T.table, &t->node);
+	hashtab_insert(&T.table, &r->node, r->key, klen);
+	T.bytes = T.bytes - t->bytes + r->bytes;
+	T.open -= t->open;
+	T.nrec++;
+	txn_fifo_add(txn_fifo_get(t->life_ms), r);
+	txn_free(t);
+	if (due < T.rec_tm_due)
+		txn_rec_arm();
 }
 
 void
@@ -101,6 +307,8 @@ txn_init(struct event_base *base, const struct txn_settings *set,
 	T.ops = *ops;
 	hashtab_init(&T.table, 4096);
 	timer_init(&T.reaper, base, txn_reap_now, NULL);
+	timer_init(&T.rec_tm, base, txn_rec_fire, NULL);
+	T.rec_tm_due = UINT64_MAX;
 	T.up = true;
 }
 
@@ -120,6 +328,13 @@ unsigned
 txn_count(void)
 {
 	return ((unsigned)T.table.n);
+}
+
+/* Of txn_count(), the compact records. */
+unsigned
+txn_records(void)
+{
+	return (T.nrec);
 }
 
 /*
@@ -207,6 +422,8 @@ txn_trim(struct txn *t)
 	bool	open;
 	size_t	bytes;
 
+	if (t->rec)
+		return;
 	if ((t->kind == TXN_IST && (t->state == TXN_CONFIRMED ||
 	    t->state == TXN_ACCEPTED)) ||
 	    (t->kind == TXN_ICT && t->state == TXN_ACCEPTED) ||
@@ -215,8 +432,8 @@ txn_trim(struct txn *t)
 		t->out = NULL;
 		t->outlen = 0;
 	}
-	if (!done && !t->done_queued && t->owner != NULL &&
-	    t->ops->done != NULL && txn_absorbing(t)) {
+	if (!done && !t->done_queued && (t->owner == NULL ||
+	    t->ops->done != NULL) && txn_absorbing(t)) {
 		if (T.reap == NULL && T.done == NULL)
 			timer_set(&T.reaper, 0);	/* unless txn_reap() */
 		t->done_next = T.done;
@@ -255,9 +472,20 @@ txn_shutdown(void)
 {
 	size_t		 pos = 0;
 	struct hnode	*h;
+	struct txn	*r;
+	size_t		 i;
 
 	if (!T.up)
 		return;
+	for (i = 0; i < T.nfifo; i++)
+		while ((r = T.fifo[i].head) != NULL) {
+			T.fifo[i].head = r->rec_next;
+			txn_rec_end(r);
+		}
+	free(T.fifo);
+	T.fifo = NULL;
+	T.nfifo = 0;
+	timer_stop(&T.rec_tm);
 	/* Its owner may end others as one ends: take what is left. */
 	while ((h = hashtab_first(&T.table, &pos)) != NULL)
 		txn_enter((struct txn *)h, TXN_TERMINATED);
@@ -420,6 +648,8 @@ txn_set_ops(struct txn *t, const struct txn_ops *ops)
 void
 txn_set_callid(struct txn *t, struct slice callid)
 {
+	if (t->rec)
+		return;
 	free(t->callid);
 	t->callid = xstrndup(callid.p, callid.len);
 	txn_trim(t);
@@ -436,6 +666,10 @@ txn_xmit(struct txn *t)
 {
 	if (t->out == NULL)
 		return;
+	if (t->rec) {		/* over UDP: a reliable one ended at once */
+		tp_send(t->sock, txn_rec_peer(t), t->out, t->outlen);
+		return;
+	}
 	if (tp_send_to(t->sock, &t->peer, t->tls_name, t->out,
 	    t->outlen) == -1 && t->alt != NULL)
 		tp_send(t->sock, t->alt, t->out, t->outlen);
@@ -445,6 +679,9 @@ txn_xmit(struct txn *t)
 bool
 txn_reliable(const struct txn *t)
 {
+	if (t->rec)
+		return (t->out == NULL ||
+		    tp_proto_reliable((enum tp_proto)txn_rec_peer(t)->proto));
 	return (tp_proto_reliable((enum tp_proto)t->peer.proto));
 }
 
@@ -453,6 +690,8 @@ txn_lost_one(struct txn *t, void *arg)
 {
 	const struct tp_addr	*a = arg;
 
+	if (t->rec)
+		return;
 	if ((t->kind != TXN_ICT && t->kind != TXN_NICT) ||
 	    !tp_addr_eq(&t->peer, a))
 		return;
@@ -481,7 +720,8 @@ txn_transport_lost(const struct tp_addr *a)
 /* In txn_enter(): set one timer, exact or lazy. */
 #define RETX(ms)	txn_timer_set(t, TXN_TM_RETX, (ms), false)
 #define LIFE(ms)	txn_timer_set(t, TXN_TM_LIFE, (ms), false)
-#define LAZY(ms)	txn_timer_set(t, TXN_TM_LIFE, (ms), true)
+#define LAZY(ms)	(t->life_ms = (ms), \
+			    txn_timer_set(t, TXN_TM_LIFE, (ms), true))
 #define STOP(w)		txn_timer_stop(t, (w))
 
 static uint32_t
@@ -501,8 +741,11 @@ txn_enter(struct txn *t, enum txn_state next)
 {
 	const struct txn_settings	*s = &T.set;
 	uint32_t			 t64 = 64 * s->t1_ms;
-	bool				 rel = txn_reliable(t);
+	bool				 rel;
 
+	if (t->rec)
+		return;		/* it only ends at its due time */
+	rel = txn_reliable(t);
 	log_debug("txn %s: %s -> %s", t->id, state_names[t->state],
 	    state_names[next]);
 	t->state = next;
@@ -602,7 +845,11 @@ txn_timer_arm(struct txn *t)
 void
 txn_timer_set(struct txn *t, enum txn_timer which, uint32_t ms, bool lazy)
 {
-	uint64_t	due = timer_clock_ms(&t->tm) + ms;
+	uint64_t	due;
+
+	if (t->rec)
+		return;
+	due = timer_clock_ms(&t->tm) + ms;
 
 	if (lazy && ms > 0)
 		due = (due + TXN_LAZY_MS - 1) / TXN_LAZY_MS *
@@ -614,6 +861,8 @@ txn_timer_set(struct txn *t, enum txn_timer which, uint32_t ms, bool lazy)
 void
 txn_timer_stop(struct txn *t, enum txn_timer which)
 {
+	if (t->rec)
+		return;
 	t->due[which] = UINT64_MAX;
 	txn_timer_arm(t);
 }
@@ -621,6 +870,8 @@ txn_timer_stop(struct txn *t, enum txn_timer which)
 bool
 txn_timer_pending(const struct txn *t, enum txn_timer which)
 {
+	if (t->rec)
+		return (false);
 	return (t->due[which] != UINT64_MAX);
 }
 

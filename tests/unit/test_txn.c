@@ -1360,11 +1360,17 @@ START_TEST(nist_done_detached)
 	txn_reap();				/* the turn ends */
 	ck_assert_int_eq(ndone, 1);
 	ck_assert_ptr_eq(done_txn, t);
+	/* A compact record took its place (t is freed). */
+	t = txn_match_request(m);
+	ck_assert_ptr_nonnull(t);
+	ck_assert(t->rec);
 	ck_assert_ptr_null(t->owner);
 	ck_assert_ptr_null(t->req);
 	ck_assert_uint_lt(txn_bytes(), before);
 	ck_assert_uint_eq(t->cseq, 1);
-	ck_assert_ptr_eq(txn_match_request(m), t);
+	ck_assert_int_eq(t->kind, TXN_NIST);
+	ck_assert_int_eq(t->state, TXN_COMPLETED);
+	ck_assert_uint_eq(txn_records(), 1);
 	txn_server_retransmit(t, m);
 	ck_assert_int_eq(fake_nsent(), 2);
 	ck_sent_reply(1, 200);
@@ -1418,6 +1424,218 @@ START_TEST(ict_done_accepted_unmatched)
 	fake_advance(64 * T1);			/* M */
 	ck_assert_uint_eq(txn_count(), 0);
 	ck_assert_int_eq(cb.nterm, 0);
+}
+END_TEST
+
+/*
+ * Records: once let go, an absorbing transaction is replaced by a compact
+ * record (no timer of its own, a fraction of struct txn) that answers
+ * retransmissions as the transaction did and ends at its timer, on the
+ * TXN_LAZY_MS grid, never early.
+ */
+
+/* Is the transaction matched by m a record?  Returns it. */
+static struct txn *
+ck_record_req(const struct sipmsg *m)
+{
+	struct txn	*r = txn_match_request(m);
+
+	ck_assert_ptr_nonnull(r);
+	ck_assert(r->rec);
+	ck_assert_ptr_null(r->owner);
+	ck_assert_uint_lt(r->bytes, sizeof(struct txn));
+	return (r);
+}
+
+/* IST 486, ACK: Confirmed; the record absorbs ACK and INVITE until I. */
+START_TEST(record_ist_confirmed)
+{
+	struct txn	*t = server_new(RQ("INVITE", VIA_A));
+	struct sipmsg	*ack, *inv = request(RQ("INVITE", VIA_A));
+
+	ck_assert_int_eq(reply(t, 486), 0);
+	ack = request((struct rq){ "ACK", "sip:bob@example.com", VIA_A, "a1",
+	    "b0b", "call-1@example.org", 1 });
+	txn_server_retransmit(t, ack);
+	ck_assert_int_eq(t->state, TXN_CONFIRMED);
+	fake_advance(0);			/* the turn ends */
+	ck_assert_int_eq(ndone, 1);
+	t = ck_record_req(ack);
+	ck_assert_int_eq(t->kind, TXN_IST);
+	ck_assert_int_eq(t->state, TXN_CONFIRMED);
+	ck_assert_ptr_eq(txn_match_cancel(inv), t);
+	ck_assert_uint_eq(txn_records(), 1);
+	ck_assert_uint_eq(txn_bytes(), t->bytes);
+	ck_assert_uint_eq(txn_open(), 0);
+	ck_assert_uint_eq(fake_armed(), 1);	/* the records' timer */
+	txn_server_retransmit(t, ack);		/* absorbed */
+	ck_assert_ptr_eq(txn_match_request(inv), t);
+	txn_server_retransmit(t, inv);		/* absorbed too */
+	ck_assert_int_eq(t->state, TXN_CONFIRMED);
+	ck_assert_int_eq(fake_nsent(), 1);
+	fake_advance(T4 - 1);
+	ck_assert_uint_eq(txn_count(), 1);
+	fake_advance(TXN_LAZY_MS);		/* I, on the grid */
+	ck_assert_uint_eq(txn_count(), 0);
+	ck_assert_uint_eq(txn_records(), 0);
+	ck_assert_uint_eq(txn_bytes(), 0);
+	ck_assert_ptr_null(txn_match_request(ack));
+	ck_assert_uint_eq(fake_armed(), 0);
+	ck_assert_int_eq(cb.nterm, 0);
+	sipmsg_free(ack);
+	sipmsg_free(inv);
+}
+END_TEST
+
+/*
+ * Many NIST records share one timer; each resends its own last response
+ * to its own peer until J.
+ */
+START_TEST(record_nist_many)
+{
+	char		 via[128];
+	struct sipmsg	*m[8];
+	struct txn	*t;
+	int		 i;
+
+	for (i = 0; i < 8; i++) {
+		snprintf(via, sizeof(via), "SIP/2.0/UDP 192.0.2.1:%d;"
+		    "branch=z9hG4bKn%d", 5070 + i, i);
+		t = server_new(RQ("BYE", via));
+		ck_assert_int_eq(reply(t, 200 + i), 0);
+		m[i] = request(RQ("BYE", via));
+	}
+	fake_advance(0);
+	ck_assert_uint_eq(txn_records(), 8);
+	ck_assert_uint_eq(fake_armed(), 1);
+	fake_sent_clear();
+	for (i = 7; i >= 0; i--) {
+		t = ck_record_req(m[i]);
+		ck_assert_int_eq(t->state, TXN_COMPLETED);
+		txn_server_retransmit(t, m[i]);
+		ck_sent_reply(7 - i, 200 + i);
+		ck_assert_uint_eq(tp_addr_port(fake_sent_peer(7 - i)),
+		    5070 + i);
+	}
+	fake_advance(64 * T1 - 1);
+	ck_assert_uint_eq(txn_count(), 8);
+	fake_advance(TXN_LAZY_MS);		/* J, all in one */
+	ck_assert_uint_eq(txn_count(), 0);
+	ck_assert_uint_eq(txn_bytes(), 0);
+	for (i = 0; i < 8; i++) {
+		ck_assert_ptr_null(txn_match_request(m[i]));
+		sipmsg_free(m[i]);
+	}
+}
+END_TEST
+
+/* ICT 486: the record sends its ACK again for each 486 until D. */
+START_TEST(record_ict_completed_ack)
+{
+	struct txn	*t = ict_new();
+	struct sipmsg	*r;
+	char		 ack[1024];
+
+	ict_recv(t, 486, "b0b");
+	ck_assert_int_eq(t->state, TXN_COMPLETED);
+	ck_assert_int_eq(fake_nsent(), 2);	/* INVITE, ACK */
+	snprintf(ack, sizeof(ack), "%s", fake_sent(1));
+	ck_assert(strncmp(ack, "ACK ", 4) == 0);
+	fake_advance(0);
+	ck_assert_int_eq(ndone, 1);
+	r = response(486, ICT_BRANCH, "b0b", 42, "INVITE");
+	t = txn_match_response(r);
+	ck_assert_ptr_nonnull(t);
+	ck_assert(t->rec);
+	ck_assert_int_eq(t->kind, TXN_ICT);
+	txn_client_response(t, r);
+	ck_assert_int_eq(fake_nsent(), 3);
+	ck_assert_str_eq(fake_sent(2), ack);
+	ck_assert_uint_eq(tp_addr_port(fake_sent_peer(2)), 5080);
+	ck_assert_int_eq(cb.nresp, 1);		/* not delivered again */
+	fake_advance(TD - 1);
+	ck_assert_ptr_eq(txn_match_response(r), t);
+	fake_advance(TXN_LAZY_MS);		/* D */
+	ck_assert_ptr_null(txn_match_response(r));
+	ck_assert_uint_eq(txn_count(), 0);
+	sipmsg_free(r);
+}
+END_TEST
+
+/* NICT 200: the record absorbs the retransmitted 200 until K. */
+START_TEST(record_nict_completed)
+{
+	struct txn	*t = nict_new();
+	struct sipmsg	*r;
+
+	nict_recv(t, 200);
+	fake_advance(0);
+	r = response(200, NICT_BRANCH, "b0b", 7, "OPTIONS");
+	t = txn_match_response(r);
+	ck_assert_ptr_nonnull(t);
+	ck_assert(t->rec);
+	txn_client_response(t, r);
+	ck_assert_int_eq(cb.nresp, 1);
+	ck_assert_int_eq(fake_nsent(), 1);
+	fake_advance(T4 - 1);
+	ck_assert_uint_eq(txn_count(), 1);
+	fake_advance(TXN_LAZY_MS);		/* K */
+	ck_assert_uint_eq(txn_count(), 0);
+	sipmsg_free(r);
+}
+END_TEST
+
+/*
+ * A reload that shortens T4: a record keeps its due time, and one made
+ * after with the new value ends at its own, not after the older one.
+ */
+START_TEST(record_reload_shorter)
+{
+	struct txn_settings	 s = settings;
+	struct txn		*a, *b;
+	struct sipmsg		*r;
+
+	a = client_new(TXN_NICT, "z9hG4bKra", "OPTIONS", SENT_OPTIONS);
+	r = response(200, "z9hG4bKra", "x", 7, "OPTIONS");
+	txn_client_response(a, r);
+	sipmsg_free(r);
+	fake_advance(0);
+	s.t4_ms = 1000;
+	txn_set_settings(&s);
+	fake_advance(100);
+	b = client_new(TXN_NICT, "z9hG4bKrb", "OPTIONS", SENT_OPTIONS);
+	r = response(200, "z9hG4bKrb", "x", 7, "OPTIONS");
+	txn_client_response(b, r);
+	sipmsg_free(r);
+	fake_advance(0);
+	ck_assert_uint_eq(txn_records(), 2);
+	fake_advance(1000 + TXN_LAZY_MS);	/* b's K */
+	ck_assert_uint_eq(txn_records(), 1);
+	ck_assert_ptr_nonnull(txn_find("c|z9hG4bKra|OPTIONS", 19));
+	ck_assert_ptr_null(txn_find("c|z9hG4bKrb|OPTIONS", 19));
+	fake_advance(T4 - 1100 - TXN_LAZY_MS - 1);
+	ck_assert_uint_eq(txn_records(), 1);
+	fake_advance(TXN_LAZY_MS + 1);		/* a's K */
+	ck_assert_uint_eq(txn_count(), 0);
+}
+END_TEST
+
+/* Nobody ever owned it (an answer the proxy sends alone): a record too. */
+START_TEST(record_ownerless)
+{
+	struct tp_addr	 src = addr("192.0.2.1", 5062);
+	struct txn	*t;
+	struct sipmsg	*m = request(RQ("OPTIONS", VIA_A));
+
+	t = txn_server_new(request(RQ("OPTIONS", VIA_A)), NULL, &src);
+	ck_assert_int_eq(reply(t, 200), 0);
+	fake_advance(0);
+	t = ck_record_req(m);
+	txn_server_retransmit(t, m);
+	ck_assert_int_eq(fake_nsent(), 2);
+	ck_sent_reply(1, 200);
+	ck_assert_int_eq(txn_server_reply(t, 500, strdup("x"), 1), -1);
+	sipmsg_free(m);
 }
 END_TEST
 
@@ -1477,6 +1695,10 @@ main(void)
 	tc = check_fixed("done", setup_done, teardown);
 	check_add(tc, nist_done_detached, ist_open_not_done,
 	    ict_done_accepted_unmatched);
+	tc = check_fixed("record", setup_done, teardown);
+	check_add(tc, record_ist_confirmed, record_nist_many,
+	    record_ict_completed_ack, record_nict_completed,
+	    record_reload_shorter, record_ownerless);
 	tc = check_fixed("lazy", setup, teardown);
 	check_add(tc, lazy_timer_grid);
 	tc = check_fixed("table", setup, teardown);
