@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "log.h"
 #include "txn.h"
@@ -39,6 +42,7 @@ static struct {
 	struct timer		 rec_tm;	/* the earliest head's due */
 	uint64_t		 rec_tm_due;
 	unsigned		 nrec;
+	size_t			 rec_freed;	/* since the last trim */
 	uint64_t		 serial;
 	uint64_t		 timed_out;
 	unsigned		 open;		/* with work left (txn_is_open) */
@@ -121,11 +125,48 @@ txn_reap_now(void *arg)
 
 static void	txn_rec_fire(void *);
 
-/* A record's address to resend to, in its tail (only if it resends). */
-static struct tp_addr *
-txn_rec_peer(const struct txn *r)
+/* Records freed since the heap was last trimmed that warrant a trim. */
+#define TXN_TRIM_BYTES	(4u << 20)
+
+/*
+ * Where a record resends to, first in its tail if it resends: the
+ * sockaddr's length, protocol and flags, then the sockaddr's bytes only.
+ */
+struct txn_rec_peer {
+	socklen_t	 len;
+	uint8_t		 proto;
+	uint8_t		 flags;
+	unsigned char	 sa[];
+};
+
+static size_t
+txn_rec_peer_size(const struct tp_addr *a)
 {
-	return ((struct tp_addr *)(void *)((char *)r + TXN_REC_HEAD));
+	return (sizeof(struct txn_rec_peer) + a->len);
+}
+
+static void
+txn_rec_peer_put(void *p, const struct tp_addr *a)
+{
+	struct txn_rec_peer	*rp = p;
+
+	rp->len = a->len;
+	rp->proto = a->proto;
+	rp->flags = a->flags;
+	memcpy(rp->sa, &a->ss, a->len);
+}
+
+static void
+txn_rec_peer_get(const struct txn *r, struct tp_addr *a)
+{
+	const struct txn_rec_peer *rp = (const void *)((const char *)r +
+	    TXN_REC_HEAD);
+
+	memset(a, 0, sizeof(*a));
+	a->len = rp->len;
+	a->proto = rp->proto;
+	a->flags = rp->flags;
+	memcpy(&a->ss, rp->sa, rp->len);
 }
 
 /* Set the records' timer for the earliest head, if it changed. */
@@ -205,6 +246,7 @@ txn_rec_end(struct txn *r)
 	    state_names[r->state]);
 	hashtab_remove(&T.table, &r->node);
 	T.bytes -= r->bytes;
+	T.rec_freed += r->bytes;
 	T.nrec--;
 	free(r);
 }
@@ -232,6 +274,17 @@ txn_rec_fire(void *arg)
 		}
 	}
 	txn_rec_arm();
+	/*
+	 * The last record of a busy spell is gone: give the pages back,
+	 * which free() leaves to the process between the live blocks (a
+	 * load's records are spread over the heap it grew to).
+	 */
+	if (T.nrec == 0 && T.rec_freed >= TXN_TRIM_BYTES) {
+		T.rec_freed = 0;
+#ifdef __GLIBC__
+		malloc_trim(0);
+#endif
+	}
 }
 
 /*
@@ -239,7 +292,10 @@ txn_rec_fire(void *arg)
  * owns it: a compact record takes its place in the table, with what a
  * retransmission needs (the match key, the state, the bytes to resend and
  * where to) and its due time, on the list of its duration.  Already due
- * (a reliable transport's zero timer): it ends now instead.
+ * (a reliable transport's zero timer): it ends now instead.  So does an
+ * INVITE client transaction let go in Accepted: it matches nothing any
+ * more (txn_match_response(): its 2xx are relayed by the Via, as after
+ * Timer M), so a record of it would only hold memory.
  */
 static void
 txn_compact(struct txn *t)
@@ -249,20 +305,21 @@ txn_compact(struct txn *t)
 	struct txn	*r;
 	char		*p;
 
-	if (due == UINT64_MAX || due <= timer_clock_ms(&t->tm)) {
+	if (due == UINT64_MAX || due <= timer_clock_ms(&t->tm) ||
+	    (t->kind == TXN_ICT && t->state == TXN_ACCEPTED && t->detached)) {
 		txn_enter(t, TXN_TERMINATED);
 		return;
 	}
 	if (t->callid != NULL)
 		clen = strlen(t->callid) + 1;
-	n = TXN_REC_HEAD + (t->out != NULL ? sizeof(struct tp_addr) : 0) +
+	n = TXN_REC_HEAD + (t->out != NULL ? txn_rec_peer_size(&t->peer) : 0) +
 	    klen + 1 + clen + t->outlen;
 	r = xmalloc(n);
 	memcpy(r, t, TXN_REC_HEAD);
 	p = (char *)r + TXN_REC_HEAD;
 	if (t->out != NULL) {
-		memcpy(p, &t->peer, sizeof(t->peer));
-		p += sizeof(t->peer);
+		txn_rec_peer_put(p, &t->peer);
+		p += txn_rec_peer_size(&t->peer);
 	}
 	r->key = p;
 	memcpy(p, t->key, klen + 1);
@@ -664,10 +721,13 @@ txn_callid(const struct txn *t)
 void
 txn_xmit(struct txn *t)
 {
+	struct tp_addr	peer;
+
 	if (t->out == NULL)
 		return;
 	if (t->rec) {		/* over UDP: a reliable one ended at once */
-		tp_send(t->sock, txn_rec_peer(t), t->out, t->outlen);
+		txn_rec_peer_get(t, &peer);
+		tp_send(t->sock, &peer, t->out, t->outlen);
 		return;
 	}
 	if (tp_send_to(t->sock, &t->peer, t->tls_name, t->out,
@@ -679,9 +739,8 @@ txn_xmit(struct txn *t)
 bool
 txn_reliable(const struct txn *t)
 {
-	if (t->rec)
-		return (t->out == NULL ||
-		    tp_proto_reliable((enum tp_proto)txn_rec_peer(t)->proto));
+	if (t->rec)		/* one that resends is over UDP; others: moot */
+		return (t->out == NULL);
 	return (tp_proto_reliable((enum tp_proto)t->peer.proto));
 }
 
