@@ -96,7 +96,6 @@ struct txn {
 	char		*out;		/* owned: request, last response or ACK
 					   (a record: in its tail) */
 	size_t		 outlen;
-	struct tp_sock	*sock;
 	void		*owner;		/* the transaction user's; a record:
 					   NULL */
 	char		*callid;	/* owned, for logs; may be NULL */
@@ -104,7 +103,6 @@ struct txn {
 					   once let go, in a record */
 	struct txn	*rec_next;	/* a record: next on its FIFO list */
 	uint64_t	 rec_due;	/* a record: when it ends */
-	size_t		 bytes;		/* counted in txn_bytes() */
 	enum txn_kind	 kind;
 	enum txn_state	 state;
 	int		 code;		/* last status sent or received */
@@ -114,7 +112,9 @@ struct txn {
 	bool		 detached;	/* done: the owner let it go */
 	bool		 open;		/* counted in txn_open() */
 	char		 id[24];
-	/* A full transaction only, from here on. */
+	/* The mark: a full transaction only, from here on. */
+	struct tp_sock	*sock;
+	size_t		 bytes;		/* counted in txn_bytes() */
 	struct tp_addr	 peer;		/* server: responses go here */
 	struct tp_addr	*alt;		/* owned: server over TCP/TLS, if
 					   peer's flow is gone */
@@ -135,7 +135,7 @@ struct txn {
 	char		 keybuf[];	/* key points here */
 };
 
-#define TXN_REC_HEAD	offsetof(struct txn, peer)
+#define TXN_REC_HEAD	offsetof(struct txn, sock)
 
 void		 txn_init(struct event_base *, const struct txn_settings *,
 		     const struct txn_ops *);

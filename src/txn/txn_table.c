@@ -129,10 +129,11 @@ static void	txn_rec_fire(void *);
 #define TXN_TRIM_BYTES	(4u << 20)
 
 /*
- * Where a record resends to, first in its tail if it resends: the
- * sockaddr's length, protocol and flags, then the sockaddr's bytes only.
+ * Where a record resends to, first in its tail if it resends: the socket,
+ * the sockaddr's length, protocol and flags, then the sockaddr's bytes.
  */
 struct txn_rec_peer {
+	struct tp_sock	*sock;
 	socklen_t	 len;
 	uint8_t		 proto;
 	uint8_t		 flags;
@@ -145,18 +146,34 @@ txn_rec_peer_size(const struct tp_addr *a)
 	return (sizeof(struct txn_rec_peer) + a->len);
 }
 
+/* The bytes of a record's allocation (it does not keep the figure). */
+static size_t
+txn_rec_size(const struct txn *r)
+{
+	const struct txn_rec_peer *rp = (const void *)((const char *)r +
+	    TXN_REC_HEAD);
+	size_t	n = TXN_REC_HEAD + r->node.klen + 1 + r->outlen;
+
+	if (r->out != NULL)
+		n += sizeof(*rp) + rp->len;
+	if (r->callid != NULL)
+		n += strlen(r->callid) + 1;
+	return (n);
+}
+
 static void
-txn_rec_peer_put(void *p, const struct tp_addr *a)
+txn_rec_peer_put(void *p, struct tp_sock *sock, const struct tp_addr *a)
 {
 	struct txn_rec_peer	*rp = p;
 
+	rp->sock = sock;
 	rp->len = a->len;
 	rp->proto = a->proto;
 	rp->flags = a->flags;
 	memcpy(rp->sa, &a->ss, a->len);
 }
 
-static void
+static struct tp_sock *
 txn_rec_peer_get(const struct txn *r, struct tp_addr *a)
 {
 	const struct txn_rec_peer *rp = (const void *)((const char *)r +
@@ -167,6 +184,7 @@ txn_rec_peer_get(const struct txn *r, struct tp_addr *a)
 	a->proto = rp->proto;
 	a->flags = rp->flags;
 	memcpy(&a->ss, rp->sa, rp->len);
+	return (rp->sock);
 }
 
 /* Set the records' timer for the earliest head, if it changed. */
@@ -244,9 +262,11 @@ txn_rec_end(struct txn *r)
 {
 	log_debug("txn %s: %s -> TERMINATED (record)", r->id,
 	    state_names[r->state]);
+	size_t	n = txn_rec_size(r);
+
 	hashtab_remove(&T.table, &r->node);
-	T.bytes -= r->bytes;
-	T.rec_freed += r->bytes;
+	T.bytes -= n;
+	T.rec_freed += n;
 	T.nrec--;
 	free(r);
 }
@@ -318,7 +338,7 @@ txn_compact(struct txn *t)
 	memcpy(r, t, TXN_REC_HEAD);
 	p = (char *)r + TXN_REC_HEAD;
 	if (t->out != NULL) {
-		txn_rec_peer_put(p, &t->peer);
+		txn_rec_peer_put(p, t->sock, &t->peer);
 		p += txn_rec_peer_size(&t->peer);
 	}
 	r->key = p;
@@ -339,13 +359,12 @@ txn_compact(struct txn *t)
 	r->req = NULL;
 	r->rec = true;
 	r->rec_due = due;
-	r->bytes = n;
 	r->open = false;
 
 	timer_stop(&t->tm);
 	hashtab_remove(&T.table, &t->node);
 	hashtab_insert(&T.table, &r->node, r->key, klen);
-	T.bytes = T.bytes - t->bytes + r->bytes;
+	T.bytes = T.bytes - t->bytes + n;
 	T.open -= t->open;
 	T.nrec++;
 	txn_fifo_add(txn_fifo_get(t->life_ms), r);
@@ -721,13 +740,14 @@ txn_callid(const struct txn *t)
 void
 txn_xmit(struct txn *t)
 {
-	struct tp_addr	peer;
+	struct tp_addr	 peer;
+	struct tp_sock	*sock;
 
 	if (t->out == NULL)
 		return;
 	if (t->rec) {		/* over UDP: a reliable one ended at once */
-		txn_rec_peer_get(t, &peer);
-		tp_send(t->sock, &peer, t->out, t->outlen);
+		sock = txn_rec_peer_get(t, &peer);
+		tp_send(sock, &peer, t->out, t->outlen);
 		return;
 	}
 	if (tp_send_to(t->sock, &t->peer, t->tls_name, t->out,

@@ -1442,7 +1442,6 @@ ck_record_req(const struct sipmsg *m)
 	ck_assert_ptr_nonnull(r);
 	ck_assert(r->rec);
 	ck_assert_ptr_null(r->owner);
-	ck_assert_uint_lt(r->bytes, sizeof(struct txn));
 	return (r);
 }
 
@@ -1464,7 +1463,8 @@ START_TEST(record_ist_confirmed)
 	ck_assert_int_eq(t->state, TXN_CONFIRMED);
 	ck_assert_ptr_eq(txn_match_cancel(inv), t);
 	ck_assert_uint_eq(txn_records(), 1);
-	ck_assert_uint_eq(txn_bytes(), t->bytes);
+	ck_assert_uint_gt(txn_bytes(), 0);	/* a fraction of a txn */
+	ck_assert_uint_lt(txn_bytes(), sizeof(struct txn));
 	ck_assert_uint_eq(txn_open(), 0);
 	ck_assert_uint_eq(fake_armed(), 1);	/* the records' timer */
 	txn_server_retransmit(t, ack);		/* absorbed */
@@ -1506,6 +1506,7 @@ START_TEST(record_nist_many)
 	}
 	fake_advance(0);
 	ck_assert_uint_eq(txn_records(), 8);
+	ck_assert_uint_lt(txn_bytes(), 8 * sizeof(struct txn));
 	ck_assert_uint_eq(fake_armed(), 1);
 	fake_sent_clear();
 	for (i = 7; i >= 0; i--) {
