@@ -1000,8 +1000,12 @@ check_params(struct slice r)
 	}
 }
 
+static const bool addr_special[256] = {
+	['"'] = true, ['<'] = true, ['>'] = true,
+};
+
 /*
- * A From or To value of a response (RFC 3261 25.1): an addr-spec, or a
+ * A From or To value (RFC 3261 25.1): an addr-spec, or a
  * display name and "<" addr-spec ">", then parameters only; quotes and
  * angle brackets balanced, and a SIP URI that parses.
  */
@@ -1014,6 +1018,10 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 	int		angle = 0;
 
 	for (i = 0; i < v.len; i++) {
+		while (i < v.len && !addr_special[(unsigned char)v.p[i]])
+			i++;
+		if (i == v.len)
+			break;
 		if (v.p[i] == '"') {
 			for (i++; i < v.len && v.p[i] != '"'; i++)
 				if (v.p[i] == '\\')
