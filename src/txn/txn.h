@@ -126,9 +126,9 @@ struct txn {
 	bool		 cancel_pending;	/* ICT: CANCEL once a 1xx comes */
 	bool		 cancel_sent;
 	bool		 done_queued;
+	int		 slot;		/* the transaction user's */
 	char		*cancel_reason;	/* owned */
 	const struct txn_ops *ops;	/* up-calls for this one */
-	int		 slot;		/* the transaction user's */
 	struct txn	*reap_next;
 	struct txn	*done_next;	/* on the list for ops->done */
 	char		*tls_name;	/* owned: client, the TLS peer's name */
