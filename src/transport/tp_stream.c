@@ -40,8 +40,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include <event2/buffer.h>
 #include <event2/listener.h>
@@ -131,6 +134,7 @@ struct tp_conn {
 	uint64_t	 msg_start_ms;	/* 0: not inside a message */
 	uint64_t	 keep_until_ms;	/* a registration holds it open */
 	uint64_t	 rx_msgs, tx_msgs;
+	size_t		 sent_since;	/* bytes sent since conn_unacked() */
 	char		*tls_name;	/* outgoing TLS: the name it must prove */
 	struct tp_ws	*ws;		/* ws, wss: the WebSocket layer */
 	struct tp_ws_conf *ws_conf;	/* during the handshake */
@@ -486,6 +490,26 @@ conn_send_bytes(struct tp_conn *c, const void *p, size_t len, char *why,
 		return (-1);
 	}
 	conn_events(c);
+	return (0);
+}
+
+/*
+ * What the kernel holds for the peer, sent or not, and the peer has not
+ * acknowledged: a peer that does not read leaves it there (up to the
+ * socket's send buffer, megabytes on a fast path), unread as much as what
+ * we queue.  Looked at once per half of write_queue_max sent.
+ */
+static size_t
+conn_unacked(const struct tp_conn *c)
+{
+#ifdef SIOCOUTQ
+	int	n = 0;
+
+	if (ioctl(c->fd, SIOCOUTQ, &n) == 0 && n > 0)
+		return ((size_t)n);
+#else
+	(void)c;
+#endif
 	return (0);
 }
 
@@ -1301,6 +1325,10 @@ tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
 	c->tx_msgs++;
 	c->active_ms = timer_now_ms();
 	queued = evbuffer_get_length(c->out);
+	if ((c->sent_since += len) >= tp->lim.write_queue_max / 2) {
+		c->sent_since = 0;
+		queued += conn_unacked(c);
+	}
 	if (queued > tp->lim.write_queue_max) {
 		tp->st.closed_write_queue++;
 		conn_free(c, "the peer does not read (connections."
