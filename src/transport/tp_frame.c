@@ -170,6 +170,15 @@ tp_frame_lex(struct tp_frame *f, unsigned char c, char *err, size_t errlen)
 		} else {
 			tp_frame_end_cl(f);
 			f->name_len = 0;
+			/*
+			 * Only "Content-Length" and "l" count: any other
+			 * line ends the same way in LX_SKIP, so it goes
+			 * there at once.
+			 */
+			if (c != 'c' && c != 'C' && c != 'l' && c != 'L') {
+				f->lex = LX_SKIP;
+				break;
+			}
 			f->lex = LX_NAME;
 			return (tp_frame_lex(f, c, err, errlen));
 		}
@@ -179,6 +188,11 @@ tp_frame_lex(struct tp_frame *f, unsigned char c, char *err, size_t errlen)
 			if (f->name_len < sizeof(f->name))
 				f->name[f->name_len] = tolower(c);
 			f->name_len++;
+			/* No longer Content-Length or l: as above. */
+			if (f->name_len > 14 || (memcmp(f->name,
+			    "content-length", f->name_len) != 0 &&
+			    !(f->name_len == 1 && f->name[0] == 'l')))
+				f->lex = LX_SKIP;
 			break;
 		}
 		if (c == ':')
@@ -234,11 +248,28 @@ static int
 tp_frame_scan(struct tp_frame *f, const unsigned char *p, size_t len,
     char *err, size_t errlen)
 {
-	size_t	limit;
-	int	rc;
+	const unsigned char	*q;
+	size_t			 limit, n;
+	int			 rc;
 
 	limit = len < f->max_size ? len : f->max_size;
 	while (f->scanned < limit) {
+		if (f->lex == LX_SKIP || (f->lex == LX_START &&
+		    f->scanned >= 4)) {
+			/*
+			 * Within a line framing does not read: on to its CR,
+			 * or to a bare LF (an error), a memchr() at a time.
+			 */
+			n = limit - f->scanned;
+			if ((q = memchr(p + f->scanned, '\r', n)) != NULL)
+				n = (size_t)(q - (p + f->scanned));
+			if ((q = memchr(p + f->scanned, '\n', n)) != NULL)
+				n = (size_t)(q - (p + f->scanned));
+			f->scanned += n;
+			f->examined += n;
+			if (f->scanned == limit)
+				break;
+		}
 		rc = tp_frame_lex(f, p[f->scanned], err, errlen);
 		f->scanned++;
 		f->examined++;
