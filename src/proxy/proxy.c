@@ -585,7 +585,7 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	buf_init(&k, 256);
 	buf_add(&k, m->branch.p, m->branch.len);
 	buf_add(&k, m->callid.p, m->callid.len);
-	buf_addf(&k, "%u", m->cseq);
+	buf_addu(&k, m->cseq);
 	h = hashtab_hash(P.seed, k.p, k.len);
 	buf_cleanup(&k);
 	snprintf(branch, sizeof(branch), SIP_MAGIC "sl%016llx",

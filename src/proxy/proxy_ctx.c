@@ -162,9 +162,14 @@ void
 proxy_ctx_token(char *out, size_t len)
 {
 	uint64_t	n = ++P.serial;
+	char		hex[17];
 
-	snprintf(out, len, "%016llx",
-	    (unsigned long long)hashtab_hash(P.seed, &n, sizeof(n)));
+	fmt_hex64(hex, hashtab_hash(P.seed, &n, sizeof(n)));
+	if (len > 0) {
+		len = len > sizeof(hex) ? sizeof(hex) : len;
+		memcpy(out, hex, len - 1);
+		out[len - 1] = '\0';
+	}
 }
 
 static bool
@@ -256,17 +261,19 @@ proxy_ctx_branch_mac(struct slice token, const struct dest *d, char out[17])
 	if (d->numeric) {
 		n = tp_addr_key(&d->addr, key);
 		buf_add(&k, key, n);
-		buf_addf(&k, "|%u", tp_addr_port(&d->addr));
+		buf_add(&k, "|", 1);
+		buf_addu(&k, tp_addr_port(&d->addr));
 	} else {
 		for (i = 0; d->host[i] != '\0'; i++) {
 			char	c = d->host[i];
 
-			buf_addf(&k, "%c", c >= 'A' && c <= 'Z' ? c + 32 : c);
+			c = c >= 'A' && c <= 'Z' ? c + 32 : c;
+			buf_add(&k, &c, 1);
 		}
-		buf_addf(&k, "|%u", d->port);
+		buf_add(&k, "|", 1);
+		buf_addu(&k, d->port);
 	}
-	snprintf(out, 17, "%016llx",
-	    (unsigned long long)hashtab_hash(P.bkey, k.p, k.len));
+	fmt_hex64(out, hashtab_mac(P.bkey, k.p, k.len));
 	buf_cleanup(&k);
 }
 
@@ -315,10 +322,11 @@ proxy_ctx_flow_token(const struct tp_addr *a, char *out, size_t len)
 		return;
 	}
 	out[0] = 'f';
-	for (i = 0, o = 1; i < n; i++, o += 2)
-		snprintf(out + o, 3, "%02x", raw[i]);
-	snprintf(out + o, len - o, "%016llx",
-	    (unsigned long long)hashtab_hash(P.bkey, raw, n));
+	for (i = 0, o = 1; i < n; i++, o += 2) {
+		out[o] = "0123456789abcdef"[raw[i] >> 4];
+		out[o + 1] = "0123456789abcdef"[raw[i] & 0xf];
+	}
+	fmt_hex64(out + o, hashtab_mac(P.bkey, raw, n));
 }
 
 /* The connection a flow token of ours names; false: not one of ours. */
@@ -344,8 +352,7 @@ proxy_ctx_flow_parse(struct slice tok, struct tp_addr *a)
 		if (*end != '\0' || !isxdigit((unsigned char)hex[0]))
 			return (false);
 	}
-	snprintf(mac, sizeof(mac), "%016llx",
-	    (unsigned long long)hashtab_hash(P.bkey, raw, n));
+	fmt_hex64(mac, hashtab_mac(P.bkey, raw, n));
 	if (strncasecmp(mac, tok.p + tok.len - 16, 16) != 0)
 		return (false);
 	memset(a, 0, sizeof(*a));
@@ -386,8 +393,14 @@ proxy_ctx_branch(const char *topvia, char *out, size_t len)
 		snprintf(out, len, SIP_MAGIC "%s", tok);
 		return;
 	}
-	proxy_ctx_branch_mac((struct slice){ tok, strlen(tok) }, &d, mac);
-	snprintf(out, len, SIP_MAGIC "%s%s", tok, mac);
+	proxy_ctx_branch_mac((struct slice){ tok, 16 }, &d, mac);
+	if (len < SIP_MAGIC_LEN + 33) {
+		snprintf(out, len, SIP_MAGIC "%s%s", tok, mac);
+		return;
+	}
+	memcpy(out, SIP_MAGIC, SIP_MAGIC_LEN);
+	memcpy(out + SIP_MAGIC_LEN, tok, 16);
+	memcpy(out + SIP_MAGIC_LEN + 16, mac, 17);
 }
 
 /*
@@ -428,7 +441,7 @@ proxy_ctx_sl_tag(const struct sipmsg *m, char *out, size_t len)
 	buf_add(&k, m->callid.p, m->callid.len);
 	buf_add(&k, m->from_tag.p, m->from_tag.len);
 	buf_add(&k, m->branch.p, m->branch.len);
-	buf_addf(&k, "%u", m->cseq);
+	buf_addu(&k, m->cseq);
 	h = hashtab_hash(P.seed, k.p, k.len);
 	buf_cleanup(&k);
 	snprintf(out, len, "%08llx%08llx", (unsigned long long)(P.seed[1] &
@@ -438,11 +451,10 @@ proxy_ctx_sl_tag(const struct sipmsg *m, char *out, size_t len)
 bool
 proxy_ctx_sl_tag_ours(struct slice tag)
 {
-	char	pre[9];
+	char	pre[17];
 
-	snprintf(pre, sizeof(pre), "%08llx", (unsigned long long)(P.seed[1] &
-	    0xffffffffu));
-	return (tag.len == 16 && memcmp(tag.p, pre, 8) == 0);
+	fmt_hex64(pre, P.seed[1] & 0xffffffffu);
+	return (tag.len == 16 && memcmp(tag.p, pre + 8, 8) == 0);
 }
 
 /* The caller's Via as we answer or forward: received and rport added. */

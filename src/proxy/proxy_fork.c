@@ -105,9 +105,20 @@ rr_entry(struct buf *b, const struct tp_sock *s, const struct tp_addr *flow,
 	tok[0] = '\0';
 	if (flow != NULL && flow->proto != TP_UDP)
 		proxy_ctx_flow_token(flow, tok, sizeof(tok));
-	buf_addf(b, "<sip:%s%s%s;lr%s%s%s%s>", tok, tok[0] ? "@" : "",
-	    s->hostport, rr_transport(s), st ? ";osp=" : "", st ? st : "",
-	    more);
+	buf_adds(b, "<sip:");
+	if (tok[0] != '\0') {
+		buf_adds(b, tok);
+		buf_add(b, "@", 1);
+	}
+	buf_adds(b, s->hostport);
+	buf_adds(b, ";lr");
+	buf_adds(b, rr_transport(s));
+	if (st != NULL) {
+		buf_adds(b, ";osp=");
+		buf_adds(b, st);
+	}
+	buf_adds(b, more);
+	buf_add(b, ">", 1);
 }
 
 /*

@@ -42,6 +42,7 @@ struct auth_users {
 
 static struct {
 	uint8_t			 secret[32];
+	uint64_t		 stamp_key[2];	/* SipHash-2-4, from secret */
 	uint32_t		 issued;	/* nonces so far, the index */
 	uint32_t		 epoch;		/* this run: nonces of another
 						   are stale (no nc memory) */
@@ -232,7 +233,15 @@ auth_settings_cleanup(struct auth_settings *s)
 void
 auth_init(const uint8_t secret[32])
 {
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned	mdlen;
+
 	memcpy(A.secret, secret, sizeof(A.secret));
+	/* The stamp's own key, so that it never shares one with the nonces. */
+	HMAC(EVP_sha256(), A.secret, sizeof(A.secret),
+	    (const unsigned char *)"osprey record-route stamp", 25, md, &mdlen);
+	memcpy(A.stamp_key, md, sizeof(A.stamp_key));
+	explicit_bzero(md, sizeof(md));
 	if (getrandom(&A.epoch, sizeof(A.epoch), 0) != sizeof(A.epoch))
 		fatal("getrandom");
 	/* calloc: pages are only touched as nonces are used. */
@@ -770,13 +779,7 @@ auth_challenge(struct buf *b, bool proxy, struct slice realm, bool stale)
 void
 auth_stamp(struct slice callid, char out[17])
 {
-	unsigned char	md[EVP_MAX_MD_SIZE];
-	unsigned	mdlen, i;
-
-	HMAC(EVP_sha256(), A.secret, sizeof(A.secret),
-	    (const unsigned char *)callid.p, callid.len, md, &mdlen);
-	for (i = 0; i < 8; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	fmt_hex64(out, hashtab_mac(A.stamp_key, callid.p, callid.len));
 }
 
 bool

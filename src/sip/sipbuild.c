@@ -163,6 +163,17 @@ sipbuild_top_via(const struct sipmsg *m, const char *src_ip,
 	}
 }
 
+/* "SIP/2.0 code reason" and CRLF; code is 100-699. */
+static void
+status_line(struct buf *out, int code, const char *reason)
+{
+	buf_adds(out, "SIP/2.0 ");
+	buf_addu(out, (unsigned long)code);
+	buf_add(out, " ", 1);
+	buf_adds(out, reason);
+	buf_add(out, "\r\n", 2);
+}
+
 void
 sipbuild_reply(const struct sipmsg *req, int code, const char *reason,
     const char *totag, const struct slice *topvia, const char *extra,
@@ -170,8 +181,7 @@ sipbuild_reply(const struct sipmsg *req, int code, const char *reason,
 {
 	const struct sip_hline	*h;
 
-	buf_addf(out, "SIP/2.0 %d %s\r\n", code, reason ? reason :
-	    sip_reason(code));
+	status_line(out, code, reason ? reason : sip_reason(code));
 	sipbuild_vias(req, topvia, out);
 	if ((h = sipmsg_hdr(req, SH_FROM)) != NULL)
 		add_hdr(out, "From", sipmsg_hvalue(req, h));
@@ -179,7 +189,9 @@ sipbuild_reply(const struct sipmsg *req, int code, const char *reason,
 		add_hdr(out, "To", sipmsg_hvalue(req, h));
 		if (req->to_tag.len == 0 && code > 100 && totag != NULL) {
 			out->len -= 2;
-			buf_addf(out, ";tag=%s\r\n", totag);
+			buf_adds(out, ";tag=");
+			buf_adds(out, totag);
+			buf_add(out, "\r\n", 2);
 		}
 	}
 	if ((h = sipmsg_hdr(req, SH_CALL_ID)) != NULL)
@@ -255,8 +267,11 @@ sipbuild_request(const struct sipmsg *m, const struct fwd *f, struct buf *out)
 		sipbuild_routes(f->routes, f->nroutes, out);
 	if (f->extra != NULL)
 		buf_adds(out, f->extra);
-	buf_addf(out, "Max-Forwards: %d\r\nContent-Length: %zu\r\n\r\n",
-	    f->max_forwards, m->body_len);
+	buf_adds(out, "Max-Forwards: ");
+	buf_addu(out, (unsigned long)f->max_forwards);
+	buf_adds(out, "\r\nContent-Length: ");
+	buf_addu(out, m->body_len);
+	buf_add(out, "\r\n\r\n", 4);
 	buf_add(out, m->buf + m->body_off, m->body_len);
 }
 
@@ -277,14 +292,16 @@ sipbuild_response(const struct sipmsg *r, int code, const char *extra,
 	if (code == 0 || code == r->status)
 		buf_add(out, r->buf, sl);
 	else
-		buf_addf(out, "SIP/2.0 %d %s\r\n", code, sip_reason(code));
+		status_line(out, code, sip_reason(code));
 	sipbuild_vias(r, NULL, out);
 	for (i = 0; i < r->nh; i++)
 		if (r->h[i].id != SH_VIA && r->h[i].id != SH_CONTENT_LENGTH)
 			add_raw(out, r, &r->h[i]);
 	if (extra != NULL)
 		buf_adds(out, extra);
-	buf_addf(out, "Content-Length: %zu\r\n\r\n", r->body_len);
+	buf_adds(out, "Content-Length: ");
+	buf_addu(out, r->body_len);
+	buf_add(out, "\r\n\r\n", 4);
 	buf_add(out, r->buf + r->body_off, r->body_len);
 }
 

@@ -144,6 +144,14 @@ skip_quoted(const char *p, size_t len, size_t i)
 	return (e != 0 ? e : len);
 }
 
+/* The bytes split_values() and hdr_param() stop at. */
+static const bool split_special[256] = {
+	[','] = true, ['"'] = true, ['<'] = true, ['>'] = true,
+};
+static const bool param_special[256] = {
+	[','] = true, ['"'] = true, ['<'] = true, ['>'] = true, [';'] = true,
+};
+
 /*
  * Split a header value at top-level commas (outside quotes and <>).  Returns
  * how many values there are; stores at most max of them.
@@ -155,6 +163,9 @@ split_values(struct slice v, struct slice *out, size_t max)
 	int	angle = 0;
 
 	while (i <= v.len) {
+		/* Most bytes are none of , " < >: pass them in a tight loop. */
+		while (i < v.len && !split_special[(unsigned char)v.p[i]])
+			i++;
 		if (i == v.len || (v.p[i] == ',' && angle == 0)) {
 			struct slice	s = { v.p + start, i - start };
 
@@ -192,9 +203,13 @@ hdr_param(struct slice v, const char *name, struct slice *val)
 	int	angle = 0;
 
 	while (i < v.len) {
-		char	c = v.p[i];
+		char	c;
 
-		if (c == '"') {
+		while (i < v.len && !param_special[(unsigned char)v.p[i]])
+			i++;
+		if (i == v.len)
+			break;
+		if ((c = v.p[i]) == '"') {
 			i = skip_quoted(v.p, v.len, i);
 			continue;
 		}
@@ -684,15 +699,62 @@ parse_uint(struct slice s, unsigned long max, unsigned long *out)
 	return (0);
 }
 
-/* One Via value: "SIP / 2.0 / UDP host[:port];params" (RFC 3261 20.42). */
+/*
+ * The Via parameter whose name starts at *i: branch (its value, trimmed,
+ * up to the next ";") and rport are noted.  *i moves past the name only:
+ * the caller still checks every byte that follows.
+ */
+static void
+via_param(struct slice v, size_t *i, struct slice *branch, bool *have_branch,
+    bool *rport)
+{
+	size_t	s = *i, j, e;
+
+	for (j = s; j < v.len && is_token((unsigned char)v.p[j]); j++)
+		;
+	*i = j;
+	if (j - s == 5 && strncasecmp(v.p + s, "rport", 5) == 0) {
+		*rport = true;
+		return;
+	}
+	if (*have_branch || j - s != 6 || strncasecmp(v.p + s, "branch", 6))
+		return;
+	*have_branch = true;
+	while (j < v.len && is_ws((unsigned char)v.p[j]))
+		j++;
+	if (j == v.len || v.p[j] != '=') {
+		*branch = (struct slice){ v.p + j, 0 };
+		return;
+	}
+	for (s = ++j; j < v.len && v.p[j] != ';'; j++)
+		if (v.p[j] == '"' && (e = quoted_end(v.p, v.len, j)) > 0)
+			j = e - 1;
+	for (e = j; e > s && is_ws((unsigned char)v.p[e - 1]); e--)
+		;
+	while (s < e && is_ws((unsigned char)v.p[s]))
+		s++;
+	*branch = (struct slice){ v.p + s, e - s };
+}
+
+/*
+ * One Via value: "SIP / 2.0 / UDP host[:port];params" (RFC 3261 20.42).
+ * When branch is not NULL, the first branch parameter's value goes there
+ * (length 0 when there is none) and *rport tells whether rport is there:
+ * one pass instead of one per parameter.
+ */
 static int
 via_parse(struct slice v, struct slice *proto, struct slice *host,
-    uint16_t *port)
+    uint16_t *port, struct slice *branch, bool *rport)
 {
 	size_t	i = 0, s = 0;
 	int	slashes;
+	bool	have_branch = false;
 
 	*port = 0;
+	if (branch != NULL) {
+		*branch = (struct slice){ v.p + v.len, 0 };
+		*rport = false;
+	}
 	*proto = *host = (struct slice){ v.p, 0 };
 	/* "SIP" / "2.0" / transport, each a token, LWS allowed around '/' */
 	for (slashes = 0; slashes <= 2; slashes++) {
@@ -779,6 +841,8 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 			i++;
 		if (i == v.len || !is_token((unsigned char)v.p[i]))
 			return (-1);
+		if (branch != NULL)
+			via_param(v, &i, branch, &have_branch, rport);
 	}
 	return (0);
 }
@@ -795,16 +859,14 @@ parse_vias(struct sipmsg *m)
 	if (h == NULL || split_values(sipmsg_hvalue(m, h), parts, 1) == 0)
 		return (-1);
 	m->via = parts[0];
-	if (via_parse(m->via, &m->via_proto, &m->via_host, &m->via_port) == -1) {
+	if (via_parse(m->via, &m->via_proto, &m->via_host, &m->via_port,
+	    &m->branch, &m->via_rport) == -1) {
 		if (m->via_proto.len == 0 || m->via_host.len == 0)
 			return (-1);
 		m->via_bad = true;	/* a reply address, broken params */
 		return (1);
 	}
-	if (!hdr_param(m->via, "branch", &m->branch))
-		m->branch = (struct slice){ m->via.p + m->via.len, 0 };
-	m->via_rport = hdr_param(m->via, "rport", NULL);
-	for (i = 0; i < m->nh; i++) {
+	for (i = h - m->h; i < m->nh; i++) {
 		struct slice	vs[16];
 
 		if (m->h[i].id != SH_VIA)
@@ -819,8 +881,10 @@ parse_vias(struct sipmsg *m)
 		 */
 		if (n == 0)
 			return (1);
-		for (j = 0; j < n; j++)
-			if (via_parse(vs[j], &proto, &host, &port) == -1)
+		/* The top value was parsed above. */
+		for (j = &m->h[i] == h ? 1 : 0; j < n; j++)
+			if (via_parse(vs[j], &proto, &host, &port, NULL,
+			    NULL) == -1)
 				return (1);	/* the top one can be answered */
 	}
 	return (0);
@@ -1075,11 +1139,13 @@ check_callid(struct slice v)
 static int
 check_response_bytes(const struct sipmsg *m, char *err, size_t errlen)
 {
-	unsigned	i;
-	size_t		j;
+	const char	*lf;
+	unsigned	 i;
+	size_t		 j;
 
-	for (j = 0; j < m->body_off; j++)
-		if (m->buf[j] == '\n' && (j == 0 || m->buf[j - 1] != '\r')) {
+	for (j = 0; (lf = memchr(m->buf + j, '\n', m->body_off - j)) != NULL;
+	    j = (size_t)(lf - m->buf) + 1)
+		if (lf == m->buf || lf[-1] != '\r') {
 			snprintf(err, errlen, "Bare LF in the headers");
 			return (-1);
 		}
@@ -1272,6 +1338,39 @@ sipmsg_check_response(const struct sipmsg *m, char *err, size_t errlen)
 	return (0);
 }
 
+/*
+ * A request inside a dialog or a transaction (a To tag, or ACK, CANCEL)
+ * is not parsed by libosip2 either: it adds nothing to a dialog or a
+ * registration, and the answer to it is decided by its transaction or its
+ * Route.  What every request carries on, and what we copy into the ACKs
+ * and CANCELs we build, is checked as a response's is: NULs in its header
+ * section, Call-ID, From and To (doc/BEHAVIOUR.md).
+ */
+bool
+sipmsg_in_dialog(const struct sipmsg *m)
+{
+	return (m->request && (m->method == SM_ACK ||
+	    m->method == SM_CANCEL || m->to_tag.len > 0));
+}
+
+int
+sipmsg_check_fields(const struct sipmsg *m, char *err, size_t errlen)
+{
+	unsigned	i;
+
+	if (memchr(m->buf, '\0', m->body_off) != NULL)
+		for (i = 0; i < m->nh; i++)
+			if (!nul_quoted(sipmsg_hvalue(m, &m->h[i])))
+				FAIL(400, "NUL byte in the headers");
+	if (check_callid(m->callid) == -1)
+		FAIL(400, "Bad Call-ID header");
+	if (check_addr(m, SH_FROM) == -1)
+		FAIL(400, "Bad From header");
+	if (check_addr(m, SH_TO) == -1)
+		FAIL(400, "Bad To header");
+	return (0);
+}
+
 /* A request's version, Request-URI scheme and Content-Type. */
 int
 sipmsg_parse_request_line(const struct sipmsg *m, char *err, size_t errlen)
@@ -1296,10 +1395,10 @@ sipmsg_parse_request_line(const struct sipmsg *m, char *err, size_t errlen)
 }
 
 /*
- * A request goes whole through libosip2's parser, but for its body and
- * Content-Type: it would parse the body by its type, and its multipart
- * parser leaks memory on some bodies (found by fuzzing); the body is not
- * ours to judge.  Then a From tag that is there must not be empty.
+ * A request outside a dialog goes whole through libosip2's parser, but
+ * for its body and Content-Type: it would parse the body by its type, and
+ * its multipart parser leaks memory on some bodies (found by fuzzing); the
+ * body is not ours to judge.
  */
 int
 sipmsg_parse_osip(const struct sipmsg *m, char *err, size_t errlen)
@@ -1333,12 +1432,7 @@ sipmsg_parse_osip(const struct sipmsg *m, char *err, size_t errlen)
 	} else
 		snprintf(err, errlen, "Malformed message");
 	osip_message_free(om);
-	if (rc != 0)
-		return (400);
-	if (m->from_tag.len == 0 &&
-	    hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM)), "tag", NULL))
-		FAIL(400, "Bad From tag");
-	return (0);
+	return (rc != 0 ? 400 : 0);
 }
 
 /*
@@ -1359,8 +1453,15 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		return (rc);
 	if (!m->request)
 		rc = sipmsg_check_response(m, err, errlen);
-	else if ((rc = sipmsg_parse_request_line(m, err, errlen)) == 0)
-		rc = sipmsg_parse_osip(m, err, errlen);
+	else if ((rc = sipmsg_parse_request_line(m, err, errlen)) == 0) {
+		/* A From tag that is there must not be empty. */
+		if (m->from_tag.len == 0 && hdr_param(sipmsg_hvalue(m,
+		    sipmsg_hdr(m, SH_FROM)), "tag", NULL))
+			FAIL(400, "Bad From tag");
+		if ((rc = sipmsg_check_fields(m, err, errlen)) == 0 &&
+		    !sipmsg_in_dialog(m))
+			rc = sipmsg_parse_osip(m, err, errlen);
+	}
 	if (rc != 0)
 		return (rc);
 	m->parsed = true;

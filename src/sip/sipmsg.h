@@ -129,6 +129,8 @@ int		 sipmsg_check_response(const struct sipmsg *, char *, size_t);
 int		 sipmsg_parse_request_line(const struct sipmsg *, char *,
 		     size_t);
 int		 sipmsg_parse_osip(const struct sipmsg *, char *, size_t);
+bool		 sipmsg_in_dialog(const struct sipmsg *);
+int		 sipmsg_check_fields(const struct sipmsg *, char *, size_t);
 int		 sipmsg_check_request(const struct sipmsg *, char *, size_t);
 bool		 sipmsg_answerable(const struct sipmsg *);
 bool		 sipmsg_addr_ok(const struct sipmsg *, enum sip_hdr_id);

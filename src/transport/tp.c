@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "tp.h"
 
 /*
@@ -160,7 +161,16 @@ tp_addr_ip(const struct tp_addr *a, char *buf, size_t len)
 	const struct sockaddr_in	*sin = (const void *)&a->ss;
 	const struct sockaddr_in6	*sin6 = (const void *)&a->ss;
 
-	if (a->ss.ss_family == AF_INET)
+	if (a->ss.ss_family == AF_INET && len >= INET_ADDRSTRLEN) {
+		/* inet_ntop() goes through sprintf: this runs per message. */
+		const unsigned char	*b = (const void *)&sin->sin_addr;
+		size_t			 i, n = 0;
+
+		for (i = 0; i < 4; i++) {
+			n += fmt_uint(buf + n, b[i]);
+			buf[n++] = i < 3 ? '.' : '\0';
+		}
+	} else if (a->ss.ss_family == AF_INET)
 		inet_ntop(AF_INET, &sin->sin_addr, buf, len);
 	else if (a->ss.ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &sin6->sin6_addr, buf, len);

@@ -152,3 +152,36 @@ strlist_free(struct strlist *l)
 	l->v = NULL;
 	l->n = 0;
 }
+
+void
+fmt_hex64(char out[17], unsigned long long v)
+{
+	static const char	hex[] = "0123456789abcdef";
+	int			i;
+
+	for (i = 15; i >= 0; i--, v >>= 4)
+		out[i] = hex[v & 0xf];
+	out[16] = '\0';
+}
+
+size_t
+fmt_uint(char *out, unsigned long v)
+{
+	char	tmp[20];
+	size_t	n = 0, i;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return (n);
+}
+
+void
+buf_addu(struct buf *b, unsigned long v)
+{
+	char	tmp[20];
+
+	buf_add(b, tmp, fmt_uint(tmp, v));
+}

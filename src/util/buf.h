@@ -30,7 +30,12 @@ void	buf_addf(struct buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	buf_add_list(struct buf *, const struct slice *, unsigned,
 	    const char *);
+void	buf_addu(struct buf *, unsigned long);
 char	*buf_steal(struct buf *, size_t *);	/* caller frees */
+
+/* Formatting without printf, for the per-message paths. */
+void	fmt_hex64(char out[17], unsigned long long);	/* %016llx */
+size_t	fmt_uint(char *out, unsigned long);	/* %lu, no NUL; <= 20 */
 
 /* A list of owned strings (from a config array). */
 struct strlist {

@@ -7,7 +7,7 @@
 #include "hashtab.h"
 #include "xmalloc.h"
 
-/* SipHash-1-3 (Aumasson, Bernstein): keyed, fast for short keys. */
+/* SipHash (Aumasson, Bernstein): keyed, fast for short keys. */
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND do {							\
 	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
@@ -16,21 +16,24 @@
 	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
 } while (0)
 
-uint64_t
-hashtab_hash(const uint64_t seed[2], const void *p, size_t len)
+/* SipHash-c-d over p: c rounds per 8-byte word, d to finish. */
+static inline uint64_t
+siphash(const uint64_t key[2], const void *p, size_t len, int c, int d)
 {
 	const unsigned char	*in = p;
-	uint64_t		 v0 = 0x736f6d6570736575ULL ^ seed[0];
-	uint64_t		 v1 = 0x646f72616e646f6dULL ^ seed[1];
-	uint64_t		 v2 = 0x6c7967656e657261ULL ^ seed[0];
-	uint64_t		 v3 = 0x7465646279746573ULL ^ seed[1];
+	uint64_t		 v0 = 0x736f6d6570736575ULL ^ key[0];
+	uint64_t		 v1 = 0x646f72616e646f6dULL ^ key[1];
+	uint64_t		 v2 = 0x6c7967656e657261ULL ^ key[0];
+	uint64_t		 v3 = 0x7465646279746573ULL ^ key[1];
 	uint64_t		 m, b = (uint64_t)len << 56;
 	size_t			 i, left = len & 7;
+	int			 r;
 
 	for (i = 0; i + 8 <= len; i += 8) {
 		memcpy(&m, in + i, 8);
 		v3 ^= m;
-		SIPROUND;
+		for (r = 0; r < c; r++)
+			SIPROUND;
 		v0 ^= m;
 	}
 	switch (left) {
@@ -44,13 +47,27 @@ hashtab_hash(const uint64_t seed[2], const void *p, size_t len)
 	default: break;
 	}
 	v3 ^= b;
-	SIPROUND;
+	for (r = 0; r < c; r++)
+		SIPROUND;
 	v0 ^= b;
 	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
+	for (r = 0; r < d; r++)
+		SIPROUND;
 	return (v0 ^ v1 ^ v2 ^ v3);
+}
+
+/* SipHash-1-3: the table hash. */
+uint64_t
+hashtab_hash(const uint64_t seed[2], const void *p, size_t len)
+{
+	return (siphash(seed, p, len, 1, 3));
+}
+
+/* SipHash-2-4, the PRF its authors give as a MAC: stamps, tokens, branches. */
+uint64_t
+hashtab_mac(const uint64_t key[2], const void *p, size_t len)
+{
+	return (siphash(key, p, len, 2, 4));
 }
 
 void

@@ -52,6 +52,7 @@ void		 hashtab_insert(struct hashtab *, struct hnode *, const char *,
 struct hnode	*hashtab_find(const struct hashtab *, const char *, size_t);
 void		 hashtab_remove(struct hashtab *, struct hnode *);
 uint64_t	 hashtab_hash(const uint64_t seed[2], const void *, size_t);
+uint64_t	 hashtab_mac(const uint64_t key[2], const void *, size_t);
 void		 hashtab_iter_init(struct hashtab_iter *,
 		     const struct hashtab *);
 struct hnode	*hashtab_iter_next(struct hashtab_iter *);

@@ -9,6 +9,7 @@
 #include <check.h>
 
 #include "check_util.h"
+#include "buf.h"
 #include "hashtab.h"
 
 struct item {
@@ -238,6 +239,50 @@ START_TEST(hash_seeded)
 }
 END_TEST
 
+/* The MAC is SipHash-2-4: the reference vectors of Aumasson and Bernstein. */
+START_TEST(mac_is_siphash24)
+{
+	const uint64_t	key[2] = { 0x0706050403020100ULL,
+			    0x0f0e0d0c0b0a0908ULL };
+	unsigned char	msg[64];
+	unsigned	i;
+
+	for (i = 0; i < sizeof(msg); i++)
+		msg[i] = (unsigned char)i;
+	ck_assert_uint_eq(hashtab_mac(key, msg, 0), 0x726fdb47dd0e0e31ULL);
+	ck_assert_uint_eq(hashtab_mac(key, msg, 15), 0xa129ca6149be45e5ULL);
+	ck_assert_uint_ne(hashtab_mac(key, msg, 15), hashtab_hash(key, msg, 15));
+}
+END_TEST
+
+/* The printf-free formatters that print MACs and numbers. */
+START_TEST(hex_and_decimal)
+{
+	char		out[24];
+	unsigned long	v[] = { 0, 7, 10, 65535, 4294967295UL,
+			    18446744073709551615UL };
+	unsigned	i;
+	struct buf	b;
+
+	fmt_hex64(out, 0x0123456789abcdefULL);
+	ck_assert_str_eq(out, "0123456789abcdef");
+	fmt_hex64(out, 0);
+	ck_assert_str_eq(out, "0000000000000000");
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char	want[24];
+
+		snprintf(want, sizeof(want), "%lu", v[i]);
+		out[fmt_uint(out, v[i])] = '\0';
+		ck_assert_str_eq(out, want);
+	}
+	buf_init(&b, 4);
+	buf_adds(&b, "cseq ");
+	buf_addu(&b, 314159);
+	ck_assert_str_eq(b.p, "cseq 314159");
+	buf_cleanup(&b);
+}
+END_TEST
+
 /* Two tables get different seeds, so a key lands differently. */
 START_TEST(tables_seeded_apart)
 {
@@ -373,7 +418,7 @@ main(void)
 
 	tcase_set_timeout(tc, 60);
 	check_add(tc, insert_find_remove, empty_key, churn, growth, init_hint,
-	    hash_seeded, tables_seeded_apart, foreach_visits_each_once,
+	    hash_seeded, mac_is_siphash24, hex_and_decimal, tables_seeded_apart, foreach_visits_each_once,
 	    foreach_removes_current, first_drains_with_partners);
 	return (check_run("hashtab"));
 }

@@ -678,6 +678,26 @@ via_dest(const char *via, int want_rc)
 	return (d);
 }
 
+/* Addresses print as inet_ntop() prints them (the IPv4 path is our own). */
+START_TEST(addr_ip_text)
+{
+	static const char	*ips[] = { "0.0.0.0", "127.0.0.1", "10.20.30.40",
+				    "255.255.255.255", "192.0.2.199", "::1",
+				    "2001:db8::7" };
+	struct tp_addr		 a;
+	char			 ip[INET6_ADDRSTRLEN];
+	size_t			 i;
+
+	for (i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
+		ck_assert_int_eq(tp_addr_set(&a, (struct slice){ ips[i],
+		    strlen(ips[i]) }, 5060), 0);
+		memset(ip, 'x', sizeof(ip));
+		tp_addr_ip(&a, ip, sizeof(ip));
+		ck_assert_str_eq(ip, ips[i]);
+	}
+}
+END_TEST
+
 /* Where responses go: received and rport first (18.2.2, RFC 3581). */
 START_TEST(ctx_via_dest)
 {
@@ -1047,7 +1067,7 @@ main(void)
 	    decide_location_no_domain, decide_register, decide_foreign,
 	    decide_route_set);
 	tc = check_fixed("ctx", proxy_setup, proxy_teardown);
-	check_add(tc, ctx_via_dest, ctx_branch_ours, ctx_flow_token,
+	check_add(tc, addr_ip_text, ctx_via_dest, ctx_branch_ours, ctx_flow_token,
 	    ctx_stray_response);
 	tc = check_fixed("fork", proxy_setup, proxy_teardown);
 	check_add(tc, fork_bytes, fork_parallel_best, fork_6xx_at_once,

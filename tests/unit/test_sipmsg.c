@@ -709,6 +709,39 @@ START_TEST(parse_step_via)
 	ck_assert(m->via_rport);
 	ck_assert(!m->parsed);
 	sipmsg_free(m);
+	/* branch and rport are read in the same pass as the rest. */
+	{
+		static const struct {
+			const char	*via, *branch;
+			bool		 rport;
+		} cases[] = {
+			{ "SIP/2.0/UDP h;rport;BRANCH = z9hG4bKa ;x", "z9hG4bKa",
+			    true },
+			{ "SIP/2.0/UDP h;branch=z9hG4bKa;branch=z9hG4bKb",
+			    "z9hG4bKa", false },
+			{ "SIP/2.0/UDP h;branchx=1;rportx;branch=z9hG4bKc",
+			    "z9hG4bKc", false },
+			{ "SIP/2.0/UDP h;branch=\"a;b\";rport=5", "\"a;b\"",
+			    true },
+			{ "SIP/2.0/UDP h;branch;x=1", "", false },
+			{ "SIP/2.0/UDP h;x=\"branch=z9hG4bKq\"", "", false },
+		};
+		size_t	i;
+
+		for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			char	text[512];
+
+			snprintf(text, sizeof(text), STEP_REQ("INVITE "
+			    "sip:b@example.com SIP/2.0", "%s",
+			    "CSeq: 1 INVITE\r\n"), cases[i].via);
+			m = scanned(text);
+			ck_assert_int_eq(sipmsg_parse_via(m, err, sizeof(err)),
+			    0);
+			ck_assert_slice_eq(m->branch, cases[i].branch);
+			ck_assert(m->via_rport == cases[i].rport);
+			sipmsg_free(m);
+		}
+	}
 	/* A reply address with broken params: answerable. */
 	m = scanned(STEP_REQ("INVITE sip:b@example.com SIP/2.0",
 	    "SIP/2.0/UDP 192.0.2.1;;", "CSeq: 1 INVITE\r\n"));
@@ -862,14 +895,65 @@ START_TEST(parse_step_request)
 	ck_assert_int_eq(sipmsg_parse_osip(m, err, sizeof(err)), 400);
 	ck_assert_str_eq(err, "Malformed message");
 	sipmsg_free(m);
-	/* A From tag that is there must not be empty (fields first). */
-	m = scanned("INVITE sip:b@example.com SIP/2.0\r\n"
-	    "Via: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nTo: <sip:b@x>\r\n"
-	    "From: <sip:a@x>;tag=\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
-	ck_assert_int_eq(sipmsg_parse_fields(m, err, sizeof(err)), 0);
-	ck_assert_int_eq(sipmsg_parse_osip(m, err, sizeof(err)), 400);
-	ck_assert_str_eq(err, "Bad From tag");
-	sipmsg_free(m);
+	/* A From tag that is there must not be empty, in or out of a dialog. */
+	for (i = 0; i < 2; i++) {
+		snprintf(text, sizeof(text), "%s sip:b@example.com SIP/2.0\r\n"
+		    "Via: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nTo: <sip:b@x>%s\r\n"
+		    "From: <sip:a@x>;tag=\r\nCall-ID: c\r\nCSeq: 1 %s\r\n\r\n",
+		    i ? "BYE" : "INVITE", i ? ";tag=2" : "", i ? "BYE" : "INVITE");
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), 400);
+		ck_assert_str_eq(err, "Bad From tag");
+		sipmsg_free(m);
+	}
+}
+END_TEST
+
+/*
+ * A request in a dialog or a transaction skips libosip2, but what it
+ * carries on is checked: Call-ID, From and To by the grammar, NULs.
+ */
+START_TEST(in_dialog_checked_without_osip)
+{
+	static const struct {
+		const char	*method, *to, *from, *callid, *reason;
+		int		 osip, status;
+	} cases[] = {
+		{ "BYE", "<sip:b@x>;tag=2", "<sip:a@x>;tag=1", "c@h", "", 0, 0 },
+		{ "INVITE", "<sip:b@x>;tag=2", "<sip:a@x>;tag=1", "c", "", 0, 0 },
+		{ "ACK", "<sip:b@x>", "<sip:a@x>;tag=1", "c", "", 0, 0 },
+		{ "CANCEL", "<sip:b@x>", "<sip:a@x>;tag=1", "c", "", 0, 0 },
+		{ "BYE", "<sip:b@x>;tag=2", "<sip:a@x;tag=1", "c",
+		    "Bad From header", 0, 400 },
+		{ "BYE", "<sip:b@x>;tag=2", "<sip:a@x>;tag=1", "c d",
+		    "Bad Call-ID header", 0, 400 },
+		{ "ACK", "\"b\" <sip:b@x>>;tag=2", "<sip:a@x>;tag=1", "c",
+		    "Bad To header", 0, 400 },
+		{ "CANCEL", "<sip:b@x>", "\"a <sip:a@x>;tag=1", "c",
+		    "Bad From header", 0, 400 },
+		/* Out of a dialog, libosip2 judges. */
+		{ "INVITE", "<sip:b@x>", "<sip:a@x>;tag=1", "c", "", 1, 0 },
+		{ "OPTIONS", "<sip:b@x>", "<sip:a@x>;tag=1", "c", "", 1, 0 },
+	};
+	char		 text[1024];
+	struct sipmsg	*m;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "%s sip:b@example.com SIP/2.0\r\n"
+		    "Via: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nTo: %s\r\n"
+		    "From: %s\r\nCall-ID: %s\r\nCSeq: 1 %s\r\n"
+		    "Max-Forwards: 70\r\n\r\n", cases[i].method, cases[i].to,
+		    cases[i].from, cases[i].callid, cases[i].method);
+		m = sipmsg_new(text, strlen(text));
+		err[0] = '\0';
+		ck_assert_msg(sipmsg_parse(m, err, sizeof(err)) ==
+		    cases[i].status, "case %zu: %s", i, err);
+		ck_assert_str_eq(err, cases[i].reason);
+		if (cases[i].status == 0)
+			ck_assert_int_eq(sipmsg_in_dialog(m), !cases[i].osip);
+		sipmsg_free(m);
+	}
 }
 END_TEST
 
@@ -1531,7 +1615,8 @@ main(void)
 	    sizeof(bad_resps) / sizeof(bad_resps[0]));
 	check_add(tc, response_tolerated, addr_ok_cases);
 	check_add(check_case("parse_steps"), scan_header_ids, parse_step_via,
-	    parse_step_counts, parse_step_fields, parse_step_request);
+	    parse_step_counts, parse_step_fields, parse_step_request,
+	    in_dialog_checked_without_osip);
 	check_add(check_case("check_request"), check_request_ok,
 	    check_request_version, check_request_scheme,
 	    check_request_max_forwards, check_request_proxy_require);
