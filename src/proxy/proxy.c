@@ -588,8 +588,8 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	buf_addu(&k, m->cseq);
 	h = hashtab_hash(P.seed, k.p, k.len);
 	buf_cleanup(&k);
-	snprintf(branch, sizeof(branch), SIP_MAGIC "sl%016llx",
-	    (unsigned long long)h);
+	memcpy(branch, SIP_MAGIC "sl", SIP_MAGIC_LEN + 2);
+	fmt_hex64(branch + SIP_MAGIC_LEN + 2, h);
 	out = hop.dest.numeric ? tp_sock_for(P.tp, &hop.dest.addr, sock) :
 	    sock;
 	if (out == NULL)

@@ -134,13 +134,18 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
     size_t *len)
 {
 	struct fwd	 f;
-	struct buf	 b, rr, path;
-	char		 via[TP_HOSTPORT_LEN + 64], st[17];
+	struct buf	 b, rr, path, v;
+	char		 via[TP_HOSTPORT_LEN + 128], st[17];
 	char		 rrstore[512], pathstore[256];	/* no malloc per request */
 	bool		 rec = proxy_fork_wants_rr(m);
 
-	snprintf(via, sizeof(via), "SIP/2.0/%s %s;branch=%s",
-	    tp_proto_via(out->proto), out->hostport, branch);
+	buf_init_on(&v, via, sizeof(via));
+	buf_adds(&v, "SIP/2.0/");
+	buf_adds(&v, tp_proto_via(out->proto));
+	buf_add(&v, " ", 1);
+	buf_adds(&v, out->hostport);
+	buf_adds(&v, ";branch=");
+	buf_adds(&v, branch);
 	buf_init_on(&rr, rrstore, sizeof(rrstore));
 	if (rec) {
 		auth_stamp(m->callid, st);
@@ -177,7 +182,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	memset(&f, 0, sizeof(f));
 	f.path = path.len > 0 ? path.p : NULL;
 	f.ruri = ruri;
-	f.via = via;
+	f.via = v.p;
 	f.rr = rec ? rr.p : NULL;
 	f.topvia = (struct slice){ topvia, strlen(topvia) };
 	f.routes = routes;
@@ -189,6 +194,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	free((bool *)f.drop);
 	buf_cleanup(&rr);
 	buf_cleanup(&path);
+	buf_cleanup(&v);
 	return (buf_steal(&b, len));
 }
 

@@ -113,13 +113,7 @@ proxy_reply_new_st(struct sipmsg *m, struct tp_sock *sock,
 bool
 proxy_reply_relayable(const struct sipmsg *resp)
 {
-	unsigned	i, lines = 0;
-
-	for (i = 0; i < resp->nh && lines < 2; i++)
-		lines += resp->h[i].id == SH_VIA;
-	if (lines >= 2)
-		return (true);
-	return (sipmsg_values(resp, SH_VIA, NULL, 0) >= 2);
+	return (resp->nvias >= 2);
 }
 
 /* Relay a response upstream; a 2xx goes even when the st is done. */

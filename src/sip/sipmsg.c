@@ -881,6 +881,7 @@ parse_vias(struct sipmsg *m)
 		 */
 		if (n == 0)
 			return (1);
+		m->nvias += n;
 		/* The top value was parsed above. */
 		for (j = &m->h[i] == h ? 1 : 0; j < n; j++)
 			if (via_parse(vs[j], &proto, &host, &port, NULL,

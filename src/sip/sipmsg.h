@@ -107,6 +107,7 @@ struct sipmsg {
 	uint16_t	 via_port;	/* 0: none given */
 	struct slice	 branch;
 	bool		 via_rport;
+	unsigned	 nvias;		/* Via values, all lines */
 	int		 max_forwards;	/* -1: absent */
 	bool		 start_bad;	/* request line unparsable */
 	bool		 via_bad;	/* top Via: sent-by fine, rest not */

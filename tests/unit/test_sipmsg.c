@@ -707,7 +707,15 @@ START_TEST(parse_step_via)
 	ck_assert_slice_eq(m->via_host, "192.0.2.1");
 	ck_assert_uint_eq(m->via_port, 5070);
 	ck_assert(m->via_rport);
+	ck_assert_uint_eq(m->nvias, 1);
 	ck_assert(!m->parsed);
+	sipmsg_free(m);
+	/* Via values are counted over every line (relayable or not, 16.7). */
+	m = scanned(STEP_REQ("SIP/2.0 200 OK",
+	    "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKs1, SIP/2.0/UDP b;branch=z9hG4bK2"
+	    "\r\nVia: SIP/2.0/UDP c;branch=z9hG4bK3", "CSeq: 1 INVITE\r\n"));
+	ck_assert_int_eq(sipmsg_parse_via(m, err, sizeof(err)), 0);
+	ck_assert_uint_eq(m->nvias, 3);
 	sipmsg_free(m);
 	/* branch and rport are read in the same pass as the rest. */
 	{
