@@ -752,8 +752,11 @@ partial:
 	return (true);
 }
 
-/* Read into the WebSocket layer's evbuffer.  false: c is gone. */
-static bool
+/*
+ * Read into the WebSocket layer's evbuffer.  1: read and handled, 0:
+ * nothing to read now (or no room), -1: c is gone or closing.
+ */
+static int
 conn_read_ws_sock(struct tp_conn *c)
 {
 	struct evbuffer_iovec	 v;
@@ -767,36 +770,36 @@ conn_read_ws_sock(struct tp_conn *c)
 	if (len >= lim) {
 		event_del(&c->rev);	/* the message deadline ends it */
 		c->reading = false;
-		return (true);
+		return (0);
 	}
 	if (evbuffer_reserve_space(c->in, (ev_ssize_t)(lim - len), &v,
 	    1) < 1) {
 		conn_free(c, "out of memory");
-		return (false);
+		return (-1);
 	}
 	if (v.iov_len > lim - len)
 		v.iov_len = lim - len;
 	if ((n = conn_recv(c, v.iov_base, v.iov_len, why, sizeof(why))) <
 	    0) {
 		conn_read_failed(c, n, why);
-		return (false);
+		return (-1);
 	}
 	if (n == IO_AGAIN) {
 		conn_events(c);
-		return (true);
+		return (0);
 	}
 	v.iov_len = (size_t)n;
 	evbuffer_commit_space(c->in, &v, 1);
 	c->got_data = true;
 	c->active_ms = timer_now_ms();
 	if (!conn_read_ws(c, c->in))
-		return (false);
+		return (-1);
 	if (conn_flush(c, why, sizeof(why)) == -1) {
 		c->tp->st.closed_peer++;
 		conn_free(c, why);
-		return (false);
+		return (-1);
 	}
-	return (true);
+	return (1);
 }
 
 /*
@@ -879,7 +882,7 @@ conn_read(struct tp_conn *c)
 
 	do {
 		if (c->ws != NULL) {
-			if (!conn_read_ws_sock(c))
+			if (conn_read_ws_sock(c) <= 0)
 				return;
 			continue;
 		}
