@@ -1504,9 +1504,9 @@ tp_set_handlers(struct tp *tp, tp_bad_fn *bad, tp_lost_fn *lost,
 }
 
 /*
- * New limits apply to new deadlines; open connections keep their framer.
- * A timer set for a later time than a shorter limit now gives is set
- * again.
+ * New limits apply to open connections' deadlines too (conn_due() reads
+ * them when the timer fires; one set later than a shorter limit now
+ * gives is set again here); open connections keep their framer.
  */
 void
 tp_set_limits(struct tp *tp, const struct tp_limits *l)
