@@ -339,6 +339,25 @@ ospreyd_stop(void)
 	stop_poll(NULL);
 }
 
+/*
+ * The event loop, a turn at a time: when the callbacks of a turn have run,
+ * the datagrams they queued leave together and the transactions that ended
+ * are freed, before the loop waits again (no zero-timeout wake-up for them).
+ */
+static void
+ospreyd_run(void)
+{
+	for (;;) {
+		if (event_base_loop(D.base, EVLOOP_ONCE) != 0)
+			break;		/* error, or nothing left to wait for */
+		tp_flush(&D.tp);
+		txn_reap();
+		if (event_base_got_break(D.base) ||
+		    event_base_got_exit(D.base))
+			break;
+	}
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -475,7 +494,7 @@ main(int argc, char **argv)
 	    D.tp.nsocks);
 	sysd_notify("READY=1");
 	status_tick(NULL);
-	event_base_dispatch(D.base);
+	ospreyd_run();
 
 	timer_stop(&D.status);
 	timer_stop(&D.stop);

@@ -133,7 +133,7 @@ txn_cseq_of(const struct txn *t, uint32_t *num, char *method, size_t len)
 
 	*num = 0;
 	snprintf(method, len, "-");
-	if (req == NULL && t->out != NULL) {
+	if (req == NULL && t->out != NULL && t->cseq == 0) {
 		m = sipmsg_new(t->out, t->outlen);
 		if (sipmsg_parse(m, err, sizeof(err)) == 0 && m->request)
 			req = m;
@@ -141,6 +141,10 @@ txn_cseq_of(const struct txn *t, uint32_t *num, char *method, size_t len)
 	if (req != NULL) {
 		*num = req->cseq;
 		snprintf(method, len, SLICE_FMT, SLICE_ARG(req->cseq_method));
+	} else if (t->cseq != 0) {	/* a server's, its request freed */
+		*num = t->cseq;
+		snprintf(method, len, "%s",
+		    sip_method_name((enum sip_method)t->method));
 	}
 	if (t->kind == TXN_ICT)
 		snprintf(method, len, "INVITE");
@@ -379,6 +383,7 @@ cmd_stats(struct out *o)
 	stat_line(o, "guard.call_rate", guard_stats()->call_rate);
 	stat_line(o, "overloaded", s->overloaded);
 	stat_line(o, "memory.heap_in_use", heap_in_use());
+	stat_line(o, "memory.transactions", txn_bytes());
 	if (C.tp != NULL) {
 		struct tp_counter	c[TP_COUNTERS_MAX];
 		unsigned		n = tp_stream_counters(C.tp, c,

@@ -77,10 +77,8 @@ find_ist(struct txn *t, void *arg)
 {
 	struct find_ist	*f = arg;
 
-	if (t->kind == TXN_IST && t->owner != NULL && t->req != NULL &&
-	    t->req->cseq == f->cseq && t->req->callid.len ==
-	    strlen(f->callid) && memcmp(t->req->callid.p, f->callid,
-	    t->req->callid.len) == 0)
+	if (t->kind == TXN_IST && t->cseq == f->cseq &&
+	    strcmp(txn_callid(t), f->callid) == 0)
 		f->ist = t;
 }
 
@@ -100,8 +98,8 @@ proxy_cancel_call(const char *callid, uint32_t cseq, char *err, size_t len)
 		    "CSeq %u", callid, cseq);
 		return (-1);
 	}
-	ctx = f.ist->owner;
-	if (ctx->answered || ctx->final_sent) {
+	ctx = f.ist->owner;	/* NULL: let go once final */
+	if (ctx == NULL || ctx->answered || ctx->final_sent) {
 		snprintf(err, len, "the INVITE has its final answer already");
 		return (-1);
 	}
@@ -785,8 +783,7 @@ proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
 	}
 	reason = reason_of(m);
 	proxy_reply_new_st(m, sock, src, 200, NULL, NULL);
-	log_info("proxy " SLICE_FMT ": CANCEL for %s",
-	    SLICE_ARG(ist->req->callid), ist->id);
+	log_info("proxy %s: CANCEL for %s", txn_callid(ist), ist->id);
 	if (ist->owner != NULL)
 		proxy_fork_cancel(ist->owner, reason);
 	free(reason);

@@ -153,7 +153,7 @@ proxy_ctx_callid(const struct pctx *ctx, char *buf, size_t len)
 {
 	if (ctx->st == NULL)
 		return ("-");
-	snprintf(buf, len, SLICE_FMT, SLICE_ARG(ctx->st->req->callid));
+	snprintf(buf, len, "%s", txn_callid(ctx->st));
 	return (buf);
 }
 

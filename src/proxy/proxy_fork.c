@@ -32,6 +32,7 @@ const struct txn_ops proxy_fork_txn_ops = {
 	.timeout = proxy_fork_on_timeout,
 	.transport_error = proxy_fork_on_transport_error,
 	.terminated = proxy_fork_on_terminated,
+	.done = proxy_fork_on_terminated,	/* absorbing only: let go */
 };
 
 static bool

@@ -66,13 +66,26 @@ static const char *const method_names[] = {
 	[SM_PUBLISH] = "PUBLISH",
 };
 
-static bool
+/* A host name or IPv4 address, as sipuri_parse() takes it. */
+static const bool host_chars[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['.'] = true, ['_'] = true,
+};
+
+/* token (RFC 3261 25.1): alphanum and -.!%*_+`'~ */
+static const bool token_chars[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['.'] = true, ['!'] = true, ['%'] = true, ['*'] = true,
+	['_'] = true, ['+'] = true, ['`'] = true, ['\''] = true, ['~'] = true,
+};
+
+static inline bool
 is_token(int c)
 {
-	return (isalnum(c) || (c != '\0' && strchr("-.!%*_+`'~", c) != NULL));
+	return (token_chars[c & 0xff]);
 }
 
-static bool
+static inline bool
 is_ws(int c)
 {
 	return (c == ' ' || c == '\t' || c == '\r' || c == '\n');
@@ -274,7 +287,8 @@ hdr_uri(struct slice v)
 int
 sipuri_parse(struct slice s, struct sipuri *u)
 {
-	size_t	i, at, end, hs;
+	const char	*p;
+	size_t		 i, at, end, hs;
 
 	memset(u, 0, sizeof(*u));
 	s = slice_trim(s);
@@ -293,10 +307,11 @@ sipuri_parse(struct slice s, struct sipuri *u)
 	 * The user part may hold "?", "/", ";" and "," (RFC 3261 25.1), but
 	 * "@" only ever ends it: params and headers cannot contain one.
 	 */
-	for (at = i; at < s.len && s.p[at] != '@'; at++)
-		;
-	for (end = at < s.len ? at : i; end < s.len && s.p[end] != '?'; end++)
-		;
+	at = (p = memchr(s.p + i, '@', s.len - i)) != NULL ?
+	    (size_t)(p - s.p) : s.len;
+	end = at < s.len ? at : i;
+	end = (p = memchr(s.p + end, '?', s.len - end)) != NULL ?
+	    (size_t)(p - s.p) : s.len;
 	if (at < s.len) {
 		size_t	ue;
 
@@ -322,9 +337,7 @@ sipuri_parse(struct slice s, struct sipuri *u)
 		i++;
 	} else {
 		while (i < end && s.p[i] != ':' && s.p[i] != ';') {
-			unsigned char	c = s.p[i];
-
-			if (!isalnum(c) && c != '-' && c != '.' && c != '_')
+			if (!host_chars[(unsigned char)s.p[i]])
 				return (-1);
 			i++;
 		}

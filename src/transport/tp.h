@@ -176,6 +176,7 @@ int		 tp_send(const struct tp_sock *, const struct tp_addr *,
 		     const void *, size_t);
 int		 tp_send_to(const struct tp_sock *, const struct tp_addr *,
 		     const char *, const void *, size_t);
+void		 tp_flush(struct tp *);
 int		 tp_stream_send(const struct tp_sock *, const struct tp_addr *,
 		     const char *, const void *, size_t);
 unsigned	 tp_stream_counters(const struct tp *, struct tp_counter *,

@@ -1,4 +1,9 @@
-/* UDP listeners: every ready datagram is read per wake-up (recvmmsg). */
+/*
+ * UDP listeners: every ready datagram is read per wake-up (recvmmsg), and
+ * the datagrams one loop turn sends leave together (sendmmsg) when it ends:
+ * after each batch read here, and at the end of every turn (tp_flush(),
+ * called by the main loop; a zero timer does it when nobody does).
+ */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -9,13 +14,39 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "timer.h"
 #include "tp.h"
 
 #define RX_BATCH	32
 #define RX_SIZE		65536
+#define TX_BATCH	64
+#define TX_SIZE		(128 * 1024)
 
 static char			 rx_bufs[RX_BATCH][RX_SIZE];
 static struct sockaddr_storage	 rx_addrs[RX_BATCH];
+
+/* Datagrams queued in this turn: copies, in the order they were sent. */
+static struct {
+	const struct tp_sock	*sock[TX_BATCH];
+	struct sockaddr_storage	 addr[TX_BATCH];
+	socklen_t		 alen[TX_BATCH];
+	size_t			 off[TX_BATCH];
+	size_t			 len[TX_BATCH];
+	unsigned		 n;
+	size_t			 used;
+	struct timer		 later;	/* when no loop calls tp_flush() */
+	bool			 timer_ok;
+	char			 buf[TX_SIZE];
+} tx;
+
+static void	tp_udp_flush(void);
+
+static void
+tp_udp_flush_later(void *arg)
+{
+	(void)arg;
+	tp_udp_flush();
+}
 
 void
 tp_init(struct tp *tp, struct event_base *base, tp_recv_fn *fn, void *arg)
@@ -26,6 +57,10 @@ tp_init(struct tp *tp, struct event_base *base, tp_recv_fn *fn, void *arg)
 	tp->arg = arg;
 	hashtab_init(&tp->conns, 64);
 	hashtab_init(&tp->srcs, 64);
+	tx.n = 0;
+	tx.used = 0;
+	timer_init(&tx.later, base, tp_udp_flush_later, NULL);
+	tx.timer_ok = true;
 	tp->lim = (struct tp_limits){
 		.max_conns = 4096, .max_conns_per_ip = 256, .connect_ms = 5000,
 		.first_data_ms = 10000, .message_ms = 30000,
@@ -87,6 +122,7 @@ tp_udp_read(evutil_socket_t fd, short what, void *arg)
 			s->tp->rx_datagrams++;
 			s->tp->recv(s->tp->arg, s, &src, rx_bufs[i], len);
 		}
+		tp_udp_flush();		/* what this batch answered */
 		if (n < RX_BATCH)
 			return;
 	}
@@ -114,6 +150,10 @@ tp_close(struct tp *tp)
 {
 	unsigned	i;
 
+	tp_udp_flush();
+	if (tx.timer_ok)
+		timer_stop(&tx.later);
+	tx.timer_ok = false;
 	tp_stream_close_all(tp);
 	for (i = 0; i < tp->nsocks; i++) {
 		if (tp->socks[i].proto != TP_UDP)
@@ -124,6 +164,25 @@ tp_close(struct tp *tp)
 	tp->nsocks = 0;
 	hashtab_cleanup(&tp->conns);
 	hashtab_cleanup(&tp->srcs);
+}
+
+static void
+tp_udp_error(const struct tp_sock *s)
+{
+	s->tp->tx_errors++;
+	log_debug("tp udp %s: sendto: %s", s->hostport, strerror(errno));
+}
+
+static int
+tp_udp_sendto(const struct tp_sock *s, const struct sockaddr_storage *ss,
+    socklen_t alen, const void *p, size_t len)
+{
+	if (sendto(s->fd, p, len, MSG_DONTWAIT, (const struct sockaddr *)ss,
+	    alen) == -1) {
+		tp_udp_error(s);
+		return (-1);
+	}
+	return (0);
 }
 
 int
@@ -146,12 +205,81 @@ tp_send_to(const struct tp_sock *s, const struct tp_addr *dst,
 		return (-1);
 	if (s->proto != TP_UDP)
 		return (tp_stream_send(s, dst, name, p, len));
-	if (sendto(s->fd, p, len, MSG_DONTWAIT, (const struct sockaddr *)&dst->ss,
-	    dst->len) == -1) {
-		s->tp->tx_errors++;
-		log_debug("tp udp %s: sendto: %s", s->hostport,
-		    strerror(errno));
-		return (-1);
-	}
+	if (!tx.timer_ok || len > TX_SIZE / 4)
+		return (tp_udp_sendto(s, &dst->ss, dst->len, p, len));
+	if (tx.n == TX_BATCH || tx.used + len > TX_SIZE)
+		tp_udp_flush();
+	if (tx.n == 0)
+		timer_set(&tx.later, 0);
+	tx.sock[tx.n] = s;
+	memcpy(&tx.addr[tx.n], &dst->ss, dst->len);
+	tx.alen[tx.n] = dst->len;
+	tx.off[tx.n] = tx.used;
+	tx.len[tx.n] = len;
+	memcpy(tx.buf + tx.used, p, len);
+	tx.used += len;
+	tx.n++;
 	return (0);
+}
+
+/* Send the queued datagrams, a sendmmsg() per run of one socket. */
+static void
+tp_udp_flush(void)
+{
+	unsigned	i, j, k;
+
+	for (i = 0; i < tx.n; i = j) {
+		for (j = i + 1; j < tx.n && tx.sock[j] == tx.sock[i]; j++)
+			;
+		if (j - i == 1) {
+			tp_udp_sendto(tx.sock[i], &tx.addr[i], tx.alen[i],
+			    tx.buf + tx.off[i], tx.len[i]);
+			continue;
+		}
+#ifdef HAVE_SENDMMSG
+		{
+			struct mmsghdr	msgs[TX_BATCH];
+			struct iovec	iov[TX_BATCH];
+			int		r;
+
+			memset(msgs, 0, sizeof(msgs));
+			for (k = i; k < j; k++) {
+				iov[k - i].iov_base = tx.buf + tx.off[k];
+				iov[k - i].iov_len = tx.len[k];
+				msgs[k - i].msg_hdr.msg_iov = &iov[k - i];
+				msgs[k - i].msg_hdr.msg_iovlen = 1;
+				msgs[k - i].msg_hdr.msg_name = &tx.addr[k];
+				msgs[k - i].msg_hdr.msg_namelen = tx.alen[k];
+			}
+			for (k = i; k < j; ) {
+				r = sendmmsg(tx.sock[i]->fd, msgs + (k - i),
+				    j - k, MSG_DONTWAIT);
+				if (r > 0) {
+					k += (unsigned)r;
+					continue;
+				}
+				/* The one that failed: counted, then the rest. */
+				tp_udp_error(tx.sock[i]);
+				k++;
+			}
+		}
+#else
+		for (k = i; k < j; k++)
+			tp_udp_sendto(tx.sock[k], &tx.addr[k], tx.alen[k],
+			    tx.buf + tx.off[k], tx.len[k]);
+#endif
+	}
+	tx.n = 0;
+	tx.used = 0;
+	if (tx.timer_ok)
+		timer_stop(&tx.later);
+}
+
+/* The end of a loop turn: what it queued leaves now. */
+void
+tp_flush(struct tp *tp)
+{
+	(void)tp;
+	if (tx.n > 0)
+		tp_udp_flush();
 }

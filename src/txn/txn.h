@@ -39,6 +39,21 @@ struct txn_settings {
 
 struct txn;
 
+/*
+ * The timers that only end a transaction that absorbs retransmissions
+ * (D I J K L M) are due on a grid of this step, at most this much late, so
+ * those of many calls end in one wake-up instead of one each.
+ */
+#define TXN_LAZY_MS	50
+
+/* A transaction's timers, in the order they fire when due together. */
+enum txn_timer {
+	TXN_TM_RETX,	/* A, E, G */
+	TXN_TM_C,	/* C */
+	TXN_TM_LIFE,	/* B D F H I J K L M */
+	TXN_TIMERS
+};
+
 /* Up-calls to the transaction user, registered with txn_init(). */
 struct txn_ops {
 	/* A response for a client transaction (resp is borrowed). */
@@ -49,16 +64,26 @@ struct txn_ops {
 	void	(*transport_error)(struct txn *);
 	/* The transaction is gone; the owner drops its pointer. */
 	void	(*terminated)(struct txn *);
+	/*
+	 * Optional: the transaction has nothing more for its owner (it only
+	 * absorbs retransmissions until its timer ends, as it would not
+	 * exist over TCP): the owner drops its pointer as for terminated,
+	 * which is then not called.  Called at the end of the loop turn in
+	 * which it entered that state (txn_reap()).  Without it the owner
+	 * keeps the transaction until it terminates.
+	 */
+	void	(*done)(struct txn *);
 };
 
 /*
  * A transaction.  The server transaction owns the request; the client
  * transaction owns the bytes it retransmits (and, once COMPLETED, its ACK).
- * A terminated transaction is unlinked at once and freed on the next turn.
+ * A terminated transaction is unlinked at once and freed by txn_reap() at
+ * the end of the loop turn (or by a zero timer when nobody calls it).
  */
 struct txn {
 	struct hnode	 node;
-	char		*key;		/* owned */
+	char		*key;		/* keybuf */
 	enum txn_kind	 kind;
 	enum txn_state	 state;
 	struct sipmsg	*req;		/* server: the request (owned) */
@@ -67,10 +92,11 @@ struct txn {
 	int		 code;		/* last status sent or received */
 	struct tp_sock	*sock;
 	struct tp_addr	 peer;		/* server: responses go here */
-	struct tp_addr	 alt;		/* server: if peer's flow is gone */
-	struct timer	 retx;		/* A, E, G */
-	struct timer	 life;		/* B D F H I J K L M */
-	struct timer	 c;		/* C */
+	struct tp_addr	*alt;		/* owned: server over TCP/TLS, if
+					   peer's flow is gone */
+	struct timer	 tm;		/* the earliest of due[] */
+	uint64_t	 due[TXN_TIMERS];	/* timer_clock_ms(), or never */
+	uint64_t	 tm_due;	/* what tm is set for */
 	uint32_t	 retx_ms;
 	bool		 cancel_pending;	/* ICT: CANCEL once a 1xx comes */
 	bool		 cancel_sent;
@@ -79,17 +105,24 @@ struct txn {
 	const struct txn_ops *ops;	/* up-calls for this one */
 	int		 slot;		/* the transaction user's */
 	struct txn	*reap_next;
+	struct txn	*done_next;	/* on the list for ops->done */
+	bool		 done_queued;
+	bool		 detached;	/* done: the owner let it go */
+	uint32_t	 cseq;		/* server: the request's */
+	uint8_t		 method;	/* server: enum sip_method */
 	char		*callid;	/* owned, for logs; may be NULL */
 	char		*tls_name;	/* owned: client, the TLS peer's name */
 	size_t		 bytes;		/* counted in txn_bytes() */
 	bool		 open;		/* counted in txn_open() */
 	char		 id[24];
+	char		 keybuf[];	/* key points here */
 };
 
 void		 txn_init(struct event_base *, const struct txn_settings *,
 		     const struct txn_ops *);
 void		 txn_set_settings(const struct txn_settings *);
 void		 txn_shutdown(void);
+void		 txn_reap(void);
 unsigned	 txn_count(void);
 unsigned	 txn_open(void);
 size_t		 txn_bytes(void);
@@ -116,6 +149,9 @@ void		 txn_xmit(struct txn *);
 void		 txn_set_callid(struct txn *, struct slice);
 void		 txn_set_ops(struct txn *, const struct txn_ops *);
 void		 txn_trim(struct txn *);
+void		 txn_timer_set(struct txn *, enum txn_timer, uint32_t, bool);
+void		 txn_timer_stop(struct txn *, enum txn_timer);
+bool		 txn_timer_pending(const struct txn *, enum txn_timer);
 const char	*txn_callid(const struct txn *);
 const struct txn_settings *txn_settings(void);
 

@@ -53,7 +53,7 @@ void
 txn_client_arm_c(struct txn *t)
 {
 	if (t->kind == TXN_ICT && txn_settings()->c_ms > 0)
-		timer_set(&t->c, txn_settings()->c_ms);
+		txn_timer_set(t, TXN_TM_C, txn_settings()->c_ms, false);
 }
 
 /* The INVITE this transaction sent, indexed again. */
@@ -95,7 +95,7 @@ send_cancel(struct txn *t)
 	t->cancel_sent = true;
 	t->cancel_pending = false;
 	/* RFC 3261 9.1: give up on the INVITE 64*T1 after the CANCEL. */
-	timer_set(&t->life, 64 * txn_settings()->t1_ms);
+	txn_timer_set(t, TXN_TM_LIFE, 64 * txn_settings()->t1_ms, false);
 	log_info("txn %s: CANCEL sent (%s) call=%s", t->id, ct->id,
 	    txn_callid(t));
 }
@@ -178,7 +178,7 @@ txn_client_response(struct txn *t, const struct sipmsg *resp)
 		if (code < 200) {
 			if (t->state == TXN_CALLING)
 				txn_enter(t, TXN_PROCEEDING);
-			if (code > 100 && timer_pending(&t->c))
+			if (code > 100 && txn_timer_pending(t, TXN_TM_C))
 				txn_client_arm_c(t);
 			if (t->cancel_pending)
 				send_cancel(t);

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "txn.h"
+#include "xmalloc.h"
 
 /*
  * Where responses to m go (RFC 3261 18.2.2, RFC 3581): over a stream, the
@@ -30,19 +31,20 @@ txn_server_peer(const struct sipmsg *m, const struct tp_addr *src,
  * When that connection is gone (18.2.2): a new one to the source address
  * and the sent-by port.  A WebSocket peer cannot be called back: none.
  */
-static void
-txn_server_alt(const struct sipmsg *m, const struct tp_addr *src,
-    struct tp_addr *alt)
+static struct tp_addr *
+txn_server_alt(const struct sipmsg *m, const struct tp_addr *src)
 {
-	char	ip[INET6_ADDRSTRLEN];
+	char		 ip[INET6_ADDRSTRLEN];
+	struct tp_addr	*alt;
 
-	memset(alt, 0, sizeof(*alt));
 	if (src->proto != TP_TCP && src->proto != TP_TLS)
-		return;
+		return (NULL);
+	alt = xcalloc(1, sizeof(*alt));
 	tp_addr_ip(src, ip, sizeof(ip));
 	tp_addr_set(alt, (struct slice){ ip, strlen(ip) }, m->via_port ?
 	    m->via_port : src->proto == TP_TLS ? 5061 : 5060);
 	alt->proto = src->proto;
+	return (alt);
 }
 
 /* A new server transaction that takes over req. */
@@ -57,10 +59,12 @@ txn_server_new(struct sipmsg *req, struct tp_sock *sock,
 	txn_key_server(req, SM_OTHER, &k);
 	t = txn_alloc(req->method == SM_INVITE ? TXN_IST : TXN_NIST, &k);
 	t->req = req;
+	t->cseq = req->cseq;
+	t->method = (uint8_t)req->method;
 	txn_set_callid(t, req->callid);
 	t->sock = sock;
 	txn_server_peer(req, src, &t->peer);
-	txn_server_alt(req, src, &t->alt);
+	t->alt = txn_server_alt(req, src);
 	t->state = req->method == SM_INVITE ? TXN_PROCEEDING : TXN_TRYING;
 	txn_trim(t);
 	return (t);

@@ -18,6 +18,7 @@ static struct {
 	struct txn_ops		 ops;
 	struct event_base	*base;
 	struct txn		*reap;
+	struct txn		*done;		/* for ops->done */
 	struct timer		 reaper;
 	uint64_t		 serial;
 	uint64_t		 timed_out;
@@ -32,18 +33,45 @@ static const char *const state_names[] = {
 };
 static const char *const kind_names[] = { "ist", "nist", "ict", "nict" };
 
+static bool	txn_absorbing(const struct txn *);
+
 const char *
 txn_state_name(enum txn_state s)
 {
 	return (state_names[s]);
 }
 
-static void
-txn_reap_now(void *arg)
+/*
+ * Free the transactions that ended in this loop turn.  The main loop calls
+ * it once each turn ends, when nothing up the stack can hold one; a zero
+ * timer does it otherwise (unit tests, a loop that does not call it).
+ */
+void
+txn_reap(void)
 {
 	struct txn	*t, *next;
 
-	(void)arg;
+	if (T.reap == NULL && T.done == NULL)
+		return;
+	if (T.up)
+		timer_stop(&T.reaper);
+	/* Owners let go (and may end or finish other transactions). */
+	while ((t = T.done) != NULL) {
+		T.done = t->done_next;
+		t->done_queued = false;
+		if (t->state == TXN_TERMINATED || t->owner == NULL ||
+		    !txn_absorbing(t))
+			continue;
+		t->ops->done(t);
+		t->owner = NULL;
+		t->detached = true;
+		/* Nobody asks for the request again: absorbing needs none. */
+		sipmsg_free(t->req);
+		t->req = NULL;
+		free(t->cancel_reason);
+		t->cancel_reason = NULL;
+		txn_trim(t);
+	}
 	for (t = T.reap, T.reap = NULL; t != NULL; t = next) {
 		next = t->reap_next;
 		sipmsg_free(t->req);
@@ -51,9 +79,16 @@ txn_reap_now(void *arg)
 		free(t->cancel_reason);
 		free(t->callid);
 		free(t->tls_name);
-		free(t->key);
+		free(t->alt);
 		free(t);
 	}
+}
+
+static void
+txn_reap_now(void *arg)
+{
+	(void)arg;
+	txn_reap();
 }
 
 void
@@ -121,10 +156,34 @@ txn_is_open(const struct txn *t)
 	}
 }
 
+/*
+ * States in which a transaction only absorbs retransmissions until its
+ * timer ends, with nothing more for its owner: those a reliable transport
+ * ends at once (D I J K), and the Accepted states of RFC 6026 (L M): a 2xx
+ * after those the proxy relays by the Via, as it does after Timer L or M.
+ */
+static bool
+txn_absorbing(const struct txn *t)
+{
+	switch (t->kind) {
+	case TXN_IST:
+		return (t->state == TXN_CONFIRMED || t->state == TXN_ACCEPTED);
+	case TXN_ICT:
+		return (t->state == TXN_COMPLETED || t->state == TXN_ACCEPTED);
+	case TXN_NIST:
+	case TXN_NICT:
+		return (t->state == TXN_COMPLETED);
+	}
+	return (false);
+}
+
 static size_t
 txn_size(const struct txn *t)
 {
 	size_t	n = sizeof(*t) + t->node.klen + 1 + t->outlen;
+
+	if (t->alt != NULL)
+		n += sizeof(*t->alt);
 
 	if (t->req != NULL)
 		n += sizeof(*t->req) + t->req->len + 1 +
@@ -155,6 +214,14 @@ txn_trim(struct txn *t)
 		free(t->out);
 		t->out = NULL;
 		t->outlen = 0;
+	}
+	if (!done && !t->done_queued && t->owner != NULL &&
+	    t->ops->done != NULL && txn_absorbing(t)) {
+		if (T.reap == NULL && T.done == NULL)
+			timer_set(&T.reaper, 0);	/* unless txn_reap() */
+		t->done_next = T.done;
+		T.done = t;
+		t->done_queued = true;
 	}
 	open = !done && txn_is_open(t);
 	bytes = done ? 0 : txn_size(t);
@@ -194,8 +261,8 @@ txn_shutdown(void)
 	/* Its owner may end others as one ends: take what is left. */
 	while ((h = hashtab_first(&T.table, &pos)) != NULL)
 		txn_enter((struct txn *)h, TXN_TERMINATED);
+	txn_reap();
 	timer_stop(&T.reaper);
-	txn_reap_now(NULL);
 	hashtab_cleanup(&T.table);
 	T.up = false;
 }
@@ -301,28 +368,44 @@ txn_match_response(const struct sipmsg *m)
 	txn_key_client(m->branch, m->cseq_method, &k);
 	t = txn_find(k.p, k.len);
 	buf_cleanup(&k);
+	/*
+	 * An INVITE client transaction whose owner let it go in Accepted:
+	 * its 2xx retransmissions are the proxy's to relay by the Via (RFC
+	 * 3261 16.7), as after Timer M.
+	 */
+	if (t != NULL && t->detached && t->kind == TXN_ICT &&
+	    t->state == TXN_ACCEPTED)
+		return (NULL);
 	return (t);
 }
 
-static void txn_retx_fire(void *);
-static void txn_life_fire(void *);
-static void txn_c_fire(void *);
+static void txn_retx_fire(struct txn *);
+static void txn_life_fire(struct txn *);
+static void txn_c_fire(struct txn *);
+static void txn_timer_fire(void *);
 
-/* A new transaction, linked into the table under key (taken over). */
+/*
+ * A new transaction, linked into the table under key (emptied), which is
+ * kept in the same allocation.
+ */
 struct txn *
 txn_alloc(enum txn_kind kind, struct buf *key)
 {
-	struct txn	*t = xcalloc(1, sizeof(*t));
-	size_t		 klen;
+	size_t		 klen = key->len;	/* may hold a NUL: keep it */
+	struct txn	*t = xcalloc(1, sizeof(*t) + klen + 1);
+	unsigned	 i;
 
 	t->kind = kind;
 	t->ops = &T.ops;
-	t->key = buf_steal(key, &klen);	/* may hold a NUL: keep its length */
+	memcpy(t->keybuf, key->p, klen);
+	t->key = t->keybuf;
+	buf_cleanup(key);
 	snprintf(t->id, sizeof(t->id), "%s-%llx", kind_names[kind],
 	    (unsigned long long)++T.serial);
-	timer_init(&t->retx, T.base, txn_retx_fire, t);
-	timer_init(&t->life, T.base, txn_life_fire, t);
-	timer_init(&t->c, T.base, txn_c_fire, t);
+	timer_init(&t->tm, T.base, txn_timer_fire, t);
+	for (i = 0; i < TXN_TIMERS; i++)
+		t->due[i] = UINT64_MAX;
+	t->tm_due = UINT64_MAX;
 	hashtab_insert(&T.table, &t->node, t->key, klen);
 	txn_trim(t);
 	return (t);
@@ -354,8 +437,8 @@ txn_xmit(struct txn *t)
 	if (t->out == NULL)
 		return;
 	if (tp_send_to(t->sock, &t->peer, t->tls_name, t->out,
-	    t->outlen) == -1 && t->alt.len != 0)
-		tp_send(t->sock, &t->alt, t->out, t->outlen);
+	    t->outlen) == -1 && t->alt != NULL)
+		tp_send(t->sock, t->alt, t->out, t->outlen);
 }
 
 /* Over TCP, TLS or WebSocket: nothing is retransmitted (17.1.1.2). */
@@ -395,13 +478,24 @@ txn_transport_lost(const struct tp_addr *a)
 	txn_foreach(txn_lost_one, (void *)a);
 }
 
+/* In txn_enter(): set one timer, exact or lazy. */
+#define RETX(ms)	txn_timer_set(t, TXN_TM_RETX, (ms), false)
+#define LIFE(ms)	txn_timer_set(t, TXN_TM_LIFE, (ms), false)
+#define LAZY(ms)	txn_timer_set(t, TXN_TM_LIFE, (ms), true)
+#define STOP(w)		txn_timer_stop(t, (w))
+
 static uint32_t
 min_u32(uint32_t a, uint32_t b)
 {
 	return (a < b ? a : b);
 }
 
-/* Entering a state arms that state's timers; the transition is logged. */
+/*
+ * Entering a state arms that state's timers; the transition is logged.
+ * The timers that only end a transaction that absorbs retransmissions
+ * (D I J K L M) are lazy: up to TXN_LAZY_MS late, so those of many
+ * calls end in one wake-up.
+ */
 void
 txn_enter(struct txn *t, enum txn_state next)
 {
@@ -414,17 +508,17 @@ txn_enter(struct txn *t, enum txn_state next)
 	t->state = next;
 
 	if (next == TXN_TERMINATED) {
-		timer_stop(&t->retx);
-		timer_stop(&t->life);
-		timer_stop(&t->c);
+		t->due[TXN_TM_RETX] = t->due[TXN_TM_C] = UINT64_MAX;
+		txn_timer_stop(t, TXN_TM_LIFE);
 		txn_trim(t);
 		hashtab_remove(&T.table, &t->node);
 		if (t->owner != NULL && t->ops->terminated != NULL)
 			t->ops->terminated(t);
 		t->owner = NULL;
+		if (T.reap == NULL && T.done == NULL)
+			timer_set(&T.reaper, 0);	/* unless txn_reap() */
 		t->reap_next = T.reap;
 		T.reap = t;
-		timer_set(&T.reaper, 0);	/* freed on the next turn */
 		return;
 	}
 	switch (t->kind) {
@@ -432,58 +526,131 @@ txn_enter(struct txn *t, enum txn_state next)
 		if (next == TXN_COMPLETED) {
 			t->retx_ms = s->t1_ms;
 			if (!rel)
-				timer_set(&t->retx, t->retx_ms); /* G */
-			timer_set(&t->life, t64);		/* H */
+				RETX(t->retx_ms);	/* G */
+			LIFE(t64);	/* H */
 		} else if (next == TXN_CONFIRMED) {
-			timer_stop(&t->retx);
-			timer_set(&t->life, rel ? 0 : s->t4_ms);	/* I */
+			STOP(TXN_TM_RETX);
+			LAZY(rel ? 0 : s->t4_ms);	/* I */
 		} else if (next == TXN_ACCEPTED) {
-			timer_stop(&t->retx);
-			timer_set(&t->life, t64);		/* L */
+			STOP(TXN_TM_RETX);
+			LAZY(t64);	/* L */
 		}
 		break;
 	case TXN_NIST:
 		if (next == TXN_COMPLETED)
-			timer_set(&t->life, rel ? 0 : t64);	/* J */
+			LAZY(rel ? 0 : t64);	/* J */
 		break;
 	case TXN_ICT:
 		if (next == TXN_CALLING) {
 			t->retx_ms = s->t1_ms;
 			if (!rel)
-				timer_set(&t->retx, t->retx_ms); /* A */
-			timer_set(&t->life, t64);		/* B */
+				RETX(t->retx_ms);	/* A */
+			LIFE(t64);	/* B */
 		} else if (next == TXN_PROCEEDING) {
-			timer_stop(&t->retx);
-			timer_stop(&t->life);
+			STOP(TXN_TM_RETX);
+			STOP(TXN_TM_LIFE);
 		} else if (next == TXN_COMPLETED) {
-			timer_stop(&t->retx);
-			timer_stop(&t->c);
-			timer_set(&t->life, rel ? 0 : s->d_ms);	/* D */
+			STOP(TXN_TM_RETX);
+			STOP(TXN_TM_C);
+			LAZY(rel ? 0 : s->d_ms);	/* D */
 		} else if (next == TXN_ACCEPTED) {
-			timer_stop(&t->retx);
-			timer_stop(&t->c);
-			timer_set(&t->life, t64);		/* M */
+			STOP(TXN_TM_RETX);
+			STOP(TXN_TM_C);
+			LAZY(t64);	/* M */
 		}
 		break;
 	case TXN_NICT:
 		if (next == TXN_TRYING) {
 			t->retx_ms = s->t1_ms;
 			if (!rel)
-				timer_set(&t->retx, t->retx_ms); /* E */
-			timer_set(&t->life, t64);		/* F */
+				RETX(t->retx_ms);	/* E */
+			LIFE(t64);	/* F */
 		} else if (next == TXN_COMPLETED) {
-			timer_stop(&t->retx);
-			timer_set(&t->life, rel ? 0 : s->t4_ms);	/* K */
+			STOP(TXN_TM_RETX);
+			LAZY(rel ? 0 : s->t4_ms);	/* K */
 		}
 		break;
 	}
 	txn_trim(t);
 }
 
+/*
+ * One libevent timer per transaction, set for the earliest of its timers
+ * (a struct event each would cost 128 bytes).  A lazy one is due on the
+ * TXN_LAZY_MS grid, so the lazy ends of many calls share a wake-up.
+ */
 static void
-txn_retx_fire(void *arg)
+txn_timer_arm(struct txn *t)
+{
+	uint64_t	min = UINT64_MAX, now;
+	unsigned	i;
+
+	for (i = 0; i < TXN_TIMERS; i++)
+		if (t->due[i] < min)
+			min = t->due[i];
+	if (min == t->tm_due)
+		return;
+	t->tm_due = min;
+	if (min == UINT64_MAX) {
+		timer_stop(&t->tm);
+		return;
+	}
+	now = timer_clock_ms(&t->tm);
+	timer_set(&t->tm, min > now ? (uint32_t)(min - now) : 0);
+}
+
+void
+txn_timer_set(struct txn *t, enum txn_timer which, uint32_t ms, bool lazy)
+{
+	uint64_t	due = timer_clock_ms(&t->tm) + ms;
+
+	if (lazy && ms > 0)
+		due = (due + TXN_LAZY_MS - 1) / TXN_LAZY_MS *
+		    TXN_LAZY_MS;
+	t->due[which] = due;
+	txn_timer_arm(t);
+}
+
+void
+txn_timer_stop(struct txn *t, enum txn_timer which)
+{
+	t->due[which] = UINT64_MAX;
+	txn_timer_arm(t);
+}
+
+bool
+txn_timer_pending(const struct txn *t, enum txn_timer which)
+{
+	return (t->due[which] != UINT64_MAX);
+}
+
+/* Every timer that is due, in enum order, then the next one is set. */
+static void
+txn_timer_fire(void *arg)
 {
 	struct txn	*t = arg;
+	uint64_t	 now = timer_clock_ms(&t->tm);
+
+	t->tm_due = UINT64_MAX;		/* tm is not set now */
+	if (t->state != TXN_TERMINATED && t->due[TXN_TM_RETX] <= now) {
+		t->due[TXN_TM_RETX] = UINT64_MAX;
+		txn_retx_fire(t);
+	}
+	if (t->state != TXN_TERMINATED && t->due[TXN_TM_C] <= now) {
+		t->due[TXN_TM_C] = UINT64_MAX;
+		txn_c_fire(t);
+	}
+	if (t->state != TXN_TERMINATED && t->due[TXN_TM_LIFE] <= now) {
+		t->due[TXN_TM_LIFE] = UINT64_MAX;
+		txn_life_fire(t);
+	}
+	if (t->state != TXN_TERMINATED)
+		txn_timer_arm(t);
+}
+
+static void
+txn_retx_fire(struct txn *t)
+{
 	uint32_t	 t2 = T.set.t2_ms;
 
 	switch (t->kind) {
@@ -510,13 +677,12 @@ txn_retx_fire(void *arg)
 		return;
 	}
 	log_debug("txn %s: retransmit, next in %u ms", t->id, t->retx_ms);
-	timer_set(&t->retx, t->retx_ms);
+	txn_timer_set(t, TXN_TM_RETX, t->retx_ms, false);
 }
 
 static void
-txn_life_fire(void *arg)
+txn_life_fire(struct txn *t)
 {
-	struct txn	*t = arg;
 	bool		 timeout = false;
 
 	switch (t->kind) {
@@ -548,10 +714,8 @@ txn_life_fire(void *arg)
 }
 
 static void
-txn_c_fire(void *arg)
+txn_c_fire(struct txn *t)
 {
-	struct txn	*t = arg;
-
 	if (t->kind != TXN_ICT || (t->state != TXN_CALLING &&
 	    t->state != TXN_PROCEEDING))
 		return;

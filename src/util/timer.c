@@ -43,6 +43,22 @@ timer_pending(const struct timer *tm)
 	return (evtimer_pending(&tm->ev, NULL) != 0);
 }
 
+/*
+ * The clock of tm's loop as its timers see it (cached at the last wake-up):
+ * a deadline taken from it and set as a delay from it has passed on it
+ * when the timer fires.  Milliseconds, from an arbitrary origin.
+ */
+uint64_t
+timer_clock_ms(const struct timer *tm)
+{
+	struct timeval	now;
+
+	if (event_base_gettimeofday_cached(event_get_base(&tm->ev),
+	    &now) == -1)
+		return (timer_now_ms());
+	return ((uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000);
+}
+
 uint64_t
 timer_now_ms(void)
 {

@@ -26,5 +26,6 @@ void	timer_set(struct timer *, uint32_t ms);	/* re-setting reschedules */
 void	timer_stop(struct timer *);
 bool	timer_pending(const struct timer *);
 uint64_t timer_now_ms(void);		/* a monotonic clock */
+uint64_t timer_clock_ms(const struct timer *);	/* the one timers count on */
 
 #endif

@@ -92,6 +92,26 @@ static const struct txn_ops ops = {
 	.terminated = on_terminated,
 };
 
+/* The proxy's way: its owner lets a transaction go once it is done. */
+static int		 ndone;
+static struct txn	*done_txn;
+
+static void
+on_done(struct txn *t)
+{
+	ndone++;
+	done_txn = t;
+	ck_assert_ptr_eq(t->owner, &owner);	/* still ours when told */
+}
+
+static const struct txn_ops ops_done = {
+	.response = on_response,
+	.timeout = on_timeout,
+	.transport_error = on_transport_error,
+	.terminated = on_terminated,
+	.done = on_done,
+};
+
 static void
 setup(void)
 {
@@ -99,6 +119,16 @@ setup(void)
 	fake_reset();
 	memset(&cb, 0, sizeof(cb));
 	txn_init(NULL, &settings, &ops);
+}
+
+static void
+setup_done(void)
+{
+	setup();
+	txn_shutdown();
+	ndone = 0;
+	done_txn = NULL;
+	txn_init(NULL, &settings, &ops_done);
 }
 
 static void
@@ -1309,6 +1339,120 @@ START_TEST(table_open_and_bytes)
 }
 END_TEST
 
+
+/*
+ * With ops->done: once final, at the end of the turn (the reaper), the
+ * owner lets the transaction go and its request is freed; it still
+ * answers retransmissions from the bytes of its response until Timer J,
+ * and is not reported terminated (the owner has gone).
+ */
+START_TEST(nist_done_detached)
+{
+	struct txn	*t = server_new(RQ("BYE", VIA_A));
+	struct sipmsg	*m = request(RQ("BYE", VIA_A));
+	size_t		 before;
+
+	ck_assert_int_eq(reply(t, 200), 0);
+	ck_assert_int_eq(t->state, TXN_COMPLETED);
+	ck_assert_int_eq(ndone, 0);		/* not in the same turn */
+	ck_assert_ptr_nonnull(t->req);
+	before = txn_bytes();
+	txn_reap();				/* the turn ends */
+	ck_assert_int_eq(ndone, 1);
+	ck_assert_ptr_eq(done_txn, t);
+	ck_assert_ptr_null(t->owner);
+	ck_assert_ptr_null(t->req);
+	ck_assert_uint_lt(txn_bytes(), before);
+	ck_assert_uint_eq(t->cseq, 1);
+	ck_assert_ptr_eq(txn_match_request(m), t);
+	txn_server_retransmit(t, m);
+	ck_assert_int_eq(fake_nsent(), 2);
+	ck_sent_reply(1, 200);
+	fake_advance(64 * T1);			/* J */
+	ck_assert_uint_eq(txn_count(), 0);
+	ck_assert_int_eq(cb.nterm, 0);
+	ck_assert_int_eq(ndone, 1);
+	sipmsg_free(m);
+}
+END_TEST
+
+/* An open one is never let go; an ended one is not either. */
+START_TEST(ist_open_not_done)
+{
+	struct txn	*t = server_new(RQ("INVITE", VIA_A));
+
+	ck_assert_int_eq(reply(t, 180), 0);
+	fake_advance(T1);
+	ck_assert_int_eq(ndone, 0);
+	ck_assert_ptr_nonnull(t->owner);
+	ck_assert_int_eq(reply(t, 486), 0);	/* COMPLETED: Timer G, H */
+	fake_advance(T1);
+	ck_assert_int_eq(ndone, 0);
+	ck_assert_ptr_nonnull(t->req);
+	fake_advance(64 * T1);			/* H */
+	ck_assert_int_eq(ndone, 0);
+	ck_assert_int_eq(cb.nterm, 1);
+}
+END_TEST
+
+/*
+ * An INVITE client transaction let go in Accepted no longer matches its
+ * 2xx (the proxy relays them by the Via, as after Timer M), but still
+ * absorbs nothing else wrongly: it ends at Timer M.
+ */
+START_TEST(ict_done_accepted_unmatched)
+{
+	struct txn	*t = ict_new();
+	struct sipmsg	*r;
+
+	ict_recv(t, 200, "fork1");
+	ck_assert_int_eq(t->state, TXN_ACCEPTED);
+	ict_recv(t, 200, "fork1");		/* same turn: still matched */
+	ck_assert_int_eq(cb.nresp, 2);
+	fake_advance(0);			/* the turn ends: reaper */
+	ck_assert_int_eq(ndone, 1);
+	r = response(200, ICT_BRANCH, "fork1", 42, "INVITE");
+	ck_assert_ptr_null(txn_match_response(r));
+	sipmsg_free(r);
+	ck_assert_uint_eq(txn_count(), 1);
+	fake_advance(64 * T1);			/* M */
+	ck_assert_uint_eq(txn_count(), 0);
+	ck_assert_int_eq(cb.nterm, 0);
+}
+END_TEST
+
+/*
+ * The timers that only end an absorbing transaction are due on a grid of
+ * TXN_LAZY_MS (one wake-up for the calls of a step), never early.
+ */
+START_TEST(lazy_timer_grid)
+{
+	struct txn	*a, *b;
+
+	fake_advance(1234);
+	a = server_new(RQ("BYE", VIA_A));
+	ck_assert_int_eq(reply(a, 200), 0);	/* J at 33234 -> 33250 */
+	fake_advance(7);
+	b = server_new(RQ("BYE", "SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKb"));
+	ck_assert_int_eq(reply(b, 200), 0);	/* J at 33241 -> 33250 */
+	fake_advance(64 * T1 - 1);		/* 33240 */
+	ck_assert_uint_eq(txn_count(), 2);
+	fake_advance(9);			/* 33249 */
+	ck_assert_uint_eq(txn_count(), 2);
+	fake_advance(1);			/* 33250: both */
+	ck_assert_uint_eq(txn_count(), 0);
+	ck_assert_int_eq(cb.nterm, 2);
+	/* Timer A, B and H stay exact: only the ends are lazy. */
+	fake_advance(3);
+	a = ict_new();
+	fake_advance(T1 - 1);
+	ck_assert_int_eq(fake_nsent(), 3);
+	fake_advance(1);			/* A, exactly T1 later */
+	ck_assert_int_eq(fake_nsent(), 4);
+	(void)a;
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1330,6 +1474,11 @@ main(void)
 	    ict_cancel_after_final, nict_timer_e_f, nict_proceeding_t2,
 	    nict_final_timer_k, ict_timer_c, ict_timer_c_calling,
 	    ict_timer_c_stopped_by_final);
+	tc = check_fixed("done", setup_done, teardown);
+	check_add(tc, nist_done_detached, ist_open_not_done,
+	    ict_done_accepted_unmatched);
+	tc = check_fixed("lazy", setup, teardown);
+	check_add(tc, lazy_timer_grid);
 	tc = check_fixed("table", setup, teardown);
 	tcase_set_timeout(tc, 60);
 	check_add(tc, table_churn, table_open_and_bytes);
