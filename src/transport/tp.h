@@ -140,6 +140,8 @@ struct tp {
 	struct event	*lost_ev;	/* reports failures on the next turn */
 	struct tp_addr	*lost_q;
 	unsigned	 nlost, lost_cap;
+	char		*rbuf;		/* owned: every connection reads here */
+	size_t		 rbuf_cap;
 };
 
 /* One connection, as `ospreyctl connections` shows it. */

@@ -170,6 +170,15 @@ tp_frame_lex(struct tp_frame *f, unsigned char c, char *err, size_t errlen)
 		} else {
 			tp_frame_end_cl(f);
 			f->name_len = 0;
+			/*
+			 * Only "Content-Length" and "l" count: any other
+			 * line ends the same way in LX_SKIP, so it goes
+			 * there at once.
+			 */
+			if (c != 'c' && c != 'C' && c != 'l' && c != 'L') {
+				f->lex = LX_SKIP;
+				break;
+			}
 			f->lex = LX_NAME;
 			return (tp_frame_lex(f, c, err, errlen));
 		}
@@ -179,6 +188,11 @@ tp_frame_lex(struct tp_frame *f, unsigned char c, char *err, size_t errlen)
 			if (f->name_len < sizeof(f->name))
 				f->name[f->name_len] = tolower(c);
 			f->name_len++;
+			/* No longer Content-Length or l: as above. */
+			if (f->name_len > 14 || (memcmp(f->name,
+			    "content-length", f->name_len) != 0 &&
+			    !(f->name_len == 1 && f->name[0] == 'l')))
+				f->lex = LX_SKIP;
 			break;
 		}
 		if (c == ':')
@@ -226,49 +240,45 @@ tp_frame_lex(struct tp_frame *f, unsigned char c, char *err, size_t errlen)
 }
 
 /*
- * Scan the header section on from f->scanned, up to max_size bytes.
- * SCAN_DONE when its CRLFCRLF is in (f->head_len set).
+ * Scan the header section on from f->scanned, up to max_size bytes of p
+ * (the message from its first byte, len bytes of it so far).  SCAN_DONE
+ * when its CRLFCRLF is in (f->head_len set).
  */
 static int
-tp_frame_scan(struct tp_frame *f, struct evbuffer *in, char *err,
-    size_t errlen)
+tp_frame_scan(struct tp_frame *f, const unsigned char *p, size_t len,
+    char *err, size_t errlen)
 {
-	struct evbuffer_iovec	 v[8];
-	struct evbuffer_ptr	 pos;
-	size_t			 len, limit, i, j, take;
-	int			 n, rc;
+	const unsigned char	*q;
+	size_t			 limit, n;
+	int			 rc;
 
-	len = evbuffer_get_length(in);
 	limit = len < f->max_size ? len : f->max_size;
 	while (f->scanned < limit) {
-		if (evbuffer_ptr_set(in, &pos, f->scanned,
-		    EVBUFFER_PTR_SET) == -1) {
-			snprintf(err, errlen, "evbuffer_ptr_set failed");
+		if (f->lex == LX_SKIP || (f->lex == LX_START &&
+		    f->scanned >= 4)) {
+			/*
+			 * Within a line framing does not read: on to its CR,
+			 * or to a bare LF (an error), a memchr() at a time.
+			 */
+			n = limit - f->scanned;
+			if ((q = memchr(p + f->scanned, '\r', n)) != NULL)
+				n = (size_t)(q - (p + f->scanned));
+			if ((q = memchr(p + f->scanned, '\n', n)) != NULL)
+				n = (size_t)(q - (p + f->scanned));
+			f->scanned += n;
+			f->examined += n;
+			if (f->scanned == limit)
+				break;
+		}
+		rc = tp_frame_lex(f, p[f->scanned], err, errlen);
+		f->scanned++;
+		f->examined++;
+		if (rc == SCAN_DONE) {
+			f->head_len = f->scanned;
+			return (SCAN_DONE);
+		}
+		if (rc == SCAN_FAIL)
 			return (SCAN_FAIL);
-		}
-		n = evbuffer_peek(in, limit - f->scanned, &pos, v, 8);
-		if (n <= 0) {
-			snprintf(err, errlen, "evbuffer_peek failed");
-			return (SCAN_FAIL);
-		}
-		for (i = 0; i < (size_t)n && i < 8; i++) {
-			take = v[i].iov_len;
-			if (take > limit - f->scanned)
-				take = limit - f->scanned;
-			for (j = 0; j < take; j++) {
-				rc = tp_frame_lex(f,
-				    ((unsigned char *)v[i].iov_base)[j], err,
-				    errlen);
-				f->scanned++;
-				f->examined++;
-				if (rc == SCAN_DONE) {
-					f->head_len = f->scanned;
-					return (SCAN_DONE);
-				}
-				if (rc == SCAN_FAIL)
-					return (SCAN_FAIL);
-			}
-		}
 	}
 	if (f->scanned >= f->max_size) {
 		snprintf(err, errlen, "header section over %zu bytes",
@@ -276,22 +286,6 @@ tp_frame_scan(struct tp_frame *f, struct evbuffer *in, char *err,
 		return (SCAN_FAIL);
 	}
 	return (SCAN_MORE);
-}
-
-/* Move len bytes from the head of in to f->msg. */
-static void
-tp_frame_take(struct tp_frame *f, struct evbuffer *in, size_t len,
-    bool drain)
-{
-	if (f->msg_cap < len + 1) {
-		f->msg_cap = len + 1;
-		f->msg = xrealloc(f->msg, f->msg_cap);
-	}
-	if (drain)
-		evbuffer_remove(in, f->msg, len);
-	else
-		evbuffer_copyout(in, f->msg, len);
-	f->msg[len] = '\0';
 }
 
 /* The header section is in: judge its Content-Length.  0 or a status. */
@@ -319,12 +313,13 @@ tp_frame_judge(struct tp_frame *f, char *err, size_t errlen)
 }
 
 static int
-tp_frame_fail(struct tp_frame *f, struct tp_frame_msg *out, int status)
+tp_frame_fail(struct tp_frame *f, struct tp_frame_msg *out, int status,
+    const unsigned char *head)
 {
 	f->state = TP_FRAME_FAILED;
 	out->status = f->response ? 0 : status;
 	if (out->status != 0) {
-		out->p = f->msg;
+		out->p = (const char *)head;
 		out->len = out->head_len = f->head_len;
 	}
 	out->response = f->response;
@@ -332,31 +327,32 @@ tp_frame_fail(struct tp_frame *f, struct tp_frame_msg *out, int status)
 }
 
 int
-tp_frame_feed(struct tp_frame *f, struct evbuffer *in,
+tp_frame_next(struct tp_frame *f, const char *buf, size_t len, size_t *used,
     struct tp_frame_msg *out, char *err, size_t errlen)
 {
-	unsigned char	 b[4];
-	size_t		 len;
-	int		 rc;
+	const unsigned char	*b;
+	size_t			 off = 0, n;
+	int			 rc;
 
 	memset(out, 0, sizeof(*out));
 	if (errlen > 0)
 		err[0] = '\0';
+	*used = 0;
 	for (;;) {
-		len = evbuffer_get_length(in);
+		b = (const unsigned char *)buf + off;
+		n = len - off;
 		switch (f->state) {
 		case TP_FRAME_FAILED:
 			snprintf(err, errlen, "connection failed before");
 			return (TP_FRAME_ERROR);
 		case TP_FRAME_IDLE:
-			if (len == 0)
+			if (n == 0)
 				return (TP_FRAME_MORE);
-			evbuffer_copyout(in, b, len < 4 ? len : 4);
 			if (b[0] != '\r') {
 				f->state = TP_FRAME_HEAD;
 				break;
 			}
-			if (len < 2)
+			if (n < 2)
 				return (TP_FRAME_MORE);
 			if (b[1] != '\n') {
 				f->state = TP_FRAME_HEAD;	/* bare CR */
@@ -364,40 +360,67 @@ tp_frame_feed(struct tp_frame *f, struct evbuffer *in,
 			}
 			if (f->ping_out) {
 				f->ping_out = false;
-				evbuffer_drain(in, 2);
+				*used = off + 2;
 				return (TP_FRAME_PONG);
 			}
-			if (len < 3 || (len < 4 && b[2] == '\r'))
+			if (n < 3 || (n < 4 && b[2] == '\r'))
 				return (TP_FRAME_MORE);
 			if (b[2] == '\r' && b[3] == '\n') {
-				evbuffer_drain(in, 4);
+				*used = off + 4;
 				return (TP_FRAME_KEEPALIVE);
 			}
-			evbuffer_drain(in, 2);	/* a CRLF before a start line */
+			off += 2;	/* a CRLF before a start line */
+			*used = off;
 			break;
 		case TP_FRAME_HEAD:
-			rc = tp_frame_scan(f, in, err, errlen);
+			rc = tp_frame_scan(f, b, n, err, errlen);
 			if (rc == SCAN_MORE)
 				return (TP_FRAME_MORE);
 			if (rc == SCAN_FAIL)
-				return (tp_frame_fail(f, out, 0));
-			if ((rc = tp_frame_judge(f, err, errlen)) != 0) {
-				tp_frame_take(f, in, f->head_len, false);
-				return (tp_frame_fail(f, out, rc));
-			}
+				return (tp_frame_fail(f, out, 0, b));
+			if ((rc = tp_frame_judge(f, err, errlen)) != 0)
+				return (tp_frame_fail(f, out, rc, b));
 			f->state = TP_FRAME_BODY;
 			break;
 		case TP_FRAME_BODY:
-			if (len < f->head_len + f->cl)
+			if (n < f->head_len + f->cl)
 				return (TP_FRAME_MORE);
 			out->len = f->head_len + f->cl;
-			tp_frame_take(f, in, out->len, true);
-			out->p = f->msg;
+			out->p = (const char *)b;
 			out->head_len = f->head_len;
 			out->body_len = f->cl;
 			out->response = f->response;
+			*used = off + out->len;
 			tp_frame_reset(f);
 			return (TP_FRAME_MSG);
 		}
 	}
+}
+
+/* The same on an evbuffer: what is handed out is copied to f->msg. */
+int
+tp_frame_feed(struct tp_frame *f, struct evbuffer *in,
+    struct tp_frame_msg *out, char *err, size_t errlen)
+{
+	size_t		 len = evbuffer_get_length(in), used;
+	const char	*p = "";
+	int		 rc;
+
+	if (len > 0 && (p = (const char *)evbuffer_pullup(in, -1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		memset(out, 0, sizeof(*out));
+		return (TP_FRAME_ERROR);
+	}
+	rc = tp_frame_next(f, p, len, &used, out, err, errlen);
+	if (out->p != NULL) {
+		if (f->msg_cap < out->len + 1) {
+			f->msg_cap = out->len + 1;
+			f->msg = xrealloc(f->msg, f->msg_cap);
+		}
+		memcpy(f->msg, out->p, out->len);
+		f->msg[out->len] = '\0';
+		out->p = f->msg;
+	}
+	evbuffer_drain(in, used);
+	return (rc);
 }

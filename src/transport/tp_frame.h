@@ -31,7 +31,7 @@ enum tp_frame_state {
 	TP_FRAME_FAILED		/* an error was returned; nothing more */
 };
 
-/* What tp_frame_feed() hands out.  p belongs to the framer. */
+/* What tp_frame_next() and tp_frame_feed() hand out. */
 struct tp_frame_msg {
 	const char	*p;		/* valid until the next feed or cleanup */
 	size_t		 len;		/* header section + body */
@@ -64,7 +64,7 @@ struct tp_frame {
 	uint64_t	 cl;		/* the first CL, capped at max_size + 1 */
 	size_t		 head_len;	/* TP_FRAME_BODY: the header section */
 
-	char		*msg;		/* owned: the last message handed out */
+	char		*msg;		/* owned: tp_frame_feed()'s last message */
 	size_t		 msg_cap;
 	uint64_t	 examined;	/* bytes the scanner looked at, ever */
 };
@@ -74,12 +74,21 @@ void	tp_frame_cleanup(struct tp_frame *);
 /* We sent a CRLFCRLF ping: the next CRLF between messages is its pong. */
 void	tp_frame_ping_sent(struct tp_frame *);
 /*
- * Take the next unit from in (drained as it goes).  Call again until it
- * returns TP_FRAME_MORE or TP_FRAME_ERROR: one read may hold several
- * messages.  On an error err holds the reason; out->status is the answer
- * RFC 3261 allows (400, 513) or 0, and when it is not 0 out->p holds the
- * header section to build the answer from.  The caller closes the
- * connection after any error.
+ * Take the next unit from buf, len bytes that start where the last call
+ * left off: *used is how many of them the caller drops before the next
+ * call (the unit, and CRLFs before a start line); the rest, with what
+ * came since, must be shown again from their first byte.  Call again
+ * until it returns TP_FRAME_MORE or TP_FRAME_ERROR: one read may hold
+ * several messages.  out->p points into buf.  On an error err holds the
+ * reason; out->status is the answer RFC 3261 allows (400, 513) or 0, and
+ * when it is not 0 out->p holds the header section to build the answer
+ * from.  The caller closes the connection after any error.
+ */
+int	tp_frame_next(struct tp_frame *, const char *, size_t, size_t *,
+	    struct tp_frame_msg *, char *, size_t);
+/*
+ * The same on an evbuffer, drained as it goes; out->p is a copy the
+ * framer owns (NUL-terminated) until the next call.
  */
 int	tp_frame_feed(struct tp_frame *, struct evbuffer *,
 	    struct tp_frame_msg *, char *, size_t);

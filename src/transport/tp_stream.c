@@ -11,29 +11,46 @@
  * and opens one when there is none and the address is not a flow.  So no
  * transaction or binding can be left pointing at a freed connection.
  *
- * Every connection has one deadline at a time (conn_arm): the connect, the
- * first byte of an accepted one, the rest of a message once its first byte
- * came (slowloris), else the idle lifetime.  Every way out goes through
- * conn_free(), which tells the owner (tp->lost) so that transactions on it
- * fail over at once instead of waiting for Timer B.
+ * The socket is ours, not a bufferevent's, so that a message costs as few
+ * system calls as it can: the read event stays registered for the whole
+ * life of the connection, one read(2) (or SSL_read(), which reads ahead)
+ * takes what is there into the loop's read buffer, and the messages in it
+ * are framed and handed up where they lie.  Only the unframed rest of a
+ * read is copied, into the connection's own buffer (freed once framed).  A
+ * message is written to the socket as it is sent, one TLS record for one
+ * message; only what the socket does not take is queued, and only then
+ * does the connection wait for the socket to be writable.
+ *
+ * Every connection has one deadline at a time (conn_due()): the connect,
+ * the first byte of an accepted one, the rest of a message once its first
+ * byte came (slowloris), else the idle lifetime.  The timer is set again
+ * only when the deadline comes nearer; one that moved away (the usual
+ * case: traffic pushes the idle deadline back) is found out when the
+ * timer fires, and set again for the time left.  Every way out goes
+ * through conn_free(), which tells the owner (tp->lost) so that
+ * transactions on it fail over at once instead of waiting for Timer B.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <linux/sockios.h>
+
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "log.h"
 #include "timer.h"
@@ -46,6 +63,13 @@
 #define CONN_KEY_MAX	20	/* proto, address key, port */
 #define CLOSE_FLUSH_MS	2000	/* an answer before a close gets this long */
 #define WS_HANDSHAKE_MAX 8192	/* the HTTP request of a WebSocket */
+#define READ_CHUNK	16384	/* a read's worth beyond a whole message */
+#define TLS_CHUNK	16384	/* one TLS record's worth per SSL_write() */
+
+/* conn_recv() and conn_put(): nothing now; the peer closed; it failed. */
+#define IO_AGAIN	0
+#define IO_EOF		(-1)
+#define IO_ERR		(-2)
 
 /*
  * The WebSocket settings a handshake is checked against; counted, so
@@ -59,7 +83,7 @@ struct tp_ws_conf {
 };
 
 enum conn_state {
-	CONN_CONNECTING,
+	CONN_CONNECTING,	/* TCP connect, then (TLS) the handshake */
 	CONN_OPEN,
 	CONN_CLOSING		/* flushing its last bytes, reads nothing */
 };
@@ -80,13 +104,29 @@ struct tp_conn {
 	uint8_t		 key[CONN_KEY_MAX];
 	struct tp	*tp;
 	struct tp_sock	*sock;		/* accepted on / sent from */
-	struct bufferevent *bev;
+	int		 fd;		/* owned */
+	SSL		*ssl;		/* owned: TLS, else NULL */
+	struct event	 rev;		/* EV_READ, persistent */
+	struct event	 wev;		/* EV_WRITE, while it must wait */
+	bool		 reading, writing;	/* rev, wev added */
+	struct evbuffer	*out;		/* owned: what the socket left */
+	struct evbuffer	*in;		/* owned: ws, wss: unparsed bytes */
+	char		*part;		/* owned: an unframed rest, or NULL */
+	size_t		 part_len, part_cap;
 	struct tp_addr	 peer;
 	struct tp_frame	 frame;
 	struct timer	 deadline;
+	uint64_t	 armed_ms;	/* when the timer fires; 0: it won't */
+	uint64_t	 close_ms;	/* CONN_CLOSING: the last moment */
 	enum conn_state	 state;
 	bool		 outbound;
 	bool		 got_data;	/* any byte at all */
+	bool		 tcp_wait;	/* the TCP connect is under way */
+	bool		 tls_hs;	/* the TLS handshake is under way */
+	bool		 hs_write;	/* ... and waits to write */
+	bool		 tls_rw;	/* SSL_read() waits to write */
+	bool		 tls_wr;	/* SSL_write() waits to read */
+	int		 so_error;	/* a connect that failed at once */
 	struct tp_src	*src;		/* accepted: counted here */
 	uint64_t	 id;
 	uint64_t	 created_ms;
@@ -94,16 +134,16 @@ struct tp_conn {
 	uint64_t	 msg_start_ms;	/* 0: not inside a message */
 	uint64_t	 keep_until_ms;	/* a registration holds it open */
 	uint64_t	 rx_msgs, tx_msgs;
+	size_t		 sent_since;	/* bytes sent since conn_unacked() */
 	char		*tls_name;	/* outgoing TLS: the name it must prove */
 	struct tp_ws	*ws;		/* ws, wss: the WebSocket layer */
 	struct tp_ws_conf *ws_conf;	/* during the handshake */
 };
 
-static void	conn_read(struct bufferevent *, void *);
 static void	ws_conf_unref(struct tp_ws_conf *);
-static void	conn_write(struct bufferevent *, void *);
-static void	conn_event(struct bufferevent *, short, void *);
+static void	conn_io(evutil_socket_t, short, void *);
 static void	conn_deadline(void *);
+static void	conn_handshake(struct tp_conn *);
 
 static size_t
 conn_key(const struct tp_addr *a, uint8_t key[CONN_KEY_MAX])
@@ -181,7 +221,17 @@ conn_free(struct tp_conn *c, const char *why)
 		free(c->src);
 	}
 	timer_stop(&c->deadline);
-	bufferevent_free(c->bev);	/* closes the socket, frees the SSL */
+	if (c->reading)
+		event_del(&c->rev);
+	if (c->writing)
+		event_del(&c->wev);
+	/* As a bufferevent did: no close_notify, the socket just closes. */
+	SSL_free(c->ssl);
+	close(c->fd);
+	evbuffer_free(c->out);
+	if (c->in != NULL)
+		evbuffer_free(c->in);
+	free(c->part);
 	tp_frame_cleanup(&c->frame);
 	lost_later(tp, &c->peer);
 	free(c->tls_name);
@@ -194,31 +244,42 @@ conn_free(struct tp_conn *c, const char *why)
 }
 
 /* The one deadline that applies now. */
-static void
-conn_arm(struct tp_conn *c)
+static uint64_t
+conn_due(const struct tp_conn *c)
 {
 	const struct tp_limits	*l = &c->tp->lim;
-	uint64_t		 now = timer_now_ms(), due;
+	uint64_t		 due;
 
 	switch (c->state) {
 	case CONN_CONNECTING:
-		due = c->created_ms + l->connect_ms;
-		break;
+		return (c->created_ms + l->connect_ms);
 	case CONN_CLOSING:
-		return;		/* armed once, in conn_close_after() */
+		return (c->close_ms);
 	default:
-		if (!c->got_data && !c->outbound)
-			due = c->created_ms + l->first_data_ms;
-		else if (c->msg_start_ms != 0)
-			due = c->msg_start_ms + l->message_ms;
-		else {
-			due = c->active_ms + l->idle_ms;
-			if (c->keep_until_ms > due)
-				due = c->keep_until_ms;
-		}
 		break;
 	}
+	if (!c->got_data && !c->outbound)
+		return (c->created_ms + l->first_data_ms);
+	if (c->msg_start_ms != 0)
+		return (c->msg_start_ms + l->message_ms);
+	due = c->active_ms + l->idle_ms;
+	return (c->keep_until_ms > due ? c->keep_until_ms : due);
+}
+
+/*
+ * Set the timer for the deadline, unless it is set for that time or an
+ * earlier one already (conn_deadline() sets it again for the rest).
+ */
+static void
+conn_arm(struct tp_conn *c)
+{
+	uint64_t	now, due = conn_due(c);
+
+	if (c->armed_ms != 0 && c->armed_ms <= due)
+		return;
+	now = timer_now_ms();
 	timer_set(&c->deadline, due > now ? (uint32_t)(due - now) : 0);
+	c->armed_ms = due;
 }
 
 /*
@@ -231,26 +292,263 @@ conn_rearm(struct tp_conn *c, bool partial)
 	if (!partial)
 		c->msg_start_ms = 0;
 	else if (c->msg_start_ms == 0)
-		c->msg_start_ms = timer_now_ms();
+		c->msg_start_ms = c->active_ms;
 	conn_arm(c);
 }
 
-/* Send what is queued (an error answer), then close. */
+/* Register the events the connection's state needs, and no others. */
 static void
-conn_close_after(struct tp_conn *c)
+conn_events(struct tp_conn *c)
 {
-	c->state = CONN_CLOSING;
-	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-		conn_free(c, "closed after an error");
-		return;
+	bool	r, w;
+
+	if (c->tcp_wait) {
+		r = false;
+		w = true;		/* the TCP connect */
+	} else {
+		r = c->state != CONN_CLOSING;
+		w = c->tls_hs ? c->hs_write : (c->tls_rw ||
+		    (!c->tls_wr && evbuffer_get_length(c->out) > 0));
 	}
-	timer_set(&c->deadline, CLOSE_FLUSH_MS);
+	if (r != c->reading) {
+		if (r)
+			event_add(&c->rev, NULL);
+		else
+			event_del(&c->rev);
+		c->reading = r;
+	}
+	if (w != c->writing) {
+		if (w)
+			event_add(&c->wev, NULL);
+		else
+			event_del(&c->wev);
+		c->writing = w;
+	}
+}
+
+/* Why an OpenSSL call failed (err: SSL_get_error()). */
+static const char *
+conn_tls_why(struct tp_conn *c, int err, char *why, size_t len)
+{
+	if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+		snprintf(why, len, "%s", errno ? strerror(errno) :
+		    "closed by the peer");
+		return (why);
+	}
+	return (tls_error(c->ssl, why, len));
 }
 
 /*
- * A new connection on fd (-1: libevent makes the socket when it
- * connects); ssl, if not NULL, is taken over.
+ * Read what the peer sent into buf (room bytes): how many, or IO_AGAIN,
+ * IO_EOF, IO_ERR (why says what).  One read(2), or one SSL_read().
+ */
+static ssize_t
+conn_recv(struct tp_conn *c, char *buf, size_t room, char *why, size_t len)
+{
+	ssize_t	n;
+	int	err;
+
+	if (c->ssl == NULL) {
+		if ((n = read(c->fd, buf, room)) > 0)
+			return (n);
+		if (n == 0)
+			return (IO_EOF);
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return (IO_AGAIN);
+		snprintf(why, len, "%s", strerror(errno));
+		return (IO_ERR);
+	}
+	c->tls_rw = false;
+	ERR_clear_error();
+	errno = 0;
+	if ((n = SSL_read(c->ssl, buf, room > INT_MAX ? INT_MAX :
+	    (int)room)) > 0)
+		return (n);
+	switch ((err = SSL_get_error(c->ssl, (int)n))) {
+	case SSL_ERROR_WANT_READ:
+		return (IO_AGAIN);
+	case SSL_ERROR_WANT_WRITE:
+		c->tls_rw = true;
+		return (IO_AGAIN);
+	case SSL_ERROR_ZERO_RETURN:
+		return (IO_EOF);	/* close_notify, or just EOF */
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error() == 0 && errno == 0)
+			return (IO_EOF);
+		break;
+	}
+	conn_tls_why(c, err, why, len);
+	return (IO_ERR);
+}
+
+/* Write to the socket: how many bytes it took, IO_AGAIN or IO_ERR. */
+static ssize_t
+conn_put(struct tp_conn *c, const void *p, size_t len, char *why,
+    size_t whylen)
+{
+	ssize_t	n;
+	int	err;
+
+	if (c->ssl == NULL) {
+		if ((n = send(c->fd, p, len, MSG_NOSIGNAL)) >= 0)
+			return (n);
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return (IO_AGAIN);
+		snprintf(why, whylen, "%s", strerror(errno));
+		return (IO_ERR);
+	}
+	if (len > TLS_CHUNK)
+		len = TLS_CHUNK;
+	ERR_clear_error();
+	errno = 0;
+	if ((n = SSL_write(c->ssl, p, (int)len)) > 0)
+		return (n);
+	switch ((err = SSL_get_error(c->ssl, (int)n))) {
+	case SSL_ERROR_WANT_WRITE:
+		return (IO_AGAIN);
+	case SSL_ERROR_WANT_READ:
+		c->tls_wr = true;
+		return (IO_AGAIN);
+	}
+	conn_tls_why(c, err, why, whylen);
+	return (IO_ERR);
+}
+
+/* Can bytes go to the socket now (connected, past the handshake)? */
+static bool
+conn_writable(const struct tp_conn *c)
+{
+	return (c->state != CONN_CONNECTING && !c->tls_hs && !c->tls_wr);
+}
+
+/* Write what is queued, as far as the socket takes it.  -1: failed. */
+static int
+conn_flush(struct tp_conn *c, char *why, size_t whylen)
+{
+	size_t		 len;
+	ssize_t		 n;
+	unsigned char	*p;
+
+	while (conn_writable(c) && (len = evbuffer_get_length(c->out)) > 0) {
+		if (c->ssl == NULL) {
+			if ((n = evbuffer_write(c->out, c->fd)) >= 0)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR)
+				break;
+			snprintf(why, whylen, "%s", strerror(errno));
+			return (-1);
+		}
+		/*
+		 * An SSL_write() that could not finish is tried again with
+		 * at least as many bytes: the head of the queue, TLS_CHUNK
+		 * of it or all there is.
+		 */
+		if (len > TLS_CHUNK)
+			len = TLS_CHUNK;
+		if ((p = evbuffer_pullup(c->out, (ssize_t)len)) == NULL) {
+			snprintf(why, whylen, "out of memory");
+			return (-1);
+		}
+		if ((n = conn_put(c, p, len, why, whylen)) == IO_ERR)
+			return (-1);
+		if (n == IO_AGAIN)
+			break;
+		evbuffer_drain(c->out, (size_t)n);
+	}
+	conn_events(c);
+	return (0);
+}
+
+/*
+ * Send p: straight to the socket when nothing waits before it, the rest
+ * (or all of it, before the connection is up) queued.  -1: the
+ * connection failed (why says why); the caller frees it.
+ */
+static int
+conn_send_bytes(struct tp_conn *c, const void *p, size_t len, char *why,
+    size_t whylen)
+{
+	const char	*b = p;
+	size_t		 off = 0;
+	ssize_t		 n;
+
+	if (conn_writable(c) && evbuffer_get_length(c->out) == 0) {
+		while (off < len) {
+			n = conn_put(c, b + off, len - off, why, whylen);
+			if (n == IO_ERR)
+				return (-1);
+			if (n == IO_AGAIN)
+				break;
+			off += (size_t)n;
+		}
+		if (off == len)
+			return (0);
+	}
+	if (evbuffer_add(c->out, b + off, len - off) == -1) {
+		snprintf(why, whylen, "out of memory");
+		return (-1);
+	}
+	conn_events(c);
+	return (0);
+}
+
+/*
+ * What the kernel holds for the peer, sent or not, and the peer has not
+ * acknowledged: a peer that does not read leaves it there (up to the
+ * socket's send buffer, megabytes on a fast path), unread as much as what
+ * we queue.  Looked at once per half of write_queue_max sent.
+ */
+static size_t
+conn_unacked(const struct tp_conn *c)
+{
+#ifdef SIOCOUTQ
+	int	n = 0;
+
+	if (ioctl(c->fd, SIOCOUTQ, &n) == 0 && n > 0)
+		return ((size_t)n);
+#else
+	(void)c;
+#endif
+	return (0);
+}
+
+/* Send what is queued, then close. */
+static void
+conn_close_after(struct tp_conn *c)
+{
+	char	why[256];
+
+	c->state = CONN_CLOSING;
+	if (conn_flush(c, why, sizeof(why)) == -1 ||
+	    evbuffer_get_length(c->out) == 0) {
+		conn_free(c, "closed after an error");
+		return;
+	}
+	conn_events(c);
+	c->close_ms = timer_now_ms() + CLOSE_FLUSH_MS;
+	c->armed_ms = 0;
+	conn_arm(c);
+}
+
+/* The loop's read buffer, big enough for a message and a read. */
+static char *
+conn_rbuf(struct tp *tp, size_t max_size, size_t *cap)
+{
+	size_t	need = max_size + READ_CHUNK + 1;
+
+	if (tp->rbuf_cap < need) {
+		free(tp->rbuf);
+		tp->rbuf = xmalloc(need);
+		tp->rbuf_cap = need;
+	}
+	*cap = tp->rbuf_cap;
+	return (tp->rbuf);
+}
+
+/*
+ * A new connection on fd; ssl, if not NULL, is taken over, and the fd in
+ * every case.
  */
 static struct tp_conn *
 conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
@@ -259,9 +557,16 @@ conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
 	struct tp_conn	*c;
 	size_t		 klen;
 
+	if (ssl != NULL && SSL_set_fd(ssl, fd) != 1) {
+		SSL_free(ssl);
+		close(fd);
+		return (NULL);
+	}
 	c = xcalloc(1, sizeof(*c));
 	c->tp = tp;
 	c->sock = sock;
+	c->fd = fd;
+	c->ssl = ssl;
 	c->peer = *peer;
 	c->peer.proto = (uint8_t)sock->proto;
 	c->peer.flags = 0;
@@ -269,26 +574,24 @@ conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
 	c->id = ++tp->conn_ids;
 	c->created_ms = c->active_ms = timer_now_ms();
 	c->state = outbound ? CONN_CONNECTING : CONN_OPEN;
+	if ((c->out = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new failed");
 	tp_frame_init(&c->frame, tp->lim.max_message_size);
 	timer_init(&c->deadline, tp->base, conn_deadline, c);
-	if (ssl != NULL)
-		c->bev = bufferevent_openssl_socket_new(tp->base, fd, ssl,
-		    outbound ? BUFFEREVENT_SSL_CONNECTING :
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	else
-		c->bev = bufferevent_socket_new(tp->base, fd,
-		    BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		if (ssl != NULL)
-			SSL_free(ssl);
-		if (fd >= 0)
-			close(fd);
-		tp_frame_cleanup(&c->frame);
-		free(c);
-		return (NULL);
+	event_assign(&c->rev, tp->base, fd, EV_READ | EV_PERSIST, conn_io, c);
+	event_assign(&c->wev, tp->base, fd, EV_WRITE | EV_PERSIST, conn_io,
+	    c);
+	if (ssl != NULL) {
+		/*
+		 * One read(2) takes all there is (records beyond the one
+		 * read stay in OpenSSL, SSL_has_pending()); a write that
+		 * must wait is tried again from the queue, which moves.
+		 */
+		SSL_set_read_ahead(ssl, 1);
+		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		c->tls_hs = true;
 	}
-	if (ssl != NULL)	/* a peer without close_notify: just EOF */
-		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	if (sock->proto == TP_WS || sock->proto == TP_WSS) {
 		struct tp_ws_settings	set = {
 			.max_message_size = tp->lim.max_message_size,
@@ -302,11 +605,9 @@ conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
 		}
 		c->ws = xcalloc(1, sizeof(*c->ws));
 		tp_ws_init(c->ws, &set);
+		if ((c->in = evbuffer_new()) == NULL)
+			fatalx("evbuffer_new failed");
 	}
-	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
-	/* Never buffer more than a whole message plus a read's worth. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0,
-	    tp->lim.max_message_size + 16384);
 	klen = conn_key(&c->peer, c->key);
 	hashtab_insert(&tp->conns, &c->node, (char *)c->key, klen);
 	tp->nconns++;
@@ -319,15 +620,22 @@ conn_framing_error(struct tp_conn *c, const struct tp_frame_msg *m,
     const char *err)
 {
 	struct tp	*tp = c->tp;
+	struct tp_addr	 peer;
+	uint64_t	 id = c->id;
 	char		 name[TP_NAME_LEN];
 
 	conn_name(c, name, sizeof(name));
 	log_peer("tp %s: connection %llu: bad framing: %s",
 	    name, (unsigned long long)c->id, err);
 	tp->st.closed_framing++;
-	if (m->status != 0 && !m->response && tp->bad != NULL)
+	if (m->status != 0 && !m->response && tp->bad != NULL) {
+		peer = c->peer;
 		tp->bad(tp->arg, c->sock, &c->peer, m->p, m->head_len,
 		    m->status, err);
+		/* Its answer may have found the connection broken. */
+		if ((c = conn_find(tp, &peer)) == NULL || c->id != id)
+			return;
+	}
 	conn_close_after(c);
 }
 
@@ -366,15 +674,33 @@ all_crlf(const char *p, size_t len)
 	return (true);
 }
 
+/* The peer closed, or reading failed: c goes. */
+static void
+conn_read_failed(struct tp_conn *c, ssize_t rc, const char *why)
+{
+	struct tp	*tp = c->tp;
+
+	if (rc == IO_EOF) {
+		tp->st.closed_peer++;
+		conn_free(c, "closed by the peer");
+		return;
+	}
+	if (c->ssl != NULL && !c->got_data)
+		tp->st.tls_failed++;	/* the handshake of an accepted one */
+	else
+		tp->st.closed_peer++;
+	conn_free(c, why);
+}
+
 /*
  * A WebSocket connection (RFC 6455, RFC 7118): the HTTP upgrade, then
- * one SIP message per WebSocket message.
+ * one SIP message per WebSocket message.  false: c is gone or closing.
  */
-static void
+static bool
 conn_read_ws(struct tp_conn *c, struct evbuffer *in)
 {
 	struct tp		*tp = c->tp;
-	struct evbuffer		*out = bufferevent_get_output(c->bev);
+	struct evbuffer		*out = c->out;
 	struct tp_ws_msg	 m;
 	char			 err[160], name[TP_NAME_LEN];
 	int			 rc;
@@ -390,7 +716,7 @@ conn_read_ws(struct tp_conn *c, struct evbuffer *in)
 			    "refused (%d): %s", name, (unsigned long long)c->id,
 			    c->ws->status, err);
 			conn_close_after(c);
-			return;
+			return (false);
 		}
 		log_debug("tp %s: connection %llu: WebSocket open",
 		    (conn_name(c, name, sizeof(name)), name),
@@ -411,7 +737,7 @@ conn_read_ws(struct tp_conn *c, struct evbuffer *in)
 			} else
 				tp->st.ws_closed++;
 			conn_close_after(c);
-			return;
+			return (false);
 		}
 		c->msg_start_ms = 0;
 		if (m.len == 0 || all_crlf(m.p, m.len)) {
@@ -419,119 +745,302 @@ conn_read_ws(struct tp_conn *c, struct evbuffer *in)
 			continue;
 		}
 		if (!conn_deliver(c, m.p, m.len))
-			return;
+			return (false);
 	}
 partial:
 	conn_rearm(c, evbuffer_get_length(in) > 0);
+	return (true);
 }
 
-static void
-conn_read(struct bufferevent *bev, void *arg)
+/*
+ * Read into the WebSocket layer's evbuffer.  1: read and handled, 0:
+ * nothing to read now (or no room), -1: c is gone or closing.
+ */
+static int
+conn_read_ws_sock(struct tp_conn *c)
 {
-	struct tp_conn		*c = arg;
-	struct tp		*tp = c->tp;
-	struct evbuffer		*in = bufferevent_get_input(bev);
-	struct tp_frame_msg	 m;
-	char			 err[160];
-	int			 rc;
+	struct evbuffer_iovec	 v;
+	size_t			 len, lim;
+	ssize_t			 n;
+	char			 why[256];
 
-	if (c->state == CONN_CLOSING) {
-		evbuffer_drain(in, evbuffer_get_length(in));
-		return;
+	len = evbuffer_get_length(c->in);
+	/* Never more than a whole message plus a read's worth. */
+	lim = c->frame.max_size + READ_CHUNK;
+	if (len >= lim) {
+		event_del(&c->rev);	/* the message deadline ends it */
+		c->reading = false;
+		return (0);
 	}
+	if (evbuffer_reserve_space(c->in, (ev_ssize_t)(lim - len), &v,
+	    1) < 1) {
+		conn_free(c, "out of memory");
+		return (-1);
+	}
+	if (v.iov_len > lim - len)
+		v.iov_len = lim - len;
+	if ((n = conn_recv(c, v.iov_base, v.iov_len, why, sizeof(why))) <
+	    0) {
+		conn_read_failed(c, n, why);
+		return (-1);
+	}
+	if (n == IO_AGAIN) {
+		conn_events(c);
+		return (0);
+	}
+	v.iov_len = (size_t)n;
+	evbuffer_commit_space(c->in, &v, 1);
 	c->got_data = true;
 	c->active_ms = timer_now_ms();
-	if (c->ws != NULL) {
-		conn_read_ws(c, in);
-		return;
+	if (!conn_read_ws(c, c->in))
+		return (-1);
+	if (conn_flush(c, why, sizeof(why)) == -1) {
+		c->tp->st.closed_peer++;
+		conn_free(c, why);
+		return (-1);
 	}
+	return (1);
+}
+
+/*
+ * Frame what was read: buf holds have bytes from the start of the
+ * message being framed (and room for a NUL after them).  Every whole
+ * message goes up from where it lies; the rest is kept in c->part.
+ * false: c is gone or closing.
+ */
+static bool
+conn_frame(struct tp_conn *c, char *buf, size_t have)
+{
+	struct tp		*tp = c->tp;
+	struct tp_frame_msg	 m;
+	size_t			 off = 0, used, rest;
+	char			 err[160], why[256], save, *end;
+	int			 rc;
+
 	for (;;) {
-		rc = tp_frame_feed(&c->frame, in, &m, err, sizeof(err));
+		rc = tp_frame_next(&c->frame, buf + off, have - off, &used,
+		    &m, err, sizeof(err));
 		if (rc == TP_FRAME_ERROR) {
+			if (m.p != NULL)	/* the header section */
+				((char *)m.p)[m.head_len] = '\0';
 			conn_framing_error(c, &m, err);
-			return;
+			return (false);
 		}
+		off += used;
 		if (rc == TP_FRAME_MORE)
 			break;
 		c->msg_start_ms = 0;
 		if (rc == TP_FRAME_KEEPALIVE) {
 			tp->st.keepalives++;
-			bufferevent_write(bev, "\r\n", 2);
+			if (conn_send_bytes(c, "\r\n", 2, why, sizeof(why)) ==
+			    -1) {
+				tp->st.closed_peer++;
+				conn_free(c, why);
+				return (false);
+			}
 			continue;
 		}
 		if (rc != TP_FRAME_MSG)
 			continue;
+		/* As a datagram: NUL after it (buf has the room). */
+		end = (char *)m.p + m.len;
+		save = *end;
+		*end = '\0';
 		if (!conn_deliver(c, m.p, m.len))
+			return (false);
+		*end = save;
+	}
+	rest = have - off;
+	if (buf == c->part) {
+		if (rest == 0) {
+			free(c->part);	/* an idle connection keeps none */
+			c->part = NULL;
+			c->part_cap = 0;
+		} else if (off > 0)
+			memmove(c->part, c->part + off, rest);
+	} else if (rest > 0) {
+		c->part_cap = rest + READ_CHUNK + 1;
+		c->part = xmalloc(c->part_cap);
+		memcpy(c->part, buf + off, rest);
+	}
+	c->part_len = rest;
+	conn_rearm(c, c->frame.state != TP_FRAME_IDLE || rest > 0);
+	return (true);
+}
+
+/*
+ * Bytes came: one read into the loop's buffer (or after the unframed
+ * rest of the last one), framed at once.  Over TLS, records OpenSSL read
+ * ahead are taken the same way, without another read(2).
+ */
+static void
+conn_read(struct tp_conn *c)
+{
+	char		*buf, why[256];
+	size_t		 have, cap;
+	ssize_t		 n;
+
+	do {
+		if (c->ws != NULL) {
+			if (conn_read_ws_sock(c) <= 0)
+				return;
+			continue;
+		}
+		if (c->part != NULL) {
+			have = c->part_len;
+			if (c->part_cap - have < READ_CHUNK / 4 + 1) {
+				c->part_cap = have + READ_CHUNK + 1;
+				c->part = xrealloc(c->part, c->part_cap);
+			}
+			buf = c->part;
+			cap = c->part_cap;
+		} else {
+			buf = conn_rbuf(c->tp, c->frame.max_size, &cap);
+			have = 0;
+		}
+		n = conn_recv(c, buf + have, cap - have - 1, why,
+		    sizeof(why));
+		if (n < 0) {
+			conn_read_failed(c, n, why);
 			return;
-	}
-	conn_rearm(c, c->frame.state != TP_FRAME_IDLE ||
-	    evbuffer_get_length(in) > 0);
+		}
+		if (n == IO_AGAIN) {
+			conn_events(c);
+			return;
+		}
+		c->got_data = true;
+		c->active_ms = timer_now_ms();
+		if (!conn_frame(c, buf, have + (size_t)n))
+			return;
+	} while (c->ssl != NULL && SSL_has_pending(c->ssl));
 }
 
+/* The TCP connect is done (or failed): on to TLS, or open. */
 static void
-conn_write(struct bufferevent *bev, void *arg)
+conn_connected(struct tp_conn *c)
 {
-	struct tp_conn	*c = arg;
-
-	(void)bev;
-	if (c->state == CONN_CLOSING)
-		conn_free(c, "closed after an error");
-}
-
-/* Why a connection failed: TLS's own reason when it has one. */
-static const char *
-conn_error(struct tp_conn *c, char *buf, size_t len)
-{
-	SSL		*ssl = bufferevent_openssl_get_ssl(c->bev);
-	unsigned long	 e;
-	int		 err = EVUTIL_SOCKET_ERROR();
-
-	if (ssl != NULL) {
-		if (SSL_get_verify_result(ssl) != X509_V_OK ||
-		    (e = bufferevent_get_openssl_error(c->bev)) == 0)
-			return (tls_error(ssl, buf, len));
-		snprintf(buf, len, "TLS: %s", ERR_reason_error_string(e) ?
-		    ERR_reason_error_string(e) : "error");
-		while (bufferevent_get_openssl_error(c->bev) != 0)
-			;
-		return (buf);
-	}
-	snprintf(buf, len, "%s", err ? evutil_socket_error_to_string(err) :
-	    "error");
-	return (buf);
-}
-
-static void
-conn_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct tp_conn	*c = arg;
 	struct tp	*tp = c->tp;
+	socklen_t	 len = sizeof(int);
+	int		 err = c->so_error;
 	char		 why[256];
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		if (c->outbound && c->state == CONN_CONNECTING)
+	if (err == 0 && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err,
+	    &len) == -1)
+		err = errno;
+	if (err != 0) {
+		tp->st.connect_failed++;
+		conn_free(c, strerror(err));
+		return;
+	}
+	c->tcp_wait = false;
+	if (c->ssl != NULL) {
+		conn_handshake(c);	/* the ClientHello */
+		return;
+	}
+	tp->st.connected++;
+	c->state = CONN_OPEN;
+	c->active_ms = timer_now_ms();
+	conn_arm(c);
+	if (conn_flush(c, why, sizeof(why)) == -1) {
+		tp->st.closed_peer++;
+		conn_free(c, why);
+	}
+}
+
+/* A step of the TLS handshake. */
+static void
+conn_handshake(struct tp_conn *c)
+{
+	struct tp	*tp = c->tp;
+	char		 why[256];
+	int		 rc, err;
+
+	ERR_clear_error();
+	errno = 0;
+	if ((rc = SSL_do_handshake(c->ssl)) == 1) {
+		c->tls_hs = c->hs_write = false;
+		if (c->state == CONN_CONNECTING) {
 			tp->st.connected++;
-		c->state = CONN_OPEN;
-		c->active_ms = timer_now_ms();
-		conn_arm(c);
+			c->state = CONN_OPEN;
+			c->active_ms = timer_now_ms();
+			conn_arm(c);
+		}
+		if (conn_flush(c, why, sizeof(why)) == -1) {
+			tp->st.closed_peer++;
+			conn_free(c, why);
+			return;
+		}
+		/* Bytes that came with the handshake's last flight. */
+		if (SSL_has_pending(c->ssl))
+			conn_read(c);
+		return;
+	}
+	switch ((err = SSL_get_error(c->ssl, rc))) {
+	case SSL_ERROR_WANT_READ:
+		c->hs_write = false;
+		conn_events(c);
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		c->hs_write = true;
+		conn_events(c);
 		return;
 	}
 	if (c->state == CONN_CONNECTING) {
 		tp->st.connect_failed++;
-		conn_free(c, conn_error(c, why, sizeof(why)));
+		conn_free(c, conn_tls_why(c, err, why, sizeof(why)));
 		return;
 	}
-	if (what & BEV_EVENT_EOF) {
+	if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL &&
+	    ERR_peek_error() == 0 && errno == 0)) {
 		tp->st.closed_peer++;
 		conn_free(c, "closed by the peer");
 		return;
 	}
-	if (bufferevent_openssl_get_ssl(c->bev) != NULL && !c->got_data)
-		tp->st.tls_failed++;	/* the handshake of an accepted one */
-	else
-		tp->st.closed_peer++;
-	conn_free(c, conn_error(c, why, sizeof(why)));
+	tp->st.tls_failed++;	/* the handshake of an accepted one */
+	conn_free(c, conn_tls_why(c, err, why, sizeof(why)));
+}
+
+static void
+conn_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct tp_conn	*c = arg;
+	char		 why[256];
+
+	(void)fd;
+	if (c->tcp_wait) {
+		conn_connected(c);
+		return;
+	}
+	if (c->tls_hs) {
+		conn_handshake(c);
+		return;
+	}
+	if (what & EV_WRITE) {
+		if (c->tls_rw) {	/* SSL_read() waited to write */
+			conn_read(c);
+			return;
+		}
+		if (conn_flush(c, why, sizeof(why)) == -1) {
+			c->tp->st.closed_peer++;
+			conn_free(c, why);
+			return;
+		}
+		if (c->state == CONN_CLOSING &&
+		    evbuffer_get_length(c->out) == 0)
+			conn_free(c, "closed after an error");
+		return;
+	}
+	if (c->state == CONN_CLOSING)
+		return;
+	if (c->tls_wr) {		/* SSL_write() waited to read */
+		c->tls_wr = false;
+		if (conn_flush(c, why, sizeof(why)) == -1) {
+			c->tp->st.closed_peer++;
+			conn_free(c, why);
+			return;
+		}
+	}
+	conn_read(c);
 }
 
 static void
@@ -539,8 +1048,12 @@ conn_deadline(void *arg)
 {
 	struct tp_conn	*c = arg;
 	struct tp	*tp = c->tp;
-	uint64_t	 now = timer_now_ms();
 
+	c->armed_ms = 0;
+	if (timer_now_ms() < conn_due(c)) {
+		conn_arm(c);	/* it moved away: the time left */
+		return;
+	}
 	switch (c->state) {
 	case CONN_CONNECTING:
 		tp->st.connect_failed++;
@@ -558,12 +1071,10 @@ conn_deadline(void *arg)
 	} else if (c->msg_start_ms != 0) {
 		tp->st.closed_slow++;
 		conn_free(c, "message not complete in time");
-	} else if (now >= c->active_ms + tp->lim.idle_ms &&
-	    now >= c->keep_until_ms) {
+	} else {
 		tp->st.closed_idle++;
 		conn_free(c, "idle");
-	} else
-		conn_arm(c);
+	}
 }
 
 static struct tp_src *
@@ -649,7 +1160,7 @@ stream_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	src->n++;
 	c->src = src;
 	tp->st.accepted++;
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_events(c);
 	conn_arm(c);
 	log_debug("tp %s: connection %llu accepted on %s", name,
 	    (unsigned long long)c->id, s->name);
@@ -739,36 +1250,22 @@ conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst,
 	    0 && bind(fd, (struct sockaddr *)&local.ss, local.len) == -1)
 		log_debug("tp %s: bind to %s: %s", name, s->ip,
 		    strerror(errno));
-	if (ssl != NULL) {
-		/* libevent starts the handshake once the connect is done. */
-		if (connect(fd, (const struct sockaddr *)&dst->ss,
-		    dst->len) == -1 && errno != EINPROGRESS) {
-			log_info("tp %s: connect: %s", name, strerror(errno));
-			tp->st.connect_failed++;
-			SSL_free(ssl);
-			close(fd);
-			return (NULL);
-		}
-	}
 	if ((c = conn_new(tp, s, fd, dst, true, ssl)) == NULL)
 		return (NULL);
-	if (ssl != NULL) {
+	if (ssl != NULL)
 		c->tls_name = xstrdup(tls_name);
-		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-		conn_arm(c);
-		log_debug("tp %s: connecting from %s (TLS, name %s)", name,
-		    s->name, tls_name);
-		return (c);
+	c->tcp_wait = true;
+	if (connect(fd, (const struct sockaddr *)&dst->ss, dst->len) == -1 &&
+	    errno != EINPROGRESS) {
+		/* Told on the next turn, as a connect that fails later. */
+		c->so_error = errno;
+		event_active(&c->wev, EV_WRITE, 1);
 	}
-	if (bufferevent_socket_connect(c->bev,
-	    (const struct sockaddr *)&dst->ss, (int)dst->len) == -1) {
-		tp->st.connect_failed++;
-		conn_free(c, "connect failed");
-		return (NULL);
-	}
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	conn_events(c);
 	conn_arm(c);
-	log_debug("tp %s: connecting from %s", name, s->name);
+	log_debug("tp %s: connecting from %s%s%s%s", name, s->name,
+	    ssl != NULL ? " (TLS, name " : "", ssl != NULL ? tls_name : "",
+	    ssl != NULL ? ")" : "");
 	return (c);
 }
 
@@ -786,6 +1283,7 @@ tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
 	struct tp_conn	*c;
 	struct tp_addr	 key = *dst;
 	size_t		 queued;
+	char		 why[256];
 
 	key.proto = (uint8_t)s->proto;
 	c = conn_find(tp, &key);
@@ -795,7 +1293,7 @@ tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
 	 */
 	if (c != NULL && c->tls_name != NULL && name != NULL && *name &&
 	    strcasecmp(c->tls_name, name) != 0 && (c->state != CONN_OPEN ||
-	    tls_check_name(bufferevent_openssl_get_ssl(c->bev), name) != 0)) {
+	    tls_check_name(c->ssl, name) != 0)) {
 		log_info("tp %s: connection %llu is for %s, not %s: not used",
 		    c->tls_name, (unsigned long long)c->id, c->tls_name, name);
 		tp->st.send_failed++;
@@ -813,19 +1311,27 @@ tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
 		}
 	}
 	if (c->ws != NULL) {
-		if (tp_ws_send(c->ws, p, len, bufferevent_get_output(c->bev)) ==
-		    -1) {
+		if (tp_ws_send(c->ws, p, len, c->out) == -1) {
 			tp->st.send_failed++;
 			return (-1);	/* not open (yet, or any more) */
 		}
-	} else if (bufferevent_write(c->bev, p, len) == -1) {
-		tp->st.send_failed++;
-		conn_free(c, "write failed");
+		if (conn_flush(c, why, sizeof(why)) == -1) {
+			tp->st.closed_peer++;
+			conn_free(c, why);
+			return (-1);
+		}
+	} else if (conn_send_bytes(c, p, len, why, sizeof(why)) == -1) {
+		tp->st.closed_peer++;
+		conn_free(c, why);
 		return (-1);
 	}
 	c->tx_msgs++;
 	c->active_ms = timer_now_ms();
-	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	queued = evbuffer_get_length(c->out);
+	if ((c->sent_since += len) >= tp->lim.write_queue_max / 2) {
+		c->sent_since = 0;
+		queued += conn_unacked(c);
+	}
 	if (queued > tp->lim.write_queue_max) {
 		tp->st.closed_write_queue++;
 		conn_free(c, "the peer does not read (connections."
@@ -868,7 +1374,7 @@ tp_conn_tls_names(const struct tp *tp, const struct tp_addr *a,
 	struct tp_conn	*c = conn_find(tp, a);
 	SSL		*ssl;
 
-	if (c == NULL || (ssl = bufferevent_openssl_get_ssl(c->bev)) == NULL)
+	if (c == NULL || (ssl = c->ssl) == NULL || c->tls_hs)
 		return (-1);
 	return (tls_peer_names(ssl, out));
 }
@@ -910,8 +1416,7 @@ tp_conn_foreach(const struct tp *tp,
 		ci.idle_ms = now - c->active_ms;
 		ci.rx_msgs = c->rx_msgs;
 		ci.tx_msgs = c->tx_msgs;
-		ci.queued = evbuffer_get_length(bufferevent_get_output(
-		    c->bev));
+		ci.queued = evbuffer_get_length(c->out);
 		fn(&ci, arg);
 	}
 }
@@ -998,11 +1503,26 @@ tp_set_handlers(struct tp *tp, tp_bad_fn *bad, tp_lost_fn *lost,
 	tp->admit = admit;
 }
 
-/* New limits apply to new deadlines; open connections keep their framer. */
+/*
+ * New limits apply to open connections' deadlines too (conn_due() reads
+ * them when the timer fires; one set later than a shorter limit now
+ * gives is set again here); open connections keep their framer.
+ */
 void
 tp_set_limits(struct tp *tp, const struct tp_limits *l)
 {
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	struct tp_conn		*c;
+
 	tp->lim = *l;
+	HASHTAB_FOREACH(n, &tp->conns, it) {
+		c = (struct tp_conn *)n;
+		if (c->armed_ms != 0 && conn_due(c) < c->armed_ms) {
+			c->armed_ms = 0;
+			conn_arm(c);
+		}
+	}
 }
 
 /* At shutdown: every connection and stream listener goes, no reports. */
@@ -1028,6 +1548,9 @@ tp_stream_close_all(struct tp *tp)
 	}
 	free(tp->lost_q);
 	tp->lost_q = NULL;
+	free(tp->rbuf);
+	tp->rbuf = NULL;
+	tp->rbuf_cap = 0;
 	tp->nlost = tp->lost_cap = 0;
 	tp_set_tls(tp, NULL, NULL);
 	ws_conf_unref(tp->ws_conf);

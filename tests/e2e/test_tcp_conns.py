@@ -9,6 +9,7 @@ daemon counts); calls over TCP with SIPp are in test_tcp.py.
 
 import os
 import socket
+import signal
 import time
 
 
@@ -178,6 +179,28 @@ def test_idle_timeout_closes(osprey_factory):
     s.sendall(options(o, s, "idle"))
     assert status_line(read_response(s)) == "SIP/2.0 200 OK"
     assert closed_by_peer(s, 4)
+    assert stats(o)["connections.closed_idle"] == 1
+
+
+def test_idle_timeout_shortened_by_reload(osprey_factory):
+    """A reload that shortens idle_timeout closes an open connection that
+    has been quiet that long, not at the deadline it had before."""
+    o = start(osprey_factory, conns={"idle_timeout": 600})
+    s = connect(o)
+    for tag in ("r1", "r2"):
+        s.sendall(options(o, s, tag))
+        assert status_line(read_response(s)) == "SIP/2.0 200 OK"
+    with open(o.conf) as f:
+        text = f.read()
+    assert "idle_timeout = 600;" in text
+    with open(o.conf, "w") as f:
+        f.write(text.replace("idle_timeout = 600;", "idle_timeout = 1;"))
+    os.kill(o.proc.pid, signal.SIGHUP)
+    deadline = time.time() + 10
+    while "config reloaded" not in o.log_text() and time.time() < deadline:
+        time.sleep(0.1)
+    assert "config reloaded" in o.log_text()
+    assert closed_by_peer(s, 4), "still open 4 s after the reload"
     assert stats(o)["connections.closed_idle"] == 1
 
 

@@ -550,6 +550,53 @@ START_TEST(connections_apart)
 }
 END_TEST
 
+/*
+ * tp_frame_next() on the caller's bytes: each message where it lies, the
+ * bytes to drop, and a partial one shown again from its first byte.
+ */
+START_TEST(next_in_place)
+{
+	struct tp_frame_msg	 m;
+	const char		*a = INV("Content-Length: 3\r\n", "abc");
+	char			 buf[1024], err[128];
+	size_t			 la = strlen(a), n = 0, off, used;
+
+	memcpy(buf, "\r\n", 2);
+	n = 2;
+	memcpy(buf + n, a, la);
+	n += la;
+	memcpy(buf + n, "\r\n\r\n", 4);
+	n += 4;
+	memcpy(buf + n, a, 40);
+	n += 40;
+	ck_assert_int_eq(tp_frame_next(&fr, buf, n, &used, &m, err,
+	    sizeof(err)), TP_FRAME_MSG);
+	ck_assert_ptr_eq(m.p, buf + 2);		/* not a copy */
+	ck_assert_uint_eq(m.len, la);
+	ck_assert_uint_eq(m.body_len, 3);
+	ck_assert_uint_eq(used, 2 + la);
+	off = used;
+	ck_assert_int_eq(tp_frame_next(&fr, buf + off, n - off, &used, &m,
+	    err, sizeof(err)), TP_FRAME_KEEPALIVE);
+	ck_assert_uint_eq(used, 4);
+	off += used;
+	ck_assert_int_eq(tp_frame_next(&fr, buf + off, n - off, &used, &m,
+	    err, sizeof(err)), TP_FRAME_MORE);
+	ck_assert_uint_eq(used, 0);
+	ck_assert_uint_eq(fr.scanned, 40);
+	memcpy(buf + n, a + 40, la - 40);
+	n += la - 40;
+	ck_assert_int_eq(tp_frame_next(&fr, buf + off, n - off, &used, &m,
+	    err, sizeof(err)), TP_FRAME_MSG);
+	ck_assert_ptr_eq(m.p, buf + off);
+	ck_assert_uint_eq(m.len, la);
+	ck_assert_uint_eq(used, la);
+	ck_assert_mem_eq(m.p, a, la);
+	/* Every byte of both header sections scanned once. */
+	ck_assert_uint_eq(fr.examined, 2 * (la - 3));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -561,6 +608,7 @@ main(void)
 	    content_length_conflict, content_length_not_a_number,
 	    body_too_large, head_never_ends, head_at_limit, pipelined,
 	    keepalive_and_crlf, pong, bare_cr_lf, split_every_byte,
-	    one_byte_and_random_chunks, scan_linear, connections_apart);
+	    one_byte_and_random_chunks, scan_linear, connections_apart,
+	    next_in_place);
 	return (check_run("frame"));
 }
