@@ -384,6 +384,7 @@ cmd_stats(struct out *o)
 	stat_line(o, "overloaded", s->overloaded);
 	stat_line(o, "memory.heap_in_use", heap_in_use());
 	stat_line(o, "memory.transactions", txn_bytes());
+	stat_line(o, "memory.transaction_records", txn_records());
 	if (C.tp != NULL) {
 		struct tp_counter	c[TP_COUNTERS_MAX];
 		unsigned		n = tp_stream_counters(C.tp, c,

@@ -2,6 +2,7 @@
 
 import time
 
+from conftest import ctl, ctl_stats
 from sip import (NON2XX, SDP, Endpoint, match, new_branch,  # noqa: F401
                  parse_uri, reglab, sipnet, uri_of)
 
@@ -157,6 +158,18 @@ def test_busy_here_acked_hop_by_hop(sipnet):
     more = uas.ep.collect(0.5, match(method="ACK"))
     assert more == [], "caller's ACK for the 486 was forwarded: %r" % more
     assert net.proxy.alive()
+
+    # Both transactions are now compact records (Timers D and I), and the
+    # client's still answers a retransmitted 486 with its ACK (17.1.1.2).
+    end = time.time() + 3
+    while ctl_stats(net.proxy).get("memory.transaction_records", 0) < 2:
+        assert time.time() < end, ctl(net.proxy, "stats")
+        time.sleep(0.05)
+    uas.respond(inv, 486)
+    again = uas.expect("ACK", call_id=call.call_id)
+    assert again.branch == inv.branch
+    assert caller.collect(0.5, call.resp(486)) == [], \
+        "a retransmitted 486 went upstream"
 
 
 def test_silent_target_408_after_timer_b(sipnet):
