@@ -71,6 +71,16 @@
 #define IO_EOF		(-1)
 #define IO_ERR		(-2)
 
+/* A plain socket call failed: try again later, or why it cannot. */
+static ssize_t
+io_errno(char *why, size_t len)
+{
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return (IO_AGAIN);
+	snprintf(why, len, "%s", strerror(errno));
+	return (IO_ERR);
+}
+
 /*
  * The WebSocket settings a handshake is checked against; counted, so
  * that a reload that changes the origins leaves a handshake under way
@@ -353,10 +363,7 @@ conn_recv(struct tp_conn *c, char *buf, size_t room, char *why, size_t len)
 			return (n);
 		if (n == 0)
 			return (IO_EOF);
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return (IO_AGAIN);
-		snprintf(why, len, "%s", strerror(errno));
-		return (IO_ERR);
+		return (io_errno(why, len));
 	}
 	c->tls_rw = false;
 	ERR_clear_error();
@@ -392,10 +399,7 @@ conn_put(struct tp_conn *c, const void *p, size_t len, char *why,
 	if (c->ssl == NULL) {
 		if ((n = send(c->fd, p, len, MSG_NOSIGNAL)) >= 0)
 			return (n);
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return (IO_AGAIN);
-		snprintf(why, whylen, "%s", strerror(errno));
-		return (IO_ERR);
+		return (io_errno(why, whylen));
 	}
 	if (len > TLS_CHUNK)
 		len = TLS_CHUNK;

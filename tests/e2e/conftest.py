@@ -1,6 +1,7 @@
 """Fixtures that start a real ospreyd on loopback with ephemeral ports."""
 
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -42,6 +43,17 @@ def ctl(o, *args):
                        capture_output=True, text=True, timeout=10)
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
     return p.stdout
+
+
+def reload_conf(o, text, logged="config reloaded", secs=10):
+    """Write text as o's config, SIGHUP it, wait for logged in its log."""
+    with open(o.conf, "w") as f:
+        f.write(text)
+    os.kill(o.proc.pid, signal.SIGHUP)
+    deadline = time.time() + secs
+    while logged not in o.log_text() and time.time() < deadline:
+        time.sleep(0.1)
+    assert logged in o.log_text(), "no %r after SIGHUP" % logged
 
 
 def ctl_stats(o):

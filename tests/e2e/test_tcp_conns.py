@@ -9,11 +9,10 @@ daemon counts); calls over TCP with SIPp are in test_tcp.py.
 
 import os
 import socket
-import signal
 import time
 
 
-from conftest import ctl, ctl_stats
+from conftest import ctl, ctl_stats, reload_conf
 from peers import interop
 
 
@@ -193,13 +192,7 @@ def test_idle_timeout_shortened_by_reload(osprey_factory):
     with open(o.conf) as f:
         text = f.read()
     assert "idle_timeout = 600;" in text
-    with open(o.conf, "w") as f:
-        f.write(text.replace("idle_timeout = 600;", "idle_timeout = 1;"))
-    os.kill(o.proc.pid, signal.SIGHUP)
-    deadline = time.time() + 10
-    while "config reloaded" not in o.log_text() and time.time() < deadline:
-        time.sleep(0.1)
-    assert "config reloaded" in o.log_text()
+    reload_conf(o, text.replace("idle_timeout = 600;", "idle_timeout = 1;"))
     assert closed_by_peer(s, 4), "still open 4 s after the reload"
     assert stats(o)["connections.closed_idle"] == 1
 
