@@ -962,6 +962,25 @@ START_TEST(in_dialog_checked_without_osip)
 			ck_assert_int_eq(sipmsg_in_dialog(m), !cases[i].osip);
 		sipmsg_free(m);
 	}
+	/* A NUL outside a quoted-pair: 400; inside one (RFC 4475): fine. */
+	{
+		static const char	bad[] = "BYE sip:b@example.com SIP/2.0"
+		    "\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nTo: <sip:b@x>;"
+		    "tag=2\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c\r\nCSeq: 1 "
+		    "BYE\r\nSubject: a\0b\r\n\r\n";
+		static const char	ok[] = "BYE sip:b@example.com SIP/2.0"
+		    "\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nTo: <sip:b@x>;"
+		    "tag=2\r\nFrom: \"a\\\0\" <sip:a@x>;tag=1\r\nCall-ID: c\r\n"
+		    "CSeq: 1 BYE\r\n\r\n";
+
+		m = sipmsg_new(bad, sizeof(bad) - 1);
+		ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), 400);
+		ck_assert_str_eq(err, "NUL byte in the headers");
+		sipmsg_free(m);
+		m = sipmsg_new(ok, sizeof(ok) - 1);
+		ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), 0);
+		sipmsg_free(m);
+	}
 }
 END_TEST
 
