@@ -70,18 +70,6 @@ is_ws(int c)
 	return (ws_chars[c & 0xff]);
 }
 
-struct slice
-slice_trim(struct slice s)
-{
-	while (s.len > 0 && is_ws((unsigned char)s.p[0])) {
-		s.p++;
-		s.len--;
-	}
-	while (s.len > 0 && is_ws((unsigned char)s.p[s.len - 1]))
-		s.len--;
-	return (s);
-}
-
 enum sip_method
 sip_method_id(const char *p, size_t len)
 {
@@ -175,17 +163,13 @@ split_values(struct slice v, struct slice *out, size_t max)
 	return (n);
 }
 
-/*
- * Find header parameter name in value (";name=val" outside quotes and <>).
- * Stops at the first top-level comma.  A parameter without a value yields an
- * empty val.
- */
+/* hdr_param() with the length of the name. */
 bool
-hdr_param(struct slice v, const char *name, struct slice *val)
+hdr_param_n(struct slice v, const char *name, size_t nlen, struct slice *val)
 {
-	size_t	i = 0, nlen = strlen(name);
-	int	angle = 0;
-	unsigned c0 = sip_tolower(name[0]);
+	size_t		i = 0;
+	int		angle = 0;
+	unsigned	c0 = sip_tolower(name[0]);
 
 	while (i < v.len) {
 		char	c;
@@ -246,8 +230,11 @@ hdr_uri(struct slice v)
 			continue;
 		}
 		if (v.p[i] == '<') {
-			for (s = ++i; i < v.len && v.p[i] != '>'; i++)
-				;
+			const char	*gt = memchr(v.p + i + 1, '>',
+					    v.len - i - 1);
+
+			s = i + 1;
+			i = gt != NULL ? (size_t)(gt - v.p) : v.len;
 			return ((struct slice){ v.p + s, i - s });
 		}
 	}
@@ -438,11 +425,11 @@ sipmsg_init(void)
 struct sipmsg *
 sipmsg_new(const char *data, size_t len)
 {
-	struct sipmsg	*m = xmalloc(sizeof(*m) + len + 1);
+	struct sipmsg	*m = xmalloc(sizeof(*m));
 
 	memset(m, 0, offsetof(struct sipmsg, hin));
 	m->h = m->hin;
-	m->buf = m->bytes;
+	m->buf = xmalloc(len + 1);
 	memcpy(m->buf, data, len);
 	m->buf[len] = '\0';
 	m->len = len;
@@ -458,6 +445,7 @@ sipmsg_free(struct sipmsg *m)
 		return;
 	if (m->h != m->hin)
 		free(m->h);
+	free(m->buf);
 	free(m);
 }
 

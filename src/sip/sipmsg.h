@@ -81,12 +81,11 @@ struct sipuri {
 #define SIPMSG_HINLINE	16
 
 /*
- * Owned by whoever holds it: a server transaction holds its request.  One
- * allocation holds the struct, the first SIPMSG_HINLINE header lines and
- * the bytes.
+ * Owned by whoever holds it: a server transaction holds its request.  The
+ * first SIPMSG_HINLINE header lines are part of the struct.
  */
 struct sipmsg {
-	char		*buf;		/* NUL terminated, in this allocation */
+	char		*buf;		/* owned, NUL terminated */
 	size_t		 len;
 	struct sip_hline *h;		/* hin, or owned when there are more */
 	unsigned	 nh;
@@ -129,7 +128,6 @@ struct sipmsg {
 	bool		 from_tag_set;	/* From has a tag parameter */
 	int8_t		 addr_rc[2];	/* From, To: 0 unchecked, 1 good, -1 bad */
 	struct sip_hline hin[SIPMSG_HINLINE];
-	char		 bytes[];
 };
 
 #define SIP_MAGIC	"z9hG4bK"
@@ -204,9 +202,34 @@ slice_caseeq(struct slice a, struct slice b)
 	return (a.len == b.len && sip_caseeq(a.p, b.p, a.len));
 }
 
-struct slice	 slice_trim(struct slice);
-bool		 hdr_param(struct slice value, const char *name,
-		     struct slice *val);
+/* Without white space (SP HT CR LF) at either end. */
+static inline struct slice
+slice_trim(struct slice s)
+{
+	while (s.len > 0 && (s.p[0] == ' ' || s.p[0] == '\t' ||
+	    s.p[0] == '\r' || s.p[0] == '\n')) {
+		s.p++;
+		s.len--;
+	}
+	while (s.len > 0 && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t' ||
+	    s.p[s.len - 1] == '\r' || s.p[s.len - 1] == '\n'))
+		s.len--;
+	return (s);
+}
+
+bool		 hdr_param_n(struct slice, const char *, size_t,
+		     struct slice *);
+
+/*
+ * Find header parameter name in value (";name=val" outside quotes and <>).
+ * Stops at the first top-level comma.  A parameter without a value yields
+ * an empty val.
+ */
+static inline bool
+hdr_param(struct slice value, const char *name, struct slice *val)
+{
+	return (hdr_param_n(value, name, __builtin_strlen(name), val));
+}
 struct slice	 hdr_uri(struct slice value);
 int		 sipuri_parse(struct slice, struct sipuri *);
 bool		 sipuri_param(const struct sipuri *, const char *,
