@@ -123,6 +123,9 @@ static const bool param_special[256] = {
 static const bool param_end[256] = {
 	['='] = true, [';'] = true, [','] = true,
 };
+static const bool pvalue_end[256] = {
+	[';'] = true, [','] = true, ['"'] = true,
+};
 
 /*
  * Split a header value at top-level commas (outside quotes and <>).  Returns
@@ -205,10 +208,15 @@ hdr_param_n(struct slice v, const char *name, size_t nlen, struct slice *val)
 				*val = (struct slice){ v.p + i, 0 };
 				return (true);
 			}
-			for (s = ++i; i < v.len && v.p[i] != ';' &&
-			    v.p[i] != ','; i++)
-				if (v.p[i] == '"')
-					i = skip_quoted(v.p, v.len, i) - 1;
+			for (s = ++i; i < v.len && !pvalue_end[(unsigned char)
+			    v.p[i]]; i++)
+				;
+			while (i < v.len && v.p[i] == '"') {
+				i = skip_quoted(v.p, v.len, i);
+				while (i < v.len && !pvalue_end[(unsigned char)
+				    v.p[i]])
+					i++;
+			}
 			e = i;
 			*val = slice_trim((struct slice){ v.p + s, e - s });
 			return (true);
@@ -295,11 +303,10 @@ sipuri_parse(struct slice s, struct sipuri *u)
 			return (-1);
 		i++;
 	} else {
-		while (i < end && s.p[i] != ':' && s.p[i] != ';') {
-			if (!host_chars[(unsigned char)s.p[i]])
-				return (-1);
+		while (i < end && host_chars[(unsigned char)s.p[i]])
 			i++;
-		}
+		if (i < end && s.p[i] != ':' && s.p[i] != ';')
+			return (-1);
 	}
 	u->host = (struct slice){ s.p + hs, i - hs };
 	if (u->host.len == 0)
@@ -449,11 +456,22 @@ sipmsg_free(struct sipmsg *m)
 	free(m);
 }
 
-/* p[0..n) equals lit (lower case) in any case; n == strlen(lit). */
+/*
+ * The token p[0..n) is lit (lower case letters and '-') in any case.  For
+ * a letter, c | 0x20 is lit[i] only if c is that letter in either case;
+ * for '-', only if c is '-' or CR, and no token holds a CR.
+ */
 static inline bool
 name_is(const char *p, size_t n, const char *lit, size_t litlen)
 {
-	return (n == litlen && sip_caseeq(p + 1, lit + 1, n - 1));
+	size_t	i;
+
+	if (n != litlen)
+		return (false);
+	for (i = 1; i < n; i++)
+		if (((unsigned char)p[i] | 0x20) != (unsigned char)lit[i])
+			return (false);
+	return (true);
 }
 
 /*
@@ -651,8 +669,10 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 		while (nlen > 0 && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
 			nlen--;
 		for (size_t i = 0; i < nlen; i++)
-			if (!is_token((unsigned char)p[i]))
+			if (!is_token((unsigned char)p[i])) {
 				nlen = 0;
+				break;
+			}
 		if (nlen == 0) {
 			snprintf(err, errlen, "Bad header name");
 			return (-1);
@@ -995,15 +1015,27 @@ check_display(struct slice d)
 	return (0);
 }
 
+/* A generic-param value that is not quoted: token, host or IPv6 bytes. */
+static const bool gvalue_chars[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['.'] = true, ['!'] = true, ['%'] = true, ['*'] = true,
+	['_'] = true, ['+'] = true, ['`'] = true, ['\''] = true, ['~'] = true,
+	['['] = true, [']'] = true, [':'] = true,
+};
+
 /*
  * *( SEMI generic-param ) (RFC 3261 25.1), after an address: a token name,
- * and a value of token or host characters or a quoted string.
+ * and a value of token or host characters or a quoted string.  The first
+ * "tag" parameter's value goes to *tag (*have_tag true), as hdr_param()
+ * would find it: the value without white space, empty when there is none.
  */
 static int
-check_params(struct slice r)
+check_params(struct slice r, struct slice *tag, bool *have_tag)
 {
 	size_t	i = 0, s;
+	bool	is_tag;
 
+	*have_tag = false;
 	for (;;) {
 		while (i < r.len && is_ws((unsigned char)r.p[i]))
 			i++;
@@ -1017,22 +1049,32 @@ check_params(struct slice r)
 			;
 		if (i == s)
 			return (-1);
+		is_tag = !*have_tag && i - s == 3 && sip_caseeq(r.p + s, "tag", 3);
 		while (i < r.len && is_ws((unsigned char)r.p[i]))
 			i++;
-		if (i == r.len || r.p[i] != '=')
+		if (i == r.len || r.p[i] != '=') {
+			if (is_tag) {
+				*tag = (struct slice){ r.p + i, 0 };
+				*have_tag = true;
+			}
 			continue;
+		}
 		for (i++; i < r.len && is_ws((unsigned char)r.p[i]); i++)
 			;
+		s = i;
 		if (i < r.len && r.p[i] == '"') {
 			if ((i = quoted_end(r.p, r.len, i)) == 0)
 				return (-1);
-			continue;
+		} else {
+			while (i < r.len && gvalue_chars[(unsigned char)r.p[i]])
+				i++;
+			if (i == s)
+				return (-1);
 		}
-		for (s = i; i < r.len && (is_token((unsigned char)r.p[i]) ||
-		    r.p[i] == '[' || r.p[i] == ']' || r.p[i] == ':'); i++)
-			;
-		if (i == s)
-			return (-1);
+		if (is_tag) {
+			*tag = (struct slice){ r.p + s, i - s };
+			*have_tag = true;
+		}
 	}
 }
 
@@ -1043,11 +1085,11 @@ static const bool addr_special[256] = {
 /*
  * A From or To value (RFC 3261 25.1): an addr-spec, or a
  * display name and "<" addr-spec ">", then parameters only; quotes and
- * angle brackets balanced, and a SIP URI that parses.  *params gets the
- * parameters of a good one.
+ * angle brackets balanced, and a SIP URI that parses.  The tag of a good
+ * one goes to *tag (check_params()).
  */
 static int
-check_addr_value(struct slice v, struct slice *params)
+check_addr_value(struct slice v, struct slice *tag, bool *have_tag)
 {
 	struct slice	uri, rest;
 	struct sipuri	u;
@@ -1095,14 +1137,13 @@ check_addr_value(struct slice v, struct slice *params)
 		rest = (struct slice){ uri.p + uri.len,
 		    v.p + v.len - (uri.p + uri.len) };
 	}
-	if (check_params(rest) == -1)
+	if (check_params(rest, tag, have_tag) == -1)
 		return (-1);
 	if (sipuri_parse(uri, &u) == -1)
 		return (-1);
 	if ((slice_eq(u.scheme, "sip") || slice_eq(u.scheme, "sips")) &&
 	    u.host.len == 0)
 		return (-1);
-	*params = rest;
 	return (0);
 }
 
@@ -1110,12 +1151,14 @@ check_addr_value(struct slice v, struct slice *params)
 static int
 check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 {
-	struct slice	rest;
+	struct slice	tag;
+	bool		have_tag;
 	int		rc = m->addr_rc[id == SH_TO];
 
 	if (rc != 0)
 		return (rc > 0 ? 0 : -1);
-	return (check_addr_value(sipmsg_hvalue(m, sipmsg_hdr(m, id)), &rest));
+	return (check_addr_value(sipmsg_hvalue(m, sipmsg_hdr(m, id)), &tag,
+	    &have_tag));
 }
 
 /*
@@ -1126,11 +1169,12 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 static bool
 addr_tag(struct sipmsg *m, enum sip_hdr_id id, struct slice *tag)
 {
-	struct slice	v = sipmsg_hvalue(m, sipmsg_hdr(m, id)), rest;
+	struct slice	v = sipmsg_hvalue(m, sipmsg_hdr(m, id));
+	bool		have_tag;
 
-	if (check_addr_value(v, &rest) == 0) {
+	if (check_addr_value(v, tag, &have_tag) == 0) {
 		m->addr_rc[id == SH_TO] = 1;
-		return (hdr_param(rest, "tag", tag));
+		return (have_tag);
 	}
 	m->addr_rc[id == SH_TO] = -1;
 	return (hdr_param(v, "tag", tag));
