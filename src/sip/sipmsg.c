@@ -315,8 +315,8 @@ sipuri_parse(struct slice s, struct sipuri *u)
 		unsigned long	port = 0;
 		size_t		ps = ++i;
 
-		while (i < end && digit_chars[(unsigned char)s.p[i]] &&
-		    i - ps < 6)
+		while (i < end && i - ps < 6 &&
+		    (unsigned)(s.p[i] - '0') < 10)
 			port = port * 10 + (s.p[i++] - '0');
 		if (i == ps || port == 0 || port > 65535)
 			return (-1);
