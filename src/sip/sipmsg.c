@@ -658,6 +658,7 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 			}
 			cur->len += n + eol;
 			cur->vlen = off + n - cur->voff;
+			cur->folded = true;
 			off += n + eol;
 			continue;
 		}
@@ -691,6 +692,7 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 		}
 		cur = &m->h[m->nh++];
 		cur->id = hdr_id(p, nlen);
+		cur->folded = false;
 		if (m->hcount[cur->id]++ == 0)
 			m->hfirst[cur->id] = m->nh;
 		cur->off = off;
@@ -1546,12 +1548,17 @@ sipmsg_parse_request_line(const struct sipmsg *m, char *err, size_t errlen)
  * makes no difference to osip_message_parse().  It stores the unknown
  * ones unparsed, and ignores a parse error in the rest it knows ("ignored
  * when invalid": Route, Record-Route, the authentication headers, Accept,
- * Allow and such; Content-Length is only copied).  The lines themselves
- * (a colon, a name, no bare CR) were checked by sipmsg_scan().
+ * Allow and such; Content-Length is only copied).  Call-ID is judged
+ * here first, and more strictly: libosip2 refuses only one that starts
+ * with "@" (and a second one), check_callid() those and more.  A line of
+ * any header stays out: sipmsg_scan() checked its colon, name and line
+ * ends.  A folded one goes in all the same: libosip2 trips over some
+ * folds (a continuation line of white space only, then another one) and
+ * calls the message malformed, whatever the header.
  */
 static const bool osip_judges[SH_NIDS] = {
 	[SH_VIA] = true, [SH_FROM] = true, [SH_TO] = true,
-	[SH_CALL_ID] = true, [SH_CSEQ] = true, [SH_CONTACT] = true,
+	[SH_CSEQ] = true, [SH_CONTACT] = true,
 };
 
 /*
@@ -1575,7 +1582,8 @@ sipmsg_parse_osip(const struct sipmsg *m, char *err, size_t errlen)
 	buf_init_on(&ob, obstack, sizeof(obstack));
 	buf_add(&ob, m->buf, m->nh > 0 ? m->h[0].off : m->hdr_end);
 	for (i = 0; i < m->nh; i++)
-		if (osip_judges[m->h[i].id])
+		if (osip_judges[m->h[i].id] || (m->h[i].folded &&
+		    m->h[i].id != SH_CONTENT_TYPE))
 			buf_add(&ob, m->buf + m->h[i].off, m->h[i].len);
 	buf_add(&ob, "\r\n", 2);
 	for (nul = ob.p; (nul = memchr(nul, '\0', ob.p + ob.len - nul)) !=

@@ -62,6 +62,7 @@ enum sip_method {
 
 struct sip_hline {
 	uint8_t		 id;	/* enum sip_hdr_id */
+	bool		 folded;	/* continued on another line */
 	uint32_t	 off;	/* whole line(s) with the CRLF */
 	uint32_t	 len;
 	uint32_t	 voff;	/* value, without surrounding white space */
