@@ -456,18 +456,48 @@ sipmsg_free(struct sipmsg *m)
 	free(m);
 }
 
+static inline uint64_t
+load64(const char *p)
+{
+	uint64_t	v;
+
+	memcpy(&v, p, sizeof(v));
+	return (v);
+}
+
+static inline uint32_t
+load32(const char *p)
+{
+	uint32_t	v;
+
+	memcpy(&v, p, sizeof(v));
+	return (v);
+}
+
 /*
- * The token p[0..n) is lit (lower case letters and '-') in any case.  For
- * a letter, c | 0x20 is lit[i] only if c is that letter in either case;
- * for '-', only if c is '-' or CR, and no token holds a CR.
+ * The token p[0..n) is lit (lower case letters and '-') in any case,
+ * compared a word at a time (overlapping words: no byte outside either).
+ * For a letter, c | 0x20 is lit[i] only if c is that letter in either
+ * case; for '-', only if c is '-' or CR, and no token holds a CR.
  */
 static inline bool
 name_is(const char *p, size_t n, const char *lit, size_t litlen)
 {
-	size_t	i;
+	const uint64_t	lower64 = 0x2020202020202020ULL;
+	const uint32_t	lower32 = 0x20202020U;
+	size_t		i;
 
 	if (n != litlen)
 		return (false);
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8)
+			if ((load64(p + i) | lower64) != load64(lit + i))
+				return (false);
+		return ((load64(p + n - 8) | lower64) == load64(lit + n - 8));
+	}
+	if (n >= 4)
+		return ((load32(p) | lower32) == load32(lit) &&
+		    (load32(p + n - 4) | lower32) == load32(lit + n - 4));
 	for (i = 1; i < n; i++)
 		if (((unsigned char)p[i] | 0x20) != (unsigned char)lit[i])
 			return (false);
