@@ -1,7 +1,9 @@
 /*
  * SIP message scanning and validation.  The scanner indexes header lines in
- * the raw bytes; libosip2's parser checks the syntax of the whole message;
- * the fields the proxy uses are slices into the raw bytes.
+ * the raw bytes, once (by id: the first line and how many); each step reads
+ * what it checks in one pass and notes what a later step needs; libosip2's
+ * parser judges a request outside a dialog (sipmsg_parse_osip()); the
+ * fields the proxy uses are slices into the raw bytes.
  */
 #include "config.h"
 
