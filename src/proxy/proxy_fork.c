@@ -314,11 +314,10 @@ branch_send(struct branch *b)
 			    b->nroutes : ctx->nroutes, &len);
 		}
 	}
-	b->ct = txn_client_new_named(m->method == SM_INVITE ? TXN_ICT :
-	    TXN_NICT, (struct slice){ branch, strlen(branch) }, m->method_s,
+	b->ct = txn_client_start(m->method == SM_INVITE ? TXN_ICT : TXN_NICT,
+	    (struct slice){ branch, strlen(branch) }, m->method_s, m->callid,
 	    bytes, len, out, addr, b->tls_name, ctx, (int)b->idx);
 	ctx->refs++;
-	txn_set_callid(b->ct, m->callid);
 	if (m->method == SM_INVITE)
 		txn_client_arm_c(b->ct);
 	if (b->target != NULL && b->target->timeout_ms > 0)

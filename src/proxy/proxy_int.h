@@ -198,6 +198,11 @@ struct hop {
 	struct route	*route;		/* DEC_ROUTE */
 	struct slice	 user;		/* DEC_LOCATION */
 	struct slice	 domain;	/* DEC_LOCATION: ours, canonical */
+	/* Parsed once by proxy_decide(), for its later steps. */
+	struct sipuri	 ru;		/* ruri, when ru_rc is 1 */
+	int		 ru_rc;		/* 0 not parsed, 1 good, -1 bad */
+	int		 side_proto;	/* our last Route's transport, -1 */
+	struct tp_addr	 side_flow;	/* and its flow (len 0: none) */
 };
 
 int	 proxy_routes(const struct sipmsg *, struct slice *, unsigned *,

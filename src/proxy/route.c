@@ -66,12 +66,24 @@ int
 dest_from_uri(struct slice uri, struct dest *d, char *err, size_t errlen)
 {
 	struct sipuri	u;
-	struct slice	tr, maddr, host;
-	enum tp_proto	proto = TP_UDP;
+
+	if (sipuri_parse(uri, &u) == -1)
+		u.host.len = 0;
+	return (dest_from_sipuri(&u, d, err, errlen));
+}
+
+/* The same for a URI parsed already (u->host empty: it did not parse). */
+int
+dest_from_sipuri(const struct sipuri *up, struct dest *d, char *err,
+    size_t errlen)
+{
+	const struct sipuri	u = *up;
+	struct slice		tr, maddr, host;
+	enum tp_proto		proto = TP_UDP;
 
 	memset(d, 0, sizeof(*d));
 	d->proto = -1;
-	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0) {
+	if (u.host.len == 0) {
 		snprintf(err, errlen, "Bad next hop URI");
 		return (400);
 	}

@@ -111,7 +111,8 @@ txn_free(struct txn *t)
 	sipmsg_free(t->req);
 	free(t->out);
 	free(t->cancel_reason);
-	free(t->callid);
+	if (!t->callid_inline)
+		free(t->callid);
 	free(t->tls_name);
 	free(t->alt);
 	free(t);
@@ -635,13 +636,15 @@ txn_key_server(const struct sipmsg *m, enum sip_method as, struct buf *k)
 		buf_add(k, "s|", 2);
 		key_add(k, m->branch);
 		key_add(k, m->via_host);
-		buf_addf(k, "%u|", m->via_port ? m->via_port : 5060);
+		buf_addu(k, m->via_port ? m->via_port : 5060);
+		buf_add(k, "|", 1);
 	} else {
 		buf_add(k, "o|", 2);
 		key_add(k, m->ruri);
 		key_add(k, m->from_tag);
 		key_add(k, m->callid);
-		buf_addf(k, "%u|", m->cseq);
+		buf_addu(k, m->cseq);
+		buf_add(k, "|", 1);
 		key_add(k, m->via);
 	}
 	buf_add(k, ms.p, ms.len);
@@ -724,6 +727,19 @@ txn_match_response(const struct sipmsg *m)
 	return (t);
 }
 
+/* n in hex, no leading zeros, NUL terminated (at most 17 bytes). */
+static void
+txn_fmt_xid(char *out, unsigned long long n)
+{
+	char	hex[17];
+	size_t	i = 0;
+
+	fmt_hex64(hex, n);
+	while (i < 15 && hex[i] == '0')
+		i++;
+	memcpy(out, hex + i, 17 - i);
+}
+
 static void txn_retx_fire(struct txn *);
 static void txn_life_fire(struct txn *);
 static void txn_c_fire(struct txn *);
@@ -731,22 +747,34 @@ static void txn_timer_fire(void *);
 
 /*
  * A new transaction, linked into the table under key (emptied), which is
- * kept in the same allocation.
+ * kept in the same allocation, and so is its Call-ID (callid.p NULL: none).
  */
 struct txn *
-txn_alloc(enum txn_kind kind, struct buf *key)
+txn_alloc(enum txn_kind kind, struct buf *key, struct slice callid)
 {
 	size_t		 klen = key->len;	/* may hold a NUL: keep it */
-	struct txn	*t = xcalloc(1, sizeof(*t) + klen + 1);
+	size_t		 clen = callid.p != NULL ? callid.len + 1 : 0;
+	struct txn	*t = xmalloc(sizeof(*t) + klen + 1 + clen);
 	unsigned	 i;
+	char		*p;
 
+	memset(t, 0, sizeof(*t));
 	t->kind = kind;
 	t->ops = &T.ops;
 	memcpy(t->keybuf, key->p, klen);
+	t->keybuf[klen] = '\0';
 	t->key = t->keybuf;
+	if (clen > 0) {
+		t->callid = t->keybuf + klen + 1;
+		memcpy(t->callid, callid.p, callid.len);
+		t->callid[callid.len] = '\0';
+		t->callid_inline = true;
+	}
 	buf_cleanup(key);
-	snprintf(t->id, sizeof(t->id), "%s-%llx", kind_names[kind],
-	    (unsigned long long)++T.serial);
+	/* "%s-%llx" without printf: this runs for every transaction. */
+	p = stpcpy(t->id, kind_names[kind]);
+	*p++ = '-';
+	txn_fmt_xid(p, ++T.serial);
 	timer_init(&t->tm, T.base, txn_timer_fire, t);
 	for (i = 0; i < TXN_TIMERS; i++)
 		t->due[i] = UINT64_MAX;
@@ -767,7 +795,9 @@ txn_set_callid(struct txn *t, struct slice callid)
 {
 	if (t->rec)
 		return;
-	free(t->callid);
+	if (!t->callid_inline)
+		free(t->callid);
+	t->callid_inline = false;
 	t->callid = xstrndup(callid.p, callid.len);
 	txn_trim(t);
 }
