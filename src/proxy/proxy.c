@@ -609,9 +609,9 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 {
 	struct hop	 hop;
 	struct tp_sock	*out;
-	char		*topvia, *bytes, branch[64];
+	char		*bytes, branch[64], kstore[256], tvstore[256];
 	uint64_t	 h;
-	struct buf	 k;
+	struct buf	 k, tv;
 	size_t		 len;
 
 	if (m->max_forwards == 0) {
@@ -637,7 +637,7 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 		goto done;
 	}
 	/* The same branch for every retransmission of this ACK (16.11). */
-	buf_init(&k, 256);
+	buf_init_on(&k, kstore, sizeof(kstore));
 	buf_add(&k, m->branch.p, m->branch.len);
 	buf_add(&k, m->callid.p, m->callid.len);
 	buf_addu(&k, m->cseq);
@@ -649,11 +649,12 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	    sock;
 	if (out == NULL)
 		goto done;
-	topvia = proxy_ctx_topvia(m, src);
+	buf_init_on(&tv, tvstore, sizeof(tvstore));
+	proxy_ctx_topvia_buf(m, src, &tv);
 	bytes = proxy_fork_bytes(m, sock, out, src, hop.dest.numeric ?
-	    &hop.dest.addr : NULL, branch, topvia, hop.ruri, hop.routes,
+	    &hop.dest.addr : NULL, branch, tv.p, hop.ruri, hop.routes,
 	    hop.nroutes, &len);
-	free(topvia);
+	buf_cleanup(&tv);
 	proxy_ctx_send(out, &hop.dest, bytes, len);
 	log_debug("proxy " SLICE_FMT ": %s forwarded statelessly",
 	    SLICE_ARG(m->callid), sip_method_name(m->method));

@@ -47,6 +47,7 @@ struct branch {
 	char			*tls_name;	/* owned: the name resolved */
 	bool			 may_upgrade;	/* no transport asked: 18.1.1 */
 	bool			 upgraded;	/* UDP became TCP for its size */
+	char			 ruri_in[64];	/* ruri when it fits */
 };
 
 #define LOC_MAX_PATH	8
@@ -94,6 +95,13 @@ struct pctx {
 	struct loc_target	*loc;		/* owned: highest q first */
 	unsigned		 nloc;
 	unsigned		 loc_next;	/* the next q group */
+	/*
+	 * Most contexts have one branch and a short Via: those live here,
+	 * in the context's own allocation (br is br_in then).
+	 */
+	struct branch		*br_in[1];
+	struct branch		 first;
+	char			 topvia_in[192];
 };
 
 /* proxy_ctx.c: the state every file of the core shares. */
@@ -130,6 +138,8 @@ bool	 proxy_ctx_branch_ours(struct slice, struct slice, struct dest *);
 void	 proxy_ctx_sl_tag(const struct sipmsg *, char *, size_t);
 bool	 proxy_ctx_sl_tag_ours(struct slice);
 char	*proxy_ctx_topvia(const struct sipmsg *, const struct tp_addr *);
+void	 proxy_ctx_topvia_buf(const struct sipmsg *, const struct tp_addr *,
+	    struct buf *);
 void	 proxy_ctx_count_sent(int, bool);
 void	 proxy_ctx_count_challenge(int);
 bool	 proxy_ctx_domain(struct slice, uint16_t, struct slice *);

@@ -867,12 +867,18 @@ txn_transport_lost(const struct tp_addr *a)
 	txn_foreach(txn_lost_one, (void *)a);
 }
 
-/* In txn_enter(): set one timer, exact or lazy. */
-#define RETX(ms)	txn_timer_set(t, TXN_TM_RETX, (ms), false)
-#define LIFE(ms)	txn_timer_set(t, TXN_TM_LIFE, (ms), false)
+/*
+ * In txn_enter(): set one timer, exact or lazy, or stop it; the libevent
+ * timer is set once for all of them, at the end.
+ */
+#define RETX(ms)	txn_timer_due(t, TXN_TM_RETX, (ms), false)
+#define LIFE(ms)	txn_timer_due(t, TXN_TM_LIFE, (ms), false)
 #define LAZY(ms)	(t->life_ms = (ms), \
-			    txn_timer_set(t, TXN_TM_LIFE, (ms), true))
-#define STOP(w)		txn_timer_stop(t, (w))
+			    txn_timer_due(t, TXN_TM_LIFE, (ms), true))
+#define STOP(w)		(t->due[(w)] = UINT64_MAX)
+
+static void	txn_timer_due(struct txn *, enum txn_timer, uint32_t, bool);
+static void	txn_timer_arm(struct txn *);
 
 static uint32_t
 min_u32(uint32_t a, uint32_t b)
@@ -964,6 +970,7 @@ txn_enter(struct txn *t, enum txn_state next)
 		}
 		break;
 	}
+	txn_timer_arm(t);
 	txn_trim(t);
 }
 
@@ -992,19 +999,24 @@ txn_timer_arm(struct txn *t)
 	timer_set(&t->tm, min > now ? (uint32_t)(min - now) : 0);
 }
 
-void
-txn_timer_set(struct txn *t, enum txn_timer which, uint32_t ms, bool lazy)
+/* A timer's due time, ms from now (lazy: on the grid); not armed yet. */
+static void
+txn_timer_due(struct txn *t, enum txn_timer which, uint32_t ms, bool lazy)
 {
-	uint64_t	due;
-
-	if (t->rec)
-		return;
-	due = timer_clock_ms(&t->tm) + ms;
+	uint64_t	due = timer_clock_ms(&t->tm) + ms;
 
 	if (lazy && ms > 0)
 		due = (due + TXN_LAZY_MS - 1) / TXN_LAZY_MS *
 		    TXN_LAZY_MS;
 	t->due[which] = due;
+}
+
+void
+txn_timer_set(struct txn *t, enum txn_timer which, uint32_t ms, bool lazy)
+{
+	if (t->rec)
+		return;
+	txn_timer_due(t, which, ms, lazy);
 	txn_timer_arm(t);
 }
 
