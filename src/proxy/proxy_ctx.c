@@ -82,12 +82,13 @@ proxy_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src,
 {
 	struct pctx	*ctx = xcalloc(1, sizeof(*ctx));
 	struct buf	 tv;
+	char		 store[256];
 
 	ctx->st = st;
 	ctx->refs = 1;
-	buf_init_on(&tv, ctx->topvia_in, sizeof(ctx->topvia_in));
+	buf_init_on(&tv, store, sizeof(store));
 	proxy_ctx_topvia_buf(st->req, src, &tv);
-	ctx->topvia = tv.p;	/* topvia_in, or the heap's when longer */
+	ctx->topvia = buf_steal(&tv, NULL);	/* its own size */
 	ctx->in_sock = in;
 	ctx->up_peer = st->peer;
 	ctx->set = P.cur;	/* the routes this call started with */
@@ -173,8 +174,7 @@ proxy_ctx_unref(struct pctx *ctx)
 	proxy_ctx_settings_unref(ctx->set);
 	free(ctx->strict_ruri);
 	free(ctx->routes);
-	if (ctx->topvia != ctx->topvia_in)
-		free(ctx->topvia);
+	free(ctx->topvia);
 	free(ctx);
 }
 
@@ -264,7 +264,7 @@ proxy_ctx_via_dest(struct slice via, struct dest *d)
 		port = proto == TP_TLS ? 5061 : 5060;
 	memset(d, 0, sizeof(*d));
 	d->proto = (int)proto;
-	if (tp_addr_set(&d->addr, host, (uint16_t)port) == 0) {
+	if (dest_addr_set(&d->addr, host, (uint16_t)port) == 0) {
 		d->addr.proto = (uint8_t)proto;
 		d->numeric = true;
 		return (0);

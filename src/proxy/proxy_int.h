@@ -96,12 +96,13 @@ struct pctx {
 	unsigned		 nloc;
 	unsigned		 loc_next;	/* the next q group */
 	/*
-	 * Most contexts have one branch and a short Via: those live here,
-	 * in the context's own allocation (br is br_in then).
+	 * Most contexts have one branch: it lives here, in the context's
+	 * own allocation (br is br_in then).  The struct stays within
+	 * malloc's small sizes (tcache, up to 1 KB): a larger one cost more
+	 * than the allocation it saved.
 	 */
 	struct branch		*br_in[1];
 	struct branch		 first;
-	char			 topvia_in[192];
 };
 
 /* proxy_ctx.c: the state every file of the core shares. */
