@@ -202,10 +202,13 @@ sipuri_is_local(const struct sipuri *u, int *proto_out, struct tp_addr *flow)
 	/* A user part: only one of our flow tokens (Record-Route). */
 	if (u->user.len > 0 && !proxy_ctx_flow_parse(u->user, &f))
 		return (false);
+	/* The host first: most URIs asked about are someone else's. */
+	if (!proxy_domain_ours(u->host, u->port))
+		return (false);
 	if (sipuri_param(u, "transport", &tr) &&
 	    tp_proto_parse(tr, &proto) == -1)
 		return (false);
-	if (!proxy_has_proto(proto) || !proxy_domain_ours(u->host, u->port))
+	if (!proxy_has_proto(proto))
 		return (false);
 	if (proto_out != NULL)
 		*proto_out = (int)proto;
