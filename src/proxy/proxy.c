@@ -284,8 +284,9 @@ proxy_pop_routes(const struct sipmsg *m, struct hop *hop, bool *popped,
 			*stamp = stamped(m, &hop->ru);
 			hop->ruri = hdr_uri(routes[n - 1]);
 			hop->ru_rc = 0;
+			/* It goes in our request line. */
 			if (!sipuri_fits_ruri(hop->ruri))
-				return (400);	/* it goes in our request line */
+				return (400);
 			n--;
 			*popped = true;
 			strict_ours = true;
