@@ -3,6 +3,7 @@
 
 #include <sys/resource.h>
 
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +25,16 @@
 #include "registrar.h"
 #include "resolver.h"
 #include "store.h"
+#include "shard.h"
 #include "sysd.h"
 #include "timer.h"
 #include "tp.h"
+#include "worker.h"
 #include "xmalloc.h"
 
 #define STATUS_MS	2000
+
+static mailbox_fn	worker_settings_run;
 
 static struct {
 	const char		*path;
@@ -46,6 +51,8 @@ static struct {
 	uint64_t		 watchdog_usec;
 	uint64_t		 stop_deadline_ms;
 	uint64_t		 last_invites;
+	unsigned		 workers;	/* running; until a restart */
+	struct proxy_settings	*proxy_set;	/* the main loop's, for workers */
 	bool			 stopping;
 } D;
 
@@ -82,12 +89,14 @@ gw_settings_of(const struct conf *cf, struct gw_settings *gs)
 static void
 status_tick(void *arg)
 {
-	const struct proxy_stats	*ps = proxy_stats();
+	const struct proxy_stats	*ps = worker_proxy_stats();
 	uint64_t			 inv = ps->requests_in[SM_INVITE];
+	struct worker_totals		 t;
 
 	(void)arg;
+	worker_totals(&t);
 	sysd_notifyf("STATUS=%u transactions, %u calls pending, %.1f calls/s, "
-	    "%u registrations", txn_count(), proxy_calls_pending(),
+	    "%u registrations", t.txns, t.pending,
 	    (double)(inv - D.last_invites) * 1000 / STATUS_MS,
 	    location_count());
 	D.last_invites = inv;
@@ -127,6 +136,22 @@ fd_limit_for(unsigned max_conns)
 		    "descriptors; the limit is %llu (LimitNOFILE=, ulimit -n)",
 		    max_conns, max_conns + 256,
 		    (unsigned long long)rl.rlim_cur);
+}
+
+/* workers = 0: one per CPU this process may run on. */
+static unsigned
+workers_of(const struct conf *cf)
+{
+	cpu_set_t	set;
+	int		n;
+
+	if (cf->workers > 0)
+		return (cf->workers);
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	else
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	return (n < 1 ? 1 : n > 64 ? 64 : (unsigned)n);
 }
 
 /* The connection limits, with the message size the proxy enforces. */
@@ -271,6 +296,8 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 		restart_needed(&notes, "dns");
 	if (!str_same(nc->reg.database, D.run_database))
 		restart_needed(&notes, "registrar.database");
+	if (workers_of(nc) != D.workers)
+		restart_needed(&notes, "workers");
 	if (ctl_set_settings(&nc->ctl) == -1)
 		restart_needed(&notes, "control.socket");
 	buf_add(changes, notes.p, notes.len);
@@ -281,7 +308,8 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 		buf_addf(changes, "auth.users: %s read again, %u user(s)\n",
 		    nc->auth.users_file, auth_users_count(nc->users));
 	}
-	txn_set_settings(&nc->txn);
+	/* What every worker reads changes while they wait. */
+	worker_pause();
 	conf_limits(nc, &lim);
 	tp_set_limits(&D.tp, &lim);
 	fd_limit_for(lim.max_conns);
@@ -290,6 +318,7 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 	gw_stop(&proxy_settings()->routes);
 	gw_settings_of(nc, &gs);
 	proxy_set_settings(proxy_settings_take(&nc->proxy));
+	D.proxy_set = proxy_settings();
 	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
 	registrar_set(&nc->reg);
 	guard_set(&nc->guard, &nc->auth.trusted);
@@ -298,6 +327,9 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 	conf_free(D.conf);
 	free(D.conf);
 	D.conf = nc;
+	worker_resume();
+	/* What each worker holds for itself, on its own loop. */
+	worker_each(worker_settings_run, NULL);
 	free(D.desc);
 	D.desc = desc;
 	log_notice("ospreyd: config reloaded from %s, %u change(s)", D.path,
@@ -309,9 +341,12 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 static void
 stop_poll(void *arg)
 {
-	unsigned	pending = proxy_calls_pending();
+	struct worker_totals	t;
+	unsigned		pending;
 
 	(void)arg;
+	worker_totals(&t);
+	pending = t.pending;
 	if (pending == 0 || now_ms() >= D.stop_deadline_ms) {
 		if (pending > 0)
 			log_notice("ospreyd: %u call(s) still pending, stopping "
@@ -332,30 +367,11 @@ ospreyd_stop(void)
 	}
 	D.stopping = true;
 	sysd_notify("STOPPING=1");
-	proxy_stop_accepting();
+	worker_stop_accepting();
 	D.stop_deadline_ms = now_ms() + D.conf->shutdown_grace_ms;
-	log_notice("ospreyd: stopping, %u call(s) pending, waiting up to %u ms",
-	    proxy_calls_pending(), D.conf->shutdown_grace_ms);
+	log_notice("ospreyd: stopping, waiting up to %u ms for the calls "
+	    "pending", D.conf->shutdown_grace_ms);
 	stop_poll(NULL);
-}
-
-/*
- * The event loop, a turn at a time: when the callbacks of a turn have run,
- * the datagrams they queued leave together and the transactions that ended
- * are freed, before the loop waits again (no zero-timeout wake-up for them).
- */
-static void
-ospreyd_run(void)
-{
-	for (;;) {
-		if (event_base_loop(D.base, EVLOOP_ONCE) != 0)
-			break;		/* error, or nothing left to wait for */
-		tp_flush(&D.tp);
-		txn_reap();
-		if (event_base_got_break(D.base) ||
-		    event_base_got_exit(D.base))
-			break;
-	}
 }
 
 static void
@@ -375,6 +391,58 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	log_notice("ospreyd: signal %d", (int)sig);
 	ospreyd_stop();
+}
+
+/*
+ * Worker id > 0, on its own thread: UDP sockets on the addresses worker 0
+ * bound, the others described (connections are the main loop's), and its
+ * own resolver, transactions and proxy state.
+ */
+static int
+worker_setup(unsigned id, struct event_base *base, struct tp *tp, void *arg,
+    char *err, size_t errlen)
+{
+	struct tp_limits	 lim;
+	unsigned		 i;
+
+	(void)id;
+	(void)arg;
+	conf_limits(D.conf, &lim);
+	tp_set_limits(tp, &lim);
+	for (i = 0; i < D.tp.nsocks; i++) {
+		if (D.tp.socks[i].proto != TP_UDP)
+			tp_sock_mirror(tp, &D.tp.socks[i]);
+		else if (tp_udp_open(tp, D.tp.socks[i].ip, D.tp.socks[i].port,
+		    err, errlen) == -1)
+			return (-1);
+	}
+	resolver_init(base, &D.conf->dns);
+	proxy_init(base, tp, proxy_settings_ref(D.proxy_set), &D.conf->txn);
+	return (0);
+}
+
+static void
+worker_teardown(unsigned id, void *arg)
+{
+	(void)id;
+	(void)arg;
+	proxy_shutdown();
+	resolver_shutdown();
+}
+
+/* After a reload: the settings each worker keeps for itself. */
+static void
+worker_settings_run(void *arg)
+{
+	struct tp_limits	lim;
+
+	(void)arg;
+	txn_set_settings(&D.conf->txn);
+	if (shard_self() == 0)
+		return;		/* the main loop has its own already */
+	proxy_set_settings(proxy_settings_ref(D.proxy_set));
+	conf_limits(D.conf, &lim);
+	tp_set_limits(worker_tp(), &lim);
 }
 
 int
@@ -441,9 +509,15 @@ main(int argc, char **argv)
 	sipmsg_init();
 	signal(SIGPIPE, SIG_IGN);
 
+	D.workers = workers_of(D.conf);
+	shard_setup(D.workers);
 	if ((D.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	tp_init(&D.tp, D.base, proxy_recv, NULL);
+	tp_init(&D.tp, D.base, worker_recv, NULL);
+	if (D.workers > 1) {
+		D.tp.reuseport = true;	/* each worker: its UDP sockets */
+		tp_conn_directory();
+	}
 	metrics_set_tp(&D.tp);
 	ctl_set_tp(&D.tp);
 	conf_limits(D.conf, &lim);
@@ -474,6 +548,7 @@ main(int argc, char **argv)
 	gw_settings_of(D.conf, &gs);
 	proxy_init(D.base, &D.tp, proxy_settings_take(&D.conf->proxy),
 	    &D.conf->txn);
+	D.proxy_set = proxy_settings();
 	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
 	if (D.conf->metrics_address != NULL && metrics_start(D.base,
 	    D.conf->metrics_address, D.conf->metrics_port, err,
@@ -486,6 +561,9 @@ main(int argc, char **argv)
 		sigs[i] = evsignal_new(D.base, signos[i], on_signal, NULL);
 		evsignal_add(sigs[i], NULL);
 	}
+	if (worker_start(D.workers, D.base, &D.tp, worker_setup,
+	    worker_teardown, NULL, err, sizeof(err)) == -1)
+		fatalx("ospreyd: %s", err);
 	timer_init(&D.status, D.base, status_tick, NULL);
 	timer_init(&D.stop, D.base, stop_poll, NULL);
 	D.watchdog_usec = sysd_watchdog_usec();
@@ -494,8 +572,9 @@ main(int argc, char **argv)
 	    D.tp.nsocks);
 	sysd_notify("READY=1");
 	status_tick(NULL);
-	ospreyd_run();
+	worker_run(D.base, &D.tp);
 
+	worker_stop();
 	timer_stop(&D.status);
 	timer_stop(&D.stop);
 	ctl_stop();
@@ -507,6 +586,7 @@ main(int argc, char **argv)
 	guard_shutdown();
 	resolver_shutdown();
 	tp_close(&D.tp);
+	tp_conn_directory_free();
 	for (i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	event_base_free(D.base);

@@ -1510,6 +1510,7 @@ static const struct key root_keys[] = {
 	GROUP("metrics", metrics_sec),
 	GROUP("control", control_sec),
 	INT("shutdown_grace", struct conf, shutdown_grace_ms, 0, 600000, 5000),
+	INT("workers", struct conf, workers, 0, 64, 0),
 	INT("max_message_size", struct conf, proxy.max_message_size, 1024,
 	    65535, 65535),
 	INT("udp_mtu", struct conf, proxy.udp_mtu, 0, 65535, 1300),

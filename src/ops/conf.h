@@ -47,6 +47,7 @@ struct conf {
 	struct strlist		 ws_origins;	/* websocket.origins */
 	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
+	unsigned		 workers;	/* as set; 0: one per CPU */
 	unsigned		 txn_memory_mb;	/* as set; 0: from the RAM */
 	char			*metrics_address;	/* owned; NULL: off */
 	uint16_t		 metrics_port;

@@ -31,6 +31,7 @@
 #include "sipcause.h"
 #include "sipmsg.h"
 #include "txn.h"
+#include "worker.h"
 #include "xmalloc.h"
 
 #define CTL_LINE_MAX	1024
@@ -283,17 +284,17 @@ ctl_set_tp(const struct tp *tp)
 
 /* The fields of `status`, in the order they are shown. */
 static void
-status_put(struct out *o, uint64_t created, uint64_t timed_out)
+status_put(struct out *o, const struct worker_totals *t)
 {
 	const struct field	f[] = {
 		{ "version", NULL, PACKAGE_VERSION, 0 },
 		{ "pid", NULL, NULL, (unsigned long long)getpid() },
-		{ "transactions", "transactions open", NULL, txn_count() },
-		{ "calls_pending", "calls pending", NULL,
-		    proxy_calls_pending() },
+		{ "workers", NULL, NULL, worker_count() },
+		{ "transactions", "transactions open", NULL, t->txns },
+		{ "calls_pending", "calls pending", NULL, t->pending },
 		{ "transactions_created", "transactions total", NULL,
-		    created },
-		{ "transactions_timed_out", "timed out", NULL, timed_out },
+		    t->created },
+		{ "transactions_timed_out", "timed out", NULL, t->timed_out },
 		{ "registrations", NULL, NULL, location_count() },
 		{ "registered_aors", "addresses-of-record", NULL,
 		    location_aors() },
@@ -308,10 +309,10 @@ status_put(struct out *o, uint64_t created, uint64_t timed_out)
 static void
 cmd_status(struct out *o)
 {
-	uint64_t	created, timed_out;
+	struct worker_totals	t;
 
-	txn_stats(&created, &timed_out);
-	status_put(o, created, timed_out);
+	worker_totals(&t);
+	status_put(o, &t);
 }
 
 static void
@@ -338,7 +339,9 @@ heap_in_use(void)
 static void
 cmd_stats(struct out *o)
 {
-	const struct proxy_stats	*s = proxy_stats();
+	const struct proxy_stats	*s = worker_proxy_stats();
+	struct worker_totals		 t;
+	struct worker_stats		 ws;
 	const struct gw			*gw;
 	char				 name[64];
 	int				 i;
@@ -383,8 +386,18 @@ cmd_stats(struct out *o)
 	stat_line(o, "guard.call_rate", guard_stats()->call_rate);
 	stat_line(o, "overloaded", s->overloaded);
 	stat_line(o, "memory.heap_in_use", heap_in_use());
-	stat_line(o, "memory.transactions", txn_bytes());
-	stat_line(o, "memory.transaction_records", txn_records());
+	worker_totals(&t);
+	stat_line(o, "memory.transactions", t.bytes);
+	stat_line(o, "memory.transaction_records", t.records);
+	for (i = 0; i < (int)worker_count(); i++) {
+		worker_stats((unsigned)i, &ws);
+		snprintf(name, sizeof(name), "workers.%d.handed_out", i);
+		stat_line(o, name, ws.handed_out);
+		snprintf(name, sizeof(name), "workers.%d.handed_in", i);
+		stat_line(o, name, ws.handed_in);
+		snprintf(name, sizeof(name), "workers.%d.stream_out", i);
+		stat_line(o, name, ws.stream_out);
+	}
 	if (C.tp != NULL) {
 		struct tp_counter	c[TP_COUNTERS_MAX];
 		unsigned		n = tp_stream_counters(C.tp, c,
@@ -500,7 +513,7 @@ ctl_command(struct bufferevent *bev, char *line)
 		reply(bev, true, NULL, o.b);
 	} else if (strcmp(argv[0], "transactions") == 0) {
 		list_begin(&o, argc > 1 ? argv[1] : NULL);
-		txn_foreach(list_txn, &o);
+		worker_txn_foreach(list_txn, &o);
 		list_end(bev, &o);
 	} else if (strcmp(argv[0], "connections") == 0 && argc <= 2) {
 		list_begin(&o, argc > 1 ? argv[1] : NULL);
@@ -530,7 +543,7 @@ ctl_command(struct bufferevent *bev, char *line)
 			reply(bev, false, "CSEQ must be a number "
 			    "(ospreyctl transactions shows it)", NULL);
 		else {
-			rc = proxy_cancel_call(argv[1], (uint32_t)cseq, err,
+			rc = worker_cancel_call(argv[1], (uint32_t)cseq, err,
 			    sizeof(err));
 			reply(bev, rc == 0, err, NULL);
 		}

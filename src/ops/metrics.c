@@ -33,6 +33,7 @@
 #include "timer.h"
 #include "tp.h"
 #include "txn.h"
+#include "worker.h"
 
 #define CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"
 #define PATH		"/metrics"
@@ -174,7 +175,7 @@ metrics_codes(struct evbuffer *out, const char *name, const char *help,
 static void
 metrics_render_proxy(struct evbuffer *out)
 {
-	const struct proxy_stats	*ps = proxy_stats();
+	const struct proxy_stats	*ps = worker_proxy_stats();
 	const char			*name;
 	size_t				 i;
 	int				 q;
@@ -232,14 +233,16 @@ metrics_render_proxy(struct evbuffer *out)
 static void
 metrics_render_txn(struct evbuffer *out)
 {
-	uint64_t	created, timed_out;
+	struct worker_totals	t;
+	uint64_t		timed_out;
 
-	txn_stats(&created, &timed_out);
+	worker_totals(&t);
+	timed_out = t.timed_out;
 	metrics_scalar(out, "osprey_transactions_open", "gauge",
 	    "SIP transactions, client and server, in the table now.",
-	    txn_count());
+	    t.txns);
 	metrics_scalar(out, "osprey_transactions_created_total", "counter",
-	    "SIP transactions created, client and server.", created);
+	    "SIP transactions created, client and server.", t.created);
 	metrics_scalar(out, "osprey_transactions_timed_out_total", "counter",
 	    "Client transactions without a final response in time (Timer B "
 	    "or F).", timed_out);
@@ -260,9 +263,9 @@ metrics_render_reg(struct evbuffer *out)
 	    "Digest challenges sent, by code: 401 to REGISTER, 407 to other "
 	    "requests (not in osprey_final_responses_sent_total).");
 	metrics_sample(out, "osprey_auth_challenges_total", "code", "401",
-	    proxy_stats()->challenges[0]);
+	    worker_proxy_stats()->challenges[0]);
 	metrics_sample(out, "osprey_auth_challenges_total", "code", "407",
-	    proxy_stats()->challenges[1]);
+	    worker_proxy_stats()->challenges[1]);
 	metrics_scalar(out, "osprey_auth_failures_total", "counter",
 	    "Credentials that did not authenticate (wrong password, unknown "
 	    "user, replayed nonce-count, malformed).", as->failures);
@@ -291,7 +294,7 @@ metrics_render_guard(struct evbuffer *out)
 	metrics_scalar(out, "osprey_overload_rejections_total", "counter",
 	    "New requests answered 503: security.max_transactions in "
 	    "progress or security.max_transaction_memory held.",
-	    proxy_stats()->overloaded);
+	    worker_proxy_stats()->overloaded);
 }
 
 static void

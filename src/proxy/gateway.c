@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gateway.h"
+#include "shard.h"
 #include "log.h"
 #include "resolver.h"
 #include "sipbuild.h"
@@ -33,10 +34,14 @@ static const struct txn_ops gw_ops = {
 	.terminated = gw_probe_gone,
 };
 
+/*
+ * Probes run on the main loop; every worker reads whether a gateway is up
+ * (an atomic flag).  The list changes only while the workers are paused.
+ */
 bool
 gw_is_up(const struct gw *gw)
 {
-	return (gw->up);
+	return (__atomic_load_n(&gw->up, __ATOMIC_RELAXED));
 }
 
 const struct gw *
@@ -49,7 +54,7 @@ gw_list(void)
 bool
 gw_target_usable(const struct target *t)
 {
-	return (t->gw == NULL || t->gw->up);
+	return (t->gw == NULL || gw_is_up(t->gw));
 }
 
 static void
@@ -63,10 +68,10 @@ gw_result(struct gw *gw, bool alive, const char *why)
 	if (alive) {
 		if (!gw->up)
 			log_notice("gw %s: up again (%s)", gw->uri, why);
-		gw->up = true;
+		__atomic_store_n(&gw->up, true, __ATOMIC_RELAXED);
 		gw->misses = 0;
 	} else if (++gw->misses >= G.set.failures && gw->up) {
-		gw->up = false;
+		__atomic_store_n(&gw->up, false, __ATOMIC_RELAXED);
 		log_warnx("gw %s: down after %u failed probes (%s)", gw->uri,
 		    gw->misses, why);
 	} else
@@ -120,29 +125,34 @@ gw_send(struct gw *gw)
 {
 	struct tp_sock	*out;
 	struct buf	 b;
-	char		 branch[48], *bytes;
+	char		 branch[48], callid[128], *bytes;
 	size_t		 len;
+	int		 n;
 
 	if ((out = tp_sock_for(G.tp, &gw->addr, NULL)) == NULL)
 		return;
+	/* Its answer must come back to this worker (shard.h). */
+	do {
+		n = snprintf(callid, sizeof(callid), "probe-%llx@%s",
+		    (unsigned long long)++G.seq, out->hostport);
+	} while (shard_of(callid, (size_t)n) != shard_self());
 	snprintf(branch, sizeof(branch), SIP_MAGIC "gw%llx%llx",
 	    (unsigned long long)(uintptr_t)gw & 0xffffff,
-	    (unsigned long long)++G.seq);
+	    (unsigned long long)G.seq);
 	buf_init(&b, 512);
 	buf_addf(&b, "OPTIONS %s SIP/2.0\r\n"
 	    "Via: SIP/2.0/%s %s;branch=%s\r\n"
 	    "Max-Forwards: 70\r\n"
 	    "From: <sip:osprey@%s>;tag=gw%llx\r\n"
 	    "To: <%s>\r\n"
-	    "Call-ID: probe-%llx@%s\r\n"
+	    "Call-ID: %s\r\n"
 	    "CSeq: %llu OPTIONS\r\n"
 	    "Accept: application/sdp\r\n"
 	    "User-Agent: Osprey/" PACKAGE_VERSION "\r\n"
 	    "Content-Length: 0\r\n\r\n", gw->uri, tp_proto_via(out->proto),
 	    out->hostport, branch,
 	    out->hostport, (unsigned long long)G.seq, gw->uri,
-	    (unsigned long long)G.seq, out->hostport,
-	    (unsigned long long)++gw->probes);
+	    callid, (unsigned long long)++gw->probes);
 	bytes = buf_steal(&b, &len);
 	gw->ct = txn_client_new_named(TXN_NICT, (struct slice){ branch,
 	    strlen(branch) }, (struct slice){ "OPTIONS", 7 }, bytes, len, out,

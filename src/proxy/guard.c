@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,13 @@ struct source {
 	uint64_t	 dropped;	/* while banned */
 };
 
+/*
+ * Shared by every worker: the table and counters change under mu.  The
+ * settings change only while the workers are paused (a reload).
+ */
 static struct {
+	pthread_mutex_t			 mu;
+	struct guard_stats		 snap;	/* guard_stats(): a copy */
 	const struct guard_settings	*set;	/* borrowed from the config */
 	const struct acl		*trusted;	/* borrowed */
 	struct acl			 self;		/* our listen addresses */
@@ -43,7 +50,7 @@ static struct {
 	bool				 full_logged;
 	double				 tokens;	/* call_rate bucket */
 	uint64_t			 tokens_ms;
-} G;
+} G = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static void	guard_sweep(void *);
 
@@ -171,16 +178,29 @@ ban(struct source *s, const struct tp_addr *a, uint64_t now, const char *why)
  * A datagram from a: false when it must be dropped unread (banned).
  * Requests count towards the limit; responses only meet the ban.
  */
+static bool	guard_allow_locked(const struct tp_addr *, bool);
+
 bool
 guard_allow(const struct tp_addr *a, bool request)
+{
+	bool	ok;
+
+	if (G.set == NULL || (G.set->window_ms == 0 &&
+	    G.set->auth_failures == 0) || exempt(a))
+		return (true);
+	pthread_mutex_lock(&G.mu);
+	ok = guard_allow_locked(a, request);
+	pthread_mutex_unlock(&G.mu);
+	return (ok);
+}
+
+static bool
+guard_allow_locked(const struct tp_addr *a, bool request)
 {
 	struct source	*s;
 	uint64_t	 now;
 	char		 why[96];
 
-	if (G.set == NULL || (G.set->window_ms == 0 &&
-	    G.set->auth_failures == 0) || exempt(a))
-		return (true);
 	now = timer_now_ms();
 	if ((s = source_get(a, request && G.set->window_ms > 0)) == NULL)
 		return (true);
@@ -225,8 +245,9 @@ guard_auth_failed(const struct tp_addr *a)
 	if (G.set == NULL || G.set->auth_failures == 0 || exempt(a))
 		return;
 	now = timer_now_ms();
+	pthread_mutex_lock(&G.mu);
 	if ((s = source_get(a, true)) == NULL)
-		return;
+		goto out;
 	s->last_ms = now;
 	if (now - s->fail_start >= G.set->auth_window_ms) {
 		s->fail_start = now;
@@ -237,6 +258,8 @@ guard_auth_failed(const struct tp_addr *a)
 		    s->fails, G.set->auth_window_ms / 1000);
 		ban(s, a, now, why);
 	}
+out:
+	pthread_mutex_unlock(&G.mu);
 }
 
 /*
@@ -249,21 +272,27 @@ guard_call_allowed(const struct tp_addr *a)
 {
 	uint64_t	now;
 	double		depth;
+	bool		ok = false;
 
 	if (G.set == NULL || G.set->call_rate == 0 || exempt(a))
 		return (true);
 	now = timer_now_ms();
 	depth = G.set->call_rate >= 10 ? G.set->call_rate / 10.0 : 1.0;
-	G.tokens += (double)(now - G.tokens_ms) * G.set->call_rate / 1000;
+	pthread_mutex_lock(&G.mu);
+	if (now > G.tokens_ms)
+		G.tokens += (double)(now - G.tokens_ms) * G.set->call_rate /
+		    1000;
 	if (G.tokens > depth)
 		G.tokens = depth;
 	G.tokens_ms = now;
-	if (G.tokens < 1) {
+	if (G.tokens < 1)
 		G.stats.call_rate++;
-		return (false);
+	else {
+		G.tokens -= 1;
+		ok = true;
 	}
-	G.tokens -= 1;
-	return (true);
+	pthread_mutex_unlock(&G.mu);
+	return (ok);
 }
 
 /* A User-Agent (or Server) that names a known scanner. */
@@ -279,7 +308,9 @@ guard_scanner(struct slice ua)
 	buf[len] = '\0';
 	if (regexec(&G.set->scanner_re, buf, 0, NULL, 0) != 0)
 		return (false);
+	pthread_mutex_lock(&G.mu);
 	G.stats.scanners++;
+	pthread_mutex_unlock(&G.mu);
 	return (true);
 }
 
@@ -292,6 +323,7 @@ guard_sweep(void *arg)
 	struct hnode		*n;
 
 	(void)arg;
+	pthread_mutex_lock(&G.mu);
 	if (G.set != NULL) {
 		idle = G.set->window_ms > G.set->auth_window_ms ?
 		    G.set->window_ms : G.set->auth_window_ms;
@@ -318,17 +350,27 @@ guard_sweep(void *arg)
 		if (G.tab.n < G.set->max_sources)
 			G.full_logged = false;
 	}
+	pthread_mutex_unlock(&G.mu);
 	timer_set(&G.sweep, SWEEP_MS);
 }
 
 unsigned
 guard_banned(void)
 {
-	return (G.banned);
+	unsigned	n;
+
+	pthread_mutex_lock(&G.mu);
+	n = G.banned;
+	pthread_mutex_unlock(&G.mu);
+	return (n);
 }
 
+/* A copy as of now (the main thread's: ctl, metrics). */
 const struct guard_stats *
 guard_stats(void)
 {
-	return (&G.stats);
+	pthread_mutex_lock(&G.mu);
+	G.snap = G.stats;
+	pthread_mutex_unlock(&G.mu);
+	return (&G.snap);
 }

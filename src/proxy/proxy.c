@@ -50,6 +50,14 @@ proxy_settings_take(struct proxy_settings *src)
 	return (s);
 }
 
+/* Another reference to s (a worker's own); the count is shared. */
+struct proxy_settings *
+proxy_settings_ref(struct proxy_settings *s)
+{
+	__atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+	return (s);
+}
+
 /* New settings for new requests (the reference is taken over). */
 void
 proxy_set_settings(struct proxy_settings *set)
@@ -620,14 +628,14 @@ proxy_admit(const struct sipmsg *m, struct tp_sock *sock,
 		    "Retry-After: 10\r\n");
 		return (false);
 	}
-	if (txn_open() >= P.cur->max_transactions ||
+	if (txn_open_all() >= P.cur->max_transactions ||
 	    (P.cur->max_transaction_memory > 0 &&
-	    txn_bytes() >= P.cur->max_transaction_memory)) {
+	    txn_bytes_all() >= P.cur->max_transaction_memory)) {
 		/* Full: no memory grows, the caller is told to come back. */
 		log_peer("proxy " SLICE_FMT ": %s refused, %u transactions "
 		    "in progress, %zu bytes held (security.max_transactions, "
 		    "max_transaction_memory)", SLICE_ARG(m->callid),
-		    sip_method_name(m->method), txn_open(), txn_bytes());
+		    sip_method_name(m->method), txn_open_all(), txn_bytes_all());
 		P.stats.overloaded++;
 		proxy_reply_stateless(m, sock, src, 503,
 		    "Too Many Transactions", "Retry-After: 5\r\n");
@@ -724,6 +732,7 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 {
 	struct hop	 hop;
 	struct aor	*a = NULL;
+	bool		 locked = false;
 	int		 code;
 
 	if (!proxy_admit(m, sock, src)) {
@@ -758,12 +767,17 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 	if (code != 0) {
 		hop.d = DEC_REJECT;
 		hop.code = code;
-	} else if (hop.d == DEC_LOCATION)
+	} else if (hop.d == DEC_LOCATION) {
+		location_read_lock();	/* until its contacts are copied */
+		locked = true;
 		a = proxy_lookup(&hop);
+	}
 	if (hop.d == DEC_REJECT)
 		proxy_reject(m, sock, src, &hop);
 	else
 		proxy_forward(m, sock, src, &hop, a);
+	if (locked)
+		location_unlock();
 }
 
 static void

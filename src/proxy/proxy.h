@@ -53,6 +53,7 @@ struct proxy_stats {
 void	proxy_init(struct event_base *, struct tp *, struct proxy_settings *,
 	    const struct txn_settings *);
 struct proxy_settings *proxy_settings_take(struct proxy_settings *);
+struct proxy_settings *proxy_settings_ref(struct proxy_settings *);
 void	proxy_set_settings(struct proxy_settings *);
 struct proxy_settings *proxy_settings(void);
 void	proxy_stop_accepting(void);

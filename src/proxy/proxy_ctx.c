@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pthread.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,24 +17,44 @@
 #include "auth.h"
 #include "log.h"
 #include "proxy_int.h"
+#include "shard.h"
 #include "tls.h"
 #include "sipcause.h"
 #include "xmalloc.h"
 
-struct proxy_state P;
+_Thread_local struct proxy_state P;
+
+/*
+ * The keys are the process's, the same in every worker: a branch, tag or
+ * flow token made by one is recognised by all.
+ */
+static struct {
+	pthread_once_t	 once;
+	uint64_t	 seed[2];
+	uint64_t	 bkey[2];
+} K = { .once = PTHREAD_ONCE_INIT };
+
+static void
+proxy_ctx_keys(void)
+{
+	if (getrandom(K.seed, sizeof(K.seed), 0) != sizeof(K.seed) ||
+	    getrandom(K.bkey, sizeof(K.bkey), 0) != sizeof(K.bkey))
+		fatal("getrandom");
+	srandom((unsigned)K.seed[0]);
+}
 
 void
 proxy_ctx_init(struct event_base *base, struct tp *tp,
     struct proxy_settings *set)
 {
+	pthread_once(&K.once, proxy_ctx_keys);
 	memset(&P, 0, sizeof(P));
 	P.base = base;
 	P.tp = tp;
 	P.cur = set;
-	if (getrandom(P.seed, sizeof(P.seed), 0) != sizeof(P.seed) ||
-	    getrandom(P.bkey, sizeof(P.bkey), 0) != sizeof(P.bkey))
-		fatal("getrandom");
-	srandom((unsigned)P.seed[0]);
+	memcpy(P.seed, K.seed, sizeof(P.seed));
+	memcpy(P.bkey, K.bkey, sizeof(P.bkey));
+	P.serial = (uint64_t)shard_self() << 48;	/* tokens never repeat */
 }
 
 void
@@ -41,7 +62,8 @@ proxy_ctx_settings_unref(struct proxy_settings *s)
 {
 	unsigned	i;
 
-	if (s == NULL || --s->refs > 0)
+	if (s == NULL ||
+	    __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	for (i = 0; i < s->ndomains; i++)
 		free(s->domains[i]);
@@ -66,7 +88,7 @@ proxy_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src,
 	ctx->in_sock = in;
 	ctx->up_peer = st->peer;
 	ctx->set = P.cur;	/* the routes this call started with */
-	ctx->set->refs++;
+	__atomic_add_fetch(&ctx->set->refs, 1, __ATOMIC_RELAXED);
 	P.pending++;
 	timer_init(&ctx->cancel_timer, P.base, cancel_fn, ctx);
 	st->owner = ctx;

@@ -109,7 +109,7 @@ struct proxy_state {
 	struct pctx		*ctxs;		/* every live context */
 	bool			 stopping;
 };
-extern struct proxy_state P;
+extern _Thread_local struct proxy_state P;	/* each worker's own */
 
 void	 proxy_ctx_init(struct event_base *, struct tp *,
 	    struct proxy_settings *);

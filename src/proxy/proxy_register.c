@@ -99,9 +99,11 @@ proxy_register_request(struct sipmsg *m, struct tp_sock *sock,
 		snprintf(err, sizeof(err), "Address-of-record too long");
 		goto reply;
 	}
+	location_write_lock();		/* on the main loop (shard.h) */
 	code = registrar_register(m, (struct slice){ aor, strlen(aor) }, sock,
 	    src, !guard_known(src) && !proxy_ctx_trusted(src), &hdrs, err,
 	    sizeof(err));
+	location_unlock();
 reply:
 	if (code != 200)
 		log_info("registrar " SLICE_FMT ": REGISTER refused code=%d "

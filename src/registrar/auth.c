@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,10 +61,26 @@ static struct {
 	struct auth_stats	 stats;
 } A;
 
+/*
+ * Every worker checks credentials: the nonce-count slots change under
+ * nc_mu, the counters and the nonce index are atomic.  The secret and the
+ * settings change only while the workers are paused (a reload).
+ */
+static pthread_mutex_t	nc_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct auth_stats stats_snap;	/* auth_stats(): the main thread's */
+
+#define COUNT(x)	__atomic_add_fetch(&(x), 1, __ATOMIC_RELAXED)
+
 const struct auth_stats *
 auth_stats(void)
 {
-	return (&A.stats);
+	stats_snap.challenges = __atomic_load_n(&A.stats.challenges,
+	    __ATOMIC_RELAXED);
+	stats_snap.failures = __atomic_load_n(&A.stats.failures,
+	    __ATOMIC_RELAXED);
+	stats_snap.successes = __atomic_load_n(&A.stats.successes,
+	    __ATOMIC_RELAXED);
+	return (&stats_snap);
 }
 
 /* H(data) in lower-case hex: 33 bytes of out for MD5, 65 for SHA-256. */
@@ -364,7 +381,7 @@ void
 auth_nonce_make(struct slice realm, uint32_t now, char out[AUTH_NONCE_LEN + 1])
 {
 	unsigned char	head[12];
-	uint32_t	salt = ++A.issued;	/* the index, never 0 */
+	uint32_t	salt = COUNT(A.issued);	/* the index, never 0 */
 
 	put32(head, now);
 	put32(head + 4, A.epoch);
@@ -425,17 +442,22 @@ static int
 nc_advance(uint32_t idx, uint32_t nc)
 {
 	uint32_t	slot = idx & (NC_SLOTS - 1);
+	int		rc = 0;
 
-	if (idx == 0 || A.issued - idx >= NC_SLOTS)
+	if (idx == 0 || __atomic_load_n(&A.issued, __ATOMIC_RELAXED) - idx >=
+	    NC_SLOTS)
 		return (1);
+	pthread_mutex_lock(&nc_mu);
 	if (A.nc_owner[slot] != idx) {
 		A.nc_owner[slot] = idx;
 		A.nc_high[slot] = 0;
 	}
 	if (nc <= A.nc_high[slot])
-		return (-1);
-	A.nc_high[slot] = nc;
-	return (0);
+		rc = -1;
+	else
+		A.nc_high[slot] = nc;
+	pthread_mutex_unlock(&nc_mu);
+	return (rc);
 }
 
 /*
@@ -765,9 +787,9 @@ auth_check(const struct sipmsg *m, bool proxy, struct slice realm,
 
 	r = auth_verify(m, proxy, realm, user, err, errlen);
 	if (r == AUTH_OK)
-		A.stats.successes++;
+		COUNT(A.stats.successes);
 	else if (r == AUTH_FAIL || r == AUTH_BAD)
-		A.stats.failures++;
+		COUNT(A.stats.failures);
 	return (r);
 }
 
@@ -780,7 +802,7 @@ auth_challenge(struct buf *b, bool proxy, struct slice realm, bool stale)
 	char			 nonce[NONCE_LEN + 1];
 	unsigned		 i;
 
-	A.stats.challenges++;
+	COUNT(A.stats.challenges);
 	auth_nonce_make(realm, (uint32_t)time(NULL), nonce);
 	for (i = 0; i < 2; i++) {
 		unsigned alg = order[A.set->sha256_first ? 0 : 1][i];

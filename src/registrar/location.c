@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +352,7 @@ location_expire(void *arg)
 	uint64_t	now = timer_now_ms();
 
 	(void)arg;
+	location_write_lock();
 	while (L.nheap > 0 && L.heap[0]->expires_ms <= now) {
 		struct binding	*b = L.heap[0];
 
@@ -358,6 +360,33 @@ location_expire(void *arg)
 		location_remove(b);
 	}
 	expiry_rearm();
+	location_unlock();
+}
+
+/*
+ * The registrar (REGISTER, expiry, the store) runs on the main loop only:
+ * it is the one writer, and takes the write lock around each change.  A
+ * worker looking up a user for a call holds the read lock while it copies
+ * the contacts out; the main loop reads without one.
+ */
+static pthread_rwlock_t	location_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+void
+location_read_lock(void)
+{
+	pthread_rwlock_rdlock(&location_lock);
+}
+
+void
+location_write_lock(void)
+{
+	pthread_rwlock_wrlock(&location_lock);
+}
+
+void
+location_unlock(void)
+{
+	pthread_rwlock_unlock(&location_lock);
 }
 
 unsigned

@@ -75,5 +75,8 @@ unsigned	 location_from_source(const struct tp_addr *);
 void		 location_foreach(void (*)(void *, const struct binding *),
 		     void *);
 void		 location_addr_format(const struct tp_addr *, char *, size_t);
+void		 location_read_lock(void);
+void		 location_write_lock(void);
+void		 location_unlock(void);
 
 #endif

@@ -67,7 +67,11 @@ add_list(struct buf *out, const char *name, const struct slice *v,
 static void
 add_raw(struct buf *out, const struct sipmsg *m, const struct sip_hline *h)
 {
-	add_lines(out, m->buf + h->off, h->len);
+	/* The scanner saw every line end there: all CRLF, or not. */
+	if (m->lf_bare)
+		add_lines(out, m->buf + h->off, h->len);
+	else
+		buf_add(out, m->buf + h->off, h->len);
 	if (h->len == 0 || m->buf[h->off + h->len - 1] != '\n')
 		buf_add(out, "\r\n", 2);	/* last line without CRLF */
 }

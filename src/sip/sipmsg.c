@@ -1,17 +1,17 @@
 /*
  * SIP message scanning and validation.  The scanner indexes header lines in
- * the raw bytes; libosip2's parser checks the syntax of the whole message;
- * the fields the proxy uses are slices into the raw bytes.
+ * the raw bytes, once (by id: the first line and how many); each step reads
+ * what it checks in one pass and notes what a later step needs; libosip2's
+ * parser judges a request outside a dialog (sipmsg_parse_osip()); the
+ * fields the proxy uses are slices into the raw bytes.
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <osipparser2/osip_parser.h>
 
@@ -20,42 +20,6 @@
 #include "xmalloc.h"
 
 #define MAX_HEADERS	256
-
-/*
- * Header names we know, with their lengths and compact forms (RFC 3261
- * 7.3.3), in the order hdr_id() tries them.
- */
-#define HDR(name, compact, id)	{ name, sizeof(name) - 1, compact, id }
-static const struct {
-	const char	*name;
-	uint8_t		 len;
-	char		 compact;	/* lower case; '\0': none */
-	enum sip_hdr_id	 id;
-} hdr_names[] = {
-	HDR("Via", 'v', SH_VIA),
-	HDR("Route", '\0', SH_ROUTE),
-	HDR("Record-Route", '\0', SH_RECORD_ROUTE),
-	HDR("Max-Forwards", '\0', SH_MAX_FORWARDS),
-	HDR("Content-Length", 'l', SH_CONTENT_LENGTH),
-	HDR("From", 'f', SH_FROM),
-	HDR("To", 't', SH_TO),
-	HDR("Call-ID", 'i', SH_CALL_ID),
-	HDR("CSeq", '\0', SH_CSEQ),
-	HDR("Proxy-Require", '\0', SH_PROXY_REQUIRE),
-	HDR("Contact", 'm', SH_CONTACT),
-	HDR("Reason", '\0', SH_REASON),
-	HDR("Content-Type", 'c', SH_CONTENT_TYPE),
-	HDR("User-Agent", '\0', SH_USER_AGENT),
-	HDR("WWW-Authenticate", '\0', SH_WWW_AUTHENTICATE),
-	HDR("Proxy-Authenticate", '\0', SH_PROXY_AUTHENTICATE),
-	HDR("Authorization", '\0', SH_AUTHORIZATION),
-	HDR("Proxy-Authorization", '\0', SH_PROXY_AUTHORIZATION),
-	HDR("Expires", '\0', SH_EXPIRES),
-	HDR("Require", '\0', SH_REQUIRE),
-	HDR("Supported", 'k', SH_SUPPORTED),
-	HDR("Path", '\0', SH_PATH),
-};
-#undef HDR
 
 static const char *const method_names[] = {
 	[SM_OTHER] = "", [SM_INVITE] = "INVITE", [SM_ACK] = "ACK",
@@ -79,6 +43,23 @@ static const bool token_chars[256] = {
 	['_'] = true, ['+'] = true, ['`'] = true, ['\''] = true, ['~'] = true,
 };
 
+/* White space as the scanner leaves it in a value: SP HT CR LF. */
+static const bool ws_chars[256] = {
+	[' '] = true, ['\t'] = true, ['\r'] = true, ['\n'] = true,
+};
+
+static const bool digit_chars[256] = { ['0' ... '9'] = true };
+
+/* A URI scheme, RFC 3986 3.1 (the first byte is not checked apart). */
+static const bool scheme_chars[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['+'] = true, ['-'] = true, ['.'] = true,
+};
+
+static const bool xdigit_chars[256] = {
+	['a' ... 'f'] = true, ['A' ... 'F'] = true, ['0' ... '9'] = true,
+};
+
 static inline bool
 is_token(int c)
 {
@@ -88,33 +69,7 @@ is_token(int c)
 static inline bool
 is_ws(int c)
 {
-	return (c == ' ' || c == '\t' || c == '\r' || c == '\n');
-}
-
-struct slice
-slice_trim(struct slice s)
-{
-	while (s.len > 0 && is_ws((unsigned char)s.p[0])) {
-		s.p++;
-		s.len--;
-	}
-	while (s.len > 0 && is_ws((unsigned char)s.p[s.len - 1]))
-		s.len--;
-	return (s);
-}
-
-bool
-slice_eq(struct slice s, const char *str)
-{
-	return (s.len == strlen(str) && (s.len == 0 ||
-	    strncasecmp(s.p, str, s.len) == 0));
-}
-
-bool
-slice_caseeq(struct slice a, struct slice b)
-{
-	return (a.len == b.len && (a.len == 0 ||
-	    strncasecmp(a.p, b.p, a.len) == 0));
+	return (ws_chars[c & 0xff]);
 }
 
 enum sip_method
@@ -122,8 +77,11 @@ sip_method_id(const char *p, size_t len)
 {
 	size_t	i;
 
+	if (len < 3 || len > 9)
+		return (SM_OTHER);
 	for (i = 1; i < sizeof(method_names) / sizeof(method_names[0]); i++)
-		if (strlen(method_names[i]) == len &&
+		if (method_names[i][0] == p[0] &&
+		    strlen(method_names[i]) == len &&
 		    memcmp(method_names[i], p, len) == 0)
 			return ((enum sip_method)i);
 	return (SM_OTHER);
@@ -163,6 +121,12 @@ static const bool split_special[256] = {
 };
 static const bool param_special[256] = {
 	[','] = true, ['"'] = true, ['<'] = true, ['>'] = true, [';'] = true,
+};
+static const bool param_end[256] = {
+	['='] = true, [';'] = true, [','] = true,
+};
+static const bool pvalue_end[256] = {
+	[';'] = true, [','] = true, ['"'] = true,
 };
 
 /*
@@ -204,16 +168,13 @@ split_values(struct slice v, struct slice *out, size_t max)
 	return (n);
 }
 
-/*
- * Find header parameter name in value (";name=val" outside quotes and <>).
- * Stops at the first top-level comma.  A parameter without a value yields an
- * empty val.
- */
+/* hdr_param() with the length of the name. */
 bool
-hdr_param(struct slice v, const char *name, struct slice *val)
+hdr_param_n(struct slice v, const char *name, size_t nlen, struct slice *val)
 {
-	size_t	i = 0, nlen = strlen(name);
-	int	angle = 0;
+	size_t		i = 0;
+	int		angle = 0;
+	unsigned	c0 = sip_tolower(name[0]);
 
 	while (i < v.len) {
 		char	c;
@@ -236,11 +197,12 @@ hdr_param(struct slice v, const char *name, struct slice *val)
 			size_t		 s, e;
 			struct slice	 pn;
 
-			for (s = ++i; i < v.len && v.p[i] != '=' &&
-			    v.p[i] != ';' && v.p[i] != ','; i++)
+			for (s = ++i; i < v.len && !param_end[(unsigned char)
+			    v.p[i]]; i++)
 				;
 			pn = slice_trim((struct slice){ v.p + s, i - s });
-			if (pn.len != nlen || strncasecmp(pn.p, name, nlen) != 0)
+			if (pn.len != nlen || sip_tolower(pn.p[0]) != c0 ||
+			    !sip_caseeq(pn.p, name, nlen))
 				continue;
 			if (val == NULL)
 				return (true);
@@ -248,10 +210,15 @@ hdr_param(struct slice v, const char *name, struct slice *val)
 				*val = (struct slice){ v.p + i, 0 };
 				return (true);
 			}
-			for (s = ++i; i < v.len && v.p[i] != ';' &&
-			    v.p[i] != ','; i++)
-				if (v.p[i] == '"')
-					i = skip_quoted(v.p, v.len, i) - 1;
+			for (s = ++i; i < v.len && !pvalue_end[(unsigned char)
+			    v.p[i]]; i++)
+				;
+			while (i < v.len && v.p[i] == '"') {
+				i = skip_quoted(v.p, v.len, i);
+				while (i < v.len && !pvalue_end[(unsigned char)
+				    v.p[i]])
+					i++;
+			}
 			e = i;
 			*val = slice_trim((struct slice){ v.p + s, e - s });
 			return (true);
@@ -273,8 +240,11 @@ hdr_uri(struct slice v)
 			continue;
 		}
 		if (v.p[i] == '<') {
-			for (s = ++i; i < v.len && v.p[i] != '>'; i++)
-				;
+			const char	*gt = memchr(v.p + i + 1, '>',
+					    v.len - i - 1);
+
+			s = i + 1;
+			i = gt != NULL ? (size_t)(gt - v.p) : v.len;
 			return ((struct slice){ v.p + s, i - s });
 		}
 	}
@@ -293,8 +263,7 @@ sipuri_parse(struct slice s, struct sipuri *u)
 	memset(u, 0, sizeof(*u));
 	s = slice_trim(s);
 	for (i = 0; i < s.len && s.p[i] != ':'; i++)
-		if (!isalnum((unsigned char)s.p[i]) && s.p[i] != '+' &&
-		    s.p[i] != '-' && s.p[i] != '.')
+		if (!scheme_chars[(unsigned char)s.p[i]])
 			return (-1);
 	/* Something must follow "scheme:" (RFC 3261 25.1; "To: o:", fuzzer). */
 	if (i == 0 || i + 1 >= s.len)
@@ -336,11 +305,10 @@ sipuri_parse(struct slice s, struct sipuri *u)
 			return (-1);
 		i++;
 	} else {
-		while (i < end && s.p[i] != ':' && s.p[i] != ';') {
-			if (!host_chars[(unsigned char)s.p[i]])
-				return (-1);
+		while (i < end && host_chars[(unsigned char)s.p[i]])
 			i++;
-		}
+		if (i < end && s.p[i] != ':' && s.p[i] != ';')
+			return (-1);
 	}
 	u->host = (struct slice){ s.p + hs, i - hs };
 	if (u->host.len == 0)
@@ -349,7 +317,8 @@ sipuri_parse(struct slice s, struct sipuri *u)
 		unsigned long	port = 0;
 		size_t		ps = ++i;
 
-		while (i < end && isdigit((unsigned char)s.p[i]) && i - ps < 6)
+		while (i < end && i - ps < 6 &&
+		    (unsigned)(s.p[i] - '0') < 10)
 			port = port * 10 + (s.p[i++] - '0');
 		if (i == ps || port == 0 || port > 65535)
 			return (-1);
@@ -408,17 +377,6 @@ sipuri_fits_ruri(struct slice uri)
 	    u.headers.p == NULL);
 }
 
-const struct sip_hline *
-sipmsg_hdr(const struct sipmsg *m, enum sip_hdr_id id)
-{
-	unsigned	i;
-
-	for (i = 0; i < m->nh; i++)
-		if (m->h[i].id == id)
-			return (&m->h[i]);
-	return (NULL);
-}
-
 struct slice
 sipmsg_hvalue(const struct sipmsg *m, const struct sip_hline *h)
 {
@@ -429,11 +387,12 @@ unsigned
 sipmsg_values(const struct sipmsg *m, enum sip_hdr_id id, struct slice *out,
     unsigned max)
 {
-	unsigned	i, n = 0;
+	unsigned	i, n = 0, left = m->hcount[id];
 
-	for (i = 0; i < m->nh; i++) {
+	for (i = m->hfirst[id] - 1; left > 0; i++) {
 		if (m->h[i].id != id)
 			continue;
+		left--;
 		/* out may be NULL (max 0): only counting. */
 		n += split_values(sipmsg_hvalue(m, &m->h[i]),
 		    n < max ? out + n : NULL, n < max ? max - n : 0);
@@ -475,8 +434,10 @@ sipmsg_init(void)
 struct sipmsg *
 sipmsg_new(const char *data, size_t len)
 {
-	struct sipmsg	*m = xcalloc(1, sizeof(*m));
+	struct sipmsg	*m = xmalloc(sizeof(*m));
 
+	memset(m, 0, offsetof(struct sipmsg, hin));
+	m->h = m->hin;
 	m->buf = xmalloc(len + 1);
 	memcpy(m->buf, data, len);
 	m->buf[len] = '\0';
@@ -491,32 +452,134 @@ sipmsg_free(struct sipmsg *m)
 {
 	if (m == NULL)
 		return;
-	free(m->h);
+	if (m->h != m->hin)
+		free(m->h);
 	free(m->buf);
 	free(m);
 }
 
+static inline uint64_t
+load64(const char *p)
+{
+	uint64_t	v;
+
+	memcpy(&v, p, sizeof(v));
+	return (v);
+}
+
+static inline uint32_t
+load32(const char *p)
+{
+	uint32_t	v;
+
+	memcpy(&v, p, sizeof(v));
+	return (v);
+}
+
 /*
- * Which header a name is: by length and first letter before any string
- * compare (every full name is two letters or more).  Every header line of
- * every message comes through here.  Names start with a letter, and
- * c | 0x20 equals a lower-case letter only if c is that letter in either
- * case.
+ * The token p[0..n) is lit (lower case letters and '-') in any case,
+ * compared a word at a time (overlapping words: no byte outside either).
+ * For a letter, c | 0x20 is lit[i] only if c is that letter in either
+ * case; for '-', only if c is '-' or CR, and no token holds a CR.
+ */
+static inline bool
+name_is(const char *p, size_t n, const char *lit, size_t litlen)
+{
+	const uint64_t	lower64 = 0x2020202020202020ULL;
+	const uint32_t	lower32 = 0x20202020U;
+	size_t		i;
+
+	if (n != litlen)
+		return (false);
+	if (n >= 8) {
+		for (i = 0; i + 8 < n; i += 8)
+			if ((load64(p + i) | lower64) != load64(lit + i))
+				return (false);
+		return ((load64(p + n - 8) | lower64) == load64(lit + n - 8));
+	}
+	if (n >= 4)
+		return ((load32(p) | lower32) == load32(lit) &&
+		    (load32(p + n - 4) | lower32) == load32(lit + n - 4));
+	for (i = 1; i < n; i++)
+		if (((unsigned char)p[i] | 0x20) != (unsigned char)lit[i])
+			return (false);
+	return (true);
+}
+
+/*
+ * Which header a name is: by its first letter, then length, then the rest.
+ * Every header line of every message comes through here.  The name is a
+ * token (the scanner checked).  Compact forms: RFC 3261 7.3.3.
  */
 static enum sip_hdr_id
-hdr_id(const char *p, size_t len)
+hdr_id(const char *p, size_t n)
 {
-	int	c = (unsigned char)*p | 0x20;
-	size_t	i;
-
-	for (i = 0; i < sizeof(hdr_names) / sizeof(hdr_names[0]); i++) {
-		if (len == 1 ? hdr_names[i].compact == c :
-		    hdr_names[i].len == len &&
-		    (hdr_names[i].name[0] | 0x20) == c &&
-		    strncasecmp(hdr_names[i].name, p, len) == 0)
-			return (hdr_names[i].id);
+#define IS(lit, id)							\
+	if (name_is(p, n, lit, sizeof(lit) - 1))			\
+		return (id)
+	if (n == 1) {
+		switch (sip_tolower(*p)) {
+		case 'v': return (SH_VIA);
+		case 'l': return (SH_CONTENT_LENGTH);
+		case 'f': return (SH_FROM);
+		case 't': return (SH_TO);
+		case 'i': return (SH_CALL_ID);
+		case 'm': return (SH_CONTACT);
+		case 'c': return (SH_CONTENT_TYPE);
+		case 'k': return (SH_SUPPORTED);
+		}
+		return (SH_OTHER);
+	}
+	switch (sip_tolower(*p)) {
+	case 'a':
+		IS("authorization", SH_AUTHORIZATION);
+		break;
+	case 'c':
+		IS("call-id", SH_CALL_ID);
+		IS("cseq", SH_CSEQ);
+		IS("contact", SH_CONTACT);
+		IS("content-length", SH_CONTENT_LENGTH);
+		IS("content-type", SH_CONTENT_TYPE);
+		break;
+	case 'e':
+		IS("expires", SH_EXPIRES);
+		break;
+	case 'f':
+		IS("from", SH_FROM);
+		break;
+	case 'm':
+		IS("max-forwards", SH_MAX_FORWARDS);
+		break;
+	case 'p':
+		IS("path", SH_PATH);
+		IS("proxy-require", SH_PROXY_REQUIRE);
+		IS("proxy-authenticate", SH_PROXY_AUTHENTICATE);
+		IS("proxy-authorization", SH_PROXY_AUTHORIZATION);
+		break;
+	case 'r':
+		IS("route", SH_ROUTE);
+		IS("record-route", SH_RECORD_ROUTE);
+		IS("reason", SH_REASON);
+		IS("require", SH_REQUIRE);
+		break;
+	case 's':
+		IS("supported", SH_SUPPORTED);
+		break;
+	case 't':
+		IS("to", SH_TO);
+		break;
+	case 'u':
+		IS("user-agent", SH_USER_AGENT);
+		break;
+	case 'v':
+		IS("via", SH_VIA);
+		break;
+	case 'w':
+		IS("www-authenticate", SH_WWW_AUTHENTICATE);
+		break;
 	}
 	return (SH_OTHER);
+#undef IS
 }
 
 /* Length of the line at p (without its terminator) and of the terminator. */
@@ -551,7 +614,7 @@ scan_start_line(struct sipmsg *m, size_t len, char *err, size_t errlen)
 		m->request = false;
 		m->version = (struct slice){ p, sp1 - p };
 		for (i = 1; i <= 3; i++) {
-			if (!isdigit((unsigned char)sp1[i]))
+			if (!digit_chars[(unsigned char)sp1[i]])
 				break;
 			code = code * 10 + sp1[i] - '0';
 		}
@@ -589,6 +652,7 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 	struct sip_hline *cur = NULL;
 
 	n = line_len(m->buf, m->len, &eol);
+	m->lf_bare = eol == 1;
 	if (eol == 0 || n == 0) {
 		snprintf(err, errlen, "No start line");
 		return (-1);
@@ -602,6 +666,8 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 	}
 	off = n + eol;
 	m->nh = 0;
+	memset(m->hfirst, 0, sizeof(m->hfirst));
+	memset(m->hcount, 0, sizeof(m->hcount));
 	for (;;) {
 		const char	*p = m->buf + off, *colon;
 		size_t		 nlen;
@@ -611,6 +677,7 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 			break;
 		}
 		n = line_len(p, m->len - off, &eol);
+		m->lf_bare |= eol == 1;
 		if (n == 0) {
 			m->hdr_end = off;
 			m->body_off = off + eol;
@@ -623,6 +690,7 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 			}
 			cur->len += n + eol;
 			cur->vlen = off + n - cur->voff;
+			cur->folded = true;
 			off += n + eol;
 			continue;
 		}
@@ -634,8 +702,10 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 		while (nlen > 0 && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
 			nlen--;
 		for (size_t i = 0; i < nlen; i++)
-			if (!is_token((unsigned char)p[i]))
+			if (!is_token((unsigned char)p[i])) {
 				nlen = 0;
+				break;
+			}
 		if (nlen == 0) {
 			snprintf(err, errlen, "Bad header name");
 			return (-1);
@@ -644,12 +714,19 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 			snprintf(err, errlen, "Too many headers");
 			return (-1);
 		}
-		if (m->nh == m->hcap) {
-			m->hcap = m->hcap ? m->hcap * 2 : 24;
+		if (m->nh == SIPMSG_HINLINE && m->h == m->hin) {
+			m->hcap = 2 * SIPMSG_HINLINE;
+			m->h = xmalloc(m->hcap * sizeof(*m->h));
+			memcpy(m->h, m->hin, sizeof(m->hin));
+		} else if (m->nh == m->hcap && m->h != m->hin) {
+			m->hcap *= 2;
 			m->h = xrealloc(m->h, m->hcap * sizeof(*m->h));
 		}
 		cur = &m->h[m->nh++];
 		cur->id = hdr_id(p, nlen);
+		cur->folded = false;
+		if (m->hcount[cur->id]++ == 0)
+			m->hfirst[cur->id] = m->nh;
 		cur->off = off;
 		cur->len = n + eol;
 		cur->voff = colon + 1 - m->buf;
@@ -657,10 +734,16 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 		off += n + eol;
 	}
 	for (unsigned i = 0; i < m->nh; i++) {
-		struct slice	v = slice_trim(sipmsg_hvalue(m, &m->h[i]));
+		struct sip_hline	*h = &m->h[i];
+		const char		*v = m->buf + h->voff;
+		uint32_t		 s = 0, e = h->vlen;
 
-		m->h[i].voff = v.p - m->buf;
-		m->h[i].vlen = v.len;
+		while (s < e && is_ws((unsigned char)v[s]))
+			s++;
+		while (e > s && is_ws((unsigned char)v[e - 1]))
+			e--;
+		h->voff += s;
+		h->vlen = e - s;
 	}
 	m->body_len = m->len - m->body_off;
 	/* NUL may stand in a quoted-pair (RFC 4475 3.1.1.2), never in the
@@ -683,17 +766,6 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 }
 
 static int
-count_hdr(const struct sipmsg *m, enum sip_hdr_id id)
-{
-	unsigned	i;
-	int		n = 0;
-
-	for (i = 0; i < m->nh; i++)
-		n += m->h[i].id == id;
-	return (n);
-}
-
-static int
 parse_uint(struct slice s, unsigned long max, unsigned long *out)
 {
 	unsigned long	v = 0;
@@ -702,7 +774,7 @@ parse_uint(struct slice s, unsigned long max, unsigned long *out)
 	if (s.len == 0 || s.len > 10)
 		return (-1);
 	for (i = 0; i < s.len; i++) {
-		if (!isdigit((unsigned char)s.p[i]))
+		if (!digit_chars[(unsigned char)s.p[i]])
 			return (-1);
 		v = v * 10 + (s.p[i] - '0');
 	}
@@ -711,6 +783,15 @@ parse_uint(struct slice s, unsigned long max, unsigned long *out)
 	*out = v;
 	return (0);
 }
+
+/*
+ * Bytes of the parameters of a Via that via_parse() only steps over: not
+ * '"', '=' or ';', no control byte but HT CR LF, nothing above 0x7f.
+ */
+static const bool via_plain[256] = {
+	['\t'] = true, ['\r'] = true, ['\n'] = true, [' '] = true, ['!'] = true,
+	['#' ... ':'] = true, ['<'] = true, ['>' ... 0x7f] = true,
+};
 
 /*
  * The Via parameter whose name starts at *i: branch (its value, trimmed,
@@ -726,11 +807,11 @@ via_param(struct slice v, size_t *i, struct slice *branch, bool *have_branch,
 	for (j = s; j < v.len && is_token((unsigned char)v.p[j]); j++)
 		;
 	*i = j;
-	if (j - s == 5 && strncasecmp(v.p + s, "rport", 5) == 0) {
+	if (j - s == 5 && sip_caseeq(v.p + s, "rport", 5)) {
 		*rport = true;
 		return;
 	}
-	if (*have_branch || j - s != 6 || strncasecmp(v.p + s, "branch", 6))
+	if (*have_branch || j - s != 6 || !sip_caseeq(v.p + s, "branch", 6))
 		return;
 	*have_branch = true;
 	while (j < v.len && is_ws((unsigned char)v.p[j]))
@@ -793,14 +874,13 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 	s = i;
 	if (i < v.len && v.p[i] == '[') {
 		for (i++; i < v.len && v.p[i] != ']'; i++)
-			if (!isxdigit((unsigned char)v.p[i]) && v.p[i] != ':' &&
-			    v.p[i] != '.')
+			if (!xdigit_chars[(unsigned char)v.p[i]] &&
+			    v.p[i] != ':' && v.p[i] != '.')
 				return (-1);
 		if (i++ >= v.len)
 			return (-1);
 	} else {
-		while (i < v.len && (isalnum((unsigned char)v.p[i]) ||
-		    v.p[i] == '.' || v.p[i] == '-' || v.p[i] == '_'))
+		while (i < v.len && host_chars[(unsigned char)v.p[i]])
 			i++;
 	}
 	*host = (struct slice){ v.p + s, i - s };
@@ -813,7 +893,8 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 
 		for (i++; i < v.len && is_ws((unsigned char)v.p[i]); i++)
 			;
-		for (s = i; i < v.len && isdigit((unsigned char)v.p[i]); i++)
+		for (s = i; i < v.len && digit_chars[(unsigned char)v.p[i]];
+		    i++)
 			;
 		if (parse_uint((struct slice){ v.p + s, i - s }, 65535,
 		    &n) == -1 || n == 0)
@@ -826,6 +907,10 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 		return (-1);
 	/* Every ";" starts a parameter with a name (no ";;", no trailing ";"). */
 	while (i < v.len) {
+		while (i < v.len && via_plain[(unsigned char)v.p[i]])
+			i++;
+		if (i == v.len)
+			break;
 		if (v.p[i] == '"') {
 			size_t	e = quoted_end(v.p, v.len, i);
 
@@ -864,27 +949,31 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 static int
 parse_vias(struct sipmsg *m)
 {
-	const struct sip_hline	*h = sipmsg_hdr(m, SH_VIA);
-	struct slice		 parts[1], proto, host;
-	uint16_t		 port;
-	unsigned		 i, j, n;
+	struct slice	 vs[16], proto, host;
+	uint16_t	 port;
+	unsigned	 i, j, n, left = m->hcount[SH_VIA];
+	bool		 top = true;
 
-	if (h == NULL || split_values(sipmsg_hvalue(m, h), parts, 1) == 0)
+	if (left == 0)
 		return (-1);
-	m->via = parts[0];
-	if (via_parse(m->via, &m->via_proto, &m->via_host, &m->via_port,
-	    &m->branch, &m->via_rport) == -1) {
-		if (m->via_proto.len == 0 || m->via_host.len == 0)
-			return (-1);
-		m->via_bad = true;	/* a reply address, broken params */
-		return (1);
-	}
-	for (i = h - m->h; i < m->nh; i++) {
-		struct slice	vs[16];
-
+	for (i = m->hfirst[SH_VIA] - 1; left > 0; i++) {
 		if (m->h[i].id != SH_VIA)
 			continue;
+		left--;
 		n = (unsigned)split_values(sipmsg_hvalue(m, &m->h[i]), vs, 16);
+		if (top) {
+			if (n == 0)
+				return (-1);
+			m->via = vs[0];
+			if (via_parse(m->via, &m->via_proto, &m->via_host,
+			    &m->via_port, &m->branch, &m->via_rport) == -1) {
+				if (m->via_proto.len == 0 ||
+				    m->via_host.len == 0)
+					return (-1);
+				m->via_bad = true; /* a reply address, bad params */
+				return (1);
+			}
+		}
 		if (n > 16)
 			return (-1);
 		/*
@@ -896,10 +985,11 @@ parse_vias(struct sipmsg *m)
 			return (1);
 		m->nvias += n;
 		/* The top value was parsed above. */
-		for (j = &m->h[i] == h ? 1 : 0; j < n; j++)
+		for (j = top ? 1 : 0; j < n; j++)
 			if (via_parse(vs[j], &proto, &host, &port, NULL,
 			    NULL) == -1)
 				return (1);	/* the top one can be answered */
+		top = false;
 	}
 	return (0);
 }
@@ -911,7 +1001,7 @@ parse_cseq(struct sipmsg *m)
 	size_t		 i;
 	unsigned long	 n;
 
-	for (i = 0; i < v.len && isdigit((unsigned char)v.p[i]); i++)
+	for (i = 0; i < v.len && digit_chars[(unsigned char)v.p[i]]; i++)
 		;
 	if (parse_uint((struct slice){ v.p, i }, 0x7fffffffUL, &n) == -1)
 		return (-1);
@@ -959,15 +1049,27 @@ check_display(struct slice d)
 	return (0);
 }
 
+/* A generic-param value that is not quoted: token, host or IPv6 bytes. */
+static const bool gvalue_chars[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['.'] = true, ['!'] = true, ['%'] = true, ['*'] = true,
+	['_'] = true, ['+'] = true, ['`'] = true, ['\''] = true, ['~'] = true,
+	['['] = true, [']'] = true, [':'] = true,
+};
+
 /*
  * *( SEMI generic-param ) (RFC 3261 25.1), after an address: a token name,
- * and a value of token or host characters or a quoted string.
+ * and a value of token or host characters or a quoted string.  The first
+ * "tag" parameter's value goes to *tag (*have_tag true), as hdr_param()
+ * would find it: the value without white space, empty when there is none.
  */
 static int
-check_params(struct slice r)
+check_params(struct slice r, struct slice *tag, bool *have_tag)
 {
 	size_t	i = 0, s;
+	bool	is_tag;
 
+	*have_tag = false;
 	for (;;) {
 		while (i < r.len && is_ws((unsigned char)r.p[i]))
 			i++;
@@ -981,22 +1083,32 @@ check_params(struct slice r)
 			;
 		if (i == s)
 			return (-1);
+		is_tag = !*have_tag && i - s == 3 && sip_caseeq(r.p + s, "tag", 3);
 		while (i < r.len && is_ws((unsigned char)r.p[i]))
 			i++;
-		if (i == r.len || r.p[i] != '=')
+		if (i == r.len || r.p[i] != '=') {
+			if (is_tag) {
+				*tag = (struct slice){ r.p + i, 0 };
+				*have_tag = true;
+			}
 			continue;
+		}
 		for (i++; i < r.len && is_ws((unsigned char)r.p[i]); i++)
 			;
+		s = i;
 		if (i < r.len && r.p[i] == '"') {
 			if ((i = quoted_end(r.p, r.len, i)) == 0)
 				return (-1);
-			continue;
+		} else {
+			while (i < r.len && gvalue_chars[(unsigned char)r.p[i]])
+				i++;
+			if (i == s)
+				return (-1);
 		}
-		for (s = i; i < r.len && (is_token((unsigned char)r.p[i]) ||
-		    r.p[i] == '[' || r.p[i] == ']' || r.p[i] == ':'); i++)
-			;
-		if (i == s)
-			return (-1);
+		if (is_tag) {
+			*tag = (struct slice){ r.p + s, i - s };
+			*have_tag = true;
+		}
 	}
 }
 
@@ -1007,12 +1119,13 @@ static const bool addr_special[256] = {
 /*
  * A From or To value (RFC 3261 25.1): an addr-spec, or a
  * display name and "<" addr-spec ">", then parameters only; quotes and
- * angle brackets balanced, and a SIP URI that parses.
+ * angle brackets balanced, and a SIP URI that parses.  The tag of a good
+ * one goes to *tag (check_params()).
  */
 static int
-check_addr(const struct sipmsg *m, enum sip_hdr_id id)
+check_addr_value(struct slice v, struct slice *tag, bool *have_tag)
 {
-	struct slice	v = sipmsg_hvalue(m, sipmsg_hdr(m, id)), uri, rest;
+	struct slice	uri, rest;
 	struct sipuri	u;
 	size_t		i, lt = 0, gt = 0;
 	int		angle = 0;
@@ -1040,15 +1153,25 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 	}
 	if (angle != 0)
 		return (-1);
-	uri = hdr_uri(v);
 	if (gt > 0) {
+		/*
+		 * As hdr_uri(): lt is the first '<' outside quotes, and
+		 * the URI ends at the first '>' after it.
+		 */
+		const char	*e;
+
+		uri.p = v.p + lt + 1;
+		e = memchr(uri.p, '>', v.len - lt - 1);
+		uri.len = (size_t)(e - uri.p);
 		if (check_display((struct slice){ v.p, lt }) == -1)
 			return (-1);
 		rest = (struct slice){ v.p + gt + 1, v.len - gt - 1 };
-	} else
+	} else {
+		uri = hdr_uri(v);
 		rest = (struct slice){ uri.p + uri.len,
 		    v.p + v.len - (uri.p + uri.len) };
-	if (check_params(rest) == -1)
+	}
+	if (check_params(rest, tag, have_tag) == -1)
 		return (-1);
 	if (sipuri_parse(uri, &u) == -1)
 		return (-1);
@@ -1056,6 +1179,39 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 	    u.host.len == 0)
 		return (-1);
 	return (0);
+}
+
+/* check_addr_value() of From or To, noted by sipmsg_parse_fields(). */
+static int
+check_addr(const struct sipmsg *m, enum sip_hdr_id id)
+{
+	struct slice	tag;
+	bool		have_tag;
+	int		rc = m->addr_rc[id == SH_TO];
+
+	if (rc != 0)
+		return (rc > 0 ? 0 : -1);
+	return (check_addr_value(sipmsg_hvalue(m, sipmsg_hdr(m, id)), &tag,
+	    &have_tag));
+}
+
+/*
+ * From or To checked once, and its tag: in a good value the first "tag"
+ * among the parameters after the address, as hdr_param() finds it in the
+ * whole value (nothing before them is a parameter at the top level).
+ */
+static bool
+addr_tag(struct sipmsg *m, enum sip_hdr_id id, struct slice *tag)
+{
+	struct slice	v = sipmsg_hvalue(m, sipmsg_hdr(m, id));
+	bool		have_tag;
+
+	if (check_addr_value(v, tag, &have_tag) == 0) {
+		m->addr_rc[id == SH_TO] = 1;
+		return (have_tag);
+	}
+	m->addr_rc[id == SH_TO] = -1;
+	return (hdr_param(v, "tag", tag));
 }
 
 /*
@@ -1120,6 +1276,16 @@ sipmsg_addr_ok(const struct sipmsg *m, enum sip_hdr_id id)
 	return (rc == 0);
 }
 
+/* word (RFC 3261 25.1): alphanum and -.!%*_+`'~()<>:\"/[]?{} */
+static const bool callid_chars[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['.'] = true, ['!'] = true, ['%'] = true, ['*'] = true,
+	['_'] = true, ['+'] = true, ['`'] = true, ['\''] = true, ['~'] = true,
+	['('] = true, [')'] = true, ['<'] = true, ['>'] = true, [':'] = true,
+	['\\'] = true, ['"'] = true, ['/'] = true, ['['] = true, [']'] = true,
+	['?'] = true, ['{'] = true, ['}'] = true,
+};
+
 /*
  * Call-ID = word [ "@" word ] (RFC 3261 25.1): no white space, no control
  * bytes, one "@" at most, and not at either end.
@@ -1127,19 +1293,18 @@ sipmsg_addr_ok(const struct sipmsg *m, enum sip_hdr_id id)
 static int
 check_callid(struct slice v)
 {
-	static const char	 extra[] = "-.!%*_+`'~()<>:\\\"/[]?{}";
-	size_t			 i, at = 0;
-	unsigned		 nat = 0;
+	size_t		i, at = 0;
+	unsigned	nat = 0;
 
 	for (i = 0; i < v.len; i++) {
 		unsigned char	c = v.p[i];
 
-		if (c == '@') {
-			at = i;
-			nat++;
-		} else if (!isalnum(c) && (c == '\0' ||
-		    strchr(extra, c) == NULL))
+		if (callid_chars[c])
+			continue;
+		if (c != '@')
 			return (-1);
+		at = i;
+		nat++;
 	}
 	if (v.len == 0 || nat > 1 || (nat == 1 && (at == 0 ||
 	    at == v.len - 1)))
@@ -1161,16 +1326,13 @@ check_callid(struct slice v)
 static int
 check_response_bytes(const struct sipmsg *m, char *err, size_t errlen)
 {
-	const char	*lf;
 	unsigned	 i;
-	size_t		 j;
 
-	for (j = 0; (lf = memchr(m->buf + j, '\n', m->body_off - j)) != NULL;
-	    j = (size_t)(lf - m->buf) + 1)
-		if (lf == m->buf || lf[-1] != '\r') {
-			snprintf(err, errlen, "Bare LF in the headers");
-			return (-1);
-		}
+	/* Every LF there ends a line the scanner read. */
+	if (m->lf_bare) {
+		snprintf(err, errlen, "Bare LF in the headers");
+		return (-1);
+	}
 	if (memchr(m->buf, '\0', m->body_off) == NULL)
 		return (0);
 	/* The start line and header names hold none (sipmsg_scan()). */
@@ -1281,7 +1443,7 @@ sipmsg_parse_counts(const struct sipmsg *m, char *err, size_t errlen)
 	size_t	i;
 
 	for (i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
-		int	c = count_hdr(m, once[i].id);
+		int	c = m->hcount[once[i].id];
 
 		if (c < once[i].min)
 			FAIL(BAD(m), "Missing %s header", once[i].name);
@@ -1312,11 +1474,9 @@ sipmsg_parse_fields(struct sipmsg *m, char *err, size_t errlen)
 	else if (!slice_caseeq(m->cseq_method, m->method_s) ||
 	    memcmp(m->cseq_method.p, m->method_s.p, m->method_s.len) != 0)
 		FAIL(BAD(m), "CSeq method mismatch");
-	if (!hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM)), "tag",
-	    &m->from_tag))
+	if (!(m->from_tag_set = addr_tag(m, SH_FROM, &m->from_tag)))
 		m->from_tag = (struct slice){ "", 0 };
-	if (!hdr_param(sipmsg_hvalue(m, sipmsg_hdr(m, SH_TO)), "tag",
-	    &m->to_tag))
+	if (!addr_tag(m, SH_TO, &m->to_tag))
 		m->to_tag = (struct slice){ "", 0 };
 	if ((h = sipmsg_hdr(m, SH_MAX_FORWARDS)) != NULL) {
 		if (parse_uint(sipmsg_hvalue(m, h), 0x7fffffffUL, &n) == -1)
@@ -1403,8 +1563,7 @@ sipmsg_parse_request_line(const struct sipmsg *m, char *err, size_t errlen)
 	if (!slice_eq(m->version, "SIP/2.0"))
 		FAIL(505, "Version Not Supported");
 	for (i = 0; i < m->ruri.len && m->ruri.p[i] != ':'; i++)
-		if (!isalnum((unsigned char)m->ruri.p[i]) &&
-		    strchr("+-.", m->ruri.p[i]) == NULL)
+		if (!scheme_chars[(unsigned char)m->ruri.p[i]])
 			FAIL(400, "Bad Request-URI");
 	scheme = (struct slice){ m->ruri.p, i };
 	if (i == 0 || i == m->ruri.len)
@@ -1417,17 +1576,36 @@ sipmsg_parse_request_line(const struct sipmsg *m, char *err, size_t errlen)
 }
 
 /*
- * A request outside a dialog goes whole through libosip2's parser, but
- * for its body and Content-Type: it would parse the body by its type, and
- * its multipart parser leaks memory on some bodies (found by fuzzing); the
- * body is not ours to judge.
+ * The headers libosip2 judges (libosip2 5.x): a bad value of any other
+ * makes no difference to osip_message_parse().  It stores the unknown
+ * ones unparsed, and ignores a parse error in the rest it knows ("ignored
+ * when invalid": Route, Record-Route, the authentication headers, Accept,
+ * Allow and such; Content-Length is only copied).  Call-ID is judged
+ * here first, and more strictly: libosip2 refuses only one that starts
+ * with "@" (and a second one), check_callid() those and more.  A line of
+ * any header stays out: sipmsg_scan() checked its colon, name and line
+ * ends.  A folded one goes in all the same: libosip2 trips over some
+ * folds (a continuation line of white space only, then another one) and
+ * calls the message malformed, whatever the header.
+ */
+static const bool osip_judges[SH_NIDS] = {
+	[SH_VIA] = true, [SH_FROM] = true, [SH_TO] = true,
+	[SH_CSEQ] = true, [SH_CONTACT] = true,
+};
+
+/*
+ * A request outside a dialog goes through libosip2's parser: its start
+ * line and every header libosip2 judges, but not Content-Type nor the
+ * body: it would parse the body by its type, and its multipart parser
+ * leaks memory on some bodies (found by fuzzing); the body is not ours to
+ * judge.
  */
 int
 sipmsg_parse_osip(const struct sipmsg *m, char *err, size_t errlen)
 {
 	osip_message_t	*om;
 	struct buf	 ob;
-	char		 obstack[4096];
+	char		 obstack[4096], *nul;
 	size_t		 i;
 	int		 rc;
 
@@ -1436,12 +1614,13 @@ sipmsg_parse_osip(const struct sipmsg *m, char *err, size_t errlen)
 	buf_init_on(&ob, obstack, sizeof(obstack));
 	buf_add(&ob, m->buf, m->nh > 0 ? m->h[0].off : m->hdr_end);
 	for (i = 0; i < m->nh; i++)
-		if (m->h[i].id != SH_CONTENT_TYPE)
+		if (osip_judges[m->h[i].id] || (m->h[i].folded &&
+		    m->h[i].id != SH_CONTENT_TYPE))
 			buf_add(&ob, m->buf + m->h[i].off, m->h[i].len);
 	buf_add(&ob, "\r\n", 2);
-	for (i = 0; i < ob.len; i++)	/* a quoted-pair NUL: C strings */
-		if (ob.p[i] == '\0')
-			ob.p[i] = 'x';
+	for (nul = ob.p; (nul = memchr(nul, '\0', ob.p + ob.len - nul)) !=
+	    NULL; nul++)
+		*nul = 'x';	/* a quoted-pair NUL: C strings */
 	rc = osip_message_parse(om, ob.p, ob.len);
 	buf_cleanup(&ob);
 	if (rc == 0) {
@@ -1477,8 +1656,7 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		rc = sipmsg_check_response(m, err, errlen);
 	else if ((rc = sipmsg_parse_request_line(m, err, errlen)) == 0) {
 		/* A From tag that is there must not be empty. */
-		if (m->from_tag.len == 0 && hdr_param(sipmsg_hvalue(m,
-		    sipmsg_hdr(m, SH_FROM)), "tag", NULL))
+		if (m->from_tag.len == 0 && m->from_tag_set)
 			FAIL(400, "Bad From tag");
 		if ((rc = sipmsg_check_fields(m, err, errlen)) == 0 &&
 		    !sipmsg_in_dialog(m))
@@ -1549,7 +1727,7 @@ sipmsg_has_option(const struct sipmsg *m, enum sip_hdr_id id,
 		while (t.len > 0 && (t.p[t.len - 1] == ' ' ||
 		    t.p[t.len - 1] == '\t'))
 			t.len--;
-		if (t.len == len && strncasecmp(t.p, tag, len) == 0)
+		if (t.len == len && sip_caseeq(t.p, tag, len))
 			return (true);
 	}
 	return (false);

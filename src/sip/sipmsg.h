@@ -38,6 +38,7 @@ enum sip_hdr_id {
 	SH_REQUIRE,
 	SH_SUPPORTED,
 	SH_PATH,
+	SH_NIDS		/* how many ids there are */
 };
 
 enum sip_method {
@@ -61,6 +62,7 @@ enum sip_method {
 
 struct sip_hline {
 	uint8_t		 id;	/* enum sip_hdr_id */
+	bool		 folded;	/* continued on another line */
 	uint32_t	 off;	/* whole line(s) with the CRLF */
 	uint32_t	 len;
 	uint32_t	 voff;	/* value, without surrounding white space */
@@ -76,13 +78,22 @@ struct sipuri {
 	uint16_t	 port;	/* 0: none given */
 };
 
-/* Owned by whoever holds it: a server transaction holds its request. */
+/* Header lines kept in struct sipmsg itself; more go to the heap. */
+#define SIPMSG_HINLINE	16
+
+/*
+ * Owned by whoever holds it: a server transaction holds its request.  The
+ * first SIPMSG_HINLINE header lines are part of the struct.
+ */
 struct sipmsg {
 	char		*buf;		/* owned, NUL terminated */
 	size_t		 len;
-	struct sip_hline *h;		/* owned */
+	struct sip_hline *h;		/* hin, or owned when there are more */
 	unsigned	 nh;
-	unsigned	 hcap;
+	unsigned	 hcap;		/* slots of h on the heap; 0: h is hin */
+	/* By id: index + 1 of the first line (0: none), and how many. */
+	uint16_t	 hfirst[SH_NIDS];
+	uint16_t	 hcount[SH_NIDS];
 	size_t		 hdr_end;	/* offset just past the last header line */
 	size_t		 body_off;
 	size_t		 body_len;
@@ -112,6 +123,12 @@ struct sipmsg {
 	bool		 start_bad;	/* request line unparsable */
 	bool		 via_bad;	/* top Via: sent-by fine, rest not */
 	bool		 parsed;	/* sipmsg_parse() returned 0 */
+
+	/* Noted by the scanner and the steps, for the steps after them. */
+	bool		 lf_bare;	/* a header-section line ends in LF */
+	bool		 from_tag_set;	/* From has a tag parameter */
+	int8_t		 addr_rc[2];	/* From, To: 0 unchecked, 1 good, -1 bad */
+	struct sip_hline hin[SIPMSG_HINLINE];
 };
 
 #define SIP_MAGIC	"z9hG4bK"
@@ -136,7 +153,13 @@ int		 sipmsg_check_request(const struct sipmsg *, char *, size_t);
 bool		 sipmsg_answerable(const struct sipmsg *);
 bool		 sipmsg_addr_ok(const struct sipmsg *, enum sip_hdr_id);
 
-const struct sip_hline *sipmsg_hdr(const struct sipmsg *, enum sip_hdr_id);
+/* The first line of a header, or NULL. */
+static inline const struct sip_hline *
+sipmsg_hdr(const struct sipmsg *m, enum sip_hdr_id id)
+{
+	return (m->hfirst[id] != 0 ? &m->h[m->hfirst[id] - 1] : NULL);
+}
+
 struct slice	 sipmsg_hvalue(const struct sipmsg *, const struct sip_hline *);
 bool		 sipmsg_has_option(const struct sipmsg *, enum sip_hdr_id,
 		     const char *);
@@ -147,11 +170,67 @@ enum sip_method	 sip_method_id(const char *, size_t);
 const char	*sip_method_name(enum sip_method);
 
 /* Header values and URIs. */
-bool		 slice_eq(struct slice, const char *);
-bool		 slice_caseeq(struct slice, struct slice);
-struct slice	 slice_trim(struct slice);
-bool		 hdr_param(struct slice value, const char *name,
-		     struct slice *val);
+/* ASCII tolower(), without the locale. */
+static inline unsigned
+sip_tolower(unsigned char c)
+{
+	return (c + (((unsigned)c - 'A' < 26u) << 5));
+}
+
+/* Case-insensitive (ASCII) and byte by byte, NULs included. */
+static inline bool
+sip_caseeq(const char *a, const char *b, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (sip_tolower(a[i]) != sip_tolower(b[i]))
+			return (false);
+	return (true);
+}
+
+static inline bool
+slice_eq(struct slice s, const char *str)
+{
+	size_t	n = __builtin_strlen(str);
+
+	return (s.len == n && sip_caseeq(s.p, str, n));
+}
+
+static inline bool
+slice_caseeq(struct slice a, struct slice b)
+{
+	return (a.len == b.len && sip_caseeq(a.p, b.p, a.len));
+}
+
+/* Without white space (SP HT CR LF) at either end. */
+static inline struct slice
+slice_trim(struct slice s)
+{
+	while (s.len > 0 && (s.p[0] == ' ' || s.p[0] == '\t' ||
+	    s.p[0] == '\r' || s.p[0] == '\n')) {
+		s.p++;
+		s.len--;
+	}
+	while (s.len > 0 && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t' ||
+	    s.p[s.len - 1] == '\r' || s.p[s.len - 1] == '\n'))
+		s.len--;
+	return (s);
+}
+
+bool		 hdr_param_n(struct slice, const char *, size_t,
+		     struct slice *);
+
+/*
+ * Find header parameter name in value (";name=val" outside quotes and <>).
+ * Stops at the first top-level comma.  A parameter without a value yields
+ * an empty val.
+ */
+static inline bool
+hdr_param(struct slice value, const char *name, struct slice *val)
+{
+	return (hdr_param_n(value, name, __builtin_strlen(name), val));
+}
 struct slice	 hdr_uri(struct slice value);
 int		 sipuri_parse(struct slice, struct sipuri *);
 bool		 sipuri_param(const struct sipuri *, const char *,

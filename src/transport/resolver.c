@@ -105,7 +105,8 @@ struct sockev {
 	struct sockev		*next;
 };
 
-static struct {
+/* Each worker's loop has its own channel and cache (thread-local). */
+static _Thread_local struct {
 	struct event_base	*base;
 	ares_channel		 ch;		/* NULL: no resolver */
 	bool			 lib;		/* ares_library_init done */

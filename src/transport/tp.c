@@ -42,6 +42,9 @@ tp_sock_bind(struct tp *tp, enum tp_proto proto, const char *ip,
 	if (a.ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
 	if (proto == TP_UDP) {
+		if (tp->reuseport)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+			    sizeof(on));
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
 	} else
@@ -70,6 +73,22 @@ tp_sock_bind(struct tp *tp, enum tp_proto proto, const char *ip,
 		    "%s:[%s]:%u" : "%s:%s:%u", tp_proto_param(proto), canon,
 		    port);
 	return (s);
+}
+
+/*
+ * A stream listener of another worker's tp, described but not bound:
+ * what this tp's messages name (Via, Record-Route) and the index its
+ * hand-overs carry.  Counted at once.
+ */
+void
+tp_sock_mirror(struct tp *tp, const struct tp_sock *model)
+{
+	struct tp_sock	*s = &tp->socks[tp->nsocks++];
+
+	*s = *model;
+	s->fd = -1;
+	s->lev = NULL;
+	s->tp = tp;
 }
 
 static const struct {

@@ -76,6 +76,22 @@ typedef void tp_lost_fn(void *, const struct tp_addr *);
 /* May this peer open a connection?  false: closed at once (a ban). */
 typedef bool tp_admit_fn(void *, const struct tp_addr *);
 
+/*
+ * A worker's tp whose connections belong to another loop's tp (ospreyd
+ * with workers > 1: the main loop owns every connection).  Its stream
+ * sends, keeps and closes are handed over; sock is the index of the
+ * socket in socks[], the same in every worker's tp.  send returns -1 only
+ * when it is known at once that the bytes cannot go (a flow that is not
+ * there); a later failure comes back through the owner's lost_fwd.
+ */
+struct tp_remote {
+	int	(*send)(void *, unsigned sock, const struct tp_addr *,
+		    const char *name, const void *, size_t);
+	void	(*keep)(void *, const struct tp_addr *, uint32_t);
+	void	(*close)(void *, const struct tp_addr *, const char *);
+	void	 *arg;
+};
+
 /* Connections as a resource (osprey.conf(5) "connections"). */
 struct tp_limits {
 	unsigned	 max_conns;	/* all of them, in and out */
@@ -124,6 +140,14 @@ struct tp {
 	tp_lost_fn	*lost;
 	tp_admit_fn	*admit;
 	void		*arg;
+	const struct tp_remote *remote;	/* NULL: owns its connections */
+	tp_lost_fn	*lost_fwd;	/* after lost: told to the others */
+	void		*lost_fwd_arg;
+	/* Before a connection closes after an error: tp_conn_drained(). */
+	void		(*barrier)(void *, const struct tp_addr *, uint64_t);
+	void		*barrier_arg;
+	bool		 reuseport;	/* UDP: one socket per worker */
+	char		*rx_bufs;	/* owned: RX_BATCH datagrams */
 	uint64_t	 rx_datagrams;
 	uint64_t	 tx_errors;
 
@@ -168,6 +192,10 @@ int		 tp_stream_open(struct tp *, enum tp_proto, const char *,
 		     uint16_t, char *, size_t);
 struct tp_sock	*tp_sock_bind(struct tp *, enum tp_proto, const char *,
 		     uint16_t, char *, size_t);
+void		 tp_sock_mirror(struct tp *, const struct tp_sock *);
+void		 tp_conn_directory(void);
+void		 tp_conn_directory_free(void);
+void		 tp_conn_drained(struct tp *, const struct tp_addr *, uint64_t);
 void		 tp_close(struct tp *);
 void		 tp_stream_close_all(struct tp *);
 void		 tp_set_tls(struct tp *, struct tls_ctx *, struct tls_ctx *);

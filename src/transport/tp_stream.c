@@ -35,6 +35,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +131,8 @@ struct tp_conn {
 	uint64_t	 close_ms;	/* CONN_CLOSING: the last moment */
 	enum conn_state	 state;
 	bool		 outbound;
+	bool		 draining;	/* reads nothing, closes soon */
+	bool		 drained;	/* the workers have answered */
 	bool		 got_data;	/* any byte at all */
 	bool		 tcp_wait;	/* the TCP connect is under way */
 	bool		 tls_hs;	/* the TLS handshake is under way */
@@ -177,6 +180,132 @@ conn_find(const struct tp *tp, const struct tp_addr *a)
 	return ((struct tp_conn *)hashtab_find(&tp->conns, (char *)key, n));
 }
 
+/*
+ * The directory: the connections as the other workers' loops see them
+ * (workers > 1; tp_conn_directory() turns it on before they start).  The
+ * owner adds a connection when it is made, gives it the names of a
+ * verified client certificate when its handshake ends, and takes it out
+ * when it starts closing; another worker asks it whether a flow is there
+ * (tp_conn_alive) and whom a TLS peer proved to be (tp_conn_tls_names),
+ * and never touches a connection itself.
+ */
+struct dir_entry {
+	struct hnode		 node;
+	uint8_t			 key[CONN_KEY_MAX];
+	struct tls_names	*names;		/* owned, NULL: none */
+};
+
+static struct {
+	pthread_mutex_t	 mu;
+	struct hashtab	 tab;
+	bool		 on;
+} dir = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+void
+tp_conn_directory(void)
+{
+	if (!dir.on)
+		hashtab_init(&dir.tab, 64);
+	dir.on = true;
+}
+
+/* At exit, once every connection is closed (and so out of it). */
+void
+tp_conn_directory_free(void)
+{
+	if (dir.on)
+		hashtab_cleanup(&dir.tab);
+	dir.on = false;
+}
+
+static void
+dir_add(const struct tp_conn *c)
+{
+	struct dir_entry	*e;
+	size_t			 n;
+
+	if (!dir.on || c->tp->remote != NULL)
+		return;
+	e = xcalloc(1, sizeof(*e));
+	n = conn_key(&c->peer, e->key);
+	pthread_mutex_lock(&dir.mu);
+	if (hashtab_find(&dir.tab, (char *)e->key, n) == NULL) {
+		hashtab_insert(&dir.tab, &e->node, (char *)e->key, n);
+		e = NULL;
+	}
+	pthread_mutex_unlock(&dir.mu);
+	free(e);
+}
+
+static void
+dir_del(const struct tp_conn *c)
+{
+	struct dir_entry	*e;
+	uint8_t			 key[CONN_KEY_MAX];
+	size_t			 n;
+
+	if (!dir.on || c->tp->remote != NULL)
+		return;
+	n = conn_key(&c->peer, key);
+	pthread_mutex_lock(&dir.mu);
+	if ((e = (struct dir_entry *)hashtab_find(&dir.tab, (char *)key,
+	    n)) != NULL)
+		hashtab_remove(&dir.tab, &e->node);
+	pthread_mutex_unlock(&dir.mu);
+	if (e != NULL) {
+		free(e->names);
+		free(e);
+	}
+}
+
+static void
+dir_names(const struct tp_conn *c)
+{
+	struct tls_names	*names;
+	struct dir_entry	*e;
+	uint8_t			 key[CONN_KEY_MAX];
+	size_t			 n;
+
+	if (!dir.on || c->tp->remote != NULL || c->outbound)
+		return;
+	names = xcalloc(1, sizeof(*names));
+	if (tls_peer_names(c->ssl, names) <= 0) {
+		free(names);
+		return;
+	}
+	n = conn_key(&c->peer, key);
+	pthread_mutex_lock(&dir.mu);
+	if ((e = (struct dir_entry *)hashtab_find(&dir.tab, (char *)key,
+	    n)) != NULL && e->names == NULL) {
+		e->names = names;
+		names = NULL;
+	}
+	pthread_mutex_unlock(&dir.mu);
+	free(names);
+}
+
+/* -1: not there; 0: there, no names; else the names copied out. */
+static int
+dir_find(const struct tp_addr *a, struct tls_names *out)
+{
+	struct dir_entry	*e;
+	uint8_t			 key[CONN_KEY_MAX];
+	size_t			 n = conn_key(a, key);
+	int			 rc = -1;
+
+	pthread_mutex_lock(&dir.mu);
+	if ((e = (struct dir_entry *)hashtab_find(&dir.tab, (char *)key,
+	    n)) != NULL) {
+		rc = 0;
+		if (out != NULL && e->names != NULL) {
+			*out = *e->names;
+			rc = (int)out->n;
+		}
+	}
+	pthread_mutex_unlock(&dir.mu);
+	return (rc);
+}
+
 static void
 conn_name(const struct tp_conn *c, char *buf, size_t len)
 {
@@ -195,9 +324,12 @@ lost_fire(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	tp->lost_q = NULL;
 	tp->nlost = tp->lost_cap = 0;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (tp->lost != NULL)
 			tp->lost(tp->arg, &q[i]);
+		if (tp->lost_fwd != NULL)
+			tp->lost_fwd(tp->lost_fwd_arg, &q[i]);
+	}
 	free(q);
 }
 
@@ -224,6 +356,8 @@ conn_free(struct tp_conn *c, const char *why)
 	conn_name(c, name, sizeof(name));
 	log_info("tp %s: connection %llu closed: %s", name,
 	    (unsigned long long)c->id, why);
+	if (c->state != CONN_CLOSING)
+		dir_del(c);
 	hashtab_remove(&tp->conns, &c->node);
 	tp->nconns--;
 	if (c->src != NULL && --c->src->n == 0) {
@@ -316,7 +450,7 @@ conn_events(struct tp_conn *c)
 		r = false;
 		w = true;		/* the TCP connect */
 	} else {
-		r = c->state != CONN_CLOSING;
+		r = c->state != CONN_CLOSING && !c->draining;
 		w = c->tls_hs ? c->hs_write : (c->tls_rw ||
 		    (!c->tls_wr && evbuffer_get_length(c->out) > 0));
 	}
@@ -523,6 +657,21 @@ conn_close_after(struct tp_conn *c)
 {
 	char	why[256];
 
+	/*
+	 * Messages read from it before may be another worker's, whose
+	 * answers are on their way here: it reads nothing more, and closes
+	 * when every worker has been round once (tp_conn_drained()).
+	 */
+	if (c->tp->barrier != NULL && !c->drained && c->state != CONN_CLOSING) {
+		if (!c->draining) {
+			c->draining = true;
+			conn_events(c);
+			c->tp->barrier(c->tp->barrier_arg, &c->peer, c->id);
+		}
+		return;
+	}
+	if (c->state != CONN_CLOSING)
+		dir_del(c);
 	c->state = CONN_CLOSING;
 	if (conn_flush(c, why, sizeof(why)) == -1 ||
 	    evbuffer_get_length(c->out) == 0) {
@@ -615,6 +764,7 @@ conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
 	klen = conn_key(&c->peer, c->key);
 	hashtab_insert(&tp->conns, &c->node, (char *)c->key, klen);
 	tp->nconns++;
+	dir_add(c);
 	return (c);
 }
 
@@ -963,6 +1113,7 @@ conn_handshake(struct tp_conn *c)
 	errno = 0;
 	if ((rc = SSL_do_handshake(c->ssl)) == 1) {
 		c->tls_hs = c->hs_write = false;
+		dir_names(c);
 		if (c->state == CONN_CONNECTING) {
 			tp->st.connected++;
 			c->state = CONN_OPEN;
@@ -1290,6 +1441,17 @@ tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
 	char		 why[256];
 
 	key.proto = (uint8_t)s->proto;
+	if (tp->remote != NULL) {
+		/* What the owner would refuse at once, refused here too. */
+		if (((dst->flags & TP_ADDR_FLOW) || s->proto == TP_WS ||
+		    s->proto == TP_WSS) && dir_find(&key, NULL) == -1) {
+			tp->st.send_failed++;
+			lost_later(tp, &key);
+			return (-1);
+		}
+		return (tp->remote->send(tp->remote->arg,
+		    (unsigned)(s - tp->socks), dst, name, p, len));
+	}
 	c = conn_find(tp, &key);
 	/*
 	 * A TLS connection opened for another domain carries this one only
@@ -1347,12 +1509,27 @@ tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
 	return (0);
 }
 
+/* The workers have answered what c had read before its error: close. */
+void
+tp_conn_drained(struct tp *tp, const struct tp_addr *a, uint64_t id)
+{
+	struct tp_conn	*c = conn_find(tp, a);
+
+	if (c == NULL || c->id != id || !c->draining)
+		return;
+	c->drained = true;
+	conn_close_after(c);
+}
+
 /* Is the connection that a (a flow) names still there? */
 bool
 tp_conn_alive(const struct tp *tp, const struct tp_addr *a)
 {
-	struct tp_conn	*c = conn_find(tp, a);
+	struct tp_conn	*c;
 
+	if (tp->remote != NULL)
+		return (dir_find(a, NULL) != -1);
+	c = conn_find(tp, a);
 	return (c != NULL && c->state != CONN_CLOSING);
 }
 
@@ -1360,9 +1537,13 @@ tp_conn_alive(const struct tp *tp, const struct tp_addr *a)
 void
 tp_conn_close(struct tp *tp, const struct tp_addr *a, const char *why)
 {
-	struct tp_conn	*c = conn_find(tp, a);
+	struct tp_conn	*c;
 
-	if (c != NULL)
+	if (tp->remote != NULL) {
+		tp->remote->close(tp->remote->arg, a, why);
+		return;
+	}
+	if ((c = conn_find(tp, a)) != NULL)
 		conn_free(c, why);
 }
 
@@ -1375,9 +1556,12 @@ int
 tp_conn_tls_names(const struct tp *tp, const struct tp_addr *a,
     struct tls_names *out)
 {
-	struct tp_conn	*c = conn_find(tp, a);
+	struct tp_conn	*c;
 	SSL		*ssl;
 
+	if (tp->remote != NULL)
+		return (dir_find(a, out) > 0 ? (int)out->n : -1);
+	c = conn_find(tp, a);
 	if (c == NULL || (ssl = c->ssl) == NULL || c->tls_hs)
 		return (-1);
 	return (tls_peer_names(ssl, out));
@@ -1387,9 +1571,14 @@ tp_conn_tls_names(const struct tp *tp, const struct tp_addr *a,
 void
 tp_conn_keep(struct tp *tp, const struct tp_addr *a, uint32_t ms)
 {
-	struct tp_conn	*c = conn_find(tp, a);
+	struct tp_conn	*c;
 	uint64_t	 until = timer_now_ms() + ms;
 
+	if (tp->remote != NULL) {
+		tp->remote->keep(tp->remote->arg, a, ms);
+		return;
+	}
+	c = conn_find(tp, a);
 	if (c == NULL || c->state != CONN_OPEN)
 		return;
 	if (until > c->keep_until_ms)

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,17 +17,21 @@
 #include "log.h"
 #include "timer.h"
 #include "tp.h"
+#include "xmalloc.h"
 
 #define RX_BATCH	32
 #define RX_SIZE		65536
 #define TX_BATCH	64
 #define TX_SIZE		(128 * 1024)
 
-static char			 rx_bufs[RX_BATCH][RX_SIZE];
-static struct sockaddr_storage	 rx_addrs[RX_BATCH];
+/*
+ * Every worker's loop has its own (thread-local): the addresses of a
+ * batch read, and the datagrams queued in this turn, copies in the order
+ * they were sent.  The batch's bytes are in its tp (tp->rx_bufs).
+ */
+static _Thread_local struct sockaddr_storage	 rx_addrs[RX_BATCH];
 
-/* Datagrams queued in this turn: copies, in the order they were sent. */
-static struct {
+static _Thread_local struct {
 	const struct tp_sock	*sock[TX_BATCH];
 	struct sockaddr_storage	 addr[TX_BATCH];
 	socklen_t		 alen[TX_BATCH];
@@ -57,6 +62,7 @@ tp_init(struct tp *tp, struct event_base *base, tp_recv_fn *fn, void *arg)
 	tp->arg = arg;
 	hashtab_init(&tp->conns, 64);
 	hashtab_init(&tp->srcs, 64);
+	tp->rx_bufs = xmalloc((size_t)RX_BATCH * RX_SIZE);
 	tx.n = 0;
 	tx.used = 0;
 	timer_init(&tx.later, base, tp_udp_flush_later, NULL);
@@ -74,6 +80,7 @@ tp_udp_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct tp_sock	*s = arg;
 	struct tp_addr	 src;
+	char		*rx = s->tp->rx_bufs;
 	int		 n, i, rounds;
 
 	(void)what;
@@ -84,7 +91,7 @@ tp_udp_read(evutil_socket_t fd, short what, void *arg)
 
 		memset(msgs, 0, sizeof(msgs));
 		for (i = 0; i < RX_BATCH; i++) {
-			iov[i].iov_base = rx_bufs[i];
+			iov[i].iov_base = rx + (size_t)i * RX_SIZE;
 			iov[i].iov_len = RX_SIZE - 1;
 			msgs[i].msg_hdr.msg_iov = &iov[i];
 			msgs[i].msg_hdr.msg_iovlen = 1;
@@ -96,7 +103,7 @@ tp_udp_read(evutil_socket_t fd, short what, void *arg)
 		socklen_t	alen = sizeof(rx_addrs[0]);
 		ssize_t		r;
 
-		r = recvfrom(fd, rx_bufs[0], RX_SIZE - 1, MSG_DONTWAIT,
+		r = recvfrom(fd, rx, RX_SIZE - 1, MSG_DONTWAIT,
 		    (struct sockaddr *)&rx_addrs[0], &alen);
 		n = r < 0 ? -1 : 1;
 #endif
@@ -120,7 +127,8 @@ tp_udp_read(evutil_socket_t fd, short what, void *arg)
 			src.proto = TP_UDP;
 			src.flags = 0;
 			s->tp->rx_datagrams++;
-			s->tp->recv(s->tp->arg, s, &src, rx_bufs[i], len);
+			s->tp->recv(s->tp->arg, s, &src, rx + (size_t)i * RX_SIZE,
+			    len);
 		}
 		tp_udp_flush();		/* what this batch answered */
 		if (n < RX_BATCH)
@@ -156,12 +164,14 @@ tp_close(struct tp *tp)
 	tx.timer_ok = false;
 	tp_stream_close_all(tp);
 	for (i = 0; i < tp->nsocks; i++) {
-		if (tp->socks[i].proto != TP_UDP)
+		if (tp->socks[i].proto != TP_UDP || tp->socks[i].fd == -1)
 			continue;
 		event_del(&tp->socks[i].ev);
 		close(tp->socks[i].fd);
 	}
 	tp->nsocks = 0;
+	free(tp->rx_bufs);
+	tp->rx_bufs = NULL;
 	hashtab_cleanup(&tp->conns);
 	hashtab_cleanup(&tp->srcs);
 }

@@ -146,6 +146,8 @@ unsigned	 txn_count(void);
 unsigned	 txn_records(void);
 unsigned	 txn_open(void);
 size_t		 txn_bytes(void);
+unsigned	 txn_open_all(void);
+size_t		 txn_bytes_all(void);
 void		 txn_stats(uint64_t *created, uint64_t *timed_out);
 void		 txn_foreach(void (*)(struct txn *, void *), void *);
 void		 txn_transport_lost(const struct tp_addr *);

@@ -29,7 +29,8 @@ struct txn_fifo {
 	struct txn	*tail;
 };
 
-static struct {
+/* Each worker's loop has its own table (thread-local). */
+static _Thread_local struct {
 	struct hashtab		 table;
 	struct txn_settings	 set;
 	struct txn_ops		 ops;
@@ -256,6 +257,25 @@ txn_fifo_add(struct txn_fifo *f, struct txn *r)
 	*pp = r;
 }
 
+/*
+ * The process's totals over every worker's table, for the limits
+ * (security.max_transactions, max_transaction_memory): each table adds
+ * its changes here as they happen.
+ */
+static struct {
+	long		 open;
+	long		 bytes;
+} ALL;
+
+static void
+txn_count_all(long open, long bytes)
+{
+	if (open != 0)
+		__atomic_add_fetch(&ALL.open, open, __ATOMIC_RELAXED);
+	if (bytes != 0)
+		__atomic_add_fetch(&ALL.bytes, bytes, __ATOMIC_RELAXED);
+}
+
 /* A record ends: out of the table, the counts and memory. */
 static void
 txn_rec_end(struct txn *r)
@@ -266,6 +286,7 @@ txn_rec_end(struct txn *r)
 
 	hashtab_remove(&T.table, &r->node);
 	T.bytes -= n;
+	txn_count_all(0, -(long)n);
 	T.rec_freed += n;
 	T.nrec--;
 	free(r);
@@ -364,6 +385,7 @@ txn_compact(struct txn *t)
 	timer_stop(&t->tm);
 	hashtab_remove(&T.table, &t->node);
 	hashtab_insert(&T.table, &r->node, r->key, klen);
+	txn_count_all(-(long)t->open, (long)n - (long)t->bytes);
 	T.bytes = T.bytes - t->bytes + n;
 	T.open -= t->open;
 	T.nrec++;
@@ -423,6 +445,23 @@ unsigned
 txn_open(void)
 {
 	return (T.open);
+}
+
+/* txn_open() and txn_bytes() of every worker's table together. */
+unsigned
+txn_open_all(void)
+{
+	long	n = __atomic_load_n(&ALL.open, __ATOMIC_RELAXED);
+
+	return (n > 0 ? (unsigned)n : 0);
+}
+
+size_t
+txn_bytes_all(void)
+{
+	long	n = __atomic_load_n(&ALL.bytes, __ATOMIC_RELAXED);
+
+	return (n > 0 ? (size_t)n : 0);
 }
 
 /* Heap bytes held by the transactions in the table (malloc's own aside). */
@@ -518,6 +557,8 @@ txn_trim(struct txn *t)
 	}
 	open = !done && txn_is_open(t);
 	bytes = done ? 0 : txn_size(t);
+	txn_count_all((long)open - (long)t->open, (long)bytes -
+	    (long)t->bytes);
 	T.open = T.open - t->open + open;
 	T.bytes = T.bytes - t->bytes + bytes;
 	t->open = open;

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@
 #define PEER_RATE	10	/* lines per second */
 
 static bool		 log_stderr = true;
-static enum log_level	 log_lvl = LOG_LVL_INFO;
+static enum log_level	 log_lvl = LOG_LVL_INFO;	/* atomic: any worker reads */
 
 static const char *const level_names[] = {
 	"error", "warning", "notice", "info", "debug",
@@ -32,19 +33,19 @@ void
 log_init(bool to_stderr, enum log_level lvl)
 {
 	log_stderr = to_stderr;
-	log_lvl = lvl;
+	__atomic_store_n(&log_lvl, lvl, __ATOMIC_RELAXED);
 }
 
 void
 log_set_level(enum log_level lvl)
 {
-	log_lvl = lvl;
+	__atomic_store_n(&log_lvl, lvl, __ATOMIC_RELAXED);
 }
 
 bool
 log_enabled(enum log_level lvl)
 {
-	return (lvl <= log_lvl);
+	return (lvl <= __atomic_load_n(&log_lvl, __ATOMIC_RELAXED));
 }
 
 int
@@ -124,15 +125,19 @@ log_always(const char *fmt, ...)
 void
 log_peer(const char *fmt, ...)
 {
-	static double		 tokens = PEER_BURST;
-	static struct timespec	 last;
-	static unsigned long	 suppressed;
-	struct timespec		 now;
-	va_list			 ap;
+	/* One budget for the process (every worker), under peer_mu. */
+	static pthread_mutex_t		 peer_mu = PTHREAD_MUTEX_INITIALIZER;
+	static double			 tokens = PEER_BURST;
+	static struct timespec		 last;
+	static unsigned long		 suppressed;
+	struct timespec			 now;
+	unsigned long			 were;
+	va_list				 ap;
 
 	if (!log_enabled(LOG_LVL_WARNING))
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&peer_mu);
 	tokens += (now.tv_sec - last.tv_sec) * (double)PEER_RATE +
 	    (now.tv_nsec - last.tv_nsec) / 1e9 * PEER_RATE;
 	if (tokens > PEER_BURST)
@@ -140,13 +145,15 @@ log_peer(const char *fmt, ...)
 	last = now;
 	if (tokens < 1) {
 		suppressed++;
+		pthread_mutex_unlock(&peer_mu);
 		return;
 	}
 	tokens -= 1;
-	if (suppressed > 0) {
-		log_warnx("log: %lu peer warnings suppressed", suppressed);
-		suppressed = 0;
-	}
+	were = suppressed;
+	suppressed = 0;
+	pthread_mutex_unlock(&peer_mu);
+	if (were > 0)
+		log_warnx("log: %lu peer warnings suppressed", were);
 	va_start(ap, fmt);
 	log_vwrite(LOG_LVL_WARNING, fmt, ap, 0);
 	va_end(ap);

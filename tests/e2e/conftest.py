@@ -66,6 +66,11 @@ def ctl_stats(o):
     return out
 
 
+# Worker loops of every ospreyd the tests start (osprey.conf "workers"):
+# `make check` runs the suite with 1 and again with 2.
+WORKERS = int(os.environ.get("OSPREY_TEST_WORKERS", "1"))
+
+
 def conf_text(port, routes=(), domains=("example.test",), timers=None,
               extra="", listen=None, workdir=None):
     """A libconfig file for ospreyd. routes: (user_regex, [targets])."""
@@ -90,6 +95,8 @@ def conf_text(port, routes=(), domains=("example.test",), timers=None,
         out.append('control = { socket = "%s/ctl.sock"; };' % workdir)
     if "shutdown_grace" not in extra:
         out.append("shutdown_grace = 300;")
+    if "workers" not in extra:
+        out.append("workers = %d;" % WORKERS)
     if "dns" not in extra:
         # Name lookups stay on loopback: a dead port, never the host's DNS.
         out.append('dns = { nameservers = [ "127.0.0.1:9" ]; timeout = 500; };')

@@ -918,6 +918,78 @@ START_TEST(parse_step_request)
 END_TEST
 
 /*
+ * libosip2 gets only the headers it judges: a value it would not parse in
+ * one it ignores changes nothing, but a fold it calls malformed (a
+ * continuation line of white space, then another one) does, in any
+ * header.  The second failed when only the judged headers went to it.
+ */
+START_TEST(parse_osip_headers)
+{
+	static const struct {
+		const char	*hdr;
+		int		 want;
+	} cases[] = {
+		{ "Route: <<<\"\r\n", 0 },
+		{ "Record-Route: ,\r\n", 0 },
+		{ "Accept: a,\r\n \r\n b\r\n", 400 },
+		{ "X-Long: a\r\n \r\n\tb\r\n", 400 },
+		{ "X-Long: a\r\n b\r\n", 0 },
+		{ "Contact: <\r\n", 400 },
+	};
+	struct sipmsg	*m;
+	size_t		 i;
+	char		 text[512];
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "INVITE sip:b@example.com SIP/2.0"
+		    "\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\n%sTo: "
+		    "<sip:b@x>\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c\r\n"
+		    "CSeq: 1 INVITE\r\n\r\n", cases[i].hdr);
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_msg(sipmsg_parse(m, err, sizeof(err)) ==
+		    cases[i].want, "%s: %s", cases[i].hdr, err);
+		if (cases[i].want != 0)
+			ck_assert_str_eq(err, "Malformed message");
+		sipmsg_free(m);
+	}
+}
+END_TEST
+
+/* More header lines than struct sipmsg holds: the index goes on. */
+START_TEST(scan_many_headers)
+{
+	struct sipmsg	*m;
+	struct slice	 v[40];
+	struct buf	 b;
+	int		 i;
+
+	buf_init(&b, 2048);
+	buf_adds(&b, "INVITE sip:b@example.com SIP/2.0\r\n"
+	    "Via: SIP/2.0/UDP h;branch=z9hG4bKs1\r\n");
+	for (i = 0; i < 3 * SIPMSG_HINLINE; i++) {
+		buf_addf(&b, "X-%d: %d\r\n", i, i);
+		if (i % 10 == 9)
+			buf_addf(&b, "Route: <sip:r%d@x;lr>\r\n", i);
+	}
+	buf_adds(&b, "To: <sip:b@x>\r\nFrom: <sip:a@x>;tag=1\r\n"
+	    "Call-ID: c\r\nCSeq: 1 INVITE\r\nv: SIP/2.0/UDP h2\r\n\r\n");
+	m = parse_bytes(b.p, b.len, 0);
+	ck_assert_uint_eq(m->nh, 3 * SIPMSG_HINLINE + 4 + 6);
+	ck_assert_ptr_ne(m->h, m->hin);
+	ck_assert_uint_eq(m->nvias, 2);
+	ck_assert_uint_eq(sipmsg_values(m, SH_ROUTE, v, 40), 4);
+	ck_assert(slice_eq(v[3], "<sip:r39@x;lr>"));
+	ck_assert(slice_eq(sipmsg_hvalue(m, sipmsg_hdr(m, SH_ROUTE)),
+	    "<sip:r9@x;lr>"));
+	ck_assert(slice_eq(sipmsg_hvalue(m, sipmsg_hdr(m, SH_CSEQ)),
+	    "1 INVITE"));
+	ck_assert(slice_eq(m->from_tag, "1"));
+	sipmsg_free(m);
+	buf_cleanup(&b);
+}
+END_TEST
+
+/*
  * A request in a dialog or a transaction skips libosip2, but what it
  * carries on is checked: Call-ID, From and To by the grammar, NULs.
  */
@@ -1643,6 +1715,7 @@ main(void)
 	check_add(tc, response_tolerated, addr_ok_cases);
 	check_add(check_case("parse_steps"), scan_header_ids, parse_step_via,
 	    parse_step_counts, parse_step_fields, parse_step_request,
+	    parse_osip_headers, scan_many_headers,
 	    in_dialog_checked_without_osip);
 	check_add(check_case("check_request"), check_request_ok,
 	    check_request_version, check_request_scheme,
