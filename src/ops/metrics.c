@@ -318,15 +318,16 @@ static void
 metrics_render_tp(struct evbuffer *out)
 {
 	struct tp_counter	c[TP_COUNTERS_MAX];
+	struct worker_totals	t;
 	unsigned		i, n;
 
 	if (M.tp == NULL)
 		return;
+	worker_totals(&t);		/* every worker's UDP sockets */
 	metrics_scalar(out, "osprey_udp_datagrams_received_total", "counter",
-	    "UDP datagrams received on the SIP listeners.",
-	    M.tp->rx_datagrams);
+	    "UDP datagrams received on the SIP listeners.", t.rx_datagrams);
 	metrics_scalar(out, "osprey_udp_send_errors_total", "counter",
-	    "UDP datagrams the kernel refused to send.", M.tp->tx_errors);
+	    "UDP datagrams the kernel refused to send.", t.tx_errors);
 	metrics_scalar(out, "osprey_connections_open", "gauge",
 	    "TCP connections open, accepted and opened by us.",
 	    M.tp->nconns);

@@ -525,11 +525,10 @@ worker_stop(void)
 {
 	unsigned	i;
 
-	for (i = 1; i < W.n; i++)
-		if (W.w[i].started)
-			mailbox_post(&W.w[i].mb, quit_run, NULL);
+	/* One at a time: c-ares' library clean-up is not thread-safe. */
 	for (i = 1; i < W.n; i++)
 		if (W.w[i].started) {
+			mailbox_post(&W.w[i].mb, quit_run, NULL);
 			pthread_join(W.w[i].th, NULL);
 			W.w[i].started = false;
 		}
@@ -571,6 +570,7 @@ struct sum {
 	unsigned		 txns, pending, records;
 	size_t			 bytes;
 	uint64_t		 created, timed_out;
+	uint64_t		 rx_datagrams, tx_errors;
 };
 
 static void
@@ -592,6 +592,10 @@ sum_run(void *arg)
 	txn_stats(&c, &t);
 	s->created += c;
 	s->timed_out += t;
+	if (W.w != NULL) {
+		s->rx_datagrams += worker_me()->tp->rx_datagrams;
+		s->tx_errors += worker_me()->tp->tx_errors;
+	}
 }
 
 static struct sum	sums;	/* the main thread's */
@@ -615,6 +619,8 @@ worker_totals(struct worker_totals *t)
 	t->bytes = sums.bytes;
 	t->created = sums.created;
 	t->timed_out = sums.timed_out;
+	t->rx_datagrams = sums.rx_datagrams;
+	t->tx_errors = sums.tx_errors;
 }
 
 struct foreach {

@@ -35,6 +35,7 @@ struct worker_totals {
 	unsigned	 txns, pending, records;
 	size_t		 bytes;
 	uint64_t	 created, timed_out;
+	uint64_t	 rx_datagrams, tx_errors;	/* UDP, every socket */
 };
 
 int	 worker_start(unsigned, struct event_base *, struct tp *,
