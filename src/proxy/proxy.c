@@ -184,77 +184,133 @@ proxy_has_proto(enum tp_proto proto)
 	return (false);
 }
 
-/* A URI that names this proxy itself: host, port and transport. */
+/*
+ * A URI, parsed, that names this proxy itself: host, port and transport.
+ * *side (if not NULL) gets its transport and the connection its flow
+ * token names (proto TP_UDP: none), as our Record-Route put them there.
+ */
 static bool
-uri_is_local(struct slice uri)
+sipuri_is_local(const struct sipuri *u, int *proto_out, struct tp_addr *flow)
 {
-	struct sipuri	u;
 	struct slice	tr;
 	enum tp_proto	proto = TP_UDP;
+	struct tp_addr	f;
 
-	struct tp_addr	flow;
-
-	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0)
+	memset(&f, 0, sizeof(f));
+	if (u->host.len == 0)
 		return (false);
 	/* A user part: only one of our flow tokens (Record-Route). */
-	if (u.user.len > 0 && !proxy_ctx_flow_parse(u.user, &flow))
+	if (u->user.len > 0 && !proxy_ctx_flow_parse(u->user, &f))
 		return (false);
-	if (sipuri_param(&u, "transport", &tr) &&
+	/* The host first: most URIs asked about are someone else's. */
+	if (!proxy_domain_ours(u->host, u->port))
+		return (false);
+	if (sipuri_param(u, "transport", &tr) &&
 	    tp_proto_parse(tr, &proto) == -1)
 		return (false);
-	return (proxy_has_proto(proto) && proxy_domain_ours(u.host, u.port));
+	if (!proxy_has_proto(proto))
+		return (false);
+	if (proto_out != NULL)
+		*proto_out = (int)proto;
+	if (flow != NULL)
+		*flow = f;
+	return (true);
 }
 
 /* Our Record-Route, come back: does it carry the stamp of this dialog? */
 static bool
-stamped(const struct sipmsg *m, struct slice uri)
+stamped(const struct sipmsg *m, const struct sipuri *u)
 {
-	struct sipuri	u;
 	struct slice	v;
 
-	return (sipuri_parse(uri, &u) == 0 && sipuri_param(&u, "osp", &v) &&
-	    auth_stamp_ok(v, m->callid));
+	return (sipuri_param(u, "osp", &v) && auth_stamp_ok(v, m->callid));
 }
 
 /*
- * Route pre-processing (16.4) and the Route set to send (16.6 steps 6-7).
- * Fills routes (MAX_ROUTES of them)/nroutes and ruri; *popped tells
- * whether our own Route was on top, *stamp whether it carried this
- * dialog's stamp.  For a strict next hop *strict_ruri is set (owned by
- * the caller): the last route points into it.  Returns 0, or a status.
+ * What the last of our own Route entries on top of m says of the side
+ * the request goes to (the entry our Record-Route put there for that
+ * side; with two entries, RFC 5658, the second): its transport (-1 when
+ * m does not start with ours) and, in *flow, the connection its flow
+ * token names (proto TP_UDP: none).  proxy_pop_routes() notes it as it
+ * pops them; this reads them again after a strict router's R-URI.
  */
-int
-proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
-    struct slice *ruri, bool *popped, bool *stamp, char **strict_ruri)
+static int
+proxy_route_side(const struct sipmsg *m, struct tp_addr *flow)
 {
-	unsigned	n, i;
+	struct slice	 v[MAX_ROUTES];
+	struct sipuri	 u;
+	unsigned	 i, n;
+	int		 proto = -1;
+
+	memset(flow, 0, sizeof(*flow));
+	n = sipmsg_values(m, SH_ROUTE, v, MAX_ROUTES);
+	for (i = 0; i < n && i < MAX_ROUTES; i++)
+		if (sipuri_parse(hdr_uri(v[i]), &u) == -1 ||
+		    !sipuri_is_local(&u, &proto, flow))
+			break;
+	return (proto);
+}
+
+/*
+ * Route pre-processing (16.4) and the Route set to send (16.6 steps 6-7),
+ * into hop: routes/nroutes, ruri and strict (a strict next hop: the last
+ * route points into it, owned), the Request-URI parsed (ru_rc) and our
+ * side (side_proto, side_flow).  *popped tells whether our own Route was
+ * on top, *stamp whether it carried this dialog's stamp.  Each URI is
+ * parsed once.  Returns 0, or a status.
+ */
+static int
+proxy_pop_routes(const struct sipmsg *m, struct hop *hop, bool *popped,
+    bool *stamp)
+{
+	struct slice	*routes = hop->routes;
+	struct sipuri	 u;
+	unsigned	 n, i, first = 0;
+	bool		 strict_ours = false;
 
 	*popped = false;
 	*stamp = false;
-	*ruri = m->ruri;
+	hop->ruri = m->ruri;
+	hop->ru_rc = 0;
+	hop->side_proto = -1;
+	memset(&hop->side_flow, 0, sizeof(hop->side_flow));
 	n = sipmsg_values(m, SH_ROUTE, routes, MAX_ROUTES);
 	if (n > MAX_ROUTES)
 		return (400);
 	/* A strict router before us put our Record-Route in the R-URI. */
-	if (n > 0 && uri_is_local(m->ruri)) {
-		*stamp = stamped(m, m->ruri);
-		*ruri = hdr_uri(routes[n - 1]);
-		if (!sipuri_fits_ruri(*ruri))
-			return (400);	/* it goes in our request line */
-		n--;
+	if (n > 0) {
+		hop->ru_rc = sipuri_parse(m->ruri, &hop->ru) == 0 ? 1 : -1;
+		if (hop->ru_rc == 1 && sipuri_is_local(&hop->ru, NULL, NULL)) {
+			*stamp = stamped(m, &hop->ru);
+			hop->ruri = hdr_uri(routes[n - 1]);
+			hop->ru_rc = 0;
+			/* It goes in our request line. */
+			if (!sipuri_fits_ruri(hop->ruri))
+				return (400);
+			n--;
+			*popped = true;
+			strict_ours = true;
+		}
+	}
+	/* Ours on top: popped; the last one names the side it goes to. */
+	while (first < n && sipuri_parse(hdr_uri(routes[first]), &u) == 0 &&
+	    sipuri_is_local(&u, &hop->side_proto, &hop->side_flow)) {
+		*stamp = *stamp || stamped(m, &u);
+		first++;
 		*popped = true;
 	}
-	while (n > 0 && uri_is_local(hdr_uri(routes[0]))) {
-		*stamp = *stamp || stamped(m, hdr_uri(routes[0]));
-		memmove(routes, routes + 1, (n - 1) * sizeof(*routes));
-		n--;
-		*popped = true;
+	if (strict_ours && first == n) {
+		/* The R-URI's Route was the last value: read them again. */
+		hop->side_proto = proxy_route_side(m, &hop->side_flow);
+	}
+	if (first > 0) {
+		memmove(routes, routes + first, (n - first) * sizeof(*routes));
+		n -= first;
 	}
 	if (n > 0) {
-		struct sipuri	u;
-		struct slice	first = hdr_uri(routes[0]);
+		struct slice	first_uri = hdr_uri(routes[0]);
 
-		if (sipuri_parse(first, &u) == -1)
+		if (sipuri_parse(first_uri, &u) == -1)
 			return (400);
 		if (!sipuri_param(&u, "lr", NULL)) {
 			/* Next hop is a strict router: R-URI goes last. */
@@ -266,26 +322,49 @@ proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
 			 * ("Route: sip: @host", fuzzer) broke the request
 			 * line we sent.
 			 */
-			if (!sipuri_fits_ruri(first) ||
-			    !sipuri_printable(*ruri))
+			if (!sipuri_fits_ruri(first_uri) ||
+			    !sipuri_printable(hop->ruri))
 				return (400);
 
-			buf_init(&b, ruri->len + 3);
+			buf_init(&b, hop->ruri.len + 3);
 			buf_add(&b, "<", 1);
-			buf_add(&b, ruri->p, ruri->len);
+			buf_add(&b, hop->ruri.p, hop->ruri.len);
 			buf_add(&b, ">", 1);
-			*strict_ruri = buf_steal(&b, NULL);
-			*ruri = first;
+			hop->strict = buf_steal(&b, NULL);
+			hop->ruri = first_uri;
+			hop->ru = u;
+			hop->ru_rc = 1;
 			memmove(routes, routes + 1, (n - 1) * sizeof(*routes));
-			routes[n - 1] = (struct slice){ *strict_ruri,
-			    strlen(*strict_ruri) };
+			routes[n - 1] = (struct slice){ hop->strict,
+			    strlen(hop->strict) };
 		}
 	}
-	*nroutes = n;
+	hop->nroutes = n;
 	for (i = 0; i < n; i++)
 		if (routes[i].len == 0)
 			return (400);
 	return (0);
+}
+
+/*
+ * proxy_pop_routes() for the unit tests: routes (MAX_ROUTES of them),
+ * nroutes, ruri, and *strict_ruri (owned by the caller).
+ */
+int
+proxy_routes(const struct sipmsg *m, struct slice *routes, unsigned *nroutes,
+    struct slice *ruri, bool *popped, bool *stamp, char **strict_ruri)
+{
+	struct hop	hop;
+	int		rc;
+
+	hop.strict = NULL;
+	hop.nroutes = 0;
+	rc = proxy_pop_routes(m, &hop, popped, stamp);
+	memcpy(routes, hop.routes, sizeof(hop.routes));
+	*nroutes = hop.nroutes;
+	*ruri = hop.ruri;
+	*strict_ruri = hop.strict;
+	return (rc);
 }
 
 /* A refusal decided: the status and its reason phrase. */
@@ -298,62 +377,31 @@ proxy_decide_reject(struct hop *hop, int code)
 }
 
 /*
- * What the last of our own Route entries on top of m says of the side
- * the request goes to (the entry our Record-Route put there for that
- * side; with two entries, RFC 5658, the second): its transport (-1 when
- * m does not start with ours) and, in *flow, the connection its flow
- * token names (proto TP_UDP: none).
- */
-static int
-proxy_route_side(const struct sipmsg *m, struct tp_addr *flow)
-{
-	struct slice	 v[MAX_ROUTES], tr;
-	struct sipuri	 u;
-	enum tp_proto	 p;
-	unsigned	 i, n;
-	int		 proto = -1;
-
-	memset(flow, 0, sizeof(*flow));
-	n = sipmsg_values(m, SH_ROUTE, v, MAX_ROUTES);
-	for (i = 0; i < n && i < MAX_ROUTES; i++) {
-		if (!uri_is_local(hdr_uri(v[i])) ||
-		    sipuri_parse(hdr_uri(v[i]), &u) == -1)
-			break;
-		p = TP_UDP;
-		if (sipuri_param(&u, "transport", &tr))
-			(void)tp_proto_parse(tr, &p);
-		proto = (int)p;
-		if (u.user.len == 0 || !proxy_ctx_flow_parse(u.user, flow))
-			memset(flow, 0, sizeof(*flow));
-	}
-	return (proto);
-}
-
-/*
- * One next hop, uri: DEC_HOP, or DEC_REJECT if it names no destination.
- * Through our Route entries (side != NULL): a flow token there wins (the
- * peer's own connection; 430 when it is gone, RFC 5626 5.3), else a URI
- * without a transport of its own goes over the transport they name (what
- * the request to that side took when the dialog began).
+ * One next hop, u (parsed): DEC_HOP, or DEC_REJECT if it names no
+ * destination.  Through our Route entries (side): a flow token there
+ * wins (the peer's own connection; 430 when it is gone, RFC 5626 5.3),
+ * else a URI without a transport of its own goes over the transport they
+ * name (what the request to that side took when the dialog began).
  */
 static enum decision
-proxy_decide_dest(struct hop *hop, struct slice uri, const struct sipmsg *m)
+proxy_decide_dest(struct hop *hop, const struct sipuri *u, bool side)
 {
-	struct tp_addr	 flow;
-	int		 proto, via = m != NULL ? proxy_route_side(m, &flow) : -1;
+	const struct tp_addr	*flow = &hop->side_flow;
+	int			 proto, via = side ? hop->side_proto : -1;
 
-	hop->code = dest_from_uri(uri, &hop->dest, hop->err, sizeof(hop->err));
+	hop->code = dest_from_sipuri(u, &hop->dest, hop->err,
+	    sizeof(hop->err));
 	if (hop->code != 0)
 		return (hop->d = DEC_REJECT);
-	if (via >= 0 && flow.len != 0) {
-		if (!tp_conn_alive(P.tp, &flow)) {
+	if (via >= 0 && flow->len != 0) {
+		if (!tp_conn_alive(P.tp, flow)) {
 			hop->code = 430;
 			snprintf(hop->err, sizeof(hop->err), "Flow Failed");
 			return (hop->d = DEC_REJECT);
 		}
 		hop->dest.numeric = true;
-		hop->dest.addr = flow;
-		hop->dest.proto = flow.proto;
+		hop->dest.addr = *flow;
+		hop->dest.proto = flow->proto;
 		return (hop->d = DEC_HOP);
 	}
 	if (via >= 0 && hop->dest.proto == -1) {
@@ -397,8 +445,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	hop->dest.port = 0;
 	hop->dest.proto = -1;
 	hop->dest.sips = false;
-	if ((rc = proxy_routes(m, hop->routes, &hop->nroutes, &hop->ruri,
-	    &popped, &stamp, &hop->strict)) != 0) {
+	if ((rc = proxy_pop_routes(m, hop, &popped, &stamp)) != 0) {
 		snprintf(hop->err, sizeof(hop->err), "Bad Route header");
 		hop->code = rc;
 		return (hop->d = DEC_REJECT);
@@ -413,19 +460,25 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	if (hop->nroutes > 0) {
 		/* A strict next hop is in the R-URI now (16.6 step 7). */
 		hop->foreign = !popped;
-		return (proxy_decide_dest(hop, hop->strict != NULL ?
-		    hop->ruri : hdr_uri(hop->routes[0]), popped ? m : NULL));
+		if (hop->strict != NULL)
+			u = hop->ru;	/* parsed by proxy_pop_routes() */
+		else if (sipuri_parse(hdr_uri(hop->routes[0]), &u) == -1)
+			u.host.len = 0;
+		return (proxy_decide_dest(hop, &u, popped));
 	}
-	if (sipuri_parse(hop->ruri, &u) == -1) {
+	if (hop->ru_rc == 0)
+		hop->ru_rc = sipuri_parse(hop->ruri, &hop->ru) == 0 ? 1 : -1;
+	if (hop->ru_rc == -1) {
 		snprintf(hop->err, sizeof(hop->err), "Bad Request-URI");
 		hop->code = 400;
 		return (hop->d = DEC_REJECT);
 	}
+	u = hop->ru;
 	ours = proxy_ctx_domain(u.host, u.port, &hop->domain);
 	if (popped && !ours) {
 		/* In dialog, through our Record-Route: to the R-URI. */
 		hop->foreign = !hop->dialog;
-		return (proxy_decide_dest(hop, hop->ruri, m));
+		return (proxy_decide_dest(hop, &u, true));
 	}
 	/* 10.2 wants no user in a REGISTER's R-URI; some send one anyway. */
 	if (ours && m->method == SM_REGISTER && registrar_enabled())
@@ -446,7 +499,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	if (ours)
 		return (proxy_decide_reject(hop, 404));
 	hop->foreign = true;
-	return (proxy_decide_dest(hop, hop->ruri, NULL));
+	return (proxy_decide_dest(hop, &u, false));
 }
 
 /*
@@ -560,9 +613,9 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 {
 	struct hop	 hop;
 	struct tp_sock	*out;
-	char		*topvia, *bytes, branch[64];
+	char		*bytes, branch[64], kstore[256], tvstore[256];
 	uint64_t	 h;
-	struct buf	 k;
+	struct buf	 k, tv;
 	size_t		 len;
 
 	if (m->max_forwards == 0) {
@@ -588,7 +641,7 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 		goto done;
 	}
 	/* The same branch for every retransmission of this ACK (16.11). */
-	buf_init(&k, 256);
+	buf_init_on(&k, kstore, sizeof(kstore));
 	buf_add(&k, m->branch.p, m->branch.len);
 	buf_add(&k, m->callid.p, m->callid.len);
 	buf_addu(&k, m->cseq);
@@ -600,11 +653,12 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	    sock;
 	if (out == NULL)
 		goto done;
-	topvia = proxy_ctx_topvia(m, src);
+	buf_init_on(&tv, tvstore, sizeof(tvstore));
+	proxy_ctx_topvia_buf(m, src, &tv);
 	bytes = proxy_fork_bytes(m, sock, out, src, hop.dest.numeric ?
-	    &hop.dest.addr : NULL, branch, topvia, hop.ruri, hop.routes,
+	    &hop.dest.addr : NULL, branch, tv.p, hop.ruri, hop.routes,
 	    hop.nroutes, &len);
-	free(topvia);
+	buf_cleanup(&tv);
 	proxy_ctx_send(out, &hop.dest, bytes, len);
 	log_debug("proxy " SLICE_FMT ": %s forwarded statelessly",
 	    SLICE_ARG(m->callid), sip_method_name(m->method));

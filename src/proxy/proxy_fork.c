@@ -243,14 +243,31 @@ branch_timeout(void *arg)
 static struct branch *
 branch_new(struct pctx *ctx, struct slice ruri, const struct target *t)
 {
-	struct branch	*b = xcalloc(1, sizeof(*b));
+	struct branch	*b;
 
-	ctx->br = xrealloc(ctx->br, (ctx->nbr + 1) * sizeof(*ctx->br));
+	if (ctx->nbr == 0) {	/* the first: in the context */
+		b = &ctx->first;
+		memset(b, 0, sizeof(*b));
+		ctx->br = ctx->br_in;
+	} else {
+		b = xcalloc(1, sizeof(*b));
+		if (ctx->br == ctx->br_in) {
+			ctx->br = xcalloc(ctx->nbr + 1, sizeof(*ctx->br));
+			memcpy(ctx->br, ctx->br_in, sizeof(ctx->br_in));
+		} else
+			ctx->br = xrealloc(ctx->br, (ctx->nbr + 1) *
+			    sizeof(*ctx->br));
+	}
 	ctx->br[ctx->nbr] = b;
 	b->ctx = ctx;
 	b->idx = ctx->nbr++;
 	b->target = t;
-	b->ruri = xstrndup(ruri.p, ruri.len);
+	if (ruri.len < sizeof(b->ruri_in)) {
+		memcpy(b->ruri_in, ruri.p, ruri.len);
+		b->ruri_in[ruri.len] = '\0';
+		b->ruri = b->ruri_in;
+	} else
+		b->ruri = xstrndup(ruri.p, ruri.len);
 	timer_init(&b->timeout, P.base, branch_timeout, b);
 	return (b);
 }
@@ -314,11 +331,10 @@ branch_send(struct branch *b)
 			    b->nroutes : ctx->nroutes, &len);
 		}
 	}
-	b->ct = txn_client_new_named(m->method == SM_INVITE ? TXN_ICT :
-	    TXN_NICT, (struct slice){ branch, strlen(branch) }, m->method_s,
+	b->ct = txn_client_start(m->method == SM_INVITE ? TXN_ICT : TXN_NICT,
+	    (struct slice){ branch, strlen(branch) }, m->method_s, m->callid,
 	    bytes, len, out, addr, b->tls_name, ctx, (int)b->idx);
 	ctx->refs++;
-	txn_set_callid(b->ct, m->callid);
 	if (m->method == SM_INVITE)
 		txn_client_arm_c(b->ct);
 	if (b->target != NULL && b->target->timeout_ms > 0)

@@ -47,6 +47,7 @@ struct branch {
 	char			*tls_name;	/* owned: the name resolved */
 	bool			 may_upgrade;	/* no transport asked: 18.1.1 */
 	bool			 upgraded;	/* UDP became TCP for its size */
+	char			 ruri_in[64];	/* ruri when it fits */
 };
 
 #define LOC_MAX_PATH	8
@@ -94,6 +95,14 @@ struct pctx {
 	struct loc_target	*loc;		/* owned: highest q first */
 	unsigned		 nloc;
 	unsigned		 loc_next;	/* the next q group */
+	/*
+	 * Most contexts have one branch: it lives here, in the context's
+	 * own allocation (br is br_in then).  The struct stays within
+	 * malloc's small sizes (tcache, up to 1 KB): a larger one cost more
+	 * than the allocation it saved.
+	 */
+	struct branch		*br_in[1];
+	struct branch		 first;
 };
 
 /* proxy_ctx.c: the state every file of the core shares. */
@@ -130,6 +139,8 @@ bool	 proxy_ctx_branch_ours(struct slice, struct slice, struct dest *);
 void	 proxy_ctx_sl_tag(const struct sipmsg *, char *, size_t);
 bool	 proxy_ctx_sl_tag_ours(struct slice);
 char	*proxy_ctx_topvia(const struct sipmsg *, const struct tp_addr *);
+void	 proxy_ctx_topvia_buf(const struct sipmsg *, const struct tp_addr *,
+	    struct buf *);
 void	 proxy_ctx_count_sent(int, bool);
 void	 proxy_ctx_count_challenge(int);
 bool	 proxy_ctx_domain(struct slice, uint16_t, struct slice *);
@@ -198,6 +209,11 @@ struct hop {
 	struct route	*route;		/* DEC_ROUTE */
 	struct slice	 user;		/* DEC_LOCATION */
 	struct slice	 domain;	/* DEC_LOCATION: ours, canonical */
+	/* Parsed once by proxy_decide(), for its later steps. */
+	struct sipuri	 ru;		/* ruri, when ru_rc is 1 */
+	int		 ru_rc;		/* 0 not parsed, 1 good, -1 bad */
+	int		 side_proto;	/* our last Route's transport, -1 */
+	struct tp_addr	 side_flow;	/* and its flow (len 0: none) */
 };
 
 int	 proxy_routes(const struct sipmsg *, struct slice *, unsigned *,

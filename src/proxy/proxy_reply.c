@@ -34,23 +34,24 @@ proxy_reply_sl(const struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src, int code, const char *reason,
     const char *extra, bool challenge)
 {
-	struct buf	 b, ex;
+	struct buf	 b, ex, tv;
 	struct tp_addr	 peer;
-	char		*topvia, tag[24];
+	char		 tag[24], tvstore[256], exstore[256], bstore[1024];
 	struct slice	 top;
 
-	topvia = proxy_ctx_topvia(m, src);
-	top = (struct slice){ topvia, strlen(topvia) };
+	buf_init_on(&tv, tvstore, sizeof(tvstore));
+	proxy_ctx_topvia_buf(m, src, &tv);
+	top = (struct slice){ tv.p, strlen(tv.p) };
 	proxy_ctx_sl_tag(m, tag, sizeof(tag));
-	buf_init(&ex, 128);
+	buf_init_on(&ex, exstore, sizeof(exstore));
 	proxy_reply_extra(code, extra, &ex);
-	buf_init(&b, 512);
+	buf_init_on(&b, bstore, sizeof(bstore));
 	sipbuild_reply(m, code, reason, tag, &top, ex.p, &b);
 	txn_server_peer(m, src, &peer);
 	tp_send(sock, &peer, b.p, b.len);
 	buf_cleanup(&b);
 	buf_cleanup(&ex);
-	free(topvia);
+	buf_cleanup(&tv);
 	if (challenge)
 		proxy_ctx_count_challenge(code);
 	else
@@ -82,11 +83,11 @@ proxy_reply_st(struct txn *st, const char *topvia, int code,
 {
 	struct buf	 b, ex;
 	struct slice	 top = { topvia, strlen(topvia) };
-	char		 tag[24], *bytes;
+	char		 tag[24], *bytes, exstore[256];
 	size_t		 len;
 
 	proxy_ctx_token(tag, sizeof(tag));
-	buf_init(&ex, 128);
+	buf_init_on(&ex, exstore, sizeof(exstore));
 	proxy_reply_extra(code, extra, &ex);
 	buf_init(&b, 512);
 	sipbuild_reply(st->req, code, reason, tag, &top, ex.p, &b);
@@ -103,10 +104,13 @@ proxy_reply_new_st(struct sipmsg *m, struct tp_sock *sock,
     const char *extra)
 {
 	struct txn	*st = txn_server_new(m, sock, src);
-	char		*topvia = proxy_ctx_topvia(m, src);
+	struct buf	 tv;
+	char		 tvstore[256];
 
-	proxy_reply_st(st, topvia, code, reason, extra);
-	free(topvia);
+	buf_init_on(&tv, tvstore, sizeof(tvstore));
+	proxy_ctx_topvia_buf(m, src, &tv);
+	proxy_reply_st(st, tv.p, code, reason, extra);
+	buf_cleanup(&tv);
 }
 
 /* A response is relayed only if a Via remains once ours is gone (16.7). */

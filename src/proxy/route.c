@@ -59,6 +59,50 @@ route_add(struct route_table *rt, const char *user, const char *domain,
 }
 
 /*
+ * tp_addr_set() for a dotted-quad IPv4 host without inet_pton() (it runs
+ * for every next hop): exactly what inet_pton() takes, four decimal parts
+ * of at most 255 without leading zeros; anything else goes to
+ * tp_addr_set().  0, or -1 when it is no address.
+ */
+int
+dest_addr_set(struct tp_addr *a, struct slice host, uint16_t port)
+{
+	struct sockaddr_in	sin;
+	unsigned char		b[4];
+	unsigned		part = 0, v = 0, digits = 0;
+	size_t			i;
+
+	for (i = 0; i < host.len; i++) {
+		unsigned char	c = (unsigned char)host.p[i];
+
+		if (c >= '0' && c <= '9') {
+			if (digits > 0 && v == 0)
+				goto other;	/* a leading zero */
+			v = v * 10 + (c - '0');
+			if (++digits > 3 || v > 255)
+				goto other;
+		} else if (c == '.' && digits > 0 && part < 3) {
+			b[part++] = (unsigned char)v;
+			v = digits = 0;
+		} else
+			goto other;
+	}
+	if (part != 3 || digits == 0)
+		goto other;
+	b[3] = (unsigned char)v;
+	memset(a, 0, sizeof(*a));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	memcpy(&sin.sin_addr, b, 4);
+	memcpy(&a->ss, &sin, sizeof(sin));
+	a->len = sizeof(sin);
+	return (0);
+other:
+	return (tp_addr_set(a, host, port));
+}
+
+/*
  * Where a URI sends us (RFC 3263 without NAPTR: UDP only): maddr or host,
  * numeric or a name to resolve.  Returns 0, or a status with err set.
  */
@@ -66,12 +110,24 @@ int
 dest_from_uri(struct slice uri, struct dest *d, char *err, size_t errlen)
 {
 	struct sipuri	u;
-	struct slice	tr, maddr, host;
-	enum tp_proto	proto = TP_UDP;
+
+	if (sipuri_parse(uri, &u) == -1)
+		u.host.len = 0;
+	return (dest_from_sipuri(&u, d, err, errlen));
+}
+
+/* The same for a URI parsed already (u->host empty: it did not parse). */
+int
+dest_from_sipuri(const struct sipuri *up, struct dest *d, char *err,
+    size_t errlen)
+{
+	const struct sipuri	u = *up;
+	struct slice		tr, maddr, host;
+	enum tp_proto		proto = TP_UDP;
 
 	memset(d, 0, sizeof(*d));
 	d->proto = -1;
-	if (sipuri_parse(uri, &u) == -1 || u.host.len == 0) {
+	if (u.host.len == 0) {
 		snprintf(err, errlen, "Bad next hop URI");
 		return (400);
 	}
@@ -93,7 +149,7 @@ dest_from_uri(struct slice uri, struct dest *d, char *err, size_t errlen)
 	if (sipuri_param(&u, "maddr", &maddr) && maddr.len > 0)
 		host = maddr;
 	proto = d->proto == -1 ? TP_UDP : (enum tp_proto)d->proto;
-	if (tp_addr_set(&d->addr, host, u.port ? u.port : proto == TP_TLS ?
+	if (dest_addr_set(&d->addr, host, u.port ? u.port : proto == TP_TLS ?
 	    5061 : 5060) == 0) {
 		d->addr.proto = (uint8_t)proto;
 		d->numeric = true;

@@ -91,7 +91,10 @@ const struct route *route_match(const struct route_table *, struct slice,
 		     struct slice);
 unsigned	 route_order(struct route *, struct slice, unsigned *);
 void		 route_table_free(struct route_table *);
+int		 dest_addr_set(struct tp_addr *, struct slice, uint16_t);
 int		 dest_from_uri(struct slice, struct dest *, char *, size_t);
+int		 dest_from_sipuri(const struct sipuri *, struct dest *, char *,
+		     size_t);
 const char	*route_fork_name(enum fork_mode);
 const char	*route_balance_name(enum balance);
 

@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,10 +114,18 @@ static _Thread_local struct {
 	struct event		*tm;		/* c-ares' next timeout */
 	struct sockev		*socks;
 	struct resolve_req	*reqs;
-	struct cache_entry	*cache;
-	unsigned		 ncache;
 	uint64_t		 lookups;
 } R;
+
+/*
+ * The answers, for every worker's resolver alike (one cache for the
+ * process, as one loop had): under mu; a lookup copies what it takes.
+ */
+static struct {
+	pthread_mutex_t		 mu;
+	struct cache_entry	*cache;
+	unsigned		 ncache;
+} RC = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static bool	req_run(struct resolve_req *);
 
@@ -233,7 +242,7 @@ cache_unlink(struct cache_entry **pp)
 	free(c->key);
 	free(c->recs);
 	free(c);
-	R.ncache--;
+	RC.ncache--;
 }
 
 /* Expired entries go as the list is walked. */
@@ -243,7 +252,7 @@ cache_find(const char *key)
 	struct cache_entry	*c, **pp;
 	uint64_t		 now = timer_now_ms();
 
-	for (pp = &R.cache; (c = *pp) != NULL; ) {
+	for (pp = &RC.cache; (c = *pp) != NULL; ) {
 		if (c->expires_ms <= now) {
 			cache_unlink(pp);
 			continue;
@@ -255,6 +264,10 @@ cache_find(const char *key)
 	return (NULL);
 }
 
+/*
+ * The records point into the cache: for the unit tests, on one thread;
+ * the resolver itself copies them out under the lock (cache_take()).
+ */
 bool
 resolver_cache_get(const char *name, unsigned type, const void **recs,
     unsigned *n)
@@ -263,7 +276,10 @@ resolver_cache_get(const char *name, unsigned type, const void **recs,
 	char			 key[300];
 
 	make_key(key, sizeof(key), name, type);
-	if ((c = cache_find(key)) == NULL) {
+	pthread_mutex_lock(&RC.mu);
+	c = cache_find(key);
+	pthread_mutex_unlock(&RC.mu);
+	if (c == NULL) {
 		*recs = NULL;
 		*n = 0;
 		return (false);
@@ -291,13 +307,16 @@ resolver_cache_put(const char *name, unsigned type, const void *recs,
 	if (ttl == 0)
 		return;
 	make_key(key, sizeof(key), name, type);
-	for (pp = &R.cache; *pp != NULL; pp = &(*pp)->next)
+	pthread_mutex_lock(&RC.mu);
+	for (pp = &RC.cache; *pp != NULL; pp = &(*pp)->next)
 		if (strcmp((*pp)->key, key) == 0) {
 			cache_unlink(pp);	/* a newer answer */
 			break;
 		}
-	if (R.ncache >= RESOLVER_CACHE_MAX)
+	if (RC.ncache >= RESOLVER_CACHE_MAX) {
+		pthread_mutex_unlock(&RC.mu);
 		return;
+	}
 	c = xcalloc(1, sizeof(*c));
 	c->key = xstrdup(key);
 	if (n > 0) {
@@ -306,15 +325,21 @@ resolver_cache_put(const char *name, unsigned type, const void *recs,
 	}
 	c->n = n;
 	c->expires_ms = timer_now_ms() + (uint64_t)ttl * 1000;
-	c->next = R.cache;
-	R.cache = c;
-	R.ncache++;
+	c->next = RC.cache;
+	RC.cache = c;
+	RC.ncache++;
+	pthread_mutex_unlock(&RC.mu);
 }
 
 unsigned
 resolver_cache_size(void)
 {
-	return (R.ncache);
+	unsigned	n;
+
+	pthread_mutex_lock(&RC.mu);
+	n = RC.ncache;
+	pthread_mutex_unlock(&RC.mu);
+	return (n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -642,6 +667,21 @@ rrset_set(struct rrset *rr, unsigned type, const void *recs, unsigned n)
 	}
 }
 
+/* A cached answer into rr, copied under the lock; false: none. */
+static bool
+cache_take(const char *name, unsigned type, struct rrset *rr)
+{
+	struct cache_entry	*c;
+	char			 key[300];
+
+	make_key(key, sizeof(key), name, type);
+	pthread_mutex_lock(&RC.mu);
+	if ((c = cache_find(key)) != NULL)
+		rrset_set(rr, type, c->recs, c->n);
+	pthread_mutex_unlock(&RC.mu);
+	return (c != NULL);
+}
+
 /* The end of an answer: cache it, and go on once the step has all. */
 static void
 ask_done(struct ask *a, int status, const void *recs, unsigned n,
@@ -786,15 +826,11 @@ req_ask(struct resolve_req *r, struct rrset *rr, const char *name,
     unsigned type)
 {
 	struct ares_addrinfo_hints	 hints;
-	const void			*recs;
 	struct ask			*a;
-	unsigned			 n;
 	size_t				 len = strlen(name);
 
-	if (resolver_cache_get(name, type, &recs, &n)) {
-		rrset_set(rr, type, recs, n);
+	if (cache_take(name, type, rr))
 		return;
-	}
 	a = xmalloc(sizeof(*a) + len + 1);
 	a->req = r;
 	a->rr = rr;
@@ -1215,8 +1251,10 @@ resolver_shutdown(void)
 		req_free(r);
 	}
 	R.reqs = NULL;
-	while (R.cache != NULL)
-		cache_unlink(&R.cache);
+	pthread_mutex_lock(&RC.mu);
+	while (RC.cache != NULL)
+		cache_unlink(&RC.cache);
+	pthread_mutex_unlock(&RC.mu);
 	for (s = R.socks; s != NULL; s = sn) {
 		sn = s->next;
 		if (s->ev != NULL)

@@ -111,6 +111,7 @@ struct txn {
 	bool		 rec;		/* a compact record: nothing below */
 	bool		 detached;	/* done: the owner let it go */
 	bool		 open;		/* counted in txn_open() */
+	bool		 callid_inline;	/* callid in the txn's allocation */
 	char		 id[24];
 	/* The mark: a full transaction only, from here on. */
 	struct tp_sock	*sock;
@@ -165,7 +166,7 @@ struct txn	*txn_match_cancel(const struct sipmsg *);
 struct txn	*txn_match_response(const struct sipmsg *);
 
 /* Table internals for txn_server.c / txn_client.c. */
-struct txn	*txn_alloc(enum txn_kind, struct buf *key);
+struct txn	*txn_alloc(enum txn_kind, struct buf *key, struct slice);
 void		 txn_enter(struct txn *, enum txn_state);
 void		 txn_xmit(struct txn *);
 void		 txn_set_callid(struct txn *, struct slice);
@@ -190,6 +191,9 @@ struct txn	*txn_client_new(enum txn_kind, struct slice branch,
 		     struct slice method, char *, size_t, struct tp_sock *,
 		     const struct tp_addr *, void *, int);
 struct txn	*txn_client_new_named(enum txn_kind, struct slice,
+		     struct slice, char *, size_t, struct tp_sock *,
+		     const struct tp_addr *, const char *, void *, int);
+struct txn	*txn_client_start(enum txn_kind, struct slice, struct slice,
 		     struct slice, char *, size_t, struct tp_sock *,
 		     const struct tp_addr *, const char *, void *, int);
 void		 txn_client_response(struct txn *, const struct sipmsg *);

@@ -28,12 +28,27 @@ txn_client_new_named(enum txn_kind kind, struct slice branch,
     struct slice method, char *bytes, size_t len, struct tp_sock *sock,
     const struct tp_addr *peer, const char *name, void *owner, int slot)
 {
+	return (txn_client_start(kind, branch, method, (struct slice){ NULL,
+	    0 }, bytes, len, sock, peer, name, owner, slot));
+}
+
+/*
+ * The same with the Call-ID it logs (callid.p NULL: none), kept in the
+ * transaction's own allocation.
+ */
+struct txn *
+txn_client_start(enum txn_kind kind, struct slice branch,
+    struct slice method, struct slice callid, char *bytes, size_t len,
+    struct tp_sock *sock, const struct tp_addr *peer, const char *name,
+    void *owner, int slot)
+{
 	struct buf	 k;
 	struct txn	*t;
+	char		 stack[128];
 
-	buf_init(&k, 96);
+	buf_init_on(&k, stack, sizeof(stack));
 	txn_key_client(branch, method, &k);
-	t = txn_alloc(kind, &k);
+	t = txn_alloc(kind, &k, callid);
 	t->out = bytes;
 	t->outlen = len;
 	t->sock = sock;
@@ -85,12 +100,10 @@ send_cancel(struct txn *t)
 	buf_init(&b, 512);
 	sipbuild_cancel(inv, t->cancel_reason, &b);
 	bytes = buf_steal(&b, &len);
-	ct = txn_client_new(TXN_NICT, inv->branch,
-	    (struct slice){ "CANCEL", 6 }, bytes, len, t->sock, &t->peer,
-	    NULL, 0);
-	if (t->callid != NULL)
-		txn_set_callid(ct, (struct slice){ t->callid,
-		    strlen(t->callid) });
+	ct = txn_client_start(TXN_NICT, inv->branch,
+	    (struct slice){ "CANCEL", 6 }, (struct slice){ t->callid,
+	    t->callid != NULL ? strlen(t->callid) : 0 }, bytes, len, t->sock,
+	    &t->peer, NULL, NULL, 0);
 	sipmsg_free(inv);
 	t->cancel_sent = true;
 	t->cancel_pending = false;

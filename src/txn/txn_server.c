@@ -17,14 +17,26 @@ void
 txn_server_peer(const struct sipmsg *m, const struct tp_addr *src,
     struct tp_addr *peer)
 {
-	char	ip[INET6_ADDRSTRLEN];
+	char		 ip[INET6_ADDRSTRLEN];
+	uint16_t	 port = m->via_port ? m->via_port : 5060;
 
 	*peer = *src;
 	if (src->proto != TP_UDP || m->via_rport)
 		return;
+	if (src->ss.ss_family == AF_INET) {
+		/* What tp_addr_set() makes of its text, without the text. */
+		struct sockaddr_in	sin;
+
+		memcpy(&sin, &src->ss, sizeof(sin));
+		memset(peer, 0, sizeof(*peer));
+		sin.sin_port = htons(port);
+		memset(sin.sin_zero, 0, sizeof(sin.sin_zero));
+		memcpy(&peer->ss, &sin, sizeof(sin));
+		peer->len = sizeof(sin);
+		return;
+	}
 	tp_addr_ip(src, ip, sizeof(ip));
-	tp_addr_set(peer, (struct slice){ ip, strlen(ip) },
-	    m->via_port ? m->via_port : 5060);
+	tp_addr_set(peer, (struct slice){ ip, strlen(ip) }, port);
 }
 
 /*
@@ -54,14 +66,15 @@ txn_server_new(struct sipmsg *req, struct tp_sock *sock,
 {
 	struct buf	 k;
 	struct txn	*t;
+	char		 stack[256];
 
-	buf_init(&k, 128);
+	buf_init_on(&k, stack, sizeof(stack));
 	txn_key_server(req, SM_OTHER, &k);
-	t = txn_alloc(req->method == SM_INVITE ? TXN_IST : TXN_NIST, &k);
+	t = txn_alloc(req->method == SM_INVITE ? TXN_IST : TXN_NIST, &k,
+	    req->callid);
 	t->req = req;
 	t->cseq = req->cseq;
 	t->method = (uint8_t)req->method;
-	txn_set_callid(t, req->callid);
 	t->sock = sock;
 	txn_server_peer(req, src, &t->peer);
 	t->alt = txn_server_alt(req, src);

@@ -111,7 +111,8 @@ txn_free(struct txn *t)
 	sipmsg_free(t->req);
 	free(t->out);
 	free(t->cancel_reason);
-	free(t->callid);
+	if (!t->callid_inline)
+		free(t->callid);
 	free(t->tls_name);
 	free(t->alt);
 	free(t);
@@ -635,13 +636,15 @@ txn_key_server(const struct sipmsg *m, enum sip_method as, struct buf *k)
 		buf_add(k, "s|", 2);
 		key_add(k, m->branch);
 		key_add(k, m->via_host);
-		buf_addf(k, "%u|", m->via_port ? m->via_port : 5060);
+		buf_addu(k, m->via_port ? m->via_port : 5060);
+		buf_add(k, "|", 1);
 	} else {
 		buf_add(k, "o|", 2);
 		key_add(k, m->ruri);
 		key_add(k, m->from_tag);
 		key_add(k, m->callid);
-		buf_addf(k, "%u|", m->cseq);
+		buf_addu(k, m->cseq);
+		buf_add(k, "|", 1);
 		key_add(k, m->via);
 	}
 	buf_add(k, ms.p, ms.len);
@@ -724,6 +727,19 @@ txn_match_response(const struct sipmsg *m)
 	return (t);
 }
 
+/* n in hex, no leading zeros, NUL terminated (at most 17 bytes). */
+static void
+txn_fmt_xid(char *out, unsigned long long n)
+{
+	char	hex[17];
+	size_t	i = 0;
+
+	fmt_hex64(hex, n);
+	while (i < 15 && hex[i] == '0')
+		i++;
+	memcpy(out, hex + i, 17 - i);
+}
+
 static void txn_retx_fire(struct txn *);
 static void txn_life_fire(struct txn *);
 static void txn_c_fire(struct txn *);
@@ -731,22 +747,34 @@ static void txn_timer_fire(void *);
 
 /*
  * A new transaction, linked into the table under key (emptied), which is
- * kept in the same allocation.
+ * kept in the same allocation, and so is its Call-ID (callid.p NULL: none).
  */
 struct txn *
-txn_alloc(enum txn_kind kind, struct buf *key)
+txn_alloc(enum txn_kind kind, struct buf *key, struct slice callid)
 {
 	size_t		 klen = key->len;	/* may hold a NUL: keep it */
-	struct txn	*t = xcalloc(1, sizeof(*t) + klen + 1);
+	size_t		 clen = callid.p != NULL ? callid.len + 1 : 0;
+	struct txn	*t = xmalloc(sizeof(*t) + klen + 1 + clen);
 	unsigned	 i;
+	char		*p;
 
+	memset(t, 0, sizeof(*t));
 	t->kind = kind;
 	t->ops = &T.ops;
 	memcpy(t->keybuf, key->p, klen);
+	t->keybuf[klen] = '\0';
 	t->key = t->keybuf;
+	if (clen > 0) {
+		t->callid = t->keybuf + klen + 1;
+		memcpy(t->callid, callid.p, callid.len);
+		t->callid[callid.len] = '\0';
+		t->callid_inline = true;
+	}
 	buf_cleanup(key);
-	snprintf(t->id, sizeof(t->id), "%s-%llx", kind_names[kind],
-	    (unsigned long long)++T.serial);
+	/* "%s-%llx" without printf: this runs for every transaction. */
+	p = stpcpy(t->id, kind_names[kind]);
+	*p++ = '-';
+	txn_fmt_xid(p, ++T.serial);
 	timer_init(&t->tm, T.base, txn_timer_fire, t);
 	for (i = 0; i < TXN_TIMERS; i++)
 		t->due[i] = UINT64_MAX;
@@ -767,7 +795,9 @@ txn_set_callid(struct txn *t, struct slice callid)
 {
 	if (t->rec)
 		return;
-	free(t->callid);
+	if (!t->callid_inline)
+		free(t->callid);
+	t->callid_inline = false;
 	t->callid = xstrndup(callid.p, callid.len);
 	txn_trim(t);
 }
@@ -837,12 +867,18 @@ txn_transport_lost(const struct tp_addr *a)
 	txn_foreach(txn_lost_one, (void *)a);
 }
 
-/* In txn_enter(): set one timer, exact or lazy. */
-#define RETX(ms)	txn_timer_set(t, TXN_TM_RETX, (ms), false)
-#define LIFE(ms)	txn_timer_set(t, TXN_TM_LIFE, (ms), false)
+/*
+ * In txn_enter(): set one timer, exact or lazy, or stop it; the libevent
+ * timer is set once for all of them, at the end.
+ */
+#define RETX(ms)	txn_timer_due(t, TXN_TM_RETX, (ms), false)
+#define LIFE(ms)	txn_timer_due(t, TXN_TM_LIFE, (ms), false)
 #define LAZY(ms)	(t->life_ms = (ms), \
-			    txn_timer_set(t, TXN_TM_LIFE, (ms), true))
-#define STOP(w)		txn_timer_stop(t, (w))
+			    txn_timer_due(t, TXN_TM_LIFE, (ms), true))
+#define STOP(w)		(t->due[(w)] = UINT64_MAX)
+
+static void	txn_timer_due(struct txn *, enum txn_timer, uint32_t, bool);
+static void	txn_timer_arm(struct txn *);
 
 static uint32_t
 min_u32(uint32_t a, uint32_t b)
@@ -934,6 +970,7 @@ txn_enter(struct txn *t, enum txn_state next)
 		}
 		break;
 	}
+	txn_timer_arm(t);
 	txn_trim(t);
 }
 
@@ -962,19 +999,24 @@ txn_timer_arm(struct txn *t)
 	timer_set(&t->tm, min > now ? (uint32_t)(min - now) : 0);
 }
 
-void
-txn_timer_set(struct txn *t, enum txn_timer which, uint32_t ms, bool lazy)
+/* A timer's due time, ms from now (lazy: on the grid); not armed yet. */
+static void
+txn_timer_due(struct txn *t, enum txn_timer which, uint32_t ms, bool lazy)
 {
-	uint64_t	due;
-
-	if (t->rec)
-		return;
-	due = timer_clock_ms(&t->tm) + ms;
+	uint64_t	due = timer_clock_ms(&t->tm) + ms;
 
 	if (lazy && ms > 0)
 		due = (due + TXN_LAZY_MS - 1) / TXN_LAZY_MS *
 		    TXN_LAZY_MS;
 	t->due[which] = due;
+}
+
+void
+txn_timer_set(struct txn *t, enum txn_timer which, uint32_t ms, bool lazy)
+{
+	if (t->rec)
+		return;
+	txn_timer_due(t, which, ms, lazy);
 	txn_timer_arm(t);
 }
 

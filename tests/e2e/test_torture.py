@@ -79,6 +79,8 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
+# Worker loops of the daemon under test (conftest.conf_text sets them).
+WORKERS = int(os.environ.get("OSPREY_TEST_WORKERS", "1"))
 
 import pytest  # noqa: E402
 
@@ -1706,8 +1708,10 @@ def dblreq_tcp(rec):
            if Ident(unb64(x["raw"])).response}
     assert ("conn", 100) in got, "no 100 Trying for the INVITE on the " \
         "connection: %r" % got
-    assert ("tcp:5060", 486) in got, "the 486 for the INVITE did not come " \
-        "over a new connection to 127.0.0.1:5060: %r" % got
+    assert ("tcp:5060", 486) in got or (WORKERS > 1 and ("conn", 486) in
+                                        got), \
+        "the 486 for the INVITE did not come over a new connection to " \
+        "127.0.0.1:5060: %r" % got
 
 
 TCP_DIFF = {
@@ -1783,6 +1787,13 @@ def judge_tcp(run, name):
         pytest.skip("TCP port 5060 taken on the host loopback (no netns)")
     want_at = "tcp:5060" if case.reconnect else "conn"
     for at, m in finals:
+        # With several worker loops the connection stops reading at the
+        # bad framing but closes only once every worker has answered what
+        # it read first (doc/HACKING.md, "Workers"); a final that comes
+        # back from downstream in that time goes on it (18.2.2 allows
+        # either).
+        if case.reconnect and WORKERS > 1 and at == "conn":
+            continue
         assert at == want_at, "final %d came %s, want %s\n%s" % (
             m.code, "on the connection" if at == "conn" else "over " + at,
             "over a new connection to 5060" if case.reconnect else

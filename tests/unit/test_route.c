@@ -196,11 +196,45 @@ START_TEST(dest_from_uris)
 }
 END_TEST
 
+/*
+ * dest_addr_set() reads a dotted quad itself: the same address, or the
+ * same refusal, as tp_addr_set() (inet_pton()) for every host.
+ */
+START_TEST(addr_set_as_inet_pton)
+{
+	static const char *const hosts[] = {
+		"127.0.0.1", "0.0.0.0", "255.255.255.255", "10.1.2.3",
+		"256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1.2.3.04",
+		"1..2.3", ".1.2.3", "1.2.3.", "1.2.3.4a", "1.2.3.1000",
+		"[127.0.0.1]", "[::1]", "::1", "host.test", "", "1.2.3.4 ",
+		"0.0.0.00", "192.168.001.1", "9.9.9.9",
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		struct tp_addr	a, b;
+		struct slice	h = { hosts[i], strlen(hosts[i]) };
+		int		ra, rb;
+
+		memset(&a, 0xa5, sizeof(a));
+		memset(&b, 0x5a, sizeof(b));
+		ra = dest_addr_set(&a, h, 5070);
+		rb = tp_addr_set(&b, h, 5070);
+		ck_assert_msg(ra == rb, "%s: %d, inet_pton %d", hosts[i], ra,
+		    rb);
+		if (ra == 0)
+			ck_assert_msg(memcmp(&a, &b, sizeof(a)) == 0,
+			    "%s: another address", hosts[i]);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
 	check_add(check_case("core"), cause_of_codes, codeset_items,
 	    order_as_listed_and_round_robin, order_hash_is_stable,
-	    order_weight_follows_weights, dest_from_uris);
+	    order_weight_follows_weights, dest_from_uris,
+	    addr_set_as_inet_pton);
 	return (check_run("route"));
 }
