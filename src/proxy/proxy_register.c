@@ -25,6 +25,7 @@ proxy_register_auth(const struct sipmsg *m, struct tp_sock *sock,
 {
 	struct slice		 user;
 	struct buf		 ch;
+	char			 chstore[1024];
 	enum auth_result	 res;
 
 	if (!auth_enabled() || proxy_ctx_trusted(src))
@@ -43,7 +44,7 @@ proxy_register_auth(const struct sipmsg *m, struct tp_sock *sock,
 		    "%s", SLICE_ARG(aor_user), SLICE_ARG(realm),
 		    res == AUTH_STALE ? " (stale nonce)" : "",
 		    err[0] ? ": " : "", err);
-		buf_init(&ch, 512);
+		buf_init_on(&ch, chstore, sizeof(chstore));
 		auth_challenge(&ch, false, realm, res == AUTH_STALE);
 		proxy_reply_challenge(m, sock, src, 401, ch.p);
 		buf_cleanup(&ch);
@@ -67,11 +68,12 @@ proxy_register_request(struct sipmsg *m, struct tp_sock *sock,
 	struct sipuri		 tu;
 	struct slice		 realm;
 	char			 aor[REG_AOR_LEN], err[160];
+	char			 hstore[2048];	/* most 200s fit */
 	struct buf		 hdrs;
 	int			 code;
 
 	err[0] = '\0';
-	buf_init(&hdrs, 512);
+	buf_init_on(&hdrs, hstore, sizeof(hstore));
 	if (th == NULL || sipuri_parse(hdr_uri(sipmsg_hvalue(m, th)),
 	    &tu) == -1 || tu.user.len == 0) {
 		code = 400;

@@ -18,10 +18,9 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "auth.h"
+#include "digest.h"
 #include "hashtab.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -43,6 +42,8 @@ struct auth_users {
 
 static struct {
 	uint8_t			 secret[32];
+	uint64_t		 nonce_key[2][2];	/* SipHash-2-4, from
+						   secret: the nonce MAC */
 	uint64_t		 stamp_key[2];	/* SipHash-2-4, from secret */
 	uint32_t		 issued;	/* nonces so far, the index */
 	uint32_t		 epoch;		/* this run: nonces of another
@@ -82,16 +83,15 @@ auth_stats(void)
 	return (&stats_snap);
 }
 
+/* H(data) in lower-case hex: 33 bytes of out for MD5, 65 for SHA-256. */
 void
 auth_hex_digest(unsigned alg, const char *data, size_t len, char *out)
 {
-	unsigned char	md[EVP_MAX_MD_SIZE];
-	unsigned	mdlen, i;
+	struct digest	d;
 
-	EVP_Digest(data, len, md, &mdlen, alg == AUTH_SHA256 ?
-	    EVP_sha256() : EVP_md5(), NULL);
-	for (i = 0; i < mdlen; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	digest_init(&d, alg == AUTH_SHA256 ? DIGEST_SHA256 : DIGEST_MD5);
+	digest_update(&d, data, len);
+	digest_final_hex(&d, out);
 }
 
 static bool
@@ -250,14 +250,17 @@ auth_settings_cleanup(struct auth_settings *s)
 void
 auth_init(const uint8_t secret[32])
 {
-	unsigned char	md[EVP_MAX_MD_SIZE];
-	unsigned	mdlen;
+	struct digest_hmac	h;
+	unsigned char		md[32];
 
 	memcpy(A.secret, secret, sizeof(A.secret));
-	/* The stamp's own key, so that it never shares one with the nonces. */
-	HMAC(EVP_sha256(), A.secret, sizeof(A.secret),
-	    (const unsigned char *)"osprey record-route stamp", 25, md, &mdlen);
+	/* Keys of their own for the stamp and the nonces, from the secret. */
+	digest_hmac_init(&h, A.secret, sizeof(A.secret));
+	digest_hmac(&h, "osprey record-route stamp", 25, md);
 	memcpy(A.stamp_key, md, sizeof(A.stamp_key));
+	digest_hmac(&h, "osprey nonce", 12, md);
+	memcpy(A.nonce_key, md, sizeof(A.nonce_key));
+	digest_hmac_cleanup(&h);
 	explicit_bzero(md, sizeof(md));
 	if (getrandom(&A.epoch, sizeof(A.epoch), 0) != sizeof(A.epoch))
 		fatal("getrandom");
@@ -285,6 +288,8 @@ auth_shutdown(void)
 	free(A.nc_high);
 	auth_users_free(A.users);
 	explicit_bzero(A.secret, sizeof(A.secret));
+	explicit_bzero(A.nonce_key, sizeof(A.nonce_key));
+	explicit_bzero(A.stamp_key, sizeof(A.stamp_key));
 	memset(&A, 0, sizeof(A));
 }
 
@@ -340,10 +345,12 @@ auth_user_exists(struct slice user, struct slice realm)
 }
 
 /*
- * Nonces: the time, the epoch of this run, a salt, and an HMAC of them
- * and the realm.  The nonce-counts seen live in memory, so a nonce of
- * another run (after a restart) is answered as stale: a replay of it
- * cannot pass, and a phone just authenticates again.
+ * Nonces: the time, the epoch of this run, a salt, and a MAC of them and
+ * the realm (128 bits: SipHash-2-4 under two keys derived from the
+ * secret, a twentieth of an HMAC-SHA256's cost, twice per registration).
+ * The nonce-counts seen live in memory, so a nonce of another run (after
+ * a restart) is answered as stale: a replay of it cannot pass, and a
+ * phone just authenticates again.
  */
 static void
 put32(unsigned char *p, uint32_t v)
@@ -354,46 +361,55 @@ put32(unsigned char *p, uint32_t v)
 	p[3] = v;
 }
 
+/* The MAC of a nonce, in hex. */
 static void
 nonce_mac(uint32_t issued, uint32_t epoch, uint32_t salt, struct slice realm,
     char out[33])
 {
-	unsigned char	msg[12 + 256], md[EVP_MAX_MD_SIZE];
-	unsigned	mdlen, i;
+	unsigned char	msg[12 + 256];
 	size_t		rlen = realm.len < 256 ? realm.len : 256;
 
 	put32(msg, issued);
 	put32(msg + 4, epoch);
 	put32(msg + 8, salt);
 	memcpy(msg + 12, realm.p, rlen);
-	HMAC(EVP_sha256(), A.secret, sizeof(A.secret), msg, 12 + rlen, md,
-	    &mdlen);
-	for (i = 0; i < 16; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	fmt_hex64(out, hashtab_mac(A.nonce_key[0], msg, 12 + rlen));
+	fmt_hex64(out + 16, hashtab_mac(A.nonce_key[1], msg, 12 + rlen));
 }
 
 void
 auth_nonce_make(struct slice realm, uint32_t now, char out[AUTH_NONCE_LEN + 1])
 {
-	char	mac[33];
-	uint32_t salt = COUNT(A.issued);	/* the index, never 0 */
+	unsigned char	head[12];
+	uint32_t	salt = COUNT(A.issued);	/* the index, never 0 */
 
-	nonce_mac(now, A.epoch, salt, realm, mac);
-	snprintf(out, AUTH_NONCE_LEN + 1, "%08x%08x%08x%s", now, A.epoch, salt,
-	    mac);
+	put32(head, now);
+	put32(head + 4, A.epoch);
+	put32(head + 8, salt);
+	digest_hex(out, head, sizeof(head));
+	nonce_mac(now, A.epoch, salt, realm, out + 24);
 }
 
+/* Eight hex digits (checked by the caller) as a number. */
 static uint32_t
 hex32(const char *p)
 {
-	char	buf[9];
+	uint32_t	v = 0;
+	unsigned	i;
 
-	memcpy(buf, p, 8);
-	buf[8] = '\0';
-	return ((uint32_t)strtoul(buf, NULL, 16));
+	for (i = 0; i < 8; i++) {
+		unsigned char	c = (unsigned char)p[i];
+
+		v = v << 4 | (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+	}
+	return (v);
 }
 
-/* 0: fresh; 1: genuine but expired or of another run (stale); -1: not ours. */
+/*
+ * 0: fresh; 1: expired, or of another run (stale); -1: not ours.  A nonce
+ * of another run is stale unchecked: nothing passes on it, and a
+ * run whose MAC was made otherwise (before an upgrade) may have made it.
+ */
 int
 auth_nonce_check(struct slice nonce, struct slice realm, uint32_t now)
 {
@@ -405,13 +421,13 @@ auth_nonce_check(struct slice nonce, struct slice realm, uint32_t now)
 	issued = hex32(nonce.p);
 	epoch = hex32(nonce.p + 8);
 	salt = hex32(nonce.p + 16);
+	if (epoch != A.epoch)
+		return (1);
 	nonce_mac(issued, epoch, salt, realm, mac);
 	if (CRYPTO_memcmp(mac, nonce.p + 24, 32) != 0)
 		return (-1);
 	if (issued > now + 5)
 		return (-1);
-	if (epoch != A.epoch)
-		return (1);
 	if (A.set != NULL && now - issued > A.set->nonce_expiry_s)
 		return (1);
 	return (0);
@@ -453,22 +469,30 @@ auth_digest_response(unsigned algo, const char *ha1, const char *nonce,
     const char *nc, const char *cnonce, struct slice method, const char *uri,
     char *out)
 {
-	struct buf	b;
-	char		store[2048], ha2[65];
-	int		hlen = algo == AUTH_SHA256 ? 64 : 32;
+	struct digest	d;
+	char		ha2[2 * DIGEST_MAX + 1];
+	size_t		hlen;
 
-	buf_init_on(&b, store, sizeof(store));
-	buf_addf(&b, SLICE_FMT ":%s", SLICE_ARG(method), uri);
-	auth_hex_digest(algo, b.p, b.len, ha2);
-	b.len = 0;
-	if (nc != NULL)
-		buf_addf(&b, "%.*s:%s:%s:%s:auth:%s", hlen, ha1, nonce, nc,
-		    cnonce, ha2);
-	else
-		buf_addf(&b, "%.*s:%s:%s", hlen, ha1, nonce, ha2);
-	auth_hex_digest(algo, b.p, b.len, out);
-	explicit_bzero(b.p, b.len);
-	buf_cleanup(&b);
+	algo = algo == AUTH_SHA256 ? DIGEST_SHA256 : DIGEST_MD5;
+	digest_init(&d, algo);
+	digest_update(&d, method.p, method.len);
+	digest_update(&d, ":", 1);
+	digest_update(&d, uri, strlen(uri));
+	hlen = digest_final_hex(&d, ha2);
+	digest_init(&d, algo);
+	digest_update(&d, ha1, strnlen(ha1, hlen));
+	digest_update(&d, ":", 1);
+	digest_update(&d, nonce, strlen(nonce));
+	digest_update(&d, ":", 1);
+	if (nc != NULL) {
+		digest_update(&d, nc, strlen(nc));
+		digest_update(&d, ":", 1);
+		digest_update(&d, cnonce, strlen(cnonce));
+		digest_update(&d, ":auth:", 6);
+	}
+	digest_update(&d, ha2, hlen);
+	digest_final_hex(&d, out);
+	explicit_bzero(&d, sizeof(d));
 }
 
 /*
@@ -785,12 +809,17 @@ auth_challenge(struct buf *b, bool proxy, struct slice realm, bool stale)
 
 		if ((A.set->algorithms & alg) == 0)
 			continue;
-		buf_addf(b, "%s: Digest realm=\"" SLICE_FMT "\", nonce=\"%s\", "
-		    "qop=\"auth\", algorithm=%s%s\r\n", proxy ?
-		    "Proxy-Authenticate" : "WWW-Authenticate",
-		    SLICE_ARG(realm), nonce,
-		    alg == AUTH_SHA256 ? "SHA-256" : "MD5",
-		    stale ? ", stale=true" : "");
+		buf_adds(b, proxy ? "Proxy-Authenticate: Digest realm=\"" :
+		    "WWW-Authenticate: Digest realm=\"");
+		buf_add(b, realm.p, realm.len);
+		buf_adds(b, "\", nonce=\"");
+		buf_add(b, nonce, NONCE_LEN);
+		buf_adds(b, alg == AUTH_SHA256 ?
+		    "\", qop=\"auth\", algorithm=SHA-256" :
+		    "\", qop=\"auth\", algorithm=MD5");
+		if (stale)
+			buf_adds(b, ", stale=true");
+		buf_add(b, "\r\n", 2);
 	}
 }
 

@@ -21,6 +21,8 @@
 
 static struct {
 	const struct registrar_settings	*set;	/* borrowed from the config */
+	time_t				 date_t;	/* of date */
+	char				 date[40];	/* its Date value */
 } R;
 
 void
@@ -152,16 +154,40 @@ list_bindings(const struct aor *a, struct buf *out)
 	const struct binding	*b;
 
 	for (b = a ? a->b : NULL; b != NULL; b = b->next) {
-		buf_addf(out, "Contact: <%s>;expires=%u", b->contact,
-		    binding_expires_in(b));
+		buf_adds(out, "Contact: <");
+		buf_adds(out, b->contact);
+		buf_adds(out, ">;expires=");
+		buf_addu(out, binding_expires_in(b));
 		if (b->q != 1000)
 			add_q(out, b->q);
-		if (b->instance != NULL)
-			buf_addf(out, ";+sip.instance=%s", b->instance);
-		if (b->reg_id != 0)
-			buf_addf(out, ";reg-id=%u", b->reg_id);
+		if (b->instance != NULL) {
+			buf_adds(out, ";+sip.instance=");
+			buf_adds(out, b->instance);
+		}
+		if (b->reg_id != 0) {
+			buf_adds(out, ";reg-id=");
+			buf_addu(out, b->reg_id);
+		}
 		buf_add(out, "\r\n", 2);
 	}
+}
+
+/* The Date header line of now, formatted once a second. */
+static void
+add_date(struct buf *out)
+{
+	time_t		now = time(NULL);
+	struct tm	tm;
+
+	if (now != R.date_t || R.date[0] == '\0') {
+		gmtime_r(&now, &tm);
+		strftime(R.date, sizeof(R.date), "%a, %d %b %Y %H:%M:%S GMT",
+		    &tm);
+		R.date_t = now;
+	}
+	buf_adds(out, "Date: ");
+	buf_adds(out, R.date);
+	buf_add(out, "\r\n", 2);
 }
 
 static bool
@@ -282,7 +308,10 @@ registrar_plan(const struct sipmsg *m, struct slice aor,
 	unsigned		 n, i;
 	int			 code;
 
-	memset(p, 0, sizeof(*p));
+	/* Not the whole plan: 64 Contacts' room is 10 KB to clear. */
+	p->n = p->added = p->removed = 0;
+	p->star = p->brief = false;
+	p->path = (struct slice){ NULL, 0 };
 	buf_init_on(&p->pathbuf, p->pathstore, sizeof(p->pathstore));
 	p->hdr_expires = R.set->default_expires_s;
 	if (eh != NULL && parse_delta(sipmsg_hvalue(m, eh),
@@ -303,6 +332,8 @@ registrar_plan(const struct sipmsg *m, struct slice aor,
 		struct reg_contact	*rc = &p->c[i];
 		struct binding_info	*bi = &rc->bi;
 
+		rc->old = NULL;
+		rc->remove = false;
 		if ((code = registrar_contact_parse(v[i], p->hdr_expires, bi,
 		    err, errlen)) != 0)
 			return (code);
@@ -420,9 +451,6 @@ registrar_answer(const struct sipmsg *m, struct slice aor,
 {
 	const struct aor	*a = location_find(aor);
 	const struct binding	*b;
-	char			 date[64];
-	struct tm		 tm;
-	time_t			 now;
 
 	if (!p->star && p->path.len > 0 && has_option(m, SH_SUPPORTED,
 	    "path"))
@@ -435,10 +463,7 @@ registrar_answer(const struct sipmsg *m, struct slice aor,
 				break;
 			}
 	}
-	now = time(NULL);
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	buf_addf(out, "Date: %s\r\n", date);
+	add_date(out);
 }
 
 /*

@@ -8,8 +8,9 @@ struct event_base;
 
 /*
  * The location store on disk: SQLite in WAL mode.  Writes go into one
- * transaction per event-loop turn (committed a few milliseconds later, and
- * at once by store_flush()), so a burst of REGISTERs costs one commit.
+ * transaction committed 100 ms after its first change (at once by
+ * store_flush(), at a clean stop), so a burst of REGISTERs costs one
+ * commit; a crash loses at most the last 100 ms of changes.
  */
 
 /* One binding as stored; every string borrowed (NULL: none). */

@@ -431,6 +431,33 @@ def test_restart_keeps_bindings(reglab):
     ring_and_answer(call, bob, inv)
 
 
+def kill_and_restart(reglab):
+    """SIGKILL (no clean stop, no final flush of the store), then start
+    again on the same database."""
+    reglab.proxy.proc.kill()
+    reglab.proxy.proc.wait()
+    reglab.proxy.allowed_rc = (-9,)
+    reglab.restart()
+
+
+def test_changes_survive_a_kill(reglab):
+    """registrar.database commits its changes within 100 ms, without a
+    clean stop: a binding added (and one removed) a second before a
+    SIGKILL is (is not) there after the restart."""
+    reglab.start(registrar=dict(REG, database=True))
+    bob = reglab.phone("bob")
+    carol = reglab.phone("carol")
+    check_reply(bob.register(expires=600), bob)
+    check_reply(carol.register(expires=600), carol)
+    time.sleep(1.0)
+    check_reply(carol.register(expires=0), carol)
+    time.sleep(1.0)
+    kill_and_restart(reglab)
+    got = reglab.phone("bob").query()
+    assert list(got) == [bob.contact_uri], "binding lost: %r" % got
+    assert reglab.phone("carol").query() == {}, "removal lost"
+
+
 def test_database_private_whatever_the_umask(reglab):
     """The database keeps the server secret: under umask 022 it comes
     out 0600, and so do its -wal and -shm; one left 0644 (by an older

@@ -12,11 +12,15 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "acl.h"
 #include "auth.h"
 #include "check_util.h"
+#include "digest.h"
 #include "fake.h"
+#include "hashtab.h"
 #include "log.h"
 #include "sipmsg.h"
 #include "tp.h"
@@ -38,6 +42,57 @@ START_TEST(digest_rfc7616_vectors)
 	    S("GET"), "/dir/index.html", out);
 	ck_assert_str_eq(out, "753927fa0e85d155564e2e272a28d180"
 	    "2ca10daf4496794697cf8db5856cb6c1");
+}
+END_TEST
+
+/*
+ * digest.c against OpenSSL: MD5 and SHA-256 of every length from 0 to
+ * 300 bytes, fed whole and in uneven pieces (block boundaries, the 55/56
+ * byte padding edge), and HMAC-SHA256 with keys shorter and longer than a
+ * block.
+ */
+START_TEST(digest_matches_openssl)
+{
+	static const unsigned	 algos[2] = { DIGEST_MD5, DIGEST_SHA256 };
+	unsigned char		 data[300], want[EVP_MAX_MD_SIZE];
+	uint8_t			 got[DIGEST_MAX];
+	char			 hex[2 * DIGEST_MAX + 1], whex[2 * DIGEST_MAX + 1];
+	struct digest		 d;
+	struct digest_hmac	 h;
+	unsigned		 wlen, i, a;
+	size_t			 len, off, step;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 131 + 7 + (i >> 3));
+	for (a = 0; a < 2; a++)
+		for (len = 0; len <= sizeof(data); len++) {
+			EVP_Digest(data, len, want, &wlen, algos[a] ==
+			    DIGEST_SHA256 ? EVP_sha256() : EVP_md5(), NULL);
+			digest_init(&d, algos[a]);
+			digest_update(&d, data, len);
+			ck_assert_uint_eq(digest_final(&d, got), wlen);
+			ck_assert_mem_eq(got, want, wlen);
+			/* the same in pieces of 1, 7, 13 ... bytes */
+			step = 1 + (len % 5) * 6;
+			digest_init(&d, algos[a]);
+			for (off = 0; off < len; off += step)
+				digest_update(&d, data + off, len - off < step ?
+				    len - off : step);
+			ck_assert_uint_eq(digest_final_hex(&d, hex),
+			    2 * wlen);
+			digest_hex(whex, want, wlen);
+			ck_assert_str_eq(hex, whex);
+		}
+	for (len = 0; len <= 100; len += 9) {
+		digest_hmac_init(&h, data + 50, len);
+		for (off = 0; off <= 200; off += 37) {
+			HMAC(EVP_sha256(), data + 50, (int)len, data, off,
+			    want, &wlen);
+			digest_hmac(&h, data, off, got);
+			ck_assert_mem_eq(got, want, 32);
+		}
+		digest_hmac_cleanup(&h);
+	}
 }
 END_TEST
 
@@ -151,6 +206,75 @@ START_TEST(auth_nonces)
 	auth_init((const uint8_t[32]){ 1, 2, 3 });
 	auth_set(&aset, NULL);
 	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"), now), 1);
+}
+END_TEST
+
+/*
+ * The keys behind the MACs: the Record-Route stamp is SipHash-2-4 under
+ * HMAC-SHA256(secret, "osprey record-route stamp") (what earlier releases
+ * made, so that stamps outlive an upgrade), the nonce's MAC SipHash-2-4
+ * under the two halves of HMAC-SHA256(secret, "osprey nonce") over its
+ * first twelve bytes and the realm.
+ */
+START_TEST(auth_macs_are_keyed_from_the_secret)
+{
+	static const uint8_t	 secret[32] = { 1, 2, 3 };
+	char			 n[AUTH_NONCE_LEN + 1], want[33], stamp[17];
+	unsigned char		 msg[12 + 12], md[EVP_MAX_MD_SIZE];
+	uint64_t		 key[4];
+	unsigned		 mdlen, i;
+
+	auth_nonce_make(S("example.test"), 0x5f000000u, n);
+	ck_assert(strncmp(n, "5f000000", 8) == 0);
+	for (i = 0; i < 12; i++) {
+		char	two[3] = { n[2 * i], n[2 * i + 1], '\0' };
+
+		msg[i] = (unsigned char)strtoul(two, NULL, 16);
+	}
+	memcpy(msg + 12, "example.test", 12);
+	HMAC(EVP_sha256(), secret, 32, (const unsigned char *)"osprey nonce",
+	    12, md, &mdlen);
+	memcpy(key, md, sizeof(key));
+	fmt_hex64(want, hashtab_mac(key, msg, sizeof(msg)));
+	fmt_hex64(want + 16, hashtab_mac(key + 2, msg, sizeof(msg)));
+	ck_assert_str_eq(n + 24, want);
+	HMAC(EVP_sha256(), secret, 32,
+	    (const unsigned char *)"osprey record-route stamp", 25, md, &mdlen);
+	memcpy(key, md, 16);
+	fmt_hex64(want, hashtab_mac(key, "call-1@host", 11));
+	auth_stamp(S("call-1@host"), stamp);
+	ck_assert_str_eq(stamp, want);
+}
+END_TEST
+
+/*
+ * A nonce of another run is stale whatever its MAC (a run before an
+ * upgrade made it otherwise), and still only with the right password.
+ */
+START_TEST(auth_nonce_of_another_run)
+{
+	char		 n[AUTH_NONCE_LEN + 1];
+	struct slice	 user;
+	struct sipmsg	*m;
+	char		 err[128];
+	uint32_t	 now = (uint32_t)time(NULL);
+
+	auth_nonce_make(S("example.test"), now, n);
+	n[8] = n[8] == 'a' ? 'b' : 'a';		/* another epoch */
+	memset(n + 24, 'f', 32);		/* and not our MAC */
+	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"), now), 1);
+	m = register_with("alice", "secret", AUTH_MD5, n, "00000001");
+	ck_assert_int_eq(auth_check(m, false, S("example.test"), &user, err,
+	    sizeof(err)), AUTH_STALE);
+	sipmsg_free(m);
+	m = register_with("alice", "wrong", AUTH_MD5, n, "00000001");
+	ck_assert_int_eq(auth_check(m, false, S("example.test"), &user, err,
+	    sizeof(err)), AUTH_FAIL);
+	sipmsg_free(m);
+	/* this run's epoch with a MAC not ours: not ours */
+	auth_nonce_make(S("example.test"), now, n);
+	memset(n + 24, 'f', 32);
+	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"), now), -1);
 }
 END_TEST
 
@@ -551,7 +675,9 @@ main(void)
 	sipmsg_init();
 	log_init(true, LOG_LVL_WARNING);
 	tcase_set_timeout(ta, 120);	/* 2^20 nonces, under ASan too */
-	check_add(ta, digest_rfc7616_vectors, auth_nonces,
+	check_add(ta, digest_rfc7616_vectors, digest_matches_openssl,
+	    auth_macs_are_keyed_from_the_secret, auth_nonce_of_another_run,
+	    auth_nonces,
 	    auth_passwords_and_replay, auth_stale_nonce,
 	    auth_challenge_headers, auth_uri_must_match,
 	    auth_old_nonce_loses_its_count, auth_users_file_errors,
