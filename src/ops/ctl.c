@@ -397,6 +397,8 @@ cmd_stats(struct out *o)
 		stat_line(o, name, ws.handed_in);
 		snprintf(name, sizeof(name), "workers.%d.stream_out", i);
 		stat_line(o, name, ws.stream_out);
+		snprintf(name, sizeof(name), "workers.%d.handoff_dropped", i);
+		stat_line(o, name, ws.handoff_dropped);
 	}
 	if (C.tp != NULL) {
 		struct tp_counter	c[TP_COUNTERS_MAX];

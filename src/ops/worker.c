@@ -22,6 +22,7 @@
 #include "xmalloc.h"
 
 #define MAX_WORKERS	64
+#define HANDOFF_MAX	32768	/* datagrams waiting for one worker */
 
 struct worker {
 	unsigned		 id;
@@ -174,8 +175,16 @@ worker_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 	h->len = len;
 	memcpy(h->data, data, len);
 	h->data[len] = '\0';
+	/* A datagram waits at most as a socket buffer would hold it. */
+	if (!mailbox_post_max(&W.w[owner].mb, handoff_run, h,
+	    src->proto == TP_UDP ? HANDOFF_MAX : 0)) {
+		worker_me()->st.handoff_dropped++;
+		log_peer("worker %u: worker %u has %u datagrams waiting, one "
+		    "from %s dropped", shard_self(), owner, HANDOFF_MAX,
+		    sock->name);
+		return;
+	}
 	worker_me()->st.handed_out++;
-	mailbox_post(&W.w[owner].mb, handoff_run, h);
 }
 
 /* ---- a worker's stream traffic goes through the main loop ---- */

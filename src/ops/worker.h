@@ -28,6 +28,7 @@ struct worker_stats {
 	uint64_t	 handed_out;	/* received here, owned elsewhere */
 	uint64_t	 handed_in;	/* owned here, received elsewhere */
 	uint64_t	 stream_out;	/* stream sends given to the main loop */
+	uint64_t	 handoff_dropped;	/* the owner had HANDOFF_MAX waiting */
 };
 
 /* Every worker's figures, added up. */

@@ -76,14 +76,26 @@ mailbox_cleanup(struct mailbox *mb)
 void
 mailbox_post(struct mailbox *mb, mailbox_fn *fn, void *arg)
 {
+	mailbox_post_max(mb, fn, arg, 0);
+}
+
+/*
+ * As mailbox_post(), unless max (0: no limit) posts are waiting already:
+ * then arg is freed unread and false returned (a busy owner sheds load
+ * as a full socket buffer would).
+ */
+bool
+mailbox_post_max(struct mailbox *mb, mailbox_fn *fn, void *arg,
+    unsigned max)
+{
 	uint64_t	one = 1;
 	bool		wake;
 
 	pthread_mutex_lock(&mb->mu);
-	if (mb->closed) {
+	if (mb->closed || (max > 0 && mb->n >= max)) {
 		pthread_mutex_unlock(&mb->mu);
 		free(arg);
-		return;
+		return (false);
 	}
 	if (mb->n == mb->cap) {
 		mb->cap = mb->cap ? mb->cap * 2 : 64;
@@ -96,6 +108,7 @@ mailbox_post(struct mailbox *mb, mailbox_fn *fn, void *arg)
 	if (wake && write(mb->efd, &one, sizeof(one)) == -1 &&
 	    errno != EAGAIN)
 		log_warn("mailbox: write");
+	return (true);
 }
 
 /* Run what is queued now, in the order it was posted. */

@@ -42,6 +42,7 @@ struct mailbox {
 int	mailbox_init(struct mailbox *, struct event_base *);
 void	mailbox_cleanup(struct mailbox *);
 void	mailbox_post(struct mailbox *, mailbox_fn *, void *);
+bool	mailbox_post_max(struct mailbox *, mailbox_fn *, void *, unsigned);
 bool	mailbox_call(struct mailbox *, mailbox_fn *, void *);
 void	mailbox_close(struct mailbox *);
 void	mailbox_drain(struct mailbox *);

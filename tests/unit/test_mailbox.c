@@ -16,6 +16,8 @@
 #define POSTERS		4
 #define PER_POSTER	5000
 
+static unsigned	count_runs;
+
 /* What the owner saw: per poster, the last sequence number run. */
 struct seen {
 	int		 last[POSTERS];
@@ -164,6 +166,35 @@ START_TEST(call_runs_on_owner_and_waits)
 }
 END_TEST
 
+static void
+count_fn(void *arg)
+{
+	free(arg);
+	count_runs++;
+}
+
+/* A bounded post sheds what finds max waiting; the rest runs. */
+START_TEST(post_max_sheds_load)
+{
+	struct event_base	*base = event_base_new();
+	struct mailbox		 mb;
+	int			 i, taken = 0;
+
+	ck_assert_int_eq(mailbox_init(&mb, base), 0);
+	count_runs = 0;
+	for (i = 0; i < 5; i++)
+		taken += mailbox_post_max(&mb, count_fn, malloc(8), 3);
+	ck_assert_int_eq(taken, 3);
+	mailbox_drain(&mb);
+	ck_assert_uint_eq(count_runs, 3);
+	ck_assert(mailbox_post_max(&mb, count_fn, malloc(8), 3));
+	mailbox_drain(&mb);
+	ck_assert_uint_eq(count_runs, 4);
+	mailbox_cleanup(&mb);
+	event_base_free(base);
+}
+END_TEST
+
 /* The worker of a Call-ID: the same for the same bytes, spread over all. */
 START_TEST(shard_spreads_call_ids)
 {
@@ -196,6 +227,7 @@ main(void)
 
 	tcase_set_timeout(tc, 60);
 	check_add(tc, posts_from_threads_run_in_order,
-	    call_runs_on_owner_and_waits, shard_spreads_call_ids);
+	    call_runs_on_owner_and_waits, post_max_sheds_load,
+	    shard_spreads_call_ids);
 	return (check_run("mailbox"));
 }
