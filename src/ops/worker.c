@@ -380,6 +380,7 @@ worker_main(void *arg)
 	w->tp = &w->own_tp;
 	w->tp->remote = &remote_ops;
 	w->tp->reuseport = true;
+	w->tp->reuse_join = true;	/* worker 0 has bound them */
 	if (mailbox_init(&w->mb, w->base) == -1)
 		fatal("worker %u: eventfd", w->id);
 	w->rc = W.setup(w->id, w->base, w->tp, W.arg, w->err,

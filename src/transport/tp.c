@@ -13,6 +13,30 @@
 #include "tp.h"
 
 /*
+ * Is a UDP address bound already (by another process: we have not bound
+ * it yet)?  A plain bind tells, as it fails beside SO_REUSEPORT sockets
+ * too; so the first of our sockets on an address is refused, as it
+ * would be without SO_REUSEPORT, and no second daemon silently shares
+ * the port.  (Once ours are bound, only the same user could join them.)
+ */
+static bool
+udp_port_taken(const struct tp_addr *a)
+{
+	int	fd, on = 1;
+	bool	taken;
+
+	if (tp_addr_port(a) == 0 ||
+	    (fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return (false);
+	if (a->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	taken = bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1 &&
+	    errno == EADDRINUSE;
+	close(fd);
+	return (taken);
+}
+
+/*
  * The next free socket of tp, bound to ip and port (SOCK_DGRAM or
  * SOCK_STREAM, non-blocking), filled in but not counted: the caller adds
  * its event, then tp->nsocks++.  NULL with err set on failure.
@@ -41,6 +65,14 @@ tp_sock_bind(struct tp *tp, enum tp_proto proto, const char *ip,
 	}
 	if (a.ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (proto == TP_UDP && tp->reuseport && !tp->reuse_join &&
+	    udp_port_taken(&a)) {
+		/* Another process's: refused as without SO_REUSEPORT. */
+		snprintf(err, errlen, "bind %s %s port %u: %s",
+		    tp_proto_param(proto), ip, port, strerror(EADDRINUSE));
+		close(fd);
+		return (NULL);
+	}
 	if (proto == TP_UDP) {
 		if (tp->reuseport)
 			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,

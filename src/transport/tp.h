@@ -147,6 +147,7 @@ struct tp {
 	void		(*barrier)(void *, const struct tp_addr *, uint64_t);
 	void		*barrier_arg;
 	bool		 reuseport;	/* UDP: one socket per worker */
+	bool		 reuse_join;	/* the address is ours already */
 	char		*rx_bufs;	/* owned: RX_BATCH datagrams */
 	uint64_t	 rx_datagrams;
 	uint64_t	 tx_errors;

@@ -22,7 +22,8 @@ import time
 
 import pytest
 
-from conftest import ctl, ctl_stats, conf_text, free_udp_port, reload_conf
+from conftest import (OSPREYD, conf_text, ctl, ctl_stats, free_udp_port,
+                      reload_conf)
 from peers import interop
 from sip import NON2XX, Endpoint, UAC, UAS, match, reglab  # noqa: F401
 
@@ -274,3 +275,18 @@ def test_graceful_stop_with_workers(osprey_factory):
         for ep in eps:
             ep.close()
         uas.ep.close()
+
+
+def test_second_daemon_on_the_port_is_refused(osprey_factory, tmp_path):
+    """SO_REUSEPORT lets the workers share the port, not another daemon:
+    a second ospreyd on the same address and port exits with the bind
+    error, as it did with one loop, and the first keeps every datagram."""
+    import subprocess
+    o = osprey_factory(extra=W2)
+    conf = tmp_path / "second.conf"
+    conf.write_text(conf_text(o.port, workdir=str(tmp_path), extra=W2))
+    p = subprocess.run([OSPREYD, "-f", "-c", str(conf)], capture_output=True,
+                       text=True, timeout=20)
+    assert p.returncode != 0, p
+    assert "Address already in use" in p.stdout + p.stderr, p
+    assert "workers                  2" in ctl(o, "status")
