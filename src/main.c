@@ -89,12 +89,11 @@ gw_settings_of(const struct conf *cf, struct gw_settings *gs)
 static void
 status_tick(void *arg)
 {
-	const struct proxy_stats	*ps = worker_proxy_stats();
-	uint64_t			 inv = ps->requests_in[SM_INVITE];
 	struct worker_totals		 t;
+	const struct proxy_stats	*ps = worker_totals(&t);
+	uint64_t			 inv = ps->requests_in[SM_INVITE];
 
 	(void)arg;
-	worker_totals(&t);
 	sysd_notifyf("STATUS=%u transactions, %u calls pending, %.1f calls/s, "
 	    "%u registrations", t.txns, t.pending,
 	    (double)(inv - D.last_invites) * 1000 / STATUS_MS,

@@ -339,8 +339,8 @@ heap_in_use(void)
 static void
 cmd_stats(struct out *o)
 {
-	const struct proxy_stats	*s = worker_proxy_stats();
 	struct worker_totals		 t;
+	const struct proxy_stats	*s = worker_totals(&t);
 	struct worker_stats		 ws;
 	const struct gw			*gw;
 	char				 name[64];
@@ -386,7 +386,6 @@ cmd_stats(struct out *o)
 	stat_line(o, "guard.call_rate", guard_stats()->call_rate);
 	stat_line(o, "overloaded", s->overloaded);
 	stat_line(o, "memory.heap_in_use", heap_in_use());
-	worker_totals(&t);
 	stat_line(o, "memory.transactions", t.bytes);
 	stat_line(o, "memory.transaction_records", t.records);
 	for (i = 0; i < (int)worker_count(); i++) {

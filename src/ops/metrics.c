@@ -173,9 +173,8 @@ metrics_codes(struct evbuffer *out, const char *name, const char *help,
 }
 
 static void
-metrics_render_proxy(struct evbuffer *out)
+metrics_render_proxy(struct evbuffer *out, const struct proxy_stats *ps)
 {
-	const struct proxy_stats	*ps = worker_proxy_stats();
 	const char			*name;
 	size_t				 i;
 	int				 q;
@@ -231,25 +230,22 @@ metrics_render_proxy(struct evbuffer *out)
 }
 
 static void
-metrics_render_txn(struct evbuffer *out)
+metrics_render_txn(struct evbuffer *out, const struct worker_totals *t)
 {
-	struct worker_totals	t;
-	uint64_t		timed_out;
+	uint64_t	timed_out = t->timed_out;
 
-	worker_totals(&t);
-	timed_out = t.timed_out;
 	metrics_scalar(out, "osprey_transactions_open", "gauge",
 	    "SIP transactions, client and server, in the table now.",
-	    t.txns);
+	    t->txns);
 	metrics_scalar(out, "osprey_transactions_created_total", "counter",
-	    "SIP transactions created, client and server.", t.created);
+	    "SIP transactions created, client and server.", t->created);
 	metrics_scalar(out, "osprey_transactions_timed_out_total", "counter",
 	    "Client transactions without a final response in time (Timer B "
 	    "or F).", timed_out);
 }
 
 static void
-metrics_render_reg(struct evbuffer *out)
+metrics_render_reg(struct evbuffer *out, const struct proxy_stats *ps)
 {
 	const struct auth_stats	*as = auth_stats();
 
@@ -263,9 +259,9 @@ metrics_render_reg(struct evbuffer *out)
 	    "Digest challenges sent, by code: 401 to REGISTER, 407 to other "
 	    "requests (not in osprey_final_responses_sent_total).");
 	metrics_sample(out, "osprey_auth_challenges_total", "code", "401",
-	    worker_proxy_stats()->challenges[0]);
+	    ps->challenges[0]);
 	metrics_sample(out, "osprey_auth_challenges_total", "code", "407",
-	    worker_proxy_stats()->challenges[1]);
+	    ps->challenges[1]);
 	metrics_scalar(out, "osprey_auth_failures_total", "counter",
 	    "Credentials that did not authenticate (wrong password, unknown "
 	    "user, replayed nonce-count, malformed).", as->failures);
@@ -274,7 +270,7 @@ metrics_render_reg(struct evbuffer *out)
 }
 
 static void
-metrics_render_guard(struct evbuffer *out)
+metrics_render_guard(struct evbuffer *out, const struct proxy_stats *ps)
 {
 	const struct guard_stats	*gs = guard_stats();
 
@@ -294,7 +290,7 @@ metrics_render_guard(struct evbuffer *out)
 	metrics_scalar(out, "osprey_overload_rejections_total", "counter",
 	    "New requests answered 503: security.max_transactions in "
 	    "progress or security.max_transaction_memory held.",
-	    worker_proxy_stats()->overloaded);
+	    ps->overloaded);
 }
 
 static void
@@ -315,19 +311,17 @@ metrics_render_gw(struct evbuffer *out)
 }
 
 static void
-metrics_render_tp(struct evbuffer *out)
+metrics_render_tp(struct evbuffer *out, const struct worker_totals *t)
 {
 	struct tp_counter	c[TP_COUNTERS_MAX];
-	struct worker_totals	t;
 	unsigned		i, n;
 
 	if (M.tp == NULL)
 		return;
-	worker_totals(&t);		/* every worker's UDP sockets */
 	metrics_scalar(out, "osprey_udp_datagrams_received_total", "counter",
-	    "UDP datagrams received on the SIP listeners.", t.rx_datagrams);
+	    "UDP datagrams received on the SIP listeners.", t->rx_datagrams);
 	metrics_scalar(out, "osprey_udp_send_errors_total", "counter",
-	    "UDP datagrams the kernel refused to send.", t.tx_errors);
+	    "UDP datagrams the kernel refused to send.", t->tx_errors);
 	metrics_scalar(out, "osprey_connections_open", "gauge",
 	    "TCP connections open, accepted and opened by us.",
 	    M.tp->nconns);
@@ -391,16 +385,19 @@ metrics_render_lag(struct evbuffer *out)
 void
 metrics_render(struct evbuffer *out)
 {
+	struct worker_totals		 t;
+	const struct proxy_stats	*ps = worker_totals(&t);	/* once */
+
 	metrics_head(out, "osprey_build_info", "gauge",
 	    "Always 1; the version is in the label.");
 	metrics_sample(out, "osprey_build_info", "version", PACKAGE_VERSION,
 	    1);
-	metrics_render_proxy(out);
-	metrics_render_txn(out);
-	metrics_render_reg(out);
-	metrics_render_guard(out);
+	metrics_render_proxy(out, ps);
+	metrics_render_txn(out, &t);
+	metrics_render_reg(out, ps);
+	metrics_render_guard(out, ps);
 	metrics_render_gw(out);
-	metrics_render_tp(out);
+	metrics_render_tp(out, &t);
 	metrics_render_lag(out);
 }
 

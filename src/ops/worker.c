@@ -577,10 +577,7 @@ worker_stats(unsigned id, struct worker_stats *out)
 
 struct sum {
 	struct proxy_stats	 ps;
-	unsigned		 txns, pending, records;
-	size_t			 bytes;
-	uint64_t		 created, timed_out;
-	uint64_t		 rx_datagrams, tx_errors;
+	struct worker_totals	 t;
 };
 
 static void
@@ -595,42 +592,34 @@ sum_run(void *arg)
 
 	for (i = 0; i < sizeof(*p) / sizeof(uint64_t); i++)
 		to[i] += from[i];
-	s->txns += txn_count();
-	s->pending += proxy_calls_pending();
-	s->records += txn_records();
-	s->bytes += txn_bytes();
+	s->t.txns += txn_count();
+	s->t.pending += proxy_calls_pending();
+	s->t.records += txn_records();
+	s->t.bytes += txn_bytes();
 	txn_stats(&c, &t);
-	s->created += c;
-	s->timed_out += t;
+	s->t.created += c;
+	s->t.timed_out += t;
 	if (W.w != NULL) {
-		s->rx_datagrams += worker_me()->tp->rx_datagrams;
-		s->tx_errors += worker_me()->tp->tx_errors;
+		s->t.rx_datagrams += worker_me()->tp->rx_datagrams;
+		s->t.tx_errors += worker_me()->tp->tx_errors;
 	}
 }
 
 static struct sum	sums;	/* the main thread's */
 
-/* Every worker's counters, added up (the main thread). */
+/*
+ * Every worker's counters added up, in one round of the workers (the
+ * main thread): the proxy's counters, valid until the next call, and
+ * the rest in *t (NULL: not wanted).
+ */
 const struct proxy_stats *
-worker_proxy_stats(void)
+worker_totals(struct worker_totals *t)
 {
 	memset(&sums, 0, sizeof(sums));
 	worker_each(sum_run, &sums);
+	if (t != NULL)
+		*t = sums.t;
 	return (&sums.ps);
-}
-
-void
-worker_totals(struct worker_totals *t)
-{
-	worker_proxy_stats();
-	t->txns = sums.txns;
-	t->pending = sums.pending;
-	t->records = sums.records;
-	t->bytes = sums.bytes;
-	t->created = sums.created;
-	t->timed_out = sums.timed_out;
-	t->rx_datagrams = sums.rx_datagrams;
-	t->tx_errors = sums.tx_errors;
 }
 
 struct foreach {

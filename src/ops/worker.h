@@ -55,8 +55,7 @@ struct tp *worker_tp(void);	/* this thread's */
 /* The main thread's view of every worker (ctl, metrics, STATUS=). */
 struct proxy_stats;
 struct txn;
-const struct proxy_stats *worker_proxy_stats(void);
-void	 worker_totals(struct worker_totals *);
+const struct proxy_stats *worker_totals(struct worker_totals *);
 void	 worker_txn_foreach(void (*)(struct txn *, void *), void *);
 int	 worker_cancel_call(const char *, uint32_t, char *, size_t);
 void	 worker_stop_accepting(void);

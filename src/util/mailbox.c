@@ -73,6 +73,33 @@ mailbox_cleanup(struct mailbox *mb)
 	mb->q = mb->run = NULL;
 }
 
+/* Queue fn(arg) and wake the owner; false: closed, or max waiting. */
+static bool
+mailbox_enqueue(struct mailbox *mb, mailbox_fn *fn, void *arg,
+    unsigned max)
+{
+	uint64_t	one = 1;
+	bool		wake;
+
+	pthread_mutex_lock(&mb->mu);
+	if (mb->closed || (max > 0 && mb->n >= max)) {
+		pthread_mutex_unlock(&mb->mu);
+		return (false);
+	}
+	if (mb->n == mb->cap) {
+		mb->cap = mb->cap ? mb->cap * 2 : 64;
+		mb->q = xrealloc(mb->q, mb->cap * sizeof(*mb->q));
+	}
+	mb->q[mb->n++] = (struct mail){ fn, arg };
+	mb->posted++;
+	wake = mb->n == 1;
+	pthread_mutex_unlock(&mb->mu);
+	if (wake && write(mb->efd, &one, sizeof(one)) == -1 &&
+	    errno != EAGAIN)
+		log_warn("mailbox: write");
+	return (true);
+}
+
 void
 mailbox_post(struct mailbox *mb, mailbox_fn *fn, void *arg)
 {
@@ -88,27 +115,10 @@ bool
 mailbox_post_max(struct mailbox *mb, mailbox_fn *fn, void *arg,
     unsigned max)
 {
-	uint64_t	one = 1;
-	bool		wake;
-
-	pthread_mutex_lock(&mb->mu);
-	if (mb->closed || (max > 0 && mb->n >= max)) {
-		pthread_mutex_unlock(&mb->mu);
-		free(arg);
-		return (false);
-	}
-	if (mb->n == mb->cap) {
-		mb->cap = mb->cap ? mb->cap * 2 : 64;
-		mb->q = xrealloc(mb->q, mb->cap * sizeof(*mb->q));
-	}
-	mb->q[mb->n++] = (struct mail){ fn, arg };
-	mb->posted++;
-	wake = mb->n == 1;
-	pthread_mutex_unlock(&mb->mu);
-	if (wake && write(mb->efd, &one, sizeof(one)) == -1 &&
-	    errno != EAGAIN)
-		log_warn("mailbox: write");
-	return (true);
+	if (mailbox_enqueue(mb, fn, arg, max))
+		return (true);
+	free(arg);
+	return (false);
 }
 
 /* Run what is queued now, in the order it was posted. */
@@ -180,24 +190,9 @@ mailbox_call(struct mailbox *mb, mailbox_fn *fn, void *arg)
 {
 	struct mail_call	 c = { fn, arg, PTHREAD_MUTEX_INITIALIZER,
 				    PTHREAD_COND_INITIALIZER, false };
-	uint64_t		 one = 1;
-	bool			 wake;
 
-	pthread_mutex_lock(&mb->mu);
-	if (mb->closed) {
-		pthread_mutex_unlock(&mb->mu);
+	if (!mailbox_enqueue(mb, mailbox_call_run, &c, 0))
 		return (false);
-	}
-	if (mb->n == mb->cap) {
-		mb->cap = mb->cap ? mb->cap * 2 : 64;
-		mb->q = xrealloc(mb->q, mb->cap * sizeof(*mb->q));
-	}
-	mb->q[mb->n++] = (struct mail){ mailbox_call_run, &c };
-	wake = mb->n == 1;
-	pthread_mutex_unlock(&mb->mu);
-	if (wake && write(mb->efd, &one, sizeof(one)) == -1 &&
-	    errno != EAGAIN)
-		log_warn("mailbox: write");
 	pthread_mutex_lock(&c.mu);
 	while (!c.done)
 		pthread_cond_wait(&c.cv, &c.mu);
