@@ -87,7 +87,7 @@ proxy_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src,
 	ctx->st = st;
 	ctx->refs = 1;
 	buf_init_on(&tv, store, sizeof(store));
-	proxy_ctx_topvia_buf(st->req, src, &tv);
+	proxy_ctx_topvia_buf(txn_server_request(st), src, &tv);
 	ctx->topvia = buf_steal(&tv, NULL);	/* its own size */
 	ctx->in_sock = in;
 	ctx->up_peer = st->peer;

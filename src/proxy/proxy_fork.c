@@ -286,12 +286,16 @@ static int
 branch_send(struct branch *b)
 {
 	struct pctx		*ctx = b->ctx;
-	const struct sipmsg	*m = ctx->st->req;
+	const struct sipmsg	*m = txn_server_request(ctx->st);
 	const struct tp_addr	*addr = &b->addr;
 	struct tp_sock		*out;
 	char			 branch[48], cid[128], *bytes;
 	size_t			 len;
 
+	if (m == NULL) {	/* its bytes no longer parse: cannot happen */
+		b->code = 500;
+		return (-1);
+	}
 	if (b->sock != NULL && b->sock->family == tp_addr_family(addr) &&
 	    b->sock->proto == addr->proto)
 		out = b->sock;
@@ -547,7 +551,9 @@ target_ruri(const struct pctx *ctx, const struct target *t)
 {
 	if (t->parsed.user.len > 0)	/* a user part replaces the R-URI */
 		return ((struct slice){ t->uri, strlen(t->uri) });
-	return (ctx->st->req->ruri);
+	const struct sipmsg	*m = txn_server_request(ctx->st);
+
+	return (m != NULL ? m->ruri : (struct slice){ "", 0 });
 }
 
 static bool
@@ -582,11 +588,14 @@ proxy_fork_next_serial(struct pctx *ctx)
 void
 proxy_fork_route(struct pctx *ctx, struct route *r)
 {
+	const struct sipmsg *m;
 	unsigned	i, started = 0;
 	char		cid[128];
 
 	ctx->route = r;
-	ctx->norder = route_order(r, ctx->st->req->callid, ctx->order);
+	m = txn_server_request(ctx->st);
+	ctx->norder = route_order(r, m != NULL ? m->callid : (struct slice){
+	    "", 0 }, ctx->order);
 	ctx->next = 0;
 	ctx->starting++;
 	if (r->fork == FORK_SERIAL)

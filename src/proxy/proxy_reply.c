@@ -81,6 +81,7 @@ void
 proxy_reply_st(struct txn *st, const char *topvia, int code,
     const char *reason, const char *extra)
 {
+	const struct sipmsg *req;
 	struct buf	 b, ex;
 	struct slice	 top = { topvia, strlen(topvia) };
 	char		 tag[24], *bytes, exstore[256];
@@ -89,8 +90,12 @@ proxy_reply_st(struct txn *st, const char *topvia, int code,
 	proxy_ctx_token(tag, sizeof(tag));
 	buf_init_on(&ex, exstore, sizeof(exstore));
 	proxy_reply_extra(code, extra, &ex);
+	if ((req = txn_server_request(st)) == NULL) {
+		buf_cleanup(&ex);
+		return;		/* its bytes no longer parse: cannot happen */
+	}
 	buf_init(&b, 512);
-	sipbuild_reply(st->req, code, reason, tag, &top, ex.p, &b);
+	sipbuild_reply(req, code, reason, tag, &top, ex.p, &b);
 	buf_cleanup(&ex);
 	bytes = buf_steal(&b, &len);
 	if (txn_server_reply(st, code, bytes, len) == 0)

@@ -77,7 +77,9 @@ struct txn_ops {
 };
 
 /*
- * A transaction.  The server transaction owns the request; the client
+ * A transaction.  The server transaction owns the request: its bytes (raw)
+ * for as long as it lives, indexed (req) only in the loop turn it came in
+ * and again in a turn that asks for it (txn_server_request()).  The client
  * transaction owns the bytes it retransmits (and, once COMPLETED, its ACK).
  * A terminated transaction is unlinked at once and freed by txn_reap() at
  * the end of the loop turn (or by a zero timer when nobody calls it).
@@ -99,9 +101,11 @@ struct txn {
 	void		*owner;		/* the transaction user's; a record:
 					   NULL */
 	char		*callid;	/* owned, for logs; may be NULL */
-	struct sipmsg	*req;		/* server: the request (owned); NULL
-					   once let go, in a record */
-	struct txn	*rec_next;	/* a record: next on its FIFO list */
+	struct sipmsg	*req;		/* server: the request indexed, for
+					   this turn (owned); else NULL */
+	struct txn	*rec_next;	/* a record: next on its FIFO list;
+					   a server's req: on the list of
+					   those txn_reap() lets go */
 	uint64_t	 rec_due;	/* a record: when it ends */
 	enum txn_kind	 kind;
 	enum txn_state	 state;
@@ -115,6 +119,9 @@ struct txn {
 	char		 id[24];
 	/* The mark: a full transaction only, from here on. */
 	struct tp_sock	*sock;
+	char		*raw;		/* server: the request's bytes
+					   (owned), once req is let go */
+	size_t		 rawlen;
 	size_t		 bytes;		/* counted in txn_bytes() */
 	struct tp_addr	 peer;		/* server: responses go here */
 	struct tp_addr	*alt;		/* owned: server over TCP/TLS, if
@@ -127,6 +134,7 @@ struct txn {
 	bool		 cancel_pending;	/* ICT: CANCEL once a 1xx comes */
 	bool		 cancel_sent;
 	bool		 done_queued;
+	bool		 req_queued;	/* req on the list (rec_next) */
 	int		 slot;		/* the transaction user's */
 	char		*cancel_reason;	/* owned */
 	const struct txn_ops *ops;	/* up-calls for this one */
@@ -172,6 +180,7 @@ void		 txn_xmit(struct txn *);
 void		 txn_set_callid(struct txn *, struct slice);
 void		 txn_set_ops(struct txn *, const struct txn_ops *);
 void		 txn_trim(struct txn *);
+void		 txn_req_queue(struct txn *);
 void		 txn_timer_set(struct txn *, enum txn_timer, uint32_t, bool);
 void		 txn_timer_stop(struct txn *, enum txn_timer);
 bool		 txn_timer_pending(const struct txn *, enum txn_timer);
@@ -182,6 +191,8 @@ const struct txn_settings *txn_settings(void);
 struct txn	*txn_server_new(struct sipmsg *, struct tp_sock *,
 		     const struct tp_addr *);
 int		 txn_server_reply(struct txn *, int, char *, size_t);
+const struct sipmsg *txn_server_request(struct txn *);
+void		 txn_server_unindex(struct txn *);
 void		 txn_server_retransmit(struct txn *, const struct sipmsg *);
 void		 txn_server_peer(const struct sipmsg *, const struct tp_addr *,
 		     struct tp_addr *);

@@ -79,8 +79,56 @@ txn_server_new(struct sipmsg *req, struct tp_sock *sock,
 	txn_server_peer(req, src, &t->peer);
 	t->alt = txn_server_alt(req, src);
 	t->state = req->method == SM_INVITE ? TXN_PROCEEDING : TXN_TRYING;
+	txn_req_queue(t);
 	txn_trim(t);
 	return (t);
+}
+
+/*
+ * The request of server transaction t, indexed: in the turn it came in,
+ * the message it was made with; in a later one its bytes indexed again
+ * (a branch started late, a response we make), kept until the turn ends.
+ * NULL in a record, or should the bytes no longer parse (they did once).
+ */
+const struct sipmsg *
+txn_server_request(struct txn *t)
+{
+	struct sipmsg	*m;
+	char		 err[128];
+
+	if (t->req != NULL || t->rec || t->raw == NULL)
+		return (t->req);
+	m = sipmsg_new(t->raw, t->rawlen);
+	if (sipmsg_parse(m, err, sizeof(err)) != 0) {
+		log_warnx("txn %s: request does not parse again: %s", t->id,
+		    err);
+		sipmsg_free(m);
+		return (NULL);
+	}
+	t->req = m;
+	txn_req_queue(t);
+	txn_trim(t);
+	return (m);
+}
+
+/*
+ * The turn is over: t keeps its request's bytes, not the index (most of
+ * a struct sipmsg).  The bytes stay where they were: what the owner took
+ * from the request (a Route set) still points into them.
+ */
+void
+txn_server_unindex(struct txn *t)
+{
+	if (t->req == NULL)
+		return;
+	if (t->raw == NULL) {
+		t->raw = t->req->buf;
+		t->rawlen = t->req->len;
+		t->req->buf = NULL;
+	}
+	sipmsg_free(t->req);
+	t->req = NULL;
+	txn_trim(t);
 }
 
 /*

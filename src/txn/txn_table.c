@@ -37,6 +37,7 @@ static _Thread_local struct {
 	struct event_base	*base;
 	struct txn		*reap;
 	struct txn		*done;		/* for ops->done */
+	struct txn		*unindex;	/* requests indexed this turn */
 	struct timer		 reaper;
 	struct txn_fifo		*fifo;		/* records, by duration */
 	size_t			 nfifo;
@@ -77,10 +78,17 @@ txn_reap(void)
 {
 	struct txn	*t, *next;
 
-	if (T.reap == NULL && T.done == NULL)
+	if (T.reap == NULL && T.done == NULL && T.unindex == NULL)
 		return;
 	if (T.up)
 		timer_stop(&T.reaper);
+	/* Server requests indexed in this turn keep their bytes only. */
+	while ((t = T.unindex) != NULL) {
+		T.unindex = t->rec_next;
+		t->rec_next = NULL;
+		t->req_queued = false;
+		txn_server_unindex(t);
+	}
 	/*
 	 * Owners let go (and may end or finish other transactions); what
 	 * nobody owns becomes a compact record.
@@ -105,10 +113,31 @@ txn_reap(void)
 	}
 }
 
+/* t->req is let go when the turn ends (txn_server_unindex()). */
+void
+txn_req_queue(struct txn *t)
+{
+	if (t->req_queued)
+		return;
+	if (T.reap == NULL && T.done == NULL && T.unindex == NULL && T.up)
+		timer_set(&T.reaper, 0);	/* unless txn_reap() */
+	t->rec_next = T.unindex;
+	T.unindex = t;
+	t->req_queued = true;
+}
+
 static void
 txn_free(struct txn *t)
 {
+	struct txn	**pp;
+
+	if (t->req_queued) {	/* indexed again after the list was done */
+		for (pp = &T.unindex; *pp != t; pp = &(*pp)->rec_next)
+			;
+		*pp = t->rec_next;
+	}
 	sipmsg_free(t->req);
+	free(t->raw);
 	free(t->out);
 	free(t->cancel_reason);
 	if (!t->callid_inline)
@@ -519,6 +548,8 @@ txn_size(const struct txn *t)
 	if (t->req != NULL)
 		n += sizeof(*t->req) + t->req->len + 1 +
 		    t->req->hcap * sizeof(*t->req->h);
+	if (t->raw != NULL)
+		n += t->rawlen + 1;
 	if (t->callid != NULL)
 		n += strlen(t->callid) + 1;
 	if (t->cancel_reason != NULL)
@@ -550,7 +581,7 @@ txn_trim(struct txn *t)
 	}
 	if (!done && !t->done_queued && (t->owner == NULL ||
 	    t->ops->done != NULL) && txn_absorbing(t)) {
-		if (T.reap == NULL && T.done == NULL)
+		if (T.reap == NULL && T.done == NULL && T.unindex == NULL)
 			timer_set(&T.reaper, 0);	/* unless txn_reap() */
 		t->done_next = T.done;
 		T.done = t;
@@ -914,7 +945,7 @@ txn_enter(struct txn *t, enum txn_state next)
 		if (t->owner != NULL && t->ops->terminated != NULL)
 			t->ops->terminated(t);
 		t->owner = NULL;
-		if (T.reap == NULL && T.done == NULL)
+		if (T.reap == NULL && T.done == NULL && T.unindex == NULL)
 			timer_set(&T.reaper, 0);	/* unless txn_reap() */
 		t->reap_next = T.reap;
 		T.reap = t;

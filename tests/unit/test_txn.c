@@ -1382,6 +1382,37 @@ START_TEST(nist_done_detached)
 }
 END_TEST
 
+/*
+ * A server transaction keeps its request indexed in the turn it came in
+ * only; then its bytes, indexed again in a turn that asks for them, the
+ * same request (the Route set the owner took stays where it points).
+ */
+START_TEST(ist_request_unindexed)
+{
+	struct txn		*t = server_new(RQ("INVITE", VIA_A));
+	const struct sipmsg	*m;
+	const char		*buf = t->req->buf;
+	size_t			 indexed = txn_bytes();
+
+	ck_assert_ptr_nonnull(t->req);
+	fake_advance(0);			/* the turn ends: reaper */
+	ck_assert_ptr_null(t->req);
+	ck_assert_ptr_eq(t->raw, buf);		/* the same bytes, kept */
+	ck_assert_uint_lt(txn_bytes() + sizeof(struct sipmsg) / 2, indexed);
+	m = txn_server_request(t);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_eq(t->req, m);
+	ck_assert_int_eq(m->method, SM_INVITE);
+	ck_assert_uint_eq(m->cseq, 1);
+	ck_assert(slice_eq(m->branch, "z9hG4bKsrv1"));
+	ck_assert_ptr_eq(txn_server_request(t), m);	/* once a turn */
+	ck_assert_ptr_eq(txn_match_request(m), t);
+	fake_advance(0);
+	ck_assert_ptr_null(t->req);
+	ck_assert_ptr_eq(t->raw, buf);
+}
+END_TEST
+
 /* An open one is never let go; an ended one is not either. */
 START_TEST(ist_open_not_done)
 {
@@ -1394,7 +1425,7 @@ START_TEST(ist_open_not_done)
 	ck_assert_int_eq(reply(t, 486), 0);	/* COMPLETED: Timer G, H */
 	fake_advance(T1);
 	ck_assert_int_eq(ndone, 0);
-	ck_assert_ptr_nonnull(t->req);
+	ck_assert_ptr_nonnull(txn_server_request(t));
 	fake_advance(64 * T1);			/* H */
 	ck_assert_int_eq(ndone, 0);
 	ck_assert_int_eq(cb.nterm, 1);
@@ -1694,6 +1725,7 @@ main(void)
 	    ict_timer_c_stopped_by_final);
 	tc = check_fixed("done", setup_done, teardown);
 	check_add(tc, nist_done_detached, ist_open_not_done,
+	    ist_request_unindexed,
 	    ict_done_accepted_unmatched);
 	tc = check_fixed("record", setup_done, teardown);
 	check_add(tc, record_ist_confirmed, record_nist_many,
