@@ -74,11 +74,10 @@ proxy_ctx_settings_unref(struct proxy_settings *s)
 
 /*
  * A response context for the server transaction st, pending until the
- * caller has its final; cancel_fn runs when the CANCEL timer fires.
+ * caller has its final.
  */
 struct pctx *
-proxy_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src,
-    void (*cancel_fn)(void *))
+proxy_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src)
 {
 	struct pctx	*ctx = xcalloc(1, sizeof(*ctx));
 	struct buf	 tv;
@@ -94,7 +93,6 @@ proxy_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src,
 	ctx->set = P.cur;	/* the routes this call started with */
 	__atomic_add_fetch(&ctx->set->refs, 1, __ATOMIC_RELAXED);
 	P.pending++;
-	timer_init(&ctx->cancel_timer, P.base, cancel_fn, ctx);
 	st->owner = ctx;
 	if ((ctx->lnext = P.ctxs) != NULL)
 		P.ctxs->lprev = ctx;
@@ -150,11 +148,13 @@ proxy_ctx_unref(struct pctx *ctx)
 	if (ctx->lnext != NULL)
 		ctx->lnext->lprev = ctx->lprev;
 	proxy_ctx_done(ctx);
-	timer_stop(&ctx->cancel_timer);
+	proxy_ctx_timer_stop(ctx->cancel_timer);
+	free(ctx->cancel_timer);
 	for (i = 0; i < ctx->nbr; i++) {
 		struct branch	*b = ctx->br[i];
 
-		timer_stop(&b->timeout);
+		proxy_ctx_timer_stop(b->timeout);
+		free(b->timeout);
 		resolver_cancel(b->dns);
 		free(b->more);
 		sipmsg_free(b->final);
@@ -176,6 +176,14 @@ proxy_ctx_unref(struct pctx *ctx)
 	free(ctx->routes);
 	free(ctx->topvia);
 	free(ctx);
+}
+
+/* A timer of the context's that may not exist (NULL: never set). */
+void
+proxy_ctx_timer_stop(struct timer *tm)
+{
+	if (tm != NULL)
+		timer_stop(tm);
 }
 
 const char *

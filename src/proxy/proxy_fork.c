@@ -219,7 +219,7 @@ proxy_fork_cancel_timeout(void *arg)
 struct pctx *
 proxy_fork_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src)
 {
-	return (proxy_ctx_new(st, in, src, proxy_fork_cancel_timeout));
+	return (proxy_ctx_new(st, in, src));
 }
 
 /* The target's own timeout: give up on this branch, go on to the next. */
@@ -268,7 +268,6 @@ branch_new(struct pctx *ctx, struct slice ruri, const struct target *t)
 		b->ruri = b->ruri_in;
 	} else
 		b->ruri = xstrndup(ruri.p, ruri.len);
-	timer_init(&b->timeout, P.base, branch_timeout, b);
 	return (b);
 }
 
@@ -341,8 +340,13 @@ branch_send(struct branch *b)
 	ctx->refs++;
 	if (m->method == SM_INVITE)
 		txn_client_arm_c(b->ct);
-	if (b->target != NULL && b->target->timeout_ms > 0)
-		timer_set(&b->timeout, b->target->timeout_ms);
+	if (b->target != NULL && b->target->timeout_ms > 0) {
+		if (b->timeout == NULL) {	/* most targets have none */
+			b->timeout = xmalloc(sizeof(*b->timeout));
+			timer_init(b->timeout, P.base, branch_timeout, b);
+		}
+		timer_set(b->timeout, b->target->timeout_ms);
+	}
 	log_info("proxy %s: %s forwarded to %s via %s",
 	    proxy_ctx_callid(ctx, cid, sizeof(cid)), sip_method_name(m->method),
 	    b->ruri, b->ct->id);
@@ -764,7 +768,7 @@ proxy_fork_branch_done(struct branch *b)
 	struct pctx	*ctx = b->ctx;
 	char		 cause[64];
 
-	timer_stop(&b->timeout);
+	proxy_ctx_timer_stop(b->timeout);
 	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
 		return;
 	if (b->code >= 600 && ctx->st->kind == TXN_IST) {
@@ -809,7 +813,12 @@ proxy_fork_cancel(struct pctx *ctx, const char *reason)
 		return;
 	ctx->cancelled = true;
 	proxy_fork_cancel_others(ctx, reason);
-	timer_set(&ctx->cancel_timer, ctx->set->cancel_ms);
+	if (ctx->cancel_timer == NULL) {	/* most calls are not cancelled */
+		ctx->cancel_timer = xmalloc(sizeof(*ctx->cancel_timer));
+		timer_init(ctx->cancel_timer, P.base,
+		    proxy_fork_cancel_timeout, ctx);
+	}
+	timer_set(ctx->cancel_timer, ctx->set->cancel_ms);
 }
 
 /* One next hop (a Route set, in dialog, relaying): a single branch. */
@@ -846,14 +855,14 @@ proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
 			return;
 		}
 		b->code = code;
-		timer_stop(&b->timeout);
+		proxy_ctx_timer_stop(b->timeout);
 		log_info("proxy %s: %d from %s relayed",
 		    proxy_ctx_callid(ctx, cid, sizeof(cid)), code, ct->id);
 		proxy_reply_relay(ctx, resp, 0, NULL);
 		if (!ctx->answered) {
 			ctx->answered = true;
 			proxy_ctx_done(ctx);
-			timer_stop(&ctx->cancel_timer);
+			proxy_ctx_timer_stop(ctx->cancel_timer);
 			if (ctx->st != NULL && ctx->st->kind == TXN_IST)
 				proxy_fork_cancel_others(ctx, REASON_2XX);
 		}

@@ -31,7 +31,8 @@ struct branch {
 	struct txn		*ct;		/* NULL once terminated */
 	int			 code;		/* final status, 0 pending */
 	struct sipmsg		*final;		/* owned: 3xx-6xx for 16.7 */
-	struct timer		 timeout;	/* the target's own timeout */
+	struct timer		*timeout;	/* owned: the target's own
+						   timeout, if it has one */
 	const struct target	*target;	/* NULL: not from a route */
 	char			*ruri;		/* owned: the R-URI sent */
 	unsigned		 idx;
@@ -76,7 +77,7 @@ struct pctx {
 	bool			 cancelled;	/* the caller sent CANCEL */
 	bool			 answered;	/* a 2xx went upstream */
 	bool			 final_sent;
-	struct timer		 cancel_timer;
+	struct timer		*cancel_timer;	/* owned: once cancelled */
 	char			*topvia;	/* owned: caller's Via, fixed */
 	struct tp_sock		*in_sock;
 	struct tp_addr		 up_peer;	/* for 2xx after the st */
@@ -124,7 +125,8 @@ void	 proxy_ctx_init(struct event_base *, struct tp *,
 	    struct proxy_settings *);
 void	 proxy_ctx_settings_unref(struct proxy_settings *);
 struct pctx *proxy_ctx_new(struct txn *, struct tp_sock *,
-	    const struct tp_addr *, void (*)(void *));
+	    const struct tp_addr *);
+void	 proxy_ctx_timer_stop(struct timer *);
 void	 proxy_ctx_done(struct pctx *);
 void	 proxy_ctx_unref(struct pctx *);
 void	 proxy_ctx_drop_lookups(void);

@@ -310,7 +310,7 @@ proxy_reply_finish(struct pctx *ctx)
 		return;
 	ctx->final_sent = true;
 	proxy_ctx_done(ctx);
-	timer_stop(&ctx->cancel_timer);
+	proxy_ctx_timer_stop(ctx->cancel_timer);
 	code = best->code;
 	if (ctx->cancelled && code < 600) {
 		for (i = 0; i < ctx->nbr; i++)

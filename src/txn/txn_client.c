@@ -9,6 +9,8 @@
 #include "txn.h"
 #include "xmalloc.h"
 
+static void	ict_compact(struct txn *);
+
 /* A client transaction that sends bytes (taken over) to peer. */
 struct txn *
 txn_client_new(enum txn_kind kind, struct slice branch, struct slice method,
@@ -60,7 +62,78 @@ txn_client_start(enum txn_kind kind, struct slice branch,
 	t->state = kind == TXN_ICT ? TXN_CALLING : TXN_TRYING;
 	txn_xmit(t);
 	txn_enter(t, t->state);
+	if (kind == TXN_ICT && txn_reliable(t))
+		ict_compact(t);		/* never retransmitted */
 	return (t);
+}
+
+/* The header lines ict_compact() keeps (RFC 3261 9.1, 17.1.1.3). */
+static bool
+ict_kept(const char *name, size_t len, bool *via_seen)
+{
+	static const char *const keep[] = {
+		"from", "f", "to", "t", "call-id", "i", "cseq", "route"
+	};
+	size_t	i;
+
+	if ((len == 3 && sip_caseeq(name, "via", 3)) ||
+	    (len == 1 && sip_caseeq(name, "v", 1))) {
+		if (*via_seen)
+			return (false);
+		*via_seen = true;	/* ours, the top one */
+		return (true);
+	}
+	for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (strlen(keep[i]) == len && sip_caseeq(name, keep[i], len))
+			return (true);
+	return (false);
+}
+
+/*
+ * An INVITE client transaction that no longer retransmits its INVITE (a
+ * provisional came, or it went over a reliable transport) keeps of it only
+ * what its CANCEL and its ACK copy: the request line, the top Via, From,
+ * To, Call-ID, CSeq and the Route set, without the body.  That is still a
+ * request that sent_request() parses.
+ */
+static void
+ict_compact(struct txn *t)
+{
+	const char	*p = t->out, *end = t->out + t->outlen, *eol, *colon;
+	struct buf	 b;
+	bool		 keep = false, via_seen = false;
+	char		 stack[512];
+
+	if (t->out == NULL || (eol = memchr(p, '\n', t->outlen)) == NULL)
+		return;
+	buf_init_on(&b, stack, sizeof(stack));
+	buf_add(&b, p, (size_t)(eol + 1 - p));	/* the request line */
+	for (p = eol + 1; p < end; p = eol + 1) {
+		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			eol = end - 1;
+		if (*p == '\r' || *p == '\n')
+			break;		/* the end of the header */
+		if (*p != ' ' && *p != '\t') {	/* else: folded, as before */
+			if ((colon = memchr(p, ':', (size_t)(eol - p))) == NULL)
+				keep = false;
+			else {
+				while (colon > p && (colon[-1] == ' ' ||
+				    colon[-1] == '\t'))
+					colon--;
+				keep = ict_kept(p, (size_t)(colon - p),
+				    &via_seen);
+			}
+		}
+		if (keep)
+			buf_add(&b, p, (size_t)(eol + 1 - p));
+	}
+	buf_adds(&b, "Content-Length: 0\r\n\r\n");
+	free(t->out);
+	t->out = xmalloc(b.len);	/* its own size, not the buffer's */
+	memcpy(t->out, b.p, b.len);
+	t->outlen = b.len;
+	buf_cleanup(&b);
+	txn_trim(t);
 }
 
 /* Timer C: armed when the INVITE goes out, reset by each provisional. */
@@ -189,8 +262,10 @@ txn_client_response(struct txn *t, const struct sipmsg *resp)
 	case TXN_PROCEEDING:
 		t->code = code;
 		if (code < 200) {
-			if (t->state == TXN_CALLING)
+			if (t->state == TXN_CALLING) {
 				txn_enter(t, TXN_PROCEEDING);
+				ict_compact(t);	/* no more Timer A */
+			}
 			if (code > 100 && txn_timer_pending(t, TXN_TM_C))
 				txn_client_arm_c(t);
 			if (t->cancel_pending)

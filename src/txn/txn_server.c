@@ -161,6 +161,12 @@ txn_server_reply(struct txn *t, int code, char *bytes, size_t len)
 	default:
 		goto refuse;
 	}
+	/*
+	 * A provisional is kept as long as the call rings, for the INVITE's
+	 * retransmissions: at its own size, not its buffer's.
+	 */
+	if (code < 200 && len > 0)
+		bytes = xrealloc(bytes, len);
 	free(t->out);
 	t->out = bytes;
 	t->outlen = len;

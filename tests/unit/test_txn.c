@@ -971,6 +971,80 @@ ck_cancel(const char *text, const char *reason)
 	sipmsg_free(c);
 }
 
+/*
+ * Once a provisional stops Timer A, the INVITE client transaction keeps of
+ * its INVITE only the lines its CANCEL and ACK copy (compact names and a
+ * folded line included), no body; both still carry exactly the INVITE's
+ * Request-URI, top Via, From, To, Call-ID, CSeq number and Route set.
+ */
+#define SENT_INVITE_BODY						\
+	"INVITE sip:bob@192.0.2.4:5080 SIP/2.0\r\n"			\
+	"Via: SIP/2.0/UDP 203.0.113.1:5060;branch=" ICT_BRANCH "\r\n"	\
+	"Record-Route: <sip:203.0.113.1;lr>\r\n"			\
+	"v: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKa1;rport=5062\r\n" \
+	"Route: <sip:192.0.2.9;lr>\r\n"					\
+	"route: <sip:192.0.2.4:5080;lr>\r\n"				\
+	"Max-Forwards: 69\r\n"						\
+	"t: <sip:bob@example.com>\r\n"					\
+	"f: <sip:alice@example.org>\r\n"				\
+	" ;tag=a1\r\n"							\
+	"Contact: <sip:alice@192.0.2.1:5062>\r\n"			\
+	"i: ict-call@example.org\r\n"					\
+	"CSeq : 42 INVITE\r\n"						\
+	"Content-Type: application/sdp\r\n"				\
+	"Content-Length: 13\r\n"						\
+	"\r\n"								\
+	"v=0\r\ns=-\r\nt=0"
+
+static void
+ck_routes(const char *text)
+{
+	struct sipmsg	*m = parse(text);
+	struct slice	 v[4];
+
+	ck_assert_uint_eq(sipmsg_values(m, SH_ROUTE, v, 4), 2);
+	ck_assert_slice_eq(v[0], "<sip:192.0.2.9;lr>");
+	ck_assert_slice_eq(v[1], "<sip:192.0.2.4:5080;lr>");
+	ck_assert_uint_eq(m->nvias, 1);
+	ck_assert_ptr_null(sipmsg_hdr(m, SH_RECORD_ROUTE));
+	ck_assert_ptr_null(sipmsg_hdr(m, SH_CONTACT));
+	sipmsg_free(m);
+}
+
+START_TEST(ict_compact_after_provisional)
+{
+	struct txn	*t = client_new(TXN_ICT, ICT_BRANCH, "INVITE",
+			    SENT_INVITE_BODY);
+	size_t		 before = txn_bytes();
+	const char	*sent;
+
+	ck_assert_uint_eq(t->outlen, strlen(SENT_INVITE_BODY));
+	fake_advance(T1);			/* A: the whole INVITE again */
+	ck_assert_int_eq(fake_nsent(), 2);
+	ck_assert_str_eq(fake_sent(1), SENT_INVITE_BODY);
+	ict_recv(t, 180, "b0b");
+	ck_assert_int_eq(t->state, TXN_PROCEEDING);
+	ck_assert_uint_lt(t->outlen, strlen(SENT_INVITE_BODY) - 150);
+	ck_assert_uint_lt(txn_bytes(), before);
+	ck_assert_ptr_null(memmem(t->out, t->outlen, "v=0", 3));
+	ck_routes(t->out);
+	txn_client_cancel(t, NULL);
+	ck_assert_int_eq(fake_nsent(), 3);
+	ck_assert_ptr_nonnull(sent = fake_sent(2));
+	ck_cancel(sent, NULL);
+	ck_routes(sent);
+	ict_recv(t, 487, "b0b");
+	ck_assert_int_eq(t->state, TXN_COMPLETED);
+	ck_assert_ptr_nonnull(sent = fake_sent(fake_nsent() - 1));
+	ck_assert_ptr_nonnull(strstr(sent, "ACK sip:bob@192.0.2.4:5080 "));
+	ck_assert_ptr_nonnull(strstr(sent, "branch=" ICT_BRANCH "\r\n"));
+	ck_assert_ptr_nonnull(strstr(sent, "f: <sip:alice@example.org>\r\n"
+	    " ;tag=a1\r\n"));
+	ck_assert_ptr_nonnull(strstr(sent, "CSeq: 42 ACK\r\n"));
+	ck_routes(sent);
+}
+END_TEST
+
 /* RFC 3261 9.1: no CANCEL before a provisional response. */
 START_TEST(ict_cancel_waits_for_provisional)
 {
@@ -1720,6 +1794,7 @@ main(void)
 	check_add(tc, ict_timer_a_b, ict_provisional_proceeding,
 	    ict_non2xx_ack, ict_non2xx_from_calling, ict_2xx_accepted,
 	    ict_cancel_waits_for_provisional, ict_cancel_in_proceeding,
+	    ict_compact_after_provisional,
 	    ict_cancel_after_final, nict_timer_e_f, nict_proceeding_t2,
 	    nict_final_timer_k, ict_timer_c, ict_timer_c_calling,
 	    ict_timer_c_stopped_by_final);
