@@ -126,9 +126,11 @@ struct txn {
 	struct tp_addr	 peer;		/* server: responses go here */
 	struct tp_addr	*alt;		/* owned: server over TCP/TLS, if
 					   peer's flow is gone */
-	struct timer	 tm;		/* the earliest of due[] */
 	uint64_t	 due[TXN_TIMERS];	/* timer_clock_ms(), or never */
-	uint64_t	 tm_due;	/* what tm is set for */
+	uint64_t	 tm_due;	/* the earliest of due[]: its key in
+					   the table's timer heap */
+	uint32_t	 heap_idx;	/* its place there + 1; 0: none */
+	uint32_t	 serial;	/* the older first on a tie there */
 	uint32_t	 retx_ms;
 	uint32_t	 life_ms;	/* what LIFE was last set to */
 	bool		 cancel_pending;	/* ICT: CANCEL once a 1xx comes */

@@ -43,6 +43,18 @@ static _Thread_local struct {
 	size_t			 nfifo;
 	struct timer		 rec_tm;	/* the earliest head's due */
 	uint64_t		 rec_tm_due;
+	/*
+	 * The transactions with a timer due, a min-heap by tm_due, under
+	 * one libevent timer set for its top (a struct event each would
+	 * cost 160 bytes a transaction).
+	 */
+	struct txn		**heap;
+	uint32_t		 nheap;
+	uint32_t		 heapcap;
+	struct timer		 heap_tm;
+	uint64_t		 heap_tm_due;	/* what heap_tm is set for */
+	struct txn		**firing;	/* txn_heap_fire()'s, reused */
+	uint32_t		 firecap;
 	unsigned		 nrec;
 	size_t			 rec_freed;	/* since the last trim */
 	uint64_t		 serial;
@@ -59,6 +71,9 @@ static const char *const state_names[] = {
 static const char *const kind_names[] = { "ist", "nist", "ict", "nict" };
 
 static bool	txn_absorbing(const struct txn *);
+static void	txn_heap_remove(struct txn *);
+static void	txn_heap_arm(void);
+static void	txn_heap_fire(void *);
 static void	txn_compact(struct txn *);
 static void	txn_free(struct txn *);
 
@@ -131,6 +146,10 @@ txn_free(struct txn *t)
 {
 	struct txn	**pp;
 
+	if (t->heap_idx != 0) {		/* a terminated one is not there */
+		txn_heap_remove(t);
+		txn_heap_arm();
+	}
 	if (t->req_queued) {	/* indexed again after the list was done */
 		for (pp = &T.unindex; *pp != t; pp = &(*pp)->rec_next)
 			;
@@ -376,7 +395,7 @@ txn_compact(struct txn *t)
 	struct txn	*r;
 	char		*p;
 
-	if (due == UINT64_MAX || due <= timer_clock_ms(&t->tm) ||
+	if (due == UINT64_MAX || due <= timer_clock_ms(&T.heap_tm) ||
 	    (t->kind == TXN_ICT && t->state == TXN_ACCEPTED && t->detached)) {
 		txn_enter(t, TXN_TERMINATED);
 		return;
@@ -412,7 +431,8 @@ txn_compact(struct txn *t)
 	r->rec_due = due;
 	r->open = false;
 
-	timer_stop(&t->tm);
+	txn_heap_remove(t);
+	txn_heap_arm();
 	hashtab_remove(&T.table, &t->node);
 	hashtab_insert(&T.table, &r->node, r->key, klen);
 	txn_count_all(-(long)t->open, (long)n - (long)t->bytes);
@@ -437,6 +457,8 @@ txn_init(struct event_base *base, const struct txn_settings *set,
 	timer_init(&T.reaper, base, txn_reap_now, NULL);
 	timer_init(&T.rec_tm, base, txn_rec_fire, NULL);
 	T.rec_tm_due = UINT64_MAX;
+	timer_init(&T.heap_tm, base, txn_heap_fire, NULL);
+	T.heap_tm_due = UINT64_MAX;
 	T.up = true;
 }
 
@@ -640,6 +662,11 @@ txn_shutdown(void)
 		txn_enter((struct txn *)h, TXN_TERMINATED);
 	txn_reap();
 	timer_stop(&T.reaper);
+	timer_stop(&T.heap_tm);
+	free(T.heap);
+	free(T.firing);
+	T.heap = T.firing = NULL;
+	T.nheap = T.heapcap = T.firecap = 0;
 	hashtab_cleanup(&T.table);
 	T.up = false;
 }
@@ -774,7 +801,7 @@ txn_fmt_xid(char *out, unsigned long long n)
 static void txn_retx_fire(struct txn *);
 static void txn_life_fire(struct txn *);
 static void txn_c_fire(struct txn *);
-static void txn_timer_fire(void *);
+static void txn_timer_fire(struct txn *);
 
 /*
  * A new transaction, linked into the table under key (emptied), which is
@@ -806,7 +833,7 @@ txn_alloc(enum txn_kind kind, struct buf *key, struct slice callid)
 	p = stpcpy(t->id, kind_names[kind]);
 	*p++ = '-';
 	txn_fmt_xid(p, ++T.serial);
-	timer_init(&t->tm, T.base, txn_timer_fire, t);
+	t->serial = (uint32_t)T.serial;
 	for (i = 0; i < TXN_TIMERS; i++)
 		t->due[i] = UINT64_MAX;
 	t->tm_due = UINT64_MAX;
@@ -1005,15 +1032,123 @@ txn_enter(struct txn *t, enum txn_state next)
 	txn_trim(t);
 }
 
+/* The heap's order: the earlier due first, the older on a tie. */
+static bool
+txn_heap_before(const struct txn *a, const struct txn *b)
+{
+	return (a->tm_due < b->tm_due || (a->tm_due == b->tm_due &&
+	    a->serial < b->serial));
+}
+
+static void
+txn_heap_put(uint32_t i, struct txn *t)
+{
+	T.heap[i] = t;
+	t->heap_idx = i + 1;
+}
+
+static void
+txn_heap_up(uint32_t i)
+{
+	struct txn	*t = T.heap[i];
+
+	while (i > 0 && txn_heap_before(t, T.heap[(i - 1) / 2])) {
+		txn_heap_put(i, T.heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	txn_heap_put(i, t);
+}
+
+static void
+txn_heap_down(uint32_t i)
+{
+	struct txn	*t = T.heap[i];
+	uint32_t	 c;
+
+	while ((c = 2 * i + 1) < T.nheap) {
+		if (c + 1 < T.nheap && txn_heap_before(T.heap[c + 1],
+		    T.heap[c]))
+			c++;
+		if (!txn_heap_before(T.heap[c], t))
+			break;
+		txn_heap_put(i, T.heap[c]);
+		i = c;
+	}
+	txn_heap_put(i, t);
+}
+
+/* Set the heap's timer for its top, if that changed. */
+static void
+txn_heap_arm(void)
+{
+	uint64_t	min = T.nheap > 0 ? T.heap[0]->tm_due : UINT64_MAX, now;
+
+	if (min == T.heap_tm_due)
+		return;
+	T.heap_tm_due = min;
+	if (min == UINT64_MAX) {
+		timer_stop(&T.heap_tm);
+		return;
+	}
+	now = timer_clock_ms(&T.heap_tm);
+	timer_set(&T.heap_tm, min > now ? (uint32_t)(min - now) : 0);
+}
+
+static void
+txn_heap_remove(struct txn *t)
+{
+	uint32_t	 i;
+	struct txn	*last;
+
+	if (t->heap_idx == 0)
+		return;
+	i = t->heap_idx - 1;
+	t->heap_idx = 0;
+	last = T.heap[--T.nheap];
+	if (i < T.nheap) {
+		txn_heap_put(i, last);
+		txn_heap_up(i);
+		txn_heap_down(last->heap_idx - 1);
+	}
+}
+
 /*
- * One libevent timer per transaction, set for the earliest of its timers
- * (a struct event each would cost 128 bytes).  A lazy one is due on the
- * TXN_LAZY_MS grid, so the lazy ends of many calls share a wake-up.
+ * The heap's timer: the transactions due now leave the heap, then each
+ * one's due timers fire (txn_timer_fire() puts it back for its next).
+ * None is freed meanwhile: that waits for txn_reap().
+ */
+static void
+txn_heap_fire(void *arg)
+{
+	uint64_t	 now = timer_clock_ms(&T.heap_tm);
+	uint32_t	 n = 0, i;
+
+	(void)arg;
+	T.heap_tm_due = UINT64_MAX;	/* heap_tm is not set now */
+	while (T.nheap > 0 && T.heap[0]->tm_due <= now) {
+		if (n == T.firecap) {
+			T.firecap = T.firecap ? 2 * T.firecap : 64;
+			T.firing = xrealloc(T.firing, T.firecap *
+			    sizeof(*T.firing));
+		}
+		T.firing[n++] = T.heap[0];
+		txn_heap_remove(T.heap[0]);
+	}
+	/* A callback may set timers, so never T.firing past this point. */
+	for (i = 0; i < n; i++)
+		txn_timer_fire(T.firing[i]);
+	txn_heap_arm();
+}
+
+/*
+ * A transaction is in the heap while one of its timers is due, under the
+ * earliest.  A lazy one is due on the TXN_LAZY_MS grid, so the lazy ends
+ * of many calls share a wake-up.
  */
 static void
 txn_timer_arm(struct txn *t)
 {
-	uint64_t	min = UINT64_MAX, now;
+	uint64_t	min = UINT64_MAX;
 	unsigned	i;
 
 	for (i = 0; i < TXN_TIMERS; i++)
@@ -1022,19 +1157,28 @@ txn_timer_arm(struct txn *t)
 	if (min == t->tm_due)
 		return;
 	t->tm_due = min;
-	if (min == UINT64_MAX) {
-		timer_stop(&t->tm);
-		return;
+	if (min == UINT64_MAX)
+		txn_heap_remove(t);
+	else if (t->heap_idx != 0) {
+		txn_heap_up(t->heap_idx - 1);
+		txn_heap_down(t->heap_idx - 1);
+	} else {
+		if (T.nheap == T.heapcap) {
+			T.heapcap = T.heapcap ? 2 * T.heapcap : 1024;
+			T.heap = xrealloc(T.heap, T.heapcap *
+			    sizeof(*T.heap));
+		}
+		txn_heap_put(T.nheap, t);
+		txn_heap_up(T.nheap++);
 	}
-	now = timer_clock_ms(&t->tm);
-	timer_set(&t->tm, min > now ? (uint32_t)(min - now) : 0);
+	txn_heap_arm();
 }
 
 /* A timer's due time, ms from now (lazy: on the grid); not armed yet. */
 static void
 txn_timer_due(struct txn *t, enum txn_timer which, uint32_t ms, bool lazy)
 {
-	uint64_t	due = timer_clock_ms(&t->tm) + ms;
+	uint64_t	due = timer_clock_ms(&T.heap_tm) + ms;
 
 	if (lazy && ms > 0)
 		due = (due + TXN_LAZY_MS - 1) / TXN_LAZY_MS *
@@ -1070,12 +1214,12 @@ txn_timer_pending(const struct txn *t, enum txn_timer which)
 
 /* Every timer that is due, in enum order, then the next one is set. */
 static void
-txn_timer_fire(void *arg)
+txn_timer_fire(struct txn *t)
 {
-	struct txn	*t = arg;
-	uint64_t	 now = timer_clock_ms(&t->tm);
+	uint64_t	 now = timer_clock_ms(&T.heap_tm);
 
-	t->tm_due = UINT64_MAX;		/* tm is not set now */
+	txn_heap_remove(t);		/* if a callback put it back */
+	t->tm_due = UINT64_MAX;		/* not in the heap now */
 	if (t->state != TXN_TERMINATED && t->due[TXN_TM_RETX] <= now) {
 		t->due[TXN_TM_RETX] = UINT64_MAX;
 		txn_retx_fire(t);
