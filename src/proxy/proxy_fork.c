@@ -287,6 +287,7 @@ branch_send(struct branch *b)
 	struct pctx		*ctx = b->ctx;
 	const struct sipmsg	*m = txn_server_request(ctx->st);
 	const struct tp_addr	*addr = &b->addr;
+	struct tp_addr		 up;
 	struct tp_sock		*out;
 	char			 branch[48], cid[128], *bytes;
 	size_t			 len;
@@ -303,7 +304,8 @@ branch_send(struct branch *b)
 		return (-1);
 	}
 	proxy_ctx_branch(ctx->topvia, branch, sizeof(branch));
-	bytes = proxy_fork_bytes(m, ctx->in_sock, out, &ctx->up_peer, addr,
+	txn_addr_get(&ctx->up_peer, &up);
+	bytes = proxy_fork_bytes(m, ctx->in_sock, out, &up, addr,
 	    branch, ctx->topvia,
 	    (struct slice){ b->ruri, strlen(b->ruri) }, b->nroutes ?
 	    b->routes : ctx->routes, b->nroutes ? b->nroutes : ctx->nroutes,
@@ -328,7 +330,7 @@ branch_send(struct branch *b)
 			b->upgraded = true;
 			out = tcp;
 			bytes = proxy_fork_bytes(m, ctx->in_sock, out,
-			    &ctx->up_peer, addr, branch, ctx->topvia,
+			    &up, addr, branch, ctx->topvia,
 			    (struct slice){ b->ruri, strlen(b->ruri) },
 			    b->nroutes ? b->routes : ctx->routes, b->nroutes ?
 			    b->nroutes : ctx->nroutes, &len);

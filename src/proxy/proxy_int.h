@@ -80,7 +80,7 @@ struct pctx {
 	struct timer		*cancel_timer;	/* owned: once cancelled */
 	char			*topvia;	/* owned: caller's Via, fixed */
 	struct tp_sock		*in_sock;
-	struct tp_addr		 up_peer;	/* for 2xx after the st */
+	struct txn_addr		 up_peer;	/* for 2xx after the st */
 	struct route		*route;		/* borrowed from the config */
 	unsigned		 order[ROUTE_MAX_TARGETS];
 	unsigned		 norder;

@@ -152,7 +152,10 @@ proxy_reply_relay(struct pctx *ctx, const struct sipmsg *resp, int code,
 		return;
 	}
 	if (ok2xx) {	/* 16.7 step 5: every 2xx, state or not */
-		tp_send(ctx->in_sock, &ctx->up_peer, bytes, len);
+		struct tp_addr	up;
+
+		txn_addr_get(&ctx->up_peer, &up);
+		tp_send(ctx->in_sock, &up, bytes, len);
 		proxy_ctx_count_sent(resp->status, false);
 	}
 	free(bytes);

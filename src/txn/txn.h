@@ -41,6 +41,23 @@ struct txn_settings {
 struct txn;
 
 /*
+ * A struct tp_addr of an IPv4 or IPv6 peer (every transport's) in 32 bytes
+ * instead of 136: what a transaction and a response context keep.
+ */
+struct txn_addr {
+	union {
+		struct sockaddr_in	 sin;
+		struct sockaddr_in6	 sin6;
+	}		 sa;
+	uint8_t		 len;		/* of sa */
+	uint8_t		 proto;
+	uint8_t		 flags;
+};
+
+void		 txn_addr_put(struct txn_addr *, const struct tp_addr *);
+void		 txn_addr_get(const struct txn_addr *, struct tp_addr *);
+
+/*
  * The timers that only end a transaction that absorbs retransmissions
  * (D I J K L M) are due on a grid of this step, at most this much late, so
  * those of many calls end in one wake-up instead of one each.
@@ -123,7 +140,7 @@ struct txn {
 					   (owned), once req is let go */
 	size_t		 rawlen;
 	size_t		 bytes;		/* counted in txn_bytes() */
-	struct tp_addr	 peer;		/* server: responses go here */
+	struct txn_addr	 peer;		/* server: responses go here */
 	struct tp_addr	*alt;		/* owned: server over TCP/TLS, if
 					   peer's flow is gone */
 	uint64_t	 due[TXN_TIMERS];	/* timer_clock_ms(), or never */
@@ -161,6 +178,7 @@ unsigned	 txn_open_all(void);
 size_t		 txn_bytes_all(void);
 void		 txn_stats(uint64_t *created, uint64_t *timed_out);
 void		 txn_foreach(void (*)(struct txn *, void *), void *);
+void		 txn_peer(const struct txn *, struct tp_addr *);
 void		 txn_transport_lost(const struct tp_addr *);
 bool		 txn_reliable(const struct txn *);
 const char	*txn_state_name(enum txn_state);

@@ -54,7 +54,7 @@ txn_client_start(enum txn_kind kind, struct slice branch,
 	t->out = bytes;
 	t->outlen = len;
 	t->sock = sock;
-	t->peer = *peer;
+	txn_addr_put(&t->peer, peer);
 	t->owner = owner;
 	t->slot = slot;
 	if (name != NULL)
@@ -163,6 +163,7 @@ static void
 send_cancel(struct txn *t)
 {
 	struct sipmsg	*inv;
+	struct tp_addr	 peer;
 	struct buf	 b;
 	struct txn	*ct;
 	char		*bytes;
@@ -170,13 +171,14 @@ send_cancel(struct txn *t)
 
 	if ((inv = sent_request(t)) == NULL)
 		return;
+	txn_peer(t, &peer);
 	buf_init(&b, 512);
 	sipbuild_cancel(inv, t->cancel_reason, &b);
 	bytes = buf_steal(&b, &len);
 	ct = txn_client_start(TXN_NICT, inv->branch,
 	    (struct slice){ "CANCEL", 6 }, (struct slice){ t->callid,
 	    t->callid != NULL ? strlen(t->callid) : 0 }, bytes, len, t->sock,
-	    &t->peer, NULL, NULL, 0);
+	    &peer, NULL, NULL, 0);
 	sipmsg_free(inv);
 	t->cancel_sent = true;
 	t->cancel_pending = false;

@@ -65,6 +65,7 @@ txn_server_new(struct sipmsg *req, struct tp_sock *sock,
     const struct tp_addr *src)
 {
 	struct buf	 k;
+	struct tp_addr	 peer;
 	struct txn	*t;
 	char		 stack[256];
 
@@ -76,7 +77,8 @@ txn_server_new(struct sipmsg *req, struct tp_sock *sock,
 	t->cseq = req->cseq;
 	t->method = (uint8_t)req->method;
 	t->sock = sock;
-	txn_server_peer(req, src, &t->peer);
+	txn_server_peer(req, src, &peer);
+	txn_addr_put(&t->peer, &peer);
 	t->alt = txn_server_alt(req, src);
 	t->state = req->method == SM_INVITE ? TXN_PROCEEDING : TXN_TRYING;
 	txn_req_queue(t);

@@ -392,6 +392,7 @@ txn_compact(struct txn *t)
 {
 	size_t		 klen = t->node.klen, clen = 0, n;
 	uint64_t	 due = t->due[TXN_TM_LIFE];
+	struct tp_addr	 peer;
 	struct txn	*r;
 	char		*p;
 
@@ -402,14 +403,15 @@ txn_compact(struct txn *t)
 	}
 	if (t->callid != NULL)
 		clen = strlen(t->callid) + 1;
-	n = TXN_REC_HEAD + (t->out != NULL ? txn_rec_peer_size(&t->peer) : 0) +
+	txn_peer(t, &peer);
+	n = TXN_REC_HEAD + (t->out != NULL ? txn_rec_peer_size(&peer) : 0) +
 	    klen + 1 + clen + t->outlen;
 	r = xmalloc(n);
 	memcpy(r, t, TXN_REC_HEAD);
 	p = (char *)r + TXN_REC_HEAD;
 	if (t->out != NULL) {
-		txn_rec_peer_put(p, t->sock, &t->peer);
-		p += txn_rec_peer_size(&t->peer);
+		txn_rec_peer_put(p, t->sock, &peer);
+		p += txn_rec_peer_size(&peer);
 	}
 	r->key = p;
 	memcpy(p, t->key, klen + 1);
@@ -879,9 +881,42 @@ txn_xmit(struct txn *t)
 		tp_send(sock, &peer, t->out, t->outlen);
 		return;
 	}
-	if (tp_send_to(t->sock, &t->peer, t->tls_name, t->out,
+	txn_peer(t, &peer);
+	if (tp_send_to(t->sock, &peer, t->tls_name, t->out,
 	    t->outlen) == -1 && t->alt != NULL)
 		tp_send(t->sock, t->alt, t->out, t->outlen);
+}
+
+void
+txn_addr_put(struct txn_addr *c, const struct tp_addr *a)
+{
+	size_t	len = a->len;
+
+	if (len > sizeof(c->sa)) {	/* not IPv4, not IPv6: none we make */
+		log_warnx("txn: address of %zu bytes cut", len);
+		len = sizeof(c->sa);
+	}
+	memcpy(&c->sa, &a->ss, len);
+	c->len = (uint8_t)len;
+	c->proto = a->proto;
+	c->flags = a->flags;
+}
+
+void
+txn_addr_get(const struct txn_addr *c, struct tp_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	memcpy(&a->ss, &c->sa, c->len);
+	a->len = c->len;
+	a->proto = c->proto;
+	a->flags = c->flags;
+}
+
+/* Where a (full) transaction sends: its peer as a struct tp_addr. */
+void
+txn_peer(const struct txn *t, struct tp_addr *a)
+{
+	txn_addr_get(&t->peer, a);
 }
 
 /* Over TCP, TLS or WebSocket: nothing is retransmitted (17.1.1.2). */
@@ -897,11 +932,12 @@ static void
 txn_lost_one(struct txn *t, void *arg)
 {
 	const struct tp_addr	*a = arg;
+	struct tp_addr		 peer;
 
-	if (t->rec)
+	if (t->rec || (t->kind != TXN_ICT && t->kind != TXN_NICT))
 		return;
-	if ((t->kind != TXN_ICT && t->kind != TXN_NICT) ||
-	    !tp_addr_eq(&t->peer, a))
+	txn_peer(t, &peer);
+	if (!tp_addr_eq(&peer, a))
 		return;
 	if (t->state != TXN_CALLING && t->state != TXN_TRYING &&
 	    t->state != TXN_PROCEEDING)
