@@ -79,15 +79,19 @@ proxy_ctx_settings_unref(struct proxy_settings *s)
 struct pctx *
 proxy_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src)
 {
-	struct pctx	*ctx = xcalloc(1, sizeof(*ctx));
+	struct pctx	*ctx;
 	struct buf	 tv;
 	char		 store[256];
 
-	ctx->st = st;
-	ctx->refs = 1;
 	buf_init_on(&tv, store, sizeof(store));
 	proxy_ctx_topvia_buf(txn_server_request(st), src, &tv);
-	ctx->topvia = buf_steal(&tv, NULL);	/* its own size */
+	ctx = xcalloc(1, sizeof(*ctx) + tv.len + 1);	/* topvia in it */
+	ctx->topvia = ctx->topvia_in;
+	memcpy(ctx->topvia, tv.p, tv.len);
+	ctx->topvia[tv.len] = '\0';
+	buf_cleanup(&tv);
+	ctx->st = st;
+	ctx->refs = 1;
 	ctx->in_sock = in;
 	ctx->up_peer = st->peer;
 	ctx->set = P.cur;	/* the routes this call started with */
@@ -174,7 +178,6 @@ proxy_ctx_unref(struct pctx *ctx)
 	proxy_ctx_settings_unref(ctx->set);
 	free(ctx->strict_ruri);
 	free(ctx->routes);
-	free(ctx->topvia);
 	free(ctx);
 }
 

@@ -286,12 +286,13 @@ branch_send(struct branch *b)
 {
 	struct pctx		*ctx = b->ctx;
 	const struct sipmsg	*m = txn_server_request(ctx->st);
-	const struct tp_addr	*addr = &b->addr;
-	struct tp_addr		 up;
+	struct tp_addr		 a, up;
+	const struct tp_addr	*addr = &a;
 	struct tp_sock		*out;
 	char			 branch[48], cid[128], *bytes;
 	size_t			 len;
 
+	txn_addr_get(&b->addr, &a);
 	if (m == NULL) {	/* its bytes no longer parse: cannot happen */
 		b->code = 500;
 		return (-1);
@@ -327,6 +328,7 @@ branch_send(struct branch *b)
 			    sizeof(cid)), len, P.cur->udp_mtu);
 			free(bytes);
 			b->addr.proto = TP_TCP;
+			a.proto = TP_TCP;
 			b->upgraded = true;
 			out = tcp;
 			bytes = proxy_fork_bytes(m, ctx->in_sock, out,
@@ -379,7 +381,7 @@ branch_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 	} else if (!ctx_open(ctx))
 		b->code = 487;
 	else {
-		b->addr = addrs[0];
+		txn_addr_put(&b->addr, &addrs[0]);
 		if (n > 1) {
 			b->nmore = n - 1;
 			b->more = xcalloc(b->nmore, sizeof(*b->more));
@@ -402,7 +404,7 @@ branch_go(struct pctx *ctx, struct branch *b, const struct dest *d)
 {
 	b->may_upgrade = d->proto == -1;
 	if (d->numeric) {
-		b->addr = d->addr;
+		txn_addr_put(&b->addr, &d->addr);
 		return (branch_send(b));
 	}
 	ctx->refs++;
@@ -448,7 +450,7 @@ proxy_fork_start_loc(struct pctx *ctx, const struct loc_target *lt)
 	for (i = 0; i < P.tp->nsocks; i++)
 		if (strcmp(P.tp->socks[i].name, lt->local) == 0)
 			b->sock = &P.tp->socks[i];
-	b->addr = lt->addr;
+	txn_addr_put(&b->addr, &lt->addr);
 	return (branch_send(b));
 }
 
@@ -533,7 +535,7 @@ proxy_fork_next_addr(struct branch *b)
 		return (false);
 	nb = branch_new(ctx, (struct slice){ b->ruri, strlen(b->ruri) },
 	    b->target);
-	nb->addr = b->more[0];
+	txn_addr_put(&nb->addr, &b->more[0]);
 	if (b->tls_name != NULL)
 		nb->tls_name = xstrdup(b->tls_name);
 	if (--b->nmore > 0) {	/* the rest moves to the new branch */
@@ -595,13 +597,15 @@ void
 proxy_fork_route(struct pctx *ctx, struct route *r)
 {
 	const struct sipmsg *m;
-	unsigned	i, started = 0;
+	unsigned	i, started = 0, order[ROUTE_MAX_TARGETS];
 	char		cid[128];
 
 	ctx->route = r;
 	m = txn_server_request(ctx->st);
-	ctx->norder = route_order(r, m != NULL ? m->callid : (struct slice){
-	    "", 0 }, ctx->order);
+	ctx->norder = (uint8_t)route_order(r, m != NULL ? m->callid :
+	    (struct slice){ "", 0 }, order);
+	for (i = 0; i < ctx->norder; i++)
+		ctx->order[i] = (uint8_t)order[i];	/* < ROUTE_MAX_TARGETS */
 	ctx->next = 0;
 	ctx->starting++;
 	if (r->fork == FORK_SERIAL)
@@ -921,7 +925,7 @@ proxy_fork_on_transport_error(struct txn *ct)
 		/* TCP for its size failed: the same address over UDP next. */
 		b->more = xrealloc(b->more, (b->nmore + 1) * sizeof(*b->more));
 		memmove(b->more + 1, b->more, b->nmore * sizeof(*b->more));
-		b->more[0] = b->addr;
+		txn_addr_get(&b->addr, &b->more[0]);
 		b->more[0].proto = TP_UDP;
 		b->nmore++;
 		b->upgraded = false;

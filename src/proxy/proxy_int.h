@@ -37,7 +37,7 @@ struct branch {
 	char			*ruri;		/* owned: the R-URI sent */
 	unsigned		 idx;
 	struct resolve_req	*dns;		/* while resolving */
-	struct tp_addr		 addr;		/* the address in use */
+	struct txn_addr		 addr;		/* the address in use */
 	struct tp_addr		*more;		/* owned: the next ones */
 	unsigned		 nmore;
 	bool			 replaced;	/* by the next address */
@@ -78,15 +78,15 @@ struct pctx {
 	bool			 answered;	/* a 2xx went upstream */
 	bool			 final_sent;
 	struct timer		*cancel_timer;	/* owned: once cancelled */
-	char			*topvia;	/* owned: caller's Via, fixed */
+	char			*topvia;	/* caller's Via, fixed: topvia_in */
 	struct tp_sock		*in_sock;
 	struct txn_addr		 up_peer;	/* for 2xx after the st */
 	struct route		*route;		/* borrowed from the config */
-	unsigned		 order[ROUTE_MAX_TARGETS];
-	unsigned		 norder;
-	unsigned		 next;		/* serial: next in order */
-	unsigned		 failure_depth;
-	unsigned		 redirects;
+	uint8_t			 order[ROUTE_MAX_TARGETS];
+	uint8_t			 norder;
+	uint8_t			 next;		/* serial: next in order */
+	uint8_t			 failure_depth;
+	uint8_t			 redirects;
 	struct slice		*routes;	/* owned, nroutes; into st->req */
 	unsigned		 nroutes;
 	char			*strict_ruri;	/* owned, see proxy_routes() */
@@ -104,6 +104,7 @@ struct pctx {
 	 */
 	struct branch		*br_in[1];
 	struct branch		 first;
+	char			 topvia_in[];	/* in the same allocation */
 };
 
 /* proxy_ctx.c: the state every file of the core shares. */
