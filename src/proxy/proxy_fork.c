@@ -357,6 +357,37 @@ branch_send(struct branch *b)
 	return (0);
 }
 
+/*
+ * No branch can start any more: no lookup under way, no next address, no
+ * next target, group of contacts, failure route or redirect to come.  The
+ * server transaction then keeps of an INVITE only what the responses we
+ * make copy, and the Route set taken from it goes.
+ */
+static void
+proxy_fork_settle(struct pctx *ctx)
+{
+	const struct route	*r = ctx->route;
+	unsigned		 i;
+
+	if (ctx->settled || ctx->st == NULL || ctx->st->kind != TXN_IST ||
+	    ctx->starting > 0)
+		return;
+	if (ctx->loc != NULL && ctx->loc_next < ctx->nloc)
+		return;
+	if (r != NULL && (r->recurse || r->nfailure > 0 ||
+	    (r->fork == FORK_SERIAL && ctx->next < ctx->norder)))
+		return;
+	for (i = 0; i < ctx->nbr; i++)
+		if (ctx->br[i]->dns != NULL || ctx->br[i]->nmore > 0 ||
+		    ctx->br[i]->upgraded)
+			return;
+	ctx->settled = true;
+	free(ctx->routes);
+	ctx->routes = NULL;
+	ctx->nroutes = 0;
+	txn_server_settle(ctx->st);
+}
+
 static bool
 ctx_open(const struct pctx *ctx)
 {
@@ -391,6 +422,8 @@ branch_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
 	}
 	if (b->code != 0 && ctx->starting == 0)
 		proxy_fork_branch_done(b);
+	else if (b->code == 0 && ctx->starting == 0)
+		proxy_fork_settle(ctx);		/* the last lookup is over */
 	proxy_ctx_unref(ctx);	/* the reference the lookup held */
 }
 
@@ -745,8 +778,10 @@ proxy_fork_evaluate(struct pctx *ctx)
 	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
 		return;
 	best = proxy_reply_best(ctx, &pending);
-	if (best == NULL || (pending && best->code < 600))
+	if (best == NULL || (pending && best->code < 600)) {
+		proxy_fork_settle(ctx);
 		return;
+	}
 	if (!pending && !ctx->cancelled && ctx->route != NULL &&
 	    ctx->failure_depth < MAX_FAILURE_DEPTH && best->code < 600) {
 		for (i = 0; i < ctx->route->nfailure; i++) {

@@ -77,6 +77,7 @@ struct pctx {
 	bool			 cancelled;	/* the caller sent CANCEL */
 	bool			 answered;	/* a 2xx went upstream */
 	bool			 final_sent;
+	bool			 settled;	/* no branch can start now */
 	struct timer		*cancel_timer;	/* owned: once cancelled */
 	char			*topvia;	/* caller's Via, fixed: topvia_in */
 	struct tp_sock		*in_sock;
@@ -87,7 +88,8 @@ struct pctx {
 	uint8_t			 next;		/* serial: next in order */
 	uint8_t			 failure_depth;
 	uint8_t			 redirects;
-	struct slice		*routes;	/* owned, nroutes; into st->req */
+	struct slice		*routes;	/* owned, nroutes; into st's
+						   request, until settled */
 	unsigned		 nroutes;
 	char			*strict_ruri;	/* owned, see proxy_routes() */
 	unsigned		 starting;	/* forking: no evaluation yet */

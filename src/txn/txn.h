@@ -154,6 +154,9 @@ struct txn {
 	bool		 cancel_sent;
 	bool		 done_queued;
 	bool		 req_queued;	/* req on the list (rec_next) */
+	bool		 settled;	/* server: responses only, from the
+					   end of the turn */
+	bool		 trimmed;	/* server: raw holds only that */
 	int		 slot;		/* the transaction user's */
 	char		*cancel_reason;	/* owned */
 	const struct txn_ops *ops;	/* up-calls for this one */
@@ -201,6 +204,9 @@ void		 txn_set_callid(struct txn *, struct slice);
 void		 txn_set_ops(struct txn *, const struct txn_ops *);
 void		 txn_trim(struct txn *);
 void		 txn_req_queue(struct txn *);
+bool		 txn_hdr_is(const char *, size_t, const char *, const char *);
+char		*txn_lines(const char *, size_t, bool (*)(const char *, size_t,
+		     void *), void *, size_t *);
 void		 txn_timer_set(struct txn *, enum txn_timer, uint32_t, bool);
 void		 txn_timer_stop(struct txn *, enum txn_timer);
 bool		 txn_timer_pending(const struct txn *, enum txn_timer);
@@ -213,6 +219,7 @@ struct txn	*txn_server_new(struct sipmsg *, struct tp_sock *,
 int		 txn_server_reply(struct txn *, int, char *, size_t);
 const struct sipmsg *txn_server_request(struct txn *);
 void		 txn_server_unindex(struct txn *);
+void		 txn_server_settle(struct txn *);
 void		 txn_server_retransmit(struct txn *, const struct sipmsg *);
 void		 txn_server_peer(const struct sipmsg *, const struct tp_addr *,
 		     struct tp_addr *);

@@ -69,24 +69,21 @@ txn_client_start(enum txn_kind kind, struct slice branch,
 
 /* The header lines ict_compact() keeps (RFC 3261 9.1, 17.1.1.3). */
 static bool
-ict_kept(const char *name, size_t len, bool *via_seen)
+ict_kept(const char *name, size_t len, void *arg)
 {
-	static const char *const keep[] = {
-		"from", "f", "to", "t", "call-id", "i", "cseq", "route"
-	};
-	size_t	i;
+	bool	*via_seen = arg;
 
-	if ((len == 3 && sip_caseeq(name, "via", 3)) ||
-	    (len == 1 && sip_caseeq(name, "v", 1))) {
+	if (txn_hdr_is(name, len, "via", "v")) {
 		if (*via_seen)
 			return (false);
 		*via_seen = true;	/* ours, the top one */
 		return (true);
 	}
-	for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
-		if (strlen(keep[i]) == len && sip_caseeq(name, keep[i], len))
-			return (true);
-	return (false);
+	return (txn_hdr_is(name, len, "from", "f") ||
+	    txn_hdr_is(name, len, "to", "t") ||
+	    txn_hdr_is(name, len, "call-id", "i") ||
+	    txn_hdr_is(name, len, "cseq", NULL) ||
+	    txn_hdr_is(name, len, "route", NULL));
 }
 
 /*
@@ -99,40 +96,16 @@ ict_kept(const char *name, size_t len, bool *via_seen)
 static void
 ict_compact(struct txn *t)
 {
-	const char	*p = t->out, *end = t->out + t->outlen, *eol, *colon;
-	struct buf	 b;
-	bool		 keep = false, via_seen = false;
-	char		 stack[512];
+	bool	 via_seen = false;
+	char	*bytes;
+	size_t	 len;
 
-	if (t->out == NULL || (eol = memchr(p, '\n', t->outlen)) == NULL)
+	if (t->out == NULL || (bytes = txn_lines(t->out, t->outlen, ict_kept,
+	    &via_seen, &len)) == NULL)
 		return;
-	buf_init_on(&b, stack, sizeof(stack));
-	buf_add(&b, p, (size_t)(eol + 1 - p));	/* the request line */
-	for (p = eol + 1; p < end; p = eol + 1) {
-		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
-			eol = end - 1;
-		if (*p == '\r' || *p == '\n')
-			break;		/* the end of the header */
-		if (*p != ' ' && *p != '\t') {	/* else: folded, as before */
-			if ((colon = memchr(p, ':', (size_t)(eol - p))) == NULL)
-				keep = false;
-			else {
-				while (colon > p && (colon[-1] == ' ' ||
-				    colon[-1] == '\t'))
-					colon--;
-				keep = ict_kept(p, (size_t)(colon - p),
-				    &via_seen);
-			}
-		}
-		if (keep)
-			buf_add(&b, p, (size_t)(eol + 1 - p));
-	}
-	buf_adds(&b, "Content-Length: 0\r\n\r\n");
 	free(t->out);
-	t->out = xmalloc(b.len);	/* its own size, not the buffer's */
-	memcpy(t->out, b.p, b.len);
-	t->outlen = b.len;
-	buf_cleanup(&b);
+	t->out = bytes;
+	t->outlen = len;
 	txn_trim(t);
 }
 

@@ -59,6 +59,8 @@ txn_server_alt(const struct sipmsg *m, const struct tp_addr *src)
 	return (alt);
 }
 
+static bool	txn_server_kept(const char *, size_t, void *);
+
 /* A new server transaction that takes over req. */
 struct txn *
 txn_server_new(struct sipmsg *req, struct tp_sock *sock,
@@ -121,16 +123,55 @@ txn_server_request(struct txn *t)
 void
 txn_server_unindex(struct txn *t)
 {
-	if (t->req == NULL)
-		return;
-	if (t->raw == NULL) {
-		t->raw = t->req->buf;
-		t->rawlen = t->req->len;
-		t->req->buf = NULL;
+	char	*bytes;
+	size_t	 len;
+
+	if (t->req != NULL) {
+		if (t->raw == NULL) {
+			t->raw = t->req->buf;
+			t->rawlen = t->req->len;
+			t->req->buf = NULL;
+		}
+		sipmsg_free(t->req);
+		t->req = NULL;
 	}
-	sipmsg_free(t->req);
-	t->req = NULL;
+	if (t->settled && !t->trimmed && t->raw != NULL &&
+	    (bytes = txn_lines(t->raw, t->rawlen, txn_server_kept, NULL,
+	    &len)) != NULL) {
+		free(t->raw);
+		t->raw = bytes;
+		t->rawlen = len;
+		t->trimmed = true;
+	}
 	txn_trim(t);
+}
+
+/* The lines a response we make copies from the request (8.2.6.2). */
+static bool
+txn_server_kept(const char *name, size_t len, void *arg)
+{
+	(void)arg;
+	return (txn_hdr_is(name, len, "via", "v") ||
+	    txn_hdr_is(name, len, "from", "f") ||
+	    txn_hdr_is(name, len, "to", "t") ||
+	    txn_hdr_is(name, len, "call-id", "i") ||
+	    txn_hdr_is(name, len, "cseq", NULL));
+}
+
+/*
+ * The owner takes nothing more from t's request than what the responses
+ * it makes copy (it starts no branch any more): from the end of this turn
+ * t keeps the request line and those lines only (RFC 3261 8.2.6.2: the
+ * Vias, From, To, Call-ID, CSeq), not the rest nor the body.  Whatever the
+ * owner took from the rest is not to be used after this turn.
+ */
+void
+txn_server_settle(struct txn *t)
+{
+	if (t->rec || t->settled)
+		return;
+	t->settled = true;
+	txn_req_queue(t);
 }
 
 /*

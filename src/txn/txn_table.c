@@ -573,7 +573,7 @@ txn_size(const struct txn *t)
 		n += sizeof(*t->req) + t->req->len + 1 +
 		    t->req->hcap * sizeof(*t->req->h);
 	if (t->raw != NULL)
-		n += t->rawlen + 1;
+		n += t->rawlen + 1;	/* NUL terminated */
 	if (t->callid != NULL)
 		n += strlen(t->callid) + 1;
 	if (t->cancel_reason != NULL)
@@ -910,6 +910,61 @@ txn_addr_get(const struct txn_addr *c, struct tp_addr *a)
 	a->len = c->len;
 	a->proto = c->proto;
 	a->flags = c->flags;
+}
+
+/* A header's name is name (or its compact form, if not NULL). */
+bool
+txn_hdr_is(const char *p, size_t len, const char *name, const char *compact)
+{
+	return ((strlen(name) == len && sip_caseeq(p, name, len)) ||
+	    (compact != NULL && len == 1 && sip_tolower((unsigned char)*p) ==
+	    (unsigned)compact[0]));
+}
+
+/*
+ * Of message msg, the first line and the header lines keep() takes by
+ * their name (a folded line goes with its header), without the body:
+ * a message of its own, ended by "Content-Length: 0", allocated at its
+ * size.  NULL if msg has no line.
+ */
+char *
+txn_lines(const char *msg, size_t len, bool (*keep)(const char *, size_t,
+    void *), void *arg, size_t *outlen)
+{
+	const char	*p = msg, *end = msg + len, *eol, *colon;
+	struct buf	 b;
+	bool		 take = false;
+	char		 stack[512], *out;
+
+	if ((eol = memchr(p, '\n', len)) == NULL)
+		return (NULL);
+	buf_init_on(&b, stack, sizeof(stack));
+	buf_add(&b, p, (size_t)(eol + 1 - p));	/* the first line */
+	for (p = eol + 1; p < end; p = eol + 1) {
+		if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			eol = end - 1;
+		if (*p == '\r' || *p == '\n')
+			break;		/* the end of the header */
+		if (*p != ' ' && *p != '\t') {	/* else: folded, as before */
+			if ((colon = memchr(p, ':', (size_t)(eol - p))) == NULL)
+				take = false;
+			else {
+				while (colon > p && (colon[-1] == ' ' ||
+				    colon[-1] == '\t'))
+					colon--;
+				take = keep(p, (size_t)(colon - p), arg);
+			}
+		}
+		if (take)
+			buf_add(&b, p, (size_t)(eol + 1 - p));
+	}
+	buf_adds(&b, "Content-Length: 0\r\n\r\n");
+	out = xmalloc(b.len + 1);	/* its own size, not the buffer's */
+	memcpy(out, b.p, b.len);
+	out[b.len] = '\0';
+	*outlen = b.len;
+	buf_cleanup(&b);
+	return (out);
 }
 
 /* Where a (full) transaction sends: its peer as a struct tp_addr. */

@@ -67,7 +67,9 @@ def check_hop_ack(uas, inv, timeout=1.0):
 
 
 def check_forwarded(inv, call, proxy):
-    """An INVITE of call as forwarded by the proxy on a branch of its own."""
+    """An INVITE of call as forwarded by the proxy on a branch of its own,
+    whole: on a later branch too, body and all (the server transaction
+    keeps only what its responses need once no branch can start)."""
     vias = inv.vias
     assert len(vias) == 2, vias
     assert vias[0].sent_by == proxy.addr, vias[0]
@@ -77,6 +79,7 @@ def check_forwarded(inv, call, proxy):
     assert inv.cseq == (call.invite_cseq, "INVITE")
     assert inv.from_tag == call.from_tag
     assert inv.to_tag is None
+    assert inv.body == SDP, inv.body
 
 
 def finals(call, duration):

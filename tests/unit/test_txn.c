@@ -14,6 +14,7 @@
 #include "check_util.h"
 #include "fake.h"
 #include "log.h"
+#include "sipbuild.h"
 #include "sipmsg.h"
 #include "tp.h"
 #include "txn.h"
@@ -1487,6 +1488,79 @@ START_TEST(ist_request_unindexed)
 }
 END_TEST
 
+/*
+ * Settled (its owner starts no branch any more), a server transaction
+ * keeps from the end of the turn the request line, Vias (folded, compact
+ * and several), From, To, Call-ID and CSeq of its request, no body: what
+ * a response made from it copies, which is the same as before.
+ */
+#define BIG_INVITE							\
+	"INVITE sip:bob@example.com SIP/2.0\r\n"			\
+	"Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKbig;rport=5062\r\n" \
+	"v: SIP/2.0/UDP 192.0.2.7;branch=z9hG4bKx,\r\n"		\
+	"  SIP/2.0/TCP 192.0.2.8;branch=z9hG4bKy\r\n"			\
+	"Max-Forwards: 70\r\n"						\
+	"Route: <sip:192.0.2.9;lr>\r\n"					\
+	"To: Bob <sip:bob@example.com>\r\n"				\
+	"f: <sip:alice@example.org>;tag=a1\r\n"			\
+	"Call-ID: big@example.org\r\n"					\
+	"Contact: <sip:alice@192.0.2.1:5062>\r\n"			\
+	"CSeq: 7 INVITE\r\n"						\
+	"Content-Type: application/sdp\r\n"				\
+	"Content-Length: 13\r\n"						\
+	"\r\n"								\
+	"v=0\r\ns=-\r\nt=0"
+
+static char *
+reply_of(const struct sipmsg *m)
+{
+	struct slice	 top = S("SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKbig;"
+			    "rport=5062;received=192.0.2.1");
+	struct buf	 b;
+
+	buf_init(&b, 512);
+	sipbuild_reply(m, 487, NULL, "t0", &top, NULL, &b);
+	return (buf_steal(&b, NULL));
+}
+
+START_TEST(ist_settled_keeps_reply_lines)
+{
+	struct tp_addr	 src = addr("192.0.2.1", 5062);
+	struct sipmsg	*m = parse(BIG_INVITE);
+	struct txn	*t = txn_server_new(m, NULL, &src);
+	char		*before, *after;
+	size_t		 full;
+
+	t->owner = &owner;
+	before = reply_of(txn_server_request(t));
+	fake_advance(0);			/* the turn ends */
+	full = txn_bytes();
+	ck_assert_uint_eq(t->rawlen, strlen(BIG_INVITE));
+	txn_server_settle(t);
+	ck_assert_ptr_nonnull(txn_server_request(t));	/* still whole */
+	ck_assert_uint_eq(t->req->body_len, 13);
+	fake_advance(0);
+	ck_assert(t->trimmed);
+	ck_assert_uint_lt(t->rawlen, strlen(BIG_INVITE) - 120);
+	ck_assert_uint_lt(txn_bytes(), full - 120);
+	ck_assert_ptr_null(memmem(t->raw, t->rawlen, "v=0", 3));
+	ck_assert_ptr_null(memmem(t->raw, t->rawlen, "Route:", 6));
+	ck_assert_ptr_null(memmem(t->raw, t->rawlen, "Contact:", 8));
+	m = (struct sipmsg *)txn_server_request(t);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_uint_eq(m->nvias, 3);
+	ck_assert_ptr_eq(txn_match_request(m), t);
+	after = reply_of(m);
+	ck_assert_str_eq(after, before);
+	free(before);
+	free(after);
+	fake_advance(0);
+	txn_server_settle(t);			/* once is enough */
+	fake_advance(0);
+	ck_assert_ptr_nonnull(txn_server_request(t));
+}
+END_TEST
+
 /* An open one is never let go; an ended one is not either. */
 START_TEST(ist_open_not_done)
 {
@@ -1800,7 +1874,7 @@ main(void)
 	    ict_timer_c_stopped_by_final);
 	tc = check_fixed("done", setup_done, teardown);
 	check_add(tc, nist_done_detached, ist_open_not_done,
-	    ist_request_unindexed,
+	    ist_request_unindexed, ist_settled_keeps_reply_lines,
 	    ict_done_accepted_unmatched);
 	tc = check_fixed("record", setup_done, teardown);
 	check_add(tc, record_ist_confirmed, record_nist_many,
