@@ -110,11 +110,10 @@ struct txn_ops {
  * reads only the fields above the mark.
  */
 struct txn {
-	struct hnode	 node;
-	char		*key;		/* keybuf, or a record's tail */
+	struct hnode	 node;		/* its key: keybuf, or a record's
+					   tail */
 	char		*out;		/* owned: request, last response or ACK
 					   (a record: in its tail) */
-	size_t		 outlen;
 	void		*owner;		/* the transaction user's; a record:
 					   NULL */
 	char		*callid;	/* owned, for logs; may be NULL */
@@ -123,50 +122,67 @@ struct txn {
 	struct txn	*rec_next;	/* a record: next on its FIFO list;
 					   a server's req: on the list of
 					   those txn_reap() lets go */
-	uint64_t	 rec_due;	/* a record: when it ends */
-	enum txn_kind	 kind;
-	enum txn_state	 state;
-	int		 code;		/* last status sent or received */
+	union {
+		uint64_t rec_due;	/* a record: when it ends */
+		struct {		/* a full one */
+			uint32_t retx_ms;
+			uint32_t life_ms;	/* what LIFE was last set to */
+		};
+	};
+	uint32_t	 outlen;
 	uint32_t	 cseq;		/* server: the request's */
+	int		 code;		/* last status sent or received */
+	uint8_t		 kind;		/* enum txn_kind */
+	uint8_t		 state;		/* enum txn_state */
 	uint8_t		 method;	/* server: enum sip_method */
 	bool		 rec;		/* a compact record: nothing below */
 	bool		 detached;	/* done: the owner let it go */
 	bool		 open;		/* counted in txn_open() */
 	bool		 callid_inline;	/* callid in the txn's allocation */
-	char		 id[24];
+	char		 id[22];	/* "nict-" and 16 hex digits at most */
 	/* The mark: a full transaction only, from here on. */
 	struct tp_sock	*sock;
-	char		*raw;		/* server: the request's bytes
-					   (owned), once req is let go */
-	size_t		 rawlen;
-	size_t		 bytes;		/* counted in txn_bytes() */
-	struct txn_addr	 peer;		/* server: responses go here */
-	struct tp_addr	*alt;		/* owned: server over TCP/TLS, if
-					   peer's flow is gone */
+	uint32_t	 bytes;		/* counted in txn_bytes() */
+	uint32_t	 heap_idx;	/* its place in the timer heap + 1;
+					   0: none */
 	uint64_t	 due[TXN_TIMERS];	/* timer_clock_ms(), or never */
 	uint64_t	 tm_due;	/* the earliest of due[]: its key in
 					   the table's timer heap */
-	uint32_t	 heap_idx;	/* its place there + 1; 0: none */
 	uint32_t	 serial;	/* the older first on a tie there */
-	uint32_t	 retx_ms;
-	uint32_t	 life_ms;	/* what LIFE was last set to */
+	struct txn_addr	 peer;		/* server: responses go here */
+	bool		 done_queued;
 	bool		 cancel_pending;	/* ICT: CANCEL once a 1xx comes */
 	bool		 cancel_sent;
-	bool		 done_queued;
 	bool		 req_queued;	/* req on the list (rec_next) */
 	bool		 settled;	/* server: responses only, from the
 					   end of the turn */
 	bool		 trimmed;	/* server: raw holds only that */
-	int		 slot;		/* the transaction user's */
-	char		*cancel_reason;	/* owned */
 	const struct txn_ops *ops;	/* up-calls for this one */
 	struct txn	*reap_next;
 	struct txn	*done_next;	/* on the list for ops->done */
-	char		*tls_name;	/* owned: client, the TLS peer's name */
-	char		 keybuf[];	/* key points here */
+	union {
+		struct {		/* server (IST, NIST) */
+			char	*raw;	/* owned: the request's bytes,
+					   once req is let go */
+			struct tp_addr *alt;	/* owned: over TCP/TLS, if
+						   peer's flow is gone */
+			uint32_t rawlen;
+		};
+		struct {		/* client (ICT, NICT) */
+			char	*cancel_reason;	/* owned */
+			char	*tls_name;	/* owned: the TLS peer's
+						   name */
+			int	 slot;	/* the transaction user's */
+		};
+	};
+	char		 keybuf[];	/* the key (and Call-ID) */
 };
 
+
 #define TXN_REC_HEAD	offsetof(struct txn, sock)
+
+/* Client (ICT, NICT) or server (IST, NIST): which part of the union. */
+#define TXN_CLIENT(t)	((t)->kind == TXN_ICT || (t)->kind == TXN_NICT)
 
 void		 txn_init(struct event_base *, const struct txn_settings *,
 		     const struct txn_ops *);

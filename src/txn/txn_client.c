@@ -191,6 +191,7 @@ send_ack(struct txn *t, const struct sipmsg *resp)
 {
 	struct sipmsg	*inv;
 	struct buf	 b;
+	size_t		 len;
 	int		 rc = -1;
 
 	buf_init(&b, 512);
@@ -206,7 +207,8 @@ send_ack(struct txn *t, const struct sipmsg *resp)
 		buf_cleanup(&b);
 		return;
 	}
-	t->out = buf_steal(&b, &t->outlen);	/* re-sent on a retransmission */
+	t->out = buf_steal(&b, &len);	/* re-sent on a retransmission */
+	t->outlen = (uint32_t)len;
 	txn_xmit(t);
 }
 

@@ -100,7 +100,7 @@ txn_server_request(struct txn *t)
 	struct sipmsg	*m;
 	char		 err[128];
 
-	if (t->req != NULL || t->rec || t->raw == NULL)
+	if (t->req != NULL || t->rec || TXN_CLIENT(t) || t->raw == NULL)
 		return (t->req);
 	m = sipmsg_new(t->raw, t->rawlen);
 	if (sipmsg_parse(m, err, sizeof(err)) != 0) {

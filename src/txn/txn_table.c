@@ -156,13 +156,16 @@ txn_free(struct txn *t)
 		*pp = t->rec_next;
 	}
 	sipmsg_free(t->req);
-	free(t->raw);
 	free(t->out);
-	free(t->cancel_reason);
 	if (!t->callid_inline)
 		free(t->callid);
-	free(t->tls_name);
-	free(t->alt);
+	if (TXN_CLIENT(t)) {
+		free(t->cancel_reason);
+		free(t->tls_name);
+	} else {
+		free(t->raw);
+		free(t->alt);
+	}
 	free(t);
 }
 
@@ -394,7 +397,7 @@ txn_compact(struct txn *t)
 	uint64_t	 due = t->due[TXN_TM_LIFE];
 	struct tp_addr	 peer;
 	struct txn	*r;
-	char		*p;
+	char		*p, *rkey;
 
 	if (due == UINT64_MAX || due <= timer_clock_ms(&T.heap_tm) ||
 	    (t->kind == TXN_ICT && t->state == TXN_ACCEPTED && t->detached)) {
@@ -413,8 +416,8 @@ txn_compact(struct txn *t)
 		txn_rec_peer_put(p, t->sock, &peer);
 		p += txn_rec_peer_size(&peer);
 	}
-	r->key = p;
-	memcpy(p, t->key, klen + 1);
+	rkey = p;
+	memcpy(p, t->node.key, klen + 1);
 	p += klen + 1;
 	r->callid = NULL;
 	if (clen > 0) {
@@ -436,7 +439,7 @@ txn_compact(struct txn *t)
 	txn_heap_remove(t);
 	txn_heap_arm();
 	hashtab_remove(&T.table, &t->node);
-	hashtab_insert(&T.table, &r->node, r->key, klen);
+	hashtab_insert(&T.table, &r->node, rkey, klen);
 	txn_count_all(-(long)t->open, (long)n - (long)t->bytes);
 	T.bytes = T.bytes - t->bytes + n;
 	T.open -= t->open;
@@ -566,17 +569,17 @@ txn_size(const struct txn *t)
 {
 	size_t	n = sizeof(*t) + t->node.klen + 1 + t->outlen;
 
-	if (t->alt != NULL)
+	if (!TXN_CLIENT(t) && t->alt != NULL)
 		n += sizeof(*t->alt);
 
 	if (t->req != NULL)
 		n += sizeof(*t->req) + t->req->len + 1 +
 		    t->req->hcap * sizeof(*t->req->h);
-	if (t->raw != NULL)
+	if (!TXN_CLIENT(t) && t->raw != NULL)
 		n += t->rawlen + 1;	/* NUL terminated */
 	if (t->callid != NULL)
 		n += strlen(t->callid) + 1;
-	if (t->cancel_reason != NULL)
+	if (TXN_CLIENT(t) && t->cancel_reason != NULL)
 		n += strlen(t->cancel_reason) + 1;
 	return (n);
 }
@@ -823,7 +826,6 @@ txn_alloc(enum txn_kind kind, struct buf *key, struct slice callid)
 	t->ops = &T.ops;
 	memcpy(t->keybuf, key->p, klen);
 	t->keybuf[klen] = '\0';
-	t->key = t->keybuf;
 	if (clen > 0) {
 		t->callid = t->keybuf + klen + 1;
 		memcpy(t->callid, callid.p, callid.len);
@@ -839,7 +841,7 @@ txn_alloc(enum txn_kind kind, struct buf *key, struct slice callid)
 	for (i = 0; i < TXN_TIMERS; i++)
 		t->due[i] = UINT64_MAX;
 	t->tm_due = UINT64_MAX;
-	hashtab_insert(&T.table, &t->node, t->key, klen);
+	hashtab_insert(&T.table, &t->node, t->keybuf, klen);
 	txn_trim(t);
 	return (t);
 }
@@ -882,8 +884,10 @@ txn_xmit(struct txn *t)
 		return;
 	}
 	txn_peer(t, &peer);
-	if (tp_send_to(t->sock, &peer, t->tls_name, t->out,
-	    t->outlen) == -1 && t->alt != NULL)
+	if (TXN_CLIENT(t))
+		tp_send_to(t->sock, &peer, t->tls_name, t->out, t->outlen);
+	else if (tp_send_to(t->sock, &peer, NULL, t->out, t->outlen) == -1 &&
+	    t->alt != NULL)
 		tp_send(t->sock, t->alt, t->out, t->outlen);
 }
 
