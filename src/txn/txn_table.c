@@ -927,9 +927,10 @@ txn_hdr_is(const char *p, size_t len, const char *name, const char *compact)
 
 /*
  * Of message msg, the first line and the header lines keep() takes by
- * their name (a folded line goes with its header), without the body:
- * a message of its own, ended by "Content-Length: 0", allocated at its
- * size.  NULL if msg has no line.
+ * their name (a folded line goes with its header), then the empty line:
+ * a message of its own without a body (and without Content-Length, which
+ * sipmsg_parse() does not need), NUL terminated, allocated at its size.
+ * NULL if msg has no line.
  */
 char *
 txn_lines(const char *msg, size_t len, bool (*keep)(const char *, size_t,
@@ -962,7 +963,7 @@ txn_lines(const char *msg, size_t len, bool (*keep)(const char *, size_t,
 		if (take)
 			buf_add(&b, p, (size_t)(eol + 1 - p));
 	}
-	buf_adds(&b, "Content-Length: 0\r\n\r\n");
+	buf_add(&b, "\r\n", 2);
 	out = xmalloc(b.len + 1);	/* its own size, not the buffer's */
 	memcpy(out, b.p, b.len);
 	out[b.len] = '\0';
