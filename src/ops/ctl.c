@@ -165,7 +165,7 @@ list_txn(struct txn *t, void *arg)
 	txn_cseq_of(t, &cseq, method, sizeof(method));
 	if (o->json) {
 		evbuffer_add_printf(o->b, "%s{\"id\":", o->n ? "," : "");
-		json_str(o->b, t->id);
+		json_str(o->b, txn_id(t));
 		evbuffer_add_printf(o->b, ",\"kind\":\"%s\",\"state\":\"%s\","
 		    "\"code\":%d,\"cseq\":%u,\"method\":", kinds[t->kind],
 		    txn_state_name(t->state), t->code, cseq);
@@ -179,7 +179,7 @@ list_txn(struct txn *t, void *arg)
 			    "%s\n", "ID", "KIND", "STATE", "CODE", "CSEQ",
 			    "CALL-ID");
 		evbuffer_add_printf(o->b, "%-12s %-5s %-11s %4d  %-5u %-10s "
-		    "%s\n", t->id, kinds[t->kind], txn_state_name(t->state),
+		    "%s\n", txn_id(t), kinds[t->kind], txn_state_name(t->state),
 		    t->code, cseq, method, cid);
 	}
 	o->n++;

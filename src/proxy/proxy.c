@@ -116,7 +116,7 @@ proxy_cancel_call(const char *callid, uint32_t cseq, char *err, size_t len)
 		return (-1);
 	}
 	log_notice("proxy %s: cancelled by the operator (%s)", callid,
-	    f.ist->id);
+	    txn_id(f.ist));
 	proxy_fork_cancel(ctx,
 	    "SIP;cause=487;text=\"Cancelled by the operator\"");
 	return (0);
@@ -855,7 +855,7 @@ proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
 	}
 	reason = reason_of(m);
 	proxy_reply_new_st(m, sock, src, 200, NULL, NULL);
-	log_info("proxy %s: CANCEL for %s", txn_callid(ist), ist->id);
+	log_info("proxy %s: CANCEL for %s", txn_callid(ist), txn_id(ist));
 	if (ist->owner != NULL)
 		proxy_fork_cancel(ist->owner, reason);
 	free(reason);

@@ -232,7 +232,8 @@ branch_timeout(void *arg)
 	if (b->code != 0)
 		return;
 	log_info("proxy %s: branch %s timed out after %u ms",
-	    proxy_ctx_callid(b->ctx, cid, sizeof(cid)), b->ct ? b->ct->id : "-",
+	    proxy_ctx_callid(b->ctx, cid, sizeof(cid)),
+	    b->ct ? txn_id(b->ct) : "-",
 	    b->target ? b->target->timeout_ms : 0);
 	if (b->ct != NULL)
 		txn_client_cancel(b->ct, NULL);
@@ -353,7 +354,7 @@ branch_send(struct branch *b)
 	}
 	log_info("proxy %s: %s forwarded to %s via %s",
 	    proxy_ctx_callid(ctx, cid, sizeof(cid)), sip_method_name(m->method),
-	    b->ruri, b->ct->id);
+	    b->ruri, txn_id(b->ct));
 	return (0);
 }
 
@@ -898,7 +899,7 @@ proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
 		b->code = code;
 		proxy_ctx_timer_stop(b->timeout);
 		log_info("proxy %s: %d from %s relayed",
-		    proxy_ctx_callid(ctx, cid, sizeof(cid)), code, ct->id);
+		    proxy_ctx_callid(ctx, cid, sizeof(cid)), code, txn_id(ct));
 		proxy_reply_relay(ctx, resp, 0, NULL);
 		if (!ctx->answered) {
 			ctx->answered = true;
@@ -922,7 +923,7 @@ proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
 		}
 	}
 	log_info("proxy %s: %d from %s", proxy_ctx_callid(ctx, cid,
-	    sizeof(cid)), code, ct->id);
+	    sizeof(cid)), code, txn_id(ct));
 	proxy_fork_branch_done(b);
 }
 

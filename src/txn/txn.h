@@ -139,7 +139,8 @@ struct txn {
 	bool		 detached;	/* done: the owner let it go */
 	bool		 open;		/* counted in txn_open() */
 	bool		 callid_inline;	/* callid in the txn's allocation */
-	char		 id[22];	/* "nict-" and 16 hex digits at most */
+	uint32_t	 serial;	/* its number: txn_id(), the heap's
+					   order on a tie */
 	/* The mark: a full transaction only, from here on. */
 	struct tp_sock	*sock;
 	uint32_t	 bytes;		/* counted in txn_bytes() */
@@ -148,7 +149,6 @@ struct txn {
 	uint64_t	 due[TXN_TIMERS];	/* timer_clock_ms(), or never */
 	uint64_t	 tm_due;	/* the earliest of due[]: its key in
 					   the table's timer heap */
-	uint32_t	 serial;	/* the older first on a tie there */
 	struct txn_addr	 peer;		/* server: responses go here */
 	bool		 done_queued;
 	bool		 cancel_pending;	/* ICT: CANCEL once a 1xx comes */
@@ -201,6 +201,7 @@ void		 txn_peer(const struct txn *, struct tp_addr *);
 void		 txn_transport_lost(const struct tp_addr *);
 bool		 txn_reliable(const struct txn *);
 const char	*txn_state_name(enum txn_state);
+const char	*txn_id(const struct txn *);
 
 /* Keys (RFC 3261 17.2.3 and the RFC 2543 fallback; 17.1.3). */
 void		 txn_key_server(const struct sipmsg *, enum sip_method,

@@ -125,7 +125,8 @@ sent_request(const struct txn *t)
 	char		 err[128];
 
 	if (sipmsg_parse(m, err, sizeof(err)) != 0) {
-		log_warnx("txn %s: own request does not parse: %s", t->id, err);
+		log_warnx("txn %s: own request does not parse: %s", txn_id(t),
+		    err);
 		sipmsg_free(m);
 		return (NULL);
 	}
@@ -157,7 +158,7 @@ send_cancel(struct txn *t)
 	t->cancel_pending = false;
 	/* RFC 3261 9.1: give up on the INVITE 64*T1 after the CANCEL. */
 	txn_timer_set(t, TXN_TM_LIFE, 64 * txn_settings()->t1_ms, false);
-	log_info("txn %s: CANCEL sent (%s) call=%s", t->id, ct->id,
+	log_info("txn %s: CANCEL sent (%s) call=%s", txn_id(t), txn_id(ct),
 	    txn_callid(t));
 }
 
@@ -182,7 +183,7 @@ txn_client_cancel(struct txn *t, const char *reason)
 	else {
 		t->cancel_pending = true;
 		log_info("txn %s: CANCEL waits for a provisional call=%s",
-		    t->id, txn_callid(t));
+		    txn_id(t), txn_callid(t));
 	}
 }
 
@@ -202,7 +203,7 @@ send_ack(struct txn *t, const struct sipmsg *resp)
 	t->out = NULL;
 	t->outlen = 0;
 	if (rc == -1) {
-		log_warnx("txn %s: no ACK for %d: response unusable", t->id,
+		log_warnx("txn %s: no ACK for %d: response unusable", txn_id(t),
 		    resp->status);
 		buf_cleanup(&b);
 		return;

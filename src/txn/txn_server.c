@@ -104,7 +104,7 @@ txn_server_request(struct txn *t)
 		return (t->req);
 	m = sipmsg_new(t->raw, t->rawlen);
 	if (sipmsg_parse(m, err, sizeof(err)) != 0) {
-		log_warnx("txn %s: request does not parse again: %s", t->id,
+		log_warnx("txn %s: request does not parse again: %s", txn_id(t),
 		    err);
 		sipmsg_free(m);
 		return (NULL);
@@ -237,7 +237,7 @@ txn_server_retransmit(struct txn *t, const struct sipmsg *m)
 	switch (t->state) {	/* ACCEPTED absorbs it: RFC 6026 7.1 */
 	case TXN_PROCEEDING:
 	case TXN_COMPLETED:
-		log_debug("txn %s: retransmission, re-sending %d", t->id,
+		log_debug("txn %s: retransmission, re-sending %d", txn_id(t),
 		    t->code);
 		txn_xmit(t);
 		break;

@@ -332,7 +332,7 @@ txn_count_all(long open, long bytes)
 static void
 txn_rec_end(struct txn *r)
 {
-	log_debug("txn %s: %s -> TERMINATED (record)", r->id,
+	log_debug("txn %s: %s -> TERMINATED (record)", txn_id(r),
 	    state_names[r->state]);
 	size_t	n = txn_rec_size(r);
 
@@ -790,6 +790,27 @@ txn_match_response(const struct sipmsg *m)
 	return (t);
 }
 
+static void	txn_fmt_xid(char *, unsigned long long);
+
+/*
+ * A transaction's name for logs and ospreyctl, "ist-1f": its kind and
+ * number.  The text stays until four more calls in this thread (a log
+ * line names two at most).
+ */
+const char *
+txn_id(const struct txn *t)
+{
+	static _Thread_local char	ring[4][24];
+	static _Thread_local unsigned	next;
+	char				*id = ring[next++ % 4], *p;
+
+	/* "%s-%x" without printf: logs at info name one in most calls. */
+	p = stpcpy(id, kind_names[t->kind]);
+	*p++ = '-';
+	txn_fmt_xid(p, t->serial);
+	return (id);
+}
+
 /* n in hex, no leading zeros, NUL terminated (at most 17 bytes). */
 static void
 txn_fmt_xid(char *out, unsigned long long n)
@@ -819,7 +840,6 @@ txn_alloc(enum txn_kind kind, struct buf *key, struct slice callid)
 	size_t		 clen = callid.p != NULL ? callid.len + 1 : 0;
 	struct txn	*t = xmalloc(sizeof(*t) + klen + 1 + clen);
 	unsigned	 i;
-	char		*p;
 
 	memset(t, 0, sizeof(*t));
 	t->kind = kind;
@@ -833,11 +853,7 @@ txn_alloc(enum txn_kind kind, struct buf *key, struct slice callid)
 		t->callid_inline = true;
 	}
 	buf_cleanup(key);
-	/* "%s-%llx" without printf: this runs for every transaction. */
-	p = stpcpy(t->id, kind_names[kind]);
-	*p++ = '-';
-	txn_fmt_xid(p, ++T.serial);
-	t->serial = (uint32_t)T.serial;
+	t->serial = (uint32_t)++T.serial;
 	for (i = 0; i < TXN_TIMERS; i++)
 		t->due[i] = UINT64_MAX;
 	t->tm_due = UINT64_MAX;
@@ -1002,7 +1018,7 @@ txn_lost_one(struct txn *t, void *arg)
 	if (t->state != TXN_CALLING && t->state != TXN_TRYING &&
 	    t->state != TXN_PROCEEDING)
 		return;
-	log_info("txn %s: transport error in %s call=%s", t->id,
+	log_info("txn %s: transport error in %s call=%s", txn_id(t),
 	    state_names[t->state], txn_callid(t));
 	if (t->owner != NULL && t->ops->transport_error != NULL)
 		t->ops->transport_error(t);
@@ -1056,7 +1072,7 @@ txn_enter(struct txn *t, enum txn_state next)
 	if (t->rec)
 		return;		/* it only ends at its due time */
 	rel = txn_reliable(t);
-	log_debug("txn %s: %s -> %s", t->id, state_names[t->state],
+	log_debug("txn %s: %s -> %s", txn_id(t), state_names[t->state],
 	    state_names[next]);
 	t->state = next;
 
@@ -1360,7 +1376,7 @@ txn_retx_fire(struct txn *t)
 	default:
 		return;
 	}
-	log_debug("txn %s: retransmit, next in %u ms", t->id, t->retx_ms);
+	log_debug("txn %s: retransmit, next in %u ms", txn_id(t), t->retx_ms);
 	txn_timer_set(t, TXN_TM_RETX, t->retx_ms, false);
 }
 
@@ -1381,14 +1397,14 @@ txn_life_fire(struct txn *t)
 	case TXN_IST:		/* H */
 		if (t->state == TXN_COMPLETED)
 			log_info("txn %s: no ACK for %d (Timer H) call=%s",
-			    t->id, t->code, txn_callid(t));
+			    txn_id(t), t->code, txn_callid(t));
 		break;
 	default:
 		break;
 	}
 	if (timeout) {
 		T.timed_out++;
-		log_info("txn %s: timed out in %s call=%s", t->id,
+		log_info("txn %s: timed out in %s call=%s", txn_id(t),
 		    state_names[t->state], txn_callid(t));
 		if (t->owner != NULL && t->ops->timeout != NULL)
 			t->ops->timeout(t, false);
@@ -1403,7 +1419,7 @@ txn_c_fire(struct txn *t)
 	if (t->kind != TXN_ICT || (t->state != TXN_CALLING &&
 	    t->state != TXN_PROCEEDING))
 		return;
-	log_info("txn %s: Timer C fired in %s call=%s", t->id,
+	log_info("txn %s: Timer C fired in %s call=%s", txn_id(t),
 	    state_names[t->state], txn_callid(t));
 	if (t->owner != NULL && t->ops->timeout != NULL)
 		t->ops->timeout(t, true);
