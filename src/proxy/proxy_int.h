@@ -29,23 +29,23 @@
 struct branch {
 	struct pctx		*ctx;
 	struct txn		*ct;		/* NULL once terminated */
-	int			 code;		/* final status, 0 pending */
 	struct sipmsg		*final;		/* owned: 3xx-6xx for 16.7 */
 	struct timer		*timeout;	/* owned: the target's own
 						   timeout, if it has one */
 	const struct target	*target;	/* NULL: not from a route */
 	char			*ruri;		/* owned: the R-URI sent */
-	unsigned		 idx;
 	struct resolve_req	*dns;		/* while resolving */
-	struct txn_addr		 addr;		/* the address in use */
 	struct tp_addr		*more;		/* owned: the next ones */
-	unsigned		 nmore;
-	bool			 replaced;	/* by the next address */
-	bool			 recursed;	/* on all its Contacts (3xx) */
 	const struct slice	*routes;	/* its own Route set (Path) */
-	unsigned		 nroutes;
 	struct tp_sock		*sock;		/* send from this one */
 	char			*tls_name;	/* owned: the name resolved */
+	int			 code;		/* final status, 0 pending */
+	unsigned		 idx;
+	unsigned		 nmore;
+	unsigned		 nroutes;
+	struct txn_addr		 addr;		/* the address in use */
+	bool			 replaced;	/* by the next address */
+	bool			 recursed;	/* on all its Contacts (3xx) */
 	bool			 may_upgrade;	/* no transport asked: 18.1.1 */
 	bool			 upgraded;	/* UDP became TCP for its size */
 	char			 ruri_in[64];	/* ruri when it fits */
@@ -72,41 +72,39 @@ struct pctx {
 	struct pctx		*lprev, *lnext;	/* P.ctxs: every live one */
 	struct txn		*st;
 	struct branch		**br;		/* owned */
-	unsigned		 nbr;
-	unsigned		 refs;
-	bool			 cancelled;	/* the caller sent CANCEL */
-	bool			 answered;	/* a 2xx went upstream */
-	bool			 final_sent;
-	bool			 settled;	/* no branch can start now */
 	struct timer		*cancel_timer;	/* owned: once cancelled */
 	char			*topvia;	/* caller's Via, fixed: topvia_in */
 	struct tp_sock		*in_sock;
-	struct txn_addr		 up_peer;	/* for 2xx after the st */
 	struct route		*route;		/* borrowed from the config */
+	struct slice		*routes;	/* owned, nroutes; into st's
+						   request, until settled */
+	char			*strict_ruri;	/* owned, see proxy_routes() */
+	struct proxy_settings	*set;		/* a reference */
+	struct loc_target	*loc;		/* owned: highest q first */
+	unsigned		 nbr;
+	unsigned		 refs;
+	unsigned		 nroutes;
+	unsigned		 starting;	/* forking: no evaluation yet */
+	unsigned		 nloc;
+	unsigned		 loc_next;	/* the next q group */
+	struct txn_addr		 up_peer;	/* for 2xx after the st */
 	uint8_t			 order[ROUTE_MAX_TARGETS];
 	uint8_t			 norder;
 	uint8_t			 next;		/* serial: next in order */
 	uint8_t			 failure_depth;
 	uint8_t			 redirects;
-	struct slice		*routes;	/* owned, nroutes; into st's
-						   request, until settled */
-	unsigned		 nroutes;
-	char			*strict_ruri;	/* owned, see proxy_routes() */
-	unsigned		 starting;	/* forking: no evaluation yet */
-	struct proxy_settings	*set;		/* a reference */
+	bool			 cancelled;	/* the caller sent CANCEL */
+	bool			 answered;	/* a 2xx went upstream */
+	bool			 final_sent;
+	bool			 settled;	/* no branch can start now */
 	bool			 done;		/* counted out of pending */
-	struct loc_target	*loc;		/* owned: highest q first */
-	unsigned		 nloc;
-	unsigned		 loc_next;	/* the next q group */
 	/*
 	 * Most contexts have one branch: it lives here, in the context's
-	 * own allocation (br is br_in then).  The struct stays within
-	 * malloc's small sizes (tcache, up to 1 KB): a larger one cost more
-	 * than the allocation it saved.
+	 * own allocation (br is br_in then), and so does topvia.
 	 */
 	struct branch		*br_in[1];
 	struct branch		 first;
-	char			 topvia_in[];	/* in the same allocation */
+	char			 topvia_in[];
 };
 
 /* proxy_ctx.c: the state every file of the core shares. */
