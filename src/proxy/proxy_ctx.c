@@ -86,7 +86,6 @@ proxy_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src)
 	buf_init_on(&tv, store, sizeof(store));
 	proxy_ctx_topvia_buf(txn_server_request(st), src, &tv);
 	ctx = xcalloc(1, sizeof(*ctx) + tv.len + 1);	/* topvia in it */
-	ctx->topvia = ctx->topvia_in;
 	memcpy(ctx->topvia, tv.p, tv.len);
 	ctx->topvia[tv.len] = '\0';
 	buf_cleanup(&tv);

@@ -73,7 +73,6 @@ struct pctx {
 	struct txn		*st;
 	struct branch		**br;		/* owned */
 	struct timer		*cancel_timer;	/* owned: once cancelled */
-	char			*topvia;	/* caller's Via, fixed: topvia_in */
 	struct tp_sock		*in_sock;
 	struct route		*route;		/* borrowed from the config */
 	struct slice		*routes;	/* owned, nroutes; into st's
@@ -104,7 +103,7 @@ struct pctx {
 	 */
 	struct branch		*br_in[1];
 	struct branch		 first;
-	char			 topvia_in[];
+	char			 topvia[];	/* the caller's Via, fixed */
 };
 
 /* proxy_ctx.c: the state every file of the core shares. */

@@ -157,7 +157,7 @@ struct txn {
 	bool		 settled;	/* server: responses only, from the
 					   end of the turn */
 	bool		 trimmed;	/* server: raw holds only that */
-	const struct txn_ops *ops;	/* up-calls for this one */
+	uint8_t		 ops;		/* its up-calls: TXN_OPS() */
 	struct txn	*reap_next;
 	struct txn	*done_next;	/* on the list for ops->done */
 	union {
@@ -180,6 +180,9 @@ struct txn {
 
 
 #define TXN_REC_HEAD	offsetof(struct txn, sock)
+
+/* The up-calls of a (full) transaction. */
+#define TXN_OPS(t)	txn_ops_of((t)->ops)
 
 /* Client (ICT, NICT) or server (IST, NIST): which part of the union. */
 #define TXN_CLIENT(t)	((t)->kind == TXN_ICT || (t)->kind == TXN_NICT)
@@ -219,6 +222,7 @@ void		 txn_enter(struct txn *, enum txn_state);
 void		 txn_xmit(struct txn *);
 void		 txn_set_callid(struct txn *, struct slice);
 void		 txn_set_ops(struct txn *, const struct txn_ops *);
+const struct txn_ops *txn_ops_of(uint8_t);
 void		 txn_trim(struct txn *);
 void		 txn_req_queue(struct txn *);
 bool		 txn_hdr_is(const char *, size_t, const char *, const char *);

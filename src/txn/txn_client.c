@@ -216,8 +216,8 @@ send_ack(struct txn *t, const struct sipmsg *resp)
 static void
 deliver(struct txn *t, const struct sipmsg *resp)
 {
-	if (t->owner != NULL && t->ops->response != NULL)
-		t->ops->response(t, resp);
+	if (t->owner != NULL && TXN_OPS(t)->response != NULL)
+		TXN_OPS(t)->response(t, resp);
 }
 
 void

@@ -34,6 +34,9 @@ static _Thread_local struct {
 	struct hashtab		 table;
 	struct txn_settings	 set;
 	struct txn_ops		 ops;
+	/* Up-calls other than ops (txn_set_ops()): a byte in a txn. */
+	const struct txn_ops	*opstab[4];
+	unsigned		 nops;
 	struct event_base	*base;
 	struct txn		*reap;
 	struct txn		*done;		/* for ops->done */
@@ -114,9 +117,9 @@ txn_reap(void)
 		if (t->state == TXN_TERMINATED || !txn_absorbing(t))
 			continue;
 		if (t->owner != NULL) {
-			if (t->ops->done == NULL)
+			if (TXN_OPS(t)->done == NULL)
 				continue;	/* kept until it ends */
-			t->ops->done(t);
+			TXN_OPS(t)->done(t);
 			t->owner = NULL;
 			t->detached = true;
 		}
@@ -607,7 +610,7 @@ txn_trim(struct txn *t)
 		t->outlen = 0;
 	}
 	if (!done && !t->done_queued && (t->owner == NULL ||
-	    t->ops->done != NULL) && txn_absorbing(t)) {
+	    TXN_OPS(t)->done != NULL) && txn_absorbing(t)) {
 		if (T.reap == NULL && T.done == NULL && T.unindex == NULL)
 			timer_set(&T.reaper, 0);	/* unless txn_reap() */
 		t->done_next = T.done;
@@ -843,7 +846,6 @@ txn_alloc(enum txn_kind kind, struct buf *key, struct slice callid)
 
 	memset(t, 0, sizeof(*t));
 	t->kind = kind;
-	t->ops = &T.ops;
 	memcpy(t->keybuf, key->p, klen);
 	t->keybuf[klen] = '\0';
 	if (clen > 0) {
@@ -865,7 +867,23 @@ txn_alloc(enum txn_kind kind, struct buf *key, struct slice callid)
 void
 txn_set_ops(struct txn *t, const struct txn_ops *ops)
 {
-	t->ops = ops;
+	unsigned	i;
+
+	for (i = 0; i < T.nops && T.opstab[i] != ops; i++)
+		;
+	if (i == T.nops) {
+		if (T.nops == sizeof(T.opstab) / sizeof(T.opstab[0]))
+			fatalx("txn: more up-call sets than %u", T.nops);
+		T.opstab[T.nops++] = ops;
+	}
+	t->ops = (uint8_t)(i + 1);
+}
+
+/* 0: the ones txn_init() was given; else one of txn_set_ops(). */
+const struct txn_ops *
+txn_ops_of(uint8_t i)
+{
+	return (i == 0 ? &T.ops : T.opstab[i - 1]);
 }
 
 void
@@ -1020,8 +1038,8 @@ txn_lost_one(struct txn *t, void *arg)
 		return;
 	log_info("txn %s: transport error in %s call=%s", txn_id(t),
 	    state_names[t->state], txn_callid(t));
-	if (t->owner != NULL && t->ops->transport_error != NULL)
-		t->ops->transport_error(t);
+	if (t->owner != NULL && TXN_OPS(t)->transport_error != NULL)
+		TXN_OPS(t)->transport_error(t);
 	if (t->state != TXN_TERMINATED)
 		txn_enter(t, TXN_TERMINATED);
 }
@@ -1081,8 +1099,8 @@ txn_enter(struct txn *t, enum txn_state next)
 		txn_timer_stop(t, TXN_TM_LIFE);
 		txn_trim(t);
 		hashtab_remove(&T.table, &t->node);
-		if (t->owner != NULL && t->ops->terminated != NULL)
-			t->ops->terminated(t);
+		if (t->owner != NULL && TXN_OPS(t)->terminated != NULL)
+			TXN_OPS(t)->terminated(t);
 		t->owner = NULL;
 		if (T.reap == NULL && T.done == NULL && T.unindex == NULL)
 			timer_set(&T.reaper, 0);	/* unless txn_reap() */
@@ -1406,8 +1424,8 @@ txn_life_fire(struct txn *t)
 		T.timed_out++;
 		log_info("txn %s: timed out in %s call=%s", txn_id(t),
 		    state_names[t->state], txn_callid(t));
-		if (t->owner != NULL && t->ops->timeout != NULL)
-			t->ops->timeout(t, false);
+		if (t->owner != NULL && TXN_OPS(t)->timeout != NULL)
+			TXN_OPS(t)->timeout(t, false);
 	}
 	if (t->state != TXN_TERMINATED)
 		txn_enter(t, TXN_TERMINATED);
@@ -1421,6 +1439,6 @@ txn_c_fire(struct txn *t)
 		return;
 	log_info("txn %s: Timer C fired in %s call=%s", txn_id(t),
 	    state_names[t->state], txn_callid(t));
-	if (t->owner != NULL && t->ops->timeout != NULL)
-		t->ops->timeout(t, true);
+	if (t->owner != NULL && TXN_OPS(t)->timeout != NULL)
+		TXN_OPS(t)->timeout(t, true);
 }
