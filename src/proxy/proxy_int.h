@@ -82,10 +82,10 @@ struct pctx {
 	struct loc_target	*loc;		/* owned: highest q first */
 	unsigned		 nbr;
 	unsigned		 refs;
-	unsigned		 nroutes;
-	unsigned		 starting;	/* forking: no evaluation yet */
-	unsigned		 nloc;
-	unsigned		 loc_next;	/* the next q group */
+	uint16_t		 nroutes;	/* <= MAX_ROUTES */
+	uint16_t		 starting;	/* forking: no evaluation yet */
+	uint16_t		 nloc;		/* <= max_contacts (64) */
+	uint16_t		 loc_next;	/* the next q group */
 	struct txn_addr		 up_peer;	/* for 2xx after the st */
 	uint8_t			 order[ROUTE_MAX_TARGETS];
 	uint8_t			 norder;

@@ -147,16 +147,18 @@ struct txn {
 	uint32_t	 heap_idx;	/* its place in the timer heap + 1;
 					   0: none */
 	uint64_t	 due[TXN_TIMERS];	/* timer_clock_ms(), or never */
-	uint64_t	 tm_due;	/* the earliest of due[]: its key in
-					   the table's timer heap */
+	uint32_t	 tm_key;	/* in the table's timer heap: the
+					   earliest of due[], its low 32 bits
+					   (all there are due within days) */
 	struct txn_addr	 peer;		/* server: responses go here */
-	bool		 done_queued;
-	bool		 cancel_pending;	/* ICT: CANCEL once a 1xx comes */
-	bool		 cancel_sent;
-	bool		 req_queued;	/* req on the list (rec_next) */
-	bool		 settled;	/* server: responses only, from the
+	bool		 done_queued : 1;
+	bool		 cancel_pending : 1;	/* ICT: CANCEL once a 1xx
+						   comes */
+	bool		 cancel_sent : 1;
+	bool		 req_queued : 1;	/* req on the list (rec_next) */
+	bool		 settled : 1;	/* server: responses only, from the
 					   end of the turn */
-	bool		 trimmed;	/* server: raw holds only that */
+	bool		 trimmed : 1;	/* server: raw holds only that */
 	uint8_t		 ops;		/* its up-calls: TXN_OPS() */
 	struct txn	*reap_next;
 	struct txn	*done_next;	/* on the list for ops->done */

@@ -858,7 +858,6 @@ txn_alloc(enum txn_kind kind, struct buf *key, struct slice callid)
 	t->serial = (uint32_t)++T.serial;
 	for (i = 0; i < TXN_TIMERS; i++)
 		t->due[i] = UINT64_MAX;
-	t->tm_due = UINT64_MAX;
 	hashtab_insert(&T.table, &t->node, t->keybuf, klen);
 	txn_trim(t);
 	return (t);
@@ -1162,12 +1161,24 @@ txn_enter(struct txn *t, enum txn_state next)
 	txn_trim(t);
 }
 
-/* The heap's order: the earlier due first, the older on a tie. */
+/*
+ * The heap's order: the earlier due first, the older on a tie.  Keys are
+ * 32-bit clock values, compared as serial numbers: they wrap every 49
+ * days, and no two in the heap are 24 days apart.
+ */
 static bool
 txn_heap_before(const struct txn *a, const struct txn *b)
 {
-	return (a->tm_due < b->tm_due || (a->tm_due == b->tm_due &&
-	    a->serial < b->serial));
+	if (a->tm_key != b->tm_key)
+		return ((int32_t)(a->tm_key - b->tm_key) < 0);
+	return ((int32_t)(a->serial - b->serial) < 0);
+}
+
+/* A key's milliseconds from now (<= 0: due). */
+static int32_t
+txn_key_in(uint32_t key, uint64_t now)
+{
+	return ((int32_t)(key - (uint32_t)now));
 }
 
 static void
@@ -1211,8 +1222,13 @@ txn_heap_down(uint32_t i)
 static void
 txn_heap_arm(void)
 {
-	uint64_t	min = T.nheap > 0 ? T.heap[0]->tm_due : UINT64_MAX, now;
+	uint64_t	now = timer_clock_ms(&T.heap_tm), min = UINT64_MAX;
+	int32_t		in;
 
+	if (T.nheap > 0) {
+		in = txn_key_in(T.heap[0]->tm_key, now);
+		min = in > 0 ? now + (uint64_t)in : now;
+	}
 	if (min == T.heap_tm_due)
 		return;
 	T.heap_tm_due = min;
@@ -1220,8 +1236,7 @@ txn_heap_arm(void)
 		timer_stop(&T.heap_tm);
 		return;
 	}
-	now = timer_clock_ms(&T.heap_tm);
-	timer_set(&T.heap_tm, min > now ? (uint32_t)(min - now) : 0);
+	timer_set(&T.heap_tm, (uint32_t)(min - now));
 }
 
 static void
@@ -1255,7 +1270,7 @@ txn_heap_fire(void *arg)
 
 	(void)arg;
 	T.heap_tm_due = UINT64_MAX;	/* heap_tm is not set now */
-	while (T.nheap > 0 && T.heap[0]->tm_due <= now) {
+	while (T.nheap > 0 && txn_key_in(T.heap[0]->tm_key, now) <= 0) {
 		if (n == T.firecap) {
 			T.firecap = T.firecap ? 2 * T.firecap : 64;
 			T.firing = xrealloc(T.firing, T.firecap *
@@ -1284,15 +1299,18 @@ txn_timer_arm(struct txn *t)
 	for (i = 0; i < TXN_TIMERS; i++)
 		if (t->due[i] < min)
 			min = t->due[i];
-	if (min == t->tm_due)
-		return;
-	t->tm_due = min;
-	if (min == UINT64_MAX)
+	if (min == UINT64_MAX) {
+		if (t->heap_idx == 0)
+			return;
 		txn_heap_remove(t);
-	else if (t->heap_idx != 0) {
+	} else if (t->heap_idx != 0) {
+		if ((uint32_t)min == t->tm_key)
+			return;
+		t->tm_key = (uint32_t)min;
 		txn_heap_up(t->heap_idx - 1);
 		txn_heap_down(t->heap_idx - 1);
 	} else {
+		t->tm_key = (uint32_t)min;
 		if (T.nheap == T.heapcap) {
 			T.heapcap = T.heapcap ? 2 * T.heapcap : 1024;
 			T.heap = xrealloc(T.heap, T.heapcap *
@@ -1349,7 +1367,6 @@ txn_timer_fire(struct txn *t)
 	uint64_t	 now = timer_clock_ms(&T.heap_tm);
 
 	txn_heap_remove(t);		/* if a callback put it back */
-	t->tm_due = UINT64_MAX;		/* not in the heap now */
 	if (t->state != TXN_TERMINATED && t->due[TXN_TM_RETX] <= now) {
 		t->due[TXN_TM_RETX] = UINT64_MAX;
 		txn_retx_fire(t);
