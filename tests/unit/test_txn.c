@@ -820,6 +820,39 @@ START_TEST(ict_timer_a_b)
 }
 END_TEST
 
+/*
+ * The timer heap keys transactions by the low 32 bits of their due time:
+ * across the wrap (49 days of clock) Timers A and B still fire in order,
+ * and the earlier of two transactions first.
+ */
+START_TEST(timer_heap_wraps)
+{
+	const uint64_t	 start = (1ULL << 32) - 2000;
+	const uint64_t	 a[] = { 0, 500, 1500, 3500, 7500, 15500, 31500 };
+	struct txn	*t, *u;
+	int		 i;
+
+	fake_advance((uint32_t)start);
+	t = ict_new();
+	fake_advance(1000);
+	u = client_new(TXN_NICT, "z9hG4bKwrap", "OPTIONS", SENT_INVITE);
+	ck_assert_ptr_nonnull(u);
+	fake_advance(64 * T1 - 1000 - 1);
+	for (i = 0; i < (int)NELEM(a); i++)	/* t's, among u's */
+		ck_assert_int_gt(fake_nsent(), i);
+	ck_assert_int_eq(cb.ntimeout, 0);
+	fake_advance(1);			/* B */
+	ck_assert_int_eq(cb.ntimeout, 1);
+	ck_assert_uint_eq(cb.timeout_at[0], start + 64 * T1);
+	ck_assert_int_eq(t->state, TXN_TERMINATED);
+	fake_advance(1000);			/* F, 1 s later */
+	ck_assert_int_eq(cb.ntimeout, 2);
+	ck_assert_uint_eq(cb.timeout_at[1], start + 1000 + 64 * T1);
+	ck_assert_uint_eq(txn_count(), 0);
+	ck_assert_uint_eq(fake_armed(), 0);
+}
+END_TEST
+
 START_TEST(ict_provisional_proceeding)
 {
 	struct txn	*t = ict_new();
@@ -1868,7 +1901,7 @@ main(void)
 	check_add(tc, ict_timer_a_b, ict_provisional_proceeding,
 	    ict_non2xx_ack, ict_non2xx_from_calling, ict_2xx_accepted,
 	    ict_cancel_waits_for_provisional, ict_cancel_in_proceeding,
-	    ict_compact_after_provisional,
+	    ict_compact_after_provisional, timer_heap_wraps,
 	    ict_cancel_after_final, nict_timer_e_f, nict_proceeding_t2,
 	    nict_final_timer_k, ict_timer_c, ict_timer_c_calling,
 	    ict_timer_c_stopped_by_final);
