@@ -227,9 +227,15 @@ void		 txn_set_ops(struct txn *, const struct txn_ops *);
 const struct txn_ops *txn_ops_of(uint8_t);
 void		 txn_trim(struct txn *);
 void		 txn_req_queue(struct txn *);
-bool		 txn_hdr_is(const char *, size_t, const char *, const char *);
-char		*txn_lines(const char *, size_t, bool (*)(const char *, size_t,
-		     void *), void *, size_t *);
+/* The header lines txn_lines() keeps. */
+#define TXN_L_VIA	0x01	/* every Via line */
+#define TXN_L_TOPVIA	0x02	/* the first Via line only */
+#define TXN_L_FROM	0x04
+#define TXN_L_TO	0x08
+#define TXN_L_CALLID	0x10
+#define TXN_L_CSEQ	0x20
+#define TXN_L_ROUTE	0x40
+char		*txn_lines(const char *, size_t, unsigned, size_t *);
 void		 txn_timer_set(struct txn *, enum txn_timer, uint32_t, bool);
 void		 txn_timer_stop(struct txn *, enum txn_timer);
 bool		 txn_timer_pending(const struct txn *, enum txn_timer);

@@ -67,25 +67,6 @@ txn_client_start(enum txn_kind kind, struct slice branch,
 	return (t);
 }
 
-/* The header lines ict_compact() keeps (RFC 3261 9.1, 17.1.1.3). */
-static bool
-ict_kept(const char *name, size_t len, void *arg)
-{
-	bool	*via_seen = arg;
-
-	if (txn_hdr_is(name, len, "via", "v")) {
-		if (*via_seen)
-			return (false);
-		*via_seen = true;	/* ours, the top one */
-		return (true);
-	}
-	return (txn_hdr_is(name, len, "from", "f") ||
-	    txn_hdr_is(name, len, "to", "t") ||
-	    txn_hdr_is(name, len, "call-id", "i") ||
-	    txn_hdr_is(name, len, "cseq", NULL) ||
-	    txn_hdr_is(name, len, "route", NULL));
-}
-
 /*
  * An INVITE client transaction that no longer retransmits its INVITE (a
  * provisional came, or it went over a reliable transport) keeps of it only
@@ -96,12 +77,12 @@ ict_kept(const char *name, size_t len, void *arg)
 static void
 ict_compact(struct txn *t)
 {
-	bool	 via_seen = false;
 	char	*bytes;
 	size_t	 len;
 
-	if (t->out == NULL || (bytes = txn_lines(t->out, t->outlen, ict_kept,
-	    &via_seen, &len)) == NULL)
+	if (t->out == NULL || (bytes = txn_lines(t->out, t->outlen,
+	    TXN_L_TOPVIA | TXN_L_FROM | TXN_L_TO | TXN_L_CALLID | TXN_L_CSEQ |
+	    TXN_L_ROUTE, &len)) == NULL)
 		return;
 	free(t->out);
 	t->out = bytes;

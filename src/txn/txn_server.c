@@ -59,8 +59,6 @@ txn_server_alt(const struct sipmsg *m, const struct tp_addr *src)
 	return (alt);
 }
 
-static bool	txn_server_kept(const char *, size_t, void *);
-
 /* A new server transaction that takes over req. */
 struct txn *
 txn_server_new(struct sipmsg *req, struct tp_sock *sock,
@@ -116,6 +114,48 @@ txn_server_request(struct txn *t)
 }
 
 /*
+ * What txn_lines() makes of m for a settled server transaction (the
+ * request line, the Vias, From, To, Call-ID, CSeq, the empty line), from
+ * m's index of its lines.
+ */
+static char *
+txn_server_lines(const struct sipmsg *m, size_t *outlen)
+{
+	const struct sip_hline	*h;
+	struct buf		 b;
+	char			 stack[512], *out;
+	unsigned		 i;
+
+	if (m->nh == 0)
+		return (NULL);
+	buf_init_on(&b, stack, sizeof(stack));
+	buf_add(&b, m->buf, m->h[0].off);	/* the request line */
+	for (i = 0; i < m->nh; i++) {
+		h = &m->h[i];
+		switch (h->id) {
+		case SH_VIA:
+		case SH_FROM:
+		case SH_TO:
+		case SH_CALL_ID:
+		case SH_CSEQ:
+			buf_add(&b, m->buf + h->off, h->len);
+			if (h->len < 1 || m->buf[h->off + h->len - 1] != '\n')
+				buf_add(&b, "\r\n", 2);	/* the last line */
+			break;
+		default:
+			break;
+		}
+	}
+	buf_add(&b, "\r\n", 2);
+	out = xmalloc(b.len + 1);
+	memcpy(out, b.p, b.len);
+	out[b.len] = '\0';
+	*outlen = b.len;
+	buf_cleanup(&b);
+	return (out);
+}
+
+/*
  * The turn is over: t keeps its request's bytes, not the index (most of
  * a struct sipmsg).  The bytes stay where they were: what the owner took
  * from the request (a Route set) still points into them.
@@ -123,10 +163,12 @@ txn_server_request(struct txn *t)
 void
 txn_server_unindex(struct txn *t)
 {
-	char	*bytes;
+	char	*bytes = NULL;
 	size_t	 len;
 
 	if (t->req != NULL) {
+		if (t->settled && !t->trimmed)	/* by the index: no scan */
+			bytes = txn_server_lines(t->req, &len);
 		if (t->raw == NULL) {
 			t->raw = t->req->buf;
 			t->rawlen = t->req->len;
@@ -135,27 +177,16 @@ txn_server_unindex(struct txn *t)
 		sipmsg_free(t->req);
 		t->req = NULL;
 	}
-	if (t->settled && !t->trimmed && t->raw != NULL &&
-	    (bytes = txn_lines(t->raw, t->rawlen, txn_server_kept, NULL,
-	    &len)) != NULL) {
+	if (bytes == NULL && t->settled && !t->trimmed && t->raw != NULL)
+		bytes = txn_lines(t->raw, t->rawlen, TXN_L_VIA | TXN_L_FROM |
+		    TXN_L_TO | TXN_L_CALLID | TXN_L_CSEQ, &len);
+	if (bytes != NULL) {
 		free(t->raw);
 		t->raw = bytes;
 		t->rawlen = len;
 		t->trimmed = true;
 	}
 	txn_trim(t);
-}
-
-/* The lines a response we make copies from the request (8.2.6.2). */
-static bool
-txn_server_kept(const char *name, size_t len, void *arg)
-{
-	(void)arg;
-	return (txn_hdr_is(name, len, "via", "v") ||
-	    txn_hdr_is(name, len, "from", "f") ||
-	    txn_hdr_is(name, len, "to", "t") ||
-	    txn_hdr_is(name, len, "call-id", "i") ||
-	    txn_hdr_is(name, len, "cseq", NULL));
 }
 
 /*

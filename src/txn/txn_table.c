@@ -949,29 +949,53 @@ txn_addr_get(const struct txn_addr *c, struct tp_addr *a)
 	a->flags = c->flags;
 }
 
-/* A header's name is name (or its compact form, if not NULL). */
-bool
-txn_hdr_is(const char *p, size_t len, const char *name, const char *compact)
+/* Which of the TXN_L_* a header name is (0: none), one compare at most. */
+static unsigned
+txn_hdr_kind(const char *p, size_t len)
 {
-	return ((strlen(name) == len && sip_caseeq(p, name, len)) ||
-	    (compact != NULL && len == 1 && sip_tolower((unsigned char)*p) ==
-	    (unsigned)compact[0]));
+	switch (len) {
+	case 1:
+		switch (sip_tolower((unsigned char)*p)) {
+		case 'v':
+			return (TXN_L_VIA);
+		case 'f':
+			return (TXN_L_FROM);
+		case 't':
+			return (TXN_L_TO);
+		case 'i':
+			return (TXN_L_CALLID);
+		}
+		return (0);
+	case 2:
+		return (sip_caseeq(p, "to", 2) ? TXN_L_TO : 0);
+	case 3:
+		return (sip_caseeq(p, "via", 3) ? TXN_L_VIA : 0);
+	case 4:
+		if (sip_tolower((unsigned char)*p) == 'f')
+			return (sip_caseeq(p, "from", 4) ? TXN_L_FROM : 0);
+		return (sip_caseeq(p, "cseq", 4) ? TXN_L_CSEQ : 0);
+	case 5:
+		return (sip_caseeq(p, "route", 5) ? TXN_L_ROUTE : 0);
+	case 7:
+		return (sip_caseeq(p, "call-id", 7) ? TXN_L_CALLID : 0);
+	}
+	return (0);
 }
 
 /*
- * Of message msg, the first line and the header lines keep() takes by
- * their name (a folded line goes with its header), then the empty line:
+ * Of message msg, the first line and the header lines of the kinds in
+ * keep (TXN_L_*; a folded line goes with its header), then the empty line:
  * a message of its own without a body (and without Content-Length, which
  * sipmsg_parse() does not need), NUL terminated, allocated at its size.
  * NULL if msg has no line.
  */
 char *
-txn_lines(const char *msg, size_t len, bool (*keep)(const char *, size_t,
-    void *), void *arg, size_t *outlen)
+txn_lines(const char *msg, size_t len, unsigned keep, size_t *outlen)
 {
 	const char	*p = msg, *end = msg + len, *eol, *colon;
 	struct buf	 b;
-	bool		 take = false;
+	unsigned	 kind;
+	bool		 take = false, via_seen = false;
 	char		 stack[512], *out;
 
 	if ((eol = memchr(p, '\n', len)) == NULL)
@@ -985,13 +1009,18 @@ txn_lines(const char *msg, size_t len, bool (*keep)(const char *, size_t,
 			break;		/* the end of the header */
 		if (*p != ' ' && *p != '\t') {	/* else: folded, as before */
 			if ((colon = memchr(p, ':', (size_t)(eol - p))) == NULL)
-				take = false;
+				kind = 0;
 			else {
 				while (colon > p && (colon[-1] == ' ' ||
 				    colon[-1] == '\t'))
 					colon--;
-				take = keep(p, (size_t)(colon - p), arg);
+				kind = txn_hdr_kind(p, (size_t)(colon - p));
 			}
+			if (kind == TXN_L_VIA && (keep & TXN_L_TOPVIA)) {
+				take = !via_seen;
+				via_seen = true;
+			} else
+				take = (kind & keep) != 0;
 		}
 		if (take)
 			buf_add(&b, p, (size_t)(eol + 1 - p));
