@@ -251,7 +251,8 @@ list_conn(const struct tp_conn_info *ci, void *arg)
 		json_str(o->b, peer);
 		evbuffer_add(o->b, ",\"local\":", 9);
 		json_str(o->b, ci->sock->name);
-		evbuffer_add_printf(o->b, ",\"worker\":%u,\"direction\":\"%s\",\"state\":"
+		evbuffer_add_printf(o->b, ",\"worker\":%u,"
+		    "\"direction\":\"%s\",\"state\":"
 		    "\"%s\",\"age_s\":%llu,\"idle_s\":%llu,\"rx\":%llu,"
 		    "\"tx\":%llu,\"queued\":%zu}", ci->worker,
 		    ci->outbound ? "out" : "in",

@@ -50,8 +50,8 @@ static struct {
 	unsigned		 paused;
 } W = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
-static int	remote_send(void *, unsigned, unsigned, const struct tp_addr *,
-		    const char *, const void *, size_t);
+static int	remote_send(void *, unsigned, unsigned,
+		    const struct tp_addr *, const char *, const void *, size_t);
 static void	remote_keep(void *, unsigned, const struct tp_addr *,
 		    uint32_t);
 static void	remote_close(void *, unsigned, const struct tp_addr *,

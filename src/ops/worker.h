@@ -28,7 +28,7 @@ typedef void worker_teardown_fn(unsigned id, void *);
 struct worker_stats {
 	uint64_t	 handed_out;	/* received here, owned elsewhere */
 	uint64_t	 handed_in;	/* owned here, received elsewhere */
-	uint64_t	 stream_out;	/* stream sends given to their owner */
+	uint64_t	 stream_out;	/* stream sends handed to the owner */
 	uint64_t	 handoff_dropped;	/* the owner had HANDOFF_MAX waiting */
 	uint64_t	 connections;	/* open, this worker's */
 	uint64_t	 accepted;	/* by this worker's listeners */

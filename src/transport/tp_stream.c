@@ -148,7 +148,7 @@ struct tp_conn {
 	bool		 tls_rw;	/* SSL_read() waits to write */
 	bool		 tls_wr;	/* SSL_write() waits to read */
 	int		 so_error;	/* a connect that failed at once */
-	struct tp_src	*src;		/* accepted: counted here (conns_all.mu) */
+	struct tp_src	*src;		/* accepted: counted here */
 	uint64_t	 id;
 	uint64_t	 created_ms;
 	uint64_t	 active_ms;	/* last byte either way */
@@ -196,7 +196,7 @@ conn_find(const struct tp *tp, const struct tp_addr *a)
  */
 static struct {
 	pthread_mutex_t	 mu;
-	struct hashtab	 srcs;		/* struct tp_src by address */
+	struct hashtab	 srcs;		/* struct tp_src by addr */
 	bool		 srcs_on;
 	atomic_uint	 open;
 	atomic_uint_fast64_t ids;
