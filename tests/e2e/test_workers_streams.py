@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import TOP, ctl, ctl_stats, reload_conf
+from conftest import OSPREYD, TOP, conf_text, ctl, ctl_stats, reload_conf
 from peers import interop
 from sip import (SDP, Endpoint, Msg, Phone, UAC, _bytes, hostport,
                  new_branch)
@@ -398,3 +398,35 @@ def test_reload_certificate_reaches_every_worker(osprey_factory, ca):
     finally:
         for s in socks:
             s.close()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+def test_second_daemon_on_the_stream_port_is_refused(osprey_factory, ca,
+                                                     tmp_path, transport):
+    """The workers' stream listeners share the port (SO_REUSEPORT) with
+    each other only: a second ospreyd (its UDP port its own) that listens
+    on the first one's TCP or TLS port exits with the bind error, and every
+    connection still goes to the first."""
+    o = start(osprey_factory, ca)
+    p2 = interop.free_udp_block(1, tcp=True)
+    lport = o.tls_port if transport == "tls" else o.port
+    conf = tmp_path / "second.conf"
+    conf.write_text(conf_text(
+        p2, workdir=str(tmp_path), extra="\n".join([W2, (
+            'tls = { certificate = "%s/server.pem"; key = "%s/server.key"; '
+            '};' % (ca, ca))]),
+        listen=[("udp", "127.0.0.1", p2), (transport, "127.0.0.1", lport)]))
+    p = subprocess.run([OSPREYD, "-f", "-c", str(conf)], capture_output=True,
+                       text=True, timeout=20)
+    assert p.returncode != 0, p
+    assert "bind %s 127.0.0.1 port %d: Address already in use" % (
+        transport, lport) in p.stdout + p.stderr, p
+    eps = [StreamEndpoint(o, transport) for _ in range(8)]
+    try:
+        for ep in eps:
+            call = StreamUAC(ep, o.addr, "sip:127.0.0.1:%d" % o.port)
+            call.request("OPTIONS")
+            ep.expect(call.resp(200, "OPTIONS"))
+    finally:
+        for ep in eps:
+            ep.close()
