@@ -26,7 +26,7 @@ import pytest
 
 from conftest import OSPREYD, TOP, conf_text, ctl, ctl_stats, reload_conf
 from peers import interop
-from sip import (SDP, Endpoint, Msg, Phone, UAC, _bytes, hostport,
+from sip import (SDP, Endpoint, Msg, Phone, UAC, _bytes, hostport, match,
                  new_branch)
 
 W2 = "workers = 2;"
@@ -430,3 +430,37 @@ def test_second_daemon_on_the_stream_port_is_refused(osprey_factory, ca,
     finally:
         for ep in eps:
             ep.close()
+
+
+def test_lost_connection_fails_calls_on_every_worker(osprey_factory, ca):
+    """bob, registered over a connection worker 1 owns, rings in 8 calls
+    from UDP (their Call-IDs fall to both workers), then his connection
+    drops: every call fails over at once (17.1.4: a final answer to the
+    caller long before Timer C), whichever worker holds it, because the
+    owner of the connection tells every worker it is lost."""
+    o = start(osprey_factory, ca, registrar=REG)
+    bob_ep = endpoint_on(o, 1, "tcp")
+    caller = Endpoint()
+    try:
+        bob = StreamPhone(bob_ep, o.addr, "bob")
+        assert bob.send_register(expires=600).code == 200
+        calls = []
+        for _ in range(8):
+            call = UAC(caller, o.addr, "sip:bob@example.test",
+                       from_uri="sip:eve@elsewhere.test")
+            call.invite()
+            inv = bob.uas.expect("INVITE", call_id=call.call_id)
+            bob.uas.respond(inv, 180)
+            caller.expect(call.resp(180))
+            calls.append(call)
+        t0 = time.monotonic()
+        bob_ep.close()
+        for call in calls:
+            r = caller.expect(match(response=True, call_id=call.call_id,
+                                    cseq_method="INVITE",
+                                    code=range(300, 700)), timeout=3.0)
+            call.ack(r)
+        # Timer C is 5 s here: the last one came long before
+        assert time.monotonic() - t0 < 2.0, time.monotonic() - t0
+    finally:
+        caller.close()
