@@ -318,12 +318,13 @@ def test_phone_registered_on_worker_1_is_reachable_and_kept(
 
 
 def test_connection_limits_count_every_worker(osprey_factory, ca):
-    """connections.max = 8 with two workers: 8 connections in all, spread
-    over both, and the ninth is closed at once, whichever worker took it;
-    max_per_ip counts the address's connections on every worker."""
+    """connections.max = 16 with two workers: 16 connections in all,
+    spread over both (all 16 on one worker: 1 run in 32768), and the
+    next ones are closed at once, whichever worker took them; max_per_ip
+    counts the address's connections on every worker."""
     o = start(osprey_factory, ca,
-              extra="connections = { max = 8; max_per_ip = 100; };")
-    eps = [StreamEndpoint(o) for _ in range(8)]
+              extra="connections = { max = 16; max_per_ip = 100; };")
+    eps = [StreamEndpoint(o) for _ in range(16)]
     try:
         for ep in eps:
             call = StreamUAC(ep, o.addr, "sip:127.0.0.1:%d" % o.port)
@@ -332,16 +333,16 @@ def test_connection_limits_count_every_worker(osprey_factory, ca):
         assert all(n > 0 for n in per_worker(ctl_stats(o), "connections"))
         for _ in range(4):
             extra = StreamEndpoint(o)
-            assert extra.closed_by_peer(3), "a ninth connection was kept"
+            assert extra.closed_by_peer(3), "over connections.max: kept"
         st = ctl_stats(o)
         assert st["connections.refused_global"] == 4, st
-        assert st["connections.open"] == 8, st
+        assert st["connections.open"] == 16, st
     finally:
         for ep in eps:
             ep.close()
     o2 = start(osprey_factory, ca,
-               extra="connections = { max = 100; max_per_ip = 6; };")
-    eps = [StreamEndpoint(o2) for _ in range(6)]
+               extra="connections = { max = 100; max_per_ip = 16; };")
+    eps = [StreamEndpoint(o2) for _ in range(16)]
     try:
         for ep in eps:
             call = StreamUAC(ep, o2.addr, "sip:127.0.0.1:%d" % o2.port)
@@ -350,7 +351,7 @@ def test_connection_limits_count_every_worker(osprey_factory, ca):
         assert all(n > 0 for n in per_worker(ctl_stats(o2), "connections"))
         for _ in range(4):
             extra = StreamEndpoint(o2)
-            assert extra.closed_by_peer(3), "a seventh connection was kept"
+            assert extra.closed_by_peer(3), "over max_per_ip: kept"
         st = ctl_stats(o2)
         assert st["connections.refused_per_ip"] == 4, st
         # one closes: a new one from the address is served again
