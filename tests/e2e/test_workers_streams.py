@@ -465,3 +465,47 @@ def test_lost_connection_fails_calls_on_every_worker(osprey_factory, ca):
         assert time.monotonic() - t0 < 2.0, time.monotonic() - t0
     finally:
         caller.close()
+
+
+def test_graceful_stop_with_connections_on_both_workers(osprey_factory,
+                                                         ca):
+    """SIGTERM while 4 calls ring between phones on connections of
+    different workers (bob on worker 1, alice on worker 0): every new
+    call, whichever worker holds it, gets 503 with Retry-After on alice's
+    connection, the ringing ones
+    are still answered over both connections, then the daemon exits 0
+    by itself."""
+    import signal
+    o = start(osprey_factory, ca, registrar=REG,
+              extra="shutdown_grace = 5000;")
+    bob_ep = endpoint_on(o, 1, "tcp")
+    alice_ep = endpoint_on(o, 0, "tls")
+    try:
+        bob = StreamPhone(bob_ep, o.addr, "bob")
+        assert bob.send_register(expires=600).code == 200
+        ringing = []
+        for _ in range(4):
+            call = StreamUAC(alice_ep, o.addr, "sip:bob@example.test")
+            call.invite()
+            inv = bob.uas.expect("INVITE", call_id=call.call_id)
+            bob.uas.respond(inv, 180)
+            alice_ep.expect(call.resp(180))
+            ringing.append((call, inv))
+        o.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        for _ in range(8):          # their Call-IDs fall to both workers
+            late = StreamUAC(alice_ep, o.addr, "sip:bob@example.test")
+            late.invite()
+            r = alice_ep.expect(match(response=True, call_id=late.call_id,
+                                      cseq_method="INVITE",
+                                      code=range(300, 700)))
+            assert r.code == 503 and r.get("retry-after"), r
+            late.ack(r)
+        assert o.alive(), "it must wait for the calls ringing"
+        for call, inv in ringing:
+            bob.uas.respond(inv, 200, body=SDP)
+            call.ack(alice_ep.expect(call.resp(200)))
+        assert o.proc.wait(3) == 0
+    finally:
+        bob_ep.close()
+        alice_ep.close()
