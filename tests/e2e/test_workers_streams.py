@@ -26,8 +26,8 @@ import pytest
 
 from conftest import OSPREYD, TOP, conf_text, ctl, ctl_stats, reload_conf
 from peers import interop
-from sip import (SDP, Endpoint, Msg, Phone, UAC, _bytes, hostport, match,
-                 new_branch)
+from sip import (SDP, Endpoint, Msg, Phone, UAC, _bytes, build_response,
+                 hostport, match, new_branch, new_tag)
 
 W2 = "workers = 2;"
 MAKE_CA = os.path.join(TOP, "tests", "tls", "make-test-ca")
@@ -509,3 +509,65 @@ def test_graceful_stop_with_connections_on_both_workers(osprey_factory,
     finally:
         bob_ep.close()
         alice_ep.close()
+
+
+class AcceptedEndpoint(StreamEndpoint):
+    """A connection a test server accepted: StreamEndpoint's framing."""
+
+    def __init__(self, sock, transport="tcp"):
+        self.sock = sock
+        self.sock.settimeout(5)
+        self.transport = transport
+        self.remote = sock.getpeername()[:2]
+        self.host, self.port = sock.getsockname()[:2]
+        self.addr = (self.host, self.port)
+        self.queue, self.history, self.garbage = [], [], []
+        self.buf = b""
+        self.eof = False
+
+
+def test_one_connection_to_a_next_hop_from_both_workers(osprey_factory,
+                                                         ca):
+    """16 callers (UDP, their Call-IDs on both workers) call at once
+    through a TCP next hop: the worker that opens the connection first
+    claims the next hop in the directory, the other hands its INVITEs to
+    it, and the next hop sees one connection carrying all 16."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    uas_port = srv.getsockname()[1]
+    o = start(osprey_factory, ca, routes=[
+        ("^carol$", ["sip:127.0.0.1:%d;transport=tcp" % uas_port])])
+    callers = [Endpoint() for _ in range(16)]
+    conns = []
+    try:
+        calls = []
+        for ep in callers:
+            call = UAC(ep, o.addr, "sip:carol@example.test")
+            call.invite()
+            calls.append(call)
+        srv.settimeout(3)
+        conns.append(AcceptedEndpoint(srv.accept()[0]))
+        carol = conns[0]
+        got = set()
+        while len(got) < 16:
+            inv = carol.expect(match(method="INVITE"), timeout=3)
+            got.add(inv.call_id)
+            carol.send(build_response(inv, 486, to_tag=new_tag()))
+        for call in calls:
+            r = call.ep.expect(call.resp(486))
+            call.ack(r)
+        srv.settimeout(0.5)
+        try:
+            conns.append(AcceptedEndpoint(srv.accept()[0]))
+        except socket.timeout:
+            pass
+        assert len(conns) == 1, "the next hop got %d connections" % len(
+            conns)
+        st = ctl_stats(o)
+        assert st["connections.connected"] == 1, st
+        assert sum(per_worker(st, "stream_out")) > 0, st
+    finally:
+        for ep in callers + conns:
+            ep.close()
+        srv.close()
