@@ -80,8 +80,8 @@ struct pctx {
 	char			*strict_ruri;	/* owned, see proxy_routes() */
 	struct proxy_settings	*set;		/* a reference */
 	struct loc_target	*loc;		/* owned: highest q first */
-	unsigned		 nbr;
-	unsigned		 refs;
+	uint16_t		 nbr;		/* <= MAX_BRANCHES */
+	uint16_t		 refs;		/* st, branches, lookups */
 	uint16_t		 nroutes;	/* <= MAX_ROUTES */
 	uint16_t		 starting;	/* forking: no evaluation yet */
 	uint16_t		 nloc;		/* <= max_contacts (64) */
