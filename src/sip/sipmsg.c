@@ -666,6 +666,7 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 	}
 	off = n + eol;
 	m->nh = 0;
+	m->lines_odd = false;
 	memset(m->hfirst, 0, sizeof(m->hfirst));
 	memset(m->hcount, 0, sizeof(m->hcount));
 	for (;;) {
@@ -691,6 +692,7 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 			cur->len += n + eol;
 			cur->vlen = off + n - cur->voff;
 			cur->folded = true;
+			m->lines_odd = true;
 			off += n + eol;
 			continue;
 		}
@@ -699,8 +701,10 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 			return (-1);
 		}
 		nlen = colon - p;
-		while (nlen > 0 && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
+		while (nlen > 0 && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t')) {
 			nlen--;
+			m->lines_odd = true;
+		}
 		for (size_t i = 0; i < nlen; i++)
 			if (!is_token((unsigned char)p[i])) {
 				nlen = 0;
@@ -1637,6 +1641,207 @@ sipmsg_parse_osip(const struct sipmsg *m, char *err, size_t errlen)
 }
 
 /*
+ * A subset of what libosip2 takes, checked without it.  Byte classes of
+ * the plain forms: a URI's user, parameter names and values, a header
+ * parameter (pc); a host name or IPv4 address (hc); a display name that
+ * is not quoted (dc, with SP); a quoted one (qc: printable ASCII but
+ * " \ < > , ;).
+ */
+static const bool plain_pc[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['_'] = true, ['.'] = true, ['!'] = true, ['~'] = true,
+	['*'] = true, ['\''] = true, ['+'] = true,
+};
+static const bool plain_hc[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['.'] = true,
+};
+static const bool plain_dc[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['_'] = true, ['.'] = true, ['!'] = true, ['~'] = true,
+	['*'] = true, ['\''] = true, ['+'] = true, ['`'] = true, [' '] = true,
+};
+static const bool plain_qc[256] = {
+	[' ' ... '!'] = true, ['#' ... '+'] = true, ['-' ... ':'] = true,
+	['='] = true, ['?' ... '['] = true, [']' ... '~'] = true,
+};
+
+/* Past a run of bytes of class cls from p (at least one), or NULL. */
+static inline const char *
+plain_run(const char *p, const char *e, const bool *cls)
+{
+	const char	*s = p;
+
+	while (p < e && cls[(unsigned char)*p])
+		p++;
+	return (p > s ? p : NULL);
+}
+
+/* Past *(";" pc+ ["=" pc+]) from p, or NULL. */
+static const char *
+plain_params(const char *p, const char *e)
+{
+	while (p != NULL && p < e && *p == ';') {
+		if ((p = plain_run(p + 1, e, plain_pc)) != NULL && p < e &&
+		    *p == '=')
+			p = plain_run(p + 1, e, plain_pc);
+	}
+	return (p);
+}
+
+/*
+ * Past "sip:" or "sips:", [user "@"] host [":" port], and with params,
+ * the URI's parameters, from p; NULL if it is not that, or shorter than
+ * 6 bytes.
+ */
+static const char *
+plain_uri(const char *p, const char *e, bool params)
+{
+	const char	*q, *h, *start = p;
+
+	if (e - p >= 4 && memcmp(p, "sip:", 4) == 0)
+		p += 4;
+	else if (e - p >= 5 && memcmp(p, "sips:", 5) == 0)
+		p += 5;
+	else
+		return (NULL);
+	if ((q = plain_run(p, e, plain_pc)) == NULL)
+		return (NULL);
+	if (q < e && *q == '@')
+		p = q + 1;
+	if ((h = plain_run(p, e, plain_hc)) == NULL)
+		return (NULL);
+	if (h < e && *h == ':') {
+		const char	*s = ++h;
+
+		while (h < e && h - s < 5 && digit_chars[(unsigned char)*h])
+			h++;
+		if (h == s || (h < e && digit_chars[(unsigned char)*h]))
+			return (NULL);
+	}
+	if (params)
+		h = plain_params(h, e);
+	/* libosip2 refuses a URI of 5 bytes in <> or before ";" ("sip:a"). */
+	return (h != NULL && h - start >= 6 ? h : NULL);
+}
+
+/*
+ * A From, To or Contact value in a plain form: "<" URI ">" after an
+ * optional display name (tokens and SP, or one quoted string), or a URI
+ * without parameters; then header parameters.
+ */
+static bool
+plain_addr(struct slice v)
+{
+	const char	*p = v.p, *e = v.p + v.len, *lt;
+
+	if (p < e && *p == '"') {
+		if ((p = plain_run(p + 1, e, plain_qc)) == NULL ||
+		    p == e || *p++ != '"')
+			return (false);
+		while (p < e && *p == ' ')
+			p++;
+		if (p == e || *p != '<')
+			return (false);
+	} else if ((lt = memchr(p, '<', v.len)) != NULL) {
+		while (p < lt && plain_dc[(unsigned char)*p])
+			p++;
+		if (p != lt)
+			return (false);
+	}
+	if (p < e && *p == '<') {
+		if ((p = plain_uri(p + 1, e, true)) == NULL || p == e ||
+		    *p++ != '>')
+			return (false);
+	} else if ((p = plain_uri(p, e, false)) == NULL)
+		return (false);
+	return (plain_params(p, e) == e);
+}
+
+/* A Via value "SIP/2.0/" transport SP host [":" port] params. */
+static bool
+plain_via(struct slice v)
+{
+	const char	*p = v.p, *e = v.p + v.len;
+
+	if (v.len < 8 || memcmp(p, "SIP/2.0/", 8) != 0 ||
+	    (p = plain_run(p + 8, e, plain_hc)) == NULL || p == e ||
+	    *p++ != ' ' || (p = plain_run(p, e, plain_hc)) == NULL)
+		return (false);
+	if (p < e && *p == ':') {
+		const char	*s = ++p;
+
+		while (p < e && p - s < 5 && digit_chars[(unsigned char)*p])
+			p++;
+		if (p == s || (p < e && digit_chars[(unsigned char)*p]))
+			return (false);
+	}
+	return (plain_params(p, e) == e);
+}
+
+/* A CSeq value: digits, one SP, a token. */
+static bool
+plain_cseq(struct slice v)
+{
+	const char	*p = v.p, *e = v.p + v.len;
+
+	while (p < e && digit_chars[(unsigned char)*p])
+		p++;
+	if (p == v.p || p - v.p > 10 || p == e || *p++ != ' ' || p == e)
+		return (false);
+	while (p < e && is_token((unsigned char)*p))
+		p++;
+	return (p == e);
+}
+
+/*
+ * Would libosip2 surely take this request, as sipmsg_parse_osip() gives
+ * it?  True only when its Request-URI and every line libosip2 judges are
+ * in the plain forms above (a subset of what libosip2 5.3 parses: one
+ * value per line, no quoting but a display name's, no escapes, IPv6 or
+ * URI headers, no white space but single spaces where they separate), no
+ * line is folded, none ends in a bare LF and no NUL is in the header
+ * section.  Anything else goes to libosip2 as before: this only spares
+ * the common request the parse (doc/BEHAVIOUR.md).  The fuzz target
+ * checks every request this takes against libosip2.
+ */
+bool
+sipmsg_osip_plain(const struct sipmsg *m)
+{
+	unsigned	i;
+
+	if (m->lf_bare || m->lines_odd ||
+	    plain_uri(m->ruri.p, m->ruri.p + m->ruri.len, true) !=
+	    m->ruri.p + m->ruri.len ||
+	    memchr(m->buf, '\0', m->hdr_end) != NULL)
+		return (false);
+	for (i = 0; i < m->nh; i++) {
+		const struct sip_hline	*h = &m->h[i];
+		struct slice		 v = sipmsg_hvalue(m, h);
+
+		switch (h->id) {
+		case SH_VIA:
+			if (!plain_via(v))
+				return (false);
+			break;
+		case SH_FROM:
+		case SH_TO:
+		case SH_CONTACT:
+			if (!plain_addr(v))
+				return (false);
+			break;
+		case SH_CSEQ:
+			if (!plain_cseq(v))
+				return (false);
+			break;
+		default:
+			break;
+		}
+	}
+	return (true);
+}
+
+/*
  * Scan, check the syntax and fill the fields, step by step.  Returns 0,
  * the status code to answer a bad request with (err names the problem),
  * or -1 when the message cannot be answered at all.
@@ -1659,7 +1864,7 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		if (m->from_tag.len == 0 && m->from_tag_set)
 			FAIL(400, "Bad From tag");
 		if ((rc = sipmsg_check_fields(m, err, errlen)) == 0 &&
-		    !sipmsg_in_dialog(m))
+		    !sipmsg_in_dialog(m) && !sipmsg_osip_plain(m))
 			rc = sipmsg_parse_osip(m, err, errlen);
 	}
 	if (rc != 0)

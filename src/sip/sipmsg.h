@@ -126,6 +126,7 @@ struct sipmsg {
 
 	/* Noted by the scanner and the steps, for the steps after them. */
 	bool		 lf_bare;	/* a header-section line ends in LF */
+	bool		 lines_odd;	/* a folded line, or "Name :" */
 	bool		 from_tag_set;	/* From has a tag parameter */
 	int8_t		 addr_rc[2];	/* From, To: 0 unchecked, 1 good, -1 bad */
 	struct sip_hline hin[SIPMSG_HINLINE];
@@ -147,6 +148,7 @@ int		 sipmsg_check_response(const struct sipmsg *, char *, size_t);
 int		 sipmsg_parse_request_line(const struct sipmsg *, char *,
 		     size_t);
 int		 sipmsg_parse_osip(const struct sipmsg *, char *, size_t);
+bool		 sipmsg_osip_plain(const struct sipmsg *);
 bool		 sipmsg_in_dialog(const struct sipmsg *);
 int		 sipmsg_check_fields(const struct sipmsg *, char *, size_t);
 int		 sipmsg_check_request(const struct sipmsg *, char *, size_t);

@@ -1,0 +1,290 @@
+/*
+ * sipmsg_osip_plain() against libosip2: a request it calls plain is not
+ * given to libosip2, so libosip2 must take every one of them.  Each seed
+ * (the fuzz corpus, tests/data, plain requests made here) and random
+ * mutations of it go through the steps of sipmsg_parse() up to libosip2;
+ * where the request reaches that point and is plain, sipmsg_parse_osip()
+ * must return 0.  Any that does not is printed and the exit status is 1.
+ *
+ *	tests/fuzz/osip_plain [-n MUTATIONS] [-s SEED] [FILE|DIR ...]
+ *
+ * Without files: tests/fuzz/corpus and tests/data under $srcdir.  An input
+ * may hold several datagrams, each ended by a line that starts with
+ * "~~~~" (as for the fuzz target).
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sipmsg.h"
+
+#define MAXMSG	8192
+
+static unsigned long	 nseeds, nreach, nplain, nbad, nosip_ok;
+static uint64_t		 rng = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t
+rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (rng);
+}
+
+/* 1: reached libosip2 and plain; 0: reached, not plain; -1: not reached. */
+static int
+check(const char *data, size_t len, bool show)
+{
+	struct sipmsg	*m = sipmsg_new(data, len);
+	char		 err[256];
+	int		 rc = -1;
+
+	if (sipmsg_scan(m, err, sizeof(err)) == -1 || !m->request ||
+	    sipmsg_parse_via(m, err, sizeof(err)) != 0 ||
+	    sipmsg_parse_counts(m, err, sizeof(err)) != 0 ||
+	    sipmsg_parse_fields(m, err, sizeof(err)) != 0 ||
+	    sipmsg_parse_request_line(m, err, sizeof(err)) != 0 ||
+	    (m->from_tag.len == 0 && m->from_tag_set) ||
+	    sipmsg_check_fields(m, err, sizeof(err)) != 0 ||
+	    sipmsg_in_dialog(m))
+		goto out;
+	nreach++;
+	rc = 0;
+	if (sipmsg_parse_osip(m, err, sizeof(err)) == 0)
+		nosip_ok++;
+	if (!sipmsg_osip_plain(m))
+		goto out;
+	rc = 1;
+	nplain++;
+	if (sipmsg_parse_osip(m, err, sizeof(err)) != 0) {
+		nbad++;
+		if (show || nbad <= 20) {
+			printf("plain but libosip2 says \"%s\":\n", err);
+			fwrite(data, 1, len, stdout);
+			printf("\n----\n");
+		}
+	}
+out:
+	sipmsg_free(m);
+	return (rc);
+}
+
+static const char *const words[] = {
+	";", "<", ">", "\"", " ", "\t", ":", "@", "%41", "[::1]", ",", "sip:",
+	"sips:", "tel:", "\r\n ", ";lr", "=", "?", ":0", ":65536", ":99999",
+	"\\", "'", "*", "(", ")", "/", "&", "$", "#", "+", "-", ".", "_", "~",
+	"!", "`", "[", "]", "{", "}", "|", "^", "\r\n", "\n", "\r", "a", "0",
+	"SIP/2.0/", ";tag=", ";branch=z9hG4bK", "\"\"", "<>", "\x80", "\xff",
+	"\x01", "\x7f", "  ", "SIP", "2.0", "UDP", ";=", "=;", "@@", "::",
+	";transport=tcp", "user=phone", "sip:a@b", "SIP/2.0/UDP ", "; ",
+	" ;", "= ", " =", "\" ", " \"", "<sip:", ">;", ":5060", "1 ", "q=0.5",
+	"*", "\0",
+};
+
+/* One random edit of buf (len, room for MAXMSG), biased to line starts. */
+static size_t
+mutate(char *buf, size_t len)
+{
+	size_t	pos = len ? rnd() % (len + 1) : 0, n;
+
+	switch (rnd() % 8) {
+	case 0:	/* a byte replaced */
+		if (len > 0 && pos < len)
+			buf[pos] = (char)(rnd() & 0xff);
+		return (len);
+	case 1:	/* a range removed */
+		if (pos < len) {
+			n = 1 + rnd() % 8;
+			if (n > len - pos)
+				n = len - pos;
+			memmove(buf + pos, buf + pos + n, len - pos - n);
+			len -= n;
+		}
+		return (len);
+	case 2:	/* a range repeated */
+		n = 1 + rnd() % 12;
+		if (pos + n <= len && len + n < MAXMSG) {
+			memmove(buf + pos + n, buf + pos, len - pos);
+			len += n;
+		}
+		return (len);
+	case 3:	/* a byte replaced by a word's first */
+		if (pos < len)
+			buf[pos] = words[rnd() % (sizeof(words) /
+			    sizeof(words[0]))][0];
+		return (len);
+	default: {	/* a word inserted */
+		const char	*w = words[rnd() % (sizeof(words) /
+				    sizeof(words[0]))];
+		size_t		 wl = w[0] == '\0' ? 1 : strlen(w);
+
+		if (len + wl < MAXMSG) {
+			memmove(buf + pos + wl, buf + pos, len - pos);
+			memcpy(buf + pos, w, wl);
+			len += wl;
+		}
+		return (len);
+	}
+	}
+}
+
+static unsigned long	mutations = 2000;
+
+static void
+seed(const char *data, size_t len)
+{
+	char		buf[MAXMSG];
+	unsigned long	i;
+	int		base;
+
+	if (len >= MAXMSG)
+		return;
+	nseeds++;
+	base = check(data, len, false);
+	/* Mutate what reached libosip2 (plain or not) most. */
+	for (i = 0; i < (base >= 0 ? mutations : mutations / 20); i++) {
+		size_t		n = len;
+		unsigned	k, edits = 1 + rnd() % 3;
+
+		memcpy(buf, data, len);
+		for (k = 0; k < edits; k++)
+			n = mutate(buf, n);
+		check(buf, n, false);
+	}
+}
+
+/* Each datagram of a file (split at lines that start with "~~~~"). */
+static void
+seed_file(const char *path)
+{
+	static char	 data[1 << 16];
+	FILE		*fp;
+	size_t		 n, s = 0, i;
+
+	if ((fp = fopen(path, "rb")) == NULL)
+		return;
+	n = fread(data, 1, sizeof(data) - 1, fp);
+	fclose(fp);
+	data[n] = '\0';
+	for (i = 0; i <= n; i++) {
+		if (i == n || (data[i] == '\n' && strncmp(data + i + 1,
+		    "~~~~", 4) == 0)) {
+			seed(data + s, (i < n ? i + 1 : i) - s);
+			if (i == n)
+				break;
+			i++;
+			while (i < n && data[i] != '\n')
+				i++;
+			s = i + 1;
+		}
+	}
+}
+
+static void
+seed_path(const char *path)
+{
+	struct stat	 st;
+	struct dirent	*de;
+	DIR		*d;
+	char		 p[4096];
+
+	if (stat(path, &st) == -1)
+		return;
+	if (!S_ISDIR(st.st_mode)) {
+		seed_file(path);
+		return;
+	}
+	if ((d = opendir(path)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+		seed_path(p);
+	}
+	closedir(d);
+}
+
+/* Plain requests, as the benchmarks and common UAs send them. */
+static const char *const made[] = {
+	"INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+	"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1-0\r\n"
+	"From: sipp <sip:sipp@127.0.0.1:5061>;tag=1234SIPpTag001\r\n"
+	"To: service <sip:service@127.0.0.1:5060>\r\n"
+	"Call-ID: 1-1234@127.0.0.1\r\nCSeq: 1 INVITE\r\n"
+	"Contact: <sip:sipp@127.0.0.1:5061>\r\nMax-Forwards: 70\r\n"
+	"Subject: bench\r\nContent-Type: application/sdp\r\n"
+	"Content-Length: 4\r\n\r\nv=0\n",
+	"REGISTER sip:example.test SIP/2.0\r\n"
+	"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1-0;rport\r\n"
+	"From: <sip:alice@example.test>;tag=1234SIPpTag001\r\n"
+	"To: <sip:alice@example.test>\r\n"
+	"Call-ID: 1-1234@127.0.0.1\r\nCSeq: 2 REGISTER\r\n"
+	"Contact: <sip:alice@127.0.0.1:5061;transport=udp>;expires=60;q=0.5\r\n"
+	"Authorization: Digest username=\"alice\", realm=\"example.test\", "
+	"nonce=\"abc\", uri=\"sip:example.test\", response=\"0123\"\r\n"
+	"Expires: 3600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+	"OPTIONS sips:bob@example.test;transport=tls SIP/2.0\r\n"
+	"v: SIP/2.0/TLS host.example.test;branch=z9hG4bKx\r\n"
+	"v: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKy;received=10.0.0.2\r\n"
+	"f: \"Alice A. (work)\" <sip:alice@example.test>;tag=a1\r\n"
+	"t: Bob <sips:bob@example.test>\r\ni: x@y\r\nCSeq: 9 OPTIONS\r\n"
+	"m: sip:alice@10.0.0.1\r\nm: <sip:a@b>;expires=0\r\nl: 0\r\n\r\n",
+	"MESSAGE sip:+1-212-555-1212@gw.example.test;user=phone SIP/2.0\r\n"
+	"Via: SIP/2.0/UDP gw.example.test:5062;branch=z9hG4bK.a_b!c~d*e'f+g\r\n"
+	"From: sip:x.y_z!~*'+@example.test;tag=t\r\n"
+	"To: \"B\" <sip:bob@example.test:1>\r\nCall-ID: abc\r\n"
+	"CSeq: 0 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+};
+
+int
+main(int argc, char **argv)
+{
+	const char	*srcdir = getenv("srcdir");
+	char		 p[4096];
+	size_t		 i;
+	int		 c;
+
+	while ((c = getopt(argc, argv, "n:s:")) != -1) {
+		if (c == 'n')
+			mutations = strtoul(optarg, NULL, 10);
+		else if (c == 's')
+			rng = strtoull(optarg, NULL, 0) | 1;
+		else {
+			fprintf(stderr, "usage: osip_plain [-n MUTATIONS] "
+			    "[-s SEED] [FILE|DIR ...]\n");
+			return (2);
+		}
+	}
+	sipmsg_init();
+	for (i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+		nseeds++;
+		if (check(made[i], strlen(made[i]), true) != 1) {
+			printf("made request %zu is not plain\n", i);
+			nbad++;
+		}
+		seed(made[i], strlen(made[i]));
+	}
+	if (optind < argc) {
+		for (c = optind; c < argc; c++)
+			seed_path(argv[c]);
+	} else {
+		snprintf(p, sizeof(p), "%s/tests/fuzz/corpus", srcdir ? srcdir :
+		    ".");
+		seed_path(p);
+		snprintf(p, sizeof(p), "%s/tests/data", srcdir ? srcdir : ".");
+		seed_path(p);
+	}
+	printf("osip_plain: %lu seeds, %lu requests reached libosip2 (it took "
+	    "%lu), %lu plain, %lu plain ones refused by libosip2\n", nseeds,
+	    nreach, nosip_ok, nplain, nbad);
+	return (nbad > 0 ? 1 : 0);
+}
