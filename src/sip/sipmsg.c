@@ -21,6 +21,12 @@
 
 #define MAX_HEADERS	256
 
+/*
+ * Off: every message takes the long way, through libosip2 and the general
+ * checks, never the plain forms (tests/fuzz/osip_plain compares the two).
+ */
+bool	sipmsg_shortcuts = true;
+
 static const char *const method_names[] = {
 	[SM_OTHER] = "", [SM_INVITE] = "INVITE", [SM_ACK] = "ACK",
 	[SM_CANCEL] = "CANCEL", [SM_BYE] = "BYE", [SM_OPTIONS] = "OPTIONS",
@@ -1199,6 +1205,8 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 	    &have_tag));
 }
 
+static bool	plain_addr(struct slice, struct slice *, bool *);
+
 /*
  * From or To checked once, and its tag: in a good value the first "tag"
  * among the parameters after the address, as hdr_param() finds it in the
@@ -1210,6 +1218,11 @@ addr_tag(struct sipmsg *m, enum sip_hdr_id id, struct slice *tag)
 	struct slice	v = sipmsg_hvalue(m, sipmsg_hdr(m, id));
 	bool		have_tag;
 
+	if (sipmsg_shortcuts && plain_addr(v, tag, &have_tag)) {
+		m->addr_rc[id == SH_TO] = 1;
+		m->addr_plain[id == SH_TO] = true;
+		return (have_tag);
+	}
 	if (check_addr_value(v, tag, &have_tag) == 0) {
 		m->addr_rc[id == SH_TO] = 1;
 		return (have_tag);
@@ -1677,14 +1690,31 @@ plain_run(const char *p, const char *e, const bool *cls)
 	return (p > s ? p : NULL);
 }
 
-/* Past *(";" pc+ ["=" pc+]) from p, or NULL. */
+/*
+ * Past *(";" pc+ ["=" pc+]) from p, or NULL.  With tag, the first "tag"
+ * parameter's value goes there (*have_tag true) as check_params() finds it.
+ */
 static const char *
-plain_params(const char *p, const char *e)
+plain_params(const char *p, const char *e, struct slice *tag, bool *have_tag)
 {
 	while (p != NULL && p < e && *p == ';') {
-		if ((p = plain_run(p + 1, e, plain_pc)) != NULL && p < e &&
-		    *p == '=')
-			p = plain_run(p + 1, e, plain_pc);
+		const char	*n = p + 1;
+		bool		 is_tag;
+
+		if ((p = plain_run(n, e, plain_pc)) == NULL)
+			break;
+		is_tag = tag != NULL && !*have_tag && p - n == 3 &&
+		    sip_caseeq(n, "tag", 3);
+		if (p < e && *p == '=') {
+			n = p + 1;
+			if ((p = plain_run(n, e, plain_pc)) == NULL)
+				break;
+		} else
+			n = p;
+		if (is_tag) {
+			*tag = (struct slice){ n, (size_t)(p - n) };
+			*have_tag = true;
+		}
 	}
 	return (p);
 }
@@ -1713,14 +1743,16 @@ plain_uri(const char *p, const char *e, bool params)
 		return (NULL);
 	if (h < e && *h == ':') {
 		const char	*s = ++h;
+		unsigned long	 port = 0;
 
 		while (h < e && h - s < 5 && digit_chars[(unsigned char)*h])
-			h++;
-		if (h == s || (h < e && digit_chars[(unsigned char)*h]))
+			port = port * 10 + (*h++ - '0');
+		if (port == 0 || port > 65535 || (h < e &&
+		    digit_chars[(unsigned char)*h]))
 			return (NULL);
 	}
 	if (params)
-		h = plain_params(h, e);
+		h = plain_params(h, e, NULL, NULL);
 	/* libosip2 refuses a URI of 5 bytes in <> or before ";" ("sip:a"). */
 	return (h != NULL && h - start >= 6 ? h : NULL);
 }
@@ -1728,13 +1760,15 @@ plain_uri(const char *p, const char *e, bool params)
 /*
  * A From, To or Contact value in a plain form: "<" URI ">" after an
  * optional display name (tokens and SP, or one quoted string), or a URI
- * without parameters; then header parameters.
+ * without parameters; then header parameters.  One that is takes
+ * check_addr_value() too, which finds the same tag (*tag, *have_tag).
  */
 static bool
-plain_addr(struct slice v)
+plain_addr(struct slice v, struct slice *tag, bool *have_tag)
 {
 	const char	*p = v.p, *e = v.p + v.len, *lt;
 
+	*have_tag = false;
 	if (p < e && *p == '"') {
 		if ((p = plain_run(p + 1, e, plain_qc)) == NULL ||
 		    p == e || *p++ != '"')
@@ -1755,7 +1789,7 @@ plain_addr(struct slice v)
 			return (false);
 	} else if ((p = plain_uri(p, e, false)) == NULL)
 		return (false);
-	return (plain_params(p, e) == e);
+	return (plain_params(p, e, tag, have_tag) == e);
 }
 
 /* A Via value "SIP/2.0/" transport SP host [":" port] params. */
@@ -1776,7 +1810,7 @@ plain_via(struct slice v)
 		if (p == s || (p < e && digit_chars[(unsigned char)*p]))
 			return (false);
 	}
-	return (plain_params(p, e) == e);
+	return (plain_params(p, e, NULL, NULL) == e);
 }
 
 /* A CSeq value: digits, one SP, a token. */
@@ -1808,7 +1842,9 @@ plain_cseq(struct slice v)
 bool
 sipmsg_osip_plain(const struct sipmsg *m)
 {
+	struct slice	tag;
 	unsigned	i;
+	bool		have_tag;
 
 	if (m->lf_bare || m->lines_odd ||
 	    plain_uri(m->ruri.p, m->ruri.p + m->ruri.len, true) !=
@@ -1826,8 +1862,11 @@ sipmsg_osip_plain(const struct sipmsg *m)
 			break;
 		case SH_FROM:
 		case SH_TO:
+			if (m->addr_plain[h->id == SH_TO])
+				break;
+			/* FALLTHROUGH */
 		case SH_CONTACT:
-			if (!plain_addr(v))
+			if (!plain_addr(v, &tag, &have_tag))
 				return (false);
 			break;
 		case SH_CSEQ:
@@ -1864,7 +1903,8 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		if (m->from_tag.len == 0 && m->from_tag_set)
 			FAIL(400, "Bad From tag");
 		if ((rc = sipmsg_check_fields(m, err, errlen)) == 0 &&
-		    !sipmsg_in_dialog(m) && !sipmsg_osip_plain(m))
+		    !sipmsg_in_dialog(m) && !(sipmsg_shortcuts &&
+		    sipmsg_osip_plain(m)))
 			rc = sipmsg_parse_osip(m, err, errlen);
 	}
 	if (rc != 0)

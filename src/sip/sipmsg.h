@@ -129,11 +129,14 @@ struct sipmsg {
 	bool		 lines_odd;	/* a folded line, or "Name :" */
 	bool		 from_tag_set;	/* From has a tag parameter */
 	int8_t		 addr_rc[2];	/* From, To: 0 unchecked, 1 good, -1 bad */
+	bool		 addr_plain[2];	/* From, To: in a plain form */
 	struct sip_hline hin[SIPMSG_HINLINE];
 };
 
 #define SIP_MAGIC	"z9hG4bK"
 #define SIP_MAGIC_LEN	7
+
+extern bool	 sipmsg_shortcuts;
 
 void		 sipmsg_init(void);
 struct sipmsg	*sipmsg_new(const char *, size_t);
