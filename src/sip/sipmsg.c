@@ -955,11 +955,13 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 	return (0);
 }
 
+static unsigned	plain_via_line(struct sipmsg *, struct slice, bool);
+
 /* The top Via into m, and every other Via value checked. */
 static int
 parse_vias(struct sipmsg *m)
 {
-	struct slice	 vs[16], proto, host;
+	struct slice	 vs[16], proto, host, v;
 	uint16_t	 port;
 	unsigned	 i, j, n, left = m->hcount[SH_VIA];
 	bool		 top = true;
@@ -970,7 +972,14 @@ parse_vias(struct sipmsg *m)
 		if (m->h[i].id != SH_VIA)
 			continue;
 		left--;
-		n = (unsigned)split_values(sipmsg_hvalue(m, &m->h[i]), vs, 16);
+		v = sipmsg_hvalue(m, &m->h[i]);
+		/* Values in the plain form: as via_parse() reads them. */
+		if (sipmsg_shortcuts && (n = plain_via_line(m, v, top)) > 0) {
+			m->nvias += n;
+			top = false;
+			continue;
+		}
+		n = (unsigned)split_values(v, vs, 16);
 		if (top) {
 			if (n == 0)
 				return (-1);
@@ -1679,14 +1688,34 @@ static const bool plain_qc[256] = {
 	['='] = true, ['?' ... '['] = true, [']' ... '~'] = true,
 };
 
-/* Past a run of bytes of class cls from p (at least one), or NULL. */
+/*
+ * Past a run of bytes of class cls from p (at least one), or NULL.  The
+ * run may look past e: p is inside a message's buffer, which ends in a
+ * NUL, and no class holds NUL; what is past e is not counted.
+ */
 static inline const char *
 plain_run(const char *p, const char *e, const bool *cls)
 {
 	const char	*s = p;
 
-	while (p < e && cls[(unsigned char)*p])
-		p++;
+	for (;; p += 4) {
+		if (!cls[(unsigned char)p[0]])
+			break;
+		if (!cls[(unsigned char)p[1]]) {
+			p += 1;
+			break;
+		}
+		if (!cls[(unsigned char)p[2]]) {
+			p += 2;
+			break;
+		}
+		if (!cls[(unsigned char)p[3]]) {
+			p += 3;
+			break;
+		}
+	}
+	if (p > e)
+		p = e;
 	return (p > s ? p : NULL);
 }
 
@@ -1792,25 +1821,107 @@ plain_addr(struct slice v, struct slice *tag, bool *have_tag)
 	return (plain_params(p, e, tag, have_tag) == e);
 }
 
-/* A Via value "SIP/2.0/" transport SP host [":" port] params. */
+/*
+ * A Via value "SIP/2.0/" transport SP host [":" port] params from p, as
+ * via_parse() takes it, filling the same fields: the transport, host, port
+ * and the first branch parameter's value (empty without "="), and whether
+ * rport is there (when proto is not NULL).  Returns where it ends (e, or a
+ * byte that is no part of it), or NULL.
+ */
+static const char *
+plain_via_value(const char *p, const char *e, struct slice *proto,
+    struct slice *host, uint16_t *port, struct slice *branch, bool *rport)
+{
+	const char	*s;
+	unsigned long	 n = 0;
+	bool		 have_branch = false;
+
+	if (e - p < 8 || memcmp(p, "SIP/2.0/", 8) != 0 ||
+	    (p = plain_run(s = p + 8, e, plain_hc)) == NULL || p == e ||
+	    *p != ' ')
+		return (NULL);
+	if (proto != NULL)
+		*proto = (struct slice){ s, (size_t)(p - s) };
+	if ((p = plain_run(s = p + 1, e, plain_hc)) == NULL)
+		return (NULL);
+	if (proto != NULL)
+		*host = (struct slice){ s, (size_t)(p - s) };
+	if (p < e && *p == ':') {
+		s = ++p;
+		while (p < e && p - s < 5 && digit_chars[(unsigned char)*p])
+			n = n * 10 + (*p++ - '0');
+		if (n == 0 || n > 65535 || (p < e &&
+		    digit_chars[(unsigned char)*p]))
+			return (NULL);
+	}
+	if (proto != NULL) {
+		*port = (uint16_t)n;
+		*rport = false;
+	}
+	while (p < e && *p == ';') {
+		const char	*name = p + 1, *nend, *val;
+
+		if ((nend = plain_run(name, e, plain_pc)) == NULL)
+			return (NULL);
+		p = val = nend;
+		if (p < e && *p == '=' &&
+		    (p = plain_run(val = p + 1, e, plain_pc)) == NULL)
+			return (NULL);
+		if (proto == NULL)
+			continue;
+		if (nend - name == 5 && sip_caseeq(name, "rport", 5))
+			*rport = true;
+		else if (!have_branch && nend - name == 6 &&
+		    sip_caseeq(name, "branch", 6)) {
+			have_branch = true;
+			*branch = (struct slice){ val, (size_t)(p - val) };
+		}
+	}
+	if (proto != NULL && !have_branch)
+		*branch = (struct slice){ p, 0 };	/* the value's end */
+	return (p);
+}
+
+/* One Via value in the plain form, alone. */
 static bool
 plain_via(struct slice v)
 {
-	const char	*p = v.p, *e = v.p + v.len;
+	return (plain_via_value(v.p, v.p + v.len, NULL, NULL, NULL, NULL,
+	    NULL) == v.p + v.len);
+}
 
-	if (v.len < 8 || memcmp(p, "SIP/2.0/", 8) != 0 ||
-	    (p = plain_run(p + 8, e, plain_hc)) == NULL || p == e ||
-	    *p++ != ' ' || (p = plain_run(p, e, plain_hc)) == NULL)
-		return (false);
-	if (p < e && *p == ':') {
-		const char	*s = ++p;
+/*
+ * A Via line of plain values, separated by "," with spaces around it:
+ * how many (16 at most), the top one's fields filled (parse_vias() reads
+ * them so), or 0 when the line is not that.
+ */
+static unsigned
+plain_via_line(struct sipmsg *m, struct slice v, bool top)
+{
+	const char	*p = v.p, *e = v.p + v.len, *q;
+	unsigned	 n = 1;
 
-		while (p < e && p - s < 5 && digit_chars[(unsigned char)*p])
-			p++;
-		if (p == s || (p < e && digit_chars[(unsigned char)*p]))
-			return (false);
+	if (top) {
+		if ((q = plain_via_value(p, e, &m->via_proto, &m->via_host,
+		    &m->via_port, &m->branch, &m->via_rport)) == NULL)
+			return (0);
+		m->via = (struct slice){ p, (size_t)(q - p) };
+	} else if ((q = plain_via_value(p, e, NULL, NULL, NULL, NULL,
+	    NULL)) == NULL)
+		return (0);
+	while (q < e) {
+		while (q < e && *q == ' ')
+			q++;
+		if (q == e || *q++ != ',' || n == 16)
+			return (0);
+		while (q < e && *q == ' ')
+			q++;
+		if ((q = plain_via_value(q, e, NULL, NULL, NULL, NULL,
+		    NULL)) == NULL)
+			return (0);
+		n++;
 	}
-	return (plain_params(p, e, NULL, NULL) == e);
+	return (n);
 }
 
 /* A CSeq value: digits, one SP, a token. */

@@ -286,6 +286,25 @@ static const char *const made[] = {
 	"CSeq: 0 MESSAGE\r\nContent-Length: 0\r\n\r\n",
 };
 
+/* Responses as a UAS sends them back through us. */
+static const char *const made_resp[] = {
+	"SIP/2.0 200 OK\r\n"
+	"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabcdef0123456789;rport,"
+	" SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1-0\r\n"
+	"Record-Route: <sip:127.0.0.1:5060;lr;ftag=x>\r\n"
+	"From: sipp <sip:sipp@127.0.0.1:5061>;tag=1234SIPpTag001\r\n"
+	"To: service <sip:service@127.0.0.1:5060>;tag=99SIPpTag01\r\n"
+	"Call-ID: 1-1234@127.0.0.1\r\nCSeq: 1 INVITE\r\n"
+	"Contact: <sip:127.0.0.1:5070;transport=UDP>\r\n"
+	"Content-Length: 0\r\n\r\n",
+	"SIP/2.0 180 Ringing\r\n"
+	"v: SIP/2.0/UDP h.example.test;branch=z9hG4bK1 ,SIP/2.0/TCP "
+	"10.0.0.1:1;received=10.0.0.2;branch=z9hG4bK2\r\n"
+	"v: SIP/2.0/UDP 10.0.0.3;rport=5060\r\n"
+	"f: sip:a@example.test;tag=1\r\nt: <sip:b@example.test>;tag=2\r\n"
+	"i: c\r\nCSeq: 7 INVITE\r\nl: 0\r\n\r\n",
+};
+
 int
 main(int argc, char **argv)
 {
@@ -313,6 +332,14 @@ main(int argc, char **argv)
 			nbad++;
 		}
 		seed(made[i], strlen(made[i]));
+	}
+	for (i = 0; i < sizeof(made_resp) / sizeof(made_resp[0]); i++) {
+		nseeds++;
+		if (check(made_resp[i], strlen(made_resp[i]), true) != 0) {
+			printf("made response %zu does not parse\n", i);
+			nbad++;
+		}
+		seed(made_resp[i], strlen(made_resp[i]));
 	}
 	if (optind < argc) {
 		for (c = optind; c < argc; c++)
