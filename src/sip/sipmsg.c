@@ -676,7 +676,7 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 	memset(m->hfirst, 0, sizeof(m->hfirst));
 	memset(m->hcount, 0, sizeof(m->hcount));
 	for (;;) {
-		const char	*p = m->buf + off, *colon;
+		const char	*p = m->buf + off, *colon, *vs, *ve;
 		size_t		 nlen;
 
 		if (off >= m->len) {	/* no blank line: tolerate */
@@ -695,6 +695,9 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 				snprintf(err, errlen, "Bad header folding");
 				return (-1);
 			}
+			/* The value from the colon on, trimmed at the end. */
+			colon = memchr(m->buf + cur->off, ':', cur->len);
+			cur->voff = colon + 1 - m->buf;
 			cur->len += n + eol;
 			cur->vlen = off + n - cur->voff;
 			cur->folded = true;
@@ -702,24 +705,38 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 			off += n + eol;
 			continue;
 		}
-		if ((colon = memchr(p, ':', n)) == NULL) {
-			snprintf(err, errlen, "Bad header line");
-			return (-1);
-		}
-		nlen = colon - p;
-		while (nlen > 0 && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t')) {
-			nlen--;
-			m->lines_odd = true;
-		}
-		for (size_t i = 0; i < nlen; i++)
-			if (!is_token((unsigned char)p[i])) {
-				nlen = 0;
+		/*
+		 * name (a token), white space, ":".  Neither run can pass the
+		 * line's end (CR, LF, or the buffer's NUL).
+		 */
+		for (colon = p;; colon += 4) {
+			if (!is_token(colon[0]))
+				break;
+			if (!is_token(colon[1])) {
+				colon += 1;
 				break;
 			}
-		if (nlen == 0) {
-			snprintf(err, errlen, "Bad header name");
+			if (!is_token(colon[2])) {
+				colon += 2;
+				break;
+			}
+			if (!is_token(colon[3])) {
+				colon += 3;
+				break;
+			}
+		}
+		nlen = colon - p;
+		while (*colon == ' ' || *colon == '\t')
+			colon++;
+		if (nlen == 0 || *colon != ':') {
+			if (memchr(p, ':', n) == NULL)
+				snprintf(err, errlen, "Bad header line");
+			else
+				snprintf(err, errlen, "Bad header name");
 			return (-1);
 		}
+		if (colon != p + nlen)
+			m->lines_odd = true;
 		if (m->nh == MAX_HEADERS) {
 			snprintf(err, errlen, "Too many headers");
 			return (-1);
@@ -739,15 +756,25 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 			m->hfirst[cur->id] = m->nh;
 		cur->off = off;
 		cur->len = n + eol;
-		cur->voff = colon + 1 - m->buf;
-		cur->vlen = off + n - cur->voff;
+		/* The value without white space at either end. */
+		vs = colon + 1;
+		ve = p + n;
+		while (vs < ve && is_ws((unsigned char)*vs))
+			vs++;
+		while (ve > vs && is_ws((unsigned char)ve[-1]))
+			ve--;
+		cur->voff = vs - m->buf;
+		cur->vlen = ve - vs;
 		off += n + eol;
 	}
-	for (unsigned i = 0; i < m->nh; i++) {
+	/* A folded value, trimmed now that it is whole. */
+	for (unsigned i = 0; m->lines_odd && i < m->nh; i++) {
 		struct sip_hline	*h = &m->h[i];
 		const char		*v = m->buf + h->voff;
 		uint32_t		 s = 0, e = h->vlen;
 
+		if (!h->folded)
+			continue;
 		while (s < e && is_ws((unsigned char)v[s]))
 			s++;
 		while (e > s && is_ws((unsigned char)v[e - 1]))
