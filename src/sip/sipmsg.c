@@ -185,6 +185,13 @@ hdr_param_n(struct slice v, const char *name, size_t nlen, struct slice *val)
 	while (i < v.len) {
 		char	c;
 
+		/* Four bytes a step while they are ordinary ones. */
+		while (i + 4 <= v.len &&
+		    !param_special[(unsigned char)v.p[i]] &&
+		    !param_special[(unsigned char)v.p[i + 1]] &&
+		    !param_special[(unsigned char)v.p[i + 2]] &&
+		    !param_special[(unsigned char)v.p[i + 3]])
+			i += 4;
 		while (i < v.len && !param_special[(unsigned char)v.p[i]])
 			i++;
 		if (i == v.len)

@@ -1025,6 +1025,70 @@ START_TEST(osip_plain_cases)
 }
 END_TEST
 
+/*
+ * The scanner reads lines 16 bytes at a time: a CR outside a CRLF is
+ * found wherever it stands, a CRLF or a bare LF split across two steps
+ * ends its line, and a line without an end is the rest.
+ */
+START_TEST(scan_line_ends_everywhere)
+{
+	char		 text[512], pad[64];
+	struct sipmsg	*m;
+	size_t		 k, i;
+
+	for (k = 0; k < 40; k++) {
+		memset(pad, 'x', k);
+		pad[k] = '\0';
+		/* A good message, the Subject's line end at each alignment. */
+		snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0"
+		    "\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nSubject: %s\r\n"
+		    "To: <sip:b@x>\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c\r\n"
+		    "CSeq: 1 OPTIONS\r\n\r\n", pad);
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_msg(sipmsg_parse(m, err, sizeof(err)) == 0, "%zu: %s",
+		    k, err);
+		ck_assert(slice_eq(sipmsg_hvalue(m, &m->h[1]), pad) || k == 0);
+		ck_assert(!m->lf_bare);
+		sipmsg_free(m);
+		/* A bare LF there instead. */
+		snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0"
+		    "\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nSubject: %s\n"
+		    "To: <sip:b@x>\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c\r\n"
+		    "CSeq: 1 OPTIONS\r\n\r\n", pad);
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), 0);
+		ck_assert(m->lf_bare);
+		sipmsg_free(m);
+		/* A CR at k in a value, or two before the CRLF. */
+		for (i = 0; i < 2; i++) {
+			snprintf(text, sizeof(text), "OPTIONS sip:b@example.com "
+			    "SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\n"
+			    "Subject: %s\r%s\r\nTo: <sip:b@x>\r\nFrom: <sip:a@x>;"
+			    "tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n", pad,
+			    i ? "\r" : "yz");
+			m = sipmsg_new(text, strlen(text));
+			ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), -1);
+			ck_assert_str_eq(err, "Bare CR in the headers");
+			sipmsg_free(m);
+		}
+		/* No line end at all: the last line is the rest; a CR there. */
+		snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0"
+		    "\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nTo: <sip:b@x>\r\n"
+		    "From: <sip:a@x>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+		    "Subject: %s", pad);
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), 0);
+		ck_assert_uint_eq(m->hdr_end, strlen(text));
+		sipmsg_free(m);
+		strcat(text, "\r");
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), -1);
+		ck_assert_str_eq(err, "Bare CR in the headers");
+		sipmsg_free(m);
+	}
+}
+END_TEST
+
 /* More header lines than struct sipmsg holds: the index goes on. */
 START_TEST(scan_many_headers)
 {
@@ -1785,7 +1849,8 @@ main(void)
 	check_add(tc, response_tolerated, addr_ok_cases);
 	check_add(check_case("parse_steps"), scan_header_ids, parse_step_via,
 	    parse_step_counts, parse_step_fields, parse_step_request,
-	    parse_osip_headers, osip_plain_cases, scan_many_headers,
+	    parse_osip_headers, osip_plain_cases, scan_line_ends_everywhere,
+	    scan_many_headers,
 	    in_dialog_checked_without_osip);
 	check_add(check_case("check_request"), check_request_ok,
 	    check_request_version, check_request_scheme,
