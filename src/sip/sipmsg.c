@@ -413,6 +413,26 @@ sipmsg_values(const struct sipmsg *m, enum sip_hdr_id id, struct slice *out,
 	return (n);
 }
 
+/*
+ * The top Via's parameter name ("received" or "rport"), as hdr_param()
+ * finds it in m->via; from what the parser noted when it could.
+ */
+bool
+sipmsg_via_param(const struct sipmsg *m, const char *name, struct slice *val)
+{
+	if (m->via_noted && strcmp(name, "received") == 0) {
+		if (m->via_has_received)
+			*val = m->via_received;
+		return (m->via_has_received);
+	}
+	if (m->via_noted && strcmp(name, "rport") == 0) {
+		if (m->via_rport)
+			*val = m->via_rport_val;
+		return (m->via_rport);
+	}
+	return (hdr_param(m->via, name, val));
+}
+
 bool
 sipmsg_magic(const struct sipmsg *m)
 {
@@ -1015,6 +1035,7 @@ parse_vias(struct sipmsg *m)
 		}
 		n = (unsigned)split_values(v, vs, 16);
 		if (top) {
+			m->via_noted = false;
 			if (n == 0)
 				return (-1);
 			m->via = vs[0];
@@ -1864,7 +1885,8 @@ plain_addr(struct slice v, struct slice *tag, bool *have_tag)
  */
 static const char *
 plain_via_value(const char *p, const char *e, struct slice *proto,
-    struct slice *host, uint16_t *port, struct slice *branch, bool *rport)
+    struct slice *host, uint16_t *port, struct slice *branch, bool *rport,
+    struct sipmsg *m)
 {
 	const char	*s;
 	unsigned long	 n = 0;
@@ -1892,6 +1914,8 @@ plain_via_value(const char *p, const char *e, struct slice *proto,
 		*port = (uint16_t)n;
 		*rport = false;
 	}
+	if (m != NULL)
+		m->via_has_received = false;
 	while (p < e && *p == ';') {
 		const char	*name = p + 1, *nend, *val;
 
@@ -1903,9 +1927,17 @@ plain_via_value(const char *p, const char *e, struct slice *proto,
 			return (NULL);
 		if (proto == NULL)
 			continue;
-		if (nend - name == 5 && sip_caseeq(name, "rport", 5))
+		if (nend - name == 5 && sip_caseeq(name, "rport", 5)) {
+			if (!*rport && m != NULL)
+				m->via_rport_val = (struct slice){ val,
+				    (size_t)(p - val) };
 			*rport = true;
-		else if (!have_branch && nend - name == 6 &&
+		} else if (m != NULL && !m->via_has_received &&
+		    nend - name == 8 && sip_caseeq(name, "received", 8)) {
+			m->via_has_received = true;
+			m->via_received = (struct slice){ val,
+			    (size_t)(p - val) };
+		} else if (!have_branch && nend - name == 6 &&
 		    sip_caseeq(name, "branch", 6)) {
 			have_branch = true;
 			*branch = (struct slice){ val, (size_t)(p - val) };
@@ -1921,7 +1953,7 @@ static bool
 plain_via(struct slice v)
 {
 	return (plain_via_value(v.p, v.p + v.len, NULL, NULL, NULL, NULL,
-	    NULL) == v.p + v.len);
+	    NULL, NULL) == v.p + v.len);
 }
 
 /*
@@ -1937,11 +1969,12 @@ plain_via_line(struct sipmsg *m, struct slice v, bool top)
 
 	if (top) {
 		if ((q = plain_via_value(p, e, &m->via_proto, &m->via_host,
-		    &m->via_port, &m->branch, &m->via_rport)) == NULL)
+		    &m->via_port, &m->branch, &m->via_rport, m)) == NULL)
 			return (0);
 		m->via = (struct slice){ p, (size_t)(q - p) };
+		m->via_noted = true;
 	} else if ((q = plain_via_value(p, e, NULL, NULL, NULL, NULL,
-	    NULL)) == NULL)
+	    NULL, NULL)) == NULL)
 		return (0);
 	while (q < e) {
 		while (q < e && *q == ' ')
@@ -1951,7 +1984,7 @@ plain_via_line(struct sipmsg *m, struct slice v, bool top)
 		while (q < e && *q == ' ')
 			q++;
 		if ((q = plain_via_value(q, e, NULL, NULL, NULL, NULL,
-		    NULL)) == NULL)
+		    NULL, NULL)) == NULL)
 			return (0);
 		n++;
 	}

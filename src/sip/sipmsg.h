@@ -118,6 +118,12 @@ struct sipmsg {
 	uint16_t	 via_port;	/* 0: none given */
 	struct slice	 branch;
 	bool		 via_rport;
+	/* Noted by the plain Via form (via_noted): its first received and
+	 * rport parameters, as hdr_param() finds them in via. */
+	bool		 via_noted;
+	bool		 via_has_received;
+	struct slice	 via_received;
+	struct slice	 via_rport_val;
 	unsigned	 nvias;		/* Via values, all lines */
 	int		 max_forwards;	/* -1: absent */
 	bool		 start_bad;	/* request line unparsable */
@@ -171,6 +177,8 @@ bool		 sipmsg_has_option(const struct sipmsg *, enum sip_hdr_id,
 unsigned	 sipmsg_values(const struct sipmsg *, enum sip_hdr_id,
 		     struct slice *, unsigned);
 bool		 sipmsg_magic(const struct sipmsg *);
+bool		 sipmsg_via_param(const struct sipmsg *, const char *,
+		     struct slice *);
 enum sip_method	 sip_method_id(const char *, size_t);
 const char	*sip_method_name(enum sip_method);
 

@@ -47,6 +47,8 @@ rnd(void)
 static const char *
 differs(const struct sipmsg *a, const struct sipmsg *b)
 {
+	int	i;
+
 #define SL(f)	if (OFF(a, a->f) != OFF(b, b->f) || a->f.len != b->f.len) \
 			return (#f)
 #define EQ(f)	if (a->f != b->f) return (#f)
@@ -61,6 +63,15 @@ differs(const struct sipmsg *a, const struct sipmsg *b)
 	if (a->parsed || a->to_tag.len > 0)
 		SL(to_tag);
 	SL(branch);
+	for (i = 0; i < 2; i++) {
+		const char	*name = i ? "rport" : "received";
+		struct slice	 va = { NULL, 0 }, vb = { NULL, 0 };
+		bool		 fa = sipmsg_via_param(a, name, &va);
+
+		if (fa != sipmsg_via_param(b, name, &vb) || (fa &&
+		    (OFF(a, va) != OFF(b, vb) || va.len != vb.len)))
+			return (name);
+	}
 	if (a->addr_rc[0] != 0 && b->addr_rc[0] != 0)
 		EQ(addr_rc[0]);
 	if (a->addr_rc[1] != 0 && b->addr_rc[1] != 0)
@@ -265,7 +276,7 @@ static const char *const made[] = {
 	"Subject: bench\r\nContent-Type: application/sdp\r\n"
 	"Content-Length: 4\r\n\r\nv=0\n",
 	"REGISTER sip:example.test SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1-0;rport\r\n"
+	"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1-0;rport;received=10.1.1.1;RPORT=7;Received\r\n"
 	"From: <sip:alice@example.test>;tag=1234SIPpTag001\r\n"
 	"To: <sip:alice@example.test>\r\n"
 	"Call-ID: 1-1234@127.0.0.1\r\nCSeq: 2 REGISTER\r\n"
