@@ -1378,9 +1378,18 @@ check_callid(struct slice v)
 	unsigned	nat = 0;
 
 	for (i = 0; i < v.len; i++) {
-		unsigned char	c = v.p[i];
+		unsigned char	c;
 
-		if (callid_chars[c])
+		/* Four word bytes a step. */
+		while (i + 4 <= v.len &&
+		    callid_chars[(unsigned char)v.p[i]] &&
+		    callid_chars[(unsigned char)v.p[i + 1]] &&
+		    callid_chars[(unsigned char)v.p[i + 2]] &&
+		    callid_chars[(unsigned char)v.p[i + 3]])
+			i += 4;
+		if (i == v.len)
+			break;
+		if (callid_chars[c = v.p[i]])
 			continue;
 		if (c != '@')
 			return (-1);
@@ -2111,6 +2120,10 @@ sipmsg_check_request(const struct sipmsg *m, char *err, size_t errlen)
 
 	if (!slice_eq(m->version, "SIP/2.0"))
 		FAIL(505, "Version Not Supported");
+	/* A plain sip or sips URI parses and has no headers. */
+	if (sipmsg_shortcuts && plain_uri(m->ruri.p, m->ruri.p + m->ruri.len,
+	    true) == m->ruri.p + m->ruri.len)
+		goto uri_ok;
 	for (i = 0; i < m->ruri.len && m->ruri.p[i] != ':'; i++)
 		;
 	scheme = (struct slice){ m->ruri.p, i };
@@ -2124,6 +2137,7 @@ sipmsg_check_request(const struct sipmsg *m, char *err, size_t errlen)
 		FAIL(416, "Unsupported URI Scheme");
 	if (u.headers.len > 0)	/* RFC 3261 19.1.5, RFC 4475 3.1.2.11 */
 		FAIL(400, "Headers in Request-URI");
+uri_ok:
 	if (m->max_forwards == 0 && m->method != SM_OPTIONS)
 		FAIL(483, "Too Many Hops");
 	if (m->method != SM_ACK && m->method != SM_CANCEL &&

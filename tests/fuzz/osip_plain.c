@@ -1,8 +1,9 @@
 /*
  * sipmsg_parse() with its shortcuts (sipmsg_shortcuts: the plain forms of
- * a request that need no libosip2, and of a From or To that need none of
- * the general checks) against the long way: the same answer, the same
- * reason, the same fields, for every message.  Each seed (the fuzz corpus,
+ * a request that need no libosip2, and of a Request-URI, From, To or Via
+ * that need none of the general checks) against the long way: the same
+ * answer, the same reason, the same fields, and for a request the same
+ * sipmsg_check_request(), for every message.  Each seed (the fuzz corpus,
  * tests/data, plain requests made here) and random mutations of it go
  * through both; any difference is printed and the exit status is 1.
  *
@@ -105,6 +106,17 @@ check(const char *data, size_t len, bool show)
 		what = "reason";
 	else if (ra == 0)
 		what = differs(a, b);
+	if (what == NULL && ra == 0 && a->request) {
+		char	ca[256] = "", cb[256] = "";
+		int	xa, xb;
+
+		sipmsg_shortcuts = false;
+		xb = sipmsg_check_request(b, cb, sizeof(cb));
+		sipmsg_shortcuts = true;
+		xa = sipmsg_check_request(a, ca, sizeof(ca));
+		if (xa != xb || (xa != 0 && strcmp(ca, cb) != 0))
+			what = "check_request";
+	}
 	nmsgs++;
 	if (ra == 0)
 		rc = 0;
