@@ -160,14 +160,28 @@ fmt_hex64(char out[17], unsigned long long v)
 size_t
 fmt_uint(char *out, unsigned long v)
 {
-	char	tmp[20];
-	size_t	n = 0, i;
+	static const char	digits2[201] =
+	    "00010203040506070809101112131415161718192021222324252627282930313233"
+	    "34353637383940414243444546474849505152535455565758596061626364656667"
+	    "6869707172737475767778798081828384858687888990919293949596979899";
+	unsigned long	p10 = 10;
+	size_t		n = 1, i;
 
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	for (i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
+	/* How many digits, then two at a time from the last. */
+	while (n < 20 && v >= p10) {
+		n++;
+		if (n == 20)
+			break;
+		p10 *= 10;
+	}
+	for (i = n; v >= 100; v /= 100) {
+		i -= 2;
+		memcpy(out + i, digits2 + 2 * (v % 100), 2);
+	}
+	if (v >= 10)
+		memcpy(out + i - 2, digits2 + 2 * v, 2);
+	else
+		out[i - 1] = (char)('0' + v);
 	return (n);
 }
 
