@@ -1883,7 +1883,8 @@ plain_addr(struct slice v, struct slice *tag, bool *have_tag)
 		 * A display name runs up to the "<"; anything else it
 		 * stops at starts an addr-spec again, which takes no "<".
 		 */
-		lt = plain_dc[(unsigned char)*p] ? plain_run(p, e, plain_dc) : p;
+		lt = plain_dc[(unsigned char)*p] ?
+		    plain_run(p, e, plain_dc) : p;
 		if (lt != NULL && lt < e && *lt == '<')
 			p = lt;
 	}

@@ -135,7 +135,7 @@ struct sipmsg {
 	bool		 lines_odd;	/* a folded line, or "Name :" */
 	bool		 from_tag_set;	/* From has a tag parameter */
 	int8_t		 addr_rc[2];	/* From, To: 0 unchecked, 1 good, -1 bad */
-	bool		 addr_plain[2];	/* From, To: in a plain form */
+	bool		 addr_plain[2];	/* From, To: plain form */
 	struct sip_hline hin[SIPMSG_HINLINE];
 };
 

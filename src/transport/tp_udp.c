@@ -105,7 +105,8 @@ tp_udp_read(evutil_socket_t fd, short what, void *arg)
 				msgs[i].msg_hdr.msg_iov = &rx_iov[i];
 				msgs[i].msg_hdr.msg_iovlen = 1;
 				msgs[i].msg_hdr.msg_name = &rx_addrs[i];
-				msgs[i].msg_hdr.msg_namelen = sizeof(rx_addrs[i]);
+				msgs[i].msg_hdr.msg_namelen =
+				    sizeof(rx_addrs[i]);
 			}
 			rx_for = rx;
 		}

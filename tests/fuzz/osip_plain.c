@@ -91,7 +91,8 @@ differs(const struct sipmsg *a, const struct sipmsg *b)
 static int
 check(const char *data, size_t len, bool show)
 {
-	struct sipmsg	*a = sipmsg_new(data, len), *b = sipmsg_new(data, len);
+	struct sipmsg	*a = sipmsg_new(data, len);
+	struct sipmsg	*b = sipmsg_new(data, len);
 	char		 erra[256] = "", errb[256] = "";
 	const char	*what = NULL;
 	int		 ra, rb, rc = -1;
@@ -288,7 +289,8 @@ static const char *const made[] = {
 	"Subject: bench\r\nContent-Type: application/sdp\r\n"
 	"Content-Length: 4\r\n\r\nv=0\n",
 	"REGISTER sip:example.test SIP/2.0\r\n"
-	"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1-0;rport;received=10.1.1.1;RPORT=7;Received\r\n"
+	"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1-0;rport;"
+	"received=10.1.1.1;RPORT=7;Received\r\n"
 	"From: <sip:alice@example.test>;tag=1234SIPpTag001\r\n"
 	"To: <sip:alice@example.test>\r\n"
 	"Call-ID: 1-1234@127.0.0.1\r\nCSeq: 2 REGISTER\r\n"

@@ -968,14 +968,14 @@ START_TEST(osip_plain_cases)
 		int		 want;
 	} cases[] = {
 		{ "", "", true, 0 },
-		{ "Contact: <sip:alice@192.0.2.1:5062>", "Contact: sip:a@b", true,
-		    0 },
+		{ "Contact: <sip:alice@192.0.2.1:5062>", "Contact: sip:a@b",
+		    true, 0 },
 		{ "Contact: <sip:alice@192.0.2.1:5062>",
 		    "Contact: \"A\" <sip:a@b;lr>;expires=60;q=0.5", true, 0 },
 		{ "To: Bob <sip:bob@example.com>", "t: Bob B <sips:bob@x>",
 		    true, 0 },
-		{ "INVITE sip:bob@example.com", "INVITE sip:b@x:5060;user=phone",
-		    true, 0 },
+		{ "INVITE sip:bob@example.com",
+		    "INVITE sip:b@x:5060;user=phone", true, 0 },
 		/* Outside the plain forms: libosip2 judges, as before. */
 		{ "Contact: <sip:alice@192.0.2.1:5062>",
 		    "Contact: <sip:a@b>;+sip.instance=\"<urn:x>\"", false, 0 },
@@ -996,8 +996,8 @@ START_TEST(osip_plain_cases)
 		{ "Max-Forwards: 70", "Max-Forwards:\r\n 70", false, 0 },
 		{ "Max-Forwards: 70", "Max-Forwards : 70", false, 0 },
 		{ "CSeq: 314159 INVITE", "CSeq: 314159  INVITE", false, 0 },
-		{ "INVITE sip:bob@example.com", "INVITE sip:bob@example.com?a=b",
-		    false, 0 },
+		{ "INVITE sip:bob@example.com",
+		    "INVITE sip:bob@example.com?a=b", false, 0 },
 	};
 	char		 text[1024];
 	struct sipmsg	*m;
@@ -1061,11 +1061,11 @@ START_TEST(scan_line_ends_everywhere)
 		sipmsg_free(m);
 		/* A CR at k in a value, or two before the CRLF. */
 		for (i = 0; i < 2; i++) {
-			snprintf(text, sizeof(text), "OPTIONS sip:b@example.com "
-			    "SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\n"
-			    "Subject: %s\r%s\r\nTo: <sip:b@x>\r\nFrom: <sip:a@x>;"
-			    "tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n", pad,
-			    i ? "\r" : "yz");
+			snprintf(text, sizeof(text), "OPTIONS sip:b@x "
+			    "SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1"
+			    "\r\nSubject: %s\r%s\r\nTo: <sip:b@x>\r\n"
+			    "From: <sip:a@x>;tag=1\r\nCall-ID: c\r\n"
+			    "CSeq: 1 OPTIONS\r\n\r\n", pad, i ? "\r" : "yz");
 			m = sipmsg_new(text, strlen(text));
 			ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), -1);
 			ck_assert_str_eq(err, "Bare CR in the headers");
@@ -1073,9 +1073,9 @@ START_TEST(scan_line_ends_everywhere)
 		}
 		/* No line end at all: the last line is the rest; a CR there. */
 		snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0"
-		    "\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nTo: <sip:b@x>\r\n"
-		    "From: <sip:a@x>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
-		    "Subject: %s", pad);
+		    "\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\n"
+		    "To: <sip:b@x>\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c\r\n"
+		    "CSeq: 1 OPTIONS\r\nSubject: %s", pad);
 		m = sipmsg_new(text, strlen(text));
 		ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), 0);
 		ck_assert_uint_eq(m->hdr_end, strlen(text));
