@@ -393,26 +393,29 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
- * Worker id > 0, on its own thread: UDP sockets on the addresses worker 0
- * bound, the others described (connections are the main loop's), and its
- * own resolver, transactions and proxy state.
+ * Worker id > 0, on its own thread: sockets of its own on every address
+ * worker 0 bound, in the same order (UDP, and stream listeners that
+ * accept the connections it will own: SO_REUSEPORT), and its own
+ * resolver, transactions and proxy state.
  */
 static int
 worker_setup(unsigned id, struct event_base *base, struct tp *tp, void *arg,
     char *err, size_t errlen)
 {
-	struct tp_limits	 lim;
-	unsigned		 i;
+	unsigned	i;
 
 	(void)id;
 	(void)arg;
-	conf_limits(D.conf, &lim);
-	tp_set_limits(tp, &lim);
+	/* Worker 0's: D.conf's proxy settings have been taken by now. */
+	tp_set_limits(tp, &D.tp.lim);
+	tp_set_tls(tp, D.conf->tls_server, D.conf->tls_client);
+	tp_set_ws_origins(tp, D.conf->ws_origins.v, D.conf->ws_origins.n);
 	for (i = 0; i < D.tp.nsocks; i++) {
-		if (D.tp.socks[i].proto != TP_UDP)
-			tp_sock_mirror(tp, &D.tp.socks[i]);
-		else if (tp_udp_open(tp, D.tp.socks[i].ip, D.tp.socks[i].port,
-		    err, errlen) == -1)
+		const struct tp_sock	*s = &D.tp.socks[i];
+
+		if ((s->proto == TP_UDP ? tp_udp_open(tp, s->ip, s->port, err,
+		    errlen) : tp_stream_open(tp, s->proto, s->ip, s->port, err,
+		    errlen)) == -1)
 			return (-1);
 	}
 	resolver_init(base, &D.conf->dns);
@@ -433,15 +436,16 @@ worker_teardown(unsigned id, void *arg)
 static void
 worker_settings_run(void *arg)
 {
-	struct tp_limits	lim;
-
 	(void)arg;
 	txn_set_settings(&D.conf->txn);
 	if (shard_self() == 0)
 		return;		/* the main loop has its own already */
 	proxy_set_settings(proxy_settings_ref(D.proxy_set));
-	conf_limits(D.conf, &lim);
-	tp_set_limits(worker_tp(), &lim);
+	tp_set_limits(worker_tp(), &D.tp.lim);
+	/* New connections get the new certificates; open ones keep theirs. */
+	tp_set_tls(worker_tp(), D.conf->tls_server, D.conf->tls_client);
+	tp_set_ws_origins(worker_tp(), D.conf->ws_origins.v,
+	    D.conf->ws_origins.n);
 }
 
 int
@@ -514,7 +518,7 @@ main(int argc, char **argv)
 		fatalx("event_base_new failed");
 	tp_init(&D.tp, D.base, worker_recv, NULL);
 	if (D.workers > 1) {
-		D.tp.reuseport = true;	/* each worker: its UDP sockets */
+		D.tp.reuseport = true;	/* each worker: its own sockets */
 		tp_conn_directory();
 	}
 	metrics_set_tp(&D.tp);

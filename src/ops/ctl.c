@@ -251,9 +251,11 @@ list_conn(const struct tp_conn_info *ci, void *arg)
 		json_str(o->b, peer);
 		evbuffer_add(o->b, ",\"local\":", 9);
 		json_str(o->b, ci->sock->name);
-		evbuffer_add_printf(o->b, ",\"direction\":\"%s\",\"state\":"
+		evbuffer_add_printf(o->b, ",\"worker\":%u,"
+		    "\"direction\":\"%s\",\"state\":"
 		    "\"%s\",\"age_s\":%llu,\"idle_s\":%llu,\"rx\":%llu,"
-		    "\"tx\":%llu,\"queued\":%zu}", ci->outbound ? "out" : "in",
+		    "\"tx\":%llu,\"queued\":%zu}", ci->worker,
+		    ci->outbound ? "out" : "in",
 		    ci->state, (unsigned long long)(ci->age_ms / 1000),
 		    (unsigned long long)(ci->idle_ms / 1000),
 		    (unsigned long long)ci->rx_msgs,
@@ -298,8 +300,7 @@ status_put(struct out *o, const struct worker_totals *t)
 		{ "registrations", NULL, NULL, location_count() },
 		{ "registered_aors", "addresses-of-record", NULL,
 		    location_aors() },
-		{ "connections", "connections open", NULL,
-		    C.tp ? C.tp->nconns : 0 },
+		{ "connections", "connections open", NULL, t->conns },
 	};
 
 	fields_put(o, f, sizeof(f) / sizeof(f[0]));
@@ -398,20 +399,24 @@ cmd_stats(struct out *o)
 		stat_line(o, name, ws.stream_out);
 		snprintf(name, sizeof(name), "workers.%d.handoff_dropped", i);
 		stat_line(o, name, ws.handoff_dropped);
+		snprintf(name, sizeof(name), "workers.%d.connections", i);
+		stat_line(o, name, ws.connections);
+		snprintf(name, sizeof(name), "workers.%d.accepted", i);
+		stat_line(o, name, ws.accepted);
 	}
 	if (C.tp != NULL) {
 		struct tp_counter	c[TP_COUNTERS_MAX];
-		unsigned		n = tp_stream_counters(C.tp, c,
+		unsigned		n = tp_stream_counters(&t.streams, c,
 					    TP_COUNTERS_MAX);
 
-		stat_line(o, "connections.open", C.tp->nconns);
+		stat_line(o, "connections.open", t.conns);
 		for (i = 0; i < (int)n; i++) {
 			snprintf(name, sizeof(name), "connections.%s",
 			    c[i].name);
 			stat_line(o, name, c[i].n);
 		}
-		stat_line(o, "connections.messages", C.tp->st.rx_messages);
-		stat_line(o, "connections.keepalives", C.tp->st.keepalives);
+		stat_line(o, "connections.messages", t.streams.rx_messages);
+		stat_line(o, "connections.keepalives", t.streams.keepalives);
 	}
 	for (gw = gw_list(); gw != NULL; gw = gw->next) {
 		snprintf(name, sizeof(name), "gateway.%.50s", gw->uri);
@@ -519,7 +524,7 @@ ctl_command(struct bufferevent *bev, char *line)
 	} else if (strcmp(argv[0], "connections") == 0 && argc <= 2) {
 		list_begin(&o, argc > 1 ? argv[1] : NULL);
 		if (C.tp != NULL)
-			tp_conn_foreach(C.tp, list_conn, &o);
+			worker_conn_foreach(list_conn, &o);
 		list_end(bev, &o);
 	} else if (strcmp(argv[0], "registrations") == 0 && argc <= 2) {
 		list_begin(&o, argc > 1 ? argv[1] : NULL);

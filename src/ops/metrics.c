@@ -324,18 +324,19 @@ metrics_render_tp(struct evbuffer *out, const struct worker_totals *t)
 	    "UDP datagrams the kernel refused to send.", t->tx_errors);
 	metrics_scalar(out, "osprey_connections_open", "gauge",
 	    "TCP connections open, accepted and opened by us.",
-	    M.tp->nconns);
+	    t->conns);
 	metrics_head(out, "osprey_connection_events_total", "counter",
 	    "Connections accepted, opened, refused and closed, by event.");
-	n = tp_stream_counters(M.tp, c, TP_COUNTERS_MAX);
+	n = tp_stream_counters(&t->streams, c, TP_COUNTERS_MAX);
 	for (i = 0; i < n; i++)
 		metrics_sample(out, "osprey_connection_events_total", "event",
 		    c[i].name, c[i].n);
 	metrics_scalar(out, "osprey_stream_messages_received_total",
 	    "counter", "SIP messages framed out of TCP connections.",
-	    M.tp->st.rx_messages);
+	    t->streams.rx_messages);
 	metrics_scalar(out, "osprey_stream_keepalives_total", "counter",
-	    "CRLFCRLF keepalives answered (RFC 5626).", M.tp->st.keepalives);
+	    "CRLFCRLF keepalives answered (RFC 5626).",
+	    t->streams.keepalives);
 }
 
 static uint64_t

@@ -50,10 +50,12 @@ static struct {
 	unsigned		 paused;
 } W = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
-static int	remote_send(void *, unsigned, const struct tp_addr *,
-		    const char *, const void *, size_t);
-static void	remote_keep(void *, const struct tp_addr *, uint32_t);
-static void	remote_close(void *, const struct tp_addr *, const char *);
+static int	remote_send(void *, unsigned, unsigned,
+		    const struct tp_addr *, const char *, const void *, size_t);
+static void	remote_keep(void *, unsigned, const struct tp_addr *,
+		    uint32_t);
+static void	remote_close(void *, unsigned, const struct tp_addr *,
+		    const char *);
 
 static const struct tp_remote remote_ops = {
 	remote_send, remote_keep, remote_close, NULL
@@ -187,7 +189,7 @@ worker_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 	worker_me()->st.handed_out++;
 }
 
-/* ---- a worker's stream traffic goes through the main loop ---- */
+/* ---- stream traffic goes through the connection's owner ---- */
 
 struct stream_op {
 	unsigned	 sock;
@@ -215,17 +217,17 @@ static void
 stream_send_run(void *arg)
 {
 	struct stream_op	*op = arg;
-	struct tp		*tp = W.w[0].tp;
+	struct tp		*tp = worker_me()->tp;
 
 	if (op->sock < tp->nsocks)
-		tp_stream_send(&tp->socks[op->sock], &op->dst,
+		tp_stream_send_handed(&tp->socks[op->sock], &op->dst,
 		    op->name[0] ? op->name : NULL, op->data, op->len);
 	free(op);
 }
 
 static int
-remote_send(void *arg, unsigned sock, const struct tp_addr *dst,
-    const char *name, const void *p, size_t len)
+remote_send(void *arg, unsigned owner, unsigned sock,
+    const struct tp_addr *dst, const char *name, const void *p, size_t len)
 {
 	struct stream_op	*op = stream_op_new(dst, name, len);
 
@@ -233,7 +235,7 @@ remote_send(void *arg, unsigned sock, const struct tp_addr *dst,
 	op->sock = sock;
 	memcpy(op->data, p, len);
 	worker_me()->st.stream_out++;
-	mailbox_post(&W.w[0].mb, stream_send_run, op);
+	mailbox_post(&W.w[owner].mb, stream_send_run, op);
 	return (0);
 }
 
@@ -242,18 +244,18 @@ stream_keep_run(void *arg)
 {
 	struct stream_op	*op = arg;
 
-	tp_conn_keep(W.w[0].tp, &op->dst, op->keep_ms);
+	tp_conn_keep(worker_me()->tp, &op->dst, op->keep_ms);
 	free(op);
 }
 
 static void
-remote_keep(void *arg, const struct tp_addr *a, uint32_t ms)
+remote_keep(void *arg, unsigned owner, const struct tp_addr *a, uint32_t ms)
 {
 	struct stream_op	*op = stream_op_new(a, NULL, 0);
 
 	(void)arg;
 	op->keep_ms = ms;
-	mailbox_post(&W.w[0].mb, stream_keep_run, op);
+	mailbox_post(&W.w[owner].mb, stream_keep_run, op);
 }
 
 static void
@@ -261,18 +263,20 @@ stream_close_run(void *arg)
 {
 	struct stream_op	*op = arg;
 
-	tp_conn_close(W.w[0].tp, &op->dst, op->name);
+	tp_conn_close(worker_me()->tp, &op->dst, op->name);
 	free(op);
 }
 
 static void
-remote_close(void *arg, const struct tp_addr *a, const char *why)
+remote_close(void *arg, unsigned owner, const struct tp_addr *a,
+    const char *why)
 {
 	(void)arg;
-	mailbox_post(&W.w[0].mb, stream_close_run, stream_op_new(a, why, 0));
+	mailbox_post(&W.w[owner].mb, stream_close_run,
+	    stream_op_new(a, why, 0));
 }
 
-/* A connection of the main loop is gone: every worker hears it. */
+/* A worker's connection is gone: every other worker hears it. */
 static void
 lost_run(void *arg)
 {
@@ -288,10 +292,12 @@ static void
 lost_fwd(void *arg, const struct tp_addr *a)
 {
 	struct tp_addr	*copy;
-	unsigned	 i;
+	unsigned	 i, self = shard_self();
 
 	(void)arg;
-	for (i = 1; i < W.n; i++) {
+	for (i = 0; i < W.n; i++) {
+		if (i == self)
+			continue;
 		copy = xmalloc(sizeof(*copy));
 		*copy = *a;
 		mailbox_post(&W.w[i].mb, lost_run, copy);
@@ -299,15 +305,16 @@ lost_fwd(void *arg, const struct tp_addr *a)
 }
 
 /*
- * A connection of the main loop is about to close after an error: every
- * other worker is gone round once first (mailboxes are in order), so the
+ * A worker's connection is about to close after an error: every other
+ * worker is gone round once first (mailboxes are in order), so the
  * answers to what was read from it before, sent by the calls' owners,
- * are already in the main loop's mailbox when it closes.
+ * are already in the owner's mailbox when it closes.
  */
 struct barrier {
 	struct tp_addr	 peer;
 	uint64_t	 id;
-	unsigned	 left;		/* the main loop's only */
+	unsigned	 owner;
+	unsigned	 left;		/* the owner's only */
 };
 
 static void
@@ -318,14 +325,16 @@ barrier_back(void *arg)
 	free(bp);
 	if (--b->left > 0)
 		return;
-	tp_conn_drained(W.w[0].tp, &b->peer, b->id);
+	tp_conn_drained(worker_me()->tp, &b->peer, b->id);
 	free(b);
 }
 
 static void
 barrier_run(void *arg)
 {
-	mailbox_post(&W.w[0].mb, barrier_back, arg);
+	struct barrier	**bp = arg;
+
+	mailbox_post(&W.w[(*bp)->owner].mb, barrier_back, bp);
 }
 
 static void
@@ -337,8 +346,11 @@ barrier_start(void *arg, const struct tp_addr *peer, uint64_t id)
 	(void)arg;
 	b->peer = *peer;
 	b->id = id;
+	b->owner = shard_self();
 	b->left = W.n - 1;
-	for (i = 1; i < W.n; i++) {
+	for (i = 0; i < W.n; i++) {
+		if (i == b->owner)
+			continue;
 		bp = xmalloc(sizeof(*bp));
 		*bp = b;
 		mailbox_post(&W.w[i].mb, barrier_run, bp);
@@ -378,7 +390,10 @@ worker_main(void *arg)
 		fatalx("worker %u: event_base_new failed", w->id);
 	tp_init(&w->own_tp, w->base, worker_recv, NULL);
 	w->tp = &w->own_tp;
+	w->tp->worker = w->id;
 	w->tp->remote = &remote_ops;
+	w->tp->lost_fwd = lost_fwd;
+	w->tp->barrier = barrier_start;
 	w->tp->reuseport = true;
 	w->tp->reuse_join = true;	/* worker 0 has bound them */
 	if (mailbox_init(&w->mb, w->base) == -1)
@@ -429,9 +444,11 @@ worker_start(unsigned n, struct event_base *base0, struct tp *tp0,
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		return (-1);
 	}
-	tp0->lost_fwd = lost_fwd;
-	if (n > 1)
+	if (n > 1) {
+		tp0->remote = &remote_ops;
+		tp0->lost_fwd = lost_fwd;
 		tp0->barrier = barrier_start;
+	}
 	for (i = 1; i < n; i++) {
 		w = &W.w[i];
 		w->id = i;
@@ -543,6 +560,7 @@ worker_stop(void)
 			W.w[i].started = false;
 		}
 	if (W.n > 0) {
+		W.w[0].tp->remote = NULL;
 		W.w[0].tp->lost_fwd = NULL;
 		W.w[0].tp->barrier = NULL;
 		mailbox_cleanup(&W.w[0].mb);
@@ -553,11 +571,17 @@ worker_stop(void)
 }
 
 static void
+stats_of(const struct worker *w, struct worker_stats *out)
+{
+	*out = w->st;
+	out->connections = w->tp->nconns;
+	out->accepted = w->tp->st.accepted;
+}
+
+static void
 stats_run(void *arg)
 {
-	struct worker_stats	*out = arg;
-
-	*out = worker_me()->st;
+	stats_of(worker_me(), arg);
 }
 
 /* The main thread: worker id's counters. */
@@ -568,7 +592,7 @@ worker_stats(unsigned id, struct worker_stats *out)
 	if (id >= W.n)
 		return;
 	if (id == 0)
-		*out = W.w[0].st;
+		stats_of(&W.w[0], out);
 	else if (W.w[id].started)
 		mailbox_call(&W.w[id].mb, stats_run, out);
 }
@@ -602,6 +626,8 @@ sum_run(void *arg)
 	if (W.w != NULL) {
 		s->t.rx_datagrams += worker_me()->tp->rx_datagrams;
 		s->t.tx_errors += worker_me()->tp->tx_errors;
+		s->t.conns += worker_me()->tp->nconns;
+		tp_stream_stats_add(&s->t.streams, worker_me()->tp);
 	}
 }
 
@@ -642,6 +668,31 @@ worker_txn_foreach(void (*fn)(struct txn *, void *), void *arg)
 	struct foreach	f = { fn, arg };
 
 	worker_each(foreach_run, &f);
+}
+
+struct conn_foreach {
+	void	(*fn)(const struct tp_conn_info *, void *);
+	void	 *arg;
+};
+
+static void
+conn_foreach_run(void *arg)
+{
+	struct conn_foreach	*f = arg;
+
+	tp_conn_foreach(worker_me()->tp, f->fn, f->arg);
+}
+
+/* fn on every connection of every worker, one worker after the other. */
+void
+worker_conn_foreach(void (*fn)(const struct tp_conn_info *, void *),
+    void *arg)
+{
+	struct conn_foreach	f = { fn, arg };
+
+	if (W.w == NULL)
+		return;
+	worker_each(conn_foreach_run, &f);
 }
 
 struct cancel {

@@ -13,9 +13,10 @@
  * own event loop, UDP sockets on the same addresses (SO_REUSEPORT),
  * transaction table, proxy state and resolver.  A message belongs to the
  * worker shard_of() names for its Call-ID; one received by another worker
- * is handed to its owner through the owner's mailbox.  Connections are
- * the main loop's: a worker's stream sends are handed to it.  The design
- * is written down in doc/HACKING.md, "Workers".
+ * is handed to its owner through the owner's mailbox.  A connection
+ * belongs to the worker that accepted (its own SO_REUSEPORT listener) or
+ * opened it: another worker's sends on it are handed to that worker.
+ * The design is written down in doc/HACKING.md, "Workers".
  */
 
 /* Set up worker id's loop (id > 0): its sockets, proxy, resolver. */
@@ -27,8 +28,10 @@ typedef void worker_teardown_fn(unsigned id, void *);
 struct worker_stats {
 	uint64_t	 handed_out;	/* received here, owned elsewhere */
 	uint64_t	 handed_in;	/* owned here, received elsewhere */
-	uint64_t	 stream_out;	/* stream sends given to the main loop */
+	uint64_t	 stream_out;	/* stream sends handed to the owner */
 	uint64_t	 handoff_dropped;	/* the owner had HANDOFF_MAX waiting */
+	uint64_t	 connections;	/* open, this worker's */
+	uint64_t	 accepted;	/* by this worker's listeners */
 };
 
 /* Every worker's figures, added up. */
@@ -37,6 +40,8 @@ struct worker_totals {
 	size_t		 bytes;
 	uint64_t	 created, timed_out;
 	uint64_t	 rx_datagrams, tx_errors;	/* UDP, every socket */
+	unsigned	 conns;		/* open, every worker's */
+	struct tp_stream_stats streams;	/* every worker's, summed */
 };
 
 int	 worker_start(unsigned, struct event_base *, struct tp *,
@@ -57,6 +62,8 @@ struct proxy_stats;
 struct txn;
 const struct proxy_stats *worker_totals(struct worker_totals *);
 void	 worker_txn_foreach(void (*)(struct txn *, void *), void *);
+void	 worker_conn_foreach(void (*)(const struct tp_conn_info *, void *),
+	    void *);
 int	 worker_cancel_call(const char *, uint32_t, char *, size_t);
 void	 worker_stop_accepting(void);
 

@@ -13,23 +13,27 @@
 #include "tp.h"
 
 /*
- * Is a UDP address bound already (by another process: we have not bound
- * it yet)?  A plain bind tells, as it fails beside SO_REUSEPORT sockets
+ * Is an address bound already (by another process: we have not bound it
+ * yet)?  A plain bind tells, as it fails beside SO_REUSEPORT sockets
  * too; so the first of our sockets on an address is refused, as it
  * would be without SO_REUSEPORT, and no second daemon silently shares
  * the port.  (Once ours are bound, only the same user could join them.)
+ * A stream probe has SO_REUSEADDR, as our listeners do: connections in
+ * TIME_WAIT do not count, a listener does.
  */
 static bool
-udp_port_taken(const struct tp_addr *a)
+port_taken(const struct tp_addr *a, bool stream)
 {
 	int	fd, on = 1;
 	bool	taken;
 
-	if (tp_addr_port(a) == 0 ||
-	    (fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+	if (tp_addr_port(a) == 0 || (fd = socket(a->ss.ss_family,
+	    (stream ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0)) == -1)
 		return (false);
 	if (a->ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (stream)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
 	taken = bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1 &&
 	    errno == EADDRINUSE;
 	close(fd);
@@ -65,8 +69,8 @@ tp_sock_bind(struct tp *tp, enum tp_proto proto, const char *ip,
 	}
 	if (a.ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-	if (proto == TP_UDP && tp->reuseport && !tp->reuse_join &&
-	    udp_port_taken(&a)) {
+	if (tp->reuseport && !tp->reuse_join &&
+	    port_taken(&a, proto != TP_UDP)) {
 		/* Another process's: refused as without SO_REUSEPORT. */
 		snprintf(err, errlen, "bind %s %s port %u: %s",
 		    tp_proto_param(proto), ip, port, strerror(EADDRINUSE));
@@ -79,8 +83,12 @@ tp_sock_bind(struct tp *tp, enum tp_proto proto, const char *ip,
 			    sizeof(on));
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
-	} else
+	} else {
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+		if (tp->reuseport)	/* each worker: its own listener */
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+			    sizeof(on));
+	}
 	if (bind(fd, (struct sockaddr *)&a.ss, a.len) == -1) {
 		snprintf(err, errlen, "bind %s %s port %u: %s",
 		    tp_proto_param(proto), ip, port, strerror(errno));
@@ -105,22 +113,6 @@ tp_sock_bind(struct tp *tp, enum tp_proto proto, const char *ip,
 		    "%s:[%s]:%u" : "%s:%s:%u", tp_proto_param(proto), canon,
 		    port);
 	return (s);
-}
-
-/*
- * A stream listener of another worker's tp, described but not bound:
- * what this tp's messages name (Via, Record-Route) and the index its
- * hand-overs carry.  Counted at once.
- */
-void
-tp_sock_mirror(struct tp *tp, const struct tp_sock *model)
-{
-	struct tp_sock	*s = &tp->socks[tp->nsocks++];
-
-	*s = *model;
-	s->fd = -1;
-	s->lev = NULL;
-	s->tp = tp;
 }
 
 static const struct {

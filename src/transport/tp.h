@@ -77,19 +77,29 @@ typedef void tp_lost_fn(void *, const struct tp_addr *);
 typedef bool tp_admit_fn(void *, const struct tp_addr *);
 
 /*
- * A worker's tp whose connections belong to another loop's tp (ospreyd
- * with workers > 1: the main loop owns every connection).  Its stream
- * sends, keeps and closes are handed over; sock is the index of the
- * socket in socks[], the same in every worker's tp.  send returns -1 only
- * when it is known at once that the bytes cannot go (a flow that is not
- * there); a later failure comes back through the owner's lost_fwd.
+ * Connections spread over worker loops (ospreyd with workers > 1): each
+ * worker's tp owns the connections it accepted or opened, and the
+ * directory names the owner of each.  A send, keep or close for a
+ * connection another worker owns is handed to that worker (owner, its
+ * id); sock is the index of the socket in socks[], the same in every
+ * worker's tp.  send returns -1 only when it is known at once that the
+ * bytes cannot go; a later failure comes back through lost_fwd.
  */
 struct tp_remote {
-	int	(*send)(void *, unsigned sock, const struct tp_addr *,
-		    const char *name, const void *, size_t);
-	void	(*keep)(void *, const struct tp_addr *, uint32_t);
-	void	(*close)(void *, const struct tp_addr *, const char *);
+	int	(*send)(void *, unsigned owner, unsigned sock,
+		    const struct tp_addr *, const char *name, const void *,
+		    size_t);
+	void	(*keep)(void *, unsigned owner, const struct tp_addr *,
+		    uint32_t);
+	void	(*close)(void *, unsigned owner, const struct tp_addr *,
+		    const char *);
 	void	 *arg;
+};
+
+/* A connection gone (tp->lost), and whether every worker must hear. */
+struct tp_lost {
+	struct tp_addr	 addr;
+	bool		 all;
 };
 
 /* Connections as a resource (osprey.conf(5) "connections"). */
@@ -140,7 +150,8 @@ struct tp {
 	tp_lost_fn	*lost;
 	tp_admit_fn	*admit;
 	void		*arg;
-	const struct tp_remote *remote;	/* NULL: owns its connections */
+	unsigned	 worker;	/* the loop's id: 0..workers-1 */
+	const struct tp_remote *remote;	/* NULL: the only loop */
 	tp_lost_fn	*lost_fwd;	/* after lost: told to the others */
 	void		*lost_fwd_arg;
 	/* Before a connection closes after an error: tp_conn_drained(). */
@@ -152,18 +163,19 @@ struct tp {
 	uint64_t	 rx_datagrams;
 	uint64_t	 tx_errors;
 
-	/* Streams: every connection belongs to this tp and its loop. */
+	/*
+	 * Streams: the connections this tp's loop accepted or opened
+	 * (the limits count every loop's: tp_stream.c "conns_all").
+	 */
 	struct tp_limits lim;
 	struct hashtab	 conns;		/* struct tp_conn by peer */
-	struct hashtab	 srcs;		/* accepted per address */
 	unsigned	 nconns;
-	uint64_t	 conn_ids;
 	struct tp_stream_stats st;
 	struct tls_ctx	*tls_server;	/* for new accepted TLS connections */
 	struct tls_ctx	*tls_client;	/* for new outgoing ones */
 	struct tp_ws_conf *ws_conf;	/* for new WebSocket handshakes */
 	struct event	*lost_ev;	/* reports failures on the next turn */
-	struct tp_addr	*lost_q;
+	struct tp_lost	*lost_q;
 	unsigned	 nlost, lost_cap;
 	char		*rbuf;		/* owned: every connection reads here */
 	size_t		 rbuf_cap;
@@ -172,6 +184,7 @@ struct tp {
 /* One connection, as `ospreyctl connections` shows it. */
 struct tp_conn_info {
 	uint64_t	 id;
+	unsigned	 worker;	/* the loop that owns it */
 	const struct tp_sock *sock;
 	struct tp_addr	 peer;
 	bool		 outbound;
@@ -193,7 +206,6 @@ int		 tp_stream_open(struct tp *, enum tp_proto, const char *,
 		     uint16_t, char *, size_t);
 struct tp_sock	*tp_sock_bind(struct tp *, enum tp_proto, const char *,
 		     uint16_t, char *, size_t);
-void		 tp_sock_mirror(struct tp *, const struct tp_sock *);
 void		 tp_conn_directory(void);
 void		 tp_conn_directory_free(void);
 void		 tp_conn_drained(struct tp *, const struct tp_addr *, uint64_t);
@@ -208,8 +220,14 @@ int		 tp_send_to(const struct tp_sock *, const struct tp_addr *,
 void		 tp_flush(struct tp *);
 int		 tp_stream_send(const struct tp_sock *, const struct tp_addr *,
 		     const char *, const void *, size_t);
-unsigned	 tp_stream_counters(const struct tp *, struct tp_counter *,
-		     unsigned);
+int		 tp_stream_send_handed(const struct tp_sock *,
+		     const struct tp_addr *, const char *, const void *,
+		     size_t);
+unsigned	 tp_stream_counters(const struct tp_stream_stats *,
+		     struct tp_counter *, unsigned);
+void		 tp_stream_stats_add(struct tp_stream_stats *,
+		     const struct tp *);
+unsigned	 tp_conns_open(void);
 bool		 tp_conn_alive(const struct tp *, const struct tp_addr *);
 void		 tp_conn_close(struct tp *, const struct tp_addr *,
 		     const char *);

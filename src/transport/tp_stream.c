@@ -29,6 +29,13 @@
  * timer fires, and set again for the time left.  Every way out goes
  * through conn_free(), which tells the owner (tp->lost) so that
  * transactions on it fail over at once instead of waiting for Timer B.
+ *
+ * With workers > 1 each worker's tp accepts on listeners of its own
+ * (SO_REUSEPORT: the kernel spreads the connections) and owns what it
+ * accepted or opened.  The directory names the owner of every
+ * connection; a send, keep or close from another worker is handed to
+ * the owner (tp->remote), and the limits count every worker's
+ * connections ("conns_all").
  */
 #include "config.h"
 
@@ -36,6 +43,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,17 +189,108 @@ conn_find(const struct tp *tp, const struct tp_addr *a)
 }
 
 /*
- * The directory: the connections as the other workers' loops see them
- * (workers > 1; tp_conn_directory() turns it on before they start).  The
- * owner adds a connection when it is made, gives it the names of a
- * verified client certificate when its handshake ends, and takes it out
- * when it starts closing; another worker asks it whether a flow is there
- * (tp_conn_alive) and whom a TLS peer proved to be (tp_conn_tls_names),
- * and never touches a connection itself.
+ * Connections as a process-wide resource: connections.max counts every
+ * worker's (open, reserved before a connection is made), max_per_ip every
+ * worker's accepted ones from an address (srcs, under mu).  Connection
+ * ids are unique across workers.
+ */
+static struct {
+	pthread_mutex_t	 mu;
+	struct hashtab	 srcs;		/* struct tp_src by addr */
+	bool		 srcs_on;
+	atomic_uint	 open;
+	atomic_uint_fast64_t ids;
+} conns_all = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* Every worker's connections open: connections.open. */
+unsigned
+tp_conns_open(void)
+{
+	return (atomic_load(&conns_all.open));
+}
+
+/* A place for one more connection under max_conns; false: none. */
+static bool
+all_reserve(const struct tp *tp, unsigned *open)
+{
+	*open = atomic_fetch_add(&conns_all.open, 1);
+	if (*open < tp->lim.max_conns)
+		return (true);
+	atomic_fetch_sub(&conns_all.open, 1);
+	return (false);
+}
+
+static void
+all_release(void)
+{
+	atomic_fetch_sub(&conns_all.open, 1);
+}
+
+/*
+ * The count of accepted connections from a's address, taken (n + 1) if
+ * under max; NULL (and *n the count) when it is at max already.
+ */
+static struct tp_src *
+src_take(const struct tp *tp, const struct tp_addr *a, unsigned *n)
+{
+	struct tp_src	*s;
+	uint8_t		 key[17];
+	size_t		 len = tp_addr_key(a, key);
+
+	pthread_mutex_lock(&conns_all.mu);
+	if (!conns_all.srcs_on) {
+		hashtab_init(&conns_all.srcs, 64);
+		conns_all.srcs_on = true;
+	}
+	s = (struct tp_src *)hashtab_find(&conns_all.srcs, (char *)key, len);
+	if (s == NULL) {
+		s = xcalloc(1, sizeof(*s));
+		memcpy(s->key, key, len);
+		hashtab_insert(&conns_all.srcs, &s->node, (char *)s->key, len);
+	}
+	*n = s->n;
+	if (s->n >= tp->lim.max_conns_per_ip) {
+		if (s->n == 0) {
+			hashtab_remove(&conns_all.srcs, &s->node);
+			free(s);
+		}
+		s = NULL;
+	} else
+		s->n++;
+	pthread_mutex_unlock(&conns_all.mu);
+	return (s);
+}
+
+static void
+src_put(struct tp_src *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&conns_all.mu);
+	if (--s->n == 0) {
+		hashtab_remove(&conns_all.srcs, &s->node);
+		free(s);
+	} else
+		s = NULL;
+	pthread_mutex_unlock(&conns_all.mu);
+}
+
+/*
+ * The directory: every worker's connections, by peer (workers > 1;
+ * tp_conn_directory() turns it on before they start).  The owner adds a
+ * connection when it is made (or claims the key just before it opens
+ * one, so that two workers do not open two to one peer), gives it the
+ * names of a verified client certificate when its handshake ends, and
+ * takes it out when it starts closing.  Any worker asks it who owns the
+ * connection to a peer (to hand a send over), whether a flow is there
+ * (tp_conn_alive) and whom a TLS peer proved to be (tp_conn_tls_names);
+ * no worker touches another's connection itself.
  */
 struct dir_entry {
 	struct hnode		 node;
 	uint8_t			 key[CONN_KEY_MAX];
+	unsigned		 owner;		/* the worker */
+	uint64_t		 id;		/* 0: being opened */
 	struct tls_names	*names;		/* owned, NULL: none */
 };
 
@@ -218,44 +317,93 @@ tp_conn_directory_free(void)
 	dir.on = false;
 }
 
-static void
+/*
+ * c is worker's connection from now on.  Returns the worker whose
+ * connection to that peer it replaces, or -1 (none, or its own).
+ */
+static int
 dir_add(const struct tp_conn *c)
 {
-	struct dir_entry	*e;
+	struct dir_entry	*e, *ne;
+	uint8_t			 key[CONN_KEY_MAX];
 	size_t			 n;
+	int			 prev = -1;
 
-	if (!dir.on || c->tp->remote != NULL)
-		return;
-	e = xcalloc(1, sizeof(*e));
-	n = conn_key(&c->peer, e->key);
+	if (!dir.on)
+		return (-1);
+	ne = xcalloc(1, sizeof(*ne));
+	n = conn_key(&c->peer, key);
 	pthread_mutex_lock(&dir.mu);
-	if (hashtab_find(&dir.tab, (char *)e->key, n) == NULL) {
+	if ((e = (struct dir_entry *)hashtab_find(&dir.tab, (char *)key,
+	    n)) == NULL) {
+		e = ne;
+		ne = NULL;
+		memcpy(e->key, key, n);
 		hashtab_insert(&dir.tab, &e->node, (char *)e->key, n);
-		e = NULL;
-	}
+	} else if (e->owner != c->tp->worker && e->id != 0)
+		prev = (int)e->owner;
+	e->owner = c->tp->worker;
+	e->id = c->id;
+	free(e->names);
+	e->names = NULL;
 	pthread_mutex_unlock(&dir.mu);
-	free(e);
+	free(ne);
+	return (prev);
 }
 
+/*
+ * Before worker opens a connection to a: the worker that has one (or is
+ * opening one) already, else a is claimed for worker (returned).
+ */
+static unsigned
+dir_claim(const struct tp_addr *a, unsigned worker)
+{
+	struct dir_entry	*e, *ne = xcalloc(1, sizeof(*ne));
+	size_t			 n = conn_key(a, ne->key);
+	unsigned		 owner = worker;
+
+	pthread_mutex_lock(&dir.mu);
+	if ((e = (struct dir_entry *)hashtab_find(&dir.tab, (char *)ne->key,
+	    n)) != NULL)
+		owner = e->owner;
+	else {
+		ne->owner = worker;
+		hashtab_insert(&dir.tab, &ne->node, (char *)ne->key, n);
+		ne = NULL;
+	}
+	pthread_mutex_unlock(&dir.mu);
+	free(ne);
+	return (owner);
+}
+
+/* Out of the directory, if the entry for a is still worker's id. */
 static void
-dir_del(const struct tp_conn *c)
+dir_del_key(const struct tp_addr *a, unsigned worker, uint64_t id)
 {
 	struct dir_entry	*e;
 	uint8_t			 key[CONN_KEY_MAX];
 	size_t			 n;
 
-	if (!dir.on || c->tp->remote != NULL)
+	if (!dir.on)
 		return;
-	n = conn_key(&c->peer, key);
+	n = conn_key(a, key);
 	pthread_mutex_lock(&dir.mu);
 	if ((e = (struct dir_entry *)hashtab_find(&dir.tab, (char *)key,
-	    n)) != NULL)
+	    n)) != NULL && e->owner == worker && e->id == id)
 		hashtab_remove(&dir.tab, &e->node);
+	else
+		e = NULL;
 	pthread_mutex_unlock(&dir.mu);
 	if (e != NULL) {
 		free(e->names);
 		free(e);
 	}
+}
+
+static void
+dir_del(const struct tp_conn *c)
+{
+	dir_del_key(&c->peer, c->tp->worker, c->id);
 }
 
 static void
@@ -266,7 +414,7 @@ dir_names(const struct tp_conn *c)
 	uint8_t			 key[CONN_KEY_MAX];
 	size_t			 n;
 
-	if (!dir.on || c->tp->remote != NULL || c->outbound)
+	if (!dir.on || c->outbound)
 		return;
 	names = xcalloc(1, sizeof(*names));
 	if (tls_peer_names(c->ssl, names) <= 0) {
@@ -276,7 +424,7 @@ dir_names(const struct tp_conn *c)
 	n = conn_key(&c->peer, key);
 	pthread_mutex_lock(&dir.mu);
 	if ((e = (struct dir_entry *)hashtab_find(&dir.tab, (char *)key,
-	    n)) != NULL && e->names == NULL) {
+	    n)) != NULL && e->id == c->id && e->names == NULL) {
 		e->names = names;
 		names = NULL;
 	}
@@ -284,9 +432,12 @@ dir_names(const struct tp_conn *c)
 	free(names);
 }
 
-/* -1: not there; 0: there, no names; else the names copied out. */
+/*
+ * -1: not there (or still being opened); else the number of names
+ * copied out (0: none), and its owner in *owner.
+ */
 static int
-dir_find(const struct tp_addr *a, struct tls_names *out)
+dir_find(const struct tp_addr *a, struct tls_names *out, unsigned *owner)
 {
 	struct dir_entry	*e;
 	uint8_t			 key[CONN_KEY_MAX];
@@ -295,8 +446,10 @@ dir_find(const struct tp_addr *a, struct tls_names *out)
 
 	pthread_mutex_lock(&dir.mu);
 	if ((e = (struct dir_entry *)hashtab_find(&dir.tab, (char *)key,
-	    n)) != NULL) {
+	    n)) != NULL && e->id != 0) {
 		rc = 0;
+		if (owner != NULL)
+			*owner = e->owner;
 		if (out != NULL && e->names != NULL) {
 			*out = *e->names;
 			rc = (int)out->n;
@@ -317,7 +470,7 @@ static void
 lost_fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct tp	*tp = arg;
-	struct tp_addr	*q = tp->lost_q;
+	struct tp_lost	*q = tp->lost_q;
 	unsigned	 i, n = tp->nlost;
 
 	(void)fd;
@@ -326,15 +479,20 @@ lost_fire(evutil_socket_t fd, short what, void *arg)
 	tp->nlost = tp->lost_cap = 0;
 	for (i = 0; i < n; i++) {
 		if (tp->lost != NULL)
-			tp->lost(tp->arg, &q[i]);
-		if (tp->lost_fwd != NULL)
-			tp->lost_fwd(tp->lost_fwd_arg, &q[i]);
+			tp->lost(tp->arg, &q[i].addr);
+		if (q[i].all && tp->lost_fwd != NULL)
+			tp->lost_fwd(tp->lost_fwd_arg, &q[i].addr);
 	}
 	free(q);
 }
 
+/*
+ * a is lost: told to this loop on its next turn, and to every other
+ * worker too when all (a connection of ours closed; a send another
+ * worker handed over failed): theirs may have used it.
+ */
 static void
-lost_later(struct tp *tp, const struct tp_addr *a)
+lost_later(struct tp *tp, const struct tp_addr *a, bool every)
 {
 	if (tp->lost_ev == NULL)
 		tp->lost_ev = event_new(tp->base, -1, 0, lost_fire, tp);
@@ -343,7 +501,8 @@ lost_later(struct tp *tp, const struct tp_addr *a)
 		tp->lost_q = xrealloc(tp->lost_q, tp->lost_cap *
 		    sizeof(*tp->lost_q));
 	}
-	tp->lost_q[tp->nlost++] = *a;
+	tp->lost_q[tp->nlost].addr = *a;
+	tp->lost_q[tp->nlost++].all = every;
 	event_active(tp->lost_ev, 0, 0);
 }
 
@@ -360,10 +519,8 @@ conn_free(struct tp_conn *c, const char *why)
 		dir_del(c);
 	hashtab_remove(&tp->conns, &c->node);
 	tp->nconns--;
-	if (c->src != NULL && --c->src->n == 0) {
-		hashtab_remove(&tp->srcs, &c->src->node);
-		free(c->src);
-	}
+	all_release();
+	src_put(c->src);
 	timer_stop(&c->deadline);
 	if (c->reading)
 		event_del(&c->rev);
@@ -377,7 +534,7 @@ conn_free(struct tp_conn *c, const char *why)
 		evbuffer_free(c->in);
 	free(c->part);
 	tp_frame_cleanup(&c->frame);
-	lost_later(tp, &c->peer);
+	lost_later(tp, &c->peer, true);
 	free(c->tls_name);
 	if (c->ws != NULL) {
 		tp_ws_cleanup(c->ws);
@@ -700,12 +857,14 @@ conn_rbuf(struct tp *tp, size_t max_size, size_t *cap)
 }
 
 /*
- * A new connection on fd; ssl, if not NULL, is taken over, and the fd in
- * every case.
+ * A new connection on fd, in the place all_reserve() kept for it (the
+ * caller gives it back on NULL); ssl, if not NULL, is taken over, and
+ * the fd in every case.  *prev: the worker whose connection to the same
+ * peer this one replaces, or -1.
  */
 static struct tp_conn *
 conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
-    const struct tp_addr *peer, bool outbound, SSL *ssl)
+    const struct tp_addr *peer, bool outbound, SSL *ssl, int *prev)
 {
 	struct tp_conn	*c;
 	size_t		 klen;
@@ -724,7 +883,7 @@ conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
 	c->peer.proto = (uint8_t)sock->proto;
 	c->peer.flags = 0;
 	c->outbound = outbound;
-	c->id = ++tp->conn_ids;
+	c->id = atomic_fetch_add(&conns_all.ids, 1) + 1;
 	c->created_ms = c->active_ms = timer_now_ms();
 	c->state = outbound ? CONN_CONNECTING : CONN_OPEN;
 	if ((c->out = evbuffer_new()) == NULL)
@@ -764,7 +923,7 @@ conn_new(struct tp *tp, struct tp_sock *sock, evutil_socket_t fd,
 	klen = conn_key(&c->peer, c->key);
 	hashtab_insert(&tp->conns, &c->node, (char *)c->key, klen);
 	tp->nconns++;
-	dir_add(c);
+	*prev = dir_add(c);
 	return (c);
 }
 
@@ -1232,22 +1391,6 @@ conn_deadline(void *arg)
 	}
 }
 
-static struct tp_src *
-src_get(struct tp *tp, const struct tp_addr *a)
-{
-	struct tp_src	*s;
-	uint8_t		 key[17];
-	size_t		 n = tp_addr_key(a, key);
-
-	s = (struct tp_src *)hashtab_find(&tp->srcs, (char *)key, n);
-	if (s != NULL)
-		return (s);
-	s = xcalloc(1, sizeof(*s));
-	memcpy(s->key, key, n);
-	hashtab_insert(&tp->srcs, &s->node, (char *)s->key, n);
-	return (s);
-}
-
 static void
 stream_accept(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -1259,7 +1402,8 @@ stream_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	struct tp_addr	 peer;
 	SSL		*ssl;
 	char		 name[TP_NAME_LEN];
-	int		 on = 1;
+	unsigned	 n;
+	int		 on = 1, prev;
 
 	(void)lev;
 	memset(&peer, 0, sizeof(peer));
@@ -1267,28 +1411,25 @@ stream_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	peer.len = (socklen_t)salen;
 	peer.proto = (uint8_t)s->proto;
 	tp_addr_str(&peer, name, sizeof(name));
-	if (tp->nconns >= tp->lim.max_conns) {
+	if (!all_reserve(tp, &n)) {
 		tp->st.refused_global++;
 		log_peer("tp %s: connection refused: %u connections open "
-		    "(connections.max)", name, tp->nconns);
+		    "(connections.max)", name, n);
 		close(fd);
 		return;
 	}
 	if (tp->admit != NULL && !tp->admit(tp->arg, &peer)) {
 		tp->st.refused_banned++;
 		log_debug("tp %s: connection refused: banned", name);
+		all_release();
 		close(fd);
 		return;
 	}
-	src = src_get(tp, &peer);
-	if (src->n >= tp->lim.max_conns_per_ip) {
+	if ((src = src_take(tp, &peer, &n)) == NULL) {
 		tp->st.refused_per_ip++;
 		log_peer("tp %s: connection refused: %u open from this "
-		    "address (connections.max_per_ip)", name, src->n);
-		if (src->n == 0) {
-			hashtab_remove(&tp->srcs, &src->node);
-			free(src);
-		}
+		    "address (connections.max_per_ip)", name, n);
+		all_release();
 		close(fd);
 		return;
 	}
@@ -1304,16 +1445,17 @@ stream_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		close(fd);
 		c = NULL;
 	} else
-		c = conn_new(tp, s, fd, &peer, false, ssl);
+		c = conn_new(tp, s, fd, &peer, false, ssl, &prev);
 	if (c == NULL) {
-		if (src->n == 0) {
-			hashtab_remove(&tp->srcs, &src->node);
-			free(src);
-		}
+		src_put(src);
+		all_release();
 		return;
 	}
-	src->n++;
 	c->src = src;
+	/* ... and so is one that another worker has to it. */
+	if (prev >= 0 && tp->remote != NULL)
+		tp->remote->close(tp->remote->arg, (unsigned)prev, &peer,
+		    "replaced by a new connection from the peer");
 	tp->st.accepted++;
 	conn_events(c);
 	conn_arm(c);
@@ -1373,13 +1515,14 @@ conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst,
 	struct tp_addr	 local;
 	SSL		*ssl = NULL;
 	char		 name[TP_NAME_LEN], ip[INET6_ADDRSTRLEN];
-	int		 fd, on = 1;
+	unsigned	 n;
+	int		 fd, on = 1, prev;
 
 	tp_addr_str(dst, name, sizeof(name));
-	if (tp->nconns >= tp->lim.max_conns) {
+	if (!all_reserve(tp, &n)) {
 		tp->st.refused_global++;
 		log_warnx("tp %s: no connection opened: %u open "
-		    "(connections.max)", name, tp->nconns);
+		    "(connections.max)", name, n);
 		return (NULL);
 	}
 	if (s->proto == TP_TLS) {
@@ -1390,6 +1533,7 @@ conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst,
 		if (tp->tls_client == NULL || (ssl =
 		    tls_ssl_client(tp->tls_client, tls_name)) == NULL) {
 			log_warnx("tp %s: no TLS client context", name);
+			all_release();
 			return (NULL);
 		}
 	}
@@ -1398,6 +1542,7 @@ conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst,
 		log_warn("tp %s: socket", name);
 		if (ssl != NULL)
 			SSL_free(ssl);
+		all_release();
 		return (NULL);
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
@@ -1405,8 +1550,10 @@ conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst,
 	    0 && bind(fd, (struct sockaddr *)&local.ss, local.len) == -1)
 		log_debug("tp %s: bind to %s: %s", name, s->ip,
 		    strerror(errno));
-	if ((c = conn_new(tp, s, fd, dst, true, ssl)) == NULL)
+	if ((c = conn_new(tp, s, fd, dst, true, ssl, &prev)) == NULL) {
+		all_release();
 		return (NULL);
+	}
 	if (ssl != NULL)
 		c->tls_name = xstrdup(tls_name);
 	c->tcp_wait = true;
@@ -1426,33 +1573,45 @@ conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst,
 
 /*
  * Send on the connection to dst: the one that is open, else (not for a
- * flow) a new one from s.  Returns -1 when the bytes cannot go; the owner
- * hears of it through tp->lost on the next turn as well.
+ * flow) a new one from s.  Returns -1 when the bytes cannot go; the
+ * sender hears of it through tp->lost on the next turn as well.  handed:
+ * another worker handed it over (it is not handed on again).
  */
-int
-tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
-    const char *name, const void *p, size_t len)
+static int
+stream_send(struct tp_sock *s, const struct tp_addr *dst, const char *name,
+    const void *p, size_t len, bool handed)
 {
-	struct tp_sock	*s = (struct tp_sock *)cs;
 	struct tp	*tp = s->tp;
 	struct tp_conn	*c;
 	struct tp_addr	 key = *dst;
 	size_t		 queued;
+	unsigned	 owner;
+	bool		 claimed = false;
 	char		 why[256];
 
 	key.proto = (uint8_t)s->proto;
-	if (tp->remote != NULL) {
-		/* What the owner would refuse at once, refused here too. */
-		if (((dst->flags & TP_ADDR_FLOW) || s->proto == TP_WS ||
-		    s->proto == TP_WSS) && dir_find(&key, NULL) == -1) {
+	c = conn_find(tp, &key);
+	if (c == NULL && dir.on) {
+		/*
+		 * Another worker's connection (a flow, a browser: only if
+		 * there is one), else this worker's new one.
+		 */
+		if ((dst->flags & TP_ADDR_FLOW) || s->proto == TP_WS ||
+		    s->proto == TP_WSS) {
+			if (dir_find(&key, NULL, &owner) == -1)
+				owner = tp->worker;
+		} else if ((owner = dir_claim(&key, tp->worker)) ==
+		    tp->worker)
+			claimed = true;
+		if (owner != tp->worker && !handed && tp->remote != NULL)
+			return (tp->remote->send(tp->remote->arg, owner,
+			    (unsigned)(s - tp->socks), dst, name, p, len));
+		if (owner != tp->worker) {
 			tp->st.send_failed++;
-			lost_later(tp, &key);
+			lost_later(tp, &key, handed);
 			return (-1);
 		}
-		return (tp->remote->send(tp->remote->arg,
-		    (unsigned)(s - tp->socks), dst, name, p, len));
 	}
-	c = conn_find(tp, &key);
 	/*
 	 * A TLS connection opened for another domain carries this one only
 	 * if its certificate has this name too (RFC 5923 section 4).
@@ -1463,7 +1622,7 @@ tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
 		log_info("tp %s: connection %llu is for %s, not %s: not used",
 		    c->tls_name, (unsigned long long)c->id, c->tls_name, name);
 		tp->st.send_failed++;
-		lost_later(tp, &key);
+		lost_later(tp, &key, handed);
 		return (-1);
 	}
 	if (c == NULL || c->state == CONN_CLOSING) {
@@ -1471,8 +1630,10 @@ tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
 		if ((dst->flags & TP_ADDR_FLOW) || c != NULL ||
 		    s->proto == TP_WS || s->proto == TP_WSS ||
 		    (c = conn_connect(tp, s, &key, name)) == NULL) {
+			if (claimed)
+				dir_del_key(&key, tp->worker, 0);
 			tp->st.send_failed++;
-			lost_later(tp, &key);
+			lost_later(tp, &key, handed);
 			return (-1);
 		}
 	}
@@ -1509,6 +1670,21 @@ tp_stream_send(const struct tp_sock *cs, const struct tp_addr *dst,
 	return (0);
 }
 
+int
+tp_stream_send(const struct tp_sock *s, const struct tp_addr *dst,
+    const char *name, const void *p, size_t len)
+{
+	return (stream_send((struct tp_sock *)s, dst, name, p, len, false));
+}
+
+/* A send another worker handed over (tp_remote): sent from here. */
+int
+tp_stream_send_handed(const struct tp_sock *s, const struct tp_addr *dst,
+    const char *name, const void *p, size_t len)
+{
+	return (stream_send((struct tp_sock *)s, dst, name, p, len, true));
+}
+
 /* The workers have answered what c had read before its error: close. */
 void
 tp_conn_drained(struct tp *tp, const struct tp_addr *a, uint64_t id)
@@ -1527,10 +1703,9 @@ tp_conn_alive(const struct tp *tp, const struct tp_addr *a)
 {
 	struct tp_conn	*c;
 
-	if (tp->remote != NULL)
-		return (dir_find(a, NULL) != -1);
-	c = conn_find(tp, a);
-	return (c != NULL && c->state != CONN_CLOSING);
+	if ((c = conn_find(tp, a)) != NULL)
+		return (c->state != CONN_CLOSING);
+	return (dir.on && dir_find(a, NULL, NULL) != -1);
 }
 
 /* Close the connection to a now (a banned source); queued bytes go. */
@@ -1538,13 +1713,13 @@ void
 tp_conn_close(struct tp *tp, const struct tp_addr *a, const char *why)
 {
 	struct tp_conn	*c;
+	unsigned	 owner;
 
-	if (tp->remote != NULL) {
-		tp->remote->close(tp->remote->arg, a, why);
-		return;
-	}
 	if ((c = conn_find(tp, a)) != NULL)
 		conn_free(c, why);
+	else if (dir.on && tp->remote != NULL && dir_find(a, NULL,
+	    &owner) != -1 && owner != tp->worker)
+		tp->remote->close(tp->remote->arg, owner, a, why);
 }
 
 /*
@@ -1559,9 +1734,8 @@ tp_conn_tls_names(const struct tp *tp, const struct tp_addr *a,
 	struct tp_conn	*c;
 	SSL		*ssl;
 
-	if (tp->remote != NULL)
-		return (dir_find(a, out) > 0 ? (int)out->n : -1);
-	c = conn_find(tp, a);
+	if ((c = conn_find(tp, a)) == NULL && dir.on)
+		return (dir_find(a, out, NULL) > 0 ? (int)out->n : -1);
 	if (c == NULL || (ssl = c->ssl) == NULL || c->tls_hs)
 		return (-1);
 	return (tls_peer_names(ssl, out));
@@ -1573,13 +1747,15 @@ tp_conn_keep(struct tp *tp, const struct tp_addr *a, uint32_t ms)
 {
 	struct tp_conn	*c;
 	uint64_t	 until = timer_now_ms() + ms;
+	unsigned	 owner;
 
-	if (tp->remote != NULL) {
-		tp->remote->keep(tp->remote->arg, a, ms);
+	if ((c = conn_find(tp, a)) == NULL) {
+		if (dir.on && tp->remote != NULL && dir_find(a, NULL,
+		    &owner) != -1 && owner != tp->worker)
+			tp->remote->keep(tp->remote->arg, owner, a, ms);
 		return;
 	}
-	c = conn_find(tp, a);
-	if (c == NULL || c->state != CONN_OPEN)
+	if (c->state != CONN_OPEN)
 		return;
 	if (until > c->keep_until_ms)
 		c->keep_until_ms = until;
@@ -1600,6 +1776,7 @@ tp_conn_foreach(const struct tp *tp,
 		const struct tp_conn	*c = (const struct tp_conn *)n;
 
 		ci.id = c->id;
+		ci.worker = tp->worker;
 		ci.sock = c->sock;
 		ci.peer = c->peer;
 		ci.outbound = c->outbound;
@@ -1616,9 +1793,9 @@ tp_conn_foreach(const struct tp *tp,
 
 /* The counters by name, for ospreyctl stats and /metrics. */
 unsigned
-tp_stream_counters(const struct tp *tp, struct tp_counter *out, unsigned max)
+tp_stream_counters(const struct tp_stream_stats *st, struct tp_counter *out,
+    unsigned max)
 {
-	const struct tp_stream_stats	*st = &tp->st;
 	const struct tp_counter		 all[] = {
 		{ "accepted", st->accepted },
 		{ "connected", st->connected },
@@ -1641,6 +1818,18 @@ tp_stream_counters(const struct tp *tp, struct tp_counter *out, unsigned max)
 	for (i = 0; i < n && i < max; i++)
 		out[i] = all[i];
 	return (i);
+}
+
+/* tp's counters added to to (every worker's, summed). */
+void
+tp_stream_stats_add(struct tp_stream_stats *to, const struct tp *tp)
+{
+	const uint64_t	*f = (const uint64_t *)&tp->st;
+	uint64_t	*t = (uint64_t *)to;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(*to) / sizeof(uint64_t); i++)
+		t[i] += f[i];
 }
 
 static void
@@ -1748,4 +1937,11 @@ tp_stream_close_all(struct tp *tp)
 	tp_set_tls(tp, NULL, NULL);
 	ws_conf_unref(tp->ws_conf);
 	tp->ws_conf = NULL;
+	/* The last loop to close: the per-address table goes too. */
+	pthread_mutex_lock(&conns_all.mu);
+	if (conns_all.srcs_on && atomic_load(&conns_all.open) == 0) {
+		hashtab_cleanup(&conns_all.srcs);
+		conns_all.srcs_on = false;
+	}
+	pthread_mutex_unlock(&conns_all.mu);
 }

@@ -70,7 +70,6 @@ tp_init(struct tp *tp, struct event_base *base, tp_recv_fn *fn, void *arg)
 	tp->recv = fn;
 	tp->arg = arg;
 	hashtab_init(&tp->conns, 64);
-	hashtab_init(&tp->srcs, 64);
 	tp->rx_bufs = xmalloc((size_t)RX_BATCH * RX_SIZE);
 	tx.n = 0;
 	tx.used = 0;
@@ -186,7 +185,6 @@ tp_close(struct tp *tp)
 	free(tp->rx_bufs);
 	tp->rx_bufs = NULL;
 	hashtab_cleanup(&tp->conns);
-	hashtab_cleanup(&tp->srcs);
 }
 
 static void

@@ -274,7 +274,12 @@ def test_reader_that_never_reads_is_closed(osprey_factory):
                "peak %d kB; stats %r" % (sent, err, time.time() - t0, rss0,
                                          peak, st))
         print("never-reading reader: " + why)
-        assert st["connections.closed_write_queue"] == 1, why
+        # One close for this connection.  With workers > 1 the answers to
+        # what it sent last may still be on their way from the other
+        # worker when it closes; they take RFC 3261 18.2.2's fallback (a
+        # new connection to the sent-by port), which the same bound
+        # closes again: more than one close is the bound working.
+        assert st["connections.closed_write_queue"] >= 1, why
         assert closed_by_peer(s, 5), "connection still open\n" + why
         if not os.environ.get("OSPREY_SANITIZED"):  # ASan: shadow memory
             assert peak - rss0 < RSS_BOUND_KB, why
