@@ -166,6 +166,20 @@ expiry_rearm(void)
 void
 location_addr_format(const struct tp_addr *a, char *out, size_t len)
 {
+	char	ip[INET_ADDRSTRLEN];
+	size_t	n;
+
+	/* UDP over IPv4 (most bindings): tp_addr_str()'s "ip:port". */
+	if (a->proto == TP_UDP && a->ss.ss_family == AF_INET &&
+	    len >= INET_ADDRSTRLEN + 6) {
+		tp_addr_ip(a, ip, sizeof(ip));
+		n = strlen(ip);
+		memcpy(out, ip, n);
+		out[n++] = ':';
+		n += fmt_uint(out + n, tp_addr_port(a));
+		out[n] = '\0';
+		return;
+	}
 	tp_addr_str(a, out, len);
 }
 

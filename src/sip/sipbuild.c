@@ -139,14 +139,15 @@ sipbuild_top_via(const struct sipmsg *m, const char *src_ip,
 		host.len -= 2;
 	}
 	/* rport without a value gets the source port (RFC 3581 4). */
-	if (m->via_rport && hdr_param(v, "rport", &rport) && rport.len == 0) {
+	if (m->via_rport && sipmsg_via_param(m, "rport", &rport) &&
+	    rport.len == 0) {
 		buf_add(out, p, rport.p - p);
 		snprintf(num, sizeof(num), "=%u", src_port);
 		buf_adds(out, num);
 		p = rport.p;
 	}
 	/* received is always the source address (RFC 3261 18.2.1). */
-	if (hdr_param(v, "received", &recv) && recv.p >= p) {
+	if (sipmsg_via_param(m, "received", &recv) && recv.p >= p) {
 		if (recv.len > 0 || recv.p[-1] == '=') {
 			buf_add(out, p, recv.p - p);
 			buf_adds(out, src_ip);

@@ -21,6 +21,12 @@
 
 #define MAX_HEADERS	256
 
+/*
+ * Off: every message takes the long way, through libosip2 and the general
+ * checks, never the plain forms (tests/fuzz/osip_plain compares the two).
+ */
+bool	sipmsg_shortcuts = true;
+
 static const char *const method_names[] = {
 	[SM_OTHER] = "", [SM_INVITE] = "INVITE", [SM_ACK] = "ACK",
 	[SM_CANCEL] = "CANCEL", [SM_BYE] = "BYE", [SM_OPTIONS] = "OPTIONS",
@@ -140,7 +146,13 @@ split_values(struct slice v, struct slice *out, size_t max)
 	int	angle = 0;
 
 	while (i <= v.len) {
-		/* Most bytes are none of , " < >: pass them in a tight loop. */
+		/* Most bytes are none of , " < >: pass them four a step. */
+		while (i + 4 <= v.len &&
+		    !split_special[(unsigned char)v.p[i]] &&
+		    !split_special[(unsigned char)v.p[i + 1]] &&
+		    !split_special[(unsigned char)v.p[i + 2]] &&
+		    !split_special[(unsigned char)v.p[i + 3]])
+			i += 4;
 		while (i < v.len && !split_special[(unsigned char)v.p[i]])
 			i++;
 		if (i == v.len || (v.p[i] == ',' && angle == 0)) {
@@ -179,6 +191,13 @@ hdr_param_n(struct slice v, const char *name, size_t nlen, struct slice *val)
 	while (i < v.len) {
 		char	c;
 
+		/* Four bytes a step while they are ordinary ones. */
+		while (i + 4 <= v.len &&
+		    !param_special[(unsigned char)v.p[i]] &&
+		    !param_special[(unsigned char)v.p[i + 1]] &&
+		    !param_special[(unsigned char)v.p[i + 2]] &&
+		    !param_special[(unsigned char)v.p[i + 3]])
+			i += 4;
 		while (i < v.len && !param_special[(unsigned char)v.p[i]])
 			i++;
 		if (i == v.len)
@@ -398,6 +417,26 @@ sipmsg_values(const struct sipmsg *m, enum sip_hdr_id id, struct slice *out,
 		    n < max ? out + n : NULL, n < max ? max - n : 0);
 	}
 	return (n);
+}
+
+/*
+ * The top Via's parameter name ("received" or "rport"), as hdr_param()
+ * finds it in m->via; from what the parser noted when it could.
+ */
+bool
+sipmsg_via_param(const struct sipmsg *m, const char *name, struct slice *val)
+{
+	if (m->via_noted && strcmp(name, "received") == 0) {
+		if (m->via_has_received)
+			*val = m->via_received;
+		return (m->via_has_received);
+	}
+	if (m->via_noted && strcmp(name, "rport") == 0) {
+		if (m->via_rport)
+			*val = m->via_rport_val;
+		return (m->via_rport);
+	}
+	return (hdr_param(m->via, name, val));
 }
 
 bool
@@ -650,9 +689,11 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 {
 	size_t		 off, eol, n;
 	struct sip_hline *cur = NULL;
+	bool		 cr_bare;
 
 	n = line_len(m->buf, m->len, &eol);
 	m->lf_bare = eol == 1;
+	cr_bare = memchr(m->buf, '\r', n) != NULL;
 	if (eol == 0 || n == 0) {
 		snprintf(err, errlen, "No start line");
 		return (-1);
@@ -666,10 +707,11 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 	}
 	off = n + eol;
 	m->nh = 0;
+	m->lines_odd = false;
 	memset(m->hfirst, 0, sizeof(m->hfirst));
 	memset(m->hcount, 0, sizeof(m->hcount));
 	for (;;) {
-		const char	*p = m->buf + off, *colon;
+		const char	*p = m->buf + off, *colon, *vs, *ve;
 		size_t		 nlen;
 
 		if (off >= m->len) {	/* no blank line: tolerate */
@@ -678,6 +720,9 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 		}
 		n = line_len(p, m->len - off, &eol);
 		m->lf_bare |= eol == 1;
+		/* A CR in a line is not its CRLF's (checked at the end). */
+		if (memchr(p, '\r', n) != NULL)
+			cr_bare = true;
 		if (n == 0) {
 			m->hdr_end = off;
 			m->body_off = off + eol;
@@ -688,28 +733,48 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 				snprintf(err, errlen, "Bad header folding");
 				return (-1);
 			}
+			/* The value from the colon on, trimmed at the end. */
+			colon = memchr(m->buf + cur->off, ':', cur->len);
+			cur->voff = colon + 1 - m->buf;
 			cur->len += n + eol;
 			cur->vlen = off + n - cur->voff;
 			cur->folded = true;
+			m->lines_odd = true;
 			off += n + eol;
 			continue;
 		}
-		if ((colon = memchr(p, ':', n)) == NULL) {
-			snprintf(err, errlen, "Bad header line");
-			return (-1);
-		}
-		nlen = colon - p;
-		while (nlen > 0 && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
-			nlen--;
-		for (size_t i = 0; i < nlen; i++)
-			if (!is_token((unsigned char)p[i])) {
-				nlen = 0;
+		/*
+		 * name (a token), white space, ":".  Neither run can pass the
+		 * line's end (CR, LF, or the buffer's NUL).
+		 */
+		for (colon = p;; colon += 4) {
+			if (!is_token(colon[0]))
+				break;
+			if (!is_token(colon[1])) {
+				colon += 1;
 				break;
 			}
-		if (nlen == 0) {
-			snprintf(err, errlen, "Bad header name");
+			if (!is_token(colon[2])) {
+				colon += 2;
+				break;
+			}
+			if (!is_token(colon[3])) {
+				colon += 3;
+				break;
+			}
+		}
+		nlen = colon - p;
+		while (*colon == ' ' || *colon == '\t')
+			colon++;
+		if (nlen == 0 || *colon != ':') {
+			if (memchr(p, ':', n) == NULL)
+				snprintf(err, errlen, "Bad header line");
+			else
+				snprintf(err, errlen, "Bad header name");
 			return (-1);
 		}
+		if (colon != p + nlen)
+			m->lines_odd = true;
 		if (m->nh == MAX_HEADERS) {
 			snprintf(err, errlen, "Too many headers");
 			return (-1);
@@ -729,15 +794,25 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 			m->hfirst[cur->id] = m->nh;
 		cur->off = off;
 		cur->len = n + eol;
-		cur->voff = colon + 1 - m->buf;
-		cur->vlen = off + n - cur->voff;
+		/* The value without white space at either end. */
+		vs = colon + 1;
+		ve = p + n;
+		while (vs < ve && is_ws((unsigned char)*vs))
+			vs++;
+		while (ve > vs && is_ws((unsigned char)ve[-1]))
+			ve--;
+		cur->voff = vs - m->buf;
+		cur->vlen = ve - vs;
 		off += n + eol;
 	}
-	for (unsigned i = 0; i < m->nh; i++) {
+	/* A folded value, trimmed now that it is whole. */
+	for (unsigned i = 0; m->lines_odd && i < m->nh; i++) {
 		struct sip_hline	*h = &m->h[i];
 		const char		*v = m->buf + h->voff;
 		uint32_t		 s = 0, e = h->vlen;
 
+		if (!h->folded)
+			continue;
 		while (s < e && is_ws((unsigned char)v[s]))
 			s++;
 		while (e > s && is_ws((unsigned char)v[e - 1]))
@@ -755,12 +830,9 @@ sipmsg_scan(struct sipmsg *m, char *err, size_t errlen)
 	}
 	/* A CR belongs to a CRLF: a lone one splits lines differently for
 	 * different parsers, and that is how smuggling starts. */
-	for (const char *cr = m->buf; (cr = memchr(cr, '\r',
-	    m->buf + m->hdr_end - cr)) != NULL; cr++) {
-		if (cr + 1 >= m->buf + m->len || cr[1] != '\n') {
-			snprintf(err, errlen, "Bare CR in the headers");
-			return (-1);
-		}
+	if (cr_bare) {
+		snprintf(err, errlen, "Bare CR in the headers");
+		return (-1);
 	}
 	return (0);
 }
@@ -945,11 +1017,13 @@ via_parse(struct slice v, struct slice *proto, struct slice *host,
 	return (0);
 }
 
+static unsigned	plain_via_line(struct sipmsg *, struct slice, bool);
+
 /* The top Via into m, and every other Via value checked. */
 static int
 parse_vias(struct sipmsg *m)
 {
-	struct slice	 vs[16], proto, host;
+	struct slice	 vs[16], proto, host, v;
 	uint16_t	 port;
 	unsigned	 i, j, n, left = m->hcount[SH_VIA];
 	bool		 top = true;
@@ -960,8 +1034,16 @@ parse_vias(struct sipmsg *m)
 		if (m->h[i].id != SH_VIA)
 			continue;
 		left--;
-		n = (unsigned)split_values(sipmsg_hvalue(m, &m->h[i]), vs, 16);
+		v = sipmsg_hvalue(m, &m->h[i]);
+		/* Values in the plain form: as via_parse() reads them. */
+		if (sipmsg_shortcuts && (n = plain_via_line(m, v, top)) > 0) {
+			m->nvias += n;
+			top = false;
+			continue;
+		}
+		n = (unsigned)split_values(v, vs, 16);
 		if (top) {
+			m->via_noted = false;
 			if (n == 0)
 				return (-1);
 			m->via = vs[0];
@@ -1195,6 +1277,8 @@ check_addr(const struct sipmsg *m, enum sip_hdr_id id)
 	    &have_tag));
 }
 
+static bool	plain_addr(struct slice, struct slice *, bool *);
+
 /*
  * From or To checked once, and its tag: in a good value the first "tag"
  * among the parameters after the address, as hdr_param() finds it in the
@@ -1206,6 +1290,11 @@ addr_tag(struct sipmsg *m, enum sip_hdr_id id, struct slice *tag)
 	struct slice	v = sipmsg_hvalue(m, sipmsg_hdr(m, id));
 	bool		have_tag;
 
+	if (sipmsg_shortcuts && plain_addr(v, tag, &have_tag)) {
+		m->addr_rc[id == SH_TO] = 1;
+		m->addr_plain[id == SH_TO] = true;
+		return (have_tag);
+	}
 	if (check_addr_value(v, tag, &have_tag) == 0) {
 		m->addr_rc[id == SH_TO] = 1;
 		return (have_tag);
@@ -1297,9 +1386,18 @@ check_callid(struct slice v)
 	unsigned	nat = 0;
 
 	for (i = 0; i < v.len; i++) {
-		unsigned char	c = v.p[i];
+		unsigned char	c;
 
-		if (callid_chars[c])
+		/* Four word bytes a step. */
+		while (i + 4 <= v.len &&
+		    callid_chars[(unsigned char)v.p[i]] &&
+		    callid_chars[(unsigned char)v.p[i + 1]] &&
+		    callid_chars[(unsigned char)v.p[i + 2]] &&
+		    callid_chars[(unsigned char)v.p[i + 3]])
+			i += 4;
+		if (i == v.len)
+			break;
+		if (callid_chars[c = v.p[i]])
 			continue;
 		if (c != '@')
 			return (-1);
@@ -1637,6 +1735,351 @@ sipmsg_parse_osip(const struct sipmsg *m, char *err, size_t errlen)
 }
 
 /*
+ * A subset of what libosip2 takes, checked without it.  Byte classes of
+ * the plain forms: a URI's user, parameter names and values, a header
+ * parameter (pc); a host name or IPv4 address (hc); a display name that
+ * is not quoted (dc, with SP); a quoted one (qc: printable ASCII but
+ * " \ < > , ;).
+ */
+static const bool plain_pc[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['_'] = true, ['.'] = true, ['!'] = true, ['~'] = true,
+	['*'] = true, ['\''] = true, ['+'] = true,
+};
+static const bool plain_hc[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['.'] = true,
+};
+static const bool plain_dc[256] = {
+	['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+	['-'] = true, ['_'] = true, ['.'] = true, ['!'] = true, ['~'] = true,
+	['*'] = true, ['\''] = true, ['+'] = true, ['`'] = true, [' '] = true,
+};
+static const bool plain_qc[256] = {
+	[' ' ... '!'] = true, ['#' ... '+'] = true, ['-' ... ':'] = true,
+	['='] = true, ['?' ... '['] = true, [']' ... '~'] = true,
+};
+
+/*
+ * Past a run of bytes of class cls from p (at least one), or NULL.  The
+ * run may look past e: p is inside a message's buffer, which ends in a
+ * NUL, and no class holds NUL; what is past e is not counted.
+ */
+static inline const char *
+plain_run(const char *p, const char *e, const bool *cls)
+{
+	const char	*s = p;
+
+	for (;; p += 4) {
+		if (!cls[(unsigned char)p[0]])
+			break;
+		if (!cls[(unsigned char)p[1]]) {
+			p += 1;
+			break;
+		}
+		if (!cls[(unsigned char)p[2]]) {
+			p += 2;
+			break;
+		}
+		if (!cls[(unsigned char)p[3]]) {
+			p += 3;
+			break;
+		}
+	}
+	if (p > e)
+		p = e;
+	return (p > s ? p : NULL);
+}
+
+/*
+ * Past *(";" pc+ ["=" pc+]) from p, or NULL.  With tag, the first "tag"
+ * parameter's value goes there (*have_tag true) as check_params() finds it.
+ */
+static const char *
+plain_params(const char *p, const char *e, struct slice *tag, bool *have_tag)
+{
+	while (p != NULL && p < e && *p == ';') {
+		const char	*n = p + 1;
+		bool		 is_tag;
+
+		if ((p = plain_run(n, e, plain_pc)) == NULL)
+			break;
+		is_tag = tag != NULL && !*have_tag && p - n == 3 &&
+		    sip_caseeq(n, "tag", 3);
+		if (p < e && *p == '=') {
+			n = p + 1;
+			if ((p = plain_run(n, e, plain_pc)) == NULL)
+				break;
+		} else
+			n = p;
+		if (is_tag) {
+			*tag = (struct slice){ n, (size_t)(p - n) };
+			*have_tag = true;
+		}
+	}
+	return (p);
+}
+
+/*
+ * Past "sip:" or "sips:", [user "@"] host [":" port], and with params,
+ * the URI's parameters, from p; NULL if it is not that, or shorter than
+ * 6 bytes.
+ */
+static const char *
+plain_uri(const char *p, const char *e, bool params)
+{
+	const char	*q, *h, *start = p;
+
+	if (e - p >= 4 && memcmp(p, "sip:", 4) == 0)
+		p += 4;
+	else if (e - p >= 5 && memcmp(p, "sips:", 5) == 0)
+		p += 5;
+	else
+		return (NULL);
+	if ((q = plain_run(p, e, plain_pc)) == NULL)
+		return (NULL);
+	if (q < e && *q == '@')
+		p = q + 1;
+	if ((h = plain_run(p, e, plain_hc)) == NULL)
+		return (NULL);
+	if (h < e && *h == ':') {
+		const char	*s = ++h;
+		unsigned long	 port = 0;
+
+		while (h < e && h - s < 5 && digit_chars[(unsigned char)*h])
+			port = port * 10 + (*h++ - '0');
+		if (port == 0 || port > 65535 || (h < e &&
+		    digit_chars[(unsigned char)*h]))
+			return (NULL);
+	}
+	if (params)
+		h = plain_params(h, e, NULL, NULL);
+	/* libosip2 refuses a URI of 5 bytes in <> or before ";" ("sip:a"). */
+	return (h != NULL && h - start >= 6 ? h : NULL);
+}
+
+/*
+ * A From, To or Contact value in a plain form: "<" URI ">" after an
+ * optional display name (tokens and SP, or one quoted string), or a URI
+ * without parameters; then header parameters.  One that is takes
+ * check_addr_value() too, which finds the same tag (*tag, *have_tag).
+ */
+static bool
+plain_addr(struct slice v, struct slice *tag, bool *have_tag)
+{
+	const char	*p = v.p, *e = v.p + v.len, *lt;
+
+	*have_tag = false;
+	if (p < e && *p == '"') {
+		if ((p = plain_run(p + 1, e, plain_qc)) == NULL ||
+		    p == e || *p++ != '"')
+			return (false);
+		while (p < e && *p == ' ')
+			p++;
+		if (p == e || *p != '<')
+			return (false);
+	} else {
+		/*
+		 * A display name runs up to the "<"; anything else it
+		 * stops at starts an addr-spec again, which takes no "<".
+		 */
+		lt = plain_dc[(unsigned char)*p] ?
+		    plain_run(p, e, plain_dc) : p;
+		if (lt != NULL && lt < e && *lt == '<')
+			p = lt;
+	}
+	if (p < e && *p == '<') {
+		if ((p = plain_uri(p + 1, e, true)) == NULL || p == e ||
+		    *p++ != '>')
+			return (false);
+	} else if ((p = plain_uri(p, e, false)) == NULL)
+		return (false);
+	return (plain_params(p, e, tag, have_tag) == e);
+}
+
+/*
+ * A Via value "SIP/2.0/" transport SP host [":" port] params from p, as
+ * via_parse() takes it, filling the same fields: the transport, host, port
+ * and the first branch parameter's value (empty without "="), and whether
+ * rport is there (when proto is not NULL).  Returns where it ends (e, or a
+ * byte that is no part of it), or NULL.
+ */
+static const char *
+plain_via_value(const char *p, const char *e, struct slice *proto,
+    struct slice *host, uint16_t *port, struct slice *branch, bool *rport,
+    struct sipmsg *m)
+{
+	const char	*s;
+	unsigned long	 n = 0;
+	bool		 have_branch = false;
+
+	if (e - p < 8 || memcmp(p, "SIP/2.0/", 8) != 0 ||
+	    (p = plain_run(s = p + 8, e, plain_hc)) == NULL || p == e ||
+	    *p != ' ')
+		return (NULL);
+	if (proto != NULL)
+		*proto = (struct slice){ s, (size_t)(p - s) };
+	if ((p = plain_run(s = p + 1, e, plain_hc)) == NULL)
+		return (NULL);
+	if (proto != NULL)
+		*host = (struct slice){ s, (size_t)(p - s) };
+	if (p < e && *p == ':') {
+		s = ++p;
+		while (p < e && p - s < 5 && digit_chars[(unsigned char)*p])
+			n = n * 10 + (*p++ - '0');
+		if (n == 0 || n > 65535 || (p < e &&
+		    digit_chars[(unsigned char)*p]))
+			return (NULL);
+	}
+	if (proto != NULL) {
+		*port = (uint16_t)n;
+		*rport = false;
+	}
+	if (m != NULL)
+		m->via_has_received = false;
+	while (p < e && *p == ';') {
+		const char	*name = p + 1, *nend, *val;
+
+		if ((nend = plain_run(name, e, plain_pc)) == NULL)
+			return (NULL);
+		p = val = nend;
+		if (p < e && *p == '=' &&
+		    (p = plain_run(val = p + 1, e, plain_pc)) == NULL)
+			return (NULL);
+		if (proto == NULL)
+			continue;
+		if (nend - name == 5 && sip_caseeq(name, "rport", 5)) {
+			if (!*rport && m != NULL)
+				m->via_rport_val = (struct slice){ val,
+				    (size_t)(p - val) };
+			*rport = true;
+		} else if (m != NULL && !m->via_has_received &&
+		    nend - name == 8 && sip_caseeq(name, "received", 8)) {
+			m->via_has_received = true;
+			m->via_received = (struct slice){ val,
+			    (size_t)(p - val) };
+		} else if (!have_branch && nend - name == 6 &&
+		    sip_caseeq(name, "branch", 6)) {
+			have_branch = true;
+			*branch = (struct slice){ val, (size_t)(p - val) };
+		}
+	}
+	if (proto != NULL && !have_branch)
+		*branch = (struct slice){ p, 0 };	/* the value's end */
+	return (p);
+}
+
+/* One Via value in the plain form, alone. */
+static bool
+plain_via(struct slice v)
+{
+	return (plain_via_value(v.p, v.p + v.len, NULL, NULL, NULL, NULL,
+	    NULL, NULL) == v.p + v.len);
+}
+
+/*
+ * A Via line of plain values, separated by "," with spaces around it:
+ * how many (16 at most), the top one's fields filled (parse_vias() reads
+ * them so), or 0 when the line is not that.
+ */
+static unsigned
+plain_via_line(struct sipmsg *m, struct slice v, bool top)
+{
+	const char	*p = v.p, *e = v.p + v.len, *q;
+	unsigned	 n = 1;
+
+	if (top) {
+		if ((q = plain_via_value(p, e, &m->via_proto, &m->via_host,
+		    &m->via_port, &m->branch, &m->via_rport, m)) == NULL)
+			return (0);
+		m->via = (struct slice){ p, (size_t)(q - p) };
+		m->via_noted = true;
+	} else if ((q = plain_via_value(p, e, NULL, NULL, NULL, NULL,
+	    NULL, NULL)) == NULL)
+		return (0);
+	while (q < e) {
+		while (q < e && *q == ' ')
+			q++;
+		if (q == e || *q++ != ',' || n == 16)
+			return (0);
+		while (q < e && *q == ' ')
+			q++;
+		if ((q = plain_via_value(q, e, NULL, NULL, NULL, NULL,
+		    NULL, NULL)) == NULL)
+			return (0);
+		n++;
+	}
+	return (n);
+}
+
+/* A CSeq value: digits, one SP, a token. */
+static bool
+plain_cseq(struct slice v)
+{
+	const char	*p = v.p, *e = v.p + v.len;
+
+	while (p < e && digit_chars[(unsigned char)*p])
+		p++;
+	if (p == v.p || p - v.p > 10 || p == e || *p++ != ' ' || p == e)
+		return (false);
+	while (p < e && is_token((unsigned char)*p))
+		p++;
+	return (p == e);
+}
+
+/*
+ * Would libosip2 surely take this request, as sipmsg_parse_osip() gives
+ * it?  True only when its Request-URI and every line libosip2 judges are
+ * in the plain forms above (a subset of what libosip2 5.3 parses: one
+ * value per line, no quoting but a display name's, no escapes, IPv6 or
+ * URI headers, no white space but single spaces where they separate), no
+ * line is folded, none ends in a bare LF and no NUL is in the header
+ * section.  Anything else goes to libosip2 as before: this only spares
+ * the common request the parse (doc/BEHAVIOUR.md).  The fuzz target
+ * checks every request this takes against libosip2.
+ */
+bool
+sipmsg_osip_plain(const struct sipmsg *m)
+{
+	struct slice	tag;
+	unsigned	i;
+	bool		have_tag;
+
+	if (m->lf_bare || m->lines_odd ||
+	    plain_uri(m->ruri.p, m->ruri.p + m->ruri.len, true) !=
+	    m->ruri.p + m->ruri.len ||
+	    memchr(m->buf, '\0', m->hdr_end) != NULL)
+		return (false);
+	for (i = 0; i < m->nh; i++) {
+		const struct sip_hline	*h = &m->h[i];
+		struct slice		 v = sipmsg_hvalue(m, h);
+
+		switch (h->id) {
+		case SH_VIA:
+			if (!plain_via(v))
+				return (false);
+			break;
+		case SH_FROM:
+		case SH_TO:
+			if (m->addr_plain[h->id == SH_TO])
+				break;
+			/* FALLTHROUGH */
+		case SH_CONTACT:
+			if (!plain_addr(v, &tag, &have_tag))
+				return (false);
+			break;
+		case SH_CSEQ:
+			if (!plain_cseq(v))
+				return (false);
+			break;
+		default:
+			break;
+		}
+	}
+	return (true);
+}
+
+/*
  * Scan, check the syntax and fill the fields, step by step.  Returns 0,
  * the status code to answer a bad request with (err names the problem),
  * or -1 when the message cannot be answered at all.
@@ -1659,7 +2102,8 @@ sipmsg_parse(struct sipmsg *m, char *err, size_t errlen)
 		if (m->from_tag.len == 0 && m->from_tag_set)
 			FAIL(400, "Bad From tag");
 		if ((rc = sipmsg_check_fields(m, err, errlen)) == 0 &&
-		    !sipmsg_in_dialog(m))
+		    !sipmsg_in_dialog(m) && !(sipmsg_shortcuts &&
+		    sipmsg_osip_plain(m)))
 			rc = sipmsg_parse_osip(m, err, errlen);
 	}
 	if (rc != 0)
@@ -1688,6 +2132,10 @@ sipmsg_check_request(const struct sipmsg *m, char *err, size_t errlen)
 
 	if (!slice_eq(m->version, "SIP/2.0"))
 		FAIL(505, "Version Not Supported");
+	/* A plain sip or sips URI parses and has no headers. */
+	if (sipmsg_shortcuts && plain_uri(m->ruri.p, m->ruri.p + m->ruri.len,
+	    true) == m->ruri.p + m->ruri.len)
+		goto uri_ok;
 	for (i = 0; i < m->ruri.len && m->ruri.p[i] != ':'; i++)
 		;
 	scheme = (struct slice){ m->ruri.p, i };
@@ -1701,6 +2149,7 @@ sipmsg_check_request(const struct sipmsg *m, char *err, size_t errlen)
 		FAIL(416, "Unsupported URI Scheme");
 	if (u.headers.len > 0)	/* RFC 3261 19.1.5, RFC 4475 3.1.2.11 */
 		FAIL(400, "Headers in Request-URI");
+uri_ok:
 	if (m->max_forwards == 0 && m->method != SM_OPTIONS)
 		FAIL(483, "Too Many Hops");
 	if (m->method != SM_ACK && m->method != SM_CANCEL &&

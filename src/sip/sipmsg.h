@@ -118,6 +118,12 @@ struct sipmsg {
 	uint16_t	 via_port;	/* 0: none given */
 	struct slice	 branch;
 	bool		 via_rport;
+	/* Noted by the plain Via form (via_noted): its first received and
+	 * rport parameters, as hdr_param() finds them in via. */
+	bool		 via_noted;
+	bool		 via_has_received;
+	struct slice	 via_received;
+	struct slice	 via_rport_val;
 	unsigned	 nvias;		/* Via values, all lines */
 	int		 max_forwards;	/* -1: absent */
 	bool		 start_bad;	/* request line unparsable */
@@ -126,13 +132,17 @@ struct sipmsg {
 
 	/* Noted by the scanner and the steps, for the steps after them. */
 	bool		 lf_bare;	/* a header-section line ends in LF */
+	bool		 lines_odd;	/* a folded line, or "Name :" */
 	bool		 from_tag_set;	/* From has a tag parameter */
 	int8_t		 addr_rc[2];	/* From, To: 0 unchecked, 1 good, -1 bad */
+	bool		 addr_plain[2];	/* From, To: plain form */
 	struct sip_hline hin[SIPMSG_HINLINE];
 };
 
 #define SIP_MAGIC	"z9hG4bK"
 #define SIP_MAGIC_LEN	7
+
+extern bool	 sipmsg_shortcuts;
 
 void		 sipmsg_init(void);
 struct sipmsg	*sipmsg_new(const char *, size_t);
@@ -147,6 +157,7 @@ int		 sipmsg_check_response(const struct sipmsg *, char *, size_t);
 int		 sipmsg_parse_request_line(const struct sipmsg *, char *,
 		     size_t);
 int		 sipmsg_parse_osip(const struct sipmsg *, char *, size_t);
+bool		 sipmsg_osip_plain(const struct sipmsg *);
 bool		 sipmsg_in_dialog(const struct sipmsg *);
 int		 sipmsg_check_fields(const struct sipmsg *, char *, size_t);
 int		 sipmsg_check_request(const struct sipmsg *, char *, size_t);
@@ -166,6 +177,8 @@ bool		 sipmsg_has_option(const struct sipmsg *, enum sip_hdr_id,
 unsigned	 sipmsg_values(const struct sipmsg *, enum sip_hdr_id,
 		     struct slice *, unsigned);
 bool		 sipmsg_magic(const struct sipmsg *);
+bool		 sipmsg_via_param(const struct sipmsg *, const char *,
+		     struct slice *);
 enum sip_method	 sip_method_id(const char *, size_t);
 const char	*sip_method_name(enum sip_method);
 

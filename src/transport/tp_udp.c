@@ -30,6 +30,15 @@
  * they were sent.  The batch's bytes are in its tp (tp->rx_bufs).
  */
 static _Thread_local struct sockaddr_storage	 rx_addrs[RX_BATCH];
+#ifdef HAVE_RECVMMSG
+/*
+ * The batch read's headers, set up once for the rx_bufs they point into
+ * (rx_for); a read changes only the address lengths of what it filled.
+ */
+static _Thread_local struct mmsghdr	 rx_msgs[RX_BATCH];
+static _Thread_local struct iovec	 rx_iov[RX_BATCH];
+static _Thread_local const char		*rx_for;
+#endif
 
 static _Thread_local struct {
 	const struct tp_sock	*sock[TX_BATCH];
@@ -85,17 +94,20 @@ tp_udp_read(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (rounds = 0; rounds < 8; rounds++) {
 #ifdef HAVE_RECVMMSG
-		struct mmsghdr	msgs[RX_BATCH];
-		struct iovec	iov[RX_BATCH];
+		struct mmsghdr	*msgs = rx_msgs;
 
-		memset(msgs, 0, sizeof(msgs));
-		for (i = 0; i < RX_BATCH; i++) {
-			iov[i].iov_base = rx + (size_t)i * RX_SIZE;
-			iov[i].iov_len = RX_SIZE - 1;
-			msgs[i].msg_hdr.msg_iov = &iov[i];
-			msgs[i].msg_hdr.msg_iovlen = 1;
-			msgs[i].msg_hdr.msg_name = &rx_addrs[i];
-			msgs[i].msg_hdr.msg_namelen = sizeof(rx_addrs[i]);
+		if (rx_for != rx) {
+			memset(rx_msgs, 0, sizeof(rx_msgs));
+			for (i = 0; i < RX_BATCH; i++) {
+				rx_iov[i].iov_base = rx + (size_t)i * RX_SIZE;
+				rx_iov[i].iov_len = RX_SIZE - 1;
+				msgs[i].msg_hdr.msg_iov = &rx_iov[i];
+				msgs[i].msg_hdr.msg_iovlen = 1;
+				msgs[i].msg_hdr.msg_name = &rx_addrs[i];
+				msgs[i].msg_hdr.msg_namelen =
+				    sizeof(rx_addrs[i]);
+			}
+			rx_for = rx;
 		}
 		n = recvmmsg(fd, msgs, RX_BATCH, MSG_DONTWAIT, NULL);
 #else
@@ -117,6 +129,7 @@ tp_udp_read(evutil_socket_t fd, short what, void *arg)
 			size_t	len = msgs[i].msg_len;
 
 			src.len = msgs[i].msg_hdr.msg_namelen;
+			msgs[i].msg_hdr.msg_namelen = sizeof(rx_addrs[i]);
 #else
 			size_t	len = (size_t)r;
 
@@ -250,7 +263,7 @@ tp_udp_flush(void)
 			struct iovec	iov[TX_BATCH];
 			int		r;
 
-			memset(msgs, 0, sizeof(msgs));
+			memset(msgs, 0, (j - i) * sizeof(msgs[0]));
 			for (k = i; k < j; k++) {
 				iov[k - i].iov_base = tx.buf + tx.off[k];
 				iov[k - i].iov_len = tx.len[k];

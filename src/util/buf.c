@@ -39,8 +39,9 @@ buf_cleanup(struct buf *b)
 	b->len = b->cap = 0;
 }
 
-static void
-buf_reserve(struct buf *b, size_t n)
+/* Room for n more bytes and the NUL (buf_add() found too little). */
+void
+buf_grow(struct buf *b, size_t n)
 {
 	char	*p;
 
@@ -58,23 +59,6 @@ buf_reserve(struct buf *b, size_t n)
 }
 
 void
-buf_add(struct buf *b, const void *p, size_t n)
-{
-	if (n == 0)
-		return;
-	buf_reserve(b, n);
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-void
-buf_adds(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-void
 buf_addf(struct buf *b, const char *fmt, ...)
 {
 	va_list	ap;
@@ -86,7 +70,7 @@ buf_addf(struct buf *b, const char *fmt, ...)
 	if (n < 0)
 		return;
 	if ((size_t)n >= b->cap - b->len) {
-		buf_reserve(b, n);
+		buf_grow(b, n);
 		va_start(ap, fmt);
 		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
 		va_end(ap);
@@ -156,25 +140,50 @@ strlist_free(struct strlist *l)
 void
 fmt_hex64(char out[17], unsigned long long v)
 {
-	static const char	hex[] = "0123456789abcdef";
+	static const char	hex2[513] =
+	    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+	    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+	    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+	    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+	    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+	    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+	    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
 	int			i;
 
-	for (i = 15; i >= 0; i--, v >>= 4)
-		out[i] = hex[v & 0xf];
+	/* A byte (two digits) at a time. */
+	for (i = 14; i >= 0; i -= 2, v >>= 8)
+		memcpy(out + i, hex2 + 2 * (v & 0xff), 2);
 	out[16] = '\0';
 }
 
 size_t
 fmt_uint(char *out, unsigned long v)
 {
-	char	tmp[20];
-	size_t	n = 0, i;
+	static const char	digits2[201] =
+	    "0001020304050607080910111213141516171819"
+	    "2021222324252627282930313233343536373839"
+	    "4041424344454647484950515253545556575859"
+	    "6061626364656667686970717273747576777879"
+	    "8081828384858687888990919293949596979899";
+	unsigned long	p10 = 10;
+	size_t		n = 1, i;
 
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	for (i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
+	/* How many digits, then two at a time from the last. */
+	while (n < 20 && v >= p10) {
+		n++;
+		if (n == 20)
+			break;
+		p10 *= 10;
+	}
+	for (i = n; v >= 100; v /= 100) {
+		i -= 2;
+		memcpy(out + i, digits2 + 2 * (v % 100), 2);
+	}
+	if (v >= 10)
+		memcpy(out + i - 2, digits2 + 2 * v, 2);
+	else
+		out[i - 1] = (char)('0' + v);
 	return (n);
 }
 

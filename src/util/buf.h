@@ -24,14 +24,32 @@ struct buf {
 void	buf_init(struct buf *, size_t);
 void	buf_init_on(struct buf *, char *, size_t);	/* caller's storage */
 void	buf_cleanup(struct buf *);
-void	buf_add(struct buf *, const void *, size_t);
-void	buf_adds(struct buf *, const char *);
+void	buf_grow(struct buf *, size_t);
 void	buf_addf(struct buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	buf_add_list(struct buf *, const struct slice *, unsigned,
 	    const char *);
 void	buf_addu(struct buf *, unsigned long);
 char	*buf_steal(struct buf *, size_t *);	/* caller frees */
+
+/* Inline: the per-message paths add many short pieces. */
+static inline void
+buf_add(struct buf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return;
+	if (b->len + n + 1 > b->cap)
+		buf_grow(b, n);
+	__builtin_memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static inline void
+buf_adds(struct buf *b, const char *s)
+{
+	buf_add(b, s, __builtin_strlen(s));
+}
 
 /* Formatting without printf, for the per-message paths. */
 void	fmt_hex64(char out[17], unsigned long long);	/* %016llx */

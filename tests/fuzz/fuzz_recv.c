@@ -249,6 +249,23 @@ branch_ref(const char *p, size_t len, size_t i)
 }
 
 /*
+ * A request that sipmsg_parse() took without libosip2 (a plain one outside
+ * a dialog, sipmsg_osip_plain()) must be one libosip2 takes.
+ */
+static void
+check_plain(const char *d, size_t n)
+{
+	struct sipmsg	*m = sipmsg_new(d, n);
+	char		 err[256];
+
+	if (sipmsg_parse(m, err, sizeof(err)) == 0 && m->request &&
+	    !sipmsg_in_dialog(m) && sipmsg_osip_plain(m) &&
+	    sipmsg_parse_osip(m, err, sizeof(err)) != 0)
+		abort();
+	sipmsg_free(m);
+}
+
+/*
  * One datagram in, with "$1".."$9" replaced by the branches sent so far.
  * The copy has exactly the datagram's size, so that ASan sees any read
  * past its end.
@@ -275,6 +292,7 @@ recv_one(const char *p, size_t len)
 			i++;
 		} else
 			d[n++] = p[i];
+	check_plain(d, n);
 	proxy_recv(NULL, &tp.socks[0], from, d, n);
 	free(d);
 	check_sent();

@@ -259,7 +259,9 @@ END_TEST
 START_TEST(hex_and_decimal)
 {
 	char		out[24];
-	unsigned long	v[] = { 0, 7, 10, 65535, 4294967295UL,
+	unsigned long	v[] = { 0, 7, 9, 10, 99, 100, 101, 999, 1000, 5060,
+			    65535, 99999, 100000, 4294967295UL,
+			    9999999999999999999UL, 10000000000000000000UL,
 			    18446744073709551615UL };
 	unsigned	i;
 	struct buf	b;
@@ -268,6 +270,8 @@ START_TEST(hex_and_decimal)
 	ck_assert_str_eq(out, "0123456789abcdef");
 	fmt_hex64(out, 0);
 	ck_assert_str_eq(out, "0000000000000000");
+	fmt_hex64(out, 0xf00dfacefeedbeefULL);
+	ck_assert_str_eq(out, "f00dfacefeedbeef");
 	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		char	want[24];
 

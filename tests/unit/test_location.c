@@ -227,12 +227,17 @@ END_TEST
 
 START_TEST(addr_format)
 {
-	char	out[TP_HOSTPORT_LEN];
+	char		out[TP_HOSTPORT_LEN];
+	struct tp_addr	tcp;
 
 	location_addr_format(&src, out, sizeof(out));
 	ck_assert_str_eq(out, "198.51.100.9:40000");
 	location_addr_format(&src2, out, sizeof(out));
 	ck_assert_str_eq(out, "[2001:db8::9]:40000");
+	tcp = src;
+	tcp.proto = TP_TCP;
+	location_addr_format(&tcp, out, sizeof(out));
+	ck_assert_str_eq(out, "tcp:198.51.100.9:40000");
 }
 END_TEST
 

@@ -955,6 +955,140 @@ START_TEST(parse_osip_headers)
 }
 END_TEST
 
+/*
+ * The requests spared libosip2 (sipmsg_osip_plain()): the common forms
+ * are; anything outside them goes to libosip2, and is answered as before
+ * (tests/fuzz/osip_plain checks that libosip2 takes every plain one).
+ */
+START_TEST(osip_plain_cases)
+{
+	static const struct {
+		const char	*from, *to;
+		bool		 plain;
+		int		 want;
+	} cases[] = {
+		{ "", "", true, 0 },
+		{ "Contact: <sip:alice@192.0.2.1:5062>", "Contact: sip:a@b",
+		    true, 0 },
+		{ "Contact: <sip:alice@192.0.2.1:5062>",
+		    "Contact: \"A\" <sip:a@b;lr>;expires=60;q=0.5", true, 0 },
+		{ "To: Bob <sip:bob@example.com>", "t: Bob B <sips:bob@x>",
+		    true, 0 },
+		{ "INVITE sip:bob@example.com",
+		    "INVITE sip:b@x:5060;user=phone", true, 0 },
+		/* Outside the plain forms: libosip2 judges, as before. */
+		{ "Contact: <sip:alice@192.0.2.1:5062>",
+		    "Contact: <sip:a@b>;+sip.instance=\"<urn:x>\"", false, 0 },
+		{ "Contact: <sip:alice@192.0.2.1:5062>", "Contact: *", false,
+		    0 },
+		{ "Contact: <sip:alice@192.0.2.1:5062>",
+		    "Contact: <sip:a@b>, <sip:c@d>", false, 0 },
+		{ "Contact: <sip:alice@192.0.2.1:5062>",
+		    "Contact: <sip:%61@b>", false, 0 },
+		{ "Contact: <sip:alice@192.0.2.1:5062>",
+		    "Contact: <sip:a@[2001:db8::1]>", false, 0 },
+		{ "Contact: <sip:alice@192.0.2.1:5062>",
+		    "Contact: o: <sip:c@x>", false, 400 },
+		{ "Contact: <sip:alice@192.0.2.1:5062>", "Contact: <\r\n",
+		    false, 400 },
+		{ "192.0.2.1:5062;", "192.0.2.1:5062 ;", false, 0 },
+		{ "192.0.2.1:5062;", "[2001:db8::1]:5062;", false, 0 },
+		{ "Max-Forwards: 70", "Max-Forwards:\r\n 70", false, 0 },
+		{ "Max-Forwards: 70", "Max-Forwards : 70", false, 0 },
+		{ "CSeq: 314159 INVITE", "CSeq: 314159  INVITE", false, 0 },
+		{ "INVITE sip:bob@example.com",
+		    "INVITE sip:bob@example.com?a=b", false, 0 },
+	};
+	char		 text[1024];
+	struct sipmsg	*m;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char	*at = strstr(INVITE_MSG, cases[i].from);
+		size_t		 n = (size_t)(at - INVITE_MSG);
+
+		ck_assert_ptr_nonnull(at);
+		snprintf(text, sizeof(text), "%.*s%s%s", (int)n, INVITE_MSG,
+		    cases[i].to, at + strlen(cases[i].from));
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_msg(sipmsg_parse(m, err, sizeof(err)) ==
+		    cases[i].want, "%s: %s", cases[i].to, err);
+		if (cases[i].want == 0) {
+			ck_assert_msg(sipmsg_osip_plain(m) == cases[i].plain,
+			    "%s", cases[i].to);
+			ck_assert_int_eq(sipmsg_parse_osip(m, err, sizeof(err)),
+			    0);
+		} else
+			ck_assert_str_eq(err, "Malformed message");
+		sipmsg_free(m);
+	}
+}
+END_TEST
+
+/*
+ * The scanner reads lines 16 bytes at a time: a CR outside a CRLF is
+ * found wherever it stands, a CRLF or a bare LF split across two steps
+ * ends its line, and a line without an end is the rest.
+ */
+START_TEST(scan_line_ends_everywhere)
+{
+	char		 text[512], pad[64];
+	struct sipmsg	*m;
+	size_t		 k, i;
+
+	for (k = 0; k < 40; k++) {
+		memset(pad, 'x', k);
+		pad[k] = '\0';
+		/* A good message, the Subject's line end at each alignment. */
+		snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0"
+		    "\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nSubject: %s\r\n"
+		    "To: <sip:b@x>\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c\r\n"
+		    "CSeq: 1 OPTIONS\r\n\r\n", pad);
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_msg(sipmsg_parse(m, err, sizeof(err)) == 0, "%zu: %s",
+		    k, err);
+		ck_assert(slice_eq(sipmsg_hvalue(m, &m->h[1]), pad) || k == 0);
+		ck_assert(!m->lf_bare);
+		sipmsg_free(m);
+		/* A bare LF there instead. */
+		snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0"
+		    "\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\nSubject: %s\n"
+		    "To: <sip:b@x>\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c\r\n"
+		    "CSeq: 1 OPTIONS\r\n\r\n", pad);
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), 0);
+		ck_assert(m->lf_bare);
+		sipmsg_free(m);
+		/* A CR at k in a value, or two before the CRLF. */
+		for (i = 0; i < 2; i++) {
+			snprintf(text, sizeof(text), "OPTIONS sip:b@x "
+			    "SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1"
+			    "\r\nSubject: %s\r%s\r\nTo: <sip:b@x>\r\n"
+			    "From: <sip:a@x>;tag=1\r\nCall-ID: c\r\n"
+			    "CSeq: 1 OPTIONS\r\n\r\n", pad, i ? "\r" : "yz");
+			m = sipmsg_new(text, strlen(text));
+			ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), -1);
+			ck_assert_str_eq(err, "Bare CR in the headers");
+			sipmsg_free(m);
+		}
+		/* No line end at all: the last line is the rest; a CR there. */
+		snprintf(text, sizeof(text), "OPTIONS sip:b@example.com SIP/2.0"
+		    "\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKs1\r\n"
+		    "To: <sip:b@x>\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c\r\n"
+		    "CSeq: 1 OPTIONS\r\nSubject: %s", pad);
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), 0);
+		ck_assert_uint_eq(m->hdr_end, strlen(text));
+		sipmsg_free(m);
+		strcat(text, "\r");
+		m = sipmsg_new(text, strlen(text));
+		ck_assert_int_eq(sipmsg_parse(m, err, sizeof(err)), -1);
+		ck_assert_str_eq(err, "Bare CR in the headers");
+		sipmsg_free(m);
+	}
+}
+END_TEST
+
 /* More header lines than struct sipmsg holds: the index goes on. */
 START_TEST(scan_many_headers)
 {
@@ -1715,7 +1849,8 @@ main(void)
 	check_add(tc, response_tolerated, addr_ok_cases);
 	check_add(check_case("parse_steps"), scan_header_ids, parse_step_via,
 	    parse_step_counts, parse_step_fields, parse_step_request,
-	    parse_osip_headers, scan_many_headers,
+	    parse_osip_headers, osip_plain_cases, scan_line_ends_everywhere,
+	    scan_many_headers,
 	    in_dialog_checked_without_osip);
 	check_add(check_case("check_request"), check_request_ok,
 	    check_request_version, check_request_scheme,
