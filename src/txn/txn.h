@@ -247,7 +247,6 @@ struct txn	*txn_server_new(struct sipmsg *, struct tp_sock *,
 		     const struct tp_addr *);
 int		 txn_server_reply(struct txn *, int, char *, size_t);
 const struct sipmsg *txn_server_request(struct txn *);
-void		 txn_server_unindex(struct txn *);
 void		 txn_server_settle(struct txn *);
 void		 txn_server_retransmit(struct txn *, const struct sipmsg *);
 void		 txn_server_peer(const struct sipmsg *, const struct tp_addr *,

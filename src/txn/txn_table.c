@@ -87,6 +87,82 @@ txn_state_name(enum txn_state s)
 }
 
 /*
+ * What txn_lines() makes of m for a settled server transaction (the
+ * request line, the Vias, From, To, Call-ID, CSeq, the empty line), from
+ * m's index of its lines.
+ */
+static char *
+txn_server_lines(const struct sipmsg *m, size_t *outlen)
+{
+	const struct sip_hline	*h;
+	struct buf		 b;
+	char			 stack[512], *out;
+	unsigned		 i;
+
+	if (m->nh == 0)
+		return (NULL);
+	buf_init_on(&b, stack, sizeof(stack));
+	buf_add(&b, m->buf, m->h[0].off);	/* the request line */
+	for (i = 0; i < m->nh; i++) {
+		h = &m->h[i];
+		switch (h->id) {
+		case SH_VIA:
+		case SH_FROM:
+		case SH_TO:
+		case SH_CALL_ID:
+		case SH_CSEQ:
+			buf_add(&b, m->buf + h->off, h->len);
+			if (h->len < 1 || m->buf[h->off + h->len - 1] != '\n')
+				buf_add(&b, "\r\n", 2);	/* the last line */
+			break;
+		default:
+			break;
+		}
+	}
+	buf_add(&b, "\r\n", 2);
+	out = xmalloc(b.len + 1);
+	memcpy(out, b.p, b.len);
+	out[b.len] = '\0';
+	*outlen = b.len;
+	buf_cleanup(&b);
+	return (out);
+}
+
+/*
+ * The turn is over: t keeps its request's bytes, not the index (most of
+ * a struct sipmsg).  The bytes stay where they were: what the owner took
+ * from the request (a Route set) still points into them.
+ */
+static void
+txn_server_unindex(struct txn *t)
+{
+	char	*bytes = NULL;
+	size_t	 len;
+
+	if (t->req != NULL) {
+		if (t->settled && !t->trimmed)	/* by the index: no scan */
+			bytes = txn_server_lines(t->req, &len);
+		if (t->raw == NULL) {
+			t->raw = t->req->buf;
+			t->rawlen = t->req->len;
+			t->req->buf = NULL;
+		}
+		sipmsg_free(t->req);
+		t->req = NULL;
+	}
+	if (bytes == NULL && t->settled && !t->trimmed && t->raw != NULL)
+		bytes = txn_lines(t->raw, t->rawlen, TXN_L_VIA | TXN_L_FROM |
+		    TXN_L_TO | TXN_L_CALLID | TXN_L_CSEQ, &len);
+	if (bytes != NULL) {
+		free(t->raw);
+		t->raw = bytes;
+		t->rawlen = len;
+		t->trimmed = true;
+	}
+	txn_trim(t);
+}
+
+/*
  * Free the transactions that ended in this loop turn.  The main loop calls
  * it once each turn ends, when nothing up the stack can hold one; a zero
  * timer does it otherwise (unit tests, a loop that does not call it).
