@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -337,6 +338,19 @@ heap_in_use(void)
 #endif
 }
 
+/* The per-worker lines of stats, in struct worker_stats's order. */
+static const struct {
+	const char	*name;
+	size_t		 off;
+} worker_fields[] = {
+	{ "handed_out", offsetof(struct worker_stats, handed_out) },
+	{ "handed_in", offsetof(struct worker_stats, handed_in) },
+	{ "stream_out", offsetof(struct worker_stats, stream_out) },
+	{ "handoff_dropped", offsetof(struct worker_stats, handoff_dropped) },
+	{ "connections", offsetof(struct worker_stats, connections) },
+	{ "accepted", offsetof(struct worker_stats, accepted) },
+};
+
 static void
 cmd_stats(struct out *o)
 {
@@ -346,6 +360,7 @@ cmd_stats(struct out *o)
 	const struct gw			*gw;
 	char				 name[64];
 	int				 i;
+	size_t				 j;
 
 	for (i = 1; i < SM_COUNT; i++) {
 		if (s->requests_in[i] == 0)
@@ -391,18 +406,13 @@ cmd_stats(struct out *o)
 	stat_line(o, "memory.transaction_records", t.records);
 	for (i = 0; i < (int)worker_count(); i++) {
 		worker_stats((unsigned)i, &ws);
-		snprintf(name, sizeof(name), "workers.%d.handed_out", i);
-		stat_line(o, name, ws.handed_out);
-		snprintf(name, sizeof(name), "workers.%d.handed_in", i);
-		stat_line(o, name, ws.handed_in);
-		snprintf(name, sizeof(name), "workers.%d.stream_out", i);
-		stat_line(o, name, ws.stream_out);
-		snprintf(name, sizeof(name), "workers.%d.handoff_dropped", i);
-		stat_line(o, name, ws.handoff_dropped);
-		snprintf(name, sizeof(name), "workers.%d.connections", i);
-		stat_line(o, name, ws.connections);
-		snprintf(name, sizeof(name), "workers.%d.accepted", i);
-		stat_line(o, name, ws.accepted);
+		for (j = 0; j < sizeof(worker_fields) /
+		    sizeof(worker_fields[0]); j++) {
+			snprintf(name, sizeof(name), "workers.%d.%s", i,
+			    worker_fields[j].name);
+			stat_line(o, name, *(const uint64_t *)(const void *)
+			    ((const char *)&ws + worker_fields[j].off));
+		}
 	}
 	if (C.tp != NULL) {
 		struct tp_counter	c[TP_COUNTERS_MAX];
