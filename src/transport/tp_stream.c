@@ -358,21 +358,23 @@ dir_add(const struct tp_conn *c)
 static unsigned
 dir_claim(const struct tp_addr *a, unsigned worker)
 {
-	struct dir_entry	*e, *ne = xcalloc(1, sizeof(*ne));
-	size_t			 n = conn_key(a, ne->key);
+	struct dir_entry	*e;
+	uint8_t			 key[CONN_KEY_MAX];
+	size_t			 n = conn_key(a, key);
 	unsigned		 owner = worker;
 
+	/* A send handed on each time: an entry is made only for a claim. */
 	pthread_mutex_lock(&dir.mu);
-	if ((e = (struct dir_entry *)hashtab_find(&dir.tab, (char *)ne->key,
+	if ((e = (struct dir_entry *)hashtab_find(&dir.tab, (char *)key,
 	    n)) != NULL)
 		owner = e->owner;
 	else {
-		ne->owner = worker;
-		hashtab_insert(&dir.tab, &ne->node, (char *)ne->key, n);
-		ne = NULL;
+		e = xcalloc(1, sizeof(*e));
+		memcpy(e->key, key, n);
+		e->owner = worker;
+		hashtab_insert(&dir.tab, &e->node, (char *)e->key, n);
 	}
 	pthread_mutex_unlock(&dir.mu);
-	free(ne);
 	return (owner);
 }
 
@@ -519,8 +521,12 @@ conn_free(struct tp_conn *c, const char *why)
 		dir_del(c);
 	hashtab_remove(&tp->conns, &c->node);
 	tp->nconns--;
-	all_release();
+	/*
+	 * The source's count first: the last loop to close frees the table
+	 * of sources once no connection is counted (tp_stream_close_all).
+	 */
 	src_put(c->src);
+	all_release();
 	timer_stop(&c->deadline);
 	if (c->reading)
 		event_del(&c->rev);
