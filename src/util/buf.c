@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -166,7 +167,7 @@ fmt_uint(char *out, unsigned long v)
 	    "4041424344454647484950515253545556575859"
 	    "6061626364656667686970717273747576777879"
 	    "8081828384858687888990919293949596979899";
-	unsigned long	p10 = 10;
+	uint64_t	p10 = 10;	/* 10^19 fits */
 	size_t		n = 1, i;
 
 	/* How many digits, then two at a time from the last. */
