@@ -497,18 +497,10 @@ proxy_ctx_sl_tag_ours(struct slice tag)
 	return (tag.len == 16 && memcmp(tag.p, pre + 8, 8) == 0);
 }
 
-/* The caller's Via as we answer or forward: received and rport added. */
-char *
-proxy_ctx_topvia(const struct sipmsg *m, const struct tp_addr *src)
-{
-	struct buf	tv;
-
-	buf_init(&tv, 256);
-	proxy_ctx_topvia_buf(m, src, &tv);
-	return (buf_steal(&tv, NULL));
-}
-
-/* The same, added to tv (the caller's storage, as it likes). */
+/*
+ * The caller's Via as we answer or forward (received and rport added),
+ * added to tv (the caller's storage, as it likes).
+ */
 void
 proxy_ctx_topvia_buf(const struct sipmsg *m, const struct tp_addr *src,
     struct buf *tv)

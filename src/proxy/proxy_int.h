@@ -140,7 +140,6 @@ bool	 proxy_ctx_flow_parse(struct slice, struct tp_addr *);
 bool	 proxy_ctx_branch_ours(struct slice, struct slice, struct dest *);
 void	 proxy_ctx_sl_tag(const struct sipmsg *, char *, size_t);
 bool	 proxy_ctx_sl_tag_ours(struct slice);
-char	*proxy_ctx_topvia(const struct sipmsg *, const struct tp_addr *);
 void	 proxy_ctx_topvia_buf(const struct sipmsg *, const struct tp_addr *,
 	    struct buf *);
 void	 proxy_ctx_count_sent(int, bool);

@@ -116,7 +116,8 @@ struct txn {
 					   (a record: in its tail) */
 	void		*owner;		/* the transaction user's; a record:
 					   NULL */
-	char		*callid;	/* owned, for logs; may be NULL */
+	char		*callid;	/* in the txn's allocation, for logs;
+					   may be NULL */
 	struct sipmsg	*req;		/* server: the request indexed, for
 					   this turn (owned); else NULL */
 	struct txn	*rec_next;	/* a record: next on its FIFO list;
@@ -138,7 +139,6 @@ struct txn {
 	bool		 rec;		/* a compact record: nothing below */
 	bool		 detached;	/* done: the owner let it go */
 	bool		 open;		/* counted in txn_open() */
-	bool		 callid_inline;	/* callid in the txn's allocation */
 	uint32_t	 serial;	/* its number: txn_id(), the heap's
 					   order on a tie */
 	/* The mark: a full transaction only, from here on. */
@@ -222,7 +222,6 @@ struct txn	*txn_match_response(const struct sipmsg *);
 struct txn	*txn_alloc(enum txn_kind, struct buf *key, struct slice);
 void		 txn_enter(struct txn *, enum txn_state);
 void		 txn_xmit(struct txn *);
-void		 txn_set_callid(struct txn *, struct slice);
 void		 txn_set_ops(struct txn *, const struct txn_ops *);
 const struct txn_ops *txn_ops_of(uint8_t);
 void		 txn_trim(struct txn *);

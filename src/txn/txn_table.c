@@ -236,8 +236,6 @@ txn_free(struct txn *t)
 	}
 	sipmsg_free(t->req);
 	free(t->out);
-	if (!t->callid_inline)
-		free(t->callid);
 	if (TXN_CLIENT(t)) {
 		free(t->cancel_reason);
 		free(t->tls_name);
@@ -928,7 +926,6 @@ txn_alloc(enum txn_kind kind, struct buf *key, struct slice callid)
 		t->callid = t->keybuf + klen + 1;
 		memcpy(t->callid, callid.p, callid.len);
 		t->callid[callid.len] = '\0';
-		t->callid_inline = true;
 	}
 	buf_cleanup(key);
 	t->serial = (uint32_t)++T.serial;
@@ -959,18 +956,6 @@ const struct txn_ops *
 txn_ops_of(uint8_t i)
 {
 	return (i == 0 ? &T.ops : T.opstab[i - 1]);
-}
-
-void
-txn_set_callid(struct txn *t, struct slice callid)
-{
-	if (t->rec)
-		return;
-	if (!t->callid_inline)
-		free(t->callid);
-	t->callid_inline = false;
-	t->callid = xstrndup(callid.p, callid.len);
-	txn_trim(t);
 }
 
 const char *
