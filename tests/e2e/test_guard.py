@@ -379,14 +379,23 @@ def test_sipp_flood_while_sipp_calls_complete(osprey_factory, tmp_path):
         procs.append(uas)
         wait_udp_bound(uas_port, uas, "SIPp UAS")
         rss0 = rss_kb(o.proc.pid)
-        flood = sipp(["%s:%d" % o.addr, "-sn", "uac", "-s", "bob",
-                      "-i", "127.0.0.2", "-p", free_udp_port("127.0.0.2"),
-                      "-mi", "127.0.0.2", "-mp", free_udp_block(4),
-                      "-ci", "127.0.0.2", "-cp", free_udp_block(1),
-                      "-r", 1000, "-m", 6000, "-l", 100000],
-                     12, wd + "/flood_err.log")
-        procs.append(flood)
-        time.sleep(0.5)
+        # The ports are free when picked, but another test may take one
+        # before SIPp binds it: then SIPp exits at once; pick again.
+        for attempt in range(3):
+            flood = sipp(["%s:%d" % o.addr, "-sn", "uac", "-s", "bob",
+                          "-i", "127.0.0.2", "-p",
+                          free_udp_port("127.0.0.2"),
+                          "-mi", "127.0.0.2", "-mp", free_udp_block(4),
+                          "-ci", "127.0.0.2", "-cp", free_udp_block(1),
+                          "-r", 1000, "-m", 6000, "-l", 100000],
+                         12, wd + "/flood_err.log")
+            procs.append(flood)
+            time.sleep(0.5)
+            if flood.poll() is None:
+                break
+        assert flood.poll() is None, "the flooding SIPp did not start: " + (
+            open(wd + "/flood_err.log").read()[-1000:] if os.path.exists(
+                wd + "/flood_err.log") else "")
         legit = sipp(["%s:%d" % o.addr, "-sn", "uac", "-s", "bob",
                       "-i", "127.0.0.3", "-p", free_udp_port("127.0.0.3"),
                       "-mi", "127.0.0.3", "-mp", free_udp_block(4),
