@@ -322,6 +322,7 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 	registrar_set(&nc->reg);
 	guard_set(&nc->guard, &nc->auth.trusted);
 	auth_set(&nc->auth, nc->users);
+	dialog_set_settings(&nc->dialog);	/* the tables stay */
 	nc->users = NULL;
 	conf_free(D.conf);
 	free(D.conf);
@@ -549,6 +550,7 @@ main(int argc, char **argv)
 		log_notice("ospreyd: no auth.users file: requests are not "
 		    "authenticated");
 	gw_settings_of(D.conf, &gs);
+	dialog_set_settings(&D.conf->dialog);
 	proxy_init(D.base, &D.tp, proxy_settings_take(&D.conf->proxy),
 	    &D.conf->txn);
 	D.proxy_set = proxy_settings();

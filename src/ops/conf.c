@@ -1207,6 +1207,8 @@ static const struct key timer_keys[] = {
 	INT("t4", struct conf, txn.t4_ms, 1, 600000, 5000),
 	INT("c", struct conf, txn.c_ms, 100, 3600000, 180000),
 	INT("cancel", struct conf, proxy.cancel_ms, 10, 600000, 5000),
+	INT("dialog_timeout", struct conf, dialog.timeout_s, 0, 604800,
+	    43200),
 	END
 };
 
@@ -1494,6 +1496,23 @@ static const struct key websocket_keys[] = {
 
 SECTION(websocket_sec, websocket_keys, "{ origins = [ ... ]; }");
 
+static const struct key dialog_keys[] = {
+	BOOL("enable", struct conf, dialog.enable, true),
+	END
+};
+
+SECTION(dialog_sec, dialog_keys, "{ enable = true; }");
+
+static const struct key limits_keys[] = {
+	INT("calls_per_user", struct conf, dialog.calls_per_user, 0, 1000000,
+	    0),
+	INT("calls_per_source", struct conf, dialog.calls_per_source, 0,
+	    1000000, 0),
+	END
+};
+
+SECTION(limits_sec, limits_keys, "{ calls_per_user = ...; }");
+
 static const struct key root_keys[] = {
 	LIST("listen", "listen", struct conf, listen, nlisten, listen_sec, 1),
 	LINES("domains", "domain", struct conf, proxy.domains, parse_domains,
@@ -1522,6 +1541,8 @@ static const struct key root_keys[] = {
 	GROUP("connections", connection_sec),
 	GROUP("tls", tls_sec),
 	GROUP("websocket", websocket_sec),
+	GROUP("dialog", dialog_sec),
+	GROUP("limits", limits_sec),
 	END
 };
 

@@ -5,6 +5,7 @@
 
 #include "auth.h"
 #include "ctl.h"
+#include "dialog.h"
 #include "guard.h"
 #include "proxy.h"
 #include "registrar.h"
@@ -37,6 +38,8 @@ struct conf {
 	struct registrar_settings reg;
 	struct auth_settings	 auth;
 	struct guard_settings	 guard;
+	struct dialog_settings	 dialog;	/* dialog, limits,
+						   timers.dialog_timeout */
 	struct tp_limits	 conns;		/* max_message_size: root key */
 	struct tls_settings	 tls;		/* the server side */
 	char			*tls_client_ca;	/* owned; NULL: the system's */

@@ -35,6 +35,7 @@ proxy_init(struct event_base *base, struct tp *tp, struct proxy_settings *set,
 {
 	proxy_ctx_init(base, tp, set);
 	txn_init(base, ts, &proxy_fork_txn_ops);
+	dialog_init(base, tp);
 	tp_set_handlers(tp, proxy_recv_bad, proxy_lost, proxy_admit_conn);
 }
 
@@ -141,6 +142,7 @@ proxy_shutdown(void)
 {
 	proxy_ctx_drop_lookups();
 	txn_shutdown();
+	dialog_shutdown();
 	proxy_ctx_settings_unref(P.cur);
 	P.cur = NULL;
 }
@@ -217,13 +219,26 @@ sipuri_is_local(const struct sipuri *u, int *proto_out, struct tp_addr *flow)
 	return (true);
 }
 
-/* Our Record-Route, come back: does it carry the stamp of this dialog? */
+/*
+ * Our Record-Route, come back: does it carry the stamp of this dialog?
+ * hop->tracked: the stamp of an INVITE whose dialogs the table keeps.
+ */
 static bool
-stamped(const struct sipmsg *m, const struct sipuri *u)
+stamped(const struct sipmsg *m, const struct sipuri *u, struct hop *hop)
 {
 	struct slice	v;
+	char		want[17];
 
-	return (sipuri_param(u, "osp", &v) && auth_stamp_ok(v, m->callid));
+	if (!sipuri_param(u, "osp", &v))
+		return (false);
+	if (auth_stamp_ok(v, m->callid))
+		return (true);
+	proxy_ctx_dialog_stamp(m->callid, want);
+	if (v.len == 16 && memcmp(v.p, want, 16) == 0) {
+		hop->tracked = true;
+		return (true);
+	}
+	return (false);
 }
 
 /*
@@ -270,6 +285,7 @@ proxy_pop_routes(const struct sipmsg *m, struct hop *hop, bool *popped,
 
 	*popped = false;
 	*stamp = false;
+	hop->tracked = false;
 	hop->ruri = m->ruri;
 	hop->ru_rc = 0;
 	hop->side_proto = -1;
@@ -281,7 +297,7 @@ proxy_pop_routes(const struct sipmsg *m, struct hop *hop, bool *popped,
 	if (n > 0) {
 		hop->ru_rc = sipuri_parse(m->ruri, &hop->ru) == 0 ? 1 : -1;
 		if (hop->ru_rc == 1 && sipuri_is_local(&hop->ru, NULL, NULL)) {
-			*stamp = stamped(m, &hop->ru);
+			*stamp = stamped(m, &hop->ru, hop);
 			hop->ruri = hdr_uri(routes[n - 1]);
 			hop->ru_rc = 0;
 			/* It goes in our request line. */
@@ -295,7 +311,7 @@ proxy_pop_routes(const struct sipmsg *m, struct hop *hop, bool *popped,
 	/* Ours on top: popped; the last one names the side it goes to. */
 	while (first < n && sipuri_parse(hdr_uri(routes[first]), &u) == 0 &&
 	    sipuri_is_local(&u, &hop->side_proto, &hop->side_flow)) {
-		*stamp = *stamp || stamped(m, &u);
+		*stamp = stamped(m, &u, hop) || *stamp;
 		first++;
 		*popped = true;
 	}
@@ -437,6 +453,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	hop->strict = NULL;
 	hop->foreign = false;
 	hop->dialog = false;
+	hop->identity = (struct slice){ NULL, 0 };
 	hop->route = NULL;
 	hop->user = (struct slice){ NULL, 0 };
 	hop->domain = (struct slice){ NULL, 0 };
@@ -483,6 +500,12 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	/* 10.2 wants no user in a REGISTER's R-URI; some send one anyway. */
 	if (ours && m->method == SM_REGISTER && registrar_enabled())
 		return (hop->d = DEC_REGISTER);
+	/*
+	 * In a dialog and to the proxy itself, whatever the user part: no
+	 * dialog has us for a target (we are no UA).
+	 */
+	if (m->to_tag.len > 0 && tp_is_local(P.tp, u.host, u.port))
+		return (proxy_decide_reject(hop, 481));
 	if (ours && u.user.len == 0) {
 		if (m->method == SM_OPTIONS && m->to_tag.len == 0)
 			return (hop->d = DEC_FOR_US);
@@ -508,7 +531,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
  */
 static int
 proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
-    const struct tp_addr *src, const struct hop *hop, char *err,
+    const struct tp_addr *src, struct hop *hop, char *err,
     size_t errlen)
 {
 	const struct sip_hline	*fh;
@@ -562,6 +585,7 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 			    "authenticated user");
 			return (403);
 		}
+		hop->identity = user;
 		return (0);
 	}
 	/* A stranger: only to our users, or along a public route. */
@@ -606,6 +630,27 @@ proxy_route_hop(const struct sipmsg *m, struct hop *hop)
 		    strlen(r->targets[order[i]].uri) };
 }
 
+/*
+ * An in-dialog request back through the Record-Route of an INVITE whose
+ * dialogs we keep: it must belong to one, and go to its other party
+ * (dialog_request()).  0, or the status to refuse with.
+ */
+static int
+proxy_dialog_check(const struct sipmsg *m, const struct hop *hop, char *err,
+    size_t errlen)
+{
+	struct slice	next;
+
+	if (!hop->tracked || m->to_tag.len == 0 || hop->d != DEC_HOP ||
+	    !dialog_enabled())
+		return (0);
+	if (hop->strict != NULL || hop->nroutes == 0)
+		next = hop->ruri;	/* a strict next hop is in it */
+	else
+		next = hdr_uri(hop->routes[0]);
+	return (dialog_request(m, next, err, errlen));
+}
+
 /* ACK for a 2xx, and other requests we do not keep state for. */
 static void
 proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
@@ -625,6 +670,12 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	}
 	switch (proxy_decide(m, &hop)) {
 	case DEC_HOP:
+		if (proxy_dialog_check(m, &hop, hop.err, sizeof(hop.err)) !=
+		    0) {
+			log_info("proxy " SLICE_FMT ": ACK not forwarded: %s",
+			    SLICE_ARG(m->callid), hop.err);
+			goto done;
+		}
 		if (hop.foreign && !P.cur->relay && !ack_allowed(m, src)) {
 			log_info("proxy " SLICE_FMT ": ACK to a foreign domain "
 			    "not forwarded (no relay)", SLICE_ARG(m->callid));
@@ -746,7 +797,8 @@ proxy_reject(struct sipmsg *m, struct tp_sock *sock,
 	    "cause=%s", SLICE_ARG(m->callid), sip_method_name(m->method),
 	    hop->code, hop->err, sip_cause_name(sip_cause(hop->code)));
 	proxy_reply_stateless(m, sock, src, hop->code, hop->err,
-	    hop->code == 405 ? ALLOW_HDR : NULL);
+	    hop->code == 405 ? ALLOW_HDR : hop->code == 503 ?
+	    "Retry-After: 30\r\n" : NULL);
 	sipmsg_free(m);
 	free(hop->strict);
 }
@@ -754,13 +806,15 @@ proxy_reject(struct sipmsg *m, struct tp_sock *sock,
 /* Accepted: the server transaction, 100 Trying, and the branches. */
 static void
 proxy_forward(struct sipmsg *m, struct tp_sock *sock,
-    const struct tp_addr *src, struct hop *hop, const struct aor *a)
+    const struct tp_addr *src, struct hop *hop, const struct aor *a,
+    struct dialog_call *call)
 {
 	struct txn	*st;
 	struct pctx	*ctx;
 
 	st = txn_server_new(m, sock, src);
 	ctx = proxy_fork_new(st, sock, src);
+	ctx->call = call;
 	if (hop->nroutes > 0) {	/* most requests have none */
 		ctx->routes = xcalloc(hop->nroutes, sizeof(*ctx->routes));
 		memcpy(ctx->routes, hop->routes,
@@ -779,6 +833,37 @@ proxy_forward(struct sipmsg *m, struct tp_sock *sock,
 		proxy_fork_hop(ctx, hop->ruri, &hop->dest);
 }
 
+/*
+ * An INVITE we record-route out of dialog: the call its dialogs come
+ * from, once the concurrent-call limits let it through (else NULL, and
+ * hop is a refusal).
+ */
+static struct dialog_call *
+proxy_dialog_call(const struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, struct hop *hop)
+{
+	struct slice	 user = hop->identity;
+	struct sipuri	 fu;
+	char		 st[17];
+	int		 code;
+
+	if (m->method != SM_INVITE || m->to_tag.len > 0 ||
+	    !P.cur->record_route || !dialog_enabled())
+		return (NULL);
+	if (user.len == 0 && sipmsg_hdr(m, SH_FROM) != NULL &&
+	    sipuri_parse(hdr_uri(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM))),
+	    &fu) == 0)
+		user = fu.user;	/* no authentication: the From user */
+	if ((code = dialog_call_admit(user, src, hop->err,
+	    sizeof(hop->err))) != 0) {
+		hop->d = DEC_REJECT;
+		hop->code = code;
+		return (NULL);
+	}
+	proxy_ctx_dialog_stamp(m->callid, st);
+	return (dialog_call_new(m, src, sock, user, hop->identity, st));
+}
+
 /* A new request (not ACK, not CANCEL): admit, decide, authorize, forward. */
 static void
 proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
@@ -786,6 +871,7 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 {
 	struct hop	 hop;
 	struct aor	*a = NULL;
+	struct dialog_call *call = NULL;
 	bool		 locked = false;
 	int		 code;
 
@@ -812,6 +898,13 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 	default:
 		break;
 	}
+	if ((code = proxy_dialog_check(m, &hop, hop.err,
+	    sizeof(hop.err))) != 0) {
+		hop.d = DEC_REJECT;
+		hop.code = code;
+		proxy_reject(m, sock, src, &hop);
+		return;
+	}
 	code = proxy_authorize(m, sock, src, &hop, hop.err, sizeof(hop.err));
 	if (code == -1) {	/* challenged, statelessly */
 		free(hop.strict);
@@ -826,10 +919,12 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		locked = true;
 		a = proxy_lookup(&hop);
 	}
+	if (hop.d != DEC_REJECT)
+		call = proxy_dialog_call(m, sock, src, &hop);
 	if (hop.d == DEC_REJECT)
 		proxy_reject(m, sock, src, &hop);
 	else
-		proxy_forward(m, sock, src, &hop, a);
+		proxy_forward(m, sock, src, &hop, a, call);
 	if (locked)
 		location_unlock();
 }

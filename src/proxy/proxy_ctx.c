@@ -174,6 +174,7 @@ proxy_ctx_unref(struct pctx *ctx)
 		free(ctx->loc[i].path);
 	}
 	free(ctx->loc);
+	dialog_call_free(ctx->call);
 	proxy_ctx_settings_unref(ctx->set);
 	free(ctx->strict_ruri);
 	free(ctx->routes);
@@ -642,4 +643,23 @@ proxy_ctx_send(struct tp_sock *in, const struct dest *d, char *bytes,
 	snprintf(s->name, sizeof(s->name), "%s", d->host);
 	resolver_query(&(struct resolve_query){ d->host, d->port, d->proto,
 	    d->sips, tp_protos(P.tp) }, proxy_ctx_sl_resolved, s);
+}
+
+/*
+ * The stamp of our Record-Route in an INVITE whose dialogs we track: the
+ * MAC of the Call-ID and a mark, so that an in-dialog request through it
+ * is known to belong to a dialog in the table (and one of a subscription,
+ * stamped over the Call-ID alone, is not asked for one).
+ */
+void
+proxy_ctx_dialog_stamp(struct slice callid, char out[17])
+{
+	struct buf	b;
+	char		store[300];
+
+	buf_init_on(&b, store, sizeof(store));
+	buf_add(&b, callid.p, callid.len);
+	buf_add(&b, "\001dialog", 7);
+	auth_stamp((struct slice){ b.p, b.len }, out);
+	buf_cleanup(&b);
 }

@@ -149,7 +149,10 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	buf_adds(&v, branch);
 	buf_init_on(&rr, rrstore, sizeof(rrstore));
 	if (rec) {
-		auth_stamp(m->callid, st);
+		if (m->method == SM_INVITE && dialog_enabled())
+			proxy_ctx_dialog_stamp(m->callid, st);
+		else
+			auth_stamp(m->callid, st);
 		if (in_flow != NULL && in_flow->proto == TP_UDP)
 			in_flow = NULL;
 		if (out_flow != NULL && !(out_flow->flags & TP_ADDR_FLOW))
@@ -212,6 +215,7 @@ proxy_fork_cancel_timeout(void *arg)
 	    proxy_ctx_callid(ctx, cid, sizeof(cid)));
 	ctx->final_sent = true;
 	proxy_ctx_done(ctx);
+	dialog_call_final(ctx->call, 487, CDR_BY_CALLER);
 	proxy_reply_st(ctx->st, ctx->topvia, 487, NULL, NULL);
 }
 
@@ -871,6 +875,20 @@ proxy_fork_hop(struct pctx *ctx, struct slice ruri, const struct dest *d)
 	proxy_fork_evaluate(ctx);	/* the branch may have failed at once */
 }
 
+/* A 1xx or 2xx with a To tag to an INVITE we keep dialogs of. */
+static void
+proxy_fork_dialog(struct pctx *ctx, struct branch *b,
+    const struct sipmsg *resp)
+{
+	struct tp_addr	a;
+
+	if (ctx->call == NULL || resp->to_tag.len == 0)
+		return;
+	txn_addr_get(&b->addr, &a);
+	dialog_call_response(ctx->call, resp, &a, b->ct != NULL ?
+	    b->ct->sock : NULL);
+}
+
 static void
 proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
 {
@@ -880,8 +898,10 @@ proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
 	char		 cid[128];
 
 	if (code < 200) {	/* 100 is hop by hop (16.7 step 5) */
-		if (code > 100 && !ctx->final_sent && !ctx->answered)
+		if (code > 100 && !ctx->final_sent && !ctx->answered) {
+			proxy_fork_dialog(ctx, b, resp);
 			proxy_reply_relay(ctx, resp, 0, NULL);
+		}
 		return;
 	}
 	if (code < 300) {
@@ -900,6 +920,10 @@ proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
 		proxy_ctx_timer_stop(b->timeout);
 		log_info("proxy %s: %d from %s relayed",
 		    proxy_ctx_callid(ctx, cid, sizeof(cid)), code, txn_id(ct));
+		if (ctx->call != NULL)
+			proxy_fork_dialog(ctx, b, resp);
+		else if (resp->to_tag.len > 0 && dialog_enabled())
+			dialog_refresh(resp);	/* re-INVITE, UPDATE */
 		proxy_reply_relay(ctx, resp, 0, NULL);
 		if (!ctx->answered) {
 			ctx->answered = true;

@@ -15,6 +15,7 @@
  * come up through the callbacks proxy.c registers with the txn layer).
  */
 
+#include "dialog.h"
 #include "location.h"
 #include "proxy.h"
 #include "sipbuild.h"
@@ -79,6 +80,8 @@ struct pctx {
 						   request, until settled */
 	char			*strict_ruri;	/* owned, see proxy_routes() */
 	struct proxy_settings	*set;		/* a reference */
+	struct dialog_call	*call;		/* owned: an INVITE we
+						   record-route (dialog.h) */
 	struct loc_target	*loc;		/* owned: highest q first */
 	uint16_t		 nbr;		/* <= MAX_BRANCHES */
 	uint16_t		 refs;		/* st, branches, lookups */
@@ -146,6 +149,7 @@ void	 proxy_ctx_count_sent(int, bool);
 void	 proxy_ctx_count_challenge(int);
 bool	 proxy_ctx_domain(struct slice, uint16_t, struct slice *);
 bool	 proxy_ctx_identity(struct slice, struct slice *);
+void	 proxy_ctx_dialog_stamp(struct slice, char[17]);
 void	 proxy_ctx_send(struct tp_sock *, const struct dest *, char *,
 	    size_t);
 
@@ -207,6 +211,8 @@ struct hop {
 	struct dest	 dest;		/* DEC_HOP */
 	bool		 foreign;	/* not one of our domains: relaying */
 	bool		 dialog;	/* came back through our Record-Route */
+	bool		 tracked;	/* with an INVITE dialog's stamp */
+	struct slice	 identity;	/* the authenticated user, if any */
 	struct route	*route;		/* DEC_ROUTE */
 	struct slice	 user;		/* DEC_LOCATION */
 	struct slice	 domain;	/* DEC_LOCATION: ours, canonical */

@@ -1,0 +1,1173 @@
+/*
+ * Dialogs seen from a record-routing proxy (RFC 3261 section 12), one
+ * table per worker.  See dialog.h for who calls what, and doc/HACKING.md
+ * ("Dialogs") for the design.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dialog.h"
+#include "hashtab.h"
+#include "log.h"
+#include "resolver.h"
+#include "shard.h"
+#include "timer.h"
+#include "txn.h"
+#include "xmalloc.h"
+
+#define DLG_MAX_RR	32
+
+/*
+ * The strings of a dialog (and of a call being set up), in one allocation
+ * each followed by a NUL.  The first three are the table's key: Call-ID,
+ * the caller's tag and the callee's, NULs between.
+ */
+enum dlg_str {
+	DS_CALLID,
+	DS_FTAG,		/* the caller's (the INVITE's From tag) */
+	DS_TTAG,		/* the callee's (the response's To tag) */
+	DS_FROM,		/* the INVITE's From value, tag and all */
+	DS_TO,			/* the response's To value (the call: the
+				   INVITE's) */
+	DS_RURI,		/* the INVITE's Request-URI */
+	DS_CALLER_TARGET,	/* Contact URIs: remote targets */
+	DS_CALLEE_TARGET,
+	DS_CALLER_ROUTES,	/* "<uri>, <uri>": the Route set of a request
+				   from us towards that party */
+	DS_CALLEE_ROUTES,
+	DS_IDENTITY,		/* the authenticated user, or "" */
+	DS_USER,		/* what calls_per_user counts, or "" */
+	DS_SRC,			/* the caller's IP (calls_per_source) */
+	DS_N
+};
+
+struct strs {
+	char		*s;		/* owned */
+	uint32_t	 off[DS_N + 1];	/* off[DS_N]: the total */
+};
+
+/*
+ * One dialog (owned by its worker's table).  Under 1 KB with its strings
+ * for an ordinary call (dialog_bytes(), tests/bench/dialog-bytes).
+ */
+struct dialog {
+	struct hnode		 node;		/* key in str.s */
+	struct dialog		*call_next;	/* on call->dialogs */
+	struct dialog_call	*call;		/* while the INVITE is on */
+	struct strs		 str;
+	struct timer		 timeout;	/* dialog_timeout */
+	struct txn_addr		 caller_addr;	/* flows: where they are */
+	struct txn_addr		 callee_addr;
+	struct timespec		 start;		/* realtime: the INVITE */
+	struct timespec		 answer;	/* the 2xx */
+	uint64_t		 start_ms;	/* timer_now_ms() */
+	uint32_t		 caller_cseq;	/* the highest seen */
+	uint32_t		 callee_cseq;
+	uint32_t		 size;		/* counted in D.bytes */
+	uint8_t			 caller_sock;	/* index in tp->socks */
+	uint8_t			 callee_sock;
+	uint8_t			 state;		/* enum dialog_state */
+	bool			 cnt_user;	/* holds a limits count */
+	bool			 cnt_src;
+};
+
+/* An INVITE record-routed, until its response context goes. */
+struct dialog_call {
+	struct strs		 str;		/* DS_TTAG, DS_TO... unused */
+	struct dialog		*dialogs;	/* early and confirmed */
+	struct txn_addr		 src;
+	struct timespec		 start;
+	uint64_t		 start_ms;
+	uint32_t		 cseq;
+	uint8_t			 sock;
+	bool			 answered;
+	bool			 ended;		/* its CDR went */
+	bool			 cnt_user;
+	bool			 cnt_src;
+	char			 stamp[17];	/* in our Record-Route */
+};
+
+/* A BYE of ours waiting for its next hop's address. */
+struct dbye {
+	struct dbye		*next;
+	struct resolve_req	*dns;
+	char			*head;		/* owned: request line */
+	char			*rest;		/* owned: after our Via */
+	char			*callid;	/* owned */
+	uint8_t			 sock;
+};
+
+/* The worker's own. */
+static _Thread_local struct {
+	struct event_base	*base;
+	struct tp		*tp;
+	struct hashtab		 ht;
+	bool			 up;
+	uint64_t		 serial;
+	size_t			 bytes;
+	struct dbye		*byes;		/* resolving */
+} D;
+
+/* Shared: settings (changed while the workers are paused), counts. */
+static struct {
+	struct dialog_settings	 set;
+	dialog_cdr_fn		*cdr;
+	pthread_mutex_t		 mu;		/* lim */
+	struct hashtab		 lim;
+	bool			 lim_up;
+	struct dialog_totals	 tot;		/* atomic */
+} G = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* Per user and per source address: open calls (G.lim, under G.mu). */
+struct lim {
+	struct hnode	 node;
+	unsigned	 n;
+	char		 key[];
+};
+
+const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS] = {
+	10, 30, 60, 180, 600, 1800, 3600, 14400
+};
+
+static char	bye_owner;	/* our BYEs' owner: not NULL, nothing else */
+
+static void	dialog_timeout_fire(void *);
+static void	dialog_end(struct dialog *, enum cdr_ended_by, int);
+static void	dialog_bye_response(struct txn *, const struct sipmsg *);
+static void	dialog_bye_timeout(struct txn *, bool);
+static void	dialog_bye_error(struct txn *);
+static void	dialog_bye_gone(struct txn *);
+
+static const struct txn_ops bye_ops = {
+	.response = dialog_bye_response,
+	.timeout = dialog_bye_timeout,
+	.transport_error = dialog_bye_error,
+	.terminated = dialog_bye_gone,
+	.done = dialog_bye_gone,
+};
+
+#define CNT_ADD(f, n)	__atomic_add_fetch(&G.tot.f, (n), __ATOMIC_RELAXED)
+#define CNT_SUB(f, n)	__atomic_sub_fetch(&G.tot.f, (n), __ATOMIC_RELAXED)
+
+/* ---- strings ---- */
+
+static inline struct slice
+str_get(const struct strs *s, enum dlg_str i)
+{
+	return ((struct slice){ s->s + s->off[i], s->off[i + 1] -
+	    s->off[i] - 1 });
+}
+
+#define STR(x, i)	((x)->str.s + (x)->str.off[i])
+
+/* The strings v (DS_N of them, they may point into s) into s. */
+static void
+str_set(struct strs *s, const struct slice *v)
+{
+	size_t	 total = 0, p = 0;
+	char	*n;
+	int	 i;
+
+	for (i = 0; i < DS_N; i++)
+		total += v[i].len + 1;
+	n = xmalloc(total);
+	for (i = 0; i < DS_N; i++) {
+		s->off[i] = (uint32_t)p;
+		if (v[i].len > 0)
+			memcpy(n + p, v[i].p, v[i].len);
+		n[p + v[i].len] = '\0';
+		p += v[i].len + 1;
+	}
+	s->off[DS_N] = (uint32_t)p;
+	free(s->s);
+	s->s = n;
+}
+
+static void
+str_all(const struct strs *s, struct slice *v)
+{
+	int	i;
+
+	for (i = 0; i < DS_N; i++)
+		v[i] = s->s != NULL ? str_get(s, (enum dlg_str)i) :
+		    (struct slice){ "", 0 };
+}
+
+/* ---- pure parts ---- */
+
+const char *
+dialog_state_name(enum dialog_state s)
+{
+	static const char *const names[] = { "early", "confirmed",
+	    "terminated" };
+
+	return (s < DLG_NSTATES ? names[s] : "?");
+}
+
+/* The table's key: Call-ID, the caller's tag, the callee's. */
+void
+dialog_key(struct buf *b, struct slice callid, struct slice a, struct slice b2)
+{
+	buf_add(b, callid.p, callid.len);
+	buf_add(b, "\0", 1);
+	buf_add(b, a.p, a.len);
+	buf_add(b, "\0", 1);
+	buf_add(b, b2.p, b2.len);
+}
+
+/*
+ * The same place, for the in-dialog check: both parse, and user, host
+ * (case aside) and port are the same (no port is 5060 or 5061 for sips),
+ * with the same transport.  Parameters other than transport may differ.
+ */
+bool
+dialog_uri_same(struct slice a, struct slice b)
+{
+	struct sipuri	ua, ub;
+	struct slice	ta, tb;
+	uint16_t	pa, pb;
+	bool		hta, htb;
+
+	if (sipuri_parse(a, &ua) == -1 || sipuri_parse(b, &ub) == -1)
+		return (false);
+	if (!slice_caseeq(ua.host, ub.host) || ua.user.len != ub.user.len ||
+	    memcmp(ua.user.p, ub.user.p, ua.user.len) != 0)
+		return (false);
+	pa = ua.port ? ua.port : slice_eq(ua.scheme, "sips") ? 5061 : 5060;
+	pb = ub.port ? ub.port : slice_eq(ub.scheme, "sips") ? 5061 : 5060;
+	if (pa != pb)
+		return (false);
+	hta = sipuri_param(&ua, "transport", &ta);
+	htb = sipuri_param(&ub, "transport", &tb);
+	if (!hta)
+		ta = (struct slice){ "udp", 3 };
+	if (!htb)
+		tb = (struct slice){ "udp", 3 };
+	return (slice_caseeq(ta, tb));
+}
+
+/*
+ * Our entries in a Record-Route list (those with ;osp=stamp): returns the
+ * index of the first (n: none), *after the index after the last.  Entries
+ * before ours are on the callee's side, after ours on the caller's.
+ */
+unsigned
+dialog_rr_split(const struct slice *rr, unsigned n, const char stamp[17],
+    unsigned *after)
+{
+	struct sipuri	u;
+	struct slice	v;
+	unsigned	i, first = n;
+
+	*after = n;
+	for (i = 0; i < n; i++) {
+		if (sipuri_parse(hdr_uri(rr[i]), &u) == -1 ||
+		    !sipuri_param(&u, "osp", &v) || v.len != 16 ||
+		    memcmp(v.p, stamp, 16) != 0)
+			continue;
+		if (first == n)
+			first = i;
+		*after = i + 1;
+	}
+	if (first == n)
+		*after = n;
+	return (first);
+}
+
+/* ---- settings, counts ---- */
+
+void
+dialog_set_settings(const struct dialog_settings *s)
+{
+	G.set = *s;
+}
+
+void
+dialog_set_cdr(dialog_cdr_fn *fn)
+{
+	G.cdr = fn;
+}
+
+bool
+dialog_enabled(void)
+{
+	return (G.set.enable);
+}
+
+void
+dialog_totals(struct dialog_totals *t)
+{
+	const uint64_t	*from = (const uint64_t *)&G.tot;
+	uint64_t	*to = (uint64_t *)t;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(*t) / sizeof(uint64_t); i++)
+		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+}
+
+/* Add d (1 or -1) to the count of key; false: at limit (not added). */
+static bool
+lim_add(const char *pfx, struct slice v, int d, unsigned limit)
+{
+	struct lim	*l;
+	struct hnode	*hn;
+	char		 kstore[300];
+	struct buf	 k;
+	bool		 ok = true;
+
+	buf_init_on(&k, kstore, sizeof(kstore));
+	buf_adds(&k, pfx);
+	buf_add(&k, v.p, v.len);
+	pthread_mutex_lock(&G.mu);
+	if (!G.lim_up) {
+		hashtab_init(&G.lim, 64);
+		G.lim_up = true;
+	}
+	hn = hashtab_find(&G.lim, k.p, k.len);
+	l = (struct lim *)hn;
+	if (d > 0) {
+		if (l != NULL && limit > 0 && l->n >= limit)
+			ok = false;
+		else if (l == NULL) {
+			l = xmalloc(sizeof(*l) + k.len + 1);
+			memcpy(l->key, k.p, k.len + 1);
+			l->n = 1;
+			hashtab_insert(&G.lim, &l->node, l->key, k.len);
+		} else
+			l->n++;
+	} else if (l != NULL && --l->n == 0) {
+		hashtab_remove(&G.lim, &l->node);
+		free(l);
+	}
+	pthread_mutex_unlock(&G.mu);
+	buf_cleanup(&k);
+	return (ok);
+}
+
+static void
+lim_release(const struct strs *s, bool *user, bool *src)
+{
+	if (*user)
+		lim_add("u:", str_get(s, DS_USER), -1, 0);
+	if (*src)
+		lim_add("s:", str_get(s, DS_SRC), -1, 0);
+	*user = *src = false;
+}
+
+/* ---- the table ---- */
+
+void
+dialog_init(struct event_base *base, struct tp *tp)
+{
+	D.base = base;
+	D.tp = tp;
+	hashtab_init(&D.ht, 256);
+	D.up = true;
+	D.serial = (uint64_t)shard_self() << 48;
+}
+
+unsigned
+dialog_count(void)
+{
+	return (D.up ? (unsigned)D.ht.n : 0);
+}
+
+size_t
+dialog_bytes(void)
+{
+	return (D.bytes);
+}
+
+static void
+dialog_link(struct dialog *d)
+{
+	struct slice	k = str_get(&d->str, DS_CALLID);
+
+	/* Call-ID NUL caller tag NUL callee tag */
+	k.len = d->str.off[DS_TTAG + 1] - 1;
+	hashtab_insert(&D.ht, &d->node, k.p, k.len);
+}
+
+static void
+dialog_account(struct dialog *d)
+{
+	D.bytes -= d->size;
+	d->size = (uint32_t)(sizeof(*d) + d->str.off[DS_N]);
+	D.bytes += d->size;
+}
+
+/* Replace string i of d (the key is never replaced this way). */
+static void
+dialog_str_replace(struct dialog *d, enum dlg_str i, struct slice v)
+{
+	struct slice	all[DS_N];
+
+	str_all(&d->str, all);
+	all[i] = v;
+	hashtab_remove(&D.ht, &d->node);
+	str_set(&d->str, all);
+	dialog_link(d);
+	dialog_account(d);
+}
+
+static struct dialog *
+dialog_find(struct slice callid, struct slice a, struct slice b)
+{
+	struct buf	 k;
+	char		 kstore[512];
+	struct hnode	*hn;
+
+	if (!D.up)
+		return (NULL);
+	buf_init_on(&k, kstore, sizeof(kstore));
+	dialog_key(&k, callid, a, b);
+	hn = hashtab_find(&D.ht, k.p, k.len);
+	buf_cleanup(&k);
+	return ((struct dialog *)hn);
+}
+
+static void
+dialog_unlink_call(struct dialog *d)
+{
+	struct dialog	**pp;
+
+	if (d->call == NULL)
+		return;
+	for (pp = &d->call->dialogs; *pp != NULL; pp = &(*pp)->call_next)
+		if (*pp == d) {
+			*pp = d->call_next;
+			break;
+		}
+	d->call = NULL;
+	d->call_next = NULL;
+}
+
+static void
+dialog_free(struct dialog *d)
+{
+	dialog_unlink_call(d);
+	hashtab_remove(&D.ht, &d->node);
+	timer_stop(&d->timeout);
+	CNT_SUB(by_state[d->state], 1);
+	lim_release(&d->str, &d->cnt_user, &d->cnt_src);
+	D.bytes -= d->size;
+	free(d->str.s);
+	free(d);
+}
+
+/* The Route set, as text, of entries v[from..to) (reversed: to..from). */
+static struct slice
+routes_text(struct buf *b, const struct slice *v, unsigned from, unsigned to,
+    bool reverse)
+{
+	unsigned	i, n = 0;
+
+	for (i = from; i < to; i++) {
+		if (n++ > 0)
+			buf_adds(b, ", ");
+		buf_add(b, v[reverse ? to - 1 - (i - from) : i].p,
+		    v[reverse ? to - 1 - (i - from) : i].len);
+	}
+	return ((struct slice){ b->p, b->len });
+}
+
+static struct slice
+contact_uri(const struct sipmsg *m)
+{
+	const struct sip_hline	*h = sipmsg_hdr(m, SH_CONTACT);
+
+	if (h == NULL)
+		return ((struct slice){ "", 0 });
+	return (hdr_uri(sipmsg_hvalue(m, h)));
+}
+
+static struct slice
+hvalue(const struct sipmsg *m, enum sip_hdr_id id)
+{
+	const struct sip_hline	*h = sipmsg_hdr(m, id);
+
+	return (h != NULL ? sipmsg_hvalue(m, h) : (struct slice){ "", 0 });
+}
+
+/* ---- calls being set up ---- */
+
+/*
+ * May this caller start one more call (limits.calls_per_user, per
+ * source)?  0, or the status to refuse with (486, 503) and err.
+ */
+int
+dialog_call_admit(struct slice user, const struct tp_addr *src, char *err,
+    size_t errlen)
+{
+	char	ip[INET6_ADDRSTRLEN];
+
+	if (G.set.calls_per_user > 0 && user.len > 0 &&
+	    !lim_add("u:", user, 1, G.set.calls_per_user)) {
+		snprintf(err, errlen, "Busy Here (limits.calls_per_user)");
+		CNT_ADD(limited, 1);
+		return (486);
+	}
+	if (G.set.calls_per_source > 0) {
+		tp_addr_ip(src, ip, sizeof(ip));
+		if (!lim_add("s:", (struct slice){ ip, strlen(ip) }, 1,
+		    G.set.calls_per_source)) {
+			if (G.set.calls_per_user > 0 && user.len > 0)
+				lim_add("u:", user, -1, 0);
+			snprintf(err, errlen, "Service Unavailable "
+			    "(limits.calls_per_source)");
+			CNT_ADD(limited, 1);
+			return (503);
+		}
+	}
+	return (0);
+}
+
+/*
+ * An INVITE out of dialog that we record-route with stamp: what its
+ * dialogs need of it.  The counts dialog_call_admit() took for user and
+ * src are the call's now.
+ */
+struct dialog_call *
+dialog_call_new(const struct sipmsg *m, const struct tp_addr *src,
+    struct tp_sock *in, struct slice user, struct slice identity,
+    const char stamp[17])
+{
+	struct dialog_call	*c = xcalloc(1, sizeof(*c));
+	struct slice		 v[DS_N];
+	char			 ip[INET6_ADDRSTRLEN];
+	int			 i;
+
+	for (i = 0; i < DS_N; i++)
+		v[i] = (struct slice){ "", 0 };
+	tp_addr_ip(src, ip, sizeof(ip));
+	v[DS_CALLID] = m->callid;
+	v[DS_FTAG] = m->from_tag;
+	v[DS_FROM] = hvalue(m, SH_FROM);
+	v[DS_TO] = hvalue(m, SH_TO);
+	v[DS_RURI] = m->ruri;
+	v[DS_CALLER_TARGET] = contact_uri(m);
+	v[DS_IDENTITY] = identity;
+	v[DS_USER] = user;
+	v[DS_SRC] = (struct slice){ ip, strlen(ip) };
+	str_set(&c->str, v);
+	txn_addr_put(&c->src, src);
+	c->sock = (uint8_t)(in != NULL && D.tp != NULL ?
+	    in - D.tp->socks : 0);
+	c->cseq = m->cseq;
+	clock_gettime(CLOCK_REALTIME, &c->start);
+	c->start_ms = timer_now_ms();
+	c->cnt_user = G.set.calls_per_user > 0 && user.len > 0;
+	c->cnt_src = G.set.calls_per_source > 0;
+	memcpy(c->stamp, stamp, 17);
+	CNT_ADD(attempted, 1);
+	return (c);
+}
+
+static void
+dialog_confirm(struct dialog *d, struct dialog_call *c)
+{
+	CNT_SUB(by_state[d->state], 1);
+	d->state = DLG_CONFIRMED;
+	CNT_ADD(by_state[DLG_CONFIRMED], 1);
+	CNT_ADD(created, 1);
+	clock_gettime(CLOCK_REALTIME, &d->answer);
+	if (G.set.timeout_s > 0)
+		timer_set(&d->timeout, G.set.timeout_s > 4000000 ? 4000000000u :
+		    G.set.timeout_s * 1000);
+	if (c != NULL && !c->answered) {
+		/* The first answer holds the call's place in the limits. */
+		c->answered = true;
+		CNT_ADD(answered, 1);
+		d->cnt_user = c->cnt_user;
+		d->cnt_src = c->cnt_src;
+		c->cnt_user = c->cnt_src = false;
+	}
+	log_info("dialog %s: confirmed caller=%s callee=%s",
+	    STR(d, DS_CALLID), STR(d, DS_CALLER_TARGET),
+	    STR(d, DS_CALLEE_TARGET));
+}
+
+/*
+ * A 1xx or 2xx with a To tag to the INVITE of c, from callee (the
+ * address of the branch, sent from out): an early dialog, or the dialog
+ * confirmed.
+ */
+void
+dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
+    const struct tp_addr *callee, struct tp_sock *out)
+{
+	struct dialog	*d;
+	struct slice	 rr[DLG_MAX_RR], v[DS_N];
+	struct buf	 ce, cr;
+	unsigned	 n, first, after;
+	bool		 ok = resp->status >= 200 && resp->status < 300;
+
+	if (c == NULL || !D.up || resp->to_tag.len == 0 ||
+	    resp->status <= 100 || resp->status >= 300)
+		return;
+	d = dialog_find(str_get(&c->str, DS_CALLID),
+	    str_get(&c->str, DS_FTAG), resp->to_tag);
+	if (d != NULL && (d->state != DLG_EARLY || !ok))
+		return;		/* a retransmission, or a second 1xx */
+	n = sipmsg_values(resp, SH_RECORD_ROUTE, rr, DLG_MAX_RR);
+	if (n > DLG_MAX_RR)
+		n = DLG_MAX_RR;
+	first = dialog_rr_split(rr, n, c->stamp, &after);
+	if (first == n)
+		first = after = 0;	/* ours is gone: nobody beside us */
+	buf_init(&ce, 128);
+	buf_init(&cr, 128);
+	if (d == NULL) {
+		d = xcalloc(1, sizeof(*d));
+		str_all(&c->str, v);
+		d->caller_addr = c->src;
+		d->caller_sock = c->sock;
+		d->caller_cseq = c->cseq;
+		d->start = c->start;
+		d->start_ms = c->start_ms;
+		d->state = DLG_EARLY;
+		CNT_ADD(by_state[DLG_EARLY], 1);
+		timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
+		d->call = c;
+		d->call_next = c->dialogs;
+		c->dialogs = d;
+	} else {
+		str_all(&d->str, v);
+		hashtab_remove(&D.ht, &d->node);
+	}
+	v[DS_TTAG] = resp->to_tag;
+	v[DS_TO] = hvalue(resp, SH_TO);
+	if (contact_uri(resp).len > 0 || ok)
+		v[DS_CALLEE_TARGET] = contact_uri(resp);
+	v[DS_CALLEE_ROUTES] = routes_text(&ce, rr, 0, first, true);
+	v[DS_CALLER_ROUTES] = routes_text(&cr, rr, after, n, false);
+	str_set(&d->str, v);
+	buf_cleanup(&ce);
+	buf_cleanup(&cr);
+	txn_addr_put(&d->callee_addr, callee);
+	d->callee_sock = (uint8_t)(out != NULL ? out - D.tp->socks : 0);
+	dialog_link(d);
+	dialog_account(d);
+	if (ok)
+		dialog_confirm(d, c);
+	else
+		log_debug("dialog %s: early, to tag " SLICE_FMT,
+		    STR(d, DS_CALLID), SLICE_ARG(resp->to_tag));
+}
+
+static void
+cdr_fill(struct cdr *r, const struct strs *s, const struct tp_addr *src)
+{
+	memset(r, 0, sizeof(*r));
+	r->callid = str_get(s, DS_CALLID);
+	r->from_tag = str_get(s, DS_FTAG);
+	r->to_tag = str_get(s, DS_TTAG);
+	r->caller = hdr_uri(str_get(s, DS_FROM));
+	r->callee = hdr_uri(str_get(s, DS_TO));
+	r->ruri = str_get(s, DS_RURI);
+	r->identity = str_get(s, DS_IDENTITY);
+	r->src = *src;
+}
+
+/*
+ * The INVITE of c got its final answer upstream: a failure (code >= 300,
+ * ended_by who) ends its early dialogs and makes the attempt's record.
+ */
+void
+dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
+{
+	struct cdr	 r;
+	struct tp_addr	 src;
+
+	if (c == NULL || c->ended || c->answered || code < 300)
+		return;
+	c->ended = true;
+	while (c->dialogs != NULL) {
+		struct dialog	*d = c->dialogs;
+
+		if (d->state == DLG_EARLY)
+			dialog_free(d);
+		else
+			dialog_unlink_call(d);
+	}
+	lim_release(&c->str, &c->cnt_user, &c->cnt_src);
+	if (G.cdr != NULL) {
+		txn_addr_get(&c->src, &src);
+		cdr_fill(&r, &c->str, &src);
+		r.start = c->start;
+		clock_gettime(CLOCK_REALTIME, &r.end);
+		r.code = code;
+		r.ended_by = by;
+		G.cdr(&r);
+	}
+}
+
+/* The response context goes: so do early dialogs nobody answered. */
+void
+dialog_call_free(struct dialog_call *c)
+{
+	if (c == NULL)
+		return;
+	while (c->dialogs != NULL) {
+		struct dialog	*d = c->dialogs;
+
+		if (d->state == DLG_EARLY && D.up)
+			dialog_free(d);
+		else
+			dialog_unlink_call(d);
+	}
+	lim_release(&c->str, &c->cnt_user, &c->cnt_src);
+	free(c->str.s);
+	free(c);
+}
+
+/* ---- in dialog ---- */
+
+/* d, and whether m comes from its caller; NULL: no dialog. */
+static struct dialog *
+dialog_of(const struct sipmsg *m, bool *from_caller)
+{
+	struct dialog	*d;
+
+	if ((d = dialog_find(m->callid, m->from_tag, m->to_tag)) != NULL) {
+		*from_caller = true;
+		return (d);
+	}
+	if ((d = dialog_find(m->callid, m->to_tag, m->from_tag)) != NULL) {
+		*from_caller = false;
+		return (d);
+	}
+	return (NULL);
+}
+
+/* The first URI of a Route set text (the next hop), or empty. */
+static struct slice
+routes_first(struct slice text)
+{
+	struct slice	v[1];
+
+	if (text.len == 0 || split_values(text, v, 1) == 0)
+		return ((struct slice){ "", 0 });
+	return (hdr_uri(v[0]));
+}
+
+/*
+ * An in-dialog request (To tag) that came back through our Record-Route
+ * of an INVITE dialog, whose next hop is next (its first Route after
+ * ours, else its Request-URI).  0: on it goes (and the dialog took note:
+ * CSeq, a new target, a BYE ends it); else the status to refuse with
+ * and err.
+ */
+int
+dialog_request(const struct sipmsg *m, struct slice next, char *err,
+    size_t errlen)
+{
+	struct dialog	*d;
+	struct slice	 want, c;
+	bool		 from_caller;
+
+	if ((d = dialog_of(m, &from_caller)) == NULL) {
+		snprintf(err, errlen, "Call/Transaction Does Not Exist");
+		CNT_ADD(refused_481, 1);
+		return (481);
+	}
+	if (d->state == DLG_EARLY && m->method != SM_PRACK &&
+	    m->method != SM_UPDATE && m->method != SM_ACK &&
+	    !(m->method == SM_BYE && from_caller)) {
+		snprintf(err, errlen, "Call/Transaction Does Not Exist "
+		    "(early dialog)");
+		CNT_ADD(refused_481, 1);
+		return (481);
+	}
+	want = from_caller ? str_get(&d->str, DS_CALLEE_ROUTES) :
+	    str_get(&d->str, DS_CALLER_ROUTES);
+	want = want.len > 0 ? routes_first(want) : from_caller ?
+	    str_get(&d->str, DS_CALLEE_TARGET) :
+	    str_get(&d->str, DS_CALLER_TARGET);
+	if (!dialog_uri_same(next, want)) {
+		snprintf(err, errlen, "Forbidden (not this dialog's target)");
+		CNT_ADD(refused_403, 1);
+		log_info("dialog %s: %s to " SLICE_FMT " refused, the %s is "
+		    SLICE_FMT, STR(d, DS_CALLID), sip_method_name(m->method),
+		    SLICE_ARG(next), from_caller ? "callee" : "caller",
+		    SLICE_ARG(want));
+		return (403);
+	}
+	if (m->method != SM_ACK && m->method != SM_CANCEL) {
+		if (from_caller && m->cseq > d->caller_cseq)
+			d->caller_cseq = m->cseq;
+		else if (!from_caller && m->cseq > d->callee_cseq)
+			d->callee_cseq = m->cseq;
+	}
+	if ((m->method == SM_INVITE || m->method == SM_UPDATE) &&
+	    (c = contact_uri(m)).len > 0) {
+		/* A target refresh (12.2.2): the sender's new target. */
+		dialog_str_replace(d, from_caller ? DS_CALLER_TARGET :
+		    DS_CALLEE_TARGET, c);
+	}
+	if (m->method == SM_BYE) {
+		log_info("dialog %s: BYE from the %s", STR(d, DS_CALLID),
+		    from_caller ? "caller" : "callee");
+		dialog_end(d, from_caller ? CDR_BY_CALLER : CDR_BY_CALLEE,
+		    200);
+	}
+	return (0);
+}
+
+/* A 2xx to a re-INVITE or UPDATE: the answerer's new target. */
+void
+dialog_refresh(const struct sipmsg *resp)
+{
+	struct dialog	*d;
+	struct slice	 c;
+	bool		 from_caller;
+
+	if (resp->to_tag.len == 0 || (resp->method != SM_INVITE &&
+	    resp->method != SM_UPDATE) || (c = contact_uri(resp)).len == 0)
+		return;
+	/* The request's sender is the response's From. */
+	if ((d = dialog_of(resp, &from_caller)) == NULL ||
+	    d->state != DLG_CONFIRMED)
+		return;
+	dialog_str_replace(d, from_caller ? DS_CALLEE_TARGET :
+	    DS_CALLER_TARGET, c);
+}
+
+/* ---- the end ---- */
+
+static const char *
+by_name(enum cdr_ended_by by)
+{
+	static const char *const names[] = { "nobody", "caller", "callee",
+	    "proxy", "admin" };
+
+	return (by <= CDR_BY_ADMIN ? names[by] : "?");
+}
+
+static void
+dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
+{
+	struct cdr	 r;
+	struct tp_addr	 src;
+	uint64_t	 ms = timer_now_ms() - d->start_ms;
+	unsigned	 i;
+
+	if (d->state == DLG_CONFIRMED) {
+		uint64_t	 talk_ms;
+		struct timespec	 now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		talk_ms = (uint64_t)(now.tv_sec - d->answer.tv_sec) * 1000 +
+		    (uint64_t)((now.tv_nsec - d->answer.tv_nsec) / 1000000);
+		if ((int64_t)talk_ms < 0)
+			talk_ms = 0;
+		for (i = 0; i < DIALOG_NBUCKETS &&
+		    talk_ms > dialog_duration_bounds_s[i] * 1000ull; i++)
+			;
+		CNT_ADD(duration_bucket[i], 1);
+		CNT_ADD(duration_count, 1);
+		CNT_ADD(duration_sum_ms, talk_ms);
+		CNT_ADD(ended[by], 1);
+	}
+	log_info("dialog %s: ended by %s after %llu ms", STR(d, DS_CALLID),
+	    by_name(by), (unsigned long long)ms);
+	if (G.cdr != NULL && d->state == DLG_CONFIRMED) {
+		txn_addr_get(&d->caller_addr, &src);
+		cdr_fill(&r, &d->str, &src);
+		r.start = d->start;
+		r.answer = d->answer;
+		clock_gettime(CLOCK_REALTIME, &r.end);
+		r.code = code;
+		r.cause = 16;	/* NORMAL_CLEARING */
+		r.ended_by = by;
+		G.cdr(&r);
+	}
+	dialog_free(d);
+}
+
+/* ---- BYEs of our own (dialog_timeout, ospreyctl hangup) ---- */
+
+static void
+dialog_bye_response(struct txn *ct, const struct sipmsg *resp)
+{
+	if (resp->status >= 200)
+		log_info("dialog %s: our BYE answered %d", txn_callid(ct),
+		    resp->status);
+}
+
+static void
+dialog_bye_timeout(struct txn *ct, bool timer_c)
+{
+	(void)timer_c;
+	log_info("dialog %s: our BYE got no answer", txn_callid(ct));
+}
+
+static void
+dialog_bye_error(struct txn *ct)
+{
+	log_info("dialog %s: our BYE could not be sent", txn_callid(ct));
+}
+
+static void
+dialog_bye_gone(struct txn *ct)
+{
+	ct->owner = NULL;
+}
+
+static void
+dbye_free(struct dbye *b)
+{
+	free(b->head);
+	free(b->rest);
+	free(b->callid);
+	free(b);
+}
+
+/* Our Via on top, and away in a client transaction of our own. */
+static void
+dbye_send(struct dbye *b, const struct tp_addr *addr, const char *name)
+{
+	struct tp_sock	*pref, *out;
+	struct txn	*ct;
+	struct buf	 m;
+	char		 branch[48], hex[17];
+	size_t		 len;
+
+	pref = b->sock < D.tp->nsocks ? &D.tp->socks[b->sock] : NULL;
+	if ((out = tp_sock_for(D.tp, addr, pref)) == NULL) {
+		log_warnx("dialog %s: no socket for our BYE", b->callid);
+		return;
+	}
+	fmt_hex64(hex, ++D.serial);
+	snprintf(branch, sizeof(branch), SIP_MAGIC "dlg%s", hex);
+	buf_init(&m, 512);
+	buf_adds(&m, b->head);
+	buf_addf(&m, "Via: SIP/2.0/%s %s;branch=%s\r\n",
+	    tp_proto_via(out->proto), out->hostport, branch);
+	buf_adds(&m, b->rest);
+	len = m.len;
+	ct = txn_client_start(TXN_NICT, (struct slice){ branch,
+	    strlen(branch) }, (struct slice){ "BYE", 3 },
+	    (struct slice){ b->callid, strlen(b->callid) }, buf_steal(&m,
+	    NULL), len, out, addr, name, &bye_owner, 0);
+	txn_set_ops(ct, &bye_ops);
+}
+
+static void
+dbye_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
+    const char *err)
+{
+	struct dbye	*b = arg, **pp;
+
+	for (pp = &D.byes; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == b) {
+			*pp = b->next;
+			break;
+		}
+	b->dns = NULL;
+	if (n == 0)
+		log_warnx("dialog %s: our BYE has no next hop: %s", b->callid,
+		    err != NULL ? err : "no address");
+	else
+		dbye_send(b, &addrs[0], NULL);
+	dbye_free(b);
+}
+
+/*
+ * A BYE from one party of d to the other (to_caller: to the caller),
+ * as that party's UA would send it: its tags, the next CSeq, the other's
+ * target and Route set, over the flow the dialog knows when the Route set
+ * is empty.
+ */
+static void
+dialog_send_bye(struct dialog *d, bool to_caller, const char *reason)
+{
+	struct slice	 target, routes, from, to, u;
+	struct sipuri	 su;
+	struct dbye	*b;
+	struct buf	 h;
+	struct tp_addr	 a;
+	struct resolve_query q;
+	char		 host[256];
+	uint32_t	 cseq;
+
+	target = str_get(&d->str, to_caller ? DS_CALLER_TARGET :
+	    DS_CALLEE_TARGET);
+	routes = str_get(&d->str, to_caller ? DS_CALLER_ROUTES :
+	    DS_CALLEE_ROUTES);
+	from = str_get(&d->str, to_caller ? DS_TO : DS_FROM);
+	to = str_get(&d->str, to_caller ? DS_FROM : DS_TO);
+	if (target.len == 0 || !sipuri_fits_ruri(target)) {
+		log_warnx("dialog %s: no target to send the %s a BYE",
+		    STR(d, DS_CALLID), to_caller ? "caller" : "callee");
+		return;
+	}
+	cseq = to_caller ? ++d->callee_cseq : ++d->caller_cseq;
+	b = xcalloc(1, sizeof(*b));
+	b->callid = xstrdup(STR(d, DS_CALLID));
+	b->sock = to_caller ? d->caller_sock : d->callee_sock;
+	buf_init(&h, 128);
+	buf_adds(&h, "BYE ");
+	buf_add(&h, target.p, target.len);
+	buf_adds(&h, " SIP/2.0\r\n");
+	b->head = buf_steal(&h, NULL);
+	buf_init(&h, 512);
+	buf_adds(&h, "Max-Forwards: 70\r\n");
+	if (routes.len > 0)
+		buf_addf(&h, "Route: " SLICE_FMT "\r\n", SLICE_ARG(routes));
+	buf_addf(&h, "From: " SLICE_FMT "\r\nTo: " SLICE_FMT "\r\n"
+	    "Call-ID: %s\r\nCSeq: %u BYE\r\n", SLICE_ARG(from),
+	    SLICE_ARG(to), b->callid, cseq);
+	if (reason != NULL)
+		buf_addf(&h, "Reason: %s\r\n", reason);
+	buf_adds(&h, "User-Agent: Osprey/" PACKAGE_VERSION "\r\n"
+	    "Content-Length: 0\r\n\r\n");
+	b->rest = buf_steal(&h, NULL);
+	if (routes.len == 0) {
+		/* No proxy beside us that way: the flow we know. */
+		txn_addr_get(to_caller ? &d->caller_addr : &d->callee_addr, &a);
+		dbye_send(b, &a, NULL);
+		dbye_free(b);
+		return;
+	}
+	u = routes_first(routes);
+	if (sipuri_parse(u, &su) == -1 || su.host.len == 0 ||
+	    su.host.len + 1 > sizeof(host)) {
+		log_warnx("dialog %s: bad Route for our BYE", b->callid);
+		dbye_free(b);
+		return;
+	}
+	if (su.host.p[0] == '[' && su.host.len > 2) {
+		su.host.p++;
+		su.host.len -= 2;
+	}
+	memcpy(host, su.host.p, su.host.len);
+	host[su.host.len] = '\0';
+	memset(&q, 0, sizeof(q));
+	q.host = host;
+	q.port = su.port;
+	q.proto = -1;
+	q.sips = slice_eq(su.scheme, "sips");
+	q.protos = tp_protos(D.tp);
+	if (sipuri_param(&su, "transport", &u)) {
+		enum tp_proto	p;
+
+		if (tp_proto_parse(u, &p) == 0)
+			q.proto = (int)p;
+	}
+	b->next = D.byes;
+	D.byes = b;
+	b->dns = resolver_query(&q, dbye_resolved, b);
+}
+
+/* Osprey ends d itself: a BYE to each party, and the record. */
+static void
+dialog_hangup_one(struct dialog *d, enum cdr_ended_by by)
+{
+	const char	*reason = by == CDR_BY_ADMIN ?
+	    "SIP;cause=200;text=\"Hung up by the operator\"" :
+	    "SIP;cause=200;text=\"Maximum call length (dialog_timeout)\"";
+
+	log_notice("dialog %s: hung up by %s", STR(d, DS_CALLID),
+	    by == CDR_BY_ADMIN ? "the operator" : "dialog_timeout");
+	dialog_send_bye(d, false, reason);
+	dialog_send_bye(d, true, reason);
+	dialog_end(d, by, 200);
+}
+
+static void
+dialog_timeout_fire(void *arg)
+{
+	dialog_hangup_one(arg, CDR_BY_PROXY);
+}
+
+/* ospreyctl hangup: every confirmed dialog of the Call-ID, here. */
+int
+dialog_hangup(const char *callid, enum cdr_ended_by by, char *err,
+    size_t errlen)
+{
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	struct dialog		*hit[64];
+	unsigned		 i, nhit = 0;
+	size_t			 len = strlen(callid);
+
+	if (!D.up) {
+		snprintf(err, errlen, "dialog tracking is off");
+		return (-1);
+	}
+	HASHTAB_FOREACH(n, &D.ht, it) {
+		struct dialog	*d = (struct dialog *)n;
+
+		if (d->state == DLG_CONFIRMED && nhit < 64 &&
+		    d->str.off[DS_FTAG] - 1 == len &&
+		    memcmp(STR(d, DS_CALLID), callid, len) == 0)
+			hit[nhit++] = d;
+	}
+	if (nhit == 0) {
+		snprintf(err, errlen, "no confirmed dialog with Call-ID %s",
+		    callid);
+		return (-1);
+	}
+	for (i = 0; i < nhit; i++)
+		dialog_hangup_one(hit[i], by);
+	return (0);
+}
+
+void
+dialog_foreach(void (*fn)(const struct dialog_info *, void *), void *arg)
+{
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	struct dialog_info	 di;
+	char			 caller[256], callee[256];
+	struct slice		 u;
+	uint64_t		 now = timer_now_ms();
+
+	if (!D.up)
+		return;
+	HASHTAB_FOREACH(n, &D.ht, it) {
+		struct dialog	*d = (struct dialog *)n;
+
+		u = hdr_uri(str_get(&d->str, DS_FROM));
+		snprintf(caller, sizeof(caller), SLICE_FMT, SLICE_ARG(u));
+		u = hdr_uri(str_get(&d->str, DS_TO));
+		snprintf(callee, sizeof(callee), SLICE_FMT, SLICE_ARG(u));
+		di.callid = STR(d, DS_CALLID);
+		di.caller = caller;
+		di.callee = callee;
+		di.caller_target = STR(d, DS_CALLER_TARGET);
+		di.callee_target = STR(d, DS_CALLEE_TARGET);
+		di.identity = STR(d, DS_IDENTITY);
+		di.state = (enum dialog_state)d->state;
+		di.age_ms = now - d->start_ms;
+		di.worker = shard_self();
+		fn(&di, arg);
+	}
+}
+
+/* The worker stops: its dialogs go (a restart loses them, no records). */
+void
+dialog_shutdown(void)
+{
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	struct dbye		*b;
+
+	if (!D.up)
+		return;
+	while ((b = D.byes) != NULL) {
+		D.byes = b->next;
+		resolver_cancel(b->dns);
+		dbye_free(b);
+	}
+	HASHTAB_FOREACH(n, &D.ht, it)
+		dialog_free((struct dialog *)n);
+	hashtab_cleanup(&D.ht);
+	D.up = false;
+}

@@ -1,0 +1,122 @@
+#ifndef OSPREY_DIALOG_H
+#define OSPREY_DIALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+#include "cdr.h"
+#include "sipmsg.h"
+#include "tp.h"
+
+/*
+ * Dialogs as a record-routing proxy sees them (RFC 3261 section 12; what
+ * Kamailio's dialog module keeps).  Every message of a call reaches the
+ * worker that owns its Call-ID (shard_of), so each worker has its own
+ * table (thread-local) and a dialog lives with that worker.
+ *
+ * The proxy hands over an INVITE it record-routed (dialog_call_new), its
+ * 1xx/2xx with a To tag (early, then confirmed dialogs, one per To tag),
+ * its final failure (early dialogs end, a CDR of the attempt), and asks
+ * about every in-dialog request that came back through our stamped
+ * Route (dialog_request).  A dialog ends on a BYE, on
+ * timers.dialog_timeout or `ospreyctl hangup` (Osprey sends the BYEs
+ * itself, dialog_hangup), and a CDR goes to the function given to
+ * dialog_set_cdr().
+ */
+
+struct dialog_settings {
+	bool		 enable;
+	uint32_t	 timeout_s;	/* timers.dialog_timeout; 0: none */
+	unsigned	 calls_per_user;	/* 0: no limit */
+	unsigned	 calls_per_source;	/* 0: no limit */
+};
+
+enum dialog_state {
+	DLG_EARLY,
+	DLG_CONFIRMED,
+	DLG_TERMINATED,
+	DLG_NSTATES
+};
+
+/* An INVITE on its way (owned by the proxy's response context). */
+struct dialog_call;
+
+/* What `ospreyctl dialogs` lists (borrowed for the call). */
+struct dialog_info {
+	const char	*callid;
+	const char	*caller;	/* From URI */
+	const char	*callee;	/* To URI */
+	const char	*caller_target;	/* Contact URIs */
+	const char	*callee_target;
+	const char	*identity;	/* authenticated user, "" none */
+	enum dialog_state state;
+	uint64_t	 age_ms;
+	unsigned	 worker;
+};
+
+/* Every worker's figures together (atomic counters). */
+#define DIALOG_NBUCKETS	8
+struct dialog_totals {
+	uint64_t	 by_state[DLG_NSTATES];	/* open now (terminated: 0) */
+	uint64_t	 attempted;	/* INVITEs record-routed */
+	uint64_t	 answered;	/* of those, a 2xx went upstream */
+	uint64_t	 created;	/* dialogs confirmed */
+	uint64_t	 ended[CDR_BY_ADMIN + 1];	/* by who ended them */
+	uint64_t	 refused_403;	/* in-dialog to another target */
+	uint64_t	 refused_481;	/* in-dialog, no dialog */
+	uint64_t	 limited;	/* calls_per_user/source */
+	uint64_t	 duration_bucket[DIALOG_NBUCKETS + 1];	/* +Inf last */
+	uint64_t	 duration_count;
+	uint64_t	 duration_sum_ms;
+};
+extern const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS];
+
+typedef void dialog_cdr_fn(const struct cdr *);
+
+/* Process-wide, before the workers start (and while they are paused). */
+void	 dialog_set_settings(const struct dialog_settings *);
+void	 dialog_set_cdr(dialog_cdr_fn *);
+bool	 dialog_enabled(void);
+void	 dialog_totals(struct dialog_totals *);
+
+/* Each worker's own table. */
+void	 dialog_init(struct event_base *, struct tp *);
+void	 dialog_shutdown(void);
+unsigned dialog_count(void);
+size_t	 dialog_bytes(void);
+
+/* An INVITE record-routed out of dialog. */
+int	 dialog_call_admit(struct slice user, const struct tp_addr *src,
+	    char *err, size_t errlen);
+struct dialog_call *dialog_call_new(const struct sipmsg *,
+	    const struct tp_addr *src, struct tp_sock *in, struct slice user,
+	    struct slice identity, const char stamp[17]);
+void	 dialog_call_response(struct dialog_call *, const struct sipmsg *,
+	    const struct tp_addr *callee, struct tp_sock *out);
+void	 dialog_call_final(struct dialog_call *, int code,
+	    enum cdr_ended_by);
+void	 dialog_call_free(struct dialog_call *);
+
+/* In-dialog requests and the answers to target refreshes. */
+int	 dialog_request(const struct sipmsg *, struct slice next,
+	    char *err, size_t errlen);
+void	 dialog_refresh(const struct sipmsg *resp);
+
+/* Operations, on the worker that owns the Call-ID. */
+int	 dialog_hangup(const char *callid, enum cdr_ended_by, char *err,
+	    size_t errlen);
+void	 dialog_foreach(void (*)(const struct dialog_info *, void *),
+	    void *);
+
+/* The pure parts, for the unit tests. */
+void	 dialog_key(struct buf *, struct slice callid, struct slice a,
+	    struct slice b);
+bool	 dialog_uri_same(struct slice, struct slice);
+unsigned dialog_rr_split(const struct slice *rr, unsigned n,
+	    const char stamp[17], unsigned *after);
+const char *dialog_state_name(enum dialog_state);
+
+#endif
