@@ -30,8 +30,10 @@ usage(FILE *fp)
 	    "  registrations [USER]    registered contacts\n"
 	    "  reload                  re-read the config (as SIGHUP)\n"
 	    "  loglevel LEVEL          error, warning, notice, info, debug\n"
+	    "  dialogs [CALL-ID]       calls up and being answered\n"
 	    "  cancel CALL-ID CSEQ     cancel a pending INVITE, as its caller "
 	    "would\n"
+	    "  hangup CALL-ID          end a call: a BYE to both parties\n"
 	    "options:\n"
 	    "  -j, --json              machine-readable output\n"
 	    "  -c file                 the control socket of this config "
@@ -112,6 +114,15 @@ main(int argc, char **argv)
 		usage(stderr);
 		return (2);
 	}
+	for (n = i; n < argc; n++)	/* "dialogs --json" */
+		if (strcmp(argv[n], "--json") == 0 ||
+		    strcmp(argv[n], "-j") == 0) {
+			json = true;
+			memmove(&argv[n], &argv[n + 1], (argc - n) *
+			    sizeof(*argv));
+			argc--;
+			n--;
+		}
 	off = (size_t)snprintf(req, sizeof(req), "%s", json ? "json" : "");
 	for (; i < argc && off < sizeof(req); i++) {
 		if (strpbrk(argv[i], " \t\r\n") != NULL) {

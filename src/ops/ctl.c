@@ -24,6 +24,7 @@
 
 #include "ctl.h"
 #include "auth.h"
+#include "dialog.h"
 #include "gateway.h"
 #include "guard.h"
 #include "location.h"
@@ -275,6 +276,44 @@ list_conn(const struct tp_conn_info *ci, void *arg)
 		    (unsigned long long)(ci->idle_ms / 1000),
 		    (unsigned long long)ci->rx_msgs,
 		    (unsigned long long)ci->tx_msgs, ci->queued);
+	}
+	o->n++;
+}
+
+/* dialogs [CALL-ID]: one line (or object) per dialog. */
+static void
+list_dialog(const struct dialog_info *di, void *arg)
+{
+	struct out	*o = arg;
+
+	if (o->filter != NULL && strcmp(di->callid, o->filter) != 0)
+		return;
+	if (o->json) {
+		evbuffer_add_printf(o->b, "%s{\"call_id\":", o->n ? "," : "");
+		json_str(o->b, di->callid);
+		evbuffer_add_printf(o->b, ",\"state\":\"%s\",\"caller\":",
+		    dialog_state_name(di->state));
+		json_str(o->b, di->caller);
+		evbuffer_add(o->b, ",\"callee\":", 10);
+		json_str(o->b, di->callee);
+		evbuffer_add(o->b, ",\"caller_target\":", 17);
+		json_str(o->b, di->caller_target);
+		evbuffer_add(o->b, ",\"callee_target\":", 17);
+		json_str(o->b, di->callee_target);
+		evbuffer_add(o->b, ",\"identity\":", 12);
+		json_str(o->b, di->identity);
+		evbuffer_add_printf(o->b, ",\"age_s\":%llu,\"worker\":%u}",
+		    (unsigned long long)(di->age_ms / 1000), di->worker);
+	} else {
+		if (o->n == 0)
+			evbuffer_add_printf(o->b, "%-32s %-9s %-28s %-28s "
+			    "%6s %s\n", "CALL-ID", "STATE", "CALLER", "CALLEE",
+			    "AGE", "WORKER");
+		evbuffer_add_printf(o->b, "%-32s %-9s %-28s %-28s %5llus %u\n"
+		    "    targets %s <-> %s\n", di->callid,
+		    dialog_state_name(di->state), di->caller, di->callee,
+		    (unsigned long long)(di->age_ms / 1000), di->worker,
+		    di->caller_target, di->callee_target);
 	}
 	o->n++;
 }
@@ -540,6 +579,13 @@ ctl_command(struct bufferevent *bev, char *line)
 		list_begin(&o, argc > 1 ? argv[1] : NULL);
 		location_foreach(list_binding, &o);
 		list_end(bev, &o);
+	} else if (strcmp(argv[0], "dialogs") == 0 && argc <= 2) {
+		list_begin(&o, argc > 1 ? argv[1] : NULL);
+		worker_dialog_foreach(list_dialog, &o);
+		list_end(bev, &o);
+	} else if (strcmp(argv[0], "hangup") == 0 && argc == 2) {
+		rc = worker_hangup(argv[1], err, sizeof(err));
+		reply(bev, rc == 0, err, NULL);
 	} else if (strcmp(argv[0], "reload") == 0 && argc == 1) {
 		cmd_reload(bev, &o);
 	} else if (strcmp(argv[0], "loglevel") == 0 && argc == 2) {
@@ -565,8 +611,9 @@ ctl_command(struct bufferevent *bev, char *line)
 		}
 	} else
 		reply(bev, false, "unknown command (status, stats, "
-		    "transactions [CALL-ID], registrations [USER], reload, loglevel "
-		    "LEVEL, cancel CALL-ID CSEQ)", NULL);
+		    "transactions [CALL-ID], registrations [USER], dialogs "
+		    "[CALL-ID], reload, loglevel LEVEL, cancel CALL-ID CSEQ, "
+		    "hangup CALL-ID)", NULL);
 	evbuffer_free(o.b);
 }
 

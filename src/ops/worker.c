@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dialog.h"
 #include "log.h"
 #include "proxy.h"
 #include "shard.h"
@@ -724,6 +725,58 @@ worker_cancel_call(const char *callid, uint32_t cseq, char *err,
 	else
 		mailbox_call(&W.w[owner].mb, cancel_run, &c);
 	return (c.rc);
+}
+
+struct hangup {
+	const char	*callid;
+	char		*err;
+	size_t		 errlen;
+	int		 rc;
+};
+
+static void
+hangup_run(void *arg)
+{
+	struct hangup	*h = arg;
+
+	h->rc = dialog_hangup(h->callid, CDR_BY_ADMIN, h->err, h->errlen);
+}
+
+/* ospreyctl hangup: on the worker that holds the call's dialogs. */
+int
+worker_hangup(const char *callid, char *err, size_t errlen)
+{
+	struct hangup	h = { callid, err, errlen, -1 };
+	unsigned	owner = shard_of(callid, strlen(callid));
+
+	if (owner == 0 || owner >= W.n || !W.w[owner].started)
+		hangup_run(&h);
+	else
+		mailbox_call(&W.w[owner].mb, hangup_run, &h);
+	return (h.rc);
+}
+
+struct dlg_foreach {
+	void	(*fn)(const struct dialog_info *, void *);
+	void	 *arg;
+};
+
+static void
+dlg_foreach_run(void *arg)
+{
+	struct dlg_foreach	*f = arg;
+
+	dialog_foreach(f->fn, f->arg);
+}
+
+/* fn on every dialog of every worker, one worker after the other. */
+void
+worker_dialog_foreach(void (*fn)(const struct dialog_info *, void *),
+    void *arg)
+{
+	struct dlg_foreach	f = { fn, arg };
+
+	worker_each(dlg_foreach_run, &f);
 }
 
 static void

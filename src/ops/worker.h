@@ -65,6 +65,10 @@ void	 worker_txn_foreach(void (*)(struct txn *, void *), void *);
 void	 worker_conn_foreach(void (*)(const struct tp_conn_info *, void *),
 	    void *);
 int	 worker_cancel_call(const char *, uint32_t, char *, size_t);
+struct dialog_info;
+int	 worker_hangup(const char *, char *, size_t);
+void	 worker_dialog_foreach(void (*)(const struct dialog_info *, void *),
+	    void *);
 void	 worker_stop_accepting(void);
 
 #endif

@@ -1,0 +1,283 @@
+"""Dialogs (issue 13, items 1, 2, 4): the table a record-routing proxy
+keeps (RFC 3261 12), in-dialog requests checked against it, BYEs of our
+own on dialog_timeout and `ospreyctl hangup`.  Real SIP over loopback to
+a real ospreyd; runs with OSPREY_TEST_WORKERS=1 and 2."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import OSPREYCTL, ctl
+from sip import (SDP, UAC, Endpoint, build_request, build_response,
+                 hostport, match,
+                 new_branch, sipnet, uri_of)  # noqa: F401 (fixture)
+
+
+def answered(net, **kw):
+    """A call set up end to end: INVITE/180/200/ACK.  Returns (call,
+    invite as the UAS got it)."""
+    call = net.call(**kw)
+    inv = net.ring(call)
+    net.uas.respond(inv, 200, body=SDP)
+    ok = net.caller.expect(call.resp(200))
+    call.ack(ok)
+    net.uas.expect("ACK", call_id=call.call_id)
+    return call, inv
+
+
+def callee_request(net, call, inv, method, uri=None, cseq=1, routes=None,
+                   headers=()):
+    """An in-dialog request from the UAS to the caller (12.2.1.1): From its
+    tag, To the caller's, Route = the Record-Route of the INVITE in order,
+    Request-URI the caller's Contact."""
+    ep = net.uas.ep
+    hs = [("Via", "SIP/2.0/UDP %s;branch=%s;rport" % (
+        hostport(ep.host, ep.port), new_branch())),
+        ("Max-Forwards", "70"),
+        ("From", "<%s>;tag=%s" % (call.to_uri, net.uas.tag(inv))),
+        ("To", call.from_hdr),
+        ("Call-ID", call.call_id),
+        ("CSeq", "%d %s" % (cseq, method))]
+    rr = inv.values("record-route") if routes is None else routes
+    hs += [("Route", r) for r in rr]
+    hs += list(headers)
+    data = build_request(method, uri or uri_of(inv.get("contact")), hs)
+    ep.send(data, net.proxy.addr)
+    return data
+
+
+def ctl_json(o, *args):
+    p = subprocess.run([OSPREYCTL, "-s", o.ctl_socket] + list(args) +
+                       ["--json"], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    return json.loads(p.stdout)
+
+
+def wait_dialogs(o, n, secs=3.0):
+    deadline = time.time() + secs
+    while True:
+        d = ctl_json(o, "dialogs")
+        if len(d) == n or time.time() > deadline:
+            return d
+        time.sleep(0.05)
+
+
+def test_bye_from_caller_ends_dialog(sipnet):
+    net = sipnet()
+    call, inv = answered(net)
+    d = wait_dialogs(net.proxy, 1)
+    assert len(d) == 1 and d[0]["state"] == "confirmed", d
+    assert d[0]["call_id"] == call.call_id
+    assert d[0]["caller"] == "sip:alice@example.test"
+    assert d[0]["callee_target"] == net.uas.contact_uri
+    call.bye()
+    bye = net.uas.expect("BYE", call_id=call.call_id)
+    net.uas.respond(bye, 200)
+    net.caller.expect(call.resp(200, "BYE"))
+    assert wait_dialogs(net.proxy, 0) == []
+    # The dialog is gone: a request in it is refused here, not relayed.
+    call.request("INFO")
+    r = net.caller.expect(call.resp(method="INFO"))
+    assert r.code == 481, r
+    assert net.uas.ep.collect(0.3) == []
+
+
+def test_bye_from_callee_ends_dialog(sipnet):
+    net = sipnet()
+    call, inv = answered(net)
+    assert len(wait_dialogs(net.proxy, 1)) == 1
+    callee_request(net, call, inv, "BYE")
+    bye = net.caller.expect(match(method="BYE", call_id=call.call_id))
+    assert bye.uri == uri_of(call.contact)
+    net.caller.send(
+        build_response(bye, 200), bye.vias[0].response_addr()
+        or net.proxy.addr)
+    net.uas.ep.expect(match(code=200, response=True, call_id=call.call_id,
+                            cseq_method="BYE"))
+    assert wait_dialogs(net.proxy, 0) == []
+
+
+def test_forged_target_refused(sipnet):
+    """A dialog party cannot use our stamped Route to reach a third host
+    (the relay hole of issue 13): 403 naming the problem."""
+    net = sipnet()
+    call, inv = answered(net)
+    third = Endpoint()
+    try:
+        call.remote_target = "sip:carol@%s" % hostport(third.host,
+                                                       third.port)
+        call.request("MESSAGE", body=b"hi")
+        r = net.caller.expect(call.resp(method="MESSAGE"))
+        assert r.code == 403, r
+        assert "not this dialog's target" in r.reason, r.reason
+        assert third.collect(0.3) == []
+        # The callee cannot either (towards another than the caller).
+        callee_request(net, call, inv, "INFO", cseq=5, uri="sip:x@%s" %
+                       hostport(third.host, third.port))
+        r = net.uas.ep.expect(match(response=True, call_id=call.call_id,
+                                    cseq_method="INFO"))
+        assert r.code == 403, r
+        assert third.collect(0.3) == []
+        # The dialog is still up: the right target goes through.
+        call.remote_target = net.uas.contact_uri
+        call.bye()
+        net.uas.expect("BYE", call_id=call.call_id)
+    finally:
+        third.close()
+
+
+def test_in_dialog_to_proxy_address_481(sipnet):
+    """An in-dialog request (To tag) addressed to the proxy itself, with a
+    user part and no Route: 481, not routed to that user."""
+    net = sipnet()
+    call = net.call(ruri="sip:bob@%s" % hostport(*net.proxy.addr))
+    call.to_tag = "nosuchdialog"
+    call.bye()
+    r = net.caller.expect(call.resp(method="BYE"))
+    assert r.code == 481, r
+    assert net.uas.ep.collect(0.3) == []
+
+
+def test_stamped_route_without_dialog_481(sipnet):
+    """Our stamped Record-Route with tags of no dialog: 481."""
+    net = sipnet()
+    call, inv = answered(net)
+    other = UAC(net.caller, net.proxy.addr)
+    other.call_id = call.call_id      # the stamp is the Call-ID's
+    other.to_tag = "forged"
+    other.route_set = call.route_set
+    other.remote_target = call.remote_target
+    other.request("INFO")
+    r = net.caller.expect(other.resp(method="INFO"))
+    assert r.code == 481, r
+    assert net.uas.ep.collect(0.3) == []
+
+
+def test_reinvite_updates_target(sipnet):
+    """A re-INVITE with a new Contact moves the caller's target: the
+    callee's BYE goes to the new one, a request to the old is refused."""
+    net = sipnet()
+    call, inv = answered(net)
+    moved = Endpoint()
+    try:
+        old_contact = uri_of(call.contact)
+        new_contact = "sip:alice@%s" % hostport(moved.host, moved.port)
+        call.invite(send=False)
+        reinv = call.invite_bytes.replace(
+            ("Contact: " + call.contact).encode(),
+            ("Contact: <%s>" % new_contact).encode())
+        net.caller.send(reinv, net.proxy.addr)
+        got = net.uas.expect("INVITE", call_id=call.call_id)
+        assert new_contact in got.get("contact")
+        net.uas.respond(got, 200, body=SDP)
+        ok = net.caller.expect(call.resp(200))
+        call.ack(ok)
+        net.uas.expect("ACK", call_id=call.call_id)
+        callee_request(net, call, inv, "INFO", cseq=3, uri=old_contact)
+        r = net.uas.ep.expect(match(response=True, call_id=call.call_id,
+                                    cseq_method="INFO"))
+        assert r.code == 403, r
+        callee_request(net, call, inv, "BYE", cseq=4, uri=new_contact)
+        moved.expect(match(method="BYE", call_id=call.call_id))
+    finally:
+        moved.close()
+
+
+def check_our_bye(bye, call, net, to_caller, uas_tag):
+    """A BYE Osprey made itself: our Via only, the dialog's tags each way,
+    Call-ID, the remote target in the request line."""
+    assert len(bye.vias) == 1, bye
+    assert bye.call_id == call.call_id
+    if to_caller:
+        assert bye.from_tag == uas_tag and bye.to_tag == call.from_tag
+        assert bye.uri == uri_of(call.contact)
+    else:
+        assert bye.from_tag == call.from_tag and bye.to_tag == uas_tag
+        assert bye.uri == net.uas.contact_uri
+        assert bye.cseq[0] > call.cseq
+    assert not bye.has("route")
+
+
+def test_dialog_timeout_byes_both(sipnet):
+    net = sipnet(timers={"dialog_timeout": 1})
+    call, inv = answered(net)
+    tag = net.uas.tag(inv)
+    b1 = net.uas.expect("BYE", call_id=call.call_id, timeout=4)
+    b2 = net.caller.expect(match(method="BYE", call_id=call.call_id),
+                           timeout=2)
+    check_our_bye(b1, call, net, False, tag)
+    check_our_bye(b2, call, net, True, tag)
+    net.uas.respond(b1, 200)
+    net.caller.send(build_response(b2, 200),
+                    b2.vias[0].response_addr())
+    assert wait_dialogs(net.proxy, 0) == []
+    assert "ended by proxy" in net.proxy.log_text()
+
+
+def test_hangup(sipnet):
+    net = sipnet()
+    call, inv = answered(net)
+    wait_dialogs(net.proxy, 1)
+    p = subprocess.run([OSPREYCTL, "-s", net.proxy.ctl_socket, "hangup",
+                        "no-such-call"], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    ctl(net.proxy, "hangup", call.call_id)
+    b1 = net.uas.expect("BYE", call_id=call.call_id)
+    b2 = net.caller.expect(match(method="BYE", call_id=call.call_id))
+    tag = net.uas.tag(inv)
+    check_our_bye(b1, call, net, False, tag)
+    check_our_bye(b2, call, net, True, tag)
+    assert b1.get("reason") and "operator" in b1.get("reason")
+    assert wait_dialogs(net.proxy, 0) == []
+
+
+def test_failed_call_leaves_no_dialog(sipnet):
+    """Early dialogs (180 with a tag) end with the INVITE's failure."""
+    net = sipnet()
+    call = net.call()
+    inv = net.ring(call)
+    assert [d["state"] for d in wait_dialogs(net.proxy, 1)] == ["early"]
+    net.uas.respond(inv, 486)
+    net.caller.expect(call.resp(486))
+    assert wait_dialogs(net.proxy, 0) == []
+
+
+def test_dialogs_survive_reload(sipnet):
+    from conftest import reload_conf
+    net = sipnet()
+    call, inv = answered(net)
+    reload_conf(net.proxy, open(net.proxy.conf).read() + "\n# again\n")
+    assert len(wait_dialogs(net.proxy, 1)) == 1
+    call.bye()
+    net.uas.expect("BYE", call_id=call.call_id)
+
+
+def test_calls_per_user_limit(sipnet):
+    net = sipnet(extra="limits = { calls_per_user = 1; };")
+    call, inv = answered(net)
+    second = net.call()
+    second.invite()
+    r = net.caller.expect(second.resp())
+    assert r.code == 486, r
+    assert "calls_per_user" in r.reason
+    call.bye()
+    bye = net.uas.expect("BYE", call_id=call.call_id)
+    net.uas.respond(bye, 200)
+    third = net.call()
+    third.invite()
+    net.uas.expect("INVITE", call_id=third.call_id)
+
+
+def test_calls_per_source_limit(sipnet):
+    net = sipnet(extra="limits = { calls_per_source = 1; };")
+    call = net.call()
+    net.ring(call)          # being set up counts
+    second = net.call(from_uri="sip:carol@example.test")
+    second.invite()
+    r = net.caller.expect(second.resp())
+    assert r.code == 503, r
+    assert r.get("retry-after")
