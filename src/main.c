@@ -90,12 +90,16 @@ static void
 status_tick(void *arg)
 {
 	struct worker_totals		 t;
+	struct dialog_totals		 dt;
 	const struct proxy_stats	*ps = worker_totals(&t);
 	uint64_t			 inv = ps->requests_in[SM_INVITE];
 
 	(void)arg;
-	sysd_notifyf("STATUS=%u transactions, %u calls pending, %.1f calls/s, "
-	    "%u registrations", t.txns, t.pending,
+	dialog_totals(&dt);
+	sysd_notifyf("STATUS=%llu calls up, %llu calls total, %u transactions, "
+	    "%u calls pending, %.1f calls/s, %u registrations",
+	    (unsigned long long)dt.by_state[DLG_CONFIRMED],
+	    (unsigned long long)dt.created, t.txns, t.pending,
 	    (double)(inv - D.last_invites) * 1000 / STATUS_MS,
 	    location_count());
 	D.last_invites = inv;
@@ -297,6 +301,11 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 		restart_needed(&notes, "registrar.database");
 	if (workers_of(nc) != D.workers)
 		restart_needed(&notes, "workers");
+	if (nc->dialog.enable != dialog_enabled()) {
+		/* A run either stamps every INVITE for the table or none. */
+		restart_needed(&notes, "dialog.enable");
+		nc->dialog.enable = dialog_enabled();
+	}
 	if (ctl_set_settings(&nc->ctl) == -1)
 		restart_needed(&notes, "control.socket");
 	buf_add(changes, notes.p, notes.len);

@@ -68,7 +68,7 @@ struct dialog {
 	uint64_t		 start_ms;	/* timer_now_ms() */
 	uint32_t		 caller_cseq;	/* the highest seen */
 	uint32_t		 callee_cseq;
-	uint32_t		 size;		/* counted in D.bytes */
+	uint32_t		 size;		/* counted in G.tot.bytes */
 	uint8_t			 caller_sock;	/* index in tp->socks */
 	uint8_t			 callee_sock;
 	uint8_t			 state;		/* enum dialog_state */
@@ -109,7 +109,6 @@ static _Thread_local struct {
 	struct hashtab		 ht;
 	bool			 up;
 	uint64_t		 serial;
-	size_t			 bytes;
 	struct dbye		*byes;		/* resolving */
 } D;
 
@@ -377,12 +376,6 @@ dialog_count(void)
 	return (D.up ? (unsigned)D.ht.n : 0);
 }
 
-size_t
-dialog_bytes(void)
-{
-	return (D.bytes);
-}
-
 static void
 dialog_link(struct dialog *d)
 {
@@ -396,9 +389,9 @@ dialog_link(struct dialog *d)
 static void
 dialog_account(struct dialog *d)
 {
-	D.bytes -= d->size;
+	CNT_SUB(bytes, d->size);
 	d->size = (uint32_t)(sizeof(*d) + d->str.off[DS_N]);
-	D.bytes += d->size;
+	CNT_ADD(bytes, d->size);
 }
 
 /* Replace string i of d (the key is never replaced this way). */
@@ -455,7 +448,7 @@ dialog_free(struct dialog *d)
 	timer_stop(&d->timeout);
 	CNT_SUB(by_state[d->state], 1);
 	lim_release(&d->str, &d->cnt_user, &d->cnt_src);
-	D.bytes -= d->size;
+	CNT_SUB(bytes, d->size);
 	free(d->str.s);
 	free(d);
 }

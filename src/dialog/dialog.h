@@ -71,6 +71,7 @@ struct dialog_totals {
 	uint64_t	 duration_bucket[DIALOG_NBUCKETS + 1];	/* +Inf last */
 	uint64_t	 duration_count;
 	uint64_t	 duration_sum_ms;
+	uint64_t	 bytes;		/* held by the open dialogs */
 };
 extern const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS];
 
@@ -86,7 +87,6 @@ void	 dialog_totals(struct dialog_totals *);
 void	 dialog_init(struct event_base *, struct tp *);
 void	 dialog_shutdown(void);
 unsigned dialog_count(void);
-size_t	 dialog_bytes(void);
 
 /* An INVITE record-routed out of dialog. */
 int	 dialog_call_admit(struct slice user, const struct tp_addr *src,

@@ -325,9 +325,19 @@ ctl_set_tp(const struct tp *tp)
 }
 
 /* The fields of `status`, in the order they are shown. */
+static struct dialog_totals
+dialog_now(void)
+{
+	struct dialog_totals	d;
+
+	dialog_totals(&d);
+	return (d);
+}
+
 static void
 status_put(struct out *o, const struct worker_totals *t)
 {
+	const struct dialog_totals d = dialog_now();
 	const struct field	f[] = {
 		{ "version", NULL, PACKAGE_VERSION, 0 },
 		{ "pid", NULL, NULL, (unsigned long long)getpid() },
@@ -341,6 +351,10 @@ status_put(struct out *o, const struct worker_totals *t)
 		{ "registered_aors", "addresses-of-record", NULL,
 		    location_aors() },
 		{ "connections", "connections open", NULL, t->conns },
+		{ "calls_up", "calls up", NULL, d.by_state[DLG_CONFIRMED] },
+		{ "calls_early", "calls ringing", NULL,
+		    d.by_state[DLG_EARLY] },
+		{ "calls_total", "calls answered", NULL, d.created },
 	};
 
 	fields_put(o, f, sizeof(f) / sizeof(f[0]));

@@ -22,6 +22,7 @@
 #include <event2/http.h>
 
 #include "auth.h"
+#include "dialog.h"
 #include "gateway.h"
 #include "guard.h"
 #include "location.h"
@@ -383,6 +384,61 @@ metrics_render_lag(struct evbuffer *out)
 	    l->count);
 }
 
+static void
+metrics_render_dialog(struct evbuffer *out)
+{
+	struct dialog_totals	 d;
+	const char		*name = "osprey_call_duration_seconds";
+	static const char *const by[] = { "unknown", "caller", "callee",
+	    "proxy", "admin" };
+	uint64_t		 cum = 0;
+	char			 le[16];
+	int			 i;
+
+	dialog_totals(&d);
+	metrics_head(out, "osprey_dialogs", "gauge",
+	    "Dialogs open now, by state (dialog.enable).");
+	for (i = 0; i < DLG_TERMINATED; i++)
+		metrics_sample(out, "osprey_dialogs", "state",
+		    dialog_state_name((enum dialog_state)i), d.by_state[i]);
+	metrics_scalar(out, "osprey_dialog_bytes", "gauge",
+	    "Heap bytes the open dialogs hold.", d.bytes);
+	metrics_scalar(out, "osprey_calls_attempted_total", "counter",
+	    "INVITEs out of dialog that we record-routed (the seizures).",
+	    d.attempted);
+	metrics_scalar(out, "osprey_calls_answered_total", "counter",
+	    "Of those, answered with a 2xx (answer-seizure ratio: answered "
+	    "over attempted).", d.answered);
+	metrics_head(out, "osprey_dialogs_ended_total", "counter",
+	    "Confirmed dialogs ended, by who ended them.");
+	for (i = 1; i <= CDR_BY_ADMIN; i++)
+		metrics_sample(out, "osprey_dialogs_ended_total", "by", by[i],
+		    d.ended[i]);
+	metrics_head(out, "osprey_dialog_refusals_total", "counter",
+	    "In-dialog requests refused: 403 another target, 481 no dialog.");
+	metrics_sample(out, "osprey_dialog_refusals_total", "code", "403",
+	    d.refused_403);
+	metrics_sample(out, "osprey_dialog_refusals_total", "code", "481",
+	    d.refused_481);
+	metrics_scalar(out, "osprey_calls_limited_total", "counter",
+	    "INVITEs refused by limits.calls_per_user or calls_per_source.",
+	    d.limited);
+	metrics_head(out, name, "histogram",
+	    "How long answered calls lasted, from the 2xx to their end.");
+	for (i = 0; i < DIALOG_NBUCKETS; i++) {
+		cum += d.duration_bucket[i];
+		snprintf(le, sizeof(le), "%u", dialog_duration_bounds_s[i]);
+		evbuffer_add_printf(out, "%s_bucket{le=\"%s\"} %" PRIu64 "\n",
+		    name, le, cum);
+	}
+	evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+	    name, d.duration_count);
+	metrics_seconds(out, "osprey_call_duration_seconds_sum",
+	    d.duration_sum_ms * 1000000);
+	metrics_sample(out, "osprey_call_duration_seconds_count", NULL, NULL,
+	    d.duration_count);
+}
+
 void
 metrics_render(struct evbuffer *out)
 {
@@ -399,6 +455,7 @@ metrics_render(struct evbuffer *out)
 	metrics_render_guard(out, ps);
 	metrics_render_gw(out);
 	metrics_render_tp(out, &t);
+	metrics_render_dialog(out);
 	metrics_render_lag(out);
 }
 

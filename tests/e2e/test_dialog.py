@@ -281,3 +281,40 @@ def test_calls_per_source_limit(sipnet):
     r = net.caller.expect(second.resp())
     assert r.code == 503, r
     assert r.get("retry-after")
+
+
+def test_metrics_and_status(sipnet):
+    """osprey_dialogs by state, the answer-seizure counters, the call
+    duration histogram, and calls up in `ospreyctl status`."""
+    from test_metrics import free_tcp_port, metrics_conf, scrape
+    mport = free_tcp_port()
+    net = sipnet(extra=metrics_conf(mport))
+
+    def value(s, name, **labels):
+        return s.samples.get((name, frozenset(labels.items())), 0)
+
+    call, inv = answered(net)
+    failed = net.call()
+    finv = net.ring(failed)
+    net.uas.respond(finv, 486)
+    net.caller.expect(failed.resp(486))
+    s = scrape(mport)
+    assert s.types["osprey_dialogs"] == "gauge"
+    assert value(s, "osprey_dialogs", state="confirmed") == 1
+    assert value(s, "osprey_dialogs", state="early") == 0
+    assert value(s, "osprey_calls_attempted_total") == 2
+    assert value(s, "osprey_calls_answered_total") == 1
+    assert 0 < value(s, "osprey_dialog_bytes") < 1024
+    st = json.loads(subprocess.run(
+        [OSPREYCTL, "-s", net.proxy.ctl_socket, "-j", "status"],
+        capture_output=True, text=True, timeout=10).stdout)
+    assert st["calls_up"] == 1 and st["calls_total"] == 1, st
+    call.bye()
+    net.uas.expect("BYE", call_id=call.call_id)
+    wait_dialogs(net.proxy, 0)
+    s = scrape(mport)
+    assert value(s, "osprey_dialogs", state="confirmed") == 0
+    assert value(s, "osprey_dialogs_ended_total", by="caller") == 1
+    assert value(s, "osprey_call_duration_seconds_count") == 1
+    assert value(s, "osprey_call_duration_seconds_bucket", le="10") == 1
+    assert value(s, "osprey_dialog_bytes") == 0
