@@ -161,3 +161,30 @@ def test_keepalive_none(reglab):
     nat_register(reglab, bob)
     assert options_for(bob, 2.5) == [], "keepalive none sends nothing"
     assert bob.ep.garbage == []
+
+
+def test_sipp_phone_behind_nat_answers_keepalives(reglab, tmp_path):
+    """SIPp (an independent SIP stack) registers carol with a private Via
+    and Contact, then answers every OPTIONS that comes out of call
+    (its -oocsf scenario checks the Request-URI is the registered
+    Contact). Both keepalives in its 4 s are answered: none failed, and
+    carol is still registered after them."""
+    from peers import interop
+    from conftest import free_udp_port
+    mport = free_tcp_port()
+    reglab.start(registrar=REG, extra='nat = { interval = 1; failures = 1; '
+                 '};\nmetrics = { address = "127.0.0.1"; port = %d; };'
+                 % mport, timers={"t1": 100})
+    p = interop.uac(str(tmp_path), "uac_nat_register.xml",
+                    reglab.proxy.port, free_udp_port(), service="carol",
+                    extra=["-oocsf", interop.scenario("uas_ooc_options.xml")],
+                    timeout_s=15)
+    rc = p.wait()
+    assert rc == 0, p.report()
+    log = open(p.log_file).read()
+    assert log.count("keepalive OPTIONS OPTIONS sip:carol@192.168.1.20:5062 "
+                     "SIP/2.0 answered") >= 2, p.report()
+    assert metric(mport, "osprey_nat_keepalives_total") >= 2
+    assert metric(mport, "osprey_nat_keepalive_failures_total") == 0
+    assert list(reglab.phone("carol").query()) == [
+        "sip:carol@192.168.1.20:5062"]
