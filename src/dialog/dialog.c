@@ -936,8 +936,11 @@ dbye_send(struct dbye *b, const struct tp_addr *addr, const char *name)
 		log_warnx("dialog %s: no socket for our BYE", b->callid);
 		return;
 	}
-	fmt_hex64(hex, ++D.serial);
-	snprintf(branch, sizeof(branch), SIP_MAGIC "dlg%s", hex);
+	/* Unique, and not to be guessed: keyed by the table's seed. */
+	++D.serial;
+	fmt_hex64(hex, hashtab_hash(D.ht.seed, &D.serial, sizeof(D.serial)));
+	snprintf(branch, sizeof(branch), SIP_MAGIC "dlg%s%x", hex,
+	    (unsigned)(D.serial & 0xffff));
 	buf_init(&m, 512);
 	buf_adds(&m, b->head);
 	buf_addf(&m, "Via: SIP/2.0/%s %s;branch=%s\r\n",
