@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "conf_diff.h"
+#include "dialog_store.h"
 #include "ctl.h"
 #include "gateway.h"
 #include "guard.h"
@@ -45,6 +46,7 @@ static struct {
 	char			*run_metrics;	/* owned: "addr port", NULL */
 	struct resolver_settings run_dns;
 	char			*run_database;	/* owned, NULL: memory */
+	char			*run_dialog_db;	/* owned, NULL: none */
 	struct event_base	*base;
 	struct tp		 tp;
 	struct timer		 status;	/* STATUS=, WATCHDOG=1 */
@@ -236,6 +238,8 @@ running_set(const struct conf *cf)
 	D.run_metrics = metrics_of(cf);
 	D.run_dns = cf->dns;
 	D.run_database = cf->reg.database ? xstrdup(cf->reg.database) : NULL;
+	D.run_dialog_db = cf->dialog_database ?
+	    xstrdup(cf->dialog_database) : NULL;
 }
 
 static void
@@ -243,7 +247,8 @@ running_free(void)
 {
 	free(D.run_metrics);
 	free(D.run_database);
-	D.run_metrics = D.run_database = NULL;
+	free(D.run_dialog_db);
+	D.run_metrics = D.run_database = D.run_dialog_db = NULL;
 }
 
 /* A setting that differs from what runs: logged, and told to ospreyctl. */
@@ -300,6 +305,8 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 		restart_needed(&notes, "dns");
 	if (!str_same(nc->reg.database, D.run_database))
 		restart_needed(&notes, "registrar.database");
+	if (!str_same(nc->dialog_database, D.run_dialog_db))
+		restart_needed(&notes, "dialog.database");
 	if (workers_of(nc) != D.workers)
 		restart_needed(&notes, "workers");
 	if (nc->dialog.enable != dialog_enabled()) {
@@ -402,6 +409,41 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	log_notice("ospreyd: signal %d", (int)sig);
 	ospreyd_stop();
+}
+
+static void
+dialog_restore_one(void *arg, const void *rec, size_t len)
+{
+	struct dialog_blob	*b = xmalloc(sizeof(*b) + len);
+	struct slice		 cid;
+	unsigned		*n = arg;
+
+	b->len = len;
+	memcpy(b->rec, rec, len);
+	if (dialog_blob_callid(b, &cid) == -1) {
+		free(b);
+		return;
+	}
+	/* The owner by this run's shard key. */
+	worker_post(shard_of(cid.p, cid.len), dialog_restore, b);
+	(*n)++;
+}
+
+/* dialog.database: every stored dialog to the worker that owns it now. */
+static void
+dialogs_restore(void)
+{
+	unsigned	n = 0;
+
+	if (!dialog_store_is_open())
+		return;
+	if (!dialog_enabled()) {
+		log_notice("ospreyd: dialog.enable is false: the dialogs in "
+		    "dialog.database stay there");
+		return;
+	}
+	dialog_store_load(dialog_restore_one, &n);
+	log_notice("ospreyd: %u dialog(s) from dialog.database", n);
 }
 
 /*
@@ -547,7 +589,14 @@ main(int argc, char **argv)
 	if (registrar_init(D.base, D.conf->reg.database, err,
 	    sizeof(err)) == -1)
 		fatalx("ospreyd: registrar.database: %s", err);
-	store_secret(secret);
+	if (dialog_store_open(D.base, D.conf->dialog_database, err,
+	    sizeof(err)) == -1)
+		fatalx("ospreyd: dialog.database: %s", err);
+	/* The stamps of stored dialogs must check after a restart. */
+	if (D.conf->reg.database == NULL && dialog_store_is_open())
+		dialog_store_secret(secret);
+	else
+		store_secret(secret);
 	auth_init(secret);
 	explicit_bzero(secret, sizeof(secret));
 	registrar_set(&D.conf->reg);
@@ -582,6 +631,7 @@ main(int argc, char **argv)
 	if (worker_start(D.workers, D.base, &D.tp, worker_setup,
 	    worker_teardown, NULL, err, sizeof(err)) == -1)
 		fatalx("ospreyd: %s", err);
+	dialogs_restore();
 	timer_init(&D.status, D.base, status_tick, NULL);
 	timer_init(&D.stop, D.base, stop_poll, NULL);
 	D.watchdog_usec = sysd_watchdog_usec();
@@ -600,6 +650,7 @@ main(int argc, char **argv)
 	gw_stop(&proxy_settings()->routes);
 	natping_stop();
 	proxy_shutdown();
+	dialog_store_close();	/* after every worker's dialogs went */
 	registrar_shutdown();
 	auth_shutdown();
 	guard_shutdown();

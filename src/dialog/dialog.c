@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "dialog.h"
+#include "dialog_store.h"
 #include "hashtab.h"
 #include "log.h"
 #include "resolver.h"
@@ -74,6 +75,24 @@ struct dialog {
 	uint8_t			 state;		/* enum dialog_state */
 	bool			 cnt_user;	/* holds a limits count */
 	bool			 cnt_src;
+	bool			 stored;	/* in dialog.database */
+};
+
+/* A confirmed dialog in dialog.database: this, then its strings. */
+#define DREC_VERSION	1
+struct drec {
+	uint32_t		 version;
+	uint32_t		 off[DS_N + 1];
+	struct txn_addr		 caller_addr;
+	struct txn_addr		 callee_addr;
+	int64_t			 start_s, start_ns;
+	int64_t			 answer_s, answer_ns;
+	uint32_t		 caller_cseq;
+	uint32_t		 callee_cseq;
+	uint8_t			 caller_sock;
+	uint8_t			 callee_sock;
+	uint8_t			 cnt_user;
+	uint8_t			 cnt_src;
 };
 
 /* An INVITE record-routed, until its response context goes. */
@@ -108,6 +127,7 @@ static _Thread_local struct {
 	struct tp		*tp;
 	struct hashtab		 ht;
 	bool			 up;
+	bool			 closing;	/* the store keeps them */
 	uint64_t		 serial;
 	struct dbye		*byes;		/* resolving */
 } D;
@@ -376,14 +396,54 @@ dialog_count(void)
 	return (D.up ? (unsigned)D.ht.n : 0);
 }
 
+static struct slice dialog_keyof(const struct dialog *);
+
 static void
 dialog_link(struct dialog *d)
 {
-	struct slice	k = str_get(&d->str, DS_CALLID);
+	struct slice	k = dialog_keyof(d);	/* Call-ID, both tags */
 
-	/* Call-ID NUL caller tag NUL callee tag */
-	k.len = d->str.off[DS_TTAG + 1] - 1;
 	hashtab_insert(&D.ht, &d->node, k.p, k.len);
+}
+
+static struct slice
+dialog_keyof(const struct dialog *d)
+{
+	return ((struct slice){ d->str.s, d->str.off[DS_TTAG + 1] - 1 });
+}
+
+/* A confirmed dialog into dialog.database (queued; the main loop writes). */
+static void
+dialog_save(struct dialog *d)
+{
+	struct drec	 r;
+	struct slice	 k;
+	char		*b;
+
+	if (d->state != DLG_CONFIRMED || !dialog_store_is_open())
+		return;
+	memset(&r, 0, sizeof(r));
+	r.version = DREC_VERSION;
+	memcpy(r.off, d->str.off, sizeof(r.off));
+	r.caller_addr = d->caller_addr;
+	r.callee_addr = d->callee_addr;
+	r.start_s = d->start.tv_sec;
+	r.start_ns = d->start.tv_nsec;
+	r.answer_s = d->answer.tv_sec;
+	r.answer_ns = d->answer.tv_nsec;
+	r.caller_cseq = d->caller_cseq;
+	r.callee_cseq = d->callee_cseq;
+	r.caller_sock = d->caller_sock;
+	r.callee_sock = d->callee_sock;
+	r.cnt_user = d->cnt_user;
+	r.cnt_src = d->cnt_src;
+	b = xmalloc(sizeof(r) + d->str.off[DS_N]);
+	memcpy(b, &r, sizeof(r));
+	memcpy(b + sizeof(r), d->str.s, d->str.off[DS_N]);
+	k = dialog_keyof(d);
+	dialog_store_put(k.p, k.len, b, sizeof(r) + d->str.off[DS_N]);
+	free(b);
+	d->stored = true;
 }
 
 static void
@@ -406,6 +466,7 @@ dialog_str_replace(struct dialog *d, enum dlg_str i, struct slice v)
 	str_set(&d->str, all);
 	dialog_link(d);
 	dialog_account(d);
+	dialog_save(d);
 }
 
 static struct dialog *
@@ -443,6 +504,12 @@ dialog_unlink_call(struct dialog *d)
 static void
 dialog_free(struct dialog *d)
 {
+	struct slice	k;
+
+	if (d->stored && !D.closing) {
+		k = dialog_keyof(d);
+		dialog_store_del(k.p, k.len);
+	}
 	dialog_unlink_call(d);
 	hashtab_remove(&D.ht, &d->node);
 	timer_stop(&d->timeout);
@@ -646,8 +713,10 @@ dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
 	d->callee_sock = (uint8_t)(out != NULL ? out - D.tp->socks : 0);
 	dialog_link(d);
 	dialog_account(d);
-	if (ok)
+	if (ok) {
 		dialog_confirm(d, c);
+		dialog_save(d);
+	}
 	else
 		log_debug("dialog %s: early, to tag " SLICE_FMT,
 		    STR(d, DS_CALLID), SLICE_ARG(resp->to_tag));
@@ -791,11 +860,14 @@ dialog_request(const struct sipmsg *m, struct slice next, char *err,
 		    SLICE_ARG(want));
 		return (403);
 	}
-	if (m->method != SM_ACK && m->method != SM_CANCEL) {
-		if (from_caller && m->cseq > d->caller_cseq)
+	if (m->method != SM_ACK && m->method != SM_CANCEL && m->method !=
+	    SM_BYE && m->cseq > (from_caller ? d->caller_cseq :
+	    d->callee_cseq)) {
+		if (from_caller)
 			d->caller_cseq = m->cseq;
-		else if (!from_caller && m->cseq > d->callee_cseq)
+		else
 			d->callee_cseq = m->cseq;
+		dialog_save(d);	/* our BYE after a restart needs it */
 	}
 	if ((m->method == SM_INVITE || m->method == SM_UPDATE) &&
 	    (c = contact_uri(m)).len > 0) {
@@ -1157,6 +1229,7 @@ dialog_shutdown(void)
 
 	if (!D.up)
 		return;
+	D.closing = true;	/* dialog.database keeps what it has */
 	while ((b = D.byes) != NULL) {
 		D.byes = b->next;
 		resolver_cancel(b->dns);
@@ -1166,4 +1239,99 @@ dialog_shutdown(void)
 		dialog_free((struct dialog *)n);
 	hashtab_cleanup(&D.ht);
 	D.up = false;
+}
+
+/* ---- dialog.database: back after a restart ---- */
+
+/* The blob's record, checked: NULL if it is not one of ours. */
+static const struct drec *
+drec_of(const struct dialog_blob *b)
+{
+	const struct drec	*r = (const struct drec *)b->rec;
+	const char		*s = (const char *)b->rec + sizeof(*r);
+	int			 i;
+
+	if (b->len < sizeof(*r) || r->version != DREC_VERSION ||
+	    r->off[0] != 0 || r->off[DS_N] != b->len - sizeof(*r))
+		return (NULL);
+	for (i = 0; i < DS_N; i++)
+		if (r->off[i + 1] <= r->off[i] || s[r->off[i + 1] - 1] != '\0')
+			return (NULL);
+	return (r);
+}
+
+int
+dialog_blob_callid(const struct dialog_blob *b, struct slice *callid)
+{
+	const struct drec	*r = drec_of(b);
+
+	if (r == NULL)
+		return (-1);
+	callid->p = (const char *)b->rec + sizeof(*r);
+	callid->len = r->off[DS_FTAG] - 1;
+	return (0);
+}
+
+/*
+ * A stored dialog, on the worker that owns its Call-ID now: back in the
+ * table, confirmed, its limits counted again and its timeout armed with
+ * what is left of it.  Frees the blob.
+ */
+void
+dialog_restore(void *arg)
+{
+	struct dialog_blob	*b = arg;
+	const struct drec	*r = drec_of(b);
+	struct dialog		*d;
+	struct timespec		 now;
+	int64_t			 talk_ms, left_ms;
+
+	if (r == NULL || !D.up) {
+		free(b);
+		return;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->str.s = xmalloc(r->off[DS_N]);
+	memcpy(d->str.s, b->rec + sizeof(*r), r->off[DS_N]);
+	memcpy(d->str.off, r->off, sizeof(d->str.off));
+	if (hashtab_find(&D.ht, dialog_keyof(d).p, dialog_keyof(d).len) !=
+	    NULL) {
+		free(d->str.s);
+		free(d);
+		free(b);
+		return;
+	}
+	d->caller_addr = r->caller_addr;
+	d->callee_addr = r->callee_addr;
+	d->start.tv_sec = (time_t)r->start_s;
+	d->start.tv_nsec = (long)r->start_ns;
+	d->answer.tv_sec = (time_t)r->answer_s;
+	d->answer.tv_nsec = (long)r->answer_ns;
+	d->caller_cseq = r->caller_cseq;
+	d->callee_cseq = r->callee_cseq;
+	d->caller_sock = r->caller_sock;
+	d->callee_sock = r->callee_sock;
+	d->state = DLG_CONFIRMED;
+	d->stored = true;
+	clock_gettime(CLOCK_REALTIME, &now);
+	d->start_ms = timer_now_ms() - (uint64_t)((now.tv_sec -
+	    d->start.tv_sec) * 1000);
+	CNT_ADD(by_state[DLG_CONFIRMED], 1);
+	timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
+	if (r->cnt_user && lim_add("u:", str_get(&d->str, DS_USER), 1, 0))
+		d->cnt_user = true;
+	if (r->cnt_src && lim_add("s:", str_get(&d->str, DS_SRC), 1, 0))
+		d->cnt_src = true;
+	dialog_link(d);
+	dialog_account(d);
+	if (G.set.timeout_s > 0) {
+		talk_ms = (int64_t)(now.tv_sec - d->answer.tv_sec) * 1000 +
+		    (now.tv_nsec - d->answer.tv_nsec) / 1000000;
+		left_ms = (int64_t)G.set.timeout_s * 1000 - talk_ms;
+		timer_set(&d->timeout, left_ms < 1 ? 1 : left_ms > 4000000000 ?
+		    4000000000u : (uint32_t)left_ms);
+	}
+	log_info("dialog %s: restored from dialog.database", STR(d,
+	    DS_CALLID));
+	free(b);
 }

@@ -105,6 +105,17 @@ int	 dialog_request(const struct sipmsg *, struct slice next,
 	    char *err, size_t errlen);
 void	 dialog_refresh(const struct sipmsg *resp);
 
+/*
+ * dialog.database: a stored dialog, handed at start to the worker that
+ * owns its Call-ID now (dialog_restore() runs there and frees the blob).
+ */
+struct dialog_blob {
+	size_t		 len;
+	unsigned char	 rec[];
+};
+int	 dialog_blob_callid(const struct dialog_blob *, struct slice *);
+void	 dialog_restore(void *);
+
 /* Operations, on the worker that owns the Call-ID. */
 int	 dialog_hangup(const char *callid, enum cdr_ended_by, char *err,
 	    size_t errlen);

@@ -1513,6 +1513,8 @@ SECTION(websocket_sec, websocket_keys, "{ origins = [ ... ]; }");
 
 static const struct key dialog_keys[] = {
 	BOOL("enable", struct conf, dialog.enable, true),
+	FN("database", struct conf, dialog_database, parse_database,
+	    print_str),
 	END
 };
 
@@ -1724,6 +1726,8 @@ conf_free(struct conf *cf)
 	free(cf->warnings);
 	cf->warnings = NULL;
 	cf->nwarnings = 0;
+	free(cf->dialog_database);
+	cf->dialog_database = NULL;
 	free(cf->path);
 	cf->path = NULL;
 }

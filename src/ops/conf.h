@@ -42,6 +42,7 @@ struct conf {
 	struct guard_settings	 guard;
 	struct dialog_settings	 dialog;	/* dialog, limits,
 						   timers.dialog_timeout */
+	char			*dialog_database;	/* owned; NULL: none */
 	struct tp_limits	 conns;		/* max_message_size: root key */
 	struct tls_settings	 tls;		/* the server side */
 	char			*tls_client_ca;	/* owned; NULL: the system's */

@@ -727,6 +727,19 @@ worker_cancel_call(const char *callid, uint32_t cseq, char *err,
 	return (c.rc);
 }
 
+/*
+ * The main thread: fn(arg) on worker id, not waited for (fn frees arg);
+ * on the main thread itself when id is 0 or that worker is not running.
+ */
+void
+worker_post(unsigned id, mailbox_fn *fn, void *arg)
+{
+	if (id == 0 || id >= W.n || !W.w[id].started)
+		fn(arg);
+	else
+		mailbox_post(&W.w[id].mb, fn, arg);
+}
+
 struct hangup {
 	const char	*callid;
 	char		*err;

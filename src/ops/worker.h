@@ -67,6 +67,7 @@ void	 worker_conn_foreach(void (*)(const struct tp_conn_info *, void *),
 int	 worker_cancel_call(const char *, uint32_t, char *, size_t);
 struct dialog_info;
 int	 worker_hangup(const char *, char *, size_t);
+void	 worker_post(unsigned, mailbox_fn *, void *);
 void	 worker_dialog_foreach(void (*)(const struct dialog_info *, void *),
 	    void *);
 void	 worker_stop_accepting(void);

@@ -318,3 +318,44 @@ def test_metrics_and_status(sipnet):
     assert value(s, "osprey_call_duration_seconds_count") == 1
     assert value(s, "osprey_call_duration_seconds_bucket", le="10") == 1
     assert value(s, "osprey_dialog_bytes") == 0
+
+
+def test_dialogs_survive_restart(osprey_factory):
+    """dialog.database: a confirmed dialog is back after a restart, on the
+    worker that owns its Call-ID now, still checked (a forged target is
+    refused) and its BYE routes and ends it."""
+    from sip import UAS, Net
+    uas, caller = UAS(Endpoint()), Endpoint()
+    kw = dict(routes=[("^bob$", [uas.target])],
+              extra='dialog = { database = "dialogs.db"; };',
+              timers={"dialog_timeout": 3600})
+    try:
+        o = osprey_factory(**kw)
+        net = Net(o, caller, uas)
+        call, inv = answered(net)
+        call.request("INFO")            # CSeq 2 stored for our BYE
+        info = net.uas.expect("INFO", call_id=call.call_id)
+        net.uas.respond(info, 200)
+        net.caller.expect(call.resp(200, "INFO"))
+        time.sleep(0.3)                 # one commit (100 ms)
+        assert o.stop() == 0
+        net.proxy = osprey_factory(port=o.port, workdir=o.workdir, **kw)
+        d = wait_dialogs(net.proxy, 1)
+        assert len(d) == 1 and d[0]["state"] == "confirmed", d
+        assert d[0]["callee_target"] == uas.contact_uri
+        assert "1 dialog(s) from dialog.database" in net.proxy.log_text()
+        third = "sip:x@127.0.0.1:9"
+        good = call.remote_target
+        call.remote_target = third
+        call.request("INFO")
+        r = net.caller.expect(call.resp(method="INFO"))
+        assert r.code == 403, r
+        call.remote_target = good
+        call.bye()
+        bye = net.uas.expect("BYE", call_id=call.call_id)
+        net.uas.respond(bye, 200)
+        net.caller.expect(call.resp(200, "BYE"))
+        assert wait_dialogs(net.proxy, 0) == []
+    finally:
+        uas.ep.close()
+        caller.close()
