@@ -252,6 +252,9 @@ dialog_uri_same(struct slice a, struct slice b)
 	uint16_t	pa, pb;
 	bool		hta, htb;
 
+	/* Most UAs copy the URI as it came: the same bytes, no parsing. */
+	if (a.len == b.len && a.len > 0 && memcmp(a.p, b.p, a.len) == 0)
+		return (true);
 	if (sipuri_parse(a, &ua) == -1 || sipuri_parse(b, &ub) == -1)
 		return (false);
 	if (!slice_caseeq(ua.host, ub.host) || ua.user.len != ub.user.len ||
@@ -279,15 +282,15 @@ unsigned
 dialog_rr_split(const struct slice *rr, unsigned n, const char stamp[17],
     unsigned *after)
 {
-	struct sipuri	u;
-	struct slice	v;
+	char		want[4 + 16];
 	unsigned	i, first = n;
 
+	/* "osp=" and 16 hex digits: no other URI holds our MAC. */
+	memcpy(want, "osp=", 4);
+	memcpy(want + 4, stamp, 16);
 	*after = n;
 	for (i = 0; i < n; i++) {
-		if (sipuri_parse(hdr_uri(rr[i]), &u) == -1 ||
-		    !sipuri_param(&u, "osp", &v) || v.len != 16 ||
-		    memcmp(v.p, stamp, 16) != 0)
+		if (memmem(rr[i].p, rr[i].len, want, sizeof(want)) == NULL)
 			continue;
 		if (first == n)
 			first = i;
@@ -316,6 +319,13 @@ bool
 dialog_enabled(void)
 {
 	return (G.set.enable);
+}
+
+/* Does limits.calls_per_user count anyone (then the From user counts)? */
+bool
+dialog_limits_users(void)
+{
+	return (G.set.calls_per_user > 0);
 }
 
 void
@@ -536,6 +546,13 @@ routes_text(struct buf *b, const struct slice *v, unsigned from, unsigned to,
 	return ((struct slice){ b->p, b->len });
 }
 
+static bool
+slice_same(struct slice a, struct slice b)
+{
+	return (a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) ==
+	    0));
+}
+
 static struct slice
 contact_uri(const struct sipmsg *m)
 {
@@ -604,7 +621,9 @@ dialog_call_new(const struct sipmsg *m, const struct tp_addr *src,
 
 	for (i = 0; i < DS_N; i++)
 		v[i] = (struct slice){ "", 0 };
-	tp_addr_ip(src, ip, sizeof(ip));
+	ip[0] = '\0';
+	if (G.set.calls_per_source > 0)
+		tp_addr_ip(src, ip, sizeof(ip));
 	v[DS_CALLID] = m->callid;
 	v[DS_FTAG] = m->from_tag;
 	v[DS_FROM] = hvalue(m, SH_FROM);
@@ -664,6 +683,7 @@ dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
 	struct dialog	*d;
 	struct slice	 rr[DLG_MAX_RR], v[DS_N];
 	struct buf	 ce, cr;
+	char		 cestore[256], crstore[256];
 	unsigned	 n, first, after;
 	bool		 ok = resp->status >= 200 && resp->status < 300;
 
@@ -680,8 +700,8 @@ dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
 	first = dialog_rr_split(rr, n, c->stamp, &after);
 	if (first == n)
 		first = after = 0;	/* ours is gone: nobody beside us */
-	buf_init(&ce, 128);
-	buf_init(&cr, 128);
+	buf_init_on(&ce, cestore, sizeof(cestore));
+	buf_init_on(&cr, crstore, sizeof(crstore));
 	if (d == NULL) {
 		d = xcalloc(1, sizeof(*d));
 		str_all(&c->str, v);
@@ -697,6 +717,22 @@ dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
 		d->call_next = c->dialogs;
 		c->dialogs = d;
 	} else {
+		/* The 2xx of an early dialog: most say what its 1xx said. */
+		if (slice_same(contact_uri(resp), str_get(&d->str,
+		    DS_CALLEE_TARGET)) && slice_same(hvalue(resp, SH_TO),
+		    str_get(&d->str, DS_TO)) &&
+		    slice_same(routes_text(&ce, rr, 0, first, true),
+		    str_get(&d->str, DS_CALLEE_ROUTES)) &&
+		    slice_same(routes_text(&cr, rr, after, n, false),
+		    str_get(&d->str, DS_CALLER_ROUTES))) {
+			buf_cleanup(&ce);
+			buf_cleanup(&cr);
+			txn_addr_put(&d->callee_addr, callee);
+			dialog_confirm(d, c);
+			dialog_save(d);
+			return;
+		}
+		ce.len = cr.len = 0;
 		str_all(&d->str, v);
 		hashtab_remove(&D.ht, &d->node);
 	}

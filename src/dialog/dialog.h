@@ -81,6 +81,7 @@ typedef void dialog_cdr_fn(const struct cdr *);
 void	 dialog_set_settings(const struct dialog_settings *);
 void	 dialog_set_cdr(dialog_cdr_fn *);
 bool	 dialog_enabled(void);
+bool	 dialog_limits_users(void);
 void	 dialog_totals(struct dialog_totals *);
 
 /* Each worker's own table. */

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "auth.h"
 #include "gateway.h"
 #include "guard.h"
@@ -229,16 +231,17 @@ stamped(const struct sipmsg *m, const struct sipuri *u, struct hop *hop)
 	struct slice	v;
 	char		want[17];
 
-	if (!sipuri_param(u, "osp", &v))
+	if (!sipuri_param(u, "osp", &v) || v.len != 16)
 		return (false);
-	if (auth_stamp_ok(v, m->callid))
-		return (true);
-	proxy_ctx_dialog_stamp(m->callid, want);
-	if (v.len == 16 && memcmp(v.p, want, 16) == 0) {
-		hop->tracked = true;
-		return (true);
+	/* With dialogs kept, most stamps are a call's: that one first. */
+	if (dialog_enabled()) {
+		proxy_ctx_dialog_stamp(m->callid, want);
+		if (CRYPTO_memcmp(v.p, want, 16) == 0) {
+			hop->tracked = true;
+			return (true);
+		}
 	}
-	return (false);
+	return (auth_stamp_ok(v, m->callid));
 }
 
 /*
@@ -850,7 +853,8 @@ proxy_dialog_call(const struct sipmsg *m, struct tp_sock *sock,
 	if (m->method != SM_INVITE || m->to_tag.len > 0 ||
 	    !P.cur->record_route || !dialog_enabled())
 		return (NULL);
-	if (user.len == 0 && sipmsg_hdr(m, SH_FROM) != NULL &&
+	if (user.len == 0 && dialog_limits_users() &&
+	    sipmsg_hdr(m, SH_FROM) != NULL &&
 	    sipuri_parse(hdr_uri(sipmsg_hvalue(m, sipmsg_hdr(m, SH_FROM))),
 	    &fu) == 0)
 		user = fu.user;	/* no authentication: the From user */
