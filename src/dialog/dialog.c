@@ -17,6 +17,7 @@
 #include "log.h"
 #include "resolver.h"
 #include "shard.h"
+#include "sipcause.h"
 #include "timer.h"
 #include "txn.h"
 #include "xmalloc.h"
@@ -800,6 +801,7 @@ dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 		r.start = c->start;
 		clock_gettime(CLOCK_REALTIME, &r.end);
 		r.code = code;
+		r.cause = sip_cause(code);
 		r.ended_by = by;
 		G.cdr(&r);
 	}
@@ -984,7 +986,7 @@ dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
 		r.answer = d->answer;
 		clock_gettime(CLOCK_REALTIME, &r.end);
 		r.code = code;
-		r.cause = 16;	/* NORMAL_CLEARING */
+		r.cause = 16;	/* Q.850 NORMAL_CLEARING */
 		r.ended_by = by;
 		G.cdr(&r);
 	}
