@@ -1494,6 +1494,116 @@ static const struct key websocket_keys[] = {
 
 SECTION(websocket_sec, websocket_keys, "{ origins = [ ... ]; }");
 
+static const struct key rtpengine_keys[] = {
+	{ .name = "address", .type = K_STR,
+	    FLD(struct rtpe_instance_conf, uri), .required = true,
+	    .head = true },
+	INT("weight", struct rtpe_instance_conf, weight, 0, 1000, 1),
+	END
+};
+
+SECTION(rtpengine_sec, rtpengine_keys, "{ address = \"udp:...\"; "
+    "weight = ...; }");
+
+/* media.rtpengine: "udp:ADDRESS:PORT" or { address = ...; weight = ...; }. */
+static int
+parse_rtpengine(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct media_settings	*ms = &((struct conf *)obj)->media;
+	char			 msg[256];
+	unsigned		 j;
+	int			 i;
+
+	if (s == NULL)
+		return (0);
+	if (!config_setting_is_list(s) && !config_setting_is_array(s))
+		return (conf_err(c, s, "%s: must be a list ( \"udp:ADDRESS:"
+		    "PORT\", ... )", kw));
+	for (i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t	*e = config_setting_get_elem(s, i);
+		struct rtpe_instance_conf *in = &ms->inst[ms->ninst];
+
+		if (i == RTPE_MAX_INSTANCES)
+			return (conf_err(c, e, "%s: at most %d", kw,
+			    RTPE_MAX_INSTANCES));
+		memset(in, 0, sizeof(*in));
+		in->weight = 1;
+		if (config_setting_type(e) == CONFIG_TYPE_STRING)
+			in->uri = xstrdup(config_setting_get_string(e));
+		else if (config_setting_is_group(e)) {
+			if (conf_section(c, e, kw, &rtpengine_sec, in) == -1) {
+				free(in->uri);
+				in->uri = NULL;
+				return (-1);
+			}
+		} else
+			return (conf_err(c, e, "%s: each is \"udp:ADDRESS:PORT"
+			    "\" or a group %s", kw, rtpengine_sec.hint));
+		ms->ninst++;
+		if (rtpengine_parse_uri(in->uri, &in->addr, msg,
+		    sizeof(msg)) == -1)
+			return (conf_err(c, e, "%s: %s", kw, msg));
+		for (j = 0; j + 1 < ms->ninst; j++)
+			if (tp_addr_eq(&ms->inst[j].addr, &in->addr))
+				return (conf_err(c, e, "%s: \"%s\" is listed "
+				    "twice", kw, in->uri));
+	}
+	return (0);
+}
+
+static void
+lines_rtpengine(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
+{
+	const struct media_settings	*ms = &((const struct conf *)obj)->media;
+	unsigned			 i;
+
+	for (i = 0; i < ms->ninst; i++)
+		fprintf(fp, "%s%s %s weight=%u\n", indent, k->item,
+		    ms->inst[i].uri, ms->inst[i].weight);
+}
+
+static int
+check_media(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	const struct media_settings	*ms = &((struct conf *)obj)->media;
+	unsigned			 i;
+
+	if (ms->relay != MEDIA_RELAY_NEVER && ms->ninst == 0)
+		return (conf_err(c, config_setting_get_member(g, "relay"),
+		    "media.relay: \"%s\" needs media.rtpengine",
+		    ms->relay == MEDIA_RELAY_NAT ? "nat" : "always"));
+	for (i = 0; i < ms->ninst && ms->inst[i].weight == 0; i++)
+		;
+	if (ms->ninst > 0 && i == ms->ninst)
+		return (conf_err(c, config_setting_get_member(g, "rtpengine"),
+		    "media.rtpengine: every weight is 0: no instance takes "
+		    "new calls"));
+	return (0);
+}
+
+static const char *const relay_names[] = { "never", "nat", "always", NULL };
+static const char *const media_failure_names[] = { "relay_none", "503",
+    NULL };
+
+static const struct key media_keys[] = {
+	ENUM("relay", struct conf, media.relay, relay_names),
+	LINES("rtpengine", "rtpengine", struct conf, media, parse_rtpengine,
+	    lines_rtpengine),
+	INT("rtpengine_timeout", struct conf, media.timeout_ms, 50, 60000,
+	    1000),
+	INT("rtpengine_tries", struct conf, media.tries, 1, 10, 2),
+	SECS("probe_interval", struct conf, media.probe_interval_ms, 1, 3600,
+	    10),
+	ENUM("on_failure", struct conf, media.on_failure,
+	    media_failure_names),
+	END
+};
+
+SECTION(media_sec, media_keys, "{ relay = ...; rtpengine = ( ... ); }",
+    .check = check_media);
+
 static const struct key root_keys[] = {
 	LIST("listen", "listen", struct conf, listen, nlisten, listen_sec, 1),
 	LINES("domains", "domain", struct conf, proxy.domains, parse_domains,
@@ -1522,6 +1632,7 @@ static const struct key root_keys[] = {
 	GROUP("connections", connection_sec),
 	GROUP("tls", tls_sec),
 	GROUP("websocket", websocket_sec),
+	GROUP("media", media_sec),
 	END
 };
 
@@ -1682,6 +1793,9 @@ conf_free(struct conf *cf)
 	tls_ctx_unref(cf->tls_client);
 	cf->tls_server = cf->tls_client = NULL;
 	strlist_free(&cf->ws_origins);
+	for (i = 0; i < cf->media.ninst; i++)
+		free(cf->media.inst[i].uri);
+	cf->media.ninst = 0;
 	for (i = 0; i < cf->nwarnings; i++)
 		free(cf->warnings[i].msg);
 	free(cf->warnings);

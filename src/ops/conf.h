@@ -9,6 +9,7 @@
 #include "proxy.h"
 #include "registrar.h"
 #include "resolver.h"
+#include "rtpengine.h"
 #include "tls.h"
 #include "tp.h"
 #include "txn.h"
@@ -45,6 +46,7 @@ struct conf {
 	struct tls_ctx		*tls_server;	/* made from tls; NULL: none */
 	struct tls_ctx		*tls_client;	/* always made */
 	struct strlist		 ws_origins;	/* websocket.origins */
+	struct media_settings	 media;		/* uris owned */
 	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
 	unsigned		 workers;	/* as set; 0: one per CPU */

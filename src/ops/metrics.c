@@ -28,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "rtpengine.h"
 #include "sipcause.h"
 #include "sipmsg.h"
 #include "timer.h"
@@ -310,6 +311,37 @@ metrics_render_gw(struct evbuffer *out)
 		    gw->uri, gw->probes);
 }
 
+/* The rtpengine control client: shared counters, each instance's health. */
+static void
+metrics_render_media(struct evbuffer *out)
+{
+	struct rtpe_stats	st;
+	unsigned		i, up = 0;
+
+	rtpengine_stats(&st);
+	metrics_scalar(out, "osprey_rtpengine_requests_total", "counter",
+	    "rtpengine ng requests sent, not counting retransmissions.",
+	    st.requests);
+	metrics_scalar(out, "osprey_rtpengine_timeouts_total", "counter",
+	    "Times an rtpengine instance did not answer a request after "
+	    "media.rtpengine_tries tries.", st.timeouts);
+	metrics_scalar(out, "osprey_rtpengine_errors_total", "counter",
+	    "rtpengine replies that were an error or could not be read.",
+	    st.errors);
+	metrics_scalar(out, "osprey_rtpengine_unavailable_total", "counter",
+	    "rtpengine requests refused at once: no instance up to ask.",
+	    st.down);
+	metrics_head(out, "osprey_rtpengine_up", "gauge",
+	    "Whether an rtpengine instance answers (1) or not (0).");
+	for (i = 0; i < rtpengine_count(); i++) {
+		up += rtpengine_is_up(i);
+		metrics_sample(out, "osprey_rtpengine_up", "instance",
+		    rtpengine_uri(i), rtpengine_is_up(i) ? 1 : 0);
+	}
+	metrics_scalar(out, "osprey_rtpengine_instances_up", "gauge",
+	    "rtpengine instances up now.", up);
+}
+
 static void
 metrics_render_tp(struct evbuffer *out, const struct worker_totals *t)
 {
@@ -398,6 +430,7 @@ metrics_render(struct evbuffer *out)
 	metrics_render_reg(out, ps);
 	metrics_render_guard(out, ps);
 	metrics_render_gw(out);
+	metrics_render_media(out);
 	metrics_render_tp(out, &t);
 	metrics_render_lag(out);
 }
