@@ -39,7 +39,7 @@ def rtpengine():
     assert os.access(RTPENGINE, os.X_OK), \
         "%s missing: install rtpengine-daemon (tools/install-deps)" % RTPENGINE
     ng = free_udp_port()
-    lo = 20000 + (os.getpid() % 2000) * 20
+    lo = 20000 + (os.getpid() % 600) * 20  # below the ephemeral ports
     p = subprocess.Popen(
         [RTPENGINE, "--config-file=none", "--foreground", "--log-stderr",
          "--table=-1", "--no-fallback", "--interface=127.0.0.1",

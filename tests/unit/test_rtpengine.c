@@ -143,8 +143,8 @@ rtpe_spawn(struct rtpe_proc *p)
 
 	if (p->ng == 0)
 		p->ng = udp_port(NULL);
-	if (p->min == 0) {
-		p->min = (uint16_t)(20000 + (getpid() % 2000) * 20);
+	if (p->min == 0) {	/* below the ephemeral ports (32768-) */
+		p->min = (uint16_t)(20000 + (getpid() % 600) * 20);
 		p->max = (uint16_t)(p->min + 19);
 	}
 	ck_assert_msg(access(bin, X_OK) == 0, "%s: %s (install "
