@@ -564,7 +564,8 @@ START_TEST(write_errors_are_counted)
 END_TEST
 
 /*
- * The journal: only where journald listens (not in every container);
+ * The journal: only where journald listens (not in every container;
+ * tests/unit/with-journald runs the test with a journald of its own);
  * then the record is read back by its fields with journalctl.
  */
 START_TEST(journal_fields_read_back)
