@@ -80,7 +80,7 @@ set_file(const char *name, int format)
 {
 	struct cdr_settings	s = { 0 };
 
-	s.file = path_of(name);
+	s.file = strdup(path_of(name));	/* path_of() reuses its own */
 	s.format = format;
 	s.rotate_keep = 10;
 	s.fsync = CDR_FSYNC_INTERVAL;
@@ -271,6 +271,39 @@ START_TEST(rotates_by_size_and_keeps_n)
 }
 END_TEST
 
+/* Every second on the second: a file with a record goes, idle or not. */
+START_TEST(rotates_by_interval)
+{
+	struct cdr_settings	 s = set_file("cdr.jsonl", CDR_JSONL);
+	struct cdr		 c;
+	struct stat		 st;
+	char			**v;
+	size_t			 n;
+	int			 i;
+
+	s.rotate_interval_s = 1;
+	start(&s);
+	rec_fill(&c, "i0");
+	cdr_write(&c);
+	for (i = 0; i < 30 && stat(path_of("cdr.jsonl.1"), &st) == -1; i++)
+		usleep(100000);
+	ck_assert_msg(i < 30, "no rotation in 3 s");
+	rec_fill(&c, "i1");
+	cdr_write(&c);
+	cdr_stop();
+	v = lines_of(path_of("cdr.jsonl.1"), &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(strncmp(v[0], "{\"call_id\":\"i0\"", 14) == 0);
+	lines_free(v, n);
+	v = lines_of(s.file, &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(strncmp(v[0], "{\"call_id\":\"i1\"", 14) == 0);
+	lines_free(v, n);
+	/* An empty file is not rotated: no .2 however long it waits. */
+	ck_assert_int_eq(stat(path_of("cdr.jsonl.2"), &st), -1);
+}
+END_TEST
+
 START_TEST(sqlite_rows_read_back)
 {
 	struct cdr_settings	 s = { 0 };
@@ -279,7 +312,7 @@ START_TEST(sqlite_rows_read_back)
 	sqlite3_stmt		*st;
 	int			 rows = 0;
 
-	s.database = path_of("cdr.db");
+	s.database = strdup(path_of("cdr.db"));
 	s.fsync = CDR_FSYNC_ALWAYS;
 	s.queue_size = 1000;
 	start(&s);
@@ -621,6 +654,7 @@ main(void)
 	tcase_set_timeout(tc, 60);
 	check_add(tc, csv_quotes_and_escapes,
 	    json_escapes_control_and_bad_utf8, rotates_by_size_and_keeps_n,
+	    rotates_by_interval,
 	    sqlite_rows_read_back, two_threads_all_present,
 	    stop_drains_the_queue, reload_to_new_file_loses_none,
 	    full_queue_drops_and_counts, write_errors_are_counted,
