@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "location.h"
 #include "proxy.h"
+#include "natping.h"
 #include "registrar.h"
 #include "resolver.h"
 #include "store.h"
@@ -321,6 +322,7 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 	D.proxy_set = proxy_settings();
 	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
 	registrar_set(&nc->reg);
+	natping_set(&nc->nat);
 	cdr_reload(&nc->cdr);	/* after the records queued until now */
 	guard_set(&nc->guard, &nc->auth.trusted);
 	auth_set(&nc->auth, nc->users);
@@ -543,6 +545,8 @@ main(int argc, char **argv)
 	auth_init(secret);
 	explicit_bzero(secret, sizeof(secret));
 	registrar_set(&D.conf->reg);
+	natping_set(&D.conf->nat);
+	natping_start(D.base, &D.tp);
 	guard_init(D.base);
 	for (i = 0; i < D.conf->nlisten; i++)
 		guard_add_self(D.conf->listen[i].address);
@@ -587,6 +591,7 @@ main(int argc, char **argv)
 	ctl_stop();
 	metrics_stop();
 	gw_stop(&proxy_settings()->routes);
+	natping_stop();
 	proxy_shutdown();
 	registrar_shutdown();
 	auth_shutdown();

@@ -1410,6 +1410,21 @@ static const struct key registrar_keys[] = {
 SECTION(registrar_sec, registrar_keys, "{ min_expires = ...; }",
     .check = check_registrar);
 
+/* In the order of enum natping_mode and enum natping_which. */
+static const char *const keepalive_names[] = { "options", "crlf", "none",
+	NULL };
+static const char *const nat_ping_names[] = { "nat", "all", NULL };
+
+static const struct key nat_keys[] = {
+	ENUM("keepalive", struct conf, nat.keepalive, keepalive_names),
+	ENUM("ping", struct conf, nat.ping, nat_ping_names),
+	SECS("interval", struct conf, nat.interval_ms, 1, 3600, 30),
+	INT("failures", struct conf, nat.failures, 0, 100, 3),
+	END
+};
+
+SECTION(nat_sec, nat_keys, "{ keepalive = ...; interval = ...; }");
+
 static void
 note_auth(FILE *fp, const void *obj)
 {
@@ -1644,6 +1659,7 @@ static const struct key root_keys[] = {
 	FN("log_level", struct conf, log_level, parse_log_level,
 	    print_log_level),
 	GROUP("registrar", registrar_sec),
+	GROUP("nat", nat_sec),
 	GROUP("auth", auth_sec),
 	GROUP("security", security_sec),
 	GROUP("connections", connection_sec),

@@ -7,6 +7,7 @@
 #include "cdr.h"
 #include "ctl.h"
 #include "guard.h"
+#include "natping.h"
 #include "proxy.h"
 #include "registrar.h"
 #include "resolver.h"
@@ -36,6 +37,7 @@ struct conf {
 	struct resolver_settings dns;
 	struct ctl_settings	 ctl;
 	struct registrar_settings reg;
+	struct natping_settings	 nat;
 	struct auth_settings	 auth;
 	struct guard_settings	 guard;
 	struct tp_limits	 conns;		/* max_message_size: root key */

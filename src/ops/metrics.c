@@ -28,6 +28,7 @@
 #include "location.h"
 #include "log.h"
 #include "metrics.h"
+#include "natping.h"
 #include "proxy.h"
 #include "sipcause.h"
 #include "sipmsg.h"
@@ -249,6 +250,7 @@ static void
 metrics_render_reg(struct evbuffer *out, const struct proxy_stats *ps)
 {
 	const struct auth_stats	*as = auth_stats();
+	struct natping_stats	 ns;
 
 	metrics_scalar(out, "osprey_registrations", "gauge",
 	    "Registered contacts (bindings) in the location table.",
@@ -256,6 +258,19 @@ metrics_render_reg(struct evbuffer *out, const struct proxy_stats *ps)
 	metrics_scalar(out, "osprey_registered_aors", "gauge",
 	    "Addresses-of-record with at least one binding.",
 	    location_aors());
+	natping_stats(&ns);
+	metrics_scalar(out, "osprey_registrations_nat", "gauge",
+	    "Bindings whose REGISTER came through a NAT.",
+	    natping_nat_bindings());
+	metrics_scalar(out, "osprey_nat_keepalives_total", "counter",
+	    "Keepalives (OPTIONS or CRLF) sent to registered phones.",
+	    ns.sent);
+	metrics_scalar(out, "osprey_nat_keepalive_failures_total", "counter",
+	    "Keepalive OPTIONS unanswered, keepalives that could not be "
+	    "sent.", ns.failed);
+	metrics_scalar(out, "osprey_nat_bindings_dropped_total", "counter",
+	    "Bindings removed after nat.failures keepalives in a row failed.",
+	    ns.dropped);
 	metrics_head(out, "osprey_auth_challenges_total", "counter",
 	    "Digest challenges sent, by code: 401 to REGISTER, 407 to other "
 	    "requests (not in osprey_final_responses_sent_total).");
