@@ -53,6 +53,18 @@ path_of(const char *name)
 	return (p[i]);
 }
 
+/* The same, in storage that stays for the test (settings point to it). */
+static char *
+path_kept(const char *name)
+{
+	static char	p[8][128];
+	static int	i;
+
+	i = (i + 1) % 8;
+	snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
+	return (p[i]);
+}
+
 /* A record: answered at start + 2.377 s, ended 60.250 s later. */
 static void
 rec_fill(struct cdr *c, const char *callid)
@@ -80,7 +92,7 @@ set_file(const char *name, int format)
 {
 	struct cdr_settings	s = { 0 };
 
-	s.file = strdup(path_of(name));	/* path_of() reuses its own */
+	s.file = path_kept(name);
 	s.format = format;
 	s.rotate_keep = 10;
 	s.fsync = CDR_FSYNC_INTERVAL;
@@ -312,7 +324,7 @@ START_TEST(sqlite_rows_read_back)
 	sqlite3_stmt		*st;
 	int			 rows = 0;
 
-	s.database = strdup(path_of("cdr.db"));
+	s.database = path_kept("cdr.db");
 	s.fsync = CDR_FSYNC_ALWAYS;
 	s.queue_size = 1000;
 	start(&s);
