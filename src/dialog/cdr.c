@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,7 +351,7 @@ static struct {
 	uint64_t		 size;		/* of the file */
 	uint64_t		 empty;		/* its size with no record */
 	struct buf		 out;		/* formatted, not yet written */
-	bool			 file_unsynced;	/* written since the last sync */
+	bool			 file_unsynced;	/* since the last sync */
 	bool			 db_unsynced;
 	uint64_t		 sync_due;	/* monotonic ms; 0: none */
 	time_t			 rotate_at;	/* realtime; 0: never */
@@ -969,11 +970,15 @@ writer_main(void *arg)
 	struct rec	*batch[CDR_BATCH];
 	struct swap	*sw, **tail;
 	struct timespec	 ts;
+	sigset_t	 set;
 	uint64_t	 first, due;
 	unsigned	 n;
 	bool		 stop;
 
 	(void)arg;
+	sigfillset(&set);	/* signals are the main thread's */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pthread_setname_np(pthread_self(), "ospreyd-cdr");
 	pthread_mutex_lock(&Q.mu);
 	for (;;) {
 		while (Q.n == 0 && Q.swaps == NULL && !Q.stopping) {

@@ -232,7 +232,8 @@ START_TEST(json_escapes_control_and_bad_utf8)
 	lines_free(v, n);
 	/* An independent reader takes every line, and gets the bytes back. */
 	snprintf(cmd, sizeof(cmd), "python3 -c 'import json, sys\n"
-	    "r = [json.loads(l) for l in open(sys.argv[1], encoding=\"utf-8\")]\n"
+	    "r = [json.loads(l) for l in\n"
+	    "    open(sys.argv[1], encoding=\"utf-8\")]\n"
 	    "b = r[0][\"callee\"].encode(\"utf-8\", \"surrogateescape\")\n"
 	    "sys.exit(b != b\"sip:b\\x01\\n\\\"q\\\"\\\\@x\\xff\\xc3(\\xc3\\xa9"
 	    "\\t\\x7f\")' %s", s.file);
