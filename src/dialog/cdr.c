@@ -1192,7 +1192,8 @@ cdr_write(const struct cdr *c)
 		Q.n++;
 		Q.bytes += r->size;
 		Q.seq_in++;
-		pthread_cond_signal(&Q.wake);
+		if (Q.n == 1)	/* the writer waits only on an empty queue */
+			pthread_cond_signal(&Q.wake);
 		pthread_mutex_unlock(&Q.mu);
 		return;
 	}
