@@ -242,6 +242,58 @@ START_TEST(json_escapes_control_and_bad_utf8)
 }
 END_TEST
 
+/*
+ * Any bytes from the network: every CSV row parses as UTF-8 with its 18
+ * fields, and every JSON line parses and gives the bytes back.
+ */
+START_TEST(random_bytes_never_break_a_record)
+{
+	struct cdr_settings	 csv = set_file("r.csv", CDR_CSV);
+	struct cdr_settings	 json = set_file("r.jsonl", CDR_JSONL);
+	static char		 raw[500][64];
+	size_t			 len[500];
+	struct cdr		 c;
+	char			 cmd[1024];
+	FILE			*hex;
+	int			 i, k, pass;
+
+	srandom(13);
+	ck_assert_ptr_nonnull(hex = fopen(path_of("raw.hex"), "w"));
+	for (i = 0; i < 500; i++) {
+		len[i] = (size_t)(random() % 64);
+		for (k = 0; k < (int)len[i]; k++) {
+			/* Mostly the bytes that matter: high, control, quote. */
+			raw[i][k] = (char)(random() % 4 == 0 ? "\"\\,\n\r%"
+			    [random() % 6] : random() % 256);
+			fprintf(hex, "%02x", (unsigned char)raw[i][k]);
+		}
+		fprintf(hex, "\n");
+	}
+	fclose(hex);
+	for (pass = 0; pass < 2; pass++) {
+		start(pass == 0 ? &csv : &json);
+		for (i = 0; i < 500; i++) {
+			rec_fill(&c, "rnd");
+			c.callee = (struct slice){ raw[i], len[i] };
+			c.caller = (struct slice){ raw[499 - i], len[499 - i] };
+			cdr_write(&c);
+		}
+		cdr_stop();
+	}
+	snprintf(cmd, sizeof(cmd), "python3 -c 'import csv, json, sys\n"
+	    "rows = list(csv.reader(open(sys.argv[1], encoding=\"utf-8\","
+	    " newline=\"\")))\n"
+	    "assert len(rows) == 501 and all(len(r) == 18 for r in rows)\n"
+	    "want = [bytes.fromhex(l.strip()) for l in open(sys.argv[3])]\n"
+	    "got = [json.loads(l) for l in open(sys.argv[2], "
+	    "encoding=\"utf-8\")]\n"
+	    "assert [g[\"callee\"].encode(\"utf-8\", \"surrogateescape\") "
+	    "for g in got] == want\n' %s %s %s", csv.file, json.file,
+	    path_of("raw.hex"));
+	ck_assert_msg(system(cmd) == 0, "a record did not read back");
+}
+END_TEST
+
 START_TEST(rotates_by_size_and_keeps_n)
 {
 	struct cdr_settings	 s = set_file("cdr.csv", CDR_CSV);
@@ -666,7 +718,8 @@ main(void)
 
 	tcase_set_timeout(tc, 60);
 	check_add(tc, csv_quotes_and_escapes,
-	    json_escapes_control_and_bad_utf8, rotates_by_size_and_keeps_n,
+	    json_escapes_control_and_bad_utf8,
+	    random_bytes_never_break_a_record, rotates_by_size_and_keeps_n,
 	    rotates_by_interval,
 	    sqlite_rows_read_back, two_threads_all_present,
 	    stop_drains_the_queue, reload_to_new_file_loses_none,
