@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "auth.h"
+#include "cdr.h"
 #include "conf.h"
 #include "conf_diff.h"
 #include "ctl.h"
@@ -325,6 +326,7 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
 	registrar_set(&nc->reg);
 	natping_set(&nc->nat);
+	cdr_reload(&nc->cdr);	/* after the records queued until now */
 	guard_set(&nc->guard, &nc->auth.trusted);
 	auth_set(&nc->auth, nc->users);
 	nc->users = NULL;
@@ -544,6 +546,8 @@ main(int argc, char **argv)
 	if (registrar_init(D.base, D.conf->reg.database, err,
 	    sizeof(err)) == -1)
 		fatalx("ospreyd: registrar.database: %s", err);
+	if (cdr_start(&D.conf->cdr, err, sizeof(err)) == -1)
+		fatalx("ospreyd: accounting: %s", err);
 	store_secret(secret);
 	auth_init(secret);
 	explicit_bzero(secret, sizeof(secret));
@@ -605,6 +609,7 @@ main(int argc, char **argv)
 	auth_shutdown();
 	guard_shutdown();
 	resolver_shutdown();
+	cdr_stop();	/* every record queued, written and synced */
 	tp_close(&D.tp);
 	tp_conn_directory_free();
 	for (i = 0; i < 3; i++)

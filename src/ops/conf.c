@@ -20,6 +20,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <errno.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <libconfig.h>
@@ -1252,6 +1254,130 @@ static const struct key control_keys[] = {
 
 SECTION(control_sec, control_keys, "{ socket = ...; mode = ...; }");
 
+/*
+ * accounting: call detail records.  A relative file is in the service's
+ * logs directory (LogsDirectory=), a relative database in its state
+ * directory, else both next to the config file.  Whether the writer can
+ * write there is checked here, as the user reading the config (so by
+ * ospreyd -t too, and a reload refuses a path it cannot use).
+ */
+static int
+parse_cdr_file(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	char		**p = FIELD(obj, k);
+	const char	 *v = NULL, *ld = getenv("LOGS_DIRECTORY");
+
+	if (s == NULL)
+		return (0);
+	if (conf_string(c, s, kw, &v) == -1)
+		return (-1);
+	if (*v == '\0')		/* no file */
+		return (0);
+	if (*v != '/' && ld != NULL && *ld == '/' && strchr(ld, ':') == NULL) {
+		*p = xmalloc(strlen(ld) + strlen(v) + 2);
+		sprintf(*p, "%s/%s", ld, v);
+	} else
+		*p = conf_path(c->path, v);
+	return (0);
+}
+
+/* The folder of path must take new files; path, if there, writes. */
+static int
+cdr_writable(const char *path, bool dir_too, char *msg, size_t len)
+{
+	struct stat	 st;
+	char		 dir[PATH_MAX];
+	char		*slash;
+
+	if (stat(path, &st) == 0) {
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(msg, len, "%s is not a regular file", path);
+			return (-1);
+		}
+		if (access(path, W_OK) == -1) {
+			snprintf(msg, len, "cannot write %s: %s", path,
+			    strerror(errno));
+			return (-1);
+		}
+		if (!dir_too)
+			return (0);
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		slash[slash == dir] = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(msg, len, "no directory %s", dir);
+		return (-1);
+	}
+	if (access(dir, W_OK | X_OK) == -1) {
+		snprintf(msg, len, "cannot create files in %s: %s", dir,
+		    strerror(errno));
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+check_accounting(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	struct cdr_settings	*cs = &((struct conf *)obj)->cdr;
+	const config_setting_t	*s;
+	const char		*rot;
+	char			 msg[PATH_MAX + 128];
+
+	if (g == NULL)
+		return (0);
+	rot = config_setting_get_member(g, "rotate_size") ? "rotate_size" :
+	    config_setting_get_member(g, "rotate_interval") ?
+	    "rotate_interval" : config_setting_get_member(g, "rotate_keep") ?
+	    "rotate_keep" : config_setting_get_member(g, "format") ?
+	    "format" : NULL;
+	if (cs->file == NULL && rot != NULL)
+		return (conf_err(c, config_setting_get_member(g, rot),
+		    "accounting.%s: applies to accounting.file, which is not "
+		    "set", rot));
+	s = config_setting_get_member(g, "file");
+	if (cs->file != NULL && cdr_writable(cs->file, cs->rotate_size > 0 ||
+	    cs->rotate_interval_s > 0, msg, sizeof(msg)) == -1)
+		return (conf_err(c, s, "accounting.file: %s", msg));
+	s = config_setting_get_member(g, "database");
+	if (cs->database != NULL && cdr_writable(cs->database, true, msg,
+	    sizeof(msg)) == -1)
+		return (conf_err(c, s, "accounting.database: %s", msg));
+	if (cs->file != NULL && cs->database != NULL &&
+	    strcmp(cs->file, cs->database) == 0)
+		return (conf_err(c, s, "accounting.database: is also "
+		    "accounting.file"));
+	return (0);
+}
+
+static key_parse	parse_database;
+
+static const char *const cdr_format_names[] = { "csv", "jsonl", NULL };
+static const char *const cdr_fsync_names[] = { "interval", "always",
+    "never", NULL };
+
+static const struct key accounting_keys[] = {
+	FN("file", struct conf, cdr.file, parse_cdr_file, print_str),
+	ENUM("format", struct conf, cdr.format, cdr_format_names),
+	INT("rotate_size", struct conf, cdr.rotate_size, 0, 1LL << 40, 0),
+	INT("rotate_interval", struct conf, cdr.rotate_interval_s, 0,
+	    31536000, 0),
+	INT("rotate_keep", struct conf, cdr.rotate_keep, 1, 1000, 10),
+	FN("database", struct conf, cdr.database, parse_database, print_str),
+	BOOL("journal", struct conf, cdr.journal, false),
+	ENUM("fsync", struct conf, cdr.fsync, cdr_fsync_names),
+	SECS("fsync_interval", struct conf, cdr.fsync_interval_ms, 1, 3600, 1),
+	INT("queue_size", struct conf, cdr.queue_size, 16, 10000000, 65536),
+	END
+};
+
+SECTION(accounting_sec, accounting_keys, "{ file = ...; database = ...; }",
+    .check = check_accounting);
+
 static int
 check_registrar(struct ctx *c, const config_setting_t *g, void *obj)
 {
@@ -1633,6 +1759,7 @@ static const struct key root_keys[] = {
 	GROUP("probe", probe_sec),
 	GROUP("dns", dns_sec),
 	GROUP("metrics", metrics_sec),
+	GROUP("accounting", accounting_sec),
 	GROUP("control", control_sec),
 	INT("shutdown_grace", struct conf, shutdown_grace_ms, 0, 600000, 5000),
 	INT("workers", struct conf, workers, 0, 64, 0),
@@ -1795,6 +1922,7 @@ conf_free(struct conf *cf)
 	cf->metrics_address = NULL;
 	free(cf->ctl.socket);
 	cf->ctl.socket = NULL;
+	cdr_settings_cleanup(&cf->cdr);
 	registrar_settings_cleanup(&cf->reg);
 	auth_settings_cleanup(&cf->auth);
 	auth_users_free(cf->users);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "auth.h"
+#include "cdr.h"
 #include "ctl.h"
 #include "guard.h"
 #include "natping.h"
@@ -49,6 +50,7 @@ struct conf {
 	struct tls_ctx		*tls_client;	/* always made */
 	struct strlist		 ws_origins;	/* websocket.origins */
 	struct media_settings	 media;		/* uris owned */
+	struct cdr_settings	 cdr;		/* accounting */
 	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
 	unsigned		 workers;	/* as set; 0: one per CPU */

@@ -22,6 +22,7 @@
 #include <event2/http.h>
 
 #include "auth.h"
+#include "cdr.h"
 #include "gateway.h"
 #include "guard.h"
 #include "location.h"
@@ -430,6 +431,21 @@ metrics_render_lag(struct evbuffer *out)
 	    l->count);
 }
 
+static void
+metrics_render_cdr(struct evbuffer *out)
+{
+	struct cdr_stats	cs;
+
+	cdr_stats(&cs);
+	metrics_scalar(out, "osprey_cdr_written_total", "counter",
+	    "Call detail records every accounting sink took.", cs.written);
+	metrics_scalar(out, "osprey_cdr_dropped_total", "counter",
+	    "Call detail records dropped: the queue was full.", cs.dropped);
+	metrics_scalar(out, "osprey_cdr_write_errors_total", "counter",
+	    "Call detail records an accounting sink could not take.",
+	    cs.write_errors);
+}
+
 void
 metrics_render(struct evbuffer *out)
 {
@@ -448,6 +464,7 @@ metrics_render(struct evbuffer *out)
 	metrics_render_media(out);
 	metrics_render_tp(out, &t);
 	metrics_render_lag(out);
+	metrics_render_cdr(out);
 }
 
 void
