@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "auth.h"
+#include "cdr.h"
 #include "conf.h"
 #include "conf_diff.h"
 #include "dialog_store.h"
@@ -26,6 +27,7 @@
 #include "natping.h"
 #include "registrar.h"
 #include "resolver.h"
+#include "rtpengine.h"
 #include "store.h"
 #include "shard.h"
 #include "sysd.h"
@@ -316,6 +318,8 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 	}
 	if (ctl_set_settings(&nc->ctl) == -1)
 		restart_needed(&notes, "control.socket");
+	if (!rtpengine_same_instances(&nc->media))
+		restart_needed(&notes, "media.rtpengine");
 	buf_add(changes, notes.p, notes.len);
 	buf_cleanup(&notes);
 	if (nc->auth.users_file != NULL) {
@@ -338,10 +342,12 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
 	registrar_set(&nc->reg);
 	natping_set(&nc->nat);
+	cdr_reload(&nc->cdr);	/* after the records queued until now */
 	guard_set(&nc->guard, &nc->auth.trusted);
 	auth_set(&nc->auth, nc->users);
 	dialog_set_settings(&nc->dialog);	/* the tables stay */
 	nc->users = NULL;
+	rtpengine_set_timing(&nc->media);
 	conf_free(D.conf);
 	free(D.conf);
 	D.conf = nc;
@@ -474,6 +480,8 @@ worker_setup(unsigned id, struct event_base *base, struct tp *tp, void *arg,
 	}
 	resolver_init(base, &D.conf->dns);
 	proxy_init(base, tp, proxy_settings_ref(D.proxy_set), &D.conf->txn);
+	if (rtpengine_start(base, false, err, errlen) == -1)
+		return (-1);
 	return (0);
 }
 
@@ -482,6 +490,7 @@ worker_teardown(unsigned id, void *arg)
 {
 	(void)id;
 	(void)arg;
+	rtpengine_stop();
 	proxy_shutdown();
 	resolver_shutdown();
 }
@@ -589,6 +598,9 @@ main(int argc, char **argv)
 	if (registrar_init(D.base, D.conf->reg.database, err,
 	    sizeof(err)) == -1)
 		fatalx("ospreyd: registrar.database: %s", err);
+	if (cdr_start(&D.conf->cdr, err, sizeof(err)) == -1)
+		fatalx("ospreyd: accounting: %s", err);
+	dialog_set_cdr(cdr_write);	/* a no-op without accounting */
 	if (dialog_store_open(D.base, D.conf->dialog_database, err,
 	    sizeof(err)) == -1)
 		fatalx("ospreyd: dialog.database: %s", err);
@@ -617,6 +629,10 @@ main(int argc, char **argv)
 	    &D.conf->txn);
 	D.proxy_set = proxy_settings();
 	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
+	/* The media relay's control client; worker 0 probes the instances. */
+	if (rtpengine_configure(&D.conf->media, err, sizeof(err)) == -1 ||
+	    rtpengine_start(D.base, true, err, sizeof(err)) == -1)
+		fatalx("ospreyd: media: %s", err);
 	if (D.conf->metrics_address != NULL && metrics_start(D.base,
 	    D.conf->metrics_address, D.conf->metrics_port, err,
 	    sizeof(err)) == -1)
@@ -648,6 +664,7 @@ main(int argc, char **argv)
 	ctl_stop();
 	metrics_stop();
 	gw_stop(&proxy_settings()->routes);
+	rtpengine_stop();
 	natping_stop();
 	proxy_shutdown();
 	dialog_store_close();	/* after every worker's dialogs went */
@@ -655,6 +672,7 @@ main(int argc, char **argv)
 	auth_shutdown();
 	guard_shutdown();
 	resolver_shutdown();
+	cdr_stop();	/* every record queued, written and synced */
 	tp_close(&D.tp);
 	tp_conn_directory_free();
 	for (i = 0; i < 3; i++)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "auth.h"
+#include "cdr.h"
 #include "ctl.h"
 #include "dialog.h"
 #include "guard.h"
@@ -11,6 +12,7 @@
 #include "proxy.h"
 #include "registrar.h"
 #include "resolver.h"
+#include "rtpengine.h"
 #include "tls.h"
 #include "tp.h"
 #include "txn.h"
@@ -51,6 +53,8 @@ struct conf {
 	struct tls_ctx		*tls_server;	/* made from tls; NULL: none */
 	struct tls_ctx		*tls_client;	/* always made */
 	struct strlist		 ws_origins;	/* websocket.origins */
+	struct media_settings	 media;		/* uris owned */
+	struct cdr_settings	 cdr;		/* accounting */
 	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
 	unsigned		 workers;	/* as set; 0: one per CPU */

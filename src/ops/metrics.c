@@ -23,6 +23,7 @@
 
 #include "auth.h"
 #include "dialog.h"
+#include "cdr.h"
 #include "gateway.h"
 #include "guard.h"
 #include "location.h"
@@ -30,6 +31,7 @@
 #include "metrics.h"
 #include "natping.h"
 #include "proxy.h"
+#include "rtpengine.h"
 #include "sipcause.h"
 #include "sipmsg.h"
 #include "timer.h"
@@ -326,6 +328,37 @@ metrics_render_gw(struct evbuffer *out)
 		    gw->uri, gw->probes);
 }
 
+/* The rtpengine control client: shared counters, each instance's health. */
+static void
+metrics_render_media(struct evbuffer *out)
+{
+	struct rtpe_stats	st;
+	unsigned		i, up = 0;
+
+	rtpengine_stats(&st);
+	metrics_scalar(out, "osprey_rtpengine_requests_total", "counter",
+	    "rtpengine ng requests sent, not counting retransmissions.",
+	    st.requests);
+	metrics_scalar(out, "osprey_rtpengine_timeouts_total", "counter",
+	    "Times an rtpengine instance did not answer a request after "
+	    "media.rtpengine_tries tries.", st.timeouts);
+	metrics_scalar(out, "osprey_rtpengine_errors_total", "counter",
+	    "rtpengine replies that were an error or could not be read.",
+	    st.errors);
+	metrics_scalar(out, "osprey_rtpengine_unavailable_total", "counter",
+	    "rtpengine requests refused at once: no instance up to ask.",
+	    st.down);
+	metrics_head(out, "osprey_rtpengine_up", "gauge",
+	    "Whether an rtpengine instance answers (1) or not (0).");
+	for (i = 0; i < rtpengine_count(); i++) {
+		up += rtpengine_is_up(i);
+		metrics_sample(out, "osprey_rtpengine_up", "instance",
+		    rtpengine_uri(i), rtpengine_is_up(i) ? 1 : 0);
+	}
+	metrics_scalar(out, "osprey_rtpengine_instances_up", "gauge",
+	    "rtpengine instances up now.", up);
+}
+
 static void
 metrics_render_tp(struct evbuffer *out, const struct worker_totals *t)
 {
@@ -454,6 +487,21 @@ metrics_render_dialog(struct evbuffer *out)
 	    d.duration_count);
 }
 
+static void
+metrics_render_cdr(struct evbuffer *out)
+{
+	struct cdr_stats	cs;
+
+	cdr_stats(&cs);
+	metrics_scalar(out, "osprey_cdr_written_total", "counter",
+	    "Call detail records every accounting sink took.", cs.written);
+	metrics_scalar(out, "osprey_cdr_dropped_total", "counter",
+	    "Call detail records dropped: the queue was full.", cs.dropped);
+	metrics_scalar(out, "osprey_cdr_write_errors_total", "counter",
+	    "Call detail records an accounting sink could not take.",
+	    cs.write_errors);
+}
+
 void
 metrics_render(struct evbuffer *out)
 {
@@ -469,9 +517,11 @@ metrics_render(struct evbuffer *out)
 	metrics_render_reg(out, ps);
 	metrics_render_guard(out, ps);
 	metrics_render_gw(out);
+	metrics_render_media(out);
 	metrics_render_tp(out, &t);
 	metrics_render_dialog(out);
 	metrics_render_lag(out);
+	metrics_render_cdr(out);
 }
 
 void

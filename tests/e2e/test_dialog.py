@@ -359,3 +359,61 @@ def test_dialogs_survive_restart(osprey_factory):
     finally:
         uas.ep.close()
         caller.close()
+
+
+def read_cdrs(path, n, secs=5.0):
+    deadline = time.time() + secs
+    recs = []
+    while time.time() < deadline:
+        try:
+            with open(path) as f:
+                recs = [json.loads(x) for x in f if x.strip()]
+        except FileNotFoundError:
+            recs = []
+        if len(recs) >= n:
+            break
+        time.sleep(0.1)
+    return recs
+
+
+def test_call_records(sipnet, tmp_path):
+    """The dialog layer's call records reach accounting: an answered call
+    the callee hangs up, a busy one, a cancelled one, one hung up by
+    dialog_timeout."""
+    from conftest import lc
+    path = str(tmp_path / "cdr.jsonl")
+    net = sipnet(timers={"dialog_timeout": 1}, extra="accounting = %s;" %
+                 lc({"file": path, "format": "jsonl",
+                     "fsync": "always"}))
+    call, inv = answered(net)           # dialog_timeout hangs it up
+    net.uas.respond(net.uas.expect("BYE", call_id=call.call_id,
+                                   timeout=4), 200)
+    busy = net.call()
+    binv = net.ring(busy)
+    net.uas.respond(binv, 486)
+    net.caller.expect(busy.resp(486))
+    gone = net.call()
+    ginv = net.ring(gone)
+    gone.cancel()
+    cancel = net.uas.expect("CANCEL", call_id=gone.call_id)
+    net.uas.respond(cancel, 200)
+    net.uas.respond(ginv, 487)
+    net.caller.expect(gone.resp(487))
+    bye_call, bye_inv = answered(net)
+    callee_request(net, bye_call, bye_inv, "BYE")
+    recs = {r["call_id"]: r for r in read_cdrs(path, 4)}
+    assert len(recs) == 4, recs
+    r = recs[call.call_id]
+    assert r["ended_by"] == "proxy" and r["code"] == 200, r
+    assert r["to_tag"] == net.uas.tag(inv) and r["from_tag"] == call.from_tag
+    assert r["caller"] == "sip:alice@example.test"
+    assert r["callee"] == "sip:bob@example.test"
+    assert r["ruri"] == "sip:bob@example.test"
+    assert r["src_ip"] == "127.0.0.1" and r["transport"] == "udp", r
+    assert r["answer_time"] and 0.8 < r["duration"] < 3, r
+    r = recs[busy.call_id]
+    assert (r["code"], r["ended_by"], r["to_tag"]) == (486, "callee", ""), r
+    assert r["cause"] == 17, r          # USER_BUSY
+    r = recs[gone.call_id]
+    assert (r["code"], r["ended_by"]) == (487, "caller"), r
+    assert recs[bye_call.call_id]["ended_by"] == "callee"
