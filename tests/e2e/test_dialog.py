@@ -417,3 +417,64 @@ def test_call_records(sipnet, tmp_path):
     r = recs[gone.call_id]
     assert (r["code"], r["ended_by"]) == (487, "caller"), r
     assert recs[bye_call.call_id]["ended_by"] == "callee"
+
+
+def test_dialog_paths_under_valgrind(sipnet, tmp_path):
+    """memcheck over the dialog paths: limits, the store, a refused
+    target, hangup's BYEs, a dialog_timeout, and dialogs (early and
+    confirmed) still up at the stop: no error, nothing lost."""
+    from test_valgrind import VALGRIND, check_valgrind, sanitized, \
+        valgrind_argv
+    if VALGRIND is None or sanitized():
+        pytest.skip("valgrind not installed, or an ASan build")
+    vglog = str(tmp_path / "valgrind.log")
+    net = sipnet(wrapper=valgrind_argv(vglog), ready_s=60, stop_s=60,
+                 timers={"dialog_timeout": 3},
+                 extra='dialog = { database = "dialogs.db"; };\n'
+                       'limits = { calls_per_user = 5; '
+                       'calls_per_source = 5; };')
+    call, inv = answered(net)
+    ctl(net.proxy, "hangup", call.call_id)
+    net.uas.respond(net.uas.expect("BYE", call_id=call.call_id,
+                                   timeout=5), 200)
+    b = net.caller.expect(match(method="BYE", call_id=call.call_id),
+                          timeout=5)
+    net.caller.send(build_response(b, 200), b.vias[0].response_addr())
+    timed, tinv = answered(net)
+    timed.remote_target = "sip:x@127.0.0.1:9"
+    timed.request("INFO")
+    assert net.caller.expect(timed.resp(method="INFO"), timeout=5).code \
+        == 403
+    net.uas.respond(net.uas.expect("BYE", call_id=timed.call_id,
+                                   timeout=8), 200)
+    up, uinv = answered(net)        # still up at the stop
+    ringing = net.call()
+    net.ring(ringing)               # early, at the stop
+    time.sleep(0.3)
+    check_valgrind(net.proxy, vglog)
+
+
+def test_restart_rearms_what_is_left_of_the_timeout(osprey_factory):
+    """A dialog back from dialog.database is hung up when its
+    dialog_timeout from the answer runs out, not a whole one after the
+    restart."""
+    from sip import UAS, Net
+    uas, caller = UAS(Endpoint()), Endpoint()
+    kw = dict(routes=[("^bob$", [uas.target])],
+              extra='dialog = { database = "dialogs.db"; };',
+              timers={"dialog_timeout": 4})
+    try:
+        o = osprey_factory(**kw)
+        net = Net(o, caller, uas)
+        call, inv = answered(net)
+        t0 = time.monotonic()
+        time.sleep(1.5)
+        assert o.stop() == 0
+        net.proxy = osprey_factory(port=o.port, workdir=o.workdir, **kw)
+        bye = net.uas.expect("BYE", call_id=call.call_id, timeout=6)
+        took = time.monotonic() - t0
+        assert 3.5 < took < 5.3, took
+        net.uas.respond(bye, 200)
+    finally:
+        uas.ep.close()
+        caller.close()
