@@ -17,7 +17,10 @@
  * before the next).  In every datagram after the first, "$1" to "$9" stand
  * for the branch of the 1st to 9th request the proxy sent, so that a
  * response can answer a forwarded request and its client transaction,
- * forking and best-response choice get fuzzed too:
+ * forking and best-response choice get fuzzed too; "$R" for the first
+ * Record-Route value of the last request it sent with one (our stamped
+ * entry), so that a 2xx makes a dialog and requests in it come back
+ * through its Route:
  *
  *	INVITE sip:bob@example.test SIP/2.0 ...	(forwarded: branch $1)
  *	~~~~10
@@ -37,6 +40,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "dialog.h"
 #include "fake.h"
 #include "guard.h"
 #include "location.h"
@@ -62,6 +66,7 @@ static struct registrar_settings rs = {	/* by name: fields get added */
 static struct auth_settings as;
 static struct guard_settings gs;
 static char		branches[NBRANCH][128];	/* of the requests sent */
+static char		rr[256];		/* "$R" */
 static int		nbranches;
 static bool		verbose;	/* FUZZ_VERBOSE: print what is sent */
 
@@ -152,6 +157,13 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	add_route(&ps, "^carol", "sip:carol@127.0.0.1:5072", FORK_PARALLEL);
 	ps.routes.r[ps.routes.n - 1]->public = true;
 	ps.max_transactions = 1000;
+	/*
+	 * Dialogs kept as the daemon keeps them: the checks, our own BYEs
+	 * when the timeout fires in the clock steps after each input.
+	 */
+	dialog_set_settings(&(struct dialog_settings){ .enable = true,
+	    .timeout_s = 100, .calls_per_user = 1000,
+	    .calls_per_source = 10000 });
 	proxy_init(NULL, &tp, proxy_settings_take(&ps), &ts);
 	tp_addr_set(&src, (struct slice){ "127.0.0.1", 9 }, 5099);
 	tp_addr_set(&stranger, (struct slice){ "192.0.2.9", 9 }, 5099);
@@ -200,6 +212,7 @@ check_sent(void)
 	for (i = 0; i < fake_nsent(); i++) {
 		const char	*p = fake_sent(i), *bad;
 		struct sipmsg	*m;
+		struct slice	 v;
 		char		 err[160];
 		int		 rc;
 
@@ -234,18 +247,25 @@ check_sent(void)
 			memcpy(branches[nbranches], m->branch.p, m->branch.len);
 			branches[nbranches++][m->branch.len] = '\0';
 		}
+		if (m->request && sipmsg_values(m, SH_RECORD_ROUTE, &v, 1) >
+		    0 && v.len < sizeof(rr)) {
+			memcpy(rr, v.p, v.len);
+			rr[v.len] = '\0';
+		}
 		sipmsg_free(m);
 	}
 	fake_sent_clear();
 }
 
-/* Which branch "$N" at p[i] stands for, or -1. */
-static int
+/* What "$N" (a branch) or "$R" at p[i] stands for, or NULL. */
+static const char *
 branch_ref(const char *p, size_t len, size_t i)
 {
 	int	k = i + 1 < len && p[i] == '$' ? p[i + 1] - '1' : -1;
 
-	return (k >= 0 && k < nbranches ? k : -1);
+	if (i + 1 < len && p[i] == '$' && p[i + 1] == 'R' && rr[0] != '\0')
+		return (rr);
+	return (k >= 0 && k < nbranches ? branches[k] : NULL);
 }
 
 /*
@@ -273,22 +293,22 @@ check_plain(const char *d, size_t n)
 static void
 recv_one(const char *p, size_t len)
 {
-	char	*d;
-	size_t	 i, n = 0;
-	int	 k;
+	char		*d;
+	const char	*k;
+	size_t		 i, n = 0;
 
 	for (i = 0; i < len; i++)
-		if ((k = branch_ref(p, len, i)) >= 0) {
-			n += strlen(branches[k]);
+		if ((k = branch_ref(p, len, i)) != NULL) {
+			n += strlen(k);
 			i++;
 		} else
 			n++;
 	if ((d = malloc(n > 0 ? n : 1)) == NULL)
 		abort();
 	for (i = 0, n = 0; i < len; i++)
-		if ((k = branch_ref(p, len, i)) >= 0) {
-			memcpy(d + n, branches[k], strlen(branches[k]));
-			n += strlen(branches[k]);
+		if ((k = branch_ref(p, len, i)) != NULL) {
+			memcpy(d + n, k, strlen(k));
+			n += strlen(k);
 			i++;
 		} else
 			d[n++] = p[i];
@@ -304,6 +324,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char	*p = (const char *)data, *end = p + size, *sep, *eol;
 
 	nbranches = 0;
+	rr[0] = '\0';
 	from = size & 1 ? &src : &stranger;
 	while ((sep = memmem(p, end - p, SEP, strlen(SEP))) != NULL) {
 		unsigned long	ms = 0;
@@ -324,6 +345,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_sent();
 	if (txn_count() != 0) {
 		fprintf(stderr, "%u transactions left\n", txn_count());
+		abort();
+	}
+	if (dialog_count() != 0) {	/* dialog_timeout ended them all */
+		fprintf(stderr, "%u dialogs left\n", dialog_count());
 		abort();
 	}
 	return (0);
