@@ -478,3 +478,26 @@ def test_restart_rearms_what_is_left_of_the_timeout(osprey_factory):
     finally:
         uas.ep.close()
         caller.close()
+
+
+def test_dialogs_spread_over_two_workers(sipnet):
+    """With workers = 2 every dialog lives on the worker its Call-ID names,
+    wherever its messages come in: calls on both workers, each ended by a
+    BYE from one side or the other, none left."""
+    net = sipnet(extra="workers = 2;")
+    calls = [answered(net) for _ in range(8)]
+    d = wait_dialogs(net.proxy, 8)
+    assert len(d) == 8, d
+    assert {x["worker"] for x in d} == {0, 1}, d
+    for i, (call, inv) in enumerate(calls):
+        if i % 2:
+            call.bye()
+            bye = net.uas.expect("BYE", call_id=call.call_id)
+            net.uas.respond(bye, 200)
+        else:
+            callee_request(net, call, inv, "BYE")
+            bye = net.caller.expect(match(method="BYE",
+                                          call_id=call.call_id))
+            net.caller.send(build_response(bye, 200),
+                            bye.vias[0].response_addr())
+    assert wait_dialogs(net.proxy, 0) == []
