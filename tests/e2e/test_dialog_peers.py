@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import OSPREYD, free_udp_port
+from conftest import OSPREYD
 from peers import interop
 
 OSPREYCTL = os.path.join(os.path.dirname(OSPREYD), "ospreyctl")
@@ -27,12 +27,21 @@ def _report(osprey, cap, *peers):
 
 
 @pytest.mark.skipif(interop.SIPP is None, reason="SIPp not installed")
-def test_sipp_pair_hung_up_by_dialog_timeout(osprey_factory, tmp_path):
+@pytest.mark.parametrize("transport", ["u1", "t1"], ids=["udp", "tcp"])
+def test_sipp_pair_hung_up_by_dialog_timeout(osprey_factory, tmp_path,
+                                             transport):
+    """Over TCP the BYEs go on the connections the parties' own requests
+    came on (the caller's: SIPp listens for no new one)."""
     wd = str(tmp_path)
-    uas_port = free_udp_port()
-    uac_port = free_udp_port()
+    uas_port = interop.free_udp_block(1, tcp=True)
+    uac_port = interop.free_udp_block(1, tcp=True)
+    port = interop.free_udp_block(1, tcp=True)
+    target = "sip:127.0.0.1:%d" % uas_port
+    if transport == "t1":
+        target += ";transport=tcp"
     osprey = osprey_factory(
-        routes=[("^bob$", ["sip:127.0.0.1:%d" % uas_port])],
+        routes=[("^bob$", [target])], port=port,
+        listen=[("udp", "127.0.0.1", port), ("tcp", "127.0.0.1", port)],
         timers=dict(TIMERS, dialog_timeout=2))
     cap = interop.Capture(wd, [osprey.port, uas_port, uac_port])
     uas = uac = None
@@ -40,9 +49,9 @@ def test_sipp_pair_hung_up_by_dialog_timeout(osprey_factory, tmp_path):
         # uas_call.xml wants a BYE through the proxy (its Via on top, no
         # Route) and answers it; uac_hungup.xml checks the caller's.
         uas = interop.uas(wd, "uas_call.xml", uas_port, osprey.port,
-                          timeout_s=20)
+                          timeout_s=20, transport=transport)
         uac = interop.uac(wd, "uac_hungup.xml", osprey.port, uac_port,
-                          timeout_s=20)
+                          timeout_s=20, transport=transport)
         rc_uac = uac.wait()
         rc_uas = uas.wait(limit=5 if rc_uac else None)
         cap.stop()
