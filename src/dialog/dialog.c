@@ -1099,6 +1099,7 @@ dialog_send_bye(struct dialog *d, bool to_caller, const char *reason)
 	struct buf	 h;
 	struct tp_addr	 a;
 	struct resolve_query q;
+	struct resolve_req *r;
 	char		 host[256];
 	uint32_t	 cseq;
 
@@ -1168,7 +1169,10 @@ dialog_send_bye(struct dialog *d, bool to_caller, const char *reason)
 	}
 	b->next = D.byes;
 	D.byes = b;
-	b->dns = resolver_query(&q, dbye_resolved, b);
+	b->dns = NULL;
+	/* A numeric host is answered at once: b is gone then, r NULL. */
+	if ((r = resolver_query(&q, dbye_resolved, b)) != NULL)
+		b->dns = r;
 }
 
 /* Osprey ends d itself: a BYE to each party, and the record. */
