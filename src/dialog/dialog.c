@@ -1109,9 +1109,13 @@ dialog_send_bye(struct dialog *d, bool to_caller, const char *reason)
 	    DS_CALLEE_ROUTES);
 	from = str_get(&d->str, to_caller ? DS_TO : DS_FROM);
 	to = str_get(&d->str, to_caller ? DS_FROM : DS_TO);
-	if (target.len == 0 || !sipuri_fits_ruri(target)) {
-		log_warnx("dialog %s: no target to send the %s a BYE",
-		    STR(d, DS_CALLID), to_caller ? "caller" : "callee");
+	/* A Contact that will not do as our Request-URI: no BYE that way. */
+	if (target.len == 0 || !sipuri_fits_ruri(target) ||
+	    sipuri_parse(target, &su) == -1 || (!slice_eq(su.scheme, "sip") &&
+	    !slice_eq(su.scheme, "sips"))) {
+		log_warnx("dialog %s: no usable target to send the %s a BYE "
+		    "(\"" SLICE_FMT "\")", STR(d, DS_CALLID), to_caller ?
+		    "caller" : "callee", SLICE_ARG(target));
 		return;
 	}
 	cseq = to_caller ? ++d->callee_cseq : ++d->caller_cseq;
