@@ -259,7 +259,8 @@ dialog_uri_same(struct slice a, struct slice b)
 	if (sipuri_parse(a, &ua) == -1 || sipuri_parse(b, &ub) == -1)
 		return (false);
 	if (!slice_caseeq(ua.host, ub.host) || ua.user.len != ub.user.len ||
-	    memcmp(ua.user.p, ub.user.p, ua.user.len) != 0)
+	    (ua.user.len > 0 && memcmp(ua.user.p, ub.user.p,
+	    ua.user.len) != 0))
 		return (false);
 	pa = ua.port ? ua.port : slice_eq(ua.scheme, "sips") ? 5061 : 5060;
 	pb = ub.port ? ub.port : slice_eq(ub.scheme, "sips") ? 5061 : 5060;
