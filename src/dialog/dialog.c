@@ -323,6 +323,13 @@ dialog_enabled(void)
 	return (G.set.enable);
 }
 
+/* Are the dialogs kept across a restart (dialog.database)? */
+bool
+dialog_persistent(void)
+{
+	return (dialog_store_is_open());
+}
+
 /* Does limits.calls_per_user count anyone (then the From user counts)? */
 bool
 dialog_limits_users(void)

@@ -82,6 +82,7 @@ void	 dialog_set_settings(const struct dialog_settings *);
 void	 dialog_set_cdr(dialog_cdr_fn *);
 bool	 dialog_enabled(void);
 bool	 dialog_limits_users(void);
+bool	 dialog_persistent(void);
 void	 dialog_totals(struct dialog_totals *);
 
 /* Each worker's own table. */

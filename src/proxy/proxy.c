@@ -228,18 +228,19 @@ sipuri_is_local(const struct sipuri *u, int *proto_out, struct tp_addr *flow)
 static bool
 stamped(const struct sipmsg *m, const struct sipuri *u, struct hop *hop)
 {
-	struct slice	v;
+	struct slice	v, run;
 	char		want[17];
 
 	if (!sipuri_param(u, "osp", &v) || v.len != 16)
 		return (false);
-	/* With dialogs kept, most stamps are a call's: that one first. */
-	if (dialog_enabled()) {
-		proxy_ctx_dialog_stamp(m->callid, want);
-		if (CRYPTO_memcmp(v.p, want, 16) == 0) {
-			hop->tracked = true;
-			return (true);
-		}
+	/* An INVITE dialog's: its run is beside it. */
+	if (sipuri_param(u, "osr", &run) && run.len == 8) {
+		proxy_ctx_dialog_stamp(m->callid, run, want);
+		if (CRYPTO_memcmp(v.p, want, 16) != 0)
+			return (false);
+		hop->tracked = true;
+		hop->tracked_old = memcmp(run.p, proxy_ctx_run().p, 8) != 0;
+		return (true);
 	}
 	return (auth_stamp_ok(v, m->callid));
 }
@@ -289,6 +290,7 @@ proxy_pop_routes(const struct sipmsg *m, struct hop *hop, bool *popped,
 	*popped = false;
 	*stamp = false;
 	hop->tracked = false;
+	hop->tracked_old = false;
 	hop->ruri = m->ruri;
 	hop->ru_rc = 0;
 	hop->side_proto = -1;
@@ -647,6 +649,12 @@ proxy_dialog_check(const struct sipmsg *m, const struct hop *hop, char *err,
 	if (!hop->tracked || m->to_tag.len == 0 || hop->d != DEC_HOP ||
 	    !dialog_enabled())
 		return (0);
+	/*
+	 * A call set up before a restart without dialog.database: its
+	 * dialog is not known, so it is let through as before dialogs were.
+	 */
+	if (hop->tracked_old && !dialog_persistent())
+		return (0);
 	if (hop->strict != NULL || hop->nroutes == 0)
 		next = hop->ruri;	/* a strict next hop is in it */
 	else
@@ -864,7 +872,7 @@ proxy_dialog_call(const struct sipmsg *m, struct tp_sock *sock,
 		hop->code = code;
 		return (NULL);
 	}
-	proxy_ctx_dialog_stamp(m->callid, st);
+	proxy_ctx_dialog_stamp(m->callid, proxy_ctx_run(), st);
 	return (dialog_call_new(m, src, sock, user, hop->identity, st));
 }
 

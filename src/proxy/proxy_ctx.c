@@ -32,14 +32,19 @@ static struct {
 	pthread_once_t	 once;
 	uint64_t	 seed[2];
 	uint64_t	 bkey[2];
+	char		 run[9];	/* this run's, in dialog stamps */
 } K = { .once = PTHREAD_ONCE_INIT };
 
 static void
 proxy_ctx_keys(void)
 {
+	uint32_t	run;
+
 	if (getrandom(K.seed, sizeof(K.seed), 0) != sizeof(K.seed) ||
-	    getrandom(K.bkey, sizeof(K.bkey), 0) != sizeof(K.bkey))
+	    getrandom(K.bkey, sizeof(K.bkey), 0) != sizeof(K.bkey) ||
+	    getrandom(&run, sizeof(run), 0) != sizeof(run))
 		fatal("getrandom");
+	snprintf(K.run, sizeof(K.run), "%08x", run);
 	srandom((unsigned)K.seed[0]);
 }
 
@@ -647,12 +652,13 @@ proxy_ctx_send(struct tp_sock *in, const struct dest *d, char *bytes,
 
 /*
  * The stamp of our Record-Route in an INVITE whose dialogs we track: the
- * MAC of the Call-ID and a mark, so that an in-dialog request through it
- * is known to belong to a dialog in the table (and one of a subscription,
- * stamped over the Call-ID alone, is not asked for one).
+ * MAC of the Call-ID, a mark and the run that made it (8 hex digits,
+ * also in the URI as ;osr=), so that an in-dialog request through it is
+ * known to belong to a dialog in the table of that run (and one of a
+ * subscription, stamped over the Call-ID alone, is not asked for one).
  */
 void
-proxy_ctx_dialog_stamp(struct slice callid, char out[17])
+proxy_ctx_dialog_stamp(struct slice callid, struct slice run, char out[17])
 {
 	struct buf	b;
 	char		store[300];
@@ -660,6 +666,15 @@ proxy_ctx_dialog_stamp(struct slice callid, char out[17])
 	buf_init_on(&b, store, sizeof(store));
 	buf_add(&b, callid.p, callid.len);
 	buf_add(&b, "\001dialog", 7);
+	buf_add(&b, run.p, run.len);
 	auth_stamp((struct slice){ b.p, b.len }, out);
 	buf_cleanup(&b);
+}
+
+/* This run's mark (8 hex digits), the same in every worker. */
+struct slice
+proxy_ctx_run(void)
+{
+	pthread_once(&K.once, proxy_ctx_keys);
+	return ((struct slice){ K.run, 8 });
 }

@@ -136,7 +136,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 {
 	struct fwd	 f;
 	struct buf	 b, rr, path, v;
-	char		 via[TP_HOSTPORT_LEN + 128], st[17];
+	char		 via[TP_HOSTPORT_LEN + 128], st[40], stx[17];
 	char		 rrstore[512], pathstore[256];	/* no malloc per request */
 	bool		 rec = proxy_fork_wants_rr(m);
 
@@ -149,9 +149,12 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	buf_adds(&v, branch);
 	buf_init_on(&rr, rrstore, sizeof(rrstore));
 	if (rec) {
-		if (m->method == SM_INVITE && dialog_enabled())
-			proxy_ctx_dialog_stamp(m->callid, st);
-		else
+		if (m->method == SM_INVITE && dialog_enabled()) {
+			proxy_ctx_dialog_stamp(m->callid, proxy_ctx_run(),
+			    stx);
+			snprintf(st, sizeof(st), "%s;osr=%.8s", stx,
+			    proxy_ctx_run().p);
+		} else
 			auth_stamp(m->callid, st);
 		if (in_flow != NULL && in_flow->proto == TP_UDP)
 			in_flow = NULL;

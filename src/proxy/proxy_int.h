@@ -149,7 +149,8 @@ void	 proxy_ctx_count_sent(int, bool);
 void	 proxy_ctx_count_challenge(int);
 bool	 proxy_ctx_domain(struct slice, uint16_t, struct slice *);
 bool	 proxy_ctx_identity(struct slice, struct slice *);
-void	 proxy_ctx_dialog_stamp(struct slice, char[17]);
+void	 proxy_ctx_dialog_stamp(struct slice, struct slice, char[17]);
+struct slice proxy_ctx_run(void);
 void	 proxy_ctx_send(struct tp_sock *, const struct dest *, char *,
 	    size_t);
 
@@ -212,6 +213,7 @@ struct hop {
 	bool		 foreign;	/* not one of our domains: relaying */
 	bool		 dialog;	/* came back through our Record-Route */
 	bool		 tracked;	/* with an INVITE dialog's stamp */
+	bool		 tracked_old;	/* made by an earlier run */
 	struct slice	 identity;	/* the authenticated user, if any */
 	struct route	*route;		/* DEC_ROUTE */
 	struct slice	 user;		/* DEC_LOCATION */

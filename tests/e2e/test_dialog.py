@@ -501,3 +501,37 @@ def test_dialogs_spread_over_two_workers(sipnet):
             net.caller.send(build_response(bye, 200),
                             bye.vias[0].response_addr())
     assert wait_dialogs(net.proxy, 0) == []
+
+
+def test_restart_without_dialog_database_lets_old_calls_through(
+        osprey_factory):
+    """The server secret outlives the restart (registrar.database) but the
+    dialogs do not: the stamp of a call from before the restart says
+    which run made it, and that call's BYE still goes through (unchecked,
+    as before dialogs were kept), where one of this run with no dialog
+    gets 481."""
+    from sip import UAS, Net
+    uas, caller = UAS(Endpoint()), Endpoint()
+    kw = dict(routes=[("^bob$", [uas.target])],
+              registrar={"database": True})
+    try:
+        o = osprey_factory(**kw)
+        net = Net(o, caller, uas)
+        call, inv = answered(net)
+        assert ";osr=" in call.route_set[0], call.route_set
+        assert o.stop() == 0
+        net.proxy = osprey_factory(port=o.port, workdir=o.workdir, **kw)
+        assert wait_dialogs(net.proxy, 0) == []
+        call.bye()
+        bye = net.uas.expect("BYE", call_id=call.call_id)
+        net.uas.respond(bye, 200)
+        net.caller.expect(call.resp(200, "BYE"))
+        # A call of this run whose dialog is gone: 481.
+        again, ainv = answered(net)
+        again.bye()
+        net.uas.respond(net.uas.expect("BYE", call_id=again.call_id), 200)
+        again.request("INFO")
+        assert net.caller.expect(again.resp(method="INFO")).code == 481
+    finally:
+        uas.ep.close()
+        caller.close()
