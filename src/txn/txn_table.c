@@ -11,6 +11,7 @@
 #include <malloc.h>
 #endif
 
+#include "fifomem.h"
 #include "log.h"
 #include "txn.h"
 #include "xmalloc.h"
@@ -43,6 +44,7 @@ static _Thread_local struct {
 	struct txn		*unindex;	/* requests indexed this turn */
 	struct timer		 reaper;
 	struct txn_fifo		*fifo;		/* records, by duration */
+	struct fifomem		 recmem;	/* where records live */
 	size_t			 nfifo;
 	struct timer		 rec_tm;	/* the earliest head's due */
 	uint64_t		 rec_tm_due;
@@ -418,7 +420,10 @@ txn_rec_end(struct txn *r)
 	txn_count_all(0, -(long)n);
 	T.rec_freed += n;
 	T.nrec--;
-	free(r);
+	if (r->rec_fm)
+		fifomem_free(r);
+	else
+		free(r);
 }
 
 /*
@@ -486,8 +491,14 @@ txn_compact(struct txn *t)
 	txn_peer(t, &peer);
 	n = TXN_REC_HEAD + (t->out != NULL ? txn_rec_peer_size(&peer) : 0) +
 	    klen + 1 + clen + t->outlen;
-	r = xmalloc(n);
-	memcpy(r, t, TXN_REC_HEAD);
+	if ((r = fifomem_alloc(&T.recmem, n)) != NULL) {
+		memcpy(r, t, TXN_REC_HEAD);
+		r->rec_fm = true;
+	} else {
+		r = xmalloc(n);
+		memcpy(r, t, TXN_REC_HEAD);
+		r->rec_fm = false;
+	}
 	p = (char *)r + TXN_REC_HEAD;
 	if (t->out != NULL) {
 		txn_rec_peer_put(p, t->sock, &peer);
