@@ -362,16 +362,20 @@ barrier_start(void *arg, const struct tp_addr *peer, uint64_t id)
 /*
  * The event loop, a turn at a time: when the callbacks of a turn have run,
  * the datagrams they queued leave together and the transactions that ended
- * are freed, before the loop waits again (no zero-timeout wake-up for them).
+ * are freed, before the loop waits again (no zero-timeout wake-up for them,
+ * nor a zero timer set and deleted in each turn).
  */
 void
 worker_run(struct event_base *base, struct tp *tp)
 {
+	tp_set_driven(tp);
+	txn_set_driven();
 	for (;;) {
 		if (event_base_loop(base, EVLOOP_ONCE) != 0)
 			break;		/* error, or nothing left to wait for */
 		tp_flush(tp);
 		txn_reap();
+		tp_flush(tp);	/* what the owners let go sent */
 		if (event_base_got_break(base) || event_base_got_exit(base))
 			break;
 	}

@@ -218,6 +218,7 @@ int		 tp_send(const struct tp_sock *, const struct tp_addr *,
 int		 tp_send_to(const struct tp_sock *, const struct tp_addr *,
 		     const char *, const void *, size_t);
 void		 tp_flush(struct tp *);
+void		 tp_set_driven(struct tp *);
 int		 tp_stream_send(const struct tp_sock *, const struct tp_addr *,
 		     const char *, const void *, size_t);
 int		 tp_stream_send_handed(const struct tp_sock *,

@@ -196,6 +196,7 @@ void		 txn_init(struct event_base *, const struct txn_settings *,
 void		 txn_set_settings(const struct txn_settings *);
 void		 txn_shutdown(void);
 void		 txn_reap(void);
+void		 txn_set_driven(void);
 unsigned	 txn_count(void);
 unsigned	 txn_records(void);
 unsigned	 txn_open(void);

@@ -64,6 +64,8 @@ static _Thread_local struct {
 	size_t			 rec_freed;	/* since the last trim */
 	uint64_t		 serial;
 	uint64_t		 timed_out;
+	bool			 driven;	/* txn_reap() ends every turn */
+	bool			 reaper_set;
 	unsigned		 open;		/* with work left (txn_is_open) */
 	size_t			 bytes;		/* held by all in the table */
 	bool			 up;
@@ -165,6 +167,29 @@ txn_server_unindex(struct txn *t)
 }
 
 /*
+ * Work for txn_reap() is queued: a zero timer runs it unless the loop
+ * calls it after every turn (txn_set_driven()).
+ */
+static void
+txn_reap_later(void)
+{
+	if (T.driven || T.reaper_set)
+		return;
+	timer_set(&T.reaper, 0);
+	T.reaper_set = true;
+}
+
+/*
+ * The loop calls txn_reap() once each of its turns ends (worker_run()):
+ * no zero timer (an event_add() and an event_del() a turn) is needed.
+ */
+void
+txn_set_driven(void)
+{
+	T.driven = true;
+}
+
+/*
  * Free the transactions that ended in this loop turn.  The main loop calls
  * it once each turn ends, when nothing up the stack can hold one; a zero
  * timer does it otherwise (unit tests, a loop that does not call it).
@@ -176,8 +201,10 @@ txn_reap(void)
 
 	if (T.reap == NULL && T.done == NULL && T.unindex == NULL)
 		return;
-	if (T.up)
+	if (T.up && T.reaper_set) {
 		timer_stop(&T.reaper);
+		T.reaper_set = false;
+	}
 	/* Server requests indexed in this turn keep their bytes only. */
 	while ((t = T.unindex) != NULL) {
 		T.unindex = t->rec_next;
@@ -216,7 +243,7 @@ txn_req_queue(struct txn *t)
 	if (t->req_queued)
 		return;
 	if (T.reap == NULL && T.done == NULL && T.unindex == NULL && T.up)
-		timer_set(&T.reaper, 0);	/* unless txn_reap() */
+		txn_reap_later();
 	t->rec_next = T.unindex;
 	T.unindex = t;
 	t->req_queued = true;
@@ -252,6 +279,7 @@ static void
 txn_reap_now(void *arg)
 {
 	(void)arg;
+	T.reaper_set = false;
 	txn_reap();
 }
 
@@ -697,7 +725,7 @@ txn_trim(struct txn *t)
 	if (!done && !t->done_queued && (t->owner == NULL ||
 	    TXN_OPS(t)->done != NULL) && txn_absorbing(t)) {
 		if (T.reap == NULL && T.done == NULL && T.unindex == NULL)
-			timer_set(&T.reaper, 0);	/* unless txn_reap() */
+			txn_reap_later();
 		t->done_next = T.done;
 		T.done = t;
 		t->done_queued = true;
@@ -755,6 +783,7 @@ txn_shutdown(void)
 		txn_enter((struct txn *)h, TXN_TERMINATED);
 	txn_reap();
 	timer_stop(&T.reaper);
+	T.reaper_set = false;
 	timer_stop(&T.heap_tm);
 	free(T.heap);
 	free(T.firing);
@@ -1203,7 +1232,7 @@ txn_enter(struct txn *t, enum txn_state next)
 			TXN_OPS(t)->terminated(t);
 		t->owner = NULL;
 		if (T.reap == NULL && T.done == NULL && T.unindex == NULL)
-			timer_set(&T.reaper, 0);	/* unless txn_reap() */
+			txn_reap_later();
 		t->reap_next = T.reap;
 		T.reap = t;
 		return;
