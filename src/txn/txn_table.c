@@ -554,8 +554,7 @@ txn_compact(struct txn *t)
 
 	txn_heap_remove(t);
 	txn_heap_arm();
-	hashtab_remove(&T.table, &t->node);
-	hashtab_insert(&T.table, &r->node, rkey, klen);
+	hashtab_replace(&T.table, &t->node, &r->node, rkey);
 	txn_count_all(-(long)t->open, (long)n - (long)t->bytes);
 	T.bytes = T.bytes - t->bytes + n;
 	T.open -= t->open;
