@@ -147,9 +147,8 @@ txn_server_unindex(struct txn *t)
 		if (t->settled && !t->trimmed)	/* by the index: no scan */
 			bytes = txn_server_lines(t->req, &len);
 		if (t->raw == NULL) {
-			t->raw = t->req->buf;
 			t->rawlen = t->req->len;
-			t->req->buf = NULL;
+			t->raw = sipmsg_take_buf(t->req);
 		}
 		sipmsg_free(t->req);
 		t->req = NULL;
