@@ -52,9 +52,26 @@ static void
 fifomem_unmap(struct fifomem_chunk *c)
 {
 	c->fm->chunks--;
-	if (c->fm->cur == c)
-		c->fm->cur = NULL;
 	munmap(c, FIFOMEM_CHUNK);
+}
+
+/* c holds nothing now. */
+static void
+fifomem_empty(struct fifomem_chunk *c)
+{
+	struct fifomem	*fm = c->fm;
+
+	if (fm->cur == c)
+		fm->cur = NULL;
+	if (fm->spare == NULL && fm->chunks > 1) {
+		fm->spare = c;		/* others hold objects */
+		return;
+	}
+	fifomem_unmap(c);
+	if (fm->spare != NULL && fm->chunks == 1) {
+		fifomem_unmap(fm->spare);	/* the last object went */
+		fm->spare = NULL;
+	}
 }
 
 /* n bytes, 16-aligned; NULL when n > FIFOMEM_MAX or no chunk is mapped. */
@@ -69,7 +86,9 @@ fifomem_alloc(struct fifomem *fm, size_t n)
 	n = (n + FIFOMEM_ALIGN - 1) & ~(size_t)(FIFOMEM_ALIGN - 1);
 	if (c == NULL || c->used + n > FIFOMEM_CHUNK) {
 		/* A full one goes when its last object does. */
-		if ((c = fifomem_map(fm)) == NULL)
+		if ((c = fm->spare) != NULL)
+			fm->spare = NULL;
+		else if ((c = fifomem_map(fm)) == NULL)
 			return (NULL);
 		c->live = 0;
 		c->used = FIFOMEM_HEAD;
@@ -91,5 +110,5 @@ fifomem_free(void *p)
 		return;
 	c = (void *)((uintptr_t)p & ~(uintptr_t)(FIFOMEM_CHUNK - 1));
 	if (--c->live == 0)
-		fifomem_unmap(c);
+		fifomem_empty(c);
 }
