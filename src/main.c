@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "auth.h"
+#include "cdr.h"
 #include "conf.h"
 #include "conf_diff.h"
 #include "ctl.h"
@@ -22,8 +23,10 @@
 #include "metrics.h"
 #include "location.h"
 #include "proxy.h"
+#include "natping.h"
 #include "registrar.h"
 #include "resolver.h"
+#include "rtpengine.h"
 #include "store.h"
 #include "shard.h"
 #include "sysd.h"
@@ -299,6 +302,8 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 		restart_needed(&notes, "workers");
 	if (ctl_set_settings(&nc->ctl) == -1)
 		restart_needed(&notes, "control.socket");
+	if (!rtpengine_same_instances(&nc->media))
+		restart_needed(&notes, "media.rtpengine");
 	buf_add(changes, notes.p, notes.len);
 	buf_cleanup(&notes);
 	if (nc->auth.users_file != NULL) {
@@ -320,9 +325,12 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 	D.proxy_set = proxy_settings();
 	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
 	registrar_set(&nc->reg);
+	natping_set(&nc->nat);
+	cdr_reload(&nc->cdr);	/* after the records queued until now */
 	guard_set(&nc->guard, &nc->auth.trusted);
 	auth_set(&nc->auth, nc->users);
 	nc->users = NULL;
+	rtpengine_set_timing(&nc->media);
 	conf_free(D.conf);
 	free(D.conf);
 	D.conf = nc;
@@ -420,6 +428,8 @@ worker_setup(unsigned id, struct event_base *base, struct tp *tp, void *arg,
 	}
 	resolver_init(base, &D.conf->dns);
 	proxy_init(base, tp, proxy_settings_ref(D.proxy_set), &D.conf->txn);
+	if (rtpengine_start(base, false, err, errlen) == -1)
+		return (-1);
 	return (0);
 }
 
@@ -428,6 +438,7 @@ worker_teardown(unsigned id, void *arg)
 {
 	(void)id;
 	(void)arg;
+	rtpengine_stop();
 	proxy_shutdown();
 	resolver_shutdown();
 }
@@ -535,10 +546,14 @@ main(int argc, char **argv)
 	if (registrar_init(D.base, D.conf->reg.database, err,
 	    sizeof(err)) == -1)
 		fatalx("ospreyd: registrar.database: %s", err);
+	if (cdr_start(&D.conf->cdr, err, sizeof(err)) == -1)
+		fatalx("ospreyd: accounting: %s", err);
 	store_secret(secret);
 	auth_init(secret);
 	explicit_bzero(secret, sizeof(secret));
 	registrar_set(&D.conf->reg);
+	natping_set(&D.conf->nat);
+	natping_start(D.base, &D.tp);
 	guard_init(D.base);
 	for (i = 0; i < D.conf->nlisten; i++)
 		guard_add_self(D.conf->listen[i].address);
@@ -553,6 +568,10 @@ main(int argc, char **argv)
 	    &D.conf->txn);
 	D.proxy_set = proxy_settings();
 	gw_start(D.base, &D.tp, &proxy_settings()->routes, &gs);
+	/* The media relay's control client; worker 0 probes the instances. */
+	if (rtpengine_configure(&D.conf->media, err, sizeof(err)) == -1 ||
+	    rtpengine_start(D.base, true, err, sizeof(err)) == -1)
+		fatalx("ospreyd: media: %s", err);
 	if (D.conf->metrics_address != NULL && metrics_start(D.base,
 	    D.conf->metrics_address, D.conf->metrics_port, err,
 	    sizeof(err)) == -1)
@@ -583,11 +602,14 @@ main(int argc, char **argv)
 	ctl_stop();
 	metrics_stop();
 	gw_stop(&proxy_settings()->routes);
+	rtpengine_stop();
+	natping_stop();
 	proxy_shutdown();
 	registrar_shutdown();
 	auth_shutdown();
 	guard_shutdown();
 	resolver_shutdown();
+	cdr_stop();	/* every record queued, written and synced */
 	tp_close(&D.tp);
 	tp_conn_directory_free();
 	for (i = 0; i < 3; i++)

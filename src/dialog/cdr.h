@@ -12,6 +12,8 @@
 #ifndef OSPREY_CDR_H
 #define OSPREY_CDR_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -48,5 +50,67 @@ struct cdr {
 
 const char	*cdr_ended_by_name(enum cdr_ended_by);	/* "caller" ... */
 void		 cdr_write(const struct cdr *);
+
+/*
+ * The sinks (the accounting section).  cdr_write() copies the record
+ * into a bounded queue; one writer thread writes it to every sink,
+ * rotates the file, commits and syncs as the fsync policy says.
+ */
+enum cdr_format {
+	CDR_CSV = 0,
+	CDR_JSONL
+};
+
+enum cdr_fsync {
+	CDR_FSYNC_INTERVAL = 0,	/* at most fsync_interval_ms after a write */
+	CDR_FSYNC_ALWAYS,	/* after every batch, before the next */
+	CDR_FSYNC_NEVER		/* the kernel's write-back; at reload, stop */
+};
+
+struct cdr_settings {
+	char		*file;		/* owned; NULL: no file */
+	int		 format;	/* enum cdr_format */
+	uint64_t	 rotate_size;	/* bytes; 0: never */
+	uint32_t	 rotate_interval_s;	/* 0: never */
+	uint32_t	 rotate_keep;	/* FILE.1 .. FILE.N */
+	char		*database;	/* owned; NULL: no SQLite */
+	bool		 journal;
+	int		 fsync;		/* enum cdr_fsync */
+	uint32_t	 fsync_interval_ms;
+	uint32_t	 queue_size;	/* records waiting, at most */
+};
+
+/*
+ * Every record offered once started ends in exactly one of written (every
+ * sink took it), failed (a sink could not: write_errors) or dropped (the
+ * queue was full).
+ */
+struct cdr_stats {
+	uint64_t	 written;
+	uint64_t	 dropped;
+	uint64_t	 write_errors;
+	uint64_t	 queued;	/* waiting now */
+};
+
+/* Opens the sinks (err says why not) and starts the writer. */
+int		 cdr_start(const struct cdr_settings *, char *, size_t);
+/*
+ * New settings (copied): the writer takes them after it has written
+ * every record queued before this call, closing and reopening the sinks
+ * (so a file moved by logrotate is started anew).
+ */
+void		 cdr_reload(const struct cdr_settings *);
+/* Writes what is queued, syncs every sink, ends the writer. */
+void		 cdr_stop(void);
+void		 cdr_stats(struct cdr_stats *);
+bool		 cdr_settings_active(const struct cdr_settings *);
+void		 cdr_settings_copy(struct cdr_settings *,
+		     const struct cdr_settings *);
+void		 cdr_settings_cleanup(struct cdr_settings *);
+
+/* A record as a line (with its newline): for the writer and the tests. */
+void		 cdr_format_csv(struct buf *, const struct cdr *);
+void		 cdr_format_json(struct buf *, const struct cdr *);
+extern const char cdr_csv_header[];
 
 #endif

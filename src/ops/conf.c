@@ -20,6 +20,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <errno.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <libconfig.h>
@@ -1252,6 +1254,130 @@ static const struct key control_keys[] = {
 
 SECTION(control_sec, control_keys, "{ socket = ...; mode = ...; }");
 
+/*
+ * accounting: call detail records.  A relative file is in the service's
+ * logs directory (LogsDirectory=), a relative database in its state
+ * directory, else both next to the config file.  Whether the writer can
+ * write there is checked here, as the user reading the config (so by
+ * ospreyd -t too, and a reload refuses a path it cannot use).
+ */
+static int
+parse_cdr_file(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	char		**p = FIELD(obj, k);
+	const char	 *v = NULL, *ld = getenv("LOGS_DIRECTORY");
+
+	if (s == NULL)
+		return (0);
+	if (conf_string(c, s, kw, &v) == -1)
+		return (-1);
+	if (*v == '\0')		/* no file */
+		return (0);
+	if (*v != '/' && ld != NULL && *ld == '/' && strchr(ld, ':') == NULL) {
+		*p = xmalloc(strlen(ld) + strlen(v) + 2);
+		sprintf(*p, "%s/%s", ld, v);
+	} else
+		*p = conf_path(c->path, v);
+	return (0);
+}
+
+/* The folder of path must take new files; path, if there, writes. */
+static int
+cdr_writable(const char *path, bool dir_too, char *msg, size_t len)
+{
+	struct stat	 st;
+	char		 dir[PATH_MAX];
+	char		*slash;
+
+	if (stat(path, &st) == 0) {
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(msg, len, "%s is not a regular file", path);
+			return (-1);
+		}
+		if (access(path, W_OK) == -1) {
+			snprintf(msg, len, "cannot write %s: %s", path,
+			    strerror(errno));
+			return (-1);
+		}
+		if (!dir_too)
+			return (0);
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		slash[slash == dir] = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(msg, len, "no directory %s", dir);
+		return (-1);
+	}
+	if (access(dir, W_OK | X_OK) == -1) {
+		snprintf(msg, len, "cannot create files in %s: %s", dir,
+		    strerror(errno));
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+check_accounting(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	struct cdr_settings	*cs = &((struct conf *)obj)->cdr;
+	const config_setting_t	*s;
+	const char		*rot;
+	char			 msg[PATH_MAX + 128];
+
+	if (g == NULL)
+		return (0);
+	rot = config_setting_get_member(g, "rotate_size") ? "rotate_size" :
+	    config_setting_get_member(g, "rotate_interval") ?
+	    "rotate_interval" : config_setting_get_member(g, "rotate_keep") ?
+	    "rotate_keep" : config_setting_get_member(g, "format") ?
+	    "format" : NULL;
+	if (cs->file == NULL && rot != NULL)
+		return (conf_err(c, config_setting_get_member(g, rot),
+		    "accounting.%s: applies to accounting.file, which is not "
+		    "set", rot));
+	s = config_setting_get_member(g, "file");
+	if (cs->file != NULL && cdr_writable(cs->file, cs->rotate_size > 0 ||
+	    cs->rotate_interval_s > 0, msg, sizeof(msg)) == -1)
+		return (conf_err(c, s, "accounting.file: %s", msg));
+	s = config_setting_get_member(g, "database");
+	if (cs->database != NULL && cdr_writable(cs->database, true, msg,
+	    sizeof(msg)) == -1)
+		return (conf_err(c, s, "accounting.database: %s", msg));
+	if (cs->file != NULL && cs->database != NULL &&
+	    strcmp(cs->file, cs->database) == 0)
+		return (conf_err(c, s, "accounting.database: is also "
+		    "accounting.file"));
+	return (0);
+}
+
+static key_parse	parse_database;
+
+static const char *const cdr_format_names[] = { "csv", "jsonl", NULL };
+static const char *const cdr_fsync_names[] = { "interval", "always",
+    "never", NULL };
+
+static const struct key accounting_keys[] = {
+	FN("file", struct conf, cdr.file, parse_cdr_file, print_str),
+	ENUM("format", struct conf, cdr.format, cdr_format_names),
+	INT("rotate_size", struct conf, cdr.rotate_size, 0, 1LL << 40, 0),
+	INT("rotate_interval", struct conf, cdr.rotate_interval_s, 0,
+	    31536000, 0),
+	INT("rotate_keep", struct conf, cdr.rotate_keep, 1, 1000, 10),
+	FN("database", struct conf, cdr.database, parse_database, print_str),
+	BOOL("journal", struct conf, cdr.journal, false),
+	ENUM("fsync", struct conf, cdr.fsync, cdr_fsync_names),
+	SECS("fsync_interval", struct conf, cdr.fsync_interval_ms, 1, 3600, 1),
+	INT("queue_size", struct conf, cdr.queue_size, 16, 10000000, 65536),
+	END
+};
+
+SECTION(accounting_sec, accounting_keys, "{ file = ...; database = ...; }",
+    .check = check_accounting);
+
 static int
 check_registrar(struct ctx *c, const config_setting_t *g, void *obj)
 {
@@ -1283,6 +1409,21 @@ static const struct key registrar_keys[] = {
 
 SECTION(registrar_sec, registrar_keys, "{ min_expires = ...; }",
     .check = check_registrar);
+
+/* In the order of enum natping_mode and enum natping_which. */
+static const char *const keepalive_names[] = { "options", "crlf", "none",
+	NULL };
+static const char *const nat_ping_names[] = { "nat", "all", NULL };
+
+static const struct key nat_keys[] = {
+	ENUM("keepalive", struct conf, nat.keepalive, keepalive_names),
+	ENUM("ping", struct conf, nat.ping, nat_ping_names),
+	SECS("interval", struct conf, nat.interval_ms, 1, 3600, 30),
+	INT("failures", struct conf, nat.failures, 0, 100, 3),
+	END
+};
+
+SECTION(nat_sec, nat_keys, "{ keepalive = ...; interval = ...; }");
 
 static void
 note_auth(FILE *fp, const void *obj)
@@ -1494,6 +1635,116 @@ static const struct key websocket_keys[] = {
 
 SECTION(websocket_sec, websocket_keys, "{ origins = [ ... ]; }");
 
+static const struct key rtpengine_keys[] = {
+	{ .name = "address", .type = K_STR,
+	    FLD(struct rtpe_instance_conf, uri), .required = true,
+	    .head = true },
+	INT("weight", struct rtpe_instance_conf, weight, 0, 1000, 1),
+	END
+};
+
+SECTION(rtpengine_sec, rtpengine_keys, "{ address = \"udp:...\"; "
+    "weight = ...; }");
+
+/* media.rtpengine: "udp:ADDRESS:PORT" or { address = ...; weight = ...; }. */
+static int
+parse_rtpengine(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	struct media_settings	*ms = &((struct conf *)obj)->media;
+	char			 msg[256];
+	unsigned		 j;
+	int			 i;
+
+	if (s == NULL)
+		return (0);
+	if (!config_setting_is_list(s) && !config_setting_is_array(s))
+		return (conf_err(c, s, "%s: must be a list ( \"udp:ADDRESS:"
+		    "PORT\", ... )", kw));
+	for (i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t	*e = config_setting_get_elem(s, i);
+		struct rtpe_instance_conf *in = &ms->inst[ms->ninst];
+
+		if (i == RTPE_MAX_INSTANCES)
+			return (conf_err(c, e, "%s: at most %d", kw,
+			    RTPE_MAX_INSTANCES));
+		memset(in, 0, sizeof(*in));
+		in->weight = 1;
+		if (config_setting_type(e) == CONFIG_TYPE_STRING)
+			in->uri = xstrdup(config_setting_get_string(e));
+		else if (config_setting_is_group(e)) {
+			if (conf_section(c, e, kw, &rtpengine_sec, in) == -1) {
+				free(in->uri);
+				in->uri = NULL;
+				return (-1);
+			}
+		} else
+			return (conf_err(c, e, "%s: each is \"udp:ADDRESS:PORT"
+			    "\" or a group %s", kw, rtpengine_sec.hint));
+		ms->ninst++;
+		if (rtpengine_parse_uri(in->uri, &in->addr, msg,
+		    sizeof(msg)) == -1)
+			return (conf_err(c, e, "%s: %s", kw, msg));
+		for (j = 0; j + 1 < ms->ninst; j++)
+			if (tp_addr_eq(&ms->inst[j].addr, &in->addr))
+				return (conf_err(c, e, "%s: \"%s\" is listed "
+				    "twice", kw, in->uri));
+	}
+	return (0);
+}
+
+static void
+lines_rtpengine(FILE *fp, const struct key *k, const void *obj,
+    const char *indent)
+{
+	const struct media_settings	*ms = &((const struct conf *)obj)->media;
+	unsigned			 i;
+
+	for (i = 0; i < ms->ninst; i++)
+		fprintf(fp, "%s%s %s weight=%u\n", indent, k->item,
+		    ms->inst[i].uri, ms->inst[i].weight);
+}
+
+static int
+check_media(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	const struct media_settings	*ms = &((struct conf *)obj)->media;
+	unsigned			 i;
+
+	if (ms->relay != MEDIA_RELAY_NEVER && ms->ninst == 0)
+		return (conf_err(c, config_setting_get_member(g, "relay"),
+		    "media.relay: \"%s\" needs media.rtpengine",
+		    ms->relay == MEDIA_RELAY_NAT ? "nat" : "always"));
+	for (i = 0; i < ms->ninst && ms->inst[i].weight == 0; i++)
+		;
+	if (ms->ninst > 0 && i == ms->ninst)
+		return (conf_err(c, config_setting_get_member(g, "rtpengine"),
+		    "media.rtpengine: every weight is 0: no instance takes "
+		    "new calls"));
+	return (0);
+}
+
+static const char *const relay_names[] = { "never", "nat", "always", NULL };
+static const char *const media_failure_names[] = { "relay_none", "503",
+    NULL };
+
+static const struct key media_keys[] = {
+	ENUM("relay", struct conf, media.relay, relay_names),
+	LINES("rtpengine", "rtpengine", struct conf, media, parse_rtpengine,
+	    lines_rtpengine),
+	INT("rtpengine_timeout", struct conf, media.timeout_ms, 50, 60000,
+	    1000),
+	INT("rtpengine_tries", struct conf, media.tries, 1, 10, 2),
+	SECS("probe_interval", struct conf, media.probe_interval_ms, 1, 3600,
+	    10),
+	ENUM("on_failure", struct conf, media.on_failure,
+	    media_failure_names),
+	END
+};
+
+SECTION(media_sec, media_keys, "{ relay = ...; rtpengine = ( ... ); }",
+    .check = check_media);
+
 static const struct key root_keys[] = {
 	LIST("listen", "listen", struct conf, listen, nlisten, listen_sec, 1),
 	LINES("domains", "domain", struct conf, proxy.domains, parse_domains,
@@ -1508,6 +1759,7 @@ static const struct key root_keys[] = {
 	GROUP("probe", probe_sec),
 	GROUP("dns", dns_sec),
 	GROUP("metrics", metrics_sec),
+	GROUP("accounting", accounting_sec),
 	GROUP("control", control_sec),
 	INT("shutdown_grace", struct conf, shutdown_grace_ms, 0, 600000, 5000),
 	INT("workers", struct conf, workers, 0, 64, 0),
@@ -1517,11 +1769,13 @@ static const struct key root_keys[] = {
 	FN("log_level", struct conf, log_level, parse_log_level,
 	    print_log_level),
 	GROUP("registrar", registrar_sec),
+	GROUP("nat", nat_sec),
 	GROUP("auth", auth_sec),
 	GROUP("security", security_sec),
 	GROUP("connections", connection_sec),
 	GROUP("tls", tls_sec),
 	GROUP("websocket", websocket_sec),
+	GROUP("media", media_sec),
 	END
 };
 
@@ -1668,6 +1922,7 @@ conf_free(struct conf *cf)
 	cf->metrics_address = NULL;
 	free(cf->ctl.socket);
 	cf->ctl.socket = NULL;
+	cdr_settings_cleanup(&cf->cdr);
 	registrar_settings_cleanup(&cf->reg);
 	auth_settings_cleanup(&cf->auth);
 	auth_users_free(cf->users);
@@ -1682,6 +1937,9 @@ conf_free(struct conf *cf)
 	tls_ctx_unref(cf->tls_client);
 	cf->tls_server = cf->tls_client = NULL;
 	strlist_free(&cf->ws_origins);
+	for (i = 0; i < cf->media.ninst; i++)
+		free(cf->media.inst[i].uri);
+	cf->media.ninst = 0;
 	for (i = 0; i < cf->nwarnings; i++)
 		free(cf->warnings[i].msg);
 	free(cf->warnings);

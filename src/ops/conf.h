@@ -4,11 +4,14 @@
 #include <stdio.h>
 
 #include "auth.h"
+#include "cdr.h"
 #include "ctl.h"
 #include "guard.h"
+#include "natping.h"
 #include "proxy.h"
 #include "registrar.h"
 #include "resolver.h"
+#include "rtpengine.h"
 #include "tls.h"
 #include "tp.h"
 #include "txn.h"
@@ -35,6 +38,7 @@ struct conf {
 	struct resolver_settings dns;
 	struct ctl_settings	 ctl;
 	struct registrar_settings reg;
+	struct natping_settings	 nat;
 	struct auth_settings	 auth;
 	struct guard_settings	 guard;
 	struct tp_limits	 conns;		/* max_message_size: root key */
@@ -45,6 +49,8 @@ struct conf {
 	struct tls_ctx		*tls_server;	/* made from tls; NULL: none */
 	struct tls_ctx		*tls_client;	/* always made */
 	struct strlist		 ws_origins;	/* websocket.origins */
+	struct media_settings	 media;		/* uris owned */
+	struct cdr_settings	 cdr;		/* accounting */
 	struct auth_users	*users;	/* owned until handed to auth_set() */
 	uint32_t		 shutdown_grace_ms;
 	unsigned		 workers;	/* as set; 0: one per CPU */

@@ -22,12 +22,15 @@
 #include <event2/http.h>
 
 #include "auth.h"
+#include "cdr.h"
 #include "gateway.h"
 #include "guard.h"
 #include "location.h"
 #include "log.h"
 #include "metrics.h"
+#include "natping.h"
 #include "proxy.h"
+#include "rtpengine.h"
 #include "sipcause.h"
 #include "sipmsg.h"
 #include "timer.h"
@@ -248,6 +251,7 @@ static void
 metrics_render_reg(struct evbuffer *out, const struct proxy_stats *ps)
 {
 	const struct auth_stats	*as = auth_stats();
+	struct natping_stats	 ns;
 
 	metrics_scalar(out, "osprey_registrations", "gauge",
 	    "Registered contacts (bindings) in the location table.",
@@ -255,6 +259,19 @@ metrics_render_reg(struct evbuffer *out, const struct proxy_stats *ps)
 	metrics_scalar(out, "osprey_registered_aors", "gauge",
 	    "Addresses-of-record with at least one binding.",
 	    location_aors());
+	natping_stats(&ns);
+	metrics_scalar(out, "osprey_registrations_nat", "gauge",
+	    "Bindings whose REGISTER came through a NAT.",
+	    natping_nat_bindings());
+	metrics_scalar(out, "osprey_nat_keepalives_total", "counter",
+	    "Keepalives (OPTIONS or CRLF) sent to registered phones.",
+	    ns.sent);
+	metrics_scalar(out, "osprey_nat_keepalive_failures_total", "counter",
+	    "Keepalive OPTIONS unanswered, keepalives that could not be "
+	    "sent.", ns.failed);
+	metrics_scalar(out, "osprey_nat_bindings_dropped_total", "counter",
+	    "Bindings removed after nat.failures keepalives in a row failed.",
+	    ns.dropped);
 	metrics_head(out, "osprey_auth_challenges_total", "counter",
 	    "Digest challenges sent, by code: 401 to REGISTER, 407 to other "
 	    "requests (not in osprey_final_responses_sent_total).");
@@ -308,6 +325,37 @@ metrics_render_gw(struct evbuffer *out)
 	for (gw = gw_list(); gw != NULL; gw = gw->next)
 		metrics_sample(out, "osprey_gateway_probes_total", "uri",
 		    gw->uri, gw->probes);
+}
+
+/* The rtpengine control client: shared counters, each instance's health. */
+static void
+metrics_render_media(struct evbuffer *out)
+{
+	struct rtpe_stats	st;
+	unsigned		i, up = 0;
+
+	rtpengine_stats(&st);
+	metrics_scalar(out, "osprey_rtpengine_requests_total", "counter",
+	    "rtpengine ng requests sent, not counting retransmissions.",
+	    st.requests);
+	metrics_scalar(out, "osprey_rtpengine_timeouts_total", "counter",
+	    "Times an rtpengine instance did not answer a request after "
+	    "media.rtpengine_tries tries.", st.timeouts);
+	metrics_scalar(out, "osprey_rtpengine_errors_total", "counter",
+	    "rtpengine replies that were an error or could not be read.",
+	    st.errors);
+	metrics_scalar(out, "osprey_rtpengine_unavailable_total", "counter",
+	    "rtpengine requests refused at once: no instance up to ask.",
+	    st.down);
+	metrics_head(out, "osprey_rtpengine_up", "gauge",
+	    "Whether an rtpengine instance answers (1) or not (0).");
+	for (i = 0; i < rtpengine_count(); i++) {
+		up += rtpengine_is_up(i);
+		metrics_sample(out, "osprey_rtpengine_up", "instance",
+		    rtpengine_uri(i), rtpengine_is_up(i) ? 1 : 0);
+	}
+	metrics_scalar(out, "osprey_rtpengine_instances_up", "gauge",
+	    "rtpengine instances up now.", up);
 }
 
 static void
@@ -383,6 +431,21 @@ metrics_render_lag(struct evbuffer *out)
 	    l->count);
 }
 
+static void
+metrics_render_cdr(struct evbuffer *out)
+{
+	struct cdr_stats	cs;
+
+	cdr_stats(&cs);
+	metrics_scalar(out, "osprey_cdr_written_total", "counter",
+	    "Call detail records every accounting sink took.", cs.written);
+	metrics_scalar(out, "osprey_cdr_dropped_total", "counter",
+	    "Call detail records dropped: the queue was full.", cs.dropped);
+	metrics_scalar(out, "osprey_cdr_write_errors_total", "counter",
+	    "Call detail records an accounting sink could not take.",
+	    cs.write_errors);
+}
+
 void
 metrics_render(struct evbuffer *out)
 {
@@ -398,8 +461,10 @@ metrics_render(struct evbuffer *out)
 	metrics_render_reg(out, ps);
 	metrics_render_guard(out, ps);
 	metrics_render_gw(out);
+	metrics_render_media(out);
 	metrics_render_tp(out, &t);
 	metrics_render_lag(out);
+	metrics_render_cdr(out);
 }
 
 void

@@ -33,6 +33,7 @@ static struct {
 	uint32_t	  nheap;
 	uint32_t	  cap;
 	struct timer	  expiry;
+	uint64_t	  next_id;
 	bool		  init;
 	bool		  loading;	/* from the store: no write back */
 } L;
@@ -320,6 +321,8 @@ location_save(struct slice key, struct binding *old,
 	b->local = tail_add(&p, (struct slice){ local, strlen(local) });
 	b->expires_ms = timer_now_ms() + (uint64_t)bi->expires_s * 1000;
 	b->received = *bi->received;
+	b->id = ++L.next_id;
+	b->nat = bi->nat;
 	b->reg_id = bi->reg_id;
 	b->cseq = bi->cseq;
 	b->q = bi->q;
@@ -427,6 +430,73 @@ location_foreach(void (*fn)(void *, const struct binding *), void *arg)
 			fn(arg, b);
 }
 
+/* The binding of AOR key with this id, if it is still there. */
+struct binding *
+location_find_id(struct slice key, uint64_t id)
+{
+	struct aor	*a = location_find(key);
+	struct binding	*b;
+
+	for (b = a != NULL ? a->b : NULL; b != NULL; b = b->next)
+		if (b->id == id)
+			return (b);
+	return (NULL);
+}
+
+/*
+ * Every binding, to change (the main loop's keepalives).  fn may remove
+ * the binding it is given (under the write lock), nothing else.
+ */
+void
+location_walk(void (*fn)(void *, struct binding *), void *arg)
+{
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	struct binding		*b, *bn;
+
+	/* fn may free the AOR with its last binding: nothing read after. */
+	HASHTAB_FOREACH(n, &L.aors, it)
+		for (b = ((struct aor *)n)->b; b != NULL; b = bn) {
+			bn = b->next;
+			fn(arg, b);
+		}
+}
+
+/*
+ * Is a phone that names host:port (its Contact, its Via) and whose
+ * message came from received behind a NAT?  Yes when host is an address
+ * (not a domain name) that is not the source's, or, over UDP, the port is
+ * not the source port (a NAT mapped it; no port is 5060).  Over a stream
+ * the source port is the connection's, so only the address counts.
+ */
+bool
+location_nat_host(struct slice host, uint16_t port,
+    const struct tp_addr *received)
+{
+	struct tp_addr	a;
+	uint8_t		k1[17], k2[17];
+	size_t		l1, l2;
+
+	if (tp_addr_set(&a, host, port ? port : 5060) == -1)
+		return (false);
+	l1 = tp_addr_key(&a, k1);
+	l2 = tp_addr_key(received, k2);
+	if (l1 != l2 || memcmp(k1, k2, l1) != 0)
+		return (true);
+	return (received->proto == TP_UDP &&
+	    tp_addr_port(&a) != tp_addr_port(received));
+}
+
+/* The same of a Contact URI. */
+bool
+location_nat(struct slice contact, const struct tp_addr *received)
+{
+	struct sipuri	u;
+
+	return (sipuri_parse(contact, &u) == 0 &&
+	    location_nat_host(u.host, u.port, received));
+}
+
 static struct slice
 sl(const char *s)
 {
@@ -455,6 +525,7 @@ load_row(void *arg, const struct store_row *r)
 	bi.q = (uint16_t)(r->q > 1000 ? 1000 : r->q);
 	bi.received = &recv;
 	bi.local = r->local;
+	bi.nat = location_nat(bi.contact, &recv);
 	location_save(sl(r->aor), location_match(location_find(sl(r->aor)),
 	    &bi), &bi);
 	(*n)++;

@@ -29,11 +29,17 @@ struct binding {
 	const char	*user_agent;	/* NULL: none */
 	const char	*local;		/* our socket "ip:port", "" unknown */
 	uint64_t	 expires_ms;	/* on timer_now_ms() */
+	uint64_t	 id;		/* unique in this run */
+	uint64_t	 ping_due_ms;	/* natping.c: next keepalive, 0: not
+					   planned yet */
 	struct tp_addr	 received;	/* where the REGISTER came from */
 	uint32_t	 reg_id;
 	uint32_t	 cseq;
 	uint32_t	 heap_idx;
 	uint16_t	 q;		/* per mille */
+	bool		 nat;		/* behind a NAT (location_nat()) */
+	bool		 ping_out;	/* natping.c: a keepalive unanswered */
+	uint8_t		 ping_misses;	/* natping.c: in a row */
 	char		 tail[];
 };
 
@@ -55,6 +61,7 @@ struct binding_info {
 	uint32_t		 cseq;
 	uint32_t		 expires_s;
 	uint16_t		 q;
+	bool			 nat;
 	const struct tp_addr	*received;
 	const char		*local;
 };
@@ -74,6 +81,11 @@ unsigned	 location_aors(void);
 unsigned	 location_from_source(const struct tp_addr *);
 void		 location_foreach(void (*)(void *, const struct binding *),
 		     void *);
+struct binding	*location_find_id(struct slice, uint64_t);
+void		 location_walk(void (*)(void *, struct binding *), void *);
+bool		 location_nat(struct slice, const struct tp_addr *);
+bool		 location_nat_host(struct slice, uint16_t,
+		     const struct tp_addr *);
 void		 location_addr_format(const struct tp_addr *, char *, size_t);
 void		 location_read_lock(void);
 void		 location_write_lock(void);

@@ -345,6 +345,9 @@ registrar_plan(const struct sipmsg *m, struct slice aor,
 		if (bi->user_agent.len > 128)
 			bi->user_agent.len = 128;
 		bi->received = src;
+		/* Its Via, then its Contact, name another address. */
+		bi->nat = location_nat_host(m->via_host, m->via_port, src) ||
+		    location_nat(bi->contact, src);
 		bi->local = sock->name;
 		if (bi->expires_s != 0 && bi->expires_s < R.set->min_expires_s)
 			p->brief = true;

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/uio.h>
 
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -20,6 +21,27 @@ sysd_journal(int prio, const char *msg)
 #else
 	(void)prio;
 	(void)msg;
+	return (-1);
+#endif
+}
+
+int
+sysd_journal_fields(const struct slice *f, unsigned n)
+{
+#ifdef HAVE_SYSTEMD
+	struct iovec	iov[32];
+	unsigned	i;
+
+	if (n > sizeof(iov) / sizeof(iov[0]))
+		return (-1);
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = (void *)(uintptr_t)f[i].p;
+		iov[i].iov_len = f[i].len;
+	}
+	return (sd_journal_sendv(iov, (int)n) < 0 ? -1 : 0);
+#else
+	(void)f;
+	(void)n;
 	return (-1);
 #endif
 }

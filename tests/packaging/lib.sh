@@ -112,6 +112,7 @@ SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallErrorNumber=EPERM
 StateDirectory=osprey
+LogsDirectory=osprey
 RuntimeDirectory=osprey
 ConfigurationDirectory=osprey
 WantedBy=multi-user\.target

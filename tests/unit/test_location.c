@@ -241,6 +241,39 @@ START_TEST(addr_format)
 }
 END_TEST
 
+/* Behind a NAT: another address, or over UDP another port. */
+START_TEST(nat_detection)
+{
+	struct tp_addr	tcp;
+	struct binding	*b;
+	struct binding_info bi;
+
+	/* The source itself (198.51.100.9:40000): no NAT. */
+	ck_assert(!location_nat(S("sip:a@198.51.100.9:40000"), &src));
+	ck_assert(location_nat(S("sip:a@192.168.1.2:40000"), &src));
+	ck_assert(location_nat(S("sip:a@198.51.100.9:5062"), &src));
+	/* No port is 5060. */
+	ck_assert(location_nat(S("sip:a@198.51.100.9"), &src));
+	/* A domain name says nothing. */
+	ck_assert(!location_nat(S("sip:a@phone.example.net:5062"), &src));
+	ck_assert(!location_nat(S("not a uri"), &src));
+	ck_assert(location_nat_host(S("[2001:db8::1]"), 40000, &src2));
+	ck_assert(!location_nat_host(S("[2001:db8::9]"), 40000, &src2));
+	/* Over a stream the port is the connection's: address only. */
+	tcp = src;
+	tcp.proto = TP_TCP;
+	ck_assert(!location_nat(S("sip:a@198.51.100.9:5060"), &tcp));
+	ck_assert(location_nat(S("sip:a@10.0.0.1:5060"), &tcp));
+	/* Saved with the binding, found again by its id. */
+	bi = info("sip:a@10.0.0.1:5060", 60, &src);
+	bi.nat = true;
+	b = location_save(S("a@example.test"), NULL, &bi);
+	ck_assert(b->nat);
+	ck_assert_ptr_eq(location_find_id(S("a@example.test"), b->id), b);
+	ck_assert_ptr_null(location_find_id(S("a@example.test"), b->id + 1));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -250,6 +283,6 @@ main(void)
 	log_init(true, LOG_LVL_WARNING);
 	check_add(tc, save_find_match, match_by_instance, counts_per_source,
 	    foreach_every_binding, expires_on_the_clock,
-	    heap_expires_in_order, addr_format);
+	    heap_expires_in_order, addr_format, nat_detection);
 	return (check_run("location"));
 }
