@@ -100,7 +100,7 @@ fifomem_alloc(struct fifomem *fm, size_t n)
 	return (p);
 }
 
-/* p from fifomem_alloc(); its chunk goes with its last object. */
+/* p from fifomem_alloc(); its chunk empties with its last object. */
 void
 fifomem_free(void *p)
 {
