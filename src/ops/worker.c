@@ -51,7 +51,8 @@ static struct {
 } W = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static int	remote_send(void *, unsigned, unsigned,
-		    const struct tp_addr *, const char *, const void *, size_t);
+		    const struct tp_addr *, const struct tp_addr *,
+		    const char *, const void *, size_t);
 static void	remote_keep(void *, unsigned, const struct tp_addr *,
 		    uint32_t);
 static void	remote_close(void *, unsigned, const struct tp_addr *,
@@ -194,6 +195,7 @@ worker_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 struct stream_op {
 	unsigned	 sock;
 	struct tp_addr	 dst;
+	struct tp_addr	 alt;		/* alt.len 0: none */
 	uint32_t	 keep_ms;
 	size_t		 len;		/* bytes, after the name */
 	char		 name[256];	/* TLS name, or the close reason */
@@ -221,18 +223,22 @@ stream_send_run(void *arg)
 
 	if (op->sock < tp->nsocks)
 		tp_stream_send_handed(&tp->socks[op->sock], &op->dst,
+		    op->alt.len != 0 ? &op->alt : NULL,
 		    op->name[0] ? op->name : NULL, op->data, op->len);
 	free(op);
 }
 
 static int
 remote_send(void *arg, unsigned owner, unsigned sock,
-    const struct tp_addr *dst, const char *name, const void *p, size_t len)
+    const struct tp_addr *dst, const struct tp_addr *alt, const char *name,
+    const void *p, size_t len)
 {
 	struct stream_op	*op = stream_op_new(dst, name, len);
 
 	(void)arg;
 	op->sock = sock;
+	if (alt != NULL)
+		op->alt = *alt;
 	memcpy(op->data, p, len);
 	worker_me()->st.stream_out++;
 	mailbox_post(&W.w[owner].mb, stream_send_run, op);

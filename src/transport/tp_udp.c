@@ -220,6 +220,20 @@ tp_send(const struct tp_sock *s, const struct tp_addr *dst, const void *p,
 }
 
 /*
+ * A response's send (RFC 3261 18.2.2): on the connection dst names, else,
+ * when it is gone, to alt (a new connection to the sent-by port); here or
+ * on the worker that holds the connection.  Over UDP dst only.
+ */
+int
+tp_send_alt(const struct tp_sock *s, const struct tp_addr *dst,
+    const struct tp_addr *alt, const void *p, size_t len)
+{
+	if (s != NULL && s->proto != TP_UDP && alt != NULL)
+		return (tp_stream_send_alt(s, dst, alt, p, len));
+	return (tp_send_to(s, dst, NULL, p, len));
+}
+
+/*
  * Send to dst: a datagram from s, or on the stream to dst (tp_stream.c).
  * name is the domain a new TLS connection must prove (RFC 5922); NULL:
  * the address itself.

@@ -1018,9 +1018,8 @@ txn_xmit(struct txn *t)
 	txn_peer(t, &peer);
 	if (TXN_CLIENT(t))
 		tp_send_to(t->sock, &peer, t->tls_name, t->out, t->outlen);
-	else if (tp_send_to(t->sock, &peer, NULL, t->out, t->outlen) == -1 &&
-	    t->alt != NULL)
-		tp_send(t->sock, t->alt, t->out, t->outlen);
+	else
+		tp_send_alt(t->sock, &peer, t->alt, t->out, t->outlen);
 }
 
 void
