@@ -52,7 +52,8 @@ static struct {
 } W = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static int	remote_send(void *, unsigned, unsigned,
-		    const struct tp_addr *, const char *, const void *, size_t);
+		    const struct tp_addr *, const struct tp_addr *,
+		    const char *, const void *, size_t);
 static void	remote_keep(void *, unsigned, const struct tp_addr *,
 		    uint32_t);
 static void	remote_close(void *, unsigned, const struct tp_addr *,
@@ -195,6 +196,7 @@ worker_recv(void *arg, struct tp_sock *sock, const struct tp_addr *src,
 struct stream_op {
 	unsigned	 sock;
 	struct tp_addr	 dst;
+	struct tp_addr	 alt;		/* alt.len 0: none */
 	uint32_t	 keep_ms;
 	size_t		 len;		/* bytes, after the name */
 	char		 name[256];	/* TLS name, or the close reason */
@@ -222,18 +224,22 @@ stream_send_run(void *arg)
 
 	if (op->sock < tp->nsocks)
 		tp_stream_send_handed(&tp->socks[op->sock], &op->dst,
+		    op->alt.len != 0 ? &op->alt : NULL,
 		    op->name[0] ? op->name : NULL, op->data, op->len);
 	free(op);
 }
 
 static int
 remote_send(void *arg, unsigned owner, unsigned sock,
-    const struct tp_addr *dst, const char *name, const void *p, size_t len)
+    const struct tp_addr *dst, const struct tp_addr *alt, const char *name,
+    const void *p, size_t len)
 {
 	struct stream_op	*op = stream_op_new(dst, name, len);
 
 	(void)arg;
 	op->sock = sock;
+	if (alt != NULL)
+		op->alt = *alt;
 	memcpy(op->data, p, len);
 	worker_me()->st.stream_out++;
 	mailbox_post(&W.w[owner].mb, stream_send_run, op);
@@ -363,16 +369,20 @@ barrier_start(void *arg, const struct tp_addr *peer, uint64_t id)
 /*
  * The event loop, a turn at a time: when the callbacks of a turn have run,
  * the datagrams they queued leave together and the transactions that ended
- * are freed, before the loop waits again (no zero-timeout wake-up for them).
+ * are freed, before the loop waits again (no zero-timeout wake-up for them,
+ * nor a zero timer set and deleted in each turn).
  */
 void
 worker_run(struct event_base *base, struct tp *tp)
 {
+	tp_set_driven(tp);
+	txn_set_driven();
 	for (;;) {
 		if (event_base_loop(base, EVLOOP_ONCE) != 0)
 			break;		/* error, or nothing left to wait for */
 		tp_flush(tp);
 		txn_reap();
+		tp_flush(tp);	/* what the owners let go sent */
 		if (event_base_got_break(base) || event_base_got_exit(base))
 			break;
 	}

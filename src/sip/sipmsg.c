@@ -470,14 +470,25 @@ sipmsg_init(void)
 		osip_trace_disable_level((osip_trace_level_t)i);
 }
 
+/*
+ * A copy of data to index.  A response or an ACK has its bytes in the same
+ * allocation (one malloc, not two): no transaction keeps them after the
+ * message.  A server transaction keeps its request's bytes past the
+ * struct (sipmsg_take_buf()), with what the proxy took from them still
+ * pointing into them, so a request has its own.
+ */
 struct sipmsg *
 sipmsg_new(const char *data, size_t len)
 {
-	struct sipmsg	*m = xmalloc(sizeof(*m));
+	struct sipmsg	*m;
+	bool		 inl;
 
+	inl = (len >= 8 && memcmp(data, "SIP/2.0 ", 8) == 0) ||
+	    (len >= 4 && memcmp(data, "ACK ", 4) == 0);
+	m = xmalloc(sizeof(*m) + (inl ? len + 1 : 0));
 	memset(m, 0, offsetof(struct sipmsg, hin));
 	m->h = m->hin;
-	m->buf = xmalloc(len + 1);
+	m->buf = inl ? m->inl : xmalloc(len + 1);
 	memcpy(m->buf, data, len);
 	m->buf[len] = '\0';
 	m->len = len;
@@ -493,8 +504,26 @@ sipmsg_free(struct sipmsg *m)
 		return;
 	if (m->h != m->hin)
 		free(m->h);
-	free(m->buf);
+	if (m->buf != m->inl)
+		free(m->buf);
 	free(m);
+}
+
+/*
+ * m's bytes, the caller's to free; m keeps none.  Those of a request stay
+ * where they are (what was taken from them still points into them).
+ */
+char *
+sipmsg_take_buf(struct sipmsg *m)
+{
+	char	*p = m->buf;
+
+	if (p == m->inl) {
+		p = xmalloc(m->len + 1);
+		memcpy(p, m->inl, m->len + 1);
+	}
+	m->buf = NULL;
+	return (p);
 }
 
 static inline uint64_t

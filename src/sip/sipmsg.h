@@ -137,6 +137,8 @@ struct sipmsg {
 	int8_t		 addr_rc[2];	/* From, To: 0 unchecked, 1 good, -1 bad */
 	bool		 addr_plain[2];	/* From, To: plain form */
 	struct sip_hline hin[SIPMSG_HINLINE];
+	char		 inl[];		/* buf, for a message whose bytes
+					   nobody keeps (sipmsg_new()) */
 };
 
 #define SIP_MAGIC	"z9hG4bK"
@@ -146,6 +148,7 @@ extern bool	 sipmsg_shortcuts;
 
 void		 sipmsg_init(void);
 struct sipmsg	*sipmsg_new(const char *, size_t);
+char		*sipmsg_take_buf(struct sipmsg *);
 void		 sipmsg_free(struct sipmsg *);
 int		 sipmsg_scan(struct sipmsg *, char *, size_t);
 int		 sipmsg_parse(struct sipmsg *, char *, size_t);

@@ -86,9 +86,10 @@ typedef bool tp_admit_fn(void *, const struct tp_addr *);
  * bytes cannot go; a later failure comes back through lost_fwd.
  */
 struct tp_remote {
+	/* alt (may be NULL): where to send if the connection is gone. */
 	int	(*send)(void *, unsigned owner, unsigned sock,
-		    const struct tp_addr *, const char *name, const void *,
-		    size_t);
+		    const struct tp_addr *, const struct tp_addr *alt,
+		    const char *name, const void *, size_t);
 	void	(*keep)(void *, unsigned owner, const struct tp_addr *,
 		    uint32_t);
 	void	(*close)(void *, unsigned owner, const struct tp_addr *,
@@ -217,12 +218,18 @@ int		 tp_send(const struct tp_sock *, const struct tp_addr *,
 		     const void *, size_t);
 int		 tp_send_to(const struct tp_sock *, const struct tp_addr *,
 		     const char *, const void *, size_t);
+int		 tp_send_alt(const struct tp_sock *, const struct tp_addr *,
+		     const struct tp_addr *, const void *, size_t);
 void		 tp_flush(struct tp *);
+void		 tp_set_driven(struct tp *);
 int		 tp_stream_send(const struct tp_sock *, const struct tp_addr *,
 		     const char *, const void *, size_t);
+int		 tp_stream_send_alt(const struct tp_sock *,
+		     const struct tp_addr *, const struct tp_addr *,
+		     const void *, size_t);
 int		 tp_stream_send_handed(const struct tp_sock *,
-		     const struct tp_addr *, const char *, const void *,
-		     size_t);
+		     const struct tp_addr *, const struct tp_addr *,
+		     const char *, const void *, size_t);
 unsigned	 tp_stream_counters(const struct tp_stream_stats *,
 		     struct tp_counter *, unsigned);
 void		 tp_stream_stats_add(struct tp_stream_stats *,

@@ -1577,6 +1577,26 @@ conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst,
 	return (c);
 }
 
+static int	stream_send(struct tp_sock *, const struct tp_addr *,
+		    const struct tp_addr *, const char *, const void *, size_t,
+		    bool);
+
+/*
+ * dst's connection is gone: the bytes go to alt (18.2.2), if there is
+ * one, over a connection of this worker's or the one a worker holds to
+ * it.  A send handed over here (the connection went between the other
+ * worker's look and ours) may be handed on once more for alt, which has
+ * no alternative of its own: no loop.
+ */
+static int
+alt_send(struct tp_sock *s, const struct tp_addr *alt, const void *p,
+    size_t len)
+{
+	if (alt == NULL)
+		return (-1);
+	return (stream_send(s, alt, NULL, NULL, p, len, false));
+}
+
 /*
  * Send on the connection to dst: the one that is open, else (not for a
  * flow) a new one from s.  Returns -1 when the bytes cannot go; the
@@ -1584,8 +1604,9 @@ conn_connect(struct tp *tp, struct tp_sock *s, const struct tp_addr *dst,
  * another worker handed it over (it is not handed on again).
  */
 static int
-stream_send(struct tp_sock *s, const struct tp_addr *dst, const char *name,
-    const void *p, size_t len, bool handed)
+stream_send(struct tp_sock *s, const struct tp_addr *dst,
+    const struct tp_addr *alt, const char *name, const void *p, size_t len,
+    bool handed)
 {
 	struct tp	*tp = s->tp;
 	struct tp_conn	*c;
@@ -1611,11 +1632,12 @@ stream_send(struct tp_sock *s, const struct tp_addr *dst, const char *name,
 			claimed = true;
 		if (owner != tp->worker && !handed && tp->remote != NULL)
 			return (tp->remote->send(tp->remote->arg, owner,
-			    (unsigned)(s - tp->socks), dst, name, p, len));
+			    (unsigned)(s - tp->socks), dst, alt, name, p,
+			    len));
 		if (owner != tp->worker) {
 			tp->st.send_failed++;
 			lost_later(tp, &key, handed);
-			return (-1);
+			return (alt_send(s, alt, p, len));
 		}
 	}
 	/*
@@ -1640,7 +1662,7 @@ stream_send(struct tp_sock *s, const struct tp_addr *dst, const char *name,
 				dir_del_key(&key, tp->worker, 0);
 			tp->st.send_failed++;
 			lost_later(tp, &key, handed);
-			return (-1);
+			return (alt_send(s, alt, p, len));
 		}
 	}
 	if (c->ws != NULL) {
@@ -1656,7 +1678,7 @@ stream_send(struct tp_sock *s, const struct tp_addr *dst, const char *name,
 	} else if (conn_send_bytes(c, p, len, why, sizeof(why)) == -1) {
 		tp->st.closed_peer++;
 		conn_free(c, why);
-		return (-1);
+		return (alt_send(s, alt, p, len));
 	}
 	c->tx_msgs++;
 	c->active_ms = timer_now_ms();
@@ -1680,15 +1702,29 @@ int
 tp_stream_send(const struct tp_sock *s, const struct tp_addr *dst,
     const char *name, const void *p, size_t len)
 {
-	return (stream_send((struct tp_sock *)s, dst, name, p, len, false));
+	return (stream_send((struct tp_sock *)s, dst, NULL, name, p, len,
+	    false));
 }
 
-/* A send another worker handed over (tp_remote): sent from here. */
+/* On dst's connection, else (it is gone) to alt: tp_send_alt(). */
+int
+tp_stream_send_alt(const struct tp_sock *s, const struct tp_addr *dst,
+    const struct tp_addr *alt, const void *p, size_t len)
+{
+	return (stream_send((struct tp_sock *)s, dst, alt, NULL, p, len,
+	    false));
+}
+
+/*
+ * A send another worker handed over (tp_remote): sent from here.  If the
+ * connection went meanwhile, alt (when given) is where it goes instead.
+ */
 int
 tp_stream_send_handed(const struct tp_sock *s, const struct tp_addr *dst,
-    const char *name, const void *p, size_t len)
+    const struct tp_addr *alt, const char *name, const void *p, size_t len)
 {
-	return (stream_send((struct tp_sock *)s, dst, name, p, len, true));
+	return (stream_send((struct tp_sock *)s, dst, alt, name, p, len,
+	    true));
 }
 
 /* The workers have answered what c had read before its error: close. */

@@ -50,6 +50,8 @@ static _Thread_local struct {
 	size_t			 used;
 	struct timer		 later;	/* when no loop calls tp_flush() */
 	bool			 timer_ok;
+	bool			 later_set;
+	bool			 driven;	/* tp_flush() ends every turn */
 	char			 buf[TX_SIZE];
 } tx;
 
@@ -59,6 +61,7 @@ static void
 tp_udp_flush_later(void *arg)
 {
 	(void)arg;
+	tx.later_set = false;
 	tp_udp_flush();
 }
 
@@ -75,6 +78,8 @@ tp_init(struct tp *tp, struct event_base *base, tp_recv_fn *fn, void *arg)
 	tx.used = 0;
 	timer_init(&tx.later, base, tp_udp_flush_later, NULL);
 	tx.timer_ok = true;
+	tx.later_set = false;
+	tx.driven = false;
 	tp->lim = (struct tp_limits){
 		.max_conns = 4096, .max_conns_per_ip = 256, .connect_ms = 5000,
 		.first_data_ms = 10000, .message_ms = 30000,
@@ -174,6 +179,7 @@ tp_close(struct tp *tp)
 	if (tx.timer_ok)
 		timer_stop(&tx.later);
 	tx.timer_ok = false;
+	tx.later_set = false;
 	tp_stream_close_all(tp);
 	for (i = 0; i < tp->nsocks; i++) {
 		if (tp->socks[i].proto != TP_UDP || tp->socks[i].fd == -1)
@@ -214,6 +220,20 @@ tp_send(const struct tp_sock *s, const struct tp_addr *dst, const void *p,
 }
 
 /*
+ * A response's send (RFC 3261 18.2.2): on the connection dst names, else,
+ * when it is gone, to alt (a new connection to the sent-by port); here or
+ * on the worker that holds the connection.  Over UDP dst only.
+ */
+int
+tp_send_alt(const struct tp_sock *s, const struct tp_addr *dst,
+    const struct tp_addr *alt, const void *p, size_t len)
+{
+	if (s != NULL && s->proto != TP_UDP && alt != NULL)
+		return (tp_stream_send_alt(s, dst, alt, p, len));
+	return (tp_send_to(s, dst, NULL, p, len));
+}
+
+/*
  * Send to dst: a datagram from s, or on the stream to dst (tp_stream.c).
  * name is the domain a new TLS connection must prove (RFC 5922); NULL:
  * the address itself.
@@ -230,8 +250,10 @@ tp_send_to(const struct tp_sock *s, const struct tp_addr *dst,
 		return (tp_udp_sendto(s, &dst->ss, dst->len, p, len));
 	if (tx.n == TX_BATCH || tx.used + len > TX_SIZE)
 		tp_udp_flush();
-	if (tx.n == 0)
+	if (tx.n == 0 && !tx.driven && !tx.later_set) {
 		timer_set(&tx.later, 0);
+		tx.later_set = true;
+	}
 	tx.sock[tx.n] = s;
 	memcpy(&tx.addr[tx.n], &dst->ss, dst->len);
 	tx.alen[tx.n] = dst->len;
@@ -292,8 +314,22 @@ tp_udp_flush(void)
 	}
 	tx.n = 0;
 	tx.used = 0;
-	if (tx.timer_ok)
+	if (tx.timer_ok && tx.later_set) {
 		timer_stop(&tx.later);
+		tx.later_set = false;
+	}
+}
+
+/*
+ * The loop calls tp_flush() once each of its turns ends (worker_run()),
+ * and after whatever it runs between turns: no zero timer (an event_add()
+ * and an event_del() a turn) is needed.
+ */
+void
+tp_set_driven(struct tp *tp)
+{
+	(void)tp;
+	tx.driven = true;
 }
 
 /* The end of a loop turn: what it queued leaves now. */

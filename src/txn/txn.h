@@ -139,6 +139,8 @@ struct txn {
 	bool		 rec;		/* a compact record: nothing below */
 	bool		 detached;	/* done: the owner let it go */
 	bool		 open;		/* counted in txn_open() */
+	bool		 rec_fm;	/* a record in the table's fifomem
+					   (else malloc's) */
 	uint32_t	 serial;	/* its number: txn_id(), the heap's
 					   order on a tie */
 	/* The mark: a full transaction only, from here on. */
@@ -194,6 +196,7 @@ void		 txn_init(struct event_base *, const struct txn_settings *,
 void		 txn_set_settings(const struct txn_settings *);
 void		 txn_shutdown(void);
 void		 txn_reap(void);
+void		 txn_set_driven(void);
 unsigned	 txn_count(void);
 unsigned	 txn_records(void);
 unsigned	 txn_open(void);

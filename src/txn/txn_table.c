@@ -11,6 +11,7 @@
 #include <malloc.h>
 #endif
 
+#include "fifomem.h"
 #include "log.h"
 #include "txn.h"
 #include "xmalloc.h"
@@ -43,6 +44,7 @@ static _Thread_local struct {
 	struct txn		*unindex;	/* requests indexed this turn */
 	struct timer		 reaper;
 	struct txn_fifo		*fifo;		/* records, by duration */
+	struct fifomem		 recmem;	/* where records live */
 	size_t			 nfifo;
 	struct timer		 rec_tm;	/* the earliest head's due */
 	uint64_t		 rec_tm_due;
@@ -62,6 +64,8 @@ static _Thread_local struct {
 	size_t			 rec_freed;	/* since the last trim */
 	uint64_t		 serial;
 	uint64_t		 timed_out;
+	bool			 driven;	/* txn_reap() ends every turn */
+	bool			 reaper_set;
 	unsigned		 open;		/* with work left (txn_is_open) */
 	size_t			 bytes;		/* held by all in the table */
 	bool			 up;
@@ -143,9 +147,8 @@ txn_server_unindex(struct txn *t)
 		if (t->settled && !t->trimmed)	/* by the index: no scan */
 			bytes = txn_server_lines(t->req, &len);
 		if (t->raw == NULL) {
-			t->raw = t->req->buf;
 			t->rawlen = t->req->len;
-			t->req->buf = NULL;
+			t->raw = sipmsg_take_buf(t->req);
 		}
 		sipmsg_free(t->req);
 		t->req = NULL;
@@ -163,6 +166,29 @@ txn_server_unindex(struct txn *t)
 }
 
 /*
+ * Work for txn_reap() is queued: a zero timer runs it unless the loop
+ * calls it after every turn (txn_set_driven()).
+ */
+static void
+txn_reap_later(void)
+{
+	if (T.driven || T.reaper_set)
+		return;
+	timer_set(&T.reaper, 0);
+	T.reaper_set = true;
+}
+
+/*
+ * The loop calls txn_reap() once each of its turns ends (worker_run()):
+ * no zero timer (an event_add() and an event_del() a turn) is needed.
+ */
+void
+txn_set_driven(void)
+{
+	T.driven = true;
+}
+
+/*
  * Free the transactions that ended in this loop turn.  The main loop calls
  * it once each turn ends, when nothing up the stack can hold one; a zero
  * timer does it otherwise (unit tests, a loop that does not call it).
@@ -174,8 +200,10 @@ txn_reap(void)
 
 	if (T.reap == NULL && T.done == NULL && T.unindex == NULL)
 		return;
-	if (T.up)
+	if (T.up && T.reaper_set) {
 		timer_stop(&T.reaper);
+		T.reaper_set = false;
+	}
 	/* Server requests indexed in this turn keep their bytes only. */
 	while ((t = T.unindex) != NULL) {
 		T.unindex = t->rec_next;
@@ -214,7 +242,7 @@ txn_req_queue(struct txn *t)
 	if (t->req_queued)
 		return;
 	if (T.reap == NULL && T.done == NULL && T.unindex == NULL && T.up)
-		timer_set(&T.reaper, 0);	/* unless txn_reap() */
+		txn_reap_later();
 	t->rec_next = T.unindex;
 	T.unindex = t;
 	t->req_queued = true;
@@ -250,6 +278,7 @@ static void
 txn_reap_now(void *arg)
 {
 	(void)arg;
+	T.reaper_set = false;
 	txn_reap();
 }
 
@@ -418,7 +447,10 @@ txn_rec_end(struct txn *r)
 	txn_count_all(0, -(long)n);
 	T.rec_freed += n;
 	T.nrec--;
-	free(r);
+	if (r->rec_fm)
+		fifomem_free(r);
+	else
+		free(r);
 }
 
 /*
@@ -486,8 +518,14 @@ txn_compact(struct txn *t)
 	txn_peer(t, &peer);
 	n = TXN_REC_HEAD + (t->out != NULL ? txn_rec_peer_size(&peer) : 0) +
 	    klen + 1 + clen + t->outlen;
-	r = xmalloc(n);
-	memcpy(r, t, TXN_REC_HEAD);
+	if ((r = fifomem_alloc(&T.recmem, n)) != NULL) {
+		memcpy(r, t, TXN_REC_HEAD);
+		r->rec_fm = true;
+	} else {
+		r = xmalloc(n);
+		memcpy(r, t, TXN_REC_HEAD);
+		r->rec_fm = false;
+	}
 	p = (char *)r + TXN_REC_HEAD;
 	if (t->out != NULL) {
 		txn_rec_peer_put(p, t->sock, &peer);
@@ -515,8 +553,7 @@ txn_compact(struct txn *t)
 
 	txn_heap_remove(t);
 	txn_heap_arm();
-	hashtab_remove(&T.table, &t->node);
-	hashtab_insert(&T.table, &r->node, rkey, klen);
+	hashtab_replace(&T.table, &t->node, &r->node, rkey);
 	txn_count_all(-(long)t->open, (long)n - (long)t->bytes);
 	T.bytes = T.bytes - t->bytes + n;
 	T.open -= t->open;
@@ -686,7 +723,7 @@ txn_trim(struct txn *t)
 	if (!done && !t->done_queued && (t->owner == NULL ||
 	    TXN_OPS(t)->done != NULL) && txn_absorbing(t)) {
 		if (T.reap == NULL && T.done == NULL && T.unindex == NULL)
-			timer_set(&T.reaper, 0);	/* unless txn_reap() */
+			txn_reap_later();
 		t->done_next = T.done;
 		T.done = t;
 		t->done_queued = true;
@@ -744,6 +781,7 @@ txn_shutdown(void)
 		txn_enter((struct txn *)h, TXN_TERMINATED);
 	txn_reap();
 	timer_stop(&T.reaper);
+	T.reaper_set = false;
 	timer_stop(&T.heap_tm);
 	free(T.heap);
 	free(T.firing);
@@ -980,9 +1018,8 @@ txn_xmit(struct txn *t)
 	txn_peer(t, &peer);
 	if (TXN_CLIENT(t))
 		tp_send_to(t->sock, &peer, t->tls_name, t->out, t->outlen);
-	else if (tp_send_to(t->sock, &peer, NULL, t->out, t->outlen) == -1 &&
-	    t->alt != NULL)
-		tp_send(t->sock, t->alt, t->out, t->outlen);
+	else
+		tp_send_alt(t->sock, &peer, t->alt, t->out, t->outlen);
 }
 
 void
@@ -1192,7 +1229,7 @@ txn_enter(struct txn *t, enum txn_state next)
 			TXN_OPS(t)->terminated(t);
 		t->owner = NULL;
 		if (T.reap == NULL && T.done == NULL && T.unindex == NULL)
-			timer_set(&T.reaper, 0);	/* unless txn_reap() */
+			txn_reap_later();
 		t->reap_next = T.reap;
 		T.reap = t;
 		return;

@@ -154,6 +154,30 @@ hashtab_remove(struct hashtab *ht, struct hnode *h)
 	}
 }
 
+/*
+ * nh takes h's place, with the same key at key (its own copy): no hash
+ * is computed and no other chain is touched.
+ */
+void
+hashtab_replace(struct hashtab *ht, struct hnode *h, struct hnode *nh,
+    const char *key)
+{
+	struct hnode	**pp;
+
+	for (pp = &ht->b[h->hash & (ht->nb - 1)]; *pp != NULL;
+	    pp = &(*pp)->next) {
+		if (*pp == h) {
+			nh->next = h->next;
+			nh->hash = h->hash;
+			nh->key = key;
+			nh->klen = h->klen;
+			*pp = nh;
+			h->next = NULL;
+			return;
+		}
+	}
+}
+
 /* The first node of the first bucket from i on that has one, in *i. */
 static struct hnode *
 hashtab_scan(const struct hashtab *ht, size_t *i)

@@ -51,6 +51,8 @@ void		 hashtab_insert(struct hashtab *, struct hnode *, const char *,
 		     size_t);
 struct hnode	*hashtab_find(const struct hashtab *, const char *, size_t);
 void		 hashtab_remove(struct hashtab *, struct hnode *);
+void		 hashtab_replace(struct hashtab *, struct hnode *,
+		     struct hnode *, const char *);
 uint64_t	 hashtab_hash(const uint64_t seed[2], const void *, size_t);
 uint64_t	 hashtab_mac(const uint64_t key[2], const void *, size_t);
 void		 hashtab_iter_init(struct hashtab_iter *,

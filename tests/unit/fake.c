@@ -210,6 +210,15 @@ tp_send(const struct tp_sock *s, const struct tp_addr *dst, const void *p,
 	return (tp_send_to(s, dst, NULL, p, len));
 }
 
+/* A response's send: captured as sent to dst (no connection to lose). */
+int
+tp_send_alt(const struct tp_sock *s, const struct tp_addr *dst,
+    const struct tp_addr *alt, const void *p, size_t len)
+{
+	(void)alt;
+	return (tp_send_to(s, dst, NULL, p, len));
+}
+
 int
 tp_send_to(const struct tp_sock *s, const struct tp_addr *dst,
     const char *name, const void *p, size_t len)

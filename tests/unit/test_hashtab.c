@@ -95,6 +95,36 @@ START_TEST(insert_find_remove)
 }
 END_TEST
 
+/*
+ * A node replaced by another with a copy of its key: found in its place,
+ * the old one not, the count and every other node as they were.
+ */
+START_TEST(replace_in_place)
+{
+	struct hashtab	 ht;
+	struct item	*it = items_new(200), nw;
+	size_t		 i;
+
+	hashtab_init(&ht, 0);	/* 64 buckets: chains of several */
+	for (i = 0; i < 60; i++)
+		insert(&ht, &it[i]);
+	memcpy(nw.key, it[17].key, sizeof(nw.key));
+	memset(it[17].key, 'x', 8);	/* the old key's bytes are not used */
+	hashtab_replace(&ht, &it[17].node, &nw.node, nw.key);
+	ck_assert_uint_eq(ht.n, 60);
+	ck_assert_ptr_eq(find(&ht, nw.key), &nw.node);
+	ck_assert_ptr_eq(nw.node.key, nw.key);
+	for (i = 0; i < 60; i++)
+		if (i != 17)
+			ck_assert_ptr_eq(find(&ht, it[i].key), &it[i].node);
+	hashtab_remove(&ht, &nw.node);
+	ck_assert_uint_eq(ht.n, 59);
+	ck_assert_ptr_null(find(&ht, nw.key));
+	hashtab_cleanup(&ht);
+	free(it);
+}
+END_TEST
+
 START_TEST(empty_key)
 {
 	struct hashtab	ht;
@@ -421,7 +451,7 @@ main(void)
 	TCase	*tc = check_case("hashtab");
 
 	tcase_set_timeout(tc, 60);
-	check_add(tc, insert_find_remove, empty_key, churn, growth, init_hint,
+	check_add(tc, insert_find_remove, replace_in_place, empty_key, churn, growth, init_hint,
 	    hash_seeded, mac_is_siphash24, hex_and_decimal, tables_seeded_apart, foreach_visits_each_once,
 	    foreach_removes_current, first_drains_with_partners);
 	return (check_run("hashtab"));

@@ -68,6 +68,49 @@ START_TEST(parse_body_shorter_content_length)
 }
 END_TEST
 
+/*
+ * A response's bytes share its allocation and a request's do not: taking a
+ * request's bytes keeps their address (what the proxy took from them
+ * points into them), taking a response's copies them.
+ */
+START_TEST(take_buf)
+{
+	const char	*req = "BYE sip:bob@192.0.2.2 SIP/2.0\r\n"
+	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKt1\r\n"
+	    "To: <sip:bob@example.com>;tag=b0b\r\n"
+	    "From: <sip:alice@example.org>;tag=a11ce\r\n"
+	    "Call-ID: take-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\n"
+	    "Content-Length: 0\r\n\r\n";
+	const char	*resp = "SIP/2.0 200 OK\r\n"
+	    "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKt1\r\n"
+	    "To: <sip:bob@example.com>;tag=b0b\r\n"
+	    "From: <sip:alice@example.org>;tag=a11ce\r\n"
+	    "Call-ID: take-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
+	struct sipmsg	*m = parse(req);
+	const char	*callid = m->callid.p;
+	char		*b;
+
+	ck_assert(m->request);
+	ck_assert_ptr_ne(m->buf, m->inl);
+	b = sipmsg_take_buf(m);
+	ck_assert_ptr_null(m->buf);
+	sipmsg_free(m);
+	ck_assert(callid >= b && callid < b + strlen(req));
+	ck_assert_str_eq(b, req);
+	free(b);
+
+	m = parse(resp);
+	ck_assert(!m->request);
+	ck_assert_ptr_eq(m->buf, m->inl);
+	ck_assert_slice_eq(m->callid, "take-1");
+	b = sipmsg_take_buf(m);
+	ck_assert_ptr_ne(b, m->inl);
+	sipmsg_free(m);
+	ck_assert_str_eq(b, resp);
+	free(b);
+}
+END_TEST
+
 START_TEST(parse_response)
 {
 	struct sipmsg	*m = parse(
@@ -1839,7 +1882,7 @@ main(void)
 	sipmsg_init();
 	tc = check_case("parse");
 	check_add(tc, parse_invite_fields, parse_body_shorter_content_length,
-	    parse_response, parse_compact_headers, parse_folded_headers,
+	    take_buf, parse_response, parse_compact_headers, parse_folded_headers,
 	    parse_via_multi_values, parse_via_ipv6, parse_case_and_lws);
 	tcase_add_loop_test(tc, parse_errors, 0,
 	    sizeof(bad_msgs) / sizeof(bad_msgs[0]));
