@@ -98,7 +98,8 @@ struct drec {
 
 /* An INVITE record-routed, until its response context goes. */
 struct dialog_call {
-	struct strs		 str;		/* DS_TTAG, DS_TO... unused */
+	struct strs		 str;		/* in this allocation, after
+						   the struct; DS_TTAG unused */
 	struct dialog		*dialogs;	/* early and confirmed */
 	struct txn_addr		 src;
 	struct timespec		 start;
@@ -185,17 +186,24 @@ str_get(const struct strs *s, enum dlg_str i)
 
 #define STR(x, i)	((x)->str.s + (x)->str.off[i])
 
-/* The strings v (DS_N of them, they may point into s) into s. */
-static void
-str_set(struct strs *s, const struct slice *v)
+static size_t
+str_size(const struct slice *v)
 {
-	size_t	 total = 0, p = 0;
-	char	*n;
-	int	 i;
+	size_t	total = 0;
+	int	i;
 
 	for (i = 0; i < DS_N; i++)
 		total += v[i].len + 1;
-	n = xmalloc(total);
+	return (total);
+}
+
+/* The strings v into n (str_size() bytes); s->s is left alone. */
+static void
+str_fill(struct strs *s, const struct slice *v, char *n)
+{
+	size_t	p = 0;
+	int	i;
+
 	for (i = 0; i < DS_N; i++) {
 		s->off[i] = (uint32_t)p;
 		if (v[i].len > 0)
@@ -204,6 +212,15 @@ str_set(struct strs *s, const struct slice *v)
 		p += v[i].len + 1;
 	}
 	s->off[DS_N] = (uint32_t)p;
+}
+
+/* The strings v (DS_N of them, they may point into s) into s. */
+static void
+str_set(struct strs *s, const struct slice *v)
+{
+	char	*n = xmalloc(str_size(v));
+
+	str_fill(s, v, n);
 	free(s->s);
 	s->s = n;
 }
@@ -623,9 +640,10 @@ dialog_call_new(const struct sipmsg *m, const struct tp_addr *src,
     struct tp_sock *in, struct slice user, struct slice identity,
     const char stamp[17])
 {
-	struct dialog_call	*c = xcalloc(1, sizeof(*c));
+	struct dialog_call	*c;
 	struct slice		 v[DS_N];
 	char			 ip[INET6_ADDRSTRLEN];
+	size_t			 size;
 	int			 i;
 
 	for (i = 0; i < DS_N; i++)
@@ -642,7 +660,11 @@ dialog_call_new(const struct sipmsg *m, const struct tp_addr *src,
 	v[DS_IDENTITY] = identity;
 	v[DS_USER] = user;
 	v[DS_SRC] = (struct slice){ ip, strlen(ip) };
-	str_set(&c->str, v);
+	/* One allocation: the call and its strings, which never change. */
+	size = str_size(v);
+	c = xcalloc(1, sizeof(*c) + size);
+	c->str.s = (char *)(c + 1);
+	str_fill(&c->str, v, c->str.s);
 	txn_addr_put(&c->src, src);
 	c->sock = (uint8_t)(in != NULL && D.tp != NULL ?
 	    in - D.tp->socks : 0);
@@ -858,8 +880,7 @@ dialog_call_free(struct dialog_call *c)
 			dialog_unlink_call(d);
 	}
 	lim_release(&c->str, &c->cnt_user, &c->cnt_src);
-	free(c->str.s);
-	free(c);
+	free(c);		/* its strings with it */
 }
 
 /* ---- in dialog ---- */
