@@ -601,6 +601,7 @@ main(int argc, char **argv)
 	if (cdr_start(&D.conf->cdr, err, sizeof(err)) == -1)
 		fatalx("ospreyd: accounting: %s", err);
 	dialog_set_cdr(cdr_write);	/* a no-op without accounting */
+	dialog_set_media_end(proxy_media_end);	/* rtpengine's delete */
 	if (dialog_store_open(D.base, D.conf->dialog_database, err,
 	    sizeof(err)) == -1)
 		fatalx("ospreyd: dialog.database: %s", err);

@@ -126,6 +126,7 @@ proxy_ctx_drop_lookups(void)
 				ctx->br[i]->dns = NULL;
 				n++;
 			}
+		n += proxy_media_cancel(ctx->media);
 		next = ctx->lnext;
 		while (n-- > 0)
 			proxy_ctx_unref(ctx);	/* may free ctx */
@@ -179,6 +180,7 @@ proxy_ctx_unref(struct pctx *ctx)
 		free(ctx->loc[i].path);
 	}
 	free(ctx->loc);
+	proxy_media_free(ctx->media);
 	dialog_call_free(ctx->call);
 	proxy_ctx_settings_unref(ctx->set);
 	free(ctx->strict_ruri);

@@ -212,8 +212,9 @@ proxy_fork_cancel_timeout(void *arg)
 	struct pctx	*ctx = arg;
 	char		 cid[128];
 
-	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
-		return;
+	if (ctx->answered || ctx->final_sent || ctx->st == NULL ||
+	    (ctx->media != NULL && ctx->media->held > 0))
+		return;		/* a 2xx waits for rtpengine: it goes up */
 	log_info("proxy %s: no final after CANCEL, answering 487",
 	    proxy_ctx_callid(ctx, cid, sizeof(cid)));
 	ctx->final_sent = true;
@@ -293,7 +294,9 @@ static int
 branch_send(struct branch *b)
 {
 	struct pctx		*ctx = b->ctx;
-	const struct sipmsg	*m = txn_server_request(ctx->st);
+	const struct sipmsg	*m = ctx->media != NULL &&
+				    ctx->media->fwd != NULL ? ctx->media->fwd :
+				    txn_server_request(ctx->st);
 	struct tp_addr		 a, up;
 	const struct tp_addr	*addr = &a;
 	struct tp_sock		*out;
@@ -390,6 +393,10 @@ proxy_fork_settle(struct pctx *ctx)
 		    ctx->br[i]->upgraded)
 			return;
 	ctx->settled = true;
+	if (ctx->media != NULL) {	/* rtpengine's INVITE: sent */
+		sipmsg_free(ctx->media->fwd);
+		ctx->media->fwd = NULL;
+	}
 	free(ctx->routes);
 	ctx->routes = NULL;
 	ctx->nroutes = 0;
@@ -522,15 +529,14 @@ loc_cmp(const void *a, const void *b)
 }
 
 /*
- * A user of ours: fork to the registered contacts, highest q first; equal
- * q values in parallel, the next group when a whole group failed.
+ * A user of ours: its registered contacts, copied (under the location
+ * lock) for proxy_fork_location_start().
  */
 void
-proxy_fork_location(struct pctx *ctx, const struct aor *a)
+proxy_fork_location_copy(struct pctx *ctx, const struct aor *a)
 {
 	const struct binding	*b;
 	unsigned		 i = 0;
-	char			 cid[128];
 
 	ctx->loc = xcalloc(a->n, sizeof(*ctx->loc));
 	for (b = a->b; b != NULL && i < a->n; b = b->next, i++) {
@@ -539,6 +545,7 @@ proxy_fork_location(struct pctx *ctx, const struct aor *a)
 		lt->uri = xstrdup(b->contact);
 		lt->addr = b->received;
 		lt->q = b->q;
+		lt->nat = b->nat;
 		snprintf(lt->local, sizeof(lt->local), "%s", b->local);
 		if (b->path != NULL) {
 			lt->path = xstrdup(b->path);
@@ -551,6 +558,17 @@ proxy_fork_location(struct pctx *ctx, const struct aor *a)
 	}
 	ctx->nloc = i;
 	qsort(ctx->loc, ctx->nloc, sizeof(*ctx->loc), loc_cmp);
+}
+
+/*
+ * Fork to the contacts copied, highest q first; equal q values in
+ * parallel, the next group when a whole group failed.
+ */
+void
+proxy_fork_location_start(struct pctx *ctx)
+{
+	char	cid[128];
+
 	ctx->starting++;
 	if (!proxy_fork_next_group(ctx)) {
 		log_info("proxy %s: no registered contact could be tried",
@@ -783,8 +801,9 @@ proxy_fork_evaluate(struct pctx *ctx)
 	unsigned	 i;
 	char		 cid[128];
 
-	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
-		return;
+	if (ctx->answered || ctx->final_sent || ctx->st == NULL ||
+	    (ctx->media != NULL && ctx->media->held > 0))
+		return;		/* a held 2xx goes up first */
 	best = proxy_reply_best(ctx, &pending);
 	if (best == NULL || (pending && best->code < 600)) {
 		proxy_fork_settle(ctx);
@@ -858,9 +877,21 @@ proxy_fork_cancel_others(struct pctx *ctx, const char *reason)
 void
 proxy_fork_cancel(struct pctx *ctx, const char *reason)
 {
+	char	cid[128];
+
 	if (ctx->answered || ctx->final_sent || ctx->cancelled)
 		return;
 	ctx->cancelled = true;
+	if (ctx->media != NULL && ctx->media->offer != NULL) {
+		/* Nothing forwarded yet: 487 now, the offer's end deletes. */
+		log_info("proxy %s: CANCEL while rtpengine has the offer, "
+		    "487", proxy_ctx_callid(ctx, cid, sizeof(cid)));
+		ctx->final_sent = true;
+		proxy_ctx_done(ctx);
+		dialog_call_final(ctx->call, 487, CDR_BY_CALLER);
+		proxy_reply_st(ctx->st, ctx->topvia, 487, NULL, NULL);
+		return;
+	}
 	proxy_fork_cancel_others(ctx, reason);
 	if (ctx->cancel_timer == NULL) {	/* most calls are not cancelled */
 		ctx->cancel_timer = xmalloc(sizeof(*ctx->cancel_timer));
@@ -868,6 +899,37 @@ proxy_fork_cancel(struct pctx *ctx, const char *reason)
 		    proxy_fork_cancel_timeout, ctx);
 	}
 	timer_set(ctx->cancel_timer, ctx->set->cancel_ms);
+}
+
+/*
+ * rtpengine answered the offer (proxy_media.c): the branches start, with
+ * its SDP; or the call is refused (code, media.on_failure = "503").
+ */
+void
+proxy_fork_resume(struct pctx *ctx, int code)
+{
+	struct pmedia	*pm = ctx->media;
+
+	ctx->starting--;
+	if (code != 0) {
+		ctx->final_sent = true;
+		proxy_ctx_done(ctx);
+		dialog_call_final(ctx->call, code, CDR_BY_PROXY);
+		proxy_reply_st(ctx->st, ctx->topvia, code,
+		    "Service Unavailable (rtpengine)", NULL);
+		return;
+	}
+	switch (pm->d) {
+	case DEC_ROUTE:
+		proxy_fork_route(ctx, pm->route);
+		break;
+	case DEC_LOCATION:
+		proxy_fork_location_start(ctx);
+		break;
+	default:
+		proxy_fork_hop(ctx, pm->ruri, &pm->dest);
+		break;
+	}
 }
 
 /* One next hop (a Route set, in dialog, relaying): a single branch. */
@@ -892,18 +954,52 @@ proxy_fork_dialog(struct pctx *ctx, struct branch *b,
 	    b->ct->sock : NULL);
 }
 
+/* A 1xx or 2xx goes upstream (after rtpengine's answer, if it had one). */
+static void
+proxy_fork_relay(struct pctx *ctx, unsigned slot, const struct sipmsg *resp)
+{
+	struct branch	*b = ctx->br[slot];
+	char		 cid[128];
+
+	if (resp->status < 200) {
+		if (!ctx->final_sent && !ctx->answered) {
+			proxy_fork_dialog(ctx, b, resp);
+			proxy_reply_relay(ctx, resp, 0, NULL);
+		}
+		return;
+	}
+	log_info("proxy %s: %d from %s relayed",
+	    proxy_ctx_callid(ctx, cid, sizeof(cid)), resp->status,
+	    b->ct != NULL ? txn_id(b->ct) : "-");
+	if (ctx->call != NULL)
+		proxy_fork_dialog(ctx, b, resp);
+	else if (resp->to_tag.len > 0 && dialog_enabled())
+		dialog_refresh(resp);	/* re-INVITE, UPDATE */
+	proxy_reply_relay(ctx, resp, 0, NULL);
+	if (!ctx->answered) {
+		ctx->answered = true;
+		proxy_ctx_done(ctx);
+		proxy_ctx_timer_stop(ctx->cancel_timer);
+		if (ctx->st != NULL && ctx->st->kind == TXN_IST)
+			proxy_fork_cancel_others(ctx, REASON_2XX);
+	}
+}
+
 static void
 proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
 {
 	struct pctx	*ctx = ct->owner;
 	struct branch	*b = ctx->br[ct->slot];
+	struct tp_addr	 a;
 	int		 code = resp->status;
 	char		 cid[128];
 
 	if (code < 200) {	/* 100 is hop by hop (16.7 step 5) */
 		if (code > 100 && !ctx->final_sent && !ctx->answered) {
-			proxy_fork_dialog(ctx, b, resp);
-			proxy_reply_relay(ctx, resp, 0, NULL);
+			txn_addr_get(&b->addr, &a);
+			if (!proxy_media_answer(ctx, ct->slot, resp, &a,
+			    proxy_fork_relay))
+				proxy_fork_relay(ctx, ct->slot, resp);
 		}
 		return;
 	}
@@ -921,20 +1017,10 @@ proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
 		}
 		b->code = code;
 		proxy_ctx_timer_stop(b->timeout);
-		log_info("proxy %s: %d from %s relayed",
-		    proxy_ctx_callid(ctx, cid, sizeof(cid)), code, txn_id(ct));
-		if (ctx->call != NULL)
-			proxy_fork_dialog(ctx, b, resp);
-		else if (resp->to_tag.len > 0 && dialog_enabled())
-			dialog_refresh(resp);	/* re-INVITE, UPDATE */
-		proxy_reply_relay(ctx, resp, 0, NULL);
-		if (!ctx->answered) {
-			ctx->answered = true;
-			proxy_ctx_done(ctx);
-			proxy_ctx_timer_stop(ctx->cancel_timer);
-			if (ctx->st != NULL && ctx->st->kind == TXN_IST)
-				proxy_fork_cancel_others(ctx, REASON_2XX);
-		}
+		txn_addr_get(&b->addr, &a);
+		if (!proxy_media_answer(ctx, ct->slot, resp, &a,
+		    proxy_fork_relay))
+			proxy_fork_relay(ctx, ct->slot, resp);
 		return;
 	}
 	if (b->code != 0)
