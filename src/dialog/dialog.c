@@ -1050,6 +1050,16 @@ dialog_request_flow(const struct sipmsg *m, struct slice next,
 	return (0);
 }
 
+/* Is resp (a 2xx of the INVITE) of a dialog rtpengine relays? */
+bool
+dialog_media(const struct sipmsg *resp)
+{
+	struct dialog	*d;
+
+	return (D.up && resp->to_tag.len > 0 && (d = dialog_find(resp->callid,
+	    resp->from_tag, resp->to_tag)) != NULL && d->media);
+}
+
 /* A 2xx to a re-INVITE or UPDATE: the answerer's new target. */
 void
 dialog_refresh(const struct sipmsg *resp)

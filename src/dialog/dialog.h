@@ -112,6 +112,7 @@ int	 dialog_request(const struct sipmsg *, struct slice next,
 int	 dialog_request_flow(const struct sipmsg *, struct slice next,
 	    struct tp_addr *flow, char *err, size_t errlen);
 void	 dialog_refresh(const struct sipmsg *resp);
+bool	 dialog_media(const struct sipmsg *resp);
 
 /*
  * dialog.database: a stored dialog, handed at start to the worker that

@@ -1031,6 +1031,8 @@ proxy_response(struct sipmsg *m, struct tp_sock *sock)
 	P.stats.responses_in[m->status]++;
 	if ((ct = txn_match_response(m)) != NULL)
 		txn_client_response(ct, m);
+	else if (proxy_media_stray(m, sock))
+		;	/* a relayed call's 2xx, again: rtpengine's SDP */
 	else if (!proxy_reply_stray(m, sock)) {
 		log_debug("proxy " SLICE_FMT ": response %d matches nothing, "
 		    "dropped", SLICE_ARG(m->callid), m->status);

@@ -1018,6 +1018,9 @@ proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
 		b->code = code;
 		proxy_ctx_timer_stop(b->timeout);
 		txn_addr_get(&b->addr, &a);
+		if (ctx->media != NULL && ctx->media->relayed)
+			/* Now: its retransmissions are rewritten too. */
+			proxy_fork_dialog(ctx, b, resp);
 		if (!proxy_media_answer(ctx, ct->slot, resp, &a,
 		    proxy_fork_relay))
 			proxy_fork_relay(ctx, ct->slot, resp);

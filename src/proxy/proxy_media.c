@@ -321,6 +321,68 @@ proxy_media_answer(struct pctx *ctx, unsigned slot, const struct sipmsg *resp,
 	return (true);
 }
 
+/* A 2xx retransmitted after its transaction went, on its way up. */
+struct media_stray {
+	struct sipmsg	*resp;		/* owned */
+	struct tp_sock	*sock;		/* it came on */
+};
+
+static void
+media_stray_done(void *arg, const struct rtpe_result *res)
+{
+	struct media_stray	*ms = arg;
+	struct sipmsg		*nm = NULL;
+	char			 err[160];
+
+	if (res->status != RTPE_OK ||
+	    (nm = media_rewrite(ms->resp, res->sdp, err, sizeof(err))) == NULL)
+		log_peer("proxy " SLICE_FMT ": rtpengine answer for a "
+		    "retransmitted %d failed (%s), not relayed",
+		    SLICE_ARG(ms->resp->callid), ms->resp->status,
+		    res->status != RTPE_OK ? res->why : err);
+	else
+		proxy_reply_stray(nm, ms->sock);
+	sipmsg_free(nm);
+	sipmsg_free(ms->resp);
+	free(ms);
+}
+
+/*
+ * A 2xx of a relayed call that matches no transaction (retransmitted
+ * after its client transaction went): asked again (rtpengine answers the
+ * same for the same tags), so the caller gets the same SDP as the first
+ * time; never the callee's own.  false: not such a 2xx.
+ */
+bool
+proxy_media_stray(const struct sipmsg *m, struct tp_sock *sock)
+{
+	struct media_stray	*ms;
+	struct rtpe_request	 rq;
+	struct slice		 body;
+	struct sdp		 sdp;
+	char			 ip[64], err[160];
+
+	if (m->status < 200 || m->status >= 300 || m->method != SM_INVITE ||
+	    !dialog_enabled() || !dialog_media(m))
+		return (false);
+	if (!media_sdp(m, &body, &sdp))
+		return (false);
+	ms = xcalloc(1, sizeof(*ms));
+	ms->sock = sock;
+	ms->resp = sipmsg_new(m->buf, m->len);
+	if (sipmsg_parse(ms->resp, err, sizeof(err)) != 0)
+		goto fail;
+	(void)media_sdp(ms->resp, &body, &sdp);
+	media_request(&rq, RTPE_ANSWER, ms->resp, body, &sdp, NULL, ip,
+	    sizeof(ip));
+	if (rtpengine_send(&rq, media_stray_done, ms, err, sizeof(err)) != NULL)
+		return (true);
+fail:
+	sipmsg_free(ms->resp);
+	free(ms);
+	return (true);	/* dropped: the callee retransmits */
+}
+
 static void
 media_delete_done(void *arg, const struct rtpe_result *res)
 {
