@@ -490,8 +490,8 @@ worker_teardown(unsigned id, void *arg)
 {
 	(void)id;
 	(void)arg;
+	proxy_shutdown();	/* cancels its rtpengine requests first */
 	rtpengine_stop();
-	proxy_shutdown();
 	resolver_shutdown();
 }
 
@@ -665,9 +665,9 @@ main(int argc, char **argv)
 	ctl_stop();
 	metrics_stop();
 	gw_stop(&proxy_settings()->routes);
-	rtpengine_stop();
 	natping_stop();
-	proxy_shutdown();
+	proxy_shutdown();	/* cancels its rtpengine requests first */
+	rtpengine_stop();
 	dialog_store_close();	/* after every worker's dialogs went */
 	registrar_shutdown();
 	auth_shutdown();

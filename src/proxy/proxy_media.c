@@ -149,6 +149,7 @@ media_offer_done(void *arg, const struct rtpe_result *res)
 	pm->offer = NULL;
 	m = ctx->st != NULL ? txn_server_request(ctx->st) : NULL;
 	if (!media_open(ctx) || m == NULL) {
+		ctx->starting--;	/* nothing to start */
 		/* Cancelled (487 went) or gone while rtpengine thought. */
 		if (res->status == RTPE_OK && m != NULL)
 			proxy_media_end(m->callid, m->from_tag);

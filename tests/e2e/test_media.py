@@ -240,6 +240,30 @@ def test_rtpengine_down_503(sipnet):
     dead.close()
 
 
+def test_cancel_while_offer_pending(sipnet):
+    """rtpengine slow (no answer for 1 s): the INVITE waits for it, its
+    retransmission is absorbed, a CANCEL gets 200 and the INVITE 487 at
+    once; nothing reaches the callee, and a late offer failure changes
+    nothing."""
+    dead = dead_port()
+    net = sipnet(extra=media_conf(dead.getsockname()[1], timeout=1000))
+    call = net.call()
+    call.invite()
+    net.caller.expect(call.resp(100))
+    call.resend_invite()
+    t0 = time.monotonic()
+    call.cancel()
+    net.caller.expect(call.resp(200, "CANCEL"), timeout=0.5)
+    r = net.caller.expect(call.resp(487), timeout=0.5)
+    assert time.monotonic() - t0 < 0.5
+    call.ack(r)
+    time.sleep(1.2)
+    assert net.uas.ep.collect(0.2, match(method="INVITE")) == []
+    assert net.caller.collect(0.2, call.resp(range(200, 700))) == []
+    assert "CANCEL while rtpengine has the offer" in net.proxy.log_text()
+    dead.close()
+
+
 def test_relay_nat(sipnet, rtpengine):
     """relay "nat": an SDP that names 192.168.1.20 is relayed (rtpengine's
     address and port at the callee); one that names the caller's own
