@@ -938,9 +938,11 @@ addr_private(const struct tp_addr *a)
 
 /*
  * A party behind a NAT over UDP, reached with no proxy between (its route
- * set is empty): its remote target names a private address, or its own
- * public address with another port, than the flow its messages came
- * from.  Its requests then go to that flow (the Request-URI stays).
+ * set is empty): its remote target names a private address and its
+ * messages came from a public one (a phone on the same private network
+ * as the proxy is reached as it says).  Its requests then go to that
+ * flow (the Request-URI stays).  Not the registrar's wider test (another
+ * port of the same address): a re-INVITE may move a target on purpose.
  */
 static bool
 dialog_nated(struct slice target, struct slice routes,
@@ -948,8 +950,6 @@ dialog_nated(struct slice target, struct slice routes,
 {
 	struct sipuri	 u;
 	struct tp_addr	 t;
-	uint8_t		 k1[17], k2[17];
-	size_t		 l1, l2;
 
 	if (routes.len > 0)
 		return (false);
@@ -958,10 +958,6 @@ dialog_nated(struct slice target, struct slice routes,
 	    sipuri_parse(target, &u) != 0 ||
 	    tp_addr_set(&t, u.host, u.port ? u.port : 5060) == -1)
 		return (false);
-	l1 = tp_addr_key(&t, k1);
-	l2 = tp_addr_key(flow, k2);
-	if (l1 == l2 && memcmp(k1, k2, l1) == 0)
-		return (tp_addr_port(&t) != tp_addr_port(flow));
 	return (addr_private(&t) && !addr_private(flow));
 }
 
