@@ -229,12 +229,19 @@ static bool
 stamped(const struct sipmsg *m, const struct sipuri *u, struct hop *hop)
 {
 	struct slice	v, run;
+	const char	*end;
 	char		want[17];
 
 	if (!sipuri_param(u, "osp", &v) || v.len != 16)
 		return (false);
-	/* An INVITE dialog's: its run is beside it. */
-	if (sipuri_param(u, "osr", &run) && run.len == 8) {
+	/* An INVITE dialog's: its run is beside it (we put it right after). */
+	end = u->params.p + u->params.len;
+	if (end - (v.p + 16) >= 13 && memcmp(v.p + 16, ";osr=", 5) == 0 &&
+	    (end - (v.p + 16) == 13 || v.p[29] == ';'))
+		run = (struct slice){ v.p + 21, 8 };
+	else if (!sipuri_param(u, "osr", &run))
+		run.len = 0;
+	if (run.len == 8) {
 		proxy_ctx_dialog_stamp(m->callid, run, want);
 		if (CRYPTO_memcmp(v.p, want, 16) != 0)
 			return (false);

@@ -136,7 +136,8 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 {
 	struct fwd	 f;
 	struct buf	 b, rr, path, v;
-	char		 via[TP_HOSTPORT_LEN + 128], st[40], stx[17];
+	char		 via[TP_HOSTPORT_LEN + 128], st[40];
+	struct slice	 run;
 	char		 rrstore[512], pathstore[256];	/* no malloc per request */
 	bool		 rec = proxy_fork_wants_rr(m);
 
@@ -150,10 +151,11 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	buf_init_on(&rr, rrstore, sizeof(rrstore));
 	if (rec) {
 		if (m->method == SM_INVITE && dialog_enabled()) {
-			proxy_ctx_dialog_stamp(m->callid, proxy_ctx_run(),
-			    stx);
-			snprintf(st, sizeof(st), "%s;osr=%.8s", stx,
-			    proxy_ctx_run().p);
+			run = proxy_ctx_run();
+			proxy_ctx_dialog_stamp(m->callid, run, st);
+			memcpy(st + 16, ";osr=", 5);	/* no printf per call */
+			memcpy(st + 21, run.p, 8);
+			st[29] = '\0';
 		} else
 			auth_stamp(m->callid, st);
 		if (in_flow != NULL && in_flow->proto == TP_UDP)
