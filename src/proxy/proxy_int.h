@@ -220,8 +220,6 @@ bool	 proxy_media_answer(struct pctx *, unsigned,
 	    const struct sipmsg *, const struct tp_addr *,
 	    proxy_media_resp_fn *);
 bool	 proxy_media_stray(const struct sipmsg *, struct tp_sock *);
-unsigned proxy_media_cancel(struct pmedia *);
-void	 proxy_media_free(struct pmedia *);
 
 /* proxy_fork.c: branches. */
 extern const struct txn_ops proxy_fork_txn_ops;
