@@ -1046,14 +1046,15 @@ dialog_request_flow(const struct sipmsg *m, struct slice next,
 	return (0);
 }
 
-/* Is resp (a 2xx of the INVITE) of a dialog rtpengine relays? */
+/* Is m (a re-INVITE, a 2xx) of a dialog rtpengine relays (either way)? */
 bool
-dialog_media(const struct sipmsg *resp)
+dialog_media(const struct sipmsg *m)
 {
 	struct dialog	*d;
+	bool		 from_caller;
 
-	return (D.up && resp->to_tag.len > 0 && (d = dialog_find(resp->callid,
-	    resp->from_tag, resp->to_tag)) != NULL && d->media);
+	return (D.up && m->to_tag.len > 0 &&
+	    (d = dialog_of(m, &from_caller)) != NULL && d->media);
 }
 
 /* A 2xx to a re-INVITE or UPDATE: the answerer's new target. */

@@ -37,6 +37,7 @@ media_sdp(const struct sipmsg *m, struct slice *body, struct sdp *sdp)
  * dialogs)?  media.relay "always"; "nat": its SDP names a private
  * address, its Via or Contact another address than its source (as the
  * registrar decides for a binding), or a callee's binding is behind NAT.
+ * A re-INVITE with SDP (either party's) is relayed when its call is.
  */
 bool
 proxy_media_wanted(const struct sipmsg *m, const struct tp_addr *src,
@@ -48,7 +49,11 @@ proxy_media_wanted(const struct sipmsg *m, const struct tp_addr *src,
 	unsigned		 i;
 
 	if (rtpengine_relay() == MEDIA_RELAY_NEVER || m->method != SM_INVITE ||
-	    ctx->call == NULL || !media_sdp(m, &body, &sdp))
+	    !media_sdp(m, &body, &sdp))
+		return (false);
+	if (m->to_tag.len > 0)
+		return (dialog_enabled() && dialog_media(m));
+	if (ctx->call == NULL)
 		return (false);
 	if (rtpengine_relay() == MEDIA_RELAY_ALWAYS || sdp_private(&sdp))
 		return (true);
@@ -74,8 +79,7 @@ media_request(struct rtpe_request *rq, enum rtpe_cmd cmd,
 	rq->cmd = cmd;
 	rq->callid = m->callid;
 	rq->from_tag = m->from_tag;
-	if (cmd == RTPE_ANSWER)
-		rq->to_tag = m->to_tag;
+	rq->to_tag = m->to_tag;		/* none in a first offer */
 	rq->sdp = body;
 	rq->flags = MEDIA_FLAGS;
 	ip[0] = '\0';
@@ -122,11 +126,11 @@ media_failed(struct pctx *ctx, const char *what, const char *why)
 
 	log_peer("proxy %s: rtpengine %s failed (%s), %s",
 	    proxy_ctx_callid(ctx, cid, sizeof(cid)), what, why,
-	    rtpengine_on_failure() == MEDIA_FAIL_503 && strcmp(what,
-	    "offer") == 0 ? "503" : "media not relayed");
-	if (strcmp(what, "offer") == 0 &&
+	    rtpengine_on_failure() == MEDIA_FAIL_503 && ctx->call != NULL &&
+	    strcmp(what, "offer") == 0 ? "503" : "media not relayed");
+	if (strcmp(what, "offer") == 0 && ctx->call != NULL &&
 	    rtpengine_on_failure() == MEDIA_FAIL_503)
-		return (503);
+		return (503);	/* a re-INVITE goes on: its call is up */
 	return (0);
 }
 
@@ -150,10 +154,13 @@ media_offer_done(void *arg, const struct rtpe_result *res)
 	m = ctx->st != NULL ? txn_server_request(ctx->st) : NULL;
 	if (!media_open(ctx) || m == NULL) {
 		ctx->starting--;	/* nothing to start */
-		/* Cancelled (487 went) or gone while rtpengine thought. */
-		if (res->status == RTPE_OK && m != NULL)
+		/*
+		 * Cancelled (487 went) or gone while rtpengine thought: a new
+		 * call's session goes (a re-INVITE's call stays up).
+		 */
+		if (ctx->call != NULL && res->status == RTPE_OK && m != NULL)
 			proxy_media_end(m->callid, m->from_tag);
-		else if (res->status == RTPE_OK)
+		else if (ctx->call != NULL && res->status == RTPE_OK)
 			log_info("proxy %s: offer answered after the call "
 			    "went; rtpengine's own timeout ends it",
 			    proxy_ctx_callid(ctx, cid, sizeof(cid)));
@@ -164,7 +171,8 @@ media_offer_done(void *arg, const struct rtpe_result *res)
 		code = media_failed(ctx, "offer", res->why);
 	else if ((pm->fwd = media_rewrite(m, res->sdp, err,
 	    sizeof(err))) == NULL) {
-		proxy_media_end(m->callid, m->from_tag);
+		if (ctx->call != NULL)
+			proxy_media_end(m->callid, m->from_tag);
 		code = media_failed(ctx, "offer", err);
 	} else {
 		pm->relayed = true;

@@ -31,8 +31,8 @@ import pytest
 
 from conftest import free_udp_port
 from peers import interop
-from sip import (SDP, UAC, build_response, match,  # noqa: F401
-                 sipnet, uri_of)
+from sip import (SDP, UAC, build_request, build_response,  # noqa: F401
+                 hostport, match, new_branch, sipnet, uri_of)
 
 RTPENGINE = os.environ.get("RTPENGINE", "/usr/bin/rtpengine")
 NPORTS = 40
@@ -174,6 +174,44 @@ def test_relay_always_bye_deletes(sipnet, rtpengine):
     assert "rtpengine delete" in net.proxy.log_text()
 
 
+def test_reinvite_relayed(sipnet, rtpengine):
+    """A re-INVITE of a relayed call (the callee's, hold/unhold) goes
+    through rtpengine too: the caller sees rtpengine's address, the callee
+    rtpengine's in the caller's 2xx; the session stays until the BYE."""
+    net = sipnet(extra=media_conf(rtpengine.ng))
+    call, inv, ok, _ = answered(net)
+    ep = net.uas.ep
+    tag = net.uas.tag(inv)
+    hs = [("Via", "SIP/2.0/UDP %s;branch=%s;rport" % (
+        hostport(ep.host, ep.port), new_branch())),
+        ("Max-Forwards", "70"),
+        ("From", "<%s>;tag=%s" % (call.to_uri, tag)),
+        ("To", call.from_hdr), ("Call-ID", call.call_id),
+        ("CSeq", "2 INVITE"), ("Contact", "<%s>" % net.uas.contact_uri),
+        ("Content-Type", "application/sdp")]
+    hs += [("Route", r) for r in inv.values("record-route")]
+    body = CALLEE_SDP.replace(b"40000", b"40002")
+    ep.send(build_request("INVITE", uri_of(inv.get("contact")), hs, body),
+            net.proxy.addr)
+    re_inv = net.caller.expect(match(method="INVITE", call_id=call.call_id))
+    addr, port = sdp_addr(re_inv.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port), re_inv.raw
+    check_length(re_inv)
+    net.caller.send(build_response(re_inv, 200, headers=[
+        ("Contact", call.contact), ("Content-Type", "application/sdp")],
+        body=SDP), re_inv.vias[0].response_addr())
+    r = ep.expect(match(code=200, call_id=call.call_id,
+                        cseq_method="INVITE"))
+    addr, port = sdp_addr(r.body)
+    assert r.code == 200 and addr == "127.0.0.1" and rtpengine.owns(port), \
+        r.raw
+    assert rtpe_has_call(rtpengine.ng, call.call_id)
+    call.bye()
+    bye = net.uas.expect("BYE", call_id=call.call_id)
+    net.uas.respond(bye, 200)
+    assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+
+
 def test_cancel_deletes(sipnet, rtpengine):
     """A call cancelled while ringing: 487, and the session is gone."""
     net = sipnet(extra=media_conf(rtpengine.ng))
@@ -308,7 +346,6 @@ def test_bye_to_nat_party_goes_to_source(sipnet):
     net.uas.expect("ACK", call_id=call.call_id)
     ep = net.uas.ep
     tag = net.uas.tag(inv)
-    from sip import build_request, hostport, new_branch
     hs = [("Via", "SIP/2.0/UDP %s;branch=%s;rport" % (
         hostport(ep.host, ep.port), new_branch())),
         ("Max-Forwards", "70"),
