@@ -87,8 +87,9 @@ def rtpengine():
     assert os.access(RTPENGINE, os.X_OK), \
         "%s missing: install rtpengine-daemon (tools/install-deps)" % RTPENGINE
     ngp = free_udp_port()
-    # Below the ephemeral ports (the phones' RTP blocks come from there).
-    lo = 20000 + ((os.getpid() + 300) % 300) * NPORTS
+    # Below the ephemeral ports (the phones' RTP blocks come from there)
+    # and below test_rtpengine.py's 20000-31999.
+    lo = 12000 + (os.getpid() % 200) * NPORTS
     p = subprocess.Popen(
         [RTPENGINE, "--config-file=none", "--foreground", "--log-stderr",
          "--table=-1", "--no-fallback", "--interface=127.0.0.1",
