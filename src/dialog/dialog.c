@@ -1397,6 +1397,7 @@ dialog_foreach(void (*fn)(const struct dialog_info *, void *), void *arg)
 		di.state = (enum dialog_state)d->state;
 		di.age_ms = now - d->start_ms;
 		di.worker = shard_self();
+		di.media = d->media;
 		fn(&di, arg);
 	}
 }

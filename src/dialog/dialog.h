@@ -55,6 +55,7 @@ struct dialog_info {
 	enum dialog_state state;
 	uint64_t	 age_ms;
 	unsigned	 worker;
+	bool		 media;		/* relayed by rtpengine */
 };
 
 /* Every worker's figures together (atomic counters). */

@@ -20,6 +20,7 @@ ospreyd with media.relay.
 rtpengine missing fails these tests: CI installs rtpengine-daemon.
 """
 
+import json
 import os
 import re
 import secrets
@@ -29,7 +30,7 @@ import time
 
 import pytest
 
-from conftest import free_udp_port
+from conftest import OSPREYCTL, free_udp_port
 from peers import interop
 from sip import (SDP, UAC, build_request, build_response,  # noqa: F401
                  hostport, match, new_branch, sipnet, uri_of)
@@ -121,6 +122,13 @@ def sdp_addr(body):
     return (c.group(1) if c else None, int(m.group(1)) if m else None)
 
 
+def dialogs(o):
+    p = subprocess.run([OSPREYCTL, "-s", o.ctl_socket, "dialogs", "--json"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    return json.loads(p.stdout)
+
+
 def check_length(msg):
     assert int(msg.get("content-length")) == len(msg.body), msg.raw
 
@@ -167,6 +175,8 @@ def test_relay_always_bye_deletes(sipnet, rtpengine):
     again = net.caller.expect(call.resp(200))
     assert again.body == ok.body, (again.raw, ok.raw)
     assert rtpe_has_call(rtpengine.ng, call.call_id)
+    d = dialogs(net.proxy)
+    assert len(d) == 1 and d[0]["media"] is True, d
     call.bye()
     bye = net.uas.expect("BYE", call_id=call.call_id)
     net.uas.respond(bye, 200)
@@ -260,6 +270,8 @@ def test_rtpengine_down_call_goes_on(sipnet):
     call, inv, ok, _ = answered(net)
     assert inv.body == SDP, inv.raw
     assert ok.body == CALLEE_SDP, ok.raw
+    d = dialogs(net.proxy)
+    assert len(d) == 1 and d[0]["media"] is False, d
     assert "rtpengine offer failed" in net.proxy.log_text()
     assert "media not relayed" in net.proxy.log_text()
     dead.close()
