@@ -862,6 +862,34 @@ dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 	}
 }
 
+/*
+ * An INVITE the proxy refused itself (no route, no user, relaying
+ * denied, a limit): the record of a call attempt that failed at once.
+ */
+void
+dialog_refused(const struct sipmsg *m, const struct tp_addr *src,
+    struct slice identity, int code)
+{
+	struct cdr	r;
+
+	if (G.cdr == NULL)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.callid = m->callid;
+	r.from_tag = m->from_tag;
+	r.caller = hdr_uri(hvalue(m, SH_FROM));
+	r.callee = hdr_uri(hvalue(m, SH_TO));
+	r.ruri = m->ruri;
+	r.identity = identity;
+	r.src = *src;
+	clock_gettime(CLOCK_REALTIME, &r.start);
+	r.end = r.start;
+	r.code = code;
+	r.cause = sip_cause(code);
+	r.ended_by = CDR_BY_PROXY;
+	G.cdr(&r);
+}
+
 /* The response context goes: so do early dialogs nobody answered. */
 void
 dialog_call_free(struct dialog_call *c)

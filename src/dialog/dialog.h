@@ -106,6 +106,8 @@ void	 dialog_call_media(struct dialog_call *);
 void	 dialog_call_final(struct dialog_call *, int code,
 	    enum cdr_ended_by);
 void	 dialog_call_free(struct dialog_call *);
+void	 dialog_refused(const struct sipmsg *, const struct tp_addr *,
+	    struct slice identity, int code);
 
 /* In-dialog requests and the answers to target refreshes. */
 int	 dialog_request(const struct sipmsg *, struct slice next,

@@ -465,6 +465,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	hop->strict = NULL;
 	hop->foreign = false;
 	hop->dialog = false;
+	hop->limited = false;
 	hop->identity = (struct slice){ NULL, 0 };
 	hop->route = NULL;
 	hop->user = (struct slice){ NULL, 0 };
@@ -831,8 +832,11 @@ proxy_reject(struct sipmsg *m, struct tp_sock *sock,
 	    "cause=%s", SLICE_ARG(m->callid), sip_method_name(m->method),
 	    hop->code, hop->err, sip_cause_name(sip_cause(hop->code)));
 	proxy_reply_stateless(m, sock, src, hop->code, hop->err,
-	    hop->code == 405 ? ALLOW_HDR : hop->code == 503 ?
+	    hop->code == 405 ? ALLOW_HDR : hop->limited ?
 	    "Retry-After: 30\r\n" : NULL);
+	/* A call attempt that failed here: its record too. */
+	if (m->method == SM_INVITE && m->to_tag.len == 0 && dialog_enabled())
+		dialog_refused(m, src, hop->identity, hop->code);
 	sipmsg_free(m);
 	free(hop->strict);
 }
@@ -901,6 +905,7 @@ proxy_dialog_call(const struct sipmsg *m, struct tp_sock *sock,
 	    sizeof(hop->err))) != 0) {
 		hop->d = DEC_REJECT;
 		hop->code = code;
+		hop->limited = code == 503;	/* Retry-After */
 		return (NULL);
 	}
 	proxy_ctx_dialog_stamp(m->callid, proxy_ctx_run(), st);

@@ -268,6 +268,7 @@ struct hop {
 	bool		 tracked;	/* with an INVITE dialog's stamp */
 	bool		 tracked_old;	/* made by an earlier run */
 	struct slice	 identity;	/* the authenticated user, if any */
+	bool		 limited;	/* refused by limits: Retry-After */
 	struct route	*route;		/* DEC_ROUTE */
 	struct slice	 user;		/* DEC_LOCATION */
 	struct slice	 domain;	/* DEC_LOCATION: ours, canonical */

@@ -379,7 +379,7 @@ def read_cdrs(path, n, secs=5.0):
 def test_call_records(sipnet, tmp_path):
     """The dialog layer's call records reach accounting: an answered call
     the callee hangs up, a busy one, a cancelled one, one hung up by
-    dialog_timeout."""
+    dialog_timeout, one the proxy refused (404)."""
     from conftest import lc
     path = str(tmp_path / "cdr.jsonl")
     net = sipnet(timers={"dialog_timeout": 1}, extra="accounting = %s;" %
@@ -401,8 +401,13 @@ def test_call_records(sipnet, tmp_path):
     net.caller.expect(gone.resp(487))
     bye_call, bye_inv = answered(net)
     callee_request(net, bye_call, bye_inv, "BYE")
-    recs = {r["call_id"]: r for r in read_cdrs(path, 4)}
-    assert len(recs) == 4, recs
+    nobody = net.call(ruri="sip:nobody@example.test")
+    nobody.invite()
+    assert net.caller.expect(nobody.resp()).code == 404
+    recs = {r["call_id"]: r for r in read_cdrs(path, 5)}
+    assert len(recs) == 5, recs
+    r = recs[nobody.call_id]
+    assert (r["code"], r["ended_by"], r["cause"]) == (404, "proxy", 1), r
     r = recs[call.call_id]
     assert r["ended_by"] == "proxy" and r["code"] == 200, r
     assert r["to_tag"] == net.uas.tag(inv) and r["from_tag"] == call.from_tag
