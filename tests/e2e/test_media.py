@@ -32,8 +32,9 @@ import pytest
 
 from conftest import OSPREYCTL, free_udp_port
 from peers import interop
-from sip import (SDP, UAC, build_request, build_response,  # noqa: F401
-                 hostport, match, new_branch, sipnet, uri_of)
+from sip import (SDP, UAC, UAS, Endpoint, build_request,  # noqa: F401
+                 build_response, hostport, match, new_branch, sipnet,
+                 uri_of)
 
 RTPENGINE = os.environ.get("RTPENGINE", "/usr/bin/rtpengine")
 NPORTS = 40
@@ -221,6 +222,47 @@ def test_reinvite_relayed(sipnet, rtpengine):
     bye = net.uas.expect("BYE", call_id=call.call_id)
     net.uas.respond(bye, 200)
     assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+
+
+def test_forked_one_offer_answer_per_tag(sipnet, rtpengine):
+    """Two callees in parallel: one offer (both INVITEs carry the same
+    rtpengine SDP), each 183 with SDP gets an answer for its To tag (the
+    caller sees rtpengine's address in both), the 200 of one goes up
+    with rtpengine's SDP, the other gets a CANCEL; the BYE deletes."""
+    other = UAS(Endpoint())
+    try:
+        net = sipnet(routes=lambda t: [("^bob$", [t, other.target])],
+                     extra=media_conf(rtpengine.ng))
+        call = net.call()
+        call.invite()
+        ia = net.uas.expect("INVITE", call_id=call.call_id)
+        ib = other.expect("INVITE", call_id=call.call_id)
+        assert ia.body == ib.body and rtpengine.owns(sdp_addr(ia.body)[1])
+        net.uas.respond(ia, 183, body=CALLEE_SDP)
+        other.respond(ib, 183, body=CALLEE_SDP.replace(b"40000", b"40010"))
+        early = [net.caller.expect(call.resp(183)) for _ in range(2)]
+        assert {e.to_tag for e in early} == {net.uas.tag(ia),
+                                            other.tag(ib)}, early
+        for e in early:
+            addr, port = sdp_addr(e.body)
+            assert addr == "127.0.0.1" and rtpengine.owns(port), e.raw
+        other.respond(ib, 200, body=CALLEE_SDP.replace(b"40000", b"40010"))
+        ok = net.caller.expect(call.resp(200))
+        assert ok.to_tag == other.tag(ib)
+        assert rtpengine.owns(sdp_addr(ok.body)[1]), ok.raw
+        call.ack(ok)
+        c = net.uas.expect("CANCEL", call_id=call.call_id)
+        net.uas.respond(c, 200)
+        net.uas.respond(ia, 487)
+        other.expect("ACK", call_id=call.call_id)
+        assert net.caller.collect(0.3, call.resp(487)) == []
+        assert rtpe_has_call(rtpengine.ng, call.call_id)
+        call.bye()
+        bye = other.expect("BYE", call_id=call.call_id)
+        other.respond(bye, 200)
+        assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+    finally:
+        other.ep.close()
 
 
 def test_cancel_deletes(sipnet, rtpengine):
