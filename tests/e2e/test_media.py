@@ -33,8 +33,8 @@ import pytest
 from conftest import OSPREYCTL, free_udp_port
 from peers import interop
 from sip import (SDP, UAC, UAS, Endpoint, build_request,  # noqa: F401
-                 build_response, hostport, match, new_branch, sipnet,
-                 uri_of)
+                 build_response, hostport, match, new_branch, reglab,
+                 sipnet, uri_of)
 
 RTPENGINE = os.environ.get("RTPENGINE", "/usr/bin/rtpengine")
 NPORTS = 40
@@ -416,6 +416,41 @@ def test_bye_to_nat_party_goes_to_source(sipnet):
     net.caller.send(build_response(bye, 200), bye.vias[0].response_addr())
     net.uas.ep.expect(match(response=True, call_id=call.call_id,
                             cseq_method="BYE"))
+
+
+def test_callee_behind_nat(reglab, rtpengine):
+    """bob registers from behind a NAT (Contact 192.168.1.20:5062, sent
+    from a loopback socket); a caller with a public SDP calls him with
+    relay "nat": relayed because bob's binding is behind NAT.  bob answers
+    with his private Contact; the caller's BYE through our Record-Route
+    reaches bob's socket, its Request-URI bob's Contact."""
+    reglab.start(registrar={"min_expires": 60}, extra=media_conf(
+        rtpengine.ng, relay="nat"))
+    bob = reglab.phone("bob")
+    contact = "sip:bob@192.168.1.20:5062"
+    r = bob.register(contacts=["<%s>" % contact], expires=600,
+                     via="SIP/2.0/UDP 192.168.1.20:5062;branch=%s;rport"
+                     % new_branch())
+    assert r.code == 200, r
+    call = reglab.caller("sip:bob@example.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.uri == contact, inv.start
+    addr, port = sdp_addr(inv.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port), inv.raw
+    bob.uas.respond(inv, 200, body=CALLEE_SDP, contact=False,
+                    headers=[("Contact", "<%s>" % contact)])
+    ok = call.ep.expect(call.resp(200))
+    assert rtpengine.owns(sdp_addr(ok.body)[1]), ok.raw
+    call.ack(ok)
+    ack = bob.uas.expect("ACK", call_id=call.call_id)
+    assert ack.uri == contact, ack.start
+    call.bye()
+    bye = bob.uas.expect("BYE", call_id=call.call_id)
+    assert bye.uri == contact, bye.start
+    bob.uas.respond(bye, 200)
+    call.ep.expect(call.resp(200, "BYE"))
+    assert wait_gone(rtpengine.ng, call.call_id), reglab.proxy.log_text()
 
 
 # ------------------------------------------------------------ baresip
