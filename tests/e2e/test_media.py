@@ -7,10 +7,15 @@ ospreyd with media.relay.
   retransmission gets the same rewritten body; rtpengine's session is
   gone (ng `query`: unknown call) after BYE, CANCEL and dialog_timeout;
   rtpengine down: the call goes on with the caller's SDP and a warning,
-  or 503 with media.on_failure = "503"; relay "nat" relays a caller whose
-  SDP names 192.168.x and not one that names its own address.
+  or 503 with media.on_failure = "503"; a CANCEL while the offer is out
+  gets 487 at once; relay "nat" relays a caller whose SDP names 192.168.x
+  and not one that names its own address, and a call to a phone
+  registered behind NAT; a re-INVITE gets its own offer and answer; a
+  forked call one offer and an answer per To tag; `ospreyctl dialogs`
+  says which calls are relayed.
 - NAT in dialogs: a caller whose Contact is private gets the callee's BYE
-  at the address its INVITE came from.
+  at the address its INVITE came from, a callee registered behind NAT the
+  caller's ACK and BYE at its source.
 - Two registered baresip phones call each other through ospreyd and
   rtpengine: RTP goes phone -> rtpengine -> phone both ways (tshark on
   lo), never phone to phone, and what rtpengine sends the callee carries
