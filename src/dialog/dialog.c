@@ -992,11 +992,12 @@ dialog_nated(struct slice target, struct slice routes,
 /*
  * An in-dialog request (To tag) that came back through our Record-Route
  * of an INVITE dialog, whose next hop is next (its first Route after
- * ours, else its Request-URI).  0: on it goes (and the dialog took note:
- * CSeq, a new target, a BYE ends it); else the status to refuse with
- * and err.  flow (if not NULL): where to send it instead of next, the
- * other party's flow when it is behind a NAT (dialog_nated()); len 0:
- * to next.
+ * ours, else its Request-URI; next.p NULL when it is addressed to us and
+ * routed as for its user: no target to check).  0: on it goes (and the
+ * dialog took note: CSeq, a new target, a BYE ends it); else the status
+ * to refuse with and err.  flow (if not NULL): where to send it instead
+ * of next, the other party's flow when it is behind a NAT
+ * (dialog_nated()); len 0: to next.
  */
 int
 dialog_request(const struct sipmsg *m, struct slice next, char *err,
@@ -1034,7 +1035,8 @@ dialog_request_flow(const struct sipmsg *m, struct slice next,
 	want = want.len > 0 ? routes_first(want) : from_caller ?
 	    str_get(&d->str, DS_CALLEE_TARGET) :
 	    str_get(&d->str, DS_CALLER_TARGET);
-	if (!dialog_uri_same(next, want)) {
+	/* next.p NULL: addressed to us, routed by our own routes. */
+	if (next.p != NULL && !dialog_uri_same(next, want)) {
 		snprintf(err, errlen, "Forbidden (not this dialog's target)");
 		CNT_ADD(refused_403, 1);
 		log_info("dialog %s: %s to " SLICE_FMT " refused, the %s is "

@@ -465,6 +465,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	hop->strict = NULL;
 	hop->foreign = false;
 	hop->dialog = false;
+	hop->to_us = false;
 	hop->limited = false;
 	hop->identity = (struct slice){ NULL, 0 };
 	hop->route = NULL;
@@ -514,11 +515,13 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	if (ours && m->method == SM_REGISTER && registrar_enabled())
 		return (hop->d = DEC_REGISTER);
 	/*
-	 * In a dialog and to the proxy itself, whatever the user part: no
-	 * dialog has us for a target (we are no UA).
+	 * In a dialog and to the proxy itself with a user part: no dialog
+	 * has us for a target (we are no UA), so it must be one in the table
+	 * (a UA that ignores our Record-Route, as SIPp's built-in uac does,
+	 * is then routed as for that user); proxy_dialog_check() asks.
 	 */
-	if (m->to_tag.len > 0 && tp_is_local(P.tp, u.host, u.port))
-		return (proxy_decide_reject(hop, 481));
+	hop->to_us = m->to_tag.len > 0 && u.user.len > 0 &&
+	    dialog_enabled() && tp_is_local(P.tp, u.host, u.port);
 	if (ours && u.user.len == 0) {
 		if (m->method == SM_OPTIONS && m->to_tag.len == 0)
 			return (hop->d = DEC_FOR_US);
@@ -658,6 +661,9 @@ proxy_dialog_check(const struct sipmsg *m, struct hop *hop, char *err,
 	struct tp_addr	flow;
 	int		code;
 
+	if (hop->to_us)		/* routed as ours, if a dialog has it */
+		return (dialog_request(m, (struct slice){ NULL, 0 }, err,
+		    errlen));
 	if (!hop->tracked || m->to_tag.len == 0 || hop->d != DEC_HOP ||
 	    !dialog_enabled())
 		return (0);
@@ -703,14 +709,14 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 		    SLICE_ARG(m->callid));
 		return;
 	}
-	switch (proxy_decide(m, &hop)) {
+	proxy_decide(m, &hop);
+	if (proxy_dialog_check(m, &hop, hop.err, sizeof(hop.err)) != 0) {
+		log_info("proxy " SLICE_FMT ": ACK not forwarded: %s",
+		    SLICE_ARG(m->callid), hop.err);
+		goto done;
+	}
+	switch (hop.d) {
 	case DEC_HOP:
-		if (proxy_dialog_check(m, &hop, hop.err, sizeof(hop.err)) !=
-		    0) {
-			log_info("proxy " SLICE_FMT ": ACK not forwarded: %s",
-			    SLICE_ARG(m->callid), hop.err);
-			goto done;
-		}
 		if (hop.foreign && !P.cur->relay && !ack_allowed(m, src)) {
 			log_info("proxy " SLICE_FMT ": ACK to a foreign domain "
 			    "not forwarded (no relay)", SLICE_ARG(m->callid));
@@ -931,6 +937,11 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 	if (hop.d != DEC_FOR_US && hop.d != DEC_REJECT &&
 	    m->max_forwards == 0)	/* 16.3 step 3: only OPTIONS for us */
 		proxy_decide_reject(&hop, 483);
+	else if ((code = proxy_dialog_check(m, &hop, hop.err,
+	    sizeof(hop.err))) != 0) {
+		hop.d = DEC_REJECT;
+		hop.code = code;
+	}
 	switch (hop.d) {
 	case DEC_FOR_US:
 		free(hop.strict);
@@ -945,13 +956,6 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		return;
 	default:
 		break;
-	}
-	if ((code = proxy_dialog_check(m, &hop, hop.err,
-	    sizeof(hop.err))) != 0) {
-		hop.d = DEC_REJECT;
-		hop.code = code;
-		proxy_reject(m, sock, src, &hop);
-		return;
 	}
 	code = proxy_authorize(m, sock, src, &hop, hop.err, sizeof(hop.err));
 	if (code == -1) {	/* challenged, statelessly */

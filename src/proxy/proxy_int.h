@@ -267,6 +267,8 @@ struct hop {
 	bool		 dialog;	/* came back through our Record-Route */
 	bool		 tracked;	/* with an INVITE dialog's stamp */
 	bool		 tracked_old;	/* made by an earlier run */
+	bool		 to_us;		/* in dialog, R-URI a listen address
+					   with a user part */
 	struct slice	 identity;	/* the authenticated user, if any */
 	bool		 limited;	/* refused by limits: Retry-After */
 	struct route	*route;		/* DEC_ROUTE */

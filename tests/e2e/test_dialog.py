@@ -540,3 +540,18 @@ def test_restart_without_dialog_database_lets_old_calls_through(
     finally:
         uas.ep.close()
         caller.close()
+
+
+def test_in_dialog_to_proxy_address_of_a_dialog_is_routed(sipnet):
+    """A UA that ignores the Record-Route and sends its BYE to the proxy's
+    address (SIPp's built-in uac does): it belongs to a dialog, so it is
+    routed as a request for its user, and the dialog ends."""
+    net = sipnet()
+    call, inv = answered(net)
+    call.route_set = []
+    call.remote_target = "sip:bob@%s" % hostport(*net.proxy.addr)
+    call.bye()
+    bye = net.uas.expect("BYE", call_id=call.call_id)
+    net.uas.respond(bye, 200)
+    net.caller.expect(call.resp(200, "BYE"))
+    assert wait_dialogs(net.proxy, 0) == []
