@@ -400,6 +400,8 @@ def test_bye_to_nat_party_goes_to_source(sipnet):
     call = NatUAC(net.caller, net.proxy.addr)
     call.invite()
     inv = net.uas.expect("INVITE", call_id=call.call_id)
+    assert uri_of(inv.get("contact")) == "sip:alice@192.168.1.20:5060", \
+        "record_route = true: the Contact stays %r" % inv.get("contact")
     net.uas.respond(inv, 200, body=CALLEE_SDP)
     ok = net.caller.expect(call.resp(200))
     call.ack(ok)
@@ -456,6 +458,42 @@ def test_callee_behind_nat(reglab, rtpengine):
     bob.uas.respond(bye, 200)
     call.ep.expect(call.resp(200, "BYE"))
     assert wait_gone(rtpengine.ng, call.call_id), reglab.proxy.log_text()
+
+
+def test_no_record_route_fixes_nated_contacts(reglab):
+    """record_route = false (Osprey sees no in-dialog request): the
+    Contact of a caller behind NAT reaches the callee rewritten to the
+    caller's source address, and the Contact of a callee registered behind
+    NAT reaches the caller rewritten to the callee's; a caller not behind
+    NAT keeps its Contact."""
+    reglab.start(registrar={"min_expires": 60},
+                 extra="record_route = false;")
+    bob = reglab.phone("bob")
+    contact = "sip:bob@192.168.1.20:5062"
+    r = bob.register(contacts=["<%s>" % contact], expires=600,
+                     via="SIP/2.0/UDP 192.168.1.20:5062;branch=%s;rport"
+                     % new_branch())
+    assert r.code == 200, r
+    ep = reglab.endpoint()
+    call = NatUAC(ep, reglab.proxy.addr, "sip:bob@example.test",
+                  from_uri="sip:eve@elsewhere.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id)
+    assert not inv.has("record-route"), inv.raw
+    assert uri_of(inv.get("contact")) == "sip:alice@%s" % hostport(
+        ep.host, ep.port), inv.get("contact")
+    bob.uas.respond(inv, 200, body=CALLEE_SDP, contact=False,
+                    headers=[("Contact", "<%s>;expires=60" % contact)])
+    ok = ep.expect(call.resp(200))
+    assert ok.get("contact") == "<sip:bob@%s>;expires=60" % hostport(
+        bob.uas.ep.host, bob.uas.ep.port), ok.raw
+    call.ack(ok)
+    plain = reglab.caller("sip:bob@example.test")
+    plain.invite()
+    inv = bob.uas.expect("INVITE", call_id=plain.call_id)
+    assert inv.get("contact") == plain.contact, inv.raw
+    bob.uas.respond(inv, 486)
+    plain.ack(plain.ep.expect(plain.resp(486)))
 
 
 # ------------------------------------------------------------ baresip
