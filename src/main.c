@@ -490,8 +490,8 @@ worker_teardown(unsigned id, void *arg)
 {
 	(void)id;
 	(void)arg;
+	proxy_shutdown();	/* cancels its rtpengine requests first */
 	rtpengine_stop();
-	proxy_shutdown();
 	resolver_shutdown();
 }
 
@@ -601,6 +601,7 @@ main(int argc, char **argv)
 	if (cdr_start(&D.conf->cdr, err, sizeof(err)) == -1)
 		fatalx("ospreyd: accounting: %s", err);
 	dialog_set_cdr(cdr_write);	/* a no-op without accounting */
+	dialog_set_media_end(proxy_media_end);	/* rtpengine's delete */
 	if (dialog_store_open(D.base, D.conf->dialog_database, err,
 	    sizeof(err)) == -1)
 		fatalx("ospreyd: dialog.database: %s", err);
@@ -664,9 +665,9 @@ main(int argc, char **argv)
 	ctl_stop();
 	metrics_stop();
 	gw_stop(&proxy_settings()->routes);
-	rtpengine_stop();
 	natping_stop();
-	proxy_shutdown();
+	proxy_shutdown();	/* cancels its rtpengine requests first */
+	rtpengine_stop();
 	dialog_store_close();	/* after every worker's dialogs went */
 	registrar_shutdown();
 	auth_shutdown();

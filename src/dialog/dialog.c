@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,8 @@ struct dialog {
 	bool			 cnt_user;	/* holds a limits count */
 	bool			 cnt_src;
 	bool			 stored;	/* in dialog.database */
+	bool			 media;		/* relayed by rtpengine: a
+						   delete when it ends */
 };
 
 /* A confirmed dialog in dialog.database: this, then its strings. */
@@ -94,6 +97,7 @@ struct drec {
 	uint8_t			 callee_sock;
 	uint8_t			 cnt_user;
 	uint8_t			 cnt_src;
+	uint8_t			 media;		/* in the padding: 0 before */
 };
 
 /* An INVITE record-routed, until its response context goes. */
@@ -110,6 +114,8 @@ struct dialog_call {
 	bool			 ended;		/* its CDR went */
 	bool			 cnt_user;
 	bool			 cnt_src;
+	bool			 media;		/* relayed by rtpengine, until a
+						   dialog or the final takes it */
 	char			 stamp[17];	/* in our Record-Route */
 };
 
@@ -138,6 +144,7 @@ static _Thread_local struct {
 static struct {
 	struct dialog_settings	 set;
 	dialog_cdr_fn		*cdr;
+	dialog_media_fn		*media_end;
 	pthread_mutex_t		 mu;		/* lim */
 	struct hashtab		 lim;
 	bool			 lim_up;
@@ -334,6 +341,13 @@ dialog_set_cdr(dialog_cdr_fn *fn)
 	G.cdr = fn;
 }
 
+/* Who deletes a call's media session (the proxy's rtpengine client). */
+void
+dialog_set_media_end(dialog_media_fn *fn)
+{
+	G.media_end = fn;
+}
+
 bool
 dialog_enabled(void)
 {
@@ -473,6 +487,7 @@ dialog_save(struct dialog *d)
 	r.callee_sock = d->callee_sock;
 	r.cnt_user = d->cnt_user;
 	r.cnt_src = d->cnt_src;
+	r.media = d->media;
 	b = xmalloc(sizeof(r) + d->str.off[DS_N]);
 	memcpy(b, &r, sizeof(r));
 	memcpy(b + sizeof(r), d->str.s, d->str.off[DS_N]);
@@ -742,6 +757,7 @@ dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
 		d->start = c->start;
 		d->start_ms = c->start_ms;
 		d->state = DLG_EARLY;
+		d->media = c->media;
 		CNT_ADD(by_state[DLG_EARLY], 1);
 		timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
 		d->call = c;
@@ -789,6 +805,36 @@ dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
 		    STR(d, DS_CALLID), SLICE_ARG(resp->to_tag));
 }
 
+/*
+ * The call's media session goes (rtpengine's delete, by Call-ID and the
+ * caller's tag: the whole call), once: neither the call nor the dialog
+ * that ends asks again.
+ */
+static void
+media_end(const struct strs *s, bool *flag, struct dialog_call *c)
+{
+	if (!*flag)
+		return;
+	*flag = false;
+	if (c != NULL)
+		c->media = false;
+	if (G.media_end != NULL)
+		G.media_end(str_get(s, DS_CALLID), str_get(s, DS_FTAG));
+}
+
+/* The INVITE of c went on with rtpengine's SDP: a delete when it ends. */
+void
+dialog_call_media(struct dialog_call *c)
+{
+	struct dialog	*d;
+
+	if (c == NULL)
+		return;
+	c->media = true;
+	for (d = c->dialogs; d != NULL; d = d->call_next)
+		d->media = true;
+}
+
 static void
 cdr_fill(struct cdr *r, const struct strs *s, const struct tp_addr *src)
 {
@@ -816,6 +862,7 @@ dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 	if (c == NULL || c->ended || c->answered || code < 300)
 		return;
 	c->ended = true;
+	media_end(&c->str, &c->media, NULL);
 	while (c->dialogs != NULL) {
 		struct dialog	*d = c->dialogs;
 
@@ -871,6 +918,8 @@ dialog_call_free(struct dialog_call *c)
 {
 	if (c == NULL)
 		return;
+	if (!c->answered && D.up)	/* no final came (cannot happen) */
+		media_end(&c->str, &c->media, NULL);
 	while (c->dialogs != NULL) {
 		struct dialog	*d = c->dialogs;
 
@@ -913,21 +962,81 @@ routes_first(struct slice text)
 	return (hdr_uri(v[0]));
 }
 
+/* 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10 */
+static bool
+addr_private(const struct tp_addr *a)
+{
+	const uint8_t	*p;
+
+	if (a->ss.ss_family == AF_INET) {
+		p = (const uint8_t *)&((const struct sockaddr_in *)
+		    &a->ss)->sin_addr;
+		return (p[0] == 10 || (p[0] == 172 && (p[1] & 0xf0) == 16) ||
+		    (p[0] == 192 && p[1] == 168) ||
+		    (p[0] == 100 && (p[1] & 0xc0) == 64) ||
+		    (p[0] == 169 && p[1] == 254));
+	}
+	if (a->ss.ss_family == AF_INET6) {
+		p = (const uint8_t *)&((const struct sockaddr_in6 *)
+		    &a->ss)->sin6_addr;
+		return ((p[0] & 0xfe) == 0xfc || (p[0] == 0xfe &&
+		    (p[1] & 0xc0) == 0x80));
+	}
+	return (false);
+}
+
+/*
+ * A party behind a NAT over UDP, reached with no proxy between (its route
+ * set is empty): its remote target names a private address and its
+ * messages came from a public one (a phone on the same private network
+ * as the proxy is reached as it says).  Its requests then go to that
+ * flow (the Request-URI stays).  Not the registrar's wider test (another
+ * port of the same address): a re-INVITE may move a target on purpose.
+ */
+static bool
+dialog_nated(struct slice target, struct slice routes,
+    const struct txn_addr *ta, struct tp_addr *flow)
+{
+	struct sipuri	 u;
+	struct tp_addr	 t;
+
+	if (routes.len > 0)
+		return (false);
+	txn_addr_get(ta, flow);
+	if (flow->len == 0 || flow->proto != TP_UDP ||
+	    sipuri_parse(target, &u) != 0 ||
+	    tp_addr_set(&t, u.host, u.port ? u.port : 5060) == -1)
+		return (false);
+	return (addr_private(&t) && !addr_private(flow));
+}
+
 /*
  * An in-dialog request (To tag) that came back through our Record-Route
  * of an INVITE dialog, whose next hop is next (its first Route after
  * ours, else its Request-URI; next.p NULL when it is addressed to us and
  * routed as for its user: no target to check).  0: on it goes (and the
  * dialog took note: CSeq, a new target, a BYE ends it); else the status
- * to refuse with and err.
+ * to refuse with and err.  flow (if not NULL): where to send it instead
+ * of next, the other party's flow when it is behind a NAT
+ * (dialog_nated()); len 0: to next.
  */
 int
 dialog_request(const struct sipmsg *m, struct slice next, char *err,
     size_t errlen)
 {
+	return (dialog_request_flow(m, next, NULL, err, errlen));
+}
+
+int
+dialog_request_flow(const struct sipmsg *m, struct slice next,
+    struct tp_addr *flow, char *err, size_t errlen)
+{
 	struct dialog	*d;
 	struct slice	 want, c;
 	bool		 from_caller;
+
+	if (flow != NULL)
+		memset(flow, 0, sizeof(*flow));
 
 	if ((d = dialog_of(m, &from_caller)) == NULL) {
 		snprintf(err, errlen, "Call/Transaction Does Not Exist");
@@ -957,6 +1066,13 @@ dialog_request(const struct sipmsg *m, struct slice next, char *err,
 		    SLICE_ARG(want));
 		return (403);
 	}
+	if (flow != NULL && !dialog_nated(from_caller ?
+	    str_get(&d->str, DS_CALLEE_TARGET) :
+	    str_get(&d->str, DS_CALLER_TARGET), from_caller ?
+	    str_get(&d->str, DS_CALLEE_ROUTES) :
+	    str_get(&d->str, DS_CALLER_ROUTES), from_caller ?
+	    &d->callee_addr : &d->caller_addr, flow))
+		memset(flow, 0, sizeof(*flow));
 	if (m->method != SM_ACK && m->method != SM_CANCEL && m->method !=
 	    SM_BYE && m->cseq > (from_caller ? d->caller_cseq :
 	    d->callee_cseq)) {
@@ -979,6 +1095,17 @@ dialog_request(const struct sipmsg *m, struct slice next, char *err,
 		    200);
 	}
 	return (0);
+}
+
+/* Is m (a re-INVITE, a 2xx) of a dialog rtpengine relays (either way)? */
+bool
+dialog_media(const struct sipmsg *m)
+{
+	struct dialog	*d;
+	bool		 from_caller;
+
+	return (D.up && m->to_tag.len > 0 &&
+	    (d = dialog_of(m, &from_caller)) != NULL && d->media);
 }
 
 /* A 2xx to a re-INVITE or UPDATE: the answerer's new target. */
@@ -1049,6 +1176,7 @@ dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
 		r.ended_by = by;
 		G.cdr(&r);
 	}
+	media_end(&d->str, &d->media, d->call);
 	dialog_free(d);
 }
 
@@ -1320,6 +1448,7 @@ dialog_foreach(void (*fn)(const struct dialog_info *, void *), void *arg)
 		di.state = (enum dialog_state)d->state;
 		di.age_ms = now - d->start_ms;
 		di.worker = shard_self();
+		di.media = d->media;
 		fn(&di, arg);
 	}
 }
@@ -1418,6 +1547,7 @@ dialog_restore(void *arg)
 	d->callee_sock = r->callee_sock;
 	d->state = DLG_CONFIRMED;
 	d->stored = true;
+	d->media = r->media != 0;
 	clock_gettime(CLOCK_REALTIME, &now);
 	d->start_ms = timer_now_ms() - (uint64_t)((now.tv_sec -
 	    d->start.tv_sec) * 1000);

@@ -55,6 +55,7 @@ struct dialog_info {
 	enum dialog_state state;
 	uint64_t	 age_ms;
 	unsigned	 worker;
+	bool		 media;		/* relayed by rtpengine */
 };
 
 /* Every worker's figures together (atomic counters). */
@@ -76,10 +77,13 @@ struct dialog_totals {
 extern const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS];
 
 typedef void dialog_cdr_fn(const struct cdr *);
+/* A call relayed by rtpengine ended: Call-ID, the caller's tag. */
+typedef void dialog_media_fn(struct slice, struct slice);
 
 /* Process-wide, before the workers start (and while they are paused). */
 void	 dialog_set_settings(const struct dialog_settings *);
 void	 dialog_set_cdr(dialog_cdr_fn *);
+void	 dialog_set_media_end(dialog_media_fn *);
 bool	 dialog_enabled(void);
 bool	 dialog_limits_users(void);
 bool	 dialog_persistent(void);
@@ -98,6 +102,7 @@ struct dialog_call *dialog_call_new(const struct sipmsg *,
 	    struct slice identity, const char stamp[17]);
 void	 dialog_call_response(struct dialog_call *, const struct sipmsg *,
 	    const struct tp_addr *callee, struct tp_sock *out);
+void	 dialog_call_media(struct dialog_call *);
 void	 dialog_call_final(struct dialog_call *, int code,
 	    enum cdr_ended_by);
 void	 dialog_call_free(struct dialog_call *);
@@ -107,7 +112,10 @@ void	 dialog_refused(const struct sipmsg *, const struct tp_addr *,
 /* In-dialog requests and the answers to target refreshes. */
 int	 dialog_request(const struct sipmsg *, struct slice next,
 	    char *err, size_t errlen);
+int	 dialog_request_flow(const struct sipmsg *, struct slice next,
+	    struct tp_addr *flow, char *err, size_t errlen);
 void	 dialog_refresh(const struct sipmsg *resp);
+bool	 dialog_media(const struct sipmsg *resp);
 
 /*
  * dialog.database: a stored dialog, handed at start to the worker that

@@ -61,6 +61,8 @@ static struct {
 	atomic_uint		 timeout_ms;
 	atomic_uint		 tries;
 	atomic_uint		 probe_ms;
+	atomic_int		 relay;		/* enum media_relay */
+	atomic_int		 on_failure;	/* enum media_on_failure */
 	uint32_t		 nonce;		/* cookies of this run */
 	atomic_uint_fast64_t	 requests, retransmissions, timeouts, errors;
 	atomic_uint_fast64_t	 down;
@@ -204,13 +206,29 @@ rtpengine_configure(const struct media_settings *ms, char *err,
 	return (0);
 }
 
-/* On reload, while the workers are paused. */
+/* On reload, while the workers are paused: timings, relay, on_failure. */
 void
 rtpengine_set_timing(const struct media_settings *ms)
 {
 	atomic_store(&R.timeout_ms, ms->timeout_ms);
 	atomic_store(&R.tries, ms->tries);
 	atomic_store(&R.probe_ms, ms->probe_interval_ms);
+	atomic_store(&R.relay, ms->relay);
+	atomic_store(&R.on_failure, ms->on_failure);
+}
+
+/* media.relay (never without an instance), for the proxy's calls. */
+enum media_relay
+rtpengine_relay(void)
+{
+	return (R.n == 0 ? MEDIA_RELAY_NEVER :
+	    (enum media_relay)atomic_load(&R.relay));
+}
+
+enum media_on_failure
+rtpengine_on_failure(void)
+{
+	return ((enum media_on_failure)atomic_load(&R.on_failure));
 }
 
 /* Whether ms names the running instances (else a restart is needed). */

@@ -18,9 +18,9 @@
  * the instances' health is shared by all workers (atomics).  Nothing here
  * blocks: rtpengine_send() queues, the answer comes to a callback.
  *
- * Who calls it: the proxy, once it tracks dialogs (offer with the
- * INVITE's SDP, answer with the 183/2xx's, delete when the dialog ends);
- * the tests; the prober of worker 0.
+ * Who calls it: the proxy (proxy_media.c: offer with the INVITE's SDP,
+ * answer with the 183/2xx's, delete when the call ends); the tests; the
+ * prober of worker 0.
  */
 
 #define RTPE_MAX_INSTANCES	16
@@ -125,6 +125,8 @@ int		 rtpengine_configure(const struct media_settings *, char *,
 void		 rtpengine_set_timing(const struct media_settings *);
 bool		 rtpengine_same_instances(const struct media_settings *);
 bool		 rtpengine_enabled(void);
+enum media_relay rtpengine_relay(void);
+enum media_on_failure rtpengine_on_failure(void);
 int		 rtpengine_start(struct event_base *, bool prober, char *,
 		     size_t);
 void		 rtpengine_stop(void);

@@ -302,18 +302,20 @@ list_dialog(const struct dialog_info *di, void *arg)
 		json_str(o->b, di->callee_target);
 		evbuffer_add(o->b, ",\"identity\":", 12);
 		json_str(o->b, di->identity);
-		evbuffer_add_printf(o->b, ",\"age_s\":%llu,\"worker\":%u}",
-		    (unsigned long long)(di->age_ms / 1000), di->worker);
+		evbuffer_add_printf(o->b, ",\"age_s\":%llu,\"worker\":%u,"
+		    "\"media\":%s}", (unsigned long long)(di->age_ms / 1000),
+		    di->worker, di->media ? "true" : "false");
 	} else {
 		if (o->n == 0)
 			evbuffer_add_printf(o->b, "%-32s %-9s %-28s %-28s "
 			    "%6s %s\n", "CALL-ID", "STATE", "CALLER", "CALLEE",
 			    "AGE", "WORKER");
 		evbuffer_add_printf(o->b, "%-32s %-9s %-28s %-28s %5llus %u\n"
-		    "    targets %s <-> %s\n", di->callid,
+		    "    targets %s <-> %s%s\n", di->callid,
 		    dialog_state_name(di->state), di->caller, di->callee,
 		    (unsigned long long)(di->age_ms / 1000), di->worker,
-		    di->caller_target, di->callee_target);
+		    di->caller_target, di->callee_target, di->media ?
+		    ", media through rtpengine" : "");
 	}
 	o->n++;
 }

@@ -649,13 +649,17 @@ proxy_route_hop(const struct sipmsg *m, struct hop *hop)
 /*
  * An in-dialog request back through the Record-Route of an INVITE whose
  * dialogs we keep: it must belong to one, and go to its other party
- * (dialog_request()).  0, or the status to refuse with.
+ * (dialog_request()); to that party's flow when it is behind a NAT (its
+ * Request-URI, the private Contact, stays).  0, or the status to refuse
+ * with.
  */
 static int
-proxy_dialog_check(const struct sipmsg *m, const struct hop *hop, char *err,
+proxy_dialog_check(const struct sipmsg *m, struct hop *hop, char *err,
     size_t errlen)
 {
 	struct slice	next;
+	struct tp_addr	flow;
+	int		code;
 
 	if (hop->to_us)		/* routed as ours, if a dialog has it */
 		return (dialog_request(m, (struct slice){ NULL, 0 }, err,
@@ -673,7 +677,19 @@ proxy_dialog_check(const struct sipmsg *m, const struct hop *hop, char *err,
 		next = hop->ruri;	/* a strict next hop is in it */
 	else
 		next = hdr_uri(hop->routes[0]);
-	return (dialog_request(m, next, err, errlen));
+	if ((code = dialog_request_flow(m, next, &flow, err, errlen)) != 0)
+		return (code);
+	if (flow.len > 0 && hop->nroutes == 0 && hop->strict == NULL) {
+		char	a[TP_NAME_LEN];
+
+		tp_addr_str(&flow, a, sizeof(a));
+		log_debug("proxy " SLICE_FMT ": %s to the NAT flow %s",
+		    SLICE_ARG(m->callid), sip_method_name(m->method), a);
+		hop->dest.numeric = true;
+		hop->dest.addr = flow;
+		hop->dest.proto = flow.proto;
+	}
+	return (0);
 }
 
 /* ACK for a 2xx, and other requests we do not keep state for. */
@@ -853,10 +869,18 @@ proxy_forward(struct sipmsg *m, struct tp_sock *sock,
 	hop->strict = NULL;
 	if (m->method == SM_INVITE)
 		proxy_reply_st(st, ctx->topvia, 100, NULL, NULL);
+	if (hop->d == DEC_LOCATION)
+		proxy_fork_location_copy(ctx, a);
+	m = (struct sipmsg *)txn_server_request(st);	/* st owns it */
+	if (m != NULL && proxy_media_wanted(m, src, ctx)) {
+		/* The branches start when rtpengine answered the offer. */
+		proxy_media_offer(ctx, m, src, hop, proxy_fork_resume);
+		return;
+	}
 	if (hop->d == DEC_ROUTE)
 		proxy_fork_route(ctx, hop->route);
 	else if (hop->d == DEC_LOCATION)
-		proxy_fork_location(ctx, a);
+		proxy_fork_location_start(ctx);
 	else
 		proxy_fork_hop(ctx, hop->ruri, &hop->dest);
 }
@@ -1023,6 +1047,8 @@ proxy_response(struct sipmsg *m, struct tp_sock *sock)
 	P.stats.responses_in[m->status]++;
 	if ((ct = txn_match_response(m)) != NULL)
 		txn_client_response(ct, m);
+	else if (proxy_media_stray(m, sock))
+		;	/* a relayed call's 2xx, again: rtpengine's SDP */
 	else if (!proxy_reply_stray(m, sock)) {
 		log_debug("proxy " SLICE_FMT ": response %d matches nothing, "
 		    "dropped", SLICE_ARG(m->callid), m->status);

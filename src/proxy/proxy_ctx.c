@@ -109,9 +109,54 @@ proxy_ctx_new(struct txn *st, struct tp_sock *in, const struct tp_addr *src)
 }
 
 /*
- * At shutdown, before the resolver goes: every lookup a branch waits on
- * is cancelled, and the reference it held is dropped (a cancelled lookup
- * never calls back).
+ * The rtpengine requests of a context's media relay (proxy_media.c) that
+ * are in flight: cancelled (never called back), and the references they
+ * held counted.
+ */
+static unsigned
+ctx_media_cancel(struct pmedia *pm)
+{
+	struct pmedia_ans	*a;
+	unsigned		 n = 0;
+
+	if (pm == NULL)
+		return (0);
+	if (pm->offer != NULL) {
+		rtpengine_cancel(pm->offer);
+		pm->offer = NULL;
+		n++;
+	}
+	for (a = pm->ans; a != NULL; a = a->next)
+		if (a->req != NULL) {
+			rtpengine_cancel(a->req);
+			a->req = NULL;
+			n++;
+		}
+	return (n);
+}
+
+static void
+ctx_media_free(struct pmedia *pm)
+{
+	struct pmedia_ans	*a;
+
+	if (pm == NULL)
+		return;
+	(void)ctx_media_cancel(pm);
+	while ((a = pm->ans) != NULL) {
+		pm->ans = a->next;
+		sipmsg_free(a->resp);
+		free(a);
+	}
+	sipmsg_free(pm->fwd);
+	free(pm);
+}
+
+/*
+ * At shutdown, before the resolver and the rtpengine client go: every
+ * lookup a branch waits on and every rtpengine request a context waits
+ * for is cancelled, and the reference it held is dropped (a cancelled
+ * request never calls back).
  */
 void
 proxy_ctx_drop_lookups(void)
@@ -126,6 +171,7 @@ proxy_ctx_drop_lookups(void)
 				ctx->br[i]->dns = NULL;
 				n++;
 			}
+		n += ctx_media_cancel(ctx->media);
 		next = ctx->lnext;
 		while (n-- > 0)
 			proxy_ctx_unref(ctx);	/* may free ctx */
@@ -179,6 +225,7 @@ proxy_ctx_unref(struct pctx *ctx)
 		free(ctx->loc[i].path);
 	}
 	free(ctx->loc);
+	ctx_media_free(ctx->media);
 	dialog_call_free(ctx->call);
 	proxy_ctx_settings_unref(ctx->set);
 	free(ctx->strict_ruri);

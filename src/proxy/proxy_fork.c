@@ -35,6 +35,23 @@ const struct txn_ops proxy_fork_txn_ops = {
 	.done = proxy_fork_on_terminated,	/* absorbing only: let go */
 };
 
+/* A request that makes a dialog (one we record-route, when we do). */
+static bool
+proxy_fork_dialog_creating(const struct sipmsg *m)
+{
+	if (m->to_tag.len > 0)
+		return (false);
+	switch (m->method) {
+	case SM_INVITE:
+	case SM_SUBSCRIBE:
+	case SM_REFER:
+	case SM_NOTIFY:
+		return (true);
+	default:
+		return (false);
+	}
+}
+
 static bool
 proxy_fork_wants_rr(const struct sipmsg *m)
 {
@@ -49,6 +66,60 @@ proxy_fork_wants_rr(const struct sipmsg *m)
 	default:
 		return (false);
 	}
+}
+
+/*
+ * With record_route = false Osprey sees none of a call's in-dialog
+ * requests, so a party behind a NAT over UDP (its Contact names another
+ * address, or port, than the one its message came from: what the
+ * registrar calls behind NAT) would get them at its private Contact.
+ * Its Contact is then rewritten to the address the message came from, as
+ * nathelper's fix_nated_contact does: out gets the new header line and
+ * line the index of the old one.  false: nothing to rewrite (one Contact
+ * only; a domain name, TCP and TLS are left alone).  With record_route =
+ * true nothing is rewritten: the dialog sends to the flow instead.
+ */
+static bool
+proxy_fork_nat_contact(const struct sipmsg *m, const struct tp_addr *src,
+    struct buf *out, unsigned *line)
+{
+	struct slice	 v[2], uri;
+	struct sipuri	 u;
+	const char	*end, *stop;
+	char		 ip[INET6_ADDRSTRLEN];
+	unsigned	 i, n = 0;
+
+	if (src == NULL || src->len == 0 || src->proto != TP_UDP)
+		return (false);
+	for (i = 0; i < m->nh; i++)
+		if (m->h[i].id == SH_CONTACT) {
+			*line = i;
+			n++;
+		}
+	if (n != 1 || sipmsg_values(m, SH_CONTACT, v, 2) != 1)
+		return (false);
+	uri = hdr_uri(v[0]);
+	if (sipuri_parse(uri, &u) != 0 || !location_nat_host(u.host, u.port,
+	    src))
+		return (false);
+	end = u.host.p + u.host.len;
+	stop = v[0].p + v[0].len;
+	if (u.port != 0 && end < stop && *end == ':')
+		for (end++; end < stop && *end >= '0' && *end <= '9'; end++)
+			;
+	tp_addr_ip(src, ip, sizeof(ip));
+	buf_adds(out, "Contact: ");
+	buf_add(out, v[0].p, (size_t)(u.host.p - v[0].p));
+	if (tp_addr_family(src) == AF_INET6)
+		buf_add(out, "[", 1);
+	buf_adds(out, ip);
+	if (tp_addr_family(src) == AF_INET6)
+		buf_add(out, "]", 1);
+	buf_add(out, ":", 1);
+	buf_addu(out, tp_addr_port(src));
+	buf_add(out, end, (size_t)(stop - end));
+	buf_add(out, "\r\n", 2);
+	return (true);
 }
 
 /*
@@ -135,11 +206,13 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
     size_t *len)
 {
 	struct fwd	 f;
-	struct buf	 b, rr, path, v;
+	struct buf	 b, rr, path, v, ct;
 	char		 via[TP_HOSTPORT_LEN + 128], st[40];
 	struct slice	 run;
 	char		 rrstore[512], pathstore[256];	/* no malloc per request */
-	bool		 rec = proxy_fork_wants_rr(m);
+	char		 ctstore[256];
+	bool		 rec = proxy_fork_wants_rr(m), *drop;
+	unsigned	 line = 0;
 
 	buf_init_on(&v, via, sizeof(via));
 	buf_adds(&v, "SIP/2.0/");
@@ -197,10 +270,19 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	f.routes = routes;
 	f.nroutes = nroutes;
 	f.max_forwards = m->max_forwards < 0 ? 70 : m->max_forwards - 1;
-	f.drop = proxy_fork_consumed(m);
+	f.drop = drop = proxy_fork_consumed(m);
+	buf_init_on(&ct, ctstore, sizeof(ctstore));
+	if (!P.cur->record_route && proxy_fork_dialog_creating(m) &&
+	    proxy_fork_nat_contact(m, in_flow, &ct, &line)) {
+		if (drop == NULL)
+			f.drop = drop = xcalloc(m->nh, sizeof(*drop));
+		drop[line] = true;
+		f.extra = ct.p;
+	}
 	buf_init(&b, m->len + 256);
 	sipbuild_request(m, &f, &b);
-	free((bool *)f.drop);
+	free(drop);
+	buf_cleanup(&ct);
 	buf_cleanup(&rr);
 	buf_cleanup(&path);
 	buf_cleanup(&v);
@@ -214,8 +296,9 @@ proxy_fork_cancel_timeout(void *arg)
 	struct pctx	*ctx = arg;
 	char		 cid[128];
 
-	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
-		return;
+	if (ctx->answered || ctx->final_sent || ctx->st == NULL ||
+	    (ctx->media != NULL && ctx->media->held > 0))
+		return;		/* a 2xx waits for rtpengine: it goes up */
 	log_info("proxy %s: no final after CANCEL, answering 487",
 	    proxy_ctx_callid(ctx, cid, sizeof(cid)));
 	ctx->final_sent = true;
@@ -295,7 +378,9 @@ static int
 branch_send(struct branch *b)
 {
 	struct pctx		*ctx = b->ctx;
-	const struct sipmsg	*m = txn_server_request(ctx->st);
+	const struct sipmsg	*m = ctx->media != NULL &&
+				    ctx->media->fwd != NULL ? ctx->media->fwd :
+				    txn_server_request(ctx->st);
 	struct tp_addr		 a, up;
 	const struct tp_addr	*addr = &a;
 	struct tp_sock		*out;
@@ -392,6 +477,10 @@ proxy_fork_settle(struct pctx *ctx)
 		    ctx->br[i]->upgraded)
 			return;
 	ctx->settled = true;
+	if (ctx->media != NULL) {	/* rtpengine's INVITE: sent */
+		sipmsg_free(ctx->media->fwd);
+		ctx->media->fwd = NULL;
+	}
 	free(ctx->routes);
 	ctx->routes = NULL;
 	ctx->nroutes = 0;
@@ -524,15 +613,14 @@ loc_cmp(const void *a, const void *b)
 }
 
 /*
- * A user of ours: fork to the registered contacts, highest q first; equal
- * q values in parallel, the next group when a whole group failed.
+ * A user of ours: its registered contacts, copied (under the location
+ * lock) for proxy_fork_location_start().
  */
 void
-proxy_fork_location(struct pctx *ctx, const struct aor *a)
+proxy_fork_location_copy(struct pctx *ctx, const struct aor *a)
 {
 	const struct binding	*b;
 	unsigned		 i = 0;
-	char			 cid[128];
 
 	ctx->loc = xcalloc(a->n, sizeof(*ctx->loc));
 	for (b = a->b; b != NULL && i < a->n; b = b->next, i++) {
@@ -541,6 +629,7 @@ proxy_fork_location(struct pctx *ctx, const struct aor *a)
 		lt->uri = xstrdup(b->contact);
 		lt->addr = b->received;
 		lt->q = b->q;
+		lt->nat = b->nat;
 		snprintf(lt->local, sizeof(lt->local), "%s", b->local);
 		if (b->path != NULL) {
 			lt->path = xstrdup(b->path);
@@ -553,6 +642,17 @@ proxy_fork_location(struct pctx *ctx, const struct aor *a)
 	}
 	ctx->nloc = i;
 	qsort(ctx->loc, ctx->nloc, sizeof(*ctx->loc), loc_cmp);
+}
+
+/*
+ * Fork to the contacts copied, highest q first; equal q values in
+ * parallel, the next group when a whole group failed.
+ */
+void
+proxy_fork_location_start(struct pctx *ctx)
+{
+	char	cid[128];
+
 	ctx->starting++;
 	if (!proxy_fork_next_group(ctx)) {
 		log_info("proxy %s: no registered contact could be tried",
@@ -785,8 +885,9 @@ proxy_fork_evaluate(struct pctx *ctx)
 	unsigned	 i;
 	char		 cid[128];
 
-	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
-		return;
+	if (ctx->answered || ctx->final_sent || ctx->st == NULL ||
+	    (ctx->media != NULL && ctx->media->held > 0))
+		return;		/* a held 2xx goes up first */
 	best = proxy_reply_best(ctx, &pending);
 	if (best == NULL || (pending && best->code < 600)) {
 		proxy_fork_settle(ctx);
@@ -860,9 +961,21 @@ proxy_fork_cancel_others(struct pctx *ctx, const char *reason)
 void
 proxy_fork_cancel(struct pctx *ctx, const char *reason)
 {
+	char	cid[128];
+
 	if (ctx->answered || ctx->final_sent || ctx->cancelled)
 		return;
 	ctx->cancelled = true;
+	if (ctx->media != NULL && ctx->media->offer != NULL) {
+		/* Nothing forwarded yet: 487 now, the offer's end deletes. */
+		log_info("proxy %s: CANCEL while rtpengine has the offer, "
+		    "487", proxy_ctx_callid(ctx, cid, sizeof(cid)));
+		ctx->final_sent = true;
+		proxy_ctx_done(ctx);
+		dialog_call_final(ctx->call, 487, CDR_BY_CALLER);
+		proxy_reply_st(ctx->st, ctx->topvia, 487, NULL, NULL);
+		return;
+	}
 	proxy_fork_cancel_others(ctx, reason);
 	if (ctx->cancel_timer == NULL) {	/* most calls are not cancelled */
 		ctx->cancel_timer = xmalloc(sizeof(*ctx->cancel_timer));
@@ -870,6 +983,37 @@ proxy_fork_cancel(struct pctx *ctx, const char *reason)
 		    proxy_fork_cancel_timeout, ctx);
 	}
 	timer_set(ctx->cancel_timer, ctx->set->cancel_ms);
+}
+
+/*
+ * rtpengine answered the offer (proxy_media.c): the branches start, with
+ * its SDP; or the call is refused (code, media.on_failure = "503").
+ */
+void
+proxy_fork_resume(struct pctx *ctx, int code)
+{
+	struct pmedia	*pm = ctx->media;
+
+	ctx->starting--;
+	if (code != 0) {
+		ctx->final_sent = true;
+		proxy_ctx_done(ctx);
+		dialog_call_final(ctx->call, code, CDR_BY_PROXY);
+		proxy_reply_st(ctx->st, ctx->topvia, code,
+		    "Service Unavailable (rtpengine)", NULL);
+		return;
+	}
+	switch (pm->d) {
+	case DEC_ROUTE:
+		proxy_fork_route(ctx, pm->route);
+		break;
+	case DEC_LOCATION:
+		proxy_fork_location_start(ctx);
+		break;
+	default:
+		proxy_fork_hop(ctx, pm->ruri, &pm->dest);
+		break;
+	}
 }
 
 /* One next hop (a Route set, in dialog, relaying): a single branch. */
@@ -894,18 +1038,116 @@ proxy_fork_dialog(struct pctx *ctx, struct branch *b,
 	    b->ct->sock : NULL);
 }
 
+/* A 1xx or 2xx goes upstream (after rtpengine's answer, if it had one). */
+static void
+proxy_fork_relay(struct pctx *ctx, unsigned slot, const struct sipmsg *resp)
+{
+	struct branch	*b = ctx->br[slot];
+	char		 cid[128];
+
+	if (resp->status < 200) {
+		if (!ctx->final_sent && !ctx->answered) {
+			proxy_fork_dialog(ctx, b, resp);
+			proxy_reply_relay(ctx, resp, 0, NULL);
+		}
+		return;
+	}
+	log_info("proxy %s: %d from %s relayed",
+	    proxy_ctx_callid(ctx, cid, sizeof(cid)), resp->status,
+	    b->ct != NULL ? txn_id(b->ct) : "-");
+	if (ctx->call != NULL)
+		proxy_fork_dialog(ctx, b, resp);
+	else if (resp->to_tag.len > 0 && dialog_enabled())
+		dialog_refresh(resp);	/* re-INVITE, UPDATE */
+	proxy_reply_relay(ctx, resp, 0, NULL);
+	if (!ctx->answered) {
+		ctx->answered = true;
+		proxy_ctx_done(ctx);
+		proxy_ctx_timer_stop(ctx->cancel_timer);
+		if (ctx->st != NULL && ctx->st->kind == TXN_IST)
+			proxy_fork_cancel_others(ctx, REASON_2XX);
+	}
+}
+
+/*
+ * A 1xx or 2xx from a callee behind a NAT, with record_route = false: the
+ * response with its Contact rewritten to the branch's address
+ * (proxy_fork_nat_contact()), parsed; NULL: relayed as it came.
+ */
+static struct sipmsg *
+proxy_fork_nat_response(const struct pctx *ctx, const struct branch *b,
+    const struct sipmsg *resp)
+{
+	const struct sip_hline	*h;
+	struct sipmsg		*nm;
+	struct tp_addr		 a;
+	struct buf		 ct, out;
+	char			 ctstore[256], err[128];
+	unsigned		 i, line = 0;
+
+	if (ctx->set->record_route || resp->status <= 100 ||
+	    resp->status >= 300 || (resp->method != SM_INVITE &&
+	    resp->method != SM_SUBSCRIBE && resp->method != SM_REFER &&
+	    resp->method != SM_NOTIFY))
+		return (NULL);
+	txn_addr_get(&b->addr, &a);
+	buf_init_on(&ct, ctstore, sizeof(ctstore));
+	if (!proxy_fork_nat_contact(resp, &a, &ct, &line)) {
+		buf_cleanup(&ct);
+		return (NULL);
+	}
+	buf_init(&out, resp->len + ct.len);
+	buf_add(&out, resp->buf, resp->h[0].off);	/* the status line */
+	for (i = 0; i < resp->nh; i++) {
+		h = &resp->h[i];
+		if (i == line) {
+			buf_add(&out, ct.p, ct.len);
+			continue;
+		}
+		buf_add(&out, resp->buf + h->off, h->len);
+		if (h->len < 2 || resp->buf[h->off + h->len - 1] != '\n')
+			buf_add(&out, "\r\n", 2);	/* the last line */
+	}
+	buf_add(&out, "\r\n", 2);
+	buf_add(&out, resp->buf + resp->body_off, resp->body_len);
+	buf_cleanup(&ct);
+	nm = sipmsg_new(out.p, out.len);
+	buf_cleanup(&out);
+	if (sipmsg_parse(nm, err, sizeof(err)) != 0) {
+		sipmsg_free(nm);	/* cannot happen: it parsed before */
+		return (NULL);
+	}
+	return (nm);
+}
+
+static void proxy_fork_response(struct txn *, const struct sipmsg *);
+
 static void
 proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
 {
 	struct pctx	*ctx = ct->owner;
+	struct sipmsg	*nm;
+
+	nm = proxy_fork_nat_response(ctx, ctx->br[ct->slot], resp);
+	proxy_fork_response(ct, nm != NULL ? nm : resp);
+	sipmsg_free(nm);
+}
+
+static void
+proxy_fork_response(struct txn *ct, const struct sipmsg *resp)
+{
+	struct pctx	*ctx = ct->owner;
 	struct branch	*b = ctx->br[ct->slot];
+	struct tp_addr	 a;
 	int		 code = resp->status;
 	char		 cid[128];
 
 	if (code < 200) {	/* 100 is hop by hop (16.7 step 5) */
 		if (code > 100 && !ctx->final_sent && !ctx->answered) {
-			proxy_fork_dialog(ctx, b, resp);
-			proxy_reply_relay(ctx, resp, 0, NULL);
+			txn_addr_get(&b->addr, &a);
+			if (!proxy_media_answer(ctx, ct->slot, resp, &a,
+			    proxy_fork_relay))
+				proxy_fork_relay(ctx, ct->slot, resp);
 		}
 		return;
 	}
@@ -923,20 +1165,13 @@ proxy_fork_on_response(struct txn *ct, const struct sipmsg *resp)
 		}
 		b->code = code;
 		proxy_ctx_timer_stop(b->timeout);
-		log_info("proxy %s: %d from %s relayed",
-		    proxy_ctx_callid(ctx, cid, sizeof(cid)), code, txn_id(ct));
-		if (ctx->call != NULL)
+		txn_addr_get(&b->addr, &a);
+		if (ctx->media != NULL && ctx->media->relayed)
+			/* Now: its retransmissions are rewritten too. */
 			proxy_fork_dialog(ctx, b, resp);
-		else if (resp->to_tag.len > 0 && dialog_enabled())
-			dialog_refresh(resp);	/* re-INVITE, UPDATE */
-		proxy_reply_relay(ctx, resp, 0, NULL);
-		if (!ctx->answered) {
-			ctx->answered = true;
-			proxy_ctx_done(ctx);
-			proxy_ctx_timer_stop(ctx->cancel_timer);
-			if (ctx->st != NULL && ctx->st->kind == TXN_IST)
-				proxy_fork_cancel_others(ctx, REASON_2XX);
-		}
+		if (!proxy_media_answer(ctx, ct->slot, resp, &a,
+		    proxy_fork_relay))
+			proxy_fork_relay(ctx, ct->slot, resp);
 		return;
 	}
 	if (b->code != 0)

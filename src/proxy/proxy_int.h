@@ -9,6 +9,7 @@
  *	proxy_register.c	REGISTER for one of our domains
  *	proxy_fork.c		branches, forking, the client transactions
  *	proxy_reply.c		responses: generated, relayed, the best one
+ *	proxy_media.c		rtpengine: offer, answer, delete of a call
  *	proxy_ctx.c		the shared state, the response context, ids
  *
  * A file calls only the files below it; nothing calls back up (events
@@ -20,6 +21,7 @@
 #include "proxy.h"
 #include "sipbuild.h"
 #include "resolver.h"
+#include "rtpengine.h"
 #include "timer.h"
 
 #define MAX_ROUTES	32
@@ -63,6 +65,44 @@ struct loc_target {
 	struct tp_addr		 addr;		/* where it registered from */
 	char			 local[TP_NAME_LEN];
 	uint16_t		 q;
+	bool			 nat;		/* binding.nat */
+};
+
+struct pctx;
+struct hop;
+
+/* How the fork goes on once rtpengine answered (proxy_media.c). */
+typedef void proxy_media_go_fn(struct pctx *, int code);
+typedef void proxy_media_resp_fn(struct pctx *, unsigned slot,
+    const struct sipmsg *);
+
+/* A 1xx or 2xx waiting for rtpengine's answer; a 2xx kept as relayed. */
+struct pmedia_ans {
+	struct pmedia_ans	*next;
+	struct pctx		*ctx;
+	struct rtpe_req		*req;		/* while asked */
+	struct sipmsg		*resp;		/* owned: then as relayed */
+	proxy_media_resp_fn	*go;
+	unsigned		 slot;		/* the branch */
+};
+
+/*
+ * The media relay of an INVITE (owned by its context; NULL for calls
+ * rtpengine does not relay).  Until the offer is answered the branches
+ * wait: what to start is kept here.
+ */
+struct pmedia {
+	struct rtpe_req		*offer;		/* while asked */
+	struct sipmsg		*fwd;		/* owned: the INVITE with
+						   rtpengine's SDP */
+	struct pmedia_ans	*ans;		/* owned, a list */
+	proxy_media_go_fn	*go;
+	struct route		*route;		/* DEC_ROUTE, borrowed */
+	struct slice		 ruri;		/* DEC_HOP: into the request */
+	struct dest		 dest;		/* DEC_HOP */
+	uint8_t			 d;		/* enum decision */
+	bool			 relayed;	/* the offer went through */
+	uint16_t		 held;		/* 2xx waiting for an answer */
 };
 
 /*
@@ -83,6 +123,7 @@ struct pctx {
 	struct dialog_call	*call;		/* owned: an INVITE we
 						   record-route (dialog.h) */
 	struct loc_target	*loc;		/* owned: highest q first */
+	struct pmedia		*media;		/* owned: rtpengine's */
 	uint16_t		 nbr;		/* <= MAX_BRANCHES */
 	uint16_t		 refs;		/* st, branches, lookups */
 	uint16_t		 nroutes;	/* <= MAX_ROUTES */
@@ -170,6 +211,16 @@ bool	 proxy_reply_stray(const struct sipmsg *, struct tp_sock *);
 struct branch *proxy_reply_best(struct pctx *, bool *);
 void	 proxy_reply_finish(struct pctx *);
 
+/* proxy_media.c: the media relay (rtpengine) of a call. */
+bool	 proxy_media_wanted(const struct sipmsg *, const struct tp_addr *,
+	    const struct pctx *);
+void	 proxy_media_offer(struct pctx *, const struct sipmsg *,
+	    const struct tp_addr *, const struct hop *, proxy_media_go_fn *);
+bool	 proxy_media_answer(struct pctx *, unsigned,
+	    const struct sipmsg *, const struct tp_addr *,
+	    proxy_media_resp_fn *);
+bool	 proxy_media_stray(const struct sipmsg *, struct tp_sock *);
+
 /* proxy_fork.c: branches. */
 extern const struct txn_ops proxy_fork_txn_ops;
 char	*proxy_fork_bytes(const struct sipmsg *, const struct tp_sock *,
@@ -180,7 +231,9 @@ struct pctx *proxy_fork_new(struct txn *, struct tp_sock *,
 	    const struct tp_addr *);
 void	 proxy_fork_hop(struct pctx *, struct slice, const struct dest *);
 void	 proxy_fork_route(struct pctx *, struct route *);
-void	 proxy_fork_location(struct pctx *, const struct aor *);
+void	 proxy_fork_location_copy(struct pctx *, const struct aor *);
+void	 proxy_fork_location_start(struct pctx *);
+void	 proxy_fork_resume(struct pctx *, int);
 void	 proxy_fork_cancel(struct pctx *, const char *);
 
 /* proxy_register.c: REGISTER for one of our domains (RFC 3261 10.3). */

@@ -14,6 +14,7 @@ import signal
 import socket
 import string
 import subprocess
+import struct
 import time
 import wave
 
@@ -291,6 +292,23 @@ def uac(workdir, scn, proxy_port, port, calls=1, rate=None, service="bob",
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def make_tone_wav(path, seconds=5, rate=8000, hz=440, amp=8000):
+    """16-bit mono PCM sine (a source the callee's recording can be told
+    from silence by)."""
+    import math
+    w = wave.open(path, "wb")
+    try:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(
+            struct.pack("<h", int(amp * math.sin(2 * math.pi * hz * i /
+                                                 rate)))
+            for i in range(int(rate * seconds))))
+    finally:
+        w.close()
+
+
 def make_silence_wav(path, seconds=5, rate=8000):
     """16-bit mono PCM silence (aufile needs 8 kHz for PCMU)."""
     w = wave.open(path, "wb")
@@ -321,17 +339,20 @@ class Baresip:
 
     def __init__(self, workdir, user="bob", answermode="auto", secs=40,
                  proxy_port=None, password=None, domain="example.test",
-                 transport="udp", cafile=None, ctrl=False, regint=600):
+                 transport="udp", cafile=None, ctrl=False, regint=600,
+                 source_wav=None):
         self.dir = os.path.join(workdir, "baresip-" + user)
         os.makedirs(self.dir, exist_ok=True)
         # UDP+TCP on sip port, TLS on sip port + 1: keep all three free.
         self.port = free_udp_block(2, tcp=True)
         self.ctrl = free_udp_block(1, tcp=True) if ctrl else None
         rtp = free_udp_block(20)
+        self.rtp = (rtp, rtp + 19)     # its RTP/RTCP ports
         self.user = user
         self.transport = transport
-        wav = os.path.join(self.dir, "silence8k.wav")
-        make_silence_wav(wav)
+        wav = source_wav or os.path.join(self.dir, "silence8k.wav")
+        if source_wav is None:
+            make_silence_wav(wav)
         more = []
         if cafile:
             more.append("sip_cafile\t\t%s" % cafile)
