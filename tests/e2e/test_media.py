@@ -25,6 +25,7 @@ ospreyd with media.relay.
 rtpengine missing fails these tests: CI installs rtpengine-daemon.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -89,28 +90,39 @@ class Rtpe:
         return self.lo <= port <= self.hi
 
 
-@pytest.fixture
-def rtpengine():
+@contextlib.contextmanager
+def running_rtpengine(lo, nports):
+    """A real rtpengine (userspace) on loopback: an ng port of its own and
+    media ports lo .. lo + nports - 1."""
     assert os.access(RTPENGINE, os.X_OK), \
         "%s missing: install rtpengine-daemon (tools/install-deps)" % RTPENGINE
     ngp = free_udp_port()
-    # Below the ephemeral ports (the phones' RTP blocks come from there)
-    # and below test_rtpengine.py's 20000-31999.
-    lo = 12000 + (os.getpid() % 200) * NPORTS
     p = subprocess.Popen(
         [RTPENGINE, "--config-file=none", "--foreground", "--log-stderr",
          "--table=-1", "--no-fallback", "--interface=127.0.0.1",
          "--listen-ng=127.0.0.1:%d" % ngp, "--port-min=%d" % lo,
-         "--port-max=%d" % (lo + NPORTS - 1), "--delete-delay=0",
+         "--port-max=%d" % (lo + nports - 1), "--delete-delay=0",
          "--num-threads=1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while not ng(ngp, b"d7:command4:pinge", 0.1):
-        assert p.poll() is None, "rtpengine exited %r" % p.returncode
-        assert time.monotonic() < deadline, "rtpengine silent for 5 s"
-    yield Rtpe(ngp, lo, lo + NPORTS - 1)
-    p.kill()
-    p.wait()
+    try:
+        deadline = time.monotonic() + 5
+        while not ng(ngp, b"d7:command4:pinge", 0.1):
+            assert p.poll() is None, "rtpengine exited %r" % p.returncode
+            assert time.monotonic() < deadline, "rtpengine silent for 5 s"
+        yield Rtpe(ngp, lo, lo + nports - 1)
+    finally:
+        p.kill()
+        p.wait()
+
+
+@pytest.fixture
+def rtpengine():
+    # Below the ephemeral ports (the phones' RTP blocks come from there)
+    # and below test_rtpengine.py's 20000-31999; test_soak's 9000-9999
+    # below that.
+    with running_rtpengine(12000 + (os.getpid() % 200) * NPORTS,
+                           NPORTS) as r:
+        yield r
 
 
 def media_conf(port, relay="always", on_failure=None, timeout=500):

@@ -3,7 +3,10 @@ through one ospreyd: answered calls, cancelled calls, callees that never
 answer (Timer B) or ring forever (Timer C), busy callees, callers that
 never ACK, a flooder that gets banned again and again, and garbage.
 Afterwards no transaction or call is left open and resident memory is
-back at its baseline, measured after a warm-up with the same mix.
+back at its baseline, measured after a warm-up with the same mix.  The
+same mix again with every call's media relayed through a real rtpengine
+(issue 13): afterwards no dialog is left in ospreyd and no session in
+rtpengine.
 
 OSPREY_SOAK_SECS (default 40) sets the length of the measured run."""
 
@@ -12,6 +15,8 @@ import random
 import select
 import subprocess
 import time
+
+import pytest
 
 from conftest import rss_kb
 from sip import SDP, UAC, UAS, Endpoint, build_request, match, new_branch, \
@@ -46,8 +51,10 @@ def garbage(rng):
 
 
 class Driver:
-    def __init__(self, o, uas, caller, flooder, junk, seed):
+    def __init__(self, o, uas, caller, flooder, junk, seed,
+                 rate=CALLS_PER_SEC):
         self.o, self.uas, self.caller = o, uas, caller
+        self.rate = rate
         self.flooder, self.junk = flooder, junk
         self.rng = random.Random(seed)
         self.calls = {}         # call_id -> (UAC, kind, state)
@@ -122,7 +129,7 @@ class Driver:
             now = time.monotonic()
             while next_call <= now:
                 self.start_call()
-                next_call += 1.0 / CALLS_PER_SEC
+                next_call += 1.0 / self.rate
             if next_flood <= now:   # a burst that trips the rate limit
                 for _ in range(400):
                     self.flooder.send(options(self.flooder, self.o.addr),
@@ -194,5 +201,80 @@ def test_soak_returns_to_baseline(osprey_factory):
     assert log.count("guard 127.0.0.2: banned") >= SOAK_SECS / 3 - 2
     print("soak: %d calls in %.0f s, RSS %d -> %d KiB" % (
         calls, SOAK_SECS, base, after))
+    for ep in (uas.ep, caller, flooder, junk):
+        ep.close()
+
+
+def rtpe_sessions(port):
+    """The Call-IDs rtpengine holds (ng list)."""
+    from test_media import ng
+    r = ng(port, b"d7:command4:liste")
+    assert r, "rtpengine did not answer list"
+    assert b"6:result2:ok" in r, r
+    i = r.index(b"5:callsl") + len(b"5:callsl")
+    out = []
+    while r[i:i + 1] != b"e":
+        n, _, rest = r[i:].partition(b":")
+        out.append(rest[:int(n)])
+        i += len(n) + 1 + int(n)
+    return out
+
+
+@pytest.fixture
+def rtpengine():
+    """rtpengine with room for the soak's calls: a ringing or silent call
+    holds 4 ports for up to Timer B (3.2 s), about 100 calls at once."""
+    from test_media import running_rtpengine
+    with running_rtpengine(9000, 1000) as r:
+        yield r
+
+
+def test_soak_media_relay_released(osprey_factory, rtpengine):
+    """The mix (answered, cancelled, busy, unACKed busy, silent, ringing
+    until Timer C, floods and garbage) at 50 calls/s, every call's SDP
+    relayed through a real rtpengine (media.relay = "always"), dialogs on:
+    afterwards ospreyd holds no dialog, no transaction, no call, rtpengine
+    no session (each call's delete came: BYE, failure, CANCEL), and RSS is
+    back at the warm-up's baseline."""
+    from test_media import media_conf
+    uas = UAS(Endpoint())
+    uas.invites = {}
+    caller = Endpoint("127.0.0.3")
+    flooder = Endpoint("127.0.0.2")
+    junk = Endpoint("127.0.0.4")
+    o = osprey_factory(
+        routes=[("^bob$", [uas.target])], timers=TIMERS,
+        extra='log_level = "notice";\nsecurity = { rate_window = 1000; '
+              'rate_requests = 300; ban_time = 2; };\n' +
+              media_conf(rtpengine.ng, timeout=1000))
+    drain = (64 * TIMERS["t1"] + TIMERS["c"]) / 1000.0 + 3
+    d = Driver(o, uas, caller, flooder, junk, seed=11, rate=50)
+    d.run(min(10, SOAK_SECS / 3))
+    d.drain(drain)
+    st = status(o)
+    assert st["transactions"] == 0 and st["calls_pending"] == 0, st
+    base = rss_kb(o.proc.pid)
+    started = len(d.calls)
+    d.run(SOAK_SECS / 2)
+    d.drain(drain)
+    st = status(o)
+    after = rss_kb(o.proc.pid)
+    calls = len(d.calls) - started
+    assert o.alive()
+    assert not d.failed, d.failed[:10]
+    assert d.done >= len(d.calls) * 0.999, (d.done, len(d.calls))
+    assert calls >= SOAK_SECS / 2 * 50 * 0.9, calls
+    assert st["transactions"] == 0 and st["calls_pending"] == 0, st
+    assert st["calls_up"] == 0 and st["calls_early"] == 0, st
+    left = rtpe_sessions(rtpengine.ng)
+    assert left == [], "%d rtpengine sessions left, e.g. %r" % (
+        len(left), left[:3])
+    if not os.environ.get("OSPREY_SANITIZED"):
+        # ASan's quarantine of freed blocks grows the RSS (run-sanitized).
+        assert after <= base * 1.05 + 256, (base, after)
+    assert "rtpengine offer failed" not in o.log_text(), \
+        "every call's media must have been relayed"
+    print("soak with rtpengine: %d calls (%d in all), RSS %d -> %d KiB" % (
+        calls, len(d.calls), base, after))
     for ep in (uas.ep, caller, flooder, junk):
         ep.close()
