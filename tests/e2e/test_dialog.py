@@ -379,7 +379,9 @@ def read_cdrs(path, n, secs=5.0):
 def test_call_records(sipnet, tmp_path):
     """The dialog layer's call records reach accounting: an answered call
     the callee hangs up, a busy one, a cancelled one, one hung up by
-    dialog_timeout, one the proxy refused (404)."""
+    dialog_timeout, one the proxy refused (404), and one that timed out
+    unanswered (the callee rings and never answers: Timer C, the proxy's
+    408)."""
     from conftest import lc
     path = str(tmp_path / "cdr.jsonl")
     net = sipnet(timers={"dialog_timeout": 1}, extra="accounting = %s;" %
@@ -404,8 +406,18 @@ def test_call_records(sipnet, tmp_path):
     nobody = net.call(ruri="sip:nobody@example.test")
     nobody.invite()
     assert net.caller.expect(nobody.resp()).code == 404
-    recs = {r["call_id"]: r for r in read_cdrs(path, 5)}
-    assert len(recs) == 5, recs
+    late = net.call()
+    linv = net.ring(late)                 # 180, then nothing: Timer C
+    cancel = net.uas.expect("CANCEL", call_id=late.call_id, timeout=8)
+    net.uas.respond(cancel, 200)
+    net.uas.respond(linv, 487)
+    assert net.caller.expect(late.resp(408), timeout=4).code == 408
+    recs = {r["call_id"]: r for r in read_cdrs(path, 6)}
+    assert len(recs) == 6, recs
+    r = recs[late.call_id]
+    assert (r["code"], r["ended_by"], r["cause"]) == (408, "proxy", 18), r
+    assert not r["answer_time"] and r["duration"] == 0, r
+    assert r["start_time"] < r["end_time"], r
     r = recs[nobody.call_id]
     assert (r["code"], r["ended_by"], r["cause"]) == (404, "proxy", 1), r
     r = recs[call.call_id]
