@@ -55,17 +55,7 @@ proxy_fork_dialog_creating(const struct sipmsg *m)
 static bool
 proxy_fork_wants_rr(const struct sipmsg *m)
 {
-	if (!P.cur->record_route || m->to_tag.len > 0)
-		return (false);
-	switch (m->method) {
-	case SM_INVITE:
-	case SM_SUBSCRIBE:
-	case SM_REFER:
-	case SM_NOTIFY:
-		return (true);
-	default:
-		return (false);
-	}
+	return (P.cur->record_route && proxy_fork_dialog_creating(m));
 }
 
 /*
