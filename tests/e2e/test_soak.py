@@ -167,42 +167,58 @@ def options(ep, proxy):
     return build_request("OPTIONS", "sip:%s:%d" % proxy, hs)
 
 
+class Soak:
+    """One soak: ospreyd with extra config routing ^bob$ to a UAS, a
+    warm-up of the mix, then secs of it at rate calls/s, each followed by
+    a drain past every timer.  Checks what every soak must hold: the
+    daemon alive, no transaction or call left, every call ended as its
+    kind says, the rate achieved.  base and after: RSS (KiB) after the
+    warm-up and after the run."""
+
+    def __init__(self, osprey_factory, extra, seed, rate, secs):
+        uas = UAS(Endpoint())
+        uas.invites = {}
+        self.eps = [uas.ep, Endpoint("127.0.0.3"), Endpoint("127.0.0.2"),
+                    Endpoint("127.0.0.4")]
+        self.o = o = osprey_factory(
+            routes=[("^bob$", [uas.target])], timers=TIMERS,
+            extra='security = { rate_window = 1000; rate_requests = 300; '
+                  'ban_time = 2; };\n' + extra)
+        drain = (64 * TIMERS["t1"] + TIMERS["c"]) / 1000.0 + 3
+        self.d = d = Driver(o, uas, *self.eps[1:], seed=seed, rate=rate)
+        d.run(min(10, SOAK_SECS / 3))       # warm-up: the heap grows
+        d.drain(drain)
+        st = status(o)
+        assert st["transactions"] == 0 and st["calls_pending"] == 0, st
+        self.base = rss_kb(o.proc.pid)
+        started = len(d.calls)
+        d.run(secs)
+        d.drain(drain)
+        self.st = st = status(o)
+        self.after = rss_kb(o.proc.pid)
+        self.calls = len(d.calls) - started
+        assert o.alive()
+        assert st["transactions"] == 0 and st["calls_pending"] == 0, st
+        assert not d.failed, d.failed[:10]
+        # Every call ended (answered and hung up, or its failure arrived).
+        assert d.done >= len(d.calls) * 0.999, (d.done, len(d.calls))
+        assert self.calls >= secs * rate * 0.9, self.calls
+
+    def close(self):
+        for ep in self.eps:
+            ep.close()
+
+
 def test_soak_returns_to_baseline(osprey_factory):
-    uas = UAS(Endpoint())
-    uas.invites = {}
-    caller = Endpoint("127.0.0.3")
-    flooder = Endpoint("127.0.0.2")
-    junk = Endpoint("127.0.0.4")
-    o = osprey_factory(
-        routes=[("^bob$", [uas.target])], timers=TIMERS,
-        extra='log_level = "info";\nsecurity = { rate_window = 1000; '
-              'rate_requests = 300; ban_time = 2; };')
-    drain = (64 * TIMERS["t1"] + TIMERS["c"]) / 1000.0 + 3
-    d = Driver(o, uas, caller, flooder, junk, seed=7)
-    d.run(min(10, SOAK_SECS / 3))           # warm-up: the heap grows
-    d.drain(drain)
-    st = status(o)
-    assert st["transactions"] == 0 and st["calls_pending"] == 0, st
-    base = rss_kb(o.proc.pid)
-    started = len(d.calls)
-    d.run(SOAK_SECS)
-    d.drain(drain)
-    st = status(o)
-    after = rss_kb(o.proc.pid)
-    calls = len(d.calls) - started
-    assert o.alive()
-    assert st["transactions"] == 0 and st["calls_pending"] == 0, st
-    assert not d.failed, d.failed[:10]
-    # Every call ended (answered and hung up, or its failure arrived).
-    assert d.done >= len(d.calls) * 0.999, (d.done, len(d.calls))
-    assert calls >= SOAK_SECS * CALLS_PER_SEC * 0.9, calls
+    s = Soak(osprey_factory, 'log_level = "info";', 7, CALLS_PER_SEC,
+             SOAK_SECS)
+    o, base, after, calls = s.o, s.base, s.after, s.calls
     assert after <= base * 1.05 + 256, (base, after)
     log = o.log_text()
     assert log.count("guard 127.0.0.2: banned") >= SOAK_SECS / 3 - 2
     print("soak: %d calls in %.0f s, RSS %d -> %d KiB" % (
         calls, SOAK_SECS, base, after))
-    for ep in (uas.ep, caller, flooder, junk):
-        ep.close()
+    s.close()
 
 
 def rtpe_sessions(port):
@@ -237,34 +253,9 @@ def test_soak_media_relay_released(osprey_factory, rtpengine):
     no session (each call's delete came: BYE, failure, CANCEL), and RSS is
     back at the warm-up's baseline."""
     from test_media import media_conf
-    uas = UAS(Endpoint())
-    uas.invites = {}
-    caller = Endpoint("127.0.0.3")
-    flooder = Endpoint("127.0.0.2")
-    junk = Endpoint("127.0.0.4")
-    o = osprey_factory(
-        routes=[("^bob$", [uas.target])], timers=TIMERS,
-        extra='log_level = "notice";\nsecurity = { rate_window = 1000; '
-              'rate_requests = 300; ban_time = 2; };\n' +
-              media_conf(rtpengine.ng, timeout=1000))
-    drain = (64 * TIMERS["t1"] + TIMERS["c"]) / 1000.0 + 3
-    d = Driver(o, uas, caller, flooder, junk, seed=11, rate=50)
-    d.run(min(10, SOAK_SECS / 3))
-    d.drain(drain)
-    st = status(o)
-    assert st["transactions"] == 0 and st["calls_pending"] == 0, st
-    base = rss_kb(o.proc.pid)
-    started = len(d.calls)
-    d.run(SOAK_SECS / 2)
-    d.drain(drain)
-    st = status(o)
-    after = rss_kb(o.proc.pid)
-    calls = len(d.calls) - started
-    assert o.alive()
-    assert not d.failed, d.failed[:10]
-    assert d.done >= len(d.calls) * 0.999, (d.done, len(d.calls))
-    assert calls >= SOAK_SECS / 2 * 50 * 0.9, calls
-    assert st["transactions"] == 0 and st["calls_pending"] == 0, st
+    s = Soak(osprey_factory, 'log_level = "notice";\n' +
+             media_conf(rtpengine.ng, timeout=1000), 11, 50, SOAK_SECS / 2)
+    o, st, base, after = s.o, s.st, s.base, s.after
     assert st["calls_up"] == 0 and st["calls_early"] == 0, st
     left = rtpe_sessions(rtpengine.ng)
     assert left == [], "%d rtpengine sessions left, e.g. %r" % (
@@ -275,6 +266,5 @@ def test_soak_media_relay_released(osprey_factory, rtpengine):
     assert "rtpengine offer failed" not in o.log_text(), \
         "every call's media must have been relayed"
     print("soak with rtpengine: %d calls (%d in all), RSS %d -> %d KiB" % (
-        calls, len(d.calls), base, after))
-    for ep in (uas.ep, caller, flooder, junk):
-        ep.close()
+        s.calls, len(s.d.calls), base, after))
+    s.close()
