@@ -212,38 +212,77 @@ class Sipp:
     `workdir`, a global -timeout with -timeout_error, and a `timeout`
     wrapper. Exit code 0 means every call of the scenario succeeded."""
 
-    def __init__(self, workdir, name, scn, args, timeout_s=20):
+    # SIPp's exit code when it cannot bind one of its sockets (-2): a port
+    # picked free was taken by another test before SIPp bound it
+    BIND_FAILED = 254
+    BIND_RETRIES = 3
+
+    def __init__(self, workdir, name, scn, args, timeout_s=20,
+                 local_port_free=False):
+        """local_port_free: the -p port may be replaced by another free
+        port when SIPp could not bind it (a caller's own port)."""
         self.name = name
         self.scenario = scn
+        self.workdir = workdir
         base = os.path.join(workdir, name)
         self.err_file = base + "_errors.log"
         self.msg_file = base + "_messages.log"
         self.log_file = base + "_logs.log"
         self.out_file = base + ".out"
         self.timeout_s = timeout_s
+        self.args = [str(a) for a in args]
+        self.local_port_free = local_port_free
+        self.bind_retries = 0
+        self.out = None
+        self._start()
+
+    def _start(self):
         cport = free_udp_block(1)
         mport = free_udp_block(4)
-        self.cmd = (["timeout", "-k", "5", str(timeout_s + 15), SIPP]
-                    + [str(a) for a in args]
-                    + ["-sf", scenario(scn), "-nostdin",
+        self.cmd = (["timeout", "-k", "5", str(self.timeout_s + 15), SIPP]
+                    + self.args
+                    + ["-sf", scenario(self.scenario), "-nostdin",
                        "-ci", "127.0.0.1", "-cp", str(cport),
                        "-mi", "127.0.0.1", "-mp", str(mport),
                        "-trace_err", "-error_file", self.err_file,
                        "-trace_msg", "-message_file", self.msg_file,
                        "-trace_logs", "-log_file", self.log_file,
-                       "-timeout", "%ds" % timeout_s, "-timeout_error"])
-        self.out = open(self.out_file, "w")
-        self.proc = subprocess.Popen(self.cmd, cwd=workdir, stdout=self.out,
+                       "-timeout", "%ds" % self.timeout_s, "-timeout_error"])
+        if self.out is not None and not self.out.closed:
+            self.out.close()
+        self.out = open(self.out_file, "a")
+        self.proc = subprocess.Popen(self.cmd, cwd=self.workdir,
+                                     stdout=self.out,
                                      stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
 
+    def rebind(self):
+        """After SIPp exited because a port it was given had been taken in
+        the meantime: start it again on freshly picked ports. False when
+        the retries are used up."""
+        if self.bind_retries >= self.BIND_RETRIES:
+            return False
+        self.bind_retries += 1
+        if self.local_port_free and "-p" in self.args:
+            i = self.args.index("-p") + 1
+            self.args[i] = str(free_udp_block(1, tcp=True))
+        self.out.write("\n==== SIPp could not bind a port; started again "
+                       "(%d)\n" % self.bind_retries)
+        self.out.flush()
+        self._start()
+        return True
+
     def wait(self, extra_s=20, limit=None):
-        """Exit code; stops SIPp after `limit` seconds if given."""
-        try:
-            rc = self.proc.wait(limit if limit is not None
-                                else self.timeout_s + extra_s)
-        except subprocess.TimeoutExpired:
-            rc = stop_proc(self.proc)
+        """Exit code; stops SIPp after `limit` seconds if given. A SIPp
+        that could not bind its ports ran no call: it is started again."""
+        while True:
+            try:
+                rc = self.proc.wait(limit if limit is not None
+                                    else self.timeout_s + extra_s)
+            except subprocess.TimeoutExpired:
+                rc = stop_proc(self.proc)
+            if rc != self.BIND_FAILED or not self.rebind():
+                break
         self.out.close()
         return rc
 
@@ -272,8 +311,14 @@ def uas(workdir, scn, port, proxy_port, calls=1, extra=(), timeout_s=20,
              ["-i", "127.0.0.1", "-p", port, "-m", calls, "-t", transport,
               "-set", "proxy_port", proxy_port] + list(extra),
              timeout_s=timeout_s)
-    wait_udp_bound(port, s.proc, "SIPp UAS", tcp=transport != "u1")
-    return s
+    while True:
+        try:
+            wait_udp_bound(port, s.proc, "SIPp UAS", tcp=transport != "u1")
+            return s
+        except RuntimeError:
+            # its control or media port taken since it was picked
+            if s.proc.returncode != Sipp.BIND_FAILED or not s.rebind():
+                raise
 
 
 def uac(workdir, scn, proxy_port, port, calls=1, rate=None, service="bob",
@@ -284,7 +329,8 @@ def uac(workdir, scn, proxy_port, port, calls=1, rate=None, service="bob",
         args += ["-r", rate, "-rp", "1000"]
     else:
         args += ["-l", 1]
-    return Sipp(workdir, "uac", scn, args + list(extra), timeout_s=timeout_s)
+    return Sipp(workdir, "uac", scn, args + list(extra), timeout_s=timeout_s,
+                local_port_free=True)
 
 
 # ---------------------------------------------------------------- baresip
