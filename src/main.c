@@ -307,6 +307,8 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 		restart_needed(&notes, "dns");
 	if (!str_same(nc->reg.database, D.run_database))
 		restart_needed(&notes, "registrar.database");
+	if ((nc->reg.backend == REG_BACKEND_REDIS) != registrar_shared())
+		restart_needed(&notes, "registrar.backend");
 	if (!str_same(nc->dialog_database, D.run_dialog_db))
 		restart_needed(&notes, "dialog.database");
 	if (workers_of(nc) != D.workers)
@@ -598,6 +600,9 @@ main(int argc, char **argv)
 	if (registrar_init(D.base, D.conf->reg.database, err,
 	    sizeof(err)) == -1)
 		fatalx("ospreyd: registrar.database: %s", err);
+	if (D.conf->reg.backend == REG_BACKEND_REDIS && registrar_share(D.base,
+	    &D.conf->redis, err, sizeof(err)) == -1)
+		fatalx("ospreyd: redis: %s", err);
 	if (cdr_start(&D.conf->cdr, err, sizeof(err)) == -1)
 		fatalx("ospreyd: accounting: %s", err);
 	dialog_set_cdr(cdr_write);	/* a no-op without accounting */

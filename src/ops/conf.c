@@ -1381,9 +1381,77 @@ SECTION(accounting_sec, accounting_keys, "{ file = ...; database = ...; }",
     .check = check_accounting);
 
 static int
+valid_redis_address(const char *v, char *msg, size_t len)
+{
+	char		host[256];
+	uint16_t	port;
+
+	if (redis_address_parse(v, host, sizeof(host), &port) == 0)
+		return (0);
+	snprintf(msg, len, "\"%s\" is not host:port", v);
+	return (-1);
+}
+
+/* A password is not printed by -v: "(set)" or "-". */
+static void
+print_secret(FILE *fp, const struct key *k, const void *obj)
+{
+	fprintf(fp, "%s", *(char *const *)CFIELD(obj, k) ? "(set)" : "-");
+}
+
+static int
+parse_secret(struct ctx *c, const config_setting_t *s,
+    const config_setting_t *g, const char *kw, void *obj, const struct key *k)
+{
+	char		**p = FIELD(obj, k);
+	const char	 *v = NULL;
+
+	if (s == NULL)
+		return (0);
+	if (conf_string(c, s, kw, &v) == -1)
+		return (-1);
+	if (*v != '\0')
+		*p = xstrdup(v);
+	return (0);
+}
+
+static key_parse	parse_file;
+
+/* redis: the Redis the nodes share (registrar.backend = "redis"). */
+static const struct key redis_keys[] = {
+	{ .name = "address", .type = K_STR, FLD(struct conf, redis.address),
+	    .sdef = "127.0.0.1:6379", .valid = valid_redis_address },
+	{ .name = "user", .type = K_STR, FLD(struct conf, redis.user),
+	    .empty_null = true },
+	FN("password", struct conf, redis.password, parse_secret,
+	    print_secret),
+	BOOL("tls", struct conf, redis.tls, false),
+	FN("ca_file", struct conf, redis.ca_file, parse_file, print_str),
+	INT("timeout", struct conf, redis.timeout_ms, 1, 60000, 1000),
+	{ .name = "node_id", .type = K_STR, FLD(struct conf, redis.node_id),
+	    .empty_null = true },
+	END
+};
+
+SECTION(redis_sec, redis_keys, "{ address = \"127.0.0.1:6379\"; }",
+    .absent_off = true);
+
+static const char *const backend_names[] = { "sqlite", "redis", NULL };
+
+static int
 check_registrar(struct ctx *c, const config_setting_t *g, void *obj)
 {
 	const struct registrar_settings	*rs = &((struct conf *)obj)->reg;
+	const struct conf		*cf = obj;
+
+	if (rs->backend == REG_BACKEND_REDIS && cf->redis.address == NULL)
+		return (conf_err(c, config_setting_get_member(g, "backend"),
+		    "registrar.backend: \"redis\" needs a redis { address = "
+		    "...; } section"));
+	if (rs->backend == REG_BACKEND_REDIS && rs->database != NULL)
+		return (conf_err(c, config_setting_get_member(g, "database"),
+		    "registrar.database: not with backend \"redis\" (the "
+		    "bindings are in Redis)"));
 
 	if (rs->min_expires_s > rs->max_expires_s)
 		return (conf_err(c, g, "registrar: min_expires (%u) is above "
@@ -1406,6 +1474,7 @@ static const struct key registrar_keys[] = {
 	INT("max_per_source", struct conf, reg.max_per_source, 1, 10000000,
 	    1000),
 	FN("database", struct conf, reg.database, parse_database, print_str),
+	ENUM("backend", struct conf, reg.backend, backend_names),
 	END
 };
 
@@ -1788,6 +1857,7 @@ static const struct key root_keys[] = {
 	INT("udp_mtu", struct conf, proxy.udp_mtu, 0, 65535, 1300),
 	FN("log_level", struct conf, log_level, parse_log_level,
 	    print_log_level),
+	GROUP("redis", redis_sec),	/* before registrar: it checks */
 	GROUP("registrar", registrar_sec),
 	GROUP("nat", nat_sec),
 	GROUP("auth", auth_sec),
@@ -1946,6 +2016,7 @@ conf_free(struct conf *cf)
 	cf->ctl.socket = NULL;
 	cdr_settings_cleanup(&cf->cdr);
 	registrar_settings_cleanup(&cf->reg);
+	redis_settings_cleanup(&cf->redis);
 	auth_settings_cleanup(&cf->auth);
 	auth_users_free(cf->users);
 	cf->users = NULL;

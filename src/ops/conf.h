@@ -10,6 +10,7 @@
 #include "guard.h"
 #include "natping.h"
 #include "proxy.h"
+#include "redis.h"
 #include "registrar.h"
 #include "resolver.h"
 #include "rtpengine.h"
@@ -39,6 +40,7 @@ struct conf {
 	struct resolver_settings dns;
 	struct ctl_settings	 ctl;
 	struct registrar_settings reg;
+	struct redis_settings	 redis;		/* address NULL: none */
 	struct natping_settings	 nat;
 	struct auth_settings	 auth;
 	struct guard_settings	 guard;

@@ -31,6 +31,7 @@
 #include "metrics.h"
 #include "natping.h"
 #include "proxy.h"
+#include "redis.h"
 #include "rtpengine.h"
 #include "sipcause.h"
 #include "sipmsg.h"
@@ -502,6 +503,30 @@ metrics_render_cdr(struct evbuffer *out)
 	    cs.write_errors);
 }
 
+/* Only with a Redis configured (registrar.backend = "redis"). */
+static void
+metrics_render_redis(struct evbuffer *out)
+{
+	struct redis_stats	rs;
+	int			i;
+	const char		*name = "osprey_redis_commands_total";
+
+	redis_stats(&rs);
+	if (rs.conns == 0)
+		return;
+	metrics_scalar(out, "osprey_redis_up", "gauge",
+	    "1 when every connection to Redis is up, else 0.",
+	    rs.up == rs.conns);
+	metrics_head(out, name, "counter", "Redis commands by result: ok, "
+	    "error (an error reply), timeout, down (not sent or lost).");
+	for (i = 0; i < REDIS_R_N; i++)
+		metrics_sample(out, name, "result", redis_result_name(i),
+		    rs.commands[i]);
+	metrics_scalar(out, "osprey_redis_reconnects_total", "counter",
+	    "Connections to Redis made again after one was lost.",
+	    rs.reconnects);
+}
+
 void
 metrics_render(struct evbuffer *out)
 {
@@ -515,6 +540,7 @@ metrics_render(struct evbuffer *out)
 	metrics_render_proxy(out, ps);
 	metrics_render_txn(out, &t);
 	metrics_render_reg(out, ps);
+	metrics_render_redis(out);
 	metrics_render_guard(out, ps);
 	metrics_render_gw(out);
 	metrics_render_media(out);

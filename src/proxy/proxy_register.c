@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
@@ -13,6 +14,7 @@
 #include "log.h"
 #include "proxy_int.h"
 #include "registrar.h"
+#include "xmalloc.h"
 
 /*
  * Authenticate a REGISTER for the address-of-record user@realm (10.3 steps
@@ -59,6 +61,78 @@ proxy_register_auth(const struct sipmsg *m, struct tp_sock *sock,
 	return (0);
 }
 
+/*
+ * A REGISTER whose answer waits for Redis (registrar.backend redis): its
+ * server transaction absorbs retransmissions meanwhile; found again by
+ * its key (it may be gone, at shutdown) to answer.
+ */
+struct reg_pending {
+	char		*topvia;	/* owned */
+	uint32_t	 serial;	/* of the transaction */
+	size_t		 keylen;
+	char		 key[];
+};
+
+static void
+proxy_register_done(void *arg, int code, const char *reason,
+    const char *hdrs)
+{
+	struct reg_pending	*rp = arg;
+	struct txn		*st = txn_find(rp->key, rp->keylen);
+
+	if (st != NULL && !st->rec && st->serial == rp->serial &&
+	    st->state == TXN_TRYING)
+		proxy_reply_st(st, rp->topvia, code, reason, hdrs);
+	else
+		log_info("registrar: the REGISTER answered %d is gone", code);
+	free(rp->topvia);
+	free(rp);
+}
+
+/*
+ * The registrar's part with the location in Redis: the server transaction
+ * first (it holds m), the answer now or once Redis has stored the change.
+ */
+static void
+proxy_register_shared(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, const char *aor, struct buf *hdrs)
+{
+	struct reg_pending	*rp;
+	struct txn		*st;
+	struct buf		 k, tv;
+	char			 kstore[256], tvstore[256], err[160];
+	int			 code;
+
+	err[0] = '\0';
+	buf_init_on(&k, kstore, sizeof(kstore));
+	txn_key_server(m, SM_OTHER, &k);
+	buf_init_on(&tv, tvstore, sizeof(tvstore));
+	proxy_ctx_topvia_buf(m, src, &tv);
+	rp = xmalloc(sizeof(*rp) + k.len + 1);
+	memcpy(rp->key, k.p, k.len);
+	rp->key[k.len] = '\0';
+	rp->keylen = k.len;
+	rp->topvia = xstrdup(tv.p);
+	buf_cleanup(&k);
+	buf_cleanup(&tv);
+	st = txn_server_new(m, sock, src);	/* m is its own now */
+	rp->serial = st->serial;
+	code = registrar_register_async(m, (struct slice){ aor, strlen(aor) },
+	    sock, src, !guard_known(src) && !proxy_ctx_trusted(src), hdrs, err,
+	    sizeof(err), proxy_register_done, rp);
+	if (code == 0) {
+		buf_cleanup(hdrs);
+		return;		/* proxy_register_done() answers */
+	}
+	log_info("registrar " SLICE_FMT ": REGISTER refused code=%d "
+	    "reason=\"%s\"", SLICE_ARG(m->callid), code, err);
+	proxy_reply_st(st, rp->topvia, code, code == 500 ? NULL : err,
+	    hdrs->p);
+	buf_cleanup(hdrs);
+	free(rp->topvia);
+	free(rp);
+}
+
 /* REGISTER for one of our domains; m is taken over. */
 void
 proxy_register_request(struct sipmsg *m, struct tp_sock *sock,
@@ -98,6 +172,10 @@ proxy_register_request(struct sipmsg *m, struct tp_sock *sock,
 		code = 400;
 		snprintf(err, sizeof(err), "Address-of-record too long");
 		goto reply;
+	}
+	if (registrar_shared()) {
+		proxy_register_shared(m, sock, src, aor, &hdrs);
+		return;
 	}
 	location_write_lock();		/* on the main loop (shard.h) */
 	code = registrar_register(m, (struct slice){ aor, strlen(aor) }, sock,

@@ -308,7 +308,8 @@ location_save(struct slice key, struct binding *old,
 	const char	*local = bi->local ? bi->local : "";
 
 	extra = bi->contact.len + bi->instance.len + bi->path.len +
-	    bi->callid.len + bi->user_agent.len + strlen(local) + 6;
+	    bi->callid.len + bi->user_agent.len + strlen(local) +
+	    bi->node.len + 7;
 	b = xcalloc(1, sizeof(*b) + extra);
 	p = b->tail;
 	b->aor = a;
@@ -319,6 +320,7 @@ location_save(struct slice key, struct binding *old,
 	b->user_agent = bi->user_agent.len ? tail_add(&p, bi->user_agent) :
 	    NULL;
 	b->local = tail_add(&p, (struct slice){ local, strlen(local) });
+	b->node = bi->node.len ? tail_add(&p, bi->node) : NULL;
 	b->expires_ms = timer_now_ms() + (uint64_t)bi->expires_s * 1000;
 	b->received = *bi->received;
 	b->id = ++L.next_id;
@@ -378,6 +380,67 @@ location_expire(void *arg)
 	}
 	expiry_rearm();
 	location_unlock();
+}
+
+/*
+ * The bindings of AOR key become the n of bis (registrar.backend redis:
+ * what Redis holds for it): each one saved (a binding it names is
+ * replaced), every other binding of the AOR removed.  The AOR is stamped
+ * with gen, for location_sweep().
+ */
+void
+location_replace(struct slice key, const struct binding_info *bis,
+    unsigned n, uint32_t gen)
+{
+	struct binding	**keep, *b, *bn;
+	struct aor	 *a;
+	unsigned	  i, j;
+
+	keep = xcalloc(n ? n : 1, sizeof(*keep));
+	for (i = 0; i < n; i++)
+		keep[i] = location_save(key, location_match(location_find(key),
+		    &bis[i]), &bis[i]);
+	if ((a = location_find(key)) == NULL)
+		goto done;
+	a->gen = gen;
+	for (b = a->b; b != NULL; b = bn) {
+		bn = b->next;
+		for (j = 0; j < n && keep[j] != b; j++)
+			;
+		if (j == n)	/* the last one frees a: then bn is NULL */
+			location_remove(b);
+	}
+done:
+	free(keep);
+}
+
+/* Every AOR not stamped with gen since: gone from the shared store. */
+void
+location_sweep(uint32_t gen)
+{
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	struct aor		*a;
+	unsigned		 dropped = 0;
+
+	/* Removing an AOR's last binding frees it: one at a time. */
+	do {
+		a = NULL;
+		HASHTAB_FOREACH(n, &L.aors, it)
+			if (((struct aor *)n)->gen != gen) {
+				a = (struct aor *)n;
+				break;
+			}
+		if (a != NULL) {
+			while (a->n > 1)
+				location_remove(a->b);
+			location_remove(a->b);
+			dropped++;
+		}
+	} while (a != NULL);
+	if (dropped > 0)
+		log_info("location: %u address(es)-of-record no longer in the "
+		    "shared store, dropped", dropped);
 }
 
 /*

@@ -28,6 +28,8 @@ struct binding {
 	const char	*callid;
 	const char	*user_agent;	/* NULL: none */
 	const char	*local;		/* our socket "ip:port", "" unknown */
+	const char	*node;		/* the node that took it (registrar.
+					   backend redis), NULL: this one */
 	uint64_t	 expires_ms;	/* on timer_now_ms() */
 	uint64_t	 id;		/* unique in this run */
 	uint64_t	 ping_due_ms;	/* natping.c: next keepalive, 0: not
@@ -47,6 +49,7 @@ struct aor {
 	struct hnode	 node;
 	struct binding	*b;		/* owned, a list */
 	unsigned	 n;
+	uint32_t	 gen;		/* location_replace()'s last */
 	char		 key[];		/* "user@domain" */
 };
 
@@ -64,6 +67,7 @@ struct binding_info {
 	bool			 nat;
 	const struct tp_addr	*received;
 	const char		*local;
+	struct slice		 node;		/* len 0: this node */
 };
 
 void		 location_init(struct event_base *);
@@ -87,6 +91,9 @@ bool		 location_nat(struct slice, const struct tp_addr *);
 bool		 location_nat_host(struct slice, uint16_t,
 		     const struct tp_addr *);
 void		 location_addr_format(const struct tp_addr *, char *, size_t);
+void		 location_replace(struct slice, const struct binding_info *,
+		     unsigned, uint32_t);
+void		 location_sweep(uint32_t);
 void		 location_read_lock(void);
 void		 location_write_lock(void);
 void		 location_unlock(void);

@@ -181,7 +181,7 @@ natping_one(void *arg, struct binding *b)
 	uint64_t	 now = *(const uint64_t *)arg;
 	struct tp_sock	*out;
 
-	if (b->path != NULL || b->reg_id != 0 ||
+	if (b->path != NULL || b->reg_id != 0 || b->node != NULL ||
 	    (!b->nat && N.set.ping != NATPING_ALL))
 		return;
 	if (b->ping_due_ms == 0) {	/* new: its REGISTER just crossed */

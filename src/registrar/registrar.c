@@ -14,10 +14,11 @@
 #include <time.h>
 
 #include "location.h"
+#include "locredis.h"
 #include "log.h"
 #include "registrar.h"
 #include "store.h"
-
+#include "xmalloc.h"
 
 static struct {
 	const struct registrar_settings	*set;	/* borrowed from the config */
@@ -47,6 +48,20 @@ registrar_init(struct event_base *base, const char *db, char *err,
 	return (0);
 }
 
+/* Share the location through Redis (registrar.backend = "redis"). */
+int
+registrar_share(struct event_base *base, const struct redis_settings *rs,
+    char *err, size_t errlen)
+{
+	return (locredis_start(base, rs, err, errlen));
+}
+
+bool
+registrar_shared(void)
+{
+	return (locredis_active());
+}
+
 void
 registrar_set(const struct registrar_settings *set)
 {
@@ -63,6 +78,7 @@ void
 registrar_shutdown(void)
 {
 	store_flush();
+	locredis_stop();
 	location_shutdown();
 	store_close();
 }
@@ -444,22 +460,18 @@ registrar_apply(const struct reg_plan *p, struct slice aor)
 	}
 }
 
-/*
- * Step 8: the header lines of the 200: Path echoed (RFC 3327), every
- * binding of the AOR, Require: outbound (RFC 5626), Date.
- */
-void
-registrar_answer(const struct sipmsg *m, struct slice aor,
-    const struct reg_plan *p, struct buf *out)
+/* The lines of registrar_answer(), from what the request asked for. */
+static void
+answer_lines(struct slice aor, struct slice path, bool outbound,
+    struct buf *out)
 {
 	const struct aor	*a = location_find(aor);
 	const struct binding	*b;
 
-	if (!p->star && p->path.len > 0 && has_option(m, SH_SUPPORTED,
-	    "path"))
-		buf_addf(out, "Path: " SLICE_FMT "\r\n", SLICE_ARG(p->path));
+	if (path.len > 0)
+		buf_addf(out, "Path: " SLICE_FMT "\r\n", SLICE_ARG(path));
 	list_bindings(a, out);
-	if (has_option(m, SH_SUPPORTED, "outbound") && a != NULL) {
+	if (outbound && a != NULL) {
 		for (b = a->b; b != NULL; b = b->next)
 			if (b->reg_id != 0) {
 				buf_adds(out, "Require: outbound\r\n");
@@ -470,24 +482,45 @@ registrar_answer(const struct sipmsg *m, struct slice aor,
 }
 
 /*
+ * Step 8: the header lines of the 200: Path echoed (RFC 3327), every
+ * binding of the AOR, Require: outbound (RFC 5626), Date.
+ */
+void
+registrar_answer(const struct sipmsg *m, struct slice aor,
+    const struct reg_plan *p, struct buf *out)
+{
+	answer_lines(aor, !p->star && p->path.len > 0 && has_option(m,
+	    SH_SUPPORTED, "path") ? p->path : (struct slice){ NULL, 0 },
+	    has_option(m, SH_SUPPORTED, "outbound"), out);
+}
+
+/*
  * A phone registered over a stream is reached over that connection: it
  * stays open as long as the longest binding it carries (and a little
  * more: the refresh comes before the expiry), whatever the idle lifetime.
  */
-static void
-registrar_keep_flow(const struct reg_plan *p, const struct tp_sock *sock,
-    const struct tp_addr *src)
+static uint32_t
+keep_flow_ms(const struct reg_plan *p, const struct tp_addr *src)
 {
 	uint32_t	longest = 0;
 	unsigned	i;
 
 	if (src->proto == TP_UDP || p->star)
-		return;
+		return (0);
 	for (i = 0; i < p->n; i++)
 		if (!p->c[i].remove && p->c[i].bi.expires_s > longest)
 			longest = p->c[i].bi.expires_s;
-	if (longest > 0)
-		tp_conn_keep(sock->tp, src, (longest + 30) * 1000);
+	return (longest > 0 ? (longest + 30) * 1000 : 0);
+}
+
+static void
+registrar_keep_flow(const struct reg_plan *p, const struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	uint32_t	ms = keep_flow_ms(p, src);
+
+	if (ms > 0)
+		tp_conn_keep(sock->tp, src, ms);
 }
 
 /*
@@ -511,6 +544,97 @@ registrar_register(const struct sipmsg *m, struct slice aor,
 		registrar_keep_flow(&p, sock, src);
 		code = 200;
 	}
+	registrar_plan_cleanup(&p);
+	return (code);
+}
+
+/* A REGISTER whose write Redis has not answered yet. */
+struct reg_wait {
+	registrar_done_fn	*fn;
+	void			*arg;
+	struct tp		*tp;		/* borrowed: lives as long */
+	struct tp_addr		 src;
+	uint32_t		 keep_ms;	/* registrar_keep_flow() */
+	bool			 outbound;	/* Supported: outbound */
+	char			*path;		/* owned: to echo, or NULL */
+	char			 aor[];
+};
+
+static void
+registrar_written(void *arg, bool ok, const char *why)
+{
+	struct reg_wait	*w = arg;
+	struct buf	 hdrs;
+	char		 hstore[2048];
+
+	buf_init_on(&hdrs, hstore, sizeof(hstore));
+	if (!ok) {
+		log_warnx("registrar %s: REGISTER not stored, 500: %s", w->aor,
+		    why);
+		buf_addf(&hdrs, "Retry-After: %u\r\n", REG_RETRY_AFTER_S);
+		w->fn(w->arg, 500, NULL, hdrs.p);
+	} else {
+		log_info("registrar %s: stored in redis, %u binding(s)",
+		    w->aor, location_find((struct slice){ w->aor,
+		    strlen(w->aor) }) ? location_find((struct slice){ w->aor,
+		    strlen(w->aor) })->n : 0);
+		answer_lines((struct slice){ w->aor, strlen(w->aor) },
+		    (struct slice){ w->path, w->path ? strlen(w->path) : 0 },
+		    w->outbound, &hdrs);
+		if (w->keep_ms > 0)
+			tp_conn_keep(w->tp, &w->src, w->keep_ms);
+		w->fn(w->arg, 200, NULL, hdrs.p);
+	}
+	buf_cleanup(&hdrs);
+	free(w->path);
+	free(w);
+}
+
+/*
+ * registrar_register() where the location is shared (backend redis): the
+ * plan judged and admitted on the local table, then written to Redis; the
+ * 200 goes out (through fn) only once Redis has stored it, a 500 with
+ * Retry-After if it could not.  Returns 0 when fn will be called, else
+ * the status to answer now with out's lines (fn is not called).  Without
+ * Redis, registrar_register().
+ */
+int
+registrar_register_async(const struct sipmsg *m, struct slice aor,
+    const struct tp_sock *sock, const struct tp_addr *src, bool limit_source,
+    struct buf *out, char *err, size_t errlen, registrar_done_fn *fn,
+    void *arg)
+{
+	struct reg_plan	 p;
+	struct reg_wait	*w;
+	int		 code;
+
+	if (!locredis_active())
+		return (registrar_register(m, aor, sock, src, limit_source,
+		    out, err, errlen));
+	if ((code = registrar_plan(m, aor, sock, src, &p, err, errlen)) != 0 ||
+	    (code = registrar_admit(&p, aor, src, limit_source, out, err,
+	    errlen)) != 0)
+		goto done;
+	w = xcalloc(1, sizeof(*w) + aor.len + 1);
+	memcpy(w->aor, aor.p, aor.len);
+	w->fn = fn;
+	w->arg = arg;
+	w->tp = sock->tp;
+	w->src = *src;
+	w->keep_ms = keep_flow_ms(&p, src);
+	w->outbound = has_option(m, SH_SUPPORTED, "outbound");
+	if (!p.star && p.path.len > 0 && has_option(m, SH_SUPPORTED, "path"))
+		w->path = xstrndup(p.path.p, p.path.len);
+	if (locredis_write(aor, &p, registrar_written, w) == -1) {
+		log_warnx("registrar " SLICE_FMT ": REGISTER not stored, 500: "
+		    "redis is down", SLICE_ARG(aor));
+		free(w->path);
+		free(w);
+		buf_addf(out, "Retry-After: %u\r\n", REG_RETRY_AFTER_S);
+		snprintf(err, errlen, "%s", sip_reason(500));
+		code = 500;
+	}
+done:
 	registrar_plan_cleanup(&p);
 	return (code);
 }

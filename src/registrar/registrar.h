@@ -10,6 +10,19 @@
 #include "tp.h"
 
 struct event_base;
+struct redis_settings;
+
+/* Where the location service lives (registrar.backend). */
+enum registrar_backend {
+	REG_BACKEND_SQLITE,	/* this node; database, if set, on disk */
+	REG_BACKEND_REDIS,	/* shared through Redis (locredis.c) */
+};
+
+/*
+ * The end of a REGISTER answered later (backend redis): the status, its
+ * reason phrase (NULL: the standard one) and header lines; borrowed.
+ */
+typedef void registrar_done_fn(void *, int, const char *, const char *);
 
 /* RFC 3261 section 10: REGISTER for our domains. */
 struct registrar_settings {
@@ -20,7 +33,11 @@ struct registrar_settings {
 	unsigned	 max_contacts;	/* per address-of-record */
 	unsigned	 max_per_source;	/* bindings from one address */
 	char		*database;	/* owned; NULL: memory only */
+	int		 backend;	/* enum registrar_backend */
 };
+
+/* Retry-After of a REGISTER that could not be stored (backend redis). */
+#define REG_RETRY_AFTER_S	5
 
 #define REG_AOR_LEN	512
 #define REG_MAX_VALUES	64	/* Contact values in one REGISTER */
@@ -47,6 +64,9 @@ struct reg_plan {
 };
 
 int	registrar_init(struct event_base *, const char *, char *, size_t);
+int	registrar_share(struct event_base *, const struct redis_settings *,
+	    char *, size_t);
+bool	registrar_shared(void);
 void	registrar_set(const struct registrar_settings *);
 void	registrar_shutdown(void);
 bool	registrar_enabled(void);
@@ -54,6 +74,9 @@ int	registrar_aor(struct slice, struct slice, char *, size_t);
 int	registrar_register(const struct sipmsg *, struct slice,
 	    const struct tp_sock *, const struct tp_addr *, bool, struct buf *,
 	    char *, size_t);
+int	registrar_register_async(const struct sipmsg *, struct slice,
+	    const struct tp_sock *, const struct tp_addr *, bool, struct buf *,
+	    char *, size_t, registrar_done_fn *, void *);
 void	registrar_settings_cleanup(struct registrar_settings *);
 
 /* The steps of registrar_register(), exposed for the unit tests. */

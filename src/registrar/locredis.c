@@ -1,0 +1,822 @@
+/*
+ * The location service on Redis (registrar.backend = "redis"), shared by
+ * every node that points at the same Redis.  See locredis.h for the keys.
+ *
+ * Two connections: commands (the REGISTERs' scripts, the loads) and a
+ * subscriber to osprey:loc.  When the command connection comes up: INFO
+ * server and DBSIZE tell whether Redis restarted (another run id) or is
+ * empty, and then this node writes back the bindings it took itself; then
+ * every osprey:loc:* key is read (SCAN, HGETALL) into the local table,
+ * and AORs Redis no longer has are dropped.  While Redis is down the
+ * local table serves calls as it stands, and REGISTERs fail (500).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis.h>
+
+#include "location.h"
+#include "locredis.h"
+#include "log.h"
+#include "registrar.h"
+#include "timer.h"
+#include "xmalloc.h"
+
+/*
+ * KEYS[1] the AOR's key; ARGV: now (Unix ms), node, AOR, "1" to remove
+ * every binding first (Contact: *), the count of fields to delete, those
+ * fields, then field/value pairs to set.  Returns the AOR's bindings as
+ * HGETALL would, the expired ones dropped.
+ */
+static const char LOCREDIS_SCRIPT[] =
+    "local k = KEYS[1]\n"
+    "local now = tonumber(ARGV[1])\n"
+    "if ARGV[4] == '1' then redis.call('DEL', k) end\n"
+    "local nd = tonumber(ARGV[5])\n"
+    "local i = 6\n"
+    "for j = 1, nd do redis.call('HDEL', k, ARGV[i]); i = i + 1 end\n"
+    "while i < #ARGV do\n"
+    "  redis.call('HSET', k, ARGV[i], ARGV[i + 1]); i = i + 2\n"
+    "end\n"
+    "local all = redis.call('HGETALL', k)\n"
+    "local out, max = {}, 0\n"
+    "for j = 1, #all, 2 do\n"
+    "  local e = tonumber(string.match(all[j + 1], '^%d+\\n(%d+)')) or 0\n"
+    "  if e <= now then redis.call('HDEL', k, all[j])\n"
+    "  else\n"
+    "    if e > max then max = e end\n"
+    "    out[#out + 1] = all[j]; out[#out + 1] = all[j + 1]\n"
+    "  end\n"
+    "end\n"
+    "if max > 0 then redis.call('PEXPIREAT', k, max) end\n"
+    "redis.call('PUBLISH', '" LOCREDIS_CHANNEL "', ARGV[2] .. ' ' .. "
+    "ARGV[3])\n"
+    "return out\n";
+
+#define LOCREDIS_FIELDS	13	/* lines in a value */
+#define LOCREDIS_ARGS	(9 + 2 * REG_MAX_VALUES)
+
+static struct {
+	struct redis	*cmd;		/* owned */
+	struct redis	*sub;		/* owned */
+	char		 node[128];
+	char		 run_id[48];	/* of the Redis last seen, "" none */
+	uint32_t	 gen;		/* of the load under way */
+	unsigned	 load_pending;	/* its HGETALLs unanswered */
+	unsigned	 loaded;	/* AORs it read */
+	bool		 loading;
+	bool		 scan_done;
+	bool		 load_again;	/* asked for while one ran */
+} LR;
+
+/* A write under way: the AOR it is for and who waits. */
+struct lr_write {
+	locredis_done_fn	*fn;	/* NULL: a re-publication */
+	void			*arg;
+	size_t			 aorlen;
+	char			 aor[];
+};
+
+static void	lr_load_start(void);
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+bool
+locredis_active(void)
+{
+	return (LR.cmd != NULL);
+}
+
+const char *
+locredis_node(void)
+{
+	return (LR.node);
+}
+
+/* RFC 5626: instance and reg-id name a binding; else the Contact URI. */
+void
+locredis_field(struct slice instance, uint32_t reg_id, struct slice contact,
+    struct buf *out)
+{
+	if (instance.len > 0) {
+		buf_adds(out, "i:");
+		buf_add(out, instance.p, instance.len);
+		buf_addf(out, ";%u", reg_id);
+	} else {
+		buf_adds(out, "c:");
+		buf_add(out, contact.p, contact.len);
+	}
+}
+
+/* A line of the value: CR and LF (a folded header) become spaces. */
+static void
+add_line(struct buf *b, struct slice s)
+{
+	size_t	i, from = 0;
+
+	for (i = 0; i < s.len; i++)
+		if (s.p[i] == '\n' || s.p[i] == '\r') {
+			buf_add(b, s.p + from, i - from);
+			buf_add(b, " ", 1);
+			from = i + 1;
+		}
+	buf_add(b, s.p + from, s.len - from);
+	buf_add(b, "\n", 1);
+}
+
+/*
+ * "1\nEXPIRES_MS\nNODE\nRECEIVED\nLOCAL\nREG_ID\nCSEQ\nQ\nCONTACT\n
+ * INSTANCE\nPATH\nCALLID\nUSER_AGENT": the version first, the expiry
+ * second (the script reads it), no final newline.
+ */
+void
+locredis_encode(const struct locredis_row *r, struct buf *b)
+{
+	buf_addf(b, "%c\n%lld\n", LOCREDIS_VERSION, (long long)r->expires_ms);
+	add_line(b, r->node);
+	add_line(b, r->received);
+	add_line(b, r->local);
+	buf_addf(b, "%u\n%u\n%u\n", r->reg_id, r->cseq, r->q);
+	add_line(b, r->contact);
+	add_line(b, r->instance);
+	add_line(b, r->path);
+	add_line(b, r->callid);
+	add_line(b, r->user_agent);
+	b->len--;	/* the last newline */
+	b->p[b->len] = '\0';
+}
+
+static int
+num(struct slice s, uint64_t max, uint64_t *out)
+{
+	uint64_t	n = 0;
+	size_t		i;
+
+	if (s.len == 0 || s.len > 20)
+		return (-1);
+	for (i = 0; i < s.len; i++) {
+		if (s.p[i] < '0' || s.p[i] > '9')
+			return (-1);
+		n = n * 10 + (uint64_t)(s.p[i] - '0');
+	}
+	if (n > max)
+		return (-1);
+	*out = n;
+	return (0);
+}
+
+/* A value back into r (slices into v); -1 if it is not one of ours. */
+int
+locredis_decode(const char *v, size_t len, struct locredis_row *r)
+{
+	struct slice	f[LOCREDIS_FIELDS];
+	uint64_t	n[4];
+	size_t		i, from = 0;
+	unsigned	k = 0;
+
+	for (i = 0; i <= len; i++)
+		if (i == len || v[i] == '\n') {
+			if (k == LOCREDIS_FIELDS)
+				return (-1);
+			f[k++] = (struct slice){ v + from, i - from };
+			from = i + 1;
+		}
+	if (k != LOCREDIS_FIELDS || f[0].len != 1 ||
+	    f[0].p[0] != LOCREDIS_VERSION)
+		return (-1);
+	if (num(f[1], INT64_MAX, &n[0]) == -1 || num(f[5], UINT32_MAX,
+	    &n[1]) == -1 || num(f[6], UINT32_MAX, &n[2]) == -1 ||
+	    num(f[7], 1000, &n[3]) == -1 || f[8].len == 0 || f[3].len == 0)
+		return (-1);
+	memset(r, 0, sizeof(*r));
+	r->expires_ms = (int64_t)n[0];
+	r->node = f[2];
+	r->received = f[3];
+	r->local = f[4];
+	r->reg_id = (uint32_t)n[1];
+	r->cseq = (uint32_t)n[2];
+	r->q = (uint16_t)n[3];
+	r->contact = f[8];
+	r->instance = f[9];
+	r->path = f[10];
+	r->callid = f[11];
+	r->user_agent = f[12];
+	return (0);
+}
+
+static struct slice
+sl(const char *s)
+{
+	return ((struct slice){ s, s ? strlen(s) : 0 });
+}
+
+/*
+ * The AOR's bindings as Redis holds them (an array of field, value, as
+ * HGETALL or the script returns them) into the local table.
+ */
+static void
+lr_replace(struct slice aor, const redisReply *rep)
+{
+	struct binding_info	*bis;
+	struct tp_addr		*addrs;
+	char			**locals;
+	struct locredis_row	 row;
+	int64_t			 now = wall_ms();
+	unsigned		 n = 0, i, bad = 0;
+	char			 recv[TP_NAME_LEN];
+
+	if (rep->type != REDIS_REPLY_ARRAY)
+		return;
+	bis = xcalloc(rep->elements / 2 + 1, sizeof(*bis));
+	addrs = xcalloc(rep->elements / 2 + 1, sizeof(*addrs));
+	locals = xcalloc(rep->elements / 2 + 1, sizeof(*locals));
+	for (i = 0; i + 1 < rep->elements; i += 2) {
+		const redisReply	*v = rep->element[i + 1];
+		struct binding_info	*bi = &bis[n];
+
+		if (v->type != REDIS_REPLY_STRING || locredis_decode(v->str,
+		    v->len, &row) == -1 || row.received.len >= sizeof(recv)) {
+			bad++;
+			continue;
+		}
+		if (row.expires_ms <= now)
+			continue;
+		memcpy(recv, row.received.p, row.received.len);
+		recv[row.received.len] = '\0';
+		if (tp_addr_parse(recv, &addrs[n]) == -1) {
+			bad++;
+			continue;
+		}
+		if (addrs[n].proto != TP_UDP)
+			addrs[n].flags = TP_ADDR_FLOW;
+		locals[n] = xmalloc(row.local.len + 1);
+		memcpy(locals[n], row.local.p, row.local.len);
+		locals[n][row.local.len] = '\0';
+		bi->contact = row.contact;
+		bi->instance = row.instance;
+		bi->path = row.path;
+		bi->callid = row.callid;
+		bi->user_agent = row.user_agent;
+		bi->reg_id = row.reg_id;
+		bi->cseq = row.cseq;
+		bi->q = row.q;
+		bi->expires_s = (uint32_t)((row.expires_ms - now + 999) / 1000);
+		bi->received = &addrs[n];
+		bi->local = locals[n];
+		bi->nat = location_nat(bi->contact, &addrs[n]);
+		/* Ours (NULL) when this node took it, even before a restart. */
+		if (!slice_eq(row.node, LR.node))
+			bi->node = row.node;
+		n++;
+	}
+	if (bad > 0)
+		log_warnx("registrar " SLICE_FMT ": %u binding(s) in redis not "
+		    "understood, left out", SLICE_ARG(aor), bad);
+	location_write_lock();
+	location_replace(aor, bis, n, LR.gen);
+	location_unlock();
+	for (i = 0; i < n; i++)
+		free(locals[i]);
+	free(locals);
+	free(addrs);
+	free(bis);
+}
+
+static void
+lr_write_reply(void *arg, enum redis_result res, const redisReply *rep)
+{
+	struct lr_write	*w = arg;
+	char		 why[160];
+
+	if (res == REDIS_R_OK && rep->type == REDIS_REPLY_ARRAY) {
+		lr_replace((struct slice){ w->aor, w->aorlen }, rep);
+		if (w->fn != NULL)
+			w->fn(w->arg, true, NULL);
+		free(w);
+		return;
+	}
+	if (res == REDIS_R_ERROR || res == REDIS_R_OK)
+		snprintf(why, sizeof(why), "redis: %.*s", rep->type ==
+		    REDIS_REPLY_ERROR ? (int)rep->len : 15, rep->type ==
+		    REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+	else
+		snprintf(why, sizeof(why), "redis: %s", redis_result_name(res));
+	if (w->fn != NULL)
+		w->fn(w->arg, false, why);
+	else
+		log_warnx("registrar %s: re-publication failed: %s", w->aor,
+		    why);
+	free(w);
+}
+
+/* The script's head: EVAL script 1 key now node aor star ndel. */
+struct lr_cmd {
+	const char	*argv[LOCREDIS_ARGS];
+	size_t		 len[LOCREDIS_ARGS];
+	int		 argc;
+	struct buf	 key, now, ndel;
+	struct buf	 fields[REG_MAX_VALUES];
+	struct buf	 values[REG_MAX_VALUES];
+	unsigned	 nf;
+};
+
+static void
+cmd_arg(struct lr_cmd *c, const char *p, size_t len)
+{
+	c->argv[c->argc] = p;
+	c->len[c->argc++] = len;
+}
+
+static void
+cmd_head(struct lr_cmd *c, struct slice aor, bool star, unsigned ndel)
+{
+	memset(c, 0, sizeof(*c));
+	buf_init(&c->key, 64);
+	buf_adds(&c->key, LOCREDIS_PREFIX "{");
+	buf_add(&c->key, aor.p, aor.len);
+	buf_adds(&c->key, "}");
+	buf_init(&c->now, 24);
+	buf_addf(&c->now, "%lld", (long long)wall_ms());
+	buf_init(&c->ndel, 8);
+	buf_addu(&c->ndel, ndel);
+	cmd_arg(c, "EVAL", 4);
+	cmd_arg(c, LOCREDIS_SCRIPT, sizeof(LOCREDIS_SCRIPT) - 1);
+	cmd_arg(c, "1", 1);
+	cmd_arg(c, c->key.p, c->key.len);
+	cmd_arg(c, c->now.p, c->now.len);
+	cmd_arg(c, LR.node, strlen(LR.node));
+	cmd_arg(c, aor.p, aor.len);
+	cmd_arg(c, star ? "1" : "0", 1);
+	cmd_arg(c, c->ndel.p, c->ndel.len);
+}
+
+static struct buf *
+cmd_field(struct lr_cmd *c, struct slice instance, uint32_t reg_id,
+    struct slice contact)
+{
+	struct buf	*f = &c->fields[c->nf];
+
+	buf_init(f, 128);
+	buf_init(&c->values[c->nf], 256);
+	locredis_field(instance, reg_id, contact, f);
+	cmd_arg(c, f->p, f->len);
+	return (&c->values[c->nf++]);
+}
+
+static void
+cmd_cleanup(struct lr_cmd *c)
+{
+	unsigned	i;
+
+	for (i = 0; i < c->nf; i++) {
+		buf_cleanup(&c->fields[i]);
+		buf_cleanup(&c->values[i]);
+	}
+	buf_cleanup(&c->key);
+	buf_cleanup(&c->now);
+	buf_cleanup(&c->ndel);
+}
+
+static int
+cmd_send(struct lr_cmd *c, struct slice aor, locredis_done_fn *fn,
+    void *arg)
+{
+	struct lr_write	*w;
+
+	w = xmalloc(sizeof(*w) + aor.len + 1);
+	w->fn = fn;
+	w->arg = arg;
+	w->aorlen = aor.len;
+	memcpy(w->aor, aor.p, aor.len);
+	w->aor[aor.len] = '\0';
+	if (redis_command(LR.cmd, lr_write_reply, w, c->argc, c->argv,
+	    c->len) == -1) {
+		free(w);
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * A REGISTER's plan (judged and admitted) written to Redis; fn is called
+ * once Redis answered or gave up (never before this returns).  -1: Redis
+ * is not up, nothing was sent.
+ */
+int
+locredis_write(struct slice aor, const struct reg_plan *p,
+    locredis_done_fn *fn, void *arg)
+{
+	struct lr_cmd	 c;
+	unsigned	 i, ndel = 0;
+	char		 recv[TP_NAME_LEN];
+	int64_t		 now = wall_ms();
+	int		 rc;
+
+	for (i = 0; i < p->n; i++)
+		if (p->c[i].remove)
+			ndel++;
+	cmd_head(&c, aor, p->star, ndel);
+	for (i = 0; i < p->n; i++)
+		if (p->c[i].remove)	/* a field alone: its value unused */
+			(void)cmd_field(&c, p->c[i].bi.instance,
+			    p->c[i].bi.reg_id, p->c[i].bi.contact);
+	for (i = 0; i < p->n; i++) {
+		const struct binding_info	*bi = &p->c[i].bi;
+		struct locredis_row		 r;
+		struct buf			*v;
+
+		if (p->c[i].remove)
+			continue;
+		v = cmd_field(&c, bi->instance, bi->reg_id, bi->contact);
+		location_addr_format(bi->received, recv, sizeof(recv));
+		memset(&r, 0, sizeof(r));
+		r.contact = bi->contact;
+		r.instance = bi->instance;
+		r.path = bi->path;
+		r.callid = bi->callid;
+		r.user_agent = bi->user_agent;
+		r.received = sl(recv);
+		r.local = sl(bi->local);
+		r.node = sl(LR.node);
+		r.expires_ms = now + (int64_t)bi->expires_s * 1000;
+		r.reg_id = bi->reg_id;
+		r.cseq = bi->cseq;
+		r.q = bi->q;
+		locredis_encode(&r, v);
+		cmd_arg(&c, v->p, v->len);
+	}
+	rc = cmd_send(&c, aor, fn, arg);
+	cmd_cleanup(&c);
+	return (rc);
+}
+
+/* Re-publication: the bindings this node took, one AOR at a time. */
+struct lr_repub {
+	struct lr_cmd	 c;
+	const struct aor *aor;		/* the one being gathered */
+	unsigned	 aors, bindings;
+};
+
+static void
+repub_flush(struct lr_repub *rp)
+{
+	struct slice	key;
+
+	if (rp->aor == NULL)
+		return;
+	key = sl(rp->aor->key);
+	if (rp->c.nf > 0 && cmd_send(&rp->c, key, NULL, NULL) == 0)
+		rp->aors++;
+	cmd_cleanup(&rp->c);
+	rp->aor = NULL;
+}
+
+static void
+repub_one(void *arg, const struct binding *b)
+{
+	struct lr_repub		*rp = arg;
+	struct locredis_row	 r;
+	struct buf		*v;
+	char			 recv[TP_NAME_LEN];
+	uint64_t		 mono = timer_now_ms();
+
+	if (b->node != NULL || b->expires_ms <= mono)
+		return;
+	if (rp->aor != b->aor) {
+		repub_flush(rp);
+		rp->aor = b->aor;
+		cmd_head(&rp->c, sl(b->aor->key), false, 0);
+	}
+	if (rp->c.nf == REG_MAX_VALUES)
+		return;
+	v = cmd_field(&rp->c, sl(b->instance), b->reg_id, sl(b->contact));
+	location_addr_format(&b->received, recv, sizeof(recv));
+	memset(&r, 0, sizeof(r));
+	r.contact = sl(b->contact);
+	r.instance = sl(b->instance);
+	r.path = sl(b->path);
+	r.callid = sl(b->callid);
+	r.user_agent = sl(b->user_agent);
+	r.received = sl(recv);
+	r.local = sl(b->local);
+	r.node = sl(LR.node);
+	r.expires_ms = wall_ms() + (int64_t)(b->expires_ms - mono);
+	r.reg_id = b->reg_id;
+	r.cseq = b->cseq;
+	r.q = b->q;
+	locredis_encode(&r, v);
+	cmd_arg(&rp->c, v->p, v->len);
+	rp->bindings++;
+}
+
+static void
+lr_republish(const char *why)
+{
+	struct lr_repub	rp;
+
+	memset(&rp, 0, sizeof(rp));
+	location_foreach(repub_one, &rp);
+	repub_flush(&rp);
+	log_notice("registrar: redis %s: re-published %u binding(s) of %u "
+	    "address(es)-of-record taken on node %s", why, rp.bindings,
+	    rp.aors, LR.node);
+}
+
+/* The end of a load: what Redis did not name is gone. */
+static void
+lr_load_check(void)
+{
+	if (!LR.loading || !LR.scan_done || LR.load_pending > 0)
+		return;
+	location_write_lock();
+	location_sweep(LR.gen);
+	location_unlock();
+	LR.loading = false;
+	log_notice("registrar: location loaded from redis aors=%u "
+	    "bindings=%u", LR.loaded, location_count());
+	if (LR.load_again) {
+		LR.load_again = false;
+		lr_load_start();
+	}
+}
+
+static void
+lr_load_fail(enum redis_result res)
+{
+	if (!LR.loading)
+		return;
+	log_warnx("registrar: loading the location from redis failed: %s",
+	    redis_result_name(res));
+	LR.loading = false;	/* the next connection loads again */
+	LR.load_again = false;
+}
+
+static void
+lr_hgetall_reply(void *arg, enum redis_result res, const redisReply *rep)
+{
+	struct lr_write	*w = arg;	/* fn: NULL */
+	bool		 load = w->arg != NULL;
+
+	if (res == REDIS_R_OK)
+		lr_replace((struct slice){ w->aor, w->aorlen }, rep);
+	free(w);
+	if (!load)
+		return;
+	LR.load_pending--;
+	if (res != REDIS_R_OK)
+		lr_load_fail(res);
+	else {
+		LR.loaded++;
+		lr_load_check();
+	}
+}
+
+/* HGETALL of one AOR, into the local table (load: part of a load). */
+static int
+lr_fetch(struct slice aor, bool load)
+{
+	struct lr_write	*w;
+	struct buf	 key;
+	const char	*argv[2];
+	size_t		 len[2];
+	int		 rc;
+
+	w = xcalloc(1, sizeof(*w) + aor.len + 1);
+	w->arg = load ? &LR : NULL;
+	w->aorlen = aor.len;
+	memcpy(w->aor, aor.p, aor.len);
+	buf_init(&key, 64);
+	buf_adds(&key, LOCREDIS_PREFIX "{");
+	buf_add(&key, aor.p, aor.len);
+	buf_adds(&key, "}");
+	argv[0] = "HGETALL";
+	len[0] = 7;
+	argv[1] = key.p;
+	len[1] = key.len;
+	if ((rc = redis_command(LR.cmd, lr_hgetall_reply, w, 2, argv,
+	    len)) == -1)
+		free(w);
+	else if (load)
+		LR.load_pending++;
+	buf_cleanup(&key);
+	return (rc);
+}
+
+/* "osprey:loc:{AOR}" -> AOR; false if the key is not one of ours. */
+static bool
+key_aor(const char *k, size_t len, struct slice *aor)
+{
+	size_t	pl = sizeof(LOCREDIS_PREFIX) - 1;
+
+	if (len < pl + 3 || memcmp(k, LOCREDIS_PREFIX "{", pl + 1) != 0 ||
+	    k[len - 1] != '}')
+		return (false);
+	*aor = (struct slice){ k + pl + 1, len - pl - 2 };
+	return (true);
+}
+
+static void	lr_scan(const char *, size_t);
+
+static void
+lr_scan_reply(void *arg, enum redis_result res, const redisReply *rep)
+{
+	const redisReply	*keys;
+	struct slice		 aor;
+	size_t			 i;
+
+	(void)arg;
+	if (res != REDIS_R_OK || rep->type != REDIS_REPLY_ARRAY ||
+	    rep->elements != 2 || rep->element[0]->type !=
+	    REDIS_REPLY_STRING || rep->element[1]->type !=
+	    REDIS_REPLY_ARRAY) {
+		lr_load_fail(res == REDIS_R_OK ? REDIS_R_ERROR : res);
+		return;
+	}
+	keys = rep->element[1];
+	for (i = 0; i < keys->elements; i++)
+		if (keys->element[i]->type == REDIS_REPLY_STRING &&
+		    key_aor(keys->element[i]->str, keys->element[i]->len,
+		    &aor) && lr_fetch(aor, true) == -1) {
+			lr_load_fail(REDIS_R_DOWN);
+			return;
+		}
+	if (rep->element[0]->len == 1 && rep->element[0]->str[0] == '0') {
+		LR.scan_done = true;
+		lr_load_check();
+	} else
+		lr_scan(rep->element[0]->str, rep->element[0]->len);
+}
+
+static void
+lr_scan(const char *cursor, size_t len)
+{
+	const char	*argv[] = { "SCAN", cursor, "MATCH",
+		LOCREDIS_PREFIX "*", "COUNT", "500" };
+	size_t		 lens[] = { 4, len, 5, sizeof(LOCREDIS_PREFIX), 5, 3 };
+
+	if (redis_command(LR.cmd, lr_scan_reply, NULL, 6, argv, lens) == -1)
+		lr_load_fail(REDIS_R_DOWN);
+}
+
+static void
+lr_load_start(void)
+{
+	if (LR.loading) {
+		LR.load_again = true;
+		return;
+	}
+	if (!redis_is_up(LR.cmd))
+		return;
+	LR.loading = true;
+	LR.scan_done = false;
+	LR.load_pending = 0;
+	LR.loaded = 0;
+	LR.gen++;
+	lr_scan("0", 1);
+}
+
+static void
+count_own(void *arg, const struct binding *b)
+{
+	if (b->node == NULL)
+		(*(unsigned *)arg)++;
+}
+
+static void
+lr_dbsize_reply(void *arg, enum redis_result res, const redisReply *rep)
+{
+	char		*run_id = arg;
+	unsigned	 own = 0;
+
+	if (res != REDIS_R_OK || rep->type != REDIS_REPLY_INTEGER) {
+		free(run_id);
+		return;		/* down again: the next connection */
+	}
+	location_foreach(count_own, &own);
+	if (own > 0 && LR.run_id[0] != '\0' && strcmp(LR.run_id,
+	    run_id) != 0)
+		lr_republish("restarted (another run id)");
+	else if (own > 0 && rep->integer == 0)
+		lr_republish("is empty");
+	snprintf(LR.run_id, sizeof(LR.run_id), "%s", run_id);
+	free(run_id);
+	lr_load_start();
+}
+
+static void
+lr_info_reply(void *arg, enum redis_result res, const redisReply *rep)
+{
+	const char	*p, *e;
+	char		*run_id;
+	const char	*argv[] = { "DBSIZE" };
+	size_t		 len[] = { 6 };
+
+	(void)arg;
+	if (res != REDIS_R_OK || rep->type != REDIS_REPLY_STRING)
+		return;
+	run_id = xstrdup("");
+	if ((p = strstr(rep->str, "run_id:")) != NULL) {
+		p += 7;
+		for (e = p; *e != '\0' && *e != '\r' && *e != '\n'; e++)
+			;
+		free(run_id);
+		run_id = xmalloc((size_t)(e - p) + 1);
+		memcpy(run_id, p, (size_t)(e - p));
+		run_id[e - p] = '\0';
+	}
+	if (redis_command(LR.cmd, lr_dbsize_reply, run_id, 1, argv,
+	    len) == -1)
+		free(run_id);
+}
+
+static void
+lr_cmd_state(void *arg, bool up)
+{
+	const char	*argv[] = { "INFO", "server" };
+	size_t		 len[] = { 4, 6 };
+
+	(void)arg;
+	if (!up) {
+		LR.loading = false;
+		LR.load_again = false;
+		return;
+	}
+	(void)redis_command(LR.cmd, lr_info_reply, NULL, 2, argv, len);
+}
+
+/* The subscriber came back: what it missed is read again. */
+static void
+lr_sub_state(void *arg, bool up)
+{
+	(void)arg;
+	if (up && redis_is_up(LR.cmd))
+		lr_load_start();
+}
+
+/* "NODE AOR": another node changed AOR; read it again. */
+static void
+lr_message(void *arg, const char *channel, const char *msg, size_t len)
+{
+	const char	*sp = memchr(msg, ' ', len);
+	struct slice	 node, aor;
+
+	(void)arg;
+	(void)channel;
+	if (sp == NULL)
+		return;
+	node = (struct slice){ msg, (size_t)(sp - msg) };
+	aor = (struct slice){ sp + 1, len - (size_t)(sp - msg) - 1 };
+	if (aor.len == 0 || slice_eq(node, LR.node))
+		return;		/* ours: the script's reply did it */
+	(void)lr_fetch(aor, false);
+}
+
+int
+locredis_start(struct event_base *base, const struct redis_settings *set,
+    char *err, size_t errlen)
+{
+	char	host[128];
+
+	if (set->node_id != NULL)
+		snprintf(LR.node, sizeof(LR.node), "%s", set->node_id);
+	else if (gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		snprintf(LR.node, sizeof(LR.node), "%s", host);
+	} else
+		snprintf(LR.node, sizeof(LR.node), "osprey");
+	if ((LR.cmd = redis_new(base, set, "location", lr_cmd_state, NULL,
+	    err, errlen)) == NULL)
+		return (-1);
+	if ((LR.sub = redis_new(base, set, "location-events", lr_sub_state,
+	    NULL, err, errlen)) == NULL) {
+		redis_free(LR.cmd);
+		LR.cmd = NULL;
+		return (-1);
+	}
+	redis_subscribe(LR.sub, LOCREDIS_CHANNEL, lr_message, NULL);
+	log_notice("registrar: location on redis address=%s node=%s",
+	    set->address, LR.node);
+	redis_start(LR.cmd);
+	redis_start(LR.sub);
+	return (0);
+}
+
+void
+locredis_stop(void)
+{
+	redis_free(LR.sub);
+	redis_free(LR.cmd);
+	memset(&LR, 0, sizeof(LR));
+}

@@ -1,0 +1,61 @@
+#ifndef OSPREY_LOCREDIS_H
+#define OSPREY_LOCREDIS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "redis.h"
+
+struct event_base;
+struct reg_plan;
+
+/*
+ * The location service shared by several nodes through Redis
+ * (registrar.backend = "redis").  One hash per address-of-record,
+ * "osprey:loc:{AOR}" (the hash tag keeps an AOR in one cluster slot), one
+ * field per binding; the key expires with its last binding.  A REGISTER's
+ * change is one Lua script (HDEL/HSET, the expired fields dropped,
+ * PEXPIREAT, PUBLISH "NODE AOR" on osprey:loc) whose reply, the AOR's
+ * bindings, becomes the local table's; other nodes re-read the AOR when
+ * the message comes.  Calls read the local table only.
+ */
+
+#define LOCREDIS_PREFIX		"osprey:loc:"
+#define LOCREDIS_CHANNEL	"osprey:loc"
+#define LOCREDIS_VERSION	'1'
+
+/* One binding as stored in its field's value; slices borrowed. */
+struct locredis_row {
+	struct slice	 contact;
+	struct slice	 instance;	/* len 0: none */
+	struct slice	 path;
+	struct slice	 callid;
+	struct slice	 user_agent;
+	struct slice	 received;	/* "ip:port", "tcp:ip:port" */
+	struct slice	 local;
+	struct slice	 node;
+	int64_t		 expires_ms;	/* wall clock, Unix ms */
+	uint32_t	 reg_id;
+	uint32_t	 cseq;
+	uint16_t	 q;
+};
+
+/* Done with a write: ok, else why it failed (for the log). */
+typedef void locredis_done_fn(void *, bool, const char *);
+
+int	 locredis_start(struct event_base *, const struct redis_settings *,
+	     char *, size_t);
+void	 locredis_stop(void);
+bool	 locredis_active(void);
+const char *locredis_node(void);
+int	 locredis_write(struct slice, const struct reg_plan *,
+	     locredis_done_fn *, void *);
+
+/* The format, exposed for the unit tests. */
+void	 locredis_field(struct slice instance, uint32_t reg_id,
+	     struct slice contact, struct buf *);
+void	 locredis_encode(const struct locredis_row *, struct buf *);
+int	 locredis_decode(const char *, size_t, struct locredis_row *);
+
+#endif
