@@ -72,6 +72,9 @@ static struct {
 	bool		 loading;
 	bool		 scan_done;
 	bool		 load_again;	/* asked for while one ran */
+	bool		 checked;	/* this connection's Redis checked
+					   (restarted? empty?): loads may
+					   start */
 } LR;
 
 /* A write under way: the AOR it is for and who waits. */
@@ -712,6 +715,7 @@ lr_dbsize_reply(void *arg, enum redis_result res, const redisReply *rep)
 		lr_republish("is empty");
 	snprintf(LR.run_id, sizeof(LR.run_id), "%s", run_id);
 	free(run_id);
+	LR.checked = true;	/* a load after the re-publication only */
 	lr_load_start();
 }
 
@@ -749,6 +753,7 @@ lr_cmd_state(void *arg, bool up)
 
 	(void)arg;
 	if (!up) {
+		LR.checked = false;
 		LR.loading = false;
 		LR.load_again = false;
 		return;
@@ -761,7 +766,7 @@ static void
 lr_sub_state(void *arg, bool up)
 {
 	(void)arg;
-	if (up && redis_is_up(LR.cmd))
+	if (up && LR.checked)
 		lr_load_start();
 }
 

@@ -1,0 +1,396 @@
+"""Several ospreyd nodes sharing registrations through a real Redis
+(registrar.backend = "redis", issue 14 items 1 and 5).
+
+Each test starts its own redis-server on a free loopback port and two or
+three nodes on 127.0.0.2, 127.0.0.3, 127.0.0.4; phones (tests/e2e/sip.py)
+register on one node, calls come in through another.  Redis is read
+back with a small RESP client of our own to see what the nodes wrote.
+Skipped when redis-server is not installed."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import free_udp_port
+from sip import (UAC, Endpoint, Phone, answer_call, invite_refused,  # noqa
+                 stranger_invite)
+
+REDIS = shutil.which("redis-server")
+pytestmark = pytest.mark.skipif(REDIS is None,
+                                reason="redis-server is not installed")
+
+REG = {"min_expires": 60, "max_expires": 3600, "default_expires": 3600,
+       "backend": "redis"}
+KEY = "osprey:loc:{%s@example.test}"
+
+
+def free_tcp_port(host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def resp_encode(args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+class Resp:
+    """A minimal blocking RESP2 client, for the tests' own look at Redis."""
+
+    def __init__(self, port, password=None, user=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+        if password is not None:
+            args = ["AUTH"] + ([user] if user else []) + [password]
+            assert self.cmd(*args) == "OK"
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("redis closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _read(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            raise RuntimeError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self.buf += self.sock.recv(65536)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data.decode()
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise RuntimeError("bad RESP %r" % line)
+
+    def cmd(self, *args):
+        self.sock.sendall(resp_encode(args))
+        return self._read()
+
+    def close(self):
+        self.sock.close()
+
+
+class RedisServer:
+    """redis-server on a loopback port of its own, no persistence."""
+
+    def __init__(self, extra=(), user=None, password=None):
+        self.port = free_tcp_port()
+        self.dir = tempfile.mkdtemp(prefix="osprey-redis-")
+        self.extra = list(extra)
+        self.proc = None
+        self.password = password
+        self.user = user
+        self.start()
+
+    def start(self):
+        self.logf = open(os.path.join(self.dir, "redis.log"), "a")
+        self.proc = subprocess.Popen(
+            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir] +
+            self.extra, stdout=self.logf, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                r = self.client()
+                r.cmd("PING")
+                r.close()
+                return
+            except (OSError, ConnectionError, RuntimeError):
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def client(self):
+        return Resp(self.port, self.password, self.user)
+
+    def cmd(self, *args):
+        r = self.client()
+        try:
+            return r.cmd(*args)
+        finally:
+            r.close()
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.logf.close()
+
+    def stop(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server():
+    servers = []
+
+    def start(extra=(), user=None, password=None):
+        s = RedisServer(extra, user, password)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+class Cluster:
+    """Nodes sharing one Redis; phones and callers on 127.0.0.1."""
+
+    def __init__(self, factory, redis, redis_conf=None, timeout=300):
+        self.factory = factory
+        self.redis = redis
+        self.redis_conf = redis_conf or {}
+        self.timeout = timeout
+        self.eps = []
+        self.nodes = {}
+
+    def node(self, name, host, registrar=None):
+        port = free_udp_port(host)
+        rc = {"address": "127.0.0.1:%d" % self.redis.port,
+              "node_id": name, "timeout": self.timeout}
+        rc.update(self.redis_conf)
+        extra = "redis = { %s };" % " ".join(
+            '%s = %s;' % (k, ('"%s"' % v) if isinstance(v, str) else v)
+            for k, v in rc.items())
+        o = self.factory(port=port, listen=[("udp", host, port)],
+                         registrar=dict(registrar or REG), extra=extra)
+        o.addr = (host, port)
+        self.nodes[name] = o
+        wait_for(lambda: "location loaded from redis" in o.log_text(), 5,
+                 "%s never loaded the location" % name)
+        return o
+
+    def endpoint(self):
+        ep = Endpoint("127.0.0.1")
+        self.eps.append(ep)
+        return ep
+
+    def phone(self, user, node):
+        return Phone(self.endpoint(), node.addr, user)
+
+    def caller(self, user, node):
+        return UAC(self.endpoint(), node.addr, "sip:%s@example.test" % user,
+                   from_uri="sip:eve@elsewhere.test")
+
+    def close(self):
+        for ep in self.eps:
+            ep.close()
+
+
+@pytest.fixture
+def cluster(osprey_factory, redis_server):
+    made = []
+
+    def start(redis_extra=(), redis_user=None, redis_password=None, **kw):
+        r = redis_server(redis_extra, redis_user, redis_password)
+        c = Cluster(osprey_factory, r, **kw)
+        made.append(c)
+        return c
+
+    yield start
+    for c in made:
+        c.close()
+
+
+def wait_for(pred, secs, what):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    assert pred(), what
+
+
+def call_reaches(c, user, via, phone):
+    """A stranger's call to user through node via rings phone; answered."""
+    call = c.caller(user, via)
+    call.invite()
+    inv = phone.uas.expect("INVITE", call_id=call.call_id, timeout=3)
+    answer_call(call, phone, inv)
+    call.bye()
+    bye = phone.uas.expect("BYE", call_id=call.call_id)
+    phone.uas.respond(bye, 200)
+    call.ep.expect(call.resp(200, "BYE"))
+
+
+def known_on(node, user):
+    """node's local table lists user (a REGISTER query would write)."""
+    from conftest import ctl
+    return ("%s@example.test" % user) in ctl(node, "registrations")
+
+
+# ----------------------------------------------------------------- tests
+
+
+def test_register_on_a_call_through_b(cluster):
+    """alice registers on A: the 200 comes once Redis holds her binding
+    (field, value with node A and the expiry, key expiry); a call that
+    comes in through B reaches her.  She unregisters on A: B refuses the
+    next call as the registrar does for an unknown user (404)."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    alice = c.phone("alice", a)
+    r = alice.register(expires=600)
+    assert r.code == 200, r.text()
+    assert alice.contact_uri in alice.bindings(r), r.text()
+    h = c.redis.cmd("HGETALL", KEY % "alice")
+    assert len(h) == 2, h
+    field, value = h
+    assert field == "c:" + alice.contact_uri, h
+    lines = value.split("\n")
+    assert lines[0] == "1" and lines[2] == "A", value
+    assert abs(int(lines[1]) / 1000 - time.time() - 600) < 5, value
+    ttl = c.redis.cmd("PTTL", KEY % "alice")
+    assert 590000 < ttl <= 600000, ttl
+
+    wait_for(lambda: known_on(b, "alice"), 3, "B never learnt alice")
+    call_reaches(c, "alice", b, alice)
+
+    r = alice.register(expires=0)
+    assert r.code == 200, r.text()
+    assert c.redis.cmd("EXISTS", KEY % "alice") == 0
+    wait_for(lambda: not known_on(b, "alice"), 3, "B kept alice")
+    invite_refused(c.caller("alice", b), 404, [alice], 0.2)
+
+
+def test_node_starting_later_loads_everything(cluster):
+    """Bindings taken on A and B are all in a node started after them
+    (SCAN at start), and a call through it reaches each phone."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    phones = []
+    for i, n in enumerate((a, b, a, b)):
+        p = c.phone("u%d" % i, n)
+        assert p.register(expires=300).code == 200
+        phones.append(p)
+    late = c.node("C", "127.0.0.4")
+    assert "aors=4" in late.log_text(), late.log_text()
+    for i, p in enumerate(phones):
+        call_reaches(c, "u%d" % i, late, p)
+
+
+def test_redis_down_register_500_calls_go_on(cluster):
+    """Redis killed: a REGISTER is answered 500 with Retry-After, never
+    200 (nothing stored), on the node where it came; a call to alice,
+    registered before, still connects through B from B's local table;
+    the nodes log the loss.  Redis back (empty): REGISTER works again."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    alice = c.phone("alice", a)
+    assert alice.register(expires=600).code == 200
+    wait_for(lambda: known_on(b, "alice"), 3, "B never learnt alice")
+
+    c.redis.kill()
+    wait_for(lambda: "redis location: down" in a.log_text(), 3,
+             "A did not see Redis go")
+    bob = c.phone("bob", a)
+    r = bob.register(expires=600)
+    assert r.code == 500, r.text()
+    assert int(r.get("retry-after")) > 0, r.text()
+    r = alice.register(expires=600)         # a refresh is not stored either
+    assert r.code == 500, r.text()
+    call_reaches(c, "alice", b, alice)
+    invite_refused(c.caller("bob", b), 404, [bob], 0.2)
+
+    c.redis.start()
+    wait_for(lambda: "location loaded from redis" in
+             a.log_text().split("redis location: down")[-1], 10,
+             "A did not come back")
+    r = bob.register(expires=600)
+    assert r.code == 200, r.text()
+
+
+def test_redis_restarted_empty_nodes_republish(cluster):
+    """Redis restarted empty: A writes back the binding it took (alice),
+    so a node started afterwards, which knows only Redis, reaches alice
+    without her registering again."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    c.node("B", "127.0.0.3")
+    alice = c.phone("alice", a)
+    assert alice.register(expires=600).code == 200
+    c.redis.kill()
+    c.redis.start()
+    assert c.redis.cmd("DBSIZE") in (0, 1)
+    wait_for(lambda: c.redis.cmd("EXISTS", KEY % "alice") == 1, 10,
+             "A did not re-publish alice")
+    assert "re-published 1 binding(s)" in a.log_text(), a.log_text()
+    late = c.node("C", "127.0.0.4")
+    call_reaches(c, "alice", late, alice)
+
+
+def test_node_killed_phone_still_reachable(cluster):
+    """A dies (SIGKILL) after alice registered there: B still reaches
+    her, from its table and from Redis (a node started after A died)."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    alice = c.phone("alice", a)
+    assert alice.register(expires=600).code == 200
+    wait_for(lambda: known_on(b, "alice"), 3, "B never learnt alice")
+    a.proc.kill()
+    a.proc.wait()
+    a.allowed_rc = (-signal.SIGKILL,)
+    call_reaches(c, "alice", b, alice)
+    late = c.node("C", "127.0.0.4")
+    call_reaches(c, "alice", late, alice)
+    # alice moves to B when she notices A is gone: B takes her binding.
+    alice.proxy = b.addr
+    assert alice.register(expires=600).code == 200
+    value = c.redis.cmd("HGETALL", KEY % "alice")[1]
+    assert value.split("\n")[2] == "B", value
+
+
+def test_redis_acl_user_and_password(cluster):
+    """AUTH with an ACL user: with the right password REGISTER is
+    stored; a node with a wrong one logs why and answers 500."""
+    c = cluster(redis_extra=["--user", "osprey", "on", ">s3cret",
+                             "~osprey:*", "&osprey:*", "+@all",
+                             "--user", "default", "off"],
+                redis_user="osprey", redis_password="s3cret",
+                redis_conf={"user": "osprey", "password": "s3cret"})
+    a = c.node("A", "127.0.0.2")
+    alice = c.phone("alice", a)
+    assert alice.register(expires=600).code == 200
+    assert c.redis.cmd("EXISTS", KEY % "alice") == 1
+    port = free_udp_port("127.0.0.3")
+    bad = c.factory(port=port, listen=[("udp", "127.0.0.3", port)],
+                    registrar=dict(REG), extra='redis = { address = '
+                    '"127.0.0.1:%d"; user = "osprey"; password = "wrong"; '
+                    'node_id = "B"; };' % c.redis.port)
+    bad.addr = ("127.0.0.3", port)
+    wait_for(lambda: "WRONGPASS" in bad.log_text(), 5, bad.log_text())
+    assert "s3cret" not in bad.log_text() and "wrong" not in \
+        bad.log_text().split("WRONGPASS")[0].split("\n")[-1]
+    bob = c.phone("bob", bad)
+    r = bob.register(expires=600)
+    assert r.code == 500 and r.get("retry-after"), r.text()
