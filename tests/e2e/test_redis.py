@@ -18,8 +18,8 @@ import time
 import pytest
 
 from conftest import free_udp_port
-from sip import (UAC, Endpoint, Phone, answer_call, invite_refused,  # noqa
-                 stranger_invite)
+from sip import (UAC, Endpoint, Phone, answer_call, invite_refused, parse,
+                 reply_to)
 
 REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS is None,
@@ -394,3 +394,36 @@ def test_redis_acl_user_and_password(cluster):
     bob = c.phone("bob", bad)
     r = bob.register(expires=600)
     assert r.code == 500 and r.get("retry-after"), r.text()
+
+
+def test_redis_stalled_register_500_after_timeout(cluster):
+    """Redis stalls (SIGSTOP): a REGISTER waits for it no longer than
+    redis.timeout, then gets 500 with Retry-After; its retransmission
+    meanwhile is absorbed (one answer), and one after the 500 gets the
+    same 500.  Redis resumes: REGISTERs are stored again."""
+    c = cluster(timeout=400)
+    a = c.node("A", "127.0.0.2")
+    alice = c.phone("alice", a)
+    assert alice.register(expires=600).code == 200
+    os.kill(c.redis.proc.pid, signal.SIGSTOP)
+    try:
+        req = parse(alice.register_bytes(expires=600))
+        t0 = time.time()
+        alice.ep.send(req.raw, a.addr)
+        time.sleep(0.15)
+        alice.ep.send(req.raw, a.addr)
+        r = alice.ep.expect(reply_to(req), 3)
+        waited = time.time() - t0
+        assert r.code == 500 and int(r.get("retry-after")) > 0, r.text()
+        assert 0.35 <= waited < 1.5, waited
+        assert alice.ep.collect(0.3, reply_to(req)) == []
+        alice.ep.send(req.raw, a.addr)
+        again = alice.ep.expect(reply_to(req), 1)
+        assert again.code == 500 and again.to_tag == r.to_tag, again.text()
+    finally:
+        os.kill(c.redis.proc.pid, signal.SIGCONT)
+    deadline = time.time() + 10
+    while alice.register(expires=600).code != 200:
+        assert time.time() < deadline, "REGISTER never stored again"
+        time.sleep(0.2)
+    assert "no reply in time" in a.log_text(), a.log_text()
