@@ -671,6 +671,7 @@ main(int argc, char **argv)
 	metrics_stop();
 	gw_stop(&proxy_settings()->routes);
 	natping_stop();
+	registrar_unshare();	/* REGISTERs waiting on Redis: 500 */
 	proxy_shutdown();	/* cancels its rtpengine requests first */
 	rtpengine_stop();
 	dialog_store_close();	/* after every worker's dialogs went */

@@ -56,6 +56,16 @@ registrar_share(struct event_base *base, const struct redis_settings *rs,
 	return (locredis_start(base, rs, err, errlen));
 }
 
+/*
+ * Stop sharing (at shutdown, before the transactions go): a REGISTER
+ * still waiting on Redis is answered 500 now.
+ */
+void
+registrar_unshare(void)
+{
+	locredis_stop();
+}
+
 bool
 registrar_shared(void)
 {

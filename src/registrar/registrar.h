@@ -67,6 +67,7 @@ int	registrar_init(struct event_base *, const char *, char *, size_t);
 int	registrar_share(struct event_base *, const struct redis_settings *,
 	    char *, size_t);
 bool	registrar_shared(void);
+void	registrar_unshare(void);
 void	registrar_set(const struct registrar_settings *);
 void	registrar_shutdown(void);
 bool	registrar_enabled(void);

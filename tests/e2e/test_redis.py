@@ -427,3 +427,24 @@ def test_redis_stalled_register_500_after_timeout(cluster):
         assert time.time() < deadline, "REGISTER never stored again"
         time.sleep(0.2)
     assert "no reply in time" in a.log_text(), a.log_text()
+
+
+def test_stop_with_register_waiting(cluster):
+    """ospreyd stops while a REGISTER waits on a stalled Redis: the
+    REGISTER is answered 500 at once, and the daemon exits cleanly (the
+    fixture wants exit status 0: no leak, no crash)."""
+    c = cluster(timeout=5000)
+    a = c.node("A", "127.0.0.2")
+    alice = c.phone("alice", a)
+    os.kill(c.redis.proc.pid, signal.SIGSTOP)
+    try:
+        req = parse(alice.register_bytes(expires=600))
+        alice.ep.send(req.raw, a.addr)
+        assert alice.ep.collect(0.3, reply_to(req)) == []
+        t0 = time.time()
+        assert a.stop() == 0, a.log_text()
+        r = alice.ep.expect(reply_to(req), 1)
+        assert r.code == 500, r.text()
+        assert time.time() - t0 < 3
+    finally:
+        os.kill(c.redis.proc.pid, signal.SIGCONT)
