@@ -11,13 +11,15 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 
 import pytest
+from test_metrics import metrics_conf, scrape
 
-from conftest import free_udp_port
+from conftest import TOP, free_udp_port
 from sip import (UAC, Endpoint, Phone, answer_call, invite_refused, parse,
                  reply_to)
 
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.skipif(REDIS is None,
 REG = {"min_expires": 60, "max_expires": 3600, "default_expires": 3600,
        "backend": "redis"}
 KEY = "osprey:loc:{%s@example.test}"
+MAKE_CA = os.path.join(TOP, "tests", "tls", "make-test-ca")
 
 
 def free_tcp_port(host="127.0.0.1"):
@@ -49,8 +52,12 @@ def resp_encode(args):
 class Resp:
     """A minimal blocking RESP2 client, for the tests' own look at Redis."""
 
-    def __init__(self, port, password=None, user=None):
+    def __init__(self, port, password=None, user=None, cafile=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if cafile is not None:
+            ctx = ssl.create_default_context(cafile=cafile)
+            self.sock = ctx.wrap_socket(self.sock,
+                                        server_hostname="127.0.0.1")
         self.buf = b""
         if password is not None:
             args = ["AUTH"] + ([user] if user else []) + [password]
@@ -98,10 +105,19 @@ class Resp:
 class RedisServer:
     """redis-server on a loopback port of its own, no persistence."""
 
-    def __init__(self, extra=(), user=None, password=None):
+    def __init__(self, extra=(), user=None, password=None, tls=None):
+        """tls: (CA file, certificate, key): TLS only, on the port."""
         self.port = free_tcp_port()
         self.dir = tempfile.mkdtemp(prefix="osprey-redis-")
         self.extra = list(extra)
+        self.cafile = None
+        if tls is not None:
+            self.cafile = tls[0]
+            self.extra += ["--tls-port", str(self.port),
+                           "--tls-ca-cert-file", tls[0],
+                           "--tls-cert-file", tls[1],
+                           "--tls-key-file", tls[2],
+                           "--tls-auth-clients", "no"]
         self.proc = None
         self.password = password
         self.user = user
@@ -110,7 +126,8 @@ class RedisServer:
     def start(self):
         self.logf = open(os.path.join(self.dir, "redis.log"), "a")
         self.proc = subprocess.Popen(
-            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1",
+            [REDIS, "--port", "0" if self.cafile else str(self.port),
+             "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", self.dir] +
             self.extra, stdout=self.logf, stderr=subprocess.STDOUT)
         deadline = time.time() + 10
@@ -125,7 +142,7 @@ class RedisServer:
         raise RuntimeError("redis-server did not start")
 
     def client(self):
-        return Resp(self.port, self.password, self.user)
+        return Resp(self.port, self.password, self.user, self.cafile)
 
     def cmd(self, *args):
         r = self.client()
@@ -149,8 +166,8 @@ class RedisServer:
 def redis_server():
     servers = []
 
-    def start(extra=(), user=None, password=None):
-        s = RedisServer(extra, user, password)
+    def start(extra=(), user=None, password=None, tls=None):
+        s = RedisServer(extra, user, password, tls)
         servers.append(s)
         return s
 
@@ -170,16 +187,18 @@ class Cluster:
         self.eps = []
         self.nodes = {}
 
-    def node(self, name, host, registrar=None):
+    def node(self, name, host, registrar=None, more=""):
         port = free_udp_port(host)
         rc = {"address": "127.0.0.1:%d" % self.redis.port,
               "node_id": name, "timeout": self.timeout}
         rc.update(self.redis_conf)
         extra = "redis = { %s };" % " ".join(
-            '%s = %s;' % (k, ('"%s"' % v) if isinstance(v, str) else v)
+            '%s = %s;' % (k, v if v in ("true", "false") or
+                          not isinstance(v, str) else '"%s"' % v)
             for k, v in rc.items())
         o = self.factory(port=port, listen=[("udp", host, port)],
-                         registrar=dict(registrar or REG), extra=extra)
+                         registrar=dict(registrar or REG),
+                         extra=extra + "\n" + more)
         o.addr = (host, port)
         self.nodes[name] = o
         wait_for(lambda: "location loaded from redis" in o.log_text(), 5,
@@ -207,8 +226,9 @@ class Cluster:
 def cluster(osprey_factory, redis_server):
     made = []
 
-    def start(redis_extra=(), redis_user=None, redis_password=None, **kw):
-        r = redis_server(redis_extra, redis_user, redis_password)
+    def start(redis_extra=(), redis_user=None, redis_password=None,
+              redis_tls=None, **kw):
+        r = redis_server(redis_extra, redis_user, redis_password, redis_tls)
         c = Cluster(osprey_factory, r, **kw)
         made.append(c)
         return c
@@ -303,15 +323,21 @@ def test_redis_down_register_500_calls_go_on(cluster):
     registered before, still connects through B from B's local table;
     the nodes log the loss.  Redis back (empty): REGISTER works again."""
     c = cluster()
-    a = c.node("A", "127.0.0.2")
+    mport = free_tcp_port()
+    a = c.node("A", "127.0.0.2", more=metrics_conf(mport))
     b = c.node("B", "127.0.0.3")
     alice = c.phone("alice", a)
     assert alice.register(expires=600).code == 200
     wait_for(lambda: known_on(b, "alice"), 3, "B never learnt alice")
+    m = scrape(mport)
+    assert m.get("osprey_redis_up") == 1, m.text
+    ok_before = m.get("osprey_redis_commands_total", result="ok")
+    assert ok_before >= 4, m.text   # INFO, DBSIZE, SCAN, the script
 
     c.redis.kill()
     wait_for(lambda: "redis location: down" in a.log_text(), 3,
              "A did not see Redis go")
+    assert scrape(mport).get("osprey_redis_up") == 0
     bob = c.phone("bob", a)
     r = bob.register(expires=600)
     assert r.code == 500, r.text()
@@ -327,6 +353,31 @@ def test_redis_down_register_500_calls_go_on(cluster):
              "A did not come back")
     r = bob.register(expires=600)
     assert r.code == 200, r.text()
+    m = scrape(mport)
+    assert m.get("osprey_redis_up") == 1, m.text
+    assert m.get("osprey_redis_commands_total", result="down") >= 2, m.text
+    assert m.get("osprey_redis_reconnects_total") >= 1, m.text
+    assert m.get("osprey_redis_commands_total", result="ok") > ok_before
+
+
+def test_start_while_redis_down(cluster):
+    """A node starts while Redis is down: it runs (calls need no Redis),
+    answers REGISTER 500, and once Redis comes up stores them."""
+    c = cluster()
+    c.redis.kill()
+    port = free_udp_port("127.0.0.2")
+    a = c.factory(port=port, listen=[("udp", "127.0.0.2", port)],
+                  registrar=dict(REG), extra='redis = { address = '
+                  '"127.0.0.1:%d"; node_id = "A"; };' % c.redis.port)
+    a.addr = ("127.0.0.2", port)
+    alice = c.phone("alice", a)
+    r = alice.register(expires=600)
+    assert r.code == 500 and r.get("retry-after"), r.text()
+    c.redis.start()
+    wait_for(lambda: "location loaded from redis" in a.log_text(), 10,
+             "A never reached Redis")
+    assert alice.register(expires=600).code == 200
+    assert c.redis.cmd("EXISTS", KEY % "alice") == 1
 
 
 def test_redis_restarted_empty_nodes_republish(cluster):
@@ -448,3 +499,41 @@ def test_stop_with_register_waiting(cluster):
         assert time.time() - t0 < 3
     finally:
         os.kill(c.redis.proc.pid, signal.SIGCONT)
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("ca"))
+    subprocess.run(["sh", MAKE_CA, d], check=True, timeout=60)
+    return d
+
+
+def test_redis_over_tls(cluster, ca):
+    """redis.tls: the nodes reach a TLS-only Redis whose certificate the
+    test CA signed (checked against 127.0.0.1); a node that trusts only
+    another CA refuses the connection, logs why and answers 500."""
+    c = cluster(redis_tls=(os.path.join(ca, "ca.pem"),
+                           os.path.join(ca, "server.pem"),
+                           os.path.join(ca, "server.key")),
+                redis_conf={"tls": "true",
+                            "ca_file": os.path.join(ca, "ca.pem")})
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    assert "tls=yes" in a.log_text()
+    alice = c.phone("alice", a)
+    assert alice.register(expires=600).code == 200
+    assert c.redis.cmd("EXISTS", KEY % "alice") == 1
+    wait_for(lambda: known_on(b, "alice"), 3, "B never learnt alice")
+    call_reaches(c, "alice", b, alice)
+
+    port = free_udp_port("127.0.0.4")
+    rogue = c.factory(port=port, listen=[("udp", "127.0.0.4", port)],
+                      registrar=dict(REG), extra='redis = { address = '
+                      '"127.0.0.1:%d"; tls = true; ca_file = "%s"; '
+                      'node_id = "C"; };' % (
+                          c.redis.port, os.path.join(ca, "rogue-ca.pem")))
+    rogue.addr = ("127.0.0.4", port)
+    wait_for(lambda: "certificate verify failed" in rogue.log_text(), 5,
+             rogue.log_text())
+    bob = c.phone("bob", rogue)
+    assert bob.register(expires=600).code == 500
