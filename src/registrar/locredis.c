@@ -319,7 +319,7 @@ lr_write_reply(void *arg, enum redis_result res, const redisReply *rep)
 	if (w->fn != NULL)
 		w->fn(w->arg, false, why);
 	else
-		log_warnx("registrar %s: re-publication failed: %s", w->aor,
+		log_warnx("registrar %s: not written to redis: %s", w->aor,
 		    why);
 	free(w);
 }
@@ -463,6 +463,24 @@ locredis_write(struct slice aor, const struct reg_plan *p,
 	rc = cmd_send(&c, aor, fn, arg);
 	cmd_cleanup(&c);
 	return (rc);
+}
+
+/*
+ * A binding this node drops on its own (NAT keepalives unanswered): gone
+ * from Redis too, so the other nodes stop calling it.  Best effort: with
+ * Redis down it stays there until it expires.
+ */
+void
+locredis_forget(const struct binding *b)
+{
+	struct lr_cmd	c;
+
+	cmd_head(&c, sl(b->aor->key), false, 1);
+	(void)cmd_field(&c, sl(b->instance), b->reg_id, sl(b->contact));
+	if (cmd_send(&c, sl(b->aor->key), NULL, NULL) == -1)
+		log_warnx("registrar %s: %s not removed from redis: down",
+		    b->aor->key, b->contact);
+	cmd_cleanup(&c);
 }
 
 /* Re-publication: the bindings this node took, one AOR at a time. */

@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "redis.h"
 
+struct binding;
 struct event_base;
 struct reg_plan;
 
@@ -51,6 +52,7 @@ bool	 locredis_active(void);
 const char *locredis_node(void);
 int	 locredis_write(struct slice, const struct reg_plan *,
 	     locredis_done_fn *, void *);
+void	 locredis_forget(const struct binding *);
 
 /* The format, exposed for the unit tests. */
 void	 locredis_field(struct slice instance, uint32_t reg_id,

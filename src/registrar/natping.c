@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "location.h"
+#include "locredis.h"
 #include "log.h"
 #include "natping.h"
 #include "shard.h"
@@ -80,6 +81,8 @@ natping_result(const struct ping *p, bool alive, const char *why)
 	log_notice("natping %s: %s removed: %u keepalives unanswered",
 	    p->aor, b->contact, b->ping_misses);
 	N.st.dropped++;
+	if (locredis_active())
+		locredis_forget(b);	/* the other nodes' copies too */
 	location_write_lock();
 	location_remove(b);
 	location_unlock();

@@ -20,8 +20,8 @@ import pytest
 from test_metrics import metrics_conf, scrape
 
 from conftest import TOP, free_udp_port
-from sip import (UAC, Endpoint, Phone, answer_call, invite_refused, parse,
-                 reply_to)
+from sip import (UAC, Endpoint, Phone, answer_call, invite_refused, match,
+                 new_branch, parse, reply_to)
 
 REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS is None,
@@ -537,3 +537,27 @@ def test_redis_over_tls(cluster, ca):
              rogue.log_text())
     bob = c.phone("bob", rogue)
     assert bob.register(expires=600).code == 500
+
+
+def test_nat_keepalives_only_from_the_owner_drop_everywhere(cluster):
+    """A phone behind a NAT registered on A gets its keepalives from A
+    only (not from B, which also holds the binding); unanswered, A drops
+    the binding from Redis too, and B forgets it."""
+    nat = "nat = { interval = 1; failures = 1; };"
+    c = cluster()
+    a = c.node("A", "127.0.0.2", more=nat)
+    b = c.node("B", "127.0.0.3", more=nat)
+    bob = c.phone("bob", a)
+    contact = "sip:bob@192.168.1.20:5062"
+    via = "SIP/2.0/UDP 192.168.1.20:5062;branch=%s;rport" % new_branch()
+    r = bob.register(contacts=["<%s>" % contact], expires=600, via=via)
+    assert r.code == 200, r.text()
+    wait_for(lambda: known_on(b, "bob"), 3, "B never learnt bob")
+    opts = bob.ep.collect(2.5, match(method="OPTIONS"))
+    assert opts, "no keepalive"
+    assert {o.src for o in opts} == {a.addr}, [o.src for o in opts]
+    wait_for(lambda: "keepalives unanswered" in a.log_text(), 10,
+             "A never gave up on bob")
+    wait_for(lambda: c.redis.cmd("EXISTS", KEY % "bob") == 0, 2,
+             "bob still in Redis")
+    wait_for(lambda: not known_on(b, "bob"), 2, "B kept bob")
