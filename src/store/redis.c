@@ -530,15 +530,15 @@ redis_read(struct bufferevent *bev, void *arg)
 {
 	struct redis	*r = arg;
 	struct evbuffer	*in = bufferevent_get_input(bev);
-	struct evbuffer_iovec v[4];
+	struct evbuffer_iovec v;
 	redisReply	*rep;
-	int		 n, i;
 
 	r->rx_ms = timer_now_ms();
-	n = evbuffer_peek(in, -1, NULL, v, 4);
-	for (i = 0; i < n && i < 4; i++)
-		redisReaderFeed(r->reader, v[i].iov_base, v[i].iov_len);
-	evbuffer_drain(in, evbuffer_get_length(in));
+	/* Every chunk, however many the input holds. */
+	while (evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
+		redisReaderFeed(r->reader, v.iov_base, v.iov_len);
+		evbuffer_drain(in, v.iov_len);
+	}
 	for (;;) {
 		if (redisReaderGetReply(r->reader, (void **)&rep) != REDIS_OK) {
 			redis_down(r, "protocol error");

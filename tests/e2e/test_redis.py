@@ -561,3 +561,21 @@ def test_nat_keepalives_only_from_the_owner_drop_everywhere(cluster):
     wait_for(lambda: c.redis.cmd("EXISTS", KEY % "bob") == 0, 2,
              "bob still in Redis")
     wait_for(lambda: not known_on(b, "bob"), 2, "B kept bob")
+
+
+def test_many_registrations_loaded_by_a_new_node(cluster):
+    """400 users registered on A (one socket, 400 AORs): a node started
+    afterwards reads them all (SCAN in batches, replies spread over many
+    reads) and reaches the last one."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2",
+               more="security = { rate_requests = 100000; };")
+    ep = c.endpoint()
+    phones = [Phone(ep, a.addr, "user%03d" % i) for i in range(400)]
+    for p in phones:
+        r = p.register(expires=600, headers=[("User-Agent", "x" * 100)])
+        assert r.code == 200, r.text()
+    assert c.redis.cmd("DBSIZE") == 400
+    late = c.node("C", "127.0.0.4")
+    assert "aors=400 bindings=400" in late.log_text(), late.log_text()
+    call_reaches(c, "user399", late, phones[399])
