@@ -309,6 +309,8 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 		restart_needed(&notes, "registrar.database");
 	if ((nc->reg.backend == REG_BACKEND_REDIS) != registrar_shared())
 		restart_needed(&notes, "registrar.backend");
+	else if (registrar_share_changed(&nc->redis))
+		restart_needed(&notes, "redis");
 	if (!str_same(nc->dialog_database, D.run_dialog_db))
 		restart_needed(&notes, "dialog.database");
 	if (workers_of(nc) != D.workers)

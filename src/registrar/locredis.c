@@ -31,31 +31,37 @@
  * KEYS[1] the AOR's key; ARGV: now (Unix ms), node, AOR, "1" to remove
  * every binding first (Contact: *), the count of fields to delete, those
  * fields, then field/value pairs to set.  Returns the AOR's bindings as
- * HGETALL would, the expired ones dropped.
+ * HGETALL would, the expired ones dropped; publishes only a change (a
+ * query REGISTER changes nothing).
  */
 static const char LOCREDIS_SCRIPT[] =
     "local k = KEYS[1]\n"
     "local now = tonumber(ARGV[1])\n"
-    "if ARGV[4] == '1' then redis.call('DEL', k) end\n"
+    "local n = 0\n"
+    "if ARGV[4] == '1' then n = n + redis.call('DEL', k) end\n"
     "local nd = tonumber(ARGV[5])\n"
     "local i = 6\n"
-    "for j = 1, nd do redis.call('HDEL', k, ARGV[i]); i = i + 1 end\n"
+    "for j = 1, nd do\n"
+    "  n = n + redis.call('HDEL', k, ARGV[i]); i = i + 1\n"
+    "end\n"
     "while i < #ARGV do\n"
-    "  redis.call('HSET', k, ARGV[i], ARGV[i + 1]); i = i + 2\n"
+    "  redis.call('HSET', k, ARGV[i], ARGV[i + 1]); i = i + 2; n = n + 1\n"
     "end\n"
     "local all = redis.call('HGETALL', k)\n"
     "local out, max = {}, 0\n"
     "for j = 1, #all, 2 do\n"
     "  local e = tonumber(string.match(all[j + 1], '^%d+\\n(%d+)')) or 0\n"
-    "  if e <= now then redis.call('HDEL', k, all[j])\n"
+    "  if e <= now then redis.call('HDEL', k, all[j]); n = n + 1\n"
     "  else\n"
     "    if e > max then max = e end\n"
     "    out[#out + 1] = all[j]; out[#out + 1] = all[j + 1]\n"
     "  end\n"
     "end\n"
     "if max > 0 then redis.call('PEXPIREAT', k, max) end\n"
-    "redis.call('PUBLISH', '" LOCREDIS_CHANNEL "', ARGV[2] .. ' ' .. "
+    "if n > 0 then\n"
+    "  redis.call('PUBLISH', '" LOCREDIS_CHANNEL "', ARGV[2] .. ' ' .. "
     "ARGV[3])\n"
+    "end\n"
     "return out\n";
 
 #define LOCREDIS_FIELDS	13	/* lines in a value */
@@ -72,6 +78,7 @@ static struct {
 	bool		 loading;
 	bool		 scan_done;
 	bool		 load_again;	/* asked for while one ran */
+	struct redis_settings run;	/* what it started with (owned) */
 	bool		 checked;	/* this connection's Redis checked
 					   (restarted? empty?): loads may
 					   start */
@@ -812,6 +819,13 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 {
 	char	host[128];
 
+	LR.run.address = xstrdup(set->address);
+	LR.run.user = set->user ? xstrdup(set->user) : NULL;
+	LR.run.password = set->password ? xstrdup(set->password) : NULL;
+	LR.run.ca_file = set->ca_file ? xstrdup(set->ca_file) : NULL;
+	LR.run.node_id = set->node_id ? xstrdup(set->node_id) : NULL;
+	LR.run.tls = set->tls;
+	LR.run.timeout_ms = set->timeout_ms;
 	if (set->node_id != NULL)
 		snprintf(LR.node, sizeof(LR.node), "%s", set->node_id);
 	else if (gethostname(host, sizeof(host)) == 0) {
@@ -841,5 +855,23 @@ locredis_stop(void)
 {
 	redis_free(LR.sub);
 	redis_free(LR.cmd);
+	redis_settings_cleanup(&LR.run);
 	memset(&LR, 0, sizeof(LR));
+}
+
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == b || (a != NULL && b != NULL && strcmp(a, b) == 0));
+}
+
+/* Would set connect as what runs does (a reload cannot change it)? */
+bool
+locredis_same(const struct redis_settings *set)
+{
+	return (LR.cmd == NULL || (same_str(set->address, LR.run.address) &&
+	    same_str(set->user, LR.run.user) && same_str(set->password,
+	    LR.run.password) && same_str(set->ca_file, LR.run.ca_file) &&
+	    same_str(set->node_id, LR.run.node_id) && set->tls ==
+	    LR.run.tls && set->timeout_ms == LR.run.timeout_ms));
 }

@@ -48,6 +48,7 @@ typedef void locredis_done_fn(void *, bool, const char *);
 int	 locredis_start(struct event_base *, const struct redis_settings *,
 	     char *, size_t);
 void	 locredis_stop(void);
+bool	 locredis_same(const struct redis_settings *);
 bool	 locredis_active(void);
 const char *locredis_node(void);
 int	 locredis_write(struct slice, const struct reg_plan *,

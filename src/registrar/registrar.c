@@ -66,6 +66,13 @@ registrar_unshare(void)
 	locredis_stop();
 }
 
+/* Would rs take a restart (it differs from the Redis in use)? */
+bool
+registrar_share_changed(const struct redis_settings *rs)
+{
+	return (!locredis_same(rs));
+}
+
 bool
 registrar_shared(void)
 {

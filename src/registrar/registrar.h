@@ -68,6 +68,7 @@ int	registrar_share(struct event_base *, const struct redis_settings *,
 	    char *, size_t);
 bool	registrar_shared(void);
 void	registrar_unshare(void);
+bool	registrar_share_changed(const struct redis_settings *);
 void	registrar_set(const struct registrar_settings *);
 void	registrar_shutdown(void);
 bool	registrar_enabled(void);

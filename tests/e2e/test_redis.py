@@ -579,3 +579,29 @@ def test_many_registrations_loaded_by_a_new_node(cluster):
     late = c.node("C", "127.0.0.4")
     assert "aors=400 bindings=400" in late.log_text(), late.log_text()
     call_reaches(c, "user399", late, phones[399])
+
+
+def test_reload_redis_change_needs_restart(cluster):
+    """A reload that changes the redis group says it takes a restart,
+    and the node goes on with the Redis it has; a query REGISTER (no
+    Contact) changes nothing and publishes nothing."""
+    from conftest import reload_conf
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    alice = c.phone("alice", a)
+    assert alice.register(expires=600).code == 200
+    with open(a.conf) as f:
+        text = f.read()
+    assert "timeout = 300;" in text
+    reload_conf(a, text.replace("timeout = 300;", "timeout = 900;"))
+    assert "redis changes take effect at the next restart" in a.log_text()
+    sub = c.redis.client()
+    sub.cmd("SUBSCRIBE", "osprey:loc")
+    assert list(alice.query()) == [alice.contact_uri]
+    sub.sock.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        sub._read()
+    assert alice.register(expires=600).code == 200
+    sub.sock.settimeout(2)
+    assert sub._read() == ["message", "osprey:loc", "A alice@example.test"]
+    sub.close()
