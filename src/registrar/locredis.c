@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <hiredis.h>
+#include <openssl/sha.h>
 
 #include "location.h"
 #include "locredis.h"
@@ -79,6 +80,8 @@ static struct {
 	bool		 scan_done;
 	bool		 load_again;	/* asked for while one ran */
 	struct redis_settings run;	/* what it started with (owned) */
+	char		 sha[41];	/* SHA-1 of the script, hex */
+	bool		 script_loaded;	/* SCRIPT LOAD answered: EVALSHA */
 	bool		 checked;	/* this connection's Redis checked
 					   (restarted? empty?): loads may
 					   start */
@@ -93,6 +96,7 @@ struct lr_write {
 };
 
 static void	lr_load_start(void);
+static void	lr_script_load(void);
 
 static int64_t
 wall_ms(void)
@@ -305,6 +309,26 @@ lr_replace(struct slice aor, const redisReply *rep)
 }
 
 static void
+lr_script_reply(void *arg, enum redis_result res, const redisReply *rep)
+{
+	(void)arg;
+	LR.script_loaded = res == REDIS_R_OK && rep->type ==
+	    REDIS_REPLY_STRING && rep->len == 40 && memcmp(rep->str, LR.sha,
+	    40) == 0;
+}
+
+/* The script into Redis's cache, so that EVALSHA can name it. */
+static void
+lr_script_load(void)
+{
+	const char	*argv[] = { "SCRIPT", "LOAD", LOCREDIS_SCRIPT };
+	size_t		 len[] = { 6, 4, sizeof(LOCREDIS_SCRIPT) - 1 };
+
+	LR.script_loaded = false;
+	(void)redis_command(LR.cmd, lr_script_reply, NULL, 3, argv, len);
+}
+
+static void
 lr_write_reply(void *arg, enum redis_result res, const redisReply *rep)
 {
 	struct lr_write	*w = arg;
@@ -317,6 +341,9 @@ lr_write_reply(void *arg, enum redis_result res, const redisReply *rep)
 		free(w);
 		return;
 	}
+	if (res == REDIS_R_ERROR && rep->len >= 8 && memcmp(rep->str,
+	    "NOSCRIPT", 8) == 0)
+		lr_script_load();	/* flushed: EVAL until it is back */
 	if (res == REDIS_R_ERROR || res == REDIS_R_OK)
 		snprintf(why, sizeof(why), "redis: %.*s", rep->type ==
 		    REDIS_REPLY_ERROR ? (int)rep->len : 15, rep->type ==
@@ -361,8 +388,13 @@ cmd_head(struct lr_cmd *c, struct slice aor, bool star, unsigned ndel)
 	buf_addf(&c->now, "%lld", (long long)wall_ms());
 	buf_init(&c->ndel, 8);
 	buf_addu(&c->ndel, ndel);
-	cmd_arg(c, "EVAL", 4);
-	cmd_arg(c, LOCREDIS_SCRIPT, sizeof(LOCREDIS_SCRIPT) - 1);
+	if (LR.script_loaded) {
+		cmd_arg(c, "EVALSHA", 7);
+		cmd_arg(c, LR.sha, 40);
+	} else {
+		cmd_arg(c, "EVAL", 4);
+		cmd_arg(c, LOCREDIS_SCRIPT, sizeof(LOCREDIS_SCRIPT) - 1);
+	}
 	cmd_arg(c, "1", 1);
 	cmd_arg(c, c->key.p, c->key.len);
 	cmd_arg(c, c->now.p, c->now.len);
@@ -777,12 +809,14 @@ lr_cmd_state(void *arg, bool up)
 	size_t		 len[] = { 4, 6 };
 
 	(void)arg;
+	LR.script_loaded = false;
 	if (!up) {
 		LR.checked = false;
 		LR.loading = false;
 		LR.load_again = false;
 		return;
 	}
+	lr_script_load();
 	(void)redis_command(LR.cmd, lr_info_reply, NULL, 2, argv, len);
 }
 
@@ -817,7 +851,9 @@ int
 locredis_start(struct event_base *base, const struct redis_settings *set,
     char *err, size_t errlen)
 {
-	char	host[128];
+	unsigned char	digest[SHA_DIGEST_LENGTH];
+	char		host[128];
+	int		i;
 
 	LR.run.address = xstrdup(set->address);
 	LR.run.user = set->user ? xstrdup(set->user) : NULL;
@@ -833,6 +869,10 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 		snprintf(LR.node, sizeof(LR.node), "%s", host);
 	} else
 		snprintf(LR.node, sizeof(LR.node), "osprey");
+	SHA1((const unsigned char *)LOCREDIS_SCRIPT, sizeof(LOCREDIS_SCRIPT) -
+	    1, digest);
+	for (i = 0; i < SHA_DIGEST_LENGTH; i++)
+		snprintf(LR.sha + 2 * i, 3, "%02x", digest[i]);
 	if ((LR.cmd = redis_new(base, set, "location", lr_cmd_state, NULL,
 	    err, errlen)) == NULL)
 		return (-1);

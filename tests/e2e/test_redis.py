@@ -605,3 +605,19 @@ def test_reload_redis_change_needs_restart(cluster):
     sub.sock.settimeout(2)
     assert sub._read() == ["message", "osprey:loc", "A alice@example.test"]
     sub.close()
+
+
+def test_script_flushed_loaded_again(cluster):
+    """The nodes name the script by its SHA-1 (EVALSHA, loaded when they
+    connect).  SCRIPT FLUSH on Redis: the next REGISTER gets 500 (never a
+    200 for a write not made), the node loads the script again, and the
+    one after is stored."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    alice = c.phone("alice", a)
+    assert alice.register(expires=600).code == 200
+    assert c.redis.cmd("SCRIPT", "FLUSH") == "OK"
+    r = alice.register(expires=600)
+    assert r.code == 500 and r.get("retry-after"), r.text()
+    assert "NOSCRIPT" in a.log_text()
+    assert alice.register(expires=600).code == 200
