@@ -20,6 +20,7 @@ import pytest
 from test_metrics import metrics_conf, scrape
 
 from conftest import TOP, free_udp_port
+from peers import interop
 from sip import (UAC, Endpoint, Phone, answer_call, invite_refused, match,
                  new_branch, parse, reply_to)
 
@@ -621,3 +622,31 @@ def test_script_flushed_loaded_again(cluster):
     assert r.code == 500 and r.get("retry-after"), r.text()
     assert "NOSCRIPT" in a.log_text()
     assert alice.register(expires=600).code == 200
+
+
+@pytest.mark.skipif(interop.BARESIP is None, reason="baresip not installed")
+def test_baresip_registered_on_a_answers_a_call_through_b(cluster, tmp_path):
+    """A real phone: baresip bob registers on A (it reaches its proxy on
+    127.0.0.1) and auto-answers; a call that comes in through B rings
+    him, is answered (200 with his SDP) and ended with a BYE."""
+    c = cluster()
+    a = c.node("A", "127.0.0.1")
+    b = c.node("B", "127.0.0.3")
+    bob = interop.Baresip(str(tmp_path), "bob", "auto", proxy_port=a.port,
+                          password="unused", regint=600)
+    try:
+        assert bob.registration(15), bob.report()
+        wait_for(lambda: known_on(b, "bob"), 3, "B never learnt bob")
+        call = c.caller("bob", b)
+        call.invite()
+        ok = call.ep.expect(call.resp(200), 10)
+        assert "m=audio" in ok.text(), ok.text()
+        call.ack(ok)
+        assert bob.wait_for("Call established", 5), bob.report()
+        call.bye()
+        call.ep.expect(call.resp(200, "BYE"), 5)
+        inv = [m for m in bob.messages() if m["start"].startswith(
+            "INVITE ")]
+        assert inv and inv[0]["src"] == "%s:%d" % b.addr, bob.report()
+    finally:
+        bob.stop()
