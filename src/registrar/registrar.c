@@ -580,9 +580,10 @@ struct reg_wait {
 static void
 registrar_written(void *arg, bool ok, const char *why)
 {
-	struct reg_wait	*w = arg;
-	struct buf	 hdrs;
-	char		 hstore[2048];
+	struct reg_wait		*w = arg;
+	const struct aor	*a;
+	struct buf		 hdrs;
+	char			 hstore[2048];
 
 	buf_init_on(&hdrs, hstore, sizeof(hstore));
 	if (!ok) {
@@ -591,10 +592,9 @@ registrar_written(void *arg, bool ok, const char *why)
 		buf_addf(&hdrs, "Retry-After: %u\r\n", REG_RETRY_AFTER_S);
 		w->fn(w->arg, 500, NULL, hdrs.p);
 	} else {
+		a = location_find((struct slice){ w->aor, strlen(w->aor) });
 		log_info("registrar %s: stored in redis, %u binding(s)",
-		    w->aor, location_find((struct slice){ w->aor,
-		    strlen(w->aor) }) ? location_find((struct slice){ w->aor,
-		    strlen(w->aor) })->n : 0);
+		    w->aor, a != NULL ? a->n : 0);
 		answer_lines((struct slice){ w->aor, strlen(w->aor) },
 		    (struct slice){ w->path, w->path ? strlen(w->path) : 0 },
 		    w->outbound, &hdrs);
