@@ -60,7 +60,7 @@ struct redis_cmd {
 	redis_reply_fn		*fn;
 	void			*arg;
 	uint64_t		 due_ms;	/* timer_now_ms() */
-	uint64_t		 sent_ms;
+	uint64_t		 rx_at_send;	/* the connection's rx then */
 	bool			 internal;	/* the handshake's */
 };
 
@@ -79,7 +79,7 @@ struct redis {
 	struct timer		 tmo;		/* the head's, or connecting */
 	struct timer		 retry;
 	uint32_t		 backoff_ms;
-	uint64_t		 rx_ms;		/* last byte received */
+	uint64_t		 rx;		/* reads that brought bytes */
 	enum redis_state	 state;
 	bool			 ever_up;
 	bool			 counted_up;
@@ -362,8 +362,8 @@ redis_send(struct redis *r, char *cmd, size_t len, redis_reply_fn *fn,
 	c->fn = fn;
 	c->arg = arg;
 	c->internal = internal;
-	c->sent_ms = timer_now_ms();
-	c->due_ms = c->sent_ms + r->timeout_ms;
+	c->rx_at_send = r->rx;
+	c->due_ms = timer_now_ms() + r->timeout_ms;
 	if (r->tail != NULL)
 		r->tail->next = c;
 	else
@@ -533,7 +533,7 @@ redis_read(struct bufferevent *bev, void *arg)
 	struct evbuffer_iovec v;
 	redisReply	*rep;
 
-	r->rx_ms = timer_now_ms();
+	r->rx++;
 	/* Every chunk, however many the input holds. */
 	while (evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
 		redisReaderFeed(r->reader, v.iov_base, v.iov_len);
@@ -672,8 +672,8 @@ redis_tmo_fire(void *arg)
 			dead = true;
 			break;
 		}
-		if (r->rx_ms < c->sent_ms)
-			dead = true;
+		if (r->rx == c->rx_at_send)
+			dead = true;	/* not a byte since it went out */
 		S.commands[REDIS_R_TIMEOUT]++;
 		c->fn(c->arg, REDIS_R_TIMEOUT, NULL);
 		c->fn = NULL;
