@@ -19,10 +19,10 @@ import time
 import pytest
 from test_metrics import metrics_conf, scrape
 
-from conftest import TOP, free_udp_port
+from conftest import TOP, ctl, free_udp_port
 from peers import interop
-from sip import (UAC, Endpoint, Phone, answer_call, invite_refused, match,
-                 new_branch, parse, reply_to)
+from sip import (NON2XX, UAC, Endpoint, Phone, answer_call, invite_refused,
+                 match, new_branch, parse, reply_to)
 
 REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS is None,
@@ -262,7 +262,6 @@ def call_reaches(c, user, via, phone):
 
 def known_on(node, user):
     """node's local table lists user (a REGISTER query would write)."""
-    from conftest import ctl
     return ("%s@example.test" % user) in ctl(node, "registrations")
 
 
@@ -650,3 +649,39 @@ def test_baresip_registered_on_a_answers_a_call_through_b(cluster, tmp_path):
         assert inv and inv[0]["src"] == "%s:%d" % b.addr, bob.report()
     finally:
         bob.stop()
+
+
+def test_cancel_through_a_third_node(cluster):
+    """Three nodes: alice registers on A, bob on B; a call to both (one
+    user, two phones) through C rings both, and C's CANCEL reaches each
+    with its INVITE's branch; the caller ends with 487."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    third = c.node("C", "127.0.0.4")
+    d1, d2 = c.phone("dan", a), c.phone("dan", b)
+    assert d1.register(expires=600).code == 200
+    r = d2.register(expires=600)
+    assert r.code == 200 and len(d2.bindings(r)) == 2, r.text()
+    wait_for(lambda: all(p.contact_uri in ctl(third, "registrations")
+                         for p in (d1, d2)), 3,
+             "C does not know both phones")
+    call = c.caller("dan", third)
+    call.invite()
+    invs = {}
+    for d in (d1, d2):
+        invs[d] = d.uas.expect("INVITE", call_id=call.call_id, timeout=3)
+        d.uas.respond(invs[d], 180)
+    call.ep.expect(call.resp(180))
+    call.cancel()
+    assert call.ep.expect(call.resp(None, "CANCEL")).code == 200
+    for d in (d1, d2):
+        cn = d.uas.expect("CANCEL", call_id=call.call_id)
+        assert cn.branch == invs[d].branch
+        assert cn.src == third.addr, cn.src
+        d.uas.respond(cn, 200)
+        d.uas.respond(invs[d], 487)
+        d.uas.expect("ACK", call_id=call.call_id)
+    final = call.ep.expect(call.resp(NON2XX))
+    assert final.code == 487, final
+    call.ack(final)
