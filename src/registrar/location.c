@@ -382,6 +382,28 @@ location_expire(void *arg)
 	location_unlock();
 }
 
+static bool
+same_str(const char *s, struct slice v)
+{
+	return (s == NULL ? v.len == 0 : slice_eq(v, s));
+}
+
+/* Is b what bi says, but for its expiry? */
+static bool
+same_binding(const struct binding *b, const struct binding_info *bi)
+{
+	return (b->cseq == bi->cseq && b->reg_id == bi->reg_id &&
+	    b->q == bi->q && b->nat == bi->nat &&
+	    tp_addr_eq(&b->received, bi->received) &&
+	    slice_eq(bi->contact, b->contact) &&
+	    slice_eq(bi->callid, b->callid) &&
+	    same_str(b->instance, bi->instance) &&
+	    same_str(b->path, bi->path) &&
+	    same_str(b->user_agent, bi->user_agent) &&
+	    same_str(b->node, bi->node) &&
+	    strcmp(b->local, bi->local ? bi->local : "") == 0);
+}
+
 /*
  * The bindings of AOR key become the n of bis (registrar.backend redis:
  * what Redis holds for it): each one saved (a binding it names is
@@ -397,9 +419,20 @@ location_replace(struct slice key, const struct binding_info *bis,
 	unsigned	  i, j;
 
 	keep = xcalloc(n ? n : 1, sizeof(*keep));
-	for (i = 0; i < n; i++)
-		keep[i] = location_save(key, location_match(location_find(key),
-		    &bis[i]), &bis[i]);
+	for (i = 0; i < n; i++) {
+		b = location_match(location_find(key), &bis[i]);
+		if (b != NULL && same_binding(b, &bis[i])) {
+			/* Unchanged: its keepalive state stays. */
+			heap_del(b);
+			b->expires_ms = timer_now_ms() +
+			    (uint64_t)bis[i].expires_s * 1000;
+			heap_push(b);
+			keep[i] = b;
+			continue;
+		}
+		keep[i] = location_save(key, b, &bis[i]);
+	}
+	expiry_rearm();
 	if ((a = location_find(key)) == NULL)
 		goto done;
 	a->gen = gen;

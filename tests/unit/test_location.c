@@ -274,6 +274,85 @@ START_TEST(nat_detection)
 }
 END_TEST
 
+/*
+ * location_replace() (registrar.backend redis): the AOR becomes what
+ * Redis holds.  An unchanged binding is kept (its keepalive state too),
+ * only its expiry moves; a changed one is replaced; one Redis no longer
+ * has goes; an empty list removes the AOR.
+ */
+START_TEST(replace_keeps_unchanged)
+{
+	struct binding_info	 bis[2];
+	struct binding		*a1, *b1, *x;
+	struct aor		*a;
+	uint64_t		 id_a;
+
+	bis[0] = info("sip:a@10.0.0.1", 600, &src);
+	bis[1] = info("sip:b@10.0.0.2", 600, &src);
+	bis[1].node = S("node-b");
+	location_replace(S("al@example.test"), bis, 2, 7);
+	ck_assert_ptr_nonnull(a = location_find(S("al@example.test")));
+	ck_assert_uint_eq(a->n, 2);
+	ck_assert_uint_eq(a->gen, 7);
+	a1 = location_match(a, &bis[0]);
+	b1 = location_match(a, &bis[1]);
+	ck_assert_ptr_null(a1->node);
+	ck_assert_str_eq(b1->node, "node-b");
+	a1->ping_misses = 2;		/* natping.c's state */
+	id_a = a1->id;
+
+	fake_advance(10000);
+	bis[0].expires_s = 900;		/* a: only its expiry moved */
+	bis[1].cseq = 2;		/* b: refreshed */
+	location_replace(S("al@example.test"), bis, 2, 8);
+	x = location_match(location_find(S("al@example.test")), &bis[0]);
+	ck_assert_ptr_eq(x, a1);
+	ck_assert_uint_eq(x->id, id_a);
+	ck_assert_uint_eq(x->ping_misses, 2);
+	ck_assert_uint_eq(binding_expires_in(x), 900);
+	x = location_match(location_find(S("al@example.test")), &bis[1]);
+	ck_assert_uint_eq(x->cseq, 2);
+	ck_assert_uint_eq(location_count(), 2);
+
+	/* b is gone from Redis: gone here; a expires on the new time. */
+	location_replace(S("al@example.test"), bis, 1, 9);
+	ck_assert_uint_eq(location_count(), 1);
+	ck_assert_ptr_null(location_match(location_find(S("al@example.test")),
+	    &bis[1]));
+	fake_advance(899000);
+	ck_assert_uint_eq(location_count(), 1);
+	fake_advance(1000);
+	ck_assert_uint_eq(location_count(), 0);
+
+	location_replace(S("al@example.test"), bis, 1, 10);
+	location_replace(S("al@example.test"), bis, 0, 11);
+	ck_assert_ptr_null(location_find(S("al@example.test")));
+	ck_assert_uint_eq(location_from_source(&src), 0);
+}
+END_TEST
+
+/* location_sweep(): every AOR not stamped by the last load goes. */
+START_TEST(sweep_unstamped)
+{
+	struct binding_info	bi = info("sip:a@10.0.0.1", 600, &src);
+	int			i;
+	char			key[32];
+
+	for (i = 0; i < 5; i++) {
+		snprintf(key, sizeof(key), "u%d@example.test", i);
+		location_replace(S(key), &bi, 1, i % 2 ? 3 : 4);
+	}
+	(void)location_save(S("local@example.test"), NULL, &bi);
+	ck_assert_uint_eq(location_aors(), 6);
+	location_sweep(4);
+	ck_assert_uint_eq(location_aors(), 3);
+	ck_assert_ptr_nonnull(location_find(S("u0@example.test")));
+	ck_assert_ptr_nonnull(location_find(S("u4@example.test")));
+	ck_assert_ptr_null(location_find(S("u1@example.test")));
+	ck_assert_ptr_null(location_find(S("local@example.test")));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -283,6 +362,7 @@ main(void)
 	log_init(true, LOG_LVL_WARNING);
 	check_add(tc, save_find_match, match_by_instance, counts_per_source,
 	    foreach_every_binding, expires_on_the_clock,
-	    heap_expires_in_order, addr_format, nat_detection);
+	    heap_expires_in_order, addr_format, nat_detection,
+	    replace_keeps_unchanged, sweep_unstamped);
 	return (check_run("location"));
 }
