@@ -1022,7 +1022,8 @@ proxy_request(struct sipmsg *m, struct tp_sock *sock,
 		else if (st == NULL && proxy_ctx_sl_tag_ours(m->to_tag))
 			log_debug("proxy " SLICE_FMT ": ACK for a stateless "
 			    "reply absorbed", SLICE_ARG(m->callid));
-		else
+		else if (!proxy_media_ack(m, sock, src,
+		    proxy_forward_stateless))
 			proxy_forward_stateless(m, sock, src);
 		sipmsg_free(m);
 		return;
