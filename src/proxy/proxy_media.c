@@ -216,8 +216,9 @@ media_offer_done(void *arg, const struct rtpe_result *res)
 		if (pm->answer)	/* the callee's offer is answered */
 			rtpengine_call_mark(m->callid, 0, RTPE_MARK_PENDING);
 		dialog_call_media(ctx->call);
-		log_info("proxy %s: media relayed by %s",
-		    proxy_ctx_callid(ctx, cid, sizeof(cid)), res->uri);
+		log_info("proxy %s: media relayed by %s%s",
+		    proxy_ctx_callid(ctx, cid, sizeof(cid)), res->uri,
+		    pm->answer ? " (the PRACK answers the late offer)" : "");
 	}
 	pm->go(ctx, code);
 	proxy_ctx_unref(ctx);	/* the reference the offer held */

@@ -326,6 +326,59 @@ def test_late_offer(sipnet, rtpengine):
     assert "(late offer)" in net.proxy.log_text()
 
 
+def test_late_offer_prack(sipnet, rtpengine):
+    """RFC 3262 with a late offer: the reliable 183's SDP is the callee's
+    offer (the caller sees rtpengine's address), the PRACK's SDP the
+    caller's answer (the callee sees rtpengine's); a PRACK with SDP after
+    that is a new offer, its 2xx the answer; the 200 and ACK carry none;
+    the BYE deletes the session."""
+    net = sipnet(extra=media_conf(rtpengine.ng))
+    call = net.call()
+    call.invite(body=b"", headers=[("Supported", "100rel")])
+    inv = net.uas.expect("INVITE", call_id=call.call_id)
+    net.uas.respond(inv, 183, headers=[
+        ("Require", "100rel"), ("RSeq", "1"),
+        ("Content-Type", "application/sdp")], body=CALLEE_SDP)
+    early = net.caller.expect(call.resp(183))
+    addr, port = sdp_addr(early.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port), early.raw
+    call.learn(early)
+    call.request("PRACK", headers=[("RAck", "1 %d INVITE" % call.cseq),
+                                   ("Content-Type", "application/sdp")],
+                 body=SDP)
+    pr = net.uas.expect("PRACK", call_id=call.call_id)
+    addr, port2 = sdp_addr(pr.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port2), pr.raw
+    assert port2 != port
+    check_length(pr)
+    net.uas.respond(pr, 200)
+    net.caller.expect(call.resp(200, "PRACK"))
+    # Asked as the answer (the tags swapped), not as a new offer.
+    assert net.proxy.log_text().count("the PRACK answers the late offer") \
+        == 1, net.proxy.log_text()
+    # A second PRACK-borne offer (a new reliable 1xx, answered with SDP).
+    net.uas.respond(inv, 183, headers=[("Require", "100rel"), ("RSeq", "2")])
+    net.caller.expect(call.resp(183))
+    call.request("PRACK", headers=[("RAck", "2 %d INVITE" % (call.cseq - 1)),
+                                   ("Content-Type", "application/sdp")],
+                 body=SDP.replace(b"49170", b"49180"))
+    pr2 = net.uas.expect("PRACK", call_id=call.call_id)
+    assert rtpengine.owns(sdp_addr(pr2.body)[1]), pr2.raw
+    net.uas.respond(pr2, 200, headers=[("Content-Type", "application/sdp")],
+                    body=CALLEE_SDP.replace(b"40000", b"40006"))
+    r = net.caller.expect(call.resp(200, "PRACK"))
+    assert rtpengine.owns(sdp_addr(r.body)[1]), r.raw
+    net.uas.respond(inv, 200)
+    ok = net.caller.expect(call.resp(200))
+    call.ack(ok)
+    net.uas.expect("ACK", call_id=call.call_id)
+    assert rtpe_has_call(rtpengine.ng, call.call_id)
+    call.bye()
+    bye = net.uas.expect("BYE", call_id=call.call_id)
+    net.uas.respond(bye, 200)
+    assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+
+
 def test_update_relayed(sipnet, rtpengine):
     """An UPDATE with SDP of a relayed call (RFC 3311) is an offer: the
     callee sees rtpengine's address; its 2xx the answer: the caller sees
