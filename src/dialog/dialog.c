@@ -819,7 +819,8 @@ media_end(const struct strs *s, bool *flag, struct dialog_call *c)
 	if (c != NULL)
 		c->media = false;
 	if (G.media_end != NULL)
-		G.media_end(str_get(s, DS_CALLID), str_get(s, DS_FTAG));
+		G.media_end(str_get(s, DS_CALLID), str_get(s, DS_FTAG),
+		    str_get(s, DS_TTAG));
 }
 
 /* The INVITE of c went on with rtpengine's SDP: a delete when it ends. */

@@ -77,8 +77,11 @@ struct dialog_totals {
 extern const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS];
 
 typedef void dialog_cdr_fn(const struct cdr *);
-/* A call relayed by rtpengine ended: Call-ID, the caller's tag. */
-typedef void dialog_media_fn(struct slice, struct slice);
+/*
+ * A call relayed by rtpengine ended: Call-ID, the caller's tag, the To
+ * tag of the dialog that ended (empty: the call failed or went unanswered).
+ */
+typedef void dialog_media_fn(struct slice, struct slice, struct slice);
 
 /* Process-wide, before the workers start (and while they are paused). */
 void	 dialog_set_settings(const struct dialog_settings *);

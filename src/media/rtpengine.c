@@ -75,6 +75,8 @@ struct rtpe_call {
 	uint64_t	 last_ms;
 	unsigned	 inst;
 	unsigned	 marks;		/* RTPE_MARK_* */
+	uint8_t		 ttag_len;	/* the answered To tag; 0: none */
+	char		 ttag[RTPE_TAG_MAX];
 	size_t		 len;
 	char		 callid[];
 };
@@ -503,6 +505,7 @@ rtpe_call_note(const struct rtpe_req *rq, unsigned inst)
 			return;		/* the hash order will find it */
 		c = xmalloc(sizeof(*c) + rq->callid_len);
 		c->marks = 0;
+		c->ttag_len = 0;
 		c->len = rq->callid_len;
 		memcpy(c->callid, rq->callid, c->len);
 		hashtab_insert(&L->calls, &c->node, c->callid, c->len);
@@ -532,6 +535,43 @@ rtpengine_call_marks(struct slice callid)
 	if (L == NULL || (c = rtpe_call_find(callid.p, callid.len)) == NULL)
 		return (0);
 	return (c->marks);
+}
+
+/*
+ * The To tag of the dialog that answered a call (its first 2xx): noted
+ * unless one is; false when another one was noted first.
+ */
+bool
+rtpengine_call_answered(struct slice callid, struct slice to_tag)
+{
+	struct rtpe_call	*c;
+
+	if (L == NULL || (c = rtpe_call_find(callid.p, callid.len)) == NULL)
+		return (true);
+	if (c->ttag_len > 0)
+		return (to_tag.len == c->ttag_len &&
+		    memcmp(to_tag.p, c->ttag, to_tag.len) == 0);
+	if (to_tag.len == 0 || to_tag.len > sizeof(c->ttag))
+		return (true);	/* too long to note: not a branch then */
+	memcpy(c->ttag, to_tag.p, to_tag.len);
+	c->ttag_len = (uint8_t)to_tag.len;
+	return (true);
+}
+
+/*
+ * Is to_tag the dialog that answered the call?  1 yes, 0 another one
+ * did, -1 not known (no such call here, or none noted).
+ */
+int
+rtpengine_call_is_answered(struct slice callid, struct slice to_tag)
+{
+	struct rtpe_call	*c;
+
+	if (L == NULL || (c = rtpe_call_find(callid.p, callid.len)) == NULL ||
+	    c->ttag_len == 0)
+		return (-1);
+	return (to_tag.len == c->ttag_len &&
+	    memcmp(to_tag.p, c->ttag, to_tag.len) == 0);
 }
 
 static void

@@ -24,6 +24,7 @@
  */
 
 #define RTPE_MAX_INSTANCES	16
+#define RTPE_TAG_MAX		128	/* a To tag noted per call */
 
 /* media.relay and media.on_failure, in the order of their names. */
 enum media_relay {
@@ -159,6 +160,8 @@ void		 rtpengine_cancel(struct rtpe_req *);
 unsigned	 rtpengine_order(struct slice, unsigned *);
 void		 rtpengine_call_mark(struct slice, unsigned, unsigned);
 unsigned	 rtpengine_call_marks(struct slice);
+bool		 rtpengine_call_answered(struct slice, struct slice);
+int		 rtpengine_call_is_answered(struct slice, struct slice);
 unsigned	 rtpengine_count(void);
 const char	*rtpengine_uri(unsigned);
 bool		 rtpengine_is_up(unsigned);

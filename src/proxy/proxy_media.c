@@ -196,7 +196,8 @@ media_offer_done(void *arg, const struct rtpe_result *res)
 		 * call's session goes (a re-INVITE's call stays up).
 		 */
 		if (ctx->call != NULL && res->status == RTPE_OK && m != NULL)
-			proxy_media_end(m->callid, m->from_tag);
+			proxy_media_end(m->callid, m->from_tag,
+			    (struct slice){ NULL, 0 });
 		else if (ctx->call != NULL && res->status == RTPE_OK)
 			log_info("proxy %s: offer answered after the call "
 			    "went; rtpengine's own timeout ends it",
@@ -209,7 +210,8 @@ media_offer_done(void *arg, const struct rtpe_result *res)
 	else if ((pm->fwd = media_rewrite(m, res->sdp, err,
 	    sizeof(err))) == NULL) {
 		if (ctx->call != NULL)
-			proxy_media_end(m->callid, m->from_tag);
+			proxy_media_end(m->callid, m->from_tag,
+			    (struct slice){ NULL, 0 });
 		code = media_failed(ctx, "offer", err);
 	} else {
 		pm->relayed = !pm->answer;
@@ -330,6 +332,15 @@ media_release_losers(struct pctx *ctx, const struct sipmsg *won)
 	}
 }
 
+/* resp, a 2xx, answers the call: noted, and the others' media goes. */
+static void
+media_won(struct pctx *ctx, const struct sipmsg *resp)
+{
+	if (ctx->call != NULL && rtpengine_call_answered(resp->callid,
+	    resp->to_tag))
+		media_release_losers(ctx, resp);
+}
+
 static void
 media_answer_done(void *arg, const struct rtpe_result *res)
 {
@@ -364,7 +375,7 @@ media_answer_done(void *arg, const struct rtpe_result *res)
 	if (ok2xx)
 		pm->held--;
 	if (ok2xx && ok && !ctx->answered)
-		media_release_losers(ctx, a->resp);
+		media_won(ctx, a->resp);
 	a->go(ctx, a->slot, a->resp);
 	if (!ok2xx) {
 		/* A 1xx is kept, once per To tag: its branch's media. */
@@ -423,8 +434,11 @@ proxy_media_answer(struct pctx *ctx, unsigned slot, const struct sipmsg *resp,
 				return (true);
 			}
 		}
-	if (!media_sdp(resp, &body, &sdp))
+	if (!media_sdp(resp, &body, &sdp)) {
+		if (ok2xx && !ctx->answered && pm->held == 0)
+			media_won(ctx, resp);	/* its SDP came before */
 		return (false);
+	}
 	a = xcalloc(1, sizeof(*a));
 	a->ctx = ctx;
 	a->go = go;
@@ -529,21 +543,36 @@ media_delete_done(void *arg, const struct rtpe_result *res)
 		log_info("proxy: rtpengine delete: %s", res->why);
 }
 
-/* dialog.c: a relayed call ended (Call-ID, the caller's tag): delete. */
+/*
+ * dialog.c: a relayed call ended (Call-ID, the caller's tag, the To tag
+ * of the dialog that ended; empty: the call itself).  The dialog that
+ * answered the call, or one we cannot tell: the whole call is deleted.
+ * Another dialog of a forked call (a second 2xx): its branch only.
+ */
 void
-proxy_media_end(struct slice callid, struct slice from_tag)
+proxy_media_end(struct slice callid, struct slice from_tag,
+    struct slice to_tag)
 {
 	struct rtpe_request	 rq;
 	char			 err[160];
+	bool			 branch;
 
+	branch = to_tag.len > 0 &&
+	    rtpengine_call_is_answered(callid, to_tag) == 0;
 	memset(&rq, 0, sizeof(rq));
 	rq.cmd = RTPE_DELETE;
 	rq.callid = callid;
 	rq.from_tag = from_tag;
+	if (branch)
+		rq.to_tag = to_tag;
 	if (rtpengine_send(&rq, media_delete_done, NULL, err,
 	    sizeof(err)) == NULL)
 		log_info("proxy " SLICE_FMT ": rtpengine delete: %s",
 		    SLICE_ARG(callid), err);
+	else if (branch)
+		log_info("proxy " SLICE_FMT ": rtpengine delete of branch "
+		    SLICE_FMT " (not answered)", SLICE_ARG(callid),
+		    SLICE_ARG(to_tag));
 	else
 		log_info("proxy " SLICE_FMT ": rtpengine delete",
 		    SLICE_ARG(callid));

@@ -26,6 +26,7 @@ rtpengine missing fails these tests: CI installs rtpengine-daemon.
 """
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -505,6 +506,53 @@ def test_forked_losing_branch_released(sipnet, rtpengine):
         assert ports.get(winner) and ports.get(call.from_tag), ports
         assert "rtpengine delete of branch %s" % loser in \
             net.proxy.log_text()
+        call.bye()
+        bye = other.expect("BYE", call_id=call.call_id)
+        other.respond(bye, 200)
+        assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+    finally:
+        other.ep.close()
+
+
+def test_forked_two_answers_second_bye(sipnet, rtpengine):
+    """Both callees answer (two 200s, two dialogs): the caller hangs up the
+    second; only its branch's media goes (delete with its To tag), the
+    answered call's session stays with its ports (query), and the BYE of
+    the answered dialog deletes the call."""
+    other = UAS(Endpoint())
+    try:
+        net = sipnet(routes=lambda t: [("^bob$", [t, other.target])],
+                     extra=media_conf(rtpengine.ng))
+        call = net.call()
+        call.invite()
+        ia = net.uas.expect("INVITE", call_id=call.call_id)
+        ib = other.expect("INVITE", call_id=call.call_id)
+        other.respond(ib, 200, body=CALLEE_SDP.replace(b"40000", b"40010"))
+        ok = net.caller.expect(call.resp(200))
+        net.uas.respond(ia, 200, body=CALLEE_SDP)
+        ok2 = net.caller.expect(call.resp(200))
+        winner, loser = other.tag(ib), net.uas.tag(ia)
+        assert (ok.to_tag, ok2.to_tag) == (winner, loser)
+        second = copy.copy(call)        # the caller in the other dialog
+        call.ack(ok)
+        other.expect("ACK", call_id=call.call_id)
+        second.ack(ok2)
+        net.uas.expect("ACK", call_id=call.call_id)
+        ports = rtpe_ports(rtpengine.ng, call.call_id)
+        assert winner in ports and loser in ports, ports
+        second.bye()
+        bye = net.uas.expect("BYE", call_id=call.call_id)
+        net.uas.respond(bye, 200)
+        net.caller.expect(call.resp(200, "BYE"))
+        deadline = time.time() + 2
+        while loser in rtpe_ports(rtpengine.ng, call.call_id) and \
+                time.time() < deadline:
+            time.sleep(0.05)
+        assert rtpe_has_call(rtpengine.ng, call.call_id), \
+            net.proxy.log_text()
+        ports = rtpe_ports(rtpengine.ng, call.call_id)
+        assert loser not in ports, ports
+        assert ports.get(winner) and ports.get(call.from_tag), ports
         call.bye()
         bye = other.expect("BYE", call_id=call.call_id)
         other.respond(bye, 200)
