@@ -380,6 +380,38 @@ def test_late_offer_prack(sipnet, rtpengine):
     assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
 
 
+def test_sipp_late_offer_update(osprey_factory, rtpengine, tmp_path):
+    """SIPp on both sides (tests/sipp/uac_late_offer.xml and
+    uas_late_offer.xml): an INVITE without SDP, the callee's offer in the
+    200, the caller's answer in the ACK, then an UPDATE with SDP; each
+    side checks it got rtpengine's SDP (its a=rtcp line, not the other
+    side's port) and fails its call otherwise; the BYE deletes."""
+    wd = str(tmp_path)
+    uas_port = interop.free_udp_block(1)
+    uac_port = interop.free_udp_block(1)
+    o = osprey_factory(routes=[("^bob$", ["sip:127.0.0.1:%d" % uas_port])],
+                       extra=media_conf(rtpengine.ng))
+    uas = uac = None
+    try:
+        uas = interop.uas(wd, "uas_late_offer.xml", uas_port, o.port)
+        uac = interop.uac(wd, "uac_late_offer.xml", o.port, uac_port)
+        rc_uac = uac.wait()
+        rc_uas = uas.wait(limit=5 if rc_uac else None)
+        assert (rc_uac, rc_uas) == (0, 0), (
+            "SIPp UAC exit %s, UAS exit %s\n%s\n%s" % (
+                rc_uac, rc_uas, uac.report() + uas.report(), o.log_text()))
+    finally:
+        for p in (uac, uas):
+            if p is not None:
+                p.stop()
+    log = o.log_text()
+    assert "(late offer)" in log, log
+    cid = re.search(r"proxy (\S+): media relayed by .* \(late offer\)",
+                    log).group(1)
+    assert log.count("proxy %s: media relayed by" % cid) == 2, log
+    assert wait_gone(rtpengine.ng, cid), log
+
+
 def test_update_relayed(sipnet, rtpengine):
     """An UPDATE with SDP of a relayed call (RFC 3311) is an offer: the
     callee sees rtpengine's address; its 2xx the answer: the caller sees
