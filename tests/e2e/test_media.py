@@ -13,6 +13,14 @@ ospreyd with media.relay.
   registered behind NAT; a re-INVITE gets its own offer and answer; a
   forked call one offer and an answer per To tag; `ospreyctl dialogs`
   says which calls are relayed.
+- Offer/answer beyond the INVITE (issue 13, the remaining gaps): a late
+  offer (INVITE without SDP: offer in the 2xx, answer in the ACK; or in a
+  reliable 183 and its PRACK), UPDATE and PRACK with SDP, with the test's
+  UAC/UAS and with SIPp on both sides; media.ice = "force" puts
+  rtpengine's candidates in, the default strips them; a forked call's
+  unanswered branch with early media, and a second answered dialog when
+  it ends, release only their branch (ng `query`: their ports gone, the
+  answered branch's kept) and the BYE deletes the call.
 - NAT in dialogs: a caller whose Contact is private gets the callee's BYE
   at the address its INVITE came from, a callee registered behind NAT the
   caller's ACK and BYE at its source.
