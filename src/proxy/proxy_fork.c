@@ -913,6 +913,7 @@ proxy_fork_branch_done(struct branch *b)
 	proxy_ctx_timer_stop(b->timeout);
 	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
 		return;
+	proxy_media_branch_done(ctx, b->idx);	/* its early media */
 	if (b->code >= 600 && ctx->st->kind == TXN_IST) {
 		snprintf(cause, sizeof(cause), "SIP;cause=%d;text=\"%s\"",
 		    b->code, sip_reason(b->code));

@@ -227,6 +227,7 @@ bool	 proxy_media_answer(struct pctx *, unsigned,
 	    const struct sipmsg *, const struct tp_addr *,
 	    proxy_media_resp_fn *);
 bool	 proxy_media_stray(const struct sipmsg *, struct tp_sock *);
+void	 proxy_media_branch_done(struct pctx *, unsigned);
 typedef void proxy_media_ack_fn(const struct sipmsg *, struct tp_sock *,
 	    const struct tp_addr *);
 bool	 proxy_media_ack(const struct sipmsg *, struct tp_sock *,

@@ -298,38 +298,80 @@ media_same_tag(const struct sipmsg *a, const struct sipmsg *b)
  * deleted, that branch only (rtpengine's delete with its To tag).
  */
 static void
-media_release_losers(struct pctx *ctx, const struct sipmsg *won)
+media_release(struct pctx *ctx, struct pmedia_ans *a)
 {
-	struct pmedia_ans	*a, *b;
 	struct rtpe_request	 rq;
 	char			 err[160], cid[128];
 
-	for (a = ctx->media->ans; a != NULL; a = a->next) {
-		if (a->resp->status >= 200 || a->released || a->req != NULL ||
-		    media_same_tag(a->resp, won))
-			continue;
-		for (b = ctx->media->ans; b != NULL; b = b->next)
-			if (b->resp->status >= 200 &&
-			    media_same_tag(a->resp, b->resp))
-				break;
-		if (b != NULL)
-			continue;	/* a dialog of its own: BYE ends it */
-		a->released = true;
-		memset(&rq, 0, sizeof(rq));
-		rq.cmd = RTPE_DELETE;
-		rq.callid = a->resp->callid;
-		rq.from_tag = a->resp->from_tag;
-		rq.to_tag = a->resp->to_tag;
-		if (rtpengine_send(&rq, media_delete_done, NULL, err,
-		    sizeof(err)) == NULL)
-			log_info("proxy %s: rtpengine delete of branch "
-			    SLICE_FMT ": %s", proxy_ctx_callid(ctx, cid,
-			    sizeof(cid)), SLICE_ARG(a->resp->to_tag), err);
-		else
-			log_info("proxy %s: rtpengine delete of branch "
-			    SLICE_FMT " (not answered)", proxy_ctx_callid(ctx,
-			    cid, sizeof(cid)), SLICE_ARG(a->resp->to_tag));
-	}
+	a->released = true;
+	memset(&rq, 0, sizeof(rq));
+	rq.cmd = RTPE_DELETE;
+	rq.callid = a->resp->callid;
+	rq.from_tag = a->resp->from_tag;
+	rq.to_tag = a->resp->to_tag;
+	if (rtpengine_send(&rq, media_delete_done, NULL, err,
+	    sizeof(err)) == NULL)
+		log_info("proxy %s: rtpengine delete of branch " SLICE_FMT
+		    ": %s", proxy_ctx_callid(ctx, cid, sizeof(cid)),
+		    SLICE_ARG(a->resp->to_tag), err);
+	else
+		log_info("proxy %s: rtpengine delete of branch " SLICE_FMT
+		    " (not answered)", proxy_ctx_callid(ctx, cid, sizeof(cid)),
+		    SLICE_ARG(a->resp->to_tag));
+}
+
+/* A kept 1xx whose To tag no 2xx of the call carries (an early dialog). */
+static bool
+media_early_only(const struct pmedia *pm, const struct pmedia_ans *a)
+{
+	const struct pmedia_ans	*b;
+
+	if (a->resp->status >= 200 || a->released || a->req != NULL)
+		return (false);
+	for (b = pm->ans; b != NULL; b = b->next)
+		if (b->resp->status >= 200 && media_same_tag(a->resp, b->resp))
+			return (false);	/* a dialog of its own: BYE ends it */
+	return (true);
+}
+
+/*
+ * The 2xx won was answered: every other branch that had early media (a
+ * 1xx with SDP under another To tag, that no 2xx confirmed) has its media
+ * deleted, that branch only (rtpengine's delete with its To tag).
+ */
+static void
+media_release_losers(struct pctx *ctx, const struct sipmsg *won)
+{
+	struct pmedia_ans	*a;
+
+	for (a = ctx->media->ans; a != NULL; a = a->next)
+		if (media_early_only(ctx->media, a) &&
+		    !media_same_tag(a->resp, won))
+			media_release(ctx, a);
+}
+
+/*
+ * Branch slot of a call not answered yet ended (a final failure, Timer
+ * C): its early media goes, while another branch's stays; else the
+ * call's answer or its end deletes it (a delete that left rtpengine no
+ * branch might end the whole call).
+ */
+void
+proxy_media_branch_done(struct pctx *ctx, unsigned slot)
+{
+	struct pmedia		*pm = ctx->media;
+	struct pmedia_ans	*a;
+
+	if (pm == NULL || !pm->relayed || ctx->call == NULL)
+		return;
+	for (a = pm->ans; a != NULL; a = a->next)
+		if (a->slot != slot && media_early_only(pm, a))
+			break;
+	if (a == NULL)
+		return;		/* no other branch has media */
+	for (a = pm->ans; a != NULL; a = a->next)
+		if (a->slot == slot && media_early_only(pm, a))
+			media_release(ctx, a);
 }
 
 /* resp, a 2xx, answers the call: noted, and the others' media goes. */

@@ -554,6 +554,48 @@ def test_forked_losing_branch_released(sipnet, rtpengine):
         other.ep.close()
 
 
+def test_forked_branch_fails_early_media_released(sipnet, rtpengine):
+    """Two callees with early media; one gives up (486) while the other
+    still rings: that branch's media goes at once (its ports, by its To
+    tag), the other's stays; the other answers and keeps its media; the
+    BYE deletes the call."""
+    other = UAS(Endpoint())
+    try:
+        net = sipnet(routes=lambda t: [("^bob$", [t, other.target])],
+                     extra=media_conf(rtpengine.ng))
+        call = net.call()
+        call.invite()
+        ia = net.uas.expect("INVITE", call_id=call.call_id)
+        ib = other.expect("INVITE", call_id=call.call_id)
+        net.uas.respond(ia, 183, body=CALLEE_SDP)
+        other.respond(ib, 183, body=CALLEE_SDP.replace(b"40000", b"40010"))
+        for _ in range(2):
+            net.caller.expect(call.resp(183))
+        loser, winner = net.uas.tag(ia), other.tag(ib)
+        net.uas.respond(ia, 486)
+        net.uas.expect("ACK", call_id=call.call_id)
+        deadline = time.time() + 2
+        while loser in rtpe_ports(rtpengine.ng, call.call_id) and \
+                time.time() < deadline:
+            time.sleep(0.05)
+        ports = rtpe_ports(rtpengine.ng, call.call_id)
+        assert loser not in ports, ports
+        assert ports.get(winner) and ports.get(call.from_tag), ports
+        other.respond(ib, 200, body=CALLEE_SDP.replace(b"40000", b"40010"))
+        ok = net.caller.expect(call.resp(200))
+        assert rtpengine.owns(sdp_addr(ok.body)[1]), ok.raw
+        call.ack(ok)
+        other.expect("ACK", call_id=call.call_id)
+        ports = rtpe_ports(rtpengine.ng, call.call_id)
+        assert ports.get(winner) and ports.get(call.from_tag), ports
+        call.bye()
+        bye = other.expect("BYE", call_id=call.call_id)
+        other.respond(bye, 200)
+        assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+    finally:
+        other.ep.close()
+
+
 def test_forked_two_answers_second_bye(sipnet, rtpengine):
     """Both callees answer (two 200s, two dialogs): the caller hangs up the
     second; only its branch's media goes (delete with its To tag), the
