@@ -75,7 +75,7 @@ struct rtpe_call {
 	uint64_t	 last_ms;
 	unsigned	 inst;
 	unsigned	 marks;		/* RTPE_MARK_* */
-	uint8_t		 ttag_len;	/* the answered To tag; 0: none */
+	uint8_t		 ttag_len;	/* the answered To tag, 0: none */
 	char		 ttag[RTPE_TAG_MAX];
 	size_t		 len;
 	char		 callid[];
@@ -99,7 +99,7 @@ struct rtpe_req {
 	unsigned	 pos;		/* order[pos] is asked */
 	unsigned	 tries;		/* sent to order[pos] so far */
 	bool		 failover;	/* an offer: the next one may answer */
-	bool		 branch;	/* a delete of one To tag's branch */
+	bool		 branch;	/* a delete of one To tag */
 	bool		 linked;	/* in L->pending */
 	enum rtpe_status fail;		/* at once: RTPE_DOWN */
 };

@@ -84,8 +84,8 @@ struct pmedia_ans {
 	struct sipmsg		*resp;		/* owned: then as relayed */
 	proxy_media_resp_fn	*go;
 	unsigned		 slot;		/* the branch */
-	bool			 late;		/* its SDP is the callee's offer */
-	bool			 released;	/* a 1xx's branch: deleted */
+	bool			 late;		/* the callee's offer */
+	bool			 released;	/* its branch deleted */
 };
 
 /*
@@ -104,11 +104,12 @@ struct pmedia {
 	struct dest		 dest;		/* DEC_HOP */
 	uint8_t			 d;		/* enum decision */
 	bool			 relayed;	/* the offer went through */
-	bool			 late;		/* no SDP: the offer comes in a
-						   1xx or 2xx, the answer in
-						   the ACK (or PRACK) */
-	bool			 answer;	/* a PRACK with the answer to
-						   such an offer */
+	bool			 late;		/* no SDP: the offer comes
+						   in a 1xx or 2xx, the
+						   answer in the ACK or
+						   PRACK */
+	bool			 answer;	/* a PRACK with the answer
+						   to such an offer */
 	uint16_t		 held;		/* 2xx waiting for an answer */
 };
 

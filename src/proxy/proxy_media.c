@@ -330,7 +330,7 @@ media_early_only(const struct pmedia *pm, const struct pmedia_ans *a)
 		return (false);
 	for (b = pm->ans; b != NULL; b = b->next)
 		if (b->resp->status >= 200 && media_same_tag(a->resp, b->resp))
-			return (false);	/* a dialog of its own: BYE ends it */
+			return (false);	/* a dialog: its BYE ends it */
 	return (true);
 }
 
@@ -638,7 +638,8 @@ media_ack_done(void *arg, const struct rtpe_result *res)
 	if (res->status != RTPE_OK ||
 	    (nm = media_rewrite(ma->ack, res->sdp, err, sizeof(err))) == NULL)
 		log_peer("proxy " SLICE_FMT ": rtpengine answer for the ACK "
-		    "failed (%s), media not relayed", SLICE_ARG(ma->ack->callid),
+		    "failed (%s), media not relayed",
+		    SLICE_ARG(ma->ack->callid),
 		    res->status != RTPE_OK ? res->why : err);
 	else
 		rtpengine_call_mark(nm->callid, 0, RTPE_MARK_PENDING);

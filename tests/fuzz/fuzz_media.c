@@ -134,7 +134,8 @@ static void
 fuzz_sdp(const char *p, size_t len, bool to_ack)
 {
 	const char	*base = to_ack ? ack : invite;
-	size_t		 baselen = to_ack ? sizeof(ack) - 1 : sizeof(invite) - 1;
+	size_t		 baselen = to_ack ? sizeof(ack) - 1 :
+			    sizeof(invite) - 1;
 	struct slice	 ct;
 	struct sdp	 sd;
 	struct sipmsg	*m, *n;
