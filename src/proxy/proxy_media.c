@@ -292,11 +292,7 @@ media_same_tag(const struct sipmsg *a, const struct sipmsg *b)
 	    memcmp(a->to_tag.p, b->to_tag.p, a->to_tag.len) == 0);
 }
 
-/*
- * The 2xx won was answered: every other branch that had early media (a
- * 1xx with SDP under another To tag, that no 2xx confirmed) has its media
- * deleted, that branch only (rtpengine's delete with its To tag).
- */
+/* The media of a's branch goes: rtpengine's delete with its To tag. */
 static void
 media_release(struct pctx *ctx, struct pmedia_ans *a)
 {
@@ -499,7 +495,7 @@ proxy_media_answer(struct pctx *ctx, unsigned slot, const struct sipmsg *resp,
 		    ip, sizeof(ip));
 	if ((a->req = rtpengine_send(&rq, media_answer_done, a, err,
 	    sizeof(err))) == NULL) {
-		media_failed(ctx, "answer", err);
+		media_failed(ctx, a->late ? "late offer" : "answer", err);
 		media_ans_free(a);
 		return (false);
 	}
