@@ -45,7 +45,7 @@ import time
 
 import pytest
 
-from conftest import OSPREYCTL, free_udp_port
+from conftest import OSPREYCTL, free_udp_port, reload_conf
 from peers import interop
 from sip import (SDP, UAC, UAS, Endpoint, build_request,  # noqa: F401
                  build_response, hostport, match, new_branch, reglab,
@@ -462,6 +462,26 @@ def test_ice_force(sipnet, rtpengine):
     call.bye()
     bye = net.uas.expect("BYE", call_id=call.call_id)
     net.uas.respond(bye, 200)
+
+
+def test_ice_reload(sipnet, rtpengine):
+    """media.ice changes on reload (logged as a change of the media
+    section): the next call gets rtpengine's candidates."""
+    net = sipnet(extra=media_conf(rtpengine.ng))
+    call, inv, ok, _ = answered(net)
+    assert b"a=candidate" not in inv.body, inv.raw
+    call.bye()
+    net.uas.respond(net.uas.expect("BYE", call_id=call.call_id), 200)
+    text = open(net.proxy.conf).read()
+    assert "rtpengine_tries = 1;" in text
+    reload_conf(net.proxy, text.replace("rtpengine_tries = 1;",
+                                        'rtpengine_tries = 1; ice = "force";'))
+    assert "reload: media: ice=remove -> ice=force" in \
+        net.proxy.log_text(), net.proxy.log_text()
+    call, inv, ok, _ = answered(net)
+    assert b"a=candidate:" in inv.body, inv.raw
+    call.bye()
+    net.uas.respond(net.uas.expect("BYE", call_id=call.call_id), 200)
 
 
 def test_ice_remove_default(sipnet, rtpengine):
