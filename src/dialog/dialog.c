@@ -24,6 +24,7 @@
 #include "xmalloc.h"
 
 #define DLG_MAX_RR	32
+#define DLG_CAUSE_STOP	41	/* Q.850 NORMAL_TEMPORARY_FAILURE: we stop */
 
 /*
  * The strings of a dialog (and of a call being set up), in one allocation
@@ -136,6 +137,7 @@ static _Thread_local struct {
 	struct hashtab		 ht;
 	bool			 up;
 	bool			 closing;	/* the store keeps them */
+	bool			 stopping;	/* dialog_stop() came */
 	uint64_t		 serial;
 	struct dbye		*byes;		/* resolving */
 } D;
@@ -849,6 +851,26 @@ cdr_fill(struct cdr *r, const struct strs *s, const struct tp_addr *src)
 	r->src = *src;
 }
 
+/* The record of the attempt c, which failed (code, Q.850 cause). */
+static void
+call_record(const struct dialog_call *c, int code, int cause,
+    enum cdr_ended_by by)
+{
+	struct cdr	 r;
+	struct tp_addr	 src;
+
+	if (G.cdr == NULL)
+		return;
+	txn_addr_get(&c->src, &src);
+	cdr_fill(&r, &c->str, &src);
+	r.start = c->start;
+	clock_gettime(CLOCK_REALTIME, &r.end);
+	r.code = code;
+	r.cause = cause;
+	r.ended_by = by;
+	G.cdr(&r);
+}
+
 /*
  * The INVITE of c got its final answer upstream: a failure (code >= 300,
  * ended_by who) ends its early dialogs and makes the attempt's record.
@@ -856,11 +878,13 @@ cdr_fill(struct cdr *r, const struct strs *s, const struct tp_addr *src)
 void
 dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 {
-	struct cdr	 r;
-	struct tp_addr	 src;
-
 	if (c == NULL || c->ended || c->answered || code < 300)
 		return;
+	if (D.stopping) {
+		/* The transactions going at the stop: not the callee's. */
+		code = 503;
+		by = CDR_BY_PROXY;
+	}
 	c->ended = true;
 	media_end(&c->str, &c->media, NULL);
 	while (c->dialogs != NULL) {
@@ -872,16 +896,8 @@ dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 			dialog_unlink_call(d);
 	}
 	lim_release(&c->str, &c->cnt_user, &c->cnt_src);
-	if (G.cdr != NULL) {
-		txn_addr_get(&c->src, &src);
-		cdr_fill(&r, &c->str, &src);
-		r.start = c->start;
-		clock_gettime(CLOCK_REALTIME, &r.end);
-		r.code = code;
-		r.cause = sip_cause(code);
-		r.ended_by = by;
-		G.cdr(&r);
-	}
+	call_record(c, code, D.stopping ? DLG_CAUSE_STOP : sip_cause(code),
+	    by);
 }
 
 /*
@@ -912,13 +928,25 @@ dialog_refused(const struct sipmsg *m, const struct tp_addr *src,
 	G.cdr(&r);
 }
 
-/* The response context goes: so do early dialogs nobody answered. */
+/*
+ * The response context goes: so do early dialogs nobody answered.  A call
+ * that got no final answer (the worker stops with its INVITE still on,
+ * after shutdown_grace) is a failed attempt: its record says 503 (what a
+ * stopping proxy answers), Q.850 41 NORMAL_TEMPORARY_FAILURE, ended by
+ * the proxy.
+ */
 void
 dialog_call_free(struct dialog_call *c)
 {
 	if (c == NULL)
 		return;
-	if (!c->answered && D.up)	/* no final came (cannot happen) */
+	if (!c->answered && !c->ended && D.up) {
+		c->ended = true;
+		log_info("dialog %s: no final answer at the stop",
+		    STR(c, DS_CALLID));
+		call_record(c, 503, DLG_CAUSE_STOP, CDR_BY_PROXY);
+	}
+	if (!c->answered && D.up)	/* no final came: the stop */
 		media_end(&c->str, &c->media, NULL);
 	while (c->dialogs != NULL) {
 		struct dialog	*d = c->dialogs;
@@ -1138,11 +1166,30 @@ by_name(enum cdr_ended_by by)
 	return (by <= CDR_BY_ADMIN ? names[by] : "?");
 }
 
+/* The record of the call d, confirmed, ended now. */
 static void
-dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
+dialog_record(const struct dialog *d, enum cdr_ended_by by, int code,
+    int cause)
 {
 	struct cdr	 r;
 	struct tp_addr	 src;
+
+	if (G.cdr == NULL || d->state != DLG_CONFIRMED)
+		return;
+	txn_addr_get(&d->caller_addr, &src);
+	cdr_fill(&r, &d->str, &src);
+	r.start = d->start;
+	r.answer = d->answer;
+	clock_gettime(CLOCK_REALTIME, &r.end);
+	r.code = code;
+	r.cause = cause;
+	r.ended_by = by;
+	G.cdr(&r);
+}
+
+static void
+dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
+{
 	uint64_t	 ms = timer_now_ms() - d->start_ms;
 	unsigned	 i;
 
@@ -1165,17 +1212,7 @@ dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
 	}
 	log_info("dialog %s: ended by %s after %llu ms", STR(d, DS_CALLID),
 	    by_name(by), (unsigned long long)ms);
-	if (G.cdr != NULL && d->state == DLG_CONFIRMED) {
-		txn_addr_get(&d->caller_addr, &src);
-		cdr_fill(&r, &d->str, &src);
-		r.start = d->start;
-		r.answer = d->answer;
-		clock_gettime(CLOCK_REALTIME, &r.end);
-		r.code = code;
-		r.cause = 16;	/* Q.850 NORMAL_CLEARING */
-		r.ended_by = by;
-		G.cdr(&r);
-	}
+	dialog_record(d, by, code, 16);	/* Q.850 NORMAL_CLEARING */
 	media_end(&d->str, &d->media, d->call);
 	dialog_free(d);
 }
@@ -1453,7 +1490,27 @@ dialog_foreach(void (*fn)(const struct dialog_info *, void *), void *arg)
 	}
 }
 
-/* The worker stops: its dialogs go (a restart loses them, no records). */
+/*
+ * The worker is about to stop (before its transactions go): a call whose
+ * INVITE is still on gets the record of an attempt the stop ended (503,
+ * Q.850 41, ended by the proxy) whichever way its transactions go.
+ */
+void
+dialog_stop(void)
+{
+	D.stopping = true;
+}
+
+/*
+ * The worker stops (after shutdown_grace; the calls being set up went
+ * with their transactions, dialog_call_free()): its dialogs go.  A call
+ * dialog.database keeps (stored) comes back after the restart and gets
+ * its record when it really ends; every other confirmed one ends here,
+ * its record ended by the proxy with Q.850 41 NORMAL_TEMPORARY_FAILURE
+ * (before the CDR writer drains).  No BYE goes out and rtpengine is not
+ * told: the parties may well talk on.  Early dialogs left belong to calls
+ * answered on another fork: no record of their own.
+ */
 void
 dialog_shutdown(void)
 {
@@ -1469,8 +1526,17 @@ dialog_shutdown(void)
 		resolver_cancel(b->dns);
 		dbye_free(b);
 	}
-	HASHTAB_FOREACH(n, &D.ht, it)
-		dialog_free((struct dialog *)n);
+	HASHTAB_FOREACH(n, &D.ht, it) {
+		struct dialog	*d = (struct dialog *)n;
+
+		if (d->state == DLG_CONFIRMED && !d->stored) {
+			log_info("dialog %s: ended by proxy (stopping)",
+			    STR(d, DS_CALLID));
+			CNT_ADD(ended[CDR_BY_PROXY], 1);
+			dialog_record(d, CDR_BY_PROXY, 200, DLG_CAUSE_STOP);
+		}
+		dialog_free(d);
+	}
 	hashtab_cleanup(&D.ht);
 	D.up = false;
 }

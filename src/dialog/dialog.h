@@ -91,6 +91,7 @@ void	 dialog_totals(struct dialog_totals *);
 
 /* Each worker's own table. */
 void	 dialog_init(struct event_base *, struct tp *);
+void	 dialog_stop(void);		/* then the transactions go */
 void	 dialog_shutdown(void);
 unsigned dialog_count(void);
 

@@ -143,6 +143,7 @@ void
 proxy_shutdown(void)
 {
 	proxy_ctx_drop_lookups();
+	dialog_stop();		/* calls still ringing: the stop's records */
 	txn_shutdown();
 	dialog_shutdown();
 	proxy_ctx_settings_unref(P.cur);
