@@ -1378,8 +1378,16 @@ dialog_request_flow(const struct sipmsg *m, struct slice next,
 		want = str_get(&pc->str, DS_CALLER_ROUTES);
 		want = want.len > 0 ? routes_first(want) :
 		    str_get(&pc->str, DS_CALLER_TARGET);
-		if (next.p == NULL || dialog_uri_same(next, want))
-			d = sub_notified(pc, m);
+		if (next.p != NULL && !dialog_uri_same(next, want)) {
+			snprintf(err, errlen, "Forbidden (not this dialog's "
+			    "target)");
+			CNT_ADD(refused_403, 1);
+			log_info("dialog %s: NOTIFY to " SLICE_FMT " refused, "
+			    "the subscriber is " SLICE_FMT, STR(pc, DS_CALLID),
+			    SLICE_ARG(next), SLICE_ARG(want));
+			return (403);
+		}
+		d = sub_notified(pc, m);
 		from_caller = false;
 	}
 	if (d == NULL) {
