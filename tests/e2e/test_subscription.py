@@ -81,9 +81,21 @@ def test_notify_to_a_third_host_is_refused(sipnet):
 
 
 def test_notify_terminated_ends_it(sipnet):
-    net = sipnet()
+    """It ends as the terminated NOTIFY is forwarded; osprey_subscriptions
+    counts it while it is up, osprey_dialogs (calls) never."""
+    from test_metrics import free_tcp_port, metrics_conf, scrape
+    mport = free_tcp_port()
+    net = sipnet(extra=metrics_conf(mport))
+
+    def value(name, **labels):
+        return scrape(mport).samples.get((name, frozenset(labels.items())),
+                                         0)
+
     sub, got = subscribe(net)
+    assert value("osprey_subscriptions") == 1
+    assert value("osprey_dialogs", state="confirmed") == 0
     notify(net, sub, got, "terminated;reason=noresource", cseq=2)
+    assert value("osprey_subscriptions") == 0
     r = notify(net, sub, got, "active;expires=600", cseq=3, code=481)
     assert net.caller.collect(0.3) == []
     sub.request("SUBSCRIBE", headers=[("Event", "presence"),
