@@ -467,6 +467,7 @@ dialog_init(struct event_base *base, struct tp *tp)
 	hashtab_init(&D.ht, 256);
 	hashtab_init(&D.subs, 16);
 	D.up = true;
+	D.closing = D.stopping = false;
 	D.serial = (uint64_t)shard_self() << 48;
 }
 
