@@ -193,3 +193,56 @@ def test_subscription_survives_a_restart(osprey_factory):
     finally:
         uas.ep.close()
         caller.close()
+
+
+def test_refer_subscription_is_checked(sipnet):
+    """A REFER out of dialog (RFC 3515): its 202 makes the implicit
+    subscription; its NOTIFYs (message/sipfrag) must go to the referrer,
+    and the last one (terminated) ends it."""
+    net = sipnet()
+    ref = net.call()
+    ref.request("REFER", headers=[
+        ("Refer-To", "<sip:carol@example.test>"),
+        ("Contact", ref.contact)])
+    got = net.uas.expect("REFER", call_id=ref.call_id)
+    net.uas.respond(got, 202, headers=[
+        ("Contact", "<%s>" % net.uas.contact_uri)])
+    ref.learn(net.caller.expect(ref.resp(202, "REFER")))
+    sipfrag = [("Event", "refer"), ("Content-Type", "message/sipfrag"),
+               ("Contact", "<%s>" % net.uas.contact_uri)]
+    callee_request(net, ref, got, "NOTIFY", cseq=1, uri="sip:x@127.0.0.1:9",
+                   headers=sipfrag + [("Subscription-State",
+                                       "active;expires=60")])
+    r = net.uas.ep.expect(match(response=True, call_id=ref.call_id,
+                                cseq_method="NOTIFY"))
+    assert r.code == 403, r
+    notify(net, ref, got, "terminated;reason=noresource", cseq=2)
+    callee_request(net, ref, got, "NOTIFY", cseq=3, headers=sipfrag + [
+        ("Subscription-State", "active;expires=60")])
+    r = net.uas.ep.expect(match(response=True, call_id=ref.call_id,
+                                cseq_method="NOTIFY"))
+    assert r.code == 481, r
+
+
+def test_unsolicited_notify_dialog_is_checked(sipnet):
+    """A NOTIFY out of dialog (no To tag: message waiting, say) that we
+    record-route: its 2xx makes a dialog whose requests are checked."""
+    net = sipnet()
+    n = net.call()
+    n.request("NOTIFY", headers=[
+        ("Event", "message-summary"), ("Subscription-State",
+                                       "active;expires=3600"),
+        ("Contact", n.contact)])
+    got = net.uas.expect("NOTIFY", call_id=n.call_id)
+    net.uas.respond(got, 200, headers=[
+        ("Contact", "<%s>" % net.uas.contact_uri)])
+    n.learn(net.caller.expect(n.resp(200, "NOTIFY")))
+    good = n.remote_target
+    n.remote_target = "sip:x@127.0.0.1:9"
+    n.request("NOTIFY", headers=[("Event", "message-summary"),
+                                 ("Subscription-State", "active")])
+    assert net.caller.expect(n.resp(method="NOTIFY")).code == 403
+    n.remote_target = good
+    n.request("NOTIFY", headers=[("Event", "message-summary"),
+                                 ("Subscription-State", "active")])
+    net.uas.expect("NOTIFY", call_id=n.call_id)
