@@ -649,10 +649,10 @@ proxy_route_hop(const struct sipmsg *m, struct hop *hop)
 
 /*
  * An in-dialog request back through the Record-Route of an INVITE (or a
- * SUBSCRIBE, REFER, NOTIFY) whose dialogs we keep: it must belong to one, and go to its other party
- * (dialog_request()); to that party's flow when it is behind a NAT (its
- * Request-URI, the private Contact, stays).  0, or the status to refuse
- * with.
+ * SUBSCRIBE, REFER, NOTIFY) whose dialogs we keep: it must belong to one,
+ * and go to its other party (dialog_request()); to that party's flow when
+ * it is behind a NAT (its Request-URI, the private Contact, stays).  0,
+ * or the status to refuse with.
  */
 static int
 proxy_dialog_check(const struct sipmsg *m, struct hop *hop, char *err,
