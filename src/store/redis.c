@@ -80,6 +80,7 @@ struct redis {
 	struct timer		 retry;
 	uint32_t		 backoff_ms;
 	uint64_t		 rx;		/* reads that brought bytes */
+	uint64_t		 hs_due_ms;	/* a subscriber's handshake */
 	enum redis_state	 state;
 	bool			 ever_up;
 	bool			 counted_up;
@@ -292,6 +293,12 @@ redis_tmo_arm(struct redis *r)
 
 	if (r->state != RS_UP && r->state != RS_HANDSHAKE)
 		return;		/* connecting: set by redis_connect() */
+	if (r->state == RS_HANDSHAKE && r->channel != NULL) {
+		/* Until SUBSCRIBE is confirmed, whatever AUTH did. */
+		timer_set(&r->tmo, r->hs_due_ms > now ? (uint32_t)(
+		    r->hs_due_ms - now) : 0);
+		return;
+	}
 	for (c = r->head; c != NULL && c->fn == NULL; c = c->next)
 		;		/* one that timed out waits for nothing */
 	if (c == NULL) {
@@ -462,8 +469,8 @@ redis_handshake(struct redis *r)
 		bufferevent_write(r->bev, cmd, (size_t)len);
 		redisFreeCommand(cmd);
 		r->subscribed = 1;
-		/* The confirmation's timeout: the connect timer's. */
-		timer_set(&r->tmo, r->timeout_ms);
+		r->hs_due_ms = timer_now_ms() + r->timeout_ms;
+		redis_tmo_arm(r);
 		return;
 	}
 	argv[0] = "PING";

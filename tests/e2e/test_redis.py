@@ -335,7 +335,7 @@ def test_redis_down_register_500_calls_go_on(cluster):
     assert ok_before >= 4, m.text   # INFO, DBSIZE, SCAN, the script
 
     c.redis.kill()
-    wait_for(lambda: "redis location: down" in a.log_text(), 3,
+    wait_for(lambda: "redis location: down address" in a.log_text(), 3,
              "A did not see Redis go")
     assert scrape(mport).get("osprey_redis_up") == 0
     bob = c.phone("bob", a)
@@ -349,7 +349,7 @@ def test_redis_down_register_500_calls_go_on(cluster):
 
     c.redis.start()
     wait_for(lambda: "location loaded from redis" in
-             a.log_text().split("redis location: down")[-1], 10,
+             a.log_text().split("redis location: down address")[-1], 10,
              "A did not come back")
     r = bob.register(expires=600)
     assert r.code == 200, r.text()
@@ -685,3 +685,74 @@ def test_cancel_through_a_third_node(cluster):
     final = call.ep.expect(call.resp(NON2XX))
     assert final.code == 487, final
     call.ack(final)
+
+
+class MuteRedis:
+    """A TCP server that answers AUTH with +OK and nothing else: a Redis
+    that hangs after accepting a client."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.done = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        import select
+        while not self.done:
+            r, _, _ = select.select([self.sock] + self.conns, [], [], 0.1)
+            for s in r:
+                if s is self.sock:
+                    self.conns.append(self.sock.accept()[0])
+                    continue
+                try:
+                    data = s.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.conns.remove(s)
+                    s.close()
+                elif b"AUTH" in data:
+                    s.sendall(b"+OK\r\n")
+
+    def close(self):
+        self.done = True
+        self.thread.join()
+        for s in self.conns:
+            s.close()
+        self.sock.close()
+
+
+def test_handshake_unanswered_times_out(osprey_factory):
+    """A server that takes AUTH and then says nothing: both connections
+    give up after redis.timeout (the subscriber's SUBSCRIBE unconfirmed
+    too), log it, and try again; REGISTER gets 500 meanwhile."""
+    mute = MuteRedis()
+    try:
+        port = free_udp_port("127.0.0.2")
+        a = osprey_factory(port=port, listen=[("udp", "127.0.0.2", port)],
+                           registrar=dict(REG), extra='redis = { address = '
+                           '"127.0.0.1:%d"; password = "pw"; timeout = 300;'
+                           ' node_id = "A"; };' % mute.port)
+        a.addr = ("127.0.0.2", port)
+        wait_for(lambda: 'location-events: down address' in a.log_text()
+                 and 'location: down address' in a.log_text(), 5,
+                 a.log_text())
+        log = a.log_text()
+        assert 'location: down address=127.0.0.1:%d reason="no reply in ' \
+            'time"' % mute.port in log, log
+        assert 'location-events: down address=127.0.0.1:%d reason="timed ' \
+            'out connecting"' % mute.port in log, log
+        ep = Endpoint("127.0.0.1")
+        try:
+            r = Phone(ep, a.addr, "alice").register(expires=600)
+            assert r.code == 500, r.text()
+        finally:
+            ep.close()
+    finally:
+        mute.close()
