@@ -24,6 +24,16 @@
 #include "xmalloc.h"
 
 #define DLG_MAX_RR	32
+#define DLG_CAUSE_STOP	41	/* Q.850 NORMAL_TEMPORARY_FAILURE: we stop */
+#define SUB_DEFAULT_S	3600	/* no Expires, no expires= */
+#define SUB_MARGIN_S	32	/* past the expiry: 64*T1 */
+#define SUB_MAX_S	4000000	/* what a timer takes */
+
+/* What a dialog is: a call, or a subscription (RFC 6665). */
+enum dlg_kind {
+	DLG_CALL = 0,
+	DLG_SUB
+};
 
 /*
  * The strings of a dialog (and of a call being set up), in one allocation
@@ -80,6 +90,10 @@ struct dialog {
 	bool			 stored;	/* in dialog.database */
 	bool			 media;		/* relayed by rtpengine: a
 						   delete when it ends */
+	uint8_t			 kind;		/* enum dlg_kind; a
+						   subscription: its expiry in
+						   answer (realtime) and
+						   timeout */
 };
 
 /* A confirmed dialog in dialog.database: this, then its strings. */
@@ -98,12 +112,21 @@ struct drec {
 	uint8_t			 cnt_user;
 	uint8_t			 cnt_src;
 	uint8_t			 media;		/* in the padding: 0 before */
+	uint8_t			 kind;		/* in the padding: 0, a call */
 };
 
-/* An INVITE record-routed, until its response context goes. */
+/*
+ * An INVITE record-routed, until its response context goes; or a SUBSCRIBE,
+ * REFER or NOTIFY out of dialog (sub), whose 2xx makes a subscription (a
+ * SUBSCRIBE's or REFER's NOTIFY too, while it is in D.subs).
+ */
 struct dialog_call {
+	struct hnode		 node;		/* sub: in D.subs, key
+						   Call-ID NUL From tag */
 	struct strs		 str;		/* in this allocation, after
-						   the struct; DS_TTAG unused */
+						   the struct; DS_TTAG unused;
+						   sub: DS_CALLER_ROUTES the
+						   request's Record-Route */
 	struct dialog		*dialogs;	/* early and confirmed */
 	struct txn_addr		 src;
 	struct timespec		 start;
@@ -116,6 +139,9 @@ struct dialog_call {
 	bool			 cnt_src;
 	bool			 media;		/* relayed by rtpengine, until a
 						   dialog or the final takes it */
+	bool			 sub;		/* not an INVITE */
+	bool			 pending;	/* in D.subs */
+	uint32_t		 expires_s;	/* sub: what the request asks */
 	char			 stamp[17];	/* in our Record-Route */
 };
 
@@ -134,8 +160,10 @@ static _Thread_local struct {
 	struct event_base	*base;
 	struct tp		*tp;
 	struct hashtab		 ht;
+	struct hashtab		 subs;		/* dialog_call sub, pending */
 	bool			 up;
 	bool			 closing;	/* the store keeps them */
+	bool			 stopping;	/* dialog_stop() came */
 	uint64_t		 serial;
 	struct dbye		*byes;		/* resolving */
 } D;
@@ -165,6 +193,7 @@ const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS] = {
 static char	bye_owner;	/* our BYEs' owner: not NULL, nothing else */
 
 static void	dialog_timeout_fire(void *);
+static void	sub_end(struct dialog *, const char *);
 static void	dialog_end(struct dialog *, enum cdr_ended_by, int);
 static void	dialog_bye_response(struct txn *, const struct sipmsg *);
 static void	dialog_bye_timeout(struct txn *, bool);
@@ -436,7 +465,9 @@ dialog_init(struct event_base *base, struct tp *tp)
 	D.base = base;
 	D.tp = tp;
 	hashtab_init(&D.ht, 256);
+	hashtab_init(&D.subs, 16);
 	D.up = true;
+	D.closing = D.stopping = false;
 	D.serial = (uint64_t)shard_self() << 48;
 }
 
@@ -470,7 +501,7 @@ dialog_save(struct dialog *d)
 	struct slice	 k;
 	char		*b;
 
-	if (d->state != DLG_CONFIRMED || !dialog_store_is_open())
+	if (d->state != DLG_CONFIRMED || !dialog_store_is_open() || D.closing)
 		return;
 	memset(&r, 0, sizeof(r));
 	r.version = DREC_VERSION;
@@ -488,6 +519,7 @@ dialog_save(struct dialog *d)
 	r.cnt_user = d->cnt_user;
 	r.cnt_src = d->cnt_src;
 	r.media = d->media;
+	r.kind = d->kind;
 	b = xmalloc(sizeof(r) + d->str.off[DS_N]);
 	memcpy(b, &r, sizeof(r));
 	memcpy(b + sizeof(r), d->str.s, d->str.off[DS_N]);
@@ -564,7 +596,10 @@ dialog_free(struct dialog *d)
 	dialog_unlink_call(d);
 	hashtab_remove(&D.ht, &d->node);
 	timer_stop(&d->timeout);
-	CNT_SUB(by_state[d->state], 1);
+	if (d->kind == DLG_SUB)
+		CNT_SUB(subscriptions, 1);
+	else
+		CNT_SUB(by_state[d->state], 1);
 	lim_release(&d->str, &d->cnt_user, &d->cnt_src);
 	CNT_SUB(bytes, d->size);
 	free(d->str.s);
@@ -612,6 +647,60 @@ hvalue(const struct sipmsg *m, enum sip_hdr_id id)
 	return (h != NULL ? sipmsg_hvalue(m, h) : (struct slice){ "", 0 });
 }
 
+/* A header Osprey has no id for (SH_OTHER), by name; "" if none. */
+static struct slice
+hvalue_named(const struct sipmsg *m, const char *name)
+{
+	size_t		n = strlen(name);
+	unsigned	i;
+
+	for (i = 0; i < m->nh; i++) {
+		const struct sip_hline	*h = &m->h[i];
+		const char		*p = m->buf + h->off;
+
+		if (h->id == SH_OTHER && h->len > n && sip_caseeq(p, name, n) &&
+		    (p[n] == ':' || p[n] == ' ' || p[n] == '\t'))
+			return (sipmsg_hvalue(m, h));
+	}
+	return ((struct slice){ "", 0 });
+}
+
+/* Seconds in v (digits, at most SUB_MAX_S), or -1. */
+static long
+secs_of(struct slice v)
+{
+	long	n = 0;
+	size_t	i;
+
+	v = slice_trim(v);
+	if (v.len == 0 || v.len > 10)
+		return (-1);
+	for (i = 0; i < v.len; i++) {
+		if (v.p[i] < '0' || v.p[i] > '9')
+			return (-1);
+		n = n * 10 + (v.p[i] - '0');
+	}
+	return (n > SUB_MAX_S ? SUB_MAX_S : n);
+}
+
+/*
+ * How long a subscription lasts by m: its Expires (a SUBSCRIBE, its 2xx),
+ * else the expires= of its Subscription-State (a NOTIFY), else dflt.
+ */
+static uint32_t
+sub_expires(const struct sipmsg *m, uint32_t dflt)
+{
+	struct slice	v;
+	long		n;
+
+	if ((n = secs_of(hvalue(m, SH_EXPIRES))) >= 0)
+		return ((uint32_t)n);
+	if (hdr_param(hvalue_named(m, "subscription-state"), "expires",
+	    &v) && (n = secs_of(v)) >= 0)
+		return ((uint32_t)n);
+	return (dflt);
+}
+
 /* ---- calls being set up ---- */
 
 /*
@@ -656,16 +745,27 @@ dialog_call_new(const struct sipmsg *m, const struct tp_addr *src,
     const char stamp[17])
 {
 	struct dialog_call	*c;
-	struct slice		 v[DS_N];
-	char			 ip[INET6_ADDRSTRLEN];
+	struct slice		 v[DS_N], rr[DLG_MAX_RR];
+	char			 ip[INET6_ADDRSTRLEN], rstore[256];
+	struct buf		 rb;
 	size_t			 size;
+	unsigned		 n;
 	int			 i;
+	bool			 sub = m->method != SM_INVITE;
 
 	for (i = 0; i < DS_N; i++)
 		v[i] = (struct slice){ "", 0 };
 	ip[0] = '\0';
-	if (G.set.calls_per_source > 0)
+	if (G.set.calls_per_source > 0 && !sub)
 		tp_addr_ip(src, ip, sizeof(ip));
+	buf_init_on(&rb, rstore, sizeof(rstore));
+	if (sub) {
+		/* Towards the subscriber: its Record-Route, ours not yet. */
+		user = (struct slice){ "", 0 };
+		n = sipmsg_values(m, SH_RECORD_ROUTE, rr, DLG_MAX_RR);
+		v[DS_CALLER_ROUTES] = routes_text(&rb, rr, 0, n > DLG_MAX_RR ?
+		    DLG_MAX_RR : n, false);
+	}
 	v[DS_CALLID] = m->callid;
 	v[DS_FTAG] = m->from_tag;
 	v[DS_FROM] = hvalue(m, SH_FROM);
@@ -689,8 +789,151 @@ dialog_call_new(const struct sipmsg *m, const struct tp_addr *src,
 	c->cnt_user = G.set.calls_per_user > 0 && user.len > 0;
 	c->cnt_src = G.set.calls_per_source > 0;
 	memcpy(c->stamp, stamp, 17);
+	buf_cleanup(&rb);
+	if (sub) {
+		c->sub = true;
+		c->cnt_user = c->cnt_src = false;
+		c->expires_s = sub_expires(m, SUB_DEFAULT_S);
+		/* Its NOTIFYs may come before its 2xx, from every fork. */
+		if (m->method != SM_NOTIFY && D.up) {
+			hashtab_insert(&D.subs, &c->node, c->str.s,
+			    c->str.off[DS_TTAG] - 1);
+			c->pending = true;
+		}
+		return (c);
+	}
 	CNT_ADD(attempted, 1);
 	return (c);
+}
+
+static void
+sub_unpend(struct dialog_call *c)
+{
+	if (c->pending && D.up)
+		hashtab_remove(&D.subs, &c->node);
+	c->pending = false;
+}
+
+/* A subscription lasts secs more (and the margin): its timer, stored. */
+static void
+sub_expire_in(struct dialog *d, uint32_t secs)
+{
+	uint32_t	total = (secs > SUB_MAX_S ? SUB_MAX_S : secs) +
+	    SUB_MARGIN_S;
+
+	clock_gettime(CLOCK_REALTIME, &d->answer);
+	d->answer.tv_sec += total;
+	timer_set(&d->timeout, total * 1000);
+	dialog_save(d);
+}
+
+/*
+ * A subscription of c with the notifier tag ttag, To value to, target and
+ * route sets as given: a new dialog, or the one the tags name (its
+ * notifier's side taken again).
+ */
+static struct dialog *
+sub_make(struct dialog_call *c, struct slice ttag, struct slice to,
+    struct slice target, struct slice callee_routes,
+    struct slice caller_routes)
+{
+	struct dialog	*d;
+	struct slice	 v[DS_N];
+
+	d = dialog_find(str_get(&c->str, DS_CALLID),
+	    str_get(&c->str, DS_FTAG), ttag);
+	if (d != NULL && d->kind != DLG_SUB)
+		return (NULL);
+	if (d == NULL) {
+		d = xcalloc(1, sizeof(*d));
+		str_all(&c->str, v);
+		d->caller_addr = c->src;
+		d->caller_sock = c->sock;
+		d->caller_cseq = c->cseq;
+		d->start = c->start;
+		d->start_ms = c->start_ms;
+		d->state = DLG_CONFIRMED;
+		d->kind = DLG_SUB;
+		CNT_ADD(subscriptions, 1);
+		timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
+		log_info("dialog %s: subscription, notifier tag " SLICE_FMT,
+		    STR(c, DS_CALLID), SLICE_ARG(ttag));
+	} else {
+		str_all(&d->str, v);
+		hashtab_remove(&D.ht, &d->node);
+	}
+	v[DS_TTAG] = ttag;
+	v[DS_TO] = to;
+	if (target.len > 0)
+		v[DS_CALLEE_TARGET] = target;
+	v[DS_CALLEE_ROUTES] = callee_routes;
+	v[DS_CALLER_ROUTES] = caller_routes;
+	str_set(&d->str, v);
+	dialog_link(d);
+	dialog_account(d);
+	return (d);
+}
+
+/* A 2xx to the SUBSCRIBE, REFER or NOTIFY of c: its subscription. */
+static void
+sub_response(struct dialog_call *c, const struct sipmsg *resp,
+    const struct tp_addr *callee, struct tp_sock *out)
+{
+	struct dialog	*d;
+	struct slice	 rr[DLG_MAX_RR];
+	struct buf	 ce, cr;
+	char		 cestore[256], crstore[256];
+	unsigned	 n, first, after;
+
+	if (resp->status < 200 || resp->status >= 300)
+		return;
+	n = sipmsg_values(resp, SH_RECORD_ROUTE, rr, DLG_MAX_RR);
+	if (n > DLG_MAX_RR)
+		n = DLG_MAX_RR;
+	first = dialog_rr_split(rr, n, c->stamp, &after);
+	if (first == n)
+		first = after = 0;
+	buf_init_on(&ce, cestore, sizeof(cestore));
+	buf_init_on(&cr, crstore, sizeof(crstore));
+	d = sub_make(c, resp->to_tag, hvalue(resp, SH_TO), contact_uri(resp),
+	    routes_text(&ce, rr, 0, first, true),
+	    routes_text(&cr, rr, after, n, false));
+	buf_cleanup(&ce);
+	buf_cleanup(&cr);
+	if (d == NULL)
+		return;
+	txn_addr_put(&d->callee_addr, callee);
+	d->callee_sock = (uint8_t)(out != NULL ? out - D.tp->socks : 0);
+	sub_expire_in(d, sub_expires(resp, c->expires_s));
+}
+
+/*
+ * A NOTIFY (from the notifier: its From tag) to the subscriber of the
+ * SUBSCRIBE or REFER c, before c's 2xx or from another fork (RFC 6665
+ * 4.1.2.4): the subscription it makes.
+ */
+static struct dialog *
+sub_notified(struct dialog_call *c, const struct sipmsg *m)
+{
+	struct dialog	*d;
+	struct slice	 rr[DLG_MAX_RR];
+	struct buf	 ce;
+	char		 cestore[256];
+	unsigned	 n;
+
+	n = sipmsg_values(m, SH_RECORD_ROUTE, rr, DLG_MAX_RR);
+	if (n > DLG_MAX_RR)
+		n = DLG_MAX_RR;
+	buf_init_on(&ce, cestore, sizeof(cestore));
+	d = sub_make(c, m->from_tag, hvalue(m, SH_FROM), contact_uri(m),
+	    routes_text(&ce, rr, 0, n, true), str_get(&c->str,
+	    DS_CALLER_ROUTES));
+	buf_cleanup(&ce);
+	if (d == NULL)
+		return (NULL);
+	d->callee_cseq = m->cseq;
+	sub_expire_in(d, c->expires_s);
+	return (d);
 }
 
 static void
@@ -736,6 +979,10 @@ dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
 	if (c == NULL || !D.up || resp->to_tag.len == 0 ||
 	    resp->status <= 100 || resp->status >= 300)
 		return;
+	if (c->sub) {
+		sub_response(c, resp, callee, out);
+		return;
+	}
 	d = dialog_find(str_get(&c->str, DS_CALLID),
 	    str_get(&c->str, DS_FTAG), resp->to_tag);
 	if (d != NULL && (d->state != DLG_EARLY || !ok))
@@ -819,7 +1066,8 @@ media_end(const struct strs *s, bool *flag, struct dialog_call *c)
 	if (c != NULL)
 		c->media = false;
 	if (G.media_end != NULL)
-		G.media_end(str_get(s, DS_CALLID), str_get(s, DS_FTAG));
+		G.media_end(str_get(s, DS_CALLID), str_get(s, DS_FTAG),
+		    str_get(s, DS_TTAG));
 }
 
 /* The INVITE of c went on with rtpengine's SDP: a delete when it ends. */
@@ -828,7 +1076,7 @@ dialog_call_media(struct dialog_call *c)
 {
 	struct dialog	*d;
 
-	if (c == NULL)
+	if (c == NULL || c->sub)
 		return;
 	c->media = true;
 	for (d = c->dialogs; d != NULL; d = d->call_next)
@@ -849,6 +1097,26 @@ cdr_fill(struct cdr *r, const struct strs *s, const struct tp_addr *src)
 	r->src = *src;
 }
 
+/* The record of the attempt c, which failed (code, Q.850 cause). */
+static void
+call_record(const struct dialog_call *c, int code, int cause,
+    enum cdr_ended_by by)
+{
+	struct cdr	 r;
+	struct tp_addr	 src;
+
+	if (G.cdr == NULL)
+		return;
+	txn_addr_get(&c->src, &src);
+	cdr_fill(&r, &c->str, &src);
+	r.start = c->start;
+	clock_gettime(CLOCK_REALTIME, &r.end);
+	r.code = code;
+	r.cause = cause;
+	r.ended_by = by;
+	G.cdr(&r);
+}
+
 /*
  * The INVITE of c got its final answer upstream: a failure (code >= 300,
  * ended_by who) ends its early dialogs and makes the attempt's record.
@@ -856,11 +1124,18 @@ cdr_fill(struct cdr *r, const struct strs *s, const struct tp_addr *src)
 void
 dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 {
-	struct cdr	 r;
-	struct tp_addr	 src;
-
+	if (c != NULL && c->sub) {
+		if (code >= 300)	/* no subscription: no NOTIFY makes one */
+			sub_unpend(c);
+		return;
+	}
 	if (c == NULL || c->ended || c->answered || code < 300)
 		return;
+	if (D.stopping) {
+		/* The transactions going at the stop: not the callee's. */
+		code = 503;
+		by = CDR_BY_PROXY;
+	}
 	c->ended = true;
 	media_end(&c->str, &c->media, NULL);
 	while (c->dialogs != NULL) {
@@ -872,16 +1147,8 @@ dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 			dialog_unlink_call(d);
 	}
 	lim_release(&c->str, &c->cnt_user, &c->cnt_src);
-	if (G.cdr != NULL) {
-		txn_addr_get(&c->src, &src);
-		cdr_fill(&r, &c->str, &src);
-		r.start = c->start;
-		clock_gettime(CLOCK_REALTIME, &r.end);
-		r.code = code;
-		r.cause = sip_cause(code);
-		r.ended_by = by;
-		G.cdr(&r);
-	}
+	call_record(c, code, D.stopping ? DLG_CAUSE_STOP : sip_cause(code),
+	    by);
 }
 
 /*
@@ -912,13 +1179,30 @@ dialog_refused(const struct sipmsg *m, const struct tp_addr *src,
 	G.cdr(&r);
 }
 
-/* The response context goes: so do early dialogs nobody answered. */
+/*
+ * The response context goes: so do early dialogs nobody answered.  A call
+ * that got no final answer (the worker stops with its INVITE still on,
+ * after shutdown_grace) is a failed attempt: its record says 503 (what a
+ * stopping proxy answers), Q.850 41 NORMAL_TEMPORARY_FAILURE, ended by
+ * the proxy.
+ */
 void
 dialog_call_free(struct dialog_call *c)
 {
 	if (c == NULL)
 		return;
-	if (!c->answered && D.up)	/* no final came (cannot happen) */
+	if (c->sub) {
+		sub_unpend(c);
+		free(c);
+		return;
+	}
+	if (!c->answered && !c->ended && D.up) {
+		c->ended = true;
+		log_info("dialog %s: no final answer at the stop",
+		    STR(c, DS_CALLID));
+		call_record(c, 503, DLG_CAUSE_STOP, CDR_BY_PROXY);
+	}
+	if (!c->answered && D.up)	/* no final came: the stop */
 		media_end(&c->str, &c->media, NULL);
 	while (c->dialogs != NULL) {
 		struct dialog	*d = c->dialogs;
@@ -1010,6 +1294,57 @@ dialog_nated(struct slice target, struct slice routes,
 	return (addr_private(&t) && !addr_private(flow));
 }
 
+/* The SUBSCRIBE or REFER on its way whose NOTIFY m is, or NULL. */
+static struct dialog_call *
+sub_pending(const struct sipmsg *m)
+{
+	struct buf	 k;
+	char		 kstore[512];
+	struct hnode	*hn;
+
+	if (!D.up || D.subs.n == 0 || m->to_tag.len == 0)
+		return (NULL);
+	buf_init_on(&k, kstore, sizeof(kstore));
+	buf_add(&k, m->callid.p, m->callid.len);
+	buf_add(&k, "\0", 1);
+	buf_add(&k, m->to_tag.p, m->to_tag.len);
+	hn = hashtab_find(&D.subs, k.p, k.len);
+	buf_cleanup(&k);
+	return (hn != NULL ? (struct dialog_call *)((char *)hn -
+	    offsetof(struct dialog_call, node)) : NULL);
+}
+
+/*
+ * An in-dialog request of the subscription d that passed the check:
+ * SUBSCRIBE and NOTIFY refresh their sender's target (RFC 6665 4.1.2.1,
+ * 4.2.1.1); a NOTIFY says how long it lasts, or that it is over (then it
+ * ends as the NOTIFY is forwarded).
+ */
+static int
+sub_request(struct dialog *d, const struct sipmsg *m, bool from_caller)
+{
+	struct slice	c, st;
+	long		n;
+
+	if ((m->method == SM_SUBSCRIBE || m->method == SM_NOTIFY) &&
+	    (c = contact_uri(m)).len > 0 && !slice_same(c, str_get(&d->str,
+	    from_caller ? DS_CALLER_TARGET : DS_CALLEE_TARGET)))
+		dialog_str_replace(d, from_caller ? DS_CALLER_TARGET :
+		    DS_CALLEE_TARGET, c);
+	if (m->method != SM_NOTIFY)
+		return (0);
+	st = slice_trim(hvalue_named(m, "subscription-state"));
+	if (st.len >= 10 && sip_caseeq(st.p, "terminated", 10) &&
+	    (st.len == 10 || st.p[10] == ';' || st.p[10] == ' ' ||
+	    st.p[10] == '\t')) {
+		sub_end(d, "NOTIFY terminated");
+		return (0);
+	}
+	if (hdr_param(st, "expires", &c) && (n = secs_of(c)) >= 0)
+		sub_expire_in(d, (uint32_t)n);
+	return (0);
+}
+
 /*
  * An in-dialog request (To tag) that came back through our Record-Route
  * of an INVITE dialog, whose next hop is next (its first Route after
@@ -1032,13 +1367,32 @@ dialog_request_flow(const struct sipmsg *m, struct slice next,
     struct tp_addr *flow, char *err, size_t errlen)
 {
 	struct dialog	*d;
+	struct dialog_call *pc;
 	struct slice	 want, c;
 	bool		 from_caller;
 
 	if (flow != NULL)
 		memset(flow, 0, sizeof(*flow));
 
-	if ((d = dialog_of(m, &from_caller)) == NULL) {
+	if ((d = dialog_of(m, &from_caller)) == NULL && m->method ==
+	    SM_NOTIFY && (pc = sub_pending(m)) != NULL) {
+		/* To the subscriber, as its SUBSCRIBE or REFER said. */
+		want = str_get(&pc->str, DS_CALLER_ROUTES);
+		want = want.len > 0 ? routes_first(want) :
+		    str_get(&pc->str, DS_CALLER_TARGET);
+		if (next.p != NULL && !dialog_uri_same(next, want)) {
+			snprintf(err, errlen, "Forbidden (not this dialog's "
+			    "target)");
+			CNT_ADD(refused_403, 1);
+			log_info("dialog %s: NOTIFY to " SLICE_FMT " refused, "
+			    "the subscriber is " SLICE_FMT, STR(pc, DS_CALLID),
+			    SLICE_ARG(next), SLICE_ARG(want));
+			return (403);
+		}
+		d = sub_notified(pc, m);
+		from_caller = false;
+	}
+	if (d == NULL) {
 		snprintf(err, errlen, "Call/Transaction Does Not Exist");
 		CNT_ADD(refused_481, 1);
 		return (481);
@@ -1062,8 +1416,9 @@ dialog_request_flow(const struct sipmsg *m, struct slice next,
 		CNT_ADD(refused_403, 1);
 		log_info("dialog %s: %s to " SLICE_FMT " refused, the %s is "
 		    SLICE_FMT, STR(d, DS_CALLID), sip_method_name(m->method),
-		    SLICE_ARG(next), from_caller ? "callee" : "caller",
-		    SLICE_ARG(want));
+		    SLICE_ARG(next), d->kind == DLG_SUB ? (from_caller ?
+		    "notifier" : "subscriber") : from_caller ? "callee" :
+		    "caller", SLICE_ARG(want));
 		return (403);
 	}
 	if (flow != NULL && !dialog_nated(from_caller ?
@@ -1080,8 +1435,11 @@ dialog_request_flow(const struct sipmsg *m, struct slice next,
 			d->caller_cseq = m->cseq;
 		else
 			d->callee_cseq = m->cseq;
-		dialog_save(d);	/* our BYE after a restart needs it */
+		if (d->kind == DLG_CALL)
+			dialog_save(d);	/* our BYE after a restart needs it */
 	}
+	if (d->kind == DLG_SUB)
+		return (sub_request(d, m, from_caller));
 	if ((m->method == SM_INVITE || m->method == SM_UPDATE) &&
 	    (c = contact_uri(m)).len > 0) {
 		/* A target refresh (12.2.2): the sender's new target. */
@@ -1116,18 +1474,59 @@ dialog_refresh(const struct sipmsg *resp)
 	struct slice	 c;
 	bool		 from_caller;
 
-	if (resp->to_tag.len == 0 || (resp->method != SM_INVITE &&
+	if (!D.up || resp->to_tag.len == 0)
+		return;
+	if (resp->method == SM_SUBSCRIBE && resp->status >= 200 &&
+	    resp->status < 300) {
+		/* A refresh accepted: the notifier's target, how long. */
+		if ((d = dialog_of(resp, &from_caller)) == NULL ||
+		    d->kind != DLG_SUB)
+			return;
+		if ((c = contact_uri(resp)).len > 0 && !slice_same(c,
+		    str_get(&d->str, from_caller ? DS_CALLEE_TARGET :
+		    DS_CALLER_TARGET)))
+			dialog_str_replace(d, from_caller ? DS_CALLEE_TARGET :
+			    DS_CALLER_TARGET, c);
+		sub_expire_in(d, sub_expires(resp, SUB_DEFAULT_S));
+		return;
+	}
+	if ((resp->method != SM_INVITE &&
 	    resp->method != SM_UPDATE) || (c = contact_uri(resp)).len == 0)
 		return;
 	/* The request's sender is the response's From. */
 	if ((d = dialog_of(resp, &from_caller)) == NULL ||
-	    d->state != DLG_CONFIRMED)
+	    d->state != DLG_CONFIRMED || d->kind != DLG_CALL)
 		return;
 	dialog_str_replace(d, from_caller ? DS_CALLEE_TARGET :
 	    DS_CALLER_TARGET, c);
 }
 
+/*
+ * The final answer resp to an in-dialog request went upstream: a 481
+ * ends the subscription it was in (RFC 6665 4.1.2.1, 4.2.2).
+ */
+void
+dialog_request_failed(const struct sipmsg *resp)
+{
+	struct dialog	*d;
+	bool		 from_caller;
+
+	if (!D.up || resp->status != 481 || resp->to_tag.len == 0)
+		return;
+	if ((d = dialog_of(resp, &from_caller)) != NULL && d->kind == DLG_SUB)
+		sub_end(d, "481");
+}
+
 /* ---- the end ---- */
+
+/* A subscription ends (no record: it is no call). */
+static void
+sub_end(struct dialog *d, const char *why)
+{
+	log_info("dialog %s: subscription ended (%s)", STR(d, DS_CALLID),
+	    why);
+	dialog_free(d);
+}
 
 static const char *
 by_name(enum cdr_ended_by by)
@@ -1138,11 +1537,30 @@ by_name(enum cdr_ended_by by)
 	return (by <= CDR_BY_ADMIN ? names[by] : "?");
 }
 
+/* The record of the call d, confirmed, ended now. */
 static void
-dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
+dialog_record(const struct dialog *d, enum cdr_ended_by by, int code,
+    int cause)
 {
 	struct cdr	 r;
 	struct tp_addr	 src;
+
+	if (G.cdr == NULL || d->state != DLG_CONFIRMED)
+		return;
+	txn_addr_get(&d->caller_addr, &src);
+	cdr_fill(&r, &d->str, &src);
+	r.start = d->start;
+	r.answer = d->answer;
+	clock_gettime(CLOCK_REALTIME, &r.end);
+	r.code = code;
+	r.cause = cause;
+	r.ended_by = by;
+	G.cdr(&r);
+}
+
+static void
+dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
+{
 	uint64_t	 ms = timer_now_ms() - d->start_ms;
 	unsigned	 i;
 
@@ -1165,17 +1583,7 @@ dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
 	}
 	log_info("dialog %s: ended by %s after %llu ms", STR(d, DS_CALLID),
 	    by_name(by), (unsigned long long)ms);
-	if (G.cdr != NULL && d->state == DLG_CONFIRMED) {
-		txn_addr_get(&d->caller_addr, &src);
-		cdr_fill(&r, &d->str, &src);
-		r.start = d->start;
-		r.answer = d->answer;
-		clock_gettime(CLOCK_REALTIME, &r.end);
-		r.code = code;
-		r.cause = 16;	/* Q.850 NORMAL_CLEARING */
-		r.ended_by = by;
-		G.cdr(&r);
-	}
+	dialog_record(d, by, code, 16);	/* Q.850 NORMAL_CLEARING */
 	media_end(&d->str, &d->media, d->call);
 	dialog_free(d);
 }
@@ -1384,7 +1792,12 @@ dialog_hangup_one(struct dialog *d, enum cdr_ended_by by)
 static void
 dialog_timeout_fire(void *arg)
 {
-	dialog_hangup_one(arg, CDR_BY_PROXY);
+	struct dialog	*d = arg;
+
+	if (d->kind == DLG_SUB)
+		sub_end(d, "expired");
+	else
+		dialog_hangup_one(d, CDR_BY_PROXY);
 }
 
 /* ospreyctl hangup: every confirmed dialog of the Call-ID, here. */
@@ -1405,7 +1818,8 @@ dialog_hangup(const char *callid, enum cdr_ended_by by, char *err,
 	HASHTAB_FOREACH(n, &D.ht, it) {
 		struct dialog	*d = (struct dialog *)n;
 
-		if (d->state == DLG_CONFIRMED && nhit < 64 &&
+		if (d->state == DLG_CONFIRMED && d->kind == DLG_CALL &&
+		    nhit < 64 &&
 		    d->str.off[DS_FTAG] - 1 == len &&
 		    memcmp(STR(d, DS_CALLID), callid, len) == 0)
 			hit[nhit++] = d;
@@ -1435,6 +1849,8 @@ dialog_foreach(void (*fn)(const struct dialog_info *, void *), void *arg)
 	HASHTAB_FOREACH(n, &D.ht, it) {
 		struct dialog	*d = (struct dialog *)n;
 
+		if (d->kind != DLG_CALL)	/* subscriptions: no calls */
+			continue;
 		u = hdr_uri(str_get(&d->str, DS_FROM));
 		snprintf(caller, sizeof(caller), SLICE_FMT, SLICE_ARG(u));
 		u = hdr_uri(str_get(&d->str, DS_TO));
@@ -1453,7 +1869,27 @@ dialog_foreach(void (*fn)(const struct dialog_info *, void *), void *arg)
 	}
 }
 
-/* The worker stops: its dialogs go (a restart loses them, no records). */
+/*
+ * The worker is about to stop (before its transactions go): a call whose
+ * INVITE is still on gets the record of an attempt the stop ended (503,
+ * Q.850 41, ended by the proxy) whichever way its transactions go.
+ */
+void
+dialog_stop(void)
+{
+	D.stopping = true;
+}
+
+/*
+ * The worker stops (after shutdown_grace; the calls being set up went
+ * with their transactions, dialog_call_free()): its dialogs go.  A call
+ * dialog.database keeps (stored) comes back after the restart and gets
+ * its record when it really ends; every other confirmed one ends here,
+ * its record ended by the proxy with Q.850 41 NORMAL_TEMPORARY_FAILURE
+ * (before the CDR writer drains).  No BYE goes out and rtpengine is not
+ * told: the parties may well talk on.  Early dialogs left belong to calls
+ * answered on another fork: no record of their own.
+ */
 void
 dialog_shutdown(void)
 {
@@ -1469,9 +1905,20 @@ dialog_shutdown(void)
 		resolver_cancel(b->dns);
 		dbye_free(b);
 	}
-	HASHTAB_FOREACH(n, &D.ht, it)
-		dialog_free((struct dialog *)n);
+	HASHTAB_FOREACH(n, &D.ht, it) {
+		struct dialog	*d = (struct dialog *)n;
+
+		if (d->state == DLG_CONFIRMED && d->kind == DLG_CALL &&
+		    !d->stored) {
+			log_info("dialog %s: ended by proxy (stopping)",
+			    STR(d, DS_CALLID));
+			CNT_ADD(ended[CDR_BY_PROXY], 1);
+			dialog_record(d, CDR_BY_PROXY, 200, DLG_CAUSE_STOP);
+		}
+		dialog_free(d);
+	}
 	hashtab_cleanup(&D.ht);
+	hashtab_cleanup(&D.subs);	/* their contexts went */
 	D.up = false;
 }
 
@@ -1548,10 +1995,14 @@ dialog_restore(void *arg)
 	d->state = DLG_CONFIRMED;
 	d->stored = true;
 	d->media = r->media != 0;
+	d->kind = r->kind == DLG_SUB ? DLG_SUB : DLG_CALL;
 	clock_gettime(CLOCK_REALTIME, &now);
 	d->start_ms = timer_now_ms() - (uint64_t)((now.tv_sec -
 	    d->start.tv_sec) * 1000);
-	CNT_ADD(by_state[DLG_CONFIRMED], 1);
+	if (d->kind == DLG_SUB)
+		CNT_ADD(subscriptions, 1);
+	else
+		CNT_ADD(by_state[DLG_CONFIRMED], 1);
 	timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
 	if (r->cnt_user && lim_add("u:", str_get(&d->str, DS_USER), 1, 0))
 		d->cnt_user = true;
@@ -1559,7 +2010,13 @@ dialog_restore(void *arg)
 		d->cnt_src = true;
 	dialog_link(d);
 	dialog_account(d);
-	if (G.set.timeout_s > 0) {
+	if (d->kind == DLG_SUB) {
+		/* What is left to its expiry (kept in answer). */
+		left_ms = (int64_t)(d->answer.tv_sec - now.tv_sec) * 1000 +
+		    (d->answer.tv_nsec - now.tv_nsec) / 1000000;
+		timer_set(&d->timeout, left_ms < 1 ? 1 : left_ms > 4000000000 ?
+		    4000000000u : (uint32_t)left_ms);
+	} else if (G.set.timeout_s > 0) {
 		talk_ms = (int64_t)(now.tv_sec - d->answer.tv_sec) * 1000 +
 		    (now.tv_nsec - d->answer.tv_nsec) / 1000000;
 		left_ms = (int64_t)G.set.timeout_s * 1000 - talk_ms;

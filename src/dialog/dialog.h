@@ -73,12 +73,16 @@ struct dialog_totals {
 	uint64_t	 duration_count;
 	uint64_t	 duration_sum_ms;
 	uint64_t	 bytes;		/* held by the open dialogs */
+	uint64_t	 subscriptions;	/* open now (not in by_state) */
 };
 extern const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS];
 
 typedef void dialog_cdr_fn(const struct cdr *);
-/* A call relayed by rtpengine ended: Call-ID, the caller's tag. */
-typedef void dialog_media_fn(struct slice, struct slice);
+/*
+ * A call relayed by rtpengine ended: Call-ID, the caller's tag, the To
+ * tag of the dialog that ended (empty: the call failed or went unanswered).
+ */
+typedef void dialog_media_fn(struct slice, struct slice, struct slice);
 
 /* Process-wide, before the workers start (and while they are paused). */
 void	 dialog_set_settings(const struct dialog_settings *);
@@ -91,6 +95,7 @@ void	 dialog_totals(struct dialog_totals *);
 
 /* Each worker's own table. */
 void	 dialog_init(struct event_base *, struct tp *);
+void	 dialog_stop(void);		/* then the transactions go */
 void	 dialog_shutdown(void);
 unsigned dialog_count(void);
 
@@ -115,6 +120,7 @@ int	 dialog_request(const struct sipmsg *, struct slice next,
 int	 dialog_request_flow(const struct sipmsg *, struct slice next,
 	    struct tp_addr *flow, char *err, size_t errlen);
 void	 dialog_refresh(const struct sipmsg *resp);
+void	 dialog_request_failed(const struct sipmsg *resp);
 bool	 dialog_media(const struct sipmsg *resp);
 
 /*

@@ -63,6 +63,7 @@ static struct {
 	atomic_uint		 probe_ms;
 	atomic_int		 relay;		/* enum media_relay */
 	atomic_int		 on_failure;	/* enum media_on_failure */
+	atomic_int		 ice;		/* enum media_ice */
 	uint32_t		 nonce;		/* cookies of this run */
 	atomic_uint_fast64_t	 requests, retransmissions, timeouts, errors;
 	atomic_uint_fast64_t	 down;
@@ -73,6 +74,9 @@ struct rtpe_call {
 	struct hnode	 node;		/* first; its key is callid */
 	uint64_t	 last_ms;
 	unsigned	 inst;
+	unsigned	 marks;		/* RTPE_MARK_* */
+	uint8_t		 ttag_len;	/* the answered To tag, 0: none */
+	char		 ttag[RTPE_TAG_MAX];
 	size_t		 len;
 	char		 callid[];
 };
@@ -95,6 +99,7 @@ struct rtpe_req {
 	unsigned	 pos;		/* order[pos] is asked */
 	unsigned	 tries;		/* sent to order[pos] so far */
 	bool		 failover;	/* an offer: the next one may answer */
+	bool		 branch;	/* a delete of one To tag */
 	bool		 linked;	/* in L->pending */
 	enum rtpe_status fail;		/* at once: RTPE_DOWN */
 };
@@ -215,6 +220,7 @@ rtpengine_set_timing(const struct media_settings *ms)
 	atomic_store(&R.probe_ms, ms->probe_interval_ms);
 	atomic_store(&R.relay, ms->relay);
 	atomic_store(&R.on_failure, ms->on_failure);
+	atomic_store(&R.ice, ms->ice);
 }
 
 /* media.relay (never without an instance), for the proxy's calls. */
@@ -229,6 +235,29 @@ enum media_on_failure
 rtpengine_on_failure(void)
 {
 	return ((enum media_on_failure)atomic_load(&R.on_failure));
+}
+
+static const char *const ice_names[] = { "remove", "force", "default",
+    "force-relay", "optional" };
+static const unsigned ice_flags[] = { RTPE_ICE_REMOVE, RTPE_ICE_FORCE,
+    RTPE_ICE_DEFAULT, RTPE_ICE_FORCE_RELAY, RTPE_ICE_OPTIONAL };
+
+/* rtpengine's word for an ICE mode (media.ice's names are the same). */
+const char *
+rtpengine_ice_name(enum media_ice ice)
+{
+	return ((unsigned)ice < sizeof(ice_names) / sizeof(ice_names[0]) ?
+	    ice_names[ice] : "remove");
+}
+
+/* media.ice as the RTPE_ICE_* flag of an offer or answer. */
+unsigned
+rtpengine_ice_flag(void)
+{
+	unsigned	i = (unsigned)atomic_load(&R.ice);
+
+	return (i < sizeof(ice_flags) / sizeof(ice_flags[0]) ? ice_flags[i] :
+	    RTPE_ICE_REMOVE);
 }
 
 /* Whether ms names the running instances (else a restart is needed). */
@@ -360,10 +389,12 @@ rtpe_add_flags(struct buf *b, const struct rtpe_request *rq)
 			bencode_add_cstr(b, "session-connection");
 		bencode_close(b);
 	}
-	if (rq->flags & (RTPE_ICE_REMOVE | RTPE_ICE_FORCE)) {
+	if (rq->flags & RTPE_ICE_MASK) {
 		bencode_add_cstr(b, "ICE");
 		bencode_add_cstr(b, rq->flags & RTPE_ICE_FORCE ? "force" :
-		    "remove");
+		    rq->flags & RTPE_ICE_DEFAULT ? "default" :
+		    rq->flags & RTPE_ICE_FORCE_RELAY ? "force-relay" :
+		    rq->flags & RTPE_ICE_OPTIONAL ? "optional" : "remove");
 	}
 }
 
@@ -473,12 +504,74 @@ rtpe_call_note(const struct rtpe_req *rq, unsigned inst)
 		if (L->calls.n >= RTPE_MAX_CALLS)
 			return;		/* the hash order will find it */
 		c = xmalloc(sizeof(*c) + rq->callid_len);
+		c->marks = 0;
+		c->ttag_len = 0;
 		c->len = rq->callid_len;
 		memcpy(c->callid, rq->callid, c->len);
 		hashtab_insert(&L->calls, &c->node, c->callid, c->len);
 	}
 	c->inst = inst;
 	c->last_ms = timer_now_ms();
+}
+
+/*
+ * What the proxy noted of a call this worker sent an offer for (set and
+ * clear: RTPE_MARK_* bits); nothing for a call it does not know.
+ */
+void
+rtpengine_call_mark(struct slice callid, unsigned set, unsigned clear)
+{
+	struct rtpe_call	*c;
+
+	if (L != NULL && (c = rtpe_call_find(callid.p, callid.len)) != NULL)
+		c->marks = (c->marks | set) & ~clear;
+}
+
+unsigned
+rtpengine_call_marks(struct slice callid)
+{
+	struct rtpe_call	*c;
+
+	if (L == NULL || (c = rtpe_call_find(callid.p, callid.len)) == NULL)
+		return (0);
+	return (c->marks);
+}
+
+/*
+ * The To tag of the dialog that answered a call (its first 2xx): noted
+ * unless one is; false when another one was noted first.
+ */
+bool
+rtpengine_call_answered(struct slice callid, struct slice to_tag)
+{
+	struct rtpe_call	*c;
+
+	if (L == NULL || (c = rtpe_call_find(callid.p, callid.len)) == NULL)
+		return (true);
+	if (c->ttag_len > 0)
+		return (to_tag.len == c->ttag_len &&
+		    memcmp(to_tag.p, c->ttag, to_tag.len) == 0);
+	if (to_tag.len == 0 || to_tag.len > sizeof(c->ttag))
+		return (true);	/* too long to note: not a branch then */
+	memcpy(c->ttag, to_tag.p, to_tag.len);
+	c->ttag_len = (uint8_t)to_tag.len;
+	return (true);
+}
+
+/*
+ * Is to_tag the dialog that answered the call?  1 yes, 0 another one
+ * did, -1 not known (no such call here, or none noted).
+ */
+int
+rtpengine_call_is_answered(struct slice callid, struct slice to_tag)
+{
+	struct rtpe_call	*c;
+
+	if (L == NULL || (c = rtpe_call_find(callid.p, callid.len)) == NULL ||
+	    c->ttag_len == 0)
+		return (-1);
+	return (to_tag.len == c->ttag_len &&
+	    memcmp(to_tag.p, c->ttag, to_tag.len) == 0);
 }
 
 static void
@@ -504,7 +597,8 @@ rtpe_finish(struct rtpe_req *rq, struct rtpe_result *res)
 	res->uri = res->instance >= 0 ? R.inst[res->instance].uri : "-";
 	if (rq->cmd == RTPE_OFFER && res->status == RTPE_OK)
 		rtpe_call_note(rq, (unsigned)res->instance);
-	else if (rq->cmd == RTPE_DELETE && (res->status == RTPE_OK ||
+	else if (rq->cmd == RTPE_DELETE && !rq->branch &&
+	    (res->status == RTPE_OK ||
 	    res->status == RTPE_ERROR) && (c = rtpe_call_find(rq->callid,
 	    rq->callid_len)) != NULL)
 		rtpe_call_forget(c);
@@ -623,6 +717,7 @@ rtpengine_send(const struct rtpe_request *req, rtpe_done_fn *done, void *arg,
 		return (NULL);
 	rq = xcalloc(1, sizeof(*rq));
 	rq->cmd = req->cmd;
+	rq->branch = req->cmd == RTPE_DELETE && req->to_tag.len > 0;
 	rq->done = done;
 	rq->arg = arg;
 	timer_init(&rq->timer, L->base, rtpe_timer, rq);

@@ -24,6 +24,7 @@
  */
 
 #define RTPE_MAX_INSTANCES	16
+#define RTPE_TAG_MAX		128	/* a To tag noted per call */
 
 /* media.relay and media.on_failure, in the order of their names. */
 enum media_relay {
@@ -37,6 +38,15 @@ enum media_on_failure {
 	MEDIA_FAIL_503,
 };
 
+/* media.ice: rtpengine's "ICE" values, in the order of their names. */
+enum media_ice {
+	MEDIA_ICE_REMOVE,	/* ICE attributes stripped */
+	MEDIA_ICE_FORCE,	/* stripped, rtpengine the only candidate */
+	MEDIA_ICE_DEFAULT,	/* force if the SDP had ICE, else none */
+	MEDIA_ICE_FORCE_RELAY,	/* theirs kept, rtpengine a relay one */
+	MEDIA_ICE_OPTIONAL,	/* rtpengine a low-priority candidate */
+};
+
 struct rtpe_instance_conf {
 	char		*uri;		/* owned: "udp:127.0.0.1:2223" */
 	struct tp_addr	 addr;
@@ -47,6 +57,7 @@ struct rtpe_instance_conf {
 struct media_settings {
 	int			 relay;		/* enum media_relay */
 	int			 on_failure;	/* enum media_on_failure */
+	int			 ice;		/* enum media_ice */
 	struct rtpe_instance_conf inst[RTPE_MAX_INSTANCES];
 	unsigned		 ninst;
 	uint32_t		 timeout_ms;	/* per try */
@@ -71,6 +82,17 @@ enum rtpe_cmd {
 #define RTPE_ICE_FORCE		0x0020	/* ICE: "force" */
 #define RTPE_SYMMETRIC		0x0040	/* "symmetric" */
 #define RTPE_FATAL		0x0080	/* delete: unknown call is an error */
+#define RTPE_ICE_DEFAULT	0x0100	/* ICE: "default" */
+#define RTPE_ICE_FORCE_RELAY	0x0200	/* ICE: "force-relay" */
+#define RTPE_ICE_OPTIONAL	0x0400	/* ICE: "optional" */
+#define RTPE_ICE_MASK		(RTPE_ICE_REMOVE | RTPE_ICE_FORCE | \
+				    RTPE_ICE_DEFAULT | RTPE_ICE_FORCE_RELAY | \
+				    RTPE_ICE_OPTIONAL)
+
+/* What the proxy notes of a call (rtpengine_call_mark()). */
+#define RTPE_MARK_PENDING	0x01	/* an offer of the callee's (a late
+					   offer's 1xx or 2xx) waits for the
+					   caller's answer */
 
 /* What to ask; every slice and string is copied by rtpengine_send(). */
 struct rtpe_request {
@@ -127,6 +149,8 @@ bool		 rtpengine_same_instances(const struct media_settings *);
 bool		 rtpengine_enabled(void);
 enum media_relay rtpengine_relay(void);
 enum media_on_failure rtpengine_on_failure(void);
+unsigned	 rtpengine_ice_flag(void);
+const char	*rtpengine_ice_name(enum media_ice);
 int		 rtpengine_start(struct event_base *, bool prober, char *,
 		     size_t);
 void		 rtpengine_stop(void);
@@ -134,6 +158,10 @@ struct rtpe_req	*rtpengine_send(const struct rtpe_request *, rtpe_done_fn *,
 		     void *, char *, size_t);
 void		 rtpengine_cancel(struct rtpe_req *);
 unsigned	 rtpengine_order(struct slice, unsigned *);
+void		 rtpengine_call_mark(struct slice, unsigned, unsigned);
+unsigned	 rtpengine_call_marks(struct slice);
+bool		 rtpengine_call_answered(struct slice, struct slice);
+int		 rtpengine_call_is_answered(struct slice, struct slice);
 unsigned	 rtpengine_count(void);
 const char	*rtpengine_uri(unsigned);
 bool		 rtpengine_is_up(unsigned);

@@ -1747,6 +1747,8 @@ check_media(struct ctx *c, const config_setting_t *g, void *obj)
 static const char *const relay_names[] = { "never", "nat", "always", NULL };
 static const char *const media_failure_names[] = { "relay_none", "503",
     NULL };
+static const char *const media_ice_names[] = { "remove", "force", "default",
+    "force-relay", "optional", NULL };
 
 static const struct key media_keys[] = {
 	ENUM("relay", struct conf, media.relay, relay_names),
@@ -1759,6 +1761,7 @@ static const struct key media_keys[] = {
 	    10),
 	ENUM("on_failure", struct conf, media.on_failure,
 	    media_failure_names),
+	ENUM("ice", struct conf, media.ice, media_ice_names),
 	END
 };
 

@@ -449,6 +449,9 @@ metrics_render_dialog(struct evbuffer *out)
 	for (i = 0; i < DLG_TERMINATED; i++)
 		metrics_sample(out, "osprey_dialogs", "state",
 		    dialog_state_name((enum dialog_state)i), d.by_state[i]);
+	metrics_scalar(out, "osprey_subscriptions", "gauge",
+	    "Subscription dialogs open now (RFC 6665; not calls).",
+	    d.subscriptions);
 	metrics_scalar(out, "osprey_dialog_bytes", "gauge",
 	    "Heap bytes the open dialogs hold.", d.bytes);
 	metrics_scalar(out, "osprey_calls_attempted_total", "counter",

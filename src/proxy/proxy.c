@@ -143,6 +143,7 @@ void
 proxy_shutdown(void)
 {
 	proxy_ctx_drop_lookups();
+	dialog_stop();		/* calls still ringing: the stop's records */
 	txn_shutdown();
 	dialog_shutdown();
 	proxy_ctx_settings_unref(P.cur);
@@ -647,11 +648,11 @@ proxy_route_hop(const struct sipmsg *m, struct hop *hop)
 }
 
 /*
- * An in-dialog request back through the Record-Route of an INVITE whose
- * dialogs we keep: it must belong to one, and go to its other party
- * (dialog_request()); to that party's flow when it is behind a NAT (its
- * Request-URI, the private Contact, stays).  0, or the status to refuse
- * with.
+ * An in-dialog request back through the Record-Route of an INVITE (or a
+ * SUBSCRIBE, REFER, NOTIFY) whose dialogs we keep: it must belong to one,
+ * and go to its other party (dialog_request()); to that party's flow when
+ * it is behind a NAT (its Request-URI, the private Contact, stays).  0,
+ * or the status to refuse with.
  */
 static int
 proxy_dialog_check(const struct sipmsg *m, struct hop *hop, char *err,
@@ -888,7 +889,8 @@ proxy_forward(struct sipmsg *m, struct tp_sock *sock,
 /*
  * An INVITE we record-route out of dialog: the call its dialogs come
  * from, once the concurrent-call limits let it through (else NULL, and
- * hop is a refusal).
+ * hop is a refusal).  A SUBSCRIBE, REFER or NOTIFY out of dialog: the
+ * subscription its 2xx (or a NOTIFY) makes, checked as calls are.
  */
 static struct dialog_call *
 proxy_dialog_call(const struct sipmsg *m, struct tp_sock *sock,
@@ -899,8 +901,16 @@ proxy_dialog_call(const struct sipmsg *m, struct tp_sock *sock,
 	char		 st[17];
 	int		 code;
 
-	if (m->method != SM_INVITE || m->to_tag.len > 0 ||
-	    !P.cur->record_route || !dialog_enabled())
+	if (m->to_tag.len > 0 || !P.cur->record_route || !dialog_enabled())
+		return (NULL);
+	if (m->method == SM_SUBSCRIBE || m->method == SM_REFER ||
+	    m->method == SM_NOTIFY) {
+		/* A subscription's: checked as a call's, no limits. */
+		proxy_ctx_dialog_stamp(m->callid, proxy_ctx_run(), st);
+		return (dialog_call_new(m, src, sock, (struct slice){ "", 0 },
+		    hop->identity, st));
+	}
+	if (m->method != SM_INVITE)
 		return (NULL);
 	if (user.len == 0 && dialog_limits_users() &&
 	    sipmsg_hdr(m, SH_FROM) != NULL &&
@@ -1022,7 +1032,8 @@ proxy_request(struct sipmsg *m, struct tp_sock *sock,
 		else if (st == NULL && proxy_ctx_sl_tag_ours(m->to_tag))
 			log_debug("proxy " SLICE_FMT ": ACK for a stateless "
 			    "reply absorbed", SLICE_ARG(m->callid));
-		else
+		else if (!proxy_media_ack(m, sock, src,
+		    proxy_forward_stateless))
 			proxy_forward_stateless(m, sock, src);
 		sipmsg_free(m);
 		return;

@@ -60,7 +60,8 @@ void	proxy_stop_accepting(void);
 int	proxy_cancel_call(const char *, uint32_t, char *, size_t);
 unsigned proxy_calls_pending(void);
 void	proxy_shutdown(void);
-void	proxy_media_end(struct slice, struct slice);	/* dialog.c */
+/* dialog.c calls it: */
+void	proxy_media_end(struct slice, struct slice, struct slice);
 void	proxy_recv(void *, struct tp_sock *, const struct tp_addr *,
 	    const char *, size_t);
 const struct proxy_stats *proxy_stats(void);

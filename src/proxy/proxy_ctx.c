@@ -698,11 +698,12 @@ proxy_ctx_send(struct tp_sock *in, const struct dest *d, char *bytes,
 }
 
 /*
- * The stamp of our Record-Route in an INVITE whose dialogs we track: the
- * MAC of the Call-ID, a mark and the run that made it (8 hex digits,
- * also in the URI as ;osr=), so that an in-dialog request through it is
- * known to belong to a dialog in the table of that run (and one of a
- * subscription, stamped over the Call-ID alone, is not asked for one).
+ * The stamp of our Record-Route in a request whose dialogs we track (an
+ * INVITE, a SUBSCRIBE, REFER or NOTIFY out of dialog): the MAC of the
+ * Call-ID, a mark and the run that made it (8 hex digits, also in the URI
+ * as ;osr=), so that an in-dialog request through it is known to belong
+ * to a dialog in the table of that run (one through a plain stamp, over
+ * the Call-ID alone, of a run with tracking off, is not asked for one).
  */
 void
 proxy_ctx_dialog_stamp(struct slice callid, struct slice run, char out[17])

@@ -213,7 +213,7 @@ proxy_fork_bytes(const struct sipmsg *m, const struct tp_sock *in,
 	buf_adds(&v, branch);
 	buf_init_on(&rr, rrstore, sizeof(rrstore));
 	if (rec) {
-		if (m->method == SM_INVITE && dialog_enabled()) {
+		if (dialog_enabled()) {	/* a call's, a subscription's */
 			run = proxy_ctx_run();
 			proxy_ctx_dialog_stamp(m->callid, run, st);
 			memcpy(st + 16, ";osr=", 5);	/* no printf per call */
@@ -913,6 +913,7 @@ proxy_fork_branch_done(struct branch *b)
 	proxy_ctx_timer_stop(b->timeout);
 	if (ctx->answered || ctx->final_sent || ctx->st == NULL)
 		return;
+	proxy_media_branch_done(ctx, b->idx);	/* its early media */
 	if (b->code >= 600 && ctx->st->kind == TXN_IST) {
 		snprintf(cause, sizeof(cause), "SIP;cause=%d;text=\"%s\"",
 		    b->code, sip_reason(b->code));

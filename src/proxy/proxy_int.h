@@ -84,6 +84,8 @@ struct pmedia_ans {
 	struct sipmsg		*resp;		/* owned: then as relayed */
 	proxy_media_resp_fn	*go;
 	unsigned		 slot;		/* the branch */
+	bool			 late;		/* the callee's offer */
+	bool			 released;	/* its branch deleted */
 };
 
 /*
@@ -102,6 +104,12 @@ struct pmedia {
 	struct dest		 dest;		/* DEC_HOP */
 	uint8_t			 d;		/* enum decision */
 	bool			 relayed;	/* the offer went through */
+	bool			 late;		/* no SDP: the offer comes
+						   in a 1xx or 2xx, the
+						   answer in the ACK or
+						   PRACK */
+	bool			 answer;	/* a PRACK with the answer
+						   to such an offer */
 	uint16_t		 held;		/* 2xx waiting for an answer */
 };
 
@@ -220,6 +228,11 @@ bool	 proxy_media_answer(struct pctx *, unsigned,
 	    const struct sipmsg *, const struct tp_addr *,
 	    proxy_media_resp_fn *);
 bool	 proxy_media_stray(const struct sipmsg *, struct tp_sock *);
+void	 proxy_media_branch_done(struct pctx *, unsigned);
+typedef void proxy_media_ack_fn(const struct sipmsg *, struct tp_sock *,
+	    const struct tp_addr *);
+bool	 proxy_media_ack(const struct sipmsg *, struct tp_sock *,
+	    const struct tp_addr *, proxy_media_ack_fn *);
 
 /* proxy_fork.c: branches. */
 extern const struct txn_ops proxy_fork_txn_ops;

@@ -2,7 +2,12 @@
  * The media relay of the calls we keep dialogs of (issue 13): rtpengine's
  * offer with the INVITE's SDP before the INVITE is forwarded, its answer
  * with the SDP of a 1xx or 2xx before that goes upstream, its delete when
- * the call ends (dialog.c calls proxy_media_end()).  Nothing blocks: the
+ * the call ends (dialog.c calls proxy_media_end()).  An INVITE without
+ * SDP (a late offer) goes on at once: the offer is the SDP of its 1xx or
+ * 2xx (asked with the tags swapped: the callee offers), the answer the
+ * SDP of the ACK (or of the PRACK of a reliable 1xx).  An UPDATE or a
+ * PRACK with SDP in a relayed call is an offer, its 2xx the answer, as
+ * for a re-INVITE.  Nothing blocks: the
  * request or the response waits in its response context (struct pmedia)
  * for rtpengine's reply, then the fork goes on through the function it
  * gave.  A call's commands go from the worker that owns its Call-ID.
@@ -19,8 +24,9 @@
 #include "sdp.h"
 #include "xmalloc.h"
 
-#define MEDIA_FLAGS	(RTPE_REPLACE_ORIGIN | RTPE_REPLACE_SESS_CONN | \
-			    RTPE_ICE_REMOVE)
+#define MEDIA_FLAGS	(RTPE_REPLACE_ORIGIN | RTPE_REPLACE_SESS_CONN)
+
+static rtpe_done_fn media_delete_done;
 
 /* The SDP of m, read; false when it has none we can relay. */
 static bool
@@ -37,7 +43,9 @@ media_sdp(const struct sipmsg *m, struct slice *body, struct sdp *sdp)
  * dialogs)?  media.relay "always"; "nat": its SDP names a private
  * address, its Via or Contact another address than its source (as the
  * registrar decides for a binding), or a callee's binding is behind NAT.
- * A re-INVITE with SDP (either party's) is relayed when its call is.
+ * An INVITE without a body is a late offer: the same, but for the SDP.
+ * A re-INVITE (either party's; with SDP or without), an UPDATE or PRACK
+ * with SDP is relayed when its call is.
  */
 bool
 proxy_media_wanted(const struct sipmsg *m, const struct tp_addr *src,
@@ -47,15 +55,29 @@ proxy_media_wanted(const struct sipmsg *m, const struct tp_addr *src,
 	struct sdp		 sdp;
 	const struct sip_hline	*h;
 	unsigned		 i;
+	bool			 has;
 
-	if (rtpengine_relay() == MEDIA_RELAY_NEVER || m->method != SM_INVITE ||
-	    !media_sdp(m, &body, &sdp))
+	if (rtpengine_relay() == MEDIA_RELAY_NEVER)
 		return (false);
+	switch (m->method) {
+	case SM_INVITE:
+		if ((has = media_sdp(m, &body, &sdp)) == false &&
+		    sdp_body(m, &body) != SDP_BODY_NONE)
+			return (false);	/* not SDP we read: as it is */
+		break;
+	case SM_UPDATE:
+	case SM_PRACK:
+		return (m->to_tag.len > 0 && media_sdp(m, &body, &sdp) &&
+		    dialog_enabled() && dialog_media(m));
+	default:
+		return (false);
+	}
 	if (m->to_tag.len > 0)
 		return (dialog_enabled() && dialog_media(m));
 	if (ctx->call == NULL)
 		return (false);
-	if (rtpengine_relay() == MEDIA_RELAY_ALWAYS || sdp_private(&sdp))
+	if (rtpengine_relay() == MEDIA_RELAY_ALWAYS ||
+	    (has && sdp_private(&sdp)))
 		return (true);
 	if (m->via_host.len > 0 && location_nat_host(m->via_host,
 	    m->via_port, src))
@@ -81,7 +103,7 @@ media_request(struct rtpe_request *rq, enum rtpe_cmd cmd,
 	rq->from_tag = m->from_tag;
 	rq->to_tag = m->to_tag;		/* none in a first offer */
 	rq->sdp = body;
-	rq->flags = MEDIA_FLAGS;
+	rq->flags = MEDIA_FLAGS | rtpengine_ice_flag();
 	ip[0] = '\0';
 	if (src != NULL && src->len > 0)
 		tp_addr_ip(src, ip, iplen);
@@ -89,6 +111,21 @@ media_request(struct rtpe_request *rq, enum rtpe_cmd cmd,
 	/* A private address in the SDP: the SIP source is the endpoint. */
 	if (sdp_private(sdp) && ip[0] != '\0')
 		rq->flags |= RTPE_SIP_SOURCE;
+}
+
+/*
+ * The same, from the party that answers m's dialog's offer the other way
+ * (a late offer in a 1xx or 2xx, its answer in the ACK or PRACK): the
+ * callee's tag is rtpengine's from-tag.
+ */
+static void
+media_request_swapped(struct rtpe_request *rq, enum rtpe_cmd cmd,
+    const struct sipmsg *m, struct slice body, const struct sdp *sdp,
+    const struct tp_addr *src, char *ip, size_t iplen)
+{
+	media_request(rq, cmd, m, body, sdp, src, ip, iplen);
+	rq->from_tag = m->to_tag;
+	rq->to_tag = m->from_tag;
 }
 
 /* m with rtpengine's SDP, parsed; NULL (err filled) if it cannot be. */
@@ -159,7 +196,8 @@ media_offer_done(void *arg, const struct rtpe_result *res)
 		 * call's session goes (a re-INVITE's call stays up).
 		 */
 		if (ctx->call != NULL && res->status == RTPE_OK && m != NULL)
-			proxy_media_end(m->callid, m->from_tag);
+			proxy_media_end(m->callid, m->from_tag,
+			    (struct slice){ NULL, 0 });
 		else if (ctx->call != NULL && res->status == RTPE_OK)
 			log_info("proxy %s: offer answered after the call "
 			    "went; rtpengine's own timeout ends it",
@@ -172,13 +210,17 @@ media_offer_done(void *arg, const struct rtpe_result *res)
 	else if ((pm->fwd = media_rewrite(m, res->sdp, err,
 	    sizeof(err))) == NULL) {
 		if (ctx->call != NULL)
-			proxy_media_end(m->callid, m->from_tag);
+			proxy_media_end(m->callid, m->from_tag,
+			    (struct slice){ NULL, 0 });
 		code = media_failed(ctx, "offer", err);
 	} else {
-		pm->relayed = true;
+		pm->relayed = !pm->answer;
+		if (pm->answer)	/* the callee's offer is answered */
+			rtpengine_call_mark(m->callid, 0, RTPE_MARK_PENDING);
 		dialog_call_media(ctx->call);
-		log_info("proxy %s: media relayed by %s",
-		    proxy_ctx_callid(ctx, cid, sizeof(cid)), res->uri);
+		log_info("proxy %s: media relayed by %s%s",
+		    proxy_ctx_callid(ctx, cid, sizeof(cid)), res->uri,
+		    pm->answer ? " (the PRACK answers the late offer)" : "");
 	}
 	pm->go(ctx, code);
 	proxy_ctx_unref(ctx);	/* the reference the offer held */
@@ -210,8 +252,21 @@ proxy_media_offer(struct pctx *ctx, const struct sipmsg *m,
 		pm->dest = hop->dest;
 	}
 	ctx->starting++;	/* no evaluation, no settling meanwhile */
-	(void)media_sdp(m, &body, &sdp);	/* proxy_media_wanted() read it */
-	media_request(&rq, RTPE_OFFER, m, body, &sdp, src, ip, sizeof(ip));
+	if (!media_sdp(m, &body, &sdp)) {
+		/* A late offer: it comes in a 1xx or 2xx. */
+		pm->late = true;
+		go(ctx, 0);
+		return;
+	}
+	if (m->method == SM_PRACK && (rtpengine_call_marks(m->callid) &
+	    RTPE_MARK_PENDING)) {
+		/* The answer to the offer of a reliable 1xx. */
+		pm->answer = true;
+		media_request_swapped(&rq, RTPE_ANSWER, m, body, &sdp, src,
+		    ip, sizeof(ip));
+	} else
+		media_request(&rq, RTPE_OFFER, m, body, &sdp, src, ip,
+		    sizeof(ip));
 	ctx->refs++;
 	pm->offer = rtpengine_send(&rq, media_offer_done, ctx, err,
 	    sizeof(err));
@@ -230,36 +285,150 @@ media_ans_free(struct pmedia_ans *a)
 	free(a);
 }
 
+static bool
+media_same_tag(const struct sipmsg *a, const struct sipmsg *b)
+{
+	return (a->to_tag.len == b->to_tag.len &&
+	    memcmp(a->to_tag.p, b->to_tag.p, a->to_tag.len) == 0);
+}
+
+/* The media of a's branch goes: rtpengine's delete with its To tag. */
+static void
+media_release(struct pctx *ctx, struct pmedia_ans *a)
+{
+	struct rtpe_request	 rq;
+	char			 err[160], cid[128];
+
+	a->released = true;
+	memset(&rq, 0, sizeof(rq));
+	rq.cmd = RTPE_DELETE;
+	rq.callid = a->resp->callid;
+	rq.from_tag = a->resp->from_tag;
+	rq.to_tag = a->resp->to_tag;
+	if (rtpengine_send(&rq, media_delete_done, NULL, err,
+	    sizeof(err)) == NULL)
+		log_info("proxy %s: rtpengine delete of branch " SLICE_FMT
+		    ": %s", proxy_ctx_callid(ctx, cid, sizeof(cid)),
+		    SLICE_ARG(a->resp->to_tag), err);
+	else
+		log_info("proxy %s: rtpengine delete of branch " SLICE_FMT
+		    " (not answered)", proxy_ctx_callid(ctx, cid, sizeof(cid)),
+		    SLICE_ARG(a->resp->to_tag));
+}
+
+/* A kept 1xx whose To tag no 2xx of the call carries (an early dialog). */
+static bool
+media_early_only(const struct pmedia *pm, const struct pmedia_ans *a)
+{
+	const struct pmedia_ans	*b;
+
+	if (a->resp->status >= 200 || a->released || a->req != NULL)
+		return (false);
+	for (b = pm->ans; b != NULL; b = b->next)
+		if (b->resp->status >= 200 && media_same_tag(a->resp, b->resp))
+			return (false);	/* a dialog: its BYE ends it */
+	return (true);
+}
+
+/*
+ * The 2xx won was answered: every other branch that had early media (a
+ * 1xx with SDP under another To tag, that no 2xx confirmed) has its media
+ * deleted, that branch only (rtpengine's delete with its To tag).
+ */
+static void
+media_release_losers(struct pctx *ctx, const struct sipmsg *won)
+{
+	struct pmedia_ans	*a;
+
+	for (a = ctx->media->ans; a != NULL; a = a->next)
+		if (media_early_only(ctx->media, a) &&
+		    !media_same_tag(a->resp, won))
+			media_release(ctx, a);
+}
+
+/*
+ * Branch slot of a call not answered yet ended (a final failure, Timer
+ * C): its early media goes, while another branch's stays; else the
+ * call's answer or its end deletes it (a delete that left rtpengine no
+ * branch might end the whole call).
+ */
+void
+proxy_media_branch_done(struct pctx *ctx, unsigned slot)
+{
+	struct pmedia		*pm = ctx->media;
+	struct pmedia_ans	*a;
+
+	if (pm == NULL || !pm->relayed || ctx->call == NULL)
+		return;
+	for (a = pm->ans; a != NULL; a = a->next)
+		if (a->slot != slot && media_early_only(pm, a))
+			break;
+	if (a == NULL)
+		return;		/* no other branch has media */
+	for (a = pm->ans; a != NULL; a = a->next)
+		if (a->slot == slot && media_early_only(pm, a))
+			media_release(ctx, a);
+}
+
+/* resp, a 2xx, answers the call: noted, and the others' media goes. */
+static void
+media_won(struct pctx *ctx, const struct sipmsg *resp)
+{
+	if (ctx->call != NULL && rtpengine_call_answered(resp->callid,
+	    resp->to_tag))
+		media_release_losers(ctx, resp);
+}
+
 static void
 media_answer_done(void *arg, const struct rtpe_result *res)
 {
-	struct pmedia_ans	*a = arg, **pp;
+	struct pmedia_ans	*a = arg, *o, **pp;
 	struct pctx		*ctx = a->ctx;
 	struct pmedia		*pm = ctx->media;
 	struct sipmsg		*nm;
-	char			 err[160];
-	bool			 ok2xx = a->resp->status >= 200;
+	char			 err[160], cid[128];
+	const char		*what = a->late ? "late offer" : "answer";
+	bool			 ok2xx = a->resp->status >= 200, ok = false;
 
 	a->req = NULL;
 	if (res->status != RTPE_OK)
-		media_failed(ctx, "answer", res->why);
+		media_failed(ctx, what, res->why);
 	else if ((nm = media_rewrite(a->resp, res->sdp, err,
 	    sizeof(err))) == NULL)
-		media_failed(ctx, "answer", err);
+		media_failed(ctx, what, err);
 	else {
 		sipmsg_free(a->resp);
 		a->resp = nm;
+		ok = true;
+	}
+	if (ok && a->late) {
+		/* The caller answers in the ACK or PRACK. */
+		rtpengine_call_mark(a->resp->callid, RTPE_MARK_PENDING, 0);
+		if (!pm->relayed)
+			log_info("proxy %s: media relayed by %s (late offer)",
+			    proxy_ctx_callid(ctx, cid, sizeof(cid)), res->uri);
+		pm->relayed = true;
+		dialog_call_media(ctx->call);
 	}
 	if (ok2xx)
 		pm->held--;
+	if (ok2xx && ok && !ctx->answered)
+		media_won(ctx, a->resp);
 	a->go(ctx, a->slot, a->resp);
-	if (!ok2xx) {	/* a 1xx is not kept */
-		for (pp = &pm->ans; *pp != NULL; pp = &(*pp)->next)
-			if (*pp == a) {
-				*pp = a->next;
+	if (!ok2xx) {
+		/* A 1xx is kept, once per To tag: its branch's media. */
+		for (o = pm->ans; o != NULL; o = o->next)
+			if (o != a && o->resp->status < 200 &&
+			    media_same_tag(o->resp, a->resp))
 				break;
-			}
-		media_ans_free(a);
+		if (!ok || o != NULL) {
+			for (pp = &pm->ans; *pp != NULL; pp = &(*pp)->next)
+				if (*pp == a) {
+					*pp = a->next;
+					break;
+				}
+			media_ans_free(a);
+		}
 	}
 	proxy_ctx_unref(ctx);	/* the reference the answer held */
 }
@@ -283,7 +452,8 @@ proxy_media_answer(struct pctx *ctx, unsigned slot, const struct sipmsg *resp,
 	char			 ip[64], err[160], cid[128];
 	bool			 ok2xx = resp->status >= 200;
 
-	if (pm == NULL || !pm->relayed || resp->to_tag.len == 0)
+	if (pm == NULL || (!pm->relayed && !pm->late) ||
+	    resp->to_tag.len == 0)
 		return (false);
 	for (a = pm->ans; a != NULL; a = a->next)
 		if ((a->resp->status >= 200) == ok2xx &&
@@ -302,8 +472,11 @@ proxy_media_answer(struct pctx *ctx, unsigned slot, const struct sipmsg *resp,
 				return (true);
 			}
 		}
-	if (!media_sdp(resp, &body, &sdp))
+	if (!media_sdp(resp, &body, &sdp)) {
+		if (ok2xx && !ctx->answered && pm->held == 0)
+			media_won(ctx, resp);	/* its SDP came before */
 		return (false);
+	}
 	a = xcalloc(1, sizeof(*a));
 	a->ctx = ctx;
 	a->go = go;
@@ -314,11 +487,15 @@ proxy_media_answer(struct pctx *ctx, unsigned slot, const struct sipmsg *resp,
 		return (false);
 	}
 	(void)media_sdp(a->resp, &body, &sdp);	/* into the copy */
-	media_request(&rq, RTPE_ANSWER, a->resp, body, &sdp, callee, ip,
-	    sizeof(ip));
+	if ((a->late = pm->late))	/* the callee's offer */
+		media_request_swapped(&rq, RTPE_OFFER, a->resp, body, &sdp,
+		    callee, ip, sizeof(ip));
+	else
+		media_request(&rq, RTPE_ANSWER, a->resp, body, &sdp, callee,
+		    ip, sizeof(ip));
 	if ((a->req = rtpengine_send(&rq, media_answer_done, a, err,
 	    sizeof(err))) == NULL) {
-		media_failed(ctx, "answer", err);
+		media_failed(ctx, a->late ? "late offer" : "answer", err);
 		media_ans_free(a);
 		return (false);
 	}
@@ -382,8 +559,12 @@ proxy_media_stray(const struct sipmsg *m, struct tp_sock *sock)
 	if (sipmsg_parse(ms->resp, err, sizeof(err)) != 0)
 		goto fail;
 	(void)media_sdp(ms->resp, &body, &sdp);
-	media_request(&rq, RTPE_ANSWER, ms->resp, body, &sdp, NULL, ip,
-	    sizeof(ip));
+	if (rtpengine_call_marks(m->callid) & RTPE_MARK_PENDING)
+		media_request_swapped(&rq, RTPE_OFFER, ms->resp, body, &sdp,
+		    NULL, ip, sizeof(ip));
+	else
+		media_request(&rq, RTPE_ANSWER, ms->resp, body, &sdp, NULL,
+		    ip, sizeof(ip));
 	if (rtpengine_send(&rq, media_stray_done, ms, err, sizeof(err)) != NULL)
 		return (true);
 fail:
@@ -400,22 +581,107 @@ media_delete_done(void *arg, const struct rtpe_result *res)
 		log_info("proxy: rtpengine delete: %s", res->why);
 }
 
-/* dialog.c: a relayed call ended (Call-ID, the caller's tag): delete. */
+/*
+ * dialog.c: a relayed call ended (Call-ID, the caller's tag, the To tag
+ * of the dialog that ended; empty: the call itself).  The dialog that
+ * answered the call, or one we cannot tell: the whole call is deleted.
+ * Another dialog of a forked call (a second 2xx): its branch only.
+ */
 void
-proxy_media_end(struct slice callid, struct slice from_tag)
+proxy_media_end(struct slice callid, struct slice from_tag,
+    struct slice to_tag)
 {
 	struct rtpe_request	 rq;
 	char			 err[160];
+	bool			 branch;
 
+	branch = to_tag.len > 0 &&
+	    rtpengine_call_is_answered(callid, to_tag) == 0;
 	memset(&rq, 0, sizeof(rq));
 	rq.cmd = RTPE_DELETE;
 	rq.callid = callid;
 	rq.from_tag = from_tag;
+	if (branch)
+		rq.to_tag = to_tag;
 	if (rtpengine_send(&rq, media_delete_done, NULL, err,
 	    sizeof(err)) == NULL)
 		log_info("proxy " SLICE_FMT ": rtpengine delete: %s",
 		    SLICE_ARG(callid), err);
+	else if (branch)
+		log_info("proxy " SLICE_FMT ": rtpengine delete of branch "
+		    SLICE_FMT " (not answered)", SLICE_ARG(callid),
+		    SLICE_ARG(to_tag));
 	else
 		log_info("proxy " SLICE_FMT ": rtpengine delete",
 		    SLICE_ARG(callid));
+}
+
+/* An ACK with the answer to a late offer, waiting for rtpengine's. */
+struct media_ack {
+	struct sipmsg		*ack;		/* owned */
+	struct tp_sock		*sock;		/* it came on */
+	struct tp_addr		 src;
+	proxy_media_ack_fn	*go;
+};
+
+static void
+media_ack_done(void *arg, const struct rtpe_result *res)
+{
+	struct media_ack	*ma = arg;
+	struct sipmsg		*nm = NULL;
+	char			 err[160];
+
+	if (res->status != RTPE_OK ||
+	    (nm = media_rewrite(ma->ack, res->sdp, err, sizeof(err))) == NULL)
+		log_peer("proxy " SLICE_FMT ": rtpengine answer for the ACK "
+		    "failed (%s), media not relayed",
+		    SLICE_ARG(ma->ack->callid),
+		    res->status != RTPE_OK ? res->why : err);
+	else
+		rtpengine_call_mark(nm->callid, 0, RTPE_MARK_PENDING);
+	ma->go(nm != NULL ? nm : ma->ack, ma->sock, &ma->src);
+	sipmsg_free(nm);
+	sipmsg_free(ma->ack);
+	free(ma);
+}
+
+/*
+ * An ACK with SDP in a relayed call: the caller's answer to the offer of
+ * a late-offer call's 2xx (RFC 3264: an ACK carries SDP only so).  It is
+ * asked for (the tags swapped: the callee offered), then go() forwards
+ * it with rtpengine's SDP; on failure as it came.  false: not such an ACK
+ * (forward it now).
+ */
+bool
+proxy_media_ack(const struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, proxy_media_ack_fn *go)
+{
+	struct media_ack	*ma;
+	struct rtpe_request	 rq;
+	struct slice		 body;
+	struct sdp		 sdp;
+	char			 ip[64], err[160];
+
+	if (rtpengine_relay() == MEDIA_RELAY_NEVER || m->to_tag.len == 0 ||
+	    !dialog_enabled() || !media_sdp(m, &body, &sdp) ||
+	    !dialog_media(m))
+		return (false);
+	ma = xcalloc(1, sizeof(*ma));
+	ma->sock = sock;
+	ma->src = *src;
+	ma->go = go;
+	ma->ack = sipmsg_new(m->buf, m->len);
+	if (sipmsg_parse(ma->ack, err, sizeof(err)) != 0)
+		goto fail;	/* cannot happen: it parsed */
+	(void)media_sdp(ma->ack, &body, &sdp);
+	media_request_swapped(&rq, RTPE_ANSWER, ma->ack, body, &sdp, src, ip,
+	    sizeof(ip));
+	if (rtpengine_send(&rq, media_ack_done, ma, err, sizeof(err)) != NULL)
+		return (true);
+	log_peer("proxy " SLICE_FMT ": rtpengine answer for the ACK failed "
+	    "(%s), media not relayed", SLICE_ARG(m->callid), err);
+fail:
+	sipmsg_free(ma->ack);
+	free(ma);
+	return (false);
 }

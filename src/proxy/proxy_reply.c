@@ -325,6 +325,8 @@ proxy_reply_finish(struct pctx *ctx)
 	sent = code == 503 ? 500 : code;
 	dialog_call_final(ctx->call, sent, ctx->cancelled ? CDR_BY_CALLER :
 	    best->final != NULL ? CDR_BY_CALLEE : CDR_BY_PROXY);
+	if (ctx->call == NULL && sent == 481 && best->final != NULL)
+		dialog_request_failed(best->final);	/* a subscription */
 	log_info("proxy %s: final %d to caller cause=%s",
 	    proxy_ctx_callid(ctx, cid, sizeof(cid)), sent,
 	    sip_cause_name(sip_cause(sent)));

@@ -567,3 +567,29 @@ def test_in_dialog_to_proxy_address_of_a_dialog_is_routed(sipnet):
     net.uas.respond(bye, 200)
     net.caller.expect(call.resp(200, "BYE"))
     assert wait_dialogs(net.proxy, 0) == []
+
+
+def test_stop_with_transactions_in_flight(sipnet, tmp_path):
+    """SIGTERM with a 2xx not yet ACKed (the callee retransmits it) and
+    our own BYEs of a hangup unanswered (Timer E running): a clean exit
+    (under ASan: nothing leaked), and one record per call: the
+    unacknowledged call's at the stop, the hung up one's by admin."""
+    from conftest import lc
+    path = str(tmp_path / "cdr.jsonl")
+    net = sipnet(extra="accounting = %s;" % lc(
+        {"file": path, "format": "jsonl", "fsync": "always"}))
+    noack = net.call()
+    inv = net.ring(noack)
+    ok = net.uas.respond(inv, 200, body=SDP)
+    net.caller.expect(noack.resp(200))
+    hung, hinv = answered(net)
+    ctl(net.proxy, "hangup", hung.call_id)
+    net.uas.expect("BYE", call_id=hung.call_id)
+    net.caller.expect(match(method="BYE", call_id=hung.call_id))
+    net.uas.ep.send(ok, inv.vias[0].response_addr() or inv.src)
+    net.caller.expect(noack.resp(200))
+    assert net.proxy.stop() == 0
+    recs = read_cdrs(path, 2, secs=1)
+    assert sorted((r["call_id"], r["ended_by"], r["cause"]) for r in recs) \
+        == sorted([(noack.call_id, "proxy", 41),
+                   (hung.call_id, "admin", 16)]), recs

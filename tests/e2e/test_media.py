@@ -13,6 +13,14 @@ ospreyd with media.relay.
   registered behind NAT; a re-INVITE gets its own offer and answer; a
   forked call one offer and an answer per To tag; `ospreyctl dialogs`
   says which calls are relayed.
+- Offer/answer beyond the INVITE (issue 13, the remaining gaps): a late
+  offer (INVITE without SDP: offer in the 2xx, answer in the ACK; or in a
+  reliable 183 and its PRACK), UPDATE and PRACK with SDP, with the test's
+  UAC/UAS and with SIPp on both sides; media.ice = "force" puts
+  rtpengine's candidates in, the default strips them; a forked call's
+  unanswered branch with early media, and a second answered dialog when
+  it ends, release only their branch (ng `query`: their ports gone, the
+  answered branch's kept) and the BYE deletes the call.
 - NAT in dialogs: a caller whose Contact is private gets the callee's BYE
   at the address its INVITE came from, a callee registered behind NAT the
   caller's ACK and BYE at its source.
@@ -26,6 +34,7 @@ rtpengine missing fails these tests: CI installs rtpengine-daemon.
 """
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -36,7 +45,7 @@ import time
 
 import pytest
 
-from conftest import OSPREYCTL, free_udp_port
+from conftest import OSPREYCTL, free_udp_port, reload_conf
 from peers import interop
 from sip import (SDP, UAC, UAS, Endpoint, build_request,  # noqa: F401
                  build_response, hostport, match, new_branch, reglab,
@@ -125,8 +134,9 @@ def rtpengine():
         yield r
 
 
-def media_conf(port, relay="always", on_failure=None, timeout=500):
+def media_conf(port, relay="always", on_failure=None, timeout=500, ice=None):
     more = ' on_failure = "%s";' % on_failure if on_failure else ""
+    more += ' ice = "%s";' % ice if ice else ""
     return ('media = { relay = "%s"; rtpengine = ( "udp:127.0.0.1:%d" ); '
             "rtpengine_timeout = %d; rtpengine_tries = 1;%s };" % (
                 relay, port, timeout, more))
@@ -274,6 +284,377 @@ def test_forked_one_offer_answer_per_tag(sipnet, rtpengine):
         other.expect("ACK", call_id=call.call_id)
         assert net.caller.collect(0.3, call.resp(487)) == []
         assert rtpe_has_call(rtpengine.ng, call.call_id)
+        call.bye()
+        bye = other.expect("BYE", call_id=call.call_id)
+        other.respond(bye, 200)
+        assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+    finally:
+        other.ep.close()
+
+
+def with_sdp(data, body):
+    """A request's bytes with body as its SDP (Content-Length fixed)."""
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    head = [h for h in head if not h.lower().startswith(b"content-length")]
+    head += [b"Content-Type: application/sdp",
+             b"Content-Length: %d" % len(body)]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+def test_late_offer(sipnet, rtpengine):
+    """An INVITE without SDP: the callee's 200 carries the offer (the
+    caller sees rtpengine's address and port), the caller's ACK the
+    answer (the callee sees rtpengine's, Content-Length right); the BYE
+    deletes the session."""
+    net = sipnet(extra=media_conf(rtpengine.ng))
+    call = net.call()
+    call.invite(body=b"")
+    inv = net.uas.expect("INVITE", call_id=call.call_id)
+    assert inv.body == b"", inv.raw
+    ok_bytes = net.uas.respond(inv, 200, body=CALLEE_SDP)
+    ok = net.caller.expect(call.resp(200))
+    addr, port = sdp_addr(ok.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port), ok.raw
+    check_length(ok)
+    net.uas.ep.send(ok_bytes, net.proxy.addr)     # 2xx retransmitted
+    again = net.caller.expect(call.resp(200))
+    assert again.body == ok.body, (again.raw, ok.raw)
+    call.ep.send(with_sdp(call.ack(ok, send=False), SDP), net.proxy.addr)
+    ack = net.uas.expect("ACK", call_id=call.call_id)
+    addr, port2 = sdp_addr(ack.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port2), ack.raw
+    assert port2 != port, (ok.raw, ack.raw)
+    check_length(ack)
+    assert b"a=rtpmap:0 PCMU/8000" in ack.body, ack.raw
+    assert rtpe_has_call(rtpengine.ng, call.call_id)
+    assert dialogs(net.proxy)[0]["media"] is True
+    call.bye()
+    bye = net.uas.expect("BYE", call_id=call.call_id)
+    net.uas.respond(bye, 200)
+    assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+    assert "(late offer)" in net.proxy.log_text()
+
+
+def test_late_offer_prack(sipnet, rtpengine):
+    """RFC 3262 with a late offer: the reliable 183's SDP is the callee's
+    offer (the caller sees rtpengine's address), the PRACK's SDP the
+    caller's answer (the callee sees rtpengine's); a PRACK with SDP after
+    that is a new offer, its 2xx the answer; the 200 and ACK carry none;
+    the BYE deletes the session."""
+    net = sipnet(extra=media_conf(rtpengine.ng))
+    call = net.call()
+    call.invite(body=b"", headers=[("Supported", "100rel")])
+    inv = net.uas.expect("INVITE", call_id=call.call_id)
+    net.uas.respond(inv, 183, headers=[
+        ("Require", "100rel"), ("RSeq", "1"),
+        ("Content-Type", "application/sdp")], body=CALLEE_SDP)
+    early = net.caller.expect(call.resp(183))
+    addr, port = sdp_addr(early.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port), early.raw
+    call.learn(early)
+    call.request("PRACK", headers=[("RAck", "1 %d INVITE" % call.cseq),
+                                   ("Content-Type", "application/sdp")],
+                 body=SDP)
+    pr = net.uas.expect("PRACK", call_id=call.call_id)
+    addr, port2 = sdp_addr(pr.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port2), pr.raw
+    assert port2 != port
+    check_length(pr)
+    net.uas.respond(pr, 200)
+    net.caller.expect(call.resp(200, "PRACK"))
+    # Asked as the answer (the tags swapped), not as a new offer.
+    assert net.proxy.log_text().count("the PRACK answers the late offer") \
+        == 1, net.proxy.log_text()
+    # A second PRACK-borne offer (a new reliable 1xx, answered with SDP).
+    net.uas.respond(inv, 183, headers=[("Require", "100rel"), ("RSeq", "2")])
+    net.caller.expect(call.resp(183))
+    call.request("PRACK", headers=[("RAck", "2 %d INVITE" % (call.cseq - 1)),
+                                   ("Content-Type", "application/sdp")],
+                 body=SDP.replace(b"49170", b"49180"))
+    pr2 = net.uas.expect("PRACK", call_id=call.call_id)
+    assert rtpengine.owns(sdp_addr(pr2.body)[1]), pr2.raw
+    net.uas.respond(pr2, 200, headers=[("Content-Type", "application/sdp")],
+                    body=CALLEE_SDP.replace(b"40000", b"40006"))
+    r = net.caller.expect(call.resp(200, "PRACK"))
+    assert rtpengine.owns(sdp_addr(r.body)[1]), r.raw
+    net.uas.respond(inv, 200)
+    ok = net.caller.expect(call.resp(200))
+    call.ack(ok)
+    net.uas.expect("ACK", call_id=call.call_id)
+    assert rtpe_has_call(rtpengine.ng, call.call_id)
+    call.bye()
+    bye = net.uas.expect("BYE", call_id=call.call_id)
+    net.uas.respond(bye, 200)
+    assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+
+
+def test_sipp_late_offer_update(osprey_factory, rtpengine, tmp_path):
+    """SIPp on both sides (tests/sipp/uac_late_offer.xml and
+    uas_late_offer.xml): an INVITE without SDP, the callee's offer in the
+    200, the caller's answer in the ACK, then an UPDATE with SDP; each
+    side checks it got rtpengine's SDP (its a=rtcp line, not the other
+    side's port) and fails its call otherwise; the BYE deletes."""
+    wd = str(tmp_path)
+    uas_port = interop.free_udp_block(1)
+    uac_port = interop.free_udp_block(1)
+    o = osprey_factory(routes=[("^bob$", ["sip:127.0.0.1:%d" % uas_port])],
+                       extra=media_conf(rtpengine.ng))
+    uas = uac = None
+    try:
+        uas = interop.uas(wd, "uas_late_offer.xml", uas_port, o.port)
+        uac = interop.uac(wd, "uac_late_offer.xml", o.port, uac_port)
+        rc_uac = uac.wait()
+        rc_uas = uas.wait(limit=5 if rc_uac else None)
+        assert (rc_uac, rc_uas) == (0, 0), (
+            "SIPp UAC exit %s, UAS exit %s\n%s\n%s" % (
+                rc_uac, rc_uas, uac.report() + uas.report(), o.log_text()))
+    finally:
+        for p in (uac, uas):
+            if p is not None:
+                p.stop()
+    log = o.log_text()
+    assert "(late offer)" in log, log
+    cid = re.search(r"proxy (\S+): media relayed by .* \(late offer\)",
+                    log).group(1)
+    assert log.count("proxy %s: media relayed by" % cid) == 2, log
+    assert wait_gone(rtpengine.ng, cid), log
+
+
+def test_update_relayed(sipnet, rtpengine):
+    """An UPDATE with SDP of a relayed call (RFC 3311) is an offer: the
+    callee sees rtpengine's address; its 2xx the answer: the caller sees
+    rtpengine's; the session stays until the BYE."""
+    net = sipnet(extra=media_conf(rtpengine.ng))
+    call, inv, ok, _ = answered(net)
+    body = SDP.replace(b"c=IN IP4 127.0.0.1", b"c=IN IP4 127.0.0.2")
+    call.request("UPDATE", headers=[("Content-Type", "application/sdp"),
+                                    ("Contact", call.contact)], body=body)
+    up = net.uas.expect("UPDATE", call_id=call.call_id)
+    addr, port = sdp_addr(up.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port), up.raw
+    assert b"127.0.0.2" not in up.body, up.raw
+    check_length(up)
+    net.uas.respond(up, 200, headers=[
+        ("Content-Type", "application/sdp"),
+        ("Contact", "<%s>" % net.uas.contact_uri)],
+        body=CALLEE_SDP.replace(b"40000", b"40004"))
+    r = net.caller.expect(call.resp(200, "UPDATE"))
+    addr, port = sdp_addr(r.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port), r.raw
+    check_length(r)
+    assert rtpe_has_call(rtpengine.ng, call.call_id)
+    call.bye()
+    bye = net.uas.expect("BYE", call_id=call.call_id)
+    net.uas.respond(bye, 200)
+    assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+
+
+def test_ice_force(sipnet, rtpengine):
+    """media.ice = "force": rtpengine offers itself as the ICE candidate
+    (a=candidate in the INVITE the callee gets and the 2xx the caller
+    gets); the default "remove" leaves none (test_relay_always...)."""
+    net = sipnet(extra=media_conf(rtpengine.ng, ice="force"))
+    call, inv, ok, _ = answered(net)
+    assert b"a=candidate:" in inv.body and b"a=ice-ufrag:" in inv.body, \
+        inv.raw
+    assert b"a=candidate:" in ok.body, ok.raw
+    check_length(inv)
+    call.bye()
+    bye = net.uas.expect("BYE", call_id=call.call_id)
+    net.uas.respond(bye, 200)
+
+
+def test_ice_reload(sipnet, rtpengine):
+    """media.ice changes on reload (logged as a change of the media
+    section): the next call gets rtpengine's candidates."""
+    net = sipnet(extra=media_conf(rtpengine.ng))
+    call, inv, ok, _ = answered(net)
+    assert b"a=candidate" not in inv.body, inv.raw
+    call.bye()
+    net.uas.respond(net.uas.expect("BYE", call_id=call.call_id), 200)
+    text = open(net.proxy.conf).read()
+    assert "rtpengine_tries = 1;" in text
+    reload_conf(net.proxy, text.replace("rtpengine_tries = 1;",
+                                        'rtpengine_tries = 1; ice = "force";'))
+    assert "reload: media: ice=remove -> ice=force" in \
+        net.proxy.log_text(), net.proxy.log_text()
+    call, inv, ok, _ = answered(net)
+    assert b"a=candidate:" in inv.body, inv.raw
+    call.bye()
+    net.uas.respond(net.uas.expect("BYE", call_id=call.call_id), 200)
+
+
+def test_ice_remove_default(sipnet, rtpengine):
+    """Without media.ice: ICE attributes of the caller are stripped."""
+    net = sipnet(extra=media_conf(rtpengine.ng))
+    ice = SDP + b"a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef012345\r\n"
+    call, inv, ok, _ = answered(net, sdp=ice)
+    assert b"a=ice-" not in inv.body and b"a=candidate" not in inv.body, \
+        inv.raw
+    call.bye()
+    bye = net.uas.expect("BYE", call_id=call.call_id)
+    net.uas.respond(bye, 200)
+
+
+def bdecode(b, i=0):
+    """One bencoded value at b[i:]: (value, next index)."""
+    c = b[i:i + 1]
+    if c == b"i":
+        j = b.index(b"e", i)
+        return int(b[i + 1:j]), j + 1
+    if c in (b"l", b"d"):
+        i += 1
+        out = []
+        while b[i:i + 1] != b"e":
+            v, i = bdecode(b, i)
+            out.append(v)
+        if c == b"l":
+            return out, i + 1
+        return dict(zip(out[::2], out[1::2])), i + 1
+    j = b.index(b":", i)
+    n = int(b[i:j])
+    return b[j + 1:j + 1 + n], j + 1 + n
+
+
+def rtpe_ports(port, call_id):
+    """{tag: [local ports]} of a call's monologues (ng query); a deleted
+    branch has none."""
+    r = ng(port, b"d7:command5:query7:call-id" + bstr(call_id) + b"e")
+    d, _ = bdecode(r, r.index(b" ") + 1)
+    out = {}
+    for tag, ml in d.get(b"tags", {}).items():
+        ps = [s[b"local port"] for m in ml.get(b"medias", [])
+              for s in m.get(b"streams", []) if b"local port" in s]
+        if ps:
+            out[tag.decode()] = ps
+    return out
+
+
+def test_forked_losing_branch_released(sipnet, rtpengine):
+    """Two callees with early media (183 with SDP each): when one answers,
+    the other branch's media is deleted by its To tag (log line), the
+    answered call's session stays (query) until the BYE deletes it."""
+    other = UAS(Endpoint())
+    try:
+        net = sipnet(routes=lambda t: [("^bob$", [t, other.target])],
+                     extra=media_conf(rtpengine.ng))
+        call = net.call()
+        call.invite()
+        ia = net.uas.expect("INVITE", call_id=call.call_id)
+        ib = other.expect("INVITE", call_id=call.call_id)
+        net.uas.respond(ia, 183, body=CALLEE_SDP)
+        other.respond(ib, 183, body=CALLEE_SDP.replace(b"40000", b"40010"))
+        for _ in range(2):
+            net.caller.expect(call.resp(183))
+        loser, winner = net.uas.tag(ia), other.tag(ib)
+        ports = rtpe_ports(rtpengine.ng, call.call_id)
+        assert loser in ports and winner in ports, ports
+        other.respond(ib, 200, body=CALLEE_SDP.replace(b"40000", b"40010"))
+        ok = net.caller.expect(call.resp(200))
+        call.ack(ok)
+        c = net.uas.expect("CANCEL", call_id=call.call_id)
+        net.uas.respond(c, 200)
+        net.uas.respond(ia, 487)
+        other.expect("ACK", call_id=call.call_id)
+        deadline = time.time() + 2
+        while loser in rtpe_ports(rtpengine.ng, call.call_id) and \
+                time.time() < deadline:
+            time.sleep(0.05)
+        # rtpengine keeps the deleted branch's tag, without its ports.
+        ports = rtpe_ports(rtpengine.ng, call.call_id)
+        assert loser not in ports, ports
+        assert ports.get(winner) and ports.get(call.from_tag), ports
+        assert "rtpengine delete of branch %s" % loser in \
+            net.proxy.log_text()
+        call.bye()
+        bye = other.expect("BYE", call_id=call.call_id)
+        other.respond(bye, 200)
+        assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+    finally:
+        other.ep.close()
+
+
+def test_forked_branch_fails_early_media_released(sipnet, rtpengine):
+    """Two callees with early media; one gives up (486) while the other
+    still rings: that branch's media goes at once (its ports, by its To
+    tag), the other's stays; the other answers and keeps its media; the
+    BYE deletes the call."""
+    other = UAS(Endpoint())
+    try:
+        net = sipnet(routes=lambda t: [("^bob$", [t, other.target])],
+                     extra=media_conf(rtpengine.ng))
+        call = net.call()
+        call.invite()
+        ia = net.uas.expect("INVITE", call_id=call.call_id)
+        ib = other.expect("INVITE", call_id=call.call_id)
+        net.uas.respond(ia, 183, body=CALLEE_SDP)
+        other.respond(ib, 183, body=CALLEE_SDP.replace(b"40000", b"40010"))
+        for _ in range(2):
+            net.caller.expect(call.resp(183))
+        loser, winner = net.uas.tag(ia), other.tag(ib)
+        net.uas.respond(ia, 486)
+        net.uas.expect("ACK", call_id=call.call_id)
+        deadline = time.time() + 2
+        while loser in rtpe_ports(rtpengine.ng, call.call_id) and \
+                time.time() < deadline:
+            time.sleep(0.05)
+        ports = rtpe_ports(rtpengine.ng, call.call_id)
+        assert loser not in ports, ports
+        assert ports.get(winner) and ports.get(call.from_tag), ports
+        other.respond(ib, 200, body=CALLEE_SDP.replace(b"40000", b"40010"))
+        ok = net.caller.expect(call.resp(200))
+        assert rtpengine.owns(sdp_addr(ok.body)[1]), ok.raw
+        call.ack(ok)
+        other.expect("ACK", call_id=call.call_id)
+        ports = rtpe_ports(rtpengine.ng, call.call_id)
+        assert ports.get(winner) and ports.get(call.from_tag), ports
+        call.bye()
+        bye = other.expect("BYE", call_id=call.call_id)
+        other.respond(bye, 200)
+        assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
+    finally:
+        other.ep.close()
+
+
+def test_forked_two_answers_second_bye(sipnet, rtpengine):
+    """Both callees answer (two 200s, two dialogs): the caller hangs up the
+    second; only its branch's media goes (delete with its To tag), the
+    answered call's session stays with its ports (query), and the BYE of
+    the answered dialog deletes the call."""
+    other = UAS(Endpoint())
+    try:
+        net = sipnet(routes=lambda t: [("^bob$", [t, other.target])],
+                     extra=media_conf(rtpengine.ng))
+        call = net.call()
+        call.invite()
+        ia = net.uas.expect("INVITE", call_id=call.call_id)
+        ib = other.expect("INVITE", call_id=call.call_id)
+        other.respond(ib, 200, body=CALLEE_SDP.replace(b"40000", b"40010"))
+        ok = net.caller.expect(call.resp(200))
+        net.uas.respond(ia, 200, body=CALLEE_SDP)
+        ok2 = net.caller.expect(call.resp(200))
+        winner, loser = other.tag(ib), net.uas.tag(ia)
+        assert (ok.to_tag, ok2.to_tag) == (winner, loser)
+        second = copy.copy(call)        # the caller in the other dialog
+        call.ack(ok)
+        other.expect("ACK", call_id=call.call_id)
+        second.ack(ok2)
+        net.uas.expect("ACK", call_id=call.call_id)
+        ports = rtpe_ports(rtpengine.ng, call.call_id)
+        assert winner in ports and loser in ports, ports
+        second.bye()
+        bye = net.uas.expect("BYE", call_id=call.call_id)
+        net.uas.respond(bye, 200)
+        net.caller.expect(call.resp(200, "BYE"))
+        deadline = time.time() + 2
+        while loser in rtpe_ports(rtpengine.ng, call.call_id) and \
+                time.time() < deadline:
+            time.sleep(0.05)
+        assert rtpe_has_call(rtpengine.ng, call.call_id), \
+            net.proxy.log_text()
+        ports = rtpe_ports(rtpengine.ng, call.call_id)
+        assert loser not in ports, ports
+        assert ports.get(winner) and ports.get(call.from_tag), ports
         call.bye()
         bye = other.expect("BYE", call_id=call.call_id)
         other.respond(bye, 200)

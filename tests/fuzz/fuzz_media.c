@@ -12,7 +12,9 @@
  *     hold slices inside the input and at most SDP_MAX_MEDIA media; then
  *     the body goes into an INVITE with sdp_replace_body(), and the
  *     message must parse again with that body and a Content-Length equal
- *     to its length.
+ *     to its length.  Bit 1 set: into an ACK with no body, no
+ *     Content-Type and no Content-Length instead (the answer of a late
+ *     offer), which must come out the same way, with application/sdp.
  * Anything else aborts.
  */
 #include "config.h"
@@ -51,6 +53,17 @@ static const char	 invite[] =
 	"Content-Length: 4\r\n"
 	"\r\n"
 	"v=0\n";
+
+/* An ACK for a 2xx: no body, no Content-Type, no Content-Length. */
+static const char	 ack[] =
+	"ACK sip:bob@192.0.2.4 SIP/2.0\r\n"
+	"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhdt\r\n"
+	"Max-Forwards: 70\r\n"
+	"To: <sip:bob@example.com>;tag=a6c85cf\r\n"
+	"From: <sip:alice@example.com>;tag=1928301774\r\n"
+	"Call-ID: a84b4c76e66710@pc33.example.com\r\n"
+	"CSeq: 314159 ACK\r\n"
+	"\r\n";
 
 static bool
 inside(struct slice s, const char *p, size_t len)
@@ -118,8 +131,12 @@ fuzz_bencode(const char *p, size_t len)
 }
 
 static void
-fuzz_sdp(const char *p, size_t len)
+fuzz_sdp(const char *p, size_t len, bool to_ack)
 {
+	const char	*base = to_ack ? ack : invite;
+	size_t		 baselen = to_ack ? sizeof(ack) - 1 :
+			    sizeof(invite) - 1;
+	struct slice	 ct;
 	struct sdp	 sd;
 	struct sipmsg	*m, *n;
 	struct buf	 out;
@@ -143,9 +160,9 @@ fuzz_sdp(const char *p, size_t len)
 		(void)sdp_private(&sd);
 		(void)sdp_has_ice(&sd);
 	}
-	m = sipmsg_new(invite, sizeof(invite) - 1);
-	CHECK(sipmsg_parse(m, err, sizeof(err)) == 0, "the INVITE: %s", err);
-	buf_init(&out, sizeof(invite) + len);
+	m = sipmsg_new(base, baselen);
+	CHECK(sipmsg_parse(m, err, sizeof(err)) == 0, "the base: %s", err);
+	buf_init(&out, baselen + len + 64);
 	CHECK(sdp_replace_body(m, (struct slice){ p, len }, &out, err,
 	    sizeof(err)) == 0, "replace: %s", err);
 	n = sipmsg_new(out.p, out.len);
@@ -154,6 +171,8 @@ fuzz_sdp(const char *p, size_t len)
 	CHECK(n->content_length == len && n->body_len == len &&
 	    memcmp(n->buf + n->body_off, p, len) == 0, "the body is not "
 	    "the one put in");
+	CHECK(sdp_body(n, &ct) == SDP_BODY_SDP || len == 0,
+	    "not application/sdp");
 	sipmsg_free(n);
 	sipmsg_free(m);
 	buf_cleanup(&out);
@@ -174,7 +193,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return (0);
 	if (data[0] & 1)
-		fuzz_sdp((const char *)data + 1, size - 1);
+		fuzz_sdp((const char *)data + 1, size - 1, (data[0] & 2) != 0);
 	else
 		fuzz_bencode((const char *)data + 1, size - 1);
 	return (0);

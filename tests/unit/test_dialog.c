@@ -306,6 +306,122 @@ START_TEST(limits)
 }
 END_TEST
 
+
+#define SUBSCRIBE \
+	"SUBSCRIBE sip:bob@example.test SIP/2.0\r\n" \
+	"Via: SIP/2.0/UDP 10.0.0.7:5099;branch=z9hG4bKs1\r\n" \
+	"Record-Route: <sip:10.0.0.1:5080;lr>\r\n" \
+	"From: <sip:alice@example.test>;tag=sa\r\n" \
+	"To: <sip:bob@example.test>\r\n" \
+	"Call-ID: s1@test\r\nCSeq: 1 SUBSCRIBE\r\nMax-Forwards: 70\r\n" \
+	"Contact: <sip:alice@10.0.0.7:5099>\r\nEvent: presence\r\n" \
+	"Expires: 600\r\nContent-Length: 0\r\n\r\n"
+
+static int
+sub_request(const char *method, const char *ftag, const char *ttag,
+    const char *next, const char *more)
+{
+	struct sipmsg	*m;
+	char		 text[1024], err[128];
+	int		 rc;
+
+	snprintf(text, sizeof(text), "%s sip:x@h SIP/2.0\r\n"
+	    "Via: SIP/2.0/UDP 10.0.0.9:5090;branch=z9hG4bKn\r\n"
+	    "From: <sip:b@example.test>;tag=%s\r\n"
+	    "To: <sip:a@example.test>;tag=%s\r\n"
+	    "Call-ID: s1@test\r\nCSeq: 9 %s\r\nMax-Forwards: 70\r\n"
+	    "Contact: <sip:bob@10.0.0.9:5090>\r\n%s"
+	    "Content-Length: 0\r\n\r\n", method, ftag, ttag, method, more);
+	m = parse(text);
+	rc = dialog_request(m, S(next), err, sizeof(err));
+	sipmsg_free(m);
+	return (rc);
+}
+
+/*
+ * A SUBSCRIBE's NOTIFY before its 2xx makes the subscription; it is
+ * checked as a call, counted apart, lasts as its NOTIFY says plus the
+ * margin, and makes no record.
+ */
+START_TEST(subscription)
+{
+	struct sipmsg		*m = parse(SUBSCRIBE);
+	struct dialog_call	*c;
+	struct dialog_totals	 t;
+	struct tp_addr		 src;
+
+	ck_assert_int_eq(tp_addr_parse("10.0.0.1:5080", &src), 0);
+	c = dialog_call_new(m, &src, &tp.socks[0], S(""), S(""), STAMP);
+	sipmsg_free(m);
+	/* To another than the subscriber's first route: refused. */
+	ck_assert_int_eq(sub_request("NOTIFY", "nb", "sa",
+	    "sip:10.6.6.6:5080;lr", "Subscription-State: active\r\n"), 403);
+	ck_assert_uint_eq(dialog_count(), 0);
+	ck_assert_int_eq(sub_request("NOTIFY", "nb", "sa",
+	    "sip:10.0.0.1:5080;lr",
+	    "Subscription-State: active;expires=60\r\n"), 0);
+	ck_assert_uint_eq(dialog_count(), 1);
+	dialog_totals(&t);
+	ck_assert_uint_eq(t.subscriptions, 1);
+	ck_assert_uint_eq(t.by_state[DLG_CONFIRMED], 0);
+	/* The subscriber towards the notifier: its Contact, no route. */
+	ck_assert_int_eq(sub_request("SUBSCRIBE", "sa", "nb",
+	    "sip:bob@10.0.0.9:5090", ""), 0);
+	ck_assert_int_eq(sub_request("SUBSCRIBE", "sa", "nb",
+	    "sip:bob@10.6.6.6:5090", ""), 403);
+	ck_assert_int_eq(sub_request("NOTIFY", "nb", "zz",
+	    "sip:10.0.0.1:5080;lr", ""), 481);
+	dialog_call_free(c);
+	/* 60 s and the 32 s margin. */
+	fake_advance(91999);
+	ck_assert_uint_eq(dialog_count(), 1);
+	fake_advance(1);
+	ck_assert_uint_eq(dialog_count(), 0);
+	ck_assert_int_eq(ncdr, 0);
+	dialog_totals(&t);
+	ck_assert_uint_eq(t.subscriptions, 0);
+	ck_assert_uint_eq(t.bytes, 0);
+}
+END_TEST
+
+/* A stop: the call up gets its record (41, the proxy's), once. */
+START_TEST(stop_records)
+{
+	struct dialog_call	*c = call_up("tb");
+
+	dialog_call_free(c);
+	dialog_stop();
+	dialog_shutdown();
+	ck_assert_int_eq(ncdr, 1);
+	ck_assert_int_eq(last_cdr.ended_by, CDR_BY_PROXY);
+	ck_assert_int_eq(last_cdr.code, 200);
+	ck_assert_int_eq(last_cdr.cause, 41);
+	ck_assert_int_ne(last_cdr.answer.tv_sec, 0);
+	dialog_shutdown();
+	ck_assert_int_eq(ncdr, 1);
+}
+END_TEST
+
+/* A stop with an INVITE on: a failed attempt, 503, whatever came. */
+START_TEST(stop_attempt)
+{
+	struct sipmsg		*inv = parse(INVITE);
+	struct dialog_call	*c;
+	struct tp_addr		 src;
+
+	ck_assert_int_eq(tp_addr_parse("10.0.0.1:5080", &src), 0);
+	c = dialog_call_new(inv, &src, NULL, S(""), S(""), STAMP);
+	sipmsg_free(inv);
+	dialog_stop();
+	dialog_call_final(c, 408, CDR_BY_PROXY);
+	dialog_call_free(c);
+	ck_assert_int_eq(ncdr, 1);
+	ck_assert_int_eq(last_cdr.code, 503);
+	ck_assert_int_eq(last_cdr.cause, 41);
+	ck_assert_int_eq(last_cdr.ended_by, CDR_BY_PROXY);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -314,6 +430,6 @@ main(void)
 	check_add(tc, uri_same, rr_split);
 	tc = check_fixed("table", setup, teardown);
 	check_add(tc, in_dialog_checks, timeout_byes, failure_ends_early,
-	    limits);
+	    limits, subscription, stop_records, stop_attempt);
 	return (check_run("dialog"));
 }

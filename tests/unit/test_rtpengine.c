@@ -704,6 +704,98 @@ START_TEST(order)
 }
 END_TEST
 
+/* One request with its own tags and flags. */
+static void
+send_tags(enum rtpe_cmd cmd, const char *callid, const char *ftag,
+    const char *ttag, const char *sdp, unsigned flags, struct got *g)
+{
+	struct rtpe_request	 rq;
+	char			 err[128];
+
+	memset(&rq, 0, sizeof(rq));
+	memset(g, 0, sizeof(*g));
+	rq.cmd = cmd;
+	rq.callid = S(callid);
+	rq.from_tag = S(ftag);
+	if (ttag != NULL)
+		rq.to_tag = S(ttag);
+	if (sdp != NULL)
+		rq.sdp = S(sdp);
+	rq.flags = flags;
+	ck_assert_ptr_nonnull(rtpengine_send(&rq, on_result, g, err,
+	    sizeof(err)));
+}
+
+/*
+ * ICE force: rtpengine's own candidates in the SDP (remove: none); two
+ * branches answered, one deleted by its To tag: the call and the other
+ * branch stay, and the call's instance is still known (a mark set on it
+ * stays); the whole delete then ends it.
+ */
+START_TEST(ice_and_branches)
+{
+	struct rtpe_proc	p = { 0, 0, 0, 0 };
+	struct got		g;
+	unsigned		base_fl = RTPE_REPLACE_ORIGIN |
+				    RTPE_REPLACE_SESS_CONN;
+
+	rtpe_spawn(&p);
+	add_instance(p.ng, 1);
+	client_start(500, 2, 0);
+	send_tags(RTPE_OFFER, "br-1@test", "ft-1", NULL, OFFER_SDP,
+	    base_fl | RTPE_ICE_FORCE, &g);
+	run_until(&g.done, 3000);
+	check_relayed(&g, &p);
+	ck_assert_msg(strstr(g.sdp, "a=candidate:") != NULL, "%s", g.sdp);
+	ck_assert_msg(strstr(g.sdp, "a=ice-ufrag:") != NULL, "%s", g.sdp);
+	rtpengine_call_mark(S("br-1@test"), RTPE_MARK_PENDING, 0);
+	ck_assert_uint_eq(rtpengine_call_marks(S("br-1@test")),
+	    RTPE_MARK_PENDING);
+	send_tags(RTPE_ANSWER, "br-1@test", "ft-1", "tt-1", ANSWER_SDP,
+	    base_fl | RTPE_ICE_REMOVE, &g);
+	run_until(&g.done, 3000);
+	check_relayed(&g, &p);
+	ck_assert_msg(strstr(g.sdp, "a=candidate") == NULL, "%s", g.sdp);
+	send_tags(RTPE_ANSWER, "br-1@test", "ft-1", "tt-2", ANSWER_SDP,
+	    base_fl | RTPE_ICE_REMOVE, &g);
+	run_until(&g.done, 3000);
+	check_relayed(&g, &p);
+
+	send_tags(RTPE_DELETE, "br-1@test", "ft-1", "tt-2", NULL, 0, &g);
+	run_until(&g.done, 3000);
+	ck_assert_int_eq(g.status, RTPE_OK);
+	ck_assert_uint_eq(rtpengine_call_marks(S("br-1@test")),
+	    RTPE_MARK_PENDING);	/* a branch: the call is still known */
+	send_tags(RTPE_QUERY, "br-1@test", "ft-1", NULL, NULL, 0, &g);
+	run_until(&g.done, 3000);
+	ck_assert_int_eq(g.status, RTPE_OK);
+	ck_assert(g.has_tag);
+
+	send_tags(RTPE_DELETE, "br-1@test", "ft-1", NULL, NULL, 0, &g);
+	run_until(&g.done, 3000);
+	ck_assert_int_eq(g.status, RTPE_OK);
+	ck_assert_uint_eq(rtpengine_call_marks(S("br-1@test")), 0);
+	send_tags(RTPE_QUERY, "br-1@test", "ft-1", NULL, NULL, 0, &g);
+	run_until(&g.done, 3000);
+	ck_assert_int_eq(g.status, RTPE_ERROR);
+	client_stop();
+	rtpe_kill(&p);
+}
+END_TEST
+
+/* media.ice's words on the wire. */
+START_TEST(ice_names)
+{
+	ck_assert_str_eq(rtpengine_ice_name(MEDIA_ICE_REMOVE), "remove");
+	ck_assert_str_eq(rtpengine_ice_name(MEDIA_ICE_FORCE), "force");
+	ck_assert_str_eq(rtpengine_ice_name(MEDIA_ICE_DEFAULT), "default");
+	ck_assert_str_eq(rtpengine_ice_name(MEDIA_ICE_FORCE_RELAY),
+	    "force-relay");
+	ck_assert_str_eq(rtpengine_ice_name(MEDIA_ICE_OPTIONAL), "optional");
+	ck_assert_str_eq(rtpengine_ice_name((enum media_ice)99), "remove");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -712,9 +804,11 @@ main(void)
 	signal(SIGPIPE, SIG_IGN);
 	tc = check_case("client");
 	tcase_set_timeout(tc, 30);
-	check_add(tc, uris, order, bad_requests, wire, cancel, all_down);
+	check_add(tc, uris, order, bad_requests, wire, cancel, all_down,
+	    ice_names);
 	tc = check_case("rtpengine");
 	tcase_set_timeout(tc, 30);
-	check_add(tc, offer_answer_query_delete, failover, probe_brings_back);
+	check_add(tc, offer_answer_query_delete, failover, probe_brings_back,
+	    ice_and_branches);
 	return (check_run("rtpengine"));
 }
