@@ -88,33 +88,39 @@ class Rtpengine:
                 with open(self.log, encoding="latin-1") as f:
                     raise RuntimeError("rtpengine did not answer ng ping "
                                        "within 10 s:\n" + f.read()[-2000:])
-        self.pid = self.child()
-
-    def child(self):
-        """The rtpengine process under timeout(1)."""
-        try:
-            with open("/proc/%d/task/%d/children"
-                      % (self.p.pid, self.p.pid)) as f:
-                kids = [int(x) for x in f.read().split()]
-        except OSError:
-            kids = []
-        return kids[0] if kids else self.p.pid
+        self.pid = child_of(self.p)
 
     def uri(self):
         return "udp:127.0.0.1:%d" % self.ng
 
     def stop(self):
-        if self.p.poll() is None:
-            self.p.terminate()          # timeout(1) passes it on
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                for pid in (getattr(self, "pid", None), self.p.pid):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except (OSError, TypeError):
-                        pass
-                self.p.wait()
+        stop_wrapped(self.p, getattr(self, "pid", None))
+
+
+def child_of(p):
+    """The process under timeout(1) p (p's own pid when none)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:
+        kids = []
+    return kids[0] if kids else p.pid
+
+
+def stop_wrapped(p, pid):
+    """SIGTERM to timeout(1) p (it passes it on), SIGKILL to both after
+    10 s."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            for x in (pid, p.pid):
+                try:
+                    os.kill(x, signal.SIGKILL)
+                except (OSError, TypeError):
+                    pass
+            p.wait()
 
 
 def available():
@@ -179,3 +185,98 @@ def round_ratios(xs, base):
 
 def fmt_rounds(xs, f="%.0f"):
     return " ".join(f % x if x is not None else "-" for x in xs)
+
+
+# ------------------------------------------------------------- redis-server
+
+REDIS = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
+
+
+def tcp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def resp(port, *args, timeout=5):
+    """One command to the Redis on 127.0.0.1:port (RESP2, a connection of
+    its own): its reply, a str, int or list; raises on an error reply."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(out)
+        f = s.makefile("rb")
+
+        def read():
+            line = f.readline().rstrip(b"\r\n")
+            t, rest = line[:1], line[1:]
+            if t == b"+":
+                return rest.decode()
+            if t == b"-":
+                raise RuntimeError(rest.decode())
+            if t == b":":
+                return int(rest)
+            if t == b"$":
+                n = int(rest)
+                return None if n < 0 else f.read(n + 2)[:n].decode("latin-1")
+            if t == b"*":
+                n = int(rest)
+                return None if n < 0 else [read() for _ in range(n)]
+            raise RuntimeError("bad RESP reply %r" % line)
+        return read()
+
+
+def redis_info(port, section="memory"):
+    """INFO section as {field: value (str)}."""
+    out = {}
+    for line in resp(port, "INFO", section).splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out[k] = v
+    return out
+
+
+class Redis:
+    """redis-server on 127.0.0.1 on a free port, no persistence (--save ''
+    --appendonly no), its files in wd, under timeout(1) for at most limit
+    seconds, as tests/e2e/test_redis.py starts it."""
+
+    def __init__(self, wd, limit=3600):
+        self.port = tcp_port()
+        self.log = os.path.join(wd, "redis.log")
+        argv = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", wd]
+        with open(self.log, "wb") as out:
+            self.p = subprocess.Popen(
+                ["timeout", "-k", "5", str(int(limit))] + argv, cwd=wd,
+                stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if resp(self.port, "PING", timeout=1) == "PONG":
+                    break
+            except OSError:
+                pass
+            if self.p.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                with open(self.log, encoding="latin-1") as f:
+                    raise RuntimeError("redis-server did not answer PING "
+                                       "within 10 s:\n" + f.read()[-2000:])
+            time.sleep(0.05)
+        self.pid = child_of(self.p)
+
+    def stop(self):
+        stop_wrapped(self.p, getattr(self, "pid", None))
+
+
+def redis_available():
+    """None when redis-server can run here, else why not."""
+    if not os.access(REDIS, os.X_OK):
+        return ("%s missing (apt-get install -y --no-install-recommends "
+                "redis-server)" % REDIS)
+    return None
