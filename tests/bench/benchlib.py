@@ -32,8 +32,9 @@ def load_run_bench():
     return mod
 
 
-def udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def udp_port(kind=socket.SOCK_DGRAM):
+    """A free port on 127.0.0.1 (UDP; kind SOCK_STREAM: TCP)."""
+    s = socket.socket(socket.AF_INET, kind)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
@@ -76,25 +77,33 @@ class Rtpengine:
                 "--delete-delay=0",
                 "--num-threads=%s" % os.environ.get("BENCH_RTPE_THREADS", "1"),
                 "--log-level=%s" % os.environ.get("BENCH_RTPE_LOG", "4")]
-        with open(self.log, "wb") as out:
-            self.p = subprocess.Popen(
-                ["timeout", "-k", "5", str(int(limit))] + argv, cwd=wd,
-                stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not ng_ping(self.ng):
-            if self.p.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                with open(self.log, encoding="latin-1") as f:
-                    raise RuntimeError("rtpengine did not answer ng ping "
-                                       "within 10 s:\n" + f.read()[-2000:])
-        self.pid = child_of(self.p)
+        self.p, self.pid = spawn_wrapped(wd, self.log, argv, limit,
+                                         lambda: ng_ping(self.ng),
+                                         "rtpengine (ng ping)")
 
     def uri(self):
         return "udp:127.0.0.1:%d" % self.ng
 
     def stop(self):
         stop_wrapped(self.p, getattr(self, "pid", None))
+
+
+def spawn_wrapped(wd, log, argv, limit, ready, what):
+    """argv under timeout(1) for at most limit seconds, its output to log,
+    then wait up to 10 s until ready() is true: (process, pid of argv[0])."""
+    with open(log, "wb") as out:
+        p = subprocess.Popen(["timeout", "-k", "5", str(int(limit))] + argv,
+                             cwd=wd, stdout=out, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not ready():
+        if p.poll() is not None or time.monotonic() > deadline:
+            stop_wrapped(p, None)
+            with open(log, encoding="latin-1") as f:
+                raise RuntimeError("%s did not answer within 10 s:\n%s"
+                                   % (what, f.read()[-2000:]))
+        time.sleep(0.05)
+    return p, child_of(p)
 
 
 def child_of(p):
@@ -193,11 +202,7 @@ REDIS = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
 
 
 def tcp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return udp_port(socket.SOCK_STREAM)
 
 
 def resp(port, *args, timeout=5):
@@ -230,6 +235,13 @@ def resp(port, *args, timeout=5):
         return read()
 
 
+def redis_ping(port):
+    try:
+        return resp(port, "PING", timeout=1) == "PONG"
+    except (OSError, RuntimeError):
+        return False
+
+
 def redis_info(port, section="memory"):
     """INFO section as {field: value (str)}."""
     out = {}
@@ -250,25 +262,9 @@ class Redis:
         self.log = os.path.join(wd, "redis.log")
         argv = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", wd]
-        with open(self.log, "wb") as out:
-            self.p = subprocess.Popen(
-                ["timeout", "-k", "5", str(int(limit))] + argv, cwd=wd,
-                stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if resp(self.port, "PING", timeout=1) == "PONG":
-                    break
-            except OSError:
-                pass
-            if self.p.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                with open(self.log, encoding="latin-1") as f:
-                    raise RuntimeError("redis-server did not answer PING "
-                                       "within 10 s:\n" + f.read()[-2000:])
-            time.sleep(0.05)
-        self.pid = child_of(self.p)
+        self.p, self.pid = spawn_wrapped(wd, self.log, argv, limit,
+                                         lambda: redis_ping(self.port),
+                                         "redis-server (PING)")
 
     def stop(self):
         stop_wrapped(self.p, getattr(self, "pid", None))
