@@ -543,13 +543,52 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 }
 
 /*
+ * A request whose nonce-count Redis is checking (registrar.backend
+ * redis): its server transaction absorbs retransmissions meanwhile and
+ * is found again by its key to go on (proxy_authed()).
+ */
+struct auth_wait {
+	struct tp_addr	 src;
+	uint32_t	 serial;
+	bool		 mismatch;	/* From is not the authenticated user */
+	char		 realm[256];
+	size_t		 keylen;
+	char		 key[];
+};
+
+static void	proxy_authed(void *, enum auth_result);
+static void	proxy_request_run(struct sipmsg *, struct tp_sock *,
+		    const struct tp_addr *, struct txn *);
+
+static struct auth_wait *
+auth_wait_new(const struct sipmsg *m, const struct tp_addr *src,
+    struct slice realm)
+{
+	struct auth_wait	*w;
+	struct buf		 k;
+	char			 kstore[256];
+
+	buf_init_on(&k, kstore, sizeof(kstore));
+	txn_key_server(m, SM_OTHER, &k);
+	w = xcalloc(1, sizeof(*w) + k.len + 1);
+	memcpy(w->key, k.p, k.len);
+	w->keylen = k.len;
+	w->src = *src;
+	snprintf(w->realm, sizeof(w->realm), SLICE_FMT, SLICE_ARG(realm));
+	buf_cleanup(&k);
+	return (w);
+}
+
+/*
  * Who may send this request on (RFC 3261 22.3; no open relay).  Returns 0
- * to go on, -1 when a challenge went out, or the status to refuse with.
+ * to go on, -1 when a challenge went out, -2 when Redis is checking the
+ * nonce-count (*wp: proxy_authed() goes on), or the status to refuse with.
+ * authed: that check passed already (the From user proved itself).
  */
 static int
 proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
-    const struct tp_addr *src, struct hop *hop, char *err,
-    size_t errlen)
+    const struct tp_addr *src, struct hop *hop, bool authed,
+    struct auth_wait **wp, char *err, size_t errlen)
 {
 	const struct sip_hline	*fh;
 	struct sipuri		 fu;
@@ -579,7 +618,21 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 			    "(auth.require_tls)");
 			return (403);
 		}
-		res = auth_check(m, true, realm, &user, err, errlen);
+		if (authed) {
+			hop->identity = fu.user;
+			return (0);
+		}
+		if (authredis_here()) {
+			/* Redis down: counted here (calls keep working). */
+			*wp = auth_wait_new(m, src, realm);
+			res = auth_check_async(m, true, realm, true, &user,
+			    err, errlen, proxy_authed, *wp);
+			if (res != AUTH_PENDING) {
+				free(*wp);
+				*wp = NULL;
+			}
+		} else
+			res = auth_check(m, true, realm, &user, err, errlen);
 		if (res == AUTH_FAIL || res == AUTH_BAD)
 			guard_auth_failed(src);
 		if (res == AUTH_BAD)
@@ -600,8 +653,12 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 		    user.len) != 0) {
 			snprintf(err, errlen, "From does not match the "
 			    "authenticated user");
-			return (403);
+			if (res != AUTH_PENDING)
+				return (403);
+			(*wp)->mismatch = true;
 		}
+		if (res == AUTH_PENDING)
+			return (-2);
 		hop->identity = user;
 		return (0);
 	}
@@ -830,21 +887,35 @@ proxy_lookup(struct hop *hop)
 	return (a);
 }
 
-/* Refused (sent once, no transaction: nothing to amplify, Timer G). */
+/*
+ * Refused (sent once, no transaction: nothing to amplify, Timer G), or
+ * by st when one holds m already (it waited for Redis).
+ */
 static void
 proxy_reject(struct sipmsg *m, struct tp_sock *sock,
-    const struct tp_addr *src, const struct hop *hop)
+    const struct tp_addr *src, const struct hop *hop, struct txn *st)
 {
 	log_info("proxy " SLICE_FMT ": %s rejected code=%d reason=\"%s\" "
 	    "cause=%s", SLICE_ARG(m->callid), sip_method_name(m->method),
 	    hop->code, hop->err, sip_cause_name(sip_cause(hop->code)));
-	proxy_reply_stateless(m, sock, src, hop->code, hop->err,
-	    hop->code == 405 ? ALLOW_HDR : hop->limited ?
-	    "Retry-After: 30\r\n" : NULL);
+	if (st != NULL) {
+		struct buf	tv;
+		char		tvstore[256];
+
+		buf_init_on(&tv, tvstore, sizeof(tvstore));
+		proxy_ctx_topvia_buf(m, src, &tv);
+		proxy_reply_st(st, tv.p, hop->code, hop->err, hop->limited ?
+		    "Retry-After: 30\r\n" : NULL);
+		buf_cleanup(&tv);
+	} else
+		proxy_reply_stateless(m, sock, src, hop->code, hop->err,
+		    hop->code == 405 ? ALLOW_HDR : hop->limited ?
+		    "Retry-After: 30\r\n" : NULL);
 	/* A call attempt that failed here: its record too. */
 	if (m->method == SM_INVITE && m->to_tag.len == 0 && dialog_enabled())
 		dialog_refused(m, src, hop->identity, hop->code);
-	sipmsg_free(m);
+	if (st == NULL)
+		sipmsg_free(m);
 	free(hop->strict);
 }
 
@@ -852,12 +923,12 @@ proxy_reject(struct sipmsg *m, struct tp_sock *sock,
 static void
 proxy_forward(struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src, struct hop *hop, const struct aor *a,
-    struct dialog_call *call)
+    struct dialog_call *call, struct txn *st)
 {
-	struct txn	*st;
 	struct pctx	*ctx;
 
-	st = txn_server_new(m, sock, src);
+	if (st == NULL)
+		st = txn_server_new(m, sock, src);
 	ctx = proxy_fork_new(st, sock, src);
 	ctx->call = call;
 	if (hop->nroutes > 0) {	/* most requests have none */
@@ -928,18 +999,23 @@ proxy_dialog_call(const struct sipmsg *m, struct tp_sock *sock,
 	return (dialog_call_new(m, src, sock, user, hop->identity, st));
 }
 
-/* A new request (not ACK, not CANCEL): admit, decide, authorize, forward. */
+/*
+ * A new request (not ACK, not CANCEL): admit, decide, authorize, forward.
+ * st: its server transaction, made while Redis checked its credentials'
+ * nonce-count (they passed); m is st's and decided again.
+ */
 static void
-proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
-    const struct tp_addr *src)
+proxy_request_run(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, struct txn *st)
 {
 	struct hop	 hop;
 	struct aor	*a = NULL;
 	struct dialog_call *call = NULL;
+	struct auth_wait *w = NULL;
 	bool		 locked = false;
 	int		 code;
 
-	if (!proxy_admit(m, sock, src)) {
+	if (st == NULL && !proxy_admit(m, sock, src)) {
 		sipmsg_free(m);
 		return;
 	}
@@ -962,12 +1038,18 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		proxy_register_request(m, sock, src);
 		return;
 	case DEC_REJECT:
-		proxy_reject(m, sock, src, &hop);
+		proxy_reject(m, sock, src, &hop, st);
 		return;
 	default:
 		break;
 	}
-	code = proxy_authorize(m, sock, src, &hop, hop.err, sizeof(hop.err));
+	code = proxy_authorize(m, sock, src, &hop, st != NULL, &w, hop.err,
+	    sizeof(hop.err));
+	if (code == -2) {	/* proxy_authed() goes on */
+		free(hop.strict);
+		w->serial = txn_server_new(m, sock, src)->serial;
+		return;
+	}
 	if (code == -1) {	/* challenged, statelessly */
 		free(hop.strict);
 		sipmsg_free(m);
@@ -984,11 +1066,69 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 	if (hop.d != DEC_REJECT)
 		call = proxy_dialog_call(m, sock, src, &hop);
 	if (hop.d == DEC_REJECT)
-		proxy_reject(m, sock, src, &hop);
+		proxy_reject(m, sock, src, &hop, st);
 	else
-		proxy_forward(m, sock, src, &hop, a, call);
+		proxy_forward(m, sock, src, &hop, a, call, st);
 	if (locked)
 		location_unlock();
+}
+
+static void
+proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	proxy_request_run(m, sock, src, NULL);
+}
+
+/* Redis answered for the nonce-count of a request we challenge. */
+static void
+proxy_authed(void *arg, enum auth_result res)
+{
+	struct auth_wait	*w = arg;
+	struct tp_addr		 src = w->src;
+	struct txn		*st = txn_find(w->key, w->keylen);
+	struct sipmsg		*m;
+	struct buf		 ch, tv;
+	char			 tvstore[256];
+	struct hop		 hop;
+
+	if (st == NULL || st->rec || st->serial != w->serial ||
+	    st->owner != NULL || (st->state != TXN_TRYING &&
+	    st->state != TXN_PROCEEDING) ||
+	    (m = (struct sipmsg *)txn_server_request(st)) == NULL) {
+		log_info("proxy: a request authenticated is gone");
+		free(w);
+		return;
+	}
+	if (res == AUTH_OK && !w->mismatch) {
+		free(w);
+		proxy_request_run(m, st->sock, &src, st);
+		return;
+	}
+	if (res == AUTH_OK) {
+		memset(&hop, 0, sizeof(hop));
+		hop.code = 403;
+		snprintf(hop.err, sizeof(hop.err), "From does not match the "
+		    "authenticated user");
+		proxy_reject(m, st->sock, &src, &hop, st);
+		free(w);
+		return;
+	}
+	/* A replay, a stale nonce, Redis unable: as auth_check() has it. */
+	if (res == AUTH_FAIL)
+		guard_auth_failed(&src);
+	log_info("proxy " SLICE_FMT ": %s challenged%s", SLICE_ARG(m->callid),
+	    sip_method_name(m->method), res == AUTH_STALE ? " (stale nonce)" :
+	    res == AUTH_FAIL ? ": nonce-count replayed" : "");
+	buf_init(&ch, 512);
+	auth_challenge(&ch, true, (struct slice){ w->realm,
+	    strlen(w->realm) }, res == AUTH_STALE);
+	buf_init_on(&tv, tvstore, sizeof(tvstore));
+	proxy_ctx_topvia_buf(m, &src, &tv);
+	proxy_reply_st(st, tv.p, 407, NULL, ch.p);
+	buf_cleanup(&tv);
+	buf_cleanup(&ch);
+	free(w);
 }
 
 static void
