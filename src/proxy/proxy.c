@@ -637,7 +637,7 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 			guard_auth_failed(src);
 		if (res == AUTH_BAD)
 			return (400);
-		if (res != AUTH_OK) {
+		if (res != AUTH_OK && res != AUTH_PENDING) {
 			log_info("proxy " SLICE_FMT ": %s from " SLICE_FMT
 			    "@" SLICE_FMT " challenged%s", SLICE_ARG(m->callid),
 			    sip_method_name(m->method), SLICE_ARG(fu.user),

@@ -403,9 +403,9 @@ nonce_mac(const uint64_t key[2][2], uint32_t issued, uint32_t epoch,
 
 /*
  * The secret every node shares through Redis (authredis.c): from now on
- * nonces are made with it, so that any node can check them; nonces made
- * with the one it replaces still check, those made with the local secret
- * check here only.
+ * nonces are made with it, so that any node can check them; those made
+ * with the local secret check here only, those of a secret it replaces
+ * are stale.
  */
 void
 auth_secret_share(const uint8_t secret[32])
@@ -417,13 +417,13 @@ auth_secret_share(const uint8_t secret[32])
 	digest_hmac(&h, "osprey nonce", 12, md);
 	digest_hmac_cleanup(&h);
 	pthread_mutex_lock(&key_mu);
-	if (A.nshared == 0 || memcmp(A.shared_key[0], md,
-	    sizeof(A.shared_key[0])) != 0) {
-		memcpy(A.shared_key[1], A.shared_key[0],
-		    sizeof(A.shared_key[1]));
-		memcpy(A.shared_key[0], md, sizeof(A.shared_key[0]));
-		A.nshared = A.nshared == 0 ? 1 : 2;
-	}
+	/*
+	 * Another secret (Redis restarted empty, its counts gone with it):
+	 * the nonces of the old one go stale, so none is counted afresh.
+	 * A rotation would keep the old one in [1] for a nonce lifetime.
+	 */
+	memcpy(A.shared_key[0], md, sizeof(A.shared_key[0]));
+	A.nshared = 1;
 	pthread_mutex_unlock(&key_mu);
 	explicit_bzero(md, sizeof(md));
 }
