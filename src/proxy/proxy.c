@@ -1135,6 +1135,7 @@ static void
 proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src)
 {
+	const struct sipmsg *inv;
 	struct txn	*ist, *st;
 	char		*reason;
 
@@ -1155,6 +1156,17 @@ proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
 	log_info("proxy %s: CANCEL for %s", txn_callid(ist), txn_id(ist));
 	if (ist->owner != NULL)
 		proxy_fork_cancel(ist->owner, reason);
+	else if (ist->state == TXN_PROCEEDING && !ist->rec &&
+	    (inv = txn_server_request(ist)) != NULL) {
+		/* Its nonce-count still in Redis (proxy_authed()): 487 now. */
+		struct buf	tv;
+		char		tvstore[256];
+
+		buf_init_on(&tv, tvstore, sizeof(tvstore));
+		proxy_ctx_topvia_buf(inv, src, &tv);
+		proxy_reply_st(ist, tv.p, 487, NULL, NULL);
+		buf_cleanup(&tv);
+	}
 	free(reason);
 }
 

@@ -165,6 +165,39 @@ def test_invite_challenged_by_b_answered_to_c_replay_to_a(lab):
     assert stat(a, "auth.nc_shared") >= 1
 
 
+def test_invite_cancelled_while_its_count_is_in_redis(lab):
+    """Redis paused (CLIENT PAUSE): alice's authenticated INVITE waits
+    for its nonce-count; a retransmission is absorbed, her CANCEL gets
+    200 and the INVITE 487 at once; once Redis answers, the INVITE does
+    not go on to bob."""
+    a = node(lab, "A", "127.0.0.2")
+    b = node(lab, "B", "127.0.0.3")
+    bob = phone(lab, "bob", a)
+    assert bob.register(expires=600).code == 200
+    wait_for(lambda: "bob@example.test" in ctl(b, "registrations"), 3,
+             "B never learnt bob")
+    alice = phone(lab, "alice", b)
+    call = alice.call("sip:bob@example.test", proxy=b.addr)
+    call.invite()
+    r = call.ep.expect(call.resp(407))
+    call.ack(r)
+    cred = alice.auth_for(pick_challenge(r), "INVITE", call.ruri, nc=1)
+    assert lab.redis.cmd("CLIENT", "PAUSE", "600") == "OK"
+    call.invite(headers=[("Proxy-Authorization", cred)])
+    call.resend_invite()
+    time.sleep(0.1)
+    assert call.ep.collect(0.1, match(call_id=call.call_id)) == []
+    call.cancel()
+    got = call.ep.collect(0.3, match(call_id=call.call_id))
+    assert {(m.code, m.cseq_method) for m in got} == \
+        {(200, "CANCEL"), (487, "INVITE")}, got
+    call.ack([m for m in got if m.code == 487][0])
+    time.sleep(0.6)                             # Redis answers
+    assert bob.ep.collect(0.3, match(method="INVITE",
+                                     call_id=call.call_id)) == []
+    assert "a request authenticated is gone" in b.log_text()
+
+
 # ------------------------------------------------------- start orders
 
 
