@@ -1114,7 +1114,16 @@ proxy_authed(void *arg, enum auth_result res)
 		free(w);
 		return;
 	}
-	/* A replay, a stale nonce, Redis unable: as auth_check() has it. */
+	if (res == AUTH_UNAVAILABLE) {	/* stopping: not counted */
+		buf_init_on(&tv, tvstore, sizeof(tvstore));
+		proxy_ctx_topvia_buf(m, &src, &tv);
+		proxy_reply_st(st, tv.p, 503, "Shutting Down",
+		    "Retry-After: 10\r\n");
+		buf_cleanup(&tv);
+		free(w);
+		return;
+	}
+	/* A replay or a stale nonce: as auth_check() has it. */
 	if (res == AUTH_FAIL)
 		guard_auth_failed(&src);
 	log_info("proxy " SLICE_FMT ": %s challenged%s", SLICE_ARG(m->callid),

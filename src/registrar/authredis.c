@@ -48,6 +48,7 @@ static const char NC_SCRIPT[] =
 
 /* Each entry is touched by the thread of its shard only. */
 static struct redis	*conn[AUTHREDIS_SHARDS];
+static bool		 closing[AUTHREDIS_SHARDS];	/* auth_unshare() */
 
 struct nc_check {
 	auth_done_fn	*fn;
@@ -161,7 +162,9 @@ auth_unshare(void)
 		return;
 	r = conn[i];
 	conn[i] = NULL;
+	closing[i] = true;	/* what waits is refused, not counted here */
 	redis_free(r);
+	closing[i] = false;
 }
 
 /* Redis cannot say: count here, or refuse. */
@@ -171,7 +174,7 @@ nc_unknown(const struct nc_check *k, const char *why)
 	static unsigned	warned;		/* racy by design: a rate limit */
 	enum auth_result r;
 
-	if (!k->local_ok) {
+	if (!k->local_ok || closing[shard_self()]) {
 		auth_count_seen(k->nonce, k->nc, true);
 		log_info("auth: nonce-count not checked (redis %s): 500",
 		    why);
