@@ -8,6 +8,8 @@ A real redis-server and three nodes on 127.0.0.2-4, each with the same
 users file; phones and callers on 127.0.0.1.  The nodes that handle
 INVITEs run two worker loops (each with its own Redis connection)."""
 
+import os
+import signal
 import time
 
 import pytest
@@ -196,6 +198,41 @@ def test_invite_cancelled_while_its_count_is_in_redis(lab):
     assert bob.ep.collect(0.3, match(method="INVITE",
                                      call_id=call.call_id)) == []
     assert "a request authenticated is gone" in b.log_text()
+
+
+def test_stop_with_counts_waiting(lab):
+    """The node stops while Redis (stopped) holds the nonce-counts of a
+    REGISTER and of an INVITE: the REGISTER is answered 500, the INVITE
+    503, neither goes on, and the daemon exits cleanly."""
+    a = node(lab, "A", "127.0.0.2")
+    b = node(lab, "B", "127.0.0.3")
+    bob = phone(lab, "bob", a)
+    assert bob.register(expires=600).code == 200
+    wait_for(lambda: "bob@example.test" in ctl(b, "registrations"), 3,
+             "B never learnt bob")
+    alice = phone(lab, "alice", b)
+    ch = pick_challenge(send_register(alice, b))
+    call = alice.call("sip:bob@example.test", proxy=b.addr)
+    call.invite()
+    r = call.ep.expect(call.resp(407))
+    call.ack(r)
+    cred = alice.auth_for(pick_challenge(r), "INVITE", call.ruri)
+    os.kill(lab.redis.proc.pid, signal.SIGSTOP)
+    try:
+        req = parse(alice.register_bytes(expires=600, auth=alice.auth_for(
+            ch, "REGISTER", "sip:" + REALM)))
+        alice.ep.send(req.raw, b.addr)
+        call.invite(headers=[("Proxy-Authorization", cred)])
+        assert alice.ep.collect(0.3, match(call_id=req.call_id)) == []
+        assert call.ep.collect(0.1, match(call_id=call.call_id)) == []
+        assert b.stop() == 0, b.log_text()
+        got = alice.ep.collect(0.5, match(code=range(200, 700)))
+        codes = {(m.cseq_method, m.code) for m in got}
+        assert codes == {("REGISTER", 500), ("INVITE", 503)}, got
+    finally:
+        os.kill(lab.redis.proc.pid, signal.SIGCONT)
+    assert bob.ep.collect(0.3, match(method="INVITE",
+                                     call_id=call.call_id)) == []
 
 
 # ------------------------------------------------------- start orders
