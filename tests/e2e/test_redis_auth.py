@@ -29,13 +29,14 @@ SECRET = "osprey:auth:secret"
 SHARED = "auth: nonce secret shared through redis"
 
 
-def node(c, name, host, workers=2, wait=True):
+def node(c, name, host, workers=2, wait=True, more=""):
     """A node of cluster c with authentication (USERS)."""
     port = free_udp_port(host)
     o = c.factory(port=port, listen=[("udp", host, port)],
                   registrar=dict(REG), users=USERS, auth=dict(AUTH),
                   extra='redis = { address = "127.0.0.1:%d"; node_id = '
-                  '"%s"; };\nworkers = %d;' % (c.redis.port, name, workers))
+                  '"%s"; };\nworkers = %d;\n%s' % (c.redis.port, name, workers,
+                                                    more))
     o.addr = (host, port)
     c.nodes[name] = o
     if wait:
