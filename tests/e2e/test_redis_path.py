@@ -357,3 +357,29 @@ def test_redis_value_version_1_still_read(cluster):
     call.invite()
     inv = ep.expect(match(method="INVITE", call_id=call.call_id), 3)
     assert inv.src == b.addr, inv.src
+
+
+def test_via_node_always_and_never(cluster):
+    """redis.via_node "always" on A: even a UDP phone with a public
+    address is called through A; "never" on C: a TCP phone of C gets no
+    route (B then cannot reach it: its connection is C's)."""
+    c = cluster()
+    a = node(c, "A", "127.0.0.2", redis={"via_node": "always"})
+    b = node(c, "B", "127.0.0.3")
+    third = node(c, "C", "127.0.0.4", tcp=True, redis={"via_node": "never"})
+    carol = Phone(c.endpoint(), a.addr, "carol")
+    assert carol.register(expires=600).code == 200
+    assert route_of(c, "carol").startswith("<sip:p")
+    wait_for(lambda: knows(b, carol.contact_uri), 3, "B never learnt carol")
+    call = UAC(c.endpoint(), b.addr, "sip:carol@example.test",
+               from_uri="sip:eve@elsewhere.test")
+    call.invite()
+    inv = carol.uas.expect("INVITE", call_id=call.call_id, timeout=3)
+    assert inv.src == a.addr, inv.src
+    carol.uas.respond(inv, 486)
+    call.ep.expect(call.resp(486))
+
+    dave = TcpPhone("dave", third.addr)
+    assert dave.register().code == 200
+    assert route_of(c, "dave") == ""
+    dave.close()
