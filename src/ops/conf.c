@@ -1995,8 +1995,9 @@ conf_check_shadows(struct conf *cf)
 
 /*
  * redis.node_uri when the file names none: the first listen address (not
- * a WebSocket one), with its transport.  A wildcard address names no host another node could
- * reach: then it must be given (if bindings are reached through nodes).
+ * a WebSocket one), with its transport.  A wildcard address names no
+ * host another node could reach: then it must be given (if bindings are
+ * reached through nodes).
  */
 static int
 conf_node_uri(struct conf *cf, const char *path, char *err, size_t errlen)
