@@ -900,33 +900,27 @@ auth_check(const struct sipmsg *m, bool proxy, struct slice realm,
 }
 
 /*
- * auth_check(), with the nonce-count checked in Redis when this thread
- * shares the replay set (authredis.c): then AUTH_PENDING, *user filled,
- * and fn(arg, result) is called later, never from here.  local_ok: when
- * Redis cannot answer, a nonce of this run is counted in the local table
- * (logged and counted) and one of another node's is stale; else the
- * result is AUTH_UNAVAILABLE.
+ * What auth_check() does but count the nonce: on AUTH_OK c is filled for
+ * the caller to count (authredis.c, in Redis), and the outcome is not in
+ * the counters yet (auth_result_count()); otherwise it is.
  */
 enum auth_result
-auth_check_async(const struct sipmsg *m, bool proxy, struct slice realm,
-    bool local_ok, struct slice *user, char *err, size_t errlen,
-    auth_done_fn *fn, void *arg)
+auth_check_uncounted(const struct sipmsg *m, bool proxy, struct slice realm,
+    struct slice *user, struct auth_creds *c, char *err, size_t errlen)
 {
-	struct auth_creds	c;
 	enum auth_result	r;
 
-	if (!authredis_here())
-		return (auth_check(m, proxy, realm, user, err, errlen));
-	r = auth_verify(m, proxy, realm, user, &c, err, errlen);
-	if (r != AUTH_OK) {
-		auth_result_count(r);
-		return (r);
-	}
-	r = authredis_count(c.nonce, c.with_qop ? c.nc_value : UINT32_MAX,
-	    A.set->nonce_expiry_s + 60, local_ok, fn, arg);
-	if (r != AUTH_PENDING)
+	r = auth_verify(m, proxy, realm, user, c, err, errlen);
+	if (r != AUTH_OK)
 		auth_result_count(r);
 	return (r);
+}
+
+/* How long a nonce-count must be kept: the nonce's life, a minute more. */
+uint32_t
+auth_count_lifetime_s(void)
+{
+	return ((A.set != NULL ? A.set->nonce_expiry_s : 300) + 60);
 }
 
 /*

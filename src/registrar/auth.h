@@ -123,9 +123,10 @@ int	 auth_share(struct event_base *, const struct redis_settings *,
 	    char *, size_t);
 void	 auth_unshare(void);
 bool	 authredis_here(void);
-enum auth_result authredis_count(const char *, uint32_t, uint32_t, bool,
-	    auth_done_fn *, void *);
 /* For authredis.c. */
+enum auth_result auth_check_uncounted(const struct sipmsg *, bool,
+	    struct slice, struct slice *, struct auth_creds *, char *, size_t);
+uint32_t auth_count_lifetime_s(void);
 void	 auth_secret_share(const uint8_t[32]);
 bool	 auth_nonce_ours(const char *);
 enum auth_result auth_count_local(const char *, uint32_t);

@@ -213,7 +213,7 @@ nc_reply(void *arg, enum redis_result res, const redisReply *rep)
  * new one): AUTH_PENDING and fn(arg, result) later, or a result now when
  * the command could not go (Redis down).
  */
-enum auth_result
+static enum auth_result
 authredis_count(const char *nonce, uint32_t nc, uint32_t ttl_s, bool local_ok,
     auth_done_fn *fn, void *arg)
 {
@@ -241,5 +241,33 @@ authredis_count(const char *nonce, uint32_t nc, uint32_t ttl_s, bool local_ok,
 		return (AUTH_PENDING);
 	r = nc_unknown(k, "down");
 	free(k);
+	return (r);
+}
+
+/*
+ * auth_check(), with the nonce-count checked in Redis when this thread
+ * shares the replay set: then AUTH_PENDING, *user filled, and fn(arg,
+ * result) is called later, never from here.  local_ok: when Redis cannot
+ * answer, a nonce of this run is counted in the local table (logged and
+ * counted) and one of another node's is stale; else the result is
+ * AUTH_UNAVAILABLE.
+ */
+enum auth_result
+auth_check_async(const struct sipmsg *m, bool proxy, struct slice realm,
+    bool local_ok, struct slice *user, char *err, size_t errlen,
+    auth_done_fn *fn, void *arg)
+{
+	struct auth_creds	c;
+	enum auth_result	r;
+
+	if (!authredis_here())
+		return (auth_check(m, proxy, realm, user, err, errlen));
+	if ((r = auth_check_uncounted(m, proxy, realm, user, &c, err,
+	    errlen)) != AUTH_OK)
+		return (r);
+	r = authredis_count(c.nonce, c.with_qop ? c.nc_value : UINT32_MAX,
+	    auth_count_lifetime_s(), local_ok, fn, arg);
+	if (r != AUTH_PENDING)
+		auth_result_count(r);
 	return (r);
 }
