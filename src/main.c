@@ -486,6 +486,10 @@ worker_setup(unsigned id, struct event_base *base, struct tp *tp, void *arg,
 	proxy_init(base, tp, proxy_settings_ref(D.proxy_set), &D.conf->txn);
 	if (rtpengine_start(base, false, err, errlen) == -1)
 		return (-1);
+	/* Its own connection for the nonce-counts of what it challenges. */
+	if (D.conf->reg.backend == REG_BACKEND_REDIS && auth_share(base,
+	    &D.conf->redis, err, errlen) == -1)
+		return (-1);
 	return (0);
 }
 
@@ -494,6 +498,7 @@ worker_teardown(unsigned id, void *arg)
 {
 	(void)id;
 	(void)arg;
+	auth_unshare();		/* its checks waiting: answered first */
 	proxy_shutdown();	/* cancels its rtpengine requests first */
 	rtpengine_stop();
 	resolver_shutdown();
@@ -619,6 +624,9 @@ main(int argc, char **argv)
 		store_secret(secret);
 	auth_init(secret);
 	explicit_bzero(secret, sizeof(secret));
+	if (D.conf->reg.backend == REG_BACKEND_REDIS && auth_share(D.base,
+	    &D.conf->redis, err, sizeof(err)) == -1)
+		fatalx("ospreyd: redis: %s", err);
 	registrar_set(&D.conf->reg);
 	natping_set(&D.conf->nat);
 	natping_start(D.base, &D.tp);
@@ -673,6 +681,7 @@ main(int argc, char **argv)
 	metrics_stop();
 	gw_stop(&proxy_settings()->routes);
 	natping_stop();
+	auth_unshare();		/* requests waiting on a nonce-count */
 	registrar_unshare();	/* REGISTERs waiting on Redis: 500 */
 	proxy_shutdown();	/* cancels its rtpengine requests first */
 	rtpengine_stop();

@@ -450,6 +450,9 @@ cmd_stats(struct out *o)
 	stat_line(o, "auth.challenges", auth_stats()->challenges);
 	stat_line(o, "auth.failures", auth_stats()->failures);
 	stat_line(o, "auth.successes", auth_stats()->successes);
+	stat_line(o, "auth.nc_shared", auth_stats()->nc_shared);
+	stat_line(o, "auth.nc_local", auth_stats()->nc_local);
+	stat_line(o, "auth.nc_unavailable", auth_stats()->nc_unavailable);
 	stat_line(o, "guard.banned_now", guard_banned());
 	stat_line(o, "guard.bans", guard_stats()->bans);
 	stat_line(o, "guard.dropped", guard_stats()->dropped);

@@ -286,6 +286,15 @@ metrics_render_reg(struct evbuffer *out, const struct proxy_stats *ps)
 	    "user, replayed nonce-count, malformed).", as->failures);
 	metrics_scalar(out, "osprey_auth_successes_total", "counter",
 	    "Requests that authenticated.", as->successes);
+	metrics_scalar(out, "osprey_auth_nonce_counts_total", "counter",
+	    "Nonce-counts checked in Redis (registrar.backend redis).",
+	    as->nc_shared);
+	metrics_scalar(out, "osprey_auth_nonce_counts_local_total",
+	    "counter", "Nonce-counts checked on this node only: Redis down.",
+	    as->nc_local);
+	metrics_scalar(out, "osprey_auth_nonce_counts_unavailable_total",
+	    "counter", "REGISTERs answered 500: Redis down, nonce-count "
+	    "not checked.", as->nc_unavailable);
 }
 
 static void

@@ -423,7 +423,8 @@ proxy_decide_dest(struct hop *hop, const struct sipuri *u, bool side)
 	if (hop->code != 0)
 		return (hop->d = DEC_REJECT);
 	if (via >= 0 && flow->len != 0) {
-		if (!tp_conn_alive(P.tp, flow)) {
+		/* A path token's UDP flow: a NAT's address, no connection. */
+		if (flow->proto != TP_UDP && !tp_conn_alive(P.tp, flow)) {
 			hop->code = 430;
 			snprintf(hop->err, sizeof(hop->err), "Flow Failed");
 			return (hop->d = DEC_REJECT);
@@ -482,6 +483,9 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 		hop->code = rc;
 		return (hop->d = DEC_REJECT);
 	}
+	/* Another node's call for a phone we hold (a path token of ours). */
+	hop->path = (hop->side_flow.flags & PROXY_ADDR_PATH) != 0;
+	hop->side_flow.flags &= (uint8_t)~PROXY_ADDR_PATH;
 	/*
 	 * Back through our Record-Route, in a dialog (To tag) and stamped for
 	 * this Call-ID; without authentication, popped at all.  A stamp
@@ -509,7 +513,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	ours = proxy_ctx_domain(u.host, u.port, &hop->domain);
 	if (popped && !ours) {
 		/* In dialog, through our Record-Route: to the R-URI. */
-		hop->foreign = !hop->dialog;
+		hop->foreign = !hop->dialog && !hop->path;
 		return (proxy_decide_dest(hop, &u, true));
 	}
 	/* 10.2 wants no user in a REGISTER's R-URI; some send one anyway. */
@@ -543,13 +547,52 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 }
 
 /*
+ * A request whose nonce-count Redis is checking (registrar.backend
+ * redis): its server transaction absorbs retransmissions meanwhile and
+ * is found again by its key to go on (proxy_authed()).
+ */
+struct auth_wait {
+	struct tp_addr	 src;
+	uint32_t	 serial;
+	bool		 mismatch;	/* From is not the authenticated user */
+	char		 realm[256];
+	size_t		 keylen;
+	char		 key[];
+};
+
+static void	proxy_authed(void *, enum auth_result);
+static void	proxy_request_run(struct sipmsg *, struct tp_sock *,
+		    const struct tp_addr *, struct txn *);
+
+static struct auth_wait *
+auth_wait_new(const struct sipmsg *m, const struct tp_addr *src,
+    struct slice realm)
+{
+	struct auth_wait	*w;
+	struct buf		 k;
+	char			 kstore[256];
+
+	buf_init_on(&k, kstore, sizeof(kstore));
+	txn_key_server(m, SM_OTHER, &k);
+	w = xcalloc(1, sizeof(*w) + k.len + 1);
+	memcpy(w->key, k.p, k.len);
+	w->keylen = k.len;
+	w->src = *src;
+	snprintf(w->realm, sizeof(w->realm), SLICE_FMT, SLICE_ARG(realm));
+	buf_cleanup(&k);
+	return (w);
+}
+
+/*
  * Who may send this request on (RFC 3261 22.3; no open relay).  Returns 0
- * to go on, -1 when a challenge went out, or the status to refuse with.
+ * to go on, -1 when a challenge went out, -2 when Redis is checking the
+ * nonce-count (*wp: proxy_authed() goes on), or the status to refuse with.
+ * authed: that check passed already (the From user proved itself).
  */
 static int
 proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
-    const struct tp_addr *src, struct hop *hop, char *err,
-    size_t errlen)
+    const struct tp_addr *src, struct hop *hop, bool authed,
+    struct auth_wait **wp, char *err, size_t errlen)
 {
 	const struct sip_hline	*fh;
 	struct sipuri		 fu;
@@ -557,9 +600,12 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 	struct buf		 ch;
 	enum auth_result	 res;
 
-	/* In a dialog and to its remote target (not to a route of ours). */
-	if ((hop->dialog && hop->d == DEC_HOP) || m->method == SM_ACK ||
-	    m->method == SM_CANCEL)
+	/*
+	 * In a dialog and to its remote target (not to a route of ours); or
+	 * another node's, to a phone of ours along the route we gave it.
+	 */
+	if (((hop->dialog || hop->path) && hop->d == DEC_HOP) ||
+	    m->method == SM_ACK || m->method == SM_CANCEL)
 		return (0);
 	if (!auth_enabled()) {
 		if (hop->foreign && !P.cur->relay) {
@@ -579,12 +625,26 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 			    "(auth.require_tls)");
 			return (403);
 		}
-		res = auth_check(m, true, realm, &user, err, errlen);
+		if (authed) {
+			hop->identity = fu.user;
+			return (0);
+		}
+		if (authredis_here()) {
+			/* Redis down: counted here (calls keep working). */
+			*wp = auth_wait_new(m, src, realm);
+			res = auth_check_async(m, true, realm, true, &user,
+			    err, errlen, proxy_authed, *wp);
+			if (res != AUTH_PENDING) {
+				free(*wp);
+				*wp = NULL;
+			}
+		} else
+			res = auth_check(m, true, realm, &user, err, errlen);
 		if (res == AUTH_FAIL || res == AUTH_BAD)
 			guard_auth_failed(src);
 		if (res == AUTH_BAD)
 			return (400);
-		if (res != AUTH_OK) {
+		if (res != AUTH_OK && res != AUTH_PENDING) {
 			log_info("proxy " SLICE_FMT ": %s from " SLICE_FMT
 			    "@" SLICE_FMT " challenged%s", SLICE_ARG(m->callid),
 			    sip_method_name(m->method), SLICE_ARG(fu.user),
@@ -600,8 +660,12 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 		    user.len) != 0) {
 			snprintf(err, errlen, "From does not match the "
 			    "authenticated user");
-			return (403);
+			if (res != AUTH_PENDING)
+				return (403);
+			(*wp)->mismatch = true;
 		}
+		if (res == AUTH_PENDING)
+			return (-2);
 		hop->identity = user;
 		return (0);
 	}
@@ -830,21 +894,35 @@ proxy_lookup(struct hop *hop)
 	return (a);
 }
 
-/* Refused (sent once, no transaction: nothing to amplify, Timer G). */
+/*
+ * Refused (sent once, no transaction: nothing to amplify, Timer G), or
+ * by st when one holds m already (it waited for Redis).
+ */
 static void
 proxy_reject(struct sipmsg *m, struct tp_sock *sock,
-    const struct tp_addr *src, const struct hop *hop)
+    const struct tp_addr *src, const struct hop *hop, struct txn *st)
 {
 	log_info("proxy " SLICE_FMT ": %s rejected code=%d reason=\"%s\" "
 	    "cause=%s", SLICE_ARG(m->callid), sip_method_name(m->method),
 	    hop->code, hop->err, sip_cause_name(sip_cause(hop->code)));
-	proxy_reply_stateless(m, sock, src, hop->code, hop->err,
-	    hop->code == 405 ? ALLOW_HDR : hop->limited ?
-	    "Retry-After: 30\r\n" : NULL);
+	if (st != NULL) {
+		struct buf	tv;
+		char		tvstore[256];
+
+		buf_init_on(&tv, tvstore, sizeof(tvstore));
+		proxy_ctx_topvia_buf(m, src, &tv);
+		proxy_reply_st(st, tv.p, hop->code, hop->err, hop->limited ?
+		    "Retry-After: 30\r\n" : NULL);
+		buf_cleanup(&tv);
+	} else
+		proxy_reply_stateless(m, sock, src, hop->code, hop->err,
+		    hop->code == 405 ? ALLOW_HDR : hop->limited ?
+		    "Retry-After: 30\r\n" : NULL);
 	/* A call attempt that failed here: its record too. */
 	if (m->method == SM_INVITE && m->to_tag.len == 0 && dialog_enabled())
 		dialog_refused(m, src, hop->identity, hop->code);
-	sipmsg_free(m);
+	if (st == NULL)
+		sipmsg_free(m);
 	free(hop->strict);
 }
 
@@ -852,12 +930,12 @@ proxy_reject(struct sipmsg *m, struct tp_sock *sock,
 static void
 proxy_forward(struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src, struct hop *hop, const struct aor *a,
-    struct dialog_call *call)
+    struct dialog_call *call, struct txn *st)
 {
-	struct txn	*st;
 	struct pctx	*ctx;
 
-	st = txn_server_new(m, sock, src);
+	if (st == NULL)
+		st = txn_server_new(m, sock, src);
 	ctx = proxy_fork_new(st, sock, src);
 	ctx->call = call;
 	if (hop->nroutes > 0) {	/* most requests have none */
@@ -928,18 +1006,23 @@ proxy_dialog_call(const struct sipmsg *m, struct tp_sock *sock,
 	return (dialog_call_new(m, src, sock, user, hop->identity, st));
 }
 
-/* A new request (not ACK, not CANCEL): admit, decide, authorize, forward. */
+/*
+ * A new request (not ACK, not CANCEL): admit, decide, authorize, forward.
+ * st: its server transaction, made while Redis checked its credentials'
+ * nonce-count (they passed); m is st's and decided again.
+ */
 static void
-proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
-    const struct tp_addr *src)
+proxy_request_run(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, struct txn *st)
 {
 	struct hop	 hop;
 	struct aor	*a = NULL;
 	struct dialog_call *call = NULL;
+	struct auth_wait *w = NULL;
 	bool		 locked = false;
 	int		 code;
 
-	if (!proxy_admit(m, sock, src)) {
+	if (st == NULL && !proxy_admit(m, sock, src)) {
 		sipmsg_free(m);
 		return;
 	}
@@ -962,12 +1045,18 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 		proxy_register_request(m, sock, src);
 		return;
 	case DEC_REJECT:
-		proxy_reject(m, sock, src, &hop);
+		proxy_reject(m, sock, src, &hop, st);
 		return;
 	default:
 		break;
 	}
-	code = proxy_authorize(m, sock, src, &hop, hop.err, sizeof(hop.err));
+	code = proxy_authorize(m, sock, src, &hop, st != NULL, &w, hop.err,
+	    sizeof(hop.err));
+	if (code == -2) {	/* proxy_authed() goes on */
+		free(hop.strict);
+		w->serial = txn_server_new(m, sock, src)->serial;
+		return;
+	}
 	if (code == -1) {	/* challenged, statelessly */
 		free(hop.strict);
 		sipmsg_free(m);
@@ -984,17 +1073,85 @@ proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
 	if (hop.d != DEC_REJECT)
 		call = proxy_dialog_call(m, sock, src, &hop);
 	if (hop.d == DEC_REJECT)
-		proxy_reject(m, sock, src, &hop);
+		proxy_reject(m, sock, src, &hop, st);
 	else
-		proxy_forward(m, sock, src, &hop, a, call);
+		proxy_forward(m, sock, src, &hop, a, call, st);
 	if (locked)
 		location_unlock();
+}
+
+static void
+proxy_request_new(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	proxy_request_run(m, sock, src, NULL);
+}
+
+/* Redis answered for the nonce-count of a request we challenge. */
+static void
+proxy_authed(void *arg, enum auth_result res)
+{
+	struct auth_wait	*w = arg;
+	struct tp_addr		 src = w->src;
+	struct txn		*st = txn_find(w->key, w->keylen);
+	struct sipmsg		*m;
+	struct buf		 ch, tv;
+	char			 tvstore[256];
+	struct hop		 hop;
+
+	if (st == NULL || st->rec || st->serial != w->serial ||
+	    st->owner != NULL || (st->state != TXN_TRYING &&
+	    st->state != TXN_PROCEEDING) ||
+	    (m = (struct sipmsg *)txn_server_request(st)) == NULL) {
+		log_info("proxy: a request authenticated is gone");
+		free(w);
+		return;
+	}
+	if (res == AUTH_OK && !w->mismatch) {
+		free(w);
+		proxy_request_run(m, st->sock, &src, st);
+		return;
+	}
+	if (res == AUTH_OK) {
+		memset(&hop, 0, sizeof(hop));
+		hop.code = 403;
+		snprintf(hop.err, sizeof(hop.err), "From does not match the "
+		    "authenticated user");
+		proxy_reject(m, st->sock, &src, &hop, st);
+		free(w);
+		return;
+	}
+	if (res == AUTH_UNAVAILABLE) {	/* stopping: not counted */
+		buf_init_on(&tv, tvstore, sizeof(tvstore));
+		proxy_ctx_topvia_buf(m, &src, &tv);
+		proxy_reply_st(st, tv.p, 503, "Shutting Down",
+		    "Retry-After: 10\r\n");
+		buf_cleanup(&tv);
+		free(w);
+		return;
+	}
+	/* A replay or a stale nonce: as auth_check() has it. */
+	if (res == AUTH_FAIL)
+		guard_auth_failed(&src);
+	log_info("proxy " SLICE_FMT ": %s challenged%s", SLICE_ARG(m->callid),
+	    sip_method_name(m->method), res == AUTH_STALE ? " (stale nonce)" :
+	    res == AUTH_FAIL ? ": nonce-count replayed" : "");
+	buf_init(&ch, 512);
+	auth_challenge(&ch, true, (struct slice){ w->realm,
+	    strlen(w->realm) }, res == AUTH_STALE);
+	buf_init_on(&tv, tvstore, sizeof(tvstore));
+	proxy_ctx_topvia_buf(m, &src, &tv);
+	proxy_reply_st(st, tv.p, 407, NULL, ch.p);
+	buf_cleanup(&tv);
+	buf_cleanup(&ch);
+	free(w);
 }
 
 static void
 proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src)
 {
+	const struct sipmsg *inv;
 	struct txn	*ist, *st;
 	char		*reason;
 
@@ -1015,6 +1172,17 @@ proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
 	log_info("proxy %s: CANCEL for %s", txn_callid(ist), txn_id(ist));
 	if (ist->owner != NULL)
 		proxy_fork_cancel(ist->owner, reason);
+	else if (ist->state == TXN_PROCEEDING && !ist->rec &&
+	    (inv = txn_server_request(ist)) != NULL) {
+		/* Its nonce-count still in Redis (proxy_authed()): 487 now. */
+		struct buf	tv;
+		char		tvstore[256];
+
+		buf_init_on(&tv, tvstore, sizeof(tvstore));
+		proxy_ctx_topvia_buf(inv, src, &tv);
+		proxy_reply_st(ist, tv.p, 487, NULL, NULL);
+		buf_cleanup(&tv);
+	}
 	free(reason);
 }
 

@@ -44,6 +44,13 @@ static struct {
 	uint8_t			 secret[32];
 	uint64_t		 nonce_key[2][2];	/* SipHash-2-4, from
 						   secret: the nonce MAC */
+	/*
+	 * With the shared replay set (authredis.c): the keys of the secret
+	 * in Redis, and of the one it replaced; under key_mu.  Nonces made
+	 * with them carry the epoch with AUTH_EPOCH_SHARED set.
+	 */
+	uint64_t		 shared_key[2][2][2];	/* [0] now, [1] before */
+	unsigned		 nshared;	/* 0, 1 or 2 of them set */
 	uint64_t		 stamp_key[2];	/* SipHash-2-4, from secret */
 	uint32_t		 issued;	/* nonces so far, the index */
 	uint32_t		 epoch;		/* this run: nonces of another
@@ -67,6 +74,9 @@ static struct {
  * settings change only while the workers are paused (a reload).
  */
 static pthread_mutex_t	nc_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t	key_mu = PTHREAD_MUTEX_INITIALIZER;
+
+#define AUTH_EPOCH_SHARED	0x80000000u	/* made with the shared key */
 static struct auth_stats stats_snap;	/* auth_stats(): the main thread's */
 
 #define COUNT(x)	__atomic_add_fetch(&(x), 1, __ATOMIC_RELAXED)
@@ -80,6 +90,15 @@ auth_stats(void)
 	    __ATOMIC_RELAXED);
 	stats_snap.successes = __atomic_load_n(&A.stats.successes,
 	    __ATOMIC_RELAXED);
+	stats_snap.nc_shared = __atomic_load_n(&A.stats.nc_shared,
+	    __ATOMIC_RELAXED);
+	stats_snap.nc_local = __atomic_load_n(&A.stats.nc_local,
+	    __ATOMIC_RELAXED);
+	stats_snap.nc_unavailable = __atomic_load_n(&A.stats.nc_unavailable,
+	    __ATOMIC_RELAXED);
+	pthread_mutex_lock(&key_mu);
+	stats_snap.secret_shared = A.nshared > 0;
+	pthread_mutex_unlock(&key_mu);
 	return (&stats_snap);
 }
 
@@ -264,6 +283,7 @@ auth_init(const uint8_t secret[32])
 	explicit_bzero(md, sizeof(md));
 	if (getrandom(&A.epoch, sizeof(A.epoch), 0) != sizeof(A.epoch))
 		fatal("getrandom");
+	A.epoch &= ~AUTH_EPOCH_SHARED;
 	/* calloc: pages are only touched as nonces are used. */
 	A.nc_owner = xcalloc(NC_SLOTS, sizeof(*A.nc_owner));
 	A.nc_high = xcalloc(NC_SLOTS, sizeof(*A.nc_high));
@@ -289,6 +309,7 @@ auth_shutdown(void)
 	auth_users_free(A.users);
 	explicit_bzero(A.secret, sizeof(A.secret));
 	explicit_bzero(A.nonce_key, sizeof(A.nonce_key));
+	explicit_bzero(A.shared_key, sizeof(A.shared_key));
 	explicit_bzero(A.stamp_key, sizeof(A.stamp_key));
 	memset(&A, 0, sizeof(A));
 }
@@ -361,10 +382,12 @@ put32(unsigned char *p, uint32_t v)
 	p[3] = v;
 }
 
+static uint32_t	hex32(const char *);
+
 /* The MAC of a nonce, in hex. */
 static void
-nonce_mac(uint32_t issued, uint32_t epoch, uint32_t salt, struct slice realm,
-    char out[33])
+nonce_mac(const uint64_t key[2][2], uint32_t issued, uint32_t epoch,
+    uint32_t salt, struct slice realm, char out[33])
 {
 	unsigned char	msg[12 + 256];
 	size_t		rlen = realm.len < 256 ? realm.len : 256;
@@ -373,21 +396,76 @@ nonce_mac(uint32_t issued, uint32_t epoch, uint32_t salt, struct slice realm,
 	put32(msg + 4, epoch);
 	put32(msg + 8, salt);
 	memcpy(msg + 12, realm.p, rlen);
-	fmt_hex64(out, hashtab_mac(A.nonce_key[0], msg, 12 + rlen));
-	fmt_hex64(out + 16, hashtab_mac(A.nonce_key[1], msg, 12 + rlen));
+	fmt_hex64(out, hashtab_mac(key[0], msg, 12 + rlen));
+	fmt_hex64(out + 16, hashtab_mac(key[1], msg, 12 + rlen));
+	explicit_bzero(msg, 12);
+}
+
+/*
+ * The secret every node shares through Redis (authredis.c): from now on
+ * nonces are made with it, so that any node can check them; those made
+ * with the local secret check here only, those of a secret it replaces
+ * are stale.
+ */
+void
+auth_secret_share(const uint8_t secret[32])
+{
+	struct digest_hmac	h;
+	unsigned char		md[32];
+
+	digest_hmac_init(&h, secret, 32);
+	digest_hmac(&h, "osprey nonce", 12, md);
+	digest_hmac_cleanup(&h);
+	pthread_mutex_lock(&key_mu);
+	/*
+	 * Another secret (Redis restarted empty, its counts gone with it):
+	 * the nonces of the old one go stale, so none is counted afresh.
+	 * A rotation would keep the old one in [1] for a nonce lifetime.
+	 */
+	memcpy(A.shared_key[0], md, sizeof(A.shared_key[0]));
+	A.nshared = 1;
+	pthread_mutex_unlock(&key_mu);
+	explicit_bzero(md, sizeof(md));
+}
+
+/* The shared keys (0, 1 or 2 of them), copied out from under key_mu. */
+static unsigned
+shared_keys(uint64_t out[2][2][2])
+{
+	unsigned	n;
+
+	pthread_mutex_lock(&key_mu);
+	n = A.nshared;
+	memcpy(out, A.shared_key, sizeof(A.shared_key));
+	pthread_mutex_unlock(&key_mu);
+	return (n);
+}
+
+/* Was this nonce (checked by auth_nonce_check()) made by this run? */
+bool
+auth_nonce_ours(const char *nonce)
+{
+	return ((hex32(nonce + 8) & ~AUTH_EPOCH_SHARED) == A.epoch);
 }
 
 void
 auth_nonce_make(struct slice realm, uint32_t now, char out[AUTH_NONCE_LEN + 1])
 {
 	unsigned char	head[12];
+	uint64_t	sk[2][2][2];
 	uint32_t	salt = COUNT(A.issued);	/* the index, never 0 */
+	uint32_t	epoch = A.epoch;
 
+	if (shared_keys(sk) > 0)
+		epoch |= AUTH_EPOCH_SHARED;
 	put32(head, now);
-	put32(head + 4, A.epoch);
+	put32(head + 4, epoch);
 	put32(head + 8, salt);
 	digest_hex(out, head, sizeof(head));
-	nonce_mac(now, A.epoch, salt, realm, out + 24);
+	nonce_mac(epoch & AUTH_EPOCH_SHARED ? (const uint64_t (*)[2])sk[0] :
+	    (const uint64_t (*)[2])A.nonce_key, now, epoch, salt, realm,
+	    out + 24);
+	explicit_bzero(sk, sizeof(sk));
 }
 
 /* Eight hex digits (checked by the caller) as a number. */
@@ -409,23 +487,42 @@ hex32(const char *p)
  * 0: fresh; 1: expired, or of another run (stale); -1: not ours.  A nonce
  * of another run is stale unchecked: nothing passes on it, and a
  * run whose MAC was made otherwise (before an upgrade) may have made it.
+ * A nonce made with the shared secret (any node's) checks under it, or
+ * the one it replaced; under neither it is stale (a secret this node
+ * does not have yet, or no longer).
  */
 int
 auth_nonce_check(struct slice nonce, struct slice realm, uint32_t now)
 {
 	char		 mac[33];
+	uint64_t	 sk[2][2][2];
 	uint32_t	 issued, epoch, salt;
+	unsigned	 i, n;
+	bool		 ok = false;
 
 	if (nonce.len != NONCE_LEN || !is_hex(nonce.p, NONCE_LEN))
 		return (-1);
 	issued = hex32(nonce.p);
 	epoch = hex32(nonce.p + 8);
 	salt = hex32(nonce.p + 16);
-	if (epoch != A.epoch)
+	if (epoch & AUTH_EPOCH_SHARED) {
+		n = shared_keys(sk);
+		for (i = 0; i < n && !ok; i++) {
+			nonce_mac((const uint64_t (*)[2])sk[i], issued, epoch,
+			    salt, realm, mac);
+			ok = CRYPTO_memcmp(mac, nonce.p + 24, 32) == 0;
+		}
+		explicit_bzero(sk, sizeof(sk));
+		if (!ok)
+			return (1);
+	} else if (epoch != A.epoch)
 		return (1);
-	nonce_mac(issued, epoch, salt, realm, mac);
-	if (CRYPTO_memcmp(mac, nonce.p + 24, 32) != 0)
-		return (-1);
+	else {
+		nonce_mac((const uint64_t (*)[2])A.nonce_key, issued, epoch,
+		    salt, realm, mac);
+		if (CRYPTO_memcmp(mac, nonce.p + 24, 32) != 0)
+			return (-1);
+	}
 	if (issued > now + 5)
 		return (-1);
 	if (A.set != NULL && now - issued > A.set->nonce_expiry_s)
@@ -753,12 +850,12 @@ auth_creds_count(const struct auth_creds *c, char *err, size_t errlen)
 
 /*
  * Check the credentials of m for realm: read them, the nonce, the
- * response, the nonce-count.  On AUTH_OK *user is the authenticated user
- * name (a slice into m).
+ * response, and (unless c is given: the caller counts) the nonce-count.
+ * On AUTH_OK *user is the authenticated user name (a slice into m).
  */
 static enum auth_result
 auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
-    struct slice *user, char *err, size_t errlen)
+    struct slice *user, struct auth_creds *cp, char *err, size_t errlen)
 {
 	struct auth_creds	c;
 	enum auth_result	r;
@@ -773,10 +870,22 @@ auth_verify(const struct sipmsg *m, bool proxy, struct slice realm,
 		return (AUTH_FAIL);
 	if (ns == 1)
 		return (AUTH_STALE);
-	if ((r = auth_creds_count(&c, err, errlen)) != AUTH_OK)
+	if (cp != NULL)
+		*cp = c;
+	else if ((r = auth_creds_count(&c, err, errlen)) != AUTH_OK)
 		return (r);
 	*user = c.user;
 	return (AUTH_OK);
+}
+
+/* A final result, in the counters. */
+void
+auth_result_count(enum auth_result r)
+{
+	if (r == AUTH_OK)
+		COUNT(A.stats.successes);
+	else if (r == AUTH_FAIL || r == AUTH_BAD)
+		COUNT(A.stats.failures);
 }
 
 enum auth_result
@@ -785,12 +894,67 @@ auth_check(const struct sipmsg *m, bool proxy, struct slice realm,
 {
 	enum auth_result	r;
 
-	r = auth_verify(m, proxy, realm, user, err, errlen);
-	if (r == AUTH_OK)
-		COUNT(A.stats.successes);
-	else if (r == AUTH_FAIL || r == AUTH_BAD)
-		COUNT(A.stats.failures);
+	r = auth_verify(m, proxy, realm, user, NULL, err, errlen);
+	auth_result_count(r);
 	return (r);
+}
+
+/*
+ * What auth_check() does but count the nonce: on AUTH_OK c is filled for
+ * the caller to count (authredis.c, in Redis), and the outcome is not in
+ * the counters yet (auth_result_count()); otherwise it is.
+ */
+enum auth_result
+auth_check_uncounted(const struct sipmsg *m, bool proxy, struct slice realm,
+    struct slice *user, struct auth_creds *c, char *err, size_t errlen)
+{
+	enum auth_result	r;
+
+	r = auth_verify(m, proxy, realm, user, c, err, errlen);
+	if (r != AUTH_OK)
+		auth_result_count(r);
+	return (r);
+}
+
+/* How long a nonce-count must be kept: the nonce's life, a minute more. */
+uint32_t
+auth_count_lifetime_s(void)
+{
+	return ((A.set != NULL ? A.set->nonce_expiry_s : 300) + 60);
+}
+
+/*
+ * Redis could not count a nonce: count it here if it is this run's
+ * (AUTH_STALE for another node's: a new challenge from this one), and
+ * say so in the counters.
+ */
+enum auth_result
+auth_count_local(const char *nonce, uint32_t nc)
+{
+	COUNT(A.stats.nc_local);
+	if (!auth_nonce_ours(nonce))
+		return (AUTH_STALE);
+	switch (nc_advance(hex32(nonce + 16), nc)) {
+	case 1:
+		return (AUTH_STALE);
+	case -1:
+		return (AUTH_FAIL);
+	default:
+		return (AUTH_OK);
+	}
+}
+
+/* Redis counted a nonce of this run: the local table learns its count. */
+void
+auth_count_seen(const char *nonce, uint32_t nc, bool unavailable)
+{
+	if (unavailable) {
+		COUNT(A.stats.nc_unavailable);
+		return;
+	}
+	COUNT(A.stats.nc_shared);
+	if (auth_nonce_ours(nonce))
+		(void)nc_advance(hex32(nonce + 16), nc);
 }
 
 /* WWW-Authenticate (or Proxy-) headers: one per algorithm offered. */

@@ -33,12 +33,18 @@ enum auth_result {
 	AUTH_FAIL,	/* wrong, unknown user, replayed: the same answer */
 	AUTH_STALE,	/* right, but the nonce has expired */
 	AUTH_BAD,	/* malformed credentials: 400 */
+	AUTH_PENDING,	/* the nonce-count is being checked in Redis */
+	AUTH_UNAVAILABLE,	/* Redis could not check it: 500 */
 };
 
 struct auth_stats {
 	uint64_t	challenges;	/* 401/407 sent */
 	uint64_t	failures;	/* credentials that did not pass */
 	uint64_t	successes;
+	uint64_t	nc_shared;	/* nonce-counts checked in Redis */
+	uint64_t	nc_local;	/* Redis down: checked here */
+	uint64_t	nc_unavailable;	/* Redis down: refused (500) */
+	bool		secret_shared;	/* the nonce secret from Redis */
 };
 
 /* The users file, loaded; owned by the auth layer once installed. */
@@ -62,6 +68,10 @@ bool	 auth_trusted_name(const char *);
 bool	 auth_user_exists(struct slice user, struct slice realm);
 enum auth_result auth_check(const struct sipmsg *, bool proxy,
 	    struct slice realm, struct slice *user, char *, size_t);
+typedef void auth_done_fn(void *, enum auth_result);
+enum auth_result auth_check_async(const struct sipmsg *, bool proxy,
+	    struct slice realm, bool local_ok, struct slice *user, char *,
+	    size_t, auth_done_fn *, void *);
 void	 auth_challenge(struct buf *, bool proxy, struct slice realm,
 	    bool stale);
 void	 auth_settings_cleanup(struct auth_settings *);
@@ -102,5 +112,25 @@ void	 auth_nonce_make(struct slice realm, uint32_t now,
 	    char out[AUTH_NONCE_LEN + 1]);
 int	 auth_nonce_check(struct slice nonce, struct slice realm,
 	    uint32_t now);
+
+/*
+ * The shared state with registrar.backend "redis" (authredis.c): each
+ * thread that checks credentials has its own connection on its loop.
+ */
+struct event_base;
+struct redis_settings;
+int	 auth_share(struct event_base *, const struct redis_settings *,
+	    char *, size_t);
+void	 auth_unshare(void);
+bool	 authredis_here(void);
+/* For authredis.c. */
+enum auth_result auth_check_uncounted(const struct sipmsg *, bool,
+	    struct slice, struct slice *, struct auth_creds *, char *, size_t);
+uint32_t auth_count_lifetime_s(void);
+void	 auth_secret_share(const uint8_t[32]);
+bool	 auth_nonce_ours(const char *);
+enum auth_result auth_count_local(const char *, uint32_t);
+void	 auth_count_seen(const char *, uint32_t, bool);
+void	 auth_result_count(enum auth_result);
 
 #endif

@@ -94,7 +94,9 @@ struct redis {
 	void			*msg_arg;
 };
 
+/* Connections live on several threads' loops (auth: one per worker). */
 static struct redis_stats	S;
+#define S_ADD(f, n)	__atomic_add_fetch(&S.f, (n), __ATOMIC_RELAXED)
 
 static void	redis_connect(struct redis *);
 static void	redis_down(struct redis *, const char *);
@@ -111,7 +113,14 @@ redis_result_name(enum redis_result r)
 void
 redis_stats(struct redis_stats *out)
 {
-	*out = S;
+	unsigned	i;
+
+	for (i = 0; i < REDIS_R_N; i++)
+		out->commands[i] = __atomic_load_n(&S.commands[i],
+		    __ATOMIC_RELAXED);
+	out->reconnects = __atomic_load_n(&S.reconnects, __ATOMIC_RELAXED);
+	out->conns = __atomic_load_n(&S.conns, __ATOMIC_RELAXED);
+	out->up = __atomic_load_n(&S.up, __ATOMIC_RELAXED);
 }
 
 void
@@ -122,6 +131,7 @@ redis_settings_cleanup(struct redis_settings *s)
 	free(s->password);
 	free(s->ca_file);
 	free(s->node_id);
+	free(s->node_uri);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -207,7 +217,7 @@ redis_new(struct event_base *base, const struct redis_settings *set,
 	r->state_arg = state_arg;
 	timer_init(&r->tmo, base, redis_tmo_fire, r);
 	timer_init(&r->retry, base, redis_retry_fire, r);
-	S.conns++;
+	S_ADD(conns, 1);
 	return (r);
 tls_fail:
 	ERR_error_string_n(ERR_get_error(), why, sizeof(why));
@@ -255,18 +265,18 @@ redis_enter(struct redis *r, enum redis_state next)
 	r->state = next;
 	if (next == RS_UP && !was_up) {
 		if (r->ever_up)
-			S.reconnects++;
+			S_ADD(reconnects, 1);
 		r->ever_up = true;
 		r->backoff_ms = 0;
 		r->last_err[0] = '\0';
-		S.up++;
+		S_ADD(up, 1);
 		r->counted_up = true;
 		log_notice("redis %s: up address=%s:%u%s", r->name, r->host,
 		    r->port, r->ssl_ctx ? " tls=yes" : "");
 		if (r->state_fn != NULL)
 			r->state_fn(r->state_arg, true);
 	} else if (was_up && next != RS_UP) {
-		S.up--;
+		S_ADD(up, -1);
 		r->counted_up = false;
 		if (r->state_fn != NULL)
 			r->state_fn(r->state_arg, false);
@@ -316,7 +326,7 @@ redis_fail_all(struct redis *r)
 
 	while ((c = redis_pop(r)) != NULL) {
 		if (c->fn != NULL && !c->internal) {
-			S.commands[REDIS_R_DOWN]++;
+			S_ADD(commands[REDIS_R_DOWN], 1);
 			c->fn(c->arg, REDIS_R_DOWN, NULL);
 		}
 		free(c);
@@ -398,7 +408,7 @@ redis_command(struct redis *r, redis_reply_fn *fn, void *arg, int argc,
 	int	 len;
 
 	if (r == NULL || r->state != RS_UP || r->channel != NULL) {
-		S.commands[REDIS_R_DOWN]++;
+		S_ADD(commands[REDIS_R_DOWN], 1);
 		return (-1);
 	}
 	if ((len = redis_format(argc, argv, argvlen, &cmd)) < 0)
@@ -525,7 +535,7 @@ redis_reply(struct redis *r, redisReply *rep)
 	res = rep->type == REDIS_REPLY_ERROR ? REDIS_R_ERROR : REDIS_R_OK;
 	if (c->fn != NULL) {
 		if (!c->internal)
-			S.commands[res]++;
+			S_ADD(commands[res], 1);
 		c->fn(c->arg, res, rep);
 	}
 	free(c);
@@ -681,7 +691,7 @@ redis_tmo_fire(void *arg)
 		}
 		if (r->rx == c->rx_at_send)
 			dead = true;	/* not a byte since it went out */
-		S.commands[REDIS_R_TIMEOUT]++;
+		S_ADD(commands[REDIS_R_TIMEOUT], 1);
 		c->fn(c->arg, REDIS_R_TIMEOUT, NULL);
 		c->fn = NULL;
 		if (r->state != RS_UP)
@@ -708,8 +718,8 @@ redis_free(struct redis *r)
 	timer_stop(&r->tmo);
 	timer_stop(&r->retry);
 	if (r->counted_up)
-		S.up--;
-	S.conns--;
+		S_ADD(up, -1);
+	S_ADD(conns, -1);
 	r->state = RS_DOWN;
 	r->state_fn = NULL;
 	redis_fail_all(r);

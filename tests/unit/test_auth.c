@@ -278,6 +278,83 @@ START_TEST(auth_nonce_of_another_run)
 }
 END_TEST
 
+/*
+ * The shared secret (registrar.backend redis): nonces made with it carry
+ * the epoch's top bit and its MAC (SipHash-2-4 under HMAC-SHA256(secret,
+ * "osprey nonce")), and check in another run that shares it; those of
+ * the local secret and of a secret replaced are stale there.  Counted
+ * locally (Redis down) only when of this run.
+ */
+START_TEST(auth_nonce_shared_secret)
+{
+	static const uint8_t	 s1[32] = { 7, 7, 7 }, s2[32] = { 8 };
+	char			 local[AUTH_NONCE_LEN + 1];
+	char			 n[AUTH_NONCE_LEN + 1], want[33];
+	char			 mine[AUTH_NONCE_LEN + 1];
+	unsigned char		 msg[12 + 12], md[EVP_MAX_MD_SIZE];
+	uint64_t		 key[4];
+	unsigned		 mdlen, i;
+	uint32_t		 now = (uint32_t)time(NULL);
+
+	auth_nonce_make(S("example.test"), now, local);
+	ck_assert(local[8] < '8');		/* top bit clear: local */
+	ck_assert(auth_nonce_ours(local));
+	ck_assert(!auth_stats()->secret_shared);
+	auth_secret_share(s1);
+	ck_assert(auth_stats()->secret_shared);
+	auth_nonce_make(S("example.test"), now, n);
+	ck_assert(strchr("89abcdef", n[8]) != NULL);	/* top bit set */
+	ck_assert(auth_nonce_ours(n));
+	for (i = 0; i < 12; i++) {
+		char	two[3] = { n[2 * i], n[2 * i + 1], '\0' };
+
+		msg[i] = (unsigned char)strtoul(two, NULL, 16);
+	}
+	memcpy(msg + 12, "example.test", 12);
+	HMAC(EVP_sha256(), s1, 32, (const unsigned char *)"osprey nonce",
+	    12, md, &mdlen);
+	memcpy(key, md, sizeof(key));
+	fmt_hex64(want, hashtab_mac(key, msg, sizeof(msg)));
+	fmt_hex64(want + 16, hashtab_mac(key + 2, msg, sizeof(msg)));
+	ck_assert_str_eq(n + 24, want);
+	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"), now), 0);
+	ck_assert_int_eq(auth_nonce_check(S(local), S("example.test"), now),
+	    0);				/* still checks here */
+
+	/* Another node (run) sharing s1. */
+	auth_shutdown();
+	auth_init((const uint8_t[32]){ 9, 9 });
+	auth_set(&aset, NULL);
+	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"), now), 1);
+	auth_secret_share(s1);
+	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"), now), 0);
+	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"),
+	    now + 301), 1);
+	ck_assert_int_eq(auth_nonce_check(S(local), S("example.test"), now),
+	    1);				/* the other's local secret */
+	ck_assert(!auth_nonce_ours(n));
+	/* Redis down: another node's nonce is stale, ours counted here. */
+	ck_assert_int_eq(auth_count_local(n, 1), AUTH_STALE);
+	auth_nonce_make(S("example.test"), now, mine);
+	ck_assert(auth_nonce_ours(mine));
+	ck_assert_int_eq(auth_count_local(mine, 1), AUTH_OK);
+	ck_assert_int_eq(auth_count_local(mine, 1), AUTH_FAIL);
+	auth_count_seen(mine, 5, false);	/* Redis counted 5 */
+	ck_assert_int_eq(auth_count_local(mine, 5), AUTH_FAIL);
+	ck_assert_int_eq(auth_count_local(mine, 6), AUTH_OK);
+	ck_assert_uint_eq(auth_stats()->nc_local, 5);
+	ck_assert_uint_eq(auth_stats()->nc_shared, 1);
+	/* A MAC under no shared key: stale, not an error. */
+	memcpy(mine, n, sizeof(mine));
+	memset(mine + 24, 'f', 32);
+	ck_assert_int_eq(auth_nonce_check(S(mine), S("example.test"), now),
+	    1);
+	/* The secret replaced (Redis restarted empty): its nonces stale. */
+	auth_secret_share(s2);
+	ck_assert_int_eq(auth_nonce_check(S(n), S("example.test"), now), 1);
+}
+END_TEST
+
 START_TEST(auth_passwords_and_replay)
 {
 	char		n[AUTH_NONCE_LEN + 1], n2[AUTH_NONCE_LEN + 1];
@@ -677,7 +754,7 @@ main(void)
 	tcase_set_timeout(ta, 120);	/* 2^20 nonces, under ASan too */
 	check_add(ta, digest_rfc7616_vectors, digest_matches_openssl,
 	    auth_macs_are_keyed_from_the_secret, auth_nonce_of_another_run,
-	    auth_nonces,
+	    auth_nonces, auth_nonce_shared_secret,
 	    auth_passwords_and_replay, auth_stale_nonce,
 	    auth_challenge_headers, auth_uri_must_match,
 	    auth_old_nonce_loses_its_count, auth_users_file_errors,
