@@ -270,6 +270,22 @@ class Redis:
         stop_wrapped(self.p, getattr(self, "pid", None))
 
 
+def redis_keys(port, pattern, sample=200):
+    """(count of the keys matching pattern, mean MEMORY USAGE of up to
+    sample of them in bytes, None without any), by SCAN."""
+    cursor, n, seen = "0", 0, []
+    while True:
+        cursor, keys = resp(port, "SCAN", cursor, "MATCH", pattern,
+                            "COUNT", 1000)
+        n += len(keys)
+        seen += keys[:max(sample - len(seen), 0)]
+        if cursor == "0":
+            break
+    sizes = [resp(port, "MEMORY", "USAGE", k, "SAMPLES", 0) for k in seen]
+    sizes = [x for x in sizes if x is not None]
+    return n, (sum(sizes) / len(sizes) if sizes else None)
+
+
 def redis_available():
     """None when redis-server can run here, else why not."""
     if not os.access(REDIS, os.X_OK):
