@@ -633,6 +633,9 @@ main(int argc, char **argv)
 		    "authenticated");
 	gw_settings_of(D.conf, &gs);
 	dialog_set_settings(&D.conf->dialog);
+	if (D.conf->dialog.enable && D.conf->dialog.backend ==
+	    DIALOG_BACKEND_REDIS)
+		dialog_share(&D.conf->redis);	/* each worker connects */
 	proxy_init(D.base, &D.tp, proxy_settings_take(&D.conf->proxy),
 	    &D.conf->txn);
 	D.proxy_set = proxy_settings();

@@ -94,7 +94,9 @@ struct redis {
 	void			*msg_arg;
 };
 
-static struct redis_stats	S;
+static struct redis_stats	S;	/* atomic: a client per worker */
+#define S_ADD(f)	__atomic_add_fetch(&S.f, 1, __ATOMIC_RELAXED)
+#define S_SUB(f)	__atomic_sub_fetch(&S.f, 1, __ATOMIC_RELAXED)
 
 static void	redis_connect(struct redis *);
 static void	redis_down(struct redis *, const char *);
@@ -111,7 +113,12 @@ redis_result_name(enum redis_result r)
 void
 redis_stats(struct redis_stats *out)
 {
-	*out = S;
+	__atomic_load(&S.reconnects, &out->reconnects, __ATOMIC_RELAXED);
+	for (int i = 0; i < REDIS_R_N; i++)
+		out->commands[i] = __atomic_load_n(&S.commands[i],
+		    __ATOMIC_RELAXED);
+	out->conns = __atomic_load_n(&S.conns, __ATOMIC_RELAXED);
+	out->up = __atomic_load_n(&S.up, __ATOMIC_RELAXED);
 }
 
 void
@@ -207,7 +214,7 @@ redis_new(struct event_base *base, const struct redis_settings *set,
 	r->state_arg = state_arg;
 	timer_init(&r->tmo, base, redis_tmo_fire, r);
 	timer_init(&r->retry, base, redis_retry_fire, r);
-	S.conns++;
+	S_ADD(conns);
 	return (r);
 tls_fail:
 	ERR_error_string_n(ERR_get_error(), why, sizeof(why));
@@ -255,18 +262,18 @@ redis_enter(struct redis *r, enum redis_state next)
 	r->state = next;
 	if (next == RS_UP && !was_up) {
 		if (r->ever_up)
-			S.reconnects++;
+			S_ADD(reconnects);
 		r->ever_up = true;
 		r->backoff_ms = 0;
 		r->last_err[0] = '\0';
-		S.up++;
+		S_ADD(up);
 		r->counted_up = true;
 		log_notice("redis %s: up address=%s:%u%s", r->name, r->host,
 		    r->port, r->ssl_ctx ? " tls=yes" : "");
 		if (r->state_fn != NULL)
 			r->state_fn(r->state_arg, true);
 	} else if (was_up && next != RS_UP) {
-		S.up--;
+		S_SUB(up);
 		r->counted_up = false;
 		if (r->state_fn != NULL)
 			r->state_fn(r->state_arg, false);
@@ -316,7 +323,7 @@ redis_fail_all(struct redis *r)
 
 	while ((c = redis_pop(r)) != NULL) {
 		if (c->fn != NULL && !c->internal) {
-			S.commands[REDIS_R_DOWN]++;
+			S_ADD(commands[REDIS_R_DOWN]);
 			c->fn(c->arg, REDIS_R_DOWN, NULL);
 		}
 		free(c);
@@ -398,7 +405,7 @@ redis_command(struct redis *r, redis_reply_fn *fn, void *arg, int argc,
 	int	 len;
 
 	if (r == NULL || r->state != RS_UP || r->channel != NULL) {
-		S.commands[REDIS_R_DOWN]++;
+		S_ADD(commands[REDIS_R_DOWN]);
 		return (-1);
 	}
 	if ((len = redis_format(argc, argv, argvlen, &cmd)) < 0)
@@ -525,7 +532,7 @@ redis_reply(struct redis *r, redisReply *rep)
 	res = rep->type == REDIS_REPLY_ERROR ? REDIS_R_ERROR : REDIS_R_OK;
 	if (c->fn != NULL) {
 		if (!c->internal)
-			S.commands[res]++;
+			S_ADD(commands[res]);
 		c->fn(c->arg, res, rep);
 	}
 	free(c);
@@ -681,7 +688,7 @@ redis_tmo_fire(void *arg)
 		}
 		if (r->rx == c->rx_at_send)
 			dead = true;	/* not a byte since it went out */
-		S.commands[REDIS_R_TIMEOUT]++;
+		S_ADD(commands[REDIS_R_TIMEOUT]);
 		c->fn(c->arg, REDIS_R_TIMEOUT, NULL);
 		c->fn = NULL;
 		if (r->state != RS_UP)
@@ -708,8 +715,8 @@ redis_free(struct redis *r)
 	timer_stop(&r->tmo);
 	timer_stop(&r->retry);
 	if (r->counted_up)
-		S.up--;
-	S.conns--;
+		S_SUB(up);
+	S_SUB(conns);
 	r->state = RS_DOWN;
 	r->state_fn = NULL;
 	redis_fail_all(r);
