@@ -313,6 +313,9 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 		restart_needed(&notes, "redis");
 	if (!str_same(nc->dialog_database, D.run_dialog_db))
 		restart_needed(&notes, "dialog.database");
+	if ((nc->dialog.enable && nc->dialog.backend ==
+	    DIALOG_BACKEND_REDIS) != dialog_shared())
+		restart_needed(&notes, "dialog.backend");
 	if (workers_of(nc) != D.workers)
 		restart_needed(&notes, "workers");
 	if (nc->dialog.enable != dialog_enabled()) {

@@ -1727,9 +1727,9 @@ check_dialog(struct ctx *c, const config_setting_t *g, void *obj)
 
 static const struct key dialog_keys[] = {
 	BOOL("enable", struct conf, dialog.enable, true),
-	ENUM("backend", struct conf, dialog.backend, dialog_backend_names),
 	FN("database", struct conf, dialog_database, parse_database,
 	    print_str),
+	ENUM("backend", struct conf, dialog.backend, dialog_backend_names),
 	END
 };
 
