@@ -34,7 +34,7 @@ static _Thread_local struct {
 	struct redis		*cmd;
 	struct redis		*sub;
 	struct dlgr_hooks	 hooks;
-	bool			 was_up;	/* up once: a return republishes */
+	bool			 was_up;	/* a return republishes */
 } W;
 
 /* A fetch under way. */
