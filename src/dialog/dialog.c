@@ -2209,7 +2209,7 @@ dialog_fetch_reply(void *arg, const void *rec, size_t len)
 		d->shared = true;	/* this node ends it now */
 		CNT_ADD(adopted, 1);
 		log_info("dialog %s: adopted from redis", STR(d, DS_CALLID));
-	} else if (rec != NULL)
+	} else if (rec != NULL && drec_check(rec, len) == NULL)
 		log_warnx("dialog " SLICE_FMT ": the record in redis is not "
 		    "one of ours", SLICE_ARG(f->key_callid));
 	dfetch_done(f, true);
