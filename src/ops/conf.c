@@ -1417,6 +1417,46 @@ parse_secret(struct ctx *c, const config_setting_t *s,
 
 static key_parse	parse_file;
 
+/*
+ * redis.node_uri: a SIP URI of this node's own (sip: or sips:, a host, no
+ * user part, no headers), which the other nodes put in the Route of a
+ * call to a phone this node holds.
+ */
+static int
+valid_node_uri(const char *v, char *msg, size_t len)
+{
+	struct sipuri	u;
+	struct slice	tr;
+	enum tp_proto	proto;
+
+	if (sipuri_parse((struct slice){ v, strlen(v) }, &u) == -1 ||
+	    !sipuri_printable((struct slice){ v, strlen(v) }) ||
+	    u.host.len == 0 || u.headers.len > 0 ||
+	    strchr(v, ',') != NULL || strchr(v, '>') != NULL) {
+		snprintf(msg, len, "\"%s\" is not a SIP URI", v);
+		return (-1);
+	}
+	if (!(u.scheme.len == 3 && strncasecmp(u.scheme.p, "sip", 3) == 0) &&
+	    !(u.scheme.len == 4 && strncasecmp(u.scheme.p, "sips", 4) == 0)) {
+		snprintf(msg, len, "\"%s\": not a sip: or sips: URI", v);
+		return (-1);
+	}
+	if (u.user.len > 0) {
+		snprintf(msg, len, "\"%s\": no user part (the node puts its "
+		    "flow token there)", v);
+		return (-1);
+	}
+	if (sipuri_param(&u, "transport", &tr) && tp_proto_parse(tr,
+	    &proto) == -1) {
+		snprintf(msg, len, "\"%s\": unknown transport", v);
+		return (-1);
+	}
+	return (0);
+}
+
+static const char *const via_node_names[] = { "auto", "always", "never",
+    NULL };
+
 /* redis: the Redis the nodes share (registrar.backend = "redis"). */
 static const struct key redis_keys[] = {
 	{ .name = "address", .type = K_STR, FLD(struct conf, redis.address),
@@ -1430,6 +1470,9 @@ static const struct key redis_keys[] = {
 	INT("timeout", struct conf, redis.timeout_ms, 1, 60000, 1000),
 	{ .name = "node_id", .type = K_STR, FLD(struct conf, redis.node_id),
 	    .empty_null = true },
+	{ .name = "node_uri", .type = K_STR, FLD(struct conf, redis.node_uri),
+	    .empty_null = true, .valid = valid_node_uri },
+	ENUM("via_node", struct conf, redis.via_node, via_node_names),
 	END
 };
 
@@ -1971,6 +2014,45 @@ conf_check_shadows(struct conf *cf)
 	free(names.v);
 }
 
+/*
+ * redis.node_uri when the file names none: the first listen address (not
+ * a WebSocket one), with its transport.  A wildcard address names no
+ * host another node could reach: then it must be given (if bindings are
+ * reached through nodes).
+ */
+static int
+conf_node_uri(struct conf *cf, const char *path, char *err, size_t errlen)
+{
+	const struct conf_listen	*l = NULL;
+	struct in6_addr			 a6;
+	char				 uri[128];
+	unsigned			 i;
+	bool				 v6;
+
+	if (cf->redis.address == NULL || cf->redis.node_uri != NULL)
+		return (0);
+	for (i = 0; i < cf->nlisten && l == NULL; i++)
+		if (strncmp(cf->listen[i].transport, "ws", 2) != 0)
+			l = &cf->listen[i];
+	if (l == NULL)
+		return (0);
+	v6 = inet_pton(AF_INET6, l->address, &a6) == 1;
+	if (strcmp(l->address, "0.0.0.0") == 0 || (v6 &&
+	    IN6_IS_ADDR_UNSPECIFIED(&a6))) {
+		if (cf->reg.backend != REG_BACKEND_REDIS ||
+		    cf->redis.via_node == REDIS_VIA_NEVER)
+			return (0);
+		snprintf(err, errlen, "%s:%d: redis.node_uri: needed, the "
+		    "first listen address (%s) is a wildcard the other nodes "
+		    "cannot reach", path, l->line, l->address);
+		return (-1);
+	}
+	snprintf(uri, sizeof(uri), "sip:%s%s%s:%u;transport=%s", v6 ? "[" :
+	    "", l->address, v6 ? "]" : "", l->port, l->transport);
+	cf->redis.node_uri = xstrdup(uri);
+	return (0);
+}
+
 int
 conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 {
@@ -2008,6 +2090,8 @@ conf_load(const char *path, struct conf *cf, char *err, size_t errlen)
 			    cf->listen[i].line, cf->listen[i].transport);
 			goto fail;
 		}
+	if (conf_node_uri(cf, path, err, errlen) == -1)
+		goto fail;
 	cf->path = xstrdup(path);
 	conf_check_shadows(cf);
 	rc = 0;

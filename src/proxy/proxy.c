@@ -421,7 +421,8 @@ proxy_decide_dest(struct hop *hop, const struct sipuri *u, bool side)
 	if (hop->code != 0)
 		return (hop->d = DEC_REJECT);
 	if (via >= 0 && flow->len != 0) {
-		if (!tp_conn_alive(P.tp, flow)) {
+		/* A path token's UDP flow: a NAT's address, no connection. */
+		if (flow->proto != TP_UDP && !tp_conn_alive(P.tp, flow)) {
 			hop->code = 430;
 			snprintf(hop->err, sizeof(hop->err), "Flow Failed");
 			return (hop->d = DEC_REJECT);
@@ -480,6 +481,9 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 		hop->code = rc;
 		return (hop->d = DEC_REJECT);
 	}
+	/* Another node's call for a phone we hold (a path token of ours). */
+	hop->path = (hop->side_flow.flags & PROXY_ADDR_PATH) != 0;
+	hop->side_flow.flags &= (uint8_t)~PROXY_ADDR_PATH;
 	/*
 	 * Back through our Record-Route, in a dialog (To tag) and stamped for
 	 * this Call-ID; without authentication, popped at all.  A stamp
@@ -507,7 +511,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	ours = proxy_ctx_domain(u.host, u.port, &hop->domain);
 	if (popped && !ours) {
 		/* In dialog, through our Record-Route: to the R-URI. */
-		hop->foreign = !hop->dialog;
+		hop->foreign = !hop->dialog && !hop->path;
 		return (proxy_decide_dest(hop, &u, true));
 	}
 	/* 10.2 wants no user in a REGISTER's R-URI; some send one anyway. */
@@ -555,9 +559,12 @@ proxy_authorize(const struct sipmsg *m, struct tp_sock *sock,
 	struct buf		 ch;
 	enum auth_result	 res;
 
-	/* In a dialog and to its remote target (not to a route of ours). */
-	if ((hop->dialog && hop->d == DEC_HOP) || m->method == SM_ACK ||
-	    m->method == SM_CANCEL)
+	/*
+	 * In a dialog and to its remote target (not to a route of ours); or
+	 * another node's, to a phone of ours along the route we gave it.
+	 */
+	if (((hop->dialog || hop->path) && hop->d == DEC_HOP) ||
+	    m->method == SM_ACK || m->method == SM_CANCEL)
 		return (0);
 	if (!auth_enabled()) {
 		if (hop->foreign && !P.cur->relay) {

@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "dialog.h"
 #include "hashtab.h"
+#include "locredis.h"
 #include "log.h"
 #include "proxy_int.h"
 #include "shard.h"
@@ -426,7 +427,12 @@ proxy_ctx_flow_token(const struct tp_addr *a, char *out, size_t len)
 	fmt_hex64(out + o, hashtab_mac(P.bkey, raw, n));
 }
 
-/* The connection a flow token of ours names; false: not one of ours. */
+/*
+ * The connection a flow token of ours names; false: not one of ours.  A
+ * path token (registrar.backend "redis": another node's route to a phone
+ * this node holds) names a flow too, UDP included, flagged
+ * PROXY_ADDR_PATH.
+ */
 bool
 proxy_ctx_flow_parse(struct slice tok, struct tp_addr *a)
 {
@@ -436,6 +442,12 @@ proxy_ctx_flow_parse(struct slice tok, struct tp_addr *a)
 	struct sockaddr_in	*s4 = (struct sockaddr_in *)&a->ss;
 	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)&a->ss;
 
+	if (tok.len > 0 && tok.p[0] == 'p') {
+		if (!locredis_active() || !locredis_token_parse(tok, a))
+			return (false);
+		a->flags |= PROXY_ADDR_PATH;
+		return (true);
+	}
 	if (tok.len < 1 + 2 * 8 + 16 || tok.p[0] != 'f' ||
 	    (tok.len - 17) % 2 != 0 || (n = (tok.len - 17) / 2) > sizeof(raw))
 		return (false);

@@ -189,6 +189,9 @@ void	 proxy_ctx_branch(const char *, char *, size_t);
 bool	 proxy_ctx_trusted(const struct tp_addr *);
 void	 proxy_ctx_flow_token(const struct tp_addr *, char *, size_t);
 bool	 proxy_ctx_flow_parse(struct slice, struct tp_addr *);
+
+/* tp_addr.flags of a flow named by a path token (locredis_token()). */
+#define PROXY_ADDR_PATH	0x80
 bool	 proxy_ctx_branch_ours(struct slice, struct slice, struct dest *);
 void	 proxy_ctx_sl_tag(const struct sipmsg *, char *, size_t);
 bool	 proxy_ctx_sl_tag_ours(struct slice);
@@ -293,6 +296,8 @@ struct hop {
 	int		 ru_rc;		/* 0 not parsed, 1 good, -1 bad */
 	int		 side_proto;	/* our last Route's transport, -1 */
 	struct tp_addr	 side_flow;	/* and its flow (len 0: none) */
+	bool		 path;		/* that flow from a path token: a
+					   node's call for a phone we hold */
 };
 
 int	 proxy_routes(const struct sipmsg *, struct slice *, unsigned *,

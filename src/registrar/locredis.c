@@ -18,9 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ctype.h>
+
 #include <hiredis.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "auth.h"
 #include "location.h"
 #include "locredis.h"
 #include "log.h"
@@ -65,7 +69,7 @@ static const char LOCREDIS_SCRIPT[] =
     "end\n"
     "return out\n";
 
-#define LOCREDIS_FIELDS	13	/* lines in a value */
+#define LOCREDIS_FIELDS	14	/* lines in a value (version 1: 13) */
 #define LOCREDIS_ARGS	(9 + 2 * REG_MAX_VALUES)
 
 static struct {
@@ -80,6 +84,8 @@ static struct {
 	bool		 scan_done;
 	bool		 load_again;	/* asked for while one ran */
 	struct redis_settings run;	/* what it started with (owned) */
+	char		 uri_head[8];	/* node_uri's "sip:" */
+	const char	*uri_tail;	/* and the rest, in run.node_uri */
 	char		 sha[41];	/* SHA-1 of the script, hex */
 	bool		 script_loaded;	/* SCRIPT LOAD answered: EVALSHA */
 	bool		 checked;	/* this connection's Redis checked
@@ -151,9 +157,10 @@ add_line(struct buf *b, struct slice s)
 }
 
 /*
- * "1\nEXPIRES_MS\nNODE\nRECEIVED\nLOCAL\nREG_ID\nCSEQ\nQ\nCONTACT\n
- * INSTANCE\nPATH\nCALLID\nUSER_AGENT": the version first, the expiry
- * second (the script reads it), no final newline.
+ * "2\nEXPIRES_MS\nNODE\nRECEIVED\nLOCAL\nREG_ID\nCSEQ\nQ\nCONTACT\n
+ * INSTANCE\nPATH\nCALLID\nUSER_AGENT\nROUTE": the version first, the
+ * expiry second (the script reads it), no final newline.  Version 1 had
+ * no ROUTE (read as none).
  */
 void
 locredis_encode(const struct locredis_row *r, struct buf *b)
@@ -168,6 +175,7 @@ locredis_encode(const struct locredis_row *r, struct buf *b)
 	add_line(b, r->path);
 	add_line(b, r->callid);
 	add_line(b, r->user_agent);
+	add_line(b, r->route);
 	b->len--;	/* the last newline */
 	b->p[b->len] = '\0';
 }
@@ -207,8 +215,8 @@ locredis_decode(const char *v, size_t len, struct locredis_row *r)
 			f[k++] = (struct slice){ v + from, i - from };
 			from = i + 1;
 		}
-	if (k != LOCREDIS_FIELDS || f[0].len != 1 ||
-	    f[0].p[0] != LOCREDIS_VERSION)
+	if (f[0].len != 1 || !((f[0].p[0] == '1' && k == 13) ||
+	    (f[0].p[0] == LOCREDIS_VERSION && k == LOCREDIS_FIELDS)))
 		return (-1);
 	if (num(f[1], INT64_MAX, &n[0]) == -1 || num(f[5], UINT32_MAX,
 	    &n[1]) == -1 || num(f[6], UINT32_MAX, &n[2]) == -1 ||
@@ -227,6 +235,8 @@ locredis_decode(const char *v, size_t len, struct locredis_row *r)
 	r->path = f[10];
 	r->callid = f[11];
 	r->user_agent = f[12];
+	if (k > 13)
+		r->route = f[13];
 	return (0);
 }
 
@@ -234,6 +244,120 @@ static struct slice
 sl(const char *s)
 {
 	return ((struct slice){ s, s ? strlen(s) : 0 });
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+/*
+ * The MAC of a path token: auth_stamp() of "path " and the fields in hex.
+ * A Call-ID (the stamp's other input) holds no space, so no stamp made
+ * for a request can pass for one of these.
+ */
+static void
+token_mac(const char *hex, size_t n, char mac[17])
+{
+	char	in[5 + 2 * 24];
+
+	memcpy(in, "path ", 5);
+	memcpy(in + 5, hex, n);
+	auth_stamp((struct slice){ in, 5 + n }, mac);
+}
+
+/*
+ * A path token: the user part of this node's route to a binding it holds
+ * (another node's call for it comes through here).  "p", the fields in hex
+ * (transport, address, port of the phone's flow: its connection, or the
+ * NAT's address for UDP), 16 hex digits of MAC.
+ */
+void
+locredis_token(const struct tp_addr *a, char *out, size_t len)
+{
+	uint8_t		raw[24];
+	uint16_t	port = tp_addr_port(a);
+	size_t		n = 0, i;
+	char		mac[17];
+
+	raw[n++] = a->proto;
+	n += tp_addr_key(a, raw + n);
+	raw[n++] = (uint8_t)(port >> 8);
+	raw[n++] = (uint8_t)port;
+	if (len < 2 * n + 18) {
+		*out = '\0';
+		return;
+	}
+	out[0] = 'p';
+	for (i = 0; i < n; i++) {
+		out[1 + 2 * i] = HEX[raw[i] >> 4];
+		out[2 + 2 * i] = HEX[raw[i] & 0xf];
+	}
+	token_mac(out + 1, 2 * n, mac);
+	memcpy(out + 1 + 2 * n, mac, 17);
+}
+
+/* The flow a path token of this node names; false: not one it made. */
+bool
+locredis_token_parse(struct slice tok, struct tp_addr *a)
+{
+	uint8_t			 raw[24];
+	char			 mac[17];
+	size_t			 n, i;
+	struct sockaddr_in	*s4 = (struct sockaddr_in *)&a->ss;
+	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)&a->ss;
+
+	if (tok.len < 1 + 2 * 8 + 16 || tok.p[0] != 'p' ||
+	    (tok.len - 17) % 2 != 0 || (n = (tok.len - 17) / 2) > sizeof(raw))
+		return (false);
+	for (i = 0; i < 2 * n; i++)
+		if (!isxdigit((unsigned char)tok.p[1 + i]) ||
+		    isupper((unsigned char)tok.p[1 + i]))
+			return (false);
+	token_mac(tok.p + 1, 2 * n, mac);
+	if (CRYPTO_memcmp(mac, tok.p + 1 + 2 * n, 16) != 0)
+		return (false);
+	for (i = 0; i < n; i++)
+		raw[i] = (uint8_t)((strchr(HEX, tok.p[1 + 2 * i]) - HEX) << 4 |
+		    (strchr(HEX, tok.p[2 + 2 * i]) - HEX));
+	memset(a, 0, sizeof(*a));
+	if (raw[0] >= TP_NPROTO)
+		return (false);
+	a->proto = raw[0];
+	a->flags = raw[0] == TP_UDP ? 0 : TP_ADDR_FLOW;
+	if (raw[1] == AF_INET && n == 1 + 5 + 2) {
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, raw + 2, 4);
+		s4->sin_port = htons((uint16_t)(raw[6] << 8 | raw[7]));
+		a->len = sizeof(*s4);
+	} else if (raw[1] == AF_INET6 && n == 1 + 17 + 2) {
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, raw + 2, 16);
+		s6->sin6_port = htons((uint16_t)(raw[18] << 8 | raw[19]));
+		a->len = sizeof(*s6);
+	} else
+		return (false);
+	return (true);
+}
+
+/*
+ * How the other nodes reach a binding this node takes (received from
+ * addr, behind a NAT or not): through this node, a Route
+ * "<sip:TOKEN@NODE_URI-host...;lr>" into out (a connection only this
+ * node holds, a NAT pinhole only this node's address may use), or out
+ * empty: straight to it (redis.via_node).
+ */
+static void
+node_route(const struct tp_addr *addr, bool nat, struct buf *out)
+{
+	char	tok[64];
+
+	if (LR.uri_tail == NULL || LR.run.via_node == REDIS_VIA_NEVER ||
+	    (LR.run.via_node == REDIS_VIA_AUTO && addr->proto == TP_UDP &&
+	    !nat))
+		return;
+	locredis_token(addr, tok, sizeof(tok));
+	if (tok[0] == '\0')
+		return;
+	buf_addf(out, "<%s%s@%s%s>", LR.uri_head, tok, LR.uri_tail,
+	    strstr(LR.uri_tail, ";lr") != NULL ? "" : ";lr");
 }
 
 /*
@@ -246,6 +370,7 @@ lr_replace(struct slice aor, const redisReply *rep)
 	struct binding_info	*bis;
 	struct tp_addr		*addrs;
 	char			**locals;
+	struct buf		*paths;
 	struct locredis_row	 row;
 	int64_t			 now = wall_ms();
 	unsigned		 n = 0, i, bad = 0;
@@ -256,6 +381,7 @@ lr_replace(struct slice aor, const redisReply *rep)
 	bis = xcalloc(rep->elements / 2 + 1, sizeof(*bis));
 	addrs = xcalloc(rep->elements / 2 + 1, sizeof(*addrs));
 	locals = xcalloc(rep->elements / 2 + 1, sizeof(*locals));
+	paths = xcalloc(rep->elements / 2 + 1, sizeof(*paths));
 	for (i = 0; i + 1 < rep->elements; i += 2) {
 		const redisReply	*v = rep->element[i + 1];
 		struct binding_info	*bi = &bis[n];
@@ -290,9 +416,26 @@ lr_replace(struct slice aor, const redisReply *rep)
 		bi->received = &addrs[n];
 		bi->local = locals[n];
 		bi->nat = location_nat(bi->contact, &addrs[n]);
-		/* Ours (NULL) when this node took it, even before a restart. */
-		if (!slice_eq(row.node, LR.node))
+		/*
+		 * Ours (NULL) when this node took it, even before a restart.
+		 * Another's, with a route through that node: the route
+		 * first, then the Path the phone registered with.
+		 */
+		if (!slice_eq(row.node, LR.node)) {
 			bi->node = row.node;
+			if (row.route.len > 0) {
+				buf_init(&paths[n], row.route.len +
+				    row.path.len + 2);
+				buf_add(&paths[n], row.route.p, row.route.len);
+				if (row.path.len > 0) {
+					buf_add(&paths[n], ",", 1);
+					buf_add(&paths[n], row.path.p,
+					    row.path.len);
+				}
+				bi->path = (struct slice){ paths[n].p,
+				    paths[n].len };
+			}
+		}
 		n++;
 	}
 	if (bad > 0)
@@ -301,8 +444,12 @@ lr_replace(struct slice aor, const redisReply *rep)
 	location_write_lock();
 	location_replace(aor, bis, n, LR.gen);
 	location_unlock();
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		free(locals[i]);
+		if (paths[i].p != NULL)
+			buf_cleanup(&paths[i]);
+	}
+	free(paths);
 	free(locals);
 	free(addrs);
 	free(bis);
@@ -477,7 +624,7 @@ locredis_write(struct slice aor, const struct reg_plan *p,
 	for (i = 0; i < p->n; i++) {
 		const struct binding_info	*bi = &p->c[i].bi;
 		struct locredis_row		 r;
-		struct buf			*v;
+		struct buf			*v, rt;
 
 		if (p->c[i].remove)
 			continue;
@@ -496,7 +643,11 @@ locredis_write(struct slice aor, const struct reg_plan *p,
 		r.reg_id = bi->reg_id;
 		r.cseq = bi->cseq;
 		r.q = bi->q;
+		buf_init(&rt, 128);
+		node_route(bi->received, bi->nat, &rt);
+		r.route = (struct slice){ rt.p, rt.len };
 		locredis_encode(&r, v);
+		buf_cleanup(&rt);
 		cmd_arg(&c, v->p, v->len);
 	}
 	rc = cmd_send(&c, aor, fn, arg);
@@ -548,7 +699,7 @@ repub_one(void *arg, const struct binding *b)
 {
 	struct lr_repub		*rp = arg;
 	struct locredis_row	 r;
-	struct buf		*v;
+	struct buf		*v, rt;
 	char			 recv[TP_NAME_LEN];
 	uint64_t		 mono = timer_now_ms();
 
@@ -576,7 +727,11 @@ repub_one(void *arg, const struct binding *b)
 	r.reg_id = b->reg_id;
 	r.cseq = b->cseq;
 	r.q = b->q;
+	buf_init(&rt, 128);
+	node_route(&b->received, b->nat, &rt);
+	r.route = (struct slice){ rt.p, rt.len };
 	locredis_encode(&r, v);
+	buf_cleanup(&rt);
 	cmd_arg(&rp->c, v->p, v->len);
 	rp->bindings++;
 }
@@ -853,6 +1008,7 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 {
 	unsigned char	digest[SHA_DIGEST_LENGTH];
 	char		host[128];
+	const char	*p;
 	int		i;
 
 	LR.run.address = xstrdup(set->address);
@@ -860,8 +1016,17 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 	LR.run.password = set->password ? xstrdup(set->password) : NULL;
 	LR.run.ca_file = set->ca_file ? xstrdup(set->ca_file) : NULL;
 	LR.run.node_id = set->node_id ? xstrdup(set->node_id) : NULL;
+	LR.run.node_uri = set->node_uri ? xstrdup(set->node_uri) : NULL;
+	LR.run.via_node = set->via_node;
 	LR.run.tls = set->tls;
 	LR.run.timeout_ms = set->timeout_ms;
+	if (LR.run.node_uri != NULL && (p = strchr(LR.run.node_uri, ':')) !=
+	    NULL && (size_t)(p - LR.run.node_uri) < sizeof(LR.uri_head) - 1) {
+		memcpy(LR.uri_head, LR.run.node_uri, (size_t)(p -
+		    LR.run.node_uri) + 1);
+		LR.uri_head[p - LR.run.node_uri + 1] = '\0';
+		LR.uri_tail = p + 1;
+	}
 	if (set->node_id != NULL)
 		snprintf(LR.node, sizeof(LR.node), "%s", set->node_id);
 	else if (gethostname(host, sizeof(host)) == 0) {
@@ -883,8 +1048,9 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 		return (-1);
 	}
 	redis_subscribe(LR.sub, LOCREDIS_CHANNEL, lr_message, NULL);
-	log_notice("registrar: location on redis address=%s node=%s",
-	    set->address, LR.node);
+	log_notice("registrar: location on redis address=%s node=%s "
+	    "node_uri=%s", set->address, LR.node, LR.uri_tail != NULL ?
+	    LR.run.node_uri : "-");
 	redis_start(LR.cmd);
 	redis_start(LR.sub);
 	return (0);
@@ -912,6 +1078,8 @@ locredis_same(const struct redis_settings *set)
 	return (LR.cmd == NULL || (same_str(set->address, LR.run.address) &&
 	    same_str(set->user, LR.run.user) && same_str(set->password,
 	    LR.run.password) && same_str(set->ca_file, LR.run.ca_file) &&
-	    same_str(set->node_id, LR.run.node_id) && set->tls ==
+	    same_str(set->node_id, LR.run.node_id) && same_str(set->node_uri,
+	    LR.run.node_uri) && set->via_node == LR.run.via_node &&
+	    set->tls ==
 	    LR.run.tls && set->timeout_ms == LR.run.timeout_ms));
 }

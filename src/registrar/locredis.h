@@ -10,6 +10,7 @@
 struct binding;
 struct event_base;
 struct reg_plan;
+struct tp_addr;
 
 /*
  * The location service shared by several nodes through Redis
@@ -24,7 +25,7 @@ struct reg_plan;
 
 #define LOCREDIS_PREFIX		"osprey:loc:"
 #define LOCREDIS_CHANNEL	"osprey:loc"
-#define LOCREDIS_VERSION	'1'
+#define LOCREDIS_VERSION	'2'	/* '1': without ROUTE, still read */
 
 /* One binding as stored in its field's value; slices borrowed. */
 struct locredis_row {
@@ -36,6 +37,8 @@ struct locredis_row {
 	struct slice	 received;	/* "ip:port", "tcp:ip:port" */
 	struct slice	 local;
 	struct slice	 node;
+	struct slice	 route;		/* "<sip:TOKEN@node;lr>" through the
+					   node that took it, len 0: direct */
 	int64_t		 expires_ms;	/* wall clock, Unix ms */
 	uint32_t	 reg_id;
 	uint32_t	 cseq;
@@ -54,6 +57,8 @@ const char *locredis_node(void);
 int	 locredis_write(struct slice, const struct reg_plan *,
 	     locredis_done_fn *, void *);
 void	 locredis_forget(const struct binding *);
+void	 locredis_token(const struct tp_addr *, char *, size_t);
+bool	 locredis_token_parse(struct slice, struct tp_addr *);
 
 /* The format, exposed for the unit tests. */
 void	 locredis_field(struct slice instance, uint32_t reg_id,

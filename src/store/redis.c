@@ -129,6 +129,7 @@ redis_settings_cleanup(struct redis_settings *s)
 	free(s->password);
 	free(s->ca_file);
 	free(s->node_id);
+	free(s->node_uri);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -24,7 +24,13 @@ struct redis_settings {
 	char		*ca_file;	/* owned: NULL: the system's */
 	uint32_t	 timeout_ms;	/* every command, and connecting */
 	char		*node_id;	/* owned: NULL: the host name */
+	char		*node_uri;	/* owned: how other nodes reach this
+					   one (registrar's, not used here) */
+	int		 via_node;	/* REDIS_VIA_*: which bindings are
+					   reached through their node */
 };
+
+enum { REDIS_VIA_AUTO, REDIS_VIA_ALWAYS, REDIS_VIA_NEVER };
 
 enum redis_result {
 	REDIS_R_OK,		/* a reply (not an error reply) */

@@ -285,7 +285,7 @@ def test_register_on_a_call_through_b(cluster):
     field, value = h
     assert field == "c:" + alice.contact_uri, h
     lines = value.split("\n")
-    assert lines[0] == "1" and lines[2] == "A", value
+    assert lines[0] == "2" and lines[2] == "A", value
     assert abs(int(lines[1]) / 1000 - time.time() - 600) < 5, value
     ttl = c.redis.cmd("PTTL", KEY % "alice")
     assert 590000 < ttl <= 600000, ttl

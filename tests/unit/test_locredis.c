@@ -8,9 +8,11 @@
 #include <check.h>
 
 #include "check_util.h"
+#include "auth.h"
 #include "buf.h"
 #include "locredis.h"
 #include "redis.h"
+#include "tp.h"
 
 static struct locredis_row
 full_row(void)
@@ -26,6 +28,7 @@ full_row(void)
 	r.received = S("tcp:192.0.2.7:40123");
 	r.local = S("tcp:127.0.0.2:5060");
 	r.node = S("node-a");
+	r.route = S("<sip:p0102@127.0.0.2:5060;transport=udp;lr>");
 	r.expires_ms = 1765000000123LL;
 	r.reg_id = 2;
 	r.cseq = 314159;
@@ -50,6 +53,8 @@ START_TEST(round_trip)
 	ck_assert_slice_eq(d.received, "tcp:192.0.2.7:40123");
 	ck_assert_slice_eq(d.local, "tcp:127.0.0.2:5060");
 	ck_assert_slice_eq(d.node, "node-a");
+	ck_assert_slice_eq(d.route,
+	    "<sip:p0102@127.0.0.2:5060;transport=udp;lr>");
 	ck_assert(d.expires_ms == 1765000000123LL);
 	ck_assert_uint_eq(d.reg_id, 2);
 	ck_assert_uint_eq(d.cseq, 314159);
@@ -66,7 +71,7 @@ START_TEST(expiry_second)
 
 	buf_init(&b, 64);
 	locredis_encode(&r, &b);
-	ck_assert_msg(strncmp(b.p, "1\n1765000000123\nnode-a\n", 23) == 0,
+	ck_assert_msg(strncmp(b.p, "2\n1765000000123\nnode-a\n", 23) == 0,
 	    "value starts \"%.30s\"", b.p);
 	ck_assert(b.p[b.len - 1] != '\n');
 	buf_cleanup(&b);
@@ -82,6 +87,7 @@ START_TEST(empty_and_folded)
 	r.instance = S("");
 	r.path = S("");
 	r.local = S("");
+	r.route = S("");
 	r.user_agent = S("Phone\r\n 2.0");
 	buf_init(&b, 64);
 	locredis_encode(&r, &b);
@@ -89,6 +95,7 @@ START_TEST(empty_and_folded)
 	ck_assert_uint_eq(d.instance.len, 0);
 	ck_assert_uint_eq(d.path.len, 0);
 	ck_assert_uint_eq(d.local.len, 0);
+	ck_assert_uint_eq(d.route.len, 0);
 	ck_assert_slice_eq(d.user_agent, "Phone   2.0");
 	ck_assert_slice_eq(d.callid, "a84b4c76e66710@pc33");
 	buf_cleanup(&b);
@@ -107,13 +114,21 @@ START_TEST(decode_refuses)
 		"1\n1\nn\n1.2.3.4:5\n\n0\n1\n1000\nsip:a@b\n\n\n",
 		"1\n1\nn\n1.2.3.4:5\n\n0\n1\n1000\nsip:a@b\n\n\n\n\n",
 		"1\n1\nn\n1.2.3.4:5\n\n4294967296\n1\n1000\nsip:a@b\n\n\n\n",
+		"2\n1\nn\n1.2.3.4:5\n\n0\n1\n1000\nsip:a@b\n\n\n\n\n\n",
+		"3\n1\nn\n1.2.3.4:5\n\n0\n1\n1000\nsip:a@b\n\n\n\n\n",
 	};
 	static const char	good[] =
 	    "1\n1\nn\n1.2.3.4:5\n\n0\n1\n1000\nsip:a@b\n\n\n\n";
 	struct locredis_row	d;
 	size_t			i;
 
+	static const char	good2[] =
+	    "2\n1\nn\n1.2.3.4:5\n\n0\n1\n1000\nsip:a@b\n\n\n\n\n<sip:x;lr>";
+
 	ck_assert_int_eq(locredis_decode(good, strlen(good), &d), 0);
+	ck_assert_uint_eq(d.route.len, 0);	/* version 1: no route */
+	ck_assert_int_eq(locredis_decode(good2, strlen(good2), &d), 0);
+	ck_assert_slice_eq(d.route, "<sip:x;lr>");
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_msg(locredis_decode(bad[i], strlen(bad[i]), &d) ==
 		    -1, "bad[%zu] decoded", i);
@@ -180,6 +195,45 @@ START_TEST(address_parse)
 }
 END_TEST
 
+/* A path token names the flow, under a MAC: a changed byte is refused. */
+START_TEST(path_token)
+{
+	static const uint8_t	secret[32] = { 1, 2, 3 };
+	struct tp_addr		a, b;
+	char			tok[64], bad[64];
+	size_t			i, n;
+
+	auth_init(secret);
+	ck_assert_int_eq(tp_addr_parse("tcp:192.0.2.7:40123", &a), 0);
+	locredis_token(&a, tok, sizeof(tok));
+	ck_assert(tok[0] == 'p');
+	ck_assert(locredis_token_parse(S(tok), &b));
+	ck_assert_uint_eq(b.proto, TP_TCP);
+	ck_assert_uint_eq(b.flags, TP_ADDR_FLOW);
+	ck_assert(tp_addr_eq(&a, &b));
+	n = strlen(tok);
+	for (i = 0; i < n; i++) {
+		memcpy(bad, tok, n + 1);
+		bad[i] = bad[i] == '0' ? '1' : '0';
+		ck_assert_msg(!locredis_token_parse(S(bad), &b),
+		    "byte %zu changed, still taken", i);
+	}
+	ck_assert(!locredis_token_parse(S("p"), &b));
+	/* UDP (a NAT's address): a flow too, no connection. */
+	ck_assert_int_eq(tp_addr_parse("[2001:db8::1]:5062", &a), 0);
+	locredis_token(&a, tok, sizeof(tok));
+	ck_assert(locredis_token_parse(S(tok), &b));
+	ck_assert_uint_eq(b.proto, TP_UDP);
+	ck_assert_uint_eq(b.flags, 0);
+	ck_assert(tp_addr_eq(&a, &b));
+	/* Under another secret (another node): not ours. */
+	auth_shutdown();
+	auth_init((const uint8_t[32]){ 9 });
+	ck_assert(!locredis_token_parse(S(tok), &b));
+	auth_shutdown();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -187,6 +241,6 @@ main(void)
 
 	check_add(tc, round_trip, expiry_second, empty_and_folded,
 	    decode_refuses, field_names, backoff_doubles_capped,
-	    address_parse);
+	    address_parse, path_token);
 	return (check_run("locredis"));
 }
