@@ -271,3 +271,21 @@ def test_redis_down_calls_work_locally(pair):
     p.bye_routes(second, "A")
     wait_for(lambda: p.keys(second) == [], 3, "the dialog stayed in Redis")
     assert len(records(p.cdr["A"], 2)) == 2
+
+
+def test_graceful_stop_leaves_the_dialog_to_b(pair):
+    """A stopped cleanly (SIGTERM) with a call up writes no record for it
+    and leaves it in Redis: its BYE through B routes, and B writes the
+    one record."""
+    p = pair()
+    a = p.nodes["A"]
+    call = p.answered("A")
+    wait_for(lambda: len(p.keys(call)) == 1, 3, "the dialog is not in Redis")
+    assert a.stop() == 0
+    assert records(p.cdr["A"], secs=0.3) == []
+    assert len(p.keys(call)) == 1
+    p.bye_routes(call, "B")
+    recs = records(p.cdr["B"], 1)
+    assert len(recs) == 1 and recs[0]["call_id"] == call.call_id, recs
+    assert records(p.cdr["A"], secs=0.1) == []
+    wait_for(lambda: p.keys(call) == [], 3, "the dialog stayed in Redis")
