@@ -605,9 +605,10 @@ dialog_ttl_s(const struct dialog *d)
 static void
 dialog_share_put(struct dialog *d, const char *b, size_t len)
 {
-	dlgr_put(str_get(&d->str, DS_CALLID), str_get(&d->str, DS_FTAG),
-	    str_get(&d->str, DS_TTAG), b, len, dialog_ttl_s(d));
-	d->shared = true;
+	/* Not sent (Redis down): the re-publication will. */
+	if (dlgr_put(str_get(&d->str, DS_CALLID), str_get(&d->str, DS_FTAG),
+	    str_get(&d->str, DS_TTAG), b, len, dialog_ttl_s(d)) == 0)
+		d->shared = true;
 }
 
 /*

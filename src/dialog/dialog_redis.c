@@ -273,20 +273,23 @@ dlgr_keyname(struct buf *b, struct slice callid, struct slice ftag,
 	buf_add(b, ttag.p, ttag.len);
 }
 
-/* Not up: counted and logged by the caller's dialog (no queue). */
-static void
+/* Not up: counted, not queued (-1). */
+static int
 dlgr_send(const char *what, int argc, const char **argv, const size_t *len)
 {
 	if (W.cmd == NULL)
-		return;
+		return (-1);
 	if (redis_command(W.cmd, dlgr_write_reply, (void *)what, argc, argv,
 	    len) == -1) {
 		__atomic_add_fetch(&G.errors, 1, __ATOMIC_RELAXED);
 		log_debug("dialog: redis %s not sent (down)", what);
+		return (-1);
 	}
+	return (0);
 }
 
-void
+/* 0: sent (its failure comes later, counted); -1: Redis is down. */
+int
 dlgr_put(struct slice callid, struct slice ftag, struct slice ttag,
     const void *rec, size_t reclen, uint32_t ttl_s)
 {
@@ -294,9 +297,10 @@ dlgr_put(struct slice callid, struct slice ftag, struct slice ttag,
 	char		 ttl[16];
 	const char	*argv[5];
 	size_t		 len[5];
+	int		 rc;
 
 	if (W.cmd == NULL)
-		return;
+		return (-1);
 	buf_init(&k, 128);
 	dlgr_keyname(&k, callid, ftag, ttag);
 	snprintf(ttl, sizeof(ttl), "%u", ttl_s);
@@ -305,8 +309,9 @@ dlgr_put(struct slice callid, struct slice ftag, struct slice ttag,
 	argv[2] = rec;		len[2] = reclen;
 	argv[3] = "EX";		len[3] = 2;
 	argv[4] = ttl;		len[4] = strlen(ttl);
-	dlgr_send("SET", 5, argv, len);
+	rc = dlgr_send("SET", 5, argv, len);
 	buf_cleanup(&k);
+	return (rc);
 }
 
 void

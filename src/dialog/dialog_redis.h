@@ -45,7 +45,7 @@ void	 dlgr_counts(uint64_t *errors);
 int	 dlgr_start(struct event_base *, const struct dlgr_hooks *);
 void	 dlgr_stop(void);
 bool	 dlgr_up(void);
-void	 dlgr_put(struct slice callid, struct slice ftag, struct slice ttag,
+int	 dlgr_put(struct slice callid, struct slice ftag, struct slice ttag,
 	    const void *, size_t, uint32_t ttl_s);
 void	 dlgr_del(struct slice callid, struct slice ftag, struct slice ttag);
 
