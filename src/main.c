@@ -313,6 +313,9 @@ ospreyd_reload(void *arg, struct buf *changes, char *err, size_t errlen)
 		restart_needed(&notes, "redis");
 	if (!str_same(nc->dialog_database, D.run_dialog_db))
 		restart_needed(&notes, "dialog.database");
+	if ((nc->dialog.enable && nc->dialog.backend ==
+	    DIALOG_BACKEND_REDIS) != dialog_shared())
+		restart_needed(&notes, "dialog.backend");
 	if (workers_of(nc) != D.workers)
 		restart_needed(&notes, "workers");
 	if (nc->dialog.enable != dialog_enabled()) {
@@ -641,6 +644,9 @@ main(int argc, char **argv)
 		    "authenticated");
 	gw_settings_of(D.conf, &gs);
 	dialog_set_settings(&D.conf->dialog);
+	if (D.conf->dialog.enable && D.conf->dialog.backend ==
+	    DIALOG_BACKEND_REDIS)
+		dialog_share(&D.conf->redis);	/* each worker connects */
 	proxy_init(D.base, &D.tp, proxy_settings_take(&D.conf->proxy),
 	    &D.conf->txn);
 	D.proxy_set = proxy_settings();

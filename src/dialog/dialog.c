@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "dialog.h"
+#include "dialog_redis.h"
 #include "dialog_store.h"
 #include "hashtab.h"
 #include "log.h"
@@ -88,6 +89,7 @@ struct dialog {
 	bool			 cnt_user;	/* holds a limits count */
 	bool			 cnt_src;
 	bool			 stored;	/* in dialog.database */
+	bool			 shared;	/* written to Redis */
 	bool			 media;		/* relayed by rtpengine: a
 						   delete when it ends */
 	uint8_t			 kind;		/* enum dlg_kind; a
@@ -166,7 +168,18 @@ static _Thread_local struct {
 	bool			 stopping;	/* dialog_stop() came */
 	uint64_t		 serial;
 	struct dbye		*byes;		/* resolving */
+	struct hashtab		 fetching;	/* struct dfetch, by key */
 } D;
+
+/* An in-dialog request waiting for its dialog from Redis. */
+struct dfetch {
+	struct hnode		 node;
+	dialog_fetched_fn	*fn;
+	void			*arg;
+	struct slice		 key_callid;	/* in key */
+	size_t			 klen;
+	char			 key[];
+};
 
 /* Shared: settings (changed while the workers are paused), counts. */
 static struct {
@@ -387,7 +400,34 @@ dialog_enabled(void)
 bool
 dialog_persistent(void)
 {
-	return (dialog_store_is_open());
+	return (dialog_store_is_open() || dlgr_configured());
+}
+
+/* dialog.backend "redis": the dialogs go to the Redis of this section. */
+void
+dialog_share(const struct redis_settings *rs)
+{
+	dlgr_configure(rs);
+}
+
+bool
+dialog_shared(void)
+{
+	return (dlgr_configured());
+}
+
+/*
+ * The key of the Record-Route dialog stamps every node shares (from
+ * Redis), and its generation (it changes at most when Redis first gives
+ * it).  false: none (not shared, or Redis not reached yet).
+ */
+bool
+dialog_stamp_key(uint64_t key[2], uint32_t *gen)
+{
+	if (!dlgr_configured())
+		return (false);
+	*gen = dlgr_key_gen();
+	return (dlgr_key(key));
 }
 
 /* Does limits.calls_per_user count anyone (then the From user counts)? */
@@ -406,6 +446,7 @@ dialog_totals(struct dialog_totals *t)
 
 	for (i = 0; i < sizeof(*t) / sizeof(uint64_t); i++)
 		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+	dlgr_counts(&t->redis_errors);
 }
 
 /* Add d (1 or -1) to the count of key; false: at limit (not added). */
@@ -459,9 +500,19 @@ lim_release(const struct strs *s, bool *user, bool *src)
 
 /* ---- the table ---- */
 
+static void	dialog_republish(void);
+static struct dialog *dialog_revive(const void *, size_t);
+static void	dialog_ended_elsewhere(struct slice, struct slice,
+		    struct slice);
+
 void
 dialog_init(struct event_base *base, struct tp *tp)
 {
+	static const struct dlgr_hooks hooks = {
+		.republish = dialog_republish,
+		.ended = dialog_ended_elsewhere,
+	};
+
 	D.base = base;
 	D.tp = tp;
 	hashtab_init(&D.ht, 256);
@@ -469,6 +520,8 @@ dialog_init(struct event_base *base, struct tp *tp)
 	D.up = true;
 	D.closing = D.stopping = false;
 	D.serial = (uint64_t)shard_self() << 48;
+	hashtab_init(&D.fetching, 8);
+	(void)dlgr_start(base, &hooks);
 }
 
 unsigned
@@ -493,16 +546,13 @@ dialog_keyof(const struct dialog *d)
 	return ((struct slice){ d->str.s, d->str.off[DS_TTAG + 1] - 1 });
 }
 
-/* A confirmed dialog into dialog.database (queued; the main loop writes). */
-static void
-dialog_save(struct dialog *d)
+/* d's record (struct drec, then its strings); *len its size. */
+static char *
+dialog_encode(const struct dialog *d, size_t *len)
 {
 	struct drec	 r;
-	struct slice	 k;
 	char		*b;
 
-	if (d->state != DLG_CONFIRMED || !dialog_store_is_open() || D.closing)
-		return;
 	memset(&r, 0, sizeof(r));
 	r.version = DREC_VERSION;
 	memcpy(r.off, d->str.off, sizeof(r.off));
@@ -520,13 +570,97 @@ dialog_save(struct dialog *d)
 	r.cnt_src = d->cnt_src;
 	r.media = d->media;
 	r.kind = d->kind;
-	b = xmalloc(sizeof(r) + d->str.off[DS_N]);
+	*len = sizeof(r) + d->str.off[DS_N];
+	b = xmalloc(*len);
 	memcpy(b, &r, sizeof(r));
 	memcpy(b + sizeof(r), d->str.s, d->str.off[DS_N]);
-	k = dialog_keyof(d);
-	dialog_store_put(k.p, k.len, b, sizeof(r) + d->str.off[DS_N]);
+	return (b);
+}
+
+/*
+ * How long Redis keeps d: a call until its dialog_timeout (a day without
+ * one), a subscription until its expiry (in answer), and a margin.
+ */
+static uint32_t
+dialog_ttl_s(const struct dialog *d)
+{
+	struct timespec	now;
+	int64_t		left;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (d->kind == DLG_SUB)
+		left = (int64_t)(d->answer.tv_sec - now.tv_sec);
+	else if (G.set.timeout_s > 0)
+		left = (int64_t)G.set.timeout_s - (int64_t)(now.tv_sec -
+		    d->answer.tv_sec);
+	else
+		left = DLGR_NO_TIMEOUT_S;
+	if (left < 0)
+		left = 0;
+	if (left > 30 * 86400)
+		left = 30 * 86400;
+	return ((uint32_t)left + DLGR_MARGIN_S);
+}
+
+static void
+dialog_share_put(struct dialog *d, const char *b, size_t len)
+{
+	/* Not sent (Redis down): the re-publication will. */
+	if (dlgr_put(str_get(&d->str, DS_CALLID), str_get(&d->str, DS_FTAG),
+	    str_get(&d->str, DS_TTAG), b, len, dialog_ttl_s(d)) == 0)
+		d->shared = true;
+}
+
+/*
+ * A confirmed dialog into dialog.database (queued; the main loop writes)
+ * and into Redis (dialog.backend "redis"; sent now, not awaited).
+ */
+static void
+dialog_save(struct dialog *d)
+{
+	struct slice	 k;
+	size_t		 len;
+	char		*b;
+
+	if (d->state != DLG_CONFIRMED || D.closing || (!dialog_store_is_open()
+	    && !dlgr_configured()))
+		return;
+	b = dialog_encode(d, &len);
+	if (dialog_store_is_open()) {
+		k = dialog_keyof(d);
+		dialog_store_put(k.p, k.len, b, len);
+		d->stored = true;
+	}
+	if (dlgr_configured())
+		dialog_share_put(d, b, len);
 	free(b);
-	d->stored = true;
+}
+
+/* Redis is back (restarted empty, maybe): every dialog here again. */
+static void
+dialog_republish(void)
+{
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	unsigned		 count = 0;
+	size_t			 len;
+	char			*b;
+
+	if (!D.up || D.closing)
+		return;
+	HASHTAB_FOREACH(n, &D.ht, it) {
+		struct dialog	*d = (struct dialog *)n;
+
+		if (d->state != DLG_CONFIRMED)
+			continue;
+		b = dialog_encode(d, &len);
+		dialog_share_put(d, b, len);
+		free(b);
+		count++;
+	}
+	if (count > 0)
+		log_notice("dialog: re-published %u dialog(s) to redis",
+		    count);
 }
 
 static void
@@ -593,6 +727,9 @@ dialog_free(struct dialog *d)
 		k = dialog_keyof(d);
 		dialog_store_del(k.p, k.len);
 	}
+	if (d->shared && !D.closing)
+		dlgr_del(str_get(&d->str, DS_CALLID), str_get(&d->str,
+		    DS_FTAG), str_get(&d->str, DS_TTAG));
 	dialog_unlink_call(d);
 	hashtab_remove(&D.ht, &d->node);
 	timer_stop(&d->timeout);
@@ -1909,7 +2046,7 @@ dialog_shutdown(void)
 		struct dialog	*d = (struct dialog *)n;
 
 		if (d->state == DLG_CONFIRMED && d->kind == DLG_CALL &&
-		    !d->stored) {
+		    !d->stored && !d->shared) {
 			log_info("dialog %s: ended by proxy (stopping)",
 			    STR(d, DS_CALLID));
 			CNT_ADD(ended[CDR_BY_PROXY], 1);
@@ -1919,26 +2056,34 @@ dialog_shutdown(void)
 	}
 	hashtab_cleanup(&D.ht);
 	hashtab_cleanup(&D.subs);	/* their contexts went */
+	dlgr_stop();	/* the fetches under way are told: gone */
+	hashtab_cleanup(&D.fetching);
 	D.up = false;
 }
 
 /* ---- dialog.database: back after a restart ---- */
 
-/* The blob's record, checked: NULL if it is not one of ours. */
+/* A record, checked: NULL if it is not one of ours. */
 static const struct drec *
-drec_of(const struct dialog_blob *b)
+drec_check(const void *rec, size_t len)
 {
-	const struct drec	*r = (const struct drec *)b->rec;
-	const char		*s = (const char *)b->rec + sizeof(*r);
+	const struct drec	*r = rec;
+	const char		*s = (const char *)rec + sizeof(*r);
 	int			 i;
 
-	if (b->len < sizeof(*r) || r->version != DREC_VERSION ||
-	    r->off[0] != 0 || r->off[DS_N] != b->len - sizeof(*r))
+	if (len < sizeof(*r) || r->version != DREC_VERSION ||
+	    r->off[0] != 0 || r->off[DS_N] != len - sizeof(*r))
 		return (NULL);
 	for (i = 0; i < DS_N; i++)
 		if (r->off[i + 1] <= r->off[i] || s[r->off[i + 1] - 1] != '\0')
 			return (NULL);
 	return (r);
+}
+
+static const struct drec *
+drec_of(const struct dialog_blob *b)
+{
+	return (drec_check(b->rec, b->len));
 }
 
 int
@@ -1962,25 +2107,40 @@ void
 dialog_restore(void *arg)
 {
 	struct dialog_blob	*b = arg;
-	const struct drec	*r = drec_of(b);
+	struct dialog		*d;
+
+	if ((d = dialog_revive(b->rec, b->len)) != NULL) {
+		d->stored = true;
+		log_info("dialog %s: restored from dialog.database", STR(d,
+		    DS_CALLID));
+	}
+	free(b);
+}
+
+/*
+ * A record (dialog.database's, or Redis's) back in the table, confirmed,
+ * its limits counted again and its timeout armed with what is left of
+ * it.  NULL: not a record, the table is down, or it is in already.
+ */
+static struct dialog *
+dialog_revive(const void *rec, size_t len)
+{
+	const struct drec	*r = drec_check(rec, len);
 	struct dialog		*d;
 	struct timespec		 now;
 	int64_t			 talk_ms, left_ms;
 
-	if (r == NULL || !D.up) {
-		free(b);
-		return;
-	}
+	if (r == NULL || !D.up)
+		return (NULL);
 	d = xcalloc(1, sizeof(*d));
 	d->str.s = xmalloc(r->off[DS_N]);
-	memcpy(d->str.s, b->rec + sizeof(*r), r->off[DS_N]);
+	memcpy(d->str.s, (const char *)rec + sizeof(*r), r->off[DS_N]);
 	memcpy(d->str.off, r->off, sizeof(d->str.off));
 	if (hashtab_find(&D.ht, dialog_keyof(d).p, dialog_keyof(d).len) !=
 	    NULL) {
 		free(d->str.s);
 		free(d);
-		free(b);
-		return;
+		return (NULL);
 	}
 	d->caller_addr = r->caller_addr;
 	d->callee_addr = r->callee_addr;
@@ -1993,7 +2153,6 @@ dialog_restore(void *arg)
 	d->caller_sock = r->caller_sock;
 	d->callee_sock = r->callee_sock;
 	d->state = DLG_CONFIRMED;
-	d->stored = true;
 	d->media = r->media != 0;
 	d->kind = r->kind == DLG_SUB ? DLG_SUB : DLG_CALL;
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -2023,7 +2182,101 @@ dialog_restore(void *arg)
 		timer_set(&d->timeout, left_ms < 1 ? 1 : left_ms > 4000000000 ?
 		    4000000000u : (uint32_t)left_ms);
 	}
-	log_info("dialog %s: restored from dialog.database", STR(d,
+	return (d);
+}
+
+/* ---- dialog.backend "redis": another node's dialog ---- */
+
+static void
+dfetch_done(struct dfetch *f, bool ok)
+{
+	hashtab_remove(&D.fetching, &f->node);
+	f->fn(f->arg, ok);
+	free(f);
+}
+
+/* Redis answered (rec NULL: no such dialog, or Redis failed). */
+static void
+dialog_fetch_reply(void *arg, const void *rec, size_t len)
+{
+	struct dfetch	*f = arg;
+	struct dialog	*d;
+
+	if (!D.up || D.closing) {
+		dfetch_done(f, false);
+		return;
+	}
+	if (rec != NULL && (d = dialog_revive(rec, len)) != NULL) {
+		d->shared = true;	/* this node ends it now */
+		CNT_ADD(adopted, 1);
+		log_info("dialog %s: adopted from redis", STR(d, DS_CALLID));
+	} else if (rec != NULL && drec_check(rec, len) == NULL)
+		log_warnx("dialog " SLICE_FMT ": the record in redis is not "
+		    "one of ours", SLICE_ARG(f->key_callid));
+	dfetch_done(f, true);
+}
+
+/*
+ * An in-dialog request of no dialog here (dialog_request() said 481),
+ * with dialog.backend "redis": ask Redis for it.  0: asked, fn(arg, true)
+ * comes once the dialog is in the table (or is known not to be in
+ * Redis); fn(arg, false) if the worker stops meanwhile.  1: asked
+ * already (a retransmission: drop it).  -1: nothing to ask (not shared,
+ * Redis down, no tags): the 481 stands.
+ */
+int
+dialog_fetch(const struct sipmsg *m, dialog_fetched_fn *fn, void *arg)
+{
+	struct dfetch	*f;
+	struct buf	 k;
+	char		 kstore[512];
+	int		 rc = -1;
+
+	if (!D.up || D.closing || !dlgr_configured() || m->to_tag.len == 0 ||
+	    m->from_tag.len == 0 || !dlgr_up())
+		return (-1);
+	buf_init_on(&k, kstore, sizeof(kstore));
+	dialog_key(&k, m->callid, m->from_tag, m->to_tag);
+	if (hashtab_find(&D.fetching, k.p, k.len) != NULL) {
+		CNT_SUB(refused_481, 1);	/* not refused: dropped */
+		rc = 1;
+		goto done;
+	}
+	f = xmalloc(sizeof(*f) + k.len + 1);
+	f->fn = fn;
+	f->arg = arg;
+	f->klen = k.len;
+	memcpy(f->key, k.p, k.len);
+	f->key[k.len] = '\0';
+	f->key_callid = (struct slice){ f->key, m->callid.len };
+	hashtab_insert(&D.fetching, &f->node, f->key, f->klen);
+	if (dlgr_fetch(m->callid, m->from_tag, m->to_tag, dialog_fetch_reply,
+	    f) == -1) {
+		hashtab_remove(&D.fetching, &f->node);
+		free(f);
+		goto done;
+	}
+	log_debug("dialog " SLICE_FMT ": not here, asking redis",
+	    SLICE_ARG(m->callid));
+	CNT_SUB(refused_481, 1);	/* not yet: asked again after */
+	rc = 0;
+done:
+	buf_cleanup(&k);
+	return (rc);
+}
+
+/* Another node ended a dialog: a copy here goes, without a record. */
+static void
+dialog_ended_elsewhere(struct slice callid, struct slice ftag,
+    struct slice ttag)
+{
+	struct dialog	*d;
+
+	if ((d = dialog_find(callid, ftag, ttag)) == NULL || !d->shared)
+		return;
+	log_info("dialog %s: ended on another node, dropped", STR(d,
 	    DS_CALLID));
-	free(b);
+	d->shared = false;	/* not ours to delete */
+	d->media = false;	/* nor its media session */
+	dialog_free(d);
 }

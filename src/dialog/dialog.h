@@ -27,8 +27,17 @@
  * dialog_set_cdr().
  */
 
+/* dialog.backend */
+enum dialog_backend {
+	DIALOG_BACKEND_LOCAL,
+	DIALOG_BACKEND_REDIS		/* shared with the other nodes */
+};
+
+struct redis_settings;
+
 struct dialog_settings {
 	bool		 enable;
+	int		 backend;	/* enum dialog_backend; at start */
 	uint32_t	 timeout_s;	/* timers.dialog_timeout; 0: none */
 	unsigned	 calls_per_user;	/* 0: no limit */
 	unsigned	 calls_per_source;	/* 0: no limit */
@@ -74,6 +83,8 @@ struct dialog_totals {
 	uint64_t	 duration_sum_ms;
 	uint64_t	 bytes;		/* held by the open dialogs */
 	uint64_t	 subscriptions;	/* open now (not in by_state) */
+	uint64_t	 adopted;	/* taken from Redis (another node's) */
+	uint64_t	 redis_errors;	/* writes, deletes, reads that failed */
 };
 extern const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS];
 
@@ -91,6 +102,9 @@ void	 dialog_set_media_end(dialog_media_fn *);
 bool	 dialog_enabled(void);
 bool	 dialog_limits_users(void);
 bool	 dialog_persistent(void);
+void	 dialog_share(const struct redis_settings *);
+bool	 dialog_shared(void);
+bool	 dialog_stamp_key(uint64_t key[2], uint32_t *gen);
 void	 dialog_totals(struct dialog_totals *);
 
 /* Each worker's own table. */
@@ -120,6 +134,9 @@ int	 dialog_request(const struct sipmsg *, struct slice next,
 int	 dialog_request_flow(const struct sipmsg *, struct slice next,
 	    struct tp_addr *flow, char *err, size_t errlen);
 void	 dialog_refresh(const struct sipmsg *resp);
+/* dialog.backend "redis": another node's dialog, asked of Redis. */
+typedef void dialog_fetched_fn(void *, bool);
+int	 dialog_fetch(const struct sipmsg *, dialog_fetched_fn *, void *);
 void	 dialog_request_failed(const struct sipmsg *resp);
 bool	 dialog_media(const struct sipmsg *resp);
 

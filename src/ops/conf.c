@@ -1749,14 +1749,35 @@ static const struct key websocket_keys[] = {
 
 SECTION(websocket_sec, websocket_keys, "{ origins = [ ... ]; }");
 
+static const char *const dialog_backend_names[] = { "local", "redis",
+    NULL };
+
+static int
+check_dialog(struct ctx *c, const config_setting_t *g, void *obj)
+{
+	const struct conf	*cf = obj;
+
+	if (cf->dialog.backend == DIALOG_BACKEND_REDIS && cf->redis.address ==
+	    NULL)
+		return (conf_err(c, config_setting_get_member(g, "backend"),
+		    "dialog.backend: \"redis\" needs a redis { address = "
+		    "...; } section"));
+	if (cf->dialog.backend == DIALOG_BACKEND_REDIS && !cf->dialog.enable)
+		return (conf_err(c, config_setting_get_member(g, "backend"),
+		    "dialog.backend: \"redis\" needs dialog.enable = true"));
+	return (0);
+}
+
 static const struct key dialog_keys[] = {
 	BOOL("enable", struct conf, dialog.enable, true),
 	FN("database", struct conf, dialog_database, parse_database,
 	    print_str),
+	ENUM("backend", struct conf, dialog.backend, dialog_backend_names),
 	END
 };
 
-SECTION(dialog_sec, dialog_keys, "{ enable = true; }");
+SECTION(dialog_sec, dialog_keys, "{ enable = true; }",
+    .check = check_dialog);
 
 static const struct key limits_keys[] = {
 	INT("calls_per_user", struct conf, dialog.calls_per_user, 0, 1000000,

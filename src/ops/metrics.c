@@ -481,6 +481,12 @@ metrics_render_dialog(struct evbuffer *out)
 	    d.refused_403);
 	metrics_sample(out, "osprey_dialog_refusals_total", "code", "481",
 	    d.refused_481);
+	metrics_scalar(out, "osprey_dialogs_adopted_total", "counter",
+	    "Dialogs of another node taken from Redis (dialog.backend "
+	    "redis).", d.adopted);
+	metrics_scalar(out, "osprey_dialog_redis_errors_total", "counter",
+	    "Dialog writes, deletes and reads Redis did not do (down, error, "
+	    "timeout).", d.redis_errors);
 	metrics_scalar(out, "osprey_calls_limited_total", "counter",
 	    "INVITEs refused by limits.calls_per_user or calls_per_source.",
 	    d.limited);

@@ -231,7 +231,6 @@ stamped(const struct sipmsg *m, const struct sipuri *u, struct hop *hop)
 {
 	struct slice	v, run;
 	const char	*end;
-	char		want[17];
 
 	if (!sipuri_param(u, "osp", &v) || v.len != 16)
 		return (false);
@@ -243,8 +242,7 @@ stamped(const struct sipmsg *m, const struct sipuri *u, struct hop *hop)
 	else if (!sipuri_param(u, "osr", &run))
 		run.len = 0;
 	if (run.len == 8) {
-		proxy_ctx_dialog_stamp(m->callid, run, want);
-		if (CRYPTO_memcmp(v.p, want, 16) != 0)
+		if (!proxy_ctx_dialog_stamp_ok(m->callid, run, v))
 			return (false);
 		hop->tracked = true;
 		hop->tracked_old = memcmp(run.p, proxy_ctx_run().p, 8) != 0;
@@ -1006,6 +1004,66 @@ proxy_dialog_call(const struct sipmsg *m, struct tp_sock *sock,
 	return (dialog_call_new(m, src, sock, user, hop->identity, st));
 }
 
+static void	proxy_request_new(struct sipmsg *, struct tp_sock *,
+		    const struct tp_addr *);
+
+/*
+ * dialog.backend "redis": an in-dialog request of a dialog another node
+ * made waits while Redis is asked for it (dialog_fetch()); then it is
+ * taken again from the start, its dialog adopted or a 481 for good.
+ */
+struct dlg_wait {
+	struct sipmsg	*m;
+	struct tp_sock	*sock;		/* a listener: lives as long as we */
+	struct tp_addr	 src;
+};
+
+static _Thread_local bool	dlg_refetched;	/* no second fetch */
+
+static void
+proxy_dialog_fetched(void *arg, bool ok)
+{
+	struct dlg_wait	*w = arg;
+
+	if (!ok)
+		sipmsg_free(w->m);
+	else {
+		dlg_refetched = true;
+		proxy_request_new(w->m, w->sock, &w->src);
+		dlg_refetched = false;
+	}
+	free(w);
+}
+
+/* true: m is held (or dropped: a retransmission of one held). */
+static bool
+proxy_dialog_wait(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, struct hop *hop)
+{
+	struct dlg_wait	*w;
+	int		 rc;
+
+	if (dlg_refetched)
+		return (false);
+	w = xmalloc(sizeof(*w));
+	w->m = m;
+	w->sock = sock;
+	w->src = *src;
+	if ((rc = dialog_fetch(m, proxy_dialog_fetched, w)) == -1) {
+		free(w);
+		return (false);
+	}
+	if (rc == 1) {
+		log_debug("proxy " SLICE_FMT ": %s while its dialog is asked "
+		    "of redis, dropped", SLICE_ARG(m->callid),
+		    sip_method_name(m->method));
+		free(w);
+		sipmsg_free(m);
+	}
+	free(hop->strict);
+	return (true);
+}
+
 /*
  * A new request (not ACK, not CANCEL): admit, decide, authorize, forward.
  * st: its server transaction, made while Redis checked its credentials'
@@ -1032,6 +1090,9 @@ proxy_request_run(struct sipmsg *m, struct tp_sock *sock,
 		proxy_decide_reject(&hop, 483);
 	else if ((code = proxy_dialog_check(m, &hop, hop.err,
 	    sizeof(hop.err))) != 0) {
+		if (code == 481 && st == NULL &&
+		    proxy_dialog_wait(m, sock, src, &hop))
+			return;
 		hop.d = DEC_REJECT;
 		hop.code = code;
 	}

@@ -14,7 +14,11 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include <openssl/crypto.h>
+
 #include "auth.h"
+#include "dialog.h"
+#include "hashtab.h"
 #include "locredis.h"
 #include "log.h"
 #include "proxy_int.h"
@@ -727,14 +731,21 @@ proxy_ctx_dialog_stamp(struct slice callid, struct slice run, char out[17])
 	static _Thread_local struct {
 		char	 key[128 + 8];
 		size_t	 len;
+		uint32_t gen;
 		char	 st[17];
 	} last;
 	struct buf	b;
 	char		store[300];
+	uint64_t	k[2];
+	uint32_t	gen = 0;
+	bool		shared;
 
+	/* dialog.backend "redis": the nodes' shared key, once known. */
+	shared = dialog_stamp_key(k, &gen);
 	if (callid.len + run.len <= sizeof(last.key) && last.len ==
-	    callid.len + run.len && memcmp(last.key, callid.p, callid.len) ==
-	    0 && memcmp(last.key + callid.len, run.p, run.len) == 0) {
+	    callid.len + run.len && last.gen == gen && memcmp(last.key,
+	    callid.p, callid.len) == 0 && memcmp(last.key + callid.len,
+	    run.p, run.len) == 0) {
 		memcpy(out, last.st, 17);
 		return;
 	}
@@ -742,14 +753,48 @@ proxy_ctx_dialog_stamp(struct slice callid, struct slice run, char out[17])
 	buf_add(&b, callid.p, callid.len);
 	buf_add(&b, "\001dialog", 7);
 	buf_add(&b, run.p, run.len);
-	auth_stamp((struct slice){ b.p, b.len }, out);
+	if (shared)
+		fmt_hex64(out, hashtab_mac(k, b.p, b.len));
+	else
+		auth_stamp((struct slice){ b.p, b.len }, out);
 	buf_cleanup(&b);
 	if (callid.len + run.len <= sizeof(last.key)) {
 		memcpy(last.key, callid.p, callid.len);
 		memcpy(last.key + callid.len, run.p, run.len);
 		last.len = callid.len + run.len;
+		last.gen = gen;
 		memcpy(last.st, out, 17);
 	}
+}
+
+/*
+ * Does stamp (16 hex digits) check for the Call-ID and run?  With the
+ * nodes' shared key, a stamp this node made under its own key before
+ * Redis gave it one checks too.
+ */
+bool
+proxy_ctx_dialog_stamp_ok(struct slice callid, struct slice run,
+    struct slice stamp)
+{
+	char		want[17], store[300];
+	struct buf	b;
+	uint64_t	k[2];
+	uint32_t	gen;
+
+	if (stamp.len != 16)
+		return (false);
+	proxy_ctx_dialog_stamp(callid, run, want);
+	if (CRYPTO_memcmp(stamp.p, want, 16) == 0)
+		return (true);
+	if (!dialog_stamp_key(k, &gen))
+		return (false);
+	buf_init_on(&b, store, sizeof(store));
+	buf_add(&b, callid.p, callid.len);
+	buf_add(&b, "\001dialog", 7);
+	buf_add(&b, run.p, run.len);
+	auth_stamp((struct slice){ b.p, b.len }, want);
+	buf_cleanup(&b);
+	return (CRYPTO_memcmp(stamp.p, want, 16) == 0);
 }
 
 /* This run's mark (8 hex digits), the same in every worker. */

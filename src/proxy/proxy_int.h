@@ -202,6 +202,7 @@ void	 proxy_ctx_count_challenge(int);
 bool	 proxy_ctx_domain(struct slice, uint16_t, struct slice *);
 bool	 proxy_ctx_identity(struct slice, struct slice *);
 void	 proxy_ctx_dialog_stamp(struct slice, struct slice, char[17]);
+bool	 proxy_ctx_dialog_stamp_ok(struct slice, struct slice, struct slice);
 struct slice proxy_ctx_run(void);
 void	 proxy_ctx_send(struct tp_sock *, const struct dest *, char *,
 	    size_t);

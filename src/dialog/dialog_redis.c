@@ -1,0 +1,401 @@
+/*
+ * Dialogs shared through Redis (dialog.backend = "redis"; issue 14 item
+ * 4).  See dialog_redis.h for the keys.  Each worker has its own two
+ * connections (its dialogs are its own); the cluster key and the counts
+ * are the process's.
+ */
+#include "config.h"
+
+#include <sys/random.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis.h>
+
+#include "dialog_redis.h"
+#include "log.h"
+#include "redis.h"
+#include "xmalloc.h"
+
+/* Process-wide. */
+static struct {
+	struct redis_settings	 set;		/* address NULL: off */
+	pthread_mutex_t		 mu;		/* key, have_key, gen */
+	uint64_t		 key[2];
+	bool			 have_key;
+	uint32_t		 gen;		/* bumped when key changes */
+	uint64_t		 errors;	/* atomic */
+} G = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* The worker's. */
+static _Thread_local struct {
+	struct redis		*cmd;
+	struct redis		*sub;
+	struct dlgr_hooks	 hooks;
+	bool			 was_up;	/* a return republishes */
+} W;
+
+/* A fetch under way. */
+struct dlgr_fetch {
+	dlgr_fetch_fn	*fn;
+	void		*arg;
+};
+
+static void
+copy_str(char **to, const char *from)
+{
+	*to = from != NULL ? xstrdup(from) : NULL;
+}
+
+void
+dlgr_configure(const struct redis_settings *s)
+{
+	redis_settings_cleanup(&G.set);
+	if (s == NULL || s->address == NULL)
+		return;
+	copy_str(&G.set.address, s->address);
+	copy_str(&G.set.user, s->user);
+	copy_str(&G.set.password, s->password);
+	copy_str(&G.set.ca_file, s->ca_file);
+	copy_str(&G.set.node_id, s->node_id);
+	G.set.tls = s->tls;
+	G.set.timeout_ms = s->timeout_ms;
+}
+
+bool
+dlgr_configured(void)
+{
+	return (G.set.address != NULL);
+}
+
+/* The cluster key of the dialog stamps, once a node drew it. */
+bool
+dlgr_key(uint64_t key[2])
+{
+	bool	have;
+
+	pthread_mutex_lock(&G.mu);
+	have = G.have_key;
+	if (have) {
+		key[0] = G.key[0];
+		key[1] = G.key[1];
+	}
+	pthread_mutex_unlock(&G.mu);
+	return (have);
+}
+
+uint32_t
+dlgr_key_gen(void)
+{
+	return (__atomic_load_n(&G.gen, __ATOMIC_ACQUIRE));
+}
+
+void
+dlgr_counts(uint64_t *errors)
+{
+	*errors = __atomic_load_n(&G.errors, __ATOMIC_RELAXED);
+}
+
+static void
+dlgr_failed(const char *what, enum redis_result res,
+    const struct redisReply *r)
+{
+	__atomic_add_fetch(&G.errors, 1, __ATOMIC_RELAXED);
+	log_warnx("dialog: redis %s failed: %s%s%s", what,
+	    redis_result_name(res), r != NULL && r->type == REDIS_REPLY_ERROR ?
+	    " " : "", r != NULL && r->type == REDIS_REPLY_ERROR ? r->str : "");
+}
+
+static void
+dlgr_write_reply(void *arg, enum redis_result res, const struct redisReply *r)
+{
+	const char	*what = arg;
+
+	if (res != REDIS_R_OK)
+		dlgr_failed(what, res, r);
+}
+
+static int
+hex_key(const char *s, size_t len, uint64_t key[2])
+{
+	char		 part[17];
+	char		*end;
+	int		 i;
+
+	if (len != 32)
+		return (-1);
+	for (i = 0; i < 2; i++) {
+		memcpy(part, s + 16 * i, 16);
+		part[16] = '\0';
+		key[i] = strtoull(part, &end, 16);
+		if (*end != '\0')
+			return (-1);
+	}
+	return (0);
+}
+
+/* SET NX GET's answer: nil, ours was set; a string, the cluster's. */
+static void
+dlgr_secret_reply(void *arg, enum redis_result res,
+    const struct redisReply *r)
+{
+	uint64_t	*mine = arg, k[2];
+	bool		 changed;
+
+	if (res != REDIS_R_OK) {
+		dlgr_failed("SET " DLGR_SECRET_KEY, res, r);
+		free(mine);
+		return;
+	}
+	if (r->type == REDIS_REPLY_STRING) {
+		if (hex_key(r->str, r->len, k) == -1) {
+			log_warnx("dialog: " DLGR_SECRET_KEY " in redis is not "
+			    "32 hex digits; stamps stay this node's own");
+			free(mine);
+			return;
+		}
+	} else {
+		k[0] = mine[0];
+		k[1] = mine[1];
+	}
+	free(mine);
+	pthread_mutex_lock(&G.mu);
+	changed = !G.have_key || G.key[0] != k[0] || G.key[1] != k[1];
+	G.key[0] = k[0];
+	G.key[1] = k[1];
+	G.have_key = true;
+	if (changed)
+		__atomic_add_fetch(&G.gen, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&G.mu);
+	if (changed)
+		log_notice("dialog: the cluster's dialog stamp key is in use");
+}
+
+static void
+dlgr_secret(void)
+{
+	uint64_t	*mine = xmalloc(2 * sizeof(uint64_t));
+	char		 hex[33];
+	const char	*argv[] = { "SET", DLGR_SECRET_KEY, hex, "NX", "GET" };
+	size_t		 len[] = { 3, sizeof(DLGR_SECRET_KEY) - 1, 32, 2, 3 };
+
+	if (!dlgr_key(mine) && getrandom(mine, 2 * sizeof(uint64_t), 0) !=
+	    (ssize_t)(2 * sizeof(uint64_t)))
+		fatal("dialog: getrandom");
+	snprintf(hex, sizeof(hex), "%016llx%016llx",
+	    (unsigned long long)mine[0], (unsigned long long)mine[1]);
+	if (redis_command(W.cmd, dlgr_secret_reply, mine, 5, argv, len) == -1)
+		free(mine);
+}
+
+static void
+dlgr_cmd_state(void *arg, bool up)
+{
+	(void)arg;
+	if (!up)
+		return;
+	dlgr_secret();
+	/*
+	 * Back after a loss (Redis restarted, maybe empty, or the link
+	 * broke): what this worker holds is written again.
+	 */
+	if (W.was_up && W.hooks.republish != NULL)
+		W.hooks.republish();
+	W.was_up = true;
+}
+
+/* "CALLID\nFTAG\nTTAG": a node ended that dialog. */
+static void
+dlgr_message(void *arg, const char *channel, const char *msg, size_t len)
+{
+	const char	*a, *b;
+
+	(void)arg;
+	(void)channel;
+	if ((a = memchr(msg, '\n', len)) == NULL ||
+	    (b = memchr(a + 1, '\n', len - (size_t)(a + 1 - msg))) == NULL)
+		return;
+	if (W.hooks.ended != NULL)
+		W.hooks.ended((struct slice){ msg, (size_t)(a - msg) },
+		    (struct slice){ a + 1, (size_t)(b - a - 1) },
+		    (struct slice){ b + 1, len - (size_t)(b + 1 - msg) });
+}
+
+int
+dlgr_start(struct event_base *base, const struct dlgr_hooks *hooks)
+{
+	char	err[256];
+
+	if (!dlgr_configured())
+		return (0);
+	W.hooks = *hooks;
+	W.was_up = false;
+	if ((W.cmd = redis_new(base, &G.set, "dialogs", dlgr_cmd_state, NULL,
+	    err, sizeof(err))) == NULL ||
+	    (W.sub = redis_new(base, &G.set, "dialog-events", NULL, NULL, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("dialog: redis: %s; dialogs stay local", err);
+		redis_free(W.cmd);
+		W.cmd = NULL;
+		return (-1);
+	}
+	redis_subscribe(W.sub, DLGR_CHANNEL, dlgr_message, NULL);
+	redis_start(W.cmd);
+	redis_start(W.sub);
+	return (0);
+}
+
+void
+dlgr_stop(void)
+{
+	redis_free(W.sub);
+	redis_free(W.cmd);
+	W.sub = W.cmd = NULL;
+}
+
+bool
+dlgr_up(void)
+{
+	return (W.cmd != NULL && redis_is_up(W.cmd));
+}
+
+static void
+dlgr_keyname(struct buf *b, struct slice callid, struct slice ftag,
+    struct slice ttag)
+{
+	buf_adds(b, "osprey:dlg:{");
+	buf_add(b, callid.p, callid.len);
+	buf_adds(b, "}:");
+	buf_add(b, ftag.p, ftag.len);
+	buf_adds(b, ":");
+	buf_add(b, ttag.p, ttag.len);
+}
+
+/* Not up: counted, not queued (-1). */
+static int
+dlgr_send(const char *what, int argc, const char **argv, const size_t *len)
+{
+	if (W.cmd == NULL)
+		return (-1);
+	if (redis_command(W.cmd, dlgr_write_reply, (void *)what, argc, argv,
+	    len) == -1) {
+		__atomic_add_fetch(&G.errors, 1, __ATOMIC_RELAXED);
+		log_debug("dialog: redis %s not sent (down)", what);
+		return (-1);
+	}
+	return (0);
+}
+
+/* 0: sent (its failure comes later, counted); -1: Redis is down. */
+int
+dlgr_put(struct slice callid, struct slice ftag, struct slice ttag,
+    const void *rec, size_t reclen, uint32_t ttl_s)
+{
+	struct buf	 k;
+	char		 ttl[16];
+	const char	*argv[5];
+	size_t		 len[5];
+	int		 rc;
+
+	if (W.cmd == NULL)
+		return (-1);
+	buf_init(&k, 128);
+	dlgr_keyname(&k, callid, ftag, ttag);
+	snprintf(ttl, sizeof(ttl), "%u", ttl_s);
+	argv[0] = "SET";	len[0] = 3;
+	argv[1] = k.p;		len[1] = k.len;
+	argv[2] = rec;		len[2] = reclen;
+	argv[3] = "EX";		len[3] = 2;
+	argv[4] = ttl;		len[4] = strlen(ttl);
+	rc = dlgr_send("SET", 5, argv, len);
+	buf_cleanup(&k);
+	return (rc);
+}
+
+void
+dlgr_del(struct slice callid, struct slice ftag, struct slice ttag)
+{
+	struct buf	 k, m;
+	const char	*argv[3];
+	size_t		 len[3];
+
+	if (W.cmd == NULL)
+		return;
+	buf_init(&k, 128);
+	dlgr_keyname(&k, callid, ftag, ttag);
+	argv[0] = "DEL";	len[0] = 3;
+	argv[1] = k.p;		len[1] = k.len;
+	dlgr_send("DEL", 2, argv, len);
+	buf_init(&m, 128);
+	buf_add(&m, callid.p, callid.len);
+	buf_adds(&m, "\n");
+	buf_add(&m, ftag.p, ftag.len);
+	buf_adds(&m, "\n");
+	buf_add(&m, ttag.p, ttag.len);
+	argv[0] = "PUBLISH";	len[0] = 7;
+	argv[1] = DLGR_CHANNEL;	len[1] = sizeof(DLGR_CHANNEL) - 1;
+	argv[2] = m.p;		len[2] = m.len;
+	dlgr_send("PUBLISH", 3, argv, len);
+	buf_cleanup(&m);
+	buf_cleanup(&k);
+}
+
+static void
+dlgr_fetch_reply(void *arg, enum redis_result res,
+    const struct redisReply *r)
+{
+	struct dlgr_fetch	*f = arg;
+	size_t			 i;
+
+	if (res != REDIS_R_OK || r->type != REDIS_REPLY_ARRAY) {
+		dlgr_failed("MGET", res, r);
+		f->fn(f->arg, NULL, 0);
+		free(f);
+		return;
+	}
+	for (i = 0; i < r->elements; i++)
+		if (r->element[i]->type == REDIS_REPLY_STRING) {
+			f->fn(f->arg, r->element[i]->str, r->element[i]->len);
+			free(f);
+			return;
+		}
+	f->fn(f->arg, NULL, 0);
+	free(f);
+}
+
+/*
+ * The dialog of Call-ID and two tags (either order: the caller's or the
+ * callee's request); fn is called once (never before this returns).
+ * -1: Redis is not up, nothing asked.
+ */
+int
+dlgr_fetch(struct slice callid, struct slice tag1, struct slice tag2,
+    dlgr_fetch_fn *fn, void *arg)
+{
+	struct dlgr_fetch	*f;
+	struct buf		 k1, k2;
+	const char		*argv[3];
+	size_t			 len[3];
+	int			 rc;
+
+	if (!dlgr_up())
+		return (-1);
+	buf_init(&k1, 128);
+	buf_init(&k2, 128);
+	dlgr_keyname(&k1, callid, tag1, tag2);
+	dlgr_keyname(&k2, callid, tag2, tag1);
+	argv[0] = "MGET";	len[0] = 4;
+	argv[1] = k1.p;		len[1] = k1.len;
+	argv[2] = k2.p;		len[2] = k2.len;
+	f = xmalloc(sizeof(*f));
+	f->fn = fn;
+	f->arg = arg;
+	if ((rc = redis_command(W.cmd, dlgr_fetch_reply, f, 3, argv,
+	    len)) == -1)
+		free(f);
+	buf_cleanup(&k1);
+	buf_cleanup(&k2);
+	return (rc);
+}

@@ -1,0 +1,57 @@
+#ifndef OSPREY_DIALOG_REDIS_H
+#define OSPREY_DIALOG_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+struct event_base;
+struct redis_settings;
+
+/*
+ * Dialogs shared through Redis (dialog.backend = "redis"): each worker
+ * its own connection for commands and one subscribed to osprey:dlg.
+ * A confirmed dialog is a string key osprey:dlg:{CALLID}:FTAG:TTAG whose
+ * value is dialog.c's record (the drec dialog.database keeps); the hash
+ * tag puts a call's dialogs in one slot.  Every command is asynchronous
+ * and fire-and-forget but the fetch; failures are counted.
+ *
+ * The cluster key (osprey:dlg:secret, 32 hex digits) is the key of the
+ * dialog stamps in our Record-Route, so that every node checks every
+ * node's; the first node to reach Redis draws it (SET NX GET).
+ */
+#define DLGR_CHANNEL	"osprey:dlg"
+#define DLGR_SECRET_KEY	"osprey:dlg:secret"
+#define DLGR_MARGIN_S	60	/* past the dialog timeout */
+#define DLGR_NO_TIMEOUT_S 86400	/* the expiry when there is no timeout */
+
+/* Who is told (on the worker). */
+struct dlgr_hooks {
+	void	(*republish)(void);	/* Redis came back: write ours */
+	/* Another node ended a dialog (Call-ID, tags): drop any copy. */
+	void	(*ended)(struct slice, struct slice, struct slice);
+};
+
+/* Process-wide, before the workers start. */
+void	 dlgr_configure(const struct redis_settings *);
+bool	 dlgr_configured(void);
+bool	 dlgr_key(uint64_t key[2]);
+uint32_t dlgr_key_gen(void);
+void	 dlgr_counts(uint64_t *errors);
+
+/* Each worker's. */
+int	 dlgr_start(struct event_base *, const struct dlgr_hooks *);
+void	 dlgr_stop(void);
+bool	 dlgr_up(void);
+int	 dlgr_put(struct slice callid, struct slice ftag, struct slice ttag,
+	    const void *, size_t, uint32_t ttl_s);
+void	 dlgr_del(struct slice callid, struct slice ftag, struct slice ttag);
+
+/* The record, or NULL (none, Redis down or slow); borrowed. */
+typedef void dlgr_fetch_fn(void *, const void *, size_t);
+int	 dlgr_fetch(struct slice callid, struct slice tag1, struct slice tag2,
+	    dlgr_fetch_fn *, void *);
+
+#endif
