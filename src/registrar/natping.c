@@ -191,9 +191,17 @@ natping_one(void *arg, struct binding *b)
 		b->ping_due_ms = now + N.set.interval_ms;
 		return;
 	}
-	if (b->ping_due_ms > now)
+	/*
+	 * Due by the tick nearest its time: a tick a little early (timer
+	 * slack) would otherwise put it off by a whole tick, every time.
+	 * The next one is due an interval after this one was due, so the
+	 * pings keep the interval rather than drifting a tick each.
+	 */
+	if (b->ping_due_ms > now + NATPING_TICK_MS / 2)
 		return;
-	b->ping_due_ms = now + N.set.interval_ms;
+	b->ping_due_ms += N.set.interval_ms;
+	if (b->ping_due_ms <= now)
+		b->ping_due_ms = now + N.set.interval_ms;
 	if (b->ping_out)
 		return;		/* the last one is still out */
 	if ((out = natping_sock(b)) == NULL)
