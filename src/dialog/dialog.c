@@ -965,6 +965,24 @@ sub_expire_in(struct dialog *d, uint32_t secs)
 }
 
 /*
+ * A new dialog of call c: its caller's side, as the INVITE (or
+ * SUBSCRIBE) gave it; v: the strings, c's and the callee's.
+ */
+static struct dialog *
+dialog_of_call(const struct dialog_call *c, struct slice *v)
+{
+	struct dialog	*d = xcalloc(1, sizeof(*d));
+
+	str_all(&c->str, v);
+	d->caller_addr = c->src;
+	d->caller_sock = c->sock;
+	d->caller_cseq = c->cseq;
+	d->start = c->start;
+	d->start_ms = c->start_ms;
+	return (d);
+}
+
+/*
  * A subscription of c with the notifier tag ttag, To value to, target and
  * route sets as given: a new dialog, or the one the tags name (its
  * notifier's side taken again).
@@ -982,13 +1000,7 @@ sub_make(struct dialog_call *c, struct slice ttag, struct slice to,
 	if (d != NULL && d->kind != DLG_SUB)
 		return (NULL);
 	if (d == NULL) {
-		d = xcalloc(1, sizeof(*d));
-		str_all(&c->str, v);
-		d->caller_addr = c->src;
-		d->caller_sock = c->sock;
-		d->caller_cseq = c->cseq;
-		d->start = c->start;
-		d->start_ms = c->start_ms;
+		d = dialog_of_call(c, v);
 		d->state = DLG_CONFIRMED;
 		d->kind = DLG_SUB;
 		CNT_ADD(subscriptions, 1);
@@ -1133,13 +1145,7 @@ dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
 	buf_init_on(&ce, cestore, sizeof(cestore));
 	buf_init_on(&cr, crstore, sizeof(crstore));
 	if (d == NULL) {
-		d = xcalloc(1, sizeof(*d));
-		str_all(&c->str, v);
-		d->caller_addr = c->src;
-		d->caller_sock = c->sock;
-		d->caller_cseq = c->cseq;
-		d->start = c->start;
-		d->start_ms = c->start_ms;
+		d = dialog_of_call(c, v);
 		d->state = DLG_EARLY;
 		d->media = c->media;
 		CNT_ADD(by_state[DLG_EARLY], 1);
