@@ -115,6 +115,7 @@ struct drec {
 	uint8_t			 cnt_src;
 	uint8_t			 media;		/* in the padding: 0 before */
 	uint8_t			 kind;		/* in the padding: 0, a call */
+	uint8_t			 early;		/* in the padding: Redis only */
 };
 
 /*
@@ -171,11 +172,18 @@ static _Thread_local struct {
 	struct hashtab		 fetching;	/* struct dfetch, by key */
 } D;
 
-/* An in-dialog request waiting for its dialog from Redis. */
+/*
+ * A dialog asked of Redis, and the in-dialog requests waiting for it (a
+ * few: others of the same dialog meanwhile are dropped).
+ */
+#define DFETCH_WAITERS	8
 struct dfetch {
 	struct hnode		 node;
-	dialog_fetched_fn	*fn;
-	void			*arg;
+	struct {
+		dialog_fetched_fn	*fn;
+		void			*arg;
+	}			 w[DFETCH_WAITERS];
+	unsigned		 nw;
 	struct slice		 key_callid;	/* in key */
 	size_t			 klen;
 	char			 key[];
@@ -570,6 +578,7 @@ dialog_encode(const struct dialog *d, size_t *len)
 	r.cnt_src = d->cnt_src;
 	r.media = d->media;
 	r.kind = d->kind;
+	r.early = d->state == DLG_EARLY;
 	*len = sizeof(r) + d->str.off[DS_N];
 	b = xmalloc(*len);
 	memcpy(b, &r, sizeof(r));
@@ -578,8 +587,21 @@ dialog_encode(const struct dialog *d, size_t *len)
 }
 
 /*
+ * How long an early dialog lasts at most: its INVITE's Timer C, then the
+ * time its final answer takes to come back (64*T1).
+ */
+static uint32_t
+dialog_early_s(void)
+{
+	const struct txn_settings	*t = txn_settings();
+
+	return ((t->c_ms + 64 * t->t1_ms) / 1000 + 1);
+}
+
+/*
  * How long Redis keeps d: a call until its dialog_timeout (a day without
- * one), a subscription until its expiry (in answer), and a margin.
+ * one), an early one while its INVITE may ring, a subscription until its
+ * expiry (in answer), and a margin.
  */
 static uint32_t
 dialog_ttl_s(const struct dialog *d)
@@ -590,6 +612,9 @@ dialog_ttl_s(const struct dialog *d)
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (d->kind == DLG_SUB)
 		left = (int64_t)(d->answer.tv_sec - now.tv_sec);
+	else if (d->state == DLG_EARLY)	/* as long as its INVITE may ring */
+		left = (int64_t)dialog_early_s() - (int64_t)(now.tv_sec -
+		    d->start.tv_sec);
 	else if (G.set.timeout_s > 0)
 		left = (int64_t)G.set.timeout_s - (int64_t)(now.tv_sec -
 		    d->answer.tv_sec);
@@ -613,7 +638,9 @@ dialog_share_put(struct dialog *d, const char *b, size_t len)
 
 /*
  * A confirmed dialog into dialog.database (queued; the main loop writes)
- * and into Redis (dialog.backend "redis"; sent now, not awaited).
+ * and into Redis (dialog.backend "redis"; sent now, not awaited); an
+ * early one of a call into Redis only (its confirmation overwrites it),
+ * so that another node can take it over.
  */
 static void
 dialog_save(struct dialog *d)
@@ -621,12 +648,14 @@ dialog_save(struct dialog *d)
 	struct slice	 k;
 	size_t		 len;
 	char		*b;
+	bool		 early = d->state == DLG_EARLY;
 
-	if (d->state != DLG_CONFIRMED || D.closing || (!dialog_store_is_open()
-	    && !dlgr_configured()))
+	if (D.closing || (d->state != DLG_CONFIRMED && !(early &&
+	    d->kind == DLG_CALL && dlgr_configured())) ||
+	    (!dialog_store_is_open() && !dlgr_configured()))
 		return;
 	b = dialog_encode(d, &len);
-	if (dialog_store_is_open()) {
+	if (dialog_store_is_open() && !early) {
 		k = dialog_keyof(d);
 		dialog_store_put(k.p, k.len, b, len);
 		d->stored = true;
@@ -651,7 +680,8 @@ dialog_republish(void)
 	HASHTAB_FOREACH(n, &D.ht, it) {
 		struct dialog	*d = (struct dialog *)n;
 
-		if (d->state != DLG_CONFIRMED)
+		if (d->state != DLG_CONFIRMED && (d->state != DLG_EARLY ||
+		    d->kind != DLG_CALL))
 			continue;
 		b = dialog_encode(d, &len);
 		dialog_share_put(d, b, len);
@@ -1186,13 +1216,12 @@ dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
 	d->callee_sock = (uint8_t)(out != NULL ? out - D.tp->socks : 0);
 	dialog_link(d);
 	dialog_account(d);
-	if (ok) {
+	if (ok)
 		dialog_confirm(d, c);
-		dialog_save(d);
-	}
 	else
 		log_debug("dialog %s: early, to tag " SLICE_FMT,
 		    STR(d, DS_CALLID), SLICE_ARG(resp->to_tag));
+	dialog_save(d);		/* once per early dialog: not again on a 1xx */
 }
 
 /*
@@ -1939,7 +1968,12 @@ dialog_timeout_fire(void *arg)
 
 	if (d->kind == DLG_SUB)
 		sub_end(d, "expired");
-	else
+	else if (d->state == DLG_EARLY) {
+		/* Adopted early from another node, and never answered here. */
+		log_info("dialog %s: early dialog taken from redis got no "
+		    "answer", STR(d, DS_CALLID));
+		dialog_end(d, CDR_BY_PROXY, 408);
+	} else
 		dialog_hangup_one(d, CDR_BY_PROXY);
 }
 
@@ -2158,16 +2192,17 @@ dialog_revive(const void *rec, size_t len)
 	d->callee_cseq = r->callee_cseq;
 	d->caller_sock = r->caller_sock;
 	d->callee_sock = r->callee_sock;
-	d->state = DLG_CONFIRMED;
-	d->media = r->media != 0;
 	d->kind = r->kind == DLG_SUB ? DLG_SUB : DLG_CALL;
+	d->state = r->early && d->kind == DLG_CALL ? DLG_EARLY :
+	    DLG_CONFIRMED;
+	d->media = r->media != 0;
 	clock_gettime(CLOCK_REALTIME, &now);
 	d->start_ms = timer_now_ms() - (uint64_t)((now.tv_sec -
 	    d->start.tv_sec) * 1000);
 	if (d->kind == DLG_SUB)
 		CNT_ADD(subscriptions, 1);
 	else
-		CNT_ADD(by_state[DLG_CONFIRMED], 1);
+		CNT_ADD(by_state[d->state], 1);
 	timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
 	if (r->cnt_user && lim_add("u:", str_get(&d->str, DS_USER), 1, 0))
 		d->cnt_user = true;
@@ -2181,6 +2216,12 @@ dialog_revive(const void *rec, size_t len)
 		    (d->answer.tv_nsec - now.tv_nsec) / 1000000;
 		timer_set(&d->timeout, left_ms < 1 ? 1 : left_ms > 4000000000 ?
 		    4000000000u : (uint32_t)left_ms);
+	} else if (d->state == DLG_EARLY) {
+		/* Another node's INVITE: as long as it may ring. */
+		left_ms = (int64_t)dialog_early_s() * 1000 -
+		    ((int64_t)(now.tv_sec - d->start.tv_sec) * 1000 +
+		    (now.tv_nsec - d->start.tv_nsec) / 1000000);
+		timer_set(&d->timeout, left_ms < 1 ? 1 : (uint32_t)left_ms);
 	} else if (G.set.timeout_s > 0) {
 		talk_ms = (int64_t)(now.tv_sec - d->answer.tv_sec) * 1000 +
 		    (now.tv_nsec - d->answer.tv_nsec) / 1000000;
@@ -2194,41 +2235,54 @@ dialog_revive(const void *rec, size_t len)
 /* ---- dialog.backend "redis": another node's dialog ---- */
 
 static void
-dfetch_done(struct dfetch *f, bool ok)
+dfetch_done(struct dfetch *f, enum dialog_fetch_result res)
 {
+	unsigned	i;
+
 	hashtab_remove(&D.fetching, &f->node);
-	f->fn(f->arg, ok);
+	for (i = 0; i < f->nw; i++)
+		f->w[i].fn(f->w[i].arg, res);
 	free(f);
 }
 
-/* Redis answered (rec NULL: no such dialog, or Redis failed). */
+/* Redis answered (rec NULL: no such dialog, or failed: Redis failed). */
 static void
-dialog_fetch_reply(void *arg, const void *rec, size_t len)
+dialog_fetch_reply(void *arg, const void *rec, size_t len, bool failed)
 {
 	struct dfetch	*f = arg;
 	struct dialog	*d;
 
 	if (!D.up || D.closing) {
-		dfetch_done(f, false);
+		dfetch_done(f, DLG_FETCH_GONE);
+		return;
+	}
+	if (failed) {
+		log_info("dialog " SLICE_FMT ": redis did not say whether it "
+		    "has the dialog", SLICE_ARG(f->key_callid));
+		dfetch_done(f, DLG_FETCH_FAILED);
 		return;
 	}
 	if (rec != NULL && (d = dialog_revive(rec, len)) != NULL) {
 		d->shared = true;	/* this node ends it now */
 		CNT_ADD(adopted, 1);
-		log_info("dialog %s: adopted from redis", STR(d, DS_CALLID));
+		log_info("dialog %s: adopted from redis%s", STR(d, DS_CALLID),
+		    d->state == DLG_EARLY ? " (early)" : "");
 	} else if (rec != NULL && drec_check(rec, len) == NULL)
 		log_warnx("dialog " SLICE_FMT ": the record in redis is not "
 		    "one of ours", SLICE_ARG(f->key_callid));
-	dfetch_done(f, true);
+	dfetch_done(f, DLG_FETCH_DONE);
 }
 
 /*
  * An in-dialog request of no dialog here (dialog_request() said 481),
- * with dialog.backend "redis": ask Redis for it.  0: asked, fn(arg, true)
- * comes once the dialog is in the table (or is known not to be in
- * Redis); fn(arg, false) if the worker stops meanwhile.  1: asked
- * already (a retransmission: drop it).  -1: nothing to ask (not shared,
- * Redis down, no tags): the 481 stands.
+ * with dialog.backend "redis": ask Redis for it (once for the requests
+ * of one dialog that come meanwhile).  0: asked, fn(arg, result) comes
+ * once: DONE when the dialog is in the table or known not to be in
+ * Redis, FAILED when Redis failed or did not answer within
+ * redis.timeout, GONE if the worker stops meanwhile.  1: too many
+ * requests wait for that dialog already, or m is an ACK and one waits
+ * (drop this one).  -1: nothing to
+ * ask (not shared, no tags): the 481 stands.  -2: Redis is down.
  */
 int
 dialog_fetch(const struct sipmsg *m, dialog_fetched_fn *fn, void *arg)
@@ -2239,18 +2293,29 @@ dialog_fetch(const struct sipmsg *m, dialog_fetched_fn *fn, void *arg)
 	int		 rc = -1;
 
 	if (!D.up || D.closing || !dlgr_configured() || m->to_tag.len == 0 ||
-	    m->from_tag.len == 0 || !dlgr_up())
+	    m->from_tag.len == 0)
 		return (-1);
+	CNT_SUB(refused_481, 1);	/* not refused (yet): asked again */
+	if (!dlgr_up())
+		return (-2);
 	buf_init_on(&k, kstore, sizeof(kstore));
 	dialog_key(&k, m->callid, m->from_tag, m->to_tag);
-	if (hashtab_find(&D.fetching, k.p, k.len) != NULL) {
-		CNT_SUB(refused_481, 1);	/* not refused: dropped */
-		rc = 1;
+	if ((f = (struct dfetch *)hashtab_find(&D.fetching, k.p, k.len)) !=
+	    NULL) {
+		/* An ACK's retransmissions are not kept: the first goes on. */
+		if (f->nw == DFETCH_WAITERS || m->method == SM_ACK) {
+			rc = 1;
+			goto done;
+		}
+		f->w[f->nw].fn = fn;
+		f->w[f->nw++].arg = arg;
+		rc = 0;
 		goto done;
 	}
 	f = xmalloc(sizeof(*f) + k.len + 1);
-	f->fn = fn;
-	f->arg = arg;
+	f->w[0].fn = fn;
+	f->w[0].arg = arg;
+	f->nw = 1;
 	f->klen = k.len;
 	memcpy(f->key, k.p, k.len);
 	f->key[k.len] = '\0';
@@ -2260,11 +2325,11 @@ dialog_fetch(const struct sipmsg *m, dialog_fetched_fn *fn, void *arg)
 	    f) == -1) {
 		hashtab_remove(&D.fetching, &f->node);
 		free(f);
+		rc = -2;
 		goto done;
 	}
 	log_debug("dialog " SLICE_FMT ": not here, asking redis",
 	    SLICE_ARG(m->callid));
-	CNT_SUB(refused_481, 1);	/* not yet: asked again after */
 	rc = 0;
 done:
 	buf_cleanup(&k);

@@ -135,7 +135,12 @@ int	 dialog_request_flow(const struct sipmsg *, struct slice next,
 	    struct tp_addr *flow, char *err, size_t errlen);
 void	 dialog_refresh(const struct sipmsg *resp);
 /* dialog.backend "redis": another node's dialog, asked of Redis. */
-typedef void dialog_fetched_fn(void *, bool);
+enum dialog_fetch_result {
+	DLG_FETCH_DONE,		/* in the table now, or not in Redis */
+	DLG_FETCH_FAILED,	/* Redis failed or did not answer */
+	DLG_FETCH_GONE		/* the worker stops */
+};
+typedef void dialog_fetched_fn(void *, enum dialog_fetch_result);
 int	 dialog_fetch(const struct sipmsg *, dialog_fetched_fn *, void *);
 void	 dialog_request_failed(const struct sipmsg *resp);
 bool	 dialog_media(const struct sipmsg *resp);

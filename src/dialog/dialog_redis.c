@@ -351,17 +351,18 @@ dlgr_fetch_reply(void *arg, enum redis_result res,
 
 	if (res != REDIS_R_OK || r->type != REDIS_REPLY_ARRAY) {
 		dlgr_failed("MGET", res, r);
-		f->fn(f->arg, NULL, 0);
+		f->fn(f->arg, NULL, 0, true);
 		free(f);
 		return;
 	}
 	for (i = 0; i < r->elements; i++)
 		if (r->element[i]->type == REDIS_REPLY_STRING) {
-			f->fn(f->arg, r->element[i]->str, r->element[i]->len);
+			f->fn(f->arg, r->element[i]->str, r->element[i]->len,
+			    false);
 			free(f);
 			return;
 		}
-	f->fn(f->arg, NULL, 0);
+	f->fn(f->arg, NULL, 0, false);
 	free(f);
 }
 

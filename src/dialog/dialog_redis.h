@@ -49,8 +49,11 @@ int	 dlgr_put(struct slice callid, struct slice ftag, struct slice ttag,
 	    const void *, size_t, uint32_t ttl_s);
 void	 dlgr_del(struct slice callid, struct slice ftag, struct slice ttag);
 
-/* The record, or NULL (none, Redis down or slow); borrowed. */
-typedef void dlgr_fetch_fn(void *, const void *, size_t);
+/*
+ * The record (borrowed), or NULL: none (failed false), or Redis failed
+ * (an error, no reply within redis.timeout, the connection went).
+ */
+typedef void dlgr_fetch_fn(void *, const void *, size_t, bool failed);
 int	 dlgr_fetch(struct slice callid, struct slice tag1, struct slice tag2,
 	    dlgr_fetch_fn *, void *);
 

@@ -755,6 +755,9 @@ proxy_dialog_check(const struct sipmsg *m, struct hop *hop, char *err,
 	return (0);
 }
 
+static bool	proxy_dialog_wait(struct sipmsg *, struct tp_sock *,
+		    const struct tp_addr *, struct hop *);
+
 /* ACK for a 2xx, and other requests we do not keep state for. */
 static void
 proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
@@ -766,6 +769,7 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 	uint64_t	 h;
 	struct buf	 k, tv;
 	size_t		 len;
+	int		 code;
 
 	if (m->max_forwards == 0) {
 		log_peer("proxy " SLICE_FMT ": ACK with Max-Forwards 0 dropped",
@@ -773,7 +777,12 @@ proxy_forward_stateless(const struct sipmsg *m, struct tp_sock *sock,
 		return;
 	}
 	proxy_decide(m, &hop);
-	if (proxy_dialog_check(m, &hop, hop.err, sizeof(hop.err)) != 0) {
+	if ((code = proxy_dialog_check(m, &hop, hop.err,
+	    sizeof(hop.err))) != 0) {
+		/* Another node's dialog: asked of Redis, the ACK waits. */
+		if (code == 481 && m->method == SM_ACK &&
+		    proxy_dialog_wait((struct sipmsg *)m, sock, src, &hop))
+			return;
 		log_info("proxy " SLICE_FMT ": ACK not forwarded: %s",
 		    SLICE_ARG(m->callid), hop.err);
 		goto done;
@@ -1009,58 +1018,159 @@ static void	proxy_request_new(struct sipmsg *, struct tp_sock *,
 
 /*
  * dialog.backend "redis": an in-dialog request of a dialog another node
- * made waits while Redis is asked for it (dialog_fetch()); then it is
- * taken again from the start, its dialog adopted or a 481 for good.
+ * made waits while Redis is asked for it (dialog_fetch()), its server
+ * transaction absorbing retransmissions (found again by its key); then it
+ * is taken again from the start, its dialog adopted or a 481 for good.
+ * Redis failed or too slow: 500 + Retry-After (RFC 5057: the dialog is
+ * not said gone, as a 481 would).  An ACK (no transaction) waits itself.
  */
 struct dlg_wait {
-	struct sipmsg	*m;
-	struct tp_sock	*sock;		/* a listener: lives as long as we */
 	struct tp_addr	 src;
+	struct sipmsg	*ack;		/* an ACK's own copy; else NULL */
+	struct tp_sock	*sock;		/* a listener: lives as long as we */
+	uint32_t	 serial;	/* the transaction's */
+	size_t		 keylen;
+	char		 key[];
 };
 
 static _Thread_local bool	dlg_refetched;	/* no second fetch */
 
+#define DLG_RETRY_AFTER	"Retry-After: 5\r\n"
+
+static void	proxy_forward_ack(struct sipmsg *, struct tp_sock *,
+		    const struct tp_addr *);
+
+/* Through st (which holds m): code, reason, extra. */
 static void
-proxy_dialog_fetched(void *arg, bool ok)
+proxy_dialog_answer(struct txn *st, const struct sipmsg *m,
+    const struct tp_addr *src, int code, const char *reason,
+    const char *extra)
+{
+	struct buf	tv;
+	char		tvstore[256];
+
+	buf_init_on(&tv, tvstore, sizeof(tvstore));
+	proxy_ctx_topvia_buf(m, src, &tv);
+	proxy_reply_st(st, tv.p, code, reason, extra);
+	buf_cleanup(&tv);
+}
+
+static void
+proxy_dialog_fetched(void *arg, enum dialog_fetch_result res)
 {
 	struct dlg_wait	*w = arg;
+	struct txn	*st;
+	struct sipmsg	*m;
 
-	if (!ok)
-		sipmsg_free(w->m);
-	else {
+	if (w->keylen == SIZE_MAX) {	/* an ACK that could not be kept */
+		free(w);
+		return;
+	}
+	if (w->ack != NULL) {
+		if (res == DLG_FETCH_DONE) {
+			dlg_refetched = true;
+			proxy_forward_ack(w->ack, w->sock, &w->src);
+			dlg_refetched = false;
+		} else
+			log_info("proxy " SLICE_FMT ": ACK dropped, redis did "
+			    "not say whether it has its dialog",
+			    SLICE_ARG(w->ack->callid));
+		sipmsg_free(w->ack);
+		free(w);
+		return;
+	}
+	st = txn_find(w->key, w->keylen);
+	if (st == NULL || st->rec || st->serial != w->serial ||
+	    st->owner != NULL || (st->state != TXN_TRYING &&
+	    st->state != TXN_PROCEEDING) ||
+	    (m = (struct sipmsg *)txn_server_request(st)) == NULL) {
+		log_info("proxy: a request waiting for its dialog is gone");
+		free(w);
+		return;
+	}
+	if (res == DLG_FETCH_DONE) {
 		dlg_refetched = true;
-		proxy_request_new(w->m, w->sock, &w->src);
+		proxy_request_run(m, st->sock, &w->src, st);
 		dlg_refetched = false;
+	} else if (res == DLG_FETCH_FAILED) {
+		log_info("proxy " SLICE_FMT ": %s answered 500, redis did not "
+		    "say whether it has its dialog", SLICE_ARG(m->callid),
+		    sip_method_name(m->method));
+		proxy_dialog_answer(st, m, &w->src, 500, NULL,
+		    DLG_RETRY_AFTER);
 	}
 	free(w);
 }
 
-/* true: m is held (or dropped: a retransmission of one held). */
+/*
+ * A request of no dialog here (its check said 481): true when it waits
+ * for Redis (or was answered or dropped here), false when the 481 stands.
+ */
 static bool
 proxy_dialog_wait(struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src, struct hop *hop)
 {
 	struct dlg_wait	*w;
+	struct txn	*st;
+	struct buf	 k;
+	char		 kstore[256];
 	int		 rc;
 
 	if (dlg_refetched)
 		return (false);
-	w = xmalloc(sizeof(*w));
-	w->m = m;
+	buf_init_on(&k, kstore, sizeof(kstore));
+	if (m->method != SM_ACK)
+		txn_key_server(m, SM_OTHER, &k);
+	w = xcalloc(1, sizeof(*w) + k.len + 1);
+	memcpy(w->key, k.p, k.len);
+	w->keylen = k.len;
+	buf_cleanup(&k);
 	w->sock = sock;
 	w->src = *src;
-	if ((rc = dialog_fetch(m, proxy_dialog_fetched, w)) == -1) {
+	rc = dialog_fetch(m, proxy_dialog_fetched, w);
+	if (rc == -1) {
 		free(w);
 		return (false);
 	}
-	if (rc == 1) {
-		log_debug("proxy " SLICE_FMT ": %s while its dialog is asked "
-		    "of redis, dropped", SLICE_ARG(m->callid),
-		    sip_method_name(m->method));
-		free(w);
-		sipmsg_free(m);
-	}
 	free(hop->strict);
+	hop->strict = NULL;
+	if (rc == 0 && m->method == SM_ACK) {
+		/* Its own copy: the caller frees m. */
+		w->ack = sipmsg_new(m->buf, m->len);
+		if (sipmsg_parse(w->ack, hop->err, sizeof(hop->err)) != 0) {
+			/* Not asked again: dropped when Redis answers. */
+			log_warnx("proxy " SLICE_FMT ": ACK does not parse "
+			    "again: %s", SLICE_ARG(m->callid), hop->err);
+			sipmsg_free(w->ack);
+			w->ack = NULL;
+			w->keylen = SIZE_MAX;
+		}
+		return (true);
+	}
+	if (rc == 0) {
+		st = txn_server_new(m, sock, src);	/* st owns m */
+		w->serial = st->serial;
+		if (m->method == SM_INVITE)
+			proxy_dialog_answer(st, m, src, 100, NULL, NULL);
+		return (true);
+	}
+	free(w);
+	if (m->method == SM_ACK) {
+		log_info("proxy " SLICE_FMT ": ACK dropped, %s",
+		    SLICE_ARG(m->callid), rc == 1 ? "its dialog is asked of "
+		    "redis already" : "redis is down");
+		return (true);
+	}
+	if (rc == 1) {
+		log_info("proxy " SLICE_FMT ": %s dropped, too many wait for "
+		    "its dialog from redis", SLICE_ARG(m->callid),
+		    sip_method_name(m->method));
+		sipmsg_free(m);
+		return (true);
+	}
+	log_info("proxy " SLICE_FMT ": %s answered 500, redis is down",
+	    SLICE_ARG(m->callid), sip_method_name(m->method));
+	proxy_reply_new_st(m, sock, src, 500, NULL, DLG_RETRY_AFTER);
 	return (true);
 }
 
@@ -1111,16 +1221,21 @@ proxy_request_run(struct sipmsg *m, struct tp_sock *sock,
 	default:
 		break;
 	}
-	code = proxy_authorize(m, sock, src, &hop, st != NULL, &w, hop.err,
-	    sizeof(hop.err));
+	/* st made for a dialog asked of Redis: not authenticated yet. */
+	code = proxy_authorize(m, sock, src, &hop, st != NULL &&
+	    !dlg_refetched, &w, hop.err, sizeof(hop.err));
 	if (code == -2) {	/* proxy_authed() goes on */
 		free(hop.strict);
-		w->serial = txn_server_new(m, sock, src)->serial;
+		w->serial = (st != NULL ? st : txn_server_new(m, sock,
+		    src))->serial;
 		return;
 	}
 	if (code == -1) {	/* challenged, statelessly */
 		free(hop.strict);
-		sipmsg_free(m);
+		if (st != NULL)	/* its retransmission is challenged too */
+			txn_enter(st, TXN_TERMINATED);
+		else
+			sipmsg_free(m);
 		return;
 	}
 	if (code != 0) {
@@ -1208,6 +1323,15 @@ proxy_authed(void *arg, enum auth_result res)
 	free(w);
 }
 
+/* An ACK for a 2xx (a relayed call's SDP through rtpengine first). */
+static void
+proxy_forward_ack(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	if (!proxy_media_ack(m, sock, src, proxy_forward_stateless))
+		proxy_forward_stateless(m, sock, src);
+}
+
 static void
 proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
     const struct tp_addr *src)
@@ -1261,9 +1385,8 @@ proxy_request(struct sipmsg *m, struct tp_sock *sock,
 		else if (st == NULL && proxy_ctx_sl_tag_ours(m->to_tag))
 			log_debug("proxy " SLICE_FMT ": ACK for a stateless "
 			    "reply absorbed", SLICE_ARG(m->callid));
-		else if (!proxy_media_ack(m, sock, src,
-		    proxy_forward_stateless))
-			proxy_forward_stateless(m, sock, src);
+		else
+			proxy_forward_ack(m, sock, src);
 		sipmsg_free(m);
 		return;
 	}
