@@ -11,6 +11,8 @@ when redis-server is not installed."""
 
 import datetime
 import json
+import os
+import signal
 import socket
 import time
 
@@ -19,7 +21,7 @@ from test_metrics import metrics_conf, scrape
 from test_redis import REDIS, RedisServer, free_tcp_port, wait_for
 
 from conftest import lc
-from sip import SDP, UAC, UAS, Endpoint
+from sip import SDP, UAC, UAS, Endpoint, match, parse
 
 pytestmark = pytest.mark.skipif(REDIS is None,
                                 reason="redis-server is not installed")
@@ -52,7 +54,8 @@ def port_free_on_all(hosts):
 class Pair:
     """Redis, nodes A and B, a caller and a UAS (bob)."""
 
-    def __init__(self, factory, tmp_path, backend="redis", mports=None):
+    def __init__(self, factory, tmp_path, backend="redis", mports=None,
+                 timeout=None):
         self.redis = RedisServer()
         self.uas = UAS(Endpoint())
         self.caller = Endpoint()
@@ -62,8 +65,9 @@ class Pair:
         for i, (name, host) in enumerate(zip("AB", HOSTS)):
             self.cdr[name] = str(tmp_path / ("cdr-%s.jsonl" % name))
             more = [
-                'redis = { address = "127.0.0.1:%d"; node_id = "%s"; };'
-                % (self.redis.port, name),
+                'redis = { address = "127.0.0.1:%d"; node_id = "%s";%s };'
+                % (self.redis.port, name,
+                   "" if timeout is None else " timeout = %d;" % timeout),
                 'dialog = { backend = "%s"; };' % backend,
                 "accounting = %s;" % lc({"file": self.cdr[name],
                                          "format": "jsonl",
@@ -106,6 +110,30 @@ class Pair:
         self.uas.respond(bye, 200)
         r = self.caller.expect(call.resp(method="BYE"))
         assert r.code == 200, r.text()
+
+    def kill(self, name):
+        o = self.nodes[name]
+        o.proc.kill()
+        o.proc.wait()
+        o.allowed_rc = (-9,)
+
+    def early(self, node):
+        """A call through node rung (180 with bob's tag, the caller took
+        the early dialog from it).  Returns (call, bob's INVITE)."""
+        call = self.call(node)
+        call.invite(body=SDP)
+        inv = self.uas.expect("INVITE", call_id=call.call_id)
+        self.uas.respond(inv, 180, headers=[("Require", "100rel"),
+                                            ("RSeq", "1")])
+        call.learn(self.caller.expect(call.resp(180)))
+        return call, inv
+
+    def stalled(self):
+        """Redis stops answering (SIGSTOP) until resumed()."""
+        os.kill(self.redis.proc.pid, signal.SIGSTOP)
+
+    def resumed(self):
+        os.kill(self.redis.proc.pid, signal.SIGCONT)
 
     def keys(self, call):
         return self.redis.cmd("KEYS", "osprey:dlg:{%s}:*" % call.call_id)
@@ -289,3 +317,145 @@ def test_graceful_stop_leaves_the_dialog_to_b(pair):
     assert len(recs) == 1 and recs[0]["call_id"] == call.call_id, recs
     assert records(p.cdr["A"], secs=0.1) == []
     wait_for(lambda: p.keys(call) == [], 3, "the dialog stayed in Redis")
+
+
+def test_bye_retransmitted_while_b_fetches(pair):
+    """A killed; the caller's BYE reaches B while Redis is slow
+    (SIGSTOP, shorter than redis.timeout), and is retransmitted twice
+    meanwhile: B's server transaction absorbs them, so bob gets exactly
+    one BYE once Redis answers; every retransmission after bob's 200 gets
+    that 200 again, and bob sees no second BYE."""
+    p = pair()
+    call = p.answered("A")
+    wait_for(lambda: len(p.keys(call)) == 1, 3, "the dialog is not in Redis")
+    p.kill("A")
+    call.proxy = p.nodes["B"].addr
+    p.stalled()
+    try:
+        req = parse(call.bye())
+        for _ in range(2):
+            time.sleep(0.15)
+            p.caller.send(req.raw, call.proxy)
+        assert p.uas.ep.collect(0.1, match(method="BYE")) == []
+    finally:
+        p.resumed()
+    bye = p.uas.expect("BYE", call_id=call.call_id)
+    # B's client transaction may retransmit it (Timer E): one branch.
+    more = p.uas.ep.collect(0.4, match(method="BYE"))
+    assert {m.branch for m in more} <= {bye.branch}, more
+    p.uas.respond(bye, 200)
+    r = p.caller.expect(call.resp(method="BYE"))
+    assert r.code == 200, r.text()
+    for _ in range(2):
+        p.caller.send(req.raw, call.proxy)
+        again = p.caller.expect(call.resp(method="BYE"))
+        assert again.code == 200 and again.to_tag == r.to_tag, again.text()
+    more = p.uas.ep.collect(0.3, match(method="BYE"))
+    assert {m.branch for m in more} <= {bye.branch}, more
+    assert len(records(p.cdr["B"], 1)) == 1
+
+
+def test_reinvite_gets_100_while_b_fetches(pair):
+    """A re-INVITE reaching B while Redis is slow gets 100 Trying at once
+    (its INVITE server transaction), its retransmission another 100, and
+    goes on to bob once Redis answers; bob's 200 reaches the caller."""
+    p = pair()
+    call = p.answered("A")
+    wait_for(lambda: len(p.keys(call)) == 1, 3, "the dialog is not in Redis")
+    p.kill("A")
+    call.proxy = p.nodes["B"].addr
+    p.stalled()
+    try:
+        call.invite(body=SDP)
+        t = p.caller.expect(call.resp(100), 0.5)
+        assert t.code == 100, t.text()
+        call.resend_invite()
+        assert p.caller.expect(call.resp(100), 0.5).code == 100
+        assert p.uas.ep.collect(0.1, match(method="INVITE")) == []
+    finally:
+        p.resumed()
+    inv = p.uas.expect("INVITE", call_id=call.call_id)
+    p.uas.respond(inv, 200, body=SDP)
+    ok = p.caller.expect(call.resp(200))
+    call.ack(ok)
+    p.uas.expect("ACK", call_id=call.call_id)
+    assert p.uas.ep.collect(0.3, match(method="INVITE")) == []
+
+
+def test_redis_too_slow_bye_500_retry_after(pair):
+    """Redis stalls longer than redis.timeout while B asks it for a
+    dialog: the BYE gets 500 + Retry-After (the dialog is not said gone,
+    as a 481 would), a retransmission meanwhile is absorbed and one after
+    gets the same 500; nothing reaches bob.  Redis back: the BYE (a new
+    transaction) routes."""
+    p = pair(timeout=400)
+    call = p.answered("A")
+    wait_for(lambda: len(p.keys(call)) == 1, 3, "the dialog is not in Redis")
+    p.kill("A")
+    call.proxy = p.nodes["B"].addr
+    p.stalled()
+    try:
+        req = parse(call.bye())
+        time.sleep(0.15)
+        p.caller.send(req.raw, call.proxy)
+        r = p.caller.expect(call.resp(method="BYE"), 2)
+        assert r.code == 500 and int(r.get("retry-after")) > 0, r.text()
+        assert p.caller.collect(0.3, call.resp(method="BYE")) == []
+        p.caller.send(req.raw, call.proxy)
+        again = p.caller.expect(call.resp(method="BYE"), 1)
+        assert again.code == 500 and again.to_tag == r.to_tag, again.text()
+    finally:
+        p.resumed()
+    assert p.uas.ep.collect(0.2, match(method="BYE")) == []
+    deadline = time.time() + 10
+    while True:
+        call.bye()
+        bye = p.uas.ep.collect(1.0, match(method="BYE"))
+        if bye:
+            break
+        r = p.caller.expect(call.resp(method="BYE"), 1)
+        assert r.code == 500, r.text()
+        assert time.time() < deadline, "B never asked Redis again"
+        time.sleep(0.3)
+    p.uas.respond(bye[0], 200)
+    assert p.caller.expect(call.resp(method="BYE")).code == 200
+
+
+def test_ack_after_failover_reaches_bob(pair):
+    """A call through A is answered; A dies before the caller's ACK.  The
+    ACK sent to B (a dialog B does not hold) makes B fetch the dialog
+    from Redis and route the ACK to bob; its retransmission while Redis
+    is asked is dropped (bob gets one), a later one routes normally.  An
+    ACK of a dialog Redis does not have is dropped with a log line."""
+    p = pair()
+    b = p.nodes["B"]
+    call = p.call("A")
+    call.invite(body=SDP)
+    inv = p.uas.expect("INVITE", call_id=call.call_id)
+    p.uas.respond(inv, 200, body=SDP)
+    ok = p.caller.expect(call.resp(200))
+    wait_for(lambda: len(p.keys(call)) == 1, 3, "the dialog is not in Redis")
+    p.kill("A")
+    call.proxy = b.addr
+    p.stalled()
+    try:
+        ack = call.ack(ok)
+        time.sleep(0.1)
+        p.caller.send(ack, call.proxy)
+        assert p.uas.ep.collect(0.1, match(method="ACK")) == []
+    finally:
+        p.resumed()
+    got = p.uas.expect("ACK", call_id=call.call_id)
+    assert got.cseq == (ok.cseq[0], "ACK"), got.text()
+    assert p.uas.ep.collect(0.4, match(method="ACK")) == []
+    assert "adopted from redis" in b.log_text()
+    p.caller.send(ack, call.proxy)
+    p.uas.expect("ACK", call_id=call.call_id)
+    p.bye_routes(call, "B")
+    assert len(records(p.cdr["B"], 1)) == 1
+
+    wait_for(lambda: p.keys(call) == [], 3, "the dialog stayed in Redis")
+    p.caller.send(ack, call.proxy)  # its dialog is gone everywhere
+    wait_for(lambda: "ACK not forwarded" in b.log_text(), 3,
+             "no log line for the ACK of no dialog")
+    assert p.uas.ep.collect(0.3, match(method="ACK")) == []
