@@ -214,6 +214,8 @@ const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS] = {
 static char	bye_owner;	/* our BYEs' owner: not NULL, nothing else */
 
 static void	dialog_timeout_fire(void *);
+static void	dialog_early_record(const struct dialog *, enum cdr_ended_by,
+		    int);
 static void	sub_end(struct dialog *, const char *);
 static void	dialog_end(struct dialog *, enum cdr_ended_by, int);
 static void	dialog_bye_response(struct txn *, const struct sipmsg *);
@@ -1755,6 +1757,8 @@ dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
 	}
 	log_info("dialog %s: ended by %s after %llu ms", STR(d, DS_CALLID),
 	    by_name(by), (unsigned long long)ms);
+	if (d->state == DLG_EARLY && d->call == NULL)
+		dialog_early_record(d, by, code);	/* another node's */
 	dialog_record(d, by, code, 16);	/* Q.850 NORMAL_CLEARING */
 	media_end(&d->str, &d->media, d->call);
 	dialog_free(d);
@@ -2334,6 +2338,32 @@ dialog_fetch(const struct sipmsg *m, dialog_fetched_fn *fn, void *arg)
 done:
 	buf_cleanup(&k);
 	return (rc);
+}
+
+/*
+ * An early dialog taken from Redis ended here (no call of ours: the node
+ * that had the INVITE is gone): the record of the attempt, as that node
+ * would have made it when its INVITE failed.  A BYE in it: 487 (what the
+ * INVITE gets), no answer in time: 408.
+ */
+static void
+dialog_early_record(const struct dialog *d, enum cdr_ended_by by, int code)
+{
+	struct cdr	 r;
+	struct tp_addr	 src;
+
+	if (G.cdr == NULL || d->kind != DLG_CALL)
+		return;
+	if (code < 300)
+		code = 487;
+	txn_addr_get(&d->caller_addr, &src);
+	cdr_fill(&r, &d->str, &src);
+	r.start = d->start;
+	clock_gettime(CLOCK_REALTIME, &r.end);
+	r.code = code;
+	r.cause = sip_cause(code);
+	r.ended_by = by;
+	G.cdr(&r);
 }
 
 /* Another node ended a dialog: a copy here goes, without a record. */

@@ -459,3 +459,82 @@ def test_ack_after_failover_reaches_bob(pair):
     wait_for(lambda: "ACK not forwarded" in b.log_text(), 3,
              "no log line for the ACK of no dialog")
     assert p.uas.ep.collect(0.3, match(method="ACK")) == []
+
+
+def set_calls(p):
+    """SETs Redis has run so far (INFO commandstats)."""
+    info = p.redis.cmd("INFO", "commandstats")
+    if isinstance(info, bytes):
+        info = info.decode()
+    for line in info.splitlines():
+        if line.startswith("cmdstat_set:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def test_early_dialog_in_redis_prack_update_bye_via_b(pair):
+    """bob rings (180 with his tag, retransmitted): A writes the early
+    dialog to Redis once (one SET, not one per 180).  A dies; the
+    caller's PRACK and UPDATE in the early dialog, sent to B, reach bob
+    (B adopts the early dialog) and their 200s come back; the caller's
+    BYE in the early dialog through B ends it: bob gets it, one CDR (B's),
+    the key is gone."""
+    p = pair()
+    b = p.nodes["B"]
+    before = set_calls(p)
+    call, inv = p.early("A")
+    for _ in range(3):
+        p.uas.respond(inv, 180, headers=[("Require", "100rel"),
+                                         ("RSeq", "1")])
+        p.caller.expect(call.resp(180))
+    wait_for(lambda: len(p.keys(call)) == 1, 3,
+             "the early dialog is not in Redis")
+    time.sleep(0.3)
+    assert set_calls(p) - before == 1, set_calls(p) - before
+    p.kill("A")
+    call.proxy = b.addr
+    for method, hs in (("PRACK", [("RAck", "1 1 INVITE")]), ("UPDATE", [])):
+        call.request(method, headers=hs)
+        req = p.uas.expect(method, call_id=call.call_id)
+        p.uas.respond(req, 200)
+        r = p.caller.expect(call.resp(method=method))
+        assert r.code == 200, r.text()
+    assert "adopted from redis (early)" in b.log_text(), b.log_text()
+    p.bye_routes(call, "B")
+    recs = records(p.cdr["B"], 1)
+    assert len(recs) == 1 and recs[0]["call_id"] == call.call_id, recs
+    assert recs[0]["code"] == 487 and not recs[0].get("answer_time"), recs
+    wait_for(lambda: p.keys(call) == [], 3, "the dialog stayed in Redis")
+
+
+def test_early_dialog_confirmed_overwrites_and_failed_deletes(pair):
+    """The early dialog's key is overwritten by the confirmed dialog (B
+    adopts it confirmed: a BYE from bob through B routes); a call that
+    rings and then fails (486) leaves no key behind."""
+    p = pair()
+    b = p.nodes["B"]
+    call, inv = p.early("A")
+    wait_for(lambda: len(p.keys(call)) == 1, 3,
+             "the early dialog is not in Redis")
+    p.uas.respond(inv, 200, body=SDP)
+    ok = p.caller.expect(call.resp(200))
+    call.ack(ok)
+    p.uas.expect("ACK", call_id=call.call_id)
+    time.sleep(0.3)
+    assert len(p.keys(call)) == 1
+    call.proxy = b.addr
+    call.request("INFO")
+    info = p.uas.expect("INFO", call_id=call.call_id)
+    p.uas.respond(info, 200)
+    assert p.caller.expect(call.resp(method="INFO")).code == 200
+    assert "adopted from redis" in b.log_text(), b.log_text()
+    assert "adopted from redis (early)" not in b.log_text(), b.log_text()
+    call.proxy = p.nodes["A"].addr
+    p.bye_routes(call, "A")
+
+    failed, inv = p.early("A")
+    wait_for(lambda: len(p.keys(failed)) == 1, 3,
+             "the early dialog is not in Redis")
+    p.uas.respond(inv, 486)
+    assert p.caller.expect(failed.resp(486)).code == 486
+    wait_for(lambda: p.keys(failed) == [], 3, "the early dialog stayed")
