@@ -19,6 +19,7 @@
 #include "log.h"
 #include "resolver.h"
 #include "shard.h"
+#include "sipbuild.h"
 #include "sipcause.h"
 #include "timer.h"
 #include "txn.h"
@@ -145,6 +146,7 @@ struct dialog_call {
 	bool			 sub;		/* not an INVITE */
 	bool			 pending;	/* in D.subs */
 	uint32_t		 expires_s;	/* sub: what the request asks */
+	bool			 inv_shared;	/* its INVITE's record in Redis */
 	char			 stamp[17];	/* in our Record-Route */
 };
 
@@ -156,6 +158,21 @@ struct dbye {
 	char			*rest;		/* owned: after our Via */
 	char			*callid;	/* owned */
 	uint8_t			 sock;
+};
+
+/*
+ * Another node's INVITE this node cancelled (its record from Redis): the
+ * INVITE's lines as that node sent them, so that its final answer, which
+ * comes back here, is relayed and ACKed (as its client transaction
+ * would), and the caller's ACK for it absorbed.
+ */
+struct dinv {
+	struct dinv		*next;
+	struct sipmsg		*inv;		/* owned: the INVITE sent */
+	struct tp_addr		 peer;
+	struct tp_sock		*sock;
+	struct timer		 life;
+	char			 up[96];	/* the caller's branch */
 };
 
 /* The worker's own. */
@@ -170,6 +187,7 @@ static _Thread_local struct {
 	uint64_t		 serial;
 	struct dbye		*byes;		/* resolving */
 	struct hashtab		 fetching;	/* struct dfetch, by key */
+	struct dinv		*invs;		/* other nodes' INVITEs taken */
 } D;
 
 /*
@@ -214,6 +232,8 @@ const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS] = {
 static char	bye_owner;	/* our BYEs' owner: not NULL, nothing else */
 
 static void	dialog_timeout_fire(void *);
+static void	dinv_free(struct dinv *);
+static void	dialog_call_uninvite(struct dialog_call *);
 static void	dialog_early_record(const struct dialog *, enum cdr_ended_by,
 		    int);
 static void	sub_end(struct dialog *, const char *);
@@ -1303,6 +1323,7 @@ dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 			sub_unpend(c);
 		return;
 	}
+	dialog_call_uninvite(c);	/* its INVITE is over */
 	if (c == NULL || c->ended || c->answered || code < 300)
 		return;
 	if (D.stopping) {
@@ -1370,6 +1391,7 @@ dialog_call_free(struct dialog_call *c)
 		free(c);
 		return;
 	}
+	dialog_call_uninvite(c);
 	if (!c->answered && !c->ended && D.up) {
 		c->ended = true;
 		log_info("dialog %s: no final answer at the stop",
@@ -2102,6 +2124,8 @@ dialog_shutdown(void)
 	hashtab_cleanup(&D.subs);	/* their contexts went */
 	dlgr_stop();	/* the fetches under way are told: gone */
 	hashtab_cleanup(&D.fetching);
+	while (D.invs != NULL)
+		dinv_free(D.invs);
 	D.up = false;
 }
 
@@ -2380,4 +2404,321 @@ dialog_ended_elsewhere(struct slice callid, struct slice ftag,
 	d->shared = false;	/* not ours to delete */
 	d->media = false;	/* nor its media session */
 	dialog_free(d);
+}
+
+/* ---- dialog.backend "redis": the CANCEL of another node's INVITE ---- */
+
+/*
+ * An INVITE's record in Redis (osprey:dlg:{CALLID}:FTAG:), written when
+ * it rings (its first early dialog): this, the caller's branch, then the
+ * INVITE's lines as sent (request line, top Via, From, To, Call-ID, CSeq,
+ * Route: what its CANCEL and its ACK copy).
+ */
+#define IREC_VERSION	1
+struct irec {
+	uint32_t		 version;
+	uint32_t		 uplen;		/* the caller's branch */
+	struct txn_addr		 peer;		/* where it went */
+	uint8_t			 sock;
+};
+
+/* The INVITE of c (client transaction ct) rang (resp, a 1xx with a tag). */
+void
+dialog_call_invite(struct dialog_call *c, const struct sipmsg *resp,
+    const struct txn *ct)
+{
+	struct slice	 v[2], up;
+	struct irec	 r;
+	struct buf	 b;
+	char		*lines;
+	size_t		 n;
+
+	if (c == NULL || c->sub || c->inv_shared || !D.up || D.closing ||
+	    !dlgr_configured() || ct == NULL || ct->rec || ct->out == NULL ||
+	    resp->status <= 100 || resp->status >= 200 ||
+	    resp->to_tag.len == 0)
+		return;
+	if (sipmsg_values(resp, SH_VIA, v, 2) < 2 ||
+	    !hdr_param(v[1], "branch", &up) || up.len == 0 ||
+	    up.len >= sizeof(((struct dinv *)NULL)->up))
+		return;
+	if ((lines = txn_lines(ct->out, ct->outlen, TXN_L_TOPVIA | TXN_L_FROM |
+	    TXN_L_TO | TXN_L_CALLID | TXN_L_CSEQ | TXN_L_ROUTE, &n)) == NULL)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.version = IREC_VERSION;
+	r.uplen = (uint32_t)up.len;
+	r.peer = ct->peer;
+	r.sock = (uint8_t)(ct->sock != NULL ? ct->sock - D.tp->socks : 0);
+	buf_init(&b, sizeof(r) + up.len + n);
+	buf_add(&b, &r, sizeof(r));
+	buf_add(&b, up.p, up.len);
+	buf_add(&b, lines, n);
+	free(lines);
+	if (dlgr_put_invite(str_get(&c->str, DS_CALLID), str_get(&c->str,
+	    DS_FTAG), b.p, b.len, dialog_early_s() + DLGR_MARGIN_S) == 0)
+		c->inv_shared = true;
+	buf_cleanup(&b);
+}
+
+static void
+dialog_call_uninvite(struct dialog_call *c)
+{
+	if (c == NULL || !c->inv_shared)
+		return;
+	c->inv_shared = false;
+	if (D.up && !D.closing)
+		dlgr_del_invite(str_get(&c->str, DS_CALLID),
+		    str_get(&c->str, DS_FTAG));
+}
+
+static void
+dinv_free(struct dinv *v)
+{
+	struct dinv	**pp;
+
+	for (pp = &D.invs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == v) {
+			*pp = v->next;
+			break;
+		}
+	timer_stop(&v->life);
+	sipmsg_free(v->inv);
+	free(v);
+}
+
+static void
+dinv_expire(void *arg)
+{
+	dinv_free(arg);
+}
+
+static struct dinv *
+dinv_find(struct slice down, struct slice up)
+{
+	struct dinv	*v;
+
+	for (v = D.invs; v != NULL; v = v->next)
+		if ((down.p != NULL && slice_same(down, v->inv->branch)) ||
+		    (up.p != NULL && up.len == strlen(v->up) &&
+		    memcmp(up.p, v->up, up.len) == 0))
+			return (v);
+	return (NULL);
+}
+
+/* A CANCEL waiting for its INVITE's record. */
+struct dcancel {
+	dialog_cancel_fn	*fn;
+	void			*arg;
+	char			*reason;	/* owned, or NULL */
+	uint32_t		 cseq;
+	size_t			 uplen;
+	char			 up[];
+};
+
+/* CANCEL ops: its answer only logged. */
+static void
+dialog_cancel_response(struct txn *ct, const struct sipmsg *resp)
+{
+	if (resp->status >= 200)
+		log_info("dialog %s: the CANCEL relayed for another node's "
+		    "INVITE answered %d", txn_callid(ct), resp->status);
+}
+
+static void
+dialog_cancel_timeout(struct txn *ct, bool timer_c)
+{
+	(void)timer_c;
+	log_info("dialog %s: the CANCEL relayed got no answer",
+	    txn_callid(ct));
+}
+
+static const struct txn_ops cancel_ops = {
+	.response = dialog_cancel_response,
+	.timeout = dialog_cancel_timeout,
+	.transport_error = dialog_bye_error,
+	.terminated = dialog_bye_gone,
+	.done = dialog_bye_gone,
+};
+
+/* Taken: the CANCEL downstream, with the INVITE's own Via (9.1). */
+static int
+dialog_cancel_send(struct dcancel *dc, const char *rec, size_t len)
+{
+	const struct irec	*r = (const void *)rec;
+	struct irec		 rr;
+	struct dinv		*v;
+	struct tp_sock		*pref, *out;
+	struct buf		 b;
+	char			 err[128];
+	size_t			 blen;
+	struct txn		*ct;
+
+	if (len < sizeof(rr))
+		return (-1);
+	memcpy(&rr, r, sizeof(rr));
+	if (rr.version != IREC_VERSION || rr.uplen != dc->uplen ||
+	    len - sizeof(rr) <= rr.uplen ||
+	    memcmp(rec + sizeof(rr), dc->up, dc->uplen) != 0)
+		return (-1);
+	v = xcalloc(1, sizeof(*v));
+	v->inv = sipmsg_new(rec + sizeof(rr) + rr.uplen, len - sizeof(rr) -
+	    rr.uplen);
+	if (sipmsg_parse(v->inv, err, sizeof(err)) != 0 ||
+	    v->inv->method != SM_INVITE || v->inv->cseq != dc->cseq ||
+	    v->inv->branch.len == 0) {
+		sipmsg_free(v->inv);
+		free(v);
+		return (-1);
+	}
+	memcpy(v->up, dc->up, dc->uplen);
+	txn_addr_get(&rr.peer, &v->peer);
+	pref = rr.sock < D.tp->nsocks ? &D.tp->socks[rr.sock] : NULL;
+	if (v->peer.len == 0 || (out = tp_sock_for(D.tp, &v->peer,
+	    pref)) == NULL) {
+		sipmsg_free(v->inv);
+		free(v);
+		return (-1);
+	}
+	v->sock = out;
+	timer_init(&v->life, D.base, dinv_expire, v);
+	timer_set(&v->life, 64 * txn_settings()->t1_ms + 5000);
+	v->next = D.invs;
+	D.invs = v;
+	buf_init(&b, 512);
+	sipbuild_cancel(v->inv, dc->reason, &b);
+	blen = b.len;
+	ct = txn_client_start(TXN_NICT, v->inv->branch,
+	    (struct slice){ "CANCEL", 6 }, v->inv->callid, buf_steal(&b, NULL),
+	    blen, out, &v->peer, NULL, &bye_owner, 0);
+	txn_set_ops(ct, &cancel_ops);
+	log_info("dialog " SLICE_FMT ": CANCEL of another node's INVITE "
+	    "relayed, branch " SLICE_FMT, SLICE_ARG(v->inv->callid),
+	    SLICE_ARG(v->inv->branch));
+	return (0);
+}
+
+static void
+dialog_cancel_reply(void *arg, const void *rec, size_t len, bool failed)
+{
+	struct dcancel	*dc = arg;
+	int		 code;
+
+	if (!D.up || D.closing)
+		code = 0;
+	else if (failed)
+		code = 500;
+	else if (rec == NULL || dialog_cancel_send(dc, rec, len) == -1)
+		code = 481;
+	else
+		code = 200;
+	dc->fn(dc->arg, code);
+	free(dc->reason);
+	free(dc);
+}
+
+/*
+ * A CANCEL that matches no INVITE here, with dialog.backend "redis": the
+ * INVITE may be another node's that rang (its record in Redis).  0:
+ * asked, fn(arg, code) comes: 200 (CANCEL relayed downstream), 481 (no
+ * such INVITE), 500 (Redis failed), 0 (the worker stops).  1: relayed
+ * already (200).  -1: nothing to ask (481).  -2: Redis is down.
+ */
+int
+dialog_cancel(const struct sipmsg *m, const char *reason,
+    dialog_cancel_fn *fn, void *arg)
+{
+	struct dcancel	*dc;
+
+	if (!D.up || D.closing || !dlgr_configured() ||
+	    m->from_tag.len == 0 || m->branch.len == 0 ||
+	    m->branch.len >= sizeof(((struct dinv *)NULL)->up))
+		return (-1);
+	if (dinv_find((struct slice){ NULL, 0 }, m->branch) != NULL)
+		return (1);
+	if (!dlgr_up())
+		return (-2);
+	dc = xmalloc(sizeof(*dc) + m->branch.len);
+	dc->fn = fn;
+	dc->arg = arg;
+	dc->reason = reason != NULL ? xstrdup(reason) : NULL;
+	dc->cseq = m->cseq;
+	dc->uplen = m->branch.len;
+	memcpy(dc->up, m->branch.p, m->branch.len);
+	if (dlgr_fetch_invite(m->callid, m->from_tag, dialog_cancel_reply,
+	    dc) == -1) {
+		free(dc->reason);
+		free(dc);
+		return (-2);
+	}
+	return (0);
+}
+
+/* The early dialog of a 2xx relayed here: confirmed (once adopted). */
+static void
+dialog_answer_fetched(void *arg, enum dialog_fetch_result res)
+{
+	struct sipmsg	*resp = arg;
+	struct dialog	*d;
+
+	if (res == DLG_FETCH_DONE && (d = dialog_find(resp->callid,
+	    resp->from_tag, resp->to_tag)) != NULL && d->state == DLG_EARLY &&
+	    d->call == NULL) {
+		dialog_confirm(d, NULL);
+		dialog_save(d);
+	}
+	sipmsg_free(resp);
+}
+
+/*
+ * A response matching no client transaction here: is it the answer to
+ * another node's INVITE this node cancelled?  Then true (the proxy sends
+ * it on by its next Via): a final failure is ACKed downstream here (the
+ * INVITE's client transaction would), a 2xx confirms the early dialog
+ * here (it is adopted from Redis first if need be).
+ */
+bool
+dialog_invite_response(const struct sipmsg *resp)
+{
+	struct dinv	*v;
+	struct dialog	*d;
+	struct sipmsg	*copy;
+	struct buf	 b;
+	char		 err[128];
+
+	if (!D.up || D.invs == NULL || resp->method != SM_INVITE ||
+	    (v = dinv_find(resp->branch, (struct slice){ NULL, 0 })) ==
+	    NULL || resp->cseq != v->inv->cseq)
+		return (false);
+	if (resp->status >= 300) {
+		buf_init(&b, 512);
+		if (sipbuild_ack(v->inv, resp, &b) == 0)
+			tp_send(v->sock, &v->peer, b.p, b.len);
+		buf_cleanup(&b);
+	} else if (resp->status >= 200 && resp->to_tag.len > 0) {
+		if ((d = dialog_find(resp->callid, resp->from_tag,
+		    resp->to_tag)) != NULL) {
+			if (d->state == DLG_EARLY && d->call == NULL) {
+				dialog_confirm(d, NULL);
+				dialog_save(d);
+			}
+		} else {
+			copy = sipmsg_new(resp->buf, resp->len);
+			if (sipmsg_parse(copy, err, sizeof(err)) != 0 ||
+			    dialog_fetch(copy, dialog_answer_fetched,
+			    copy) != 0)
+				sipmsg_free(copy);
+		}
+	}
+	return (true);
+}
+
+/* The caller's ACK for such an INVITE's failure: absorbed here. */
+bool
+dialog_invite_ack(const struct sipmsg *m)
+{
+	struct dinv	*v;
+
+	return (D.up && D.invs != NULL && (v = dinv_find((struct slice){
+	    NULL, 0 }, m->branch)) != NULL && m->cseq == v->inv->cseq);
 }

@@ -122,6 +122,9 @@ struct dialog_call *dialog_call_new(const struct sipmsg *,
 void	 dialog_call_response(struct dialog_call *, const struct sipmsg *,
 	    const struct tp_addr *callee, struct tp_sock *out);
 void	 dialog_call_media(struct dialog_call *);
+struct txn;
+void	 dialog_call_invite(struct dialog_call *, const struct sipmsg *,
+	    const struct txn *);
 void	 dialog_call_final(struct dialog_call *, int code,
 	    enum cdr_ended_by);
 void	 dialog_call_free(struct dialog_call *);
@@ -142,6 +145,12 @@ enum dialog_fetch_result {
 };
 typedef void dialog_fetched_fn(void *, enum dialog_fetch_result);
 int	 dialog_fetch(const struct sipmsg *, dialog_fetched_fn *, void *);
+/* dialog.backend "redis": the CANCEL of another node's INVITE. */
+typedef void dialog_cancel_fn(void *, int);
+int	 dialog_cancel(const struct sipmsg *, const char *reason,
+	    dialog_cancel_fn *, void *);
+bool	 dialog_invite_response(const struct sipmsg *resp);
+bool	 dialog_invite_ack(const struct sipmsg *);
 void	 dialog_request_failed(const struct sipmsg *resp);
 bool	 dialog_media(const struct sipmsg *resp);
 

@@ -400,3 +400,76 @@ dlgr_fetch(struct slice callid, struct slice tag1, struct slice tag2,
 	buf_cleanup(&k2);
 	return (rc);
 }
+
+/* A GET (another node's INVITE record, DLGR_INVITE_KEY). */
+static void
+dlgr_get_reply(void *arg, enum redis_result res, const struct redisReply *r)
+{
+	struct dlgr_fetch	*f = arg;
+
+	if (res != REDIS_R_OK || (r->type != REDIS_REPLY_STRING &&
+	    r->type != REDIS_REPLY_NIL)) {
+		dlgr_failed("GET", res, r);
+		f->fn(f->arg, NULL, 0, true);
+	} else if (r->type == REDIS_REPLY_STRING)
+		f->fn(f->arg, r->str, r->len, false);
+	else
+		f->fn(f->arg, NULL, 0, false);
+	free(f);
+}
+
+/*
+ * The record of the INVITE of Call-ID and From tag that rang (its CANCEL
+ * may reach another node): "osprey:dlg:{CALLID}:FTAG:" (no To tag).
+ */
+int
+dlgr_put_invite(struct slice callid, struct slice ftag, const void *rec,
+    size_t reclen, uint32_t ttl_s)
+{
+	return (dlgr_put(callid, ftag, (struct slice){ "", 0 }, rec, reclen,
+	    ttl_s));
+}
+
+void
+dlgr_del_invite(struct slice callid, struct slice ftag)
+{
+	struct buf	 k;
+	const char	*argv[2];
+	size_t		 len[2];
+
+	if (W.cmd == NULL)
+		return;
+	buf_init(&k, 128);
+	dlgr_keyname(&k, callid, ftag, (struct slice){ "", 0 });
+	argv[0] = "DEL";	len[0] = 3;
+	argv[1] = k.p;		len[1] = k.len;
+	dlgr_send("DEL", 2, argv, len);
+	buf_cleanup(&k);
+}
+
+/* As dlgr_fetch(), the INVITE's record. */
+int
+dlgr_fetch_invite(struct slice callid, struct slice ftag, dlgr_fetch_fn *fn,
+    void *arg)
+{
+	struct dlgr_fetch	*f;
+	struct buf		 k;
+	const char		*argv[2];
+	size_t			 len[2];
+	int			 rc;
+
+	if (!dlgr_up())
+		return (-1);
+	buf_init(&k, 128);
+	dlgr_keyname(&k, callid, ftag, (struct slice){ "", 0 });
+	argv[0] = "GET";	len[0] = 3;
+	argv[1] = k.p;		len[1] = k.len;
+	f = xmalloc(sizeof(*f));
+	f->fn = fn;
+	f->arg = arg;
+	if ((rc = redis_command(W.cmd, dlgr_get_reply, f, 2, argv,
+	    len)) == -1)
+		free(f);
+	buf_cleanup(&k);
+	return (rc);
+}

@@ -57,4 +57,11 @@ typedef void dlgr_fetch_fn(void *, const void *, size_t, bool failed);
 int	 dlgr_fetch(struct slice callid, struct slice tag1, struct slice tag2,
 	    dlgr_fetch_fn *, void *);
 
+/* An INVITE that rang: osprey:dlg:{CALLID}:FTAG: (for its CANCEL). */
+int	 dlgr_put_invite(struct slice callid, struct slice ftag, const void *,
+	    size_t, uint32_t ttl_s);
+void	 dlgr_del_invite(struct slice callid, struct slice ftag);
+int	 dlgr_fetch_invite(struct slice callid, struct slice ftag,
+	    dlgr_fetch_fn *, void *);
+
 #endif

@@ -1323,6 +1323,69 @@ proxy_authed(void *arg, enum auth_result res)
 	free(w);
 }
 
+/* Redis said whether it has the INVITE a CANCEL waited for. */
+static void
+proxy_dialog_cancelled(void *arg, int code)
+{
+	struct dlg_wait	*w = arg;
+	struct txn	*st;
+	struct sipmsg	*m;
+
+	st = txn_find(w->key, w->keylen);
+	if (code != 0 && st != NULL && !st->rec && st->serial == w->serial &&
+	    st->state == TXN_TRYING &&
+	    (m = (struct sipmsg *)txn_server_request(st)) != NULL) {
+		log_info("proxy " SLICE_FMT ": CANCEL of another node's "
+		    "INVITE: %d", SLICE_ARG(m->callid), code);
+		proxy_dialog_answer(st, m, &w->src, code, NULL, code == 500 ?
+		    DLG_RETRY_AFTER : NULL);
+	}
+	free(w);
+}
+
+/*
+ * A CANCEL of no INVITE here (dialog.backend "redis"): the INVITE may be
+ * another node's that rang; its server transaction waits for Redis.
+ * false: not asked (481).
+ */
+static bool
+proxy_dialog_cancel(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src)
+{
+	struct dlg_wait	*w;
+	struct buf	 k;
+	char		 kstore[256], *reason;
+	int		 rc;
+
+	buf_init_on(&k, kstore, sizeof(kstore));
+	txn_key_server(m, SM_OTHER, &k);
+	w = xcalloc(1, sizeof(*w) + k.len + 1);
+	memcpy(w->key, k.p, k.len);
+	w->keylen = k.len;
+	buf_cleanup(&k);
+	w->src = *src;
+	reason = reason_of(m);
+	rc = dialog_cancel(m, reason, proxy_dialog_cancelled, w);
+	free(reason);
+	if (rc == -1) {
+		free(w);
+		return (false);
+	}
+	if (rc == 0) {
+		w->serial = txn_server_new(m, sock, src)->serial;
+		return (true);
+	}
+	free(w);
+	if (rc == 1)
+		proxy_reply_new_st(m, sock, src, 200, NULL, NULL);
+	else {
+		log_info("proxy " SLICE_FMT ": CANCEL answered 500, redis is "
+		    "down", SLICE_ARG(m->callid));
+		proxy_reply_new_st(m, sock, src, 500, NULL, DLG_RETRY_AFTER);
+	}
+	return (true);
+}
+
 /* An ACK for a 2xx (a relayed call's SDP through rtpengine first). */
 static void
 proxy_forward_ack(struct sipmsg *m, struct tp_sock *sock,
@@ -1346,6 +1409,9 @@ proxy_cancel(struct sipmsg *m, struct tp_sock *sock,
 		return;
 	}
 	ist = txn_match_cancel(m);
+	if (ist == NULL && dialog_shared() && proxy_dialog_cancel(m, sock,
+	    src))
+		return;
 	if (ist == NULL) {
 		log_info("proxy " SLICE_FMT ": CANCEL matches nothing, 481",
 		    SLICE_ARG(m->callid));
@@ -1385,6 +1451,10 @@ proxy_request(struct sipmsg *m, struct tp_sock *sock,
 		else if (st == NULL && proxy_ctx_sl_tag_ours(m->to_tag))
 			log_debug("proxy " SLICE_FMT ": ACK for a stateless "
 			    "reply absorbed", SLICE_ARG(m->callid));
+		else if (st == NULL && dialog_invite_ack(m))
+			log_debug("proxy " SLICE_FMT ": ACK for the failure "
+			    "of another node's INVITE absorbed",
+			    SLICE_ARG(m->callid));
 		else
 			proxy_forward_ack(m, sock, src);
 		sipmsg_free(m);

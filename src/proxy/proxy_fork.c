@@ -1027,6 +1027,7 @@ proxy_fork_dialog(struct pctx *ctx, struct branch *b,
 	txn_addr_get(&b->addr, &a);
 	dialog_call_response(ctx->call, resp, &a, b->ct != NULL ?
 	    b->ct->sock : NULL);
+	dialog_call_invite(ctx->call, resp, b->ct);	/* for its CANCEL */
 }
 
 /* A 1xx or 2xx goes upstream (after rtpengine's answer, if it had one). */

@@ -192,9 +192,17 @@ proxy_reply_stray(const struct sipmsg *m, struct tp_sock *sock)
 	size_t		 len;
 	char		*bytes;
 
-	if (m->status == 100 || !tp_is_local(P.tp, m->via_host, m->via_port) ||
-	    sipmsg_values(m, SH_VIA, v, 2) < 2 ||
-	    !proxy_reply_relayable(m) ||
+	if (m->status == 100 || sipmsg_values(m, SH_VIA, v, 2) < 2 ||
+	    !proxy_reply_relayable(m))
+		return (false);
+	/*
+	 * The answer to another node's INVITE this node cancelled for it
+	 * (dialog.backend "redis"): its branch is that node's.
+	 */
+	if (dialog_invite_response(m)) {
+		if (proxy_ctx_via_dest(v[1], &d) == -1)
+			return (false);
+	} else if (!tp_is_local(P.tp, m->via_host, m->via_port) ||
 	    !proxy_ctx_branch_ours(m->branch, v[1], &d))
 		return (false);
 	buf_init(&b, m->len + 64);

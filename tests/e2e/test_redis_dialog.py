@@ -538,3 +538,73 @@ def test_early_dialog_confirmed_overwrites_and_failed_deletes(pair):
     p.uas.respond(inv, 486)
     assert p.caller.expect(failed.resp(486)).code == 486
     wait_for(lambda: p.keys(failed) == [], 3, "the early dialog stayed")
+
+
+def invite_key(p, call):
+    return "osprey:dlg:{%s}:%s:" % (call.call_id, call.from_tag)
+
+
+def test_cancel_after_failover_relayed_with_the_invites_branch(pair):
+    """bob rings through A (A writes the INVITE's record once); A dies.
+    The caller's CANCEL reaches B: 200 for it, and B relays a CANCEL to
+    bob with exactly A's Via (branch and sent-by) of that INVITE, so bob
+    finds his INVITE transaction.  bob's 487 (sent where A's address now
+    leads: B) reaches the caller with only the caller's Via; B ACKs it to
+    bob with the INVITE's branch, and absorbs the caller's ACK.  A
+    retransmitted CANCEL gets 200 again, no second CANCEL to bob."""
+    p = pair()
+    b = p.nodes["B"]
+    call, inv = p.early("A")
+    wait_for(lambda: p.redis.cmd("EXISTS", invite_key(p, call)) == 1, 3,
+             "the INVITE's record is not in Redis")
+    p.kill("A")
+    call.proxy = b.addr
+    req = parse(call.cancel())
+    r = p.caller.expect(call.resp(method="CANCEL"))
+    assert r.code == 200, r.text()
+    cancel = p.uas.expect("CANCEL", call_id=call.call_id)
+    assert cancel.branch == inv.branch, (cancel.text(), inv.text())
+    assert cancel.vias[0].sent_by == inv.vias[0].sent_by, cancel.text()
+    assert len(cancel.vias) == 1, cancel.text()
+    assert cancel.cseq == (inv.cseq[0], "CANCEL"), cancel.text()
+    p.uas.ep.send(p.uas.respond(cancel, 200, send=False), b.addr)
+    p.uas.ep.send(p.uas.respond(inv, 487, send=False), b.addr)
+    fin = p.caller.expect(call.resp(487))
+    call.check_vias(fin)
+    ack = p.uas.expect("ACK", call_id=call.call_id)
+    assert ack.branch == inv.branch and ack.cseq == (inv.cseq[0], "ACK"), \
+        ack.text()
+    call.ack(fin)
+    assert p.uas.ep.collect(0.3, match(method="ACK")) == []
+    p.caller.send(req.raw, b.addr)
+    assert p.caller.expect(call.resp(method="CANCEL")).code == 200
+    assert p.uas.ep.collect(0.3, match(method="CANCEL")) == []
+
+
+def test_answer_reaching_b_confirms_the_early_dialog(pair):
+    """bob rings through A; A dies; the caller's CANCEL reaches B and
+    crosses bob's 200: the 2xx reaching B is sent on to the caller, B
+    takes the early dialog from Redis and confirms it, so the caller's
+    ACK and BYE through B reach bob, and B writes exactly one record (an
+    answered call)."""
+    p = pair()
+    b = p.nodes["B"]
+    call, inv = p.early("A")
+    wait_for(lambda: p.redis.cmd("EXISTS", invite_key(p, call)) == 1, 3,
+             "the INVITE's record is not in Redis")
+    p.kill("A")
+    call.proxy = b.addr
+    call.cancel()
+    assert p.caller.expect(call.resp(method="CANCEL")).code == 200
+    cancel = p.uas.expect("CANCEL", call_id=call.call_id)
+    p.uas.ep.send(p.uas.respond(inv, 200, body=SDP, send=False), b.addr)
+    p.uas.ep.send(p.uas.respond(cancel, 200, send=False), b.addr)
+    ok = p.caller.expect(call.resp(200))
+    call.check_vias(ok)
+    wait_for(lambda: "confirmed" in b.log_text(), 3, "B did not confirm")
+    call.ack(ok)
+    p.uas.expect("ACK", call_id=call.call_id)
+    p.bye_routes(call, "B")
+    recs = records(p.cdr["B"], 1)
+    assert len(recs) == 1 and recs[0]["code"] == 200, recs
+    assert recs[0].get("answer_time"), recs
