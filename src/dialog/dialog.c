@@ -173,6 +173,10 @@ struct dinv {
 	struct tp_sock		*sock;
 	struct timer		 life;
 	char			 up[96];	/* the caller's branch */
+	char			 ttag[96];	/* its first early dialog's */
+	int			 final;		/* a failure came while ... */
+	bool			 fetching;	/* ... its early dialog was
+						   asked of Redis */
 };
 
 /* The worker's own. */
@@ -2312,26 +2316,37 @@ dialog_fetch_reply(void *arg, const void *rec, size_t len, bool failed)
  * (drop this one).  -1: nothing to
  * ask (not shared, no tags): the 481 stands.  -2: Redis is down.
  */
+static int	dialog_fetch_tags(struct slice, struct slice, struct slice,
+		    bool, dialog_fetched_fn *, void *);
+
 int
 dialog_fetch(const struct sipmsg *m, dialog_fetched_fn *fn, void *arg)
+{
+	if (!D.up || D.closing || !dlgr_configured() || m->to_tag.len == 0 ||
+	    m->from_tag.len == 0)
+		return (-1);
+	CNT_SUB(refused_481, 1);	/* not refused (yet): asked again */
+	return (dialog_fetch_tags(m->callid, m->from_tag, m->to_tag,
+	    m->method == SM_ACK, fn, arg));
+}
+
+static int
+dialog_fetch_tags(struct slice callid, struct slice tag1, struct slice tag2,
+    bool ack, dialog_fetched_fn *fn, void *arg)
 {
 	struct dfetch	*f;
 	struct buf	 k;
 	char		 kstore[512];
 	int		 rc = -1;
 
-	if (!D.up || D.closing || !dlgr_configured() || m->to_tag.len == 0 ||
-	    m->from_tag.len == 0)
-		return (-1);
-	CNT_SUB(refused_481, 1);	/* not refused (yet): asked again */
 	if (!dlgr_up())
 		return (-2);
 	buf_init_on(&k, kstore, sizeof(kstore));
-	dialog_key(&k, m->callid, m->from_tag, m->to_tag);
+	dialog_key(&k, callid, tag1, tag2);
 	if ((f = (struct dfetch *)hashtab_find(&D.fetching, k.p, k.len)) !=
 	    NULL) {
 		/* An ACK's retransmissions are not kept: the first goes on. */
-		if (f->nw == DFETCH_WAITERS || m->method == SM_ACK) {
+		if (f->nw == DFETCH_WAITERS || ack) {
 			rc = 1;
 			goto done;
 		}
@@ -2347,17 +2362,16 @@ dialog_fetch(const struct sipmsg *m, dialog_fetched_fn *fn, void *arg)
 	f->klen = k.len;
 	memcpy(f->key, k.p, k.len);
 	f->key[k.len] = '\0';
-	f->key_callid = (struct slice){ f->key, m->callid.len };
+	f->key_callid = (struct slice){ f->key, callid.len };
 	hashtab_insert(&D.fetching, &f->node, f->key, f->klen);
-	if (dlgr_fetch(m->callid, m->from_tag, m->to_tag, dialog_fetch_reply,
-	    f) == -1) {
+	if (dlgr_fetch(callid, tag1, tag2, dialog_fetch_reply, f) == -1) {
 		hashtab_remove(&D.fetching, &f->node);
 		free(f);
 		rc = -2;
 		goto done;
 	}
 	log_debug("dialog " SLICE_FMT ": not here, asking redis",
-	    SLICE_ARG(m->callid));
+	    SLICE_ARG(callid));
 	rc = 0;
 done:
 	buf_cleanup(&k);
@@ -2418,6 +2432,8 @@ dialog_ended_elsewhere(struct slice callid, struct slice ftag,
 struct irec {
 	uint32_t		 version;
 	uint32_t		 uplen;		/* the caller's branch */
+	uint32_t		 ttlen;		/* its first early dialog's To
+						   tag, after the branch */
 	struct txn_addr		 peer;		/* where it went */
 	uint8_t			 sock;
 };
@@ -2448,11 +2464,13 @@ dialog_call_invite(struct dialog_call *c, const struct sipmsg *resp,
 	memset(&r, 0, sizeof(r));
 	r.version = IREC_VERSION;
 	r.uplen = (uint32_t)up.len;
+	r.ttlen = (uint32_t)resp->to_tag.len;
 	r.peer = ct->peer;
 	r.sock = (uint8_t)(ct->sock != NULL ? ct->sock - D.tp->socks : 0);
-	buf_init(&b, sizeof(r) + up.len + n);
+	buf_init(&b, sizeof(r) + up.len + resp->to_tag.len + n);
 	buf_add(&b, &r, sizeof(r));
 	buf_add(&b, up.p, up.len);
+	buf_add(&b, resp->to_tag.p, resp->to_tag.len);
 	buf_add(&b, lines, n);
 	free(lines);
 	if (dlgr_put_invite(str_get(&c->str, DS_CALLID), str_get(&c->str,
@@ -2490,7 +2508,12 @@ dinv_free(struct dinv *v)
 static void
 dinv_expire(void *arg)
 {
-	dinv_free(arg);
+	struct dinv	*v = arg;
+
+	if (v->fetching)	/* dialog_early_fetched() has it */
+		timer_set(&v->life, 1000);
+	else
+		dinv_free(v);
 }
 
 static struct dinv *
@@ -2541,6 +2564,22 @@ static const struct txn_ops cancel_ops = {
 	.done = dialog_bye_gone,
 };
 
+static struct dialog *dialog_early_of(const struct dinv *, struct slice);
+
+/* The early dialog of v is in the table now (or not to be had). */
+static void
+dialog_early_fetched(void *arg, enum dialog_fetch_result res)
+{
+	struct dinv	*v = arg;
+	struct dialog	*d;
+
+	v->fetching = false;
+	if (res == DLG_FETCH_DONE && v->final >= 300 && (d =
+	    dialog_early_of(v, (struct slice){ v->ttag,
+	    strlen(v->ttag) })) != NULL)
+		dialog_end(d, CDR_BY_CALLER, v->final);
+}
+
 /* Taken: the CANCEL downstream, with the INVITE's own Via (9.1). */
 static int
 dialog_cancel_send(struct dcancel *dc, const char *rec, size_t len)
@@ -2550,6 +2589,7 @@ dialog_cancel_send(struct dcancel *dc, const char *rec, size_t len)
 	struct dinv		*v;
 	struct tp_sock		*pref, *out;
 	struct buf		 b;
+	struct slice		 ttag;
 	char			 err[128];
 	size_t			 blen;
 	struct txn		*ct;
@@ -2558,12 +2598,14 @@ dialog_cancel_send(struct dcancel *dc, const char *rec, size_t len)
 		return (-1);
 	memcpy(&rr, r, sizeof(rr));
 	if (rr.version != IREC_VERSION || rr.uplen != dc->uplen ||
-	    len - sizeof(rr) <= rr.uplen ||
-	    memcmp(rec + sizeof(rr), dc->up, dc->uplen) != 0)
+	    rr.ttlen == 0 || rr.ttlen >= sizeof(v->ttag) ||
+	    len - sizeof(rr) <= (size_t)rr.uplen +
+	    rr.ttlen || memcmp(rec + sizeof(rr), dc->up, dc->uplen) != 0)
 		return (-1);
+	ttag = (struct slice){ rec + sizeof(rr) + rr.uplen, rr.ttlen };
 	v = xcalloc(1, sizeof(*v));
-	v->inv = sipmsg_new(rec + sizeof(rr) + rr.uplen, len - sizeof(rr) -
-	    rr.uplen);
+	v->inv = sipmsg_new(ttag.p + ttag.len, len - sizeof(rr) - rr.uplen -
+	    rr.ttlen);
 	if (sipmsg_parse(v->inv, err, sizeof(err)) != 0 ||
 	    v->inv->method != SM_INVITE || v->inv->cseq != dc->cseq ||
 	    v->inv->branch.len == 0) {
@@ -2572,6 +2614,7 @@ dialog_cancel_send(struct dcancel *dc, const char *rec, size_t len)
 		return (-1);
 	}
 	memcpy(v->up, dc->up, dc->uplen);
+	memcpy(v->ttag, ttag.p, ttag.len);
 	txn_addr_get(&rr.peer, &v->peer);
 	pref = rr.sock < D.tp->nsocks ? &D.tp->socks[rr.sock] : NULL;
 	if (v->peer.len == 0 || (out = tp_sock_for(D.tp, &v->peer,
@@ -2595,6 +2638,11 @@ dialog_cancel_send(struct dcancel *dc, const char *rec, size_t len)
 	log_info("dialog " SLICE_FMT ": CANCEL of another node's INVITE "
 	    "relayed, branch " SLICE_FMT, SLICE_ARG(v->inv->callid),
 	    SLICE_ARG(v->inv->branch));
+	/* Its early dialog, to end with the attempt's record (or confirm). */
+	if (dialog_find(v->inv->callid, v->inv->from_tag, ttag) == NULL &&
+	    dialog_fetch_tags(v->inv->callid, v->inv->from_tag, ttag, false,
+	    dialog_early_fetched, v) == 0)
+		v->fetching = true;
 	return (0);
 }
 
@@ -2670,6 +2718,19 @@ dialog_answer_fetched(void *arg, enum dialog_fetch_result res)
 	sipmsg_free(resp);
 }
 
+/* The early dialog taken from Redis of v (To tag ttag), or NULL. */
+static struct dialog *
+dialog_early_of(const struct dinv *v, struct slice ttag)
+{
+	struct dialog	*d;
+
+	if (ttag.len == 0 || (d = dialog_find(v->inv->callid,
+	    v->inv->from_tag, ttag)) == NULL || d->state != DLG_EARLY ||
+	    d->call != NULL || d->kind != DLG_CALL)
+		return (NULL);
+	return (d);
+}
+
 /*
  * A response matching no client transaction here: is it the answer to
  * another node's INVITE this node cancelled?  Then true (the proxy sends
@@ -2695,6 +2756,13 @@ dialog_invite_response(const struct sipmsg *resp)
 		if (sipbuild_ack(v->inv, resp, &b) == 0)
 			tp_send(v->sock, &v->peer, b.p, b.len);
 		buf_cleanup(&b);
+		/* The first: its early dialogs end, the attempt's record. */
+		if ((d = dialog_early_of(v, resp->to_tag)) != NULL ||
+		    (d = dialog_early_of(v, (struct slice){ v->ttag,
+		    strlen(v->ttag) })) != NULL)
+			dialog_end(d, CDR_BY_CALLER, resp->status);
+		else if (v->fetching && v->final == 0)
+			v->final = resp->status;	/* ended once it comes */
 	} else if (resp->status >= 200 && resp->to_tag.len > 0) {
 		if ((d = dialog_find(resp->callid, resp->from_tag,
 		    resp->to_tag)) != NULL) {

@@ -136,7 +136,10 @@ class Pair:
         os.kill(self.redis.proc.pid, signal.SIGCONT)
 
     def keys(self, call):
-        return self.redis.cmd("KEYS", "osprey:dlg:{%s}:*" % call.call_id)
+        """The call's dialog keys (not its INVITE's, no To tag)."""
+        return [k for k in self.redis.cmd("KEYS", "osprey:dlg:{%s}:*" %
+                                          call.call_id)
+                if not k.endswith(":")]
 
     def close(self):
         self.uas.ep.close()
@@ -474,7 +477,8 @@ def set_calls(p):
 
 def test_early_dialog_in_redis_prack_update_bye_via_b(pair):
     """bob rings (180 with his tag, retransmitted): A writes the early
-    dialog to Redis once (one SET, not one per 180).  A dies; the
+    dialog to Redis once, and its INVITE's record once (two SETs, not
+    two per 180).  A dies; the
     caller's PRACK and UPDATE in the early dialog, sent to B, reach bob
     (B adopts the early dialog) and their 200s come back; the caller's
     BYE in the early dialog through B ends it: bob gets it, one CDR (B's),
@@ -490,7 +494,8 @@ def test_early_dialog_in_redis_prack_update_bye_via_b(pair):
     wait_for(lambda: len(p.keys(call)) == 1, 3,
              "the early dialog is not in Redis")
     time.sleep(0.3)
-    assert set_calls(p) - before == 1, set_calls(p) - before
+    # The early dialog, and the INVITE's record (for a CANCEL): once.
+    assert set_calls(p) - before == 2, set_calls(p) - before
     p.kill("A")
     call.proxy = b.addr
     for method, hs in (("PRACK", [("RAck", "1 1 INVITE")]), ("UPDATE", [])):
@@ -551,7 +556,9 @@ def test_cancel_after_failover_relayed_with_the_invites_branch(pair):
     finds his INVITE transaction.  bob's 487 (sent where A's address now
     leads: B) reaches the caller with only the caller's Via; B ACKs it to
     bob with the INVITE's branch, and absorbs the caller's ACK.  A
-    retransmitted CANCEL gets 200 again, no second CANCEL to bob."""
+    retransmitted CANCEL gets 200 again, no second CANCEL to bob.  B
+    writes the attempt's one record (487, ended by the caller) and the
+    early dialog leaves Redis."""
     p = pair()
     b = p.nodes["B"]
     call, inv = p.early("A")
@@ -579,6 +586,11 @@ def test_cancel_after_failover_relayed_with_the_invites_branch(pair):
     p.caller.send(req.raw, b.addr)
     assert p.caller.expect(call.resp(method="CANCEL")).code == 200
     assert p.uas.ep.collect(0.3, match(method="CANCEL")) == []
+    # The attempt's one record: B's (it took the early dialog).
+    recs = records(p.cdr["B"], 1)
+    assert len(recs) == 1 and recs[0]["code"] == 487, recs
+    assert recs[0]["ended_by"] == "caller", recs
+    wait_for(lambda: p.keys(call) == [], 3, "the early dialog stayed")
 
 
 def test_answer_reaching_b_confirms_the_early_dialog(pair):
