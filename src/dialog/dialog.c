@@ -2733,23 +2733,28 @@ dialog_early_of(const struct dinv *v, struct slice ttag)
 
 /*
  * A response matching no client transaction here: is it the answer to
- * another node's INVITE this node cancelled?  Then true (the proxy sends
- * it on by its next Via): a final failure is ACKed downstream here (the
+ * another node's INVITE this node cancelled (next, its next Via, the
+ * caller's of that INVITE)?  Then true (the proxy sends it on by next):
+ * a final failure is ACKed downstream here (the
  * INVITE's client transaction would), a 2xx confirms the early dialog
  * here (it is adopted from Redis first if need be).
  */
 bool
-dialog_invite_response(const struct sipmsg *resp)
+dialog_invite_response(const struct sipmsg *resp, struct slice next)
 {
 	struct dinv	*v;
 	struct dialog	*d;
 	struct sipmsg	*copy;
 	struct buf	 b;
+	struct slice	 br;
 	char		 err[128];
 
+	/* Back to the caller whose CANCEL it was: its Via next. */
 	if (!D.up || D.invs == NULL || resp->method != SM_INVITE ||
 	    (v = dinv_find(resp->branch, (struct slice){ NULL, 0 })) ==
-	    NULL || resp->cseq != v->inv->cseq)
+	    NULL || resp->cseq != v->inv->cseq ||
+	    !hdr_param(next, "branch", &br) || br.len != strlen(v->up) ||
+	    memcmp(br.p, v->up, br.len) != 0)
 		return (false);
 	if (resp->status >= 300) {
 		buf_init(&b, 512);

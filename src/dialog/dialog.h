@@ -149,7 +149,7 @@ int	 dialog_fetch(const struct sipmsg *, dialog_fetched_fn *, void *);
 typedef void dialog_cancel_fn(void *, int);
 int	 dialog_cancel(const struct sipmsg *, const char *reason,
 	    dialog_cancel_fn *, void *);
-bool	 dialog_invite_response(const struct sipmsg *resp);
+bool	 dialog_invite_response(const struct sipmsg *resp, struct slice next);
 bool	 dialog_invite_ack(const struct sipmsg *);
 void	 dialog_request_failed(const struct sipmsg *resp);
 bool	 dialog_media(const struct sipmsg *resp);

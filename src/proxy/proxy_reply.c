@@ -199,7 +199,7 @@ proxy_reply_stray(const struct sipmsg *m, struct tp_sock *sock)
 	 * The answer to another node's INVITE this node cancelled for it
 	 * (dialog.backend "redis"): its branch is that node's.
 	 */
-	if (dialog_invite_response(m)) {
+	if (dialog_invite_response(m, v[1])) {
 		if (proxy_ctx_via_dest(v[1], &d) == -1)
 			return (false);
 	} else if (!tp_is_local(P.tp, m->via_host, m->via_port) ||
