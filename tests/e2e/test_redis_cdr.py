@@ -27,6 +27,7 @@ from test_redis_dialog import port_free_on_all, records, utc
 from test_redis_path import TcpPhone, knows, route_of
 
 from conftest import ctl, lc
+from peers import interop
 from sip import NON2XX, SDP, UAC, Endpoint, build_request, build_response, \
     match, new_branch, uri_of
 
@@ -41,11 +42,12 @@ class Nodes:
     A and B), each with its own JSONL records and metrics port."""
 
     def __init__(self, factory, redis, tmp_path, names="AB", limits=None,
-                 domains=None):
+                 domains=None, hosts=None):
         self.factory = factory
         self.redis = redis
         self.tmp = tmp_path
-        self.port = port_free_on_all([HOSTS[n] for n in names])
+        self.hosts = dict(HOSTS, **(hosts or {}))
+        self.port = port_free_on_all([self.hosts[n] for n in names])
         self.limits = limits
         self.domains = domains or {}
         self.nodes, self.cdr, self.mport, self.eps = {}, {}, {}, []
@@ -53,7 +55,7 @@ class Nodes:
             self.start(n)
 
     def start(self, name):
-        host = HOSTS[name]
+        host = self.hosts[name]
         self.cdr[name] = str(self.tmp / ("cdr-%s.jsonl" % name))
         self.mport[name] = free_tcp_port()
         more = [
@@ -382,3 +384,37 @@ def test_entry_node_fails_adopter_writes_the_one_record(nodes):
     assert c.recs("A", secs=0.5) == [] and c.recs("B", secs=0) == []
     assert c.redis.cmd("EXISTS", key) == 0
     alice.close()
+
+
+@pytest.mark.skipif(interop.BARESIP is None, reason="baresip not installed")
+def test_baresip_on_a_over_tcp_called_through_b(nodes, tmp_path):
+    """A real phone: baresip bob registers on A (127.0.0.1) over TCP and
+    answers by itself; a call through B reaches him through A, is
+    answered and ended by the caller.  One record, B's; A lists the
+    call as transit while it is up."""
+    c = nodes(hosts={"A": "127.0.0.1"})
+    a, b = c["A"], c["B"]
+    bob = interop.Baresip(str(tmp_path), "bob", "auto", proxy_port=a.port,
+                          password="unused", transport="tcp", regint=600)
+    try:
+        assert bob.registration(15), bob.report()
+        wait_for(lambda: "transport=tcp" in ctl(b, "registrations"), 5,
+                 "B never learnt bob")
+        call = c.caller("B", user="bob")
+        call.invite()
+        ok = call.ep.expect(call.resp(200), 10)
+        assert "m=audio" in ok.text(), ok.text()
+        call.ack(ok)
+        assert bob.wait_for("Call established", 5), bob.report()
+        assert [d["transit"] for d in dialogs_json(a)] == [True]
+        assert [d["transit"] for d in dialogs_json(b)] == [False]
+        call.bye()
+        assert call.ep.expect(call.resp(None, "BYE"), 5).code == 200
+        recs = c.recs("B", 1)
+        assert len(recs) == 1, recs
+        assert recs[0]["call_id"] == call.call_id, recs
+        assert recs[0]["ended_by"] == "caller", recs
+        assert recs[0]["answer_time"] is not None, recs
+        assert c.recs("A", secs=0.5) == [], c.recs("A")
+    finally:
+        bob.stop()
