@@ -20,6 +20,8 @@ import json
 import time
 
 import pytest
+from test_media import media_conf, rtpe_has_call, rtpengine  # noqa: F401
+from test_media import sdp_addr, wait_gone
 from test_metrics import metrics_conf, scrape
 from test_redis import (REDIS, REG, free_tcp_port, redis_server,  # noqa: F401
                         wait_for)
@@ -42,7 +44,7 @@ class Nodes:
     A and B), each with its own JSONL records and metrics port."""
 
     def __init__(self, factory, redis, tmp_path, names="AB", limits=None,
-                 domains=None, hosts=None):
+                 domains=None, hosts=None, media=None):
         self.factory = factory
         self.redis = redis
         self.tmp = tmp_path
@@ -50,6 +52,7 @@ class Nodes:
         self.port = port_free_on_all([self.hosts[n] for n in names])
         self.limits = limits
         self.domains = domains or {}
+        self.media = media
         self.nodes, self.cdr, self.mport, self.eps = {}, {}, {}, []
         for n in names:
             self.start(n)
@@ -68,6 +71,8 @@ class Nodes:
             metrics_conf(self.mport[name])]
         if self.limits:
             more.append("limits = %s;" % lc(self.limits))
+        if self.media:
+            more.append(media_conf(self.media))
         listen = [("udp", host, self.port)]
         if name in "AB":
             listen.append(("tcp", host, self.port))
@@ -418,3 +423,33 @@ def test_baresip_on_a_over_tcp_called_through_b(nodes, tmp_path):
         assert c.recs("A", secs=0.5) == [], c.recs("A")
     finally:
         bob.stop()
+
+
+def test_media_anchored_once_by_the_entry_node(nodes, rtpengine):
+    """media.relay = "always" on both nodes, one rtpengine: a call
+    through B to alice on A is offered to rtpengine by B only (alice gets
+    rtpengine's address, the caller too); A, the transit node, neither
+    offers nor answers, nor deletes at the BYE: its dialog is not
+    relayed (ospreyctl dialogs: media false, transit true).  B's BYE
+    deletes the session."""
+    c = nodes(media=rtpengine.ng)
+    a, b = c["A"], c["B"]
+    alice = c.phone("alice", "A")
+    call = c.caller("B")
+    inv, ok = ring_and_answer(c, alice, call)
+    addr, port = sdp_addr(inv.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port), inv.raw
+    addr, port = sdp_addr(ok.body)
+    assert addr == "127.0.0.1" and rtpengine.owns(port), ok.raw
+    assert rtpe_has_call(rtpengine.ng, call.call_id)
+    assert "media relayed by" in b.log_text()
+    assert "media relayed by" not in a.log_text(), a.log_text()
+    da, db = dialogs_json(a), dialogs_json(b)
+    assert [(d["transit"], d["media"]) for d in da] == [(True, False)], da
+    assert [(d["transit"], d["media"]) for d in db] == [(False, True)], db
+    caller_bye(call, alice)
+    assert wait_gone(rtpengine.ng, call.call_id), b.log_text()
+    assert "rtpengine delete" in b.log_text()
+    assert "rtpengine delete" not in a.log_text(), a.log_text()
+    assert len(c.recs("B", 1)) == 1 and c.recs("A", secs=0.5) == []
+    alice.close()
