@@ -133,7 +133,8 @@ struct dialog_call *dialog_call_new(const struct sipmsg *,
 	    const struct tp_addr *src, struct tp_sock *in, struct slice user,
 	    struct slice identity, const char stamp[17]);
 struct dialog_call *dialog_transit_new(const struct sipmsg *,
-	    const struct tp_addr *src, struct tp_sock *in, const char stamp[17]);
+	    const struct tp_addr *src, struct tp_sock *in,
+	    const char stamp[17]);
 bool	 dialog_call_transit(const struct dialog_call *);
 void	 dialog_call_response(struct dialog_call *, const struct sipmsg *,
 	    const struct tp_addr *callee, struct tp_sock *out);

@@ -986,7 +986,7 @@ proxy_dialog_call(const struct sipmsg *m, struct tp_sock *sock,
 		return (NULL);
 	if (hop->path && (m->method == SM_INVITE || m->method ==
 	    SM_SUBSCRIBE || m->method == SM_REFER || m->method == SM_NOTIFY)) {
-		/* Another node's, through our path token: that node's record. */
+		/* Another node's, through our path token: its record. */
 		proxy_ctx_dialog_stamp(m->callid, proxy_ctx_run(), st);
 		return (dialog_transit_new(m, src, sock, st));
 	}

@@ -322,6 +322,27 @@ def test_busy_phone_one_failed_attempt_record(nodes):
     alice.close()
 
 
+def test_flow_failed_on_transit_node_one_record(nodes):
+    """alice's connection to A is gone: A refuses the call B sends it
+    (430 Flow Failed) and writes no record of the refusal; B records
+    the failed attempt with the 430 it got."""
+    c = nodes()
+    a = c["A"]
+    alice = c.phone("alice", "A")
+    alice.close()
+    time.sleep(0.3)
+    call = c.caller("B")
+    call.invite()
+    r = call.ep.expect(call.resp(NON2XX), timeout=5)
+    assert r.code == 430, r
+    call.ack(r)
+    assert "INVITE rejected code=430" in a.log_text()
+    recs = c.recs("B", 1)
+    assert [(x["call_id"], x["code"]) for x in recs] == \
+        [(call.call_id, 430)], recs
+    assert c.recs("A", secs=0.5) == [], c.recs("A")
+
+
 def test_transit_node_takes_no_limits(nodes):
     """limits.calls_per_source = 1 on every node: two callers (two
     addresses) call alice on A through B at once.  B counts each caller
