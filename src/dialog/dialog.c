@@ -2778,6 +2778,15 @@ dialog_cancel(const struct sipmsg *m, const char *reason,
 	return (0);
 }
 
+/* An early dialog taken from Redis answered: its early expiry goes. */
+static void
+dialog_early_confirm(struct dialog *d)
+{
+	timer_stop(&d->timeout);
+	dialog_confirm(d, NULL);
+	dialog_save(d);
+}
+
 /* The early dialog of a 2xx relayed here: confirmed (once adopted). */
 static void
 dialog_answer_fetched(void *arg, enum dialog_fetch_result res)
@@ -2787,10 +2796,8 @@ dialog_answer_fetched(void *arg, enum dialog_fetch_result res)
 
 	if (res == DLG_FETCH_DONE && (d = dialog_find(resp->callid,
 	    resp->from_tag, resp->to_tag)) != NULL && d->state == DLG_EARLY &&
-	    d->call == NULL) {
-		dialog_confirm(d, NULL);
-		dialog_save(d);
-	}
+	    d->call == NULL)
+		dialog_early_confirm(d);
 	sipmsg_free(resp);
 }
 
@@ -2847,10 +2854,8 @@ dialog_invite_response(const struct sipmsg *resp, struct slice next)
 	} else if (resp->status >= 200 && resp->to_tag.len > 0) {
 		if ((d = dialog_find(resp->callid, resp->from_tag,
 		    resp->to_tag)) != NULL) {
-			if (d->state == DLG_EARLY && d->call == NULL) {
-				dialog_confirm(d, NULL);
-				dialog_save(d);
-			}
+			if (d->state == DLG_EARLY && d->call == NULL)
+				dialog_early_confirm(d);
 		} else {
 			copy = sipmsg_new(resp->buf, resp->len);
 			if (sipmsg_parse(copy, err, sizeof(err)) != 0 ||
