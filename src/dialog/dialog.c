@@ -2859,7 +2859,8 @@ dialog_invite_response(const struct sipmsg *resp, struct slice next)
 		} else {
 			copy = sipmsg_new(resp->buf, resp->len);
 			if (sipmsg_parse(copy, err, sizeof(err)) != 0 ||
-			    dialog_fetch(copy, dialog_answer_fetched,
+			    dialog_fetch_tags(copy->callid, copy->from_tag,
+			    copy->to_tag, false, dialog_answer_fetched,
 			    copy) != 0)
 				sipmsg_free(copy);
 		}

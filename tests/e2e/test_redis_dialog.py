@@ -620,3 +620,30 @@ def test_answer_reaching_b_confirms_the_early_dialog(pair):
     recs = records(p.cdr["B"], 1)
     assert len(recs) == 1 and recs[0]["code"] == 200, recs
     assert recs[0].get("answer_time"), recs
+
+
+def test_redis_down_bye_to_b_500_ack_dropped(pair):
+    """Redis down when B gets the BYE (and the ACK) of a dialog it does
+    not hold: 500 + Retry-After for the BYE (the call is not said gone),
+    the same 500 to its retransmission; the ACK is dropped with a log
+    line; nothing reaches bob."""
+    p = pair()
+    b = p.nodes["B"]
+    call = p.answered("A")
+    wait_for(lambda: len(p.keys(call)) == 1, 3, "the dialog is not in Redis")
+    p.kill("A")
+    p.redis.kill()
+    wait_for(lambda: "redis dialogs: down" in b.log_text(), 3,
+             "B did not see Redis go")
+    call.proxy = b.addr
+    req = parse(call.bye())
+    r = p.caller.expect(call.resp(method="BYE"))
+    assert r.code == 500 and int(r.get("retry-after")) > 0, r.text()
+    p.caller.send(req.raw, call.proxy)
+    again = p.caller.expect(call.resp(method="BYE"))
+    assert again.code == 500 and again.to_tag == r.to_tag, again.text()
+    call.request("ACK")
+    wait_for(lambda: "ACK dropped, redis is down" in b.log_text(), 3,
+             "no log line for the ACK")
+    assert p.uas.ep.collect(0.3) == []
+    assert p.caller.collect(0.1, call.resp(method="BYE")) == []
