@@ -122,6 +122,8 @@ static struct {
 struct lr_write {
 	locredis_done_fn	*fn;	/* NULL: a re-publication */
 	void			*arg;
+	bool			 force;	/* HGETALL: taken whatever its
+					   version */
 	size_t			 aorlen;
 	char			 aor[];
 };
@@ -388,13 +390,13 @@ node_route(const struct tp_addr *addr, bool nat, struct buf *out)
 /*
  * The AOR's bindings as Redis holds them (the values of its fields) into
  * the local table, at version ver (the "#v" field: 0 unknown, always
- * taken).  A version no newer than the table's changes nothing: that
- * reply or message was overtaken by a later one.  Either way the AOR
- * counts as seen by the load under way (LR.gen).
+ * taken).  A version no newer than the table's changes nothing (unless
+ * force): that reply or message was overtaken by a later one.  Either way
+ * the AOR counts as seen by the load under way (LR.gen).
  */
 static void
 lr_apply(struct slice aor, uint64_t ver, const struct slice *vals,
-    size_t nv)
+    size_t nv, bool force)
 {
 	struct binding_info	*bis;
 	struct tp_addr		*addrs;
@@ -408,7 +410,7 @@ lr_apply(struct slice aor, uint64_t ver, const struct slice *vals,
 
 	location_write_lock();
 	a = location_find(aor);
-	if (a != NULL && ver != 0 && ver <= a->ver) {
+	if (a != NULL && ver != 0 && ver <= a->ver && !force) {
 		a->gen = LR.gen;
 		location_unlock();
 		LR.stale++;
@@ -507,7 +509,7 @@ ver_of(struct slice s)
  * local table: "#v" is the version, every other value a binding.
  */
 static void
-lr_replace(struct slice aor, const redisReply *rep)
+lr_replace(struct slice aor, const redisReply *rep, bool force)
 {
 	struct slice	*vals;
 	uint64_t	 ver = 0;
@@ -531,7 +533,7 @@ lr_replace(struct slice aor, const redisReply *rep)
 		vals[n++] = v->type == REDIS_REPLY_STRING ? (struct slice){
 		    v->str, v->len } : (struct slice){ "", 0 };
 	}
-	lr_apply(aor, ver, vals, n);
+	lr_apply(aor, ver, vals, n, force);
 	free(vals);
 }
 
@@ -562,7 +564,7 @@ lr_write_reply(void *arg, enum redis_result res, const redisReply *rep)
 	char		 why[160];
 
 	if (res == REDIS_R_OK && rep->type == REDIS_REPLY_ARRAY) {
-		lr_replace((struct slice){ w->aor, w->aorlen }, rep);
+		lr_replace((struct slice){ w->aor, w->aorlen }, rep, false);
 		if (w->fn != NULL)
 			w->fn(w->arg, true, NULL);
 		free(w);
@@ -865,7 +867,7 @@ lr_hgetall_reply(void *arg, enum redis_result res, const redisReply *rep)
 	bool		 load = w->arg != NULL;
 
 	if (res == REDIS_R_OK)
-		lr_replace((struct slice){ w->aor, w->aorlen }, rep);
+		lr_replace((struct slice){ w->aor, w->aorlen }, rep, w->force);
 	free(w);
 	if (!load)
 		return;
@@ -878,9 +880,12 @@ lr_hgetall_reply(void *arg, enum redis_result res, const redisReply *rep)
 	}
 }
 
-/* HGETALL of one AOR, into the local table (load: part of a load). */
+/*
+ * HGETALL of one AOR, into the local table (load: part of a load; force:
+ * whatever its version says).
+ */
 static int
-lr_fetch(struct slice aor, bool load)
+lr_fetch(struct slice aor, bool load, bool force)
 {
 	struct lr_write	*w;
 	struct buf	 key;
@@ -890,6 +895,7 @@ lr_fetch(struct slice aor, bool load)
 
 	w = xcalloc(1, sizeof(*w) + aor.len + 1);
 	w->arg = load ? &LR : NULL;
+	w->force = force;
 	w->aorlen = aor.len;
 	memcpy(w->aor, aor.p, aor.len);
 	buf_init(&key, 64);
@@ -943,7 +949,7 @@ lr_scan_reply(void *arg, enum redis_result res, const redisReply *rep)
 	for (i = 0; i < keys->elements; i++)
 		if (keys->element[i]->type == REDIS_REPLY_STRING &&
 		    key_aor(keys->element[i]->str, keys->element[i]->len,
-		    &aor) && lr_fetch(aor, true) == -1) {
+		    &aor) && lr_fetch(aor, true, false) == -1) {
 			lr_load_fail(REDIS_R_DOWN);
 			return;
 		}
@@ -1106,7 +1112,8 @@ msg_values(const char *p, size_t len, struct slice *vals, size_t max,
  * are its bindings now (none: it has none); applied unless the table has
  * that version or a later one.  Without the newline (the bindings over
  * LOCREDIS_MSG_CAP), with a value that does not parse, or "NODE AOR" (a
- * node of the version before): read the AOR again.
+ * node of the version before, which changes no version: what Redis has
+ * is taken whatever its version): read the AOR again.
  */
 static void
 lr_message(void *arg, const char *channel, const char *msg, size_t len)
@@ -1133,7 +1140,7 @@ lr_message(void *arg, const char *channel, const char *msg, size_t len)
 	if (ver != 0 && nl != NULL && msg_values(nl + 1, len - hl - 1, vals,
 	    REG_MAX_VALUES, &n) == 0) {
 		LR.applied++;
-		lr_apply(aor, ver, vals, n);
+		lr_apply(aor, ver, vals, n, false);
 		return;
 	}
 	if (ver != 0) {
@@ -1150,7 +1157,7 @@ lr_message(void *arg, const char *channel, const char *msg, size_t len)
 	log_debug("registrar " SLICE_FMT ": version %llu from node "
 	    SLICE_FMT " without its bindings: read again", SLICE_ARG(aor),
 	    (unsigned long long)ver, SLICE_ARG(node));
-	(void)lr_fetch(aor, false);
+	(void)lr_fetch(aor, false, ver == 0);
 }
 
 int

@@ -633,6 +633,197 @@ def test_cancel_through_a_third_node(cluster):
     call.ack(final)
 
 
+class Monitor:
+    """Every command Redis runs (MONITOR), read on a thread of its own."""
+
+    def __init__(self, redis):
+        self.r = redis.client()
+        assert self.r.cmd("MONITOR") == "OK"
+        self.r.sock.settimeout(0.1)
+        self.lines = []
+        self.done = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.done:
+            try:
+                self.lines.append(self.r.read())
+            except socket.timeout:
+                continue
+            except (OSError, ConnectionError):
+                return
+
+    def hgetalls(self, settle=0.3):
+        """The HGETALLs the nodes sent (not the script's own, which
+        MONITOR shows as "[0 lua]"), after settle seconds."""
+        time.sleep(settle)
+        return [x for x in list(self.lines) if '"HGETALL"' in x and
+                " lua]" not in x]
+
+    def close(self):
+        self.done = True
+        self.t.join()
+        self.r.close()
+
+
+def regs_json(node, user=None):
+    """`ospreyctl -j registrations [user]` of node: {contact: object}."""
+    return {d["contact"]: d for d in json.loads(ctl(
+        node, "--json", "registrations", *([user] if user else [])))}
+
+
+def published_value(contact, node, exp_ms, received):
+    """A binding's value as a node writes it (version 2)."""
+    return "\n".join(["2", str(exp_ms), node, received, "127.0.0.2:5060",
+                      "0", "1", "1000", contact, "", "", "cid-" + node,
+                      "forged", ""])
+
+
+def test_change_travels_in_the_message(cluster):
+    """Each change alice makes on A reaches B in the osprey:loc message
+    itself (her bindings and the AOR's version): B never reads the AOR
+    back (no HGETALL from any node; the script's own inside Redis aside)
+    through a new binding, a refresh, a second contact, one removed
+    (expires=0), and all removed with "*".  `ospreyctl registrations` on
+    B names A as the node of each binding, on A "A (this)"."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    mon = Monitor(c.redis)
+    try:
+        alice = c.phone("alice", a)
+        assert alice.register(expires=600).code == 200
+        wait_for(lambda: alice.contact_uri in regs_json(b), 3,
+                 "B never learnt alice")
+        d = regs_json(b)[alice.contact_uri]
+        assert d["node"] == "A" and d["own"] is False, d
+        assert 590 <= d["expires"] <= 600, d
+        line = [x for x in ctl(b, "registrations").splitlines()
+                if alice.contact_uri in x]
+        assert len(line) == 1 and " node=A" in line[0] and \
+            "(this)" not in line[0], line
+        line = [x for x in ctl(a, "registrations").splitlines()
+                if alice.contact_uri in x]
+        assert len(line) == 1 and " node=A (this)" in line[0], line
+        assert regs_json(a)[alice.contact_uri]["own"] is True
+
+        assert alice.register(expires=300).code == 200      # a refresh
+        wait_for(lambda: regs_json(b)[alice.contact_uri]["expires"] <= 300,
+                 3, "B never saw the refresh")
+        desk = "sip:alice-desk@127.0.0.1:%d" % alice.ep.port
+        r = alice.register(contacts=["<%s>" % desk], expires=600)
+        assert r.code == 200 and len(alice.bindings(r)) == 2, r.text()
+        wait_for(lambda: desk in regs_json(b), 3, "B never saw the desk")
+        assert len(regs_json(b)) == 2
+        r = alice.register(contacts=["<%s>;expires=0" % desk])
+        assert r.code == 200 and desk not in alice.bindings(r), r.text()
+        wait_for(lambda: desk not in regs_json(b), 3, "B kept the desk")
+        assert alice.contact_uri in regs_json(b)
+        r = alice.register(contacts=["*"], expires=0)
+        assert r.code == 200, r.text()
+        assert c.redis.cmd("EXISTS", KEY % "alice") == 0
+        wait_for(lambda: regs_json(b) == {}, 3, "B kept alice")
+        assert mon.hgetalls() == [], mon.hgetalls()
+        assert any('"EVALSHA"' in x for x in mon.lines), mon.lines[-5:]
+    finally:
+        mon.close()
+
+
+def test_expiry_reaches_every_node(cluster):
+    """A binding that runs out (Expires 2) leaves B's table at its time,
+    and Redis's (the key's PEXPIREAT), with no message."""
+    c = cluster()
+    reg = dict(REG, min_expires=1)
+    a = c.node("A", "127.0.0.2", registrar=reg)
+    b = c.node("B", "127.0.0.3", registrar=reg)
+    alice = c.phone("alice", a)
+    assert alice.register(expires=2).code == 200
+    wait_for(lambda: known_on(b, "alice"), 2, "B never learnt alice")
+    wait_for(lambda: not known_on(b, "alice") and
+             not known_on(a, "alice"), 4, "alice never expired")
+    assert c.redis.cmd("EXISTS", KEY % "alice") == 0
+    # a new registration after the expiry is taken (a later version)
+    assert alice.register(expires=600).code == 200
+    wait_for(lambda: known_on(b, "alice"), 3, "B never learnt alice again")
+
+
+def test_older_message_changes_nothing(cluster):
+    """A message with a version at or below the one B holds for an AOR
+    (a replay, one overtaken) changes nothing; a later one without the
+    bindings (as for an AOR over the 8 KB cap, or from a node of the
+    version before: "NODE AOR") makes B read the AOR again, once."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    alice = c.phone("alice", a)
+    assert alice.register(expires=600).code == 200
+    wait_for(lambda: known_on(b, "alice"), 3, "B never learnt alice")
+    ver = int(c.redis.cmd("HGET", KEY % "alice", "#v"))
+    exp = int(time.time() * 1000) + 600000
+    ghost = "sip:ghost@127.0.0.1:9"
+    v = published_value(ghost, "A", exp, "127.0.0.1:9")
+    mon = Monitor(c.redis)
+    try:
+        for old in (ver, ver - 1):
+            c.redis.cmd("PUBLISH", "osprey:loc", "A alice@example.test %d\n"
+                        "%d:%s" % (old, len(v), v))
+        time.sleep(0.3)
+        assert set(regs_json(b)) == {alice.contact_uri}, regs_json(b)
+        assert mon.hgetalls(0) == []
+        # the same binding later: taken from the message
+        c.redis.cmd("PUBLISH", "osprey:loc", "A alice@example.test %d\n"
+                    "%d:%s" % (ver + 1, len(v), v))
+        wait_for(lambda: set(regs_json(b)) == {ghost}, 3,
+                 "B never took the later message")
+        assert mon.hgetalls() == []
+        # a later version without the bindings (what a node publishes for
+        # an AOR over the cap): B reads it again, from Redis
+        c.redis.cmd("HSET", KEY % "alice", "#v", ver + 5, "c:" + ghost, v)
+        c.redis.cmd("PUBLISH", "osprey:loc", "A alice@example.test %d"
+                    % (ver + 5))
+        wait_for(lambda: set(regs_json(b)) == {alice.contact_uri, ghost}, 3,
+                 "B never read alice again")
+        got = mon.hgetalls()
+        assert len(got) == 1 and KEY % "alice" in got[0], got
+        # "NODE AOR", as a node of the version before sends: read again
+        c.redis.cmd("HDEL", KEY % "alice", "c:" + ghost)
+        c.redis.cmd("PUBLISH", "osprey:loc", "A alice@example.test")
+        wait_for(lambda: set(regs_json(b)) == {alice.contact_uri}, 3,
+                 "B never read alice again")
+        assert len(mon.hgetalls()) == 2
+    finally:
+        mon.close()
+
+
+def test_bindings_over_the_cap_read_again(cluster):
+    """An AOR whose bindings pass 8 KB is published without them: B reads
+    it back (one HGETALL) and has every binding."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    mon = Monitor(c.redis)
+    try:
+        alice = c.phone("alice", a)
+        # 5 contacts of 1,800 bytes: about 9.5 KB in Redis
+        contacts = ["<sip:alice-%d@127.0.0.1:%d;x=%s>" % (
+            i, alice.ep.port, "u" * 1800) for i in range(5)]
+        r = alice.register(contacts=contacts, expires=600)
+        assert r.code == 200 and len(alice.bindings(r)) == 5, r.text()
+        wait_for(lambda: len(regs_json(b)) == 5, 3,
+                 "B does not have the 5 bindings")
+        got = mon.hgetalls()
+        assert len(got) == 1 and KEY % "alice" in got[0], got
+        # one binding less (under the cap now): in the message again
+        r = alice.register(contacts=[contacts[0] + ";expires=0"],
+                           expires=600)
+        assert r.code == 200 and len(alice.bindings(r)) == 4, r.text()
+        wait_for(lambda: len(regs_json(b)) == 4, 3, "B kept 5")
+        assert len(mon.hgetalls()) == 1
+    finally:
+        mon.close()
+
+
 class MuteRedis:
     """A TCP server that answers AUTH with +OK and nothing else: a Redis
     that hangs after accepting a client."""
