@@ -422,6 +422,7 @@ cmd_stats(struct out *o)
 	struct worker_totals		 t;
 	const struct proxy_stats	*s = worker_totals(&t);
 	struct worker_stats		 ws;
+	struct locredis_stats		 ls;
 	const struct gw			*gw;
 	char				 name[64];
 	int				 i;
@@ -457,6 +458,12 @@ cmd_stats(struct out *o)
 	stat_line(o, "sent_481", s->sent_481);
 	stat_line(o, "sent_487", s->sent_487);
 	stat_line(o, "registrations", location_count());
+	if (locredis_active()) {
+		locredis_stats(&ls);
+		stat_line(o, "location.messages_applied", ls.applied);
+		stat_line(o, "location.messages_reread", ls.reread);
+		stat_line(o, "location.stale", ls.stale);
+	}
 	stat_line(o, "auth.challenges", auth_stats()->challenges);
 	stat_line(o, "auth.failures", auth_stats()->failures);
 	stat_line(o, "auth.successes", auth_stats()->successes);

@@ -152,6 +152,15 @@ locredis_node(void)
 	return (LR.node);
 }
 
+/* What the changes published by the other nodes came to. */
+void
+locredis_stats(struct locredis_stats *st)
+{
+	st->applied = LR.applied;
+	st->reread = LR.reread;
+	st->stale = LR.stale;
+}
+
 /* RFC 5626: instance and reg-id name a binding; else the Contact URI. */
 void
 locredis_field(struct slice instance, uint32_t reg_id, struct slice contact,

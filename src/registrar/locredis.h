@@ -51,6 +51,14 @@ struct locredis_row {
 	uint16_t	 q;
 };
 
+/* The other nodes' changes (osprey:loc) since the start. */
+struct locredis_stats {
+	uint64_t	applied;	/* taken from the message itself */
+	uint64_t	reread;		/* without the bindings: HGETALL */
+	uint64_t	stale;		/* a message or reply older than the
+					   table's version: nothing done */
+};
+
 /* Done with a write: ok, else why it failed (for the log). */
 typedef void locredis_done_fn(void *, bool, const char *);
 
@@ -60,6 +68,7 @@ void	 locredis_stop(void);
 bool	 locredis_same(const struct redis_settings *);
 bool	 locredis_active(void);
 const char *locredis_node(void);
+void	 locredis_stats(struct locredis_stats *);
 int	 locredis_write(struct slice, const struct reg_plan *,
 	     locredis_done_fn *, void *);
 void	 locredis_forget(const struct binding *);

@@ -20,7 +20,7 @@ import time
 import pytest
 from test_metrics import metrics_conf, scrape
 
-from conftest import TOP, ctl, free_udp_port
+from conftest import TOP, ctl, ctl_stats, free_udp_port
 from peers import interop
 from redisresp import Resp, resp_encode  # noqa: F401 (others import them)
 from sip import (NON2XX, UAC, Endpoint, Phone, answer_call, invite_refused,
@@ -726,6 +726,9 @@ def test_change_travels_in_the_message(cluster):
         wait_for(lambda: regs_json(b) == {}, 3, "B kept alice")
         assert mon.hgetalls() == [], mon.hgetalls()
         assert any('"EVALSHA"' in x for x in mon.lines), mon.lines[-5:]
+        st = ctl_stats(b)
+        assert st["location.messages_applied"] == 5, st
+        assert st["location.messages_reread"] == 0, st
     finally:
         mon.close()
 
@@ -771,6 +774,7 @@ def test_older_message_changes_nothing(cluster):
         time.sleep(0.3)
         assert set(regs_json(b)) == {alice.contact_uri}, regs_json(b)
         assert mon.hgetalls(0) == []
+        assert ctl_stats(b)["location.stale"] == 2
         # the same binding later: taken from the message
         c.redis.cmd("PUBLISH", "osprey:loc", "A alice@example.test %d\n"
                     "%d:%s" % (ver + 1, len(v), v))
@@ -820,6 +824,9 @@ def test_bindings_over_the_cap_read_again(cluster):
         assert r.code == 200 and len(alice.bindings(r)) == 4, r.text()
         wait_for(lambda: len(regs_json(b)) == 4, 3, "B kept 5")
         assert len(mon.hgetalls()) == 1
+        st = ctl_stats(b)
+        assert st["location.messages_reread"] == 1, st
+        assert st["location.messages_applied"] == 1, st
     finally:
         mon.close()
 
