@@ -113,6 +113,8 @@ static struct {
 	bool		 checked;	/* this connection's Redis checked
 					   (restarted? empty?): loads may
 					   start */
+	struct hashtab	 tombs;		/* struct lr_tomb */
+	uint64_t	 tombs_swept_ms;
 	uint64_t	 applied;	/* messages taken as they came */
 	uint64_t	 reread;	/* messages that made an HGETALL */
 	uint64_t	 stale;		/* replies, messages overtaken */
@@ -127,6 +129,21 @@ struct lr_write {
 	size_t			 aorlen;
 	char			 aor[];
 };
+
+/*
+ * The version at which an AOR left the table because Redis held no
+ * binding for it any more: a reply or message older than that, overtaken
+ * on the way, must not bring it back.  Kept LR_TOMB_MS, far longer than a
+ * reply can take (redis.timeout).
+ */
+struct lr_tomb {
+	struct hnode	 node;
+	uint64_t	 ver;
+	uint64_t	 at_ms;		/* timer_now_ms() */
+	char		 aor[];
+};
+
+#define LR_TOMB_MS	60000
 
 static void	lr_load_start(void);
 static void	lr_script_load(void);
@@ -396,6 +413,60 @@ node_route(const struct tp_addr *addr, bool nat, struct buf *out)
 	    strstr(LR.uri_tail, ";lr") != NULL ? "" : ";lr");
 }
 
+static void
+tomb_sweep(bool all)
+{
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	uint64_t		 now = timer_now_ms();
+
+	HASHTAB_FOREACH(n, &LR.tombs, it)
+		if (all || ((struct lr_tomb *)n)->at_ms + LR_TOMB_MS <= now) {
+			hashtab_remove(&LR.tombs, n);
+			free(n);
+		}
+	LR.tombs_swept_ms = now;
+}
+
+/* The version an AOR that left the table left at; 0: none known. */
+static uint64_t
+tomb_ver(struct slice aor)
+{
+	struct lr_tomb	*t;
+
+	if (LR.tombs.n == 0 || (t = (struct lr_tomb *)hashtab_find(&LR.tombs,
+	    aor.p, aor.len)) == NULL)
+		return (0);
+	return (t->at_ms + LR_TOMB_MS > timer_now_ms() ? t->ver : 0);
+}
+
+/* AOR is in the table again (ver 0), or left it at ver. */
+static void
+tomb_set(struct slice aor, uint64_t ver)
+{
+	struct lr_tomb	*t = NULL;
+
+	if (LR.tombs.n > 0)
+		t = (struct lr_tomb *)hashtab_find(&LR.tombs, aor.p, aor.len);
+	if (ver == 0) {
+		if (t != NULL) {
+			hashtab_remove(&LR.tombs, &t->node);
+			free(t);
+		}
+		return;
+	}
+	if (t == NULL) {
+		if (timer_now_ms() >= LR.tombs_swept_ms + 1000)
+			tomb_sweep(false);
+		t = xmalloc(sizeof(*t) + aor.len + 1);
+		memcpy(t->aor, aor.p, aor.len);
+		t->aor[aor.len] = '\0';
+		hashtab_insert(&LR.tombs, &t->node, t->aor, aor.len);
+	}
+	t->ver = ver;
+	t->at_ms = timer_now_ms();
+}
+
 /*
  * The AOR's bindings as Redis holds them (the values of its fields) into
  * the local table, at version ver (the "#v" field: 0 unknown, always
@@ -419,8 +490,10 @@ lr_apply(struct slice aor, uint64_t ver, const struct slice *vals,
 
 	location_write_lock();
 	a = location_find(aor);
-	if (a != NULL && ver != 0 && ver <= a->ver && !force) {
-		a->gen = LR.gen;
+	if (ver != 0 && !force && ver <= (a != NULL ? a->ver :
+	    tomb_ver(aor))) {
+		if (a != NULL)
+			a->gen = LR.gen;
 		location_unlock();
 		LR.stale++;
 		return;
@@ -493,6 +566,7 @@ lr_apply(struct slice aor, uint64_t ver, const struct slice *vals,
 	if ((a = location_find(aor)) != NULL)
 		a->ver = ver;
 	location_unlock();
+	tomb_set(aor, a != NULL ? 0 : ver);
 	for (i = 0; i < n; i++) {
 		free(locals[i]);
 		if (paths[i].p != NULL)
@@ -1027,8 +1101,10 @@ lr_dbsize_reply(void *arg, enum redis_result res, const redisReply *rep)
 	 * (from its clock), so the table's say nothing of them.
 	 */
 	if ((LR.run_id[0] != '\0' && strcmp(LR.run_id, run_id) != 0) ||
-	    rep->integer == 0)
+	    rep->integer == 0) {
 		location_walk(ver_forget, NULL);
+		tomb_sweep(true);
+	}
 	if (own > 0 && LR.run_id[0] != '\0' && strcmp(LR.run_id,
 	    run_id) != 0)
 		lr_republish("restarted (another run id)");
@@ -1155,7 +1231,7 @@ lr_message(void *arg, const char *channel, const char *msg, size_t len)
 	if (ver != 0) {
 		location_read_lock();
 		a = location_find(aor);
-		if (a != NULL && ver <= a->ver) {
+		if (ver <= (a != NULL ? a->ver : tomb_ver(aor))) {
 			location_unlock();
 			LR.stale++;
 			return;	/* a later one is here already */
@@ -1201,6 +1277,7 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 		snprintf(LR.node, sizeof(LR.node), "%s", host);
 	} else
 		snprintf(LR.node, sizeof(LR.node), "osprey");
+	hashtab_init(&LR.tombs, 64);
 	SHA1((const unsigned char *)LOCREDIS_SCRIPT, sizeof(LOCREDIS_SCRIPT) -
 	    1, digest);
 	for (i = 0; i < SHA_DIGEST_LENGTH; i++)
@@ -1228,6 +1305,10 @@ locredis_stop(void)
 {
 	redis_free(LR.sub);
 	redis_free(LR.cmd);
+	if (LR.tombs.b != NULL) {
+		tomb_sweep(true);
+		hashtab_cleanup(&LR.tombs);
+	}
 	redis_settings_cleanup(&LR.run);
 	memset(&LR, 0, sizeof(LR));
 }

@@ -753,7 +753,8 @@ def test_expiry_reaches_every_node(cluster):
 
 def test_older_message_changes_nothing(cluster):
     """A message with a version at or below the one B holds for an AOR
-    (a replay, one overtaken) changes nothing; a later one without the
+    (a replay, one overtaken) changes nothing, also after the AOR left
+    B's table (a deletion published); a later one without the
     bindings (as for an AOR over the 8 KB cap, or from a node of the
     version before: "NODE AOR") makes B read the AOR again, once."""
     c = cluster()
@@ -796,6 +797,16 @@ def test_older_message_changes_nothing(cluster):
         wait_for(lambda: set(regs_json(b)) == {alice.contact_uri}, 3,
                  "B never read alice again")
         assert len(mon.hgetalls()) == 2
+        # alice gone (her AOR leaves B's table): a message older than
+        # that deletion, overtaken on its way, does not bring her back
+        assert alice.register(expires=0).code == 200
+        wait_for(lambda: regs_json(b) == {}, 3, "B kept alice")
+        stale = ctl_stats(b)["location.stale"]
+        c.redis.cmd("PUBLISH", "osprey:loc", "A alice@example.test %d\n"
+                    "%d:%s" % (ver + 6, len(v), v))
+        time.sleep(0.3)
+        assert regs_json(b) == {}, regs_json(b)
+        assert ctl_stats(b)["location.stale"] == stale + 1
     finally:
         mon.close()
 
