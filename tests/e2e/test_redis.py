@@ -4,7 +4,9 @@
 Each test starts its own redis-server on a free loopback port and two or
 three nodes on 127.0.0.2, 127.0.0.3, 127.0.0.4; phones (tests/e2e/sip.py)
 register on one node, calls come in through another.  Redis is read
-back with a small RESP client of our own to see what the nodes wrote.
+back with a small RESP client of our own (redisresp.py, which the
+benchmarks use too) to see what the nodes wrote, and watched with MONITOR
+to see what they asked.
 Skipped when redis-server is not installed."""
 
 import json
