@@ -1,8 +1,9 @@
 """Digest state shared through Redis (registrar.backend = "redis", issue
-14 item 3): the nonce secret (osprey:auth:secret) and the nonce-count
-high-water of every nonce used (osprey:auth:nc:{nonce}), so that a
-challenge from one node answered to another works and a replay to a
-third is refused - at once, checked in Redis, not once a copy catches up.
+14 item 3): the nonce key (derived from the cluster secret,
+osprey:cluster:secret) and the nonce-count high-water of every nonce used
+(osprey:auth:nc:{nonce}), so that a challenge from one node answered to
+another works and a replay to a third is refused - at once, checked in
+Redis, not once a copy catches up.
 
 A real redis-server and three nodes on 127.0.0.2-4, each with the same
 users file; phones and callers on 127.0.0.1.  The nodes that handle
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.skipif(REDIS is None,
 REALM = "example.test"
 USERS = {"alice": "wonderland", "bob": "builder"}
 AUTH = {"nonce_expiry": 300, "algorithms": ["SHA-256", "MD5"]}
-SECRET = "osprey:auth:secret"
+SECRET = "osprey:cluster:secret"
+MADE = "cluster: wrote osprey:cluster:secret (made here)"
 SHARED = "auth: nonce secret shared through redis"
 
 
@@ -246,9 +248,9 @@ def test_nodes_started_in_either_order_share_the_secret(lab):
     stale), and with the shared one once Redis is up."""
     a = node(lab, "A", "127.0.0.2", workers=1)
     secret = lab.redis.cmd("GET", SECRET)
-    assert "made the shared nonce secret" in a.log_text()
+    assert MADE in a.log_text()
     b = node(lab, "B", "127.0.0.3", workers=1)
-    assert "made the shared nonce secret" not in b.log_text()
+    assert MADE not in b.log_text()
     assert lab.redis.cmd("GET", SECRET) == secret
     alice = phone(lab, "alice", a)
     for first, second in ((a, b), (b, a)):

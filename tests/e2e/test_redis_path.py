@@ -25,9 +25,15 @@ pytestmark = pytest.mark.skipif(REDIS is None,
                                 reason="redis-server is not installed")
 
 
-def node(c, name, host, tcp=False, users=None, redis=None):
-    """A node of cluster c on host: UDP, and TCP on the same port."""
-    port = free_udp_port(host)
+SECRET = "osprey:cluster:secret"
+IN_USE = "cluster: the cluster secret is in use"
+
+
+def node(c, name, host, tcp=False, users=None, redis=None, port=None,
+         workdir=None):
+    """A node of cluster c on host: UDP, and TCP on the same port (port
+    and workdir given: an earlier node's, started again)."""
+    port = port or free_udp_port(host)
     rc = {"address": "127.0.0.1:%d" % c.redis.port, "node_id": name,
           "timeout": c.timeout}
     rc.update(redis or {})
@@ -36,7 +42,7 @@ def node(c, name, host, tcp=False, users=None, redis=None):
         for k, v in rc.items())
     listen = [("udp", host, port)] + ([("tcp", host, port)] if tcp else [])
     o = c.factory(port=port, listen=listen, registrar=dict(REG),
-                  users=users, extra=extra)
+                  users=users, extra=extra, workdir=workdir)
     o.addr = (host, port)
     c.nodes[name] = o
     wait_for(lambda: "location loaded from redis" in o.log_text(), 5,
@@ -246,6 +252,99 @@ def test_nat_phone_reached_through_a(cluster):
     assert bye.src == a.addr, bye.src
     bob.uas.respond(bye, 200)
     call.ep.expect(call.resp(200, "BYE"))
+
+
+def nat_phone(c, user, n):
+    """user, behind a "NAT", registered on node n: (phone, contact)."""
+    p = Phone(c.endpoint(), n.addr, user)
+    contact = "sip:%s@127.0.0.1:%d" % (user, free_udp_port())
+    assert p.register(contacts=["<%s>" % contact], expires=600).code == 200
+    assert route_of(c, user).startswith("<sip:p")
+    return p, contact
+
+
+def test_a_restarted_nat_phone_still_reached_through_b(cluster):
+    """bob, behind a NAT, registers on A.  A is stopped (SIGTERM) and
+    started again on the same address and port (the same node_uri): B's
+    stored route to bob, whose token A's first run made, is taken by the
+    second (the token's key comes from the cluster secret, not from the
+    run), and a call through B reaches bob from A's socket without bob
+    registering again; the BYE too."""
+    c = cluster()
+    a = node(c, "A", "127.0.0.2")
+    b = node(c, "B", "127.0.0.3")
+    bob, contact = nat_phone(c, "bob", a)
+    route = route_of(c, "bob")
+    wait_for(lambda: knows(b, contact), 3, "B never learnt bob")
+    assert a.stop() == 0, a.log_text()
+    a = node(c, "A", "127.0.0.2", port=a.addr[1], workdir=a.workdir)
+    wait_for(lambda: IN_USE in a.log_text(), 5, "A has no cluster secret")
+    assert route_of(c, "bob") == route
+    call = UAC(c.endpoint(), b.addr, "sip:bob@example.test",
+               from_uri="sip:eve@elsewhere.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id, timeout=3)
+    assert inv.src == a.addr, inv.src
+    assert inv.uri == contact, inv.start
+    bob.uas.respond(inv, 200, body=SDP)
+    ok = call.ep.expect(call.resp(200))
+    call.ack(ok)
+    assert bob.uas.expect("ACK", call_id=call.call_id).src == a.addr
+    call.bye()
+    bye = bob.uas.expect("BYE", call_id=call.call_id)
+    assert bye.src == a.addr, bye.src
+    bob.uas.respond(bye, 200)
+    call.ep.expect(call.resp(200, "BYE"))
+
+
+def test_token_of_another_cluster_secret_refused(cluster):
+    """bob, behind a NAT, registered on A and reached through B.  The
+    cluster secret is replaced in Redis and every node's connection cut:
+    each reads the new one again (a notice).  B's route to bob, whose
+    token A made under the old secret's key, is refused by A: 403 to the
+    caller, bob hears nothing.  Registered again, he is reached."""
+    c = cluster()
+    a = node(c, "A", "127.0.0.2")
+    b = node(c, "B", "127.0.0.3")
+    bob, contact = nat_phone(c, "bob", a)
+    old = route_of(c, "bob")
+    wait_for(lambda: knows(b, contact), 3, "B never learnt bob")
+    call = UAC(c.endpoint(), b.addr, "sip:bob@example.test",
+               from_uri="sip:eve@elsewhere.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id, timeout=3)
+    bob.uas.respond(inv, 486)
+    call.ack(call.ep.expect(call.resp(486)))
+
+    assert c.redis.cmd("SET", SECRET, "5e" * 32) == "OK"
+    c.redis.cmd("CLIENT", "KILL", "TYPE", "normal")
+    for n in (a, b):
+        wait_for(lambda: "cluster: the cluster secret changed gen=2" in
+                 n.log_text(), 5, "the new secret not read")
+    assert c.redis.cmd("GET", SECRET) == "5e" * 32
+    call = UAC(c.endpoint(), b.addr, "sip:bob@example.test",
+               from_uri="sip:eve@elsewhere.test")
+    call.invite()
+    r = call.ep.expect(call.resp(NON2XX), timeout=3)
+    assert r.code == 403, r
+    call.ack(r)
+    assert bob.ep.collect(0.3, match(method="INVITE",
+                                     call_id=call.call_id)) == []
+
+    assert bob.register(contacts=["<%s>" % contact],
+                        expires=600).code == 200
+    new = route_of(c, "bob")
+    assert new != old
+    tok = re.match(r"<sip:(p[0-9a-f]+)@", new).group(1)
+    wait_for(lambda: tok in ctl(b, "-j", "registrations", "bob"), 3,
+             "B never read bob's new route")
+    call = UAC(c.endpoint(), b.addr, "sip:bob@example.test",
+               from_uri="sip:eve@elsewhere.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id, timeout=3)
+    assert inv.src == a.addr, inv.src
+    bob.uas.respond(inv, 486)
+    call.ack(call.ep.expect(call.resp(486)))
 
 
 def test_udp_phone_with_public_address_direct(cluster):
