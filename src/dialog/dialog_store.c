@@ -7,20 +7,17 @@
 #include "config.h"
 
 #include <sys/random.h>
-#include <sys/stat.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "dialog_store.h"
 #include "log.h"
+#include "sqldb.h"
 #include "timer.h"
 #include "xmalloc.h"
 
@@ -100,62 +97,15 @@ dstore_tick(void *arg)
 	timer_set(&S.tick, DIALOG_COMMIT_MS);
 }
 
-/* Created 0600 (it may hold the server secret), as the registrar's. */
-static int
-dstore_private(const char *path, char *err, size_t errlen)
-{
-	struct stat	sb;
-	int		fd;
-
-	fd = open(path, O_RDWR | O_CLOEXEC | O_CREAT, S_IRUSR | S_IWUSR);
-	if (fd == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return (-1);
-	}
-	if (fstat(fd, &sb) == 0 && (sb.st_mode & (S_IRWXG | S_IRWXO)) &&
-	    fchmod(fd, sb.st_mode & S_IRWXU) == -1)
-		log_warn("dialog store %s: chmod", path);
-	close(fd);
-	return (0);
-}
-
 int
 dialog_store_open(struct event_base *base, const char *path, char *err,
     size_t errlen)
 {
-	sqlite3_stmt	*st;
-	int		 v = 0;
-
 	if (path == NULL || *path == '\0')
 		return (0);
-	if (dstore_private(path, err, errlen) == -1)
+	if (sqldb_open(path, "dialog store", schema, SCHEMA_VERSION, &S.db,
+	    err, errlen) == -1)
 		return (-1);
-	if (sqlite3_open_v2(path, &S.db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, S.db ?
-		    sqlite3_errmsg(S.db) : "cannot open");
-		goto fail;
-	}
-	sqlite3_busy_timeout(S.db, 2000);
-	if (sqlite3_exec(S.db, "PRAGMA journal_mode=WAL;"
-	    "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(S.db, schema, NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(S.db));
-		goto fail;
-	}
-	if (sqlite3_prepare_v2(S.db, "PRAGMA user_version", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-	}
-	if (v == 0)
-		sqlite3_exec(S.db, "PRAGMA user_version=1", NULL, NULL, NULL);
-	else if (v != SCHEMA_VERSION) {
-		snprintf(err, errlen, "%s: schema version %d, this ospreyd "
-		    "knows %d", path, v, SCHEMA_VERSION);
-		goto fail;
-	}
 	if (sqlite3_prepare_v2(S.db, "INSERT OR REPLACE INTO dialog (key, rec) "
 	    "VALUES (?1, ?2)", -1, &S.put, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(S.db, "DELETE FROM dialog WHERE key = ?1", -1,

@@ -127,6 +127,18 @@ natping_gone(struct txn *ct)
 	ct->owner = NULL;
 }
 
+/* What names b in an answer that may come after it is gone. */
+static struct ping *
+ping_new(const struct binding *b)
+{
+	size_t		 alen = strlen(b->aor->key);
+	struct ping	*p = xmalloc(sizeof(*p) + alen + 1);
+
+	p->id = b->id;
+	memcpy(p->aor, b->aor->key, alen + 1);
+	return (p);
+}
+
 /* The socket b registered on, else one for its address family. */
 static struct tp_sock *
 natping_sock(const struct binding *b)
@@ -145,7 +157,7 @@ natping_options(struct binding *b, struct tp_sock *out)
 	struct ping	*p;
 	struct buf	 req;
 	char		 branch[48], callid[128], *bytes;
-	size_t		 len, alen = strlen(b->aor->key);
+	size_t		 len;
 	int		 n;
 
 	/* Its answer must come back to this loop (shard.h). */
@@ -168,9 +180,7 @@ natping_options(struct binding *b, struct tp_sock *out)
 	    out->hostport, branch, out->hostport, (unsigned long long)N.seq,
 	    b->contact, callid);
 	bytes = buf_steal(&req, &len);
-	p = xmalloc(sizeof(*p) + alen + 1);
-	p->id = b->id;
-	memcpy(p->aor, b->aor->key, alen + 1);
+	p = ping_new(b);
 	b->ping_out = true;
 	txn_set_ops(txn_client_new_named(TXN_NICT, (struct slice){ branch,
 	    strlen(branch) }, (struct slice){ "OPTIONS", 7 }, bytes, len, out,
@@ -215,11 +225,8 @@ natping_one(void *arg, struct binding *b)
 	if (b->received.proto == TP_WS || b->received.proto == TP_WSS)
 		return;
 	if (tp_send(out, &b->received, "\r\n\r\n", 4) == -1) {
-		struct ping	*p = xmalloc(sizeof(*p) +
-				    strlen(b->aor->key) + 1);
+		struct ping	*p = ping_new(b);
 
-		p->id = b->id;
-		memcpy(p->aor, b->aor->key, strlen(b->aor->key) + 1);
 		natping_result(p, false, "send failed");
 		free(p);
 	}

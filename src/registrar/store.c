@@ -2,18 +2,15 @@
 #include "config.h"
 
 #include <sys/random.h>
-#include <sys/stat.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "log.h"
+#include "sqldb.h"
 #include "store.h"
 #include "timer.h"
 
@@ -86,86 +83,15 @@ store_begin(void)
 	timer_set(&S.commit, COMMIT_MS);
 }
 
-/*
- * The database holds the server secret: create it 0600 whatever the umask
- * before SQLite opens it (SQLite gives its -wal and -shm files the mode of
- * the database), and take group and other access away from a database,
- * -wal or -shm file made earlier with more.
- */
-static int
-store_private(const char *path, char *err, size_t errlen)
-{
-	static const char *const sfx[] = { "", "-wal", "-shm" };
-	char		 p[4096];
-	struct stat	 sb;
-	size_t		 i;
-	int		 fd;
-
-	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-		if ((size_t)snprintf(p, sizeof(p), "%s%s", path, sfx[i]) >=
-		    sizeof(p)) {
-			snprintf(err, errlen, "%s: path too long", path);
-			return (-1);
-		}
-		fd = open(p, O_RDWR | O_CLOEXEC | (i == 0 ? O_CREAT : 0),
-		    S_IRUSR | S_IWUSR);
-		if (fd == -1 && i > 0 && errno == ENOENT)
-			continue;
-		if (fd == -1) {
-			snprintf(err, errlen, "%s: %s", p, strerror(errno));
-			return (-1);
-		}
-		if (fstat(fd, &sb) == 0 && (sb.st_mode & (S_IRWXG | S_IRWXO))) {
-			if (fchmod(fd, sb.st_mode & S_IRWXU) == -1)
-				log_warn("store %s: chmod", p);
-			else
-				log_notice("store %s: mode %04o, now %04o (it "
-				    "holds the server secret)", p,
-				    (unsigned)(sb.st_mode & 07777),
-				    (unsigned)(sb.st_mode & S_IRWXU));
-		}
-		close(fd);
-	}
-	return (0);
-}
-
 int
 store_open(struct event_base *base, const char *path, char *err,
     size_t errlen)
 {
-	int	v = 0;
-	sqlite3_stmt *st;
-
 	if (path == NULL || *path == '\0')
 		return (0);
-	if (store_private(path, err, errlen) == -1)
+	if (sqldb_open(path, "store", schema, SCHEMA_VERSION, &S.db, err,
+	    errlen) == -1)
 		return (-1);
-	if (sqlite3_open_v2(path, &S.db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, S.db ?
-		    sqlite3_errmsg(S.db) : "cannot open");
-		goto fail;
-	}
-	sqlite3_busy_timeout(S.db, 2000);
-	if (sqlite3_exec(S.db, "PRAGMA journal_mode=WAL;"
-	    "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(S.db, schema, NULL, NULL, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(S.db));
-		goto fail;
-	}
-	if (sqlite3_prepare_v2(S.db, "PRAGMA user_version", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-	}
-	if (v == 0)
-		sqlite3_exec(S.db, "PRAGMA user_version=1", NULL, NULL, NULL);
-	else if (v != SCHEMA_VERSION) {
-		snprintf(err, errlen, "%s: schema version %d, this ospreyd "
-		    "knows %d", path, v, SCHEMA_VERSION);
-		goto fail;
-	}
 	if (sqlite3_prepare_v2(S.db, "INSERT OR REPLACE INTO binding (aor, "
 	    "contact, expires, q, callid, cseq, received, local, path, "
 	    "instance, reg_id, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "

@@ -251,45 +251,97 @@ def test_reinvite_relayed(sipnet, rtpengine):
     assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
 
 
-def test_forked_one_offer_answer_per_tag(sipnet, rtpengine):
+OTHER_SDP = CALLEE_SDP.replace(b"40000", b"40010")
+
+
+class Forked:
+    """A call to bob forked to two callees in parallel (net.uas and
+    other), relayed through rtpengine: the INVITE sent, both branches'
+    INVITEs received (ia, ib)."""
+
+    def __init__(self, sipnet, rtpengine):
+        self.rtpe = rtpengine
+        self.other = UAS(Endpoint())
+        self.net = sipnet(routes=lambda t: [("^bob$",
+                                             [t, self.other.target])],
+                          extra=media_conf(rtpengine.ng))
+        self.call = self.net.call()
+        self.call.invite()
+        self.ia = self.net.uas.expect("INVITE", call_id=self.call.call_id)
+        self.ib = self.other.expect("INVITE", call_id=self.call.call_id)
+
+    def early_media(self):
+        """Both callees send 183 with SDP; both reach the caller."""
+        self.net.uas.respond(self.ia, 183, body=CALLEE_SDP)
+        self.other.respond(self.ib, 183, body=OTHER_SDP)
+        return [self.net.caller.expect(self.call.resp(183))
+                for _ in range(2)]
+
+    def other_answers(self):
+        """other's 200 reaches the caller, who ACKs it; net.uas gets the
+        CANCEL and ends its branch with 487."""
+        self.other.respond(self.ib, 200, body=OTHER_SDP)
+        ok = self.net.caller.expect(self.call.resp(200))
+        self.call.ack(ok)
+        c = self.net.uas.expect("CANCEL", call_id=self.call.call_id)
+        self.net.uas.respond(c, 200)
+        self.net.uas.respond(self.ia, 487)
+        self.other.expect("ACK", call_id=self.call.call_id)
+        return ok
+
+    def branch_media_gone(self, tag):
+        """{tag: ports} once tag's branch has no ports left (2 s)."""
+        deadline = time.time() + 2
+        while tag in rtpe_ports(self.rtpe.ng, self.call.call_id) and \
+                time.time() < deadline:
+            time.sleep(0.05)
+        return rtpe_ports(self.rtpe.ng, self.call.call_id)
+
+    def hang_up(self, uas=None):
+        """The caller's BYE, answered by uas (other): rtpengine's call
+        is deleted."""
+        uas = uas or self.other
+        self.call.bye()
+        bye = uas.expect("BYE", call_id=self.call.call_id)
+        uas.respond(bye, 200)
+        assert wait_gone(self.rtpe.ng, self.call.call_id), \
+            self.net.proxy.log_text()
+
+    def close(self):
+        self.other.ep.close()
+
+
+@pytest.fixture
+def forked(sipnet, rtpengine):
+    made = []
+
+    def make():
+        made.append(Forked(sipnet, rtpengine))
+        return made[-1]
+    yield make
+    for f in made:
+        f.close()
+
+
+def test_forked_one_offer_answer_per_tag(forked):
     """Two callees in parallel: one offer (both INVITEs carry the same
     rtpengine SDP), each 183 with SDP gets an answer for its To tag (the
     caller sees rtpengine's address in both), the 200 of one goes up
     with rtpengine's SDP, the other gets a CANCEL; the BYE deletes."""
-    other = UAS(Endpoint())
-    try:
-        net = sipnet(routes=lambda t: [("^bob$", [t, other.target])],
-                     extra=media_conf(rtpengine.ng))
-        call = net.call()
-        call.invite()
-        ia = net.uas.expect("INVITE", call_id=call.call_id)
-        ib = other.expect("INVITE", call_id=call.call_id)
-        assert ia.body == ib.body and rtpengine.owns(sdp_addr(ia.body)[1])
-        net.uas.respond(ia, 183, body=CALLEE_SDP)
-        other.respond(ib, 183, body=CALLEE_SDP.replace(b"40000", b"40010"))
-        early = [net.caller.expect(call.resp(183)) for _ in range(2)]
-        assert {e.to_tag for e in early} == {net.uas.tag(ia),
-                                            other.tag(ib)}, early
-        for e in early:
-            addr, port = sdp_addr(e.body)
-            assert addr == "127.0.0.1" and rtpengine.owns(port), e.raw
-        other.respond(ib, 200, body=CALLEE_SDP.replace(b"40000", b"40010"))
-        ok = net.caller.expect(call.resp(200))
-        assert ok.to_tag == other.tag(ib)
-        assert rtpengine.owns(sdp_addr(ok.body)[1]), ok.raw
-        call.ack(ok)
-        c = net.uas.expect("CANCEL", call_id=call.call_id)
-        net.uas.respond(c, 200)
-        net.uas.respond(ia, 487)
-        other.expect("ACK", call_id=call.call_id)
-        assert net.caller.collect(0.3, call.resp(487)) == []
-        assert rtpe_has_call(rtpengine.ng, call.call_id)
-        call.bye()
-        bye = other.expect("BYE", call_id=call.call_id)
-        other.respond(bye, 200)
-        assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
-    finally:
-        other.ep.close()
+    f = forked()
+    assert f.ia.body == f.ib.body and f.rtpe.owns(sdp_addr(f.ia.body)[1])
+    early = f.early_media()
+    assert {e.to_tag for e in early} == {f.net.uas.tag(f.ia),
+                                        f.other.tag(f.ib)}, early
+    for e in early:
+        addr, port = sdp_addr(e.body)
+        assert addr == "127.0.0.1" and f.rtpe.owns(port), e.raw
+    ok = f.other_answers()
+    assert ok.to_tag == f.other.tag(f.ib)
+    assert f.rtpe.owns(sdp_addr(ok.body)[1]), ok.raw
+    assert f.net.caller.collect(0.3, f.call.resp(487)) == []
+    assert rtpe_has_call(f.rtpe.ng, f.call.call_id)
+    f.hang_up()
 
 
 def with_sdp(data, body):
@@ -530,137 +582,77 @@ def rtpe_ports(port, call_id):
     return out
 
 
-def test_forked_losing_branch_released(sipnet, rtpengine):
+def test_forked_losing_branch_released(forked):
     """Two callees with early media (183 with SDP each): when one answers,
     the other branch's media is deleted by its To tag (log line), the
     answered call's session stays (query) until the BYE deletes it."""
-    other = UAS(Endpoint())
-    try:
-        net = sipnet(routes=lambda t: [("^bob$", [t, other.target])],
-                     extra=media_conf(rtpengine.ng))
-        call = net.call()
-        call.invite()
-        ia = net.uas.expect("INVITE", call_id=call.call_id)
-        ib = other.expect("INVITE", call_id=call.call_id)
-        net.uas.respond(ia, 183, body=CALLEE_SDP)
-        other.respond(ib, 183, body=CALLEE_SDP.replace(b"40000", b"40010"))
-        for _ in range(2):
-            net.caller.expect(call.resp(183))
-        loser, winner = net.uas.tag(ia), other.tag(ib)
-        ports = rtpe_ports(rtpengine.ng, call.call_id)
-        assert loser in ports and winner in ports, ports
-        other.respond(ib, 200, body=CALLEE_SDP.replace(b"40000", b"40010"))
-        ok = net.caller.expect(call.resp(200))
-        call.ack(ok)
-        c = net.uas.expect("CANCEL", call_id=call.call_id)
-        net.uas.respond(c, 200)
-        net.uas.respond(ia, 487)
-        other.expect("ACK", call_id=call.call_id)
-        deadline = time.time() + 2
-        while loser in rtpe_ports(rtpengine.ng, call.call_id) and \
-                time.time() < deadline:
-            time.sleep(0.05)
-        # rtpengine keeps the deleted branch's tag, without its ports.
-        ports = rtpe_ports(rtpengine.ng, call.call_id)
-        assert loser not in ports, ports
-        assert ports.get(winner) and ports.get(call.from_tag), ports
-        assert "rtpengine delete of branch %s" % loser in \
-            net.proxy.log_text()
-        call.bye()
-        bye = other.expect("BYE", call_id=call.call_id)
-        other.respond(bye, 200)
-        assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
-    finally:
-        other.ep.close()
+    f = forked()
+    f.early_media()
+    loser, winner = f.net.uas.tag(f.ia), f.other.tag(f.ib)
+    ports = rtpe_ports(f.rtpe.ng, f.call.call_id)
+    assert loser in ports and winner in ports, ports
+    f.other_answers()
+    # rtpengine keeps the deleted branch's tag, without its ports.
+    ports = f.branch_media_gone(loser)
+    assert loser not in ports, ports
+    assert ports.get(winner) and ports.get(f.call.from_tag), ports
+    assert "rtpengine delete of branch %s" % loser in \
+        f.net.proxy.log_text()
+    f.hang_up()
 
 
-def test_forked_branch_fails_early_media_released(sipnet, rtpengine):
+def test_forked_branch_fails_early_media_released(forked):
     """Two callees with early media; one gives up (486) while the other
     still rings: that branch's media goes at once (its ports, by its To
     tag), the other's stays; the other answers and keeps its media; the
     BYE deletes the call."""
-    other = UAS(Endpoint())
-    try:
-        net = sipnet(routes=lambda t: [("^bob$", [t, other.target])],
-                     extra=media_conf(rtpengine.ng))
-        call = net.call()
-        call.invite()
-        ia = net.uas.expect("INVITE", call_id=call.call_id)
-        ib = other.expect("INVITE", call_id=call.call_id)
-        net.uas.respond(ia, 183, body=CALLEE_SDP)
-        other.respond(ib, 183, body=CALLEE_SDP.replace(b"40000", b"40010"))
-        for _ in range(2):
-            net.caller.expect(call.resp(183))
-        loser, winner = net.uas.tag(ia), other.tag(ib)
-        net.uas.respond(ia, 486)
-        net.uas.expect("ACK", call_id=call.call_id)
-        deadline = time.time() + 2
-        while loser in rtpe_ports(rtpengine.ng, call.call_id) and \
-                time.time() < deadline:
-            time.sleep(0.05)
-        ports = rtpe_ports(rtpengine.ng, call.call_id)
-        assert loser not in ports, ports
-        assert ports.get(winner) and ports.get(call.from_tag), ports
-        other.respond(ib, 200, body=CALLEE_SDP.replace(b"40000", b"40010"))
-        ok = net.caller.expect(call.resp(200))
-        assert rtpengine.owns(sdp_addr(ok.body)[1]), ok.raw
-        call.ack(ok)
-        other.expect("ACK", call_id=call.call_id)
-        ports = rtpe_ports(rtpengine.ng, call.call_id)
-        assert ports.get(winner) and ports.get(call.from_tag), ports
-        call.bye()
-        bye = other.expect("BYE", call_id=call.call_id)
-        other.respond(bye, 200)
-        assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
-    finally:
-        other.ep.close()
+    f = forked()
+    f.early_media()
+    loser, winner = f.net.uas.tag(f.ia), f.other.tag(f.ib)
+    f.net.uas.respond(f.ia, 486)
+    f.net.uas.expect("ACK", call_id=f.call.call_id)
+    ports = f.branch_media_gone(loser)
+    assert loser not in ports, ports
+    assert ports.get(winner) and ports.get(f.call.from_tag), ports
+    f.other.respond(f.ib, 200, body=OTHER_SDP)
+    ok = f.net.caller.expect(f.call.resp(200))
+    assert f.rtpe.owns(sdp_addr(ok.body)[1]), ok.raw
+    f.call.ack(ok)
+    f.other.expect("ACK", call_id=f.call.call_id)
+    ports = rtpe_ports(f.rtpe.ng, f.call.call_id)
+    assert ports.get(winner) and ports.get(f.call.from_tag), ports
+    f.hang_up()
 
 
-def test_forked_two_answers_second_bye(sipnet, rtpengine):
+def test_forked_two_answers_second_bye(forked):
     """Both callees answer (two 200s, two dialogs): the caller hangs up the
     second; only its branch's media goes (delete with its To tag), the
     answered call's session stays with its ports (query), and the BYE of
     the answered dialog deletes the call."""
-    other = UAS(Endpoint())
-    try:
-        net = sipnet(routes=lambda t: [("^bob$", [t, other.target])],
-                     extra=media_conf(rtpengine.ng))
-        call = net.call()
-        call.invite()
-        ia = net.uas.expect("INVITE", call_id=call.call_id)
-        ib = other.expect("INVITE", call_id=call.call_id)
-        other.respond(ib, 200, body=CALLEE_SDP.replace(b"40000", b"40010"))
-        ok = net.caller.expect(call.resp(200))
-        net.uas.respond(ia, 200, body=CALLEE_SDP)
-        ok2 = net.caller.expect(call.resp(200))
-        winner, loser = other.tag(ib), net.uas.tag(ia)
-        assert (ok.to_tag, ok2.to_tag) == (winner, loser)
-        second = copy.copy(call)        # the caller in the other dialog
-        call.ack(ok)
-        other.expect("ACK", call_id=call.call_id)
-        second.ack(ok2)
-        net.uas.expect("ACK", call_id=call.call_id)
-        ports = rtpe_ports(rtpengine.ng, call.call_id)
-        assert winner in ports and loser in ports, ports
-        second.bye()
-        bye = net.uas.expect("BYE", call_id=call.call_id)
-        net.uas.respond(bye, 200)
-        net.caller.expect(call.resp(200, "BYE"))
-        deadline = time.time() + 2
-        while loser in rtpe_ports(rtpengine.ng, call.call_id) and \
-                time.time() < deadline:
-            time.sleep(0.05)
-        assert rtpe_has_call(rtpengine.ng, call.call_id), \
-            net.proxy.log_text()
-        ports = rtpe_ports(rtpengine.ng, call.call_id)
-        assert loser not in ports, ports
-        assert ports.get(winner) and ports.get(call.from_tag), ports
-        call.bye()
-        bye = other.expect("BYE", call_id=call.call_id)
-        other.respond(bye, 200)
-        assert wait_gone(rtpengine.ng, call.call_id), net.proxy.log_text()
-    finally:
-        other.ep.close()
+    f = forked()
+    call = f.call
+    f.other.respond(f.ib, 200, body=OTHER_SDP)
+    ok = f.net.caller.expect(call.resp(200))
+    f.net.uas.respond(f.ia, 200, body=CALLEE_SDP)
+    ok2 = f.net.caller.expect(call.resp(200))
+    winner, loser = f.other.tag(f.ib), f.net.uas.tag(f.ia)
+    assert (ok.to_tag, ok2.to_tag) == (winner, loser)
+    second = copy.copy(call)        # the caller in the other dialog
+    call.ack(ok)
+    f.other.expect("ACK", call_id=call.call_id)
+    second.ack(ok2)
+    f.net.uas.expect("ACK", call_id=call.call_id)
+    ports = rtpe_ports(f.rtpe.ng, call.call_id)
+    assert winner in ports and loser in ports, ports
+    second.bye()
+    bye = f.net.uas.expect("BYE", call_id=call.call_id)
+    f.net.uas.respond(bye, 200)
+    f.net.caller.expect(call.resp(200, "BYE"))
+    ports = f.branch_media_gone(loser)
+    assert rtpe_has_call(f.rtpe.ng, call.call_id), f.net.proxy.log_text()
+    assert loser not in ports, ports
+    assert ports.get(winner) and ports.get(call.from_tag), ports
+    f.hang_up()
 
 
 def test_cancel_deletes(sipnet, rtpengine):
