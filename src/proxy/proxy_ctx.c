@@ -5,7 +5,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <pthread.h>
 
 #include <stdio.h>

@@ -178,6 +178,11 @@ cluster_reply(void *arg, enum redis_result res, const struct redisReply *r)
 
 	first = !cluster_key(CLUSTER_NONCE, (uint8_t[CLUSTER_KEY_LEN]){ 0 },
 	    NULL);
+	if (res == REDIS_R_DOWN) {
+		log_info("cluster: " CLUSTER_SECRET_KEY " not read: the "
+		    "connection went (read again when it is back)");
+		goto done;
+	}
 	if (res != REDIS_R_OK || (r->type != REDIS_REPLY_STRING &&
 	    r->type != REDIS_REPLY_NIL)) {
 		log_warnx("cluster: " CLUSTER_SECRET_KEY " not read: %s%s%s",
