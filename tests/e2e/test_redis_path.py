@@ -45,8 +45,9 @@ def node(c, name, host, tcp=False, users=None, redis=None, port=None,
                   users=users, extra=extra, workdir=workdir)
     o.addr = (host, port)
     c.nodes[name] = o
-    wait_for(lambda: "location loaded from redis" in o.log_text(), 5,
-             "%s never loaded the location" % name)
+    wait_for(lambda: "location loaded from redis" in o.log_text() and
+             IN_USE in o.log_text(), 5,
+             "%s never loaded the location and the secret" % name)
     return o
 
 
@@ -278,7 +279,6 @@ def test_a_restarted_nat_phone_still_reached_through_b(cluster):
     wait_for(lambda: knows(b, contact), 3, "B never learnt bob")
     assert a.stop() == 0, a.log_text()
     a = node(c, "A", "127.0.0.2", port=a.addr[1], workdir=a.workdir)
-    wait_for(lambda: IN_USE in a.log_text(), 5, "A has no cluster secret")
     assert route_of(c, "bob") == route
     call = UAC(c.endpoint(), b.addr, "sip:bob@example.test",
                from_uri="sip:eve@elsewhere.test")
