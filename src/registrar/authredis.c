@@ -26,7 +26,6 @@
 
 #include "auth.h"
 #include "cluster.h"
-#include "digest.h"
 #include "log.h"
 #include "redis.h"
 #include "shard.h"
