@@ -245,6 +245,9 @@ sl(const char *s)
 	return ((struct slice){ s, s ? strlen(s) : 0 });
 }
 
+/* The cluster secret changed while the connection was down (lr_secret()). */
+static bool	secret_due;
+
 /* The cluster secret's key of path tokens; false: none yet. */
 static bool
 token_key(uint64_t key[2])
@@ -925,6 +928,9 @@ lr_dbsize_reply(void *arg, enum redis_result res, const redisReply *rep)
 		lr_republish("restarted (another run id)");
 	else if (own > 0 && rep->integer == 0)
 		lr_republish("is empty");
+	else if (own > 0 && secret_due)
+		lr_republish("cluster secret changed");
+	secret_due = false;
 	snprintf(LR.run_id, sizeof(LR.run_id), "%s", run_id);
 	free(run_id);
 	LR.checked = true;	/* a load after the re-publication only */
@@ -1002,6 +1008,29 @@ lr_message(void *arg, const char *channel, const char *msg, size_t len)
 	(void)lr_fetch(aor, false);
 }
 
+/*
+ * The cluster secret read (main loop).  Another one than this run knew
+ * (Redis lost it and another node drew one): the routes this node wrote
+ * carry tokens of the old key, which no longer check: they are written
+ * again with the new one (now, or when the connection is back).
+ */
+static void
+lr_secret(bool changed)
+{
+	static uint32_t	seen;
+	uint32_t	gen = cluster_gen();
+	unsigned	own = 0;
+
+	if (changed && seen != 0 && gen != seen) {
+		location_foreach(count_own, &own);
+		if (own > 0 && redis_is_up(LR.cmd))
+			lr_republish("cluster secret changed");
+		else if (own > 0)
+			secret_due = true;	/* when it is back */
+	}
+	seen = gen;
+}
+
 int
 locredis_start(struct event_base *base, const struct redis_settings *set,
     char *err, size_t errlen)
@@ -1038,6 +1067,10 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 	    1, digest);
 	for (i = 0; i < SHA_DIGEST_LENGTH; i++)
 		snprintf(LR.sha + 2 * i, 3, "%02x", digest[i]);
+	if (cluster_watch(lr_secret) == -1) {
+		snprintf(err, errlen, "cluster: too many watchers");
+		return (-1);
+	}
 	if ((LR.cmd = redis_new(base, set, "location", lr_cmd_state, NULL,
 	    err, errlen)) == NULL)
 		return (-1);
