@@ -41,7 +41,7 @@ static struct {
 	uint8_t		 secret[32];
 	uint8_t		 key[CLUSTER_NPURPOSES][CLUSTER_KEY_LEN];
 	bool		 have;
-	uint32_t	 gen;		/* atomic; bumped when secret changes */
+	uint32_t	 gen;		/* atomic; moves with the secret */
 	/* The main loop's. */
 	struct redis	*conn;
 	cluster_fn	*watch[CLUSTER_WATCHERS];
@@ -230,8 +230,8 @@ cluster_state(void *arg, bool up)
 	char		*hex;
 	const char	*argv[5] = { "SET", CLUSTER_SECRET_KEY, NULL, "NX",
 	    "GET" };
-	size_t		 len[5] = { 3, sizeof(CLUSTER_SECRET_KEY) - 1, 64, 2,
-	    3 };
+	size_t		 len[5] = { 3, sizeof(CLUSTER_SECRET_KEY) - 1,
+	    64, 2, 3 };
 	unsigned	 i;
 	bool		 have;
 
