@@ -92,6 +92,9 @@ struct dialog {
 	bool			 shared;	/* written to Redis */
 	bool			 media;		/* relayed by rtpengine: a
 						   delete when it ends */
+	bool			 transit;	/* another node's call: no
+						   record, counted apart, not
+						   in Redis */
 	uint8_t			 kind;		/* enum dlg_kind; a
 						   subscription: its expiry in
 						   answer (realtime) and
@@ -115,6 +118,7 @@ struct drec {
 	uint8_t			 cnt_src;
 	uint8_t			 media;		/* in the padding: 0 before */
 	uint8_t			 kind;		/* in the padding: 0, a call */
+	uint8_t			 transit;	/* in the padding: 0 before */
 };
 
 /*
@@ -142,6 +146,7 @@ struct dialog_call {
 	bool			 media;		/* relayed by rtpengine, until a
 						   dialog or the final takes it */
 	bool			 sub;		/* not an INVITE */
+	bool			 transit;	/* dialog_transit_new() */
 	bool			 pending;	/* in D.subs */
 	uint32_t		 expires_s;	/* sub: what the request asks */
 	char			 stamp[17];	/* in our Record-Route */
@@ -223,6 +228,22 @@ static const struct txn_ops bye_ops = {
 
 #define CNT_ADD(f, n)	__atomic_add_fetch(&G.tot.f, (n), __ATOMIC_RELAXED)
 #define CNT_SUB(f, n)	__atomic_sub_fetch(&G.tot.f, (n), __ATOMIC_RELAXED)
+
+/*
+ * One call dialog more (n > 0) or less in state st: with the cluster's
+ * calls (by_state), or with the other nodes' passing through (transit).
+ */
+static void
+state_count(const struct dialog *d, unsigned st, int n)
+{
+	uint64_t	*c = d->transit ? &G.tot.transit_by_state[st] :
+	    &G.tot.by_state[st];
+
+	if (n > 0)
+		__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+	else
+		__atomic_sub_fetch(c, 1, __ATOMIC_RELAXED);
+}
 
 /* ---- strings ---- */
 
@@ -567,6 +588,7 @@ dialog_encode(const struct dialog *d, size_t *len)
 	r.cnt_src = d->cnt_src;
 	r.media = d->media;
 	r.kind = d->kind;
+	r.transit = d->transit;
 	*len = sizeof(r) + d->str.off[DS_N];
 	b = xmalloc(*len);
 	memcpy(b, &r, sizeof(r));
@@ -628,7 +650,12 @@ dialog_save(struct dialog *d)
 		dialog_store_put(k.p, k.len, b, len);
 		d->stored = true;
 	}
-	if (dlgr_configured())
+	/*
+	 * A transit dialog is the entry node's in Redis (the same key): a
+	 * node that adopts it after a failover adopts that node's, which
+	 * writes the one record.
+	 */
+	if (dlgr_configured() && !d->transit)
 		dialog_share_put(d, b, len);
 	free(b);
 }
@@ -648,7 +675,7 @@ dialog_republish(void)
 	HASHTAB_FOREACH(n, &D.ht, it) {
 		struct dialog	*d = (struct dialog *)n;
 
-		if (d->state != DLG_CONFIRMED)
+		if (d->state != DLG_CONFIRMED || d->transit)
 			continue;
 		b = dialog_encode(d, &len);
 		dialog_share_put(d, b, len);
@@ -733,7 +760,7 @@ dialog_free(struct dialog *d)
 	if (d->kind == DLG_SUB)
 		CNT_SUB(subscriptions, 1);
 	else
-		CNT_SUB(by_state[d->state], 1);
+		state_count(d, d->state, -1);
 	lim_release(&d->str, &d->cnt_user, &d->cnt_src);
 	CNT_SUB(bytes, d->size);
 	free(d->str.s);
@@ -868,6 +895,10 @@ dialog_call_admit(struct slice user, const struct tp_addr *src, char *err,
 	return (0);
 }
 
+static struct dialog_call *call_new(const struct sipmsg *,
+		    const struct tp_addr *, struct tp_sock *, struct slice,
+		    struct slice, const char[17], bool);
+
 /*
  * An INVITE out of dialog that we record-route with stamp: what its
  * dialogs need of it.  The counts dialog_call_admit() took for user and
@@ -877,6 +908,35 @@ struct dialog_call *
 dialog_call_new(const struct sipmsg *m, const struct tp_addr *src,
     struct tp_sock *in, struct slice user, struct slice identity,
     const char stamp[17])
+{
+	return (call_new(m, src, in, user, identity, stamp, false));
+}
+
+/*
+ * The same, of a call (or subscription) another node of the cluster sent
+ * here through a path token of ours: its dialogs are tracked and routed
+ * here, but that node (where it entered) writes its record, counts it
+ * and holds its limits (no dialog_call_admit() here: src is that node),
+ * and its dialogs are that node's in Redis.  Counted apart.
+ */
+struct dialog_call *
+dialog_transit_new(const struct sipmsg *m, const struct tp_addr *src,
+    struct tp_sock *in, const char stamp[17])
+{
+	return (call_new(m, src, in, (struct slice){ "", 0 },
+	    (struct slice){ "", 0 }, stamp, true));
+}
+
+bool
+dialog_call_transit(const struct dialog_call *c)
+{
+	return (c != NULL && c->transit);
+}
+
+static struct dialog_call *
+call_new(const struct sipmsg *m, const struct tp_addr *src,
+    struct tp_sock *in, struct slice user, struct slice identity,
+    const char stamp[17], bool transit)
 {
 	struct dialog_call	*c;
 	struct slice		 v[DS_N], rr[DLG_MAX_RR];
@@ -890,7 +950,9 @@ dialog_call_new(const struct sipmsg *m, const struct tp_addr *src,
 	for (i = 0; i < DS_N; i++)
 		v[i] = (struct slice){ "", 0 };
 	ip[0] = '\0';
-	if (G.set.calls_per_source > 0 && !sub)
+	if (transit)
+		user = (struct slice){ "", 0 };
+	else if (G.set.calls_per_source > 0 && !sub)
 		tp_addr_ip(src, ip, sizeof(ip));
 	buf_init_on(&rb, rstore, sizeof(rstore));
 	if (sub) {
@@ -920,8 +982,9 @@ dialog_call_new(const struct sipmsg *m, const struct tp_addr *src,
 	c->cseq = m->cseq;
 	clock_gettime(CLOCK_REALTIME, &c->start);
 	c->start_ms = timer_now_ms();
-	c->cnt_user = G.set.calls_per_user > 0 && user.len > 0;
-	c->cnt_src = G.set.calls_per_source > 0;
+	c->transit = transit;
+	c->cnt_user = !transit && G.set.calls_per_user > 0 && user.len > 0;
+	c->cnt_src = !transit && G.set.calls_per_source > 0;
 	memcpy(c->stamp, stamp, 17);
 	buf_cleanup(&rb);
 	if (sub) {
@@ -936,7 +999,12 @@ dialog_call_new(const struct sipmsg *m, const struct tp_addr *src,
 		}
 		return (c);
 	}
-	CNT_ADD(attempted, 1);
+	if (transit) {
+		CNT_ADD(transit_attempted, 1);
+		log_info("dialog " SLICE_FMT ": transit, another node's call "
+		    "(it writes the record)", SLICE_ARG(m->callid));
+	} else
+		CNT_ADD(attempted, 1);
 	return (c);
 }
 
@@ -976,6 +1044,7 @@ dialog_of_call(const struct dialog_call *c, struct slice *v)
 	d->caller_cseq = c->cseq;
 	d->start = c->start;
 	d->start_ms = c->start_ms;
+	d->transit = c->transit;
 	return (d);
 }
 
@@ -1085,10 +1154,11 @@ sub_notified(struct dialog_call *c, const struct sipmsg *m)
 static void
 dialog_confirm(struct dialog *d, struct dialog_call *c)
 {
-	CNT_SUB(by_state[d->state], 1);
+	state_count(d, d->state, -1);
 	d->state = DLG_CONFIRMED;
-	CNT_ADD(by_state[DLG_CONFIRMED], 1);
-	CNT_ADD(created, 1);
+	state_count(d, DLG_CONFIRMED, 1);
+	if (!d->transit)
+		CNT_ADD(created, 1);
 	clock_gettime(CLOCK_REALTIME, &d->answer);
 	if (G.set.timeout_s > 0)
 		timer_set(&d->timeout, G.set.timeout_s > 4000000 ? 4000000000u :
@@ -1096,13 +1166,15 @@ dialog_confirm(struct dialog *d, struct dialog_call *c)
 	if (c != NULL && !c->answered) {
 		/* The first answer holds the call's place in the limits. */
 		c->answered = true;
-		CNT_ADD(answered, 1);
+		if (!c->transit)
+			CNT_ADD(answered, 1);
 		d->cnt_user = c->cnt_user;
 		d->cnt_src = c->cnt_src;
 		c->cnt_user = c->cnt_src = false;
 	}
-	log_info("dialog %s: confirmed caller=%s callee=%s",
-	    STR(d, DS_CALLID), STR(d, DS_CALLER_TARGET),
+	log_info("dialog %s: confirmed%s caller=%s callee=%s",
+	    STR(d, DS_CALLID), d->transit ? " (transit)" : "",
+	    STR(d, DS_CALLER_TARGET),
 	    STR(d, DS_CALLEE_TARGET));
 }
 
@@ -1145,7 +1217,7 @@ dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
 		d = dialog_of_call(c, v);
 		d->state = DLG_EARLY;
 		d->media = c->media;
-		CNT_ADD(by_state[DLG_EARLY], 1);
+		state_count(d, DLG_EARLY, 1);
 		timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
 		d->call = c;
 		d->call_next = c->dialogs;
@@ -1245,7 +1317,7 @@ call_record(const struct dialog_call *c, int code, int cause,
 	struct cdr	 r;
 	struct tp_addr	 src;
 
-	if (G.cdr == NULL)
+	if (G.cdr == NULL || c->transit)	/* the entry node's record */
 		return;
 	txn_addr_get(&c->src, &src);
 	cdr_fill(&r, &c->str, &src);
@@ -1685,7 +1757,7 @@ dialog_record(const struct dialog *d, enum cdr_ended_by by, int code,
 	struct cdr	 r;
 	struct tp_addr	 src;
 
-	if (G.cdr == NULL || d->state != DLG_CONFIRMED)
+	if (G.cdr == NULL || d->state != DLG_CONFIRMED || d->transit)
 		return;
 	txn_addr_get(&d->caller_addr, &src);
 	cdr_fill(&r, &d->str, &src);
@@ -1704,7 +1776,7 @@ dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
 	uint64_t	 ms = timer_now_ms() - d->start_ms;
 	unsigned	 i;
 
-	if (d->state == DLG_CONFIRMED) {
+	if (d->state == DLG_CONFIRMED && !d->transit) {
 		uint64_t	 talk_ms;
 		struct timespec	 now;
 
@@ -1721,8 +1793,9 @@ dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
 		CNT_ADD(duration_sum_ms, talk_ms);
 		CNT_ADD(ended[by], 1);
 	}
-	log_info("dialog %s: ended by %s after %llu ms", STR(d, DS_CALLID),
-	    by_name(by), (unsigned long long)ms);
+	log_info("dialog %s: ended by %s after %llu ms%s", STR(d, DS_CALLID),
+	    by_name(by), (unsigned long long)ms, d->transit ?
+	    " (transit: no record here)" : "");
 	dialog_record(d, by, code, 16);	/* Q.850 NORMAL_CLEARING */
 	media_end(&d->str, &d->media, d->call);
 	dialog_free(d);
@@ -2005,6 +2078,7 @@ dialog_foreach(void (*fn)(const struct dialog_info *, void *), void *arg)
 		di.age_ms = now - d->start_ms;
 		di.worker = shard_self();
 		di.media = d->media;
+		di.transit = d->transit;
 		fn(&di, arg);
 	}
 }
@@ -2049,7 +2123,7 @@ dialog_shutdown(void)
 		struct dialog	*d = (struct dialog *)n;
 
 		if (d->state == DLG_CONFIRMED && d->kind == DLG_CALL &&
-		    !d->stored && !d->shared) {
+		    !d->stored && !d->shared && !d->transit) {
 			log_info("dialog %s: ended by proxy (stopping)",
 			    STR(d, DS_CALLID));
 			CNT_ADD(ended[CDR_BY_PROXY], 1);
@@ -2158,13 +2232,14 @@ dialog_revive(const void *rec, size_t len)
 	d->state = DLG_CONFIRMED;
 	d->media = r->media != 0;
 	d->kind = r->kind == DLG_SUB ? DLG_SUB : DLG_CALL;
+	d->transit = r->transit != 0;
 	clock_gettime(CLOCK_REALTIME, &now);
 	d->start_ms = timer_now_ms() - (uint64_t)((now.tv_sec -
 	    d->start.tv_sec) * 1000);
 	if (d->kind == DLG_SUB)
 		CNT_ADD(subscriptions, 1);
 	else
-		CNT_ADD(by_state[DLG_CONFIRMED], 1);
+		state_count(d, DLG_CONFIRMED, 1);
 	timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
 	if (r->cnt_user && lim_add("u:", str_get(&d->str, DS_USER), 1, 0))
 		d->cnt_user = true;

@@ -25,6 +25,12 @@
  * timers.dialog_timeout or `ospreyctl hangup` (Osprey sends the BYEs
  * itself, dialog_hangup), and a CDR goes to the function given to
  * dialog_set_cdr().
+ *
+ * A call another node of the cluster sends here through a path token of
+ * ours (its phone's connection or NAT flow is this node's) is a transit
+ * call (dialog_transit_new): tracked and routed as any, but the node it
+ * entered the cluster by writes its record, counts it, holds its limits
+ * and its place in Redis; here it is counted apart (transit_*).
  */
 
 /* dialog.backend */
@@ -65,6 +71,7 @@ struct dialog_info {
 	uint64_t	 age_ms;
 	unsigned	 worker;
 	bool		 media;		/* relayed by rtpengine */
+	bool		 transit;	/* another node's call (path token) */
 };
 
 /* Every worker's figures together (atomic counters). */
@@ -84,6 +91,12 @@ struct dialog_totals {
 	uint64_t	 bytes;		/* held by the open dialogs */
 	uint64_t	 subscriptions;	/* open now (not in by_state) */
 	uint64_t	 adopted;	/* taken from Redis (another node's) */
+	/*
+	 * Another node's calls passing through here (dialog_transit_new):
+	 * in none of the figures above, no record, no limits.
+	 */
+	uint64_t	 transit_by_state[DLG_NSTATES];	/* open now */
+	uint64_t	 transit_attempted;	/* their INVITEs */
 	uint64_t	 redis_errors;	/* writes, deletes, reads that failed */
 };
 extern const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS];
@@ -119,6 +132,10 @@ int	 dialog_call_admit(struct slice user, const struct tp_addr *src,
 struct dialog_call *dialog_call_new(const struct sipmsg *,
 	    const struct tp_addr *src, struct tp_sock *in, struct slice user,
 	    struct slice identity, const char stamp[17]);
+struct dialog_call *dialog_transit_new(const struct sipmsg *,
+	    const struct tp_addr *src, struct tp_sock *in,
+	    const char stamp[17]);
+bool	 dialog_call_transit(const struct dialog_call *);
 void	 dialog_call_response(struct dialog_call *, const struct sipmsg *,
 	    const struct tp_addr *callee, struct tp_sock *out);
 void	 dialog_call_media(struct dialog_call *);

@@ -303,19 +303,22 @@ list_dialog(const struct dialog_info *di, void *arg)
 		evbuffer_add(o->b, ",\"identity\":", 12);
 		json_str(o->b, di->identity);
 		evbuffer_add_printf(o->b, ",\"age_s\":%llu,\"worker\":%u,"
-		    "\"media\":%s}", (unsigned long long)(di->age_ms / 1000),
-		    di->worker, di->media ? "true" : "false");
+		    "\"media\":%s,\"transit\":%s}",
+		    (unsigned long long)(di->age_ms / 1000), di->worker,
+		    di->media ? "true" : "false",
+		    di->transit ? "true" : "false");
 	} else {
 		if (o->n == 0)
 			evbuffer_add_printf(o->b, "%-32s %-9s %-28s %-28s "
 			    "%6s %s\n", "CALL-ID", "STATE", "CALLER", "CALLEE",
 			    "AGE", "WORKER");
 		evbuffer_add_printf(o->b, "%-32s %-9s %-28s %-28s %5llus %u\n"
-		    "    targets %s <-> %s%s\n", di->callid,
+		    "    targets %s <-> %s%s%s\n", di->callid,
 		    dialog_state_name(di->state), di->caller, di->callee,
 		    (unsigned long long)(di->age_ms / 1000), di->worker,
 		    di->caller_target, di->callee_target, di->media ?
-		    ", media through rtpengine" : "");
+		    ", media through rtpengine" : "", di->transit ?
+		    ", transit (another node's call: its record)" : "");
 	}
 	o->n++;
 }
@@ -357,6 +360,9 @@ status_put(struct out *o, const struct worker_totals *t)
 		{ "calls_early", "calls ringing", NULL,
 		    d.by_state[DLG_EARLY] },
 		{ "calls_total", "calls answered", NULL, d.created },
+		{ "calls_transit", "calls passing through", NULL,
+		    d.transit_by_state[DLG_EARLY] +
+		    d.transit_by_state[DLG_CONFIRMED] },
 	};
 
 	fields_put(o, f, sizeof(f) / sizeof(f[0]));

@@ -459,6 +459,16 @@ metrics_render_dialog(struct evbuffer *out)
 	for (i = 0; i < DLG_TERMINATED; i++)
 		metrics_sample(out, "osprey_dialogs", "state",
 		    dialog_state_name((enum dialog_state)i), d.by_state[i]);
+	metrics_head(out, "osprey_dialogs_transit", "gauge",
+	    "Dialogs of other nodes' calls passing through here (a path "
+	    "token of ours), by state; not in osprey_dialogs.");
+	for (i = 0; i < DLG_TERMINATED; i++)
+		metrics_sample(out, "osprey_dialogs_transit", "state",
+		    dialog_state_name((enum dialog_state)i),
+		    d.transit_by_state[i]);
+	metrics_scalar(out, "osprey_calls_transit_total", "counter",
+	    "INVITEs of other nodes' calls record-routed here (not in "
+	    "osprey_calls_attempted_total).", d.transit_attempted);
 	metrics_scalar(out, "osprey_subscriptions", "gauge",
 	    "Subscription dialogs open now (RFC 6665; not calls).",
 	    d.subscriptions);

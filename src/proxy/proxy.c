@@ -465,6 +465,7 @@ proxy_decide(const struct sipmsg *m, struct hop *hop)
 	hop->strict = NULL;
 	hop->foreign = false;
 	hop->dialog = false;
+	hop->path = false;
 	hop->to_us = false;
 	hop->limited = false;
 	hop->identity = (struct slice){ NULL, 0 };
@@ -916,8 +917,12 @@ proxy_reject(struct sipmsg *m, struct tp_sock *sock,
 		proxy_reply_stateless(m, sock, src, hop->code, hop->err,
 		    hop->code == 405 ? ALLOW_HDR : hop->limited ?
 		    "Retry-After: 30\r\n" : NULL);
-	/* A call attempt that failed here: its record too. */
-	if (m->method == SM_INVITE && m->to_tag.len == 0 && dialog_enabled())
+	/*
+	 * A call attempt that failed here: its record too (another node's,
+	 * through our path token: that node records the answer it gets).
+	 */
+	if (m->method == SM_INVITE && m->to_tag.len == 0 && dialog_enabled() &&
+	    !hop->path)
 		dialog_refused(m, src, hop->identity, hop->code);
 	if (st == NULL)
 		sipmsg_free(m);
@@ -979,6 +984,12 @@ proxy_dialog_call(const struct sipmsg *m, struct tp_sock *sock,
 
 	if (m->to_tag.len > 0 || !P.cur->record_route || !dialog_enabled())
 		return (NULL);
+	if (hop->path && (m->method == SM_INVITE || m->method ==
+	    SM_SUBSCRIBE || m->method == SM_REFER || m->method == SM_NOTIFY)) {
+		/* Another node's, through our path token: its record. */
+		proxy_ctx_dialog_stamp(m->callid, proxy_ctx_run(), st);
+		return (dialog_transit_new(m, src, sock, st));
+	}
 	if (m->method == SM_SUBSCRIBE || m->method == SM_REFER ||
 	    m->method == SM_NOTIFY) {
 		/* A subscription's: checked as a call's, no limits. */

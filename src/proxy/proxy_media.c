@@ -45,7 +45,8 @@ media_sdp(const struct sipmsg *m, struct slice *body, struct sdp *sdp)
  * registrar decides for a binding), or a callee's binding is behind NAT.
  * An INVITE without a body is a late offer: the same, but for the SDP.
  * A re-INVITE (either party's; with SDP or without), an UPDATE or PRACK
- * with SDP is relayed when its call is.
+ * with SDP is relayed when its call is.  A transit call (another node's,
+ * through our path token) is not: that node relays it.
  */
 bool
 proxy_media_wanted(const struct sipmsg *m, const struct tp_addr *src,
@@ -74,7 +75,12 @@ proxy_media_wanted(const struct sipmsg *m, const struct tp_addr *src,
 	}
 	if (m->to_tag.len > 0)
 		return (dialog_enabled() && dialog_media(m));
-	if (ctx->call == NULL)
+	/*
+	 * Another node's call through our path token (transit): the node it
+	 * entered by anchors its media, once; its re-INVITEs follow that
+	 * (dialog_media() is false here).
+	 */
+	if (ctx->call == NULL || dialog_call_transit(ctx->call))
 		return (false);
 	if (rtpengine_relay() == MEDIA_RELAY_ALWAYS ||
 	    (has && sdp_private(&sdp)))

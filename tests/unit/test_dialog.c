@@ -422,6 +422,88 @@ START_TEST(stop_attempt)
 }
 END_TEST
 
+static void
+count_transit(const struct dialog_info *di, void *arg)
+{
+	if (di->transit)
+		(*(int *)arg)++;
+}
+
+/*
+ * Another node's call through our path token: tracked and routed, but no
+ * record (answered, failed, at the stop), no limits, counted apart.
+ */
+START_TEST(transit_no_record)
+{
+	struct sipmsg		*inv, *r;
+	struct dialog_call	*c;
+	struct dialog_totals	 t0, t;
+	struct tp_addr		 src, callee;
+	char			 err[128];
+	int			 ntransit = 0;
+
+	ck_assert_int_eq(tp_addr_parse("10.0.0.1:5080", &src), 0);
+	ck_assert_int_eq(tp_addr_parse("10.0.0.2:5070", &callee), 0);
+	dialog_totals(&t0);
+	inv = parse(INVITE);
+	c = dialog_transit_new(inv, &src, &tp.socks[0], STAMP);
+	sipmsg_free(inv);
+	ck_assert(dialog_call_transit(c));
+	r = parse(RESP("180 Ringing", "tb"));
+	dialog_call_response(c, r, &callee, &tp.socks[0]);
+	sipmsg_free(r);
+	dialog_totals(&t);
+	ck_assert_uint_eq(t.transit_by_state[DLG_EARLY], 1);
+	ck_assert_uint_eq(t.by_state[DLG_EARLY], 0);
+	r = parse(RESP("200 OK", "tb"));
+	dialog_call_response(c, r, &callee, &tp.socks[0]);
+	sipmsg_free(r);
+	dialog_call_free(c);
+	dialog_totals(&t);
+	ck_assert_uint_eq(t.transit_by_state[DLG_CONFIRMED], 1);
+	ck_assert_uint_eq(t.transit_by_state[DLG_EARLY], 0);
+	ck_assert_uint_eq(t.by_state[DLG_CONFIRMED], 0);
+	ck_assert_uint_eq(t.attempted, t0.attempted);
+	ck_assert_uint_eq(t.answered, t0.answered);
+	ck_assert_uint_eq(t.created, t0.created);
+	ck_assert_uint_eq(t.transit_attempted, t0.transit_attempted + 1);
+	dialog_foreach(count_transit, &ntransit);
+	ck_assert_int_eq(ntransit, 1);
+	/* The limits: none taken (calls_per_user is 2 here). */
+	ck_assert_int_eq(dialog_call_admit(S("alice"), &src, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(dialog_call_admit(S("alice"), &src, err,
+	    sizeof(err)), 0);
+	/* Routed as any, ended by the BYE: no record, no end counted. */
+	ck_assert_int_eq(request("INFO", "fa", "tb", "sip:10.0.0.2:5070;lr",
+	    err, sizeof(err)), 0);
+	ck_assert_int_eq(request("BYE", "tb", "fa", "sip:10.0.0.1:5080;lr",
+	    err, sizeof(err)), 0);
+	ck_assert_uint_eq(dialog_count(), 0);
+	ck_assert_int_eq(ncdr, 0);
+	dialog_totals(&t);
+	ck_assert_uint_eq(t.transit_by_state[DLG_CONFIRMED], 0);
+	ck_assert_uint_eq(t.ended[CDR_BY_CALLEE], t0.ended[CDR_BY_CALLEE]);
+	ck_assert_uint_eq(t.duration_count, t0.duration_count);
+	/* A failed transit attempt, and one up at the stop: no record. */
+	inv = parse(INVITE);
+	c = dialog_transit_new(inv, &src, NULL, STAMP);
+	sipmsg_free(inv);
+	dialog_call_final(c, 486, CDR_BY_CALLEE);
+	dialog_call_free(c);
+	inv = parse(INVITE);
+	c = dialog_transit_new(inv, &src, NULL, STAMP);
+	sipmsg_free(inv);
+	r = parse(RESP("200 OK", "t2"));
+	dialog_call_response(c, r, &callee, NULL);
+	sipmsg_free(r);
+	dialog_call_free(c);
+	dialog_shutdown();
+	ck_assert_int_eq(ncdr, 0);
+	dialog_init(NULL, &tp);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -430,6 +512,7 @@ main(void)
 	check_add(tc, uri_same, rr_split);
 	tc = check_fixed("table", setup, teardown);
 	check_add(tc, in_dialog_checks, timeout_byes, failure_ends_early,
-	    limits, subscription, stop_records, stop_attempt);
+	    limits, subscription, stop_records, stop_attempt,
+	    transit_no_record);
 	return (check_run("dialog"));
 }
