@@ -28,6 +28,7 @@
 #include "gateway.h"
 #include "guard.h"
 #include "location.h"
+#include "locredis.h"
 #include "log.h"
 #include "proxy.h"
 #include "sipcause.h"
@@ -192,7 +193,7 @@ static void
 list_binding(void *arg, const struct binding *b)
 {
 	struct out	*o = arg;
-	const char	*key = b->aor->key, *at = strrchr(key, '@');
+	const char	*key = b->aor->key, *at = strrchr(key, '@'), *node;
 	char		 recv[TP_NAME_LEN], q[8];
 
 	if (o->filter != NULL && strcmp(key, o->filter) != 0 &&
@@ -201,6 +202,9 @@ list_binding(void *arg, const struct binding *b)
 		return;
 	location_addr_format(&b->received, recv, sizeof(recv));
 	snprintf(q, sizeof(q), "%u.%03u", b->q / 1000, b->q % 1000);
+	/* registrar.backend redis: the node that took it, this one's id */
+	node = b->node != NULL ? b->node : locredis_active() ?
+	    locredis_node() : "local";
 	if (o->json) {
 		evbuffer_add_printf(o->b, "%s{\"aor\":", o->n ? "," : "");
 		json_str(o->b, key);
@@ -214,6 +218,10 @@ list_binding(void *arg, const struct binding *b)
 		evbuffer_add(o->b, ",\"call_id\":", 11);
 		json_str(o->b, b->callid);
 		evbuffer_add_printf(o->b, ",\"cseq\":%u", b->cseq);
+		evbuffer_add(o->b, ",\"node\":", 8);
+		json_str(o->b, node);
+		evbuffer_add_printf(o->b, ",\"own\":%s", b->node == NULL ?
+		    "true" : "false");
 		if (b->instance != NULL) {
 			evbuffer_add(o->b, ",\"instance\":", 12);
 			json_str(o->b, b->instance);
@@ -229,8 +237,10 @@ list_binding(void *arg, const struct binding *b)
 		}
 		evbuffer_add(o->b, "}", 1);
 	} else
-		evbuffer_add_printf(o->b, "%-24s %-40s %6us q=%s from %s%s%s\n",
-		    key, b->contact, binding_expires_in(b), q, recv,
+		evbuffer_add_printf(o->b, "%-24s %-40s %6us q=%s from %s "
+		    "node=%s%s%s%s\n", key, b->contact, binding_expires_in(b),
+		    q, recv, node, b->node == NULL && locredis_active() ?
+		    " (this)" : "",
 		    b->user_agent ? "  " : "", b->user_agent ? b->user_agent :
 		    "");
 	o->n++;
@@ -418,6 +428,7 @@ cmd_stats(struct out *o)
 	struct worker_totals		 t;
 	const struct proxy_stats	*s = worker_totals(&t);
 	struct worker_stats		 ws;
+	struct locredis_stats		 ls;
 	const struct gw			*gw;
 	char				 name[64];
 	int				 i;
@@ -453,6 +464,12 @@ cmd_stats(struct out *o)
 	stat_line(o, "sent_481", s->sent_481);
 	stat_line(o, "sent_487", s->sent_487);
 	stat_line(o, "registrations", location_count());
+	if (locredis_active()) {
+		locredis_stats(&ls);
+		stat_line(o, "location.messages_applied", ls.applied);
+		stat_line(o, "location.messages_reread", ls.reread);
+		stat_line(o, "location.stale", ls.stale);
+	}
 	stat_line(o, "auth.challenges", auth_stats()->challenges);
 	stat_line(o, "auth.failures", auth_stats()->failures);
 	stat_line(o, "auth.successes", auth_stats()->successes);

@@ -50,6 +50,9 @@ struct aor {
 	struct binding	*b;		/* owned, a list */
 	unsigned	 n;
 	uint32_t	 gen;		/* location_replace()'s last */
+	uint64_t	 ver;		/* registrar.backend redis: the
+					   version in Redis it reflects,
+					   0 unknown */
 	char		 key[];		/* "user@domain" */
 };
 

@@ -34,14 +34,19 @@
 /*
  * KEYS[1] the AOR's key; ARGV: now (Unix ms), node, AOR, "1" to remove
  * every binding first (Contact: *), the count of fields to delete, those
- * fields, then field/value pairs to set.  Returns the AOR's bindings as
- * HGETALL would, the expired ones dropped; publishes only a change (a
- * query REGISTER changes nothing).
+ * fields, then field/value pairs to set.  Returns "#v", the AOR's version,
+ * then its bindings as HGETALL would, the expired ones dropped.  A change
+ * (a query REGISTER makes none) gets a new version, above the last and
+ * above Redis's clock in microseconds (so an AOR deleted and made again
+ * never goes back), in the field "#v", and is published with the AOR's
+ * bindings; a key left without bindings is deleted.
  */
 static const char LOCREDIS_SCRIPT[] =
     "local k = KEYS[1]\n"
     "local now = tonumber(ARGV[1])\n"
     "local n = 0\n"
+    "local ov = tonumber(redis.call('HGET', k, '" LOCREDIS_VFIELD "'))"
+    " or 0\n"
     "if ARGV[4] == '1' then n = n + redis.call('DEL', k) end\n"
     "local nd = tonumber(ARGV[5])\n"
     "local i = 6\n"
@@ -52,19 +57,36 @@ static const char LOCREDIS_SCRIPT[] =
     "  redis.call('HSET', k, ARGV[i], ARGV[i + 1]); i = i + 2; n = n + 1\n"
     "end\n"
     "local all = redis.call('HGETALL', k)\n"
-    "local out, max = {}, 0\n"
+    "local out, max = { '" LOCREDIS_VFIELD "', '' }, 0\n"
     "for j = 1, #all, 2 do\n"
-    "  local e = tonumber(string.match(all[j + 1], '^%d+\\n(%d+)')) or 0\n"
-    "  if e <= now then redis.call('HDEL', k, all[j]); n = n + 1\n"
-    "  else\n"
-    "    if e > max then max = e end\n"
-    "    out[#out + 1] = all[j]; out[#out + 1] = all[j + 1]\n"
+    "  if all[j] ~= '" LOCREDIS_VFIELD "' then\n"
+    "    local e = tonumber(string.match(all[j + 1], '^%d+\\n(%d+)')) or 0\n"
+    "    if e <= now then redis.call('HDEL', k, all[j]); n = n + 1\n"
+    "    else\n"
+    "      if e > max then max = e end\n"
+    "      out[#out + 1] = all[j]; out[#out + 1] = all[j + 1]\n"
+    "    end\n"
     "  end\n"
     "end\n"
-    "if max > 0 then redis.call('PEXPIREAT', k, max) end\n"
+    "local v = ov\n"
     "if n > 0 then\n"
-    "  redis.call('PUBLISH', '" LOCREDIS_CHANNEL "', ARGV[2] .. ' ' .. "
-    "ARGV[3])\n"
+    "  local t = redis.call('TIME')\n"
+    "  v = math.max(ov + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))\n"
+    "end\n"
+    "out[2] = string.format('%.0f', v)\n"
+    "if max > 0 then\n"
+    "  if n > 0 then redis.call('HSET', k, '" LOCREDIS_VFIELD "', out[2]) "
+    "end\n"
+    "  redis.call('PEXPIREAT', k, max)\n"
+    "elseif #all > 0 then redis.call('DEL', k) end\n"
+    "if n > 0 then\n"
+    "  local m, size = { ARGV[2], ' ', ARGV[3], ' ', out[2] }, 0\n"
+    "  for j = 4, #out, 2 do size = size + #out[j] + 8 end\n"
+    "  if size <= " LOCREDIS_MSG_CAP " then\n"
+    "    m[#m + 1] = '\\n'\n"
+    "    for j = 4, #out, 2 do m[#m + 1] = #out[j] .. ':' .. out[j] end\n"
+    "  end\n"
+    "  redis.call('PUBLISH', '" LOCREDIS_CHANNEL "', table.concat(m))\n"
     "end\n"
     "return out\n";
 
@@ -90,15 +112,37 @@ static struct {
 	bool		 checked;	/* this connection's Redis checked
 					   (restarted? empty?): loads may
 					   start */
+	struct hashtab	 tombs;		/* struct lr_tomb */
+	uint64_t	 tombs_swept_ms;
+	uint64_t	 applied;	/* messages taken as they came */
+	uint64_t	 reread;	/* messages that made an HGETALL */
+	uint64_t	 stale;		/* replies, messages overtaken */
 } LR;
 
 /* A write under way: the AOR it is for and who waits. */
 struct lr_write {
 	locredis_done_fn	*fn;	/* NULL: a re-publication */
 	void			*arg;
+	bool			 force;	/* HGETALL: taken whatever its
+					   version */
 	size_t			 aorlen;
 	char			 aor[];
 };
+
+/*
+ * The version at which an AOR left the table because Redis held no
+ * binding for it any more: a reply or message older than that, overtaken
+ * on the way, must not bring it back.  Kept LR_TOMB_MS, far longer than a
+ * reply can take (redis.timeout).
+ */
+struct lr_tomb {
+	struct hnode	 node;
+	uint64_t	 ver;
+	uint64_t	 at_ms;		/* timer_now_ms() */
+	char		 aor[];
+};
+
+#define LR_TOMB_MS	60000
 
 static void	lr_load_start(void);
 static void	lr_script_load(void);
@@ -122,6 +166,15 @@ const char *
 locredis_node(void)
 {
 	return (LR.node);
+}
+
+/* What the changes published by the other nodes came to. */
+void
+locredis_stats(struct locredis_stats *st)
+{
+	st->applied = LR.applied;
+	st->reread = LR.reread;
+	st->stale = LR.stale;
 }
 
 /* RFC 5626: instance and reg-id name a binding; else the Contact URI. */
@@ -363,34 +416,101 @@ node_route(const struct tp_addr *addr, bool nat, struct buf *out)
 	    strstr(LR.uri_tail, ";lr") != NULL ? "" : ";lr");
 }
 
+static void
+tomb_sweep(bool all)
+{
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	uint64_t		 now = timer_now_ms();
+
+	HASHTAB_FOREACH(n, &LR.tombs, it)
+		if (all || ((struct lr_tomb *)n)->at_ms + LR_TOMB_MS <= now) {
+			hashtab_remove(&LR.tombs, n);
+			free(n);
+		}
+	LR.tombs_swept_ms = now;
+}
+
+/* The version an AOR that left the table left at; 0: none known. */
+static uint64_t
+tomb_ver(struct slice aor)
+{
+	struct lr_tomb	*t;
+
+	if (LR.tombs.n == 0 || (t = (struct lr_tomb *)hashtab_find(&LR.tombs,
+	    aor.p, aor.len)) == NULL)
+		return (0);
+	return (t->at_ms + LR_TOMB_MS > timer_now_ms() ? t->ver : 0);
+}
+
+/* AOR is in the table again (ver 0), or left it at ver. */
+static void
+tomb_set(struct slice aor, uint64_t ver)
+{
+	struct lr_tomb	*t = NULL;
+
+	if (LR.tombs.n > 0)
+		t = (struct lr_tomb *)hashtab_find(&LR.tombs, aor.p, aor.len);
+	if (ver == 0) {
+		if (t != NULL) {
+			hashtab_remove(&LR.tombs, &t->node);
+			free(t);
+		}
+		return;
+	}
+	if (t == NULL) {
+		if (timer_now_ms() >= LR.tombs_swept_ms + 1000)
+			tomb_sweep(false);
+		t = xmalloc(sizeof(*t) + aor.len + 1);
+		memcpy(t->aor, aor.p, aor.len);
+		t->aor[aor.len] = '\0';
+		hashtab_insert(&LR.tombs, &t->node, t->aor, aor.len);
+	}
+	t->ver = ver;
+	t->at_ms = timer_now_ms();
+}
+
 /*
- * The AOR's bindings as Redis holds them (an array of field, value, as
- * HGETALL or the script returns them) into the local table.
+ * The AOR's bindings as Redis holds them (the values of its fields) into
+ * the local table, at version ver (the "#v" field: 0 unknown, always
+ * taken).  A version no newer than the table's changes nothing (unless
+ * force): that reply or message was overtaken by a later one.  Either way
+ * the AOR counts as seen by the load under way (LR.gen).
  */
 static void
-lr_replace(struct slice aor, const redisReply *rep)
+lr_apply(struct slice aor, uint64_t ver, const struct slice *vals,
+    size_t nv, bool force)
 {
 	struct binding_info	*bis;
 	struct tp_addr		*addrs;
 	char			**locals;
 	struct buf		*paths;
 	struct locredis_row	 row;
+	struct aor		*a;
 	int64_t			 now = wall_ms();
 	unsigned		 n = 0, i, bad = 0;
 	char			 recv[TP_NAME_LEN];
 
-	if (rep->type != REDIS_REPLY_ARRAY)
+	location_write_lock();
+	a = location_find(aor);
+	if (ver != 0 && !force && ver <= (a != NULL ? a->ver :
+	    tomb_ver(aor))) {
+		if (a != NULL)
+			a->gen = LR.gen;
+		location_unlock();
+		LR.stale++;
 		return;
-	bis = xcalloc(rep->elements / 2 + 1, sizeof(*bis));
-	addrs = xcalloc(rep->elements / 2 + 1, sizeof(*addrs));
-	locals = xcalloc(rep->elements / 2 + 1, sizeof(*locals));
-	paths = xcalloc(rep->elements / 2 + 1, sizeof(*paths));
-	for (i = 0; i + 1 < rep->elements; i += 2) {
-		const redisReply	*v = rep->element[i + 1];
+	}
+	location_unlock();
+	bis = xcalloc(nv + 1, sizeof(*bis));
+	addrs = xcalloc(nv + 1, sizeof(*addrs));
+	locals = xcalloc(nv + 1, sizeof(*locals));
+	paths = xcalloc(nv + 1, sizeof(*paths));
+	for (i = 0; i < nv; i++) {
 		struct binding_info	*bi = &bis[n];
 
-		if (v->type != REDIS_REPLY_STRING || locredis_decode(v->str,
-		    v->len, &row) == -1 || row.received.len >= sizeof(recv)) {
+		if (locredis_decode(vals[i].p, vals[i].len, &row) == -1 ||
+		    row.received.len >= sizeof(recv)) {
 			bad++;
 			continue;
 		}
@@ -446,7 +566,10 @@ lr_replace(struct slice aor, const redisReply *rep)
 		    "understood, left out", SLICE_ARG(aor), bad);
 	location_write_lock();
 	location_replace(aor, bis, n, LR.gen);
+	if ((a = location_find(aor)) != NULL)
+		a->ver = ver;
 	location_unlock();
+	tomb_set(aor, a != NULL ? 0 : ver);
 	for (i = 0; i < n; i++) {
 		free(locals[i]);
 		if (paths[i].p != NULL)
@@ -456,6 +579,48 @@ lr_replace(struct slice aor, const redisReply *rep)
 	free(locals);
 	free(addrs);
 	free(bis);
+}
+
+/* A version: digits, else 0 (unknown). */
+static uint64_t
+ver_of(struct slice s)
+{
+	uint64_t	v;
+
+	return (s.len <= 19 && num(s, UINT64_MAX, &v) == 0 ? v : 0);
+}
+
+/*
+ * An array of field, value (HGETALL's or the script's reply) into the
+ * local table: "#v" is the version, every other value a binding.
+ */
+static void
+lr_replace(struct slice aor, const redisReply *rep, bool force)
+{
+	struct slice	*vals;
+	uint64_t	 ver = 0;
+	size_t		 i, n = 0;
+
+	if (rep->type != REDIS_REPLY_ARRAY)
+		return;
+	vals = xcalloc(rep->elements / 2 + 1, sizeof(*vals));
+	for (i = 0; i + 1 < rep->elements; i += 2) {
+		const redisReply	*f = rep->element[i];
+		const redisReply	*v = rep->element[i + 1];
+
+		if (f->type == REDIS_REPLY_STRING && f->len ==
+		    sizeof(LOCREDIS_VFIELD) - 1 && memcmp(f->str,
+		    LOCREDIS_VFIELD, f->len) == 0) {
+			if (v->type == REDIS_REPLY_STRING)
+				ver = ver_of((struct slice){ v->str, v->len });
+			continue;
+		}
+		/* not a string: left to decode to say so */
+		vals[n++] = v->type == REDIS_REPLY_STRING ? (struct slice){
+		    v->str, v->len } : (struct slice){ "", 0 };
+	}
+	lr_apply(aor, ver, vals, n, force);
+	free(vals);
 }
 
 static void
@@ -485,7 +650,7 @@ lr_write_reply(void *arg, enum redis_result res, const redisReply *rep)
 	char		 why[160];
 
 	if (res == REDIS_R_OK && rep->type == REDIS_REPLY_ARRAY) {
-		lr_replace((struct slice){ w->aor, w->aorlen }, rep);
+		lr_replace((struct slice){ w->aor, w->aorlen }, rep, false);
 		if (w->fn != NULL)
 			w->fn(w->arg, true, NULL);
 		free(w);
@@ -788,7 +953,7 @@ lr_hgetall_reply(void *arg, enum redis_result res, const redisReply *rep)
 	bool		 load = w->arg != NULL;
 
 	if (res == REDIS_R_OK)
-		lr_replace((struct slice){ w->aor, w->aorlen }, rep);
+		lr_replace((struct slice){ w->aor, w->aorlen }, rep, w->force);
 	free(w);
 	if (!load)
 		return;
@@ -801,9 +966,12 @@ lr_hgetall_reply(void *arg, enum redis_result res, const redisReply *rep)
 	}
 }
 
-/* HGETALL of one AOR, into the local table (load: part of a load). */
+/*
+ * HGETALL of one AOR, into the local table (load: part of a load; force:
+ * whatever its version says).
+ */
 static int
-lr_fetch(struct slice aor, bool load)
+lr_fetch(struct slice aor, bool load, bool force)
 {
 	struct lr_write	*w;
 	struct buf	 key;
@@ -813,6 +981,7 @@ lr_fetch(struct slice aor, bool load)
 
 	w = xcalloc(1, sizeof(*w) + aor.len + 1);
 	w->arg = load ? &LR : NULL;
+	w->force = force;
 	w->aorlen = aor.len;
 	memcpy(w->aor, aor.p, aor.len);
 	buf_init(&key, 64);
@@ -866,7 +1035,7 @@ lr_scan_reply(void *arg, enum redis_result res, const redisReply *rep)
 	for (i = 0; i < keys->elements; i++)
 		if (keys->element[i]->type == REDIS_REPLY_STRING &&
 		    key_aor(keys->element[i]->str, keys->element[i]->len,
-		    &aor) && lr_fetch(aor, true) == -1) {
+		    &aor) && lr_fetch(aor, true, false) == -1) {
 			lr_load_fail(REDIS_R_DOWN);
 			return;
 		}
@@ -913,6 +1082,13 @@ count_own(void *arg, const struct binding *b)
 }
 
 static void
+ver_forget(void *arg, struct binding *b)
+{
+	(void)arg;
+	b->aor->ver = 0;
+}
+
+static void
 lr_dbsize_reply(void *arg, enum redis_result res, const redisReply *rep)
 {
 	char		*run_id = arg;
@@ -923,6 +1099,15 @@ lr_dbsize_reply(void *arg, enum redis_result res, const redisReply *rep)
 		return;		/* down again: the next connection */
 	}
 	location_foreach(count_own, &own);
+	/*
+	 * Another Redis, or this one emptied: its versions start again
+	 * (from its clock), so the table's say nothing of them.
+	 */
+	if ((LR.run_id[0] != '\0' && strcmp(LR.run_id, run_id) != 0) ||
+	    rep->integer == 0) {
+		location_walk(ver_forget, NULL);
+		tomb_sweep(true);
+	}
 	if (own > 0 && LR.run_id[0] != '\0' && strcmp(LR.run_id,
 	    run_id) != 0)
 		lr_republish("restarted (another run id)");
@@ -990,22 +1175,80 @@ lr_sub_state(void *arg, bool up)
 		lr_load_start();
 }
 
-/* "NODE AOR": another node changed AOR; read it again. */
+/*
+ * The bindings a message carries: "LEN:VALUE" after each other; -1 if
+ * that is not what p holds, or more than max of them.
+ */
+static int
+msg_values(const char *p, size_t len, struct slice *vals, size_t max,
+    size_t *n)
+{
+	const char	*e = p + len, *c;
+	uint64_t	 l;
+
+	*n = 0;
+	while (p < e) {
+		if ((c = memchr(p, ':', (size_t)(e - p))) == NULL ||
+		    num((struct slice){ p, (size_t)(c - p) },
+		    (uint64_t)(e - c - 1), &l) == -1 || *n == max)
+			return (-1);
+		vals[(*n)++] = (struct slice){ c + 1, (size_t)l };
+		p = c + 1 + l;
+	}
+	return (0);
+}
+
+/*
+ * "NODE AOR VERSION\nLEN:VALUE...": another node changed AOR, and these
+ * are its bindings now (none: it has none); applied unless the table has
+ * that version or a later one.  Without the newline (the bindings over
+ * LOCREDIS_MSG_CAP), with a value that does not parse, or "NODE AOR" (a
+ * node of the version before, which changes no version: what Redis has
+ * is taken whatever its version): read the AOR again.
+ */
 static void
 lr_message(void *arg, const char *channel, const char *msg, size_t len)
 {
-	const char	*sp = memchr(msg, ' ', len);
-	struct slice	 node, aor;
+	const char	*nl = memchr(msg, '\n', len), *sp, *sp2;
+	struct slice	 node, aor, vals[REG_MAX_VALUES];
+	size_t		 hl = nl != NULL ? (size_t)(nl - msg) : len, n;
+	uint64_t	 ver = 0;
+	struct aor	*a;
 
 	(void)arg;
 	(void)channel;
-	if (sp == NULL)
+	if ((sp = memchr(msg, ' ', hl)) == NULL)
 		return;
 	node = (struct slice){ msg, (size_t)(sp - msg) };
-	aor = (struct slice){ sp + 1, len - (size_t)(sp - msg) - 1 };
+	aor = (struct slice){ sp + 1, hl - (size_t)(sp - msg) - 1 };
+	if ((sp2 = memchr(aor.p, ' ', aor.len)) != NULL) {
+		ver = ver_of((struct slice){ sp2 + 1, (size_t)(msg + hl -
+		    sp2 - 1) });
+		aor.len = (size_t)(sp2 - aor.p);
+	}
 	if (aor.len == 0 || slice_eq(node, LR.node))
 		return;		/* ours: the script's reply did it */
-	(void)lr_fetch(aor, false);
+	if (ver != 0 && nl != NULL && msg_values(nl + 1, len - hl - 1, vals,
+	    REG_MAX_VALUES, &n) == 0) {
+		LR.applied++;
+		lr_apply(aor, ver, vals, n, false);
+		return;
+	}
+	if (ver != 0) {
+		location_read_lock();
+		a = location_find(aor);
+		if (ver <= (a != NULL ? a->ver : tomb_ver(aor))) {
+			location_unlock();
+			LR.stale++;
+			return;	/* a later one is here already */
+		}
+		location_unlock();
+	}
+	LR.reread++;
+	log_debug("registrar " SLICE_FMT ": version %llu from node "
+	    SLICE_FMT " without its bindings: read again", SLICE_ARG(aor),
+	    (unsigned long long)ver, SLICE_ARG(node));
+	(void)lr_fetch(aor, false, ver == 0);
 }
 
 /*
@@ -1063,6 +1306,7 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 		snprintf(LR.node, sizeof(LR.node), "%s", host);
 	} else
 		snprintf(LR.node, sizeof(LR.node), "osprey");
+	hashtab_init(&LR.tombs, 64);
 	SHA1((const unsigned char *)LOCREDIS_SCRIPT, sizeof(LOCREDIS_SCRIPT) -
 	    1, digest);
 	for (i = 0; i < SHA_DIGEST_LENGTH; i++)
@@ -1094,6 +1338,10 @@ locredis_stop(void)
 {
 	redis_free(LR.sub);
 	redis_free(LR.cmd);
+	if (LR.tombs.b != NULL) {
+		tomb_sweep(true);
+		hashtab_cleanup(&LR.tombs);
+	}
 	redis_settings_cleanup(&LR.run);
 	memset(&LR, 0, sizeof(LR));
 }

@@ -17,15 +17,21 @@ struct tp_addr;
  * (registrar.backend = "redis").  One hash per address-of-record,
  * "osprey:loc:{AOR}" (the hash tag keeps an AOR in one cluster slot), one
  * field per binding; the key expires with its last binding.  A REGISTER's
- * change is one Lua script (HDEL/HSET, the expired fields dropped,
- * PEXPIREAT, PUBLISH "NODE AOR" on osprey:loc) whose reply, the AOR's
- * bindings, becomes the local table's; other nodes re-read the AOR when
- * the message comes.  Calls read the local table only.
+ * change is one Lua script (HDEL/HSET, the expired fields dropped, a new
+ * version in the field "#v", PEXPIREAT, PUBLISH "NODE AOR VERSION\n" and
+ * the bindings on osprey:loc) whose reply, the AOR's bindings, becomes
+ * the local table's; other nodes take the bindings from the message, and
+ * re-read the AOR (HGETALL) only when it came without them (over
+ * LOCREDIS_MSG_CAP bytes).  A version no newer than the one a node holds
+ * for the AOR changes nothing there.  Calls read the local table only.
  */
 
 #define LOCREDIS_PREFIX		"osprey:loc:"
 #define LOCREDIS_CHANNEL	"osprey:loc"
 #define LOCREDIS_VERSION	'2'	/* '1': without ROUTE, still read */
+#define LOCREDIS_VFIELD		"#v"	/* the AOR's version (no binding's
+					   field begins with '#') */
+#define LOCREDIS_MSG_CAP	"8192"	/* bytes of bindings in a message */
 
 /* One binding as stored in its field's value; slices borrowed. */
 struct locredis_row {
@@ -45,6 +51,14 @@ struct locredis_row {
 	uint16_t	 q;
 };
 
+/* The other nodes' changes (osprey:loc) since the start. */
+struct locredis_stats {
+	uint64_t	applied;	/* taken from the message itself */
+	uint64_t	reread;		/* without the bindings: HGETALL */
+	uint64_t	stale;		/* a message or reply older than the
+					   table's version: nothing done */
+};
+
 /* Done with a write: ok, else why it failed (for the log). */
 typedef void locredis_done_fn(void *, bool, const char *);
 
@@ -54,6 +68,7 @@ void	 locredis_stop(void);
 bool	 locredis_same(const struct redis_settings *);
 bool	 locredis_active(void);
 const char *locredis_node(void);
+void	 locredis_stats(struct locredis_stats *);
 int	 locredis_write(struct slice, const struct reg_plan *,
 	     locredis_done_fn *, void *);
 void	 locredis_forget(const struct binding *);

@@ -23,13 +23,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RTPENGINE = os.environ.get("RTPENGINE", "/usr/bin/rtpengine")
 
 
-def load_run_bench():
-    loader = importlib.machinery.SourceFileLoader(
-        "run_bench", os.path.join(HERE, "run-bench"))
-    spec = importlib.util.spec_from_loader("run_bench", loader)
+def _load_by_path(name, path):
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_loader(name, loader)
     mod = importlib.util.module_from_spec(spec)
     loader.exec_module(mod)
     return mod
+
+
+# the RESP client the e2e tests use (a plain module: no pytest)
+redisresp = _load_by_path("redisresp", os.path.join(HERE, "..", "e2e",
+                                                    "redisresp.py"))
+
+
+def load_run_bench():
+    return _load_by_path("run_bench", os.path.join(HERE, "run-bench"))
 
 
 def udp_port(kind=socket.SOCK_DGRAM):
@@ -207,32 +215,10 @@ def tcp_port():
 
 def resp(port, *args, timeout=5):
     """One command to the Redis on 127.0.0.1:port (RESP2, a connection of
-    its own): its reply, a str, int or list; raises on an error reply."""
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(out)
-        f = s.makefile("rb")
-
-        def read():
-            line = f.readline().rstrip(b"\r\n")
-            t, rest = line[:1], line[1:]
-            if t == b"+":
-                return rest.decode()
-            if t == b"-":
-                raise RuntimeError(rest.decode())
-            if t == b":":
-                return int(rest)
-            if t == b"$":
-                n = int(rest)
-                return None if n < 0 else f.read(n + 2)[:n].decode("latin-1")
-            if t == b"*":
-                n = int(rest)
-                return None if n < 0 else [read() for _ in range(n)]
-            raise RuntimeError("bad RESP reply %r" % line)
-        return read()
+    its own, tests/e2e/redisresp.py): its reply, a str, int or list;
+    raises on an error reply."""
+    return redisresp.command(port, *args, timeout=timeout,
+                             encoding="latin-1")
 
 
 def redis_ping(port):

@@ -4,23 +4,27 @@
 Each test starts its own redis-server on a free loopback port and two or
 three nodes on 127.0.0.2, 127.0.0.3, 127.0.0.4; phones (tests/e2e/sip.py)
 register on one node, calls come in through another.  Redis is read
-back with a small RESP client of our own to see what the nodes wrote.
+back with a small RESP client of our own (redisresp.py, which the
+benchmarks use too) to see what the nodes wrote, and watched with MONITOR
+to see what they asked.
 Skipped when redis-server is not installed."""
 
+import json
 import os
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
+import threading
 import tempfile
 import time
 
 import pytest
 from test_metrics import metrics_conf, scrape
 
-from conftest import TOP, ctl, free_udp_port
+from conftest import TOP, ctl, ctl_stats, free_udp_port
 from peers import interop
+from redisresp import Resp, resp_encode  # noqa: F401 (others import them)
 from sip import (NON2XX, UAC, Endpoint, Phone, answer_call, invite_refused,
                  match, new_branch, parse, reply_to)
 
@@ -40,67 +44,6 @@ def free_tcp_port(host="127.0.0.1"):
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def resp_encode(args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-class Resp:
-    """A minimal blocking RESP2 client, for the tests' own look at Redis."""
-
-    def __init__(self, port, password=None, user=None, cafile=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        if cafile is not None:
-            ctx = ssl.create_default_context(cafile=cafile)
-            self.sock = ctx.wrap_socket(self.sock,
-                                        server_hostname="127.0.0.1")
-        self.buf = b""
-        if password is not None:
-            args = ["AUTH"] + ([user] if user else []) + [password]
-            assert self.cmd(*args) == "OK"
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("redis closed")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _read(self):
-        line = self._line()
-        t, rest = line[:1], line[1:]
-        if t == b"+":
-            return rest.decode()
-        if t == b"-":
-            raise RuntimeError(rest.decode())
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self.buf += self.sock.recv(65536)
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data.decode()
-        if t == b"*":
-            n = int(rest)
-            return None if n < 0 else [self._read() for _ in range(n)]
-        raise RuntimeError("bad RESP %r" % line)
-
-    def cmd(self, *args):
-        self.sock.sendall(resp_encode(args))
-        return self._read()
-
-    def close(self):
-        self.sock.close()
 
 
 class RedisServer:
@@ -281,8 +224,10 @@ def test_register_on_a_call_through_b(cluster):
     assert r.code == 200, r.text()
     assert alice.contact_uri in alice.bindings(r), r.text()
     h = c.redis.cmd("HGETALL", KEY % "alice")
-    assert len(h) == 2, h
-    field, value = h
+    assert len(h) == 4, h
+    h = dict(zip(h[::2], h[1::2]))
+    assert int(h.pop("#v")) > 0, h      # the AOR's version
+    (field, value), = h.items()
     assert field == "c:" + alice.contact_uri, h
     lines = value.split("\n")
     assert lines[0] == "2" and lines[2] == "A", value
@@ -417,7 +362,7 @@ def test_node_killed_phone_still_reachable(cluster):
     # alice moves to B when she notices A is gone: B takes her binding.
     alice.proxy = b.addr
     assert alice.register(expires=600).code == 200
-    value = c.redis.cmd("HGETALL", KEY % "alice")[1]
+    value = c.redis.cmd("HGET", KEY % "alice", "c:" + alice.contact_uri)
     assert value.split("\n")[2] == "B", value
 
 
@@ -603,7 +548,10 @@ def test_reload_redis_change_needs_restart(cluster):
         sub._read()
     assert alice.register(expires=600).code == 200
     sub.sock.settimeout(2)
-    assert sub._read() == ["message", "osprey:loc", "A alice@example.test"]
+    kind, chan, msg = sub._read()
+    assert (kind, chan) == ("message", "osprey:loc"), (kind, chan)
+    assert msg.split("\n")[0].rsplit(" ", 1)[0] == "A alice@example.test", \
+        msg
     sub.close()
 
 
@@ -685,6 +633,215 @@ def test_cancel_through_a_third_node(cluster):
     final = call.ep.expect(call.resp(NON2XX))
     assert final.code == 487, final
     call.ack(final)
+
+
+class Monitor:
+    """Every command Redis runs (MONITOR), read on a thread of its own."""
+
+    def __init__(self, redis):
+        self.r = redis.client()
+        assert self.r.cmd("MONITOR") == "OK"
+        self.r.sock.settimeout(0.1)
+        self.lines = []
+        self.done = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.done:
+            try:
+                self.lines.append(self.r.read())
+            except socket.timeout:
+                continue
+            except (OSError, ConnectionError):
+                return
+
+    def hgetalls(self, settle=0.3):
+        """The HGETALLs the nodes sent (not the script's own, which
+        MONITOR shows as "[0 lua]"), after settle seconds."""
+        time.sleep(settle)
+        return [x for x in list(self.lines) if '"HGETALL"' in x and
+                " lua]" not in x]
+
+    def close(self):
+        self.done = True
+        self.t.join()
+        self.r.close()
+
+
+def regs_json(node, user=None):
+    """`ospreyctl -j registrations [user]` of node: {contact: object}."""
+    return {d["contact"]: d for d in json.loads(ctl(
+        node, "--json", "registrations", *([user] if user else [])))}
+
+
+def published_value(contact, node, exp_ms, received):
+    """A binding's value as a node writes it (version 2)."""
+    return "\n".join(["2", str(exp_ms), node, received, "127.0.0.2:5060",
+                      "0", "1", "1000", contact, "", "", "cid-" + node,
+                      "forged", ""])
+
+
+def test_change_travels_in_the_message(cluster):
+    """Each change alice makes on A reaches B in the osprey:loc message
+    itself (her bindings and the AOR's version): B never reads the AOR
+    back (no HGETALL from any node; the script's own inside Redis aside)
+    through a new binding, a refresh, a second contact, one removed
+    (expires=0), and all removed with "*".  `ospreyctl registrations` on
+    B names A as the node of each binding, on A "A (this)"."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    mon = Monitor(c.redis)
+    try:
+        alice = c.phone("alice", a)
+        assert alice.register(expires=600).code == 200
+        wait_for(lambda: alice.contact_uri in regs_json(b), 3,
+                 "B never learnt alice")
+        d = regs_json(b)[alice.contact_uri]
+        assert d["node"] == "A" and d["own"] is False, d
+        assert 590 <= d["expires"] <= 600, d
+        line = [x for x in ctl(b, "registrations").splitlines()
+                if alice.contact_uri in x]
+        assert len(line) == 1 and " node=A" in line[0] and \
+            "(this)" not in line[0], line
+        line = [x for x in ctl(a, "registrations").splitlines()
+                if alice.contact_uri in x]
+        assert len(line) == 1 and " node=A (this)" in line[0], line
+        assert regs_json(a)[alice.contact_uri]["own"] is True
+
+        assert alice.register(expires=300).code == 200      # a refresh
+        wait_for(lambda: regs_json(b)[alice.contact_uri]["expires"] <= 300,
+                 3, "B never saw the refresh")
+        desk = "sip:alice-desk@127.0.0.1:%d" % alice.ep.port
+        r = alice.register(contacts=["<%s>" % desk], expires=600)
+        assert r.code == 200 and len(alice.bindings(r)) == 2, r.text()
+        wait_for(lambda: desk in regs_json(b), 3, "B never saw the desk")
+        assert len(regs_json(b)) == 2
+        r = alice.register(contacts=["<%s>;expires=0" % desk])
+        assert r.code == 200 and desk not in alice.bindings(r), r.text()
+        wait_for(lambda: desk not in regs_json(b), 3, "B kept the desk")
+        assert alice.contact_uri in regs_json(b)
+        r = alice.register(contacts=["*"], expires=0)
+        assert r.code == 200, r.text()
+        assert c.redis.cmd("EXISTS", KEY % "alice") == 0
+        wait_for(lambda: regs_json(b) == {}, 3, "B kept alice")
+        assert mon.hgetalls() == [], mon.hgetalls()
+        assert any('"EVALSHA"' in x for x in mon.lines), mon.lines[-5:]
+        st = ctl_stats(b)
+        assert st["location.messages_applied"] == 5, st
+        assert st["location.messages_reread"] == 0, st
+    finally:
+        mon.close()
+
+
+def test_expiry_reaches_every_node(cluster):
+    """A binding that runs out (Expires 2) leaves B's table at its time,
+    and Redis's (the key's PEXPIREAT), with no message."""
+    c = cluster()
+    reg = dict(REG, min_expires=1)
+    a = c.node("A", "127.0.0.2", registrar=reg)
+    b = c.node("B", "127.0.0.3", registrar=reg)
+    alice = c.phone("alice", a)
+    assert alice.register(expires=2).code == 200
+    wait_for(lambda: known_on(b, "alice"), 2, "B never learnt alice")
+    wait_for(lambda: not known_on(b, "alice") and
+             not known_on(a, "alice"), 4, "alice never expired")
+    assert c.redis.cmd("EXISTS", KEY % "alice") == 0
+    # a new registration after the expiry is taken (a later version)
+    assert alice.register(expires=600).code == 200
+    wait_for(lambda: known_on(b, "alice"), 3, "B never learnt alice again")
+
+
+def test_older_message_changes_nothing(cluster):
+    """A message with a version at or below the one B holds for an AOR
+    (a replay, one overtaken) changes nothing, also after the AOR left
+    B's table (a deletion published); a later one without the
+    bindings (as for an AOR over the 8 KB cap, or from a node of the
+    version before: "NODE AOR") makes B read the AOR again, once."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    alice = c.phone("alice", a)
+    assert alice.register(expires=600).code == 200
+    wait_for(lambda: known_on(b, "alice"), 3, "B never learnt alice")
+    ver = int(c.redis.cmd("HGET", KEY % "alice", "#v"))
+    exp = int(time.time() * 1000) + 600000
+    ghost = "sip:ghost@127.0.0.1:9"
+    v = published_value(ghost, "A", exp, "127.0.0.1:9")
+    mon = Monitor(c.redis)
+    try:
+        for old in (ver, ver - 1):
+            c.redis.cmd("PUBLISH", "osprey:loc", "A alice@example.test %d\n"
+                        "%d:%s" % (old, len(v), v))
+        time.sleep(0.3)
+        assert set(regs_json(b)) == {alice.contact_uri}, regs_json(b)
+        assert mon.hgetalls(0) == []
+        assert ctl_stats(b)["location.stale"] == 2
+        # the same binding later: taken from the message
+        c.redis.cmd("PUBLISH", "osprey:loc", "A alice@example.test %d\n"
+                    "%d:%s" % (ver + 1, len(v), v))
+        wait_for(lambda: set(regs_json(b)) == {ghost}, 3,
+                 "B never took the later message")
+        assert mon.hgetalls() == []
+        # a later version without the bindings (what a node publishes for
+        # an AOR over the cap): B reads it again, from Redis
+        c.redis.cmd("HSET", KEY % "alice", "#v", ver + 5, "c:" + ghost, v)
+        c.redis.cmd("PUBLISH", "osprey:loc", "A alice@example.test %d"
+                    % (ver + 5))
+        wait_for(lambda: set(regs_json(b)) == {alice.contact_uri, ghost}, 3,
+                 "B never read alice again")
+        got = mon.hgetalls()
+        assert len(got) == 1 and KEY % "alice" in got[0], got
+        # "NODE AOR", as a node of the version before sends: read again
+        c.redis.cmd("HDEL", KEY % "alice", "c:" + ghost)
+        c.redis.cmd("PUBLISH", "osprey:loc", "A alice@example.test")
+        wait_for(lambda: set(regs_json(b)) == {alice.contact_uri}, 3,
+                 "B never read alice again")
+        assert len(mon.hgetalls()) == 2
+        # alice gone (her AOR leaves B's table): a message older than
+        # that deletion, overtaken on its way, does not bring her back
+        assert alice.register(expires=0).code == 200
+        wait_for(lambda: regs_json(b) == {}, 3, "B kept alice")
+        stale = ctl_stats(b)["location.stale"]
+        c.redis.cmd("PUBLISH", "osprey:loc", "A alice@example.test %d\n"
+                    "%d:%s" % (ver + 6, len(v), v))
+        time.sleep(0.3)
+        assert regs_json(b) == {}, regs_json(b)
+        assert ctl_stats(b)["location.stale"] == stale + 1
+    finally:
+        mon.close()
+
+
+def test_bindings_over_the_cap_read_again(cluster):
+    """An AOR whose bindings pass 8 KB is published without them: B reads
+    it back (one HGETALL) and has every binding."""
+    c = cluster()
+    a = c.node("A", "127.0.0.2")
+    b = c.node("B", "127.0.0.3")
+    mon = Monitor(c.redis)
+    try:
+        alice = c.phone("alice", a)
+        # 5 contacts of 1,800 bytes: about 9.5 KB in Redis
+        contacts = ["<sip:alice-%d@127.0.0.1:%d;x=%s>" % (
+            i, alice.ep.port, "u" * 1800) for i in range(5)]
+        r = alice.register(contacts=contacts, expires=600)
+        assert r.code == 200 and len(alice.bindings(r)) == 5, r.text()
+        wait_for(lambda: len(regs_json(b)) == 5, 3,
+                 "B does not have the 5 bindings")
+        got = mon.hgetalls()
+        assert len(got) == 1 and KEY % "alice" in got[0], got
+        # one binding less (under the cap now): in the message again
+        r = alice.register(contacts=[contacts[0] + ";expires=0"],
+                           expires=600)
+        assert r.code == 200 and len(alice.bindings(r)) == 4, r.text()
+        wait_for(lambda: len(regs_json(b)) == 4, 3, "B kept 5")
+        assert len(mon.hgetalls()) == 1
+        st = ctl_stats(b)
+        assert st["location.messages_reread"] == 1, st
+        assert st["location.messages_applied"] == 1, st
+    finally:
+        mon.close()
 
 
 class MuteRedis:

@@ -120,8 +120,9 @@ class TcpPhone:
 def route_of(c, user):
     """The ROUTE line of user's only binding in Redis."""
     h = c.redis.cmd("HGETALL", KEY % user)
-    assert len(h) == 2, h
-    lines = h[1].split("\n")
+    h = [v for f, v in zip(h[::2], h[1::2]) if f != "#v"]
+    assert len(h) == 1, h
+    lines = h[0].split("\n")
     assert lines[0] == "2" and len(lines) == 14, h[1]
     return lines[13]
 
