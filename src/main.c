@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "cdr.h"
+#include "cluster.h"
 #include "conf.h"
 #include "conf_diff.h"
 #include "dialog_store.h"
@@ -647,6 +648,12 @@ main(int argc, char **argv)
 	if (D.conf->dialog.enable && D.conf->dialog.backend ==
 	    DIALOG_BACKEND_REDIS)
 		dialog_share(&D.conf->redis);	/* each worker connects */
+	/* The secret every shared feature derives its keys from. */
+	if ((D.conf->reg.backend == REG_BACKEND_REDIS ||
+	    (D.conf->dialog.enable && D.conf->dialog.backend ==
+	    DIALOG_BACKEND_REDIS)) && cluster_start(D.base, &D.conf->redis,
+	    err, sizeof(err)) == -1)
+		fatalx("ospreyd: redis: %s", err);
 	proxy_init(D.base, &D.tp, proxy_settings_take(&D.conf->proxy),
 	    &D.conf->txn);
 	D.proxy_set = proxy_settings();
@@ -688,6 +695,7 @@ main(int argc, char **argv)
 	gw_stop(&proxy_settings()->routes);
 	natping_stop();
 	auth_unshare();		/* requests waiting on a nonce-count */
+	cluster_stop();
 	registrar_unshare();	/* REGISTERs waiting on Redis: 500 */
 	proxy_shutdown();	/* cancels its rtpengine requests first */
 	rtpengine_stop();

@@ -472,17 +472,14 @@ dialog_shared(void)
 }
 
 /*
- * The key of the Record-Route dialog stamps every node shares (from
- * Redis), and its generation (it changes at most when Redis first gives
- * it).  false: none (not shared, or Redis not reached yet).
+ * The key of the Record-Route dialog stamps every node shares (from the
+ * cluster secret), and its generation (it changes when the secret does).
+ * false: none (not shared, or Redis not reached yet).
  */
 bool
 dialog_stamp_key(uint64_t key[2], uint32_t *gen)
 {
-	if (!dlgr_configured())
-		return (false);
-	*gen = dlgr_key_gen();
-	return (dlgr_key(key));
+	return (dlgr_key(key, gen));
 }
 
 /* Does limits.calls_per_user count anyone (then the From user counts)? */

@@ -1,19 +1,18 @@
 /*
  * Dialogs shared through Redis (dialog.backend = "redis"; issue 14 item
  * 4).  See dialog_redis.h for the keys.  Each worker has its own two
- * connections (its dialogs are its own); the cluster key and the counts
- * are the process's.
+ * connections (its dialogs are its own); the counts are the process's,
+ * the stamps' key the cluster secret's (cluster.c).
  */
 #include "config.h"
 
-#include <sys/random.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <hiredis.h>
 
+#include "cluster.h"
 #include "dialog_redis.h"
 #include "log.h"
 #include "redis.h"
@@ -22,12 +21,8 @@
 /* Process-wide. */
 static struct {
 	struct redis_settings	 set;		/* address NULL: off */
-	pthread_mutex_t		 mu;		/* key, have_key, gen */
-	uint64_t		 key[2];
-	bool			 have_key;
-	uint32_t		 gen;		/* bumped when key changes */
 	uint64_t		 errors;	/* atomic */
-} G = { .mu = PTHREAD_MUTEX_INITIALIZER };
+} G;
 
 /* The worker's. */
 static _Thread_local struct {
@@ -70,26 +65,21 @@ dlgr_configured(void)
 	return (G.set.address != NULL);
 }
 
-/* The cluster key of the dialog stamps, once a node drew it. */
+/*
+ * The key of the dialog stamps, the cluster secret's, and its generation
+ * (0: none); false: none yet (Redis not reached) or dialogs not shared.
+ */
 bool
-dlgr_key(uint64_t key[2])
+dlgr_key(uint64_t key[2], uint32_t *gen)
 {
-	bool	have;
+	uint8_t	k[CLUSTER_KEY_LEN];
 
-	pthread_mutex_lock(&G.mu);
-	have = G.have_key;
-	if (have) {
-		key[0] = G.key[0];
-		key[1] = G.key[1];
-	}
-	pthread_mutex_unlock(&G.mu);
-	return (have);
-}
-
-uint32_t
-dlgr_key_gen(void)
-{
-	return (__atomic_load_n(&G.gen, __ATOMIC_ACQUIRE));
+	*gen = 0;
+	if (!dlgr_configured() || !cluster_key(CLUSTER_DIALOG_STAMP, k, gen))
+		return (false);
+	memcpy(key, k, 2 * sizeof(uint64_t));
+	explicit_bzero(k, sizeof(k));
+	return (true);
 }
 
 void
@@ -117,86 +107,12 @@ dlgr_write_reply(void *arg, enum redis_result res, const struct redisReply *r)
 		dlgr_failed(what, res, r);
 }
 
-static int
-hex_key(const char *s, size_t len, uint64_t key[2])
-{
-	char		 part[17];
-	char		*end;
-	int		 i;
-
-	if (len != 32)
-		return (-1);
-	for (i = 0; i < 2; i++) {
-		memcpy(part, s + 16 * i, 16);
-		part[16] = '\0';
-		key[i] = strtoull(part, &end, 16);
-		if (*end != '\0')
-			return (-1);
-	}
-	return (0);
-}
-
-/* SET NX GET's answer: nil, ours was set; a string, the cluster's. */
-static void
-dlgr_secret_reply(void *arg, enum redis_result res,
-    const struct redisReply *r)
-{
-	uint64_t	*mine = arg, k[2];
-	bool		 changed;
-
-	if (res != REDIS_R_OK) {
-		dlgr_failed("SET " DLGR_SECRET_KEY, res, r);
-		free(mine);
-		return;
-	}
-	if (r->type == REDIS_REPLY_STRING) {
-		if (hex_key(r->str, r->len, k) == -1) {
-			log_warnx("dialog: " DLGR_SECRET_KEY " in redis is not "
-			    "32 hex digits; stamps stay this node's own");
-			free(mine);
-			return;
-		}
-	} else {
-		k[0] = mine[0];
-		k[1] = mine[1];
-	}
-	free(mine);
-	pthread_mutex_lock(&G.mu);
-	changed = !G.have_key || G.key[0] != k[0] || G.key[1] != k[1];
-	G.key[0] = k[0];
-	G.key[1] = k[1];
-	G.have_key = true;
-	if (changed)
-		__atomic_add_fetch(&G.gen, 1, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&G.mu);
-	if (changed)
-		log_notice("dialog: the cluster's dialog stamp key is in use");
-}
-
-static void
-dlgr_secret(void)
-{
-	uint64_t	*mine = xmalloc(2 * sizeof(uint64_t));
-	char		 hex[33];
-	const char	*argv[] = { "SET", DLGR_SECRET_KEY, hex, "NX", "GET" };
-	size_t		 len[] = { 3, sizeof(DLGR_SECRET_KEY) - 1, 32, 2, 3 };
-
-	if (!dlgr_key(mine) && getrandom(mine, 2 * sizeof(uint64_t), 0) !=
-	    (ssize_t)(2 * sizeof(uint64_t)))
-		fatal("dialog: getrandom");
-	snprintf(hex, sizeof(hex), "%016llx%016llx",
-	    (unsigned long long)mine[0], (unsigned long long)mine[1]);
-	if (redis_command(W.cmd, dlgr_secret_reply, mine, 5, argv, len) == -1)
-		free(mine);
-}
-
 static void
 dlgr_cmd_state(void *arg, bool up)
 {
 	(void)arg;
 	if (!up)
 		return;
-	dlgr_secret();
 	/*
 	 * Back after a loss (Redis restarted, maybe empty, or the link
 	 * broke): what this worker holds is written again.

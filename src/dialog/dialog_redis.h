@@ -18,12 +18,11 @@ struct redis_settings;
  * tag puts a call's dialogs in one slot.  Every command is asynchronous
  * and fire-and-forget but the fetch; failures are counted.
  *
- * The cluster key (osprey:dlg:secret, 32 hex digits) is the key of the
- * dialog stamps in our Record-Route, so that every node checks every
- * node's; the first node to reach Redis draws it (SET NX GET).
+ * The dialog stamps in our Record-Route are made under the cluster
+ * secret's key for them (cluster.c, osprey:cluster:secret), so that every
+ * node checks every node's.
  */
 #define DLGR_CHANNEL	"osprey:dlg"
-#define DLGR_SECRET_KEY	"osprey:dlg:secret"
 #define DLGR_MARGIN_S	60	/* past the dialog timeout */
 #define DLGR_NO_TIMEOUT_S 86400	/* the expiry when there is no timeout */
 
@@ -37,8 +36,7 @@ struct dlgr_hooks {
 /* Process-wide, before the workers start. */
 void	 dlgr_configure(const struct redis_settings *);
 bool	 dlgr_configured(void);
-bool	 dlgr_key(uint64_t key[2]);
-uint32_t dlgr_key_gen(void);
+bool	 dlgr_key(uint64_t key[2], uint32_t *gen);
 void	 dlgr_counts(uint64_t *errors);
 
 /* Each worker's. */

@@ -5,7 +5,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <pthread.h>
 
 #include <stdio.h>
@@ -407,23 +406,16 @@ proxy_ctx_trusted(const struct tp_addr *src)
 void
 proxy_ctx_flow_token(const struct tp_addr *a, char *out, size_t len)
 {
-	uint8_t		raw[24];
-	uint16_t	port = tp_addr_port(a);
-	size_t		n = 0, i, o;
+	uint8_t		raw[TP_ADDR_PACKED_MAX];
+	size_t		n, o;
 
-	raw[n++] = a->proto;
-	n += tp_addr_key(a, raw + n);
-	raw[n++] = (uint8_t)(port >> 8);
-	raw[n++] = (uint8_t)port;
+	n = tp_addr_pack(a, raw);
 	if (len < 2 * n + 18) {
 		*out = '\0';
 		return;
 	}
 	out[0] = 'f';
-	for (i = 0, o = 1; i < n; i++, o += 2) {
-		out[o] = "0123456789abcdef"[raw[i] >> 4];
-		out[o + 1] = "0123456789abcdef"[raw[i] & 0xf];
-	}
+	o = 1 + tp_addr_encode(a, out + 1, len - 1);
 	fmt_hex64(out + o, hashtab_mac(P.bkey, raw, n));
 }
 
@@ -436,11 +428,10 @@ proxy_ctx_flow_token(const struct tp_addr *a, char *out, size_t len)
 bool
 proxy_ctx_flow_parse(struct slice tok, struct tp_addr *a)
 {
-	uint8_t		raw[24];
-	char		mac[17], hex[3];
-	size_t		n, i;
-	struct sockaddr_in	*s4 = (struct sockaddr_in *)&a->ss;
-	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)&a->ss;
+	uint8_t		raw[TP_ADDR_PACKED_MAX];
+	char		mac[17];
+	struct tp_addr	f;
+	size_t		n;
 
 	if (tok.len > 0 && tok.p[0] == 'p') {
 		if (!locredis_active() || !locredis_token_parse(tok, a))
@@ -449,38 +440,15 @@ proxy_ctx_flow_parse(struct slice tok, struct tp_addr *a)
 		return (true);
 	}
 	if (tok.len < 1 + 2 * 8 + 16 || tok.p[0] != 'f' ||
-	    (tok.len - 17) % 2 != 0 || (n = (tok.len - 17) / 2) > sizeof(raw))
+	    tp_addr_decode((struct slice){ tok.p + 1, tok.len - 17 },
+	    &f) == -1 || f.proto == TP_UDP)
 		return (false);
-	for (i = 0; i < n; i++) {
-		char	*end;
-
-		hex[0] = tok.p[1 + 2 * i];
-		hex[1] = tok.p[2 + 2 * i];
-		hex[2] = '\0';
-		raw[i] = (uint8_t)strtoul(hex, &end, 16);
-		if (*end != '\0' || !isxdigit((unsigned char)hex[0]))
-			return (false);
-	}
+	n = tp_addr_pack(&f, raw);
 	fmt_hex64(mac, hashtab_mac(P.bkey, raw, n));
 	if (strncasecmp(mac, tok.p + tok.len - 16, 16) != 0)
 		return (false);
-	memset(a, 0, sizeof(*a));
-	if (raw[0] >= TP_NPROTO || raw[0] == TP_UDP)
-		return (false);
-	a->proto = raw[0];
-	a->flags = TP_ADDR_FLOW;
-	if (raw[1] == AF_INET && n == 1 + 5 + 2) {
-		s4->sin_family = AF_INET;
-		memcpy(&s4->sin_addr, raw + 2, 4);
-		s4->sin_port = htons((uint16_t)(raw[6] << 8 | raw[7]));
-		a->len = sizeof(*s4);
-	} else if (raw[1] == AF_INET6 && n == 1 + 17 + 2) {
-		s6->sin6_family = AF_INET6;
-		memcpy(&s6->sin6_addr, raw + 2, 16);
-		s6->sin6_port = htons((uint16_t)(raw[18] << 8 | raw[19]));
-		a->len = sizeof(*s6);
-	} else
-		return (false);
+	f.flags = TP_ADDR_FLOW;
+	*a = f;
 	return (true);
 }
 

@@ -402,7 +402,8 @@ nonce_mac(const uint64_t key[2][2], uint32_t issued, uint32_t epoch,
 }
 
 /*
- * The secret every node shares through Redis (authredis.c): from now on
+ * The key every node shares (authredis.c: the cluster secret's key for
+ * nonces, cluster.c), from which the nonces' MAC keys come: from now on
  * nonces are made with it, so that any node can check them; those made
  * with the local secret check here only, those of a secret it replaces
  * are stale.

@@ -3,10 +3,10 @@
  * a challenge from one node can be answered to another and a replay to a
  * third is refused:
  *
- * - the nonce secret: osprey:auth:secret, 32 random bytes in hex, set by
- *   the first node to get there (SET NX) and read by every node when its
- *   connection comes up (start, reconnect).  Until then a node makes its
- *   nonces with its local secret: other nodes answer them stale.
+ * - the nonce key: the cluster secret's (cluster.c, osprey:cluster:secret)
+ *   for CLUSTER_NONCE, given to auth.c each time the main loop's cluster
+ *   connection reads the secret (start, reconnect).  Until then a node
+ *   makes its nonces with its local secret: other nodes answer them stale.
  * - the nonce-count high-water of every nonce used: osprey:auth:nc:{nonce}
  *   (one key, its own hash slot), advanced by a script only when the count
  *   is above it, expiring after the nonce's lifetime.
@@ -14,26 +14,24 @@
  * Each thread that checks credentials (the main loop for REGISTER, every
  * worker for the requests it challenges) has its own connection on its
  * own loop, found by shard_self(): no command, reply or callback crosses
- * threads.  The main loop's connection also reads the secret.
+ * threads.
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <hiredis.h>
 
 #include "auth.h"
-#include "digest.h"
+#include "cluster.h"
 #include "log.h"
 #include "redis.h"
 #include "shard.h"
 #include "xmalloc.h"
 
 #define AUTHREDIS_SHARDS	64	/* worker.c's MAX_WORKERS */
-#define SECRET_KEY		"osprey:auth:secret"
 #define NC_KEY			"osprey:auth:nc:{"
 
 /*
@@ -66,66 +64,18 @@ authredis_here(void)
 	return (i < AUTHREDIS_SHARDS && conn[i] != NULL);
 }
 
+/* The cluster secret was read (main loop): nonces made with its key. */
 static void
-secret_reply(void *arg, enum redis_result res, const redisReply *rep)
+authredis_secret(bool changed)
 {
-	uint8_t		secret[32];
-	unsigned	i;
+	uint8_t		key[CLUSTER_KEY_LEN];
 
-	(void)arg;
-	if (res != REDIS_R_OK || rep->type != REDIS_REPLY_STRING ||
-	    rep->len != 64) {
-		log_warnx("auth: the shared nonce secret could not be read "
-		    "(%s): nonces stay this node's", res == REDIS_R_OK ?
-		    "not 64 hex digits" : redis_result_name(res));
+	(void)changed;
+	if (!cluster_key(CLUSTER_NONCE, key, NULL))
 		return;
-	}
-	for (i = 0; i < 32; i++) {
-		unsigned	v;
-
-		if (sscanf(rep->str + 2 * i, "%2x", &v) != 1) {
-			log_warnx("auth: " SECRET_KEY " is not hex: nonces "
-			    "stay this node's");
-			explicit_bzero(secret, sizeof(secret));
-			return;
-		}
-		secret[i] = (uint8_t)v;
-	}
-	auth_secret_share(secret);
-	explicit_bzero(secret, sizeof(secret));
+	auth_secret_share(key);
+	explicit_bzero(key, sizeof(key));
 	log_info("auth: nonce secret shared through redis");
-}
-
-static void
-set_reply(void *arg, enum redis_result res, const redisReply *rep)
-{
-	(void)arg;
-	if (res == REDIS_R_OK && rep->type == REDIS_REPLY_STATUS)
-		log_info("auth: made the shared nonce secret");
-}
-
-/* The main loop's connection came up: the secret, made if none. */
-static void
-main_state(void *arg, bool up)
-{
-	uint8_t		 rnd[32];
-	char		 hex[65];
-	const char	*set[4] = { "SET", SECRET_KEY, hex, "NX" };
-	const char	*get[2] = { "GET", SECRET_KEY };
-	size_t		 setlen[4] = { 3, sizeof(SECRET_KEY) - 1, 64, 2 };
-	size_t		 getlen[2] = { 3, sizeof(SECRET_KEY) - 1 };
-
-	(void)arg;
-	if (!up)
-		return;
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-		fatal("getrandom");
-	digest_hex(hex, rnd, sizeof(rnd));
-	explicit_bzero(rnd, sizeof(rnd));
-	/* In order on the connection: GET sees what SET NX left. */
-	(void)redis_command(conn[0], set_reply, NULL, 4, set, setlen);
-	(void)redis_command(conn[0], secret_reply, NULL, 2, get, getlen);
-	explicit_bzero(hex, sizeof(hex));
 }
 
 /*
@@ -144,9 +94,17 @@ auth_share(struct event_base *base, const struct redis_settings *set,
 		return (-1);
 	}
 	snprintf(name, sizeof(name), i == 0 ? "auth" : "auth-%u", i);
-	if ((conn[i] = redis_new(base, set, name, i == 0 ? main_state : NULL,
-	    NULL, err, errlen)) == NULL)
+	if ((conn[i] = redis_new(base, set, name, NULL, NULL, err,
+	    errlen)) == NULL)
 		return (-1);
+	if (i == 0) {
+		if (cluster_watch(authredis_secret) == -1) {
+			snprintf(err, errlen, "auth: cluster: too many "
+			    "watchers");
+			return (-1);
+		}
+		authredis_secret(false);	/* read already */
+	}
 	redis_start(conn[i]);
 	return (0);
 }

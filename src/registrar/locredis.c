@@ -18,13 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <ctype.h>
-
 #include <hiredis.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include "auth.h"
+#include "cluster.h"
 #include "location.h"
 #include "locredis.h"
 #include "log.h"
@@ -299,94 +298,98 @@ sl(const char *s)
 	return ((struct slice){ s, s ? strlen(s) : 0 });
 }
 
-static const char HEX[] = "0123456789abcdef";
+/* The cluster secret changed while the connection was down (lr_secret()). */
+static bool	secret_due;
+
+/* The cluster secret's key of path tokens; false: none yet. */
+static bool
+token_key(uint64_t key[2])
+{
+	uint8_t	k[CLUSTER_KEY_LEN];
+
+	if (!cluster_key(CLUSTER_PATH_TOKEN, k, NULL))
+		return (false);
+	memcpy(key, k, 2 * sizeof(uint64_t));
+	explicit_bzero(k, sizeof(k));
+	return (true);
+}
 
 /*
- * The MAC of a path token: auth_stamp() of "path " and the fields in hex.
- * A Call-ID (the stamp's other input) holds no space, so no stamp made
- * for a request can pass for one of these.
+ * The MAC of a path token: SipHash-2-4 of "path " and the fields in hex,
+ * under the cluster secret's key of path tokens (key; so that this node,
+ * restarted with the same node_uri, takes the routes another node holds
+ * to its phones), or, key NULL, under this run's stamp key (auth_stamp():
+ * before Redis gave the secret).  A Call-ID (a stamp's other input) holds
+ * no space, so no stamp made for a request can pass for one of these.
  */
 static void
-token_mac(const char *hex, size_t n, char mac[17])
+token_mac(const char *hex, size_t n, const uint64_t *key, char mac[17])
 {
-	char	in[5 + 2 * 24];
+	char	in[5 + 2 * TP_ADDR_PACKED_MAX];
 
 	memcpy(in, "path ", 5);
 	memcpy(in + 5, hex, n);
-	auth_stamp((struct slice){ in, 5 + n }, mac);
+	if (key != NULL)
+		fmt_hex64(mac, hashtab_mac(key, in, 5 + n));
+	else
+		auth_stamp((struct slice){ in, 5 + n }, mac);
 }
 
 /*
  * A path token: the user part of this node's route to a binding it holds
- * (another node's call for it comes through here).  "p", the fields in hex
- * (transport, address, port of the phone's flow: its connection, or the
- * NAT's address for UDP), 16 hex digits of MAC.
+ * (another node's call for it comes through here).  "p", the flow in hex
+ * (tp_addr_encode(): transport, address, port of the phone's flow: its
+ * connection, or the NAT's address for UDP), 16 hex digits of MAC.
  */
 void
 locredis_token(const struct tp_addr *a, char *out, size_t len)
 {
-	uint8_t		raw[24];
-	uint16_t	port = tp_addr_port(a);
-	size_t		n = 0, i;
+	uint64_t	key[2];
+	size_t		n;
 	char		mac[17];
 
-	raw[n++] = a->proto;
-	n += tp_addr_key(a, raw + n);
-	raw[n++] = (uint8_t)(port >> 8);
-	raw[n++] = (uint8_t)port;
-	if (len < 2 * n + 18) {
-		*out = '\0';
+	if (len < 2 || (n = tp_addr_encode(a, out + 1, len - 1)) == 0 ||
+	    len < 1 + n + 17) {
+		if (len > 0)
+			*out = '\0';
 		return;
 	}
 	out[0] = 'p';
-	for (i = 0; i < n; i++) {
-		out[1 + 2 * i] = HEX[raw[i] >> 4];
-		out[2 + 2 * i] = HEX[raw[i] & 0xf];
-	}
-	token_mac(out + 1, 2 * n, mac);
-	memcpy(out + 1 + 2 * n, mac, 17);
+	token_mac(out + 1, n, token_key(key) ? key : NULL, mac);
+	memcpy(out + 1 + n, mac, 17);
+	explicit_bzero(key, sizeof(key));
 }
 
-/* The flow a path token of this node names; false: not one it made. */
+/*
+ * The flow a path token of this node names; false: not one it made, under
+ * the cluster's key or (made before Redis answered) this run's own.
+ */
 bool
 locredis_token_parse(struct slice tok, struct tp_addr *a)
 {
-	uint8_t			 raw[24];
-	char			 mac[17];
-	size_t			 n, i;
-	struct sockaddr_in	*s4 = (struct sockaddr_in *)&a->ss;
-	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)&a->ss;
+	struct tp_addr	 f;
+	struct slice	 hex;
+	uint64_t	 key[2];
+	char		 mac[17];
+	bool		 ok = false;
 
 	if (tok.len < 1 + 2 * 8 + 16 || tok.p[0] != 'p' ||
-	    (tok.len - 17) % 2 != 0 || (n = (tok.len - 17) / 2) > sizeof(raw))
+	    tok.len - 17 > 2 * TP_ADDR_PACKED_MAX)
 		return (false);
-	for (i = 0; i < 2 * n; i++)
-		if (!isxdigit((unsigned char)tok.p[1 + i]) ||
-		    isupper((unsigned char)tok.p[1 + i]))
-			return (false);
-	token_mac(tok.p + 1, 2 * n, mac);
-	if (CRYPTO_memcmp(mac, tok.p + 1 + 2 * n, 16) != 0)
+	hex = (struct slice){ tok.p + 1, tok.len - 17 };
+	if (token_key(key)) {
+		token_mac(hex.p, hex.len, key, mac);
+		ok = CRYPTO_memcmp(mac, tok.p + tok.len - 16, 16) == 0;
+		explicit_bzero(key, sizeof(key));
+	}
+	if (!ok) {
+		token_mac(hex.p, hex.len, NULL, mac);
+		ok = CRYPTO_memcmp(mac, tok.p + tok.len - 16, 16) == 0;
+	}
+	if (!ok || tp_addr_decode(hex, &f) == -1)
 		return (false);
-	for (i = 0; i < n; i++)
-		raw[i] = (uint8_t)((strchr(HEX, tok.p[1 + 2 * i]) - HEX) << 4 |
-		    (strchr(HEX, tok.p[2 + 2 * i]) - HEX));
-	memset(a, 0, sizeof(*a));
-	if (raw[0] >= TP_NPROTO)
-		return (false);
-	a->proto = raw[0];
-	a->flags = raw[0] == TP_UDP ? 0 : TP_ADDR_FLOW;
-	if (raw[1] == AF_INET && n == 1 + 5 + 2) {
-		s4->sin_family = AF_INET;
-		memcpy(&s4->sin_addr, raw + 2, 4);
-		s4->sin_port = htons((uint16_t)(raw[6] << 8 | raw[7]));
-		a->len = sizeof(*s4);
-	} else if (raw[1] == AF_INET6 && n == 1 + 17 + 2) {
-		s6->sin6_family = AF_INET6;
-		memcpy(&s6->sin6_addr, raw + 2, 16);
-		s6->sin6_port = htons((uint16_t)(raw[18] << 8 | raw[19]));
-		a->len = sizeof(*s6);
-	} else
-		return (false);
+	f.flags = f.proto == TP_UDP ? 0 : TP_ADDR_FLOW;
+	*a = f;
 	return (true);
 }
 
@@ -1110,6 +1113,9 @@ lr_dbsize_reply(void *arg, enum redis_result res, const redisReply *rep)
 		lr_republish("restarted (another run id)");
 	else if (own > 0 && rep->integer == 0)
 		lr_republish("is empty");
+	else if (own > 0 && secret_due)
+		lr_republish("cluster secret changed");
+	secret_due = false;
 	snprintf(LR.run_id, sizeof(LR.run_id), "%s", run_id);
 	free(run_id);
 	LR.checked = true;	/* a load after the re-publication only */
@@ -1245,6 +1251,29 @@ lr_message(void *arg, const char *channel, const char *msg, size_t len)
 	(void)lr_fetch(aor, false, ver == 0);
 }
 
+/*
+ * The cluster secret read (main loop).  Another one than this run knew
+ * (Redis lost it and another node drew one): the routes this node wrote
+ * carry tokens of the old key, which no longer check: they are written
+ * again with the new one (now, or when the connection is back).
+ */
+static void
+lr_secret(bool changed)
+{
+	static uint32_t	seen;
+	uint32_t	gen = cluster_gen();
+	unsigned	own = 0;
+
+	if (changed && seen != 0 && gen != seen) {
+		location_foreach(count_own, &own);
+		if (own > 0 && redis_is_up(LR.cmd))
+			lr_republish("cluster secret changed");
+		else if (own > 0)
+			secret_due = true;	/* when it is back */
+	}
+	seen = gen;
+}
+
 int
 locredis_start(struct event_base *base, const struct redis_settings *set,
     char *err, size_t errlen)
@@ -1282,6 +1311,10 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 	    1, digest);
 	for (i = 0; i < SHA_DIGEST_LENGTH; i++)
 		snprintf(LR.sha + 2 * i, 3, "%02x", digest[i]);
+	if (cluster_watch(lr_secret) == -1) {
+		snprintf(err, errlen, "cluster: too many watchers");
+		return (-1);
+	}
 	if ((LR.cmd = redis_new(base, set, "location", lr_cmd_state, NULL,
 	    err, errlen)) == NULL)
 		return (-1);

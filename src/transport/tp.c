@@ -360,3 +360,98 @@ tp_addr_key(const struct tp_addr *a, uint8_t key[17])
 	memcpy(key + 1, &s6->sin6_addr, 16);
 	return (17);
 }
+
+/*
+ * An address packed for a token naming a flow: its transport, then
+ * tp_addr_key()'s bytes (family, address), then the port, big-endian.
+ * Returns the length (8 for IPv4, 20 for IPv6).
+ */
+size_t
+tp_addr_pack(const struct tp_addr *a, uint8_t out[TP_ADDR_PACKED_MAX])
+{
+	uint16_t	port = tp_addr_port(a);
+	size_t		n = 0;
+
+	out[n++] = (uint8_t)a->proto;
+	n += tp_addr_key(a, out + n);
+	out[n++] = (uint8_t)(port >> 8);
+	out[n++] = (uint8_t)port;
+	return (n);
+}
+
+/*
+ * tp_addr_pack()'s bytes in lower-case hex into out, NUL-terminated: the
+ * number of digits, or 0 (out "") when len is too small.
+ */
+size_t
+tp_addr_encode(const struct tp_addr *a, char *out, size_t len)
+{
+	static const char	hex[] = "0123456789abcdef";
+	uint8_t			raw[TP_ADDR_PACKED_MAX];
+	size_t			n, i;
+
+	n = tp_addr_pack(a, raw);
+	if (len < 2 * n + 1) {
+		if (len > 0)
+			*out = '\0';
+		return (0);
+	}
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+	return (2 * n);
+}
+
+static int
+tp_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+	return (-1);
+}
+
+/*
+ * Back from tp_addr_encode()'s hex (either case) into a (flags 0): 0, or
+ * -1 when it is not one (not hex, a transport, family or length unknown).
+ */
+int
+tp_addr_decode(struct slice hex, struct tp_addr *a)
+{
+	uint8_t			raw[TP_ADDR_PACKED_MAX];
+	struct sockaddr_in	*s4 = (struct sockaddr_in *)&a->ss;
+	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)&a->ss;
+	size_t			n, i;
+	int			hi, lo;
+
+	if (hex.len % 2 != 0 || (n = hex.len / 2) > sizeof(raw) || n < 2)
+		return (-1);
+	for (i = 0; i < n; i++) {
+		if ((hi = tp_hex_digit(hex.p[2 * i])) == -1 ||
+		    (lo = tp_hex_digit(hex.p[2 * i + 1])) == -1)
+			return (-1);
+		raw[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (raw[0] >= TP_NPROTO)
+		return (-1);
+	memset(a, 0, sizeof(*a));
+	a->proto = raw[0];
+	if (raw[1] == AF_INET && n == 1 + 5 + 2) {
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, raw + 2, 4);
+		s4->sin_port = htons((uint16_t)(raw[6] << 8 | raw[7]));
+		a->len = sizeof(*s4);
+	} else if (raw[1] == AF_INET6 && n == 1 + 17 + 2) {
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, raw + 2, 16);
+		s6->sin6_port = htons((uint16_t)(raw[18] << 8 | raw[19]));
+		a->len = sizeof(*s6);
+	} else
+		return (-1);
+	return (0);
+}

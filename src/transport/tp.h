@@ -265,5 +265,11 @@ struct tp_sock	*tp_sock_for(struct tp *, const struct tp_addr *,
 		     struct tp_sock *);
 bool		 tp_is_local(const struct tp *, struct slice, uint16_t);
 size_t		 tp_addr_key(const struct tp_addr *, uint8_t[17]);
+/* A flow's transport, address and port, packed (and as hex) for tokens. */
+#define TP_ADDR_PACKED_MAX	20
+size_t		 tp_addr_pack(const struct tp_addr *,
+		     uint8_t[TP_ADDR_PACKED_MAX]);
+size_t		 tp_addr_encode(const struct tp_addr *, char *, size_t);
+int		 tp_addr_decode(struct slice, struct tp_addr *);
 
 #endif

@@ -1,8 +1,9 @@
 """Digest state shared through Redis (registrar.backend = "redis", issue
-14 item 3): the nonce secret (osprey:auth:secret) and the nonce-count
-high-water of every nonce used (osprey:auth:nc:{nonce}), so that a
-challenge from one node answered to another works and a replay to a
-third is refused - at once, checked in Redis, not once a copy catches up.
+14 item 3): the nonce key (derived from the cluster secret,
+osprey:cluster:secret) and the nonce-count high-water of every nonce used
+(osprey:auth:nc:{nonce}), so that a challenge from one node answered to
+another works and a replay to a third is refused - at once, checked in
+Redis, not once a copy catches up.
 
 A real redis-server and three nodes on 127.0.0.2-4, each with the same
 users file; phones and callers on 127.0.0.1.  The nodes that handle
@@ -25,7 +26,9 @@ pytestmark = pytest.mark.skipif(REDIS is None,
 REALM = "example.test"
 USERS = {"alice": "wonderland", "bob": "builder"}
 AUTH = {"nonce_expiry": 300, "algorithms": ["SHA-256", "MD5"]}
-SECRET = "osprey:auth:secret"
+SECRET = "osprey:cluster:secret"
+MADE = "cluster: wrote osprey:cluster:secret (made here)"
+IN_USE = "cluster: the cluster secret is in use"
 SHARED = "auth: nonce secret shared through redis"
 
 
@@ -61,6 +64,30 @@ def send_register(p, n, **kw):
     return p.send_register(**kw)
 
 
+def challenged(p, n):
+    """p's REGISTER to n without credentials: 401; the challenge."""
+    r = send_register(p, n)
+    assert r.code == 401, r.text()
+    return pick_challenge(r)
+
+
+def answered(p, ch, n, nc=1, expires=600):
+    """p's REGISTER to n answering ch with nonce-count nc: the response."""
+    return send_register(p, n, auth=p.auth_for(ch, "REGISTER",
+                                               "sip:" + REALM, nc=nc),
+                         expires=expires)
+
+
+def invite_challenged(p, n, to="sip:bob@example.test"):
+    """p's call to `to` through n, challenged (407, ACKed): the call and
+    Proxy-Authorization for it (nc=1)."""
+    call = p.call(to, proxy=n.addr)
+    call.invite()
+    r = call.ep.expect(call.resp(407))
+    call.ack(r)
+    return call, p.auth_for(pick_challenge(r), "INVITE", call.ruri, nc=1)
+
+
 def stat(n, name):
     return int(ctl_stats(n)[name])
 
@@ -82,9 +109,7 @@ def test_register_challenged_by_a_answered_to_b_replay_to_c(lab):
     cn = node(lab, "C", "127.0.0.4", workers=1)
     assert lab.redis.cmd("STRLEN", SECRET) == 64
     alice = phone(lab, "alice", a)
-    r = send_register(alice, a)
-    assert r.code == 401, r.text()
-    ch = pick_challenge(r)
+    ch = challenged(alice, a)
     auth1 = alice.auth_for(ch, "REGISTER", "sip:" + REALM, nc=1)
     r = send_register(alice, b, auth=auth1, expires=600)
     assert r.code == 200, r.text()
@@ -99,8 +124,7 @@ def test_register_challenged_by_a_answered_to_b_replay_to_c(lab):
     assert lab.redis.cmd("EXISTS", KEY % "alice") == 1, "replay unbound"
     r = send_register(alice, b, auth=auth1, expires=0)
     assert r.code == 401, "replay to B accepted: %s" % r.text()
-    auth2 = alice.auth_for(ch, "REGISTER", "sip:" + REALM, nc=2)
-    r = send_register(alice, cn, auth=auth2, expires=600)
+    r = answered(alice, ch, cn, nc=2)
     assert r.code == 200, r.text()
     assert stat(cn, "auth.nc_shared") >= 2
     assert stat(b, "auth.failures") >= 1
@@ -114,7 +138,7 @@ def test_register_retransmitted_while_checked(lab):
     a = node(lab, "A", "127.0.0.2", workers=1)
     b = node(lab, "B", "127.0.0.3", workers=1)
     alice = phone(lab, "alice", a)
-    ch = pick_challenge(send_register(alice, a))
+    ch = challenged(alice, a)
     auth = alice.auth_for(ch, "REGISTER", "sip:" + REALM, nc=1)
     req = parse(alice.register_bytes(auth=auth, expires=600))
     alice.ep.send(req.raw, b.addr)
@@ -142,12 +166,7 @@ def test_invite_challenged_by_b_answered_to_c_replay_to_a(lab):
     wait_for(lambda: "bob@example.test" in ctl(cn, "registrations"), 3,
              "C never learnt bob")
     alice = phone(lab, "alice", b)
-    call = alice.call("sip:bob@example.test", proxy=b.addr)
-    call.invite()
-    r = call.ep.expect(call.resp(407))          # from B
-    call.ack(r)
-    ch = pick_challenge(r)
-    cred = alice.auth_for(ch, "INVITE", call.ruri, nc=1)
+    call, cred = invite_challenged(alice, b)     # by B
     call.proxy = cn.addr
     call.invite(headers=[("Proxy-Authorization", cred)])
     inv = bob.uas.expect("INVITE", call_id=call.call_id, timeout=3)
@@ -180,11 +199,7 @@ def test_invite_cancelled_while_its_count_is_in_redis(lab):
     wait_for(lambda: "bob@example.test" in ctl(b, "registrations"), 3,
              "B never learnt bob")
     alice = phone(lab, "alice", b)
-    call = alice.call("sip:bob@example.test", proxy=b.addr)
-    call.invite()
-    r = call.ep.expect(call.resp(407))
-    call.ack(r)
-    cred = alice.auth_for(pick_challenge(r), "INVITE", call.ruri, nc=1)
+    call, cred = invite_challenged(alice, b)
     assert lab.redis.cmd("CLIENT", "PAUSE", "600") == "OK"
     call.invite(headers=[("Proxy-Authorization", cred)])
     call.resend_invite()
@@ -212,12 +227,8 @@ def test_stop_with_counts_waiting(lab):
     wait_for(lambda: "bob@example.test" in ctl(b, "registrations"), 3,
              "B never learnt bob")
     alice = phone(lab, "alice", b)
-    ch = pick_challenge(send_register(alice, b))
-    call = alice.call("sip:bob@example.test", proxy=b.addr)
-    call.invite()
-    r = call.ep.expect(call.resp(407))
-    call.ack(r)
-    cred = alice.auth_for(pick_challenge(r), "INVITE", call.ruri)
+    ch = challenged(alice, b)
+    call, cred = invite_challenged(alice, b)
     os.kill(lab.redis.proc.pid, signal.SIGSTOP)
     try:
         req = parse(alice.register_bytes(expires=600, auth=alice.auth_for(
@@ -239,6 +250,26 @@ def test_stop_with_counts_waiting(lab):
 # ------------------------------------------------------- start orders
 
 
+def test_one_cluster_secret_nonces_cross_nodes(lab):
+    """Registrations and dialogs both shared through Redis: it holds one
+    secret, osprey:cluster:secret (64 hex digits), and neither key of
+    before (osprey:auth:secret, osprey:dlg:secret); each node logged it
+    in use; a nonce of A answered to B works, and one of B's to A."""
+    more = 'dialog = { backend = "redis"; };'
+    a = node(lab, "A", "127.0.0.2", workers=1, more=more)
+    b = node(lab, "B", "127.0.0.3", workers=1, more=more)
+    for n in (a, b):
+        assert n.log_text().count(IN_USE) == 1, n.log_text()
+    assert lab.redis.cmd("STRLEN", SECRET) == 64
+    assert lab.redis.cmd("EXISTS", "osprey:auth:secret",
+                         "osprey:dlg:secret") == 0
+    alice = phone(lab, "alice", a)
+    for first, second in ((a, b), (b, a)):
+        r = answered(alice, challenged(alice, first), second)
+        assert r.code == 200, r.text()
+
+
+
 def test_nodes_started_in_either_order_share_the_secret(lab):
     """A starts first and makes the secret; B, started later, reads it:
     A's nonces work on B and B's on A.  A node started while Redis is
@@ -246,30 +277,25 @@ def test_nodes_started_in_either_order_share_the_secret(lab):
     stale), and with the shared one once Redis is up."""
     a = node(lab, "A", "127.0.0.2", workers=1)
     secret = lab.redis.cmd("GET", SECRET)
-    assert "made the shared nonce secret" in a.log_text()
+    assert MADE in a.log_text()
     b = node(lab, "B", "127.0.0.3", workers=1)
-    assert "made the shared nonce secret" not in b.log_text()
+    assert MADE not in b.log_text()
     assert lab.redis.cmd("GET", SECRET) == secret
     alice = phone(lab, "alice", a)
     for first, second in ((a, b), (b, a)):
-        ch = pick_challenge(send_register(alice, first))
-        auth = alice.auth_for(ch, "REGISTER", "sip:" + REALM)
-        r = send_register(alice, second, auth=auth, expires=600)
+        r = answered(alice, challenged(alice, first), second)
         assert r.code == 200, r.text()
 
     lab.redis.kill()
     late = node(lab, "C", "127.0.0.4", workers=1, wait=False)
-    ch = pick_challenge(send_register(alice, late))
+    ch = challenged(alice, late)
     lab.redis.start()
     wait_for(lambda: SHARED in late.log_text(), 10, "C never shared")
     # B is back too: its own reconnection, the same secret (SET NX).
     wait_for(lambda: b.log_text().count(SHARED) >= 2, 10, "B not back")
-    auth = alice.auth_for(ch, "REGISTER", "sip:" + REALM)
-    r = send_register(alice, b, auth=auth, expires=600)
+    r = answered(alice, ch, b)
     assert r.code == 401 and stale(r) == [True, True], r.text()
-    ch = pick_challenge(send_register(alice, late))
-    auth = alice.auth_for(ch, "REGISTER", "sip:" + REALM)
-    r = send_register(alice, b, auth=auth, expires=600)
+    r = answered(alice, challenged(alice, late), b)
     assert r.code == 200, r.text()
 
 
@@ -290,7 +316,7 @@ def test_redis_down_register_500_invite_counted_locally(lab):
     wait_for(lambda: "bob@example.test" in ctl(b, "registrations"), 3,
              "B never learnt bob")
     alice = phone(lab, "alice", a)
-    ch_a = pick_challenge(send_register(alice, a))
+    ch_a = challenged(alice, a)
     call0 = alice.call("sip:bob@example.test", proxy=a.addr)
     r = alice.invite_auth(call0)
     assert r.code == 407
@@ -300,8 +326,7 @@ def test_redis_down_register_500_invite_counted_locally(lab):
     wait_for(lambda: b.log_text().count("redis auth") >= 2 and
              "redis auth: down" in a.log_text(), 3, "Redis not seen gone")
     time.sleep(0.2)
-    auth = alice.auth_for(ch_a, "REGISTER", "sip:" + REALM)
-    r = send_register(alice, a, auth=auth, expires=600)
+    r = answered(alice, ch_a, a)
     assert r.code == 500, r.text()
     assert int(r.get("retry-after")) > 0, r.text()
     assert stat(a, "auth.nc_unavailable") >= 1

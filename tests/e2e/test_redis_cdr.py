@@ -84,7 +84,7 @@ class Nodes:
         o.addr = (host, self.port)
         self.nodes[name] = o
         wait_for(lambda: "location loaded from redis" in o.log_text() and
-                 "dialog stamp key is in use" in o.log_text(), 5,
+                 "cluster secret is in use" in o.log_text(), 5,
                  "%s is not up on redis" % name)
         return o
 

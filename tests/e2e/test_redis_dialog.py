@@ -82,7 +82,7 @@ class Pair:
             o.addr = (host, port)
             self.nodes[name] = o
             if backend == "redis":
-                wait_for(lambda: "dialog stamp key is in use" in
+                wait_for(lambda: "cluster secret is in use" in
                          o.log_text(), 5, "%s has no cluster key" % name)
 
     def call(self, node):

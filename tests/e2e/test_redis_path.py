@@ -25,9 +25,15 @@ pytestmark = pytest.mark.skipif(REDIS is None,
                                 reason="redis-server is not installed")
 
 
-def node(c, name, host, tcp=False, users=None, redis=None):
-    """A node of cluster c on host: UDP, and TCP on the same port."""
-    port = free_udp_port(host)
+SECRET = "osprey:cluster:secret"
+IN_USE = "cluster: the cluster secret is in use"
+
+
+def node(c, name, host, tcp=False, users=None, redis=None, port=None,
+         workdir=None):
+    """A node of cluster c on host: UDP, and TCP on the same port (port
+    and workdir given: an earlier node's, started again)."""
+    port = port or free_udp_port(host)
     rc = {"address": "127.0.0.1:%d" % c.redis.port, "node_id": name,
           "timeout": c.timeout}
     rc.update(redis or {})
@@ -36,11 +42,12 @@ def node(c, name, host, tcp=False, users=None, redis=None):
         for k, v in rc.items())
     listen = [("udp", host, port)] + ([("tcp", host, port)] if tcp else [])
     o = c.factory(port=port, listen=listen, registrar=dict(REG),
-                  users=users, extra=extra)
+                  users=users, extra=extra, workdir=workdir)
     o.addr = (host, port)
     c.nodes[name] = o
-    wait_for(lambda: "location loaded from redis" in o.log_text(), 5,
-             "%s never loaded the location" % name)
+    wait_for(lambda: "location loaded from redis" in o.log_text() and
+             IN_USE in o.log_text(), 5,
+             "%s never loaded the location and the secret" % name)
     return o
 
 
@@ -247,6 +254,116 @@ def test_nat_phone_reached_through_a(cluster):
     assert bye.src == a.addr, bye.src
     bob.uas.respond(bye, 200)
     call.ep.expect(call.resp(200, "BYE"))
+
+
+def nat_phone(c, user, n):
+    """user, behind a "NAT", registered on node n: (phone, contact)."""
+    p = Phone(c.endpoint(), n.addr, user)
+    contact = "sip:%s@127.0.0.1:%d" % (user, free_udp_port())
+    assert p.register(contacts=["<%s>" % contact], expires=600).code == 200
+    assert route_of(c, user).startswith("<sip:p")
+    return p, contact
+
+
+def test_a_restarted_nat_phone_still_reached_through_b(cluster):
+    """bob, behind a NAT, registers on A.  A is stopped (SIGTERM) and
+    started again on the same address and port (the same node_uri): B's
+    stored route to bob, whose token A's first run made, is taken by the
+    second (the token's key comes from the cluster secret, not from the
+    run), and a call through B reaches bob from A's socket without bob
+    registering again; the BYE too."""
+    c = cluster()
+    a = node(c, "A", "127.0.0.2")
+    b = node(c, "B", "127.0.0.3")
+    bob, contact = nat_phone(c, "bob", a)
+    route = route_of(c, "bob")
+    wait_for(lambda: knows(b, contact), 3, "B never learnt bob")
+    assert a.stop() == 0, a.log_text()
+    a = node(c, "A", "127.0.0.2", port=a.addr[1], workdir=a.workdir)
+    assert route_of(c, "bob") == route
+    call = UAC(c.endpoint(), b.addr, "sip:bob@example.test",
+               from_uri="sip:eve@elsewhere.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id, timeout=3)
+    assert inv.src == a.addr, inv.src
+    assert inv.uri == contact, inv.start
+    bob.uas.respond(inv, 200, body=SDP)
+    ok = call.ep.expect(call.resp(200))
+    call.ack(ok)
+    assert bob.uas.expect("ACK", call_id=call.call_id).src == a.addr
+    call.bye()
+    bye = bob.uas.expect("BYE", call_id=call.call_id)
+    assert bye.src == a.addr, bye.src
+    bob.uas.respond(bye, 200)
+    call.ep.expect(call.resp(200, "BYE"))
+
+
+def stranger_invite(c, n, to, route):
+    """A stranger's INVITE to n for Request-URI to along route: its
+    endpoint and Call-ID."""
+    ep = c.endpoint()
+    cid = "stranger-%s" % uuid.uuid4().hex
+    ep.send(build_request("INVITE", to, [
+        ("Via", "SIP/2.0/UDP 127.0.0.1:%d;branch=%s;rport"
+         % (ep.port, new_branch())),
+        ("Route", route),
+        ("Max-Forwards", "70"),
+        ("From", "<sip:mallory@elsewhere.test>;tag=m1"),
+        ("To", "<sip:bob@example.test>"),
+        ("Call-ID", cid), ("CSeq", "1 INVITE"),
+        ("Contact", "<sip:mallory@127.0.0.1:%d>" % ep.port)], SDP), n.addr)
+    return ep, cid
+
+
+def final(ep, cid):
+    return ep.expect(match(call_id=cid, code=range(200, 700)), 3)
+
+
+def test_token_of_another_cluster_secret_refused(cluster):
+    """bob, behind a NAT, registered on A and reached through B.  The
+    cluster secret is replaced in Redis and every node's connection cut:
+    each reads the new one (a notice).  A request along the route A wrote
+    (its token MAC'd under the old secret's key) is refused by A: 403,
+    bob hears nothing.  A writes bob's binding again with a token of the
+    new key, and a call through B reaches him without his registering
+    again."""
+    c = cluster()
+    a = node(c, "A", "127.0.0.2")
+    b = node(c, "B", "127.0.0.3")
+    bob, contact = nat_phone(c, "bob", a)
+    old = route_of(c, "bob")
+    tok = re.match(r"<sip:(p[0-9a-f]+)@", old).group(1)
+    wait_for(lambda: tok in ctl(b, "-j", "registrations", "bob"), 3,
+             "B never learnt bob's route")
+    ep, cid = stranger_invite(c, a, contact, old)    # A's route: taken
+    bob.uas.respond(bob.uas.expect("INVITE", call_id=cid, timeout=3), 486)
+    assert final(ep, cid).code == 486
+
+    assert c.redis.cmd("SET", SECRET, "5e" * 32) == "OK"
+    c.redis.cmd("CLIENT", "KILL", "TYPE", "normal")
+    for n in (a, b):
+        wait_for(lambda: "cluster: the cluster secret changed gen=2" in
+                 n.log_text(), 5, "the new secret not read")
+    ep, cid = stranger_invite(c, a, contact, old)
+    r = final(ep, cid)
+    assert r.code == 403, r
+    assert bob.ep.collect(0.3, match(method="INVITE", call_id=cid)) == []
+
+    wait_for(lambda: "cluster secret changed: re-published 1 binding(s)"
+             in a.log_text(), 5, "A never wrote bob again")
+    new = route_of(c, "bob")
+    assert new != old
+    assert c.redis.cmd("GET", SECRET) == "5e" * 32
+    tok = re.match(r"<sip:(p[0-9a-f]+)@", new).group(1)
+    wait_for(lambda: tok in ctl(b, "-j", "registrations", "bob"), 3,
+             "B never read bob's new route")
+    call = UAC(c.endpoint(), b.addr, "sip:bob@example.test",
+               from_uri="sip:eve@elsewhere.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id, timeout=3)
+    assert inv.src == a.addr, inv.src
+    bob.uas.respond(inv, 486)
+    call.ack(call.ep.expect(call.resp(486)))
 
 
 def test_udp_phone_with_public_address_direct(cluster):

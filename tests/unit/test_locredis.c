@@ -1,6 +1,7 @@
 /* Unit tests: locredis.c (a binding in a Redis hash), redis.c helpers. */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "check_util.h"
 #include "auth.h"
+#include "cluster.h"
 #include "buf.h"
 #include "locredis.h"
 #include "redis.h"
@@ -234,6 +236,82 @@ START_TEST(path_token)
 }
 END_TEST
 
+#define CLUSTER_HEX	"0123456789abcdef0123456789abcdef" \
+			"fedcba9876543210fedcba9876543210"
+
+/*
+ * With the cluster secret: a token checks in any run of the node (made
+ * again after a restart: another run secret); one made under the run's
+ * own key before Redis answered still checks in that run; under another
+ * cluster secret, no token checks.
+ */
+START_TEST(path_token_cluster)
+{
+	struct tp_addr	a, b;
+	char		tok[64], early[64];
+
+	cluster_forget();
+	auth_init((const uint8_t[32]){ 1 });
+	ck_assert_int_eq(tp_addr_parse("198.51.100.9:5066", &a), 0);
+	locredis_token(&a, early, sizeof(early));
+	ck_assert_int_eq(cluster_adopt(CLUSTER_HEX, 64), 1);
+	locredis_token(&a, tok, sizeof(tok));
+	ck_assert_str_ne(tok, early);
+	ck_assert(locredis_token_parse(S(early), &b));
+	ck_assert(tp_addr_eq(&a, &b));
+	ck_assert(locredis_token_parse(S(tok), &b));
+	/* The node restarted (same cluster secret, a new run's). */
+	auth_shutdown();
+	auth_init((const uint8_t[32]){ 2 });
+	ck_assert(locredis_token_parse(S(tok), &b));
+	ck_assert(tp_addr_eq(&a, &b));
+	ck_assert_uint_eq(b.flags, 0);
+	ck_assert(!locredis_token_parse(S(early), &b));
+	/* Another cluster secret. */
+	ck_assert_int_eq(cluster_adopt("5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e"
+	    "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e", 64), 1);
+	ck_assert(!locredis_token_parse(S(tok), &b));
+	cluster_forget();
+	auth_shutdown();
+}
+END_TEST
+
+/* tp_addr_encode()/decode(): the flow in a token, and what is refused. */
+START_TEST(addr_codec)
+{
+	static const char *const addrs[] = { "tcp:192.0.2.7:40123",
+	    "[2001:db8::1]:5062", "tls:[2001:db8::2]:5061", "10.0.0.1:65535" };
+	static const char *const bad[] = { "", "0", "00", "0002c0000207",
+	    "0002c00002079c", "0002c00002079c3b00", "ff02c00002079c3b",
+	    "000ac00002079c3b", "0002c00002079c3g", "0102c0000207 c3b" };
+	struct tp_addr	a, b;
+	char		hex[64], up[64];
+	size_t		i, n;
+
+	for (i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		ck_assert_int_eq(tp_addr_parse(addrs[i], &a), 0);
+		n = tp_addr_encode(&a, hex, sizeof(hex));
+		ck_assert_uint_eq(n, strlen(hex));
+		ck_assert_uint_eq(n, a.ss.ss_family == AF_INET ? 16 : 40);
+		ck_assert_int_eq(tp_addr_decode((struct slice){ hex, n }, &b),
+		    0);
+		ck_assert(tp_addr_eq(&a, &b));
+		ck_assert_uint_eq(b.proto, a.proto);
+		ck_assert_uint_eq(b.flags, 0);
+		for (n = 0; hex[n] != '\0'; n++)
+			up[n] = (char)toupper((unsigned char)hex[n]);
+		ck_assert_int_eq(tp_addr_decode((struct slice){ up, n }, &b),
+		    0);
+		ck_assert(tp_addr_eq(&a, &b));
+	}
+	ck_assert_uint_eq(tp_addr_encode(&a, hex, 16), 0);
+	ck_assert_str_eq(hex, "");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(tp_addr_decode(S(bad[i]), &b) == -1,
+		    "\"%s\" taken", bad[i]);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -241,6 +319,6 @@ main(void)
 
 	check_add(tc, round_trip, expiry_second, empty_and_folded,
 	    decode_refuses, field_names, backoff_doubles_capped,
-	    address_parse, path_token);
+	    address_parse, path_token, path_token_cluster, addr_codec);
 	return (check_run("locredis"));
 }

@@ -1,0 +1,131 @@
+/* Unit tests: cluster.c (the cluster secret and the keys derived from it). */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <check.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "check_util.h"
+#include "cluster.h"
+
+#define HEX1	"000102030405060708090a0b0c0d0e0f" \
+		"101112131415161718191a1b1c1d1e1f"
+#define HEX2	"5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e" \
+		"5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e"
+
+/* What a purpose's key must be: HMAC-SHA256(secret, label). */
+static void
+expected(const char *hex, const char *label, uint8_t out[CLUSTER_KEY_LEN])
+{
+	uint8_t		s[32];
+	unsigned	i, len;
+
+	for (i = 0; i < 32; i++) {
+		unsigned	v;
+
+		ck_assert_int_eq(sscanf(hex + 2 * i, "%2x", &v), 1);
+		s[i] = (uint8_t)v;
+	}
+	ck_assert_ptr_nonnull(HMAC(EVP_sha256(), s, sizeof(s),
+	    (const unsigned char *)label, strlen(label), out, &len));
+	ck_assert_uint_eq(len, CLUSTER_KEY_LEN);
+}
+
+/* Nothing before a secret; refused unless 64 hex digits. */
+START_TEST(adopt_refuses)
+{
+	uint8_t		k[CLUSTER_KEY_LEN];
+	uint32_t	gen = 7, g0;
+	char		bad[65];
+
+	cluster_forget();
+	g0 = cluster_gen();
+	ck_assert(!cluster_key(CLUSTER_NONCE, k, &gen));
+	ck_assert_uint_eq(gen, 0);
+	ck_assert_int_eq(cluster_adopt(HEX1, 63), -1);
+	ck_assert_int_eq(cluster_adopt(HEX1 "0", 65), -1);
+	memcpy(bad, HEX1, sizeof(bad));
+	bad[40] = 'g';
+	ck_assert_int_eq(cluster_adopt(bad, 64), -1);
+	ck_assert_int_eq(cluster_adopt("", 0), -1);
+	ck_assert(!cluster_key(CLUSTER_PATH_TOKEN, k, NULL));
+	ck_assert(!cluster_key(CLUSTER_NPURPOSES, k, NULL));
+	ck_assert_uint_eq(cluster_gen(), g0);
+}
+END_TEST
+
+/*
+ * Each purpose's key is HMAC-SHA256(secret, its label): the labels are
+ * "nonce", "dialog stamp" and "path token", and no two keys are alike.
+ */
+START_TEST(keys_derived)
+{
+	static const char *const labels[CLUSTER_NPURPOSES] = {
+		"nonce", "dialog stamp", "path token" };
+	uint8_t		k[CLUSTER_NPURPOSES][CLUSTER_KEY_LEN];
+	uint8_t		want[CLUSTER_KEY_LEN];
+	uint32_t	gen;
+	unsigned	i, j;
+
+	cluster_forget();
+	ck_assert_int_eq(cluster_adopt(HEX1, 64), 1);
+	for (i = 0; i < CLUSTER_NPURPOSES; i++) {
+		ck_assert_str_eq(cluster_label(i), labels[i]);
+		ck_assert(cluster_key(i, k[i], &gen));
+		ck_assert_uint_eq(gen, cluster_gen());
+		ck_assert_uint_ne(gen, 0);
+		expected(HEX1, labels[i], want);
+		ck_assert_mem_eq(k[i], want, CLUSTER_KEY_LEN);
+		for (j = 0; j < i; j++)
+			ck_assert(memcmp(k[i], k[j], CLUSTER_KEY_LEN) != 0);
+	}
+}
+END_TEST
+
+/*
+ * The generation moves only when the secret changes (read again after a
+ * reconnection: the same, in either case), and when it is forgotten.
+ */
+START_TEST(generation)
+{
+	uint8_t		k1[CLUSTER_KEY_LEN], k2[CLUSTER_KEY_LEN];
+	uint32_t	g1, g2;
+	char		upper[65];
+	unsigned	i;
+
+	cluster_forget();
+	ck_assert_int_eq(cluster_adopt(HEX1, 64), 1);
+	ck_assert(cluster_key(CLUSTER_DIALOG_STAMP, k1, &g1));
+	for (i = 0; i < 64; i++)
+		upper[i] = HEX1[i] >= 'a' ? HEX1[i] - 'a' + 'A' : HEX1[i];
+	upper[64] = '\0';
+	ck_assert_int_eq(cluster_adopt(upper, 64), 0);
+	ck_assert_int_eq(cluster_adopt(HEX1, 64), 0);
+	ck_assert_uint_eq(cluster_gen(), g1);
+	/* A refused value keeps the secret known. */
+	ck_assert_int_eq(cluster_adopt("not hex", 7), -1);
+	ck_assert(cluster_key(CLUSTER_DIALOG_STAMP, k2, &g2));
+	ck_assert_uint_eq(g2, g1);
+	ck_assert_mem_eq(k1, k2, CLUSTER_KEY_LEN);
+	/* Another secret: new keys, the next generation. */
+	ck_assert_int_eq(cluster_adopt(HEX2, 64), 1);
+	ck_assert(cluster_key(CLUSTER_DIALOG_STAMP, k2, &g2));
+	ck_assert_uint_eq(g2, g1 + 1);
+	ck_assert(memcmp(k1, k2, CLUSTER_KEY_LEN) != 0);
+	cluster_forget();
+	ck_assert(!cluster_key(CLUSTER_DIALOG_STAMP, k2, &g2));
+	ck_assert_uint_eq(cluster_gen(), g1 + 2);
+}
+END_TEST
+
+int
+main(void)
+{
+	TCase	*tc = check_case("cluster");
+
+	check_add(tc, adopt_refuses, keys_derived, generation);
+	return (check_run("cluster"));
+}
