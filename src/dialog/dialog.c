@@ -152,6 +152,10 @@ struct dialog_call {
 	bool			 pending;	/* in D.subs */
 	uint32_t		 expires_s;	/* sub: what the request asks */
 	bool			 inv_shared;	/* its INVITE's record in Redis */
+	bool			 inv_over;	/* its final came: no more */
+	uint32_t		 inv_len;	/* inv_rec's bytes */
+	char			*inv_rec;	/* owned: that record, each
+						   branch that rang so far */
 	char			 stamp[17];	/* in our Record-Route */
 };
 
@@ -182,6 +186,26 @@ struct dinv {
 	int			 final;		/* a failure came while ... */
 	bool			 fetching;	/* ... its early dialog was
 						   asked of Redis */
+	bool			 cancelled;	/* our CANCEL went */
+	int			 code;		/* its final answer, once */
+};
+
+/*
+ * An answer to another node's INVITE (no transaction here) while its
+ * INVITE's record is asked of Redis: the answer and its retransmissions
+ * (held by the proxy) wait for it.
+ */
+#define DPEND_WAITERS	8
+struct dpend {
+	struct dpend		*next;
+	struct {
+		dialog_answer_fn	*fn;
+		void			*arg;
+	}			 w[DPEND_WAITERS];
+	unsigned		 nw;
+	uint32_t		 cseq;
+	char			 down[96];	/* the INVITE's branch */
+	char			 up[96];	/* the caller's */
 };
 
 /* The worker's own. */
@@ -197,6 +221,7 @@ static _Thread_local struct {
 	struct dbye		*byes;		/* resolving */
 	struct hashtab		 fetching;	/* struct dfetch, by key */
 	struct dinv		*invs;		/* other nodes' INVITEs taken */
+	struct dpend		*pends;		/* their records asked */
 } D;
 
 /*
@@ -2496,66 +2521,158 @@ dialog_ended_elsewhere(struct slice callid, struct slice ftag,
 
 /*
  * An INVITE's record in Redis (osprey:dlg:{CALLID}:FTAG:), written when
- * it rings (its first early dialog): this, the caller's branch, then the
- * INVITE's lines as sent (request line, top Via, From, To, Call-ID, CSeq,
- * Route: what its CANCEL and its ACK copy).
+ * it rings (its first early dialog) and again when another of its
+ * branches rings: this, the caller's branch, then each branch that rang
+ * (struct ibr, its first early dialog's To tag, its branch, the INVITE's
+ * lines as sent on it: request line, top Via, From, To, Call-ID, CSeq,
+ * Route, what its CANCEL and its ACK copy).
  */
-#define IREC_VERSION	1
+#define IREC_VERSION	2
+#define IREC_MAX	16		/* branches in one record */
 struct irec {
 	uint32_t		 version;
 	uint32_t		 uplen;		/* the caller's branch */
-	uint32_t		 ttlen;		/* its first early dialog's To
-						   tag, after the branch */
+	uint32_t		 n;		/* branches after it */
+};
+struct ibr {
+	uint32_t		 ttlen;
+	uint32_t		 brlen;
+	uint32_t		 linelen;
 	struct txn_addr		 peer;		/* where it went */
 	uint8_t			 sock;
 };
 
-/* The INVITE of c (client transaction ct) rang (resp, a 1xx with a tag). */
+/* One branch of a record, read (slices into the record). */
+struct ibranch {
+	struct slice		 ttag, branch, lines;
+	struct txn_addr		 peer;
+	uint8_t			 sock;
+};
+
+/* The branches of rec; -1 if it is not such a record (or not this one). */
+static int
+irec_parse(const char *rec, size_t len, struct slice *up,
+    struct ibranch *br, unsigned *n)
+{
+	struct irec	h;
+	struct ibr	e;
+	size_t		off;
+	unsigned	i;
+
+	if (len < sizeof(h))
+		return (-1);
+	memcpy(&h, rec, sizeof(h));
+	if (h.version != IREC_VERSION || h.uplen == 0 ||
+	    h.uplen >= sizeof(((struct dinv *)NULL)->up) || h.n == 0 ||
+	    h.n > IREC_MAX || len - sizeof(h) < h.uplen)
+		return (-1);
+	*up = (struct slice){ rec + sizeof(h), h.uplen };
+	off = sizeof(h) + h.uplen;
+	for (i = 0; i < h.n; i++) {
+		if (len - off < sizeof(e))
+			return (-1);
+		memcpy(&e, rec + off, sizeof(e));
+		off += sizeof(e);
+		if (e.ttlen == 0 || e.ttlen >= sizeof(((struct dinv *)
+		    NULL)->ttag) || e.brlen == 0 || e.linelen == 0 ||
+		    len - off < (size_t)e.ttlen + e.brlen + e.linelen)
+			return (-1);
+		br[i].ttag = (struct slice){ rec + off, e.ttlen };
+		br[i].branch = (struct slice){ rec + off + e.ttlen, e.brlen };
+		br[i].lines = (struct slice){ rec + off + e.ttlen + e.brlen,
+		    e.linelen };
+		br[i].peer = e.peer;
+		br[i].sock = e.sock;
+		off += (size_t)e.ttlen + e.brlen + e.linelen;
+	}
+	*n = h.n;
+	return (off == len ? 0 : -1);
+}
+
+/*
+ * The INVITE of c rang on its branch of client transaction ct (resp, a
+ * 1xx with a tag): that branch goes into the INVITE's record (once).
+ */
 void
 dialog_call_invite(struct dialog_call *c, const struct sipmsg *resp,
     const struct txn *ct)
 {
-	struct slice	 v[2], up;
-	struct irec	 r;
+	struct slice	 v[2], up, cup;
+	struct ibranch	 brs[IREC_MAX];
+	struct irec	 h;
+	struct ibr	 e;
 	struct buf	 b;
 	char		*lines;
 	size_t		 n;
+	unsigned	 i, nb = 0;
 
-	if (c == NULL || c->sub || c->transit || c->inv_shared || !D.up ||
+	if (c == NULL || c->sub || c->transit || c->inv_over || !D.up ||
 	    D.closing ||
 	    !dlgr_configured() || ct == NULL || ct->rec || ct->out == NULL ||
 	    resp->status <= 100 || resp->status >= 200 ||
-	    resp->to_tag.len == 0)
+	    resp->to_tag.len == 0 ||
+	    resp->to_tag.len >= sizeof(((struct dinv *)NULL)->ttag) ||
+	    resp->branch.len == 0)
 		return;
 	if (sipmsg_values(resp, SH_VIA, v, 2) < 2 ||
 	    !hdr_param(v[1], "branch", &up) || up.len == 0 ||
 	    up.len >= sizeof(((struct dinv *)NULL)->up))
 		return;
+	if (c->inv_rec != NULL) {
+		if (irec_parse(c->inv_rec, c->inv_len, &cup, brs, &nb) != 0 ||
+		    nb == IREC_MAX)
+			return;
+		for (i = 0; i < nb; i++)	/* this branch rang before */
+			if (slice_same(brs[i].branch, resp->branch))
+				return;
+	}
 	if ((lines = txn_lines(ct->out, ct->outlen, TXN_L_TOPVIA | TXN_L_FROM |
 	    TXN_L_TO | TXN_L_CALLID | TXN_L_CSEQ | TXN_L_ROUTE, &n)) == NULL)
 		return;
-	memset(&r, 0, sizeof(r));
-	r.version = IREC_VERSION;
-	r.uplen = (uint32_t)up.len;
-	r.ttlen = (uint32_t)resp->to_tag.len;
-	r.peer = ct->peer;
-	r.sock = (uint8_t)(ct->sock != NULL ? ct->sock - D.tp->socks : 0);
-	buf_init(&b, sizeof(r) + up.len + resp->to_tag.len + n);
-	buf_add(&b, &r, sizeof(r));
-	buf_add(&b, up.p, up.len);
+	memset(&e, 0, sizeof(e));
+	e.ttlen = (uint32_t)resp->to_tag.len;
+	e.brlen = (uint32_t)resp->branch.len;
+	e.linelen = (uint32_t)n;
+	e.peer = ct->peer;
+	e.sock = (uint8_t)(ct->sock != NULL ? ct->sock - D.tp->socks : 0);
+	buf_init(&b, sizeof(h) + up.len + c->inv_len + sizeof(e) +
+	    resp->to_tag.len + resp->branch.len + n);
+	if (c->inv_rec == NULL) {
+		memset(&h, 0, sizeof(h));
+		h.version = IREC_VERSION;
+		h.uplen = (uint32_t)up.len;
+		buf_add(&b, &h, sizeof(h));
+		buf_add(&b, up.p, up.len);
+	} else
+		buf_add(&b, c->inv_rec, c->inv_len);
+	memcpy(&h, b.p, sizeof(h));
+	h.n++;
+	memcpy(b.p, &h, sizeof(h));
+	buf_add(&b, &e, sizeof(e));
 	buf_add(&b, resp->to_tag.p, resp->to_tag.len);
+	buf_add(&b, resp->branch.p, resp->branch.len);
 	buf_add(&b, lines, n);
 	free(lines);
+	free(c->inv_rec);
+	c->inv_rec = buf_steal(&b, &n);
+	c->inv_len = (uint32_t)n;
 	if (dlgr_put_invite(str_get(&c->str, DS_CALLID), str_get(&c->str,
-	    DS_FTAG), b.p, b.len, dialog_early_s() + DLGR_MARGIN_S) == 0)
+	    DS_FTAG), c->inv_rec, c->inv_len, dialog_early_s() +
+	    DLGR_MARGIN_S) == 0)
 		c->inv_shared = true;
-	buf_cleanup(&b);
 }
 
+/* The INVITE of c is over (its final answer, or c goes). */
 static void
 dialog_call_uninvite(struct dialog_call *c)
 {
-	if (c == NULL || !c->inv_shared)
+	if (c == NULL)
+		return;
+	c->inv_over = true;
+	free(c->inv_rec);
+	c->inv_rec = NULL;
+	c->inv_len = 0;
+	if (!c->inv_shared)
 		return;
 	c->inv_shared = false;
 	if (D.up && !D.closing)
@@ -2602,16 +2719,6 @@ dinv_find(struct slice down, struct slice up)
 	return (NULL);
 }
 
-/* A CANCEL waiting for its INVITE's record. */
-struct dcancel {
-	dialog_cancel_fn	*fn;
-	void			*arg;
-	char			*reason;	/* owned, or NULL */
-	uint32_t		 cseq;
-	size_t			 uplen;
-	char			 up[];
-};
-
 /* CANCEL ops: its answer only logged. */
 static void
 dialog_cancel_response(struct txn *ct, const struct sipmsg *resp)
@@ -2639,6 +2746,37 @@ static const struct txn_ops cancel_ops = {
 
 static struct dialog *dialog_early_of(const struct dinv *, struct slice);
 
+/*
+ * Is another branch of v's INVITE still open (no final yet) or answered?
+ * Then an early dialog of v that fails ends without a record: the
+ * attempt's one record is the last failing branch's (or the answer's).
+ */
+static bool
+dinv_others_open(const struct dinv *v)
+{
+	const struct dinv	*o;
+
+	for (o = D.invs; o != NULL; o = o->next)
+		if (o != v && strcmp(o->up, v->up) == 0 &&
+		    (o->code == 0 || o->code < 300))
+			return (true);
+	return (false);
+}
+
+/* The early dialog d of v ends with its branch's failure, code. */
+static void
+dinv_early_end(struct dinv *v, struct dialog *d, int code)
+{
+	if (dinv_others_open(v)) {
+		log_info("dialog %s: early dialog taken from redis ended %d "
+		    "(another branch of the INVITE goes on)", STR(d,
+		    DS_CALLID), code);
+		dialog_free(d);
+		return;
+	}
+	dialog_end(d, v->cancelled ? CDR_BY_CALLER : CDR_BY_CALLEE, code);
+}
+
 /* The early dialog of v is in the table now (or not to be had). */
 static void
 dialog_early_fetched(void *arg, enum dialog_fetch_result res)
@@ -2650,72 +2788,120 @@ dialog_early_fetched(void *arg, enum dialog_fetch_result res)
 	if (res == DLG_FETCH_DONE && v->final >= 300 && (d =
 	    dialog_early_of(v, (struct slice){ v->ttag,
 	    strlen(v->ttag) })) != NULL)
-		dialog_end(d, CDR_BY_CALLER, v->final);
+		dinv_early_end(v, d, v->final);
 }
 
-/* Taken: the CANCEL downstream, with the INVITE's own Via (9.1). */
-static int
-dialog_cancel_send(struct dcancel *dc, const char *rec, size_t len)
+/*
+ * A branch of another node's INVITE (from its record), the caller's
+ * branch up and the CSeq cseq: taken here (or already), its early dialog
+ * asked of Redis; NULL if the record does not say so.
+ */
+static struct dinv *
+dinv_take(const struct ibranch *br, struct slice up, uint32_t cseq)
 {
-	const struct irec	*r = (const void *)rec;
-	struct irec		 rr;
-	struct dinv		*v;
-	struct tp_sock		*pref, *out;
-	struct buf		 b;
-	struct slice		 ttag;
-	char			 err[128];
-	size_t			 blen;
-	struct txn		*ct;
+	struct dinv	*v;
+	struct tp_sock	*pref, *out;
+	char		 err[128];
 
-	if (len < sizeof(rr))
-		return (-1);
-	memcpy(&rr, r, sizeof(rr));
-	if (rr.version != IREC_VERSION || rr.uplen != dc->uplen ||
-	    rr.ttlen == 0 || rr.ttlen >= sizeof(v->ttag) ||
-	    len - sizeof(rr) <= (size_t)rr.uplen +
-	    rr.ttlen || memcmp(rec + sizeof(rr), dc->up, dc->uplen) != 0)
-		return (-1);
-	ttag = (struct slice){ rec + sizeof(rr) + rr.uplen, rr.ttlen };
+	if ((v = dinv_find(br->branch, (struct slice){ NULL, 0 })) != NULL)
+		return (up.len == strlen(v->up) && memcmp(up.p, v->up,
+		    up.len) == 0 && v->inv->cseq == cseq ? v : NULL);
 	v = xcalloc(1, sizeof(*v));
-	v->inv = sipmsg_new(ttag.p + ttag.len, len - sizeof(rr) - rr.uplen -
-	    rr.ttlen);
+	v->inv = sipmsg_new(br->lines.p, br->lines.len);
 	if (sipmsg_parse(v->inv, err, sizeof(err)) != 0 ||
-	    v->inv->method != SM_INVITE || v->inv->cseq != dc->cseq ||
-	    v->inv->branch.len == 0) {
-		sipmsg_free(v->inv);
-		free(v);
-		return (-1);
-	}
-	memcpy(v->up, dc->up, dc->uplen);
-	memcpy(v->ttag, ttag.p, ttag.len);
-	txn_addr_get(&rr.peer, &v->peer);
-	pref = rr.sock < D.tp->nsocks ? &D.tp->socks[rr.sock] : NULL;
+	    v->inv->method != SM_INVITE || v->inv->cseq != cseq ||
+	    !slice_same(v->inv->branch, br->branch))
+		goto fail;
+	memcpy(v->up, up.p, up.len);
+	memcpy(v->ttag, br->ttag.p, br->ttag.len);
+	txn_addr_get(&br->peer, &v->peer);
+	pref = br->sock < D.tp->nsocks ? &D.tp->socks[br->sock] : NULL;
 	if (v->peer.len == 0 || (out = tp_sock_for(D.tp, &v->peer,
-	    pref)) == NULL) {
-		sipmsg_free(v->inv);
-		free(v);
-		return (-1);
-	}
+	    pref)) == NULL)
+		goto fail;
 	v->sock = out;
 	timer_init(&v->life, D.base, dinv_expire, v);
 	timer_set(&v->life, 64 * txn_settings()->t1_ms + 5000);
 	v->next = D.invs;
 	D.invs = v;
+	/* Its early dialog, to end with the attempt's record (or confirm). */
+	if (dialog_find(v->inv->callid, v->inv->from_tag, br->ttag) == NULL &&
+	    dialog_fetch_tags(v->inv->callid, v->inv->from_tag, br->ttag,
+	    false, dialog_early_fetched, v) == 0)
+		v->fetching = true;
+	return (v);
+fail:
+	sipmsg_free(v->inv);
+	free(v);
+	return (NULL);
+}
+
+/* The CANCEL of branch v downstream, with the INVITE's own Via (9.1). */
+static void
+dinv_cancel(struct dinv *v, const char *reason)
+{
+	struct buf	 b;
+	size_t		 blen;
+	struct txn	*ct;
+
+	if (v->cancelled || v->code != 0)
+		return;
+	v->cancelled = true;
 	buf_init(&b, 512);
-	sipbuild_cancel(v->inv, dc->reason, &b);
+	sipbuild_cancel(v->inv, reason, &b);
 	blen = b.len;
 	ct = txn_client_start(TXN_NICT, v->inv->branch,
 	    (struct slice){ "CANCEL", 6 }, v->inv->callid, buf_steal(&b, NULL),
-	    blen, out, &v->peer, NULL, &bye_owner, 0);
+	    blen, v->sock, &v->peer, NULL, &bye_owner, 0);
 	txn_set_ops(ct, &cancel_ops);
 	log_info("dialog " SLICE_FMT ": CANCEL of another node's INVITE "
 	    "relayed, branch " SLICE_FMT, SLICE_ARG(v->inv->callid),
 	    SLICE_ARG(v->inv->branch));
-	/* Its early dialog, to end with the attempt's record (or confirm). */
-	if (dialog_find(v->inv->callid, v->inv->from_tag, ttag) == NULL &&
-	    dialog_fetch_tags(v->inv->callid, v->inv->from_tag, ttag, false,
-	    dialog_early_fetched, v) == 0)
-		v->fetching = true;
+}
+
+/* Every open branch taken of the INVITE of caller's branch up. */
+static unsigned
+dinv_cancel_all(struct slice up, const char *reason)
+{
+	struct dinv	*v;
+	unsigned	 n = 0;
+
+	for (v = D.invs; v != NULL; v = v->next)
+		if (up.len == strlen(v->up) && memcmp(up.p, v->up,
+		    up.len) == 0 && v->code == 0) {
+			dinv_cancel(v, reason);
+			n++;
+		}
+	return (n);
+}
+
+/* A CANCEL waiting for its INVITE's record. */
+struct dcancel {
+	dialog_cancel_fn	*fn;
+	void			*arg;
+	char			*reason;	/* owned, or NULL */
+	uint32_t		 cseq;
+	size_t			 uplen;
+	char			 up[];
+};
+
+/* Taken: each branch of the record cancelled. */
+static int
+dialog_cancel_send(struct dcancel *dc, const char *rec, size_t len)
+{
+	struct ibranch	 brs[IREC_MAX];
+	struct slice	 up;
+	unsigned	 i, n, taken = 0;
+
+	if (irec_parse(rec, len, &up, brs, &n) != 0 ||
+	    up.len != dc->uplen || memcmp(up.p, dc->up, up.len) != 0)
+		return (-1);
+	for (i = 0; i < n; i++)
+		if (dinv_take(&brs[i], up, dc->cseq) != NULL)
+			taken++;
+	if (taken == 0)
+		return (-1);
+	dinv_cancel_all(up, dc->reason);
 	return (0);
 }
 
@@ -2729,7 +2915,13 @@ dialog_cancel_reply(void *arg, const void *rec, size_t len, bool failed)
 		code = 0;
 	else if (failed)
 		code = 500;
-	else if (rec == NULL || dialog_cancel_send(dc, rec, len) == -1)
+	else if (dinv_find((struct slice){ NULL, 0 }, (struct slice){ dc->up,
+	    dc->uplen }) != NULL) {
+		/* Taken meanwhile (an answer's fetch): cancelled from here. */
+		dinv_cancel_all((struct slice){ dc->up, dc->uplen },
+		    dc->reason);
+		code = 200;
+	} else if (rec == NULL || dialog_cancel_send(dc, rec, len) == -1)
 		code = 481;
 	else
 		code = 200;
@@ -2741,22 +2933,28 @@ dialog_cancel_reply(void *arg, const void *rec, size_t len, bool failed)
 /*
  * A CANCEL that matches no INVITE here, with dialog.backend "redis": the
  * INVITE may be another node's that rang (its record in Redis).  0:
- * asked, fn(arg, code) comes: 200 (CANCEL relayed downstream), 481 (no
- * such INVITE), 500 (Redis failed), 0 (the worker stops).  1: relayed
- * already (200).  -1: nothing to ask (481).  -2: Redis is down.
+ * asked, fn(arg, code) comes: 200 (CANCEL relayed downstream on each
+ * branch that rang), 481 (no such INVITE), 500 (Redis failed), 0 (the
+ * worker stops).  1: relayed already, or the INVITE is taken here (its
+ * answer came first), cancelled now (200).  -1: nothing to ask (481).
+ * -2: Redis is down.
  */
 int
 dialog_cancel(const struct sipmsg *m, const char *reason,
     dialog_cancel_fn *fn, void *arg)
 {
 	struct dcancel	*dc;
+	struct dinv	*v;
 
 	if (!D.up || D.closing || !dlgr_configured() ||
 	    m->from_tag.len == 0 || m->branch.len == 0 ||
 	    m->branch.len >= sizeof(((struct dinv *)NULL)->up))
 		return (-1);
-	if (dinv_find((struct slice){ NULL, 0 }, m->branch) != NULL)
+	if ((v = dinv_find((struct slice){ NULL, 0 }, m->branch)) != NULL &&
+	    v->inv->cseq == m->cseq) {
+		dinv_cancel_all(m->branch, reason);
 		return (1);
+	}
 	if (!dlgr_up())
 		return (-2);
 	dc = xmalloc(sizeof(*dc) + m->branch.len);
@@ -2811,13 +3009,28 @@ dialog_early_of(const struct dinv *v, struct slice ttag)
 	return (d);
 }
 
+/* Every branch of v's INVITE has its final: its record goes. */
+static void
+dinv_over(const struct dinv *v)
+{
+	const struct dinv	*o;
+
+	for (o = D.invs; o != NULL; o = o->next)
+		if (strcmp(o->up, v->up) == 0 && o->code == 0)
+			return;
+	if (!D.closing)
+		dlgr_del_invite(v->inv->callid, v->inv->from_tag);
+}
+
 /*
  * A response matching no client transaction here: is it the answer to
- * another node's INVITE this node cancelled (next, its next Via, the
- * caller's of that INVITE)?  Then true (the proxy sends it on by next):
- * a final failure is ACKed downstream here (the
- * INVITE's client transaction would), a 2xx confirms the early dialog
- * here (it is adopted from Redis first if need be).
+ * another node's INVITE taken here (a CANCEL relayed for it, or an
+ * answer that came before: dialog_invite_fetch()), next its next Via, the
+ * caller's of that INVITE?  Then true (the proxy sends it on by next):
+ * a final failure is ACKed downstream here (the INVITE's client
+ * transaction would), a 2xx confirms the early dialog here (it is
+ * adopted from Redis first if need be) and cancels the INVITE's other
+ * branches.
  */
 bool
 dialog_invite_response(const struct sipmsg *resp, struct slice next)
@@ -2828,27 +3041,40 @@ dialog_invite_response(const struct sipmsg *resp, struct slice next)
 	struct buf	 b;
 	struct slice	 br;
 	char		 err[128];
+	bool		 first;
 
-	/* Back to the caller whose CANCEL it was: its Via next. */
+	/* Back to the caller whose INVITE it was: its Via next. */
 	if (!D.up || D.invs == NULL || resp->method != SM_INVITE ||
 	    (v = dinv_find(resp->branch, (struct slice){ NULL, 0 })) ==
 	    NULL || resp->cseq != v->inv->cseq ||
 	    !hdr_param(next, "branch", &br) || br.len != strlen(v->up) ||
 	    memcmp(br.p, v->up, br.len) != 0)
 		return (false);
+	first = resp->status >= 200 && v->code == 0;
+	if (first)
+		v->code = resp->status;
 	if (resp->status >= 300) {
 		buf_init(&b, 512);
 		if (sipbuild_ack(v->inv, resp, &b) == 0)
 			tp_send(v->sock, &v->peer, b.p, b.len);
 		buf_cleanup(&b);
+		if (!first)
+			return (true);
 		/* The first: its early dialogs end, the attempt's record. */
 		if ((d = dialog_early_of(v, resp->to_tag)) != NULL ||
 		    (d = dialog_early_of(v, (struct slice){ v->ttag,
 		    strlen(v->ttag) })) != NULL)
-			dialog_end(d, CDR_BY_CALLER, resp->status);
+			dinv_early_end(v, d, resp->status);
 		else if (v->fetching && v->final == 0)
 			v->final = resp->status;	/* ended once it comes */
+		dinv_over(v);
 	} else if (resp->status >= 200 && resp->to_tag.len > 0) {
+		if (first) {
+			dinv_cancel_all((struct slice){ v->up,
+			    strlen(v->up) }, "SIP;cause=200;text=\"Call "
+			    "completed elsewhere\"");
+			dinv_over(v);
+		}
 		if ((d = dialog_find(resp->callid, resp->from_tag,
 		    resp->to_tag)) != NULL) {
 			if (d->state == DLG_EARLY && d->call == NULL)
@@ -2873,4 +3099,119 @@ dialog_invite_ack(const struct sipmsg *m)
 
 	return (D.up && D.invs != NULL && (v = dinv_find((struct slice){
 	    NULL, 0 }, m->branch)) != NULL && m->cseq == v->inv->cseq);
+}
+
+/* ---- dialog.backend "redis": an answer to another node's INVITE ---- */
+
+static void
+dpend_done(struct dpend *p, bool ok)
+{
+	struct dpend	**pp;
+	unsigned	  i;
+
+	for (pp = &D.pends; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	for (i = 0; i < p->nw; i++)
+		p->w[i].fn(p->w[i].arg, ok);
+	free(p);
+}
+
+/* The INVITE's record came (or not): its branch taken if it names it. */
+static void
+dialog_invite_fetched(void *arg, const void *rec, size_t len, bool failed)
+{
+	struct dpend	*p = arg;
+	struct ibranch	 brs[IREC_MAX];
+	struct slice	 up, down = { p->down, strlen(p->down) };
+	unsigned	 i, n;
+	struct dinv	*v = NULL;
+
+	if (!D.up || D.closing || failed || rec == NULL) {
+		if (D.up && !D.closing)
+			log_info("dialog: an answer to an INVITE of no "
+			    "transaction here: %s, dropped", failed ?
+			    "redis did not say whose it is" : "no INVITE "
+			    "record in redis");
+		dpend_done(p, false);
+		return;
+	}
+	if (irec_parse(rec, len, &up, brs, &n) == 0 && up.len ==
+	    strlen(p->up) && memcmp(up.p, p->up, up.len) == 0) {
+		for (i = 0; i < n; i++)
+			if (slice_same(brs[i].branch, down))
+				break;
+		if (i < n) {	/* ours: every branch of it taken */
+			for (i = 0; i < n; i++)
+				(void)dinv_take(&brs[i], up, p->cseq);
+			v = dinv_find(down, (struct slice){ NULL, 0 });
+		}
+	}
+	if (v != NULL)
+		log_info("dialog " SLICE_FMT ": an answer to another node's "
+		    "INVITE, taken from redis, branch %s",
+		    SLICE_ARG(v->inv->callid), p->down);
+	else
+		log_info("dialog: an answer to an INVITE of no transaction "
+		    "here does not match its record in redis, dropped");
+	dpend_done(p, v != NULL);
+}
+
+/*
+ * A response to an INVITE matching no client transaction here nor any
+ * INVITE taken here, whose top Via is one of the cluster's, next its
+ * next Via: with dialog.backend "redis" the INVITE may be another node's
+ * that rang (its record in Redis: its branch and the caller's must be
+ * there).  0: asked (or joined the answers waiting for that branch),
+ * fn(arg, ok) comes once: ok, the INVITE is taken here
+ * (dialog_invite_response() has it now).  1: too many wait (drop it).
+ * -1: nothing to ask.  -2: Redis is down.
+ */
+int
+dialog_invite_fetch(const struct sipmsg *resp, struct slice next,
+    dialog_answer_fn *fn, void *arg)
+{
+	struct dpend	*p;
+	struct slice	 up;
+
+	if (!D.up || D.closing || !dlgr_configured() ||
+	    resp->method != SM_INVITE || resp->from_tag.len == 0 ||
+	    resp->branch.len == 0 ||
+	    resp->branch.len >= sizeof(p->down) ||
+	    !hdr_param(next, "branch", &up) || up.len == 0 ||
+	    up.len >= sizeof(p->up))
+		return (-1);
+	for (p = D.pends; p != NULL; p = p->next)
+		if (resp->branch.len == strlen(p->down) &&
+		    memcmp(resp->branch.p, p->down, resp->branch.len) == 0) {
+			if (p->nw == DPEND_WAITERS || p->cseq != resp->cseq ||
+			    up.len != strlen(p->up) || memcmp(up.p, p->up,
+			    up.len) != 0)
+				return (1);
+			p->w[p->nw].fn = fn;
+			p->w[p->nw++].arg = arg;
+			return (0);
+		}
+	if (!dlgr_up())
+		return (-2);
+	p = xcalloc(1, sizeof(*p));
+	p->w[0].fn = fn;
+	p->w[0].arg = arg;
+	p->nw = 1;
+	p->cseq = resp->cseq;
+	memcpy(p->down, resp->branch.p, resp->branch.len);
+	memcpy(p->up, up.p, up.len);
+	p->next = D.pends;
+	D.pends = p;
+	if (dlgr_fetch_invite(resp->callid, resp->from_tag,
+	    dialog_invite_fetched, p) == -1) {
+		D.pends = p->next;
+		free(p);
+		return (-2);
+	}
+	log_debug("dialog " SLICE_FMT ": an answer to an INVITE of no "
+	    "transaction here, asking redis", SLICE_ARG(resp->callid));
+	return (0);
 }

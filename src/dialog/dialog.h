@@ -168,6 +168,10 @@ int	 dialog_cancel(const struct sipmsg *, const char *reason,
 	    dialog_cancel_fn *, void *);
 bool	 dialog_invite_response(const struct sipmsg *resp, struct slice next);
 bool	 dialog_invite_ack(const struct sipmsg *);
+/* dialog.backend "redis": an answer to another node's INVITE, no CANCEL. */
+typedef void dialog_answer_fn(void *, bool);
+int	 dialog_invite_fetch(const struct sipmsg *resp, struct slice next,
+	    dialog_answer_fn *, void *);
 void	 dialog_request_failed(const struct sipmsg *resp);
 bool	 dialog_media(const struct sipmsg *resp);
 

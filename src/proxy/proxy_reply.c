@@ -12,6 +12,7 @@
 #include "log.h"
 #include "proxy_int.h"
 #include "sipcause.h"
+#include "xmalloc.h"
 
 /* "Reason: Q.850;cause=17;text="USER_BUSY"" plus extra, for code >= 300. */
 static void
@@ -177,6 +178,69 @@ proxy_reply_rank(int code)
 }
 
 /*
+ * dialog.backend "redis": an answer to an INVITE of no transaction here
+ * whose top Via is one of the cluster's (another node's address that now
+ * leads here) waits, with its retransmissions, while the INVITE's record
+ * is asked of Redis (dialog_invite_fetch()); then it is taken again.
+ */
+struct answer_wait {
+	struct sipmsg	*m;		/* owned: a copy */
+	struct tp_sock	*sock;		/* a listener: lives as long as we */
+};
+
+static _Thread_local bool	answer_refetched;	/* no second ask */
+
+static void
+proxy_reply_fetched(void *arg, bool ok)
+{
+	struct answer_wait	*w = arg;
+
+	if (ok) {
+		answer_refetched = true;
+		if (!proxy_reply_stray(w->m, w->sock))
+			P.stats.dropped++;
+		answer_refetched = false;
+	} else
+		P.stats.dropped++;
+	sipmsg_free(w->m);
+	free(w);
+}
+
+/* true: m waits for Redis (a copy of it), or is dropped for good here. */
+static bool
+proxy_reply_wait(const struct sipmsg *m, struct tp_sock *sock,
+    struct slice next)
+{
+	struct answer_wait	*w;
+	char			 err[128];
+	int			 rc;
+
+	if (answer_refetched || m->method != SM_INVITE || !dialog_shared() ||
+	    !proxy_ctx_domain(m->via_host, m->via_port, NULL))
+		return (false);
+	w = xmalloc(sizeof(*w));
+	w->sock = sock;
+	w->m = sipmsg_new(m->buf, m->len);
+	if (sipmsg_parse(w->m, err, sizeof(err)) != 0)
+		goto fail;
+	rc = dialog_invite_fetch(w->m, next, proxy_reply_fetched, w);
+	if (rc == 0)
+		return (true);
+	if (rc == 1)
+		log_info("proxy " SLICE_FMT ": %d to another node's INVITE "
+		    "dropped, too many wait for its record from redis",
+		    SLICE_ARG(m->callid), m->status);
+	else if (rc == -2)
+		log_info("proxy " SLICE_FMT ": %d matches no transaction, "
+		    "dropped: redis is down", SLICE_ARG(m->callid),
+		    m->status);
+fail:
+	sipmsg_free(w->m);
+	free(w);
+	return (false);
+}
+
+/*
  * A response that matches no client transaction (RFC 3261 16.7, 16.11):
  * sent on statelessly by the next Via, when the top Via is ours (sent-by
  * one of our sockets, and a branch we made for that next Via), so a late
@@ -204,7 +268,7 @@ proxy_reply_stray(const struct sipmsg *m, struct tp_sock *sock)
 			return (false);
 	} else if (!tp_is_local(P.tp, m->via_host, m->via_port) ||
 	    !proxy_ctx_branch_ours(m->branch, v[1], &d))
-		return (false);
+		return (proxy_reply_wait(m, sock, v[1]));
 	buf_init(&b, m->len + 64);
 	sipbuild_response(m, 0, NULL, &b);
 	bytes = buf_steal(&b, &len);

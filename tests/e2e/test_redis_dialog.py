@@ -647,3 +647,81 @@ def test_redis_down_bye_to_b_500_ack_dropped(pair):
              "no log line for the ACK")
     assert p.uas.ep.collect(0.3) == []
     assert p.caller.collect(0.1, call.resp(method="BYE")) == []
+
+
+def test_answer_without_cancel_reaches_b(pair):
+    """bob rings through A (180 with his tag); A dies (SIGKILL); bob
+    answers and his 200 reaches B (A's address leads there), once while
+    Redis is slow (SIGSTOP) and again, retransmitted, meanwhile.  No
+    CANCEL went through B: B asks Redis for the INVITE's record, finds
+    A's branch of it and sends both 200s on to the caller with only his
+    Via (a 2xx retransmission must pass).  The early dialog is confirmed
+    on B: the caller's ACK and BYE through B reach bob, and there is
+    exactly one record, B's: code 200, the call's own start time (before
+    A died)."""
+    p = pair()
+    b = p.nodes["B"]
+    t0 = time.time()
+    call, inv = p.early("A")
+    wait_for(lambda: p.redis.cmd("EXISTS", invite_key(p, call)) == 1, 3,
+             "the INVITE's record is not in Redis")
+    t_ring = time.time()
+    time.sleep(1.0)
+    p.kill("A")
+    call.proxy = b.addr
+    ok200 = p.uas.respond(inv, 200, body=SDP, send=False)
+    p.stalled()
+    try:
+        p.uas.ep.send(ok200, b.addr)
+        time.sleep(0.15)
+        p.uas.ep.send(ok200, b.addr)
+        time.sleep(0.15)
+        assert p.caller.collect(0.1, call.resp(200)) == []
+    finally:
+        p.resumed()
+    oks = [p.caller.expect(call.resp(200)) for _ in range(2)]
+    for ok in oks:
+        call.check_vias(ok)
+        assert ok.to_tag == call.to_tag, ok.text()
+    assert "an answer to another node's INVITE, taken from redis" in \
+        b.log_text(), b.log_text()
+    wait_for(lambda: "confirmed" in b.log_text(), 3, "B did not confirm")
+    call.ack(oks[0])
+    ack = p.uas.expect("ACK", call_id=call.call_id)
+    assert ack.cseq == (inv.cseq[0], "ACK"), ack.text()
+    time.sleep(0.3)
+    p.bye_routes(call, "B")
+    recs = records(p.cdr["B"], 1)
+    assert len(recs) == 1, recs
+    r = recs[0]
+    assert r["call_id"] == call.call_id and r["code"] == 200, r
+    assert t0 - 1 <= utc(r["start_time"]) <= t_ring + 0.5, r
+    assert r.get("answer_time"), r
+    assert records(p.cdr["A"], secs=0.2) == []
+    wait_for(lambda: p.keys(call) == [], 3, "the dialog stayed in Redis")
+    assert p.redis.cmd("EXISTS", invite_key(p, call)) == 0
+
+
+def test_failure_without_cancel_reaching_b_acked(pair):
+    """bob rings through A; A dies; bob declines (486) and his answer
+    reaches B: B sends it on to the caller, ACKs it to bob with A's
+    branch, absorbs the caller's ACK, and writes the attempt's one record
+    (486, by the callee); the early dialog leaves Redis."""
+    p = pair()
+    b = p.nodes["B"]
+    call, inv = p.early("A")
+    wait_for(lambda: p.redis.cmd("EXISTS", invite_key(p, call)) == 1, 3,
+             "the INVITE's record is not in Redis")
+    p.kill("A")
+    call.proxy = b.addr
+    p.uas.ep.send(p.uas.respond(inv, 486, send=False), b.addr)
+    fin = p.caller.expect(call.resp(486))
+    call.check_vias(fin)
+    ack = p.uas.expect("ACK", call_id=call.call_id)
+    assert ack.branch == inv.branch, ack.text()
+    call.ack(fin)
+    assert p.uas.ep.collect(0.3, match(method="ACK")) == []
+    recs = records(p.cdr["B"], 1)
+    assert len(recs) == 1 and recs[0]["code"] == 486, recs
+    assert recs[0]["ended_by"] == "callee", recs
+    wait_for(lambda: p.keys(call) == [], 3, "the early dialog stayed")
