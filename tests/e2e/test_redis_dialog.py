@@ -18,6 +18,7 @@ import time
 
 import pytest
 from test_metrics import metrics_conf, scrape
+from redisresp import command
 from test_redis import REDIS, RedisServer, free_tcp_port, wait_for
 
 from conftest import lc
@@ -55,9 +56,12 @@ class Pair:
     """Redis, nodes A and B, a caller and a UAS (bob)."""
 
     def __init__(self, factory, tmp_path, backend="redis", mports=None,
-                 timeout=None):
+                 timeout=None, forked=False):
         self.redis = RedisServer()
         self.uas = UAS(Endpoint())
+        # forked: a second UAS, bob's calls fork to both (in parallel).
+        self.uas2 = UAS(Endpoint()) if forked else None
+        targets = [self.uas.target] + ([self.uas2.target] if forked else [])
         self.caller = Endpoint()
         port = port_free_on_all(HOSTS)
         self.nodes = {}
@@ -75,7 +79,7 @@ class Pair:
             if mports:
                 more.append(metrics_conf(mports[i]))
             o = factory(port=port, listen=[("udp", host, port)],
-                        routes=[("^bob$", [self.uas.target])],
+                        routes=[("^bob$", targets)],
                         domains=("example.test",) + HOSTS,
                         timers={"dialog_timeout": TIMEOUT_S},
                         extra="\n".join(more))
@@ -143,6 +147,8 @@ class Pair:
 
     def close(self):
         self.uas.ep.close()
+        if self.uas2 is not None:
+            self.uas2.ep.close()
         self.caller.close()
         self.redis.stop()
 
@@ -725,3 +731,88 @@ def test_failure_without_cancel_reaching_b_acked(pair):
     assert len(recs) == 1 and recs[0]["code"] == 486, recs
     assert recs[0]["ended_by"] == "callee", recs
     wait_for(lambda: p.keys(call) == [], 3, "the early dialog stayed")
+
+
+def forked_rung(p):
+    """A call through A forked to bob's two phones, both ringing (180,
+    each its own tag) and both branches in the INVITE's record.  Returns
+    (call, [INVITE at uas, INVITE at uas2])."""
+    call = p.call("A")
+    call.invite(body=SDP)
+    invs = [u.expect("INVITE", call_id=call.call_id)
+            for u in (p.uas, p.uas2)]
+    assert invs[0].branch != invs[1].branch
+    for u, inv in zip((p.uas, p.uas2), invs):
+        u.respond(inv, 180)
+        call.learn(p.caller.expect(call.resp(180)))
+
+    def both():
+        rec = command(p.redis.port, "GET", invite_key(p, call),
+                      encoding="latin-1")
+        return rec is not None and all(i.branch in rec for i in invs)
+    wait_for(both, 3, "the INVITE's record does not name both branches")
+    return call, invs
+
+
+def test_forked_cancel_after_failover_reaches_each_branch(pair):
+    """A call through A forks to two phones; both ring (the INVITE's
+    record names both branches).  A dies; the caller's CANCEL reaches B:
+    each phone gets a CANCEL with A's Via of its own branch; their 487s
+    are ACKed with their own branch and reach the caller; one record (B's,
+    487)."""
+    p = pair(forked=True)
+    b = p.nodes["B"]
+    call, invs = forked_rung(p)
+    p.kill("A")
+    call.proxy = b.addr
+    call.cancel()
+    assert p.caller.expect(call.resp(method="CANCEL")).code == 200
+    for u, inv in zip((p.uas, p.uas2), invs):
+        cancel = u.expect("CANCEL", call_id=call.call_id)
+        assert cancel.branch == inv.branch, (cancel.text(), inv.text())
+        assert cancel.vias[0].sent_by == inv.vias[0].sent_by
+        assert cancel.uri == inv.uri, (cancel.uri, inv.uri)
+        u.ep.send(u.respond(cancel, 200, send=False), b.addr)
+        u.ep.send(u.respond(inv, 487, send=False), b.addr)
+        ack = u.expect("ACK", call_id=call.call_id)
+        assert ack.branch == inv.branch, ack.text()
+        fin = p.caller.expect(call.resp(487))
+        call.check_vias(fin)
+    recs = records(p.cdr["B"], 1)
+    assert len(recs) == 1 and recs[0]["code"] == 487, recs
+    assert recs[0]["ended_by"] == "caller", recs
+    wait_for(lambda: p.keys(call) == [], 3, "an early dialog stayed")
+
+
+def test_forked_answer_reaching_b_cancels_the_other_branch(pair):
+    """A call through A forks to two phones, both ring; A dies.  The
+    second phone answers, its 200 reaching B: the caller gets it, the
+    first phone gets a CANCEL with its own branch (16.7 step 10), its 487
+    is ACKed; the call's ACK and BYE through B reach the phone that
+    answered; one record (B's, 200)."""
+    p = pair(forked=True)
+    b = p.nodes["B"]
+    call, invs = forked_rung(p)
+    p.kill("A")
+    call.proxy = b.addr
+    p.uas2.ep.send(p.uas2.respond(invs[1], 200, body=SDP, send=False),
+                   b.addr)
+    ok = p.caller.expect(call.resp(200))
+    call.check_vias(ok)
+    cancel = p.uas.expect("CANCEL", call_id=call.call_id)
+    assert cancel.branch == invs[0].branch, cancel.text()
+    p.uas.ep.send(p.uas.respond(cancel, 200, send=False), b.addr)
+    p.uas.ep.send(p.uas.respond(invs[0], 487, send=False), b.addr)
+    assert p.uas.expect("ACK", call_id=call.call_id).branch == \
+        invs[0].branch
+    wait_for(lambda: "confirmed" in b.log_text(), 3, "B did not confirm")
+    call.ack(ok)
+    p.uas2.expect("ACK", call_id=call.call_id)
+    call.proxy = b.addr
+    call.bye()
+    bye = p.uas2.expect("BYE", call_id=call.call_id)
+    p.uas2.respond(bye, 200)
+    assert p.caller.expect(call.resp(method="BYE")).code == 200
+    recs = records(p.cdr["B"], 1)
+    assert len(recs) == 1 and recs[0]["code"] == 200, recs
+    assert records(p.cdr["A"], secs=0.2) == []
