@@ -3073,7 +3073,9 @@ dialog_invite_response(const struct sipmsg *resp, struct slice next)
 			dinv_cancel_all((struct slice){ v->up,
 			    strlen(v->up) }, "SIP;cause=200;text=\"Call "
 			    "completed elsewhere\"");
-			dinv_over(v);
+			if (!D.closing)	/* answered: the INVITE is over */
+				dlgr_del_invite(v->inv->callid,
+				    v->inv->from_tag);
 		}
 		if ((d = dialog_find(resp->callid, resp->from_tag,
 		    resp->to_tag)) != NULL) {

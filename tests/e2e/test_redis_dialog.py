@@ -789,7 +789,7 @@ def test_forked_answer_reaching_b_cancels_the_other_branch(pair):
     second phone answers, its 200 reaching B: the caller gets it, the
     first phone gets a CANCEL with its own branch (16.7 step 10), its 487
     is ACKed; the call's ACK and BYE through B reach the phone that
-    answered; one record (B's, 200)."""
+    answered; one record (B's, 200); the INVITE's record is deleted."""
     p = pair(forked=True)
     b = p.nodes["B"]
     call, invs = forked_rung(p)
@@ -806,6 +806,8 @@ def test_forked_answer_reaching_b_cancels_the_other_branch(pair):
     assert p.uas.expect("ACK", call_id=call.call_id).branch == \
         invs[0].branch
     wait_for(lambda: "confirmed" in b.log_text(), 3, "B did not confirm")
+    wait_for(lambda: p.redis.cmd("EXISTS", invite_key(p, call)) == 0, 3,
+             "the INVITE's record stayed after its answer")
     call.ack(ok)
     p.uas2.expect("ACK", call_id=call.call_id)
     call.proxy = b.addr
