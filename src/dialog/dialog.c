@@ -96,6 +96,8 @@ struct dialog {
 	bool			 transit;	/* another node's call: no
 						   record, counted apart, not
 						   in Redis */
+	bool			 entry_asked;	/* transit: the entry node's
+						   dialog asked of Redis once */
 	uint8_t			 kind;		/* enum dlg_kind; a
 						   subscription: its expiry in
 						   answer (realtime) and
@@ -579,6 +581,8 @@ lim_release(const struct strs *s, bool *user, bool *src)
 
 static void	dialog_republish(void);
 static struct dialog *dialog_revive(const void *, size_t);
+static bool	dialog_entry_gone(struct dialog *, const struct sipmsg *,
+		    struct slice);
 static void	dialog_ended_elsewhere(struct slice, struct slice,
 		    struct slice);
 
@@ -1656,6 +1660,41 @@ dialog_request(const struct sipmsg *m, struct slice next, char *err,
 	return (dialog_request_flow(m, next, NULL, err, errlen));
 }
 
+/*
+ * A transit copy d (dialog.backend "redis") and an in-dialog request m
+ * whose Route names the entry node's Record-Route (the first of d's
+ * routes towards the caller), not as the next hop: this node popped it
+ * as its own, so the entry node's address leads here now (it died).
+ * Then true, once per dialog: its dialog is asked of Redis
+ * (dialog_fetch()), and taken in place of the transit copy
+ * (dialog_entry_take()).
+ */
+static bool
+dialog_entry_gone(struct dialog *d, const struct sipmsg *m,
+    struct slice next)
+{
+	struct slice	 entry, v[16];
+	unsigned	 i, n;
+
+	if (!d->transit || d->entry_asked || d->kind != DLG_CALL ||
+	    !dlgr_configured() || !dlgr_up())
+		return (false);
+	entry = routes_first(str_get(&d->str, DS_CALLER_ROUTES));
+	if (entry.len == 0 || (next.p != NULL && dialog_uri_same(next,
+	    entry)))
+		return (false);
+	n = sipmsg_values(m, SH_ROUTE, v, 16);
+	for (i = 0; i < n && i < 16; i++)
+		if (dialog_uri_same(hdr_uri(v[i]), entry))
+			break;
+	if (i == n || i == 16)
+		return (false);
+	d->entry_asked = true;
+	log_info("dialog %s: transit, the entry node's route came back "
+	    "here: its dialog asked of redis", STR(d, DS_CALLID));
+	return (true);
+}
+
 int
 dialog_request_flow(const struct sipmsg *m, struct slice next,
     struct tp_addr *flow, char *err, size_t errlen)
@@ -1696,6 +1735,12 @@ dialog_request_flow(const struct sipmsg *m, struct slice next,
 	    !(m->method == SM_BYE && from_caller)) {
 		snprintf(err, errlen, "Call/Transaction Does Not Exist "
 		    "(early dialog)");
+		CNT_ADD(refused_481, 1);
+		return (481);
+	}
+	if (dialog_entry_gone(d, m, next)) {
+		snprintf(err, errlen, "Call/Transaction Does Not Exist "
+		    "(the entry node's dialog is asked of redis)");
 		CNT_ADD(refused_481, 1);
 		return (481);
 	}
@@ -2374,6 +2419,71 @@ dfetch_done(struct dfetch *f, enum dialog_fetch_result res)
 	free(f);
 }
 
+/*
+ * The entry node's dialog rec, fetched for a transit copy of it here
+ * (dialog_entry_gone()): taken in its place, with the transit copy's
+ * view of the callee (its target, Route set, flow: its next hop was this
+ * node), so that this node routes the call's requests both ways and
+ * writes its one record.  NULL: no transit copy of it here.
+ */
+static struct dialog *
+dialog_entry_take(const void *rec, size_t len)
+{
+	const struct drec	*r = drec_check(rec, len);
+	struct strs		 rs;
+	struct dialog		*t, *d;
+	struct slice		 v[DS_N];
+	struct txn_addr		 caddr;
+	struct buf		 ct, cr;
+	uint32_t		 ccseq;
+	uint8_t			 csock;
+
+	if (r == NULL || r->transit || r->kind == DLG_SUB)
+		return (NULL);
+	rs.s = (char *)rec + sizeof(*r);
+	memcpy(rs.off, r->off, sizeof(rs.off));
+	if ((t = dialog_find(str_get(&rs, DS_CALLID), str_get(&rs, DS_FTAG),
+	    str_get(&rs, DS_TTAG))) == NULL || !t->transit ||
+	    t->state != DLG_CONFIRMED || t->kind != DLG_CALL)
+		return (NULL);
+	buf_init(&ct, 128);
+	buf_init(&cr, 128);
+	buf_add(&ct, STR(t, DS_CALLEE_TARGET), str_get(&t->str,
+	    DS_CALLEE_TARGET).len);
+	buf_add(&cr, STR(t, DS_CALLEE_ROUTES), str_get(&t->str,
+	    DS_CALLEE_ROUTES).len);
+	caddr = t->callee_addr;
+	csock = t->callee_sock;
+	ccseq = t->callee_cseq;
+	log_info("dialog %s: the transit copy gives way to the entry node's "
+	    "dialog", STR(t, DS_CALLID));
+	dialog_free(t);		/* no record: transit, not shared */
+	if ((d = dialog_revive(rec, len)) == NULL) {
+		buf_cleanup(&ct);
+		buf_cleanup(&cr);
+		return (NULL);
+	}
+	str_all(&d->str, v);
+	v[DS_CALLEE_TARGET] = (struct slice){ ct.p, ct.len };
+	v[DS_CALLEE_ROUTES] = (struct slice){ cr.p, cr.len };
+	hashtab_remove(&D.ht, &d->node);
+	str_set(&d->str, v);
+	dialog_link(d);
+	dialog_account(d);
+	buf_cleanup(&ct);
+	buf_cleanup(&cr);
+	d->callee_addr = caddr;
+	d->callee_sock = csock;
+	if (ccseq > d->callee_cseq)
+		d->callee_cseq = ccseq;
+	d->shared = true;	/* this node ends it now */
+	CNT_ADD(adopted, 1);
+	log_info("dialog %s: adopted from redis (the entry node's, its next "
+	    "hop this node)", STR(d, DS_CALLID));
+	dialog_save(d);		/* the new view, for the next to take it */
+	return (d);
+}
+
 /* Redis answered (rec NULL: no such dialog, or failed: Redis failed). */
 static void
 dialog_fetch_reply(void *arg, const void *rec, size_t len, bool failed)
@@ -2391,7 +2501,9 @@ dialog_fetch_reply(void *arg, const void *rec, size_t len, bool failed)
 		dfetch_done(f, DLG_FETCH_FAILED);
 		return;
 	}
-	if (rec != NULL && (d = dialog_revive(rec, len)) != NULL) {
+	if (rec != NULL && (d = dialog_entry_take(rec, len)) != NULL)
+		;
+	else if (rec != NULL && (d = dialog_revive(rec, len)) != NULL) {
 		d->shared = true;	/* this node ends it now */
 		CNT_ADD(adopted, 1);
 		log_info("dialog %s: adopted from redis%s", STR(d, DS_CALLID),

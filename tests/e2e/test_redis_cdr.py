@@ -413,6 +413,62 @@ def test_entry_node_fails_adopter_writes_the_one_record(nodes):
     alice.close()
 
 
+def test_transit_node_takes_over_the_dead_entry_nodes_address(nodes):
+    """The call goes caller -> B -> A -> alice and is answered; B dies
+    and its address moves to A itself, the transit node (A lists B's
+    address as its own; the caller sends to A).  The caller's BYE names
+    B's Record-Route, which A now pops as its own: A takes the entry
+    node's dialog from Redis in place of its transit copy, so alice gets
+    the BYE and there is exactly one record, A's, with the call's own
+    start and answer times; the key is gone.  A second call, hung up by
+    alice: her BYE (Route A, then B) reaches the caller (before, 403)
+    and its one record is A's too, ended by the callee."""
+    c = nodes(domains={"A": (HOSTS["B"],)})
+    a, b = c["A"], c["B"]
+    alice = c.phone("alice", "A")
+    calls = []
+    for tag in ("tcp1", "tcp2"):
+        call = c.caller("B")
+        inv, _ = ring_and_answer(c, alice, call, to_tag=tag)
+        key = "osprey:dlg:{%s}:%s:%s" % (call.call_id, call.from_tag, tag)
+        wait_for(lambda: c.redis.cmd("EXISTS", key) == 1, 3,
+                 "B's dialog is not in Redis")
+        calls.append((call, inv, tag, key))
+    t_answer = time.time()
+    wait_for(lambda: a.log_text().count("confirmed (transit)") == 2, 3,
+             "A has no transit copies")
+    time.sleep(0.5)
+    b.proc.kill()
+    b.proc.wait()
+    b.allowed_rc = (-9,)
+
+    call, inv, tag, key = calls[0]
+    call.proxy = a.addr
+    caller_bye(call, alice)
+    assert "the transit copy gives way to the entry node's dialog" in \
+        a.log_text(), a.log_text()
+    recs = c.recs("A", 1)
+    assert len(recs) == 1, recs
+    r = recs[0]
+    assert r["call_id"] == call.call_id and r["ended_by"] == "caller", r
+    assert r["code"] == 200 and r["src_ip"] == "127.0.0.1", r
+    assert utc(r["start_time"]) <= t_answer + 0.5, r
+    assert utc(r["answer_time"]) <= t_answer + 0.5, r
+    wait_for(lambda: c.redis.cmd("EXISTS", key) == 0, 3,
+             "the entry node's dialog stayed in Redis")
+
+    call, inv, tag, key = calls[1]
+    phone_bye(call, alice, inv, tag)
+    recs = c.recs("A", 2)
+    assert len(recs) == 2, recs
+    r = recs[1]
+    assert r["call_id"] == call.call_id and r["ended_by"] == "callee", r
+    wait_for(lambda: c.redis.cmd("EXISTS", key) == 0, 3,
+             "the entry node's dialog stayed in Redis")
+    assert c.recs("B", secs=0) == []
+    alice.close()
+
+
 @pytest.mark.skipif(interop.BARESIP is None, reason="baresip not installed")
 def test_baresip_on_a_over_tcp_called_through_b(nodes, tmp_path):
     """A real phone: baresip bob registers on A (127.0.0.1) over TCP and
