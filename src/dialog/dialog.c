@@ -2857,6 +2857,7 @@ static const struct txn_ops cancel_ops = {
 };
 
 static struct dialog *dialog_early_of(const struct dinv *, struct slice);
+static bool	dinv_answered(const struct dinv *);
 
 /*
  * Is another branch of v's INVITE still open (no final yet) or answered?
@@ -2897,9 +2898,14 @@ dialog_early_fetched(void *arg, enum dialog_fetch_result res)
 	struct dialog	*d;
 
 	v->fetching = false;
-	if (res == DLG_FETCH_DONE && v->final >= 300 && (d =
-	    dialog_early_of(v, (struct slice){ v->ttag,
-	    strlen(v->ttag) })) != NULL)
+	if (res != DLG_FETCH_DONE || (d = dialog_early_of(v, (struct slice){
+	    v->ttag, strlen(v->ttag) })) == NULL)
+		return;
+	if (v->code == 0 && dinv_answered(v)) {
+		log_info("dialog %s: early dialog taken from redis dropped "
+		    "(another branch answered)", STR(d, DS_CALLID));
+		dialog_free(d);
+	} else if (v->final >= 300)
 		dinv_early_end(v, d, v->final);
 }
 
@@ -3094,16 +3100,100 @@ dialog_early_confirm(struct dialog *d)
 	dialog_save(d);
 }
 
+/*
+ * A 2xx (resp) whose To tag made no early dialog, on the branch whose
+ * early dialog e was taken from Redis: its dialog, made of e's caller
+ * side and the 2xx's callee side (To, Contact, the Record-Route entries
+ * before ours: those after ours are e's caller side, the same on every
+ * branch).  e goes (no record: the call is answered).  NULL: the 2xx
+ * does not carry our entry.
+ */
+static struct dialog *
+dialog_early_clone(struct dialog *e, const struct sipmsg *resp)
+{
+	struct dialog	*d;
+	struct slice	 v[DS_N], rr[DLG_MAX_RR], cv[DLG_MAX_RR];
+	struct buf	 ce;
+	char		 cestore[256];
+	size_t		 ncaller;
+	unsigned	 n;
+
+	n = sipmsg_values(resp, SH_RECORD_ROUTE, rr, DLG_MAX_RR);
+	if (n > DLG_MAX_RR)
+		n = DLG_MAX_RR;
+	ncaller = str_get(&e->str, DS_CALLER_ROUTES).len == 0 ? 0 :
+	    split_values(str_get(&e->str, DS_CALLER_ROUTES), cv, DLG_MAX_RR);
+	if (n < ncaller + 1 || contact_uri(resp).len == 0)
+		return (NULL);
+	d = xcalloc(1, sizeof(*d));
+	str_all(&e->str, v);
+	buf_init_on(&ce, cestore, sizeof(cestore));
+	v[DS_TTAG] = resp->to_tag;
+	v[DS_TO] = hvalue(resp, SH_TO);
+	v[DS_CALLEE_TARGET] = contact_uri(resp);
+	v[DS_CALLEE_ROUTES] = routes_text(&ce, rr, 0, n - (unsigned)ncaller -
+	    1, true);
+	str_set(&d->str, v);
+	buf_cleanup(&ce);
+	d->caller_addr = e->caller_addr;
+	d->callee_addr = e->callee_addr;
+	d->caller_sock = e->caller_sock;
+	d->callee_sock = e->callee_sock;
+	d->caller_cseq = e->caller_cseq;
+	d->start = e->start;
+	d->start_ms = e->start_ms;
+	d->media = e->media;
+	d->state = DLG_EARLY;
+	d->kind = DLG_CALL;
+	d->shared = true;
+	state_count(d, DLG_EARLY, 1);
+	timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
+	e->media = false;	/* the call's media: d's now */
+	log_info("dialog %s: the 2xx's To tag " SLICE_FMT " had no early "
+	    "dialog: made from the branch's", STR(e, DS_CALLID),
+	    SLICE_ARG(resp->to_tag));
+	dialog_free(e);
+	dialog_link(d);
+	dialog_account(d);
+	return (d);
+}
+
+/*
+ * Has a branch of v's INVITE been answered (2xx)?  Then the adopted
+ * early dialogs of the others go without a record (as the call's own
+ * do when its INVITE's context goes).
+ */
+static bool
+dinv_answered(const struct dinv *v)
+{
+	const struct dinv	*o;
+
+	for (o = D.invs; o != NULL; o = o->next)
+		if (strcmp(o->up, v->up) == 0 && o->code >= 200 &&
+		    o->code < 300)
+			return (true);
+	return (false);
+}
+
 /* The early dialog of a 2xx relayed here: confirmed (once adopted). */
 static void
 dialog_answer_fetched(void *arg, enum dialog_fetch_result res)
 {
 	struct sipmsg	*resp = arg;
-	struct dialog	*d;
+	struct dialog	*d, *e;
+	struct dinv	*v;
 
 	if (res == DLG_FETCH_DONE && (d = dialog_find(resp->callid,
-	    resp->from_tag, resp->to_tag)) != NULL && d->state == DLG_EARLY &&
-	    d->call == NULL)
+	    resp->from_tag, resp->to_tag)) == NULL && (v = dinv_find(
+	    resp->branch, (struct slice){ NULL, 0 })) != NULL && (e =
+	    dialog_early_of(v, (struct slice){ v->ttag, strlen(v->ttag) })) !=
+	    NULL)
+		d = dialog_early_clone(e, resp);
+	else if (res == DLG_FETCH_DONE)
+		d = dialog_find(resp->callid, resp->from_tag, resp->to_tag);
+	else
+		d = NULL;
+	if (d != NULL && d->state == DLG_EARLY && d->call == NULL)
 		dialog_early_confirm(d);
 	sipmsg_free(resp);
 }
@@ -3119,6 +3209,24 @@ dialog_early_of(const struct dinv *v, struct slice ttag)
 	    d->call != NULL || d->kind != DLG_CALL)
 		return (NULL);
 	return (d);
+}
+
+/* v answered: the other branches' adopted early dialogs go, no record. */
+static void
+dinv_drop_others(const struct dinv *v)
+{
+	const struct dinv	*o;
+	struct dialog		*d;
+
+	for (o = D.invs; o != NULL; o = o->next)
+		if (o != v && strcmp(o->up, v->up) == 0 && o->code == 0 &&
+		    (d = dialog_early_of(o, (struct slice){ o->ttag,
+		    strlen(o->ttag) })) != NULL) {
+			log_info("dialog %s: early dialog taken from redis "
+			    "dropped (another branch answered)", STR(d,
+			    DS_CALLID));
+			dialog_free(d);
+		}
 }
 
 /* Every branch of v's INVITE has its final: its record goes. */
@@ -3182,6 +3290,7 @@ dialog_invite_response(const struct sipmsg *resp, struct slice next)
 		dinv_over(v);
 	} else if (resp->status >= 200 && resp->to_tag.len > 0) {
 		if (first) {
+			dinv_drop_others(v);
 			dinv_cancel_all((struct slice){ v->up,
 			    strlen(v->up) }, "SIP;cause=200;text=\"Call "
 			    "completed elsewhere\"");

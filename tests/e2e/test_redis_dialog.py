@@ -818,3 +818,33 @@ def test_forked_answer_reaching_b_cancels_the_other_branch(pair):
     recs = records(p.cdr["B"], 1)
     assert len(recs) == 1 and recs[0]["code"] == 200, recs
     assert records(p.cdr["A"], secs=0.2) == []
+
+
+def test_answer_with_another_tag_reaching_b_makes_the_dialog(pair):
+    """bob rings through A (180, tag one); A dies; his 200 carries
+    another To tag (no early dialog had it) and reaches B: the caller
+    gets it, B makes the dialog from the branch's early dialog and the
+    200 (its To tag, Contact), so the caller's ACK and BYE through B
+    reach bob; one record (B's, 200, bob's new tag); no key left."""
+    p = pair()
+    b = p.nodes["B"]
+    call, inv = p.early("A")
+    wait_for(lambda: p.redis.cmd("EXISTS", invite_key(p, call)) == 1, 3,
+             "the INVITE's record is not in Redis")
+    p.kill("A")
+    call.proxy = b.addr
+    p.uas.ep.send(p.uas.respond(inv, 200, body=SDP, to_tag="other",
+                                send=False), b.addr)
+    ok = p.caller.expect(call.resp(200))
+    call.check_vias(ok)
+    assert ok.to_tag == "other", ok.text()
+    wait_for(lambda: "confirmed" in b.log_text(), 3, "B did not confirm")
+    call.ack(ok)
+    assert p.uas.expect("ACK", call_id=call.call_id).to_tag == "other"
+    p.bye_routes(call, "B")
+    recs = records(p.cdr["B"], 1)
+    assert len(recs) == 1 and recs[0]["code"] == 200, recs
+    assert recs[0]["to_tag"] == "other", recs
+    wait_for(lambda: p.redis.cmd("KEYS", "osprey:dlg:{%s}*" %
+                                 call.call_id) == [], 3,
+             "a key of the call stayed in Redis")
