@@ -99,82 +99,7 @@ static void	dialog_call_uninvite(struct dialog_call *);
 static void	dialog_early_record(const struct dialog *, enum cdr_ended_by,
 		    int);
 
-/* ---- settings, counts ---- */
-
-void
-dialog_set_settings(const struct dialog_settings *s)
-{
-	G.set = *s;
-}
-
-void
-dialog_set_cdr(dialog_cdr_fn *fn)
-{
-	G.cdr = fn;
-}
-
-/* Who deletes a call's media session (the proxy's rtpengine client). */
-void
-dialog_set_media_end(dialog_media_fn *fn)
-{
-	G.media_end = fn;
-}
-
-bool
-dialog_enabled(void)
-{
-	return (G.set.enable);
-}
-
-/* Are the dialogs kept across a restart (dialog.database)? */
-bool
-dialog_persistent(void)
-{
-	return (dialog_store_is_open() || dlgr_configured());
-}
-
-/* dialog.backend "redis": the dialogs go to the Redis of this section. */
-void
-dialog_share(const struct redis_settings *rs)
-{
-	dlgr_configure(rs);
-}
-
-bool
-dialog_shared(void)
-{
-	return (dlgr_configured());
-}
-
-/*
- * The key of the Record-Route dialog stamps every node shares (from the
- * cluster secret), and its generation (it changes when the secret does).
- * false: none (not shared, or Redis not reached yet).
- */
-bool
-dialog_stamp_key(uint64_t key[2], uint32_t *gen)
-{
-	return (dlgr_key(key, gen));
-}
-
-/* Does limits.calls_per_user count anyone (then the From user counts)? */
-bool
-dialog_limits_users(void)
-{
-	return (G.set.calls_per_user > 0);
-}
-
-void
-dialog_totals(struct dialog_totals *t)
-{
-	const uint64_t	*from = (const uint64_t *)&G.tot;
-	uint64_t	*to = (uint64_t *)t;
-	size_t		 i;
-
-	for (i = 0; i < sizeof(*t) / sizeof(uint64_t); i++)
-		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
-	dlgr_counts(&t->redis_errors);
-}
+/* ---- limits ---- */
 
 /* Add d (1 or -1) to the count of key; false: at limit (not added). */
 static bool
@@ -249,12 +174,6 @@ dialog_init(struct event_base *base, struct tp *tp)
 	D.serial = (uint64_t)shard_self() << 48;
 	hashtab_init(&D.fetching, 8);
 	(void)dlgr_start(base, &hooks);
-}
-
-unsigned
-dialog_count(void)
-{
-	return (D.up ? (unsigned)D.ht.n : 0);
 }
 
 static struct slice dialog_keyof(const struct dialog *);
@@ -849,53 +768,6 @@ dialog_hangup(const char *callid, enum cdr_ended_by by, char *err,
 	for (i = 0; i < nhit; i++)
 		dialog_hangup_one(hit[i], by);
 	return (0);
-}
-
-void
-dialog_foreach(void (*fn)(const struct dialog_info *, void *), void *arg)
-{
-	struct hashtab_iter	 it;
-	struct hnode		*n;
-	struct dialog_info	 di;
-	char			 caller[256], callee[256];
-	struct slice		 u;
-	uint64_t		 now = timer_now_ms();
-
-	if (!D.up)
-		return;
-	HASHTAB_FOREACH(n, &D.ht, it) {
-		struct dialog	*d = (struct dialog *)n;
-
-		if (d->kind != DLG_CALL)	/* subscriptions: no calls */
-			continue;
-		u = hdr_uri(str_get(&d->str, DS_FROM));
-		snprintf(caller, sizeof(caller), SLICE_FMT, SLICE_ARG(u));
-		u = hdr_uri(str_get(&d->str, DS_TO));
-		snprintf(callee, sizeof(callee), SLICE_FMT, SLICE_ARG(u));
-		di.callid = STR(d, DS_CALLID);
-		di.caller = caller;
-		di.callee = callee;
-		di.caller_target = STR(d, DS_CALLER_TARGET);
-		di.callee_target = STR(d, DS_CALLEE_TARGET);
-		di.identity = STR(d, DS_IDENTITY);
-		di.state = (enum dialog_state)d->state;
-		di.age_ms = now - d->start_ms;
-		di.worker = shard_self();
-		di.media = d->media;
-		di.transit = d->transit;
-		fn(&di, arg);
-	}
-}
-
-/*
- * The worker is about to stop (before its transactions go): a call whose
- * INVITE is still on gets the record of an attempt the stop ended (503,
- * Q.850 41, ended by the proxy) whichever way its transactions go.
- */
-void
-dialog_stop(void)
-{
-	D.stopping = true;
 }
 
 /*

@@ -1,20 +1,157 @@
 /*
- * The dialog module's state (each worker's table, the counts every worker
- * shares) and its pure parts: a dialog's strings, the table's key, the
- * in-dialog URI check, our place in a Record-Route list.
+ * The dialog module's state (each worker's table, the settings and counts
+ * every worker shares) and what reads it, and its pure parts: a dialog's
+ * strings, the table's key, the in-dialog URI check, our place in a
+ * Record-Route list.
  */
 #include "config.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dialog.h"
 #include "dialog_int.h"
+#include "dialog_redis.h"
+#include "dialog_store.h"
+#include "shard.h"
 #include "xmalloc.h"
 
 _Thread_local struct dialog_worker dialog_w;
 struct dialog_global dialog_g = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+/* ---- settings, counts ---- */
+
+void
+dialog_set_settings(const struct dialog_settings *s)
+{
+	G.set = *s;
+}
+
+void
+dialog_set_cdr(dialog_cdr_fn *fn)
+{
+	G.cdr = fn;
+}
+
+/* Who deletes a call's media session (the proxy's rtpengine client). */
+void
+dialog_set_media_end(dialog_media_fn *fn)
+{
+	G.media_end = fn;
+}
+
+bool
+dialog_enabled(void)
+{
+	return (G.set.enable);
+}
+
+/* Are the dialogs kept across a restart (dialog.database)? */
+bool
+dialog_persistent(void)
+{
+	return (dialog_store_is_open() || dlgr_configured());
+}
+
+/* dialog.backend "redis": the dialogs go to the Redis of this section. */
+void
+dialog_share(const struct redis_settings *rs)
+{
+	dlgr_configure(rs);
+}
+
+bool
+dialog_shared(void)
+{
+	return (dlgr_configured());
+}
+
+/*
+ * The key of the Record-Route dialog stamps every node shares (from the
+ * cluster secret), and its generation (it changes when the secret does).
+ * false: none (not shared, or Redis not reached yet).
+ */
+bool
+dialog_stamp_key(uint64_t key[2], uint32_t *gen)
+{
+	return (dlgr_key(key, gen));
+}
+
+/* Does limits.calls_per_user count anyone (then the From user counts)? */
+bool
+dialog_limits_users(void)
+{
+	return (G.set.calls_per_user > 0);
+}
+
+void
+dialog_totals(struct dialog_totals *t)
+{
+	const uint64_t	*from = (const uint64_t *)&G.tot;
+	uint64_t	*to = (uint64_t *)t;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(*t) / sizeof(uint64_t); i++)
+		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+	dlgr_counts(&t->redis_errors);
+}
+
+/* ---- the table, read ---- */
+
+unsigned
+dialog_count(void)
+{
+	return (D.up ? (unsigned)D.ht.n : 0);
+}
+
+void
+dialog_foreach(void (*fn)(const struct dialog_info *, void *), void *arg)
+{
+	struct hashtab_iter	 it;
+	struct hnode		*n;
+	struct dialog_info	 di;
+	char			 caller[256], callee[256];
+	struct slice		 u;
+	uint64_t		 now = timer_now_ms();
+
+	if (!D.up)
+		return;
+	HASHTAB_FOREACH(n, &D.ht, it) {
+		struct dialog	*d = (struct dialog *)n;
+
+		if (d->kind != DLG_CALL)	/* subscriptions: no calls */
+			continue;
+		u = hdr_uri(str_get(&d->str, DS_FROM));
+		snprintf(caller, sizeof(caller), SLICE_FMT, SLICE_ARG(u));
+		u = hdr_uri(str_get(&d->str, DS_TO));
+		snprintf(callee, sizeof(callee), SLICE_FMT, SLICE_ARG(u));
+		di.callid = STR(d, DS_CALLID);
+		di.caller = caller;
+		di.callee = callee;
+		di.caller_target = STR(d, DS_CALLER_TARGET);
+		di.callee_target = STR(d, DS_CALLEE_TARGET);
+		di.identity = STR(d, DS_IDENTITY);
+		di.state = (enum dialog_state)d->state;
+		di.age_ms = now - d->start_ms;
+		di.worker = shard_self();
+		di.media = d->media;
+		di.transit = d->transit;
+		fn(&di, arg);
+	}
+}
+
+/*
+ * The worker is about to stop (before its transactions go): a call whose
+ * INVITE is still on gets the record of an attempt the stop ended (503,
+ * Q.850 41, ended by the proxy) whichever way its transactions go.
+ */
+void
+dialog_stop(void)
+{
+	D.stopping = true;
+}
 
 /* ---- strings ---- */
 

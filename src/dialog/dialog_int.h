@@ -2,8 +2,9 @@
  * The dialog module's own: what src/dialog/dialog*.c share among
  * themselves (no other file includes this; not an API).  Lowest first,
  * none calls a file above it (tests/arch/check-layers):
- *   dialog_base.c	the worker's table and the shared counts, the
- *			strings of a dialog, the pure parts;
+ *   dialog_base.c	the worker's table and the shared settings and
+ *			counts (and what reads them), the strings of a
+ *			dialog, the pure parts;
  *   dialog_bye.c	BYEs of our own, sent;
  *   dialog.c		the table, the end of calls and dialogs, their
  *			records, dialog.database and Redis, hangup and
@@ -216,7 +217,7 @@ slice_same(struct slice a, struct slice b)
 	    0));
 }
 
-/* dialog_base.c: strings, the pure parts. */
+/* dialog_base.c: the state (D, G), strings, the pure parts. */
 size_t		 dialog_str_size(const struct slice *);
 void		 dialog_str_fill(struct strs *, const struct slice *, char *);
 void		 dialog_str_set(struct strs *, const struct slice *);
