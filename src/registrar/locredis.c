@@ -492,16 +492,36 @@ tomb_set(struct slice aor, uint64_t ver)
 	t->at_ms = timer_now_ms();
 }
 
+/* The AOR's version in the table, or the one it left at; 0: none. */
+static uint64_t
+table_ver(struct slice aor)
+{
+	struct aor	*a;
+	uint64_t	 v;
+
+	location_read_lock();
+	a = location_find(aor);
+	v = a != NULL ? a->ver : tomb_ver(aor);
+	location_unlock();
+	return (v);
+}
+
 /*
  * The AOR's bindings as Redis holds them (the values of its fields) into
  * the local table, at version ver (the "#v" field: 0 unknown, always
  * taken).  A version no newer than the table's changes nothing (unless
- * force): that reply or message was overtaken by a later one.  Either way
- * the AOR counts as seen by the load under way (LR.gen).
+ * force): that reply or message was overtaken by a later one.  A reply
+ * (sent: the table's version when it was asked for) that is no newer than
+ * the table, or has no version, changes nothing either when the table's
+ * version moved since it was asked for, force or not: a message newer
+ * than the question came first (replies and messages come on two
+ * connections, in either order), and an empty reply would wipe bindings
+ * registered again meanwhile.  Either way the AOR counts as seen by the
+ * load under way (LR.gen).
  */
 static void
 lr_apply(struct slice aor, uint64_t ver, const struct slice *vals,
-    size_t nv, bool force)
+    size_t nv, bool force, const uint64_t *sent)
 {
 	struct binding_info	*bis;
 	struct tp_addr		*addrs;
@@ -510,13 +530,15 @@ lr_apply(struct slice aor, uint64_t ver, const struct slice *vals,
 	struct locredis_row	 row;
 	struct aor		*a;
 	int64_t			 now = wall_ms();
+	uint64_t		 cur;
 	unsigned		 n = 0, i, bad = 0;
 	char			 recv[TP_NAME_LEN];
 
 	location_write_lock();
 	a = location_find(aor);
-	if (ver != 0 && !force && ver <= (a != NULL ? a->ver :
-	    tomb_ver(aor))) {
+	cur = a != NULL ? a->ver : tomb_ver(aor);
+	if ((ver == 0 || ver <= cur) && ((sent != NULL && cur != *sent) ||
+	    (ver != 0 && !force))) {
 		if (a != NULL)
 			a->gen = LR.gen;
 		location_unlock();
@@ -617,7 +639,8 @@ ver_of(struct slice s)
  * local table: "#v" is the version, every other value a binding.
  */
 static void
-lr_replace(struct slice aor, const redisReply *rep, bool force)
+lr_replace(struct slice aor, const redisReply *rep, bool force,
+    const uint64_t *sent)
 {
 	struct slice	*vals;
 	uint64_t	 ver = 0;
@@ -641,7 +664,7 @@ lr_replace(struct slice aor, const redisReply *rep, bool force)
 		vals[n++] = v->type == REDIS_REPLY_STRING ? (struct slice){
 		    v->str, v->len } : (struct slice){ "", 0 };
 	}
-	lr_apply(aor, ver, vals, n, force);
+	lr_apply(aor, ver, vals, n, force, sent);
 	free(vals);
 }
 
@@ -676,7 +699,8 @@ lr_write_reply(void *arg, enum redis_result res, const redisReply *rep)
 	if (w->run_key)
 		LR.run_key_writes--;
 	if (res == REDIS_R_OK && rep->type == REDIS_REPLY_ARRAY) {
-		lr_replace((struct slice){ w->aor, w->aorlen }, rep, false);
+		lr_replace((struct slice){ w->aor, w->aorlen }, rep, false,
+		    NULL);
 		if (w->fn != NULL)
 			w->fn(w->arg, true, NULL);
 		goto done;
@@ -990,7 +1014,8 @@ lr_hgetall_reply(void *arg, enum redis_result res, const redisReply *rep)
 	bool		 load = w->arg != NULL;
 
 	if (res == REDIS_R_OK)
-		lr_replace((struct slice){ w->aor, w->aorlen }, rep, w->force);
+		lr_replace((struct slice){ w->aor, w->aorlen }, rep, w->force,
+		    &w->ver);
 	free(w);
 	if (!load)
 		return;
@@ -1019,6 +1044,7 @@ lr_fetch(struct slice aor, bool load, bool force)
 	w = xcalloc(1, sizeof(*w) + aor.len + 1);
 	w->arg = load ? &LR : NULL;
 	w->force = force;
+	w->ver = table_ver(aor);
 	w->aorlen = aor.len;
 	memcpy(w->aor, aor.p, aor.len);
 	buf_init(&key, 64);
@@ -1268,7 +1294,7 @@ lr_message(void *arg, const char *channel, const char *msg, size_t len)
 	if (ver != 0 && nl != NULL && msg_values(nl + 1, len - hl - 1, vals,
 	    REG_MAX_VALUES, &n) == 0) {
 		LR.applied++;
-		lr_apply(aor, ver, vals, n, false);
+		lr_apply(aor, ver, vals, n, false, NULL);
 		return;
 	}
 	if (ver != 0) {
