@@ -23,6 +23,7 @@
 #include <openssl/sha.h>
 
 #include "auth.h"
+#include "buf.h"
 #include "cluster.h"
 #include "location.h"
 #include "locredis.h"
@@ -1308,8 +1309,8 @@ lr_message(void *arg, const char *channel, const char *msg, size_t len)
 		location_unlock();
 	}
 	LR.reread++;
-	log_debug("registrar " SLICE_FMT ": version %llu from node "
-	    SLICE_FMT " without its bindings: read again", SLICE_ARG(aor),
+	log_debug("registrar " SLICE_FMT ": a change without its bindings, "
+	    "read again version=%llu node=" SLICE_FMT, SLICE_ARG(aor),
 	    (unsigned long long)ver, SLICE_ARG(node));
 	(void)lr_fetch(aor, false, ver == 0);
 }
@@ -1368,7 +1369,6 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 	unsigned char	digest[SHA_DIGEST_LENGTH];
 	char		host[128];
 	const char	*p;
-	int		i;
 
 	LR.run.address = xstrdup(set->address);
 	LR.run.user = set->user ? xstrdup(set->user) : NULL;
@@ -1396,8 +1396,7 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 	hashtab_init(&LR.tombs, 64);
 	SHA1((const unsigned char *)LOCREDIS_SCRIPT, sizeof(LOCREDIS_SCRIPT) -
 	    1, digest);
-	for (i = 0; i < SHA_DIGEST_LENGTH; i++)
-		snprintf(LR.sha + 2 * i, 3, "%02x", digest[i]);
+	fmt_hex(LR.sha, digest, sizeof(digest));
 	if (cluster_watch(lr_secret) == -1) {
 		snprintf(err, errlen, "cluster: too many watchers");
 		return (-1);

@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "buf.h"
 #include "cluster.h"
 #include "log.h"
 #include "redis.h"
@@ -54,18 +55,6 @@ cluster_label(enum cluster_purpose p)
 	return ((unsigned)p < CLUSTER_NPURPOSES ? LABEL[p] : NULL);
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
 /*
  * The secret (64 hex digits) in use from now on: -1 not one, 0 the one
  * in use already, 1 a new one (the generation moves on).
@@ -80,8 +69,8 @@ cluster_adopt(const char *hex, size_t len)
 	if (len != 64)
 		return (-1);
 	for (i = 0; i < 32; i++) {
-		if ((hi = hexval(hex[2 * i])) == -1 ||
-		    (lo = hexval(hex[2 * i + 1])) == -1) {
+		if ((hi = hex_digit(hex[2 * i])) == -1 ||
+		    (lo = hex_digit(hex[2 * i + 1])) == -1) {
 			explicit_bzero(s, sizeof(s));
 			return (-1);
 		}
@@ -232,7 +221,6 @@ cluster_state(void *arg, bool up)
 	    "GET" };
 	size_t		 len[5] = { 3, sizeof(CLUSTER_SECRET_KEY) - 1,
 	    64, 2, 3 };
-	unsigned	 i;
 	bool		 have;
 
 	(void)arg;
@@ -245,8 +233,7 @@ cluster_state(void *arg, bool up)
 	if (!have && getrandom(s, sizeof(s), 0) != (ssize_t)sizeof(s))
 		fatal("cluster: getrandom");
 	hex = xmalloc(65);
-	for (i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", s[i]);
+	fmt_hex(hex, s, sizeof(s));
 	explicit_bzero(s, sizeof(s));
 	argv[2] = hex;
 	if (redis_command(G.conn, cluster_reply, hex, 5, argv, len) == -1) {

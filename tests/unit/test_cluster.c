@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "buf.h"
 #include "check_util.h"
 #include "cluster.h"
 
@@ -121,11 +122,35 @@ START_TEST(generation)
 }
 END_TEST
 
+/* util's hex helpers, which the secret is read and written with. */
+START_TEST(hex_helpers)
+{
+	const uint8_t	b[] = { 0x00, 0x5e, 0xa0, 0xff };
+	char		out[2 * sizeof(b) + 1];
+	const char	*d = "09afAF";
+	int		want[] = { 0, 9, 10, 15, 10, 15 };
+	unsigned	i;
+
+	memset(out, 'x', sizeof(out));
+	fmt_hex(out, b, sizeof(b));
+	ck_assert_str_eq(out, "005ea0ff");
+	fmt_hex(out, b, 0);
+	ck_assert_str_eq(out, "");
+	for (i = 0; d[i] != '\0'; i++)
+		ck_assert_int_eq(hex_digit(d[i]), want[i]);
+	ck_assert_int_eq(hex_digit('g'), -1);
+	ck_assert_int_eq(hex_digit('G'), -1);
+	ck_assert_int_eq(hex_digit('/'), -1);
+	ck_assert_int_eq(hex_digit(':'), -1);
+	ck_assert_int_eq(hex_digit('\0'), -1);
+}
+END_TEST
+
 int
 main(void)
 {
 	TCase	*tc = check_case("cluster");
 
-	check_add(tc, adopt_refuses, keys_derived, generation);
+	check_add(tc, adopt_refuses, keys_derived, generation, hex_helpers);
 	return (check_run("cluster"));
 }
