@@ -1,20 +1,12 @@
 /* Unit tests: cluster.c (the cluster secret and the keys derived from it). */
 #include "config.h"
 
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <check.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <hiredis.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -22,9 +14,8 @@
 #include "buf.h"
 #include "check_util.h"
 #include "cluster.h"
-#include "log.h"
 #include "redis.h"
-#include "timer.h"
+#include "resp_peer.h"
 
 #define HEX1	"000102030405060708090a0b0c0d0e0f" \
 		"101112131415161718191a1b1c1d1e1f"
@@ -162,137 +153,71 @@ END_TEST
 
 /*
  * A Redis before 7.0, as far as the cluster secret goes: SET with both NX
- * and GET is a syntax error (as 6.2 answers it), SET NX and GET work.  One
- * connection at a time, on loopback.
+ * and GET is a syntax error (as 6.2 answers it), SET NX and GET work.
  */
 static struct {
-	struct redisReader	*rd;
-	char			 val[65];	/* "" none */
-	unsigned		 nxget, setnx, get;
+	char		 val[65];	/* "" none */
+	unsigned	 nxget, setnx, get;
 } F;
 
+static void
+old_redis(struct resp_conn *c, const redisReply *r, void *arg)
+{
+	(void)arg;
+	if (resp_arg_is(r, 0, "PING"))
+		resp_sends(c, "+PONG\r\n");
+	else if (resp_arg_is(r, 0, "SET") && r->elements == 5) {
+		F.nxget++;
+		resp_sends(c, "-ERR syntax error\r\n");
+	} else if (resp_arg_is(r, 0, "SET") && r->elements == 4 &&
+	    resp_arg_is(r, 3, "NX")) {
+		F.setnx++;
+		if (F.val[0] != '\0')
+			resp_sends(c, "$-1\r\n");
+		else {
+			ck_assert_uint_eq(r->element[2]->len, 64);
+			memcpy(F.val, r->element[2]->str, 64);
+			F.val[64] = '\0';
+			resp_sends(c, "+OK\r\n");
+		}
+	} else if (resp_arg_is(r, 0, "GET")) {
+		F.get++;
+		if (F.val[0] == '\0')
+			resp_sends(c, "$-1\r\n");
+		else
+			resp_bulk(c, F.val, 64);
+	} else
+		resp_sends(c, "-ERR unknown command\r\n");
+}
+
 static bool
-arg_is(const redisReply *r, size_t i, const char *s)
+have_secret(void *arg)
 {
-	return (i < r->elements && r->element[i]->len == strlen(s) &&
-	    strncasecmp(r->element[i]->str, s, r->element[i]->len) == 0);
+	return (cluster_key(CLUSTER_NONCE, arg, NULL));
 }
 
-static void
-fake_read(struct bufferevent *bev, void *arg)
-{
-	struct evbuffer	*in = bufferevent_get_input(bev);
-	size_t		 n;
-	void		*rep;
-	redisReply	*r;
-	char		 out[128];
-
-	(void)arg;
-	while ((n = evbuffer_get_length(in)) > 0) {
-		ck_assert_int_eq(redisReaderFeed(F.rd,
-		    (const char *)evbuffer_pullup(in, -1), n), REDIS_OK);
-		evbuffer_drain(in, n);
-	}
-	while (redisReaderGetReply(F.rd, &rep) == REDIS_OK && rep != NULL) {
-		r = rep;
-		ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
-		if (arg_is(r, 0, "PING"))
-			snprintf(out, sizeof(out), "+PONG\r\n");
-		else if (arg_is(r, 0, "SET") && r->elements == 5) {
-			F.nxget++;
-			snprintf(out, sizeof(out), "-ERR syntax error\r\n");
-		} else if (arg_is(r, 0, "SET") && r->elements == 4 &&
-		    arg_is(r, 3, "NX")) {
-			F.setnx++;
-			if (F.val[0] != '\0')
-				snprintf(out, sizeof(out), "$-1\r\n");
-			else {
-				ck_assert_uint_eq(r->element[2]->len, 64);
-				memcpy(F.val, r->element[2]->str, 64);
-				F.val[64] = '\0';
-				snprintf(out, sizeof(out), "+OK\r\n");
-			}
-		} else if (arg_is(r, 0, "GET")) {
-			F.get++;
-			if (F.val[0] == '\0')
-				snprintf(out, sizeof(out), "$-1\r\n");
-			else
-				snprintf(out, sizeof(out), "$64\r\n%s\r\n",
-				    F.val);
-		} else
-			snprintf(out, sizeof(out), "-ERR unknown command\r\n");
-		bufferevent_write(bev, out, strlen(out));
-		freeReplyObject(r);
-	}
-}
-
-static void
-fake_event(struct bufferevent *bev, short what, void *arg)
-{
-	(void)arg;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		bufferevent_free(bev);
-}
-
-static void
-fake_accept(struct evconnlistener *l, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
-{
-	struct bufferevent	*bev;
-
-	(void)sa;
-	(void)salen;
-	(void)arg;
-	bev = bufferevent_socket_new(evconnlistener_get_base(l), fd,
-	    BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(bev, fake_read, NULL, fake_event, NULL);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-}
-
-/* The secret read from the fake Redis (holding held, "" none). */
+/* The secret read from the old Redis (holding held, "" none). */
 static void
 read_from_old_redis(const char *held, uint8_t key[CLUSTER_KEY_LEN])
 {
 	struct event_base	*base = event_base_new();
-	struct evconnlistener	*l;
-	struct sockaddr_in	 sin;
-	socklen_t		 slen = sizeof(sin);
+	struct resp_peer	*peer;
 	struct redis_settings	 set;
 	char			 addr[64], err[128];
-	uint64_t		 end;
 
 	memset(&F, 0, sizeof(F));
-	F.rd = redisReaderCreate();
 	snprintf(F.val, sizeof(F.val), "%s", held);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	l = evconnlistener_new_bind(base, fake_accept, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
-	    (struct sockaddr *)&sin, sizeof(sin));
-	ck_assert_ptr_nonnull(l);
-	ck_assert_int_eq(getsockname(evconnlistener_get_fd(l),
-	    (struct sockaddr *)&sin, &slen), 0);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
+	peer = resp_peer_start(base, old_redis, NULL, addr, sizeof(addr));
 	memset(&set, 0, sizeof(set));
 	set.address = addr;
 	set.timeout_ms = 2000;
 	cluster_forget();
 	ck_assert_int_eq(cluster_start(base, &set, err, sizeof(err)), 0);
-	end = timer_now_ms() + 3000;
-	while (!cluster_key(CLUSTER_NONCE, key, NULL) &&
-	    timer_now_ms() < end) {
-		struct timeval	tv = { 0, 50000 };
-
-		event_base_loopexit(base, &tv);
-		event_base_loop(base, 0);
-	}
-	ck_assert_msg(cluster_key(CLUSTER_NONCE, key, NULL),
+	ck_assert_msg(resp_loop_until(base, have_secret, key, 3000),
 	    "no secret read");
 	cluster_stop();
-	evconnlistener_free(l);
+	resp_peer_free(peer);
 	event_base_free(base);
-	redisReaderFree(F.rd);
 }
 
 /*
