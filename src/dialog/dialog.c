@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "dialog.h"
+#include "dialog_int.h"
 #include "dialog_redis.h"
 #include "dialog_store.h"
 #include "hashtab.h"
@@ -24,83 +25,6 @@
 #include "timer.h"
 #include "txn.h"
 #include "xmalloc.h"
-
-#define DLG_MAX_RR	32
-#define DLG_CAUSE_STOP	41	/* Q.850 NORMAL_TEMPORARY_FAILURE: we stop */
-#define SUB_DEFAULT_S	3600	/* no Expires, no expires= */
-#define SUB_MARGIN_S	32	/* past the expiry: 64*T1 */
-#define SUB_MAX_S	4000000	/* what a timer takes */
-
-/* What a dialog is: a call, or a subscription (RFC 6665). */
-enum dlg_kind {
-	DLG_CALL = 0,
-	DLG_SUB
-};
-
-/*
- * The strings of a dialog (and of a call being set up), in one allocation
- * each followed by a NUL.  The first three are the table's key: Call-ID,
- * the caller's tag and the callee's, NULs between.
- */
-enum dlg_str {
-	DS_CALLID,
-	DS_FTAG,		/* the caller's (the INVITE's From tag) */
-	DS_TTAG,		/* the callee's (the response's To tag) */
-	DS_FROM,		/* the INVITE's From value, tag and all */
-	DS_TO,			/* the response's To value (the call: the
-				   INVITE's) */
-	DS_RURI,		/* the INVITE's Request-URI */
-	DS_CALLER_TARGET,	/* Contact URIs: remote targets */
-	DS_CALLEE_TARGET,
-	DS_CALLER_ROUTES,	/* "<uri>, <uri>": the Route set of a request
-				   from us towards that party */
-	DS_CALLEE_ROUTES,
-	DS_IDENTITY,		/* the authenticated user, or "" */
-	DS_USER,		/* what calls_per_user counts, or "" */
-	DS_SRC,			/* the caller's IP (calls_per_source) */
-	DS_N
-};
-
-struct strs {
-	char		*s;		/* owned */
-	uint32_t	 off[DS_N + 1];	/* off[DS_N]: the total */
-};
-
-/*
- * One dialog (owned by its worker's table).  Under 1 KB with its strings
- * for an ordinary call (dialog_bytes(), tests/bench/dialog-bytes).
- */
-struct dialog {
-	struct hnode		 node;		/* key in str.s */
-	struct dialog		*call_next;	/* on call->dialogs */
-	struct dialog_call	*call;		/* while the INVITE is on */
-	struct strs		 str;
-	struct timer		 timeout;	/* dialog_timeout */
-	struct txn_addr		 caller_addr;	/* flows: where they are */
-	struct txn_addr		 callee_addr;
-	struct timespec		 start;		/* realtime: the INVITE */
-	struct timespec		 answer;	/* the 2xx */
-	uint64_t		 start_ms;	/* timer_now_ms() */
-	uint32_t		 caller_cseq;	/* the highest seen */
-	uint32_t		 callee_cseq;
-	uint32_t		 size;		/* counted in G.tot.bytes */
-	uint8_t			 caller_sock;	/* index in tp->socks */
-	uint8_t			 callee_sock;
-	uint8_t			 state;		/* enum dialog_state */
-	bool			 cnt_user;	/* holds a limits count */
-	bool			 cnt_src;
-	bool			 stored;	/* in dialog.database */
-	bool			 shared;	/* written to Redis */
-	bool			 media;		/* relayed by rtpengine: a
-						   delete when it ends */
-	bool			 transit;	/* another node's call: no
-						   record, counted apart, not
-						   in Redis */
-	uint8_t			 kind;		/* enum dlg_kind; a
-						   subscription: its expiry in
-						   answer (realtime) and
-						   timeout */
-};
 
 /* A confirmed dialog in dialog.database: this, then its strings. */
 #define DREC_VERSION	1
@@ -124,48 +48,6 @@ struct drec {
 };
 
 /*
- * An INVITE record-routed, until its response context goes; or a SUBSCRIBE,
- * REFER or NOTIFY out of dialog (sub), whose 2xx makes a subscription (a
- * SUBSCRIBE's or REFER's NOTIFY too, while it is in D.subs).
- */
-struct dialog_call {
-	struct hnode		 node;		/* sub: in D.subs, key
-						   Call-ID NUL From tag */
-	struct strs		 str;		/* in this allocation, after
-						   the struct; DS_TTAG unused;
-						   sub: DS_CALLER_ROUTES the
-						   request's Record-Route */
-	struct dialog		*dialogs;	/* early and confirmed */
-	struct txn_addr		 src;
-	struct timespec		 start;
-	uint64_t		 start_ms;
-	uint32_t		 cseq;
-	uint8_t			 sock;
-	bool			 answered;
-	bool			 ended;		/* its CDR went */
-	bool			 cnt_user;
-	bool			 cnt_src;
-	bool			 media;		/* relayed by rtpengine, until a
-						   dialog or the final takes it */
-	bool			 sub;		/* not an INVITE */
-	bool			 transit;	/* dialog_transit_new() */
-	bool			 pending;	/* in D.subs */
-	uint32_t		 expires_s;	/* sub: what the request asks */
-	bool			 inv_shared;	/* its INVITE's record in Redis */
-	char			 stamp[17];	/* in our Record-Route */
-};
-
-/* A BYE of ours waiting for its next hop's address. */
-struct dbye {
-	struct dbye		*next;
-	struct resolve_req	*dns;
-	char			*head;		/* owned: request line */
-	char			*rest;		/* owned: after our Via */
-	char			*callid;	/* owned */
-	uint8_t			 sock;
-};
-
-/*
  * Another node's INVITE this node cancelled (its record from Redis): the
  * INVITE's lines as that node sent them, so that its final answer, which
  * comes back here, is relayed and ACKed (as its client transaction
@@ -184,21 +66,6 @@ struct dinv {
 						   asked of Redis */
 };
 
-/* The worker's own. */
-static _Thread_local struct {
-	struct event_base	*base;
-	struct tp		*tp;
-	struct hashtab		 ht;
-	struct hashtab		 subs;		/* dialog_call sub, pending */
-	bool			 up;
-	bool			 closing;	/* the store keeps them */
-	bool			 stopping;	/* dialog_stop() came */
-	uint64_t		 serial;
-	struct dbye		*byes;		/* resolving */
-	struct hashtab		 fetching;	/* struct dfetch, by key */
-	struct dinv		*invs;		/* other nodes' INVITEs taken */
-} D;
-
 /*
  * A dialog asked of Redis, and the in-dialog requests waiting for it (a
  * few: others of the same dialog meanwhile are dropped).
@@ -216,17 +83,6 @@ struct dfetch {
 	char			 key[];
 };
 
-/* Shared: settings (changed while the workers are paused), counts. */
-static struct {
-	struct dialog_settings	 set;
-	dialog_cdr_fn		*cdr;
-	dialog_media_fn		*media_end;
-	pthread_mutex_t		 mu;		/* lim */
-	struct hashtab		 lim;
-	bool			 lim_up;
-	struct dialog_totals	 tot;		/* atomic */
-} G = { .mu = PTHREAD_MUTEX_INITIALIZER };
-
 /* Per user and per source address: open calls (G.lim, under G.mu). */
 struct lim {
 	struct hnode	 node;
@@ -238,268 +94,12 @@ const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS] = {
 	10, 30, 60, 180, 600, 1800, 3600, 14400
 };
 
-static char	bye_owner;	/* our BYEs' owner: not NULL, nothing else */
-
-static void	dialog_timeout_fire(void *);
 static void	dinv_free(struct dinv *);
 static void	dialog_call_uninvite(struct dialog_call *);
 static void	dialog_early_record(const struct dialog *, enum cdr_ended_by,
 		    int);
-static void	sub_end(struct dialog *, const char *);
-static void	dialog_end(struct dialog *, enum cdr_ended_by, int);
-static void	dialog_bye_response(struct txn *, const struct sipmsg *);
-static void	dialog_bye_timeout(struct txn *, bool);
-static void	dialog_bye_error(struct txn *);
-static void	dialog_bye_gone(struct txn *);
 
-static const struct txn_ops bye_ops = {
-	.response = dialog_bye_response,
-	.timeout = dialog_bye_timeout,
-	.transport_error = dialog_bye_error,
-	.terminated = dialog_bye_gone,
-	.done = dialog_bye_gone,
-};
-
-#define CNT_ADD(f, n)	__atomic_add_fetch(&G.tot.f, (n), __ATOMIC_RELAXED)
-#define CNT_SUB(f, n)	__atomic_sub_fetch(&G.tot.f, (n), __ATOMIC_RELAXED)
-
-/*
- * One call dialog more (n > 0) or less in state st: with the cluster's
- * calls (by_state), or with the other nodes' passing through (transit).
- */
-static void
-state_count(const struct dialog *d, unsigned st, int n)
-{
-	uint64_t	*c = d->transit ? &G.tot.transit_by_state[st] :
-	    &G.tot.by_state[st];
-
-	if (n > 0)
-		__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
-	else
-		__atomic_sub_fetch(c, 1, __ATOMIC_RELAXED);
-}
-
-/* ---- strings ---- */
-
-static inline struct slice
-str_get(const struct strs *s, enum dlg_str i)
-{
-	return ((struct slice){ s->s + s->off[i], s->off[i + 1] -
-	    s->off[i] - 1 });
-}
-
-#define STR(x, i)	((x)->str.s + (x)->str.off[i])
-
-static size_t
-str_size(const struct slice *v)
-{
-	size_t	total = 0;
-	int	i;
-
-	for (i = 0; i < DS_N; i++)
-		total += v[i].len + 1;
-	return (total);
-}
-
-/* The strings v into n (str_size() bytes); s->s is left alone. */
-static void
-str_fill(struct strs *s, const struct slice *v, char *n)
-{
-	size_t	p = 0;
-	int	i;
-
-	for (i = 0; i < DS_N; i++) {
-		s->off[i] = (uint32_t)p;
-		if (v[i].len > 0)
-			memcpy(n + p, v[i].p, v[i].len);
-		n[p + v[i].len] = '\0';
-		p += v[i].len + 1;
-	}
-	s->off[DS_N] = (uint32_t)p;
-}
-
-/* The strings v (DS_N of them, they may point into s) into s. */
-static void
-str_set(struct strs *s, const struct slice *v)
-{
-	char	*n = xmalloc(str_size(v));
-
-	str_fill(s, v, n);
-	free(s->s);
-	s->s = n;
-}
-
-static void
-str_all(const struct strs *s, struct slice *v)
-{
-	int	i;
-
-	for (i = 0; i < DS_N; i++)
-		v[i] = s->s != NULL ? str_get(s, (enum dlg_str)i) :
-		    (struct slice){ "", 0 };
-}
-
-/* ---- pure parts ---- */
-
-const char *
-dialog_state_name(enum dialog_state s)
-{
-	static const char *const names[] = { "early", "confirmed",
-	    "terminated" };
-
-	return (s < DLG_NSTATES ? names[s] : "?");
-}
-
-/* The table's key: Call-ID, the caller's tag, the callee's. */
-void
-dialog_key(struct buf *b, struct slice callid, struct slice a, struct slice b2)
-{
-	buf_add(b, callid.p, callid.len);
-	buf_add(b, "\0", 1);
-	buf_add(b, a.p, a.len);
-	buf_add(b, "\0", 1);
-	buf_add(b, b2.p, b2.len);
-}
-
-/*
- * The same place, for the in-dialog check: both parse, and user, host
- * (case aside) and port are the same (no port is 5060 or 5061 for sips),
- * with the same transport.  Parameters other than transport may differ.
- */
-bool
-dialog_uri_same(struct slice a, struct slice b)
-{
-	struct sipuri	ua, ub;
-	struct slice	ta, tb;
-	uint16_t	pa, pb;
-	bool		hta, htb;
-
-	/* Most UAs copy the URI as it came: the same bytes, no parsing. */
-	if (a.len == b.len && a.len > 0 && memcmp(a.p, b.p, a.len) == 0)
-		return (true);
-	if (sipuri_parse(a, &ua) == -1 || sipuri_parse(b, &ub) == -1)
-		return (false);
-	if (!slice_caseeq(ua.host, ub.host) || ua.user.len != ub.user.len ||
-	    (ua.user.len > 0 && memcmp(ua.user.p, ub.user.p,
-	    ua.user.len) != 0))
-		return (false);
-	pa = ua.port ? ua.port : slice_eq(ua.scheme, "sips") ? 5061 : 5060;
-	pb = ub.port ? ub.port : slice_eq(ub.scheme, "sips") ? 5061 : 5060;
-	if (pa != pb)
-		return (false);
-	hta = sipuri_param(&ua, "transport", &ta);
-	htb = sipuri_param(&ub, "transport", &tb);
-	if (!hta)
-		ta = (struct slice){ "udp", 3 };
-	if (!htb)
-		tb = (struct slice){ "udp", 3 };
-	return (slice_caseeq(ta, tb));
-}
-
-/*
- * Our entries in a Record-Route list (those with ;osp=stamp): returns the
- * index of the first (n: none), *after the index after the last.  Entries
- * before ours are on the callee's side, after ours on the caller's.
- */
-unsigned
-dialog_rr_split(const struct slice *rr, unsigned n, const char stamp[17],
-    unsigned *after)
-{
-	char		want[4 + 16];
-	unsigned	i, first = n;
-
-	/* "osp=" and 16 hex digits: no other URI holds our MAC. */
-	memcpy(want, "osp=", 4);
-	memcpy(want + 4, stamp, 16);
-	*after = n;
-	for (i = 0; i < n; i++) {
-		if (memmem(rr[i].p, rr[i].len, want, sizeof(want)) == NULL)
-			continue;
-		if (first == n)
-			first = i;
-		*after = i + 1;
-	}
-	if (first == n)
-		*after = n;
-	return (first);
-}
-
-/* ---- settings, counts ---- */
-
-void
-dialog_set_settings(const struct dialog_settings *s)
-{
-	G.set = *s;
-}
-
-void
-dialog_set_cdr(dialog_cdr_fn *fn)
-{
-	G.cdr = fn;
-}
-
-/* Who deletes a call's media session (the proxy's rtpengine client). */
-void
-dialog_set_media_end(dialog_media_fn *fn)
-{
-	G.media_end = fn;
-}
-
-bool
-dialog_enabled(void)
-{
-	return (G.set.enable);
-}
-
-/* Are the dialogs kept across a restart (dialog.database)? */
-bool
-dialog_persistent(void)
-{
-	return (dialog_store_is_open() || dlgr_configured());
-}
-
-/* dialog.backend "redis": the dialogs go to the Redis of this section. */
-void
-dialog_share(const struct redis_settings *rs)
-{
-	dlgr_configure(rs);
-}
-
-bool
-dialog_shared(void)
-{
-	return (dlgr_configured());
-}
-
-/*
- * The key of the Record-Route dialog stamps every node shares (from the
- * cluster secret), and its generation (it changes when the secret does).
- * false: none (not shared, or Redis not reached yet).
- */
-bool
-dialog_stamp_key(uint64_t key[2], uint32_t *gen)
-{
-	return (dlgr_key(key, gen));
-}
-
-/* Does limits.calls_per_user count anyone (then the From user counts)? */
-bool
-dialog_limits_users(void)
-{
-	return (G.set.calls_per_user > 0);
-}
-
-void
-dialog_totals(struct dialog_totals *t)
-{
-	const uint64_t	*from = (const uint64_t *)&G.tot;
-	uint64_t	*to = (uint64_t *)t;
-	size_t		 i;
-
-	for (i = 0; i < sizeof(*t) / sizeof(uint64_t); i++)
-		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
-	dlgr_counts(&t->redis_errors);
-}
+/* ---- limits ---- */
 
 /* Add d (1 or -1) to the count of key; false: at limit (not added). */
 static bool
@@ -576,15 +176,9 @@ dialog_init(struct event_base *base, struct tp *tp)
 	(void)dlgr_start(base, &hooks);
 }
 
-unsigned
-dialog_count(void)
-{
-	return (D.up ? (unsigned)D.ht.n : 0);
-}
-
 static struct slice dialog_keyof(const struct dialog *);
 
-static void
+void
 dialog_link(struct dialog *d)
 {
 	struct slice	k = dialog_keyof(d);	/* Call-ID, both tags */
@@ -687,7 +281,7 @@ dialog_share_put(struct dialog *d, const char *b, size_t len)
  * early one of a call into Redis only (its confirmation overwrites it),
  * so that another node can take it over.
  */
-static void
+void
 dialog_save(struct dialog *d)
 {
 	struct slice	 k;
@@ -743,7 +337,7 @@ dialog_republish(void)
 		    count);
 }
 
-static void
+void
 dialog_account(struct dialog *d)
 {
 	CNT_SUB(bytes, d->size);
@@ -752,21 +346,21 @@ dialog_account(struct dialog *d)
 }
 
 /* Replace string i of d (the key is never replaced this way). */
-static void
+void
 dialog_str_replace(struct dialog *d, enum dlg_str i, struct slice v)
 {
 	struct slice	all[DS_N];
 
-	str_all(&d->str, all);
+	dialog_str_all(&d->str, all);
 	all[i] = v;
 	hashtab_remove(&D.ht, &d->node);
-	str_set(&d->str, all);
+	dialog_str_set(&d->str, all);
 	dialog_link(d);
 	dialog_account(d);
 	dialog_save(d);
 }
 
-static struct dialog *
+struct dialog *
 dialog_find(struct slice callid, struct slice a, struct slice b)
 {
 	struct buf	 k;
@@ -798,7 +392,7 @@ dialog_unlink_call(struct dialog *d)
 	d->call_next = NULL;
 }
 
-static void
+void
 dialog_free(struct dialog *d)
 {
 	struct slice	k;
@@ -821,101 +415,6 @@ dialog_free(struct dialog *d)
 	CNT_SUB(bytes, d->size);
 	free(d->str.s);
 	free(d);
-}
-
-/* The Route set, as text, of entries v[from..to) (reversed: to..from). */
-static struct slice
-routes_text(struct buf *b, const struct slice *v, unsigned from, unsigned to,
-    bool reverse)
-{
-	unsigned	i, n = 0;
-
-	for (i = from; i < to; i++) {
-		if (n++ > 0)
-			buf_adds(b, ", ");
-		buf_add(b, v[reverse ? to - 1 - (i - from) : i].p,
-		    v[reverse ? to - 1 - (i - from) : i].len);
-	}
-	return ((struct slice){ b->p, b->len });
-}
-
-static bool
-slice_same(struct slice a, struct slice b)
-{
-	return (a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) ==
-	    0));
-}
-
-static struct slice
-contact_uri(const struct sipmsg *m)
-{
-	const struct sip_hline	*h = sipmsg_hdr(m, SH_CONTACT);
-
-	if (h == NULL)
-		return ((struct slice){ "", 0 });
-	return (hdr_uri(sipmsg_hvalue(m, h)));
-}
-
-static struct slice
-hvalue(const struct sipmsg *m, enum sip_hdr_id id)
-{
-	const struct sip_hline	*h = sipmsg_hdr(m, id);
-
-	return (h != NULL ? sipmsg_hvalue(m, h) : (struct slice){ "", 0 });
-}
-
-/* A header Osprey has no id for (SH_OTHER), by name; "" if none. */
-static struct slice
-hvalue_named(const struct sipmsg *m, const char *name)
-{
-	size_t		n = strlen(name);
-	unsigned	i;
-
-	for (i = 0; i < m->nh; i++) {
-		const struct sip_hline	*h = &m->h[i];
-		const char		*p = m->buf + h->off;
-
-		if (h->id == SH_OTHER && h->len > n && sip_caseeq(p, name, n) &&
-		    (p[n] == ':' || p[n] == ' ' || p[n] == '\t'))
-			return (sipmsg_hvalue(m, h));
-	}
-	return ((struct slice){ "", 0 });
-}
-
-/* Seconds in v (digits, at most SUB_MAX_S), or -1. */
-static long
-secs_of(struct slice v)
-{
-	long	n = 0;
-	size_t	i;
-
-	v = slice_trim(v);
-	if (v.len == 0 || v.len > 10)
-		return (-1);
-	for (i = 0; i < v.len; i++) {
-		if (v.p[i] < '0' || v.p[i] > '9')
-			return (-1);
-		n = n * 10 + (v.p[i] - '0');
-	}
-	return (n > SUB_MAX_S ? SUB_MAX_S : n);
-}
-
-/*
- * How long a subscription lasts by m: its Expires (a SUBSCRIBE, its 2xx),
- * else the expires= of its Subscription-State (a NOTIFY), else dflt.
- */
-static uint32_t
-sub_expires(const struct sipmsg *m, uint32_t dflt)
-{
-	struct slice	v;
-	long		n;
-
-	if ((n = secs_of(hvalue(m, SH_EXPIRES))) >= 0)
-		return ((uint32_t)n);
-	if (hdr_param(hvalue_named(m, "subscription-state"), "expires",
-	    &v) && (n = secs_of(v)) >= 0)
-		return ((uint32_t)n);
-	return (dflt);
 }
 
 /* ---- calls being set up ---- */
@@ -951,120 +450,7 @@ dialog_call_admit(struct slice user, const struct tp_addr *src, char *err,
 	return (0);
 }
 
-static struct dialog_call *call_new(const struct sipmsg *,
-		    const struct tp_addr *, struct tp_sock *, struct slice,
-		    struct slice, const char[17], bool);
-
-/*
- * An INVITE out of dialog that we record-route with stamp: what its
- * dialogs need of it.  The counts dialog_call_admit() took for user and
- * src are the call's now.
- */
-struct dialog_call *
-dialog_call_new(const struct sipmsg *m, const struct tp_addr *src,
-    struct tp_sock *in, struct slice user, struct slice identity,
-    const char stamp[17])
-{
-	return (call_new(m, src, in, user, identity, stamp, false));
-}
-
-/*
- * The same, of a call (or subscription) another node of the cluster sent
- * here through a path token of ours: its dialogs are tracked and routed
- * here, but that node (where it entered) writes its record, counts it
- * and holds its limits (no dialog_call_admit() here: src is that node),
- * and its dialogs are that node's in Redis.  Counted apart.
- */
-struct dialog_call *
-dialog_transit_new(const struct sipmsg *m, const struct tp_addr *src,
-    struct tp_sock *in, const char stamp[17])
-{
-	return (call_new(m, src, in, (struct slice){ "", 0 },
-	    (struct slice){ "", 0 }, stamp, true));
-}
-
-bool
-dialog_call_transit(const struct dialog_call *c)
-{
-	return (c != NULL && c->transit);
-}
-
-static struct dialog_call *
-call_new(const struct sipmsg *m, const struct tp_addr *src,
-    struct tp_sock *in, struct slice user, struct slice identity,
-    const char stamp[17], bool transit)
-{
-	struct dialog_call	*c;
-	struct slice		 v[DS_N], rr[DLG_MAX_RR];
-	char			 ip[INET6_ADDRSTRLEN], rstore[256];
-	struct buf		 rb;
-	size_t			 size;
-	unsigned		 n;
-	int			 i;
-	bool			 sub = m->method != SM_INVITE;
-
-	for (i = 0; i < DS_N; i++)
-		v[i] = (struct slice){ "", 0 };
-	ip[0] = '\0';
-	if (transit)
-		user = (struct slice){ "", 0 };
-	else if (G.set.calls_per_source > 0 && !sub)
-		tp_addr_ip(src, ip, sizeof(ip));
-	buf_init_on(&rb, rstore, sizeof(rstore));
-	if (sub) {
-		/* Towards the subscriber: its Record-Route, ours not yet. */
-		user = (struct slice){ "", 0 };
-		n = sipmsg_values(m, SH_RECORD_ROUTE, rr, DLG_MAX_RR);
-		v[DS_CALLER_ROUTES] = routes_text(&rb, rr, 0, n > DLG_MAX_RR ?
-		    DLG_MAX_RR : n, false);
-	}
-	v[DS_CALLID] = m->callid;
-	v[DS_FTAG] = m->from_tag;
-	v[DS_FROM] = hvalue(m, SH_FROM);
-	v[DS_TO] = hvalue(m, SH_TO);
-	v[DS_RURI] = m->ruri;
-	v[DS_CALLER_TARGET] = contact_uri(m);
-	v[DS_IDENTITY] = identity;
-	v[DS_USER] = user;
-	v[DS_SRC] = (struct slice){ ip, strlen(ip) };
-	/* One allocation: the call and its strings, which never change. */
-	size = str_size(v);
-	c = xcalloc(1, sizeof(*c) + size);
-	c->str.s = (char *)(c + 1);
-	str_fill(&c->str, v, c->str.s);
-	txn_addr_put(&c->src, src);
-	c->sock = (uint8_t)(in != NULL && D.tp != NULL ?
-	    in - D.tp->socks : 0);
-	c->cseq = m->cseq;
-	clock_gettime(CLOCK_REALTIME, &c->start);
-	c->start_ms = timer_now_ms();
-	c->transit = transit;
-	c->cnt_user = !transit && G.set.calls_per_user > 0 && user.len > 0;
-	c->cnt_src = !transit && G.set.calls_per_source > 0;
-	memcpy(c->stamp, stamp, 17);
-	buf_cleanup(&rb);
-	if (sub) {
-		c->sub = true;
-		c->cnt_user = c->cnt_src = false;
-		c->expires_s = sub_expires(m, SUB_DEFAULT_S);
-		/* Its NOTIFYs may come before its 2xx, from every fork. */
-		if (m->method != SM_NOTIFY && D.up) {
-			hashtab_insert(&D.subs, &c->node, c->str.s,
-			    c->str.off[DS_TTAG] - 1);
-			c->pending = true;
-		}
-		return (c);
-	}
-	if (transit) {
-		CNT_ADD(transit_attempted, 1);
-		log_info("dialog " SLICE_FMT ": transit, another node's call "
-		    "(it writes the record)", SLICE_ARG(m->callid));
-	} else
-		CNT_ADD(attempted, 1);
-	return (c);
-}
-
-static void
+void
 sub_unpend(struct dialog_call *c)
 {
 	if (c->pending && D.up)
@@ -1072,29 +458,16 @@ sub_unpend(struct dialog_call *c)
 	c->pending = false;
 }
 
-/* A subscription lasts secs more (and the margin): its timer, stored. */
-static void
-sub_expire_in(struct dialog *d, uint32_t secs)
-{
-	uint32_t	total = (secs > SUB_MAX_S ? SUB_MAX_S : secs) +
-	    SUB_MARGIN_S;
-
-	clock_gettime(CLOCK_REALTIME, &d->answer);
-	d->answer.tv_sec += total;
-	timer_set(&d->timeout, total * 1000);
-	dialog_save(d);
-}
-
 /*
  * A new dialog of call c: its caller's side, as the INVITE (or
  * SUBSCRIBE) gave it; v: the strings, c's and the callee's.
  */
-static struct dialog *
+struct dialog *
 dialog_of_call(const struct dialog_call *c, struct slice *v)
 {
 	struct dialog	*d = xcalloc(1, sizeof(*d));
 
-	str_all(&c->str, v);
+	dialog_str_all(&c->str, v);
 	d->caller_addr = c->src;
 	d->caller_sock = c->sock;
 	d->caller_cseq = c->cseq;
@@ -1104,110 +477,7 @@ dialog_of_call(const struct dialog_call *c, struct slice *v)
 	return (d);
 }
 
-/*
- * A subscription of c with the notifier tag ttag, To value to, target and
- * route sets as given: a new dialog, or the one the tags name (its
- * notifier's side taken again).
- */
-static struct dialog *
-sub_make(struct dialog_call *c, struct slice ttag, struct slice to,
-    struct slice target, struct slice callee_routes,
-    struct slice caller_routes)
-{
-	struct dialog	*d;
-	struct slice	 v[DS_N];
-
-	d = dialog_find(str_get(&c->str, DS_CALLID),
-	    str_get(&c->str, DS_FTAG), ttag);
-	if (d != NULL && d->kind != DLG_SUB)
-		return (NULL);
-	if (d == NULL) {
-		d = dialog_of_call(c, v);
-		d->state = DLG_CONFIRMED;
-		d->kind = DLG_SUB;
-		CNT_ADD(subscriptions, 1);
-		timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
-		log_info("dialog %s: subscription, notifier tag " SLICE_FMT,
-		    STR(c, DS_CALLID), SLICE_ARG(ttag));
-	} else {
-		str_all(&d->str, v);
-		hashtab_remove(&D.ht, &d->node);
-	}
-	v[DS_TTAG] = ttag;
-	v[DS_TO] = to;
-	if (target.len > 0)
-		v[DS_CALLEE_TARGET] = target;
-	v[DS_CALLEE_ROUTES] = callee_routes;
-	v[DS_CALLER_ROUTES] = caller_routes;
-	str_set(&d->str, v);
-	dialog_link(d);
-	dialog_account(d);
-	return (d);
-}
-
-/* A 2xx to the SUBSCRIBE, REFER or NOTIFY of c: its subscription. */
-static void
-sub_response(struct dialog_call *c, const struct sipmsg *resp,
-    const struct tp_addr *callee, struct tp_sock *out)
-{
-	struct dialog	*d;
-	struct slice	 rr[DLG_MAX_RR];
-	struct buf	 ce, cr;
-	char		 cestore[256], crstore[256];
-	unsigned	 n, first, after;
-
-	if (resp->status < 200 || resp->status >= 300)
-		return;
-	n = sipmsg_values(resp, SH_RECORD_ROUTE, rr, DLG_MAX_RR);
-	if (n > DLG_MAX_RR)
-		n = DLG_MAX_RR;
-	first = dialog_rr_split(rr, n, c->stamp, &after);
-	if (first == n)
-		first = after = 0;
-	buf_init_on(&ce, cestore, sizeof(cestore));
-	buf_init_on(&cr, crstore, sizeof(crstore));
-	d = sub_make(c, resp->to_tag, hvalue(resp, SH_TO), contact_uri(resp),
-	    routes_text(&ce, rr, 0, first, true),
-	    routes_text(&cr, rr, after, n, false));
-	buf_cleanup(&ce);
-	buf_cleanup(&cr);
-	if (d == NULL)
-		return;
-	txn_addr_put(&d->callee_addr, callee);
-	d->callee_sock = (uint8_t)(out != NULL ? out - D.tp->socks : 0);
-	sub_expire_in(d, sub_expires(resp, c->expires_s));
-}
-
-/*
- * A NOTIFY (from the notifier: its From tag) to the subscriber of the
- * SUBSCRIBE or REFER c, before c's 2xx or from another fork (RFC 6665
- * 4.1.2.4): the subscription it makes.
- */
-static struct dialog *
-sub_notified(struct dialog_call *c, const struct sipmsg *m)
-{
-	struct dialog	*d;
-	struct slice	 rr[DLG_MAX_RR];
-	struct buf	 ce;
-	char		 cestore[256];
-	unsigned	 n;
-
-	n = sipmsg_values(m, SH_RECORD_ROUTE, rr, DLG_MAX_RR);
-	if (n > DLG_MAX_RR)
-		n = DLG_MAX_RR;
-	buf_init_on(&ce, cestore, sizeof(cestore));
-	d = sub_make(c, m->from_tag, hvalue(m, SH_FROM), contact_uri(m),
-	    routes_text(&ce, rr, 0, n, true), str_get(&c->str,
-	    DS_CALLER_ROUTES));
-	buf_cleanup(&ce);
-	if (d == NULL)
-		return (NULL);
-	d->callee_cseq = m->cseq;
-	sub_expire_in(d, c->expires_s);
-	return (d);
-}
-
-static void
+void
 dialog_confirm(struct dialog *d, struct dialog_call *c)
 {
 	state_count(d, d->state, -1);
@@ -1235,91 +505,6 @@ dialog_confirm(struct dialog *d, struct dialog_call *c)
 }
 
 /*
- * A 1xx or 2xx with a To tag to the INVITE of c, from callee (the
- * address of the branch, sent from out): an early dialog, or the dialog
- * confirmed.
- */
-void
-dialog_call_response(struct dialog_call *c, const struct sipmsg *resp,
-    const struct tp_addr *callee, struct tp_sock *out)
-{
-	struct dialog	*d;
-	struct slice	 rr[DLG_MAX_RR], v[DS_N];
-	struct buf	 ce, cr;
-	char		 cestore[256], crstore[256];
-	unsigned	 n, first, after;
-	bool		 ok = resp->status >= 200 && resp->status < 300;
-
-	if (c == NULL || !D.up || resp->to_tag.len == 0 ||
-	    resp->status <= 100 || resp->status >= 300)
-		return;
-	if (c->sub) {
-		sub_response(c, resp, callee, out);
-		return;
-	}
-	d = dialog_find(str_get(&c->str, DS_CALLID),
-	    str_get(&c->str, DS_FTAG), resp->to_tag);
-	if (d != NULL && (d->state != DLG_EARLY || !ok))
-		return;		/* a retransmission, or a second 1xx */
-	n = sipmsg_values(resp, SH_RECORD_ROUTE, rr, DLG_MAX_RR);
-	if (n > DLG_MAX_RR)
-		n = DLG_MAX_RR;
-	first = dialog_rr_split(rr, n, c->stamp, &after);
-	if (first == n)
-		first = after = 0;	/* ours is gone: nobody beside us */
-	buf_init_on(&ce, cestore, sizeof(cestore));
-	buf_init_on(&cr, crstore, sizeof(crstore));
-	if (d == NULL) {
-		d = dialog_of_call(c, v);
-		d->state = DLG_EARLY;
-		d->media = c->media;
-		state_count(d, DLG_EARLY, 1);
-		timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
-		d->call = c;
-		d->call_next = c->dialogs;
-		c->dialogs = d;
-	} else {
-		/* The 2xx of an early dialog: most say what its 1xx said. */
-		if (slice_same(contact_uri(resp), str_get(&d->str,
-		    DS_CALLEE_TARGET)) && slice_same(hvalue(resp, SH_TO),
-		    str_get(&d->str, DS_TO)) &&
-		    slice_same(routes_text(&ce, rr, 0, first, true),
-		    str_get(&d->str, DS_CALLEE_ROUTES)) &&
-		    slice_same(routes_text(&cr, rr, after, n, false),
-		    str_get(&d->str, DS_CALLER_ROUTES))) {
-			buf_cleanup(&ce);
-			buf_cleanup(&cr);
-			txn_addr_put(&d->callee_addr, callee);
-			dialog_confirm(d, c);
-			dialog_save(d);
-			return;
-		}
-		ce.len = cr.len = 0;
-		str_all(&d->str, v);
-		hashtab_remove(&D.ht, &d->node);
-	}
-	v[DS_TTAG] = resp->to_tag;
-	v[DS_TO] = hvalue(resp, SH_TO);
-	if (contact_uri(resp).len > 0 || ok)
-		v[DS_CALLEE_TARGET] = contact_uri(resp);
-	v[DS_CALLEE_ROUTES] = routes_text(&ce, rr, 0, first, true);
-	v[DS_CALLER_ROUTES] = routes_text(&cr, rr, after, n, false);
-	str_set(&d->str, v);
-	buf_cleanup(&ce);
-	buf_cleanup(&cr);
-	txn_addr_put(&d->callee_addr, callee);
-	d->callee_sock = (uint8_t)(out != NULL ? out - D.tp->socks : 0);
-	dialog_link(d);
-	dialog_account(d);
-	if (ok)
-		dialog_confirm(d, c);
-	else
-		log_debug("dialog %s: early, to tag " SLICE_FMT,
-		    STR(d, DS_CALLID), SLICE_ARG(resp->to_tag));
-	dialog_save(d);		/* once per early dialog: not again on a 1xx */
-}
-
-/*
  * The call's media session goes (rtpengine's delete, by Call-ID and the
  * caller's tag: the whole call), once: neither the call nor the dialog
  * that ends asks again.
@@ -1335,19 +520,6 @@ media_end(const struct strs *s, bool *flag, struct dialog_call *c)
 	if (G.media_end != NULL)
 		G.media_end(str_get(s, DS_CALLID), str_get(s, DS_FTAG),
 		    str_get(s, DS_TTAG));
-}
-
-/* The INVITE of c went on with rtpengine's SDP: a delete when it ends. */
-void
-dialog_call_media(struct dialog_call *c)
-{
-	struct dialog	*d;
-
-	if (c == NULL || c->sub)
-		return;
-	c->media = true;
-	for (d = c->dialogs; d != NULL; d = d->call_next)
-		d->media = true;
 }
 
 static void
@@ -1420,34 +592,6 @@ dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 }
 
 /*
- * An INVITE the proxy refused itself (no route, no user, relaying
- * denied, a limit): the record of a call attempt that failed at once.
- */
-void
-dialog_refused(const struct sipmsg *m, const struct tp_addr *src,
-    struct slice identity, int code)
-{
-	struct cdr	r;
-
-	if (G.cdr == NULL)
-		return;
-	memset(&r, 0, sizeof(r));
-	r.callid = m->callid;
-	r.from_tag = m->from_tag;
-	r.caller = hdr_uri(hvalue(m, SH_FROM));
-	r.callee = hdr_uri(hvalue(m, SH_TO));
-	r.ruri = m->ruri;
-	r.identity = identity;
-	r.src = *src;
-	clock_gettime(CLOCK_REALTIME, &r.start);
-	r.end = r.start;
-	r.code = code;
-	r.cause = sip_cause(code);
-	r.ended_by = CDR_BY_PROXY;
-	G.cdr(&r);
-}
-
-/*
  * The response context goes: so do early dialogs nobody answered.  A call
  * that got no final answer (the worker stops with its INVITE still on,
  * after shutdown_grace) is a failed attempt: its record says 503 (what a
@@ -1485,311 +629,10 @@ dialog_call_free(struct dialog_call *c)
 	free(c);		/* its strings with it */
 }
 
-/* ---- in dialog ---- */
-
-/* d, and whether m comes from its caller; NULL: no dialog. */
-static struct dialog *
-dialog_of(const struct sipmsg *m, bool *from_caller)
-{
-	struct dialog	*d;
-
-	if ((d = dialog_find(m->callid, m->from_tag, m->to_tag)) != NULL) {
-		*from_caller = true;
-		return (d);
-	}
-	if ((d = dialog_find(m->callid, m->to_tag, m->from_tag)) != NULL) {
-		*from_caller = false;
-		return (d);
-	}
-	return (NULL);
-}
-
-/* The first URI of a Route set text (the next hop), or empty. */
-static struct slice
-routes_first(struct slice text)
-{
-	struct slice	v[1];
-
-	if (text.len == 0 || split_values(text, v, 1) == 0)
-		return ((struct slice){ "", 0 });
-	return (hdr_uri(v[0]));
-}
-
-/* 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16, fc00::/7, fe80::/10 */
-static bool
-addr_private(const struct tp_addr *a)
-{
-	const uint8_t	*p;
-
-	if (a->ss.ss_family == AF_INET) {
-		p = (const uint8_t *)&((const struct sockaddr_in *)
-		    &a->ss)->sin_addr;
-		return (p[0] == 10 || (p[0] == 172 && (p[1] & 0xf0) == 16) ||
-		    (p[0] == 192 && p[1] == 168) ||
-		    (p[0] == 100 && (p[1] & 0xc0) == 64) ||
-		    (p[0] == 169 && p[1] == 254));
-	}
-	if (a->ss.ss_family == AF_INET6) {
-		p = (const uint8_t *)&((const struct sockaddr_in6 *)
-		    &a->ss)->sin6_addr;
-		return ((p[0] & 0xfe) == 0xfc || (p[0] == 0xfe &&
-		    (p[1] & 0xc0) == 0x80));
-	}
-	return (false);
-}
-
-/*
- * A party behind a NAT over UDP, reached with no proxy between (its route
- * set is empty): its remote target names a private address and its
- * messages came from a public one (a phone on the same private network
- * as the proxy is reached as it says).  Its requests then go to that
- * flow (the Request-URI stays).  Not the registrar's wider test (another
- * port of the same address): a re-INVITE may move a target on purpose.
- */
-static bool
-dialog_nated(struct slice target, struct slice routes,
-    const struct txn_addr *ta, struct tp_addr *flow)
-{
-	struct sipuri	 u;
-	struct tp_addr	 t;
-
-	if (routes.len > 0)
-		return (false);
-	txn_addr_get(ta, flow);
-	if (flow->len == 0 || flow->proto != TP_UDP ||
-	    sipuri_parse(target, &u) != 0 ||
-	    tp_addr_set(&t, u.host, u.port ? u.port : 5060) == -1)
-		return (false);
-	return (addr_private(&t) && !addr_private(flow));
-}
-
-/* The SUBSCRIBE or REFER on its way whose NOTIFY m is, or NULL. */
-static struct dialog_call *
-sub_pending(const struct sipmsg *m)
-{
-	struct buf	 k;
-	char		 kstore[512];
-	struct hnode	*hn;
-
-	if (!D.up || D.subs.n == 0 || m->to_tag.len == 0)
-		return (NULL);
-	buf_init_on(&k, kstore, sizeof(kstore));
-	buf_add(&k, m->callid.p, m->callid.len);
-	buf_add(&k, "\0", 1);
-	buf_add(&k, m->to_tag.p, m->to_tag.len);
-	hn = hashtab_find(&D.subs, k.p, k.len);
-	buf_cleanup(&k);
-	return (hn != NULL ? (struct dialog_call *)((char *)hn -
-	    offsetof(struct dialog_call, node)) : NULL);
-}
-
-/*
- * An in-dialog request of the subscription d that passed the check:
- * SUBSCRIBE and NOTIFY refresh their sender's target (RFC 6665 4.1.2.1,
- * 4.2.1.1); a NOTIFY says how long it lasts, or that it is over (then it
- * ends as the NOTIFY is forwarded).
- */
-static int
-sub_request(struct dialog *d, const struct sipmsg *m, bool from_caller)
-{
-	struct slice	c, st;
-	long		n;
-
-	if ((m->method == SM_SUBSCRIBE || m->method == SM_NOTIFY) &&
-	    (c = contact_uri(m)).len > 0 && !slice_same(c, str_get(&d->str,
-	    from_caller ? DS_CALLER_TARGET : DS_CALLEE_TARGET)))
-		dialog_str_replace(d, from_caller ? DS_CALLER_TARGET :
-		    DS_CALLEE_TARGET, c);
-	if (m->method != SM_NOTIFY)
-		return (0);
-	st = slice_trim(hvalue_named(m, "subscription-state"));
-	if (st.len >= 10 && sip_caseeq(st.p, "terminated", 10) &&
-	    (st.len == 10 || st.p[10] == ';' || st.p[10] == ' ' ||
-	    st.p[10] == '\t')) {
-		sub_end(d, "NOTIFY terminated");
-		return (0);
-	}
-	if (hdr_param(st, "expires", &c) && (n = secs_of(c)) >= 0)
-		sub_expire_in(d, (uint32_t)n);
-	return (0);
-}
-
-/*
- * An in-dialog request (To tag) that came back through our Record-Route
- * of an INVITE dialog, whose next hop is next (its first Route after
- * ours, else its Request-URI; next.p NULL when it is addressed to us and
- * routed as for its user: no target to check).  0: on it goes (and the
- * dialog took note: CSeq, a new target, a BYE ends it); else the status
- * to refuse with and err.  flow (if not NULL): where to send it instead
- * of next, the other party's flow when it is behind a NAT
- * (dialog_nated()); len 0: to next.
- */
-int
-dialog_request(const struct sipmsg *m, struct slice next, char *err,
-    size_t errlen)
-{
-	return (dialog_request_flow(m, next, NULL, err, errlen));
-}
-
-int
-dialog_request_flow(const struct sipmsg *m, struct slice next,
-    struct tp_addr *flow, char *err, size_t errlen)
-{
-	struct dialog	*d;
-	struct dialog_call *pc;
-	struct slice	 want, c;
-	bool		 from_caller;
-
-	if (flow != NULL)
-		memset(flow, 0, sizeof(*flow));
-
-	if ((d = dialog_of(m, &from_caller)) == NULL && m->method ==
-	    SM_NOTIFY && (pc = sub_pending(m)) != NULL) {
-		/* To the subscriber, as its SUBSCRIBE or REFER said. */
-		want = str_get(&pc->str, DS_CALLER_ROUTES);
-		want = want.len > 0 ? routes_first(want) :
-		    str_get(&pc->str, DS_CALLER_TARGET);
-		if (next.p != NULL && !dialog_uri_same(next, want)) {
-			snprintf(err, errlen, "Forbidden (not this dialog's "
-			    "target)");
-			CNT_ADD(refused_403, 1);
-			log_info("dialog %s: NOTIFY to " SLICE_FMT " refused, "
-			    "the subscriber is " SLICE_FMT, STR(pc, DS_CALLID),
-			    SLICE_ARG(next), SLICE_ARG(want));
-			return (403);
-		}
-		d = sub_notified(pc, m);
-		from_caller = false;
-	}
-	if (d == NULL) {
-		snprintf(err, errlen, "Call/Transaction Does Not Exist");
-		CNT_ADD(refused_481, 1);
-		return (481);
-	}
-	if (d->state == DLG_EARLY && m->method != SM_PRACK &&
-	    m->method != SM_UPDATE && m->method != SM_ACK &&
-	    !(m->method == SM_BYE && from_caller)) {
-		snprintf(err, errlen, "Call/Transaction Does Not Exist "
-		    "(early dialog)");
-		CNT_ADD(refused_481, 1);
-		return (481);
-	}
-	want = from_caller ? str_get(&d->str, DS_CALLEE_ROUTES) :
-	    str_get(&d->str, DS_CALLER_ROUTES);
-	want = want.len > 0 ? routes_first(want) : from_caller ?
-	    str_get(&d->str, DS_CALLEE_TARGET) :
-	    str_get(&d->str, DS_CALLER_TARGET);
-	/* next.p NULL: addressed to us, routed by our own routes. */
-	if (next.p != NULL && !dialog_uri_same(next, want)) {
-		snprintf(err, errlen, "Forbidden (not this dialog's target)");
-		CNT_ADD(refused_403, 1);
-		log_info("dialog %s: %s to " SLICE_FMT " refused, the %s is "
-		    SLICE_FMT, STR(d, DS_CALLID), sip_method_name(m->method),
-		    SLICE_ARG(next), d->kind == DLG_SUB ? (from_caller ?
-		    "notifier" : "subscriber") : from_caller ? "callee" :
-		    "caller", SLICE_ARG(want));
-		return (403);
-	}
-	if (flow != NULL && !dialog_nated(from_caller ?
-	    str_get(&d->str, DS_CALLEE_TARGET) :
-	    str_get(&d->str, DS_CALLER_TARGET), from_caller ?
-	    str_get(&d->str, DS_CALLEE_ROUTES) :
-	    str_get(&d->str, DS_CALLER_ROUTES), from_caller ?
-	    &d->callee_addr : &d->caller_addr, flow))
-		memset(flow, 0, sizeof(*flow));
-	if (m->method != SM_ACK && m->method != SM_CANCEL && m->method !=
-	    SM_BYE && m->cseq > (from_caller ? d->caller_cseq :
-	    d->callee_cseq)) {
-		if (from_caller)
-			d->caller_cseq = m->cseq;
-		else
-			d->callee_cseq = m->cseq;
-		if (d->kind == DLG_CALL)
-			dialog_save(d);	/* our BYE after a restart needs it */
-	}
-	if (d->kind == DLG_SUB)
-		return (sub_request(d, m, from_caller));
-	if ((m->method == SM_INVITE || m->method == SM_UPDATE) &&
-	    (c = contact_uri(m)).len > 0) {
-		/* A target refresh (12.2.2): the sender's new target. */
-		dialog_str_replace(d, from_caller ? DS_CALLER_TARGET :
-		    DS_CALLEE_TARGET, c);
-	}
-	if (m->method == SM_BYE) {
-		log_info("dialog %s: BYE from the %s", STR(d, DS_CALLID),
-		    from_caller ? "caller" : "callee");
-		dialog_end(d, from_caller ? CDR_BY_CALLER : CDR_BY_CALLEE,
-		    200);
-	}
-	return (0);
-}
-
-/* Is m (a re-INVITE, a 2xx) of a dialog rtpengine relays (either way)? */
-bool
-dialog_media(const struct sipmsg *m)
-{
-	struct dialog	*d;
-	bool		 from_caller;
-
-	return (D.up && m->to_tag.len > 0 &&
-	    (d = dialog_of(m, &from_caller)) != NULL && d->media);
-}
-
-/* A 2xx to a re-INVITE or UPDATE: the answerer's new target. */
-void
-dialog_refresh(const struct sipmsg *resp)
-{
-	struct dialog	*d;
-	struct slice	 c;
-	bool		 from_caller;
-
-	if (!D.up || resp->to_tag.len == 0)
-		return;
-	if (resp->method == SM_SUBSCRIBE && resp->status >= 200 &&
-	    resp->status < 300) {
-		/* A refresh accepted: the notifier's target, how long. */
-		if ((d = dialog_of(resp, &from_caller)) == NULL ||
-		    d->kind != DLG_SUB)
-			return;
-		if ((c = contact_uri(resp)).len > 0 && !slice_same(c,
-		    str_get(&d->str, from_caller ? DS_CALLEE_TARGET :
-		    DS_CALLER_TARGET)))
-			dialog_str_replace(d, from_caller ? DS_CALLEE_TARGET :
-			    DS_CALLER_TARGET, c);
-		sub_expire_in(d, sub_expires(resp, SUB_DEFAULT_S));
-		return;
-	}
-	if ((resp->method != SM_INVITE &&
-	    resp->method != SM_UPDATE) || (c = contact_uri(resp)).len == 0)
-		return;
-	/* The request's sender is the response's From. */
-	if ((d = dialog_of(resp, &from_caller)) == NULL ||
-	    d->state != DLG_CONFIRMED || d->kind != DLG_CALL)
-		return;
-	dialog_str_replace(d, from_caller ? DS_CALLEE_TARGET :
-	    DS_CALLER_TARGET, c);
-}
-
-/*
- * The final answer resp to an in-dialog request went upstream: a 481
- * ends the subscription it was in (RFC 6665 4.1.2.1, 4.2.2).
- */
-void
-dialog_request_failed(const struct sipmsg *resp)
-{
-	struct dialog	*d;
-	bool		 from_caller;
-
-	if (!D.up || resp->status != 481 || resp->to_tag.len == 0)
-		return;
-	if ((d = dialog_of(resp, &from_caller)) != NULL && d->kind == DLG_SUB)
-		sub_end(d, "481");
-}
-
 /* ---- the end ---- */
 
 /* A subscription ends (no record: it is no call). */
-static void
+void
 sub_end(struct dialog *d, const char *why)
 {
 	log_info("dialog %s: subscription ended (%s)", STR(d, DS_CALLID),
@@ -1827,7 +670,7 @@ dialog_record(const struct dialog *d, enum cdr_ended_by by, int code,
 	G.cdr(&r);
 }
 
-static void
+void
 dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
 {
 	uint64_t	 ms = timer_now_ms() - d->start_ms;
@@ -1862,190 +705,6 @@ dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
 
 /* ---- BYEs of our own (dialog_timeout, ospreyctl hangup) ---- */
 
-static void
-dialog_bye_response(struct txn *ct, const struct sipmsg *resp)
-{
-	if (resp->status >= 200)
-		log_info("dialog %s: our BYE answered %d", txn_callid(ct),
-		    resp->status);
-}
-
-static void
-dialog_bye_timeout(struct txn *ct, bool timer_c)
-{
-	(void)timer_c;
-	log_info("dialog %s: our BYE got no answer", txn_callid(ct));
-}
-
-static void
-dialog_bye_error(struct txn *ct)
-{
-	log_info("dialog %s: our BYE could not be sent", txn_callid(ct));
-}
-
-static void
-dialog_bye_gone(struct txn *ct)
-{
-	ct->owner = NULL;
-}
-
-static void
-dbye_free(struct dbye *b)
-{
-	free(b->head);
-	free(b->rest);
-	free(b->callid);
-	free(b);
-}
-
-/* Our Via on top, and away in a client transaction of our own. */
-static void
-dbye_send(struct dbye *b, const struct tp_addr *addr, const char *name)
-{
-	struct tp_sock	*pref, *out;
-	struct txn	*ct;
-	struct buf	 m;
-	char		 branch[48], hex[17];
-	size_t		 len;
-
-	pref = b->sock < D.tp->nsocks ? &D.tp->socks[b->sock] : NULL;
-	if ((out = tp_sock_for(D.tp, addr, pref)) == NULL) {
-		log_warnx("dialog %s: no socket for our BYE", b->callid);
-		return;
-	}
-	/* Unique, and not to be guessed: keyed by the table's seed. */
-	++D.serial;
-	fmt_hex64(hex, hashtab_hash(D.ht.seed, &D.serial, sizeof(D.serial)));
-	snprintf(branch, sizeof(branch), SIP_MAGIC "dlg%s%x", hex,
-	    (unsigned)(D.serial & 0xffff));
-	buf_init(&m, 512);
-	buf_adds(&m, b->head);
-	buf_addf(&m, "Via: SIP/2.0/%s %s;branch=%s\r\n",
-	    tp_proto_via(out->proto), out->hostport, branch);
-	buf_adds(&m, b->rest);
-	len = m.len;
-	ct = txn_client_start(TXN_NICT, (struct slice){ branch,
-	    strlen(branch) }, (struct slice){ "BYE", 3 },
-	    (struct slice){ b->callid, strlen(b->callid) }, buf_steal(&m,
-	    NULL), len, out, addr, name, &bye_owner, 0);
-	txn_set_ops(ct, &bye_ops);
-}
-
-static void
-dbye_resolved(void *arg, const struct tp_addr *addrs, unsigned n,
-    const char *err)
-{
-	struct dbye	*b = arg, **pp;
-
-	for (pp = &D.byes; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == b) {
-			*pp = b->next;
-			break;
-		}
-	b->dns = NULL;
-	if (n == 0)
-		log_warnx("dialog %s: our BYE has no next hop: %s", b->callid,
-		    err != NULL ? err : "no address");
-	else
-		dbye_send(b, &addrs[0], NULL);
-	dbye_free(b);
-}
-
-/*
- * A BYE from one party of d to the other (to_caller: to the caller),
- * as that party's UA would send it: its tags, the next CSeq, the other's
- * target and Route set, over the flow the dialog knows when the Route set
- * is empty.
- */
-static void
-dialog_send_bye(struct dialog *d, bool to_caller, const char *reason)
-{
-	struct slice	 target, routes, from, to, u;
-	struct sipuri	 su;
-	struct dbye	*b;
-	struct buf	 h;
-	struct tp_addr	 a;
-	struct resolve_query q;
-	struct resolve_req *r;
-	char		 host[256];
-	uint32_t	 cseq;
-
-	target = str_get(&d->str, to_caller ? DS_CALLER_TARGET :
-	    DS_CALLEE_TARGET);
-	routes = str_get(&d->str, to_caller ? DS_CALLER_ROUTES :
-	    DS_CALLEE_ROUTES);
-	from = str_get(&d->str, to_caller ? DS_TO : DS_FROM);
-	to = str_get(&d->str, to_caller ? DS_FROM : DS_TO);
-	/* A Contact that will not do as our Request-URI: no BYE that way. */
-	if (target.len == 0 || !sipuri_fits_ruri(target) ||
-	    sipuri_parse(target, &su) == -1 || (!slice_eq(su.scheme, "sip") &&
-	    !slice_eq(su.scheme, "sips"))) {
-		log_warnx("dialog %s: no usable target to send the %s a BYE "
-		    "(\"" SLICE_FMT "\")", STR(d, DS_CALLID), to_caller ?
-		    "caller" : "callee", SLICE_ARG(target));
-		return;
-	}
-	cseq = to_caller ? ++d->callee_cseq : ++d->caller_cseq;
-	b = xcalloc(1, sizeof(*b));
-	b->callid = xstrdup(STR(d, DS_CALLID));
-	b->sock = to_caller ? d->caller_sock : d->callee_sock;
-	buf_init(&h, 128);
-	buf_adds(&h, "BYE ");
-	buf_add(&h, target.p, target.len);
-	buf_adds(&h, " SIP/2.0\r\n");
-	b->head = buf_steal(&h, NULL);
-	buf_init(&h, 512);
-	buf_adds(&h, "Max-Forwards: 70\r\n");
-	if (routes.len > 0)
-		buf_addf(&h, "Route: " SLICE_FMT "\r\n", SLICE_ARG(routes));
-	buf_addf(&h, "From: " SLICE_FMT "\r\nTo: " SLICE_FMT "\r\n"
-	    "Call-ID: %s\r\nCSeq: %u BYE\r\n", SLICE_ARG(from),
-	    SLICE_ARG(to), b->callid, cseq);
-	if (reason != NULL)
-		buf_addf(&h, "Reason: %s\r\n", reason);
-	buf_adds(&h, "User-Agent: Osprey/" PACKAGE_VERSION "\r\n"
-	    "Content-Length: 0\r\n\r\n");
-	b->rest = buf_steal(&h, NULL);
-	if (routes.len == 0) {
-		/* No proxy beside us that way: the flow we know. */
-		txn_addr_get(to_caller ? &d->caller_addr : &d->callee_addr, &a);
-		dbye_send(b, &a, NULL);
-		dbye_free(b);
-		return;
-	}
-	u = routes_first(routes);
-	if (sipuri_parse(u, &su) == -1 || su.host.len == 0 ||
-	    su.host.len + 1 > sizeof(host)) {
-		log_warnx("dialog %s: bad Route for our BYE", b->callid);
-		dbye_free(b);
-		return;
-	}
-	if (su.host.p[0] == '[' && su.host.len > 2) {
-		su.host.p++;
-		su.host.len -= 2;
-	}
-	memcpy(host, su.host.p, su.host.len);
-	host[su.host.len] = '\0';
-	memset(&q, 0, sizeof(q));
-	q.host = host;
-	q.port = su.port;
-	q.proto = -1;
-	q.sips = slice_eq(su.scheme, "sips");
-	q.protos = tp_protos(D.tp);
-	if (sipuri_param(&su, "transport", &u)) {
-		enum tp_proto	p;
-
-		if (tp_proto_parse(u, &p) == 0)
-			q.proto = (int)p;
-	}
-	b->next = D.byes;
-	D.byes = b;
-	b->dns = NULL;
-	/* A numeric host is answered at once: b is gone then, r NULL. */
-	if ((r = resolver_query(&q, dbye_resolved, b)) != NULL)
-		b->dns = r;
-}
-
 /* Osprey ends d itself: a BYE to each party, and the record. */
 static void
 dialog_hangup_one(struct dialog *d, enum cdr_ended_by by)
@@ -2061,7 +720,7 @@ dialog_hangup_one(struct dialog *d, enum cdr_ended_by by)
 	dialog_end(d, by, 200);
 }
 
-static void
+void
 dialog_timeout_fire(void *arg)
 {
 	struct dialog	*d = arg;
@@ -2109,53 +768,6 @@ dialog_hangup(const char *callid, enum cdr_ended_by by, char *err,
 	for (i = 0; i < nhit; i++)
 		dialog_hangup_one(hit[i], by);
 	return (0);
-}
-
-void
-dialog_foreach(void (*fn)(const struct dialog_info *, void *), void *arg)
-{
-	struct hashtab_iter	 it;
-	struct hnode		*n;
-	struct dialog_info	 di;
-	char			 caller[256], callee[256];
-	struct slice		 u;
-	uint64_t		 now = timer_now_ms();
-
-	if (!D.up)
-		return;
-	HASHTAB_FOREACH(n, &D.ht, it) {
-		struct dialog	*d = (struct dialog *)n;
-
-		if (d->kind != DLG_CALL)	/* subscriptions: no calls */
-			continue;
-		u = hdr_uri(str_get(&d->str, DS_FROM));
-		snprintf(caller, sizeof(caller), SLICE_FMT, SLICE_ARG(u));
-		u = hdr_uri(str_get(&d->str, DS_TO));
-		snprintf(callee, sizeof(callee), SLICE_FMT, SLICE_ARG(u));
-		di.callid = STR(d, DS_CALLID);
-		di.caller = caller;
-		di.callee = callee;
-		di.caller_target = STR(d, DS_CALLER_TARGET);
-		di.callee_target = STR(d, DS_CALLEE_TARGET);
-		di.identity = STR(d, DS_IDENTITY);
-		di.state = (enum dialog_state)d->state;
-		di.age_ms = now - d->start_ms;
-		di.worker = shard_self();
-		di.media = d->media;
-		di.transit = d->transit;
-		fn(&di, arg);
-	}
-}
-
-/*
- * The worker is about to stop (before its transactions go): a call whose
- * INVITE is still on gets the record of an attempt the stop ended (503,
- * Q.850 41, ended by the proxy) whichever way its transactions go.
- */
-void
-dialog_stop(void)
-{
-	D.stopping = true;
 }
 
 /*
