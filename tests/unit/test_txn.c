@@ -1915,7 +1915,7 @@ START_TEST(addr_ok_and_cut)
 	c.proto = TP_NPROTO;
 	ck_assert(!txn_addr_ok(&c));
 	c.proto = TP_TLS;
-	c.sa.sin6.sin6_family = AF_INET;	/* IPv6's length, IPv4's family */
+	c.sa.sin6.sin6_family = AF_INET;	/* IPv6 length, IPv4 */
 	ck_assert(!txn_addr_ok(&c));
 	c.sa.sin6.sin6_family = AF_INET6;
 	c.len = sizeof(struct sockaddr_in);
