@@ -1095,7 +1095,8 @@ proxy_dialog_fetched(void *arg, enum dialog_fetch_result res)
 	    st->owner != NULL || (st->state != TXN_TRYING &&
 	    st->state != TXN_PROCEEDING) ||
 	    (m = (struct sipmsg *)txn_server_request(st)) == NULL) {
-		log_info("proxy: a request waiting for its dialog is gone");
+		log_info("proxy txn-%u: a request waiting for its dialog is "
+		    "gone", w->serial);
 		free(w);
 		return;
 	}
@@ -1347,7 +1348,7 @@ proxy_dialog_cancelled(void *arg, int code)
 	    st->state == TXN_TRYING &&
 	    (m = (struct sipmsg *)txn_server_request(st)) != NULL) {
 		log_info("proxy " SLICE_FMT ": CANCEL of another node's "
-		    "INVITE: %d", SLICE_ARG(m->callid), code);
+		    "INVITE answered code=%d", SLICE_ARG(m->callid), code);
 		proxy_dialog_answer(st, m, &w->src, code, NULL, code == 500 ?
 		    DLG_RETRY_AFTER : NULL);
 	}

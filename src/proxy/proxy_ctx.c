@@ -415,7 +415,7 @@ proxy_ctx_flow_token(const struct tp_addr *a, char *out, size_t len)
 		return;
 	}
 	out[0] = 'f';
-	o = 1 + tp_addr_encode(a, out + 1, len - 1);
+	o = 1 + tp_addr_encode_packed(raw, n, out + 1, len - 1);
 	fmt_hex64(out + o, hashtab_mac(P.bkey, raw, n));
 }
 

@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "buf.h"
 #include "digest.h"
 
 static const uint32_t md5_k[64] = {
@@ -235,14 +236,7 @@ digest_final(struct digest *d, uint8_t out[DIGEST_MAX])
 void
 digest_hex(char *out, const uint8_t *p, size_t n)
 {
-	static const char	hex[] = "0123456789abcdef";
-	size_t			i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hex[p[i] >> 4];
-		out[2 * i + 1] = hex[p[i] & 0xf];
-	}
-	out[2 * n] = '\0';
+	fmt_hex(out, p, n);
 }
 
 /* The hash in hex (32 or 64 digits); returns the digits. */

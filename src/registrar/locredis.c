@@ -23,6 +23,7 @@
 #include <openssl/sha.h>
 
 #include "auth.h"
+#include "buf.h"
 #include "cluster.h"
 #include "location.h"
 #include "locredis.h"
@@ -117,6 +118,16 @@ static struct {
 	uint64_t	 applied;	/* messages taken as they came */
 	uint64_t	 reread;	/* messages that made an HGETALL */
 	uint64_t	 stale;		/* replies, messages overtaken */
+	/*
+	 * Routes in Redis whose tokens will not check: made under this
+	 * run's key (no cluster secret yet: refused once this node
+	 * restarts) or under a secret replaced since.  Written again once
+	 * the secret is known and no write with such a token is unanswered
+	 * (lr_tokens_refresh()).
+	 */
+	const char	*tokens_stale;	/* why, NULL: none */
+	unsigned	 run_key_writes; /* writes of run-key tokens
+					   unanswered */
 } LR;
 
 /* A write under way: the AOR it is for and who waits. */
@@ -125,6 +136,10 @@ struct lr_write {
 	void			*arg;
 	bool			 force;	/* HGETALL: taken whatever its
 					   version */
+	bool			 run_key; /* a route in it has a token of
+					   this run's key */
+	uint64_t		 ver;	/* HGETALL: the AOR's version (or
+					   its tomb's) when it was sent */
 	size_t			 aorlen;
 	char			 aor[];
 };
@@ -301,6 +316,7 @@ sl(const char *s)
 /* The cluster secret changed while the connection was down (lr_secret()). */
 static bool	secret_due;
 
+
 /* The cluster secret's key of path tokens; false: none yet. */
 static bool
 token_key(uint64_t key[2])
@@ -398,22 +414,29 @@ locredis_token_parse(struct slice tok, struct tp_addr *a)
  * addr, behind a NAT or not): through this node, a Route
  * "<sip:TOKEN@NODE_URI-host...;lr>" into out (a connection only this
  * node holds, a NAT pinhole only this node's address may use), or out
- * empty: straight to it (redis.via_node).
+ * empty: straight to it (redis.via_node).  True: its token is of this
+ * run's key (no cluster secret yet).  The main loop's, as is the secret's
+ * adoption (lr_secret()).
  */
-static void
+static bool
 node_route(const struct tp_addr *addr, bool nat, struct buf *out)
 {
-	char	tok[64];
+	uint64_t	key[2];
+	bool		run_key;
+	char		tok[64];
 
 	if (LR.uri_tail == NULL || LR.run.via_node == REDIS_VIA_NEVER ||
 	    (LR.run.via_node == REDIS_VIA_AUTO && addr->proto == TP_UDP &&
 	    !nat))
-		return;
+		return (false);
+	run_key = !token_key(key);
+	explicit_bzero(key, sizeof(key));
 	locredis_token(addr, tok, sizeof(tok));
 	if (tok[0] == '\0')
-		return;
+		return (false);
 	buf_addf(out, "<%s%s@%s%s>", LR.uri_head, tok, LR.uri_tail,
 	    strstr(LR.uri_tail, ";lr") != NULL ? "" : ";lr");
+	return (run_key);
 }
 
 static void
@@ -470,16 +493,36 @@ tomb_set(struct slice aor, uint64_t ver)
 	t->at_ms = timer_now_ms();
 }
 
+/* The AOR's version in the table, or the one it left at; 0: none. */
+static uint64_t
+table_ver(struct slice aor)
+{
+	struct aor	*a;
+	uint64_t	 v;
+
+	location_read_lock();
+	a = location_find(aor);
+	v = a != NULL ? a->ver : tomb_ver(aor);
+	location_unlock();
+	return (v);
+}
+
 /*
  * The AOR's bindings as Redis holds them (the values of its fields) into
  * the local table, at version ver (the "#v" field: 0 unknown, always
  * taken).  A version no newer than the table's changes nothing (unless
- * force): that reply or message was overtaken by a later one.  Either way
- * the AOR counts as seen by the load under way (LR.gen).
+ * force): that reply or message was overtaken by a later one.  A reply
+ * (sent: the table's version when it was asked for) that is no newer than
+ * the table, or has no version, changes nothing either when the table's
+ * version moved since it was asked for, force or not: a message newer
+ * than the question came first (replies and messages come on two
+ * connections, in either order), and an empty reply would wipe bindings
+ * registered again meanwhile.  Either way the AOR counts as seen by the
+ * load under way (LR.gen).
  */
 static void
 lr_apply(struct slice aor, uint64_t ver, const struct slice *vals,
-    size_t nv, bool force)
+    size_t nv, bool force, const uint64_t *sent)
 {
 	struct binding_info	*bis;
 	struct tp_addr		*addrs;
@@ -488,13 +531,15 @@ lr_apply(struct slice aor, uint64_t ver, const struct slice *vals,
 	struct locredis_row	 row;
 	struct aor		*a;
 	int64_t			 now = wall_ms();
+	uint64_t		 cur;
 	unsigned		 n = 0, i, bad = 0;
 	char			 recv[TP_NAME_LEN];
 
 	location_write_lock();
 	a = location_find(aor);
-	if (ver != 0 && !force && ver <= (a != NULL ? a->ver :
-	    tomb_ver(aor))) {
+	cur = a != NULL ? a->ver : tomb_ver(aor);
+	if ((ver == 0 || ver <= cur) && ((sent != NULL && cur != *sent) ||
+	    (ver != 0 && !force))) {
 		if (a != NULL)
 			a->gen = LR.gen;
 		location_unlock();
@@ -595,7 +640,8 @@ ver_of(struct slice s)
  * local table: "#v" is the version, every other value a binding.
  */
 static void
-lr_replace(struct slice aor, const redisReply *rep, bool force)
+lr_replace(struct slice aor, const redisReply *rep, bool force,
+    const uint64_t *sent)
 {
 	struct slice	*vals;
 	uint64_t	 ver = 0;
@@ -619,7 +665,7 @@ lr_replace(struct slice aor, const redisReply *rep, bool force)
 		vals[n++] = v->type == REDIS_REPLY_STRING ? (struct slice){
 		    v->str, v->len } : (struct slice){ "", 0 };
 	}
-	lr_apply(aor, ver, vals, n, force);
+	lr_apply(aor, ver, vals, n, force, sent);
 	free(vals);
 }
 
@@ -643,18 +689,22 @@ lr_script_load(void)
 	(void)redis_command(LR.cmd, lr_script_reply, NULL, 3, argv, len);
 }
 
+static void	lr_tokens_refresh(void);
+
 static void
 lr_write_reply(void *arg, enum redis_result res, const redisReply *rep)
 {
 	struct lr_write	*w = arg;
 	char		 why[160];
 
+	if (w->run_key)
+		LR.run_key_writes--;
 	if (res == REDIS_R_OK && rep->type == REDIS_REPLY_ARRAY) {
-		lr_replace((struct slice){ w->aor, w->aorlen }, rep, false);
+		lr_replace((struct slice){ w->aor, w->aorlen }, rep, false,
+		    NULL);
 		if (w->fn != NULL)
 			w->fn(w->arg, true, NULL);
-		free(w);
-		return;
+		goto done;
 	}
 	if (res == REDIS_R_ERROR && rep->len >= 8 && memcmp(rep->str,
 	    "NOSCRIPT", 8) == 0)
@@ -670,6 +720,9 @@ lr_write_reply(void *arg, enum redis_result res, const redisReply *rep)
 	else
 		log_warnx("registrar %s: not written to redis: %s", w->aor,
 		    why);
+done:
+	if (w->run_key && LR.run_key_writes == 0)
+		lr_tokens_refresh();	/* its binding in the table now */
 	free(w);
 }
 
@@ -678,6 +731,7 @@ struct lr_cmd {
 	const char	*argv[LOCREDIS_ARGS];
 	size_t		 len[LOCREDIS_ARGS];
 	int		 argc;
+	bool		 run_key;	/* a route's token of the run key */
 	struct buf	 key, now, ndel;
 	struct buf	 fields[REG_MAX_VALUES];
 	struct buf	 values[REG_MAX_VALUES];
@@ -758,10 +812,16 @@ cmd_send(struct lr_cmd *c, struct slice aor, locredis_done_fn *fn,
 	w->aorlen = aor.len;
 	memcpy(w->aor, aor.p, aor.len);
 	w->aor[aor.len] = '\0';
+	w->run_key = c->run_key;
 	if (redis_command(LR.cmd, lr_write_reply, w, c->argc, c->argv,
 	    c->len) == -1) {
 		free(w);
 		return (-1);
+	}
+	if (w->run_key) {
+		LR.run_key_writes++;
+		if (LR.tokens_stale == NULL)
+			LR.tokens_stale = "cluster secret read";
 	}
 	return (0);
 }
@@ -812,7 +872,8 @@ locredis_write(struct slice aor, const struct reg_plan *p,
 		r.cseq = bi->cseq;
 		r.q = bi->q;
 		buf_init(&rt, 128);
-		node_route(bi->received, bi->nat, &rt);
+		if (node_route(bi->received, bi->nat, &rt))
+			c.run_key = true;
 		r.route = (struct slice){ rt.p, rt.len };
 		locredis_encode(&r, v);
 		buf_cleanup(&rt);
@@ -896,7 +957,8 @@ repub_one(void *arg, const struct binding *b)
 	r.cseq = b->cseq;
 	r.q = b->q;
 	buf_init(&rt, 128);
-	node_route(&b->received, b->nat, &rt);
+	if (node_route(&b->received, b->nat, &rt))
+		rp->c.run_key = true;
 	r.route = (struct slice){ rt.p, rt.len };
 	locredis_encode(&r, v);
 	buf_cleanup(&rt);
@@ -953,7 +1015,8 @@ lr_hgetall_reply(void *arg, enum redis_result res, const redisReply *rep)
 	bool		 load = w->arg != NULL;
 
 	if (res == REDIS_R_OK)
-		lr_replace((struct slice){ w->aor, w->aorlen }, rep, w->force);
+		lr_replace((struct slice){ w->aor, w->aorlen }, rep, w->force,
+		    &w->ver);
 	free(w);
 	if (!load)
 		return;
@@ -982,6 +1045,7 @@ lr_fetch(struct slice aor, bool load, bool force)
 	w = xcalloc(1, sizeof(*w) + aor.len + 1);
 	w->arg = load ? &LR : NULL;
 	w->force = force;
+	w->ver = table_ver(aor);
 	w->aorlen = aor.len;
 	memcpy(w->aor, aor.p, aor.len);
 	buf_init(&key, 64);
@@ -1231,7 +1295,7 @@ lr_message(void *arg, const char *channel, const char *msg, size_t len)
 	if (ver != 0 && nl != NULL && msg_values(nl + 1, len - hl - 1, vals,
 	    REG_MAX_VALUES, &n) == 0) {
 		LR.applied++;
-		lr_apply(aor, ver, vals, n, false);
+		lr_apply(aor, ver, vals, n, false, NULL);
 		return;
 	}
 	if (ver != 0) {
@@ -1245,8 +1309,8 @@ lr_message(void *arg, const char *channel, const char *msg, size_t len)
 		location_unlock();
 	}
 	LR.reread++;
-	log_debug("registrar " SLICE_FMT ": version %llu from node "
-	    SLICE_FMT " without its bindings: read again", SLICE_ARG(aor),
+	log_debug("registrar " SLICE_FMT ": a change without its bindings, "
+	    "read again version=%llu node=" SLICE_FMT, SLICE_ARG(aor),
 	    (unsigned long long)ver, SLICE_ARG(node));
 	(void)lr_fetch(aor, false, ver == 0);
 }
@@ -1254,24 +1318,48 @@ lr_message(void *arg, const char *channel, const char *msg, size_t len)
 /*
  * The cluster secret read (main loop).  Another one than this run knew
  * (Redis lost it and another node drew one): the routes this node wrote
- * carry tokens of the old key, which no longer check: they are written
- * again with the new one (now, or when the connection is back).
+ * carry tokens of the old key, which no longer check.  The first one this
+ * run reads: the routes written before it came carry tokens of the run's
+ * key, which the next run refuses.  Either way they are written again
+ * with the new key (lr_tokens_refresh()).
  */
 static void
 lr_secret(bool changed)
 {
 	static uint32_t	seen;
 	uint32_t	gen = cluster_gen();
-	unsigned	own = 0;
 
-	if (changed && seen != 0 && gen != seen) {
-		location_foreach(count_own, &own);
-		if (own > 0 && redis_is_up(LR.cmd))
-			lr_republish("cluster secret changed");
-		else if (own > 0)
-			secret_due = true;	/* when it is back */
-	}
+	if (changed && seen != 0 && gen != seen)
+		LR.tokens_stale = "cluster secret changed";
 	seen = gen;
+	lr_tokens_refresh();
+}
+
+/*
+ * The routes of LR.tokens_stale written again with tokens of the cluster
+ * secret's key: now, or when the connection is back (secret_due).  Not
+ * before the secret is known, nor while a write with a token of the run
+ * key is unanswered (its binding is not in the table yet).
+ */
+static void
+lr_tokens_refresh(void)
+{
+	uint64_t	key[2];
+	unsigned	own = 0;
+	bool		have;
+
+	if (LR.tokens_stale == NULL || LR.run_key_writes > 0)
+		return;
+	have = token_key(key);
+	explicit_bzero(key, sizeof(key));
+	if (!have)
+		return;
+	location_foreach(count_own, &own);
+	if (own > 0 && redis_is_up(LR.cmd))
+		lr_republish(LR.tokens_stale);
+	else if (own > 0)
+		secret_due = true;	/* when it is back */
+	LR.tokens_stale = NULL;
 }
 
 int
@@ -1281,7 +1369,6 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 	unsigned char	digest[SHA_DIGEST_LENGTH];
 	char		host[128];
 	const char	*p;
-	int		i;
 
 	LR.run.address = xstrdup(set->address);
 	LR.run.user = set->user ? xstrdup(set->user) : NULL;
@@ -1309,8 +1396,7 @@ locredis_start(struct event_base *base, const struct redis_settings *set,
 	hashtab_init(&LR.tombs, 64);
 	SHA1((const unsigned char *)LOCREDIS_SCRIPT, sizeof(LOCREDIS_SCRIPT) -
 	    1, digest);
-	for (i = 0; i < SHA_DIGEST_LENGTH; i++)
-		snprintf(LR.sha + 2 * i, 3, "%02x", digest[i]);
+	fmt_hex(LR.sha, digest, sizeof(digest));
 	if (cluster_watch(lr_secret) == -1) {
 		snprintf(err, errlen, "cluster: too many watchers");
 		return (-1);

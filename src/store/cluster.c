@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "buf.h"
 #include "cluster.h"
 #include "log.h"
 #include "redis.h"
@@ -46,24 +47,17 @@ static struct {
 	struct redis	*conn;
 	cluster_fn	*watch[CLUSTER_WATCHERS];
 	unsigned	 nwatch;
+	bool		 split;		/* SET NX GET refused (Redis before
+					   7.0): SET NX, then GET */
+	bool		 wrote;		/* split: SET NX set ours */
 } G = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static int	cluster_send(char *);
 
 const char *
 cluster_label(enum cluster_purpose p)
 {
 	return ((unsigned)p < CLUSTER_NPURPOSES ? LABEL[p] : NULL);
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
 }
 
 /*
@@ -80,8 +74,8 @@ cluster_adopt(const char *hex, size_t len)
 	if (len != 64)
 		return (-1);
 	for (i = 0; i < 32; i++) {
-		if ((hi = hexval(hex[2 * i])) == -1 ||
-		    (lo = hexval(hex[2 * i + 1])) == -1) {
+		if ((hi = hex_digit(hex[2 * i])) == -1 ||
+		    (lo = hex_digit(hex[2 * i + 1])) == -1) {
 			explicit_bzero(s, sizeof(s));
 			return (-1);
 		}
@@ -164,7 +158,20 @@ cluster_watch(cluster_fn *fn)
 	return (0);
 }
 
-/* SET NX GET's answer: nil, ours (arg) was set; a string, the cluster's. */
+/* Split: SET NX's answer, OK if ours was set (GET's comes next). */
+static void
+cluster_set_reply(void *arg, enum redis_result res,
+    const struct redisReply *r)
+{
+	(void)arg;
+	G.wrote = res == REDIS_R_OK && r->type == REDIS_REPLY_STATUS;
+}
+
+/*
+ * SET NX GET's answer: nil, ours (arg) was set; a string, the cluster's.
+ * Or, split, GET's: the cluster's (ours if SET NX set it).  A syntax
+ * error: a Redis before 7.0 (no NX with GET), asked again split.
+ */
 static void
 cluster_reply(void *arg, enum redis_result res, const struct redisReply *r)
 {
@@ -172,12 +179,21 @@ cluster_reply(void *arg, enum redis_result res, const struct redisReply *r)
 	const char	*hex;
 	size_t		 len;
 	uint32_t	 was = cluster_gen();
-	bool		 first;
+	bool		 first, wrote;
 	unsigned	 i;
 	int		 rc;
 
 	first = !cluster_key(CLUSTER_NONCE, (uint8_t[CLUSTER_KEY_LEN]){ 0 },
 	    NULL);
+	if (res == REDIS_R_ERROR && !G.split && r->type == REDIS_REPLY_ERROR &&
+	    strstr(r->str, "syntax") != NULL) {
+		G.split = true;
+		log_info("cluster: SET NX GET refused (redis before 7.0): "
+		    "SET NX, then GET");
+		if (cluster_send(mine) == 0)
+			return;		/* mine is the GET's now */
+		goto done;
+	}
 	if (res == REDIS_R_DOWN) {
 		log_info("cluster: " CLUSTER_SECRET_KEY " not read: the "
 		    "connection went (read again when it is back)");
@@ -191,6 +207,12 @@ cluster_reply(void *arg, enum redis_result res, const struct redisReply *r)
 		    REDIS_REPLY_ERROR ? r->str : "");
 		goto done;
 	}
+	if (r->type == REDIS_REPLY_NIL && G.split) {
+		log_warnx("cluster: " CLUSTER_SECRET_KEY " not read: gone "
+		    "after SET NX (read again at the next connection)");
+		goto done;
+	}
+	wrote = G.split ? G.wrote : r->type == REDIS_REPLY_NIL;
 	if (r->type == REDIS_REPLY_NIL) {
 		hex = mine;
 		len = strlen(mine);
@@ -204,7 +226,7 @@ cluster_reply(void *arg, enum redis_result res, const struct redisReply *r)
 		    "the secret known stays");
 		goto done;
 	}
-	if (r->type == REDIS_REPLY_NIL)
+	if (wrote)
 		log_info("cluster: wrote " CLUSTER_SECRET_KEY " (%s)", first ?
 		    "made here" : "redis had lost it");
 	if (rc == 1 && first)
@@ -222,17 +244,36 @@ done:
 	free(mine);
 }
 
+/*
+ * Ours (hex, 64 digits, owned) offered, the cluster's read: SET NX GET,
+ * or SET NX then GET (split).  -1: not sent (hex still the caller's).
+ */
+static int
+cluster_send(char *hex)
+{
+	const char	*argv[5] = { "SET", CLUSTER_SECRET_KEY, hex, "NX",
+	    "GET" };
+	size_t		 len[5] = { 3, sizeof(CLUSTER_SECRET_KEY) - 1,
+	    64, 2, 3 };
+
+	if (!G.split)
+		return (redis_command(G.conn, cluster_reply, hex, 5, argv,
+		    len));
+	G.wrote = false;
+	if (redis_command(G.conn, cluster_set_reply, NULL, 4, argv,
+	    len) == -1)
+		return (-1);
+	argv[0] = "GET";
+	argv[1] = CLUSTER_SECRET_KEY;
+	return (redis_command(G.conn, cluster_reply, hex, 2, argv, len));
+}
+
 /* The connection came up: ours offered, the cluster's read. */
 static void
 cluster_state(void *arg, bool up)
 {
 	uint8_t		 s[32];
 	char		*hex;
-	const char	*argv[5] = { "SET", CLUSTER_SECRET_KEY, NULL, "NX",
-	    "GET" };
-	size_t		 len[5] = { 3, sizeof(CLUSTER_SECRET_KEY) - 1,
-	    64, 2, 3 };
-	unsigned	 i;
 	bool		 have;
 
 	(void)arg;
@@ -245,11 +286,9 @@ cluster_state(void *arg, bool up)
 	if (!have && getrandom(s, sizeof(s), 0) != (ssize_t)sizeof(s))
 		fatal("cluster: getrandom");
 	hex = xmalloc(65);
-	for (i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", s[i]);
+	fmt_hex(hex, s, sizeof(s));
 	explicit_bzero(s, sizeof(s));
-	argv[2] = hex;
-	if (redis_command(G.conn, cluster_reply, hex, 5, argv, len) == -1) {
+	if (cluster_send(hex) == -1) {
 		explicit_bzero(hex, 65);
 		free(hex);
 	}
@@ -276,4 +315,5 @@ cluster_stop(void)
 	redis_free(G.conn);
 	G.conn = NULL;
 	G.nwatch = 0;
+	G.split = false;
 }

@@ -386,34 +386,24 @@ tp_addr_pack(const struct tp_addr *a, uint8_t out[TP_ADDR_PACKED_MAX])
 size_t
 tp_addr_encode(const struct tp_addr *a, char *out, size_t len)
 {
-	static const char	hex[] = "0123456789abcdef";
 	uint8_t			raw[TP_ADDR_PACKED_MAX];
-	size_t			n, i;
+	size_t			n;
 
 	n = tp_addr_pack(a, raw);
+	return (tp_addr_encode_packed(raw, n, out, len));
+}
+
+/* The same from tp_addr_pack()'s n bytes in raw. */
+size_t
+tp_addr_encode_packed(const uint8_t *raw, size_t n, char *out, size_t len)
+{
 	if (len < 2 * n + 1) {
 		if (len > 0)
 			*out = '\0';
 		return (0);
 	}
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hex[raw[i] >> 4];
-		out[2 * i + 1] = hex[raw[i] & 0xf];
-	}
-	out[2 * n] = '\0';
+	fmt_hex(out, raw, n);
 	return (2 * n);
-}
-
-static int
-tp_hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
 }
 
 /*
@@ -432,8 +422,8 @@ tp_addr_decode(struct slice hex, struct tp_addr *a)
 	if (hex.len % 2 != 0 || (n = hex.len / 2) > sizeof(raw) || n < 2)
 		return (-1);
 	for (i = 0; i < n; i++) {
-		if ((hi = tp_hex_digit(hex.p[2 * i])) == -1 ||
-		    (lo = tp_hex_digit(hex.p[2 * i + 1])) == -1)
+		if ((hi = hex_digit(hex.p[2 * i])) == -1 ||
+		    (lo = hex_digit(hex.p[2 * i + 1])) == -1)
 			return (-1);
 		raw[i] = (uint8_t)(hi << 4 | lo);
 	}

@@ -270,6 +270,8 @@ size_t		 tp_addr_key(const struct tp_addr *, uint8_t[17]);
 size_t		 tp_addr_pack(const struct tp_addr *,
 		     uint8_t[TP_ADDR_PACKED_MAX]);
 size_t		 tp_addr_encode(const struct tp_addr *, char *, size_t);
+size_t		 tp_addr_encode_packed(const uint8_t *, size_t, char *,
+		    size_t);
 int		 tp_addr_decode(struct slice, struct tp_addr *);
 
 #endif

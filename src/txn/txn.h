@@ -56,6 +56,7 @@ struct txn_addr {
 
 void		 txn_addr_put(struct txn_addr *, const struct tp_addr *);
 void		 txn_addr_get(const struct txn_addr *, struct tp_addr *);
+bool		 txn_addr_ok(const struct txn_addr *);
 
 /*
  * The timers that only end a transaction that absorbs retransmissions

@@ -1037,14 +1037,37 @@ txn_addr_put(struct txn_addr *c, const struct tp_addr *a)
 	c->flags = a->flags;
 }
 
+/* A bad length (a record tampered with) is cut to sa's: never over-read. */
 void
 txn_addr_get(const struct txn_addr *c, struct tp_addr *a)
 {
+	size_t	len = c->len;
+
+	if (len > sizeof(c->sa)) {
+		log_warnx("txn: address of %zu bytes cut", len);
+		len = sizeof(c->sa);
+	}
 	memset(a, 0, sizeof(*a));
-	memcpy(&a->ss, &c->sa, c->len);
-	a->len = c->len;
+	memcpy(&a->ss, &c->sa, len);
+	a->len = (socklen_t)len;
 	a->proto = c->proto;
 	a->flags = c->flags;
+}
+
+/*
+ * An IPv4 or IPv6 address of a known transport, as txn_addr_put() makes
+ * them: what a record read back (Redis, SQLite) must hold to be used.
+ */
+bool
+txn_addr_ok(const struct txn_addr *c)
+{
+	if (c->proto >= TP_NPROTO)
+		return (false);
+	if (c->len == sizeof(struct sockaddr_in))
+		return (c->sa.sin.sin_family == AF_INET);
+	if (c->len == sizeof(struct sockaddr_in6))
+		return (c->sa.sin6.sin6_family == AF_INET6);
+	return (false);
 }
 
 /* Which of the TXN_L_* a header name is (0: none), one compare at most. */

@@ -138,6 +138,34 @@ strlist_free(struct strlist *l)
 	l->n = 0;
 }
 
+/* n bytes as 2n lower-case hex digits and a NUL. */
+void
+fmt_hex(char *out, const void *p, size_t n)
+{
+	static const char	hex[] = "0123456789abcdef";
+	const uint8_t		*b = p;
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+/* A hex digit's value, either case; -1: not one. */
+int
+hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+	return (-1);
+}
+
 void
 fmt_hex64(char out[17], unsigned long long v)
 {

@@ -53,6 +53,8 @@ buf_adds(struct buf *b, const char *s)
 
 /* Formatting without printf, for the per-message paths. */
 void	fmt_hex64(char out[17], unsigned long long);	/* %016llx */
+void	fmt_hex(char *out, const void *, size_t);	/* 2n digits, NUL */
+int	hex_digit(char);		/* 0-15, either case; -1 not one */
 size_t	fmt_uint(char *out, unsigned long);	/* %lu, no NUL; <= 20 */
 
 /* A list of owned strings (from a config array). */

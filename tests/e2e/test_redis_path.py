@@ -30,9 +30,10 @@ IN_USE = "cluster: the cluster secret is in use"
 
 
 def node(c, name, host, tcp=False, users=None, redis=None, port=None,
-         workdir=None):
+         workdir=None, secret=True):
     """A node of cluster c on host: UDP, and TCP on the same port (port
-    and workdir given: an earlier node's, started again)."""
+    and workdir given: an earlier node's, started again); secret False:
+    not waiting for the cluster secret."""
     port = port or free_udp_port(host)
     rc = {"address": "127.0.0.1:%d" % c.redis.port, "node_id": name,
           "timeout": c.timeout}
@@ -46,7 +47,7 @@ def node(c, name, host, tcp=False, users=None, redis=None, port=None,
     o.addr = (host, port)
     c.nodes[name] = o
     wait_for(lambda: "location loaded from redis" in o.log_text() and
-             IN_USE in o.log_text(), 5,
+             (IN_USE in o.log_text() or not secret), 5,
              "%s never loaded the location and the secret" % name)
     return o
 
@@ -296,6 +297,52 @@ def test_a_restarted_nat_phone_still_reached_through_b(cluster):
     assert bye.src == a.addr, bye.src
     bob.uas.respond(bye, 200)
     call.ep.expect(call.resp(200, "BYE"))
+
+
+def test_tokens_made_before_the_secret_are_written_again(cluster):
+    """A starts without the cluster secret (its Redis user may not touch
+    osprey:cluster:secret, a warning): bob, behind a NAT, registers on A
+    and his route carries a token of A's run key.  Once A reads the
+    secret (the user may, A's connections cut), A writes bob's binding
+    again with a token of the cluster's key; A restarted takes the route
+    B holds: a call through B reaches bob without his registering
+    again."""
+    c = cluster()
+    b = node(c, "B", "127.0.0.3")
+    assert c.redis.cmd("ACL", "SETUSER", "early", "on", ">pw",
+                       "~osprey:loc:*", "&*", "+@all") == "OK"
+    user = {"user": "early", "password": "pw"}
+    a = node(c, "A", "127.0.0.2", redis=user, secret=False)
+    wait_for(lambda: "cluster: " + SECRET + " not read" in a.log_text(),
+             5, "A read the secret")
+    assert IN_USE not in a.log_text()
+    bob, contact = nat_phone(c, "bob", a)
+    early = route_of(c, "bob")
+
+    assert c.redis.cmd("ACL", "SETUSER", "early", "~osprey:cluster:*") \
+        == "OK"
+    c.redis.cmd("CLIENT", "KILL", "USER", "early")
+    wait_for(lambda: IN_USE in a.log_text(), 5, "A never read the secret")
+    wait_for(lambda: route_of(c, "bob") != early, 5,
+             "A never wrote bob again")
+    assert "cluster secret read: re-published 1 binding(s)" in \
+        a.log_text()
+    route = route_of(c, "bob")
+    tok = re.match(r"<sip:(p[0-9a-f]+)@", route).group(1)
+    wait_for(lambda: tok in ctl(b, "-j", "registrations", "bob"), 3,
+             "B never read bob's new route")
+
+    assert a.stop() == 0, a.log_text()
+    a = node(c, "A", "127.0.0.2", redis=user, port=a.addr[1],
+             workdir=a.workdir)
+    assert route_of(c, "bob") == route
+    call = UAC(c.endpoint(), b.addr, "sip:bob@example.test",
+               from_uri="sip:eve@elsewhere.test")
+    call.invite()
+    inv = bob.uas.expect("INVITE", call_id=call.call_id, timeout=3)
+    assert inv.src == a.addr, inv.src
+    bob.uas.respond(inv, 486)
+    call.ack(call.ep.expect(call.resp(486)))
 
 
 def stranger_invite(c, n, to, route):

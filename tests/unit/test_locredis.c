@@ -6,14 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/time.h>
+
 #include <check.h>
+#include <event2/event.h>
 
 #include "check_util.h"
 #include "auth.h"
 #include "cluster.h"
 #include "buf.h"
+#include "location.h"
 #include "locredis.h"
 #include "redis.h"
+#include "resp_peer.h"
 #include "tp.h"
 
 static struct locredis_row
@@ -312,6 +317,150 @@ START_TEST(addr_codec)
 }
 END_TEST
 
+/*
+ * A Redis for one node's location: an empty one, whose HGETALL replies
+ * are held until the test lets them go (F.held), and whose pub/sub
+ * connection the test publishes on (F.sub).
+ */
+static struct {
+	struct resp_conn	*cmd, *sub;
+	unsigned		 hgetall, scans;
+} F;
+
+static void
+loc_redis(struct resp_conn *c, const redisReply *r, void *arg)
+{
+	static const char	info[] = "# Server\r\nrun_id:0123abcd\r\n";
+
+	(void)arg;
+	if (resp_arg_is(r, 0, "PING"))
+		resp_sends(c, "+PONG\r\n");
+	else if (resp_arg_is(r, 0, "SUBSCRIBE")) {
+		F.sub = c;
+		resp_sends(c, "*3\r\n$9\r\nsubscribe\r\n$10\r\n"
+		    LOCREDIS_CHANNEL "\r\n:1\r\n");
+	} else if (resp_arg_is(r, 0, "SCRIPT"))
+		resp_sends(c, "-ERR not here\r\n");	/* EVAL then */
+	else if (resp_arg_is(r, 0, "INFO"))
+		resp_bulk(c, info, sizeof(info) - 1);
+	else if (resp_arg_is(r, 0, "DBSIZE"))
+		resp_sends(c, ":0\r\n");
+	else if (resp_arg_is(r, 0, "SCAN")) {
+		F.scans++;
+		resp_sends(c, "*2\r\n$1\r\n0\r\n*0\r\n");
+	} else if (resp_arg_is(r, 0, "HGETALL")) {
+		F.cmd = c;
+		F.hgetall++;		/* its reply: the test's */
+	} else
+		resp_sends(c, "-ERR unexpected\r\n");
+}
+
+/* A message on osprey:loc: "NODE AOR[ VERSION\nLEN:VALUE]". */
+static void
+publish(const char *node, const char *aor, unsigned ver, bool binding)
+{
+	struct locredis_row	r;
+	struct buf		v, m;
+	struct timeval		tv;
+
+	buf_init(&m, 256);
+	buf_addf(&m, "%s %s", node, aor);
+	if (ver != 0) {
+		gettimeofday(&tv, NULL);
+		memset(&r, 0, sizeof(r));
+		r.contact = S("sip:bob@192.0.2.9:5060");
+		r.received = S("udp:192.0.2.9:5060");
+		r.local = S("udp:127.0.0.2:5060");
+		r.node = S(node);
+		r.callid = S("c1@192.0.2.9");
+		r.expires_ms = (int64_t)tv.tv_sec * 1000 + 600000;
+		r.cseq = 2;
+		r.q = 1000;
+		buf_init(&v, 256);
+		locredis_encode(&r, &v);
+		buf_addf(&m, " %u\n", ver);
+		if (binding)
+			buf_addf(&m, "%zu:%.*s", v.len, (int)v.len, v.p);
+		buf_cleanup(&v);
+	}
+	resp_sends(F.sub, "*3\r\n$7\r\nmessage\r\n$10\r\n"
+	    LOCREDIS_CHANNEL "\r\n");
+	resp_bulk(F.sub, m.p, m.len);
+	buf_cleanup(&m);
+}
+
+static bool
+loaded(void *arg)
+{
+	(void)arg;
+	return (F.sub != NULL && F.scans > 0);
+}
+
+static bool
+asked(void *arg)
+{
+	return (F.hgetall == *(unsigned *)arg);
+}
+
+static bool
+bob_count(void *arg)
+{
+	return (location_count() == *(unsigned *)arg);
+}
+
+static bool
+never(void *arg)
+{
+	(void)arg;
+	return (false);
+}
+
+/*
+ * A versionless message makes the node read bob's AOR; before the reply
+ * (empty: Redis held nothing then), a message of a newer change, bob
+ * registered, comes on the other connection.  The reply, older than what
+ * the table holds now, must not wipe bob.  Then the same with a table
+ * that does not move: the empty reply is taken.
+ */
+START_TEST(reply_overtaken_by_message)
+{
+	struct event_base	*base = event_base_new();
+	struct resp_peer	*peer;
+	struct redis_settings	 set;
+	char			 addr[64], err[128];
+	unsigned		 one = 1, two = 2, zero = 0;
+
+	memset(&F, 0, sizeof(F));
+	location_init(base);
+	peer = resp_peer_start(base, loc_redis, NULL, addr, sizeof(addr));
+	memset(&set, 0, sizeof(set));
+	set.address = addr;
+	set.timeout_ms = 3000;
+	set.node_id = "N1";
+	ck_assert_int_eq(locredis_start(base, &set, err, sizeof(err)), 0);
+	ck_assert(resp_loop_until(base, loaded, NULL, 3000));
+
+	publish("N2", "bob@example.test", 0, false);	/* read again */
+	ck_assert(resp_loop_until(base, asked, &one, 3000));
+	publish("N2", "bob@example.test", 7, true);	/* newer */
+	ck_assert(resp_loop_until(base, bob_count, &one, 3000));
+	resp_sends(F.cmd, "*0\r\n");			/* the old reply */
+	(void)resp_loop_until(base, never, NULL, 200);
+	ck_assert_uint_eq(location_count(), 1);
+
+	/* Nothing newer came: an unversioned reply is what Redis holds. */
+	publish("N2", "bob@example.test", 0, false);
+	ck_assert(resp_loop_until(base, asked, &two, 3000));
+	resp_sends(F.cmd, "*0\r\n");
+	ck_assert(resp_loop_until(base, bob_count, &zero, 3000));
+
+	locredis_stop();
+	resp_peer_free(peer);
+	location_shutdown();
+	event_base_free(base);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -320,5 +469,7 @@ main(void)
 	check_add(tc, round_trip, expiry_second, empty_and_folded,
 	    decode_refuses, field_names, backoff_doubles_capped,
 	    address_parse, path_token, path_token_cluster, addr_codec);
+	tcase_set_timeout(tc, 30);
+	check_add(tc, reply_overtaken_by_message);
 	return (check_run("locredis"));
 }

@@ -1898,6 +1898,39 @@ START_TEST(lazy_timer_grid)
 }
 END_TEST
 
+/* A record's address: only IPv4, IPv6 of a known transport is used. */
+START_TEST(addr_ok_and_cut)
+{
+	struct tp_addr	 a, b;
+	struct txn_addr	 c;
+
+	ck_assert_int_eq(tp_addr_parse("udp:192.0.2.1:5060", &a), 0);
+	txn_addr_put(&c, &a);
+	ck_assert(txn_addr_ok(&c));
+	ck_assert_int_eq(tp_addr_parse("tls:[2001:db8::1]:5061", &a), 0);
+	txn_addr_put(&c, &a);
+	ck_assert(txn_addr_ok(&c));
+	txn_addr_get(&c, &b);
+	ck_assert(tp_addr_eq(&a, &b));
+	c.proto = TP_NPROTO;
+	ck_assert(!txn_addr_ok(&c));
+	c.proto = TP_TLS;
+	c.sa.sin6.sin6_family = AF_INET;	/* IPv6 length, IPv4 */
+	ck_assert(!txn_addr_ok(&c));
+	c.sa.sin6.sin6_family = AF_INET6;
+	c.len = sizeof(struct sockaddr_in);
+	ck_assert(!txn_addr_ok(&c));
+	c.len = 255;				/* tampered with */
+	ck_assert(!txn_addr_ok(&c));
+	memset(&b, 0xa5, sizeof(b));
+	txn_addr_get(&c, &b);			/* cut: no over-read */
+	ck_assert_uint_eq(b.len, sizeof(c.sa));
+	ck_assert_uint_eq(((unsigned char *)&b.ss)[sizeof(c.sa)], 0);
+	c.len = 0;
+	ck_assert(!txn_addr_ok(&c));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1930,6 +1963,8 @@ main(void)
 	    record_reload_shorter, record_ownerless);
 	tc = check_fixed("lazy", setup, teardown);
 	check_add(tc, lazy_timer_grid);
+	tc = check_fixed("addr", setup, teardown);
+	check_add(tc, addr_ok_and_cut);
 	tc = check_fixed("table", setup, teardown);
 	tcase_set_timeout(tc, 60);
 	check_add(tc, table_churn, table_open_and_bytes);
