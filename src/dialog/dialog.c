@@ -7,6 +7,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,10 +115,25 @@ const unsigned dialog_duration_bounds_s[DIALOG_NBUCKETS] = {
 	10, 30, 60, 180, 600, 1800, 3600, 14400
 };
 
+/*
+ * An early dialog of another node's call, adopted here (its INVITE is not
+ * ours): it does not own its key in Redis (dlgr_put_early(),
+ * dlgr_end_early()).
+ */
+static bool
+dialog_adopted_early(const struct dialog *d)
+{
+	return (d->state == DLG_EARLY && d->call == NULL &&
+	    d->kind == DLG_CALL && !d->transit);
+}
+
+#define DREC_EARLY_OFF	offsetof(struct drec, early)
+
 static void	dinv_free(struct dinv *);
 static void	dialog_call_uninvite(struct dialog_call *);
 static void	dialog_early_record(const struct dialog *, enum cdr_ended_by,
 		    int);
+static void	dialog_early_over(struct dialog *, enum cdr_ended_by, int);
 
 /* ---- limits ---- */
 
@@ -289,9 +305,18 @@ dialog_ttl_s(const struct dialog *d)
 static void
 dialog_share_put(struct dialog *d, const char *b, size_t len)
 {
+	int	rc;
+
 	/* Not sent (Redis down): the re-publication will. */
-	if (dlgr_put(str_get(&d->str, DS_CALLID), str_get(&d->str, DS_FTAG),
-	    str_get(&d->str, DS_TTAG), b, len, dialog_ttl_s(d)) == 0)
+	if (dialog_adopted_early(d))	/* not over the answered call's */
+		rc = dlgr_put_early(str_get(&d->str, DS_CALLID),
+		    str_get(&d->str, DS_FTAG), str_get(&d->str, DS_TTAG), b,
+		    len, dialog_ttl_s(d), DREC_EARLY_OFF);
+	else
+		rc = dlgr_put(str_get(&d->str, DS_CALLID), str_get(&d->str,
+		    DS_FTAG), str_get(&d->str, DS_TTAG), b, len,
+		    dialog_ttl_s(d));
+	if (rc == 0)
 		d->shared = true;
 }
 
@@ -421,7 +446,11 @@ dialog_free(struct dialog *d)
 		k = dialog_keyof(d);
 		dialog_store_del(k.p, k.len);
 	}
-	if (d->shared && !D.closing)
+	if (d->shared && !D.closing && dialog_adopted_early(d))
+		(void)dlgr_end_early(str_get(&d->str, DS_CALLID),
+		    str_get(&d->str, DS_FTAG), str_get(&d->str, DS_TTAG),
+		    DREC_EARLY_OFF, false, NULL, NULL);
+	else if (d->shared && !D.closing)
 		dlgr_del(str_get(&d->str, DS_CALLID), str_get(&d->str,
 		    DS_FTAG), str_get(&d->str, DS_TTAG));
 	dialog_unlink_call(d);
@@ -716,7 +745,11 @@ dialog_end(struct dialog *d, enum cdr_ended_by by, int code)
 	log_info("dialog %s: ended by %s after %llu ms%s", STR(d, DS_CALLID),
 	    by_name(by), (unsigned long long)ms, d->transit ?
 	    " (transit: no record here)" : "");
-	if (d->state == DLG_EARLY && d->call == NULL)
+	if (dialog_adopted_early(d) && d->shared) {
+		dialog_early_over(d, by, code);	/* as Redis says */
+		return;
+	}
+	if (dialog_adopted_early(d))
 		dialog_early_record(d, by, code);	/* another node's */
 	dialog_record(d, by, code, 16);	/* Q.850 NORMAL_CLEARING */
 	media_end(&d->str, &d->media, d->call);
@@ -852,6 +885,10 @@ drec_check(const void *rec, size_t len)
 	for (i = 0; i < DS_N; i++)
 		if (r->off[i + 1] <= r->off[i] || s[r->off[i + 1] - 1] != '\0')
 			return (NULL);
+	/* Where the parties are: no length past the address. */
+	if ((r->caller_addr.len != 0 && !txn_addr_ok(&r->caller_addr)) ||
+	    (r->callee_addr.len != 0 && !txn_addr_ok(&r->callee_addr)))
+		return (NULL);
 	return (r);
 }
 
@@ -1175,6 +1212,130 @@ dialog_early_record(const struct dialog *d, enum cdr_ended_by by, int code)
 	G.cdr(&r);
 }
 
+/* An adopted early dialog's end, while Redis is asked what it was. */
+struct dearly {
+	enum cdr_ended_by	 by;
+	int			 code;
+	size_t			 len;
+	char			*rec;		/* owned: its record */
+};
+
+/* The record of the attempt whose early dialog's record is rec. */
+static void
+dialog_early_record_of(const char *rec, size_t len, enum cdr_ended_by by,
+    int code)
+{
+	const struct drec	*r = drec_check(rec, len);
+	struct dialog		 e;
+
+	if (r == NULL)
+		return;
+	memset(&e, 0, sizeof(e));
+	e.str.s = (char *)rec + sizeof(*r);
+	memcpy(e.str.off, r->off, sizeof(e.str.off));
+	e.caller_addr = r->caller_addr;
+	e.start.tv_sec = (time_t)r->start_s;
+	e.start.tv_nsec = (long)r->start_ns;
+	e.kind = DLG_CALL;
+	e.state = DLG_EARLY;
+	dialog_early_record(&e, by, code);
+	if (r->media && G.media_end != NULL)	/* the call is over */
+		G.media_end(str_get(&e.str, DS_CALLID), str_get(&e.str,
+		    DS_FTAG), str_get(&e.str, DS_TTAG));
+}
+
+/*
+ * Redis said what the adopted early dialog's key held when it ended: the
+ * early record (deleted: the attempt's record is ours), the confirmed
+ * one (the call was answered on its node: a BYE ends the call here, its
+ * one record; an expiry leaves it), or nothing (its node ended it).
+ */
+static void
+dialog_early_over_reply(void *arg, enum dlgr_end res, const void *rec,
+    size_t len)
+{
+	struct dearly		*de = arg;
+	const struct drec	*r = drec_check(de->rec, de->len);
+	struct strs		 ks;
+	struct dialog		*d;
+
+	if (r == NULL || !D.up || D.closing)
+		goto done;
+	ks.s = de->rec + sizeof(*r);
+	memcpy(ks.off, r->off, sizeof(ks.off));
+	switch (res) {
+	case DLGR_END_EARLY:
+		log_info("dialog %s: early dialog taken from redis ended "
+		    "code=%d", ks.s, de->code < 300 ? 487 : de->code);
+		dialog_early_record_of(de->rec, de->len, de->by, de->code);
+		break;
+	case DLGR_END_CONFIRMED:
+		if (de->code >= 300) {
+			log_info("dialog %s: early copy dropped: the call was "
+			    "answered on another node", ks.s);
+			break;
+		}
+		/* Taken (deleted, its end published): ended here. */
+		if ((d = dialog_revive(rec, len)) == NULL &&
+		    drec_check(rec, len) != NULL)
+			d = dialog_find(str_get(&ks, DS_CALLID),
+			    str_get(&ks, DS_FTAG), str_get(&ks, DS_TTAG));
+		if (d == NULL || d->state != DLG_CONFIRMED ||
+		    d->kind != DLG_CALL) {
+			log_warnx("dialog %s: the answered call's record in "
+			    "redis is not one of ours", ks.s);
+			break;
+		}
+		d->shared = false;	/* deleted by the script */
+		CNT_ADD(adopted, 1);
+		log_info("dialog %s: the call was answered on another node: "
+		    "adopted from redis, ended here", ks.s);
+		dialog_end(d, de->by, 200);
+		break;
+	case DLGR_END_GONE:
+		log_info("dialog %s: early copy ended: no dialog in redis "
+		    "(its node ended it)", ks.s);
+		break;
+	case DLGR_END_FAILED:
+		log_warnx("dialog %s: early copy ended: redis did not say "
+		    "what the call became, no record", ks.s);
+		break;
+	}
+done:
+	free(de->rec);
+	free(de);
+}
+
+/*
+ * The adopted early dialog d ends here (the caller's BYE in it: code
+ * 200; no answer in time: 408; its branch's failure): it goes now, and
+ * Redis is asked whether it still holds the early record (then deleted:
+ * the attempt's record is written) or the answered call's (the call was
+ * answered on its node meanwhile: a BYE ends that call, an expiry leaves
+ * it).  Its media session waits for the same answer.
+ */
+static void
+dialog_early_over(struct dialog *d, enum cdr_ended_by by, int code)
+{
+	struct dearly	*de = xmalloc(sizeof(*de));
+
+	de->by = by;
+	de->code = code;
+	de->rec = dialog_encode(d, &de->len);
+	if (dlgr_end_early(str_get(&d->str, DS_CALLID), str_get(&d->str,
+	    DS_FTAG), str_get(&d->str, DS_TTAG), DREC_EARLY_OFF, code < 300,
+	    dialog_early_over_reply, de) == -1) {
+		log_warnx("dialog %s: early copy ended: redis is down, what "
+		    "the call became is not known, no record", STR(d,
+		    DS_CALLID));
+		free(de->rec);
+		free(de);
+	}
+	d->shared = false;	/* the script deletes, or not */
+	d->media = false;	/* the answer says */
+	dialog_free(d);
+}
+
 /* Another node ended a dialog: a copy here goes, without a record. */
 static void
 dialog_ended_elsewhere(struct slice callid, struct slice ftag,
@@ -1247,7 +1408,7 @@ irec_parse(const char *rec, size_t len, struct slice *up,
 			return (-1);
 		memcpy(&e, rec + off, sizeof(e));
 		off += sizeof(e);
-		if (e.ttlen == 0 || e.ttlen >= sizeof(((struct dinv *)
+		if (!txn_addr_ok(&e.peer) || e.ttlen == 0 || e.ttlen >= sizeof(((struct dinv *)
 		    NULL)->ttag) || e.brlen == 0 || e.linelen == 0 ||
 		    len - off < (size_t)e.ttlen + e.brlen + e.linelen)
 			return (-1);
@@ -1398,22 +1559,28 @@ static void
 dialog_cancel_response(struct txn *ct, const struct sipmsg *resp)
 {
 	if (resp->status >= 200)
-		log_info("dialog %s: the CANCEL relayed for another node's "
-		    "INVITE answered %d", txn_callid(ct), resp->status);
+		log_info("dialog %s: relayed CANCEL answered code=%d",
+		    txn_callid(ct), resp->status);
 }
 
 static void
 dialog_cancel_timeout(struct txn *ct, bool timer_c)
 {
 	(void)timer_c;
-	log_info("dialog %s: the CANCEL relayed got no answer",
+	log_info("dialog %s: relayed CANCEL got no answer", txn_callid(ct));
+}
+
+static void
+dialog_cancel_error(struct txn *ct)
+{
+	log_info("dialog %s: relayed CANCEL could not be sent",
 	    txn_callid(ct));
 }
 
 static const struct txn_ops cancel_ops = {
 	.response = dialog_cancel_response,
 	.timeout = dialog_cancel_timeout,
-	.transport_error = dialog_bye_error,
+	.transport_error = dialog_cancel_error,
 	.terminated = dialog_bye_gone,
 	.done = dialog_bye_gone,
 };
@@ -1443,8 +1610,8 @@ static void
 dinv_early_end(struct dinv *v, struct dialog *d, int code)
 {
 	if (dinv_others_open(v)) {
-		log_info("dialog %s: early dialog taken from redis ended %d "
-		    "(another branch of the INVITE goes on)", STR(d,
+		log_info("dialog %s: early dialog taken from redis ended "
+		    "code=%d (another branch of the INVITE goes on)", STR(d,
 		    DS_CALLID), code);
 		dialog_free(d);
 		return;
@@ -1535,7 +1702,7 @@ dinv_cancel(struct dinv *v, const char *reason)
 	    blen, v->sock, &v->peer, NULL, &bye_owner, 0);
 	txn_set_ops(ct, &cancel_ops);
 	log_info("dialog " SLICE_FMT ": CANCEL of another node's INVITE "
-	    "relayed, branch " SLICE_FMT, SLICE_ARG(v->inv->callid),
+	    "relayed branch=" SLICE_FMT, SLICE_ARG(v->inv->callid),
 	    SLICE_ARG(v->inv->branch));
 }
 
@@ -1560,6 +1727,7 @@ struct dcancel {
 	dialog_cancel_fn	*fn;
 	void			*arg;
 	char			*reason;	/* owned, or NULL */
+	char			 callid[96];	/* for the log, cut */
 	uint32_t		 cseq;
 	size_t			 uplen;
 	char			 up[];
@@ -1573,8 +1741,12 @@ dialog_cancel_send(struct dcancel *dc, const char *rec, size_t len)
 	struct slice	 up;
 	unsigned	 i, n, taken = 0;
 
-	if (irec_parse(rec, len, &up, brs, &n) != 0 ||
-	    up.len != dc->uplen || memcmp(up.p, dc->up, up.len) != 0)
+	if (irec_parse(rec, len, &up, brs, &n) != 0) {
+		log_warnx("dialog %s: the INVITE's record in redis is not one "
+		    "of ours: CANCEL refused", dc->callid);
+		return (-1);
+	}
+	if (up.len != dc->uplen || memcmp(up.p, dc->up, up.len) != 0)
 		return (-1);
 	for (i = 0; i < n; i++)
 		if (dinv_take(&brs[i], up, dc->cseq) != NULL)
@@ -1641,6 +1813,8 @@ dialog_cancel(const struct sipmsg *m, const char *reason,
 	dc->fn = fn;
 	dc->arg = arg;
 	dc->reason = reason != NULL ? xstrdup(reason) : NULL;
+	snprintf(dc->callid, sizeof(dc->callid), SLICE_FMT,
+	    SLICE_ARG(m->callid));
 	dc->cseq = m->cseq;
 	dc->uplen = m->branch.len;
 	memcpy(dc->up, m->branch.p, m->branch.len);
@@ -1936,7 +2110,7 @@ dialog_invite_fetched(void *arg, const void *rec, size_t len, bool failed)
 	}
 	if (v != NULL)
 		log_info("dialog " SLICE_FMT ": an answer to another node's "
-		    "INVITE, taken from redis, branch %s",
+		    "INVITE, taken from redis branch=%s",
 		    SLICE_ARG(v->inv->callid), p->down);
 	else
 		log_info("dialog: an answer to an INVITE of no transaction "

@@ -389,3 +389,130 @@ dlgr_fetch_invite(struct slice callid, struct slice ftag, dlgr_fetch_fn *fn,
 	buf_cleanup(&k);
 	return (rc);
 }
+
+/* ---- another node's early dialog, adopted here ---- */
+
+/* KEYS[1] the dialog; ARGV: its record, the TTL, the early byte's offset. */
+static const char put_early_lua[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "local o = tonumber(ARGV[3])\n"
+    "if v and #v > o and string.byte(v, o + 1) == 1 then\n"
+    "  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+/*
+ * KEYS[1] the dialog; ARGV: the early byte's offset, "1" to take a
+ * confirmed record, the channel, the end's message.  0: no record; 1:
+ * the early record, deleted; else the confirmed record (deleted if
+ * taken).
+ */
+static const char end_early_lua[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then return 0 end\n"
+    "local o = tonumber(ARGV[1])\n"
+    "local early = #v > o and string.byte(v, o + 1) == 1\n"
+    "if early or ARGV[2] == '1' then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  redis.call('PUBLISH', ARGV[3], ARGV[4])\n"
+    "end\n"
+    "if early then return 1 end\n"
+    "return v\n";
+
+/* 0: sent; -1: Redis is down. */
+int
+dlgr_put_early(struct slice callid, struct slice ftag, struct slice ttag,
+    const void *rec, size_t reclen, uint32_t ttl_s, size_t early_off)
+{
+	struct buf	 k;
+	char		 ttl[16], off[24];
+	const char	*argv[7];
+	size_t		 len[7];
+	int		 rc;
+
+	if (W.cmd == NULL)
+		return (-1);
+	buf_init(&k, 128);
+	dlgr_keyname(&k, callid, ftag, ttag);
+	snprintf(ttl, sizeof(ttl), "%u", ttl_s);
+	snprintf(off, sizeof(off), "%zu", early_off);
+	argv[0] = "EVAL";		len[0] = 4;
+	argv[1] = put_early_lua;	len[1] = sizeof(put_early_lua) - 1;
+	argv[2] = "1";			len[2] = 1;
+	argv[3] = k.p;			len[3] = k.len;
+	argv[4] = rec;			len[4] = reclen;
+	argv[5] = ttl;			len[5] = strlen(ttl);
+	argv[6] = off;			len[6] = strlen(off);
+	rc = dlgr_send("EVAL (early SET)", 7, argv, len);
+	buf_cleanup(&k);
+	return (rc);
+}
+
+struct dlgr_end_req {
+	dlgr_end_fn	*fn;
+	void		*arg;
+};
+
+static void
+dlgr_end_reply(void *arg, enum redis_result res, const struct redisReply *r)
+{
+	struct dlgr_end_req	*e = arg;
+
+	if (res != REDIS_R_OK || (r->type != REDIS_REPLY_INTEGER &&
+	    r->type != REDIS_REPLY_STRING)) {
+		dlgr_failed("EVAL (early end)", res, r);
+		if (e->fn != NULL)
+			e->fn(e->arg, DLGR_END_FAILED, NULL, 0);
+	} else if (e->fn == NULL)
+		;
+	else if (r->type == REDIS_REPLY_STRING)
+		e->fn(e->arg, DLGR_END_CONFIRMED, r->str, r->len);
+	else
+		e->fn(e->arg, r->integer == 1 ? DLGR_END_EARLY :
+		    DLGR_END_GONE, NULL, 0);
+	free(e);
+}
+
+int
+dlgr_end_early(struct slice callid, struct slice ftag, struct slice ttag,
+    size_t early_off, bool take, dlgr_end_fn *fn, void *arg)
+{
+	struct dlgr_end_req	*e;
+	struct buf		 k, m;
+	char			 off[24];
+	const char		*argv[8];
+	size_t			 len[8];
+	int			 rc;
+
+	if (W.cmd == NULL || !redis_is_up(W.cmd))
+		return (-1);
+	buf_init(&k, 128);
+	dlgr_keyname(&k, callid, ftag, ttag);
+	buf_init(&m, 128);
+	buf_add(&m, callid.p, callid.len);
+	buf_adds(&m, "\n");
+	buf_add(&m, ftag.p, ftag.len);
+	buf_adds(&m, "\n");
+	buf_add(&m, ttag.p, ttag.len);
+	snprintf(off, sizeof(off), "%zu", early_off);
+	argv[0] = "EVAL";		len[0] = 4;
+	argv[1] = end_early_lua;	len[1] = sizeof(end_early_lua) - 1;
+	argv[2] = "1";			len[2] = 1;
+	argv[3] = k.p;			len[3] = k.len;
+	argv[4] = off;			len[4] = strlen(off);
+	argv[5] = take ? "1" : "0";	len[5] = 1;
+	argv[6] = DLGR_CHANNEL;		len[6] = sizeof(DLGR_CHANNEL) - 1;
+	argv[7] = m.p;			len[7] = m.len;
+	e = xmalloc(sizeof(*e));
+	e->fn = fn;
+	e->arg = arg;
+	if ((rc = redis_command(W.cmd, dlgr_end_reply, e, 8, argv,
+	    len)) == -1) {
+		__atomic_add_fetch(&G.errors, 1, __ATOMIC_RELAXED);
+		free(e);
+	}
+	buf_cleanup(&m);
+	buf_cleanup(&k);
+	return (rc);
+}

@@ -55,6 +55,29 @@ typedef void dlgr_fetch_fn(void *, const void *, size_t, bool failed);
 int	 dlgr_fetch(struct slice callid, struct slice tag1, struct slice tag2,
 	    dlgr_fetch_fn *, void *);
 
+/*
+ * An early dialog another node owns (a copy adopted here, dialog.c): its
+ * key is written and deleted only while Redis holds an early record
+ * there (the byte at early_off of it 1), never over the confirmed record
+ * its node wrote when the call was answered.  dlgr_end_early() deletes
+ * it and publishes the end if it is early; a confirmed record is handed
+ * to fn (and, take, deleted and its end published: this node ends the
+ * call); fn NULL: not told.  -1: Redis is down, nothing asked.
+ */
+enum dlgr_end {
+	DLGR_END_FAILED,	/* Redis failed: nothing known */
+	DLGR_END_GONE,		/* no record (ended on its node) */
+	DLGR_END_EARLY,		/* the early record: deleted */
+	DLGR_END_CONFIRMED	/* answered: the record given */
+};
+typedef void dlgr_end_fn(void *, enum dlgr_end, const void *, size_t);
+int	 dlgr_put_early(struct slice callid, struct slice ftag,
+	    struct slice ttag, const void *, size_t, uint32_t ttl_s,
+	    size_t early_off);
+int	 dlgr_end_early(struct slice callid, struct slice ftag,
+	    struct slice ttag, size_t early_off, bool take, dlgr_end_fn *,
+	    void *);
+
 /* An INVITE that rang: osprey:dlg:{CALLID}:FTAG: (for its CANCEL). */
 int	 dlgr_put_invite(struct slice callid, struct slice ftag, const void *,
 	    size_t, uint32_t ttl_s);

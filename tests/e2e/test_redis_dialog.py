@@ -848,3 +848,120 @@ def test_answer_with_another_tag_reaching_b_makes_the_dialog(pair):
     wait_for(lambda: p.redis.cmd("KEYS", "osprey:dlg:{%s}*" %
                                  call.call_id) == [], 3,
              "a key of the call stayed in Redis")
+
+
+def prack_through_b(p, call):
+    """The caller's PRACK in the early dialog, sent to B (A alive): B
+    adopts the early dialog from Redis and routes it to bob."""
+    wait_for(lambda: len(p.keys(call)) == 1, 3,
+             "the early dialog is not in Redis")
+    call.proxy = p.nodes["B"].addr
+    call.request("PRACK", headers=[("RAck", "1 1 INVITE")])
+    req = p.uas.expect("PRACK", call_id=call.call_id)
+    p.uas.respond(req, 200)
+    assert p.caller.expect(call.resp(method="PRACK")).code == 200
+    assert "adopted from redis (early)" in p.nodes["B"].log_text()
+
+
+def answer_through_a(p, call, inv):
+    """bob answers: his 200 goes to A (its Via), the caller ACKs A."""
+    p.uas.respond(inv, 200, body=SDP)
+    ok = p.caller.expect(call.resp(200))
+    call.proxy = p.nodes["A"].addr
+    call.ack(ok)
+    p.uas.expect("ACK", call_id=call.call_id)
+
+
+def test_early_copy_on_b_bye_through_b_after_answer_on_a(pair):
+    """B adopted the early dialog (the caller's PRACK reached it while A
+    was alive); bob answers through A, A confirms.  The caller's BYE
+    through B ends the answered call: bob gets it, the call's one record
+    says 200 with its answer time (B's: it took A's confirmed record from
+    Redis), not a 487 for the early copy, and A drops its dialog without
+    a record of its own."""
+    p = pair()
+    a = p.nodes["A"]
+    call, inv = p.early("A")
+    prack_through_b(p, call)
+    answer_through_a(p, call, inv)
+    time.sleep(0.3)
+    p.bye_routes(call, "B")
+    recs = records(p.cdr["B"], 1)
+    assert len(recs) == 1 and recs[0]["code"] == 200, recs
+    assert recs[0]["answer_time"] and recs[0]["ended_by"] == "caller", recs
+    assert records(p.cdr["A"], secs=0.5) == []
+    wait_for(lambda: "ended on another node, dropped" in a.log_text(), 3,
+             "A kept its copy")
+    wait_for(lambda: p.keys(call) == [], 3, "the dialog stayed in Redis")
+
+
+def test_early_copy_on_b_expiring_leaves_the_call_answered_on_a(
+        osprey_factory, tmp_path):
+    """B adopted the early dialog; bob answers through A.  B's early copy
+    expires (Timer C + 64*T1: 9.4 s here) with nothing in it answered
+    there: Redis holds the confirmed call, so B drops its copy with no
+    record and A's call lives on: the caller's BYE to A reaches bob, one
+    record (A's, 200)."""
+    def fac(**kw):
+        t = dict(kw.pop("timers", {}))
+        t.update({"c": 3000, "t1": 100})
+        return osprey_factory(timers=t, **kw)
+    p = Pair(fac, tmp_path)
+    try:
+        b = p.nodes["B"]
+        call, inv = p.early("A")
+        prack_through_b(p, call)
+        answer_through_a(p, call, inv)
+        wait_for(lambda: "answered on another node" in b.log_text(), 15,
+                 "B's early copy did not expire")
+        assert len(p.keys(call)) == 1
+        p.bye_routes(call, "A")
+        recs = records(p.cdr["A"], 1)
+        assert len(recs) == 1 and recs[0]["code"] == 200, recs
+        assert records(p.cdr["B"], secs=0.3) == []
+    finally:
+        p.close()
+
+
+def test_early_copy_on_b_unanswered_one_attempt_record(pair):
+    """B adopted the early dialog while A was alive; A dies unanswered;
+    the caller's BYE in the early dialog through B ends the attempt:
+    exactly one record, B's, 487 with no answer time."""
+    p = pair()
+    call, inv = p.early("A")
+    prack_through_b(p, call)
+    p.kill("A")
+    p.bye_routes(call, "B")
+    recs = records(p.cdr["B"], 1)
+    assert len(recs) == 1 and recs[0]["code"] == 487, recs
+    assert not recs[0].get("answer_time"), recs
+    wait_for(lambda: p.keys(call) == [], 3, "the early dialog stayed")
+
+
+def test_invite_record_with_a_bad_address_refused(pair):
+    """An INVITE's record in Redis whose branch address says it is 255
+    bytes long (tampered): the CANCEL reaching B gets 481, B logs it and
+    goes on serving (a call through B still works)."""
+    p = pair()
+    b = p.nodes["B"]
+    call, inv = p.early("A")
+    key = invite_key(p, call)
+    wait_for(lambda: p.redis.cmd("EXISTS", key) == 1, 3,
+             "the INVITE's record is not in Redis")
+    rec = bytearray(command(p.redis.port, "GET", key, encoding="latin-1")
+                    .encode("latin-1"))
+    # struct irec (12 bytes), the caller's branch, struct ibr: the
+    # address's length byte after three lengths and the sockaddr.
+    off = 12 + len(call.invite_branch) + 12 + 28
+    assert rec[off] == 16, rec[off]
+    rec[off] = 255
+    command(p.redis.port, "SET", key, bytes(rec))
+    p.kill("A")
+    call.proxy = b.addr
+    call.cancel()
+    r = p.caller.expect(call.resp(method="CANCEL"))
+    assert r.code == 481, r.text()
+    assert "record in redis is not one of ours" in b.log_text()
+    assert p.uas.ep.collect(0.3, match(method="CANCEL")) == []
+    assert b.proc.poll() is None
+    p.bye_routes(p.answered("B"), "B")
