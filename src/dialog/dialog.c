@@ -595,6 +595,12 @@ call_record(const struct dialog_call *c, int code, int cause,
 
 	if (G.cdr == NULL || c->transit)	/* the entry node's record */
 		return;
+	if (c->recorded) {
+		log_info("dialog %s: attempt ended code=%d, its record written "
+		    "by the node that ended its early dialog", STR(c,
+		    DS_CALLID), code);
+		return;
+	}
 	txn_addr_get(&c->src, &src);
 	cdr_fill(&r, &c->str, &src);
 	r.start = c->start;
@@ -1347,6 +1353,13 @@ dialog_ended_elsewhere(struct slice callid, struct slice ftag,
 		return;
 	log_info("dialog %s: ended on another node, dropped", STR(d,
 	    DS_CALLID));
+	/*
+	 * An early dialog of our own call, adopted and ended there (the
+	 * caller's BYE in it, no answer in time): that node wrote the
+	 * attempt's record.
+	 */
+	if (d->state == DLG_EARLY && d->call != NULL)
+		d->call->recorded = true;
 	d->shared = false;	/* not ours to delete */
 	d->media = false;	/* nor its media session */
 	dialog_free(d);

@@ -967,3 +967,20 @@ def test_invite_record_with_a_bad_address_refused(pair):
     assert p.uas.ep.collect(0.3, match(method="CANCEL")) == []
     assert b.proc.poll() is None
     p.bye_routes(p.answered("B"), "B")
+
+
+def test_early_copy_on_b_bye_through_b_a_alive_one_record(pair):
+    """B adopted the early dialog while A was alive; the caller's BYE in
+    it through B reaches bob, whose 487 to the INVITE goes back through
+    A (alive): the attempt has one record (B's, 487), not a second one
+    from A."""
+    p = pair()
+    call, inv = p.early("A")
+    prack_through_b(p, call)
+    p.bye_routes(call, "B")
+    p.uas.respond(inv, 487)
+    fin = p.caller.expect(call.resp(487))
+    call.ack(fin)
+    recs = records(p.cdr["B"], 1) + records(p.cdr["A"], secs=1.0)
+    assert len(recs) == 1 and recs[0]["code"] == 487, recs
+    assert not recs[0].get("answer_time"), recs
