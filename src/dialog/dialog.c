@@ -1342,6 +1342,24 @@ dialog_early_over(struct dialog *d, enum cdr_ended_by by, int code)
 	dialog_free(d);
 }
 
+/*
+ * d refused a request an early dialog does not take (dialog_request()):
+ * if it is an adopted early copy, the call may have been answered on its
+ * node since (Redis holds the confirmed dialog).  The copy goes (its key
+ * left alone, no record), and the 481 asks Redis again (dialog_fetch()).
+ */
+void
+dialog_early_stale(struct dialog *d)
+{
+	if (!dialog_adopted_early(d) || !d->shared)
+		return;
+	log_info("dialog %s: early copy dropped, a request of the answered "
+	    "call asked of redis", STR(d, DS_CALLID));
+	d->shared = false;	/* its node's key */
+	d->media = false;
+	dialog_free(d);
+}
+
 /* Another node ended a dialog: a copy here goes, without a record. */
 static void
 dialog_ended_elsewhere(struct slice callid, struct slice ftag,

@@ -261,6 +261,7 @@ void		 dialog_confirm(struct dialog *, struct dialog_call *);
 void		 sub_unpend(struct dialog_call *);
 void		 sub_end(struct dialog *, const char *);
 void		 dialog_end(struct dialog *, enum cdr_ended_by, int);
+void		 dialog_early_stale(struct dialog *);
 void		 dialog_timeout_fire(void *);
 
 /* dialog_sub.c: subscriptions (RFC 6665). */

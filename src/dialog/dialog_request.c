@@ -174,6 +174,7 @@ dialog_request_flow(const struct sipmsg *m, struct slice next,
 		snprintf(err, errlen, "Call/Transaction Does Not Exist "
 		    "(early dialog)");
 		CNT_ADD(refused_481, 1);
+		dialog_early_stale(d);	/* an adopted copy: Redis asked */
 		return (481);
 	}
 	if (dialog_entry_gone(d, m, next)) {

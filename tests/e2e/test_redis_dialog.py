@@ -984,3 +984,26 @@ def test_early_copy_on_b_bye_through_b_a_alive_one_record(pair):
     recs = records(p.cdr["B"], 1) + records(p.cdr["A"], secs=1.0)
     assert len(recs) == 1 and recs[0]["code"] == 487, recs
     assert not recs[0].get("answer_time"), recs
+
+
+def test_early_copy_on_b_request_after_answer_on_a(pair):
+    """B adopted the early dialog; bob answers through A.  The caller's
+    INFO through B (a request an early dialog refuses) is not refused by
+    B's stale early copy: B takes the confirmed dialog from Redis and
+    routes it to bob (200)."""
+    p = pair()
+    b = p.nodes["B"]
+    call, inv = p.early("A")
+    prack_through_b(p, call)
+    answer_through_a(p, call, inv)
+    time.sleep(0.3)
+    call.proxy = b.addr
+    call.request("INFO")
+    info = p.uas.expect("INFO", call_id=call.call_id)
+    p.uas.respond(info, 200)
+    r = p.caller.expect(call.resp(method="INFO"))
+    assert r.code == 200, r.text()
+    assert "early copy dropped" in b.log_text(), b.log_text()
+    p.bye_routes(call, "A")
+    recs = records(p.cdr["A"], 1) + records(p.cdr["B"], secs=0.5)
+    assert len(recs) == 1 and recs[0]["code"] == 200, recs
