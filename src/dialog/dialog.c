@@ -1271,8 +1271,8 @@ dialog_early_over_reply(void *arg, enum dlgr_end res, const void *rec,
 	memcpy(ks.off, r->off, sizeof(ks.off));
 	switch (res) {
 	case DLGR_END_EARLY:
-		log_info("dialog %s: early dialog taken from redis ended "
-		    "code=%d", ks.s, de->code < 300 ? 487 : de->code);
+		log_info("dialog %s: early dialog taken from redis ended: "
+		    "the attempt's record here", ks.s);
 		dialog_early_record_of(de->rec, de->len, de->by, de->code);
 		break;
 	case DLGR_END_CONFIRMED:
