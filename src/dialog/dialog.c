@@ -585,13 +585,45 @@ cdr_fill(struct cdr *r, const struct strs *s, const struct tp_addr *src)
 	r->src = *src;
 }
 
+/*
+ * A failed attempt whose early dialogs were in Redis, while Redis is
+ * asked whether another node that adopted one ended it first (and wrote
+ * the attempt's record): a copy of what the record needs.
+ */
+struct dattempt {
+	struct strs		 str;		/* owned */
+	struct txn_addr		 src;
+	struct timespec		 start, end;
+	int			 code, cause;
+	enum cdr_ended_by	 by;
+	unsigned		 pending;	/* replies to come */
+	bool			 written;
+};
+
+static void
+attempt_write(const struct strs *s, const struct txn_addr *ta,
+    struct timespec start, struct timespec end, int code, int cause,
+    enum cdr_ended_by by)
+{
+	struct cdr	 r;
+	struct tp_addr	 src;
+
+	txn_addr_get(ta, &src);
+	cdr_fill(&r, s, &src);
+	r.start = start;
+	r.end = end;
+	r.code = code;
+	r.cause = cause;
+	r.ended_by = by;
+	G.cdr(&r);
+}
+
 /* The record of the attempt c, which failed (code, Q.850 cause). */
 static void
 call_record(const struct dialog_call *c, int code, int cause,
     enum cdr_ended_by by)
 {
-	struct cdr	 r;
-	struct tp_addr	 src;
+	struct timespec	 now;
 
 	if (G.cdr == NULL || c->transit)	/* the entry node's record */
 		return;
@@ -601,14 +633,84 @@ call_record(const struct dialog_call *c, int code, int cause,
 		    DS_CALLID), code);
 		return;
 	}
-	txn_addr_get(&c->src, &src);
-	cdr_fill(&r, &c->str, &src);
-	r.start = c->start;
-	clock_gettime(CLOCK_REALTIME, &r.end);
-	r.code = code;
-	r.cause = cause;
-	r.ended_by = by;
-	G.cdr(&r);
+	clock_gettime(CLOCK_REALTIME, &now);
+	attempt_write(&c->str, &c->src, c->start, now, code, cause, by);
+}
+
+/*
+ * Redis said what an early dialog's key of a failed attempt held: the
+ * early record, deleted by us (or Redis failed: the call is ours), and
+ * the attempt's record is written here, once; none: a node that adopted
+ * it ended it first and wrote the record.
+ */
+static void
+dialog_attempt_reply(void *arg, enum dlgr_end res, const void *rec,
+    size_t len)
+{
+	struct dattempt	*at = arg;
+
+	(void)rec;
+	(void)len;
+	if (!at->written && (res == DLGR_END_EARLY ||
+	    res == DLGR_END_FAILED) && G.cdr != NULL) {
+		at->written = true;
+		attempt_write(&at->str, &at->src, at->start, at->end, at->code,
+		    at->cause, at->by);
+	}
+	if (--at->pending > 0)
+		return;
+	if (!at->written)
+		log_info("dialog %s: attempt ended code=%d, its record written "
+		    "by the node that ended its early dialog", at->str.s,
+		    at->code);
+	free(at->str.s);
+	free(at);
+}
+
+/*
+ * The failed attempt c's early dialogs in Redis go only if they are
+ * still early there (not ended by a node that adopted one: that node
+ * wrote the attempt's record), and the record waits for the answers.
+ * false: none in Redis, or Redis is down (the record is written now).
+ */
+static bool
+dialog_attempt_shared(struct dialog_call *c, int code, int cause,
+    enum cdr_ended_by by)
+{
+	struct dattempt	*at;
+	struct dialog	*d;
+
+	if (G.cdr == NULL || c->transit || c->recorded || !dlgr_up())
+		return (false);
+	for (d = c->dialogs; d != NULL; d = d->call_next)
+		if (d->state == DLG_EARLY && d->shared)
+			break;
+	if (d == NULL)
+		return (false);
+	at = xcalloc(1, sizeof(*at));
+	at->str.s = xmalloc(c->str.off[DS_N]);
+	memcpy(at->str.s, c->str.s, c->str.off[DS_N]);
+	memcpy(at->str.off, c->str.off, sizeof(at->str.off));
+	at->src = c->src;
+	at->start = c->start;
+	clock_gettime(CLOCK_REALTIME, &at->end);
+	at->code = code;
+	at->cause = cause;
+	at->by = by;
+	at->pending = 1;	/* until the loop is over */
+	for (d = c->dialogs; d != NULL; d = d->call_next)
+		if (d->state == DLG_EARLY && d->shared &&
+		    dlgr_end_early(str_get(&d->str, DS_CALLID),
+		    str_get(&d->str, DS_FTAG), str_get(&d->str, DS_TTAG),
+		    DREC_EARLY_OFF, false, dialog_attempt_reply, at) == 0) {
+			d->shared = false;	/* asked: not deleted again */
+			at->pending++;
+		}
+	if (at->pending == 1)	/* none asked: ours */
+		dialog_attempt_reply(at, DLGR_END_FAILED, NULL, 0);
+	else
+		at->pending--;
+	return (true);
 }
 
 /*
@@ -618,6 +720,8 @@ call_record(const struct dialog_call *c, int code, int cause,
 void
 dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 {
+	bool	recorded;
+
 	if (c != NULL && c->sub) {
 		if (code >= 300)	/* no subscription: no NOTIFY makes one */
 			sub_unpend(c);
@@ -633,6 +737,8 @@ dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 	}
 	c->ended = true;
 	media_end(&c->str, &c->media, NULL);
+	recorded = dialog_attempt_shared(c, code, D.stopping ?
+	    DLG_CAUSE_STOP : sip_cause(code), by);
 	while (c->dialogs != NULL) {
 		struct dialog	*d = c->dialogs;
 
@@ -642,8 +748,9 @@ dialog_call_final(struct dialog_call *c, int code, enum cdr_ended_by by)
 			dialog_unlink_call(d);
 	}
 	lim_release(&c->str, &c->cnt_user, &c->cnt_src);
-	call_record(c, code, D.stopping ? DLG_CAUSE_STOP : sip_cause(code),
-	    by);
+	if (!recorded)
+		call_record(c, code, D.stopping ? DLG_CAUSE_STOP :
+		    sip_cause(code), by);
 }
 
 /*

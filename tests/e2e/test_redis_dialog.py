@@ -1007,3 +1007,31 @@ def test_early_copy_on_b_request_after_answer_on_a(pair):
     p.bye_routes(call, "A")
     recs = records(p.cdr["A"], 1) + records(p.cdr["B"], secs=0.5)
     assert len(recs) == 1 and recs[0]["code"] == 200, recs
+
+
+def test_dialog_record_with_a_bad_address_refused(pair):
+    """A dialog's record in Redis whose caller address says it is 255
+    bytes long (tampered): B refuses it as not one of ours, so the BYE
+    reaching B after A died gets 481 (no BYE to bob), and B goes on
+    serving."""
+    p = pair()
+    b = p.nodes["B"]
+    call = p.answered("A")
+    wait_for(lambda: len(p.keys(call)) == 1, 3, "the dialog is not in Redis")
+    key = p.keys(call)[0]
+    rec = bytearray(command(p.redis.port, "GET", key, encoding="latin-1")
+                    .encode("latin-1"))
+    # struct drec: version, 14 string offsets, the caller's address
+    # (a sockaddr union of 28 bytes, then its length).
+    off = 4 + 14 * 4 + 28
+    assert rec[off] == 16, rec[off]
+    rec[off] = 255
+    command(p.redis.port, "SET", key, bytes(rec))
+    p.kill("A")
+    call.proxy = b.addr
+    call.bye()
+    r = p.caller.expect(call.resp(method="BYE"))
+    assert r.code == 481, r.text()
+    assert p.uas.ep.collect(0.3, match(method="BYE")) == []
+    assert "the record in redis is not one of ours" in b.log_text()
+    p.bye_routes(p.answered("B"), "B")
