@@ -2023,8 +2023,8 @@ dialog_early_clone(struct dialog *e, const struct sipmsg *resp)
 	state_count(d, DLG_EARLY, 1);
 	timer_init(&d->timeout, D.base, dialog_timeout_fire, d);
 	e->media = false;	/* the call's media: d's now */
-	log_info("dialog %s: the 2xx's To tag " SLICE_FMT " had no early "
-	    "dialog: made from the branch's", STR(e, DS_CALLID),
+	log_info("dialog %s: a 2xx with no early dialog of its own made its "
+	    "dialog from the branch's to_tag=" SLICE_FMT, STR(e, DS_CALLID),
 	    SLICE_ARG(resp->to_tag));
 	dialog_free(e);
 	dialog_link(d);
@@ -2229,7 +2229,7 @@ dialog_invite_fetched(void *arg, const void *rec, size_t len, bool failed)
 	if (!D.up || D.closing || failed || rec == NULL) {
 		if (D.up && !D.closing)
 			log_info("dialog: an answer to an INVITE of no "
-			    "transaction here: %s, dropped", failed ?
+			    "transaction here dropped reason=\"%s\"", failed ?
 			    "redis did not say whose it is" : "no INVITE "
 			    "record in redis");
 		dpend_done(p, false);
