@@ -1546,8 +1546,9 @@ irec_parse(const char *rec, size_t len, struct slice *up,
 			return (-1);
 		memcpy(&e, rec + off, sizeof(e));
 		off += sizeof(e);
-		if (!txn_addr_ok(&e.peer) || e.ttlen == 0 || e.ttlen >= sizeof(((struct dinv *)
-		    NULL)->ttag) || e.brlen == 0 || e.linelen == 0 ||
+		if (!txn_addr_ok(&e.peer) || e.ttlen == 0 ||
+		    e.ttlen >= sizeof(((struct dinv *)NULL)->ttag) ||
+		    e.brlen == 0 || e.linelen == 0 ||
 		    len - off < (size_t)e.ttlen + e.brlen + e.linelen)
 			return (-1);
 		br[i].ttag = (struct slice){ rec + off, e.ttlen };

@@ -139,10 +139,10 @@ struct dialog_call {
 	uint32_t		 expires_s;	/* sub: what the request asks */
 	bool			 inv_shared;	/* its INVITE's record in Redis */
 	bool			 inv_over;	/* its final came: no more */
-	bool			 recorded;	/* an early dialog of it ended
-						   on the node that adopted it,
-						   which wrote the attempt's
-						   record */
+	bool			 recorded;	/* an early dialog of it
+						   ended on the node that
+						   adopted it, which wrote
+						   the attempt's record */
 	uint32_t		 inv_len;	/* inv_rec's bytes */
 	char			*inv_rec;	/* owned: that record, each
 						   branch that rang so far */
