@@ -925,6 +925,30 @@ def test_early_copy_on_b_expiring_leaves_the_call_answered_on_a(
         p.close()
 
 
+def test_early_copy_on_b_expiring_unanswered_one_attempt_record(
+        osprey_factory, tmp_path):
+    """B adopted the early dialog while A was alive; A dies and nothing
+    answers: B's early copy expires (Timer C + 64*T1: 9.4 s here) and,
+    Redis still holding the early record, writes the attempt's one record:
+    408, ended by the proxy, no answer time; the key is gone."""
+    def fac(**kw):
+        t = dict(kw.pop("timers", {}))
+        t.update({"c": 3000, "t1": 100})
+        return osprey_factory(timers=t, **kw)
+    p = Pair(fac, tmp_path)
+    try:
+        call, inv = p.early("A")
+        prack_through_b(p, call)
+        p.kill("A")
+        recs = records(p.cdr["B"], 1, secs=15)
+        assert len(recs) == 1 and recs[0]["code"] == 408, recs
+        assert recs[0]["ended_by"] == "proxy", recs
+        assert not recs[0].get("answer_time"), recs
+        wait_for(lambda: p.keys(call) == [], 3, "the early dialog stayed")
+    finally:
+        p.close()
+
+
 def test_early_copy_on_b_unanswered_one_attempt_record(pair):
     """B adopted the early dialog while A was alive; A dies unanswered;
     the caller's BYE in the early dialog through B ends the attempt:
