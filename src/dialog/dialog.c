@@ -671,7 +671,8 @@ dialog_attempt_reply(void *arg, enum dlgr_end res, const void *rec,
  * The failed attempt c's early dialogs in Redis go only if they are
  * still early there (not ended by a node that adopted one: that node
  * wrote the attempt's record), and the record waits for the answers.
- * false: none in Redis, or Redis is down (the record is written now).
+ * false: none in Redis, Redis is down or the worker stops (the record
+ * is written now).
  */
 static bool
 dialog_attempt_shared(struct dialog_call *c, int code, int cause,
@@ -680,7 +681,8 @@ dialog_attempt_shared(struct dialog_call *c, int code, int cause,
 	struct dattempt	*at;
 	struct dialog	*d;
 
-	if (G.cdr == NULL || c->transit || c->recorded || !dlgr_up())
+	if (G.cdr == NULL || c->transit || c->recorded || D.stopping ||
+	    !dlgr_up())
 		return (false);
 	for (d = c->dialogs; d != NULL; d = d->call_next)
 		if (d->state == DLG_EARLY && d->shared)
