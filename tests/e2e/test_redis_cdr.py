@@ -469,6 +469,59 @@ def test_transit_node_takes_over_the_dead_entry_nodes_address(nodes):
     alice.close()
 
 
+EVERY = {"A": (HOSTS["B"],), "B": (HOSTS["A"],)}
+
+
+def test_every_node_in_domains_phone_bye_goes_through_b(nodes):
+    """Every node lists every node's address in `domains` (the failover
+    advice), both up.  The call goes caller -> B -> A -> alice; alice's
+    BYE to A carries Route A, then B: A pops only its own entry (B's
+    carries B's run mark) and sends the BYE to B, which ends its dialog
+    and writes the one record, ended by the callee; A writes none and
+    takes over nothing."""
+    c = nodes(domains=EVERY)
+    a, b = c["A"], c["B"]
+    alice = c.phone("alice", "A")
+    call = c.caller("B")
+    inv, _ = ring_and_answer(c, alice, call)
+    wait_for(lambda: "confirmed (transit)" in a.log_text(), 3,
+             "A never confirmed a transit dialog")
+    phone_bye(call, alice, inv, "tcp1")
+    recs = c.recs("B", 1)
+    assert len(recs) == 1, recs
+    assert recs[0]["call_id"] == call.call_id, recs
+    assert recs[0]["ended_by"] == "callee", recs
+    assert "BYE from the callee" in b.log_text(), b.log_text()
+    assert c.recs("A", secs=0.5) == [], c.recs("A")
+    assert "entry node's route came back" not in a.log_text()
+    assert dialogs_json(a) == [] and dialogs_json(b) == []
+    alice.close()
+
+
+def test_every_node_in_domains_caller_bye_goes_through_a(nodes):
+    """As above, hung up by the caller: its BYE to B carries Route B,
+    then A; B pops only its own entry and sends it to A (alice's flow is
+    A's), whose transit copy ends; one record, B's, ended by the
+    caller."""
+    c = nodes(domains=EVERY)
+    a, b = c["A"], c["B"]
+    alice = c.phone("alice", "A")
+    call = c.caller("B")
+    ring_and_answer(c, alice, call)
+    wait_for(lambda: "confirmed (transit)" in a.log_text(), 3,
+             "A never confirmed a transit dialog")
+    caller_bye(call, alice)
+    recs = c.recs("B", 1)
+    assert len(recs) == 1, recs
+    assert recs[0]["call_id"] == call.call_id, recs
+    assert recs[0]["ended_by"] == "caller", recs
+    wait_for(lambda: "ended by caller" in a.log_text(), 3,
+             "the BYE did not pass through A")
+    assert c.recs("A", secs=0.5) == [], c.recs("A")
+    assert dialogs_json(a) == [] and dialogs_json(b) == []
+    alice.close()
+
+
 @pytest.mark.skipif(interop.BARESIP is None, reason="baresip not installed")
 def test_baresip_on_a_over_tcp_called_through_b(nodes, tmp_path):
     """A real phone: baresip bob registers on A (127.0.0.1) over TCP and
