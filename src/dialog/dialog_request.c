@@ -133,6 +133,30 @@ dialog_entry_gone(struct dialog *d, const struct sipmsg *m,
 	return (true);
 }
 
+/*
+ * entry: a Route entry of m below this node's own, of a cluster peer's
+ * Record-Route (another run's, local only through `domains`).  True when
+ * this node holds m's call as its own (not a transit copy) and neither
+ * of its Route sets goes on through entry: it took the dialog over from
+ * that node (dialog_entry_gone()), whose address leads here now, so the
+ * entry is popped as ours rather than sent to (and back here).  While
+ * that node is up, a dialog here has its entry as the next hop.
+ */
+bool
+dialog_route_taken(const struct sipmsg *m, struct slice entry)
+{
+	struct dialog	*d;
+	bool		 from_caller;
+
+	if (!D.up || m->to_tag.len == 0 ||
+	    (d = dialog_of(m, &from_caller)) == NULL || d->transit ||
+	    d->kind != DLG_CALL || d->state != DLG_CONFIRMED || !d->shared)
+		return (false);
+	return (!dialog_uri_same(dialog_routes_first(str_get(&d->str,
+	    DS_CALLER_ROUTES)), entry) && !dialog_uri_same(
+	    dialog_routes_first(str_get(&d->str, DS_CALLEE_ROUTES)), entry));
+}
+
 int
 dialog_request_flow(const struct sipmsg *m, struct slice next,
     struct tp_addr *flow, char *err, size_t errlen)

@@ -368,7 +368,8 @@ proxy_pop_routes(const struct sipmsg *m, struct hop *hop, bool *popped,
 	 */
 	while (first < n && sipuri_parse(hdr_uri(routes[first]), &u) == 0 &&
 	    sipuri_is_local(&u, &proto, &flow)) {
-		if (*popped && !route_same_node(&u, first_run))
+		if (*popped && !route_same_node(&u, first_run) &&
+		    !dialog_route_taken(m, hdr_uri(routes[first])))
 			break;
 		if (!*popped && !route_run(&u, &first_run))
 			first_run.len = 0;
