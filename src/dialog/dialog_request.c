@@ -101,8 +101,10 @@ dialog_request(const struct sipmsg *m, struct slice next, char *err,
 /*
  * A transit copy d (dialog.backend "redis") and an in-dialog request m
  * whose Route names the entry node's Record-Route (the first of d's
- * routes towards the caller), not as the next hop: this node popped it
- * as its own, so the entry node's address leads here now (it died).
+ * routes towards the caller) among the entries popped here (before
+ * next): this node popped it as its own, the top entry or below its own
+ * (proxy_pop_routes()), so the entry node's address leads here now (it
+ * died; the callee's requests come back here through it).
  * Then true, once per dialog: its dialog is asked of Redis
  * (dialog_fetch()), and taken in place of the transit copy
  * (dialog_entry_take()).
@@ -121,11 +123,13 @@ dialog_entry_gone(struct dialog *d, const struct sipmsg *m,
 	if (entry.len == 0 || (next.p != NULL && dialog_uri_same(next,
 	    entry)))
 		return (false);
+	/* Among the entries popped here: those before next. */
 	n = sipmsg_values(m, SH_ROUTE, v, 16);
 	for (i = 0; i < n && i < 16; i++)
-		if (dialog_uri_same(hdr_uri(v[i]), entry))
+		if (dialog_uri_same(hdr_uri(v[i]), entry) || (next.p != NULL &&
+		    dialog_uri_same(hdr_uri(v[i]), next)))
 			break;
-	if (i == n || i == 16)
+	if (i == n || i == 16 || !dialog_uri_same(hdr_uri(v[i]), entry))
 		return (false);
 	d->entry_asked = true;
 	log_info("dialog %s: transit, the entry node's route came back "
