@@ -154,6 +154,7 @@ int	 dialog_request(const struct sipmsg *, struct slice next,
 int	 dialog_request_flow(const struct sipmsg *, struct slice next,
 	    struct tp_addr *flow, char *err, size_t errlen);
 void	 dialog_refresh(const struct sipmsg *resp);
+bool	 dialog_route_taken(const struct sipmsg *, struct slice entry);
 /* dialog.backend "redis": another node's dialog, asked of Redis. */
 enum dialog_fetch_result {
 	DLG_FETCH_DONE,		/* in the table now, or not in Redis */

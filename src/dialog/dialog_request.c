@@ -101,8 +101,10 @@ dialog_request(const struct sipmsg *m, struct slice next, char *err,
 /*
  * A transit copy d (dialog.backend "redis") and an in-dialog request m
  * whose Route names the entry node's Record-Route (the first of d's
- * routes towards the caller), not as the next hop: this node popped it
- * as its own, so the entry node's address leads here now (it died).
+ * routes towards the caller) among the entries popped here (before
+ * next): this node popped it as its own, the top entry or below its own
+ * (proxy_pop_routes()), so the entry node's address leads here now (it
+ * died; the callee's requests come back here through it).
  * Then true, once per dialog: its dialog is asked of Redis
  * (dialog_fetch()), and taken in place of the transit copy
  * (dialog_entry_take()).
@@ -121,16 +123,42 @@ dialog_entry_gone(struct dialog *d, const struct sipmsg *m,
 	if (entry.len == 0 || (next.p != NULL && dialog_uri_same(next,
 	    entry)))
 		return (false);
+	/* Among the entries popped here: those before next. */
 	n = sipmsg_values(m, SH_ROUTE, v, 16);
 	for (i = 0; i < n && i < 16; i++)
-		if (dialog_uri_same(hdr_uri(v[i]), entry))
+		if (dialog_uri_same(hdr_uri(v[i]), entry) || (next.p != NULL &&
+		    dialog_uri_same(hdr_uri(v[i]), next)))
 			break;
-	if (i == n || i == 16)
+	if (i == n || i == 16 || !dialog_uri_same(hdr_uri(v[i]), entry))
 		return (false);
 	d->entry_asked = true;
 	log_info("dialog %s: transit, the entry node's route came back "
 	    "here: its dialog asked of redis", STR(d, DS_CALLID));
 	return (true);
+}
+
+/*
+ * entry: a Route entry of m below this node's own, of a cluster peer's
+ * Record-Route (another run's, local only through `domains`).  True when
+ * this node holds m's call as its own (not a transit copy) and neither
+ * of its Route sets goes on through entry: it took the dialog over from
+ * that node (dialog_entry_gone()), whose address leads here now, so the
+ * entry is popped as ours rather than sent to (and back here).  While
+ * that node is up, a dialog here has its entry as the next hop.
+ */
+bool
+dialog_route_taken(const struct sipmsg *m, struct slice entry)
+{
+	struct dialog	*d;
+	bool		 from_caller;
+
+	if (!D.up || m->to_tag.len == 0 ||
+	    (d = dialog_of(m, &from_caller)) == NULL || d->transit ||
+	    d->kind != DLG_CALL || d->state != DLG_CONFIRMED || !d->shared)
+		return (false);
+	return (!dialog_uri_same(dialog_routes_first(str_get(&d->str,
+	    DS_CALLER_ROUTES)), entry) && !dialog_uri_same(
+	    dialog_routes_first(str_get(&d->str, DS_CALLEE_ROUTES)), entry));
 }
 
 int

@@ -251,6 +251,34 @@ stamped(const struct sipmsg *m, const struct sipuri *u, struct hop *hop)
 	return (auth_stamp_ok(v, m->callid));
 }
 
+/* The run mark (;osr=, 8 hex digits) of one of our Record-Routes. */
+static bool
+route_run(const struct sipuri *u, struct slice *run)
+{
+	return (sipuri_param(u, "osr", run) && run->len == 8);
+}
+
+/*
+ * A local Route entry u below the first one popped (first_run: that
+ * one's run mark, len 0 when it had none): part of the same node's
+ * Record-Route, so popped too?  This node's own listen address, or this
+ * run's mark, always; else the same run as the first, or no run mark at
+ * all (a proxy without tracking: as before clusters).  A cluster peer's
+ * entry, local only through `domains` and of another run, is the next
+ * hop (a transit call: caller -> B -> A -> phone), not ours.
+ */
+static bool
+route_same_node(const struct sipuri *u, struct slice first_run)
+{
+	struct slice	run;
+
+	if (tp_is_local(P.tp, u->host, u->port) || !route_run(u, &run))
+		return (true);
+	if (memcmp(run.p, proxy_ctx_run().p, 8) == 0)
+		return (true);
+	return (first_run.len == 8 && memcmp(run.p, first_run.p, 8) == 0);
+}
+
 /*
  * What the last of our own Route entries on top of m says of the side
  * the request goes to (the entry our Record-Route put there for that
@@ -264,15 +292,23 @@ proxy_route_side(const struct sipmsg *m, struct tp_addr *flow)
 {
 	struct slice	 v[MAX_ROUTES];
 	struct sipuri	 u;
+	struct slice	 first_run;
+	struct tp_addr	 f;
 	unsigned	 i, n;
-	int		 proto = -1;
+	int		 proto = -1, p;
 
 	memset(flow, 0, sizeof(*flow));
+	if (sipuri_parse(m->ruri, &u) == -1 || !route_run(&u, &first_run))
+		first_run.len = 0;
 	n = sipmsg_values(m, SH_ROUTE, v, MAX_ROUTES);
-	for (i = 0; i < n && i < MAX_ROUTES; i++)
+	for (i = 0; i < n && i < MAX_ROUTES; i++) {
 		if (sipuri_parse(hdr_uri(v[i]), &u) == -1 ||
-		    !sipuri_is_local(&u, &proto, flow))
+		    !sipuri_is_local(&u, &p, &f) ||
+		    !route_same_node(&u, first_run))
 			break;
+		proto = p;
+		*flow = f;
+	}
 	return (proto);
 }
 
@@ -290,7 +326,10 @@ proxy_pop_routes(const struct sipmsg *m, struct hop *hop, bool *popped,
 {
 	struct slice	*routes = hop->routes;
 	struct sipuri	 u;
+	struct slice	 first_run = { NULL, 0 };
+	struct tp_addr	 flow;
 	unsigned	 n, i, first = 0;
+	int		 proto;
 	bool		 strict_ours = false;
 
 	*popped = false;
@@ -309,6 +348,8 @@ proxy_pop_routes(const struct sipmsg *m, struct hop *hop, bool *popped,
 		hop->ru_rc = sipuri_parse(m->ruri, &hop->ru) == 0 ? 1 : -1;
 		if (hop->ru_rc == 1 && sipuri_is_local(&hop->ru, NULL, NULL)) {
 			*stamp = stamped(m, &hop->ru, hop);
+			if (!route_run(&hop->ru, &first_run))
+				first_run.len = 0;
 			hop->ruri = hdr_uri(routes[n - 1]);
 			hop->ru_rc = 0;
 			/* It goes in our request line. */
@@ -319,9 +360,21 @@ proxy_pop_routes(const struct sipmsg *m, struct hop *hop, bool *popped,
 			strict_ours = true;
 		}
 	}
-	/* Ours on top: popped; the last one names the side it goes to. */
+	/*
+	 * Ours on top: popped (a cluster peer's address there leads here
+	 * now: it failed over), and below it the rest of the same node's
+	 * Record-Route (RFC 5658: two entries); the last one names the side
+	 * it goes to.
+	 */
 	while (first < n && sipuri_parse(hdr_uri(routes[first]), &u) == 0 &&
-	    sipuri_is_local(&u, &hop->side_proto, &hop->side_flow)) {
+	    sipuri_is_local(&u, &proto, &flow)) {
+		if (*popped && !route_same_node(&u, first_run) &&
+		    !dialog_route_taken(m, hdr_uri(routes[first])))
+			break;
+		if (!*popped && !route_run(&u, &first_run))
+			first_run.len = 0;
+		hop->side_proto = proto;
+		hop->side_flow = flow;
 		*stamp = stamped(m, &u, hop) || *stamp;
 		first++;
 		*popped = true;

@@ -16,13 +16,24 @@ OSPREYD = os.environ.get("OSPREYD") or os.path.join(
 
 
 def free_udp_port(host="127.0.0.1"):
-    """A UDP port that was free a moment ago (bound, then released)."""
+    """A port that was free a moment ago for UDP and for TCP (bound,
+    then released): the daemons listen on both with one number."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_DGRAM)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    for _ in range(50):
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+        t = socket.socket(fam, socket.SOCK_STREAM)
+        t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            t.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            s.close()
+    raise RuntimeError("no port free for UDP and TCP on %s" % host)
 
 
 def rss_kb(pid):
@@ -76,7 +87,10 @@ def conf_text(port, routes=(), domains=("example.test",), timers=None,
     """A libconfig file for ospreyd. routes: (user_regex, [targets])."""
     t = {"t1": 50, "t2": 400, "t4": 500, "c": 5000, "cancel": 1000}
     t.update(timers or {})
-    lst = listen or [("udp", "127.0.0.1", port)]
+    # A listen entry's port None: the daemon's own (picked again with
+    # it when it was taken).
+    lst = [(tr, a, port if p is None else p)
+           for tr, a, p in listen or [("udp", "127.0.0.1", port)]]
     out = ["listen = (" + ", ".join(
         '{ transport = "%s"; address = "%s"; port = %d; }' % x
         for x in lst) + ");"]
@@ -204,6 +218,7 @@ def osprey_factory(request):
     def start(routes=(), port=None, users=None, auth=None, registrar=None,
               workdir=None, realm="example.test", wrapper=(), ready_s=10,
               stop_s=5, **kw):
+        picked = port is None
         port = port or free_udp_port()
         wd = workdir or tempfile.mkdtemp(prefix="osprey-e2e-")
         workdirs.append(wd)
@@ -229,9 +244,20 @@ def osprey_factory(request):
         if workdir is not None:
             name = "ospreyd-%d" % sum(1 for o in started
                                       if o.workdir == wd)
-        o = Osprey(conf_text(port, routes, workdir=wd, **kw), port, wd,
-                   name=name, wrapper=wrapper, ready_s=ready_s,
-                   stop_s=stop_s)
+        # A port picked free can be taken before the daemon binds it
+        # (tests run side by side): a port of our picking, picked again.
+        for attempt in range(3):
+            try:
+                o = Osprey(conf_text(port, routes, workdir=wd, **kw),
+                           port, wd, name=name, wrapper=wrapper,
+                           ready_s=ready_s, stop_s=stop_s)
+                break
+            except RuntimeError as e:
+                if picked and attempt < 2 and \
+                        "Address already in use" in str(e):
+                    port = free_udp_port()
+                    continue
+                raise
         o.ctl_socket = os.path.join(wd, "ctl.sock")
         started.append(o)
         return o

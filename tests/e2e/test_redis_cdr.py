@@ -17,6 +17,9 @@ dialog.backend = "redis" and a JSONL accounting file of its own.
 Skipped when redis-server is not installed."""
 
 import json
+import select
+import socket
+import threading
 import time
 
 import pytest
@@ -37,6 +40,8 @@ pytestmark = pytest.mark.skipif(REDIS is None,
                                 reason="redis-server is not installed")
 
 HOSTS = {"A": "127.0.0.2", "B": "127.0.0.3", "C": "127.0.0.4"}
+# The failover advice: every node lists every node's address.
+EVERY = {"A": (HOSTS["B"],), "B": (HOSTS["A"],)}
 
 
 class Nodes:
@@ -413,17 +418,102 @@ def test_entry_node_fails_adopter_writes_the_one_record(nodes):
     alice.close()
 
 
+def test_every_node_in_domains_phone_bye_goes_through_b(nodes):
+    """Every node lists every node's address in `domains` (the failover
+    advice), both up.  The call goes caller -> B -> A -> alice; alice's
+    BYE to A carries Route A, then B: A pops only its own entry (B's
+    carries B's run mark) and sends the BYE to B, which ends its dialog
+    and writes the one record, ended by the callee; A writes none and
+    takes over nothing."""
+    c = nodes(domains=EVERY)
+    a, b = c["A"], c["B"]
+    alice = c.phone("alice", "A")
+    call = c.caller("B")
+    inv, _ = ring_and_answer(c, alice, call)
+    wait_for(lambda: "confirmed (transit)" in a.log_text(), 3,
+             "A never confirmed a transit dialog")
+    phone_bye(call, alice, inv, "tcp1")
+    recs = c.recs("B", 1)
+    assert len(recs) == 1, recs
+    assert recs[0]["call_id"] == call.call_id, recs
+    assert recs[0]["ended_by"] == "callee", recs
+    assert "BYE from the callee" in b.log_text(), b.log_text()
+    assert c.recs("A", secs=0.5) == [], c.recs("A")
+    assert "entry node's route came back" not in a.log_text()
+    assert dialogs_json(a) == [] and dialogs_json(b) == []
+    alice.close()
+
+
+def test_every_node_in_domains_caller_bye_goes_through_a(nodes):
+    """As above, hung up by the caller: its BYE to B carries Route B,
+    then A; B pops only its own entry and sends it to A (alice's flow is
+    A's), whose transit copy ends; one record, B's, ended by the
+    caller."""
+    c = nodes(domains=EVERY)
+    a, b = c["A"], c["B"]
+    alice = c.phone("alice", "A")
+    call = c.caller("B")
+    ring_and_answer(c, alice, call)
+    wait_for(lambda: "confirmed (transit)" in a.log_text(), 3,
+             "A never confirmed a transit dialog")
+    caller_bye(call, alice)
+    recs = c.recs("B", 1)
+    assert len(recs) == 1, recs
+    assert recs[0]["call_id"] == call.call_id, recs
+    assert recs[0]["ended_by"] == "caller", recs
+    wait_for(lambda: "ended by caller" in a.log_text(), 3,
+             "the BYE did not pass through A")
+    assert c.recs("A", secs=0.5) == [], c.recs("A")
+    assert dialogs_json(a) == [] and dialogs_json(b) == []
+    alice.close()
+
+
+class MovedAddress:
+    """A dead node's address that leads to a survivor now (its virtual IP
+    moved, or a DNAT rule): every UDP datagram to addr is sent on to dest
+    from addr itself, so answers to addr come back this way too.  Bounded:
+    stops at close() or after secs."""
+
+    def __init__(self, addr, dest, secs=30.0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(addr)
+        self.dest, self.secs, self.n = dest, secs, 0
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        end = time.time() + self.secs
+        while not self.stop.is_set() and time.time() < end:
+            if select.select([self.sock], [], [], 0.1)[0]:
+                data, _ = self.sock.recvfrom(65535)
+                self.n += 1
+                self.sock.sendto(data, self.dest)
+
+    def close(self):
+        self.stop.set()
+        self.t.join()
+        self.sock.close()
+
+
 def test_transit_node_takes_over_the_dead_entry_nodes_address(nodes):
-    """The call goes caller -> B -> A -> alice and is answered; B dies
-    and its address moves to A itself, the transit node (A lists B's
-    address as its own; the caller sends to A).  The caller's BYE names
-    B's Record-Route, which A now pops as its own: A takes the entry
-    node's dialog from Redis in place of its transit copy, so alice gets
-    the BYE and there is exactly one record, A's, with the call's own
-    start and answer times; the key is gone.  A second call, hung up by
-    alice: her BYE (Route A, then B) reaches the caller (before, 403)
-    and its one record is A's too, ended by the callee."""
-    c = nodes(domains={"A": (HOSTS["B"],)})
+    """Every node lists every node's address in `domains`.  Calls go
+    caller -> B -> A -> alice and are answered; B dies and its address
+    moves to A itself, the transit node (here a relay sends what reaches
+    B's address on to A, as a moved virtual IP would deliver it; the
+    caller sends to A).  The caller's BYE names B's Record-Route, which
+    A now pops as its own (the top entry): A takes the entry node's
+    dialog from Redis in place of its transit copy, so alice gets the
+    BYE and there is exactly one record, A's, with the call's own start
+    and answer times; the key is gone.  A second call, alice's INFO
+    (Route A, then B): A pops its own entry only and sends it to B's
+    address, which leads back to A; there B's entry is on top, popped,
+    and A takes the dialog over; the INFO reaches the caller.  Then her
+    BYE: A holds the call now, B's entry no next hop of it, so A pops
+    both and the BYE goes straight to the caller; its one record is A's,
+    ended by the callee."""
+    c = nodes(domains=EVERY)
     a, b = c["A"], c["B"]
     alice = c.phone("alice", "A")
     calls = []
@@ -441,24 +531,44 @@ def test_transit_node_takes_over_the_dead_entry_nodes_address(nodes):
     b.proc.kill()
     b.proc.wait()
     b.allowed_rc = (-9,)
+    moved = MovedAddress(b.addr, a.addr)
+    try:
+        call, inv, tag, key = calls[0]
+        call.proxy = a.addr
+        caller_bye(call, alice)
+        assert "the transit copy gives way to the entry node's dialog" in \
+            a.log_text(), a.log_text()
+        recs = c.recs("A", 1)
+        assert len(recs) == 1, recs
+        r = recs[0]
+        assert r["call_id"] == call.call_id and r["ended_by"] == "caller", r
+        assert r["code"] == 200 and r["src_ip"] == "127.0.0.1", r
+        assert utc(r["start_time"]) <= t_answer + 0.5, r
+        assert utc(r["answer_time"]) <= t_answer + 0.5, r
+        wait_for(lambda: c.redis.cmd("EXISTS", key) == 0, 3,
+                 "the entry node's dialog stayed in Redis")
+        assert moved.n == 0         # A popped its own and B's entry
 
-    call, inv, tag, key = calls[0]
-    call.proxy = a.addr
-    caller_bye(call, alice)
-    assert "the transit copy gives way to the entry node's dialog" in \
-        a.log_text(), a.log_text()
-    recs = c.recs("A", 1)
-    assert len(recs) == 1, recs
-    r = recs[0]
-    assert r["call_id"] == call.call_id and r["ended_by"] == "caller", r
-    assert r["code"] == 200 and r["src_ip"] == "127.0.0.1", r
-    assert utc(r["start_time"]) <= t_answer + 0.5, r
-    assert utc(r["answer_time"]) <= t_answer + 0.5, r
-    wait_for(lambda: c.redis.cmd("EXISTS", key) == 0, 3,
-             "the entry node's dialog stayed in Redis")
-
-    call, inv, tag, key = calls[1]
-    phone_bye(call, alice, inv, tag)
+        call, inv, tag, key = calls[1]
+        hs = [("Via", "SIP/2.0/TCP 127.0.0.1:%d;branch=%s;rport"
+               % (alice.port, new_branch())),
+              ("Max-Forwards", "70"),
+              ("From", inv.get("to") + ";tag=" + tag),
+              ("To", inv.get("from")),
+              ("Call-ID", call.call_id), ("CSeq", "1 INFO")]
+        hs += [("Route", r) for r in inv.values("record-route")]
+        alice.send(build_request("INFO", uri_of(inv.get("contact")), hs))
+        info = call.ep.expect(match(method="INFO", call_id=call.call_id))
+        call.ep.send(build_response(info, 200), info.src)
+        r = alice.expect(match(response=True, cseq_method="INFO"))
+        assert r.code == 200, r.text()
+        assert moved.n >= 1         # through B's address, back to A
+        assert a.log_text().count("the transit copy gives way") == 2
+        n = moved.n
+        phone_bye(call, alice, inv, tag)
+        assert moved.n == n         # A holds the call: no detour now
+    finally:
+        moved.close()
     recs = c.recs("A", 2)
     assert len(recs) == 2, recs
     r = recs[1]

@@ -144,12 +144,11 @@ def test_full_calls_answered_from_other_ports(osprey_factory):
 
 def _sipp_calls(osprey_factory, tmp_path, transport, uacs=4, calls=40):
     uas_port = free_udp_port()
-    port = free_udp_port()
-    lst = [("udp", "127.0.0.1", port)]
+    lst = [("udp", "127.0.0.1", None)]     # the daemon's port
     if transport == "t1":
-        lst.append(("tcp", "127.0.0.1", port))
+        lst.append(("tcp", "127.0.0.1", None))
     o = osprey_factory(routes=[("^bob$", ["sip:127.0.0.1:%d" % uas_port])],
-                       port=port, listen=lst,
+                       listen=lst,
                        timers={"t1": 500, "t2": 4000, "t4": 5000,
                                "cancel": 8000}, extra=W2)
     wd = str(tmp_path)

@@ -403,6 +403,55 @@ START_TEST(routes_pop_ours)
 END_TEST
 
 /*
+ * Below the top entry, only the same node's Record-Route is popped: this
+ * proxy's listen address, this run's mark, the first one's, or no mark.
+ * Another run's entry, ours only through `domains`, is a cluster peer's:
+ * the next hop.
+ */
+START_TEST(routes_pop_cluster_peer)
+{
+	struct routes_out	o;
+	struct slice		run = proxy_ctx_run();
+	char			req[1024], rt[256];
+
+	routes_of(REQ("sip:bob@example.test", "Route: "
+	    "<sip:example.test;lr;osr=0000000a>, "
+	    "<sip:example.test;lr;osr=0000000b>, "
+	    "<sip:p2.example.org;lr>\r\n"), &o);
+	ck_assert_int_eq(o.rc, 0);
+	ck_assert(o.popped);
+	ck_assert_uint_eq(o.n, 2);
+	ck_assert_slice_eq(o.r[0],
+	    "<sip:example.test;lr;osr=0000000b>");
+	/* Two entries of one node (RFC 5658): the same run. */
+	routes_of(REQ("sip:bob@example.test", "Route: "
+	    "<sip:example.test;lr;osr=0000000a>, "
+	    "<sip:example.test;lr;osr=0000000a>\r\n"), &o);
+	ck_assert(o.popped);
+	ck_assert_uint_eq(o.n, 0);
+	/* Our own listen address, whatever its mark. */
+	routes_of(REQ("sip:bob@example.test", "Route: "
+	    "<sip:example.test;lr;osr=0000000a>, "
+	    "<sip:127.0.0.1:5060;lr;osr=0000000b>\r\n"), &o);
+	ck_assert(o.popped);
+	ck_assert_uint_eq(o.n, 0);
+	/* No cluster mark at all: as before. */
+	routes_of(REQ("sip:bob@example.test", "Route: "
+	    "<sip:example.test;lr>, <sip:example.test;lr>, "
+	    "<sip:p2.example.org;lr>\r\n"), &o);
+	ck_assert_uint_eq(o.n, 1);
+	ck_assert_slice_eq(o.r[0], "<sip:p2.example.org;lr>");
+	/* This run's mark, below another's (a failover to here). */
+	snprintf(rt, sizeof(rt), "Route: <sip:example.test;lr;osr=0000000a>, "
+	    "<sip:example.test;lr;osr=%.*s>\r\n", (int)run.len, run.p);
+	snprintf(req, sizeof(req), REQ("sip:bob@example.test", "%s"), rt);
+	routes_of(req, &o);
+	ck_assert(o.popped);
+	ck_assert_uint_eq(o.n, 0);
+}
+END_TEST
+
+/*
  * A strict router before us put our Record-Route in the Request-URI: the
  * last Route value is the Request-URI again (16.4).
  */
@@ -1060,8 +1109,9 @@ main(void)
 	check_add(check_case("reply_rank"), rank_6xx_first, rank_lowest_class,
 	    rank_retry_4xx_lead, rank_within_class, rank_no_ties);
 	tc = check_fixed("routes", proxy_setup, proxy_teardown);
-	check_add(tc, routes_none, routes_pop_ours, routes_strict_before_us,
-	    routes_strict_next_hop, routes_stamp, routes_bad);
+	check_add(tc, routes_none, routes_pop_ours, routes_pop_cluster_peer,
+	    routes_strict_before_us, routes_strict_next_hop, routes_stamp,
+	    routes_bad);
 	tc = check_fixed("decide", proxy_setup, proxy_teardown);
 	check_add(tc, decide_for_us, decide_route, decide_location,
 	    decide_location_no_domain, decide_register, decide_foreign,
