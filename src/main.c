@@ -56,6 +56,7 @@ static struct {
 	struct timer		 stop;		/* graceful stop polling */
 	uint64_t		 watchdog_usec;
 	uint64_t		 stop_deadline_ms;
+	bool			 stop_quiet;	/* none pending at the last poll */
 	uint64_t		 last_invites;
 	unsigned		 workers;	/* running; until a restart */
 	struct proxy_settings	*proxy_set;	/* the main loop's, for workers */
@@ -379,6 +380,19 @@ stop_poll(void *arg)
 	(void)arg;
 	worker_totals(&t);
 	pending = t.pending;
+	/*
+	 * None pending twice in a row: the last answer a worker relayed
+	 * may still be on its way to the loop that holds the caller's
+	 * connection (a mailbox hop, then the write), so one more poll
+	 * lets it out before the connections close.
+	 */
+	if (pending == 0 && !D.stop_quiet && now_ms() < D.stop_deadline_ms) {
+		D.stop_quiet = true;
+		timer_set(&D.stop, 50);
+		return;
+	}
+	if (pending > 0)
+		D.stop_quiet = false;
 	if (pending == 0 || now_ms() >= D.stop_deadline_ms) {
 		if (pending > 0)
 			log_notice("ospreyd: %u call(s) still pending, stopping "
