@@ -32,17 +32,25 @@ TIMEOUT_S = 600
 
 
 def port_free_on_all(hosts):
-    """A UDP port free on every host (bound on each, then released)."""
+    """A port free on every host for UDP and for TCP (bound on each,
+    then released): nodes listen on both with one number, and a TCP
+    connection's ephemeral port (Redis clients, phones) can hold it."""
     for _ in range(50):
         s0 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s0.bind((hosts[0], 0))
         port = s0.getsockname()[1]
         socks = [s0]
         try:
-            for h in hosts[1:]:
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((h, port))
+            for h in hosts:
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    if h == hosts[0] and kind == socket.SOCK_DGRAM:
+                        continue
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    if kind == socket.SOCK_STREAM:
+                        s.setsockopt(socket.SOL_SOCKET,
+                                     socket.SO_REUSEADDR, 1)
+                    s.bind((h, port))
             return port
         except OSError:
             continue
