@@ -1104,21 +1104,6 @@ static _Thread_local bool	dlg_refetched;	/* no second fetch */
 static void	proxy_forward_ack(struct sipmsg *, struct tp_sock *,
 		    const struct tp_addr *);
 
-/* Through st (which holds m): code, reason, extra. */
-static void
-proxy_dialog_answer(struct txn *st, const struct sipmsg *m,
-    const struct tp_addr *src, int code, const char *reason,
-    const char *extra)
-{
-	struct buf	tv;
-	char		tvstore[256];
-
-	buf_init_on(&tv, tvstore, sizeof(tvstore));
-	proxy_ctx_topvia_buf(m, src, &tv);
-	proxy_reply_st(st, tv.p, code, reason, extra);
-	buf_cleanup(&tv);
-}
-
 static void
 proxy_dialog_fetched(void *arg, enum dialog_fetch_result res)
 {
@@ -1161,7 +1146,7 @@ proxy_dialog_fetched(void *arg, enum dialog_fetch_result res)
 		log_info("proxy " SLICE_FMT ": %s answered 500, redis did not "
 		    "say whether it has its dialog", SLICE_ARG(m->callid),
 		    sip_method_name(m->method));
-		proxy_dialog_answer(st, m, &w->src, 500, NULL,
+		proxy_reply_st_to(st, m, &w->src, 500, NULL,
 		    DLG_RETRY_AFTER);
 	}
 	free(w);
@@ -1216,7 +1201,7 @@ proxy_dialog_wait(struct sipmsg *m, struct tp_sock *sock,
 		st = txn_server_new(m, sock, src);	/* st owns m */
 		w->serial = st->serial;
 		if (m->method == SM_INVITE)
-			proxy_dialog_answer(st, m, src, 100, NULL, NULL);
+			proxy_reply_st_to(st, m, src, 100, NULL, NULL);
 		return (true);
 	}
 	free(w);
@@ -1402,7 +1387,7 @@ proxy_dialog_cancelled(void *arg, int code)
 	    (m = (struct sipmsg *)txn_server_request(st)) != NULL) {
 		log_info("proxy " SLICE_FMT ": CANCEL of another node's "
 		    "INVITE answered code=%d", SLICE_ARG(m->callid), code);
-		proxy_dialog_answer(st, m, &w->src, code, NULL, code == 500 ?
+		proxy_reply_st_to(st, m, &w->src, code, NULL, code == 500 ?
 		    DLG_RETRY_AFTER : NULL);
 	}
 	free(w);

@@ -214,6 +214,8 @@ void	 proxy_reply_challenge(const struct sipmsg *, struct tp_sock *,
 	    const struct tp_addr *, int, const char *);
 void	 proxy_reply_st(struct txn *, const char *, int, const char *,
 	    const char *);
+void	 proxy_reply_st_to(struct txn *, const struct sipmsg *,
+	    const struct tp_addr *, int, const char *, const char *);
 void	 proxy_reply_new_st(struct sipmsg *, struct tp_sock *,
 	    const struct tp_addr *, int, const char *, const char *);
 void	 proxy_reply_relay(struct pctx *, const struct sipmsg *, int,

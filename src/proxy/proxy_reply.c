@@ -103,13 +103,12 @@ proxy_reply_st(struct txn *st, const char *topvia, int code,
 		proxy_ctx_count_sent(code, true);
 }
 
-/* A server transaction with no forwarding behind it: answer and forget. */
+/* Through st (which holds m, from src): code, reason, extra. */
 void
-proxy_reply_new_st(struct sipmsg *m, struct tp_sock *sock,
+proxy_reply_st_to(struct txn *st, const struct sipmsg *m,
     const struct tp_addr *src, int code, const char *reason,
     const char *extra)
 {
-	struct txn	*st = txn_server_new(m, sock, src);
 	struct buf	 tv;
 	char		 tvstore[256];
 
@@ -117,6 +116,16 @@ proxy_reply_new_st(struct sipmsg *m, struct tp_sock *sock,
 	proxy_ctx_topvia_buf(m, src, &tv);
 	proxy_reply_st(st, tv.p, code, reason, extra);
 	buf_cleanup(&tv);
+}
+
+/* A server transaction with no forwarding behind it: answer and forget. */
+void
+proxy_reply_new_st(struct sipmsg *m, struct tp_sock *sock,
+    const struct tp_addr *src, int code, const char *reason,
+    const char *extra)
+{
+	proxy_reply_st_to(txn_server_new(m, sock, src), m, src, code, reason,
+	    extra);
 }
 
 /* A response is relayed only if a Via remains once ours is gone (16.7). */
